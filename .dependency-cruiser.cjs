@@ -1,0 +1,81 @@
+/**
+ * The layering of STYLE.md, enforced (`npm run lint`):
+ * errors <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way.
+ */
+const upper = "^src/(cache|runtime|server|cli|index)";
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      from: {},
+      to: { circular: true, dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "errors-import-nothing",
+      comment: "src/errors is the bottom layer: every folder may import it, it imports no other folder.",
+      severity: "error",
+      from: { path: "^src/errors" },
+      to: { path: "^src/", pathNot: "^src/errors" },
+    },
+    {
+      name: "config-below-models",
+      severity: "error",
+      from: { path: "^src/config" },
+      to: { path: "^src/(models|backends|cache|runtime|server|cli)" },
+    },
+    {
+      name: "models-below-backends",
+      severity: "error",
+      from: { path: "^src/models" },
+      to: { path: "^src/(backends|cache|runtime|server|cli)" },
+    },
+    {
+      name: "backends-below-cache",
+      severity: "error",
+      from: { path: "^src/backends" },
+      to: { path: upper },
+    },
+    {
+      name: "cache-core-does-no-io",
+      comment: "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
+      severity: "error",
+      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|lock|zstd)" },
+      to: {
+        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
+      },
+    },
+    {
+      name: "policy-is-pure",
+      comment: "Policy functions see only plain data: no classes from elsewhere, no I/O, no clock.",
+      severity: "error",
+      from: { path: "^src/cache/policy" },
+      to: { path: "^src/", pathNot: "^src/(cache/policy|cache/types|models/types|config/schema|errors)" },
+    },
+    {
+      name: "server-does-not-reach-cli",
+      severity: "error",
+      from: { path: "^src/server" },
+      to: { path: "^src/cli" },
+    },
+    {
+      name: "cli-goes-through-runtime",
+      comment: "The CLI reaches the server only through src/runtime.",
+      severity: "error",
+      from: { path: "^src/cli" },
+      to: { path: "^src/server" },
+    },
+    {
+      name: "runtime-is-only-composed-by-edges",
+      severity: "error",
+      from: { path: "^src/(errors|config|models|backends|cache)" },
+      to: { path: "^src/runtime" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+  },
+};

@@ -1,0 +1,140 @@
+/**
+ * The public shapes of the model cache: statistics (field names fixed by SPEC.md), eviction reasons, events, leases
+ * and the clock. The server, the CLI and the library read these; `ModelCache` produces them.
+ */
+import type { LoadedModel } from "../backends/types.js";
+import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
+
+/** Why a model left the cache. Statistics count removals per reason. */
+export type EvictionReason =
+  | "capacity_count"
+  | "capacity_memory"
+  | "ttl"
+  | "manual"
+  | "file_changed"
+  | "clear"
+  | "shutdown";
+
+export const EVICTION_REASONS: readonly EvictionReason[] = [
+  "capacity_count",
+  "capacity_memory",
+  "ttl",
+  "manual",
+  "file_changed",
+  "clear",
+  "shutdown",
+];
+
+/** Time source, injected so tests run on a fake clock. */
+export interface Clock {
+  /** Wall-clock milliseconds since the epoch (persisted times). */
+  now(): EpochMilliseconds;
+  /** Monotonic milliseconds (durations, timers). */
+  monotonic(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+export interface TimerHandle {
+  unref?(): void;
+}
+
+/** Held while a request uses a model: a leased model is never evicted or unloaded. Release once (idempotent). */
+export interface Lease extends AsyncDisposable, Disposable {
+  readonly model: LoadedModel;
+  readonly descriptor: ModelDescriptor;
+  /** Ends the lease; the model's idle TTL starts when its last lease ends. */
+  release(): void;
+}
+
+export interface AcquireOptions {
+  /**
+   * Idle seconds after this lease ends before the model may be unloaded (Ollama's `keep_alive`): -1 = forever,
+   * 0 = unload as soon as the last lease ends. Overrides the configured TTL for this model until the next request.
+   */
+  keepAliveSeconds?: number;
+  /** Aborts waiting for the model (the shared load itself continues while others still want it). */
+  signal?: AbortSignal;
+}
+
+export interface LastSave {
+  at: string | null;
+  ok: boolean | null;
+  duration_ms: number | null;
+  bytes: number | null;
+  error: string | null;
+}
+
+export interface ModelStats {
+  name: string;
+  key: string;
+  loaded: boolean;
+  pinned: boolean;
+  requests: number;
+  hits: number;
+  misses: number;
+  loads: number;
+  avg_load_ms: number | null;
+  p95_load_ms: number | null;
+  /** ISO time of the last use, or null. */
+  last_used: string | null;
+  frequency_per_hour: number;
+  priority: number;
+  memory_bytes: Bytes;
+  /** ISO time at which the idle model will be unloaded, or null (leased, pinned, no TTL, not loaded). */
+  expires_at: string | null;
+}
+
+/** `GET /v1/cache/stats` and `inferno cache stats --json`: the field names are SPEC.md's. */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  hit_rate: number;
+  loads: number;
+  load_failures: number;
+  evictions: Record<EvictionReason, number>;
+  warmups: number;
+  models_loaded: number;
+  max_cached_models: number;
+  memory_bytes: Bytes;
+  memory_limit_bytes: Bytes;
+  last_save: LastSave;
+  unsaved_changes: boolean;
+  state_file: string | null;
+  models: ModelStats[];
+}
+
+/** A resident (or loading) model, for `GET /v1/cache/models` and `inferno ps`. */
+export interface LoadedModelInfo {
+  name: string;
+  key: string;
+  format: string;
+  state: "loading" | "ready" | "unloading";
+  size_bytes: Bytes;
+  memory_bytes: Bytes;
+  leases: number;
+  pinned: boolean;
+  last_used: string | null;
+  expires_at: string | null;
+  load_ms: number | null;
+}
+
+export type WarmupStrategy = "usage" | "recent" | "priority" | "hybrid" | "none";
+
+export interface WarmupResult {
+  loaded: string[];
+  skipped: Array<{ name: string; reason: string }>;
+  failed: Array<{ name: string; error: string }>;
+}
+
+/** Events the cache emits (for logs, metrics and tests). */
+export interface CacheEvents {
+  hit: { name: string; key: string };
+  miss: { name: string; key: string | null };
+  load: { name: string; key: string; durationMs: number; memoryBytes: Bytes };
+  load_failed: { name: string; key: string; error: unknown };
+  evict: { name: string; key: string; reason: EvictionReason };
+  save: LastSave;
+  restore: { models: number; warning: string | null };
+  warmup: WarmupResult;
+}

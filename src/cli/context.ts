@@ -1,0 +1,31 @@
+/** What every command gets: its IO, the global flags, output helpers and the layered configuration. */
+import type { Command } from "commander";
+import { type FlagValue, type InfernoConfig, type ResolvedConfig, resolveConfig } from "../config/index.js";
+import { type CliIO, type GlobalOptions, Output } from "./io.js";
+
+export class CliContext {
+  /** Set by a command that fails without throwing (e.g. `models validate` found invalid files). */
+  exitCode = 0;
+
+  constructor(
+    readonly io: CliIO,
+    private readonly program: Command,
+  ) {}
+
+  get globals(): GlobalOptions {
+    return this.program.opts<GlobalOptions>();
+  }
+
+  get out(): Output {
+    return new Output(this.io, this.globals);
+  }
+
+  /** The layered configuration with origins, honouring `--config` and the command's own config flags. */
+  resolveConfig(flags: FlagValue[] = []): Promise<ResolvedConfig> {
+    return resolveConfig({ env: this.io.env, cwd: this.io.cwd, configFile: this.globals.config, flags });
+  }
+
+  async loadConfig(flags: FlagValue[] = []): Promise<InfernoConfig> {
+    return (await this.resolveConfig(flags)).config;
+  }
+}

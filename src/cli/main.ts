@@ -1,0 +1,44 @@
+/** The `inferno` entry point: runs the command tree and maps every error to an exit code and one sentence, once. */
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { CommanderError } from "commander";
+import { exitCodeOf, isInfernoError, messageOf } from "../errors/index.js";
+import { type CliIO, processIO } from "./io.js";
+import { buildProgram } from "./program.js";
+
+const COMMANDER_OK = new Set(["commander.helpDisplayed", "commander.version", "commander.help"]);
+
+/** Runs the CLI with `argv` (as `process.argv`: node, script, args…) and resolves to the exit code. */
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const { program, ctx } = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return ctx.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed its message (and the help hint) to stderr.
+      return COMMANDER_OK.has(error.code) ? 0 : 2;
+    }
+    const verbose = ctx.globals.verbose === true;
+    io.stderr.write(`error: ${messageOf(error)}\n`);
+    if (verbose) {
+      if (isInfernoError(error) && error.details) io.stderr.write(`${JSON.stringify(error.details, null, 2)}\n`);
+      if (error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    }
+    return exitCodeOf(error);
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = await main(process.argv);
+}

@@ -1,0 +1,182 @@
+/**
+ * The configuration schema: every key Inferno reads, with its default, unit and meaning. The README's configuration
+ * reference is generated from this file (`npm run docs:config`), and `npm test` checks that it is current, so the
+ * descriptions below are the user documentation.
+ */
+import { z } from "zod";
+
+/** Whole, non-negative number of seconds. */
+const seconds = () => z.number().int().nonnegative();
+
+export const modelOverrideSchema = z
+  .strictObject({
+    ttl_seconds: seconds()
+      .optional()
+      .describe("Idle time in seconds before this model is unloaded; overrides `cache.model_ttl_seconds`. 0 = never."),
+    pinned: z
+      .boolean()
+      .optional()
+      .describe("Load this model at start and never evict it (like listing it in `cache.always_warm`)."),
+  })
+  .describe("Per-model overrides, keyed by model name (`[cache.models.\"my_model.gguf\"]`).");
+
+export const cacheSchema = z
+  .strictObject({
+    persist_cache: z
+      .boolean()
+      .default(true)
+      .describe("Save usage statistics to `<cache_dir>/cache_state.bin.zst` and restore them at start."),
+    cache_dir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Directory of the state file. Default: the platform cache directory + `/inferno` (`$XDG_CACHE_HOME/inferno` or `~/.cache/inferno` on Linux). `~` and `$VAR` are expanded.",
+      ),
+    max_cached_models: z
+      .number()
+      .int()
+      .positive()
+      .default(5)
+      .describe("Most models resident at once. Loading one more evicts an idle model first."),
+    max_memory_mb: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe(
+        "Memory budget for resident models, in MiB. 0 = auto: half of the system's total RAM. A model that can never fit is refused.",
+      ),
+    model_ttl_seconds: seconds()
+      .default(3600)
+      .describe("Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness."),
+    enable_warmup: z.boolean().default(true).describe("Load the most valuable models in the background at start."),
+    warmup_strategy: z
+      .enum(["usage", "recent", "priority", "hybrid", "none"])
+      .default("hybrid")
+      .describe(
+        "How warm-up ranks models: `usage` (decayed frequency x load cost), `recent` (last used first), `priority` (`always_warm` order), `hybrid` (pinned, then usage), `none`.",
+      ),
+    warmup_concurrency: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe("Models loaded at the same time during warm-up."),
+    always_warm: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Model names loaded at start and never evicted (pinned), in priority order."),
+    persist_interval_seconds: seconds()
+      .default(300)
+      .describe("Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close."),
+    restore_window_hours: z
+      .number()
+      .nonnegative()
+      .default(24)
+      .describe("Only models used within this many hours are warmed at start. 0 = no limit."),
+    usage_half_life_hours: z
+      .number()
+      .positive()
+      .default(24)
+      .describe("Half-life, in hours, of the exponentially decayed usage frequency that ranks models."),
+    eviction_policy: z
+      .enum(["lru", "cost-aware"])
+      .default("cost-aware")
+      .describe(
+        "Which idle model to evict first: `lru` (least recently used) or `cost-aware` (keeps models that are slow to load, small and often used).",
+      ),
+    load_failure_cooldown_seconds: seconds()
+      .default(30)
+      .describe("After a failed load, further loads of that model are refused for this many seconds."),
+    models: z
+      .record(z.string().min(1), modelOverrideSchema)
+      .default({})
+      .describe("Per-model overrides: `[cache.models.\"NAME\"]` with `ttl_seconds` and `pinned`."),
+  })
+  .describe("The model cache: what stays loaded, for how long, and what is saved.");
+
+export const backendSchema = z
+  .strictObject({
+    threads: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe("CPU threads for inference. 0 = the number of physical cores; never more threads than cores."),
+    context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
+    batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
+    gpu: z
+      .enum(["auto", "false", "cuda", "vulkan", "metal"])
+      .or(z.literal(false))
+      .default("auto")
+      .describe("GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`."),
+    mmap: z.boolean().default(true).describe("Memory-map GGUF weights instead of reading them into memory."),
+    parallel: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe("Concurrent sequences per loaded GGUF model; further requests to that model queue."),
+  })
+  .describe("How models are run (llama.cpp and ONNX Runtime).");
+
+export const serverSchema = z
+  .strictObject({
+    host: z.string().min(1).default("127.0.0.1").describe("Address `inferno serve` binds to."),
+    port: z.number().int().min(0).max(65535).default(8080).describe("TCP port `inferno serve` listens on. 0 = any free port."),
+    api_key: z
+      .string()
+      .default("")
+      .describe("When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server."),
+    max_queue: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(64)
+      .describe("Requests that may wait for a model; beyond this the server answers 503 with `Retry-After`."),
+    keep_alive_min_seconds: seconds().default(0).describe("Lower bound on a request's `keep_alive`, in seconds."),
+    keep_alive_max_seconds: seconds()
+      .default(0)
+      .describe("Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound."),
+  })
+  .describe("The HTTP server.");
+
+export const configSchema = z
+  .strictObject({
+    models_dir: z
+      .string()
+      .min(1)
+      .default("./models")
+      .describe("Directory searched (recursively) for `.gguf` and `.onnx` models. `~` and `$VAR` are expanded."),
+    allow_outside_models_dir: z
+      .boolean()
+      .default(false)
+      .describe("Allow model names that resolve outside `models_dir` (absolute paths, `..`, escaping symlinks)."),
+    cache: cacheSchema.prefault({}),
+    backend: backendSchema.prefault({}),
+    server: serverSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const { keep_alive_min_seconds: min, keep_alive_max_seconds: max } = config.server;
+    if (max !== 0 && min > max) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["server", "keep_alive_min_seconds"],
+        message: `must not exceed server.keep_alive_max_seconds (${max}), found ${min}`,
+      });
+    }
+  });
+
+/** What the schema alone produces: `cache.cache_dir` may still be unset. */
+export type SchemaConfig = z.infer<typeof configSchema>;
+/** The cache section after loading: `cache_dir` is always resolved to an absolute path. */
+export type CacheConfig = SchemaConfig["cache"] & { cache_dir: string };
+/** The configuration after loading (`loadConfig()`): every default applied, every path absolute. */
+export type InfernoConfig = Omit<SchemaConfig, "cache"> & { cache: CacheConfig };
+export type BackendConfig = SchemaConfig["backend"];
+export type ServerConfig = SchemaConfig["server"];
+export type ModelOverride = z.infer<typeof modelOverrideSchema>;
+
+/** Keys whose values are filesystem paths: `~` and `$VAR` are expanded and relative paths resolved. */
+export const PATH_KEYS = ["models_dir", "cache.cache_dir"] as const;

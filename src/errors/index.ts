@@ -1,0 +1,171 @@
+/**
+ * Every error Inferno raises on purpose. Each class has a stable `code` (never renamed: scripts and clients match on
+ * it), an HTTP `status` for the server's one error mapper, and an `exitCode` for the CLI's one exit-code mapper:
+ * 2 for usage and configuration mistakes, 1 for runtime failures.
+ *
+ * This module imports nothing, so every other folder may use it.
+ */
+
+export type ExitCode = 1 | 2;
+
+export interface InfernoErrorOptions {
+  cause?: unknown;
+  /** Structured facts for `--json` output, logs and the HTTP error body (e.g. the candidates of an ambiguous name). */
+  details?: Record<string, unknown>;
+}
+
+export abstract class InfernoError extends Error {
+  abstract readonly code: string;
+  /** The HTTP status the server answers with. */
+  readonly status: number = 500;
+  /** The process exit code the CLI ends with. */
+  readonly exitCode: ExitCode = 1;
+  /** The OpenAI error `type` the server reports. */
+  readonly type: string = "server_error";
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, options: InfernoErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options.details;
+  }
+}
+
+/** A command line that cannot be understood: unknown flag, missing argument, bad flag value. */
+export class UsageError extends InfernoError {
+  readonly code = "usage_error";
+  override readonly status = 400;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** A configuration source (file, environment variable, flag) holds an unknown key or an ill-typed value. */
+export class ConfigInvalid extends InfernoError {
+  readonly code = "config_invalid";
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** A request body or parameter is not what the API expects. */
+export class BadRequest extends InfernoError {
+  readonly code = "bad_request";
+  override readonly status = 400;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+export class Unauthorized extends InfernoError {
+  readonly code = "invalid_api_key";
+  override readonly status = 401;
+  override readonly type = "authentication_error";
+}
+
+/** No model by that name. `details.suggestions` lists close matches. */
+export class ModelNotFound extends InfernoError {
+  readonly code = "model_not_found";
+  override readonly status = 404;
+  override readonly type = "invalid_request_error";
+}
+
+/** A name matches more than one model. `details.candidates` lists them. */
+export class ModelAmbiguous extends InfernoError {
+  readonly code = "model_ambiguous";
+  override readonly status = 400;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** A name resolves outside the models directory and the configuration does not allow that. */
+export class ModelOutsideModelsDir extends InfernoError {
+  readonly code = "model_outside_models_dir";
+  override readonly status = 403;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** A model file is not a valid GGUF/ONNX file (wrong magic, unsupported version, truncated, unreadable). */
+export class ModelInvalid extends InfernoError {
+  readonly code = "model_invalid";
+  override readonly status = 422;
+  override readonly type = "invalid_request_error";
+}
+
+/** The model cannot do what was asked (e.g. chat on an ONNX classifier, embeddings on a model without them). */
+export class ModelCapabilityMissing extends InfernoError {
+  readonly code = "model_capability_missing";
+  override readonly status = 400;
+  override readonly type = "invalid_request_error";
+}
+
+/** The model can never fit within the cache's memory limit, even in an empty cache. */
+export class ModelTooLarge extends InfernoError {
+  readonly code = "model_too_large";
+  override readonly status = 507;
+}
+
+/** The backend failed to load the model. */
+export class ModelLoadFailed extends InfernoError {
+  readonly code = "model_load_failed";
+  override readonly status = 500;
+}
+
+/** The model failed to load recently; loads are refused until the cooldown ends. `details.retry_after_seconds`. */
+export class ModelLoadCooldown extends InfernoError {
+  readonly code = "model_load_cooldown";
+  override readonly status = 503;
+}
+
+/** Every resident model is leased and a new one could not get room within the wait bound. */
+export class CacheBusy extends InfernoError {
+  readonly code = "cache_busy";
+  override readonly status = 503;
+}
+
+/** Too many requests are waiting. `details.retry_after_seconds`. */
+export class QueueFull extends InfernoError {
+  readonly code = "queue_full";
+  override readonly status = 503;
+}
+
+/** The operation was aborted (client went away, eviction, shutdown). */
+export class Aborted extends InfernoError {
+  readonly code = "aborted";
+  override readonly status = 499;
+}
+
+/** A handle (model, cache, lease) was used after it was disposed or closed. */
+export class Disposed extends InfernoError {
+  readonly code = "disposed";
+  override readonly status = 503;
+}
+
+/** The saved cache state cannot be decoded or is of an unknown format/version. */
+export class StateCorrupt extends InfernoError {
+  readonly code = "state_corrupt";
+}
+
+/** The saved cache state is in use by another process (lock held). */
+export class StateLocked extends InfernoError {
+  readonly code = "state_locked";
+}
+
+/** A request to a running Inferno server failed (used by the CLI's live mode). */
+export class ServerUnavailable extends InfernoError {
+  readonly code = "server_unavailable";
+  override readonly status = 502;
+}
+
+/** The process exit code for any thrown value: 2 for usage/config errors, 1 otherwise. */
+export function exitCodeOf(error: unknown): ExitCode {
+  return error instanceof InfernoError ? error.exitCode : 1;
+}
+
+export function isInfernoError(error: unknown): error is InfernoError {
+  return error instanceof InfernoError;
+}
+
+/** The message of any thrown value, for one-line reports. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

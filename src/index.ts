@@ -1,0 +1,15 @@
+/** The public library API of Inferno. */
+export * from "./errors/index.js";
+export {
+  type BackendConfig,
+  type CacheConfig,
+  type InfernoConfig,
+  loadConfig,
+  type LoadConfigOptions,
+  type ResolvedConfig,
+  resolveConfig,
+  type ServerConfig,
+} from "./config/index.js";
+export type * from "./models/types.js";
+export type * from "./backends/types.js";
+export type * from "./cache/types.js";

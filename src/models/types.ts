@@ -1,0 +1,89 @@
+/** What the rest of Inferno knows about a model file, without loading it. */
+import type { BackendConfig } from "../config/schema.js";
+
+export type ModelFormat = "gguf" | "onnx";
+
+/** Bytes, as a plain number (files and memory here stay far below 2^53). */
+export type Bytes = number;
+/** Milliseconds since the Unix epoch (wall clock). */
+export type EpochMilliseconds = number;
+
+/** Identifies one version of a model file: a change of size or mtime means the file changed. */
+export interface Fingerprint {
+  size: Bytes;
+  mtimeMs: EpochMilliseconds;
+  /** Hex sha256 of the whole file, only when asked for (`--hash`); absent otherwise. */
+  sha256?: string;
+}
+
+/** One model file, resolved. */
+export interface ModelDescriptor {
+  /** Display name: the path relative to the models directory, with `/` separators (e.g. `llama/tiny.gguf`). */
+  name: string;
+  /** The cache key: the canonical real path of the file. Every spelling of one file has the same key. */
+  key: string;
+  /** Absolute path to open (the real path; equal to `key`). */
+  path: string;
+  format: ModelFormat;
+  fingerprint: Fingerprint;
+}
+
+export interface GgufMetadata {
+  format: "gguf";
+  version: number;
+  architecture: string;
+  /** Model name from the header (`general.name`), when present. */
+  modelName?: string;
+  parameterCount: number;
+  /** llama.cpp file type name, e.g. `F32`, `F16`, `Q8_0`, `MOSTLY_Q4_K_M`. */
+  quantization: string;
+  contextLength: number;
+  embeddingLength: number;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  vocabularySize: number;
+  tensorCount: number;
+  /** Total bytes of tensor data. */
+  tensorBytes: Bytes;
+  hasChatTemplate: boolean;
+}
+
+export interface OnnxTensorInfo {
+  name: string;
+  /** Element type, e.g. `float32`, `int64`. */
+  type: string;
+  /** Dimensions; symbolic dimensions are strings, unknown ones null. */
+  shape: Array<number | string | null>;
+}
+
+export interface OnnxMetadata {
+  format: "onnx";
+  inputs: OnnxTensorInfo[];
+  outputs: OnnxTensorInfo[];
+  /** The default-domain opset version. */
+  opset: number;
+  irVersion: number;
+  producer?: string;
+}
+
+export type ModelMetadata = GgufMetadata | OnnxMetadata;
+
+export interface ModelInfo extends ModelDescriptor {
+  metadata: ModelMetadata;
+}
+
+/**
+ * What the cache needs from model discovery. `ModelManager` implements it with the filesystem; the cache's unit tests
+ * implement it in memory.
+ */
+export interface ModelSource {
+  /** Resolves a user-supplied name to one model, or throws ModelNotFound / ModelAmbiguous / ModelOutsideModelsDir. */
+  resolve(name: string): Promise<ModelDescriptor>;
+  /** Every discoverable model. */
+  list(): Promise<ModelDescriptor[]>;
+  /** The current size+mtime of a model's file by key, or null when the file is gone. */
+  fingerprint(key: string): Promise<Fingerprint | null>;
+  /** Bytes a model is expected to take once loaded with these backend settings (before loading it). */
+  estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes>;
+}

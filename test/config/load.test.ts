@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { resolveConfig } from "../../src/config/index.js";
+import { ConfigInvalid } from "../../src/errors/index.js";
+import { tempDir } from "../helpers/tmp.js";
+
+/** A home, an XDG config dir and a working directory, all empty, so no real user file leaks in. */
+async function sandbox(t: TestContext) {
+  const root = await tempDir(t);
+  const home = join(root, "home");
+  const cwd = join(root, "work");
+  const xdg = join(root, "xdg");
+  await mkdir(home, { recursive: true });
+  await mkdir(cwd, { recursive: true });
+  await mkdir(join(xdg, "inferno"), { recursive: true });
+  const env: Record<string, string> = { HOME: home, XDG_CONFIG_HOME: xdg };
+  return {
+    root,
+    home,
+    cwd,
+    env,
+    globalFile: join(xdg, "inferno", "config.toml"),
+    userFile: join(home, ".inferno.toml"),
+    localFile: join(cwd, ".inferno.toml"),
+  };
+}
+
+test("defaults apply when no source sets anything", async (t) => {
+  const s = await sandbox(t);
+  const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  assert.equal(config.cache.max_cached_models, 5);
+  assert.equal(config.cache.eviction_policy, "cost-aware");
+  assert.equal(config.models_dir, join(s.cwd, "models"));
+  assert.equal(config.cache.cache_dir, join(s.home, ".cache", "inferno"));
+  assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "default", source: "built-in" });
+});
+
+test("each layer overrides the one below it, and remembers its origin", async (t) => {
+  const s = await sandbox(t);
+  const explicit = join(s.root, "explicit.toml");
+  await writeFile(s.globalFile, "[cache]\nmax_cached_models = 1\nmodel_ttl_seconds = 10\nwarmup_concurrency = 2\n");
+  await writeFile(s.userFile, "[cache]\nmax_cached_models = 2\nmodel_ttl_seconds = 20\nrestore_window_hours = 5\n");
+  await writeFile(s.localFile, "[cache]\nmax_cached_models = 3\nmodel_ttl_seconds = 30\n[server]\nport = 9000\n");
+  await writeFile(explicit, "[cache]\nmax_cached_models = 4\n[server]\nport = 9001\nhost = \"0.0.0.0\"\n");
+  const env = { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "6", INFERNO_SERVER__PORT: "9002" };
+  const { config, origins } = await resolveConfig({
+    env,
+    home: s.home,
+    cwd: s.cwd,
+    configFile: explicit,
+    flags: [{ key: "server.port", value: 9003, flag: "--port" }],
+  });
+  assert.equal(config.cache.warmup_concurrency, 2);
+  assert.deepEqual(origins.get("cache.warmup_concurrency"), { kind: "global", source: s.globalFile });
+  assert.equal(config.cache.restore_window_hours, 5);
+  assert.deepEqual(origins.get("cache.restore_window_hours"), { kind: "user", source: s.userFile });
+  assert.equal(config.cache.model_ttl_seconds, 30);
+  assert.deepEqual(origins.get("cache.model_ttl_seconds"), { kind: "local", source: s.localFile });
+  assert.equal(config.server.host, "0.0.0.0");
+  assert.deepEqual(origins.get("server.host"), { kind: "file", source: explicit });
+  assert.equal(config.cache.max_cached_models, 6);
+  assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "env", source: "INFERNO_CACHE__MAX_CACHED_MODELS" });
+  assert.equal(config.server.port, 9003);
+  assert.deepEqual(origins.get("server.port"), { kind: "flag", source: "--port" });
+});
+
+test("nested environment variables reach section keys; top-level ones need no section", async (t) => {
+  const s = await sandbox(t);
+  const env = {
+    ...s.env,
+    INFERNO_MODELS_DIR: "./m",
+    INFERNO_CACHE__ALWAYS_WARM: "a.gguf,b.gguf",
+    INFERNO_CACHE__PERSIST_CACHE: "false",
+    INFERNO_BACKEND__GPU: "false",
+  };
+  const { config } = await resolveConfig({ env, home: s.home, cwd: s.cwd });
+  assert.equal(config.models_dir, join(s.cwd, "m"));
+  assert.deepEqual(config.cache.always_warm, ["a.gguf", "b.gguf"]);
+  assert.equal(config.cache.persist_cache, false);
+  assert.equal(config.backend.gpu, "false");
+});
+
+test("~ and $VAR expand in paths; relative paths resolve against the file that sets them", async (t) => {
+  const s = await sandbox(t);
+  await writeFile(s.userFile, 'models_dir = "~/llms"\n[cache]\ncache_dir = "$STATE_ROOT/inferno"\n');
+  const { config } = await resolveConfig({ env: { ...s.env, STATE_ROOT: "/var/tmp/x" }, home: s.home, cwd: s.cwd });
+  assert.equal(config.models_dir, join(s.home, "llms"));
+  assert.equal(config.cache.cache_dir, "/var/tmp/x/inferno");
+
+  await writeFile(s.localFile, 'models_dir = "weights"\n');
+  const local = await resolveConfig({ env: { ...s.env, STATE_ROOT: "/x" }, home: s.home, cwd: s.cwd });
+  assert.equal(local.config.models_dir, join(s.cwd, "weights"));
+});
+
+async function invalidMessage(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => assert.fail("expected ConfigInvalid"),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof ConfigInvalid, `expected ConfigInvalid, got ${String(error)}`);
+  assert.equal(error.exitCode, 2);
+  return error.message;
+}
+
+test("invalid values name the source, the key, the expectation and what was found", async (t) => {
+  const s = await sandbox(t);
+  const cases: Array<[string, RegExp[]]> = [
+    ["[cache]\nmax_cached_models = \"five\"\n", [/cache\.max_cached_models/, /whole number/, /"five" \(a string\)/]],
+    ["[cache]\nmax_cached_models = -2\n", [/cache\.max_cached_models/, /-2 \(a number\)/]],
+    ["[cache]\nmax_cached_models = 1.5\n", [/whole number/, /1\.5/]],
+    ["[cache]\neviction_policy = \"fifo\"\n", [/one of: lru, cost-aware/, /"fifo"/]],
+    ["[cache]\npersist_cache = \"yes\"\n", [/true or false/, /"yes" \(a string\)/]],
+    ["[cache]\nalways_warm = \"a.gguf\"\n", [/list of strings/]],
+    ["[server]\nport = 70000\n", [/server\.port/, /70000/]],
+    ["cache = 3\n", [/expected a table/]],
+    ["[server]\nkeep_alive_min_seconds = 10\nkeep_alive_max_seconds = 5\n", [/keep_alive_min_seconds/, /must not exceed/]],
+  ];
+  for (const [content, patterns] of cases) {
+    await writeFile(s.localFile, content);
+    const message = await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd }));
+    assert.match(message, new RegExp(s.localFile.replaceAll("/", "\\/")), content);
+    for (const pattern of patterns) assert.match(message, pattern, `${content} → ${message}`);
+  }
+});
+
+test("unknown keys are errors with a did-you-mean suggestion", async (t) => {
+  const s = await sandbox(t);
+  await writeFile(s.localFile, "[cache]\nmax_cached_model = 3\n");
+  assert.match(
+    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
+    /cache\.max_cached_model: unknown key; did you mean cache\.max_cached_models\?/,
+  );
+  await writeFile(s.localFile, "[cahce]\nmax_cached_models = 3\n");
+  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /did you mean cache\?/);
+});
+
+test("bad environment variables and broken files are errors, never a fall-back to defaults", async (t) => {
+  const s = await sandbox(t);
+  assert.match(
+    await invalidMessage(resolveConfig({ env: { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "lots" }, home: s.home, cwd: s.cwd })),
+    /environment variable INFERNO_CACHE__MAX_CACHED_MODELS: cache\.max_cached_models: expected a whole number, found "lots"/,
+  );
+  assert.match(
+    await invalidMessage(resolveConfig({ env: { ...s.env, INFERNO_CACHE__TTL: "5" }, home: s.home, cwd: s.cwd })),
+    /INFERNO_CACHE__TTL: cache\.ttl: not a configuration key/,
+  );
+  await writeFile(s.localFile, "[cache\nmax_cached_models = 3\n");
+  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /not valid TOML at line 1/);
+  await writeFile(s.localFile, "");
+  assert.match(
+    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: join(s.root, "missing.toml") })),
+    /missing\.toml: file not found/,
+  );
+  assert.match(
+    await invalidMessage(resolveConfig({ env: { ...s.env }, home: s.home, cwd: s.cwd, configFile: s.home })),
+    /is a directory/,
+  );
+  await writeFile(s.localFile, 'models_dir = "$NOPE/models"\n');
+  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /\$NOPE is not set/);
+});
+
+test("per-model overrides are read from [cache.models.\"name\"] tables", async (t) => {
+  const s = await sandbox(t);
+  await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl_seconds = 600\npinned = true\n');
+  const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  assert.deepEqual(config.cache.models["my_model.gguf"], { ttl_seconds: 600, pinned: true });
+  assert.equal(origins.get('cache.models."my_model.gguf".pinned')?.kind, "local");
+  await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl = 600\n');
+  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /unknown key/);
+});
