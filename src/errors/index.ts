@@ -155,6 +155,28 @@ export class ServerUnavailable extends InfernoError {
   override readonly status = 502;
 }
 
+/** A request body is larger than the server accepts. `details.limit_bytes`. */
+export class PayloadTooLarge extends InfernoError {
+  readonly code = "payload_too_large";
+  override readonly status = 413;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** No HTTP route matches the method and path. */
+export class RouteNotFound extends InfernoError {
+  readonly code = "not_found";
+  override readonly status = 404;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** The server is shutting down and takes no new model requests. */
+export class ShuttingDown extends InfernoError {
+  readonly code = "shutting_down";
+  override readonly status = 503;
+}
+
 /** The process exit code for any thrown value: 2 for usage/config errors, 1 otherwise. */
 export function exitCodeOf(error: unknown): ExitCode {
   return error instanceof InfernoError ? error.exitCode : 1;

@@ -1,0 +1,143 @@
+/**
+ * `createApp(runtime)`: the HTTP API as a hono app. Route groups live in their own files (openai.ts, cache-admin.ts,
+ * health.ts); this file wires the cross-cutting parts — request tracking and metrics, logging, the API key, the body
+ * size limit — and the one error mapper.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
+import { PayloadTooLarge, RouteNotFound, Unauthorized } from "../errors/index.js";
+import type { Bytes } from "../models/types.js";
+import type { ServerRuntime } from "../runtime/types.js";
+import { cacheAdminRoutes } from "./cache-admin.js";
+import type { AppContext, AppDeps, AppEnv } from "./context.js";
+import { errorResponse, mapError } from "./errors.js";
+import { healthRoutes } from "./health.js";
+import { AppLifecycle } from "./lifecycle.js";
+import { createMetrics } from "./metrics.js";
+import { openaiRoutes } from "./openai.js";
+import { AdmissionQueue } from "./queue.js";
+
+/** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
+export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
+
+export interface AppOptions {
+  /** Largest request body accepted, in bytes. Default 8 MiB. */
+  maxBodyBytes?: Bytes;
+  /**
+   * Model requests that run at once before others queue (then `server.max_queue` may wait, the rest get 503).
+   * Default: `cache.max_cached_models × backend.parallel`, every sequence every resident model can run.
+   */
+  concurrentRequests?: number;
+  /** The package version reported by /health. */
+  version?: string;
+}
+
+export interface InfernoApp {
+  readonly app: Hono<AppEnv>;
+  /** In-flight tracking and shutdown control, used by the server's graceful shutdown. */
+  readonly lifecycle: AppLifecycle;
+  /** The hono fetch handler. */
+  readonly fetch: (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
+  /** Stops metric collection from the cache. */
+  dispose(): void;
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/** Bearer-token check. Hashing both sides gives equal lengths, so the comparison is constant-time for any input. */
+function requireApiKey(apiKey: string): MiddlewareHandler<AppEnv> {
+  const expected = sha256(apiKey);
+  return async (c, next) => {
+    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+    if (!match || !timingSafeEqual(sha256((match[1] as string).trim()), expected)) {
+      throw new Unauthorized(
+        match
+          ? "invalid API key in the Authorization header"
+          : "this server requires an API key: send the header `Authorization: Bearer <key>`",
+      );
+    }
+    await next();
+  };
+}
+
+/** The matched route pattern for labels (never the raw path, which would explode metric cardinality). */
+function routeLabel(c: AppContext): string {
+  const path = routePath(c, -1);
+  return path.endsWith("*") ? "unmatched" : path;
+}
+
+function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now();
+    await deps.lifecycle.track(() => next());
+    const status = c.res.status;
+    const route = routeLabel(c);
+    const streamDone = (c.get("streamDone") as Promise<void> | undefined) ?? Promise.resolve();
+    void streamDone.then(() => {
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.observeRequest(c.req.method, route, status, seconds);
+      deps.runtime.logger.debug(
+        { method: c.req.method, path: c.req.path, status, ms: Math.round(seconds * 1000) },
+        "request",
+      );
+    });
+  };
+}
+
+export function createApp(runtime: ServerRuntime, options: AppOptions = {}): InfernoApp {
+  const { cache: cacheConfig, backend, server } = runtime.config;
+  const lifecycle = new AppLifecycle();
+  const deps: AppDeps = {
+    runtime,
+    lifecycle,
+    queue: new AdmissionQueue({
+      slots: options.concurrentRequests ?? cacheConfig.max_cached_models * backend.parallel,
+      maxWaiting: server.max_queue,
+    }),
+    metrics: createMetrics(runtime.cache),
+    version: options.version ?? "unknown",
+    startedAt: Date.now(),
+  };
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+  const app = new Hono<AppEnv>();
+  app.use("*", trackRequests(deps));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new PayloadTooLarge(`request body exceeds the limit of ${maxBodyBytes} bytes`, {
+          details: { limit_bytes: maxBodyBytes },
+        });
+      },
+    }),
+  );
+  if (server.api_key !== "") app.use("/v1/*", requireApiKey(server.api_key));
+  app.route("/", healthRoutes(deps));
+  app.route("/", openaiRoutes(deps));
+  app.route("/", cacheAdminRoutes(deps));
+
+  app.notFound((c) => {
+    throw new RouteNotFound(`no route for ${c.req.method} ${c.req.path}`);
+  });
+  app.onError((error, c) => {
+    const mapped = mapError(error);
+    const fields = { method: c.req.method, path: c.req.path, status: mapped.status, code: mapped.body.error.code };
+    if (mapped.internal) runtime.logger.error({ ...fields, err: error }, mapped.body.error.message);
+    else runtime.logger.info(fields, mapped.body.error.message);
+    return errorResponse(c, mapped);
+  });
+
+  return {
+    app,
+    lifecycle,
+    fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
+    dispose: () => deps.metrics.close(),
+  };
+}

@@ -1,0 +1,43 @@
+/** What every route group gets: the runtime, the admission queue, the lifecycle, metrics; and shared request helpers. */
+import type { Context } from "hono";
+import { BadRequest } from "../errors/index.js";
+import type { ServerRuntime } from "../runtime/types.js";
+import type { AppLifecycle } from "./lifecycle.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { AdmissionQueue } from "./queue.js";
+
+export interface AppDeps {
+  runtime: ServerRuntime;
+  queue: AdmissionQueue;
+  lifecycle: AppLifecycle;
+  metrics: ServerMetrics;
+  /** The package version, reported by /health. */
+  version: string;
+  startedAt: number;
+}
+
+/** Hono context variables set by routes for the request middleware. */
+export interface AppEnv {
+  Variables: {
+    /** Settles when a streamed response body has ended: latency and in-flight tracking wait for it. */
+    streamDone: Promise<void>;
+  };
+}
+
+export type AppContext = Context<AppEnv>;
+
+/** The request's JSON body; an empty body is `{}` (admin routes take optional bodies). */
+export async function readJson(c: AppContext): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new BadRequest(`request body is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Aborts when the client goes away or the server's shutdown grace period ends. */
+export function requestSignal(c: AppContext, lifecycle: AppLifecycle): AbortSignal {
+  return AbortSignal.any([c.req.raw.signal, lifecycle.signal]);
+}

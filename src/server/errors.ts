@@ -1,0 +1,56 @@
+/**
+ * The server's one error mapper: every failure a route throws becomes an HTTP status and OpenAI's error JSON,
+ * `{"error":{"message","type","code","param"}}`, here and nowhere else.
+ */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { isInfernoError, messageOf } from "../errors/index.js";
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; code: string; param: string | null };
+}
+
+export interface MappedError {
+  status: ContentfulStatusCode;
+  body: OpenAIErrorBody;
+  /** Seconds for the `Retry-After` header (queue full, load cooldown), when the error says when to retry. */
+  retryAfterSeconds: number | null;
+  /** True for failures that are the server's fault, logged as errors; false for the client's mistakes. */
+  internal: boolean;
+}
+
+function stringDetail(details: Record<string, unknown> | undefined, name: string): string | null {
+  const value = details?.[name];
+  return typeof value === "string" ? value : null;
+}
+
+function retryAfter(details: Record<string, unknown> | undefined): number | null {
+  const value = details?.retry_after_seconds;
+  return typeof value === "number" && Number.isFinite(value) ? Math.max(1, Math.ceil(value)) : null;
+}
+
+/** Maps any thrown value to a status and OpenAI error body. Unknown errors are 500 `internal_error`. */
+export function mapError(error: unknown): MappedError {
+  if (isInfernoError(error)) {
+    return {
+      status: error.status as ContentfulStatusCode,
+      body: {
+        error: { message: error.message, type: error.type, code: error.code, param: stringDetail(error.details, "param") },
+      },
+      retryAfterSeconds: retryAfter(error.details),
+      internal: error.status >= 500,
+    };
+  }
+  return {
+    status: 500,
+    body: { error: { message: messageOf(error), type: "server_error", code: "internal_error", param: null } },
+    retryAfterSeconds: null,
+    internal: true,
+  };
+}
+
+/** Builds the HTTP response for an error, with `Retry-After` when the error carries one. */
+export function errorResponse(c: Context, mapped: MappedError): Response {
+  if (mapped.retryAfterSeconds !== null) c.header("Retry-After", String(mapped.retryAfterSeconds));
+  return c.json(mapped.body, mapped.status);
+}

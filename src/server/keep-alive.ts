@@ -1,0 +1,66 @@
+/**
+ * `keep_alive` on requests, as Ollama spells it: a duration string (`"5m"`, `"90s"`, `"1h30m"`, `"500ms"`), a number of
+ * seconds (`300`, also as a string), a negative value for "keep loaded forever", or `0` for "unload after this request".
+ * The result is the `keepAliveSeconds` of the cache's AcquireOptions, clamped to the server's bounds.
+ */
+import type { ServerConfig } from "../config/schema.js";
+
+/** Whole seconds; -1 = forever, 0 = unload as soon as the last lease ends. */
+export type KeepAliveSeconds = number;
+
+export const KEEP_ALIVE_FOREVER: KeepAliveSeconds = -1;
+
+const UNIT_SECONDS: Record<string, number> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+};
+
+const DURATION = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/;
+const PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g;
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** Why a keep_alive value was refused; the caller names the field. */
+export class KeepAliveSyntaxError extends Error {}
+
+/** Seconds from a number of seconds: negative means forever; fractions round up so "0.5" does not mean "unload now". */
+function fromSeconds(seconds: number): KeepAliveSeconds {
+  if (!Number.isFinite(seconds)) throw new KeepAliveSyntaxError(`expected a finite number of seconds, found ${seconds}`);
+  if (seconds < 0) return KEEP_ALIVE_FOREVER;
+  return Math.ceil(seconds);
+}
+
+function parseDuration(text: string): number {
+  const match = DURATION.exec(text);
+  if (!match) {
+    throw new KeepAliveSyntaxError(
+      `expected a duration like "5m", "90s" or "1h30m", a number of seconds, or -1 for forever, found ${JSON.stringify(text)}`,
+    );
+  }
+  let seconds = 0;
+  for (const [, amount, unit] of text.matchAll(PART)) seconds += Number(amount) * (UNIT_SECONDS[unit as string] ?? 0);
+  return match[1] === "-" ? -seconds : seconds;
+}
+
+/** Parses a request's `keep_alive`. Throws KeepAliveSyntaxError for anything else. */
+export function parseKeepAlive(value: string | number): KeepAliveSeconds {
+  if (typeof value === "number") return fromSeconds(value);
+  const text = value.trim();
+  if (NUMBER.test(text)) return fromSeconds(Number(text));
+  return fromSeconds(parseDuration(text));
+}
+
+/** Applies `keep_alive_min_seconds` / `keep_alive_max_seconds` (0 = no upper bound); forever becomes the maximum. */
+export function clampKeepAlive(
+  seconds: KeepAliveSeconds,
+  bounds: Pick<ServerConfig, "keep_alive_min_seconds" | "keep_alive_max_seconds">,
+): KeepAliveSeconds {
+  const { keep_alive_min_seconds: min, keep_alive_max_seconds: max } = bounds;
+  if (seconds === KEEP_ALIVE_FOREVER) return max > 0 ? max : KEEP_ALIVE_FOREVER;
+  const atLeast = Math.max(seconds, min);
+  return max > 0 ? Math.min(atLeast, max) : atLeast;
+}

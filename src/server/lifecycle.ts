@@ -1,0 +1,67 @@
+/**
+ * In-flight work and shutdown for one app: every request (and every stream, which outlives its handler) is tracked
+ * so a graceful shutdown can wait for it, and one signal aborts whatever is still generating when the wait runs out.
+ */
+export class AppLifecycle {
+  private readonly shutdown = new AbortController();
+  private active = 0;
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+
+  /** Aborted when in-flight work must stop (shutdown grace period over). */
+  get signal(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
+  /** True once shutdown began: health reports it and new model requests are refused. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get activeCount(): number {
+    return this.active;
+  }
+
+  /** Runs `work` as tracked in-flight work. */
+  async track<T>(work: () => Promise<T>): Promise<T> {
+    this.active += 1;
+    try {
+      return await work();
+    } finally {
+      this.active -= 1;
+      if (this.active === 0) this.notifyIdle();
+    }
+  }
+
+  /** Stops admitting model requests; in-flight ones continue. */
+  beginDraining(): void {
+    this.draining = true;
+  }
+
+  /** Resolves true when no work is in flight, or false after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** Aborts every generation still running (they end with what they have and release their leases). */
+  abortInFlight(): void {
+    this.shutdown.abort(new Error("server shutting down"));
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+}

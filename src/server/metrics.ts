@@ -1,0 +1,93 @@
+/**
+ * `GET /metrics` in Prometheus text format. Cache counters follow the cache's events for the life of this process (a
+ * Prometheus counter restarts with the process; `/v1/cache/stats` holds the persisted totals); gauges read the cache's
+ * statistics when scraped; request counts and latency are recorded per route by the app.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { EVICTION_REASONS } from "../cache/types.js";
+import type { CacheService } from "../runtime/types.js";
+
+/** Load durations span tiny test models (milliseconds) to large GGUF files (minutes). */
+const LOAD_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const REQUEST_SECONDS_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export interface ServerMetrics {
+  readonly registry: Registry;
+  /** Records one finished HTTP request. `route` is the matched route pattern, never the raw path. */
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Stops listening to the cache. */
+  close(): void;
+}
+
+export function createMetrics(cache: CacheService): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const hits = new Counter({ name: "inferno_cache_hits_total", help: "Model requests served by a loaded model.", registers });
+  const misses = new Counter({ name: "inferno_cache_misses_total", help: "Model requests that needed a load.", registers });
+  const loads = new Counter({ name: "inferno_cache_loads_total", help: "Models loaded.", registers });
+  const loadFailures = new Counter({ name: "inferno_cache_load_failures_total", help: "Model loads that failed.", registers });
+  const evictions = new Counter({
+    name: "inferno_cache_evictions_total",
+    help: "Models unloaded, by reason.",
+    labelNames: ["reason"] as const,
+    registers,
+  });
+  for (const reason of EVICTION_REASONS) evictions.inc({ reason }, 0);
+  const loadSeconds = new Histogram({
+    name: "inferno_cache_load_duration_seconds",
+    help: "Time to load a model.",
+    buckets: LOAD_SECONDS_BUCKETS,
+    registers,
+  });
+
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge("inferno_cache_memory_bytes", "Memory held by loaded models.", () => cache.stats().memory_bytes);
+  gauge("inferno_cache_memory_limit_bytes", "The cache's memory budget (0 = unlimited).", () => cache.stats().memory_limit_bytes);
+  gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.stats().models_loaded);
+  gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.stats().max_cached_models);
+
+  const requests = new Counter({
+    name: "inferno_http_requests_total",
+    help: "HTTP requests, by method, route and status.",
+    labelNames: ["method", "route", "status"] as const,
+    registers,
+  });
+  const requestSeconds = new Histogram({
+    name: "inferno_http_request_duration_seconds",
+    help: "HTTP request latency (to the end of the response body for streams), by method and route.",
+    labelNames: ["method", "route"] as const,
+    buckets: REQUEST_SECONDS_BUCKETS,
+    registers,
+  });
+
+  const unsubscribe = [
+    cache.on("hit", () => hits.inc()),
+    cache.on("miss", () => misses.inc()),
+    cache.on("load", ({ durationMs }) => {
+      loads.inc();
+      loadSeconds.observe(durationMs / 1000);
+    }),
+    cache.on("load_failed", () => loadFailures.inc()),
+    cache.on("evict", ({ reason }) => evictions.inc({ reason })),
+  ];
+
+  return {
+    registry,
+    observeRequest(method, route, status, seconds) {
+      requests.inc({ method, route, status: String(status) });
+      requestSeconds.observe({ method, route }, seconds);
+    },
+    close() {
+      for (const off of unsubscribe) off();
+    },
+  };
+}
