@@ -177,6 +177,11 @@ export class ShuttingDown extends InfernoError {
   override readonly status = 503;
 }
 
+/** The server could not listen on its address (in use, not permitted, unknown host). */
+export class ServerListenFailed extends InfernoError {
+  readonly code = "listen_failed";
+}
+
 /** The process exit code for any thrown value: 2 for usage/config errors, 1 otherwise. */
 export function exitCodeOf(error: unknown): ExitCode {
   return error instanceof InfernoError ? error.exitCode : 1;

@@ -102,7 +102,12 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     metrics: createMetrics(runtime.cache),
     version: options.version ?? "unknown",
     startedAt: Date.now(),
+    warmup: { state: "running" },
   };
+  runtime.cache.warmupDone.then(
+    () => (deps.warmup.state = "done"),
+    () => (deps.warmup.state = "failed"),
+  );
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
   const app = new Hono<AppEnv>();

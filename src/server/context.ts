@@ -14,6 +14,8 @@ export interface AppDeps {
   /** The package version, reported by /health. */
   version: string;
   startedAt: number;
+  /** The start-up warm-up: `running` until the cache's `warmupDone` settles. */
+  warmup: { state: "running" | "done" | "failed" };
 }
 
 /** Hono context variables set by routes for the request middleware. */

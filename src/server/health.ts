@@ -12,6 +12,7 @@ export function healthRoutes(deps: AppDeps): Hono<AppEnv> {
       version: deps.version,
       uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
       models_loaded: stats.models_loaded,
+      warmup: deps.warmup.state,
       requests_running: deps.queue.runningCount,
       requests_waiting: deps.queue.waitingCount,
     };

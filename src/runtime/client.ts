@@ -1,0 +1,142 @@
+/**
+ * An HTTP client for a running `inferno serve`, used by the live CLI (`inferno cache …`, `inferno ps`). It speaks the
+ * cache admin routes and turns the server's OpenAI error JSON back into Inferno's typed errors.
+ */
+import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
+import type { ServerConfig } from "../config/schema.js";
+import {
+  BadRequest,
+  type InfernoError,
+  ModelAmbiguous,
+  ModelNotFound,
+  ServerUnavailable,
+  Unauthorized,
+  UsageError,
+} from "../errors/index.js";
+
+/** How long a probe waits for `/health` before deciding no server is running. */
+const PROBE_TIMEOUT_MS = 1500;
+/** Admin calls may load models (warm-up, load), which can take minutes for large files. */
+const CALL_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** The server's address: `--server URL` when given, else `[server] host:port` (a wildcard bind is reached on loopback). */
+export function serverUrl(server: Pick<ServerConfig, "host" | "port">, override?: string): string {
+  if (override) {
+    const url = override.includes("://") ? override : `http://${override}`;
+    try {
+      return new URL(url).toString().replace(/\/$/, "");
+    } catch {
+      throw new UsageError(`--server expects a URL like http://127.0.0.1:8080, found ${JSON.stringify(override)}`);
+    }
+  }
+  const host = server.host === "0.0.0.0" ? "127.0.0.1" : server.host === "::" ? "::1" : server.host;
+  const literal = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  return `http://${literal}:${server.port}`;
+}
+
+interface ErrorBody {
+  error?: { message?: string; code?: string };
+}
+
+type ErrorClass = new (message: string, options?: { details?: Record<string, unknown> }) => InfernoError;
+
+/** Server error codes the CLI maps back to their classes, so exit codes stay right (2 for usage mistakes). */
+const ERRORS_BY_CODE: Record<string, ErrorClass> = {
+  model_not_found: ModelNotFound,
+  model_ambiguous: ModelAmbiguous,
+  bad_request: BadRequest,
+  usage_error: UsageError,
+  invalid_api_key: Unauthorized,
+};
+
+export interface InfernoClientOptions {
+  /** Sent as `Authorization: Bearer <key>` when non-empty. */
+  apiKey?: string;
+}
+
+export class InfernoClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly options: InfernoClientOptions = {},
+  ) {}
+
+  /** True when an Inferno server answers `/health` at the address (quickly; false on refusal or timeout). */
+  async ping(): Promise<boolean> {
+    try {
+      const response = await fetch(`${this.baseUrl}/health`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      const body = (await response.json()) as { status?: unknown };
+      return typeof body.status === "string";
+    } catch {
+      return false;
+    }
+  }
+
+  stats(): Promise<CacheStats> {
+    return this.call("GET", "/v1/cache/stats");
+  }
+
+  async loadedModels(): Promise<LoadedModelInfo[]> {
+    return (await this.call<{ data: LoadedModelInfo[] }>("GET", "/v1/cache/models")).data;
+  }
+
+  save(): Promise<LastSave> {
+    return this.call("POST", "/v1/cache/save", {});
+  }
+
+  async clear(options: { model?: string; force?: boolean; stats?: boolean } = {}): Promise<string[]> {
+    return (await this.call<{ unloaded: string[] }>("POST", "/v1/cache/clear", options)).unloaded;
+  }
+
+  warmup(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupResult> {
+    return this.call("POST", "/v1/cache/warmup", options);
+  }
+
+  /** Unloads a model; false when it was not loaded. */
+  async evict(name: string): Promise<boolean> {
+    return (await this.call<{ unloaded: boolean }>("DELETE", `/v1/cache/models/${encodeURIComponent(name)}`)).unloaded;
+  }
+
+  /** Preloads a model; `keepAlive` as the API takes it (`"5m"`, seconds, -1). */
+  load(name: string, keepAlive?: string | number): Promise<LoadedModelInfo> {
+    const body = keepAlive === undefined ? {} : { keep_alive: keepAlive };
+    return this.call("POST", `/v1/cache/models/${encodeURIComponent(name)}/load`, body);
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      });
+    } catch (error) {
+      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const text = await response.text();
+    if (!response.ok) throw this.remoteError(response.status, text);
+    return JSON.parse(text) as T;
+  }
+
+  private remoteError(status: number, text: string): InfernoError {
+    let body: ErrorBody = {};
+    try {
+      body = JSON.parse(text) as ErrorBody;
+    } catch {
+      // Not an Inferno error body (a proxy's page, say): reported with its status below.
+    }
+    const message = body.error?.message ?? `HTTP ${status}: ${text.slice(0, 200)}`;
+    const code = body.error?.code ?? "";
+    const Known = ERRORS_BY_CODE[code];
+    if (Known) return new Known(message, { details: { status, code } });
+    return new ServerUnavailable(`the server at ${this.baseUrl} answered ${status}: ${message}`, {
+      details: { status, code },
+    });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Serving the HTTP app on a socket, and the graceful shutdown order: stop accepting, let in-flight requests finish
+ * (bounded, then abort their generations), close the sockets. Saving and unloading follow in `Runtime.close()`.
+ */
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
+import { ServerListenFailed } from "../errors/index.js";
+import { type AppOptions, createApp, type InfernoApp } from "../server/app.js";
+import type { ServerRuntime } from "./types.js";
+
+/** In-flight requests get this long to finish at shutdown before their generations are aborted. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** After aborting, generations get this long to notice and release their leases. */
+const ABORT_SETTLE_MS = 2_000;
+
+export interface StartServerOptions extends AppOptions {
+  /** Defaults to `[server] host`. */
+  host?: string;
+  /** Defaults to `[server] port`; 0 picks a free port. */
+  port?: number;
+}
+
+export interface ShutdownReport {
+  /** True when every in-flight request finished within the grace period. */
+  drained: boolean;
+  /** Requests whose generation was aborted because the grace period ran out. */
+  aborted: number;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, with the real port when 0 was asked for. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly app: InfernoApp;
+  /** Stops accepting, waits up to `graceMs` for in-flight requests, aborts the rest, closes every socket. Idempotent. */
+  close(graceMs?: number): Promise<ShutdownReport>;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|::1|\[::1\])$/i;
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+function urlOf(host: string, port: number): string {
+  const literal = host.includes(":") ? `[${host}]` : host;
+  return `http://${literal}:${port}`;
+}
+
+function listen(app: InfernoApp, host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }) as Server;
+    const onError = (error: NodeJS.ErrnoException) => {
+      const reason =
+        error.code === "EADDRINUSE"
+          ? `port ${port} is already in use (another \`inferno serve\`? choose one with --port)`
+          : error.code === "EACCES"
+            ? `permission denied for port ${port}`
+            : error.message;
+      reject(new ServerListenFailed(`cannot listen on ${host}:${port}: ${reason}`, { cause: error }));
+    };
+    server.once("error", onError);
+    server.once("listening", () => {
+      server.off("error", onError);
+      resolve(server);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Builds the app for `runtime` and serves it. Resolves once the socket listens. */
+export async function startServer(runtime: ServerRuntime, options: StartServerOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? runtime.config.server.host;
+  if (!isLoopback(host) && runtime.config.server.api_key === "") {
+    runtime.logger.warn(
+      { host },
+      `binding to ${host}, reachable from other machines, without an API key: anyone who can reach it can use your models; set server.api_key (or --api-key) or bind to 127.0.0.1`,
+    );
+  }
+  const app = createApp(runtime, options);
+  let server: Server;
+  try {
+    server = await listen(app, host, options.port ?? runtime.config.server.port);
+  } catch (error) {
+    app.dispose();
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<ShutdownReport> | null = null;
+
+  const shutdown = async (graceMs: number): Promise<ShutdownReport> => {
+    app.lifecycle.beginDraining();
+    const closed = closeServer(server);
+    server.closeIdleConnections();
+    const drained = await app.lifecycle.whenIdle(graceMs);
+    const aborted = app.lifecycle.activeCount;
+    if (!drained) {
+      runtime.logger.warn({ requests: aborted, grace_ms: graceMs }, "in-flight requests did not finish in time; aborting them");
+      app.lifecycle.abortInFlight();
+      await app.lifecycle.whenIdle(ABORT_SETTLE_MS);
+    }
+    server.closeAllConnections();
+    await closed;
+    app.dispose();
+    return { drained, aborted };
+  };
+
+  return {
+    url: urlOf(host, port),
+    host,
+    port,
+    app,
+    close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS) {
+      closing ??= shutdown(graceMs);
+      return closing;
+    },
+  };
+}
