@@ -15,6 +15,8 @@ export interface ServerMetrics {
   readonly registry: Registry;
   /** Records one finished HTTP request. `route` is the matched route pattern, never the raw path. */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Counts a generation cut short because its client disconnected (or shutdown ran out of patience). */
+  generationAborted(): void;
   /** Stops listening to the cache. */
   close(): void;
 }
@@ -69,6 +71,12 @@ export function createMetrics(cache: CacheService): ServerMetrics {
     registers,
   });
 
+  const aborted = new Counter({
+    name: "inferno_generations_aborted_total",
+    help: "Generations aborted because the client disconnected or the server shut down.",
+    registers,
+  });
+
   const unsubscribe = [
     cache.on("hit", () => hits.inc()),
     cache.on("miss", () => misses.inc()),
@@ -85,6 +93,9 @@ export function createMetrics(cache: CacheService): ServerMetrics {
     observeRequest(method, route, status, seconds) {
       requests.inc({ method, route, status: String(status) });
       requestSeconds.observe({ method, route }, seconds);
+    },
+    generationAborted() {
+      aborted.inc();
     },
     close() {
       for (const off of unsubscribe) off();

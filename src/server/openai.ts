@@ -42,10 +42,11 @@ function usageOf(results: GenerationResult[]): Usage {
  * OpenAI has no "aborted" finish: a generation cut short by the client leaving is never seen, and one cut short by
  * shutdown is reported as an error rather than passed off as complete.
  */
-function finishReasonOf(reason: FinishReason, signal: AbortSignal): OpenAIFinishReason {
+function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
   if (reason !== "abort") return reason;
+  deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
-    cause: signal.reason,
+    cause: session.signal.reason,
   });
 }
 
@@ -99,7 +100,7 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
         ...generationOptions(body, maxTokens, session.signal),
         onText: (text) => events.send(chunk({ content: text }, null)),
       });
-      events.send(chunk({}, finishReasonOf(result.finishReason, session.signal)));
+      events.send(chunk({}, finishReasonOf(result.finishReason, session, deps)));
       if (includeUsage(body)) {
         events.send({ id, object: "chat.completion.chunk", created, model: name, choices: [], usage: usageOf([result]) });
       }
@@ -117,7 +118,7 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
         index: 0,
         message: { role: "assistant", content: result.text, refusal: null },
         logprobs: null,
-        finish_reason: finishReasonOf(result.finishReason, session.signal),
+        finish_reason: finishReasonOf(result.finishReason, session, deps),
       },
     ],
     usage: usageOf([result]),
@@ -136,6 +137,7 @@ async function completeEach(
 }
 
 async function streamCompletions(
+  deps: AppDeps,
   events: SseWriter,
   body: CompletionRequest,
   session: ModelSession,
@@ -157,7 +159,7 @@ async function streamCompletions(
     };
   });
   for (const [index, result] of results.entries()) {
-    events.send(chunk(index, "", finishReasonOf(result.finishReason, session.signal)));
+    events.send(chunk(index, "", finishReasonOf(result.finishReason, session, deps)));
   }
   if (includeUsage(body)) {
     events.send({
@@ -184,7 +186,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
     maxTokens: body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS,
   };
 
-  if (body.stream) return streamSession(c, deps, session, (events) => streamCompletions(events, body, session, model, meta));
+  if (body.stream) return streamSession(c, deps, session, (events) => streamCompletions(deps, events, body, session, model, meta));
 
   const results = await within(session, () =>
     completeEach(model, prompts, () => generationOptions(body, meta.maxTokens, session.signal)),
@@ -198,7 +200,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
       index,
       text: body.echo ? `${prompts[index]}${result.text}` : result.text,
       logprobs: null,
-      finish_reason: finishReasonOf(result.finishReason, session.signal),
+      finish_reason: finishReasonOf(result.finishReason, session, deps),
     })),
     usage: usageOf(results),
   });

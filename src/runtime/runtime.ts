@@ -1,0 +1,129 @@
+/**
+ * The composition root: configuration → ModelManager → backends → state store → ModelCache, and the shutdown order
+ * that undoes it (the server stops first — see serve.ts —, then the cache saves and unloads, then the backends go).
+ */
+import { totalmem } from "node:os";
+import type { Writable } from "node:stream";
+import { createBackends } from "../backends/index.js";
+import type { BackendRegistry } from "../backends/types.js";
+import { ModelCache } from "../cache/model-cache.js";
+import { FileStateStore } from "../cache/persistence/file-store.js";
+import type { CacheEvents } from "../cache/types.js";
+import type { InfernoConfig } from "../config/schema.js";
+import { ModelManager } from "../models/manager.js";
+import type { Bytes } from "../models/types.js";
+import { type InfernoLogger, silentLogger } from "./logger.js";
+import { observeLoads, ProgressLine } from "./progress.js";
+import type { ServerRuntime } from "./types.js";
+
+export interface RuntimeOptions {
+  /** Where the runtime and the cache log. Default: silent. */
+  logger?: InfernoLogger;
+  /** A terminal stream for the model-load progress line; drawn only when it is a TTY. */
+  progress?: Writable & { isTTY?: boolean };
+  /** Backends by format. Default: the real ones (`createBackends()`: llama.cpp for GGUF, ONNX Runtime for ONNX). */
+  backends?: BackendRegistry;
+  /** Total system memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
+  systemMemoryBytes?: Bytes;
+}
+
+/** A running Inferno: configuration, models, cache and logger, closed once with `close()`. */
+export class Runtime implements ServerRuntime, AsyncDisposable {
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    readonly config: InfernoConfig,
+    readonly models: ModelManager,
+    readonly cache: ModelCache,
+    readonly logger: InfernoLogger,
+    private readonly backends: BackendRegistry,
+    private readonly stopLogging: () => void,
+  ) {}
+
+  /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    try {
+      await this.cache.close();
+      const save = this.cache.stats().last_save;
+      if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");
+    } finally {
+      this.stopLogging();
+      await Promise.all(Object.values(this.backends).map((backend) => backend.dispose()));
+    }
+  }
+}
+
+/** Logs what the cache does: loads, failures, evictions, warm-up, restore. Returns the unsubscribe function. */
+function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: ProgressLine | null): () => void {
+  const clearProgress = () => progress?.clear();
+  const handlers: { [E in keyof CacheEvents]?: (payload: CacheEvents[E]) => void } = {
+    load: ({ name, durationMs, memoryBytes }) => {
+      clearProgress();
+      logger.info({ model: name, ms: Math.round(durationMs), memory_bytes: memoryBytes }, `loaded ${name}`);
+    },
+    load_failed: ({ name, error }) => {
+      clearProgress();
+      logger.warn({ model: name, error: error instanceof Error ? error.message : String(error) }, `failed to load ${name}`);
+    },
+    evict: ({ name, reason }) => logger.info({ model: name, reason }, `unloaded ${name} (${reason})`),
+    restore: ({ models, warning }) => {
+      if (warning) logger.warn({}, warning);
+      else logger.info({ models }, `restored the usage statistics of ${models} model(s)`);
+    },
+    warmup: ({ loaded, skipped, failed }) => {
+      if (loaded.length + skipped.length + failed.length === 0) return;
+      logger.info({ loaded, skipped, failed }, `warm-up: ${loaded.length} loaded, ${failed.length} failed, ${skipped.length} skipped`);
+    },
+    save: ({ ok, error, bytes }) => {
+      if (ok === false) logger.warn({ error }, "saving the cache state failed");
+      else logger.debug({ bytes }, "cache state saved");
+    },
+  };
+  const offs = Object.entries(handlers).map(([event, handler]) =>
+    cache.on(event as keyof CacheEvents, handler as (payload: unknown) => void),
+  );
+  return () => {
+    for (const off of offs) off();
+  };
+}
+
+function cacheLogger(logger: InfernoLogger) {
+  return {
+    info: (message: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, message),
+    warn: (message: string, fields?: Record<string, unknown>) => logger.warn(fields ?? {}, message),
+    debug: (message: string, fields?: Record<string, unknown>) => logger.debug(fields ?? {}, message),
+  };
+}
+
+/** Builds the runtime for a loaded configuration. The cache restores its saved state and starts warm-up in the background. */
+export async function createRuntime(config: InfernoConfig, options: RuntimeOptions = {}): Promise<Runtime> {
+  const logger = options.logger ?? silentLogger();
+  const models = new ModelManager(config.models_dir, { allowOutsideModelsDir: config.allow_outside_models_dir });
+  const progress = options.progress?.isTTY ? new ProgressLine(options.progress) : null;
+  const real = options.backends ?? createBackends();
+  const backends = progress ? observeLoads(real, progress.update) : real;
+  const store = config.cache.persist_cache ? new FileStateStore(config.cache.cache_dir) : null;
+  let cache: ModelCache;
+  try {
+    cache = await ModelCache.create(config.cache, config.backend, models, {
+      backends,
+      store,
+      logger: cacheLogger(logger),
+      systemMemoryBytes: options.systemMemoryBytes ?? totalmem(),
+    });
+  } catch (error) {
+    await Promise.all(Object.values(real).map((backend) => backend.dispose()));
+    throw error;
+  }
+  const stopLogging = logCacheEvents(cache, logger, progress);
+  return new Runtime(config, models, cache, logger, real, stopLogging);
+}

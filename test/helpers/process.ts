@@ -1,0 +1,66 @@
+/**
+ * The real `inferno` process (`node --import tsx src/cli/main.ts …`), for tests that need signals, exit codes and a
+ * fresh process (restart). Output is collected; `waitForLine` waits for a line matching a pattern.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import type { TestContext } from "node:test";
+
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const TSX = import.meta.resolve("tsx");
+
+export interface InfernoProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first stdout line matching `pattern` (rejects if the process exits first). */
+  waitForLine(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** Sends a signal and resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function spawnInferno(
+  t: TestContext,
+  args: string[],
+  options: { cwd: string; env: Record<string, string> },
+): InfernoProcess {
+  const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitForLine(pattern) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = out.split("\n").map((line) => pattern.exec(line)).find((m) => m !== null);
+          if (!match) return false;
+          child.stdout.off("data", check);
+          resolve(match);
+          return true;
+        };
+        if (check()) return;
+        child.stdout.on("data", check);
+        void exited.then((code) => {
+          if (!check()) reject(new Error(`inferno exited (${code}) before printing ${pattern}; stderr:\n${err}`));
+        });
+      });
+    },
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

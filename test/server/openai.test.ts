@@ -1,0 +1,244 @@
+/**
+ * The real server (llama.cpp on generated GGUF models, real HTTP on loopback) driven by the official `openai` client.
+ * One server and one loaded model serve the whole file; apps with other settings share its runtime.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import OpenAI from "openai";
+import type { LoadedModelInfo } from "../../src/cache/types.js";
+import { startServer } from "../../src/runtime/index.js";
+import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+
+let s: TestServer;
+const fileScope = fileContext();
+
+before(async () => {
+  s = await startTestServer(fileScope.context, {
+    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } } },
+  });
+});
+
+after(() => fileScope.cleanUp());
+
+async function loaded(): Promise<LoadedModelInfo[]> {
+  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
+}
+
+describe("OpenAI-compatible routes", () => {
+  it("lists every discoverable model with whether it is loaded", async () => {
+    const page = await s.openai().models.list();
+    const ids = page.data.map((m) => m.id).sort();
+    assert.deepEqual(ids, ["other/second.gguf", "tiny.gguf"]);
+    for (const model of page.data) {
+      assert.equal(model.object, "model");
+      assert.equal((model as unknown as { loaded: boolean }).loaded, false);
+    }
+    const one = await s.openai().models.retrieve("tiny.gguf");
+    assert.equal(one.id, "tiny.gguf");
+  });
+
+  it("answers a chat completion with usage counts, then the model shows as loaded", async () => {
+    const completion = await s.openai().chat.completions.create({
+      model: "tiny.gguf",
+      messages: [{ role: "user", content: "Hello there" }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    assert.equal(completion.object, "chat.completion");
+    assert.equal(completion.model, "tiny.gguf");
+    const choice = completion.choices[0];
+    assert.ok(choice);
+    assert.equal(choice.message.role, "assistant");
+    assert.equal(typeof choice.message.content, "string");
+    assert.ok(["stop", "length"].includes(choice.finish_reason));
+    const usage = completion.usage;
+    assert.ok(usage && usage.prompt_tokens > 0 && usage.completion_tokens > 0 && usage.completion_tokens <= 8);
+    assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    const models = await s.openai().models.list();
+    assert.equal(models.data.find((m) => m.id === "tiny.gguf")?.["loaded" as never], true);
+  });
+
+  it("streams a chat completion as server-sent events whose text equals the non-streamed answer", async () => {
+    const request = {
+      model: "tiny.gguf",
+      messages: [{ role: "user" as const, content: "Tell me a story" }],
+      max_tokens: 12,
+      temperature: 0,
+    };
+    const whole = await s.openai().chat.completions.create(request);
+    const stream = await s.openai().chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks += 1;
+      assert.equal(chunk.object, "chat.completion.chunk");
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta.content ?? "";
+      finish = choice.finish_reason ?? finish;
+    }
+    assert.ok(chunks > 2, `only ${chunks} chunks`);
+    assert.equal(text, whole.choices[0]?.message.content);
+    assert.equal(finish, whole.choices[0]?.finish_reason);
+    assert.deepEqual(usage, whole.usage);
+  });
+
+  it("ends a raw stream with data: [DONE]", async () => {
+    const response = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 3, stream: true }),
+    });
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    const body = await response.text();
+    const events = body.split("\n\n").filter((e) => e.trim() !== "");
+    assert.equal(events.at(-1), "data: [DONE]");
+    for (const event of events.slice(0, -1)) assert.equal(JSON.parse(event.slice("data: ".length)).object, "text_completion");
+  });
+
+  it("answers text completions, one choice per prompt, defaulting to 16 tokens", async () => {
+    const completion = await s.openai().completions.create({ model: "tiny.gguf", prompt: ["Once upon", "A time"], temperature: 0 });
+    assert.equal(completion.object, "text_completion");
+    assert.deepEqual(
+      completion.choices.map((c) => c.index),
+      [0, 1],
+    );
+    assert.ok(completion.usage && completion.usage.completion_tokens > 0 && completion.usage.completion_tokens <= 32);
+
+    const streamed = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", temperature: 0, stream: true });
+    let text = "";
+    for await (const chunk of streamed) text += chunk.choices[0]?.text ?? "";
+    assert.equal(text, completion.choices[0]?.text);
+  });
+
+  it("returns embeddings as floats and as base64 (the openai client's default), with equal vectors", async () => {
+    const asFloat = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"], encoding_format: "float" });
+    const asBase64 = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"] });
+    assert.equal(asFloat.data.length, 2);
+    const first = asFloat.data[0]?.embedding ?? [];
+    assert.ok(first.length > 0);
+    assert.ok(first.every((x) => Number.isFinite(x)));
+    assert.equal(asBase64.data[0]?.embedding.length, first.length);
+    for (const [i, x] of (asBase64.data[0]?.embedding ?? []).entries()) assert.ok(Math.abs(x - (first[i] ?? NaN)) < 1e-6);
+    assert.ok(asFloat.usage.prompt_tokens > 0);
+  });
+});
+
+describe("errors in OpenAI's format", () => {
+  it("unknown model → 404 model_not_found naming close matches", async () => {
+    await assert.rejects(
+      s.openai().chat.completions.create({ model: "tiny.guf", messages: [{ role: "user", content: "hi" }] }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.NotFoundError, String(error));
+        assert.equal(error.code, "model_not_found");
+        assert.equal(error.type, "invalid_request_error");
+        assert.match(error.message, /tiny\.gguf/);
+        return true;
+      },
+    );
+  });
+
+  it("bad body → 400 naming the field", async () => {
+    await assert.rejects(
+      s.openai().chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: 42 as never }] }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.equal(error.code, "bad_request");
+        assert.equal(error.param, "messages[0].content");
+        assert.match(error.message, /messages\[0\]\.content/);
+        return true;
+      },
+    );
+    const { status, body } = await s.getJson<{ error: { param: string; message: string } }>("/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "x", keep_alive: "soon" }),
+    });
+    assert.equal(status, 400);
+    assert.equal(body.error.param, "keep_alive");
+    assert.match(body.error.message, /keep_alive: expected a duration like "5m"/);
+    const broken = await s.getJson<{ error: { code: string } }>("/v1/embeddings", { method: "POST", body: "{not json" });
+    assert.equal(broken.status, 400);
+    assert.equal(broken.body.error.code, "bad_request");
+  });
+
+  it("unknown route → 404 in the same format", async () => {
+    const { status, body } = await s.getJson<{ error: { code: string } }>("/v1/nothing-here");
+    assert.equal(status, 404);
+    assert.equal(body.error.code, "not_found");
+  });
+
+  it("with an api_key: missing or wrong key → 401, right key → 200; /health stays open", async (t) => {
+    const secured = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } }, { port: 0 });
+    t.after(() => secured.close(0));
+    const client = (key: string) => new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: key, maxRetries: 0 });
+    for (const key of ["", "wrong"]) {
+      const bare = await fetch(`${secured.url}/v1/models`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+      assert.equal(bare.status, 401);
+      assert.equal(((await bare.json()) as { error: { code: string } }).error.code, "invalid_api_key");
+    }
+    await assert.rejects(client("wrong").models.list(), OpenAI.AuthenticationError);
+    assert.ok((await client("sesame").models.list()).data.length > 0);
+    assert.equal((await fetch(`${secured.url}/health`)).status, 200);
+  });
+
+  it("a body over the limit → 413", async (t) => {
+    const small = await startServer(s.runtime, { port: 0, maxBodyBytes: 1024 });
+    t.after(() => small.close(0));
+    const response = await fetch(`${small.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "x".repeat(4096) }),
+    });
+    assert.equal(response.status, 413);
+    assert.equal(((await response.json()) as { error: { code: string } }).error.code, "payload_too_large");
+  });
+});
+
+describe("leases, disconnects and the queue", () => {
+  it("a streaming request holds a lease while it runs; a client that disconnects aborts it and releases the lease", async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 400, stream: true }),
+      signal: controller.signal,
+    });
+    const reader = response.body!.getReader();
+    await reader.read(); // the first event: the generation is under way
+    const during = (await loaded()).find((m) => m.name === "tiny.gguf");
+    assert.equal(during?.leases, 1);
+    controller.abort();
+    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(metrics, /^inferno_generations_aborted_total 1$/m);
+  });
+
+  it("beyond max_queue waiting requests → 503 with Retry-After", async (t) => {
+    const busy = await startServer(
+      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, max_queue: 0 } } },
+      { port: 0, concurrentRequests: 1 },
+    );
+    t.after(() => busy.close(0));
+    const controller = new AbortController();
+    const first = await fetch(`${busy.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 400, stream: true }),
+      signal: controller.signal,
+    });
+    await first.body!.getReader().read();
+    const second = await fetch(`${busy.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Twice", max_tokens: 2 }),
+    });
+    assert.equal(second.status, 503);
+    assert.ok(Number(second.headers.get("retry-after")) >= 1);
+    assert.equal(((await second.json()) as { error: { code: string } }).error.code, "queue_full");
+    controller.abort();
+  });
+});
