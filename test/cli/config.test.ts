@@ -89,6 +89,9 @@ test("config set of an unknown key exits 2 with a did-you-mean and writes nothin
     assert.equal(result.code, 2, key);
     assert.ok(result.stderr.includes(`Unknown configuration key ${key}; did you mean ${suggestion}?`), result.stderr);
   }
+  const section = await s.run(["config", "set", "cache", "3"]);
+  assert.equal(section.code, 2);
+  assert.match(section.stderr, /cache is a table, not a single setting: name one of its keys, e\.g\. cache\.persist_cache/);
   await assert.rejects(readFile(s.localFile), { code: "ENOENT" });
 });
 

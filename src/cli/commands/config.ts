@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import {
   checkValue,
+  childNames,
   configFileExists,
   configFiles,
   createConfigFile,
@@ -95,8 +96,13 @@ function unknownKey(path: string[]): UsageError {
 function leafKey(text: string): KeyInfo {
   const path = parseKeyArgument(text);
   const info = findKey(path);
-  if (!info) throw unknownKey(path);
-  return info;
+  if (info) return info;
+  const children = childNames(path);
+  if (children.length > 0 || isRecordPath(path) || isRecordEntry(path)) {
+    const example = children[0] ? `, e.g. ${formatKey([...path, children[0]])}` : "";
+    throw new UsageError(`${formatKey(path)} is a table, not a single setting: name one of its keys${example}`);
+  }
+  throw unknownKey(path);
 }
 
 /** A record entry such as `cache.models."a.gguf"`: a whole table `unset` may remove. */
