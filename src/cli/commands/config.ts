@@ -55,7 +55,7 @@ function environmentOf(ctx: CliContext): Environment {
 }
 
 /** How an origin reads in `show --origin` and in messages. */
-export function describeOrigin(origin: Origin): string {
+function describeOrigin(origin: Origin): string {
   switch (origin.kind) {
     case "default":
       return "default";
@@ -114,12 +114,10 @@ function isRecordEntry(path: string[]): boolean {
 function valueFor(info: KeyInfo, text: string): unknown {
   const parsed = parseValue(info, text);
   const problem = parsed.ok ? checkValue(info, parsed.value) : parsed.expected;
-  if (problem !== undefined) {
-    throw new ConfigInvalid(`Invalid value for ${info.key}: expected ${problem}, found ${JSON.stringify(text)}`, {
-      details: { key: info.key, found: text },
-    });
-  }
-  return (parsed as { value: unknown }).value;
+  if (parsed.ok && problem === undefined) return parsed.value;
+  throw new ConfigInvalid(`Invalid value for ${info.key}: expected ${problem}, found ${JSON.stringify(text)}`, {
+    details: { key: info.key, found: text },
+  });
 }
 
 function getIn(tree: unknown, path: readonly string[]): unknown {
