@@ -66,6 +66,11 @@ export interface CacheDependencies {
    * `CacheBusy`. Default 30 000.
    */
   busyWaitMs?: number;
+  /**
+   * Dispose the backends when the cache closes (after the final save). For callers that create the backends only for
+   * this cache, such as the library form `ModelCache.new`. Default false: whoever created the backends disposes them.
+   */
+  ownsBackends?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -205,6 +210,7 @@ export class ModelCache implements AsyncDisposable {
   private readonly store: StateStore | null;
   private readonly backends: BackendRegistry;
   private readonly busyWaitMs: number;
+  private readonly ownsBackends: boolean;
   private readonly memoryLimit: Bytes;
 
   private readonly entries = new Map<string, Entry>();
@@ -240,6 +246,7 @@ export class ModelCache implements AsyncDisposable {
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger;
     this.busyWaitMs = deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS;
+    this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit =
       config.max_memory_mb > 0 ? config.max_memory_mb * MIB : Math.floor((deps.systemMemoryBytes ?? 0) / 2);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
@@ -1155,6 +1162,7 @@ export class ModelCache implements AsyncDisposable {
     await this.warmupDone;
     await Promise.all([...this.entries.values()].map((e) => this.retire(e, "shutdown", true)));
     if (this.store) await this.saveCache();
+    if (this.ownsBackends) await Promise.all(Object.values(this.backends).map((backend) => backend.dispose()));
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -2,17 +2,16 @@
  * The composition root: configuration → ModelManager → backends → state store → ModelCache, and the shutdown order
  * that undoes it (the server stops first — see serve.ts —, then the cache saves and unloads, then the backends go).
  */
-import { totalmem } from "node:os";
 import type { Writable } from "node:stream";
 import { createBackends } from "../backends/index.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { ModelCache } from "../cache/model-cache.js";
-import { FileStateStore } from "../cache/persistence/file-store.js";
 import type { CacheEvents } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelManager } from "../models/manager.js";
 import type { Bytes } from "../models/types.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
+import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
 import type { ServerRuntime } from "./types.js";
 
@@ -111,15 +110,14 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const progress = options.progress?.isTTY ? new ProgressLine(options.progress) : null;
   const real = options.backends ?? createBackends();
   const backends = progress ? observeLoads(real, progress.update) : real;
-  const store = config.cache.persist_cache ? new FileStateStore(config.cache.cache_dir) : null;
   let cache: ModelCache;
   try {
-    cache = await ModelCache.create(config.cache, config.backend, models, {
+    const deps = cacheDependencies(config.cache, {
       backends,
-      store,
       logger: cacheLogger(logger),
-      systemMemoryBytes: options.systemMemoryBytes ?? totalmem(),
+      systemMemoryBytes: options.systemMemoryBytes,
     });
+    cache = await ModelCache.create(config.cache, config.backend, models, deps);
   } catch (error) {
     await Promise.all(Object.values(real).map((backend) => backend.dispose()));
     throw error;

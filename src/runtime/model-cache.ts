@@ -1,0 +1,74 @@
+/**
+ * The library form of the model cache (SPEC.md):
+ *
+ *   const cache = await ModelCache.new(config.cache, config.backend, new ModelManager(config.models_dir));
+ *
+ * `ModelCache.new` composes the cache core with the real backends, the state file (when `persist_cache`) and the
+ * machine's memory for the automatic limit. The core lives in src/cache (no I/O); this is the one place that wires it
+ * to the world for library users. `ModelCache` is also the type of the cache, and `instanceof ModelCache` works.
+ */
+import { totalmem } from "node:os";
+import { createBackends } from "../backends/index.js";
+import type { BackendRegistry } from "../backends/types.js";
+import { type CacheDependencies, type CacheLogger, ModelCache as CacheCore } from "../cache/model-cache.js";
+import { FileStateStore } from "../cache/persistence/file-store.js";
+import type { StateStore } from "../cache/persistence/types.js";
+import type { Clock } from "../cache/types.js";
+import type { BackendConfig, CacheConfig } from "../config/schema.js";
+import type { Bytes, ModelSource } from "../models/types.js";
+
+export interface ModelCacheOptions {
+  /**
+   * Backends by format. Default: the real ones (`createBackends()`), disposed when the cache closes. Backends passed
+   * here stay the caller's to dispose.
+   */
+  backends?: BackendRegistry;
+  /** Where state is saved. Default: `<cache_dir>/cache_state.bin.zst` when `persist_cache`, else nothing. */
+  store?: StateStore | null;
+  /** Default: silent. */
+  logger?: CacheLogger;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Total memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
+  systemMemoryBytes?: Bytes;
+}
+
+/** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
+export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheOptions = {}): CacheDependencies {
+  const store =
+    options.store !== undefined ? options.store : cacheConfig.persist_cache ? new FileStateStore(cacheConfig.cache_dir) : null;
+  return {
+    backends: options.backends ?? createBackends(),
+    ownsBackends: options.backends === undefined,
+    store,
+    logger: options.logger,
+    clock: options.clock,
+    systemMemoryBytes: options.systemMemoryBytes ?? totalmem(),
+  };
+}
+
+export type ModelCache = CacheCore;
+
+export const ModelCache = {
+  /** Builds a cache with the real backends and the state file (see the module comment); restores the saved state and starts warm-up. */
+  new(
+    cacheConfig: CacheConfig,
+    backendConfig: BackendConfig,
+    models: ModelSource,
+    options: ModelCacheOptions = {},
+  ): Promise<ModelCache> {
+    return CacheCore.create(cacheConfig, backendConfig, models, cacheDependencies(cacheConfig, options));
+  },
+  /** The core factory with every dependency given explicitly. */
+  create(
+    cacheConfig: CacheConfig,
+    backendConfig: BackendConfig,
+    models: ModelSource,
+    deps: CacheDependencies,
+  ): Promise<ModelCache> {
+    return CacheCore.create(cacheConfig, backendConfig, models, deps);
+  },
+  [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof CacheCore;
+  },
+};
