@@ -2,13 +2,14 @@
  * ONNX models on ONNX Runtime (onnxruntime-node): one inference session per model, run with named tensors. The native
  * runtime is imported on the first load, so GGUF-only use never loads it.
  */
+import type * as OrtModule from "onnxruntime-node";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import { Aborted, BadRequest, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { anySignal, Lifetime, physicalCores, threadCount, throwIfAborted } from "./common.js";
 import type { Backend, LoadOptions, TensorInput, TensorModel, TensorOutput } from "./types.js";
 
-type Ort = typeof import("onnxruntime-node");
+type Ort = typeof OrtModule;
 
 /**
  * When resident-memory growth around session creation cannot be attributed (other allocations freed meanwhile), the
