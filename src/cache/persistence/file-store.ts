@@ -1,0 +1,206 @@
+/**
+ * The state file `<cache_dir>/cache_state.bin.zst`: one standard zstd frame (level 3, so `zstd -dc` decodes it)
+ * around the codec's document.
+ *
+ * Writes are atomic and durable — a temporary file in the same directory, fsync, rename over the state file, fsync of
+ * the directory — under a cross-process lock (proper-lockfile's `<file>.lock` directory), so a server and a CLI never
+ * interleave. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
+ * reported once; the caller starts empty.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import lockfile from "proper-lockfile";
+import { compress, decompress } from "zstd-napi";
+import { StateLocked, messageOf } from "../../errors/index.js";
+import { decodeState, encodeState } from "./codec.js";
+import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
+
+export const STATE_FILE_NAME = "cache_state.bin.zst";
+/** The zstd level SPEC.md fixes: fast, and small enough for a few hundred models. */
+export const ZSTD_LEVEL = 3;
+/** Quarantined (undecodable) state files kept; older ones are deleted. */
+export const CORRUPT_FILES_KEPT = 3;
+const TEMP_MARK = ".tmp-";
+const CORRUPT_MARK = ".corrupt-";
+
+export interface FileStateStoreOptions {
+  /** Wall clock for quarantine names (ms). Default `Date.now`. */
+  now?: () => number;
+  /**
+   * How long (ms) to retry when another process holds the lock before failing with `StateLocked`. Default 5000.
+   */
+  lockWaitMs?: number;
+}
+
+export function compressState(state: CacheState): Buffer {
+  return compress(encodeState(state), { compressionLevel: ZSTD_LEVEL });
+}
+
+/** Decompresses and decodes; throws (`StateCorrupt` or the zstd error) for anything that is not a whole, valid state. */
+export function decompressState(bytes: Uint8Array): CacheState {
+  if (bytes.length === 0) throw new Error("the file is empty");
+  return decodeState(decompress(bytes));
+}
+
+/** Nothing there to read (a path through a regular file counts: the directory cannot exist either). */
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:.]/g, "");
+}
+
+export class FileStateStore implements StateStore {
+  readonly path: string;
+  private readonly now: () => number;
+  private readonly lockWaitMs: number;
+
+  constructor(
+    /** The cache directory (`cache.cache_dir`). */
+    readonly dir: string,
+    options: FileStateStoreOptions = {},
+  ) {
+    this.path = join(dir, STATE_FILE_NAME);
+    this.now = options.now ?? Date.now;
+    this.lockWaitMs = options.lockWaitMs ?? 5000;
+  }
+
+  /**
+   * Reads the state. Missing directory or file → empty, no warning. Undecodable, truncated, empty or wrong-version
+   * file → quarantined, one warning, empty. Leftover temporary files of interrupted saves are removed first.
+   */
+  async load(): Promise<RestoreResult> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.path);
+    } catch (error) {
+      if (isMissing(error)) {
+        await this.removeTempFiles().catch(() => {});
+        return { state: null, warning: null };
+      }
+      return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
+    }
+    try {
+      const state = decompressState(raw);
+      await this.removeTempFiles().catch(() => {});
+      return { state, warning: null };
+    } catch (error) {
+      const aside = await this.withLock(() => this.quarantine()).catch((e: unknown) => `not renamed: ${messageOf(e)}`);
+      return {
+        state: null,
+        warning: `the cache state ${this.path} could not be decoded (${messageOf(error)}); it was moved to ${aside} and the cache starts empty`,
+      };
+    }
+  }
+
+  /** Writes the state atomically and durably under the lock. */
+  async save(state: CacheState): Promise<SaveResult> {
+    const bytes = compressState(state);
+    await mkdir(this.dir, { recursive: true });
+    await this.withLock(() => this.writeAtomically(bytes));
+    return { bytes: bytes.length };
+  }
+
+  /**
+   * Reads, changes and writes the state under one lock hold (the CLI's file mode: `cache clear`, `cache evict`). An
+   * unreadable file is refused rather than overwritten. Returns what `change` returned.
+   */
+  async update<T>(change: (state: CacheState | null) => { state: CacheState; result: T }): Promise<T> {
+    await mkdir(this.dir, { recursive: true });
+    return this.withLock(async () => {
+      let current: CacheState | null = null;
+      try {
+        current = decompressState(await readFile(this.path));
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+      const { state, result } = change(current);
+      await this.writeAtomically(compressState(state));
+      return result;
+    });
+  }
+
+  private async writeAtomically(bytes: Buffer): Promise<void> {
+    const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
+    try {
+      const handle = await open(temp, "w", 0o644);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, this.path);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => {});
+      throw error;
+    }
+    await this.syncDirectory();
+  }
+
+  /** Makes the rename durable. Some platforms cannot open a directory for fsync; the rename is then as durable as it gets. */
+  private async syncDirectory(): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.dir, "r");
+      await handle.sync();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.path, {
+        realpath: false,
+        stale: 10_000,
+        retries: { retries: Math.max(1, Math.ceil(this.lockWaitMs / 100)), minTimeout: 50, maxTimeout: 100 },
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
+        throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
+      }
+      throw error;
+    }
+    try {
+      return await fn();
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+
+  /** Renames the state file aside and keeps only the newest few quarantined files. Returns the new name. */
+  private async quarantine(): Promise<string> {
+    const aside = `${this.path}${CORRUPT_MARK}${stamp(this.now())}`;
+    await rename(this.path, aside);
+    const old = (await this.siblings(CORRUPT_MARK)).sort().reverse().slice(CORRUPT_FILES_KEPT);
+    await Promise.all(old.map((name) => rm(join(this.dir, name), { force: true })));
+    return aside;
+  }
+
+  /** Temporary files left by a save that was interrupted (crash, power loss); only done while holding the lock. */
+  private async removeTempFiles(): Promise<void> {
+    const temps = await this.siblings(TEMP_MARK);
+    if (temps.length === 0) return;
+    await this.withLock(async () => {
+      await Promise.all((await this.siblings(TEMP_MARK)).map((name) => rm(join(this.dir, name), { force: true })));
+    });
+  }
+
+  private async siblings(mark: string): Promise<string[]> {
+    const prefix = basename(this.path) + mark;
+    try {
+      return (await readdir(dirname(this.path))).filter((name) => name.startsWith(prefix));
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw error;
+    }
+  }
+}

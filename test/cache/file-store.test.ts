@@ -1,0 +1,199 @@
+/** The state file with real files: restart, quarantine of bad files, zstd compatibility, atomic writes, locking. */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import lockfile from "proper-lockfile";
+import { compress } from "zstd-napi";
+import { FakeBackend } from "../../src/backends/fake.js";
+import { ManualClock } from "../../src/cache/clock.js";
+import { ModelCache } from "../../src/cache/model-cache.js";
+import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
+import { backendSchema } from "../../src/config/schema.js";
+import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
+import { FakeModelSource } from "../helpers/fake-models.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const source = new FakeModelSource(["a.gguf", "b.gguf", "c.gguf"]);
+
+async function open(dir: string, overrides: Parameters<typeof cacheConfig>[0] = {}, clock = new ManualClock()) {
+  const logger = new RecordingLogger();
+  const config = { ...cacheConfig(overrides), cache_dir: dir };
+  const cache = await ModelCache.create(config, backendSchema.parse({}), source, {
+    backends: { gguf: new FakeBackend({ timers: clock }) },
+    store: new FileStateStore(dir),
+    clock,
+    logger,
+  });
+  await clock.run(cache.warmupDone);
+  return { cache, clock, logger };
+}
+
+async function use(cache: ModelCache, clock: ManualClock, names: string[]): Promise<void> {
+  for (const name of names) await clock.run(cache.getModel(name));
+}
+
+describe("FileStateStore", () => {
+  it("state survives a restart: counters and per-model statistics are identical, nothing double-counted", async (t) => {
+    const dir = await tempDir(t);
+    const first = await open(dir);
+    await use(first.cache, first.clock, ["a.gguf", "a.gguf", "b.gguf", "a.gguf"]);
+    await assert.rejects(first.cache.getModel("missing.gguf"));
+    await first.cache.close();
+    const before = first.cache.stats();
+
+    const second = await open(dir);
+    const after = second.cache.stats();
+    assert.deepEqual(second.logger.warnings, []);
+    for (const field of ["hits", "misses", "loads", "load_failures", "warmups"] as const) assert.equal(after[field], before[field], field);
+    assert.deepEqual(after.evictions, before.evictions);
+    const perModel = (s: typeof before) => s.models.map((m) => [m.name, m.requests, m.hits, m.misses, m.loads, m.last_used]);
+    assert.deepEqual(perModel(after), perModel(before));
+    assert.equal(after.models_loaded, 0);
+    assert.equal(after.memory_bytes, 0);
+    assert.equal(after.unsaved_changes, false);
+    await second.cache.close();
+    const third = await open(dir);
+    assert.equal(third.cache.stats().hits, before.hits, "restore then close then restore again adds nothing");
+    await third.cache.close();
+  });
+
+  it("writes one standard zstd frame that `zstd -dc` decodes to the self-describing document", async (t) => {
+    const dir = await tempDir(t);
+    const { cache, clock } = await open(dir);
+    await use(cache, clock, ["a.gguf"]);
+    const saved = await cache.saveCache();
+    assert.equal(saved.ok, true);
+    const file = join(dir, STATE_FILE_NAME);
+    assert.equal(saved.bytes, (await readFile(file)).length);
+    if (spawnSync("zstd", ["--version"]).status !== 0) {
+      t.diagnostic("zstd binary not installed: skipping the `zstd -dc` assertion");
+    } else {
+      const text = execFileSync("zstd", ["-dc", file], { encoding: "utf8" });
+      const document = JSON.parse(text) as { format: string; schema_version: number; models: Array<{ name: string }> };
+      assert.equal(document.format, "inferno-cache-state");
+      assert.equal(document.schema_version, 2);
+      assert.deepEqual(document.models.map((m) => m.name), ["a.gguf"]);
+      assert.ok(text.startsWith('{"format":"inferno-cache-state","schema_version":2'));
+    }
+    await cache.close();
+  });
+
+  const badFiles: Array<[string, (valid: Buffer) => Buffer]> = [
+    ["a truncated", (valid) => valid.subarray(0, valid.length - 7)],
+    ["an empty", () => Buffer.alloc(0)],
+    ["a random-byte", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 256))],
+    ["a non-JSON", () => compress(Buffer.from("hello, not json"))],
+    ["another format's", () => compress(Buffer.from(JSON.stringify({ format: "something-else", schema_version: 1 })))],
+    ["a newer schema version's", () => compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 99 })))],
+    ["a malformed current-version", () => compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 })))],
+  ];
+  for (const [what, make] of badFiles) {
+    it(`${what} file: one warning, the file quarantined, an empty cache`, async (t) => {
+      const dir = await tempDir(t);
+      const seed = await open(dir);
+      await use(seed.cache, seed.clock, ["a.gguf"]);
+      await seed.cache.close();
+      const file = join(dir, STATE_FILE_NAME);
+      await writeFile(file, make(await readFile(file)));
+
+      const { cache, logger, clock } = await open(dir);
+      assert.equal(logger.warnings.length, 1, logger.warnings.join("\n"));
+      assert.match(logger.warnings[0] ?? "", /could not be decoded .* moved to .*\.corrupt-\d{8}T\d{9}Z/);
+      const files = await readdir(dir);
+      assert.equal(files.filter((f) => f.startsWith(`${STATE_FILE_NAME}.corrupt-`)).length, 1);
+      assert.ok(!files.includes(STATE_FILE_NAME));
+      const stats = cache.stats();
+      assert.deepEqual([stats.hits, stats.misses, stats.models.length], [0, 0, 0]);
+      await use(cache, clock, ["b.gguf"]);
+      await cache.close();
+      assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "the cache saves a fresh file afterwards");
+    });
+  }
+
+  it("keeps only the newest 3 quarantined files", async (t) => {
+    const dir = await tempDir(t);
+    let now = Date.UTC(2026, 0, 1);
+    const store = new FileStateStore(dir, { now: () => (now += 1000) });
+    for (let i = 0; i < 5; i++) {
+      await writeFile(store.path, "garbage");
+      const { warning } = await store.load();
+      assert.ok(warning);
+    }
+    const corrupt = (await readdir(dir)).filter((f) => f.includes(".corrupt-")).sort();
+    assert.deepEqual(corrupt, [
+      `${STATE_FILE_NAME}.corrupt-20260101T000003000Z`,
+      `${STATE_FILE_NAME}.corrupt-20260101T000004000Z`,
+      `${STATE_FILE_NAME}.corrupt-20260101T000005000Z`,
+    ]);
+  });
+
+  it("a missing directory or file starts empty, silently", async (t) => {
+    const dir = join(await tempDir(t), "not", "yet");
+    const { cache, logger } = await open(dir);
+    assert.deepEqual(logger.warnings, []);
+    assert.equal(cache.stats().models.length, 0);
+    await cache.close();
+    assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "the directory is created on save");
+  });
+
+  it("removes temporary files of an interrupted save at start", async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, `${STATE_FILE_NAME}.tmp-123-abcd`), "half a write");
+    const store = new FileStateStore(dir);
+    await store.load();
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it("an unwritable directory: one warning, the cache works in memory, last_save reports the failure", async (t) => {
+    const base = await tempDir(t);
+    await writeFile(join(base, "a-file"), "");
+    const dir = join(base, "a-file", "cache");
+    const { cache, clock, logger } = await open(dir, { persist_interval_seconds: 60 });
+    await use(cache, clock, ["a.gguf"]);
+    await clock.advance(60_000);
+    await use(cache, clock, ["b.gguf"]);
+    await clock.advance(60_000);
+    const stats = cache.stats();
+    assert.equal(stats.last_save.ok, false);
+    assert.match(stats.last_save.error ?? "", /ENOTDIR|not a directory/);
+    assert.equal(stats.unsaved_changes, true);
+    assert.equal(stats.hits + stats.misses, 2);
+    assert.equal(logger.warnings.length, 1, logger.warnings.join("\n"));
+    await cache.close();
+    assert.equal(logger.warnings.length, 1);
+  });
+
+  it("persist_cache = false writes nothing, even on close or saveCache()", async (t) => {
+    const dir = await tempDir(t);
+    const { cache, clock } = await open(dir, { persist_cache: false, persist_interval_seconds: 1 });
+    await use(cache, clock, ["a.gguf", "b.gguf"]);
+    await clock.advance(10_000);
+    const result = await cache.saveCache();
+    assert.equal(result.ok, false);
+    await cache.close();
+    assert.deepEqual(await readdir(dir), []);
+    assert.equal(cache.stats().state_file, null);
+  });
+
+  it("saves under a cross-process lock: a held lock makes a save fail with StateLocked, concurrent saves never interleave", async (t) => {
+    const dir = await tempDir(t);
+    const a = new FileStateStore(dir, { lockWaitMs: 200 });
+    const b = new FileStateStore(dir, { lockWaitMs: 5000 });
+    const state = (n: number) => ({
+      saved_at: n,
+      counters: { hits: n, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0 } },
+      models: [],
+    });
+    await a.save(state(1));
+    const release = await lockfile.lock(a.path, { realpath: false });
+    await assert.rejects(a.save(state(2)), { code: "state_locked" });
+    await release();
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).save(state(i + 10)).catch(() => b.save(state(i + 10)))));
+    const { state: final, warning } = await b.load();
+    assert.equal(warning, null);
+    assert.ok(final && final.counters.hits >= 10);
+    assert.deepEqual((await readdir(dir)).sort(), [STATE_FILE_NAME]);
+  });
+});
