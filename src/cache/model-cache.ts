@@ -1162,7 +1162,7 @@ export class ModelCache implements AsyncDisposable {
     await this.warmupDone;
     await Promise.all([...this.entries.values()].map((e) => this.retire(e, "shutdown", true)));
     if (this.store) await this.saveCache();
-    if (this.ownsBackends) await Promise.all(Object.values(this.backends).map((backend) => backend.dispose()));
+    if (this.ownsBackends) for (const backend of Object.values(this.backends)) await backend?.dispose();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

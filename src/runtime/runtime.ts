@@ -3,7 +3,7 @@
  * that undoes it (the server stops first — see serve.ts —, then the cache saves and unloads, then the backends go).
  */
 import type { Writable } from "node:stream";
-import { createBackends } from "../backends/index.js";
+import { createBackends, disposeBackends } from "../backends/index.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { ModelCache } from "../cache/model-cache.js";
 import type { CacheEvents } from "../cache/types.js";
@@ -56,7 +56,7 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
       if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");
     } finally {
       this.stopLogging();
-      await Promise.all(Object.values(this.backends).map((backend) => backend.dispose()));
+      await disposeBackends(this.backends);
     }
   }
 }
@@ -119,7 +119,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     });
     cache = await ModelCache.create(config.cache, config.backend, models, deps);
   } catch (error) {
-    await Promise.all(Object.values(real).map((backend) => backend.dispose()));
+    await disposeBackends(real);
     throw error;
   }
   const stopLogging = logCacheEvents(cache, logger, progress);
