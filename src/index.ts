@@ -13,3 +13,23 @@ export {
 export type * from "./models/types.js";
 export type * from "./backends/types.js";
 export type * from "./cache/types.js";
+export { ModelManager, type ModelManagerOptions } from "./models/manager.js";
+export { createBackends, disposeBackends } from "./backends/index.js";
+export { ModelCache, type ModelCacheOptions } from "./runtime/model-cache.js";
+export type { CacheDependencies, CacheLogger } from "./cache/model-cache.js";
+export { FileStateStore } from "./cache/persistence/file-store.js";
+export type { StateStore } from "./cache/persistence/types.js";
+export {
+  createApp,
+  type AppOptions,
+  type InfernoApp,
+} from "./server/app.js";
+export {
+  createRuntime,
+  InfernoClient,
+  Runtime,
+  type RuntimeOptions,
+  type RunningServer,
+  startServer,
+  type StartServerOptions,
+} from "./runtime/index.js";

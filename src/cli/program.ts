@@ -1,17 +1,13 @@
 /** Builds the `inferno` command tree. Each command lives in `commands/` and registers itself here. */
-import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerConfig } from "./commands/config.js";
 import { registerPs } from "./commands/ps.js";
 import { registerServe } from "./commands/serve.js";
 import { CliContext } from "./context.js";
 import type { CliIO } from "./io.js";
+import { packageVersion } from "./version.js";
 
-/** The package version, read from package.json (two levels up from both src/cli and dist/cli). */
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
+export { packageVersion } from "./version.js";
 
 type Register = (program: Command, ctx: CliContext) => void;
 

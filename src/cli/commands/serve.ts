@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { runServer } from "../../runtime/index.js";
 import type { CliContext } from "../context.js";
 import { addConfigFlags, type ConfigFlagName, configFlagValues } from "../flags.js";
-import { packageVersion } from "../program.js";
+import { packageVersion } from "../version.js";
 
 const SERVE_FLAGS: readonly ConfigFlagName[] = ["host", "port", "models-dir", "cache-dir", "max-cached-models", "api-key"];
 
