@@ -13,6 +13,9 @@ import type { ServerRuntime } from "./types.js";
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** After aborting, generations get this long to notice and release their leases. */
 const ABORT_SETTLE_MS = 2_000;
+/** Finished responses get this long to flush to their clients before their connections are cut. */
+const CONNECTION_SETTLE_MS = 2_000;
+const IDLE_SWEEP_MS = 25;
 
 export interface StartServerOptions extends AppOptions {
   /** Defaults to `[server] host`. */
@@ -70,6 +73,19 @@ function listen(app: InfernoApp, host: string, port: number): Promise<Server> {
   });
 }
 
+/**
+ * Lets finished responses reach their clients: a stream's last bytes may still be on their way to the socket when its
+ * handler is done, so connections are closed as they go idle, and forcibly only after a bound.
+ */
+async function settleConnections(server: Server, closed: Promise<void>): Promise<void> {
+  const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+  const bound = new Promise<void>((resolve) => setTimeout(resolve, CONNECTION_SETTLE_MS).unref());
+  await Promise.race([closed, bound]);
+  clearInterval(sweep);
+  server.closeAllConnections();
+  await closed;
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
@@ -105,8 +121,7 @@ export async function startServer(runtime: ServerRuntime, options: StartServerOp
       app.lifecycle.abortInFlight();
       await app.lifecycle.whenIdle(ABORT_SETTLE_MS);
     }
-    server.closeAllConnections();
-    await closed;
+    await settleConnections(server, closed);
     app.dispose();
     return { drained, aborted };
   };

@@ -242,3 +242,94 @@ describe("leases, disconnects and the queue", () => {
     controller.abort();
   });
 });
+
+describe("cache administration and keep_alive", () => {
+  it("load with keep_alive sets when the idle model unloads; DELETE unloads it; keep_alive 0 unloads after the request", async () => {
+    const post = (path: string, body: unknown) =>
+      s.getJson<Record<string, unknown>>(path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const name = encodeURIComponent("other/second.gguf");
+    const before = Date.now();
+    const { status, body } = await post(`/v1/cache/models/${name}/load`, { keep_alive: "10m" });
+    assert.equal(status, 200, JSON.stringify(body));
+    const info = (await loaded()).find((m) => m.name === "other/second.gguf");
+    assert.equal(info?.state, "ready");
+    const expires = Date.parse(info?.expires_at ?? "");
+    assert.ok(expires >= before + 600_000 && expires <= Date.now() + 600_000, `expires_at ${info?.expires_at}`);
+
+    const removed = await s.getJson<{ unloaded: boolean }>(`/v1/cache/models/${name}`, { method: "DELETE" });
+    assert.deepEqual(removed.body, { name: "other/second.gguf", unloaded: true });
+    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf"), undefined);
+
+    await s.openai().completions.create({ model: "other/second.gguf", prompt: "Hi", max_tokens: 2, keep_alive: 0 } as never);
+    await waitFor(async () => (await loaded()).every((m) => m.name !== "other/second.gguf"));
+  });
+
+  it("stats, save, warmup and clear", async () => {
+    const stats = await s.getJson<{ hits: number; models: Array<{ name: string }> }>("/v1/cache/stats");
+    assert.equal(stats.status, 200);
+    assert.ok(stats.body.models.some((m) => m.name === "tiny.gguf"));
+
+    const save = await s.getJson<{ ok: boolean; bytes: number }>("/v1/cache/save", { method: "POST" });
+    assert.equal(save.body.ok, true);
+    assert.ok(save.body.bytes > 0);
+
+    const warm = await s.getJson<{ loaded: string[] }>("/v1/cache/warmup", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ models: ["other/second.gguf"] }),
+    });
+    assert.equal(warm.status, 200);
+    assert.deepEqual(warm.body.loaded, ["other/second.gguf"]);
+
+    const bad = await s.getJson<{ error: { param: string } }>("/v1/cache/warmup", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ strategy: "fastest" }),
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.param, "strategy");
+
+    const cleared = await s.getJson<{ unloaded: string[] }>("/v1/cache/clear", { method: "POST" });
+    assert.deepEqual(cleared.body.unloaded.sort(), ["other/second.gguf", "tiny.gguf"]);
+    assert.deepEqual(await loaded(), []);
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("lets a running stream finish, refuses new requests meanwhile, and reports it drained", async () => {
+    const server = await startServer(s.runtime, { port: 0 });
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 12, stream: true }),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const closing = server.close(60_000);
+    assert.equal(server.app.lifecycle.isDraining, true);
+    let rest = "";
+    const decoder = new TextDecoder();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += decoder.decode(chunk.value);
+    assert.match(rest, /data: \[DONE\]\n\n$/);
+    assert.doesNotMatch(rest, /"error"/);
+    assert.deepEqual(await closing, { drained: true, aborted: 0 });
+  });
+
+  it("aborts generations still running when the grace period ends, releasing their leases", async () => {
+    const server = await startServer(s.runtime, { port: 0 });
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 480, stream: true }),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const report = await server.close(0);
+    assert.deepEqual(report, { drained: false, aborted: 1 });
+    assert.equal((await loaded()).find((m) => m.name === "tiny.gguf")?.leases ?? 0, 0);
+  });
+});
