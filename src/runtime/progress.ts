@@ -33,6 +33,8 @@ const BAR_WIDTH = 24;
 /** Draws `loading NAME [#####   ] 42%` on one terminal line, redrawn in place; cleared when the load ends. */
 export class ProgressLine {
   private shown = false;
+  /** What the line shows now, so repeated reports of the same percentage do not redraw it. */
+  private current = "";
 
   constructor(private readonly stream: Writable) {}
 
@@ -40,7 +42,10 @@ export class ProgressLine {
     const clamped = Math.min(1, Math.max(0, fraction));
     const filled = Math.round(clamped * BAR_WIDTH);
     const bar = `${"#".repeat(filled)}${" ".repeat(BAR_WIDTH - filled)}`;
-    this.stream.write(`\r\x1b[2Kloading ${name} [${bar}] ${Math.round(clamped * 100)}%`);
+    const line = `loading ${name} [${bar}] ${Math.round(clamped * 100)}%`;
+    if (this.shown && line === this.current) return;
+    this.stream.write(`\r\x1b[2K${line}`);
+    this.current = line;
     this.shown = true;
   };
 

@@ -52,8 +52,9 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
   private async shutdown(): Promise<void> {
     try {
       await this.cache.close();
-      const save = this.cache.stats().last_save;
+      const { last_save: save, state_file: stateFile } = this.cache.stats();
       if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");
+      else if (save.ok === true) this.logger.info({ state_file: stateFile, bytes: save.bytes }, `saved the cache state to ${stateFile}`);
     } finally {
       this.stopLogging();
       await disposeBackends(this.backends);
