@@ -1,0 +1,116 @@
+/**
+ * Finding model files under the models directory. A scan is remembered together with the modification time of every
+ * directory it walked; a later lookup only re-stats those directories and rescans when one changed (a file added,
+ * removed or renamed changes its directory's mtime), so lookups stay cheap and new files are found without a restart.
+ */
+import type { Dirent } from "node:fs";
+import { readdir, realpath, stat } from "node:fs/promises";
+import { extname, join, relative, sep } from "node:path";
+import type { ModelFormat } from "./types.js";
+
+/** A model file found by a scan. */
+export interface FoundModel {
+  /** Path relative to the models directory, `/`-separated. */
+  name: string;
+  /** Absolute path as found (may be a symlink). */
+  path: string;
+  /** Canonical real path: the cache key. */
+  key: string;
+  format: ModelFormat;
+}
+
+export interface Scan {
+  /** Models inside the models directory (after following symlinks), in name order. */
+  models: FoundModel[];
+  /** Names of symlinks whose target lies outside the models directory, with that target. */
+  escaping: Map<string, string>;
+  /** Every directory walked, with its mtime (ns) when scanned; empty when the models directory does not exist. */
+  directories: Map<string, bigint>;
+  /** Real path of the models directory, or null when it does not exist. */
+  root: string | null;
+}
+
+/** The model format of a file name, by extension in any case. */
+export function formatOf(fileName: string): ModelFormat | undefined {
+  const ext = extname(fileName).toLowerCase();
+  if (ext === ".gguf") return "gguf";
+  if (ext === ".onnx") return "onnx";
+  return undefined;
+}
+
+/** Whether `path` is `root` or lies below it (both real, absolute paths). */
+export function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !rel.startsWith(sep) && !/^[a-zA-Z]:/.test(rel));
+}
+
+function toName(root: string, path: string): string {
+  return relative(root, path).split(sep).join("/");
+}
+
+async function mtimeNs(path: string): Promise<bigint | null> {
+  try {
+    return (await stat(path, { bigint: true })).mtimeNs;
+  } catch {
+    return null;
+  }
+}
+
+/** Walks the models directory. Hidden entries are skipped and symlinked directories are not followed (no loops). */
+export async function scanModels(modelsDir: string): Promise<Scan> {
+  const scan: Scan = { models: [], escaping: new Map(), directories: new Map(), root: null };
+  let root: string;
+  try {
+    root = await realpath(modelsDir);
+  } catch {
+    return scan;
+  }
+  scan.root = root;
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop() as string;
+    const mtime = await mtimeNs(dir);
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      continue; // vanished or unreadable: nothing to list there
+    }
+    if (mtime !== null) scan.directories.set(dir, mtime);
+    for (const entry of entries) {
+      if (entry.name.startsWith(".")) continue;
+      const path = join(dir, entry.name);
+      const format = formatOf(entry.name);
+      // A directory named like a model is listed as a model so validation can say what is wrong with it.
+      if (entry.isDirectory() && !format) pending.push(path);
+      else if (format && (entry.isFile() || entry.isDirectory())) {
+        scan.models.push({ name: toName(root, path), path, key: path, format });
+      } else if (format && entry.isSymbolicLink()) {
+        await addSymlink(scan, root, path, format);
+      }
+    }
+  }
+  scan.models.sort((a, b) => a.name.localeCompare(b.name));
+  return scan;
+}
+
+async function addSymlink(scan: Scan, root: string, path: string, format: ModelFormat): Promise<void> {
+  let target: string;
+  try {
+    target = await realpath(path);
+  } catch {
+    return; // dangling link
+  }
+  const name = toName(root, path);
+  if (isInside(root, target)) scan.models.push({ name, path, key: target, format });
+  else scan.escaping.set(name, target);
+}
+
+/** Whether any directory of a scan changed since it was made (or the models directory appeared). */
+export async function scanIsStale(scan: Scan, modelsDir: string): Promise<boolean> {
+  if (scan.root === null) return (await mtimeNs(modelsDir)) !== null;
+  for (const [dir, mtime] of scan.directories) {
+    if ((await mtimeNs(dir)) !== mtime) return true;
+  }
+  return false;
+}

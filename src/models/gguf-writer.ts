@@ -1,0 +1,412 @@
+/**
+ * A small GGUF v3 writer and the tiny-llama generator built on it: a deterministic, seeded, random-weight llama model
+ * that llama.cpp loads and generates from. Tests, `inferno models demo` and the server's first run use it, so Inferno
+ * never needs to download a model to show that it works.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import {
+  FILE_TYPE_OF_WRITER_TYPE,
+  GGML_TYPE_IDS,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GgufValueType,
+  tensorByteSize,
+} from "./ggml.js";
+import type { Bytes } from "./types.js";
+
+/** Weight types the writer can produce. `q8_0` needs every row length to be a multiple of 32. */
+export type TinyWeightType = keyof typeof GGML_TYPE_IDS;
+
+/** A metadata value with its GGUF type spelled out, so numbers are written with the width llama.cpp expects. */
+export type GgufValue =
+  | { type: "u32"; value: number }
+  | { type: "i32"; value: number }
+  | { type: "f32"; value: number }
+  | { type: "bool"; value: boolean }
+  | { type: "string"; value: string }
+  | { type: "string[]"; value: readonly string[] }
+  | { type: "f32[]"; value: readonly number[] }
+  | { type: "i32[]"; value: readonly number[] };
+
+export interface GgufTensor {
+  name: string;
+  /** ggml order: `dims[0]` is the row length (the fastest-varying dimension). */
+  dims: readonly number[];
+  type: TinyWeightType;
+  data: Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Encoding
+
+/** Grows a byte buffer as values are appended (little-endian, as GGUF is). */
+class ByteSink {
+  private buffer = Buffer.alloc(1 << 16);
+  length = 0;
+
+  private reserve(n: number): number {
+    if (this.length + n > this.buffer.length) {
+      const next = Buffer.alloc(Math.max(this.buffer.length * 2, this.length + n));
+      this.buffer.copy(next, 0, 0, this.length);
+      this.buffer = next;
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  u8(v: number): void {
+    const at = this.reserve(1);
+    this.buffer.writeUInt8(v, at);
+  }
+  u32(v: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeUInt32LE(v, at);
+  }
+  i32(v: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeInt32LE(v, at);
+  }
+  u64(v: number): void {
+    const at = this.reserve(8);
+    this.buffer.writeBigUInt64LE(BigInt(v), at);
+  }
+  f32(v: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeFloatLE(v, at);
+  }
+  bytes(b: Uint8Array): void {
+    const at = this.reserve(b.length);
+    this.buffer.set(b, at);
+  }
+  string(s: string): void {
+    const b = Buffer.from(s, "utf8");
+    this.u64(b.length);
+    this.bytes(b);
+  }
+  padTo(alignment: number): void {
+    const pad = (alignment - (this.length % alignment)) % alignment;
+    this.reserve(pad); // the buffer is zero-filled
+  }
+  result(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+}
+
+const ARRAY_ELEMENT: Record<"string[]" | "f32[]" | "i32[]", GgufValueType> = {
+  "string[]": GgufValueType.STRING,
+  "f32[]": GgufValueType.FLOAT32,
+  "i32[]": GgufValueType.INT32,
+};
+
+function writeValue(sink: ByteSink, v: GgufValue): void {
+  switch (v.type) {
+    case "u32":
+      sink.u32(GgufValueType.UINT32);
+      sink.u32(v.value);
+      return;
+    case "i32":
+      sink.u32(GgufValueType.INT32);
+      sink.i32(v.value);
+      return;
+    case "f32":
+      sink.u32(GgufValueType.FLOAT32);
+      sink.f32(v.value);
+      return;
+    case "bool":
+      sink.u32(GgufValueType.BOOL);
+      sink.u8(v.value ? 1 : 0);
+      return;
+    case "string":
+      sink.u32(GgufValueType.STRING);
+      sink.string(v.value);
+      return;
+    case "string[]":
+    case "f32[]":
+    case "i32[]": {
+      sink.u32(GgufValueType.ARRAY);
+      sink.u32(ARRAY_ELEMENT[v.type]);
+      sink.u64(v.value.length);
+      for (const item of v.value) {
+        if (v.type === "string[]") sink.string(item as string);
+        else if (v.type === "f32[]") sink.f32(item as number);
+        else sink.i32(item as number);
+      }
+      return;
+    }
+  }
+}
+
+/** IEEE 754 half precision bits of a float (round to nearest even), for f16 weights and q8_0 scales. */
+export function toHalf(value: number): number {
+  const f32 = new Float32Array([value]);
+  const bits = new Uint32Array(f32.buffer)[0] as number;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
+  let mantissa = bits & 0x7fffff;
+  if (exponent >= 0x1f) return sign | 0x7c00; // overflow → infinity (weights here never get near it)
+  if (exponent <= 0) {
+    if (exponent < -10) return sign; // too small → signed zero
+    mantissa |= 0x800000;
+    const shift = 14 - exponent;
+    const half = mantissa >>> shift;
+    const rest = mantissa & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    return sign | (half + (rest > halfway || (rest === halfway && (half & 1) === 1) ? 1 : 0));
+  }
+  const half = (exponent << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1) ? 1 : 0));
+}
+
+const Q8_BLOCK = 32;
+
+function encodeTensor(tensor: GgufTensor): Uint8Array {
+  const { data, type } = tensor;
+  if (type === "f32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (type === "f16") {
+    const out = Buffer.alloc(data.length * 2);
+    for (let i = 0; i < data.length; i++) out.writeUInt16LE(toHalf(data[i] as number), i * 2);
+    return out;
+  }
+  // q8_0: blocks of 32 values, each an f16 scale followed by 32 signed bytes.
+  const out = Buffer.alloc((data.length / Q8_BLOCK) * 34);
+  for (let block = 0; block < data.length / Q8_BLOCK; block++) {
+    let amax = 0;
+    for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[block * Q8_BLOCK + i] as number));
+    const scale = amax / 127;
+    const inverse = scale === 0 ? 0 : 1 / scale;
+    out.writeUInt16LE(toHalf(scale), block * 34);
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      out.writeInt8(Math.round((data[block * Q8_BLOCK + i] as number) * inverse), block * 34 + 2 + i);
+    }
+  }
+  return out;
+}
+
+/** The bytes of a GGUF v3 file holding `metadata` and `tensors`, with tensor data aligned to 32 bytes. */
+export function encodeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): Buffer {
+  const sink = new ByteSink();
+  sink.u32(GGUF_MAGIC);
+  sink.u32(3);
+  sink.u64(tensors.length);
+  sink.u64(metadata.size);
+  for (const [key, value] of metadata) {
+    sink.string(key);
+    writeValue(sink, value);
+  }
+  const encoded = tensors.map(encodeTensor);
+  let offset = 0;
+  tensors.forEach((tensor, i) => {
+    const elements = tensor.dims.reduce((a, b) => a * b, 1);
+    if (elements !== tensor.data.length) {
+      throw new RangeError(`tensor ${tensor.name}: dims ${tensor.dims.join("x")} do not match ${tensor.data.length} values`);
+    }
+    if (tensor.type === "q8_0" && (tensor.dims[0] as number) % Q8_BLOCK !== 0) {
+      throw new RangeError(`tensor ${tensor.name}: q8_0 needs a row length that is a multiple of 32, found ${tensor.dims[0]}`);
+    }
+    sink.string(tensor.name);
+    sink.u32(tensor.dims.length);
+    for (const d of tensor.dims) sink.u64(d);
+    sink.u32(GGML_TYPE_IDS[tensor.type]);
+    sink.u64(offset);
+    const size = tensorByteSize(GGML_TYPE_IDS[tensor.type], elements) as number;
+    if (size !== (encoded[i] as Uint8Array).length) throw new Error(`tensor ${tensor.name}: encoded size mismatch`);
+    offset += Math.ceil(size / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+  });
+  sink.padTo(GGUF_DEFAULT_ALIGNMENT);
+  for (const bytes of encoded) {
+    sink.bytes(bytes);
+    sink.padTo(GGUF_DEFAULT_ALIGNMENT);
+  }
+  return sink.result();
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The tiny llama
+
+/** Shapes of the presets. Sizes are for f32 weights; f16 halves them and q8_0 takes about 27 %. */
+export const TINY_PRESETS = {
+  /** ~0.6 MB in f32: 2 blocks, 64-wide. */
+  nano: { embedding: 64, blocks: 2, feedForward: 128, heads: 4, headsKv: 2, context: 512 },
+  /** ~5 MB in f32: 4 blocks, 128-wide. */
+  small: { embedding: 128, blocks: 4, feedForward: 512, heads: 4, headsKv: 2, context: 1024 },
+  /** ~20 MB in f32: 6 blocks, 256-wide. */
+  medium: { embedding: 256, blocks: 6, feedForward: 768, heads: 8, headsKv: 4, context: 2048 },
+} as const;
+
+export type TinyPreset = keyof typeof TINY_PRESETS;
+
+export interface TinyLlamaOptions {
+  /** Seed of the random weights: the same seed, preset and type give a byte-identical file. Default 1. */
+  seed?: number;
+  /** Size preset. Default `nano`. */
+  preset?: TinyPreset;
+  /** Weight type of the matrices (norms stay f32, as llama.cpp expects). Default `f32`. */
+  type?: TinyWeightType;
+  /** `general.name` in the header. */
+  name?: string;
+}
+
+/** ChatML, which node-llama-cpp recognises and maps to its own ChatML wrapper. */
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const WORDS = (
+  "the of and to a in is it you that he was for on are with as I his they be at one have this from or had by hot " +
+  "word but what some we can out other were all there when up use your how said an each she which do their time if " +
+  "will way about many then them write would like so these her long make thing see him two has look more day could " +
+  "go come did number sound no most people my over know water than call first who may down side been now find any " +
+  "new work part take get place made live where after back little only round man year came show every good me give " +
+  "our under name very through just form sentence great think say help low line differ turn cause much mean before " +
+  "move right boy old too same tell does set three want air well also play small end put home read hand port large " +
+  "spell add even land here must big high such follow act why ask men change went light kind off need house picture " +
+  "try us again animal point mother world near build self earth father head stand own page should country found " +
+  "answer school grow study still learn plant cover food sun four between state keep eye never last let thought city " +
+  "tree cross farm hard start might story saw far sea draw left late run while press close night real life few north " +
+  "once upon princess king queen dragon forest castle"
+).split(" ");
+
+const SPECIAL = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"] as const;
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
+
+interface Vocabulary {
+  tokens: string[];
+  scores: number[];
+  types: number[];
+}
+
+/**
+ * A SentencePiece-style vocabulary: control tokens, 256 byte-fallback tokens, then every prefix of every `▁word` (the
+ * llama tokenizer merges pairs only into pieces that exist, so each word needs its whole chain of prefixes), letters
+ * and punctuation. Longer pieces score higher so merges prefer them.
+ */
+function tinyVocabulary(): Vocabulary {
+  const tokens: string[] = [...SPECIAL];
+  const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control, TOKEN_TYPE.control, TOKEN_TYPE.control];
+  const scores: number[] = tokens.map(() => 0);
+  for (let b = 0; b < 256; b++) {
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TOKEN_TYPE.byte);
+    scores.push(0);
+  }
+  const pieces = new Set<string>(["▁", ..."abcdefghijklmnopqrstuvwxyzI.,!?'\n"]);
+  for (const word of WORDS) {
+    const piece = `▁${word}`;
+    for (let end = 2; end <= piece.length; end++) pieces.add(piece.slice(0, end));
+  }
+  for (const piece of pieces) {
+    tokens.push(piece);
+    types.push(TOKEN_TYPE.normal);
+    scores.push(-1 / piece.length);
+  }
+  return { tokens, scores, types };
+}
+
+/** mulberry32: a tiny seeded generator, enough for reproducible random weights. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomMatrix(random: () => number, rows: number, columns: number): Float32Array {
+  // Scaled like a standard initialisation so activations stay in range through the blocks.
+  const scale = 1 / Math.sqrt(columns);
+  const data = new Float32Array(rows * columns);
+  for (let i = 0; i < data.length; i++) data[i] = (random() * 2 - 1) * scale * 1.7;
+  return data;
+}
+
+function ones(n: number): Float32Array {
+  return new Float32Array(n).fill(1);
+}
+
+function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocabSize: number, type: TinyWeightType, seed: number) {
+  const random = seededRandom(seed);
+  const { embedding: e, feedForward: ff, heads, headsKv, blocks } = shape;
+  const kv = (e / heads) * headsKv;
+  const matrix = (name: string, columns: number, rows: number): GgufTensor => ({
+    name,
+    dims: [columns, rows],
+    type,
+    data: randomMatrix(random, rows, columns),
+  });
+  const norm = (name: string): GgufTensor => ({ name, dims: [e], type: "f32", data: ones(e) });
+  const tensors: GgufTensor[] = [matrix("token_embd.weight", e, vocabSize), norm("output_norm.weight")];
+  tensors.push(matrix("output.weight", e, vocabSize));
+  for (let b = 0; b < blocks; b++) {
+    tensors.push(
+      norm(`blk.${b}.attn_norm.weight`),
+      matrix(`blk.${b}.attn_q.weight`, e, e),
+      matrix(`blk.${b}.attn_k.weight`, e, kv),
+      matrix(`blk.${b}.attn_v.weight`, e, kv),
+      matrix(`blk.${b}.attn_output.weight`, e, e),
+      norm(`blk.${b}.ffn_norm.weight`),
+      matrix(`blk.${b}.ffn_gate.weight`, e, ff),
+      matrix(`blk.${b}.ffn_up.weight`, e, ff),
+      matrix(`blk.${b}.ffn_down.weight`, ff, e),
+    );
+  }
+  return tensors;
+}
+
+/** The GGUF bytes of a tiny random llama. Deterministic: same options, same bytes. */
+export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
+  const preset = options.preset ?? "nano";
+  const type = options.type ?? "f32";
+  const seed = options.seed ?? 1;
+  const shape = TINY_PRESETS[preset];
+  if (!shape) throw new RangeError(`unknown tiny model preset ${JSON.stringify(preset)}; expected one of ${Object.keys(TINY_PRESETS).join(", ")}`);
+  const vocab = tinyVocabulary();
+  const headDim = shape.embedding / shape.heads;
+  const metadata = new Map<string, GgufValue>([
+    ["general.architecture", { type: "string", value: "llama" }],
+    ["general.name", { type: "string", value: options.name ?? `inferno-tiny-${preset}-${type}` }],
+    ["general.file_type", { type: "u32", value: FILE_TYPE_OF_WRITER_TYPE[type] }],
+    ["general.alignment", { type: "u32", value: GGUF_DEFAULT_ALIGNMENT }],
+    ["llama.context_length", { type: "u32", value: shape.context }],
+    ["llama.embedding_length", { type: "u32", value: shape.embedding }],
+    ["llama.block_count", { type: "u32", value: shape.blocks }],
+    ["llama.feed_forward_length", { type: "u32", value: shape.feedForward }],
+    ["llama.attention.head_count", { type: "u32", value: shape.heads }],
+    ["llama.attention.head_count_kv", { type: "u32", value: shape.headsKv }],
+    ["llama.rope.dimension_count", { type: "u32", value: headDim }],
+    ["llama.rope.freq_base", { type: "f32", value: 10000 }],
+    ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: 1e-5 }],
+    ["llama.vocab_size", { type: "u32", value: vocab.tokens.length }],
+    ["tokenizer.ggml.model", { type: "string", value: "llama" }],
+    ["tokenizer.ggml.tokens", { type: "string[]", value: vocab.tokens }],
+    ["tokenizer.ggml.scores", { type: "f32[]", value: vocab.scores }],
+    ["tokenizer.ggml.token_type", { type: "i32[]", value: vocab.types }],
+    ["tokenizer.ggml.unknown_token_id", { type: "u32", value: 0 }],
+    ["tokenizer.ggml.bos_token_id", { type: "u32", value: 1 }],
+    ["tokenizer.ggml.eos_token_id", { type: "u32", value: 2 }],
+    ["tokenizer.ggml.add_bos_token", { type: "bool", value: true }],
+    ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
+    ["tokenizer.chat_template", { type: "string", value: CHATML_TEMPLATE }],
+  ]);
+  return encodeGguf(metadata, tinyLlamaTensors(shape, vocab.tokens.length, type, seed));
+}
+
+/** Writes a tiny llama to `path` (atomically: a temporary file renamed into place) and returns its size. */
+export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions = {}): Promise<Bytes> {
+  const bytes = tinyLlamaGguf(options);
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    await writeFile(temporary, bytes);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  return bytes.length;
+}

@@ -1,0 +1,263 @@
+/**
+ * ModelManager: which models exist, what a name means, what a file holds, whether it is sound, and how much memory it
+ * will take — all without loading weights. It is the filesystem-backed `ModelSource` the cache uses.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { realpath, stat } from "node:fs/promises";
+import { basename, extname, isAbsolute, resolve as resolvePath } from "node:path";
+import type { BackendConfig } from "../config/schema.js";
+import { closestMatches } from "../config/keys.js";
+import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
+import { type FoundModel, formatOf, isInside, type Scan, scanIsStale, scanModels } from "./discovery.js";
+import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
+import { readOnnxMetadata } from "./onnx-reader.js";
+import type {
+  Bytes,
+  Fingerprint,
+  GgufMetadata,
+  ModelDescriptor,
+  ModelInfo,
+  ModelMetadata,
+  ModelSource,
+} from "./types.js";
+
+export interface ModelManagerOptions {
+  /**
+   * Accept names that resolve outside the models directory: absolute paths, `..`, and symlinks whose target is outside.
+   * Default false (config: `allow_outside_models_dir`).
+   */
+  allowOutsideModelsDir?: boolean;
+}
+
+/** The outcome of validating one model. */
+export type ValidationResult =
+  | { model: ModelDescriptor; ok: true; metadata: ModelMetadata }
+  | { model: ModelDescriptor; ok: false; error: ModelInvalid };
+
+export interface HashOption {
+  /** Also compute the sha256 of the whole file (reads every byte). Default false. */
+  hash?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Memory of a loaded ONNX model as a multiple of its file size: the weights once, plus ONNX Runtime's optimised copies
+ * and its arena. Measured on the PP-OCR models at 1.5–2×; 2 keeps the estimate on the safe side.
+ */
+export const ONNX_MEMORY_FACTOR = 2;
+/** Fixed llama.cpp overhead per loaded GGUF model beyond weights, KV cache and compute buffers (runtime bookkeeping). */
+export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 8 * MiB;
+
+/**
+ * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
+ * every sequence (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
+ * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead.
+ */
+export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig): Bytes {
+  const context = backend.context_size;
+  const headDim = metadata.headCount > 0 ? metadata.embeddingLength / metadata.headCount : 0;
+  const kvCache = 2 * metadata.blockCount * context * metadata.headCountKv * headDim * 2;
+  const batch = Math.min(backend.batch_size, context);
+  const logits = batch * metadata.vocabularySize * 4;
+  const activations = batch * metadata.embeddingLength * 4 * 4;
+  return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES);
+}
+
+function stem(name: string): string {
+  return name.slice(0, name.length - extname(name).length);
+}
+
+/** Stages of name matching, most specific first; the first stage with any match decides. */
+const MATCHERS: ReadonlyArray<(model: FoundModel, name: string) => boolean> = [
+  (m, n) => m.name === n,
+  (m, n) => stem(m.name) === n,
+  (m, n) => basename(m.name) === n,
+  (m, n) => stem(basename(m.name)) === n,
+];
+
+export class ModelManager implements ModelSource {
+  /** The models directory, absolute. */
+  readonly modelsDir: string;
+  private readonly allowOutside: boolean;
+  private scan: Scan | undefined;
+  private scanning: Promise<Scan> | undefined;
+  private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
+
+  constructor(modelsDir: string, options: ModelManagerOptions = {}) {
+    this.modelsDir = resolvePath(modelsDir);
+    this.allowOutside = options.allowOutsideModelsDir === true;
+  }
+
+  /** Every discoverable model, sorted by name. */
+  async list(): Promise<ModelDescriptor[]> {
+    const scan = await this.currentScan();
+    const found = [...scan.models, ...this.allowedEscapes(scan)].sort((a, b) => a.name.localeCompare(b.name));
+    const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
+    return descriptors.filter((d): d is ModelDescriptor => d !== null);
+  }
+
+  /**
+   * Resolves a name: a path relative to the models directory (`llama/tiny.gguf`), the same without extension, a file
+   * name (`tiny.gguf`) or a file stem (`tiny`). Absolute paths and `..` are accepted only when inside the directory or
+   * when outside names are allowed.
+   */
+  async resolve(name: string): Promise<ModelDescriptor> {
+    const trimmed = name.trim();
+    if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
+    if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
+    const scan = await this.currentScan();
+    const candidates = [...scan.models, ...this.allowedEscapes(scan)];
+    for (const matches of MATCHERS) {
+      const hits = uniqueByKey(candidates.filter((m) => matches(m, trimmed)));
+      if (hits.length === 1) return this.describe(hits[0] as FoundModel);
+      if (hits.length > 1) {
+        const names = hits.map((h) => h.name);
+        throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
+          details: { name: trimmed, candidates: names },
+        });
+      }
+    }
+    const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches({ name: linkName } as FoundModel, trimmed)));
+    if (escaping) throw this.outside(trimmed, escaping[1]);
+    throw this.notFound(trimmed, scan);
+  }
+
+  /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */
+  async info(name: string): Promise<ModelInfo> {
+    const model = await this.resolve(name);
+    return { ...model, metadata: await this.metadata(model) };
+  }
+
+  /** Header metadata of a resolved model, remembered until its file changes. */
+  async metadata(model: ModelDescriptor): Promise<ModelMetadata> {
+    const current = await this.fingerprint(model.key);
+    if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
+    const cached = this.metadataCache.get(model.key);
+    if (cached && sameFile(cached.fingerprint, current)) return cached.metadata;
+    const metadata = model.format === "gguf" ? ggufMetadata(await readGgufHeader(model.path)) : await readOnnxMetadata(model.path);
+    this.metadataCache.set(model.key, { fingerprint: current, metadata });
+    return metadata;
+  }
+
+  /** Validates one model by name, or every discoverable model. Never throws ModelInvalid: it is in the results. */
+  async validate(name?: string, options: HashOption = {}): Promise<ValidationResult[]> {
+    const models = name === undefined ? await this.list() : [await this.resolve(name)];
+    const results: ValidationResult[] = [];
+    for (const model of models) results.push(await this.validateOne(model, options));
+    return results;
+  }
+
+  private async validateOne(model: ModelDescriptor, options: HashOption): Promise<ValidationResult> {
+    try {
+      const metadata = await this.metadata(model);
+      const fingerprint = options.hash ? ((await this.fingerprint(model.key, { hash: true })) ?? model.fingerprint) : model.fingerprint;
+      return { model: { ...model, fingerprint }, ok: true, metadata };
+    } catch (error) {
+      if (error instanceof ModelInvalid) return { model, ok: false, error };
+      throw error;
+    }
+  }
+
+  /** Size and mtime of the file with this key (its real path), with sha256 when asked; null when the file is gone. */
+  async fingerprint(key: string, options: HashOption = {}): Promise<Fingerprint | null> {
+    let info;
+    try {
+      info = await stat(key);
+    } catch {
+      return null;
+    }
+    const fingerprint: Fingerprint = { size: info.size, mtimeMs: info.mtimeMs };
+    if (options.hash && info.isFile()) fingerprint.sha256 = await sha256(key);
+    return fingerprint;
+  }
+
+  /** Bytes the model is expected to take once loaded with these settings (see `estimateGgufMemory`, `ONNX_MEMORY_FACTOR`). */
+  async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
+    const metadata = await this.metadata(model);
+    if (metadata.format === "gguf") return estimateGgufMemory(metadata, backend);
+    return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
+  }
+
+  /** The scan, rescanning only when a walked directory changed. Concurrent callers share one rescan. */
+  private async currentScan(): Promise<Scan> {
+    if (this.scanning) return this.scanning;
+    if (this.scan && !(await scanIsStale(this.scan, this.modelsDir))) return this.scan;
+    this.scanning ??= scanModels(this.modelsDir)
+      .then((scan) => (this.scan = scan))
+      .finally(() => {
+        this.scanning = undefined;
+      });
+    return this.scanning;
+  }
+
+  private allowedEscapes(scan: Scan): FoundModel[] {
+    if (!this.allowOutside) return [];
+    return [...scan.escaping].map(([name, target]) => ({ name, path: target, key: target, format: formatOf(name) ?? "gguf" }));
+  }
+
+  private async describe(model: FoundModel): Promise<ModelDescriptor> {
+    const fingerprint = await this.fingerprint(model.key);
+    if (!fingerprint) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
+    return { name: model.name, key: model.key, path: model.key, format: model.format, fingerprint };
+  }
+
+  /** A name with `..` or an absolute path: allowed inside the models directory, outside only when configured. */
+  private async resolvePath(name: string): Promise<ModelDescriptor> {
+    const absolute = resolvePath(this.modelsDir, name);
+    const root = await realpath(this.modelsDir).catch(() => this.modelsDir);
+    if (!isInside(this.modelsDir, absolute) && !isInside(root, absolute) && !this.allowOutside) throw this.outside(name, absolute);
+    let real: string;
+    try {
+      real = await realpath(absolute);
+    } catch {
+      throw this.notFound(name, await this.currentScan());
+    }
+    const inside = isInside(root, real);
+    if (!inside && !this.allowOutside) throw this.outside(name, real);
+    const format = formatOf(real) ?? formatOf(absolute);
+    if (!format) {
+      throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, { details: { name, path: real } });
+    }
+    const displayName = inside ? (real === root ? name : relativeName(root, real)) : real;
+    return this.describe({ name: displayName, path: real, key: real, format });
+  }
+
+  private outside(name: string, target: string): ModelOutsideModelsDir {
+    return new ModelOutsideModelsDir(
+      `model "${name}" resolves to ${target}, outside the models directory ${this.modelsDir}; set allow_outside_models_dir = true to allow it`,
+      { details: { name, target, models_dir: this.modelsDir } },
+    );
+  }
+
+  private notFound(name: string, scan: Scan): ModelNotFound {
+    const names = scan.models.map((m) => m.name);
+    const suggestions = closestMatches(name, [...new Set([...names, ...names.map((n) => stem(basename(n)))])]);
+    const where = scan.root === null ? `the models directory ${this.modelsDir} does not exist` : `not in ${this.modelsDir}`;
+    const hint = suggestions.length > 0 ? `; did you mean ${suggestions.map((s) => `"${s}"`).join(", ")}?` : "";
+    return new ModelNotFound(`model "${name}" not found (${where})${hint}`, {
+      details: { name, models_dir: this.modelsDir, suggestions },
+    });
+  }
+}
+
+function relativeName(root: string, path: string): string {
+  return path.slice(root.length + 1).split(/[\\/]/).join("/");
+}
+
+function uniqueByKey(models: FoundModel[]): FoundModel[] {
+  const byKey = new Map<string, FoundModel>();
+  for (const m of models) if (!byKey.has(m.key)) byKey.set(m.key, m);
+  return [...byKey.values()];
+}
+
+function sameFile(a: Fingerprint, b: Fingerprint): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}

