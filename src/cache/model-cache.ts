@@ -27,7 +27,7 @@ import type { CacheState, PersistedCounters, PersistedModel, StateStore } from "
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
-import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf } from "./state-view.js";
+import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
 import {
   type AcquireOptions,
   type CacheEvents,
@@ -823,18 +823,16 @@ export class ModelCache implements AsyncDisposable {
         continue;
       }
       if (this.entries.has(key)) continue;
-      candidates.push({
-        key,
-        name: descriptor.name,
-        pinned: this.pinned.has(key),
-        alwaysWarmIndex: this.pinned.get(key) ?? null,
-        lastUsedAt: usage?.lastUsedAt ?? null,
-        frequency: decayedValue(usage?.frequency ?? null, now, this.config.usage_half_life_hours),
-        avgLoadMs: usage && usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
-        memoryBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
-        fileChanged: usage?.fileChanged ?? false,
-        loaded: false,
-      });
+      const saved = usage ? this.persisted(usage) : null;
+      candidates.push(
+        warmupCandidateOf(descriptor, saved, {
+          now,
+          halfLifeHours: this.config.usage_half_life_hours,
+          alwaysWarmIndex: this.pinned.get(key) ?? null,
+          estimateBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
+          fileChanged: usage?.fileChanged ?? false,
+        }),
+      );
     }
     const admitted = this.admitted();
     const ranked = planWarmup(candidates, strategy, {

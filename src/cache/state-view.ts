@@ -3,10 +3,11 @@
  * CLI's file mode, so `inferno cache stats` reads the same with or without a server.
  */
 import type { CacheConfig } from "../config/schema.js";
-import type { Bytes, EpochMilliseconds } from "../models/types.js";
+import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
 import type { CacheState, PersistedModel } from "./persistence/types.js";
 import { modelValue } from "./policy/eviction.js";
 import { decayedValue, perHour } from "./policy/frequency.js";
+import type { WarmupCandidate } from "./policy/warmup.js";
 import { EVICTION_REASONS, type CacheStats, type EvictionReason, type LastSave, type ModelStats } from "./types.js";
 
 const MIB = 1024 * 1024;
@@ -115,5 +116,25 @@ export function statsFromState(state: CacheState | null, options: FileStatsOptio
         }),
       )
       .sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
+
+/** A warm-up candidate from a model's saved statistics (null when it has none, e.g. a pinned model never used). */
+export function warmupCandidateOf(
+  descriptor: ModelDescriptor,
+  saved: PersistedModel | null,
+  facts: { now: EpochMilliseconds; halfLifeHours: number; alwaysWarmIndex: number | null; estimateBytes: Bytes; fileChanged: boolean },
+): WarmupCandidate {
+  return {
+    key: descriptor.key,
+    name: descriptor.name,
+    pinned: facts.alwaysWarmIndex !== null,
+    alwaysWarmIndex: facts.alwaysWarmIndex,
+    lastUsedAt: saved?.usage.last_used_at ?? null,
+    frequency: decayedValue(saved?.usage.frequency ?? null, facts.now, facts.halfLifeHours),
+    avgLoadMs: saved ? averageLoadMs(saved) : null,
+    memoryBytes: saved?.metadata.memory_bytes ?? facts.estimateBytes,
+    fileChanged: facts.fileChanged,
+    loaded: false,
   };
 }
