@@ -24,15 +24,15 @@ import {
 import type { Bytes, Fingerprint, ModelDescriptor, ModelSource } from "../models/types.js";
 import { systemClock } from "./clock.js";
 import type { CacheState, PersistedCounters, PersistedModel, StateStore } from "./persistence/types.js";
-import { chooseVictims, type EvictionCandidate, modelValue, nextInflation } from "./policy/eviction.js";
-import { addUse, type DecayedCount, decayedValue, perHour } from "./policy/frequency.js";
+import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
+import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
+import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
 import {
   type AcquireOptions,
   type CacheEvents,
   type CacheStats,
   type Clock,
-  EVICTION_REASONS,
   type EvictionReason,
   type LastSave,
   type Lease,
@@ -149,14 +149,7 @@ interface ObtainOptions {
 }
 
 function emptyCounters(): PersistedCounters {
-  return {
-    hits: 0,
-    misses: 0,
-    loads: 0,
-    load_failures: 0,
-    evictions: Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>,
-    warmups: 0,
-  };
+  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0 };
 }
 
 function iso(ms: number | null): string | null {
@@ -185,12 +178,6 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
       },
     );
   });
-}
-
-function percentile95(samples: readonly number[]): number | null {
-  if (samples.length === 0) return null;
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] ?? null;
 }
 
 function validateKeepAlive(seconds: number | undefined): void {
@@ -247,8 +234,7 @@ export class ModelCache implements AsyncDisposable {
     this.logger = deps.logger;
     this.busyWaitMs = deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS;
     this.ownsBackends = deps.ownsBackends ?? false;
-    this.memoryLimit =
-      config.max_memory_mb > 0 ? config.max_memory_mb * MIB : Math.floor((deps.systemMemoryBytes ?? 0) / 2);
+    this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
   }
 
@@ -844,18 +830,16 @@ export class ModelCache implements AsyncDisposable {
         continue;
       }
       if (this.entries.has(key)) continue;
-      candidates.push({
-        key,
-        name: descriptor.name,
-        pinned: this.pinned.has(key),
-        alwaysWarmIndex: this.pinned.get(key) ?? null,
-        lastUsedAt: usage?.lastUsedAt ?? null,
-        frequency: decayedValue(usage?.frequency ?? null, now, this.config.usage_half_life_hours),
-        avgLoadMs: usage && usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
-        memoryBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
-        fileChanged: usage?.fileChanged ?? false,
-        loaded: false,
-      });
+      const saved = usage ? this.persisted(usage) : null;
+      candidates.push(
+        warmupCandidateOf(descriptor, saved, {
+          now,
+          halfLifeHours: this.config.usage_half_life_hours,
+          alwaysWarmIndex: this.pinned.get(key) ?? null,
+          estimateBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
+          fileChanged: usage?.fileChanged ?? false,
+        }),
+      );
     }
     const admitted = this.admitted();
     const ranked = planWarmup(candidates, strategy, {
@@ -956,32 +940,11 @@ export class ModelCache implements AsyncDisposable {
 
   private modelStats(usage: Usage): ModelStats {
     const entry = this.entries.get(usage.key);
-    const now = this.clock.now();
-    const halfLife = this.config.usage_half_life_hours;
-    return {
-      name: usage.name,
-      key: usage.key,
+    return modelStatsOf(this.persisted(usage), this.clock.now(), this.config.usage_half_life_hours, {
       loaded: entry?.state === "ready",
       pinned: this.pinned.has(usage.key),
-      requests: usage.requests,
-      hits: usage.hits,
-      misses: usage.misses,
-      loads: usage.loads,
-      avg_load_ms: usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
-      p95_load_ms: percentile95(usage.loadMsSamples),
-      last_used: iso(usage.lastUsedAt),
-      frequency_per_hour: perHour(usage.frequency, now, halfLife),
-      priority: this.priorityOf(usage),
       memory_bytes: entry?.admitted ? entry.bytes : 0,
       expires_at: iso(entry?.expiry?.at ?? null),
-    };
-  }
-
-  private priorityOf(usage: Usage): number {
-    return modelValue({
-      frequency: decayedValue(usage.frequency, this.clock.now(), this.config.usage_half_life_hours),
-      loadMs: usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
-      memoryBytes: usage.memoryBytes ?? 0,
     });
   }
 
@@ -1023,31 +986,35 @@ export class ModelCache implements AsyncDisposable {
     this.version++;
   }
 
+  private persisted(u: Usage): PersistedModel {
+    const model: PersistedModel = {
+      key: u.key,
+      name: u.name,
+      format: u.format,
+      fingerprint: { ...u.fingerprint },
+      metadata: { memory_bytes: u.memoryBytes },
+      usage: {
+        requests: u.requests,
+        hits: u.hits,
+        misses: u.misses,
+        loads: u.loads,
+        last_used_at: u.lastUsedAt,
+        frequency: u.frequency ? { ...u.frequency } : null,
+        load_ms_total: u.loadMsTotal,
+        load_ms_samples: [...u.loadMsSamples],
+      },
+      priority: 0,
+      pinned: this.pinned.has(u.key),
+    };
+    model.priority = priorityOf(model, this.clock.now(), this.config.usage_half_life_hours);
+    return model;
+  }
+
   private snapshot(): CacheState {
     return {
       saved_at: this.clock.now(),
       counters: structuredClone(this.counters),
-      models: [...this.usage.values()].map(
-        (u): PersistedModel => ({
-          key: u.key,
-          name: u.name,
-          format: u.format,
-          fingerprint: { ...u.fingerprint },
-          metadata: { memory_bytes: u.memoryBytes },
-          usage: {
-            requests: u.requests,
-            hits: u.hits,
-            misses: u.misses,
-            loads: u.loads,
-            last_used_at: u.lastUsedAt,
-            frequency: u.frequency ? { ...u.frequency } : null,
-            load_ms_total: u.loadMsTotal,
-            load_ms_samples: [...u.loadMsSamples],
-          },
-          priority: this.priorityOf(u),
-          pinned: this.pinned.has(u.key),
-        }),
-      ),
+      models: [...this.usage.values()].map((u) => this.persisted(u)),
     };
   }
 

@@ -1,5 +1,6 @@
 /** Builds the `inferno` command tree. Each command lives in `commands/` and registers itself here. */
 import { Command } from "commander";
+import { registerCache } from "./commands/cache.js";
 import { registerConfig } from "./commands/config.js";
 import { registerPs } from "./commands/ps.js";
 import { registerServe } from "./commands/serve.js";
@@ -12,7 +13,7 @@ export { packageVersion } from "./version.js";
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [registerServe, registerPs, registerConfig];
+const COMMANDS: Register[] = [registerServe, registerPs, registerCache, registerConfig];
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");

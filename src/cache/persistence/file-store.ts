@@ -12,7 +12,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { compress, decompress } from "zstd-napi";
-import { StateLocked, messageOf } from "../../errors/index.js";
+import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
 import { decodeState, encodeState } from "./codec.js";
 import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
 
@@ -93,6 +93,25 @@ export class FileStateStore implements StateStore {
         state: null,
         warning: `the cache state ${this.path} could not be decoded (${messageOf(error)}); it was moved to ${aside} and the cache starts empty`,
       };
+    }
+  }
+
+  /**
+   * Reads the state without side effects (the CLI's file mode): null when there is no file; `StateCorrupt` naming the
+   * file when it cannot be decoded (it is left in place; a starting cache quarantines it).
+   */
+  async read(): Promise<{ state: CacheState; bytes: number } | null> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.path);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      return { state: decompressState(raw), bytes: raw.length };
+    } catch (error) {
+      throw new StateCorrupt(`the cache state ${this.path} cannot be decoded: ${messageOf(error)}`, { cause: error });
     }
   }
 

@@ -1,0 +1,140 @@
+/**
+ * Statistics (SPEC.md's fields) computed from saved per-model state: one mechanism for the live cache and for the
+ * CLI's file mode, so `inferno cache stats` reads the same with or without a server.
+ */
+import type { CacheConfig } from "../config/schema.js";
+import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
+import type { CacheState, PersistedModel } from "./persistence/types.js";
+import { modelValue } from "./policy/eviction.js";
+import { decayedValue, perHour } from "./policy/frequency.js";
+import type { WarmupCandidate } from "./policy/warmup.js";
+import { EVICTION_REASONS, type CacheStats, type EvictionReason, type LastSave, type ModelStats } from "./types.js";
+
+const MIB = 1024 * 1024;
+
+/** What only a running cache knows about a model. */
+export interface LiveModelFacts {
+  loaded: boolean;
+  pinned: boolean;
+  memory_bytes: Bytes;
+  expires_at: string | null;
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function percentile95(samples: readonly number[]): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)] ?? null;
+}
+
+export function averageLoadMs(model: PersistedModel): number | null {
+  return model.usage.loads > 0 ? model.usage.load_ms_total / model.usage.loads : null;
+}
+
+/** A model's keep/warm value now: decayed frequency x average load time per MiB. */
+export function priorityOf(model: PersistedModel, now: EpochMilliseconds, halfLifeHours: number): number {
+  return modelValue({
+    frequency: decayedValue(model.usage.frequency, now, halfLifeHours),
+    loadMs: averageLoadMs(model),
+    memoryBytes: model.metadata.memory_bytes ?? 0,
+  });
+}
+
+export function modelStatsOf(model: PersistedModel, now: EpochMilliseconds, halfLifeHours: number, live: LiveModelFacts): ModelStats {
+  return {
+    name: model.name,
+    key: model.key,
+    loaded: live.loaded,
+    pinned: live.pinned,
+    requests: model.usage.requests,
+    hits: model.usage.hits,
+    misses: model.usage.misses,
+    loads: model.usage.loads,
+    avg_load_ms: averageLoadMs(model),
+    p95_load_ms: percentile95(model.usage.load_ms_samples),
+    last_used: iso(model.usage.last_used_at),
+    frequency_per_hour: perHour(model.usage.frequency, now, halfLifeHours),
+    priority: priorityOf(model, now, halfLifeHours),
+    memory_bytes: live.memory_bytes,
+    expires_at: live.expires_at,
+  };
+}
+
+export function emptyEvictions(): Record<EvictionReason, number> {
+  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
+}
+
+/** The memory budget in bytes: `max_memory_mb`, or half the system memory for 0 (0 = unlimited when unknown). */
+export function memoryLimitBytes(config: Pick<CacheConfig, "max_memory_mb">, systemMemoryBytes: Bytes | undefined): Bytes {
+  return config.max_memory_mb > 0 ? config.max_memory_mb * MIB : Math.floor((systemMemoryBytes ?? 0) / 2);
+}
+
+export interface FileStatsOptions {
+  now: EpochMilliseconds;
+  config: CacheConfig;
+  systemMemoryBytes?: Bytes;
+  stateFile: string;
+  /** Size of the state file (bytes), or null when there is none. */
+  fileBytes: Bytes | null;
+  /** Keys (or names) of models the configuration pins. */
+  isPinned: (model: PersistedModel) => boolean;
+}
+
+/** Statistics as a stopped cache would report them from its state file: nothing loaded. */
+export function statsFromState(state: CacheState | null, options: FileStatsOptions): CacheStats {
+  const counters = state?.counters;
+  const hits = counters?.hits ?? 0;
+  const misses = counters?.misses ?? 0;
+  const lastSave: LastSave = state
+    ? { at: iso(state.saved_at), ok: true, duration_ms: null, bytes: options.fileBytes, error: null }
+    : { at: null, ok: null, duration_ms: null, bytes: null, error: null };
+  return {
+    hits,
+    misses,
+    hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
+    loads: counters?.loads ?? 0,
+    load_failures: counters?.load_failures ?? 0,
+    evictions: { ...emptyEvictions(), ...counters?.evictions },
+    warmups: counters?.warmups ?? 0,
+    models_loaded: 0,
+    max_cached_models: options.config.max_cached_models,
+    memory_bytes: 0,
+    memory_limit_bytes: memoryLimitBytes(options.config, options.systemMemoryBytes),
+    last_save: lastSave,
+    unsaved_changes: false,
+    state_file: options.stateFile,
+    models: (state?.models ?? [])
+      .map((m) =>
+        modelStatsOf(m, options.now, options.config.usage_half_life_hours, {
+          loaded: false,
+          pinned: options.isPinned(m),
+          memory_bytes: 0,
+          expires_at: null,
+        }),
+      )
+      .sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
+
+/** A warm-up candidate from a model's saved statistics (null when it has none, e.g. a pinned model never used). */
+export function warmupCandidateOf(
+  descriptor: ModelDescriptor,
+  saved: PersistedModel | null,
+  facts: { now: EpochMilliseconds; halfLifeHours: number; alwaysWarmIndex: number | null; estimateBytes: Bytes; fileChanged: boolean },
+): WarmupCandidate {
+  return {
+    key: descriptor.key,
+    name: descriptor.name,
+    pinned: facts.alwaysWarmIndex !== null,
+    alwaysWarmIndex: facts.alwaysWarmIndex,
+    lastUsedAt: saved?.usage.last_used_at ?? null,
+    frequency: decayedValue(saved?.usage.frequency ?? null, facts.now, facts.halfLifeHours),
+    avgLoadMs: saved ? averageLoadMs(saved) : null,
+    memoryBytes: saved?.metadata.memory_bytes ?? facts.estimateBytes,
+    fileChanged: facts.fileChanged,
+    loaded: false,
+  };
+}

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "../../src/cache/persistence/codec.js";
+import type { CacheState } from "../../src/cache/persistence/types.js";
+
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+
+const current: CacheState = {
+  saved_at: 1_700_000_000_000,
+  counters: {
+    hits: 3,
+    misses: 2,
+    loads: 2,
+    load_failures: 1,
+    warmups: 0,
+    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1 },
+  },
+  models: [
+    {
+      key: "/m/a.gguf",
+      name: "a.gguf",
+      format: "gguf",
+      fingerprint: { size: 10, mtimeMs: 5, sha256: "a".repeat(64) },
+      metadata: { memory_bytes: 1024 },
+      usage: { requests: 5, hits: 3, misses: 2, loads: 2, last_used_at: 1_699_000_000_000, frequency: { value: 2.5, at: 1_699_000_000_000 }, load_ms_total: 300, load_ms_samples: [100, 200] },
+      priority: 12.5,
+      pinned: false,
+    },
+  ],
+};
+
+describe("state codec", () => {
+  it("round-trips the current version with the header first", () => {
+    const bytes = encodeState(current);
+    assert.ok(new TextDecoder().decode(bytes).startsWith(`{"format":"inferno-cache-state","schema_version":${STATE_SCHEMA_VERSION},`));
+    assert.deepEqual(decodeState(bytes), current);
+  });
+
+  it("migrates schema version 1", () => {
+    const v1 = {
+      format: "inferno-cache-state",
+      schema_version: 1,
+      saved_at: "2025-06-01T00:00:00.000Z",
+      counters: { hits: 7, misses: 3, loads: 3, evictions: 2 },
+      models: [
+        { key: "/m/a.gguf", name: "a.gguf", format: "gguf", size: 10, mtime_ms: 5, requests: 10, last_used: "2025-05-31T00:00:00.000Z", avg_load_ms: 250 },
+        { key: "/m/b.onnx", name: "b.onnx", format: "onnx", size: 20, mtime_ms: 6, requests: 0, last_used: null, avg_load_ms: null },
+      ],
+    };
+    const state = decodeState(encode(v1));
+    assert.equal(state.saved_at, Date.parse("2025-06-01T00:00:00.000Z"));
+    assert.deepEqual([state.counters.hits, state.counters.misses, state.counters.loads, state.counters.load_failures], [7, 3, 3, 0]);
+    assert.equal(Object.values(state.counters.evictions).reduce((a, b) => a + b, 0), 0);
+    const [a, b] = state.models;
+    assert.deepEqual(a?.fingerprint, { size: 10, mtimeMs: 5 });
+    assert.deepEqual(a?.usage.frequency, { value: 10, at: Date.parse("2025-05-31T00:00:00.000Z") });
+    assert.deepEqual([a?.usage.loads, a?.usage.load_ms_total], [1, 250]);
+    assert.deepEqual([b?.usage.last_used_at, b?.usage.frequency, b?.usage.loads], [null, null, 0]);
+    assert.deepEqual(decodeState(encodeState(state)), state, "a migrated state re-encodes as the current version");
+  });
+
+  const refused: Array<[string, unknown, RegExp]> = [
+    ["a newer version", { format: "inferno-cache-state", schema_version: 3 }, /written by a newer Inferno \(schema version 3; this one reads up to 2\)/],
+    ["another format", { format: "other", schema_version: 1 }, /does not start with the "inferno-cache-state" header/],
+    ["no header", [1, 2, 3], /header/],
+    ["a bad field", { ...current, format: "inferno-cache-state", schema_version: 2, counters: { ...current.counters, hits: -1 } }, /malformed at counters\.hits/],
+    ["an unknown eviction reason missing", { format: "inferno-cache-state", schema_version: 2, saved_at: 1, counters: { hits: 0, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: {} }, models: [] }, /malformed at counters\.evictions/],
+  ];
+  for (const [name, document, message] of refused) {
+    it(`refuses ${name} with StateCorrupt`, () => {
+      assert.throws(() => decodeState(encode(document)), (e: { code: string; message: string }) => {
+        assert.equal(e.code, "state_corrupt");
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
+  it("refuses bytes that are not UTF-8 JSON", () => {
+    assert.throws(() => decodeState(new Uint8Array([0xff, 0xfe, 0x00])), { code: "state_corrupt" });
+  });
+});

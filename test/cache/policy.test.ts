@@ -1,0 +1,196 @@
+/** Table tests of the pure policy functions: eviction choice, decayed frequency, warm-up planning. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  addUse,
+  chooseVictims,
+  decayedValue,
+  type EvictionCandidate,
+  evictionOrder,
+  gdsfPriority,
+  nextInflation,
+  perHour,
+  planWarmup,
+  type WarmupCandidate,
+  type WarmupLimits,
+} from "../../src/cache/policy/index.js";
+import type { WarmupStrategy } from "../../src/cache/types.js";
+
+const MIB = 1024 * 1024;
+const HOUR = 3600_000;
+
+function candidate(key: string, c: Partial<EvictionCandidate> = {}): EvictionCandidate {
+  return { key, lastUsedAt: 0, memoryBytes: 100 * MIB, loadMs: 1000, frequency: 1, inflation: 0, ...c };
+}
+
+describe("decayed frequency", () => {
+  const table: Array<[string, Array<number>, number, number]> = [
+    // [case, use times (h), at (h), expected decayed count] with a 1 h half-life
+    ["no use", [], 0, 0],
+    ["one use, now", [0], 0, 1],
+    ["one use, one half-life ago", [0], 1, 0.5],
+    ["two uses an hour apart, read at the second", [0, 1], 1, 1.5],
+    ["two uses, read two half-lives later", [0, 0], 2, 0.5],
+  ];
+  for (const [name, uses, at, expected] of table) {
+    it(name, () => {
+      let count = null;
+      for (const u of uses) count = addUse(count, u * HOUR, 1);
+      assert.ok(Math.abs(decayedValue(count, at * HOUR, 1) - expected) < 1e-12);
+    });
+  }
+  it("a steady rate r per hour reads back as about r per hour", () => {
+    let count = null;
+    for (let minute = 0; minute < 48 * 60; minute += 10) count = addUse(count, minute * 60_000, 6);
+    assert.ok(Math.abs(perHour(count, 48 * HOUR, 6) - 6) < 0.3);
+  });
+  it("a clock that steps back never inflates the count", () => {
+    const count = addUse(null, 10 * HOUR, 1);
+    assert.equal(decayedValue(count, 5 * HOUR, 1), 1);
+  });
+});
+
+describe("eviction order", () => {
+  const table: Array<[string, EvictionCandidate[], string[], string[]]> = [
+    // [case, candidates, lru order, cost-aware order]
+    [
+      "recency only differs",
+      [candidate("old", { lastUsedAt: 1 }), candidate("new", { lastUsedAt: 2 })],
+      ["old", "new"],
+      ["old", "new"],
+    ],
+    [
+      "slow-to-load model is kept by cost-aware",
+      [candidate("slow", { lastUsedAt: 1, loadMs: 30_000 }), candidate("fast", { lastUsedAt: 2, loadMs: 100 })],
+      ["slow", "fast"],
+      ["fast", "slow"],
+    ],
+    [
+      "large model goes first under cost-aware",
+      [candidate("big", { lastUsedAt: 2, memoryBytes: 4000 * MIB }), candidate("small", { lastUsedAt: 1, memoryBytes: 50 * MIB })],
+      ["small", "big"],
+      ["big", "small"],
+    ],
+    [
+      "frequently used model is kept by cost-aware",
+      [candidate("often", { lastUsedAt: 1, frequency: 50 }), candidate("once", { lastUsedAt: 2, frequency: 1 })],
+      ["often", "once"],
+      ["once", "often"],
+    ],
+    [
+      "inflation ages out a once-valuable model",
+      [candidate("stale", { lastUsedAt: 1, frequency: 5, inflation: 0 }), candidate("fresh", { lastUsedAt: 2, frequency: 1, inflation: 1000 })],
+      ["stale", "fresh"],
+      ["stale", "fresh"],
+    ],
+    [
+      "never used goes first under lru",
+      [candidate("used", { lastUsedAt: 5 }), candidate("never", { lastUsedAt: null })],
+      ["never", "used"],
+      ["never", "used"],
+    ],
+  ];
+  for (const [name, candidates, lru, cost] of table) {
+    it(name, () => {
+      assert.deepEqual(evictionOrder(candidates, "lru").map((c) => c.key), lru);
+      assert.deepEqual(evictionOrder(candidates, "cost-aware").map((c) => c.key), cost);
+    });
+  }
+});
+
+describe("chooseVictims", () => {
+  const three = [
+    candidate("a", { lastUsedAt: 1, memoryBytes: 30 * MIB }),
+    candidate("b", { lastUsedAt: 2, memoryBytes: 30 * MIB }),
+    candidate("c", { lastUsedAt: 3, memoryBytes: 30 * MIB }),
+  ];
+  const table: Array<[string, { count: number; bytes: number }, Array<[string, string]>, boolean]> = [
+    ["nothing short", { count: 0, bytes: 0 }, [], true],
+    ["one model too many", { count: 1, bytes: -10 * MIB }, [["a", "capacity_count"]], true],
+    ["50 MiB short: two victims, both for memory", { count: 0, bytes: 50 * MIB }, [["a", "capacity_memory"], ["b", "capacity_memory"]], true],
+    ["count and 10 MiB: one victim covers both", { count: 1, bytes: 10 * MIB }, [["a", "capacity_memory"]], true],
+    ["two too many, 20 MiB: memory first, then count", { count: 2, bytes: 20 * MIB }, [["a", "capacity_memory"], ["b", "capacity_count"]], true],
+    ["more than all of them", { count: 0, bytes: 100 * MIB }, [["a", "capacity_memory"], ["b", "capacity_memory"], ["c", "capacity_memory"]], false],
+  ];
+  for (const [name, shortfall, expected, covers] of table) {
+    it(name, () => {
+      const result = chooseVictims(three, shortfall, "lru");
+      assert.deepEqual(result.victims.map((v) => [v.key, v.reason]), expected);
+      assert.equal(result.covers, covers);
+    });
+  }
+  it("GDSF inflation rises to the evicted value and never falls", () => {
+    const { victims } = chooseVictims([candidate("x", { frequency: 3 })], { count: 1, bytes: 0 }, "cost-aware");
+    const value = gdsfPriority(candidate("x", { frequency: 3 }));
+    assert.equal(nextInflation(0, victims), value);
+    assert.equal(nextInflation(value * 2, victims), value * 2);
+  });
+});
+
+describe("warm-up plan", () => {
+  const now = 100 * HOUR;
+  const limits: WarmupLimits = { now, maxModels: 3, memoryLimitBytes: 0, restoreWindowMs: 24 * HOUR, residentCount: 0, residentBytes: 0 };
+  const model = (name: string, c: Partial<WarmupCandidate> = {}): WarmupCandidate => ({
+    key: `/m/${name}`,
+    name,
+    pinned: false,
+    alwaysWarmIndex: null,
+    lastUsedAt: now - HOUR,
+    frequency: 1,
+    avgLoadMs: 1000,
+    memoryBytes: 10 * MIB,
+    fileChanged: false,
+    loaded: false,
+    ...c,
+  });
+  const models = [
+    model("busy", { frequency: 10, lastUsedAt: now - 5 * HOUR }),
+    model("slow", { frequency: 2, avgLoadMs: 20_000, lastUsedAt: now - 4 * HOUR }),
+    model("recent", { frequency: 1, lastUsedAt: now - 60_000 }),
+    model("unmeasured", { frequency: 50, avgLoadMs: null, lastUsedAt: now - 2 * HOUR }),
+    model("pin2", { pinned: true, alwaysWarmIndex: 1, lastUsedAt: null, frequency: 0 }),
+    model("pin1", { pinned: true, alwaysWarmIndex: 0, lastUsedAt: null, frequency: 0 }),
+    model("ancient", { frequency: 100, lastUsedAt: now - 48 * HOUR }),
+    model("changed", { frequency: 100, fileChanged: true }),
+    model("never", { lastUsedAt: null, frequency: 0 }),
+  ];
+  const table: Array<[WarmupStrategy, string[]]> = [
+    ["usage", ["pin1", "pin2", "unmeasured"]],
+    ["recent", ["pin1", "pin2", "recent"]],
+    ["hybrid", ["pin1", "pin2", "slow"]],
+    ["priority", ["pin1", "pin2"]],
+    ["none", ["pin1", "pin2"]],
+  ];
+  for (const [strategy, expected] of table) {
+    it(`${strategy}: pinned first in always_warm order, then the strategy, cut at the limits`, () => {
+      const { plan, skipped } = planWarmup(models, strategy, limits);
+      assert.deepEqual(plan.map((c) => c.name), expected);
+      const why = Object.fromEntries(skipped.map((s) => [s.name, s.reason]));
+      assert.equal(why.ancient, "not used within the restore window");
+      assert.equal(why.changed, "file changed since last use");
+      assert.equal(why.never, "never used");
+    });
+  }
+  it("usage ranks by frequency x load time", () => {
+    const { plan } = planWarmup(models.filter((m) => !m.pinned), "usage", { ...limits, maxModels: 10 });
+    assert.deepEqual(plan.map((c) => c.name), ["unmeasured", "slow", "busy", "recent"]);
+  });
+  it("never exceeds the memory limit, but a smaller model after a big one may still fit", () => {
+    const sized = [
+      model("a", { frequency: 9, memoryBytes: 60 * MIB }),
+      model("b", { frequency: 8, memoryBytes: 60 * MIB }),
+      model("c", { frequency: 7, memoryBytes: 30 * MIB }),
+    ];
+    const { plan, skipped } = planWarmup(sized, "usage", { ...limits, memoryLimitBytes: 100 * MIB });
+    assert.deepEqual(plan.map((c) => c.name), ["a", "c"]);
+    assert.deepEqual(skipped, [{ name: "b", reason: "would exceed the memory limit" }]);
+  });
+  it("counts models already resident against the limits; restore window 0 = no limit", () => {
+    const { plan } = planWarmup([model("x", { lastUsedAt: 0 }), model("y", { lastUsedAt: 0 })], "recent", {
+      ...limits,
+      restoreWindowMs: 0,
+      residentCount: 2,
+    });
+    assert.deepEqual(plan.map((c) => c.name), ["x"]);
+  });
+});
