@@ -216,20 +216,3 @@ export class StateFile {
     return keys;
   }
 }
-
-/** The address of the configured server (or `--server`), for telling the user which mode a command used. */
-export function serverAddress(config: InfernoConfig, override?: string): string {
-  if (override) return override.replace(/\/+$/, "");
-  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
-  return `http://${host}:${config.server.port}`;
-}
-
-/** Whether an Inferno server answers `GET /health` at `address` within `timeoutMs`. */
-export async function serverAnswers(address: string, timeoutMs = 300): Promise<boolean> {
-  try {
-    const response = await fetch(`${address}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    return response.ok;
-  } catch {
-    return false;
-  }
-}

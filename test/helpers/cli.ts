@@ -53,3 +53,11 @@ export async function cliSandbox(t: TestContext) {
     },
   };
 }
+
+/** Runs `inferno ...args` in-process with the given environment and working directory. */
+export async function runCli(args: string[], where: { env: Record<string, string>; cwd: string }): Promise<CliResult> {
+  const out = capture();
+  const err = capture();
+  const code = await main(["node", "inferno", ...args], { stdout: out.stream, stderr: err.stream, env: where.env, cwd: where.cwd });
+  return { code, stdout: out.text(), stderr: err.text() };
+}

@@ -1,32 +1,63 @@
 /**
- * `inferno cache …`: the model cache's statistics and state. Without a running server these work on the state file
- * (`<cache_dir>/cache_state.bin.zst`) and say so: nothing is loaded in file mode, so `clear` and `evict` remove saved
- * entries (a starting server will not warm them) and `warmup` prints the plan a starting server would follow.
+ * `inferno cache …`: the model cache's statistics and state. With a running server (address from `--server` or
+ * `[server]`) the commands act on its live cache; without one they work on the state file
+ * (`<cache_dir>/cache_state.bin.zst`), and each says which it used. Nothing is loaded in file mode, so there `clear` and
+ * `evict` remove saved entries (a starting server will not warm them) and `warmup` prints the plan a starting server
+ * would follow. `inspect` always decodes the file.
  */
 import { type Command, Option } from "commander";
 import type { CacheState } from "../../cache/persistence/types.js";
-import type { CacheStats, WarmupStrategy } from "../../cache/types.js";
-import { serverAddress, serverAnswers, StateFile } from "../../runtime/state-file.js";
+import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
+import type { InfernoClient } from "../../runtime/index.js";
+import { StateFile } from "../../runtime/state-file.js";
+import { ServerUnavailable } from "../../errors/index.js";
 import type { CliContext } from "../context.js";
 import { addConfigFlags, type ConfigFlagName, configFlagValues } from "../flags.js";
 import { formatTable } from "../io.js";
+import { findServer } from "../live.js";
+import { runPs } from "./ps.js";
 
 const FLAGS: readonly ConfigFlagName[] = ["cache-dir", "models-dir"];
 const STRATEGIES: WarmupStrategy[] = ["usage", "recent", "priority", "hybrid", "none"];
 
-/** Opens the state file and tells the user (stderr) that this is file mode, and whether a server answers. */
+/** Where a command acts: the running server's live cache, or the state file when no server answers. */
+type Target = { kind: "server"; client: InfernoClient; url: string } | { kind: "file"; file: StateFile };
+
+/** Finds the running server, or falls back to the state file, and tells the user (stderr) which it used. */
+async function connect(ctx: CliContext, options: Record<string, unknown>): Promise<Target> {
+  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
+  const { server, url } = await findServer(ctx, config);
+  if (server) {
+    ctx.out.info(`using the running server at ${url}`);
+    return { kind: "server", ...server };
+  }
+  const file = new StateFile(config);
+  ctx.out.info(`no server running at ${url}; read ${file.path}`);
+  return { kind: "file", file };
+}
+
+/** `inspect` decodes the file even while a server runs, and warns that the server's live state may be newer. */
 async function openStateFile(ctx: CliContext, options: Record<string, unknown>): Promise<StateFile> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
   const file = new StateFile(config);
-  const address = serverAddress(config, ctx.globals.server);
-  if (await serverAnswers(address)) {
-    ctx.out.warn(
-      `a server answers at ${address}, but this command works on the state file ${file.path} only; the server overwrites it on its next save`,
-    );
+  const { server, url } = await findServer(ctx, config);
+  if (server) {
+    ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);
   } else {
-    ctx.out.info(`no server running at ${address}; read ${file.path}`);
+    ctx.out.info(`no server running at ${url}; read ${file.path}`);
   }
   return file;
+}
+
+function printWarmup(ctx: CliContext, result: WarmupResult): void {
+  if (ctx.out.json) {
+    ctx.out.printJson(result);
+    return;
+  }
+  ctx.out.print(result.loaded.length > 0 ? `loaded: ${result.loaded.join(", ")}` : "nothing loaded");
+  for (const { name, reason } of result.skipped) ctx.out.print(`skipped ${name}: ${reason}`);
+  for (const { name, error } of result.failed) ctx.out.print(`failed ${name}: ${error}`);
+  if (result.failed.length > 0) ctx.exitCode = 1;
 }
 
 function ms(value: number | null): string {
@@ -115,7 +146,8 @@ export function registerCache(program: Command, ctx: CliContext): void {
 
   addConfigFlags(cache.command("stats").description("print cache statistics (SPEC fields with --json)"), FLAGS).action(
     async (options: Record<string, unknown>) => {
-      const stats = await (await openStateFile(ctx, options)).stats();
+      const target = await connect(ctx, options);
+      const stats = target.kind === "server" ? await target.client.stats() : await target.file.stats();
       if (ctx.out.json) ctx.out.printJson(stats);
       else printStats(ctx, stats);
     },
@@ -130,26 +162,44 @@ export function registerCache(program: Command, ctx: CliContext): void {
     },
   );
 
-  addConfigFlags(cache.command("save").description("rewrite the state file in the current format"), FLAGS).action(
-    async (options: Record<string, unknown>) => {
-      const file = await openStateFile(ctx, options);
-      const saved = await file.save();
-      if (ctx.out.json) ctx.out.printJson({ state_file: file.path, ...saved });
-      else ctx.out.print(`saved ${saved.models} model entries (${saved.bytes} bytes) to ${file.path}`);
-    },
-  );
+  addConfigFlags(
+    cache.command("save").description("save the cache state now (the server's; without one, rewrite the file in the current format)"),
+    FLAGS,
+  ).action(async (options: Record<string, unknown>) => {
+    const target = await connect(ctx, options);
+    if (target.kind === "server") {
+      const saved = await target.client.save();
+      if (ctx.out.json) ctx.out.printJson(saved);
+      else if (saved.ok === false) throw new ServerUnavailable(`the server could not save the cache state: ${saved.error}`);
+      else ctx.out.print(`the server saved the cache state (${saved.bytes} bytes)`);
+      return;
+    }
+    const saved = await target.file.save();
+    if (ctx.out.json) ctx.out.printJson({ state_file: target.file.path, ...saved });
+    else ctx.out.print(`saved ${saved.models} model entries (${saved.bytes} bytes) to ${target.file.path}`);
+  });
 
   addConfigFlags(
     cache
       .command("clear")
-      .description("remove saved model entries (pinned ones only with --force); --stats also resets the counters")
+      .description(
+        "unload every model, or one (pinned ones only with --force); without a server, remove saved entries; --stats also resets the statistics",
+      )
       .option("--model <name>", "only this model")
       .option("--force", "also pinned models")
       .option("--stats", "also reset the statistics counters"),
     FLAGS,
   ).action(async (options: { model?: string; force?: boolean; stats?: boolean } & Record<string, unknown>) => {
-    const file = await openStateFile(ctx, options);
-    const report = await file.clear({ model: options.model, force: options.force, stats: options.stats });
+    const request = { model: options.model, force: options.force, stats: options.stats };
+    const target = await connect(ctx, options);
+    if (target.kind === "server") {
+      const unloaded = await target.client.clear(request);
+      if (ctx.out.json) ctx.out.printJson({ unloaded });
+      else ctx.out.print(unloaded.length > 0 ? `unloaded: ${unloaded.join(", ")}` : "no model was loaded");
+      if (options.stats && !ctx.out.json) ctx.out.print("statistics reset");
+      return;
+    }
+    const report = await target.file.clear(request);
     if (ctx.out.json) ctx.out.printJson(report);
     else {
       ctx.out.print(report.removed.length > 0 ? `removed: ${report.removed.join(", ")}` : "no entries removed");
@@ -160,12 +210,18 @@ export function registerCache(program: Command, ctx: CliContext): void {
   addConfigFlags(
     cache
       .command("evict")
-      .description("remove a model's saved entry so a starting server does not warm it")
+      .description("unload a model from the running server; without a server, remove its saved entry so a starting server does not warm it")
       .argument("<name>", "model name"),
     FLAGS,
   ).action(async (name: string, options: Record<string, unknown>) => {
-    const file = await openStateFile(ctx, options);
-    const removed = await file.evict(name);
+    const target = await connect(ctx, options);
+    if (target.kind === "server") {
+      const unloaded = await target.client.evict(name);
+      if (ctx.out.json) ctx.out.printJson({ name, unloaded });
+      else ctx.out.print(unloaded ? `unloaded ${name}` : `${name} was not loaded`);
+      return;
+    }
+    const removed = await target.file.evict(name);
     if (ctx.out.json) ctx.out.printJson({ removed });
     else ctx.out.print(`removed the entry of ${removed}: a starting server will not warm it`);
   });
@@ -173,13 +229,18 @@ export function registerCache(program: Command, ctx: CliContext): void {
   addConfigFlags(
     cache
       .command("warmup")
-      .description("show the warm-up plan a starting server would follow (nothing is loaded without a server)")
+      .description("load models now on the running server; without one, show the plan a starting server would follow")
       .argument("[names...]", "models to warm, in this order (default: ranked by the strategy)")
       .addOption(new Option("--strategy <strategy>", "ranking strategy (default: cache.warmup_strategy)").choices(STRATEGIES)),
     FLAGS,
   ).action(async (names: string[], options: { strategy?: WarmupStrategy } & Record<string, unknown>) => {
-    const file = await openStateFile(ctx, options);
-    const report = await file.warmupPlan({ models: names.length > 0 ? names : undefined, strategy: options.strategy });
+    const request = { models: names.length > 0 ? names : undefined, strategy: options.strategy };
+    const target = await connect(ctx, options);
+    if (target.kind === "server") {
+      printWarmup(ctx, await target.client.warmup(request));
+      return;
+    }
+    const report = await target.file.warmupPlan(request);
     if (ctx.out.json) {
       ctx.out.printJson(report);
       return;
@@ -191,4 +252,9 @@ export function registerCache(program: Command, ctx: CliContext): void {
       ctx.out.print(`skipped:\n${report.skipped.map((s) => `  ${s.name}: ${s.reason}`).join("\n")}`);
     }
   });
+
+  cache
+    .command("ps")
+    .description("list the models the running server holds (NAME, SIZE, MEMORY, UNTIL); same as `inferno ps`")
+    .action(() => runPs(ctx));
 }

@@ -20,7 +20,7 @@ export function formatBytes(bytes: number): string {
 
 /** `in 4 minutes`, `in 1 hour`: how long until an ISO time, rounded to the largest whole unit. */
 export function formatUntil(iso: string, now: number): string {
-  const seconds = Math.max(0, Math.round((Date.parse(iso) - now) / 1000));
+  const seconds = Math.max(0, Math.floor((Date.parse(iso) - now) / 1000));
   const [amount, unit] =
     seconds >= 86_400
       ? [Math.floor(seconds / 86_400), "day"]

@@ -1,0 +1,78 @@
+/**
+ * `inferno cache …` and `inferno ps` against a running server (address from the configuration or `--server`), and the
+ * fall-back to the state file once it stops — each saying which it used.
+ */
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import type { CacheStats } from "../../src/cache/types.js";
+import { runCli } from "../helpers/cli.js";
+import { startTestServer } from "../helpers/server.js";
+
+it("cache stats/ps/evict/warmup/save/clear use the running server; after it stops, stats reads the file and says so", async (t) => {
+  const s = await startTestServer(t, {
+    models: { gguf: { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } } },
+    // frequency_per_hour and priority are decayed "as of now", so two reads differ by the decay in between. A half-life
+    // of ~10^11 years makes that decay over this test smaller than a double's precision: the two reads then agree
+    // exactly, and every other field must agree without help.
+    config: { cache: { usage_half_life_hours: 1e15 } },
+  });
+  await s.openai().completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 2 });
+  await s.openai().completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 2 });
+  // The configuration holds port 0 (any free port); the CLI finds the server through [server] port given by the environment.
+  const where = { cwd: s.cwd, env: { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) } };
+
+  const served = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  const live = await runCli(["cache", "stats", "--json"], where);
+  assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stderr, new RegExp(`using the running server at ${s.url}`));
+  assert.deepEqual(JSON.parse(live.stdout), served);
+
+  const table = await runCli(["cache", "stats"], where);
+  assert.match(table.stdout, /hits 1, misses 1/);
+
+  const ps = await runCli(["ps", "--server", s.url], { cwd: s.cwd, env: s.env });
+  assert.equal(ps.code, 0, ps.stderr);
+  const [header, row, ...rest] = ps.stdout.trim().split("\n");
+  assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+UNTIL$/);
+  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]B\s+\d[\d.]* [KM]B\s+in 59 minutes$/);
+  assert.deepEqual(rest, []);
+  assert.deepEqual((await runCli(["cache", "ps", "--json"], where)).stdout, JSON.stringify((await s.getJson<{ data: unknown }>("/v1/cache/models")).body.data, null, 2) + "\n");
+
+  const warm = await runCli(["cache", "warmup", "b.gguf"], where);
+  assert.equal(warm.code, 0, warm.stderr);
+  assert.equal(warm.stdout, "loaded: b.gguf\n");
+  assert.deepEqual(s.runtime.cache.loadedModels().map((m) => m.name), ["a.gguf", "b.gguf"]);
+
+  const evict = await runCli(["cache", "evict", "b.gguf"], where);
+  assert.equal(evict.stdout, "unloaded b.gguf\n");
+  assert.equal((await runCli(["cache", "evict", "b.gguf"], where)).stdout, "b.gguf was not loaded\n");
+
+  const save = await runCli(["cache", "save", "--json"], where);
+  assert.equal(JSON.parse(save.stdout).ok, true);
+
+  const clear = await runCli(["cache", "clear"], where);
+  assert.equal(clear.stdout, "unloaded: a.gguf\n");
+  assert.deepEqual(s.runtime.cache.loadedModels(), []);
+
+  const unknown = await runCli(["cache", "evict", "nope.gguf"], where);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /nope\.gguf/);
+
+  const before = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  await s.stop();
+  const offline = await runCli(["cache", "stats", "--json"], where);
+  assert.equal(offline.code, 0, offline.stderr);
+  assert.match(offline.stderr, new RegExp(`no server running at ${s.url}; read ${before.state_file?.replace(/[.]/g, "\\.")}`));
+  const fromFile = JSON.parse(offline.stdout) as CacheStats;
+  assert.equal(fromFile.state_file, before.state_file);
+  assert.deepEqual([fromFile.hits, fromFile.misses, fromFile.loads], [before.hits, before.misses, before.loads]);
+  assert.equal(fromFile.models_loaded, 0);
+  assert.deepEqual(
+    fromFile.models.map((m) => [m.name, m.requests]),
+    before.models.map((m) => [m.name, m.requests]),
+  );
+
+  const psOffline = await runCli(["ps"], where);
+  assert.equal(psOffline.code, 0);
+  assert.match(psOffline.stderr, /no server running at .*: no model is loaded/);
+});
