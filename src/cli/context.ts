@@ -1,6 +1,12 @@
 /** What every command gets: its IO, the global flags, output helpers and the layered configuration. */
 import type { Command } from "commander";
-import { type FlagValue, type InfernoConfig, type ResolvedConfig, resolveConfig } from "../config/index.js";
+import {
+  type FlagValue,
+  type InfernoConfig,
+  type LoadConfigOptions,
+  type ResolvedConfig,
+  resolveConfig,
+} from "../config/index.js";
 import { type CliIO, type GlobalOptions, Output } from "./io.js";
 
 export class CliContext {
@@ -20,9 +26,12 @@ export class CliContext {
     return new Output(this.io, this.globals);
   }
 
-  /** The layered configuration with origins, honouring `--config` and the command's own config flags. */
-  resolveConfig(flags: FlagValue[] = []): Promise<ResolvedConfig> {
-    return resolveConfig({ env: this.io.env, cwd: this.io.cwd, configFile: this.globals.config, flags });
+  /**
+   * The layered configuration with origins, honouring `--config` and the command's own config flags. `fileTexts`
+   * stands in for files not yet written (`config set` validates the configuration a change would produce).
+   */
+  resolveConfig(flags: FlagValue[] = [], fileTexts?: LoadConfigOptions["fileTexts"]): Promise<ResolvedConfig> {
+    return resolveConfig({ env: this.io.env, cwd: this.io.cwd, configFile: this.globals.config, flags, fileTexts });
   }
 
   async loadConfig(flags: FlagValue[] = []): Promise<InfernoConfig> {

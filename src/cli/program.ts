@@ -1,6 +1,7 @@
 /** Builds the `inferno` command tree. Each command lives in `commands/` and registers itself here. */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { registerConfig } from "./commands/config.js";
 import { CliContext } from "./context.js";
 import type { CliIO } from "./io.js";
 
@@ -13,7 +14,7 @@ export function packageVersion(): string {
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [];
+const COMMANDS: Register[] = [registerConfig];
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");

@@ -216,7 +216,7 @@ export function parseKey(key: string): string[] {
     } else {
       const end = key.indexOf(".", i);
       segments.push(key.slice(i, end < 0 ? key.length : end));
-      i = end < 0 ? key.length : end;
+      i = end < 0 ? key.length : end + 1;
       continue;
     }
     if (i < key.length && key[i] !== ".") throw new SyntaxError(`expected "." after quoted segment in key ${key}`);
@@ -241,13 +241,34 @@ export function editDistance(a: string, b: string): number {
   return row[b.length] as number;
 }
 
-/** The closest candidates to `name` (by edit distance, or containing it), best first. */
+/** The closest candidates to `name` (containing it, then by edit distance), best first. */
 export function closestMatches(name: string, candidates: readonly string[], limit = 3): string[] {
   const lower = name.toLowerCase();
   return candidates
     .map((c) => ({ c, d: editDistance(lower, c.toLowerCase()), contains: c.toLowerCase().includes(lower) }))
     .filter(({ c, d, contains }) => contains || d <= Math.max(2, Math.floor(c.length / 3)))
-    .sort((x, y) => x.d - y.d)
+    // A candidate that contains what was typed is a better guess than a nearer-spelled one ("ttl" → "ttl_seconds").
+    .sort((x, y) => Number(y.contains) - Number(x.contains) || x.d - y.d)
     .slice(0, limit)
     .map(({ c }) => c);
+}
+
+/**
+ * Every key a user could mean by `path`: the fixed keys, and the per-entry keys of a record (`cache.models.<name>.…`)
+ * spelled with the entry name `path` uses, so `cache.models."a.gguf".pined` can suggest `cache.models."a.gguf".pinned`.
+ */
+function keysSpelledLike(path: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const info of allKeys()) {
+    const at = info.path.indexOf("<name>");
+    const name = at < 0 ? undefined : path[at];
+    if (at < 0) out.push(info.key);
+    else if (name !== undefined) out.push(formatKey(info.path.map((s, i) => (i === at ? name : s))));
+  }
+  return out;
+}
+
+/** The closest real keys to an unknown dotted key, best first, for "did you mean" messages. */
+export function suggestKeys(path: readonly string[], limit = 3): string[] {
+  return closestMatches(formatKey(path), keysSpelledLike(path), limit);
 }

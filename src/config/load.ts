@@ -46,6 +46,11 @@ export interface LoadConfigOptions extends Partial<Environment> {
   configFile?: string;
   /** Values from command-line flags (highest precedence). */
   flags?: FlagValue[];
+  /**
+   * Text to use instead of the file at that absolute path, as if it were written there: how `config set` validates the
+   * whole configuration a change would produce before it writes anything.
+   */
+  fileTexts?: ReadonlyMap<string, string>;
 }
 
 export interface ConfigFileRef {
@@ -158,10 +163,15 @@ function validateLayer(layer: Layer, environment: Environment): Layer {
   return layer;
 }
 
-async function readLayerFile(kind: ConfigFileRef["kind"], path: string, required: boolean): Promise<Layer | null> {
+async function readLayerFile(
+  kind: ConfigFileRef["kind"],
+  path: string,
+  required: boolean,
+  replacement: string | undefined,
+): Promise<Layer | null> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = replacement ?? (await readFile(path, "utf8"));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !required) return null;
@@ -278,7 +288,7 @@ export async function resolveConfig(options: LoadConfigOptions = {}): Promise<Re
   const files = configFiles(environment, options.configFile);
   const layers: Layer[] = [];
   for (const file of files) {
-    const layer = await readLayerFile(file.kind, file.path, file.kind === "file");
+    const layer = await readLayerFile(file.kind, file.path, file.kind === "file", options.fileTexts?.get(file.path));
     file.exists = layer !== null;
     if (layer) layers.push(validateLayer(layer, environment));
   }

@@ -103,6 +103,14 @@ export class ModelTooLarge extends InfernoError {
   override readonly status = 507;
 }
 
+/** The model is pinned (`always_warm` / `pinned = true`): clearing it needs `force`. */
+export class ModelPinned extends InfernoError {
+  readonly code = "model_pinned";
+  override readonly status = 409;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
 /** The backend failed to load the model. */
 export class ModelLoadFailed extends InfernoError {
   readonly code = "model_load_failed";

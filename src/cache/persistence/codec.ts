@@ -1,0 +1,150 @@
+/**
+ * Encoding of the cache state: a JSON document (compressed by the file store) that starts with a self-describing
+ * header — `format` and `schema_version` — so any tool can tell what it is and which version wrote it.
+ *
+ * Versions: 1 was the first layout (ISO times, a single eviction total, an average load time only); 2 (current) keeps
+ * wall-clock milliseconds, evictions per reason, the decayed frequency and load-time samples. Older documents are
+ * migrated on decode; newer ones are refused (`StateCorrupt` with `details.newer`), never guessed at.
+ */
+import { z } from "zod";
+import { StateCorrupt } from "../../errors/index.js";
+import { EVICTION_REASONS, type EvictionReason } from "../types.js";
+import type { CacheState, PersistedModel } from "./types.js";
+
+export const STATE_FORMAT = "inferno-cache-state";
+export const STATE_SCHEMA_VERSION = 2;
+
+const count = z.number().int().nonnegative();
+const time = z.number().nonnegative();
+
+const headerSchema = z.object({ format: z.string(), schema_version: z.number().int().positive() });
+
+const modelV2 = z.object({
+  key: z.string().min(1),
+  name: z.string().min(1),
+  format: z.enum(["gguf", "onnx"]),
+  fingerprint: z.object({ size: count, mtimeMs: time, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
+  metadata: z.object({ memory_bytes: count.nullable() }),
+  usage: z.object({
+    requests: count,
+    hits: count,
+    misses: count,
+    loads: count,
+    last_used_at: time.nullable(),
+    frequency: z.object({ value: z.number().nonnegative(), at: time }).nullable(),
+    load_ms_total: z.number().nonnegative(),
+    load_ms_samples: z.array(z.number().nonnegative()),
+  }),
+  priority: z.number().nonnegative(),
+  pinned: z.boolean(),
+});
+
+const evictionsSchema = z.object(
+  Object.fromEntries(EVICTION_REASONS.map((r) => [r, count])) as Record<EvictionReason, typeof count>,
+);
+
+const stateV2 = z.object({
+  format: z.literal(STATE_FORMAT),
+  schema_version: z.literal(2),
+  saved_at: time,
+  counters: z.object({ hits: count, misses: count, loads: count, load_failures: count, evictions: evictionsSchema, warmups: count }),
+  models: z.array(modelV2),
+});
+
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "an ISO date");
+const stateV1 = z.object({
+  format: z.literal(STATE_FORMAT),
+  schema_version: z.literal(1),
+  saved_at: isoTime,
+  counters: z.object({ hits: count, misses: count, loads: count, evictions: count }),
+  models: z.array(
+    z.object({
+      key: z.string().min(1),
+      name: z.string().min(1),
+      format: z.enum(["gguf", "onnx"]),
+      size: count,
+      mtime_ms: time,
+      requests: count,
+      last_used: isoTime.nullable(),
+      avg_load_ms: z.number().nonnegative().nullable(),
+    }),
+  ),
+});
+
+type StateV1 = z.infer<typeof stateV1>;
+
+function emptyEvictions(): Record<EvictionReason, number> {
+  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
+}
+
+/**
+ * v1 → v2. v1 kept no per-reason evictions (the total is unattributable, so it is dropped rather than invented), no
+ * hit/miss split per model and no frequency: the request count becomes a frequency as of the last use, so ranking
+ * still favours what was used most.
+ */
+function migrateV1(v1: StateV1): CacheState {
+  return {
+    saved_at: Date.parse(v1.saved_at),
+    counters: { hits: v1.counters.hits, misses: v1.counters.misses, loads: v1.counters.loads, load_failures: 0, evictions: emptyEvictions(), warmups: 0 },
+    models: v1.models.map((m): PersistedModel => {
+      const lastUsed = m.last_used === null ? null : Date.parse(m.last_used);
+      return {
+        key: m.key,
+        name: m.name,
+        format: m.format,
+        fingerprint: { size: m.size, mtimeMs: m.mtime_ms },
+        metadata: { memory_bytes: null },
+        usage: {
+          requests: m.requests,
+          hits: 0,
+          misses: 0,
+          loads: m.avg_load_ms === null ? 0 : 1,
+          last_used_at: lastUsed,
+          frequency: lastUsed === null ? null : { value: m.requests, at: lastUsed },
+          load_ms_total: m.avg_load_ms ?? 0,
+          load_ms_samples: m.avg_load_ms === null ? [] : [m.avg_load_ms],
+        },
+        priority: 0,
+        pinned: false,
+      };
+    }),
+  };
+}
+
+/** The state as bytes (UTF-8 JSON, header fields first). */
+export function encodeState(state: CacheState): Uint8Array {
+  const document = { format: STATE_FORMAT, schema_version: STATE_SCHEMA_VERSION, ...state };
+  return new TextEncoder().encode(`${JSON.stringify(document)}\n`);
+}
+
+function issues(error: z.ZodError): string {
+  const first = error.issues[0];
+  return first ? `${first.path.join(".") || "(document)"}: ${first.message}` : "invalid";
+}
+
+/** Decodes (and migrates) saved state; throws `StateCorrupt` naming what is wrong. */
+export function decodeState(bytes: Uint8Array): CacheState {
+  let document: unknown;
+  try {
+    document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new StateCorrupt(`the state is not a JSON document (${(error as Error).message})`, { cause: error });
+  }
+  const header = headerSchema.safeParse(document);
+  if (!header.success || header.data.format !== STATE_FORMAT) {
+    throw new StateCorrupt(`the state does not start with the "${STATE_FORMAT}" header`);
+  }
+  const version = header.data.schema_version;
+  if (version > STATE_SCHEMA_VERSION) {
+    throw new StateCorrupt(
+      `the state was written by a newer Inferno (schema version ${version}; this one reads up to ${STATE_SCHEMA_VERSION})`,
+      { details: { newer: true, schema_version: version } },
+    );
+  }
+  const schema = version === 1 ? stateV1 : stateV2;
+  const parsed = schema.safeParse(document);
+  if (!parsed.success) throw new StateCorrupt(`the state (schema version ${version}) is malformed at ${issues(parsed.error)}`);
+  if (version === 1) return migrateV1(parsed.data as StateV1);
+  const { format: _format, schema_version: _version, ...state } = parsed.data as z.infer<typeof stateV2>;
+  return state;
+}

@@ -1,0 +1,435 @@
+/** Scenario tests of the cache's promises, on the fake backend and a manual clock (issue 4, points 1–8). */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { FINGERPRINT_CHECK_INTERVAL_MS } from "../../src/cache/model-cache.js";
+import type { Lease } from "../../src/cache/types.js";
+import { harness, MIB } from "../helpers/cache-harness.js";
+
+describe("single flight (one model, one entry, one load)", () => {
+  it("20 concurrent misses share one load; the next request is a hit", async () => {
+    const { cache, clock, backend } = await harness({ defaults: { loadMs: 2000 } });
+    const all = Promise.all(Array.from({ length: 20 }, () => cache.getModel("a.gguf")));
+    const models = await clock.run(all);
+    assert.equal(backend.counts.started, 1);
+    assert.ok(models.every((m) => m === models[0]));
+    await cache.getModel("a.gguf");
+    const stats = cache.stats();
+    assert.deepEqual([stats.misses, stats.hits, stats.loads], [20, 1, 1]);
+    assert.equal(stats.models[0]?.requests, 21);
+  });
+
+  it("every spelling of one file is one entry", async () => {
+    const { cache, clock, backend } = await harness();
+    await clock.run(Promise.all([cache.getModel("a.gguf"), cache.getModel("./a.gguf"), cache.getModel("/models/a.gguf")]));
+    assert.equal(backend.counts.started, 1);
+    assert.equal(cache.loadedModels().length, 1);
+    assert.equal(cache.stats().models.length, 1);
+  });
+
+  it("a failed load rejects every waiter with the cause, leaves no entry, then cools down", async () => {
+    const { cache, clock, backend } = await harness({
+      behaviours: { "a.gguf": { failNext: 1, loadMs: 500 } },
+      cache: { load_failure_cooldown_seconds: 30 },
+    });
+    const waiters = Array.from({ length: 5 }, () => cache.getModel("a.gguf"));
+    const outcomes = await clock.run(Promise.allSettled(waiters));
+    assert.equal(backend.counts.started, 1);
+    for (const outcome of outcomes) {
+      assert.equal(outcome.status, "rejected");
+      assert.match(String((outcome as PromiseRejectedResult).reason.message), /fake load failure for a\.gguf/);
+    }
+    assert.equal(cache.loadedModels().length, 0);
+    assert.equal(cache.stats().load_failures, 1);
+    await assert.rejects(cache.getModel("a.gguf"), (e: { code: string; details: { retry_after_seconds: number } }) => {
+      assert.equal(e.code, "model_load_cooldown");
+      assert.equal(e.details.retry_after_seconds, 30);
+      return true;
+    });
+    assert.equal(backend.counts.started, 1);
+    await clock.advance(30_000);
+    await clock.run(cache.getModel("a.gguf"));
+    assert.equal(backend.counts.loaded, 1);
+  });
+
+  it("counts a miss even when the name does not resolve", async () => {
+    const { cache, events } = await harness();
+    await assert.rejects(cache.getModel("nope.gguf"), { code: "model_not_found" });
+    assert.equal(cache.stats().misses, 1);
+    assert.deepEqual(events.filter((e) => e.event === "miss"), [{ event: "miss", payload: { name: "nope.gguf", key: null } }]);
+  });
+
+  it("a request that gives up (abort) does not cancel the shared load", async () => {
+    const { cache, clock, backend } = await harness({ defaults: { loadMs: 1000 } });
+    const controller = new AbortController();
+    const giving = cache.acquire("a.gguf", { signal: controller.signal });
+    const staying = cache.acquire("a.gguf");
+    await clock.advance(10);
+    controller.abort();
+    await assert.rejects(giving, { code: "aborted" });
+    const lease = await clock.run(staying);
+    assert.equal(backend.counts.loaded, 1);
+    assert.equal(cache.loadedModels()[0]?.leases, 1);
+    lease.release();
+  });
+});
+
+describe("leases", () => {
+  it("a leased model survives pressure: the new load waits until the lease ends", async () => {
+    const { cache, clock, events } = await harness({ cache: { max_cached_models: 1 } });
+    const a = await clock.run(cache.acquire("a.gguf"));
+    let bReady = false;
+    const b = cache.acquire("b.gguf").then((lease) => {
+      bReady = true;
+      return lease;
+    });
+    await clock.advance(5000);
+    assert.equal(bReady, false);
+    assert.equal(a.model.disposed, false);
+    a.release();
+    const bLease = await clock.run(b);
+    assert.equal(a.model.disposed, true);
+    assert.deepEqual(
+      events.filter((e) => e.event === "evict").map((e) => e.payload),
+      [{ name: "a.gguf", key: "/models/a.gguf", reason: "capacity_count" }],
+    );
+    bLease.release();
+  });
+
+  it("waits only so long: CacheBusy when every resident model stays leased", async () => {
+    const { cache, clock } = await harness({ cache: { max_cached_models: 1 }, busyWaitMs: 3000 });
+    const a = await clock.run(cache.acquire("a.gguf"));
+    await assert.rejects(clock.run(cache.acquire("b.gguf")), { code: "cache_busy" });
+    assert.equal(a.model.disposed, false);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    a.release();
+  });
+
+  it("the idle TTL counts from the moment the last lease ends", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 60 } });
+    const first = await clock.run(cache.acquire("a.gguf"));
+    const second = await cache.acquire("a.gguf");
+    await clock.advance(600_000);
+    assert.equal(cache.loadedModels().length, 1, "leased: never expires");
+    first.release();
+    await clock.advance(600_000);
+    assert.equal(cache.loadedModels().length, 1, "one lease still held");
+    second.release();
+    assert.equal(cache.loadedModels()[0]?.expires_at, new Date(clock.now() + 60_000).toISOString());
+    await clock.advance(59_999);
+    assert.equal(cache.loadedModels().length, 1);
+    await clock.advance(1);
+    assert.equal(cache.loadedModels().length, 0);
+    assert.equal(cache.stats().evictions.ttl, 1);
+  });
+
+  it("keep_alive per request: -1 forever, 0 at once, N seconds; it replaces the TTL until the next one", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 60 } });
+    (await clock.run(cache.acquire("a.gguf", { keepAliveSeconds: -1 }))).release();
+    await clock.advance(10 * 3600_000);
+    assert.equal(cache.loadedModels().length, 1);
+    (await cache.acquire("a.gguf")).release();
+    await clock.advance(10 * 3600_000);
+    assert.equal(cache.loadedModels().length, 1, "the -1 still holds: no new keep_alive was given");
+    (await cache.acquire("a.gguf", { keepAliveSeconds: 5 })).release();
+    await clock.advance(5000);
+    assert.equal(cache.loadedModels().length, 0);
+    const lease = await clock.run(cache.acquire("b.gguf", { keepAliveSeconds: 0 }));
+    assert.equal(cache.loadedModels().length, 1);
+    lease.release();
+    await clock.advance(0);
+    assert.equal(cache.loadedModels().length, 0);
+    await assert.rejects(cache.acquire("a.gguf", { keepAliveSeconds: -5 }), { code: "bad_request" });
+  });
+
+  it("a per-model ttl_seconds override applies to that model only", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 3600, models: { "a.gguf": { ttl_seconds: 10 } } } });
+    await clock.run(Promise.all([cache.getModel("a.gguf"), cache.getModel("b.gguf")]));
+    await clock.advance(10_000);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+  });
+
+  it("withModel releases the lease also when the function throws; a lease releases once", async () => {
+    const { cache, clock } = await harness();
+    await assert.rejects(clock.run(cache.withModel("a.gguf", () => Promise.reject(new Error("boom")))), /boom/);
+    assert.equal(cache.loadedModels()[0]?.leases, 0);
+    const lease: Lease = await cache.acquire("a.gguf");
+    lease.release();
+    lease.release();
+    {
+      using scoped = await cache.acquire("a.gguf");
+      assert.equal(scoped.model.descriptor.name, "a.gguf");
+      assert.equal(cache.loadedModels()[0]?.leases, 1);
+    }
+    assert.equal(cache.loadedModels()[0]?.leases, 0);
+  });
+});
+
+describe("limits", () => {
+  const sized = [
+    { name: "a.gguf", estimateBytes: 30 * MIB },
+    { name: "b.gguf", estimateBytes: 30 * MIB },
+    { name: "c.gguf", estimateBytes: 30 * MIB },
+    { name: "d.gguf", estimateBytes: 60 * MIB },
+    { name: "huge.gguf", estimateBytes: 200 * MIB },
+  ];
+  const measured = {
+    "a.gguf": { memoryBytes: 30 * MIB },
+    "b.gguf": { memoryBytes: 30 * MIB },
+    "c.gguf": { memoryBytes: 30 * MIB },
+    "d.gguf": { memoryBytes: 60 * MIB },
+    "huge.gguf": { memoryBytes: 200 * MIB },
+  };
+
+  it("evicts idle models until BOTH the count and the memory limit hold", async () => {
+    const { cache, clock, events } = await harness({
+      models: sized,
+      behaviours: measured,
+      cache: { max_cached_models: 3, max_memory_mb: 100, eviction_policy: "lru" },
+    });
+    for (const name of ["a.gguf", "b.gguf", "c.gguf"]) {
+      await clock.run(cache.getModel(name));
+      await clock.advance(1000);
+    }
+    await clock.run(cache.getModel("d.gguf"));
+    const stats = cache.stats();
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["c.gguf", "d.gguf"]);
+    assert.ok(stats.memory_bytes <= stats.memory_limit_bytes);
+    assert.ok(stats.models_loaded <= stats.max_cached_models);
+    assert.deepEqual(
+      events.filter((e) => e.event === "evict").map((e) => e.payload),
+      [
+        { name: "a.gguf", key: "/models/a.gguf", reason: "capacity_memory" },
+        { name: "b.gguf", key: "/models/b.gguf", reason: "capacity_memory" },
+      ],
+    );
+    assert.equal(stats.evictions.capacity_memory, 2);
+  });
+
+  it("counts a count-only eviction as capacity_count", async () => {
+    const { cache, clock } = await harness({ cache: { max_cached_models: 2, eviction_policy: "lru" } });
+    for (const name of ["a.gguf", "b.gguf", "c.gguf"]) {
+      await clock.run(cache.getModel(name));
+      await clock.advance(1000);
+    }
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.equal(cache.stats().evictions.capacity_count, 1);
+  });
+
+  it("reserves the estimate before loading: concurrent loads never overcommit memory", async () => {
+    const { cache, clock, backend } = await harness({
+      models: sized,
+      behaviours: measured,
+      defaults: { loadMs: 1000 },
+      cache: { max_cached_models: 5, max_memory_mb: 100 },
+    });
+    let peak = 0;
+    cache.on("load", () => {
+      const live = [...backend.live].reduce((sum, m) => sum + m.memoryBytes, 0);
+      peak = Math.max(peak, live);
+    });
+    const all = ["a.gguf", "b.gguf", "c.gguf", "d.gguf", "a.gguf", "d.gguf"].map((n) => cache.getModel(n));
+    await clock.run(Promise.all(all));
+    assert.ok(peak <= 100 * MIB, `peak ${peak / MIB} MiB`);
+    assert.ok(cache.stats().memory_bytes <= 100 * MIB);
+  });
+
+  it("replaces the estimate with the measured figure", async () => {
+    const { cache, clock } = await harness({
+      models: [{ name: "a.gguf", estimateBytes: 10 * MIB }],
+      behaviours: { "a.gguf": { memoryBytes: 25 * MIB } },
+      cache: { max_memory_mb: 100 },
+    });
+    let whileLoading = 0;
+    const loading = cache.getModel("a.gguf");
+    await clock.advance(50);
+    whileLoading = cache.stats().memory_bytes;
+    await clock.run(loading);
+    assert.equal(whileLoading, 10 * MIB);
+    assert.equal(cache.stats().memory_bytes, 25 * MIB);
+    assert.equal(cache.stats().models[0]?.memory_bytes, 25 * MIB);
+  });
+
+  it("refuses a model that can never fit, without emptying the cache", async () => {
+    const { cache, clock, backend } = await harness({ models: sized, behaviours: measured, cache: { max_memory_mb: 100 } });
+    await clock.run(cache.getModel("a.gguf"));
+    await assert.rejects(clock.run(cache.getModel("huge.gguf")), (e: { code: string; message: string }) => {
+      assert.equal(e.code, "model_too_large");
+      assert.match(e.message, /huge\.gguf needs 200 MiB but the cache's memory limit is 100 MiB/);
+      return true;
+    });
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    assert.equal(backend.counts.started, 1);
+    assert.equal(cache.stats().load_failures, 0);
+  });
+
+  it("max_memory_mb = 0 means half the system memory, or no limit when unknown", async () => {
+    const { cache } = await harness({ cache: { max_memory_mb: 0 } });
+    assert.equal(cache.stats().memory_limit_bytes, 0);
+  });
+});
+
+describe("eviction policy in the cache", () => {
+  it("cost-aware keeps the slow-to-load model that lru would drop", async () => {
+    const run = async (policy: "lru" | "cost-aware") => {
+      const { cache, clock } = await harness({
+        behaviours: { "a.gguf": { loadMs: 30_000 }, "b.gguf": { loadMs: 100 }, "c.gguf": { loadMs: 100 } },
+        cache: { max_cached_models: 2, eviction_policy: policy },
+      });
+      await clock.run(cache.getModel("a.gguf"));
+      await clock.advance(1000);
+      await clock.run(cache.getModel("b.gguf"));
+      await clock.advance(1000);
+      await clock.run(cache.getModel("c.gguf"));
+      return cache.loadedModels().map((m) => m.name);
+    };
+    assert.deepEqual(await run("lru"), ["b.gguf", "c.gguf"]);
+    assert.deepEqual(await run("cost-aware"), ["a.gguf", "c.gguf"]);
+  });
+});
+
+describe("file changes", () => {
+  it("a hit notices a changed file (at most every few seconds) and reloads it once leases end", async () => {
+    const { cache, clock, backend, source } = await harness();
+    const old = await clock.run(cache.acquire("a.gguf"));
+    for (let i = 0; i < 50; i++) (await cache.acquire("a.gguf")).release();
+    assert.equal(source.calls.fingerprint, 0, "no stat per hit");
+    source.touch("a.gguf");
+    await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS);
+    const fresh = cache.acquire("a.gguf");
+    await clock.advance(1000);
+    assert.equal(old.model.disposed, false, "the in-flight request keeps its model");
+    old.release();
+    const lease = await clock.run(fresh);
+    assert.notEqual(lease.model, old.model);
+    assert.equal(old.model.disposed, true);
+    assert.equal(backend.counts.loaded, 2);
+    assert.equal(cache.stats().evictions.file_changed, 1);
+    assert.equal(source.calls.fingerprint, 1);
+    lease.release();
+    await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS);
+    (await cache.acquire("a.gguf")).release();
+    assert.equal(backend.counts.loaded, 2, "the reloaded file is not seen as changed again");
+  });
+});
+
+describe("evict, clear, pins", () => {
+  it("evict unloads with reason manual once leases end; false when not loaded", async () => {
+    const { cache, clock } = await harness();
+    assert.equal(await cache.evict("a.gguf"), false);
+    const lease = await clock.run(cache.acquire("a.gguf"));
+    let evicted = false;
+    const evicting = cache.evict("a.gguf").then((r) => (evicted = r));
+    await clock.advance(1000);
+    assert.equal(evicted, false);
+    lease.release();
+    assert.equal(await evicting, true);
+    assert.equal(cache.stats().evictions.manual, 1);
+    assert.equal(lease.model.disposed, true);
+  });
+
+  it("evicting a loading model aborts the load; its waiters load it afresh", async () => {
+    const { cache, clock, backend } = await harness({ defaults: { loadMs: 5000 } });
+    const waiting = cache.getModel("a.gguf");
+    await clock.advance(100);
+    assert.equal(await cache.evict("a.gguf"), true);
+    const model = await clock.run(waiting);
+    assert.equal(backend.counts.aborted, 1);
+    assert.equal(backend.counts.loaded, 1);
+    assert.equal(model.disposed, false);
+  });
+
+  it("pinned (always_warm) models load at start, are never evicted, and clear needs force", async () => {
+    const { cache, clock, backend } = await harness({
+      cache: { always_warm: ["a.gguf"], models: { "b.gguf": { pinned: true } }, max_cached_models: 3 },
+    });
+    const warm = await clock.run(cache.warmupDone);
+    assert.deepEqual(warm.loaded, ["a.gguf", "b.gguf"]);
+    for (const name of ["c.gguf", "d.gguf", "c.gguf", "d.gguf"]) {
+      await clock.run(cache.getModel(name));
+    }
+    assert.deepEqual(cache.loadedModels().map((m) => [m.name, m.pinned]), [
+      ["a.gguf", true],
+      ["b.gguf", true],
+      ["d.gguf", false],
+    ]);
+    await clock.advance(10 * 3600_000);
+    assert.equal(cache.loadedModels().filter((m) => m.pinned).length, 2, "no TTL for pinned models");
+    assert.deepEqual(await cache.clear(), []);
+    await assert.rejects(cache.clear({ model: "a.gguf" }), { code: "model_pinned" });
+    assert.deepEqual(await cache.clear({ model: "a.gguf", force: true }), ["a.gguf"]);
+    assert.equal(backend.live.size, 1);
+    assert.deepEqual(await cache.clear({ force: true, stats: true }), ["b.gguf"]);
+    const stats = cache.stats();
+    assert.deepEqual([stats.hits, stats.misses, stats.models.length, stats.models_loaded], [0, 0, 0, 0]);
+  });
+
+  it("a pinned model that fills every place refuses others with ModelTooLarge", async () => {
+    const { cache, clock } = await harness({ cache: { always_warm: ["a.gguf"], max_cached_models: 1 } });
+    await clock.run(cache.warmupDone);
+    await assert.rejects(clock.run(cache.getModel("b.gguf")), { code: "model_too_large" });
+  });
+});
+
+describe("statistics", () => {
+  it("has exactly SPEC.md's fields, with frequency, average and p95 load time", async () => {
+    const { cache, clock } = await harness({ cache: { usage_half_life_hours: 1, model_ttl_seconds: 1 } });
+    // Three rounds of load (100 ms on the fake) then TTL expiry: three measured loads.
+    for (let round = 0; round < 3; round++) {
+      await clock.run(cache.getModel("a.gguf"));
+      await clock.advance(1000);
+    }
+    const stats = cache.stats();
+    assert.deepEqual(Object.keys(stats).sort(), [
+      "evictions", "hit_rate", "hits", "last_save", "load_failures", "loads", "max_cached_models", "memory_bytes",
+      "memory_limit_bytes", "misses", "models", "models_loaded", "state_file", "unsaved_changes", "warmups",
+    ]);
+    assert.deepEqual(Object.keys(stats.evictions), ["capacity_count", "capacity_memory", "ttl", "manual", "file_changed", "clear", "shutdown"]);
+    assert.deepEqual(Object.keys(stats.last_save).sort(), ["at", "bytes", "duration_ms", "error", "ok"]);
+    const model = stats.models[0];
+    assert.ok(model);
+    assert.deepEqual(Object.keys(model).sort(), [
+      "avg_load_ms", "expires_at", "frequency_per_hour", "hits", "key", "last_used", "loaded", "loads", "memory_bytes",
+      "misses", "name", "p95_load_ms", "pinned", "priority", "requests",
+    ]);
+    assert.equal(model.loads, 3);
+    assert.equal(model.avg_load_ms, 100);
+    assert.equal(model.p95_load_ms, 100);
+    assert.equal(stats.hit_rate, 0);
+    assert.ok(model.frequency_per_hour > 0);
+  });
+
+  it("decays the frequency with the configured half-life and updates last_used on every use", async () => {
+    const { cache, clock } = await harness({ cache: { usage_half_life_hours: 2, model_ttl_seconds: 0 } });
+    await clock.run(cache.getModel("a.gguf"));
+    const before = cache.stats().models[0]?.frequency_per_hour ?? 0;
+    await clock.advance(2 * 3600_000);
+    const after = cache.stats().models[0]?.frequency_per_hour ?? 0;
+    assert.ok(Math.abs(after - before / 2) < 1e-12);
+    await cache.getModel("a.gguf");
+    assert.equal(cache.stats().models[0]?.last_used, new Date(clock.now()).toISOString());
+    assert.equal(cache.stats().hit_rate, 0.5);
+  });
+});
+
+describe("lifecycle", () => {
+  it("close unloads everything (shutdown), is idempotent, and later use throws Disposed", async () => {
+    const { cache, clock, backend } = await harness();
+    const lease = await clock.run(cache.acquire("a.gguf"));
+    await clock.run(cache.getModel("b.gguf"));
+    await Promise.all([cache.close(), cache.close()]);
+    assert.equal(backend.live.size, 0);
+    assert.equal(lease.model.disposed, true);
+    assert.equal(cache.stats().evictions.shutdown, 2);
+    await assert.rejects(cache.getModel("a.gguf"), { code: "disposed" });
+    await cache[Symbol.asyncDispose]();
+  });
+
+  it("close aborts a load in flight", async () => {
+    const { cache, clock, backend } = await harness({ defaults: { loadMs: 60_000 } });
+    const loading = cache.getModel("a.gguf");
+    await clock.advance(10);
+    await cache.close();
+    await assert.rejects(loading, (e: { code: string }) => ["aborted", "disposed"].includes(e.code));
+    assert.equal(backend.counts.aborted, 1);
+  });
+});

@@ -1,0 +1,90 @@
+/** Builds a ModelCache on the fake backend, an in-memory model source and a manual clock, for scenario tests. */
+import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js";
+import { ManualClock } from "../../src/cache/clock.js";
+import { type CacheLogger, ModelCache } from "../../src/cache/model-cache.js";
+import { decodeState, encodeState } from "../../src/cache/persistence/codec.js";
+import type { CacheState, RestoreResult, StateStore } from "../../src/cache/persistence/types.js";
+import type { CacheEvents } from "../../src/cache/types.js";
+import { backendSchema, type CacheConfig, cacheSchema } from "../../src/config/schema.js";
+import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
+
+export const MIB = 1024 * 1024;
+
+/** A state store in memory that goes through the real codec, and remembers when it was used. */
+export class MemoryStateStore implements StateStore {
+  readonly path = "memory:cache_state";
+  bytes: Uint8Array | null = null;
+  saves = 0;
+  loads = 0;
+  failSaves = false;
+  constructor(state?: CacheState) {
+    if (state) this.bytes = encodeState(state);
+  }
+  async load(): Promise<RestoreResult> {
+    this.loads++;
+    return { state: this.bytes ? decodeState(this.bytes) : null, warning: null };
+  }
+  async save(state: CacheState): Promise<{ bytes: number }> {
+    if (this.failSaves) throw new Error("disk full");
+    this.saves++;
+    this.bytes = encodeState(state);
+    return { bytes: this.bytes.length };
+  }
+  get state(): CacheState | null {
+    return this.bytes ? decodeState(this.bytes) : null;
+  }
+}
+
+export class RecordingLogger implements CacheLogger {
+  readonly warnings: string[] = [];
+  readonly infos: string[] = [];
+  info(msg: string): void {
+    this.infos.push(msg);
+  }
+  warn(msg: string): void {
+    this.warnings.push(msg);
+  }
+}
+
+export interface HarnessOptions {
+  models?: Array<FakeModelSpec | string>;
+  behaviours?: Record<string, FakeModelBehaviour>;
+  defaults?: FakeModelBehaviour;
+  cache?: Partial<Omit<CacheConfig, "cache_dir">>;
+  store?: StateStore | null;
+  busyWaitMs?: number;
+  clock?: ManualClock;
+  source?: FakeModelSource;
+}
+
+export interface Harness {
+  cache: ModelCache;
+  clock: ManualClock;
+  backend: FakeBackend;
+  source: FakeModelSource;
+  logger: RecordingLogger;
+  events: Array<{ event: keyof CacheEvents; payload: unknown }>;
+}
+
+export function cacheConfig(overrides: HarnessOptions["cache"] = {}): CacheConfig {
+  return { ...cacheSchema.parse({ enable_warmup: false, ...overrides }), cache_dir: "/nonexistent" };
+}
+
+export async function harness(options: HarnessOptions = {}): Promise<Harness> {
+  const clock = options.clock ?? new ManualClock();
+  const source = options.source ?? new FakeModelSource(options.models ?? ["a.gguf", "b.gguf", "c.gguf", "d.gguf"]);
+  const backend = new FakeBackend({ timers: clock, models: options.behaviours ?? {}, defaults: options.defaults ?? { loadMs: 100 } });
+  const logger = new RecordingLogger();
+  const cache = await ModelCache.create(cacheConfig(options.cache), backendSchema.parse({}), source, {
+    backends: { gguf: backend },
+    clock,
+    logger,
+    store: options.store ?? null,
+    busyWaitMs: options.busyWaitMs ?? 10_000,
+  });
+  const events: Harness["events"] = [];
+  for (const event of ["hit", "miss", "load", "load_failed", "evict", "save", "restore", "warmup"] as const) {
+    cache.on(event, (payload) => events.push({ event, payload }));
+  }
+  return { cache, clock, backend, source, logger, events };
+}

@@ -1,0 +1,55 @@
+/** Running the CLI in-process with captured output and a sandboxed home, XDG config dir and working directory. */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type { TestContext } from "node:test";
+import { main } from "../../src/cli/main.js";
+import { tempDir } from "./tmp.js";
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function capture(): { stream: Writable; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  return { stream, text: () => chunks.join("") };
+}
+
+/** An empty home, XDG config dir and working directory, so no real user file leaks into a test. */
+export async function cliSandbox(t: TestContext) {
+  const root = await tempDir(t);
+  const home = join(root, "home");
+  const cwd = join(root, "work");
+  const xdg = join(root, "xdg");
+  await Promise.all([home, cwd, xdg].map((d) => mkdir(d, { recursive: true })));
+  const env: Record<string, string> = { HOME: home, XDG_CONFIG_HOME: xdg, PATH: process.env.PATH ?? "" };
+  return {
+    root,
+    home,
+    cwd,
+    env,
+    globalFile: join(xdg, "inferno", "config.toml"),
+    userFile: join(home, ".inferno.toml"),
+    localFile: join(cwd, ".inferno.toml"),
+    /** Runs `inferno ...args` in-process; `extraEnv` adds variables for this run only. */
+    async run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
+      const out = capture();
+      const err = capture();
+      const code = await main(["node", "inferno", ...args], {
+        stdout: out.stream,
+        stderr: err.stream,
+        env: { ...env, ...extraEnv },
+        cwd,
+      });
+      return { code, stdout: out.text(), stderr: err.text() };
+    },
+  };
+}
