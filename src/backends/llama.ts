@@ -133,7 +133,7 @@ class LlamaTextModel implements TextModel {
 
   complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
     // As LlamaCompletion feeds it: the leading space folded into the BOS token.
-    const promptTokens =
+    const promptTokens = () =>
       this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
     return this.generate(options, promptTokens, async (sequence, settings) => {
       const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
@@ -169,7 +169,7 @@ class LlamaTextModel implements TextModel {
    */
   private generate(
     options: GenerationOptions,
-    promptTokens: number | (() => number),
+    promptTokens: () => number,
     run: (sequence: LlamaContextSequence, settings: Settings) => Promise<RunResult>,
   ) {
     return this.lifetime.run(async (): Promise<GenerationResult> => {
@@ -178,7 +178,7 @@ class LlamaTextModel implements TextModel {
       if (!sequence) return emptyAbort();
       const progress = { text: "", completionTokens: 0 };
       const usage = () => ({
-        promptTokens: typeof promptTokens === "number" ? promptTokens : promptTokens(),
+        promptTokens: promptTokens(),
         completionTokens: progress.completionTokens,
       });
       const settings: Settings = {

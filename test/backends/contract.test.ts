@@ -2,6 +2,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FakeBackend } from "../../src/backends/fake.js";
 import { LlamaBackend, OnnxBackend } from "../../src/backends/index.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
@@ -42,5 +43,15 @@ runBackendContract("onnx (ONNX Runtime)", async () => ({
     if (model.kind !== "tensor") throw new Error("expected a tensor model");
     const input = { type: "float32" as const, data: new Float32Array(4), dims: [1, 4] };
     return model.run({ a: input, b: input });
+  },
+}));
+
+runBackendContract("fake (cache unit tests)", async () => ({
+  backend: new FakeBackend(),
+  config,
+  model: { name: "fake.gguf", key: "/fake/fake.gguf", path: "/fake/fake.gguf", format: "gguf", fingerprint: { size: 1, mtimeMs: 0 } },
+  use: async (model) => {
+    if (model.kind !== "text") throw new Error("expected a text model");
+    return model.complete("Once", { maxTokens: 2 });
   },
 }));
