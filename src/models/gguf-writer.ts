@@ -396,9 +396,15 @@ export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
   return encodeGguf(metadata, tinyLlamaTensors(shape, vocab.tokens.length, type, seed));
 }
 
-/** Writes a tiny llama to `path` (atomically: a temporary file renamed into place) and returns its size. */
+/** Writes a tiny llama to `path` (atomically) and returns its size. */
 export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions = {}): Promise<Bytes> {
   const bytes = tinyLlamaGguf(options);
+  await writeFileAtomically(path, bytes);
+  return bytes.length;
+}
+
+/** Writes `bytes` to a temporary file beside `path` and renames it into place, so no reader sees half a model. */
+export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
   try {
@@ -408,5 +414,4 @@ export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions
     await rm(temporary, { force: true });
     throw error;
   }
-  return bytes.length;
 }
