@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerConfig } from "./commands/config.js";
+import { registerModels } from "./commands/models.js";
+import { registerRun } from "./commands/run.js";
 import { CliContext } from "./context.js";
 import type { CliIO } from "./io.js";
 
@@ -14,7 +16,7 @@ export function packageVersion(): string {
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [registerConfig];
+const COMMANDS: Register[] = [registerRun, registerModels, registerConfig];
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");
