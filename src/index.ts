@@ -13,8 +13,14 @@ export {
 export type * from "./models/types.js";
 export type * from "./backends/types.js";
 export type * from "./cache/types.js";
-export { ModelManager, type ModelManagerOptions } from "./models/manager.js";
-export { createBackends, disposeBackends } from "./backends/index.js";
+export {
+  createDemoModel,
+  ModelManager,
+  type ModelManagerOptions,
+  type ValidationResult,
+  writeTinyLlamaGguf,
+} from "./models/index.js";
+export { type Backends, createBackends, disposeBackends } from "./backends/index.js";
 export { ModelCache, type ModelCacheOptions } from "./runtime/model-cache.js";
 export type { CacheDependencies, CacheLogger } from "./cache/model-cache.js";
 export { FileStateStore } from "./cache/persistence/file-store.js";

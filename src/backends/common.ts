@@ -39,9 +39,11 @@ export class Lifetime {
     return this.controller.signal;
   }
 
-  /** Runs `work` as a tracked call; throws `Disposed` if the model is already disposed. */
+  /** Runs `work` as a tracked call; rejects with `Disposed` if the model is already disposed. */
   run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.disposing) throw new Disposed(`model ${this.descriptor.name} was unloaded`, { details: { model: this.descriptor.name } });
+    if (this.disposing) {
+      return Promise.reject(new Disposed(`model ${this.descriptor.name} was unloaded`, { details: { model: this.descriptor.name } }));
+    }
     const call = work();
     this.inFlight.add(call);
     const forget = () => this.inFlight.delete(call);

@@ -87,6 +87,16 @@ function emptyAbort(): GenerationResult {
   return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
 }
 
+type Settings = ReturnType<LlamaTextModel["settings"]> & {
+  onTextChunk: (text: string) => void;
+  onToken: (tokens: readonly unknown[]) => void;
+};
+
+interface RunResult {
+  text: string;
+  stopReason: string;
+}
+
 function toHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = messages.map((m) =>
     m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
@@ -122,7 +132,10 @@ class LlamaTextModel implements TextModel {
   }
 
   complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
-    return this.generate(options, async (sequence, settings) => {
+    // As LlamaCompletion feeds it: the leading space folded into the BOS token.
+    const promptTokens = () =>
+      this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
+    return this.generate(options, promptTokens, async (sequence, settings) => {
       const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
       try {
         const { response, metadata } = await completion.generateCompletionWithMeta(prompt, settings);
@@ -134,10 +147,15 @@ class LlamaTextModel implements TextModel {
   }
 
   chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
-    return this.generate(options, async (sequence, settings) => {
+    const history = toHistory(messages);
+    let promptTokens = 0;
+    return this.generate(options, () => promptTokens, async (sequence, settings) => {
       const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        const { response, metadata } = await chat.generateResponse(toHistory(messages), settings);
+        // The prompt as the model's chat template renders it.
+        const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
+        promptTokens = contextText.tokenize(this.model.tokenizer).length;
+        const { response, metadata } = await chat.generateResponse(history, settings);
         return { text: response, stopReason: metadata.stopReason };
       } finally {
         chat.dispose({ disposeSequence: false });
@@ -145,27 +163,41 @@ class LlamaTextModel implements TextModel {
     });
   }
 
-  /** Runs one generation on a pooled sequence, with the shared option mapping and token accounting. */
+  /**
+   * Runs one generation on a pooled sequence, with the shared option mapping and token accounting (completion tokens
+   * are counted as they are sampled).
+   */
   private generate(
     options: GenerationOptions,
-    run: (
-      sequence: LlamaContextSequence,
-      settings: ReturnType<LlamaTextModel["settings"]>,
-    ) => Promise<{ text: string; stopReason: string }>,
-  ): Promise<GenerationResult> {
-    return this.lifetime.run(async () => {
+    promptTokens: () => number,
+    run: (sequence: LlamaContextSequence, settings: Settings) => Promise<RunResult>,
+  ) {
+    return this.lifetime.run(async (): Promise<GenerationResult> => {
       const signal = anySignal(options.signal, this.lifetime.signal);
       const sequence = await this.pool.acquire(signal);
       if (!sequence) return emptyAbort();
+      const progress = { text: "", completionTokens: 0 };
+      const usage = () => ({
+        promptTokens: promptTokens(),
+        completionTokens: progress.completionTokens,
+      });
+      const settings: Settings = {
+        ...this.settings(options, signal, sequence),
+        onTextChunk: (text: string) => {
+          progress.text += text;
+          options.onText?.(text);
+        },
+        onToken: (tokens: readonly unknown[]) => {
+          progress.completionTokens += tokens.length;
+        },
+      };
       try {
-        const before = sequence.tokenMeter.getState();
-        const { text, stopReason } = await run(sequence, this.settings(options, signal, sequence));
-        const used = sequence.tokenMeter.diff(before);
-        return {
-          text,
-          finishReason: STOP_REASONS[stopReason] ?? "stop",
-          usage: { promptTokens: used.usedInputTokens, completionTokens: used.usedOutputTokens },
-        };
+        const { text, stopReason } = await run(sequence, settings);
+        return { text, finishReason: STOP_REASONS[stopReason] ?? "stop", usage: usage() };
+      } catch (error) {
+        // An abort that lands while llama.cpp evaluates (not samples) surfaces as an error: still an abort.
+        if (signal.aborted) return { text: progress.text, finishReason: "abort", usage: usage() };
+        throw error;
       } finally {
         await this.pool.release(sequence);
       }
@@ -180,7 +212,6 @@ class LlamaTextModel implements TextModel {
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
       ...(options.stop && options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
-      ...(options.onText ? { onTextChunk: options.onText } : {}),
       signal,
       stopOnAbortSignal: true,
     };

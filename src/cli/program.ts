@@ -4,6 +4,8 @@ import { registerCache } from "./commands/cache.js";
 import { registerConfig } from "./commands/config.js";
 import { registerPs } from "./commands/ps.js";
 import { registerServe } from "./commands/serve.js";
+import { registerModels } from "./commands/models.js";
+import { registerRun } from "./commands/run.js";
 import { CliContext } from "./context.js";
 import type { CliIO } from "./io.js";
 import { packageVersion } from "./version.js";
@@ -13,7 +15,7 @@ export { packageVersion } from "./version.js";
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [registerServe, registerPs, registerCache, registerConfig];
+const COMMANDS: Register[] = [registerServe, registerPs, registerRun, registerModels, registerCache, registerConfig];
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");

@@ -6,8 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import type { InfernoConfig } from "../config/schema.js";
-import { join } from "node:path";
-import { writeTinyLlamaGguf } from "../models/gguf-writer.js";
+import { createDemoModel } from "../models/demo.js";
 import type { ModelManager } from "../models/manager.js";
 import { createLogger, type InfernoLogger, type LogLevel } from "./logger.js";
 import { createRuntime } from "./runtime.js";
@@ -34,11 +33,10 @@ async function ensureAModel(config: InfernoConfig, models: ModelManager, logger:
   const found = await models.list();
   if (found.length > 0) return found.length;
   await mkdir(config.models_dir, { recursive: true });
-  const demo = { name: "demo.gguf" };
-  await writeTinyLlamaGguf(join(config.models_dir, demo.name), { preset: "small" });
+  const demo = await createDemoModel(config.models_dir);
   logger.info(
-    { models_dir: config.models_dir, model: demo.name },
-    `no model found in ${config.models_dir}: generated the demo model ${demo.name} (a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
+    { models_dir: config.models_dir, model: demo.name, path: demo.path },
+    `no model found in ${config.models_dir}: generated the demo model "${demo.name}" (a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
   );
   return (await models.list()).length;
 }

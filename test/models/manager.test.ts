@@ -232,6 +232,8 @@ test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers;
   assert.equal(large - small, kvPerToken * (4096 - 512));
   assert.equal(small, estimateGgufMemory(m, { ...defaults, context_size: 512 }));
   assert.ok(small > m.tensorBytes);
+  const twoSequences = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 2 });
+  assert.equal(twoSequences - small, kvPerToken * 512);
   const onnx = await manager.resolve("add");
   assert.equal(await manager.estimateMemory(onnx, defaults), onnx.fingerprint.size * ONNX_MEMORY_FACTOR);
 });

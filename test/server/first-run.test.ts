@@ -9,12 +9,12 @@ it("first run: no model → the demo model is generated, announced and served", 
   const serve = spawnInferno(t, ["serve"], setup);
   const [, count, url] = await serve.waitForLine(/serving (\d+) model\(s\) on (http:\S+)/);
   assert.equal(count, "1");
-  assert.match(serve.stderr(), /no model found in .*: generated the demo model demo\.gguf/);
+  assert.match(serve.stderr(), /no model found in .*: generated the demo model "inferno-demo"/);
 
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "demo.gguf", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }),
+    body: JSON.stringify({ model: "inferno-demo", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }),
   });
   assert.equal(response.status, 200);
   const body = (await response.json()) as { choices: Array<{ message: { content: string } }> };
