@@ -36,7 +36,7 @@ async function ensureAModel(config: InfernoConfig, models: ModelManager, logger:
   const demo = await createDemoModel(config.models_dir);
   logger.info(
     { models_dir: config.models_dir, model: demo.name, path: demo.path },
-    `no model found in ${config.models_dir}: generated the demo model "${demo.name}" (a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
+    `no model found in ${config.models_dir}: generated the demo model ${demo.name} (${demo.path}: a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
   );
   return (await models.list()).length;
 }

@@ -9,7 +9,7 @@ it("first run: no model → the demo model is generated, announced and served", 
   const serve = spawnInferno(t, ["serve"], setup);
   const [, count, url] = await serve.waitForLine(/serving (\d+) model\(s\) on (http:\S+)/);
   assert.equal(count, "1");
-  assert.match(serve.stderr(), /no model found in .*: generated the demo model "inferno-demo"/);
+  assert.match(serve.stderr(), /no model found in .*: generated the demo model inferno-demo \(/);
 
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
