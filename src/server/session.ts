@@ -56,7 +56,7 @@ export function textModelOf(session: ModelSession, task: string): TextModel {
   if (model.kind === "text") return model;
   session.end();
   throw new ModelCapabilityMissing(
-    `model ${session.lease.descriptor.name} is a ${session.lease.descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
+    `model ${session.lease.descriptor.name} is an ${session.lease.descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
     { details: { param: "model" } },
   );
 }

@@ -14,7 +14,7 @@ const fileScope = fileContext();
 
 before(async () => {
   s = await startTestServer(fileScope.context, {
-    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } } },
+    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } }, onnx: ["add.onnx"] },
   });
 });
 
@@ -28,7 +28,7 @@ describe("OpenAI-compatible routes", () => {
   it("lists every discoverable model with whether it is loaded", async () => {
     const page = await s.openai().models.list();
     const ids = page.data.map((m) => m.id).sort();
-    assert.deepEqual(ids, ["other/second.gguf", "tiny.gguf"]);
+    assert.deepEqual(ids, ["add.onnx", "other/second.gguf", "tiny.gguf"]);
     for (const model of page.data) {
       assert.equal(model.object, "model");
       assert.equal((model as unknown as { loaded: boolean }).loaded, false);
@@ -165,6 +165,19 @@ describe("errors in OpenAI's format", () => {
     assert.equal(broken.body.error.code, "bad_request");
   });
 
+  it("a tensor (ONNX) model asked to chat → 400 model_capability_missing, and its lease is released", async () => {
+    await assert.rejects(
+      s.openai().chat.completions.create({ model: "add.onnx", messages: [{ role: "user", content: "hi" }] }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.equal(error.code, "model_capability_missing");
+        assert.match(error.message, /add\.onnx is an ONNX tensor model and cannot do chat completions/);
+        return true;
+      },
+    );
+    assert.equal((await loaded()).find((m) => m.name === "add.onnx")?.leases, 0);
+  });
+
   it("unknown route → 404 in the same format", async () => {
     const { status, body } = await s.getJson<{ error: { code: string } }>("/v1/nothing-here");
     assert.equal(status, 404);
@@ -294,7 +307,7 @@ describe("cache administration and keep_alive", () => {
     assert.equal(bad.body.error.param, "strategy");
 
     const cleared = await s.getJson<{ unloaded: string[] }>("/v1/cache/clear", { method: "POST" });
-    assert.deepEqual(cleared.body.unloaded.sort(), ["other/second.gguf", "tiny.gguf"]);
+    assert.deepEqual(cleared.body.unloaded.sort(), ["add.onnx", "other/second.gguf", "tiny.gguf"]);
     assert.deepEqual(await loaded(), []);
   });
 });

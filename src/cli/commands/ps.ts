@@ -62,7 +62,7 @@ export async function runPs(ctx: CliContext): Promise<void> {
     if (ctx.out.json) ctx.out.printJson([]);
     return;
   }
-  ctx.out.info(`server at ${url}`);
+  ctx.out.info(`using the running server at ${url}`);
   printModels(ctx, await server.client.loadedModels());
 }
 
