@@ -9,8 +9,8 @@ import type { InfernoConfig } from "../config/schema.js";
 import { createDemoModel } from "../models/demo.js";
 import type { ModelManager } from "../models/manager.js";
 import { createLogger, type InfernoLogger, type LogLevel } from "./logger.js";
-import { createRuntime } from "./runtime.js";
-import { DEFAULT_SHUTDOWN_GRACE_MS, startServer } from "./serve.js";
+import { createRuntime, type Runtime } from "./runtime.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer, startServer } from "./serve.js";
 
 export interface RunServerOptions {
   version?: string;
@@ -41,14 +41,20 @@ async function ensureAModel(config: InfernoConfig, models: ModelManager, logger:
   return (await models.list()).length;
 }
 
-function waitForSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const handler = (signal: NodeJS.Signals) => {
-      for (const s of signals) process.off(s, handler);
+/** Resolves with the first of `signals` to arrive; `dispose()` stops listening (when the server never started). */
+function signalWaiter(signals: NodeJS.Signals[]): { received: Promise<NodeJS.Signals>; dispose(): void } {
+  let handler: (signal: NodeJS.Signals) => void = () => undefined;
+  const dispose = () => {
+    for (const s of signals) process.off(s, handler);
+  };
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    handler = (signal) => {
+      dispose();
       resolve(signal);
     };
-    for (const s of signals) process.on(s, handler);
   });
+  for (const s of signals) process.on(s, handler);
+  return { received, dispose };
 }
 
 /** A second signal during shutdown means "now": exit without waiting (the state is saved on the next clean stop). */
@@ -66,20 +72,27 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
   const destination = options.logDestination ?? process.stderr;
   const logger = createLogger({ level: options.logLevel ?? "info", destination });
   const signals = options.signals ?? ["SIGINT", "SIGTERM"];
-  const stop = waitForSignal(signals);
-  const runtime = await createRuntime(config, { logger, progress: destination });
-  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  // Listening from the start: a Ctrl-C while models restore still ends in an orderly shutdown.
+  const stop = signalWaiter(signals);
+  let runtime: Runtime;
+  try {
+    runtime = await createRuntime(config, { logger, progress: destination });
+  } catch (error) {
+    stop.dispose();
+    throw error;
+  }
+  let server: RunningServer | null = null;
   try {
     const modelCount = await ensureAModel(config, runtime.models, logger);
     server = await startServer(runtime, { version: options.version });
     logger.info({ url: server.url, models: modelCount, models_dir: config.models_dir }, `listening on ${server.url}`);
     options.onListening?.(server.url, modelCount);
-    const signal = await stop;
+    const signal = await stop.received;
     logger.info({ signal }, `${signal}: shutting down`);
     exitOnSecondSignal(signals, logger);
-    const report = await server.close(options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
-    if (!report.drained) logger.warn({ aborted: report.aborted }, "aborted requests that did not finish in time");
+    await server.close(options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
   } finally {
+    stop.dispose();
     await server?.close(0);
     await runtime.close();
     logger.info({}, "stopped");
