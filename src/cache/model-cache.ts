@@ -185,6 +185,11 @@ function validateKeepAlive(seconds: number | undefined): void {
 export class ModelCache implements AsyncDisposable {
   /** Resolves when the start-up warm-up (started by `create`) has finished. Never rejects. */
   readonly warmupDone: Promise<WarmupResult>;
+  /**
+   * What the start-up restore found (the `restore` event fires inside `create`, before anyone can subscribe, so the
+   * result is kept here too): models restored and the warning, if the saved state was refused.
+   */
+  restored: CacheEvents["restore"] = { models: 0, warning: null };
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
@@ -285,9 +290,8 @@ export class ModelCache implements AsyncDisposable {
     const descriptor = await this.models.resolve(name);
     const entry = await this.obtain(descriptor, { ...options, count: false, allowEvict: true });
     this.applyKeepAlive(entry, options.keepAliveSeconds);
-    const info = this.info(entry);
     this.whenIdle(entry);
-    return info;
+    return this.info(entry);
   }
 
   /** Unloads one model (reason "manual") once its leases end. false when it was not loaded. */
@@ -415,7 +419,8 @@ export class ModelCache implements AsyncDisposable {
         counted = true;
       }
       const target = entry ?? this.startLoad(descriptor, options.allowEvict);
-      if (target.state === "loading") await this.awaitLoad(target, options.signal);
+      // A load that failed synchronously has already settled its entry: its promise still carries the cause.
+      if (target.state === "loading" || target !== entry) await this.awaitLoad(target, options.signal);
       if (target.state === "ready" && this.entries.get(descriptor.key) === target) return target;
     }
   }
@@ -1017,7 +1022,8 @@ export class ModelCache implements AsyncDisposable {
     const { state, warning } = await this.store.load();
     if (warning) this.logger?.warn(warning, { state_file: this.store.path });
     if (!state) {
-      this.emit("restore", { models: 0, warning });
+      this.restored = { models: 0, warning };
+      this.emit("restore", this.restored);
       return;
     }
     this.counters = structuredClone(state.counters);
@@ -1050,7 +1056,8 @@ export class ModelCache implements AsyncDisposable {
       });
     }
     if (adjusted) this.changed();
-    this.emit("restore", { models: this.usage.size, warning });
+    this.restored = { models: this.usage.size, warning };
+    this.emit("restore", this.restored);
   }
 
   private schedulePeriodicSave(): void {
