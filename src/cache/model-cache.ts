@@ -311,8 +311,10 @@ export class ModelCache implements AsyncDisposable {
   async clear(options: { model?: string; force?: boolean; stats?: boolean } = {}): Promise<string[]> {
     this.assertOpen();
     let targets = [...this.entries.values()].filter((e) => e.retireReason === null);
+    let statsKeys: string[] | null = null;
     if (options.model !== undefined) {
       const { key, name } = await this.models.resolve(options.model);
+      statsKeys = [key];
       if (this.pinned.has(key) && !options.force) {
         throw new ModelPinned(`${name} is pinned (always_warm or pinned = true); use force to unload it`, {
           details: { model: name },
@@ -323,7 +325,7 @@ export class ModelCache implements AsyncDisposable {
       targets = targets.filter((e) => !this.pinned.has(e.descriptor.key));
     }
     await Promise.all(targets.map((e) => this.retire(e, "clear")));
-    if (options.stats) this.resetStatistics(options.model === undefined ? null : targets.map((e) => e.descriptor.key));
+    if (options.stats) this.resetStatistics(statsKeys);
     return targets.map((e) => e.descriptor.name);
   }
 

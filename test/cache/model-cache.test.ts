@@ -495,3 +495,16 @@ describe("loading details", () => {
     assert.deepEqual(cache.restored, { models: 0, warning: null });
   });
 });
+
+describe("clear with statistics", () => {
+  it("clear({ model, stats }) resets that model's statistics only, loaded or not", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 1 } });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.run(cache.getModel("b.gguf"));
+    await clock.advance(1000);
+    assert.equal(cache.loadedModels().length, 0);
+    assert.deepEqual(await cache.clear({ model: "a.gguf", stats: true }), []);
+    assert.deepEqual(cache.stats().models.map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().misses, 2, "the cache-wide counters stay");
+  });
+});
