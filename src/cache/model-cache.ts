@@ -879,6 +879,7 @@ export class ModelCache implements AsyncDisposable {
       this.changed();
     } catch (error) {
       if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
+      else if (this.warmupAbort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
       else result.failed.push({ name, error: messageOf(error) });
     }
   }
