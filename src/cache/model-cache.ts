@@ -190,6 +190,11 @@ function validateKeepAlive(seconds: number | undefined): void {
 export class ModelCache implements AsyncDisposable {
   /** Resolves when the start-up warm-up (started by `create`) has finished. Never rejects. */
   readonly warmupDone: Promise<WarmupResult>;
+  /**
+   * What the start-up restore found (the `restore` event fires inside `create`, before anyone can subscribe, so the
+   * result is kept here too): models restored and the warning, if the saved state was refused.
+   */
+  restored: CacheEvents["restore"] = { models: 0, warning: null };
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
@@ -292,9 +297,8 @@ export class ModelCache implements AsyncDisposable {
     const descriptor = await this.models.resolve(name);
     const entry = await this.obtain(descriptor, { ...options, count: false, allowEvict: true });
     this.applyKeepAlive(entry, options.keepAliveSeconds);
-    const info = this.info(entry);
     this.whenIdle(entry);
-    return info;
+    return this.info(entry);
   }
 
   /** Unloads one model (reason "manual") once its leases end. false when it was not loaded. */
@@ -314,8 +318,10 @@ export class ModelCache implements AsyncDisposable {
   async clear(options: { model?: string; force?: boolean; stats?: boolean } = {}): Promise<string[]> {
     this.assertOpen();
     let targets = [...this.entries.values()].filter((e) => e.retireReason === null);
+    let statsKeys: string[] | null = null;
     if (options.model !== undefined) {
       const { key, name } = await this.models.resolve(options.model);
+      statsKeys = [key];
       if (this.pinned.has(key) && !options.force) {
         throw new ModelPinned(`${name} is pinned (always_warm or pinned = true); use force to unload it`, {
           details: { model: name },
@@ -326,7 +332,7 @@ export class ModelCache implements AsyncDisposable {
       targets = targets.filter((e) => !this.pinned.has(e.descriptor.key));
     }
     await Promise.all(targets.map((e) => this.retire(e, "clear")));
-    if (options.stats) this.resetStatistics(options.model === undefined ? null : targets.map((e) => e.descriptor.key));
+    if (options.stats) this.resetStatistics(statsKeys);
     return targets.map((e) => e.descriptor.name);
   }
 
@@ -422,7 +428,8 @@ export class ModelCache implements AsyncDisposable {
         counted = true;
       }
       const target = entry ?? this.startLoad(descriptor, options.allowEvict);
-      if (target.state === "loading") await this.awaitLoad(target, options.signal);
+      // A load that failed synchronously has already settled its entry: its promise still carries the cause.
+      if (target.state === "loading" || target !== entry) await this.awaitLoad(target, options.signal);
       if (target.state === "ready" && this.entries.get(descriptor.key) === target) return target;
     }
   }
@@ -879,6 +886,7 @@ export class ModelCache implements AsyncDisposable {
       this.changed();
     } catch (error) {
       if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
+      else if (this.warmupAbort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
       else result.failed.push({ name, error: messageOf(error) });
     }
   }
@@ -1024,7 +1032,8 @@ export class ModelCache implements AsyncDisposable {
     const { state, warning } = await this.store.load();
     if (warning) this.logger?.warn(warning, { state_file: this.store.path });
     if (!state) {
-      this.emit("restore", { models: 0, warning });
+      this.restored = { models: 0, warning };
+      this.emit("restore", this.restored);
       return;
     }
     this.counters = structuredClone(state.counters);
@@ -1057,7 +1066,8 @@ export class ModelCache implements AsyncDisposable {
       });
     }
     if (adjusted) this.changed();
-    this.emit("restore", { models: this.usage.size, warning });
+    this.restored = { models: this.usage.size, warning };
+    this.emit("restore", this.restored);
   }
 
   private schedulePeriodicSave(): void {

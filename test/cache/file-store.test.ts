@@ -151,10 +151,16 @@ describe("FileStateStore", () => {
     await writeFile(join(base, "a-file"), "");
     const dir = join(base, "a-file", "cache");
     const { cache, clock, logger } = await open(dir, { persist_interval_seconds: 60 });
+    // The periodic save does real (failing) I/O: wait for its event rather than for an amount of time.
+    const nextSave = () => new Promise<void>((resolve) => { const off = cache.on("save", () => { off(); resolve(); }); });
     await use(cache, clock, ["a.gguf"]);
+    let saved = nextSave();
     await clock.advance(60_000);
+    await saved;
     await use(cache, clock, ["b.gguf"]);
+    saved = nextSave();
     await clock.advance(60_000);
+    await saved;
     const stats = cache.stats();
     assert.equal(stats.last_save.ok, false);
     assert.match(stats.last_save.error ?? "", /ENOTDIR|not a directory/);

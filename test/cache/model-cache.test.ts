@@ -433,3 +433,78 @@ describe("lifecycle", () => {
     assert.equal(backend.counts.aborted, 1);
   });
 });
+
+describe("loading details", () => {
+  it("load() preloads without counting a request, sets keep-alive and reports the model", async () => {
+    const { cache, clock } = await harness({ behaviours: { "a.gguf": { memoryBytes: 3 * MIB, loadMs: 250 } } });
+    const info = await clock.run(cache.load("a.gguf", { keepAliveSeconds: 30 }));
+    assert.deepEqual(
+      { ...info, last_used: null },
+      {
+        name: "a.gguf",
+        key: "/models/a.gguf",
+        format: "gguf",
+        state: "ready",
+        size_bytes: 1000,
+        memory_bytes: 3 * MIB,
+        leases: 0,
+        pinned: false,
+        last_used: null,
+        expires_at: new Date(clock.now() + 30_000).toISOString(),
+        load_ms: 250,
+      },
+    );
+    assert.deepEqual([cache.stats().hits, cache.stats().misses, cache.stats().loads], [0, 0, 1]);
+    await clock.advance(30_000);
+    assert.equal(cache.loadedModels().length, 0);
+  });
+
+  it("a model measured larger than estimated makes the cache evict idle models to get back under the limit", async () => {
+    const { cache, clock } = await harness({
+      models: [
+        { name: "a.gguf", estimateBytes: 40 * MIB },
+        { name: "b.gguf", estimateBytes: 40 * MIB },
+      ],
+      behaviours: { "a.gguf": { memoryBytes: 40 * MIB }, "b.gguf": { memoryBytes: 80 * MIB } },
+      cache: { max_memory_mb: 100 },
+    });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.run(cache.getModel("b.gguf"));
+    await clock.advance(0);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().memory_bytes, 80 * MIB);
+    assert.equal(cache.stats().evictions.capacity_memory, 1);
+  });
+
+  it("wraps a backend's plain error as ModelLoadFailed with the cause; no backend for a format is a load failure", async () => {
+    const broken = new Error("out of file handles");
+    const failing = await harness();
+    failing.cache["backends"].gguf = { format: "gguf", load: async () => Promise.reject(broken), dispose: async () => {} };
+    await assert.rejects(failing.cache.getModel("a.gguf"), (e: Error & { code: string }) => {
+      assert.equal(e.code, "model_load_failed");
+      assert.equal(e.cause, broken);
+      assert.match(e.message, /could not load a\.gguf: out of file handles/);
+      return true;
+    });
+    failing.cache["backends"].gguf = undefined;
+    await assert.rejects(failing.cache.getModel("b.gguf"), /no backend loads gguf models/);
+  });
+
+  it("keeps the restore result for callers that subscribe after create", async () => {
+    const { cache } = await harness();
+    assert.deepEqual(cache.restored, { models: 0, warning: null });
+  });
+});
+
+describe("clear with statistics", () => {
+  it("clear({ model, stats }) resets that model's statistics only, loaded or not", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 1 } });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.run(cache.getModel("b.gguf"));
+    await clock.advance(1000);
+    assert.equal(cache.loadedModels().length, 0);
+    assert.deepEqual(await cache.clear({ model: "a.gguf", stats: true }), []);
+    assert.deepEqual(cache.stats().models.map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().misses, 2, "the cache-wide counters stay");
+  });
+});

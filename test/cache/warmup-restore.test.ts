@@ -188,3 +188,22 @@ describe("periodic save", () => {
     assert.equal(events.filter((e) => e.event === "save").length, 2);
   });
 });
+
+describe("warm-up and shutdown", () => {
+  it("closing during warm-up stops it quietly: the load in flight is aborted, nothing is reported as failed", async () => {
+    const store = new MemoryStateStore(history);
+    const { cache, clock, backend, logger } = await harness({
+      store,
+      defaults: { loadMs: 60_000 },
+      cache: { enable_warmup: true, warmup_strategy: "usage" },
+    });
+    await clock.advance(1000);
+    await cache.close();
+    const result = await cache.warmupDone;
+    assert.deepEqual(result.failed, []);
+    assert.ok(result.skipped.some((s) => s.reason === "the cache is closing"));
+    assert.equal(backend.counts.aborted, 1);
+    assert.equal(backend.live.size, 0);
+    assert.deepEqual(logger.warnings, []);
+  });
+});
