@@ -3,6 +3,7 @@
  * computed on simulated time, so it is the same on every machine.
  */
 import { compare, WORKLOADS } from "./eviction.js";
+import { serverOverheadBench } from "./server.js";
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
@@ -28,3 +29,4 @@ async function evictionBench(): Promise<void> {
 }
 
 await evictionBench();
+await serverOverheadBench();
