@@ -62,7 +62,11 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
   }
 }
 
-/** Logs what the cache does: loads, failures, evictions, warm-up, restore. Returns the unsubscribe function. */
+/**
+ * Logs what the cache does that its own logger does not: loads, evictions, the warm-up summary, saves. (Failures —
+ * failed loads, failed saves, a refused state file — the cache reports itself through the logger it is given.)
+ * Returns the unsubscribe function.
+ */
 function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: ProgressLine | null): () => void {
   const clearProgress = () => progress?.clear();
   const handlers: { [E in keyof CacheEvents]?: (payload: CacheEvents[E]) => void } = {
@@ -70,22 +74,14 @@ function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: Prog
       clearProgress();
       logger.info({ model: name, ms: Math.round(durationMs), memory_bytes: memoryBytes }, `loaded ${name}`);
     },
-    load_failed: ({ name, error }) => {
-      clearProgress();
-      logger.warn({ model: name, error: error instanceof Error ? error.message : String(error) }, `failed to load ${name}`);
-    },
+    load_failed: clearProgress,
     evict: ({ name, reason }) => logger.info({ model: name, reason }, `unloaded ${name} (${reason})`),
-    restore: ({ models, warning }) => {
-      if (warning) logger.warn({}, warning);
-      else logger.info({ models }, `restored the usage statistics of ${models} model(s)`);
-    },
     warmup: ({ loaded, skipped, failed }) => {
       if (loaded.length + skipped.length + failed.length === 0) return;
       logger.info({ loaded, skipped, failed }, `warm-up: ${loaded.length} loaded, ${failed.length} failed, ${skipped.length} skipped`);
     },
-    save: ({ ok, error, bytes }) => {
-      if (ok === false) logger.warn({ error }, "saving the cache state failed");
-      else logger.debug({ bytes }, "cache state saved");
+    save: ({ ok, bytes }) => {
+      if (ok) logger.debug({ bytes }, "cache state saved");
     },
   };
   const offs = Object.entries(handlers).map(([event, handler]) =>
@@ -124,5 +120,9 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     throw error;
   }
   const stopLogging = logCacheEvents(cache, logger, progress);
+  const { models: known, state_file: stateFile } = cache.stats();
+  if (known.length > 0) {
+    logger.info({ models: known.length, state_file: stateFile }, `restored the usage statistics of ${known.length} model(s)`);
+  }
   return new Runtime(config, models, cache, logger, real, stopLogging);
 }
