@@ -142,7 +142,9 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
 }
 
 export function registerCache(program: Command, ctx: CliContext): void {
-  const cache = program.command("cache").description("model cache statistics and state (the state file when no server runs)");
+  const cache = program
+    .command("cache")
+    .description("the model cache: the running server's, or the state file when no server runs");
 
   addConfigFlags(cache.command("stats").description("print cache statistics (SPEC fields with --json)"), FLAGS).action(
     async (options: Record<string, unknown>) => {
