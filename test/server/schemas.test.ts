@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { BadRequest } from "../../src/errors/index.js";
+import {
+  chatRequestSchema,
+  completionRequestSchema,
+  embeddingRequestSchema,
+  formatPath,
+  loadRequestSchema,
+  parseBody,
+} from "../../src/server/schemas.js";
+
+const chat = { model: "m", messages: [{ role: "user", content: "hi" }] };
+
+describe("request bodies: a 400 names the field", () => {
+  const refusals: Array<[string, Parameters<typeof parseBody>[0], unknown, string, RegExp]> = [
+    ["missing model", chatRequestSchema, { messages: chat.messages }, "model", /expected string/],
+    ["no messages", chatRequestSchema, { model: "m", messages: [] }, "messages", /too small|at least/i],
+    ["content not text", chatRequestSchema, { model: "m", messages: [{ role: "user", content: 1 }] }, "messages[0].content", /Invalid input/],
+    ["unknown role", chatRequestSchema, { model: "m", messages: [{ role: "tool", content: "x" }] }, "messages[0].role", /system|user/],
+    ["image part", chatRequestSchema, { model: "m", messages: [{ role: "user", content: [{ type: "image_url" }] }] }, "messages[0].content", /Invalid input/],
+    ["temperature out of range", chatRequestSchema, { ...chat, temperature: 3 }, "temperature", /2/],
+    ["n > 1", chatRequestSchema, { ...chat, n: 2 }, "n", /only n = 1 is supported/],
+    ["five stop strings", chatRequestSchema, { ...chat, stop: ["a", "b", "c", "d", "e"] }, "stop", /Invalid input|too big|at most/i],
+    ["logprobs", chatRequestSchema, { ...chat, logprobs: true }, "logprobs", /log probabilities are not supported/],
+    ["bad keep_alive", chatRequestSchema, { ...chat, keep_alive: "forever" }, "keep_alive", /expected a duration like "5m"/],
+    ["max_tokens 0", completionRequestSchema, { model: "m", prompt: "x", max_tokens: 0 }, "max_tokens", /too small|>0|positive/i],
+    ["suffix", completionRequestSchema, { model: "m", prompt: "x", suffix: "end" }, "suffix", /suffix is not supported/],
+    ["prompt tokens", completionRequestSchema, { model: "m", prompt: [1, 2] }, "prompt", /Invalid input/],
+    ["encoding", embeddingRequestSchema, { model: "m", input: "x", encoding_format: "int8" }, "encoding_format", /float|base64/],
+    ["dimensions", embeddingRequestSchema, { model: "m", input: "x", dimensions: 8 }, "dimensions", /choosing dimensions is/],
+    ["load keep_alive", loadRequestSchema, { keep_alive: true }, "keep_alive", /Invalid input/],
+  ];
+  for (const [what, schema, body, param, message] of refusals) {
+    it(`${what} → ${param}`, () => {
+      assert.throws(
+        () => parseBody(schema, body),
+        (error: unknown) => {
+          assert.ok(error instanceof BadRequest);
+          assert.equal(error.status, 400);
+          assert.equal(error.details?.param, param);
+          assert.ok(error.message.startsWith(`${param}: `), error.message);
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    });
+  }
+
+  it("accepts OpenAI's optional fields and converts keep_alive to seconds", () => {
+    const body = parseBody(chatRequestSchema, {
+      ...chat,
+      messages: [{ role: "developer", content: [{ type: "text", text: "be brief" }] }, ...chat.messages],
+      max_completion_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+      logprobs: false,
+      n: 1,
+      user: "someone",
+      keep_alive: "5m",
+    });
+    assert.equal(body.keep_alive, 300);
+    assert.equal(body.max_completion_tokens, 5);
+  });
+
+  it("formats paths the way clients write them", () => {
+    assert.equal(formatPath(["messages", 0, "content"]), "messages[0].content");
+    assert.equal(formatPath(["stream_options", "include_usage"]), "stream_options.include_usage");
+    assert.equal(formatPath([]), "");
+  });
+});
