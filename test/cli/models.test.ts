@@ -5,10 +5,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
 import { cliSandbox } from "../helpers/cli.js";
+import { TEST_BACKEND_ENV } from "../helpers/models.js";
 import { tinyAddOnnx } from "../helpers/onnx.js";
 
-/** Small, CPU-only settings so the real model loads and runs quickly in tests. */
-const FAST = { INFERNO_BACKEND__GPU: "false", INFERNO_BACKEND__CONTEXT_SIZE: "256" };
+const FAST = TEST_BACKEND_ENV;
 
 test("models demo, then run it: the README's first commands", async (t) => {
   const s = await cliSandbox(t);
