@@ -220,7 +220,7 @@ export class ModelManager implements ModelSource {
     if (!format) {
       throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, { details: { name, path: real } });
     }
-    const displayName = inside ? (real === root ? name : relativeName(root, real)) : real;
+    const displayName = inside ? relativeName(root, real) : real;
     return this.describe({ name: displayName, path: real, key: real, format });
   }
 

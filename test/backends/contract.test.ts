@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { LlamaBackend, OnnxBackend } from "../../src/backends/index.js";
-import { backendSchema } from "../../src/config/schema.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
+import { TEST_BACKEND } from "../helpers/models.js";
 import { tinyAddOnnx } from "../helpers/onnx.js";
 import { runBackendContract } from "./contract.js";
 
-const config = backendSchema.parse({ gpu: false, context_size: 256 });
+const config = TEST_BACKEND;
 
 /** A models directory with a good and a broken file of one format (the broken one passes no header check: garbage). */
 async function modelsWith(good: Buffer, ext: string) {

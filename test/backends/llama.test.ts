@@ -6,13 +6,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createBackends } from "../../src/backends/index.js";
 import type { TextModel } from "../../src/backends/types.js";
-import { backendSchema } from "../../src/config/schema.js";
 import { Aborted } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
+import { TEST_BACKEND } from "../helpers/models.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 
-const config = backendSchema.parse({ gpu: false, context_size: 256 });
+const config = TEST_BACKEND;
 const backends = createBackends();
 let dir: string;
 let manager: ModelManager;

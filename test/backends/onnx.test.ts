@@ -1,23 +1,20 @@
 /** Real ONNX Runtime: the hand-written Add model and the real PP-OCR text-direction classifier. */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, test } from "node:test";
 import { OnnxBackend } from "../../src/backends/index.js";
 import type { TensorModel } from "../../src/backends/types.js";
-import { backendSchema } from "../../src/config/schema.js";
 import { BadRequest } from "../../src/errors/index.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { tinyModelsDir } from "../helpers/models.js";
+import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
 
-const config = backendSchema.parse({});
+const config = TEST_BACKEND;
 const backend = new OnnxBackend();
 after(() => backend.dispose());
 
 let add: TensorModel;
 let classifier: TensorModel;
-before(async () => {
-  // tinyModelsDir needs a TestContext for cleanup; one shared directory is made in the first test instead.
-});
 
+// Loaded once for the file, in its first test (tinyModelsDir needs a test's context to clean up after itself).
 test("load both models", async (t) => {
   const { dir } = await tinyModelsDir(t, { onnx: ["add.onnx"], classifier: true });
   const manager = new ModelManager(dir);

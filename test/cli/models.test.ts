@@ -2,13 +2,15 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { test } from "node:test";
+import { main } from "../../src/cli/main.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
 import { cliSandbox } from "../helpers/cli.js";
+import { TEST_BACKEND_ENV } from "../helpers/models.js";
 import { tinyAddOnnx } from "../helpers/onnx.js";
 
-/** Small, CPU-only settings so the real model loads and runs quickly in tests. */
-const FAST = { INFERNO_BACKEND__GPU: "false", INFERNO_BACKEND__CONTEXT_SIZE: "256" };
+const FAST = TEST_BACKEND_ENV;
 
 test("models demo, then run it: the README's first commands", async (t) => {
   const s = await cliSandbox(t);
@@ -84,4 +86,30 @@ test("name errors and misuse give one clear sentence and the right exit code", a
   const onnx = await s.run(["run", "--model", "add", "--prompt", "x", "--models-dir", "elsewhere"]);
   assert.equal(onnx.code, 1);
   assert.match(onnx.stderr, /ONNX tensor model/);
+});
+
+test("run shows a progress line while loading only when stderr is a terminal, and erases it", async (t) => {
+  const s = await cliSandbox(t);
+  await s.run(["models", "demo"]);
+  const chunks: string[] = [];
+  const sink = (tty: boolean) =>
+    Object.assign(
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          if (tty) chunks.push(chunk.toString());
+          done();
+        },
+      }),
+      { isTTY: tty },
+    );
+  const code = await main(["node", "inferno", "run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "2"], {
+    stdout: sink(false),
+    stderr: sink(true),
+    env: { ...s.env, ...TEST_BACKEND_ENV },
+    cwd: s.cwd,
+  });
+  assert.equal(code, 0);
+  const progress = chunks.join("");
+  assert.match(progress, /loading inferno-demo\.gguf/);
+  assert.ok(progress.endsWith("\r\x1b[K"), "the line is erased before output");
 });

@@ -53,8 +53,9 @@ export async function testSetup(t: TestContext, options: TestSetupOptions = {}):
     models_dir: modelsDir,
     cache: { cache_dir: cacheDir, ...options.config?.cache },
     server: { host: "127.0.0.1", port: 0, ...options.config?.server },
-    // A small context on the CPU: the tiny models need nothing more, and tests stay fast on 2 cores.
-    backend: { context_size: 512, batch_size: 128, gpu: false, ...options.config?.backend },
+    // CPU only, a small context and one thread: the tiny models need nothing more, and with test files running two at
+    // a time on 2 cores, llama.cpp's spin-waiting threads are far slower than one (see TEST_BACKEND in models.ts).
+    backend: { context_size: 512, batch_size: 128, gpu: false, threads: 1, ...options.config?.backend },
   };
   await writeFile(join(cwd, ".inferno.toml"), stringifyToml(file));
   const env = {

@@ -18,6 +18,7 @@ it("ModelCache.new(config.cache, config.backend, new ModelManager(dir)): load, u
       { key: "cache.cache_dir", value: join(home, "cache"), flag: "--cache-dir" },
       { key: "backend.context_size", value: 256, flag: "--context-size" },
       { key: "backend.gpu", value: false, flag: "--gpu" },
+      { key: "backend.threads", value: 1, flag: "--threads" },
     ],
   });
   const cache = await ModelCache.new(config.cache, config.backend, new ModelManager(config.models_dir));

@@ -53,7 +53,7 @@ describe("load progress", () => {
     });
     const model = await new ModelManager(dir).resolve("tiny.gguf");
     const loaded = await observed.gguf!.load(model, {
-      backend: { ...config.backend, context_size: 256 },
+      backend: { ...config.backend, context_size: 256, threads: 1 },
       onProgress: (fraction) => own.push(fraction),
     });
     await loaded.dispose();
