@@ -92,14 +92,15 @@ function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
 export function createApp(runtime: ServerRuntime, options: AppOptions = {}): InfernoApp {
   const { cache: cacheConfig, backend, server } = runtime.config;
   const lifecycle = new AppLifecycle();
+  const queue = new AdmissionQueue({
+    slots: options.concurrentRequests ?? cacheConfig.max_cached_models * backend.parallel,
+    maxWaiting: server.max_queue,
+  });
   const deps: AppDeps = {
     runtime,
     lifecycle,
-    queue: new AdmissionQueue({
-      slots: options.concurrentRequests ?? cacheConfig.max_cached_models * backend.parallel,
-      maxWaiting: server.max_queue,
-    }),
-    metrics: createMetrics(runtime.cache),
+    queue,
+    metrics: createMetrics(runtime.cache, queue),
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },

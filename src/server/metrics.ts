@@ -21,7 +21,13 @@ export interface ServerMetrics {
   close(): void;
 }
 
-export function createMetrics(cache: CacheService): ServerMetrics {
+/** The admission queue's counts, read when scraped. */
+export interface QueueCounts {
+  readonly runningCount: number;
+  readonly waitingCount: number;
+}
+
+export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMetrics {
   const registry = new Registry();
   const registers = [registry];
 
@@ -56,6 +62,8 @@ export function createMetrics(cache: CacheService): ServerMetrics {
   gauge("inferno_cache_memory_limit_bytes", "The cache's memory budget (0 = unlimited).", () => cache.stats().memory_limit_bytes);
   gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.stats().models_loaded);
   gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.stats().max_cached_models);
+  gauge("inferno_requests_running", "Model requests holding a queue slot.", () => queue.runningCount);
+  gauge("inferno_requests_waiting", "Model requests waiting for a slot (bounded by server.max_queue).", () => queue.waitingCount);
 
   const requests = new Counter({
     name: "inferno_http_requests_total",

@@ -250,6 +250,9 @@ describe("leases, disconnects and the queue", () => {
       body: JSON.stringify({ model: "tiny.gguf", prompt: "Twice", max_tokens: 2 }),
     });
     assert.equal(second.status, 503);
+    const metrics = await (await fetch(`${busy.url}/metrics`)).text();
+    assert.match(metrics, /^inferno_requests_running 1$/m);
+    assert.match(metrics, /^inferno_requests_waiting 0$/m);
     assert.ok(Number(second.headers.get("retry-after")) >= 1);
     assert.equal(((await second.json()) as { error: { code: string } }).error.code, "queue_full");
     controller.abort();
