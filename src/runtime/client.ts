@@ -6,9 +6,15 @@ import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrateg
 import type { ServerConfig } from "../config/schema.js";
 import {
   BadRequest,
+  CacheBusy,
   type InfernoError,
   ModelAmbiguous,
+  ModelLoadCooldown,
+  ModelLoadFailed,
   ModelNotFound,
+  ModelOutsideModelsDir,
+  ModelPinned,
+  ModelTooLarge,
   ServerUnavailable,
   Unauthorized,
   UsageError,
@@ -44,6 +50,12 @@ type ErrorClass = new (message: string, options?: { details?: Record<string, unk
 const ERRORS_BY_CODE: Record<string, ErrorClass> = {
   model_not_found: ModelNotFound,
   model_ambiguous: ModelAmbiguous,
+  model_outside_models_dir: ModelOutsideModelsDir,
+  model_pinned: ModelPinned,
+  model_too_large: ModelTooLarge,
+  model_load_failed: ModelLoadFailed,
+  model_load_cooldown: ModelLoadCooldown,
+  cache_busy: CacheBusy,
   bad_request: BadRequest,
   usage_error: UsageError,
   invalid_api_key: Unauthorized,

@@ -76,3 +76,23 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal(psOffline.code, 0);
   assert.match(psOffline.stderr, /no server running at .*: no model is loaded/);
 });
+
+it("the live CLI sends the configured API key, and maps the server's refusals to typed errors and exit codes", async (t) => {
+  const s = await startTestServer(t, {
+    config: { server: { api_key: "sesame" }, cache: { always_warm: ["tiny.gguf"], persist_cache: false } },
+  });
+  await s.runtime.cache.warmupDone;
+  const where = { cwd: s.cwd, env: { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) } };
+
+  const pinned = await runCli(["cache", "clear", "--model", "tiny.gguf"], where);
+  assert.equal(pinned.code, 2, pinned.stderr);
+  assert.match(pinned.stderr, /pinned/);
+
+  const forced = await runCli(["cache", "clear", "--model", "tiny.gguf", "--force"], where);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(forced.stdout, "unloaded: tiny.gguf\n");
+
+  const wrongKey = await runCli(["cache", "stats"], { ...where, env: { ...where.env, INFERNO_SERVER__API_KEY: "wrong" } });
+  assert.equal(wrongKey.code, 1);
+  assert.match(wrongKey.stderr, /error: invalid API key/);
+});
