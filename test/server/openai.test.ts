@@ -230,6 +230,23 @@ describe("leases, disconnects and the queue", () => {
     assert.match(metrics, /^inferno_generations_aborted_total 1$/m);
   });
 
+  it("a non-streaming request whose client disconnects is aborted too", async () => {
+    const before = await (await fetch(`${s.url}/metrics`)).text();
+    const count = (metrics: string) => Number(/^inferno_generations_aborted_total (\d+)$/m.exec(metrics)?.[1]);
+    const controller = new AbortController();
+    const request = fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 480 }),
+      signal: controller.signal,
+    }).catch((error: unknown) => error);
+    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 1);
+    controller.abort();
+    assert.equal(((await request) as Error).name, "AbortError");
+    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    await waitFor(async () => count(await (await fetch(`${s.url}/metrics`)).text()) === count(before) + 1);
+  });
+
   it("beyond max_queue waiting requests → 503 with Retry-After", async (t) => {
     const busy = await startServer(
       { ...s.runtime, config: { ...s.config, server: { ...s.config.server, max_queue: 0 } } },
