@@ -40,3 +40,18 @@ it("max_cached_models = 1 with two models alternating: each switch is one capaci
   assert.ok(sample(metrics, "inferno_cache_memory_bytes") > 0);
   assert.equal(sample(metrics, 'inferno_http_requests_total{method="POST",route="/v1/completions",status="200"}'), 5);
 });
+
+it("concurrent first requests for one model share one load and all succeed", async (t) => {
+  const s = await startTestServer(t, { config: { cache: { enable_warmup: false, persist_cache: false } } });
+  const client = s.openai();
+  const results = await Promise.all(
+    Array.from({ length: 6 }, (_, i) => client.completions.create({ model: "tiny.gguf", prompt: `Request ${i}`, max_tokens: 2 })),
+  );
+  assert.equal(results.length, 6);
+  for (const result of results) assert.ok((result.usage?.completion_tokens ?? 0) > 0);
+  const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  assert.equal(stats.loads, 1);
+  assert.equal(stats.hits + stats.misses, 6);
+  assert.equal(stats.models.find((m) => m.name === "tiny.gguf")?.requests, 6);
+  assert.equal(s.runtime.cache.loadedModels()[0]?.leases, 0);
+});
