@@ -13,3 +13,11 @@ export {
 export type * from "./models/types.js";
 export type * from "./backends/types.js";
 export type * from "./cache/types.js";
+export {
+  createDemoModel,
+  ModelManager,
+  type ModelManagerOptions,
+  type ValidationResult,
+  writeTinyLlamaGguf,
+} from "./models/index.js";
+export { type Backends, createBackends, disposeBackends } from "./backends/index.js";

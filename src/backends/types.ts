@@ -8,6 +8,7 @@ import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 export interface GenerationOptions {
   /** Most tokens to generate (default: until the model stops or the context is full, capped by the backend). */
   maxTokens?: number;
+  /** Sampling temperature; 0 = greedy. Default 0.8 for GGUF models. */
   temperature?: number;
   topP?: number;
   /** Seed for sampling; the same seed, prompt and settings give the same text. */

@@ -3,6 +3,8 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerCache } from "./commands/cache.js";
 import { registerConfig } from "./commands/config.js";
+import { registerModels } from "./commands/models.js";
+import { registerRun } from "./commands/run.js";
 import { CliContext } from "./context.js";
 import type { CliIO } from "./io.js";
 
@@ -15,7 +17,7 @@ export function packageVersion(): string {
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [registerConfig, registerCache];
+const COMMANDS: Register[] = [registerRun, registerModels, registerConfig, registerCache];
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");

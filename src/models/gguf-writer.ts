@@ -270,6 +270,8 @@ const WORDS = (
 ).split(" ");
 
 const SPECIAL = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"] as const;
+const BOS_ID = 1;
+const EOS_ID = 2;
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
 
 interface Vocabulary {
@@ -329,10 +331,42 @@ function ones(n: number): Float32Array {
   return new Float32Array(n).fill(1);
 }
 
-function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocabSize: number, type: TinyWeightType, seed: number) {
+/** Value of the constant residual feature (dimension 0) every token embedding carries. */
+const BIAS_FEATURE = 2;
+/** Weight on that feature in the output rows of tokens the model should not emit: a large negative logit bias. */
+const SUPPRESSED_WEIGHT = -2;
+
+function zeroRow(tensor: GgufTensor, row: number): void {
+  const columns = tensor.dims[0] as number;
+  tensor.data.fill(0, row * columns, (row + 1) * columns);
+}
+
+/**
+ * Random weights would emit byte-fallback and control tokens as often as words, printing mostly `�`. llama has no output
+ * bias, so the generator builds one: dimension 0 of every token embedding is a constant no block writes to (row 0 of each
+ * block's output projections is zero), so after the final norm it is a large positive constant; a negative weight on it
+ * in a token's output row is a bias against that token. End-of-text tokens stay neutral so generation can still stop.
+ */
+function suppressNonText(tensors: GgufTensor[], vocab: Vocabulary, eos: readonly number[]): void {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const embeddings = byName.get("token_embd.weight") as GgufTensor;
+  const output = byName.get("output.weight") as GgufTensor;
+  const width = embeddings.dims[0] as number;
+  for (let token = 0; token < vocab.tokens.length; token++) {
+    embeddings.data[token * width] = BIAS_FEATURE;
+    const text = vocab.types[token] === TOKEN_TYPE.normal;
+    output.data[token * width] = text || eos.includes(token) ? 0 : SUPPRESSED_WEIGHT;
+  }
+  for (const tensor of tensors) {
+    if (/\.(attn_output|ffn_down)\.weight$/.test(tensor.name)) zeroRow(tensor, 0);
+  }
+}
+
+function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocab: Vocabulary, type: TinyWeightType, seed: number) {
   const random = seededRandom(seed);
   const { embedding: e, feedForward: ff, heads, headsKv, blocks } = shape;
   const kv = (e / heads) * headsKv;
+  const vocabSize = vocab.tokens.length;
   const matrix = (name: string, columns: number, rows: number): GgufTensor => ({
     name,
     dims: [columns, rows],
@@ -355,6 +389,7 @@ function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocabSize: n
       matrix(`blk.${b}.ffn_down.weight`, ff, e),
     );
   }
+  suppressNonText(tensors, vocab, [EOS_ID, vocab.tokens.indexOf("<|im_end|>")]);
   return tensors;
 }
 
@@ -387,18 +422,24 @@ export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
     ["tokenizer.ggml.scores", { type: "f32[]", value: vocab.scores }],
     ["tokenizer.ggml.token_type", { type: "i32[]", value: vocab.types }],
     ["tokenizer.ggml.unknown_token_id", { type: "u32", value: 0 }],
-    ["tokenizer.ggml.bos_token_id", { type: "u32", value: 1 }],
-    ["tokenizer.ggml.eos_token_id", { type: "u32", value: 2 }],
+    ["tokenizer.ggml.bos_token_id", { type: "u32", value: BOS_ID }],
+    ["tokenizer.ggml.eos_token_id", { type: "u32", value: EOS_ID }],
     ["tokenizer.ggml.add_bos_token", { type: "bool", value: true }],
     ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
     ["tokenizer.chat_template", { type: "string", value: CHATML_TEMPLATE }],
   ]);
-  return encodeGguf(metadata, tinyLlamaTensors(shape, vocab.tokens.length, type, seed));
+  return encodeGguf(metadata, tinyLlamaTensors(shape, vocab, type, seed));
 }
 
-/** Writes a tiny llama to `path` (atomically: a temporary file renamed into place) and returns its size. */
+/** Writes a tiny llama to `path` (atomically) and returns its size. */
 export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions = {}): Promise<Bytes> {
   const bytes = tinyLlamaGguf(options);
+  await writeFileAtomically(path, bytes);
+  return bytes.length;
+}
+
+/** Writes `bytes` to a temporary file beside `path` and renames it into place, so no reader sees half a model. */
+export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
   try {
@@ -408,5 +449,4 @@ export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions
     await rm(temporary, { force: true });
     throw error;
   }
-  return bytes.length;
 }

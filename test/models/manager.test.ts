@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmod, mkdir, readFile, rm, symlink, truncate, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { backendSchema } from "../../src/config/schema.js";
@@ -99,6 +99,21 @@ test("a file added (or removed) later is seen without a new manager", async (t) 
   assert.equal((await manager.resolve("second")).name, "later/second.gguf");
   await rm(join(dir, "first.gguf"));
   assert.deepEqual((await manager.list()).map((m) => m.name), ["later/second.gguf"]);
+});
+
+test("the listing is reused until a directory's mtime changes (no rescan per lookup)", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "first.gguf": {} } });
+  const then = new Date("2026-01-01T00:00:00Z");
+  await utimes(dir, then, then);
+  const manager = new ModelManager(dir);
+  await manager.list();
+  await writeFile(join(dir, "hidden-by-cache.gguf"), tinyLlamaGguf());
+  // Put the directory's mtime back: the remembered scan still looks current, so the new file is not seen…
+  await utimes(dir, then, then);
+  await assert.rejects(manager.resolve("hidden-by-cache"), ModelNotFound);
+  // …until the directory changes again.
+  await utimes(dir, then, new Date(then.getTime() + 5000));
+  assert.equal((await manager.resolve("hidden-by-cache")).name, "hidden-by-cache.gguf");
 });
 
 test("GGUF metadata comes from the header", async (t) => {
@@ -232,6 +247,8 @@ test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers;
   assert.equal(large - small, kvPerToken * (4096 - 512));
   assert.equal(small, estimateGgufMemory(m, { ...defaults, context_size: 512 }));
   assert.ok(small > m.tensorBytes);
+  const twoSequences = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 2 });
+  assert.equal(twoSequences - small, kvPerToken * 512);
   const onnx = await manager.resolve("add");
   assert.equal(await manager.estimateMemory(onnx, defaults), onnx.fingerprint.size * ONNX_MEMORY_FACTOR);
 });

@@ -1,0 +1,88 @@
+/** Small pieces every backend shares: abort handling, thread counts, a lifetime that ends with dispose. */
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Aborted, Disposed } from "../errors/index.js";
+import type { ModelDescriptor } from "../models/types.js";
+
+/** Throws `Aborted` when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new Aborted(`${what} was aborted`, { cause: signal.reason });
+}
+
+/**
+ * CPU threads to use: the configured count, never more than the machine's cores; 0 means `physicalCores` (what the
+ * runtime reports as cores useful for math). More threads than cores makes llama.cpp spin and slows it many times over.
+ */
+export function threadCount(configured: number, physicalCores: number): number {
+  const cores = Math.max(1, availableParallelism());
+  if (configured > 0) return Math.min(configured, cores);
+  return Math.max(1, Math.min(physicalCores, cores));
+}
+
+/**
+ * The lifetime of a loaded model: tracks calls in flight so `dispose()` can abort them and wait for them, and makes
+ * every call after dispose throw `Disposed`. `dispose()` runs the release function once, however often it is called.
+ */
+export class Lifetime {
+  private readonly controller = new AbortController();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private disposing: Promise<void> | undefined;
+
+  constructor(private readonly descriptor: ModelDescriptor) {}
+
+  get disposed(): boolean {
+    return this.disposing !== undefined;
+  }
+
+  /** Fires when the model is disposed; combine it with a call's own signal. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Runs `work` as a tracked call; rejects with `Disposed` if the model is already disposed. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposing) {
+      return Promise.reject(new Disposed(`model ${this.descriptor.name} was unloaded`, { details: { model: this.descriptor.name } }));
+    }
+    const call = work();
+    this.inFlight.add(call);
+    const forget = () => this.inFlight.delete(call);
+    call.then(forget, forget);
+    return call;
+  }
+
+  /** Aborts calls in flight, waits for them to settle, then releases the model's resources (once). */
+  dispose(release: () => Promise<void>): Promise<void> {
+    this.disposing ??= (async () => {
+      this.controller.abort(new Disposed(`model ${this.descriptor.name} was unloaded`));
+      await Promise.allSettled([...this.inFlight]);
+      await release();
+    })();
+    return this.disposing;
+  }
+}
+
+/**
+ * Physical CPU cores: distinct (physical id, core id) pairs in /proc/cpuinfo on Linux, else the logical CPU count.
+ * Hyper-threads share a core's math units, so counting them would oversubscribe inference.
+ */
+export function physicalCores(): number {
+  try {
+    const cores = new Set<string>();
+    let physical = "0";
+    for (const line of readFileSync("/proc/cpuinfo", "utf8").split("\n")) {
+      const [key, value] = line.split(":").map((part) => part.trim());
+      if (key === "physical id") physical = value ?? "0";
+      if (key === "core id") cores.add(`${physical}:${value}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    // not Linux, or /proc unavailable
+  }
+  return Math.max(1, availableParallelism());
+}
+
+/** A signal that fires when any of the given ones does. */
+export function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}

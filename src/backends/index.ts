@@ -1,0 +1,24 @@
+/** The backends Inferno ships, by the format they load. */
+import { LlamaBackend } from "./llama.js";
+import { OnnxBackend } from "./onnx.js";
+import type { BackendRegistry } from "./types.js";
+
+export { LlamaBackend } from "./llama.js";
+export { OnnxBackend } from "./onnx.js";
+
+/** A registry that also owns its backends: disposing it releases their shared resources (the llama.cpp instance). */
+export type Backends = BackendRegistry & AsyncDisposable;
+
+/**
+ * The real backends: GGUF on llama.cpp, ONNX on ONNX Runtime. Cheap to create — native runtimes start on the first load
+ * of their format. Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
+ */
+export function createBackends(): Backends {
+  const registry: BackendRegistry = { gguf: new LlamaBackend(), onnx: new OnnxBackend() };
+  return Object.assign(registry, { [Symbol.asyncDispose]: () => disposeBackends(registry) });
+}
+
+/** Disposes every backend of a registry. Idempotent, as each backend's `dispose()` is. */
+export async function disposeBackends(registry: BackendRegistry): Promise<void> {
+  for (const backend of Object.values(registry)) await backend?.dispose();
+}

@@ -1,0 +1,349 @@
+/**
+ * GGUF models on llama.cpp through node-llama-cpp 3. One llama.cpp instance per GPU setting is shared by every model
+ * and created on the first load; a model is a context with `parallel` sequences, and requests beyond that wait for a
+ * free sequence. Prebuilt binaries only: nothing is built or downloaded at run time.
+ */
+import {
+  type ChatHistoryItem,
+  getLlama,
+  type Llama,
+  LlamaChat,
+  LlamaCompletion,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  LlamaLogLevel,
+  type LlamaModel,
+} from "node-llama-cpp";
+import type { BackendConfig } from "../config/schema.js";
+import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
+import type { Bytes, ModelDescriptor } from "../models/types.js";
+import { anySignal, Lifetime, threadCount, throwIfAborted } from "./common.js";
+import type {
+  Backend,
+  ChatMessage,
+  EmbeddingResult,
+  FinishReason,
+  GenerationOptions,
+  GenerationResult,
+  LoadOptions,
+  TextModel,
+} from "./types.js";
+
+type GpuSetting = BackendConfig["gpu"];
+type LlamaGpu = "auto" | "cuda" | "vulkan" | "metal" | false;
+
+function llamaGpu(gpu: GpuSetting): LlamaGpu {
+  return gpu === false || gpu === "false" ? false : gpu;
+}
+
+/** Free sequences of a context, handed out first come, first served. */
+class SequencePool {
+  private readonly waiters: Array<(sequence: LlamaContextSequence) => void> = [];
+
+  constructor(private readonly free: LlamaContextSequence[]) {}
+
+  /** A free sequence, or null if the signal fired while waiting. */
+  acquire(signal: AbortSignal): Promise<LlamaContextSequence | null> {
+    const sequence = this.free.pop();
+    if (sequence) return Promise.resolve(sequence);
+    if (signal.aborted) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter = (s: LlamaContextSequence) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(s);
+      };
+      const onAbort = () => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        resolve(null);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  async release(sequence: LlamaContextSequence): Promise<void> {
+    // A request starts from an empty sequence: no state leaks from one caller to the next.
+    if (!sequence.disposed) await sequence.clearHistory();
+    const next = this.waiters.shift();
+    if (next) next(sequence);
+    else this.free.push(sequence);
+  }
+}
+
+/** Sampling temperature when a request sets none (llama.cpp's and Ollama's default); 0 would mean greedy decoding. */
+export const DEFAULT_TEMPERATURE = 0.8;
+
+const STOP_REASONS: Record<string, FinishReason> = {
+  eogToken: "stop",
+  stopGenerationTrigger: "stop",
+  customStopTrigger: "stop",
+  functionCalls: "stop",
+  maxTokens: "length",
+  abort: "abort",
+};
+
+function emptyAbort(): GenerationResult {
+  return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
+}
+
+type Settings = ReturnType<LlamaTextModel["settings"]> & {
+  onTextChunk: (text: string) => void;
+  onToken: (tokens: readonly unknown[]) => void;
+};
+
+interface RunResult {
+  text: string;
+  stopReason: string;
+}
+
+function toHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((m) =>
+    m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
+  );
+  history.push({ type: "model", response: [] });
+  return history;
+}
+
+class LlamaTextModel implements TextModel {
+  readonly kind = "text";
+  private readonly lifetime: Lifetime;
+  private readonly pool: SequencePool;
+  private embedding: Promise<LlamaEmbeddingContext> | undefined;
+  /** Embedding calls run one at a time on the one embedding context. */
+  private embeddingQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    readonly memoryBytes: Bytes,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly config: BackendConfig,
+    private readonly threads: number,
+  ) {
+    this.lifetime = new Lifetime(descriptor);
+    const sequences: LlamaContextSequence[] = [];
+    while (context.sequencesLeft > 0) sequences.push(context.getSequence());
+    this.pool = new SequencePool(sequences);
+  }
+
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
+    // As LlamaCompletion feeds it: the leading space folded into the BOS token.
+    const promptTokens = () =>
+      this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
+    return this.generate(options, promptTokens, async (sequence, settings) => {
+      const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+      try {
+        const { response, metadata } = await completion.generateCompletionWithMeta(prompt, settings);
+        return { text: response, stopReason: metadata.stopReason };
+      } finally {
+        completion.dispose({ disposeSequence: false });
+      }
+    });
+  }
+
+  chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
+    const history = toHistory(messages);
+    let promptTokens = 0;
+    return this.generate(options, () => promptTokens, async (sequence, settings) => {
+      const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+      try {
+        // The prompt as the model's chat template renders it.
+        const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
+        promptTokens = contextText.tokenize(this.model.tokenizer).length;
+        const { response, metadata } = await chat.generateResponse(history, settings);
+        return { text: response, stopReason: metadata.stopReason };
+      } finally {
+        chat.dispose({ disposeSequence: false });
+      }
+    });
+  }
+
+  /**
+   * Runs one generation on a pooled sequence, with the shared option mapping and token accounting (completion tokens
+   * are counted as they are sampled).
+   */
+  private generate(
+    options: GenerationOptions,
+    promptTokens: () => number,
+    run: (sequence: LlamaContextSequence, settings: Settings) => Promise<RunResult>,
+  ) {
+    return this.lifetime.run(async (): Promise<GenerationResult> => {
+      const signal = anySignal(options.signal, this.lifetime.signal);
+      const sequence = await this.pool.acquire(signal);
+      if (!sequence) return emptyAbort();
+      const progress = { text: "", completionTokens: 0 };
+      const usage = () => ({
+        promptTokens: promptTokens(),
+        completionTokens: progress.completionTokens,
+      });
+      const settings: Settings = {
+        ...this.settings(options, signal, sequence),
+        onTextChunk: (text: string) => {
+          progress.text += text;
+          options.onText?.(text);
+        },
+        onToken: (tokens: readonly unknown[]) => {
+          progress.completionTokens += tokens.length;
+        },
+      };
+      try {
+        const { text, stopReason } = await run(sequence, settings);
+        return { text, finishReason: STOP_REASONS[stopReason] ?? "stop", usage: usage() };
+      } catch (error) {
+        // An abort that lands while llama.cpp evaluates (not samples) surfaces as an error: still an abort.
+        if (signal.aborted) return { text: progress.text, finishReason: "abort", usage: usage() };
+        throw error;
+      } finally {
+        await this.pool.release(sequence);
+      }
+    });
+  }
+
+  private settings(options: GenerationOptions, signal: AbortSignal, sequence: LlamaContextSequence) {
+    return {
+      // Without a limit a random or chatty model would fill the whole context; that is the backend's cap.
+      maxTokens: options.maxTokens ?? sequence.contextSize,
+      temperature: options.temperature ?? DEFAULT_TEMPERATURE,
+      ...(options.topP !== undefined ? { topP: options.topP } : {}),
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.stop && options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
+      signal,
+      stopOnAbortSignal: true,
+    };
+  }
+
+  embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult> {
+    return this.lifetime.run(async () => {
+      const context = await this.embeddingContext();
+      const work = this.embeddingQueue.then(async () => {
+        const embeddings: number[][] = [];
+        let promptTokens = 0;
+        for (const input of inputs) {
+          throwIfAborted(anySignal(signal, this.lifetime.signal), "embedding");
+          promptTokens += this.model.tokenize(input).length;
+          embeddings.push([...(await context.getEmbeddingFor(input)).vector]);
+        }
+        return { embeddings, promptTokens };
+      });
+      this.embeddingQueue = work.catch(() => undefined);
+      return work;
+    });
+  }
+
+  private embeddingContext(): Promise<LlamaEmbeddingContext> {
+    this.embedding ??= this.model.createEmbeddingContext({
+      contextSize: this.config.context_size,
+      batchSize: this.config.batch_size,
+      threads: this.threads,
+    });
+    return this.embedding;
+  }
+
+  tokenize(text: string): Promise<number[]> {
+    return this.lifetime.run(async () => [...this.model.tokenize(text)]);
+  }
+
+  dispose(): Promise<void> {
+    return this.lifetime.dispose(async () => {
+      const embedding = await this.embedding?.catch(() => undefined);
+      await embedding?.dispose();
+      await this.context.dispose();
+      await this.model.dispose();
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+export class LlamaBackend implements Backend {
+  readonly format = "gguf";
+  private readonly instances = new Map<string, Promise<Llama>>();
+
+  /** The shared llama.cpp instance for a GPU setting, created on first use. */
+  private llama(gpu: GpuSetting): Promise<Llama> {
+    const key = String(llamaGpu(gpu));
+    let instance = this.instances.get(key);
+    if (!instance) {
+      instance = getLlama({
+        gpu: llamaGpu(gpu),
+        build: "never",
+        skipDownload: true,
+        progressLogs: false,
+        logLevel: LlamaLogLevel.error,
+      });
+      instance.catch(() => this.instances.delete(key));
+      this.instances.set(key, instance);
+    }
+    return instance;
+  }
+
+  async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
+    const { backend: config, signal } = options;
+    throwIfAborted(signal, `loading ${descriptor.name}`);
+    let llama: Llama;
+    try {
+      llama = await this.llama(config.gpu);
+    } catch (error) {
+      throw new ModelLoadFailed(`llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`, { cause: error });
+    }
+    const threads = threadCount(config.threads, llama.cpuMathCores);
+    llama.maxThreads = threads;
+    let model: LlamaModel | undefined;
+    try {
+      model = await llama.loadModel({
+        modelPath: descriptor.path,
+        useMmap: config.mmap,
+        gpuLayers: llamaGpu(config.gpu) === false ? 0 : "auto",
+        ...(signal ? { loadSignal: signal } : {}),
+        ...(options.onProgress ? { onLoadProgress: options.onProgress } : {}),
+      });
+      throwIfAborted(signal, `loading ${descriptor.name}`);
+      const context = await model.createContext({
+        contextSize: config.context_size,
+        batchSize: config.batch_size,
+        sequences: config.parallel,
+        threads,
+        ...(signal ? { createSignal: signal } : {}),
+      });
+      throwIfAborted(signal, `loading ${descriptor.name}`);
+      const memory = model.size + (await this.contextMemory(model, context, config));
+      return new LlamaTextModel(descriptor, memory, model, context, config, threads);
+    } catch (error) {
+      await model?.dispose().catch(() => undefined);
+      if (signal?.aborted) throw new Aborted(`loading ${descriptor.name} was aborted`, { cause: error });
+      if (isInfernoError(error)) throw error;
+      throw new ModelLoadFailed(`llama.cpp could not load ${descriptor.name}: ${(error as Error).message}`, {
+        cause: error,
+        details: { model: descriptor.name, path: descriptor.path },
+      });
+    }
+  }
+
+  /** The context's RAM + VRAM as node-llama-cpp accounts it (KV cache for all sequences and compute buffers). */
+  private async contextMemory(model: LlamaModel, context: LlamaContext, config: BackendConfig): Promise<Bytes> {
+    const { cpuRam, gpuVram } = await model.fileInsights.estimateContextResourceRequirementsV2({
+      contextSize: context.contextSize,
+      modelGpuLayers: model.gpuLayers,
+      batchSize: context.batchSize,
+      sequences: config.parallel,
+      useMmap: config.mmap,
+    });
+    return cpuRam + gpuVram;
+  }
+
+  async dispose(): Promise<void> {
+    const instances = [...this.instances.values()];
+    this.instances.clear();
+    for (const instance of instances) {
+      const llama = await instance.catch(() => undefined);
+      if (llama && !llama.disposed) await llama.dispose();
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/** Real llama.cpp on generated GGUF models of two sizes: each model is loaded once for the whole file. */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { createBackends } from "../../src/backends/index.js";
+import type { TextModel } from "../../src/backends/types.js";
+import { Aborted } from "../../src/errors/index.js";
+import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { ModelManager } from "../../src/models/manager.js";
+import { TEST_BACKEND } from "../helpers/models.js";
+import type { GgufMetadata } from "../../src/models/types.js";
+
+const config = TEST_BACKEND;
+const backends = createBackends();
+let dir: string;
+let manager: ModelManager;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "inferno-llama-"));
+  await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
+  await writeTinyLlamaGguf(join(dir, "small.gguf"), { preset: "small", type: "q8_0" });
+  manager = new ModelManager(dir);
+});
+after(async () => {
+  await backends[Symbol.asyncDispose]();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function loadText(name: string, parallel = 1): Promise<TextModel> {
+  const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
+  const model = await gguf.load(await manager.resolve(name), { backend: { ...config, parallel } });
+  assert.equal(model.kind, "text");
+  return model as TextModel;
+}
+
+for (const name of ["nano", "small"]) {
+  describe(`GGUF ${name}`, () => {
+    let model: TextModel;
+    before(async () => {
+      model = await loadText(name);
+    });
+    after(() => model.dispose());
+
+    test("completes a prompt up to maxTokens, counting tokens", async () => {
+      const result = await model.complete("Once upon a time", { maxTokens: 6, seed: 1 });
+      assert.equal(result.finishReason, "length");
+      // node-llama-cpp may sample one more token to complete a character split across byte tokens.
+      assert.ok([6, 7].includes(result.usage.completionTokens), String(result.usage.completionTokens));
+      // <s> replaces the leading "▁" of the tokenized text, as llama.cpp's completion does.
+      assert.equal(result.usage.promptTokens, (await model.tokenize("Once upon a time")).length);
+      assert.ok(result.text.length > 0);
+    });
+
+    test("streams: the pieces given to onText make up the text", async () => {
+      const pieces: string[] = [];
+      const result = await model.complete("The king", { maxTokens: 6, seed: 2, onText: (t) => pieces.push(t) });
+      assert.ok(pieces.length > 1);
+      assert.equal(pieces.join(""), result.text);
+    });
+
+    test("the same seed gives the same text; sampling is not greedy by default", async () => {
+      const a = await model.complete("Once upon a time", { maxTokens: 8, seed: 42 });
+      const b = await model.complete("Once upon a time", { maxTokens: 8, seed: 42 });
+      assert.equal(a.text, b.text);
+      const texts = new Set<string>();
+      for (const seed of [1, 2, 3]) texts.add((await model.complete("Once upon a time", { maxTokens: 8, seed })).text);
+      assert.ok(texts.size > 1, "different seeds should give different samples");
+    });
+
+    test("chat uses the model's template and answers", async () => {
+      const result = await model.chat(
+        [
+          { role: "system", content: "You are terse." },
+          { role: "user", content: "Say hello" },
+        ],
+        { maxTokens: 5, seed: 1 },
+      );
+      assert.ok(result.usage.completionTokens >= 5);
+      // ChatML wraps each message in <|im_start|>role … <|im_end|>: far more prompt tokens than the words alone.
+      const words = (await model.tokenize("You are terse. Say hello")).length;
+      assert.ok(result.usage.promptTokens > words + 8, `${result.usage.promptTokens} prompt tokens`);
+    });
+
+    test("embeds with the model itself: one vector per input, of the model's width", async () => {
+      const info = (await manager.info(name)).metadata as GgufMetadata;
+      const { embeddings, promptTokens } = await model.embed(["hello world", "the dragon"]);
+      assert.equal(embeddings.length, 2);
+      for (const vector of embeddings) assert.equal(vector.length, info.embeddingLength);
+      assert.notDeepEqual(embeddings[0], embeddings[1]);
+      assert.ok(promptTokens >= 4);
+    });
+  });
+}
+
+describe("GGUF generation control (nano)", () => {
+  let model: TextModel;
+  before(async () => {
+    model = await loadText("nano");
+  });
+  after(() => model.dispose());
+
+  test("a stop string ends generation before it, and is not part of the text", async () => {
+    const free = await model.complete("Once upon a time", { maxTokens: 24, seed: 5 });
+    const stop = /[a-z]{3}/.exec(free.text.slice(3))?.[0] ?? "";
+    assert.equal(stop.length, 3, `no stop candidate in ${JSON.stringify(free.text)}`);
+    const stopped = await model.complete("Once upon a time", { maxTokens: 24, seed: 5, stop: [stop] });
+    assert.equal(stopped.finishReason, "stop");
+    assert.ok(!stopped.text.includes(stop));
+    assert.ok(free.text.startsWith(stopped.text));
+  });
+
+  test("an abort signal ends generation with what was generated so far", async () => {
+    const controller = new AbortController();
+    let pieces = 0;
+    const result = await model.complete("Once", {
+      maxTokens: 200,
+      signal: controller.signal,
+      onText: () => {
+        if (++pieces === 3) controller.abort();
+      },
+    });
+    assert.equal(result.finishReason, "abort");
+    assert.ok(result.usage.completionTokens < 200);
+  });
+
+  test("requests beyond `parallel` queue and all complete", async () => {
+    const two = await loadText("nano", 2);
+    try {
+      const results = await Promise.all([1, 2, 3, 4].map((seed) => two.complete("Once upon", { maxTokens: 3, seed })));
+      for (const r of results) assert.equal(r.finishReason, "length");
+    } finally {
+      await two.dispose();
+    }
+  });
+
+  test("disposing a model aborts a request in flight and refuses new ones", async () => {
+    const other = await loadText("nano");
+    const pending = other.complete("Once", { maxTokens: 500, onText: () => void other.dispose() });
+    assert.equal((await pending).finishReason, "abort");
+    await assert.rejects(() => other.complete("x"), { code: "disposed" });
+  });
+
+  test("aborting during a load rejects with Aborted", async () => {
+    const controller = new AbortController();
+    const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
+    await assert.rejects(
+      gguf.load(await manager.resolve("small"), { backend: config, signal: controller.signal, onProgress: () => controller.abort() }),
+      Aborted,
+    );
+  });
+
+  test("memoryBytes counts the weights and the context", async () => {
+    const info = (await manager.info("nano")).metadata as GgufMetadata;
+    assert.ok(model.memoryBytes > info.tensorBytes, `${model.memoryBytes} vs ${info.tensorBytes}`);
+  });
+});
