@@ -1,7 +1,7 @@
 /**
  * Warm restart on real files: generated GGUF models, the real ModelManager (discovery, canonical keys, fingerprints,
- * memory estimates) and the real file store. Loading goes through the fake backend here; the llama.cpp variant is in
- * the backends' integration tests once that backend exists.
+ * memory estimates) and the real file store. Loading goes through the fake backend here (fast, and it counts loads);
+ * restart-llama.test.ts does the same with llama.cpp.
  */
 import assert from "node:assert/strict";
 import { utimes } from "node:fs/promises";
