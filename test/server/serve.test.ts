@@ -1,9 +1,11 @@
 /** Binding and shutdown details of `startServer`, on the real runtime. */
 import assert from "node:assert/strict";
+import { access } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { it } from "node:test";
 import { createLogger, createRuntime, isLoopback, startServer } from "../../src/runtime/index.js";
-import { testSetup } from "../helpers/server.js";
+import type { CacheStats } from "../../src/cache/types.js";
+import { startTestServer, testSetup, waitFor } from "../helpers/server.js";
 
 it("isLoopback knows loopback addresses", () => {
   for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) assert.equal(isLoopback(host), true, host);
@@ -50,4 +52,14 @@ it("a port in use is a clear error naming the address", async (t) => {
     assert.match(error.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use`));
     return true;
   });
+});
+
+it("saves the cache state periodically while serving (persist_interval_seconds)", async (t) => {
+  const s = await startTestServer(t, { config: { cache: { persist_interval_seconds: 1, enable_warmup: false } } });
+  await s.openai().completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
+  // No explicit save: the periodic one (only when something changed) writes the request's statistics.
+  await waitFor(async () => (await s.getJson<CacheStats>("/v1/cache/stats")).body.last_save.ok === true, 100);
+  const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  assert.equal(stats.unsaved_changes, false);
+  await access(stats.state_file ?? "");
 });
