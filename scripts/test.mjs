@@ -30,6 +30,8 @@ const args = [
   "--test",
   "--test-reporter=spec",
   `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
+  // A hung test fails after this long instead of holding CI until its own limit.
+  `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? 180_000}`,
   ...files.map((f) => relative(process.cwd(), f)),
 ];
 const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } });
