@@ -3,6 +3,7 @@
  * a 7 GB model's header is a few MB — and can skip the rest.
  */
 import { type FileHandle, open } from "node:fs/promises";
+import { ModelInvalid } from "../errors/index.js";
 
 /** A read went past the end of the data. Parsers turn it into a "truncated" ModelInvalid. */
 export class EndOfData extends Error {
@@ -99,5 +100,41 @@ export class FileCursor {
 
   async close(): Promise<void> {
     await this.handle?.close();
+  }
+}
+
+/** ModelInvalid for a file the system refuses to read (permissions, a directory, I/O error). */
+export function unreadable(path: string, error: unknown): ModelInvalid {
+  const code = (error as NodeJS.ErrnoException).code;
+  const problem =
+    code === "EISDIR" ? "it is a directory, not a model file" : `the file cannot be read (${code ?? (error as Error).message})`;
+  return new ModelInvalid(`${path} is not a valid model: ${problem}`, { cause: error, details: { path, problem } });
+}
+
+/**
+ * Opens the model file at `path`, parses its header with `parse` and closes it. Every failure becomes a ModelInvalid:
+ * an empty file says so, `classify` names format-specific problems (truncation, corrupt fields) in the format's own
+ * words, and anything else is an unreadable file.
+ */
+export async function readHeaderFile<T>(
+  path: string,
+  invalid: (problem: string, details?: Record<string, unknown>) => ModelInvalid,
+  parse: (cursor: FileCursor) => Promise<T>,
+  classify: (error: unknown, cursor: FileCursor) => ModelInvalid | undefined,
+): Promise<T> {
+  let cursor: FileCursor;
+  try {
+    cursor = await FileCursor.open(path);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    if (cursor.size === 0) throw invalid("the file is empty");
+    return await parse(cursor);
+  } catch (error) {
+    if (error instanceof ModelInvalid) throw error;
+    throw classify(error, cursor) ?? unreadable(path, error);
+  } finally {
+    await cursor.close();
   }
 }

@@ -4,7 +4,7 @@
  * one, with the offsets involved.
  */
 import { ModelInvalid } from "../errors/index.js";
-import { EndOfData, FileCursor } from "./file-cursor.js";
+import { EndOfData, type FileCursor, readHeaderFile } from "./file-cursor.js";
 import {
   GGML_TYPES,
   GGUF_DEFAULT_ALIGNMENT,
@@ -119,34 +119,21 @@ async function readTensorInfo(cursor: FileCursor): Promise<GgufTensorInfo> {
 }
 
 /** Reads and checks the header of the GGUF file at `path`. Throws ModelInvalid naming the problem. */
-export async function readGgufHeader(path: string): Promise<GgufHeader> {
-  let cursor: FileCursor;
-  try {
-    cursor = await FileCursor.open(path);
-  } catch (error) {
-    throw unreadable(path, error);
-  }
-  try {
-    if (cursor.size === 0) throw invalid(path, "the file is empty");
-    return await parse(path, cursor);
-  } catch (error) {
-    if (error instanceof ModelInvalid) throw error;
-    if (error instanceof EndOfData) {
-      throw invalid(path, `truncated: the header ends at byte ${cursor.size} while more was expected`, { fileSize: cursor.size });
-    }
-    if (error instanceof RangeError || error instanceof TypeError) throw invalid(path, `corrupt header: ${error.message}`);
-    throw unreadable(path, error);
-  } finally {
-    await cursor.close();
-  }
-}
-
-/** ModelInvalid for a file the system refuses to read (permissions, a directory, I/O error). */
-export function unreadable(path: string, error: unknown): ModelInvalid {
-  const code = (error as NodeJS.ErrnoException).code;
-  const problem =
-    code === "EISDIR" ? "it is a directory, not a model file" : `the file cannot be read (${code ?? (error as Error).message})`;
-  return new ModelInvalid(`${path} is not a valid model: ${problem}`, { cause: error, details: { path, problem } });
+export function readGgufHeader(path: string): Promise<GgufHeader> {
+  return readHeaderFile(
+    path,
+    (problem, details) => invalid(path, problem, details),
+    (cursor) => parse(path, cursor),
+    (error, cursor) => {
+      if (error instanceof EndOfData) {
+        return invalid(path, `truncated: the header ends at byte ${cursor.size} while more was expected`, {
+          fileSize: cursor.size,
+        });
+      }
+      if (error instanceof RangeError || error instanceof TypeError) return invalid(path, `corrupt header: ${error.message}`);
+      return undefined;
+    },
+  );
 }
 
 async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {

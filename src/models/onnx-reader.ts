@@ -4,8 +4,7 @@
  * included — without reading it.
  */
 import { ModelInvalid } from "../errors/index.js";
-import { EndOfData, FileCursor } from "./file-cursor.js";
-import { unreadable } from "./gguf-reader.js";
+import { EndOfData, type FileCursor, readHeaderFile } from "./file-cursor.js";
 import type { OnnxMetadata, OnnxTensorInfo } from "./types.js";
 
 const WIRE = { varint: 0, fixed64: 1, len: 2, fixed32: 5 } as const;
@@ -188,22 +187,15 @@ async function parseModel(path: string, cursor: FileCursor): Promise<OnnxMetadat
 }
 
 /** Reads the inputs, outputs, opset and IR version of the ONNX model at `path`. Throws ModelInvalid naming the problem. */
-export async function readOnnxMetadata(path: string): Promise<OnnxMetadata> {
-  let cursor: FileCursor;
-  try {
-    cursor = await FileCursor.open(path);
-  } catch (error) {
-    throw unreadable(path, error);
-  }
-  try {
-    if (cursor.size === 0) throw invalid(path, "the file is empty");
-    return await parseModel(path, cursor);
-  } catch (error) {
-    if (error instanceof ModelInvalid) throw error;
-    if (error instanceof EndOfData) throw invalid(path, `truncated: a field runs past the end of the file (${cursor.size} bytes)`);
-    if (error instanceof ProtobufError) throw invalid(path, `not a protobuf ModelProto (${error.message})`);
-    throw unreadable(path, error);
-  } finally {
-    await cursor.close();
-  }
+export function readOnnxMetadata(path: string): Promise<OnnxMetadata> {
+  return readHeaderFile(
+    path,
+    (problem) => invalid(path, problem),
+    (cursor) => parseModel(path, cursor),
+    (error, cursor) => {
+      if (error instanceof EndOfData) return invalid(path, `truncated: a field runs past the end of the file (${cursor.size} bytes)`);
+      if (error instanceof ProtobufError) return invalid(path, `not a protobuf ModelProto (${error.message})`);
+      return undefined;
+    },
+  );
 }

@@ -1,30 +1,16 @@
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { resolveConfig } from "../../src/config/index.js";
 import { ConfigInvalid } from "../../src/errors/index.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cliSandbox } from "../helpers/cli.js";
 
-/** A home, an XDG config dir and a working directory, all empty, so no real user file leaks in. */
+/** The CLI tests' sandbox (empty home, XDG config dir and working directory), with the global file's folder made. */
 async function sandbox(t: TestContext) {
-  const root = await tempDir(t);
-  const home = join(root, "home");
-  const cwd = join(root, "work");
-  const xdg = join(root, "xdg");
-  await mkdir(home, { recursive: true });
-  await mkdir(cwd, { recursive: true });
-  await mkdir(join(xdg, "inferno"), { recursive: true });
-  const env: Record<string, string> = { HOME: home, XDG_CONFIG_HOME: xdg };
-  return {
-    root,
-    home,
-    cwd,
-    env,
-    globalFile: join(xdg, "inferno", "config.toml"),
-    userFile: join(home, ".inferno.toml"),
-    localFile: join(cwd, ".inferno.toml"),
-  };
+  const s = await cliSandbox(t);
+  await mkdir(dirname(s.globalFile), { recursive: true });
+  return s;
 }
 
 test("defaults apply when no source sets anything", async (t) => {
