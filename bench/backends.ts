@@ -3,7 +3,7 @@
  * Inferno's default (physical cores) against one thread and against oversubscription (twice the cores, bypassing
  * Inferno's clamp). Results are printed as ratios to the default, since absolute speed depends on the machine.
  *
- *   node --import tsx bench/backends.ts
+ * Part of `npm run bench`; alone: `node --import tsx bench/backends.ts`.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
@@ -40,31 +40,36 @@ async function rawTokensPerSecond(path: string, threads: number): Promise<number
   return result;
 }
 
-const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
-try {
-  const presets: TinyPreset[] = ["nano", "small", "medium"];
-  for (const preset of presets) await writeTinyLlamaGguf(join(dir, `${preset}.gguf`), { preset, type: "q8_0" });
-  const manager = new ModelManager(dir);
-  const backend = new LlamaBackend();
-  const base = backendSchema.parse({ gpu: false, context_size: 256 });
-  console.log(`cores (logical): ${availableParallelism()}; ${TOKENS} tokens per run, q8_0 weights`);
-  for (const preset of presets) {
-    const rates: Record<string, number> = {};
-    for (const [label, threads] of [["default (physical cores)", 0], ["1 thread", 1]] as const) {
-      const model = (await backend.load(await manager.resolve(preset), { backend: { ...base, threads } })) as TextModel;
-      rates[label] = await tokensPerSecond(model);
-      await model.dispose();
+/** Tokens per second by model size at the default thread count, one thread, and oversubscribed. */
+export async function backendThreadsBench(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
+  try {
+    const presets: TinyPreset[] = ["nano", "small", "medium"];
+    for (const preset of presets) await writeTinyLlamaGguf(join(dir, `${preset}.gguf`), { preset, type: "q8_0" });
+    const manager = new ModelManager(dir);
+    const backend = new LlamaBackend();
+    const base = backendSchema.parse({ gpu: false, context_size: 256 });
+    console.log(`cores (logical): ${availableParallelism()}; ${TOKENS} tokens per run, q8_0 weights`);
+    for (const preset of presets) {
+      const rates: Record<string, number> = {};
+      for (const [label, threads] of [["default (physical cores)", 0], ["1 thread", 1]] as const) {
+        const model = (await backend.load(await manager.resolve(preset), { backend: { ...base, threads } })) as TextModel;
+        rates[label] = await tokensPerSecond(model);
+        await model.dispose();
+      }
+      rates[`${2 * availableParallelism()} threads (oversubscribed)`] = await rawTokensPerSecond(
+        join(dir, `${preset}.gguf`),
+        2 * availableParallelism(),
+      );
+      const reference = rates["default (physical cores)"] as number;
+      for (const [label, rate] of Object.entries(rates)) {
+        console.log(`${preset.padEnd(7)} ${label.padEnd(28)} ${rate.toFixed(1).padStart(8)} tok/s  ×${(rate / reference).toFixed(2)}`);
+      }
     }
-    rates[`${2 * availableParallelism()} threads (oversubscribed)`] = await rawTokensPerSecond(
-      join(dir, `${preset}.gguf`),
-      2 * availableParallelism(),
-    );
-    const reference = rates["default (physical cores)"] as number;
-    for (const [label, rate] of Object.entries(rates)) {
-      console.log(`${preset.padEnd(7)} ${label.padEnd(28)} ${rate.toFixed(1).padStart(8)} tok/s  ×${(rate / reference).toFixed(2)}`);
-    }
+    await backend.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  await backend.dispose();
-} finally {
-  await rm(dir, { recursive: true, force: true });
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) await backendThreadsBench();

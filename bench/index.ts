@@ -2,6 +2,7 @@
  * `npm run bench`: benchmarks reported as ratios (never asserted in tests: the machine is shared). Each result is
  * computed on simulated time, so it is the same on every machine.
  */
+import { backendThreadsBench } from "./backends.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { serverOverheadBench } from "./server.js";
 
@@ -30,3 +31,5 @@ async function evictionBench(): Promise<void> {
 
 await evictionBench();
 await serverOverheadBench();
+console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
+await backendThreadsBench();
