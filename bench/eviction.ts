@@ -12,21 +12,10 @@ import { ManualClock } from "../src/cache/clock.js";
 import { ModelCache } from "../src/cache/model-cache.js";
 import type { EvictionPolicy } from "../src/cache/policy/eviction.js";
 import { backendSchema, cacheSchema } from "../src/config/schema.js";
+import { seededRandom } from "../src/models/gguf-writer.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 
 const MIB = 1024 * 1024;
-
-/** A small deterministic PRNG (mulberry32), so every run and both policies see the same requests. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SimModel {
   name: string;
@@ -69,7 +58,7 @@ function shuffled<T>(items: T[], rand: () => number): T[] {
 
 /** Mixed models; popularity by Zipf(s) over a random order; `shiftEvery` re-draws the popularity order (0 = never). */
 export function makeWorkload(name: string, options: { seed: number; count: number; zipf: number; shiftEvery: number }): Workload {
-  const rand = random(options.seed);
+  const rand = seededRandom(options.seed);
   const models: SimModel[] = Array.from({ length: 16 }, (_, i) => {
     const memoryBytes = Math.round((200 + rand() * 1800) * MIB);
     // Load time: a size-driven part plus an independent start-up cost, so the cost per byte varies about 20x.

@@ -110,7 +110,7 @@ function collect(schema: AnySchema, path: string[], out: KeyInfo[]): void {
   }
   const recordValue = recordValueOf(schema);
   if (recordValue) {
-    // A record's entries are documented through a `<name>` placeholder segment.
+    // A record's entries are documented once, under a `<name>` segment that stands for any entry name.
     const valueShape = shapeOf(recordValue) ?? {};
     for (const [name, child] of Object.entries(valueShape)) collect(child, [...path, "<name>", name], out);
     return;

@@ -307,8 +307,8 @@ function tinyVocabulary(): Vocabulary {
   return { tokens, scores, types };
 }
 
-/** mulberry32: a tiny seeded generator, enough for reproducible random weights. */
-function seededRandom(seed: number): () => number {
+/** mulberry32: a tiny seeded generator, enough for reproducible random weights (and the benchmarks' workloads). */
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
