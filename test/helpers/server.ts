@@ -9,6 +9,7 @@
  * `s.env` / `s.cwd` are what the CLI must be given (in-process `main(argv, io)` or a spawned process) to read the same
  * configuration.
  */
+import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -126,4 +127,16 @@ export function fileContext(): { context: TestContext; cleanUp(): Promise<void> 
 /** Polls until `check` holds. Tests wait for an order of events, never for a time: the test runner's timeout bounds it. */
 export async function waitFor(check: () => Promise<boolean> | boolean, pollMs = 20): Promise<void> {
   while (!(await check())) await new Promise((resolve) => setTimeout(resolve, pollMs));
+}
+
+/** The `/metrics` text of a server. */
+export async function scrapeMetrics(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+/** The value of an unlabelled or labelled Prometheus sample (`name` with its labels as written, in order). */
+export function metricSample(metrics: string, name: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `no sample ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
 }

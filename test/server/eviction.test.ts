@@ -2,14 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
-import { startTestServer } from "../helpers/server.js";
-
-/** The value of an unlabelled or labelled Prometheus sample. */
-function sample(metrics: string, name: string): number {
-  const line = metrics.split("\n").find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `no sample ${name} in /metrics`);
-  return Number(line.slice(name.length + 1));
-}
+import { metricSample as sample, scrapeMetrics, startTestServer } from "../helpers/server.js";
 
 it("max_cached_models = 1 with two models alternating: each switch is one capacity_count eviction", async (t) => {
   const s = await startTestServer(t, {
@@ -29,7 +22,7 @@ it("max_cached_models = 1 with two models alternating: each switch is one capaci
   assert.equal(stats.models_loaded, 1);
   assert.equal(stats.models.find((m) => m.name === "b.gguf")?.requests, 3);
 
-  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  const metrics = await scrapeMetrics(s.url);
   assert.equal(sample(metrics, 'inferno_cache_evictions_total{reason="capacity_count"}'), 3);
   assert.equal(sample(metrics, 'inferno_cache_evictions_total{reason="ttl"}'), 0);
   assert.equal(sample(metrics, "inferno_cache_misses_total"), 4);

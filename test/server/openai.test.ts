@@ -3,11 +3,13 @@
  * One server and one loaded model serve the whole file; apps with other settings share its runtime.
  */
 import assert from "node:assert/strict";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import type { LoadedModelInfo } from "../../src/cache/types.js";
+import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
-import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+import { fileContext, metricSample, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
 
 let s: TestServer;
 const fileScope = fileContext();
@@ -35,6 +37,24 @@ describe("OpenAI-compatible routes", () => {
     }
     const one = await s.openai().models.retrieve("tiny.gguf");
     assert.equal(one.id, "tiny.gguf");
+  });
+
+  it("retrieves one model by name (also one in a subfolder); an unknown name → 404 in OpenAI's format", async () => {
+    const one = await s.openai().models.retrieve("other/second.gguf");
+    const listed = (await s.openai().models.list()).data.find((m) => m.id === "other/second.gguf");
+    assert.deepEqual(one, listed);
+    assert.equal(one.object, "model");
+    assert.equal(one.owned_by, "inferno");
+    assert.equal((one as unknown as { format: string }).format, "gguf");
+    assert.ok((one as unknown as { size_bytes: number }).size_bytes > 0);
+    await assert.rejects(s.openai().models.retrieve("tiny.guf"), (error: unknown) => {
+      assert.ok(error instanceof OpenAI.NotFoundError, String(error));
+      assert.equal(error.code, "model_not_found");
+      assert.equal(error.type, "invalid_request_error");
+      assert.match(error.message, /tiny\.guf/);
+      assert.match(error.message, /tiny\.gguf/);
+      return true;
+    });
   });
 
   it("answers a chat completion with usage counts, then the model shows as loaded", async () => {
@@ -124,6 +144,56 @@ describe("OpenAI-compatible routes", () => {
     assert.equal(asBase64.data[0]?.embedding.length, first.length);
     for (const [i, x] of (asBase64.data[0]?.embedding ?? []).entries()) assert.ok(Math.abs(x - (first[i] ?? NaN)) < 1e-6);
     assert.ok(asFloat.usage.prompt_tokens > 0);
+  });
+});
+
+describe("/metrics", () => {
+  it("counts a load that llama.cpp refuses, and reports the memory limit exactly as the stats do", async (t) => {
+    // A well-formed GGUF of an architecture llama.cpp does not know ("llama" → "llamx" in every key and value, so
+    // every offset stays put): Inferno's header checks pass it, llama.cpp refuses the load.
+    const broken = join(s.modelsDir, "broken.gguf");
+    const good = await readFile(join(s.modelsDir, "tiny.gguf"));
+    await writeFile(broken, Buffer.from(good.toString("latin1").replaceAll("llama", "llamx"), "latin1"));
+    t.after(() => rm(broken, { force: true }));
+    const failuresBefore = metricSample(await scrapeMetrics(s.url), "inferno_cache_load_failures_total");
+
+    await assert.rejects(s.openai().completions.create({ model: "broken.gguf", prompt: "Hi", max_tokens: 2 }), (error: unknown) => {
+      assert.ok(error instanceof OpenAI.InternalServerError, String(error));
+      assert.equal(error.code, "model_load_failed");
+      assert.match(error.message, /broken\.gguf/);
+      return true;
+    });
+
+    const metrics = await scrapeMetrics(s.url);
+    const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+    assert.equal(metricSample(metrics, "inferno_cache_load_failures_total"), failuresBefore + 1);
+    // A fresh state file: the persisted total and this process's counter started together.
+    assert.equal(metricSample(metrics, "inferno_cache_load_failures_total"), stats.load_failures);
+    assert.ok(stats.memory_limit_bytes > 0, "max_memory_mb = 0 means half the system's RAM");
+    assert.equal(metricSample(metrics, "inferno_cache_memory_limit_bytes"), stats.memory_limit_bytes);
+    assert.equal(metricSample(metrics, "inferno_cache_models_loaded"), stats.models_loaded);
+    assert.equal((await loaded()).find((m) => m.name === "broken.gguf"), undefined);
+  });
+
+  it("has request latency samples for every route used, labelled by method and route pattern", async () => {
+    const routes = [
+      ["GET", "/v1/models"],
+      ["GET", "/v1/models/:name{.+}"],
+      ["POST", "/v1/chat/completions"],
+      ["POST", "/v1/completions"],
+      ["POST", "/v1/embeddings"],
+      ["GET", "/metrics"],
+    ];
+    const metrics = await scrapeMetrics(s.url);
+    for (const [method, route] of routes) {
+      const labels = `method="${method}",route="${route}"`;
+      const count = metricSample(metrics, `inferno_http_request_duration_seconds_count{${labels}}`);
+      assert.ok(count > 0, `${method} ${route}: ${count} samples`);
+      assert.equal(metricSample(metrics, `inferno_http_request_duration_seconds_bucket{le="+Inf",${labels}}`), count);
+      assert.ok(metricSample(metrics, `inferno_http_request_duration_seconds_sum{${labels}}`) > 0);
+    }
+    // The raw path never becomes a label: one series for every model name retrieved.
+    assert.doesNotMatch(metrics, /route="\/v1\/models\/(?!:name)/);
   });
 });
 
