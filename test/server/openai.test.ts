@@ -22,6 +22,13 @@ before(async () => {
 
 after(() => fileScope.cleanUp());
 
+/**
+ * For requests that must still be generating when the test acts on them: sampled at the default temperature, the random
+ * model sometimes ends with its end token after a few dozen tokens — done before the test could see it run. Greedy, it
+ * generates the whole `max_tokens` for these prompts.
+ */
+const UNTIL_LENGTH = { temperature: 0 };
+
 async function loaded(): Promise<LoadedModelInfo[]> {
   return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
 }
@@ -134,6 +141,22 @@ describe("OpenAI-compatible routes", () => {
     assert.equal(text, completion.choices[0]?.text);
   });
 
+  it("passes top_p to the sampler: seeded runs repeat, and a tiny top_p leaves only the likeliest token (greedy)", async () => {
+    const answer = async (sampling: { temperature: number; top_p?: number; seed?: number }) =>
+      (await s.openai().chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 16, ...sampling }))
+        .choices[0]?.message.content;
+    const greedy = await answer({ temperature: 0 });
+    const hot = { temperature: 1.5, seed: 11 };
+    const free = await answer(hot);
+    assert.notEqual(free, greedy, "precondition: this seed samples away from the greedy answer when top_p is not set");
+    assert.equal(await answer({ ...hot, top_p: 0.5 }), await answer({ ...hot, top_p: 0.5 }));
+    assert.equal(await answer({ ...hot, top_p: 1e-6 }), greedy);
+
+    const text = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, top_p: 1e-6, ...hot });
+    const textGreedy = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, temperature: 0 });
+    assert.equal(text.choices[0]?.text, textGreedy.choices[0]?.text);
+  });
+
   it("returns embeddings as floats and as base64 (the openai client's default), with equal vectors", async () => {
     const asFloat = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"], encoding_format: "float" });
     const asBase64 = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"] });
@@ -235,6 +258,20 @@ describe("errors in OpenAI's format", () => {
     assert.equal(broken.body.error.code, "bad_request");
   });
 
+  it("top_p outside [0, 1] → 400 naming top_p", async () => {
+    for (const top_p of [1.5, -0.1]) {
+      await assert.rejects(
+        s.openai().chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: "hi" }], top_p }),
+        (error: unknown) => {
+          assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+          assert.equal(error.param, "top_p");
+          assert.match(error.message, /\btop_p: Too (big|small): expected number to be (<=1|>=0)/);
+          return true;
+        },
+      );
+    }
+  });
+
   it("a tensor (ONNX) model asked to chat → 400 model_capability_missing, and its lease is released", async () => {
     await assert.rejects(
       s.openai().chat.completions.create({ model: "add.onnx", messages: [{ role: "user", content: "hi" }] }),
@@ -287,7 +324,7 @@ describe("leases, disconnects and the queue", () => {
     const response = await fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 400, stream: true }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 400, stream: true, ...UNTIL_LENGTH }),
       signal: controller.signal,
     });
     const reader = response.body!.getReader();
@@ -307,7 +344,7 @@ describe("leases, disconnects and the queue", () => {
     const request = fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 480 }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 480, ...UNTIL_LENGTH }),
       signal: controller.signal,
     }).catch((error: unknown) => error);
     await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 1);
@@ -327,7 +364,7 @@ describe("leases, disconnects and the queue", () => {
     const first = await fetch(`${busy.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 400, stream: true }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 400, stream: true, ...UNTIL_LENGTH }),
       signal: controller.signal,
     });
     await first.body!.getReader().read();
@@ -400,6 +437,36 @@ describe("cache administration and keep_alive", () => {
     assert.deepEqual(cleared.body.unloaded.sort(), ["add.onnx", "other/second.gguf", "tiny.gguf"]);
     assert.deepEqual(await loaded(), []);
   });
+
+  it("keep_alive is clamped to the server's keep_alive_min/max_seconds in what /v1/cache/models reports", async (t) => {
+    const bounded = await startServer(
+      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, keep_alive_min_seconds: 120, keep_alive_max_seconds: 600 } } },
+      { port: 0 },
+    );
+    t.after(() => bounded.close(0));
+    const client = new OpenAI({ baseURL: `${bounded.url}/v1`, apiKey: "not-needed", maxRetries: 0 });
+    /** Asserts the model's idle deadline lies `seconds` after a moment between `since` and now. */
+    const assertExpiresIn = async (name: string, seconds: number, since: number) => {
+      const expiresAt = (await loaded()).find((m) => m.name === name)?.expires_at;
+      const expires = Date.parse(expiresAt ?? "");
+      assert.ok(expires >= since + seconds * 1000 && expires <= Date.now() + seconds * 1000, `${name} expires at ${expiresAt}`);
+    };
+
+    let since = Date.now();
+    const load = await fetch(`${bounded.url}/v1/cache/models/${encodeURIComponent("other/second.gguf")}/load`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ keep_alive: "2h" }),
+    });
+    assert.equal(load.status, 200);
+    await assertExpiresIn("other/second.gguf", 600, since);
+
+    for (const [keepAlive, seconds] of [["5s", 120], [0, 120], [-1, 600], ["4m", 240]] as const) {
+      since = Date.now();
+      await client.completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 2, keep_alive: keepAlive } as never);
+      await assertExpiresIn("tiny.gguf", seconds, since);
+    }
+  });
 });
 
 describe("graceful shutdown", () => {
@@ -427,7 +494,7 @@ describe("graceful shutdown", () => {
     const response = await fetch(`${server.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 480, stream: true }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 480, stream: true, ...UNTIL_LENGTH }),
     });
     const reader = response.body!.getReader();
     await reader.read();
