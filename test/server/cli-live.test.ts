@@ -54,6 +54,18 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal(clear.stdout, "unloaded: a.gguf\n");
   assert.deepEqual(s.runtime.cache.loadedModels(), []);
 
+  // A ranked warm-up: the strategy travels to the server, whose ranking decides (the default, hybrid, would load a.gguf).
+  const none = await runCli(["cache", "warmup", "--strategy", "none"], where);
+  assert.equal(none.code, 0, none.stderr);
+  assert.equal(none.stdout, "nothing loaded\nskipped b.gguf: never used\n");
+  assert.deepEqual(s.runtime.cache.loadedModels(), []);
+  const byUsage = await runCli(["cache", "warmup", "--strategy", "usage"], where);
+  assert.equal(byUsage.code, 0, byUsage.stderr);
+  assert.match(byUsage.stderr, new RegExp(`using the running server at ${s.url}`));
+  assert.equal(byUsage.stdout, "loaded: a.gguf\nskipped b.gguf: never used\n");
+  assert.deepEqual(s.runtime.cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+  assert.equal((await s.getJson<CacheStats>("/v1/cache/stats")).body.warmups, 2, "b.gguf by name, then a.gguf by usage");
+
   const unknown = await runCli(["cache", "evict", "nope.gguf"], where);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /nope\.gguf/);
