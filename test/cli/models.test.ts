@@ -1,6 +1,6 @@
 /** `inferno models …` and `inferno run`, in-process with captured output, on real generated models. */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
@@ -74,11 +74,20 @@ test("name errors and misuse give one clear sentence and the right exit code", a
   const s = await cliSandbox(t);
   await s.run(["models", "demo", "elsewhere"]);
   const missing = await s.run(["run", "--model", "inferno-dem", "--prompt", "x", "--models-dir", "elsewhere"]);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, 2, "a mistyped name is a usage error");
   assert.match(missing.stderr, /model "inferno-dem" not found .*did you mean "inferno-demo"/);
   const outside = await s.run(["models", "info", "../elsewhere/inferno-demo.gguf"]);
   assert.equal(outside.code, 2);
   assert.match(outside.stderr, /outside the models directory/);
+  for (const copy of ["x", "y"]) {
+    await mkdir(join(s.cwd, "elsewhere", copy));
+    await copyFile(join(s.cwd, "elsewhere", DEMO_MODEL_FILE), join(s.cwd, "elsewhere", copy, "twin.gguf"));
+  }
+  const ambiguous = await s.run(["models", "info", "twin", "--models-dir", "elsewhere"]);
+  assert.match(ambiguous.stderr, /"twin" is ambiguous: it matches x\/twin\.gguf, y\/twin\.gguf/);
+  const unknown = await s.run(["models", "info", "nothing-like-it", "--models-dir", "elsewhere"]);
+  assert.match(unknown.stderr, /model "nothing-like-it" not found/);
+  assert.deepEqual([unknown.code, ambiguous.code, outside.code], [2, 2, 2], "every name the user got wrong exits 2");
   const usage = await s.run(["run", "--model", "inferno-demo", "--prompt", "x", "--max-tokens", "lots", "--models-dir", "elsewhere"]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--max-tokens expects a positive whole number, found "lots"/);

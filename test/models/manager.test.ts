@@ -80,6 +80,7 @@ test("an unknown name is ModelNotFound with suggestions", async (t) => {
   const manager = new ModelManager(dir);
   await assert.rejects(manager.resolve("tinylama"), (error: unknown) => {
     assert.ok(error instanceof ModelNotFound);
+    assert.deepEqual([error.exitCode, error.status], [2, 404], "a usage error for the CLI, still 404 over HTTP");
     assert.deepEqual(error.details?.suggestions, ["tinyllama"]);
     assert.match(error.message, /did you mean "tinyllama"/);
     return true;
