@@ -29,8 +29,10 @@ import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
 import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
 import {
+  CACHE_EVENT_NAMES,
   type AcquireOptions,
   type CacheEvents,
+  type CacheMetrics,
   type CacheStats,
   type Clock,
   type EvictionReason,
@@ -71,6 +73,8 @@ export interface CacheDependencies {
    * this cache, such as the library form `ModelCache.new`. Default false: whoever created the backends disposes them.
    */
   ownsBackends?: boolean;
+  /** Event listeners subscribed before restore and warm-up, so start-up events reach them (see `CacheMetrics`). */
+  metrics?: CacheMetrics;
 }
 
 const MIB = 1024 * 1024;
@@ -241,6 +245,25 @@ export class ModelCache implements AsyncDisposable {
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
+    this.subscribeMetrics(deps.metrics ?? {});
+  }
+
+  /** A misspelt event name would otherwise just never fire: it is refused, naming the ones that exist. */
+  private subscribeMetrics(metrics: CacheMetrics): void {
+    for (const [event, listener] of Object.entries(metrics)) {
+      if (!(CACHE_EVENT_NAMES as readonly string[]).includes(event)) {
+        throw new BadRequest(`metrics: there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
+      }
+      if (listener !== undefined && typeof listener !== "function") {
+        throw new BadRequest(`metrics.${event} must be a function (the listener); found ${typeof listener}`);
+      }
+      this.subscribeMetric(metrics, event as keyof CacheEvents);
+    }
+  }
+
+  private subscribeMetric<E extends keyof CacheEvents>(metrics: CacheMetrics, event: E): void {
+    const listener = metrics[event];
+    if (listener) this.on(event, listener);
   }
 
   /** Restores saved state, then starts warm-up in the background (see `warmupDone`). */
