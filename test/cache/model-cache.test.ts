@@ -510,6 +510,23 @@ describe("lifecycle", () => {
 });
 
 describe("loading details", () => {
+  it("a model source whose metadata fails does not fail the load; the state then holds memory only", async () => {
+    class NoHeaders extends FakeModelSource {
+      metadataCalls = 0;
+      async metadata(): Promise<never> {
+        this.metadataCalls++;
+        throw new Error("header unreadable");
+      }
+    }
+    const source = new NoHeaders(["a.gguf"]);
+    const store = new MemoryStateStore();
+    const { cache, clock } = await harness({ source, store, behaviours: { "a.gguf": { memoryBytes: 2 * MIB } } });
+    await clock.run(cache.getModel("a.gguf"));
+    await cache.saveCache();
+    assert.equal(source.metadataCalls, 1, "asked once, at the load");
+    assert.deepEqual(store.state?.models[0]?.metadata, { memory_bytes: 2 * MIB });
+  });
+
   it("load() preloads without counting a request, sets keep-alive and reports the model", async () => {
     const { cache, clock } = await harness({ behaviours: { "a.gguf": { memoryBytes: 3 * MIB, loadMs: 250 } } });
     const info = await clock.run(cache.load("a.gguf", { keepAliveSeconds: 30 }));
