@@ -86,7 +86,7 @@ export interface SaveResult {
 export interface StateStore {
   /** Where the state lives (shown as `state_file`). */
   readonly path: string;
-  /** Reads the saved state. Never throws for a bad file: it is quarantined and reported in `warning`. */
+  /** Reads the saved state. Never throws for a bad or newer-version file: it is set aside and reported in `warning`. */
   load(): Promise<RestoreResult>;
   /** Writes the state atomically; throws when it cannot. */
   save(state: CacheState): Promise<SaveResult>;
