@@ -12,11 +12,12 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
 /**
  * CPU threads to use: the configured count, never more than the machine's cores; 0 means `physicalCores` (what the
  * runtime reports as cores useful for math). More threads than cores makes llama.cpp spin and slows it many times over.
+ * `cores` (logical CPUs this process may use) defaults to the machine's; tests pass it to check the rule as a table.
  */
-export function threadCount(configured: number, physicalCores: number): number {
-  const cores = Math.max(1, availableParallelism());
-  if (configured > 0) return Math.min(configured, cores);
-  return Math.max(1, Math.min(physicalCores, cores));
+export function threadCount(configured: number, physicalCores: number, cores: number = availableParallelism()): number {
+  const usable = Math.max(1, cores);
+  if (configured > 0) return Math.min(configured, usable);
+  return Math.max(1, Math.min(physicalCores, usable));
 }
 
 /**

@@ -23,14 +23,16 @@ import {
 } from "../errors/index.js";
 import type { Bytes, Fingerprint, ModelDescriptor, ModelSource } from "../models/types.js";
 import { systemClock } from "./clock.js";
-import type { CacheState, PersistedCounters, PersistedModel, StateStore } from "./persistence/types.js";
+import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateStore } from "./persistence/types.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
 import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
 import {
+  CACHE_EVENT_NAMES,
   type AcquireOptions,
   type CacheEvents,
+  type CacheMetrics,
   type CacheStats,
   type Clock,
   type EvictionReason,
@@ -71,6 +73,8 @@ export interface CacheDependencies {
    * this cache, such as the library form `ModelCache.new`. Default false: whoever created the backends disposes them.
    */
   ownsBackends?: boolean;
+  /** Event listeners subscribed before restore and warm-up, so start-up events reach them (see `CacheMetrics`). */
+  metrics?: CacheMetrics;
 }
 
 const MIB = 1024 * 1024;
@@ -133,6 +137,8 @@ interface Usage {
   loadMsTotal: number;
   loadMsSamples: number[];
   memoryBytes: Bytes | null;
+  /** Header facts the model source gave at the last load (GGUF only), for the state file. */
+  gguf: PersistedGgufFacts | null;
   /** GDSF inflation at the last use. */
   inflation: number;
   /** Size or mtime changed since these statistics were recorded (restore): not warmed. */
@@ -241,6 +247,25 @@ export class ModelCache implements AsyncDisposable {
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
+    this.subscribeMetrics(deps.metrics ?? {});
+  }
+
+  /** A misspelt event name would otherwise just never fire: it is refused, naming the ones that exist. */
+  private subscribeMetrics(metrics: CacheMetrics): void {
+    for (const [event, listener] of Object.entries(metrics)) {
+      if (!(CACHE_EVENT_NAMES as readonly string[]).includes(event)) {
+        throw new BadRequest(`metrics: there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
+      }
+      if (listener !== undefined && typeof listener !== "function") {
+        throw new BadRequest(`metrics.${event} must be a function (the listener); found ${typeof listener}`);
+      }
+      this.subscribeMetric(metrics, event as keyof CacheEvents);
+    }
+  }
+
+  private subscribeMetric<E extends keyof CacheEvents>(metrics: CacheMetrics, event: E): void {
+    const listener = metrics[event];
+    if (listener) this.on(event, listener);
   }
 
   /** Restores saved state, then starts warm-up in the background (see `warmupDone`). */
@@ -368,6 +393,7 @@ export class ModelCache implements AsyncDisposable {
         loadMsTotal: 0,
         loadMsSamples: [],
         memoryBytes: null,
+        gguf: null,
         inflation: 0,
         fileChanged: false,
       };
@@ -395,8 +421,9 @@ export class ModelCache implements AsyncDisposable {
     this.emit(hit ? "hit" : "miss", { name: descriptor.name, key: descriptor.key });
   }
 
-  private recordLoad(entry: Entry, model: LoadedModel, loadMs: number): void {
+  private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
     const usage = this.usageOf(entry.descriptor);
+    usage.gguf = gguf;
     usage.loads++;
     usage.loadMsTotal += loadMs;
     usage.loadMsSamples = [...usage.loadMsSamples, loadMs].slice(-LOAD_SAMPLES);
@@ -501,7 +528,10 @@ export class ModelCache implements AsyncDisposable {
     try {
       const backend = this.backends[descriptor.format];
       if (!backend) throw new ModelLoadFailed(`no backend loads ${descriptor.format} models (${descriptor.name})`);
-      const estimate = await this.models.estimateMemory(descriptor, this.backendConfig);
+      const [estimate, gguf] = await Promise.all([
+        this.models.estimateMemory(descriptor, this.backendConfig),
+        this.ggufFacts(descriptor),
+      ]);
       await this.admit(entry, estimate, allowEvict);
       const started = this.clock.monotonic();
       const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal });
@@ -515,12 +545,29 @@ export class ModelCache implements AsyncDisposable {
       entry.bytes = model.memoryBytes;
       entry.loadMs = loadMs;
       entry.state = "ready";
-      this.recordLoad(entry, model, loadMs);
+      this.recordLoad(entry, model, loadMs, gguf);
       this.enforceMemoryLimit(entry);
       if (entry.waiters === 0) this.whenIdle(entry);
       return model;
     } catch (error) {
       throw this.loadFailed(entry, error);
+    }
+  }
+
+  /**
+   * The GGUF header facts the model source offers, for the state file; null when it offers none. The source answers
+   * from what it already read (the memory estimate needs the same header); a failure here never fails the load.
+   */
+  private async ggufFacts(descriptor: ModelDescriptor): Promise<PersistedGgufFacts | null> {
+    if (descriptor.format !== "gguf" || !this.models.metadata) return null;
+    try {
+      const metadata = await this.models.metadata(descriptor);
+      if (metadata.format !== "gguf") return null;
+      const { architecture, quantization, parameterCount, contextLength } = metadata;
+      return { architecture, quantization, parameter_count: parameterCount, context_length: contextLength };
+    } catch (error) {
+      this.logger?.debug?.("the model source gave no metadata", { model: descriptor.name, error: messageOf(error) });
+      return null;
     }
   }
 
@@ -1000,7 +1047,7 @@ export class ModelCache implements AsyncDisposable {
       name: u.name,
       format: u.format,
       fingerprint: { ...u.fingerprint },
-      metadata: { memory_bytes: u.memoryBytes },
+      metadata: u.gguf ? { memory_bytes: u.memoryBytes, gguf: { ...u.gguf } } : { memory_bytes: u.memoryBytes },
       usage: {
         requests: u.requests,
         hits: u.hits,
@@ -1061,6 +1108,8 @@ export class ModelCache implements AsyncDisposable {
         loadMsTotal: saved.usage.load_ms_total,
         loadMsSamples: [...saved.usage.load_ms_samples],
         memoryBytes: saved.metadata.memory_bytes,
+        // Facts of an older version of the file would be wrong; the next load brings the current ones.
+        gguf: changed ? null : (saved.metadata.gguf ?? null),
         inflation: 0,
         fileChanged: changed,
       });

@@ -138,3 +138,14 @@ export interface CacheEvents {
   restore: { models: number; warning: string | null };
   warmup: WarmupResult;
 }
+
+/** Every event name, in the order a cache's life usually meets them. */
+export const CACHE_EVENT_NAMES: readonly (keyof CacheEvents)[] = ["restore", "warmup", "miss", "hit", "load", "load_failed", "evict", "save"];
+
+/**
+ * Listeners keyed by event name, given when the cache is created (`ModelCache.new(…, { metrics })`). They are subscribed
+ * before the saved state is restored and before warm-up starts, so they see the start-up `restore` event and warm-up's
+ * `load`/`warmup` events, which a listener added with `on()` after creation can miss. A listener that throws is logged
+ * and does not disturb the cache.
+ */
+export type CacheMetrics = { [E in keyof CacheEvents]?: (payload: CacheEvents[E]) => void };

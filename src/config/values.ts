@@ -73,6 +73,14 @@ export function parseValue(info: Pick<KeyInfo, "kind" | "choices">, text: string
   }
 }
 
+/**
+ * How the text given for a key reads after "found" in an error message: a number that parsed but failed a range check
+ * unquoted as it was read (`99999`), anything else quoted as typed (`"many"`), so a number never looks like a string.
+ */
+export function foundText(parsed: ParseResult, text: string): string {
+  return parsed.ok && typeof parsed.value === "number" ? String(parsed.value) : JSON.stringify(text);
+}
+
 /** How a found value reads in an error message: `"abc" (a string)`, `-3 (a number)`. */
 export function describeFound(value: unknown): string {
   const type = Array.isArray(value) ? "a list" : value === null ? "null" : `a ${typeof value}`;

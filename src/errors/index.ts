@@ -60,10 +60,14 @@ export class Unauthorized extends InfernoError {
   override readonly type = "authentication_error";
 }
 
-/** No model by that name. `details.suggestions` lists close matches. */
+/**
+ * No model by that name. `details.suggestions` lists close matches. Exit code 2: the name is what the user typed, like
+ * an ambiguous or outside-the-models-dir name, so it is a usage mistake rather than a runtime failure.
+ */
 export class ModelNotFound extends InfernoError {
   readonly code = "model_not_found";
   override readonly status = 404;
+  override readonly exitCode = 2;
   override readonly type = "invalid_request_error";
 }
 

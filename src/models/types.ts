@@ -86,4 +86,9 @@ export interface ModelSource {
   fingerprint(key: string): Promise<Fingerprint | null>;
   /** Bytes a model is expected to take once loaded with these backend settings (before loading it). */
   estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes>;
+  /**
+   * The model's header metadata, if the source can tell. Optional: the cache asks once per load and stores a few
+   * facts in the state file; `ModelManager` answers from the header it already read for `estimateMemory`.
+   */
+  metadata?(model: ModelDescriptor): Promise<ModelMetadata>;
 }

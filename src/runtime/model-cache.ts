@@ -13,7 +13,7 @@ import type { BackendRegistry } from "../backends/types.js";
 import { type CacheDependencies, type CacheLogger, ModelCache as CacheCore } from "../cache/model-cache.js";
 import { FileStateStore } from "../cache/persistence/file-store.js";
 import type { StateStore } from "../cache/persistence/types.js";
-import type { Clock } from "../cache/types.js";
+import type { CacheMetrics, Clock } from "../cache/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import type { Bytes, ModelSource } from "../models/types.js";
 
@@ -31,6 +31,13 @@ export interface ModelCacheOptions {
   clock?: Clock;
   /** Total memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
   systemMemoryBytes?: Bytes;
+  /**
+   * Listeners for the cache's events, keyed by event name: `{ hit, miss, load, load_failed, evict, save, restore,
+   * warmup }`, each optional. They are subscribed before the saved state is restored and warm-up starts, so they also
+   * receive the start-up `restore` event and warm-up's loads, which `cache.on(…)` after `new` resolves would miss.
+   * Durations in payloads are milliseconds, sizes bytes. Default: none.
+   */
+  metrics?: CacheMetrics;
 }
 
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
@@ -44,13 +51,18 @@ export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheO
     logger: options.logger,
     clock: options.clock,
     systemMemoryBytes: options.systemMemoryBytes ?? totalmem(),
+    metrics: options.metrics,
   };
 }
 
 export type ModelCache = CacheCore;
 
 export const ModelCache = {
-  /** Builds a cache with the real backends and the state file (see the module comment); restores the saved state and starts warm-up. */
+  /**
+   * Builds a cache with the real backends and the state file (see the module comment); restores the saved state and
+   * starts warm-up. `options.metrics` receives every event from the restore on, e.g.
+   * `ModelCache.new(c.cache, c.backend, manager, { metrics: { load: (e) => histogram.observe(e.durationMs) } })`.
+   */
   new(
     cacheConfig: CacheConfig,
     backendConfig: BackendConfig,

@@ -1,4 +1,4 @@
-/** Real llama.cpp on generated GGUF models of two sizes: each model is loaded once for the whole file. */
+/** Real llama.cpp on generated GGUF models of two sizes and three weight types: each is loaded once for the file. */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "inferno-llama-"));
   await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
   await writeTinyLlamaGguf(join(dir, "small.gguf"), { preset: "small", type: "q8_0" });
+  await writeTinyLlamaGguf(join(dir, "half.gguf"), { preset: "nano", type: "f16" });
   manager = new ModelManager(dir);
 });
 after(async () => {
@@ -94,6 +95,29 @@ for (const name of ["nano", "small"]) {
   });
 }
 
+describe("GGUF f16 weights (nano)", () => {
+  let model: TextModel;
+  before(async () => {
+    model = await loadText("half");
+  });
+  after(() => model.dispose());
+
+  test("the header says f16, and llama.cpp loads it and generates from it", async () => {
+    const info = (await manager.info("half")).metadata as GgufMetadata;
+    assert.match(info.quantization, /f16/i);
+    const f32 = (await manager.info("nano")).metadata as GgufMetadata;
+    assert.ok(info.tensorBytes < f32.tensorBytes, "half-precision weights take less room than f32");
+    const pieces: string[] = [];
+    const result = await model.complete("Once upon a time", { maxTokens: 6, seed: 1, onText: (t) => pieces.push(t) });
+    assert.equal(result.finishReason, "length");
+    assert.ok([6, 7].includes(result.usage.completionTokens), String(result.usage.completionTokens));
+    assert.ok(result.text.length > 0);
+    assert.equal(pieces.join(""), result.text);
+    const again = await model.complete("Once upon a time", { maxTokens: 6, seed: 1 });
+    assert.equal(again.text, result.text, "the same seed gives the same text");
+  });
+});
+
 describe("GGUF generation control (nano)", () => {
   let model: TextModel;
   before(async () => {
@@ -126,10 +150,32 @@ describe("GGUF generation control (nano)", () => {
   });
 
   test("requests beyond `parallel` queue and all complete", async () => {
-    const two = await loadText("nano", 2);
+    const parallel = 2;
+    const two = await loadText("nano", parallel);
+    // A request counts as generating from its first piece of text until its promise settles: a window inside the
+    // time it really holds a sequence, so seeing more than `parallel` at once would prove the queue leaks.
+    let generating = 0;
+    let most = 0;
+    const started = new Set<number>();
+    const request = async (seed: number) => {
+      const onText = () => {
+        if (started.has(seed)) return;
+        started.add(seed);
+        most = Math.max(most, ++generating);
+      };
+      try {
+        return await two.complete("Once upon", { maxTokens: 4, seed, onText });
+      } finally {
+        if (started.has(seed)) generating--;
+      }
+    };
     try {
-      const results = await Promise.all([1, 2, 3, 4].map((seed) => two.complete("Once upon", { maxTokens: 3, seed })));
+      const seeds = [1, 2, 3, 4, 5];
+      const results = await Promise.all(seeds.map(request));
       for (const r of results) assert.equal(r.finishReason, "length");
+      assert.deepEqual([...started].sort(), seeds, "every request generated text");
+      assert.ok(most >= 1 && most <= parallel, `${most} requests generated at once with parallel = ${parallel}`);
+      assert.equal(generating, 0);
     } finally {
       await two.dispose();
     }

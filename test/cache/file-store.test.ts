@@ -86,7 +86,6 @@ describe("FileStateStore", () => {
     ["a random-byte", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 256))],
     ["a non-JSON", () => compress(Buffer.from("hello, not json"))],
     ["another format's", () => compress(Buffer.from(JSON.stringify({ format: "something-else", schema_version: 1 })))],
-    ["a newer schema version's", () => compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 99 })))],
     ["a malformed current-version", () => compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 })))],
   ];
   for (const [what, make] of badFiles) {
@@ -111,6 +110,76 @@ describe("FileStateStore", () => {
       assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "the cache saves a fresh file afterwards");
     });
   }
+
+  it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
+    const dir = await tempDir(t);
+    const file = join(dir, STATE_FILE_NAME);
+    const newer = compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 99, future: [1, 2, 3] })));
+    await writeFile(file, newer);
+
+    const { cache, logger, clock } = await open(dir);
+    assert.equal(logger.warnings.length, 1, logger.warnings.join("\n"));
+    assert.match(logger.warnings[0] ?? "", /newer Inferno \(schema version 99; this build reads up to 2\); it was kept intact as .*\.newer-v99-\d{8}T\d{9}Z/);
+    assert.doesNotMatch(logger.warnings[0] ?? "", /corrupt|could not be decoded/);
+    const files = await readdir(dir);
+    const kept = files.filter((f) => f.startsWith(`${STATE_FILE_NAME}.newer-v99-`));
+    assert.equal(kept.length, 1);
+    assert.deepEqual(files.filter((f) => f.includes(".corrupt-")), []);
+    assert.deepEqual(await readFile(join(dir, kept[0] ?? "")), newer, "the newer build's statistics are kept byte for byte");
+    const stats = cache.stats();
+    assert.deepEqual([stats.hits, stats.misses, stats.models.length], [0, 0, 0]);
+    assert.equal(cache.restored.warning, logger.warnings[0]);
+    await use(cache, clock, ["b.gguf"]);
+    await cache.close();
+    assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "this build saves its own file afterwards");
+    assert.deepEqual(await readFile(join(dir, kept[0] ?? "")), newer, "and never touches the newer one");
+  });
+
+  it("newer files are not counted in (nor pruned with) the 3 quarantined corrupt files", async (t) => {
+    const dir = await tempDir(t);
+    let now = Date.UTC(2026, 0, 1);
+    const store = new FileStateStore(dir, { now: () => (now += 1000) });
+    await writeFile(store.path, compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 3 }))));
+    assert.match((await store.load()).warning ?? "", /schema version 3/);
+    for (let i = 0; i < 4; i++) {
+      await writeFile(store.path, "garbage");
+      assert.match((await store.load()).warning ?? "", /could not be decoded/);
+    }
+    const files = (await readdir(dir)).sort();
+    assert.deepEqual(files, [
+      `${STATE_FILE_NAME}.corrupt-20260101T000003000Z`,
+      `${STATE_FILE_NAME}.corrupt-20260101T000004000Z`,
+      `${STATE_FILE_NAME}.corrupt-20260101T000005000Z`,
+      `${STATE_FILE_NAME}.newer-v3-20260101T000001000Z`,
+    ]);
+  });
+
+  it("a newer file that cannot be set aside at start (locked) is set aside by the next save, never overwritten", async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStateStore(dir, { lockWaitMs: 200, now: () => Date.UTC(2026, 0, 1) });
+    const newer = compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 7 })));
+    await writeFile(store.path, newer);
+    const release = await lockfile.lock(store.path, { realpath: false });
+    const { state, warning } = await store.load();
+    await release();
+    assert.equal(state, null);
+    assert.match(warning ?? "", /schema version 7; .* not renamed yet .* never overwrite it/);
+    assert.deepEqual(await readFile(store.path), newer, "still in place");
+    await store.save({ saved_at: 1, counters: { hits: 1, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0 } }, models: [] });
+    assert.deepEqual(await readFile(join(dir, `${STATE_FILE_NAME}.newer-v7-20260101T000000000Z`)), newer);
+    assert.equal((await store.load()).state?.counters.hits, 1);
+  });
+
+  it("a leftover temporary file and a corrupt state file at start: the temp file removed, the state quarantined", async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, `${STATE_FILE_NAME}.tmp-123-abcd`), "half a write");
+    await writeFile(join(dir, STATE_FILE_NAME), "not zstd at all");
+    const store = new FileStateStore(dir, { now: () => Date.UTC(2026, 0, 1) });
+    const { state, warning } = await store.load();
+    assert.equal(state, null);
+    assert.match(warning ?? "", /could not be decoded/);
+    assert.deepEqual(await readdir(dir), [`${STATE_FILE_NAME}.corrupt-20260101T000000000Z`]);
+  });
 
   it("keeps only the newest 3 quarantined files", async (t) => {
     const dir = await tempDir(t);

@@ -1,9 +1,13 @@
 /** Scenario tests of the cache's promises, on the fake backend and a manual clock (issue 4, points 1–8). */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FINGERPRINT_CHECK_INTERVAL_MS } from "../../src/cache/model-cache.js";
-import type { Lease } from "../../src/cache/types.js";
-import { harness, MIB } from "../helpers/cache-harness.js";
+import { FakeBackend } from "../../src/backends/fake.js";
+import { ManualClock } from "../../src/cache/clock.js";
+import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
+import type { CacheEvents, Lease } from "../../src/cache/types.js";
+import { backendSchema } from "../../src/config/schema.js";
+import { cacheConfig, harness, MemoryStateStore, MIB } from "../helpers/cache-harness.js";
+import { FakeModelSource } from "../helpers/fake-models.js";
 
 describe("single flight (one model, one entry, one load)", () => {
   it("20 concurrent misses share one load; the next request is a hit", async () => {
@@ -424,6 +428,77 @@ describe("lifecycle", () => {
     await cache[Symbol.asyncDispose]();
   });
 
+  it("`await using` a cache: leaving the block unloads every model (reason shutdown) and saves the state", async () => {
+    const clock = new ManualClock();
+    const backend = new FakeBackend({ timers: clock });
+    const store = new MemoryStateStore();
+    const source = new FakeModelSource(["a.gguf", "b.gguf"]);
+    const evictions: Array<CacheEvents["evict"]> = [];
+    let escaped: ModelCache | null = null;
+    {
+      await using cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), source, { backends: { gguf: backend }, clock, store });
+      escaped = cache;
+      cache.on("evict", (e) => evictions.push(e));
+      await clock.run(cache.getModel("a.gguf"));
+      await clock.run(cache.getModel("b.gguf"));
+      assert.equal(backend.live.size, 2);
+      assert.equal(store.saves, 0);
+    }
+    assert.equal(backend.live.size, 0);
+    assert.equal(backend.counts.disposed, 2);
+    assert.deepEqual(evictions.map((e) => [e.name, e.reason]).sort(), [["a.gguf", "shutdown"], ["b.gguf", "shutdown"]]);
+    assert.equal(escaped.stats().evictions.shutdown, 2);
+    assert.equal(store.saves, 1, "the final save ran");
+    assert.equal(store.state?.counters.evictions.shutdown, 2, "saved after the unloads");
+    assert.deepEqual(store.state?.models.map((m) => m.name), ["a.gguf", "b.gguf"]);
+    await assert.rejects(escaped.getModel("a.gguf"), { code: "disposed" });
+  });
+
+  it("`await using` a cache closes it also when the block throws", async () => {
+    const clock = new ManualClock();
+    const backend = new FakeBackend({ timers: clock });
+    const store = new MemoryStateStore();
+    await assert.rejects(async () => {
+      await using cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
+        backends: { gguf: backend },
+        clock,
+        store,
+      });
+      await clock.run(cache.getModel("a.gguf"));
+      throw new Error("the caller failed");
+    }, /the caller failed/);
+    assert.equal(backend.counts.disposed, 1);
+    assert.equal(store.state?.counters.evictions.shutdown, 1);
+  });
+
+  it("`using` / `await using` a lease releases it at block end (also on throw); the idle TTL starts then", async () => {
+    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 60 } });
+    const resident = () => cache.loadedModels()[0];
+    {
+      using lease = await clock.run(cache.acquire("a.gguf"));
+      assert.equal(lease.model.kind, "text");
+      assert.equal(resident()?.leases, 1);
+      assert.equal(resident()?.expires_at, null, "no TTL while leased");
+    }
+    assert.equal(resident()?.leases, 0);
+    assert.notEqual(resident()?.expires_at, null, "the TTL runs from the release");
+    {
+      await using lease = await cache.acquire("a.gguf");
+      assert.equal(lease.descriptor.name, "a.gguf");
+      assert.equal(resident()?.leases, 1);
+    }
+    assert.equal(resident()?.leases, 0);
+    await assert.rejects(async () => {
+      using lease = await cache.acquire("a.gguf");
+      assert.equal(resident()?.leases, 1);
+      throw new Error(`request on ${lease.descriptor.name} failed`);
+    }, /request on a\.gguf failed/);
+    assert.equal(resident()?.leases, 0);
+    await clock.advance(60_000);
+    assert.equal(cache.loadedModels().length, 0, "expired 60 s after the last release");
+    assert.equal(cache.stats().evictions.ttl, 1);
+  });
+
   it("close aborts a load in flight", async () => {
     const { cache, clock, backend } = await harness({ defaults: { loadMs: 60_000 } });
     const loading = cache.getModel("a.gguf");
@@ -435,6 +510,23 @@ describe("lifecycle", () => {
 });
 
 describe("loading details", () => {
+  it("a model source whose metadata fails does not fail the load; the state then holds memory only", async () => {
+    class NoHeaders extends FakeModelSource {
+      metadataCalls = 0;
+      async metadata(): Promise<never> {
+        this.metadataCalls++;
+        throw new Error("header unreadable");
+      }
+    }
+    const source = new NoHeaders(["a.gguf"]);
+    const store = new MemoryStateStore();
+    const { cache, clock } = await harness({ source, store, behaviours: { "a.gguf": { memoryBytes: 2 * MIB } } });
+    await clock.run(cache.getModel("a.gguf"));
+    await cache.saveCache();
+    assert.equal(source.metadataCalls, 1, "asked once, at the load");
+    assert.deepEqual(store.state?.models[0]?.metadata, { memory_bytes: 2 * MIB });
+  });
+
   it("load() preloads without counting a request, sets keep-alive and reports the model", async () => {
     const { cache, clock } = await harness({ behaviours: { "a.gguf": { memoryBytes: 3 * MIB, loadMs: 250 } } });
     const info = await clock.run(cache.load("a.gguf", { keepAliveSeconds: 30 }));

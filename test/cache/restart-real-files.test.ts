@@ -57,4 +57,40 @@ describe("warm restart with real model files", () => {
     assert.deepEqual(perModel(second.cache.stats()).filter(([n]) => n !== "a.gguf"), perModel(before).filter(([n]) => n !== "a.gguf"));
     await second.cache.close();
   });
+
+  it("the state file keeps each GGUF model's header facts from the model source; a changed file drops them until reloaded", async (t) => {
+    const { dir } = await tinyModelsDir(t, { gguf: { "a.gguf": {}, "q.gguf": { type: "q8_0", seed: 2 } } });
+    const cacheDir = await tempDir(t);
+    const manager = new ModelManager(dir);
+    const expected = async (name: string) => {
+      const m = await manager.metadata(await manager.resolve(name));
+      assert.equal(m.format, "gguf");
+      return { architecture: m.architecture, quantization: m.quantization, parameter_count: m.parameterCount, context_length: m.contextLength };
+    };
+    const saved = async (name: string) => {
+      const file = await new FileStateStore(cacheDir).read();
+      return file?.state.models.find((m) => m.name === name);
+    };
+
+    const first = await start(dir, cacheDir);
+    await first.cache.getModel("a.gguf");
+    await first.cache.getModel("q.gguf");
+    await first.cache.close();
+    const a = await saved("a.gguf");
+    assert.equal(a?.format, "gguf");
+    assert.deepEqual(a?.metadata.gguf, await expected("a.gguf"));
+    assert.equal(a?.metadata.gguf?.architecture, "llama");
+    assert.deepEqual((await saved("q.gguf"))?.metadata.gguf, await expected("q.gguf"));
+    assert.notEqual(a?.metadata.gguf?.quantization, (await saved("q.gguf"))?.metadata.gguf?.quantization);
+    assert.ok((a?.metadata.memory_bytes ?? 0) > 0, "memory_bytes is still there");
+
+    await utimes(join(dir, "q.gguf"), new Date(), new Date(Date.now() + 60_000));
+    const second = await start(dir, cacheDir);
+    await second.cache.saveCache();
+    assert.deepEqual((await saved("a.gguf"))?.metadata.gguf, await expected("a.gguf"), "restored and saved again unchanged");
+    assert.equal((await saved("q.gguf"))?.metadata.gguf, undefined, "facts of the old file version are dropped");
+    await second.cache.getModel("q.gguf");
+    await second.cache.close();
+    assert.deepEqual((await saved("q.gguf"))?.metadata.gguf, await expected("q.gguf"), "the reload brings them back");
+  });
 });

@@ -100,7 +100,7 @@ describe("inferno cache (file mode)", () => {
     assert.equal(evicted.code, 0, evicted.stderr);
     assert.deepEqual((await store.read())?.state.models.map((m) => m.name), ["a.gguf", "c.gguf"]);
     const unknown = await run(["cache", "evict", "zzz.gguf"]);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2, "a name the user got wrong is a usage error");
     assert.match(unknown.stderr, /has no entry for "zzz\.gguf"/);
   });
 

@@ -46,7 +46,11 @@ test("config set of an ill-typed or out-of-range value exits 2 and leaves the fi
   await writeFile(s.localFile, COMMENTED);
   const cases: Array<[string, string, RegExp]> = [
     ["cache.max_cached_models", "many", /cache\.max_cached_models: expected a whole number, found "many"/],
-    ["cache.max_cached_models", "0", /expected a whole number \(>0\), found "0"/],
+    // A number that fails a range check is shown as the number it was read as, not quoted like a string.
+    ["cache.max_cached_models", "0", /expected a whole number \(>0\), found 0$/m],
+    ["server.port", "99999", /^error: Invalid value for server\.port: expected a whole number \(<=65535\), found 99999\n$/],
+    ["server.port", "70_000", /server\.port: expected a whole number \(<=65535\), found 70000$/m],
+    ["server.port", "9000.5", /server\.port: expected a whole number, found "9000\.5"$/m],
     ["cache.persist_cache", "maybe", /expected true or false, found "maybe"/],
     ["cache.eviction_policy", "fifo", /expected one of: lru, cost-aware, found "fifo"/],
     ["server.port", "70000", /server\.port: expected a whole number/],

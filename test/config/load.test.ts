@@ -23,6 +23,25 @@ test("defaults apply when no source sets anything", async (t) => {
   assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "default", source: "built-in" });
 });
 
+test("the default cache directory follows $XDG_CACHE_HOME when it is set, and ~/.cache when it is empty", async (t) => {
+  const s = await sandbox(t);
+  const xdgCache = join(s.root, "xdg-cache");
+  const withXdg = await resolveConfig({ env: { ...s.env, XDG_CACHE_HOME: xdgCache }, home: s.home, cwd: s.cwd });
+  assert.equal(withXdg.config.cache.cache_dir, join(xdgCache, "inferno"));
+  assert.deepEqual(withXdg.origins.get("cache.cache_dir")?.kind, "default");
+  const empty = await resolveConfig({ env: { ...s.env, XDG_CACHE_HOME: "" }, home: s.home, cwd: s.cwd });
+  assert.equal(empty.config.cache.cache_dir, join(s.home, ".cache", "inferno"));
+  const configured = await resolveConfig({
+    env: { ...s.env, XDG_CACHE_HOME: xdgCache, INFERNO_CACHE__CACHE_DIR: join(s.root, "mine") },
+    home: s.home,
+    cwd: s.cwd,
+  });
+  assert.equal(configured.config.cache.cache_dir, join(s.root, "mine"), "a configured cache_dir wins over the default");
+  // The CLI sees the same default: `config get` prints it.
+  const shown = await s.run(["config", "get", "cache.cache_dir"], { XDG_CACHE_HOME: xdgCache });
+  assert.equal(shown.stdout, `${join(xdgCache, "inferno")}\n`);
+});
+
 test("each layer overrides the one below it, and remembers its origin", async (t) => {
   const s = await sandbox(t);
   const explicit = join(s.root, "explicit.toml");

@@ -10,9 +10,11 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Each write to stdout, in order: shows whether output came in pieces (streaming) or at once. */
+  stdoutWrites: string[];
 }
 
-function capture(): { stream: Writable; text: () => string } {
+function capture(): { stream: Writable; text: () => string; chunks: string[] } {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer | string, _encoding, done) {
@@ -20,7 +22,7 @@ function capture(): { stream: Writable; text: () => string } {
       done();
     },
   });
-  return { stream, text: () => chunks.join("") };
+  return { stream, text: () => chunks.join(""), chunks };
 }
 
 /** An empty home, XDG config dir and working directory, so no real user file leaks into a test. */
@@ -49,7 +51,7 @@ export async function cliSandbox(t: TestContext) {
         env: { ...env, ...extraEnv },
         cwd,
       });
-      return { code, stdout: out.text(), stderr: err.text() };
+      return { code, stdout: out.text(), stderr: err.text(), stdoutWrites: out.chunks };
     },
   };
 }
@@ -59,5 +61,5 @@ export async function runCli(args: string[], where: { env: Record<string, string
   const out = capture();
   const err = capture();
   const code = await main(["node", "inferno", ...args], { stdout: out.stream, stderr: err.stream, env: where.env, cwd: where.cwd });
-  return { code, stdout: out.text(), stderr: err.text() };
+  return { code, stdout: out.text(), stderr: err.text(), stdoutWrites: out.chunks };
 }

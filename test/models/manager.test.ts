@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmod, mkdir, readFile, rm, symlink, truncate, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rm, stat, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { backendSchema } from "../../src/config/schema.js";
@@ -80,6 +80,7 @@ test("an unknown name is ModelNotFound with suggestions", async (t) => {
   const manager = new ModelManager(dir);
   await assert.rejects(manager.resolve("tinylama"), (error: unknown) => {
     assert.ok(error instanceof ModelNotFound);
+    assert.deepEqual([error.exitCode, error.status], [2, 404], "a usage error for the CLI, still 404 over HTTP");
     assert.deepEqual(error.details?.suggestions, ["tinyllama"]);
     assert.match(error.message, /did you mean "tinyllama"/);
     return true;
@@ -210,13 +211,43 @@ test("every kind of bad file is reported by validate with a ModelInvalid naming 
   await assert.rejects(manager.info("magic"), ModelInvalid);
 });
 
-test("an unreadable file is reported as such", { skip: process.getuid?.() === 0 ? "root can read any file" : false }, async (t) => {
+/**
+ * A write-only sysfs attribute: the kernel refuses to open it for reading with EACCES even for root, who bypasses
+ * file permissions, so the unreadable-file path can be exercised when the tests run as root.
+ */
+async function writeOnlyKernelFile(): Promise<string | undefined> {
+  for (const candidate of ["/sys/bus/cpu/uevent", "/sys/bus/platform/uevent", "/sys/module/kernel/uevent"]) {
+    try {
+      const handle = await open(candidate, "r");
+      await handle.close();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EACCES" && (await stat(candidate)).size > 0) return candidate;
+    }
+  }
+  return undefined;
+}
+
+test("an unreadable file is reported as such", async (t) => {
   const { dir, path } = await tinyModelsDir(t);
-  await chmod(path, 0o000);
-  t.after(() => chmod(path, 0o644));
-  const [result] = await new ModelManager(dir).validate("tiny");
+  let manager = new ModelManager(dir);
+  let name = "tiny";
+  if (process.getuid?.() === 0) {
+    // Root reads a chmod 000 file, so point a model name at a file the kernel itself refuses to open.
+    const target = await writeOnlyKernelFile();
+    if (!target) return t.skip("running as root and no write-only sysfs attribute to stand for an unreadable file");
+    await symlink(target, join(dir, "locked.gguf"));
+    manager = new ModelManager(dir, { allowOutsideModelsDir: true });
+    name = "locked";
+  } else {
+    await chmod(path, 0o000);
+    t.after(() => chmod(path, 0o644));
+  }
+  const [result] = await manager.validate(name);
   assert.equal(result?.ok, false);
-  if (result && !result.ok) assert.match(result.error.message, /cannot be read \(EACCES\)/);
+  if (result && !result.ok) {
+    assert.ok(result.error instanceof ModelInvalid);
+    assert.match(result.error.message, /cannot be read \(EACCES\)/);
+  }
 });
 
 test("fingerprints: size and mtime always, sha256 on demand; null once the file is gone", async (t) => {

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { it } from "node:test";
-import { loadConfig, ModelCache, ModelManager } from "../../src/index.js";
+import { FakeBackend } from "../../src/backends/fake.js";
+import { ManualClock } from "../../src/cache/clock.js";
+import { backendSchema } from "../../src/config/schema.js";
+import { loadConfig, ModelCache, type ModelCacheOptions, ModelManager } from "../../src/index.js";
+import { cacheConfig, MemoryStateStore } from "../helpers/cache-harness.js";
+import { FakeModelSource } from "../helpers/fake-models.js";
 import { tinyModelsDir } from "../helpers/models.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -39,4 +44,47 @@ it("ModelCache.new(config.cache, config.backend, new ModelManager(dir)): load, u
   assert.equal(stats.hits, 1);
   await cache.close();
   assert.equal(cache.stats().evictions.shutdown, 1);
+});
+
+it("ModelCache.new(…, { metrics }): listeners given at creation receive the start-up restore and warm-up's load", async () => {
+  const source = new FakeModelSource(["a.gguf", "b.gguf"]);
+  const store = new MemoryStateStore();
+  const clock = new ManualClock();
+  const options = () => ({ backends: { gguf: new FakeBackend({ timers: clock }) }, store, clock });
+  const first = await ModelCache.new(cacheConfig(), backendSchema.parse({}), source, options());
+  await clock.run(first.getModel("a.gguf"));
+  await first.close();
+
+  const seen: Array<[string, unknown]> = [];
+  const second = await ModelCache.new(cacheConfig({ enable_warmup: true, warmup_strategy: "usage" }), backendSchema.parse({}), source, {
+    ...options(),
+    metrics: {
+      restore: (e) => seen.push(["restore", e]),
+      load: (e) => seen.push(["load", e.name]),
+      warmup: (e) => seen.push(["warmup", e.loaded]),
+      hit: (e) => seen.push(["hit", e.name]),
+    },
+  });
+  assert.deepEqual(seen[0], ["restore", { models: 1, warning: null }], "the restore ran inside new(), before it resolved");
+  await clock.run(second.warmupDone);
+  await second.getModel("a.gguf");
+  assert.deepEqual(seen, [
+    ["restore", { models: 1, warning: null }],
+    ["load", "a.gguf"],
+    ["warmup", ["a.gguf"]],
+    ["hit", "a.gguf"],
+  ]);
+  await second.close();
+});
+
+it("ModelCache.new(…, { metrics }) refuses an event name that does not exist, naming the ones that do", async () => {
+  const metrics = { loaded: () => {} } as unknown as ModelCacheOptions["metrics"];
+  await assert.rejects(
+    ModelCache.new(cacheConfig(), backendSchema.parse({}), new FakeModelSource([]), { backends: {}, store: null, metrics }),
+    (e: { code: string; message: string }) => {
+      assert.equal(e.code, "bad_request");
+      assert.match(e.message, /no cache event "loaded"; expected one of restore, warmup, miss, hit, load, load_failed, evict, save/);
+      return true;
+    },
+  );
 });

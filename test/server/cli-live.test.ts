@@ -67,7 +67,7 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal((await s.getJson<CacheStats>("/v1/cache/stats")).body.warmups, 2, "b.gguf by name, then a.gguf by usage");
 
   const unknown = await runCli(["cache", "evict", "nope.gguf"], where);
-  assert.equal(unknown.code, 1);
+  assert.equal(unknown.code, 2, "the server's model_not_found maps back to a usage error");
   assert.match(unknown.stderr, /nope\.gguf/);
 
   const before = (await s.getJson<CacheStats>("/v1/cache/stats")).body;

@@ -24,7 +24,13 @@ const modelV2 = z.object({
   name: z.string().min(1),
   format: z.enum(["gguf", "onnx"]),
   fingerprint: z.object({ size: count, mtimeMs: time, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
-  metadata: z.object({ memory_bytes: count.nullable() }),
+  // `gguf` came after version 2's first release; optional, so files without it stay valid and older v2 readers drop it.
+  metadata: z.object({
+    memory_bytes: count.nullable(),
+    gguf: z
+      .object({ architecture: z.string(), quantization: z.string(), parameter_count: count, context_length: count })
+      .optional(),
+  }),
   usage: z.object({
     requests: count,
     hits: count,

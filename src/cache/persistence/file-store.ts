@@ -5,7 +5,8 @@
  * Writes are atomic and durable — a temporary file in the same directory, fsync, rename over the state file, fsync of
  * the directory — under a cross-process lock (proper-lockfile's `<file>.lock` directory), so a server and a CLI never
  * interleave. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
- * reported once; the caller starts empty.
+ * reported once; the caller starts empty. A file from a newer build is kept whole (`.newer-v<N>-<timestamp>`), also
+ * reported once, so a downgrade never destroys the newer build's statistics.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
@@ -13,7 +14,7 @@ import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { compress, decompress } from "zstd-napi";
 import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
-import { decodeState, encodeState } from "./codec.js";
+import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
 
 export const STATE_FILE_NAME = "cache_state.bin.zst";
@@ -23,6 +24,7 @@ export const ZSTD_LEVEL = 3;
 export const CORRUPT_FILES_KEPT = 3;
 const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
+const NEWER_MARK = ".newer-v";
 
 export interface FileStateStoreOptions {
   /** Wall clock for quarantine names (ms). Default `Date.now`. */
@@ -49,6 +51,13 @@ function isMissing(error: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** The schema version when `error` is the codec refusing a newer build's state, else null. */
+function newerSchemaVersion(error: unknown): number | null {
+  if (!(error instanceof StateCorrupt) || error.details?.newer !== true) return null;
+  const version = error.details.schema_version;
+  return typeof version === "number" ? version : null;
+}
+
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:.]/g, "");
 }
@@ -57,6 +66,8 @@ export class FileStateStore implements StateStore {
   readonly path: string;
   private readonly now: () => number;
   private readonly lockWaitMs: number;
+  /** Schema version of a newer build's state file that `load` could not rename aside yet; `save` must not overwrite it. */
+  private pendingNewer: number | null = null;
 
   constructor(
     /** The cache directory (`cache.cache_dir`). */
@@ -69,31 +80,54 @@ export class FileStateStore implements StateStore {
   }
 
   /**
-   * Reads the state. Missing directory or file → empty, no warning. Undecodable, truncated, empty or wrong-version
-   * file → quarantined, one warning, empty. Leftover temporary files of interrupted saves are removed first.
+   * Reads the state. Leftover temporary files of interrupted saves are removed first, whatever the state file holds.
+   * Missing directory or file → empty, no warning. A file written by a newer Inferno (higher schema version) → kept
+   * intact as `.newer-v<N>-<timestamp>` (never pruned: it holds real statistics), one warning, empty. Undecodable,
+   * truncated, empty or foreign file → quarantined as `.corrupt-<timestamp>`, one warning, empty.
    */
   async load(): Promise<RestoreResult> {
+    await this.removeTempFiles().catch(() => {});
     let raw: Buffer;
     try {
       raw = await readFile(this.path);
     } catch (error) {
-      if (isMissing(error)) {
-        await this.removeTempFiles().catch(() => {});
-        return { state: null, warning: null };
-      }
+      if (isMissing(error)) return { state: null, warning: null };
       return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
     }
     try {
-      const state = decompressState(raw);
-      await this.removeTempFiles().catch(() => {});
-      return { state, warning: null };
+      return { state: decompressState(raw), warning: null };
     } catch (error) {
-      const aside = await this.withLock(() => this.quarantine()).catch((e: unknown) => `not renamed: ${messageOf(e)}`);
-      return {
-        state: null,
-        warning: `the cache state ${this.path} could not be decoded (${messageOf(error)}); it was moved to ${aside} and the cache starts empty`,
-      };
+      const newer = newerSchemaVersion(error);
+      return newer === null ? this.refuseCorrupt(error) : this.refuseNewer(newer);
     }
+  }
+
+  private async refuseCorrupt(error: unknown): Promise<RestoreResult> {
+    const aside = await this.withLock(() => this.quarantine()).catch((e: unknown) => `not renamed: ${messageOf(e)}`);
+    return {
+      state: null,
+      warning: `the cache state ${this.path} could not be decoded (${messageOf(error)}); it was moved to ${aside} and the cache starts empty`,
+    };
+  }
+
+  /**
+   * A newer build's state is not garbage: it is set aside under a name that says so, for when that build runs again.
+   * If it cannot be renamed now (locked, say), the next save retries first and fails rather than overwrite it.
+   */
+  private async refuseNewer(version: number): Promise<RestoreResult> {
+    let kept: string;
+    try {
+      kept = await this.withLock(() => this.setAsideNewer(version));
+    } catch (error) {
+      this.pendingNewer = version;
+      kept = `not renamed yet (${messageOf(error)}): saves retry the rename and never overwrite it`;
+    }
+    return {
+      state: null,
+      warning:
+        `the cache state ${this.path} was written by a newer Inferno (schema version ${version}; this build reads up to ` +
+        `${STATE_SCHEMA_VERSION}); it was kept intact as ${kept} and the cache starts empty`,
+    };
   }
 
   /**
@@ -119,7 +153,13 @@ export class FileStateStore implements StateStore {
   async save(state: CacheState): Promise<SaveResult> {
     const bytes = compressState(state);
     await mkdir(this.dir, { recursive: true });
-    await this.withLock(() => this.writeAtomically(bytes));
+    await this.withLock(async () => {
+      if (this.pendingNewer !== null) {
+        await this.setAsideNewer(this.pendingNewer);
+        this.pendingNewer = null;
+      }
+      await this.writeAtomically(bytes);
+    });
     return { bytes: bytes.length };
   }
 
@@ -201,6 +241,18 @@ export class FileStateStore implements StateStore {
     await rename(this.path, aside);
     const old = (await this.siblings(CORRUPT_MARK)).sort().reverse().slice(CORRUPT_FILES_KEPT);
     await Promise.all(old.map((name) => rm(join(this.dir, name), { force: true })));
+    return aside;
+  }
+
+  /** Renames a newer build's state file to `.newer-v<N>-<timestamp>`; these are kept, not pruned. Returns the new name. */
+  private async setAsideNewer(version: number): Promise<string> {
+    const aside = `${this.path}${NEWER_MARK}${version}-${stamp(this.now())}`;
+    try {
+      await rename(this.path, aside);
+    } catch (error) {
+      // Gone since it was read (another process set it aside): nothing left to protect.
+      if (!isMissing(error)) throw error;
+    }
     return aside;
   }
 

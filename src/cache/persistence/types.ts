@@ -21,6 +21,27 @@ export interface PersistedUsage {
   load_ms_samples: number[];
 }
 
+/** A GGUF model's header facts, as the model source reported them at its last load. */
+export interface PersistedGgufFacts {
+  /** `general.architecture`, e.g. `llama`. */
+  architecture: string;
+  /** llama.cpp file type name, e.g. `F16`, `MOSTLY_Q4_K_M`. */
+  quantization: string;
+  parameter_count: number;
+  /** Training context length (tokens). */
+  context_length: number;
+}
+
+export interface PersistedMetadata {
+  /** Last measured memory once loaded, or null when never loaded. */
+  memory_bytes: Bytes | null;
+  /**
+   * GGUF header facts, present when the model source offered metadata at a load (`ModelSource.metadata`). Dropped when
+   * the file changed since, until the next load.
+   */
+  gguf?: PersistedGgufFacts;
+}
+
 export interface PersistedModel {
   /** Canonical real path of the file: the cache key. */
   key: string;
@@ -28,10 +49,7 @@ export interface PersistedModel {
   name: string;
   format: ModelFormat;
   fingerprint: Fingerprint;
-  metadata: {
-    /** Last measured memory once loaded, or null when never loaded. */
-    memory_bytes: Bytes | null;
-  };
+  metadata: PersistedMetadata;
   usage: PersistedUsage;
   /** Warm-up / keep value: decayed frequency x load cost per MiB (see `modelValue`). */
   priority: number;
@@ -68,7 +86,7 @@ export interface SaveResult {
 export interface StateStore {
   /** Where the state lives (shown as `state_file`). */
   readonly path: string;
-  /** Reads the saved state. Never throws for a bad file: it is quarantined and reported in `warning`. */
+  /** Reads the saved state. Never throws for a bad or newer-version file: it is set aside and reported in `warning`. */
   load(): Promise<RestoreResult>;
   /** Writes the state atomically; throws when it cannot. */
   save(state: CacheState): Promise<SaveResult>;

@@ -14,6 +14,7 @@ import {
   type Environment,
   findKey,
   formatKey,
+  foundText,
   globalConfigPath,
   isRecordPath,
   type KeyInfo,
@@ -115,7 +116,7 @@ function valueFor(info: KeyInfo, text: string): unknown {
   const parsed = parseValue(info, text);
   const problem = parsed.ok ? checkValue(info, parsed.value) : parsed.expected;
   if (parsed.ok && problem === undefined) return parsed.value;
-  throw new ConfigInvalid(`Invalid value for ${info.key}: expected ${problem}, found ${JSON.stringify(text)}`, {
+  throw new ConfigInvalid(`Invalid value for ${info.key}: expected ${problem}, found ${foundText(parsed, text)}`, {
     details: { key: info.key, found: text },
   });
 }
