@@ -32,7 +32,7 @@ it("ModelCache.new(config.cache, config.backend, new ModelManager(dir)): load, u
   assert.equal(model.kind, "text");
   const result = await cache.withModel("tiny.gguf", (m) => {
     assert.equal(cache.loadedModels()[0]?.leases, 1, "withModel holds a lease during the call");
-    return m.kind === "text" ? m.complete("Hello", { maxTokens: 3 }) : null;
+    return m.kind === "text" ? m.complete("Hello", { maxTokens: 3, temperature: 0 }) : null;
   });
   assert.ok(result && result.usage.completionTokens > 0);
   assert.equal(cache.loadedModels()[0]?.leases, 0);
