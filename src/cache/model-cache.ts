@@ -287,10 +287,7 @@ export class ModelCache implements AsyncDisposable {
 
   /** Loads (or hits) a model and counts one use. Holds no lease: prefer acquire/withModel for requests. */
   async getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
-    validateKeepAlive(options.keepAliveSeconds);
-    const descriptor = await this.resolveCounted(name);
-    const entry = await this.obtain(descriptor, { ...options, count: true, allowEvict: true });
-    this.applyKeepAlive(entry, options.keepAliveSeconds);
+    const entry = await this.obtainRequested(name, options);
     const model = entry.model as LoadedModel;
     this.whenIdle(entry);
     return model;
@@ -298,11 +295,16 @@ export class ModelCache implements AsyncDisposable {
 
   /** Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident model is leased. */
   async acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
+    return this.lease(await this.obtainRequested(name, options));
+  }
+
+  /** A request's path to a ready entry: counted as a use (hit or miss), room made by eviction, keep_alive applied. */
+  private async obtainRequested(name: string, options: AcquireOptions): Promise<Entry> {
     validateKeepAlive(options.keepAliveSeconds);
     const descriptor = await this.resolveCounted(name);
     const entry = await this.obtain(descriptor, { ...options, count: true, allowEvict: true });
     this.applyKeepAlive(entry, options.keepAliveSeconds);
-    return this.lease(entry);
+    return entry;
   }
 
   /** acquire + fn + release (also on throw). */
