@@ -21,13 +21,13 @@ import {
   ModelTooLarge,
   messageOf,
 } from "../errors/index.js";
-import type { Bytes, Fingerprint, ModelDescriptor, ModelSource } from "../models/types.js";
+import { type Bytes, type Fingerprint, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
 import { systemClock } from "./clock.js";
-import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateStore } from "./persistence/types.js";
+import type { CacheState, PersistedGgufFacts, PersistedModel, StateStore } from "./persistence/types.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
-import { emptyEvictions, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
+import { emptyCounters, iso, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
 import {
   CACHE_EVENT_NAMES,
   type AcquireOptions,
@@ -152,18 +152,6 @@ interface ObtainOptions {
   allowEvict: boolean;
   keepAliveSeconds?: number | undefined;
   signal?: AbortSignal | undefined;
-}
-
-function emptyCounters(): PersistedCounters {
-  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0 };
-}
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
-function sameFile(a: Fingerprint, b: Fingerprint): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 /** Resolves with `promise`, or rejects with `Aborted` when `signal` aborts first (the promise itself goes on). */
@@ -484,7 +472,7 @@ export class ModelCache implements AsyncDisposable {
     if (now - entry.checkedAt < FINGERPRINT_CHECK_INTERVAL_MS) return false;
     entry.checkedAt = now;
     const current = await this.models.fingerprint(entry.descriptor.key);
-    if (current && sameFile(current, entry.fingerprint)) return false;
+    if (current && sameFileVersion(current, entry.fingerprint)) return false;
     if (current) this.usageOf(entry.descriptor).fingerprint = current;
     this.logger?.info("model file changed; reloading once its requests end", { model: entry.descriptor.name });
     return entry.state === "ready" && entry.retireReason === null;
@@ -1094,7 +1082,7 @@ export class ModelCache implements AsyncDisposable {
         this.logger?.debug?.("dropping statistics of a model whose file is gone", { model: saved.name });
         continue;
       }
-      const changed = !sameFile(current, saved.fingerprint);
+      const changed = !sameFileVersion(current, saved.fingerprint);
       adjusted ||= changed;
       this.usage.set(saved.key, {
         key: saved.key,

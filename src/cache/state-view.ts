@@ -4,11 +4,11 @@
  */
 import type { CacheConfig } from "../config/schema.js";
 import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
-import type { CacheState, PersistedModel } from "./persistence/types.js";
+import type { CacheState, PersistedCounters, PersistedModel } from "./persistence/types.js";
 import { modelValue } from "./policy/eviction.js";
 import { decayedValue, perHour } from "./policy/frequency.js";
 import type { WarmupCandidate } from "./policy/warmup.js";
-import { EVICTION_REASONS, type CacheStats, type EvictionReason, type LastSave, type ModelStats } from "./types.js";
+import { type CacheStats, emptyEvictions, type LastSave, type ModelStats } from "./types.js";
 
 const MIB = 1024 * 1024;
 
@@ -20,7 +20,13 @@ export interface LiveModelFacts {
   expires_at: string | null;
 }
 
-function iso(ms: number | null): string | null {
+/** Counters of a cache that has seen nothing yet. */
+export function emptyCounters(): PersistedCounters {
+  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0 };
+}
+
+/** An epoch-milliseconds time as ISO text, null staying null. */
+export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
@@ -61,10 +67,6 @@ export function modelStatsOf(model: PersistedModel, now: EpochMilliseconds, half
     memory_bytes: live.memory_bytes,
     expires_at: live.expires_at,
   };
-}
-
-export function emptyEvictions(): Record<EvictionReason, number> {
-  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
 }
 
 /** The memory budget in bytes: `max_memory_mb`, or half the system memory for 0 (0 = unlimited when unknown). */

@@ -25,6 +25,11 @@ export const EVICTION_REASONS: readonly EvictionReason[] = [
   "shutdown",
 ];
 
+/** A count of zero for every eviction reason. */
+export function emptyEvictions(): Record<EvictionReason, number> {
+  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
+}
+
 /** Time source, injected so tests run on a fake clock. */
 export interface Clock {
   /** Wall-clock milliseconds since the epoch (persisted times). */

@@ -9,11 +9,8 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import writeFileAtomic from "write-file-atomic";
 import { ConfigInvalid } from "../errors/index.js";
 import { formatKey } from "./keys.js";
+import { isTable, type Tree } from "./tree.js";
 
-type Tree = Record<string, unknown>;
-
-const isTable = (value: unknown): value is Tree =>
-  typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
 
 /**
  * New tables are written as `[section]` headers at every depth, so a new per-model override reads like SPEC's

@@ -23,6 +23,7 @@ import {
   userConfigPath,
 } from "./paths.js";
 import { configSchema, type InfernoConfig, PATH_KEYS } from "./schema.js";
+import { isTable, type Tree } from "./tree.js";
 import { checkValue, describeFound, parseValue } from "./values.js";
 
 export type SourceKind = "default" | "global" | "user" | "local" | "file" | "env" | "flag";
@@ -68,7 +69,6 @@ export interface ResolvedConfig {
   environment: Environment;
 }
 
-type Tree = Record<string, unknown>;
 
 interface Layer {
   origin: Origin;
@@ -82,8 +82,6 @@ interface Problem {
   message: string;
 }
 
-const isPlainObject = (value: unknown): value is Tree =>
-  typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
 
 function describeOrigin(origin: Origin): string {
   switch (origin.kind) {
@@ -122,7 +120,7 @@ function checkTree(values: Tree, path: string[], problems: Problem[]): void {
     const recordParent = isRecordPath(path);
     const isSection = recordParent || childNames(childPath).length > 0 || isRecordPath(childPath);
     if (isSection) {
-      if (!isPlainObject(value)) {
+      if (!isTable(value)) {
         problems.push({ key, message: `expected a table of settings, found ${describeFound(value)}` });
       } else {
         checkTree(value, childPath, problems);
@@ -143,9 +141,9 @@ function checkTree(values: Tree, path: string[], problems: Problem[]): void {
 function expandLayerPaths(layer: Layer, environment: Environment, problems: Problem[]): void {
   for (const key of PATH_KEYS) {
     const path = key.split(".");
-    const parent = path.slice(0, -1).reduce<unknown>((node, s) => (isPlainObject(node) ? node[s] : undefined), layer.values);
+    const parent = path.slice(0, -1).reduce<unknown>((node, s) => (isTable(node) ? node[s] : undefined), layer.values);
     const name = path[path.length - 1] as string;
-    if (!isPlainObject(parent) || typeof parent[name] !== "string") continue;
+    if (!isTable(parent) || typeof parent[name] !== "string") continue;
     try {
       parent[name] = expandPath(parent[name], environment, layer.baseDir);
     } catch (error) {
@@ -249,7 +247,7 @@ function flagLayers(flags: FlagValue[], environment: Environment): Layer[] {
 export function setIn(tree: Tree, path: readonly string[], value: unknown): void {
   let node = tree;
   for (const segment of path.slice(0, -1)) {
-    if (!isPlainObject(node[segment])) node[segment] = {};
+    if (!isTable(node[segment])) node[segment] = {};
     node = node[segment] as Tree;
   }
   node[path[path.length - 1] as string] = value;
@@ -259,8 +257,8 @@ export function setIn(tree: Tree, path: readonly string[], value: unknown): void
 function mergeInto(target: Tree, source: Tree, origin: Origin, origins: Map<string, Origin>, path: string[]): void {
   for (const [name, value] of Object.entries(source)) {
     const childPath = [...path, name];
-    if (isPlainObject(value)) {
-      if (!isPlainObject(target[name])) target[name] = {};
+    if (isTable(value)) {
+      if (!isTable(target[name])) target[name] = {};
       mergeInto(target[name] as Tree, value, origin, origins, childPath);
     } else {
       target[name] = value;

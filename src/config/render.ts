@@ -1,11 +1,8 @@
 /** Writing configuration values back out as TOML, for `config show`, `config get` and the starter file. */
 import { stringify } from "smol-toml";
 import { formatKey } from "./keys.js";
+import { isTable, type Tree } from "./tree.js";
 
-type Tree = Record<string, unknown>;
-
-const isTable = (value: unknown): value is Tree =>
-  typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
 
 /** A value as it reads on the right of `key = ` in TOML. */
 export function tomlValue(value: unknown): string {

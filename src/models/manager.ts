@@ -12,6 +12,7 @@ import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } fr
 import { type FoundModel, formatOf, isInside, type Scan, scanIsStale, scanModels } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
+import { sameFileVersion } from "./types.js";
 import type {
   Bytes,
   Fingerprint,
@@ -135,7 +136,7 @@ export class ModelManager implements ModelSource {
     const current = await this.fingerprint(model.key);
     if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
     const cached = this.metadataCache.get(model.key);
-    if (cached && sameFile(cached.fingerprint, current)) return cached.metadata;
+    if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata = model.format === "gguf" ? ggufMetadata(await readGgufHeader(model.path)) : await readOnnxMetadata(model.path);
     this.metadataCache.set(model.key, { fingerprint: current, metadata });
     return metadata;
@@ -250,10 +251,6 @@ function uniqueByKey(models: FoundModel[]): FoundModel[] {
   const byKey = new Map<string, FoundModel>();
   for (const m of models) if (!byKey.has(m.key)) byKey.set(m.key, m);
   return [...byKey.values()];
-}
-
-function sameFile(a: Fingerprint, b: Fingerprint): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 async function sha256(path: string): Promise<string> {

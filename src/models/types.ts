@@ -16,6 +16,11 @@ export interface Fingerprint {
   sha256?: string;
 }
 
+/** Whether two fingerprints describe the same version of a file (size and mtime; a hash is not needed to tell). */
+export function sameFileVersion(a: Fingerprint, b: Fingerprint): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
 /** One model file, resolved. */
 export interface ModelDescriptor {
   /** Display name: the path relative to the models directory, with `/` separators (e.g. `llama/tiny.gguf`). */

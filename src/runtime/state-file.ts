@@ -8,7 +8,7 @@ import { resolve as resolvePath } from "node:path";
 import { FileStateStore } from "../cache/persistence/file-store.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
 import { planWarmup } from "../cache/policy/warmup.js";
-import { emptyEvictions, memoryLimitBytes, statsFromState, warmupCandidateOf } from "../cache/state-view.js";
+import { emptyCounters, memoryLimitBytes, statsFromState, warmupCandidateOf } from "../cache/state-view.js";
 import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelNotFound, ModelPinned } from "../errors/index.js";
@@ -37,7 +37,7 @@ export interface ClearReport {
 function emptyState(now: number): CacheState {
   return {
     saved_at: now,
-    counters: { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0 },
+    counters: emptyCounters(),
     models: [],
   };
 }

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { StateCorrupt } from "../../errors/index.js";
-import { EVICTION_REASONS, type EvictionReason } from "../types.js";
+import { EVICTION_REASONS, type EvictionReason, emptyEvictions } from "../types.js";
 import type { CacheState, PersistedModel } from "./types.js";
 
 export const STATE_FORMAT = "inferno-cache-state";
@@ -78,10 +78,6 @@ const stateV1 = z.object({
 });
 
 type StateV1 = z.infer<typeof stateV1>;
-
-function emptyEvictions(): Record<EvictionReason, number> {
-  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
-}
 
 /**
  * v1 → v2. v1 kept no per-reason evictions (the total is unattributable, so it is dropped rather than invented), no
