@@ -6,7 +6,7 @@
  * Load delays run on injected timers (the cache's `Clock` fits), so a test on a manual clock simulates a 30 s load in
  * no real time. Never used by the server or the CLI.
  */
-import { Aborted, Disposed, ModelLoadFailed } from "../errors/index.js";
+import { Aborted, Disposed, ModelCrashed, ModelLoadFailed } from "../errors/index.js";
 import type { BackendConfig } from "../config/schema.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 import type {
@@ -144,18 +144,33 @@ export class FakeBackend implements Backend {
   }
 }
 
-/** A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector. */
+/**
+ * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector. Tests may change its
+ * `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
+ */
 export class FakeTextModel implements TextModel {
   readonly kind = "text";
   disposed = false;
+  readonly crashed: Promise<Error>;
+  private crashError: Error | null = null;
+  private resolveCrashed!: (error: Error) => void;
 
   constructor(
     readonly descriptor: ModelDescriptor,
-    readonly memoryBytes: Bytes,
+    public memoryBytes: Bytes,
     /** The settings it was loaded with (tests check they were passed through). */
     readonly backendConfig: BackendConfig,
     private readonly onDispose: () => void,
-  ) {}
+  ) {
+    this.crashed = new Promise((resolve) => (this.resolveCrashed = resolve));
+  }
+
+  /** Simulates the model's runtime dying: `crashed` settles and every later call throws `ModelCrashed`. */
+  crash(): void {
+    if (this.crashError) return;
+    this.crashError = new ModelCrashed(`fake model ${this.descriptor.name} crashed`, { details: { retry_after_seconds: 1 } });
+    this.resolveCrashed(this.crashError);
+  }
 
   async complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
     this.assertUsable();
@@ -190,6 +205,7 @@ export class FakeTextModel implements TextModel {
   }
 
   private assertUsable(): void {
+    if (this.crashError) throw this.crashError;
     if (this.disposed) throw new Disposed(`model ${this.descriptor.name} was disposed`);
   }
 }

@@ -284,6 +284,11 @@ export class LlamaBackend implements Backend {
     return instance;
   }
 
+  /** Starts llama.cpp for a GPU setting now, so the first load does not pay for it (a model host's spare start). */
+  async prepare(gpu: GpuSetting): Promise<void> {
+    await this.llama(gpu);
+  }
+
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
     const { backend: config, signal } = options;
     throwIfAborted(signal, `loading ${descriptor.name}`);

@@ -60,9 +60,17 @@ export interface TensorOutput {
 /** A loaded model's handle. `dispose()` is idempotent; any use after it throws `Disposed`. */
 export interface LoadedModelBase extends AsyncDisposable {
   readonly descriptor: ModelDescriptor;
-  /** Measured memory held by this model once loaded (bytes), used to replace the cache's pre-load estimate. */
+  /**
+   * Measured memory held by this model once loaded (bytes), used to replace the cache's pre-load estimate. A hosted
+   * model re-measures its host process while it runs, so the figure may change; the cache reads it again whenever it
+   * checks its limits.
+   */
   readonly memoryBytes: Bytes;
   readonly disposed: boolean;
+  /** Settles with a typed error when the model's runtime dies by itself (its model host crashed or was killed); never settles otherwise. Backends without hosts leave it out. */
+  readonly crashed?: Promise<Error>;
+  /** The process id of the model's host, so an operator can find it. Backends without hosts leave it out. */
+  readonly pid?: number;
   dispose(): Promise<void>;
 }
 

@@ -204,6 +204,8 @@ export class ModelCache implements AsyncDisposable {
   private counters = emptyCounters();
   /** Model key → monotonic time until which loads are refused after a failure. */
   private readonly cooldowns = new Map<string, number>();
+  /** Model key → monotonic time of its last crash: a second crash soon after starts the load-failure cooldown. */
+  private readonly crashes = new Map<string, number>();
   /** Pinned model keys → position in `always_warm` (overrides with `pinned = true` come after). */
   private readonly pinned = new Map<string, number>();
   /** Model key → configured `ttl_seconds` override. */
@@ -536,6 +538,7 @@ export class ModelCache implements AsyncDisposable {
       entry.loadMs = loadMs;
       entry.state = "ready";
       this.recordLoad(entry, model, loadMs, gguf);
+      void model.crashed?.then((error) => this.crashed(entry, model, error));
       this.enforceMemoryLimit(entry);
       if (entry.waiters === 0) this.whenIdle(entry);
       return model;
@@ -583,10 +586,36 @@ export class ModelCache implements AsyncDisposable {
       : new ModelLoadFailed(`could not load ${name}: ${messageOf(error)}`, { cause: error, details: { model: name } });
   }
 
+  /**
+   * A ready model whose runtime died: it leaves at once with reason `crashed` (its requests in flight already failed
+   * with the backend's typed error), and the next request loads it again. A model that crashes again within
+   * `load_failure_cooldown_seconds` of its previous crash is refused for that long, as a failed load is, so a model
+   * that crashes on every request cannot crash-loop.
+   */
+  private crashed(entry: Entry, model: LoadedModel, error: Error): void {
+    if (entry.model !== model) return;
+    const { name, key } = entry.descriptor;
+    const now = this.clock.monotonic();
+    const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
+    const previous = this.crashes.get(key);
+    this.crashes.set(key, now);
+    const repeated = previous !== undefined && now - previous < cooldownMs;
+    if (repeated) this.cooldowns.set(key, now + cooldownMs);
+    this.logger?.warn("model crashed; it is unloaded and loads again on the next request", {
+      model: name,
+      error: messageOf(error),
+      ...(repeated ? { cooldown_seconds: this.config.load_failure_cooldown_seconds } : {}),
+    });
+    void this.retire(entry, "crashed", true);
+  }
+
   // ---------------------------------------------------------------- limits
 
   private admitted(): Entry[] {
-    return [...this.entries.values()].filter((e) => e.admitted);
+    const admitted = [...this.entries.values()].filter((e) => e.admitted);
+    // A hosted model's memory is re-measured while it runs: the limits always see the latest figure.
+    for (const e of admitted) if (e.model) e.bytes = e.model.memoryBytes;
+    return admitted;
   }
 
   private isPinned(entry: Entry): boolean {
@@ -1012,6 +1041,7 @@ export class ModelCache implements AsyncDisposable {
       last_used: iso(usage?.lastUsedAt ?? null),
       expires_at: iso(entry.expiry?.at ?? null),
       load_ms: entry.loadMs,
+      pid: entry.model?.pid ?? null,
     };
   }
 

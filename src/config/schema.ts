@@ -118,6 +118,12 @@ export const backendSchema = z
       .positive()
       .default(1)
       .describe("Concurrent sequences per loaded GGUF model; further requests to that model queue."),
+    isolation: z
+      .enum(["process", "in-process"])
+      .default("process")
+      .describe(
+        "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.",
+      ),
   })
   .describe("How models are run (llama.cpp and ONNX Runtime).");
 

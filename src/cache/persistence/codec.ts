@@ -45,8 +45,12 @@ const modelV2 = z.object({
   pinned: z.boolean(),
 });
 
+// `crashed` came after version 2's first release: files written before it read as zero crashes.
 const evictionsSchema = z.object(
-  Object.fromEntries(EVICTION_REASONS.map((r) => [r, count])) as Record<EvictionReason, typeof count>,
+  Object.fromEntries(EVICTION_REASONS.map((r) => [r, r === "crashed" ? count.default(0) : count])) as Record<
+    EvictionReason,
+    typeof count
+  >,
 );
 
 const stateV2 = z.object({

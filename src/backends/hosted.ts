@@ -1,0 +1,295 @@
+/**
+ * Process isolation (`backend.isolation = "process"`): every loaded model runs in its own model host, a child process
+ * that runs the in-process backend of its format (./host/main.ts) and talks to Inferno over a pipe. A crash inside
+ * llama.cpp — a malformed file, an abort in a kernel, SIGBUS from a model file overwritten while mapped, the OOM
+ * killer — ends that host only: its requests fail with `ModelCrashed`, `crashed` settles, and the cache unloads the
+ * model and loads it again on the next request.
+ *
+ * One spare host is kept started with its runtime initialised, so a cold load pays neither process start nor runtime
+ * start; it is replaced in the background after each use. A model's memory is what the OS measures for its host
+ * (`processMemory`), re-measured every `MEMORY_REFRESH_MS`.
+ */
+import type { BackendConfig } from "../config/schema.js";
+import { Aborted, Disposed, isInfernoError, ModelCrashed, ModelLoadFailed, ModelLoadTimeout, messageOf } from "../errors/index.js";
+import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
+import { anySignal, Lifetime, throwIfAborted } from "./common.js";
+import { type HostAnswer, ModelHost } from "./host/host.js";
+import { processMemory } from "./host/memory.js";
+import type { CallMethod } from "./host/protocol.js";
+import type {
+  Backend,
+  ChatMessage,
+  EmbeddingResult,
+  GenerationOptions,
+  GenerationResult,
+  LoadedModel,
+  LoadOptions,
+  TensorInput,
+  TensorModel,
+  TensorOutput,
+  TextModel,
+} from "./types.js";
+
+/** How often a hosted model's memory is measured again while it is loaded, in milliseconds. */
+export const MEMORY_REFRESH_MS = 5000;
+
+const MIB = 1024 * 1024;
+
+/**
+ * How long a host may take to start and load a file of `sizeBytes` before it is killed and the load fails with
+ * `ModelLoadTimeout`: 60 s plus one second per 20 MiB (reading at 20 MiB/s, a slow disk; a 4 GiB model gets ~4.4 min).
+ */
+export function loadTimeoutMs(sizeBytes: Bytes): number {
+  return 60_000 + Math.ceil(sizeBytes / (20 * MIB)) * 1000;
+}
+
+export interface HostedBackendOptions {
+  /** Settings to prepare the spare host for at once (its GPU setting); without them the first load starts the spare. */
+  prepare?: BackendConfig;
+  /** The host entry module (tests give one that misbehaves). Default: the real host. */
+  entry?: string;
+  /** The load bound for a file of a size. Default: `loadTimeoutMs`. */
+  loadTimeoutMs?: (sizeBytes: Bytes) => number;
+}
+
+export class HostedBackend implements Backend {
+  private spare: ModelHost | null = null;
+  /** Hosts started and not yet ended, so dispose can make sure none is left. */
+  private readonly hosts = new Set<ModelHost>();
+  private disposed = false;
+  private readonly timeoutOf: (sizeBytes: Bytes) => number;
+
+  constructor(
+    readonly format: ModelFormat,
+    private readonly options: HostedBackendOptions = {},
+  ) {
+    this.timeoutOf = options.loadTimeoutMs ?? loadTimeoutMs;
+    if (options.prepare) this.replenish(options.prepare.gpu);
+  }
+
+  /** The spare host's pid, if one is running (for tests and operators). */
+  get sparePid(): number | null {
+    return this.spare?.alive ? this.spare.pid : null;
+  }
+
+  async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<LoadedModel> {
+    if (this.disposed) throw new Disposed("the backend was disposed");
+    const { backend: config, signal } = options;
+    throwIfAborted(signal, `loading ${descriptor.name}`);
+    const host = this.takeHost(config.gpu);
+    host.modelName = descriptor.name;
+    try {
+      const loaded = await this.loadIn(host, descriptor, options);
+      const memory = (await processMemory(host.pid)) ?? loaded.memoryBytes;
+      const Model = loaded.kind === "text" ? HostedTextModel : HostedTensorModel;
+      return new Model(descriptor, host, memory);
+    } catch (error) {
+      host.kill(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    } finally {
+      this.replenish(config.gpu);
+    }
+  }
+
+  /** The spare if it suits, else a new host. */
+  private takeHost(gpu: BackendConfig["gpu"]): ModelHost {
+    const spare = this.spare;
+    this.spare = null;
+    if (spare?.alive && spare.gpu === gpu) return spare;
+    void spare?.shutdown();
+    return this.startHost(gpu);
+  }
+
+  private startHost(gpu: BackendConfig["gpu"]): ModelHost {
+    const host = ModelHost.start({ format: this.format, gpu, ...(this.options.entry ? { entry: this.options.entry } : {}) });
+    this.hosts.add(host);
+    void host.exited.then(() => {
+      this.hosts.delete(host);
+      if (this.spare === host) this.spare = null;
+    });
+    return host;
+  }
+
+  /** Starts a new spare in the background when there is none. */
+  private replenish(gpu: BackendConfig["gpu"]): void {
+    if (this.disposed || this.spare?.alive) return;
+    this.spare = this.startHost(gpu);
+  }
+
+  /** Starts the runtime (if the host is new) and loads, within the time bound; abort and timeout kill the host. */
+  private loadIn(host: ModelHost, descriptor: ModelDescriptor, options: LoadOptions): Promise<Extract<HostAnswer, { type: "loaded" }>> {
+    const { name } = descriptor;
+    const boundMs = this.timeoutOf(descriptor.fingerprint.size);
+    return new Promise((resolve, reject) => {
+      const finish = (error: Error | null, loaded?: Extract<HostAnswer, { type: "loaded" }>) => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+        if (error) reject(error);
+        else resolve(loaded as Extract<HostAnswer, { type: "loaded" }>);
+      };
+      const timer = setTimeout(() => {
+        const error = new ModelLoadTimeout(`the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`, {
+          details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size },
+        });
+        host.kill(error);
+        finish(error);
+      }, boundMs);
+      const onAbort = () => {
+        const error = new Aborted(`loading ${name} was aborted`, { cause: options.signal?.reason });
+        host.kill(error);
+        finish(error);
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      host
+        .whenReady()
+        .catch((error: unknown) => {
+          throw new ModelLoadFailed(`the model host could not start its runtime (gpu = ${String(options.backend.gpu)}): ${messageOf(error)}`, {
+            cause: error,
+          });
+        })
+        .then(() => {
+          const request = host.request({ type: "load", descriptor, config: options.backend }, (event) => {
+            if (event.type === "progress") options.onProgress?.(event.fraction);
+          });
+          return request.answer;
+        })
+        .then(
+          (answer) => finish(null, answer as Extract<HostAnswer, { type: "loaded" }>),
+          (error: unknown) => finish(this.loadError(descriptor, error)),
+        );
+    });
+  }
+
+  /** A host that dies while loading is a load failure of that file (a malformed model, usually), not a crash. */
+  private loadError(descriptor: ModelDescriptor, error: unknown): Error {
+    if (error instanceof ModelCrashed) {
+      return new ModelLoadFailed(`could not load ${descriptor.name}: ${error.message.replace(/; it is unloaded.*$/, "")}`, {
+        cause: error,
+        details: { model: descriptor.name, path: descriptor.path },
+      });
+    }
+    if (isInfernoError(error)) return error;
+    return new ModelLoadFailed(`could not load ${descriptor.name}: ${messageOf(error)}`, { cause: error, details: { model: descriptor.name } });
+  }
+
+  /** Ends the spare and any host whose model was not disposed. Idempotent. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.spare = null;
+    await Promise.all([...this.hosts].map((host) => host.shutdown()));
+  }
+}
+
+/** What every hosted model shares: calls over the host's pipe, the measured memory, the end of the host on dispose. */
+abstract class HostedModel {
+  readonly crashed: Promise<Error>;
+  private readonly lifetime: Lifetime;
+  private measured: Bytes;
+  private readonly refresh: NodeJS.Timeout;
+  /** Why the host died, once it did: every later call fails with it (retryable), even after the cache unloaded it. */
+  private crashError: Error | null = null;
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    private readonly host: ModelHost,
+    memoryBytes: Bytes,
+  ) {
+    this.lifetime = new Lifetime(descriptor);
+    this.measured = memoryBytes;
+    this.crashed = host.crashed;
+    this.refresh = setInterval(() => void this.measure(), MEMORY_REFRESH_MS);
+    this.refresh.unref();
+    void host.crashed.then((error) => {
+      this.crashError = error;
+      clearInterval(this.refresh);
+    });
+  }
+
+  /** The host's memory as the OS measured it last. */
+  get memoryBytes(): Bytes {
+    return this.measured;
+  }
+
+  get pid(): number {
+    return this.host.pid;
+  }
+
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  private async measure(): Promise<void> {
+    if (!this.host.alive) return;
+    const fromOs = await processMemory(this.host.pid);
+    if (fromOs !== null) {
+      this.measured = fromOs;
+      return;
+    }
+    const rss = await this.host.request({ type: "memory" }).answer.catch(() => null);
+    if (rss?.type === "result" && typeof rss.value === "number") this.measured = rss.value;
+  }
+
+  /** Calls a method of the model in the host; the signal becomes an abort message, streamed text comes to `onText`. */
+  protected call<T>(method: CallMethod, args: unknown[], signal?: AbortSignal, onText?: (text: string) => void): Promise<T> {
+    if (this.crashError) return Promise.reject(this.crashError);
+    return this.lifetime.run(async () => {
+      const combined = anySignal(signal, this.lifetime.signal);
+      const { id, answer } = this.host.request({ type: "call", method, args, stream: onText !== undefined }, (event) => {
+        if (event.type === "text") onText?.(event.text);
+      });
+      const onAbort = () => this.host.abort(id);
+      if (combined.aborted) onAbort();
+      else combined.addEventListener("abort", onAbort, { once: true });
+      try {
+        return ((await answer) as Extract<HostAnswer, { type: "result" }>).value as T;
+      } finally {
+        combined.removeEventListener("abort", onAbort);
+      }
+    });
+  }
+
+  /** Generation options as they cross: every plain field as it is; the signal and the text callback stay here. */
+  protected generate(method: "complete" | "chat", input: unknown, options: GenerationOptions): Promise<GenerationResult> {
+    const { signal, onText, ...plain } = options;
+    return this.call(method, [input, plain], signal, onText);
+  }
+
+  dispose(): Promise<void> {
+    return this.lifetime.dispose(async () => {
+      clearInterval(this.refresh);
+      await this.host.shutdown();
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+class HostedTextModel extends HostedModel implements TextModel {
+  readonly kind = "text";
+
+  complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
+    return this.generate("complete", prompt, options);
+  }
+
+  chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
+    return this.generate("chat", messages, options);
+  }
+
+  embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult> {
+    return this.call("embed", [inputs], signal);
+  }
+
+  tokenize(text: string): Promise<number[]> {
+    return this.call("tokenize", [text]);
+  }
+}
+
+class HostedTensorModel extends HostedModel implements TensorModel {
+  readonly kind = "tensor";
+
+  run(inputs: Record<string, TensorInput>, signal?: AbortSignal): Promise<Record<string, TensorOutput>> {
+    return this.call("run", [inputs], signal);
+  }
+}
