@@ -50,6 +50,8 @@ export interface HostedBackendOptions {
   entry?: string;
   /** The load bound for a file of a size. Default: `loadTimeoutMs`. */
   loadTimeoutMs?: (sizeBytes: Bytes) => number;
+  /** Keep a spare host ready for the next load. Default true; false for one-shot use (a load then starts its host). */
+  spare?: boolean;
 }
 
 export class HostedBackend implements Backend {
@@ -112,7 +114,7 @@ export class HostedBackend implements Backend {
 
   /** Starts a new spare in the background when there is none. */
   private replenish(gpu: BackendConfig["gpu"]): void {
-    if (this.disposed || this.spare?.alive) return;
+    if (this.disposed || this.options.spare === false || this.spare?.alive) return;
     this.spare = this.startHost(gpu);
   }
 
@@ -129,7 +131,7 @@ export class HostedBackend implements Backend {
       };
       const timer = setTimeout(() => {
         const error = new ModelLoadTimeout(`the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`, {
-          details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size },
+          details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size, pid: host.pid },
         });
         host.kill(error);
         finish(error);

@@ -19,8 +19,9 @@ import type { Bytes, ModelSource } from "../models/types.js";
 
 export interface ModelCacheOptions {
   /**
-   * Backends by format. Default: the real ones (`createBackends()`), disposed when the cache closes. Backends passed
-   * here stay the caller's to dispose.
+   * Backends by format. Default: the real ones (`createBackends(backendConfig)`: GGUF in model hosts unless
+   * `backend.isolation = "in-process"`), disposed when the cache closes. Backends passed here stay the caller's to
+   * dispose.
    */
   backends?: BackendRegistry;
   /** Where state is saved. Default: `<cache_dir>/cache_state.bin.zst` when `persist_cache`, else nothing. */
@@ -41,11 +42,15 @@ export interface ModelCacheOptions {
 }
 
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
-export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheOptions = {}): CacheDependencies {
+export function cacheDependencies(
+  cacheConfig: CacheConfig,
+  options: ModelCacheOptions = {},
+  backendConfig?: BackendConfig,
+): CacheDependencies {
   const store =
     options.store !== undefined ? options.store : cacheConfig.persist_cache ? new FileStateStore(cacheConfig.cache_dir) : null;
   return {
-    backends: options.backends ?? createBackends(),
+    backends: options.backends ?? createBackends(backendConfig),
     ownsBackends: options.backends === undefined,
     store,
     logger: options.logger,
@@ -69,7 +74,7 @@ export const ModelCache = {
     models: ModelSource,
     options: ModelCacheOptions = {},
   ): Promise<ModelCache> {
-    return CacheCore.create(cacheConfig, backendConfig, models, cacheDependencies(cacheConfig, options));
+    return CacheCore.create(cacheConfig, backendConfig, models, cacheDependencies(cacheConfig, options, backendConfig));
   },
   /** The core factory with every dependency given explicitly. */
   create(

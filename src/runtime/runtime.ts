@@ -20,7 +20,10 @@ export interface RuntimeOptions {
   logger?: InfernoLogger;
   /** A terminal stream for the model-load progress line; drawn only when it is a TTY. */
   progress?: Writable & { isTTY?: boolean };
-  /** Backends by format. Default: the real ones (`createBackends()`: llama.cpp for GGUF, ONNX Runtime for ONNX). */
+  /**
+   * Backends by format. Default: the real ones (`createBackends(config.backend)`: llama.cpp for GGUF — in model hosts
+   * unless `backend.isolation = "in-process"` —, ONNX Runtime for ONNX).
+   */
   backends?: BackendRegistry;
   /** Total system memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
   systemMemoryBytes?: Bytes;
@@ -105,7 +108,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const logger = options.logger ?? silentLogger();
   const models = new ModelManager(config.models_dir, { allowOutsideModelsDir: config.allow_outside_models_dir });
   const progress = options.progress?.isTTY ? new ProgressLine(options.progress) : null;
-  const real = options.backends ?? createBackends();
+  const real = options.backends ?? createBackends(config.backend);
   const backends = progress ? observeLoads(real, progress.update) : real;
   let cache: ModelCache;
   try {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
+import type { TextModel } from "../../src/backends/types.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import type { CacheEvents, Lease } from "../../src/cache/types.js";
@@ -350,7 +351,7 @@ describe("crashes", () => {
     const lease = await clock.run(cache.acquire("a.gguf"));
     live(backend, "a.gguf").crash();
     await clock.advance(0);
-    await assert.rejects(lease.model.complete("x"), { code: "model_crashed" });
+    await assert.rejects((lease.model as TextModel).complete("x"), { code: "model_crashed" });
     assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
     assert.equal(cache.stats().evictions.crashed, 1);
     assert.deepEqual(events.filter((e) => e.event === "evict").map((e) => e.payload), [
@@ -358,7 +359,7 @@ describe("crashes", () => {
     ]);
     lease.release(); // the request's lease ends after the model is gone: nothing breaks
     const again = await clock.run(cache.getModel("a.gguf"));
-    assert.equal((await again.complete("hello")).text, "hello");
+    assert.equal((await (again as TextModel).complete("hello")).text, "hello");
     assert.equal(backend.loadCount("a.gguf"), 2);
     assert.equal(cache.stats().load_failures, 0);
   });

@@ -113,10 +113,9 @@ export class ModelHost {
     this.channel.on("error", () => undefined);
     // The pipe closes when the process dies; its exit (which names the signal) usually follows at once.
     this.channel.on("close", () => {
-      setTimeout(() => this.end(this.crash("lost its channel to Inferno"), !this.ending), 1000).unref();
+      setTimeout(() => this.end(this.crash("lost its channel to Inferno"), !this.ending), 1000);
     });
     this.updateRef();
-    this.child.unref();
     this.write({ type: "init", format: options.format, gpu: options.gpu });
   }
 
@@ -179,8 +178,13 @@ export class ModelHost {
 
   /** A host with requests in flight keeps Inferno's event loop alive; an idle one (a spare) does not. */
   private updateRef(): void {
-    if ((this.pending.size > 0 || this.awaited) && this.endReason === null) this.channel.ref();
+    const busy = (this.pending.size > 0 || this.awaited) && this.endReason === null;
+    // A host that was told to end, or died, holds the loop until its exit arrives: that settles `exited`.
+    const exiting = this.endReason !== null && this.child.exitCode === null && this.child.signalCode === null;
+    if (busy) this.channel.ref();
     else this.channel.unref();
+    if (busy || exiting) this.child.ref();
+    else this.child.unref();
   }
 
   private receive(chunk: Buffer): void {

@@ -63,7 +63,8 @@ async function runCommand(ctx: CliContext, options: RunOptions): Promise<void> {
   if (descriptor.format !== "gguf") {
     throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
   }
-  await using backends = createBackends();
+  // One load, then exit: no spare host to keep ready.
+  await using backends = createBackends(config.backend, { spare: false });
   const backend = backends.gguf;
   if (!backend) throw new ModelCapabilityMissing("no GGUF backend is available");
   const progress = progressLine(ctx, `loading ${descriptor.name}`);
