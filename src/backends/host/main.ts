@@ -10,8 +10,8 @@ import { Socket } from "node:net";
 import type { BackendConfig } from "../../config/schema.js";
 import { Disposed } from "../../errors/index.js";
 import type { ModelFormat } from "../../models/types.js";
-import { LlamaBackend } from "../llama.js";
-import { OnnxBackend } from "../onnx.js";
+import type { LlamaBackend } from "../llama.js";
+import type { OnnxBackend } from "../onnx.js";
 import type { Backend, GenerationOptions, LoadedModel } from "../types.js";
 import {
   type CallMethod,
@@ -26,9 +26,6 @@ import {
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
-const llama = new LlamaBackend();
-const onnx = new OnnxBackend();
-const backends: Record<ModelFormat, Backend> = { gguf: llama, onnx };
 /** Requests in flight by id: aborting one fires its controller. */
 const inFlight = new Map<number, AbortController>();
 let model: LoadedModel | null = null;
@@ -38,6 +35,24 @@ const leave = () => process.exit(0);
 channel.on("end", leave);
 channel.on("close", leave);
 channel.on("error", leave);
+// Also when the pipe's end is not noticed (a busy loop): a new parent means Inferno is gone.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) leave();
+}, 250).unref();
+
+/**
+ * The backends, imported after the channel is watched: importing node-llama-cpp takes seconds on a busy machine, and
+ * a host whose parent died meanwhile must not wait for it. Messages wait for it, in order.
+ */
+const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Record<ModelFormat, Backend> }> = Promise.all([
+  import("../llama.js"),
+  import("../onnx.js"),
+]).then(([{ LlamaBackend: Llama }, { OnnxBackend: Onnx }]) => {
+  const llama = new Llama();
+  const onnx = new Onnx();
+  return { llama, onnx, backends: { gguf: llama, onnx } };
+});
 
 function send(message: FromHost): void {
   channel.write(encodeFrame(message));
@@ -63,6 +78,7 @@ channel.on("data", (chunk: Buffer) => {
 });
 
 async function handle(message: ToHost): Promise<void> {
+  const { llama, onnx } = await runtimes;
   switch (message.type) {
     case "init":
       try {
@@ -107,6 +123,7 @@ async function respond(id: number, work: (signal: AbortSignal) => Promise<FromHo
 
 async function load(id: number, format: ModelFormat, message: Extract<ToHost, { type: "load" }>): Promise<FromHost> {
   const signal = inFlight.get(id)?.signal;
+  const { backends } = await runtimes;
   const loaded = await backends[format].load(message.descriptor, {
     backend: message.config as BackendConfig,
     ...(signal ? { signal } : {}),
