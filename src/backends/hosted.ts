@@ -74,6 +74,11 @@ export class HostedBackend implements Backend {
     return this.spare?.alive ? this.spare.pid : null;
   }
 
+  /** Resolves once the spare host (if any) has started its runtime (the benchmark waits for it). Never rejects. */
+  async spareReady(): Promise<void> {
+    await this.spare?.whenReady().catch(() => undefined);
+  }
+
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<LoadedModel> {
     if (this.disposed) throw new Disposed("the backend was disposed");
     const { backend: config, signal } = options;

@@ -13,7 +13,7 @@ import { TEST_BACKEND } from "../helpers/models.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 
 const config = TEST_BACKEND;
-const backends = createBackends();
+const backends = createBackends(TEST_BACKEND);
 let dir: string;
 let manager: ModelManager;
 

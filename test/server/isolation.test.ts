@@ -16,6 +16,8 @@ import { metricSample, scrapeMetrics, startTestServer, type TestServer, testSetu
 
 const MIB = 1024 * 1024;
 const GREEDY = { temperature: 0 };
+/** The servers here run the default, model hosts (test servers otherwise run in process: see helpers/server.ts). */
+const HOSTED = { isolation: "process" };
 
 function alive(pid: number): boolean {
   try {
@@ -65,7 +67,7 @@ describe("a model host that dies mid-stream", () => {
     const s = await startTestServer(t, {
       models: { gguf: { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } } },
       // Two crashes in a row here would start the repeated-crash cooldown (tested below): each crash stands alone.
-      config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 0 } },
+      config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 0 }, backend: HOSTED },
     });
     const client = s.openai();
     await client.completions.create({ model: "b.gguf", prompt: "Hi", max_tokens: 1 });
@@ -110,7 +112,7 @@ describe("a model host that dies mid-stream", () => {
   });
 
   it("a request to a crashed model while it is gone is a 503 with Retry-After only under the repeated-crash cooldown", async (t) => {
-    const s = await startTestServer(t, { config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 } } });
+    const s = await startTestServer(t, { config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 }, backend: HOSTED } });
     const client = s.openai();
     for (let i = 0; i < 2; i++) {
       await client.completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
@@ -131,7 +133,7 @@ describe("a model host that dies mid-stream", () => {
 });
 
 it("a model file overwritten in place while loaded (mmap on): the server survives and serves the new file", async (t) => {
-  const s = await startTestServer(t, { config: { cache: { enable_warmup: false }, backend: { mmap: true } } });
+  const s = await startTestServer(t, { config: { cache: { enable_warmup: false }, backend: { ...HOSTED, mmap: true } } });
   const client = s.openai();
   await client.completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
   // A re-download over the old file: same inode, shorter content (q8_0 weights are a quarter of f32's).
@@ -155,7 +157,7 @@ it("a model file overwritten in place while loaded (mmap on): the server survive
 
 it("max_memory_mb holds on the memory the OS measures for the hosts, not on the estimate", async (t) => {
   // One host's measured memory, from a first server, sets a limit that two estimates fit in but two hosts do not.
-  const probe = await startTestServer(t, { config: { cache: { enable_warmup: false, persist_cache: false } } });
+  const probe = await startTestServer(t, { config: { cache: { enable_warmup: false, persist_cache: false }, backend: HOSTED } });
   await probe.openai().completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
   const hostBytes = (await loaded(probe))[0]?.memory_bytes as number;
   const estimate = await probe.runtime.models.estimateMemory(await probe.runtime.models.resolve("tiny.gguf"), probe.runtime.config.backend);
@@ -165,7 +167,7 @@ it("max_memory_mb holds on the memory the OS measures for the hosts, not on the 
 
   const s = await startTestServer(t, {
     models: { gguf: { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } } },
-    config: { cache: { enable_warmup: false, max_memory_mb: limitMb } },
+    config: { cache: { enable_warmup: false, max_memory_mb: limitMb }, backend: HOSTED },
   });
   const client = s.openai();
   await client.completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 1 });
@@ -182,7 +184,7 @@ it("max_memory_mb holds on the memory the OS measures for the hosts, not on the 
 
 for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   it(`${signal} to the server leaves no model host alive after 2 s`, async (t) => {
-    const setup = await testSetup(t, { config: { cache: { enable_warmup: false } } });
+    const setup = await testSetup(t, { config: { cache: { enable_warmup: false }, backend: HOSTED } });
     const server = spawnInferno(t, ["serve"], setup);
     const [, url] = await server.waitForLine(/serving \d+ model\(s\) on (http:\S+)/);
     const response = await fetch(`${url}/v1/completions`, {
