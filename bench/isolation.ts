@@ -122,14 +122,16 @@ export async function isolationBench(): Promise<void> {
     await writeTinyLlamaGguf(join(dir, "nano-f32.gguf"), { preset: "nano", type: "f32" });
     await writeTinyLlamaGguf(join(dir, "medium-f32.gguf"), { preset: "medium", type: "f32" });
     await writeTinyLlamaGguf(join(dir, "medium-q8_0.gguf"), { preset: "medium", type: "q8_0" });
+    await writeTinyLlamaGguf(join(dir, "medium-q4_0.gguf"), { preset: "medium", type: "q4_0" });
     const manager = new ModelManager(dir);
     const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
-    const [nano, mediumF32, mediumQ8] = await Promise.all(
-      ["nano-f32.gguf", "medium-f32.gguf", "medium-q8_0.gguf"].map((name) => manager.resolve(name)),
+    const [nano, mediumF32, mediumQ8, mediumQ4] = await Promise.all(
+      ["nano-f32.gguf", "medium-f32.gguf", "medium-q8_0.gguf", "medium-q4_0.gguf"].map((name) => manager.resolve(name)),
     );
-    await coldLoads(mediumQ8 as ModelDescriptor, config);
-    await throughput(nano as ModelDescriptor, config);
-    await memory([mediumF32 as ModelDescriptor, mediumQ8 as ModelDescriptor], config);
+    const only = process.env.BENCH_ONLY; // "load" | "tps" | "memory": one part, while developing
+    if (!only || only === "load") await coldLoads(mediumQ8 as ModelDescriptor, config);
+    if (!only || only === "tps") await throughput(nano as ModelDescriptor, config);
+    if (!only || only === "memory") await memory([mediumF32, mediumQ8, mediumQ4] as ModelDescriptor[], config);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -34,9 +34,14 @@ import type {
 export const MEMORY_REFRESH_MS = 5000;
 
 const MIB = 1024 * 1024;
+/**
+ * How long a host may take to start its runtime (process start, importing and initialising llama.cpp: about a second
+ * on an idle machine, tens of seconds on a very busy one) before the load fails with `ModelLoadFailed`.
+ */
+const HOST_START_TIMEOUT_MS = 300_000;
 
 /**
- * How long a host may take to start and load a file of `sizeBytes` before it is killed and the load fails with
+ * How long a started host may take to load a file of `sizeBytes` before it is killed and the load fails with
  * `ModelLoadTimeout`: 60 s plus one second per 20 MiB (reading at 20 MiB/s, a slow disk; a 4 GiB model gets ~4.4 min).
  */
 export function loadTimeoutMs(sizeBytes: Bytes): number {
@@ -128,25 +133,22 @@ export class HostedBackend implements Backend {
     const { name } = descriptor;
     const boundMs = this.timeoutOf(descriptor.fingerprint.size);
     return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
       const finish = (error: Error | null, loaded?: Extract<HostAnswer, { type: "loaded" }>) => {
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
         if (error) reject(error);
         else resolve(loaded as Extract<HostAnswer, { type: "loaded" }>);
       };
-      const timer = setTimeout(() => {
-        const error = new ModelLoadTimeout(`the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`, {
-          details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size, pid: host.pid },
-        });
-        host.kill(error);
-        finish(error);
-      }, boundMs);
-      const onAbort = () => {
-        const error = new Aborted(`loading ${name} was aborted`, { cause: options.signal?.reason });
+      /** Kills the host and fails the load with `error` (abort, a bound passed). */
+      const stop = (error: Error) => {
         host.kill(error);
         finish(error);
       };
+      const onAbort = () => stop(new Aborted(`loading ${name} was aborted`, { cause: options.signal?.reason }));
       options.signal?.addEventListener("abort", onAbort, { once: true });
+      // Starting the host has its own, fixed bound; the load's bound runs from the load request on.
+      timer = setTimeout(() => stop(new ModelLoadFailed(`the model host did not start within ${HOST_START_TIMEOUT_MS / 1000} s`)), HOST_START_TIMEOUT_MS);
       host
         .whenReady()
         .catch((error: unknown) => {
@@ -155,6 +157,14 @@ export class HostedBackend implements Backend {
           });
         })
         .then(() => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            stop(
+              new ModelLoadTimeout(`the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`, {
+                details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size, pid: host.pid },
+              }),
+            );
+          }, boundMs);
           const request = host.request({ type: "load", descriptor, config: options.backend }, (event) => {
             if (event.type === "progress") options.onProgress?.(event.fraction);
           });

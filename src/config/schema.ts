@@ -111,7 +111,12 @@ export const backendSchema = z
       .or(z.literal(false))
       .default("auto")
       .describe("GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`."),
-    mmap: z.boolean().default(true).describe("Memory-map GGUF weights instead of reading them into memory."),
+    mmap: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in the README).",
+      ),
     parallel: z
       .number()
       .int()

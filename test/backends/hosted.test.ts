@@ -127,7 +127,7 @@ describe("a model in a host", () => {
 
 describe("hosts that break the protocol", () => {
   const backend = new HostedBackend("gguf", { entry: MISBEHAVING, spare: false });
-  // The bound covers the host's start too: 1.5 s is short, but the silent host never answers anyway.
+  // A 1.5 s bound for the load (the host's start has its own): the silent host never answers anyway.
   const impatient = new HostedBackend("gguf", { entry: MISBEHAVING, spare: false, loadTimeoutMs: () => 1500 });
   after(() => Promise.all([backend.dispose(), impatient.dispose()]));
 
