@@ -1,0 +1,41 @@
+/** Model hosts seen from tests: which processes run, whose children they are, what a test server holds. */
+import { readdir, readFile } from "node:fs/promises";
+import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
+import type { TestServer } from "./server.js";
+
+/** Test servers run models in process unless they ask for the default, model hosts (see server.ts). */
+export const HOSTED = { isolation: "process" };
+
+/**
+ * Whether a process still runs: exists and is no zombie. A host whose parent was killed is re-parented to pid 1, which
+ * in a container may never reap it: it has exited, but `kill(pid, 0)` still finds it.
+ */
+export async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  return stat !== null && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+}
+
+/** Processes whose parent is `pid` (Linux /proc). */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      // pid (comm) state ppid …: comm may hold spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+export async function loaded(s: TestServer): Promise<LoadedModelInfo[]> {
+  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
+}
+
+export async function stats(s: TestServer): Promise<CacheStats> {
+  return (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+}
