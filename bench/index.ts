@@ -4,6 +4,7 @@
  */
 import { backendThreadsBench } from "./backends.js";
 import { compare, WORKLOADS } from "./eviction.js";
+import { isolationBench } from "./isolation.js";
 import { serverOverheadBench } from "./server.js";
 
 function pct(x: number): string {
@@ -33,3 +34,5 @@ await evictionBench();
 await serverOverheadBench();
 console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
 await backendThreadsBench();
+console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
+await isolationBench();

@@ -20,7 +20,7 @@ import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 
-const RUNS = 5;
+const RUNS = 7;
 const TOKENS = 64;
 const MIB = 1024 * 1024;
 
