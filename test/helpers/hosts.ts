@@ -39,3 +39,17 @@ export async function loaded(s: TestServer): Promise<LoadedModelInfo[]> {
 export async function stats(s: TestServer): Promise<CacheStats> {
   return (await s.getJson<CacheStats>("/v1/cache/stats")).body;
 }
+
+/**
+ * Resolves once every process of `pids` has llama.cpp mapped (`node-llama-cpp`'s binary in /proc/<pid>/maps), i.e. has
+ * started and runs its code — a spare started a moment ago may still be booting Node on a busy machine.
+ */
+export async function llamaStarted(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    for (;;) {
+      const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => null);
+      if (maps === null || maps.includes("node-llama-cpp")) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

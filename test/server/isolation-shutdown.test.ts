@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { childrenOf, HOSTED, running } from "../helpers/hosts.js";
+import { childrenOf, HOSTED, llamaStarted, running } from "../helpers/hosts.js";
 import { spawnInferno } from "../helpers/process.js";
 import { testSetup } from "../helpers/server.js";
 
@@ -20,6 +20,8 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     const modelPid = ((await (await fetch(`${url}/v1/cache/models`)).json()) as { data: LoadedModelInfo[] }).data[0]?.pid;
     const hosts = await childrenOf(server.child.pid as number);
     assert.ok(modelPid && hosts.includes(modelPid), `the model's host ${modelPid} is among the server's children ${hosts}`);
+    // The spare host, started after the load, may still be booting Node on a busy machine: it notices once it runs.
+    await llamaStarted(hosts);
     const code = await server.stop(signal);
     if (signal === "SIGTERM") assert.equal(code, 0, server.stderr());
     await new Promise((resolve) => setTimeout(resolve, 2000));
