@@ -31,5 +31,5 @@ async function evictionBench(): Promise<void> {
 
 await evictionBench();
 await serverOverheadBench();
-console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
+console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
 await backendThreadsBench();
