@@ -6,6 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import type { InfernoConfig } from "../config/schema.js";
+import { physicalCores, threadCount } from "../backends/common.js";
 import { createDemoModel } from "../models/demo.js";
 import type { ModelDescriptor } from "../models/types.js";
 import type { ModelManager } from "../models/manager.js";
@@ -88,7 +89,11 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
     const found = await ensureAModel(config, runtime.models, logger);
     const modelCount = found.length;
     server = await startServer(runtime, { version: options.version });
-    logger.info({ url: server.url, models: modelCount, models_dir: config.models_dir }, `listening on ${server.url}`);
+    const threads = threadCount(config.backend.threads, physicalCores());
+    logger.info(
+      { url: server.url, models: modelCount, models_dir: config.models_dir, threads },
+      `listening on ${server.url}; models run on ${threads} CPU thread(s) (backend.threads = ${config.backend.threads})`,
+    );
     options.onListening?.(server.url, modelCount, found.find((m) => m.format === "gguf")?.name ?? null);
     const signal = await stop.received;
     logger.info({ signal }, `${signal}: shutting down`);
