@@ -5,6 +5,7 @@
 import { backendThreadsBench } from "./backends.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { serverOverheadBench } from "./server.js";
+import { startupBench } from "./startup.js";
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
@@ -33,3 +34,5 @@ await evictionBench();
 await serverOverheadBench();
 console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
 await backendThreadsBench();
+console.log("\nCLI start-up: commands that load no model, against node -e 0\n");
+await startupBench();
