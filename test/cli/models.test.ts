@@ -17,7 +17,7 @@ test("models demo, then run it: the README's first commands", async (t) => {
   const demo = await s.run(["models", "demo"], FAST);
   assert.equal(demo.code, 0, demo.stderr);
   assert.match(demo.stdout, new RegExp(`wrote .*models/${DEMO_MODEL_FILE}`));
-  assert.match(demo.stderr, /try: inferno run --model inferno-demo --prompt "Once upon a time"/);
+  assert.match(demo.stderr, /try: inferno run inferno-demo "Once upon a time"/);
   assert.match((await s.run(["models", "demo"], FAST)).stdout, /^kept /);
 
   const run = await s.run(["run", "--model", "inferno-demo", "--prompt", "Once upon a time", "--max-tokens", "8"], FAST);
