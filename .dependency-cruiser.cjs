@@ -59,6 +59,20 @@ module.exports = {
       to: { path: "^src/cli" },
     },
     {
+      name: "server-does-not-reach-runtime",
+      comment: "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
+      severity: "error",
+      from: { path: "^src/server" },
+      to: { path: "^src/runtime" },
+    },
+    {
+      name: "runtime-uses-server-entry-points-only",
+      comment: "runtime/ reaches into server/ only through the app factory and the ports, never its internals.",
+      severity: "error",
+      from: { path: "^src/runtime" },
+      to: { path: "^src/server", pathNot: "^src/server/(app|ports)\\.ts$" },
+    },
+    {
       name: "cli-goes-through-runtime",
       comment: "The CLI reaches the server only through src/runtime.",
       severity: "error",

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { EVICTION_REASONS } from "../cache/types.js";
-import type { CacheService } from "../runtime/types.js";
+import type { CacheService } from "./ports.js";
 
 /** Load durations span tiny test models (milliseconds) to large GGUF files (minutes). */
 const LOAD_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
