@@ -3,7 +3,7 @@
  * discovery, the model cache and a logger. `createRuntime()` in src/runtime builds the real one and implements these
  * shapes; the server depends on this contract only and never imports src/runtime (enforced by dependency-cruiser).
  */
-import type { AcquireOptions, CacheEvents, CacheStats, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
+import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import type { ModelDescriptor } from "../models/types.js";
@@ -13,16 +13,21 @@ export interface CacheService {
   getModel(name: string, options?: AcquireOptions): Promise<LoadedModel>;
   acquire(name: string, options?: AcquireOptions): Promise<Lease>;
   withModel<T>(name: string, fn: (model: LoadedModel) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
-  load(name: string, options?: { keepAliveSeconds?: number; signal?: AbortSignal }): Promise<LoadedModelInfo>;
-  evict(name: string): Promise<boolean>;
+  load(name: string, options?: { keepAlive?: KeepAlive; signal?: AbortSignal }): Promise<LoadedModelInfo>;
+  /** A pinned model needs `force`. */
+  evict(name: string, options?: { force?: boolean }): Promise<boolean>;
   clear(options?: { model?: string; force?: boolean; stats?: boolean }): Promise<string[]>;
   warmup(options?: { models?: string[]; strategy?: WarmupStrategy }): Promise<WarmupResult>;
   readonly warmupDone: Promise<WarmupResult>;
   stats(): CacheStats;
+  /** O(1) numbers for /health and /metrics. */
+  summary(): CacheSummary;
   loadedModels(): LoadedModelInfo[];
   saveCache(): Promise<LastSave>;
   close(): Promise<void>;
   on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): () => void;
+  /** Every event with its `type` (for the event stream). */
+  onAny(listener: (event: CacheEvent) => void): () => void;
 }
 
 /** Model discovery as the server uses it (`ModelManager` implements it). */

@@ -4,18 +4,21 @@
  *
  * Writes are atomic and durable — a temporary file in the same directory, fsync, rename over the state file, fsync of
  * the directory — under a cross-process lock (proper-lockfile's `<file>.lock` directory), so a server and a CLI never
- * interleave. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
+ * interleave. A save merges: under the lock it reads the file and adds this process's delta (persistence/merge.ts), so
+ * any number of processes sharing one `cache_dir` lose nothing. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
  * reported once; the caller starts empty. A file from a newer build is kept whole (`.newer-v<N>-<timestamp>`), also
  * reported once, so a downgrade never destroys the newer build's statistics.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { compress, decompress } from "zstd-napi";
 import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
-import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
+import { mergeDelta } from "./merge.js";
+import type { CacheState, RestoreResult, SaveResult, StateDelta, StateStore } from "./types.js";
 
 export const STATE_FILE_NAME = "cache_state.bin.zst";
 /** The zstd level SPEC.md fixes: fast, and small enough for a few hundred models. */
@@ -149,18 +152,61 @@ export class FileStateStore implements StateStore {
     }
   }
 
-  /** Writes the state atomically and durably under the lock. */
-  async save(state: CacheState): Promise<SaveResult> {
-    const bytes = compressState(state);
+  /**
+   * Adds a delta to the stored state, atomically and durably under the lock: the file as it is now (whatever other
+   * processes saved) is read, merged with the delta and written back. An undecodable file is set aside first, a newer
+   * build's file is kept whole (never overwritten).
+   */
+  async save(delta: StateDelta): Promise<SaveResult> {
     await mkdir(this.dir, { recursive: true });
-    await this.withLock(async () => {
+    return this.withLock(async () => {
       if (this.pendingNewer !== null) {
         await this.setAsideNewer(this.pendingNewer);
         this.pendingNewer = null;
       }
+      const bytes = compressState(mergeDelta(await this.readForMerge(), delta));
       await this.writeAtomically(bytes);
+      return { bytes: bytes.length };
     });
-    return { bytes: bytes.length };
+  }
+
+  /** The stored state to merge into (lock held): null when none; a bad file is set aside, a newer one kept aside. */
+  private async readForMerge(): Promise<CacheState | null> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.path);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      return decompressState(raw);
+    } catch (error) {
+      const newer = newerSchemaVersion(error);
+      if (newer !== null) await this.setAsideNewer(newer);
+      else await this.quarantine();
+      return null;
+    }
+  }
+
+  /**
+   * Whether saves can work: the cache directory (or its nearest existing parent, which a save would create it in) must
+   * be a writable directory. A sentence saying why not, or null.
+   */
+  async probe(): Promise<string | null> {
+    for (let dir = this.dir; ; dir = dirname(dir)) {
+      try {
+        const info = await stat(dir);
+        if (!info.isDirectory()) return `cannot save the cache state in ${this.dir}: ${dir} is not a directory`;
+        await access(dir, constants.W_OK | constants.X_OK);
+        return null;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" && dirname(dir) !== dir) continue;
+        if (code === "ENOTDIR") return `cannot save the cache state in ${this.dir}: a parent of it is not a directory`;
+        return `cannot save the cache state in ${this.dir}: ${messageOf(error)}`;
+      }
+    }
   }
 
   /**
@@ -214,19 +260,24 @@ export class FileStateStore implements StateStore {
     }
   }
 
+  /**
+   * Runs `fn` holding the cross-process lock. Only a lock held by another process is waited for (up to `lockWaitMs`);
+   * any other failure (a permission error, say) fails at once.
+   */
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.lockWaitMs;
     let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.path, {
-        realpath: false,
-        stale: 10_000,
-        retries: { retries: Math.max(1, Math.ceil(this.lockWaitMs / 100)), minTimeout: 50, maxTimeout: 100 },
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
-        throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
+    for (;;) {
+      try {
+        release = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: 0 });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+        if (Date.now() >= deadline) {
+          throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50));
       }
-      throw error;
     }
     try {
       return await fn();
