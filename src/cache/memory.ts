@@ -33,7 +33,10 @@ export class MemoryLedger {
     this.held++;
     let current = bytes;
     let released = false;
-    const ledger = this;
+    const adjust = (delta: Bytes, count: number) => {
+      this.totalBytes += delta;
+      this.held += count;
+    };
     return {
       get bytes() {
         return released ? 0 : current;
@@ -43,14 +46,13 @@ export class MemoryLedger {
       },
       resize(next: Bytes) {
         if (released) return;
-        ledger.totalBytes += next - current;
+        adjust(next - current, 0);
         current = next;
       },
       release() {
         if (released) return;
         released = true;
-        ledger.totalBytes -= current;
-        ledger.held--;
+        adjust(-current, -1);
       },
     };
   }

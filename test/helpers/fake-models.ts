@@ -13,7 +13,9 @@ export interface FakeModelSpec {
 }
 
 export class FakeModelSource implements ModelSource {
-  readonly calls = { resolve: 0, fingerprint: 0, estimate: 0, list: 0 };
+  readonly calls = { resolve: 0, lookup: 0, fingerprint: 0, estimate: 0, list: 0 };
+  /** Whether the models folder is there (`available()`); false simulates an unmounted folder. */
+  folderPresent = true;
   private readonly models = new Map<string, { descriptor: ModelDescriptor; estimate: Bytes; exists: boolean }>();
 
   constructor(specs: Array<FakeModelSpec | string>, private readonly root = "/models") {
@@ -54,11 +56,27 @@ export class FakeModelSource implements ModelSource {
 
   async resolve(name: string): Promise<ModelDescriptor> {
     this.calls.resolve++;
+    const descriptor = this.find(name);
+    if (!descriptor) throw new ModelNotFound(`no model named ${JSON.stringify(name)}`);
+    return descriptor;
+  }
+
+  /** Like resolve, without awaiting (the cache's synchronous hit path). */
+  lookup(name: string): ModelDescriptor | undefined {
+    this.calls.lookup++;
+    return this.find(name);
+  }
+
+  async available(): Promise<boolean> {
+    return this.folderPresent;
+  }
+
+  private find(name: string): ModelDescriptor | undefined {
+    if (!this.folderPresent) return undefined;
     // Every spelling of one file resolves to the same key: bare name, `./name` or the absolute path.
     const key = name.startsWith("/") ? name : `${this.root}/${name.replace(/^\.\//, "")}`;
     const model = this.models.get(key);
-    if (!model?.exists) throw new ModelNotFound(`no model named ${JSON.stringify(name)}`);
-    return model.descriptor;
+    return model?.exists ? model.descriptor : undefined;
   }
 
   async list(): Promise<ModelDescriptor[]> {
@@ -69,7 +87,7 @@ export class FakeModelSource implements ModelSource {
   async fingerprint(key: string): Promise<Fingerprint | null> {
     this.calls.fingerprint++;
     const model = this.models.get(key);
-    return model?.exists ? model.descriptor.fingerprint : null;
+    return model?.exists && this.folderPresent ? model.descriptor.fingerprint : null;
   }
 
   async estimateMemory(model: ModelDescriptor): Promise<Bytes> {
