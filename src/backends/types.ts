@@ -104,7 +104,7 @@ export interface Backend {
    * The runtime calls it at creation, in parallel with the restore; the cache awaits it before timing a load, so load
    * times never include the start-up. Optional: backends with nothing to start leave it out.
    */
-  ready?(): Promise<void>;
+  ready?(config: BackendConfig): Promise<void>;
   load(model: ModelDescriptor, options: LoadOptions): Promise<LoadedModel>;
   /** Releases shared resources (e.g. the llama.cpp instance). Idempotent. */
   dispose(): Promise<void>;

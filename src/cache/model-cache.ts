@@ -512,7 +512,7 @@ export class ModelCache implements AsyncDisposable {
       ]);
       await this.admit(entry, estimate, allowEvict);
       // The runtime's one-time start-up (llama.cpp's) is not this model's load time.
-      await backend.ready?.();
+      await backend.ready?.(this.backendConfig);
       this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
       const started = this.clock.monotonic();
       const onProgress = (progress: number) => this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
