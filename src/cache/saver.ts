@@ -132,8 +132,8 @@ export class Saver {
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
+      // Not unref'd: a store call in flight keeps the process alive, but never longer than this.
       timer = setTimeout(() => reject(new Error(`${what} did not finish within ${this.timeoutMs / 1000} s`)), this.timeoutMs);
-      timer.unref();
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
