@@ -40,7 +40,7 @@ module.exports = {
       name: "cache-core-does-no-io",
       comment: "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
       severity: "error",
-      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|lock|zstd)" },
+      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
         path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
       },

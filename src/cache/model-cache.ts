@@ -175,6 +175,38 @@ function sameKeepAlive(a: KeepAlive | null, b: KeepAlive | null): boolean {
   return a.afterSeconds === b.afterSeconds;
 }
 
+/** A request's hold on a ready model. A class, not closures: a hit allocates one small object. */
+class EntryLease implements Lease {
+  private released = false;
+  readonly model: LoadedModel;
+
+  constructor(
+    private readonly entry: Entry,
+    private readonly ended: (entry: Entry) => void,
+  ) {
+    this.model = entry.model as LoadedModel;
+  }
+
+  get descriptor(): ModelDescriptor {
+    return this.entry.descriptor;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.entry.leases--;
+    this.ended(this.entry);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.release();
+  }
+}
+
 function errorCode(error: unknown): string {
   return error instanceof InfernoError ? error.code : "model_load_failed";
 }
@@ -263,7 +295,7 @@ export class ModelCache implements AsyncDisposable {
   getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
     const ready = this.readyFast(name, options);
     if (ready) {
-      this.whenIdle(ready);
+      if (ready.leases === 0 && ready.expiry === null) this.whenIdle(ready);
       return Promise.resolve(ready.model as LoadedModel);
     }
     return this.obtainRequested(name, options).then((entry) => {
@@ -292,11 +324,14 @@ export class ModelCache implements AsyncDisposable {
     if (!descriptor) return undefined;
     const entry = this.entries.get(descriptor.key);
     if (!entry || entry.state !== "ready" || entry.retireReason !== null) return undefined;
-    if (this.clock.monotonic() - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
+    const now = this.clock.monotonic();
+    if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
     this.recordUse(descriptor, "hit");
     this.applyKeepAlive(entry, options.keepAlive);
+    // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
+    entry.idleSince = now;
     return entry;
   }
 
@@ -715,26 +750,16 @@ export class ModelCache implements AsyncDisposable {
 
   private lease(entry: Entry): Lease {
     entry.leases++;
-    const model = entry.model as LoadedModel;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      entry.leases--;
-      if (entry.leases === 0) {
-        this.whenIdle(entry);
-        this.notifyCapacity();
-        this.enforceLimits();
-      }
-    };
-    return {
-      model,
-      descriptor: entry.descriptor,
-      release,
-      [Symbol.dispose]: release,
-      [Symbol.asyncDispose]: async () => release(),
-    };
+    return new EntryLease(entry, this.leaseEnded);
   }
+
+  /** A lease ended (its entry's count already dropped): the TTL may start, waiting loads may fit, limits may hold again. */
+  private readonly leaseEnded = (entry: Entry): void => {
+    if (entry.leases > 0) return;
+    this.whenIdle(entry);
+    if (this.capacityWaiters.size > 0) this.notifyCapacity();
+    this.enforceLimits();
+  };
 
   private applyKeepAlive(entry: Entry, keepAlive: KeepAlive | undefined): void {
     if (keepAlive === undefined || sameKeepAlive(entry.keepAlive, keepAlive)) return;

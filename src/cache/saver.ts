@@ -19,6 +19,8 @@ export interface SaverOptions {
   intervalMs: number;
   /** Bound on each store call (ms). */
   timeoutMs?: number;
+  /** Lets the event loop turn while a large delta is taken. Default: `setImmediate`. */
+  turn?: () => Promise<void>;
   isPinned(key: string): boolean;
   onSave(save: LastSave): void;
   warn(message: string, fields: Record<string, unknown>): void;
@@ -108,7 +110,8 @@ export class Saver {
     const started = clock.monotonic();
     const now = clock.now();
     const at = new Date(now).toISOString();
-    const pending = book.takeDelta(now, (key) => this.options.isPinned(key));
+    const turn = this.options.turn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+    const pending = await book.takeDelta(now, (key) => this.options.isPinned(key), turn);
     try {
       const { bytes } = await this.bounded(store.save(pending.delta), "saving the cache state");
       pending.commit();

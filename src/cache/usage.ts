@@ -45,9 +45,15 @@ export interface Usage {
   /** Since when the file has been missing at restore, or null. */
   missingSince: EpochMilliseconds | null;
   base: UsageBase;
+  /** Changed since the last save (a flag, not a set: a hit costs one store), and a count of changes. */
+  dirty: boolean;
+  changes: number;
 }
 
 export type UseKind = "hit" | "miss" | "coalesced";
+
+/** Models read per turn of the event loop while a delta is taken. */
+const DELTA_CHUNK = 250;
 
 const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMsTotal: 0, frequency: null };
 
@@ -81,8 +87,7 @@ export class UsageBook {
   private counterValues: PersistedCounters = emptyCounters();
   private counterBase: PersistedCounters = emptyCounters();
   private readonly models = new Map<string, Usage>();
-  /** Keys changed since the last save, statistics removed since then, and whether everything was reset. */
-  private dirtyKeys = new Set<string>();
+  /** Statistics removed since the last save, and whether everything was reset. */
   private removedKeys = new Set<string>();
   private resetAll = false;
   /** Bumped on every change worth saving; `savedVersion` is the one the store last took. */
@@ -119,9 +124,12 @@ export class UsageBook {
 
   // ------------------------------------------------------------ recording
 
-  private changed(key?: string): void {
+  private changed(usage?: Usage): void {
     this.version++;
-    if (key !== undefined) this.dirtyKeys.add(key);
+    if (usage) {
+      usage.dirty = true;
+      usage.changes++;
+    }
   }
 
   private ensure(descriptor: ModelDescriptor): Usage {
@@ -141,6 +149,8 @@ export class UsageBook {
         fileChanged: false,
         missingSince: null,
         base: { ...ZERO_BASE },
+        dirty: false,
+        changes: 0,
       };
       this.models.set(descriptor.key, usage);
     }
@@ -164,7 +174,7 @@ export class UsageBook {
     } else {
       this.counterValues.coalesced++;
     }
-    this.changed(usage.key);
+    this.changed(usage);
   }
 
   /** A request for a name that resolves to no model. */
@@ -184,7 +194,7 @@ export class UsageBook {
     usage.fileChanged = false;
     usage.missingSince = null;
     this.counterValues.loads++;
-    this.changed(usage.key);
+    this.changed(usage);
   }
 
   recordLoadFailure(): void {
@@ -207,7 +217,7 @@ export class UsageBook {
     const usage = this.models.get(key);
     if (!usage) return;
     usage.fingerprint = fingerprint;
-    this.changed(key);
+    this.changed(usage);
   }
 
   /** Resets every statistic (`keys` null) or those of some models. */
@@ -216,7 +226,6 @@ export class UsageBook {
       this.counterValues = emptyCounters();
       this.counterBase = emptyCounters();
       this.models.clear();
-      this.dirtyKeys.clear();
       this.removedKeys.clear();
       this.resetAll = true;
     } else {
@@ -227,7 +236,6 @@ export class UsageBook {
 
   private remove(key: string): void {
     if (!this.models.delete(key)) return;
-    this.dirtyKeys.delete(key);
     this.removedKeys.add(key);
   }
 
@@ -259,6 +267,8 @@ export class UsageBook {
         fileChanged: false,
         missingSince: saved.missing_since ?? null,
         base: { ...ZERO_BASE },
+        dirty: false,
+        changes: 0,
       };
       usage.base = baseOf(usage);
       this.models.set(saved.key, usage);
@@ -274,7 +284,7 @@ export class UsageBook {
     usage.gguf = null;
     usage.fileChanged = true;
     usage.missingSince = null;
-    this.changed(key);
+    this.changed(usage);
   }
 
   /** At restore: the model's file is there (again). */
@@ -282,7 +292,7 @@ export class UsageBook {
     const usage = this.models.get(key);
     if (!usage || usage.missingSince === null) return;
     usage.missingSince = null;
-    this.changed(key);
+    this.changed(usage);
   }
 
   /**
@@ -299,36 +309,38 @@ export class UsageBook {
     }
     if (usage.missingSince === null) {
       usage.missingSince = now;
-      this.changed(key);
+      this.changed(usage);
     }
     return true;
   }
 
   // ------------------------------------------------------------ the saved record
 
-  /** A model's usage as the state file holds it. */
-  persisted(u: Usage, now: EpochMilliseconds, pinned: boolean): PersistedModel {
+  /** A model's usage as the state file holds it (`withUsage` false: the usage is filled in by the caller). */
+  persisted(u: Usage, now: EpochMilliseconds, pinned: boolean, withUsage = true): PersistedModel {
     const model: PersistedModel = {
       key: u.key,
       name: u.name,
       format: u.format,
       fingerprint: { ...u.fingerprint },
       metadata: u.gguf ? { memory_bytes: u.memoryBytes, gguf: { ...u.gguf } } : { memory_bytes: u.memoryBytes },
-      usage: {
-        requests: u.requests,
-        hits: u.hits,
-        misses: u.misses,
-        loads: u.loads,
-        last_used_at: u.lastUsedAt,
-        frequency: u.frequency ? { ...u.frequency } : null,
-        load_ms_total: u.loadMsTotal,
-        load_ms_samples: [...u.loadMsSamples],
-      },
+      usage: withUsage
+        ? {
+            requests: u.requests,
+            hits: u.hits,
+            misses: u.misses,
+            loads: u.loads,
+            last_used_at: u.lastUsedAt,
+            frequency: u.frequency ? { ...u.frequency } : null,
+            load_ms_total: u.loadMsTotal,
+            load_ms_samples: [...u.loadMsSamples],
+          }
+        : (null as never),
       priority: 0,
       pinned,
       missing_since: u.missingSince,
     };
-    model.priority = priorityOf(model, now, this.halfLifeHours);
+    if (withUsage) model.priority = priorityOf(model, now, this.halfLifeHours);
     return model;
   }
 
@@ -343,7 +355,7 @@ export class UsageBook {
 
   /** This model's changes since the last save: facts as they are, usage as increments. */
   private modelDelta(u: Usage, now: EpochMilliseconds, pinned: boolean): PersistedModel {
-    const record = this.persisted(u, now, pinned);
+    const record = this.persisted(u, now, pinned, false);
     const b = u.base;
     const newLoads = u.loads - b.loads;
     const frequency =
@@ -362,36 +374,42 @@ export class UsageBook {
   }
 
   /**
-   * The changes since the last save, for the store to merge. Nothing moves until `commit()`: a failed save leaves the
-   * baseline as it was, so the next delta still holds everything.
+   * The changes since the last save, for the store to merge. Built a few hundred models at a time, letting the event
+   * loop turn in between (`turn`), so thousands of changed models never block it. Each model's increments are taken
+   * against its baseline when it is read, and that reading becomes its baseline on `commit()` — a use in between is
+   * simply in the next delta. Nothing moves until `commit()`: a failed save leaves every baseline as it was.
    */
-  takeDelta(now: EpochMilliseconds, isPinned: (key: string) => boolean): PendingSave {
+  async takeDelta(now: EpochMilliseconds, isPinned: (key: string) => boolean, turn: () => Promise<void>): Promise<PendingSave> {
     const version = this.version;
-    const keys = [...this.dirtyKeys].filter((key) => this.models.has(key));
-    const captured = keys.map((key) => {
-      const usage = this.models.get(key) as Usage;
-      return { usage, base: baseOf(usage) };
-    });
     const counters = structuredClone(this.counterValues);
     const removed = [...this.removedKeys];
     const resetAll = this.resetAll;
+    const dirty = [...this.models.values()].filter((u) => u.dirty);
+    const captured: Array<{ usage: Usage; base: UsageBase; changes: number }> = [];
+    const models: PersistedModel[] = [];
+    for (let i = 0; i < dirty.length; i++) {
+      if (i > 0 && i % DELTA_CHUNK === 0) await turn();
+      const usage = dirty[i] as Usage;
+      if (this.models.get(usage.key) !== usage) continue; // removed meanwhile: in `removed` next time
+      captured.push({ usage, base: baseOf(usage), changes: usage.changes });
+      models.push(this.modelDelta(usage, now, isPinned(usage.key)));
+    }
     const delta: StateDelta = {
       at: now,
       half_life_hours: this.halfLifeHours,
       reset_all: resetAll,
       removed,
       counters: subtractCounters(counters, this.counterBase),
-      models: captured.map(({ usage }) => this.modelDelta(usage, now, isPinned(usage.key))),
+      models,
     };
     return {
       delta,
       commit: () => {
         this.counterBase = counters;
-        const untouched = this.version === version;
-        for (const { usage, base } of captured) {
+        for (const { usage, base, changes } of captured) {
           usage.base = base;
-          // Changed again while saving: stays dirty, so the next save sends it again.
-          if (untouched) this.dirtyKeys.delete(usage.key);
+          // Changed again since it was read: stays dirty, so the next save sends the rest.
+          if (usage.changes === changes) usage.dirty = false;
         }
         for (const key of removed) this.removedKeys.delete(key);
         if (resetAll) this.resetAll = false;

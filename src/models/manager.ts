@@ -83,6 +83,8 @@ export class ModelManager implements ModelSource {
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
   private index = new NameIndex([]);
   private checkedAt = -Infinity;
+  /** Set by a timer when the next folder check is due, so a lookup reads no clock. */
+  private checkDue = true;
   /** Descriptors of names resolved since the last rescan: the synchronous `lookup` answers from these. */
   private resolved = new Map<string, ModelDescriptor>();
   private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
@@ -137,7 +139,7 @@ export class ModelManager implements ModelSource {
    * When a folder check is due it starts one in the background: the answer stands until that check finds a change.
    */
   lookup(name: string): ModelDescriptor | undefined {
-    if (performance.now() - this.checkedAt >= FOLDER_CHECK_INTERVAL_MS && !this.scanning) void this.currentScan().catch(() => {});
+    if (this.checkDue && !this.scanning) void this.currentScan().catch(() => {});
     return this.resolved.get(name);
   }
 
@@ -219,6 +221,8 @@ export class ModelManager implements ModelSource {
     this.scanning = (async () => {
       const stale = !this.scan || (await scanIsStale(this.scan, this.modelsDir));
       this.checkedAt = performance.now();
+      this.checkDue = false;
+      setTimeout(() => (this.checkDue = true), FOLDER_CHECK_INTERVAL_MS).unref();
       if (!stale) return this.scan as Scan;
       const scan = await scanModels(this.modelsDir);
       this.scan = scan;

@@ -12,6 +12,7 @@ import { createBackends } from "../backends/index.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { type CacheDependencies, type CacheLogger, ModelCache as CacheCore } from "../cache/model-cache.js";
 import { FileStateStore } from "../cache/persistence/file-store.js";
+import { StateWorker } from "../cache/persistence/state-worker.js";
 import type { StateStore } from "../cache/persistence/types.js";
 import { CACHE_EVENT_NAMES, type CacheMetrics, type Clock } from "../cache/types.js";
 import { BadRequest } from "../errors/index.js";
@@ -75,10 +76,22 @@ export function cacheOptionsOf(argument: ModelCacheOptions | CacheMetrics | unde
   return events.length > 0 ? { metrics: argument as CacheMetrics } : (argument as ModelCacheOptions);
 }
 
+let sharedWorker: StateWorker | null = null;
+
+/** One state worker per process: decoding and encoding the state file off the event loop (see state-worker.ts). */
+function stateWorker(): StateWorker {
+  sharedWorker ??= new StateWorker();
+  return sharedWorker;
+}
+
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
 export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheOptions = {}): CacheDependencies {
   const store =
-    options.store !== undefined ? options.store : cacheConfig.persist_cache ? new FileStateStore(cacheConfig.cache_dir) : null;
+    options.store !== undefined
+      ? options.store
+      : cacheConfig.persist_cache
+        ? new FileStateStore(cacheConfig.cache_dir, { codec: stateWorker() })
+        : null;
   return {
     backends: options.backends ?? createBackends(),
     ownsBackends: options.backends === undefined,

@@ -29,7 +29,23 @@ const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
 const NEWER_MARK = ".newer-v";
 
+/**
+ * Where the store's CPU work runs: decoding a saved state, and merging a delta into one and encoding the result. The
+ * default runs it inline; `StateWorker` (state-worker.ts) runs it on a worker thread so the event loop stays free.
+ */
+export interface StateCodec {
+  decode(bytes: Uint8Array): Promise<CacheState>;
+  merge(current: Uint8Array | null, delta: StateDelta): Promise<Uint8Array>;
+}
+
+export const inlineCodec: StateCodec = {
+  decode: async (bytes) => decompressState(bytes),
+  merge: async (current, delta) => compressState(mergeDelta(current ? decompressState(current) : null, delta)),
+};
+
 export interface FileStateStoreOptions {
+  /** Where decoding and encoding run. Default: inline (`inlineCodec`); servers pass a `StateWorker`. */
+  codec?: StateCodec;
   /** Wall clock for quarantine names (ms). Default `Date.now`. */
   now?: () => number;
   /**
@@ -69,6 +85,7 @@ export class FileStateStore implements StateStore {
   readonly path: string;
   private readonly now: () => number;
   private readonly lockWaitMs: number;
+  private readonly codec: StateCodec;
   /** Schema version of a newer build's state file that `load` could not rename aside yet; `save` must not overwrite it. */
   private pendingNewer: number | null = null;
 
@@ -80,6 +97,7 @@ export class FileStateStore implements StateStore {
     this.path = join(dir, STATE_FILE_NAME);
     this.now = options.now ?? Date.now;
     this.lockWaitMs = options.lockWaitMs ?? 5000;
+    this.codec = options.codec ?? inlineCodec;
   }
 
   /**
@@ -98,7 +116,8 @@ export class FileStateStore implements StateStore {
       return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
     }
     try {
-      return { state: decompressState(raw), warning: null };
+      if (raw.length === 0) throw new Error("the file is empty");
+      return { state: await this.codec.decode(raw), warning: null };
     } catch (error) {
       const newer = newerSchemaVersion(error);
       return newer === null ? this.refuseCorrupt(error) : this.refuseNewer(newer);
@@ -164,28 +183,38 @@ export class FileStateStore implements StateStore {
         await this.setAsideNewer(this.pendingNewer);
         this.pendingNewer = null;
       }
-      const bytes = compressState(mergeDelta(await this.readForMerge(), delta));
+      const bytes = await this.mergeIntoFile(delta);
       await this.writeAtomically(bytes);
       return { bytes: bytes.length };
     });
   }
 
-  /** The stored state to merge into (lock held): null when none; a bad file is set aside, a newer one kept aside. */
-  private async readForMerge(): Promise<CacheState | null> {
-    let raw: Buffer;
+  /** The stored state's bytes (lock held), or null when there is none. */
+  private async readRaw(): Promise<Uint8Array | null> {
     try {
-      raw = await readFile(this.path);
+      const raw = await readFile(this.path);
+      return raw.length === 0 ? null : raw;
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
     }
+  }
+
+  /**
+   * Merges into the stored state (lock held). A file that cannot be decoded is set aside first (quarantined, or kept
+   * whole when a newer build wrote it) and the delta starts a fresh state: nothing is ever overwritten unread.
+   */
+  private async mergeIntoFile(delta: StateDelta): Promise<Uint8Array> {
+    const current = await this.readRaw();
     try {
-      return decompressState(raw);
+      return await this.codec.merge(current, delta);
     } catch (error) {
+      // Merging is pure computation: with bytes to merge into, a failure means they could not be decoded.
+      if (current === null) throw error;
       const newer = newerSchemaVersion(error);
       if (newer !== null) await this.setAsideNewer(newer);
       else await this.quarantine();
-      return null;
+      return this.codec.merge(null, delta);
     }
   }
 
@@ -228,7 +257,7 @@ export class FileStateStore implements StateStore {
     });
   }
 
-  private async writeAtomically(bytes: Buffer): Promise<void> {
+  private async writeAtomically(bytes: Uint8Array): Promise<void> {
     const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
       const handle = await open(temp, "w", 0o644);

@@ -74,7 +74,10 @@ export function mergeDelta(current: CacheState | null, delta: StateDelta): Cache
   for (const key of delta.removed) models.delete(key);
   for (const added of delta.models) {
     const stored = models.get(added.key);
-    models.set(added.key, stored ? mergeModel(stored, added, delta.at, delta.half_life_hours) : added);
+    models.set(
+      added.key,
+      stored ? mergeModel(stored, added, delta.at, delta.half_life_hours) : { ...added, priority: priorityOf(added, delta.at, delta.half_life_hours) },
+    );
   }
   return {
     saved_at: base ? Math.max(delta.at, base.saved_at) : delta.at,

@@ -1,0 +1,10 @@
+import { FakeBackend } from "/work/wt9/src/backends/fake.js";
+import { ModelCache } from "/work/wt9/src/cache/model-cache.js";
+import { backendSchema, cacheSchema } from "/work/wt9/src/config/schema.js";
+import { FakeModelSource } from "/work/wt9/test/helpers/fake-models.js";
+const cache = await ModelCache.create({ ...cacheSchema.parse({ enable_warmup: false, persist_cache: false }), cache_dir: "/x" }, backendSchema.parse({}), new FakeModelSource(["a.gguf"]), { backends: { gguf: new FakeBackend() } });
+(await cache.acquire("a.gguf")).release();
+const t = performance.now();
+for (let i = 0; i < 1_000_000; i++) (await cache.acquire("a.gguf")).release();
+console.log((performance.now() - t) / 1e6 * 1e3, "us per hit");
+await cache.close();

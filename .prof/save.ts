@@ -1,0 +1,16 @@
+import { UsageBook } from "../src/cache/usage.js";
+const book = new UsageBook(24);
+const now = Date.now();
+for (let i = 0; i < 10000; i++) book.recordUse({ name: `m${i}.gguf`, key: `/m/m${i}.gguf`, path: "", format: "gguf", fingerprint: { size: 1, mtimeMs: 1 } }, "miss", now, 0);
+let t = performance.now();
+const p = book.takeDelta(now, () => false);
+console.log("takeDelta", performance.now() - t);
+const { Worker, MessageChannel } = await import("node:worker_threads");
+const ch = new MessageChannel();
+t = performance.now();
+for (let i = 0; i < 10; i++) ch.port1.postMessage(p.delta.models.slice(i * 1000, i * 1000 + 1000));
+console.log("post 10 chunks", performance.now() - t);
+t = performance.now();
+structuredClone(p.delta.models.slice(0, 1000));
+console.log("clone 1000", performance.now() - t);
+ch.port1.close();
