@@ -3,6 +3,7 @@
  * computed on simulated time, so it is the same on every machine.
  */
 import { backendThreadsBench } from "./backends.js";
+import { cacheCoreBench } from "./cache-core.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { serverOverheadBench } from "./server.js";
 
@@ -30,6 +31,7 @@ async function evictionBench(): Promise<void> {
 }
 
 await evictionBench();
+await cacheCoreBench();
 await serverOverheadBench();
 console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
 await backendThreadsBench();
