@@ -168,4 +168,3 @@ export interface WarmupResult {
 }
 
 export type { CacheEvent, CacheEvents, CacheMetrics } from "./events.js";
-export { CACHE_EVENT_NAMES } from "./events.js";

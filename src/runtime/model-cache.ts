@@ -14,7 +14,8 @@ import { type CacheDependencies, type CacheLogger, ModelCache as CacheCore } fro
 import { FileStateStore } from "../cache/persistence/file-store.js";
 import { StateWorker } from "../cache/persistence/state-worker.js";
 import type { StateStore } from "../cache/persistence/types.js";
-import { CACHE_EVENT_NAMES, type CacheMetrics, type Clock } from "../cache/types.js";
+import { CACHE_EVENT_NAMES, type CacheMetrics } from "../cache/events.js";
+import type { Clock } from "../cache/types.js";
 import { BadRequest } from "../errors/index.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import type { Bytes, ModelSource } from "../models/types.js";
