@@ -120,6 +120,8 @@ interface Entry {
   keepAlive: KeepAlive | null;
   /** Monotonic time the model became idle (last lease ended, or a lease-free use); the TTL counts from here. */
   idleSince: number;
+  /** The same moment in wall-clock time, for `expires_at` (read once, so repeated reports agree to the millisecond). */
+  idleSinceWall: number;
   /** The armed expiry timer and when it fires (monotonic); checked lazily — hits never re-arm it. */
   expiry: { handle: TimerHandle; dueAt: number } | null;
   retireReason: EvictionReason | null;
@@ -328,7 +330,7 @@ export class ModelCache implements AsyncDisposable {
     if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
-    this.recordUse(descriptor, "hit");
+    entry.idleSinceWall = this.recordUse(descriptor, "hit");
     this.applyKeepAlive(entry, options.keepAlive);
     // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
     entry.idleSince = now;
@@ -435,10 +437,13 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  private recordUse(descriptor: ModelDescriptor, kind: UseKind): void {
-    this.book.recordUse(descriptor, kind, this.clock.now(), this.inflation);
+  /** Counts one request; returns the wall-clock time it was counted at. */
+  private recordUse(descriptor: ModelDescriptor, kind: UseKind): number {
+    const now = this.clock.now();
+    this.book.recordUse(descriptor, kind, now, this.inflation);
     const { name, key } = descriptor;
     if (this.events.wants(kind)) this.events.emit(kind, { name, key });
+    return now;
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
@@ -520,6 +525,7 @@ export class ModelCache implements AsyncDisposable {
       waiters: 0,
       keepAlive: null,
       idleSince: now,
+      idleSinceWall: this.clock.now(),
       expiry: null,
       retireReason: null,
       gone: deferred(),
@@ -564,6 +570,7 @@ export class ModelCache implements AsyncDisposable {
       entry.state = "ready";
       entry.readyAt = this.clock.monotonic();
       entry.idleSince = entry.readyAt;
+      entry.idleSinceWall = this.clock.now();
       this.readyCount++;
       this.recordLoad(entry, model, loadMs, gguf);
       if (entry.waiters === 0) this.whenIdle(entry);
@@ -788,6 +795,7 @@ export class ModelCache implements AsyncDisposable {
     }
     if (entry.state !== "ready") return;
     entry.idleSince = this.clock.monotonic();
+    entry.idleSinceWall = this.clock.now();
     const idleMs = this.idleMs(entry);
     if (idleMs === null) {
       this.cancelExpiry(entry);
@@ -836,7 +844,7 @@ export class ModelCache implements AsyncDisposable {
     if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return null;
     const idleMs = this.idleMs(entry);
     if (idleMs === null) return null;
-    return this.clock.now() - this.clock.monotonic() + entry.idleSince + idleMs;
+    return entry.idleSinceWall + idleMs;
   }
 
   private retireKey(key: string, reason: EvictionReason): Promise<void> {

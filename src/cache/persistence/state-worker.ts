@@ -8,7 +8,7 @@
  */
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { InfernoError, StateCorrupt } from "../../errors/index.js";
-import { compressState, decompressState, type StateCodec } from "./file-store.js";
+import { compressState, decompressState, inlineCodec, type StateCodec } from "./file-store.js";
 import { mergeDelta } from "./merge.js";
 import type { CacheState, PersistedModel, StateDelta } from "./types.js";
 
@@ -90,12 +90,17 @@ export class StateWorker implements StateCodec {
   private nextId = 1;
   private readonly waiters = new Map<number, Waiter>();
   private busy = 0;
+  /** The worker could not start or died: work runs inline (correct, only not off the event loop). */
+  private broken = false;
 
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = import.meta.url.endsWith(".ts")
       ? // Running from TypeScript sources (tests, `npm run bench`): the worker registers tsx before loading this file.
-        new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`, { eval: true })
+        new Worker(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`,
+          { eval: true },
+        )
       : new Worker(new URL(import.meta.url));
     worker.on("message", (reply: Reply) => {
       const waiter = this.waiters.get(reply.id);
@@ -109,10 +114,16 @@ export class StateWorker implements StateCodec {
       this.waiters.delete(reply.id);
       waiter.resolve(reply);
     });
-    worker.on("error", (error) => {
+    const lost = (error: unknown) => {
+      // A worker that cannot run (or died): this process does the work inline from now on.
+      this.broken = true;
       for (const [id, waiter] of this.waiters) waiter.resolve(errorReply(id, error));
       this.waiters.clear();
       this.worker = null;
+    };
+    worker.on("error", lost);
+    worker.on("exit", (code) => {
+      if (this.worker === worker) lost(new Error(`the state worker exited (code ${code})`));
     });
     worker.unref();
     this.worker = worker;
@@ -141,13 +152,18 @@ export class StateWorker implements StateCodec {
 
   /** Decompresses, parses, validates and migrates a saved state. Throws what `decompressState` would. */
   async decode(bytes: Uint8Array): Promise<CacheState> {
+    if (this.broken) return inlineCodec.decode(bytes);
     const { reply, models } = await this.call(async (worker, id) => worker.postMessage({ id, op: "decode", bytes } satisfies Request));
-    if (!("decoded" in reply)) StateWorker.fail(reply);
+    if (!("decoded" in reply)) {
+      if (this.broken) return inlineCodec.decode(bytes);
+      StateWorker.fail(reply);
+    }
     return { ...reply.decoded, models };
   }
 
   /** The stored state (compressed bytes, or null) with the delta merged in, encoded and compressed. */
   async merge(current: Uint8Array | null, delta: StateDelta): Promise<Uint8Array> {
+    if (this.broken) return inlineCodec.merge(current, delta);
     const { models, ...rest } = delta;
     const { reply } = await this.call(async (worker, id) => {
       for (let i = 0; i < models.length; i += CHUNK) {
@@ -156,7 +172,10 @@ export class StateWorker implements StateCodec {
       }
       worker.postMessage({ id, op: "merge", current, delta: rest } satisfies Request);
     });
-    if (!("encoded" in reply)) StateWorker.fail(reply);
+    if (!("encoded" in reply)) {
+      if (this.broken) return inlineCodec.merge(current, delta);
+      StateWorker.fail(reply);
+    }
     return reply.encoded;
   }
 }
