@@ -3,9 +3,11 @@
  * computed on simulated time, so it is the same on every machine.
  */
 import { backendThreadsBench } from "./backends.js";
+import { cacheCoreBench } from "./cache-core.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
 import { serverOverheadBench } from "./server.js";
+import { startupBench } from "./startup.js";
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
@@ -31,8 +33,11 @@ async function evictionBench(): Promise<void> {
 }
 
 await evictionBench();
+await cacheCoreBench();
 await serverOverheadBench();
-console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
+console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
 await backendThreadsBench();
 console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
 await isolationBench();
+console.log("\nCLI start-up: commands that load no model, against node -e 0\n");
+await startupBench();

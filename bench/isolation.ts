@@ -52,14 +52,14 @@ async function tokensPerSecond(model: TextModel): Promise<number> {
 
 async function coldLoads(medium: ModelDescriptor, config: BackendConfig): Promise<void> {
   const local = new LlamaBackend();
-  await local.prepare(config.gpu);
-  const hosted = new HostedBackend("gguf", { prepare: config });
+  await local.ready(config);
+  const hosted = new HostedBackend("gguf");
   const times = { local: [] as number[], hosted: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     const l = await timed(() => local.load(medium, { backend: config }));
     times.local.push(l.ms);
     await l.value.dispose();
-    await hosted.spareReady();
+    await hosted.ready(config);
     const h = await timed(() => hosted.load(medium, { backend: config }));
     times.hosted.push(h.ms);
     await h.value.dispose();
@@ -96,8 +96,8 @@ async function memory(models: ModelDescriptor[], base: BackendConfig): Promise<v
   for (const descriptor of models) {
     for (const mmap of [true, false]) {
       const config = { ...base, mmap };
-      const hosted = new HostedBackend("gguf", { prepare: config });
-      await hosted.spareReady();
+      const hosted = new HostedBackend("gguf");
+      await hosted.ready(config);
       const idle = (await processMemory(hosted.sparePid as number)) ?? 0;
       const model = (await hosted.load(descriptor, { backend: config })) as TextModel;
       await model.complete("Once", { maxTokens: 8, temperature: 0 }); // weights touched, as after a first request

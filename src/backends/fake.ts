@@ -7,6 +7,7 @@
  * no real time. Never used by the server or the CLI.
  */
 import { Aborted, Disposed, ModelCrashed, ModelLoadFailed } from "../errors/index.js";
+import { MemoryFigure } from "./common.js";
 import type { BackendConfig } from "../config/schema.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 import type {
@@ -154,15 +155,30 @@ export class FakeTextModel implements TextModel {
   readonly crashed: Promise<Error>;
   private crashError: Error | null = null;
   private resolveCrashed!: (error: Error) => void;
+  private readonly memory: MemoryFigure;
 
   constructor(
     readonly descriptor: ModelDescriptor,
-    public memoryBytes: Bytes,
+    memoryBytes: Bytes,
     /** The settings it was loaded with (tests check they were passed through). */
     readonly backendConfig: BackendConfig,
     private readonly onDispose: () => void,
   ) {
+    this.memory = new MemoryFigure(memoryBytes);
     this.crashed = new Promise((resolve) => (this.resolveCrashed = resolve));
+  }
+
+  get memoryBytes(): Bytes {
+    return this.memory.bytes;
+  }
+
+  /** A new measured figure (as a model host's re-measurement gives): `onMemoryChange` listeners hear of it. */
+  set memoryBytes(bytes: Bytes) {
+    this.memory.set(bytes);
+  }
+
+  onMemoryChange(listener: (bytes: Bytes) => void): () => void {
+    return this.memory.subscribe(listener);
   }
 
   /** Simulates the model's runtime dying: `crashed` settles and every later call throws `ModelCrashed`. */
@@ -197,6 +213,7 @@ export class FakeTextModel implements TextModel {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.memory.clear();
     this.onDispose();
   }
 

@@ -6,13 +6,14 @@
  * model and loads it again on the next request.
  *
  * One spare host is kept started with its runtime initialised, so a cold load pays neither process start nor runtime
- * start; it is replaced in the background after each use. A model's memory is what the OS measures for its host
- * (`processMemory`), re-measured every `MEMORY_REFRESH_MS`.
+ * start; `ready()` starts it (the runtime calls it at creation, the cache before timing each load), and it is replaced
+ * in the background after each use. A model's memory is what the OS measures for its host (`processMemory`),
+ * re-measured every `MEMORY_REFRESH_MS` (`onMemoryChange` tells the cache).
  */
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, Disposed, isInfernoError, ModelCrashed, ModelLoadFailed, ModelLoadTimeout, messageOf } from "../errors/index.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
-import { anySignal, Lifetime, throwIfAborted } from "./common.js";
+import { anySignal, Lifetime, MemoryFigure, throwIfAborted } from "./common.js";
 import { type HostAnswer, ModelHost } from "./host/host.js";
 import { processMemory } from "./host/memory.js";
 import type { CallMethod } from "./host/protocol.js";
@@ -49,13 +50,14 @@ export function loadTimeoutMs(sizeBytes: Bytes): number {
 }
 
 export interface HostedBackendOptions {
-  /** Settings to prepare the spare host for at once (its GPU setting); without them the first load starts the spare. */
-  prepare?: BackendConfig;
   /** The host entry module (tests give one that misbehaves). Default: the real host. */
   entry?: string;
   /** The load bound for a file of a size. Default: `loadTimeoutMs`. */
   loadTimeoutMs?: (sizeBytes: Bytes) => number;
-  /** Keep a spare host ready for the next load. Default true; false for one-shot use (a load then starts its host). */
+  /**
+   * Keep a spare host ready for the next load, started again after each load. Default true; false for one-shot use (a
+   * load then starts its own host, unless `ready()` started one).
+   */
   spare?: boolean;
 }
 
@@ -71,7 +73,6 @@ export class HostedBackend implements Backend {
     private readonly options: HostedBackendOptions = {},
   ) {
     this.timeoutOf = options.loadTimeoutMs ?? loadTimeoutMs;
-    if (options.prepare) this.replenish(options.prepare.gpu);
   }
 
   /** The spare host's pid, if one is running (for tests and operators). */
@@ -79,9 +80,26 @@ export class HostedBackend implements Backend {
     return this.spare?.alive ? this.spare.pid : null;
   }
 
-  /** Resolves once the spare host (if any) has started its runtime (the benchmark waits for it). Never rejects. */
-  async spareReady(): Promise<void> {
-    await this.spare?.whenReady().catch(() => undefined);
+  /**
+   * Starts the spare host for `config`'s GPU setting if there is none (process start and the runtime's start-up), and
+   * resolves once it is ready, so the next load pays neither. Rejects with `ModelLoadFailed` when the host cannot start
+   * its runtime within the bound (it is then stopped; the next call starts another).
+   */
+  async ready(config: Pick<BackendConfig, "gpu">): Promise<void> {
+    if (this.disposed) throw new Disposed("the backend was disposed");
+    const host = this.spareFor(config.gpu);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(hostStartTimeout()), HOST_START_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([host.whenReady(), bound]);
+    } catch (error) {
+      host.kill(error instanceof Error ? error : new Error(String(error)));
+      throw hostStartFailed(config.gpu, error);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<LoadedModel> {
@@ -103,13 +121,19 @@ export class HostedBackend implements Backend {
     }
   }
 
-  /** The spare if it suits, else a new host. */
+  /** The spare host for a GPU setting: the current one if it is alive and suits, else a new one (the old one ends). */
+  private spareFor(gpu: BackendConfig["gpu"]): ModelHost {
+    if (this.spare?.alive && this.spare.gpu === gpu) return this.spare;
+    void this.spare?.shutdown();
+    this.spare = this.startHost(gpu);
+    return this.spare;
+  }
+
+  /** The spare for a load, taken (no longer the spare). */
   private takeHost(gpu: BackendConfig["gpu"]): ModelHost {
-    const spare = this.spare;
+    const host = this.spareFor(gpu);
     this.spare = null;
-    if (spare?.alive && spare.gpu === gpu) return spare;
-    void spare?.shutdown();
-    return this.startHost(gpu);
+    return host;
   }
 
   private startHost(gpu: BackendConfig["gpu"]): ModelHost {
@@ -148,13 +172,11 @@ export class HostedBackend implements Backend {
       const onAbort = () => stop(new Aborted(`loading ${name} was aborted`, { cause: options.signal?.reason }));
       options.signal?.addEventListener("abort", onAbort, { once: true });
       // Starting the host has its own, fixed bound; the load's bound runs from the load request on.
-      timer = setTimeout(() => stop(new ModelLoadFailed(`the model host did not start within ${HOST_START_TIMEOUT_MS / 1000} s`)), HOST_START_TIMEOUT_MS);
+      timer = setTimeout(() => stop(hostStartTimeout()), HOST_START_TIMEOUT_MS);
       host
         .whenReady()
         .catch((error: unknown) => {
-          throw new ModelLoadFailed(`the model host could not start its runtime (gpu = ${String(options.backend.gpu)}): ${messageOf(error)}`, {
-            cause: error,
-          });
+          throw hostStartFailed(options.backend.gpu, error);
         })
         .then(() => {
           clearTimeout(timer);
@@ -197,11 +219,21 @@ export class HostedBackend implements Backend {
   }
 }
 
+function hostStartTimeout(): ModelLoadFailed {
+  return new ModelLoadFailed(`the model host did not start within ${HOST_START_TIMEOUT_MS / 1000} s`);
+}
+
+/** A host that could not start its runtime (the bound above, a runtime that fails to start, a process that died). */
+function hostStartFailed(gpu: BackendConfig["gpu"], error: unknown): ModelLoadFailed {
+  if (error instanceof ModelLoadFailed) return error;
+  return new ModelLoadFailed(`the model host could not start its runtime (gpu = ${String(gpu)}): ${messageOf(error)}`, { cause: error });
+}
+
 /** What every hosted model shares: calls over the host's pipe, the measured memory, the end of the host on dispose. */
 abstract class HostedModel {
   readonly crashed: Promise<Error>;
   private readonly lifetime: Lifetime;
-  private measured: Bytes;
+  private readonly memory: MemoryFigure;
   private readonly refresh: NodeJS.Timeout;
   /** Why the host died, once it did: every later call fails with it (retryable), even after the cache unloaded it. */
   private crashError: Error | null = null;
@@ -212,7 +244,7 @@ abstract class HostedModel {
     memoryBytes: Bytes,
   ) {
     this.lifetime = new Lifetime(descriptor);
-    this.measured = memoryBytes;
+    this.memory = new MemoryFigure(memoryBytes);
     this.crashed = host.crashed;
     this.refresh = setInterval(() => void this.measure(), MEMORY_REFRESH_MS);
     this.refresh.unref();
@@ -224,7 +256,11 @@ abstract class HostedModel {
 
   /** The host's memory as the OS measured it last. */
   get memoryBytes(): Bytes {
-    return this.measured;
+    return this.memory.bytes;
+  }
+
+  onMemoryChange(listener: (bytes: Bytes) => void): () => void {
+    return this.memory.subscribe(listener);
   }
 
   get pid(): number {
@@ -239,11 +275,11 @@ abstract class HostedModel {
     if (!this.host.alive) return;
     const fromOs = await processMemory(this.host.pid);
     if (fromOs !== null) {
-      this.measured = fromOs;
+      this.memory.set(fromOs);
       return;
     }
     const rss = await this.host.request({ type: "memory" }).answer.catch(() => null);
-    if (rss?.type === "result" && typeof rss.value === "number") this.measured = rss.value;
+    if (rss?.type === "result" && typeof rss.value === "number") this.memory.set(rss.value);
   }
 
   /** Calls a method of the model in the host; the signal becomes an abort message, streamed text comes to `onText`. */
@@ -274,6 +310,7 @@ abstract class HostedModel {
   dispose(): Promise<void> {
     return this.lifetime.dispose(async () => {
       clearInterval(this.refresh);
+      this.memory.clear();
       await this.host.shutdown();
     });
   }

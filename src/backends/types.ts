@@ -62,11 +62,15 @@ export interface LoadedModelBase extends AsyncDisposable {
   readonly descriptor: ModelDescriptor;
   /**
    * Measured memory held by this model once loaded (bytes), used to replace the cache's pre-load estimate. A hosted
-   * model re-measures its host process while it runs, so the figure may change; the cache reads it again whenever it
-   * checks its limits.
+   * model re-measures its host process while it runs, so the figure may change (see `onMemoryChange`).
    */
   readonly memoryBytes: Bytes;
   readonly disposed: boolean;
+  /**
+   * Calls `listener` with each new `memoryBytes` figure (the cache moves its accounting to it); returns the unsubscribe
+   * function. Listeners end with the model. Backends whose figure never changes leave it out.
+   */
+  onMemoryChange?(listener: (bytes: Bytes) => void): () => void;
   /** Settles with a typed error when the model's runtime dies by itself (its model host crashed or was killed); never settles otherwise. Backends without hosts leave it out. */
   readonly crashed?: Promise<Error>;
   /** The process id of the model's host, so an operator can find it. Backends without hosts leave it out. */
@@ -101,9 +105,18 @@ export interface LoadOptions {
   onProgress?: (fraction: number) => void;
 }
 
+/** What kind of loaded model each format gives: the capability a request is checked against before any load. */
+export const FORMAT_KIND: Readonly<Record<ModelFormat, LoadedModel["kind"]>> = { gguf: "text", onnx: "tensor" };
+
 export interface Backend {
   /** The model format this backend loads. */
   readonly format: ModelFormat;
+  /**
+   * Starts the runtime itself (llama.cpp's one-time start-up) if it has not started yet; resolves when it is ready.
+   * The runtime calls it at creation, in parallel with the restore; the cache awaits it before timing a load, so load
+   * times never include the start-up. Optional: backends with nothing to start leave it out.
+   */
+  ready?(config: BackendConfig): Promise<void>;
   load(model: ModelDescriptor, options: LoadOptions): Promise<LoadedModel>;
   /** Releases shared resources (e.g. the llama.cpp instance). Idempotent. */
   dispose(): Promise<void>;

@@ -4,13 +4,15 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { realpath, stat } from "node:fs/promises";
-import { basename, extname, isAbsolute, resolve as resolvePath } from "node:path";
+import { constants } from "node:fs";
+import { access, realpath, stat } from "node:fs/promises";
+import { basename, isAbsolute, resolve as resolvePath } from "node:path";
 import type { BackendConfig } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
 import { type FoundModel, formatOf, isInside, type Scan, scanIsStale, scanModels } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
+import { NAME_STAGES, NameIndex, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
 import { sameFileVersion } from "./types.js";
 import type {
@@ -66,17 +68,11 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
   return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES);
 }
 
-function stem(name: string): string {
-  return name.slice(0, name.length - extname(name).length);
-}
-
-/** Stages of name matching, most specific first; the first stage with any match decides. */
-const MATCHERS: ReadonlyArray<(model: FoundModel, name: string) => boolean> = [
-  (m, n) => m.name === n,
-  (m, n) => stem(m.name) === n,
-  (m, n) => basename(m.name) === n,
-  (m, n) => stem(basename(m.name)) === n,
-];
+/**
+ * Name lookups check the models directory for changes at most this often (ms). A name not in the index is checked for
+ * at once, so a file added a moment ago is still found; a hit never waits for a check.
+ */
+export const FOLDER_CHECK_INTERVAL_MS = 1000;
 
 export class ModelManager implements ModelSource {
   /** The models directory, absolute. */
@@ -84,6 +80,13 @@ export class ModelManager implements ModelSource {
   private readonly allowOutside: boolean;
   private scan: Scan | undefined;
   private scanning: Promise<Scan> | undefined;
+  /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
+  private index = new NameIndex([]);
+  private checkedAt = -Infinity;
+  /** Set by a timer when the next folder check is due, so a lookup reads no clock. */
+  private checkDue = true;
+  /** Descriptors of names resolved since the last rescan: the synchronous `lookup` answers from these. */
+  private resolved = new Map<string, ModelDescriptor>();
   private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
 
   constructor(modelsDir: string, options: ModelManagerOptions = {}) {
@@ -93,7 +96,7 @@ export class ModelManager implements ModelSource {
 
   /** Every discoverable model, sorted by name. */
   async list(): Promise<ModelDescriptor[]> {
-    const scan = await this.currentScan();
+    const scan = await this.currentScan(true);
     const found = [...scan.models, ...this.allowedEscapes(scan)].sort((a, b) => a.name.localeCompare(b.name));
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
     return descriptors.filter((d): d is ModelDescriptor => d !== null);
@@ -108,21 +111,47 @@ export class ModelManager implements ModelSource {
     const trimmed = name.trim();
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
-    const scan = await this.currentScan();
-    const candidates = [...scan.models, ...this.allowedEscapes(scan)];
-    for (const matches of MATCHERS) {
-      const hits = uniqueByKey(candidates.filter((m) => matches(m, trimmed)));
-      if (hits.length === 1) return this.describe(hits[0] as FoundModel);
-      if (hits.length > 1) {
-        const names = hits.map((h) => h.name);
-        throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
-          details: { name: trimmed, candidates: names },
-        });
-      }
+    let scan = await this.currentScan();
+    let hits = this.index.match(trimmed);
+    // Not known: the folders may have changed since the last (rate-limited) check; look now before saying no.
+    if (hits.length === 0 && !this.scanning) {
+      scan = await this.currentScan(true);
+      hits = this.index.match(trimmed);
     }
-    const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches({ name: linkName } as FoundModel, trimmed)));
+    if (hits.length === 1) {
+      const descriptor = await this.describe(hits[0] as FoundModel);
+      if (this.scan === scan) this.resolved.set(trimmed, descriptor);
+      return descriptor;
+    }
+    if (hits.length > 1) {
+      const names = hits.map((h) => h.name);
+      throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
+        details: { name: trimmed, candidates: names },
+      });
+    }
+    const escaping = [...scan.escaping].find(([linkName]) => NAME_STAGES.some((spell) => spell(linkName) === trimmed));
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
+  }
+
+  /**
+   * A name resolved before, answered without I/O (the cache's synchronous hit path); undefined when it must be resolved.
+   * When a folder check is due it starts one in the background: the answer stands until that check finds a change.
+   */
+  lookup(name: string): ModelDescriptor | undefined {
+    if (this.checkDue && !this.scanning) void this.currentScan().catch(() => {});
+    return this.resolved.get(name);
+  }
+
+  /** Whether the models directory exists and can be read (false: absent, unmounted or unreadable). */
+  async available(): Promise<boolean> {
+    try {
+      if (!(await stat(this.modelsDir)).isDirectory()) return false;
+      await access(this.modelsDir, constants.R_OK | constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */
@@ -181,15 +210,28 @@ export class ModelManager implements ModelSource {
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
   }
 
-  /** The scan, rescanning only when a walked directory changed. Concurrent callers share one rescan. */
-  private async currentScan(): Promise<Scan> {
+  /**
+   * The scan, rescanning only when a walked directory changed. Checks for changes at most every
+   * `FOLDER_CHECK_INTERVAL_MS` unless `force`. Concurrent callers share one rescan.
+   */
+  private async currentScan(force = false): Promise<Scan> {
     if (this.scanning) return this.scanning;
-    if (this.scan && !(await scanIsStale(this.scan, this.modelsDir))) return this.scan;
-    this.scanning ??= scanModels(this.modelsDir)
-      .then((scan) => (this.scan = scan))
-      .finally(() => {
-        this.scanning = undefined;
-      });
+    const now = performance.now();
+    if (this.scan && !force && now - this.checkedAt < FOLDER_CHECK_INTERVAL_MS) return this.scan;
+    this.scanning = (async () => {
+      const stale = !this.scan || (await scanIsStale(this.scan, this.modelsDir));
+      this.checkedAt = performance.now();
+      this.checkDue = false;
+      setTimeout(() => (this.checkDue = true), FOLDER_CHECK_INTERVAL_MS).unref();
+      if (!stale) return this.scan as Scan;
+      const scan = await scanModels(this.modelsDir);
+      this.scan = scan;
+      this.index = new NameIndex([...scan.models, ...this.allowedEscapes(scan)]);
+      this.resolved = new Map();
+      return scan;
+    })().finally(() => {
+      this.scanning = undefined;
+    });
     return this.scanning;
   }
 
@@ -247,11 +289,6 @@ function relativeName(root: string, path: string): string {
   return path.slice(root.length + 1).split(/[\\/]/).join("/");
 }
 
-function uniqueByKey(models: FoundModel[]): FoundModel[] {
-  const byKey = new Map<string, FoundModel>();
-  for (const m of models) if (!byKey.has(m.key)) byKey.set(m.key, m);
-  return [...byKey.values()];
-}
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash("sha256");

@@ -45,14 +45,18 @@ before(async () => {
 after(() => rm(dir, { recursive: true, force: true }));
 
 describe("a model in a host", () => {
-  const hosted = new HostedBackend("gguf", { prepare: config });
+  const hosted = new HostedBackend("gguf");
   const local = new LlamaBackend();
   let model: TextModel;
   let inProcess: TextModel;
+  /** The spare `ready()` started, and the one started after the first load. */
+  let readyPid: number | null;
   let sparePid: number | null;
 
   before(async () => {
     const descriptor = await manager.resolve("nano.gguf");
+    await hosted.ready(config);
+    readyPid = hosted.sparePid;
     model = (await hosted.load(descriptor, { backend: config })) as TextModel;
     sparePid = hosted.sparePid;
     inProcess = (await local.load(descriptor, { backend: { ...config, isolation: "in-process" } })) as TextModel;
@@ -99,6 +103,7 @@ describe("a model in a host", () => {
     const measured = (await processMemory(model.pid as number)) as number;
     assert.ok(Math.abs(model.memoryBytes - measured) / measured < 0.25, `${model.memoryBytes} vs ${measured}`);
     assert.ok(model.memoryBytes > (await manager.resolve("nano.gguf")).fingerprint.size);
+    assert.ok(readyPid !== null && readyPid === model.pid, "ready() started the spare host and the first load ran in it");
     assert.ok(sparePid !== null && sparePid !== model.pid, "a spare was started after the load");
     const second = (await hosted.load(await manager.resolve("nano.gguf"), { backend: config })) as TextModel;
     try {

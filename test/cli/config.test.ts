@@ -29,6 +29,12 @@ test("config set changes only the value it sets; every other byte of a commented
     COMMENTED.replace("persist_cache = false     # off", "persist_cache = true     # off"),
   );
   assert.match(result.stderr, /Set cache\.persist_cache = true in .*\.inferno\.toml/);
+  assert.ok(
+    result.stderr.includes(`(the local file: it applies when Inferno runs in ${s.cwd}; --global sets it for every directory)`),
+    result.stderr,
+  );
+  const global = await s.run(["config", "set", "cache.persist_cache", "true", "--global"]);
+  assert.doesNotMatch(global.stderr, /the local file/);
 });
 
 test("config set of a new key in an existing section appends it there and leaves the rest alone", async (t) => {
@@ -333,4 +339,13 @@ test("the real entry point runs end to end in its own process", async (t) => {
     { cwd: s.cwd, env: s.env },
   );
   assert.equal(stdout, "9123\n");
+});
+
+test("more pins than max_cached_models: config validate exits 2 naming both keys", async (t) => {
+  const s = await cliSandbox(t);
+  await writeFile(s.localFile, '[cache]\nmax_cached_models = 1\nalways_warm = ["a.gguf", "b.gguf"]\n');
+  const result = await s.run(["config", "validate"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /cache\.always_warm/);
+  assert.match(result.stderr, /cache\.max_cached_models is 1/);
 });

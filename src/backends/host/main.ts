@@ -82,7 +82,7 @@ async function handle(message: ToHost): Promise<void> {
   switch (message.type) {
     case "init":
       try {
-        if (message.format === "gguf") await llama.prepare(message.gpu);
+        if (message.format === "gguf") await llama.ready({ gpu: message.gpu });
         else await onnx.prepare();
         send({ type: "ready" });
       } catch (error) {
