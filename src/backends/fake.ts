@@ -30,6 +30,8 @@ export interface FakeModelBehaviour {
   failNext?: number;
   /** Every load fails. */
   failAlways?: boolean;
+  /** Time a loaded model's dispose takes (a model host ending), in milliseconds on the injected timers. Default 0. */
+  disposeMs?: number;
 }
 
 /** The part of a clock the fake needs (the cache's `Clock` satisfies it). */
@@ -97,7 +99,8 @@ export class FakeBackend implements Backend {
     }
     this.counts.loaded++;
     for (const id of new Set([model.name, model.key])) this.loadsByModel.set(id, (this.loadsByModel.get(id) ?? 0) + 1);
-    const loaded = new FakeTextModel(model, behaviour.memoryBytes ?? MIB, options.backend, () => {
+    const loaded = new FakeTextModel(model, behaviour.memoryBytes ?? MIB, options.backend, async () => {
+      if (behaviour.disposeMs) await this.delay(behaviour.disposeMs, undefined);
       this.counts.disposed++;
       this.live.delete(loaded);
     });
@@ -162,7 +165,7 @@ export class FakeTextModel implements TextModel {
     memoryBytes: Bytes,
     /** The settings it was loaded with (tests check they were passed through). */
     readonly backendConfig: BackendConfig,
-    private readonly onDispose: () => void,
+    private readonly onDispose: () => Promise<void>,
   ) {
     this.memory = new MemoryFigure(memoryBytes);
     this.crashed = new Promise((resolve) => (this.resolveCrashed = resolve));
@@ -214,7 +217,7 @@ export class FakeTextModel implements TextModel {
     if (this.disposed) return;
     this.disposed = true;
     this.memory.clear();
-    this.onDispose();
+    await this.onDispose();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -766,8 +766,14 @@ export class ModelCache implements AsyncDisposable {
   private enforceLimits(): void {
     const over = this.shortfall(0, 0);
     if (over.count <= 0 && over.bytes <= 0) return;
-    void this.evictFor({ count: Math.max(0, over.count), bytes: Math.max(0, over.bytes) }, null).then((done) => {
-      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: over.count, over_bytes: over.bytes });
+    // Models already on their way out hold their reservations until disposed (a model host takes a moment to end):
+    // they are as good as gone, or every lease released meanwhile would evict one more model.
+    const leaving = this.admittedEntries().filter((e) => e.retireReason !== null);
+    const count = over.count - leaving.length;
+    const bytes = over.bytes - leaving.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
+    if (count <= 0 && bytes <= 0) return;
+    void this.evictFor({ count: Math.max(0, count), bytes: Math.max(0, bytes) }, null).then((done) => {
+      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: count, over_bytes: bytes });
     });
   }
 

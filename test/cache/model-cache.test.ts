@@ -307,6 +307,24 @@ describe("limits", () => {
     await cache.close();
   });
 
+  it("a model still being unloaded counts as gone: a lease released meanwhile evicts no second model", async () => {
+    const { cache, clock } = await harness({
+      models: sized,
+      behaviours: { "a.gguf": { memoryBytes: 60 * MIB, disposeMs: 1000 }, "b.gguf": { memoryBytes: 60 * MIB } },
+      cache: { max_memory_mb: 100 },
+    });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.advance(1000);
+    // b's estimate fits beside a; its measured 60 MiB does not: a (idle) is evicted, and takes 1 s to end.
+    const lease = await clock.run(cache.acquire("b.gguf"));
+    assert.deepEqual(cache.loadedModels().map((m) => [m.name, m.state]), [["a.gguf", "unloading"], ["b.gguf", "ready"]]);
+    lease.release(); // still over the limit until a's memory is back, but a is on its way out
+    await clock.advance(1000);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().evictions.capacity_memory, 1);
+    await cache.close();
+  });
+
   it("refuses a model that can never fit, without emptying the cache", async () => {
     const { cache, clock, backend } = await harness({ models: sized, behaviours: measured, cache: { max_memory_mb: 100 } });
     await clock.run(cache.getModel("a.gguf"));
