@@ -1,5 +1,6 @@
 /** Model hosts seen from tests: which processes run, whose children they are, what a test server holds. */
 import { readdir, readFile } from "node:fs/promises";
+import { DEFAULT_HOST_ENTRY } from "../../src/backends/host/host.js";
 import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
 import type { TestServer } from "./server.js";
 
@@ -15,21 +16,26 @@ export async function running(pid: number): Promise<boolean> {
   return stat !== null && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 }
 
-/** Processes whose parent is `pid` (Linux /proc). */
-export async function childrenOf(pid: number): Promise<number[]> {
-  const children: number[] = [];
+/**
+ * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry. Other children (tsx
+ * starts an esbuild service for a server run from source) are left out.
+ */
+export async function hostsOf(pid: number): Promise<number[]> {
+  const hosts: number[] = [];
   for (const name of await readdir("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = await readFile(`/proc/${name}/stat`, "utf8");
       // pid (comm) state ppid …: comm may hold spaces, so read after its closing parenthesis.
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) children.push(Number(name));
+      if (ppid !== pid) continue;
+      const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
+      if (argv.includes(DEFAULT_HOST_ENTRY)) hosts.push(Number(name));
     } catch {
       // gone meanwhile
     }
   }
-  return children;
+  return hosts;
 }
 
 export async function loaded(s: TestServer): Promise<LoadedModelInfo[]> {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { childrenOf, HOSTED, llamaStarted, running } from "../helpers/hosts.js";
+import { HOSTED, hostsOf, llamaStarted, running } from "../helpers/hosts.js";
 import { spawnInferno } from "../helpers/process.js";
 import { testSetup } from "../helpers/server.js";
 
@@ -18,8 +18,8 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     });
     assert.equal(response.status, 200);
     const modelPid = ((await (await fetch(`${url}/v1/cache/models`)).json()) as { data: LoadedModelInfo[] }).data[0]?.pid;
-    const hosts = await childrenOf(server.child.pid as number);
-    assert.ok(modelPid && hosts.includes(modelPid), `the model's host ${modelPid} is among the server's children ${hosts}`);
+    const hosts = await hostsOf(server.child.pid as number);
+    assert.ok(modelPid && hosts.includes(modelPid), `the model's host ${modelPid} is among the server's hosts ${hosts}`);
     // The spare host, started after the load, may still be booting Node on a busy machine: it notices once it runs.
     await llamaStarted(hosts);
     const code = await server.stop(signal);
