@@ -6,7 +6,7 @@
 import type { AcquireOptions, CacheEvents, CacheStats, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
 import type { InfernoConfig } from "../config/schema.js";
-import type { ModelDescriptor } from "../models/types.js";
+import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
 
 /** The ModelCache API the server drives (see `src/cache/model-cache.ts`). */
 export interface CacheService {
@@ -29,6 +29,8 @@ export interface CacheService {
 export interface ModelCatalog {
   list(): Promise<ModelDescriptor[]>;
   resolve(name: string): Promise<ModelDescriptor>;
+  /** Header metadata of a resolved model (read once per file version); throws ModelInvalid for a broken file. */
+  metadata(model: ModelDescriptor): Promise<ModelMetadata>;
 }
 
 /** Structured logging, pino-shaped: a message with optional fields. */

@@ -5,7 +5,6 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import type { ChatMessage, FinishReason, GenerationOptions, GenerationResult, TextModel } from "../backends/types.js";
-import { Aborted } from "../errors/index.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import {
@@ -16,7 +15,7 @@ import {
   embeddingRequestSchema,
   parseBody,
 } from "./schemas.js";
-import { type ModelSession, openSession, type SseWriter, streamSession, textModelOf, within } from "./session.js";
+import { completedReason, type EventWriter, type ModelSession, openSession, streamSession, textModelOf, within } from "./session.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -38,16 +37,9 @@ function usageOf(results: GenerationResult[]): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-/**
- * OpenAI has no "aborted" finish: a generation cut short by the client leaving is never seen, and one cut short by
- * shutdown is reported as an error rather than passed off as complete.
- */
+/** OpenAI's finish reason; an aborted generation is an error (see completedReason). */
 function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
-  if (reason !== "abort") return reason;
-  deps.metrics.generationAborted();
-  throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
-    cause: session.signal.reason,
-  });
+  return completedReason(reason, session, deps);
 }
 
 function generationOptions(
@@ -138,7 +130,7 @@ async function completeEach(
 
 async function streamCompletions(
   deps: AppDeps,
-  events: SseWriter,
+  events: EventWriter,
   body: CompletionRequest,
   session: ModelSession,
   model: TextModel,

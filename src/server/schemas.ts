@@ -7,7 +7,8 @@ import { z } from "zod";
 import { BadRequest } from "../errors/index.js";
 import { KeepAliveSyntaxError, parseKeepAlive } from "./keep-alive.js";
 
-const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
+/** `keep_alive` as Ollama spells it (see keep-alive.ts), parsed to seconds; shared by the OpenAI and Ollama bodies. */
+export const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
     return parseKeepAlive(value);
   } catch (error) {

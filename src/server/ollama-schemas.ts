@@ -1,0 +1,180 @@
+/**
+ * Request bodies of the Ollama API (`/api/*`), validated with zod like the OpenAI ones: a body that does not fit is a 400
+ * whose message names the field (`options.top_k: …`). Ollama's `options` are mapped to the sampler where Inferno can
+ * honour them; an option that would change the output and cannot be honoured is refused by name, never dropped.
+ */
+import { z } from "zod";
+import type { BackendConfig } from "../config/schema.js";
+import { keepAlive } from "./schemas.js";
+
+/** A field Inferno cannot honour: absent, null, false or empty is fine, anything else is refused with `why`. */
+const refused = (why: string) =>
+  z
+    .unknown()
+    .refine((value) => value === undefined || value === null || value === false || value === "" || (Array.isArray(value) && value.length === 0), {
+      message: why,
+    })
+    .optional();
+
+/**
+ * Options that change the output but that Inferno's sampler does not take: accepted only at the value that switches
+ * them off (what Ollama clients send when the user left them alone).
+ */
+const NEUTRAL_OPTIONS: Record<string, number> = {
+  min_p: 0,
+  typical_p: 1,
+  tfs_z: 1,
+  repeat_penalty: 1,
+  presence_penalty: 0,
+  frequency_penalty: 0,
+  mirostat: 0,
+};
+
+/**
+ * Options that choose how llama.cpp loads a model. Inferno loads each model once for every client, with the
+ * `[backend]` configuration: a request may repeat the configured value, or a harmless default, but not change it.
+ */
+const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, backend: BackendConfig) => boolean }> = {
+  use_mmap: { key: "backend.mmap", accepts: (v, b) => v === b.mmap },
+  num_batch: { key: "backend.batch_size", accepts: (v, b) => v === b.batch_size },
+  num_thread: { key: "backend.threads", accepts: (v, b) => v === b.threads },
+  num_gpu: { key: "backend.gpu", accepts: (v, b) => v === 0 && (b.gpu === false || b.gpu === "false") },
+  main_gpu: { key: "backend.gpu", accepts: (v) => v === 0 },
+  numa: { key: "backend", accepts: (v) => v === false },
+  low_vram: { key: "backend", accepts: (v) => v === false },
+  f16_kv: { key: "backend", accepts: (v) => v === true },
+  logits_all: { key: "backend", accepts: (v) => v === false },
+  vocab_only: { key: "backend", accepts: (v) => v === false },
+  use_mlock: { key: "backend", accepts: (v) => v === false },
+  embedding_only: { key: "backend", accepts: (v) => v === false },
+};
+
+/**
+ * Ollama's `options`. Honoured: `temperature`, `top_p`, `seed`, `stop`, `num_predict` (≤ 0 = until the model stops or
+ * the context is full), `num_ctx` (refused above the loaded context). Options that only refine a switched-off feature
+ * (`repeat_last_n`, `penalize_newline`, `mirostat_tau`, `mirostat_eta`) are accepted. Unknown keys are ignored, as
+ * Ollama ignores them.
+ */
+export function ollamaOptionsSchema(backend: BackendConfig) {
+  return z
+    .object({
+      temperature: z.number().min(0).nullish(),
+      top_p: z.number().min(0).max(1).nullish(),
+      seed: z.number().int().nullish(),
+      stop: z.union([z.string(), z.array(z.string())]).nullish(),
+      num_predict: z.number().int().min(-2).nullish(),
+      num_ctx: z
+        .number()
+        .int()
+        .positive()
+        .refine((n) => n <= backend.context_size, {
+          message: `is above the context Inferno loads models with (backend.context_size = ${backend.context_size}); send at most that, or raise backend.context_size`,
+        })
+        .nullish(),
+      top_k: refused("not supported yet: leave it out"),
+      num_keep: refused("not supported (Inferno keeps no tokens apart when the context is full)"),
+      repeat_last_n: z.number().int().nullish(),
+      penalize_newline: z.boolean().nullish(),
+      mirostat_tau: z.number().nullish(),
+      mirostat_eta: z.number().nullish(),
+    })
+    .superRefine((options, ctx) => {
+      const raw = options as Record<string, unknown>;
+      for (const [name, neutral] of Object.entries(NEUTRAL_OPTIONS)) {
+        const value = raw[name];
+        if (value === undefined || value === null || value === neutral) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `${JSON.stringify(value)} is not supported; Inferno's sampler takes only ${neutral} (off)`,
+        });
+      }
+      for (const [name, rule] of Object.entries(LOAD_OPTIONS)) {
+        const value = raw[name];
+        if (value === undefined || value === null || rule.accepts(value, backend)) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `${JSON.stringify(value)} cannot be set per request: Inferno loads each model once, with its configuration (${rule.key})`,
+        });
+      }
+    })
+    .loose();
+}
+
+export type OllamaOptions = z.output<ReturnType<typeof ollamaOptionsSchema>>;
+
+/** Fields shared by /api/generate and /api/chat. */
+function generationFields(backend: BackendConfig) {
+  return {
+    model: z.string().min(1),
+    stream: z.boolean().nullish(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+    format: refused("not supported yet: leave it out"),
+    think: refused("thinking is not supported: Inferno's models answer without a separate thinking part"),
+    logprobs: refused("log probabilities are not supported"),
+    top_logprobs: refused("log probabilities are not supported"),
+  };
+}
+
+const images = refused("images are not supported: Inferno's text models take no images");
+
+export function generateRequestSchema(backend: BackendConfig) {
+  return z.object({
+    ...generationFields(backend),
+    prompt: z.string().optional(),
+    system: z.string().optional(),
+    raw: z.boolean().nullish(),
+    suffix: refused("suffix (fill-in-the-middle) is not supported"),
+    template: refused("template is not supported: the model's own chat template is used (or none with raw: true)"),
+    context: refused("context (token memory from an earlier reply) is not supported: send the history with /api/chat"),
+    images,
+  });
+}
+
+const messageSchema = z.object({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+  images,
+  thinking: refused("thinking in the history is not supported"),
+  tool_calls: refused("tool calls are not supported yet"),
+});
+
+export function chatRequestSchema(backend: BackendConfig) {
+  return z.object({
+    ...generationFields(backend),
+    messages: z.array(messageSchema).optional(),
+    tools: refused("tools are not supported yet"),
+  });
+}
+
+export const showRequestSchema = z.object({
+  // Older clients send `name`.
+  model: z.string().min(1).optional(),
+  name: z.string().min(1).optional(),
+  verbose: z.boolean().nullish(),
+});
+
+export function embedRequestSchema(backend: BackendConfig) {
+  return z.object({
+    model: z.string().min(1),
+    input: z.union([z.string(), z.array(z.string())]).optional(),
+    truncate: z.boolean().nullish(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+    dimensions: refused("choosing dimensions is not supported (embeddings have the model's own size)"),
+  });
+}
+
+export function embeddingsRequestSchema(backend: BackendConfig) {
+  return z.object({
+    model: z.string().min(1),
+    prompt: z.string().optional(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+  });
+}
+
+export type GenerateRequest = z.output<ReturnType<typeof generateRequestSchema>>;
+export type ChatRequest = z.output<ReturnType<typeof chatRequestSchema>>;

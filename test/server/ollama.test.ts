@@ -1,0 +1,333 @@
+/**
+ * The Ollama API on the real server (llama.cpp on generated GGUF models, real HTTP on loopback), driven by the official
+ * `ollama` npm client: list, ps, show, chat and generate (streamed and not), embed, preload and unload via keep_alive,
+ * Ollama's error format, names `NAME:latest`, and the API key.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Ollama } from "ollama";
+import type { LoadedModelInfo } from "../../src/cache/types.js";
+import { startServer } from "../../src/runtime/index.js";
+import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+
+let s: TestServer;
+let ollama: Ollama;
+const fileScope = fileContext();
+
+before(async () => {
+  s = await startTestServer(fileScope.context, {
+    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } }, onnx: ["add.onnx"] },
+  });
+  ollama = new Ollama({ host: s.url });
+});
+
+after(() => fileScope.cleanUp());
+
+/** Greedy sampling: the random model then runs to num_predict on these prompts, and repeated runs agree. */
+const GREEDY = { temperature: 0 };
+
+async function loaded(): Promise<LoadedModelInfo[]> {
+  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
+}
+
+/** What the `ollama` client throws for an error reply: a ResponseError carrying Ollama's `error` text and the status. */
+function responseError(status: number, message: RegExp) {
+  return (error: unknown) => {
+    const e = error as { name: string; error: string; status_code: number };
+    assert.equal(e.name, "ResponseError", String(error));
+    assert.equal(e.status_code, status);
+    assert.match(e.error, message);
+    return true;
+  };
+}
+
+async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${s.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+describe("Ollama API: models", () => {
+  it("answers HEAD / and /api/version; GET / is not taken", async () => {
+    const head = await fetch(`${s.url}/`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal((await ollama.version()).version.length > 0, true);
+    assert.equal((await fetch(`${s.url}/`)).status, 404);
+  });
+
+  it("lists the GGUF models as NAME:latest with Ollama's details; tensor models are not listed", async () => {
+    const { models } = await ollama.list();
+    assert.deepEqual(
+      models.map((m) => m.name),
+      ["other/second:latest", "tiny:latest"],
+    );
+    for (const model of models) {
+      assert.equal(model.model, model.name);
+      assert.ok(model.size > 0);
+      assert.match(model.digest, /^[0-9a-f]{64}$/);
+      assert.ok(!Number.isNaN(Date.parse(String(model.modified_at))));
+      assert.equal(model.details.format, "gguf");
+      assert.equal(model.details.family, "llama");
+      assert.deepEqual(model.details.families, ["llama"]);
+      assert.equal(model.details.quantization_level, "F32");
+      assert.match(model.details.parameter_size, /^\d+(\.\d)?[KMB]$/);
+    }
+    const [second, tiny] = models;
+    assert.notEqual(second?.digest, tiny?.digest);
+  });
+
+  it("shows a model by NAME, NAME:latest or file name: details, model_info, capabilities", async () => {
+    const shown = await ollama.show({ model: "tiny:latest" });
+    assert.equal(shown.details.format, "gguf");
+    assert.equal(shown.details.family, "llama");
+    const info = shown.model_info as unknown as Record<string, unknown>;
+    assert.equal(info["general.architecture"], "llama");
+    assert.ok((info["llama.context_length"] as number) > 0);
+    assert.ok((info["general.parameter_count"] as number) > 0);
+    assert.ok(shown.capabilities.includes("completion"));
+    assert.ok(shown.capabilities.includes("embedding"));
+    assert.match(shown.parameters, /num_ctx\s+512/);
+    assert.deepEqual((await ollama.show({ model: "tiny" })).model_info, shown.model_info);
+    assert.deepEqual((await ollama.show({ model: "tiny.gguf" })).model_info, shown.model_info);
+    assert.deepEqual((await ollama.show({ model: "other/second:latest" })).details, shown.details);
+  });
+
+  it("an unknown name is 404 and a tensor model 400, as {\"error\": message}; nothing is loaded", async () => {
+    await assert.rejects(ollama.show({ model: "nosuch:latest" }), responseError(404, /nosuch/));
+    await assert.rejects(ollama.chat({ model: "tiny:7b", messages: [{ role: "user", content: "hi" }] }), responseError(404, /tiny:7b/));
+    await assert.rejects(
+      ollama.chat({ model: "add.onnx", messages: [{ role: "user", content: "hi" }] }),
+      responseError(400, /add\.onnx is an ONNX tensor model; the Ollama API serves GGUF text models only/),
+    );
+    await assert.rejects(ollama.embed({ model: "add", input: "x" }), responseError(400, /ONNX tensor model/));
+    await assert.rejects(ollama.generate({ model: "add", prompt: "" }), responseError(400, /ONNX tensor model/));
+    assert.equal((await loaded()).find((m) => m.name === "add.onnx"), undefined);
+    const raw = await post("/api/chat", { model: "nosuch", messages: [] });
+    assert.equal(raw.status, 404);
+    assert.deepEqual(Object.keys((await raw.json()) as object), ["error"]);
+  });
+
+  it("pull, push, create, copy and delete answer 501 with a sentence about the models folder", async () => {
+    const refused = responseError(501, new RegExp(`serves the GGUF files in its models folder \\(${s.modelsDir.replaceAll("/", "\\/")}\\)`));
+    await assert.rejects(ollama.pull({ model: "llama3.2" }), refused);
+    await assert.rejects(ollama.push({ model: "tiny" }), refused);
+    await assert.rejects(ollama.create({ model: "mario", from: "tiny" }), refused);
+    await assert.rejects(ollama.copy({ source: "tiny", destination: "tiny2" }), refused);
+    await assert.rejects(ollama.delete({ model: "tiny" }), refused);
+    assert.equal((await fetch(`${s.url}/api/blobs/sha256:00`, { method: "HEAD" })).status, 501);
+  });
+});
+
+describe("Ollama API: generation", () => {
+  it("chat without streaming: the assistant's message, done_reason and Ollama's counts and nanosecond timings", async () => {
+    const reply = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hello there" }],
+      stream: false,
+      options: { ...GREEDY, num_predict: 6 },
+    });
+    assert.equal(reply.model, "tiny");
+    assert.equal(reply.message.role, "assistant");
+    assert.equal(typeof reply.message.content, "string");
+    assert.equal(reply.done, true);
+    assert.equal(reply.done_reason, "length");
+    assert.equal(reply.eval_count, 6);
+    assert.ok(reply.prompt_eval_count > 0);
+    assert.ok(!Number.isNaN(Date.parse(String(reply.created_at))));
+    for (const field of ["total_duration", "load_duration", "prompt_eval_duration", "eval_duration"] as const) {
+      assert.ok(Number.isInteger(reply[field]) && reply[field] >= 0, `${field} = ${reply[field]}`);
+    }
+    assert.ok(reply.total_duration >= reply.load_duration + reply.prompt_eval_duration);
+  });
+
+  it("chat streams JSON lines by default; the pieces make the non-streamed text and the last line carries done", async () => {
+    const request = { model: "tiny:latest", messages: [{ role: "user", content: "Tell me a story" }], options: { ...GREEDY, num_predict: 12 } };
+    const whole = await ollama.chat({ ...request, stream: false });
+    const parts = [];
+    for await (const part of await ollama.chat({ ...request, stream: true })) parts.push(part);
+    const last = parts.at(-1);
+    assert.ok(parts.length > 2, `only ${parts.length} parts`);
+    assert.ok(parts.slice(0, -1).every((p) => !p.done && p.model === "tiny:latest" && p.message.role === "assistant"));
+    assert.equal(parts.map((p) => p.message.content).join(""), whole.message.content);
+    assert.equal(last?.done, true);
+    assert.equal(last?.done_reason, "length");
+    assert.equal(last?.eval_count, 12);
+
+    const response = await post("/api/chat", request);
+    assert.match(response.headers.get("content-type") ?? "", /application\/x-ndjson/);
+    const lines = (await response.text()).trim().split("\n");
+    assert.equal(lines.length, parts.length);
+    assert.ok(lines.every((line) => typeof JSON.parse(line) === "object"));
+  });
+
+  it("generate puts the prompt in the model's template (a one-turn chat), and raw: true sends it as it is", async () => {
+    const options = { ...GREEDY, num_predict: 8 };
+    const templated = await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", options });
+    const chatted = await ollama.chat({ model: "tiny", messages: [{ role: "user", content: "Why is the sky blue?" }], options });
+    assert.equal(templated.response, chatted.message.content);
+    assert.equal(templated.done_reason, "length");
+    assert.equal(templated.eval_count, 8);
+
+    const withSystem = await ollama.generate({ model: "tiny", prompt: "Why?", system: "Be brief.", options });
+    const chattedSystem = await ollama.chat({
+      model: "tiny",
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "Why?" },
+      ],
+      options,
+    });
+    assert.equal(withSystem.response, chattedSystem.message.content);
+
+    const raw = await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", raw: true, options });
+    assert.ok(raw.prompt_eval_count < templated.prompt_eval_count, "the raw prompt has no template around it");
+    const streamed = [];
+    for await (const part of await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", raw: true, options, stream: true })) {
+      streamed.push(part);
+    }
+    assert.equal(streamed.map((p) => p.response).join(""), raw.response);
+  });
+
+  it("options reach the sampler: seeded runs repeat, stop ends the text, num_ctx above the context is refused", async () => {
+    const seeded = { model: "tiny", prompt: "Once upon a time", raw: true, options: { seed: 7, temperature: 1, num_predict: 10 } };
+    const [a, b] = [await ollama.generate(seeded), await ollama.generate(seeded)];
+    assert.equal(a.response, b.response);
+
+    const greedy = (await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 16 } })).response ?? "";
+    const stopAt = /[a-z]{3}/.exec(greedy.slice(3))?.[0] ?? "";
+    assert.equal(stopAt.length, 3, `no stop candidate in ${JSON.stringify(greedy)}`);
+    const stopped = await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 16, stop: [stopAt] } });
+    assert.equal(stopped.done_reason, "stop");
+    assert.equal(stopped.response, greedy.slice(0, greedy.indexOf(stopAt)));
+
+    await assert.rejects(
+      ollama.generate({ ...seeded, options: { num_ctx: 4096 } }),
+      responseError(400, /^options\.num_ctx: is above the context Inferno loads models with \(backend\.context_size = 512\)/),
+    );
+    assert.ok((await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 2, num_ctx: 512 } })).done);
+  });
+
+  it("options that change the output and cannot be honoured are refused by name; their off values are accepted", async () => {
+    const base = { model: "tiny", prompt: "Hi", options: { ...GREEDY, num_predict: 2 } };
+    await assert.rejects(
+      ollama.generate({ ...base, options: { ...base.options, repeat_penalty: 1.3 } }),
+      responseError(400, /^options\.repeat_penalty: 1\.3 is not supported/),
+    );
+    await assert.rejects(
+      ollama.generate({ ...base, options: { ...base.options, mirostat: 2 } }),
+      responseError(400, /^options\.mirostat: 2 is not supported/),
+    );
+    await assert.rejects(
+      ollama.generate({ ...base, options: { ...base.options, num_gpu: 99 } }),
+      responseError(400, /^options\.num_gpu: 99 cannot be set per request.*backend\.gpu/),
+    );
+    await assert.rejects(ollama.generate({ ...base, images: ["aGk="] }), responseError(400, /^images: .*no images/));
+    await assert.rejects(ollama.generate({ ...base, think: true }), responseError(400, /^think: thinking is not supported/));
+    const neutral = await ollama.generate({
+      ...base,
+      options: { ...base.options, repeat_penalty: 1, mirostat: 0, min_p: 0, use_mmap: true, num_batch: 128, low_vram: false },
+    });
+    assert.equal(neutral.done, true);
+  });
+});
+
+describe("Ollama API: embeddings", () => {
+  it("embed returns one unit-length vector per input; /api/embeddings the raw vector in the same direction", async () => {
+    const reply = await ollama.embed({ model: "tiny:latest", input: ["Why is the sky blue?", "Why is the grass green?"] });
+    assert.equal(reply.model, "tiny:latest");
+    assert.equal(reply.embeddings.length, 2);
+    for (const vector of reply.embeddings) assert.ok(Math.abs(Math.hypot(...vector) - 1) < 1e-4);
+    assert.notDeepEqual(reply.embeddings[0], reply.embeddings[1]);
+    assert.ok(reply.prompt_eval_count > 0);
+    assert.ok(Number.isInteger(reply.total_duration));
+
+    const single = await ollama.embed({ model: "tiny", input: "Why is the sky blue?" });
+    assert.deepEqual(single.embeddings[0], reply.embeddings[0]);
+    const legacy = await ollama.embeddings({ model: "tiny", prompt: "Why is the sky blue?" });
+    const norm = Math.hypot(...legacy.embedding);
+    const first = single.embeddings[0] as number[];
+    legacy.embedding.forEach((x, i) => assert.ok(Math.abs(x / norm - (first[i] as number)) < 1e-5));
+  });
+
+  it("an input longer than the context is a 400 naming it (Inferno does not truncate)", async () => {
+    await assert.rejects(
+      ollama.embed({ model: "tiny", input: ["short", "word ".repeat(1000)] }),
+      responseError(400, /^input\[1\]: \d+ tokens do not fit the context of 512/),
+    );
+  });
+});
+
+describe("Ollama API: loading and unloading with keep_alive", () => {
+  it("an empty generate prompt loads the model (done_reason load); keep_alive 0 unloads it (unload); ps follows", async () => {
+    const before = Date.now();
+    const load = await ollama.generate({ model: "other/second", prompt: "", keep_alive: "10m" });
+    assert.deepEqual(
+      { model: load.model, response: load.response, done: load.done, done_reason: load.done_reason },
+      { model: "other/second", response: "", done: true, done_reason: "load" },
+    );
+    const running = (await ollama.ps()).models.find((m) => m.name === "other/second:latest");
+    assert.ok(running, "ps lists the preloaded model");
+    assert.equal(running.model, "other/second:latest");
+    assert.ok(running.size > 0);
+    assert.equal(running.details.format, "gguf");
+    const expires = Date.parse(String(running.expires_at));
+    assert.ok(expires >= before + 600_000 && expires <= Date.now() + 600_000, `expires_at ${String(running.expires_at)}`);
+    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf")?.state, "ready");
+
+    const unload = await ollama.generate({ model: "other/second:latest", prompt: "", keep_alive: 0 });
+    assert.equal(unload.done_reason, "unload");
+    assert.equal((await ollama.ps()).models.find((m) => m.name === "other/second:latest"), undefined);
+    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf"), undefined);
+  });
+
+  it("an empty chat does the same; keep_alive 0 on a real request unloads after it", async () => {
+    const load = await ollama.chat({ model: "other/second", messages: [] });
+    assert.equal(load.done_reason, "load");
+    assert.deepEqual(load.message, { role: "assistant", content: "" });
+    assert.ok((await ollama.ps()).models.some((m) => m.name === "other/second:latest"));
+    const unload = await ollama.chat({ model: "other/second", messages: [], keep_alive: 0 });
+    assert.equal(unload.done_reason, "unload");
+    assert.ok(!(await ollama.ps()).models.some((m) => m.name === "other/second:latest"));
+
+    const reply = await ollama.chat({
+      model: "other/second",
+      messages: [{ role: "user", content: "Hi" }],
+      keep_alive: 0,
+      options: { ...GREEDY, num_predict: 2 },
+    });
+    assert.equal(reply.done, true);
+    assert.ok(reply.load_duration > 0, "this request loaded the model");
+    await waitFor(async () => !(await ollama.ps()).models.some((m) => m.name === "other/second:latest"));
+  });
+
+  it("a streamed request holds a lease until its last line", async () => {
+    const stream = await ollama.generate({ model: "tiny", prompt: "Once upon a time", raw: true, stream: true, options: { ...GREEDY, num_predict: 200 } });
+    let leasedMidway: number | undefined;
+    let count = 0;
+    for await (const part of stream) {
+      if (count++ === 1) leasedMidway = (await loaded()).find((m) => m.name === "tiny.gguf")?.leases;
+      if (part.done) break;
+    }
+    assert.equal(leasedMidway, 1);
+    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+  });
+});
+
+describe("Ollama API: the API key", () => {
+  it("with an api_key, /api/* needs it like /v1 (401 as {\"error\": message}); HEAD / stays open", async (t) => {
+    const secured = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } }, { port: 0 });
+    t.after(() => secured.close(0));
+    await assert.rejects(new Ollama({ host: secured.url }).list(), responseError(401, /API key/));
+    await assert.rejects(
+      new Ollama({ host: secured.url, headers: { Authorization: "Bearer wrong" } }).list(),
+      responseError(401, /invalid API key/),
+    );
+    const keyed = new Ollama({ host: secured.url, headers: { Authorization: "Bearer sesame" } });
+    assert.ok((await keyed.list()).models.length > 0);
+    const reply = await keyed.chat({ model: "tiny", messages: [{ role: "user", content: "Hi" }], options: { ...GREEDY, num_predict: 2 } });
+    assert.equal(reply.done, true);
+    assert.equal((await fetch(`${secured.url}/`, { method: "HEAD" })).status, 200);
+  });
+});
