@@ -98,9 +98,11 @@ interface RunResult {
 }
 
 function toHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((m) =>
-    m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
-  );
+  const history: ChatHistoryItem[] = messages.map((m): ChatHistoryItem => {
+    if (m.role === "assistant") return { type: "model", response: [m.content ?? ""] };
+    if (m.role === "tool") return { type: "user", text: m.content };
+    return { type: m.role, text: m.content };
+  });
   history.push({ type: "model", response: [] });
   return history;
 }

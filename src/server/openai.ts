@@ -21,7 +21,7 @@ import { type ModelSession, openSession, type SseWriter, streamSession, textMode
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-type OpenAIFinishReason = "stop" | "length";
+type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 interface Usage {
   prompt_tokens: number;
