@@ -20,7 +20,7 @@ import { completedReason, type EventWriter, type ModelSession, openSession, stre
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-type OpenAIFinishReason = "stop" | "length";
+type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 interface Usage {
   prompt_tokens: number;
