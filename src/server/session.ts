@@ -75,7 +75,7 @@ export async function within<T>(session: ModelSession, use: () => Promise<T>): P
  * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
  * passed off as complete.
  */
-export function completedReason(reason: FinishReason, session: ModelSession, deps: AppDeps): "stop" | "length" {
+export function completedReason(reason: FinishReason, session: ModelSession, deps: AppDeps): Exclude<FinishReason, "abort"> {
   if (reason !== "abort") return reason;
   deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
