@@ -4,6 +4,7 @@
  * honour them; an option that would change the output and cannot be honoured is refused by name, never dropped.
  */
 import { z } from "zod";
+import type { OutputFormat } from "../backends/types.js";
 import type { BackendConfig } from "../config/schema.js";
 import { keepAlive } from "./schemas.js";
 
@@ -21,12 +22,9 @@ const refused = (why: string) =>
  * them off (what Ollama clients send when the user left them alone).
  */
 const NEUTRAL_OPTIONS: Record<string, number> = {
-  min_p: 0,
   typical_p: 1,
   tfs_z: 1,
   repeat_penalty: 1,
-  presence_penalty: 0,
-  frequency_penalty: 0,
   mirostat: 0,
 };
 
@@ -50,10 +48,11 @@ const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, back
 };
 
 /**
- * Ollama's `options`. Honoured: `temperature`, `top_p`, `seed`, `stop`, `num_predict` (≤ 0 = until the model stops or
- * the context is full), `num_ctx` (refused above the loaded context). Options that only refine a switched-off feature
- * (`repeat_last_n`, `penalize_newline`, `mirostat_tau`, `mirostat_eta`) are accepted. Unknown keys are ignored, as
- * Ollama ignores them.
+ * Ollama's `options`. Honoured: `temperature`, `top_p`, `top_k`, `min_p`, `presence_penalty`, `frequency_penalty` (over
+ * everything generated: `repeat_last_n` is accepted only when no penalty is on, or as -1, the whole context), `seed`,
+ * `stop`, `num_predict` (≤ 0 = until the model stops or the context is full), `num_ctx` (refused above the loaded
+ * context). Options that only refine a switched-off feature (`penalize_newline`, `mirostat_tau`, `mirostat_eta`) are
+ * accepted. Unknown keys are ignored, as Ollama ignores them.
  */
 export function ollamaOptionsSchema(backend: BackendConfig) {
   return z
@@ -71,7 +70,10 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
           message: `is above the context Inferno loads models with (backend.context_size = ${backend.context_size}); send at most that, or raise backend.context_size`,
         })
         .nullish(),
-      top_k: refused("not supported yet: leave it out"),
+      top_k: z.number().int().min(0).nullish(),
+      min_p: z.number().min(0).max(1).nullish(),
+      presence_penalty: z.number().min(-2).max(2).nullish(),
+      frequency_penalty: z.number().min(-2).max(2).nullish(),
       num_keep: refused("not supported (Inferno keeps no tokens apart when the context is full)"),
       repeat_last_n: z.number().int().nullish(),
       penalize_newline: z.boolean().nullish(),
@@ -89,6 +91,14 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
           message: `${JSON.stringify(value)} is not supported; Inferno's sampler takes only ${neutral} (off)`,
         });
       }
+      const penalties = [options.presence_penalty, options.frequency_penalty].some((p) => p != null && p !== 0);
+      if (penalties && options.repeat_last_n != null && options.repeat_last_n !== -1) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["repeat_last_n"],
+          message: `${options.repeat_last_n} is not supported with penalties: Inferno's penalties look back over everything generated (send -1, or leave it out)`,
+        });
+      }
       for (const [name, rule] of Object.entries(LOAD_OPTIONS)) {
         const value = raw[name];
         if (value === undefined || value === null || rule.accepts(value, backend)) continue;
@@ -104,6 +114,18 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
 
 export type OllamaOptions = z.output<ReturnType<typeof ollamaOptionsSchema>>;
 
+/**
+ * Ollama's `format`: `"json"` (any JSON object) or a JSON schema, both constrained by a grammar; `""` is none. The
+ * schema is checked against the supported subset by the route, before any load.
+ */
+const outputFormat = z
+  .union([z.literal(""), z.literal("json"), z.record(z.string(), z.unknown())])
+  .nullish()
+  .transform((format): OutputFormat | undefined => {
+    if (format == null || format === "") return undefined;
+    return format === "json" ? { type: "json" } : { type: "json_schema", schema: format };
+  });
+
 /** Fields shared by /api/generate and /api/chat. */
 function generationFields(backend: BackendConfig) {
   return {
@@ -111,7 +133,7 @@ function generationFields(backend: BackendConfig) {
     stream: z.boolean().nullish(),
     keep_alive: keepAlive.optional(),
     options: ollamaOptionsSchema(backend).nullish(),
-    format: refused("not supported yet: leave it out"),
+    format: outputFormat,
     think: refused("thinking is not supported: Inferno's models answer without a separate thinking part"),
     logprobs: refused("log probabilities are not supported"),
     top_logprobs: refused("log probabilities are not supported"),
@@ -133,19 +155,57 @@ export function generateRequestSchema(backend: BackendConfig) {
   });
 }
 
-const messageSchema = z.object({
-  role: z.enum(["system", "user", "assistant"]),
-  content: z.string(),
-  images,
-  thinking: refused("thinking in the history is not supported"),
-  tool_calls: refused("tool calls are not supported yet"),
+/** A call in an assistant message of the history; Ollama sends the arguments as an object. */
+const toolCallSchema = z.object({
+  id: z.string().min(1).optional(),
+  function: z.object({
+    name: z.string().min(1),
+    arguments: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
+  }),
 });
+
+const messageSchema = z
+  .object({
+    role: z.enum(["system", "user", "assistant", "tool"]),
+    content: z.string().nullish(),
+    images,
+    thinking: refused("thinking in the history is not supported"),
+    tool_calls: z.array(toolCallSchema).nullish(),
+    /** The function a `tool` message answers (Ollama's field); `tool_call_id` names the call itself. */
+    tool_name: z.string().min(1).optional(),
+    tool_call_id: z.string().min(1).optional(),
+  })
+  .refine((m) => m.role === "assistant" || m.tool_calls == null || m.tool_calls.length === 0, {
+    message: 'only assistant messages carry tool_calls',
+    path: ["tool_calls"],
+  });
+
+const toolSchema = z.object({
+  type: z.literal("function").optional(),
+  function: z.object({
+    name: z.string(),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+/**
+ * An Inferno extension (Ollama has none): OpenAI's `tool_choice`, so a client can require a call. Default `auto`: the
+ * model decides, as with Ollama.
+ */
+const toolChoice = z
+  .union([
+    z.enum(["auto", "none", "required"]),
+    z.object({ type: z.literal("function").optional(), function: z.object({ name: z.string().min(1) }) }),
+  ])
+  .nullish();
 
 export function chatRequestSchema(backend: BackendConfig) {
   return z.object({
     ...generationFields(backend),
     messages: z.array(messageSchema).optional(),
-    tools: refused("tools are not supported yet"),
+    tools: z.array(toolSchema).nullish(),
+    tool_choice: toolChoice,
   });
 }
 

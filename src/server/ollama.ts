@@ -11,7 +11,8 @@
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
-import type { ChatMessage, GenerationOptions, GenerationResult, TextModel } from "../backends/types.js";
+import { checkChat, checkFormat } from "../backends/chat-request.js";
+import type { ChatMessage, ChatOptions, GenerationOptions, GenerationResult, TextModel, ToolCall, ToolChoice } from "../backends/types.js";
 import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, ModelCapabilityMissing, NotImplemented } from "../errors/index.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
@@ -179,17 +180,24 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
     system: "",
     details: details(metadata.format === "gguf" ? metadata : null),
     model_info: modelInfo,
-    capabilities: ["completion", "embedding"],
+    // Every GGUF model gets tools: through its chat template's own format, or Inferno's generic one.
+    capabilities: ["completion", "tools", "embedding"],
     modified_at: new Date(descriptor.fingerprint.mtimeMs).toISOString(),
   });
 }
 
-/** Ollama's `options` as the backend's generation options. */
-function generationOptions(options: OllamaOptions | null | undefined, signal: AbortSignal): GenerationOptions {
+/** Ollama's `options` and `format` as the backend's generation options. */
+function generationOptions(request: GenerationRequest, signal: AbortSignal): GenerationOptions {
   const mapped: GenerationOptions = { signal };
+  if (request.format) mapped.format = request.format;
+  const { options } = request;
   if (!options) return mapped;
   if (options.temperature != null) mapped.temperature = options.temperature;
   if (options.top_p != null) mapped.topP = options.top_p;
+  if (options.top_k != null) mapped.topK = options.top_k;
+  if (options.min_p != null) mapped.minP = options.min_p;
+  if (options.presence_penalty != null) mapped.presencePenalty = options.presence_penalty;
+  if (options.frequency_penalty != null) mapped.frequencyPenalty = options.frequency_penalty;
   if (options.seed != null) mapped.seed = options.seed;
   if (options.stop != null) mapped.stop = typeof options.stop === "string" ? [options.stop] : options.stop;
   // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is the backend's own cap: until the end token or a full context.
@@ -203,13 +211,30 @@ interface GenerationRequest {
   stream?: boolean | null | undefined;
   keep_alive?: KeepAliveSeconds | undefined;
   options?: OllamaOptions | null | undefined;
+  format?: GenerationOptions["format"];
 }
 
-/** How the reply of one route carries text: `response` for /api/generate, `message` for /api/chat. */
-type TextField = (text: string) => Record<string, unknown>;
+/** How the reply of one route carries text (and tool calls): `response` for /api/generate, `message` for /api/chat. */
+type TextField = (text: string, toolCalls?: ToolCall[]) => Record<string, unknown>;
 
 const responseField: TextField = (text) => ({ response: text });
-const messageField: TextField = (text) => ({ message: { role: "assistant", content: text } });
+
+/** Ollama's tool calls: the arguments as an object. The id lets a client answer a call exactly (`tool_call_id`). */
+function ollamaToolCalls(calls: ToolCall[]) {
+  return calls.map((call, index) => ({
+    id: call.id,
+    function: { index, name: call.name, arguments: JSON.parse(call.arguments) as Record<string, unknown> },
+  }));
+}
+
+const messageField: TextField = (text, toolCalls) => ({
+  message: { role: "assistant", content: text, ...(toolCalls?.length ? { tool_calls: ollamaToolCalls(toolCalls) } : {}) },
+});
+
+/** Ollama reports a reply that ends in tool calls as a normal stop. */
+function doneReason(reason: ReturnType<typeof completedReason>): "stop" | "length" {
+  return reason === "tool_calls" ? "stop" : reason;
+}
 
 /** Timings of one request, in Ollama's fields. */
 class GenerationClock {
@@ -280,19 +305,19 @@ async function generate(
   const session = await openSession(c, deps, descriptor.name, request.keep_alive);
   clock.loaded();
   const model = session.lease.model as TextModel; // resolveTextModel admitted GGUF models only
-  const options = generationOptions(request.options, session.signal);
-  const final = (text: string, result: GenerationResult, s: ModelSession) => ({
+  const options = generationOptions(request, session.signal);
+  const final = (text: string, result: GenerationResult, s: ModelSession, toolCalls?: ToolCall[]) => ({
     model: request.model,
     created_at: now(),
-    ...field(text),
+    ...field(text, toolCalls),
     done: true,
-    done_reason: completedReason(result.finishReason, s, deps),
+    done_reason: doneReason(completedReason(result.finishReason, s, deps)),
     ...clock.stats(result),
   });
 
   if (request.stream === false) {
     const result = await within(session, () => run(model, { ...options, onText: () => clock.text() }));
-    return c.json(final(result.text, result, session));
+    return c.json(final(result.text, result, session, result.toolCalls));
   }
   return streamSession(
     c,
@@ -306,6 +331,9 @@ async function generate(
           events.send({ model: request.model, created_at: now(), ...field(text), done: false });
         },
       });
+      if (result.toolCalls?.length) {
+        events.send({ model: request.model, created_at: now(), ...field("", result.toolCalls), done: false });
+      }
       events.send(final("", result, session));
     },
     NDJSON_FRAMING,
@@ -314,6 +342,7 @@ async function generate(
 
 async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof generateRequestSchema>): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
+  checkFormat(body.format, "format");
   const descriptor = await resolveTextModel(deps, body.model);
   if (body.prompt === undefined || body.prompt === "") return loadOrUnload(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
@@ -326,13 +355,43 @@ async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<ty
   return generate(c, deps, body, descriptor, responseField, (model, options) => model.chat(messages, options));
 }
 
+/** Ollama's chat messages as the backend's: tool calls with ids (made up where the client sent none), tool results. */
+function chatHistory(messages: NonNullable<ChatRequest["messages"]>): ChatMessage[] {
+  return messages.map((m, index): ChatMessage => {
+    const content = m.content ?? "";
+    if (m.role === "tool") {
+      return { role: "tool", content, ...(m.tool_call_id ? { toolCallId: m.tool_call_id } : {}), ...(m.tool_name ? { name: m.tool_name } : {}) };
+    }
+    if (m.role !== "assistant") return { role: m.role, content };
+    const toolCalls = (m.tool_calls ?? []).map((call, i) => ({
+      id: call.id ?? `call_${index}_${i}`,
+      name: call.function.name,
+      arguments: typeof call.function.arguments === "string" ? call.function.arguments : JSON.stringify(call.function.arguments ?? {}),
+    }));
+    return toolCalls.length > 0 ? { role: "assistant", content: m.content ?? null, toolCalls } : { role: "assistant", content };
+  });
+}
+
+function chatOptions(body: ChatRequest): Omit<ChatOptions, keyof GenerationOptions> {
+  const tools = (body.tools ?? []).map((t) => ({
+    name: t.function.name,
+    ...(t.function.description !== undefined ? { description: t.function.description } : {}),
+    ...(t.function.parameters !== undefined ? { parameters: t.function.parameters } : {}),
+  }));
+  const choice = body.tool_choice;
+  const toolChoice: ToolChoice | undefined = choice == null ? undefined : typeof choice === "string" ? choice : { name: choice.function.name };
+  return { ...(tools.length > 0 ? { tools } : {}), ...(toolChoice ? { toolChoice } : {}) };
+}
+
 async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof chatRequestSchema>): Promise<Response> {
   const body: ChatRequest = parseBody(schema, await readJson(c));
+  const history = chatHistory(body.messages ?? []);
+  const tools = chatOptions(body);
+  // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
+  checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, "format");
   const descriptor = await resolveTextModel(deps, body.model);
-  const messages = body.messages ?? [];
-  if (messages.length === 0) return loadOrUnload(c, deps, body, descriptor, messageField);
-  const history: ChatMessage[] = messages.map((m) => ({ role: m.role, content: m.content }));
-  return generate(c, deps, body, descriptor, messageField, (model, options) => model.chat(history, options));
+  if (history.length === 0) return loadOrUnload(c, deps, body, descriptor, messageField);
+  return generate(c, deps, body, descriptor, messageField, (model, options) => model.chat(history, { ...options, ...tools }));
 }
 
 /** Refuses, naming the input, what the model's context cannot hold (llama.cpp would fail on it mid-request). */

@@ -10,13 +10,17 @@ import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
 import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
 
+const CONTEXT = 2048;
 let s: TestServer;
 let ollama: Ollama;
 const fileScope = fileContext();
 
 before(async () => {
   s = await startTestServer(fileScope.context, {
-    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } }, onnx: ["add.onnx"] },
+    // spare.gguf is never used successfully: requests refused before any load name it.
+    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 }, "spare.gguf": { seed: 3 } }, onnx: ["add.onnx"] },
+    // Room for the tool documentation that a tool request adds to the prompt (the tiny models' tokens are short).
+    config: { backend: { context_size: CONTEXT } },
   });
   ollama = new Ollama({ host: s.url });
 });
@@ -61,7 +65,7 @@ describe("Ollama API: models", () => {
     const { models } = await ollama.list();
     assert.deepEqual(
       models.map((m) => m.name),
-      ["other/second:latest", "tiny:latest"],
+      ["other/second:latest", "spare:latest", "tiny:latest"],
     );
     for (const model of models) {
       assert.equal(model.model, model.name);
@@ -74,8 +78,7 @@ describe("Ollama API: models", () => {
       assert.equal(model.details.quantization_level, "F32");
       assert.match(model.details.parameter_size, /^\d+(\.\d)?[KMB]$/);
     }
-    const [second, tiny] = models;
-    assert.notEqual(second?.digest, tiny?.digest);
+    assert.equal(new Set(models.map((m) => m.digest)).size, models.length);
   });
 
   it("shows a model by NAME, NAME:latest or file name: details, model_info, capabilities", async () => {
@@ -87,8 +90,9 @@ describe("Ollama API: models", () => {
     assert.ok((info["llama.context_length"] as number) > 0);
     assert.ok((info["general.parameter_count"] as number) > 0);
     assert.ok(shown.capabilities.includes("completion"));
+    assert.ok(shown.capabilities.includes("tools"));
     assert.ok(shown.capabilities.includes("embedding"));
-    assert.match(shown.parameters, /num_ctx\s+512/);
+    assert.match(shown.parameters, new RegExp(`num_ctx\\s+${CONTEXT}`));
     assert.deepEqual((await ollama.show({ model: "tiny" })).model_info, shown.model_info);
     assert.deepEqual((await ollama.show({ model: "tiny.gguf" })).model_info, shown.model_info);
     assert.deepEqual((await ollama.show({ model: "other/second:latest" })).details, shown.details);
@@ -203,14 +207,18 @@ describe("Ollama API: generation", () => {
     assert.equal(stopped.response, greedy.slice(0, greedy.indexOf(stopAt)));
 
     await assert.rejects(
-      ollama.generate({ ...seeded, options: { num_ctx: 4096 } }),
-      responseError(400, /^options\.num_ctx: is above the context Inferno loads models with \(backend\.context_size = 512\)/),
+      ollama.generate({ ...seeded, options: { num_ctx: CONTEXT + 1 } }),
+      responseError(400, new RegExp(`^options\\.num_ctx: is above the context Inferno loads models with \\(backend\\.context_size = ${CONTEXT}\\)`)),
     );
-    assert.ok((await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 2, num_ctx: 512 } })).done);
+    assert.ok((await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 2, num_ctx: CONTEXT } })).done);
   });
 
   it("options that change the output and cannot be honoured are refused by name; their off values are accepted", async () => {
     const base = { model: "tiny", prompt: "Hi", options: { ...GREEDY, num_predict: 2 } };
+    await assert.rejects(
+      ollama.generate({ ...base, options: { ...base.options, presence_penalty: 1, repeat_last_n: 64 } }),
+      responseError(400, /^options\.repeat_last_n: 64 is not supported with penalties/),
+    );
     await assert.rejects(
       ollama.generate({ ...base, options: { ...base.options, repeat_penalty: 1.3 } }),
       responseError(400, /^options\.repeat_penalty: 1\.3 is not supported/),
@@ -230,6 +238,149 @@ describe("Ollama API: generation", () => {
       options: { ...base.options, repeat_penalty: 1, mirostat: 0, min_p: 0, use_mmap: true, num_batch: 128, low_vram: false },
     });
     assert.equal(neutral.done, true);
+  });
+});
+
+describe("Ollama API: sampling, structured output and tools", () => {
+  it("top_k, min_p and the penalties reach the sampler: top_k 1 is greedy whatever the seed", async () => {
+    const request = { model: "tiny", prompt: "Once upon a time", raw: true };
+    const greedy = await ollama.generate({ ...request, options: { ...GREEDY, num_predict: 12 } });
+    for (const seed of [1, 2, 3]) {
+      const topK = await ollama.generate({ ...request, options: { temperature: 1.5, seed, top_k: 1, num_predict: 12 } });
+      assert.equal(topK.response, greedy.response);
+    }
+    const penalised = await ollama.generate({
+      ...request,
+      options: { ...GREEDY, num_predict: 12, presence_penalty: 2, frequency_penalty: 2, min_p: 0.05, repeat_last_n: -1 },
+    });
+    assert.notEqual(penalised.response, greedy.response, "penalties change the greedy text of a repetitive model");
+  });
+
+  const answer = {
+    type: "object",
+    properties: { answer: { enum: ["yes", "no"] }, sure: { type: "boolean" } },
+    required: ["answer", "sure"],
+  };
+
+  it("a JSON schema format constrains generate and chat (streamed too): the text parses and validates", async () => {
+    const generated = await ollama.generate({ model: "tiny", prompt: "Is the sky blue?", format: answer, options: { ...GREEDY, num_predict: 100 } });
+    const value = JSON.parse(generated.response ?? "") as { answer: string; sure: boolean };
+    assert.ok(["yes", "no"].includes(value.answer));
+    assert.equal(typeof value.sure, "boolean");
+
+    let text = "";
+    for await (const part of await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Is the sky blue?" }],
+      format: answer,
+      stream: true,
+      options: { seed: 3, num_predict: 100 },
+    })) {
+      text += part.message.content;
+    }
+    const streamed = JSON.parse(text) as { answer: string; sure: boolean };
+    assert.ok(["yes", "no"].includes(streamed.answer));
+    assert.equal(typeof streamed.sure, "boolean");
+  });
+
+  it("format \"json\" gives a JSON object", async () => {
+    const reply = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Reply in JSON" }],
+      format: "json",
+      options: { ...GREEDY, num_predict: 200 },
+    });
+    assert.equal(reply.done_reason, "stop", `the object ended: ${reply.message.content}`);
+    const value = JSON.parse(reply.message.content) as unknown;
+    assert.equal(typeof value, "object");
+    assert.ok(value !== null && !Array.isArray(value));
+  });
+
+  const weather = {
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "The weather in a city",
+      parameters: {
+        type: "object",
+        properties: { city: { type: "string", enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } },
+        required: ["city", "celsius"],
+      },
+    },
+  };
+
+  it("tools on /api/chat: a required call comes back as Ollama's tool_calls (arguments an object that validates)", async () => {
+    const question = { role: "user", content: "What is the weather in Paris?" };
+    const request = {
+      model: "tiny",
+      messages: [question],
+      tools: [weather],
+      tool_choice: "required",
+      options: { seed: 5, num_predict: 200 },
+    } as Parameters<Ollama["chat"]>[0];
+    const reply = await ollama.chat({ ...request, stream: false });
+    assert.equal(reply.done_reason, "stop");
+    const [call] = reply.message.tool_calls ?? [];
+    assert.ok(call, JSON.stringify(reply.message));
+    assert.equal(call.function.name, "get_weather");
+    assert.ok(["Paris", "Rome"].includes(call.function.arguments.city as string));
+    assert.equal(typeof call.function.arguments.celsius, "boolean");
+
+    const parts = [];
+    for await (const part of await ollama.chat({ ...request, stream: true })) parts.push(part);
+    const streamedCall = parts.flatMap((p) => p.message.tool_calls ?? [])[0];
+    assert.equal(streamedCall?.function.name, "get_weather");
+    assert.equal(parts.at(-1)?.done, true);
+
+    // The next turn of the loop: the assistant's call and the tool's result (named as Ollama clients name it).
+    const next = await ollama.chat({
+      model: "tiny",
+      messages: [question, reply.message, { role: "tool", content: '{"temperature": 21}', tool_name: "get_weather" }],
+      tools: [weather],
+      options: { ...GREEDY, num_predict: 4 },
+    });
+    assert.equal(next.done, true);
+    assert.equal(next.message.role, "assistant");
+  });
+
+  it("tools the model may call (Ollama's default) are accepted; any call it makes is well formed", async () => {
+    const reply = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "What is the weather in Rome?" }],
+      tools: [weather],
+      options: { ...GREEDY, num_predict: 16 },
+    });
+    assert.equal(reply.done, true);
+    for (const call of reply.message.tool_calls ?? []) {
+      assert.equal(call.function.name, "get_weather");
+      assert.equal(typeof call.function.arguments, "object");
+    }
+  });
+
+  it("bad tools, tool messages and schemas are 400s naming the field, and nothing is loaded", async () => {
+    const chat = (extra: Record<string, unknown>) =>
+      ollama.chat({ model: "spare", messages: [{ role: "user", content: "hi" }], ...extra } as Parameters<Ollama["chat"]>[0]);
+    await assert.rejects(
+      chat({ format: { type: "object", properties: { name: { type: "string", pattern: "^a" } } } }),
+      responseError(400, /^format\.properties\.name\.pattern: the JSON Schema keyword "pattern" is not supported/),
+    );
+    await assert.rejects(
+      ollama.generate({ model: "spare", prompt: "hi", format: { type: "integer", minimum: 1 } }),
+      responseError(400, /^format\.minimum:/),
+    );
+    await assert.rejects(chat({ tools: [weather], tool_choice: { type: "function", function: { name: "nope" } } }), responseError(400, /^tool_choice: /));
+    await assert.rejects(
+      chat({ tools: [{ type: "function", function: { name: "bad name!" } }] }),
+      responseError(400, /^tools\[0\]\.function\.name: /),
+    );
+    await assert.rejects(
+      ollama.chat({ model: "spare", messages: [{ role: "user", content: "hi" }, { role: "tool", content: "42" }] }),
+      responseError(400, /^messages\[1\]: a message with role "tool" must follow an assistant message with tool_calls/),
+    );
+    await assert.rejects(chat({ tools: [weather], format: answer }), responseError(400, /^format: cannot be combined with tools/));
+    assert.equal((await loaded()).find((m) => m.name === "spare.gguf"), undefined);
+    const stats = await s.getJson<{ models: Array<{ name: string; loads: number }> }>("/v1/cache/stats");
+    assert.ok(!stats.body.models.some((m) => m.name === "spare.gguf" && m.loads > 0));
   });
 });
 
@@ -253,8 +404,8 @@ describe("Ollama API: embeddings", () => {
 
   it("an input longer than the context is a 400 naming it (Inferno does not truncate)", async () => {
     await assert.rejects(
-      ollama.embed({ model: "tiny", input: ["short", "word ".repeat(1000)] }),
-      responseError(400, /^input\[1\]: \d+ tokens do not fit the context of 512/),
+      ollama.embed({ model: "tiny", input: ["short", "word ".repeat(CONTEXT)] }),
+      responseError(400, new RegExp(`^input\\[1\\]: \\d+ tokens do not fit the context of ${CONTEXT}`)),
     );
   });
 });
