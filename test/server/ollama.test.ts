@@ -466,6 +466,29 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
   });
 });
 
+describe("Ollama API: disconnects", () => {
+  it("a client that stops reading a stream (abort) ends the generation and releases the lease", async () => {
+    const stream = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Tell me everything" }],
+      stream: true,
+      options: { ...GREEDY, num_predict: 1500 },
+    });
+    const seen = [];
+    await assert.rejects(async () => {
+      for await (const part of stream) {
+        seen.push(part);
+        if (seen.length === 2) {
+          assert.equal((await loaded()).find((m) => m.name === "tiny.gguf")?.leases, 1);
+          stream.abort();
+        }
+      }
+    }, /abort/i);
+    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    assert.ok(seen.every((p) => !p.done));
+  });
+});
+
 describe("Ollama API: the API key", () => {
   it("with an api_key, /api/* needs it like /v1 (401 as {\"error\": message}); HEAD / stays open", async (t) => {
     const secured = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } }, { port: 0 });
