@@ -29,6 +29,8 @@ export interface CacheService {
 export interface ModelCatalog {
   list(): Promise<ModelDescriptor[]>;
   resolve(name: string): Promise<ModelDescriptor>;
+  /** The shortest name that resolves to each model, by key: the ids clients see in model lists. */
+  shortNames(): Promise<Map<string, string>>;
 }
 
 /** Structured logging, pino-shaped: a message with optional fields. */

@@ -19,6 +19,7 @@ import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
 import { openaiRoutes } from "./openai.js";
 import { AdmissionQueue } from "./queue.js";
+import { responsesRoutes } from "./responses.js";
 
 /** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
 export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
@@ -127,6 +128,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   if (server.api_key !== "") app.use("/v1/*", requireApiKey(server.api_key));
   app.route("/", healthRoutes(deps));
   app.route("/", openaiRoutes(deps));
+  app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
 
   app.notFound((c) => {

@@ -50,6 +50,19 @@ export async function openSession(
   };
 }
 
+/**
+ * Refuses a tensor (ONNX) model for a text task by its file, before any queue slot, load or eviction: what a text
+ * route checks first. Resolves the name (so an unknown name is a 404 here too).
+ */
+export async function requireTextModel(deps: AppDeps, modelName: string, task: string): Promise<void> {
+  const descriptor = await deps.runtime.models.resolve(modelName);
+  if (descriptor.format === "gguf") return;
+  throw new ModelCapabilityMissing(
+    `model ${modelName} is an ${descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
+    { details: { param: "model" } },
+  );
+}
+
 /** The session's model as a text model, or ModelCapabilityMissing (ending the session) for tensor models. */
 export function textModelOf(session: ModelSession, task: string): TextModel {
   const model: LoadedModel = session.lease.model;
