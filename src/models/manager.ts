@@ -78,6 +78,34 @@ const MATCHERS: ReadonlyArray<(model: FoundModel, name: string) => boolean> = [
   (m, n) => stem(basename(m.name)) === n,
 ];
 
+/** The models a name resolves to by the matching stages (several: ambiguous; none: not found). */
+function matchName(candidates: readonly FoundModel[], name: string): FoundModel[] {
+  for (const matches of MATCHERS) {
+    const hits = uniqueByKey(candidates.filter((m) => matches(m, name)));
+    if (hits.length > 0) return hits;
+  }
+  return [];
+}
+
+/**
+ * The shortest name of each model (by key) that resolves to it and to nothing else: its file stem (`tiny` for
+ * `llama/tiny.gguf`) when no other model shares it, else the file name, the path without extension, or the full path.
+ * What `/v1/models` and `/api/tags` list, so every listed name can be sent back.
+ */
+export function shortestNames(candidates: readonly FoundModel[]): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const model of uniqueByKey([...candidates])) {
+    const spellings = [...new Set([stem(basename(model.name)), basename(model.name), stem(model.name), model.name])];
+    spellings.sort((a, b) => a.length - b.length);
+    const unique = spellings.find((name) => {
+      const hits = matchName(candidates, name);
+      return hits.length === 1 && hits[0]?.key === model.key;
+    });
+    names.set(model.key, unique ?? model.name);
+  }
+  return names;
+}
+
 export class ModelManager implements ModelSource {
   /** The models directory, absolute. */
   readonly modelsDir: string;
@@ -109,20 +137,23 @@ export class ModelManager implements ModelSource {
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
     const scan = await this.currentScan();
-    const candidates = [...scan.models, ...this.allowedEscapes(scan)];
-    for (const matches of MATCHERS) {
-      const hits = uniqueByKey(candidates.filter((m) => matches(m, trimmed)));
-      if (hits.length === 1) return this.describe(hits[0] as FoundModel);
-      if (hits.length > 1) {
-        const names = hits.map((h) => h.name);
-        throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
-          details: { name: trimmed, candidates: names },
-        });
-      }
+    const hits = matchName([...scan.models, ...this.allowedEscapes(scan)], trimmed);
+    if (hits.length === 1) return this.describe(hits[0] as FoundModel);
+    if (hits.length > 1) {
+      const names = hits.map((h) => h.name);
+      throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
+        details: { name: trimmed, candidates: names },
+      });
     }
     const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches({ name: linkName } as FoundModel, trimmed)));
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
+  }
+
+  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  async shortNames(): Promise<Map<string, string>> {
+    const scan = await this.currentScan();
+    return shortestNames([...scan.models, ...this.allowedEscapes(scan)]);
   }
 
   /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */

@@ -31,6 +31,8 @@ export interface ModelCatalog {
   resolve(name: string): Promise<ModelDescriptor>;
   /** Header metadata of a resolved model (read once per file version); throws ModelInvalid for a broken file. */
   metadata(model: ModelDescriptor): Promise<ModelMetadata>;
+  /** The shortest name that resolves to each model, by key: the ids clients see in model lists. */
+  shortNames(): Promise<Map<string, string>>;
 }
 
 /** Structured logging, pino-shaped: a message with optional fields. */

@@ -20,6 +20,7 @@ import { createMetrics } from "./metrics.js";
 import { ollamaRoutes } from "./ollama.js";
 import { openaiRoutes } from "./openai.js";
 import { AdmissionQueue } from "./queue.js";
+import { responsesRoutes } from "./responses.js";
 
 /** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
 export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
@@ -131,6 +132,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   }
   app.route("/", healthRoutes(deps));
   app.route("/", openaiRoutes(deps));
+  app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
   app.route("/", ollamaRoutes(deps));
 

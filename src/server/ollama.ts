@@ -11,10 +11,10 @@
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
-import { checkChat, checkFormat } from "../backends/chat-request.js";
+import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/chat-request.js";
 import type { ChatMessage, ChatOptions, GenerationOptions, GenerationResult, TextModel, ToolCall, ToolChoice } from "../backends/types.js";
 import type { LoadedModelInfo } from "../cache/types.js";
-import { BadRequest, ModelCapabilityMissing, NotImplemented } from "../errors/index.js";
+import { BadRequest, NotImplemented } from "../errors/index.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import { clampKeepAlive, type KeepAliveSeconds } from "./keep-alive.js";
@@ -29,7 +29,15 @@ import {
   showRequestSchema,
 } from "./ollama-schemas.js";
 import { parseBody } from "./schemas.js";
-import { completedReason, type ModelSession, NDJSON_FRAMING, openSession, streamSession, within } from "./session.js";
+import {
+  completedReason,
+  type ModelSession,
+  NDJSON_FRAMING,
+  openSession,
+  requireTextModel,
+  streamSession,
+  within,
+} from "./session.js";
 
 /** The tag of a plain model file: Ollama's default tag. */
 const LATEST_TAG = ":latest";
@@ -40,25 +48,21 @@ const nanosecondsSince = (startMs: number): Nanoseconds => Math.round((performan
 
 const now = () => new Date().toISOString();
 
-/** The name Ollama clients see for a model file: its path without `.gguf`, tagged `latest` (`llama/tiny:latest`). */
-export function ollamaName(descriptor: Pick<ModelDescriptor, "name">): string {
-  return `${descriptor.name.replace(/\.gguf$/i, "")}${LATEST_TAG}`;
+/**
+ * The name Ollama clients see for a model: its shortest unambiguous name (what /v1/models lists), tagged `latest`
+ * (`tiny:latest` for `llama/tiny.gguf`), which resolves back to it.
+ */
+function ollamaName(shortName: string): string {
+  return `${shortName}${LATEST_TAG}`;
 }
 
 /**
  * Resolves a name as an Ollama client sends it (`NAME`, `NAME:latest`) to a GGUF model, or refuses a tensor model —
  * before any load, so a refused request never loads or evicts anything.
  */
-async function resolveTextModel(deps: AppDeps, requested: string): Promise<ModelDescriptor> {
+function resolveTextModel(deps: AppDeps, requested: string, task: string): Promise<ModelDescriptor> {
   const name = requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
-  const descriptor = await deps.runtime.models.resolve(name);
-  if (descriptor.format !== "gguf") {
-    throw new ModelCapabilityMissing(
-      `model ${requested} is an ${descriptor.format.toUpperCase()} tensor model; the Ollama API serves GGUF text models only`,
-      { details: { param: "model" } },
-    );
-  }
-  return descriptor;
+  return requireTextModel(deps, name, task);
 }
 
 /**
@@ -103,16 +107,20 @@ function details(metadata: GgufMetadata | null) {
   };
 }
 
-async function ggufModels(deps: AppDeps): Promise<ModelDescriptor[]> {
-  return (await deps.runtime.models.list()).filter((m) => m.format === "gguf");
+/** The GGUF models and the name each is listed by. */
+async function listedModels(deps: AppDeps): Promise<Array<{ descriptor: ModelDescriptor; name: string }>> {
+  const [models, shortNames] = await Promise.all([deps.runtime.models.list(), deps.runtime.models.shortNames()]);
+  return models
+    .filter((m) => m.format === "gguf")
+    .map((descriptor) => ({ descriptor, name: ollamaName(shortNames.get(descriptor.key) ?? descriptor.name) }));
 }
 
 async function tags(c: AppContext, deps: AppDeps): Promise<Response> {
-  const models = await ggufModels(deps);
+  const models = await listedModels(deps);
   const listed = await Promise.all(
-    models.map(async (m) => ({
-      name: ollamaName(m),
-      model: ollamaName(m),
+    models.map(async ({ descriptor: m, name }) => ({
+      name,
+      model: name,
       modified_at: new Date(m.fingerprint.mtimeMs).toISOString(),
       size: m.fingerprint.size,
       digest: digestOf(m),
@@ -129,13 +137,13 @@ async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
       .filter((m) => m.state === "ready")
       .map((m) => [m.key, m]),
   );
-  const models = (await ggufModels(deps)).filter((m) => ready.has(m.key));
+  const models = (await listedModels(deps)).filter(({ descriptor }) => ready.has(descriptor.key));
   const listed = await Promise.all(
-    models.map(async (m) => {
+    models.map(async ({ descriptor: m, name }) => {
       const info = ready.get(m.key) as LoadedModelInfo;
       return {
-        name: ollamaName(m),
-        model: ollamaName(m),
+        name,
+        model: name,
         size: info.memory_bytes,
         digest: digestOf(m),
         details: details(await ggufMetadataOf(deps, m)),
@@ -154,7 +162,7 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(showRequestSchema, await readJson(c));
   const requested = body.model ?? body.name;
   if (requested === undefined) throw new BadRequest("model: expected a model name", { details: { param: "model" } });
-  const descriptor = await resolveTextModel(deps, requested);
+  const descriptor = await resolveTextModel(deps, requested, "text generation");
   const metadata = await deps.runtime.models.metadata(descriptor);
   const contextSize = deps.runtime.config.backend.context_size;
   const modelInfo: Record<string, unknown> = {};
@@ -343,7 +351,7 @@ async function generate(
 async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof generateRequestSchema>): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
-  const descriptor = await resolveTextModel(deps, body.model);
+  const descriptor = await resolveTextModel(deps, body.model, "text generation");
   if (body.prompt === undefined || body.prompt === "") return loadOrUnload(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw) {
@@ -354,6 +362,9 @@ async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<ty
   const messages: ChatMessage[] = [...(body.system ? [{ role: "system" as const, content: body.system }] : []), { role: "user", content: prompt }];
   return generate(c, deps, body, descriptor, responseField, (model, options) => model.chat(messages, options));
 }
+
+/** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
+const OLLAMA_CHAT_FIELDS: FieldNames = { ...CHAT_FIELDS, format: "format", formatSchema: "format" };
 
 /** Ollama's chat messages as the backend's: tool calls with ids (made up where the client sent none), tool results. */
 function chatHistory(messages: NonNullable<ChatRequest["messages"]>): ChatMessage[] {
@@ -388,8 +399,8 @@ async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof
   const history = chatHistory(body.messages ?? []);
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
-  checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, "format");
-  const descriptor = await resolveTextModel(deps, body.model);
+  checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
+  const descriptor = await resolveTextModel(deps, body.model, "chat");
   if (history.length === 0) return loadOrUnload(c, deps, body, descriptor, messageField);
   return generate(c, deps, body, descriptor, messageField, (model, options) => model.chat(history, { ...options, ...tools }));
 }
@@ -421,7 +432,7 @@ async function embedWith(
   inputs: string[],
   param: string,
 ) {
-  const descriptor = await resolveTextModel(deps, request.model);
+  const descriptor = await resolveTextModel(deps, request.model, "embeddings");
   if (inputs.length === 0) {
     const keepAlive = request.keep_alive === undefined ? undefined : clampKeepAlive(request.keep_alive, deps.runtime.config.server);
     await deps.runtime.cache.load(descriptor.name, { keepAliveSeconds: keepAlive, signal: c.req.raw.signal });

@@ -6,6 +6,7 @@
 import { stream, streamSSE } from "hono/streaming";
 import type { FinishReason, LoadedModel, TextModel } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
+import type { ModelDescriptor } from "../models/types.js";
 import { Aborted, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
 import { type AppContext, type AppDeps, requestSignal } from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
@@ -48,6 +49,19 @@ export async function openSession(
       slot.release();
     },
   };
+}
+
+/**
+ * Refuses a tensor (ONNX) model for a text task by its file, before any queue slot, load or eviction: what a text
+ * route checks first. Resolves the name (so an unknown name is a 404 here too).
+ */
+export async function requireTextModel(deps: AppDeps, modelName: string, task: string): Promise<ModelDescriptor> {
+  const descriptor = await deps.runtime.models.resolve(modelName);
+  if (descriptor.format === "gguf") return descriptor;
+  throw new ModelCapabilityMissing(
+    `model ${modelName} is an ${descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
+    { details: { param: "model" } },
+  );
 }
 
 /** The session's model as a text model, or ModelCapabilityMissing (ending the session) for tensor models. */
