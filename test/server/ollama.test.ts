@@ -4,6 +4,7 @@
  * Ollama's error format, names `NAME:latest`, and the API key.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
@@ -487,6 +488,29 @@ describe("Ollama API: disconnects", () => {
     }, /abort/i);
     await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
     assert.ok(seen.every((p) => !p.done));
+  });
+});
+
+describe("the README's ollama snippet", () => {
+  it("runs as written against the server (host and model name replaced)", async () => {
+    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+    const block = /### `ollama` \(npm\)\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, "README has the snippet");
+    const body = block
+      .replace(/^import .*$/m, "")
+      .replaceAll("http://127.0.0.1:8080", s.url)
+      .replaceAll("inferno-demo", "tiny");
+    const logged: unknown[] = [];
+    let written = "";
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<void>;
+    await new AsyncFunction("Ollama", "process", "console", body)(
+      Ollama,
+      { stdout: { write: (text: string) => (written += text) } },
+      { log: (...values: unknown[]) => logged.push(...values) },
+    );
+    assert.equal(typeof logged[0], "string");
+    assert.equal(typeof written, "string");
+    assert.ok(!(await ollama.ps()).models.some((m) => m.name === "tiny:latest"), "the snippet's last line unloaded the model");
   });
 });
 
