@@ -494,8 +494,9 @@ describe("Ollama API: disconnects", () => {
 describe("the README's ollama snippet", () => {
   it("runs as written against the server (host and model name replaced)", async () => {
     const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
-    const block = /### `ollama` \(npm\)\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-    assert.ok(block, "README has the snippet");
+    const section = readme.slice(readme.indexOf("**Ollama** (`ollama`)"));
+    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    assert.ok(block.includes('from "ollama"'), "README has the snippet");
     const body = block
       .replace(/^import .*$/m, "")
       .replaceAll("http://127.0.0.1:8080", s.url)
