@@ -52,11 +52,16 @@ const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, back
  * everything generated: `repeat_last_n` is accepted only when no penalty is on, or as -1, the whole context), `seed`,
  * `stop`, `num_predict` (≤ 0 = until the model stops or the context is full), `num_ctx` (refused above the loaded
  * context). Options that only refine a switched-off feature (`penalize_newline`, `mirostat_tau`, `mirostat_eta`) are
- * accepted. Unknown keys are ignored, as Ollama ignores them.
+ * accepted. An unknown option is refused by name, like an unknown field (Ollama would ignore it: Inferno does not
+ * drop what might change the output).
  */
 export function ollamaOptionsSchema(backend: BackendConfig) {
+  const neutral = Object.fromEntries(Object.keys(NEUTRAL_OPTIONS).map((name) => [name, z.number().nullish()]));
+  const loading = Object.fromEntries(Object.keys(LOAD_OPTIONS).map((name) => [name, z.unknown().optional()]));
   return z
-    .object({
+    .strictObject({
+      ...neutral,
+      ...loading,
       temperature: z.number().min(0).nullish(),
       top_p: z.number().min(0).max(1).nullish(),
       seed: z.number().int().nullish(),
@@ -108,8 +113,7 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
           message: `${JSON.stringify(value)} cannot be set per request: Inferno loads each model once, with its configuration (${rule.key})`,
         });
       }
-    })
-    .loose();
+    });
 }
 
 export type OllamaOptions = z.output<ReturnType<typeof ollamaOptionsSchema>>;
@@ -143,7 +147,7 @@ function generationFields(backend: BackendConfig) {
 const images = refused("images are not supported: Inferno's text models take no images");
 
 export function generateRequestSchema(backend: BackendConfig) {
-  return z.object({
+  return z.strictObject({
     ...generationFields(backend),
     prompt: z.string().optional(),
     system: z.string().optional(),
@@ -156,16 +160,19 @@ export function generateRequestSchema(backend: BackendConfig) {
 }
 
 /** A call in an assistant message of the history; Ollama sends the arguments as an object. */
-const toolCallSchema = z.object({
+const toolCallSchema = z.strictObject({
   id: z.string().min(1).optional(),
-  function: z.object({
+  type: z.literal("function").optional(),
+  function: z.strictObject({
+    // The position in the reply's list, as Ollama (and Inferno) send it; clients send the message back as it came.
+    index: z.number().int().min(0).optional(),
     name: z.string().min(1),
     arguments: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
   }),
 });
 
 const messageSchema = z
-  .object({
+  .strictObject({
     role: z.enum(["system", "user", "assistant", "tool"]),
     content: z.string().nullish(),
     images,
@@ -201,7 +208,7 @@ const toolChoice = z
   .nullish();
 
 export function chatRequestSchema(backend: BackendConfig) {
-  return z.object({
+  return z.strictObject({
     ...generationFields(backend),
     messages: z.array(messageSchema).optional(),
     tools: z.array(toolSchema).nullish(),
@@ -217,7 +224,7 @@ export const showRequestSchema = z.object({
 });
 
 export function embedRequestSchema(backend: BackendConfig) {
-  return z.object({
+  return z.strictObject({
     model: z.string().min(1),
     input: z.union([z.string(), z.array(z.string())]).optional(),
     truncate: z.boolean().nullish(),
@@ -228,7 +235,7 @@ export function embedRequestSchema(backend: BackendConfig) {
 }
 
 export function embeddingsRequestSchema(backend: BackendConfig) {
-  return z.object({
+  return z.strictObject({
     model: z.string().min(1),
     prompt: z.string().optional(),
     keep_alive: keepAlive.optional(),

@@ -215,7 +215,7 @@ describe("Ollama API: generation", () => {
     assert.ok((await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 2, num_ctx: CONTEXT } })).done);
   });
 
-  it("options that change the output and cannot be honoured are refused by name; their off values are accepted", async () => {
+  it("options and fields that change the output and cannot be honoured (or are unknown) are refused by name; off values are accepted", async () => {
     const base = { model: "tiny", prompt: "Hi", options: { ...GREEDY, num_predict: 2 } };
     await assert.rejects(
       ollama.generate({ ...base, options: { ...base.options, presence_penalty: 1, repeat_last_n: 64 } }),
@@ -234,6 +234,13 @@ describe("Ollama API: generation", () => {
       responseError(400, /^options\.num_gpu: 99 cannot be set per request.*backend\.gpu/),
     );
     await assert.rejects(ollama.generate({ ...base, images: ["aGk="] }), responseError(400, /^images: .*no images/));
+    await assert.rejects(
+      ollama.generate({ ...base, options: { ...base.options, rope_frequency_base: 10000 } } as never),
+      responseError(400, /^options\.rope_frequency_base: unknown field/),
+    );
+    const unknown = await post("/api/chat", { model: "tiny", messages: [{ role: "user", content: "hi", mood: "happy" }], stream: false });
+    assert.equal(unknown.status, 400);
+    assert.match(((await unknown.json()) as { error: string }).error, /^messages\[0\]\.mood: unknown field/);
     await assert.rejects(ollama.generate({ ...base, think: true }), responseError(400, /^think: thinking is not supported/));
     const neutral = await ollama.generate({
       ...base,
