@@ -498,6 +498,29 @@ describe("Ollama API: disconnects", () => {
   });
 });
 
+describe("Ollama API: a stream cut short by shutdown", () => {
+  it("ends with an {\"error\"} line, which the ollama client throws", async () => {
+    const server = await startServer(s.runtime, { port: 0 });
+    const client = new Ollama({ host: server.url });
+    const stream = await client.generate({ model: "tiny", prompt: "Once", raw: true, stream: true, options: { ...GREEDY, num_predict: 1500 } });
+    let closing: Promise<unknown> | undefined;
+    await assert.rejects(
+      async () => {
+        for await (const part of stream) {
+          assert.equal(part.done, false);
+          closing ??= server.close(0);
+        }
+      },
+      (error: Error) => {
+        assert.match(error.message, /generation aborted: the request was cancelled or the server is shutting down/);
+        return true;
+      },
+    );
+    assert.deepEqual(await closing, { drained: false, aborted: 1 });
+    await waitFor(async () => ((await loaded()).find((m) => m.name === "tiny.gguf")?.leases ?? 0) === 0);
+  });
+});
+
 describe("the README's ollama snippet", () => {
   it("runs as written against the server (host and model name replaced)", async () => {
     const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
