@@ -12,7 +12,16 @@ import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
 import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/chat-request.js";
-import type { ChatMessage, ChatOptions, GenerationOptions, GenerationResult, TextModel, ToolCall, ToolChoice } from "../backends/types.js";
+import type {
+  ChatMessage,
+  ChatOptions,
+  GenerationOptions,
+  GenerationResult,
+  TextModel,
+  TokenUsage,
+  ToolCall,
+  ToolChoice,
+} from "../backends/types.js";
 import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, NotImplemented } from "../errors/index.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
@@ -44,7 +53,6 @@ const LATEST_TAG = ":latest";
 
 /** Ollama reports every duration in nanoseconds. */
 type Nanoseconds = number;
-const nanosecondsSince = (startMs: number): Nanoseconds => Math.round((performance.now() - startMs) * 1e6);
 
 const now = () => new Date().toISOString();
 
@@ -244,8 +252,11 @@ function doneReason(reason: ReturnType<typeof completedReason>): "stop" | "lengt
   return reason === "tool_calls" ? "stop" : reason;
 }
 
-/** Timings of one request, in Ollama's fields. */
-class GenerationClock {
+/**
+ * Timings of one request in Ollama's fields: getting the model (queue slot and load), then the prompt until the first
+ * text, then the rest.
+ */
+class RequestClock {
   private readonly started = performance.now();
   private loadDone = this.started;
   private firstText: number | null = null;
@@ -258,42 +269,49 @@ class GenerationClock {
     this.firstText ??= performance.now();
   }
 
-  stats(result: GenerationResult) {
+  stats(usage: TokenUsage) {
     const end = performance.now();
     const firstText = this.firstText ?? end;
     const ns = (from: number, to: number): Nanoseconds => Math.round((to - from) * 1e6);
     return {
-      total_duration: nanosecondsSince(this.started),
+      total_duration: ns(this.started, end),
       load_duration: ns(this.started, this.loadDone),
-      prompt_eval_count: result.usage.promptTokens,
+      prompt_eval_count: usage.promptTokens,
       prompt_eval_duration: ns(this.loadDone, firstText),
-      eval_count: result.usage.completionTokens,
+      eval_count: usage.completionTokens,
       eval_duration: ns(firstText, end),
     };
   }
 }
 
 /**
- * The empty request: Ollama's way to load a model (`done_reason: "load"`) or, with `keep_alive: 0`, to unload it
- * (`"unload"`). The server's keep_alive bounds apply: when they keep the model, the answer is "load".
+ * The empty request: Ollama's way to load a model without using it, or, with `keep_alive: 0`, to unload it. The
+ * server's keep_alive bounds apply: when they keep the model loaded, it is a load. Returns what was done.
  */
 async function loadOrUnload(
+  c: AppContext,
+  deps: AppDeps,
+  descriptor: ModelDescriptor,
+  requestedKeepAlive: KeepAliveSeconds | undefined,
+): Promise<"load" | "unload"> {
+  const keepAlive = requestedKeepAlive === undefined ? undefined : clampKeepAlive(requestedKeepAlive, deps.runtime.config.server);
+  if (keepAlive === 0) {
+    await deps.runtime.cache.evict(descriptor.name);
+    return "unload";
+  }
+  await deps.runtime.cache.load(descriptor.name, { keepAliveSeconds: keepAlive, signal: c.req.raw.signal });
+  return "load";
+}
+
+/** /api/generate and /api/chat without a prompt: load or unload, answered with `done_reason` "load" or "unload". */
+async function emptyGeneration(
   c: AppContext,
   deps: AppDeps,
   request: GenerationRequest,
   descriptor: ModelDescriptor,
   field: TextField,
 ): Promise<Response> {
-  const keepAlive = request.keep_alive === undefined ? undefined : clampKeepAlive(request.keep_alive, deps.runtime.config.server);
-  const { cache } = deps.runtime;
-  let reason: "load" | "unload";
-  if (keepAlive === 0) {
-    await cache.evict(descriptor.name);
-    reason = "unload";
-  } else {
-    await cache.load(descriptor.name, { keepAliveSeconds: keepAlive, signal: c.req.raw.signal });
-    reason = "load";
-  }
+  const reason = await loadOrUnload(c, deps, descriptor, request.keep_alive);
   return c.json({ model: request.model, created_at: now(), ...field(""), done: true, done_reason: reason });
 }
 
@@ -309,7 +327,7 @@ async function generate(
   field: TextField,
   run: (model: TextModel, options: GenerationOptions) => Promise<GenerationResult>,
 ): Promise<Response> {
-  const clock = new GenerationClock();
+  const clock = new RequestClock();
   const session = await openSession(c, deps, descriptor.name, request.keep_alive);
   clock.loaded();
   const model = session.lease.model as TextModel; // resolveTextModel admitted GGUF models only
@@ -320,7 +338,7 @@ async function generate(
     ...field(text, toolCalls),
     done: true,
     done_reason: doneReason(completedReason(result.finishReason, s, deps)),
-    ...clock.stats(result),
+    ...clock.stats(result.usage),
   });
 
   if (request.stream === false) {
@@ -352,7 +370,7 @@ async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<ty
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
   const descriptor = await resolveTextModel(deps, body.model, "text generation");
-  if (body.prompt === undefined || body.prompt === "") return loadOrUnload(c, deps, body, descriptor, responseField);
+  if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw) {
     if (body.system) throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", { details: { param: "system" } });
@@ -401,7 +419,7 @@ async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
   const descriptor = await resolveTextModel(deps, body.model, "chat");
-  if (history.length === 0) return loadOrUnload(c, deps, body, descriptor, messageField);
+  if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField);
   return generate(c, deps, body, descriptor, messageField, (model, options) => model.chat(history, { ...options, ...tools }));
 }
 
@@ -421,7 +439,7 @@ async function checkEmbeddingInputs(model: TextModel, inputs: string[], contextS
 
 /** Unit length, as Ollama returns /api/embed vectors (cosine similarity becomes a dot product). */
 function normalized(vector: number[]): number[] {
-  const norm = Math.hypot(...vector);
+  const norm = Math.sqrt(vector.reduce((sum, x) => sum + x * x, 0));
   return norm === 0 ? vector : vector.map((x) => x / norm);
 }
 
@@ -434,11 +452,10 @@ async function embedWith(
 ) {
   const descriptor = await resolveTextModel(deps, request.model, "embeddings");
   if (inputs.length === 0) {
-    const keepAlive = request.keep_alive === undefined ? undefined : clampKeepAlive(request.keep_alive, deps.runtime.config.server);
-    await deps.runtime.cache.load(descriptor.name, { keepAliveSeconds: keepAlive, signal: c.req.raw.signal });
+    await loadOrUnload(c, deps, descriptor, request.keep_alive);
     return null;
   }
-  const clock = new GenerationClock();
+  const clock = new RequestClock();
   const session = await openSession(c, deps, descriptor.name, request.keep_alive);
   clock.loaded();
   const model = session.lease.model as TextModel;
@@ -455,7 +472,7 @@ async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof emb
   const done = await embedWith(c, deps, body, inputs, "input");
   if (done === null) return c.json({ model: body.model, embeddings: [] });
   const { result, clock } = done;
-  const stats = clock.stats({ text: "", finishReason: "stop", usage: { promptTokens: result.promptTokens, completionTokens: 0 } });
+  const stats = clock.stats({ promptTokens: result.promptTokens, completionTokens: 0 });
   return c.json({
     model: body.model,
     embeddings: result.embeddings.map(normalized),
