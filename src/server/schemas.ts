@@ -67,7 +67,12 @@ const sampling = {
   frequency_penalty: penalty,
   presence_penalty: penalty,
   logit_bias: z
-    .record(z.string().regex(/^\d+$/, { message: "expected token ids (non-negative integers) as keys" }), z.number().min(-100).max(100))
+    .record(z.string(), z.number().min(-100).max(100))
+    .superRefine((biases, ctx) => {
+      for (const key of Object.keys(biases)) {
+        if (!/^\d+$/.test(key)) ctx.addIssue({ code: "custom", path: [key], message: "expected token ids (non-negative integers) as keys" });
+      }
+    })
     .nullish(),
   seed: z.number().int().nullish(),
   stop,
