@@ -307,6 +307,11 @@ function tinyVocabulary(): Vocabulary {
   return { tokens, scores, types };
 }
 
+/** The tiny llama's vocabulary, by token id (tests pick token ids by piece, e.g. for logit_bias). */
+export function tinyLlamaVocabulary(): string[] {
+  return tinyVocabulary().tokens;
+}
+
 /** mulberry32: a tiny seeded generator, enough for reproducible random weights (and the benchmarks' workloads). */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;

@@ -154,6 +154,12 @@ export class ModelManager implements ModelSource {
     }
   }
 
+  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  async shortNames(): Promise<Map<string, string>> {
+    await this.currentScan();
+    return this.index.shortestNames();
+  }
+
   /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */
   async info(name: string): Promise<ModelInfo> {
     const model = await this.resolve(name);

@@ -21,7 +21,7 @@ export const NAME_STAGES: ReadonlyArray<(name: string) => string> = [
 export class NameIndex {
   private readonly stages: Array<Map<string, FoundModel[]>> = NAME_STAGES.map(() => new Map());
 
-  constructor(models: readonly FoundModel[]) {
+  constructor(private readonly models: readonly FoundModel[]) {
     for (const model of models) {
       NAME_STAGES.forEach((spell, stage) => {
         const map = this.stages[stage] as Map<string, FoundModel[]>;
@@ -41,4 +41,28 @@ export class NameIndex {
     }
     return [];
   }
+
+  /**
+   * The shortest name of each model (by key) that resolves to it and to nothing else: its file stem (`tiny` for
+   * `llama/tiny.gguf`) when no other model shares it, else the file name, the path without extension, or the full path.
+   * What `/v1/models` and `/api/tags` list, so every listed name can be sent back.
+   */
+  shortestNames(): Map<string, string> {
+    const names = new Map<string, string>();
+    for (const model of this.models) {
+      if (names.has(model.key)) continue;
+      const spellings = [...new Set(NAME_STAGES.map((spell) => spell(model.name)))].sort((a, b) => a.length - b.length);
+      const unique = spellings.find((name) => {
+        const hits = this.match(name);
+        return hits.length === 1 && hits[0]?.key === model.key;
+      });
+      names.set(model.key, unique ?? model.name);
+    }
+    return names;
+  }
+}
+
+/** The shortest unambiguous name of each of these models, by key (see `NameIndex.shortestNames`). */
+export function shortestNames(models: readonly FoundModel[]): Map<string, string> {
+  return new NameIndex(models).shortestNames();
 }
