@@ -72,12 +72,23 @@ export function chooseVictims(
   shortfall: Shortfall,
   policy: EvictionPolicy,
 ): { victims: Victim[]; covers: boolean } {
+  return takeVictims(evictionOrder(candidates, policy), shortfall, (c) => (policy === "lru" ? 0 : gdsfPriority(c)));
+}
+
+/**
+ * The covering rule every eviction order shares (ours and the other runners' rules the simulator replays): take
+ * candidates in the given order until both the count and the memory shortfall are covered.
+ */
+export function takeVictims<C extends Pick<EvictionCandidate, "key" | "memoryBytes">>(
+  ordered: readonly C[],
+  shortfall: Shortfall,
+  valueOf: (candidate: C) => number,
+): { victims: Victim[]; covers: boolean } {
   let { count, bytes } = shortfall;
   const victims: Victim[] = [];
-  for (const candidate of evictionOrder(candidates, policy)) {
+  for (const candidate of ordered) {
     if (count <= 0 && bytes <= 0) break;
-    const value = policy === "lru" ? 0 : gdsfPriority(candidate);
-    victims.push({ key: candidate.key, reason: bytes > 0 ? "capacity_memory" : "capacity_count", value });
+    victims.push({ key: candidate.key, reason: bytes > 0 ? "capacity_memory" : "capacity_count", value: valueOf(candidate) });
     count--;
     bytes -= candidate.memoryBytes;
   }
