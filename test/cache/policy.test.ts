@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   addUse,
+  cacheShare,
   chooseVictims,
   decayedValue,
   type EvictionCandidate,
@@ -11,6 +12,7 @@ import {
   nextInflation,
   perHour,
   planWarmup,
+  reloadCostValue,
   type WarmupCandidate,
   type WarmupLimits,
 } from "../../src/cache/policy/index.js";
@@ -96,6 +98,47 @@ describe("eviction order", () => {
       assert.deepEqual(evictionOrder(candidates, "cost-aware").map((c) => c.key), cost);
     });
   }
+});
+
+describe("reload-cost order", () => {
+  // A 1000 MiB memory limit and 4 places: a model of 250 MiB or less takes one place's share (1/4), a bigger one its bytes' share.
+  const limits = { maxModels: 4, maxMemoryBytes: 1000 * MIB };
+  const table: Array<[string, EvictionCandidate[], string[]]> = [
+    // [case, candidates, reload-cost order]
+    ["rarely used goes first", [candidate("often", { frequency: 5 }), candidate("rare", { frequency: 1 })], ["rare", "often"]],
+    ["quick to reload goes first", [candidate("slow", { loadMs: 9000 }), candidate("quick", { loadMs: 300 })], ["quick", "slow"]],
+    [
+      "under the memory limit, bytes count: 500 MiB at twice the use is worth the same as 250 MiB; ties go by last use",
+      [candidate("big", { memoryBytes: 500 * MIB, frequency: 2, lastUsedAt: 2 }), candidate("half", { memoryBytes: 250 * MIB, frequency: 1, lastUsedAt: 1 })],
+      ["half", "big"],
+    ],
+    [
+      "below a place's share, size no longer helps: a tiny model pays a whole place",
+      [candidate("tiny", { memoryBytes: 10 * MIB, loadMs: 100 }), candidate("place", { memoryBytes: 250 * MIB, loadMs: 2000 })],
+      ["tiny", "place"],
+    ],
+    [
+      "GDSF's inflation plays no part",
+      [candidate("inflated", { inflation: 1e9, frequency: 1 }), candidate("used", { inflation: 0, frequency: 2 })],
+      ["inflated", "used"],
+    ],
+    ["an unmeasured model counts the default load time", [candidate("unknown", { loadMs: null }), candidate("measured", { loadMs: 1001 })], ["unknown", "measured"]],
+  ];
+  for (const [name, candidates, expected] of table) {
+    it(name, () => {
+      assert.deepEqual(evictionOrder(candidates, "reload-cost", limits).map((c) => c.key), expected);
+    });
+  }
+  it("a model's share is the larger of its bytes' and one place's share of the limits", () => {
+    assert.equal(cacheShare(100 * MIB, limits), 0.25);
+    assert.equal(cacheShare(500 * MIB, limits), 0.5);
+    assert.equal(cacheShare(500 * MIB, { maxModels: 4, maxMemoryBytes: 0 }), 0.25);
+    assert.equal(reloadCostValue({ frequency: 2, loadMs: 3000, memoryBytes: 500 * MIB }, limits), 12_000);
+  });
+  it("its victims never raise GDSF's inflation", () => {
+    const { victims } = chooseVictims([candidate("x", { frequency: 3 })], { count: 1, bytes: 0 }, "reload-cost", limits);
+    assert.equal(nextInflation(5, victims), 5);
+  });
 });
 
 describe("chooseVictims", () => {

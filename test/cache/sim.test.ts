@@ -153,7 +153,7 @@ describe("simulator", () => {
     assert.deepEqual(result, { requests: 5, hits: 1, misses: 4, loads: 4, warmLoads: 1, loadMsTotal: 30 + 60 + 10 + 60, evictions: 3 });
   });
 
-  for (const policy of ["lru", "cost-aware"] as const) {
+  for (const policy of ["lru", "cost-aware", "reload-cost"] as const) {
     it(`reproduces the real ModelCache's loads and load time exactly (${policy}, fake backend, manual clock)`, async () => {
       const trace = randomTrace(42, 6, 150, 60_000);
       const settings: SimSettings = { maxModels: 3, maxMemoryBytes: 1500 * MIB, warmWindowMs: 0, usageHalfLifeHours: 0.5 };

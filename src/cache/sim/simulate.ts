@@ -9,7 +9,7 @@
  */
 import { chooseVictims, type EvictionCandidate, type EvictionPolicy, nextInflation, takeVictims } from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
-import { type PeerPolicy, peerOrder, safeCountLimit } from "./peers.js";
+import { PEER_POLICIES, type PeerPolicy, peerOrder, safeCountLimit } from "./peers.js";
 import type { SimModel, SimResult, SimSettings, Trace } from "./types.js";
 
 /** Our policies (`cache.eviction_policy`) and the other runners' rules. */
@@ -27,7 +27,7 @@ interface ModelState {
 }
 
 function isPeer(policy: SimPolicy): policy is PeerPolicy {
-  return policy !== "lru" && policy !== "cost-aware";
+  return (PEER_POLICIES as readonly string[]).includes(policy);
 }
 
 /** The limits a policy runs under: a count-only runner gets the count that keeps it within memory. */
@@ -83,7 +83,7 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy)
       }));
       const { victims, covers } = isPeer(policy)
         ? takeVictims(peerOrder(candidates, policy), shortfall, () => 0)
-        : chooseVictims(candidates, shortfall, policy);
+        : chooseVictims(candidates, shortfall, policy, limits);
       if (!covers) throw new Error(`${key} (${state.model.memoryBytes} bytes) can never fit the simulated limits`);
       for (const victim of victims) {
         const gone = states.get(victim.key) as ModelState;
