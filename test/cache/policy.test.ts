@@ -9,10 +9,12 @@ import {
   type EvictionCandidate,
   evictionOrder,
   gdsfPriority,
+  leastLossCover,
   nextInflation,
   perHour,
   planWarmup,
   reloadCostValue,
+  takeVictims,
   type WarmupCandidate,
   type WarmupLimits,
 } from "../../src/cache/policy/index.js";
@@ -134,6 +136,25 @@ describe("reload-cost order", () => {
     assert.equal(cacheShare(500 * MIB, limits), 0.5);
     assert.equal(cacheShare(500 * MIB, { maxModels: 4, maxMemoryBytes: 0 }), 0.25);
     assert.equal(reloadCostValue({ frequency: 2, loadMs: 3000, memoryBytes: 500 * MIB }, limits), 12_000);
+  });
+  it("it evicts the set that loses the least expected reload time, not the first ones in value order", () => {
+    const models = [
+      candidate("a", { memoryBytes: 100 * MIB, frequency: 1, loadMs: 200 }), // value 800, loss 200
+      candidate("b", { memoryBytes: 500 * MIB, frequency: 1, loadMs: 1000 }), // value 2000, loss 1000
+      candidate("c", { memoryBytes: 400 * MIB, frequency: 2, loadMs: 800 }), // value 4000, loss 1600
+    ];
+    const table: Array<[string, { count: number; bytes: number }, string[], string[]]> = [
+      // [case, shortfall, reload-cost victims, what value order alone would take]
+      ["450 MiB: b alone (loss 1000) rather than a then b (1200)", { count: 0, bytes: 450 * MIB }, ["b"], ["a", "b"]],
+      ["two places: a and b (1200) rather than a and c (1800)", { count: 2, bytes: 0 }, ["a", "b"], ["a", "b"]],
+      ["1000 MiB: all three", { count: 0, bytes: 1000 * MIB }, ["a", "b", "c"], ["a", "b", "c"]],
+    ];
+    for (const [name, shortfall, victims, inOrder] of table) {
+      assert.deepEqual(chooseVictims(models, shortfall, "reload-cost", limits).victims.map((v) => v.key), victims, name);
+      assert.deepEqual(takeVictims(evictionOrder(models, "reload-cost", limits), shortfall, () => 0).victims.map((v) => v.key), inOrder, name);
+    }
+    assert.equal(leastLossCover(models, { count: 0, bytes: 2000 * MIB }), null, "nothing covers more than all");
+    assert.equal(chooseVictims(models, { count: 0, bytes: 2000 * MIB }, "reload-cost", limits).covers, false);
   });
   it("its victims never raise GDSF's inflation", () => {
     const { victims } = chooseVictims([candidate("x", { frequency: 3 })], { count: 1, bytes: 0 }, "reload-cost", limits);

@@ -11,7 +11,8 @@
  * F * C / max(S / memory limit, 1 / count limit). F and C are as above (C, the average of the measured loads, already
  * carries how often a reload found the file in the page cache); the denominator is the larger share the model takes of
  * the two limits, so under the memory limit big models pay for their bytes and under the count limit every model pays
- * one place. No inflation: the decayed frequency alone ages models out. The eviction benchmark (`npm run bench`)
+ * one place. No inflation: the decayed frequency alone ages models out. Of the sets of idle models that would make
+ * room, it evicts the one that loses the least expected reload time (`leastLossCover`). The eviction benchmark (`npm run bench`)
  * compares it with the offline optimum; it is the default because it came out best there.
  */
 import type { Bytes, EpochMilliseconds } from "../../models/types.js";
@@ -118,8 +119,40 @@ export function chooseVictims(
   policy: EvictionPolicy,
   limits: CacheLimits = NO_LIMITS,
 ): { victims: Victim[]; covers: boolean } {
+  const ordered = evictionOrder(candidates, policy, limits);
+  const chosen = policy === "reload-cost" ? (leastLossCover(ordered, shortfall) ?? ordered) : ordered;
   // Only GDSF's inflation reads a victim's value.
-  return takeVictims(evictionOrder(candidates, policy, limits), shortfall, (c) => (policy === "cost-aware" ? gdsfPriority(c) : 0));
+  return takeVictims(chosen, shortfall, (c) => (policy === "cost-aware" ? gdsfPriority(c) : 0));
+}
+
+/** How many of the lowest-valued candidates `reload-cost` searches for the cheapest covering set (2^12 sets at most). */
+export const COVER_SEARCH_LIMIT = 12;
+
+/**
+ * `reload-cost`'s victims: of the first `COVER_SEARCH_LIMIT` candidates (in value order), the set that covers the
+ * shortfall and loses the least expected reload time (sum of frequency x load time), in the given order; null when
+ * none covers it. Taking victims strictly in value order can free more than needed (a small cheap model first, then a
+ * big one that alone would have done); the exhaustive search over a few candidates cannot.
+ */
+export function leastLossCover(ordered: readonly EvictionCandidate[], shortfall: Shortfall): EvictionCandidate[] | null {
+  const pool = ordered.slice(0, COVER_SEARCH_LIMIT);
+  const loss = pool.map((c) => c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS));
+  let best: { mask: number; loss: number } | null = null;
+  for (let mask = 1; mask < 1 << pool.length; mask++) {
+    let count = 0;
+    let bytes = 0;
+    let total = 0;
+    for (let i = 0; i < pool.length; i++) {
+      if (!(mask & (1 << i))) continue;
+      count++;
+      bytes += (pool[i] as EvictionCandidate).memoryBytes;
+      total += loss[i] as number;
+    }
+    if (count >= shortfall.count && bytes >= shortfall.bytes && (!best || total < best.loss)) best = { mask, loss: total };
+  }
+  if (!best) return null;
+  const { mask } = best;
+  return pool.filter((_, i) => mask & (1 << i));
 }
 
 /**
