@@ -42,8 +42,16 @@ export function isWarm(unloadedAt: number | null, now: number, warmWindowMs: num
   return warmWindowMs > 0 && unloadedAt !== null && now - unloadedAt <= warmWindowMs;
 }
 
+export interface SimOptions {
+  /**
+   * Each model's frequency as the policy sees it, instead of its decayed count: a reference run that knows each model's
+   * true popularity (e.g. its request count over the whole trace), to tell how much better estimates could gain.
+   */
+  knownFrequency?: ReadonlyMap<string, number>;
+}
+
 /** Replays `trace` under `policy` and `settings`. Throws when a model can never fit the limits. */
-export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy): SimResult {
+export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy, options: SimOptions = {}): SimResult {
   const limits = effectiveSettings(trace, settings, policy);
   const states = new Map<string, ModelState>(
     trace.models.map((model) => [
@@ -78,7 +86,7 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy)
         lastUsedAt: s.lastUsedAt,
         memoryBytes: s.model.memoryBytes,
         loadMs: s.loads > 0 ? s.loadMsTotal / s.loads : null,
-        frequency: decayedValue(s.frequency, now, limits.usageHalfLifeHours),
+        frequency: options.knownFrequency?.get(s.model.key) ?? decayedValue(s.frequency, now, limits.usageHalfLifeHours),
         inflation: s.inflation,
       }));
       const { victims, covers } = isPeer(policy)
