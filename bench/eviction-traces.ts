@@ -28,6 +28,8 @@ export interface NamedTrace extends Trace {
   name: string;
   /** A stationary Zipf trace: the default policy's targets apply to these. */
   zipf: boolean;
+  /** Limits it was recorded under, replacing `SETTINGS`'s. */
+  settings?: Omit<SimSettings, "usageHalfLifeHours">;
 }
 
 export function makeModels(count: number, rand: () => number): SimModel[] {

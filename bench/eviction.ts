@@ -6,12 +6,14 @@
  *
  * Simulated time, so the figures do not depend on the machine; only the solve times do.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { FakeBackend } from "../src/backends/fake.js";
 import { ManualClock } from "../src/cache/clock.js";
 import { ModelCache } from "../src/cache/model-cache.js";
 import { offlineOptimum } from "../src/cache/sim/optimum.js";
 import { type SimPolicy, simulate } from "../src/cache/sim/simulate.js";
-import type { SimModel, SimRequest, SimResult, SimSettings } from "../src/cache/sim/types.js";
+import type { SimModel, SimRequest, SimResult, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
 import { highsSolver } from "../src/runtime/lp-solver.js";
@@ -110,6 +112,20 @@ export async function recordInfernoTrace(requests: number, seed = 21): Promise<N
   return { name: "recorded from Inferno (ModelCache, fake backend)", zipf: false, models: measured, requests: recorded };
 }
 
+/** A trace recorded by `bench/record-trace.ts`, as stored in bench/traces/. */
+export interface RecordedTrace extends Trace {
+  recorded: string;
+  how: string;
+  settings: Omit<SimSettings, "usageHalfLifeHours">;
+}
+
+/** The committed trace of a real `inferno serve` run (bench/record-trace.ts). */
+export async function serverTrace(): Promise<NamedTrace> {
+  const file = join(import.meta.dirname, "traces", "inferno-server.json");
+  const trace = JSON.parse(await readFile(file, "utf8")) as RecordedTrace;
+  return { name: "recorded from inferno serve (real llama.cpp)", zipf: false, models: trace.models, requests: trace.requests, settings: trace.settings };
+}
+
 /** Small traces whose exact optimum (the integer program) solves in about a second. */
 function smallTraces(count: number): NamedTrace[] {
   return Array.from({ length: count }, (_, i) =>
@@ -119,15 +135,17 @@ function smallTraces(count: number): NamedTrace[] {
 
 export async function evictionBench(options: { quick: boolean }): Promise<EvictionReport> {
   const solver = await highsSolver();
-  const settings: SimSettings = { ...SETTINGS, usageHalfLifeHours: cacheSchema.parse({}).usage_half_life_hours };
+  const base: SimSettings = { ...SETTINGS, usageHalfLifeHours: cacheSchema.parse({}).usage_half_life_hours };
   const requests = options.quick ? 600 : 3000;
   const traces = [
     ...syntheticTraces(requests),
     await recordInfernoTrace(options.quick ? 400 : 1500),
+    await serverTrace(),
     ...smallTraces(options.quick ? 1 : 3),
   ];
   const figures: TraceFigures[] = [];
   for (const trace of traces) {
+    const settings = { ...base, ...trace.settings };
     const exact = trace.requests.length <= 100;
     const started = performance.now();
     const optimum = offlineOptimum(trace, settings, solver, { integer: exact });
@@ -163,7 +181,7 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
   const zipf = figures.filter((f) => f.zipf);
   return {
     defaultPolicy: DEFAULT_POLICY,
-    settings,
+    settings: base,
     targets: TARGETS,
     traces: figures,
     worstZipf: {
