@@ -20,8 +20,6 @@ import type { EvictionReason } from "../types.js";
 
 export type EvictionPolicy = "lru" | "cost-aware" | "reload-cost";
 
-export const EVICTION_POLICIES: readonly EvictionPolicy[] = ["lru", "cost-aware", "reload-cost"];
-
 /** Load time assumed for a model never loaded yet (it has no measurement). */
 export const DEFAULT_LOAD_MS = 1000;
 const MIB = 1024 * 1024;
