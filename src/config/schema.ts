@@ -81,10 +81,10 @@ export const cacheSchema = z
       .default(24)
       .describe("Half-life, in hours, of the exponentially decayed usage frequency that ranks models."),
     eviction_policy: z
-      .enum(["lru", "cost-aware"])
-      .default("cost-aware")
+      .enum(["lru", "cost-aware", "reload-cost"])
+      .default("reload-cost")
       .describe(
-        "Which idle model to evict first: `lru` (least recently used) or `cost-aware` (keeps models that are slow to load, small and often used).",
+        "Which idle model to evict first: `lru` (least recently used), `cost-aware` (GreedyDual-Size-Frequency: keeps models that are slow to load, small and often used) or `reload-cost` (keeps the models whose expected reload time — usage frequency x measured load time — per share of the memory or count limit is highest). The default is the one `npm run bench` measured closest to the offline optimum.",
       ),
     load_failure_cooldown_seconds: seconds()
       .default(30)

@@ -17,7 +17,7 @@ test("defaults apply when no source sets anything", async (t) => {
   const s = await sandbox(t);
   const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
   assert.equal(config.cache.max_cached_models, 5);
-  assert.equal(config.cache.eviction_policy, "cost-aware");
+  assert.equal(config.cache.eviction_policy, "reload-cost");
   assert.equal(config.models_dir, join(s.cwd, "models"));
   assert.equal(config.cache.cache_dir, join(s.home, ".cache", "inferno"));
   assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "default", source: "built-in" });
