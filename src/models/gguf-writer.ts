@@ -446,15 +446,10 @@ export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
   return encodeGguf(metadata, tensors);
 }
 
-/** The file name of part `index` (1-based) of `count` of a split GGUF, as llama.cpp's `gguf-split` names it. */
-export function ggufSplitName(prefix: string, index: number, count: number): string {
-  return `${prefix}-${String(index).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`;
-}
-
 /**
  * The parts of a tiny llama split as llama.cpp's `gguf-split` splits a model: the tensors spread over `count` files,
  * every part carrying `split.no`, `split.count` and `split.tensors.count`, and the first part also the model's
- * metadata. llama.cpp loads the whole model when given the first part, if the parts are named by `ggufSplitName`.
+ * metadata. llama.cpp loads the whole model when given the first part, if the parts are named by `splitPartName` (split.ts).
  */
 export function tinyLlamaGgufSplit(count: number, options: TinyLlamaOptions = {}): Buffer[] {
   const { metadata, tensors } = tinyLlamaContents(options);

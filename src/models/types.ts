@@ -1,5 +1,5 @@
 /** What the rest of Inferno knows about a model file, without loading it. */
-import type { BackendConfig } from "../config/schema.js";
+import type { BackendConfig, StoreName } from "../config/schema.js";
 
 export type ModelFormat = "gguf" | "onnx";
 
@@ -27,10 +27,15 @@ export interface ModelDescriptor {
   name: string;
   /** The cache key: the canonical real path of the file. Every spelling of one file has the same key. */
   key: string;
-  /** Absolute path to open (the real path; equal to `key`). */
+  /**
+   * Absolute path to open: the real path (equal to `key`), except for a split GGUF, opened by its first part's path as
+   * found, since llama.cpp finds the other parts beside it by name.
+   */
   path: string;
   format: ModelFormat;
   fingerprint: Fingerprint;
+  /** The store the model was found in (`model_stores`); absent for a file in a models directory. */
+  store?: StoreName;
 }
 
 export interface GgufMetadata {
