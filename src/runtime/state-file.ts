@@ -13,6 +13,7 @@ import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
+import type { StoreEnvironment } from "../models/stores/index.js";
 import type { ModelDescriptor } from "../models/types.js";
 
 export interface StateFileOptions {
@@ -20,6 +21,8 @@ export interface StateFileOptions {
   now?: () => number;
   /** For `max_memory_mb = 0`. Default `os.totalmem()`. */
   systemMemoryBytes?: number;
+  /** Where `model_stores` are looked for (variables, home). Default: this process's. */
+  environment?: StoreEnvironment;
 }
 
 export interface WarmupPlanReport {
@@ -46,6 +49,7 @@ export class StateFile {
   readonly store: FileStateStore;
   private readonly now: () => number;
   private readonly systemMemoryBytes: number;
+  private readonly environment: StoreEnvironment | undefined;
 
   constructor(
     private readonly config: InfernoConfig,
@@ -54,6 +58,7 @@ export class StateFile {
     this.store = new FileStateStore(config.cache.cache_dir);
     this.now = options.now ?? Date.now;
     this.systemMemoryBytes = options.systemMemoryBytes ?? totalmem();
+    this.environment = options.environment;
   }
 
   get path(): string {
@@ -132,7 +137,7 @@ export class StateFile {
   /** The plan a starting server would follow (given models in order, or ranked by a strategy). Loads nothing. */
   async warmupPlan(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupPlanReport> {
     const { state } = await this.inspect();
-    const manager = new ModelManager(this.config.models_dir, { allowOutsideModelsDir: this.config.allow_outside_models_dir });
+    const manager = ModelManager.fromConfig(this.config, this.environment);
     const skipped: WarmupPlanReport["skipped"] = [];
     if (options.models) {
       const plan: string[] = [];

@@ -31,7 +31,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
     ctx.out.info(`using the running server at ${url}`);
     return { kind: "server", ...server };
   }
-  const file = new StateFile(config);
+  const file = new StateFile(config, { environment: ctx.environment() });
   ctx.out.info(`no server running at ${url}; read ${file.path}`);
   return { kind: "file", file };
 }
@@ -39,7 +39,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
 /** `inspect` decodes the file even while a server runs, and warns that the server's live state may be newer. */
 async function openStateFile(ctx: CliContext, options: Record<string, unknown>): Promise<StateFile> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const file = new StateFile(config);
+  const file = new StateFile(config, { environment: ctx.environment() });
   const { server, url } = await findServer(ctx, config);
   if (server) {
     ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);

@@ -59,7 +59,7 @@ async function runCommand(ctx: CliContext, options: RunOptions): Promise<void> {
   const temperature = parseNumber("--temperature", options.temperature, (n) => n >= 0, "a number >= 0");
   const seed = parseNumber("--seed", options.seed, (n) => Number.isInteger(n) && n >= 0, "a whole number >= 0");
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const descriptor = await managerFor(config).resolve(options.model);
+  const descriptor = await managerFor(config, ctx).resolve(options.model);
   if (descriptor.format !== "gguf") {
     throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
   }

@@ -19,6 +19,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       version: packageVersion(),
       logLevel: globals.verbose ? "debug" : globals.quiet ? "warn" : "info",
       logDestination: out.stderr,
+      environment: ctx.environment(),
       onListening: (url, modelCount) => out.print(`Inferno is serving ${modelCount} model(s) on ${url}`),
     });
   });
