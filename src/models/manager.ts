@@ -179,7 +179,7 @@ export class ModelManager implements ModelSource {
    * discovery found unusable (a bad store manifest, a missing split part), with the reason.
    */
   async metadata(model: ModelDescriptor): Promise<ModelMetadata> {
-    const found = this.found(model.key);
+    const found = await this.found(model.key);
     if (found?.problem) {
       throw new ModelInvalid(`model ${model.name} is invalid: ${found.problem}`, {
         details: { name: model.name, path: model.path, problem: found.problem },
@@ -229,7 +229,7 @@ export class ModelManager implements ModelSource {
       return null;
     }
     const fingerprint: Fingerprint = { size: info.size, mtimeMs: info.mtimeMs };
-    const parts = this.found(key)?.parts;
+    const parts = (await this.found(key))?.parts;
     if (parts) {
       const others = await Promise.all(parts.slice(1).map((p) => stat(p).catch(() => null)));
       for (const part of others) {
@@ -256,16 +256,20 @@ export class ModelManager implements ModelSource {
 
   /** Throws ModelInvalid when the model's store names a sha256 its file does not have (hashing a file version once). */
   private async verifyDigest(model: ModelDescriptor): Promise<void> {
-    const expected = this.found(model.key)?.sha256;
+    const expected = (await this.found(model.key))?.sha256;
     if (!expected) return;
     const info = await stat(model.key).catch(() => null);
     if (!info) throw new ModelNotFound(`model file ${model.key} no longer exists`, { details: { name: model.name } });
     await this.digests.verify({ name: model.name, path: model.key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
   }
 
-  /** What the last scan found under this key, if anything. */
-  private found(key: string): FoundModel | undefined {
-    return this.scan?.byKey.get(key);
+  /**
+   * What the scan found under this key, if anything: split parts, a store's digest, a problem. The last scan serves
+   * (descriptors come from `resolve`/`list`, which refresh it); a manager that has not scanned yet scans first, so a
+   * fingerprint asked for right after a restart covers a split's parts too.
+   */
+  private async found(key: string): Promise<FoundModel | undefined> {
+    return (this.scan ?? (await this.currentScan())).byKey.get(key);
   }
 
   /** The scan, rescanning only when a walked directory changed. Concurrent callers share one rescan. */
