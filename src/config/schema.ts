@@ -159,7 +159,7 @@ export const configSchema = z
       .array(z.string().min(1))
       .default([])
       .describe(
-        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. Left unset, `models_dir` becomes the first entry of this list. Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
+        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default `./models` is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
       ),
     model_stores: z
       .array(z.enum(STORE_NAMES))

@@ -199,8 +199,8 @@ test("models list --stores shows what each store would add; model_stores turns t
   assert.match(enabled[0]?.error ?? "", /manifest is not JSON/);
   const validate = await s.run(["models", "validate"], env);
   assert.equal(validate.code, 1);
-  assert.match(validate.stdout, /INVALID  broken:v1: manifest is not JSON/);
-  assert.match(validate.stdout, /ok       tiny:latest/);
+  assert.match(validate.stdout, /INVALID {2}broken:v1: manifest is not JSON/);
+  assert.match(validate.stdout, /ok {7}tiny:latest/);
   const run = await s.run(["run", "--model", "tiny", "--prompt", "Once", "--max-tokens", "3", "--temperature", "0"], env);
   assert.equal(run.code, 0, run.stderr);
   assert.ok(run.stdout.trim().length > 0, "Ollama's short name runs the blob");

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelInvalid, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf, tinyLlamaGgufSplit } from "../../src/models/gguf-writer.js";
@@ -21,7 +21,7 @@ const backend = backendSchema.parse({});
 const tiny = tinyLlamaGguf();
 const other = tinyLlamaGguf({ seed: 2 });
 
-async function emptyModelsDir(t: import("node:test").TestContext) {
+async function emptyModelsDir(t: TestContext) {
   return (await tinyModelsDir(t, { gguf: {} })).dir;
 }
 
