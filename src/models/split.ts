@@ -7,8 +7,19 @@
  */
 import { basename, dirname, join } from "node:path";
 import { ModelInvalid } from "../errors/index.js";
-import type { FoundModel } from "./discovery.js";
 import { type GgufHeader, readGgufHeader } from "./gguf-reader.js";
+import type { ModelFormat } from "./types.js";
+
+/** What grouping needs of a found model (discovery's `FoundModel`, without importing discovery, which imports this). */
+export interface SplitCandidate {
+  name: string;
+  path: string;
+  key: string;
+  format: ModelFormat;
+  aliases?: string[];
+  parts?: string[];
+  problem?: string;
+}
 
 const SPLIT_FILE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
 
@@ -46,9 +57,9 @@ function withFileName(name: string, fileName: string): string {
  * every part's path in `parts` and the name without the part suffix (`dir/NAME.gguf`) as an alias. A split with a missing
  * part stays listed, with the problem saying which part is missing. Other models pass through unchanged.
  */
-export function groupSplits(models: readonly FoundModel[]): FoundModel[] {
-  const out: FoundModel[] = [];
-  const groups = new Map<string, { split: SplitPart; members: Map<number, FoundModel> }>();
+export function groupSplits<T extends SplitCandidate>(models: readonly T[]): T[] {
+  const out: T[] = [];
+  const groups = new Map<string, { split: SplitPart; members: Map<number, T> }>();
   for (const model of models) {
     const split = model.format === "gguf" ? splitPartOf(model.name) : undefined;
     if (!split) {
@@ -62,7 +73,7 @@ export function groupSplits(models: readonly FoundModel[]): FoundModel[] {
   }
   for (const { split, members } of groups.values()) {
     const present = [...members.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const sample = present[0] as FoundModel;
+    const sample = present[0] as T;
     const dir = dirname(sample.path);
     const parts = Array.from({ length: split.count }, (_, i) => join(dir, splitPartName(split.prefix, i + 1, split.count)));
     const missing = parts.filter((_, i) => !members.has(i + 1)).map((p) => basename(p));
