@@ -81,17 +81,21 @@ function stem(name: string): string {
   return formatOf(name) ? name.slice(0, name.lastIndexOf(".")) : name;
 }
 
-/** Stages of name matching, most specific first; the first stage with any match decides. Aliases count as names. */
-const MATCHERS: ReadonlyArray<(name: string, typed: string) => boolean> = [
-  (m, n) => m === n,
-  (m, n) => stem(m) === n,
-  (m, n) => basename(m) === n,
-  (m, n) => stem(basename(m)) === n,
-];
-
-function namesOf(model: FoundModel): string[] {
+function namesOf(model: Pick<FoundModel, "name" | "aliases">): string[] {
   return [model.name, ...(model.aliases ?? [])];
 }
+
+/**
+ * Stages of name matching, most specific first; the first stage with any match decides. An alias (Ollama's `NAME` for
+ * `NAME:latest`, a split's name without its part suffix) ranks with the stem, so `llama3` typed while both
+ * `llama3.gguf` and Ollama's `llama3:latest` exist is ambiguous, not a silent pick.
+ */
+const MATCHERS: ReadonlyArray<(model: Pick<FoundModel, "name" | "aliases">, typed: string) => boolean> = [
+  (m, n) => m.name === n,
+  (m, n) => namesOf(m).some((x) => x === n || stem(x) === n),
+  (m, n) => namesOf(m).some((x) => basename(x) === n),
+  (m, n) => namesOf(m).some((x) => stem(basename(x)) === n),
+];
 
 export class ModelManager implements ModelSource {
   /** The first models directory, absolute. */
@@ -154,7 +158,7 @@ export class ModelManager implements ModelSource {
     const scan = await this.currentScan();
     const candidates = [...scan.models, ...this.allowedEscapes(scan)];
     for (const matches of MATCHERS) {
-      const hits = uniqueByKey(candidates.filter((m) => namesOf(m).some((n) => matches(n, trimmed))));
+      const hits = uniqueByKey(candidates.filter((m) => matches(m, trimmed)));
       if (hits.length === 1) return this.describe(hits[0] as FoundModel);
       if (hits.length > 1) {
         const names = hits.map((h) => h.name);
@@ -163,7 +167,7 @@ export class ModelManager implements ModelSource {
         });
       }
     }
-    const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches(linkName, trimmed)));
+    const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches({ name: linkName }, trimmed)));
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
   }

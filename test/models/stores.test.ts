@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, symlink, utimes, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { backendSchema } from "../../src/config/schema.js";
-import { ModelInvalid, ModelOutsideModelsDir } from "../../src/errors/index.js";
+import { ModelAmbiguous, ModelInvalid, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf, tinyLlamaGgufSplit } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { splitPartName } from "../../src/models/split.js";
@@ -261,6 +261,9 @@ describe("several models directories and stores together", () => {
     const viaStore = await withStore.resolve("llama3");
     assert.equal(viaLink.key, viaStore.key, "the same file by two routes is one model");
     assert.deepEqual((await withStore.list()).map((m) => m.name), ["linked.gguf", "llama3:latest"]);
+    await writeFile(join(dir, "llama3.gguf"), other);
+    await assert.rejects(withStore.resolve("llama3"), (e: unknown) => e instanceof ModelAmbiguous && /llama3:latest, llama3\.gguf/.test(e.message));
+    assert.equal((await withStore.resolve("llama3:latest")).key, blob);
     const without = new ModelManager(dir);
     await assert.rejects(without.resolve("linked"), ModelOutsideModelsDir);
     await assert.rejects(without.resolve(blob), ModelOutsideModelsDir);
