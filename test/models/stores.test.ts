@@ -54,7 +54,7 @@ describe("Ollama", () => {
     assert.equal((await manager.resolve(blob)).name, "llama3:8b", "the blob's path finds its model");
     const info = await manager.info("llama3:latest");
     assert.equal(info.metadata.format === "gguf" && info.metadata.architecture, "llama");
-    assert.ok((await manager.estimateMemory(latest, backend)) > tiny.length);
+    assert.ok((await manager.estimateMemory(latest, backend)) > tiny.length, "the estimate comes from the blob's header");
   });
 
   test("bad manifests: each model is listed invalid with its reason, the others are unaffected", async (t) => {
@@ -94,8 +94,9 @@ describe("Ollama", () => {
     assert.ok(listed.every((r) => r.ok), "without --hash only sizes are checked, and they agree");
     const hashed = await manager.validate(undefined, { hash: true });
     const forgedResult = hashed.find((r) => r.model.name === "forged:latest");
-    assert.ok(forgedResult && !forgedResult.ok && /sha256 is [0-9a-f]{64} but its store names sha256:/.test(forgedResult.error.message));
-    assert.ok(hashed.find((r) => r.model.name === "good:latest")?.ok);
+    assert.ok(forgedResult && !forgedResult.ok, "--hash refuses the forged blob");
+    assert.match(forgedResult.error.message, /sha256 is [0-9a-f]{64} but its store names sha256:/);
+    assert.ok(hashed.find((r) => r.model.name === "good:latest")?.ok, "the good blob passes --hash");
     await assert.rejects(manager.estimateMemory(await manager.resolve("forged"), backend), ModelInvalid);
 
     // Remembered per file version, across managers: corrupting the good blob while keeping its size and mtime goes
@@ -213,7 +214,7 @@ describe("split GGUF", () => {
 
     await rm(join(dir, "llama", splitPartName("big", 2, 3)));
     const [result] = await manager.validate("big");
-    assert.ok(result && !result.ok);
+    assert.ok(result && !result.ok, "a split with a missing part is invalid");
     assert.match(String(result.error.details?.problem), /split GGUF of 3 parts is missing part big-00002-of-00003\.gguf/);
   });
 

@@ -28,7 +28,7 @@ test("an Ollama model is listed, chats by its short name, and a broken manifest 
     temperature: 0,
   });
   assert.equal(chat.model, "babbler:latest");
-  assert.ok((chat.choices[0]?.message.content ?? "").length > 0);
+  assert.ok((chat.choices[0]?.message.content ?? "").length > 0, "the store model generated text");
   const { body } = await s.getJson<{ data: Array<{ name: string }> }>("/v1/cache/models");
   assert.deepEqual(body.data.map((m) => m.name), ["babbler:latest"]);
 
