@@ -94,7 +94,10 @@ export interface ModelSource {
   list(): Promise<ModelDescriptor[]>;
   /** The current size+mtime of a model's file by key, or null when the file is gone. */
   fingerprint(key: string): Promise<Fingerprint | null>;
-  /** Bytes a model is expected to take once loaded with these backend settings (before loading it). */
+  /**
+   * Bytes a model is expected to take once loaded with these backend settings. The cache asks before every load, so a
+   * source may also check the file here and throw ModelInvalid (`ModelManager` verifies store blobs' digests).
+   */
   estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes>;
   /**
    * The model's header metadata, if the source can tell. Optional: the cache asks once per load and stores a few

@@ -122,6 +122,7 @@ async function infoCommand(ctx: CliContext, name: string, options: Record<string
   if (ctx.out.json) return ctx.out.printJson({ ...info, estimated_memory_bytes: estimate });
   const lines: Array<[string, string]> = [
     ["name", info.name],
+    ...(info.store ? ([["store", info.store]] as Array<[string, string]>) : []),
     ["path", info.path],
     ["format", info.format],
     ["size", `${formatBytes(info.fingerprint.size)} (${info.fingerprint.size} bytes)`],
