@@ -5,6 +5,7 @@
 import { backendThreadsBench } from "./backends.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { serverOverheadBench } from "./server.js";
+import { startupBench } from "./startup.js";
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
@@ -31,5 +32,7 @@ async function evictionBench(): Promise<void> {
 
 await evictionBench();
 await serverOverheadBench();
-console.log("\nllama.cpp thread count: tokens per second on generated tiny llamas, as ratios to the default\n");
+console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
 await backendThreadsBench();
+console.log("\nCLI start-up: commands that load no model, against node -e 0\n");
+await startupBench();

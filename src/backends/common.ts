@@ -10,14 +10,22 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
 }
 
 /**
- * CPU threads to use: the configured count, never more than the machine's cores; 0 means `physicalCores` (what the
- * runtime reports as cores useful for math). More threads than cores makes llama.cpp spin and slows it many times over.
- * `cores` (logical CPUs this process may use) defaults to the machine's; tests pass it to check the rule as a table.
+ * CPU threads for inference — the one rule every backend (and every model host process) uses.
+ *
+ * `configured > 0` is kept, capped at the logical cores this process may use (`cores`): more threads than cores only
+ * slows llama.cpp down. `configured = 0` ("auto") is the physical cores less one, and at least one: llama.cpp's
+ * worker threads spin-wait for each other after every step, so when a thread is descheduled for another process, all
+ * the others spin through that time slice, and generation collapses. Measured on the generated models on a 2-core VM
+ * shared with other work, 2 threads gave 0.00–0.03x the tokens/s of 1 thread, busy or not (`npm run bench` reports
+ * auto vs 1 vs all cores, quiet and with a busy process). Leaving one core free means one competing busy process (or
+ * the server's own event loop) never takes a core a spinning thread waits on; a single thread has no one to wait for.
+ * `physicalCores` is what the runtime reports as cores useful for math (hyper-threads share a core's math units);
+ * `cores` defaults to this machine's and is a parameter so the rule can be tested as a table.
  */
 export function threadCount(configured: number, physicalCores: number, cores: number = availableParallelism()): number {
   const usable = Math.max(1, cores);
   if (configured > 0) return Math.min(configured, usable);
-  return Math.max(1, Math.min(physicalCores, usable));
+  return Math.max(1, Math.min(physicalCores, usable) - 1);
 }
 
 /**

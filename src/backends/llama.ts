@@ -1,19 +1,17 @@
 /**
  * GGUF models on llama.cpp through node-llama-cpp 3. One llama.cpp instance per GPU setting is shared by every model
  * and created on the first load; a model is a context with `parallel` sequences, and requests beyond that wait for a
- * free sequence. Prebuilt binaries only: nothing is built or downloaded at run time.
+ * free sequence. Prebuilt binaries only: nothing is built or downloaded at run time. node-llama-cpp is imported on the
+ * first load, so commands that load no model (`--version`, `config …`) never load llama.cpp.
  */
-import {
-  type ChatHistoryItem,
-  getLlama,
-  type Llama,
-  LlamaChat,
-  LlamaCompletion,
-  type LlamaContext,
-  type LlamaContextSequence,
-  type LlamaEmbeddingContext,
-  LlamaLogLevel,
-  type LlamaModel,
+import type * as NodeLlamaCppModule from "node-llama-cpp";
+import type {
+  ChatHistoryItem,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaModel,
 } from "node-llama-cpp";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
@@ -30,7 +28,16 @@ import type {
   TextModel,
 } from "./types.js";
 
+type NodeLlamaCpp = typeof NodeLlamaCppModule;
 type GpuSetting = BackendConfig["gpu"];
+
+let nodeLlamaCpp: Promise<NodeLlamaCpp> | undefined;
+
+/** node-llama-cpp, imported once, on first use. */
+function loadNodeLlamaCpp(): Promise<NodeLlamaCpp> {
+  nodeLlamaCpp ??= import("node-llama-cpp");
+  return nodeLlamaCpp;
+}
 type LlamaGpu = "auto" | "cuda" | "vulkan" | "metal" | false;
 
 function llamaGpu(gpu: GpuSetting): LlamaGpu {
@@ -114,6 +121,7 @@ class LlamaTextModel implements TextModel {
   private embeddingQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
+    private readonly lib: NodeLlamaCpp,
     readonly descriptor: ModelDescriptor,
     readonly memoryBytes: Bytes,
     private readonly model: LlamaModel,
@@ -136,7 +144,7 @@ class LlamaTextModel implements TextModel {
     const promptTokens = () =>
       this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
     return this.generate(options, promptTokens, async (sequence, settings) => {
-      const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+      const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
       try {
         const { response, metadata } = await completion.generateCompletionWithMeta(prompt, settings);
         return { text: response, stopReason: metadata.stopReason };
@@ -150,7 +158,7 @@ class LlamaTextModel implements TextModel {
     const history = toHistory(messages);
     let promptTokens = 0;
     return this.generate(options, () => promptTokens, async (sequence, settings) => {
-      const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+      const chat = new this.lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
       try {
         // The prompt as the model's chat template renders it.
         const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
@@ -271,13 +279,15 @@ export class LlamaBackend implements Backend {
     const key = String(llamaGpu(gpu));
     let instance = this.instances.get(key);
     if (!instance) {
-      instance = getLlama({
-        gpu: llamaGpu(gpu),
-        build: "never",
-        skipDownload: true,
-        progressLogs: false,
-        logLevel: LlamaLogLevel.error,
-      });
+      instance = loadNodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
+        getLlama({
+          gpu: llamaGpu(gpu),
+          build: "never",
+          skipDownload: true,
+          progressLogs: false,
+          logLevel: LlamaLogLevel.error,
+        }),
+      );
       instance.catch(() => this.instances.delete(key));
       this.instances.set(key, instance);
     }
@@ -314,7 +324,7 @@ export class LlamaBackend implements Backend {
       });
       throwIfAborted(signal, `loading ${descriptor.name}`);
       const memory = model.size + (await this.contextMemory(model, context, config));
-      return new LlamaTextModel(descriptor, memory, model, context, config, threads);
+      return new LlamaTextModel(await loadNodeLlamaCpp(), descriptor, memory, model, context, config, threads);
     } catch (error) {
       await model?.dispose().catch(() => undefined);
       if (signal?.aborted) throw new Aborted(`loading ${descriptor.name} was aborted`, { cause: error });

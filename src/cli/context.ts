@@ -24,6 +24,11 @@ export class CliContext {
     return this.program.opts<GlobalOptions>();
   }
 
+  /** A command line the user can type to run `args` with this CLI, as it was started (for hints). */
+  command(args: string): string {
+    return `${this.io.invocation ?? "inferno"} ${args}`;
+  }
+
   get out(): Output {
     return new Output(this.io, this.globals);
   }

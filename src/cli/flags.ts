@@ -36,11 +36,17 @@ export const CONFIG_FLAGS = [
   { flag: "threads", key: "backend.threads", argument: "<n>" },
   { flag: "context-size", key: "backend.context_size", argument: "<tokens>" },
   { flag: "gpu", key: "backend.gpu", argument: "<backend>" },
+  { flag: "batch-size", key: "backend.batch_size", argument: "<tokens>" },
+  { flag: "parallel", key: "backend.parallel", argument: "<n>" },
+  { flag: "mmap", key: "backend.mmap", argument: "<bool>" },
   { flag: "max-cached-models", key: "cache.max_cached_models", argument: "<n>" },
   { flag: "api-key", key: "server.api_key", argument: "<key>" },
 ] as const satisfies readonly ConfigFlag[];
 
 export type ConfigFlagName = (typeof CONFIG_FLAGS)[number]["flag"];
+
+/** The flags of `[backend]`: every command that runs a model (`run`, `serve`) takes all of them. */
+export const BACKEND_FLAGS = CONFIG_FLAGS.filter((f) => f.key.startsWith("backend.")).map((f) => f.flag);
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

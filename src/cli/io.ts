@@ -1,15 +1,45 @@
 /** The CLI's view of the outside world, injectable so commands can be tested in-process. */
-import type { Writable } from "node:stream";
+import { basename, dirname, relative } from "node:path";
+import type { Readable, Writable } from "node:stream";
 
 export interface CliIO {
   stdout: Writable & { isTTY?: boolean; columns?: number };
   stderr: Writable & { isTTY?: boolean };
+  /** Where `inferno run`'s chat reads turns from. Default: none (no interactive input). */
+  stdin?: Readable & { isTTY?: boolean };
   env: Record<string, string | undefined>;
   cwd: string;
+  /** How the user started the CLI (`inferno`, `npx inferno-ai`, `node bin/inferno.js`…), for hints. Default `inferno`. */
+  invocation?: string;
+}
+
+/**
+ * The command that starts this CLI as the user started it, so every hint it prints works as printed: `npx <bin>` under
+ * npx, `npm run inferno --` under an npm script, the bin name when it is on PATH (`npm install -g .`, `npm link`), and
+ * otherwise `node <script>` relative to the working directory.
+ */
+export function invocationOf(script: string | undefined, env: Record<string, string | undefined>, cwd: string): string {
+  const bin = script ? basename(script) : "inferno";
+  const isBin = bin === "inferno" || bin === "inferno-ai";
+  if (env.npm_command === "exec") return `npx ${isBin ? bin : "inferno-ai"}`;
+  if (env.npm_lifecycle_event) return "npm run inferno --";
+  const onPath = script !== undefined && (env.PATH ?? "").split(":").includes(dirname(script));
+  if (isBin && onPath) return bin;
+  if (!script) return "inferno";
+  const path = relative(cwd, script);
+  return `node ${path.startsWith("..") || path === "" ? script : path}`;
 }
 
 export function processIO(): CliIO {
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+  const cwd = process.cwd();
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd,
+    invocation: invocationOf(process.argv[1], process.env, cwd),
+  };
 }
 
 /** Global flags, available to every command. */

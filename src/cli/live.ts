@@ -4,7 +4,7 @@
  * state file. Either way the command says which it used.
  */
 import type { InfernoConfig } from "../config/index.js";
-import { InfernoClient, serverUrl } from "../runtime/index.js";
+import { InfernoClient, serverUrl } from "../runtime/client.js";
 import type { CliContext } from "./context.js";
 
 export interface LiveServer {

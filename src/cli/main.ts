@@ -4,12 +4,19 @@ import { pathToFileURL } from "node:url";
 import { CommanderError } from "commander";
 import { exitCodeOf, isInfernoError, messageOf } from "../errors/index.js";
 import { type CliIO, processIO } from "./io.js";
-import { buildProgram } from "./program.js";
+import { packageVersion } from "./version.js";
 
 const COMMANDER_OK = new Set(["commander.helpDisplayed", "commander.version", "commander.help"]);
 
 /** Runs the CLI with `argv` (as `process.argv`: node, script, args…) and resolves to the exit code. */
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+    // Answered before the command tree (and the configuration schema it describes) is even imported.
+    io.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const { buildProgram } = await import("./program.js");
   const { program, ctx } = buildProgram(io);
   try {
     await program.parseAsync(argv);

@@ -1,5 +1,6 @@
 /** Builds the `inferno` command tree. Each command lives in `commands/` and registers itself here. */
 import { Command } from "commander";
+import { UsageError } from "../errors/index.js";
 import { registerCache } from "./commands/cache.js";
 import { registerConfig } from "./commands/config.js";
 import { registerPs } from "./commands/ps.js";
@@ -16,6 +17,33 @@ type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
 const COMMANDS: Register[] = [registerServe, registerPs, registerRun, registerModels, registerCache, registerConfig];
+
+/**
+ * Verbs Ollama users type, each answered with a one-line pointer to the Inferno command that does it (or why there is
+ * none). Hidden from `--help`; exit code 2 like any usage mistake.
+ */
+const OLLAMA_VERBS: Record<string, (ctx: CliContext, args: string[]) => string> = {
+  list: (ctx) => `Inferno lists models with \`${ctx.command("models list")}\``,
+  show: (ctx, [name]) => `Inferno shows a model with \`${ctx.command(`models info ${name ?? "NAME"}`)}\``,
+  stop: (ctx, [name]) => `Inferno unloads a model from the running server with \`${ctx.command(`cache evict ${name ?? "NAME"}`)}\``,
+  rm: (ctx) =>
+    `Inferno never deletes model files: remove the file from the models directory yourself (\`${ctx.command("models list")}\` shows the names)`,
+  pull: (ctx) =>
+    `Inferno downloads nothing: copy a .gguf or .onnx file into the models directory, or try \`${ctx.command("models demo")}\``,
+};
+
+function registerOllamaVerbs(program: Command, ctx: CliContext): void {
+  for (const [verb, pointer] of Object.entries(OLLAMA_VERBS)) {
+    program
+      .command(verb, { hidden: true })
+      .argument("[args...]")
+      .allowUnknownOption()
+      .helpOption(false)
+      .action((args: string[]) => {
+        throw new UsageError(`there is no \`${verb}\` command: ${pointer(ctx, args)}`);
+      });
+  }
+}
 
 export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
   const program = new Command("inferno");
@@ -35,5 +63,6 @@ export function buildProgram(io: CliIO): { program: Command; ctx: CliContext } {
     })
     .exitOverride();
   for (const register of COMMANDS) register(program, ctx);
+  registerOllamaVerbs(program, ctx);
   return { program, ctx };
 }

@@ -107,7 +107,7 @@ export const backendSchema = z
       .int()
       .nonnegative()
       .default(0)
-      .describe("CPU threads for inference. 0 = the number of physical cores; never more threads than cores."),
+      .describe("CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores."),
     context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
     batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
     gpu: z

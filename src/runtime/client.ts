@@ -61,6 +61,22 @@ const ERRORS_BY_CODE: Record<string, ErrorClass> = {
   invalid_api_key: Unauthorized,
 };
 
+/** A generation request as `inferno run` sends it: chat messages, or a raw prompt for a plain completion. */
+export interface RemoteGeneration {
+  model: string;
+  messages?: Array<{ role: "system" | "user" | "assistant"; content: string }>;
+  prompt?: string;
+  max_tokens?: number;
+  temperature?: number;
+  seed?: number;
+}
+
+export interface RemoteGenerationResult {
+  text: string;
+  finishReason: "stop" | "length" | "abort";
+  usage: { promptTokens: number; completionTokens: number };
+}
+
 export interface InfernoClientOptions {
   /** Sent as `Authorization: Bearer <key>` when non-empty. */
   apiKey?: string;
@@ -114,10 +130,71 @@ export class InfernoClient {
     return this.call("POST", `/v1/cache/models/${encodeURIComponent(name)}/load`, body);
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Generates through the server's OpenAI routes (`/v1/chat/completions` with messages, `/v1/completions` with a
+   * prompt), streamed as server-sent events: `onText` gets each piece. An abort ends it early with what came so far.
+   */
+  async generate(request: RemoteGeneration, options: { onText?: (text: string) => void; signal?: AbortSignal } = {}): Promise<RemoteGenerationResult> {
+    const chat = request.messages !== undefined;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${chat ? "/v1/chat/completions" : "/v1/completions"}`, {
+        method: "POST",
+        headers: this.headers(true),
+        body: JSON.stringify({ ...request, stream: true, stream_options: { include_usage: true } }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (error) {
+      if (options.signal?.aborted) return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
+      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!response.ok || !response.body) throw this.remoteError(response.status, await response.text());
+    const result: RemoteGenerationResult = { text: "", finishReason: "stop", usage: { promptTokens: 0, completionTokens: 0 } };
+    const decoder = new TextDecoder();
+    let buffer = "";
+    const onEvent = (data: string) => {
+      if (data === "[DONE]") return;
+      const chunk = JSON.parse(data) as {
+        choices?: Array<{ delta?: { content?: string | null }; text?: string; finish_reason?: string | null }>;
+        usage?: { prompt_tokens: number; completion_tokens: number } | null;
+        error?: { message?: string; code?: string };
+      };
+      if (chunk.error) throw this.remoteError(500, JSON.stringify(chunk));
+      const choice = chunk.choices?.[0];
+      const piece = (chat ? choice?.delta?.content : choice?.text) ?? "";
+      if (piece) {
+        result.text += piece;
+        options.onText?.(piece);
+      }
+      if (choice?.finish_reason === "length") result.finishReason = "length";
+      if (chunk.usage) result.usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+    };
+    try {
+      for await (const bytes of response.body) {
+        buffer += decoder.decode(bytes as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          for (const line of event.split("\n")) if (line.startsWith("data: ")) onEvent(line.slice(6));
+        }
+      }
+    } catch (error) {
+      if (!options.signal?.aborted) throw error;
+      result.finishReason = "abort";
+    }
+    return result;
+  }
+
+  private headers(json: boolean): Record<string, string> {
     const headers: Record<string, string> = {};
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (json) headers["content-type"] = "application/json";
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    return headers;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers = this.headers(body !== undefined);
     let response: Response;
     try {
       response = await fetch(`${this.baseUrl}${path}`, {

@@ -6,7 +6,9 @@
 import { mkdir } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import type { InfernoConfig } from "../config/schema.js";
+import { physicalCores, threadCount } from "../backends/common.js";
 import { createDemoModel } from "../models/demo.js";
+import type { ModelDescriptor } from "../models/types.js";
 import type { ModelManager } from "../models/manager.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
 import { createLogger, type InfernoLogger, type LogLevel } from "./logger.js";
@@ -19,7 +21,8 @@ export interface RunServerOptions {
   /** Logs and the load progress line. Default: process.stderr. */
   logDestination?: Writable & { isTTY?: boolean };
   /** Called once the socket listens, with the address and the number of discoverable models. */
-  onListening?: (url: string, modelCount: number) => void;
+  /** Called once listening, with the URL, the number of discoverable models and a chat model's name to try (if any). */
+  onListening?: (url: string, modelCount: number, chatModel: string | null) => void;
   /** Signals that end the server. Default SIGINT and SIGTERM. */
   signals?: NodeJS.Signals[];
   /** How long in-flight requests may take to finish at shutdown, in ms. */
@@ -29,19 +32,19 @@ export interface RunServerOptions {
 }
 
 /**
- * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion. Returns how many
- * models are discoverable.
+ * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion. Returns the
+ * discoverable models.
  */
-async function ensureAModel(config: InfernoConfig, models: ModelManager, logger: InfernoLogger): Promise<number> {
+async function ensureAModel(config: InfernoConfig, models: ModelManager, logger: InfernoLogger): Promise<ModelDescriptor[]> {
   const found = await models.list();
-  if (found.length > 0) return found.length;
+  if (found.length > 0) return found;
   await mkdir(config.models_dir, { recursive: true });
   const demo = await createDemoModel(config.models_dir);
   logger.info(
     { models_dir: config.models_dir, model: demo.name, path: demo.path },
     `no model found in ${config.models_dir}: generated the demo model ${demo.name} (${demo.path}: a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
   );
-  return (await models.list()).length;
+  return models.list();
 }
 
 /** Resolves with the first of `signals` to arrive; `dispose()` stops listening (when the server never started). */
@@ -86,10 +89,15 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
   }
   let server: RunningServer | null = null;
   try {
-    const modelCount = await ensureAModel(config, runtime.models, logger);
+    const found = await ensureAModel(config, runtime.models, logger);
+    const modelCount = found.length;
     server = await startServer(runtime, { version: options.version });
-    logger.info({ url: server.url, models: modelCount, models_dir: config.models_dir }, `listening on ${server.url}`);
-    options.onListening?.(server.url, modelCount);
+    const threads = threadCount(config.backend.threads, physicalCores());
+    logger.info(
+      { url: server.url, models: modelCount, models_dir: config.models_dir, threads },
+      `listening on ${server.url}; models run on ${threads} CPU thread(s) (backend.threads = ${config.backend.threads})`,
+    );
+    options.onListening?.(server.url, modelCount, found.find((m) => m.format === "gguf")?.name ?? null);
     const signal = await stop.received;
     logger.info({ signal }, `${signal}: shutting down`);
     exitOnSecondSignal(signals, logger);

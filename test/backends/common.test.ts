@@ -4,12 +4,14 @@ import { availableParallelism } from "node:os";
 import { test } from "node:test";
 import { physicalCores, threadCount } from "../../src/backends/common.js";
 
-test("threadCount: 0 means the physical cores, an explicit count is kept, and neither exceeds the cores", () => {
+test("threadCount: 0 means the physical cores less one, an explicit count is kept, and neither exceeds the cores", () => {
   // [configured, physical cores, logical cores, expected threads]
   const table: Array<[number, number, number, number]> = [
-    [0, 4, 8, 4], // 0 → the physical cores (hyper-threads left out)
-    [0, 8, 8, 8],
-    [0, 16, 8, 8], // physical cores counted beyond what this process may use are capped
+    [0, 4, 8, 3], // 0 → the physical cores (hyper-threads left out) less one, left for everything else
+    [0, 8, 8, 7],
+    [0, 2, 2, 1], // this 2-core VM: one thread, which has nobody to spin-wait for
+    [0, 1, 1, 1], // at least one thread
+    [0, 16, 8, 7], // physical cores counted beyond what this process may use are capped first
     [0, 0, 8, 1], // at least one thread, whatever the core count says
     [0, 2, 0, 1],
     [1, 4, 8, 1], // an explicit count is kept…
@@ -29,6 +31,6 @@ test("threadCount defaults to this machine's cores, and physicalCores counts at 
   const physical = physicalCores();
   assert.ok(Number.isInteger(physical) && physical >= 1, String(physical));
   assert.equal(threadCount(cores + 5, 1), cores);
-  assert.equal(threadCount(0, physical), Math.min(physical, cores));
+  assert.equal(threadCount(0, physical), Math.max(1, Math.min(physical, cores) - 1));
   assert.equal(threadCount(1, physical), 1);
 });

@@ -5,15 +5,18 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import lockfile from "proper-lockfile";
-import { compress } from "zstd-napi";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
+import { zstdCompress } from "../../src/cache/persistence/zstd.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
 import { FakeModelSource } from "../helpers/fake-models.js";
 import { tempDir } from "../helpers/tmp.js";
+
+/** A zstd frame of `text` at the state file's level, as another writer (or a hand-edited file) would leave it. */
+const compress = (text: string) => zstdCompress(Buffer.from(text), 3);
 
 const source = new FakeModelSource(["a.gguf", "b.gguf", "c.gguf"]);
 
@@ -80,13 +83,13 @@ describe("FileStateStore", () => {
     await cache.close();
   });
 
-  const badFiles: Array<[string, (valid: Buffer) => Buffer]> = [
+  const badFiles: Array<[string, (valid: Buffer) => Buffer | Promise<Buffer>]> = [
     ["a truncated", (valid) => valid.subarray(0, valid.length - 7)],
     ["an empty", () => Buffer.alloc(0)],
     ["a random-byte", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 256))],
-    ["a non-JSON", () => compress(Buffer.from("hello, not json"))],
-    ["another format's", () => compress(Buffer.from(JSON.stringify({ format: "something-else", schema_version: 1 })))],
-    ["a malformed current-version", () => compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 })))],
+    ["a non-JSON", () => compress("hello, not json")],
+    ["another format's", () => compress(JSON.stringify({ format: "something-else", schema_version: 1 }))],
+    ["a malformed current-version", () => compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 }))],
   ];
   for (const [what, make] of badFiles) {
     it(`${what} file: one warning, the file quarantined, an empty cache`, async (t) => {
@@ -95,7 +98,7 @@ describe("FileStateStore", () => {
       await use(seed.cache, seed.clock, ["a.gguf"]);
       await seed.cache.close();
       const file = join(dir, STATE_FILE_NAME);
-      await writeFile(file, make(await readFile(file)));
+      await writeFile(file, await make(await readFile(file)));
 
       const { cache, logger, clock } = await open(dir);
       assert.equal(logger.warnings.length, 1, logger.warnings.join("\n"));
@@ -114,7 +117,7 @@ describe("FileStateStore", () => {
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
     const dir = await tempDir(t);
     const file = join(dir, STATE_FILE_NAME);
-    const newer = compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 99, future: [1, 2, 3] })));
+    const newer = await compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 99, future: [1, 2, 3] }));
     await writeFile(file, newer);
 
     const { cache, logger, clock } = await open(dir);
@@ -139,7 +142,7 @@ describe("FileStateStore", () => {
     const dir = await tempDir(t);
     let now = Date.UTC(2026, 0, 1);
     const store = new FileStateStore(dir, { now: () => (now += 1000) });
-    await writeFile(store.path, compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 3 }))));
+    await writeFile(store.path, await compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 3 })));
     assert.match((await store.load()).warning ?? "", /schema version 3/);
     for (let i = 0; i < 4; i++) {
       await writeFile(store.path, "garbage");
@@ -157,7 +160,7 @@ describe("FileStateStore", () => {
   it("a newer file that cannot be set aside at start (locked) is set aside by the next save, never overwritten", async (t) => {
     const dir = await tempDir(t);
     const store = new FileStateStore(dir, { lockWaitMs: 200, now: () => Date.UTC(2026, 0, 1) });
-    const newer = compress(Buffer.from(JSON.stringify({ format: "inferno-cache-state", schema_version: 7 })));
+    const newer = await compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 7 }));
     await writeFile(store.path, newer);
     const release = await lockfile.lock(store.path, { realpath: false });
     const { state, warning } = await store.load();

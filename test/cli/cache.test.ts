@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
-import { compress } from "zstd-napi";
 import { decompressState, FileStateStore } from "../../src/cache/persistence/file-store.js";
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
+import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
 import { cliSandbox } from "../helpers/cli.js";
 import { tinyModelsDir } from "../helpers/models.js";
@@ -124,13 +124,13 @@ describe("inferno cache (file mode)", () => {
   it("save rewrites an older-version file in the current version", async (t) => {
     const { run, store } = await setup(t);
     const v1 = { format: "inferno-cache-state", schema_version: 1, saved_at: "2025-01-01T00:00:00.000Z", counters: { hits: 1, misses: 1, loads: 1, evictions: 0 }, models: [] };
-    await writeFile(store.path, compress(Buffer.from(JSON.stringify(v1))));
+    await writeFile(store.path, await zstdCompress(Buffer.from(JSON.stringify(v1)), 3));
     const saved = await run(["cache", "save"]);
     assert.equal(saved.code, 0, saved.stderr);
     assert.match(saved.stdout, /saved 0 model entries/);
-    const text = JSON.parse(new TextDecoder().decode((await import("zstd-napi")).decompress(await readFile(store.path))));
+    const text = JSON.parse(new TextDecoder().decode(await zstdDecompress(await readFile(store.path))));
     assert.equal(text.schema_version, 2);
-    assert.equal(decompressState(await readFile(store.path)).counters.hits, 1);
+    assert.equal((await decompressState(await readFile(store.path))).counters.hits, 1);
   });
 
   it("a corrupt state file is reported (not silently replaced) by stats", async (t) => {

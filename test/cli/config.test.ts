@@ -29,6 +29,12 @@ test("config set changes only the value it sets; every other byte of a commented
     COMMENTED.replace("persist_cache = false     # off", "persist_cache = true     # off"),
   );
   assert.match(result.stderr, /Set cache\.persist_cache = true in .*\.inferno\.toml/);
+  assert.ok(
+    result.stderr.includes(`(the local file: it applies when Inferno runs in ${s.cwd}; --global sets it for every directory)`),
+    result.stderr,
+  );
+  const global = await s.run(["config", "set", "cache.persist_cache", "true", "--global"]);
+  assert.doesNotMatch(global.stderr, /the local file/);
 });
 
 test("config set of a new key in an existing section appends it there and leaves the rest alone", async (t) => {

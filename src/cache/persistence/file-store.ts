@@ -12,10 +12,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
-import { compress, decompress } from "zstd-napi";
 import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
+import { zstdCompress, zstdDecompress } from "./zstd.js";
 
 export const STATE_FILE_NAME = "cache_state.bin.zst";
 /** The zstd level SPEC.md fixes: fast, and small enough for a few hundred models. */
@@ -35,14 +35,18 @@ export interface FileStateStoreOptions {
   lockWaitMs?: number;
 }
 
-export function compressState(state: CacheState): Buffer {
-  return compress(encodeState(state), { compressionLevel: ZSTD_LEVEL });
+/** The state as one zstd frame at `ZSTD_LEVEL`, with its content size and checksum (see `zstd.ts`). */
+export function compressState(state: CacheState): Promise<Buffer> {
+  return zstdCompress(encodeState(state), ZSTD_LEVEL);
 }
 
-/** Decompresses and decodes; throws (`StateCorrupt` or the zstd error) for anything that is not a whole, valid state. */
-export function decompressState(bytes: Uint8Array): CacheState {
+/**
+ * Decompresses (at most 64 MiB of content, checksum verified when present) and decodes; throws (`StateCorrupt` or the
+ * zstd error) for anything that is not a whole, valid state.
+ */
+export async function decompressState(bytes: Uint8Array): Promise<CacheState> {
   if (bytes.length === 0) throw new Error("the file is empty");
-  return decodeState(decompress(bytes));
+  return decodeState(await zstdDecompress(bytes));
 }
 
 /** Nothing there to read (a path through a regular file counts: the directory cannot exist either). */
@@ -95,7 +99,7 @@ export class FileStateStore implements StateStore {
       return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
     }
     try {
-      return { state: decompressState(raw), warning: null };
+      return { state: await decompressState(raw), warning: null };
     } catch (error) {
       const newer = newerSchemaVersion(error);
       return newer === null ? this.refuseCorrupt(error) : this.refuseNewer(newer);
@@ -143,7 +147,7 @@ export class FileStateStore implements StateStore {
       throw error;
     }
     try {
-      return { state: decompressState(raw), bytes: raw.length };
+      return { state: await decompressState(raw), bytes: raw.length };
     } catch (error) {
       throw new StateCorrupt(`the cache state ${this.path} cannot be decoded: ${messageOf(error)}`, { cause: error });
     }
@@ -151,7 +155,7 @@ export class FileStateStore implements StateStore {
 
   /** Writes the state atomically and durably under the lock. */
   async save(state: CacheState): Promise<SaveResult> {
-    const bytes = compressState(state);
+    const bytes = await compressState(state);
     await mkdir(this.dir, { recursive: true });
     await this.withLock(async () => {
       if (this.pendingNewer !== null) {
@@ -172,12 +176,12 @@ export class FileStateStore implements StateStore {
     return this.withLock(async () => {
       let current: CacheState | null = null;
       try {
-        current = decompressState(await readFile(this.path));
+        current = await decompressState(await readFile(this.path));
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
       const { state, result } = change(current);
-      await this.writeAtomically(compressState(state));
+      await this.writeAtomically(await compressState(state));
       return result;
     });
   }

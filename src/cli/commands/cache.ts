@@ -9,7 +9,8 @@ import { type Command, Option } from "commander";
 import type { CacheState } from "../../cache/persistence/types.js";
 import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import type { InfernoClient } from "../../runtime/index.js";
-import { StateFile } from "../../runtime/state-file.js";
+import type { InfernoConfig } from "../../config/index.js";
+import type { StateFile } from "../../runtime/state-file.js";
 import { ServerUnavailable } from "../../errors/index.js";
 import type { CliContext } from "../context.js";
 import { addConfigFlags, type ConfigFlagName, configFlagValues } from "../flags.js";
@@ -23,6 +24,12 @@ const STRATEGIES: WarmupStrategy[] = ["usage", "recent", "priority", "hybrid", "
 /** Where a command acts: the running server's live cache, or the state file when no server answers. */
 type Target = { kind: "server"; client: InfernoClient; url: string } | { kind: "file"; file: StateFile };
 
+/** The state file, its code (zstd, locks) imported only by the commands that read it. */
+async function stateFile(ctx: CliContext, config: InfernoConfig): Promise<StateFile> {
+  const { StateFile } = await import("../../runtime/state-file.js");
+  return new StateFile(config, { environment: ctx.environment() });
+}
+
 /** Finds the running server, or falls back to the state file, and tells the user (stderr) which it used. */
 async function connect(ctx: CliContext, options: Record<string, unknown>): Promise<Target> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
@@ -31,7 +38,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
     ctx.out.info(`using the running server at ${url}`);
     return { kind: "server", ...server };
   }
-  const file = new StateFile(config, { environment: ctx.environment() });
+  const file = await stateFile(ctx, config);
   ctx.out.info(`no server running at ${url}; read ${file.path}`);
   return { kind: "file", file };
 }
@@ -39,7 +46,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
 /** `inspect` decodes the file even while a server runs, and warns that the server's live state may be newer. */
 async function openStateFile(ctx: CliContext, options: Record<string, unknown>): Promise<StateFile> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const file = new StateFile(config, { environment: ctx.environment() });
+  const file = await stateFile(ctx, config);
   const { server, url } = await findServer(ctx, config);
   if (server) {
     ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);

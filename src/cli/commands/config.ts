@@ -85,16 +85,16 @@ function parseKeyArgument(text: string): string[] {
   }
 }
 
-function unknownKey(path: string[]): UsageError {
+function unknownKey(path: string[], ctx: CliContext): UsageError {
   const suggestions = suggestKeys(path, 1);
-  const hint = suggestions.length > 0 ? `; did you mean ${suggestions[0]}?` : "; `inferno config show` lists the keys";
+  const hint = suggestions.length > 0 ? `; did you mean ${suggestions[0]}?` : `; \`${ctx.command("config show")}\` lists the keys`;
   return new UsageError(`Unknown configuration key ${formatKey(path)}${hint}`, {
     details: { key: formatKey(path), suggestions },
   });
 }
 
 /** The settable key named on the command line, or a usage error with a "did you mean". */
-function leafKey(text: string): KeyInfo {
+function leafKey(text: string, ctx: CliContext): KeyInfo {
   const path = parseKeyArgument(text);
   const info = findKey(path);
   if (info) return info;
@@ -103,7 +103,7 @@ function leafKey(text: string): KeyInfo {
     const example = children[0] ? `, e.g. ${formatKey([...path, children[0]])}` : "";
     throw new UsageError(`${formatKey(path)} is a table, not a single setting: name one of its keys${example}`);
   }
-  throw unknownKey(path);
+  throw unknownKey(path, ctx);
 }
 
 /** A record entry such as `cache.models."a.gguf"`: a whole table `unset` may remove. */
@@ -152,7 +152,7 @@ async function getCommand(ctx: CliContext, keyText: string, options: Record<stri
   const { config } = await ctx.resolveConfig(configFlagValues(options, ALL_FLAGS));
   const value = getIn(config, path);
   const known = findKey(path) !== undefined || value !== undefined || isRecordEntry(path);
-  if (!known) throw unknownKey(path);
+  if (!known) throw unknownKey(path, ctx);
   if (ctx.out.json) {
     ctx.out.printJson(value ?? null);
   } else if (value === undefined) {
@@ -165,21 +165,27 @@ async function getCommand(ctx: CliContext, keyText: string, options: Record<stri
   }
 }
 
+/** Where a local file's settings apply: Inferno reads `./.inferno.toml` from the working directory only. */
+function scopeNote(ctx: CliContext, file: string): string {
+  if (file !== localConfigPath(environmentOf(ctx))) return "";
+  return ` (the local file: it applies when Inferno runs in ${ctx.io.cwd}; --global sets it for every directory)`;
+}
+
 async function setCommand(ctx: CliContext, keyText: string, valueText: string, options: TargetOptions): Promise<void> {
-  const info = leafKey(keyText);
+  const info = leafKey(keyText, ctx);
   const value = valueFor(info, valueText);
   const file = targetFile(ctx, options);
   const before = await readConfigText(file);
   const after = setInToml(before, info.path, value, file);
   const resolved = await resolveWith(ctx, file, after);
   if (after !== before) await writeConfigText(file, after);
-  ctx.out.info(`Set ${info.key} = ${tomlValue(value)} in ${file}`);
+  ctx.out.info(`Set ${info.key} = ${tomlValue(value)} in ${file}${options.global ? "" : scopeNote(ctx, file)}`);
   noteOverride(ctx, resolved, info.key, file);
 }
 
 async function unsetCommand(ctx: CliContext, keyText: string, options: TargetOptions): Promise<void> {
   const path = parseKeyArgument(keyText);
-  if (!findKey(path) && !isRecordEntry(path)) throw unknownKey(path);
+  if (!findKey(path) && !isRecordEntry(path)) throw unknownKey(path, ctx);
   const key = formatKey(path);
   const file = targetFile(ctx, options);
   const after = unsetInToml(await readConfigText(file), path, file);
@@ -236,7 +242,7 @@ async function initCommand(ctx: CliContext, options: TargetOptions): Promise<voi
   const file = targetFile(ctx, options);
   const created = await createConfigFile(file, starterConfig(defaultCacheDir(environmentOf(ctx))));
   if (!created) {
-    throw new UsageError(`${file} already exists; not overwriting it (edit it, or use \`inferno config set\`)`, {
+    throw new UsageError(`${file} already exists; not overwriting it (edit it, or use \`${ctx.command("config set KEY VALUE")}\`)`, {
       details: { file },
     });
   }

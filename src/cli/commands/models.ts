@@ -78,7 +78,7 @@ async function listCommand(ctx: CliContext, options: { stores?: boolean } & Reco
   if (ctx.out.json) return ctx.out.printJson(rows);
   if (options.stores === true) await reportStores(ctx, manager, config, rows);
   if (rows.length === 0) {
-    ctx.out.info(`no models in ${manager.modelsDirs.join(", ")} (try \`inferno models demo\`)`);
+    ctx.out.info(`no models in ${manager.modelsDirs.join(", ")} (try \`${ctx.command("models demo")}\`)`);
     return;
   }
   const dash = (v: string | number | null, f: (x: never) => string = String) => (v === null ? "-" : f(v as never));
@@ -195,7 +195,7 @@ async function demoCommand(ctx: CliContext, dir: string | undefined, options: Re
   if (ctx.out.json) return ctx.out.printJson({ ...demo, models_dir: target });
   ctx.out.print(`${demo.created ? "wrote" : "kept"} ${demo.path} (${formatBytes(demo.size)}, random weights: it babbles)`);
   const dirFlag = target === config.models_dir ? "" : ` --models-dir ${JSON.stringify(target)}`;
-  ctx.out.info(`try: inferno run${dirFlag} --model ${DEMO_MODEL_NAME} --prompt "Once upon a time"`);
+  ctx.out.info(`try: ${ctx.command(`run${dirFlag} ${DEMO_MODEL_NAME} "Once upon a time"`)}`);
 }
 
 export function registerModels(program: Command, ctx: CliContext): void {

@@ -58,7 +58,7 @@ export async function runPs(ctx: CliContext): Promise<void> {
   const config = await ctx.loadConfig();
   const { server, url } = await findServer(ctx, config);
   if (!server) {
-    ctx.out.info(`no server running at ${url}: no model is loaded (models load only inside \`inferno serve\`)`);
+    ctx.out.info(`no server running at ${url}: no model is loaded (models stay loaded only inside \`${ctx.command("serve")}\`)`);
     if (ctx.out.json) ctx.out.printJson([]);
     return;
   }

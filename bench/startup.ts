@@ -1,0 +1,60 @@
+/**
+ * CLI start-up: the installed `inferno` (bin/inferno.js on the compiled dist/) answering `--version`, `--help` and
+ * `config path` — commands that load no model and must never load llama.cpp or ONNX Runtime — against `node -e 0`,
+ * the floor any Node CLI pays. Target: within 2×. Runs are interleaved and the median of each is kept, so a burst of
+ * other work on a shared machine does not land on one command only.
+ *
+ * Part of `npm run bench`; alone: `node --import tsx bench/startup.ts` (after `npm run build`, which `npm ci` runs).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROUNDS = 9;
+const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+export async function startupBench(): Promise<void> {
+  if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) {
+    console.log("dist/ is missing: run `npm run build` first (npm ci does it)");
+    return;
+  }
+  const home = await mkdtemp(join(tmpdir(), "inferno-startup-"));
+  try {
+    const env = { PATH: process.env.PATH ?? "", HOME: home, XDG_CONFIG_HOME: join(home, "config") };
+    const commands: Array<[string, string[]]> = [
+      ["node -e 0", ["-e", "0"]],
+      ["inferno --version", [BIN, "--version"]],
+      ["inferno --help", [BIN, "--help"]],
+      ["inferno config path", [BIN, "config", "path"]],
+    ];
+    const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [label, args] of commands) {
+        const start = performance.now();
+        const result = spawnSync(process.execPath, args, { cwd: home, env, encoding: "utf8" });
+        const ms = performance.now() - start;
+        if (result.status !== 0) throw new Error(`${label} exited ${result.status}: ${result.stderr}`);
+        samples.get(label)?.push(ms);
+      }
+    }
+    const floor = median(samples.get("node -e 0") ?? []);
+    for (const [label] of commands) {
+      const ms = median(samples.get(label) ?? []);
+      console.log(`${label.padEnd(22)} ${ms.toFixed(0).padStart(6)} ms   ×${(ms / floor).toFixed(2)} of node -e 0`);
+    }
+    const worst = Math.max(...commands.slice(1).map(([label]) => median(samples.get(label) ?? []) / floor));
+    console.log(`\nslowest: ×${worst.toFixed(2)} of node -e 0 (target ≤ 2): ${worst <= 2 ? "met" : "NOT met"}`);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await startupBench();

@@ -1,0 +1,39 @@
+/** `inferno run` through a running server (its cache, its API key), and `--local`. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { CacheStats } from "../../src/cache/types.js";
+import { type CliResult } from "../helpers/cli.js";
+import { startTestServer } from "../helpers/server.js";
+
+/** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
+const GREEDY = ["--max-tokens", "6", "--temperature", "0"];
+
+
+test("run uses a running server (and its cache) and says so; --local loads in-process; a refused key says how to give one", async (t) => {
+  const s = await startTestServer(t, { models: { gguf: { "a.gguf": { seed: 1 } } } });
+  const env = { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) };
+  const served = await runCliIn(s.cwd, env, ["run", "a", "Hello", ...GREEDY]);
+  assert.equal(served.code, 0, served.stderr);
+  assert.match(served.stderr, new RegExp(`using the running server at ${s.url}`));
+  assert.ok(served.stdout.trim().length > 0);
+  const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  assert.equal(stats.models.find((m) => m.name === "a.gguf")?.requests, 1, "the request went through the server's cache");
+
+  const local = await runCliIn(s.cwd, env, ["run", "a", "Hello", "--local", ...GREEDY]);
+  assert.equal(local.code, 0, local.stderr);
+  assert.doesNotMatch(local.stderr, /using the running server/);
+  assert.equal(local.stdout, served.stdout, "the same greedy answer, loaded in this process");
+  assert.equal((await s.getJson<CacheStats>("/v1/cache/stats")).body.models.find((m) => m.name === "a.gguf")?.requests, 1);
+
+  const locked = await startTestServer(t, { models: { gguf: { "b.gguf": { seed: 1 } } }, config: { server: { api_key: "sesame" } } });
+  const refused = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, ["run", "b", "Hello", "--server", locked.url, ...GREEDY]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused the API key .*--api-key KEY, INFERNO_SERVER__API_KEY=KEY or `inferno config set server.api_key KEY`/);
+  const keyed = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, ["run", "b", "Hello", "--server", locked.url, "--api-key", "sesame", ...GREEDY]);
+  assert.equal(keyed.code, 0, keyed.stderr);
+});
+
+async function runCliIn(cwd: string, env: Record<string, string>, args: string[]): Promise<CliResult> {
+  const { runCli } = await import("../helpers/cli.js");
+  return runCli(args, { cwd, env });
+}
