@@ -40,7 +40,7 @@ module.exports = {
       name: "cache-core-does-no-io",
       comment: "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
       severity: "error",
-      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|lock|zstd)" },
+      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
         path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
       },
@@ -57,6 +57,20 @@ module.exports = {
       severity: "error",
       from: { path: "^src/server" },
       to: { path: "^src/cli" },
+    },
+    {
+      name: "server-does-not-reach-runtime",
+      comment: "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
+      severity: "error",
+      from: { path: "^src/server" },
+      to: { path: "^src/runtime" },
+    },
+    {
+      name: "runtime-uses-server-entry-points-only",
+      comment: "runtime/ reaches into server/ only through the app factory and the ports, never its internals.",
+      severity: "error",
+      from: { path: "^src/runtime" },
+      to: { path: "^src/server", pathNot: "^src/server/(app|ports)\\.ts$" },
     },
     {
       name: "cli-goes-through-runtime",

@@ -3,6 +3,7 @@
  * computed on simulated time, so it is the same on every machine.
  */
 import { backendThreadsBench } from "./backends.js";
+import { cacheCoreBench } from "./cache-core.js";
 import { compare, WORKLOADS } from "./eviction.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
@@ -31,6 +32,7 @@ async function evictionBench(): Promise<void> {
 }
 
 await evictionBench();
+await cacheCoreBench();
 await serverOverheadBench();
 console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
 await backendThreadsBench();

@@ -294,15 +294,23 @@ export class LlamaBackend implements Backend {
     return instance;
   }
 
-  async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
-    const { backend: config, signal } = options;
-    throwIfAborted(signal, `loading ${descriptor.name}`);
-    let llama: Llama;
+  /** Starts llama.cpp for this GPU setting (its one-time start-up, apart from any model's load time). */
+  async ready(config: BackendConfig): Promise<void> {
+    await this.started(config);
+  }
+
+  private async started(config: BackendConfig): Promise<Llama> {
     try {
-      llama = await this.llama(config.gpu);
+      return await this.llama(config.gpu);
     } catch (error) {
       throw new ModelLoadFailed(`llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
+    const { backend: config, signal } = options;
+    throwIfAborted(signal, `loading ${descriptor.name}`);
+    const llama = await this.started(config);
     const threads = threadCount(config.threads, llama.cpuMathCores);
     llama.maxThreads = threads;
     let model: LlamaModel | undefined;

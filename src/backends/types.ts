@@ -93,9 +93,18 @@ export interface LoadOptions {
   onProgress?: (fraction: number) => void;
 }
 
+/** What kind of loaded model each format gives: the capability a request is checked against before any load. */
+export const FORMAT_KIND: Readonly<Record<ModelFormat, LoadedModel["kind"]>> = { gguf: "text", onnx: "tensor" };
+
 export interface Backend {
   /** The model format this backend loads. */
   readonly format: ModelFormat;
+  /**
+   * Starts the runtime itself (llama.cpp's one-time start-up) if it has not started yet; resolves when it is ready.
+   * The runtime calls it at creation, in parallel with the restore; the cache awaits it before timing a load, so load
+   * times never include the start-up. Optional: backends with nothing to start leave it out.
+   */
+  ready?(config: BackendConfig): Promise<void>;
   load(model: ModelDescriptor, options: LoadOptions): Promise<LoadedModel>;
   /** Releases shared resources (e.g. the llama.cpp instance). Idempotent. */
   dispose(): Promise<void>;

@@ -4,10 +4,11 @@
  *
  * No I/O of its own: backends, the model source, the clock and the state store are injected. Each model has at most
  * one `Entry`; the entry itself is the single flight (a loading entry holds the load promise and its AbortController),
- * so there is no separate in-flight map to keep in sync. Usage statistics live apart from entries, keyed by the same
- * canonical key, because they outlive unloads and restarts.
+ * so there is no separate in-flight map to keep in sync. The rules live in their own modules and this class composes
+ * them: pins (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory
+ * reservations (memory.ts), and the pure policies (policy/).
  */
-import type { BackendRegistry, LoadedModel } from "../backends/types.js";
+import { FORMAT_KIND, type BackendRegistry, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import {
   Aborted,
@@ -15,27 +16,32 @@ import {
   CacheBusy,
   Disposed,
   InfernoError,
+  ModelCapabilityMissing,
   ModelLoadCooldown,
   ModelLoadFailed,
+  ModelNotFound,
   ModelPinned,
   ModelTooLarge,
   messageOf,
 } from "../errors/index.js";
 import { type Bytes, type Fingerprint, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
 import { systemClock } from "./clock.js";
-import type { CacheState, PersistedGgufFacts, PersistedModel, StateStore } from "./persistence/types.js";
+import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
+import { MemoryLedger, type Reservation } from "./memory.js";
+import type { PersistedGgufFacts, StateStore } from "./persistence/types.js";
+import { Pins } from "./pins.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
-import { addUse, type DecayedCount, decayedValue } from "./policy/frequency.js";
+import { decayedValue } from "./policy/frequency.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
-import { emptyCounters, iso, memoryLimitBytes, modelStatsOf, priorityOf, warmupCandidateOf } from "./state-view.js";
+import { Saver } from "./saver.js";
+import { iso, memoryLimitBytes, modelStatsOf, warmupCandidateOf } from "./state-view.js";
 import {
-  CACHE_EVENT_NAMES,
   type AcquireOptions,
-  type CacheEvents,
-  type CacheMetrics,
   type CacheStats,
+  type CacheSummary,
   type Clock,
   type EvictionReason,
+  type KeepAlive,
   type LastSave,
   type Lease,
   type LoadedModelInfo,
@@ -44,6 +50,7 @@ import {
   type WarmupResult,
   type WarmupStrategy,
 } from "./types.js";
+import { type Usage, UsageBook, type UseKind } from "./usage.js";
 
 /** Where the cache reports what it does. Default: silent. */
 export interface CacheLogger {
@@ -75,13 +82,14 @@ export interface CacheDependencies {
   ownsBackends?: boolean;
   /** Event listeners subscribed before restore and warm-up, so start-up events reach them (see `CacheMetrics`). */
   metrics?: CacheMetrics;
+  /** Bound on each state store call (ms), so a hung filesystem cannot hang a save or shutdown. Default 15 000. */
+  storeTimeoutMs?: number;
 }
 
 const MIB = 1024 * 1024;
+const DAY_MS = 24 * 3600_000;
 /** A hit re-checks the model file's size and mtime at most this often (ms), so hits cost no `stat` each. */
 export const FINGERPRINT_CHECK_INTERVAL_MS = 5000;
-/** Load times kept per model for the p95. */
-const LOAD_SAMPLES = 32;
 const DEFAULT_BUSY_WAIT_MS = 30_000;
 
 interface Deferred {
@@ -103,16 +111,19 @@ interface Entry {
   promise: Promise<LoadedModel>;
   abort: AbortController;
   model: LoadedModel | null;
-  /** Counted against the limits (from admission until the model is disposed). */
-  admitted: boolean;
-  /** The pre-load estimate while loading, then the measured figure. */
-  bytes: Bytes;
+  /** Counted against the limits from admission until the model is disposed; releases itself once. */
+  reservation: Reservation | null;
   leases: number;
   /** Requests awaiting the load: the fresh model is not evictable until they took their leases. */
   waiters: number;
-  /** Request `keep_alive` in seconds, replacing the configured TTL until another request sets one. */
-  keepAliveSeconds: number | null;
-  expiry: { handle: TimerHandle; at: number } | null;
+  /** Request `keep_alive`, replacing the configured TTL until another request sets one. */
+  keepAlive: KeepAlive | null;
+  /** Monotonic time the model became idle (last lease ended, or a lease-free use); the TTL counts from here. */
+  idleSince: number;
+  /** The same moment in wall-clock time, for `expires_at` (read once, so repeated reports agree to the millisecond). */
+  idleSinceWall: number;
+  /** The armed expiry timer and when it fires (monotonic); checked lazily — hits never re-arm it. */
+  expiry: { handle: TimerHandle; dueAt: number } | null;
   retireReason: EvictionReason | null;
   /** Resolves once the entry has left the map (unloaded or failed). */
   gone: Deferred;
@@ -120,37 +131,15 @@ interface Entry {
   fingerprint: Fingerprint;
   checkedAt: number;
   loadMs: number | null;
-}
-
-/** Usage statistics of one model: they outlive unloads and restarts. */
-interface Usage {
-  key: string;
-  name: string;
-  format: ModelDescriptor["format"];
-  fingerprint: Fingerprint;
-  requests: number;
-  hits: number;
-  misses: number;
-  loads: number;
-  lastUsedAt: number | null;
-  frequency: DecayedCount | null;
-  loadMsTotal: number;
-  loadMsSamples: number[];
-  memoryBytes: Bytes | null;
-  /** Header facts the model source gave at the last load (GGUF only), for the state file. */
-  gguf: PersistedGgufFacts | null;
-  /** GDSF inflation at the last use. */
-  inflation: number;
-  /** Size or mtime changed since these statistics were recorded (restore): not warmed. */
-  fileChanged: boolean;
+  /** Monotonic time the model became ready. */
+  readyAt: number | null;
 }
 
 interface ObtainOptions {
-  /** Count this as a request (hit/miss, last use, frequency). */
+  /** Count this as a request (hit/miss/coalesced, last use, frequency). */
   count: boolean;
   /** Evict idle models to make room (warm-up never does). */
   allowEvict: boolean;
-  keepAliveSeconds?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -174,11 +163,54 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
   });
 }
 
-function validateKeepAlive(seconds: number | undefined): void {
-  if (seconds === undefined) return;
-  if (!Number.isFinite(seconds) || (seconds < 0 && seconds !== -1)) {
-    throw new BadRequest(`keep_alive must be -1 (forever), 0 (unload after use) or a number of seconds; found ${seconds}`);
+function validateKeepAlive(keepAlive: KeepAlive | undefined): void {
+  if (keepAlive === undefined || keepAlive === "forever") return;
+  const seconds = keepAlive?.afterSeconds;
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+    throw new BadRequest(`keepAlive must be "forever" or { afterSeconds: N } with N ≥ 0 seconds; found ${JSON.stringify(keepAlive)}`);
   }
+}
+
+function sameKeepAlive(a: KeepAlive | null, b: KeepAlive | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a === "forever" || b === "forever") return false;
+  return a.afterSeconds === b.afterSeconds;
+}
+
+/** A request's hold on a ready model. A class, not closures: a hit allocates one small object. */
+class EntryLease implements Lease {
+  private released = false;
+  readonly model: LoadedModel;
+
+  constructor(
+    private readonly entry: Entry,
+    private readonly ended: (entry: Entry) => void,
+  ) {
+    this.model = entry.model as LoadedModel;
+  }
+
+  get descriptor(): ModelDescriptor {
+    return this.entry.descriptor;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.entry.leases--;
+    this.ended(this.entry);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.release();
+  }
+}
+
+function errorCode(error: unknown): string {
+  return error instanceof InfernoError ? error.code : "model_load_failed";
 }
 
 export class ModelCache implements AsyncDisposable {
@@ -186,38 +218,30 @@ export class ModelCache implements AsyncDisposable {
   readonly warmupDone: Promise<WarmupResult>;
   /**
    * What the start-up restore found (the `restore` event fires inside `create`, before anyone can subscribe, so the
-   * result is kept here too): models restored and the warning, if the saved state was refused.
+   * result is kept here too): models restored, how many of them have no file now, and the warning, if any.
    */
-  restored: CacheEvents["restore"] = { models: 0, warning: null };
+  restored: CacheEvents["restore"] = { models: 0, missing: 0, warning: null };
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
   private readonly logger: CacheLogger | undefined;
-  private readonly store: StateStore | null;
   private readonly backends: BackendRegistry;
   private readonly busyWaitMs: number;
   private readonly ownsBackends: boolean;
   private readonly memoryLimit: Bytes;
+  private readonly events: CacheEventSource;
+  private readonly book: UsageBook;
+  private readonly saver: Saver;
+  private readonly ledger = new MemoryLedger();
+  private pins = Pins.none();
 
   private readonly entries = new Map<string, Entry>();
-  private readonly usage = new Map<string, Usage>();
-  private counters = emptyCounters();
+  /** Ready entries not retiring (`models_loaded`), kept as a count so summaries are O(1). */
+  private readyCount = 0;
   /** Model key → monotonic time until which loads are refused after a failure. */
   private readonly cooldowns = new Map<string, number>();
-  /** Pinned model keys → position in `always_warm` (overrides with `pinned = true` come after). */
-  private readonly pinned = new Map<string, number>();
-  /** Model key → configured `ttl_seconds` override. */
-  private readonly ttlOverrides = new Map<string, number>();
   private readonly capacityWaiters = new Set<() => void>();
-  private readonly listeners = new Map<keyof CacheEvents, Set<(payload: never) => void>>();
   private inflation = 0;
-  /** Bumped on every change worth saving; `savedVersion` is the one last written. */
-  private version = 0;
-  private savedVersion = 0;
-  private lastSave: LastSave = { at: null, ok: null, duration_ms: null, bytes: null, error: null };
-  private saveFailureWarned = false;
-  private saving: Promise<LastSave> | null = null;
-  private saveTimer: TimerHandle | null = null;
   private readonly warmupAbort = new AbortController();
   private closing: Promise<void> | null = null;
 
@@ -228,32 +252,27 @@ export class ModelCache implements AsyncDisposable {
     deps: CacheDependencies,
   ) {
     this.backends = deps.backends;
-    this.store = config.persist_cache ? (deps.store ?? null) : null;
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger;
     this.busyWaitMs = deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS;
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
-    this.subscribeMetrics(deps.metrics ?? {});
-  }
-
-  /** A misspelt event name would otherwise just never fire: it is refused, naming the ones that exist. */
-  private subscribeMetrics(metrics: CacheMetrics): void {
-    for (const [event, listener] of Object.entries(metrics)) {
-      if (!(CACHE_EVENT_NAMES as readonly string[]).includes(event)) {
-        throw new BadRequest(`metrics: there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
-      }
-      if (listener !== undefined && typeof listener !== "function") {
-        throw new BadRequest(`metrics.${event} must be a function (the listener); found ${typeof listener}`);
-      }
-      this.subscribeMetric(metrics, event as keyof CacheEvents);
-    }
-  }
-
-  private subscribeMetric<E extends keyof CacheEvents>(metrics: CacheMetrics, event: E): void {
-    const listener = metrics[event];
-    if (listener) this.on(event, listener);
+    this.events = new CacheEventSource((event, error) =>
+      this.logger?.warn("a cache event listener threw", { event, error: messageOf(error) }),
+    );
+    this.events.subscribeAll(deps.metrics ?? {}, (message) => new BadRequest(`metrics: ${message}`));
+    this.book = new UsageBook(config.usage_half_life_hours);
+    this.saver = new Saver({
+      store: config.persist_cache ? (deps.store ?? null) : null,
+      book: this.book,
+      clock: this.clock,
+      intervalMs: config.persist_interval_seconds * 1000,
+      timeoutMs: deps.storeTimeoutMs,
+      isPinned: (key) => this.pins.has(key),
+      onSave: (save) => this.events.emit("save", save),
+      warn: (message, fields) => this.logger?.warn(message, fields),
+    });
   }
 
   /** Restores saved state, then starts warm-up in the background (see `warmupDone`). */
@@ -264,9 +283,10 @@ export class ModelCache implements AsyncDisposable {
     deps: CacheDependencies,
   ): Promise<ModelCache> {
     const cache = new ModelCache(cacheConfig, backendConfig, models, deps);
+    await cache.saver.probe();
     await cache.restore();
-    await cache.resolveOverrides();
-    cache.schedulePeriodicSave();
+    await cache.resolvePins();
+    cache.saver.schedule();
     void cache.startupWarmup().then((result) => cache.resolveWarmupDone(result));
     return cache;
   }
@@ -274,25 +294,67 @@ export class ModelCache implements AsyncDisposable {
   // ---------------------------------------------------------------- requests
 
   /** Loads (or hits) a model and counts one use. Holds no lease: prefer acquire/withModel for requests. */
-  async getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
-    const entry = await this.obtainRequested(name, options);
-    const model = entry.model as LoadedModel;
-    this.whenIdle(entry);
-    return model;
+  getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
+    const ready = this.readyFast(name, options);
+    if (ready) {
+      if (ready.leases === 0 && ready.expiry === null) this.whenIdle(ready);
+      return Promise.resolve(ready.model as LoadedModel);
+    }
+    return this.obtainRequested(name, options).then((entry) => {
+      this.whenIdle(entry);
+      return entry.model as LoadedModel;
+    });
   }
 
-  /** Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident model is leased. */
-  async acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
-    return this.lease(await this.obtainRequested(name, options));
+  /**
+   * Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident
+   * model is leased. A hit on a ready model takes a synchronous path: no lookup awaits, no stat, no timer work.
+   */
+  acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
+    const ready = this.readyFast(name, options);
+    if (ready) return Promise.resolve(this.lease(ready));
+    return this.obtainRequested(name, options).then((entry) => this.lease(entry));
   }
 
-  /** A request's path to a ready entry: counted as a use (hit or miss), room made by eviction, keep_alive applied. */
-  private async obtainRequested(name: string, options: AcquireOptions): Promise<Entry> {
-    validateKeepAlive(options.keepAliveSeconds);
-    const descriptor = await this.resolveCounted(name);
-    const entry = await this.obtain(descriptor, { ...options, count: true, allowEvict: true });
-    this.applyKeepAlive(entry, options.keepAliveSeconds);
+  /**
+   * The hit without a single await: the model source knows the name without I/O (`lookup`), the entry is ready, its
+   * file check is not due and the request has nothing the slow path must handle. Undefined otherwise.
+   */
+  private readyFast(name: string, options: AcquireOptions): Entry | undefined {
+    if (this.closing || options.signal?.aborted) return undefined;
+    const descriptor = this.models.lookup?.(name);
+    if (!descriptor) return undefined;
+    const entry = this.entries.get(descriptor.key);
+    if (!entry || entry.state !== "ready" || entry.retireReason !== null) return undefined;
+    const now = this.clock.monotonic();
+    if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
+    if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
+    this.assertCapability(descriptor, options);
+    entry.idleSinceWall = this.recordUse(descriptor, "hit");
+    this.applyKeepAlive(entry, options.keepAlive);
+    // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
+    entry.idleSince = now;
     return entry;
+  }
+
+  /** A request's path to a ready entry: counted as a use, room made by eviction, keep_alive applied. */
+  private async obtainRequested(name: string, options: AcquireOptions): Promise<Entry> {
+    validateKeepAlive(options.keepAlive);
+    const descriptor = await this.resolveCounted(name);
+    this.assertCapability(descriptor, options);
+    const entry = await this.obtain(descriptor, { count: true, allowEvict: true, signal: options.signal });
+    this.applyKeepAlive(entry, options.keepAlive);
+    return entry;
+  }
+
+  /** Refuses, before anything is loaded or evicted, a model that cannot do what the request needs. */
+  private assertCapability(descriptor: ModelDescriptor, options: AcquireOptions): void {
+    const needed = options.capability;
+    if (needed === undefined || FORMAT_KIND[descriptor.format] === needed) return;
+    throw new ModelCapabilityMissing(
+      `model ${descriptor.name} is an ${descriptor.format.toUpperCase()} ${FORMAT_KIND[descriptor.format]} model and cannot do ${options.task ?? `${needed} generation`}`,
+      { details: { param: "model", model: descriptor.name } },
+    );
   }
 
   /** acquire + fn + release (also on throw). */
@@ -306,24 +368,36 @@ export class ModelCache implements AsyncDisposable {
   }
 
   /** Preload without counting a request (admin `load` route, `keep_alive`): loads if needed, sets keep-alive. */
-  async load(name: string, options: { keepAliveSeconds?: number; signal?: AbortSignal } = {}): Promise<LoadedModelInfo> {
-    validateKeepAlive(options.keepAliveSeconds);
+  async load(name: string, options: { keepAlive?: KeepAlive; signal?: AbortSignal } = {}): Promise<LoadedModelInfo> {
+    validateKeepAlive(options.keepAlive);
     this.assertOpen();
     const descriptor = await this.models.resolve(name);
-    const entry = await this.obtain(descriptor, { ...options, count: false, allowEvict: true });
-    this.applyKeepAlive(entry, options.keepAliveSeconds);
+    const entry = await this.obtain(descriptor, { count: false, allowEvict: true, signal: options.signal });
+    this.applyKeepAlive(entry, options.keepAlive);
     this.whenIdle(entry);
     return this.info(entry);
   }
 
-  /** Unloads one model (reason "manual") once its leases end. false when it was not loaded. */
-  async evict(name: string): Promise<boolean> {
+  /**
+   * Unloads one model (reason "manual") once its leases end. false when it was not loaded. A pinned model needs
+   * `force` (like `clear`): without it, `ModelPinned`.
+   */
+  async evict(name: string, options: { force?: boolean } = {}): Promise<boolean> {
     this.assertOpen();
     const descriptor = await this.models.resolve(name);
+    this.assertUnpinnedOrForced(descriptor.key, descriptor.name, options.force);
     const entry = this.entries.get(descriptor.key);
     if (!entry || entry.retireReason !== null) return false;
     await this.retire(entry, "manual");
     return true;
+  }
+
+  private assertUnpinnedOrForced(key: string, name: string, force: boolean | undefined): void {
+    if (this.pins.has(key) && !force) {
+      throw new ModelPinned(`${name} is pinned (always_warm or pinned = true); use force to unload it`, {
+        details: { model: name },
+      });
+    }
   }
 
   /**
@@ -337,93 +411,45 @@ export class ModelCache implements AsyncDisposable {
     if (options.model !== undefined) {
       const { key, name } = await this.models.resolve(options.model);
       statsKeys = [key];
-      if (this.pinned.has(key) && !options.force) {
-        throw new ModelPinned(`${name} is pinned (always_warm or pinned = true); use force to unload it`, {
-          details: { model: name },
-        });
-      }
+      this.assertUnpinnedOrForced(key, name, options.force);
       targets = targets.filter((e) => e.descriptor.key === key);
     } else if (!options.force) {
-      targets = targets.filter((e) => !this.pinned.has(e.descriptor.key));
+      targets = targets.filter((e) => !this.pins.has(e.descriptor.key));
     }
     await Promise.all(targets.map((e) => this.retire(e, "clear")));
-    if (options.stats) this.resetStatistics(statsKeys);
+    if (options.stats) this.book.reset(statsKeys);
     return targets.map((e) => e.descriptor.name);
   }
 
   // ---------------------------------------------------------------- resolving and counting
 
-  /** Resolves a name; a name that does not resolve still counts as a miss. */
+  /** Resolves a name; a name that resolves to no model counts as an unknown-model request (not a miss). */
   private async resolveCounted(name: string): Promise<ModelDescriptor> {
     this.assertOpen();
     try {
       return await this.models.resolve(name);
     } catch (error) {
-      this.counters.misses++;
-      this.changed();
-      this.emit("miss", { name, key: null });
+      if (error instanceof ModelNotFound) {
+        this.book.recordUnknownModel();
+        this.events.emit("unknown_model", { name, code: error.code });
+      }
       throw error;
     }
   }
 
-  private usageOf(descriptor: ModelDescriptor): Usage {
-    let usage = this.usage.get(descriptor.key);
-    if (!usage) {
-      usage = {
-        key: descriptor.key,
-        name: descriptor.name,
-        format: descriptor.format,
-        fingerprint: descriptor.fingerprint,
-        requests: 0,
-        hits: 0,
-        misses: 0,
-        loads: 0,
-        lastUsedAt: null,
-        frequency: null,
-        loadMsTotal: 0,
-        loadMsSamples: [],
-        memoryBytes: null,
-        gguf: null,
-        inflation: 0,
-        fileChanged: false,
-      };
-      this.usage.set(descriptor.key, usage);
-    }
-    return usage;
-  }
-
-  private recordUse(descriptor: ModelDescriptor, hit: boolean): void {
-    const usage = this.usageOf(descriptor);
+  /** Counts one request; returns the wall-clock time it was counted at. */
+  private recordUse(descriptor: ModelDescriptor, kind: UseKind): number {
     const now = this.clock.now();
-    usage.name = descriptor.name;
-    usage.requests++;
-    usage.lastUsedAt = now;
-    usage.frequency = addUse(usage.frequency, now, this.config.usage_half_life_hours);
-    usage.inflation = this.inflation;
-    if (hit) {
-      usage.hits++;
-      this.counters.hits++;
-    } else {
-      usage.misses++;
-      this.counters.misses++;
-    }
-    this.changed();
-    this.emit(hit ? "hit" : "miss", { name: descriptor.name, key: descriptor.key });
+    this.book.recordUse(descriptor, kind, now, this.inflation);
+    const { name, key } = descriptor;
+    if (this.events.wants(kind)) this.events.emit(kind, { name, key });
+    return now;
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
-    const usage = this.usageOf(entry.descriptor);
-    usage.gguf = gguf;
-    usage.loads++;
-    usage.loadMsTotal += loadMs;
-    usage.loadMsSamples = [...usage.loadMsSamples, loadMs].slice(-LOAD_SAMPLES);
-    usage.memoryBytes = model.memoryBytes;
-    usage.fingerprint = entry.fingerprint;
-    usage.fileChanged = false;
-    this.counters.loads++;
-    this.changed();
+    this.book.recordLoad(entry.descriptor, { fingerprint: entry.fingerprint, loadMs, memoryBytes: model.memoryBytes, gguf });
     const { name, key } = entry.descriptor;
-    this.emit("load", { name, key, durationMs: loadMs, memoryBytes: model.memoryBytes });
+    this.events.emit("load", { name, key, durationMs: loadMs, memoryBytes: model.memoryBytes });
   }
 
   // ---------------------------------------------------------------- the single flight
@@ -441,7 +467,7 @@ export class ModelCache implements AsyncDisposable {
         continue;
       }
       if (!counted) {
-        this.recordUse(descriptor, entry?.state === "ready");
+        this.recordUse(descriptor, entry?.state === "ready" ? "hit" : entry?.state === "loading" ? "coalesced" : "miss");
         counted = true;
       }
       const target = entry ?? this.startLoad(descriptor, options.allowEvict);
@@ -465,7 +491,7 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** Whether a ready entry's file changed: compared at most every few seconds per model (a hit costs no stat). */
+  /** Whether a ready entry's file changed: compared at most once per interval per model (a hit costs no stat). */
   private async fileChanged(entry: Entry): Promise<boolean> {
     if (entry.state !== "ready" || entry.retireReason !== null) return false;
     const now = this.clock.monotonic();
@@ -473,7 +499,7 @@ export class ModelCache implements AsyncDisposable {
     entry.checkedAt = now;
     const current = await this.models.fingerprint(entry.descriptor.key);
     if (current && sameFileVersion(current, entry.fingerprint)) return false;
-    if (current) this.usageOf(entry.descriptor).fingerprint = current;
+    if (current) this.book.recordFileVersion(entry.descriptor.key, current);
     this.logger?.info("model file changed; reloading once its requests end", { model: entry.descriptor.name });
     return entry.state === "ready" && entry.retireReason === null;
   }
@@ -487,18 +513,19 @@ export class ModelCache implements AsyncDisposable {
         details: { model: descriptor.name, retry_after_seconds: retry },
       });
     }
-    const known = this.usage.get(descriptor.key)?.fingerprint;
+    const known = this.book.get(descriptor.key)?.fingerprint;
     const entry: Entry = {
       descriptor,
       state: "loading",
       promise: Promise.resolve(null as never),
       abort: new AbortController(),
       model: null,
-      admitted: false,
-      bytes: 0,
+      reservation: null,
       leases: 0,
       waiters: 0,
-      keepAliveSeconds: null,
+      keepAlive: null,
+      idleSince: now,
+      idleSinceWall: this.clock.now(),
       expiry: null,
       retireReason: null,
       gone: deferred(),
@@ -506,6 +533,7 @@ export class ModelCache implements AsyncDisposable {
       fingerprint: known && known.mtimeMs > descriptor.fingerprint.mtimeMs ? known : descriptor.fingerprint,
       checkedAt: now,
       loadMs: null,
+      readyAt: null,
     };
     this.entries.set(descriptor.key, entry);
     entry.promise = this.runLoad(entry, allowEvict);
@@ -515,6 +543,7 @@ export class ModelCache implements AsyncDisposable {
 
   private async runLoad(entry: Entry, allowEvict: boolean): Promise<LoadedModel> {
     const { descriptor } = entry;
+    const { name, key } = descriptor;
     try {
       const backend = this.backends[descriptor.format];
       if (!backend) throw new ModelLoadFailed(`no backend loads ${descriptor.format} models (${descriptor.name})`);
@@ -523,8 +552,12 @@ export class ModelCache implements AsyncDisposable {
         this.ggufFacts(descriptor),
       ]);
       await this.admit(entry, estimate, allowEvict);
+      // The runtime's one-time start-up (llama.cpp's) is not this model's load time.
+      await backend.ready?.(this.backendConfig);
+      this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
       const started = this.clock.monotonic();
-      const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal });
+      const onProgress = (progress: number) => this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
+      const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal, onProgress });
       const loadMs = this.clock.monotonic() - started;
       if (entry.abort.signal.aborted) {
         await model.dispose();
@@ -532,12 +565,16 @@ export class ModelCache implements AsyncDisposable {
       }
       await this.assertMeasuredFits(entry, model);
       entry.model = model;
-      entry.bytes = model.memoryBytes;
+      entry.reservation?.resize(model.memoryBytes);
       entry.loadMs = loadMs;
       entry.state = "ready";
+      entry.readyAt = this.clock.monotonic();
+      entry.idleSince = entry.readyAt;
+      entry.idleSinceWall = this.clock.now();
+      this.readyCount++;
       this.recordLoad(entry, model, loadMs, gguf);
-      this.enforceMemoryLimit(entry);
       if (entry.waiters === 0) this.whenIdle(entry);
+      this.enforceLimits();
       return model;
     } catch (error) {
       throw this.loadFailed(entry, error);
@@ -566,37 +603,37 @@ export class ModelCache implements AsyncDisposable {
     const { name, key } = entry.descriptor;
     if (this.entries.get(key) === entry) this.entries.delete(key);
     entry.state = "unloading";
-    entry.admitted = false;
-    entry.bytes = 0;
+    entry.reservation?.release();
     entry.gone.resolve();
     this.notifyCapacity();
     if (entry.abort.signal.aborted) return new Aborted(`loading ${name} was cancelled (${entry.retireReason ?? "aborted"})`);
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
-    this.counters.load_failures++;
-    this.changed();
+    this.book.recordLoadFailure();
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
     if (cooldownMs > 0) this.cooldowns.set(key, this.clock.monotonic() + cooldownMs);
-    this.emit("load_failed", { name, key, error });
+    const typed =
+      error instanceof InfernoError
+        ? error
+        : new ModelLoadFailed(`could not load ${name}: ${messageOf(error)}`, { cause: error, details: { model: name } });
+    this.events.emit("load_failed", { name, key, code: errorCode(typed), error });
     this.logger?.warn("model failed to load", { model: name, error: messageOf(error) });
-    return error instanceof InfernoError
-      ? error
-      : new ModelLoadFailed(`could not load ${name}: ${messageOf(error)}`, { cause: error, details: { model: name } });
+    return typed;
   }
 
   // ---------------------------------------------------------------- limits
 
-  private admitted(): Entry[] {
-    return [...this.entries.values()].filter((e) => e.admitted);
+  private isPinned(entry: Entry): boolean {
+    return this.pins.has(entry.descriptor.key);
   }
 
-  private isPinned(entry: Entry): boolean {
-    return this.pinned.has(entry.descriptor.key);
+  private admittedEntries(): Entry[] {
+    return [...this.entries.values()].filter((e) => e.reservation !== null && !e.reservation.released);
   }
 
   /** Refuses a model that could not fit even with every evictable model gone (pinned models never go). */
   private assertCanEverFit(entry: Entry, bytes: Bytes): void {
-    const pinnedOthers = this.admitted().filter((e) => e !== entry && this.isPinned(e) && e.retireReason === null);
-    const pinnedBytes = pinnedOthers.reduce((sum, e) => sum + e.bytes, 0);
+    const pinnedOthers = this.admittedEntries().filter((e) => e !== entry && this.isPinned(e) && e.retireReason === null);
+    const pinnedBytes = pinnedOthers.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
     const { name } = entry.descriptor;
     if (this.memoryLimit > 0 && bytes > this.memoryLimit - pinnedBytes) {
       throw new ModelTooLarge(
@@ -613,26 +650,24 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** How far over the limits admitting `bytes` more (and one more model) would go. */
-  private shortfall(bytes: Bytes): { count: number; bytes: Bytes } {
-    const admitted = this.admitted();
-    const used = admitted.reduce((sum, e) => sum + e.bytes, 0);
+  /** How far over the limits the cache would be with `extra` more models of `bytes` in total (0, 0: as it is now). */
+  private shortfall(extra: number, bytes: Bytes): { count: number; bytes: Bytes } {
     return {
-      count: admitted.length + 1 - this.config.max_cached_models,
-      bytes: this.memoryLimit > 0 ? used + bytes - this.memoryLimit : 0,
+      count: this.ledger.count + extra - this.config.max_cached_models,
+      bytes: this.memoryLimit > 0 ? this.ledger.bytes + bytes - this.memoryLimit : 0,
     };
   }
 
   private evictionCandidates(except: Entry | null): EvictionCandidate[] {
     const now = this.clock.now();
-    return this.admitted()
+    return this.admittedEntries()
       .filter((e) => e !== except && e.state === "ready" && e.retireReason === null && e.leases === 0 && e.waiters === 0 && !this.isPinned(e))
       .map((e) => {
-        const usage = this.usage.get(e.descriptor.key);
+        const usage = this.book.get(e.descriptor.key);
         return {
           key: e.descriptor.key,
           lastUsedAt: usage?.lastUsedAt ?? null,
-          memoryBytes: e.bytes,
+          memoryBytes: e.reservation?.bytes ?? 0,
           loadMs: usage && usage.loads > 0 ? usage.loadMsTotal / usage.loads : e.loadMs,
           frequency: decayedValue(usage?.frequency ?? null, now, this.config.usage_half_life_hours),
           inflation: usage?.inflation ?? 0,
@@ -660,10 +695,9 @@ export class ModelCache implements AsyncDisposable {
       if (entry.abort.signal.aborted) throw new Aborted(`loading ${name} was cancelled`);
       this.assertOpen();
       this.assertCanEverFit(entry, estimate);
-      const shortfall = this.shortfall(estimate);
+      const shortfall = this.shortfall(1, estimate);
       if (shortfall.count <= 0 && shortfall.bytes <= 0) {
-        entry.admitted = true;
-        entry.bytes = estimate;
+        entry.reservation = this.ledger.reserve(estimate);
         return;
       }
       if (!allowEvict) throw new CacheBusy(`no room for ${name} without evicting another model`, { details: { model: name } });
@@ -688,12 +722,15 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** After a load measured more than estimated: evict idle models until the memory limit holds again. */
-  private enforceMemoryLimit(loaded: Entry): void {
-    const over = this.shortfall(0).bytes;
-    if (over <= 0) return;
-    void this.evictFor({ count: 0, bytes: over }, loaded).then((done) => {
-      if (!done) this.logger?.warn("memory limit exceeded until leased models are released", { over_bytes: over });
+  /**
+   * Brings both limits back as far as idle models allow. Called after every load, lease release and keep-alive change,
+   * so a model measured larger than its estimate while others were leased is made up for as soon as a lease ends.
+   */
+  private enforceLimits(): void {
+    const over = this.shortfall(0, 0);
+    if (over.count <= 0 && over.bytes <= 0) return;
+    void this.evictFor({ count: Math.max(0, over.count), bytes: Math.max(0, over.bytes) }, null).then((done) => {
+      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: over.count, over_bytes: over.bytes });
     });
   }
 
@@ -720,40 +757,36 @@ export class ModelCache implements AsyncDisposable {
 
   private lease(entry: Entry): Lease {
     entry.leases++;
-    this.cancelExpiry(entry);
-    const model = entry.model as LoadedModel;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      entry.leases--;
-      if (entry.leases === 0) {
-        this.whenIdle(entry);
-        this.notifyCapacity();
-      }
-    };
-    return {
-      model,
-      descriptor: entry.descriptor,
-      release,
-      [Symbol.dispose]: release,
-      [Symbol.asyncDispose]: async () => release(),
-    };
+    return new EntryLease(entry, this.leaseEnded);
   }
 
-  private applyKeepAlive(entry: Entry, keepAliveSeconds: number | undefined): void {
-    if (keepAliveSeconds !== undefined) entry.keepAliveSeconds = keepAliveSeconds;
+  /** A lease ended (its entry's count already dropped): the TTL may start, waiting loads may fit, limits may hold again. */
+  private readonly leaseEnded = (entry: Entry): void => {
+    if (entry.leases > 0) return;
+    this.whenIdle(entry);
+    if (this.capacityWaiters.size > 0) this.notifyCapacity();
+    this.enforceLimits();
+  };
+
+  private applyKeepAlive(entry: Entry, keepAlive: KeepAlive | undefined): void {
+    if (keepAlive === undefined || sameKeepAlive(entry.keepAlive, keepAlive)) return;
+    entry.keepAlive = keepAlive;
+    // A different idle time: the armed expiry no longer says when.
+    this.cancelExpiry(entry);
   }
 
   /** Idle time (ms) before an idle model is unloaded; null = never. */
   private idleMs(entry: Entry): number | null {
     if (this.isPinned(entry)) return null;
-    if (entry.keepAliveSeconds !== null) return entry.keepAliveSeconds < 0 ? null : entry.keepAliveSeconds * 1000;
-    const ttl = this.ttlOverrides.get(entry.descriptor.key) ?? this.config.model_ttl_seconds;
+    if (entry.keepAlive !== null) return entry.keepAlive === "forever" ? null : entry.keepAlive.afterSeconds * 1000;
+    const ttl = this.pins.ttlSeconds(entry.descriptor.key) ?? this.config.model_ttl_seconds;
     return ttl === 0 ? null : ttl * 1000;
   }
 
-  /** Called when an entry may have become idle: finishes a pending unload, or starts the idle TTL. */
+  /**
+   * Called when an entry may have become idle: finishes a pending unload, or (re)starts the idle TTL. The expiry timer
+   * is armed only when none would fire in time; when it fires it checks whether the model really idled long enough.
+   */
   private whenIdle(entry: Entry): void {
     if (entry.leases > 0 || this.entries.get(entry.descriptor.key) !== entry) return;
     if (entry.state === "unloading" && entry.model) {
@@ -761,25 +794,57 @@ export class ModelCache implements AsyncDisposable {
       return;
     }
     if (entry.state !== "ready") return;
-    this.cancelExpiry(entry);
+    entry.idleSince = this.clock.monotonic();
+    entry.idleSinceWall = this.clock.now();
     const idleMs = this.idleMs(entry);
-    if (idleMs === null) return;
+    if (idleMs === null) {
+      this.cancelExpiry(entry);
+      return;
+    }
     if (idleMs === 0) {
       void this.retire(entry, "ttl");
       return;
     }
-    const handle = this.clock.setTimeout(() => {
-      entry.expiry = null;
-      if (entry.state === "ready" && entry.leases === 0) void this.retire(entry, "ttl");
-    }, idleMs);
+    this.armExpiry(entry, entry.idleSince + idleMs);
+  }
+
+  private armExpiry(entry: Entry, dueAt: number): void {
+    if (entry.expiry && entry.expiry.dueAt <= dueAt) return;
+    this.cancelExpiry(entry);
+    const handle = this.clock.setTimeout(() => this.expire(entry), Math.max(0, dueAt - this.clock.monotonic()));
     handle.unref?.();
-    entry.expiry = { handle, at: this.clock.now() + idleMs };
+    entry.expiry = { handle, dueAt };
+  }
+
+  /** The expiry timer fired: unload if the model idled its full time, else wait for the rest of it. */
+  private expire(entry: Entry): void {
+    entry.expiry = null;
+    if (entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return;
+    const idleMs = this.idleMs(entry);
+    if (idleMs === null) return;
+    const now = this.clock.monotonic();
+    const dueAt = entry.idleSince + idleMs;
+    if (now < dueAt) {
+      this.armExpiry(entry, dueAt);
+      return;
+    }
+    const { name, key } = entry.descriptor;
+    this.events.emit("expired", { name, key, idleSeconds: (now - entry.idleSince) / 1000 });
+    void this.retire(entry, "ttl");
   }
 
   private cancelExpiry(entry: Entry): void {
     if (!entry.expiry) return;
     this.clock.clearTimeout(entry.expiry.handle);
     entry.expiry = null;
+  }
+
+  /** Wall-clock time (ms) an idle model will be unloaded, or null (leased, pinned, no TTL, not ready). */
+  private expiresAt(entry: Entry | undefined): number | null {
+    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return null;
+    const idleMs = this.idleMs(entry);
+    if (idleMs === null) return null;
+    return entry.idleSinceWall + idleMs;
   }
 
   private retireKey(key: string, reason: EvictionReason): Promise<void> {
@@ -799,6 +864,7 @@ export class ModelCache implements AsyncDisposable {
         entry.state = "unloading";
         entry.abort.abort();
       } else {
+        if (entry.state === "ready") this.readyCount--;
         entry.state = "unloading";
         if (entry.leases === 0 || force) void this.finishUnload(entry);
       }
@@ -812,6 +878,9 @@ export class ModelCache implements AsyncDisposable {
     const model = entry.model;
     if (!model) return;
     entry.model = null;
+    const now = this.clock.monotonic();
+    const idleSeconds = entry.leases === 0 ? (now - entry.idleSince) / 1000 : 0;
+    const residentSeconds = entry.readyAt === null ? 0 : (now - entry.readyAt) / 1000;
     try {
       await model.dispose();
     } catch (error) {
@@ -819,15 +888,12 @@ export class ModelCache implements AsyncDisposable {
     }
     const reason = entry.retireReason ?? "manual";
     if (this.entries.get(entry.descriptor.key) === entry) this.entries.delete(entry.descriptor.key);
-    entry.admitted = false;
-    entry.bytes = 0;
-    this.counters.evictions[reason]++;
-    this.changed();
-    this.emit("evict", { name: entry.descriptor.name, key: entry.descriptor.key, reason });
+    entry.reservation?.release();
+    this.book.recordEviction(reason);
+    this.events.emit("evict", { name: entry.descriptor.name, key: entry.descriptor.key, reason, idleSeconds, residentSeconds });
     entry.gone.resolve();
     this.notifyCapacity();
   }
-
   // ---------------------------------------------------------------- warm-up
 
   /** Runs a warm-up now: given models, or ranked by a strategy (default: the configured one). */
@@ -850,7 +916,7 @@ export class ModelCache implements AsyncDisposable {
       result.skipped.push(...ranked.skipped);
     }
     await this.runWarmup(plan, result);
-    this.emit("warmup", result);
+    this.events.emit("warmup", result);
     return result;
   }
 
@@ -863,36 +929,35 @@ export class ModelCache implements AsyncDisposable {
   private async rankWarmup(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
     const descriptors = new Map((await this.models.list()).map((d) => [d.key, d]));
     const now = this.clock.now();
-    const keys = new Set([...this.usage.keys(), ...this.pinned.keys()]);
+    const keys = new Set([...this.book.keys(), ...this.pins.keys()]);
     const candidates: WarmupCandidate[] = [];
     const skipped: WarmupResult["skipped"] = [];
     for (const key of keys) {
       const descriptor = descriptors.get(key);
-      const usage = this.usage.get(key);
+      const usage = this.book.get(key);
       if (!descriptor) {
         skipped.push({ name: usage?.name ?? key, reason: "model file not found" });
         continue;
       }
       if (this.entries.has(key)) continue;
-      const saved = usage ? this.persisted(usage) : null;
+      const saved = usage ? this.book.persisted(usage, now, this.pins.has(key)) : null;
       candidates.push(
         warmupCandidateOf(descriptor, saved, {
           now,
           halfLifeHours: this.config.usage_half_life_hours,
-          alwaysWarmIndex: this.pinned.get(key) ?? null,
+          alwaysWarmIndex: this.pins.alwaysWarmIndex(key),
           estimateBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
           fileChanged: usage?.fileChanged ?? false,
         }),
       );
     }
-    const admitted = this.admitted();
     const ranked = planWarmup(candidates, strategy, {
       now,
       maxModels: this.config.max_cached_models,
       memoryLimitBytes: this.memoryLimit,
       restoreWindowMs: this.config.restore_window_hours * 3600_000,
-      residentCount: admitted.length,
-      residentBytes: admitted.reduce((sum, e) => sum + e.bytes, 0),
+      residentCount: this.ledger.count,
+      residentBytes: this.ledger.bytes,
     });
     return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: [...skipped, ...ranked.skipped] };
   }
@@ -919,8 +984,7 @@ export class ModelCache implements AsyncDisposable {
       const entry = await this.obtain(descriptor, { count: false, allowEvict: false, signal: this.warmupAbort.signal });
       this.whenIdle(entry);
       result.loaded.push(name);
-      this.counters.warmups++;
-      this.changed();
+      this.book.recordWarmup();
     } catch (error) {
       if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
       else if (this.warmupAbort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
@@ -942,54 +1006,69 @@ export class ModelCache implements AsyncDisposable {
 
   // ---------------------------------------------------------------- configuration
 
-  /** Resolves `always_warm` and per-model overrides to keys; names that do not resolve are reported, not fatal. */
-  private async resolveOverrides(): Promise<void> {
-    const named = [
-      ...this.config.always_warm.map((name, index) => ({ name, index, pinned: true, ttl: undefined as number | undefined })),
-      ...Object.entries(this.config.models).map(([name, o]) => ({ name, index: Infinity, pinned: o.pinned === true, ttl: o.ttl_seconds })),
-    ];
-    for (const { name, index, pinned, ttl } of named) {
-      try {
-        const { key } = await this.models.resolve(name);
-        if (pinned && !this.pinned.has(key)) this.pinned.set(key, index);
-        if (ttl !== undefined) this.ttlOverrides.set(key, ttl);
-      } catch (error) {
-        this.logger?.warn("a model named in [cache] does not resolve", { model: name, error: messageOf(error) });
-      }
+  /** Resolves `always_warm` and per-model overrides to keys (pins.ts); names that do not resolve are reported, not fatal. */
+  private async resolvePins(): Promise<void> {
+    this.pins = await Pins.resolve(this.config, (name) => this.models.resolve(name), [...this.book.values()]);
+    for (const { name, error } of this.pins.unresolved) {
+      this.logger?.warn("a model named in [cache] does not resolve", { model: name, error });
     }
+    for (const [key, name] of this.pins.names) this.events.emit("pinned", { name, key });
   }
 
   // ---------------------------------------------------------------- statistics
 
-  stats(): CacheStats {
-    const admitted = this.admitted();
-    const requests = this.counters.hits + this.counters.misses;
+  /** The cheap numbers (O(1)): what `/health` and `/metrics` read, without building per-model statistics. */
+  summary(): CacheSummary {
+    const { hits, misses } = this.book.counters;
     return {
-      hits: this.counters.hits,
-      misses: this.counters.misses,
-      hit_rate: requests === 0 ? 0 : this.counters.hits / requests,
-      loads: this.counters.loads,
-      load_failures: this.counters.load_failures,
-      evictions: { ...this.counters.evictions },
-      warmups: this.counters.warmups,
-      models_loaded: [...this.entries.values()].filter((e) => e.state === "ready").length,
+      hits,
+      misses,
+      hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
+      loads: this.book.counters.loads,
+      load_failures: this.book.counters.load_failures,
+      models_loaded: this.readyCount,
       max_cached_models: this.config.max_cached_models,
-      memory_bytes: admitted.reduce((sum, e) => sum + e.bytes, 0),
+      memory_bytes: this.ledger.bytes,
       memory_limit_bytes: this.memoryLimit,
-      last_save: { ...this.lastSave },
-      unsaved_changes: this.version !== this.savedVersion,
-      state_file: this.store?.path ?? null,
-      models: [...this.usage.values()].map((u) => this.modelStats(u)).sort((a, b) => a.name.localeCompare(b.name)),
+      unsaved_changes: this.book.unsaved,
+      models_known: this.book.size,
+      unknown_model_requests: this.book.counters.unknown_model_requests,
+      coalesced: this.book.counters.coalesced,
+    };
+  }
+
+  stats(): CacheStats {
+    const counters = this.book.counters;
+    const summary = this.summary();
+    return {
+      hits: summary.hits,
+      misses: summary.misses,
+      hit_rate: summary.hit_rate,
+      loads: summary.loads,
+      load_failures: summary.load_failures,
+      evictions: { ...counters.evictions },
+      warmups: counters.warmups,
+      models_loaded: summary.models_loaded,
+      max_cached_models: summary.max_cached_models,
+      memory_bytes: summary.memory_bytes,
+      memory_limit_bytes: summary.memory_limit_bytes,
+      last_save: this.saver.lastSave,
+      unsaved_changes: summary.unsaved_changes,
+      state_file: this.saver.path,
+      models: [...this.book.values()].map((u) => this.modelStats(u)).sort((a, b) => a.name.localeCompare(b.name)),
+      unknown_model_requests: summary.unknown_model_requests,
+      coalesced: summary.coalesced,
     };
   }
 
   private modelStats(usage: Usage): ModelStats {
     const entry = this.entries.get(usage.key);
-    return modelStatsOf(this.persisted(usage), this.clock.now(), this.config.usage_half_life_hours, {
+    const now = this.clock.now();
+    return modelStatsOf(this.book.persisted(usage, now, this.pins.has(usage.key)), now, this.config.usage_half_life_hours, {
       loaded: entry?.state === "ready",
-      pinned: this.pinned.has(usage.key),
-      memory_bytes: entry?.admitted ? entry.bytes : 0,
-      expires_at: iso(entry?.expiry?.at ?? null),
+      pinned: this.pins.has(usage.key),
+      memory_bytes: entry?.reservation?.bytes ?? 0,
+      expires_at: iso(this.expiresAt(entry)),
     });
   }
 
@@ -999,163 +1078,61 @@ export class ModelCache implements AsyncDisposable {
   }
 
   private info(entry: Entry): LoadedModelInfo {
-    const usage = this.usage.get(entry.descriptor.key);
+    const usage = this.book.get(entry.descriptor.key);
     return {
       name: entry.descriptor.name,
       key: entry.descriptor.key,
       format: entry.descriptor.format,
       state: entry.state,
       size_bytes: entry.descriptor.fingerprint.size,
-      memory_bytes: entry.bytes,
+      memory_bytes: entry.reservation?.bytes ?? 0,
       leases: entry.leases,
       pinned: this.isPinned(entry),
       last_used: iso(usage?.lastUsedAt ?? null),
-      expires_at: iso(entry.expiry?.at ?? null),
+      expires_at: iso(this.expiresAt(entry)),
       load_ms: entry.loadMs,
     };
   }
 
-  private resetStatistics(keys: string[] | null): void {
-    if (keys === null) {
-      this.counters = emptyCounters();
-      this.usage.clear();
-    } else {
-      for (const key of keys) this.usage.delete(key);
-    }
-    this.changed();
-  }
-
   // ---------------------------------------------------------------- persistence
 
-  private changed(): void {
-    this.version++;
-  }
-
-  private persisted(u: Usage): PersistedModel {
-    const model: PersistedModel = {
-      key: u.key,
-      name: u.name,
-      format: u.format,
-      fingerprint: { ...u.fingerprint },
-      metadata: u.gguf ? { memory_bytes: u.memoryBytes, gguf: { ...u.gguf } } : { memory_bytes: u.memoryBytes },
-      usage: {
-        requests: u.requests,
-        hits: u.hits,
-        misses: u.misses,
-        loads: u.loads,
-        last_used_at: u.lastUsedAt,
-        frequency: u.frequency ? { ...u.frequency } : null,
-        load_ms_total: u.loadMsTotal,
-        load_ms_samples: [...u.loadMsSamples],
-      },
-      priority: 0,
-      pinned: this.pinned.has(u.key),
-    };
-    model.priority = priorityOf(model, this.clock.now(), this.config.usage_half_life_hours);
-    return model;
-  }
-
-  private snapshot(): CacheState {
-    return {
-      saved_at: this.clock.now(),
-      counters: structuredClone(this.counters),
-      models: [...this.usage.values()].map((u) => this.persisted(u)),
-    };
-  }
-
-  /** Restores counters and per-model statistics; checks each model's file (gone → dropped, changed → not warmed). */
+  /**
+   * Restores counters and per-model statistics (saver.ts), then looks at each model's file: changed → statistics kept,
+   * not warmed; missing → kept and marked missing, dropped after `missing_retention_days`. When the models directory
+   * itself is not there (unmounted, say), nothing is marked or dropped: one warning, statistics as saved.
+   */
   private async restore(): Promise<void> {
-    if (!this.store) return;
-    const { state, warning } = await this.store.load();
-    if (warning) this.logger?.warn(warning, { state_file: this.store.path });
-    if (!state) {
-      this.restored = { models: 0, warning };
-      this.emit("restore", this.restored);
-      return;
-    }
-    this.counters = structuredClone(state.counters);
-    let adjusted = false;
-    for (const saved of state.models) {
-      const current = await this.models.fingerprint(saved.key);
-      if (!current) {
-        adjusted = true;
-        this.logger?.debug?.("dropping statistics of a model whose file is gone", { model: saved.name });
-        continue;
+    const { state, warning } = await this.saver.restore();
+    let missing = 0;
+    if (state) {
+      const available = this.models.available ? await this.models.available() : true;
+      if (!available) {
+        this.logger?.warn("the models directory is not available: saved statistics are kept unchanged until it is", {
+          models: state.models.length,
+        });
+      } else {
+        const now = this.clock.now();
+        const retentionMs = this.config.missing_retention_days * DAY_MS;
+        for (const saved of state.models) {
+          const current = await this.models.fingerprint(saved.key);
+          if (!current) {
+            if (this.book.markMissing(saved.key, now, retentionMs)) missing++;
+            else this.logger?.debug?.("dropping statistics of a model missing for too long", { model: saved.name });
+          } else if (!sameFileVersion(current, saved.fingerprint)) {
+            this.book.markChanged(saved.key, current);
+          } else {
+            this.book.markPresent(saved.key);
+          }
+        }
       }
-      const changed = !sameFileVersion(current, saved.fingerprint);
-      adjusted ||= changed;
-      this.usage.set(saved.key, {
-        key: saved.key,
-        name: saved.name,
-        format: saved.format,
-        fingerprint: changed ? current : saved.fingerprint,
-        requests: saved.usage.requests,
-        hits: saved.usage.hits,
-        misses: saved.usage.misses,
-        loads: saved.usage.loads,
-        lastUsedAt: saved.usage.last_used_at,
-        frequency: saved.usage.frequency,
-        loadMsTotal: saved.usage.load_ms_total,
-        loadMsSamples: [...saved.usage.load_ms_samples],
-        memoryBytes: saved.metadata.memory_bytes,
-        // Facts of an older version of the file would be wrong; the next load brings the current ones.
-        gguf: changed ? null : (saved.metadata.gguf ?? null),
-        inflation: 0,
-        fileChanged: changed,
-      });
     }
-    if (adjusted) this.changed();
-    this.restored = { models: this.usage.size, warning };
-    this.emit("restore", this.restored);
-  }
-
-  private schedulePeriodicSave(): void {
-    const intervalMs = this.config.persist_interval_seconds * 1000;
-    if (!this.store || intervalMs <= 0) return;
-    this.saveTimer = this.clock.setTimeout(() => {
-      this.saveTimer = null;
-      const due = this.version !== this.savedVersion ? this.saveCache() : Promise.resolve(this.lastSave);
-      void due.finally(() => {
-        if (!this.closing) this.schedulePeriodicSave();
-      });
-    }, intervalMs);
-    this.saveTimer.unref?.();
+    this.restored = { models: this.book.size, missing, warning };
+    this.events.emit("restore", this.restored);
   }
 
   /** Saves the state now (persistence on), one save at a time. Never throws: failures are reported in `last_save`. */
-  async saveCache(): Promise<LastSave> {
-    if (!this.store) {
-      return { at: null, ok: false, duration_ms: null, bytes: null, error: "persist_cache is false: nothing is saved" };
-    }
-    const previous = this.saving ?? Promise.resolve();
-    const run = previous.then(() => this.saveNow(this.store as StateStore));
-    this.saving = run;
-    return run.finally(() => {
-      if (this.saving === run) this.saving = null;
-    });
-  }
-
-  private async saveNow(store: StateStore): Promise<LastSave> {
-    const version = this.version;
-    const started = this.clock.monotonic();
-    const at = new Date(this.clock.now()).toISOString();
-    try {
-      const { bytes } = await store.save(this.snapshot());
-      this.savedVersion = version;
-      this.lastSave = { at, ok: true, duration_ms: this.clock.monotonic() - started, bytes, error: null };
-      this.saveFailureWarned = false;
-    } catch (error) {
-      this.lastSave = { at, ok: false, duration_ms: this.clock.monotonic() - started, bytes: null, error: messageOf(error) };
-      if (!this.saveFailureWarned) {
-        this.saveFailureWarned = true;
-        this.logger?.warn("could not save the cache state; the cache keeps working in memory", {
-          state_file: store.path,
-          error: messageOf(error),
-        });
-      }
-    }
-    this.emit("save", { ...this.lastSave });
-    return { ...this.lastSave };
+  saveCache(): Promise<LastSave> {
+    return this.saver.save();
   }
 
   // ---------------------------------------------------------------- lifecycle and events
@@ -1171,13 +1148,12 @@ export class ModelCache implements AsyncDisposable {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.saveTimer) this.clock.clearTimeout(this.saveTimer);
-    this.saveTimer = null;
+    this.saver.stop();
     this.warmupAbort.abort();
     this.notifyCapacity();
     await this.warmupDone;
     await Promise.all([...this.entries.values()].map((e) => this.retire(e, "shutdown", true)));
-    if (this.store) await this.saveCache();
+    if (this.saver.path !== null) await this.saver.save();
     if (this.ownsBackends) for (const backend of Object.values(this.backends)) await backend?.dispose();
   }
 
@@ -1187,22 +1163,11 @@ export class ModelCache implements AsyncDisposable {
 
   /** Subscribes to an event; returns the unsubscribe function. */
   on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): () => void {
-    let set = this.listeners.get(event);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(event, set);
-    }
-    set.add(listener as (payload: never) => void);
-    return () => set.delete(listener as (payload: never) => void);
+    return this.events.on(event, listener);
   }
 
-  private emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {
-    for (const listener of this.listeners.get(event) ?? []) {
-      try {
-        (listener as (payload: CacheEvents[E]) => void)(payload);
-      } catch (error) {
-        this.logger?.warn("a cache event listener threw", { event, error: messageOf(error) });
-      }
-    }
+  /** Subscribes to every event, each with its `type` (for streams); returns the unsubscribe function. */
+  onAny(listener: (event: CacheEvent) => void): () => void {
+    return this.events.onAny(listener);
   }
 }

@@ -22,7 +22,7 @@ export interface LiveModelFacts {
 
 /** Counters of a cache that has seen nothing yet. */
 export function emptyCounters(): PersistedCounters {
-  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0 };
+  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0, unknown_model_requests: 0, coalesced: 0 };
 }
 
 /** An epoch-milliseconds time as ISO text, null staying null. */
@@ -66,6 +66,7 @@ export function modelStatsOf(model: PersistedModel, now: EpochMilliseconds, half
     priority: priorityOf(model, now, halfLifeHours),
     memory_bytes: live.memory_bytes,
     expires_at: live.expires_at,
+    missing: model.missing_since !== null && model.missing_since !== undefined,
   };
 }
 
@@ -88,6 +89,7 @@ export interface FileStatsOptions {
 /** Statistics as a stopped cache would report them from its state file: nothing loaded. */
 export function statsFromState(state: CacheState | null, options: FileStatsOptions): CacheStats {
   const counters = state?.counters;
+  const all = { ...emptyCounters(), ...counters };
   const hits = counters?.hits ?? 0;
   const misses = counters?.misses ?? 0;
   const lastSave: LastSave = state
@@ -118,6 +120,8 @@ export function statsFromState(state: CacheState | null, options: FileStatsOptio
         }),
       )
       .sort((a, b) => a.name.localeCompare(b.name)),
+    unknown_model_requests: all.unknown_model_requests,
+    coalesced: all.coalesced,
   };
 }
 

@@ -52,14 +52,25 @@ export interface Lease extends AsyncDisposable, Disposable {
   release(): void;
 }
 
+/**
+ * How long a model stays loaded once idle, as a request asks (Ollama's `keep_alive`): `"forever"`, or
+ * `{ afterSeconds: N }` — unloaded N seconds after its last lease ends (0: at once). The server parses request values
+ * into this one type (`server/keep-alive.ts`) and clamps them in one place.
+ */
+export type KeepAlive = "forever" | { readonly afterSeconds: number };
+
 export interface AcquireOptions {
-  /**
-   * Idle seconds after this lease ends before the model may be unloaded (Ollama's `keep_alive`): -1 = forever,
-   * 0 = unload as soon as the last lease ends. Overrides the configured TTL for this model until the next request.
-   */
-  keepAliveSeconds?: number;
+  /** Idle time after this lease ends before the model may be unloaded; replaces the configured TTL until the next one. */
+  keepAlive?: KeepAlive;
   /** Aborts waiting for the model (the shared load itself continues while others still want it). */
   signal?: AbortSignal;
+  /**
+   * What the caller will do with the model: `text` (chat, completions, embeddings) needs a text model. Checked before
+   * anything is loaded or evicted; a model of another kind is refused with `ModelCapabilityMissing`.
+   */
+  capability?: LoadedModel["kind"];
+  /** The task, for the refusal's message (e.g. `chat completions`). */
+  task?: string;
 }
 
 export interface LastSave {
@@ -88,6 +99,8 @@ export interface ModelStats {
   memory_bytes: Bytes;
   /** ISO time at which the idle model will be unloaded, or null (leased, pinned, no TTL, not loaded). */
   expires_at: string | null;
+  /** The model's file was missing at the last restore: statistics kept for `cache.missing_retention_days`. */
+  missing: boolean;
 }
 
 /** `GET /v1/cache/stats` and `inferno cache stats --json`: the field names are SPEC.md's. */
@@ -107,6 +120,28 @@ export interface CacheStats {
   unsaved_changes: boolean;
   state_file: string | null;
   models: ModelStats[];
+  /** Requests naming no model (not counted as misses). */
+  unknown_model_requests: number;
+  /** Requests that joined a load already in flight (neither hits nor misses). */
+  coalesced: number;
+}
+
+/** The statistics that cost O(1) to read (`ModelCache.summary()`): what `/health` and `/metrics` use. */
+export interface CacheSummary {
+  hits: number;
+  misses: number;
+  hit_rate: number;
+  loads: number;
+  load_failures: number;
+  models_loaded: number;
+  max_cached_models: number;
+  memory_bytes: Bytes;
+  memory_limit_bytes: Bytes;
+  unsaved_changes: boolean;
+  /** Models with statistics. */
+  models_known: number;
+  unknown_model_requests: number;
+  coalesced: number;
 }
 
 /** A resident (or loading) model, for `GET /v1/cache/models` and `inferno ps`. */
@@ -132,25 +167,4 @@ export interface WarmupResult {
   failed: Array<{ name: string; error: string }>;
 }
 
-/** Events the cache emits (for logs, metrics and tests). */
-export interface CacheEvents {
-  hit: { name: string; key: string };
-  miss: { name: string; key: string | null };
-  load: { name: string; key: string; durationMs: number; memoryBytes: Bytes };
-  load_failed: { name: string; key: string; error: unknown };
-  evict: { name: string; key: string; reason: EvictionReason };
-  save: LastSave;
-  restore: { models: number; warning: string | null };
-  warmup: WarmupResult;
-}
-
-/** Every event name, in the order a cache's life usually meets them. */
-export const CACHE_EVENT_NAMES: readonly (keyof CacheEvents)[] = ["restore", "warmup", "miss", "hit", "load", "load_failed", "evict", "save"];
-
-/**
- * Listeners keyed by event name, given when the cache is created (`ModelCache.new(…, { metrics })`). They are subscribed
- * before the saved state is restored and before warm-up starts, so they see the start-up `restore` event and warm-up's
- * `load`/`warmup` events, which a listener added with `on()` after creation can miss. A listener that throws is logged
- * and does not disturb the cache.
- */
-export type CacheMetrics = { [E in keyof CacheEvents]?: (payload: CacheEvents[E]) => void };
+export type { CacheEvent, CacheEvents, CacheMetrics } from "./events.js";

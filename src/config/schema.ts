@@ -93,6 +93,13 @@ export const cacheSchema = z
     load_failure_cooldown_seconds: seconds()
       .default(30)
       .describe("After a failed load, further loads of that model are refused for this many seconds."),
+    missing_retention_days: z
+      .number()
+      .nonnegative()
+      .default(30)
+      .describe(
+        "Days the statistics of a model whose file is missing at start are kept (marked `missing`) before they are dropped. A models directory that is absent altogether changes nothing.",
+      ),
     models: z
       .record(z.string().min(1), modelOverrideSchema)
       .default({})
@@ -179,6 +186,21 @@ export const configSchema = z
     server: serverSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
+    const pins = new Set([
+      ...config.cache.always_warm,
+      ...Object.entries(config.cache.models)
+        .filter(([, o]) => o.pinned === true)
+        .map(([name]) => name),
+    ]);
+    if (pins.size > config.cache.max_cached_models) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cache", "always_warm"],
+        message:
+          `pins ${pins.size} models (cache.always_warm and pinned = true) but cache.max_cached_models is ` +
+          `${config.cache.max_cached_models}: pinned models are never evicted, so every other model would be refused`,
+      });
+    }
     const { keep_alive_min_seconds: min, keep_alive_max_seconds: max } = config.server;
     if (max !== 0 && min > max) {
       ctx.addIssue({

@@ -2,7 +2,8 @@
  * ModelManager: which models exist, what a name means, what a file holds, whether it is sound, and how much memory it
  * will take — all without loading weights. It is the filesystem-backed `ModelSource` the cache uses.
  */
-import { realpath, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
 import type { BackendConfig, InfernoConfig } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
@@ -12,6 +13,7 @@ import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
 import { FileDigests } from "./digests.js";
 import { type FoundModel, formatOf, isInside } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
+import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
@@ -76,26 +78,11 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
   return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES);
 }
 
-/** A name without its model extension (`.gguf`, `.onnx`); other names (`llama3:8b`, `qwen2.5:0.5b`) stay whole. */
-function stem(name: string): string {
-  return formatOf(name) ? name.slice(0, name.lastIndexOf(".")) : name;
-}
-
-function namesOf(model: Pick<FoundModel, "name" | "aliases">): string[] {
-  return [model.name, ...(model.aliases ?? [])];
-}
-
 /**
- * Stages of name matching, most specific first; the first stage with any match decides. An alias (Ollama's `NAME` for
- * `NAME:latest`, a split's name without its part suffix) ranks with the stem, so `llama3` typed while both
- * `llama3.gguf` and Ollama's `llama3:latest` exist is ambiguous, not a silent pick.
+ * Name lookups check the models directory for changes at most this often (ms). A name not in the index is checked for
+ * at once, so a file added a moment ago is still found; a hit never waits for a check.
  */
-const MATCHERS: ReadonlyArray<(model: Pick<FoundModel, "name" | "aliases">, typed: string) => boolean> = [
-  (m, n) => m.name === n,
-  (m, n) => namesOf(m).some((x) => x === n || stem(x) === n),
-  (m, n) => namesOf(m).some((x) => basename(x) === n),
-  (m, n) => namesOf(m).some((x) => stem(basename(x)) === n),
-];
+export const FOLDER_CHECK_INTERVAL_MS = 1000;
 
 export class ModelManager implements ModelSource {
   /** The first models directory, absolute. */
@@ -108,6 +95,13 @@ export class ModelManager implements ModelSource {
   private readonly digests: FileDigests;
   private scan: Catalog | undefined;
   private scanning: Promise<Catalog> | undefined;
+  /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
+  private index = new NameIndex([]);
+  private checkedAt = -Infinity;
+  /** Set by a timer when the next folder check is due, so a lookup reads no clock. */
+  private checkDue = true;
+  /** Descriptors of names resolved since the last rescan: the synchronous `lookup` answers from these. */
+  private resolved = new Map<string, ModelDescriptor>();
   private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
 
   /** @param modelsDirs One models directory, or several in search order. */
@@ -140,7 +134,7 @@ export class ModelManager implements ModelSource {
 
   /** Every discoverable model, sorted by name. */
   async list(): Promise<ModelDescriptor[]> {
-    const scan = await this.currentScan();
+    const scan = await this.currentScan(true);
     const found = [...scan.models, ...this.allowedEscapes(scan)].sort((a, b) => a.name.localeCompare(b.name));
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
     return descriptors.filter((d): d is ModelDescriptor => d !== null);
@@ -155,21 +149,58 @@ export class ModelManager implements ModelSource {
     const trimmed = name.trim();
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
-    const scan = await this.currentScan();
-    const candidates = [...scan.models, ...this.allowedEscapes(scan)];
-    for (const matches of MATCHERS) {
-      const hits = uniqueByKey(candidates.filter((m) => matches(m, trimmed)));
-      if (hits.length === 1) return this.describe(hits[0] as FoundModel);
-      if (hits.length > 1) {
-        const names = hits.map((h) => h.name);
-        throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
-          details: { name: trimmed, candidates: names },
-        });
-      }
+    let scan = await this.currentScan();
+    let hits = this.index.match(trimmed);
+    // Not known: the folders may have changed since the last (rate-limited) check; look now before saying no.
+    if (hits.length === 0 && !this.scanning) {
+      scan = await this.currentScan(true);
+      hits = this.index.match(trimmed);
     }
-    const escaping = [...scan.escaping].find(([linkName]) => MATCHERS.some((matches) => matches({ name: linkName }, trimmed)));
+    if (hits.length === 1) {
+      const descriptor = await this.describe(hits[0] as FoundModel);
+      if (this.scan === scan) this.resolved.set(trimmed, descriptor);
+      return descriptor;
+    }
+    if (hits.length > 1) {
+      const names = hits.map((h) => h.name);
+      throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
+        details: { name: trimmed, candidates: names },
+      });
+    }
+    const escaping = [...scan.escaping].find(([linkName]) => NAME_STAGES.some((spell) => spell({ name: linkName }).includes(trimmed)));
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
+  }
+
+  /**
+   * A name resolved before, answered without I/O (the cache's synchronous hit path); undefined when it must be resolved.
+   * When a folder check is due it starts one in the background: the answer stands until that check finds a change.
+   */
+  lookup(name: string): ModelDescriptor | undefined {
+    if (this.checkDue && !this.scanning) void this.currentScan().catch(() => {});
+    return this.resolved.get(name);
+  }
+
+  /** Whether every models directory exists and can be read (false: one is absent, unmounted or unreadable). */
+  async available(): Promise<boolean> {
+    const readable = async (dir: string) => {
+      try {
+        if (!(await stat(dir)).isDirectory()) return false;
+        await access(dir, constants.R_OK | constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // Every models directory must be there. Stores are optional (LM Studio's older folder is usually absent), so a
+    // store that is gone counts its models as missing, which missing_retention_days keeps for a while.
+    return (await Promise.all(this.modelsDirs.map(readable))).every(Boolean);
+  }
+
+  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  async shortNames(): Promise<Map<string, string>> {
+    await this.currentScan();
+    return this.index.shortestNames();
   }
 
   /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */
@@ -276,15 +307,28 @@ export class ModelManager implements ModelSource {
     return (this.scan ?? (await this.currentScan())).byKey.get(key);
   }
 
-  /** The scan, rescanning only when a walked directory changed. Concurrent callers share one rescan. */
-  private async currentScan(): Promise<Catalog> {
+  /**
+   * The scan, rescanning only when a walked directory changed. Checks for changes at most every
+   * `FOLDER_CHECK_INTERVAL_MS` unless `force`. Concurrent callers share one rescan.
+   */
+  private async currentScan(force = false): Promise<Catalog> {
     if (this.scanning) return this.scanning;
-    if (this.scan && !(await catalogIsStale(this.scan))) return this.scan;
-    this.scanning ??= scanCatalog(this.modelsDirs, this.stores)
-      .then((scan) => (this.scan = scan))
-      .finally(() => {
-        this.scanning = undefined;
-      });
+    const now = performance.now();
+    if (this.scan && !force && now - this.checkedAt < FOLDER_CHECK_INTERVAL_MS) return this.scan;
+    this.scanning = (async () => {
+      const stale = !this.scan || (await catalogIsStale(this.scan));
+      this.checkedAt = performance.now();
+      this.checkDue = false;
+      setTimeout(() => (this.checkDue = true), FOLDER_CHECK_INTERVAL_MS).unref();
+      if (!stale) return this.scan as Catalog;
+      const scan = await scanCatalog(this.modelsDirs, this.stores);
+      this.scan = scan;
+      this.index = new NameIndex([...scan.models, ...this.allowedEscapes(scan)]);
+      this.resolved = new Map();
+      return scan;
+    })().finally(() => {
+      this.scanning = undefined;
+    });
     return this.scanning;
   }
 
@@ -359,9 +403,4 @@ function relativeName(root: string, path: string): string {
   return path.slice(root.length + 1).split(/[\\/]/).join("/");
 }
 
-function uniqueByKey(models: FoundModel[]): FoundModel[] {
-  const byKey = new Map<string, FoundModel>();
-  for (const m of models) if (!byKey.has(m.key)) byKey.set(m.key, m);
-  return [...byKey.values()];
-}
 

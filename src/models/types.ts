@@ -92,6 +92,16 @@ export interface ModelSource {
   resolve(name: string): Promise<ModelDescriptor>;
   /** Every discoverable model. */
   list(): Promise<ModelDescriptor[]>;
+  /**
+   * The descriptor for a name the source already knows, without I/O (the cache's synchronous hit path); undefined when
+   * it would have to look (then `resolve` is used). Optional.
+   */
+  lookup?(name: string): ModelDescriptor | undefined;
+  /**
+   * Whether the models directory (every store) can be read now. False when it is absent or unreadable: the cache then
+   * leaves saved statistics alone rather than take every model for deleted. Optional: sources that cannot tell omit it.
+   */
+  available?(): Promise<boolean>;
   /** The current size+mtime of a model's file by key, or null when the file is gone. */
   fingerprint(key: string): Promise<Fingerprint | null>;
   /**

@@ -119,9 +119,10 @@ export class InfernoClient {
     return this.call("POST", "/v1/cache/warmup", options);
   }
 
-  /** Unloads a model; false when it was not loaded. */
-  async evict(name: string): Promise<boolean> {
-    return (await this.call<{ unloaded: boolean }>("DELETE", `/v1/cache/models/${encodeURIComponent(name)}`)).unloaded;
+  /** Unloads a model; false when it was not loaded. A pinned model needs `force`. */
+  async evict(name: string, options: { force?: boolean } = {}): Promise<boolean> {
+    const query = options.force ? "?force=true" : "";
+    return (await this.call<{ unloaded: boolean }>("DELETE", `/v1/cache/models/${encodeURIComponent(name)}${query}`)).unloaded;
   }
 
   /** Preloads a model; `keepAlive` as the API takes it (`"5m"`, seconds, -1). */

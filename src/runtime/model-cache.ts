@@ -12,8 +12,11 @@ import { createBackends } from "../backends/index.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { type CacheDependencies, type CacheLogger, ModelCache as CacheCore } from "../cache/model-cache.js";
 import { FileStateStore } from "../cache/persistence/file-store.js";
+import { StateWorker } from "../cache/persistence/state-worker.js";
 import type { StateStore } from "../cache/persistence/types.js";
-import type { CacheMetrics, Clock } from "../cache/types.js";
+import { CACHE_EVENT_NAMES, type CacheMetrics } from "../cache/events.js";
+import type { Clock } from "../cache/types.js";
+import { BadRequest } from "../errors/index.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import type { Bytes, ModelSource } from "../models/types.js";
 
@@ -40,10 +43,56 @@ export interface ModelCacheOptions {
   metrics?: CacheMetrics;
 }
 
+const OPTION_KEYS: ReadonlyArray<keyof ModelCacheOptions> = ["backends", "store", "logger", "clock", "systemMemoryBytes", "metrics"];
+
+/**
+ * The fourth argument of `ModelCache.new`: the options object, or — the seed's call shape — a listener object
+ * (`{ hit, miss, load, evict, … }`) given directly, which is taken as `{ metrics: listeners }`. A key that is neither
+ * an option nor an event (a misspelling) is refused with `BadRequest` naming it and the known ones; so is mixing both.
+ */
+export function cacheOptionsOf(argument: ModelCacheOptions | CacheMetrics | undefined): ModelCacheOptions {
+  if (argument === undefined || argument === null) return {};
+  if (typeof argument !== "object") {
+    throw new BadRequest(`ModelCache.new: the fourth argument must be an options object or a listener object; found ${typeof argument}`);
+  }
+  const keys = Object.keys(argument);
+  const isOption = (k: string) => (OPTION_KEYS as readonly string[]).includes(k);
+  const isEvent = (k: string) => (CACHE_EVENT_NAMES as readonly string[]).includes(k);
+  const unknown = keys.find((k) => !isOption(k) && !isEvent(k));
+  if (unknown !== undefined) {
+    throw new BadRequest(
+      `ModelCache.new: unknown key "${unknown}" in the fourth argument; options are ${OPTION_KEYS.join(", ")}; ` +
+        `listeners are ${CACHE_EVENT_NAMES.join(", ")}`,
+      { details: { key: unknown } },
+    );
+  }
+  const options = keys.filter(isOption);
+  const events = keys.filter(isEvent);
+  if (options.length > 0 && events.length > 0) {
+    throw new BadRequest(
+      `ModelCache.new: the fourth argument mixes options (${options.join(", ")}) and listeners (${events.join(", ")}); ` +
+        "put the listeners under metrics",
+    );
+  }
+  return events.length > 0 ? { metrics: argument as CacheMetrics } : (argument as ModelCacheOptions);
+}
+
+let sharedWorker: StateWorker | null = null;
+
+/** One state worker per process: decoding and encoding the state file off the event loop (see state-worker.ts). */
+function stateWorker(): StateWorker {
+  sharedWorker ??= new StateWorker();
+  return sharedWorker;
+}
+
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
 export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheOptions = {}): CacheDependencies {
   const store =
-    options.store !== undefined ? options.store : cacheConfig.persist_cache ? new FileStateStore(cacheConfig.cache_dir) : null;
+    options.store !== undefined
+      ? options.store
+      : cacheConfig.persist_cache
+        ? new FileStateStore(cacheConfig.cache_dir, { codec: stateWorker() })
+        : null;
   return {
     backends: options.backends ?? createBackends(),
     ownsBackends: options.backends === undefined,
@@ -61,15 +110,18 @@ export const ModelCache = {
   /**
    * Builds a cache with the real backends and the state file (see the module comment); restores the saved state and
    * starts warm-up. `options.metrics` receives every event from the restore on, e.g.
-   * `ModelCache.new(c.cache, c.backend, manager, { metrics: { load: (e) => histogram.observe(e.durationMs) } })`.
+   * `ModelCache.new(c.cache, c.backend, manager, { metrics: { load: (e) => histogram.observe(e.durationMs) } })`;
+   * the listener object may also be given directly as the fourth argument (`ModelCache.new(c.cache, c.backend, manager,
+   * { load, evict })`). Unknown keys are refused (see `cacheOptionsOf`).
    */
-  new(
+  async new(
     cacheConfig: CacheConfig,
     backendConfig: BackendConfig,
     models: ModelSource,
-    options: ModelCacheOptions = {},
+    options?: ModelCacheOptions | CacheMetrics,
   ): Promise<ModelCache> {
-    return CacheCore.create(cacheConfig, backendConfig, models, cacheDependencies(cacheConfig, options));
+    const deps = cacheDependencies(cacheConfig, cacheOptionsOf(options));
+    return CacheCore.create(cacheConfig, backendConfig, models, deps);
   },
   /** The core factory with every dependency given explicitly. */
   create(

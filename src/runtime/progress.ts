@@ -24,6 +24,7 @@ export function observeLoads(backends: BackendRegistry, listener: LoadProgressLi
       },
       dispose: () => backend.dispose(),
     };
+    if (backend.ready) observed[format].ready = backend.ready.bind(backend);
   }
   return observed;
 }

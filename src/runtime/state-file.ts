@@ -6,6 +6,7 @@
 import { totalmem } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { FileStateStore } from "../cache/persistence/file-store.js";
+import { Pins } from "../cache/pins.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
 import { planWarmup } from "../cache/policy/warmup.js";
 import { emptyCounters, memoryLimitBytes, statsFromState, warmupCandidateOf } from "../cache/state-view.js";
@@ -14,7 +15,7 @@ import type { InfernoConfig } from "../config/schema.js";
 import { ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
-import type { ModelDescriptor } from "../models/types.js";
+import { type ModelDescriptor, sameFileVersion } from "../models/types.js";
 
 export interface StateFileOptions {
   /** Wall clock (ms). Default `Date.now`. */
@@ -71,17 +72,28 @@ export class StateFile {
     return { state: read?.state ?? null, bytes: read?.bytes ?? null };
   }
 
-  /** SPEC.md's statistics as a stopped cache has them: nothing loaded. */
+  /** SPEC.md's statistics as a stopped cache has them: nothing loaded. Pins resolve exactly as a server's do. */
   async stats(): Promise<CacheStats> {
     const { state, bytes } = await this.inspect();
+    const pins = await this.pins(state);
     return statsFromState(state, {
       now: this.now(),
       config: this.config.cache,
       systemMemoryBytes: this.systemMemoryBytes,
       stateFile: this.path,
       fileBytes: bytes,
-      isPinned: (m) => this.alwaysWarmIndex(m) !== null,
+      isPinned: (m) => pins.has(m.key),
     });
+  }
+
+  private manager(): ModelManager {
+    return ModelManager.fromConfig(this.config, this.environment);
+  }
+
+  /** The configured pins as keys (cache/pins.ts: the live cache's own rule), saved entries standing in for missing files. */
+  private async pins(state: CacheState | null): Promise<Pins> {
+    const manager = this.manager();
+    return Pins.resolve(this.config.cache, (name) => manager.resolve(name), state?.models ?? []);
   }
 
   /** Rewrites the file in the current schema version (older versions are migrated). Returns its size. */
@@ -98,19 +110,17 @@ export class StateFile {
    * `stats` also resets the cache counters.
    */
   async clear(options: { model?: string; force?: boolean; stats?: boolean } = {}): Promise<ClearReport> {
+    const pins = await this.pins((await this.inspect()).state);
+    const key = options.model === undefined ? null : await this.keyOf(options.model);
     return this.store.update((current) => {
       const state = current ?? emptyState(this.now());
       let targets = state.models;
       if (options.model !== undefined) {
-        const model = this.find(state, options.model);
-        if (this.alwaysWarmIndex(model) !== null && !options.force) {
-          throw new ModelPinned(`${model.name} is pinned (always_warm or pinned = true); use --force to clear it`, {
-            details: { model: model.name },
-          });
-        }
+        const model = this.find(state, options.model, key);
+        this.assertUnpinnedOrForced(pins, model, options.force);
         targets = [model];
       } else if (!options.force) {
-        targets = targets.filter((m) => this.alwaysWarmIndex(m) === null);
+        targets = targets.filter((m) => !pins.has(m.key));
       }
       const removed = new Set(targets.map((m) => m.key));
       const next: CacheState = {
@@ -122,11 +132,14 @@ export class StateFile {
     });
   }
 
-  /** Removes one model's entry (its statistics) so a starting server does not warm it. */
-  async evict(name: string): Promise<string> {
+  /** Removes one model's entry (its statistics) so a starting server does not warm it. A pinned model needs `force`. */
+  async evict(name: string, options: { force?: boolean } = {}): Promise<string> {
+    const pins = await this.pins((await this.inspect()).state);
+    const key = await this.keyOf(name);
     return this.store.update((current) => {
       const state = current ?? emptyState(this.now());
-      const model = this.find(state, name);
+      const model = this.find(state, name, key);
+      this.assertUnpinnedOrForced(pins, model, options.force);
       return {
         state: { ...state, saved_at: this.now(), models: state.models.filter((m) => m.key !== model.key) },
         result: model.name,
@@ -134,10 +147,18 @@ export class StateFile {
     });
   }
 
+  private assertUnpinnedOrForced(pins: Pins, model: PersistedModel, force: boolean | undefined): void {
+    if (pins.has(model.key) && !force) {
+      throw new ModelPinned(`${model.name} is pinned (always_warm or pinned = true); use --force to remove it`, {
+        details: { model: model.name },
+      });
+    }
+  }
+
   /** The plan a starting server would follow (given models in order, or ranked by a strategy). Loads nothing. */
   async warmupPlan(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupPlanReport> {
     const { state } = await this.inspect();
-    const manager = ModelManager.fromConfig(this.config, this.environment);
+    const manager = this.manager();
     const skipped: WarmupPlanReport["skipped"] = [];
     if (options.models) {
       const plan: string[] = [];
@@ -154,21 +175,21 @@ export class StateFile {
     const descriptors = await manager.list().catch(() => [] as ModelDescriptor[]);
     const byKey = new Map(descriptors.map((d) => [d.key, d]));
     const saved = new Map((state?.models ?? []).map((m) => [m.key, m]));
-    const pinnedKeys = await this.pinnedKeys(manager);
+    const pins = await Pins.resolve(this.config.cache, (name) => manager.resolve(name), state?.models ?? []);
     const candidates = [];
-    for (const key of new Set([...saved.keys(), ...pinnedKeys.keys()])) {
+    for (const key of new Set([...saved.keys(), ...pins.keys()])) {
       const descriptor = byKey.get(key);
       const model = saved.get(key) ?? null;
       if (!descriptor) {
         skipped.push({ name: model?.name ?? key, reason: "model file not found" });
         continue;
       }
-      const changed = model !== null && (model.fingerprint.size !== descriptor.fingerprint.size || model.fingerprint.mtimeMs !== descriptor.fingerprint.mtimeMs);
+      const changed = model !== null && !sameFileVersion(model.fingerprint, descriptor.fingerprint);
       candidates.push(
         warmupCandidateOf(descriptor, model, {
           now: this.now(),
           halfLifeHours: this.config.cache.usage_half_life_hours,
-          alwaysWarmIndex: pinnedKeys.get(key) ?? null,
+          alwaysWarmIndex: pins.alwaysWarmIndex(key),
           estimateBytes: model?.metadata.memory_bytes ?? (await manager.estimateMemory(descriptor, this.config.backend).catch(() => 0)),
           fileChanged: changed,
         }),
@@ -185,39 +206,23 @@ export class StateFile {
     return { strategy, plan: ranked.plan.map((c) => c.name), skipped: [...skipped, ...ranked.skipped] };
   }
 
-  /** A saved model by name, key, or path relative to the models directory. */
-  private find(state: CacheState, name: string): PersistedModel {
+  /** The key a name resolves to, as a server would resolve it (null when no file answers to it now). */
+  private async keyOf(name: string): Promise<string | null> {
+    return this.manager()
+      .resolve(name)
+      .then((d) => d.key)
+      .catch(() => null);
+  }
+
+  /** A saved model by the key the name resolves to, or by its saved name, key, or path relative to the models directory. */
+  private find(state: CacheState, name: string, resolvedKey: string | null): PersistedModel {
     const asPath = resolvePath(this.config.models_dir, name);
-    const model = state.models.find((m) => m.name === name || m.key === name || m.key === asPath);
+    const model = state.models.find((m) => m.key === resolvedKey || m.name === name || m.key === name || m.key === asPath);
     if (!model) {
       throw new ModelNotFound(`the cache state ${this.path} has no entry for ${JSON.stringify(name)}`, {
         details: { name, entries: state.models.map((m) => m.name) },
       });
     }
     return model;
-  }
-
-  /** Position in `always_warm` of a saved model (by name or path), Infinity for `pinned = true`, or null. */
-  private alwaysWarmIndex(model: Pick<PersistedModel, "name" | "key">): number | null {
-    const matches = (name: string) => name === model.name || resolvePath(this.config.models_dir, name) === model.key;
-    const index = this.config.cache.always_warm.findIndex(matches);
-    if (index >= 0) return index;
-    const pinned = Object.entries(this.config.cache.models).some(([name, o]) => o.pinned === true && matches(name));
-    return pinned ? Infinity : null;
-  }
-
-  private async pinnedKeys(manager: ModelManager): Promise<Map<string, number>> {
-    const keys = new Map<string, number>();
-    const named = [
-      ...this.config.cache.always_warm.map((name, index) => ({ name, index })),
-      ...Object.entries(this.config.cache.models)
-        .filter(([, o]) => o.pinned === true)
-        .map(([name]) => ({ name, index: Infinity })),
-    ];
-    for (const { name, index } of named) {
-      const descriptor = await manager.resolve(name).catch(() => null);
-      if (descriptor && !keys.has(descriptor.key)) keys.set(descriptor.key, index);
-    }
-    return keys;
   }
 }

@@ -1,51 +1,5 @@
 /**
- * What the server and the live CLI need from a running Inferno: the configuration, model discovery, the model cache and
- * a logger. `createRuntime()` builds the real one; the shapes here are the ModelCache and ModelManager APIs as the
- * server uses them, so server code depends on the contract, not on the classes.
+ * The runtime as the server and the live CLI see it. The shapes are defined by the server (`server/ports.ts`), which
+ * never imports the runtime: `runtime/` → `server/` is the only direction.
  */
-import type { AcquireOptions, CacheEvents, CacheStats, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
-import type { LoadedModel } from "../backends/types.js";
-import type { InfernoConfig } from "../config/schema.js";
-import type { ModelDescriptor } from "../models/types.js";
-
-/** The ModelCache API the server drives (see `src/cache/model-cache.ts`). */
-export interface CacheService {
-  getModel(name: string, options?: AcquireOptions): Promise<LoadedModel>;
-  acquire(name: string, options?: AcquireOptions): Promise<Lease>;
-  withModel<T>(name: string, fn: (model: LoadedModel) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
-  load(name: string, options?: { keepAliveSeconds?: number; signal?: AbortSignal }): Promise<LoadedModelInfo>;
-  evict(name: string): Promise<boolean>;
-  clear(options?: { model?: string; force?: boolean; stats?: boolean }): Promise<string[]>;
-  warmup(options?: { models?: string[]; strategy?: WarmupStrategy }): Promise<WarmupResult>;
-  readonly warmupDone: Promise<WarmupResult>;
-  stats(): CacheStats;
-  loadedModels(): LoadedModelInfo[];
-  saveCache(): Promise<LastSave>;
-  close(): Promise<void>;
-  on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): () => void;
-}
-
-/** Model discovery as the server uses it (`ModelManager` implements it). */
-export interface ModelCatalog {
-  list(): Promise<ModelDescriptor[]>;
-  resolve(name: string): Promise<ModelDescriptor>;
-}
-
-/** Structured logging, pino-shaped: a message with optional fields. */
-export interface Logger {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-  debug(fields: Record<string, unknown>, message: string): void;
-}
-
-/** Reports model load progress (0..1) as backends tell it, e.g. to a progress line on the terminal. */
-export type LoadProgressListener = (name: string, fraction: number) => void;
-
-/** The parts of a runtime that the HTTP app reads. */
-export interface ServerRuntime {
-  readonly config: InfernoConfig;
-  readonly models: ModelCatalog;
-  readonly cache: CacheService;
-  readonly logger: Logger;
-}
+export type * from "../server/ports.js";

@@ -10,7 +10,7 @@ import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { PayloadTooLarge, RouteNotFound, Unauthorized } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
-import type { ServerRuntime } from "../runtime/types.js";
+import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import type { AppContext, AppDeps, AppEnv } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";

@@ -1,8 +1,16 @@
 /** The cache administration routes of SPEC.md: statistics, loaded models, save, clear, warm-up, load and unload. */
 import { Hono } from "hono";
+import { BadRequest } from "../errors/index.js";
 import { type AppDeps, type AppEnv, readJson } from "./context.js";
-import { clampKeepAlive } from "./keep-alive.js";
+import { requestKeepAlive } from "./keep-alive.js";
 import { clearRequestSchema, loadRequestSchema, parseBody, warmupRequestSchema } from "./schemas.js";
+
+/** `?force=true` (also `1`, or the bare `?force`); anything else but `false`/`0` is refused by name. */
+function parseForce(value: string | undefined): boolean {
+  if (value === undefined || value === "false" || value === "0") return false;
+  if (value === "" || value === "true" || value === "1") return true;
+  throw new BadRequest(`force must be true or false, found ${JSON.stringify(value)}`, { details: { param: "force" } });
+}
 
 export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   const { cache } = deps.runtime;
@@ -27,14 +35,14 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
 
   routes.post("/v1/cache/models/:name{.+}/load", async (c) => {
     const body = parseBody(loadRequestSchema, await readJson(c));
-    const keepAliveSeconds =
-      body.keep_alive === undefined ? undefined : clampKeepAlive(body.keep_alive, deps.runtime.config.server);
-    return c.json(await cache.load(c.req.param("name"), { keepAliveSeconds, signal: c.req.raw.signal }));
+    const keepAlive = requestKeepAlive(body.keep_alive, deps.runtime.config.server);
+    return c.json(await cache.load(c.req.param("name"), { keepAlive, signal: c.req.raw.signal }));
   });
 
   routes.delete("/v1/cache/models/:name{.+}", async (c) => {
     const name = c.req.param("name");
-    const unloaded = await cache.evict(name);
+    const force = parseForce(c.req.query("force"));
+    const unloaded = await cache.evict(name, { force });
     return c.json({ name, unloaded });
   });
 

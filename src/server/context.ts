@@ -1,7 +1,7 @@
 /** What every route group gets: the runtime, the admission queue, the lifecycle, metrics; and shared request helpers. */
 import type { Context } from "hono";
 import { BadRequest } from "../errors/index.js";
-import type { ServerRuntime } from "../runtime/types.js";
+import type { ServerRuntime } from "./ports.js";
 import type { AppLifecycle } from "./lifecycle.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";

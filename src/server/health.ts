@@ -6,12 +6,12 @@ export function healthRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   routes.get("/health", (c) => {
-    const stats = deps.runtime.cache.stats();
+    const summary = deps.runtime.cache.summary();
     const body = {
       status: deps.lifecycle.isDraining ? "shutting_down" : "ok",
       version: deps.version,
       uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
-      models_loaded: stats.models_loaded,
+      models_loaded: summary.models_loaded,
       warmup: deps.warmup.state,
       requests_running: deps.queue.runningCount,
       requests_waiting: deps.queue.waitingCount,

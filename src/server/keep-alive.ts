@@ -1,14 +1,15 @@
 /**
  * `keep_alive` on requests, as Ollama spells it: a duration string (`"5m"`, `"90s"`, `"1h30m"`, `"500ms"`), a number of
  * seconds (`300`, also as a string), a negative value for "keep loaded forever", or `0` for "unload after this request".
- * The result is the `keepAliveSeconds` of the cache's AcquireOptions, clamped to the server's bounds.
+ * The result is the cache's one `KeepAlive` type (`"forever"` or `{ afterSeconds }`), produced by the request schemas'
+ * single zod transform and clamped to the server's bounds by `clampKeepAlive` alone.
  */
+import type { KeepAlive } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
 
-/** Whole seconds; -1 = forever, 0 = unload as soon as the last lease ends. */
-export type KeepAliveSeconds = number;
+export type { KeepAlive };
 
-export const KEEP_ALIVE_FOREVER: KeepAliveSeconds = -1;
+export const KEEP_ALIVE_FOREVER = "forever" as const;
 
 const UNIT_SECONDS: Record<string, number> = {
   ns: 1e-9,
@@ -27,11 +28,11 @@ const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 /** Why a keep_alive value was refused; the caller names the field. */
 export class KeepAliveSyntaxError extends Error {}
 
-/** Seconds from a number of seconds: negative means forever; fractions round up so "0.5" does not mean "unload now". */
-function fromSeconds(seconds: number): KeepAliveSeconds {
+/** From a number of seconds: negative means forever; fractions round up so "0.5" does not mean "unload now". */
+function fromSeconds(seconds: number): KeepAlive {
   if (!Number.isFinite(seconds)) throw new KeepAliveSyntaxError(`expected a finite number of seconds, found ${seconds}`);
   if (seconds < 0) return KEEP_ALIVE_FOREVER;
-  return Math.ceil(seconds);
+  return { afterSeconds: Math.ceil(seconds) };
 }
 
 function parseDuration(text: string): number {
@@ -47,7 +48,7 @@ function parseDuration(text: string): number {
 }
 
 /** Parses a request's `keep_alive`. Throws KeepAliveSyntaxError for anything else. */
-export function parseKeepAlive(value: string | number): KeepAliveSeconds {
+export function parseKeepAlive(value: string | number): KeepAlive {
   if (typeof value === "number") return fromSeconds(value);
   const text = value.trim();
   if (NUMBER.test(text)) return fromSeconds(Number(text));
@@ -56,11 +57,19 @@ export function parseKeepAlive(value: string | number): KeepAliveSeconds {
 
 /** Applies `keep_alive_min_seconds` / `keep_alive_max_seconds` (0 = no upper bound); forever becomes the maximum. */
 export function clampKeepAlive(
-  seconds: KeepAliveSeconds,
+  keepAlive: KeepAlive,
   bounds: Pick<ServerConfig, "keep_alive_min_seconds" | "keep_alive_max_seconds">,
-): KeepAliveSeconds {
+): KeepAlive {
   const { keep_alive_min_seconds: min, keep_alive_max_seconds: max } = bounds;
-  if (seconds === KEEP_ALIVE_FOREVER) return max > 0 ? max : KEEP_ALIVE_FOREVER;
-  const atLeast = Math.max(seconds, min);
-  return max > 0 ? Math.min(atLeast, max) : atLeast;
+  if (keepAlive === KEEP_ALIVE_FOREVER) return max > 0 ? { afterSeconds: max } : KEEP_ALIVE_FOREVER;
+  const atLeast = Math.max(keepAlive.afterSeconds, min);
+  return { afterSeconds: max > 0 ? Math.min(atLeast, max) : atLeast };
+}
+
+/** A request's optional `keep_alive` as the cache takes it: clamped, or undefined when the request gave none. */
+export function requestKeepAlive(
+  keepAlive: KeepAlive | undefined,
+  bounds: Pick<ServerConfig, "keep_alive_min_seconds" | "keep_alive_max_seconds">,
+): KeepAlive | undefined {
+  return keepAlive === undefined ? undefined : clampKeepAlive(keepAlive, bounds);
 }

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { EVICTION_REASONS } from "../cache/types.js";
-import type { CacheService } from "../runtime/types.js";
+import type { CacheService } from "./ports.js";
 
 /** Load durations span tiny test models (milliseconds) to large GGUF files (minutes). */
 const LOAD_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -33,6 +33,16 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
 
   const hits = new Counter({ name: "inferno_cache_hits_total", help: "Model requests served by a loaded model.", registers });
   const misses = new Counter({ name: "inferno_cache_misses_total", help: "Model requests that needed a load.", registers });
+  const coalesced = new Counter({
+    name: "inferno_cache_coalesced_total",
+    help: "Model requests that joined a load already in flight (neither hits nor misses).",
+    registers,
+  });
+  const unknown = new Counter({
+    name: "inferno_cache_unknown_model_requests_total",
+    help: "Model requests naming no model (not counted as misses).",
+    registers,
+  });
   const loads = new Counter({ name: "inferno_cache_loads_total", help: "Models loaded.", registers });
   const loadFailures = new Counter({ name: "inferno_cache_load_failures_total", help: "Model loads that failed.", registers });
   const evictions = new Counter({
@@ -58,10 +68,10 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
         this.set(read());
       },
     });
-  gauge("inferno_cache_memory_bytes", "Memory held by loaded models.", () => cache.stats().memory_bytes);
-  gauge("inferno_cache_memory_limit_bytes", "The cache's memory budget (0 = unlimited).", () => cache.stats().memory_limit_bytes);
-  gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.stats().models_loaded);
-  gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.stats().max_cached_models);
+  gauge("inferno_cache_memory_bytes", "Memory held by loaded models.", () => cache.summary().memory_bytes);
+  gauge("inferno_cache_memory_limit_bytes", "The cache's memory budget (0 = unlimited).", () => cache.summary().memory_limit_bytes);
+  gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.summary().models_loaded);
+  gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.summary().max_cached_models);
   gauge("inferno_requests_running", "Model requests holding a queue slot.", () => queue.runningCount);
   gauge("inferno_requests_waiting", "Model requests waiting for a slot (bounded by server.max_queue).", () => queue.waitingCount);
 
@@ -88,6 +98,8 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
   const unsubscribe = [
     cache.on("hit", () => hits.inc()),
     cache.on("miss", () => misses.inc()),
+    cache.on("coalesced", () => coalesced.inc()),
+    cache.on("unknown_model", () => unknown.inc()),
     cache.on("load", ({ durationMs }) => {
       loads.inc();
       loadSeconds.observe(durationMs / 1000);

@@ -78,7 +78,7 @@ function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
 
 async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(chatRequestSchema, await readJson(c));
-  const session = await openSession(c, deps, body.model, body.keep_alive);
+  const session = await openSession(c, deps, body.model, body.keep_alive, "chat completions");
   const model = textModelOf(session, "chat completions");
   const id = newId("chatcmpl");
   const created = unixSeconds();
@@ -175,7 +175,7 @@ async function streamCompletions(
 
 async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(completionRequestSchema, await readJson(c));
-  const session = await openSession(c, deps, body.model, body.keep_alive);
+  const session = await openSession(c, deps, body.model, body.keep_alive, "text completions");
   const model = textModelOf(session, "text completions");
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
   const meta = {
@@ -214,7 +214,7 @@ function base64Vector(vector: number[]): string {
 
 async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(embeddingRequestSchema, await readJson(c));
-  const session = await openSession(c, deps, body.model, body.keep_alive);
+  const session = await openSession(c, deps, body.model, body.keep_alive, "embeddings");
   const model = textModelOf(session, "embeddings");
   const inputs = typeof body.input === "string" ? [body.input] : body.input;
   const result = await within(session, () => model.embed(inputs, session.signal));

@@ -9,7 +9,7 @@ import type { Lease } from "../cache/types.js";
 import { ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
 import { type AppContext, type AppDeps, requestSignal } from "./context.js";
 import { mapError } from "./errors.js";
-import { clampKeepAlive, type KeepAliveSeconds } from "./keep-alive.js";
+import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 
 export interface ModelSession {
   readonly lease: Lease;
@@ -19,20 +19,28 @@ export interface ModelSession {
   end(): void;
 }
 
-/** Waits for a queue slot, then leases the model (loading it if needed). */
+/**
+ * Waits for a queue slot, then leases the model (loading it if needed). `task` names what the request does with it:
+ * a model that cannot (a tensor model asked for chat) is refused before anything is loaded or evicted.
+ */
 export async function openSession(
   c: AppContext,
   deps: AppDeps,
   modelName: string,
-  keepAlive: KeepAliveSeconds | undefined,
+  keepAlive: KeepAlive | undefined,
+  task: string,
 ): Promise<ModelSession> {
   if (deps.lifecycle.isDraining) throw new ShuttingDown("the server is shutting down and takes no new requests");
   const signal = requestSignal(c, deps.lifecycle);
   const slot = await deps.queue.enter(signal);
   let lease: Lease;
   try {
-    const keepAliveSeconds = keepAlive === undefined ? undefined : clampKeepAlive(keepAlive, deps.runtime.config.server);
-    lease = await deps.runtime.cache.acquire(modelName, { keepAliveSeconds, signal });
+    lease = await deps.runtime.cache.acquire(modelName, {
+      keepAlive: requestKeepAlive(keepAlive, deps.runtime.config.server),
+      signal,
+      capability: "text",
+      task,
+    });
   } catch (error) {
     slot.release();
     throw error;

@@ -13,6 +13,8 @@ const current: CacheState = {
     loads: 2,
     load_failures: 1,
     warmups: 0,
+    unknown_model_requests: 0,
+    coalesced: 0,
     evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1 },
   },
   models: [
@@ -64,8 +66,16 @@ describe("state codec", () => {
     ["another format", { format: "other", schema_version: 1 }, /does not start with the "inferno-cache-state" header/],
     ["no header", [1, 2, 3], /header/],
     ["a bad field", { ...current, format: "inferno-cache-state", schema_version: 2, counters: { ...current.counters, hits: -1 } }, /malformed at counters\.hits/],
-    ["an unknown eviction reason missing", { format: "inferno-cache-state", schema_version: 2, saved_at: 1, counters: { hits: 0, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: {} }, models: [] }, /malformed at counters\.evictions/],
+    ["an eviction count that is not a count", { format: "inferno-cache-state", schema_version: 2, saved_at: 1, counters: { hits: 0, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: { ttl: "x" } }, models: [] }, /malformed at counters\.evictions\.ttl/],
   ];
+  it("reads counters added later (a new eviction reason, unknown_model_requests, coalesced) as 0 from older files", () => {
+    const older = { format: "inferno-cache-state", schema_version: 2, saved_at: 1, counters: { hits: 1, misses: 0, loads: 0, load_failures: 0, warmups: 0, evictions: { ttl: 2 } }, models: [] };
+    const state = decodeState(encode(older));
+    assert.equal(state.counters.evictions.ttl, 2);
+    assert.equal(state.counters.evictions.manual, 0);
+    assert.equal(state.counters.unknown_model_requests, 0);
+    assert.equal(state.counters.coalesced, 0);
+  });
   for (const [name, document, message] of refused) {
     it(`refuses ${name} with StateCorrupt`, () => {
       assert.throws(() => decodeState(encode(document)), (e: { code: string; message: string }) => {

@@ -9,8 +9,14 @@ import { backendSchema } from "../../src/config/schema.js";
 import { cacheConfig, harness, MemoryStateStore, MIB } from "../helpers/cache-harness.js";
 import { FakeModelSource } from "../helpers/fake-models.js";
 
+/** An evict event's identity and reason (its idle and resident seconds are checked where they matter). */
+function reasonOf(payload: unknown): { name: string; key: string; reason: string } {
+  const { name, key, reason } = payload as CacheEvents["evict"];
+  return { name, key, reason };
+}
+
 describe("single flight (one model, one entry, one load)", () => {
-  it("20 concurrent misses share one load; the next request is a hit", async () => {
+  it("20 concurrent requests share one load: one miss, 19 coalesced; the next request is a hit", async () => {
     const { cache, clock, backend } = await harness({ defaults: { loadMs: 2000 } });
     const all = Promise.all(Array.from({ length: 20 }, () => cache.getModel("a.gguf")));
     const models = await clock.run(all);
@@ -18,7 +24,8 @@ describe("single flight (one model, one entry, one load)", () => {
     assert.ok(models.every((m) => m === models[0]));
     await cache.getModel("a.gguf");
     const stats = cache.stats();
-    assert.deepEqual([stats.misses, stats.hits, stats.loads], [20, 1, 1]);
+    assert.deepEqual([stats.misses, stats.coalesced, stats.hits, stats.loads], [1, 19, 1, 1]);
+    assert.equal(stats.hit_rate, 0.5, "coalesced requests count neither as hits nor as misses");
     assert.equal(stats.models[0]?.requests, 21);
   });
 
@@ -55,11 +62,15 @@ describe("single flight (one model, one entry, one load)", () => {
     assert.equal(backend.counts.loaded, 1);
   });
 
-  it("counts a miss even when the name does not resolve", async () => {
+  it("a name that resolves to no model counts as unknown_model_requests, not as a miss", async () => {
     const { cache, events } = await harness();
     await assert.rejects(cache.getModel("nope.gguf"), { code: "model_not_found" });
-    assert.equal(cache.stats().misses, 1);
-    assert.deepEqual(events.filter((e) => e.event === "miss"), [{ event: "miss", payload: { name: "nope.gguf", key: null } }]);
+    await assert.rejects(cache.acquire("nope.gguf"), { code: "model_not_found" });
+    assert.equal(cache.stats().misses, 0);
+    assert.equal(cache.stats().unknown_model_requests, 2);
+    assert.equal(cache.stats().hit_rate, 0);
+    assert.deepEqual(events.filter((e) => e.event === "miss"), []);
+    assert.deepEqual(events.filter((e) => e.event === "unknown_model")[0], { event: "unknown_model", payload: { name: "nope.gguf", code: "model_not_found" } });
   });
 
   it("a request that gives up (abort) does not cancel the shared load", async () => {
@@ -93,7 +104,7 @@ describe("leases", () => {
     const bLease = await clock.run(b);
     assert.equal(a.model.disposed, true);
     assert.deepEqual(
-      events.filter((e) => e.event === "evict").map((e) => e.payload),
+      events.filter((e) => e.event === "evict").map((e) => reasonOf(e.payload)),
       [{ name: "a.gguf", key: "/models/a.gguf", reason: "capacity_count" }],
     );
     bLease.release();
@@ -128,21 +139,21 @@ describe("leases", () => {
 
   it("keep_alive per request: -1 forever, 0 at once, N seconds; it replaces the TTL until the next one", async () => {
     const { cache, clock } = await harness({ cache: { model_ttl_seconds: 60 } });
-    (await clock.run(cache.acquire("a.gguf", { keepAliveSeconds: -1 }))).release();
+    (await clock.run(cache.acquire("a.gguf", { keepAlive: "forever" }))).release();
     await clock.advance(10 * 3600_000);
     assert.equal(cache.loadedModels().length, 1);
     (await cache.acquire("a.gguf")).release();
     await clock.advance(10 * 3600_000);
     assert.equal(cache.loadedModels().length, 1, "the -1 still holds: no new keep_alive was given");
-    (await cache.acquire("a.gguf", { keepAliveSeconds: 5 })).release();
+    (await cache.acquire("a.gguf", { keepAlive: { afterSeconds: 5 } })).release();
     await clock.advance(5000);
     assert.equal(cache.loadedModels().length, 0);
-    const lease = await clock.run(cache.acquire("b.gguf", { keepAliveSeconds: 0 }));
+    const lease = await clock.run(cache.acquire("b.gguf", { keepAlive: { afterSeconds: 0 } }));
     assert.equal(cache.loadedModels().length, 1);
     lease.release();
     await clock.advance(0);
     assert.equal(cache.loadedModels().length, 0);
-    await assert.rejects(cache.acquire("a.gguf", { keepAliveSeconds: -5 }), { code: "bad_request" });
+    await assert.rejects(cache.acquire("a.gguf", { keepAlive: { afterSeconds: -5 } }), { code: "bad_request" });
   });
 
   it("a per-model ttl_seconds override applies to that model only", async () => {
@@ -200,7 +211,7 @@ describe("limits", () => {
     assert.ok(stats.memory_bytes <= stats.memory_limit_bytes);
     assert.ok(stats.models_loaded <= stats.max_cached_models);
     assert.deepEqual(
-      events.filter((e) => e.event === "evict").map((e) => e.payload),
+      events.filter((e) => e.event === "evict").map((e) => reasonOf(e.payload)),
       [
         { name: "a.gguf", key: "/models/a.gguf", reason: "capacity_memory" },
         { name: "b.gguf", key: "/models/b.gguf", reason: "capacity_memory" },
@@ -386,15 +397,19 @@ describe("statistics", () => {
     assert.deepEqual(Object.keys(stats).sort(), [
       "evictions", "hit_rate", "hits", "last_save", "load_failures", "loads", "max_cached_models", "memory_bytes",
       "memory_limit_bytes", "misses", "models", "models_loaded", "state_file", "unsaved_changes", "warmups",
-    ]);
+      "unknown_model_requests", "coalesced",
+    ].sort());
+    // SPEC order: the fields added in the second round come after the existing ones.
+    assert.deepEqual(Object.keys(stats).slice(-3), ["models", "unknown_model_requests", "coalesced"]);
     assert.deepEqual(Object.keys(stats.evictions), ["capacity_count", "capacity_memory", "ttl", "manual", "file_changed", "clear", "shutdown"]);
     assert.deepEqual(Object.keys(stats.last_save).sort(), ["at", "bytes", "duration_ms", "error", "ok"]);
     const model = stats.models[0];
     assert.ok(model);
     assert.deepEqual(Object.keys(model).sort(), [
       "avg_load_ms", "expires_at", "frequency_per_hour", "hits", "key", "last_used", "loaded", "loads", "memory_bytes",
-      "misses", "name", "p95_load_ms", "pinned", "priority", "requests",
-    ]);
+      "misses", "name", "p95_load_ms", "pinned", "priority", "requests", "missing",
+    ].sort());
+    assert.equal(Object.keys(model).at(-1), "missing");
     assert.equal(model.loads, 3);
     assert.equal(model.avg_load_ms, 100);
     assert.equal(model.p95_load_ms, 100);
@@ -529,7 +544,7 @@ describe("loading details", () => {
 
   it("load() preloads without counting a request, sets keep-alive and reports the model", async () => {
     const { cache, clock } = await harness({ behaviours: { "a.gguf": { memoryBytes: 3 * MIB, loadMs: 250 } } });
-    const info = await clock.run(cache.load("a.gguf", { keepAliveSeconds: 30 }));
+    const info = await clock.run(cache.load("a.gguf", { keepAlive: { afterSeconds: 30 } }));
     assert.deepEqual(
       { ...info, last_used: null },
       {
@@ -584,7 +599,7 @@ describe("loading details", () => {
 
   it("keeps the restore result for callers that subscribe after create", async () => {
     const { cache } = await harness();
-    assert.deepEqual(cache.restored, { models: 0, warning: null });
+    assert.deepEqual(cache.restored, { models: 0, missing: 0, warning: null });
   });
 });
 

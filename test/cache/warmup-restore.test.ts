@@ -35,7 +35,7 @@ function saved(name: string, usage: { requests: number; lastUsedHoursAgo: number
 
 function state(models: PersistedModel[]): CacheState {
   const evictions = Object.fromEntries(EVICTION_REASONS.map((r) => [r, 1])) as CacheState["counters"]["evictions"];
-  return { saved_at: clockStart - HOUR, counters: { hits: 40, misses: 9, loads: 9, load_failures: 2, evictions, warmups: 3 }, models };
+  return { saved_at: clockStart - HOUR, counters: { hits: 40, misses: 9, loads: 9, load_failures: 2, evictions, warmups: 3, unknown_model_requests: 0, coalesced: 0 }, models };
 }
 
 const history = state([
@@ -63,14 +63,16 @@ describe("restore", () => {
     assert.equal(store.loads, 1);
   });
 
-  it("drops models whose file is gone; a changed file keeps its statistics, takes the new fingerprint and is not warmed", async () => {
+  it("keeps a missing model's statistics marked missing; a changed file keeps its statistics, takes the new fingerprint and is not warmed", async () => {
     const source = new FakeModelSource(["a.gguf", "b.gguf", "c.gguf", "d.gguf"]);
     source.touch("a.gguf");
     source.remove("c.gguf");
     const store = new MemoryStateStore(history);
     const { cache, clock } = await harness({ store, source, cache: { enable_warmup: true, warmup_strategy: "usage" } });
     const warm = await clock.run(cache.warmupDone);
-    assert.deepEqual(cache.stats().models.map((m) => m.name), ["a.gguf", "b.gguf", "d.gguf"]);
+    assert.deepEqual(cache.stats().models.map((m) => [m.name, m.missing]), [["a.gguf", false], ["b.gguf", false], ["c.gguf", true], ["d.gguf", false]]);
+    assert.equal(cache.stats().models[2]?.requests, 5, "the missing model's history is intact");
+    assert.deepEqual(cache.restored, { models: 4, missing: 1, warning: null });
     assert.equal(cache.stats().models[0]?.requests, 30);
     assert.deepEqual(warm.loaded, ["b.gguf"]);
     assert.ok(warm.skipped.some((s) => s.name === "a.gguf" && s.reason === "file changed since last use"));

@@ -1,4 +1,5 @@
 /** `inferno cache …` in file mode (no server): on a real state file and a real models directory. */
+import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import assert from "node:assert/strict";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -35,11 +36,11 @@ async function setup(t: TestContext) {
   const evictions = Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as CacheState["counters"]["evictions"];
   const state: CacheState = {
     saved_at: now - HOUR,
-    counters: { hits: 12, misses: 3, loads: 3, load_failures: 0, evictions: { ...evictions, ttl: 2 }, warmups: 1 },
+    counters: { hits: 12, misses: 3, loads: 3, load_failures: 0, evictions: { ...evictions, ttl: 2 }, warmups: 1, unknown_model_requests: 0, coalesced: 0 },
     models: [await entry("a.gguf", 10, 1), await entry("b.gguf", 4, 0.1), await entry("c.gguf", 1, 2)],
   };
   const store = new FileStateStore(cacheDir);
-  await store.save(state);
+  await store.save(replacingDelta(state));
   const run = (args: string[], extra: Record<string, string> = {}) => sandbox.run(args, { ...env, ...extra });
   return { run, store, dir, cacheDir };
 }

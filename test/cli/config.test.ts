@@ -340,3 +340,12 @@ test("the real entry point runs end to end in its own process", async (t) => {
   );
   assert.equal(stdout, "9123\n");
 });
+
+test("more pins than max_cached_models: config validate exits 2 naming both keys", async (t) => {
+  const s = await cliSandbox(t);
+  await writeFile(s.localFile, '[cache]\nmax_cached_models = 1\nalways_warm = ["a.gguf", "b.gguf"]\n');
+  const result = await s.run(["config", "validate"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /cache\.always_warm/);
+  assert.match(result.stderr, /cache\.max_cached_models is 1/);
+});

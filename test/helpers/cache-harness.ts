@@ -3,14 +3,18 @@ import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js
 import { ManualClock } from "../../src/cache/clock.js";
 import { type CacheLogger, ModelCache } from "../../src/cache/model-cache.js";
 import { decodeState, encodeState } from "../../src/cache/persistence/codec.js";
-import type { CacheState, RestoreResult, StateStore } from "../../src/cache/persistence/types.js";
+import { mergeDelta } from "../../src/cache/persistence/merge.js";
+import type { CacheState, RestoreResult, StateDelta, StateStore } from "../../src/cache/persistence/types.js";
 import type { CacheEvents } from "../../src/cache/types.js";
 import { backendSchema, type CacheConfig, cacheSchema } from "../../src/config/schema.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
 
 export const MIB = 1024 * 1024;
 
-/** A state store in memory that goes through the real codec, and remembers when it was used. */
+/**
+ * A state store in memory that goes through the real codec and the real merge ("merge my delta"), and remembers when it
+ * was used. Two caches given one store share it like two processes sharing a `cache_dir`.
+ */
 export class MemoryStateStore implements StateStore {
   readonly path = "memory:cache_state";
   bytes: Uint8Array | null = null;
@@ -24,10 +28,10 @@ export class MemoryStateStore implements StateStore {
     this.loads++;
     return { state: this.bytes ? decodeState(this.bytes) : null, warning: null };
   }
-  async save(state: CacheState): Promise<{ bytes: number }> {
+  async save(delta: StateDelta): Promise<{ bytes: number }> {
     if (this.failSaves) throw new Error("disk full");
     this.saves++;
-    this.bytes = encodeState(state);
+    this.bytes = encodeState(mergeDelta(this.state, delta));
     return { bytes: this.bytes.length };
   }
   get state(): CacheState | null {
@@ -83,8 +87,9 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
     busyWaitMs: options.busyWaitMs ?? 10_000,
   });
   const events: Harness["events"] = [];
-  for (const event of ["hit", "miss", "load", "load_failed", "evict", "save", "restore", "warmup"] as const) {
-    cache.on(event, (payload) => events.push({ event, payload }));
-  }
+  cache.onAny(({ type, ...payload }) => {
+    // Load progress is noise for scenario tests; the load itself is recorded.
+    if (type !== "loading") events.push({ event: type, payload });
+  });
   return { cache, clock, backend, source, logger, events };
 }

@@ -13,8 +13,12 @@ export interface FakeModelSpec {
 }
 
 export class FakeModelSource implements ModelSource {
-  readonly calls = { resolve: 0, fingerprint: 0, estimate: 0, list: 0 };
+  readonly calls = { resolve: 0, lookup: 0, fingerprint: 0, estimate: 0, list: 0 };
+  /** Whether the models folder is there (`available()`); false simulates an unmounted folder. */
+  folderPresent = true;
   private readonly models = new Map<string, { descriptor: ModelDescriptor; estimate: Bytes; exists: boolean }>();
+  /** The same records by bare name (the common spelling, looked up without building a key). */
+  private readonly byName = new Map<string, { descriptor: ModelDescriptor; estimate: Bytes; exists: boolean }>();
 
   constructor(specs: Array<FakeModelSpec | string>, private readonly root = "/models") {
     for (const spec of specs) this.add(typeof spec === "string" ? { name: spec } : spec);
@@ -29,36 +33,53 @@ export class FakeModelSource implements ModelSource {
       format: spec.name.endsWith(".onnx") ? "onnx" : "gguf",
       fingerprint: { size: spec.size ?? 1000, mtimeMs: Date.UTC(2025, 0, 1) },
     };
-    this.models.set(key, { descriptor, estimate: spec.estimateBytes ?? 1024 * 1024, exists: true });
+    const record = { descriptor, estimate: spec.estimateBytes ?? 1024 * 1024, exists: true };
+    this.models.set(key, record);
+    this.byName.set(spec.name, record);
     return descriptor;
   }
 
   /** Simulates rewriting the file: size and mtime change. */
   touch(name: string): void {
-    const model = this.byName(name);
+    const model = this.record(name);
     const { size, mtimeMs } = model.descriptor.fingerprint;
     model.descriptor = { ...model.descriptor, fingerprint: { size: size + 1, mtimeMs: mtimeMs + 1000 } };
   }
 
   remove(name: string): void {
-    this.byName(name).exists = false;
+    this.record(name).exists = false;
   }
 
   setEstimate(name: string, bytes: Bytes): void {
-    this.byName(name).estimate = bytes;
+    this.record(name).estimate = bytes;
   }
 
   key(name: string): string {
-    return this.byName(name).descriptor.key;
+    return this.record(name).descriptor.key;
   }
 
   async resolve(name: string): Promise<ModelDescriptor> {
     this.calls.resolve++;
+    const descriptor = this.find(name);
+    if (!descriptor) throw new ModelNotFound(`no model named ${JSON.stringify(name)}`);
+    return descriptor;
+  }
+
+  /** Like resolve, without awaiting (the cache's synchronous hit path). */
+  lookup(name: string): ModelDescriptor | undefined {
+    this.calls.lookup++;
+    return this.find(name);
+  }
+
+  async available(): Promise<boolean> {
+    return this.folderPresent;
+  }
+
+  private find(name: string): ModelDescriptor | undefined {
+    if (!this.folderPresent) return undefined;
     // Every spelling of one file resolves to the same key: bare name, `./name` or the absolute path.
-    const key = name.startsWith("/") ? name : `${this.root}/${name.replace(/^\.\//, "")}`;
-    const model = this.models.get(key);
-    if (!model?.exists) throw new ModelNotFound(`no model named ${JSON.stringify(name)}`);
-    return model.descriptor;
+    const model = this.byName.get(name) ?? this.models.get(name.startsWith("/") ? name : `${this.root}/${name.replace(/^\.\//, "")}`);
+    return model?.exists ? model.descriptor : undefined;
   }
 
   async list(): Promise<ModelDescriptor[]> {
@@ -69,7 +90,7 @@ export class FakeModelSource implements ModelSource {
   async fingerprint(key: string): Promise<Fingerprint | null> {
     this.calls.fingerprint++;
     const model = this.models.get(key);
-    return model?.exists ? model.descriptor.fingerprint : null;
+    return model?.exists && this.folderPresent ? model.descriptor.fingerprint : null;
   }
 
   async estimateMemory(model: ModelDescriptor): Promise<Bytes> {
@@ -77,7 +98,7 @@ export class FakeModelSource implements ModelSource {
     return this.models.get(model.key)?.estimate ?? 0;
   }
 
-  private byName(name: string) {
+  private record(name: string) {
     const model = this.models.get(`${this.root}/${name}`);
     if (!model) throw new Error(`FakeModelSource: no model ${name}`);
     return model;

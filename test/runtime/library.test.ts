@@ -65,11 +65,11 @@ it("ModelCache.new(…, { metrics }): listeners given at creation receive the st
       hit: (e) => seen.push(["hit", e.name]),
     },
   });
-  assert.deepEqual(seen[0], ["restore", { models: 1, warning: null }], "the restore ran inside new(), before it resolved");
+  assert.deepEqual(seen[0], ["restore", { models: 1, missing: 0, warning: null }], "the restore ran inside new(), before it resolved");
   await clock.run(second.warmupDone);
   await second.getModel("a.gguf");
   assert.deepEqual(seen, [
-    ["restore", { models: 1, warning: null }],
+    ["restore", { models: 1, missing: 0, warning: null }],
     ["load", "a.gguf"],
     ["warmup", ["a.gguf"]],
     ["hit", "a.gguf"],
@@ -83,8 +83,40 @@ it("ModelCache.new(…, { metrics }) refuses an event name that does not exist, 
     ModelCache.new(cacheConfig(), backendSchema.parse({}), new FakeModelSource([]), { backends: {}, store: null, metrics }),
     (e: { code: string; message: string }) => {
       assert.equal(e.code, "bad_request");
-      assert.match(e.message, /no cache event "loaded"; expected one of restore, warmup, miss, hit, load, load_failed, evict, save/);
+      assert.match(e.message, /no cache event "loaded"; expected one of restore, pinned, warmup, unknown_model, miss, coalesced, hit, loading, load, load_failed, expired, evict, save/);
       return true;
     },
   );
+});
+
+it("ModelCache.new(cache, backend, manager, listeners): the seed's call shape — a listener object as the 4th argument — fires", async () => {
+  const source = new FakeModelSource(["a.gguf"]);
+  const seen: string[] = [];
+  const cache = await ModelCache.new(cacheConfig({ persist_cache: false }), backendSchema.parse({}), source, {
+    miss: (e) => seen.push(`miss ${e.name}`),
+    load: (e) => seen.push(`load ${e.name}`),
+    hit: (e) => seen.push(`hit ${e.name}`),
+    evict: (e) => seen.push(`evict ${e.name} ${e.reason}`),
+  });
+  // The real backends were created for this cache (no backends option): the fake source's model is not a real file,
+  // so only what needs no load is exercised here; the listener object itself must have been subscribed.
+  await assert.rejects(cache.getModel("a.gguf"));
+  assert.deepEqual(seen, ["miss a.gguf"]);
+  await cache.close();
+});
+
+it("ModelCache.new refuses a misspelt key in the 4th argument, options or listeners, naming it and the known ones", async () => {
+  const source = new FakeModelSource([]);
+  const misspelt = [{ backend: {} }, { hits: () => {} }, { store: null, hit: () => {} }];
+  for (const argument of misspelt) {
+    await assert.rejects(
+      ModelCache.new(cacheConfig(), backendSchema.parse({}), source, argument as unknown as ModelCacheOptions),
+      (e: { code: string; message: string }) => {
+        assert.equal(e.code, "bad_request");
+        assert.match(e.message, /ModelCache\.new: (unknown key "(backend|hits)"|the fourth argument mixes)/);
+        if (!("store" in argument)) assert.match(e.message, /options are backends, store, logger, clock, systemMemoryBytes, metrics; listeners are restore/);
+        return true;
+      },
+    );
+  }
 });

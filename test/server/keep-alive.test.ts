@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clampKeepAlive, KEEP_ALIVE_FOREVER, KeepAliveSyntaxError, parseKeepAlive } from "../../src/server/keep-alive.js";
+import { clampKeepAlive, type KeepAlive, KeepAliveSyntaxError, parseKeepAlive } from "../../src/server/keep-alive.js";
+
+/** The tables below read as seconds, -1 for forever. */
+const KEEP_ALIVE_FOREVER = -1;
+const seconds = (k: KeepAlive): number => (k === "forever" ? KEEP_ALIVE_FOREVER : k.afterSeconds);
+const keepAlive = (n: number): KeepAlive => (n === KEEP_ALIVE_FOREVER ? "forever" : { afterSeconds: n });
 
 describe("parseKeepAlive", () => {
   const cases: Array<[string | number, number]> = [
@@ -22,7 +27,7 @@ describe("parseKeepAlive", () => {
     [-0.5, KEEP_ALIVE_FOREVER],
   ];
   for (const [input, expected] of cases) {
-    it(`${JSON.stringify(input)} → ${expected}`, () => assert.equal(parseKeepAlive(input), expected));
+    it(`${JSON.stringify(input)} → ${expected}`, () => assert.equal(seconds(parseKeepAlive(input)), expected));
   }
 
   for (const bad of ["", "5 minutes", "m", "5x", "1h-30m", "abc", "--1"]) {
@@ -50,9 +55,9 @@ describe("clampKeepAlive", () => {
     [900, 30, 600, 600],
     [300, 30, 600, 300],
   ];
-  for (const [seconds, min, max, expected] of cases) {
-    it(`${seconds} within [${min}, ${max || "∞"}] → ${expected}`, () => {
-      assert.equal(clampKeepAlive(seconds, { keep_alive_min_seconds: min, keep_alive_max_seconds: max }), expected);
+  for (const [value, min, max, expected] of cases) {
+    it(`${value} within [${min}, ${max || "∞"}] → ${expected}`, () => {
+      assert.equal(seconds(clampKeepAlive(keepAlive(value), { keep_alive_min_seconds: min, keep_alive_max_seconds: max })), expected);
     });
   }
 });

@@ -47,7 +47,7 @@ describe("request bodies: a 400 names the field", () => {
     });
   }
 
-  it("accepts OpenAI's optional fields and converts keep_alive to seconds", () => {
+  it("accepts OpenAI's optional fields and parses keep_alive into the one KeepAlive type", () => {
     const body = parseBody(chatRequestSchema, {
       ...chat,
       messages: [{ role: "developer", content: [{ type: "text", text: "be brief" }] }, ...chat.messages],
@@ -59,7 +59,7 @@ describe("request bodies: a 400 names the field", () => {
       user: "someone",
       keep_alive: "5m",
     });
-    assert.equal(body.keep_alive, 300);
+    assert.deepEqual(body.keep_alive, { afterSeconds: 300 });
     assert.equal(body.max_completion_tokens, 5);
   });
 

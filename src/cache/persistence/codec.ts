@@ -43,17 +43,31 @@ const modelV2 = z.object({
   }),
   priority: z.number().nonnegative(),
   pinned: z.boolean(),
+  // Added within version 2 (missing models kept): absent in older files means "present".
+  missing_since: time.nullable().optional(),
 });
 
+// A reason added later (a new member of EvictionReason) reads as 0 from files written before it existed.
+const reasonCount = count.default(0);
 const evictionsSchema = z.object(
-  Object.fromEntries(EVICTION_REASONS.map((r) => [r, count])) as Record<EvictionReason, typeof count>,
+  Object.fromEntries(EVICTION_REASONS.map((r) => [r, reasonCount])) as Record<EvictionReason, typeof reasonCount>,
 );
 
 const stateV2 = z.object({
   format: z.literal(STATE_FORMAT),
   schema_version: z.literal(2),
   saved_at: time,
-  counters: z.object({ hits: count, misses: count, loads: count, load_failures: count, evictions: evictionsSchema, warmups: count }),
+  counters: z.object({
+    hits: count,
+    misses: count,
+    loads: count,
+    load_failures: count,
+    evictions: evictionsSchema,
+    warmups: count,
+    // Added within version 2: older files read as 0.
+    unknown_model_requests: count.default(0),
+    coalesced: count.default(0),
+  }),
   models: z.array(modelV2),
 });
 
@@ -87,7 +101,16 @@ type StateV1 = z.infer<typeof stateV1>;
 function migrateV1(v1: StateV1): CacheState {
   return {
     saved_at: Date.parse(v1.saved_at),
-    counters: { hits: v1.counters.hits, misses: v1.counters.misses, loads: v1.counters.loads, load_failures: 0, evictions: emptyEvictions(), warmups: 0 },
+    counters: {
+      hits: v1.counters.hits,
+      misses: v1.counters.misses,
+      loads: v1.counters.loads,
+      load_failures: 0,
+      evictions: emptyEvictions(),
+      warmups: 0,
+      unknown_model_requests: 0,
+      coalesced: 0,
+    },
     models: v1.models.map((m): PersistedModel => {
       const lastUsed = m.last_used === null ? null : Date.parse(m.last_used);
       return {

@@ -4,17 +4,20 @@
  *
  * Writes are atomic and durable — a temporary file in the same directory, fsync, rename over the state file, fsync of
  * the directory — under a cross-process lock (proper-lockfile's `<file>.lock` directory), so a server and a CLI never
- * interleave. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
+ * interleave. A save merges: under the lock it reads the file and adds this process's delta (persistence/merge.ts), so
+ * any number of processes sharing one `cache_dir` lose nothing. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
  * reported once; the caller starts empty. A file from a newer build is kept whole (`.newer-v<N>-<timestamp>`), also
  * reported once, so a downgrade never destroys the newer build's statistics.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
-import type { CacheState, RestoreResult, SaveResult, StateStore } from "./types.js";
+import { mergeDelta } from "./merge.js";
+import type { CacheState, RestoreResult, SaveResult, StateDelta, StateStore } from "./types.js";
 import { zstdCompress, zstdDecompress } from "./zstd.js";
 
 export const STATE_FILE_NAME = "cache_state.bin.zst";
@@ -26,7 +29,23 @@ const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
 const NEWER_MARK = ".newer-v";
 
+/**
+ * Where the store's CPU work runs: decoding a saved state, and merging a delta into one and encoding the result. The
+ * default runs it inline; `StateWorker` (state-worker.ts) runs it on a worker thread so the event loop stays free.
+ */
+export interface StateCodec {
+  decode(bytes: Uint8Array): Promise<CacheState>;
+  merge(current: Uint8Array | null, delta: StateDelta): Promise<Uint8Array>;
+}
+
+export const inlineCodec: StateCodec = {
+  decode: async (bytes) => decompressState(bytes),
+  merge: async (current, delta) => compressState(mergeDelta(current ? await decompressState(current) : null, delta)),
+};
+
 export interface FileStateStoreOptions {
+  /** Where decoding and encoding run. Default: inline (`inlineCodec`); servers pass a `StateWorker`. */
+  codec?: StateCodec;
   /** Wall clock for quarantine names (ms). Default `Date.now`. */
   now?: () => number;
   /**
@@ -70,6 +89,7 @@ export class FileStateStore implements StateStore {
   readonly path: string;
   private readonly now: () => number;
   private readonly lockWaitMs: number;
+  private readonly codec: StateCodec;
   /** Schema version of a newer build's state file that `load` could not rename aside yet; `save` must not overwrite it. */
   private pendingNewer: number | null = null;
 
@@ -81,6 +101,7 @@ export class FileStateStore implements StateStore {
     this.path = join(dir, STATE_FILE_NAME);
     this.now = options.now ?? Date.now;
     this.lockWaitMs = options.lockWaitMs ?? 5000;
+    this.codec = options.codec ?? inlineCodec;
   }
 
   /**
@@ -99,7 +120,7 @@ export class FileStateStore implements StateStore {
       return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
     }
     try {
-      return { state: await decompressState(raw), warning: null };
+      return { state: await this.codec.decode(raw), warning: null };
     } catch (error) {
       const newer = newerSchemaVersion(error);
       return newer === null ? this.refuseCorrupt(error) : this.refuseNewer(newer);
@@ -153,18 +174,71 @@ export class FileStateStore implements StateStore {
     }
   }
 
-  /** Writes the state atomically and durably under the lock. */
-  async save(state: CacheState): Promise<SaveResult> {
-    const bytes = await compressState(state);
+  /**
+   * Adds a delta to the stored state, atomically and durably under the lock: the file as it is now (whatever other
+   * processes saved) is read, merged with the delta and written back. An undecodable file is set aside first, a newer
+   * build's file is kept whole (never overwritten).
+   */
+  async save(delta: StateDelta): Promise<SaveResult> {
     await mkdir(this.dir, { recursive: true });
-    await this.withLock(async () => {
+    return this.withLock(async () => {
       if (this.pendingNewer !== null) {
         await this.setAsideNewer(this.pendingNewer);
         this.pendingNewer = null;
       }
+      const bytes = await this.mergeIntoFile(delta);
       await this.writeAtomically(bytes);
+      return { bytes: bytes.length };
     });
-    return { bytes: bytes.length };
+  }
+
+  /** The stored state's bytes (lock held), or null when there is none. */
+  private async readRaw(): Promise<Uint8Array | null> {
+    try {
+      const raw = await readFile(this.path);
+      return raw.length === 0 ? null : raw;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Merges into the stored state (lock held). A file that cannot be decoded is set aside first (quarantined, or kept
+   * whole when a newer build wrote it) and the delta starts a fresh state: nothing is ever overwritten unread.
+   */
+  private async mergeIntoFile(delta: StateDelta): Promise<Uint8Array> {
+    const current = await this.readRaw();
+    try {
+      return await this.codec.merge(current, delta);
+    } catch (error) {
+      // Merging is pure computation: with bytes to merge into, a failure means they could not be decoded.
+      if (current === null) throw error;
+      const newer = newerSchemaVersion(error);
+      if (newer !== null) await this.setAsideNewer(newer);
+      else await this.quarantine();
+      return this.codec.merge(null, delta);
+    }
+  }
+
+  /**
+   * Whether saves can work: the cache directory (or its nearest existing parent, which a save would create it in) must
+   * be a writable directory. A sentence saying why not, or null.
+   */
+  async probe(): Promise<string | null> {
+    for (let dir = this.dir; ; dir = dirname(dir)) {
+      try {
+        const info = await stat(dir);
+        if (!info.isDirectory()) return `cannot save the cache state in ${this.dir}: ${dir} is not a directory`;
+        await access(dir, constants.W_OK | constants.X_OK);
+        return null;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" && dirname(dir) !== dir) continue;
+        if (code === "ENOTDIR") return `cannot save the cache state in ${this.dir}: a parent of it is not a directory`;
+        return `cannot save the cache state in ${this.dir}: ${messageOf(error)}`;
+      }
+    }
   }
 
   /**
@@ -186,7 +260,7 @@ export class FileStateStore implements StateStore {
     });
   }
 
-  private async writeAtomically(bytes: Buffer): Promise<void> {
+  private async writeAtomically(bytes: Uint8Array): Promise<void> {
     const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
       const handle = await open(temp, "w", 0o644);
@@ -218,19 +292,24 @@ export class FileStateStore implements StateStore {
     }
   }
 
+  /**
+   * Runs `fn` holding the cross-process lock. Only a lock held by another process is waited for (up to `lockWaitMs`);
+   * any other failure (a permission error, say) fails at once.
+   */
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.lockWaitMs;
     let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.path, {
-        realpath: false,
-        stale: 10_000,
-        retries: { retries: Math.max(1, Math.ceil(this.lockWaitMs / 100)), minTimeout: 50, maxTimeout: 100 },
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ELOCKED") {
-        throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
+    for (;;) {
+      try {
+        release = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: 0 });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+        if (Date.now() >= deadline) {
+          throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50));
       }
-      throw error;
     }
     try {
       return await fn();

@@ -54,6 +54,11 @@ export interface PersistedModel {
   /** Warm-up / keep value: decayed frequency x load cost per MiB (see `modelValue`). */
   priority: number;
   pinned: boolean;
+  /**
+   * Since when (wall-clock ms) the model's file has been missing at restore; null or absent while it exists. Kept
+   * `cache.missing_retention_days`, then dropped.
+   */
+  missing_since?: EpochMilliseconds | null;
 }
 
 export interface PersistedCounters {
@@ -63,6 +68,10 @@ export interface PersistedCounters {
   load_failures: number;
   evictions: Record<EvictionReason, number>;
   warmups: number;
+  /** Requests for names that resolved to no model (not misses). */
+  unknown_model_requests: number;
+  /** Requests that joined a load already in flight (neither hits nor fresh misses). */
+  coalesced: number;
 }
 
 /** Everything saved in `cache_state.bin.zst` (after the format header). */
@@ -83,11 +92,44 @@ export interface SaveResult {
   bytes: Bytes;
 }
 
+/**
+ * One process's changes since its last save, as plain data: what a store adds to whatever the state holds now (other
+ * processes sharing the store may have saved in between). `mergeDelta` (merge.ts) is the one meaning of it.
+ */
+export interface StateDelta {
+  /** When the delta was taken (becomes `saved_at`). */
+  at: EpochMilliseconds;
+  /** The half-life the decayed frequencies use, to combine them by their timestamps. */
+  half_life_hours: number;
+  /** Every statistic was reset since the last save: the stored models and counters are dropped before adding. */
+  reset_all: boolean;
+  /** Keys whose statistics were removed since the last save (before `models` is applied: a model may come back). */
+  removed: string[];
+  /** Counter increments since the last save. */
+  counters: PersistedCounters;
+  /**
+   * Models changed since the last save: facts (name, fingerprint, metadata, pinned, missing_since) are the latest;
+   * `usage` holds increments — counts and load time add, `last_used_at` is the latest, `frequency` is the decayed count
+   * of the new uses alone, `load_ms_samples` the new samples.
+   */
+  models: PersistedModel[];
+}
+
+/**
+ * Where the cache keeps its state. The contract is "merge my delta": a save never overwrites what another process
+ * sharing the store saved; it adds this process's changes to it (atomically, under the store's own lock). A file store
+ * implements it today; a shared network store can implement the same contract.
+ */
 export interface StateStore {
   /** Where the state lives (shown as `state_file`). */
   readonly path: string;
   /** Reads the saved state. Never throws for a bad or newer-version file: it is set aside and reported in `warning`. */
   load(): Promise<RestoreResult>;
-  /** Writes the state atomically; throws when it cannot. */
-  save(state: CacheState): Promise<SaveResult>;
+  /** Adds a delta to the stored state atomically; throws when it cannot. */
+  save(delta: StateDelta): Promise<SaveResult>;
+  /**
+   * Whether saves can work at all (e.g. the directory is writable), checked once at start: a sentence saying why not,
+   * or null. Optional: stores that cannot tell leave it out.
+   */
+  probe?(): Promise<string | null>;
 }

@@ -219,18 +219,21 @@ export function registerCache(program: Command, ctx: CliContext): void {
   addConfigFlags(
     cache
       .command("evict")
-      .description("unload a model from the running server; without a server, remove its saved entry so a starting server does not warm it")
-      .argument("<name>", "model name"),
+      .description(
+        "unload a model from the running server (a pinned one only with --force); without a server, remove its saved entry so a starting server does not warm it",
+      )
+      .argument("<name>", "model name")
+      .option("--force", "also a pinned model"),
     FLAGS,
-  ).action(async (name: string, options: Record<string, unknown>) => {
+  ).action(async (name: string, options: { force?: boolean } & Record<string, unknown>) => {
     const target = await connect(ctx, options);
     if (target.kind === "server") {
-      const unloaded = await target.client.evict(name);
+      const unloaded = await target.client.evict(name, { force: options.force });
       if (ctx.out.json) ctx.out.printJson({ name, unloaded });
       else ctx.out.print(unloaded ? `unloaded ${name}` : `${name} was not loaded`);
       return;
     }
-    const removed = await target.file.evict(name);
+    const removed = await target.file.evict(name, { force: options.force });
     if (ctx.out.json) ctx.out.printJson({ removed });
     else ctx.out.print(`removed the entry of ${removed}: a starting server will not warm it`);
   });

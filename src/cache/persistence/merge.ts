@@ -1,0 +1,92 @@
+/**
+ * "Merge my delta": how one process's changes since its last save join the stored state, whatever other processes
+ * saved in between. Pure: the file store calls it under its lock; any other store applies the same function.
+ *
+ * Counts and load-time totals add; `last_used_at` takes the latest; decayed frequencies combine by their timestamps
+ * (both brought to the later time, then added); load-time samples append, newest kept; facts about the file (name,
+ * fingerprint, metadata, pinned, missing) take the delta's, which is the newest look at them.
+ */
+import { decayedValue, type DecayedCount } from "../policy/frequency.js";
+import { priorityOf } from "../state-view.js";
+import { EVICTION_REASONS } from "../types.js";
+import type { CacheState, PersistedCounters, PersistedModel, PersistedUsage, StateDelta } from "./types.js";
+
+/** Load times kept per model for the p95 (the cache keeps as many). */
+export const LOAD_SAMPLES = 32;
+
+function addCounters(a: PersistedCounters, b: PersistedCounters): PersistedCounters {
+  const evictions = { ...a.evictions };
+  for (const reason of EVICTION_REASONS) evictions[reason] = (a.evictions[reason] ?? 0) + (b.evictions[reason] ?? 0);
+  return {
+    hits: a.hits + b.hits,
+    misses: a.misses + b.misses,
+    loads: a.loads + b.loads,
+    load_failures: a.load_failures + b.load_failures,
+    evictions,
+    warmups: a.warmups + b.warmups,
+    unknown_model_requests: a.unknown_model_requests + b.unknown_model_requests,
+    coalesced: a.coalesced + b.coalesced,
+  };
+}
+
+/** Two decayed counts as one, as of the later of their times. */
+export function combineFrequencies(a: DecayedCount | null, b: DecayedCount | null, halfLifeHours: number): DecayedCount | null {
+  if (!a) return b && { ...b };
+  if (!b) return { ...a };
+  const at = Math.max(a.at, b.at);
+  return { value: decayedValue(a, at, halfLifeHours) + decayedValue(b, at, halfLifeHours), at };
+}
+
+function latest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
+function addUsage(stored: PersistedUsage, added: PersistedUsage, halfLifeHours: number): PersistedUsage {
+  return {
+    requests: stored.requests + added.requests,
+    hits: stored.hits + added.hits,
+    misses: stored.misses + added.misses,
+    loads: stored.loads + added.loads,
+    last_used_at: latest(stored.last_used_at, added.last_used_at),
+    frequency: combineFrequencies(stored.frequency, added.frequency, halfLifeHours),
+    load_ms_total: stored.load_ms_total + added.load_ms_total,
+    load_ms_samples: [...stored.load_ms_samples, ...added.load_ms_samples].slice(-LOAD_SAMPLES),
+  };
+}
+
+function mergeModel(stored: PersistedModel, added: PersistedModel, at: number, halfLifeHours: number): PersistedModel {
+  const sameFile = stored.fingerprint.size === added.fingerprint.size && stored.fingerprint.mtimeMs === added.fingerprint.mtimeMs;
+  const metadata = { ...added.metadata };
+  // A process that never loaded the model knows no measured memory; another one's measurement of the same file stands.
+  if (metadata.memory_bytes === null && sameFile) metadata.memory_bytes = stored.metadata.memory_bytes;
+  if (metadata.gguf === undefined && sameFile && stored.metadata.gguf) metadata.gguf = stored.metadata.gguf;
+  const model: PersistedModel = { ...added, metadata, usage: addUsage(stored.usage, added.usage, halfLifeHours) };
+  model.priority = priorityOf(model, at, halfLifeHours);
+  return model;
+}
+
+/** The stored state (null: none yet) with `delta` added. */
+export function mergeDelta(current: CacheState | null, delta: StateDelta): CacheState {
+  const base = delta.reset_all ? null : current;
+  const models = new Map((base?.models ?? []).map((m) => [m.key, m]));
+  for (const key of delta.removed) models.delete(key);
+  for (const added of delta.models) {
+    const stored = models.get(added.key);
+    models.set(
+      added.key,
+      stored ? mergeModel(stored, added, delta.at, delta.half_life_hours) : { ...added, priority: priorityOf(added, delta.at, delta.half_life_hours) },
+    );
+  }
+  return {
+    saved_at: base ? Math.max(delta.at, base.saved_at) : delta.at,
+    counters: base ? addCounters(base.counters, delta.counters) : structuredClone(delta.counters),
+    models: [...models.values()],
+  };
+}
+
+/** A delta that replaces whatever is stored with `state` (a full rewrite: migration, tests, file-mode tools). */
+export function replacingDelta(state: CacheState, halfLifeHours = 24): StateDelta {
+  return { at: state.saved_at, half_life_hours: halfLifeHours, reset_all: true, removed: [], counters: state.counters, models: state.models };
+}

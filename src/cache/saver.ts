@@ -1,0 +1,143 @@
+/**
+ * Saving and restoring the usage book: periodic saves (only when something changed), saves on demand and the final one
+ * at close, one at a time, each bounded in time; `last_save`; and the restore that seeds the book at start. It is given
+ * what it needs — the store, the book, the clock, a pin test, an event sink — never the cache itself.
+ */
+import { messageOf } from "../errors/index.js";
+import type { CacheState, StateStore } from "./persistence/types.js";
+import type { Clock, LastSave, TimerHandle } from "./types.js";
+import type { UsageBook } from "./usage.js";
+
+/** A save (or restore) that takes longer than this is reported as failed; the cache does not wait for it. */
+export const DEFAULT_STORE_TIMEOUT_MS = 15_000;
+
+export interface SaverOptions {
+  store: StateStore | null;
+  book: UsageBook;
+  clock: Clock;
+  /** Periodic save interval (ms); 0 = only on demand and at close. */
+  intervalMs: number;
+  /** Bound on each store call (ms). */
+  timeoutMs?: number;
+  /** Lets the event loop turn while a large delta is taken. Default: `setImmediate`. */
+  turn?: () => Promise<void>;
+  isPinned(key: string): boolean;
+  onSave(save: LastSave): void;
+  warn(message: string, fields: Record<string, unknown>): void;
+}
+
+const NEVER_SAVED: LastSave = { at: null, ok: null, duration_ms: null, bytes: null, error: null };
+
+export class Saver {
+  private last: LastSave = { ...NEVER_SAVED };
+  private failureWarned = false;
+  private saving: Promise<LastSave> | null = null;
+  private timer: TimerHandle | null = null;
+  private stopped = false;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: SaverOptions) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+  }
+
+  get lastSave(): LastSave {
+    return { ...this.last };
+  }
+
+  get path(): string | null {
+    return this.options.store?.path ?? null;
+  }
+
+  /** Reads the saved state into the book. Returns what was read, and the store's warning (a refused file). */
+  async restore(): Promise<{ state: CacheState | null; warning: string | null }> {
+    const { store } = this.options;
+    if (!store) return { state: null, warning: null };
+    const { state, warning } = await this.bounded(store.load(), "reading the cache state");
+    if (warning) this.options.warn(warning, { state_file: store.path });
+    if (state) this.options.book.restore(state);
+    return { state, warning };
+  }
+
+  /**
+   * Asks the store whether saves can work (an unwritable `cache_dir`, say): when not, warns once and sets
+   * `last_save.error`, and the cache keeps working in memory.
+   */
+  async probe(): Promise<void> {
+    const { store } = this.options;
+    if (!store?.probe) return;
+    const problem = await this.bounded(store.probe(), "checking the cache directory").catch((error: unknown) => messageOf(error));
+    if (problem === null) return;
+    this.last = { at: null, ok: false, duration_ms: null, bytes: null, error: problem };
+    this.failureWarned = true;
+    this.options.warn("the cache state cannot be saved; the cache keeps working in memory", { state_file: store.path, error: problem });
+  }
+
+  /** Starts periodic saves. */
+  schedule(): void {
+    const { store, intervalMs, clock } = this.options;
+    if (!store || intervalMs <= 0 || this.stopped) return;
+    this.timer = clock.setTimeout(() => {
+      this.timer = null;
+      const due = this.options.book.unsaved ? this.save() : Promise.resolve(this.lastSave);
+      void due.finally(() => this.schedule());
+    }, intervalMs);
+    this.timer.unref?.();
+  }
+
+  /** Stops periodic saves (close). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Saves now, one save at a time. Never throws: failures are reported in `last_save`. */
+  save(): Promise<LastSave> {
+    const { store } = this.options;
+    if (!store) {
+      return Promise.resolve({ at: null, ok: false, duration_ms: null, bytes: null, error: "persist_cache is false: nothing is saved" });
+    }
+    const previous = this.saving ?? Promise.resolve(this.last);
+    const run = previous.then(() => this.saveNow(store));
+    this.saving = run;
+    return run.finally(() => {
+      if (this.saving === run) this.saving = null;
+    });
+  }
+
+  private async saveNow(store: StateStore): Promise<LastSave> {
+    const { clock, book } = this.options;
+    const started = clock.monotonic();
+    const now = clock.now();
+    const at = new Date(now).toISOString();
+    const turn = this.options.turn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+    const pending = await book.takeDelta(now, (key) => this.options.isPinned(key), turn);
+    try {
+      const { bytes } = await this.bounded(store.save(pending.delta), "saving the cache state");
+      pending.commit();
+      this.last = { at, ok: true, duration_ms: clock.monotonic() - started, bytes, error: null };
+      this.failureWarned = false;
+    } catch (error) {
+      this.last = { at, ok: false, duration_ms: clock.monotonic() - started, bytes: null, error: messageOf(error) };
+      if (!this.failureWarned) {
+        this.failureWarned = true;
+        this.options.warn("could not save the cache state; the cache keeps working in memory", {
+          state_file: store.path,
+          error: messageOf(error),
+        });
+      }
+    }
+    this.options.onSave(this.lastSave);
+    return this.lastSave;
+  }
+
+  /** The store call, or a rejection once `timeoutMs` passed (real time: a hung filesystem must not hang shutdown). */
+  private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      // Not unref'd: a store call in flight keeps the process alive, but never longer than this.
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${this.timeoutMs / 1000} s`)), this.timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+}

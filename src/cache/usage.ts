@@ -1,0 +1,420 @@
+/**
+ * The usage book: every statistic the cache keeps, and the one mapping between in-memory usage and the saved record.
+ * Counters and per-model usage live here; so do the dirty version (is there anything to save?) and the baseline of
+ * the last save, from which a save's delta ("merge my delta", see persistence/merge.ts) is taken. Getters are O(1), so
+ * `/health` and `/metrics` never build the full statistics.
+ */
+import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../models/types.js";
+import { LOAD_SAMPLES } from "./persistence/merge.js";
+import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
+import { addUse, decayedValue, type DecayedCount } from "./policy/frequency.js";
+import { emptyCounters, priorityOf } from "./state-view.js";
+import type { EvictionReason } from "./types.js";
+
+/** The additive part of a model's usage, as it stood at the last save (the delta is taken against it). */
+interface UsageBase {
+  requests: number;
+  hits: number;
+  misses: number;
+  loads: number;
+  loadMsTotal: number;
+  frequency: DecayedCount | null;
+}
+
+/** Usage statistics of one model: they outlive unloads and restarts. */
+export interface Usage {
+  key: string;
+  name: string;
+  format: ModelDescriptor["format"];
+  fingerprint: Fingerprint;
+  requests: number;
+  hits: number;
+  misses: number;
+  loads: number;
+  lastUsedAt: EpochMilliseconds | null;
+  frequency: DecayedCount | null;
+  loadMsTotal: number;
+  loadMsSamples: number[];
+  memoryBytes: Bytes | null;
+  /** Header facts the model source gave at the last load (GGUF only), for the state file. */
+  gguf: PersistedGgufFacts | null;
+  /** GDSF inflation at the last use. */
+  inflation: number;
+  /** Size or mtime changed since these statistics were recorded (restore): not warmed. */
+  fileChanged: boolean;
+  /** Since when the file has been missing at restore, or null. */
+  missingSince: EpochMilliseconds | null;
+  base: UsageBase;
+  /** Changed since the last save (a flag, not a set: a hit costs one store), and a count of changes. */
+  dirty: boolean;
+  changes: number;
+}
+
+export type UseKind = "hit" | "miss" | "coalesced";
+
+/** Models read per turn of the event loop while a delta is taken. */
+const DELTA_CHUNK = 250;
+
+const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMsTotal: 0, frequency: null };
+
+function baseOf(u: Pick<Usage, keyof UsageBase>): UsageBase {
+  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency: u.frequency };
+}
+
+function subtractCounters(a: PersistedCounters, b: PersistedCounters): PersistedCounters {
+  const evictions = { ...a.evictions };
+  for (const reason of Object.keys(evictions) as EvictionReason[]) evictions[reason] = a.evictions[reason] - (b.evictions[reason] ?? 0);
+  return {
+    hits: a.hits - b.hits,
+    misses: a.misses - b.misses,
+    loads: a.loads - b.loads,
+    load_failures: a.load_failures - b.load_failures,
+    evictions,
+    warmups: a.warmups - b.warmups,
+    unknown_model_requests: a.unknown_model_requests - b.unknown_model_requests,
+    coalesced: a.coalesced - b.coalesced,
+  };
+}
+
+/** A save in progress: the delta, and what to do when the store took it (or did not). */
+export interface PendingSave {
+  delta: StateDelta;
+  /** The store took the delta: it becomes the new baseline. */
+  commit(): void;
+}
+
+export class UsageBook {
+  private counterValues: PersistedCounters = emptyCounters();
+  private counterBase: PersistedCounters = emptyCounters();
+  private readonly models = new Map<string, Usage>();
+  /** Statistics removed since the last save, and whether everything was reset. */
+  private removedKeys = new Set<string>();
+  private resetAll = false;
+  /** Bumped on every change worth saving; `savedVersion` is the one the store last took. */
+  private version = 0;
+  private savedVersion = 0;
+
+  constructor(private readonly halfLifeHours: number) {}
+
+  // ------------------------------------------------------------ O(1) reads
+
+  get counters(): Readonly<PersistedCounters> {
+    return this.counterValues;
+  }
+
+  get unsaved(): boolean {
+    return this.version !== this.savedVersion;
+  }
+
+  get size(): number {
+    return this.models.size;
+  }
+
+  get(key: string): Usage | undefined {
+    return this.models.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.models.keys();
+  }
+
+  values(): IterableIterator<Usage> {
+    return this.models.values();
+  }
+
+  // ------------------------------------------------------------ recording
+
+  private changed(usage?: Usage): void {
+    this.version++;
+    if (usage) {
+      usage.dirty = true;
+      usage.changes++;
+    }
+  }
+
+  private ensure(descriptor: ModelDescriptor): Usage {
+    let usage = this.models.get(descriptor.key);
+    if (!usage) {
+      usage = {
+        key: descriptor.key,
+        name: descriptor.name,
+        format: descriptor.format,
+        fingerprint: descriptor.fingerprint,
+        ...ZERO_BASE,
+        lastUsedAt: null,
+        loadMsSamples: [],
+        memoryBytes: null,
+        gguf: null,
+        inflation: 0,
+        fileChanged: false,
+        missingSince: null,
+        base: { ...ZERO_BASE },
+        dirty: false,
+        changes: 0,
+      };
+      this.models.set(descriptor.key, usage);
+    }
+    return usage;
+  }
+
+  /** One request for a model: a hit, a miss, or one that joined a load in flight. */
+  recordUse(descriptor: ModelDescriptor, kind: UseKind, now: EpochMilliseconds, inflation: number): void {
+    const usage = this.ensure(descriptor);
+    usage.name = descriptor.name;
+    usage.requests++;
+    usage.lastUsedAt = now;
+    usage.frequency = addUse(usage.frequency, now, this.halfLifeHours);
+    usage.inflation = inflation;
+    if (kind === "hit") {
+      usage.hits++;
+      this.counterValues.hits++;
+    } else if (kind === "miss") {
+      usage.misses++;
+      this.counterValues.misses++;
+    } else {
+      this.counterValues.coalesced++;
+    }
+    this.changed(usage);
+  }
+
+  /** A request for a name that resolves to no model. */
+  recordUnknownModel(): void {
+    this.counterValues.unknown_model_requests++;
+    this.changed();
+  }
+
+  recordLoad(descriptor: ModelDescriptor, facts: { fingerprint: Fingerprint; loadMs: number; memoryBytes: Bytes; gguf: PersistedGgufFacts | null }): void {
+    const usage = this.ensure(descriptor);
+    usage.gguf = facts.gguf;
+    usage.loads++;
+    usage.loadMsTotal += facts.loadMs;
+    usage.loadMsSamples = [...usage.loadMsSamples, facts.loadMs].slice(-LOAD_SAMPLES);
+    usage.memoryBytes = facts.memoryBytes;
+    usage.fingerprint = facts.fingerprint;
+    usage.fileChanged = false;
+    usage.missingSince = null;
+    this.counterValues.loads++;
+    this.changed(usage);
+  }
+
+  recordLoadFailure(): void {
+    this.counterValues.load_failures++;
+    this.changed();
+  }
+
+  recordEviction(reason: EvictionReason): void {
+    this.counterValues.evictions[reason]++;
+    this.changed();
+  }
+
+  recordWarmup(): void {
+    this.counterValues.warmups++;
+    this.changed();
+  }
+
+  /** The file of a model changed (seen by a file check): its statistics now describe the new version. */
+  recordFileVersion(key: string, fingerprint: Fingerprint): void {
+    const usage = this.models.get(key);
+    if (!usage) return;
+    usage.fingerprint = fingerprint;
+    this.changed(usage);
+  }
+
+  /** Resets every statistic (`keys` null) or those of some models. */
+  reset(keys: string[] | null): void {
+    if (keys === null) {
+      this.counterValues = emptyCounters();
+      this.counterBase = emptyCounters();
+      this.models.clear();
+      this.removedKeys.clear();
+      this.resetAll = true;
+    } else {
+      for (const key of keys) this.remove(key);
+    }
+    this.changed();
+  }
+
+  private remove(key: string): void {
+    if (!this.models.delete(key)) return;
+    this.removedKeys.add(key);
+  }
+
+  // ------------------------------------------------------------ restore
+
+  /** Takes the saved state as the baseline: what was restored is never saved again as new. */
+  restore(state: CacheState): void {
+    this.counterValues = { ...emptyCounters(), ...structuredClone(state.counters) };
+    this.counterValues.evictions = { ...emptyCounters().evictions, ...state.counters.evictions };
+    this.counterBase = structuredClone(this.counterValues);
+    for (const saved of state.models) {
+      const u = saved.usage;
+      const usage: Usage = {
+        key: saved.key,
+        name: saved.name,
+        format: saved.format,
+        fingerprint: saved.fingerprint,
+        requests: u.requests,
+        hits: u.hits,
+        misses: u.misses,
+        loads: u.loads,
+        lastUsedAt: u.last_used_at,
+        frequency: u.frequency,
+        loadMsTotal: u.load_ms_total,
+        loadMsSamples: [...u.load_ms_samples],
+        memoryBytes: saved.metadata.memory_bytes,
+        gguf: saved.metadata.gguf ?? null,
+        inflation: 0,
+        fileChanged: false,
+        missingSince: saved.missing_since ?? null,
+        base: { ...ZERO_BASE },
+        dirty: false,
+        changes: 0,
+      };
+      usage.base = baseOf(usage);
+      this.models.set(saved.key, usage);
+    }
+  }
+
+  /** At restore: the model's file is there but changed. Statistics stay; the facts of the old version go. */
+  markChanged(key: string, fingerprint: Fingerprint): void {
+    const usage = this.models.get(key);
+    if (!usage) return;
+    usage.fingerprint = fingerprint;
+    // Facts of an older version of the file would be wrong; the next load brings the current ones.
+    usage.gguf = null;
+    usage.fileChanged = true;
+    usage.missingSince = null;
+    this.changed(usage);
+  }
+
+  /** At restore: the model's file is there (again). */
+  markPresent(key: string): void {
+    const usage = this.models.get(key);
+    if (!usage || usage.missingSince === null) return;
+    usage.missingSince = null;
+    this.changed(usage);
+  }
+
+  /**
+   * At restore: the model's file is missing. Its statistics are kept, marked missing since `now` (or since earlier),
+   * and dropped once missing longer than `retentionMs`. Returns whether they were kept.
+   */
+  markMissing(key: string, now: EpochMilliseconds, retentionMs: number): boolean {
+    const usage = this.models.get(key);
+    if (!usage) return false;
+    if (usage.missingSince !== null && now - usage.missingSince >= retentionMs) {
+      this.remove(key);
+      this.changed();
+      return false;
+    }
+    if (usage.missingSince === null) {
+      usage.missingSince = now;
+      this.changed(usage);
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------ the saved record
+
+  /** A model's usage as the state file holds it (`withUsage` false: the usage is filled in by the caller). */
+  persisted(u: Usage, now: EpochMilliseconds, pinned: boolean, withUsage = true): PersistedModel {
+    const model: PersistedModel = {
+      key: u.key,
+      name: u.name,
+      format: u.format,
+      fingerprint: { ...u.fingerprint },
+      metadata: u.gguf ? { memory_bytes: u.memoryBytes, gguf: { ...u.gguf } } : { memory_bytes: u.memoryBytes },
+      usage: withUsage
+        ? {
+            requests: u.requests,
+            hits: u.hits,
+            misses: u.misses,
+            loads: u.loads,
+            last_used_at: u.lastUsedAt,
+            frequency: u.frequency ? { ...u.frequency } : null,
+            load_ms_total: u.loadMsTotal,
+            load_ms_samples: [...u.loadMsSamples],
+          }
+        : (null as never),
+      priority: 0,
+      pinned,
+      missing_since: u.missingSince,
+    };
+    if (withUsage) model.priority = priorityOf(model, now, this.halfLifeHours);
+    return model;
+  }
+
+  /** The whole state as this process sees it. */
+  snapshot(now: EpochMilliseconds, isPinned: (key: string) => boolean): CacheState {
+    return {
+      saved_at: now,
+      counters: structuredClone(this.counterValues),
+      models: [...this.models.values()].map((u) => this.persisted(u, now, isPinned(u.key))),
+    };
+  }
+
+  /** This model's changes since the last save: facts as they are, usage as increments. */
+  private modelDelta(u: Usage, now: EpochMilliseconds, pinned: boolean): PersistedModel {
+    const record = this.persisted(u, now, pinned, false);
+    const b = u.base;
+    const newLoads = u.loads - b.loads;
+    const frequency =
+      u.frequency === null ? null : { value: Math.max(0, u.frequency.value - decayedValue(b.frequency, u.frequency.at, this.halfLifeHours)), at: u.frequency.at };
+    record.usage = {
+      requests: u.requests - b.requests,
+      hits: u.hits - b.hits,
+      misses: u.misses - b.misses,
+      loads: newLoads,
+      last_used_at: u.lastUsedAt,
+      frequency,
+      load_ms_total: u.loadMsTotal - b.loadMsTotal,
+      load_ms_samples: newLoads > 0 ? u.loadMsSamples.slice(-newLoads) : [],
+    };
+    return record;
+  }
+
+  /**
+   * The changes since the last save, for the store to merge. Built a few hundred models at a time, letting the event
+   * loop turn in between (`turn`), so thousands of changed models never block it. Each model's increments are taken
+   * against its baseline when it is read, and that reading becomes its baseline on `commit()` — a use in between is
+   * simply in the next delta. Nothing moves until `commit()`: a failed save leaves every baseline as it was.
+   */
+  async takeDelta(now: EpochMilliseconds, isPinned: (key: string) => boolean, turn: () => Promise<void>): Promise<PendingSave> {
+    const version = this.version;
+    const counters = structuredClone(this.counterValues);
+    const removed = [...this.removedKeys];
+    const resetAll = this.resetAll;
+    const dirty = [...this.models.values()].filter((u) => u.dirty);
+    const captured: Array<{ usage: Usage; base: UsageBase; changes: number }> = [];
+    const models: PersistedModel[] = [];
+    for (let i = 0; i < dirty.length; i++) {
+      if (i > 0 && i % DELTA_CHUNK === 0) await turn();
+      const usage = dirty[i] as Usage;
+      if (this.models.get(usage.key) !== usage) continue; // removed meanwhile: in `removed` next time
+      captured.push({ usage, base: baseOf(usage), changes: usage.changes });
+      models.push(this.modelDelta(usage, now, isPinned(usage.key)));
+    }
+    const delta: StateDelta = {
+      at: now,
+      half_life_hours: this.halfLifeHours,
+      reset_all: resetAll,
+      removed,
+      counters: subtractCounters(counters, this.counterBase),
+      models,
+    };
+    return {
+      delta,
+      commit: () => {
+        this.counterBase = counters;
+        for (const { usage, base, changes } of captured) {
+          usage.base = base;
+          // Changed again since it was read: stays dirty, so the next save sends the rest.
+          if (usage.changes === changes) usage.dirty = false;
+        }
+        for (const key of removed) this.removedKeys.delete(key);
+        if (resetAll) this.resetAll = false;
+        this.savedVersion = version;
+      },
+    };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The server's ports: what the HTTP app (and the live CLI) need from a running Inferno — the configuration, model
+ * discovery, the model cache and a logger. `createRuntime()` in src/runtime builds the real one and implements these
+ * shapes; the server depends on this contract only and never imports src/runtime (enforced by dependency-cruiser).
+ */
+import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
+import type { LoadedModel } from "../backends/types.js";
+import type { InfernoConfig } from "../config/schema.js";
+import type { ModelDescriptor } from "../models/types.js";
+
+/** The ModelCache API the server drives (see `src/cache/model-cache.ts`). */
+export interface CacheService {
+  getModel(name: string, options?: AcquireOptions): Promise<LoadedModel>;
+  acquire(name: string, options?: AcquireOptions): Promise<Lease>;
+  withModel<T>(name: string, fn: (model: LoadedModel) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
+  load(name: string, options?: { keepAlive?: KeepAlive; signal?: AbortSignal }): Promise<LoadedModelInfo>;
+  /** A pinned model needs `force`. */
+  evict(name: string, options?: { force?: boolean }): Promise<boolean>;
+  clear(options?: { model?: string; force?: boolean; stats?: boolean }): Promise<string[]>;
+  warmup(options?: { models?: string[]; strategy?: WarmupStrategy }): Promise<WarmupResult>;
+  readonly warmupDone: Promise<WarmupResult>;
+  stats(): CacheStats;
+  /** O(1) numbers for /health and /metrics. */
+  summary(): CacheSummary;
+  loadedModels(): LoadedModelInfo[];
+  saveCache(): Promise<LastSave>;
+  close(): Promise<void>;
+  on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): () => void;
+  /** Every event with its `type` (for the event stream). */
+  onAny(listener: (event: CacheEvent) => void): () => void;
+}
+
+/** Model discovery as the server uses it (`ModelManager` implements it). */
+export interface ModelCatalog {
+  list(): Promise<ModelDescriptor[]>;
+  resolve(name: string): Promise<ModelDescriptor>;
+}
+
+/** Structured logging, pino-shaped: a message with optional fields. */
+export interface Logger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+  debug(fields: Record<string, unknown>, message: string): void;
+}
+
+/** Reports model load progress (0..1) as backends tell it, e.g. to a progress line on the terminal. */
+export type LoadProgressListener = (name: string, fraction: number) => void;
+
+/** The parts of a runtime that the HTTP app reads. */
+export interface ServerRuntime {
+  readonly config: InfernoConfig;
+  readonly models: ModelCatalog;
+  readonly cache: CacheService;
+  readonly logger: Logger;
+}
