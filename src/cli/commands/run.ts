@@ -95,7 +95,7 @@ function progressLine(ctx: CliContext, label: string): { update(fraction?: numbe
 
 /** Loads the model in this process: validated first, so a broken file gets the same sentence as `models validate`. */
 async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
-  const manager = managerFor(config);
+  const manager = managerFor(config, ctx);
   const descriptor = await manager.resolve(name);
   if (descriptor.format !== "gguf") {
     throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
