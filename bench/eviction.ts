@@ -1,143 +1,206 @@
 /**
- * Eviction benchmark: the same simulated workload under `lru` and `cost-aware`, on the fake backend and a manual clock
- * (so hours of traffic run in well under a second and the result does not depend on the machine).
+ * Eviction quality against the optimum. Each trace is replayed by the cache simulator (src/cache/sim: the real policy
+ * functions on a virtual clock) under our policies and other runners' rules, and its offline optimum is solved with
+ * HiGHS: the exact integer program on the small traces, the LP-relaxation lower bound (FOO-style) on the large ones.
+ * Every policy's total load time is reported as a ratio to that optimum or bound, and the default's also to LRU's.
  *
- * Workload: models of mixed sizes and load times (load time is NOT proportional to size: some small models are slow
- * to load, as with cold disks or heavy initialisation), requests drawn from a Zipf distribution whose popularity order is
- * unrelated to size, a memory limit that holds about a third of the models. Reported per policy: hit rate and total
- * time spent loading (what users wait for), and the ratio cost-aware / lru.
+ * Simulated time, so the figures do not depend on the machine; only the solve times do.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { FakeBackend } from "../src/backends/fake.js";
 import { ManualClock } from "../src/cache/clock.js";
 import { ModelCache } from "../src/cache/model-cache.js";
-import type { EvictionPolicy } from "../src/cache/policy/eviction.js";
+import { offlineOptimum } from "../src/cache/sim/optimum.js";
+import { type SimPolicy, simulate } from "../src/cache/sim/simulate.js";
+import type { SimModel, SimRequest, SimResult, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
+import { highsSolver } from "../src/runtime/lp-solver.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
+import { makeModels, type NamedTrace, SETTINGS, syntheticTraces, zipfSampler, zipfTrace } from "./eviction-traces.js";
 
-const MIB = 1024 * 1024;
+export const DEFAULT_POLICY = cacheSchema.parse({}).eviction_policy;
+/** Ours first (the default leading), then the other runners' rules. */
+export const POLICIES: readonly SimPolicy[] = [
+  DEFAULT_POLICY,
+  ...(["reload-cost", "cost-aware", "lru"] as const).filter((p) => p !== DEFAULT_POLICY),
+  "lru-count",
+  "ollama",
+  "largest-first",
+];
+/** A reference, not a policy: `reload-cost` told each model's request count over the whole trace (perfect popularity). */
+export const KNOWN_POPULARITY = "reload-cost, popularity known";
+export const TARGETS = { defaultVsBound: 1.15, defaultVsLru: 0.75 } as const;
 
-interface SimModel {
-  name: string;
-  memoryBytes: number;
-  loadMs: number;
-}
-
-export interface Workload {
-  name: string;
-  models: SimModel[];
-  /** Model names in request order. */
-  requests: string[];
-  /** Simulated seconds between requests. */
-  gapSeconds: number;
-  maxMemoryMb: number;
-  maxModels: number;
-}
-
-function zipfSampler(n: number, s: number, rand: () => number): () => number {
-  const weights = Array.from({ length: n }, (_, i) => 1 / (i + 1) ** s);
-  const total = weights.reduce((a, b) => a + b, 0);
-  return () => {
-    let x = rand() * total;
-    for (let i = 0; i < n; i++) {
-      x -= weights[i] as number;
-      if (x <= 0) return i;
-    }
-    return n - 1;
-  };
-}
-
-function shuffled<T>(items: T[], rand: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
-
-/** Mixed models; popularity by Zipf(s) over a random order; `shiftEvery` re-draws the popularity order (0 = never). */
-export function makeWorkload(name: string, options: { seed: number; count: number; zipf: number; shiftEvery: number }): Workload {
-  const rand = seededRandom(options.seed);
-  const models: SimModel[] = Array.from({ length: 16 }, (_, i) => {
-    const memoryBytes = Math.round((200 + rand() * 1800) * MIB);
-    // Load time: a size-driven part plus an independent start-up cost, so the cost per byte varies about 20x.
-    const loadMs = Math.round((memoryBytes / MIB) * (0.5 + rand() * 1.5) + rand() * 20_000);
-    return { name: `m${String(i).padStart(2, "0")}.gguf`, memoryBytes, loadMs };
-  });
-  const sample = zipfSampler(models.length, options.zipf, rand);
-  let order = shuffled(models, rand);
-  const requests: string[] = [];
-  for (let i = 0; i < options.count; i++) {
-    if (options.shiftEvery > 0 && i > 0 && i % options.shiftEvery === 0) order = shuffled(models, rand);
-    requests.push((order[sample()] as SimModel).name);
-  }
-  return { name, models, requests, gapSeconds: 20, maxMemoryMb: 6 * 1024, maxModels: 8 };
-}
-
-export interface PolicyResult {
-  policy: EvictionPolicy;
-  hits: number;
-  misses: number;
+export interface PolicyFigures {
+  loadSeconds: number;
   hitRate: number;
-  loadMsTotal: number;
+  warmLoads: number;
+  /** Total load time / the optimum (exact) or its lower bound. */
+  vsOptimum: number;
 }
 
-/** Runs a workload through a real ModelCache with the given policy. */
-export async function runWorkload(workload: Workload, policy: EvictionPolicy): Promise<PolicyResult> {
-  const clock = new ManualClock();
-  const source = new FakeModelSource(workload.models.map((m) => ({ name: m.name, estimateBytes: m.memoryBytes })));
+export interface TraceFigures {
+  trace: string;
+  models: number;
+  requests: number;
+  /** The optimum's (exact) or lower bound's total load time, seconds. */
+  optimumSeconds: number;
+  exact: boolean;
+  solveMs: number;
+  /** Targets apply (stationary Zipf traces). */
+  zipf: boolean;
+  policies: Record<string, PolicyFigures>;
+  defaultVsLru: number;
+}
+
+export interface EvictionReport {
+  defaultPolicy: string;
+  settings: SimSettings;
+  targets: typeof TARGETS;
+  traces: TraceFigures[];
+  /** Worst default/bound and default/LRU over the Zipf traces (large ones, LP bound). */
+  worstZipf: { defaultVsBound: number; defaultVsLru: number };
+}
+
+/**
+ * A trace recorded from Inferno itself: the real `ModelCache` (fake backend, manual clock) serves chat-like sessions —
+ * a user picks a model (Zipf 1.0 over 24 models), sends 1–20 requests 5–90 s apart, pauses, and picks again — and
+ * every request is recorded from the cache's own `hit`/`miss` events, each model's load time from its `load` events.
+ * Loads take their time on the clock, so they delay the requests behind them as they would for a user.
+ */
+export async function recordInfernoTrace(requests: number, seed = 21): Promise<NamedTrace> {
+  const rand = seededRandom(seed);
+  const models = makeModels(24, rand);
+  const clock = new ManualClock(Date.UTC(2026, 0, 5));
+  const source = new FakeModelSource(models.map((m) => ({ name: m.key, estimateBytes: m.memoryBytes })));
   const backend = new FakeBackend({
     timers: clock,
-    models: Object.fromEntries(workload.models.map((m) => [m.name, { loadMs: m.loadMs, memoryBytes: m.memoryBytes }])),
+    models: Object.fromEntries(models.map((m) => [m.key, { loadMs: m.loadMs, memoryBytes: m.memoryBytes }])),
   });
   const config = {
     ...cacheSchema.parse({
-      eviction_policy: policy,
-      max_memory_mb: workload.maxMemoryMb,
-      max_cached_models: workload.maxModels,
+      max_memory_mb: SETTINGS.maxMemoryBytes / 1024 ** 2,
+      max_cached_models: SETTINGS.maxModels,
       model_ttl_seconds: 0,
       enable_warmup: false,
       persist_cache: false,
-      usage_half_life_hours: 6,
     }),
     cache_dir: "/nonexistent",
   };
   const cache = await ModelCache.create(config, backendSchema.parse({}), source, { backends: { gguf: backend }, clock });
-  let loadMsTotal = 0;
-  cache.on("load", ({ durationMs }) => (loadMsTotal += durationMs));
-  for (const name of workload.requests) {
-    await clock.run(cache.getModel(name));
-    await clock.advance(workload.gapSeconds * 1000);
+  const recorded: SimRequest[] = [];
+  const loadMs = new Map<string, number>();
+  const record = ({ name }: { name: string }) => recorded.push({ at: clock.now(), key: name });
+  cache.on("hit", record);
+  cache.on("miss", record);
+  cache.on("load", ({ name, durationMs }) => loadMs.set(name, durationMs));
+  const sample = zipfSampler(models.length, 1.0, rand);
+  while (recorded.length < requests) {
+    const model = (models[sample()] as SimModel).key;
+    const burst = 1 + Math.floor(rand() * 20);
+    for (let i = 0; i < burst && recorded.length < requests; i++) {
+      await clock.run(cache.getModel(model));
+      await clock.advance(5000 + Math.floor(rand() * 85_000));
+    }
+    await clock.advance(Math.floor(rand() * 600_000));
   }
-  const stats = cache.stats();
   await cache.close();
-  return { policy, hits: stats.hits, misses: stats.misses, hitRate: stats.hit_rate, loadMsTotal };
+  // What the cache measured is what the trace charges (the fake backend has no page cache: warm = cold).
+  const measured = models.map((m) => ({ ...m, loadMs: loadMs.get(m.key) ?? m.loadMs, warmLoadMs: loadMs.get(m.key) ?? m.loadMs }));
+  return { name: "recorded from Inferno (ModelCache, fake backend)", zipf: false, models: measured, requests: recorded };
 }
 
-export interface Comparison {
-  workload: string;
-  lru: PolicyResult;
-  costAware: PolicyResult;
-  /** cost-aware load time / lru load time: below 1 means cost-aware makes users wait less. */
-  loadTimeRatio: number;
-  hitRateRatio: number;
+/** A trace recorded by `bench/record-trace.ts`, as stored in bench/traces/. */
+export interface RecordedTrace extends Trace {
+  recorded: string;
+  how: string;
+  settings: Omit<SimSettings, "usageHalfLifeHours">;
 }
 
-export async function compare(workload: Workload): Promise<Comparison> {
-  const lru = await runWorkload(workload, "lru");
-  const costAware = await runWorkload(workload, "cost-aware");
+/** The committed trace of a real `inferno serve` run (bench/record-trace.ts). */
+export async function serverTrace(): Promise<NamedTrace> {
+  const file = join(import.meta.dirname, "traces", "inferno-server.json");
+  const trace = JSON.parse(await readFile(file, "utf8")) as RecordedTrace;
+  return { name: "recorded from inferno serve (real llama.cpp)", zipf: false, models: trace.models, requests: trace.requests, settings: trace.settings };
+}
+
+/** Small traces whose exact optimum (the integer program) solves in about a second. */
+function smallTraces(count: number): NamedTrace[] {
+  return Array.from({ length: count }, (_, i) =>
+    zipfTrace(`small zipf 0.9, 10 models (exact)`, { seed: 31 + i, models: 10, requests: 70, zipf: 0.9 }),
+  ).map((t, i) => ({ ...t, name: count > 1 ? `${t.name} #${i + 1}` : t.name, zipf: false }));
+}
+
+export async function evictionBench(options: { quick: boolean }): Promise<EvictionReport> {
+  const solver = await highsSolver();
+  const base: SimSettings = { ...SETTINGS, usageHalfLifeHours: cacheSchema.parse({}).usage_half_life_hours };
+  const requests = options.quick ? 600 : 3000;
+  const traces = [
+    ...syntheticTraces(requests),
+    await recordInfernoTrace(options.quick ? 400 : 1500),
+    await serverTrace(),
+    ...smallTraces(options.quick ? 1 : 3),
+  ];
+  const figures: TraceFigures[] = [];
+  for (const trace of traces) {
+    const settings = { ...base, ...trace.settings };
+    const exact = trace.requests.length <= 100;
+    const started = performance.now();
+    const optimum = offlineOptimum(trace, settings, solver, { integer: exact });
+    const solveMs = performance.now() - started;
+    const policies: Record<string, PolicyFigures> = {};
+    const requestCounts = new Map<string, number>();
+    for (const { key } of trace.requests) requestCounts.set(key, (requestCounts.get(key) ?? 0) + 1);
+    const runs: Array<[string, () => SimResult]> = [
+      ...POLICIES.map((policy): [string, () => SimResult] => [policy, () => simulate(trace, settings, policy)]),
+      [KNOWN_POPULARITY, () => simulate(trace, settings, "reload-cost", { knownFrequency: requestCounts })],
+    ];
+    for (const [policy, run] of runs) {
+      const r = run();
+      policies[policy] = {
+        loadSeconds: r.loadMsTotal / 1000,
+        hitRate: r.hits / r.requests,
+        warmLoads: r.warmLoads,
+        vsOptimum: r.loadMsTotal / optimum.loadMsTotal,
+      };
+    }
+    figures.push({
+      trace: trace.name,
+      models: trace.models.length,
+      requests: trace.requests.length,
+      optimumSeconds: optimum.loadMsTotal / 1000,
+      exact,
+      solveMs,
+      zipf: trace.zipf,
+      policies,
+      defaultVsLru: (policies[DEFAULT_POLICY] as PolicyFigures).loadSeconds / (policies.lru as PolicyFigures).loadSeconds,
+    });
+  }
+  const zipf = figures.filter((f) => f.zipf);
   return {
-    workload: workload.name,
-    lru,
-    costAware,
-    loadTimeRatio: costAware.loadMsTotal / lru.loadMsTotal,
-    hitRateRatio: costAware.hitRate / lru.hitRate,
+    defaultPolicy: DEFAULT_POLICY,
+    settings: base,
+    targets: TARGETS,
+    traces: figures,
+    worstZipf: {
+      defaultVsBound: Math.max(...zipf.map((f) => (f.policies[DEFAULT_POLICY] as PolicyFigures).vsOptimum)),
+      defaultVsLru: Math.max(...zipf.map((f) => f.defaultVsLru)),
+    },
   };
 }
 
-export const WORKLOADS = (): Workload[] => [
-  makeWorkload("zipf 1.0, stable popularity", { seed: 1, count: 4000, zipf: 1.0, shiftEvery: 0 }),
-  makeWorkload("zipf 0.8, stable popularity", { seed: 2, count: 4000, zipf: 0.8, shiftEvery: 0 }),
-  makeWorkload("zipf 1.0, popularity reshuffled every 1000", { seed: 3, count: 4000, zipf: 1.0, shiftEvery: 1000 }),
-];
+/** The report as table rows: one per trace, each policy's load time as a multiple of the optimum. */
+export function evictionTable(report: EvictionReport): string[][] {
+  const columns = [...POLICIES, KNOWN_POPULARITY];
+  const header = ["trace", "requests", "optimum", ...columns.map((p) => (p === DEFAULT_POLICY ? `${p} (default)` : p)), "default / lru"];
+  const rows = report.traces.map((t) => [
+    t.trace,
+    String(t.requests),
+    `${t.optimumSeconds.toFixed(0)} s ${t.exact ? "exact" : "LP bound"}`,
+    ...columns.map((p) => `${(t.policies[p] as PolicyFigures).vsOptimum.toFixed(3)}x`),
+    t.defaultVsLru.toFixed(3),
+  ]);
+  return [header, ...rows];
+}

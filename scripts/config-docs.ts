@@ -28,7 +28,8 @@ export function renderReference(): string {
     if (description) lines.push(description, "");
     lines.push("| key | type | default | environment | meaning |", "| --- | --- | --- | --- | --- |");
     for (const key of sectionKeys) {
-      const type = key.choices ? key.choices.map((c) => `\`${c}\``).join(" \\| ") : key.kind;
+      const choices = key.choices?.map((c) => `\`${c}\``).join(" \\| ");
+      const type = choices === undefined ? key.kind : key.kind === "string-list" ? `list of ${choices}` : choices;
       const env = key.path.includes("<name>") ? "—" : `\`${envNameOf(key.path)}\``;
       const meaning = key.description.replaceAll("|", "\\|");
       lines.push(`| \`${key.key}\` | ${type} | ${showDefault(key.defaultValue, key.key)} | ${env} | ${meaning} |`);

@@ -20,6 +20,7 @@ import type { CallMethod } from "./host/protocol.js";
 import type {
   Backend,
   ChatMessage,
+  ChatOptions,
   EmbeddingResult,
   GenerationOptions,
   GenerationResult,
@@ -327,7 +328,7 @@ class HostedTextModel extends HostedModel implements TextModel {
     return this.generate("complete", prompt, options);
   }
 
-  chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
+  chat(messages: ChatMessage[], options: ChatOptions = {}): Promise<GenerationResult> {
     return this.generate("chat", messages, options);
   }
 

@@ -6,7 +6,6 @@
  */
 import type * as NodeLlamaCppModule from "node-llama-cpp";
 import type {
-  ChatHistoryItem,
   Llama,
   LlamaContext,
   LlamaContextSequence,
@@ -16,16 +15,29 @@ import type {
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
+import { toolMode } from "./chat-request.js";
 import { anySignal, Lifetime, threadCount, throwIfAborted } from "./common.js";
+import { samplerSettings } from "./llama-sampling.js";
+import {
+  chatFunctions,
+  chatHistory,
+  forcedCallGrammar,
+  forcedCallInstructions,
+  formatGrammar,
+  parseForcedCall,
+  toolCallsOf,
+} from "./llama-tools.js";
 import type {
   Backend,
   ChatMessage,
+  ChatOptions,
   EmbeddingResult,
   FinishReason,
   GenerationOptions,
   GenerationResult,
   LoadOptions,
   TextModel,
+  ToolCall,
 } from "./types.js";
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
@@ -102,14 +114,7 @@ type Settings = ReturnType<LlamaTextModel["settings"]> & {
 interface RunResult {
   text: string;
   stopReason: string;
-}
-
-function toHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((m) =>
-    m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
-  );
-  history.push({ type: "model", response: [] });
-  return history;
+  toolCalls?: ToolCall[];
 }
 
 class LlamaTextModel implements TextModel {
@@ -144,9 +149,10 @@ class LlamaTextModel implements TextModel {
     const promptTokens = () =>
       this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
     return this.generate(options, promptTokens, async (sequence, settings) => {
+      const grammar = options.format ? await formatGrammar(this.model.llama, options.format) : undefined;
       const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        const { response, metadata } = await completion.generateCompletionWithMeta(prompt, settings);
+        const { response, metadata } = await completion.generateCompletionWithMeta(prompt, { ...settings, ...(grammar ? { grammar } : {}) });
         return { text: response, stopReason: metadata.stopReason };
       } finally {
         completion.dispose({ disposeSequence: false });
@@ -154,17 +160,46 @@ class LlamaTextModel implements TextModel {
     });
   }
 
-  chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
-    const history = toHistory(messages);
+  /**
+   * Chat with the model's chat wrapper. Tools: `auto` hands them to node-llama-cpp's function calling in the
+   * wrapper's format; a forced choice makes a grammar write one call in the generic format (see llama-tools.ts), whose
+   * JSON is not streamed as text.
+   */
+  async chat(messages: ChatMessage[], options: ChatOptions = {}): Promise<GenerationResult> {
+    const tools = toolMode(options);
+    const history = chatHistory(messages, tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined);
+    const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
+    const generation: GenerationOptions = tools.mode === "forced" ? { ...options, onText: undefined } : options;
     let promptTokens = 0;
-    return this.generate(options, () => promptTokens, async (sequence, settings) => {
+    return this.generate(generation, () => promptTokens, async (sequence, settings) => {
       const chat = new this.lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        // The prompt as the model's chat template renders it.
-        const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
+        // The prompt as the model's chat template renders it (with the functions documented, when offered).
+        const { contextText } = chat.chatWrapper.generateContextState({
+          chatHistory: history,
+          ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
+        });
         promptTokens = contextText.tokenize(this.model.tokenizer).length;
-        const { response, metadata } = await chat.generateResponse(history, settings);
-        return { text: response, stopReason: metadata.stopReason };
+        if (functions) {
+          const { response, functionCalls, metadata } = await chat.generateResponse(history, {
+            ...settings,
+            functions,
+            documentFunctionParams: true,
+            ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+          });
+          return { text: response, stopReason: metadata.stopReason, toolCalls: toolCallsOf(functionCalls) };
+        }
+        const grammar =
+          tools.mode === "forced"
+            ? await forcedCallGrammar(this.model.llama, tools.tools)
+            : options.format
+              ? await formatGrammar(this.model.llama, options.format)
+              : undefined;
+        const { response, metadata } = await chat.generateResponse(history, { ...settings, ...(grammar ? { grammar } : {}) });
+        if (tools.mode !== "forced") return { text: response, stopReason: metadata.stopReason };
+        const call = parseForcedCall(response);
+        if (!call) return { text: response, stopReason: metadata.stopReason };
+        return { text: "", stopReason: metadata.stopReason, toolCalls: [call] };
       } finally {
         chat.dispose({ disposeSequence: false });
       }
@@ -182,6 +217,8 @@ class LlamaTextModel implements TextModel {
   ) {
     return this.lifetime.run(async (): Promise<GenerationResult> => {
       const signal = anySignal(options.signal, this.lifetime.signal);
+      // Built first: a bad field (an unknown token id) fails before a sequence is taken.
+      const sampler = samplerSettings(options, this.model, this.context.contextSize, this.lib.TokenBias);
       const sequence = await this.pool.acquire(signal);
       if (!sequence) return emptyAbort();
       const progress = { text: "", completionTokens: 0 };
@@ -191,6 +228,7 @@ class LlamaTextModel implements TextModel {
       });
       const settings: Settings = {
         ...this.settings(options, signal, sequence),
+        ...sampler,
         onTextChunk: (text: string) => {
           progress.text += text;
           options.onText?.(text);
@@ -200,8 +238,12 @@ class LlamaTextModel implements TextModel {
         },
       };
       try {
-        const { text, stopReason } = await run(sequence, settings);
-        return { text, finishReason: STOP_REASONS[stopReason] ?? "stop", usage: usage() };
+        const { text, stopReason, toolCalls } = await run(sequence, settings);
+        const finishReason = STOP_REASONS[stopReason] ?? "stop";
+        if (toolCalls && toolCalls.length > 0 && finishReason !== "abort") {
+          return { text, finishReason: "tool_calls", usage: usage(), toolCalls };
+        }
+        return { text, finishReason, usage: usage() };
       } catch (error) {
         // An abort that lands while llama.cpp evaluates (not samples) surfaces as an error: still an abort.
         if (signal.aborted) return { text: progress.text, finishReason: "abort", usage: usage() };

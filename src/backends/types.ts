@@ -5,23 +5,92 @@
 import type { BackendConfig } from "../config/schema.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 
+/**
+ * A JSON Schema as plain data (the subset Inferno compiles to a grammar is listed in the README, "Structured output";
+ * a schema using anything else is refused before any load).
+ */
+export type JsonSchema = { [key: string]: unknown };
+
+/**
+ * Constrains the generated text with a grammar. `json`: any JSON object; `json_schema`: JSON that validates against
+ * `schema`. The text is still returned as text: callers parse it.
+ */
+export type OutputFormat = { type: "json" } | { type: "json_schema"; schema: JsonSchema };
+
+/**
+ * Options for one generation. Plain data only (no functions besides `signal` and `onText`, no class instances): the
+ * process-isolated backend forwards everything else unchanged to the host process that runs llama.cpp.
+ */
 export interface GenerationOptions {
   /** Most tokens to generate (default: until the model stops or the context is full, capped by the backend). */
   maxTokens?: number;
   /** Sampling temperature; 0 = greedy. Default 0.8 for GGUF models. */
   temperature?: number;
+  /** Nucleus sampling: sample only from the most likely tokens whose probabilities add up to this (0 < topP <= 1). */
   topP?: number;
+  /** Sample only from this many most likely tokens; 0 = no limit. */
+  topK?: number;
+  /** Drop tokens less likely than `minP` times the most likely token's probability (0..1; 0 = off). */
+  minP?: number;
+  /**
+   * OpenAI's frequency penalty (-2..2): subtracted from a token's logit once per time it already occurs in the
+   * generated text. 0 = off.
+   */
+  frequencyPenalty?: number;
+  /** OpenAI's presence penalty (-2..2): subtracted once from the logit of every token already generated. 0 = off. */
+  presencePenalty?: number;
+  /**
+   * Added to the logits of these token ids before sampling (OpenAI's `logit_bias`). Keys are token ids as decimal
+   * strings (as OpenAI sends them, and so they survive JSON); values -100..100, where -100 bans the token and 100
+   * makes it all but certain.
+   */
+  logitBias?: Record<string, number>;
   /** Seed for sampling; the same seed, prompt and settings give the same text. */
   seed?: number;
   /** Generation ends before any of these strings; the stop string is not part of the text. */
   stop?: string[];
+  /** Grammar-constrained output (JSON, or JSON following a schema). Not combined with tools that may be called. */
+  format?: OutputFormat;
   /** Aborts generation; the result so far is returned with finishReason "abort". */
   signal?: AbortSignal;
   /** Called with each piece of text as it is generated (streaming). */
   onText?: (text: string) => void;
 }
 
-export type FinishReason = "stop" | "length" | "abort";
+/** A function the model may call. */
+export interface ToolDefinition {
+  /** The function's name, as the model must write it (letters, digits, `_` and `-`). */
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments object (default: any object). Calls are generated to validate against it. */
+  parameters?: JsonSchema;
+}
+
+/**
+ * Whether the model calls tools: `auto` = it decides; `none` = never (plain text); `required` = at least one call,
+ * forced by a grammar; `{name}` = exactly a call of that function, forced by a grammar.
+ */
+export type ToolChoice = "auto" | "none" | "required" | { name: string };
+
+/** Options of a chat generation: the generation options plus tools. */
+export interface ChatOptions extends GenerationOptions {
+  tools?: ToolDefinition[];
+  /** Default `auto` when there are tools. */
+  toolChoice?: ToolChoice;
+  /** Whether the model may call several functions in one reply (default true); false stops after the first call. */
+  parallelToolCalls?: boolean;
+}
+
+/** A function call the model made. */
+export interface ToolCall {
+  /** Unique in the conversation; a tool message answers it by this id. */
+  id: string;
+  name: string;
+  /** The arguments as a JSON object text (validates against the tool's parameters schema). */
+  arguments: string;
+}
+
+export type FinishReason = "stop" | "length" | "abort" | "tool_calls";
 
 export interface TokenUsage {
   promptTokens: number;
@@ -29,15 +98,24 @@ export interface TokenUsage {
 }
 
 export interface GenerationResult {
+  /** The text the model wrote (without any tool calls); "" when it only called tools. */
   text: string;
+  /** "tool_calls" when the reply ends with calls the caller should run and answer. */
   finishReason: FinishReason;
   usage: TokenUsage;
+  /** Present (non-empty) when the model called tools. */
+  toolCalls?: ToolCall[];
 }
 
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
-}
+/**
+ * One message of a conversation. An assistant message may carry the tool calls it made (and then `content` may be
+ * null); a `tool` message carries a call's result and names the call by `toolCallId` (or, as Ollama clients send it,
+ * only by the function's `name`: then it answers the earliest unanswered call of that name, else the earliest one).
+ */
+export type ChatMessage =
+  | { role: "system" | "user"; content: string }
+  | { role: "assistant"; content: string | null; toolCalls?: ToolCall[] }
+  | { role: "tool"; content: string; toolCallId?: string; name?: string };
 
 export interface EmbeddingResult {
   embeddings: number[][];
@@ -82,8 +160,8 @@ export interface LoadedModelBase extends AsyncDisposable {
 export interface TextModel extends LoadedModelBase {
   readonly kind: "text";
   complete(prompt: string, options?: GenerationOptions): Promise<GenerationResult>;
-  /** Chat completion using the model's own chat template. */
-  chat(messages: ChatMessage[], options?: GenerationOptions): Promise<GenerationResult>;
+  /** Chat completion using the model's own chat template (and its function-calling format, when it has one). */
+  chat(messages: ChatMessage[], options?: ChatOptions): Promise<GenerationResult>;
   /** Embeddings from the model itself, one vector per input. */
   embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult>;
   tokenize(text: string): Promise<number[]>;

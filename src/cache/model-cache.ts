@@ -714,9 +714,10 @@ export class ModelCache implements AsyncDisposable {
 
   /** Evicts victims that cover a shortfall; false (evicting nothing) when the idle models cannot cover it. */
   private async evictFor(shortfall: { count: number; bytes: Bytes }, except: Entry | null): Promise<boolean> {
-    const { victims, covers } = chooseVictims(this.evictionCandidates(except), shortfall, this.config.eviction_policy);
+    const limits = { maxModels: this.config.max_cached_models, maxMemoryBytes: this.memoryLimit };
+    const { victims, covers } = chooseVictims(this.evictionCandidates(except), shortfall, this.config.eviction_policy, limits);
     if (!covers || victims.length === 0) return false;
-    if (this.config.eviction_policy === "cost-aware") this.inflation = nextInflation(this.inflation, victims);
+    this.inflation = nextInflation(this.inflation, victims);
     await Promise.all(victims.map((v) => this.retireKey(v.key, v.reason)));
     return true;
   }

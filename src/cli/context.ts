@@ -1,6 +1,8 @@
 /** What every command gets: its IO, the global flags, output helpers and the layered configuration. */
 import type { Command } from "commander";
 import {
+  currentEnvironment,
+  type Environment,
   type FlagValue,
   type InfernoConfig,
   type LoadConfigOptions,
@@ -37,6 +39,11 @@ export class CliContext {
    */
   resolveConfig(flags: FlagValue[] = [], fileTexts?: LoadConfigOptions["fileTexts"]): Promise<ResolvedConfig> {
     return resolveConfig({ env: this.io.env, cwd: this.io.cwd, configFile: this.globals.config, flags, fileTexts });
+  }
+
+  /** The environment commands run in (variables, home, working directory): what `model_stores` are located by. */
+  environment(): Environment {
+    return currentEnvironment({ env: this.io.env, cwd: this.io.cwd });
   }
 
   async loadConfig(flags: FlagValue[] = []): Promise<InfernoConfig> {

@@ -77,8 +77,12 @@ function kindOf(schema: AnySchema): Pick<KeyInfo, "kind" | "choices"> {
       return { kind: "string" };
     case "enum":
       return { kind: "enum", choices: Object.values(def.entries ?? {}) };
-    case "array":
-      return { kind: "string-list" };
+    case "array": {
+      const element = def.element ? defOf(unwrap(def.element)) : undefined;
+      return element?.type === "enum"
+        ? { kind: "string-list", choices: Object.values(element.entries ?? {}) }
+        : { kind: "string-list" };
+    }
     case "union":
       return { kind: "gpu", choices: ["auto", "false", "cuda", "vulkan", "metal"] };
     default:

@@ -137,20 +137,34 @@ function checkTree(values: Tree, path: string[], problems: Problem[]): void {
   }
 }
 
-/** Expands `~`, `$VAR` and relative paths in the layer's path keys, in place. */
+/** Expands `~`, `$VAR` and relative paths in the layer's path keys (a path, or a list of paths), in place. */
 function expandLayerPaths(layer: Layer, environment: Environment, problems: Problem[]): void {
   for (const key of PATH_KEYS) {
     const path = key.split(".");
     const parent = path.slice(0, -1).reduce<unknown>((node, s) => (isTable(node) ? node[s] : undefined), layer.values);
     const name = path[path.length - 1] as string;
-    if (!isTable(parent) || typeof parent[name] !== "string") continue;
+    if (!isTable(parent)) continue;
+    const value = parent[name];
     try {
-      parent[name] = expandPath(parent[name], environment, layer.baseDir);
+      if (typeof value === "string") parent[name] = expandPath(value, environment, layer.baseDir);
+      else if (Array.isArray(value)) parent[name] = value.map((v: string) => expandPath(v, environment, layer.baseDir));
     } catch (error) {
       if (!(error instanceof PathExpansionError)) throw error;
       problems.push({ key, message: error.message });
     }
   }
+}
+
+/**
+ * How `models_dir` and `models_dirs` combine (the one home of this rule): the directories are `models_dir` followed by
+ * `models_dirs`, duplicates dropped. When no source sets `models_dir` but `models_dirs` is given, the list's first entry
+ * becomes `models_dir` (so the default `./models` is not searched behind the user's back), with that entry's origin.
+ */
+function combineModelsDirs(modelsDir: string, modelsDirs: readonly string[], origins: Map<string, Origin>) {
+  const listOrigin = origins.get("models_dirs");
+  const first = origins.has("models_dir") || modelsDirs.length === 0 ? modelsDir : (modelsDirs[0] as string);
+  if (!origins.has("models_dir") && listOrigin && modelsDirs.length > 0) origins.set("models_dir", listOrigin);
+  return { models_dir: first, models_dirs: [...new Set([first, ...modelsDirs])] };
 }
 
 function validateLayer(layer: Layer, environment: Environment): Layer {
@@ -305,9 +319,10 @@ export async function resolveConfig(options: LoadConfigOptions = {}): Promise<Re
   }
   const parsed = result.data;
   const defaultOrigin: Origin = { kind: "default", source: "built-in" };
+  const modelsDir = origins.has("models_dir") ? parsed.models_dir : expandPath(parsed.models_dir, environment, environment.cwd);
   const config: InfernoConfig = {
     ...parsed,
-    models_dir: origins.has("models_dir") ? parsed.models_dir : expandPath(parsed.models_dir, environment, environment.cwd),
+    ...combineModelsDirs(modelsDir, parsed.models_dirs, origins),
     cache: { ...parsed.cache, cache_dir: parsed.cache.cache_dir ?? defaultCacheDir(environment) },
   };
   for (const key of allKeyPaths()) {

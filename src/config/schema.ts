@@ -5,6 +5,10 @@
  */
 import { z } from "zod";
 
+/** The model stores Inferno can read (`model_stores`). Kept here, beside the key, so the schema imports nothing else. */
+export const STORE_NAMES = ["ollama", "lmstudio", "huggingface"] as const;
+export type StoreName = (typeof STORE_NAMES)[number];
+
 /** Whole, non-negative number of seconds. */
 const seconds = () => z.number().int().nonnegative();
 
@@ -81,10 +85,10 @@ export const cacheSchema = z
       .default(24)
       .describe("Half-life, in hours, of the exponentially decayed usage frequency that ranks models."),
     eviction_policy: z
-      .enum(["lru", "cost-aware"])
-      .default("cost-aware")
+      .enum(["lru", "cost-aware", "reload-cost"])
+      .default("reload-cost")
       .describe(
-        "Which idle model to evict first: `lru` (least recently used) or `cost-aware` (keeps models that are slow to load, small and often used).",
+        "Which idle model to evict first: `lru` (least recently used), `cost-aware` (GreedyDual-Size-Frequency: keeps models that are slow to load, small and often used) or `reload-cost` (keeps the models whose expected reload time — usage frequency x measured load time — per share of the memory or count limit is highest). The default is the one `npm run bench` measured closest to the offline optimum.",
       ),
     load_failure_cooldown_seconds: seconds()
       .default(30)
@@ -166,11 +170,28 @@ export const configSchema = z
       .string()
       .min(1)
       .default("./models")
-      .describe("Directory searched (recursively) for `.gguf` and `.onnx` models. `~` and `$VAR` are expanded."),
+      .describe(
+        "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. `~` and `$VAR` are expanded.",
+      ),
+    models_dirs: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default `./models` is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
+      ),
+    model_stores: z
+      .array(z.enum(STORE_NAMES))
+      .default([])
+      .refine((stores) => new Set(stores).size === stores.length, { message: "each store may be listed once" })
+      .describe(
+        "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: none. `inferno models list --stores` shows what each would add.",
+      ),
     allow_outside_models_dir: z
       .boolean()
       .default(false)
-      .describe("Allow model names that resolve outside `models_dir` (absolute paths, `..`, escaping symlinks)."),
+      .describe(
+        "Allow model names that resolve outside the models directories and enabled stores (absolute paths, `..`, escaping symlinks).",
+      ),
     cache: cacheSchema.prefault({}),
     backend: backendSchema.prefault({}),
     server: serverSchema.prefault({}),
@@ -205,11 +226,14 @@ export const configSchema = z
 export type SchemaConfig = z.infer<typeof configSchema>;
 /** The cache section after loading: `cache_dir` is always resolved to an absolute path. */
 export type CacheConfig = SchemaConfig["cache"] & { cache_dir: string };
-/** The configuration after loading (`loadConfig()`): every default applied, every path absolute. */
+/**
+ * The configuration after loading (`loadConfig()`): every default applied, every path absolute, and `models_dirs` the
+ * whole list of models directories with `models_dir` as its first entry.
+ */
 export type InfernoConfig = Omit<SchemaConfig, "cache"> & { cache: CacheConfig };
 export type BackendConfig = SchemaConfig["backend"];
 export type ServerConfig = SchemaConfig["server"];
 export type ModelOverride = z.infer<typeof modelOverrideSchema>;
 
-/** Keys whose values are filesystem paths: `~` and `$VAR` are expanded and relative paths resolved. */
-export const PATH_KEYS = ["models_dir", "cache.cache_dir"] as const;
+/** Keys whose values are filesystem paths (or lists of them): `~` and `$VAR` are expanded and relative paths resolved. */
+export const PATH_KEYS = ["models_dir", "models_dirs", "cache.cache_dir"] as const;

@@ -24,8 +24,11 @@ export function expectation(info: Pick<KeyInfo, "kind" | "choices">): string {
     case "enum":
     case "gpu":
       return `one of: ${(info.choices ?? []).join(", ")}`;
-    case "string-list":
-      return 'a list of strings (e.g. ["a.gguf", "b.gguf"] or a,b)';
+    case "string-list": {
+      if (!info.choices) return 'a list of strings (e.g. ["a.gguf", "b.gguf"] or a,b)';
+      const [a = "", b = ""] = info.choices;
+      return `a list of: ${info.choices.join(", ")} (e.g. ["${a}", "${b}"] or ${a},${b})`;
+    }
   }
 }
 

@@ -198,6 +198,13 @@ export class RouteNotFound extends InfernoError {
   override readonly type = "invalid_request_error";
 }
 
+/** A route Inferno answers on purpose without doing it (Ollama's pull, push, create, copy, delete): the message says why. */
+export class NotImplemented extends InfernoError {
+  readonly code = "not_implemented";
+  override readonly status = 501;
+  override readonly type = "invalid_request_error";
+}
+
 /** The server is shutting down and takes no new model requests. */
 export class ShuttingDown extends InfernoError {
   readonly code = "shutting_down";

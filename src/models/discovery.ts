@@ -6,17 +6,29 @@
 import type { Dirent } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
+import { groupSplits } from "./split.js";
+import type { StoreName } from "../config/schema.js";
 import type { ModelFormat } from "./types.js";
 
-/** A model file found by a scan. */
+/** A model found by a scan of a models directory or a store. */
 export interface FoundModel {
-  /** Path relative to the models directory, `/`-separated. */
+  /** Path relative to the models directory, `/`-separated; in a store, the name its tool gives it (`llama3:latest`). */
   name: string;
   /** Absolute path as found (may be a symlink). */
   path: string;
   /** Canonical real path: the cache key. */
   key: string;
   format: ModelFormat;
+  /** Other exact names of the model: `llama3` for Ollama's `llama3:latest`, `dir/NAME.gguf` for a split's first part. */
+  aliases?: string[];
+  /** Every part of a split GGUF in order, as paths to open (see split.ts); `path` is the first. */
+  parts?: string[];
+  /** Why the model cannot be used (a bad manifest, a missing blob or split part); it is listed, and invalid. */
+  problem?: string;
+  /** Hex sha256 the file must have (the digest an Ollama manifest names), verified before loading. */
+  sha256?: string;
+  /** The store the model was found in; absent in models directories. */
+  store?: StoreName;
 }
 
 export interface Scan {
@@ -24,8 +36,11 @@ export interface Scan {
   models: FoundModel[];
   /** Names of symlinks whose target lies outside the models directory, with that target. */
   escaping: Map<string, string>;
-  /** Every directory walked, with its mtime (ns) when scanned; empty when the models directory does not exist. */
-  directories: Map<string, bigint>;
+  /**
+   * Every directory walked (and every metadata file read, in stores), with its mtime (ns) when scanned, or null when it
+   * did not exist: a change of any of them makes the scan stale.
+   */
+  directories: Map<string, bigint | null>;
   /** Real path of the models directory, or null when it does not exist. */
   root: string | null;
 }
@@ -48,7 +63,7 @@ function toName(root: string, path: string): string {
   return relative(root, path).split(sep).join("/");
 }
 
-async function mtimeNs(path: string): Promise<bigint | null> {
+export async function mtimeNs(path: string): Promise<bigint | null> {
   try {
     return (await stat(path, { bigint: true })).mtimeNs;
   } catch {
@@ -56,13 +71,22 @@ async function mtimeNs(path: string): Promise<bigint | null> {
   }
 }
 
+export interface ScanOptions {
+  /**
+   * The real directory symlink targets must lie in to count as inside (default: the scanned directory itself). The
+   * Hugging Face cache scans a snapshot whose files link to the repository's `blobs/`, so it passes the repository.
+   */
+  within?: string;
+}
+
 /** Walks the models directory. Hidden entries are skipped and symlinked directories are not followed (no loops). */
-export async function scanModels(modelsDir: string): Promise<Scan> {
+export async function scanModels(modelsDir: string, options: ScanOptions = {}): Promise<Scan> {
   const scan: Scan = { models: [], escaping: new Map(), directories: new Map(), root: null };
   let root: string;
   try {
     root = await realpath(modelsDir);
   } catch {
+    scan.directories.set(modelsDir, null); // stale once it appears
     return scan;
   }
   scan.root = root;
@@ -86,15 +110,15 @@ export async function scanModels(modelsDir: string): Promise<Scan> {
       else if (format && (entry.isFile() || entry.isDirectory())) {
         scan.models.push({ name: toName(root, path), path, key: path, format });
       } else if (format && entry.isSymbolicLink()) {
-        await addSymlink(scan, root, path, format);
+        await addSymlink(scan, root, options.within ?? root, path, format);
       }
     }
   }
-  scan.models.sort((a, b) => a.name.localeCompare(b.name));
+  scan.models = groupSplits(scan.models);
   return scan;
 }
 
-async function addSymlink(scan: Scan, root: string, path: string, format: ModelFormat): Promise<void> {
+async function addSymlink(scan: Scan, root: string, within: string, path: string, format: ModelFormat): Promise<void> {
   let target: string;
   try {
     target = await realpath(path);
@@ -102,13 +126,12 @@ async function addSymlink(scan: Scan, root: string, path: string, format: ModelF
     return; // dangling link
   }
   const name = toName(root, path);
-  if (isInside(root, target)) scan.models.push({ name, path, key: target, format });
+  if (isInside(within, target)) scan.models.push({ name, path, key: target, format });
   else scan.escaping.set(name, target);
 }
 
-/** Whether any directory of a scan changed since it was made (or the models directory appeared). */
-export async function scanIsStale(scan: Scan, modelsDir: string): Promise<boolean> {
-  if (scan.root === null) return (await mtimeNs(modelsDir)) !== null;
+/** Whether any directory (or metadata file) of a scan changed, appeared or vanished since it was made. */
+export async function scanIsStale(scan: Pick<Scan, "directories">): Promise<boolean> {
   for (const [dir, mtime] of scan.directories) {
     if ((await mtimeNs(dir)) !== mtime) return true;
   }

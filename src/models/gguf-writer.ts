@@ -24,6 +24,7 @@ export type TinyWeightType = keyof typeof GGML_TYPE_IDS;
 
 /** A metadata value with its GGUF type spelled out, so numbers are written with the width llama.cpp expects. */
 export type GgufValue =
+  | { type: "u16"; value: number }
   | { type: "u32"; value: number }
   | { type: "i32"; value: number }
   | { type: "f32"; value: number }
@@ -63,6 +64,10 @@ class ByteSink {
   u8(v: number): void {
     const at = this.reserve(1);
     this.buffer.writeUInt8(v, at);
+  }
+  u16(v: number): void {
+    const at = this.reserve(2);
+    this.buffer.writeUInt16LE(v, at);
   }
   u32(v: number): void {
     const at = this.reserve(4);
@@ -106,6 +111,10 @@ const ARRAY_ELEMENT: Record<"string[]" | "f32[]" | "i32[]", GgufValueType> = {
 
 function writeValue(sink: ByteSink, v: GgufValue): void {
   switch (v.type) {
+    case "u16":
+      sink.u32(GgufValueType.UINT16);
+      sink.u16(v.value);
+      return;
     case "u32":
       sink.u32(GgufValueType.UINT32);
       sink.u32(v.value);
@@ -337,6 +346,11 @@ function tinyVocabulary(): Vocabulary {
   return { tokens, scores, types };
 }
 
+/** The tiny llama's vocabulary, by token id (tests pick token ids by piece, e.g. for logit_bias). */
+export function tinyLlamaVocabulary(): string[] {
+  return tinyVocabulary().tokens;
+}
+
 /** mulberry32: a tiny seeded generator, enough for reproducible random weights (and the benchmarks' workloads). */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -423,8 +437,8 @@ function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocab: Vocab
   return tensors;
 }
 
-/** The GGUF bytes of a tiny random llama. Deterministic: same options, same bytes. */
-export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
+/** The metadata and tensors of a tiny random llama, before encoding. */
+function tinyLlamaContents(options: TinyLlamaOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensor[] } {
   const preset = options.preset ?? "nano";
   const type = options.type ?? "f32";
   const seed = options.seed ?? 1;
@@ -458,7 +472,35 @@ export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
     ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
     ["tokenizer.chat_template", { type: "string", value: CHATML_TEMPLATE }],
   ]);
-  return encodeGguf(metadata, tinyLlamaTensors(shape, vocab, type, seed));
+  return { metadata, tensors: tinyLlamaTensors(shape, vocab, type, seed) };
+}
+
+/** The GGUF bytes of a tiny random llama. Deterministic: same options, same bytes. */
+export function tinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
+  const { metadata, tensors } = tinyLlamaContents(options);
+  return encodeGguf(metadata, tensors);
+}
+
+/**
+ * The parts of a tiny llama split as llama.cpp's `gguf-split` splits a model: the tensors spread over `count` files,
+ * every part carrying `split.no`, `split.count` and `split.tensors.count`, and the first part also the model's
+ * metadata. llama.cpp loads the whole model when given the first part, if the parts are named by `splitPartName` (split.ts).
+ */
+export function tinyLlamaGgufSplit(count: number, options: TinyLlamaOptions = {}): Buffer[] {
+  const { metadata, tensors } = tinyLlamaContents(options);
+  if (!Number.isInteger(count) || count < 2 || count > tensors.length) {
+    throw new RangeError(`a split needs 2 to ${tensors.length} parts, found ${count}`);
+  }
+  const perPart = Math.ceil(tensors.length / count);
+  return Array.from({ length: count }, (_, index) => {
+    const split = new Map<string, GgufValue>([
+      ["split.no", { type: "u16", value: index }],
+      ["split.count", { type: "u16", value: count }],
+      ["split.tensors.count", { type: "i32", value: tensors.length }],
+    ]);
+    const partMetadata = index === 0 ? new Map([...metadata, ...split]) : split;
+    return encodeGguf(partMetadata, tensors.slice(index * perPart, (index + 1) * perPart));
+  });
 }
 
 /** Writes a tiny llama to `path` (atomically) and returns its size. */

@@ -2,18 +2,21 @@
  * ModelManager: which models exist, what a name means, what a file holds, whether it is sound, and how much memory it
  * will take — all without loading weights. It is the filesystem-backed `ModelSource` the cache uses.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { constants } from "node:fs";
 import { access, realpath, stat } from "node:fs/promises";
-import { basename, isAbsolute, resolve as resolvePath } from "node:path";
-import type { BackendConfig } from "../config/schema.js";
+import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
+import type { BackendConfig, InfernoConfig } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
+import { currentEnvironment } from "../config/paths.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
-import { type FoundModel, formatOf, isInside, type Scan, scanIsStale, scanModels } from "./discovery.js";
+import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
+import { FileDigests } from "./digests.js";
+import { type FoundModel, formatOf, isInside } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
-import { NAME_STAGES, NameIndex, stem } from "./name-index.js";
+import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
+import { readSplitGgufHeader } from "./split.js";
+import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
 import { sameFileVersion } from "./types.js";
 import type {
   Bytes,
@@ -27,10 +30,17 @@ import type {
 
 export interface ModelManagerOptions {
   /**
-   * Accept names that resolve outside the models directory: absolute paths, `..`, and symlinks whose target is outside.
-   * Default false (config: `allow_outside_models_dir`).
+   * Accept names that resolve outside the models directories and stores: absolute paths, `..`, and symlinks whose
+   * target is outside. Default false (config: `allow_outside_models_dir`).
    */
   allowOutsideModelsDir?: boolean;
+  /** Stores of other tools to discover models in, read-only, after the models directories (config: `model_stores`). */
+  stores?: readonly StoreLocation[];
+  /**
+   * Where verified file hashes are remembered across processes (see digests.ts); in memory only when absent.
+   * `fromConfig` uses `<cache.cache_dir>/file_digests.json`.
+   */
+  digestFile?: string;
 }
 
 /** The outcome of validating one model. */
@@ -75,11 +85,16 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
 export const FOLDER_CHECK_INTERVAL_MS = 1000;
 
 export class ModelManager implements ModelSource {
-  /** The models directory, absolute. */
+  /** The first models directory, absolute. */
   readonly modelsDir: string;
+  /** Every models directory, absolute, in search order (`modelsDir` first). */
+  readonly modelsDirs: readonly string[];
+  /** The store locations searched after the directories. */
+  readonly stores: readonly StoreLocation[];
   private readonly allowOutside: boolean;
-  private scan: Scan | undefined;
-  private scanning: Promise<Scan> | undefined;
+  private readonly digests: FileDigests;
+  private scan: Catalog | undefined;
+  private scanning: Promise<Catalog> | undefined;
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
   private index = new NameIndex([]);
   private checkedAt = -Infinity;
@@ -89,9 +104,32 @@ export class ModelManager implements ModelSource {
   private resolved = new Map<string, ModelDescriptor>();
   private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
 
-  constructor(modelsDir: string, options: ModelManagerOptions = {}) {
-    this.modelsDir = resolvePath(modelsDir);
+  /** @param modelsDirs One models directory, or several in search order. */
+  constructor(modelsDirs: string | readonly string[], options: ModelManagerOptions = {}) {
+    const dirs = (typeof modelsDirs === "string" ? [modelsDirs] : [...modelsDirs]).map((d) => resolvePath(d));
+    if (dirs.length === 0) throw new RangeError("a ModelManager needs at least one models directory");
+    this.modelsDirs = [...new Set(dirs)];
+    this.modelsDir = this.modelsDirs[0] as string;
+    this.stores = options.stores ?? [];
     this.allowOutside = options.allowOutsideModelsDir === true;
+    this.digests = new FileDigests(options.digestFile);
+  }
+
+  /**
+   * The manager a loaded configuration describes: `models_dirs` (with `models_dir` first), the stores of `model_stores`
+   * located through `environment` (default: this process's variables and home), `allow_outside_models_dir`, and verified
+   * hashes kept in the cache directory. `storesOverride` replaces `model_stores` (`models list --stores`).
+   */
+  static fromConfig(
+    config: Pick<InfernoConfig, "models_dir" | "models_dirs" | "model_stores" | "allow_outside_models_dir" | "cache">,
+    environment: StoreEnvironment = currentEnvironment(),
+    storesOverride?: InfernoConfig["model_stores"],
+  ): ModelManager {
+    return new ModelManager(config.models_dirs.length > 0 ? config.models_dirs : [config.models_dir], {
+      allowOutsideModelsDir: config.allow_outside_models_dir,
+      stores: storeLocations(storesOverride ?? config.model_stores, environment),
+      digestFile: join(config.cache.cache_dir, "file_digests.json"),
+    });
   }
 
   /** Every discoverable model, sorted by name. */
@@ -129,7 +167,7 @@ export class ModelManager implements ModelSource {
         details: { name: trimmed, candidates: names },
       });
     }
-    const escaping = [...scan.escaping].find(([linkName]) => NAME_STAGES.some((spell) => spell(linkName) === trimmed));
+    const escaping = [...scan.escaping].find(([linkName]) => NAME_STAGES.some((spell) => spell({ name: linkName }).includes(trimmed)));
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
   }
@@ -143,15 +181,26 @@ export class ModelManager implements ModelSource {
     return this.resolved.get(name);
   }
 
-  /** Whether the models directory exists and can be read (false: absent, unmounted or unreadable). */
+  /** Whether every models directory exists and can be read (false: one is absent, unmounted or unreadable). */
   async available(): Promise<boolean> {
-    try {
-      if (!(await stat(this.modelsDir)).isDirectory()) return false;
-      await access(this.modelsDir, constants.R_OK | constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
+    const readable = async (dir: string) => {
+      try {
+        if (!(await stat(dir)).isDirectory()) return false;
+        await access(dir, constants.R_OK | constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // Every models directory must be there. Stores are optional (LM Studio's older folder is usually absent), so a
+    // store that is gone counts its models as missing, which missing_retention_days keeps for a while.
+    return (await Promise.all(this.modelsDirs.map(readable))).every(Boolean);
+  }
+
+  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  async shortNames(): Promise<Map<string, string>> {
+    await this.currentScan();
+    return this.index.shortestNames();
   }
 
   /** The descriptor and header metadata of a model. Throws ModelInvalid when the file is not a sound model. */
@@ -160,13 +209,25 @@ export class ModelManager implements ModelSource {
     return { ...model, metadata: await this.metadata(model) };
   }
 
-  /** Header metadata of a resolved model, remembered until its file changes. */
+  /**
+   * Header metadata of a resolved model, remembered until its file changes. Throws ModelInvalid for a model its
+   * discovery found unusable (a bad store manifest, a missing split part), with the reason.
+   */
   async metadata(model: ModelDescriptor): Promise<ModelMetadata> {
+    const found = await this.found(model.key);
+    if (found?.problem) {
+      throw new ModelInvalid(`model ${model.name} is invalid: ${found.problem}`, {
+        details: { name: model.name, path: model.path, problem: found.problem },
+      });
+    }
     const current = await this.fingerprint(model.key);
     if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
     const cached = this.metadataCache.get(model.key);
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
-    const metadata = model.format === "gguf" ? ggufMetadata(await readGgufHeader(model.path)) : await readOnnxMetadata(model.path);
+    const metadata =
+      model.format === "onnx"
+        ? await readOnnxMetadata(model.path)
+        : ggufMetadata(await (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)));
     this.metadataCache.set(model.key, { fingerprint: current, metadata });
     return metadata;
   }
@@ -182,6 +243,7 @@ export class ModelManager implements ModelSource {
   private async validateOne(model: ModelDescriptor, options: HashOption): Promise<ValidationResult> {
     try {
       const metadata = await this.metadata(model);
+      if (options.hash) await this.verifyDigest(model);
       const fingerprint = options.hash ? ((await this.fingerprint(model.key, { hash: true })) ?? model.fingerprint) : model.fingerprint;
       return { model: { ...model, fingerprint }, ok: true, metadata };
     } catch (error) {
@@ -190,7 +252,10 @@ export class ModelManager implements ModelSource {
     }
   }
 
-  /** Size and mtime of the file with this key (its real path), with sha256 when asked; null when the file is gone. */
+  /**
+   * Size and mtime of the file with this key (its real path), with sha256 when asked (computed once per file version);
+   * null when the file is gone. A split GGUF's fingerprint covers its parts: their total size and newest mtime.
+   */
   async fingerprint(key: string, options: HashOption = {}): Promise<Fingerprint | null> {
     let info;
     try {
@@ -199,32 +264,64 @@ export class ModelManager implements ModelSource {
       return null;
     }
     const fingerprint: Fingerprint = { size: info.size, mtimeMs: info.mtimeMs };
-    if (options.hash && info.isFile()) fingerprint.sha256 = await sha256(key);
+    const parts = (await this.found(key))?.parts;
+    if (parts) {
+      const others = await Promise.all(parts.slice(1).map((p) => stat(p).catch(() => null)));
+      for (const part of others) {
+        if (!part) continue;
+        fingerprint.size += part.size;
+        fingerprint.mtimeMs = Math.max(fingerprint.mtimeMs, part.mtimeMs);
+      }
+    }
+    if (options.hash && info.isFile()) fingerprint.sha256 = await this.digests.sha256(key, { size: info.size, mtimeMs: info.mtimeMs });
     return fingerprint;
   }
 
-  /** Bytes the model is expected to take once loaded with these settings (see `estimateGgufMemory`, `ONNX_MEMORY_FACTOR`). */
+  /**
+   * Bytes the model is expected to take once loaded with these settings (see `estimateGgufMemory`,
+   * `ONNX_MEMORY_FACTOR`). The cache asks this before every load, so this is also where a store blob is checked against
+   * the digest its store names: once per version of the file (a size or mtime change), remembered across processes.
+   */
   async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
     const metadata = await this.metadata(model);
+    await this.verifyDigest(model);
     if (metadata.format === "gguf") return estimateGgufMemory(metadata, backend);
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
+  }
+
+  /** Throws ModelInvalid when the model's store names a sha256 its file does not have (hashing a file version once). */
+  private async verifyDigest(model: ModelDescriptor): Promise<void> {
+    const expected = (await this.found(model.key))?.sha256;
+    if (!expected) return;
+    const info = await stat(model.key).catch(() => null);
+    if (!info) throw new ModelNotFound(`model file ${model.key} no longer exists`, { details: { name: model.name } });
+    await this.digests.verify({ name: model.name, path: model.key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
+  }
+
+  /**
+   * What the scan found under this key, if anything: split parts, a store's digest, a problem. The last scan serves
+   * (descriptors come from `resolve`/`list`, which refresh it); a manager that has not scanned yet scans first, so a
+   * fingerprint asked for right after a restart covers a split's parts too.
+   */
+  private async found(key: string): Promise<FoundModel | undefined> {
+    return (this.scan ?? (await this.currentScan())).byKey.get(key);
   }
 
   /**
    * The scan, rescanning only when a walked directory changed. Checks for changes at most every
    * `FOLDER_CHECK_INTERVAL_MS` unless `force`. Concurrent callers share one rescan.
    */
-  private async currentScan(force = false): Promise<Scan> {
+  private async currentScan(force = false): Promise<Catalog> {
     if (this.scanning) return this.scanning;
     const now = performance.now();
     if (this.scan && !force && now - this.checkedAt < FOLDER_CHECK_INTERVAL_MS) return this.scan;
     this.scanning = (async () => {
-      const stale = !this.scan || (await scanIsStale(this.scan, this.modelsDir));
+      const stale = !this.scan || (await catalogIsStale(this.scan));
       this.checkedAt = performance.now();
       this.checkDue = false;
       setTimeout(() => (this.checkDue = true), FOLDER_CHECK_INTERVAL_MS).unref();
-      if (!stale) return this.scan as Scan;
-      const scan = await scanModels(this.modelsDir);
+      if (!stale) return this.scan as Catalog;
+      const scan = await scanCatalog(this.modelsDirs, this.stores);
       this.scan = scan;
       this.index = new NameIndex([...scan.models, ...this.allowedEscapes(scan)]);
       this.resolved = new Map();
@@ -235,7 +332,7 @@ export class ModelManager implements ModelSource {
     return this.scanning;
   }
 
-  private allowedEscapes(scan: Scan): FoundModel[] {
+  private allowedEscapes(scan: Catalog): FoundModel[] {
     if (!this.allowOutside) return [];
     return [...scan.escaping].map(([name, target]) => ({ name, path: target, key: target, format: formatOf(name) ?? "gguf" }));
   }
@@ -243,44 +340,61 @@ export class ModelManager implements ModelSource {
   private async describe(model: FoundModel): Promise<ModelDescriptor> {
     const fingerprint = await this.fingerprint(model.key);
     if (!fingerprint) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
-    return { name: model.name, key: model.key, path: model.key, format: model.format, fingerprint };
+    const path = model.parts ? model.path : model.key;
+    return { name: model.name, key: model.key, path, format: model.format, fingerprint, ...(model.store ? { store: model.store } : {}) };
   }
 
-  /** A name with `..` or an absolute path: allowed inside the models directory, outside only when configured. */
+  /**
+   * A name with `..` or an absolute path: allowed inside a models directory or store, outside only when configured. A
+   * file the scan knows (a store blob, a split's first part) keeps its name and what the scan knows about it.
+   */
   private async resolvePath(name: string): Promise<ModelDescriptor> {
     const absolute = resolvePath(this.modelsDir, name);
-    const root = await realpath(this.modelsDir).catch(() => this.modelsDir);
-    if (!isInside(this.modelsDir, absolute) && !isInside(root, absolute) && !this.allowOutside) throw this.outside(name, absolute);
+    const scan = await this.currentScan();
+    const roots = [...this.modelsDirs, ...this.stores.map((s) => s.root), ...scan.roots];
+    const within = (path: string) => roots.find((root) => isInside(root, path));
+    if (!within(absolute) && !this.allowOutside) throw this.outside(name, absolute);
     let real: string;
     try {
       real = await realpath(absolute);
     } catch {
-      throw this.notFound(name, await this.currentScan());
+      throw this.notFound(name, scan);
     }
-    const inside = isInside(root, real);
-    if (!inside && !this.allowOutside) throw this.outside(name, real);
+    const root = scan.roots.find((r) => isInside(r, real));
+    if (!root && !this.allowOutside) throw this.outside(name, real);
+    const known = scan.byKey.get(real);
+    if (known) return this.describe(known);
     const format = formatOf(real) ?? formatOf(absolute);
     if (!format) {
       throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, { details: { name, path: real } });
     }
-    const displayName = inside ? relativeName(root, real) : real;
+    const displayName = root ? relativeName(root, real) : real;
     return this.describe({ name: displayName, path: real, key: real, format });
+  }
+
+  /** The models directories and store roots, as messages name them. */
+  private places(): string {
+    const dirs = this.modelsDirs.length === 1 ? `the models directory ${this.modelsDir}` : `the models directories ${this.modelsDirs.join(", ")}`;
+    return this.stores.length === 0 ? dirs : `${dirs} and the stores ${[...new Set(this.stores.map((s) => s.store))].join(", ")}`;
   }
 
   private outside(name: string, target: string): ModelOutsideModelsDir {
     return new ModelOutsideModelsDir(
-      `model "${name}" resolves to ${target}, outside the models directory ${this.modelsDir}; set allow_outside_models_dir = true to allow it`,
-      { details: { name, target, models_dir: this.modelsDir } },
+      `model "${name}" resolves to ${target}, outside ${this.places()}; set allow_outside_models_dir = true to allow it`,
+      { details: { name, target, models_dir: this.modelsDir, models_dirs: this.modelsDirs } },
     );
   }
 
-  private notFound(name: string, scan: Scan): ModelNotFound {
-    const names = scan.models.map((m) => m.name);
+  private notFound(name: string, scan: Catalog): ModelNotFound {
+    const names = scan.models.flatMap(namesOf);
     const suggestions = closestMatches(name, [...new Set([...names, ...names.map((n) => stem(basename(n)))])]);
-    const where = scan.root === null ? `the models directory ${this.modelsDir} does not exist` : `not in ${this.modelsDir}`;
+    const where =
+      scan.roots.length === 0 && this.modelsDirs.length === 1 && this.stores.length === 0
+        ? `the models directory ${this.modelsDir} does not exist`
+        : `not in ${this.places()}`;
     const hint = suggestions.length > 0 ? `; did you mean ${suggestions.map((s) => `"${s}"`).join(", ")}?` : "";
     return new ModelNotFound(`model "${name}" not found (${where})${hint}`, {
-      details: { name, models_dir: this.modelsDir, suggestions },
+      details: { name, models_dir: this.modelsDir, models_dirs: this.modelsDirs, suggestions },
     });
   }
 }
@@ -290,8 +404,3 @@ function relativeName(root: string, path: string): string {
 }
 
 
-async function sha256(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}

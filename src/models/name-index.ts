@@ -3,32 +3,45 @@
  * relative to its store, the same without extension, the file name, the file stem). Built once per discovery from a
  * list of found models — whatever store found them — so resolving a name is a map lookup, not a pass over every file.
  */
-import { basename, extname } from "node:path";
-import type { FoundModel } from "./discovery.js";
+import { basename } from "node:path";
+import { type FoundModel, formatOf } from "./discovery.js";
 
+/** A name without its model extension (`.gguf`, `.onnx`); other names (`llama3:8b`, `qwen2.5:0.5b`) stay whole. */
 export function stem(name: string): string {
-  return name.slice(0, name.length - extname(name).length);
+  return formatOf(name) ? name.slice(0, name.lastIndexOf(".")) : name;
 }
 
-/** The spellings of a model name, most specific first; the first stage with any match decides. */
-export const NAME_STAGES: ReadonlyArray<(name: string) => string> = [
-  (n) => n,
-  (n) => stem(n),
-  (n) => basename(n),
-  (n) => stem(basename(n)),
+type Named = Pick<FoundModel, "name" | "aliases">;
+
+/** A model's name and its aliases (Ollama's `NAME` for `NAME:latest`, a split's name without its part suffix). */
+export function namesOf(model: Named): string[] {
+  return [model.name, ...(model.aliases ?? [])];
+}
+
+/**
+ * The spellings of a model's names at each stage, most specific first; the first stage with any match decides. An
+ * alias ranks with the stem, so `llama3` typed while both `llama3.gguf` and Ollama's `llama3:latest` exist is
+ * ambiguous, not a silent pick.
+ */
+export const NAME_STAGES: ReadonlyArray<(model: Named) => string[]> = [
+  (m) => [m.name],
+  (m) => namesOf(m).flatMap((n) => [n, stem(n)]),
+  (m) => namesOf(m).map((n) => basename(n)),
+  (m) => namesOf(m).map((n) => stem(basename(n))),
 ];
 
 export class NameIndex {
   private readonly stages: Array<Map<string, FoundModel[]>> = NAME_STAGES.map(() => new Map());
 
-  constructor(models: readonly FoundModel[]) {
+  constructor(private readonly models: readonly FoundModel[]) {
     for (const model of models) {
       NAME_STAGES.forEach((spell, stage) => {
         const map = this.stages[stage] as Map<string, FoundModel[]>;
-        const name = spell(model.name);
-        const list = map.get(name);
-        if (!list) map.set(name, [model]);
-        else if (!list.some((m) => m.key === model.key)) list.push(model);
+        for (const name of new Set(spell(model))) {
+          const list = map.get(name);
+          if (!list) map.set(name, [model]);
+          else if (!list.some((m) => m.key === model.key)) list.push(model);
+        }
       });
     }
   }
@@ -41,4 +54,28 @@ export class NameIndex {
     }
     return [];
   }
+
+  /**
+   * The shortest name of each model (by key) that resolves to it and to nothing else: its file stem (`tiny` for
+   * `llama/tiny.gguf`) when no other model shares it, else the file name, the path without extension, or the full path.
+   * What `/v1/models` and `/api/tags` list, so every listed name can be sent back.
+   */
+  shortestNames(): Map<string, string> {
+    const names = new Map<string, string>();
+    for (const model of this.models) {
+      if (names.has(model.key)) continue;
+      const spellings = [...new Set(NAME_STAGES.flatMap((spell) => spell(model)))].sort((a, b) => a.length - b.length);
+      const unique = spellings.find((name) => {
+        const hits = this.match(name);
+        return hits.length === 1 && hits[0]?.key === model.key;
+      });
+      names.set(model.key, unique ?? model.name);
+    }
+    return names;
+  }
+}
+
+/** The shortest unambiguous name of each of these models, by key (see `NameIndex.shortestNames`). */
+export function shortestNames(models: readonly FoundModel[]): Map<string, string> {
+  return new NameIndex(models).shortestNames();
 }

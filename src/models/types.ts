@@ -1,5 +1,5 @@
 /** What the rest of Inferno knows about a model file, without loading it. */
-import type { BackendConfig } from "../config/schema.js";
+import type { BackendConfig, StoreName } from "../config/schema.js";
 
 export type ModelFormat = "gguf" | "onnx";
 
@@ -27,10 +27,15 @@ export interface ModelDescriptor {
   name: string;
   /** The cache key: the canonical real path of the file. Every spelling of one file has the same key. */
   key: string;
-  /** Absolute path to open (the real path; equal to `key`). */
+  /**
+   * Absolute path to open: the real path (equal to `key`), except for a split GGUF, opened by its first part's path as
+   * found, since llama.cpp finds the other parts beside it by name.
+   */
   path: string;
   format: ModelFormat;
   fingerprint: Fingerprint;
+  /** The store the model was found in (`model_stores`); absent for a file in a models directory. */
+  store?: StoreName;
 }
 
 export interface GgufMetadata {
@@ -99,7 +104,10 @@ export interface ModelSource {
   available?(): Promise<boolean>;
   /** The current size+mtime of a model's file by key, or null when the file is gone. */
   fingerprint(key: string): Promise<Fingerprint | null>;
-  /** Bytes a model is expected to take once loaded with these backend settings (before loading it). */
+  /**
+   * Bytes a model is expected to take once loaded with these backend settings. The cache asks before every load, so a
+   * source may also check the file here and throw ModelInvalid (`ModelManager` verifies store blobs' digests).
+   */
   estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes>;
   /**
    * The model's header metadata, if the source can tell. Optional: the cache asks once per load and stores a few

@@ -10,6 +10,7 @@ import { physicalCores, threadCount } from "../backends/common.js";
 import { createDemoModel } from "../models/demo.js";
 import type { ModelDescriptor } from "../models/types.js";
 import type { ModelManager } from "../models/manager.js";
+import type { StoreEnvironment } from "../models/stores/index.js";
 import { createLogger, type InfernoLogger, type LogLevel } from "./logger.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer, startServer } from "./serve.js";
@@ -26,6 +27,8 @@ export interface RunServerOptions {
   signals?: NodeJS.Signals[];
   /** How long in-flight requests may take to finish at shutdown, in ms. */
   shutdownGraceMs?: number;
+  /** Where `model_stores` are looked for. Default: this process's variables and home. */
+  environment?: StoreEnvironment;
 }
 
 /**
@@ -79,7 +82,7 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
   const stop = signalWaiter(signals);
   let runtime: Runtime;
   try {
-    runtime = await createRuntime(config, { logger, progress: destination });
+    runtime = await createRuntime(config, { logger, progress: destination, environment: options.environment });
   } catch (error) {
     stop.dispose();
     throw error;

@@ -9,6 +9,7 @@ import { ModelCache } from "../cache/model-cache.js";
 import type { CacheEvents } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelManager } from "../models/manager.js";
+import type { StoreEnvironment } from "../models/stores/index.js";
 import type { Bytes } from "../models/types.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
@@ -27,6 +28,8 @@ export interface RuntimeOptions {
   backends?: BackendRegistry;
   /** Total system memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
   systemMemoryBytes?: Bytes;
+  /** Where `model_stores` are looked for (variables such as `OLLAMA_MODELS`, the home directory). Default: this process's. */
+  environment?: StoreEnvironment;
 }
 
 /** A running Inferno: configuration, models, cache and logger, closed once with `close()`. */
@@ -111,7 +114,7 @@ function cacheLogger(logger: InfernoLogger) {
 /** Builds the runtime for a loaded configuration. The cache restores its saved state and starts warm-up in the background. */
 export async function createRuntime(config: InfernoConfig, options: RuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? silentLogger();
-  const models = new ModelManager(config.models_dir, { allowOutsideModelsDir: config.allow_outside_models_dir });
+  const models = ModelManager.fromConfig(config, options.environment);
   const progress = options.progress?.isTTY ? new ProgressLine(options.progress) : null;
   const real = options.backends ?? createBackends(config.backend);
   const backends = progress ? observeLoads(real, progress.update) : real;

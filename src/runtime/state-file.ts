@@ -14,6 +14,7 @@ import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
+import type { StoreEnvironment } from "../models/stores/index.js";
 import { type ModelDescriptor, sameFileVersion } from "../models/types.js";
 
 export interface StateFileOptions {
@@ -21,6 +22,8 @@ export interface StateFileOptions {
   now?: () => number;
   /** For `max_memory_mb = 0`. Default `os.totalmem()`. */
   systemMemoryBytes?: number;
+  /** Where `model_stores` are looked for (variables, home). Default: this process's. */
+  environment?: StoreEnvironment;
 }
 
 export interface WarmupPlanReport {
@@ -47,6 +50,7 @@ export class StateFile {
   readonly store: FileStateStore;
   private readonly now: () => number;
   private readonly systemMemoryBytes: number;
+  private readonly environment: StoreEnvironment | undefined;
 
   constructor(
     private readonly config: InfernoConfig,
@@ -55,6 +59,7 @@ export class StateFile {
     this.store = new FileStateStore(config.cache.cache_dir);
     this.now = options.now ?? Date.now;
     this.systemMemoryBytes = options.systemMemoryBytes ?? totalmem();
+    this.environment = options.environment;
   }
 
   get path(): string {
@@ -82,7 +87,7 @@ export class StateFile {
   }
 
   private manager(): ModelManager {
-    return new ModelManager(this.config.models_dir, { allowOutsideModelsDir: this.config.allow_outside_models_dir });
+    return ModelManager.fromConfig(this.config, this.environment);
   }
 
   /** The configured pins as keys (cache/pins.ts: the live cache's own rule), saved entries standing in for missing files. */

@@ -1,6 +1,6 @@
 /**
- * `createApp(runtime)`: the HTTP API as a hono app. Route groups live in their own files (openai.ts, cache-admin.ts,
- * health.ts); this file wires the cross-cutting parts — request tracking and metrics, logging, the API key, the body
+ * `createApp(runtime)`: the HTTP API as a hono app. Route groups live in their own files (openai.ts, ollama.ts,
+ * cache-admin.ts, health.ts); this file wires the cross-cutting parts — request tracking and metrics, logging, the API key, the body
  * size limit — and the one error mapper.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -17,8 +17,10 @@ import { errorResponse, mapError } from "./errors.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
+import { ollamaRoutes } from "./ollama.js";
 import { openaiRoutes } from "./openai.js";
 import { AdmissionQueue } from "./queue.js";
+import { responsesRoutes } from "./responses.js";
 
 /** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
 export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
@@ -124,10 +126,15 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
       },
     }),
   );
-  if (server.api_key !== "") app.use("/v1/*", requireApiKey(server.api_key));
+  if (server.api_key !== "") {
+    app.use("/v1/*", requireApiKey(server.api_key));
+    app.use("/api/*", requireApiKey(server.api_key));
+  }
   app.route("/", healthRoutes(deps));
   app.route("/", openaiRoutes(deps));
+  app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
+  app.route("/", ollamaRoutes(deps));
 
   app.notFound((c) => {
     throw new RouteNotFound(`no route for ${c.req.method} ${c.req.path}`);

@@ -1,6 +1,7 @@
 /**
- * The server's one error mapper: every failure a route throws becomes an HTTP status and OpenAI's error JSON,
- * `{"error":{"message","type","code","param"}}`, here and nowhere else.
+ * The server's one error mapper: every failure a route throws becomes an HTTP status and an error JSON, here and nowhere
+ * else. Two dialects of the same mapping: OpenAI's `{"error":{"message","type","code","param"}}` everywhere, and
+ * Ollama's `{"error":"message"}` under `/api/`, where Ollama clients read it.
  */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -49,8 +50,24 @@ export function mapError(error: unknown): MappedError {
   };
 }
 
-/** Builds the HTTP response for an error, with `Retry-After` when the error carries one. */
+/** Which clients a path serves: the Ollama API lives under `/api/`. */
+export type ErrorDialect = "openai" | "ollama";
+
+export function errorDialectOf(path: string): ErrorDialect {
+  return path === "/api" || path.startsWith("/api/") ? "ollama" : "openai";
+}
+
+/** Ollama's error body: the message alone, as its clients (the `ollama` npm client, Open WebUI) read it. */
+export interface OllamaErrorBody {
+  error: string;
+}
+
+export function errorBody(mapped: MappedError, dialect: ErrorDialect): OpenAIErrorBody | OllamaErrorBody {
+  return dialect === "ollama" ? { error: mapped.body.error.message } : mapped.body;
+}
+
+/** Builds the HTTP response for an error in the dialect of its path, with `Retry-After` when the error carries one. */
 export function errorResponse(c: Context, mapped: MappedError): Response {
   if (mapped.retryAfterSeconds !== null) c.header("Retry-After", String(mapped.retryAfterSeconds));
-  return c.json(mapped.body, mapped.status);
+  return c.json(errorBody(mapped, errorDialectOf(c.req.path)), mapped.status);
 }

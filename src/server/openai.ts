@@ -4,8 +4,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import type { ChatMessage, FinishReason, GenerationOptions, GenerationResult, TextModel } from "../backends/types.js";
-import { Aborted } from "../errors/index.js";
+import { checkChat } from "../backends/chat-request.js";
+import type {
+  ChatMessage,
+  ChatOptions,
+  FinishReason,
+  GenerationOptions,
+  GenerationResult,
+  OutputFormat,
+  TextModel,
+  ToolCall,
+} from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import {
@@ -15,13 +24,22 @@ import {
   completionRequestSchema,
   embeddingRequestSchema,
   parseBody,
+  type SamplingFields,
 } from "./schemas.js";
-import { type ModelSession, openSession, type SseWriter, streamSession, textModelOf, within } from "./session.js";
+import {
+  completedReason,
+  type EventWriter,
+  type ModelSession,
+  openSession,
+  streamSession,
+  textModelOf,
+  within,
+} from "./session.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-type OpenAIFinishReason = "stop" | "length";
+type OpenAIFinishReason = "stop" | "length" | "tool_calls";
 
 interface Usage {
   prompt_tokens: number;
@@ -29,8 +47,8 @@ interface Usage {
   total_tokens: number;
 }
 
-const unixSeconds = () => Math.floor(Date.now() / 1000);
-const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+export const unixSeconds = () => Math.floor(Date.now() / 1000);
+export const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll("-", "").slice(0, 24)}`;
 
 function usageOf(results: GenerationResult[]): Usage {
   const prompt = results.reduce((sum, r) => sum + r.usage.promptTokens, 0);
@@ -38,53 +56,94 @@ function usageOf(results: GenerationResult[]): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-/**
- * OpenAI has no "aborted" finish: a generation cut short by the client leaving is never seen, and one cut short by
- * shutdown is reported as an error rather than passed off as complete.
- */
-function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
-  if (reason !== "abort") return reason;
-  deps.metrics.generationAborted();
-  throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
-    cause: session.signal.reason,
-  });
+/** OpenAI's finish reason; an aborted generation is an error (see completedReason). */
+export function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
+  return completedReason(reason, session, deps);
 }
 
-function generationOptions(
-  body: Pick<ChatRequest, "temperature" | "top_p" | "seed" | "stop">,
-  maxTokens: number | null | undefined,
-  signal: AbortSignal,
-): GenerationOptions {
+/** The request fields every generation shares, mapped to the backend's options. */
+export function generationOptions(body: SamplingFields, maxTokens: number | null | undefined, signal: AbortSignal): GenerationOptions {
   const options: GenerationOptions = { signal };
   if (maxTokens != null) options.maxTokens = maxTokens;
   if (body.temperature != null) options.temperature = body.temperature;
   if (body.top_p != null) options.topP = body.top_p;
+  if (body.top_k != null) options.topK = body.top_k;
+  if (body.min_p != null) options.minP = body.min_p;
+  if (body.frequency_penalty != null) options.frequencyPenalty = body.frequency_penalty;
+  if (body.presence_penalty != null) options.presencePenalty = body.presence_penalty;
+  if (body.logit_bias != null) options.logitBias = body.logit_bias;
   if (body.seed != null) options.seed = body.seed;
   if (body.stop != null) options.stop = typeof body.stop === "string" ? [body.stop] : body.stop;
   return options;
 }
 
-function chatMessages(body: ChatRequest): ChatMessage[] {
-  return body.messages.map((m) => ({
-    // Newer OpenAI clients send instructions as "developer"; chat templates know them as "system".
-    role: m.role === "developer" ? "system" : m.role,
-    content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
-  }));
+type TextContent = string | Array<{ text: string }>;
+
+function textOf(content: TextContent): string {
+  return typeof content === "string" ? content : content.map((part) => part.text).join("");
 }
 
-function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
-  return body.stream_options?.include_usage === true;
+function chatMessages(body: Pick<ChatRequest, "messages">): ChatMessage[] {
+  return body.messages.map((m): ChatMessage => {
+    switch (m.role) {
+      case "assistant":
+        return {
+          role: "assistant",
+          content: m.content == null ? null : textOf(m.content),
+          ...(m.tool_calls && m.tool_calls.length > 0
+            ? { toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) }
+            : {}),
+        };
+      case "tool":
+        return { role: "tool", content: textOf(m.content), toolCallId: m.tool_call_id };
+      default:
+        // Newer OpenAI clients send instructions as "developer"; chat templates know them as "system".
+        return { role: m.role === "developer" ? "system" : m.role, content: textOf(m.content) };
+    }
+  });
+}
+
+/** `response_format` as the backend's output format (`text`: none). */
+function outputFormat(format: ChatRequest["response_format"]): OutputFormat | undefined {
+  if (!format || format.type === "text") return undefined;
+  if (format.type === "json_object") return { type: "json" };
+  return { type: "json_schema", schema: format.json_schema.schema ?? {} };
+}
+
+/** Tools, tool choice and output format of a chat request (checked by `checkChat` before any load). */
+function chatOptions(body: ChatRequest): ChatOptions {
+  const options: ChatOptions = {};
+  if (body.tools && body.tools.length > 0) {
+    options.tools = body.tools.map(({ function: f }) => ({
+      name: f.name,
+      ...(f.description ? { description: f.description } : {}),
+      ...(f.parameters ? { parameters: f.parameters } : {}),
+    }));
+  }
+  const choice = body.tool_choice;
+  if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.function.name };
+  if (body.parallel_tool_calls != null) options.parallelToolCalls = body.parallel_tool_calls;
+  const format = outputFormat(body.response_format);
+  if (format) options.format = format;
+  return options;
+}
+
+function openaiToolCalls(calls: readonly ToolCall[]) {
+  return calls.map((call) => ({ id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } }));
 }
 
 async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(chatRequestSchema, await readJson(c));
+  const messages = chatMessages(body);
+  const chat = chatOptions(body);
+  checkChat(messages, chat);
   const session = await openSession(c, deps, body.model, body.keep_alive, "chat completions");
   const model = textModelOf(session, "chat completions");
   const id = newId("chatcmpl");
   const created = unixSeconds();
-  const name = session.lease.descriptor.name;
-  const messages = chatMessages(body);
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  // Replies name the model as the client asked for it.
+  const name = body.model;
+  const options = { ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, session.signal), ...chat };
 
   if (body.stream) {
     return streamSession(c, deps, session, async (events) => {
@@ -96,18 +155,21 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
         choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       });
       events.send(chunk({ role: "assistant", content: "" }, null));
-      const result = await model.chat(messages, {
-        ...generationOptions(body, maxTokens, session.signal),
-        onText: (text) => events.send(chunk({ content: text }, null)),
-      });
-      events.send(chunk({}, finishReasonOf(result.finishReason, session, deps)));
+      const result = await model.chat(messages, { ...options, onText: (text) => events.send(chunk({ content: text }, null)) });
+      const finish = finishReasonOf(result.finishReason, session, deps);
+      // Calls are sent whole once generated (their arguments must be complete to validate), one delta each.
+      for (const [index, call] of openaiToolCalls(result.toolCalls ?? []).entries()) {
+        events.send(chunk({ tool_calls: [{ index, ...call }] }, null));
+      }
+      events.send(chunk({}, finish));
       if (includeUsage(body)) {
         events.send({ id, object: "chat.completion.chunk", created, model: name, choices: [], usage: usageOf([result]) });
       }
     });
   }
 
-  const result = await within(session, () => model.chat(messages, generationOptions(body, maxTokens, session.signal)));
+  const result = await within(session, () => model.chat(messages, options));
+  const toolCalls = result.toolCalls ?? [];
   return c.json({
     id,
     object: "chat.completion",
@@ -116,13 +178,22 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
     choices: [
       {
         index: 0,
-        message: { role: "assistant", content: result.text, refusal: null },
+        message: {
+          role: "assistant",
+          content: toolCalls.length > 0 && result.text === "" ? null : result.text,
+          refusal: null,
+          ...(toolCalls.length > 0 ? { tool_calls: openaiToolCalls(toolCalls) } : {}),
+        },
         logprobs: null,
         finish_reason: finishReasonOf(result.finishReason, session, deps),
       },
     ],
     usage: usageOf([result]),
   });
+}
+
+function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
+  return body.stream_options?.include_usage === true;
 }
 
 /** Generates one completion per prompt, in order (the model runs them one after another anyway). */
@@ -138,7 +209,7 @@ async function completeEach(
 
 async function streamCompletions(
   deps: AppDeps,
-  events: SseWriter,
+  events: EventWriter,
   body: CompletionRequest,
   session: ModelSession,
   model: TextModel,
@@ -181,7 +252,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const meta = {
     id: newId("cmpl"),
     created: unixSeconds(),
-    name: session.lease.descriptor.name,
+    name: body.model,
     prompts,
     maxTokens: body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS,
   };
@@ -222,14 +293,16 @@ async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
   return c.json({
     object: "list",
     data: result.embeddings.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })),
-    model: session.lease.descriptor.name,
+    model: body.model,
     usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
   });
 }
 
-function modelObject(model: ModelDescriptor, loadedKeys: Set<string>) {
+/** A model as OpenAI lists it: `id` is its shortest unambiguous name (what clients send back), `file` its path. */
+function modelObject(model: ModelDescriptor, names: Map<string, string>, loadedKeys: Set<string>) {
   return {
-    id: model.name,
+    id: names.get(model.key) ?? model.name,
+    file: model.name,
     object: "model",
     created: Math.floor(model.fingerprint.mtimeMs / 1000),
     owned_by: "inferno",
@@ -251,13 +324,13 @@ function loadedKeys(deps: AppDeps): Set<string> {
 export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   routes.get("/v1/models", async (c) => {
-    const models = await deps.runtime.models.list();
+    const [models, names] = await Promise.all([deps.runtime.models.list(), deps.runtime.models.shortNames()]);
     const loaded = loadedKeys(deps);
-    return c.json({ object: "list", data: models.map((m) => modelObject(m, loaded)) });
+    return c.json({ object: "list", data: models.map((m) => modelObject(m, names, loaded)) });
   });
   routes.get("/v1/models/:name{.+}", async (c) => {
     const model = await deps.runtime.models.resolve(c.req.param("name"));
-    return c.json(modelObject(model, loadedKeys(deps)));
+    return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
   });
   routes.post("/v1/chat/completions", (c) => chatCompletion(c, deps));
   routes.post("/v1/completions", (c) => textCompletion(c, deps));

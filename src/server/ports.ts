@@ -6,7 +6,7 @@
 import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
 import type { InfernoConfig } from "../config/schema.js";
-import type { ModelDescriptor } from "../models/types.js";
+import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
 
 /** The ModelCache API the server drives (see `src/cache/model-cache.ts`). */
 export interface CacheService {
@@ -34,6 +34,10 @@ export interface CacheService {
 export interface ModelCatalog {
   list(): Promise<ModelDescriptor[]>;
   resolve(name: string): Promise<ModelDescriptor>;
+  /** Header metadata of a resolved model (read once per file version); throws ModelInvalid for a broken file. */
+  metadata(model: ModelDescriptor): Promise<ModelMetadata>;
+  /** The shortest name that resolves to each model, by key: the ids clients see in model lists. */
+  shortNames(): Promise<Map<string, string>>;
 }
 
 /** Structured logging, pino-shaped: a message with optional fields. */

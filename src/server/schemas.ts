@@ -1,13 +1,15 @@
 /**
  * Request bodies, validated with zod. A body that does not fit is a 400 whose message and `param` name the field
- * (`messages[0].content`), what was expected and what was found. Unknown fields are ignored, as OpenAI clients send
- * many optional ones; fields Inferno cannot honour are refused rather than silently dropped.
+ * (`messages[0].content`), what was expected and what was found. Every field is either honoured, refused by name, or on
+ * the short list of fields with no effect for a local server (`ACCEPTED_WITHOUT_EFFECT`); an unknown field is refused
+ * too, so nothing that would change the output is silently dropped.
  */
 import { z } from "zod";
 import { BadRequest } from "../errors/index.js";
 import { KeepAliveSyntaxError, parseKeepAlive } from "./keep-alive.js";
 
-const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
+/** `keep_alive` as Ollama spells it (see keep-alive.ts), parsed to seconds; shared by the OpenAI and Ollama bodies. */
+export const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
     return parseKeepAlive(value);
   } catch (error) {
@@ -18,7 +20,7 @@ const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
 });
 
 /** A field Inferno cannot honour: absent, null or false is fine, anything else is refused by name. */
-const unsupported = (what: string) =>
+export const unsupported = (what: string) =>
   z
     .unknown()
     .refine((value) => value === undefined || value === null || value === false, { message: `${what} not supported` })
@@ -32,41 +34,143 @@ const onlyOne = z
 
 const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 
-/** Sampling settings shared by chat and text completions. */
+/**
+ * Fields with no behaviour for a local server, accepted so that clients which always send them keep working: who the
+ * end user is, tags, billing tier, prompt-cache hints (llama.cpp reuses nothing across requests here), abuse ids and
+ * output predictions (a speed hint). `store` is accepted only as false: Inferno keeps nothing. Listed in the README
+ * ("Accepted without effect"); `ACCEPTED_WITHOUT_EFFECT` is that list.
+ */
+export const withoutEffect = {
+  user: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().nullish(),
+  store: z
+    .boolean()
+    .refine((value) => value === false, { message: "store: true is not supported: Inferno is stateless and keeps no responses" })
+    .nullish(),
+  prompt_cache_key: z.string().nullish(),
+  prompt_cache_retention: z.string().nullish(),
+  prompt_cache_options: z.unknown().optional(),
+  safety_identifier: z.string().nullish(),
+  prediction: z.unknown().optional(),
+};
+export const ACCEPTED_WITHOUT_EFFECT: readonly string[] = [...Object.keys(withoutEffect), "stream_options.include_obfuscation"];
+
+export const penalty = z.number().min(-2).max(2).nullish();
+
+/** Sampling settings shared by chat and text completions. `top_k` and `min_p` are extensions (llama.cpp's samplers). */
 const sampling = {
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
+  top_k: z.number().int().min(0).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  frequency_penalty: penalty,
+  presence_penalty: penalty,
+  logit_bias: z
+    .record(z.string(), z.number().min(-100).max(100))
+    .superRefine((biases, ctx) => {
+      for (const key of Object.keys(biases)) {
+        if (!/^\d+$/.test(key)) ctx.addIssue({ code: "custom", path: [key], message: "expected token ids (non-negative integers) as keys" });
+      }
+    })
+    .nullish(),
   seed: z.number().int().nullish(),
   stop,
   n: onlyOne,
   stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  stream_options: z.strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() }).nullish(),
   keep_alive: keepAlive.optional(),
   logprobs: unsupported("log probabilities are"),
+  ...withoutEffect,
 };
 
-const textPart = z.object({ type: z.literal("text"), text: z.string() });
+const textPart = z.strictObject({ type: z.literal("text"), text: z.string() });
+const textContent = z.union([z.string(), z.array(textPart).min(1)]);
 
-const messageSchema = z.object({
-  role: z.enum(["system", "developer", "user", "assistant"]),
-  content: z.union([z.string(), z.array(textPart).min(1)]),
+const toolCallSchema = z.strictObject({
+  id: z.string().min(1),
+  type: z.literal("function"),
+  function: z.strictObject({ name: z.string().min(1), arguments: z.string() }),
 });
 
-export const chatRequestSchema = z.object({
+const noName = unsupported("participant names (messages[].name) are");
+
+const messageSchema = z.discriminatedUnion("role", [
+  z.strictObject({ role: z.enum(["system", "developer", "user"]), content: textContent, name: noName }),
+  z
+    .strictObject({
+      role: z.literal("assistant"),
+      content: textContent.nullish(),
+      tool_calls: z.array(toolCallSchema).nullish(),
+      refusal: z.string().nullish(),
+      name: noName,
+      function_call: unsupported("function_call (the deprecated form of tool_calls) is"),
+      audio: unsupported("audio is"),
+    })
+    .refine((m) => m.content != null || (m.tool_calls?.length ?? 0) > 0, {
+      message: "an assistant message needs content or tool_calls",
+    }),
+  z.strictObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1) }),
+]);
+
+const functionSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().nullish(),
+  parameters: z.record(z.string(), z.unknown()).nullish(),
+  strict: z.boolean().nullish(),
+});
+
+const toolChoice = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: z.string().min(1) }) }),
+]);
+
+const responseFormat = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("text") }),
+  z.strictObject({ type: z.literal("json_object") }),
+  z.strictObject({
+    type: z.literal("json_schema"),
+    json_schema: z.strictObject({
+      name: z.string().min(1),
+      description: z.string().nullish(),
+      schema: z.record(z.string(), z.unknown()).nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+
+export const chatRequestSchema = z.strictObject({
   model: z.string().min(1),
   messages: z.array(messageSchema).min(1),
   max_tokens: z.number().int().positive().nullish(),
   max_completion_tokens: z.number().int().positive().nullish(),
+  tools: z.array(z.strictObject({ type: z.literal("function"), function: functionSchema })).nullish(),
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  response_format: responseFormat.nullish(),
+  top_logprobs: unsupported("log probabilities are"),
+  audio: unsupported("audio output is"),
+  modalities: z
+    .array(z.string())
+    .refine((m) => m.every((x) => x === "text"), { message: 'only the "text" modality is supported' })
+    .nullish(),
+  reasoning_effort: unsupported("reasoning_effort is (the models here do not reason on a budget); it is"),
+  verbosity: unsupported("verbosity is"),
+  web_search_options: unsupported("web search is"),
+  moderation: unsupported("moderation is"),
+  functions: unsupported("functions (deprecated; use tools) are"),
+  function_call: unsupported("function_call (deprecated; use tool_choice) is"),
   ...sampling,
 });
 
-export const completionRequestSchema = z.object({
+export const completionRequestSchema = z.strictObject({
   model: z.string().min(1),
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
   // OpenAI's legacy completions default to 16 tokens; clients rely on that.
   max_tokens: z.number().int().positive().nullish(),
   echo: z.boolean().nullish(),
   suffix: unsupported("suffix is"),
+  best_of: onlyOne,
   ...sampling,
 });
 
@@ -92,6 +196,8 @@ export const warmupRequestSchema = z.object({
 });
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
+/** The sampling fields chat and text completions share (and the Responses API a subset of). */
+export type SamplingFields = Partial<Pick<ChatRequest, "temperature" | "top_p" | "top_k" | "min_p" | "frequency_penalty" | "presence_penalty" | "logit_bias" | "seed" | "stop">>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
 
@@ -107,10 +213,20 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue ? formatPath(issue.path) : "";
-  const message = issue?.message ?? "invalid request body";
-  throw new BadRequest(param ? `${param}: ${message}` : `request body: ${message}`, {
-    details: { param: param || null, issues: result.error.issues.map((i) => ({ param: formatPath(i.path), message: i.message })) },
+  const issues = result.error.issues.map(describeIssue);
+  const first = issues[0] ?? { param: "", message: "invalid request body" };
+  throw new BadRequest(first.param ? `${first.param}: ${first.message}` : `request body: ${first.message}`, {
+    details: { param: first.param || null, issues },
   });
+}
+
+/** One zod issue as `param` + message; an unknown key is named as the field itself. */
+function describeIssue(issue: z.core.$ZodIssue): { param: string; message: string } {
+  if (issue.code === "unrecognized_keys") {
+    return {
+      param: formatPath([...issue.path, issue.keys[0] ?? ""]),
+      message: "unknown field: Inferno refuses fields it does not know rather than ignore them (see the README, \"Request fields\")",
+    };
+  }
+  return { param: formatPath(issue.path), message: issue.message };
 }

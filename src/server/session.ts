@@ -3,12 +3,13 @@
  * exactly once when the request stops using the model — at the end of the response, or of the stream, or when the
  * client goes away (its signal aborts the generation, which then ends and releases).
  */
-import { streamSSE } from "hono/streaming";
-import type { LoadedModel, TextModel } from "../backends/types.js";
+import { stream, streamSSE } from "hono/streaming";
+import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
-import { ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
+import type { ModelDescriptor } from "../models/types.js";
+import { Aborted, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
 import { type AppContext, type AppDeps, requestSignal } from "./context.js";
-import { mapError } from "./errors.js";
+import { errorBody, type MappedError, mapError } from "./errors.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 
 export interface ModelSession {
@@ -58,6 +59,19 @@ export async function openSession(
   };
 }
 
+/**
+ * Refuses a tensor (ONNX) model for a text task by its file, before any queue slot, load or eviction: what a text
+ * route checks first. Resolves the name (so an unknown name is a 404 here too).
+ */
+export async function requireTextModel(deps: AppDeps, modelName: string, task: string): Promise<ModelDescriptor> {
+  const descriptor = await deps.runtime.models.resolve(modelName);
+  if (FORMAT_KIND[descriptor.format] === "text") return descriptor;
+  throw new ModelCapabilityMissing(
+    `model ${modelName} is an ${descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
+    { details: { param: "model" } },
+  );
+}
+
 /** The session's model as a text model, or ModelCapabilityMissing (ending the session) for tensor models. */
 export function textModelOf(session: ModelSession, task: string): TextModel {
   const model: LoadedModel = session.lease.model;
@@ -78,8 +92,21 @@ export async function within<T>(session: ModelSession, use: () => Promise<T>): P
   }
 }
 
+/**
+ * A generation's end as clients may see it. Neither OpenAI nor Ollama has an "aborted" ending: a generation cut short
+ * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
+ * passed off as complete.
+ */
+export function completedReason(reason: FinishReason, session: ModelSession, deps: AppDeps): Exclude<FinishReason, "abort"> {
+  if (reason !== "abort") return reason;
+  deps.metrics.generationAborted();
+  throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
+    cause: session.signal.reason,
+  });
+}
+
 /** Sends JSON events in order from synchronous callbacks (token streaming) and waits for them at the end. */
-export class SseWriter {
+export class EventWriter {
   private pending: Promise<void> = Promise.resolve();
 
   constructor(private readonly write: (data: string) => Promise<void>) {}
@@ -94,30 +121,61 @@ export class SseWriter {
   }
 }
 
+/** How a streamed response frames its events: server-sent events for OpenAI's clients, JSON lines for Ollama's. */
+export interface StreamFraming {
+  /** Starts the streamed response; `run` writes each event's text through `write`. */
+  respond(c: AppContext, run: (write: (data: string) => Promise<void>) => Promise<void>): Response;
+  /** The event that reports a failure after the headers went out. */
+  error(mapped: MappedError): unknown;
+  /** The event that always ends the stream, if the protocol has one (`[DONE]`). */
+  end?: string;
+}
+
+/** OpenAI: `data: {json}` events, a failure as an OpenAI error event, and `data: [DONE]` at the end. */
+export const SSE_FRAMING: StreamFraming = {
+  respond: (c, run) => streamSSE(c, (sse) => run((data) => sse.writeSSE({ data }))),
+  error: (mapped) => errorBody(mapped, "openai"),
+  end: "[DONE]",
+};
+
+/** Ollama: one JSON object per line (`application/x-ndjson`), a failure as `{"error": "message"}`. */
+export const NDJSON_FRAMING: StreamFraming = {
+  respond: (c, run) => {
+    c.header("Content-Type", "application/x-ndjson");
+    return stream(c, (body) =>
+      run(async (line) => {
+        await body.write(`${line}\n`);
+      }),
+    );
+  },
+  error: (mapped) => errorBody(mapped, "ollama"),
+};
+
 /**
- * Answers with server-sent events produced by `produce`, holding the session until the stream ends. A failure after
- * the headers went out is reported as an OpenAI error event; the stream always ends with `data: [DONE]`.
+ * Answers with a stream of events produced by `produce` (server-sent events unless another framing is given), holding
+ * the session until the stream ends. A failure after the headers went out is reported as an error event.
  */
 export function streamSession(
   c: AppContext,
   deps: AppDeps,
   session: ModelSession,
-  produce: (events: SseWriter) => Promise<void>,
+  produce: (events: EventWriter) => Promise<void>,
+  framing: StreamFraming = SSE_FRAMING,
 ): Response {
   let finished!: () => void;
   c.set("streamDone", new Promise<void>((resolve) => (finished = resolve)));
-  return streamSSE(c, (stream) =>
+  return framing.respond(c, (write) =>
     deps.lifecycle.track(async () => {
-      const events = new SseWriter((data) => stream.writeSSE({ data }));
+      const events = new EventWriter(write);
       try {
         await produce(events);
       } catch (error) {
         const mapped = mapError(error);
         if (mapped.internal) deps.runtime.logger.error({ err: error }, "stream failed");
-        events.send(mapped.body);
+        events.send(framing.error(mapped));
       } finally {
         session.end();
-        events.send("[DONE]");
+        if (framing.end !== undefined) events.send(framing.end);
         await events.flush();
         finished();
       }

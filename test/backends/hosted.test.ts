@@ -78,6 +78,12 @@ describe("a model in a host", () => {
     assert.equal(stopped.finishReason, "stop");
     const chat = [{ role: "user" as const, content: "Say hello" }];
     assert.deepEqual(await model.chat(chat, { maxTokens: 5, temperature: 0 }), await inProcess.chat(chat, { maxTokens: 5, temperature: 0 }));
+    // Structured output and the sampling fields cross too (plain data).
+    const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"] };
+    const shaped = { maxTokens: 40, temperature: 0.8, seed: 3, topK: 20, minP: 0.05, format: { type: "json_schema" as const, schema } };
+    const structured = await model.chat(chat, shaped);
+    assert.deepEqual(structured, await inProcess.chat(chat, shaped));
+    assert.ok(["yes", "no"].includes((JSON.parse(structured.text) as { answer: string }).answer));
     assert.deepEqual(await model.tokenize("hello world"), await inProcess.tokenize("hello world"));
     assert.deepEqual(await model.embed(["hello", "world"]), await inProcess.embed(["hello", "world"]));
   });

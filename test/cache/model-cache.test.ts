@@ -345,8 +345,8 @@ describe("limits", () => {
 });
 
 describe("eviction policy in the cache", () => {
-  it("cost-aware keeps the slow-to-load model that lru would drop", async () => {
-    const run = async (policy: "lru" | "cost-aware") => {
+  it("cost-aware and reload-cost keep the slow-to-load model that lru would drop", async () => {
+    const run = async (policy: "lru" | "cost-aware" | "reload-cost") => {
       const { cache, clock } = await harness({
         behaviours: { "a.gguf": { loadMs: 30_000 }, "b.gguf": { loadMs: 100 }, "c.gguf": { loadMs: 100 } },
         cache: { max_cached_models: 2, eviction_policy: policy },
@@ -360,6 +360,29 @@ describe("eviction policy in the cache", () => {
     };
     assert.deepEqual(await run("lru"), ["b.gguf", "c.gguf"]);
     assert.deepEqual(await run("cost-aware"), ["a.gguf", "c.gguf"]);
+    assert.deepEqual(await run("reload-cost"), ["a.gguf", "c.gguf"]);
+  });
+
+  it("reload-cost keeps a big, often used model that lru and cost-aware (value per byte) drop when a place is short", async () => {
+    // 1000 MiB and 3 places. a (600 MiB, used twice) takes 0.6 of the memory, b and c (100 MiB) a place (1/3) each:
+    // value a 2/0.6 ≈ 3.3, b and c 1/(1/3) = 3 (per second of load). d (300 MiB) needs one place and 100 MiB: b alone
+    // covers it at the least loss. lru drops a (the least recent); GDSF per MiB drops a (2/600 < 1/100).
+    const sizes = { "a.gguf": 600, "b.gguf": 100, "c.gguf": 100, "d.gguf": 300 };
+    const run = async (policy: "lru" | "cost-aware" | "reload-cost") => {
+      const { cache, clock } = await harness({
+        models: Object.entries(sizes).map(([name, mib]) => ({ name, estimateBytes: mib * MIB })),
+        behaviours: Object.fromEntries(Object.entries(sizes).map(([name, mib]) => [name, { loadMs: 1000, memoryBytes: mib * MIB }])),
+        cache: { max_cached_models: 3, max_memory_mb: 1000, eviction_policy: policy },
+      });
+      for (const name of ["a.gguf", "a.gguf", "b.gguf", "c.gguf", "d.gguf"]) {
+        await clock.run(cache.getModel(name));
+        await clock.advance(1000);
+      }
+      return cache.loadedModels().map((m) => m.name).sort();
+    };
+    assert.deepEqual(await run("reload-cost"), ["a.gguf", "c.gguf", "d.gguf"]);
+    assert.deepEqual(await run("lru"), ["b.gguf", "c.gguf", "d.gguf"]);
+    assert.deepEqual(await run("cost-aware"), ["b.gguf", "c.gguf", "d.gguf"]);
   });
 });
 

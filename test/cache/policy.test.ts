@@ -3,14 +3,18 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   addUse,
+  cacheShare,
   chooseVictims,
   decayedValue,
   type EvictionCandidate,
   evictionOrder,
   gdsfPriority,
+  leastLossCover,
   nextInflation,
   perHour,
   planWarmup,
+  reloadCostValue,
+  takeVictims,
   type WarmupCandidate,
   type WarmupLimits,
 } from "../../src/cache/policy/index.js";
@@ -96,6 +100,66 @@ describe("eviction order", () => {
       assert.deepEqual(evictionOrder(candidates, "cost-aware").map((c) => c.key), cost);
     });
   }
+});
+
+describe("reload-cost order", () => {
+  // A 1000 MiB memory limit and 4 places: a model of 250 MiB or less takes one place's share (1/4), a bigger one its bytes' share.
+  const limits = { maxModels: 4, maxMemoryBytes: 1000 * MIB };
+  const table: Array<[string, EvictionCandidate[], string[]]> = [
+    // [case, candidates, reload-cost order]
+    ["rarely used goes first", [candidate("often", { frequency: 5 }), candidate("rare", { frequency: 1 })], ["rare", "often"]],
+    ["quick to reload goes first", [candidate("slow", { loadMs: 9000 }), candidate("quick", { loadMs: 300 })], ["quick", "slow"]],
+    [
+      "under the memory limit, bytes count: 500 MiB at twice the use is worth the same as 250 MiB; ties go by last use",
+      [candidate("big", { memoryBytes: 500 * MIB, frequency: 2, lastUsedAt: 2 }), candidate("half", { memoryBytes: 250 * MIB, frequency: 1, lastUsedAt: 1 })],
+      ["half", "big"],
+    ],
+    [
+      "below a place's share, size no longer helps: a tiny model pays a whole place",
+      [candidate("tiny", { memoryBytes: 10 * MIB, loadMs: 100 }), candidate("place", { memoryBytes: 250 * MIB, loadMs: 2000 })],
+      ["tiny", "place"],
+    ],
+    [
+      "GDSF's inflation plays no part",
+      [candidate("inflated", { inflation: 1e9, frequency: 1 }), candidate("used", { inflation: 0, frequency: 2 })],
+      ["inflated", "used"],
+    ],
+    ["an unmeasured model counts the default load time", [candidate("unknown", { loadMs: null }), candidate("measured", { loadMs: 1001 })], ["unknown", "measured"]],
+  ];
+  for (const [name, candidates, expected] of table) {
+    it(name, () => {
+      assert.deepEqual(evictionOrder(candidates, "reload-cost", limits).map((c) => c.key), expected);
+    });
+  }
+  it("a model's share is the larger of its bytes' and one place's share of the limits", () => {
+    assert.equal(cacheShare(100 * MIB, limits), 0.25);
+    assert.equal(cacheShare(500 * MIB, limits), 0.5);
+    assert.equal(cacheShare(500 * MIB, { maxModels: 4, maxMemoryBytes: 0 }), 0.25);
+    assert.equal(reloadCostValue({ frequency: 2, loadMs: 3000, memoryBytes: 500 * MIB }, limits), 12_000);
+  });
+  it("it evicts the set that loses the least expected reload time, not the first ones in value order", () => {
+    const models = [
+      candidate("a", { memoryBytes: 100 * MIB, frequency: 1, loadMs: 200 }), // value 800, loss 200
+      candidate("b", { memoryBytes: 500 * MIB, frequency: 1, loadMs: 1000 }), // value 2000, loss 1000
+      candidate("c", { memoryBytes: 400 * MIB, frequency: 2, loadMs: 800 }), // value 4000, loss 1600
+    ];
+    const table: Array<[string, { count: number; bytes: number }, string[], string[]]> = [
+      // [case, shortfall, reload-cost victims, what value order alone would take]
+      ["450 MiB: b alone (loss 1000) rather than a then b (1200)", { count: 0, bytes: 450 * MIB }, ["b"], ["a", "b"]],
+      ["two places: a and b (1200) rather than a and c (1800)", { count: 2, bytes: 0 }, ["a", "b"], ["a", "b"]],
+      ["1000 MiB: all three", { count: 0, bytes: 1000 * MIB }, ["a", "b", "c"], ["a", "b", "c"]],
+    ];
+    for (const [name, shortfall, victims, inOrder] of table) {
+      assert.deepEqual(chooseVictims(models, shortfall, "reload-cost", limits).victims.map((v) => v.key), victims, name);
+      assert.deepEqual(takeVictims(evictionOrder(models, "reload-cost", limits), shortfall, () => 0).victims.map((v) => v.key), inOrder, name);
+    }
+    assert.equal(leastLossCover(models, { count: 0, bytes: 2000 * MIB }), null, "nothing covers more than all");
+    assert.equal(chooseVictims(models, { count: 0, bytes: 2000 * MIB }, "reload-cost", limits).covers, false);
+  });
+  it("its victims never raise GDSF's inflation", () => {
+    const { victims } = chooseVictims([candidate("x", { frequency: 3 })], { count: 1, bytes: 0 }, "reload-cost", limits);
+    assert.equal(nextInflation(5, victims), 5);
+  });
 });
 
 describe("chooseVictims", () => {

@@ -58,7 +58,7 @@ test("config set of an ill-typed or out-of-range value exits 2 and leaves the fi
     ["server.port", "70_000", /server\.port: expected a whole number \(<=65535\), found 70000$/m],
     ["server.port", "9000.5", /server\.port: expected a whole number, found "9000\.5"$/m],
     ["cache.persist_cache", "maybe", /expected true or false, found "maybe"/],
-    ["cache.eviction_policy", "fifo", /expected one of: lru, cost-aware, found "fifo"/],
+    ["cache.eviction_policy", "fifo", /expected one of: lru, cost-aware, reload-cost, found "fifo"/],
     ["server.port", "70000", /server\.port: expected a whole number/],
   ];
   for (const [key, value, message] of cases) {
@@ -199,7 +199,7 @@ test("config show --origin names every kind of source", async (t) => {
   });
   assert.equal(result.code, 0, result.stderr);
   const line = (key: string) => result.stdout.split("\n").find((l) => l.startsWith(`${key} =`)) ?? "";
-  assert.match(line("eviction_policy"), /= "cost-aware" +# default$/);
+  assert.match(line("eviction_policy"), /= "reload-cost" +# default$/);
   assert.ok(line("warmup_concurrency").endsWith(`# global file ${s.globalFile}`), line("warmup_concurrency"));
   assert.ok(line("restore_window_hours").endsWith(`# user file ${s.userFile}`));
   assert.ok(line("model_ttl_seconds").endsWith(`# local file ${s.localFile}`));

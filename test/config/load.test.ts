@@ -17,7 +17,7 @@ test("defaults apply when no source sets anything", async (t) => {
   const s = await sandbox(t);
   const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
   assert.equal(config.cache.max_cached_models, 5);
-  assert.equal(config.cache.eviction_policy, "cost-aware");
+  assert.equal(config.cache.eviction_policy, "reload-cost");
   assert.equal(config.models_dir, join(s.cwd, "models"));
   assert.equal(config.cache.cache_dir, join(s.home, ".cache", "inferno"));
   assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "default", source: "built-in" });
@@ -174,4 +174,53 @@ test("per-model overrides are read from [cache.models.\"name\"] tables", async (
   assert.equal(origins.get('cache.models."my_model.gguf".pinned')?.kind, "local");
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl = 600\n');
   assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /unknown key/);
+});
+
+test("models_dirs: models_dir is the first entry; left unset, the list's first entry takes its place", async (t) => {
+  const s = await sandbox(t);
+  const at = (...p: string[]) => join(s.cwd, ...p);
+  const load = (text: string, env: Record<string, string> = {}) =>
+    writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
+
+  const neither = await load("");
+  assert.deepEqual([neither.config.models_dir, neither.config.models_dirs], [at("models"), [at("models")]]);
+
+  const both = await load('models_dir = "a"\nmodels_dirs = ["b", "a", "~/c"]\n');
+  assert.equal(both.config.models_dir, at("a"));
+  assert.deepEqual(both.config.models_dirs, [at("a"), at("b"), join(s.home, "c")], "models_dir first, duplicates dropped, ~ expanded");
+
+  const listOnly = await load('models_dirs = ["b", "$EXTRA"]\n', { EXTRA: join(s.root, "extra") });
+  assert.equal(listOnly.config.models_dir, at("b"), "the default ./models is not searched behind the user's back");
+  assert.deepEqual(listOnly.config.models_dirs, [at("b"), join(s.root, "extra")]);
+  assert.deepEqual(listOnly.origins.get("models_dir"), { kind: "local", source: s.localFile });
+
+  await writeFile(s.localFile, "");
+  const flagWins = await resolveConfig({
+    env: { ...s.env, INFERNO_MODELS_DIRS: "x,y" },
+    home: s.home,
+    cwd: s.cwd,
+    flags: [{ key: "models_dir", value: "first", flag: "--models-dir" }],
+  });
+  assert.deepEqual(flagWins.config.models_dirs, [at("first"), at("x"), at("y")]);
+
+  await assert.rejects(load('models_dirs = "a"\n'), /models_dirs: expected a list of strings .*found "a" \(a string\)/);
+  await assert.rejects(load('models_dirs = ["$NOPE/m"]\n'), /models_dirs: environment variable \$NOPE is not set/);
+});
+
+test("model_stores: a list of known stores, each once; default none", async (t) => {
+  const s = await sandbox(t);
+  const load = (text: string, env: Record<string, string> = {}) =>
+    writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
+  assert.deepEqual((await load("")).config.model_stores, []);
+  assert.deepEqual((await load('model_stores = ["ollama", "huggingface"]\n')).config.model_stores, ["ollama", "huggingface"]);
+  assert.deepEqual((await load("", { INFERNO_MODEL_STORES: "lmstudio,ollama" })).config.model_stores, ["lmstudio", "ollama"]);
+  await assert.rejects(
+    load('model_stores = ["olama"]\n'),
+    (e: unknown) =>
+      e instanceof ConfigInvalid &&
+      e.message.includes(s.localFile) &&
+      /model_stores: expected a list of: ollama, lmstudio, huggingface .*found \["olama"\]/.test(e.message),
+  );
+  await assert.rejects(load('model_stores = ["ollama", "ollama"]\n'), /model_stores: .*each store may be listed once/);
+  await assert.rejects(load("", { INFERNO_MODEL_STORES: "ollama,docker" }), /INFERNO_MODEL_STORES.*expected a list of: ollama/);
 });

@@ -28,6 +28,8 @@ export interface TestConfig {
   cache?: Section;
   server?: Section;
   backend?: Section;
+  /** Stores to read; they are looked for under the test's HOME (`<cwd>/.ollama/models`, …). */
+  model_stores?: string[];
 }
 
 export interface TestSetupOptions {
@@ -52,6 +54,7 @@ export async function testSetup(t: TestContext, options: TestSetupOptions = {}):
   const cacheDir = join(cwd, "cache");
   const file = {
     models_dir: modelsDir,
+    ...(options.config?.model_stores ? { model_stores: options.config.model_stores } : {}),
     cache: { cache_dir: cacheDir, ...options.config?.cache },
     server: { host: "127.0.0.1", port: 0, ...options.config?.server },
     // CPU only, a small context and one thread: the tiny models need nothing more, and with test files running two at
@@ -87,7 +90,7 @@ export async function startTestServer(
   options: TestSetupOptions & { server?: StartServerOptions } = {},
 ): Promise<TestServer> {
   const setup = await testSetup(t, options);
-  const runtime = await createRuntime(setup.config);
+  const runtime = await createRuntime(setup.config, { environment: { env: setup.env, home: setup.cwd } });
   const server = await startServer(runtime, { port: 0, ...options.server });
   let stopped: Promise<void> | null = null;
   const stop = () => {

@@ -7,6 +7,7 @@ import { backendSchema } from "../../src/config/schema.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { estimateGgufMemory, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/models/manager.js";
+import { shortestNames } from "../../src/models/name-index.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 import { tinyAddOnnx } from "../helpers/onnx.js";
 import { CLASSIFIER_ONNX, tinyModelsDir } from "../helpers/models.js";
@@ -294,4 +295,31 @@ test("the generator is deterministic per seed and its presets span under 1 MB to
 
 test("the classifier fixture is where the helper says", async () => {
   assert.ok((await readFile(CLASSIFIER_ONNX)).length > 500_000);
+});
+
+test("shortest unambiguous names: the stem when unique, else the file name, the path without extension, the path", () => {
+  const found = (name: string, key = `/m/${name}`) => ({ name, path: `/m/${name}`, key, format: name.endsWith(".onnx") ? ("onnx" as const) : ("gguf" as const) });
+  const table: Array<[string[], Record<string, string>]> = [
+    [["tiny.gguf", "llama/solo.gguf"], { "tiny.gguf": "tiny", "llama/solo.gguf": "solo" }],
+    [["a/tiny.gguf", "b/tiny.gguf"], { "a/tiny.gguf": "a/tiny", "b/tiny.gguf": "b/tiny" }],
+    [["x.gguf", "x.onnx"], { "x.gguf": "x.gguf", "x.onnx": "x.onnx" }],
+    // "tiny" names the root file first (path without extension beats a stem), so the nested one needs its path.
+    [["tiny.gguf", "sub/tiny.gguf"], { "tiny.gguf": "tiny", "sub/tiny.gguf": "sub/tiny" }],
+  ];
+  for (const [names, expected] of table) {
+    const models = names.map((n) => found(n));
+    const short = shortestNames(models);
+    assert.deepEqual(Object.fromEntries(models.map((m) => [m.name, short.get(m.key)])), expected, names.join(", "));
+  }
+  // Two spellings of one file (a symlink) are one model: its stem stays unambiguous.
+  const linked = shortestNames([found("tiny.gguf", "/m/real.gguf"), found("link/tiny.gguf", "/m/real.gguf")]);
+  assert.equal(linked.get("/m/real.gguf"), "tiny");
+});
+
+test("every short name resolves back to its model", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": {}, "solo.gguf": {} }, onnx: ["solo.onnx"] });
+  const manager = new ModelManager(dir);
+  const names = await manager.shortNames();
+  assert.equal(names.size, 4);
+  for (const [key, name] of names) assert.equal((await manager.resolve(name)).key, key, name);
 });

@@ -34,21 +34,23 @@ async function loaded(): Promise<LoadedModelInfo[]> {
 }
 
 describe("OpenAI-compatible routes", () => {
-  it("lists every discoverable model with whether it is loaded", async () => {
+  it("lists every discoverable model by its shortest unambiguous name (no extension), its file and whether it is loaded", async () => {
     const page = await s.openai().models.list();
     const ids = page.data.map((m) => m.id).sort();
-    assert.deepEqual(ids, ["add.onnx", "other/second.gguf", "tiny.gguf"]);
+    assert.deepEqual(ids, ["add", "second", "tiny"]);
+    const files = page.data.map((m) => (m as unknown as { file: string }).file).sort();
+    assert.deepEqual(files, ["add.onnx", "other/second.gguf", "tiny.gguf"]);
     for (const model of page.data) {
       assert.equal(model.object, "model");
       assert.equal((model as unknown as { loaded: boolean }).loaded, false);
     }
     const one = await s.openai().models.retrieve("tiny.gguf");
-    assert.equal(one.id, "tiny.gguf");
+    assert.equal(one.id, "tiny");
   });
 
   it("retrieves one model by name (also one in a subfolder); an unknown name → 404 in OpenAI's format", async () => {
     const one = await s.openai().models.retrieve("other/second.gguf");
-    const listed = (await s.openai().models.list()).data.find((m) => m.id === "other/second.gguf");
+    const listed = (await s.openai().models.list()).data.find((m) => m.id === "second");
     assert.deepEqual(one, listed);
     assert.equal(one.object, "model");
     assert.equal(one.owned_by, "inferno");
@@ -82,7 +84,7 @@ describe("OpenAI-compatible routes", () => {
     assert.ok(usage && usage.prompt_tokens > 0 && usage.completion_tokens > 0 && usage.completion_tokens <= 8);
     assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
     const models = await s.openai().models.list();
-    assert.equal(models.data.find((m) => m.id === "tiny.gguf")?.["loaded" as never], true);
+    assert.equal(models.data.find((m) => m.id === "tiny")?.["loaded" as never], true);
   });
 
   it("streams a chat completion as server-sent events whose text equals the non-streamed answer", async () => {

@@ -6,11 +6,19 @@
  * C its measured load time (what a miss costs to undo), S its memory (what keeping it costs), and L an "inflation"
  * value that rises to the value of each victim. A model's L is fixed at its last use, so models not used for a while
  * age out even if they were once valuable, without any timer.
+ *
+ * `reload-cost` keeps the models whose expected reload time per share of the cache is highest: a model's value is
+ * F * C / max(S / memory limit, 1 / count limit). F and C are as above (C, the average of the measured loads, already
+ * carries how often a reload found the file in the page cache); the denominator is the larger share the model takes of
+ * the two limits, so under the memory limit big models pay for their bytes and under the count limit every model pays
+ * one place. No inflation: the decayed frequency alone ages models out. Of the sets of idle models that would make
+ * room, it evicts the one that loses the least expected reload time (`leastLossCover`). The eviction benchmark (`npm run bench`)
+ * compares it with the offline optimum; it is the default because it came out best there.
  */
 import type { Bytes, EpochMilliseconds } from "../../models/types.js";
 import type { EvictionReason } from "../types.js";
 
-export type EvictionPolicy = "lru" | "cost-aware";
+export type EvictionPolicy = "lru" | "cost-aware" | "reload-cost";
 
 /** Load time assumed for a model never loaded yet (it has no measurement). */
 export const DEFAULT_LOAD_MS = 1000;
@@ -47,6 +55,27 @@ export function modelValue(c: Pick<EvictionCandidate, "frequency" | "loadMs" | "
   return (c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS)) / sizeMiB;
 }
 
+/** The cache's limits, as `reload-cost` weighs a model's share of them. */
+export interface CacheLimits {
+  maxModels: number;
+  /** 0 = no memory limit. */
+  maxMemoryBytes: Bytes;
+}
+
+/** No limits known: every model takes the same share. */
+const NO_LIMITS: CacheLimits = { maxModels: 1, maxMemoryBytes: 0 };
+
+/** The larger share of the two limits a model takes (1 = all of one limit). */
+export function cacheShare(memoryBytes: Bytes, limits: CacheLimits): number {
+  const byCount = 1 / Math.max(1, limits.maxModels);
+  return limits.maxMemoryBytes > 0 ? Math.max(memoryBytes / limits.maxMemoryBytes, byCount) : byCount;
+}
+
+/** `reload-cost`'s value: expected reload time (frequency x measured load time) per share of the cache. */
+export function reloadCostValue(c: Pick<EvictionCandidate, "frequency" | "loadMs" | "memoryBytes">, limits: CacheLimits): number {
+  return (c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS)) / cacheShare(c.memoryBytes, limits);
+}
+
 /** GDSF priority: the lowest is evicted first. */
 export function gdsfPriority(c: EvictionCandidate): number {
   return c.inflation + modelValue(c);
@@ -56,12 +85,27 @@ function byLastUse(a: EvictionCandidate, b: EvictionCandidate): number {
   return (a.lastUsedAt ?? -Infinity) - (b.lastUsedAt ?? -Infinity) || a.key.localeCompare(b.key);
 }
 
-/** Candidates in the order they should go: least recently used first, or lowest GDSF priority first. */
-export function evictionOrder(candidates: readonly EvictionCandidate[], policy: EvictionPolicy): EvictionCandidate[] {
-  const sorted = [...candidates];
-  if (policy === "lru") return sorted.sort(byLastUse);
-  return sorted.sort((a, b) => gdsfPriority(a) - gdsfPriority(b) || byLastUse(a, b));
+/** A candidate's value under a policy: the lowest goes first (`lru`: its last use). */
+function valueUnder(policy: EvictionPolicy, limits: CacheLimits): (c: EvictionCandidate) => number {
+  switch (policy) {
+    case "lru":
+      return (c) => c.lastUsedAt ?? -Infinity;
+    case "cost-aware":
+      return gdsfPriority;
+    case "reload-cost":
+      return (c) => reloadCostValue(c, limits);
+  }
 }
+
+/**
+ * Candidates in the order they should go: least recently used first, or lowest value first (ties: least recently
+ * used). `limits` matter to `reload-cost` only.
+ */
+export function evictionOrder(candidates: readonly EvictionCandidate[], policy: EvictionPolicy, limits: CacheLimits = NO_LIMITS): EvictionCandidate[] {
+  const value = valueUnder(policy, limits);
+  return [...candidates].sort((a, b) => value(a) - value(b) || byLastUse(a, b));
+}
+
 
 /**
  * Victims, in order, until both the count and the memory shortfall are covered (or candidates run out: check
@@ -71,13 +115,58 @@ export function chooseVictims(
   candidates: readonly EvictionCandidate[],
   shortfall: Shortfall,
   policy: EvictionPolicy,
+  limits: CacheLimits = NO_LIMITS,
+): { victims: Victim[]; covers: boolean } {
+  const ordered = evictionOrder(candidates, policy, limits);
+  const chosen = policy === "reload-cost" ? (leastLossCover(ordered, shortfall) ?? ordered) : ordered;
+  // Only GDSF's inflation reads a victim's value.
+  return takeVictims(chosen, shortfall, (c) => (policy === "cost-aware" ? gdsfPriority(c) : 0));
+}
+
+/** How many of the lowest-valued candidates `reload-cost` searches for the cheapest covering set (2^12 sets at most). */
+export const COVER_SEARCH_LIMIT = 12;
+
+/**
+ * `reload-cost`'s victims: of the first `COVER_SEARCH_LIMIT` candidates (in value order), the set that covers the
+ * shortfall and loses the least expected reload time (sum of frequency x load time), in the given order; null when
+ * none covers it. Taking victims strictly in value order can free more than needed (a small cheap model first, then a
+ * big one that alone would have done); the exhaustive search over a few candidates cannot.
+ */
+export function leastLossCover(ordered: readonly EvictionCandidate[], shortfall: Shortfall): EvictionCandidate[] | null {
+  const pool = ordered.slice(0, COVER_SEARCH_LIMIT);
+  const loss = pool.map((c) => c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS));
+  let best: { mask: number; loss: number } | null = null;
+  for (let mask = 1; mask < 1 << pool.length; mask++) {
+    let count = 0;
+    let bytes = 0;
+    let total = 0;
+    for (let i = 0; i < pool.length; i++) {
+      if (!(mask & (1 << i))) continue;
+      count++;
+      bytes += (pool[i] as EvictionCandidate).memoryBytes;
+      total += loss[i] as number;
+    }
+    if (count >= shortfall.count && bytes >= shortfall.bytes && (!best || total < best.loss)) best = { mask, loss: total };
+  }
+  if (!best) return null;
+  const { mask } = best;
+  return pool.filter((_, i) => mask & (1 << i));
+}
+
+/**
+ * The covering rule every eviction order shares (ours and the other runners' rules the simulator replays): take
+ * candidates in the given order until both the count and the memory shortfall are covered.
+ */
+export function takeVictims<C extends Pick<EvictionCandidate, "key" | "memoryBytes">>(
+  ordered: readonly C[],
+  shortfall: Shortfall,
+  valueOf: (candidate: C) => number,
 ): { victims: Victim[]; covers: boolean } {
   let { count, bytes } = shortfall;
   const victims: Victim[] = [];
-  for (const candidate of evictionOrder(candidates, policy)) {
+  for (const candidate of ordered) {
     if (count <= 0 && bytes <= 0) break;
-    const value = policy === "lru" ? 0 : gdsfPriority(candidate);
-    victims.push({ key: candidate.key, reason: bytes > 0 ? "capacity_memory" : "capacity_count", value });
+    victims.push({ key: candidate.key, reason: bytes > 0 ? "capacity_memory" : "capacity_count", value: valueOf(candidate) });
     count--;
     bytes -= candidate.memoryBytes;
   }

@@ -25,9 +25,9 @@ const STRATEGIES: WarmupStrategy[] = ["usage", "recent", "priority", "hybrid", "
 type Target = { kind: "server"; client: InfernoClient; url: string } | { kind: "file"; file: StateFile };
 
 /** The state file, its code (zstd, locks) imported only by the commands that read it. */
-async function stateFile(config: InfernoConfig): Promise<StateFile> {
+async function stateFile(ctx: CliContext, config: InfernoConfig): Promise<StateFile> {
   const { StateFile } = await import("../../runtime/state-file.js");
-  return new StateFile(config);
+  return new StateFile(config, { environment: ctx.environment() });
 }
 
 /** Finds the running server, or falls back to the state file, and tells the user (stderr) which it used. */
@@ -38,7 +38,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
     ctx.out.info(`using the running server at ${url}`);
     return { kind: "server", ...server };
   }
-  const file = await stateFile(config);
+  const file = await stateFile(ctx, config);
   ctx.out.info(`no server running at ${url}; read ${file.path}`);
   return { kind: "file", file };
 }
@@ -46,7 +46,7 @@ async function connect(ctx: CliContext, options: Record<string, unknown>): Promi
 /** `inspect` decodes the file even while a server runs, and warns that the server's live state may be newer. */
 async function openStateFile(ctx: CliContext, options: Record<string, unknown>): Promise<StateFile> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const file = await stateFile(config);
+  const file = await stateFile(ctx, config);
   const { server, url } = await findServer(ctx, config);
   if (server) {
     ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);

@@ -1,10 +1,11 @@
 /**
- * `inferno models`: what is in the models directory (`list`, `info`), whether it is sound (`validate`), and a demo model
- * to start with (`demo`). Everything here reads headers only; no model is loaded.
+ * `inferno models`: what is in the models directories and stores (`list`, `info`), whether it is sound (`validate`),
+ * and a demo model to start with (`demo`). Everything here reads headers only; no model is loaded.
  */
+import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import type { InfernoConfig } from "../../config/index.js";
+import { type InfernoConfig, STORE_NAMES } from "../../config/index.js";
 import { messageOf } from "../../errors/index.js";
 import {
   createDemoModel,
@@ -20,18 +21,23 @@ import { formatBytes, formatCount } from "../units.js";
 
 const FLAGS: readonly ConfigFlagName[] = ["models-dir"];
 
-/** The manager for the configured models directory, honouring `allow_outside_models_dir`. */
-export function managerFor(config: InfernoConfig): ModelManager {
-  return new ModelManager(config.models_dir, { allowOutsideModelsDir: config.allow_outside_models_dir });
+/**
+ * The manager for the configured models directories and stores, honouring `allow_outside_models_dir`; with
+ * `allStores`, every store is searched whether `model_stores` enables it or not (`models list --stores`).
+ */
+export function managerFor(config: InfernoConfig, ctx: CliContext, allStores = false): ModelManager {
+  return ModelManager.fromConfig(config, ctx.environment(), allStores ? [...STORE_NAMES] : undefined);
 }
 
 async function managerFromFlags(ctx: CliContext, options: Record<string, unknown>): Promise<ModelManager> {
-  return managerFor(await ctx.loadConfig(configFlagValues(options, FLAGS)));
+  return managerFor(await ctx.loadConfig(configFlagValues(options, FLAGS)), ctx);
 }
 
 /** One row of `models list`, also its JSON form. */
 interface ListedModel {
   name: string;
+  /** The store it was found in, or null for a models directory. */
+  store: string | null;
   format: string;
   size_bytes: number;
   architecture: string | null;
@@ -46,6 +52,7 @@ function listed(model: ModelDescriptor, metadata: ModelMetadata | undefined, err
   const gguf = metadata?.format === "gguf" ? metadata : undefined;
   return {
     name: model.name,
+    store: model.store ?? null,
     format: model.format,
     size_bytes: model.fingerprint.size,
     architecture: gguf?.architecture ?? (metadata?.format === "onnx" ? `opset ${metadata.opset}` : null),
@@ -57,8 +64,9 @@ function listed(model: ModelDescriptor, metadata: ModelMetadata | undefined, err
   };
 }
 
-async function listCommand(ctx: CliContext, options: Record<string, unknown>): Promise<void> {
-  const manager = await managerFromFlags(ctx, options);
+async function listCommand(ctx: CliContext, options: { stores?: boolean } & Record<string, unknown>): Promise<void> {
+  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
+  const manager = managerFor(config, ctx, options.stores === true);
   const rows: ListedModel[] = [];
   for (const model of await manager.list()) {
     try {
@@ -68,16 +76,19 @@ async function listCommand(ctx: CliContext, options: Record<string, unknown>): P
     }
   }
   if (ctx.out.json) return ctx.out.printJson(rows);
+  if (options.stores === true) await reportStores(ctx, manager, config, rows);
   if (rows.length === 0) {
-    ctx.out.info(`no models in ${manager.modelsDir} (try \`${ctx.command("models demo")}\`)`);
+    ctx.out.info(`no models in ${manager.modelsDirs.join(", ")} (try \`${ctx.command("models demo")}\`)`);
     return;
   }
   const dash = (v: string | number | null, f: (x: never) => string = String) => (v === null ? "-" : f(v as never));
+  const withStore = rows.some((r) => r.store !== null);
   ctx.out.print(
     formatTable(
-      ["NAME", "FORMAT", "SIZE", "ARCHITECTURE", "QUANTIZATION", "PARAMETERS", "CONTEXT"],
+      ["NAME", ...(withStore ? ["STORE"] : []), "FORMAT", "SIZE", "ARCHITECTURE", "QUANTIZATION", "PARAMETERS", "CONTEXT"],
       rows.map((r) => [
         r.name,
+        ...(withStore ? [r.store ?? "-"] : []),
         r.format,
         formatBytes(r.size_bytes),
         r.valid ? dash(r.architecture) : "invalid (see `models validate`)",
@@ -89,14 +100,29 @@ async function listCommand(ctx: CliContext, options: Record<string, unknown>): P
   );
 }
 
+/** `list --stores`: where each store was looked for, what it holds, and whether `model_stores` enables it (stderr). */
+async function reportStores(ctx: CliContext, manager: ModelManager, config: InfernoConfig, rows: ListedModel[]) {
+  for (const store of STORE_NAMES) {
+    const places: string[] = [];
+    for (const { root } of manager.stores.filter((s) => s.store === store)) {
+      const exists = await stat(root).then((s) => s.isDirectory(), () => false);
+      places.push(exists ? root : `${root} not found`);
+    }
+    const count = rows.filter((r) => r.store === store).length;
+    const enabled = config.model_stores.includes(store) ? "enabled" : `not enabled: add "${store}" to model_stores`;
+    ctx.out.info(`${store}: ${count} model(s) in ${places.join("; ")} (${enabled})`);
+  }
+}
+
 async function infoCommand(ctx: CliContext, name: string, options: Record<string, unknown>): Promise<void> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const manager = managerFor(config);
+  const manager = managerFor(config, ctx);
   const info = await manager.info(name);
   const estimate = await manager.estimateMemory(info, config.backend);
   if (ctx.out.json) return ctx.out.printJson({ ...info, estimated_memory_bytes: estimate });
   const lines: Array<[string, string]> = [
     ["name", info.name],
+    ...(info.store ? ([["store", info.store]] as Array<[string, string]>) : []),
     ["path", info.path],
     ["format", info.format],
     ["size", `${formatBytes(info.fingerprint.size)} (${info.fingerprint.size} bytes)`],
@@ -173,11 +199,15 @@ async function demoCommand(ctx: CliContext, dir: string | undefined, options: Re
 }
 
 export function registerModels(program: Command, ctx: CliContext): void {
-  const models = program.command("models").description("list, inspect and validate the models in the models directory");
+  const models = program.command("models").description("list, inspect and validate the models in the models directories and stores");
 
-  addConfigFlags(models.command("list").description("list the models (name, format, size, architecture, quantization, parameters, context)"), FLAGS).action(
-    (options: Record<string, unknown>) => listCommand(ctx, options),
-  );
+  addConfigFlags(
+    models
+      .command("list")
+      .description("list the models (name, store, format, size, architecture, quantization, parameters, context)")
+      .option("--stores", "also search every model store (ollama, lmstudio, huggingface), enabled in model_stores or not"),
+    FLAGS,
+  ).action((options: { stores?: boolean } & Record<string, unknown>) => listCommand(ctx, options));
 
   addConfigFlags(
     models

@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { physicalCores, threadCount } from "../../backends/common.js";
 import { createBackends } from "../../backends/index.js";
-import type { ChatMessage, GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
+import type { GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
 import type { InfernoConfig } from "../../config/index.js";
 import { ModelCapabilityMissing, Unauthorized, UsageError } from "../../errors/index.js";
 import type { CliContext } from "../context.js";
@@ -42,7 +42,9 @@ interface RunOptions extends Record<string, unknown> {
 type Sampling = Pick<GenerationOptions, "maxTokens" | "temperature" | "seed">;
 
 /** One turn to generate: chat messages, or a raw prompt. */
-type Turn = { messages: ChatMessage[] } | { prompt: string };
+/** A turn of the CLI's chat: plain text messages only (no tools), as the server's chat route takes them too. */
+type CliMessage = { role: "system" | "user" | "assistant"; content: string };
+type Turn = { messages: CliMessage[] } | { prompt: string };
 
 /** Where generation happens: a model loaded here, or a running server. */
 interface Generator {
@@ -93,7 +95,7 @@ function progressLine(ctx: CliContext, label: string): { update(fraction?: numbe
 
 /** Loads the model in this process: validated first, so a broken file gets the same sentence as `models validate`. */
 async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
-  const manager = managerFor(config);
+  const manager = managerFor(config, ctx);
   const descriptor = await manager.resolve(name);
   if (descriptor.format !== "gguf") {
     throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
@@ -222,7 +224,7 @@ async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Gener
   if (!input) throw new UsageError("no prompt given and no input to read one from: give PROMPT");
   const terminal = input.isTTY === true;
   const rl = createInterface({ input, output: ctx.io.stdout, terminal, prompt: ">>> " });
-  const history: ChatMessage[] = options.system ? [{ role: "system", content: options.system }] : [];
+  const history: CliMessage[] = options.system ? [{ role: "system", content: options.system }] : [];
   let current: AbortController | null = null;
   rl.on("SIGINT", () => {
     if (current) {
@@ -282,7 +284,7 @@ async function runCommand(ctx: CliContext, modelArg: string | undefined, promptA
       await chatLoop(ctx, config, generator, { raw: options.raw === true, ...(options.system ? { system: options.system } : {}), sampling, stream });
       return;
     }
-    const messages: ChatMessage[] = [...(options.system ? [{ role: "system" as const, content: options.system }] : []), { role: "user", content: prompt }];
+    const messages: CliMessage[] = [...(options.system ? [{ role: "system" as const, content: options.system }] : []), { role: "user", content: prompt }];
     await oneShot(ctx, config, generator, options.raw ? { prompt } : { messages }, sampling, stream);
   } finally {
     await generator.close();

@@ -28,6 +28,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       version: packageVersion(),
       logLevel: globals.verbose ? "debug" : globals.quiet ? "warn" : "info",
       logDestination: out.stderr,
+      environment: ctx.environment(),
       onListening: (url, modelCount, firstModel) => {
         out.print(`Inferno is serving ${modelCount} model(s) on ${url}`);
         out.print(`OpenAI base URL: ${url}/v1${config.server.api_key ? " (with the API key from server.api_key)" : ""}`);

@@ -1,0 +1,166 @@
+/**
+ * Synthetic request traces for the eviction benchmark, seeded so every run replays the same requests.
+ *
+ * Models: 0.5–8 GiB (log-uniform), a cold load of `COLD_MS_PER_GIB` per GiB (load cost ∝ size, as a read of the file
+ * dominates it) and a warm reload 3x faster when the file is still in the page cache. Requests arrive as a Poisson
+ * process (mean `meanGapS`); which model a request wants is drawn from a Zipf distribution over a popularity order
+ * unrelated to size.
+ */
+import type { SimModel, SimRequest, SimSettings, Trace } from "../src/cache/sim/types.js";
+import { seededRandom } from "../src/models/gguf-writer.js";
+
+const GIB = 1024 ** 3;
+const HOUR_MS = 3600_000;
+/** Cold load time per GiB of model (about what an NVMe read plus llama.cpp's set-up take). */
+export const COLD_MS_PER_GIB = 1000;
+/** A page-cache-warm reload is this many times faster. */
+export const WARM_SPEED_UP = 3;
+const START = Date.UTC(2026, 0, 5);
+
+/** The machine the traces run on: 16 GiB for models, at most 6 resident, files stay cached 10 min after an unload. */
+export const SETTINGS: Omit<SimSettings, "usageHalfLifeHours"> = {
+  maxModels: 6,
+  maxMemoryBytes: 16 * GIB,
+  warmWindowMs: 10 * 60_000,
+};
+
+export interface NamedTrace extends Trace {
+  name: string;
+  /** A stationary Zipf trace: the default policy's targets apply to these. */
+  zipf: boolean;
+  /** Limits it was recorded under, replacing `SETTINGS`'s. */
+  settings?: Omit<SimSettings, "usageHalfLifeHours">;
+}
+
+export function makeModels(count: number, rand: () => number): SimModel[] {
+  return Array.from({ length: count }, (_, i) => {
+    const gib = 0.5 * 16 ** rand();
+    const loadMs = Math.round(gib * COLD_MS_PER_GIB);
+    return { key: `m${String(i).padStart(2, "0")}.gguf`, memoryBytes: Math.round(gib * GIB), loadMs, warmLoadMs: Math.round(loadMs / WARM_SPEED_UP) };
+  });
+}
+
+export function zipfSampler(n: number, s: number, rand: () => number): () => number {
+  const cumulative: number[] = [];
+  let total = 0;
+  for (let i = 0; i < n; i++) cumulative.push((total += 1 / (i + 1) ** s));
+  return () => {
+    const x = rand() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cumulative[mid] as number) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+function shuffled<T>(items: readonly T[], rand: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+function exponential(meanMs: number, rand: () => number): number {
+  return Math.max(1, Math.round(-Math.log(1 - rand()) * meanMs));
+}
+
+interface Shape {
+  seed: number;
+  models: number;
+  requests: number;
+  zipf: number;
+  meanGapS?: number;
+}
+
+/** Stationary Zipf(s) popularity. */
+export function zipfTrace(name: string, shape: Shape): NamedTrace {
+  const rand = seededRandom(shape.seed);
+  const models = makeModels(shape.models, rand);
+  const order = shuffled(models, rand);
+  const sample = zipfSampler(models.length, shape.zipf, rand);
+  const requests: SimRequest[] = [];
+  let at = START;
+  for (let i = 0; i < shape.requests; i++) {
+    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
+    requests.push({ at, key: (order[sample()] as SimModel).key });
+  }
+  return { name, zipf: true, models, requests };
+}
+
+/** Zipf popularity whose order is drawn anew `shifts` times, evenly spread over the trace. */
+export function shiftTrace(name: string, shape: Shape & { shifts: number }): NamedTrace {
+  const rand = seededRandom(shape.seed);
+  const models = makeModels(shape.models, rand);
+  let order = shuffled(models, rand);
+  const sample = zipfSampler(models.length, shape.zipf, rand);
+  const every = Math.ceil(shape.requests / (shape.shifts + 1));
+  const requests: SimRequest[] = [];
+  let at = START;
+  for (let i = 0; i < shape.requests; i++) {
+    if (i > 0 && i % every === 0) order = shuffled(models, rand);
+    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
+    requests.push({ at, key: (order[sample()] as SimModel).key });
+  }
+  return { name, zipf: false, models, requests };
+}
+
+/**
+ * A daily cycle: working hours (8–18 h) use one popularity order at 4x the rate, the rest of the day another (batch
+ * jobs, other time zones); both Zipf(s) over the same models.
+ */
+export function dailyTrace(name: string, shape: Shape): NamedTrace {
+  const rand = seededRandom(shape.seed);
+  const models = makeModels(shape.models, rand);
+  const day = shuffled(models, rand);
+  const night = shuffled(models, rand);
+  const sample = zipfSampler(models.length, shape.zipf, rand);
+  const requests: SimRequest[] = [];
+  let at = START;
+  const meanGapMs = (shape.meanGapS ?? 60) * 1000;
+  for (let i = 0; i < shape.requests; i++) {
+    const hour = (at / HOUR_MS) % 24;
+    const working = hour >= 8 && hour < 18;
+    at += exponential(working ? meanGapMs / 2 : meanGapMs * 2, rand);
+    requests.push({ at, key: ((working ? day : night)[sample()] as SimModel).key });
+  }
+  return { name, zipf: false, models, requests };
+}
+
+/** Zipf(s) traffic, and every `scanEvery` requests a job that asks every model once in turn (an evaluation sweep). */
+export function scanTrace(name: string, shape: Shape & { scanEvery: number }): NamedTrace {
+  const rand = seededRandom(shape.seed);
+  const models = makeModels(shape.models, rand);
+  const order = shuffled(models, rand);
+  const sample = zipfSampler(models.length, shape.zipf, rand);
+  const requests: SimRequest[] = [];
+  let at = START;
+  while (requests.length < shape.requests) {
+    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
+    requests.push({ at, key: (order[sample()] as SimModel).key });
+    if (requests.length % shape.scanEvery === 0) {
+      for (const model of shuffled(models, rand)) {
+        at += 5000;
+        requests.push({ at, key: model.key });
+      }
+    }
+  }
+  return { name, zipf: false, models, requests };
+}
+
+/** The synthetic traces of the benchmark; `requests` per trace (the quick run uses fewer). */
+export function syntheticTraces(requests: number): NamedTrace[] {
+  return [
+    zipfTrace("zipf 0.6, 20 models", { seed: 11, models: 20, requests, zipf: 0.6 }),
+    zipfTrace("zipf 0.9, 30 models", { seed: 12, models: 30, requests, zipf: 0.9 }),
+    zipfTrace("zipf 1.2, 50 models", { seed: 13, models: 50, requests, zipf: 1.2 }),
+    shiftTrace("popularity shift x3, zipf 0.9", { seed: 14, models: 30, requests, zipf: 0.9, shifts: 3 }),
+    dailyTrace("daily cycle, zipf 0.9", { seed: 15, models: 30, requests, zipf: 0.9 }),
+    scanTrace("scan every 500, zipf 0.9", { seed: 16, models: 30, requests, zipf: 0.9, scanEvery: 500 }),
+  ];
+}

@@ -1,0 +1,58 @@
+/**
+ * OpenAI's and Ollama's sampling fields on node-llama-cpp's sampler: top-k, min-p, frequency and presence penalties
+ * (llama.cpp's penalties sampler subtracts `count × frequency + presence` from a generated token's logit, as OpenAI
+ * defines them) and logit bias (added to the logit; -100 bans the token, except end-of-generation tokens, which
+ * node-llama-cpp never bans).
+ */
+import type { LlamaModel, Token, TokenBias } from "node-llama-cpp";
+import { BadRequest } from "../errors/index.js";
+import type { GenerationOptions } from "./types.js";
+
+/** OpenAI's logit bias of -100 means "never"; node-llama-cpp's `"never"` does exactly that. */
+const BAN = -100;
+
+/** Number of tokens in the model's vocabulary, from its GGUF header. */
+function vocabularySize(model: LlamaModel): number {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } };
+  return metadata.tokenizer?.ggml?.tokens?.length ?? Number.POSITIVE_INFINITY;
+}
+
+/** node-llama-cpp's `TokenBias` class, handed in: this module never imports node-llama-cpp itself (it loads lazily). */
+export type TokenBiasClass = typeof TokenBias;
+
+function tokenBias(Bias: TokenBiasClass, model: LlamaModel, biases: Record<string, number>): TokenBias {
+  const bias = Bias.for(model);
+  const size = vocabularySize(model);
+  for (const [key, value] of Object.entries(biases)) {
+    const token = Number(key);
+    if (!Number.isInteger(token) || token < 0 || token >= size) {
+      throw new BadRequest(`logit_bias: token id ${JSON.stringify(key)} is not in this model's vocabulary (0..${size - 1})`, {
+        details: { param: "logit_bias" },
+      });
+    }
+    bias.set(token as Token, value <= BAN ? "never" : { logit: value });
+  }
+  return bias;
+}
+
+/**
+ * The sampler settings for the optional fields. The penalties look back over everything generated in this request
+ * (`lastTokens` = the context size); llama.cpp's default repeat penalty stays as it is.
+ */
+export function samplerSettings(options: GenerationOptions, model: LlamaModel, contextSize: number, Bias: TokenBiasClass) {
+  const penalties = options.frequencyPenalty !== undefined || options.presencePenalty !== undefined;
+  return {
+    ...(options.topK !== undefined ? { topK: options.topK } : {}),
+    ...(options.minP !== undefined ? { minP: options.minP } : {}),
+    ...(penalties
+      ? {
+          repeatPenalty: {
+            lastTokens: contextSize,
+            frequencyPenalty: options.frequencyPenalty ?? 0,
+            presencePenalty: options.presencePenalty ?? 0,
+          },
+        }
+      : {}),
+    ...(options.logitBias && Object.keys(options.logitBias).length > 0 ? { tokenBias: tokenBias(Bias, model, options.logitBias) } : {}),
+  };
+}

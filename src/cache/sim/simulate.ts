@@ -1,0 +1,118 @@
+/**
+ * Replays a trace through an eviction policy on a virtual clock: the same policy functions and the same bookkeeping
+ * as `ModelCache` (use counted before room is made, victims chosen from the idle resident models, GDSF inflation raised
+ * by each eviction, a model's load cost the average of its measured loads), without a backend or timers. Pure: no I/O,
+ * no clock; a trace of thousands of requests replays in milliseconds.
+ *
+ * What it leaves out: requests are served one after another and each is over at once (no leases, no concurrent
+ * loads); the idle TTL is off. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
+ */
+import { chooseVictims, type EvictionCandidate, type EvictionPolicy, nextInflation, takeVictims } from "../policy/eviction.js";
+import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
+import { PEER_POLICIES, type PeerPolicy, peerOrder, safeCountLimit } from "./peers.js";
+import type { SimModel, SimResult, SimSettings, Trace } from "./types.js";
+
+/** Our policies (`cache.eviction_policy`) and the other runners' rules. */
+export type SimPolicy = EvictionPolicy | PeerPolicy;
+
+interface ModelState {
+  model: SimModel;
+  resident: boolean;
+  lastUsedAt: number | null;
+  frequency: DecayedCount | null;
+  inflation: number;
+  loads: number;
+  loadMsTotal: number;
+  unloadedAt: number | null;
+}
+
+function isPeer(policy: SimPolicy): policy is PeerPolicy {
+  return (PEER_POLICIES as readonly string[]).includes(policy);
+}
+
+/** The limits a policy runs under: a count-only runner gets the count that keeps it within memory. */
+export function effectiveSettings(trace: Trace, settings: SimSettings, policy: SimPolicy): SimSettings {
+  if (policy !== "lru-count") return settings;
+  const sizes = trace.models.map((m) => m.memoryBytes);
+  return { ...settings, maxModels: safeCountLimit(sizes, settings.maxModels, settings.maxMemoryBytes), maxMemoryBytes: 0 };
+}
+
+/** Whether a model unloaded at `unloadedAt` (null: never loaded) and needed again at `now` still has a warm page cache. */
+export function isWarm(unloadedAt: number | null, now: number, warmWindowMs: number): boolean {
+  return warmWindowMs > 0 && unloadedAt !== null && now - unloadedAt <= warmWindowMs;
+}
+
+export interface SimOptions {
+  /**
+   * Each model's frequency as the policy sees it, instead of its decayed count: a reference run that knows each model's
+   * true popularity (e.g. its request count over the whole trace), to tell how much better estimates could gain.
+   */
+  knownFrequency?: ReadonlyMap<string, number>;
+}
+
+/** Replays `trace` under `policy` and `settings`. Throws when a model can never fit the limits. */
+export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy, options: SimOptions = {}): SimResult {
+  const limits = effectiveSettings(trace, settings, policy);
+  const states = new Map<string, ModelState>(
+    trace.models.map((model) => [
+      model.key,
+      { model, resident: false, lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null },
+    ]),
+  );
+  const resident = new Set<ModelState>();
+  let usedBytes = 0;
+  let inflation = 0;
+  const result: SimResult = { requests: 0, hits: 0, misses: 0, loads: 0, warmLoads: 0, loadMsTotal: 0, evictions: 0 };
+
+  for (const { at: now, key } of trace.requests) {
+    const state = states.get(key);
+    if (!state) throw new Error(`trace request for unknown model ${key}`);
+    result.requests++;
+    state.lastUsedAt = now;
+    state.frequency = addUse(state.frequency, now, limits.usageHalfLifeHours);
+    state.inflation = inflation;
+    if (state.resident) {
+      result.hits++;
+      continue;
+    }
+    result.misses++;
+    const shortfall = {
+      count: resident.size + 1 - limits.maxModels,
+      bytes: limits.maxMemoryBytes > 0 ? usedBytes + state.model.memoryBytes - limits.maxMemoryBytes : 0,
+    };
+    if (shortfall.count > 0 || shortfall.bytes > 0) {
+      const candidates: EvictionCandidate[] = [...resident].map((s) => ({
+        key: s.model.key,
+        lastUsedAt: s.lastUsedAt,
+        memoryBytes: s.model.memoryBytes,
+        loadMs: s.loads > 0 ? s.loadMsTotal / s.loads : null,
+        frequency: options.knownFrequency?.get(s.model.key) ?? decayedValue(s.frequency, now, limits.usageHalfLifeHours),
+        inflation: s.inflation,
+      }));
+      const { victims, covers } = isPeer(policy)
+        ? takeVictims(peerOrder(candidates, policy), shortfall, () => 0)
+        : chooseVictims(candidates, shortfall, policy, limits);
+      if (!covers) throw new Error(`${key} (${state.model.memoryBytes} bytes) can never fit the simulated limits`);
+      for (const victim of victims) {
+        const gone = states.get(victim.key) as ModelState;
+        gone.resident = false;
+        gone.unloadedAt = now;
+        resident.delete(gone);
+        usedBytes -= gone.model.memoryBytes;
+        result.evictions++;
+      }
+      inflation = nextInflation(inflation, victims);
+    }
+    const warm = isWarm(state.unloadedAt, now, limits.warmWindowMs);
+    const cost = warm ? state.model.warmLoadMs : state.model.loadMs;
+    if (warm) result.warmLoads++;
+    state.loads++;
+    state.loadMsTotal += cost;
+    state.resident = true;
+    resident.add(state);
+    usedBytes += state.model.memoryBytes;
+    result.loads++;
+    result.loadMsTotal += cost;
+  }
+  return result;
+}

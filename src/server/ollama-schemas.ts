@@ -1,0 +1,247 @@
+/**
+ * Request bodies of the Ollama API (`/api/*`), validated with zod like the OpenAI ones: a body that does not fit is a 400
+ * whose message names the field (`options.top_k: …`). Ollama's `options` are mapped to the sampler where Inferno can
+ * honour them; an option that would change the output and cannot be honoured is refused by name, never dropped.
+ */
+import { z } from "zod";
+import type { OutputFormat } from "../backends/types.js";
+import type { BackendConfig } from "../config/schema.js";
+import { keepAlive } from "./schemas.js";
+
+/** A field Inferno cannot honour: absent, null, false or empty is fine, anything else is refused with `why`. */
+const refused = (why: string) =>
+  z
+    .unknown()
+    .refine((value) => value === undefined || value === null || value === false || value === "" || (Array.isArray(value) && value.length === 0), {
+      message: why,
+    })
+    .optional();
+
+/**
+ * Options that change the output but that Inferno's sampler does not take: accepted only at the value that switches
+ * them off (what Ollama clients send when the user left them alone).
+ */
+const NEUTRAL_OPTIONS: Record<string, number> = {
+  typical_p: 1,
+  tfs_z: 1,
+  repeat_penalty: 1,
+  mirostat: 0,
+};
+
+/**
+ * Options that choose how llama.cpp loads a model. Inferno loads each model once for every client, with the
+ * `[backend]` configuration: a request may repeat the configured value, or a harmless default, but not change it.
+ */
+const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, backend: BackendConfig) => boolean }> = {
+  use_mmap: { key: "backend.mmap", accepts: (v, b) => v === b.mmap },
+  num_batch: { key: "backend.batch_size", accepts: (v, b) => v === b.batch_size },
+  num_thread: { key: "backend.threads", accepts: (v, b) => v === b.threads },
+  num_gpu: { key: "backend.gpu", accepts: (v, b) => v === 0 && (b.gpu === false || b.gpu === "false") },
+  main_gpu: { key: "backend.gpu", accepts: (v) => v === 0 },
+  numa: { key: "backend", accepts: (v) => v === false },
+  low_vram: { key: "backend", accepts: (v) => v === false },
+  f16_kv: { key: "backend", accepts: (v) => v === true },
+  logits_all: { key: "backend", accepts: (v) => v === false },
+  vocab_only: { key: "backend", accepts: (v) => v === false },
+  use_mlock: { key: "backend", accepts: (v) => v === false },
+  embedding_only: { key: "backend", accepts: (v) => v === false },
+};
+
+/**
+ * Ollama's `options`. Honoured: `temperature`, `top_p`, `top_k`, `min_p`, `presence_penalty`, `frequency_penalty` (over
+ * everything generated: `repeat_last_n` is accepted only when no penalty is on, or as -1, the whole context), `seed`,
+ * `stop`, `num_predict` (≤ 0 = until the model stops or the context is full), `num_ctx` (refused above the loaded
+ * context). Options that only refine a switched-off feature (`penalize_newline`, `mirostat_tau`, `mirostat_eta`) are
+ * accepted. An unknown option is refused by name, like an unknown field (Ollama would ignore it: Inferno does not
+ * drop what might change the output).
+ */
+export function ollamaOptionsSchema(backend: BackendConfig) {
+  const neutral = Object.fromEntries(Object.keys(NEUTRAL_OPTIONS).map((name) => [name, z.number().nullish()]));
+  const loading = Object.fromEntries(Object.keys(LOAD_OPTIONS).map((name) => [name, z.unknown().optional()]));
+  return z
+    .strictObject({
+      ...neutral,
+      ...loading,
+      temperature: z.number().min(0).nullish(),
+      top_p: z.number().min(0).max(1).nullish(),
+      seed: z.number().int().nullish(),
+      stop: z.union([z.string(), z.array(z.string())]).nullish(),
+      num_predict: z.number().int().min(-2).nullish(),
+      num_ctx: z
+        .number()
+        .int()
+        .positive()
+        .refine((n) => n <= backend.context_size, {
+          message: `is above the context Inferno loads models with (backend.context_size = ${backend.context_size}); send at most that, or raise backend.context_size`,
+        })
+        .nullish(),
+      top_k: z.number().int().min(0).nullish(),
+      min_p: z.number().min(0).max(1).nullish(),
+      presence_penalty: z.number().min(-2).max(2).nullish(),
+      frequency_penalty: z.number().min(-2).max(2).nullish(),
+      num_keep: refused("not supported (Inferno keeps no tokens apart when the context is full)"),
+      repeat_last_n: z.number().int().nullish(),
+      penalize_newline: z.boolean().nullish(),
+      mirostat_tau: z.number().nullish(),
+      mirostat_eta: z.number().nullish(),
+    })
+    .superRefine((options, ctx) => {
+      const raw = options as Record<string, unknown>;
+      for (const [name, neutral] of Object.entries(NEUTRAL_OPTIONS)) {
+        const value = raw[name];
+        if (value === undefined || value === null || value === neutral) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `${JSON.stringify(value)} is not supported; Inferno's sampler takes only ${neutral} (off)`,
+        });
+      }
+      const penalties = [options.presence_penalty, options.frequency_penalty].some((p) => p != null && p !== 0);
+      if (penalties && options.repeat_last_n != null && options.repeat_last_n !== -1) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["repeat_last_n"],
+          message: `${options.repeat_last_n} is not supported with penalties: Inferno's penalties look back over everything generated (send -1, or leave it out)`,
+        });
+      }
+      for (const [name, rule] of Object.entries(LOAD_OPTIONS)) {
+        const value = raw[name];
+        if (value === undefined || value === null || rule.accepts(value, backend)) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `${JSON.stringify(value)} cannot be set per request: Inferno loads each model once, with its configuration (${rule.key})`,
+        });
+      }
+    });
+}
+
+export type OllamaOptions = z.output<ReturnType<typeof ollamaOptionsSchema>>;
+
+/**
+ * Ollama's `format`: `"json"` (any JSON object) or a JSON schema, both constrained by a grammar; `""` is none. The
+ * schema is checked against the supported subset by the route, before any load.
+ */
+const outputFormat = z
+  .union([z.literal(""), z.literal("json"), z.record(z.string(), z.unknown())])
+  .nullish()
+  .transform((format): OutputFormat | undefined => {
+    if (format == null || format === "") return undefined;
+    return format === "json" ? { type: "json" } : { type: "json_schema", schema: format };
+  });
+
+/** Fields shared by /api/generate and /api/chat. */
+function generationFields(backend: BackendConfig) {
+  return {
+    model: z.string().min(1),
+    stream: z.boolean().nullish(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+    format: outputFormat,
+    think: refused("thinking is not supported: Inferno's models answer without a separate thinking part"),
+    logprobs: refused("log probabilities are not supported"),
+    top_logprobs: refused("log probabilities are not supported"),
+  };
+}
+
+const images = refused("images are not supported: Inferno's text models take no images");
+
+export function generateRequestSchema(backend: BackendConfig) {
+  return z.strictObject({
+    ...generationFields(backend),
+    prompt: z.string().optional(),
+    system: z.string().optional(),
+    raw: z.boolean().nullish(),
+    suffix: refused("suffix (fill-in-the-middle) is not supported"),
+    template: refused("template is not supported: the model's own chat template is used (or none with raw: true)"),
+    context: refused("context (token memory from an earlier reply) is not supported: send the history with /api/chat"),
+    images,
+  });
+}
+
+/** A call in an assistant message of the history; Ollama sends the arguments as an object. */
+const toolCallSchema = z.strictObject({
+  id: z.string().min(1).optional(),
+  type: z.literal("function").optional(),
+  function: z.strictObject({
+    // The position in the reply's list, as Ollama (and Inferno) send it; clients send the message back as it came.
+    index: z.number().int().min(0).optional(),
+    name: z.string().min(1),
+    arguments: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
+  }),
+});
+
+const messageSchema = z
+  .strictObject({
+    role: z.enum(["system", "user", "assistant", "tool"]),
+    content: z.string().nullish(),
+    images,
+    thinking: refused("thinking in the history is not supported"),
+    tool_calls: z.array(toolCallSchema).nullish(),
+    /** The function a `tool` message answers (Ollama's field); `tool_call_id` names the call itself. */
+    tool_name: z.string().min(1).optional(),
+    tool_call_id: z.string().min(1).optional(),
+  })
+  .refine((m) => m.role === "assistant" || m.tool_calls == null || m.tool_calls.length === 0, {
+    message: 'only assistant messages carry tool_calls',
+    path: ["tool_calls"],
+  });
+
+const toolSchema = z.object({
+  type: z.literal("function").optional(),
+  function: z.object({
+    name: z.string(),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+/**
+ * An Inferno extension (Ollama has none): OpenAI's `tool_choice`, so a client can require a call. Default `auto`: the
+ * model decides, as with Ollama.
+ */
+const toolChoice = z
+  .union([
+    z.enum(["auto", "none", "required"]),
+    z.object({ type: z.literal("function").optional(), function: z.object({ name: z.string().min(1) }) }),
+  ])
+  .nullish();
+
+export function chatRequestSchema(backend: BackendConfig) {
+  return z.strictObject({
+    ...generationFields(backend),
+    messages: z.array(messageSchema).optional(),
+    tools: z.array(toolSchema).nullish(),
+    tool_choice: toolChoice,
+  });
+}
+
+export const showRequestSchema = z.object({
+  // Older clients send `name`.
+  model: z.string().min(1).optional(),
+  name: z.string().min(1).optional(),
+  verbose: z.boolean().nullish(),
+});
+
+export function embedRequestSchema(backend: BackendConfig) {
+  return z.strictObject({
+    model: z.string().min(1),
+    input: z.union([z.string(), z.array(z.string())]).optional(),
+    truncate: z.boolean().nullish(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+    dimensions: refused("choosing dimensions is not supported (embeddings have the model's own size)"),
+  });
+}
+
+export function embeddingsRequestSchema(backend: BackendConfig) {
+  return z.strictObject({
+    model: z.string().min(1),
+    prompt: z.string().optional(),
+    keep_alive: keepAlive.optional(),
+    options: ollamaOptionsSchema(backend).nullish(),
+  });
+}
+
+export type GenerateRequest = z.output<ReturnType<typeof generateRequestSchema>>;
+export type ChatRequest = z.output<ReturnType<typeof chatRequestSchema>>;

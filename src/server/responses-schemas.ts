@@ -1,0 +1,122 @@
+/**
+ * The body of `POST /v1/responses` (OpenAI's Responses API), stateless: everything the request needs is in it. Fields
+ * that need stored state (`previous_response_id`, `conversation`, `item_reference` items, `store: true`) are refused
+ * with 400, as is every field that would change the output and that Inferno cannot honour.
+ */
+import { z } from "zod";
+import { keepAlive, penalty, unsupported, withoutEffect } from "./schemas.js";
+
+const stateless = (what: string) => unsupported(`${what} is not supported: Inferno is stateless (send the whole conversation as input);`);
+
+/** `id` and `status` come back in items a client replays from an earlier response; they carry nothing here. */
+const replayed = { id: z.string().nullish(), status: z.string().nullish() };
+
+const inputText = z.strictObject({ type: z.literal("input_text"), text: z.string() });
+const outputText = z.strictObject({
+  type: z.literal("output_text"),
+  text: z.string(),
+  annotations: z.array(z.unknown()).nullish(),
+  logprobs: z.array(z.unknown()).nullish(),
+});
+
+const messageItem = z.strictObject({
+  type: z.literal("message"),
+  role: z.enum(["user", "system", "developer", "assistant"]),
+  content: z.union([z.string(), z.array(z.discriminatedUnion("type", [inputText, outputText])).min(1)]),
+  phase: z.string().nullish(),
+  ...replayed,
+});
+
+const functionCallItem = z.strictObject({
+  type: z.literal("function_call"),
+  call_id: z.string().min(1),
+  name: z.string().min(1),
+  arguments: z.string(),
+  ...replayed,
+});
+
+const functionCallOutputItem = z.strictObject({
+  type: z.literal("function_call_output"),
+  call_id: z.string().min(1),
+  output: z.union([z.string(), z.array(inputText).min(1)]),
+  ...replayed,
+});
+
+const itemReference = z.strictObject({
+  type: z.literal("item_reference"),
+  id: z.string().refine(() => false, {
+    message:
+      "item references are not supported: Inferno is stateless; send the items themselves (with the AI SDK, set providerOptions.openai.store = false)",
+  }),
+});
+
+/** An input item; a message may leave out its `type`, as OpenAI allows. */
+const inputItem = z.preprocess(
+  (item) => (typeof item === "object" && item !== null && !("type" in item) ? { ...item, type: "message" } : item),
+  z.discriminatedUnion("type", [messageItem, functionCallItem, functionCallOutputItem, itemReference]),
+);
+
+const functionTool = z.strictObject({
+  type: z.literal("function"),
+  name: z.string().min(1),
+  description: z.string().nullish(),
+  parameters: z.record(z.string(), z.unknown()).nullish(),
+  strict: z.boolean().nullish(),
+});
+
+const textFormat = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("text") }),
+  z.strictObject({ type: z.literal("json_object") }),
+  z.strictObject({
+    type: z.literal("json_schema"),
+    name: z.string().min(1),
+    description: z.string().nullish(),
+    schema: z.record(z.string(), z.unknown()),
+    strict: z.boolean().nullish(),
+  }),
+]);
+
+export const responsesRequestSchema = z.strictObject({
+  model: z.string().min(1),
+  input: z.union([z.string(), z.array(inputItem)]),
+  instructions: z.string().nullish(),
+  max_output_tokens: z.number().int().positive().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  // Extensions, as on chat completions.
+  top_k: z.number().int().min(0).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  frequency_penalty: penalty,
+  presence_penalty: penalty,
+  seed: z.number().int().nullish(),
+  tools: z.array(functionTool).nullish(),
+  tool_choice: z
+    .union([z.enum(["none", "auto", "required"]), z.strictObject({ type: z.literal("function"), name: z.string().min(1) })])
+    .nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  text: z.strictObject({ format: textFormat.nullish(), verbosity: unsupported("verbosity is") }).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.strictObject({ include_obfuscation: z.boolean().nullish() }).nullish(),
+  keep_alive: keepAlive.optional(),
+  previous_response_id: stateless("previous_response_id"),
+  conversation: stateless("conversation"),
+  background: unsupported("background responses are"),
+  context_management: unsupported("context_management is"),
+  include: z
+    .array(z.string())
+    .refine((list) => list.length === 0, { message: "extra output data (include) is not supported" })
+    .nullish(),
+  max_tool_calls: unsupported("max_tool_calls is"),
+  moderation: unsupported("moderation is"),
+  prompt: unsupported("stored prompts are"),
+  reasoning: unsupported("reasoning settings are (the models here do not reason on a budget);"),
+  top_logprobs: unsupported("log probabilities are"),
+  truncation: z
+    .enum(["auto", "disabled"])
+    .refine((t) => t === "disabled", { message: 'only "disabled" is supported: an input longer than the context is an error' })
+    .nullish(),
+  ...withoutEffect,
+});
+
+export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;
+export type ResponsesInputItem = Exclude<ResponsesRequest["input"], string>[number];

@@ -1,0 +1,228 @@
+/**
+ * `POST /v1/responses`: OpenAI's Responses API, stateless. The input (a string, or message, `function_call` and
+ * `function_call_output` items) becomes a chat for the model's chat template; function tools, `tool_choice` and
+ * `text.format` work as on chat completions. With `stream: true` the reply is the Responses event sequence:
+ * `response.created`, `response.in_progress`, then per output item `response.output_item.added`, its content events
+ * (`response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`,
+ * `response.content_part.done`, or `response.function_call_arguments.delta`/`.done`), `response.output_item.done`, and
+ * finally `response.completed` (or `response.incomplete` when `max_output_tokens` cut it short).
+ */
+import { Hono } from "hono";
+import { checkChat, type FieldNames } from "../backends/chat-request.js";
+import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
+import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import { finishReasonOf, generationOptions, newId, unixSeconds } from "./openai.js";
+import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
+import { parseBody } from "./schemas.js";
+import { openSession, streamSession, textModelOf, within } from "./session.js";
+
+type Content = string | Array<{ text: string }>;
+const textOf = (content: Content) => (typeof content === "string" ? content : content.map((p) => p.text).join(""));
+
+/** The conversation, and how its messages map back to `input[i]` for error messages. */
+function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields: FieldNames } {
+  const messages: ChatMessage[] = [];
+  const origin: number[] = [];
+  const callOrigin = new Map<number, number[]>();
+  if (body.instructions) {
+    messages.push({ role: "system", content: body.instructions });
+    origin.push(-1);
+  }
+  const items: ResponsesInputItem[] = typeof body.input === "string" ? [{ type: "message", role: "user", content: body.input }] : body.input;
+  for (const [index, item] of items.entries()) {
+    if (item.type === "message") {
+      const content = textOf(item.content);
+      messages.push(item.role === "assistant" ? { role: "assistant", content } : { role: item.role === "developer" ? "system" : item.role, content });
+      origin.push(index);
+    } else if (item.type === "function_call") {
+      // Calls that follow an assistant message (or each other) belong to that assistant turn.
+      const call: ToolCall = { id: item.call_id, name: item.name, arguments: item.arguments };
+      const last = messages.at(-1);
+      const previous = items[index - 1];
+      if (last?.role === "assistant" && (previous?.type === "function_call" || previous?.type === "message")) {
+        last.toolCalls = [...(last.toolCalls ?? []), call];
+        const origins = callOrigin.get(messages.length - 1) ?? [];
+        origins.push(index);
+        callOrigin.set(messages.length - 1, origins);
+      } else {
+        messages.push({ role: "assistant", content: null, toolCalls: [call] });
+        origin.push(index);
+        callOrigin.set(messages.length - 1, [index]);
+      }
+    } else if (item.type === "function_call_output") {
+      messages.push({ role: "tool", content: textOf(item.output), toolCallId: item.call_id });
+      origin.push(index);
+    }
+  }
+  const itemPath = (index: number | undefined) => (index === undefined || index < 0 ? "instructions" : `input[${index}]`);
+  const fields: FieldNames = {
+    message: (index, field) => `${itemPath(origin[index])}${field === "tool_call_id" ? ".call_id" : field ? `.${field}` : ""}`,
+    toolCall: (m, c, field) => `${itemPath(callOrigin.get(m)?.[c] ?? origin[m])}${field ? ".arguments" : ""}`,
+    tool: (index, field) => `tools[${index}].${field}`,
+    toolChoice: "tool_choice",
+    format: "text.format",
+    formatSchema: "text.format.schema",
+  };
+  return { messages, fields };
+}
+
+function outputFormat(format: NonNullable<ResponsesRequest["text"]>["format"]): OutputFormat | undefined {
+  if (!format || format.type === "text") return undefined;
+  if (format.type === "json_object") return { type: "json" };
+  return { type: "json_schema", schema: format.schema };
+}
+
+function responseChatOptions(body: ResponsesRequest): ChatOptions {
+  const options: ChatOptions = {};
+  if (body.tools && body.tools.length > 0) {
+    options.tools = body.tools.map((t) => ({
+      name: t.name,
+      ...(t.description ? { description: t.description } : {}),
+      ...(t.parameters ? { parameters: t.parameters } : {}),
+    }));
+  }
+  const choice = body.tool_choice;
+  if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.name };
+  if (body.parallel_tool_calls != null) options.parallelToolCalls = body.parallel_tool_calls;
+  const format = outputFormat(body.text?.format);
+  if (format) options.format = format;
+  return options;
+}
+
+type Status = "in_progress" | "completed" | "incomplete";
+
+function messageItem(id: string, text: string, status: Status) {
+  return {
+    type: "message",
+    id,
+    status,
+    role: "assistant",
+    content: status === "in_progress" ? [] : [textPart(text)],
+  };
+}
+
+const textPart = (text: string) => ({ type: "output_text", text, annotations: [], logprobs: [] });
+
+function functionCallItem(call: ToolCall, status: Status, args = call.arguments) {
+  return { type: "function_call", id: `fc_${call.id}`, call_id: call.id, name: call.name, arguments: args, status };
+}
+
+function usageOf(result: GenerationResult) {
+  const { promptTokens: input, completionTokens: output } = result.usage;
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: input + output,
+  };
+}
+
+/** The response object, as `response.created` (no output yet) and as the final result. */
+function responseObject(
+  meta: { id: string; createdAt: number },
+  body: ResponsesRequest,
+  state: { status: Status; output: unknown[]; result?: GenerationResult },
+) {
+  const incomplete = state.status === "incomplete";
+  return {
+    id: meta.id,
+    object: "response",
+    created_at: meta.createdAt,
+    status: state.status,
+    error: null,
+    incomplete_details: incomplete ? { reason: "max_output_tokens" } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    model: body.model,
+    output: state.output,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    store: false,
+    temperature: body.temperature ?? null,
+    text: { format: body.text?.format ?? { type: "text" } },
+    tool_choice: body.tool_choice ?? "auto",
+    tools: (body.tools ?? []).map((t) => ({ ...t, strict: t.strict ?? false })),
+    top_p: body.top_p ?? null,
+    truncation: "disabled",
+    usage: state.result ? usageOf(state.result) : null,
+    user: body.user ?? null,
+    metadata: body.metadata ?? {},
+  };
+}
+
+/** The output items of a finished generation: the text as a message (when there is text or nothing else), then calls. */
+function outputItems(messageId: string, result: GenerationResult) {
+  const calls = (result.toolCalls ?? []).map((call) => functionCallItem(call, "completed"));
+  const message = result.text !== "" || calls.length === 0 ? [messageItem(messageId, result.text, "completed")] : [];
+  return [...message, ...calls];
+}
+
+async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
+  const body = parseBody(responsesRequestSchema, await readJson(c));
+  const { messages, fields } = conversation(body);
+  const chat = responseChatOptions(body);
+  checkChat(messages, chat, fields);
+  const session = await openSession(c, deps, body.model, body.keep_alive, "responses");
+  const model = textModelOf(session, "responses");
+  const meta = { id: newId("resp"), createdAt: unixSeconds() };
+  const messageId = newId("msg");
+  const options = { ...generationOptions(body, body.max_output_tokens, session.signal), ...chat };
+  const statusOf = (result: GenerationResult): Status =>
+    finishReasonOf(result.finishReason, session, deps) === "length" ? "incomplete" : "completed";
+
+  if (!body.stream) {
+    const result = await within(session, () => model.chat(messages, options));
+    return c.json(responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result }));
+  }
+
+  return streamSession(c, deps, session, async (events) => {
+    let sequence = 0;
+    const send = (type: string, fields: object) => events.send({ type, sequence_number: sequence++, ...fields });
+    send("response.created", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
+    send("response.in_progress", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
+    const part = { item_id: messageId, output_index: 0, content_index: 0 };
+    let started = false;
+    const startMessage = () => {
+      if (started) return;
+      started = true;
+      send("response.output_item.added", { output_index: 0, item: messageItem(messageId, "", "in_progress") });
+      send("response.content_part.added", { ...part, part: textPart("") });
+    };
+    const result = await model.chat(messages, {
+      ...options,
+      onText: (delta) => {
+        startMessage();
+        send("response.output_text.delta", { ...part, delta, logprobs: [] });
+      },
+    });
+    const status = statusOf(result);
+    const calls = result.toolCalls ?? [];
+    if (result.text !== "" || calls.length === 0) {
+      startMessage();
+      send("response.output_text.done", { ...part, text: result.text, logprobs: [] });
+      send("response.content_part.done", { ...part, part: textPart(result.text) });
+      send("response.output_item.done", { output_index: 0, item: messageItem(messageId, result.text, "completed") });
+    }
+    const first = started ? 1 : 0;
+    for (const [offset, call] of calls.entries()) {
+      const outputIndex = first + offset;
+      const itemId = `fc_${call.id}`;
+      send("response.output_item.added", { output_index: outputIndex, item: functionCallItem(call, "in_progress", "") });
+      send("response.function_call_arguments.delta", { item_id: itemId, output_index: outputIndex, delta: call.arguments });
+      send("response.function_call_arguments.done", { item_id: itemId, output_index: outputIndex, name: call.name, arguments: call.arguments });
+      send("response.output_item.done", { output_index: outputIndex, item: functionCallItem(call, "completed") });
+    }
+    const output = outputItems(messageId, result);
+    send(status === "completed" ? "response.completed" : "response.incomplete", {
+      response: responseObject(meta, body, { status, output, result }),
+    });
+  });
+}
+
+export function responsesRoutes(deps: AppDeps): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  routes.post("/v1/responses", (c) => createResponse(c, deps));
+  return routes;
+}

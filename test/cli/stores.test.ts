@@ -1,0 +1,52 @@
+/** `inferno models list --stores` and `model_stores`, in-process, on fixture stores under a sandboxed home. */
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { DEMO_MODEL_FILE } from "../../src/models/index.js";
+import { cliSandbox } from "../helpers/cli.js";
+import { TEST_BACKEND_ENV as FAST } from "../helpers/models.js";
+import { ollamaModel } from "../helpers/stores.js";
+
+test("models list --stores shows what each store would add; model_stores turns them on", async (t) => {
+  const s = await cliSandbox(t);
+  const ollama = join(s.root, "ollama-models");
+  await ollamaModel(ollama, "tiny", "latest", tinyLlamaGguf());
+  await ollamaModel(ollama, "broken", "v1", tinyLlamaGguf(), { manifestText: "not json" });
+  await mkdir(join(s.home, ".lmstudio/models/pub/repo"), { recursive: true });
+  await writeFile(join(s.home, ".lmstudio/models/pub/repo/lm.gguf"), tinyLlamaGguf({ seed: 2 }));
+  await s.run(["models", "demo"], FAST);
+  const env = { ...FAST, OLLAMA_MODELS: ollama };
+
+  const plain = await s.run(["--json", "models", "list"], env);
+  assert.deepEqual((JSON.parse(plain.stdout) as Array<{ name: string }>).map((m) => m.name), [DEMO_MODEL_FILE], "default: no store");
+
+  const all = await s.run(["models", "list", "--stores"], env);
+  assert.equal(all.code, 0, all.stderr);
+  assert.match(all.stdout, /^NAME +STORE +FORMAT/);
+  assert.match(all.stdout, /tiny:latest +ollama +gguf .* llama /);
+  assert.match(all.stdout, /broken:v1 +ollama +gguf .*invalid \(see `models validate`\)/);
+  assert.match(all.stdout, /pub\/repo\/lm\.gguf +lmstudio/);
+  assert.match(all.stderr, new RegExp(`ollama: 2 model\\(s\\) in ${ollama} \\(not enabled: add "ollama" to model_stores\\)`));
+  assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub not found/);
+
+  await writeFile(s.localFile, 'model_stores = ["ollama"]\n');
+  const enabled = JSON.parse((await s.run(["--json", "models", "list"], env)).stdout) as Array<{ name: string; store: string | null; valid: boolean; error?: string }>;
+  assert.deepEqual(
+    enabled.map((m) => [m.name, m.store, m.valid]),
+    [
+      ["broken:v1", "ollama", false],
+      [DEMO_MODEL_FILE, null, true],
+      ["tiny:latest", "ollama", true],
+    ],
+  );
+  assert.match(enabled[0]?.error ?? "", /manifest is not JSON/);
+  const validate = await s.run(["models", "validate"], env);
+  assert.equal(validate.code, 1);
+  assert.match(validate.stdout, /INVALID {2}broken:v1: manifest is not JSON/);
+  assert.match(validate.stdout, /ok {7}tiny:latest/);
+  const run = await s.run(["run", "--model", "tiny", "--prompt", "Once", "--max-tokens", "3", "--temperature", "0"], env);
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(run.stdout.trim().length > 0, "Ollama's short name runs the blob");
+});
