@@ -244,7 +244,7 @@ describe("Ollama API: generation", () => {
     await assert.rejects(ollama.generate({ ...base, think: true }), responseError(400, /^think: thinking is not supported/));
     const neutral = await ollama.generate({
       ...base,
-      options: { ...base.options, repeat_penalty: 1, mirostat: 0, min_p: 0, use_mmap: true, num_batch: 128, low_vram: false },
+      options: { ...base.options, repeat_penalty: 1, mirostat: 0, min_p: 0, use_mmap: false, num_batch: 128, low_vram: false },
     });
     assert.equal(neutral.done, true);
   });
