@@ -10,7 +10,8 @@ import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
-import { zstdCompress } from "../../src/cache/persistence/zstd.js";
+import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
+import { outOfRangeDocuments } from "../helpers/out-of-range.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
 import { FakeModelSource } from "../helpers/fake-models.js";
@@ -18,6 +19,14 @@ import { tempDir } from "../helpers/tmp.js";
 
 /** A zstd frame of `text` at the state file's level, as another writer (or a hand-edited file) would leave it. */
 const compress = (text: string) => zstdCompress(Buffer.from(text), 3);
+
+/** The valid file `valid` with one value changed by `edit` (the decoded JSON document, re-compressed). */
+type Editable = { saved_at: number; models: Array<{ usage: { last_used_at: number } }> };
+async function withValue(valid: Buffer, edit: (document: Editable) => void): Promise<Buffer> {
+  const document = JSON.parse(Buffer.from(await zstdDecompress(valid)).toString("utf8")) as Editable;
+  edit(document);
+  return compress(JSON.stringify(document));
+}
 
 const source = new FakeModelSource(["a.gguf", "b.gguf", "c.gguf"]);
 
@@ -91,6 +100,11 @@ describe("FileStateStore", () => {
     ["a non-JSON", () => compress("hello, not json")],
     ["another format's", () => compress(JSON.stringify({ format: "something-else", schema_version: 1 }))],
     ["a malformed current-version", () => compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 }))],
+    ["a last_used_at: 1e308", (valid) => withValue(valid, (d) => {
+      const [model] = d.models;
+      if (model) model.usage.last_used_at = 1e308;
+    })],
+    ["a saved_at 200 years ahead", (valid) => withValue(valid, (d) => (d.saved_at += 200 * 365 * 24 * 3600_000))],
   ];
   for (const [what, make] of badFiles) {
     it(`${what} file: one warning, the file quarantined, an empty cache`, async (t) => {
@@ -114,6 +128,19 @@ describe("FileStateStore", () => {
       assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "the cache saves a fresh file afterwards");
     });
   }
+
+  it("every generated out-of-range state file is quarantined with one warning and never stops a load", async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStateStore(dir);
+    const documents = outOfRangeDocuments(Date.now());
+    for (const [what, document] of documents) {
+      await writeFile(store.path, await compress(JSON.stringify(document)));
+      const restored = await store.load();
+      assert.equal(restored.state, null, what);
+      assert.match(restored.warning ?? "", /could not be decoded .*malformed at .* moved to .*\.corrupt-/, what);
+      assert.ok(!(await readdir(dir)).includes(STATE_FILE_NAME), `${what}: set aside`);
+    }
+  });
 
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
     const dir = await tempDir(t);
