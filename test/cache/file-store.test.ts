@@ -1,8 +1,11 @@
 /** The state file with real files: restart, quarantine of bad files, zstd compatibility, atomic writes, locking. */
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import lockfile from "proper-lockfile";
@@ -10,6 +13,7 @@ import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
+import { emptyCounters as emptyCountersForTest } from "../../src/cache/state-view.js";
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { outOfRangeDocuments } from "../helpers/out-of-range.js";
 import { backendSchema } from "../../src/config/schema.js";
@@ -140,6 +144,48 @@ describe("FileStateStore", () => {
       assert.match(restored.warning ?? "", /could not be decoded .*malformed at .* moved to .*\.corrupt-/, what);
       assert.ok(!(await readdir(dir)).includes(STATE_FILE_NAME), `${what}: set aside`);
     }
+  });
+
+  it("a lock left by a SIGKILLed process is taken over at once; its temporary files are removed at the next start", async (t) => {
+    const dir = await tempDir(t);
+    const seeded = new FileStateStore(dir);
+    const seed = await open(dir);
+    await use(seed.cache, seed.clock, ["a.gguf"]);
+    await seed.cache.close();
+    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../fixtures/hold-state-lock.ts", import.meta.url)), dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    t.after(() => child.kill("SIGKILL"));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("locked") && resolve());
+      child.on("exit", () => reject(new Error("the lock holder exited early")));
+    });
+    const owner = JSON.parse(await readFile(join(`${seeded.path}.lock`, "owner.json"), "utf8"));
+    assert.equal(owner.pid, child.pid, "the lock records its holder");
+    assert.equal(typeof owner.host, "string");
+    assert.equal(typeof owner.started_at, "number");
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    assert.equal((await readdir(dir)).filter((f) => f.includes(".tmp-")).length, 1, "the killed save left a temporary file");
+
+    // lockWaitMs 0: a lock held by a live process would fail at once, so a success proves the dead one was taken over.
+    const store = new FileStateStore(dir, { lockWaitMs: 0 });
+    const restored = await store.load();
+    assert.equal(restored.warning, null);
+    assert.equal(restored.state?.models.length, 1);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.includes(".tmp-")), [], "no temporary file left");
+    await store.save(replacingDelta({ ...(restored.state as NonNullable<typeof restored.state>), saved_at: Date.now() }));
+    assert.ok(!(await readdir(dir)).includes(`${STATE_FILE_NAME}.lock`), "the lock is released after the save");
+  });
+
+  it("a lock held by a live process is still waited for and then refused", async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStateStore(dir, { lockWaitMs: 100 });
+    const release = await lockfile.lock(store.path, { realpath: false });
+    await writeFile(join(`${store.path}.lock`, "owner.json"), JSON.stringify({ pid: process.ppid, host: hostname(), started_at: 1 }));
+    await assert.rejects(store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })), { code: "state_locked" });
+    await rm(join(`${store.path}.lock`, "owner.json"));
+    await release();
   });
 
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
