@@ -5,7 +5,7 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import lockfile from "proper-lockfile";
@@ -186,6 +186,23 @@ describe("FileStateStore", () => {
     await assert.rejects(store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })), { code: "state_locked" });
     await rm(join(`${store.path}.lock`, "owner.json"));
     await release();
+  });
+
+  it("a new cache directory is created 0700 and the state file 0600; existing world-readable ones are left, with a warning", async (t) => {
+    const dir = join(await tempDir(t), "nested", "cache");
+    const store = new FileStateStore(dir);
+    await store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] }));
+    assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    assert.equal((await stat(store.path)).mode & 0o777, 0o600);
+    assert.equal((await store.load()).warning, null);
+
+    await chmod(dir, 0o755);
+    await chmod(store.path, 0o644);
+    const warning = (await store.load()).warning ?? "";
+    assert.match(warning, /\(mode 0755\) and .*cache_state\.bin\.zst \(mode 0644\) are readable by every user; left as is/);
+    await store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] }));
+    assert.equal((await stat(store.path)).mode & 0o777, 0o644, "a save keeps the existing file's mode");
+    assert.equal((await stat(dir)).mode & 0o777, 0o755);
   });
 
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {

@@ -29,6 +29,11 @@ export const CORRUPT_FILES_KEPT = 3;
 const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
 const NEWER_MARK = ".newer-v";
+/** A new cache directory: only its user may list or enter it (usage statistics name the user's models). */
+export const DIR_MODE = 0o700;
+/** A new state file: only its user may read it. An existing file keeps its mode across saves. */
+export const FILE_MODE = 0o600;
+
 /** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
 const OWNER_FILE = "owner.json";
 
@@ -160,8 +165,23 @@ export class FileStateStore implements StateStore {
       (error: unknown) => `leftover temporary files next to ${this.path} could not be removed (${messageOf(error)})`,
     );
     const result = await this.loadState();
-    if (cleanup === null) return result;
-    return { state: result.state, warning: result.warning === null ? cleanup : `${result.warning}; ${cleanup}` };
+    const notes = [result.warning, cleanup, await this.exposure()].filter((n): n is string => n !== null);
+    return { state: result.state, warning: notes.length === 0 ? null : notes.join("; ") };
+  }
+
+  /** A sentence when the cache directory or the state file is readable by every user (left as it is), else null. */
+  private async exposure(): Promise<string | null> {
+    const exposed: string[] = [];
+    for (const path of [this.dir, this.path]) {
+      try {
+        const { mode } = await stat(path);
+        if (mode & 0o004) exposed.push(`${path} (mode ${(mode & 0o777).toString(8).padStart(4, "0")})`);
+      } catch {
+        // Missing: created private when first saved.
+      }
+    }
+    if (exposed.length === 0) return null;
+    return `${exposed.join(" and ")} ${exposed.length === 1 ? "is" : "are"} readable by every user; left as is (chmod 700 the directory, 600 the file to restrict)`;
   }
 
   private async loadState(): Promise<RestoreResult> {
@@ -233,7 +253,7 @@ export class FileStateStore implements StateStore {
    * build's file is kept whole (never overwritten).
    */
   async save(delta: StateDelta): Promise<SaveResult> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
     return this.withLock(async () => {
       if (this.pendingNewer !== null) {
         await this.setAsideNewer(this.pendingNewer);
@@ -299,7 +319,7 @@ export class FileStateStore implements StateStore {
    * unreadable file is refused rather than overwritten. Returns what `change` returned.
    */
   async update<T>(change: (state: CacheState | null) => { state: CacheState; result: T }): Promise<T> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
     return this.withLock(async () => {
       let current: CacheState | null = null;
       try {
@@ -316,8 +336,14 @@ export class FileStateStore implements StateStore {
   private async writeAtomically(bytes: Uint8Array): Promise<void> {
     const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
-      const handle = await open(temp, "w", 0o644);
+      const existingMode = await stat(this.path).then(
+        (info) => info.mode & 0o777,
+        () => null,
+      );
+      const handle = await open(temp, "w", FILE_MODE);
       try {
+        // The file replaced keeps its mode (a user's choice); a new one is private.
+        if (existingMode !== null) await handle.chmod(existingMode);
         await handle.writeFile(bytes);
         await handle.sync();
       } finally {
