@@ -5,13 +5,81 @@
 import type { EpochMilliseconds } from "../models/types.js";
 import type { Clock, TimerHandle } from "./types.js";
 
-/** The real clock: wall time from `Date.now()`, monotonic time from `performance.now()`, real timers. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  monotonic: () => performance.now(),
+/** The longest delay Node's `setTimeout` honours: above it the timer fires after 1 ms (with a TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The platform timer functions `setLongTimeout` chains (the real ones by default; tests may pass fakes). */
+export interface TimerFunctions {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const platformTimers: TimerFunctions = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
+
+/** A timer of any length: a chain of platform timers of at most `MAX_TIMER_MS` each. */
+export class LongTimer implements TimerHandle {
+  private current: unknown = null;
+  private unrefed = false;
+  private cleared = false;
+
+  constructor(
+    private readonly fn: () => void,
+    /** Delay in ms; Infinity never fires. */
+    ms: number,
+    private readonly timers: TimerFunctions,
+  ) {
+    // A non-finite delay (e.g. "forever") never fires; NaN or negative ones fire at once, as Node's would.
+    const delay = Number.isNaN(ms) ? 0 : Math.max(0, ms);
+    if (delay !== Number.POSITIVE_INFINITY) this.arm(delay);
+  }
+
+  private arm(remainingMs: number): void {
+    const step = Math.min(remainingMs, MAX_TIMER_MS);
+    this.current = this.timers.setTimeout(() => {
+      this.current = null;
+      if (this.cleared) return;
+      if (remainingMs > step) this.arm(remainingMs - step);
+      else this.fn();
+    }, step);
+    if (this.unrefed) (this.current as TimerHandle).unref?.();
+  }
+
+  /** Lets the process exit while the timer waits (applies to every link of the chain). */
+  unref(): void {
+    this.unrefed = true;
+    if (this.current !== null) (this.current as TimerHandle).unref?.();
+  }
+
+  clear(): void {
+    this.cleared = true;
+    if (this.current !== null) this.timers.clearTimeout(this.current);
+    this.current = null;
+  }
+}
+
+/**
+ * `setTimeout` for any delay: the one place durations become platform timers, so a TTL, a `keep_alive` or a save
+ * interval beyond 24.8 days waits its full length instead of firing after 1 ms. Cancel with `clear()`.
+ */
+export function setLongTimeout(fn: () => void, ms: number, timers: TimerFunctions = platformTimers): LongTimer {
+  return new LongTimer(fn, ms, timers);
+}
+
+/** `base`'s time with its timers chained by `setLongTimeout`: what `systemClock` is over the platform's timers. */
+export function longTimerClock(base: Pick<Clock, "now" | "monotonic"> & TimerFunctions): Clock {
+  return {
+    now: () => base.now(),
+    monotonic: () => base.monotonic(),
+    setTimeout: (fn, ms) => setLongTimeout(fn, ms, base),
+    clearTimeout: (handle) => (handle as LongTimer).clear(),
+  };
+}
+
+/** The real clock: wall time from `Date.now()`, monotonic time from `performance.now()`, timers of any length. */
+export const systemClock: Clock = longTimerClock({ now: () => Date.now(), monotonic: () => performance.now(), ...platformTimers });
 
 interface ManualTimer extends TimerHandle {
   id: number;
@@ -33,8 +101,15 @@ export class ManualClock implements Clock {
   private nextId = 1;
   private readonly timers = new Map<number, ManualTimer>();
 
-  /** @param wallStartMs wall-clock time at monotonic 0 (default: 2026-01-01T00:00:00Z, so tests do not depend on today). */
-  constructor(private readonly wallStartMs: EpochMilliseconds = Date.UTC(2026, 0, 1)) {}
+  /**
+   * @param wallStartMs wall-clock time at monotonic 0 (default: 2026-01-01T00:00:00Z, so tests do not depend on today).
+   * @param options.overflowLikeNode timers behave like Node's: a delay above `MAX_TIMER_MS` fires after 1 ms (to show
+   *   that code chains long timers through `longTimerClock` / `setLongTimeout`).
+   */
+  constructor(
+    private readonly wallStartMs: EpochMilliseconds = Date.UTC(2026, 0, 1),
+    private readonly options: { overflowLikeNode?: boolean } = {},
+  ) {}
 
   now(): EpochMilliseconds {
     return this.wallStartMs + this.monotonicMs;
@@ -45,7 +120,8 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: ManualTimer = { id: this.nextId++, due: this.monotonicMs + Math.max(0, ms), fn, unref: () => {} };
+    const delay = this.options.overflowLikeNode && ms > MAX_TIMER_MS ? 1 : Math.max(0, ms);
+    const timer: ManualTimer = { id: this.nextId++, due: this.monotonicMs + delay, fn, unref: () => {} };
     this.timers.set(timer.id, timer);
     return timer;
   }

@@ -4,6 +4,7 @@
  * what it needs — the store, the book, the clock, a pin test, an event sink — never the cache itself.
  */
 import { messageOf } from "../errors/index.js";
+import { type LongTimer, setLongTimeout } from "./clock.js";
 import type { CacheState, StateStore } from "./persistence/types.js";
 import type { Clock, LastSave, TimerHandle } from "./types.js";
 import type { UsageBook } from "./usage.js";
@@ -133,11 +134,11 @@ export class Saver {
 
   /** The store call, or a rejection once `timeoutMs` passed (real time: a hung filesystem must not hang shutdown). */
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: LongTimer | undefined;
     const timeout = new Promise<never>((_, reject) => {
       // Not unref'd: a store call in flight keeps the process alive, but never longer than this.
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${this.timeoutMs / 1000} s`)), this.timeoutMs);
+      timer = setLongTimeout(() => reject(new Error(`${what} did not finish within ${this.timeoutMs / 1000} s`)), this.timeoutMs);
     });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([promise, timeout]).finally(() => timer?.clear());
   }
 }

@@ -25,9 +25,15 @@ export function emptyCounters(): PersistedCounters {
   return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0, unknown_model_requests: 0, coalesced: 0 };
 }
 
-/** An epoch-milliseconds time as ISO text, null staying null. */
+/** The largest |epoch ms| a `Date` holds (ECMAScript's time range); `toISOString` throws beyond it. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * An epoch-milliseconds time as ISO text, null staying null. Never throws: a time no `Date` can hold (the codec refuses
+ * such files, so only a bug gets here) reads as null rather than stopping `cache stats` or a server start.
+ */
 export function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
+  return ms === null || !Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS ? null : new Date(ms).toISOString();
 }
 
 function percentile95(samples: readonly number[]): number | null {

@@ -9,14 +9,22 @@ import { z } from "zod";
 export const STORE_NAMES = ["ollama", "lmstudio", "huggingface"] as const;
 export type StoreName = (typeof STORE_NAMES)[number];
 
-/** Whole, non-negative number of seconds. */
-const seconds = () => z.number().int().nonnegative();
+/**
+ * The longest duration a setting (TTLs, the save interval, `keep_alive` bounds) or a request's `keep_alive` may name:
+ * 10 years. Node's timers overflow above 2^31-1 ms (24.8 days); Inferno chains them (`setLongTimeout`,
+ * cache/clock.ts), so this is a sanity bound that keeps every deadline a representable date, not a timer limit.
+ */
+export const MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600;
+const MAX_DURATION_TEXT = `at most ${MAX_DURATION_SECONDS} (10 years)`;
+
+/** Whole, non-negative number of seconds, at most `MAX_DURATION_SECONDS`. */
+const seconds = () => z.number().int().nonnegative().max(MAX_DURATION_SECONDS);
 
 export const modelOverrideSchema = z
   .strictObject({
     ttl_seconds: seconds()
       .optional()
-      .describe("Idle time in seconds before this model is unloaded; overrides `cache.model_ttl_seconds`. 0 = never."),
+      .describe(`Idle time in seconds before this model is unloaded; overrides \`cache.model_ttl_seconds\`. 0 = never; ${MAX_DURATION_TEXT}.`),
     pinned: z
       .boolean()
       .optional()
@@ -53,7 +61,7 @@ export const cacheSchema = z
       ),
     model_ttl_seconds: seconds()
       .default(3600)
-      .describe("Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness."),
+      .describe(`Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness; ${MAX_DURATION_TEXT}.`),
     enable_warmup: z.boolean().default(true).describe("Load the most valuable models in the background at start."),
     warmup_strategy: z
       .enum(["usage", "recent", "priority", "hybrid", "none"])
@@ -73,7 +81,7 @@ export const cacheSchema = z
       .describe("Model names loaded at start and never evicted (pinned), in priority order."),
     persist_interval_seconds: seconds()
       .default(300)
-      .describe("Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close."),
+      .describe(`Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close; ${MAX_DURATION_TEXT}.`),
     restore_window_hours: z
       .number()
       .nonnegative()
@@ -157,10 +165,10 @@ export const serverSchema = z
       .nonnegative()
       .default(64)
       .describe("Requests that may wait for a model; beyond this the server answers 503 with `Retry-After`."),
-    keep_alive_min_seconds: seconds().default(0).describe("Lower bound on a request's `keep_alive`, in seconds."),
+    keep_alive_min_seconds: seconds().default(0).describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),
     keep_alive_max_seconds: seconds()
       .default(0)
-      .describe("Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound."),
+      .describe(`Upper bound on a request's \`keep_alive\`, in seconds. 0 = no upper bound (a request may still name at most ${MAX_DURATION_SECONDS} s, 10 years, or -1 for forever).`),
   })
   .describe("The HTTP server.");
 

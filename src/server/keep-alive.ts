@@ -5,7 +5,7 @@
  * single zod transform and clamped to the server's bounds by `clampKeepAlive` alone.
  */
 import type { KeepAlive } from "../cache/types.js";
-import type { ServerConfig } from "../config/schema.js";
+import { MAX_DURATION_SECONDS, type ServerConfig } from "../config/schema.js";
 
 export type { KeepAlive };
 
@@ -28,10 +28,16 @@ const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 /** Why a keep_alive value was refused; the caller names the field. */
 export class KeepAliveSyntaxError extends Error {}
 
-/** From a number of seconds: negative means forever; fractions round up so "0.5" does not mean "unload now". */
+/**
+ * From a number of seconds: negative means forever; fractions round up so "0.5" does not mean "unload now". Above
+ * `MAX_DURATION_SECONDS` (10 years) is refused rather than guessed at: -1 says "forever".
+ */
 function fromSeconds(seconds: number): KeepAlive {
   if (!Number.isFinite(seconds)) throw new KeepAliveSyntaxError(`expected a finite number of seconds, found ${seconds}`);
   if (seconds < 0) return KEEP_ALIVE_FOREVER;
+  if (seconds > MAX_DURATION_SECONDS) {
+    throw new KeepAliveSyntaxError(`expected at most ${MAX_DURATION_SECONDS} seconds (10 years), or -1 for forever; found ${seconds}`);
+  }
   return { afterSeconds: Math.ceil(seconds) };
 }
 

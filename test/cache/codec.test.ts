@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "../../src/cache/persistence/codec.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
+import { StateCorrupt } from "../../src/errors/index.js";
+import { outOfRangeDocuments, validDocument } from "../helpers/out-of-range.js";
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
@@ -95,5 +97,30 @@ describe("state codec", () => {
   }
   it("refuses bytes that are not UTF-8 JSON", () => {
     assert.throws(() => decodeState(new Uint8Array([0xff, 0xfe, 0x00])), { code: "state_corrupt" });
+  });
+});
+
+describe("state codec: value ranges (issue 14)", () => {
+  const now = Date.UTC(2026, 10, 29);
+  const json = (document: unknown) => new TextEncoder().encode(JSON.stringify(document));
+
+  it("accepts the valid base document the out-of-range set is derived from", () => {
+    assert.equal(decodeState(json(validDocument(now)), now).models.length, 1);
+  });
+
+  const bad = outOfRangeDocuments(now);
+  it(`refuses every one of ${bad.length} generated out-of-range documents with StateCorrupt naming the field`, () => {
+    assert.ok(bad.length >= 90, `${bad.length} cases`);
+    for (const [what, document] of bad) {
+      assert.throws(() => decodeState(json(document), now), (e: unknown) => e instanceof StateCorrupt && /malformed at /.test(e.message), what);
+    }
+  });
+
+  it("refuses a schema-version-1 file whose ISO times are outside ±100 years", () => {
+    const v1 = (saved_at: string) => ({ format: "inferno-cache-state", schema_version: 1, saved_at, counters: { hits: 0, misses: 0, loads: 0, evictions: 0 }, models: [] });
+    assert.equal(decodeState(json(v1("2025-06-01T00:00:00.000Z")), now).models.length, 0);
+    for (const at of ["+275760-09-13T00:00:00.000Z", "1900-01-01T00:00:00.000Z", "2200-01-01T00:00:00.000Z"]) {
+      assert.throws(() => decodeState(json(v1(at)), now), StateCorrupt, at);
+    }
   });
 });

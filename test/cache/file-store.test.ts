@@ -1,8 +1,11 @@
 /** The state file with real files: restart, quarantine of bad files, zstd compatibility, atomic writes, locking. */
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { chmod, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import lockfile from "proper-lockfile";
@@ -10,7 +13,9 @@ import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
-import { zstdCompress } from "../../src/cache/persistence/zstd.js";
+import { emptyCounters as emptyCountersForTest } from "../../src/cache/state-view.js";
+import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
+import { outOfRangeDocuments } from "../helpers/out-of-range.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
 import { FakeModelSource } from "../helpers/fake-models.js";
@@ -18,6 +23,14 @@ import { tempDir } from "../helpers/tmp.js";
 
 /** A zstd frame of `text` at the state file's level, as another writer (or a hand-edited file) would leave it. */
 const compress = (text: string) => zstdCompress(Buffer.from(text), 3);
+
+/** The valid file `valid` with one value changed by `edit` (the decoded JSON document, re-compressed). */
+type Editable = { saved_at: number; models: Array<{ usage: { last_used_at: number } }> };
+async function withValue(valid: Buffer, edit: (document: Editable) => void): Promise<Buffer> {
+  const document = JSON.parse(Buffer.from(await zstdDecompress(valid)).toString("utf8")) as Editable;
+  edit(document);
+  return compress(JSON.stringify(document));
+}
 
 const source = new FakeModelSource(["a.gguf", "b.gguf", "c.gguf"]);
 
@@ -91,6 +104,11 @@ describe("FileStateStore", () => {
     ["a non-JSON", () => compress("hello, not json")],
     ["another format's", () => compress(JSON.stringify({ format: "something-else", schema_version: 1 }))],
     ["a malformed current-version", () => compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 }))],
+    ["a last_used_at: 1e308", (valid) => withValue(valid, (d) => {
+      const [model] = d.models;
+      if (model) model.usage.last_used_at = 1e308;
+    })],
+    ["a saved_at 200 years ahead", (valid) => withValue(valid, (d) => (d.saved_at += 200 * 365 * 24 * 3600_000))],
   ];
   for (const [what, make] of badFiles) {
     it(`${what} file: one warning, the file quarantined, an empty cache`, async (t) => {
@@ -114,6 +132,78 @@ describe("FileStateStore", () => {
       assert.ok((await readdir(dir)).includes(STATE_FILE_NAME), "the cache saves a fresh file afterwards");
     });
   }
+
+  it("every generated out-of-range state file is quarantined with one warning and never stops a load", async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStateStore(dir);
+    const documents = outOfRangeDocuments(Date.now());
+    for (const [what, document] of documents) {
+      await writeFile(store.path, await compress(JSON.stringify(document)));
+      const restored = await store.load();
+      assert.equal(restored.state, null, what);
+      assert.match(restored.warning ?? "", /could not be decoded .*malformed at .* moved to .*\.corrupt-/, what);
+      assert.ok(!(await readdir(dir)).includes(STATE_FILE_NAME), `${what}: set aside`);
+    }
+  });
+
+  it("a lock left by a SIGKILLed process is taken over at once; its temporary files are removed at the next start", async (t) => {
+    const dir = await tempDir(t);
+    const seeded = new FileStateStore(dir);
+    const seed = await open(dir);
+    await use(seed.cache, seed.clock, ["a.gguf"]);
+    await seed.cache.close();
+    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../fixtures/hold-state-lock.ts", import.meta.url)), dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    t.after(() => child.kill("SIGKILL"));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("locked") && resolve());
+      child.on("exit", () => reject(new Error("the lock holder exited early")));
+    });
+    const owner = JSON.parse(await readFile(join(`${seeded.path}.lock`, "owner.json"), "utf8"));
+    assert.equal(owner.pid, child.pid, "the lock records its holder");
+    assert.equal(typeof owner.host, "string");
+    assert.equal(typeof owner.started_at, "number");
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    assert.equal((await readdir(dir)).filter((f) => f.includes(".tmp-")).length, 1, "the killed save left a temporary file");
+
+    // lockWaitMs 0: a lock held by a live process would fail at once, so a success proves the dead one was taken over.
+    const store = new FileStateStore(dir, { lockWaitMs: 0 });
+    const restored = await store.load();
+    assert.equal(restored.warning, null);
+    assert.equal(restored.state?.models.length, 1);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.includes(".tmp-")), [], "no temporary file left");
+    await store.save(replacingDelta({ ...(restored.state as NonNullable<typeof restored.state>), saved_at: Date.now() }));
+    assert.ok(!(await readdir(dir)).includes(`${STATE_FILE_NAME}.lock`), "the lock is released after the save");
+  });
+
+  it("a lock held by a live process is still waited for and then refused", async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStateStore(dir, { lockWaitMs: 100 });
+    const release = await lockfile.lock(store.path, { realpath: false });
+    await writeFile(join(`${store.path}.lock`, "owner.json"), JSON.stringify({ pid: process.ppid, host: hostname(), started_at: 1 }));
+    await assert.rejects(store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })), { code: "state_locked" });
+    await rm(join(`${store.path}.lock`, "owner.json"));
+    await release();
+  });
+
+  it("a new cache directory is created 0700 and the state file 0600; existing world-readable ones are left, with a warning", async (t) => {
+    const dir = join(await tempDir(t), "nested", "cache");
+    const store = new FileStateStore(dir);
+    await store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] }));
+    assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    assert.equal((await stat(store.path)).mode & 0o777, 0o600);
+    assert.equal((await store.load()).warning, null);
+
+    await chmod(dir, 0o755);
+    await chmod(store.path, 0o644);
+    const warning = (await store.load()).warning ?? "";
+    assert.match(warning, /\(mode 0755\) and .*cache_state\.bin\.zst \(mode 0644\) are readable by every user; left as is/);
+    await store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] }));
+    assert.equal((await stat(store.path)).mode & 0o777, 0o644, "a save keeps the existing file's mode");
+    assert.equal((await stat(dir)).mode & 0o777, 0o755);
+  });
 
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
     const dir = await tempDir(t);

@@ -10,6 +10,8 @@ import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.j
 import { EVICTION_REASONS } from "../../src/cache/types.js";
 import { cliSandbox } from "../helpers/cli.js";
 import { tinyModelsDir } from "../helpers/models.js";
+import { validDocument } from "../helpers/out-of-range.js";
+import { spawnInferno } from "../helpers/process.js";
 
 const HOUR = 3600_000;
 
@@ -42,7 +44,7 @@ async function setup(t: TestContext) {
   const store = new FileStateStore(cacheDir);
   await store.save(replacingDelta(state));
   const run = (args: string[], extra: Record<string, string> = {}) => sandbox.run(args, { ...env, ...extra });
-  return { run, store, dir, cacheDir };
+  return { run, store, dir, cacheDir, env, sandbox };
 }
 
 describe("inferno cache (file mode)", () => {
@@ -141,5 +143,36 @@ describe("inferno cache (file mode)", () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /cannot be decoded/);
     assert.equal(await readFile(store.path, "utf8"), "garbage");
+  });
+
+  it("out-of-range state files: stats and inspect fail clearly (no crash); `inferno serve` quarantines them and starts; then both work", async (t) => {
+    const { run, store, env, sandbox } = await setup(t);
+    const now = Date.now();
+    const bad: Array<[string, (d: ReturnType<typeof validDocument>) => void]> = [
+      ["last_used_at 1e308", (d) => ((d.models as Array<{ usage: Record<string, unknown> }>)[0]!.usage.last_used_at = 1e308)],
+      ["saved_at -1e308", (d) => (d.saved_at = -1e308)],
+      ["mtime 8.64e15 + 1", (d) => ((d.models as Array<{ fingerprint: Record<string, unknown> }>)[0]!.fingerprint.mtimeMs = 8.64e15 + 1)],
+    ];
+    for (const [what, edit] of bad) {
+      const document = validDocument(now);
+      edit(document);
+      await writeFile(store.path, await zstdCompress(Buffer.from(JSON.stringify(document)), 3));
+      for (const args of [["cache", "stats"], ["cache", "stats", "--json"], ["cache", "inspect"], ["cache", "inspect", "--json"]]) {
+        const result = await run(args);
+        assert.equal(result.code, 1, `${what}: ${args.join(" ")}: ${result.stderr}`);
+        assert.match(result.stderr, /cannot be decoded: .*malformed at /, `${what}: ${args.join(" ")}`);
+      }
+    }
+    const server = spawnInferno(t, ["serve"], {
+      cwd: sandbox.cwd,
+      env: { ...sandbox.env, ...env, INFERNO_SERVER__PORT: "0", INFERNO_BACKEND__THREADS: "1", INFERNO_BACKEND__GPU: "false" },
+    });
+    await server.waitForLine(/^Inferno is serving/);
+    assert.match(server.stderr(), /could not be decoded .*malformed at .* moved to .*\.corrupt-/);
+    assert.equal(await server.stop("SIGTERM"), 0);
+    const stats = await run(["cache", "stats", "--json"]);
+    assert.equal(stats.code, 0, stats.stderr);
+    const inspect = await run(["cache", "inspect", "--json"]);
+    assert.equal(inspect.code, 0, inspect.stderr);
   });
 });

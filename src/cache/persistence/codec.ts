@@ -14,84 +14,119 @@ import type { CacheState, PersistedModel } from "./types.js";
 export const STATE_FORMAT = "inferno-cache-state";
 export const STATE_SCHEMA_VERSION = 2;
 
-const count = z.number().int().nonnegative();
-const time = z.number().nonnegative();
+/**
+ * Bounds every decoded value must be within. A value outside them is a decode error (the file is quarantined like an
+ * undecodable one), never something that reaches the cache, the statistics or date formatting (`Date` throws beyond
+ * ±8.64e15 ms, so one absurd time would otherwise stop every start).
+ */
+export const STATE_LIMITS = {
+  /** Times (epoch ms) must lie within this distance of the decoding moment: ±100 years. */
+  timeWindowMs: 100 * 365.25 * 24 * 3600_000,
+  /** Counts, sizes, durations and scores stay below 2^53 (exact integers in a double). */
+  maxNumber: Number.MAX_SAFE_INTEGER,
+  /** Keys and names (paths): Linux's PATH_MAX is 4096 bytes. */
+  maxPathLength: 4096,
+  /** Short texts (architecture, quantization names). */
+  maxShortText: 256,
+  /** Load-time samples per model (the cache keeps `LOAD_SAMPLES`, 32; older files may hold more). */
+  maxSamples: 1024,
+  /** Models in one state file. */
+  maxModels: 100_000,
+} as const;
 
-const headerSchema = z.object({ format: z.string(), schema_version: z.number().int().positive() });
+/** The schemas for a document decoded at `now` (times are checked against it). */
+function schemasAt(now: number) {
+  const L = STATE_LIMITS;
+  const count = z.number().int().nonnegative().max(L.maxNumber);
+  const amount = z.number().nonnegative().max(L.maxNumber);
+  const time = z
+    .number()
+    .min(now - L.timeWindowMs)
+    .max(now + L.timeWindowMs);
+  const path = z.string().min(1).max(L.maxPathLength);
+  const text = z.string().max(L.maxShortText);
 
-const modelV2 = z.object({
-  key: z.string().min(1),
-  name: z.string().min(1),
-  format: z.enum(["gguf", "onnx"]),
-  fingerprint: z.object({ size: count, mtimeMs: time, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
-  // `gguf` came after version 2's first release; optional, so files without it stay valid and older v2 readers drop it.
-  metadata: z.object({
-    memory_bytes: count.nullable(),
-    gguf: z
-      .object({ architecture: z.string(), quantization: z.string(), parameter_count: count, context_length: count })
-      .optional(),
-  }),
-  usage: z.object({
-    requests: count,
-    hits: count,
-    misses: count,
-    loads: count,
-    last_used_at: time.nullable(),
-    frequency: z.object({ value: z.number().nonnegative(), at: time }).nullable(),
-    load_ms_total: z.number().nonnegative(),
-    load_ms_samples: z.array(z.number().nonnegative()),
-  }),
-  priority: z.number().nonnegative(),
-  pinned: z.boolean(),
-  // Added within version 2 (missing models kept): absent in older files means "present".
-  missing_since: time.nullable().optional(),
-});
+  const headerSchema = z.object({ format: text, schema_version: z.number().int().positive().max(L.maxNumber) });
 
-// A reason added later (a new member of EvictionReason) reads as 0 from files written before it existed.
-const reasonCount = count.default(0);
-const evictionsSchema = z.object(
-  Object.fromEntries(EVICTION_REASONS.map((r) => [r, reasonCount])) as Record<EvictionReason, typeof reasonCount>,
-);
-
-const stateV2 = z.object({
-  format: z.literal(STATE_FORMAT),
-  schema_version: z.literal(2),
-  saved_at: time,
-  counters: z.object({
-    hits: count,
-    misses: count,
-    loads: count,
-    load_failures: count,
-    evictions: evictionsSchema,
-    warmups: count,
-    // Added within version 2: older files read as 0.
-    unknown_model_requests: count.default(0),
-    coalesced: count.default(0),
-  }),
-  models: z.array(modelV2),
-});
-
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "an ISO date");
-const stateV1 = z.object({
-  format: z.literal(STATE_FORMAT),
-  schema_version: z.literal(1),
-  saved_at: isoTime,
-  counters: z.object({ hits: count, misses: count, loads: count, evictions: count }),
-  models: z.array(
-    z.object({
-      key: z.string().min(1),
-      name: z.string().min(1),
-      format: z.enum(["gguf", "onnx"]),
-      size: count,
-      mtime_ms: time,
-      requests: count,
-      last_used: isoTime.nullable(),
-      avg_load_ms: z.number().nonnegative().nullable(),
+  const modelV2 = z.object({
+    key: path,
+    name: path,
+    format: z.enum(["gguf", "onnx"]),
+    fingerprint: z.object({ size: count, mtimeMs: time, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
+    // `gguf` came after version 2's first release; optional, so files without it stay valid and older v2 readers drop it.
+    metadata: z.object({
+      memory_bytes: count.nullable(),
+      gguf: z
+        .object({ architecture: text, quantization: text, parameter_count: count, context_length: count })
+        .optional(),
     }),
-  ),
-});
+    usage: z.object({
+      requests: count,
+      hits: count,
+      misses: count,
+      loads: count,
+      last_used_at: time.nullable(),
+      frequency: z.object({ value: amount, at: time }).nullable(),
+      load_ms_total: amount,
+      load_ms_samples: z.array(amount).max(L.maxSamples),
+    }),
+    priority: amount,
+    pinned: z.boolean(),
+    // Added within version 2 (missing models kept): absent in older files means "present".
+    missing_since: time.nullable().optional(),
+  });
 
-type StateV1 = z.infer<typeof stateV1>;
+  // A reason added later (a new member of EvictionReason) reads as 0 from files written before it existed.
+  const reasonCount = count.default(0);
+  const evictionsSchema = z.object(
+    Object.fromEntries(EVICTION_REASONS.map((r) => [r, reasonCount])) as Record<EvictionReason, typeof reasonCount>,
+  );
+
+  const stateV2 = z.object({
+    format: z.literal(STATE_FORMAT),
+    schema_version: z.literal(2),
+    saved_at: time,
+    counters: z.object({
+      hits: count,
+      misses: count,
+      loads: count,
+      load_failures: count,
+      evictions: evictionsSchema,
+      warmups: count,
+      // Added within version 2: older files read as 0.
+      unknown_model_requests: count.default(0),
+      coalesced: count.default(0),
+    }),
+    models: z.array(modelV2).max(L.maxModels),
+  });
+
+  const isoTime = z
+    .string()
+    .max(L.maxShortText)
+    .refine((s) => time.safeParse(Date.parse(s)).success, "an ISO date within 100 years of now");
+  const stateV1 = z.object({
+    format: z.literal(STATE_FORMAT),
+    schema_version: z.literal(1),
+    saved_at: isoTime,
+    counters: z.object({ hits: count, misses: count, loads: count, evictions: count }),
+    models: z.array(
+      z.object({
+        key: path,
+        name: path,
+        format: z.enum(["gguf", "onnx"]),
+        size: count,
+        mtime_ms: time,
+        requests: count,
+        last_used: isoTime.nullable(),
+        avg_load_ms: amount.nullable(),
+      }),
+    ).max(L.maxModels),
+  });
+  return { headerSchema, stateV1, stateV2 };
+}
+
+type Schemas = ReturnType<typeof schemasAt>;
+type StateV1 = z.infer<Schemas["stateV1"]>;
 
 /**
  * v1 → v2. v1 kept no per-reason evictions (the total is unattributable, so it is dropped rather than invented), no
@@ -147,8 +182,12 @@ function issues(error: z.ZodError): string {
   return first ? `${first.path.join(".") || "(document)"}: ${first.message}` : "invalid";
 }
 
-/** Decodes (and migrates) saved state; throws `StateCorrupt` naming what is wrong. */
-export function decodeState(bytes: Uint8Array): CacheState {
+/**
+ * Decodes (and migrates) saved state; throws `StateCorrupt` naming what is wrong, including any value outside
+ * `STATE_LIMITS` (times are checked against `now`, default the wall clock).
+ */
+export function decodeState(bytes: Uint8Array, now: number = Date.now()): CacheState {
+  const { headerSchema, stateV1, stateV2 } = schemasAt(now);
   let document: unknown;
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -170,6 +209,6 @@ export function decodeState(bytes: Uint8Array): CacheState {
   const parsed = schema.safeParse(document);
   if (!parsed.success) throw new StateCorrupt(`the state (schema version ${version}) is malformed at ${issues(parsed.error)}`);
   if (version === 1) return migrateV1(parsed.data as StateV1);
-  const { format: _format, schema_version: _version, ...state } = parsed.data as z.infer<typeof stateV2>;
+  const { format: _format, schema_version: _version, ...state } = parsed.data as z.infer<Schemas["stateV2"]>;
   return state;
 }

@@ -11,7 +11,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
 import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
@@ -28,6 +29,43 @@ export const CORRUPT_FILES_KEPT = 3;
 const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
 const NEWER_MARK = ".newer-v";
+/** A new cache directory: only its user may list or enter it (usage statistics name the user's models). */
+export const DIR_MODE = 0o700;
+/** A new state file: only its user may read it. An existing file keeps its mode across saves. */
+export const FILE_MODE = 0o600;
+
+/** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
+const OWNER_FILE = "owner.json";
+
+/** Who holds the state lock: enough to tell, on the same host, that the holder is dead. */
+export interface LockOwner {
+  pid: number;
+  host: string;
+  /** When the holding process started (epoch ms): a reused pid has a different start. */
+  started_at: number;
+}
+
+/** This process as a lock owner. */
+const SELF: LockOwner = { pid: process.pid, host: hostname(), started_at: Math.round(Date.now() - process.uptime() * 1000) };
+
+function sameOwner(a: LockOwner, b: LockOwner): boolean {
+  return a.pid === b.pid && a.host === b.host && a.started_at === b.started_at;
+}
+
+/**
+ * Whether the owner is provably dead: it ran on this host and its pid is gone, or its pid is now this process (which
+ * is not it: the start times differ). A live pid on this host, or any other host, is never proven dead.
+ */
+export function ownerIsDead(owner: LockOwner): boolean {
+  if (owner.host !== SELF.host) return false;
+  if (owner.pid === SELF.pid) return owner.started_at !== SELF.started_at;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
 
 /**
  * Where the store's CPU work runs: decoding a saved state, and merging a delta into one and encoding the result. The
@@ -81,6 +119,17 @@ function newerSchemaVersion(error: unknown): number | null {
   return typeof version === "number" ? version : null;
 }
 
+/** The owner recorded in a lock directory, or null (none yet, unreadable, not an owner record). */
+async function readOwner(lockDir: string): Promise<LockOwner | null> {
+  try {
+    const owner = JSON.parse(await readFile(join(lockDir, OWNER_FILE), "utf8")) as Partial<LockOwner>;
+    const valid = typeof owner.pid === "number" && typeof owner.host === "string" && typeof owner.started_at === "number";
+    return valid ? (owner as LockOwner) : null;
+  } catch {
+    return null;
+  }
+}
+
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:.]/g, "");
 }
@@ -111,7 +160,31 @@ export class FileStateStore implements StateStore {
    * truncated, empty or foreign file → quarantined as `.corrupt-<timestamp>`, one warning, empty.
    */
   async load(): Promise<RestoreResult> {
-    await this.removeTempFiles().catch(() => {});
+    const cleanup = await this.removeTempFiles().then(
+      () => null,
+      (error: unknown) => `leftover temporary files next to ${this.path} could not be removed (${messageOf(error)})`,
+    );
+    const result = await this.loadState();
+    const notes = [result.warning, cleanup, await this.exposure()].filter((n): n is string => n !== null);
+    return { state: result.state, warning: notes.length === 0 ? null : notes.join("; ") };
+  }
+
+  /** A sentence when the cache directory or the state file is readable by every user (left as it is), else null. */
+  private async exposure(): Promise<string | null> {
+    const exposed: string[] = [];
+    for (const path of [this.dir, this.path]) {
+      try {
+        const { mode } = await stat(path);
+        if (mode & 0o004) exposed.push(`${path} (mode ${(mode & 0o777).toString(8).padStart(4, "0")})`);
+      } catch {
+        // Missing: created private when first saved.
+      }
+    }
+    if (exposed.length === 0) return null;
+    return `${exposed.join(" and ")} ${exposed.length === 1 ? "is" : "are"} readable by every user; left as is (chmod 700 the directory, 600 the file to restrict)`;
+  }
+
+  private async loadState(): Promise<RestoreResult> {
     let raw: Buffer;
     try {
       raw = await readFile(this.path);
@@ -180,7 +253,7 @@ export class FileStateStore implements StateStore {
    * build's file is kept whole (never overwritten).
    */
   async save(delta: StateDelta): Promise<SaveResult> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
     return this.withLock(async () => {
       if (this.pendingNewer !== null) {
         await this.setAsideNewer(this.pendingNewer);
@@ -246,7 +319,7 @@ export class FileStateStore implements StateStore {
    * unreadable file is refused rather than overwritten. Returns what `change` returned.
    */
   async update<T>(change: (state: CacheState | null) => { state: CacheState; result: T }): Promise<T> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
     return this.withLock(async () => {
       let current: CacheState | null = null;
       try {
@@ -263,8 +336,14 @@ export class FileStateStore implements StateStore {
   private async writeAtomically(bytes: Uint8Array): Promise<void> {
     const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
-      const handle = await open(temp, "w", 0o644);
+      const existingMode = await stat(this.path).then(
+        (info) => info.mode & 0o777,
+        () => null,
+      );
+      const handle = await open(temp, "w", FILE_MODE);
       try {
+        // The file replaced keeps its mode (a user's choice); a new one is private.
+        if (existingMode !== null) await handle.chmod(existingMode);
         await handle.writeFile(bytes);
         await handle.sync();
       } finally {
@@ -293,29 +372,51 @@ export class FileStateStore implements StateStore {
   }
 
   /**
-   * Runs `fn` holding the cross-process lock. Only a lock held by another process is waited for (up to `lockWaitMs`);
-   * any other failure (a permission error, say) fails at once.
+   * Runs `fn` holding the cross-process lock. The holder records itself (`LockOwner`) in the lock directory; a lock
+   * whose owner is provably dead (`ownerIsDead`) is taken over at once. Only a lock held by a live (or unknown) process
+   * is waited for (up to `lockWaitMs`; proper-lockfile also calls a lock untouched for 10 s stale); any other failure
+   * (a permission error, say) fails at once.
    */
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.lockWaitMs;
+    const lockDir = `${this.path}.lock`;
     let release: () => Promise<void>;
     for (;;) {
       try {
-        release = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: 0 });
+        // A lock found compromised (taken over by another process) must not crash this one: the write stays atomic.
+        release = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: 0, onCompromised: () => {} });
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+        if (await this.takeOverDeadLock(lockDir)) continue;
         if (Date.now() >= deadline) {
           throw new StateLocked(`the cache state ${this.path} is locked by another Inferno process`, { cause: error });
         }
         await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50));
       }
     }
+    const ownerFile = join(lockDir, OWNER_FILE);
     try {
+      await writeFile(ownerFile, JSON.stringify(SELF)).catch(() => {});
       return await fn();
     } finally {
+      // proper-lockfile removes the directory with rmdir: it must be empty again.
+      await rm(ownerFile, { force: true }).catch(() => {});
       await release().catch(() => {});
     }
+  }
+
+  /**
+   * Removes the lock when its recorded owner is provably dead; true when it did. The owner is read again right before
+   * the removal, so a lock that another process took over in between is left alone.
+   */
+  private async takeOverDeadLock(lockDir: string): Promise<boolean> {
+    const owner = await readOwner(lockDir);
+    if (owner === null || !ownerIsDead(owner)) return false;
+    const again = await readOwner(lockDir);
+    if (again === null || !sameOwner(owner, again)) return false;
+    await rm(lockDir, { recursive: true, force: true });
+    return true;
   }
 
   /** Renames the state file aside and keeps only the newest few quarantined files. Returns the new name. */

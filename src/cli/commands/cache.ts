@@ -8,6 +8,7 @@
 import { type Command, Option } from "commander";
 import type { CacheState } from "../../cache/persistence/types.js";
 import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
+import { iso } from "../../cache/state-view.js";
 import type { InfernoClient } from "../../runtime/index.js";
 import type { InfernoConfig } from "../../config/index.js";
 import type { StateFile } from "../../runtime/state-file.js";
@@ -124,7 +125,7 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
   const c = state.counters;
   ctx.out.print(
     [
-      `${path} (${bytes} bytes, saved ${new Date(state.saved_at).toISOString()})`,
+      `${path} (${bytes} bytes, saved ${iso(state.saved_at) ?? "at an invalid time"})`,
       `counters: hits ${c.hits}, misses ${c.misses}, loads ${c.loads}, load failures ${c.load_failures}, warm-ups ${c.warmups}`,
       `evictions: ${Object.entries(c.evictions).map(([r, n]) => `${r} ${n}`).join(", ")}`,
     ].join("\n"),
@@ -138,7 +139,7 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
           m.name,
           m.key,
           String(m.fingerprint.size),
-          new Date(m.fingerprint.mtimeMs).toISOString(),
+          iso(m.fingerprint.mtimeMs) ?? "-",
           String(m.usage.requests),
           m.metadata.memory_bytes === null ? "-" : mib(m.metadata.memory_bytes),
           m.priority.toFixed(2),
