@@ -14,6 +14,7 @@ import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import type { AppContext, AppDeps, AppEnv } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
+import { EventHub } from "./events.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
@@ -35,6 +36,10 @@ export interface AppOptions {
   concurrentRequests?: number;
   /** The package version reported by /health. */
   version?: string;
+  /** Events kept for event-stream clients that reconnect with `Last-Event-ID`. Default 1000. */
+  eventsBacklog?: number;
+  /** Events waiting for one event-stream client before it is dropped for not reading. Default 1000. */
+  eventsClientBuffer?: number;
 }
 
 export interface InfernoApp {
@@ -106,6 +111,11 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },
+    events: new EventHub(runtime.cache, {
+      backlog: options.eventsBacklog,
+      clientBuffer: options.eventsClientBuffer,
+      onDrop: () => runtime.logger.warn({}, "event stream client dropped: it did not read its events"),
+    }),
   };
   runtime.cache.warmupDone.then(
     () => (deps.warmup.state = "done"),
@@ -151,6 +161,9 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     app,
     lifecycle,
     fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
-    dispose: () => deps.metrics.close(),
+    dispose: () => {
+      deps.metrics.close();
+      deps.events.close();
+    },
   };
 }
