@@ -48,7 +48,9 @@ export interface InfernoApp {
   readonly lifecycle: AppLifecycle;
   /** The hono fetch handler. */
   readonly fetch: (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
-  /** Stops metric collection from the cache. */
+  /** The event stream's hub (`/v1/cache/events`): its clients and backlog. */
+  readonly events: EventHub;
+  /** Stops metric collection from the cache and ends the event streams. */
   dispose(): void;
 }
 
@@ -160,6 +162,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   return {
     app,
     lifecycle,
+    events: deps.events,
     fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
     dispose: () => {
       deps.metrics.close();
