@@ -22,6 +22,7 @@ import { ollamaRoutes } from "./ollama.js";
 import { openaiRoutes } from "./openai.js";
 import { AdmissionQueue } from "./queue.js";
 import { responsesRoutes } from "./responses.js";
+import { statusPageRoutes } from "./status-page.js";
 
 /** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
 export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
@@ -147,6 +148,8 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
   app.route("/", ollamaRoutes(deps));
+  // After the Ollama routes: they answer `HEAD /` and pass GET / on to the status page.
+  app.route("/", statusPageRoutes(deps));
 
   app.notFound((c) => {
     throw new RouteNotFound(`no route for ${c.req.method} ${c.req.path}`);
