@@ -129,3 +129,20 @@ it("the events route obeys api_key", async (t) => {
   t.after(() => ok.close());
   assert.equal(ok.status, 200);
 });
+
+it("/metrics: the same events feed an age-at-eviction histogram and a cache-miss delay histogram", async (t) => {
+  const s = await startFakeServer(t, { behaviours: { "a.gguf": { loadMs: 120 } } });
+  // One request misses, the other joins the load in flight: the miss delay is observed once.
+  const [first, second] = await Promise.all([s.cache.acquire("a.gguf"), s.cache.acquire("a.gguf")]);
+  first.release();
+  second.release();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await s.cache.evict("a.gguf");
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(text, /^inferno_cache_miss_delay_seconds_count 1$/m);
+  const delay = Number(/^inferno_cache_miss_delay_seconds_sum (\S+)$/m.exec(text)?.[1]);
+  assert.ok(delay >= 0.1 && delay < 5, `miss delay ${delay}s covers the 120 ms load`);
+  assert.match(text, /^inferno_cache_eviction_age_seconds_count\{reason="manual"\} 1$/m);
+  const age = Number(/^inferno_cache_eviction_age_seconds_sum\{reason="manual"\} (\S+)$/m.exec(text)?.[1]);
+  assert.ok(age >= 0.04 && age < 5, `age at eviction ${age}s`);
+});

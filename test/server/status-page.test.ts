@@ -61,7 +61,7 @@ it("the page shows a model appear when a request loads it and disappear when it 
   // A hostile name is text, never markup.
   await s.cache.load(HOSTILE);
   await page.locator("tbody th", { hasText: HOSTILE }).waitFor();
-  assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned), undefined);
   await page.screenshot({ path: join(dir, "status-loaded.png"), fullPage: true });
 
   await s.cache.evict("a.gguf");
