@@ -9,13 +9,14 @@ import { join } from "node:path";
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
 import { evictionBench, evictionTable } from "./eviction.js";
+import { isolationBench } from "./isolation.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
-const SECTIONS = ["eviction", "cache", "server", "threads", "startup"];
+const SECTIONS = ["eviction", "cache", "server", "threads", "isolation", "startup"];
 if (only !== undefined && !SECTIONS.includes(only)) {
   console.error(`--only takes one of ${SECTIONS.join(", ")}; got ${JSON.stringify(only)}`);
   process.exit(2);
@@ -65,6 +66,10 @@ if (runs("server")) await serverOverheadBench();
 if (runs("threads")) {
   console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
   await backendThreadsBench();
+}
+if (runs("isolation")) {
+  console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
+  await isolationBench();
 }
 if (runs("startup")) {
   console.log("\nCLI start-up: commands that load no model, against node -e 0\n");

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Aborted, Disposed } from "../errors/index.js";
-import type { ModelDescriptor } from "../models/types.js";
+import type { Bytes, ModelDescriptor } from "../models/types.js";
 
 /** Throws `Aborted` when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
@@ -26,6 +26,36 @@ export function threadCount(configured: number, physicalCores: number, cores: nu
   const usable = Math.max(1, cores);
   if (configured > 0) return Math.min(configured, usable);
   return Math.max(1, Math.min(physicalCores, usable) - 1);
+}
+
+/**
+ * A loaded model's measured memory when it can change (a model host is measured again while it runs): the latest
+ * figure, and the listeners `onMemoryChange` subscribed, told of each new one.
+ */
+export class MemoryFigure {
+  private readonly listeners = new Set<(bytes: Bytes) => void>();
+
+  constructor(private current: Bytes) {}
+
+  get bytes(): Bytes {
+    return this.current;
+  }
+
+  set(bytes: Bytes): void {
+    if (bytes === this.current) return;
+    this.current = bytes;
+    for (const listener of [...this.listeners]) listener(bytes);
+  }
+
+  subscribe(listener: (bytes: Bytes) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Forgets every listener (the model is gone). */
+  clear(): void {
+    this.listeners.clear();
+  }
 }
 
 /**

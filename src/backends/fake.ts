@@ -6,7 +6,8 @@
  * Load delays run on injected timers (the cache's `Clock` fits), so a test on a manual clock simulates a 30 s load in
  * no real time. Never used by the server or the CLI.
  */
-import { Aborted, Disposed, ModelLoadFailed } from "../errors/index.js";
+import { Aborted, Disposed, ModelCrashed, ModelLoadFailed } from "../errors/index.js";
+import { MemoryFigure } from "./common.js";
 import type { BackendConfig } from "../config/schema.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 import type {
@@ -29,6 +30,8 @@ export interface FakeModelBehaviour {
   failNext?: number;
   /** Every load fails. */
   failAlways?: boolean;
+  /** Time a loaded model's dispose takes (a model host ending), in milliseconds on the injected timers. Default 0. */
+  disposeMs?: number;
 }
 
 /** The part of a clock the fake needs (the cache's `Clock` satisfies it). */
@@ -96,7 +99,8 @@ export class FakeBackend implements Backend {
     }
     this.counts.loaded++;
     for (const id of new Set([model.name, model.key])) this.loadsByModel.set(id, (this.loadsByModel.get(id) ?? 0) + 1);
-    const loaded = new FakeTextModel(model, behaviour.memoryBytes ?? MIB, options.backend, () => {
+    const loaded = new FakeTextModel(model, behaviour.memoryBytes ?? MIB, options.backend, async () => {
+      if (behaviour.disposeMs) await this.delay(behaviour.disposeMs, undefined);
       this.counts.disposed++;
       this.live.delete(loaded);
     });
@@ -144,18 +148,48 @@ export class FakeBackend implements Backend {
   }
 }
 
-/** A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector. */
+/**
+ * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector. Tests may change its
+ * `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
+ */
 export class FakeTextModel implements TextModel {
   readonly kind = "text";
   disposed = false;
+  readonly crashed: Promise<Error>;
+  private crashError: Error | null = null;
+  private resolveCrashed!: (error: Error) => void;
+  private readonly memory: MemoryFigure;
 
   constructor(
     readonly descriptor: ModelDescriptor,
-    readonly memoryBytes: Bytes,
+    memoryBytes: Bytes,
     /** The settings it was loaded with (tests check they were passed through). */
     readonly backendConfig: BackendConfig,
-    private readonly onDispose: () => void,
-  ) {}
+    private readonly onDispose: () => Promise<void>,
+  ) {
+    this.memory = new MemoryFigure(memoryBytes);
+    this.crashed = new Promise((resolve) => (this.resolveCrashed = resolve));
+  }
+
+  get memoryBytes(): Bytes {
+    return this.memory.bytes;
+  }
+
+  /** A new measured figure (as a model host's re-measurement gives): `onMemoryChange` listeners hear of it. */
+  set memoryBytes(bytes: Bytes) {
+    this.memory.set(bytes);
+  }
+
+  onMemoryChange(listener: (bytes: Bytes) => void): () => void {
+    return this.memory.subscribe(listener);
+  }
+
+  /** Simulates the model's runtime dying: `crashed` settles and every later call throws `ModelCrashed`. */
+  crash(): void {
+    if (this.crashError) return;
+    this.crashError = new ModelCrashed(`fake model ${this.descriptor.name} crashed`, { details: { retry_after_seconds: 1 } });
+    this.resolveCrashed(this.crashError);
+  }
 
   async complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
     this.assertUsable();
@@ -182,7 +216,8 @@ export class FakeTextModel implements TextModel {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    this.onDispose();
+    this.memory.clear();
+    await this.onDispose();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -190,6 +225,7 @@ export class FakeTextModel implements TextModel {
   }
 
   private assertUsable(): void {
+    if (this.crashError) throw this.crashError;
     if (this.disposed) throw new Disposed(`model ${this.descriptor.name} was disposed`);
   }
 }

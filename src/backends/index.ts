@@ -1,8 +1,11 @@
 /** The backends Inferno ships, by the format they load. */
+import type { BackendConfig } from "../config/schema.js";
+import { HostedBackend } from "./hosted.js";
 import { LlamaBackend } from "./llama.js";
 import { OnnxBackend } from "./onnx.js";
 import type { BackendRegistry } from "./types.js";
 
+export { HostedBackend } from "./hosted.js";
 export { LlamaBackend } from "./llama.js";
 export { OnnxBackend } from "./onnx.js";
 
@@ -10,11 +13,16 @@ export { OnnxBackend } from "./onnx.js";
 export type Backends = BackendRegistry & AsyncDisposable;
 
 /**
- * The real backends: GGUF on llama.cpp, ONNX on ONNX Runtime. Cheap to create — native runtimes start on the first load
- * of their format. Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
+ * The real backends: GGUF on llama.cpp, ONNX on ONNX Runtime. Cheap to create: runtimes start in `ready()` (the
+ * runtime calls it at creation) or on the first load of their format. With `backend.isolation = "process"` (the
+ * default) GGUF models run in model hosts (see hosted.ts) and `ready()` starts the spare host; with `"in-process"` they
+ * run in this process and `ready()` starts llama.cpp here. `spare: false` keeps no spare host (a one-shot command loads
+ * once). Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
  */
-export function createBackends(): Backends {
-  const registry: BackendRegistry = { gguf: new LlamaBackend(), onnx: new OnnxBackend() };
+export function createBackends(config?: BackendConfig, options: { spare?: boolean } = {}): Backends {
+  const isolation = config?.isolation ?? "process";
+  const gguf = isolation === "process" ? new HostedBackend("gguf", options) : new LlamaBackend();
+  const registry: BackendRegistry = { gguf, onnx: new OnnxBackend() };
   return Object.assign(registry, { [Symbol.asyncDispose]: () => disposeBackends(registry) });
 }
 

@@ -336,12 +336,15 @@ export class LlamaBackend implements Backend {
     return instance;
   }
 
-  /** Starts llama.cpp for this GPU setting (its one-time start-up, apart from any model's load time). */
-  async ready(config: BackendConfig): Promise<void> {
+  /**
+   * Starts llama.cpp for this GPU setting (its one-time start-up, apart from any model's load time; a model host runs
+   * it for its spare start).
+   */
+  async ready(config: Pick<BackendConfig, "gpu">): Promise<void> {
     await this.started(config);
   }
 
-  private async started(config: BackendConfig): Promise<Llama> {
+  private async started(config: Pick<BackendConfig, "gpu">): Promise<Llama> {
     try {
       return await this.llama(config.gpu);
     } catch (error) {

@@ -103,12 +103,21 @@ export class OnnxBackend implements Backend {
   readonly format = "onnx";
   private ort: Promise<Ort> | undefined;
 
+  /** Imports ONNX Runtime now, so the first load does not pay for it (a model host's spare start). */
+  async prepare(): Promise<void> {
+    await this.runtime();
+  }
+
+  private runtime(): Promise<Ort> {
+    this.ort ??= import("onnxruntime-node");
+    return this.ort;
+  }
+
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TensorModel> {
     const { signal, backend } = options;
     throwIfAborted(signal, `loading ${descriptor.name}`);
     try {
-      this.ort ??= import("onnxruntime-node");
-      const ort = await this.ort;
+      const ort = await this.runtime();
       const before = process.memoryUsage.rss();
       const session = await ort.InferenceSession.create(descriptor.path, {
         intraOpNumThreads: threadCount(backend.threads, physicalCores()),

@@ -138,9 +138,21 @@ export interface TensorOutput {
 /** A loaded model's handle. `dispose()` is idempotent; any use after it throws `Disposed`. */
 export interface LoadedModelBase extends AsyncDisposable {
   readonly descriptor: ModelDescriptor;
-  /** Measured memory held by this model once loaded (bytes), used to replace the cache's pre-load estimate. */
+  /**
+   * Measured memory held by this model once loaded (bytes), used to replace the cache's pre-load estimate. A hosted
+   * model re-measures its host process while it runs, so the figure may change (see `onMemoryChange`).
+   */
   readonly memoryBytes: Bytes;
   readonly disposed: boolean;
+  /**
+   * Calls `listener` with each new `memoryBytes` figure (the cache moves its accounting to it); returns the unsubscribe
+   * function. Listeners end with the model. Backends whose figure never changes leave it out.
+   */
+  onMemoryChange?(listener: (bytes: Bytes) => void): () => void;
+  /** Settles with a typed error when the model's runtime dies by itself (its model host crashed or was killed); never settles otherwise. Backends without hosts leave it out. */
+  readonly crashed?: Promise<Error>;
+  /** The process id of the model's host, so an operator can find it. Backends without hosts leave it out. */
+  readonly pid?: number;
   dispose(): Promise<void>;
 }
 

@@ -241,6 +241,8 @@ export class ModelCache implements AsyncDisposable {
   private readyCount = 0;
   /** Model key → monotonic time until which loads are refused after a failure. */
   private readonly cooldowns = new Map<string, number>();
+  /** Model key → monotonic time of its last crash: a second crash soon after starts the load-failure cooldown. */
+  private readonly crashes = new Map<string, number>();
   private readonly capacityWaiters = new Set<() => void>();
   private inflation = 0;
   private readonly warmupAbort = new AbortController();
@@ -574,6 +576,8 @@ export class ModelCache implements AsyncDisposable {
       entry.idleSinceWall = this.clock.now();
       this.readyCount++;
       this.recordLoad(entry, model, loadMs, gguf);
+      void model.crashed?.then((error) => this.crashed(entry, model, error));
+      model.onMemoryChange?.((bytes) => this.remeasured(entry, model, bytes));
       if (entry.waiters === 0) this.whenIdle(entry);
       this.enforceLimits();
       return model;
@@ -619,6 +623,39 @@ export class ModelCache implements AsyncDisposable {
     this.events.emit("load_failed", { name, key, code: errorCode(typed), error });
     this.logger?.warn("model failed to load", { model: name, error: messageOf(error) });
     return typed;
+  }
+
+  /**
+   * A ready model whose runtime died: it leaves at once with reason `crashed` (its requests in flight already failed
+   * with the backend's typed error), and the next request loads it again. A model that crashes again within
+   * `load_failure_cooldown_seconds` of its previous crash is refused for that long, as a failed load is, so a model
+   * that crashes on every request cannot crash-loop.
+   */
+  private crashed(entry: Entry, model: LoadedModel, error: Error): void {
+    if (entry.model !== model) return;
+    const { name, key } = entry.descriptor;
+    const now = this.clock.monotonic();
+    const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
+    const previous = this.crashes.get(key);
+    this.crashes.set(key, now);
+    const repeated = previous !== undefined && now - previous < cooldownMs;
+    if (repeated) this.cooldowns.set(key, now + cooldownMs);
+    this.logger?.warn("model crashed; it is unloaded and loads again on the next request", {
+      model: name,
+      error: messageOf(error),
+      ...(repeated ? { cooldown_seconds: this.config.load_failure_cooldown_seconds } : {}),
+    });
+    void this.retire(entry, "crashed", true);
+  }
+
+  /**
+   * A resident model's memory was measured again (a model host's figure changes while it runs): its reservation takes
+   * the new figure, so the limits and the statistics count the latest one, and a model that grew makes idle ones go.
+   */
+  private remeasured(entry: Entry, model: LoadedModel, bytes: Bytes): void {
+    if (entry.model !== model || !entry.reservation || entry.reservation.bytes === bytes) return;
+    entry.reservation.resize(bytes);
+    this.enforceLimits();
   }
 
   // ---------------------------------------------------------------- limits
@@ -731,8 +768,14 @@ export class ModelCache implements AsyncDisposable {
   private enforceLimits(): void {
     const over = this.shortfall(0, 0);
     if (over.count <= 0 && over.bytes <= 0) return;
-    void this.evictFor({ count: Math.max(0, over.count), bytes: Math.max(0, over.bytes) }, null).then((done) => {
-      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: over.count, over_bytes: over.bytes });
+    // Models already on their way out hold their reservations until disposed (a model host takes a moment to end):
+    // they are as good as gone, or every lease released meanwhile would evict one more model.
+    const leaving = this.admittedEntries().filter((e) => e.retireReason !== null);
+    const count = over.count - leaving.length;
+    const bytes = over.bytes - leaving.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
+    if (count <= 0 && bytes <= 0) return;
+    void this.evictFor({ count: Math.max(0, count), bytes: Math.max(0, bytes) }, null).then((done) => {
+      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: count, over_bytes: bytes });
     });
   }
 
@@ -1111,6 +1154,7 @@ export class ModelCache implements AsyncDisposable {
       last_used: iso(usage?.lastUsedAt ?? null),
       expires_at: iso(this.expiresAt(entry)),
       load_ms: entry.loadMs,
+      pid: entry.model?.pid ?? null,
     };
   }
 

@@ -13,7 +13,9 @@ export type EvictionReason =
   | "manual"
   | "file_changed"
   | "clear"
-  | "shutdown";
+  | "shutdown"
+  /** The model's runtime died by itself (its model host crashed or was killed). */
+  | "crashed";
 
 export const EVICTION_REASONS: readonly EvictionReason[] = [
   "capacity_count",
@@ -23,6 +25,7 @@ export const EVICTION_REASONS: readonly EvictionReason[] = [
   "file_changed",
   "clear",
   "shutdown",
+  "crashed",
 ];
 
 /** A count of zero for every eviction reason. */
@@ -157,6 +160,8 @@ export interface LoadedModelInfo {
   last_used: string | null;
   expires_at: string | null;
   load_ms: number | null;
+  /** The process id of the model's host (`backend.isolation = "process"`); null for a model in the server's process. */
+  pid: number | null;
 }
 
 export type WarmupStrategy = "usage" | "recent" | "priority" | "hybrid" | "none";

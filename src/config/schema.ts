@@ -122,13 +122,24 @@ export const backendSchema = z
       .or(z.literal(false))
       .default("auto")
       .describe("GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`."),
-    mmap: z.boolean().default(true).describe("Memory-map GGUF weights instead of reading them into memory."),
+    mmap: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in the README).",
+      ),
     parallel: z
       .number()
       .int()
       .positive()
       .default(1)
       .describe("Concurrent sequences per loaded GGUF model; further requests to that model queue."),
+    isolation: z
+      .enum(["process", "in-process"])
+      .default("process")
+      .describe(
+        "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.",
+      ),
   })
   .describe("How models are run (llama.cpp and ONNX Runtime).");
 

@@ -127,6 +127,21 @@ export class ModelLoadCooldown extends InfernoError {
   override readonly status = 503;
 }
 
+/**
+ * A model's runtime died by itself (its model host crashed, was killed or broke its protocol) while the request used
+ * it. The model is unloaded and loads again on the next request: retry. `details.retry_after_seconds`.
+ */
+export class ModelCrashed extends InfernoError {
+  readonly code = "model_crashed";
+  override readonly status = 503;
+}
+
+/** A model host did not finish loading within the bound derived from the file size; it was killed. */
+export class ModelLoadTimeout extends InfernoError {
+  readonly code = "model_load_timeout";
+  override readonly status = 504;
+}
+
 /** Every resident model is leased and a new one could not get room within the wait bound. */
 export class CacheBusy extends InfernoError {
   readonly code = "cache_busy";

@@ -84,7 +84,7 @@ export const GGML_TYPES: Readonly<Record<number, GgmlTypeInfo>> = {
 };
 
 /** The ggml tensor types the tiny-model writer can produce. */
-export const GGML_TYPE_IDS = { f32: 0, f16: 1, q8_0: 8 } as const;
+export const GGML_TYPE_IDS = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 } as const;
 
 /** llama.cpp's `general.file_type` values (`llama_ftype`), named as `llama-quantize` names them. */
 export const LLAMA_FILE_TYPES: Readonly<Record<number, string>> = {
@@ -124,7 +124,7 @@ export const LLAMA_FILE_TYPES: Readonly<Record<number, string>> = {
 };
 
 /** The `general.file_type` for files whose weights are all of one writer type. */
-export const FILE_TYPE_OF_WRITER_TYPE = { f32: 0, f16: 1, q8_0: 7 } as const;
+export const FILE_TYPE_OF_WRITER_TYPE = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 } as const;
 
 /** Bytes of a tensor of `elements` elements of ggml type `type`, or undefined for an unknown type. */
 export function tensorByteSize(type: number, elements: number): number | undefined {

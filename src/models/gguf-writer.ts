@@ -16,7 +16,10 @@ import {
 } from "./ggml.js";
 import type { Bytes } from "./types.js";
 
-/** Weight types the writer can produce. `q8_0` needs every row length to be a multiple of 32. */
+/**
+ * Weight types the writer can produce. `q8_0` and `q4_0` need every row length to be a multiple of 32. `q4_0` is a type
+ * llama.cpp repacks on many CPUs at load (a second copy of the weights), which the mmap measurement needs.
+ */
 export type TinyWeightType = keyof typeof GGML_TYPE_IDS;
 
 /** A metadata value with its GGUF type spelled out, so numbers are written with the width llama.cpp expects. */
@@ -180,6 +183,7 @@ function encodeTensor(tensor: GgufTensor): Uint8Array {
     for (let i = 0; i < data.length; i++) out.writeUInt16LE(toHalf(data[i] as number), i * 2);
     return out;
   }
+  if (type === "q4_0") return encodeQ4(data);
   // q8_0: blocks of 32 values, each an f16 scale followed by 32 signed bytes.
   const out = Buffer.alloc((data.length / Q8_BLOCK) * 34);
   for (let block = 0; block < data.length / Q8_BLOCK; block++) {
@@ -190,6 +194,32 @@ function encodeTensor(tensor: GgufTensor): Uint8Array {
     out.writeUInt16LE(toHalf(scale), block * 34);
     for (let i = 0; i < Q8_BLOCK; i++) {
       out.writeInt8(Math.round((data[block * Q8_BLOCK + i] as number) * inverse), block * 34 + 2 + i);
+    }
+  }
+  return out;
+}
+
+/**
+ * q4_0, as llama.cpp quantizes it: blocks of 32 values, each an f16 scale d (the value of largest magnitude / -8)
+ * followed by 16 bytes of 4-bit codes q = round(x / d) + 8, value j in the low nibble of byte j, value j + 16 in its
+ * high nibble.
+ */
+function encodeQ4(data: Float32Array): Uint8Array {
+  const out = Buffer.alloc((data.length / Q8_BLOCK) * 18);
+  for (let block = 0; block < data.length / Q8_BLOCK; block++) {
+    const base = block * Q8_BLOCK;
+    let max = 0;
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      const x = data[base + i] as number;
+      if (Math.abs(x) > Math.abs(max)) max = x;
+    }
+    const d = max / -8;
+    const inverse = d === 0 ? 0 : 1 / d;
+    out.writeUInt16LE(toHalf(d), block * 18);
+    for (let j = 0; j < Q8_BLOCK / 2; j++) {
+      const low = Math.min(15, Math.floor((data[base + j] as number) * inverse + 8.5));
+      const high = Math.min(15, Math.floor((data[base + j + 16] as number) * inverse + 8.5));
+      out.writeUInt8(low | (high << 4), block * 18 + 2 + j);
     }
   }
   return out;
@@ -213,8 +243,8 @@ export function encodeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: re
     if (elements !== tensor.data.length) {
       throw new RangeError(`tensor ${tensor.name}: dims ${tensor.dims.join("x")} do not match ${tensor.data.length} values`);
     }
-    if (tensor.type === "q8_0" && (tensor.dims[0] as number) % Q8_BLOCK !== 0) {
-      throw new RangeError(`tensor ${tensor.name}: q8_0 needs a row length that is a multiple of 32, found ${tensor.dims[0]}`);
+    if ((tensor.type === "q8_0" || tensor.type === "q4_0") && (tensor.dims[0] as number) % Q8_BLOCK !== 0) {
+      throw new RangeError(`tensor ${tensor.name}: ${tensor.type} needs a row length that is a multiple of 32, found ${tensor.dims[0]}`);
     }
     sink.string(tensor.name);
     sink.u32(tensor.dims.length);

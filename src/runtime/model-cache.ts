@@ -22,8 +22,9 @@ import type { Bytes, ModelSource } from "../models/types.js";
 
 export interface ModelCacheOptions {
   /**
-   * Backends by format. Default: the real ones (`createBackends()`), disposed when the cache closes. Backends passed
-   * here stay the caller's to dispose.
+   * Backends by format. Default: the real ones (`createBackends(backendConfig)`: GGUF in model hosts unless
+   * `backend.isolation = "in-process"`), disposed when the cache closes. Backends passed here stay the caller's to
+   * dispose.
    */
   backends?: BackendRegistry;
   /** Where state is saved. Default: `<cache_dir>/cache_state.bin.zst` when `persist_cache`, else nothing. */
@@ -86,7 +87,11 @@ function stateWorker(): StateWorker {
 }
 
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
-export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheOptions = {}): CacheDependencies {
+export function cacheDependencies(
+  cacheConfig: CacheConfig,
+  options: ModelCacheOptions = {},
+  backendConfig?: BackendConfig,
+): CacheDependencies {
   const store =
     options.store !== undefined
       ? options.store
@@ -94,7 +99,7 @@ export function cacheDependencies(cacheConfig: CacheConfig, options: ModelCacheO
         ? new FileStateStore(cacheConfig.cache_dir, { codec: stateWorker() })
         : null;
   return {
-    backends: options.backends ?? createBackends(),
+    backends: options.backends ?? createBackends(backendConfig),
     ownsBackends: options.backends === undefined,
     store,
     logger: options.logger,
@@ -120,7 +125,7 @@ export const ModelCache = {
     models: ModelSource,
     options?: ModelCacheOptions | CacheMetrics,
   ): Promise<ModelCache> {
-    const deps = cacheDependencies(cacheConfig, cacheOptionsOf(options));
+    const deps = cacheDependencies(cacheConfig, cacheOptionsOf(options), backendConfig);
     return CacheCore.create(cacheConfig, backendConfig, models, deps);
   },
   /** The core factory with every dependency given explicitly. */

@@ -21,7 +21,10 @@ export interface RuntimeOptions {
   logger?: InfernoLogger;
   /** A terminal stream for the model-load progress line; drawn only when it is a TTY. */
   progress?: Writable & { isTTY?: boolean };
-  /** Backends by format. Default: the real ones (`createBackends()`: llama.cpp for GGUF, ONNX Runtime for ONNX). */
+  /**
+   * Backends by format. Default: the real ones (`createBackends(config.backend)`: llama.cpp for GGUF — in model hosts
+   * unless `backend.isolation = "in-process"` —, ONNX Runtime for ONNX).
+   */
   backends?: BackendRegistry;
   /** Total system memory for `max_memory_mb = 0` (auto = half of it). Default: `os.totalmem()`. */
   systemMemoryBytes?: Bytes;
@@ -113,7 +116,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const logger = options.logger ?? silentLogger();
   const models = ModelManager.fromConfig(config, options.environment);
   const progress = options.progress?.isTTY ? new ProgressLine(options.progress) : null;
-  const real = options.backends ?? createBackends();
+  const real = options.backends ?? createBackends(config.backend);
   const backends = progress ? observeLoads(real, progress.update) : real;
   const startupMs: Partial<Record<string, number>> = {};
   const started = startBackends(real, config, logger, startupMs);

@@ -46,7 +46,7 @@ export function publicEvent(event: CacheEvent, time: Date): PublicEvent {
       };
     case "evict":
       return {
-        type: (event.reason as string) === "crashed" ? "crashed" : "evicted",
+        type: event.reason === "crashed" ? "crashed" : "evicted",
         time: at,
         name: event.name,
         key: event.key,

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeBackend } from "../../src/backends/fake.js";
-import { LlamaBackend, OnnxBackend } from "../../src/backends/index.js";
+import { HostedBackend, LlamaBackend, OnnxBackend } from "../../src/backends/index.js";
+import type { LoadedModel } from "../../src/backends/types.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { TEST_BACKEND } from "../helpers/models.js";
@@ -25,14 +26,23 @@ async function modelsWith(good: Buffer, ext: string) {
   };
 }
 
-runBackendContract("gguf (llama.cpp)", async () => ({
+const useText = async (model: LoadedModel) => {
+  if (model.kind !== "text") throw new Error("expected a text model");
+  return model.complete("Once", { maxTokens: 2, temperature: 0 });
+};
+
+runBackendContract("gguf (llama.cpp, isolation = in-process)", async () => ({
   backend: new LlamaBackend(),
-  config,
+  config: { ...config, isolation: "in-process" },
   ...(await modelsWith(tinyLlamaGguf(), "gguf")),
-  use: async (model) => {
-    if (model.kind !== "text") throw new Error("expected a text model");
-    return model.complete("Once", { maxTokens: 2 });
-  },
+  use: useText,
+}));
+
+runBackendContract("gguf (llama.cpp, isolation = process: model hosts)", async () => ({
+  backend: new HostedBackend("gguf"),
+  config: { ...config, isolation: "process" },
+  ...(await modelsWith(tinyLlamaGguf(), "gguf")),
+  use: useText,
 }));
 
 runBackendContract("onnx (ONNX Runtime)", async () => ({

@@ -14,7 +14,7 @@ import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { TEST_BACKEND } from "../helpers/models.js";
 
-const backends = createBackends();
+const backends = createBackends(TEST_BACKEND);
 let dir: string;
 let model: TextModel;
 

@@ -13,7 +13,7 @@ import { TEST_BACKEND } from "../helpers/models.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 
 const config = TEST_BACKEND;
-const backends = createBackends();
+const backends = createBackends(TEST_BACKEND);
 let dir: string;
 let manager: ModelManager;
 
@@ -22,6 +22,7 @@ before(async () => {
   await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
   await writeTinyLlamaGguf(join(dir, "small.gguf"), { preset: "small", type: "q8_0" });
   await writeTinyLlamaGguf(join(dir, "half.gguf"), { preset: "nano", type: "f16" });
+  await writeTinyLlamaGguf(join(dir, "quarter.gguf"), { preset: "nano", type: "q4_0" });
   manager = new ModelManager(dir);
 });
 after(async () => {
@@ -115,6 +116,22 @@ describe("GGUF f16 weights (nano)", () => {
     assert.equal(pieces.join(""), result.text);
     const again = await model.complete("Once upon a time", { maxTokens: 6, seed: 1 });
     assert.equal(again.text, result.text, "the same seed gives the same text");
+  });
+});
+
+describe("GGUF q4_0 weights (nano): a type llama.cpp repacks on x86", () => {
+  test("the header says Q4_0, the file is the smallest, and llama.cpp loads it and generates", async () => {
+    const info = (await manager.info("quarter")).metadata as GgufMetadata;
+    assert.match(info.quantization, /q4_0/i);
+    assert.ok(info.tensorBytes < ((await manager.info("half")).metadata as GgufMetadata).tensorBytes / 2);
+    const model = await loadText("quarter");
+    try {
+      const result = await model.complete("Once upon a time", { maxTokens: 6, temperature: 0 });
+      assert.ok(result.usage.completionTokens > 0);
+      assert.equal((await model.complete("Once upon a time", { maxTokens: 6, temperature: 0 })).text, result.text);
+    } finally {
+      await model.dispose();
+    }
   });
 });
 

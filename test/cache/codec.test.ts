@@ -15,7 +15,7 @@ const current: CacheState = {
     warmups: 0,
     unknown_model_requests: 0,
     coalesced: 0,
-    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1 },
+    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1, crashed: 0 },
   },
   models: [
     {
@@ -59,6 +59,14 @@ describe("state codec", () => {
     assert.deepEqual([a?.usage.loads, a?.usage.load_ms_total], [1, 250]);
     assert.deepEqual([b?.usage.last_used_at, b?.usage.frequency, b?.usage.loads], [null, null, 0]);
     assert.deepEqual(decodeState(encodeState(state)), state, "a migrated state re-encodes as the current version");
+  });
+
+  it("reads a version-2 file written before the `crashed` eviction reason as zero crashes", () => {
+    const { crashed: _crashed, ...before } = current.counters.evictions;
+    const document = { format: "inferno-cache-state", schema_version: 2, ...current, counters: { ...current.counters, evictions: before } };
+    const state = decodeState(encode(document));
+    assert.equal(state.counters.evictions.crashed, 0);
+    assert.deepEqual(state.counters.evictions, current.counters.evictions);
   });
 
   const refused: Array<[string, unknown, RegExp]> = [

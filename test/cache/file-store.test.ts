@@ -169,7 +169,7 @@ describe("FileStateStore", () => {
     assert.equal(state, null);
     assert.match(warning ?? "", /schema version 7; .* not renamed yet .* never overwrite it/);
     assert.deepEqual(await readFile(store.path), newer, "still in place");
-    await store.save(replacingDelta({ saved_at: 1, counters: { hits: 1, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0 } }, models: [] }));
+    await store.save(replacingDelta({ saved_at: 1, counters: { hits: 1, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 } }, models: [] }));
     assert.deepEqual(await readFile(join(dir, `${STATE_FILE_NAME}.newer-v7-20260101T000000000Z`)), newer);
     assert.equal((await store.load()).state?.counters.hits, 1);
   });
@@ -262,7 +262,7 @@ describe("FileStateStore", () => {
     const b = new FileStateStore(dir, { lockWaitMs: 5000 });
     const state = (n: number) => replacingDelta({
       saved_at: n,
-      counters: { hits: n, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0 } },
+      counters: { hits: n, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 } },
       models: [],
     });
     await a.save(state(1));

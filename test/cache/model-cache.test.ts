@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
+import type { TextModel } from "../../src/backends/types.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import type { CacheEvents, Lease } from "../../src/cache/types.js";
@@ -264,6 +265,66 @@ describe("limits", () => {
     assert.equal(cache.stats().models[0]?.memory_bytes, 25 * MIB);
   });
 
+  it("accounts a model's re-measured memory figure: a model that grew makes room for the next load by eviction", async () => {
+    const { cache, clock, backend } = await harness({
+      models: sized,
+      behaviours: measured,
+      cache: { max_memory_mb: 100, eviction_policy: "lru" },
+    });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.advance(1000);
+    await clock.run(cache.getModel("b.gguf"));
+    const a = [...backend.live].find((m) => m.descriptor.name === "a.gguf");
+    assert.ok(a);
+    a.memoryBytes = 50 * MIB; // its host's resident memory grew after the load
+    assert.equal(cache.stats().memory_bytes, 80 * MIB);
+    assert.equal(cache.loadedModels().find((m) => m.name === "a.gguf")?.memory_bytes, 50 * MIB);
+    // 80 + 30 > 100: the next load evicts, counted on the new figure (with the load-time figures it would all fit).
+    await clock.run(cache.getModel("c.gguf"));
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.equal(cache.stats().evictions.capacity_memory, 1);
+  });
+
+  it("a re-measured figure that puts the cache over max_memory_mb makes idle models leave at once; a leased one stays", async () => {
+    const { cache, clock, backend } = await harness({
+      models: sized,
+      behaviours: measured,
+      cache: { max_memory_mb: 100, eviction_policy: "lru" },
+    });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.advance(1000);
+    await clock.run(cache.getModel("b.gguf"));
+    await clock.advance(1000);
+    const lease = await clock.run(cache.acquire("c.gguf"));
+    const c = [...backend.live].find((m) => m.descriptor.name === "c.gguf");
+    assert.ok(c);
+    c.memoryBytes = 50 * MIB; // 30 + 30 + 50 > 100: the least recently used idle model goes, without any request
+    await clock.advance(0);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.equal(cache.stats().memory_bytes, 80 * MIB);
+    assert.equal(cache.stats().evictions.capacity_memory, 1);
+    lease.release();
+    await cache.close();
+  });
+
+  it("a model still being unloaded counts as gone: a lease released meanwhile evicts no second model", async () => {
+    const { cache, clock } = await harness({
+      models: sized,
+      behaviours: { "a.gguf": { memoryBytes: 60 * MIB, disposeMs: 1000 }, "b.gguf": { memoryBytes: 60 * MIB } },
+      cache: { max_memory_mb: 100 },
+    });
+    await clock.run(cache.getModel("a.gguf"));
+    await clock.advance(1000);
+    // b's estimate fits beside a; its measured 60 MiB does not: a (idle) is evicted, and takes 1 s to end.
+    const lease = await clock.run(cache.acquire("b.gguf"));
+    assert.deepEqual(cache.loadedModels().map((m) => [m.name, m.state]), [["a.gguf", "unloading"], ["b.gguf", "ready"]]);
+    lease.release(); // still over the limit until a's memory is back, but a is on its way out
+    await clock.advance(1000);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().evictions.capacity_memory, 1);
+    await cache.close();
+  });
+
   it("refuses a model that can never fit, without emptying the cache", async () => {
     const { cache, clock, backend } = await harness({ models: sized, behaviours: measured, cache: { max_memory_mb: 100 } });
     await clock.run(cache.getModel("a.gguf"));
@@ -350,6 +411,67 @@ describe("file changes", () => {
   });
 });
 
+describe("crashes", () => {
+  /** The loaded fake model of a name. */
+  function live(backend: FakeBackend, name: string) {
+    const model = [...backend.live].find((m) => m.descriptor.name === name);
+    assert.ok(model, `${name} is loaded`);
+    return model;
+  }
+
+  it("a crashed model leaves at once (reason crashed), even leased; others stay; the next request loads it again", async () => {
+    const { cache, clock, backend, events } = await harness();
+    await clock.run(cache.getModel("b.gguf"));
+    const lease = await clock.run(cache.acquire("a.gguf"));
+    live(backend, "a.gguf").crash();
+    await clock.advance(0);
+    await assert.rejects((lease.model as TextModel).complete("x"), { code: "model_crashed" });
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.equal(cache.stats().evictions.crashed, 1);
+    assert.deepEqual(events.filter((e) => e.event === "evict").map((e) => e.payload), [
+      { name: "a.gguf", key: "/models/a.gguf", reason: "crashed", idleSeconds: 0, residentSeconds: 0 }, // leased: idle 0
+    ]);
+    lease.release(); // the request's lease ends after the model is gone: nothing breaks
+    const again = await clock.run(cache.getModel("a.gguf"));
+    assert.equal((await (again as TextModel).complete("hello")).text, "hello");
+    assert.equal(backend.loadCount("a.gguf"), 2);
+    assert.equal(cache.stats().load_failures, 0);
+  });
+
+  it("a second crash within load_failure_cooldown_seconds starts the cooldown, so a crashing model cannot crash-loop", async () => {
+    const { cache, clock, backend } = await harness({ cache: { load_failure_cooldown_seconds: 30 } });
+    await clock.run(cache.getModel("a.gguf"));
+    live(backend, "a.gguf").crash();
+    await clock.advance(40_000);
+    await clock.run(cache.getModel("a.gguf")); // a crash long after the last one: reloads at once
+    live(backend, "a.gguf").crash();
+    await clock.advance(1000);
+    await clock.run(cache.getModel("a.gguf"));
+    live(backend, "a.gguf").crash(); // 1 s after the previous crash: repeated
+    await clock.advance(0);
+    await assert.rejects(cache.getModel("a.gguf"), (error: Error & { code?: string; details?: Record<string, unknown> }) => {
+      assert.equal(error.code, "model_load_cooldown");
+      assert.equal(error.details?.retry_after_seconds, 30);
+      return true;
+    });
+    await clock.advance(30_000);
+    await clock.run(cache.getModel("a.gguf"));
+    assert.equal(cache.stats().evictions.crashed, 3);
+  });
+
+  it("a crash of a model already unloaded, or after close, is ignored", async () => {
+    const { cache, clock, backend } = await harness();
+    await clock.run(cache.getModel("a.gguf"));
+    const model = live(backend, "a.gguf");
+    assert.equal(await cache.evict("a.gguf"), true);
+    model.crash();
+    await clock.advance(0);
+    await cache.close();
+    assert.equal(cache.stats().evictions.crashed, 0);
+    assert.equal(cache.stats().evictions.manual, 1);
+  });
+});
+
 describe("evict, clear, pins", () => {
   it("evict unloads with reason manual once leases end; false when not loaded", async () => {
     const { cache, clock } = await harness();
@@ -424,7 +546,7 @@ describe("statistics", () => {
     ].sort());
     // SPEC order: the fields added in the second round come after the existing ones.
     assert.deepEqual(Object.keys(stats).slice(-3), ["models", "unknown_model_requests", "coalesced"]);
-    assert.deepEqual(Object.keys(stats.evictions), ["capacity_count", "capacity_memory", "ttl", "manual", "file_changed", "clear", "shutdown"]);
+    assert.deepEqual(Object.keys(stats.evictions), ["capacity_count", "capacity_memory", "ttl", "manual", "file_changed", "clear", "shutdown", "crashed"]);
     assert.deepEqual(Object.keys(stats.last_save).sort(), ["at", "bytes", "duration_ms", "error", "ok"]);
     const model = stats.models[0];
     assert.ok(model);
@@ -582,6 +704,7 @@ describe("loading details", () => {
         last_used: null,
         expires_at: new Date(clock.now() + 30_000).toISOString(),
         load_ms: 250,
+        pid: null,
       },
     );
     assert.deepEqual([cache.stats().hits, cache.stats().misses, cache.stats().loads], [0, 0, 1]);

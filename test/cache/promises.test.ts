@@ -61,7 +61,7 @@ describe("nothing lost", () => {
       half_life_hours: 24,
       reset_all: false,
       removed: [],
-      counters: { hits: 0, misses: m.usage.requests, loads: 0, load_failures: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0 }, warmups: 0, unknown_model_requests: 0, coalesced: 0 },
+      counters: { hits: 0, misses: m.usage.requests, loads: 0, load_failures: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 }, warmups: 0, unknown_model_requests: 0, coalesced: 0 },
       models: [m],
     });
     const first = mergeDelta(null, delta(model(2, 10 * hour, [100]), 10 * hour));
@@ -227,6 +227,26 @@ describe("the cheap hit", () => {
     await clock.run(cache.getModel("a.gguf"));
     assert.equal(source.calls.fingerprint - before, 1, "one check for the interval");
     assert.equal(backend.counts.loaded, 2, "the changed file was reloaded");
+  });
+  it("a model that can crash (a hosted one) takes the same hit path; once it crashed, hits get the reloaded model", async () => {
+    const { cache, clock, source, backend } = await harness();
+    (await clock.run(cache.acquire("a.gguf"))).release();
+    const first = [...backend.live][0];
+    assert.ok(first);
+    let calls = { ...source.calls };
+    for (let i = 0; i < 100; i++) (await cache.acquire("a.gguf")).release();
+    assert.equal(source.calls.resolve, calls.resolve, "no resolve: the synchronous hit");
+    first.crash();
+    await clock.advance(0);
+    const lease = await clock.run(cache.acquire("a.gguf"));
+    assert.notEqual(lease.model, first, "never the crashed model");
+    lease.release();
+    assert.equal(backend.loadCount("a.gguf"), 2);
+    calls = { ...source.calls };
+    for (let i = 0; i < 100; i++) assert.equal((await cache.getModel("a.gguf")) === first, false);
+    assert.equal(source.calls.resolve, calls.resolve, "the reloaded model is hit synchronously again");
+    assert.equal(cache.stats().evictions.crashed, 1);
+    await cache.close();
   });
 });
 

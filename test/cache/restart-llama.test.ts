@@ -17,8 +17,8 @@ describe("warm restart on llama.cpp", () => {
   it("restores statistics, warms the used model, and the first request after restart is a hit", async (t) => {
     const { dir } = await tinyModelsDir(t, { gguf: { "tiny.gguf": {} } });
     const cacheDir = await tempDir(t);
-    await using backends = createBackends();
-    const backendConfig = backendSchema.parse({ context_size: 256, threads: 1 });
+    const backendConfig = backendSchema.parse({ context_size: 256, threads: 1, isolation: "in-process" });
+    await using backends = createBackends(backendConfig);
     const open = async () => {
       const logger = new RecordingLogger();
       const cache = await ModelCache.create(

@@ -30,7 +30,7 @@ describe("store models on llama.cpp", () => {
       { store: "ollama" as const, root: ollama },
       { store: "huggingface" as const, root: hub },
     ];
-    await using backends = createBackends();
+    await using backends = createBackends(TEST_BACKEND);
     const open = async (cache: Parameters<typeof cacheConfig>[0]) => {
       const logger = new RecordingLogger();
       const manager = new ModelManager(dir, { stores, digestFile: `${cacheDir}/file_digests.json` });

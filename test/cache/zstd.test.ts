@@ -27,8 +27,8 @@ const NAPI_STATE: CacheState = {
     loads: 2,
     load_failures: 1,
     warmups: 0,
-    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1 },
-    // Counters added after that build read as 0.
+    // Counters added after that build (and the `crashed` eviction reason) read as 0.
+    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1, crashed: 0 },
     unknown_model_requests: 0,
     coalesced: 0,
   },

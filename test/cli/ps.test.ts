@@ -42,6 +42,7 @@ describe("inferno ps formatting", () => {
     last_used: null,
     expires_at: null,
     load_ms: 1,
+    pid: null,
   };
   const states: Array<[Partial<LoadedModelInfo>, string]> = [
     [{ state: "loading" }, "loading"],

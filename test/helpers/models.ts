@@ -25,17 +25,22 @@ export const CLASSIFIER_ONNX = fileURLToPath(
 );
 
 /**
- * Backend settings for tests with real models: CPU only, a small context, and ONE thread. Test files run two at a time
+ * Backend settings for tests with real models: CPU only, a small context, ONE thread, and in process (see below). Test files run two at a time
  * on a 2-core machine; llama.cpp's worker threads spin-wait for each other, so with two threads per model under that
  * contention generation was measured 10-250x slower than with one (bench/backends.ts).
  */
-export const TEST_BACKEND: BackendConfig = backendSchema.parse({ gpu: false, context_size: 256, threads: 1 });
+export const TEST_BACKEND: BackendConfig = backendSchema.parse({ gpu: false, context_size: 256, threads: 1, isolation: "in-process" });
 
-/** The same settings as environment variables, for CLI tests. */
+/**
+ * The same settings as environment variables, for CLI tests. In process, like TEST_BACKEND: a model host costs a
+ * process start and a runtime start (seconds of CPU on a busy 2-core machine); the tests of model hosts themselves
+ * (test/backends/hosted.test.ts, test/server/isolation.test.ts) and the contract suite run `isolation = "process"`.
+ */
 export const TEST_BACKEND_ENV: Record<string, string> = {
   INFERNO_BACKEND__GPU: "false",
   INFERNO_BACKEND__CONTEXT_SIZE: "256",
   INFERNO_BACKEND__THREADS: "1",
+  INFERNO_BACKEND__ISOLATION: "in-process",
 };
 
 export interface TinyModelsOptions {

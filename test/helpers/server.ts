@@ -59,7 +59,8 @@ export async function testSetup(t: TestContext, options: TestSetupOptions = {}):
     server: { host: "127.0.0.1", port: 0, ...options.config?.server },
     // CPU only, a small context and one thread: the tiny models need nothing more, and with test files running two at
     // a time on 2 cores, llama.cpp's spin-waiting threads are far slower than one (see TEST_BACKEND in models.ts).
-    backend: { context_size: 512, batch_size: 128, gpu: false, threads: 1, ...options.config?.backend },
+    // In process unless a test asks for model hosts (test/server/isolation.test.ts): each host is a process start.
+    backend: { context_size: 512, batch_size: 128, gpu: false, threads: 1, isolation: "in-process", ...options.config?.backend },
   };
   await writeFile(join(cwd, ".inferno.toml"), stringifyToml(file));
   const env = {

@@ -5,7 +5,7 @@ import { createBackends, disposeBackends } from "../../src/backends/index.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { observeLoads, ProgressLine } from "../../src/runtime/progress.js";
-import { tinyModelsDir } from "../helpers/models.js";
+import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
 
 function capture(): { stream: Writable; text: () => string } {
   let text = "";
@@ -43,7 +43,7 @@ describe("load progress", () => {
   it("observeLoads reports a real llama.cpp load from 0 to 1 and keeps the caller's own onProgress", async (t) => {
     const { dir } = await tinyModelsDir(t);
     const config = await loadConfig({ env: { HOME: dir }, cwd: dir, flags: [{ key: "backend.gpu", value: false, flag: "--gpu" }] });
-    const backends = createBackends();
+    const backends = createBackends(TEST_BACKEND);
     t.after(() => disposeBackends(backends));
     const seen: number[] = [];
     const own: number[] = [];

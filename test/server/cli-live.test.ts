@@ -33,8 +33,8 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   const ps = await runCli(["ps", "--server", s.url], { cwd: s.cwd, env: s.env });
   assert.equal(ps.code, 0, ps.stderr);
   const [header, row, ...rest] = ps.stdout.trim().split("\n");
-  assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+UNTIL$/);
-  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]B\s+\d[\d.]* [KM]B\s+in 59 minutes$/);
+  assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PID\s+UNTIL$/);
+  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]B\s+\d[\d.]* [KM]B\s+(\d+|-)\s+in 59 minutes$/);
   assert.deepEqual(rest, []);
   assert.deepEqual((await runCli(["cache", "ps", "--json"], where)).stdout, JSON.stringify((await s.getJson<{ data: unknown }>("/v1/cache/models")).body.data, null, 2) + "\n");
 

@@ -49,8 +49,9 @@ export function printModels(ctx: CliContext, models: LoadedModelInfo[]): void {
     return;
   }
   const now = Date.now();
-  const rows = models.map((m) => [m.name, formatBytes(m.size_bytes), formatBytes(m.memory_bytes), untilOf(m, now)]);
-  out.print(formatTable(["NAME", "SIZE", "MEMORY", "UNTIL"], rows));
+  // PID: the model host's process (`-` for a model running inside the server, isolation = "in-process").
+  const rows = models.map((m) => [m.name, formatBytes(m.size_bytes), formatBytes(m.memory_bytes), m.pid === null ? "-" : String(m.pid), untilOf(m, now)]);
+  out.print(formatTable(["NAME", "SIZE", "MEMORY", "PID", "UNTIL"], rows));
 }
 
 /** Runs `ps`: asks the running server; without one, nothing is loaded anywhere, and it says so. */
@@ -69,6 +70,6 @@ export async function runPs(ctx: CliContext): Promise<void> {
 export function registerPs(program: Command, ctx: CliContext): void {
   program
     .command("ps")
-    .description("list the models a running server holds (NAME, SIZE, MEMORY, UNTIL); same as `inferno cache ps`")
+    .description("list the models a running server holds (NAME, SIZE, MEMORY, PID, UNTIL); same as `inferno cache ps`")
     .action(() => runPs(ctx));
 }

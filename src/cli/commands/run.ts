@@ -102,7 +102,8 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
   }
   const [validation] = await manager.validate(descriptor.name);
   if (validation && !validation.ok) throw validation.error;
-  const backends = createBackends();
+  // One load, then exit: no spare host to keep ready.
+  const backends = createBackends(config.backend, { spare: false });
   const backend = backends.gguf;
   if (!backend) throw new ModelCapabilityMissing("no GGUF backend is available");
   const progress = progressLine(ctx, `loading ${descriptor.name}`);

@@ -1,0 +1,253 @@
+/**
+ * A model host seen from Inferno: the child process, its pipe, and the requests in flight on it. Whatever way the host
+ * ends — asked to, killed, crashed, or by sending something that does not decode — every request in flight settles,
+ * and an end nobody asked for settles `crashed`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+import type { BackendConfig } from "../../config/schema.js";
+import { ModelCrashed } from "../../errors/index.js";
+import type { ModelFormat } from "../../models/types.js";
+import {
+  encodeFrame,
+  type FromHost,
+  FrameReader,
+  fromWireError,
+  HOST_FD,
+  parseFromHost,
+  ProtocolError,
+  type ToHost,
+} from "./protocol.js";
+
+/** The host's entry module: main.ts beside this file when running from source (tsx), main.js when compiled. */
+export const DEFAULT_HOST_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url));
+
+/** How long a host asked to exit may take (dispose of its model) before it is killed, in milliseconds. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+/**
+ * Node flags for a host: the parent's own (e.g. `--import tsx` when running from source), without those that cannot
+ * apply twice (an inspector port, the test runner's). A TypeScript entry also gets tsx when the parent was started
+ * some other way.
+ */
+function hostExecArgv(entry: string): string[] {
+  const args = process.execArgv.filter((arg) => !/^--(inspect|debug|test)/.test(arg));
+  if (entry.endsWith(".ts") && !args.some((arg) => arg.includes("tsx"))) args.push("--import", import.meta.resolve("tsx"));
+  return args;
+}
+
+/** Hosts still running: killed when this process exits by any path that runs exit handlers. */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A request: a message to the host that carries an id and is answered. */
+export type HostRequest = DistributiveOmit<Extract<ToHost, { id: number }>, "id">;
+export type HostAnswer = Extract<FromHost, { type: "loaded" | "result" }>;
+type HostEvent = Extract<FromHost, { type: "progress" | "text" }>;
+
+interface Pending {
+  resolve(answer: HostAnswer): void;
+  reject(error: Error): void;
+  onEvent: ((event: HostEvent) => void) | undefined;
+}
+
+export interface HostStartOptions {
+  /** The runtime the host starts at once (`init`), so a later load pays no start-up. */
+  format: ModelFormat;
+  gpu: BackendConfig["gpu"];
+  /** The entry module. Default: `DEFAULT_HOST_ENTRY`; tests give one that misbehaves. */
+  entry?: string;
+}
+
+export class ModelHost {
+  readonly pid: number;
+  readonly gpu: BackendConfig["gpu"];
+  readonly format: ModelFormat;
+  /** Resolves when the host's runtime started; rejects when it could not start or the host ended first. */
+  readonly ready: Promise<void>;
+  /** Resolves with the reason when the host ended by itself (crash, signal, exit, undecodable message); never otherwise. */
+  readonly crashed: Promise<Error>;
+  /** Resolves once the process has exited, however it ended. */
+  readonly exited: Promise<void>;
+  /** The model's name once one is loaded, for messages. */
+  modelName: string | null = null;
+
+  private readonly child: ChildProcess;
+  private readonly channel: Socket;
+  private readonly reader = new FrameReader();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private endReason: Error | null = null;
+  /** Someone waits for `ready`. */
+  private awaited = false;
+  /** True once Inferno decided to end the host: its exit is then no crash. */
+  private ending = false;
+  private settleReady!: { resolve(): void; reject(error: Error): void };
+  private resolveCrashed!: (error: Error) => void;
+
+  private constructor(options: HostStartOptions) {
+    const entry = options.entry ?? DEFAULT_HOST_ENTRY;
+    this.gpu = options.gpu;
+    this.format = options.format;
+    // The host's stdout goes to Inferno's stderr: nothing a runtime prints may end up in `--json` output.
+    this.child = spawn(process.execPath, [...hostExecArgv(entry), entry], { stdio: ["ignore", 2, "inherit", "pipe"] });
+    this.pid = this.child.pid ?? -1;
+    running.add(this.child);
+    this.channel = this.child.stdio[HOST_FD] as Socket;
+    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.ready.catch(() => undefined);
+    this.crashed = new Promise((resolve) => (this.resolveCrashed = resolve));
+    this.exited = new Promise((resolve) => {
+      this.child.once("exit", (code, signal) => {
+        running.delete(this.child);
+        this.end(this.exitReason(code, signal), !this.ending);
+        resolve();
+      });
+    });
+    this.child.once("error", (error) => this.end(this.crash(`could not be started: ${error.message}`), !this.ending));
+    this.channel.on("data", (chunk: Buffer) => this.receive(chunk));
+    this.channel.on("error", () => undefined);
+    // The pipe closes when the process dies; its exit (which names the signal) usually follows at once.
+    this.channel.on("close", () => {
+      setTimeout(() => this.end(this.crash("lost its channel to Inferno"), !this.ending), 1000);
+    });
+    this.updateRef();
+    this.write({ type: "init", format: options.format, gpu: options.gpu });
+  }
+
+  /** Starts a host process and its runtime (see `ready`). */
+  static start(options: HostStartOptions): ModelHost {
+    return new ModelHost(options);
+  }
+
+  /** `ready`, for a caller that waits on it: the host then keeps Inferno's event loop alive until it is ready. */
+  whenReady(): Promise<void> {
+    this.awaited = true;
+    this.updateRef();
+    return this.ready.finally(() => {
+      this.awaited = false;
+      this.updateRef();
+    });
+  }
+
+  /** False once the host ended or is being ended. */
+  get alive(): boolean {
+    return this.endReason === null && !this.ending;
+  }
+
+  /** Sends a request; `onEvent` receives its progress and streamed text. Rejects at once when the host has ended. */
+  request(message: HostRequest, onEvent?: (event: HostEvent) => void): { id: number; answer: Promise<HostAnswer> } {
+    const id = this.nextId++;
+    if (this.endReason) return { id, answer: Promise.reject(this.endReason) };
+    const answer = new Promise<HostAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject, onEvent }));
+    this.updateRef();
+    this.write({ ...message, id } as ToHost);
+    return { id, answer };
+  }
+
+  /** Asks the host to stop request `id` (a generation returns what it has, finish reason "abort"). */
+  abort(id: number): void {
+    if (this.pending.has(id)) this.write({ type: "abort", id });
+  }
+
+  /** Ends the host: it disposes its model and exits; killed if it has not within a few seconds. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.endReason === null && !this.ending) {
+      this.ending = true;
+      this.request({ type: "dispose" }).answer.catch(() => undefined);
+      const timer = setTimeout(() => this.child.kill("SIGKILL"), SHUTDOWN_GRACE_MS);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    await this.exited;
+  }
+
+  /** Kills the host at once; requests in flight reject with `reason`. Not counted as a crash. */
+  kill(reason: Error): void {
+    this.ending = true;
+    this.end(reason, false);
+  }
+
+  private write(message: ToHost): void {
+    if (this.channel.writable) this.channel.write(encodeFrame(message));
+  }
+
+  /** A host with requests in flight keeps Inferno's event loop alive; an idle one (a spare) does not. */
+  private updateRef(): void {
+    const busy = (this.pending.size > 0 || this.awaited) && this.endReason === null;
+    // A host that was told to end, or died, holds the loop until its exit arrives: that settles `exited`.
+    const exiting = this.endReason !== null && this.child.exitCode === null && this.child.signalCode === null;
+    if (busy) this.channel.ref();
+    else this.channel.unref();
+    if (busy || exiting) this.child.ref();
+    else this.child.unref();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.endReason) return;
+    let messages: FromHost[];
+    try {
+      messages = this.reader.push(chunk).map(parseFromHost);
+    } catch (error) {
+      const what = error instanceof ProtocolError ? error.message : String(error);
+      this.end(this.crash(`sent ${what}`), !this.ending);
+      return;
+    }
+    for (const message of messages) this.dispatch(message);
+  }
+
+  private dispatch(message: FromHost): void {
+    switch (message.type) {
+      case "ready":
+        this.settleReady.resolve();
+        return;
+      case "progress":
+      case "text":
+        this.pending.get(message.id)?.onEvent?.(message);
+        return;
+      case "loaded":
+      case "result":
+        this.settle(message.id)?.resolve(message);
+        return;
+      case "error":
+        if (message.id === null) this.settleReady.reject(fromWireError(message.error));
+        else this.settle(message.id)?.reject(fromWireError(message.error));
+        return;
+    }
+  }
+
+  private settle(id: number): Pending | undefined {
+    const pending = this.pending.get(id);
+    this.pending.delete(id);
+    this.updateRef();
+    return pending;
+  }
+
+  private crash(how: string): ModelCrashed {
+    const model = this.modelName === null ? "" : ` of ${this.modelName}`;
+    return new ModelCrashed(`the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request`, {
+      details: { ...(this.modelName === null ? {} : { model: this.modelName }), pid: this.pid, retry_after_seconds: 1 },
+    });
+  }
+
+  private exitReason(code: number | null, signal: NodeJS.Signals | null): Error {
+    return this.crash(signal ? `was ended by signal ${signal}` : `exited with code ${code}`);
+  }
+
+  /** The one way a host ends: everything in flight rejects, a crash is reported, the process is made sure dead. */
+  private end(reason: Error, crashed: boolean): void {
+    if (this.endReason) return;
+    this.endReason = reason;
+    this.settleReady.reject(reason);
+    for (const pending of this.pending.values()) pending.reject(reason);
+    this.pending.clear();
+    this.updateRef();
+    if (crashed) this.resolveCrashed(reason);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    this.channel.destroy();
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The model host: a child process that runs one model with the in-process backend of its format (llama.cpp for GGUF)
+ * and answers the protocol of ./protocol.ts on file descriptor 3. Started by ./host.ts, never by hand.
+ *
+ * It exits as soon as its channel to Inferno ends — also when Inferno was killed with SIGKILL and could not say so —,
+ * so no host outlives the server. SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and the
+ * server, not the host, decides when a model stops (after the final save).
+ */
+import { Socket } from "node:net";
+import type { BackendConfig } from "../../config/schema.js";
+import { Disposed } from "../../errors/index.js";
+import type { ModelFormat } from "../../models/types.js";
+import type { LlamaBackend } from "../llama.js";
+import type { OnnxBackend } from "../onnx.js";
+import type { Backend, GenerationOptions, LoadedModel } from "../types.js";
+import {
+  type CallMethod,
+  encodeFrame,
+  type FromHost,
+  FrameReader,
+  HOST_FD,
+  parseToHost,
+  type ToHost,
+  toWireError,
+} from "./protocol.js";
+
+const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
+const reader = new FrameReader();
+/** Requests in flight by id: aborting one fires its controller. */
+const inFlight = new Map<number, AbortController>();
+let model: LoadedModel | null = null;
+
+process.on("SIGINT", () => {});
+const leave = () => process.exit(0);
+channel.on("end", leave);
+channel.on("close", leave);
+channel.on("error", leave);
+// Also when the pipe's end is not noticed (a busy loop): a new parent means Inferno is gone.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) leave();
+}, 250).unref();
+
+/**
+ * The backends, imported after the channel is watched: importing node-llama-cpp takes seconds on a busy machine, and
+ * a host whose parent died meanwhile must not wait for it. Messages wait for it, in order.
+ */
+const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Record<ModelFormat, Backend> }> = Promise.all([
+  import("../llama.js"),
+  import("../onnx.js"),
+]).then(([{ LlamaBackend: Llama }, { OnnxBackend: Onnx }]) => {
+  const llama = new Llama();
+  const onnx = new Onnx();
+  return { llama, onnx, backends: { gguf: llama, onnx } };
+});
+
+function send(message: FromHost): void {
+  channel.write(encodeFrame(message));
+}
+
+channel.on("data", (chunk: Buffer) => {
+  let values: unknown[];
+  try {
+    values = reader.push(chunk);
+  } catch {
+    // Inferno itself sent something unreadable: nothing sensible can follow.
+    process.exit(70);
+  }
+  for (const value of values) {
+    let message: ToHost;
+    try {
+      message = parseToHost(value);
+    } catch {
+      process.exit(70);
+    }
+    void handle(message);
+  }
+});
+
+async function handle(message: ToHost): Promise<void> {
+  const { llama, onnx } = await runtimes;
+  switch (message.type) {
+    case "init":
+      try {
+        if (message.format === "gguf") await llama.ready({ gpu: message.gpu });
+        else await onnx.prepare();
+        send({ type: "ready" });
+      } catch (error) {
+        send({ type: "error", id: null, error: toWireError(error) });
+      }
+      return;
+    case "abort":
+      inFlight.get(message.id)?.abort();
+      return;
+    case "memory":
+      send({ type: "result", id: message.id, value: process.memoryUsage.rss() });
+      return;
+    case "dispose":
+      for (const controller of inFlight.values()) controller.abort();
+      await model?.dispose().catch(() => undefined);
+      send({ type: "result", id: message.id, value: null });
+      channel.end(leave);
+      return;
+    case "load":
+      return respond(message.id, () => load(message.id, message.descriptor.format, message));
+    case "call":
+      return respond(message.id, (signal) => call(message.id, message.method, message.args, message.stream, signal));
+  }
+}
+
+/** Runs a request with its own abort controller and sends its result or error. */
+async function respond(id: number, work: (signal: AbortSignal) => Promise<FromHost>): Promise<void> {
+  const controller = new AbortController();
+  inFlight.set(id, controller);
+  try {
+    send(await work(controller.signal));
+  } catch (error) {
+    send({ type: "error", id, error: toWireError(error) });
+  } finally {
+    inFlight.delete(id);
+  }
+}
+
+async function load(id: number, format: ModelFormat, message: Extract<ToHost, { type: "load" }>): Promise<FromHost> {
+  const signal = inFlight.get(id)?.signal;
+  const { backends } = await runtimes;
+  const loaded = await backends[format].load(message.descriptor, {
+    backend: message.config as BackendConfig,
+    ...(signal ? { signal } : {}),
+    onProgress: (fraction) => send({ type: "progress", id, fraction }),
+  });
+  model = loaded;
+  return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
+}
+
+/**
+ * Streamed text is gathered until the event loop turns, then sent as one message: tokens that arrive together cost
+ * one frame, and a slow stream still sends each token as it comes.
+ */
+function textBatcher(id: number): { onText: (text: string) => void; flush: () => void } {
+  let pending = "";
+  let scheduled: NodeJS.Immediate | null = null;
+  const flush = () => {
+    if (scheduled) clearImmediate(scheduled);
+    scheduled = null;
+    if (pending.length === 0) return;
+    send({ type: "text", id, text: pending });
+    pending = "";
+  };
+  return {
+    onText: (text) => {
+      pending += text;
+      scheduled ??= setImmediate(flush);
+    },
+    flush,
+  };
+}
+
+async function call(id: number, method: CallMethod, args: unknown[], stream: boolean, signal: AbortSignal): Promise<FromHost> {
+  if (!model) throw new Disposed("the model host has no model loaded");
+  const m = model as LoadedModel & Record<CallMethod, (...a: unknown[]) => Promise<unknown>>;
+  if (typeof m[method] !== "function") throw new Disposed(`the model host's model has no ${method}`);
+  if (method === "complete" || method === "chat") {
+    const batcher = stream ? textBatcher(id) : null;
+    const options: GenerationOptions = { ...(args[1] as GenerationOptions | undefined), signal };
+    if (batcher) options.onText = batcher.onText;
+    try {
+      return { type: "result", id, value: await m[method](args[0], options) };
+    } finally {
+      batcher?.flush();
+    }
+  }
+  const rest = method === "tokenize" ? [] : [signal];
+  return { type: "result", id, value: await m[method](args[0], ...rest) };
+}

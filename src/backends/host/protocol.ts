@@ -1,0 +1,173 @@
+/**
+ * The model host protocol: the messages between Inferno and a model host process, and their framing.
+ *
+ * Messages travel on a dedicated pipe (file descriptor 3 in the host), each frame a 4-byte big-endian length followed
+ * by a v8-serialized value (typed arrays, bigints and nested objects cross as they are). Not Node's `fork` IPC
+ * channel: a malformed message on that channel throws inside Node's own channel code in the parent — an uncaught
+ * exception that ends the server. Here a frame that fails to decode, or decodes to something that is not a message,
+ * is caught and counts as a crash of that one host.
+ *
+ * Generation options travel generically: every plain-data field as it is; only `signal` and `onText` stay behind and
+ * become `abort` messages and `text` messages. Results come back as the in-process backend returned them.
+ */
+import { deserialize, serialize } from "node:v8";
+import type { BackendConfig } from "../../config/schema.js";
+import * as errors from "../../errors/index.js";
+import { InfernoError } from "../../errors/index.js";
+import type { ModelDescriptor, ModelFormat } from "../../models/types.js";
+
+/** The host's end of the pipe. */
+export const HOST_FD = 3;
+/** Frames larger than this are a protocol failure (no legitimate message comes near it). */
+export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+
+export type CallMethod = "complete" | "chat" | "embed" | "tokenize" | "run";
+const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "tokenize", "run"];
+
+/** Inferno → host. */
+export type ToHost =
+  /** Start the runtime of a format (llama.cpp for GGUF) so a later load pays no start-up. Answered by `ready`. */
+  | { type: "init"; format: ModelFormat; gpu: BackendConfig["gpu"] }
+  | { type: "load"; id: number; descriptor: ModelDescriptor; config: BackendConfig }
+  /** Calls a method of the loaded model. `args` are the method's arguments without signal and onText. */
+  | { type: "call"; id: number; method: CallMethod; args: unknown[]; stream: boolean }
+  | { type: "abort"; id: number }
+  /** The host's own memory figure, for platforms where the OS offers none to another process. */
+  | { type: "memory"; id: number }
+  /** Dispose the model and exit. */
+  | { type: "dispose"; id: number };
+
+/** An error as it crosses the pipe; `code` names the Inferno error class it was. */
+export interface WireError {
+  code: string | null;
+  message: string;
+  details?: Record<string, unknown> | undefined;
+}
+
+/** Host → Inferno. */
+export type FromHost =
+  | { type: "ready" }
+  | { type: "progress"; id: number; fraction: number }
+  | { type: "loaded"; id: number; kind: "text" | "tensor"; memoryBytes: number }
+  /** Streamed text of a call: what arrived within one tick of the host's event loop, as one message. */
+  | { type: "text"; id: number; text: string }
+  | { type: "result"; id: number; value: unknown }
+  /** `id` null: a failure outside any request (the runtime did not start). */
+  | { type: "error"; id: number | null; error: WireError };
+
+/** A frame that does not decode to a message. */
+export class ProtocolError extends Error {}
+
+export function encodeFrame(message: ToHost | FromHost): Buffer {
+  const body = serialize(message);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length, 0);
+  return Buffer.concat([header, body]);
+}
+
+/** Splits a byte stream into decoded values. `push` throws `ProtocolError` on a frame that cannot be decoded. */
+export class FrameReader {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): unknown[] {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    const values: unknown[] = [];
+    while (this.buffered.length >= 4) {
+      const length = this.buffered.readUInt32BE(0);
+      if (length === 0 || length > MAX_FRAME_BYTES) throw new ProtocolError(`a frame of ${length} bytes`);
+      if (this.buffered.length < 4 + length) break;
+      const body = this.buffered.subarray(4, 4 + length);
+      this.buffered = this.buffered.subarray(4 + length);
+      try {
+        values.push(deserialize(body));
+      } catch (error) {
+        throw new ProtocolError(`a frame that does not decode (${(error as Error).message})`);
+      }
+    }
+    return values;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+const isId = (value: unknown): value is number => Number.isSafeInteger(value);
+
+/** Checks that a decoded value is a message from a host; throws `ProtocolError` naming what is wrong. */
+export function parseFromHost(value: unknown): FromHost {
+  if (!isObject(value) || typeof value.type !== "string") throw new ProtocolError("a value that is not a message");
+  const m = value;
+  const ok = (() => {
+    switch (m.type) {
+      case "ready":
+        return true;
+      case "progress":
+        return isId(m.id) && typeof m.fraction === "number";
+      case "loaded":
+        return isId(m.id) && (m.kind === "text" || m.kind === "tensor") && typeof m.memoryBytes === "number";
+      case "text":
+        return isId(m.id) && typeof m.text === "string";
+      case "result":
+        return isId(m.id);
+      case "error":
+        return (m.id === null || isId(m.id)) && isObject(m.error) && typeof m.error.message === "string";
+      default:
+        return false;
+    }
+  })();
+  if (!ok) throw new ProtocolError(`a malformed "${String(m.type).slice(0, 40)}" message`);
+  return m as unknown as FromHost;
+}
+
+/** Checks that a decoded value is a message to a host (the host's side of `parseFromHost`). */
+export function parseToHost(value: unknown): ToHost {
+  if (!isObject(value) || typeof value.type !== "string") throw new ProtocolError("a value that is not a message");
+  const m = value;
+  const ok = (() => {
+    switch (m.type) {
+      case "init":
+        return m.format === "gguf" || m.format === "onnx";
+      case "load":
+        return isId(m.id) && isObject(m.descriptor) && isObject(m.config);
+      case "call":
+        return isId(m.id) && CALL_METHODS.includes(m.method as CallMethod) && Array.isArray(m.args);
+      case "abort":
+      case "memory":
+      case "dispose":
+        return isId(m.id);
+      default:
+        return false;
+    }
+  })();
+  if (!ok) throw new ProtocolError(`a malformed "${String(m.type).slice(0, 40)}" message`);
+  return m as unknown as ToHost;
+}
+
+export function toWireError(error: unknown): WireError {
+  if (error instanceof InfernoError) return { code: error.code, message: error.message, details: error.details };
+  return { code: null, message: error instanceof Error ? error.message : String(error) };
+}
+
+type ErrorClass = new (message: string, options?: errors.InfernoErrorOptions) => InfernoError;
+let classesByCode: Map<string, ErrorClass> | undefined;
+
+/** Every concrete Inferno error class by its code, so an error thrown in a host is the same class here. */
+function errorClasses(): Map<string, ErrorClass> {
+  if (!classesByCode) {
+    classesByCode = new Map();
+    for (const value of Object.values(errors)) {
+      if (typeof value !== "function" || !(value.prototype instanceof InfernoError)) continue;
+      const Class = value as ErrorClass;
+      classesByCode.set(new Class("").code, Class);
+    }
+  }
+  return classesByCode;
+}
+
+/** The error a host reported, as the Inferno error class it was (a plain Error when it was none). */
+export function fromWireError(wire: WireError): Error {
+  const Class = wire.code === null ? undefined : errorClasses().get(wire.code);
+  if (Class) return new Class(wire.message, { details: wire.details });
+  return new Error(wire.message);
+}

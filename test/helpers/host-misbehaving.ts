@@ -1,0 +1,30 @@
+/**
+ * A model host that breaks the protocol, for tests (HostedBackend's `entry` option). Its runtime "starts" at once;
+ * then, by the model file's name:
+ * - `silent…`: never answers a load (the load bound must kill it);
+ * - `garbage…`: answers the load, then answers the first call with bytes that decode to no message;
+ * - `dies…`: dies of SIGSEGV while loading.
+ */
+import { Socket } from "node:net";
+import { encodeFrame, type FromHost, FrameReader, HOST_FD, parseToHost } from "../../src/backends/host/protocol.js";
+
+const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
+const reader = new FrameReader();
+let model = "";
+const send = (message: FromHost) => channel.write(encodeFrame(message));
+channel.on("end", () => process.exit(0));
+channel.on("data", (chunk: Buffer) => {
+  for (const value of reader.push(chunk)) {
+    const message = parseToHost(value);
+    if (message.type === "init") send({ type: "ready" });
+    if (message.type === "load") {
+      model = message.descriptor.name;
+      if (model.startsWith("dies")) process.kill(process.pid, "SIGSEGV");
+      if (!model.startsWith("silent")) send({ type: "loaded", id: message.id, kind: "text", memoryBytes: 1 });
+    }
+    if (message.type === "call" && model.startsWith("garbage")) {
+      // A frame of 12 bytes holding no v8-serialized value.
+      channel.write(Buffer.concat([Buffer.from([0, 0, 0, 12]), Buffer.from("not a value!")]));
+    }
+  }
+});
