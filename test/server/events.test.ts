@@ -146,3 +146,16 @@ it("/metrics: the same events feed an age-at-eviction histogram and a cache-miss
   const age = Number(/^inferno_cache_eviction_age_seconds_sum\{reason="manual"\} (\S+)$/m.exec(text)?.[1]);
   assert.ok(age >= 0.04 && age < 5, `age at eviction ${age}s`);
 });
+
+it("a model whose runtime dies arrives as a crashed event (reason crashed)", async (t) => {
+  const s = await startFakeServer(t);
+  const sse = await SseClient.connect(`${s.url}/v1/cache/events`);
+  t.after(() => sse.close());
+  await s.cache.load("a.gguf");
+  const [model] = [...s.backend.live];
+  assert.ok(model);
+  model.crash();
+  const crashed = await sse.waitFor((e) => e.type === "crashed");
+  assert.equal(crashed.name, "a.gguf");
+  assert.equal(crashed.reason, "crashed");
+});
