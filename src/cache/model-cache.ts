@@ -47,6 +47,7 @@ import {
   type LoadedModelInfo,
   type ModelStats,
   type TimerHandle,
+  type WarmupProgress,
   type WarmupResult,
   type WarmupStrategy,
 } from "./types.js";
@@ -942,6 +943,23 @@ export class ModelCache implements AsyncDisposable {
 
   /** Runs a warm-up now: given models, or ranked by a strategy (default: the configured one). */
   async warmup(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupResult> {
+    return this.warmupWith(options, false);
+  }
+
+  /**
+   * The start-up warm-up as it goes: its plan (model names, in order) and how many of them are settled (loaded, skipped
+   * or failed). Null until the plan is made; stays once warm-up is over.
+   */
+  startupWarmupProgress(): WarmupProgress | null {
+    if (!this.startupWarmupState) return null;
+    const { plan, result, skippedBefore } = this.startupWarmupState;
+    const settled = result.loaded.length + result.failed.length + result.skipped.length - skippedBefore;
+    return { plan: plan.map((d) => d.name), settled: Math.min(settled, plan.length), loaded: [...result.loaded] };
+  }
+
+  private startupWarmupState: { plan: ModelDescriptor[]; result: WarmupResult; skippedBefore: number } | null = null;
+
+  private async warmupWith(options: { models?: string[]; strategy?: WarmupStrategy }, startup: boolean): Promise<WarmupResult> {
     this.assertOpen();
     const result: WarmupResult = { loaded: [], skipped: [], failed: [] };
     let plan: ModelDescriptor[];
@@ -959,6 +977,7 @@ export class ModelCache implements AsyncDisposable {
       plan = ranked.plan;
       result.skipped.push(...ranked.skipped);
     }
+    if (startup) this.startupWarmupState = { plan, result, skippedBefore: result.skipped.length };
     await this.runWarmup(plan, result);
     this.events.emit("warmup", result);
     return result;
@@ -1039,7 +1058,7 @@ export class ModelCache implements AsyncDisposable {
   private async startupWarmup(): Promise<WarmupResult> {
     try {
       const strategy = this.config.enable_warmup ? this.config.warmup_strategy : "none";
-      const result = await this.warmup({ strategy });
+      const result = await this.warmupWith({ strategy }, true);
       for (const failure of result.failed) this.logger?.warn("warm-up could not load a model", { ...failure });
       return result;
     } catch (error) {

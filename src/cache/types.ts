@@ -166,6 +166,14 @@ export interface LoadedModelInfo {
 
 export type WarmupStrategy = "usage" | "recent" | "priority" | "hybrid" | "none";
 
+/** The start-up warm-up in progress (`ModelCache.startupWarmupProgress()`): its plan and how much of it is settled. */
+export interface WarmupProgress {
+  plan: string[];
+  /** Plan entries loaded, skipped or failed so far. */
+  settled: number;
+  loaded: string[];
+}
+
 export interface WarmupResult {
   loaded: string[];
   skipped: Array<{ name: string; reason: string }>;

@@ -77,6 +77,13 @@ export interface RemoteGenerationResult {
   usage: { promptTokens: number; completionTokens: number };
 }
 
+/** One event of `/v1/cache/events`: its `type`, ISO `time` and the event's fields (README, "Cache events"). */
+export interface CacheEventJson {
+  type: string;
+  time: string;
+  [field: string]: unknown;
+}
+
 export interface InfernoClientOptions {
   /** Sent as `Authorization: Bearer <key>` when non-empty. */
   apiKey?: string;
@@ -192,6 +199,46 @@ export class InfernoClient {
     if (json) headers["content-type"] = "application/json";
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
     return headers;
+  }
+
+  /**
+   * The server's cache events (`GET /v1/cache/events`), as they happen, each with its SSE id. Ends when the server ends
+   * the stream (it shuts down, or dropped this client for not reading: resume by passing the last id as `lastEventId`)
+   * or when `signal` aborts.
+   */
+  async *events(options: { lastEventId?: string; signal?: AbortSignal } = {}): AsyncGenerator<{ id: string | null; event: CacheEventJson }> {
+    const headers: Record<string, string> = { ...this.headers(false), Accept: "text/event-stream" };
+    if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/v1/cache/events`, { headers, ...(options.signal ? { signal: options.signal } : {}) });
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!response.ok || !response.body) throw this.remoteError(response.status, await response.text());
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let id: string | null = null;
+          const data: string[] = [];
+          for (const line of frame.split("\n")) {
+            if (line.startsWith("id:")) id = line.slice(3).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (data.length > 0) yield { id, event: JSON.parse(data.join("\n")) as CacheEventJson };
+        }
+      }
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw new ServerUnavailable(`the event stream from ${this.baseUrl} broke: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -14,6 +14,7 @@ import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import type { AppContext, AppDeps, AppEnv } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
+import { EventHub } from "./events.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
@@ -21,6 +22,7 @@ import { ollamaRoutes } from "./ollama.js";
 import { openaiRoutes } from "./openai.js";
 import { AdmissionQueue } from "./queue.js";
 import { responsesRoutes } from "./responses.js";
+import { statusPageRoutes } from "./status-page.js";
 
 /** Request bodies above this are refused with 413 (long chats and embedding batches fit comfortably). */
 export const DEFAULT_MAX_BODY_BYTES: Bytes = 8 * 1024 * 1024;
@@ -35,6 +37,10 @@ export interface AppOptions {
   concurrentRequests?: number;
   /** The package version reported by /health. */
   version?: string;
+  /** Events kept for event-stream clients that reconnect with `Last-Event-ID`. Default 1000. */
+  eventsBacklog?: number;
+  /** Events waiting for one event-stream client before it is dropped for not reading. Default 1000. */
+  eventsClientBuffer?: number;
 }
 
 export interface InfernoApp {
@@ -43,7 +49,9 @@ export interface InfernoApp {
   readonly lifecycle: AppLifecycle;
   /** The hono fetch handler. */
   readonly fetch: (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
-  /** Stops metric collection from the cache. */
+  /** The event stream's hub (`/v1/cache/events`): its clients and backlog. */
+  readonly events: EventHub;
+  /** Stops metric collection from the cache and ends the event streams. */
   dispose(): void;
 }
 
@@ -106,6 +114,11 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },
+    events: new EventHub(runtime.cache, {
+      backlog: options.eventsBacklog,
+      clientBuffer: options.eventsClientBuffer,
+      onDrop: () => runtime.logger.warn({}, "event stream client dropped: it did not read its events"),
+    }),
   };
   runtime.cache.warmupDone.then(
     () => (deps.warmup.state = "done"),
@@ -135,6 +148,8 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
   app.route("/", ollamaRoutes(deps));
+  // After the Ollama routes: they answer `HEAD /` and pass GET / on to the status page.
+  app.route("/", statusPageRoutes(deps));
 
   app.notFound((c) => {
     throw new RouteNotFound(`no route for ${c.req.method} ${c.req.path}`);
@@ -150,7 +165,11 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   return {
     app,
     lifecycle,
+    events: deps.events,
     fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
-    dispose: () => deps.metrics.close(),
+    dispose: () => {
+      deps.metrics.close();
+      deps.events.close();
+    },
   };
 }

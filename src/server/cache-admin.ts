@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { BadRequest } from "../errors/index.js";
 import { type AppDeps, type AppEnv, readJson } from "./context.js";
+import { parseLastEventId } from "./events.js";
 import { requestKeepAlive } from "./keep-alive.js";
 import { clearRequestSchema, loadRequestSchema, parseBody, warmupRequestSchema } from "./schemas.js";
 
@@ -17,6 +18,19 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
 
   routes.get("/v1/cache/stats", (c) => c.json(cache.stats()));
+
+  // Server-sent events (see events.ts); ends when the client leaves or the server starts shutting down.
+  routes.get("/v1/cache/events", (c) => {
+    const lastId = parseLastEventId(c.req.header("last-event-id") ?? c.req.query("lastEventId"));
+    const signal = AbortSignal.any([c.req.raw.signal, deps.lifecycle.drainingSignal]);
+    return new Response(deps.events.stream(lastId, signal), {
+      headers: {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+      },
+    });
+  });
 
   routes.get("/v1/cache/models", (c) => c.json({ object: "list", data: cache.loadedModels() }));
 

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { BadRequest } from "../errors/index.js";
 import type { ServerRuntime } from "./ports.js";
+import type { EventHub } from "./events.js";
 import type { AppLifecycle } from "./lifecycle.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";
@@ -11,6 +12,8 @@ export interface AppDeps {
   queue: AdmissionQueue;
   lifecycle: AppLifecycle;
   metrics: ServerMetrics;
+  /** The cache's events for `/v1/cache/events` (backlog and clients). */
+  events: EventHub;
   /** The package version, reported by /health. */
   version: string;
   startedAt: number;

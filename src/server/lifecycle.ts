@@ -14,6 +14,8 @@ export class AppLifecycle {
   }
 
   /** True once shutdown began: health reports it and new model requests are refused. */
+  private readonly drainingController = new AbortController();
+
   get isDraining(): boolean {
     return this.draining;
   }
@@ -33,9 +35,15 @@ export class AppLifecycle {
     }
   }
 
-  /** Stops admitting model requests; in-flight ones continue. */
+  /** Stops admitting model requests; in-flight ones continue. Long-lived streams (the event stream) end now. */
   beginDraining(): void {
     this.draining = true;
+    this.drainingController.abort(new Error("server shutting down"));
+  }
+
+  /** Aborted when draining begins: streams without an end of their own (the event stream) close on it. */
+  get drainingSignal(): AbortSignal {
+    return this.drainingController.signal;
   }
 
   /** Resolves true when no work is in flight, or false after `timeoutMs`. */

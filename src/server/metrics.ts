@@ -3,12 +3,15 @@
  * Prometheus counter restarts with the process; `/v1/cache/stats` holds the persisted totals); gauges read the cache's
  * statistics when scraped; request counts and latency are recorded per route by the app.
  */
+import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { EVICTION_REASONS } from "../cache/types.js";
 import type { CacheService } from "./ports.js";
 
 /** Load durations span tiny test models (milliseconds) to large GGUF files (minutes). */
 const LOAD_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** How long a model stayed resident before it left: from seconds (churn) to days (pinned models at shutdown). */
+const EVICTION_AGE_SECONDS_BUCKETS = [1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600];
 const REQUEST_SECONDS_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export interface ServerMetrics {
@@ -59,6 +62,22 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
     registers,
   });
 
+  const evictionAge = new Histogram({
+    name: "inferno_cache_eviction_age_seconds",
+    help: "How long a model had been resident when it was evicted (its age at eviction), by reason.",
+    labelNames: ["reason"] as const,
+    buckets: EVICTION_AGE_SECONDS_BUCKETS,
+    registers,
+  });
+  const missDelay = new Histogram({
+    name: "inferno_cache_miss_delay_seconds",
+    help: "Delay a cache miss cost: from the request that missed to its model being loaded.",
+    buckets: LOAD_SECONDS_BUCKETS,
+    registers,
+  });
+  /** When each model's first pending miss happened (monotonic ms), until its load ends. */
+  const missedAt = new Map<string, number>();
+
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -97,15 +116,29 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
 
   const unsubscribe = [
     cache.on("hit", () => hits.inc()),
-    cache.on("miss", () => misses.inc()),
+    cache.on("miss", ({ key }) => {
+      misses.inc();
+      if (key !== null && !missedAt.has(key)) missedAt.set(key, performance.now());
+    }),
     cache.on("coalesced", () => coalesced.inc()),
     cache.on("unknown_model", () => unknown.inc()),
-    cache.on("load", ({ durationMs }) => {
+    cache.on("load", ({ key, durationMs }) => {
       loads.inc();
       loadSeconds.observe(durationMs / 1000);
+      const at = missedAt.get(key);
+      if (at !== undefined) {
+        missedAt.delete(key);
+        missDelay.observe((performance.now() - at) / 1000);
+      }
     }),
-    cache.on("load_failed", () => loadFailures.inc()),
-    cache.on("evict", ({ reason }) => evictions.inc({ reason })),
+    cache.on("load_failed", ({ key }) => {
+      loadFailures.inc();
+      missedAt.delete(key);
+    }),
+    cache.on("evict", ({ reason, residentSeconds }) => {
+      evictions.inc({ reason });
+      evictionAge.observe({ reason }, residentSeconds);
+    }),
   ];
 
   return {

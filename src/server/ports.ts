@@ -3,7 +3,7 @@
  * discovery, the model cache and a logger. `createRuntime()` in src/runtime builds the real one and implements these
  * shapes; the server depends on this contract only and never imports src/runtime (enforced by dependency-cruiser).
  */
-import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
+import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupProgress, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
@@ -19,6 +19,8 @@ export interface CacheService {
   clear(options?: { model?: string; force?: boolean; stats?: boolean }): Promise<string[]>;
   warmup(options?: { models?: string[]; strategy?: WarmupStrategy }): Promise<WarmupResult>;
   readonly warmupDone: Promise<WarmupResult>;
+  /** The start-up warm-up's plan and how much of it is settled (null before the plan is made). */
+  startupWarmupProgress(): WarmupProgress | null;
   stats(): CacheStats;
   /** O(1) numbers for /health and /metrics. */
   summary(): CacheSummary;

@@ -55,11 +55,13 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 }
 
 describe("Ollama API: models", () => {
-  it("answers HEAD / and /api/version; GET / is not taken", async () => {
+  it("answers HEAD / and /api/version; GET / stays the status page", async () => {
     const head = await fetch(`${s.url}/`, { method: "HEAD" });
     assert.equal(head.status, 200);
     assert.equal((await ollama.version()).version.length > 0, true);
-    assert.equal((await fetch(`${s.url}/`)).status, 404);
+    const page = await fetch(`${s.url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /text\/html/);
   });
 
   it("lists the GGUF models by their shortest names as NAME:latest, with Ollama's details; tensor models are not listed", async () => {

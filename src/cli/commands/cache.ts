@@ -17,6 +17,7 @@ import type { CliContext } from "../context.js";
 import { addConfigFlags, type ConfigFlagName, configFlagValues } from "../flags.js";
 import { formatTable } from "../io.js";
 import { findServer } from "../live.js";
+import { registerCacheEvents } from "./cache-events.js";
 import { runPs } from "./ps.js";
 
 const FLAGS: readonly ConfigFlagName[] = ["cache-dir", "models-dir"];
@@ -265,6 +266,8 @@ export function registerCache(program: Command, ctx: CliContext): void {
       ctx.out.print(`skipped:\n${report.skipped.map((s) => `  ${s.name}: ${s.reason}`).join("\n")}`);
     }
   });
+
+  registerCacheEvents(cache, ctx);
 
   cache
     .command("ps")

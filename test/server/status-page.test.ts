@@ -1,0 +1,91 @@
+/**
+ * The status page at `GET /` in a real browser: Debian's chromium, headless, driven by playwright-core. Skipped (with
+ * the reason printed) only where no chromium is installed; `.ci/run` installs it.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { it } from "node:test";
+import { chromium, type Browser } from "playwright-core";
+import { startFakeServer } from "../helpers/fake-server.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => existsSync(path));
+const skip = CHROMIUM ? false : "no chromium installed (apt-get install -y chromium)";
+if (skip) console.log(`# status page browser tests skipped: ${skip}`);
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM as string,
+    args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
+const HOSTILE = `<img src=x onerror="window.__pwned=1">.gguf`;
+
+it("GET / serves the page and HEAD / still answers Ollama clients", async (t) => {
+  const s = await startFakeServer(t);
+  const page = await fetch(`${s.url}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+  assert.match(await page.text(), /<script src="\/status\.js"><\/script>/);
+  const head = await fetch(`${s.url}/`, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal((await fetch(`${s.url}/status.js`)).status, 200);
+});
+
+it("the page shows a model appear when a request loads it and disappear when it is evicted", { skip }, async (t) => {
+  const s = await startFakeServer(t, {
+    models: ["a.gguf", HOSTILE],
+    behaviours: { "a.gguf": { loadMs: 30, memoryBytes: 64 * 1024 * 1024 } },
+    config: { cache: { max_memory_mb: 1024 } },
+  });
+  const dir = await tempDir(t, "inferno-status-page-");
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(10_000);
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${s.url}/`);
+  await page.getByText("Live: following the cache's events.").waitFor();
+  await page.getByText("No model is loaded.").waitFor();
+
+  (await s.cache.acquire("a.gguf")).release();
+  const row = page.locator('tr[data-model="a.gguf"]');
+  await row.waitFor();
+  assert.match(await row.innerText(), /a\.gguf\s+ready\s+0\s+64\.0 MiB \(6\.3% of the limit\)/);
+  await page.getByText(/\d\d:\d\d:\d\d loaded a\.gguf \d+ ms/).waitFor();
+  await page.getByText(/^0 hits, 1 misses/).waitFor();
+
+  // A hostile name is text, never markup.
+  await s.cache.load(HOSTILE);
+  await page.locator("tbody th", { hasText: HOSTILE }).waitFor();
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned), undefined);
+  await page.screenshot({ path: join(dir, "status-loaded.png"), fullPage: true });
+
+  await s.cache.evict("a.gguf");
+  await row.waitFor({ state: "detached" });
+  await page.getByText("manual: 1").waitFor();
+  await page.screenshot({ path: join(dir, "status-evicted.png"), fullPage: true });
+  assert.ok(existsSync(join(dir, "status-evicted.png")));
+  assert.deepEqual(errors, []);
+});
+
+it("with api_key the page asks for the key once, keeps it for the tab, and follows the events", { skip }, async (t) => {
+  const s = await startFakeServer(t, { config: { server: { api_key: "page-key" } } });
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(10_000);
+  await page.goto(`${s.url}/`);
+  await page.getByText("This server needs its API key.").waitFor();
+  await page.getByLabel("This server needs its API key:").fill("page-key");
+  await page.keyboard.press("Enter");
+  await page.getByText("Live: following the cache's events.").waitFor();
+  await s.cache.load("a.gguf");
+  await page.locator('tr[data-model="a.gguf"]').waitFor();
+  await page.reload();
+  await page.getByText("Live: following the cache's events.").waitFor();
+  assert.equal(await page.locator("#key-form").isHidden(), true);
+});
