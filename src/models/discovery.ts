@@ -137,3 +137,19 @@ export async function scanIsStale(scan: Pick<Scan, "directories">): Promise<bool
   }
   return false;
 }
+
+/**
+ * A store scan's start: its root's real path and modification time, or — when the root is not there — an empty scan
+ * with `root` null that remembers the path, so the store is looked for again when it appears.
+ */
+export async function openStoreScan(root: string): Promise<Scan> {
+  const scan: Scan = { models: [], escaping: new Map(), directories: new Map(), root: null };
+  try {
+    scan.root = await realpath(root);
+  } catch {
+    scan.directories.set(root, null);
+    return scan;
+  }
+  scan.directories.set(root, await mtimeNs(root));
+  return scan;
+}

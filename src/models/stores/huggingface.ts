@@ -7,7 +7,7 @@
  */
 import { readdir, readFile, realpath } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { type FoundModel, mtimeNs, type Scan, scanModels } from "../discovery.js";
+import { type FoundModel, mtimeNs, openStoreScan, type Scan, scanModels } from "../discovery.js";
 
 const REPO_DIR = /^models--(.+)$/;
 const LFS_BLOB = /^[0-9a-f]{64}$/;
@@ -56,14 +56,8 @@ async function repoModels(repoDir: string, repo: string, scan: Scan): Promise<Fo
 
 /** Every GGUF/ONNX model of the latest snapshot of every model repository in the hub cache at `root`. */
 export async function scanHuggingFace(root: string): Promise<Scan> {
-  const scan: Scan = { models: [], escaping: new Map(), directories: new Map(), root: null };
-  try {
-    scan.root = await realpath(root);
-  } catch {
-    scan.directories.set(root, null);
-    return scan;
-  }
-  scan.directories.set(root, await mtimeNs(root));
+  const scan = await openStoreScan(root);
+  if (scan.root === null) return scan;
   const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
     const repo = entry.isDirectory() ? hubRepoName(entry.name) : undefined;

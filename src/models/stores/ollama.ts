@@ -11,7 +11,7 @@
  */
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { mtimeNs, type FoundModel, type Scan } from "../discovery.js";
+import { mtimeNs, openStoreScan, type FoundModel, type Scan } from "../discovery.js";
 
 export const OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model";
 const DEFAULT_HOST = "registry.ollama.ai";
@@ -104,14 +104,8 @@ async function modelOf(root: string, manifest: string, name: string, scan: Scan)
 
 /** Every model of the Ollama store at `root` (its `models` directory). */
 export async function scanOllama(root: string): Promise<Scan> {
-  const scan: Scan = { models: [], escaping: new Map(), directories: new Map(), root: null };
-  try {
-    scan.root = await realpath(root);
-  } catch {
-    scan.directories.set(root, null);
-    return scan;
-  }
-  scan.directories.set(root, await mtimeNs(root));
+  const scan = await openStoreScan(root);
+  if (scan.root === null) return scan;
   // A blob that appears (a pull finishing) changes this directory, so a "missing blob" verdict is revisited.
   scan.directories.set(join(root, "blobs"), await mtimeNs(join(root, "blobs")));
   const manifests: Array<{ path: string; segments: string[] }> = [];
