@@ -23,6 +23,7 @@ import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
+import { adviseOn } from "../src/runtime/advice.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 
 const HITS = 300_000;
@@ -132,7 +133,7 @@ async function statsEndpoints(dir: string): Promise<string[]> {
     metadata: () => Promise.reject(new Error("the fake source has no header metadata")),
     shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
   };
-  const app = createApp({ config, models, cache, logger: silent });
+  const app = createApp({ config, models, cache, logger: silent, advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }) });
   const time = async (path: string) => {
     const samples: number[] = [];
     for (let i = 0; i < 200; i++) {

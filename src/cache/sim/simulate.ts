@@ -5,7 +5,7 @@
  * no clock; a trace of thousands of requests replays in milliseconds.
  *
  * What it leaves out: requests are served one after another and each is over at once (no leases, no concurrent
- * loads); the idle TTL is off. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
+ * loads). The idle TTL (`ttlMs`, off by default) unloads a model that long after its last request. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
  */
 import { chooseVictims, type EvictionCandidate, type EvictionPolicy, nextInflation, takeVictims } from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
@@ -64,9 +64,20 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
   let inflation = 0;
   const result: SimResult = { requests: 0, hits: 0, misses: 0, loads: 0, warmLoads: 0, loadMsTotal: 0, evictions: 0 };
 
+  const ttlMs = limits.ttlMs ?? 0;
   for (const { at: now, key } of trace.requests) {
     const state = states.get(key);
     if (!state) throw new Error(`trace request for unknown model ${key}`);
+    if (ttlMs > 0) {
+      for (const idle of resident) {
+        const expiresAt = (idle.lastUsedAt as number) + ttlMs;
+        if (expiresAt > now) continue;
+        idle.resident = false;
+        idle.unloadedAt = expiresAt;
+        resident.delete(idle);
+        usedBytes -= idle.model.memoryBytes;
+      }
+    }
     result.requests++;
     state.lastUsedAt = now;
     state.frequency = addUse(state.frequency, now, limits.usageHalfLifeHours);
