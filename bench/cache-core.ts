@@ -3,6 +3,7 @@
  *
  * - hits per second through the real `ModelManager` (1 and 10,000 model files) and through the in-memory source, each
  *   against an awaited `async () => map.get(k)` — the cost floor of any promise-returning lookup;
+ * - the request log's cost on a hit (`request_log_size` default vs 0);
  * - `/metrics` and `/health` latency with 10,000 models in the statistics;
  * - saving and restoring 10,000 entries: the longest the event loop was blocked, and the file's size against the raw
  *   encoding.
@@ -67,6 +68,35 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
     figure({ section: "cache", item: "1.1", name: `getModel hit, ${label}`, samples: ratios(base, get), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(get)}; baseline ${m(base)}` }),
     figure({ section: "cache", item: "1.1", name: `getModel hits/s, ${label}`, samples: get.map((x) => x / 1e6), unit: "M/s", target: { min: 1 } }),
     figure({ section: "cache", item: "1.1", name: `acquire+release hit, ${label}`, samples: ratios(base, lease), unit: "×", baseline: baselineName, target: { max: 3 }, note: m(lease) }),
+  ];
+}
+
+/**
+ * The request log's cost on the hit path (issue 13): the same hits on two caches, one logging (`request_log_size` at
+ * its default) and one not (0), in interleaved rounds. The figure is the cost of a logged hit over an unlogged one.
+ */
+async function requestLogCost(): Promise<Figure[]> {
+  const logSize = cacheSchema.parse({}).request_log_size;
+  const make = (size: number) =>
+    ModelCache.create({ ...cacheConfig("/nonexistent"), request_log_size: size }, backendSchema.parse({}), new FakeModelSource(["bench.gguf"]), {
+      backends: { gguf: new FakeBackend() },
+    });
+  const [logged, unlogged] = [await make(logSize), await make(0)];
+  await logged.getModel("bench.gguf");
+  await unlogged.getModel("bench.gguf");
+  const on: number[] = [];
+  const off: number[] = [];
+  // A small difference on a shared machine: three times the rounds, the order alternating.
+  for (let round = 0; round < ROUNDS * 3; round++) {
+    if (round % 2 === 1) on.push(await rate(() => logged.getModel("bench.gguf")));
+    off.push(await rate(() => unlogged.getModel("bench.gguf")));
+    if (round % 2 === 0) on.push(await rate(() => logged.getModel("bench.gguf")));
+  }
+  await logged.close();
+  await unlogged.close();
+  const m = (xs: number[]) => `${(median(xs) / 1e6).toFixed(2)} M/s`;
+  return [
+    figure({ section: "cache", item: "13.3", name: `getModel hit with the request log (${logSize})`, samples: ratios(off, on), unit: "×", baseline: "request_log_size = 0", target: { max: 1.05 }, note: `${m(on)} logged; ${m(off)} unlogged` }),
   ];
 }
 
@@ -215,6 +245,7 @@ export async function cacheCoreBench(options: { quick: boolean } = { quick: fals
       ...(hits ? await hitRates("real ModelManager, 1 model file", new ModelManager(one), "bench.gguf") : []),
       ...(hits ? await hitRates(`real ModelManager, ${ENTRIES} model files`, new ModelManager(many), "bench.gguf") : []),
       ...(hits ? await hitRates("in-memory model source", new FakeModelSource(["bench.gguf"]), "bench.gguf") : []),
+      ...(hits ? await requestLogCost() : []),
       ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"))),
       ...(only === "hits" ? [] : await saveRestore(join(dir, "state"))),
     ];
