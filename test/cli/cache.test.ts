@@ -88,6 +88,7 @@ describe("inferno cache (file mode)", () => {
     assert.equal(decoded.state.models[0].key, join(dir, "a.gguf"));
     const human = await run(["cache", "inspect"]);
     assert.match(human.stdout, /counters: hits 12, misses 3/);
+    assert.match(human.stdout, /^request log: 6 requests, \S+ to \S+ \(inferno cache advise replays them\)$/m);
   });
 
   it("clear keeps pinned entries unless --force, refuses a pinned --model, and --stats resets counters", async (t) => {

@@ -179,6 +179,12 @@ function printAdvice(ctx: CliContext, report: AdviceReport): void {
   for (const note of report.notes) ctx.out.print(`note: ${note}`);
 }
 
+function requestLogLine(state: CacheState): string {
+  const at = state.request_log?.at ?? [];
+  if (at.length === 0) return "request log: empty";
+  return `request log: ${at.length} requests, ${iso(at[0] as number)} to ${iso(at[at.length - 1] as number)} (inferno cache advise replays them)`;
+}
+
 function printState(ctx: CliContext, path: string, state: CacheState | null, bytes: number | null): void {
   if (!state) {
     ctx.out.print(`${path}: no state file yet`);
@@ -190,6 +196,7 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
       `${path} (${bytes} bytes, saved ${iso(state.saved_at) ?? "at an invalid time"})`,
       `counters: hits ${c.hits}, misses ${c.misses}, loads ${c.loads}, load failures ${c.load_failures}, warm-ups ${c.warmups}`,
       `evictions: ${Object.entries(c.evictions).map(([r, n]) => `${r} ${n}`).join(", ")}`,
+      requestLogLine(state),
     ].join("\n"),
   );
   if (state.models.length === 0) return;
