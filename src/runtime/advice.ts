@@ -47,6 +47,20 @@ function startWorker(input: AdviceInput): Worker {
 }
 
 /**
+ * `fn` one call at a time: a call while one runs gets that call's answer (a burst of `GET /v1/cache/advise` starts one
+ * worker, not one each).
+ */
+export function singleFlight<T>(fn: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | null = null;
+  return () => {
+    running ??= fn().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
+
+/**
  * What other cache settings would have done with the state's request log (see cache/sim/advise.ts), computed on a
  * worker thread. Throws `NoRequestLog` when there is nothing to replay. A worker that cannot start: computed here.
  */

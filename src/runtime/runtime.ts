@@ -13,7 +13,7 @@ import type { StoreEnvironment } from "../models/stores/index.js";
 import type { Bytes } from "../models/types.js";
 import { totalmem } from "node:os";
 import type { AdviceReport } from "../cache/sim/advise.js";
-import { adviseOn } from "./advice.js";
+import { adviseOn, singleFlight } from "./advice.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
@@ -57,10 +57,11 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
 
   /**
    * What other cache settings would have done with the logged requests (cache/sim/advise.ts), on a worker thread. A
-   * property, not a method, so a runtime spread into another (`{ ...runtime, config }`) keeps it.
+   * property, not a method, so a runtime spread into another (`{ ...runtime, config }`) keeps it. One at a time.
    */
-  readonly advise = (): Promise<AdviceReport> =>
-    adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes });
+  readonly advise: () => Promise<AdviceReport> = singleFlight(() =>
+    adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes }),
+  );
 
   /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
   close(): Promise<void> {

@@ -6,9 +6,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
 import { persistedLogOf } from "../../src/cache/request-log.js";
-import { advise, countRange, memoryRange } from "../../src/cache/sim/advise.js";
+import { advise, countRange, MAX_OPTIMUM_REQUESTS, memoryRange } from "../../src/cache/sim/advise.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { cacheSchema } from "../../src/config/schema.js";
+import { singleFlight } from "../../src/runtime/advice.js";
 import { highsSolver } from "../../src/runtime/lp-solver.js";
 
 const GIB = 1024 ** 3;
@@ -145,6 +146,23 @@ describe("cache advise", () => {
       assert.equal(error.details?.reason, "too_short");
       return true;
     });
+  });
+
+  it("a log longer than the optimum's limit gets every row, no optimum, and a note saying why", async () => {
+    const state = handMadeState();
+    const n = MAX_OPTIMUM_REQUESTS + 1;
+    state.request_log = persistedLogOf(Array.from({ length: n }, (_, i) => ({ key: i % 2 ? "a" : "b", at: T0 + i * 1000, outcome: "miss" as const, loadMs: null })));
+    const report = advise(state, { config, solver: { solve: () => assert.fail("the solver is not asked") } });
+    assert.equal(report.optimum, null);
+    assert.equal(report.rows[0]?.loads, 2, "two places hold a and b");
+    assert.ok(report.notes.some((note) => note.includes(`up to ${MAX_OPTIMUM_REQUESTS} requests, this one has ${n}`)));
+  });
+
+  it("one replay at a time: a call while one runs gets its answer", async () => {
+    let calls = 0;
+    const once = singleFlight(async () => ++calls);
+    assert.deepEqual(await Promise.all([once(), once()]), [1, 1]);
+    assert.equal(await once(), 2, "a call after the last one ended starts a new one");
   });
 
   it("the ranges tried: every count up to 16 then a spread; memory around the current limit within the machine", () => {

@@ -43,7 +43,7 @@ it("GET /v1/cache/advise replays the server's requests; api_key applies; an empt
   assert.equal(report.recommendation?.key, "cache.max_cached_models");
   assert.deepEqual([report.recommendation?.from, report.recommendation?.to], [1, 2]);
   assert.ok((report.recommendation?.seconds_saved_per_day ?? 0) > 0);
-  assert.equal(report.optimum.exact, true);
+  assert.equal(report.optimum?.exact, true);
 
   // The CLI finds the server (port and key from the environment) and prints the same data, or a table.
   const sandbox = await cliSandbox(t);

@@ -26,6 +26,11 @@ const MIB = 1024 * 1024;
 const DAY_MS = 24 * 3600_000;
 /** Changes whose saving is within this share of the best one count as equally good; the smallest of them is chosen. */
 const EQUAL_SAVING = 0.02;
+/**
+ * The optimum is solved for logs of up to this many requests (10,000 take a few seconds; the solver's time grows faster
+ * than the log); a longer log (`request_log_size` above it) gets every row but no optimum, and a note says so.
+ */
+export const MAX_OPTIMUM_REQUESTS = 20_000;
 /** Every `max_cached_models` value up to this many models is tried; beyond it, a spread of values. */
 const ALL_COUNTS_UP_TO = 16;
 
@@ -88,8 +93,11 @@ export interface AdviceReport {
   };
   current: { eviction_policy: SimPolicy; max_cached_models: number; max_memory_mb: number };
   rows: AdviceRow[];
-  /** The least total load time any eviction schedule could have had at the current limits (exact, or the LP lower bound). */
-  optimum: { load_seconds: number; exact: boolean };
+  /**
+   * The least total load time any eviction schedule could have had at the current limits (exact, or the LP lower
+   * bound); null for a log longer than `MAX_OPTIMUM_REQUESTS`.
+   */
+  optimum: { load_seconds: number; exact: boolean } | null;
   /** Null when no change would have saved loading time. */
   recommendation: AdviceRecommendation | null;
   models: AdviceModel[];
@@ -237,7 +245,8 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
     rows.push(row("max_memory_mb", current.eviction_policy, current.max_cached_models, mib));
   }
 
-  const optimum = optimumOrBound(trace, base, solver);
+  const optimum = trace.requests.length <= MAX_OPTIMUM_REQUESTS ? optimumOrBound(trace, base, solver) : null;
+  if (!optimum) notes.push(`no optimum: it is solved for logs of up to ${MAX_OPTIMUM_REQUESTS} requests, this one has ${trace.requests.length}`);
   if (config.model_ttl_seconds > 0) {
     notes.push(`the replay unloads a model idle for cache.model_ttl_seconds (${config.model_ttl_seconds} s) after its last request`);
   }
@@ -265,7 +274,7 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
     },
     current,
     rows,
-    optimum: { load_seconds: optimum.loadMsTotal / 1000, exact: optimum.exact },
+    optimum: optimum && { load_seconds: optimum.loadMsTotal / 1000, exact: optimum.exact },
     recommendation: recommend(rows, spanMs),
     models: models.sort((a, b) => b.requests - a.requests || a.name.localeCompare(b.name)),
     notes,

@@ -161,13 +161,15 @@ function printAdvice(ctx: CliContext, report: AdviceReport): void {
     r.current ? "-" : `${perDay(r) >= 0 ? "" : "+"}${seconds(Math.abs(perDay(r)))}`,
   ]);
   const optimum = report.optimum;
-  rows.push([
-    `  optimum at the current limits (${optimum.exact ? "exact" : "LP lower bound"})`,
-    "-",
-    "-",
-    seconds(optimum.load_seconds),
-    `${seconds(((current.load_seconds - optimum.load_seconds) * 86_400) / log.span_seconds)} at most`,
-  ]);
+  if (optimum) {
+    rows.push([
+      `  optimum at the current limits (${optimum.exact ? "exact" : "LP lower bound"})`,
+      "-",
+      "-",
+      seconds(optimum.load_seconds),
+      `${seconds(((current.load_seconds - optimum.load_seconds) * 86_400) / log.span_seconds)} at most`,
+    ]);
+  }
   ctx.out.print("\n" + formatTable(["setting (replayed)", "hit rate", "loads", "load time", "saved per day"], rows));
   const advice = report.recommendation;
   ctx.out.print(
