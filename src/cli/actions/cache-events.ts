@@ -1,9 +1,8 @@
 /**
- * `inferno cache events` (alias `inferno cache watch`): the running server's cache events as they happen, one line each
+ * What `inferno cache events` (alias `inferno cache watch`) does: the running server's cache events as they happen, one line each
  * (`--json`: one JSON object per line, NDJSON). Needs a running server. When the server drops the stream (this client
  * fell behind) it reconnects with the last event id and resumes; when the server goes away it ends.
  */
-import type { Command } from "commander";
 import { ServerUnavailable } from "../../errors/index.js";
 import type { CacheEventJson } from "../../runtime/client.js";
 import type { CliContext } from "../context.js";
@@ -41,36 +40,31 @@ export function eventLine(event: CacheEventJson): string {
   return parts.join(" ").trimEnd();
 }
 
-export function registerCacheEvents(cache: Command, ctx: CliContext): void {
-  cache
-    .command("events")
-    .alias("watch")
-    .description("print the running server's cache events as they happen (loads, hits, evictions, saves; --json: NDJSON)")
-    .action(async () => {
-      const config = await ctx.loadConfig();
-      const { server, url } = await findServer(ctx, config);
-      if (!server) throw new ServerUnavailable(`no Inferno server answers at ${url}: start one with \`inferno serve\` (or give --server URL)`);
-      ctx.out.info(`watching the cache of the server at ${url} (Ctrl-C to stop)`);
-      let lastEventId: string | undefined;
-      for (let first = true; ; first = false) {
-        try {
-          for await (const { id, event } of server.client.events({ lastEventId })) {
-            if (id !== null) lastEventId = id;
-            ctx.out.print(ctx.out.json ? JSON.stringify(event) : eventLine(event));
-          }
-        } catch (error) {
-          // Reconnecting to a server that went away in between ends the watch; a first failure is an error.
-          if (first || !(error instanceof ServerUnavailable)) throw error;
-          ctx.out.info(`the server at ${url} stopped`);
-          return;
-        }
-        // The stream ended: the server is going away, or it dropped this client for falling behind (then resume).
-        await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
-        if (!(await server.client.ping())) {
-          ctx.out.info(`the server at ${url} stopped`);
-          return;
-        }
-        ctx.out.info(`the stream ended; resuming after event ${lastEventId ?? "(none)"}`);
+/** Prints the running server's cache events until it stops (or the user does). */
+export async function watchEvents(ctx: CliContext): Promise<void> {
+  const config = await ctx.loadConfig();
+  const { server, url } = await findServer(ctx, config);
+  if (!server) throw new ServerUnavailable(`no Inferno server answers at ${url}: start one with \`${ctx.command("serve")}\` (or give --server URL)`);
+  ctx.out.info(`watching the cache of the server at ${url} (Ctrl-C to stop)`);
+  let lastEventId: string | undefined;
+  for (let first = true; ; first = false) {
+    try {
+      for await (const { id, event } of server.client.events({ lastEventId })) {
+        if (id !== null) lastEventId = id;
+        ctx.out.print(ctx.out.json ? JSON.stringify(event) : eventLine(event));
       }
-    });
+    } catch (error) {
+      // Reconnecting to a server that went away in between ends the watch; a first failure is an error.
+      if (first || !(error instanceof ServerUnavailable)) throw error;
+      ctx.out.info(`the server at ${url} stopped`);
+      return;
+    }
+    // The stream ended: the server is going away, or it dropped this client for falling behind (then resume).
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    if (!(await server.client.ping())) {
+      ctx.out.info(`the server at ${url} stopped`);
+      return;
+    }
+    ctx.out.info(`the stream ended; resuming after event ${lastEventId ?? "(none)"}`);
+  }
 }

@@ -1,0 +1,38 @@
+/**
+ * Generated from src/config/schema.ts by `npm run docs:config` (checked by `npm run docs:check`); do not edit.
+ * Each fixed key's description and choices as plain data, so `--help` needs no zod (see src/cli/flags.ts).
+ */
+export const KEY_REFERENCE = {
+  "models_dir": { description: "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. `~` and `$VAR` are expanded." },
+  "models_dirs": { description: "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default `./models` is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry." },
+  "model_stores": { description: "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: none. `inferno models list --stores` shows what each would add.", choices: ["ollama","lmstudio","huggingface"] },
+  "allow_outside_models_dir": { description: "Allow model names that resolve outside the models directories and enabled stores (absolute paths, `..`, escaping symlinks)." },
+  "cache.persist_cache": { description: "Save usage statistics to `<cache_dir>/cache_state.bin.zst` and restore them at start." },
+  "cache.cache_dir": { description: "Directory of the state file. Default: the platform cache directory + `/inferno` (`$XDG_CACHE_HOME/inferno` or `~/.cache/inferno` on Linux). `~` and `$VAR` are expanded." },
+  "cache.max_cached_models": { description: "Most models resident at once. Loading one more evicts an idle model first." },
+  "cache.max_memory_mb": { description: "Memory budget for resident models, in MiB. 0 = auto: half of the system's total RAM. A model that can never fit is refused." },
+  "cache.model_ttl_seconds": { description: "Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness; at most 315360000 (10 years)." },
+  "cache.enable_warmup": { description: "Load the most valuable models in the background at start." },
+  "cache.warmup_strategy": { description: "How warm-up ranks models: `usage` (decayed frequency x load cost), `recent` (last used first), `priority` (`always_warm` order), `hybrid` (pinned, then usage), `none`.", choices: ["usage","recent","priority","hybrid","none"] },
+  "cache.warmup_concurrency": { description: "Models loaded at the same time during warm-up." },
+  "cache.always_warm": { description: "Model names loaded at start and never evicted (pinned), in priority order." },
+  "cache.persist_interval_seconds": { description: "Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close; at most 315360000 (10 years)." },
+  "cache.restore_window_hours": { description: "Only models used within this many hours are warmed at start. 0 = no limit." },
+  "cache.usage_half_life_hours": { description: "Half-life, in hours, of the exponentially decayed usage frequency that ranks models." },
+  "cache.eviction_policy": { description: "Which idle model to evict first: `lru` (least recently used), `cost-aware` (GreedyDual-Size-Frequency: keeps models that are slow to load, small and often used) or `reload-cost` (keeps the models whose expected reload time — usage frequency x measured load time — per share of the memory or count limit is highest). The default is the one `npm run bench` measured closest to the offline optimum.", choices: ["lru","cost-aware","reload-cost"] },
+  "cache.load_failure_cooldown_seconds": { description: "After a failed load, further loads of that model are refused for this many seconds." },
+  "cache.missing_retention_days": { description: "Days the statistics of a model whose file is missing at start are kept (marked `missing`) before they are dropped. A models directory that is absent altogether changes nothing." },
+  "backend.threads": { description: "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores." },
+  "backend.context_size": { description: "Context window in tokens for GGUF models." },
+  "backend.batch_size": { description: "Prompt-processing batch size in tokens." },
+  "backend.gpu": { description: "GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`.", choices: ["auto","false","cuda","vulkan","metal"] },
+  "backend.mmap": { description: "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in the README)." },
+  "backend.parallel": { description: "Concurrent sequences per loaded GGUF model; further requests to that model queue." },
+  "backend.isolation": { description: "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.", choices: ["process","in-process"] },
+  "server.host": { description: "Address `inferno serve` binds to." },
+  "server.port": { description: "TCP port `inferno serve` listens on. 0 = any free port." },
+  "server.api_key": { description: "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server." },
+  "server.max_queue": { description: "Requests that may wait for a model; beyond this the server answers 503 with `Retry-After`." },
+  "server.keep_alive_min_seconds": { description: "Lower bound on a request's `keep_alive`, in seconds; at most 315360000 (10 years)." },
+  "server.keep_alive_max_seconds": { description: "Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound (a request may still name at most 315360000 s, 10 years, or -1 for forever)." },
+} as const;
