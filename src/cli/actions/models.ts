@@ -194,6 +194,8 @@ export async function demoCommand(ctx: CliContext, dir: string | undefined, opti
   const demo = await createDemoModel(target);
   if (ctx.out.json) return ctx.out.printJson({ ...demo, models_dir: target });
   ctx.out.print(`${demo.created ? "wrote" : "kept"} ${demo.path} (${formatBytes(demo.size)}, random weights: it babbles)`);
-  const dirFlag = target === config.models_dir ? "" : ` --models-dir ${JSON.stringify(target)}`;
+  // A directory given for this command only (argument or --models-dir) must be in the hint too, or `run` looks elsewhere.
+  const given = dir !== undefined || options.modelsDir !== undefined;
+  const dirFlag = given ? ` --models-dir ${JSON.stringify(target)}` : "";
   ctx.out.info(`try: ${ctx.command(`run${dirFlag} ${DEMO_MODEL_NAME} "Once upon a time"`)}`);
 }
