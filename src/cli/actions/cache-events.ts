@@ -1,7 +1,7 @@
 /**
- * What `inferno cache events` (alias `inferno cache watch`) does: the running server's cache events as they happen, one line each
- * (`--json`: one JSON object per line, NDJSON). Needs a running server. When the server drops the stream (this client
- * fell behind) it reconnects with the last event id and resumes; when the server goes away it ends.
+ * What `inferno cache events` (alias `inferno cache watch`) does: the running server's cache events as they happen, one
+ * line each (`--json`: one JSON object per line, NDJSON). Needs a running server. When the server drops the stream
+ * (this client fell behind) it reconnects with the last event id and resumes; when the server goes away it ends.
  */
 import { ServerUnavailable } from "../../errors/index.js";
 import type { CacheEventJson } from "../../runtime/client.js";

@@ -1,9 +1,9 @@
 /**
- * What `inferno cache …` does (its command tree is in ../commands/cache.ts): the model cache's statistics and state. With a running server (address from `--server` or
- * `[server]`) the commands act on its live cache; without one they work on the state file
- * (`<cache_dir>/cache_state.bin.zst`), and each says which it used. Nothing is loaded in file mode, so there `clear` and
- * `evict` remove saved entries (a starting server will not warm them) and `warmup` prints the plan a starting server
- * would follow. `inspect` always decodes the file.
+ * What `inferno cache …` does (its command tree is in ../commands/cache.ts): the model cache's statistics and state.
+ * With a running server (address from `--server` or `[server]`) the commands act on its live cache; without one they
+ * work on the state file (`<cache_dir>/cache_state.bin.zst`), and each says which it used. Nothing is loaded in file
+ * mode, so there `clear` and `evict` remove saved entries (a starting server will not warm them) and `warmup` prints
+ * the plan a starting server would follow. `inspect` always decodes the file.
  */
 import type { CacheState } from "../../cache/persistence/types.js";
 import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";

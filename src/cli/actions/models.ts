@@ -1,6 +1,7 @@
 /**
- * What `inferno models` does (its command tree is in ../commands/models.ts): what is in the models directories and stores (`list`, `info`), whether it is sound (`validate`),
- * and a demo model to start with (`demo`). Everything here reads headers only; no model is loaded.
+ * What `inferno models` does (its command tree is in ../commands/models.ts): what is in the models directories and
+ * stores (`list`, `info`), whether it is sound (`validate`), and a demo model to start with (`demo`). Everything here
+ * reads headers only; no model is loaded.
  */
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";

@@ -1,9 +1,10 @@
 /**
- * What `inferno run MODEL [PROMPT]` does (its command line is in ../commands/run.ts), like `ollama run`: chat with a GGUF model through its own chat template (`--raw` for a
- * plain completion). With a prompt it answers once; without one it is a chat, one turn per line read from stdin
- * (`>>>` prompt on a terminal, `/bye` or end of input leaves, Ctrl-C stops the current answer). When a server answers
- * at the configured address it generates there — on the server's cache, no second copy of the model — and says so;
- * `--local` (or no server) loads the model in this process for the command's lifetime.
+ * What `inferno run MODEL [PROMPT]` does (its command line is in ../commands/run.ts), like `ollama run`: chat with a
+ * GGUF model through its own chat template (`--raw` for a plain completion). With a prompt it answers once; without one
+ * it is a chat, one turn per line read from stdin (`>>>` prompt on a terminal, `/bye` or end of input leaves, Ctrl-C
+ * stops the current answer). When a server answers at the configured address it generates there — on the server's
+ * cache, no second copy of the model — and says so; `--local` (or no server) loads the model in this process for the
+ * command's lifetime.
  */
 import { createInterface } from "node:readline";
 import { physicalCores, threadCount } from "../../backends/common.js";
