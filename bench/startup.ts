@@ -1,6 +1,7 @@
 /**
- * CLI start-up: the installed `inferno` (bin/inferno.js on the compiled dist/) answering `--version`, `--help` and
- * `config path` — commands that load no model and must never load llama.cpp or ONNX Runtime — against `node -e 0`,
+ * CLI start-up: the installed `inferno` (bin/inferno.js on the compiled dist/) answering `--version`, `--help`,
+ * `config path` and a subcommand's `--help` (`run --help`) — commands that load no model and must never load llama.cpp,
+ * ONNX Runtime or the configuration schema (test/cli/startup.test.ts checks which modules they load) — against `node -e 0`,
  * the floor any Node CLI pays. Target: within 2×. Runs are interleaved and the median of each is kept, so a burst of
  * other work on a shared machine does not land on one command only.
  *
@@ -35,6 +36,7 @@ export async function startupBench(options: { quick: boolean } = { quick: false 
       ["inferno --version", [BIN, "--version"]],
       ["inferno --help", [BIN, "--help"]],
       ["inferno config path", [BIN, "config", "path"]],
+      ["inferno run --help", [BIN, "run", "--help"]],
     ];
     const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
     for (let round = 0; round < ROUNDS; round++) {

@@ -31,4 +31,12 @@ version=$(env -i PATH="$PATH" HOME="$tmp/home" node bin/inferno.js --version)
 expected=$(node -p 'require("./package.json").version')
 [ "$version" = "$expected" ] || fail "inferno --version printed '$version', expected '$expected'"
 env -i PATH="$PATH" HOME="$tmp/home" node bin/inferno.js --help >/dev/null || fail "inferno --help failed"
-echo "check-install: npm ci in a fresh clone with an empty HOME took ${seconds}s; no native build ran; inferno --version = $version"
+# What the README's first steps do: npx runs this clone's CLI (not the unrelated `inferno` registry package), and the
+# demo model generates through the llama.cpp binary the install brought (one thread: the machine may be busy).
+npx_version=$(env -i PATH="$PATH" HOME="$tmp/home" npx --no-install inferno-ai --version 2>/dev/null) || fail "npx inferno-ai --version failed"
+[ "$npx_version" = "$expected" ] || fail "npx inferno-ai --version printed '$npx_version', expected '$expected'"
+env -i PATH="$PATH" HOME="$tmp/home" node bin/inferno.js models demo >/dev/null 2>&1 || fail "inferno models demo failed"
+answer=$(env -i PATH="$PATH" HOME="$tmp/home" INFERNO_SERVER__PORT=1 node bin/inferno.js run inferno-demo "Hello" --max-tokens 8 --threads 1 --local 2>"$tmp/run.log") ||
+  { cat "$tmp/run.log" >&2; fail "inferno run inferno-demo failed"; }
+[ -n "$answer" ] || fail "inferno run inferno-demo printed no answer"
+echo "check-install: npm ci in a fresh clone with an empty HOME took ${seconds}s; no native build ran; inferno --version = $version; npx inferno-ai and the demo model answer"

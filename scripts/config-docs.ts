@@ -1,6 +1,7 @@
 /**
- * Generates the configuration reference from the schema into README.md (between the `config-reference` markers).
- * `--check` fails when the README is not current, so CI catches a schema change without regenerated docs.
+ * Generates, from the schema, the configuration reference in README.md (between the `config-reference` markers) and
+ * src/config/reference.generated.ts (each key's description and choices, which `--help` reads so that it needs no zod).
+ * `--check` fails when either is not current, so CI catches a schema change without regenerated output.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { allKeys, envNameOf, sectionDescription } from "../src/config/index.js";
@@ -39,23 +40,72 @@ export function renderReference(): string {
   return lines.join("\n").trimEnd();
 }
 
-function main(): void {
+/**
+ * src/config/reference.generated.ts: every fixed key's description and choices as plain data. The CLI builds its help
+ * from it without importing the schema (zod alone costs more start-up than the rest of `inferno --help`).
+ */
+export function renderKeyTable(): string {
+  const entries = allKeys()
+    .filter((key) => !key.path.includes("<name>"))
+    .map((key) => {
+      const choices = key.choices === undefined ? "" : `, choices: ${JSON.stringify(key.choices)}`;
+      return `  ${JSON.stringify(key.key)}: { description: ${JSON.stringify(key.description)}${choices} },`;
+    });
+  return [
+    "/**",
+    " * Generated from src/config/schema.ts by `npm run docs:config` (checked by `npm run docs:check`); do not edit.",
+    " * Each fixed key's description and choices as plain data, so `--help` needs no zod (see src/cli/flags.ts).",
+    " */",
+    "export const KEY_REFERENCE = {",
+    ...entries,
+    "} as const;",
+    "",
+  ].join("\n");
+}
+
+/** A generated file and its current text. */
+interface Output {
+  path: URL;
+  label: string;
+  text: string;
+}
+
+function outputs(): Output[] {
   const readmePath = new URL("../README.md", import.meta.url);
   const readme = readFileSync(readmePath, "utf8");
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new Error("README.md has no config-reference markers");
-  const updated = `${readme.slice(0, start + START.length)}\n\n${renderReference()}\n\n${readme.slice(end)}`;
+  return [
+    {
+      path: readmePath,
+      label: "README.md's configuration reference",
+      text: `${readme.slice(0, start + START.length)}\n\n${renderReference()}\n\n${readme.slice(end)}`,
+    },
+    { path: new URL("../src/config/reference.generated.ts", import.meta.url), label: "src/config/reference.generated.ts", text: renderKeyTable() },
+  ];
+}
+
+function current(path: URL): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function main(): void {
+  const stale = outputs().filter((o) => current(o.path) !== o.text);
   if (process.argv.includes("--check")) {
-    if (updated !== readme) {
-      console.error("README.md's configuration reference is out of date with src/config/schema.ts: run `npm run docs:config`.");
-      process.exit(1);
-    }
-    console.log("configuration reference is current");
+    for (const o of stale) console.error(`${o.label} is out of date with src/config/schema.ts: run \`npm run docs:config\`.`);
+    if (stale.length > 0) process.exit(1);
+    console.log("configuration reference and key table are current");
     return;
   }
-  writeFileSync(readmePath, updated);
-  console.log("README.md configuration reference regenerated");
+  for (const o of stale) {
+    writeFileSync(o.path, o.text);
+    console.log(`${o.label} regenerated`);
+  }
 }
 
 main();

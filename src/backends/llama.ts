@@ -27,17 +27,18 @@ import {
   parseForcedCall,
   toolCallsOf,
 } from "./llama-tools.js";
-import type {
-  Backend,
-  ChatMessage,
-  ChatOptions,
-  EmbeddingResult,
-  FinishReason,
-  GenerationOptions,
-  GenerationResult,
-  LoadOptions,
-  TextModel,
-  ToolCall,
+import {
+  DEFAULT_TEMPERATURE,
+  type Backend,
+  type ChatMessage,
+  type ChatOptions,
+  type EmbeddingResult,
+  type FinishReason,
+  type GenerationOptions,
+  type GenerationResult,
+  type LoadOptions,
+  type TextModel,
+  type ToolCall,
 } from "./types.js";
 
 type NodeLlamaCpp = typeof NodeLlamaCppModule;
@@ -89,9 +90,6 @@ class SequencePool {
     else this.free.push(sequence);
   }
 }
-
-/** Sampling temperature when a request sets none (llama.cpp's and Ollama's default); 0 would mean greedy decoding. */
-export const DEFAULT_TEMPERATURE = 0.8;
 
 const STOP_REASONS: Record<string, FinishReason> = {
   eogToken: "stop",

@@ -17,6 +17,9 @@ export type JsonSchema = { [key: string]: unknown };
  */
 export type OutputFormat = { type: "json" } | { type: "json_schema"; schema: JsonSchema };
 
+/** Sampling temperature when a request sets none (llama.cpp's and Ollama's default); 0 would mean greedy decoding. */
+export const DEFAULT_TEMPERATURE = 0.8;
+
 /**
  * Options for one generation. Plain data only (no functions besides `signal` and `onText`, no class instances): the
  * process-isolated backend forwards everything else unchanged to the host process that runs llama.cpp.
@@ -24,7 +27,7 @@ export type OutputFormat = { type: "json" } | { type: "json_schema"; schema: Jso
 export interface GenerationOptions {
   /** Most tokens to generate (default: until the model stops or the context is full, capped by the backend). */
   maxTokens?: number;
-  /** Sampling temperature; 0 = greedy. Default 0.8 for GGUF models. */
+  /** Sampling temperature; 0 = greedy. Default `DEFAULT_TEMPERATURE` for GGUF models. */
   temperature?: number;
   /** Nucleus sampling: sample only from the most likely tokens whose probabilities add up to this (0 < topP <= 1). */
   topP?: number;

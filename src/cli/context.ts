@@ -1,14 +1,12 @@
-/** What every command gets: its IO, the global flags, output helpers and the layered configuration. */
+/**
+ * What every command gets: its IO, the global flags, output helpers and the layered configuration. Built for every
+ * invocation, `--help` included, so the configuration loader (and the zod schema under it) is imported only when a
+ * command asks for the configuration.
+ */
 import type { Command } from "commander";
-import {
-  currentEnvironment,
-  type Environment,
-  type FlagValue,
-  type InfernoConfig,
-  type LoadConfigOptions,
-  type ResolvedConfig,
-  resolveConfig,
-} from "../config/index.js";
+import type { FlagValue, LoadConfigOptions, ResolvedConfig } from "../config/load.js";
+import type { InfernoConfig } from "../config/schema.js";
+import { currentEnvironment, type Environment } from "../config/paths.js";
 import { type CliIO, type GlobalOptions, Output } from "./io.js";
 
 export class CliContext {
@@ -37,7 +35,8 @@ export class CliContext {
    * The layered configuration with origins, honouring `--config` and the command's own config flags. `fileTexts`
    * stands in for files not yet written (`config set` validates the configuration a change would produce).
    */
-  resolveConfig(flags: FlagValue[] = [], fileTexts?: LoadConfigOptions["fileTexts"]): Promise<ResolvedConfig> {
+  async resolveConfig(flags: FlagValue[] = [], fileTexts?: LoadConfigOptions["fileTexts"]): Promise<ResolvedConfig> {
+    const { resolveConfig } = await import("../config/load.js");
     return resolveConfig({ env: this.io.env, cwd: this.io.cwd, configFile: this.globals.config, flags, fileTexts });
   }
 

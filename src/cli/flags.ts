@@ -1,10 +1,12 @@
 /**
  * Command-line flags that set configuration keys, as one table typed against the configuration: a flag cannot name a
- * key that does not exist, and its help text is the key's schema description.
+ * key that does not exist, and its help text is the key's schema description. Help is built from the key table
+ * generated from the schema (`KEY_REFERENCE`), so `--help` never imports zod; the values are parsed against the schema
+ * itself, when a command runs (`flag-values.ts`).
  */
 import { type Command, Option } from "commander";
-import { type FlagValue, findKey, parseValue, type SchemaConfig } from "../config/index.js";
-import { UsageError } from "../errors/index.js";
+import { KEY_REFERENCE } from "../config/reference.generated.js";
+import type { SchemaConfig } from "../config/schema.js";
 
 type Leaves<T, Prefix extends string = ""> = {
   [K in keyof T & string]: NonNullable<T[K]> extends Record<string, unknown>
@@ -48,36 +50,35 @@ export type ConfigFlagName = (typeof CONFIG_FLAGS)[number]["flag"];
 /** The flags of `[backend]`: every command that runs a model (`run`, `serve`) takes all of them. */
 export const BACKEND_FLAGS = CONFIG_FLAGS.filter((f) => f.key.startsWith("backend.")).map((f) => f.flag);
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/**
+ * The configuration flags each command accepts: read by its command tree (commands/) for help and by its action
+ * (actions/) for the values, so the two cannot disagree.
+ */
+export const COMMAND_FLAGS = {
+  /** Server and cache flags, and every backend flag `run` takes. */
+  serve: ["host", "port", "models-dir", "cache-dir", "max-cached-models", "api-key", ...BACKEND_FLAGS],
+  run: ["models-dir", ...BACKEND_FLAGS, "api-key"],
+  models: ["models-dir"],
+  cache: ["cache-dir", "models-dir"],
+  /** `config get` and `config show` take every flag, to show what a command given those flags would see. */
+  config: CONFIG_FLAGS.map((f) => f.flag),
+} as const satisfies Record<string, readonly ConfigFlagName[]>;
+
+/** The flag's entry in `CONFIG_FLAGS`. */
+export function configFlag(name: ConfigFlagName): ConfigFlag {
+  return CONFIG_FLAGS.find((f) => f.flag === name) as ConfigFlag;
 }
 
-function entry(name: ConfigFlagName): ConfigFlag {
-  return CONFIG_FLAGS.find((f) => f.flag === name) as ConfigFlag;
+/** The description and choices of a key, from the table generated from the schema. */
+export function keyReference(key: ConfigKey): { description: string; choices?: readonly string[] } {
+  return KEY_REFERENCE[key];
 }
 
 /** Adds the named configuration flags to a command, with help from the schema. */
 export function addConfigFlags(command: Command, names: readonly ConfigFlagName[]): Command {
   for (const name of names) {
-    const { flag, key, argument } = entry(name);
-    const info = findKey(key.split("."));
-    command.addOption(new Option(`--${flag} ${argument}`, `${info?.description ?? key} (config: ${key})`));
+    const { flag, key, argument } = configFlag(name);
+    command.addOption(new Option(`--${flag} ${argument}`, `${keyReference(key).description} (config: ${key})`));
   }
   return command;
-}
-
-/** The configuration values given by the named flags in parsed options, typed by their keys. */
-export function configFlagValues(options: Record<string, unknown>, names: readonly ConfigFlagName[]): FlagValue[] {
-  const values: FlagValue[] = [];
-  for (const name of names) {
-    const raw = options[camel(name)];
-    if (raw === undefined) continue;
-    const { flag, key } = entry(name);
-    const info = findKey(key.split("."));
-    if (!info) continue;
-    const parsed = parseValue(info, String(raw));
-    if (!parsed.ok) throw new UsageError(`--${flag} expects ${parsed.expected}, found ${JSON.stringify(raw)}`);
-    values.push({ key, value: parsed.value, flag: `--${flag}` });
-  }
-  return values;
 }

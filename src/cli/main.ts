@@ -1,7 +1,6 @@
 /** The `inferno` entry point: runs the command tree and maps every error to an exit code and one sentence, once. */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { CommanderError } from "commander";
 import { exitCodeOf, isInfernoError, messageOf } from "../errors/index.js";
 import { type CliIO, processIO } from "./io.js";
 import { packageVersion } from "./version.js";
@@ -22,6 +21,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     await program.parseAsync(argv);
     return ctx.exitCode;
   } catch (error) {
+    // Commander is loaded by now (program.js imports it); importing it here keeps it out of `--version`'s start-up.
+    const { CommanderError } = await import("commander");
     if (error instanceof CommanderError) {
       // Commander already printed its message (and the help hint) to stderr.
       return COMMANDER_OK.has(error.code) ? 0 : 2;

@@ -1,4 +1,9 @@
-/** Builds the `inferno` command tree. Each command lives in `commands/` and registers itself here. */
+/**
+ * Builds the `inferno` command tree. Each command's line (arguments, flags, help) lives in `commands/` and registers
+ * itself here; what it does lives in `actions/`, imported only when it runs. So `--help` (of any command) and the
+ * commands that need no configuration answer without importing the configuration schema (zod), a model runtime or the
+ * server: test/cli/startup.test.ts checks which modules they load.
+ */
 import { Command } from "commander";
 import { UsageError } from "../errors/index.js";
 import { registerCache } from "./commands/cache.js";

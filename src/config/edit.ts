@@ -2,7 +2,7 @@
  * Editing a configuration file in place for `config set` / `config unset`: the change is applied to the TOML text with
  * a comment-preserving patcher, so every byte outside the changed value stays as the user wrote it.
  */
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse as parsePreserving, patch } from "@decimalturn/toml-patch";
 import { parse as parseToml, TomlError } from "smol-toml";
@@ -128,12 +128,4 @@ export async function createConfigFile(file: string, text: string): Promise<bool
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw error;
   }
-}
-
-/** Whether a configuration file exists at `file` (without reading or parsing it, so it works on broken files too). */
-export async function configFileExists(file: string): Promise<boolean> {
-  return stat(file).then(
-    (s) => s.isFile(),
-    () => false,
-  );
 }

@@ -13,14 +13,13 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { ConfigInvalid } from "../errors/index.js";
 import { allKeys, childNames, closestMatches, findKey, formatKey, isRecordPath } from "./keys.js";
 import {
+  type ConfigFileRef,
+  configFiles,
   currentEnvironment,
   defaultCacheDir,
   type Environment,
   expandPath,
-  globalConfigPath,
-  localConfigPath,
   PathExpansionError,
-  userConfigPath,
 } from "./paths.js";
 import { configSchema, type InfernoConfig, PATH_KEYS } from "./schema.js";
 import { isTable, type Tree } from "./tree.js";
@@ -52,12 +51,6 @@ export interface LoadConfigOptions extends Partial<Environment> {
    * whole configuration a change would produce before it writes anything.
    */
   fileTexts?: ReadonlyMap<string, string>;
-}
-
-export interface ConfigFileRef {
-  kind: "global" | "user" | "local" | "file";
-  path: string;
-  exists: boolean;
 }
 
 export interface ResolvedConfig {
@@ -279,19 +272,6 @@ function mergeInto(target: Tree, source: Tree, origin: Origin, origins: Map<stri
       origins.set(formatKey(childPath), origin);
     }
   }
-}
-
-/** The configuration files consulted, lowest precedence first. */
-export function configFiles(environment: Environment, configFile?: string): ConfigFileRef[] {
-  const files: ConfigFileRef[] = [
-    { kind: "global", path: globalConfigPath(environment), exists: false },
-    { kind: "user", path: userConfigPath(environment), exists: false },
-    { kind: "local", path: localConfigPath(environment), exists: false },
-  ];
-  if (configFile !== undefined) {
-    files.push({ kind: "file", path: expandPath(configFile, environment, environment.cwd), exists: false });
-  }
-  return files;
 }
 
 /** Loads the layered configuration with the origin of every value. */

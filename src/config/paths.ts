@@ -1,4 +1,8 @@
-/** Where configuration files live, the platform cache directory, and `~`/`$VAR` expansion in path values. */
+/**
+ * Where configuration files live, the platform cache directory, and `~`/`$VAR` expansion in path values. Imports no
+ * schema: `inferno config path` answers from here alone.
+ */
+import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -66,4 +70,31 @@ export function expandPath(value: string, environment: Environment, base: string
     return found;
   });
   return resolve(base, out);
+}
+
+export interface ConfigFileRef {
+  kind: "global" | "user" | "local" | "file";
+  path: string;
+  exists: boolean;
+}
+
+/** The configuration files consulted, lowest precedence first (`exists` is filled in by whoever reads them). */
+export function configFiles(environment: Environment, configFile?: string): ConfigFileRef[] {
+  const files: ConfigFileRef[] = [
+    { kind: "global", path: globalConfigPath(environment), exists: false },
+    { kind: "user", path: userConfigPath(environment), exists: false },
+    { kind: "local", path: localConfigPath(environment), exists: false },
+  ];
+  if (configFile !== undefined) {
+    files.push({ kind: "file", path: expandPath(configFile, environment, environment.cwd), exists: false });
+  }
+  return files;
+}
+
+/** Whether a configuration file exists at `file` (without reading or parsing it, so it works on broken files too). */
+export async function configFileExists(file: string): Promise<boolean> {
+  return stat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }

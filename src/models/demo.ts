@@ -5,7 +5,6 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { tinyLlamaGguf, writeFileAtomically } from "./gguf-writer.js";
 import type { Bytes } from "./types.js";
 
 /** The demo model's name (its file stem) and file name. */
@@ -26,6 +25,8 @@ export interface DemoModel {
 
 /** Writes the demo model into `dir` (created if needed). Idempotent: an existing, complete demo file is kept. */
 export async function createDemoModel(dir: string): Promise<DemoModel> {
+  // The writer is imported when a demo is written: `inferno --help` names the demo model and must stay cheap.
+  const { tinyLlamaGguf, writeFileAtomically } = await import("./gguf-writer.js");
   const path = join(dir, DEMO_MODEL_FILE);
   const bytes = tinyLlamaGguf(DEMO_OPTIONS);
   const existing = await stat(path).catch(() => null);

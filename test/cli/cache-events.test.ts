@@ -1,7 +1,7 @@
 /** `inferno cache events` / `inferno cache watch` against a live server (the real cache on the fake backend). */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { eventLine } from "../../src/cli/commands/cache-events.js";
+import { eventLine } from "../../src/cli/actions/cache-events.js";
 import { cliSandbox } from "../helpers/cli.js";
 import { startFakeServer } from "../helpers/fake-server.js";
 

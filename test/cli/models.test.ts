@@ -37,6 +37,16 @@ test("models demo, then run it: the README's first commands", async (t) => {
   assert.equal(streamed.stdout, `${result.text}\n`, "streaming prints the same text as it comes");
 });
 
+test("models demo into a directory given for this command only: the hint names it, so it works as printed", async (t) => {
+  const s = await cliSandbox(t);
+  for (const args of [["models", "demo", "elsewhere"], ["models", "demo", "--models-dir", "flagged"]]) {
+    const demo = await s.run(args, FAST);
+    assert.equal(demo.code, 0, demo.stderr);
+    const dir = join(s.cwd, args.at(-1) as string);
+    assert.ok(demo.stderr.includes(`try: inferno run --models-dir ${JSON.stringify(dir)} inferno-demo "Once upon a time"`), demo.stderr);
+  }
+});
+
 test("models list and info, as tables and as JSON", async (t) => {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);

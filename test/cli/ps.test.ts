@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { formatBytes, formatUntil, untilOf } from "../../src/cli/commands/ps.js";
+import { formatBytes, formatUntil, untilOf } from "../../src/cli/actions/ps.js";
 import { serverUrl } from "../../src/runtime/index.js";
 
 describe("inferno ps formatting", () => {

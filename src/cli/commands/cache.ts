@@ -1,224 +1,16 @@
 /**
- * `inferno cache …`: the model cache's statistics and state. With a running server (address from `--server` or
- * `[server]`) the commands act on its live cache; without one they work on the state file
- * (`<cache_dir>/cache_state.bin.zst`), and each says which it used. Nothing is loaded in file mode, so there `clear` and
- * `evict` remove saved entries (a starting server will not warm them) and `warmup` prints the plan a starting server
- * would follow. `inspect` always decodes the file.
+ * `inferno cache …`'s command tree: the model cache's statistics and state, on the running server or, without one, on
+ * the state file. What each command does is in ../actions/cache.ts (events: ../actions/cache-events.ts), imported when
+ * it runs.
  */
 import { type Command, Option } from "commander";
-import type { CacheState } from "../../cache/persistence/types.js";
-import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
-import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
-import { iso } from "../../cache/state-view.js";
-import type { InfernoClient } from "../../runtime/index.js";
-import type { InfernoConfig } from "../../config/index.js";
-import type { StateFile } from "../../runtime/state-file.js";
-import { ServerUnavailable } from "../../errors/index.js";
+import type { WarmupStrategy } from "../../cache/types.js";
 import type { CliContext } from "../context.js";
-import { addConfigFlags, type ConfigFlagName, configFlagValues } from "../flags.js";
-import { formatTable } from "../io.js";
-import { findServer } from "../live.js";
-import { registerCacheEvents } from "./cache-events.js";
-import { runPs } from "./ps.js";
+import { addConfigFlags, COMMAND_FLAGS, keyReference } from "../flags.js";
+import { addPsCommand } from "./ps.js";
 
-const FLAGS: readonly ConfigFlagName[] = ["cache-dir", "models-dir"];
-const STRATEGIES: WarmupStrategy[] = ["usage", "recent", "priority", "hybrid", "none"];
-
-/** Where a command acts: the running server's live cache, or the state file when no server answers. */
-type Target = { kind: "server"; client: InfernoClient; url: string } | { kind: "file"; file: StateFile };
-
-/** The state file, its code (zstd, locks) imported only by the commands that read it. */
-async function stateFile(ctx: CliContext, config: InfernoConfig): Promise<StateFile> {
-  const { StateFile } = await import("../../runtime/state-file.js");
-  return new StateFile(config, { environment: ctx.environment() });
-}
-
-/** Finds the running server, or falls back to the state file, and tells the user (stderr) which it used. */
-async function connect(ctx: CliContext, options: Record<string, unknown>): Promise<Target> {
-  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const { server, url } = await findServer(ctx, config);
-  if (server) {
-    ctx.out.info(`using the running server at ${url}`);
-    return { kind: "server", ...server };
-  }
-  const file = await stateFile(ctx, config);
-  ctx.out.info(`no server running at ${url}; read ${file.path}`);
-  return { kind: "file", file };
-}
-
-/** `inspect` decodes the file even while a server runs, and warns that the server's live state may be newer. */
-async function openStateFile(ctx: CliContext, options: Record<string, unknown>): Promise<StateFile> {
-  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
-  const file = await stateFile(ctx, config);
-  const { server, url } = await findServer(ctx, config);
-  if (server) {
-    ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);
-  } else {
-    ctx.out.info(`no server running at ${url}; read ${file.path}`);
-  }
-  return file;
-}
-
-function printWarmup(ctx: CliContext, result: WarmupResult): void {
-  if (ctx.out.json) {
-    ctx.out.printJson(result);
-    return;
-  }
-  ctx.out.print(result.loaded.length > 0 ? `loaded: ${result.loaded.join(", ")}` : "nothing loaded");
-  for (const { name, reason } of result.skipped) ctx.out.print(`skipped ${name}: ${reason}`);
-  for (const { name, error } of result.failed) ctx.out.print(`failed ${name}: ${error}`);
-  if (result.failed.length > 0) ctx.exitCode = 1;
-}
-
-function ms(value: number | null): string {
-  return value === null ? "-" : `${Math.round(value)} ms`;
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-
-function printStats(ctx: CliContext, stats: CacheStats): void {
-  const evictions = Object.entries(stats.evictions)
-    .filter(([, n]) => n > 0)
-    .map(([reason, n]) => `${reason} ${n}`)
-    .join(", ");
-  ctx.out.print(
-    [
-      `hits ${stats.hits}, misses ${stats.misses}, hit rate ${(stats.hit_rate * 100).toFixed(1)}%`,
-      `loads ${stats.loads}, load failures ${stats.load_failures}, warm-ups ${stats.warmups}`,
-      `evictions: ${evictions || "none"}`,
-      `loaded ${stats.models_loaded} of at most ${stats.max_cached_models}, memory ${mib(stats.memory_bytes)}` +
-        (stats.memory_limit_bytes > 0 ? ` of ${mib(stats.memory_limit_bytes)}` : " (no limit)"),
-      `last save: ${stats.last_save.at ?? "never"}${stats.last_save.ok === false ? ` (failed: ${stats.last_save.error})` : ""}`,
-      `state file: ${stats.state_file ?? "none (persist_cache = false)"}`,
-    ].join("\n"),
-  );
-  if (stats.models.length === 0) {
-    ctx.out.print("no model statistics yet");
-    return;
-  }
-  ctx.out.print(
-    "\n" +
-      formatTable(
-        ["model", "loaded", "pinned", "requests", "hits", "misses", "loads", "avg load", "p95 load", "per hour", "last used"],
-        stats.models.map((m) => [
-          m.name,
-          m.loaded ? "yes" : "no",
-          m.pinned ? "yes" : "no",
-          String(m.requests),
-          String(m.hits),
-          String(m.misses),
-          String(m.loads),
-          ms(m.avg_load_ms),
-          ms(m.p95_load_ms),
-          m.frequency_per_hour.toFixed(2),
-          m.last_used ?? "never",
-        ]),
-      ),
-  );
-}
-
-function seconds(value: number): string {
-  return value >= 100 ? `${value.toFixed(0)} s` : `${value.toFixed(1)} s`;
-}
-
-function duration(totalSeconds: number): string {
-  if (totalSeconds < 120) return `${totalSeconds.toFixed(0)} s`;
-  if (totalSeconds < 7200) return `${(totalSeconds / 60).toFixed(0)} min`;
-  if (totalSeconds < 172_800) return `${(totalSeconds / 3600).toFixed(1)} h`;
-  return `${(totalSeconds / 86_400).toFixed(1)} days`;
-}
-
-function percent(rate: number): string {
-  return `${(rate * 100).toFixed(1)}%`;
-}
-
-/** A row's setting, as the configuration spells it: only what differs from the current settings. */
-function settingOf(row: AdviceRow, report: AdviceReport): string {
-  const { current } = report;
-  const memory = (mib: number) => (mib === 0 ? "no memory limit" : `max_memory_mb = ${mib}`);
-  if (row.current) return `current: ${current.eviction_policy}, max_cached_models = ${current.max_cached_models}, ${memory(current.max_memory_mb)}`;
-  if (row.varies === "eviction_policy") return `eviction_policy = ${row.eviction_policy}${row.settable ? "" : " (another runner's rule)"}`;
-  if (row.varies === "max_cached_models") return `max_cached_models = ${row.max_cached_models}`;
-  return memory(row.max_memory_mb);
-}
-
-/** The advice as a table: each setting's hit rate and load time over the log, the current one marked, then the one change advised. */
-function printAdvice(ctx: CliContext, report: AdviceReport): void {
-  const { log } = report;
-  const current = report.rows.find((r) => r.current) as AdviceRow;
-  const perDay = (r: AdviceRow) => ((current.load_seconds - r.load_seconds) * 86_400) / log.span_seconds;
-  ctx.out.print(
-    `request log: ${log.requests} requests for ${log.models} model(s) over ${duration(log.span_seconds)} (${log.first} to ${log.last}); ` +
-      `the cache had ${percent(log.observed.hit_rate)} hits (${log.observed.coalesced} joined a load) and ${seconds(log.observed.load_seconds)} of loading`,
-  );
-  const rows = report.rows.map((r) => [
-    `${r.current ? "* " : "  "}${settingOf(r, report)}`,
-    percent(r.hit_rate),
-    String(r.loads),
-    seconds(r.load_seconds),
-    r.current ? "-" : `${perDay(r) >= 0 ? "" : "+"}${seconds(Math.abs(perDay(r)))}`,
-  ]);
-  const optimum = report.optimum;
-  if (optimum) {
-    rows.push([
-      `  optimum at the current limits (${optimum.exact ? "exact" : "LP lower bound"})`,
-      "-",
-      "-",
-      seconds(optimum.load_seconds),
-      `${seconds(((current.load_seconds - optimum.load_seconds) * 86_400) / log.span_seconds)} at most`,
-    ]);
-  }
-  ctx.out.print("\n" + formatTable(["setting (replayed)", "hit rate", "loads", "load time", "saved per day"], rows));
-  const advice = report.recommendation;
-  ctx.out.print(
-    advice
-      ? `\nrecommended: set ${advice.key} = ${advice.to} (now ${advice.from}): ${seconds(advice.load_seconds_saved)} less loading over the log, ` +
-          `about ${seconds(advice.seconds_saved_per_day)} a day at this pace (hit rate ${percent(advice.hit_rate)})`
-      : "\nrecommended: keep the current settings; no change tried would have saved loading time",
-  );
-  for (const note of report.notes) ctx.out.print(`note: ${note}`);
-}
-
-function requestLogLine(state: CacheState): string {
-  const at = state.request_log?.at ?? [];
-  if (at.length === 0) return "request log: empty";
-  return `request log: ${at.length} requests, ${iso(at[0] as number)} to ${iso(at[at.length - 1] as number)} (inferno cache advise replays them)`;
-}
-
-function printState(ctx: CliContext, path: string, state: CacheState | null, bytes: number | null): void {
-  if (!state) {
-    ctx.out.print(`${path}: no state file yet`);
-    return;
-  }
-  const c = state.counters;
-  ctx.out.print(
-    [
-      `${path} (${bytes} bytes, saved ${iso(state.saved_at) ?? "at an invalid time"})`,
-      `counters: hits ${c.hits}, misses ${c.misses}, loads ${c.loads}, load failures ${c.load_failures}, warm-ups ${c.warmups}`,
-      `evictions: ${Object.entries(c.evictions).map(([r, n]) => `${r} ${n}`).join(", ")}`,
-      requestLogLine(state),
-    ].join("\n"),
-  );
-  if (state.models.length === 0) return;
-  ctx.out.print(
-    "\n" +
-      formatTable(
-        ["model", "key", "size", "mtime", "requests", "memory", "priority", "pinned"],
-        state.models.map((m) => [
-          m.name,
-          m.key,
-          String(m.fingerprint.size),
-          iso(m.fingerprint.mtimeMs) ?? "-",
-          String(m.usage.requests),
-          m.metadata.memory_bytes === null ? "-" : mib(m.metadata.memory_bytes),
-          m.priority.toFixed(2),
-          m.pinned ? "yes" : "no",
-        ]),
-      ),
-  );
-}
+const FLAGS = COMMAND_FLAGS.cache;
+const actions = () => import("../actions/cache.js");
 
 export function registerCache(program: Command, ctx: CliContext): void {
   const cache = program
@@ -226,39 +18,17 @@ export function registerCache(program: Command, ctx: CliContext): void {
     .description("the model cache: the running server's, or the state file when no server runs");
 
   addConfigFlags(cache.command("stats").description("print cache statistics (SPEC fields with --json)"), FLAGS).action(
-    async (options: Record<string, unknown>) => {
-      const target = await connect(ctx, options);
-      const stats = target.kind === "server" ? await target.client.stats() : await target.file.stats();
-      if (ctx.out.json) ctx.out.printJson(stats);
-      else printStats(ctx, stats);
-    },
+    async (options: Record<string, unknown>) => (await actions()).statsCommand(ctx, options),
   );
 
   addConfigFlags(cache.command("inspect").description("print the decoded state file"), FLAGS).action(
-    async (options: Record<string, unknown>) => {
-      const file = await openStateFile(ctx, options);
-      const { state, bytes } = await file.inspect();
-      if (ctx.out.json) ctx.out.printJson({ state_file: file.path, bytes, state });
-      else printState(ctx, file.path, state, bytes);
-    },
+    async (options: Record<string, unknown>) => (await actions()).inspectCommand(ctx, options),
   );
 
   addConfigFlags(
     cache.command("save").description("save the cache state now (the server's; without one, rewrite the file in the current format)"),
     FLAGS,
-  ).action(async (options: Record<string, unknown>) => {
-    const target = await connect(ctx, options);
-    if (target.kind === "server") {
-      const saved = await target.client.save();
-      if (ctx.out.json) ctx.out.printJson(saved);
-      else if (saved.ok === false) throw new ServerUnavailable(`the server could not save the cache state: ${saved.error}`);
-      else ctx.out.print(`the server saved the cache state (${saved.bytes} bytes)`);
-      return;
-    }
-    const saved = await target.file.save();
-    if (ctx.out.json) ctx.out.printJson({ state_file: target.file.path, ...saved });
-    else ctx.out.print(`saved ${saved.models} model entries (${saved.bytes} bytes) to ${target.file.path}`);
-  });
+  ).action(async (options: Record<string, unknown>) => (await actions()).saveCommand(ctx, options));
 
   addConfigFlags(
     cache
@@ -270,23 +40,9 @@ export function registerCache(program: Command, ctx: CliContext): void {
       .option("--force", "also pinned models")
       .option("--stats", "also reset the statistics counters"),
     FLAGS,
-  ).action(async (options: { model?: string; force?: boolean; stats?: boolean } & Record<string, unknown>) => {
-    const request = { model: options.model, force: options.force, stats: options.stats };
-    const target = await connect(ctx, options);
-    if (target.kind === "server") {
-      const unloaded = await target.client.clear(request);
-      if (ctx.out.json) ctx.out.printJson({ unloaded });
-      else ctx.out.print(unloaded.length > 0 ? `unloaded: ${unloaded.join(", ")}` : "no model was loaded");
-      if (options.stats && !ctx.out.json) ctx.out.print("statistics reset");
-      return;
-    }
-    const report = await target.file.clear(request);
-    if (ctx.out.json) ctx.out.printJson(report);
-    else {
-      ctx.out.print(report.removed.length > 0 ? `removed: ${report.removed.join(", ")}` : "no entries removed");
-      if (report.statisticsReset) ctx.out.print("statistics reset");
-    }
-  });
+  ).action(async (options: { model?: string; force?: boolean; stats?: boolean } & Record<string, unknown>) =>
+    (await actions()).clearCommand(ctx, options),
+  );
 
   addConfigFlags(
     cache
@@ -297,45 +53,22 @@ export function registerCache(program: Command, ctx: CliContext): void {
       .argument("<name>", "model name")
       .option("--force", "also a pinned model"),
     FLAGS,
-  ).action(async (name: string, options: { force?: boolean } & Record<string, unknown>) => {
-    const target = await connect(ctx, options);
-    if (target.kind === "server") {
-      const unloaded = await target.client.evict(name, { force: options.force });
-      if (ctx.out.json) ctx.out.printJson({ name, unloaded });
-      else ctx.out.print(unloaded ? `unloaded ${name}` : `${name} was not loaded`);
-      return;
-    }
-    const removed = await target.file.evict(name, { force: options.force });
-    if (ctx.out.json) ctx.out.printJson({ removed });
-    else ctx.out.print(`removed the entry of ${removed}: a starting server will not warm it`);
-  });
+  ).action(async (name: string, options: { force?: boolean } & Record<string, unknown>) => (await actions()).evictCommand(ctx, name, options));
 
   addConfigFlags(
     cache
       .command("warmup")
       .description("load models now on the running server; without one, show the plan a starting server would follow")
       .argument("[names...]", "models to warm, in this order (default: ranked by the strategy)")
-      .addOption(new Option("--strategy <strategy>", "ranking strategy (default: cache.warmup_strategy)").choices(STRATEGIES)),
+      .addOption(
+        new Option("--strategy <strategy>", "ranking strategy (default: cache.warmup_strategy)").choices(
+          keyReference("cache.warmup_strategy").choices ?? [],
+        ),
+      ),
     FLAGS,
-  ).action(async (names: string[], options: { strategy?: WarmupStrategy } & Record<string, unknown>) => {
-    const request = { models: names.length > 0 ? names : undefined, strategy: options.strategy };
-    const target = await connect(ctx, options);
-    if (target.kind === "server") {
-      printWarmup(ctx, await target.client.warmup(request));
-      return;
-    }
-    const report = await target.file.warmupPlan(request);
-    if (ctx.out.json) {
-      ctx.out.printJson(report);
-      return;
-    }
-    const by = report.strategy === "given" ? "as given" : `strategy ${report.strategy}`;
-    ctx.out.print(`warm-up plan (${by}); nothing was loaded — this is what a starting server would load, in order:`);
-    ctx.out.print(report.plan.length > 0 ? report.plan.map((name, i) => `  ${i + 1}. ${name}`).join("\n") : "  (nothing)");
-    if (report.skipped.length > 0) {
-      ctx.out.print(`skipped:\n${report.skipped.map((s) => `  ${s.name}: ${s.reason}`).join("\n")}`);
-    }
-  });
+  ).action(async (names: string[], options: { strategy?: WarmupStrategy } & Record<string, unknown>) =>
+    (await actions()).warmupCommand(ctx, names, options),
+  );
 
   addConfigFlags(
     cache
@@ -344,17 +77,13 @@ export function registerCache(program: Command, ctx: CliContext): void {
         "replay the logged requests under every eviction policy and other max_cached_models / max_memory_mb values; print what each would have cost and one recommended change",
       ),
     FLAGS,
-  ).action(async (options: Record<string, unknown>) => {
-    const target = await connect(ctx, options);
-    const report = target.kind === "server" ? await target.client.advise() : await target.file.advise();
-    if (ctx.out.json) ctx.out.printJson(report);
-    else printAdvice(ctx, report);
-  });
-
-  registerCacheEvents(cache, ctx);
+  ).action(async (options: Record<string, unknown>) => (await actions()).adviseCommand(ctx, options));
 
   cache
-    .command("ps")
-    .description("list the models the running server holds (NAME, SIZE, MEMORY, UNTIL); same as `inferno ps`")
-    .action(() => runPs(ctx));
+    .command("events")
+    .alias("watch")
+    .description("print the running server's cache events as they happen (loads, hits, evictions, saves; --json: NDJSON)")
+    .action(async () => (await import("../actions/cache-events.js")).watchEvents(ctx));
+
+  addPsCommand(cache, ctx, "inferno ps");
 }

@@ -1,0 +1,293 @@
+/**
+ * What `inferno run MODEL [PROMPT]` does (its command line is in ../commands/run.ts), like `ollama run`: chat with a
+ * GGUF model through its own chat template (`--raw` for a plain completion). With a prompt it answers once; without one
+ * it is a chat, one turn per line read from stdin (`>>>` prompt on a terminal, `/bye` or end of input leaves, Ctrl-C
+ * stops the current answer). When a server answers at the configured address it generates there — on the server's
+ * cache, no second copy of the model — and says so; `--local` (or no server) loads the model in this process for the
+ * command's lifetime.
+ */
+import { createInterface } from "node:readline";
+import { physicalCores, threadCount } from "../../backends/common.js";
+import { createBackends } from "../../backends/index.js";
+import type { GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
+import type { InfernoConfig } from "../../config/index.js";
+import { ModelCapabilityMissing, Unauthorized, UsageError } from "../../errors/index.js";
+import type { CliContext } from "../context.js";
+import { configFlagValues } from "../flag-values.js";
+import { COMMAND_FLAGS } from "../flags.js";
+import { findServer } from "../live.js";
+import { managerFor } from "./models.js";
+
+const FLAGS = COMMAND_FLAGS.run;
+/**
+ * Below this many tokens per second with more than one thread, generation has most likely collapsed under contention
+ * (llama.cpp's spinning threads; see `threadCount`), and the hint names the setting that fixes it.
+ */
+export const LOW_TOKENS_PER_SECOND = 3;
+
+export interface RunOptions extends Record<string, unknown> {
+  model?: string;
+  prompt?: string;
+  raw?: boolean;
+  system?: string;
+  /** Always set: commands/run.ts gives the default. */
+  maxTokens: string;
+  temperature?: string;
+  seed?: string;
+  stream?: boolean;
+  local?: boolean;
+}
+
+type Sampling = Pick<GenerationOptions, "maxTokens" | "temperature" | "seed">;
+
+/** One turn to generate: chat messages, or a raw prompt. */
+/** A turn of the CLI's chat: plain text messages only (no tools), as the server's chat route takes them too. */
+type CliMessage = { role: "system" | "user" | "assistant"; content: string };
+type Turn = { messages: CliMessage[] } | { prompt: string };
+
+/** Where generation happens: a model loaded here, or a running server. */
+interface Generator {
+  readonly name: string;
+  /** Load time in ms when the model was loaded by this command, else null. */
+  readonly loadMs: number | null;
+  generate(turn: Turn, options: GenerationOptions): Promise<GenerationResult>;
+  close(): Promise<void>;
+}
+
+function parseNumber(flag: string, text: string, check: (n: number) => boolean, expected: string): number;
+function parseNumber(flag: string, text: string | undefined, check: (n: number) => boolean, expected: string): number | undefined;
+function parseNumber(flag: string, text: string | undefined, check: (n: number) => boolean, expected: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || !check(value)) {
+    throw new UsageError(`${flag} expects ${expected}, found ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** A value given positionally or by its flag, never both. */
+function once(what: string, positional: string | undefined, flag: string | undefined, flagName: string): string | undefined {
+  if (positional !== undefined && flag !== undefined) {
+    throw new UsageError(`the ${what} was given twice, as an argument and with ${flagName}: give it once`);
+  }
+  return positional ?? flag;
+}
+
+/** A one-line progress indicator on stderr, shown only on a terminal and erased when done. */
+function progressLine(ctx: CliContext, label: string): { update(fraction?: number): void; done(): void } {
+  const stderr = ctx.out.stderr;
+  if (!stderr.isTTY || ctx.globals.quiet) return { update: () => undefined, done: () => undefined };
+  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+  let frame = 0;
+  let percent = "";
+  const draw = () => stderr.write(`\r${frames[frame++ % frames.length]} ${label}${percent}\x1b[K`);
+  const timer = setInterval(draw, 100);
+  draw();
+  return {
+    update(fraction) {
+      if (fraction !== undefined) percent = ` ${Math.round(fraction * 100)}%`;
+    },
+    done() {
+      clearInterval(timer);
+      stderr.write("\r\x1b[K");
+    },
+  };
+}
+
+/** Loads the model in this process: validated first, so a broken file gets the same sentence as `models validate`. */
+async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
+  const manager = managerFor(config, ctx);
+  const descriptor = await manager.resolve(name);
+  if (descriptor.format !== "gguf") {
+    throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
+  }
+  const [validation] = await manager.validate(descriptor.name);
+  if (validation && !validation.ok) throw validation.error;
+  // One load, then exit: no spare host to keep ready.
+  const backends = createBackends(config.backend, { spare: false });
+  const backend = backends.gguf;
+  if (!backend) throw new ModelCapabilityMissing("no GGUF backend is available");
+  const progress = progressLine(ctx, `loading ${descriptor.name}`);
+  const start = performance.now();
+  let model: TextModel;
+  try {
+    model = (await backend.load(descriptor, { backend: config.backend, onProgress: (f) => progress.update(f) })) as TextModel;
+  } catch (error) {
+    await backends[Symbol.asyncDispose]();
+    throw error;
+  } finally {
+    progress.done();
+  }
+  return {
+    name: descriptor.name,
+    loadMs: performance.now() - start,
+    generate: (turn, options) => ("messages" in turn ? model.chat(turn.messages, options) : model.complete(turn.prompt, options)),
+    async close() {
+      await model.dispose();
+      await backends[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Generates on a running server; a refused API key is explained with the ways to give one. */
+function serverGenerator(ctx: CliContext, server: NonNullable<Awaited<ReturnType<typeof findServer>>["server"]>, name: string): Generator {
+  return {
+    name,
+    loadMs: null,
+    async generate(turn, options) {
+      try {
+        return await server.client.generate(
+          {
+            model: name,
+            ...turn,
+            ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
+            ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+            ...(options.seed !== undefined ? { seed: options.seed } : {}),
+          },
+          { ...(options.onText ? { onText: options.onText } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+        );
+      } catch (error) {
+        if (error instanceof Unauthorized) {
+          throw new Unauthorized(
+            `the server at ${server.url} refused the API key (${error.message}); give its key with --api-key KEY, ` +
+              `INFERNO_SERVER__API_KEY=KEY or \`${ctx.command("config set server.api_key KEY")}\`, or run in this process with --local`,
+            { cause: error },
+          );
+        }
+        throw error;
+      }
+    },
+    close: async () => undefined,
+  };
+}
+
+async function openGenerator(ctx: CliContext, config: InfernoConfig, name: string, local: boolean): Promise<Generator> {
+  if (!local) {
+    const { server, url } = await findServer(ctx, config);
+    if (server) {
+      ctx.out.info(`using the running server at ${url} (--local loads the model in this process instead)`);
+      return serverGenerator(ctx, server, name);
+    }
+  }
+  return localGenerator(ctx, config, name);
+}
+
+/** Tokens/s and load time with `--verbose`; the thread hint whenever generation crawled. */
+function reportSpeed(ctx: CliContext, config: InfernoConfig, generator: Generator, result: GenerationResult, ms: number) {
+  const { promptTokens, completionTokens } = result.usage;
+  const perSecond = completionTokens / Math.max(ms / 1000, 1e-3);
+  const load = generator.loadMs === null ? "on the server" : `loaded in ${Math.round(generator.loadMs)} ms`;
+  ctx.out.debug(
+    `${generator.name}: ${load}; ${promptTokens} prompt + ${completionTokens} completion tokens in ${Math.round(ms)} ms ` +
+      `(${perSecond.toFixed(1)} tokens/s), finish: ${result.finishReason}`,
+  );
+  const threads = threadCount(config.backend.threads, physicalCores());
+  if (generator.loadMs !== null && completionTokens >= 8 && perSecond < LOW_TOKENS_PER_SECOND && threads > 1) {
+    ctx.out.warn(
+      `generation ran at ${perSecond.toFixed(1)} tokens/s on ${threads} threads; if other programs use the CPU, fewer ` +
+        `threads are often much faster: set backend.threads (\`${ctx.command("config set backend.threads 1")}\`, or --threads 1)`,
+    );
+  }
+}
+
+async function answer(ctx: CliContext, config: InfernoConfig, generator: Generator, turn: Turn, sampling: Sampling, stream: boolean, signal?: AbortSignal) {
+  const start = performance.now();
+  const result = await generator.generate(turn, {
+    ...sampling,
+    ...(signal ? { signal } : {}),
+    ...(stream ? { onText: (text: string) => text !== "" && ctx.out.write(text) } : {}),
+  });
+  const ms = performance.now() - start;
+  return { result, ms };
+}
+
+async function oneShot(ctx: CliContext, config: InfernoConfig, generator: Generator, turn: Turn, sampling: Sampling, stream: boolean) {
+  const { result, ms } = await answer(ctx, config, generator, turn, sampling, stream);
+  if (ctx.out.json) {
+    ctx.out.printJson({
+      model: generator.name,
+      text: result.text,
+      finish_reason: result.finishReason,
+      usage: { prompt_tokens: result.usage.promptTokens, completion_tokens: result.usage.completionTokens },
+      load_ms: generator.loadMs === null ? null : Math.round(generator.loadMs),
+      generate_ms: Math.round(ms),
+    });
+    return;
+  }
+  if (stream) ctx.out.write("\n");
+  else ctx.out.print(result.text);
+  reportSpeed(ctx, config, generator, result, ms);
+}
+
+/** The chat: one user turn per line of stdin, the history kept; `/bye`, Ctrl-D or end of input leaves. */
+async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Generator, options: { raw: boolean; system?: string; sampling: Sampling; stream: boolean }) {
+  const input = ctx.io.stdin;
+  if (!input) throw new UsageError("no prompt given and no input to read one from: give PROMPT");
+  const terminal = input.isTTY === true;
+  const rl = createInterface({ input, output: ctx.io.stdout, terminal, prompt: ">>> " });
+  const history: CliMessage[] = options.system ? [{ role: "system", content: options.system }] : [];
+  let current: AbortController | null = null;
+  rl.on("SIGINT", () => {
+    if (current) {
+      current.abort();
+      return;
+    }
+    ctx.io.stdout.write("\n(use /bye or Ctrl-D to leave)\n");
+    rl.prompt();
+  });
+  if (terminal) ctx.out.info(`chatting with ${generator.name}: /bye or Ctrl-D leaves, Ctrl-C stops an answer`);
+  const prompt = () => terminal && rl.prompt();
+  prompt();
+  try {
+    for await (const line of rl) {
+      const text = line.trim();
+      if (text === "/bye") break;
+      if (text === "" || text.startsWith("/")) {
+        if (text !== "") ctx.out.info(`unknown command ${text}: /bye leaves`);
+        prompt();
+        continue;
+      }
+      const turn: Turn = options.raw ? { prompt: text } : { messages: [...history, { role: "user", content: text }] };
+      current = new AbortController();
+      const { result, ms } = await answer(ctx, config, generator, turn, options.sampling, options.stream, current.signal);
+      current = null;
+      if (options.stream) ctx.out.write("\n");
+      else ctx.out.print(result.text);
+      if (result.finishReason === "abort") ctx.out.info("(stopped)");
+      if (!options.raw) history.push({ role: "user", content: text }, { role: "assistant", content: result.text });
+      reportSpeed(ctx, config, generator, result, ms);
+      if (terminal) ctx.io.stdout.write("\n");
+      prompt();
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+export async function runCommand(ctx: CliContext, modelArg: string | undefined, promptArg: string | undefined, options: RunOptions): Promise<void> {
+  const name = once("model", modelArg, options.model, "--model");
+  const prompt = once("prompt", promptArg, options.prompt, "--prompt");
+  if (name === undefined) throw new UsageError(`no model given: ${ctx.command("run MODEL [PROMPT]")} (\`${ctx.command("models list")}\` lists them)`);
+  const sampling: Sampling = {
+    maxTokens: parseNumber("--max-tokens", options.maxTokens, (n) => Number.isInteger(n) && n > 0, "a positive whole number"),
+  };
+  const temperature = parseNumber("--temperature", options.temperature, (n) => n >= 0, "a number >= 0");
+  const seed = parseNumber("--seed", options.seed, (n) => Number.isInteger(n) && n >= 0, "a whole number >= 0");
+  if (temperature !== undefined) sampling.temperature = temperature;
+  if (seed !== undefined) sampling.seed = seed;
+  if (options.raw && options.system !== undefined) throw new UsageError("--system is for chat; --raw completes the prompt as written");
+  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
+  const stream = !ctx.out.json && (options.stream ?? ctx.out.isTTY);
+  const generator = await openGenerator(ctx, config, name, options.local === true);
+  try {
+    if (prompt === undefined) {
+      if (ctx.out.json) throw new UsageError("--json needs a PROMPT (the chat prints plain text)");
+      await chatLoop(ctx, config, generator, { raw: options.raw === true, ...(options.system ? { system: options.system } : {}), sampling, stream });
+      return;
+    }
+    const messages: CliMessage[] = [...(options.system ? [{ role: "system" as const, content: options.system }] : []), { role: "user", content: prompt }];
+    await oneShot(ctx, config, generator, options.raw ? { prompt } : { messages }, sampling, stream);
+  } finally {
+    await generator.close();
+  }
+}
