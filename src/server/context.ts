@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { Aborted, BadRequest, isInfernoError, messageOf } from "../errors/index.js";
 import type { ServerRuntime } from "./ports.js";
 import type { EventHub } from "./events.js";
+import type { PathRedactor } from "./exposure.js";
 import type { AppLifecycle } from "./lifecycle.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";
@@ -14,6 +15,8 @@ export interface AppDeps {
   metrics: ServerMetrics;
   /** The cache's events for `/v1/cache/events` (backlog and clients). */
   events: EventHub;
+  /** Takes server paths out of messages sent to clients (errors, events): see exposure.ts. */
+  paths: PathRedactor;
   /** The package version, reported by /health. */
   version: string;
   startedAt: number;
