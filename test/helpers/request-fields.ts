@@ -263,9 +263,13 @@ const endpoints: Endpoint[] = [
         assert.equal(typeof JSON.parse(responseText(body)), "boolean");
       }),
       truncation: honoured(async () => {
-        await ok("/v1/responses", { ...responseBase, truncation: "disabled" });
-        const auto = await post("/v1/responses", { ...responseBase, truncation: "auto" });
-        assert.equal(auto.status, 400);
+        // An input longer than the context: refused unless truncation is "auto" (test/server/bounds.test.ts has more).
+        const turns = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(40)}` }));
+        const long = { ...responseBase, input: [...turns, { role: "user", content: "Tell me a story" }] };
+        const disabled = await post("/v1/responses", { ...long, truncation: "disabled" });
+        assert.equal(disabled.status, 400);
+        const auto = await ok("/v1/responses", { ...long, truncation: "auto" });
+        assert.equal(auto.truncation, "auto");
       }),
       background: refused(true),
       context_management: refused([{ type: "compaction" }]),
