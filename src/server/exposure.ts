@@ -29,6 +29,8 @@ export interface ExposureRoots {
 
 /** Detail keys whose string values (or lists of strings) are paths. */
 const PATH_DETAILS = ["path", "target", "real_path", "models_dir", "models_dirs", "state_file", "file", "dir", "parts"];
+/** A character that continues a path in a message (a path ends at whitespace, quotes, brackets or punctuation). */
+const PATH_CHAR = "[^\\s\"'`,;:()<>\\[\\]]";
 /** How deep a `cause` chain is followed. */
 const MAX_CAUSES = 5;
 
@@ -71,13 +73,19 @@ export class PathRedactor {
     this.underRoots =
       this.roots.length === 0
         ? null
-        : new RegExp(`(?:${this.roots.map((r) => escapeRegExp(r.path)).join("|")})(?:/[^\\s"'\`,;:()<>\\[\\]]*)?`, "g");
+        : new RegExp(`(?:${this.roots.map((r) => escapeRegExp(r.path)).join("|")})(?:/${PATH_CHAR}*|(?!${PATH_CHAR}))`, "g");
   }
 
   /** `message` (of `error`) as a remote client may read it. */
   message(message: string, error?: unknown): string {
     let text = message;
-    for (const [path, replacement] of this.namedPaths(error)) text = text.split(path).join(replacement);
+    const named = this.namedPaths(error);
+    if (named.length > 0) {
+      // Whole paths only: a directory named in the details is not replaced inside a longer path under it.
+      const replacements = new Map(named);
+      const pattern = new RegExp(`(?:${named.map(([path]) => escapeRegExp(path)).join("|")})(?!${PATH_CHAR})`, "g");
+      text = text.replace(pattern, (path) => replacements.get(path) ?? "<path>");
+    }
     return this.underRoots ? text.replace(this.underRoots, (path) => this.tell(path)) : text;
   }
 

@@ -14,7 +14,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
-import { fileContext, metricSample, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+import { fileContext, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const CONTEXT = 256;
