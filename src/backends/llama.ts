@@ -380,7 +380,7 @@ class LlamaTextModel implements TextModel {
     const limit = promptTokenLimit(contextSize, options.truncatePromptTokens);
     if (length <= limit) return { input, tokens: length };
     const param = options.inputParam ?? "input";
-    const where = count === 1 && param !== "input" ? param : `${param}[${index}]`;
+    const where = count === 1 ? param : `${param}[${index}]`;
     if (options.truncatePromptTokens === undefined) {
       throw contextLengthExceeded(where, length, contextSize, "an embedding input");
     }

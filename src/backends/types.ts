@@ -138,7 +138,7 @@ export interface EmbedOptions {
    * input — `-1` as much as the context holds, `n > 0` at most `n` tokens.
    */
   truncatePromptTokens?: number;
-  /** The request field the inputs came from (`input`, `prompt`); an error names `input[2]` for the third. */
+  /** The request field the inputs came from (`input`, `prompt`); an error names `input[2]` for the third of several. */
   inputParam?: string;
 }
 
