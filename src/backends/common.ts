@@ -1,12 +1,38 @@
 /** Small pieces every backend shares: abort handling, thread counts, a lifetime that ends with dispose. */
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { Aborted, Disposed } from "../errors/index.js";
+import { Aborted, ContextLengthExceeded, Disposed } from "../errors/index.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 
 /** Throws `Aborted` when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new Aborted(`${what} was aborted`, { cause: signal.reason });
+}
+
+/**
+ * The context rule every text backend applies, in one place: a prompt may use the context but for one token, so that
+ * a generation can always produce at least one; a generation stops when the context is full. `truncate` is the
+ * request's `truncatePromptTokens` (-1 = as much as fits, n > 0 = at most n tokens). Returns how many prompt tokens
+ * may be kept.
+ */
+export function promptTokenLimit(contextSize: number, truncate: number | undefined): number {
+  const fits = Math.max(0, contextSize - 1);
+  return truncate !== undefined && truncate > 0 ? Math.min(truncate, fits) : fits;
+}
+
+/** Most tokens a generation may produce after `promptTokens`: what the request asks, capped by the context left. */
+export function generationTokenLimit(contextSize: number, promptTokens: number, requested: number | undefined): number {
+  const room = Math.max(1, contextSize - promptTokens);
+  return requested === undefined ? room : Math.max(1, Math.min(requested, room));
+}
+
+/** The refusal of a prompt (or input) of `tokens` tokens that the context cannot hold. */
+export function contextLengthExceeded(param: string, tokens: number, contextSize: number, what = "a prompt"): ContextLengthExceeded {
+  const limit = Math.max(0, contextSize - 1);
+  return new ContextLengthExceeded(
+    `${param}: ${tokens} tokens, but the model is loaded with a context of ${contextSize} tokens (backend.context_size) and ${what} may use at most ${limit}; shorten it, raise backend.context_size, or ask for truncation (README, "Bounded requests")`,
+    { details: { param, prompt_tokens: tokens, limit_tokens: limit, context_size: contextSize } },
+  );
 }
 
 /**

@@ -22,6 +22,7 @@ import type {
   ChatMessage,
   ChatOptions,
   EmbeddingResult,
+  EmbedOptions,
   GenerationOptions,
   GenerationResult,
   LoadedModel,
@@ -209,7 +210,7 @@ export class HostedBackend implements Backend {
       });
     }
     if (isInfernoError(error)) return error;
-    return new ModelLoadFailed(`could not load ${descriptor.name}: ${messageOf(error)}`, { cause: error, details: { model: descriptor.name } });
+    return new ModelLoadFailed(`could not load ${descriptor.name}: ${messageOf(error)}`, { cause: error, details: { model: descriptor.name, path: descriptor.path } });
   }
 
   /** Ends the spare and any host whose model was not disposed. Idempotent. */
@@ -332,8 +333,8 @@ class HostedTextModel extends HostedModel implements TextModel {
     return this.generate("chat", messages, options);
   }
 
-  embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult> {
-    return this.call("embed", [inputs], signal);
+  embed(inputs: string[], signal?: AbortSignal, options: EmbedOptions = {}): Promise<EmbeddingResult> {
+    return this.call("embed", [inputs, options], signal);
   }
 
   tokenize(text: string): Promise<number[]> {

@@ -11,12 +11,13 @@ import type {
   LlamaContextSequence,
   LlamaEmbeddingContext,
   LlamaModel,
+  Token,
 } from "node-llama-cpp";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
-import { anySignal, Lifetime, threadCount, throwIfAborted } from "./common.js";
+import { anySignal, contextLengthExceeded, generationTokenLimit, Lifetime, promptTokenLimit, threadCount, throwIfAborted } from "./common.js";
 import { samplerSettings } from "./llama-sampling.js";
 import {
   chatFunctions,
@@ -33,6 +34,7 @@ import {
   type ChatMessage,
   type ChatOptions,
   type EmbeddingResult,
+  type EmbedOptions,
   type FinishReason,
   type GenerationOptions,
   type GenerationResult,
@@ -115,6 +117,49 @@ interface RunResult {
   toolCalls?: ToolCall[];
 }
 
+/**
+ * A chat cut to fit the context. Refused when it does not fit and the request did not ask for truncation; else the
+ * oldest messages after the leading system messages are dropped — as few as needed (found by bisection, so a long
+ * history costs a few renders, not one per message), never the last message, never starting at a tool result whose
+ * call was dropped. Refused all the same when the system messages and the last message alone do not fit.
+ */
+function fitChat<H>(
+  messages: ChatMessage[],
+  render: (kept: ChatMessage[]) => { history: H; tokens: number },
+  contextSize: number,
+  options: GenerationOptions,
+): { history: H; tokens: number } {
+  const limit = promptTokenLimit(contextSize, options.truncatePromptTokens);
+  const whole = render(messages);
+  if (whole.tokens <= limit) return whole;
+  const param = options.promptParam ?? "messages";
+  if (options.truncatePromptTokens === undefined) throw contextLengthExceeded(param, whole.tokens, contextSize);
+  const first = messages.findIndex((m) => m.role !== "system");
+  const system = first < 0 ? messages : messages.slice(0, first);
+  const starts: number[] = [];
+  for (let i = Math.max(first, 0) + 1; i < messages.length; i++) if (messages[i]?.role !== "tool") starts.push(i);
+  const keptFrom = (start: number) => render([...system, ...messages.slice(start)]);
+  const shortest = starts.length > 0 ? keptFrom(starts[starts.length - 1] as number) : whole;
+  if (starts.length === 0 || shortest.tokens > limit) {
+    throw contextLengthExceeded(param, shortest.tokens, contextSize, "the system messages and the last message");
+  }
+  // The first start whose rest fits: starts[high] always fits.
+  let low = 0;
+  let high = starts.length - 1;
+  let best = shortest;
+  while (low < high) {
+    const middle = Math.floor((low + high) / 2);
+    const candidate = keptFrom(starts[middle] as number);
+    if (candidate.tokens <= limit) {
+      best = candidate;
+      high = middle;
+    } else {
+      low = middle + 1;
+    }
+  }
+  return best;
+}
+
 class LlamaTextModel implements TextModel {
   readonly kind = "text";
   private readonly lifetime: Lifetime;
@@ -143,19 +188,40 @@ class LlamaTextModel implements TextModel {
   }
 
   complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
-    // As LlamaCompletion feeds it: the leading space folded into the BOS token.
-    const promptTokens = () =>
-      this.model.tokenize(prompt, false, "trimLeadingSpace").length + (this.model.tokens.shouldPrependBosToken ? 1 : 0);
-    return this.generate(options, promptTokens, async (sequence, settings) => {
+    let promptTokens = 0;
+    return this.generate(options, () => promptTokens, async (sequence, settings) => {
+      const input = this.fitCompletionPrompt(prompt, options);
+      promptTokens = input.tokens;
       const grammar = options.format ? await formatGrammar(this.model.llama, options.format) : undefined;
       const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        const { response, metadata } = await completion.generateCompletionWithMeta(prompt, { ...settings, ...(grammar ? { grammar } : {}) });
+        const { response, metadata } = await completion.generateCompletionWithMeta(input.prompt, {
+          ...settings,
+          maxTokens: generationTokenLimit(sequence.contextSize, input.tokens, options.maxTokens),
+          ...(grammar ? { grammar } : {}),
+        });
         return { text: response, stopReason: metadata.stopReason };
       } finally {
         completion.dispose({ disposeSequence: false });
       }
     });
+  }
+
+  /**
+   * The completion prompt as it will be evaluated, counted as LlamaCompletion feeds it (the leading space folded into
+   * the BOS token): refused when the context cannot hold it, or cut to its end when the request asks for truncation.
+   */
+  private fitCompletionPrompt(prompt: string, options: GenerationOptions): { prompt: string | Token[]; tokens: number } {
+    const bos = this.model.tokens.shouldPrependBosToken ? 1 : 0;
+    const tokens = this.model.tokenize(prompt, false, "trimLeadingSpace");
+    const limit = promptTokenLimit(this.context.contextSize, options.truncatePromptTokens);
+    const count = tokens.length + bos;
+    if (count <= limit) return { prompt, tokens: count };
+    if (options.truncatePromptTokens === undefined) {
+      throw contextLengthExceeded(options.promptParam ?? "prompt", count, this.context.contextSize);
+    }
+    const kept = tokens.slice(tokens.length - Math.max(0, limit - bos));
+    return { prompt: kept, tokens: kept.length + bos };
   }
 
   /**
@@ -165,19 +231,31 @@ class LlamaTextModel implements TextModel {
    */
   async chat(messages: ChatMessage[], options: ChatOptions = {}): Promise<GenerationResult> {
     const tools = toolMode(options);
-    const history = chatHistory(messages, tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined);
+    const instructions = tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined;
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
     const generation: GenerationOptions = tools.mode === "forced" ? { ...options, onText: undefined } : options;
     let promptTokens = 0;
-    return this.generate(generation, () => promptTokens, async (sequence, settings) => {
+    return this.generate(generation, () => promptTokens, async (sequence, baseSettings) => {
       const chat = new this.lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        // The prompt as the model's chat template renders it (with the functions documented, when offered).
-        const { contextText } = chat.chatWrapper.generateContextState({
-          chatHistory: history,
-          ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
-        });
-        promptTokens = contextText.tokenize(this.model.tokenizer).length;
+        // The prompt as the model's chat template renders it (with the functions documented, when offered), refused
+        // or cut to fit the context before anything is evaluated.
+        const rendered = (kept: ChatMessage[]) => {
+          const history = chatHistory(kept, instructions);
+          const { contextText } = chat.chatWrapper.generateContextState({
+            chatHistory: history,
+            ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
+          });
+          return { history, tokens: contextText.tokenize(this.model.tokenizer).length };
+        };
+        const { history, tokens } = fitChat(messages, rendered, sequence.contextSize, options);
+        promptTokens = tokens;
+        const settings = {
+          ...baseSettings,
+          maxTokens: generationTokenLimit(sequence.contextSize, tokens, options.maxTokens),
+          // The history was made to fit: LlamaChat must not shorten it on its own (its default drops old turns).
+          contextShift: { size: 1 },
+        };
         if (functions) {
           const { response, functionCalls, metadata } = await chat.generateResponse(history, {
             ...settings,
@@ -225,7 +303,7 @@ class LlamaTextModel implements TextModel {
         completionTokens: progress.completionTokens,
       });
       const settings: Settings = {
-        ...this.settings(options, signal, sequence),
+        ...this.settings(options, signal),
         ...sampler,
         onTextChunk: (text: string) => {
           progress.text += text;
@@ -252,10 +330,8 @@ class LlamaTextModel implements TextModel {
     });
   }
 
-  private settings(options: GenerationOptions, signal: AbortSignal, sequence: LlamaContextSequence) {
+  private settings(options: GenerationOptions, signal: AbortSignal) {
     return {
-      // Without a limit a random or chatty model would fill the whole context; that is the backend's cap.
-      maxTokens: options.maxTokens ?? sequence.contextSize,
       temperature: options.temperature ?? DEFAULT_TEMPERATURE,
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
@@ -265,22 +341,50 @@ class LlamaTextModel implements TextModel {
     };
   }
 
-  embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult> {
+  embed(inputs: string[], signal?: AbortSignal, options: EmbedOptions = {}): Promise<EmbeddingResult> {
     return this.lifetime.run(async () => {
       const context = await this.embeddingContext();
       const work = this.embeddingQueue.then(async () => {
+        // Every input is measured (and refused or cut) before the first is embedded: a refusal costs no evaluation.
+        const fitted = inputs.map((input, index) => this.fitEmbeddingInput(context, input, index, inputs.length, options));
         const embeddings: number[][] = [];
         let promptTokens = 0;
-        for (const input of inputs) {
+        for (const input of fitted) {
           throwIfAborted(anySignal(signal, this.lifetime.signal), "embedding");
-          promptTokens += this.model.tokenize(input).length;
-          embeddings.push([...(await context.getEmbeddingFor(input)).vector]);
+          promptTokens += input.tokens;
+          embeddings.push([...(await context.getEmbeddingFor(input.input)).vector]);
         }
         return { embeddings, promptTokens };
       });
       this.embeddingQueue = work.catch(() => undefined);
       return work;
     });
+  }
+
+  /**
+   * An embedding input as the embedding context evaluates it (with the model's begin/end tokens): llama.cpp needs it
+   * shorter than the context. Refused, or cut to its beginning when the request asks for truncation.
+   */
+  private fitEmbeddingInput(
+    context: LlamaEmbeddingContext,
+    input: string,
+    index: number,
+    count: number,
+    options: EmbedOptions,
+  ): { input: string | Token[]; tokens: number } {
+    const length = context.calculateInputLength(input);
+    // The embedding context is made with the same size option as the generation context, so it holds as many tokens.
+    const contextSize = this.context.contextSize;
+    const limit = promptTokenLimit(contextSize, options.truncatePromptTokens);
+    if (length <= limit) return { input, tokens: length };
+    const param = options.inputParam ?? "input";
+    const where = count === 1 ? param : `${param}[${index}]`;
+    if (options.truncatePromptTokens === undefined) {
+      throw contextLengthExceeded(where, length, contextSize, "an embedding input");
+    }
+    const tokens = this.model.tokenize(input);
+    const kept = tokens.slice(0, Math.max(0, tokens.length - (length - limit)));
+    return { input: kept, tokens: context.calculateInputLength(kept) };
   }
 
   private embeddingContext(): Promise<LlamaEmbeddingContext> {

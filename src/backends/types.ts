@@ -25,8 +25,21 @@ export const DEFAULT_TEMPERATURE = 0.8;
  * process-isolated backend forwards everything else unchanged to the host process that runs llama.cpp.
  */
 export interface GenerationOptions {
-  /** Most tokens to generate (default: until the model stops or the context is full, capped by the backend). */
+  /**
+   * Most tokens to generate. The backend caps it (and its default: until the model stops) by what the loaded context
+   * leaves after the prompt, so a generation always ends with the context full at the latest (`finishReason`
+   * "length"); a server limit (`server.max_tokens_limit`) is the caller's to apply.
+   */
   maxTokens?: number;
+  /**
+   * What to do with a prompt the context cannot hold (with room for one generated token). Absent: refuse it with
+   * `ContextLengthExceeded`, before any token is evaluated. Set: truncate instead — `-1` keeps as much as the context
+   * holds, `n > 0` at most `n` prompt tokens. A text completion keeps the end of its prompt; a chat drops its oldest
+   * messages (system messages and the last message stay; if those alone do not fit, it is refused all the same).
+   */
+  truncatePromptTokens?: number;
+  /** The request field the prompt came from, named by a `ContextLengthExceeded` error (`prompt`, `messages`). */
+  promptParam?: string;
   /** Sampling temperature; 0 = greedy. Default `DEFAULT_TEMPERATURE` for GGUF models. */
   temperature?: number;
   /** Nucleus sampling: sample only from the most likely tokens whose probabilities add up to this (0 < topP <= 1). */
@@ -120,6 +133,18 @@ export type ChatMessage =
   | { role: "assistant"; content: string | null; toolCalls?: ToolCall[] }
   | { role: "tool"; content: string; toolCallId?: string; name?: string };
 
+/** Options of an embedding call. Plain data (they cross to a model host). */
+export interface EmbedOptions {
+  /**
+   * What to do with an input longer than the embedding context holds. Absent: refuse the call with
+   * `ContextLengthExceeded` (naming the input) before any input is embedded. Set: keep the beginning of each long
+   * input — `-1` as much as the context holds, `n > 0` at most `n` tokens.
+   */
+  truncatePromptTokens?: number;
+  /** The request field the inputs came from (`input`, `prompt`); an error names `input[2]` for the third of several. */
+  inputParam?: string;
+}
+
 export interface EmbeddingResult {
   embeddings: number[][];
   promptTokens: number;
@@ -166,7 +191,7 @@ export interface TextModel extends LoadedModelBase {
   /** Chat completion using the model's own chat template (and its function-calling format, when it has one). */
   chat(messages: ChatMessage[], options?: ChatOptions): Promise<GenerationResult>;
   /** Embeddings from the model itself, one vector per input. */
-  embed(inputs: string[], signal?: AbortSignal): Promise<EmbeddingResult>;
+  embed(inputs: string[], signal?: AbortSignal, options?: EmbedOptions): Promise<EmbeddingResult>;
   tokenize(text: string): Promise<number[]>;
 }
 

@@ -131,6 +131,8 @@ interface Entry {
   /** The file version this entry loaded, and when (monotonic) that was last compared with the file. */
   fingerprint: Fingerprint;
   checkedAt: number;
+  /** The file check armed for when an idle model's check is next due (see checkFileWhenIdle). */
+  fileCheck: TimerHandle | null;
   loadMs: number | null;
   /** Monotonic time the model became ready. */
   readyAt: number | null;
@@ -502,9 +504,38 @@ export class ModelCache implements AsyncDisposable {
     entry.checkedAt = now;
     const current = await this.models.fingerprint(entry.descriptor.key);
     if (current && sameFileVersion(current, entry.fingerprint)) return false;
+    // A models folder that is not there at all (unmounted) changes nothing: the loaded model keeps serving.
+    if (!current && this.models.available && !(await this.models.available())) return false;
     if (current) this.book.recordFileVersion(entry.descriptor.key, current);
-    this.logger?.info("model file changed; reloading once its requests end", { model: entry.descriptor.name });
+    this.logger?.info(current ? "model file changed; reloading once its requests end" : "model file deleted; unloading once its requests end", {
+      model: entry.descriptor.name,
+    });
     return entry.state === "ready" && entry.retireReason === null;
+  }
+
+  /**
+   * A model whose file was deleted (or replaced) is unloaded once it is idle — its last lease ended — not at its TTL:
+   * its file is compared then. Like every file check at most once per `FINGERPRINT_CHECK_INTERVAL_MS` (hits stay free of
+   * I/O): when the check is not due yet, one timer waits out the rest of the interval.
+   */
+  private checkFileWhenIdle(entry: Entry): void {
+    if (entry.fileCheck !== null || entry.state !== "ready" || entry.retireReason !== null) return;
+    const check = () => {
+      entry.fileCheck = null;
+      // In use again: its next idle moment checks (or a request's slow path does).
+      if (entry.leases > 0) return;
+      void this.fileChanged(entry).then((changed) => {
+        if (changed) void this.retire(entry, "file_changed");
+      });
+    };
+    const wait = entry.checkedAt + FINGERPRINT_CHECK_INTERVAL_MS - this.clock.monotonic();
+    if (wait <= 0) {
+      check();
+      return;
+    }
+    const handle = this.clock.setTimeout(check, wait);
+    handle.unref?.();
+    entry.fileCheck = handle;
   }
 
   private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): Entry {
@@ -535,6 +566,7 @@ export class ModelCache implements AsyncDisposable {
       // The newer of what resolve saw and what a file check last saw (a cached descriptor may be older).
       fingerprint: known && known.mtimeMs > descriptor.fingerprint.mtimeMs ? known : descriptor.fingerprint,
       checkedAt: now,
+      fileCheck: null,
       loadMs: null,
       readyAt: null,
     };
@@ -839,6 +871,7 @@ export class ModelCache implements AsyncDisposable {
       return;
     }
     if (entry.state !== "ready") return;
+    this.checkFileWhenIdle(entry);
     entry.idleSince = this.clock.monotonic();
     entry.idleSinceWall = this.clock.now();
     const idleMs = this.idleMs(entry);
@@ -905,6 +938,8 @@ export class ModelCache implements AsyncDisposable {
     if (entry.retireReason === null) {
       entry.retireReason = reason;
       this.cancelExpiry(entry);
+      if (entry.fileCheck) this.clock.clearTimeout(entry.fileCheck);
+      entry.fileCheck = null;
       if (entry.state === "loading") {
         entry.state = "unloading";
         entry.abort.abort();

@@ -34,6 +34,10 @@ export const KEY_REFERENCE = {
   "server.port": { description: "TCP port `inferno serve` listens on. 0 = any free port." },
   "server.api_key": { description: "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server." },
   "server.max_queue": { description: "Requests that may wait for a model; beyond this the server answers 503 with `Retry-After`." },
+  "server.max_tokens_limit": { description: "Most tokens one generation may produce, whatever a request asks (`max_tokens`, `max_completion_tokens`, `max_output_tokens`, Ollama's `num_predict`): a larger request is capped to it, and it is the default when a request names none. 0 = no limit but the context: a generation always ends when the loaded context (`backend.context_size`) is full." },
+  "server.max_messages": { description: "Most messages in one chat request (`messages` of `/v1/chat/completions` and `/api/chat`, `input` items of `/v1/responses`); more is a 400." },
+  "server.max_prompts": { description: "Most prompts in one `/v1/completions` request (a list of prompts is generated one after another); more is a 400." },
+  "server.max_embedding_inputs": { description: "Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400." },
   "server.keep_alive_min_seconds": { description: "Lower bound on a request's `keep_alive`, in seconds; at most 315360000 (10 years)." },
   "server.keep_alive_max_seconds": { description: "Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound (a request may still name at most 315360000 s, 10 years, or -1 for forever)." },
 } as const;

@@ -177,6 +177,32 @@ export const serverSchema = z
       .nonnegative()
       .default(64)
       .describe("Requests that may wait for a model; beyond this the server answers 503 with `Retry-After`."),
+    max_tokens_limit: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe(
+        "Most tokens one generation may produce, whatever a request asks (`max_tokens`, `max_completion_tokens`, `max_output_tokens`, Ollama's `num_predict`): a larger request is capped to it, and it is the default when a request names none. 0 = no limit but the context: a generation always ends when the loaded context (`backend.context_size`) is full.",
+      ),
+    max_messages: z
+      .number()
+      .int()
+      .positive()
+      .default(2048)
+      .describe("Most messages in one chat request (`messages` of `/v1/chat/completions` and `/api/chat`, `input` items of `/v1/responses`); more is a 400."),
+    max_prompts: z
+      .number()
+      .int()
+      .positive()
+      .default(64)
+      .describe("Most prompts in one `/v1/completions` request (a list of prompts is generated one after another); more is a 400."),
+    max_embedding_inputs: z
+      .number()
+      .int()
+      .positive()
+      .default(2048)
+      .describe("Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400."),
     keep_alive_min_seconds: seconds().default(0).describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),
     keep_alive_max_seconds: seconds()
       .default(0)

@@ -192,6 +192,18 @@ export class ServerUnavailable extends InfernoError {
   override readonly status = 502;
 }
 
+/**
+ * A prompt, chat or embedding input longer than the loaded model's context can hold (with room for one generated
+ * token), and the request did not ask for truncation. `details`: `param` (where), `prompt_tokens`, `limit_tokens`.
+ * OpenAI's code for the same refusal.
+ */
+export class ContextLengthExceeded extends InfernoError {
+  readonly code = "context_length_exceeded";
+  override readonly status = 400;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
 /** A request body is larger than the server accepts. `details.limit_bytes`. */
 export class PayloadTooLarge extends InfernoError {
   readonly code = "payload_too_large";

@@ -221,7 +221,7 @@ export class ModelManager implements ModelSource {
       });
     }
     const current = await this.fingerprint(model.key);
-    if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
+    if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name, path: model.path } });
     const cached = this.metadataCache.get(model.key);
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
@@ -294,7 +294,7 @@ export class ModelManager implements ModelSource {
     const expected = (await this.found(model.key))?.sha256;
     if (!expected) return;
     const info = await stat(model.key).catch(() => null);
-    if (!info) throw new ModelNotFound(`model file ${model.key} no longer exists`, { details: { name: model.name } });
+    if (!info) throw new ModelNotFound(`model file ${model.key} no longer exists`, { details: { name: model.name, path: model.key } });
     await this.digests.verify({ name: model.name, path: model.key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
   }
 
@@ -339,7 +339,7 @@ export class ModelManager implements ModelSource {
 
   private async describe(model: FoundModel): Promise<ModelDescriptor> {
     const fingerprint = await this.fingerprint(model.key);
-    if (!fingerprint) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name } });
+    if (!fingerprint) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name, path: model.path } });
     const path = model.parts ? model.path : model.key;
     return { name: model.name, key: model.key, path, format: model.format, fingerprint, ...(model.store ? { store: model.store } : {}) };
   }

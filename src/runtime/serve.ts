@@ -9,6 +9,16 @@ import { ServerListenFailed } from "../errors/index.js";
 import { type AppOptions, createApp, type InfernoApp } from "../server/app.js";
 import type { ServerRuntime } from "./types.js";
 
+/**
+ * Time limits on a request's way in (README, "Bounded requests"): its headers must arrive within `HEADERS_TIMEOUT_MS`
+ * and the whole request, body included, within `REQUEST_TIMEOUT_MS` (then Node answers 408 and closes the connection);
+ * an idle kept-alive connection is closed after `KEEP_ALIVE_TIMEOUT_MS`. A response has no time limit: a generation
+ * is bounded by tokens (the context, `server.max_tokens_limit`), and a client that goes away ends it.
+ */
+export const HEADERS_TIMEOUT_MS = 60_000;
+export const REQUEST_TIMEOUT_MS = 300_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 /** In-flight requests get this long to finish at shutdown before their generations are aborted. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 /** After aborting, generations get this long to notice and release their leases. */
@@ -56,6 +66,9 @@ function urlOf(host: string, port: number): string {
 function listen(app: InfernoApp, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: host, port }) as Server;
+    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     const onError = (error: NodeJS.ErrnoException) => {
       const reason =
         error.code === "EADDRINUSE"

@@ -8,13 +8,14 @@ import { performance } from "node:perf_hooks";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
-import { PayloadTooLarge, RouteNotFound, Unauthorized } from "../errors/index.js";
+import { messageOf, PayloadTooLarge, RouteNotFound, Unauthorized } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
 import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import type { AppContext, AppDeps, AppEnv } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
 import { EventHub } from "./events.js";
+import { PathRedactor } from "./exposure.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
@@ -106,6 +107,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     slots: options.concurrentRequests ?? cacheConfig.max_cached_models * backend.parallel,
     maxWaiting: server.max_queue,
   });
+  const paths = new PathRedactor({ modelsDirs: runtime.config.models_dirs, cacheDir: cacheConfig.cache_dir });
   const deps: AppDeps = {
     runtime,
     lifecycle,
@@ -114,7 +116,9 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },
+    paths,
     events: new EventHub(runtime.cache, {
+      paths,
       backlog: options.eventsBacklog,
       clientBuffer: options.eventsClientBuffer,
       onDrop: () => runtime.logger.warn({}, "event stream client dropped: it did not read its events"),
@@ -155,10 +159,11 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     throw new RouteNotFound(`no route for ${c.req.method} ${c.req.path}`);
   });
   app.onError((error, c) => {
-    const mapped = mapError(error);
+    const mapped = mapError(error, deps.paths);
     const fields = { method: c.req.method, path: c.req.path, status: mapped.status, code: mapped.body.error.code };
     if (mapped.internal) runtime.logger.error({ ...fields, err: error }, mapped.body.error.message);
-    else runtime.logger.info(fields, mapped.body.error.message);
+    // The log is the operator's: the message as raised, paths and all.
+    else runtime.logger.info(fields, messageOf(error));
     return errorResponse(c, mapped);
   });
 

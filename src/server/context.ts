@@ -1,8 +1,9 @@
 /** What every route group gets: the runtime, the admission queue, the lifecycle, metrics; and shared request helpers. */
 import type { Context } from "hono";
-import { BadRequest } from "../errors/index.js";
+import { Aborted, BadRequest, isInfernoError, messageOf } from "../errors/index.js";
 import type { ServerRuntime } from "./ports.js";
 import type { EventHub } from "./events.js";
+import type { PathRedactor } from "./exposure.js";
 import type { AppLifecycle } from "./lifecycle.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";
@@ -14,6 +15,8 @@ export interface AppDeps {
   metrics: ServerMetrics;
   /** The cache's events for `/v1/cache/events` (backlog and clients). */
   events: EventHub;
+  /** Takes server paths out of messages sent to clients (errors, events): see exposure.ts. */
+  paths: PathRedactor;
   /** The package version, reported by /health. */
   version: string;
   startedAt: number;
@@ -31,9 +34,19 @@ export interface AppEnv {
 
 export type AppContext = Context<AppEnv>;
 
-/** The request's JSON body; an empty body is `{}` (admin routes take optional bodies). */
+/**
+ * The request's JSON body; an empty body is `{}` (admin routes take optional bodies). A body that stops arriving
+ * because the client went away is a client abort (499 in logs and metrics), never a server error; the body limit's own
+ * refusal (413) passes through.
+ */
 export async function readJson(c: AppContext): Promise<unknown> {
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (error) {
+    if (isInfernoError(error)) throw error;
+    throw new Aborted(`the client closed the connection before the request body was complete (${messageOf(error)})`, { cause: error });
+  }
   if (text.trim() === "") return {};
   try {
     return JSON.parse(text) as unknown;

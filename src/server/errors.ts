@@ -6,6 +6,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { isInfernoError, messageOf } from "../errors/index.js";
+import type { PathRedactor } from "./exposure.js";
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; code: string; param: string | null };
@@ -30,13 +31,21 @@ function retryAfter(details: Record<string, unknown> | undefined): number | null
   return typeof value === "number" && Number.isFinite(value) ? Math.max(1, Math.ceil(value)) : null;
 }
 
-/** Maps any thrown value to a status and OpenAI error body. Unknown errors are 500 `internal_error`. */
-export function mapError(error: unknown): MappedError {
+/**
+ * Maps any thrown value to a status and OpenAI error body. Unknown errors are 500 `internal_error`. Messages name
+ * models by name and no server path (`paths`, see exposure.ts).
+ */
+export function mapError(error: unknown, paths: PathRedactor): MappedError {
   if (isInfernoError(error)) {
     return {
       status: error.status as ContentfulStatusCode,
       body: {
-        error: { message: error.message, type: error.type, code: error.code, param: stringDetail(error.details, "param") },
+        error: {
+          message: paths.message(error.message, error),
+          type: error.type,
+          code: error.code,
+          param: stringDetail(error.details, "param"),
+        },
       },
       retryAfterSeconds: retryAfter(error.details),
       internal: error.status >= 500,
@@ -44,7 +53,7 @@ export function mapError(error: unknown): MappedError {
   }
   return {
     status: 500,
-    body: { error: { message: messageOf(error), type: "server_error", code: "internal_error", param: null } },
+    body: { error: { message: paths.message(messageOf(error), error), type: "server_error", code: "internal_error", param: null } },
     retryAfterSeconds: null,
     internal: true,
   };

@@ -5,6 +5,7 @@
  * `Last-Event-ID`, and hands it to every connected client. A client's pending events are bounded: one that does not read
  * (its socket is full) is dropped when the bound is hit, so the cache never waits for a client.
  */
+import type { PathRedactor } from "./exposure.js";
 import type { CacheEvent } from "../cache/events.js";
 import type { CacheService } from "./ports.js";
 
@@ -28,7 +29,8 @@ export interface PublicEvent {
  * name (`loading`, `load_failed`, `expired`, `pinned`, `warmup`, `hit`, `miss`, `coalesced`, `unknown_model`).
  * Fields are snake_case; a failed load carries its error `code` and message, never the error object.
  */
-export function publicEvent(event: CacheEvent, time: Date): PublicEvent {
+export function publicEvent(event: CacheEvent, time: Date, paths?: PathRedactor): PublicEvent {
+  const text = (message: string, error?: unknown) => (paths ? paths.message(message, error) : message);
   const at = time.toISOString();
   switch (event.type) {
     case "load":
@@ -42,7 +44,7 @@ export function publicEvent(event: CacheEvent, time: Date): PublicEvent {
         name: event.name,
         key: event.key,
         code: event.code,
-        message: event.error instanceof Error ? event.error.message : String(event.error),
+        message: text(event.error instanceof Error ? event.error.message : String(event.error), event.error),
       };
     case "evict":
       return {
@@ -57,7 +59,7 @@ export function publicEvent(event: CacheEvent, time: Date): PublicEvent {
     case "expired":
       return { type: "expired", time: at, name: event.name, key: event.key, idle_seconds: event.idleSeconds };
     case "save":
-      return { type: "saved", time: at, ok: event.ok, bytes: event.bytes, ms: event.duration_ms, error: event.error };
+      return { type: "saved", time: at, ok: event.ok, bytes: event.bytes, ms: event.duration_ms, error: event.error === null ? null : text(event.error) };
     case "restore":
       return { type: "restored", time: at, models: event.models, missing: event.missing, warning: event.warning };
     case "warmup":
@@ -109,6 +111,8 @@ export interface EventHubOptions {
   clientBuffer?: number;
   /** Told when a client is dropped for not reading (for logs). */
   onDrop?: () => void;
+  /** Takes paths out of the events' messages (see exposure.ts). */
+  paths?: PathRedactor;
 }
 
 export class EventHub {
@@ -125,7 +129,7 @@ export class EventHub {
     this.backlog = Math.max(1, options.backlog ?? DEFAULT_EVENTS_BACKLOG);
     this.clientBuffer = Math.max(1, options.clientBuffer ?? DEFAULT_EVENTS_CLIENT_BUFFER);
     this.ring = new Array<Numbered | undefined>(this.backlog);
-    this.unsubscribe = cache.onAny((event) => this.publish(publicEvent(event, new Date())));
+    this.unsubscribe = cache.onAny((event) => this.publish(publicEvent(event, new Date(), options.paths)));
   }
 
   get clientCount(): number {

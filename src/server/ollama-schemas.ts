@@ -138,6 +138,9 @@ function generationFields(backend: BackendConfig) {
     keep_alive: keepAlive.optional(),
     options: ollamaOptionsSchema(backend).nullish(),
     format: outputFormat,
+    // Ollama's: true drops the oldest messages (the system messages and the last message stay) or, with raw: true, the
+    // beginning of the prompt, to fit the context; absent or false, an input longer than the context is a 400.
+    truncate: z.boolean().nullish(),
     think: refused("thinking is not supported: Inferno's models answer without a separate thinking part"),
     logprobs: refused("log probabilities are not supported"),
     top_logprobs: refused("log probabilities are not supported"),

@@ -25,6 +25,7 @@ import type {
 import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, NotImplemented } from "../errors/index.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
+import { boundedMaxTokens, checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 import {
@@ -202,11 +203,14 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   });
 }
 
-/** Ollama's `options` and `format` as the backend's generation options. */
-function generationOptions(request: GenerationRequest, signal: AbortSignal): GenerationOptions {
-  const mapped: GenerationOptions = { signal };
+/** Ollama's `options`, `format` and `truncate` as the backend's generation options. */
+function generationOptions(request: GenerationRequest, signal: AbortSignal, limits: RequestLimits): GenerationOptions {
+  const mapped: GenerationOptions = { signal, ...truncateTo(request.truncate) };
   if (request.format) mapped.format = request.format;
   const { options } = request;
+  // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is no number: until the end token or a full context.
+  const maxTokens = boundedMaxTokens(options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined, limits);
+  if (maxTokens !== undefined) mapped.maxTokens = maxTokens;
   if (!options) return mapped;
   if (options.temperature != null) mapped.temperature = options.temperature;
   if (options.top_p != null) mapped.topP = options.top_p;
@@ -216,8 +220,6 @@ function generationOptions(request: GenerationRequest, signal: AbortSignal): Gen
   if (options.frequency_penalty != null) mapped.frequencyPenalty = options.frequency_penalty;
   if (options.seed != null) mapped.seed = options.seed;
   if (options.stop != null) mapped.stop = typeof options.stop === "string" ? [options.stop] : options.stop;
-  // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is the backend's own cap: until the end token or a full context.
-  if (options.num_predict != null && options.num_predict > 0) mapped.maxTokens = options.num_predict;
   return mapped;
 }
 
@@ -228,6 +230,7 @@ interface GenerationRequest {
   keep_alive?: KeepAlive | undefined;
   options?: OllamaOptions | null | undefined;
   format?: GenerationOptions["format"];
+  truncate?: boolean | null | undefined;
 }
 
 /** How the reply of one route carries text (and tool calls): `response` for /api/generate, `message` for /api/chat. */
@@ -325,13 +328,14 @@ async function generate(
   request: GenerationRequest,
   descriptor: ModelDescriptor,
   field: TextField,
+  promptParam: string,
   run: (model: TextModel, options: GenerationOptions) => Promise<GenerationResult>,
 ): Promise<Response> {
   const clock = new RequestClock();
   const session = await openSession(c, deps, descriptor.name, request.keep_alive, "text generation");
   clock.loaded();
   const model = session.lease.model as TextModel; // resolveTextModel admitted GGUF models only
-  const options = generationOptions(request, session.signal);
+  const options = { ...generationOptions(request, session.signal, deps.runtime.config.server), promptParam };
   const final = (text: string, result: GenerationResult, s: ModelSession, toolCalls?: ToolCall[]) => ({
     model: request.model,
     created_at: now(),
@@ -374,11 +378,11 @@ async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<ty
   const prompt = body.prompt;
   if (body.raw) {
     if (body.system) throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", { details: { param: "system" } });
-    return generate(c, deps, body, descriptor, responseField, (model, options) => model.complete(prompt, options));
+    return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) => model.complete(prompt, options));
   }
   // Without raw, Ollama puts the prompt into the model's template: a one-turn chat.
   const messages: ChatMessage[] = [...(body.system ? [{ role: "system" as const, content: body.system }] : []), { role: "user", content: prompt }];
-  return generate(c, deps, body, descriptor, responseField, (model, options) => model.chat(messages, options));
+  return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) => model.chat(messages, options));
 }
 
 /** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
@@ -414,27 +418,14 @@ function chatOptions(body: ChatRequest): Omit<ChatOptions, keyof GenerationOptio
 
 async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof chatRequestSchema>): Promise<Response> {
   const body: ChatRequest = parseBody(schema, await readJson(c));
+  checkListLength(body.messages, deps.runtime.config.server.max_messages, "messages", "max_messages");
   const history = chatHistory(body.messages ?? []);
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
   const descriptor = await resolveTextModel(deps, body.model, "chat");
   if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField);
-  return generate(c, deps, body, descriptor, messageField, (model, options) => model.chat(history, { ...options, ...tools }));
-}
-
-/** Refuses, naming the input, what the model's context cannot hold (llama.cpp would fail on it mid-request). */
-async function checkEmbeddingInputs(model: TextModel, inputs: string[], contextSize: number, param: string): Promise<void> {
-  for (const [index, input] of inputs.entries()) {
-    const tokens = (await model.tokenize(input)).length;
-    if (tokens >= contextSize) {
-      const where = inputs.length === 1 && param === "prompt" ? param : `${param}[${index}]`;
-      throw new BadRequest(
-        `${where}: ${tokens} tokens do not fit the context of ${contextSize} (backend.context_size); Inferno does not truncate inputs`,
-        { details: { param: where } },
-      );
-    }
-  }
+  return generate(c, deps, body, descriptor, messageField, "messages", (model, options) => model.chat(history, { ...options, ...tools }));
 }
 
 /** Unit length, as Ollama returns /api/embed vectors (cosine similarity becomes a dot product). */
@@ -446,7 +437,7 @@ function normalized(vector: number[]): number[] {
 async function embedWith(
   c: AppContext,
   deps: AppDeps,
-  request: { model: string; keep_alive?: KeepAlive | undefined },
+  request: { model: string; keep_alive?: KeepAlive | undefined; truncate?: boolean | null | undefined },
   inputs: string[],
   param: string,
 ) {
@@ -459,15 +450,13 @@ async function embedWith(
   const session = await openSession(c, deps, descriptor.name, request.keep_alive, "embeddings");
   clock.loaded();
   const model = session.lease.model as TextModel;
-  const result = await within(session, async () => {
-    await checkEmbeddingInputs(model, inputs, deps.runtime.config.backend.context_size, param);
-    return model.embed(inputs, session.signal);
-  });
+  const result = await within(session, () => model.embed(inputs, session.signal, { inputParam: param, ...truncateTo(request.truncate) }));
   return { result, clock };
 }
 
 async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof embedRequestSchema>): Promise<Response> {
   const body = parseBody(schema, await readJson(c));
+  checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
   const inputs = body.input === undefined ? [] : typeof body.input === "string" ? (body.input === "" ? [] : [body.input]) : body.input;
   const done = await embedWith(c, deps, body, inputs, "input");
   if (done === null) return c.json({ model: body.model, embeddings: [] });

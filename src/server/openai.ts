@@ -8,6 +8,7 @@ import { checkChat } from "../backends/chat-request.js";
 import type {
   ChatMessage,
   ChatOptions,
+  EmbedOptions,
   FinishReason,
   GenerationOptions,
   GenerationResult,
@@ -16,6 +17,7 @@ import type {
   ToolCall,
 } from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
+import { boundedMaxTokens, checkListLength, type RequestLimits } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import {
   type ChatRequest,
@@ -61,10 +63,20 @@ export function finishReasonOf(reason: FinishReason, session: ModelSession, deps
   return completedReason(reason, session, deps);
 }
 
-/** The request fields every generation shares, mapped to the backend's options. */
-export function generationOptions(body: SamplingFields, maxTokens: number | null | undefined, signal: AbortSignal): GenerationOptions {
+/**
+ * The request fields every generation shares, mapped to the backend's options; `maxTokens` is what the request asks,
+ * capped here by `server.max_tokens_limit` (the backend caps it by the context).
+ */
+export function generationOptions(
+  body: SamplingFields,
+  maxTokens: number | null | undefined,
+  signal: AbortSignal,
+  limits: Pick<RequestLimits, "max_tokens_limit">,
+): GenerationOptions {
   const options: GenerationOptions = { signal };
-  if (maxTokens != null) options.maxTokens = maxTokens;
+  const bounded = boundedMaxTokens(maxTokens, limits);
+  if (bounded !== undefined) options.maxTokens = bounded;
+  if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
   if (body.temperature != null) options.temperature = body.temperature;
   if (body.top_p != null) options.topP = body.top_p;
   if (body.top_k != null) options.topK = body.top_k;
@@ -134,6 +146,8 @@ function openaiToolCalls(calls: readonly ToolCall[]) {
 
 async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(chatRequestSchema, await readJson(c));
+  const { server } = deps.runtime.config;
+  checkListLength(body.messages, server.max_messages, "messages", "max_messages");
   const messages = chatMessages(body);
   const chat = chatOptions(body);
   checkChat(messages, chat);
@@ -143,7 +157,11 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const created = unixSeconds();
   // Replies name the model as the client asked for it.
   const name = body.model;
-  const options = { ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, session.signal), ...chat };
+  const options = {
+    ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, session.signal, server),
+    promptParam: "messages",
+    ...chat,
+  };
 
   if (body.stream) {
     return streamSession(c, deps, session, async (events) => {
@@ -203,7 +221,11 @@ async function completeEach(
   options: (index: number) => GenerationOptions,
 ): Promise<GenerationResult[]> {
   const results: GenerationResult[] = [];
-  for (const [index, prompt] of prompts.entries()) results.push(await model.complete(prompt, options(index)));
+  for (const [index, prompt] of prompts.entries()) {
+    // A list's prompts are named by index in a context_length_exceeded error.
+    const promptParam = prompts.length > 1 ? `prompt[${index}]` : "prompt";
+    results.push(await model.complete(prompt, { ...options(index), promptParam }));
+  }
   return results;
 }
 
@@ -225,7 +247,7 @@ async function streamCompletions(
   const results = await completeEach(model, meta.prompts, (index) => {
     if (body.echo) events.send(chunk(index, meta.prompts[index] ?? "", null));
     return {
-      ...generationOptions(body, meta.maxTokens, session.signal),
+      ...generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
       onText: (text) => events.send(chunk(index, text, null)),
     };
   });
@@ -246,6 +268,7 @@ async function streamCompletions(
 
 async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(completionRequestSchema, await readJson(c));
+  checkListLength(body.prompt, deps.runtime.config.server.max_prompts, "prompt", "max_prompts");
   const session = await openSession(c, deps, body.model, body.keep_alive, "text completions");
   const model = textModelOf(session, "text completions");
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
@@ -260,7 +283,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   if (body.stream) return streamSession(c, deps, session, (events) => streamCompletions(deps, events, body, session, model, meta));
 
   const results = await within(session, () =>
-    completeEach(model, prompts, () => generationOptions(body, meta.maxTokens, session.signal)),
+    completeEach(model, prompts, () => generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server)),
   );
   return c.json({
     id: meta.id,
@@ -285,10 +308,13 @@ function base64Vector(vector: number[]): string {
 
 async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(embeddingRequestSchema, await readJson(c));
+  checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
   const session = await openSession(c, deps, body.model, body.keep_alive, "embeddings");
   const model = textModelOf(session, "embeddings");
   const inputs = typeof body.input === "string" ? [body.input] : body.input;
-  const result = await within(session, () => model.embed(inputs, session.signal));
+  const options: EmbedOptions = { inputParam: "input" };
+  if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
+  const result = await within(session, () => model.embed(inputs, session.signal, options));
   const encode = body.encoding_format === "base64" ? base64Vector : (v: number[]) => v;
   return c.json({
     object: "list",

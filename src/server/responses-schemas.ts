@@ -111,10 +111,9 @@ export const responsesRequestSchema = z.strictObject({
   prompt: unsupported("stored prompts are"),
   reasoning: unsupported("reasoning settings are (the models here do not reason on a budget);"),
   top_logprobs: unsupported("log probabilities are"),
-  truncation: z
-    .enum(["auto", "disabled"])
-    .refine((t) => t === "disabled", { message: 'only "disabled" is supported: an input longer than the context is an error' })
-    .nullish(),
+  // OpenAI's own switch: "auto" drops the oldest input items (not instructions, not the last item) to fit the context;
+  // "disabled" (the default) refuses an input the context cannot hold with a 400.
+  truncation: z.enum(["auto", "disabled"]).nullish(),
   ...withoutEffect,
 });
 

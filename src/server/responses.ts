@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { checkChat, type FieldNames } from "../backends/chat-request.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import { checkListLength, truncateTo } from "./bounds.js";
 import { finishReasonOf, generationOptions, newId, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 import { parseBody } from "./schemas.js";
@@ -145,7 +146,7 @@ function responseObject(
     tool_choice: body.tool_choice ?? "auto",
     tools: (body.tools ?? []).map((t) => ({ ...t, strict: t.strict ?? false })),
     top_p: body.top_p ?? null,
-    truncation: "disabled",
+    truncation: body.truncation ?? "disabled",
     usage: state.result ? usageOf(state.result) : null,
     user: body.user ?? null,
     metadata: body.metadata ?? {},
@@ -161,6 +162,8 @@ function outputItems(messageId: string, result: GenerationResult) {
 
 async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(responsesRequestSchema, await readJson(c));
+  const { server } = deps.runtime.config;
+  checkListLength(body.input, server.max_messages, "input", "max_messages");
   const { messages, fields } = conversation(body);
   const chat = responseChatOptions(body);
   checkChat(messages, chat, fields);
@@ -168,7 +171,12 @@ async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
   const model = textModelOf(session, "responses");
   const meta = { id: newId("resp"), createdAt: unixSeconds() };
   const messageId = newId("msg");
-  const options = { ...generationOptions(body, body.max_output_tokens, session.signal), ...chat };
+  const options = {
+    ...generationOptions(body, body.max_output_tokens, session.signal, server),
+    ...truncateTo(body.truncation === "auto"),
+    promptParam: "input",
+    ...chat,
+  };
   const statusOf = (result: GenerationResult): Status =>
     finishReasonOf(result.finishReason, session, deps) === "length" ? "incomplete" : "completed";
 

@@ -58,6 +58,18 @@ export const ACCEPTED_WITHOUT_EFFECT: readonly string[] = [...Object.keys(withou
 
 export const penalty = z.number().min(-2).max(2).nullish();
 
+/**
+ * An extension, vLLM's name for it: what to do with a prompt the loaded context cannot hold. Absent: a 400
+ * (`context_length_exceeded`) naming the token counts. `-1`: truncate to what fits; `n > 0`: keep at most `n` tokens. A
+ * completion keeps the end of its prompt, a chat drops its oldest messages (the system messages and the last message
+ * stay), an embedding input keeps its beginning.
+ */
+export const truncatePromptTokens = z
+  .number()
+  .int()
+  .refine((n) => n === -1 || n > 0, { message: "expected -1 (truncate to what the context holds) or a positive number of tokens" })
+  .nullish();
+
 /** Sampling settings shared by chat and text completions. `top_k` and `min_p` are extensions (llama.cpp's samplers). */
 const sampling = {
   temperature: z.number().min(0).max(2).nullish(),
@@ -80,6 +92,7 @@ const sampling = {
   stream: z.boolean().nullish(),
   stream_options: z.strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() }).nullish(),
   keep_alive: keepAlive.optional(),
+  truncate_prompt_tokens: truncatePromptTokens,
   logprobs: unsupported("log probabilities are"),
   ...withoutEffect,
 };
@@ -180,6 +193,7 @@ export const embeddingRequestSchema = z.object({
   encoding_format: z.enum(["float", "base64"]).optional(),
   dimensions: unsupported("choosing dimensions is (embeddings have the model's own size)"),
   keep_alive: keepAlive.optional(),
+  truncate_prompt_tokens: truncatePromptTokens,
 });
 
 export const loadRequestSchema = z.object({ keep_alive: keepAlive.optional() });
@@ -197,7 +211,7 @@ export const warmupRequestSchema = z.object({
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 /** The sampling fields chat and text completions share (and the Responses API a subset of). */
-export type SamplingFields = Partial<Pick<ChatRequest, "temperature" | "top_p" | "top_k" | "min_p" | "frequency_penalty" | "presence_penalty" | "logit_bias" | "seed" | "stop">>;
+export type SamplingFields = Partial<Pick<ChatRequest, "temperature" | "top_p" | "top_k" | "min_p" | "frequency_penalty" | "presence_penalty" | "logit_bias" | "seed" | "stop" | "truncate_prompt_tokens">>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
 

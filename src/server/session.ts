@@ -170,7 +170,7 @@ export function streamSession(
       try {
         await produce(events);
       } catch (error) {
-        const mapped = mapError(error);
+        const mapped = mapError(error, deps.paths);
         if (mapped.internal) deps.runtime.logger.error({ err: error }, "stream failed");
         events.send(framing.error(mapped));
       } finally {

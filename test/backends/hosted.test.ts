@@ -10,7 +10,7 @@ import { HostedBackend } from "../../src/backends/hosted.js";
 import { processMemory } from "../../src/backends/host/memory.js";
 import { LlamaBackend } from "../../src/backends/llama.js";
 import type { TextModel } from "../../src/backends/types.js";
-import { ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
+import { ContextLengthExceeded, ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { TEST_BACKEND } from "../helpers/models.js";
@@ -86,6 +86,22 @@ describe("a model in a host", () => {
     assert.ok(["yes", "no"].includes((JSON.parse(structured.text) as { answer: string }).answer));
     assert.deepEqual(await model.tokenize("hello world"), await inProcess.tokenize("hello world"));
     assert.deepEqual(await model.embed(["hello", "world"]), await inProcess.embed(["hello", "world"]));
+  });
+
+  test("the context rule crosses: the same typed refusal of an over-long prompt, the same truncation", async () => {
+    const long = "word ".repeat(400);
+    const refusal = (error: unknown) => {
+      assert.ok(error instanceof ContextLengthExceeded, String(error));
+      assert.equal(error.details?.param, "prompt[3]");
+      return true;
+    };
+    await assert.rejects(model.complete(long, { maxTokens: 2, promptParam: "prompt[3]" }), refusal);
+    await assert.rejects(inProcess.complete(long, { maxTokens: 2, promptParam: "prompt[3]" }), refusal);
+    const cut = { maxTokens: 2, temperature: 0, truncatePromptTokens: 30 };
+    assert.deepEqual(await model.complete(long, cut), await inProcess.complete(long, cut));
+    await assert.rejects(model.embed(["a", long]), ContextLengthExceeded);
+    const embedCut = { truncatePromptTokens: -1 };
+    assert.deepEqual(await model.embed(["a", long], undefined, embedCut), await inProcess.embed(["a", long], undefined, embedCut));
   });
 
   test("streams: the pieces make up the text; an abort mid-stream ends it with what was generated", async () => {

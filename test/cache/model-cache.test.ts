@@ -409,6 +409,39 @@ describe("file changes", () => {
     (await cache.acquire("a.gguf")).release();
     assert.equal(backend.counts.loaded, 2, "the reloaded file is not seen as changed again");
   });
+
+  it("a deleted file: the model is unloaded once its last lease ends, long before its TTL", async () => {
+    const { cache, clock, source } = await harness();
+    const loaded = () => cache.loadedModels().map((m) => m.name);
+    const lease = await clock.run(cache.acquire("a.gguf"));
+    source.remove("a.gguf");
+    await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS * 2);
+    assert.deepEqual(loaded(), ["a.gguf"], "in use: kept");
+    lease.release();
+    await clock.advance(1);
+    assert.deepEqual(loaded(), [], "gone once idle");
+    assert.equal(cache.stats().evictions.file_changed, 1);
+
+    // Released within the check interval: the check waits out the interval, then unloads.
+    (await clock.run(cache.acquire("b.gguf"))).release();
+    source.remove("b.gguf");
+    // The load took 100 ms of the interval (the check counts from the load's start).
+    await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS - 300);
+    assert.deepEqual(loaded(), ["b.gguf"]);
+    await clock.advance(400);
+    assert.deepEqual(loaded(), []);
+    assert.equal(cache.stats().evictions.file_changed, 2);
+  });
+
+  it("a models folder that is gone altogether (unmounted) unloads nothing", async () => {
+    const { cache, clock, source } = await harness();
+    (await clock.run(cache.acquire("a.gguf"))).release();
+    source.folderPresent = false;
+    await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS * 3);
+    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    assert.equal(cache.stats().evictions.file_changed, 0);
+    source.folderPresent = true;
+  });
 });
 
 describe("crashes", () => {

@@ -30,7 +30,7 @@ async function declaredFields(file: string, name: string): Promise<string[]> {
 type Json = Record<string, unknown>;
 
 /** Fields Inferno adds to OpenAI's (llama.cpp samplers); walked too, though no openai declaration has them. */
-const EXTENSIONS = new Set(["top_k", "min_p"]);
+const EXTENSIONS = new Set(["top_k", "min_p", "truncate_prompt_tokens"]);
 
 async function post(path: string, body: Json): Promise<{ status: number; body: Json }> {
   const response = await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -82,6 +82,20 @@ const responseText = (body: Json) =>
     .map((item) => item.content?.map((c) => c.text).join("") ?? "")
     .join("");
 const completionTokens = (body: Json) => (body.usage as { completion_tokens?: number; output_tokens?: number }).completion_tokens ?? (body.usage as { output_tokens: number }).output_tokens;
+
+/**
+ * The truncation extension (vLLM's `truncate_prompt_tokens`): an input longer than the context is a 400 without it and
+ * served, within the context, with it (test/server/bounds.test.ts has every route).
+ */
+function truncationProof(path: string, long: Json) {
+  return honoured(async () => {
+    const refused = await post(path, long);
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal((refused.body.error as { code: string }).code, "context_length_exceeded");
+    const served = await ok(path, { ...long, truncate_prompt_tokens: -1 });
+    assert.ok((served.usage as { prompt_tokens: number }).prompt_tokens < 1024);
+  });
+}
 
 /** Proofs shared by the endpoints, given how an endpoint spells its request and reads its text. */
 function samplingProofs(path: string, base: Json, text: (body: Json) => string, maxField: string) {
@@ -171,6 +185,12 @@ const endpoints: Endpoint[] = [
       ...Object.fromEntries(
         Object.entries(samplingProofs("/v1/chat/completions", { ...chatBase, max_tokens: undefined }, chatText, "max_completion_tokens")).filter(([k]) => k === "max_completion_tokens"),
       ),
+      truncate_prompt_tokens: truncationProof("/v1/chat/completions", {
+        ...chatBase,
+        messages: Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(40)}` })).concat([
+          { role: "user", content: "Tell me a story" },
+        ]),
+      }),
       model: honoured(async () => assert.equal((await ok("/v1/chat/completions", chatBase)).model, "tiny")),
       messages: honoured(() => longerInput("/v1/chat/completions", chatBase, { messages: [{ role: "user", content: "Tell me a long story about the sea" }] })),
       logit_bias: honoured(() => logitBiasProof("/v1/chat/completions", chatBase, chatText)),
@@ -221,6 +241,7 @@ const endpoints: Endpoint[] = [
     text: completionText,
     cases: {
       ...samplingProofs("/v1/completions", promptBase, completionText, "max_tokens"),
+      truncate_prompt_tokens: truncationProof("/v1/completions", { ...promptBase, prompt: "word ".repeat(3000) }),
       model: honoured(async () => assert.equal((await ok("/v1/completions", promptBase)).model, "tiny")),
       prompt: honoured(() => longerInput("/v1/completions", promptBase, { prompt: "Once upon a time there was a sea" })),
       echo: honoured(async () => assert.ok(completionText(await ok("/v1/completions", { ...promptBase, echo: true })).startsWith("Once upon a time"))),
@@ -263,9 +284,13 @@ const endpoints: Endpoint[] = [
         assert.equal(typeof JSON.parse(responseText(body)), "boolean");
       }),
       truncation: honoured(async () => {
-        await ok("/v1/responses", { ...responseBase, truncation: "disabled" });
-        const auto = await post("/v1/responses", { ...responseBase, truncation: "auto" });
-        assert.equal(auto.status, 400);
+        // An input longer than the context: refused unless truncation is "auto" (test/server/bounds.test.ts has more).
+        const turns = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(40)}` }));
+        const long = { ...responseBase, input: [...turns, { role: "user", content: "Tell me a story" }] };
+        const disabled = await post("/v1/responses", { ...long, truncation: "disabled" });
+        assert.equal(disabled.status, 400);
+        const auto = await ok("/v1/responses", { ...long, truncation: "auto" });
+        assert.equal(auto.truncation, "auto");
       }),
       background: refused(true),
       context_management: refused([{ type: "compaction" }]),

@@ -170,6 +170,7 @@ async function call(id: number, method: CallMethod, args: unknown[], stream: boo
       batcher?.flush();
     }
   }
-  const rest = method === "tokenize" ? [] : [signal];
+  // embed(inputs, signal, options) and run(inputs, signal): the signal is this side's; tokenize takes none.
+  const rest = method === "tokenize" ? [] : method === "embed" ? [signal, args[1]] : [signal];
   return { type: "result", id, value: await m[method](args[0], ...rest) };
 }
