@@ -25,7 +25,7 @@ import {
   messageOf,
 } from "../errors/index.js";
 import { type Bytes, type Fingerprint, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
-import { systemClock } from "./clock.js";
+import { ClockReader, systemClock } from "./clock.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
 import { MemoryLedger, type Reservation } from "./memory.js";
 import type { PersistedGgufFacts, StateStore } from "./persistence/types.js";
@@ -92,6 +92,8 @@ const DAY_MS = 24 * 3600_000;
 /** A hit re-checks the model file's size and mtime at most this often (ms), so hits cost no `stat` each. */
 export const FINGERPRINT_CHECK_INTERVAL_MS = 5000;
 const DEFAULT_BUSY_WAIT_MS = 30_000;
+/** The options of a request that gives none (one shared object: a hit allocates nothing for them). */
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 interface Deferred {
   promise: Promise<void>;
@@ -119,10 +121,10 @@ interface Entry {
   waiters: number;
   /** Request `keep_alive`, replacing the configured TTL until another request sets one. */
   keepAlive: KeepAlive | null;
+  /** `idleMs(entry)`, worked out when the entry became ready and when its keep-alive changed (not per release). */
+  idleMs: number | null;
   /** Monotonic time the model became idle (last lease ended, or a lease-free use); the TTL counts from here. */
   idleSince: number;
-  /** The same moment in wall-clock time, for `expires_at` (read once, so repeated reports agree to the millisecond). */
-  idleSinceWall: number;
   /** The armed expiry timer and when it fires (monotonic); checked lazily — hits never re-arm it. */
   expiry: { handle: TimerHandle; dueAt: number } | null;
   retireReason: EvictionReason | null;
@@ -225,6 +227,8 @@ export class ModelCache implements AsyncDisposable {
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
+  /** Every time the cache reads: one clock read each (see `ClockReader`); `clock` is for its timers. */
+  private readonly time: ClockReader;
   private readonly logger: CacheLogger | undefined;
   private readonly backends: BackendRegistry;
   private readonly busyWaitMs: number;
@@ -256,6 +260,7 @@ export class ModelCache implements AsyncDisposable {
   ) {
     this.backends = deps.backends;
     this.clock = deps.clock ?? systemClock;
+    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS);
     this.logger = deps.logger;
     this.busyWaitMs = deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS;
     this.ownsBackends = deps.ownsBackends ?? false;
@@ -297,7 +302,7 @@ export class ModelCache implements AsyncDisposable {
   // ---------------------------------------------------------------- requests
 
   /** Loads (or hits) a model and counts one use. Holds no lease: prefer acquire/withModel for requests. */
-  getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
+  getModel(name: string, options: AcquireOptions = NO_OPTIONS): Promise<LoadedModel> {
     const ready = this.readyFast(name, options);
     if (ready) {
       if (ready.leases === 0 && ready.expiry === null) this.whenIdle(ready);
@@ -313,7 +318,7 @@ export class ModelCache implements AsyncDisposable {
    * Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident
    * model is leased. A hit on a ready model takes a synchronous path: no lookup awaits, no stat, no timer work.
    */
-  acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
+  acquire(name: string, options: AcquireOptions = NO_OPTIONS): Promise<Lease> {
     const ready = this.readyFast(name, options);
     if (ready) return Promise.resolve(this.lease(ready));
     return this.obtainRequested(name, options).then((entry) => this.lease(entry));
@@ -329,11 +334,11 @@ export class ModelCache implements AsyncDisposable {
     if (!descriptor) return undefined;
     const entry = this.entries.get(descriptor.key);
     if (!entry || entry.state !== "ready" || entry.retireReason !== null) return undefined;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
-    entry.idleSinceWall = this.recordUse(descriptor, "hit");
+    this.recordUse(descriptor, "hit", now);
     this.applyKeepAlive(entry, options.keepAlive);
     // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
     entry.idleSince = now;
@@ -440,13 +445,10 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** Counts one request; returns the wall-clock time it was counted at. */
-  private recordUse(descriptor: ModelDescriptor, kind: UseKind): number {
-    const now = this.clock.now();
-    this.book.recordUse(descriptor, kind, now, this.inflation);
-    const { name, key } = descriptor;
-    if (this.events.wants(kind)) this.events.emit(kind, { name, key });
-    return now;
+  /** Counts one request, at `monotonic` (a reading of `this.time` the caller already took) or now. */
+  private recordUse(descriptor: ModelDescriptor, kind: UseKind, monotonic: number = this.time.monotonic()): void {
+    this.book.recordUse(descriptor, kind, this.time.wallAt(monotonic), this.inflation);
+    if (this.events.wants(kind)) this.events.emit(kind, { name: descriptor.name, key: descriptor.key });
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
@@ -497,7 +499,7 @@ export class ModelCache implements AsyncDisposable {
   /** Whether a ready entry's file changed: compared at most once per interval per model (a hit costs no stat). */
   private async fileChanged(entry: Entry): Promise<boolean> {
     if (entry.state !== "ready" || entry.retireReason !== null) return false;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     if (now - entry.checkedAt < FINGERPRINT_CHECK_INTERVAL_MS) return false;
     entry.checkedAt = now;
     const current = await this.models.fingerprint(entry.descriptor.key);
@@ -509,7 +511,7 @@ export class ModelCache implements AsyncDisposable {
 
   private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): Entry {
     const until = this.cooldowns.get(descriptor.key);
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     if (until !== undefined && until > now) {
       const retry = Math.ceil((until - now) / 1000);
       throw new ModelLoadCooldown(`${descriptor.name} failed to load recently; retry in ${retry} s`, {
@@ -527,8 +529,8 @@ export class ModelCache implements AsyncDisposable {
       leases: 0,
       waiters: 0,
       keepAlive: null,
+      idleMs: null,
       idleSince: now,
-      idleSinceWall: this.clock.now(),
       expiry: null,
       retireReason: null,
       gone: deferred(),
@@ -558,10 +560,10 @@ export class ModelCache implements AsyncDisposable {
       // The runtime's one-time start-up (llama.cpp's) is not this model's load time.
       await backend.ready?.(this.backendConfig);
       this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
-      const started = this.clock.monotonic();
+      const started = this.time.monotonic();
       const onProgress = (progress: number) => this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
       const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal, onProgress });
-      const loadMs = this.clock.monotonic() - started;
+      const loadMs = this.time.monotonic() - started;
       if (entry.abort.signal.aborted) {
         await model.dispose();
         throw new Aborted(`loading ${descriptor.name} was cancelled`);
@@ -571,9 +573,9 @@ export class ModelCache implements AsyncDisposable {
       entry.reservation?.resize(model.memoryBytes);
       entry.loadMs = loadMs;
       entry.state = "ready";
-      entry.readyAt = this.clock.monotonic();
+      entry.idleMs = this.idleMs(entry);
+      entry.readyAt = this.time.monotonic();
       entry.idleSince = entry.readyAt;
-      entry.idleSinceWall = this.clock.now();
       this.readyCount++;
       this.recordLoad(entry, model, loadMs, gguf);
       void model.crashed?.then((error) => this.crashed(entry, model, error));
@@ -615,7 +617,7 @@ export class ModelCache implements AsyncDisposable {
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.book.recordLoadFailure();
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
-    if (cooldownMs > 0) this.cooldowns.set(key, this.clock.monotonic() + cooldownMs);
+    if (cooldownMs > 0) this.cooldowns.set(key, this.time.monotonic() + cooldownMs);
     const typed =
       error instanceof InfernoError
         ? error
@@ -634,7 +636,7 @@ export class ModelCache implements AsyncDisposable {
   private crashed(entry: Entry, model: LoadedModel, error: Error): void {
     if (entry.model !== model) return;
     const { name, key } = entry.descriptor;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
     const previous = this.crashes.get(key);
     this.crashes.set(key, now);
@@ -688,6 +690,11 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
+  /** Whether the resident models are over either limit now (the cheap test run after every lease release). */
+  private overLimits(): boolean {
+    return this.ledger.count > this.config.max_cached_models || (this.memoryLimit > 0 && this.ledger.bytes > this.memoryLimit);
+  }
+
   /** How far over the limits the cache would be with `extra` more models of `bytes` in total (0, 0: as it is now). */
   private shortfall(extra: number, bytes: Bytes): { count: number; bytes: Bytes } {
     return {
@@ -697,7 +704,7 @@ export class ModelCache implements AsyncDisposable {
   }
 
   private evictionCandidates(except: Entry | null): EvictionCandidate[] {
-    const now = this.clock.now();
+    const now = this.time.now();
     return this.admittedEntries()
       .filter((e) => e !== except && e.state === "ready" && e.retireReason === null && e.leases === 0 && e.waiters === 0 && !this.isPinned(e))
       .map((e) => {
@@ -728,7 +735,7 @@ export class ModelCache implements AsyncDisposable {
    * for leases to end when that is not possible. Warm-up (`allowEvict = false`) never evicts and never waits.
    */
   private async admit(entry: Entry, estimate: Bytes, allowEvict: boolean): Promise<void> {
-    const deadline = this.clock.monotonic() + this.busyWaitMs;
+    const deadline = this.time.monotonic() + this.busyWaitMs;
     const { name } = entry.descriptor;
     for (;;) {
       if (entry.abort.signal.aborted) throw new Aborted(`loading ${name} was cancelled`);
@@ -741,7 +748,7 @@ export class ModelCache implements AsyncDisposable {
       }
       if (!allowEvict) throw new CacheBusy(`no room for ${name} without evicting another model`, { details: { model: name } });
       if (await this.evictFor(shortfall, entry)) continue;
-      if (this.clock.monotonic() >= deadline) {
+      if (this.time.monotonic() >= deadline) {
         throw new CacheBusy(
           `no room for ${name}: the resident models are in use and none became free within ${this.busyWaitMs / 1000} s`,
           { details: { model: name, retry_after_seconds: Math.ceil(this.busyWaitMs / 1000) } },
@@ -766,6 +773,7 @@ export class ModelCache implements AsyncDisposable {
    * so a model measured larger than its estimate while others were leased is made up for as soon as a lease ends.
    */
   private enforceLimits(): void {
+    if (!this.overLimits()) return;
     const over = this.shortfall(0, 0);
     if (over.count <= 0 && over.bytes <= 0) return;
     // Models already on their way out hold their reservations until disposed (a model host takes a moment to end):
@@ -787,7 +795,7 @@ export class ModelCache implements AsyncDisposable {
         signal.removeEventListener("abort", done);
         resolve();
       };
-      const timer = this.clock.setTimeout(done, Math.max(0, deadline - this.clock.monotonic()));
+      const timer = this.clock.setTimeout(done, Math.max(0, deadline - this.time.monotonic()));
       timer.unref?.();
       signal.addEventListener("abort", done, { once: true });
       this.capacityWaiters.add(done);
@@ -816,6 +824,7 @@ export class ModelCache implements AsyncDisposable {
   private applyKeepAlive(entry: Entry, keepAlive: KeepAlive | undefined): void {
     if (keepAlive === undefined || sameKeepAlive(entry.keepAlive, keepAlive)) return;
     entry.keepAlive = keepAlive;
+    entry.idleMs = this.idleMs(entry);
     // A different idle time: the armed expiry no longer says when.
     this.cancelExpiry(entry);
   }
@@ -833,15 +842,16 @@ export class ModelCache implements AsyncDisposable {
    * is armed only when none would fire in time; when it fires it checks whether the model really idled long enough.
    */
   private whenIdle(entry: Entry): void {
-    if (entry.leases > 0 || this.entries.get(entry.descriptor.key) !== entry) return;
-    if (entry.state === "unloading" && entry.model) {
-      void this.finishUnload(entry);
+    if (entry.leases > 0) return;
+    // A ready entry is always the one in the map (retiring makes it unloading first); an unloading one still holding
+    // its model is unloaded now (`finishUnload` takes the model first, so this runs once).
+    if (entry.state === "unloading") {
+      if (entry.model) void this.finishUnload(entry);
       return;
     }
     if (entry.state !== "ready") return;
-    entry.idleSince = this.clock.monotonic();
-    entry.idleSinceWall = this.clock.now();
-    const idleMs = this.idleMs(entry);
+    entry.idleSince = this.time.monotonic();
+    const idleMs = entry.idleMs;
     if (idleMs === null) {
       this.cancelExpiry(entry);
       return;
@@ -856,7 +866,7 @@ export class ModelCache implements AsyncDisposable {
   private armExpiry(entry: Entry, dueAt: number): void {
     if (entry.expiry && entry.expiry.dueAt <= dueAt) return;
     this.cancelExpiry(entry);
-    const handle = this.clock.setTimeout(() => this.expire(entry), Math.max(0, dueAt - this.clock.monotonic()));
+    const handle = this.clock.setTimeout(() => this.expire(entry), Math.max(0, dueAt - this.time.monotonic()));
     handle.unref?.();
     entry.expiry = { handle, dueAt };
   }
@@ -865,9 +875,9 @@ export class ModelCache implements AsyncDisposable {
   private expire(entry: Entry): void {
     entry.expiry = null;
     if (entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return;
-    const idleMs = this.idleMs(entry);
+    const idleMs = entry.idleMs;
     if (idleMs === null) return;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     const dueAt = entry.idleSince + idleMs;
     if (now < dueAt) {
       this.armExpiry(entry, dueAt);
@@ -887,9 +897,9 @@ export class ModelCache implements AsyncDisposable {
   /** Wall-clock time (ms) an idle model will be unloaded, or null (leased, pinned, no TTL, not ready). */
   private expiresAt(entry: Entry | undefined): number | null {
     if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return null;
-    const idleMs = this.idleMs(entry);
+    const idleMs = entry.idleMs;
     if (idleMs === null) return null;
-    return entry.idleSinceWall + idleMs;
+    return this.time.wallAt(entry.idleSince) + idleMs;
   }
 
   private retireKey(key: string, reason: EvictionReason): Promise<void> {
@@ -923,7 +933,7 @@ export class ModelCache implements AsyncDisposable {
     const model = entry.model;
     if (!model) return;
     entry.model = null;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     const idleSeconds = entry.leases === 0 ? (now - entry.idleSince) / 1000 : 0;
     const residentSeconds = entry.readyAt === null ? 0 : (now - entry.readyAt) / 1000;
     try {
@@ -991,7 +1001,7 @@ export class ModelCache implements AsyncDisposable {
 
   private async rankWarmup(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
     const descriptors = new Map((await this.models.list()).map((d) => [d.key, d]));
-    const now = this.clock.now();
+    const now = this.time.now();
     const keys = new Set([...this.book.keys(), ...this.pins.keys()]);
     const candidates: WarmupCandidate[] = [];
     const skipped: WarmupResult["skipped"] = [];
@@ -1126,7 +1136,7 @@ export class ModelCache implements AsyncDisposable {
 
   private modelStats(usage: Usage): ModelStats {
     const entry = this.entries.get(usage.key);
-    const now = this.clock.now();
+    const now = this.time.now();
     return modelStatsOf(this.book.persisted(usage, now, this.pins.has(usage.key)), now, this.config.usage_half_life_hours, {
       loaded: entry?.state === "ready",
       pinned: this.pins.has(usage.key),
@@ -1175,7 +1185,7 @@ export class ModelCache implements AsyncDisposable {
           models: state.models.length,
         });
       } else {
-        const now = this.clock.now();
+        const now = this.time.now();
         const retentionMs = this.config.missing_retention_days * DAY_MS;
         for (const saved of state.models) {
           const current = await this.models.fingerprint(saved.key);

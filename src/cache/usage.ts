@@ -7,7 +7,7 @@
 import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../models/types.js";
 import { LOAD_SAMPLES } from "./persistence/merge.js";
 import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
-import { addUse, decayedValue, type DecayedCount } from "./policy/frequency.js";
+import { addUseInPlace, decayedValue, type DecayedCount } from "./policy/frequency.js";
 import { emptyCounters, priorityOf } from "./state-view.js";
 import type { EvictionReason } from "./types.js";
 
@@ -58,7 +58,9 @@ const DELTA_CHUNK = 250;
 const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMsTotal: 0, frequency: null };
 
 function baseOf(u: Pick<Usage, keyof UsageBase>): UsageBase {
-  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency: u.frequency };
+  // The frequency is a copy: the live one changes in place on every use.
+  const frequency = u.frequency ? { ...u.frequency } : null;
+  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency };
 }
 
 function subtractCounters(a: PersistedCounters, b: PersistedCounters): PersistedCounters {
@@ -163,7 +165,8 @@ export class UsageBook {
     usage.name = descriptor.name;
     usage.requests++;
     usage.lastUsedAt = now;
-    usage.frequency = addUse(usage.frequency, now, this.halfLifeHours);
+    if (usage.frequency) addUseInPlace(usage.frequency, now, this.halfLifeHours);
+    else usage.frequency = { value: 1, at: now };
     usage.inflation = inflation;
     if (kind === "hit") {
       usage.hits++;
@@ -258,7 +261,7 @@ export class UsageBook {
         misses: u.misses,
         loads: u.loads,
         lastUsedAt: u.last_used_at,
-        frequency: u.frequency,
+        frequency: u.frequency ? { ...u.frequency } : null,
         loadMsTotal: u.load_ms_total,
         loadMsSamples: [...u.load_ms_samples],
         memoryBytes: saved.metadata.memory_bytes,
