@@ -130,9 +130,19 @@ interface Entry {
   retireReason: EvictionReason | null;
   /** Resolves once the entry has left the map (unloaded or failed). */
   gone: Deferred;
-  /** The file version this entry loaded, and when (monotonic) that was last compared with the file. */
+  /** The file version this entry loaded. */
   fingerprint: Fingerprint;
-  checkedAt: number;
+  /**
+   * Whether the file is due to be compared with `fingerprint` (a hit then takes the slow path, which compares it). Set
+   * by `checkTimer`, armed once per check: a hit reads no clock and arms no timer for it.
+   */
+  checkDue: boolean;
+  checkTimer: TimerHandle | null;
+  /** Hits counted but not yet timed (their time is read when the lease ends, see `stamp`), and whose usage they are. */
+  unstamped: number;
+  usage: Usage | null;
+  /** Uses were timed while still leased: the lease's end times the last use again. */
+  timedInUse: boolean;
   loadMs: number | null;
   /** Monotonic time the model became ready. */
   readyAt: number | null;
@@ -278,6 +288,7 @@ export class ModelCache implements AsyncDisposable {
       intervalMs: config.persist_interval_seconds * 1000,
       timeoutMs: deps.storeTimeoutMs,
       isPinned: (key) => this.pins.has(key),
+      beforeSave: () => this.stampAll(),
       onSave: (save) => this.events.emit("save", save),
       warn: (message, fields) => this.logger?.warn(message, fields),
     });
@@ -305,7 +316,8 @@ export class ModelCache implements AsyncDisposable {
   getModel(name: string, options: AcquireOptions = NO_OPTIONS): Promise<LoadedModel> {
     const ready = this.readyFast(name, options);
     if (ready) {
-      if (ready.leases === 0 && ready.expiry === null) this.whenIdle(ready);
+      // No lease: the use ends now (the idle time starts, the use is timed).
+      this.whenIdle(ready);
       return Promise.resolve(ready.model as LoadedModel);
     }
     return this.obtainRequested(name, options).then((entry) => {
@@ -325,23 +337,22 @@ export class ModelCache implements AsyncDisposable {
   }
 
   /**
-   * The hit without a single await: the model source knows the name without I/O (`lookup`), the entry is ready, its
-   * file check is not due and the request has nothing the slow path must handle. Undefined otherwise.
+   * The hit without a single await, clock read or timer: the model source knows the name without I/O (`lookup`), the
+   * entry is ready, its file check is not due and the request has nothing the slow path must handle. The use is
+   * counted now and timed when it ends (`whenIdle`). Undefined otherwise.
    */
   private readyFast(name: string, options: AcquireOptions): Entry | undefined {
     if (this.closing || options.signal?.aborted) return undefined;
     const descriptor = this.models.lookup?.(name);
     if (!descriptor) return undefined;
     const entry = this.entries.get(descriptor.key);
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null) return undefined;
-    const now = this.time.monotonic();
-    if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
+    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.checkDue) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
-    this.recordUse(descriptor, "hit", now);
+    entry.usage = this.book.countUse(descriptor, "hit", entry.usage);
+    entry.unstamped++;
+    if (this.events.wantsHit) this.events.emit("hit", { name: descriptor.name, key: descriptor.key });
     this.applyKeepAlive(entry, options.keepAlive);
-    // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
-    entry.idleSince = now;
     return entry;
   }
 
@@ -445,10 +456,27 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** Counts one request, at `monotonic` (a reading of `this.time` the caller already took) or now. */
-  private recordUse(descriptor: ModelDescriptor, kind: UseKind, monotonic: number = this.time.monotonic()): void {
-    this.book.recordUse(descriptor, kind, this.time.wallAt(monotonic), this.inflation);
+  /** Counts and times one request (the slow path; the hit path counts in `readyFast` and times in `stamp`). */
+  private recordUse(descriptor: ModelDescriptor, kind: UseKind): void {
+    this.book.recordUse(descriptor, kind, this.time.now(), this.inflation);
     if (this.events.wants(kind)) this.events.emit(kind, { name: descriptor.name, key: descriptor.key });
+  }
+
+  /**
+   * Times the hits counted on the fast path at `monotonic` (a reading of `this.time`): when their use ended, or — read
+   * while still in use — now, and again when the use ends (the last use is when the model was last in use).
+   */
+  private stamp(entry: Entry, monotonic: number): void {
+    if (entry.usage === null || (entry.unstamped === 0 && !entry.timedInUse)) return;
+    this.book.stampUses(entry.usage, this.time.wallAt(monotonic), entry.unstamped, this.inflation);
+    entry.unstamped = 0;
+    entry.timedInUse = entry.leases > 0;
+  }
+
+  /** Times every hit not yet timed (before statistics are read or saved): uses still leased count as of now. */
+  private stampAll(): void {
+    const now = this.time.monotonic();
+    for (const entry of this.entries.values()) this.stamp(entry, now);
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
@@ -498,15 +526,31 @@ export class ModelCache implements AsyncDisposable {
 
   /** Whether a ready entry's file changed: compared at most once per interval per model (a hit costs no stat). */
   private async fileChanged(entry: Entry): Promise<boolean> {
-    if (entry.state !== "ready" || entry.retireReason !== null) return false;
-    const now = this.time.monotonic();
-    if (now - entry.checkedAt < FINGERPRINT_CHECK_INTERVAL_MS) return false;
-    entry.checkedAt = now;
+    if (entry.state !== "ready" || entry.retireReason !== null || !entry.checkDue) return false;
+    // Uses held for long (overlapping leases that never all end) are timed at least this often.
+    this.stamp(entry, this.time.monotonic());
+    this.scheduleFileCheck(entry);
     const current = await this.models.fingerprint(entry.descriptor.key);
     if (current && sameFileVersion(current, entry.fingerprint)) return false;
     if (current) this.book.recordFileVersion(entry.descriptor.key, current);
     this.logger?.info("model file changed; reloading once its requests end", { model: entry.descriptor.name });
     return entry.state === "ready" && entry.retireReason === null;
+  }
+
+  /** The next file check is due in `FINGERPRINT_CHECK_INTERVAL_MS` (one timer per check, none per hit). */
+  private scheduleFileCheck(entry: Entry): void {
+    entry.checkDue = false;
+    if (entry.checkTimer) this.clock.clearTimeout(entry.checkTimer);
+    entry.checkTimer = this.clock.setTimeout(() => {
+      entry.checkTimer = null;
+      entry.checkDue = true;
+    }, FINGERPRINT_CHECK_INTERVAL_MS);
+    entry.checkTimer.unref?.();
+  }
+
+  private cancelFileCheck(entry: Entry): void {
+    if (entry.checkTimer) this.clock.clearTimeout(entry.checkTimer);
+    entry.checkTimer = null;
   }
 
   private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): Entry {
@@ -536,7 +580,11 @@ export class ModelCache implements AsyncDisposable {
       gone: deferred(),
       // The newer of what resolve saw and what a file check last saw (a cached descriptor may be older).
       fingerprint: known && known.mtimeMs > descriptor.fingerprint.mtimeMs ? known : descriptor.fingerprint,
-      checkedAt: now,
+      checkDue: false,
+      checkTimer: null,
+      unstamped: 0,
+      usage: null,
+      timedInUse: false,
       loadMs: null,
       readyAt: null,
     };
@@ -576,6 +624,7 @@ export class ModelCache implements AsyncDisposable {
       entry.idleMs = this.idleMs(entry);
       entry.readyAt = this.time.monotonic();
       entry.idleSince = entry.readyAt;
+      this.scheduleFileCheck(entry);
       this.readyCount++;
       this.recordLoad(entry, model, loadMs, gguf);
       void model.crashed?.then((error) => this.crashed(entry, model, error));
@@ -850,7 +899,9 @@ export class ModelCache implements AsyncDisposable {
       return;
     }
     if (entry.state !== "ready") return;
-    entry.idleSince = this.time.monotonic();
+    const now = this.time.monotonic();
+    this.stamp(entry, now);
+    entry.idleSince = now;
     const idleMs = entry.idleMs;
     if (idleMs === null) {
       this.cancelExpiry(entry);
@@ -915,6 +966,7 @@ export class ModelCache implements AsyncDisposable {
     if (entry.retireReason === null) {
       entry.retireReason = reason;
       this.cancelExpiry(entry);
+      this.cancelFileCheck(entry);
       if (entry.state === "loading") {
         entry.state = "unloading";
         entry.abort.abort();
@@ -934,6 +986,7 @@ export class ModelCache implements AsyncDisposable {
     if (!model) return;
     entry.model = null;
     const now = this.time.monotonic();
+    this.stamp(entry, now);
     const idleSeconds = entry.leases === 0 ? (now - entry.idleSince) / 1000 : 0;
     const residentSeconds = entry.readyAt === null ? 0 : (now - entry.readyAt) / 1000;
     try {
@@ -1111,6 +1164,7 @@ export class ModelCache implements AsyncDisposable {
   }
 
   stats(): CacheStats {
+    this.stampAll();
     const counters = this.book.counters;
     const summary = this.summary();
     return {
@@ -1147,6 +1201,7 @@ export class ModelCache implements AsyncDisposable {
 
   /** Resident (and loading) models, for `GET /v1/cache/models` and `inferno ps`. */
   loadedModels(): LoadedModelInfo[] {
+    this.stampAll();
     return [...this.entries.values()].map((e) => this.info(e)).sort((a, b) => a.name.localeCompare(b.name));
   }
 

@@ -23,6 +23,8 @@ export interface SaverOptions {
   /** Lets the event loop turn while a large delta is taken. Default: `setImmediate`. */
   turn?: () => Promise<void>;
   isPinned(key: string): boolean;
+  /** Brings the book up to date right before a delta is taken (the cache times hits not yet timed). */
+  beforeSave?(): void;
   onSave(save: LastSave): void;
   warn(message: string, fields: Record<string, unknown>): void;
 }
@@ -112,6 +114,7 @@ export class Saver {
     const now = clock.now();
     const at = new Date(now).toISOString();
     const turn = this.options.turn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.options.beforeSave?.();
     const pending = await book.takeDelta(now, (key) => this.options.isPinned(key), turn);
     try {
       const { bytes } = await this.bounded(store.save(pending.delta), "saving the cache state");

@@ -7,7 +7,7 @@
 import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../models/types.js";
 import { LOAD_SAMPLES } from "./persistence/merge.js";
 import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
-import { addUseInPlace, decayedValue, type DecayedCount } from "./policy/frequency.js";
+import { addUsesInPlace, decayedValue, type DecayedCount } from "./policy/frequency.js";
 import { emptyCounters, priorityOf } from "./state-view.js";
 import type { EvictionReason } from "./types.js";
 
@@ -48,6 +48,8 @@ export interface Usage {
   /** Changed since the last save (a flag, not a set: a hit costs one store), and a count of changes. */
   dirty: boolean;
   changes: number;
+  /** Removed from the book (statistics reset): a holder of this object must look the model up again. */
+  removed: boolean;
 }
 
 export type UseKind = "hit" | "miss" | "coalesced";
@@ -153,21 +155,27 @@ export class UsageBook {
         base: { ...ZERO_BASE },
         dirty: false,
         changes: 0,
+        removed: false,
       };
       this.models.set(descriptor.key, usage);
     }
     return usage;
   }
 
-  /** One request for a model: a hit, a miss, or one that joined a load in flight. */
+  /** One request for a model, at `now`: a hit, a miss, or one that joined a load in flight. */
   recordUse(descriptor: ModelDescriptor, kind: UseKind, now: EpochMilliseconds, inflation: number): void {
-    const usage = this.ensure(descriptor);
+    this.stampUses(this.countUse(descriptor, kind), now, 1, inflation);
+  }
+
+  /**
+   * One request for a model, counted now and timed later (`stampUses`): the cache's hit path counts a use without
+   * reading the clock and stamps it when the request's lease ends. `known`: the usage this returned for the model
+   * before (saves a lookup while it is still the book's). Returns the model's usage (for the stamp).
+   */
+  countUse(descriptor: ModelDescriptor, kind: UseKind, known?: Usage | null): Usage {
+    const usage = known && !known.removed ? known : this.ensure(descriptor);
     usage.name = descriptor.name;
     usage.requests++;
-    usage.lastUsedAt = now;
-    if (usage.frequency) addUseInPlace(usage.frequency, now, this.halfLifeHours);
-    else usage.frequency = { value: 1, at: now };
-    usage.inflation = inflation;
     if (kind === "hit") {
       usage.hits++;
       this.counterValues.hits++;
@@ -177,6 +185,20 @@ export class UsageBook {
     } else {
       this.counterValues.coalesced++;
     }
+    this.changed(usage);
+    return usage;
+  }
+
+  /**
+   * Times `count` uses counted by `countUse` at `now`: the last use, and the decayed frequency. Usage reset since it
+   * was counted (`reset`) is no longer the book's: its stamp is dropped with it.
+   */
+  stampUses(usage: Usage, now: EpochMilliseconds, count: number, inflation: number): void {
+    if (usage.removed) return;
+    usage.lastUsedAt = now;
+    if (usage.frequency) addUsesInPlace(usage.frequency, now, count, this.halfLifeHours);
+    else usage.frequency = { value: count, at: now };
+    usage.inflation = inflation;
     this.changed(usage);
   }
 
@@ -228,6 +250,7 @@ export class UsageBook {
     if (keys === null) {
       this.counterValues = emptyCounters();
       this.counterBase = emptyCounters();
+      for (const usage of this.models.values()) usage.removed = true;
       this.models.clear();
       this.removedKeys.clear();
       this.resetAll = true;
@@ -238,7 +261,10 @@ export class UsageBook {
   }
 
   private remove(key: string): void {
-    if (!this.models.delete(key)) return;
+    const usage = this.models.get(key);
+    if (!usage) return;
+    usage.removed = true;
+    this.models.delete(key);
     this.removedKeys.add(key);
   }
 
@@ -272,6 +298,7 @@ export class UsageBook {
         base: { ...ZERO_BASE },
         dirty: false,
         changes: 0,
+        removed: false,
       };
       usage.base = baseOf(usage);
       this.models.set(saved.key, usage);

@@ -22,20 +22,20 @@ export function decayedValue(count: DecayedCount | null, now: EpochMilliseconds,
 /** The count after one more use at `now`. */
 export function addUse(count: DecayedCount | null, now: EpochMilliseconds, halfLifeHours: number): DecayedCount {
   const next = count ? { ...count } : { value: 0, at: now };
-  addUseInPlace(next, now, halfLifeHours);
+  addUsesInPlace(next, now, 1, halfLifeHours);
   return next;
 }
 
 /**
- * `addUse` on the count itself (the cache's hit path: no allocation). A use in the millisecond of the last one (or
- * earlier) decays nothing, so a burst of uses costs no exponentiation.
+ * `uses` uses at `now`, added to the count itself (the cache's hit path: no allocation). Uses in the millisecond of the
+ * last one (or earlier) decay nothing, so a burst of uses costs no exponentiation.
  */
-export function addUseInPlace(count: DecayedCount, now: EpochMilliseconds, halfLifeHours: number): void {
+export function addUsesInPlace(count: DecayedCount, now: EpochMilliseconds, uses: number, halfLifeHours: number): void {
   if (now > count.at) {
     count.value = decayedValue(count, now, halfLifeHours);
     count.at = now;
   }
-  count.value += 1;
+  count.value += uses;
 }
 
 /** The decayed count as a rate in uses per hour. */
