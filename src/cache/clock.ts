@@ -69,6 +69,19 @@ export function setLongTimeout(fn: () => void, ms: number, timers: TimerFunction
   return new LongTimer(fn, ms, timers);
 }
 
+/**
+ * `promise`, or a rejection with `timedOut()` once `ms` passed (real time: a stuck file system must not hang a save or
+ * shutdown). The one home of "bounded in time" for the state store and the saver. The timer is not unref'd: work in
+ * flight keeps the process alive, but never longer than `ms`.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  let timer: LongTimer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setLongTimeout(() => reject(timedOut()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => timer?.clear());
+}
+
 /** `base`'s time with its timers chained by `setLongTimeout`: what `systemClock` is over the platform's timers. */
 export function longTimerClock(base: Pick<Clock, "now" | "monotonic"> & TimerFunctions): Clock {
   return {

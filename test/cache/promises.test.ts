@@ -320,7 +320,7 @@ describe("honest counts and events", () => {
   it("an unwritable store is reported at start: one warning, last_save.error set, the cache works in memory", async () => {
     const clock = new ManualClock();
     const logger = new RecordingLogger();
-    const store = Object.assign(new MemoryStateStore(), { probe: async () => "cannot save the cache state in /ro: permission denied" });
+    const store = Object.assign(new MemoryStateStore(), { probe: async () => new Error("cannot save the cache state in /ro: permission denied") });
     const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
       backends: { gguf: new FakeBackend({ timers: clock }) },
       clock,
