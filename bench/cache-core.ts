@@ -2,9 +2,9 @@
  * Issue 9's figures for the cache core, each measured against a baseline in the same run:
  *
  * - hits per second through the real `ModelManager` (1, 100 and 10,000 model files) and through the in-memory source,
- *   each against an awaited `async () => map.get(k)` — the cost floor of any promise-returning lookup — in interleaved
- *   rounds (median and spread of each round's own ratio). A hit is measured as a caller makes it: one awaited
- *   `acquire` and a `release`, or one awaited `getModel`;
+ *   each against an awaited `async () => map.get(k)` — the cost floor of any promise-returning lookup. A hit is
+ *   measured as a caller makes it: one awaited `acquire` and a `release`, or one awaited `getModel`. Rounds interleave
+ *   the three shapes slice by slice and count CPU time, so a busy shared machine slows all three alike;
  * - `/metrics` and `/health` latency with 10,000 models in the statistics;
  * - saving and restoring 10,000 entries: the longest the event loop was blocked, and the file's size against the raw
  *   encoding.
@@ -26,55 +26,30 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
+import { type Figure, figure, ratios } from "./report.js";
 
-/** Calls per round and shape: each round alternates the shapes in slices of `SLICE` calls (below). */
-const HITS = 100_000;
+/** Calls per round and shape; each round alternates the shapes in slices of `SLICE` calls. */
+let HITS = 100_000;
 const SLICE = 5_000;
-/** Rounds: each measures the baseline, acquire+release and getModel, interleaved slice by slice. */
-const ROUNDS = 9;
+/** Rounds of the hit-rate measurement (the first, a warm-up, is left out) and samples per endpoint. */
+let ROUNDS = 9;
+let SAMPLES = 200;
 const ENTRIES = 10_000;
 
 function cacheConfig(dir: string, persist = false) {
   return { ...cacheSchema.parse({ enable_warmup: false, persist_cache: persist, persist_interval_seconds: 0 }), cache_dir: dir };
 }
 
-/** Median and spread of a sample. */
-export interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function spread(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)] ?? 0, min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
-}
-
-/** Hit rates of one model source: per second, and as a multiple of the baseline's time per call in the same round. */
-export interface HitFigures {
-  label: string;
-  modelFiles: number | null;
-  /** Awaited `async () => map.get(k)` calls per second. */
-  baselinePerSecond: Spread;
-  /** `const lease = await cache.acquire(name); lease.release()` per second. */
-  acquireReleasePerSecond: Spread;
-  /** acquire+release time per call ÷ the baseline's, each round's own ratio. */
-  acquireReleaseRatio: Spread;
-  /** `await cache.getModel(name)` per second. */
-  getModelPerSecond: Spread;
-  getModelRatio: Spread;
-}
-
-/** CPU time this process used so far (ms, user + system). */
+/** CPU time this process used so far (ms, user + system, every thread: the garbage collector's work counts too). */
 function cpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
 
 // Each measured loop is written out (not one loop over a callback), so every shape gets its own optimised code and the
-// ratio compares the calls, not a shared megamorphic call site. Each awaits one promise per call, as a caller does.
-// Each returns the CPU time (ms, this process's threads) its `n` calls took: on a shared machine wall time also counts
-// the time other processes held the core, which no interleaving fully evens out.
+// ratio compares the calls, not a shared megamorphic call site. Each awaits one promise per call, as a caller does, and
+// returns the CPU time (ms) its `n` calls took: on a shared machine wall time also counts the time other processes
+// held the core, which no interleaving fully evens out.
 async function baselineLoop(get: () => Promise<unknown>, n: number): Promise<number> {
   const started = cpuMs();
   for (let i = 0; i < n; i++) await get();
@@ -96,15 +71,17 @@ async function getModelLoop(cache: ModelCache, name: string, n: number): Promise
   return cpuMs() - started;
 }
 
-async function hitRates(label: string, modelFiles: number | null, source: ModelSource, name: string): Promise<HitFigures> {
+async function hitRates(label: string, source: ModelSource, name: string): Promise<Figure[]> {
   const cache = await ModelCache.create(cacheConfig("/nonexistent"), backendSchema.parse({}), source, {
     backends: { gguf: new FakeBackend() },
   });
   (await cache.acquire(name)).release();
   const map = new Map([[name, { ready: true }]]);
   const baseline = async () => map.get(name);
-  const rounds: Array<{ base: number; lease: number; get: number }> = [];
-  // Slices of each shape alternate, so a busy machine slows all three alike; a round's figures are its slices' sums.
+  // Calls per second in each round, from the CPU time of its slices.
+  const base: number[] = [];
+  const lease: number[] = [];
+  const get: number[] = [];
   const perSecond = (ms: number) => HITS / (ms / 1000);
   for (let round = 0; round < ROUNDS; round++) {
     const ms = { base: 0, lease: 0, get: 0 };
@@ -113,30 +90,28 @@ async function hitRates(label: string, modelFiles: number | null, source: ModelS
       ms.lease += await acquireLoop(cache, name, SLICE);
       ms.get += await getModelLoop(cache, name, SLICE);
     }
-    rounds.push({ base: perSecond(ms.base), lease: perSecond(ms.lease), get: perSecond(ms.get) });
+    // The first round warms the JIT up: it is left out.
+    if (round === 0) continue;
+    base.push(perSecond(ms.base));
+    lease.push(perSecond(ms.lease));
+    get.push(perSecond(ms.get));
   }
   await cache.close();
-  // The first round warms the JIT up: it is left out.
-  const kept = rounds.slice(1);
-  return {
-    label,
-    modelFiles,
-    baselinePerSecond: spread(kept.map((r) => r.base)),
-    acquireReleasePerSecond: spread(kept.map((r) => r.lease)),
-    acquireReleaseRatio: spread(kept.map((r) => r.base / r.lease)),
-    getModelPerSecond: spread(kept.map((r) => r.get)),
-    getModelRatio: spread(kept.map((r) => r.base / r.get)),
-  };
+  const m = (xs: number[]) => `${(median(xs) / 1e6).toFixed(2)} M/s`;
+  const baselineName = "awaited async Map.get";
+  const cpu = "CPU time";
+  // Cost per hit against the baseline's: the inverse of the rates' ratio.
+  return [
+    figure({ section: "cache", item: "1.1", name: `getModel hit, ${label}`, samples: ratios(base, get), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(get)}; baseline ${m(base)} (${cpu})` }),
+    figure({ section: "cache", item: "1.1", name: `getModel hits/s, ${label}`, samples: get.map((x) => x / 1e6), unit: "M/s", target: { min: 1 }, note: cpu }),
+    figure({ section: "cache", item: "1.1", name: `acquire+release hit, ${label}`, samples: ratios(base, lease), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(lease)} (${cpu})` }),
+    figure({ section: "cache", item: "1.1", name: `acquire+release hits/s, ${label}`, samples: lease.map((x) => x / 1e6), unit: "M/s", target: { min: 1 }, note: cpu }),
+  ];
 }
 
-function hitLine(f: HitFigures): string {
-  const m = (x: Spread) => `${(x.median / 1e6).toFixed(2)} M/s`;
-  const r = (x: Spread) => `${x.median.toFixed(2)}× (${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
-  return (
-    `${f.label}: acquire+release ${m(f.acquireReleasePerSecond)} = ${r(f.acquireReleaseRatio)} the baseline; getModel ` +
-    `${m(f.getModelPerSecond)} = ${r(f.getModelRatio)}; baseline awaited map.get ${m(f.baselinePerSecond)} ` +
-    `(CPU time; median of ${ROUNDS - 1} interleaved rounds, min–max)`
-  );
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 function savedModel(i: number, now: number): PersistedModel {
@@ -187,7 +162,7 @@ async function blocking<T>(fn: () => Promise<T>): Promise<{ value: T; maxBlockMs
   return { value, maxBlockMs: Math.max(maxGap, histogram.max / 1e6), ms };
 }
 
-async function statsEndpoints(dir: string): Promise<EndpointFigures> {
+async function statsEndpoints(dir: string): Promise<Figure[]> {
   const now = Date.now();
   const state = bigState(now);
   const source = new FakeModelSource(state.models.map((m) => ({ name: m.name, size: m.fingerprint.size })));
@@ -209,34 +184,31 @@ async function statsEndpoints(dir: string): Promise<EndpointFigures> {
     shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
   };
   const app = createApp({ config, models, cache, logger: silent });
-  const time = async (path: string) => {
+  const time = async (path: string, count = SAMPLES) => {
     const samples: number[] = [];
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < count; i++) {
       const started = performance.now();
       const response = await app.fetch(new Request(`http://bench${path}`));
       await response.text();
       samples.push(performance.now() - started);
     }
-    samples.sort((a, b) => a - b);
-    return { median: samples[100] ?? 0, p95: samples[190] ?? 0 };
+    return samples;
   };
-  const stats = await time("/v1/cache/stats");
+  // The full statistics are only the comparison (and take ~100 ms each): a few samples do.
+  const stats = await time("/v1/cache/stats", Math.min(SAMPLES, 10));
   const metrics = await time("/metrics");
   const health = await time("/health");
   app.dispose();
   await cache.close();
-  return { models: cache.stats().models.length, metrics, health, stats };
+  const entries = cache.stats().models.length;
+  const note = `${entries} models in the statistics; the full /v1/cache/stats: median ${median(stats).toFixed(1)} ms`;
+  return [
+    figure({ section: "cache", name: "GET /metrics", samples: metrics, unit: "ms", target: { max: 2 }, note }),
+    figure({ section: "cache", name: "GET /health", samples: health, unit: "ms", target: { max: 2 }, note: `${entries} models in the statistics` }),
+  ];
 }
 
-/** Latency (ms) of the statistics routes with `ENTRIES` models in the statistics. */
-export interface EndpointFigures {
-  models: number;
-  metrics: { median: number; p95: number };
-  health: { median: number; p95: number };
-  stats: { median: number; p95: number };
-}
-
-async function saveRestore(dir: string): Promise<PersistenceFigures> {
+async function saveRestore(dir: string): Promise<Figure[]> {
   const now = Date.now();
   const state = bigState(now);
   const raw = encodeState(state).length;
@@ -258,85 +230,40 @@ async function saveRestore(dir: string): Promise<PersistenceFigures> {
   const saveAgain = await blocking(() => cache.saveCache());
   const restoreAgain = await blocking(() => new FileStateStore(dir, { codec: worker }).load());
   await cache.close();
-  const figure = (x: { ms: number; maxBlockMs: number }) => ({ ms: x.ms, maxBlockMs: x.maxBlockMs });
-  return {
-    entries: ENTRIES,
-    save: { first: figure(save), next: figure(saveAgain) },
-    restore: { models: restore.value.state?.models.length ?? 0, first: figure(restore), next: figure(restoreAgain) },
-    fileBytes: save.value.bytes ?? 0,
-    rawBytes: raw,
-  };
-}
-
-/** Save and restore of `ENTRIES` entries: duration and the longest event-loop block (ms), file size against raw. */
-export interface PersistenceFigures {
-  entries: number;
-  save: { first: { ms: number; maxBlockMs: number }; next: { ms: number; maxBlockMs: number } };
-  restore: { models: number; first: { ms: number; maxBlockMs: number }; next: { ms: number; maxBlockMs: number } };
-  fileBytes: number;
-  rawBytes: number;
-}
-
-/** Everything `cacheCoreBench` measured (what it prints, as data). */
-export interface CacheCoreFigures {
-  hits: HitFigures[];
-  endpoints: EndpointFigures | null;
-  persistence: PersistenceFigures | null;
-}
-
-function endpointLine(e: EndpointFigures): string {
-  const f = (x: { median: number; p95: number }) => `median ${x.median.toFixed(2)} ms, p95 ${x.p95.toFixed(2)} ms`;
-  return (
-    `with ${e.models} models in the statistics: /metrics ${f(e.metrics)}; /health ${f(e.health)} ` +
-    `(target ≤ 2 ms); for comparison the full /v1/cache/stats ${f(e.stats)}`
-  );
-}
-
-function persistenceLines(p: PersistenceFigures): string[] {
-  const block = (x: { ms: number; maxBlockMs: number }) => `${x.ms.toFixed(0)} ms, event loop blocked at most ${x.maxBlockMs.toFixed(1)} ms`;
+  const took = (xs: Array<{ ms: number }>) => `took ${xs.map((x) => x.ms.toFixed(0)).join(" and ")} ms`;
+  const restored = restore.value.state?.models.length ?? 0;
   return [
-    `save of ${p.entries} changed entries (read + merge + encode + compress + write under the lock): first ${block(p.save.first)}; ` +
-      `next ${block(p.save.next)} (target ≤ 30 ms)`,
-    `restore of ${p.restore.models} entries: first ${block(p.restore.first)}; next ${block(p.restore.next)} (target ≤ 30 ms)`,
-    `file ${p.fileBytes} bytes = ${((p.fileBytes / p.rawBytes) * 100).toFixed(1)} % of the raw encoding ` +
-      `(${p.rawBytes} bytes; target ≤ 25 %)`,
+    figure({ section: "cache", item: "1.5", name: `save of ${ENTRIES} changed entries: event-loop block`, samples: [save.maxBlockMs, saveAgain.maxBlockMs], unit: "ms", target: { max: 30 }, note: `read + merge + encode + compress + write under the lock; ${took([save, saveAgain])}` }),
+    figure({ section: "cache", item: "1.5", name: `restore of ${restored} entries: event-loop block`, samples: [restore.maxBlockMs, restoreAgain.maxBlockMs], unit: "ms", target: { max: 30 }, note: took([restore, restoreAgain]) }),
+    figure({ section: "cache", item: "1.5", name: `state file of ${ENTRIES} entries`, samples: ((save.value.bytes ?? 0) / raw) * 100, unit: "%", baseline: "raw encoding", target: { max: 25 }, note: `${save.value.bytes} of ${raw} bytes` }),
   ];
 }
 
-/**
- * Prints the figures and returns them. `BENCH_ONLY=hits` (or `save`) measures only the hit rates (or only save and
- * restore).
- */
-export async function cacheCoreBench(): Promise<CacheCoreFigures> {
-  console.log("\ncache core (issue 9): hits, statistics endpoints, save and restore\n");
+export async function cacheCoreBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+  if (options.quick) [HITS, ROUNDS, SAMPLES] = [50_000, 4, 30];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cache-"));
   try {
     const only = process.env.BENCH_ONLY;
-    const figures: CacheCoreFigures = { hits: [], endpoints: null, persistence: null };
+    const hits: Figure[] = [];
     if (only !== "save") {
       for (const files of [1, 100, ENTRIES]) {
         const models = join(dir, `models-${files}`);
         await writeTinyLlamaGguf(join(models, "bench.gguf"), { preset: "nano" });
         for (let i = 0; i < files - 1; i++) await writeFile(join(models, `m${String(i).padStart(5, "0")}.gguf`), "");
         const label = `real ModelManager, ${files} model file${files === 1 ? "" : "s"}`;
-        figures.hits.push(await hitRates(label, files, new ModelManager(models), "bench.gguf"));
-        console.log(hitLine(figures.hits.at(-1) as HitFigures));
+        hits.push(...(await hitRates(label, new ModelManager(models), "bench.gguf")));
       }
-      figures.hits.push(await hitRates("in-memory model source", null, new FakeModelSource(["bench.gguf"]), "bench.gguf"));
-      console.log(hitLine(figures.hits.at(-1) as HitFigures));
+      hits.push(...(await hitRates("in-memory model source", new FakeModelSource(["bench.gguf"]), "bench.gguf")));
     }
-    if (only !== "hits" && only !== "save") {
-      figures.endpoints = await statsEndpoints(join(dir, "stats"));
-      console.log(endpointLine(figures.endpoints));
-    }
-    if (only !== "hits") {
-      figures.persistence = await saveRestore(join(dir, "state"));
-      for (const line of persistenceLines(figures.persistence)) console.log(line);
-    }
-    return figures;
+    const lines = [
+      ...hits,
+      ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"))),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state"))),
+    ];
+    return lines;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await cacheCoreBench();
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await cacheCoreBench());
