@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { StateCorrupt } from "../../errors/index.js";
-import { EVICTION_REASONS, type EvictionReason, emptyEvictions } from "../types.js";
+import { EVICTION_REASONS, emptyEvictions } from "../types.js";
 import type { CacheState, PersistedModel } from "./types.js";
 
 export const STATE_FORMAT = "inferno-cache-state";
