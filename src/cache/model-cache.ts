@@ -3,10 +3,12 @@
  * count and memory, expired by idle TTL, warmed at start and remembered across restarts.
  *
  * No I/O of its own: backends, the model source, the clock and the state store are injected. Each model has at most
- * one `Entry`; the entry itself is the single flight (a loading entry holds the load promise and its AbortController),
- * so there is no separate in-flight map to keep in sync. The rules live in their own modules and this class composes
- * them: pins (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory
- * reservations (memory.ts), and the pure policies (policy/).
+ * one `Entry` (entry.ts: loading | ready | unloading, the model only when ready); the entry itself is the single flight
+ * (a loading entry holds the load promise and its AbortController), so there is no separate in-flight map to keep in
+ * sync. This class keeps the entry table, the request paths (the synchronous hit, the single flight) and unloading; the
+ * other rules live in their own modules, each given functions rather than the cache: limits and admission (limits.ts),
+ * warm-up (warmup.ts), expiry and file-check timers (entry-timers.ts), pins (pins.ts), statistics and the saved record
+ * (usage.ts), saving (saver.ts), events (events.ts), memory reservations (memory.ts), and the pure policies (policy/).
  */
 import { FORMAT_KIND, type BackendRegistry, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
