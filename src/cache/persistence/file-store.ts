@@ -36,7 +36,7 @@ export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 
 /** How long (ms) one file-system call of the store may take before it fails with `StateTimeout`. */
-export const DEFAULT_FS_TIMEOUT_MS = 5000;
+export const DEFAULT_FS_TIMEOUT_MS = 10_000;
 
 /** An open file, as far as the store uses it. */
 export interface StoreFileHandle {
@@ -193,7 +193,7 @@ export interface FileStateStoreOptions {
    * How long (ms) to retry when another process holds the lock before failing with `StateLocked`. Default 5000.
    */
   lockWaitMs?: number;
-  /** Bound (ms) on each file-system call, the lock's included; beyond it the call fails with `StateTimeout`. Default 5000. */
+  /** Bound (ms) on each file-system call, the lock's included; beyond it the call fails with `StateTimeout`. Default 10 000 (under the saver's 15 s bound on a whole save, so a stuck call is named first). */
   fsTimeoutMs?: number;
   /** The file-system calls (default `nodeFileSystem`); each is bounded by `fsTimeoutMs`. */
   fs?: StoreFileSystem;
