@@ -193,7 +193,10 @@ export interface FileStateStoreOptions {
    * How long (ms) to retry when another process holds the lock before failing with `StateLocked`. Default 5000.
    */
   lockWaitMs?: number;
-  /** Bound (ms) on each file-system call, the lock's included; beyond it the call fails with `StateTimeout`. Default 10 000 (under the saver's 15 s bound on a whole save, so a stuck call is named first). */
+  /**
+   * Bound (ms) on each file-system call, the lock's included; beyond it the call fails with `StateTimeout`. Default
+   * 10 000: under the saver's 15 s bound on a whole save, so a stuck call is named first.
+   */
   fsTimeoutMs?: number;
   /** The file-system calls (default `nodeFileSystem`); each is bounded by `fsTimeoutMs`. */
   fs?: StoreFileSystem;
