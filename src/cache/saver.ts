@@ -66,7 +66,12 @@ export class Saver {
   async restore(): Promise<{ state: CacheState | null; warning: string | null }> {
     const { store } = this.options;
     if (!store) return { state: null, warning: null };
-    const { state, warning } = await this.bounded(store.load(), "reading the cache state");
+    // A read that fails or never finishes (a stuck file system) never stops a start: the cache starts empty, and saves
+    // still merge into whatever the file holds, so nothing in it is lost.
+    const { state, warning } = await this.bounded(store.load(), "reading the cache state").catch((error: unknown) => ({
+      state: null,
+      warning: `${messageOf(error)}; the cache starts empty (later saves merge into the file, losing nothing)`,
+    }));
     if (warning) this.options.warn(warning, { state_file: store.path });
     if (state) this.options.book.restore(state);
     return { state, warning };

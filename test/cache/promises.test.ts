@@ -335,6 +335,24 @@ describe("honest counts and events", () => {
     await cache.close();
   });
 
+  it("a state read that never finishes cannot stop a start: one warning, an empty cache that works", async () => {
+    const clock = new ManualClock();
+    const logger = new RecordingLogger();
+    const store = { path: "memory:hung", load: () => new Promise<never>(() => {}), save: async () => ({ bytes: 0 }) };
+    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
+      backends: { gguf: new FakeBackend({ timers: clock }) },
+      clock,
+      logger,
+      store,
+      storeTimeoutMs: 50,
+    });
+    assert.equal(logger.warnings.length, 1);
+    assert.match(logger.warnings[0] ?? "", /did not finish within 0\.05 s; the cache starts empty/);
+    await clock.run(cache.getModel("a.gguf"));
+    assert.equal(cache.stats().loads, 1);
+    await cache.close();
+  });
+
   it("a store that hangs cannot hang a save or shutdown: each call is bounded", async () => {
     const clock = new ManualClock();
     const store = { path: "memory:hung", load: async () => ({ state: null, warning: null }), save: () => new Promise<never>(() => {}) };
