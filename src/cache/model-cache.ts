@@ -3,10 +3,12 @@
  * count and memory, expired by idle TTL, warmed at start and remembered across restarts.
  *
  * No I/O of its own: backends, the model source, the clock and the state store are injected. Each model has at most
- * one `Entry`; the entry itself is the single flight (a loading entry holds the load promise and its AbortController),
- * so there is no separate in-flight map to keep in sync. The rules live in their own modules and this class composes
- * them: pins (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory
- * reservations (memory.ts), and the pure policies (policy/).
+ * one `Entry` (entry.ts: loading | ready | unloading, the model only when ready); the entry itself is the single flight
+ * (a loading entry holds the load promise and its AbortController), so there is no separate in-flight map to keep in
+ * sync. This class keeps the entry table, the request paths (the synchronous hit, the single flight) and unloading; the
+ * other rules live in their own modules, each given functions rather than the cache: limits and admission (limits.ts),
+ * warm-up (warmup.ts), expiry and file-check timers (entry-timers.ts), pins (pins.ts), statistics and the saved record
+ * (usage.ts), saving (saver.ts), events (events.ts), memory reservations (memory.ts), and the pure policies (policy/).
  */
 import { FORMAT_KIND, type BackendRegistry, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
@@ -24,17 +26,28 @@ import {
   ModelTooLarge,
   messageOf,
 } from "../errors/index.js";
-import { type Bytes, type Fingerprint, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
-import { systemClock } from "./clock.js";
+import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
+import { ClockReader, systemClock } from "./clock.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
-import { MemoryLedger, type Reservation } from "./memory.js";
+import {
+  abortable,
+  becomeReady,
+  becomeUnloading,
+  type Entry,
+  EntryLease,
+  type LoadingEntry,
+  loadingEntry,
+  modelOf,
+  type ReadyEntry,
+  type UnloadingEntry,
+} from "./entry.js";
+import { EntryTimers, FINGERPRINT_CHECK_INTERVAL_MS } from "./entry-timers.js";
+import { Limits } from "./limits.js";
+import { MemoryLedger } from "./memory.js";
 import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
 import { Pins } from "./pins.js";
-import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
-import { decayedValue } from "./policy/frequency.js";
-import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
 import { Saver } from "./saver.js";
-import { iso, memoryLimitBytes, modelStatsOf, warmupCandidateOf } from "./state-view.js";
+import { iso, memoryLimitBytes, modelStatsOf } from "./state-view.js";
 import {
   type AcquireOptions,
   type CacheStats,
@@ -46,12 +59,14 @@ import {
   type Lease,
   type LoadedModelInfo,
   type ModelStats,
-  type TimerHandle,
   type WarmupProgress,
   type WarmupResult,
   type WarmupStrategy,
 } from "./types.js";
 import { type Usage, UsageBook, type UseKind } from "./usage.js";
+import { Warmer } from "./warmup.js";
+
+export { FINGERPRINT_CHECK_INTERVAL_MS } from "./entry-timers.js";
 
 /** Where the cache reports what it does. Default: silent. */
 export interface CacheLogger {
@@ -87,56 +102,10 @@ export interface CacheDependencies {
   storeTimeoutMs?: number;
 }
 
-const MIB = 1024 * 1024;
 const DAY_MS = 24 * 3600_000;
-/** A hit re-checks the model file's size and mtime at most this often (ms), so hits cost no `stat` each. */
-export const FINGERPRINT_CHECK_INTERVAL_MS = 5000;
 const DEFAULT_BUSY_WAIT_MS = 30_000;
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** One model in the cache: loading, ready, or on its way out. */
-interface Entry {
-  descriptor: ModelDescriptor;
-  state: "loading" | "ready" | "unloading";
-  /** The single flight: every request for a loading model awaits this. */
-  promise: Promise<LoadedModel>;
-  abort: AbortController;
-  model: LoadedModel | null;
-  /** Counted against the limits from admission until the model is disposed; releases itself once. */
-  reservation: Reservation | null;
-  leases: number;
-  /** Requests awaiting the load: the fresh model is not evictable until they took their leases. */
-  waiters: number;
-  /** Request `keep_alive`, replacing the configured TTL until another request sets one. */
-  keepAlive: KeepAlive | null;
-  /** Monotonic time the model became idle (last lease ended, or a lease-free use); the TTL counts from here. */
-  idleSince: number;
-  /** The same moment in wall-clock time, for `expires_at` (read once, so repeated reports agree to the millisecond). */
-  idleSinceWall: number;
-  /** The armed expiry timer and when it fires (monotonic); checked lazily — hits never re-arm it. */
-  expiry: { handle: TimerHandle; dueAt: number } | null;
-  retireReason: EvictionReason | null;
-  /** Resolves once the entry has left the map (unloaded or failed). */
-  gone: Deferred;
-  /** The file version this entry loaded, and when (monotonic) that was last compared with the file. */
-  fingerprint: Fingerprint;
-  checkedAt: number;
-  /** The file check armed for when an idle model's check is next due (see checkFileWhenIdle). */
-  fileCheck: TimerHandle | null;
-  loadMs: number | null;
-  /** Monotonic time the model became ready. */
-  readyAt: number | null;
-}
+/** The options of a request that gives none (one shared object: a hit allocates nothing for them). */
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 interface ObtainOptions {
   /** Count this as a request (hit/miss/coalesced, last use, frequency). */
@@ -144,26 +113,6 @@ interface ObtainOptions {
   /** Evict idle models to make room (warm-up never does). */
   allowEvict: boolean;
   signal?: AbortSignal | undefined;
-}
-
-/** Resolves with `promise`, or rejects with `Aborted` when `signal` aborts first (the promise itself goes on). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new Aborted("the request was aborted while waiting for the model"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Aborted("the request was aborted while waiting for the model"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function validateKeepAlive(keepAlive: KeepAlive | undefined): void {
@@ -178,38 +127,6 @@ function sameKeepAlive(a: KeepAlive | null, b: KeepAlive | null): boolean {
   if (a === b) return true;
   if (a === null || b === null || a === "forever" || b === "forever") return false;
   return a.afterSeconds === b.afterSeconds;
-}
-
-/** A request's hold on a ready model. A class, not closures: a hit allocates one small object. */
-class EntryLease implements Lease {
-  private released = false;
-  readonly model: LoadedModel;
-
-  constructor(
-    private readonly entry: Entry,
-    private readonly ended: (entry: Entry) => void,
-  ) {
-    this.model = entry.model as LoadedModel;
-  }
-
-  get descriptor(): ModelDescriptor {
-    return this.entry.descriptor;
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.entry.leases--;
-    this.ended(this.entry);
-  }
-
-  [Symbol.dispose](): void {
-    this.release();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.release();
-  }
 }
 
 function errorCode(error: unknown): string {
@@ -227,9 +144,10 @@ export class ModelCache implements AsyncDisposable {
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
+  /** Every time the cache reads: one clock read each (see `ClockReader`); `clock` is for its timers. */
+  private readonly time: ClockReader;
   private readonly logger: CacheLogger | undefined;
   private readonly backends: BackendRegistry;
-  private readonly busyWaitMs: number;
   private readonly ownsBackends: boolean;
   private readonly memoryLimit: Bytes;
   private readonly events: CacheEventSource;
@@ -245,9 +163,9 @@ export class ModelCache implements AsyncDisposable {
   private readonly cooldowns = new Map<string, number>();
   /** Model key → monotonic time of its last crash: a second crash soon after starts the load-failure cooldown. */
   private readonly crashes = new Map<string, number>();
-  private readonly capacityWaiters = new Set<() => void>();
-  private inflation = 0;
-  private readonly warmupAbort = new AbortController();
+  private readonly limits: Limits;
+  private readonly warmer: Warmer;
+  private readonly timers: EntryTimers;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -258,8 +176,8 @@ export class ModelCache implements AsyncDisposable {
   ) {
     this.backends = deps.backends;
     this.clock = deps.clock ?? systemClock;
+    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS);
     this.logger = deps.logger;
-    this.busyWaitMs = deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS;
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
@@ -275,9 +193,51 @@ export class ModelCache implements AsyncDisposable {
       intervalMs: config.persist_interval_seconds * 1000,
       timeoutMs: deps.storeTimeoutMs,
       isPinned: (key) => this.pins.has(key),
+      beforeSave: () => this.stampAll(),
       onSave: (save) => this.events.emit("save", save),
       warn: (message, fields) => this.logger?.warn(message, fields),
     });
+    this.limits = new Limits({
+      config,
+      memoryLimit: this.memoryLimit,
+      ledger: this.ledger,
+      clock: this.clock,
+      monotonic: () => this.time.monotonic(),
+      now: () => this.time.now(),
+      busyWaitMs: deps.busyWaitMs ?? DEFAULT_BUSY_WAIT_MS,
+      entries: () => this.entries.values(),
+      isPinned: (key) => this.pins.has(key),
+      usage: (key) => this.book.get(key),
+      retire: (key, reason) => this.retireKey(key, reason),
+      assertOpen: () => this.assertOpen(),
+      debug: (message, fields) => this.logger?.debug?.(message, fields),
+    });
+    this.warmer = new Warmer({
+      config,
+      backendConfig,
+      models,
+      book: this.book,
+      pins: () => this.pins,
+      ledger: this.ledger,
+      memoryLimit: this.memoryLimit,
+      now: () => this.time.now(),
+      entryState: (key) => this.entries.get(key)?.state,
+      load: async (descriptor, signal) => this.whenIdle(await this.obtain(descriptor, { count: false, allowEvict: false, signal })),
+      closing: () => this.closing !== null,
+      onWarmup: (result) => this.events.emit("warmup", result),
+      warn: (message, fields) => this.logger?.warn(message, fields),
+    });
+    this.timers = new EntryTimers(
+      this.clock,
+      this.time,
+      (entry, idleSeconds) => {
+        this.events.emit("expired", { name: entry.descriptor.name, key: entry.descriptor.key, idleSeconds });
+        void this.retire(entry, "ttl");
+      },
+      (entry) => {
+        if (entry.checkWhenIdle && entry.leases === 0) this.checkFileWhenIdle(entry);
+      },
+    );
   }
 
   /** Restores saved state, then starts warm-up in the background (see `warmupDone`). */
@@ -292,22 +252,23 @@ export class ModelCache implements AsyncDisposable {
     await cache.restore();
     await cache.resolvePins();
     cache.saver.schedule();
-    void cache.startupWarmup().then((result) => cache.resolveWarmupDone(result));
+    void cache.warmer.runAtStartup().then((result) => cache.resolveWarmupDone(result));
     return cache;
   }
 
   // ---------------------------------------------------------------- requests
 
   /** Loads (or hits) a model and counts one use. Holds no lease: prefer acquire/withModel for requests. */
-  getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
+  getModel(name: string, options: AcquireOptions = NO_OPTIONS): Promise<LoadedModel> {
     const ready = this.readyFast(name, options);
     if (ready) {
-      if (ready.leases === 0 && ready.expiry === null) this.whenIdle(ready);
-      return Promise.resolve(ready.model as LoadedModel);
+      // No lease: the use ends now (the idle time starts, the use is timed).
+      this.whenIdle(ready);
+      return Promise.resolve(ready.model);
     }
     return this.obtainRequested(name, options).then((entry) => {
       this.whenIdle(entry);
-      return entry.model as LoadedModel;
+      return entry.model;
     });
   }
 
@@ -315,35 +276,34 @@ export class ModelCache implements AsyncDisposable {
    * Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident
    * model is leased. A hit on a ready model takes a synchronous path: no lookup awaits, no stat, no timer work.
    */
-  acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
+  acquire(name: string, options: AcquireOptions = NO_OPTIONS): Promise<Lease> {
     const ready = this.readyFast(name, options);
     if (ready) return Promise.resolve(this.lease(ready));
     return this.obtainRequested(name, options).then((entry) => this.lease(entry));
   }
 
   /**
-   * The hit without a single await: the model source knows the name without I/O (`lookup`), the entry is ready, its
-   * file check is not due and the request has nothing the slow path must handle. Undefined otherwise.
+   * The hit without a single await, clock read or timer: the model source knows the name without I/O (`lookup`), the
+   * entry is ready, its file check is not due and the request has nothing the slow path must handle. The use is
+   * counted now and timed when it ends (`whenIdle`). Undefined otherwise.
    */
-  private readyFast(name: string, options: AcquireOptions): Entry | undefined {
+  private readyFast(name: string, options: AcquireOptions): ReadyEntry | undefined {
     if (this.closing || options.signal?.aborted) return undefined;
     const descriptor = this.models.lookup?.(name);
     if (!descriptor) return undefined;
     const entry = this.entries.get(descriptor.key);
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null) return undefined;
-    const now = this.clock.monotonic();
-    if (now - entry.checkedAt >= FINGERPRINT_CHECK_INTERVAL_MS) return undefined;
+    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.checkDue) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
-    entry.idleSinceWall = this.recordUse(descriptor, "hit");
+    entry.usage = this.book.countUse(descriptor, "hit", entry.usage);
+    entry.unstamped++;
+    if (this.events.wantsHit) this.events.emit("hit", { name: descriptor.name, key: descriptor.key });
     this.applyKeepAlive(entry, options.keepAlive);
-    // A use: the idle time counts from now (the armed expiry, if any, finds that out when it fires).
-    entry.idleSince = now;
     return entry;
   }
 
   /** A request's path to a ready entry: counted as a use, room made by eviction, keep_alive applied. */
-  private async obtainRequested(name: string, options: AcquireOptions): Promise<Entry> {
+  private async obtainRequested(name: string, options: AcquireOptions): Promise<ReadyEntry> {
     validateKeepAlive(options.keepAlive);
     const descriptor = await this.resolveCounted(name);
     this.assertCapability(descriptor, options);
@@ -442,13 +402,27 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
-  /** Counts one request; returns the wall-clock time it was counted at. */
-  private recordUse(descriptor: ModelDescriptor, kind: UseKind): number {
-    const now = this.clock.now();
-    this.book.recordUse(descriptor, kind, now, this.inflation);
-    const { name, key } = descriptor;
-    if (this.events.wants(kind)) this.events.emit(kind, { name, key });
-    return now;
+  /** Counts and times one request (the slow path; the hit path counts in `readyFast` and times in `stamp`). */
+  private recordUse(descriptor: ModelDescriptor, kind: UseKind): void {
+    this.book.recordUse(descriptor, kind, this.time.now(), this.limits.inflation);
+    if (this.events.wants(kind)) this.events.emit(kind, { name: descriptor.name, key: descriptor.key });
+  }
+
+  /**
+   * Times the hits counted on the fast path at `monotonic` (a reading of `this.time`): when their use ended, or — read
+   * while still in use — now, and again when the use ends (the last use is when the model was last in use).
+   */
+  private stamp(entry: Entry, monotonic: number): void {
+    if (entry.usage === null || (entry.unstamped === 0 && !entry.timedInUse)) return;
+    this.book.stampHits(entry.usage, this.time.wallAt(monotonic), entry.unstamped, this.limits.inflation);
+    entry.unstamped = 0;
+    entry.timedInUse = entry.leases > 0;
+  }
+
+  /** Times every hit not yet timed (before statistics are read or saved): uses still leased count as of now. */
+  private stampAll(): void {
+    const now = this.time.monotonic();
+    for (const entry of this.entries.values()) this.stamp(entry, now);
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
@@ -460,7 +434,7 @@ export class ModelCache implements AsyncDisposable {
   // ---------------------------------------------------------------- the single flight
 
   /** The ready entry for a model: joins a load in flight, starts one, or hits. Counts the request once. */
-  private async obtain(descriptor: ModelDescriptor, options: ObtainOptions): Promise<Entry> {
+  private async obtain(descriptor: ModelDescriptor, options: ObtainOptions): Promise<ReadyEntry> {
     let counted = !options.count;
     for (;;) {
       this.assertOpen();
@@ -498,10 +472,10 @@ export class ModelCache implements AsyncDisposable {
 
   /** Whether a ready entry's file changed: compared at most once per interval per model (a hit costs no stat). */
   private async fileChanged(entry: Entry): Promise<boolean> {
-    if (entry.state !== "ready" || entry.retireReason !== null) return false;
-    const now = this.clock.monotonic();
-    if (now - entry.checkedAt < FINGERPRINT_CHECK_INTERVAL_MS) return false;
-    entry.checkedAt = now;
+    if (entry.state !== "ready" || entry.retireReason !== null || !entry.checkDue) return false;
+    // Uses held for long (overlapping leases that never all end) are timed at least this often.
+    this.stamp(entry, this.time.monotonic());
+    this.timers.scheduleFileCheck(entry);
     const current = await this.models.fingerprint(entry.descriptor.key);
     if (current && sameFileVersion(current, entry.fingerprint)) return false;
     // A models folder that is not there at all (unmounted) changes nothing: the loaded model keeps serving.
@@ -513,34 +487,9 @@ export class ModelCache implements AsyncDisposable {
     return entry.state === "ready" && entry.retireReason === null;
   }
 
-  /**
-   * A model whose file was deleted (or replaced) is unloaded once it is idle — its last lease ended — not at its TTL:
-   * its file is compared then. Like every file check at most once per `FINGERPRINT_CHECK_INTERVAL_MS` (hits stay free of
-   * I/O): when the check is not due yet, one timer waits out the rest of the interval.
-   */
-  private checkFileWhenIdle(entry: Entry): void {
-    if (entry.fileCheck !== null || entry.state !== "ready" || entry.retireReason !== null) return;
-    const check = () => {
-      entry.fileCheck = null;
-      // In use again: its next idle moment checks (or a request's slow path does).
-      if (entry.leases > 0) return;
-      void this.fileChanged(entry).then((changed) => {
-        if (changed) void this.retire(entry, "file_changed");
-      });
-    };
-    const wait = entry.checkedAt + FINGERPRINT_CHECK_INTERVAL_MS - this.clock.monotonic();
-    if (wait <= 0) {
-      check();
-      return;
-    }
-    const handle = this.clock.setTimeout(check, wait);
-    handle.unref?.();
-    entry.fileCheck = handle;
-  }
-
-  private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): Entry {
+  private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): LoadingEntry {
     const until = this.cooldowns.get(descriptor.key);
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     if (until !== undefined && until > now) {
       const retry = Math.ceil((until - now) / 1000);
       throw new ModelLoadCooldown(`${descriptor.name} failed to load recently; retry in ${retry} s`, {
@@ -548,35 +497,16 @@ export class ModelCache implements AsyncDisposable {
       });
     }
     const known = this.book.get(descriptor.key)?.fingerprint;
-    const entry: Entry = {
-      descriptor,
-      state: "loading",
-      promise: Promise.resolve(null as never),
-      abort: new AbortController(),
-      model: null,
-      reservation: null,
-      leases: 0,
-      waiters: 0,
-      keepAlive: null,
-      idleSince: now,
-      idleSinceWall: this.clock.now(),
-      expiry: null,
-      retireReason: null,
-      gone: deferred(),
-      // The newer of what resolve saw and what a file check last saw (a cached descriptor may be older).
-      fingerprint: known && known.mtimeMs > descriptor.fingerprint.mtimeMs ? known : descriptor.fingerprint,
-      checkedAt: now,
-      fileCheck: null,
-      loadMs: null,
-      readyAt: null,
-    };
+    // The newer of what resolve saw and what a file check last saw (a cached descriptor may be older).
+    const fingerprint = known && known.mtimeMs > descriptor.fingerprint.mtimeMs ? known : descriptor.fingerprint;
+    const entry = loadingEntry(descriptor, fingerprint, now);
     this.entries.set(descriptor.key, entry);
     entry.promise = this.runLoad(entry, allowEvict);
     entry.promise.catch(() => {});
     return entry;
   }
 
-  private async runLoad(entry: Entry, allowEvict: boolean): Promise<LoadedModel> {
+  private async runLoad(entry: LoadingEntry, allowEvict: boolean): Promise<LoadedModel> {
     const { descriptor } = entry;
     const { name, key } = descriptor;
     try {
@@ -586,32 +516,30 @@ export class ModelCache implements AsyncDisposable {
         this.models.estimateMemory(descriptor, this.backendConfig),
         this.ggufFacts(descriptor),
       ]);
-      await this.admit(entry, estimate, allowEvict);
+      await this.limits.admit(entry, estimate, allowEvict);
       // The runtime's one-time start-up (llama.cpp's) is not this model's load time.
       await backend.ready?.(this.backendConfig);
       this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
-      const started = this.clock.monotonic();
+      const started = this.time.monotonic();
       const onProgress = (progress: number) => this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
       const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal, onProgress });
-      const loadMs = this.clock.monotonic() - started;
-      if (entry.abort.signal.aborted) {
+      const loadMs = this.time.monotonic() - started;
+      await this.assertMeasuredFits(entry, model);
+      // Retired while it loaded (or while it was measured): the model never enters service.
+      if (entry.abort.signal.aborted || entry.state !== "loading") {
         await model.dispose();
         throw new Aborted(`loading ${descriptor.name} was cancelled`);
       }
-      await this.assertMeasuredFits(entry, model);
-      entry.model = model;
       entry.reservation?.resize(model.memoryBytes);
-      entry.loadMs = loadMs;
-      entry.state = "ready";
-      entry.readyAt = this.clock.monotonic();
-      entry.idleSince = entry.readyAt;
-      entry.idleSinceWall = this.clock.now();
+      const ready = becomeReady(entry, model, loadMs, this.time.monotonic());
+      ready.idleMs = this.idleMs(ready);
+      this.timers.scheduleFileCheck(ready);
       this.readyCount++;
-      this.recordLoad(entry, model, loadMs, gguf);
-      void model.crashed?.then((error) => this.crashed(entry, model, error));
-      model.onMemoryChange?.((bytes) => this.remeasured(entry, model, bytes));
-      if (entry.waiters === 0) this.whenIdle(entry);
-      this.enforceLimits();
+      this.recordLoad(ready, model, loadMs, gguf);
+      void model.crashed?.then((error) => this.crashed(ready, model, error));
+      model.onMemoryChange?.((bytes) => this.remeasured(ready, model, bytes));
+      if (ready.waiters === 0) this.whenIdle(ready);
+      this.limits.enforce();
       return model;
     } catch (error) {
       throw this.loadFailed(entry, error);
@@ -639,15 +567,15 @@ export class ModelCache implements AsyncDisposable {
   private loadFailed(entry: Entry, error: unknown): unknown {
     const { name, key } = entry.descriptor;
     if (this.entries.get(key) === entry) this.entries.delete(key);
-    entry.state = "unloading";
+    if (entry.state !== "unloading") becomeUnloading(entry, null);
     entry.reservation?.release();
     entry.gone.resolve();
-    this.notifyCapacity();
+    this.limits.notify();
     if (entry.abort.signal.aborted) return new Aborted(`loading ${name} was cancelled (${entry.retireReason ?? "aborted"})`);
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.book.recordLoadFailure(key);
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
-    if (cooldownMs > 0) this.cooldowns.set(key, this.clock.monotonic() + cooldownMs);
+    if (cooldownMs > 0) this.cooldowns.set(key, this.time.monotonic() + cooldownMs);
     const typed =
       error instanceof InfernoError
         ? error
@@ -664,9 +592,9 @@ export class ModelCache implements AsyncDisposable {
    * that crashes on every request cannot crash-loop.
    */
   private crashed(entry: Entry, model: LoadedModel, error: Error): void {
-    if (entry.model !== model) return;
+    if (modelOf(entry) !== model) return;
     const { name, key } = entry.descriptor;
-    const now = this.clock.monotonic();
+    const now = this.time.monotonic();
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
     const previous = this.crashes.get(key);
     this.crashes.set(key, now);
@@ -685,155 +613,26 @@ export class ModelCache implements AsyncDisposable {
    * the new figure, so the limits and the statistics count the latest one, and a model that grew makes idle ones go.
    */
   private remeasured(entry: Entry, model: LoadedModel, bytes: Bytes): void {
-    if (entry.model !== model || !entry.reservation || entry.reservation.bytes === bytes) return;
+    if (modelOf(entry) !== model || !entry.reservation || entry.reservation.bytes === bytes) return;
     entry.reservation.resize(bytes);
-    this.enforceLimits();
+    this.limits.enforce();
   }
 
-  // ---------------------------------------------------------------- limits
-
-  private isPinned(entry: Entry): boolean {
-    return this.pins.has(entry.descriptor.key);
-  }
-
-  private admittedEntries(): Entry[] {
-    return [...this.entries.values()].filter((e) => e.reservation !== null && !e.reservation.released);
-  }
-
-  /** Refuses a model that could not fit even with every evictable model gone (pinned models never go). */
-  private assertCanEverFit(entry: Entry, bytes: Bytes): void {
-    const pinnedOthers = this.admittedEntries().filter((e) => e !== entry && this.isPinned(e) && e.retireReason === null);
-    const pinnedBytes = pinnedOthers.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
-    const { name } = entry.descriptor;
-    if (this.memoryLimit > 0 && bytes > this.memoryLimit - pinnedBytes) {
-      throw new ModelTooLarge(
-        `${name} needs ${Math.ceil(bytes / MIB)} MiB but the cache's memory limit is ${Math.floor(this.memoryLimit / MIB)} MiB` +
-          (pinnedBytes > 0 ? ` (${Math.ceil(pinnedBytes / MIB)} MiB of it held by pinned models)` : ""),
-        { details: { model: name, needed_bytes: bytes, limit_bytes: this.memoryLimit, pinned_bytes: pinnedBytes } },
-      );
-    }
-    if (!this.isPinned(entry) && pinnedOthers.length >= this.config.max_cached_models) {
-      throw new ModelTooLarge(
-        `${name} cannot be loaded: all ${this.config.max_cached_models} places (max_cached_models) are taken by pinned models`,
-        { details: { model: name, max_cached_models: this.config.max_cached_models } },
-      );
-    }
-  }
-
-  /** How far over the limits the cache would be with `extra` more models of `bytes` in total (0, 0: as it is now). */
-  private shortfall(extra: number, bytes: Bytes): { count: number; bytes: Bytes } {
-    return {
-      count: this.ledger.count + extra - this.config.max_cached_models,
-      bytes: this.memoryLimit > 0 ? this.ledger.bytes + bytes - this.memoryLimit : 0,
-    };
-  }
-
-  private evictionCandidates(except: Entry | null): EvictionCandidate[] {
-    const now = this.clock.now();
-    return this.admittedEntries()
-      .filter((e) => e !== except && e.state === "ready" && e.retireReason === null && e.leases === 0 && e.waiters === 0 && !this.isPinned(e))
-      .map((e) => {
-        const usage = this.book.get(e.descriptor.key);
-        return {
-          key: e.descriptor.key,
-          lastUsedAt: usage?.lastUsedAt ?? null,
-          memoryBytes: e.reservation?.bytes ?? 0,
-          loadMs: usage && usage.loads > 0 ? usage.loadMsTotal / usage.loads : e.loadMs,
-          frequency: decayedValue(usage?.frequency ?? null, now, this.config.usage_half_life_hours),
-          inflation: usage?.inflation ?? 0,
-        };
-      });
-  }
-
-  /** Evicts victims that cover a shortfall; false (evicting nothing) when the idle models cannot cover it. */
-  private async evictFor(shortfall: { count: number; bytes: Bytes }, except: Entry | null): Promise<boolean> {
-    const limits = { maxModels: this.config.max_cached_models, maxMemoryBytes: this.memoryLimit };
-    const { victims, covers } = chooseVictims(this.evictionCandidates(except), shortfall, this.config.eviction_policy, limits);
-    if (!covers || victims.length === 0) return false;
-    this.inflation = nextInflation(this.inflation, victims);
-    await Promise.all(victims.map((v) => this.retireKey(v.key, v.reason)));
-    return true;
-  }
-
-  /**
-   * Reserves room for a load: evicts idle models until both limits hold with the estimate counted, or waits (bounded)
-   * for leases to end when that is not possible. Warm-up (`allowEvict = false`) never evicts and never waits.
-   */
-  private async admit(entry: Entry, estimate: Bytes, allowEvict: boolean): Promise<void> {
-    const deadline = this.clock.monotonic() + this.busyWaitMs;
-    const { name } = entry.descriptor;
-    for (;;) {
-      if (entry.abort.signal.aborted) throw new Aborted(`loading ${name} was cancelled`);
-      this.assertOpen();
-      this.assertCanEverFit(entry, estimate);
-      const shortfall = this.shortfall(1, estimate);
-      if (shortfall.count <= 0 && shortfall.bytes <= 0) {
-        entry.reservation = this.ledger.reserve(estimate);
-        return;
-      }
-      if (!allowEvict) throw new CacheBusy(`no room for ${name} without evicting another model`, { details: { model: name } });
-      if (await this.evictFor(shortfall, entry)) continue;
-      if (this.clock.monotonic() >= deadline) {
-        throw new CacheBusy(
-          `no room for ${name}: the resident models are in use and none became free within ${this.busyWaitMs / 1000} s`,
-          { details: { model: name, retry_after_seconds: Math.ceil(this.busyWaitMs / 1000) } },
-        );
-      }
-      await this.capacityChanged(deadline, entry.abort.signal);
-    }
-  }
+  // ---------------------------------------------------------------- limits (limits.ts)
 
   /** The measured figure replaces the estimate; a model that turns out never to fit is unloaded and refused. */
   private async assertMeasuredFits(entry: Entry, model: LoadedModel): Promise<void> {
     try {
-      this.assertCanEverFit(entry, model.memoryBytes);
+      this.limits.assertCanEverFit(entry, model.memoryBytes);
     } catch (error) {
       await model.dispose();
       throw error;
     }
   }
 
-  /**
-   * Brings both limits back as far as idle models allow. Called after every load, lease release and keep-alive change,
-   * so a model measured larger than its estimate while others were leased is made up for as soon as a lease ends.
-   */
-  private enforceLimits(): void {
-    const over = this.shortfall(0, 0);
-    if (over.count <= 0 && over.bytes <= 0) return;
-    // Models already on their way out hold their reservations until disposed (a model host takes a moment to end):
-    // they are as good as gone, or every lease released meanwhile would evict one more model.
-    const leaving = this.admittedEntries().filter((e) => e.retireReason !== null);
-    const count = over.count - leaving.length;
-    const bytes = over.bytes - leaving.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
-    if (count <= 0 && bytes <= 0) return;
-    void this.evictFor({ count: Math.max(0, count), bytes: Math.max(0, bytes) }, null).then((done) => {
-      if (!done) this.logger?.debug?.("over the cache limits until leased models are released", { over_models: count, over_bytes: bytes });
-    });
-  }
-
-  private capacityChanged(deadline: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.capacityWaiters.delete(done);
-        this.clock.clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = this.clock.setTimeout(done, Math.max(0, deadline - this.clock.monotonic()));
-      timer.unref?.();
-      signal.addEventListener("abort", done, { once: true });
-      this.capacityWaiters.add(done);
-    });
-  }
-
-  private notifyCapacity(): void {
-    for (const waiter of [...this.capacityWaiters]) waiter();
-  }
-
   // ---------------------------------------------------------------- leases, TTL, unloading
 
-  private lease(entry: Entry): Lease {
-    entry.leases++;
+  private lease(entry: ReadyEntry): Lease {
     return new EntryLease(entry, this.leaseEnded);
   }
 
@@ -841,88 +640,64 @@ export class ModelCache implements AsyncDisposable {
   private readonly leaseEnded = (entry: Entry): void => {
     if (entry.leases > 0) return;
     this.whenIdle(entry);
-    if (this.capacityWaiters.size > 0) this.notifyCapacity();
-    this.enforceLimits();
+    this.limits.notify();
+    this.limits.enforce();
   };
 
   private applyKeepAlive(entry: Entry, keepAlive: KeepAlive | undefined): void {
     if (keepAlive === undefined || sameKeepAlive(entry.keepAlive, keepAlive)) return;
     entry.keepAlive = keepAlive;
+    entry.idleMs = this.idleMs(entry);
     // A different idle time: the armed expiry no longer says when.
-    this.cancelExpiry(entry);
+    this.timers.cancelExpiry(entry);
   }
 
   /** Idle time (ms) before an idle model is unloaded; null = never. */
   private idleMs(entry: Entry): number | null {
-    if (this.isPinned(entry)) return null;
+    if (this.pins.has(entry.descriptor.key)) return null;
     if (entry.keepAlive !== null) return entry.keepAlive === "forever" ? null : entry.keepAlive.afterSeconds * 1000;
     const ttl = this.pins.ttlSeconds(entry.descriptor.key) ?? this.config.model_ttl_seconds;
     return ttl === 0 ? null : ttl * 1000;
   }
 
   /**
-   * Called when an entry may have become idle: finishes a pending unload, or (re)starts the idle TTL. The expiry timer
-   * is armed only when none would fire in time; when it fires it checks whether the model really idled long enough.
+   * Called when an entry may have become idle: finishes a pending unload, or (re)starts the idle TTL (entry-timers.ts:
+   * the expiry timer is armed only when none would fire in time, and checks lazily when it fires).
    */
   private whenIdle(entry: Entry): void {
-    if (entry.leases > 0 || this.entries.get(entry.descriptor.key) !== entry) return;
-    if (entry.state === "unloading" && entry.model) {
-      void this.finishUnload(entry);
+    if (entry.leases > 0) return;
+    // A ready entry is always the one in the map (retiring makes it unloading first); an unloading one still holding
+    // its model is unloaded now (`finishUnload` takes the model first, so this runs once).
+    if (entry.state === "unloading") {
+      if (entry.toDispose) void this.finishUnload(entry);
       return;
     }
     if (entry.state !== "ready") return;
-    this.checkFileWhenIdle(entry);
-    entry.idleSince = this.clock.monotonic();
-    entry.idleSinceWall = this.clock.now();
-    const idleMs = this.idleMs(entry);
-    if (idleMs === null) {
-      this.cancelExpiry(entry);
+    const now = this.time.monotonic();
+    this.stamp(entry, now);
+    entry.idleSince = now;
+    if (entry.idleMs === 0) void this.retire(entry, "ttl");
+    else {
+      this.timers.idle(entry);
+      this.checkFileWhenIdle(entry);
+    }
+  }
+
+  /**
+   * A model whose file was deleted (or replaced) is unloaded once it is idle — its last lease ended — not at its TTL:
+   * its file is compared then, or when the check is next due (every file check stays at most once per
+   * `FINGERPRINT_CHECK_INTERVAL_MS`, and hits stay free of I/O). Once per idle spell, so idle models are not polled.
+   */
+  private checkFileWhenIdle(entry: Entry): void {
+    if (entry.state !== "ready" || entry.retireReason !== null) return;
+    if (!entry.checkDue) {
+      entry.checkWhenIdle = true;
       return;
     }
-    if (idleMs === 0) {
-      void this.retire(entry, "ttl");
-      return;
-    }
-    this.armExpiry(entry, entry.idleSince + idleMs);
-  }
-
-  private armExpiry(entry: Entry, dueAt: number): void {
-    if (entry.expiry && entry.expiry.dueAt <= dueAt) return;
-    this.cancelExpiry(entry);
-    const handle = this.clock.setTimeout(() => this.expire(entry), Math.max(0, dueAt - this.clock.monotonic()));
-    handle.unref?.();
-    entry.expiry = { handle, dueAt };
-  }
-
-  /** The expiry timer fired: unload if the model idled its full time, else wait for the rest of it. */
-  private expire(entry: Entry): void {
-    entry.expiry = null;
-    if (entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return;
-    const idleMs = this.idleMs(entry);
-    if (idleMs === null) return;
-    const now = this.clock.monotonic();
-    const dueAt = entry.idleSince + idleMs;
-    if (now < dueAt) {
-      this.armExpiry(entry, dueAt);
-      return;
-    }
-    const { name, key } = entry.descriptor;
-    this.events.emit("expired", { name, key, idleSeconds: (now - entry.idleSince) / 1000 });
-    void this.retire(entry, "ttl");
-  }
-
-  private cancelExpiry(entry: Entry): void {
-    if (!entry.expiry) return;
-    this.clock.clearTimeout(entry.expiry.handle);
-    entry.expiry = null;
-  }
-
-  /** Wall-clock time (ms) an idle model will be unloaded, or null (leased, pinned, no TTL, not ready). */
-  private expiresAt(entry: Entry | undefined): number | null {
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0) return null;
-    const idleMs = this.idleMs(entry);
-    if (idleMs === null) return null;
-    return entry.idleSinceWall + idleMs;
+    entry.checkWhenIdle = false;
+    void this.fileChanged(entry).then((changed) => {
+      if (changed) void this.retire(entry, "file_changed");
+    });
   }
 
   private retireKey(key: string, reason: EvictionReason): Promise<void> {
@@ -935,30 +710,25 @@ export class ModelCache implements AsyncDisposable {
    * its last lease ends (at once when idle; `force` does not wait — shutdown only). Resolves once it is gone.
    */
   private retire(entry: Entry, reason: EvictionReason, force = false): Promise<void> {
-    if (entry.retireReason === null) {
-      entry.retireReason = reason;
-      this.cancelExpiry(entry);
-      if (entry.fileCheck) this.clock.clearTimeout(entry.fileCheck);
-      entry.fileCheck = null;
-      if (entry.state === "loading") {
-        entry.state = "unloading";
-        entry.abort.abort();
-      } else {
-        if (entry.state === "ready") this.readyCount--;
-        entry.state = "unloading";
-        if (entry.leases === 0 || force) void this.finishUnload(entry);
-      }
-    } else if (force && entry.model) {
+    if (entry.state !== "unloading") {
+      this.timers.cancel(entry);
+      const wasLoading = entry.state === "loading";
+      if (entry.state === "ready") this.readyCount--;
+      const unloading = becomeUnloading(entry, reason);
+      if (wasLoading) unloading.abort.abort();
+      else if (unloading.leases === 0 || force) void this.finishUnload(unloading);
+    } else if (force && entry.toDispose) {
       void this.finishUnload(entry);
     }
     return entry.gone.promise;
   }
 
-  private async finishUnload(entry: Entry): Promise<void> {
-    const model = entry.model;
+  private async finishUnload(entry: UnloadingEntry): Promise<void> {
+    const model = entry.toDispose;
     if (!model) return;
-    entry.model = null;
-    const now = this.clock.monotonic();
+    entry.toDispose = null;
+    const now = this.time.monotonic();
+    this.stamp(entry, now);
     const idleSeconds = entry.leases === 0 ? (now - entry.idleSince) / 1000 : 0;
     const residentSeconds = entry.readyAt === null ? 0 : (now - entry.readyAt) / 1000;
     try {
@@ -972,13 +742,15 @@ export class ModelCache implements AsyncDisposable {
     this.book.recordEviction(reason);
     this.events.emit("evict", { name: entry.descriptor.name, key: entry.descriptor.key, reason, idleSeconds, residentSeconds });
     entry.gone.resolve();
-    this.notifyCapacity();
+    this.limits.notify();
   }
-  // ---------------------------------------------------------------- warm-up
+
+  // ---------------------------------------------------------------- warm-up (warmup.ts)
 
   /** Runs a warm-up now: given models, or ranked by a strategy (default: the configured one). */
-  async warmup(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupResult> {
-    return this.warmupWith(options, false);
+  warmup(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupResult> {
+    this.assertOpen();
+    return this.warmer.run(options);
   }
 
   /**
@@ -986,120 +758,12 @@ export class ModelCache implements AsyncDisposable {
    * or failed). Null until the plan is made; stays once warm-up is over.
    */
   startupWarmupProgress(): WarmupProgress | null {
-    if (!this.startupWarmupState) return null;
-    const { plan, result, skippedBefore } = this.startupWarmupState;
-    const settled = result.loaded.length + result.failed.length + result.skipped.length - skippedBefore;
-    return { plan: plan.map((d) => d.name), settled: Math.min(settled, plan.length), loaded: [...result.loaded] };
-  }
-
-  private startupWarmupState: { plan: ModelDescriptor[]; result: WarmupResult; skippedBefore: number } | null = null;
-
-  private async warmupWith(options: { models?: string[]; strategy?: WarmupStrategy }, startup: boolean): Promise<WarmupResult> {
-    this.assertOpen();
-    const result: WarmupResult = { loaded: [], skipped: [], failed: [] };
-    let plan: ModelDescriptor[];
-    if (options.models) {
-      plan = [];
-      for (const name of options.models) {
-        try {
-          plan.push(await this.models.resolve(name));
-        } catch (error) {
-          result.failed.push({ name, error: messageOf(error) });
-        }
-      }
-    } else {
-      const ranked = await this.rankWarmup(options.strategy ?? this.config.warmup_strategy);
-      plan = ranked.plan;
-      result.skipped.push(...ranked.skipped);
-    }
-    if (startup) this.startupWarmupState = { plan, result, skippedBefore: result.skipped.length };
-    await this.runWarmup(plan, result);
-    this.events.emit("warmup", result);
-    return result;
+    return this.warmer.progress();
   }
 
   /** The warm-up plan: which models, in which order, within the limits (nothing is loaded). */
-  async warmupPlan(strategy: WarmupStrategy = this.config.warmup_strategy): Promise<{ plan: string[]; skipped: WarmupResult["skipped"] }> {
-    const { plan, skipped } = await this.rankWarmup(strategy);
-    return { plan: plan.map((d) => d.name), skipped };
-  }
-
-  private async rankWarmup(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
-    const descriptors = new Map((await this.models.list()).map((d) => [d.key, d]));
-    const now = this.clock.now();
-    const keys = new Set([...this.book.keys(), ...this.pins.keys()]);
-    const candidates: WarmupCandidate[] = [];
-    const skipped: WarmupResult["skipped"] = [];
-    for (const key of keys) {
-      const descriptor = descriptors.get(key);
-      const usage = this.book.get(key);
-      if (!descriptor) {
-        skipped.push({ name: usage?.name ?? key, reason: "model file not found" });
-        continue;
-      }
-      if (this.entries.has(key)) continue;
-      const saved = usage ? this.book.persisted(usage, now, this.pins.has(key)) : null;
-      candidates.push(
-        warmupCandidateOf(descriptor, saved, {
-          now,
-          halfLifeHours: this.config.usage_half_life_hours,
-          alwaysWarmIndex: this.pins.alwaysWarmIndex(key),
-          estimateBytes: usage?.memoryBytes ?? (await this.models.estimateMemory(descriptor, this.backendConfig)),
-          fileChanged: usage?.fileChanged ?? false,
-        }),
-      );
-    }
-    const ranked = planWarmup(candidates, strategy, {
-      now,
-      maxModels: this.config.max_cached_models,
-      memoryLimitBytes: this.memoryLimit,
-      restoreWindowMs: this.config.restore_window_hours * 3600_000,
-      residentCount: this.ledger.count,
-      residentBytes: this.ledger.bytes,
-    });
-    return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: [...skipped, ...ranked.skipped] };
-  }
-
-  /** Loads the plan, `warmup_concurrency` at a time, in order. Loading or loaded models are no-ops. */
-  private async runWarmup(plan: ModelDescriptor[], result: WarmupResult): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < plan.length && !this.warmupAbort.signal.aborted && !this.closing) {
-        const descriptor = plan[next++] as ModelDescriptor;
-        await this.warmOne(descriptor, result);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.config.warmup_concurrency, plan.length) }, worker));
-  }
-
-  private async warmOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<void> {
-    const { name, key } = descriptor;
-    if (this.entries.has(key)) {
-      result.skipped.push({ name, reason: this.entries.get(key)?.state === "ready" ? "already loaded" : "already loading" });
-      return;
-    }
-    try {
-      const entry = await this.obtain(descriptor, { count: false, allowEvict: false, signal: this.warmupAbort.signal });
-      this.whenIdle(entry);
-      result.loaded.push(name);
-      this.book.recordWarmup();
-    } catch (error) {
-      if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
-      else if (this.warmupAbort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
-      else result.failed.push({ name, error: messageOf(error) });
-    }
-  }
-
-  private async startupWarmup(): Promise<WarmupResult> {
-    try {
-      const strategy = this.config.enable_warmup ? this.config.warmup_strategy : "none";
-      const result = await this.warmupWith({ strategy }, true);
-      for (const failure of result.failed) this.logger?.warn("warm-up could not load a model", { ...failure });
-      return result;
-    } catch (error) {
-      if (!(error instanceof Disposed)) this.logger?.warn("warm-up failed", { error: messageOf(error) });
-      return { loaded: [], skipped: [], failed: [{ name: "*", error: messageOf(error) }] };
-    }
+  warmupPlan(strategy?: WarmupStrategy): Promise<{ plan: string[]; skipped: WarmupResult["skipped"] }> {
+    return this.warmer.plan(strategy);
   }
 
   // ---------------------------------------------------------------- configuration
@@ -1136,6 +800,7 @@ export class ModelCache implements AsyncDisposable {
   }
 
   stats(): CacheStats {
+    this.stampAll();
     const counters = this.book.counters;
     const summary = this.summary();
     return {
@@ -1161,17 +826,18 @@ export class ModelCache implements AsyncDisposable {
 
   private modelStats(usage: Usage): ModelStats {
     const entry = this.entries.get(usage.key);
-    const now = this.clock.now();
+    const now = this.time.now();
     return modelStatsOf(this.book.persisted(usage, now, this.pins.has(usage.key)), now, this.config.usage_half_life_hours, {
       loaded: entry?.state === "ready",
       pinned: this.pins.has(usage.key),
       memory_bytes: entry?.reservation?.bytes ?? 0,
-      expires_at: iso(this.expiresAt(entry)),
+      expires_at: iso(this.timers.expiresAt(entry)),
     });
   }
 
   /** Resident (and loading) models, for `GET /v1/cache/models` and `inferno ps`. */
   loadedModels(): LoadedModelInfo[] {
+    this.stampAll();
     return [...this.entries.values()].map((e) => this.info(e)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -1185,11 +851,11 @@ export class ModelCache implements AsyncDisposable {
       size_bytes: entry.descriptor.fingerprint.size,
       memory_bytes: entry.reservation?.bytes ?? 0,
       leases: entry.leases,
-      pinned: this.isPinned(entry),
+      pinned: this.pins.has(entry.descriptor.key),
       last_used: iso(usage?.lastUsedAt ?? null),
-      expires_at: iso(this.expiresAt(entry)),
-      load_ms: entry.loadMs,
-      pid: entry.model?.pid ?? null,
+      expires_at: iso(this.timers.expiresAt(entry)),
+      load_ms: entry.state === "loading" ? null : entry.loadMs,
+      pid: modelOf(entry)?.pid ?? null,
     };
   }
 
@@ -1210,7 +876,7 @@ export class ModelCache implements AsyncDisposable {
           models: state.models.length,
         });
       } else {
-        const now = this.clock.now();
+        const now = this.time.now();
         const retentionMs = this.config.missing_retention_days * DAY_MS;
         for (const saved of state.models) {
           const current = await this.models.fingerprint(saved.key);
@@ -1256,8 +922,8 @@ export class ModelCache implements AsyncDisposable {
 
   private async shutdown(): Promise<void> {
     this.saver.stop();
-    this.warmupAbort.abort();
-    this.notifyCapacity();
+    this.warmer.abort.abort();
+    this.limits.notify();
     await this.warmupDone;
     await Promise.all([...this.entries.values()].map((e) => this.retire(e, "shutdown", true)));
     if (this.saver.path !== null) await this.saver.save();

@@ -3,8 +3,8 @@
  * at close, one at a time, each bounded in time; `last_save`; and the restore that seeds the book at start. It is given
  * what it needs — the store, the book, the clock, a pin test, an event sink — never the cache itself.
  */
-import { messageOf } from "../errors/index.js";
-import { type LongTimer, setLongTimeout } from "./clock.js";
+import { InfernoError, messageOf, StateTimeout } from "../errors/index.js";
+import { withTimeout } from "./clock.js";
 import type { CacheState, StateStore } from "./persistence/types.js";
 import type { Clock, LastSave, TimerHandle } from "./types.js";
 import type { UsageBook } from "./usage.js";
@@ -23,15 +23,28 @@ export interface SaverOptions {
   /** Lets the event loop turn while a large delta is taken. Default: `setImmediate`. */
   turn?: () => Promise<void>;
   isPinned(key: string): boolean;
+  /** Brings the book up to date right before a delta is taken (the cache times hits not yet timed). */
+  beforeSave?(): void;
   onSave(save: LastSave): void;
   warn(message: string, fields: Record<string, unknown>): void;
+}
+
+/** What makes two failures "the same cause": the system's code (EROFS, ENOSPC…), else the typed code, else the message. */
+function causeOf(error: unknown): string {
+  if (error instanceof InfernoError) {
+    const code = error.details?.cause_code;
+    return typeof code === "string" ? code : error.code;
+  }
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === "string" ? code : messageOf(error);
 }
 
 const NEVER_SAVED: LastSave = { at: null, ok: null, duration_ms: null, bytes: null, error: null };
 
 export class Saver {
   private last: LastSave = { ...NEVER_SAVED };
-  private failureWarned = false;
+  /** Causes of failed saves warned about since the last successful one (`causeOf`). */
+  private readonly warnedCauses = new Set<string>();
   private saving: Promise<LastSave> | null = null;
   private timer: TimerHandle | null = null;
   private stopped = false;
@@ -53,7 +66,12 @@ export class Saver {
   async restore(): Promise<{ state: CacheState | null; warning: string | null }> {
     const { store } = this.options;
     if (!store) return { state: null, warning: null };
-    const { state, warning } = await this.bounded(store.load(), "reading the cache state");
+    // A read that fails or never finishes (a stuck file system) never stops a start: the cache starts empty, and saves
+    // still merge into whatever the file holds, so nothing in it is lost.
+    const { state, warning } = await this.bounded(store.load(), "reading the cache state").catch((error: unknown) => ({
+      state: null,
+      warning: `${messageOf(error)}; the cache starts empty (later saves merge into the file, losing nothing)`,
+    }));
     if (warning) this.options.warn(warning, { state_file: store.path });
     if (state) this.options.book.restore(state);
     return { state, warning };
@@ -66,11 +84,21 @@ export class Saver {
   async probe(): Promise<void> {
     const { store } = this.options;
     if (!store?.probe) return;
-    const problem = await this.bounded(store.probe(), "checking the cache directory").catch((error: unknown) => messageOf(error));
+    const problem = await this.bounded(store.probe(), "checking the cache directory").catch((error: unknown) => error);
     if (problem === null) return;
-    this.last = { at: null, ok: false, duration_ms: null, bytes: null, error: problem };
-    this.failureWarned = true;
-    this.options.warn("the cache state cannot be saved; the cache keeps working in memory", { state_file: store.path, error: problem });
+    this.last = { at: null, ok: false, duration_ms: null, bytes: null, error: messageOf(problem) };
+    this.warnOnce(problem, "the cache state cannot be saved; the cache keeps working in memory", store.path);
+  }
+
+  /**
+   * Warns about a failure unless one with the same cause was warned about since the last successful save: a full disk
+   * is reported once, not at every periodic save; a different cause (now read-only, say) is reported too.
+   */
+  private warnOnce(error: unknown, message: string, path: string): void {
+    const cause = causeOf(error);
+    if (this.warnedCauses.has(cause)) return;
+    this.warnedCauses.add(cause);
+    this.options.warn(message, { state_file: path, error: messageOf(error) });
   }
 
   /** Starts periodic saves. */
@@ -112,33 +140,27 @@ export class Saver {
     const now = clock.now();
     const at = new Date(now).toISOString();
     const turn = this.options.turn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.options.beforeSave?.();
     const pending = await book.takeDelta(now, (key) => this.options.isPinned(key), turn);
     try {
       const { bytes } = await this.bounded(store.save(pending.delta), "saving the cache state");
       pending.commit();
       this.last = { at, ok: true, duration_ms: clock.monotonic() - started, bytes, error: null };
-      this.failureWarned = false;
+      this.warnedCauses.clear();
     } catch (error) {
       this.last = { at, ok: false, duration_ms: clock.monotonic() - started, bytes: null, error: messageOf(error) };
-      if (!this.failureWarned) {
-        this.failureWarned = true;
-        this.options.warn("could not save the cache state; the cache keeps working in memory", {
-          state_file: store.path,
-          error: messageOf(error),
-        });
-      }
+      this.warnOnce(error, "could not save the cache state; the cache keeps working in memory", store.path);
     }
     this.options.onSave(this.lastSave);
     return this.lastSave;
   }
 
-  /** The store call, or a rejection once `timeoutMs` passed (real time: a hung filesystem must not hang shutdown). */
+  /** The store call, or `StateTimeout` once `timeoutMs` passed (real time: a hung filesystem must not hang shutdown). */
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: LongTimer | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      // Not unref'd: a store call in flight keeps the process alive, but never longer than this.
-      timer = setLongTimeout(() => reject(new Error(`${what} did not finish within ${this.timeoutMs / 1000} s`)), this.timeoutMs);
-    });
-    return Promise.race([promise, timeout]).finally(() => timer?.clear());
+    return withTimeout(
+      promise,
+      this.timeoutMs,
+      () => new StateTimeout(`${what} did not finish within ${this.timeoutMs / 1000} s`, { details: { operation: what } }),
+    );
   }
 }

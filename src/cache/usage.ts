@@ -7,7 +7,7 @@
 import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../models/types.js";
 import { LOAD_SAMPLES } from "./persistence/merge.js";
 import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
-import { addUse, decayedValue, type DecayedCount } from "./policy/frequency.js";
+import { addUsesInPlace, decayedValue, type DecayedCount } from "./policy/frequency.js";
 import { RequestLog } from "./request-log.js";
 import { emptyCounters, priorityOf } from "./state-view.js";
 import type { EvictionReason } from "./types.js";
@@ -49,6 +49,8 @@ export interface Usage {
   /** Changed since the last save (a flag, not a set: a hit costs one store), and a count of changes. */
   dirty: boolean;
   changes: number;
+  /** Removed from the book (statistics reset): a holder of this object must look the model up again. */
+  removed: boolean;
 }
 
 export type UseKind = "hit" | "miss" | "coalesced";
@@ -59,7 +61,9 @@ const DELTA_CHUNK = 250;
 const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMsTotal: 0, frequency: null };
 
 function baseOf(u: Pick<Usage, keyof UsageBase>): UsageBase {
-  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency: u.frequency };
+  // The frequency is a copy: the live one changes in place on every use.
+  const frequency = u.frequency ? { ...u.frequency } : null;
+  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency };
 }
 
 function subtractCounters(a: PersistedCounters, b: PersistedCounters): PersistedCounters {
@@ -160,21 +164,29 @@ export class UsageBook {
         base: { ...ZERO_BASE },
         dirty: false,
         changes: 0,
+        removed: false,
       };
       this.models.set(descriptor.key, usage);
     }
     return usage;
   }
 
-  /** One request for a model: a hit, a miss, or one that joined a load in flight. */
+  /** One request for a model, at `now`: a hit, a miss, or one that joined a load in flight. */
   recordUse(descriptor: ModelDescriptor, kind: UseKind, now: EpochMilliseconds, inflation: number): void {
-    const usage = this.ensure(descriptor);
+    const usage = this.countUse(descriptor, kind);
+    this.log.record(descriptor.key, now, kind);
+    this.stampUses(usage, now, 1, inflation);
+  }
+
+  /**
+   * One request for a model, counted now and timed later (`stampUses`): the cache's hit path counts a use without
+   * reading the clock and stamps it when the request's lease ends. `known`: the usage this returned for the model
+   * before (saves a lookup while it is still the book's). Returns the model's usage (for the stamp).
+   */
+  countUse(descriptor: ModelDescriptor, kind: UseKind, known?: Usage | null): Usage {
+    const usage = known && !known.removed ? known : this.ensure(descriptor);
     usage.name = descriptor.name;
     usage.requests++;
-    usage.lastUsedAt = now;
-    usage.frequency = addUse(usage.frequency, now, this.halfLifeHours);
-    usage.inflation = inflation;
-    this.log.record(descriptor.key, now, kind);
     if (kind === "hit") {
       usage.hits++;
       this.counterValues.hits++;
@@ -185,6 +197,31 @@ export class UsageBook {
       this.counterValues.coalesced++;
     }
     this.changed(usage);
+    return usage;
+  }
+
+  /**
+   * Times `count` uses counted by `countUse` at `now`: the last use, and the decayed frequency. Usage reset since it
+   * was counted (`reset`) is no longer the book's: its stamp is dropped with it.
+   */
+  stampUses(usage: Usage, now: EpochMilliseconds, count: number, inflation: number): void {
+    if (usage.removed) return;
+    usage.lastUsedAt = now;
+    if (usage.frequency) addUsesInPlace(usage.frequency, now, count, this.halfLifeHours);
+    else usage.frequency = { value: count, at: now };
+    usage.inflation = inflation;
+    this.changed(usage);
+  }
+
+  /**
+   * `stampUses` for hits counted on the cache's hit path, which also enter the request log then: a hit is logged at
+   * the time its use ended (the hit path reads no clock), in the order the log is written, so it stays sorted by time.
+   */
+  stampHits(usage: Usage, now: EpochMilliseconds, count: number, inflation: number): void {
+    if (usage.removed) return;
+    // Only the newest `capacity` can stay in the ring.
+    for (let i = Math.min(count, this.log.capacity); i > 0; i--) this.log.record(usage.key, now, "hit");
+    this.stampUses(usage, now, count, inflation);
   }
 
   /** A request for a name that resolves to no model. */
@@ -238,6 +275,7 @@ export class UsageBook {
     if (keys === null) {
       this.counterValues = emptyCounters();
       this.counterBase = emptyCounters();
+      for (const usage of this.models.values()) usage.removed = true;
       this.models.clear();
       this.removedKeys.clear();
       this.log.clear();
@@ -249,7 +287,10 @@ export class UsageBook {
   }
 
   private remove(key: string): void {
-    if (!this.models.delete(key)) return;
+    const usage = this.models.get(key);
+    if (!usage) return;
+    usage.removed = true;
+    this.models.delete(key);
     this.removedKeys.add(key);
     this.log.remove(new Set([key]));
   }
@@ -273,7 +314,7 @@ export class UsageBook {
         misses: u.misses,
         loads: u.loads,
         lastUsedAt: u.last_used_at,
-        frequency: u.frequency,
+        frequency: u.frequency ? { ...u.frequency } : null,
         loadMsTotal: u.load_ms_total,
         loadMsSamples: [...u.load_ms_samples],
         memoryBytes: saved.metadata.memory_bytes,
@@ -284,6 +325,7 @@ export class UsageBook {
         base: { ...ZERO_BASE },
         dirty: false,
         changes: 0,
+        removed: false,
       };
       usage.base = baseOf(usage);
       this.models.set(saved.key, usage);

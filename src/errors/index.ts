@@ -186,6 +186,23 @@ export class StateLocked extends InfernoError {
   readonly code = "state_locked";
 }
 
+/**
+ * A call to the state store (a file-system call, the lock, a whole save) did not finish in time: a stuck file system
+ * (a hung network mount, say) fails the save instead of hanging it, or shutdown. `details.operation` names the call.
+ */
+export class StateTimeout extends InfernoError {
+  readonly code = "state_timeout";
+}
+
+/**
+ * The cache state cannot be written where it lives: a read-only file system (`EROFS`), a full disk or quota (`ENOSPC`,
+ * `EDQUOT`), or no permission (`EACCES`, `EPERM`). `details.cause_code` is the system's code; such a save fails at once
+ * (no lock retries) and leaves the previous file as it was.
+ */
+export class StateUnwritable extends InfernoError {
+  readonly code = "state_unwritable";
+}
+
 /** A request to a running Inferno server failed (used by the CLI's live mode). */
 export class ServerUnavailable extends InfernoError {
   readonly code = "server_unavailable";

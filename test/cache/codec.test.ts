@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "../../src/cache/persistence/codec.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
+import { emptyEvictions } from "../../src/cache/types.js";
 import { StateCorrupt } from "../../src/errors/index.js";
 import { outOfRangeDocuments, validDocument } from "../helpers/out-of-range.js";
 
@@ -106,6 +107,26 @@ describe("state codec: value ranges (issue 14)", () => {
 
   it("accepts the valid base document the out-of-range set is derived from", () => {
     assert.equal(decodeState(json(validDocument(now)), now).models.length, 1);
+  });
+
+  it("reads exactly the known fields of a current-version document: unknown ones dropped, later additions defaulted", () => {
+    const document = validDocument(now) as Record<string, unknown> & { counters: Record<string, unknown>; models: Array<Record<string, unknown>> };
+    const model = document.models[0] as Record<string, unknown> & { usage: Record<string, unknown> };
+    const withExtras = {
+      ...document,
+      extra: 1,
+      counters: { ...document.counters, unknown_model_requests: undefined, coalesced: undefined, later_counter: 5, evictions: { ttl: 2, a_later_reason: 1 } },
+      models: [{ ...model, missing_since: undefined, later_field: "x", usage: { ...model.usage, later: 1 } }],
+    };
+    const decoded = decodeState(json(withExtras), now);
+    const { format: _format, schema_version: _version, ...expected } = structuredClone(document) as Record<string, unknown> & {
+      counters: Record<string, unknown>;
+      models: Array<Record<string, unknown>>;
+    };
+    expected.counters = { ...expected.counters, unknown_model_requests: 0, coalesced: 0, evictions: { ...emptyEvictions(), ttl: 2 } };
+    const { missing_since: _missing, ...modelWithout } = expected.models[0] as Record<string, unknown>;
+    expected.models = [modelWithout];
+    assert.deepEqual(decoded, expected);
   });
 
   const bad = outOfRangeDocuments(now);

@@ -217,6 +217,33 @@ describe("the cheap hit", () => {
     assert.equal(expired, 1);
   });
 
+  it("a hit is counted at once and timed when its use ends; statistics and saves read in between time it as of then", async () => {
+    const store = new MemoryStateStore();
+    const { cache, clock } = await harness({ store, cache: { persist_cache: true } });
+    (await clock.run(cache.acquire("a.gguf"))).release();
+    const lastUsed = () => cache.stats().models.find((m) => m.name === "a.gguf")?.last_used;
+    await clock.advance(1000);
+    const lease = await cache.acquire("a.gguf");
+    assert.equal(cache.summary().hits, 1, "counted at once");
+    await clock.advance(2000);
+    assert.equal(lastUsed(), new Date(clock.now()).toISOString(), "a use still leased counts as of now");
+    await clock.advance(3000);
+    lease.release();
+    assert.equal(lastUsed(), new Date(clock.now()).toISOString(), "timed when the lease ended");
+    // Overlapping leases that never all end: the file check (once per interval) times their uses.
+    const held = await cache.acquire("a.gguf");
+    for (let i = 0; i < 3; i++) {
+      await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS);
+      (await clock.run(cache.acquire("a.gguf"))).release();
+    }
+    assert.equal((await cache.saveCache()).ok, true);
+    const saved = (await store.load()).state?.models.find((m) => m.name === "a.gguf");
+    assert.equal(saved?.usage.requests, 6);
+    assert.equal(saved?.usage.last_used_at, clock.now(), "the save times what is still leased");
+    held.release();
+    await cache.close();
+  });
+
   it("the file check runs at most once per interval, on the slow path or when the model is idle, and a changed file is still noticed", async () => {
     const { cache, clock, source, backend } = await harness();
     (await clock.run(cache.acquire("a.gguf"))).release();
@@ -294,7 +321,7 @@ describe("honest counts and events", () => {
   it("an unwritable store is reported at start: one warning, last_save.error set, the cache works in memory", async () => {
     const clock = new ManualClock();
     const logger = new RecordingLogger();
-    const store = Object.assign(new MemoryStateStore(), { probe: async () => "cannot save the cache state in /ro: permission denied" });
+    const store = Object.assign(new MemoryStateStore(), { probe: async () => new Error("cannot save the cache state in /ro: permission denied") });
     const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
       backends: { gguf: new FakeBackend({ timers: clock }) },
       clock,
@@ -304,6 +331,24 @@ describe("honest counts and events", () => {
     assert.equal(logger.warnings.length, 1);
     assert.equal(cache.stats().last_save.ok, false);
     assert.match(cache.stats().last_save.error ?? "", /permission denied/);
+    await clock.run(cache.getModel("a.gguf"));
+    assert.equal(cache.stats().loads, 1);
+    await cache.close();
+  });
+
+  it("a state read that never finishes cannot stop a start: one warning, an empty cache that works", async () => {
+    const clock = new ManualClock();
+    const logger = new RecordingLogger();
+    const store = { path: "memory:hung", load: () => new Promise<never>(() => {}), save: async () => ({ bytes: 0 }) };
+    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
+      backends: { gguf: new FakeBackend({ timers: clock }) },
+      clock,
+      logger,
+      store,
+      storeTimeoutMs: 50,
+    });
+    assert.equal(logger.warnings.length, 1);
+    assert.match(logger.warnings[0] ?? "", /did not finish within 0\.05 s; the cache starts empty/);
     await clock.run(cache.getModel("a.gguf"));
     assert.equal(cache.stats().loads, 1);
     await cache.close();

@@ -9,8 +9,8 @@
 import { z } from "zod";
 import { MAX_REQUEST_LOG_SIZE } from "../../config/schema.js";
 import { StateCorrupt } from "../../errors/index.js";
-import { EVICTION_REASONS, type EvictionReason, emptyEvictions } from "../types.js";
-import type { CacheState, PersistedModel } from "./types.js";
+import { EVICTION_REASONS, emptyEvictions } from "../types.js";
+import type { CacheState, PersistedModel, PersistedRequestLog } from "./types.js";
 
 export const STATE_FORMAT = "inferno-cache-state";
 export const STATE_SCHEMA_VERSION = 2;
@@ -37,7 +37,11 @@ export const STATE_LIMITS = {
   maxLoggedRequests: MAX_REQUEST_LOG_SIZE,
 } as const;
 
-/** The schemas for a document decoded at `now` (times are checked against it). */
+/**
+ * The header's and version 1's schemas for a document decoded at `now` (times are checked against it). Version 1 only
+ * ever needs migrating; the current version is read by `readV2` below, which checks the same `STATE_LIMITS` without
+ * zod's full parse (restoring 10,000 models must not block the event loop).
+ */
 function schemasAt(now: number) {
   const L = STATE_LIMITS;
   const count = z.number().int().nonnegative().max(L.maxNumber);
@@ -50,77 +54,6 @@ function schemasAt(now: number) {
   const text = z.string().max(L.maxShortText);
 
   const headerSchema = z.object({ format: text, schema_version: z.number().int().positive().max(L.maxNumber) });
-
-  const modelV2 = z.object({
-    key: path,
-    name: path,
-    format: z.enum(["gguf", "onnx"]),
-    fingerprint: z.object({ size: count, mtimeMs: time, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
-    // `gguf` came after version 2's first release; optional, so files without it stay valid and older v2 readers drop it.
-    metadata: z.object({
-      memory_bytes: count.nullable(),
-      gguf: z
-        .object({ architecture: text, quantization: text, parameter_count: count, context_length: count })
-        .optional(),
-    }),
-    usage: z.object({
-      requests: count,
-      hits: count,
-      misses: count,
-      loads: count,
-      last_used_at: time.nullable(),
-      frequency: z.object({ value: amount, at: time }).nullable(),
-      load_ms_total: amount,
-      load_ms_samples: z.array(amount).max(L.maxSamples),
-    }),
-    priority: amount,
-    pinned: z.boolean(),
-    // Added within version 2 (missing models kept): absent in older files means "present".
-    missing_since: time.nullable().optional(),
-  });
-
-  // A reason added later (a new member of EvictionReason) reads as 0 from files written before it existed.
-  const reasonCount = count.default(0);
-  const evictionsSchema = z.object(
-    Object.fromEntries(EVICTION_REASONS.map((r) => [r, reasonCount])) as Record<EvictionReason, typeof reasonCount>,
-  );
-
-  // Added within version 2 (`inferno cache advise`): columns of equal length, model indices into `keys`.
-  const requestLog = z
-    .object({
-      keys: z.array(path).max(L.maxLoggedRequests),
-      at: z.array(time).max(L.maxLoggedRequests),
-      model: z.array(count).max(L.maxLoggedRequests),
-      outcome: z.string().max(L.maxLoggedRequests).regex(/^[hmc]*$/),
-      load_ms: z.array(amount.nullable()).max(L.maxLoggedRequests),
-    })
-    .superRefine((log, ctx) => {
-      const n = log.at.length;
-      if (log.model.length !== n || log.outcome.length !== n || log.load_ms.length !== n) {
-        ctx.addIssue({ code: "custom", message: `the request log's columns differ in length (at: ${n} requests)` });
-      } else if (log.model.some((i) => i >= log.keys.length)) {
-        ctx.addIssue({ code: "custom", path: ["model"], message: `a request names a model beyond keys (${log.keys.length})` });
-      }
-    });
-
-  const stateV2 = z.object({
-    format: z.literal(STATE_FORMAT),
-    schema_version: z.literal(2),
-    saved_at: time,
-    counters: z.object({
-      hits: count,
-      misses: count,
-      loads: count,
-      load_failures: count,
-      evictions: evictionsSchema,
-      warmups: count,
-      // Added within version 2: older files read as 0.
-      unknown_model_requests: count.default(0),
-      coalesced: count.default(0),
-    }),
-    models: z.array(modelV2).max(L.maxModels),
-    request_log: requestLog.optional(),
-  });
 
   const isoTime = z
     .string()
@@ -144,11 +77,10 @@ function schemasAt(now: number) {
       }),
     ).max(L.maxModels),
   });
-  return { headerSchema, stateV1, stateV2 };
+  return { headerSchema, stateV1 };
 }
 
-type Schemas = ReturnType<typeof schemasAt>;
-type StateV1 = z.infer<Schemas["stateV1"]>;
+type StateV1 = z.infer<ReturnType<typeof schemasAt>["stateV1"]>;
 
 /**
  * v1 → v2. v1 kept no per-reason evictions (the total is unattributable, so it is dropped rather than invented), no
@@ -209,7 +141,7 @@ function issues(error: z.ZodError): string {
  * `STATE_LIMITS` (times are checked against `now`, default the wall clock).
  */
 export function decodeState(bytes: Uint8Array, now: number = Date.now()): CacheState {
-  const { headerSchema, stateV1, stateV2 } = schemasAt(now);
+  const { headerSchema, stateV1 } = schemasAt(now);
   let document: unknown;
   try {
     document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -227,10 +159,176 @@ export function decodeState(bytes: Uint8Array, now: number = Date.now()): CacheS
       { details: { newer: true, schema_version: version } },
     );
   }
-  const schema = version === 1 ? stateV1 : stateV2;
-  const parsed = schema.safeParse(document);
+  if (version === 2) return readV2(document as Record<string, unknown>, now);
+  const parsed = stateV1.safeParse(document);
   if (!parsed.success) throw new StateCorrupt(`the state (schema version ${version}) is malformed at ${issues(parsed.error)}`);
-  if (version === 1) return migrateV1(parsed.data as StateV1);
-  const { format: _format, schema_version: _version, ...state } = parsed.data as z.infer<Schemas["stateV2"]>;
+  return migrateV1(parsed.data);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Version 2, read by hand: every value type- and range-checked against `STATE_LIMITS` (a value out of range is a
+// decode error, as with zod), known fields copied into fresh objects (unknown ones dropped), defaults filled in for
+// fields added within the version. About ten times cheaper than the equivalent zod parse.
+
+/** A value that is not what the layout says, at `path` (dotted, as zod names paths). */
+function malformed(at: string, field: string, expected: string, value: unknown): never {
+  const path = field === "" ? at : at === "" ? field : `${at}.${field}`;
+  const found = value === undefined ? "nothing" : typeof value === "string" ? "a string" : JSON.stringify(value)?.slice(0, 40);
+  throw new StateCorrupt(`the state (schema version 2) is malformed at ${path}: expected ${expected}, found ${found}`);
+}
+
+type Fields = Record<string, unknown>;
+
+/** The checks of one document, with times judged against `now`. */
+function v2Checks(now: number) {
+  const L = STATE_LIMITS;
+  const earliest = now - L.timeWindowMs;
+  const latest = now + L.timeWindowMs;
+  // Each check takes where the value is as a prefix and a field, joined only when it fails (no string per value read).
+  const object = (value: unknown, at: string, field = ""): Fields =>
+    typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Fields) : malformed(at, field, "an object", value);
+  const count = (value: unknown, at: string, field: string): number =>
+    typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= L.maxNumber
+      ? value
+      : malformed(at, field, `a whole number from 0 to ${L.maxNumber}`, value);
+  const amount = (value: unknown, at: string, field: string): number =>
+    typeof value === "number" && value >= 0 && value <= L.maxNumber ? value : malformed(at, field, `a number from 0 to ${L.maxNumber}`, value);
+  const time = (value: unknown, at: string, field: string): number =>
+    typeof value === "number" && value >= earliest && value <= latest
+      ? value
+      : malformed(at, field, "a time (epoch ms) within 100 years of now", value);
+  const string = (value: unknown, at: string, field: string, min: number, max: number): string =>
+    typeof value === "string" && value.length >= min && value.length <= max
+      ? value
+      : malformed(at, field, `a string of ${min} to ${max} characters`, value);
+  const countOrNull = (value: unknown, at: string, field: string): number | null => (value === null ? null : count(value, at, field));
+  const timeOrNull = (value: unknown, at: string, field: string): number | null => (value === null ? null : time(value, at, field));
+  return { object, count, amount, time, string, countOrNull, timeOrNull };
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+function readV2(document: Fields, now: number): CacheState {
+  const c = v2Checks(now);
+  const L = STATE_LIMITS;
+  const path = (value: unknown, at: string, field: string) => c.string(value, at, field, 1, L.maxPathLength);
+  const text = (value: unknown, at: string, field: string) => c.string(value, at, field, 0, L.maxShortText);
+
+  const counters = c.object(document.counters, "", "counters");
+  const evictionsIn = c.object(counters.evictions, "counters", "evictions");
+  const evictions = emptyEvictions();
+  // A reason added later (a new member of EvictionReason) reads as 0 from files written before it existed.
+  for (const reason of EVICTION_REASONS) {
+    const value = evictionsIn[reason];
+    if (value !== undefined) evictions[reason] = c.count(value, "counters.evictions", reason);
+  }
+  const optionalCount = (value: unknown, field: string) => (value === undefined ? 0 : c.count(value, "counters", field));
+
+  const modelsIn = document.models;
+  if (!Array.isArray(modelsIn)) malformed("", "models", "a list", modelsIn);
+  if (modelsIn.length > L.maxModels) malformed("", "models", `at most ${L.maxModels} models`, `${modelsIn.length} models`);
+  const models = modelsIn.map((value, i): PersistedModel => {
+    const at = `models.${i}`;
+    const m = c.object(value, at);
+    const format = m.format === "gguf" || m.format === "onnx" ? m.format : malformed(at, "format", '"gguf" or "onnx"', m.format);
+    const fp = c.object(m.fingerprint, at, "fingerprint");
+    const fingerprint: PersistedModel["fingerprint"] = { size: c.count(fp.size, at, "fingerprint.size"), mtimeMs: c.time(fp.mtimeMs, at, "fingerprint.mtimeMs") };
+    if (fp.sha256 !== undefined) {
+      fingerprint.sha256 = typeof fp.sha256 === "string" && SHA256.test(fp.sha256) ? fp.sha256 : malformed(at, "fingerprint.sha256", "a sha256 in hex", fp.sha256);
+    }
+    const meta = c.object(m.metadata, at, "metadata");
+    const metadata: PersistedModel["metadata"] = { memory_bytes: c.countOrNull(meta.memory_bytes, at, "metadata.memory_bytes") };
+    // `gguf` came after version 2's first release; optional, so files without it stay valid.
+    if (meta.gguf !== undefined) {
+      const g = c.object(meta.gguf, at, "metadata.gguf");
+      metadata.gguf = {
+        architecture: text(g.architecture, at, "metadata.gguf.architecture"),
+        quantization: text(g.quantization, at, "metadata.gguf.quantization"),
+        parameter_count: c.count(g.parameter_count, at, "metadata.gguf.parameter_count"),
+        context_length: c.count(g.context_length, at, "metadata.gguf.context_length"),
+      };
+    }
+    const u = c.object(m.usage, at, "usage");
+    const frequencyIn = u.frequency === null ? null : c.object(u.frequency, at, "usage.frequency");
+    const samples = u.load_ms_samples;
+    if (!Array.isArray(samples) || samples.length > L.maxSamples) malformed(at, "usage.load_ms_samples", `a list of at most ${L.maxSamples} numbers`, samples);
+    const model: PersistedModel = {
+      key: path(m.key, at, "key"),
+      name: path(m.name, at, "name"),
+      format,
+      fingerprint,
+      metadata,
+      usage: {
+        requests: c.count(u.requests, at, "usage.requests"),
+        hits: c.count(u.hits, at, "usage.hits"),
+        misses: c.count(u.misses, at, "usage.misses"),
+        loads: c.count(u.loads, at, "usage.loads"),
+        last_used_at: c.timeOrNull(u.last_used_at, at, "usage.last_used_at"),
+        frequency:
+          frequencyIn === null
+            ? null
+            : { value: c.amount(frequencyIn.value, at, "usage.frequency.value"), at: c.time(frequencyIn.at, at, "usage.frequency.at") },
+        load_ms_total: c.amount(u.load_ms_total, at, "usage.load_ms_total"),
+        // The path of a bad sample is only built for it (one string per sample read would cost as much as the check).
+        load_ms_samples: samples.map((sample, k) =>
+          typeof sample === "number" && sample >= 0 && sample <= L.maxNumber ? sample : c.amount(sample, at, `usage.load_ms_samples.${k}`),
+        ),
+      },
+      priority: c.amount(m.priority, at, "priority"),
+      pinned: typeof m.pinned === "boolean" ? m.pinned : malformed(at, "pinned", "true or false", m.pinned),
+    };
+    // Added within version 2 (missing models kept): absent in older files means "present".
+    if (m.missing_since !== undefined) model.missing_since = c.timeOrNull(m.missing_since, at, "missing_since");
+    return model;
+  });
+
+  const state: CacheState = {
+    saved_at: c.time(document.saved_at, "", "saved_at"),
+    counters: {
+      hits: c.count(counters.hits, "counters", "hits"),
+      misses: c.count(counters.misses, "counters", "misses"),
+      loads: c.count(counters.loads, "counters", "loads"),
+      load_failures: c.count(counters.load_failures, "counters", "load_failures"),
+      evictions,
+      warmups: c.count(counters.warmups, "counters", "warmups"),
+      // Added within version 2: older files read as 0.
+      unknown_model_requests: optionalCount(counters.unknown_model_requests, "unknown_model_requests"),
+      coalesced: optionalCount(counters.coalesced, "coalesced"),
+    },
+    models,
+  };
+  // Added within version 2 (`inferno cache advise`): absent in older files.
+  if (document.request_log !== undefined) state.request_log = readRequestLog(document.request_log, c);
   return state;
+}
+
+/** The request log's columns: of equal length, each at most `maxLoggedRequests`, model indices into `keys`. */
+function readRequestLog(value: unknown, c: ReturnType<typeof v2Checks>): PersistedRequestLog {
+  const L = STATE_LIMITS;
+  const at = "request_log";
+  const log = c.object(value, at);
+  const list = (field: string): unknown[] => {
+    const column = log[field];
+    if (!Array.isArray(column) || column.length > L.maxLoggedRequests) {
+      malformed(at, field, `a list of at most ${L.maxLoggedRequests} values`, column);
+    }
+    return column;
+  };
+  const keys = list("keys").map((key, i) => c.string(key, at, `keys.${i}`, 1, L.maxPathLength));
+  const times = list("at").map((time, i) => c.time(time, at, `at.${i}`));
+  const n = times.length;
+  const model = list("model").map((index, i) =>
+    typeof index === "number" && Number.isInteger(index) && index >= 0 && index < keys.length
+      ? index
+      : malformed(at, `model.${i}`, `an index into keys (below ${keys.length})`, index),
+  );
+  const loadMs = list("load_ms").map((ms, i) => (ms === null ? null : c.amount(ms, at, `load_ms.${i}`)));
+  const outcome = log.outcome;
+  if (typeof outcome !== "string" || outcome.length > L.maxLoggedRequests || !/^[hmc]*$/.test(outcome)) {
+    malformed(at, "outcome", 'a string of "h", "m" and "c" (one per request)', outcome);
+  }
+  if (model.length !== n || outcome.length !== n || loadMs.length !== n) {
+    malformed(at, "", `columns of one length (the columns differ in length; at: ${n} requests)`, { model: model.length, outcome: outcome.length, load_ms: loadMs.length });
+  }
+  return { keys, at: times, model, outcome, load_ms: loadMs };
 }

@@ -11,11 +11,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import * as fsPromises from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
-import { StateCorrupt, StateLocked, messageOf } from "../../errors/index.js";
+import { StateCorrupt, StateLocked, StateTimeout, StateUnwritable, messageOf } from "../../errors/index.js";
+import { withTimeout } from "../clock.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import { mergeDelta } from "./merge.js";
 import type { CacheState, RestoreResult, SaveResult, StateDelta, StateStore } from "./types.js";
@@ -33,6 +34,108 @@ const NEWER_MARK = ".newer-v";
 export const DIR_MODE = 0o700;
 /** A new state file: only its user may read it. An existing file keeps its mode across saves. */
 export const FILE_MODE = 0o600;
+
+/** How long (ms) one file-system call of the store may take before it fails with `StateTimeout`. */
+export const DEFAULT_FS_TIMEOUT_MS = 10_000;
+
+/** An open file, as far as the store uses it. */
+export interface StoreFileHandle {
+  chmod(mode: number): Promise<void>;
+  writeFile(data: Uint8Array): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** proper-lockfile's `lock`: resolves with the release function. */
+export type LockFunction = (file: string, options: lockfile.LockOptions) => Promise<() => Promise<void>>;
+
+/**
+ * Every file-system call the store makes: node:fs/promises and proper-lockfile by default. Tests inject calls that fail
+ * or never finish, to show that a stuck file system fails a save (`StateTimeout`) instead of hanging it.
+ */
+export interface StoreFileSystem {
+  readFile(path: string): Promise<Buffer>;
+  writeFile(path: string, data: string): Promise<void>;
+  mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
+  open(path: string, flags: "w" | "r", mode?: number): Promise<StoreFileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { recursive?: boolean; force: boolean }): Promise<void>;
+  stat(path: string): Promise<{ mode: number; isDirectory(): boolean }>;
+  readdir(path: string): Promise<string[]>;
+  access(path: string, mode: number): Promise<void>;
+  lock: LockFunction;
+}
+
+export const nodeFileSystem: StoreFileSystem = {
+  readFile: (path) => fsPromises.readFile(path),
+  writeFile: (path, data) => fsPromises.writeFile(path, data),
+  mkdir: (path, options) => fsPromises.mkdir(path, options),
+  open: (path, flags, mode) => fsPromises.open(path, flags, mode),
+  rename: (from, to) => fsPromises.rename(from, to),
+  rm: (path, options) => fsPromises.rm(path, options),
+  stat: (path) => fsPromises.stat(path),
+  readdir: (path) => fsPromises.readdir(path),
+  access: (path, mode) => fsPromises.access(path, mode),
+  lock: (file, options) => lockfile.lock(file, options),
+};
+
+/**
+ * `fs` with every call — the lock's and an open file's included — bounded by `timeoutMs` of real time: a call that does
+ * not finish fails with `StateTimeout` naming it. A lock or file that arrives after its call timed out is released or
+ * closed when it does, so nothing stays held.
+ */
+export function boundedFileSystem(fs: StoreFileSystem, timeoutMs: number): StoreFileSystem {
+  const bound = <T>(operation: string, path: string, call: () => Promise<T>, late?: (value: T) => Promise<unknown>): Promise<T> => {
+    const pending = call();
+    return withTimeout(pending, timeoutMs, () => {
+      if (late) pending.then(late).catch(() => {});
+      return new StateTimeout(`${operation} ${path} did not finish within ${timeoutMs / 1000} s (a stuck file system?)`, {
+        details: { operation, path, timeout_ms: timeoutMs },
+      });
+    });
+  };
+  const handle = (file: StoreFileHandle, path: string): StoreFileHandle => ({
+    chmod: (mode) => bound("chmod", path, () => file.chmod(mode)),
+    writeFile: (data) => bound("write", path, () => file.writeFile(data)),
+    sync: () => bound("fsync", path, () => file.sync()),
+    close: () => bound("close", path, () => file.close()),
+  });
+  return {
+    readFile: (path) => bound("read", path, () => fs.readFile(path)),
+    writeFile: (path, data) => bound("write", path, () => fs.writeFile(path, data)),
+    mkdir: (path, options) => bound("mkdir", path, () => fs.mkdir(path, options)),
+    open: async (path, flags, mode) => handle(await bound("open", path, () => fs.open(path, flags, mode), (late) => late.close()), path),
+    rename: (from, to) => bound("rename", from, () => fs.rename(from, to)),
+    rm: (path, options) => bound("rm", path, () => fs.rm(path, options)),
+    stat: (path) => bound("stat", path, () => fs.stat(path)),
+    readdir: (path) => bound("readdir", path, () => fs.readdir(path)),
+    access: (path, mode) => bound("access", path, () => fs.access(path, mode)),
+    lock: async (file, options) => {
+      const release = await bound("lock", `${file}.lock`, () => fs.lock(file, options), (late) => late());
+      return () => bound("unlock", `${file}.lock`, release);
+    },
+  };
+}
+
+/** What the system's error codes that no retry can fix mean, for `StateUnwritable`'s message. */
+const UNWRITABLE_CAUSES: Record<string, string> = {
+  EROFS: "the file system is read-only",
+  ENOSPC: "no space is left on the device",
+  EDQUOT: "the disk quota is exceeded",
+  EACCES: "permission denied",
+  EPERM: "the operation is not permitted",
+};
+
+/** A file-system error no retry can fix (read-only, full, forbidden) as `StateUnwritable`; anything else as it is. */
+function unwritable(error: unknown, path: string): unknown {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  const reason = code === undefined ? undefined : UNWRITABLE_CAUSES[code];
+  if (reason === undefined) return error;
+  return new StateUnwritable(`cannot save the cache state ${path}: ${reason} (${code}${syscall ? ` on ${syscall}` : ""})`, {
+    cause: error,
+    details: { cause_code: code, path },
+  });
+}
 
 /** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
 const OWNER_FILE = "owner.json";
@@ -90,6 +193,13 @@ export interface FileStateStoreOptions {
    * How long (ms) to retry when another process holds the lock before failing with `StateLocked`. Default 5000.
    */
   lockWaitMs?: number;
+  /**
+   * Bound (ms) on each file-system call, the lock's included; beyond it the call fails with `StateTimeout`. Default
+   * 10 000: under the saver's 15 s bound on a whole save, so a stuck call is named first.
+   */
+  fsTimeoutMs?: number;
+  /** The file-system calls (default `nodeFileSystem`); each is bounded by `fsTimeoutMs`. */
+  fs?: StoreFileSystem;
 }
 
 /** The state as one zstd frame at `ZSTD_LEVEL`, with its content size and checksum (see `zstd.ts`). */
@@ -120,9 +230,9 @@ function newerSchemaVersion(error: unknown): number | null {
 }
 
 /** The owner recorded in a lock directory, or null (none yet, unreadable, not an owner record). */
-async function readOwner(lockDir: string): Promise<LockOwner | null> {
+async function readOwner(fs: StoreFileSystem, lockDir: string): Promise<LockOwner | null> {
   try {
-    const owner = JSON.parse(await readFile(join(lockDir, OWNER_FILE), "utf8")) as Partial<LockOwner>;
+    const owner = JSON.parse((await fs.readFile(join(lockDir, OWNER_FILE))).toString("utf8")) as Partial<LockOwner>;
     const valid = typeof owner.pid === "number" && typeof owner.host === "string" && typeof owner.started_at === "number";
     return valid ? (owner as LockOwner) : null;
   } catch {
@@ -139,6 +249,7 @@ export class FileStateStore implements StateStore {
   private readonly now: () => number;
   private readonly lockWaitMs: number;
   private readonly codec: StateCodec;
+  private readonly fs: StoreFileSystem;
   /** Schema version of a newer build's state file that `load` could not rename aside yet; `save` must not overwrite it. */
   private pendingNewer: number | null = null;
 
@@ -151,6 +262,7 @@ export class FileStateStore implements StateStore {
     this.now = options.now ?? Date.now;
     this.lockWaitMs = options.lockWaitMs ?? 5000;
     this.codec = options.codec ?? inlineCodec;
+    this.fs = boundedFileSystem(options.fs ?? nodeFileSystem, options.fsTimeoutMs ?? DEFAULT_FS_TIMEOUT_MS);
   }
 
   /**
@@ -174,7 +286,7 @@ export class FileStateStore implements StateStore {
     const exposed: string[] = [];
     for (const path of [this.dir, this.path]) {
       try {
-        const { mode } = await stat(path);
+        const { mode } = await this.fs.stat(path);
         if (mode & 0o004) exposed.push(`${path} (mode ${(mode & 0o777).toString(8).padStart(4, "0")})`);
       } catch {
         // Missing: created private when first saved.
@@ -187,7 +299,7 @@ export class FileStateStore implements StateStore {
   private async loadState(): Promise<RestoreResult> {
     let raw: Buffer;
     try {
-      raw = await readFile(this.path);
+      raw = await this.fs.readFile(this.path);
     } catch (error) {
       if (isMissing(error)) return { state: null, warning: null };
       return { state: null, warning: `cannot read the cache state ${this.path}: ${messageOf(error)}; starting empty` };
@@ -235,7 +347,7 @@ export class FileStateStore implements StateStore {
   async read(): Promise<{ state: CacheState; bytes: number } | null> {
     let raw: Buffer;
     try {
-      raw = await readFile(this.path);
+      raw = await this.fs.readFile(this.path);
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
@@ -253,22 +365,26 @@ export class FileStateStore implements StateStore {
    * build's file is kept whole (never overwritten).
    */
   async save(delta: StateDelta): Promise<SaveResult> {
-    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
-    return this.withLock(async () => {
-      if (this.pendingNewer !== null) {
-        await this.setAsideNewer(this.pendingNewer);
-        this.pendingNewer = null;
-      }
-      const bytes = await this.mergeIntoFile(delta);
-      await this.writeAtomically(bytes);
-      return { bytes: bytes.length };
-    });
+    try {
+      await this.fs.mkdir(this.dir, { recursive: true, mode: DIR_MODE });
+      return await this.withLock(async () => {
+        if (this.pendingNewer !== null) {
+          await this.setAsideNewer(this.pendingNewer);
+          this.pendingNewer = null;
+        }
+        const bytes = await this.mergeIntoFile(delta);
+        await this.writeAtomically(bytes);
+        return { bytes: bytes.length };
+      });
+    } catch (error) {
+      throw unwritable(error, this.path);
+    }
   }
 
   /** The stored state's bytes (lock held), or null when there is none. */
   private async readRaw(): Promise<Uint8Array | null> {
     try {
-      const raw = await readFile(this.path);
+      const raw = await this.fs.readFile(this.path);
       return raw.length === 0 ? null : raw;
     } catch (error) {
       if (isMissing(error)) return null;
@@ -296,20 +412,26 @@ export class FileStateStore implements StateStore {
 
   /**
    * Whether saves can work: the cache directory (or its nearest existing parent, which a save would create it in) must
-   * be a writable directory. A sentence saying why not, or null.
+   * be a writable directory on a writable file system. Why not (`StateUnwritable` for a read-only file system or a
+   * permission problem, as a save would fail), or null.
    */
-  async probe(): Promise<string | null> {
+  async probe(): Promise<Error | null> {
+    const notDirectory = (what: string) =>
+      new StateUnwritable(`cannot save the cache state in ${this.dir}: ${what} is not a directory`, {
+        details: { cause_code: "ENOTDIR", path: this.dir },
+      });
     for (let dir = this.dir; ; dir = dirname(dir)) {
       try {
-        const info = await stat(dir);
-        if (!info.isDirectory()) return `cannot save the cache state in ${this.dir}: ${dir} is not a directory`;
-        await access(dir, constants.W_OK | constants.X_OK);
+        const info = await this.fs.stat(dir);
+        if (!info.isDirectory()) return notDirectory(dir);
+        await this.fs.access(dir, constants.W_OK | constants.X_OK);
         return null;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "ENOENT" && dirname(dir) !== dir) continue;
-        if (code === "ENOTDIR") return `cannot save the cache state in ${this.dir}: a parent of it is not a directory`;
-        return `cannot save the cache state in ${this.dir}: ${messageOf(error)}`;
+        if (code === "ENOTDIR") return notDirectory("a parent of it");
+        const typed = unwritable(error, this.path);
+        return typed instanceof Error ? typed : new Error(String(typed));
       }
     }
   }
@@ -319,11 +441,13 @@ export class FileStateStore implements StateStore {
    * unreadable file is refused rather than overwritten. Returns what `change` returned.
    */
   async update<T>(change: (state: CacheState | null) => { state: CacheState; result: T }): Promise<T> {
-    await mkdir(this.dir, { recursive: true, mode: DIR_MODE });
+    await this.fs.mkdir(this.dir, { recursive: true, mode: DIR_MODE }).catch((error: unknown) => {
+      throw unwritable(error, this.path);
+    });
     return this.withLock(async () => {
       let current: CacheState | null = null;
       try {
-        current = await decompressState(await readFile(this.path));
+        current = await decompressState(await this.fs.readFile(this.path));
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
@@ -336,11 +460,11 @@ export class FileStateStore implements StateStore {
   private async writeAtomically(bytes: Uint8Array): Promise<void> {
     const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
-      const existingMode = await stat(this.path).then(
+      const existingMode = await this.fs.stat(this.path).then(
         (info) => info.mode & 0o777,
         () => null,
       );
-      const handle = await open(temp, "w", FILE_MODE);
+      const handle = await this.fs.open(temp, "w", FILE_MODE);
       try {
         // The file replaced keeps its mode (a user's choice); a new one is private.
         if (existingMode !== null) await handle.chmod(existingMode);
@@ -349,9 +473,9 @@ export class FileStateStore implements StateStore {
       } finally {
         await handle.close();
       }
-      await rename(temp, this.path);
+      await this.fs.rename(temp, this.path);
     } catch (error) {
-      await rm(temp, { force: true }).catch(() => {});
+      await this.fs.rm(temp, { force: true }).catch(() => {});
       throw error;
     }
     await this.syncDirectory();
@@ -361,7 +485,7 @@ export class FileStateStore implements StateStore {
   private async syncDirectory(): Promise<void> {
     let handle;
     try {
-      handle = await open(this.dir, "r");
+      handle = await this.fs.open(this.dir, "r");
       await handle.sync();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -384,7 +508,7 @@ export class FileStateStore implements StateStore {
     for (;;) {
       try {
         // A lock found compromised (taken over by another process) must not crash this one: the write stays atomic.
-        release = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: 0, onCompromised: () => {} });
+        release = await this.fs.lock(this.path, { realpath: false, stale: 10_000, retries: 0, onCompromised: () => {} });
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
@@ -397,11 +521,11 @@ export class FileStateStore implements StateStore {
     }
     const ownerFile = join(lockDir, OWNER_FILE);
     try {
-      await writeFile(ownerFile, JSON.stringify(SELF)).catch(() => {});
+      await this.fs.writeFile(ownerFile, JSON.stringify(SELF)).catch(() => {});
       return await fn();
     } finally {
       // proper-lockfile removes the directory with rmdir: it must be empty again.
-      await rm(ownerFile, { force: true }).catch(() => {});
+      await this.fs.rm(ownerFile, { force: true }).catch(() => {});
       await release().catch(() => {});
     }
   }
@@ -411,20 +535,20 @@ export class FileStateStore implements StateStore {
    * the removal, so a lock that another process took over in between is left alone.
    */
   private async takeOverDeadLock(lockDir: string): Promise<boolean> {
-    const owner = await readOwner(lockDir);
+    const owner = await readOwner(this.fs, lockDir);
     if (owner === null || !ownerIsDead(owner)) return false;
-    const again = await readOwner(lockDir);
+    const again = await readOwner(this.fs, lockDir);
     if (again === null || !sameOwner(owner, again)) return false;
-    await rm(lockDir, { recursive: true, force: true });
+    await this.fs.rm(lockDir, { recursive: true, force: true });
     return true;
   }
 
   /** Renames the state file aside and keeps only the newest few quarantined files. Returns the new name. */
   private async quarantine(): Promise<string> {
     const aside = `${this.path}${CORRUPT_MARK}${stamp(this.now())}`;
-    await rename(this.path, aside);
+    await this.fs.rename(this.path, aside);
     const old = (await this.siblings(CORRUPT_MARK)).sort().reverse().slice(CORRUPT_FILES_KEPT);
-    await Promise.all(old.map((name) => rm(join(this.dir, name), { force: true })));
+    await Promise.all(old.map((name) => this.fs.rm(join(this.dir, name), { force: true })));
     return aside;
   }
 
@@ -432,7 +556,7 @@ export class FileStateStore implements StateStore {
   private async setAsideNewer(version: number): Promise<string> {
     const aside = `${this.path}${NEWER_MARK}${version}-${stamp(this.now())}`;
     try {
-      await rename(this.path, aside);
+      await this.fs.rename(this.path, aside);
     } catch (error) {
       // Gone since it was read (another process set it aside): nothing left to protect.
       if (!isMissing(error)) throw error;
@@ -445,14 +569,14 @@ export class FileStateStore implements StateStore {
     const temps = await this.siblings(TEMP_MARK);
     if (temps.length === 0) return;
     await this.withLock(async () => {
-      await Promise.all((await this.siblings(TEMP_MARK)).map((name) => rm(join(this.dir, name), { force: true })));
+      await Promise.all((await this.siblings(TEMP_MARK)).map((name) => this.fs.rm(join(this.dir, name), { force: true })));
     });
   }
 
   private async siblings(mark: string): Promise<string[]> {
     const prefix = basename(this.path) + mark;
     try {
-      return (await readdir(dirname(this.path))).filter((name) => name.startsWith(prefix));
+      return (await this.fs.readdir(dirname(this.path))).filter((name) => name.startsWith(prefix));
     } catch (error) {
       if (isMissing(error)) return [];
       throw error;

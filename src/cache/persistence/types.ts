@@ -150,8 +150,8 @@ export interface StateStore {
   /** Adds a delta to the stored state atomically; throws when it cannot. */
   save(delta: StateDelta): Promise<SaveResult>;
   /**
-   * Whether saves can work at all (e.g. the directory is writable), checked once at start: a sentence saying why not,
-   * or null. Optional: stores that cannot tell leave it out.
+   * Whether saves can work at all (e.g. the directory is writable), checked once at start: the error a save would fail
+   * with (its message says why), or null. Optional: stores that cannot tell leave it out.
    */
-  probe?(): Promise<string | null>;
+  probe?(): Promise<Error | null>;
 }

@@ -21,7 +21,21 @@ export function decayedValue(count: DecayedCount | null, now: EpochMilliseconds,
 
 /** The count after one more use at `now`. */
 export function addUse(count: DecayedCount | null, now: EpochMilliseconds, halfLifeHours: number): DecayedCount {
-  return { value: decayedValue(count, now, halfLifeHours) + 1, at: Math.max(now, count?.at ?? now) };
+  const next = count ? { ...count } : { value: 0, at: now };
+  addUsesInPlace(next, now, 1, halfLifeHours);
+  return next;
+}
+
+/**
+ * `uses` uses at `now`, added to the count itself (the cache's hit path: no allocation). Uses in the millisecond of the
+ * last one (or earlier) decay nothing, so a burst of uses costs no exponentiation.
+ */
+export function addUsesInPlace(count: DecayedCount, now: EpochMilliseconds, uses: number, halfLifeHours: number): void {
+  if (now > count.at) {
+    count.value = decayedValue(count, now, halfLifeHours);
+    count.at = now;
+  }
+  count.value += uses;
 }
 
 /** The decayed count as a rate in uses per hour. */

@@ -1,0 +1,171 @@
+/**
+ * Warm-up: which models to load before anyone asks (the saved usage ranked by a strategy, `always_warm` first, within
+ * the limits — policy/warmup.ts), loading them `warmup_concurrency` at a time without ever evicting, and the start-up
+ * warm-up's progress for `/health` and `/ready`. It is given what it needs as functions, never the cache.
+ */
+import type { BackendConfig, CacheConfig } from "../config/schema.js";
+import { CacheBusy, Disposed, messageOf } from "../errors/index.js";
+import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
+import type { MemoryLedger } from "./memory.js";
+import type { Pins } from "./pins.js";
+import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
+import { warmupCandidateOf } from "./state-view.js";
+import type { WarmupProgress, WarmupResult, WarmupStrategy } from "./types.js";
+import type { UsageBook } from "./usage.js";
+
+export interface WarmerOptions {
+  config: Pick<
+    CacheConfig,
+    "warmup_strategy" | "enable_warmup" | "warmup_concurrency" | "usage_half_life_hours" | "max_cached_models" | "restore_window_hours"
+  >;
+  backendConfig: BackendConfig;
+  models: ModelSource;
+  book: UsageBook;
+  pins(): Pins;
+  ledger: MemoryLedger;
+  memoryLimit: Bytes;
+  /** Wall-clock time now (ms). */
+  now(): number;
+  /** The state of the model's entry, if it has one. */
+  entryState(key: string): "loading" | "ready" | "unloading" | undefined;
+  /** Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room). */
+  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<void>;
+  /** Whether the cache is closing (warm-up stops). */
+  closing(): boolean;
+  onWarmup(result: WarmupResult): void;
+  warn(message: string, fields: Record<string, unknown>): void;
+}
+
+export class Warmer {
+  /** Aborted when the cache closes: the load in flight is cancelled, the rest of the plan skipped. */
+  readonly abort = new AbortController();
+  private startup: { plan: ModelDescriptor[]; result: WarmupResult; skippedBefore: number } | null = null;
+
+  constructor(private readonly o: WarmerOptions) {}
+
+  /** Runs a warm-up now: given models, or ranked by a strategy (default: the configured one). */
+  run(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupResult> {
+    return this.runWith(options, false);
+  }
+
+  /** The start-up warm-up (strategy "none" when `enable_warmup` is off); never rejects. */
+  async runAtStartup(): Promise<WarmupResult> {
+    try {
+      const strategy = this.o.config.enable_warmup ? this.o.config.warmup_strategy : "none";
+      const result = await this.runWith({ strategy }, true);
+      for (const failure of result.failed) this.o.warn("warm-up could not load a model", { ...failure });
+      return result;
+    } catch (error) {
+      if (!(error instanceof Disposed)) this.o.warn("warm-up failed", { error: messageOf(error) });
+      return { loaded: [], skipped: [], failed: [{ name: "*", error: messageOf(error) }] };
+    }
+  }
+
+  /**
+   * The start-up warm-up as it goes: its plan (model names, in order) and how many of them are settled (loaded, skipped
+   * or failed). Null until the plan is made; stays once warm-up is over.
+   */
+  progress(): WarmupProgress | null {
+    if (!this.startup) return null;
+    const { plan, result, skippedBefore } = this.startup;
+    const settled = result.loaded.length + result.failed.length + result.skipped.length - skippedBefore;
+    return { plan: plan.map((d) => d.name), settled: Math.min(settled, plan.length), loaded: [...result.loaded] };
+  }
+
+  /** The warm-up plan: which models, in which order, within the limits (nothing is loaded). */
+  async plan(strategy: WarmupStrategy = this.o.config.warmup_strategy): Promise<{ plan: string[]; skipped: WarmupResult["skipped"] }> {
+    const { plan, skipped } = await this.rank(strategy);
+    return { plan: plan.map((d) => d.name), skipped };
+  }
+
+  private async runWith(options: { models?: string[]; strategy?: WarmupStrategy }, startup: boolean): Promise<WarmupResult> {
+    const result: WarmupResult = { loaded: [], skipped: [], failed: [] };
+    let plan: ModelDescriptor[];
+    if (options.models) {
+      plan = [];
+      for (const name of options.models) {
+        try {
+          plan.push(await this.o.models.resolve(name));
+        } catch (error) {
+          result.failed.push({ name, error: messageOf(error) });
+        }
+      }
+    } else {
+      const ranked = await this.rank(options.strategy ?? this.o.config.warmup_strategy);
+      plan = ranked.plan;
+      result.skipped.push(...ranked.skipped);
+    }
+    if (startup) this.startup = { plan, result, skippedBefore: result.skipped.length };
+    await this.load(plan, result);
+    this.o.onWarmup(result);
+    return result;
+  }
+
+  private async rank(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
+    const { models, book, config } = this.o;
+    const pins = this.o.pins();
+    const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
+    const now = this.o.now();
+    const keys = new Set([...book.keys(), ...pins.keys()]);
+    const candidates: WarmupCandidate[] = [];
+    const skipped: WarmupResult["skipped"] = [];
+    for (const key of keys) {
+      const descriptor = descriptors.get(key);
+      const usage = book.get(key);
+      if (!descriptor) {
+        skipped.push({ name: usage?.name ?? key, reason: "model file not found" });
+        continue;
+      }
+      if (this.o.entryState(key) !== undefined) continue;
+      const saved = usage ? book.persisted(usage, now, pins.has(key)) : null;
+      candidates.push(
+        warmupCandidateOf(descriptor, saved, {
+          now,
+          halfLifeHours: config.usage_half_life_hours,
+          alwaysWarmIndex: pins.alwaysWarmIndex(key),
+          estimateBytes: usage?.memoryBytes ?? (await models.estimateMemory(descriptor, this.o.backendConfig)),
+          fileChanged: usage?.fileChanged ?? false,
+        }),
+      );
+    }
+    const ranked = planWarmup(candidates, strategy, {
+      now,
+      maxModels: config.max_cached_models,
+      memoryLimitBytes: this.o.memoryLimit,
+      restoreWindowMs: config.restore_window_hours * 3600_000,
+      residentCount: this.o.ledger.count,
+      residentBytes: this.o.ledger.bytes,
+    });
+    return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: [...skipped, ...ranked.skipped] };
+  }
+
+  /** Loads the plan, `warmup_concurrency` at a time, in order. Loading or loaded models are no-ops. */
+  private async load(plan: ModelDescriptor[], result: WarmupResult): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < plan.length && !this.abort.signal.aborted && !this.o.closing()) {
+        const descriptor = plan[next++] as ModelDescriptor;
+        await this.loadOne(descriptor, result);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.config.warmup_concurrency, plan.length) }, worker));
+  }
+
+  private async loadOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<void> {
+    const { name, key } = descriptor;
+    const state = this.o.entryState(key);
+    if (state !== undefined) {
+      result.skipped.push({ name, reason: state === "ready" ? "already loaded" : "already loading" });
+      return;
+    }
+    try {
+      await this.o.load(descriptor, this.abort.signal);
+      result.loaded.push(name);
+      this.o.book.recordWarmup();
+    } catch (error) {
+      if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
+      else if (this.abort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
+      else result.failed.push({ name, error: messageOf(error) });
+    }
+  }
+}
