@@ -320,7 +320,7 @@ function readRequestLog(value: unknown, c: ReturnType<typeof v2Checks>): Persist
   const model = list("model").map((index, i) =>
     typeof index === "number" && Number.isInteger(index) && index >= 0 && index < keys.length
       ? index
-      : malformed(at, `model.${i}`, `an index into keys (below ${keys.length})`, index),
+      : malformed(at, `model.${i}`, `an index into keys (a model beyond keys: there are ${keys.length})`, index),
   );
   const loadMs = list("load_ms").map((ms, i) => (ms === null ? null : c.amount(ms, at, `load_ms.${i}`)));
   const outcome = log.outcome;
