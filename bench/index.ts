@@ -10,6 +10,7 @@ import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
+import { loadsBench } from "./loads.js";
 import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
@@ -21,6 +22,7 @@ interface Section {
 
 const SECTIONS: Section[] = [
   { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
+  { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
   { name: "isolation", run: async (o) => ({ figures: await isolationBench(o) }) },
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
