@@ -12,6 +12,7 @@ import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
 import { loadsBench } from "./loads.js";
 import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
+import { SECTION_ORDER, updateReadme } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
@@ -36,6 +37,7 @@ const SECTIONS: Section[] = [
   },
 ];
 const NAMES = SECTIONS.map((s) => s.name);
+if (NAMES.join() !== SECTION_ORDER.join()) throw new Error("bench/readme.ts's SECTION_ORDER must list bench/index.ts's sections");
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
@@ -70,5 +72,6 @@ console.log(
 console.log(renderTable(fresh.figures, "text", NAMES));
 const missed = fresh.figures.filter((f) => f.met === false).length;
 const targeted = fresh.figures.filter((f) => f.met !== null).length;
-await mergeResults(fresh);
-console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE}`);
+const merged = await mergeResults(fresh);
+updateReadme(merged, NAMES);
+console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`);
