@@ -61,6 +61,8 @@ for (const section of SECTIONS) {
   fresh.sections[section.name] = { date: new Date().toISOString(), quick, seconds, loadavg: { before, after: loadAverage() } };
   fresh.figures.push(...figures);
   if (details !== undefined) fresh.details[section.name] = details;
+  // Saved after each section: an interrupted run keeps what it finished.
+  await mergeResults(fresh);
 }
 
 const { cpu, cores, memory_gib, node } = fresh.machine;
