@@ -187,8 +187,8 @@ function savedModel(i: number, now: number): PersistedModel {
   };
 }
 
-function bigState(now: number): CacheState {
-  return { saved_at: now, counters: emptyCounters(), models: Array.from({ length: ENTRIES }, (_, i) => savedModel(i, now)) };
+function bigState(now: number, entries = ENTRIES): CacheState {
+  return { saved_at: now, counters: emptyCounters(), models: Array.from({ length: entries }, (_, i) => savedModel(i, now)) };
 }
 
 /** Runs `fn` while sampling the event loop; returns the longest block (ms) and the time it took. */
@@ -258,9 +258,10 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
   ];
 }
 
-async function saveRestore(dir: string): Promise<Figure[]> {
+/** Save and restore of `entries` changed entries; the event-loop targets are set at 10,000 entries (issue 13, 1.5). */
+async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
   const now = Date.now();
-  const state = bigState(now);
+  const state = bigState(now, entries);
   const raw = encodeState(state).length;
   const source = new FakeModelSource(state.models.map((m) => ({ name: m.name })));
   const worker = new StateWorker();
@@ -272,7 +273,7 @@ async function saveRestore(dir: string): Promise<Figure[]> {
     store,
   });
   cache.clear({ stats: true });
-  for (const model of state.models.slice(0, ENTRIES)) await cache.getModel(model.name).catch(() => {});
+  for (const model of state.models) await cache.getModel(model.name).catch(() => {});
   const save = await blocking(() => cache.saveCache());
   const restore = await blocking(() => new FileStateStore(dir, { codec: worker }).load());
   // A running server saves periodically: the later saves (and restores) run warm.
@@ -283,9 +284,9 @@ async function saveRestore(dir: string): Promise<Figure[]> {
   const took = (xs: Array<{ ms: number }>) => `took ${xs.map((x) => x.ms.toFixed(0)).join(" and ")} ms`;
   const restored = restore.value.state?.models.length ?? 0;
   return [
-    figure({ section: "cache", item: "1.5", name: `save of ${ENTRIES} changed entries: event-loop block`, samples: [save.maxBlockMs, saveAgain.maxBlockMs], unit: "ms", target: { max: 30 }, note: `read + merge + encode + compress + write under the lock; ${took([save, saveAgain])}` }),
-    figure({ section: "cache", item: "1.5", name: `restore of ${restored} entries: event-loop block`, samples: [restore.maxBlockMs, restoreAgain.maxBlockMs], unit: "ms", target: { max: 30 }, note: took([restore, restoreAgain]) }),
-    figure({ section: "cache", item: "1.5", name: `state file of ${ENTRIES} entries`, samples: ((save.value.bytes ?? 0) / raw) * 100, unit: "%", baseline: "raw encoding", target: { max: 25 }, note: `${save.value.bytes} of ${raw} bytes` }),
+    figure({ section: "cache", item: "1.5", name: `save of ${entries} changed entries: event-loop block`, samples: [save.maxBlockMs, saveAgain.maxBlockMs], unit: "ms", target: entries >= ENTRIES ? { max: 30 } : null, note: `read + merge + encode + compress + write under the lock; ${took([save, saveAgain])}` }),
+    figure({ section: "cache", item: "1.5", name: `restore of ${restored} entries: event-loop block`, samples: [restore.maxBlockMs, restoreAgain.maxBlockMs], unit: "ms", target: entries >= ENTRIES ? { max: 30 } : null, note: took([restore, restoreAgain]) }),
+    figure({ section: "cache", item: "1.5", name: `state file of ${entries} entries`, samples: ((save.value.bytes ?? 0) / raw) * 100, unit: "%", baseline: "raw encoding", target: { max: 25 }, note: `${save.value.bytes} of ${raw} bytes` }),
   ];
 }
 
@@ -309,6 +310,8 @@ export async function cacheCoreBench(options: { quick: boolean } = { quick: fals
       ...hits,
       ...(only === "save" ? [] : await requestLogCost()),
       ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"))),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-10"), 10)),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-1000"), 1000)),
       ...(only === "hits" ? [] : await saveRestore(join(dir, "state"))),
     ];
     return lines;

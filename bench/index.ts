@@ -10,7 +10,9 @@ import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
+import { loadsBench } from "./loads.js";
 import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
+import { SECTION_ORDER, updateReadme } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
@@ -21,6 +23,7 @@ interface Section {
 
 const SECTIONS: Section[] = [
   { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
+  { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
   { name: "isolation", run: async (o) => ({ figures: await isolationBench(o) }) },
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
@@ -34,6 +37,7 @@ const SECTIONS: Section[] = [
   },
 ];
 const NAMES = SECTIONS.map((s) => s.name);
+if (NAMES.join() !== SECTION_ORDER.join()) throw new Error("bench/readme.ts's SECTION_ORDER must list bench/index.ts's sections");
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
@@ -57,6 +61,8 @@ for (const section of SECTIONS) {
   fresh.sections[section.name] = { date: new Date().toISOString(), quick, seconds, loadavg: { before, after: loadAverage() } };
   fresh.figures.push(...figures);
   if (details !== undefined) fresh.details[section.name] = details;
+  // Saved after each section: an interrupted run keeps what it finished.
+  await mergeResults(fresh);
 }
 
 const { cpu, cores, memory_gib, node } = fresh.machine;
@@ -68,5 +74,6 @@ console.log(
 console.log(renderTable(fresh.figures, "text", NAMES));
 const missed = fresh.figures.filter((f) => f.met === false).length;
 const targeted = fresh.figures.filter((f) => f.met !== null).length;
-await mergeResults(fresh);
-console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE}`);
+const merged = await mergeResults(fresh);
+updateReadme(merged, NAMES);
+console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`);

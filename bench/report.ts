@@ -129,7 +129,7 @@ export async function interleaved(variants: Array<() => Promise<unknown>>, round
 function formatNumber(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   const abs = Math.abs(value);
-  if (abs === 0) return "0";
+  if (abs === 0 || (Number.isInteger(value) && abs < 1e6)) return String(value);
   if (abs >= 1000) return value.toFixed(0);
   if (abs >= 100) return value.toFixed(1);
   if (abs >= 0.01) return value.toFixed(2);
@@ -143,6 +143,7 @@ export function formatValue(value: number, unit: string): string {
 export function formatTarget(target: Target | null, unit: string): string {
   if (target === null) return "";
   const v = (x: number) => formatValue(x, unit);
+  if (target.min !== undefined && target.min === target.max) return `= ${v(target.min)}`;
   if (target.min !== undefined && target.max !== undefined) return `${v(target.min)}–${v(target.max)}`;
   if (target.max !== undefined) return `≤ ${v(target.max)}`;
   if (target.min !== undefined) return `≥ ${v(target.min)}`;

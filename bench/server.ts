@@ -1,7 +1,7 @@
 /**
  * What the HTTP server adds to a generation (issue 13, figure 1.6): the same greedy 8-token generations on a nano
  * tiny llama run directly on the cached model (`withModel` + `complete` / `chat`), through `POST /v1/completions` and
- * `POST /v1/chat/completions`, each plain and streamed as server-sent events. All variants run interleaved, in rotating
+ * `POST /v1/chat/completions`, each plain and streamed as server-sent events (client: node:http, keep-alive). All variants run interleaved, in rotating
  * order; each HTTP variant is reported at p50 as the median of its per-round ratio to the direct call of that round,
  * and at p99 as the ratio of the two p99s — absolute times depend on the (shared) machine.
  *
@@ -10,6 +10,7 @@
  * would measure thread scheduling rather than what the server adds.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage } from "../src/backends/types.js";
@@ -19,40 +20,69 @@ import { createRuntime, startServer } from "../src/runtime/index.js";
 import { type Figure, figure, interleaved, median, percentile, ratios } from "./report.js";
 
 const MODEL = "bench.gguf";
+
+/**
+ * One POST with a JSON body, read to the end: Node's own HTTP client on a keep-alive connection, the lightest client a
+ * Node program has (the global `fetch` costs about a millisecond more per request in this process, which would be
+ * counted as server overhead).
+ */
+export function postJson(agent: Agent, url: string, body: object): Promise<string> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (text += chunk));
+        response.on("end", () =>
+          response.statusCode === 200 ? resolve(text) : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
+        );
+        response.on("error", reject);
+      },
+    );
+    request.on("error", reject);
+    request.end(data);
+  });
+}
 const PROMPT = "Once upon a time";
 const MAX_TOKENS = 8;
 const MESSAGES: ChatMessage[] = [{ role: "user", content: PROMPT }];
 /** The server's target at p50 (issue 13): at most 15 % over the direct call. */
 const TARGET = { max: 1.15 };
 
+/**
+ * The configuration the server benchmarks run with: models from `dir`, one llama.cpp thread, a small context, no GPU,
+ * the rest as a user gets it (model hosts included); `persist` keeps a state file in `dir/cache`.
+ */
+export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
+  return loadConfig({
+    env: { HOME: dir },
+    cwd: dir,
+    flags: [
+      { key: "models_dir", value: dir, flag: "--models-dir" },
+      { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" },
+      { key: "cache.cache_dir", value: join(dir, "cache"), flag: "--cache-dir" },
+      { key: "backend.context_size", value: 256, flag: "--context-size" },
+      { key: "backend.gpu", value: false, flag: "--gpu" },
+      { key: "backend.threads", value: 1, flag: "--threads" },
+    ],
+  });
+}
+
 export async function serverOverheadBench(options: { quick: boolean }): Promise<Figure[]> {
   const rounds = options.quick ? 15 : 100;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   try {
     await writeTinyLlamaGguf(join(dir, MODEL), { preset: "nano" });
-    const config = await loadConfig({
-      env: { HOME: dir },
-      cwd: dir,
-      flags: [
-        { key: "models_dir", value: dir, flag: "--models-dir" },
-        { key: "cache.persist_cache", value: false, flag: "--persist-cache" },
-        { key: "backend.context_size", value: 256, flag: "--context-size" },
-        { key: "backend.gpu", value: false, flag: "--gpu" },
-        { key: "backend.threads", value: 1, flag: "--threads" },
-      ],
-    });
+    const config = await benchConfig(dir);
     const runtime = await createRuntime(config);
     const server = await startServer(runtime, { port: 0 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const post = (path: string, body: object, stream: boolean) => async () => {
-        const response = await fetch(`${server.url}${path}`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream }),
-        });
-        if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
-        await response.text();
-      };
+      const post = (path: string, body: object, stream: boolean) => () =>
+        postJson(agent, `${server.url}${path}`, { ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream });
       const generation = { maxTokens: MAX_TOKENS, temperature: 0 };
       const direct = {
         complete: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(PROMPT, generation) : null)),
@@ -98,6 +128,7 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
       }
       return figures;
     } finally {
+      agent.destroy();
       await server.close(0);
       await runtime.close();
     }

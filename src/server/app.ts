@@ -100,6 +100,25 @@ function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * Refuses bodies over `maxBytes` with PayloadTooLarge. A request that declares its length is judged by the header
+ * alone (Node's parser never delivers more than it declares), so its body stays unread here and the route reads it
+ * straight from the socket; only a chunked body is counted as it streams in (hono's bodyLimit).
+ */
+function limitBody(maxBytes: Bytes): MiddlewareHandler<AppEnv> {
+  const tooLarge = () => {
+    throw new PayloadTooLarge(`request body exceeds the limit of ${maxBytes} bytes`, { details: { limit_bytes: maxBytes } });
+  };
+  const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return (c, next) => {
+    const length = c.req.header("content-length");
+    if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+      return Number(length) > maxBytes ? tooLarge() : next();
+    }
+    return c.req.method === "GET" || c.req.method === "HEAD" ? next() : counted(c, next);
+  };
+}
+
 export function createApp(runtime: ServerRuntime, options: AppOptions = {}): InfernoApp {
   const { cache: cacheConfig, backend, server } = runtime.config;
   const lifecycle = new AppLifecycle();
@@ -132,17 +151,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
 
   const app = new Hono<AppEnv>();
   app.use("*", trackRequests(deps));
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new PayloadTooLarge(`request body exceeds the limit of ${maxBodyBytes} bytes`, {
-          details: { limit_bytes: maxBodyBytes },
-        });
-      },
-    }),
-  );
+  app.use("*", limitBody(maxBodyBytes));
   if (server.api_key !== "") {
     app.use("/v1/*", requireApiKey(server.api_key));
     app.use("/api/*", requireApiKey(server.api_key));

@@ -3,7 +3,9 @@
  * exactly once when the request stops using the model — at the end of the response, or of the stream, or when the
  * client goes away (its signal aborts the generation, which then ends and releases).
  */
-import { stream, streamSSE } from "hono/streaming";
+import { ServerResponse } from "node:http";
+// @hono/node-server's marker for a response the handler writes to the Node response itself.
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
 import type { ModelDescriptor } from "../models/types.js";
@@ -105,26 +107,50 @@ export function completedReason(reason: FinishReason, session: ModelSession, dep
   });
 }
 
-/** Sends JSON events in order from synchronous callbacks (token streaming) and waits for them at the end. */
+/**
+ * Sends JSON events in order from synchronous callbacks (token streaming). Nothing is awaited per event: the events of
+ * one turn of the event loop are framed, joined and written as one chunk right after it (`setImmediate`), so a burst
+ * of tokens costs one write and no event waits for a later tick than its own.
+ */
 export class EventWriter {
-  private pending: Promise<void> = Promise.resolve();
+  private buffered: string[] = [];
+  private scheduled = false;
 
-  constructor(private readonly write: (data: string) => Promise<void>) {}
-
-  send(data: unknown): void {
-    const text = typeof data === "string" ? data : JSON.stringify(data);
-    this.pending = this.pending.then(() => this.write(text));
+  constructor(
+    private readonly frame: (data: string) => string,
+    private readonly write: (text: string) => void,
+  ) {
+    // The first write (possibly empty) also sends the response head, so a client sees the stream start at once.
+    this.schedule();
   }
 
-  flush(): Promise<void> {
-    return this.pending;
+  send(data: unknown): void {
+    this.buffered.push(this.frame(typeof data === "string" ? data : JSON.stringify(data)));
+    this.schedule();
+  }
+
+  /** Writes what is buffered now (the stream's end calls it; otherwise the scheduled write does). */
+  flush(): void {
+    this.scheduled = false;
+    const text = this.buffered.length === 1 ? (this.buffered[0] as string) : this.buffered.join("");
+    this.buffered = [];
+    this.write(text);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      if (this.scheduled) this.flush();
+    });
   }
 }
 
 /** How a streamed response frames its events: server-sent events for OpenAI's clients, JSON lines for Ollama's. */
 export interface StreamFraming {
-  /** Starts the streamed response; `run` writes each event's text through `write`. */
-  respond(c: AppContext, run: (write: (data: string) => Promise<void>) => Promise<void>): Response;
+  readonly headers: Readonly<Record<string, string>>;
+  /** One event's text as it goes on the wire. */
+  frame(data: string): string;
   /** The event that reports a failure after the headers went out. */
   error(mapped: MappedError): unknown;
   /** The event that always ends the stream, if the protocol has one (`[DONE]`). */
@@ -133,23 +159,77 @@ export interface StreamFraming {
 
 /** OpenAI: `data: {json}` events, a failure as an OpenAI error event, and `data: [DONE]` at the end. */
 export const SSE_FRAMING: StreamFraming = {
-  respond: (c, run) => streamSSE(c, (sse) => run((data) => sse.writeSSE({ data }))),
+  headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
+  // A line break inside the data would end the field: each line becomes its own `data:` line, as the format requires.
+  frame: (data) => `data: ${data.includes("\n") || data.includes("\r") ? data.split(/\r\n|\r|\n/).join("\ndata: ") : data}\n\n`,
   error: (mapped) => errorBody(mapped, "openai"),
   end: "[DONE]",
 };
 
 /** Ollama: one JSON object per line (`application/x-ndjson`), a failure as `{"error": "message"}`. */
 export const NDJSON_FRAMING: StreamFraming = {
-  respond: (c, run) => {
-    c.header("Content-Type", "application/x-ndjson");
-    return stream(c, (body) =>
-      run(async (line) => {
-        await body.write(`${line}\n`);
-      }),
-    );
-  },
+  headers: { "content-type": "application/x-ndjson" },
+  frame: (line) => `${line}\n`,
   error: (mapped) => errorBody(mapped, "ollama"),
 };
+
+/** Where a stream's text goes, and the Response the handler returns for it. */
+interface StreamSink {
+  response: Response;
+  write(text: string): void;
+  /** Ends the body; resolves once it is flushed or the client is gone (never rejects). */
+  end(): Promise<void>;
+}
+
+/**
+ * Under @hono/node-server the stream is written straight to the Node response (`c.env.outgoing`): no web stream, no
+ * promise per chunk. The returned Response only tells the adapter the response is already being sent.
+ */
+function nodeSink(outgoing: ServerResponse, framing: StreamFraming): StreamSink {
+  outgoing.writeHead(200, framing.headers);
+  const gone = () => outgoing.destroyed || outgoing.writableEnded;
+  return {
+    response: RESPONSE_ALREADY_SENT,
+    write: (text) => {
+      if (gone()) return;
+      if (text === "") {
+        if (!outgoing.headersSent) outgoing.flushHeaders();
+      } else outgoing.write(text);
+    },
+    end: () =>
+      new Promise<void>((resolve) => {
+        if (gone()) return resolve();
+        outgoing.once("close", () => resolve());
+        outgoing.end(() => resolve());
+      }),
+  };
+}
+
+/** Anywhere else (`app.fetch` called directly): a web ReadableStream body. */
+function webSink(framing: StreamFraming): StreamSink {
+  const encoder = new TextEncoder();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let open = true;
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    cancel: () => void (open = false),
+  });
+  return {
+    response: new Response(body, { headers: framing.headers }),
+    write: (text) => {
+      if (open && text !== "") controller.enqueue(encoder.encode(text));
+    },
+    end: async () => {
+      if (open) controller.close();
+      open = false;
+    },
+  };
+}
+
+function streamSink(c: AppContext, framing: StreamFraming): StreamSink {
+  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
+  return outgoing instanceof ServerResponse ? nodeSink(outgoing, framing) : webSink(framing);
+}
 
 /**
  * Answers with a stream of events produced by `produce` (server-sent events unless another framing is given), holding
@@ -164,21 +244,22 @@ export function streamSession(
 ): Response {
   let finished!: () => void;
   c.set("streamDone", new Promise<void>((resolve) => (finished = resolve)));
-  return framing.respond(c, (write) =>
-    deps.lifecycle.track(async () => {
-      const events = new EventWriter(write);
-      try {
-        await produce(events);
-      } catch (error) {
-        const mapped = mapError(error, deps.paths);
-        if (mapped.internal) deps.runtime.logger.error({ err: error }, "stream failed");
-        events.send(framing.error(mapped));
-      } finally {
-        session.end();
-        if (framing.end !== undefined) events.send(framing.end);
-        await events.flush();
-        finished();
-      }
-    }),
-  );
+  const sink = streamSink(c, framing);
+  void deps.lifecycle.track(async () => {
+    const events = new EventWriter(framing.frame, sink.write);
+    try {
+      await produce(events);
+    } catch (error) {
+      const mapped = mapError(error, deps.paths);
+      if (mapped.internal) deps.runtime.logger.error({ err: error }, "stream failed");
+      events.send(framing.error(mapped));
+    } finally {
+      session.end();
+      if (framing.end !== undefined) events.send(framing.end);
+      events.flush();
+      await sink.end();
+      finished();
+    }
+  });
+  return sink.response;
 }

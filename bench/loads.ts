@@ -1,0 +1,164 @@
+/**
+ * Loads as a user meets them, through the real runtime (llama.cpp in model hosts, the default):
+ *
+ * - single-flight (issue 13, figure 1.2): 100 concurrent requests for a model that is not loaded cause exactly one
+ *   load, and all 100 are served within 1.1× the time of one request's cold load — on the nano tiny llama and on a
+ *   ~290 MB one (the `large` preset, generated into a temporary directory);
+ * - warm restart (figure 1.4): a server restarted over its state file warms the model up; the first request after
+ *   `GET /ready` answers 200 is timed against the steady state (the median of the requests after it), ≤ 1.2×.
+ *
+ * Rounds interleave the two variants (one cold request, 100 concurrent) in alternating order; each round's ratio is
+ * a sample.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Backends, createBackends } from "../src/backends/index.js";
+import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
+import { createRuntime, type Runtime, startServer } from "../src/runtime/index.js";
+import { type Figure, figure, median } from "./report.js";
+import { benchConfig, postJson } from "./server.js";
+
+const CONCURRENT = 100;
+const REQUEST = { prompt: "Once upon a time", max_tokens: 8, temperature: 0 };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Unloads `name` and waits until the backend is ready for the next load (with model hosts: the spare host has started
+ * its runtime), so each cold request times the load itself, as after a server's start.
+ */
+async function unload(runtime: Runtime, backends: Backends, name: string): Promise<void> {
+  await runtime.cache.evict(name, { force: true });
+  await backends.gguf?.ready?.(runtime.config.backend);
+}
+
+/** Milliseconds until `count` concurrent acquires of the unloaded `name` all hold a lease, and the loads they caused. */
+async function coldAcquires(runtime: Runtime, name: string, count: number): Promise<{ ms: number; loads: number }> {
+  let loads = 0;
+  const off = runtime.cache.on("load", () => void loads++);
+  const started = performance.now();
+  const leases = await Promise.all(Array.from({ length: count }, () => runtime.cache.acquire(name)));
+  const ms = performance.now() - started;
+  for (const lease of leases) lease.release();
+  off();
+  return { ms, loads };
+}
+
+async function singleFlight(runtime: Runtime, backends: Backends, name: string, rounds: number): Promise<Figure[]> {
+  const one: number[] = [];
+  const many: number[] = [];
+  const loads: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? [1, CONCURRENT] : [CONCURRENT, 1];
+    for (const count of order) {
+      await unload(runtime, backends, name);
+      const result = await coldAcquires(runtime, name, count);
+      if (count === 1) one.push(result.ms);
+      else {
+        many.push(result.ms);
+        loads.push(result.loads);
+      }
+    }
+  }
+  return [
+    figure({
+      section: "loads",
+      item: "1.2",
+      name: `single-flight, ${name}: ${CONCURRENT} concurrent cold requests`,
+      samples: many.map((ms, i) => ms / (one[i] as number)),
+      unit: "×",
+      baseline: "one cold request",
+      target: { max: 1.1 },
+      note: `${median(many).toFixed(0)} ms vs ${median(one).toFixed(0)} ms; loads per round: ${loads.join(", ")}`,
+    }),
+    figure({
+      section: "loads",
+      item: "1.2",
+      name: `single-flight, ${name}: loads for ${CONCURRENT} concurrent cold requests`,
+      samples: Math.max(...loads),
+      unit: "loads",
+      target: { min: 1, max: 1 },
+      note: `most in any of ${rounds} rounds`,
+    }),
+  ];
+}
+
+/**
+ * Restarts a server over its state file `rounds` times. Each time: wait for `/ready` (200 once the warm-up that loads
+ * the model has ended), time the first completion, then `steady` more; the sample is first / median of the rest.
+ */
+async function warmRestart(dir: string, name: string, rounds: number, steady: number): Promise<Figure[]> {
+  const config = await benchConfig(dir, { persist: true });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const body = { ...REQUEST, model: name, stream: false };
+  const ratios: number[] = [];
+  const firsts: number[] = [];
+  const steadies: number[] = [];
+  const waits: number[] = [];
+  try {
+    // A first life that uses the model, so the state file gives the warm-up a reason to load it.
+    for (let life = 0; life <= rounds; life++) {
+      const started = performance.now();
+      const runtime = await createRuntime(config);
+      const server = await startServer(runtime, { port: 0 });
+      try {
+        while ((await fetch(`${server.url}/ready`)).status !== 200) await sleep(10);
+        const readyMs = performance.now() - started;
+        const times: number[] = [];
+        for (let i = 0; i <= steady; i++) {
+          const t = performance.now();
+          await postJson(agent, `${server.url}/v1/completions`, body);
+          times.push(performance.now() - t);
+        }
+        if (life === 0) continue;
+        const [first = NaN, ...rest] = times;
+        ratios.push(first / median(rest));
+        firsts.push(first);
+        steadies.push(median(rest));
+        waits.push(readyMs);
+      } finally {
+        agent.destroy();
+        await server.close(0);
+        await runtime.close();
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  return [
+    figure({
+      section: "loads",
+      item: "1.4",
+      name: `warm restart, ${name}: first request after /ready`,
+      samples: ratios,
+      unit: "×",
+      baseline: `steady state (median of the next ${steady})`,
+      target: { max: 1.2 },
+      note: `${median(firsts).toFixed(1)} ms vs ${median(steadies).toFixed(1)} ms; /ready after ${median(waits).toFixed(0)} ms from start`,
+    }),
+  ];
+}
+
+export async function loadsBench(options: { quick: boolean }): Promise<Figure[]> {
+  const dir = await mkdtemp(join(tmpdir(), "inferno-bench-loads-"));
+  try {
+    const presets: TinyPreset[] = options.quick ? ["nano"] : ["nano", "large"];
+    for (const preset of presets) await writeTinyLlamaGguf(join(dir, `${preset}.gguf`), { preset });
+    const figures: Figure[] = [];
+    const config = await benchConfig(dir);
+    const backends = createBackends(config.backend);
+    const runtime = await createRuntime(config, { backends });
+    try {
+      await runtime.cache.warmupDone;
+      for (const preset of presets) figures.push(...(await singleFlight(runtime, backends, `${preset}.gguf`, options.quick ? 2 : 5)));
+    } finally {
+      await runtime.close();
+    }
+    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 2 : 5, options.quick ? 10 : 30)));
+    return figures;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
