@@ -23,6 +23,7 @@ import {
   type ToHost,
   toWireError,
 } from "./protocol.js";
+import { TextStream } from "./text-stream.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
@@ -54,8 +55,9 @@ const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Reco
   return { llama, onnx, backends: { gguf: llama, onnx } };
 });
 
-function send(message: FromHost): void {
-  channel.write(encodeFrame(message));
+/** Sends messages in one write (one wake-up of Inferno). */
+function send(...messages: FromHost[]): void {
+  channel.write(messages.length === 1 ? encodeFrame(messages[0] as FromHost) : Buffer.concat(messages.map(encodeFrame)));
 }
 
 channel.on("data", (chunk: Buffer) => {
@@ -104,21 +106,27 @@ async function handle(message: ToHost): Promise<void> {
     case "load":
       return respond(message.id, () => load(message.id, message.descriptor.format, message));
     case "call":
-      return respond(message.id, (signal) => call(message.id, message.method, message.args, message.stream, signal));
+      return respond(message.id, (signal, text) => call(message.id, message.method, message.args, message.stream ? text : null, signal));
   }
 }
 
-/** Runs a request with its own abort controller and sends its result or error. */
-async function respond(id: number, work: (signal: AbortSignal) => Promise<FromHost>): Promise<void> {
+/**
+ * Runs a request with its own abort controller and its text stream, and sends its answer (result or error) in one write
+ * with the text still held back: the last pieces and the end of a generation cost one wake-up of Inferno, not two.
+ */
+async function respond(id: number, work: (signal: AbortSignal, text: TextStream) => Promise<FromHost>): Promise<void> {
   const controller = new AbortController();
+  const text = new TextStream(id, send);
   inFlight.set(id, controller);
+  let answer: FromHost;
   try {
-    send(await work(controller.signal));
+    answer = await work(controller.signal, text);
   } catch (error) {
-    send({ type: "error", id, error: toWireError(error) });
+    answer = { type: "error", id, error: toWireError(error) };
   } finally {
     inFlight.delete(id);
   }
+  send(...text.take(), answer);
 }
 
 async function load(id: number, format: ModelFormat, message: Extract<ToHost, { type: "load" }>): Promise<FromHost> {
@@ -133,42 +141,14 @@ async function load(id: number, format: ModelFormat, message: Extract<ToHost, { 
   return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
 }
 
-/**
- * Streamed text is gathered until the event loop turns, then sent as one message: tokens that arrive together cost
- * one frame, and a slow stream still sends each token as it comes.
- */
-function textBatcher(id: number): { onText: (text: string) => void; flush: () => void } {
-  let pending = "";
-  let scheduled: NodeJS.Immediate | null = null;
-  const flush = () => {
-    if (scheduled) clearImmediate(scheduled);
-    scheduled = null;
-    if (pending.length === 0) return;
-    send({ type: "text", id, text: pending });
-    pending = "";
-  };
-  return {
-    onText: (text) => {
-      pending += text;
-      scheduled ??= setImmediate(flush);
-    },
-    flush,
-  };
-}
-
-async function call(id: number, method: CallMethod, args: unknown[], stream: boolean, signal: AbortSignal): Promise<FromHost> {
+async function call(id: number, method: CallMethod, args: unknown[], text: TextStream | null, signal: AbortSignal): Promise<FromHost> {
   if (!model) throw new Disposed("the model host has no model loaded");
   const m = model as LoadedModel & Record<CallMethod, (...a: unknown[]) => Promise<unknown>>;
   if (typeof m[method] !== "function") throw new Disposed(`the model host's model has no ${method}`);
   if (method === "complete" || method === "chat") {
-    const batcher = stream ? textBatcher(id) : null;
     const options: GenerationOptions = { ...(args[1] as GenerationOptions | undefined), signal };
-    if (batcher) options.onText = batcher.onText;
-    try {
-      return { type: "result", id, value: await m[method](args[0], options) };
-    } finally {
-      batcher?.flush();
-    }
+    if (text) options.onText = text.onText;
+    return { type: "result", id, value: await m[method](args[0], options) };
   }
   const rest = method === "tokenize" ? [] : [signal];
   return { type: "result", id, value: await m[method](args[0], ...rest) };
