@@ -23,7 +23,7 @@ import {
   type ToHost,
   toWireError,
 } from "./protocol.js";
-import { TextStream } from "./text-stream.js";
+import { Coalesced } from "./coalesced.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
@@ -104,50 +104,71 @@ async function handle(message: ToHost): Promise<void> {
       channel.end(leave);
       return;
     case "load":
-      return respond(message.id, () => load(message.id, message.descriptor.format, message));
+      return respond(message.id, (signal, stream) => load(message.id, message, signal, stream));
     case "call":
-      return respond(message.id, (signal, text) => call(message.id, message.method, message.args, message.stream ? text : null, signal));
+      return respond(message.id, (signal, stream) => call(message.id, message.method, message.args, message.stream ? stream : null, signal));
+  }
+}
+
+/** What a request sends while it runs: its text and load progress, each coalesced (see coalesced.ts). */
+class RequestStream {
+  readonly text: Coalesced<string>;
+  readonly progress: Coalesced<number>;
+
+  constructor(private readonly id: number) {
+    this.text = new Coalesced((held, next) => held + next, (text) => send({ type: "text", id, text }));
+    this.progress = new Coalesced((_, next) => next, (fraction) => send({ type: "progress", id, fraction }));
+  }
+
+  /** What is held back, as messages; nothing is sent for it later. */
+  held(): FromHost[] {
+    const { id } = this;
+    const text = this.text.take();
+    const fraction = this.progress.take();
+    return [
+      ...(text === undefined ? [] : [{ type: "text", id, text } as const]),
+      ...(fraction === undefined ? [] : [{ type: "progress", id, fraction } as const]),
+    ];
   }
 }
 
 /**
- * Runs a request with its own abort controller and its text stream, and sends its answer (result or error) in one write
- * with the text still held back: the last pieces and the end of a generation cost one wake-up of Inferno, not two.
+ * Runs a request with its own abort controller and stream, and sends its answer (result or error) in one write with
+ * what the stream still held: the last pieces and the end of a request cost one wake-up of Inferno, not two.
  */
-async function respond(id: number, work: (signal: AbortSignal, text: TextStream) => Promise<FromHost>): Promise<void> {
+async function respond(id: number, work: (signal: AbortSignal, stream: RequestStream) => Promise<FromHost>): Promise<void> {
   const controller = new AbortController();
-  const text = new TextStream(id, send);
+  const stream = new RequestStream(id);
   inFlight.set(id, controller);
   let answer: FromHost;
   try {
-    answer = await work(controller.signal, text);
+    answer = await work(controller.signal, stream);
   } catch (error) {
     answer = { type: "error", id, error: toWireError(error) };
   } finally {
     inFlight.delete(id);
   }
-  send(...text.take(), answer);
+  send(...stream.held(), answer);
 }
 
-async function load(id: number, format: ModelFormat, message: Extract<ToHost, { type: "load" }>): Promise<FromHost> {
-  const signal = inFlight.get(id)?.signal;
+async function load(id: number, message: Extract<ToHost, { type: "load" }>, signal: AbortSignal, stream: RequestStream): Promise<FromHost> {
   const { backends } = await runtimes;
-  const loaded = await backends[format].load(message.descriptor, {
+  const loaded = await backends[message.descriptor.format].load(message.descriptor, {
     backend: message.config as BackendConfig,
-    ...(signal ? { signal } : {}),
-    onProgress: (fraction) => send({ type: "progress", id, fraction }),
+    signal,
+    onProgress: stream.progress.push,
   });
   model = loaded;
   return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
 }
 
-async function call(id: number, method: CallMethod, args: unknown[], text: TextStream | null, signal: AbortSignal): Promise<FromHost> {
+async function call(id: number, method: CallMethod, args: unknown[], stream: RequestStream | null, signal: AbortSignal): Promise<FromHost> {
   if (!model) throw new Disposed("the model host has no model loaded");
   const m = model as LoadedModel & Record<CallMethod, (...a: unknown[]) => Promise<unknown>>;
   if (typeof m[method] !== "function") throw new Disposed(`the model host's model has no ${method}`);
   if (method === "complete" || method === "chat") {
     const options: GenerationOptions = { ...(args[1] as GenerationOptions | undefined), signal };
-    if (text) options.onText = text.onText;
+    if (stream) options.onText = stream.text.push;
     return { type: "result", id, value: await m[method](args[0], options) };
   }
   const rest = method === "tokenize" ? [] : [signal];
