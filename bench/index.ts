@@ -69,7 +69,7 @@ if (runs("threads")) {
 }
 if (runs("isolation")) {
   console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
-  await isolationBench();
+  await isolationBench({ quick });
 }
 if (runs("startup")) {
   console.log("\nCLI start-up: commands that load no model, against node -e 0\n");

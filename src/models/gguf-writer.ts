@@ -274,6 +274,8 @@ export const TINY_PRESETS = {
   small: { embedding: 128, blocks: 4, feedForward: 512, heads: 4, headsKv: 2, context: 1024 },
   /** ~20 MB in f32: 6 blocks, 256-wide. */
   medium: { embedding: 256, blocks: 6, feedForward: 768, heads: 8, headsKv: 4, context: 2048 },
+  /** ~300 MB in f32: 6 blocks, 1024-wide (benchmarks of loading a file of a realistic size; seconds to generate). */
+  large: { embedding: 1024, blocks: 6, feedForward: 2816, heads: 16, headsKv: 8, context: 2048 },
 } as const;
 
 export type TinyPreset = keyof typeof TINY_PRESETS;

@@ -24,6 +24,7 @@ import {
   toWireError,
 } from "./protocol.js";
 import { Coalesced } from "./coalesced.js";
+import { warmUp } from "./warm-up.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
@@ -84,8 +85,10 @@ async function handle(message: ToHost): Promise<void> {
   switch (message.type) {
     case "init":
       try {
-        if (message.format === "gguf") await llama.ready({ gpu: message.gpu });
-        else await onnx.prepare();
+        if (message.format === "gguf") {
+          await llama.ready({ gpu: message.gpu });
+          await warmUp(llama, message.gpu);
+        } else await onnx.prepare();
         send({ type: "ready" });
       } catch (error) {
         send({ type: "error", id: null, error: toWireError(error) });
