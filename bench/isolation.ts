@@ -10,9 +10,10 @@
  *
  * Part of `npm run bench` (`-- --only isolation`); alone: `node --import tsx bench/isolation.ts`.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { HostedBackend } from "../src/backends/hosted.js";
 import { processMemory } from "../src/backends/host/memory.js";
 import { LlamaBackend } from "../src/backends/llama.js";
@@ -25,6 +26,27 @@ import { formatRatio, formatSpread, load1, type Ratio, ratio, type Spread, sprea
 
 const MIB = 1024 * 1024;
 const PROMPT = "Once upon a time";
+const BUILT_HOST = fileURLToPath(new URL("../dist/backends/host/main.js", import.meta.url));
+const SOURCE_HOST = fileURLToPath(new URL("../src/backends/host/main.ts", import.meta.url));
+
+/**
+ * The host entry to measure: the compiled one, as an installed Inferno runs it, when `npm run build` made one at least
+ * as new as the source; else the source under tsx (~35 MiB more per host, and slower to start).
+ */
+async function hostEntry(): Promise<{ entry?: string; label: string }> {
+  const [built, source] = await Promise.all([stat(BUILT_HOST).catch(() => null), stat(SOURCE_HOST)]);
+  if (built && built.mtimeMs >= source.mtimeMs) return { entry: BUILT_HOST, label: "hosts from dist (as installed)" };
+  return { label: "hosts from source under tsx (run `npm run build` to measure installed hosts)" };
+}
+
+let hostOptions: { entry?: string } = {};
+
+/** Private memory (Private_Clean + Private_Dirty in smaps_rollup): what a process holds that no other does. */
+async function privateBytes(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) * 1024;
+  return field("Private_Clean") + field("Private_Dirty");
+}
 
 export interface ColdLoadFigures {
   model: string;
@@ -61,6 +83,7 @@ export interface MemoryRow {
 }
 
 export interface IsolationFigures {
+  hosts: string;
   load_average: { start: number; end: number };
   cold_load: ColdLoadFigures;
   throughput: ThroughputFigures[];
@@ -73,7 +96,7 @@ const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
 async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: number): Promise<ColdLoadFigures> {
   const local = new LlamaBackend();
   await local.ready(config);
-  const hosted = new HostedBackend("gguf");
+  const hosted = new HostedBackend("gguf", hostOptions);
   const times = { local: [] as number[], hosted: [] as number[] };
   try {
     for (let i = 0; i < runs; i++) {
@@ -116,7 +139,7 @@ async function streamed(model: TextModel, tokens: number): Promise<{ rate: numbe
 
 async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: number, lengths: number[]): Promise<ThroughputFigures[]> {
   const local = new LlamaBackend();
-  const hosted = new HostedBackend("gguf", { spare: false });
+  const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
   const a = (await local.load(nano, { backend: config })) as TextModel;
   const b = (await hosted.load(nano, { backend: config })) as TextModel;
   try {
@@ -153,24 +176,29 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
 /**
  * Per weight type and mmap setting: a model loaded in a fresh host, measured idle (before the load), at load and after a
  * first request. The host runs the in-process backend, so its Pss growth is what the model adds to any process — the
- * OS figure the in-process accounting (llama.cpp's own figure, taken from a load in this process) is held against.
+ * OS figure the in-process accounting (llama.cpp's own figure, taken from a load in this process) is held against; it
+ * is taken from private memory (Pss would also move as other processes map or unmap the same libraries).
  */
 async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWeightType }>, manager: ModelManager, base: BackendConfig) {
   const rows: MemoryRow[] = [];
   const idles: number[] = [];
+  const longPrompt = "the cat sat on the mat and ".repeat(Math.floor(base.context_size / 8));
   const local = new LlamaBackend();
   try {
     for (const { descriptor, type } of models) {
       for (const mmap of [false, true]) {
         const config = { ...base, mmap };
-        const hosted = new HostedBackend("gguf", { spare: false });
+        const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
         await hosted.ready(config);
-        const idle = (await processMemory(hosted.sparePid as number)) ?? NaN;
-        idles.push(idle);
+        const sparePid = hosted.sparePid as number;
+        idles.push((await processMemory(sparePid)) ?? NaN);
+        const idlePrivate = await privateBytes(sparePid);
         const model = (await hosted.load(descriptor, { backend: config })) as TextModel;
         const accounted = model.memoryBytes;
-        await model.complete("Once", { maxTokens: 8, temperature: 0 }); // weights touched, as after a first request
+        // A first request with a prompt of most of the context: weights and the compute buffers of a full batch touched.
+        await model.complete(longPrompt, { maxTokens: 8, temperature: 0 });
         const pss = (await processMemory(model.pid as number)) ?? NaN;
+        const share = (await privateBytes(model.pid as number)) - idlePrivate;
         await model.dispose();
         await hosted.dispose();
         const inProcess = await local.load(descriptor, { backend: { ...config, isolation: "in-process" } });
@@ -189,7 +217,7 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
         });
         rows.push(
           row("process", await manager.estimateMemory(descriptor, { ...config, isolation: "process" }), accounted, pss),
-          row("in-process", await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }), llamaFigure, pss - idle),
+          row("in-process", await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }), llamaFigure, share),
         );
       }
     }
@@ -210,7 +238,9 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const manager = new ModelManager(dir);
     const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
     const resolve = (name: string) => manager.resolve(name);
-    console.log(`load average at start: ${start}; ${runs} interleaved runs per figure, median (min–max)\n`);
+    const host = await hostEntry();
+    hostOptions = host.entry ? { entry: host.entry } : {};
+    console.log(`load average at start: ${start}; ${runs} interleaved runs per figure, median (min–max); ${host.label}\n`);
 
     const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
     console.log(
@@ -230,7 +260,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const idle = spread(idles);
     console.log(
       `\nmemory per model (MiB): estimate before the load, what the cache accounts, what the OS measures after a first request ` +
-        `(process: the host's Pss; in-process: what the model adds to a process's Pss). Idle host: ${mib(idle.median)} MiB Pss`,
+        `(process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(idle.median)} MiB Pss`,
     );
     console.log("model               mmap   isolation    estimate   accounted         OS   estimate err   accounted err");
     for (const r of rows) {
@@ -247,6 +277,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
       }); load average at end: ${load1()}`,
     );
     return {
+      hosts: host.label,
       load_average: { start, end: load1() },
       cold_load: cold,
       throughput: rates,
