@@ -8,6 +8,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
+import { coldLoadBench } from "./cold-load.js";
 import { evictionBench, evictionTable } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
 import { serverOverheadBench } from "./server.js";
@@ -16,7 +17,7 @@ import { startupBench } from "./startup.js";
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
-const SECTIONS = ["eviction", "cache", "server", "threads", "isolation", "startup"];
+const SECTIONS = ["eviction", "cache", "server", "threads", "isolation", "coldload", "startup"];
 if (only !== undefined && !SECTIONS.includes(only)) {
   console.error(`--only takes one of ${SECTIONS.join(", ")}; got ${JSON.stringify(only)}`);
   process.exit(2);
@@ -70,6 +71,10 @@ if (runs("threads")) {
 if (runs("isolation")) {
   console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
   await isolationBench({ quick });
+}
+if (runs("coldload")) {
+  console.log("\ncold load through the cache vs node-llama-cpp's own load of the same file, page cache warm and dropped\n");
+  await coldLoadBench({ quick });
 }
 if (runs("startup")) {
   console.log("\nCLI start-up: commands that load no model, against node -e 0\n");
