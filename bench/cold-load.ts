@@ -23,23 +23,22 @@ import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { type TinyPreset, type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
-import { formatRatio, formatSpread, load1, type Ratio, ratio, type Spread, spread, timed } from "./stats.js";
+import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
 
 const BUILT_HOST = fileURLToPath(new URL("../dist/backends/host/main.js", import.meta.url));
 
+/** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */
 export interface ColdLoadRow {
   model: string;
   size_bytes: number;
   page_cache: "warm" | "dropped";
-  raw_read_ms: Spread;
-  node_llama_cpp_ms: Spread;
-  cache_in_process_ms: Spread;
-  cache_via_spare_host_ms: Spread;
-  in_process_ratio: Ratio;
-  via_host_ratio: Ratio;
+  raw_read_ms: number[];
+  node_llama_cpp_ms: number[];
+  cache_in_process_ms: number[];
+  cache_via_spare_host_ms: number[];
 }
 
-export interface ColdLoadBenchFigures {
+export interface ColdLoadReport {
   load_average: { start: number; end: number };
   hosts: string;
   rows: ColdLoadRow[];
@@ -57,9 +56,9 @@ function run(command: string, args: string[]): Promise<void> {
 const dropFromPageCache = (path: string) => run("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
 const rawRead = (path: string) => run("cat", [path]);
 
-export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<ColdLoadBenchFigures> {
+export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<ColdLoadReport> {
   const rounds = options.quick ? 3 : 5;
-  const start = load1();
+  const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cold-load-"));
   const models: Array<{ file: string; preset: TinyPreset; type: TinyWeightType }> = [
     { file: "medium-q8_0.gguf", preset: "medium", type: "q8_0" },
@@ -77,7 +76,6 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
   const inProcess = await ModelCache.new(cacheConfig, { ...config, isolation: "in-process" }, manager, { backends: { gguf: local }, store: null });
   const viaHost = await ModelCache.new(cacheConfig, { ...config, isolation: "process" }, manager, { backends: { gguf: hosted }, store: null });
   const rows: ColdLoadRow[] = [];
-  console.log(`load average at start: ${start}; ${rounds} rounds, each mode once per round in rotating order; ${hosts}\n`);
   try {
     await local.ready(config);
     for (const { file, preset, type } of models) {
@@ -115,28 +113,21 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
             const name = names[(r + i) % names.length] as string;
             await prepare();
             // `own` includes its dispose (a few ms at most); the cache modes are timed to the lease only.
-            const { ms } = await timed(modes[name] as () => Promise<void>);
-            (times[name] as number[]).push(ms);
+            const started = performance.now();
+            await (modes[name] as () => Promise<void>)();
+            (times[name] as number[]).push(performance.now() - started);
             await after[name]?.();
           }
         }
-        const [raw, own, cacheLocal, cacheHost] = [times.raw, times.own, times.inProcess, times.viaHost].map((t) => spread(t ?? []));
-        const row: ColdLoadRow = {
+        rows.push({
           model: file,
           size_bytes: size,
           page_cache: pageCache,
-          raw_read_ms: raw as Spread,
-          node_llama_cpp_ms: own as Spread,
-          cache_in_process_ms: cacheLocal as Spread,
-          cache_via_spare_host_ms: cacheHost as Spread,
-          in_process_ratio: ratio(cacheLocal as Spread, own as Spread, 1.05, "at_most"),
-          via_host_ratio: ratio(cacheHost as Spread, own as Spread, 1.1, "at_most"),
-        };
-        rows.push(row);
-        console.log(
-          `${file} (${(size / 1e6).toFixed(1)} MB), page cache ${pageCache}: cat ${formatSpread(row.raw_read_ms, "ms")}, node-llama-cpp ${formatSpread(row.node_llama_cpp_ms, "ms")}; ` +
-            `through the cache in process ${formatSpread(row.cache_in_process_ms, "ms")} ${formatRatio(row.in_process_ratio)}, via the spare host ${formatSpread(row.cache_via_spare_host_ms, "ms")} ${formatRatio(row.via_host_ratio)}`,
-        );
+          raw_read_ms: times.raw ?? [],
+          node_llama_cpp_ms: times.own ?? [],
+          cache_in_process_ms: times.inProcess ?? [],
+          cache_via_spare_host_ms: times.viaHost ?? [],
+        });
       }
     }
   } finally {
@@ -147,8 +138,39 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
     await llama.dispose();
     await rm(dir, { recursive: true, force: true });
   }
-  console.log(`load average at end: ${load1()}`);
-  return { load_average: { start, end: load1() }, hosts, rows };
+  return { load_average: { start, end: loadAverage() }, hosts, rows };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await coldLoadBench({ quick: process.argv.includes("--quick") });
+/** Issue 13 item 1.3's figures: per model and page-cache state, the cache's load against node-llama-cpp's, per round. */
+export function coldLoadFigures(report: ColdLoadReport): Figure[] {
+  const ms = (values: number[]) => median(values).toFixed(0);
+  return report.rows.flatMap((row) => {
+    const what = `${row.model} (${(row.size_bytes / 1e6).toFixed(0)} MB), page cache ${row.page_cache}`;
+    const note = (subject: number[]) =>
+      `${ms(subject)} vs ${ms(row.node_llama_cpp_ms)} ms; raw read (cat) ${ms(row.raw_read_ms)} ms`;
+    return [
+      figure({
+        section: "coldload",
+        item: "1.3",
+        name: `cold load through the cache, in process: ${what}`,
+        samples: ratios(row.cache_in_process_ms, row.node_llama_cpp_ms),
+        unit: "×",
+        baseline: "node-llama-cpp's own load",
+        target: { max: 1.05 },
+        note: note(row.cache_in_process_ms),
+      }),
+      figure({
+        section: "coldload",
+        item: "1.3",
+        name: `cold load through the cache, via the spare host: ${what}`,
+        samples: ratios(row.cache_via_spare_host_ms, row.node_llama_cpp_ms),
+        unit: "×",
+        baseline: "node-llama-cpp's own load",
+        target: { max: 1.1 },
+        note: `${note(row.cache_via_spare_host_ms)}; ${report.hosts}`,
+      }),
+    ];
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(coldLoadFigures(await coldLoadBench({ quick: process.argv.includes("--quick") })));

@@ -22,7 +22,7 @@ import { type BackendConfig, backendSchema } from "../src/config/schema.js";
 import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
-import { formatRatio, formatSpread, load1, type Ratio, ratio, type Spread, spread, timed } from "./stats.js";
+import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
 
 const MIB = 1024 * 1024;
 const PROMPT = "Once upon a time";
@@ -48,22 +48,22 @@ async function privateBytes(pid: number): Promise<number> {
   return field("Private_Clean") + field("Private_Dirty");
 }
 
-export interface ColdLoadFigures {
+/** Milliseconds per round, both modes measured in each round. */
+export interface ColdLoadDetails {
   model: string;
   size_bytes: number;
-  in_process_ms: Spread;
-  via_spare_host_ms: Spread;
-  ratio: Ratio;
+  in_process_ms: number[];
+  via_spare_host_ms: number[];
 }
 
-export interface ThroughputFigures {
+/** Per round: tokens per second and the time to the first streamed piece, in each mode. */
+export interface ThroughputDetails {
   model: string;
   tokens: number;
-  in_process_tokens_per_s: Spread;
-  via_host_tokens_per_s: Spread;
-  in_process_first_piece_ms: Spread;
-  via_host_first_piece_ms: Spread;
-  ratio: Ratio;
+  in_process_tokens_per_s: number[];
+  via_host_tokens_per_s: number[];
+  in_process_first_piece_ms: number[];
+  via_host_first_piece_ms: number[];
 }
 
 export interface MemoryRow {
@@ -82,18 +82,24 @@ export interface MemoryRow {
   accounted_error: number;
 }
 
-export interface IsolationFigures {
+export interface IsolationReport {
   hosts: string;
   load_average: { start: number; end: number };
-  cold_load: ColdLoadFigures;
-  throughput: ThroughputFigures[];
-  memory: { rows: MemoryRow[]; idle_host_bytes: Spread; target_error: number; worst_estimate_error: number; worst_accounted_error: number };
+  cold_load: ColdLoadDetails;
+  throughput: ThroughputDetails[];
+  memory: { rows: MemoryRow[]; idle_host_bytes: number[] };
 }
+
+const timed = async <T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> => {
+  const start = performance.now();
+  const value = await work();
+  return { ms: performance.now() - start, value };
+};
 
 const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)}`;
 const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
 
-async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: number): Promise<ColdLoadFigures> {
+async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: number): Promise<ColdLoadDetails> {
   const local = new LlamaBackend();
   await local.ready(config);
   const hosted = new HostedBackend("gguf", hostOptions);
@@ -114,14 +120,7 @@ async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: nu
     await hosted.dispose();
     await local.dispose();
   }
-  const [inProcess, viaHost] = [spread(times.local), spread(times.hosted)];
-  return {
-    model: model.name,
-    size_bytes: model.fingerprint.size,
-    in_process_ms: inProcess,
-    via_spare_host_ms: viaHost,
-    ratio: ratio(viaHost, inProcess, 1.1, "at_most"),
-  };
+  return { model: model.name, size_bytes: model.fingerprint.size, in_process_ms: times.local, via_spare_host_ms: times.hosted };
 }
 
 async function streamed(model: TextModel, tokens: number): Promise<{ rate: number; firstMs: number }> {
@@ -137,7 +136,7 @@ async function streamed(model: TextModel, tokens: number): Promise<{ rate: numbe
   return { rate: result.usage.completionTokens / ((performance.now() - start) / 1000), firstMs };
 }
 
-async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: number, lengths: number[]): Promise<ThroughputFigures[]> {
+async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: number, lengths: number[]): Promise<ThroughputDetails[]> {
   const local = new LlamaBackend();
   const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
   const a = (await local.load(nano, { backend: config })) as TextModel;
@@ -145,7 +144,7 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
   try {
     await streamed(a, 8);
     await streamed(b, 8);
-    const figures: ThroughputFigures[] = [];
+    const figures: ThroughputDetails[] = [];
     for (const tokens of lengths) {
       const l: Array<{ rate: number; firstMs: number }> = [];
       const h: Array<{ rate: number; firstMs: number }> = [];
@@ -153,15 +152,13 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
         l.push(await streamed(a, tokens));
         h.push(await streamed(b, tokens));
       }
-      const [inProcess, viaHost] = [spread(l.map((x) => x.rate)), spread(h.map((x) => x.rate))];
       figures.push({
         model: nano.name,
         tokens,
-        in_process_tokens_per_s: inProcess,
-        via_host_tokens_per_s: viaHost,
-        in_process_first_piece_ms: spread(l.map((x) => x.firstMs)),
-        via_host_first_piece_ms: spread(h.map((x) => x.firstMs)),
-        ratio: ratio(viaHost, inProcess, 0.95, "at_least"),
+        in_process_tokens_per_s: l.map((x) => x.rate),
+        via_host_tokens_per_s: h.map((x) => x.rate),
+        in_process_first_piece_ms: l.map((x) => x.firstMs),
+        via_host_first_piece_ms: h.map((x) => x.firstMs),
       });
     }
     return figures;
@@ -227,40 +224,26 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
   return { rows, idles };
 }
 
-export async function isolationBench(options: { quick?: boolean } = {}): Promise<IsolationFigures> {
+export async function isolationBench(options: { quick?: boolean } = {}): Promise<IsolationReport> {
   const runs = options.quick ? 3 : 7;
-  const start = load1();
+  const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-isolation-"));
   try {
-    const types: TinyWeightType[] = ["f32", "f16", "q8_0", "q4_0"];
+    const types: TinyWeightType[] = options.quick ? ["f32", "q8_0"] : ["f32", "f16", "q8_0", "q4_0"];
     await writeTinyLlamaGguf(join(dir, "nano-f32.gguf"), { preset: "nano", type: "f32" });
-    for (const type of types) await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
+    for (const type of new Set([...types, "q8_0" as const])) await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
     const manager = new ModelManager(dir);
     const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
     const resolve = (name: string) => manager.resolve(name);
     const host = await hostEntry();
     hostOptions = host.entry ? { entry: host.entry } : {};
-    console.log(`load average at start: ${start}; ${runs} interleaved runs per figure, median (min–max); ${host.label}\n`);
-
     const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
-    console.log(
-      `cold load of ${cold.model}: in-process ${formatSpread(cold.in_process_ms, "ms")}, via spare host ${formatSpread(cold.via_spare_host_ms, "ms")}  ${formatRatio(cold.ratio)}`,
-    );
-
     const rates = await throughput(await resolve("nano-f32.gguf"), config, runs, [64, 256]);
-    for (const t of rates) {
-      console.log(
-        `tokens/s on ${t.model}, ${t.tokens} streamed tokens: in-process ${formatSpread(t.in_process_tokens_per_s, "")}, via host ${formatSpread(t.via_host_tokens_per_s, "")}  ${formatRatio(t.ratio)}; ` +
-          `first piece after ${t.in_process_first_piece_ms.median.toFixed(1)} vs ${t.via_host_first_piece_ms.median.toFixed(1)} ms`,
-      );
-    }
-
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
     const { rows, idles } = await memory(models, manager, config);
-    const idle = spread(idles);
     console.log(
-      `\nmemory per model (MiB): estimate before the load, what the cache accounts, what the OS measures after a first request ` +
-        `(process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(idle.median)} MiB Pss`,
+      `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
+        `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
     );
     console.log("model               mmap   isolation    estimate   accounted         OS   estimate err   accounted err");
     for (const r of rows) {
@@ -268,24 +251,68 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
         `${r.model.padEnd(19)} ${String(r.mmap).padEnd(6)} ${r.isolation.padEnd(10)} ${mib(r.estimate_bytes).padStart(10)} ${mib(r.accounted_bytes).padStart(11)} ${mib(r.os_bytes).padStart(10)} ${percent(r.estimate_error).padStart(14)} ${percent(r.accounted_error).padStart(15)}`,
       );
     }
-    const byDefault = rows.filter((r) => !r.mmap);
-    const worstEstimate = Math.max(...byDefault.map((r) => r.estimate_error));
-    const worstAccounted = Math.max(...byDefault.map((r) => r.accounted_error));
-    console.log(
-      `worst error with the default mmap = false: estimate ${percent(worstEstimate)}, accounted ${percent(worstAccounted)} (target ≤ 10 %: ${
-        worstEstimate <= 0.1 && worstAccounted <= 0.1 ? "met" : "missed"
-      }); load average at end: ${load1()}`,
-    );
     return {
       hosts: host.label,
-      load_average: { start, end: load1() },
+      load_average: { start, end: loadAverage() },
       cold_load: cold,
       throughput: rates,
-      memory: { rows, idle_host_bytes: idle, target_error: 0.1, worst_estimate_error: worstEstimate, worst_accounted_error: worstAccounted },
+      memory: { rows, idle_host_bytes: idles },
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await isolationBench({ quick: process.argv.includes("--quick") });
+/** The report's figures in the bench's one shape: per-round ratios, and the memory errors (default mmap = false). */
+export function isolationFigures(report: IsolationReport): Figure[] {
+  const { cold_load: cold } = report;
+  const ms = (values: number[]) => median(values).toFixed(0);
+  const figures: Figure[] = [
+    figure({
+      section: "isolation",
+      name: `cold load of ${cold.model} via the spare host (issue 10)`,
+      samples: ratios(cold.via_spare_host_ms, cold.in_process_ms),
+      unit: "×",
+      baseline: "in-process load",
+      target: { max: 1.1 },
+      note: `${ms(cold.via_spare_host_ms)} vs ${ms(cold.in_process_ms)} ms; ${report.hosts}`,
+    }),
+  ];
+  for (const t of report.throughput) {
+    figures.push(
+      figure({
+        section: "isolation",
+        name: `tokens/s via a host, ${t.model}, ${t.tokens} streamed tokens`,
+        samples: ratios(t.via_host_tokens_per_s, t.in_process_tokens_per_s),
+        unit: "×",
+        baseline: "in process",
+        target: { min: 0.95 },
+        note: `${ms(t.via_host_tokens_per_s)} vs ${ms(t.in_process_tokens_per_s)} tok/s; first piece ${median(t.via_host_first_piece_ms).toFixed(1)} vs ${median(t.in_process_first_piece_ms).toFixed(1)} ms`,
+      }),
+    );
+  }
+  for (const isolation of ["process", "in-process"] as const) {
+    const rows = report.memory.rows.filter((r) => !r.mmap && r.isolation === isolation);
+    const list = (error: (r: MemoryRow) => number) => rows.map((r) => `${r.type} ${percent(error(r))}`).join(", ");
+    for (const [what, error] of [
+      ["pre-load estimate", (r: MemoryRow) => r.estimate_error],
+      ["accounted memory", (r: MemoryRow) => r.accounted_error],
+    ] as const) {
+      figures.push(
+        figure({
+          section: "isolation",
+          item: "1.7",
+          name: `${what} vs the OS, worst weight type, isolation ${isolation}`,
+          samples: Math.max(...rows.map(error)) * 100,
+          unit: "%",
+          baseline: isolation === "process" ? "the host's Pss" : "the model's share of private memory",
+          target: { max: 10 },
+          note: `medium preset, mmap false: ${list(error)}`,
+        }),
+      );
+    }
+  }
+  return figures;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(isolationFigures(await isolationBench({ quick: process.argv.includes("--quick") })));
