@@ -8,8 +8,9 @@
  */
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
+import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
-import { isolationBench } from "./isolation.js";
+import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
 import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
 import { SECTION_ORDER, updateReadme } from "./readme.js";
@@ -25,7 +26,20 @@ const SECTIONS: Section[] = [
   { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
   { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
-  { name: "isolation", run: async (o) => ({ figures: await isolationBench(o) }) },
+  {
+    name: "isolation",
+    run: async (o) => {
+      const report = await isolationBench(o);
+      return { figures: isolationFigures(report), details: report };
+    },
+  },
+  {
+    name: "coldload",
+    run: async (o) => {
+      const report = await coldLoadBench(o);
+      return { figures: coldLoadFigures(report), details: report };
+    },
+  },
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   {

@@ -56,7 +56,7 @@ export function updateReadme(results: Results, sections: readonly string[], chec
 }
 
 /** The sections in the order `npm run bench` runs them (bench/index.ts). */
-export const SECTION_ORDER = ["cache", "loads", "server", "isolation", "startup", "threads", "eviction"] as const;
+export const SECTION_ORDER = ["cache", "loads", "server", "isolation", "coldload", "startup", "threads", "eviction"] as const;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await readResults();

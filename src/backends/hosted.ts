@@ -148,10 +148,16 @@ export class HostedBackend implements Backend {
     return host;
   }
 
-  /** Starts a new spare in the background when there is none. */
+  /**
+   * Starts a new spare in the background when there is none — once the load's caller has had its turn: starting a
+   * process blocks this event loop for tens of milliseconds (forking a large process), which belongs to no load and
+   * should not delay the first request to the model just loaded.
+   */
   private replenish(gpu: BackendConfig["gpu"]): void {
-    if (this.disposed || this.options.spare === false || this.spare?.alive) return;
-    this.spare = this.startHost(gpu);
+    setImmediate(() => {
+      if (this.disposed || this.options.spare === false || this.spare?.alive) return;
+      this.spare = this.startHost(gpu);
+    });
   }
 
   /** Starts the runtime (if the host is new) and loads, within the time bound; abort and timeout kill the host. */

@@ -274,7 +274,7 @@ export const TINY_PRESETS = {
   small: { embedding: 128, blocks: 4, feedForward: 512, heads: 4, headsKv: 2, context: 1024 },
   /** ~20 MB in f32: 6 blocks, 256-wide. */
   medium: { embedding: 256, blocks: 6, feedForward: 768, heads: 8, headsKv: 4, context: 2048 },
-  /** ~290 MB in f32: 6 blocks, 1024-wide — for benchmarks that need a load taking a while (bench/loads.ts). */
+  /** ~290 MB in f32: 6 blocks, 1024-wide — loads that take a while, of a realistic size (bench/loads.ts, bench/cold-load.ts). */
   large: { embedding: 1024, blocks: 6, feedForward: 2816, heads: 16, headsKv: 8, context: 2048 },
 } as const;
 

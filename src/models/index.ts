@@ -11,6 +11,7 @@ export {
 export {
   estimateGgufMemory,
   GGUF_FIXED_OVERHEAD_BYTES,
+  MODEL_HOST_OVERHEAD_BYTES,
   type HashOption,
   ModelManager,
   type ModelManagerOptions,

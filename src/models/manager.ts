@@ -62,11 +62,20 @@ const MiB = 1024 * 1024;
 export const ONNX_MEMORY_FACTOR = 2;
 /** Fixed llama.cpp overhead per loaded GGUF model beyond weights, KV cache and compute buffers (runtime bookkeeping). */
 export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 8 * MiB;
+/**
+ * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp and the warm-up's
+ * leftovers, as the Pss the cache accounts for a hosted model includes them. Measured on x86-64 Linux, Node 20, CPU
+ * only: an idle host's Pss 71–75 MiB (`npm run bench -- --only isolation`; a host run from source under tsx takes ~35 MiB
+ * more).
+ */
+export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 72 * MiB;
 
 /**
  * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
  * each of the `parallel` sequences (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
- * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead.
+ * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead — plus, with
+ * `isolation = "process"`, the model host the model runs in (`MODEL_HOST_OVERHEAD_BYTES`), which the measured figure
+ * includes.
  */
 export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig): Bytes {
   const context = backend.context_size;
@@ -75,7 +84,8 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
   const batch = Math.min(backend.batch_size, context);
   const logits = batch * metadata.vocabularySize * 4;
   const activations = batch * metadata.embeddingLength * 4 * 4;
-  return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES);
+  const host = backend.isolation === "process" ? MODEL_HOST_OVERHEAD_BYTES : 0;
+  return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES + host);
 }
 
 /**

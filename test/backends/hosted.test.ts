@@ -58,6 +58,8 @@ describe("a model in a host", () => {
     await hosted.ready(config);
     readyPid = hosted.sparePid;
     model = (await hosted.load(descriptor, { backend: config })) as TextModel;
+    assert.equal(hosted.sparePid, null, "the next spare starts after the load's caller had its turn");
+    await new Promise(setImmediate);
     sparePid = hosted.sparePid;
     inProcess = (await local.load(descriptor, { backend: { ...config, isolation: "in-process" } })) as TextModel;
   });

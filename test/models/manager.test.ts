@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { estimateGgufMemory, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/models/manager.js";
+import { estimateGgufMemory, MODEL_HOST_OVERHEAD_BYTES, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/models/manager.js";
 import { shortestNames } from "../../src/models/name-index.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 import { tinyAddOnnx } from "../helpers/onnx.js";
@@ -281,6 +281,9 @@ test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers;
   assert.ok(small > m.tensorBytes);
   const twoSequences = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 2 });
   assert.equal(twoSequences - small, kvPerToken * 512);
+  // A model host's own memory counts when the model runs in one (the measured figure is the host's).
+  const inProcess = await manager.estimateMemory(model, { ...defaults, context_size: 512, isolation: "in-process" });
+  assert.equal(small - inProcess, MODEL_HOST_OVERHEAD_BYTES);
   const onnx = await manager.resolve("add");
   assert.equal(await manager.estimateMemory(onnx, defaults), onnx.fingerprint.size * ONNX_MEMORY_FACTOR);
 });

@@ -14,7 +14,9 @@ it("max_memory_mb holds on the memory the OS measures for the hosts, not on the 
   const hostBytes = (await loaded(probe))[0]?.memory_bytes as number;
   const estimate = await probe.runtime.models.estimateMemory(await probe.runtime.models.resolve("tiny.gguf"), probe.runtime.config.backend);
   await probe.stop();
-  const limitMb = Math.floor((1.5 * hostBytes) / MIB);
+  // Hosts run from source here carry tsx (~35 MiB), which the estimate (made for installed hosts) leaves out.
+  assert.ok(hostBytes > estimate, `a host measured ${hostBytes} B, above the estimate ${estimate} B`);
+  const limitMb = Math.floor((hostBytes + estimate) / MIB);
   assert.ok(2 * estimate < limitMb * MIB, `two estimates (${estimate} B each) fit in ${limitMb} MiB`);
 
   const s = await startTestServer(t, {

@@ -27,13 +27,27 @@ export const DEFAULT_HOST_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith
 const SHUTDOWN_GRACE_MS = 5000;
 
 /**
- * Node flags for a host: the parent's own (e.g. `--import tsx` when running from source), without those that cannot
- * apply twice (an inspector port, the test runner's). A TypeScript entry also gets tsx when the parent was started
- * some other way.
+ * Node flags for a host: the parent's own (e.g. `--max-old-space-size`), without those that cannot apply twice (an
+ * inspector port, the test runner's). tsx (`--import tsx` when running from source) goes only to a TypeScript entry —
+ * which gets it also when the parent was started some other way —, never to a compiled one: it costs a host ~35 MiB
+ * and its start-up.
  */
 function hostExecArgv(entry: string): string[] {
-  const args = process.execArgv.filter((arg) => !/^--(inspect|debug|test)/.test(arg));
-  if (entry.endsWith(".ts") && !args.some((arg) => arg.includes("tsx"))) args.push("--import", import.meta.resolve("tsx"));
+  const typescript = entry.endsWith(".ts");
+  const args: string[] = [];
+  const parent = process.execArgv;
+  for (let i = 0; i < parent.length; i++) {
+    const arg = parent[i] as string;
+    if (/^--(inspect|debug|test)/.test(arg)) continue;
+    const loader = /^--(import|require|loader|experimental-loader)$/.test(arg);
+    const value = loader ? (parent[i + 1] ?? "") : arg;
+    if (!typescript && /^--(import|require|loader|experimental-loader)/.test(arg) && value.includes("tsx")) {
+      if (loader) i++;
+      continue;
+    }
+    args.push(arg);
+  }
+  if (typescript && !args.some((arg) => arg.includes("tsx"))) args.push("--import", import.meta.resolve("tsx"));
   return args;
 }
 

@@ -23,6 +23,8 @@ import {
   type ToHost,
   toWireError,
 } from "./protocol.js";
+import { Coalesced } from "./coalesced.js";
+import { warmUp } from "./warm-up.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
@@ -54,8 +56,9 @@ const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Reco
   return { llama, onnx, backends: { gguf: llama, onnx } };
 });
 
-function send(message: FromHost): void {
-  channel.write(encodeFrame(message));
+/** Sends messages in one write (one wake-up of Inferno). */
+function send(...messages: FromHost[]): void {
+  channel.write(messages.length === 1 ? encodeFrame(messages[0] as FromHost) : Buffer.concat(messages.map(encodeFrame)));
 }
 
 channel.on("data", (chunk: Buffer) => {
@@ -82,8 +85,10 @@ async function handle(message: ToHost): Promise<void> {
   switch (message.type) {
     case "init":
       try {
-        if (message.format === "gguf") await llama.ready({ gpu: message.gpu });
-        else await onnx.prepare();
+        if (message.format === "gguf") {
+          await llama.ready({ gpu: message.gpu });
+          await warmUp(llama, message.gpu);
+        } else await onnx.prepare();
         send({ type: "ready" });
       } catch (error) {
         send({ type: "error", id: null, error: toWireError(error) });
@@ -102,73 +107,72 @@ async function handle(message: ToHost): Promise<void> {
       channel.end(leave);
       return;
     case "load":
-      return respond(message.id, () => load(message.id, message.descriptor.format, message));
+      return respond(message.id, (signal, stream) => load(message.id, message, signal, stream));
     case "call":
-      return respond(message.id, (signal) => call(message.id, message.method, message.args, message.stream, signal));
+      return respond(message.id, (signal, stream) => call(message.id, message.method, message.args, message.stream ? stream : null, signal));
   }
 }
 
-/** Runs a request with its own abort controller and sends its result or error. */
-async function respond(id: number, work: (signal: AbortSignal) => Promise<FromHost>): Promise<void> {
+/** What a request sends while it runs: its text and load progress, each coalesced (see coalesced.ts). */
+class RequestStream {
+  readonly text: Coalesced<string>;
+  readonly progress: Coalesced<number>;
+
+  constructor(private readonly id: number) {
+    this.text = new Coalesced((held, next) => held + next, (text) => send({ type: "text", id, text }));
+    this.progress = new Coalesced((_, next) => next, (fraction) => send({ type: "progress", id, fraction }));
+  }
+
+  /** What is held back, as messages; nothing is sent for it later. */
+  held(): FromHost[] {
+    const { id } = this;
+    const text = this.text.take();
+    const fraction = this.progress.take();
+    return [
+      ...(text === undefined ? [] : [{ type: "text", id, text } as const]),
+      ...(fraction === undefined ? [] : [{ type: "progress", id, fraction } as const]),
+    ];
+  }
+}
+
+/**
+ * Runs a request with its own abort controller and stream, and sends its answer (result or error) in one write with
+ * what the stream still held: the last pieces and the end of a request cost one wake-up of Inferno, not two.
+ */
+async function respond(id: number, work: (signal: AbortSignal, stream: RequestStream) => Promise<FromHost>): Promise<void> {
   const controller = new AbortController();
+  const stream = new RequestStream(id);
   inFlight.set(id, controller);
+  let answer: FromHost;
   try {
-    send(await work(controller.signal));
+    answer = await work(controller.signal, stream);
   } catch (error) {
-    send({ type: "error", id, error: toWireError(error) });
+    answer = { type: "error", id, error: toWireError(error) };
   } finally {
     inFlight.delete(id);
   }
+  send(...stream.held(), answer);
 }
 
-async function load(id: number, format: ModelFormat, message: Extract<ToHost, { type: "load" }>): Promise<FromHost> {
-  const signal = inFlight.get(id)?.signal;
+async function load(id: number, message: Extract<ToHost, { type: "load" }>, signal: AbortSignal, stream: RequestStream): Promise<FromHost> {
   const { backends } = await runtimes;
-  const loaded = await backends[format].load(message.descriptor, {
+  const loaded = await backends[message.descriptor.format].load(message.descriptor, {
     backend: message.config as BackendConfig,
-    ...(signal ? { signal } : {}),
-    onProgress: (fraction) => send({ type: "progress", id, fraction }),
+    signal,
+    onProgress: stream.progress.push,
   });
   model = loaded;
   return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
 }
 
-/**
- * Streamed text is gathered until the event loop turns, then sent as one message: tokens that arrive together cost
- * one frame, and a slow stream still sends each token as it comes.
- */
-function textBatcher(id: number): { onText: (text: string) => void; flush: () => void } {
-  let pending = "";
-  let scheduled: NodeJS.Immediate | null = null;
-  const flush = () => {
-    if (scheduled) clearImmediate(scheduled);
-    scheduled = null;
-    if (pending.length === 0) return;
-    send({ type: "text", id, text: pending });
-    pending = "";
-  };
-  return {
-    onText: (text) => {
-      pending += text;
-      scheduled ??= setImmediate(flush);
-    },
-    flush,
-  };
-}
-
-async function call(id: number, method: CallMethod, args: unknown[], stream: boolean, signal: AbortSignal): Promise<FromHost> {
+async function call(id: number, method: CallMethod, args: unknown[], stream: RequestStream | null, signal: AbortSignal): Promise<FromHost> {
   if (!model) throw new Disposed("the model host has no model loaded");
   const m = model as LoadedModel & Record<CallMethod, (...a: unknown[]) => Promise<unknown>>;
   if (typeof m[method] !== "function") throw new Disposed(`the model host's model has no ${method}`);
   if (method === "complete" || method === "chat") {
-    const batcher = stream ? textBatcher(id) : null;
     const options: GenerationOptions = { ...(args[1] as GenerationOptions | undefined), signal };
-    if (batcher) options.onText = batcher.onText;
-    try {
-      return { type: "result", id, value: await m[method](args[0], options) };
-    } finally {
-      batcher?.flush();
-    }
+    if (stream) options.onText = stream.text.push;
+    return { type: "result", id, value: await m[method](args[0], options) };
   }
   // embed(inputs, signal, options) and run(inputs, signal): the signal is this side's; tokenize takes none.
   const rest = method === "tokenize" ? [] : method === "embed" ? [signal, args[1]] : [signal];

@@ -49,7 +49,7 @@ export type FromHost =
   | { type: "ready" }
   | { type: "progress"; id: number; fraction: number }
   | { type: "loaded"; id: number; kind: "text" | "tensor"; memoryBytes: number }
-  /** Streamed text of a call: what arrived within one tick of the host's event loop, as one message. */
+  /** Streamed text of a call: the pieces that arrived together, as one message (see text-stream.ts). */
   | { type: "text"; id: number; text: string }
   | { type: "result"; id: number; value: unknown }
   /** `id` null: a failure outside any request (the runtime did not start). */
