@@ -1,5 +1,7 @@
 /** Every stress scenario, in the order `npm run stress` runs them. */
 import type { Scenario } from "../scenario.js";
+import { configKeysScenario } from "./config-keys.js";
 import { corruptStatesScenario } from "./corrupt-states.js";
+import { killSavesScenario } from "./kill-saves.js";
 
-export const SCENARIOS: Array<Scenario<never>> = [corruptStatesScenario as Scenario<never>];
+export const SCENARIOS = [killSavesScenario, corruptStatesScenario, configKeysScenario] as Array<Scenario<never>>;

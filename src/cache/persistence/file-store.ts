@@ -36,6 +36,11 @@ export const FILE_MODE = 0o600;
 
 /** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
 const OWNER_FILE = "owner.json";
+/**
+ * How long a lock directory may go without an owner record before it counts as abandoned (see
+ * `takeOverOwnerlessLock`): far beyond the microseconds a live holder needs to write or remove its record.
+ */
+export const OWNERLESS_LOCK_GRACE_MS = 1500;
 
 /** Who holds the state lock: enough to tell, on the same host, that the holder is dead. */
 export interface LockOwner {
@@ -373,7 +378,8 @@ export class FileStateStore implements StateStore {
 
   /**
    * Runs `fn` holding the cross-process lock. The holder records itself (`LockOwner`) in the lock directory; a lock
-   * whose owner is provably dead (`ownerIsDead`) is taken over at once. Only a lock held by a live (or unknown) process
+   * whose owner is provably dead (`ownerIsDead`) is taken over at once, one without an owner record once it is abandoned
+   * (`takeOverOwnerlessLock`). Only a lock held by a live (or unknown) process
    * is waited for (up to `lockWaitMs`; proper-lockfile also calls a lock untouched for 10 s stale); any other failure
    * (a permission error, say) fails at once.
    */
@@ -412,9 +418,28 @@ export class FileStateStore implements StateStore {
    */
   private async takeOverDeadLock(lockDir: string): Promise<boolean> {
     const owner = await readOwner(lockDir);
-    if (owner === null || !ownerIsDead(owner)) return false;
+    if (owner === null) return this.takeOverOwnerlessLock(lockDir);
+    if (!ownerIsDead(owner)) return false;
     const again = await readOwner(lockDir);
     if (again === null || !sameOwner(owner, again)) return false;
+    await rm(lockDir, { recursive: true, force: true });
+    return true;
+  }
+
+  /**
+   * A lock directory without a (whole) owner record: its holder was killed in the moment between creating the lock
+   * and recording itself, or between removing its record and the lock (`npm run stress` lands SIGKILLs there). A live
+   * holder spends microseconds in either gap, so a record still missing `OWNERLESS_LOCK_GRACE_MS` after the directory
+   * last changed means an abandoned lock: it is removed (rather than blocking saves until proper-lockfile's 10 s
+   * staleness). True when it was.
+   */
+  private async takeOverOwnerlessLock(lockDir: string): Promise<boolean> {
+    const changed = await stat(lockDir).then(
+      (info) => info.mtimeMs,
+      () => null,
+    );
+    if (changed === null || Date.now() - changed < OWNERLESS_LOCK_GRACE_MS) return false;
+    if ((await readOwner(lockDir)) !== null) return false;
     await rm(lockDir, { recursive: true, force: true });
     return true;
   }
