@@ -85,14 +85,5 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<{ valu
   }
 }
 
-/** A small seeded generator (mulberry32): the same corrupt files and the same schedule on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the tiny models are made with (mulberry32): the same files and schedule on every run. */
+export { seededRandom } from "../src/models/gguf-writer.js";

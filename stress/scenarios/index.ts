@@ -2,6 +2,7 @@
 import type { Scenario } from "../scenario.js";
 import { configKeysScenario } from "./config-keys.js";
 import { corruptStatesScenario } from "./corrupt-states.js";
+import { disksScenario } from "./disks.js";
 import { killSavesScenario } from "./kill-saves.js";
 
-export const SCENARIOS = [killSavesScenario, corruptStatesScenario, configKeysScenario] as Array<Scenario<never>>;
+export const SCENARIOS = [killSavesScenario, corruptStatesScenario, configKeysScenario, disksScenario] as Array<Scenario<never>>;
