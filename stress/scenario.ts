@@ -55,6 +55,21 @@ export class Tally {
     return ok;
   }
 
+  private phaseName: string | null = null;
+  private phaseStarted = 0;
+
+  /**
+   * Starts a named phase (ending the previous one): its seconds become a figure, and with `STRESS_PROGRESS=1` it is
+   * announced on stderr (for watching a long run).
+   */
+  phase(name: string | null): void {
+    const now = performance.now();
+    if (this.phaseName !== null) this.set(`${this.phaseName}_seconds`, Number(((now - this.phaseStarted) / 1000).toFixed(1)));
+    this.phaseName = name;
+    this.phaseStarted = now;
+    if (name !== null && process.env.STRESS_PROGRESS === "1") process.stderr.write(`  … ${name}\n`);
+  }
+
   skip(reason: string): void {
     this.skipped = this.skipped === null ? reason : `${this.skipped}; ${reason}`;
   }

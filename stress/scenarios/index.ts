@@ -5,5 +5,7 @@ import { configKeysScenario } from "./config-keys.js";
 import { corruptStatesScenario } from "./corrupt-states.js";
 import { disksScenario } from "./disks.js";
 import { killSavesScenario } from "./kill-saves.js";
+import { lostUpdatesScenario } from "./lost-updates.js";
+import { securityScenario } from "./security.js";
 
-export const SCENARIOS = [killSavesScenario, corruptStatesScenario, configKeysScenario, disksScenario, concurrentScenario] as Array<Scenario<never>>;
+export const SCENARIOS = [killSavesScenario, lostUpdatesScenario, corruptStatesScenario, configKeysScenario, disksScenario, concurrentScenario, securityScenario] as Array<Scenario<never>>;
