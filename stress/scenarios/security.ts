@@ -99,7 +99,7 @@ function send(url: string, method: string, rawPath: string, options: { key?: str
   if (key !== null) headers.authorization = `Bearer ${key}`;
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ hostname, port, method, path: rawPath, headers, timeout: options.timeoutMs ?? 60_000 }, (res) => {
+    const req = httpRequest({ hostname, port, method, path: rawPath, headers, agent: false, timeout: options.timeoutMs ?? 60_000 }, (res) => {
       let text = "";
       res.setEncoding("utf8").on("data", (c: string) => (text += c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, text, ms: performance.now() - started }));
@@ -142,7 +142,7 @@ function pathSpellings(name: string): string[] {
     encoded,
     encoded.replace(/\./g, "%2e"),
     encoded.replace(/%/g, "%25"),
-    name.replace(/\u0000/g, "%00"),
+    name.replaceAll("\u0000", "%00"),
   ];
 }
 
@@ -202,7 +202,7 @@ export async function security(p: SecurityParams): Promise<ReturnType<Tally["res
       for (const name of escapingNames(root)) {
         for (const r of routes.filter((r) => !NO_NAME.has(r.id) && (r.id in BODIES || takesPathName(r)))) {
           const attempts: Array<[string, unknown]> = takesPathName(r)
-            ? [...pathSpellings(name).map((spelled): [string, unknown] => [fill(r, spelled), bodyFor(r, MODEL)]), [fill(r, name.replace(/\u0000/g, "%00")), bodyFor(r, MODEL)]]
+            ? [...pathSpellings(name).map((spelled): [string, unknown] => [fill(r, spelled), bodyFor(r, MODEL)]), [fill(r, name.replaceAll("\u0000", "%00")), bodyFor(r, MODEL)]]
             : [[r.path, bodyFor(r, name)]];
           for (const [path, body] of attempts) {
             const answer = await send(s.url, r.method, path, { body });
