@@ -43,7 +43,7 @@ type Outcome = ScenarioResult & { seconds: number; process_peak_rss_mib?: number
 /** Runs one scenario in a child process; a child that dies is a crash, reported as a violation. */
 function runChild(name: string): Promise<Outcome> {
   const started = performance.now();
-  const proc = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", name, ...(bounded ? ["--bounded"] : [])], {
+  const proc = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(import.meta.url), "--child", name, ...(bounded ? ["--bounded"] : [])], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";

@@ -66,7 +66,7 @@ export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally
       };
       const started = performance.now();
       const clis = writers.map((names) => {
-        const child = spawn(process.execPath, ["--import", "tsx", WRITER, ...names], { env, cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), WRITER, ...names], { env, cwd: root, stdio: ["ignore", "pipe", "inherit"] });
         let out = "";
         child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
         return once(child, "exit").then(() => JSON.parse(out.trim().split("\n").pop() ?? "{}") as { codes?: number[]; failure?: string | null });
