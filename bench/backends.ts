@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { physicalCores, threadCount } from "../src/backends/common.js";
 import { LlamaBackend } from "../src/backends/llama.js";
@@ -16,12 +16,13 @@ import type { TextModel } from "../src/backends/types.js";
 import { backendSchema } from "../src/config/schema.js";
 import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
+import { type Figure, figure, ratios } from "./report.js";
 
 const TOKENS = 200;
 /** A collapsed configuration can run at 1 token/s: each measurement stops after this long and counts what it got. */
-const RUN_LIMIT_MS = 2000;
+let RUN_LIMIT_MS = 2000;
 /** Interleaved measurements per setting; the median is reported. */
-const ROUNDS = 7;
+let ROUNDS = 7;
 const PROMPT = "Once upon a time";
 
 async function tokensPerSecond(model: TextModel): Promise<number> {
@@ -43,28 +44,25 @@ async function busyProcess(): Promise<ChildProcess> {
 }
 
 /** Tokens per second: auto vs 1 thread vs all cores, quiet and contended, on three model sizes. */
-export async function backendThreadsBench(): Promise<void> {
+export async function backendThreadsBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [3, 1000];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   const backend = new LlamaBackend();
+  const figures: Figure[] = [];
   try {
-    const presets: TinyPreset[] = ["nano", "small", "medium"];
+    const presets: TinyPreset[] = options.quick ? ["nano"] : ["nano", "small", "medium"];
     for (const preset of presets) await writeTinyLlamaGguf(join(dir, `${preset}.gguf`), { preset, type: "q8_0" });
     const manager = new ModelManager(dir);
     const base = backendSchema.parse({ gpu: false, context_size: 512 });
     const cores = availableParallelism();
     const auto = threadCount(0, physicalCores());
-    console.log(
-      `cores: ${cores} logical, ${physicalCores()} physical; auto = ${auto} thread(s); greedy, up to ${TOKENS} tokens ` +
-        `or ${RUN_LIMIT_MS / 1000} s per run, median of ${ROUNDS} interleaved runs, q8_0 weights; load average before: ${loadavg()[0]?.toFixed(1)} ` +
-        `("quiet" means no busy process of ours; others may be running)\n`,
-    );
+    const how = `${cores} logical / ${physicalCores()} physical cores; up to ${TOKENS} tokens or ${RUN_LIMIT_MS / 1000} s per run, q8_0`;
     // Fixed counts 1 and every core; auto is measured as the count it resolves to (when that is one of the fixed
     // counts it is the same configuration, measured once: a second copy would only measure the shared machine's noise).
     const counts = [...new Set([1, cores, auto])].sort((a, b) => a - b);
     const settings: Array<[string, number]> = counts.map((n) => [`${n === auto ? "auto = " : ""}${n} thread${n === 1 ? "" : "s"}`, n]);
     const autoLabel = settings.find(([, n]) => n === auto)?.[0] ?? "";
     const fixed = new Set(settings.filter(([, n]) => n === 1 || n === cores).map(([label]) => label));
-    const worst: number[] = [];
     for (const contended of [false, true]) {
       const busy = contended ? await busyProcess() : null;
       try {
@@ -87,22 +85,29 @@ export async function backendThreadsBench(): Promise<void> {
           }
           for (const model of models.values()) await model.dispose();
           const rates = new Map([...samples].map(([label, values]) => [label, median(values)]));
-          const best = Math.max(...[...fixed].map((label) => rates.get(label) ?? 0));
-          const cells = settings.map(([label]) => `${label.padStart(16)} ${(rates.get(label) ?? 0).toFixed(1).padStart(7)} tok/s`);
-          const ratio = (rates.get(autoLabel) ?? 0) / best;
-          worst.push(ratio);
-          console.log(`${contended ? "1 busy process" : "quiet         "}  ${preset.padEnd(6)}  ${cells.join("   ")}   auto / best fixed ×${ratio.toFixed(2)}`);
+          const bestLabel = [...fixed].reduce((a, b) => ((rates.get(b) ?? 0) > (rates.get(a) ?? 0) ? b : a));
+          const cells = settings.map(([label]) => `${label} ${(rates.get(label) ?? 0).toFixed(1)} tok/s`);
+          figures.push(
+            figure({
+              section: "threads",
+              name: `auto threads, ${preset}, ${contended ? "1 busy process" : "quiet"}`,
+              samples: ratios(samples.get(autoLabel) ?? [], samples.get(bestLabel) ?? []),
+              unit: "×",
+              baseline: `best fixed count (${bestLabel})`,
+              target: { min: 0.8 },
+              note: `${cells.join(", ")}; ${how}`,
+            }),
+          );
         }
       } finally {
         busy?.kill();
       }
     }
-    const min = Math.min(...worst);
-    console.log(`\nworst auto/best fixed: ×${min.toFixed(2)} (target ≥ 0.80): ${min >= 0.8 ? "met" : "NOT met"}`);
+    return figures;
   } finally {
     await backend.dispose();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await backendThreadsBench();
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await backendThreadsBench());

@@ -19,6 +19,7 @@ import { seededRandom } from "../src/models/gguf-writer.js";
 import { highsSolver } from "../src/runtime/lp-solver.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 import { makeModels, type NamedTrace, SETTINGS, syntheticTraces, zipfSampler, zipfTrace } from "./eviction-traces.js";
+import { type Figure, figure } from "./report.js";
 
 export const DEFAULT_POLICY = cacheSchema.parse({}).eviction_policy;
 /** Ours first (the default leading), then the other runners' rules. */
@@ -203,4 +204,42 @@ export function evictionTable(report: EvictionReport): string[][] {
     t.defaultVsLru.toFixed(3),
   ]);
   return [header, ...rows];
+}
+
+/**
+ * The report's figures for the one table: on each stationary Zipf trace (where the targets apply) the default's total
+ * load time against the optimum's bound and against LRU's; on the other traces against the optimum only. Simulated
+ * time: one deterministic value each, no spread. The full per-policy table is in latest.json's details.
+ */
+export function evictionFigures(report: EvictionReport): Figure[] {
+  const figures: Figure[] = [];
+  for (const t of report.traces) {
+    const own = t.policies[report.defaultPolicy] as PolicyFigures;
+    figures.push(
+      figure({
+        section: "eviction",
+        item: "1.8",
+        name: `${report.defaultPolicy} on ${t.trace}`,
+        samples: own.vsOptimum,
+        unit: "×",
+        baseline: t.exact ? "exact optimum" : "optimum's LP bound",
+        target: t.zipf ? { max: report.targets.defaultVsBound } : null,
+        note: `${t.requests} requests; hit rate ${(own.hitRate * 100).toFixed(0)} %`,
+      }),
+    );
+    if (t.zipf) {
+      figures.push(
+        figure({
+          section: "eviction",
+          item: "1.8",
+          name: `${report.defaultPolicy} on ${t.trace}`,
+          samples: t.defaultVsLru,
+          unit: "×",
+          baseline: "LRU's load time",
+          target: { max: report.targets.defaultVsLru },
+        }),
+      );
+    }
+  }
+  return figures;
 }

@@ -1,77 +1,72 @@
 /**
- * `npm run bench` (`-- --quick` for a short run, `-- --only eviction` for one section): benchmarks reported as ratios
- * measured in the same run, never asserted in tests (the machine is shared). Prints the tables and writes
- * `bench/results/latest.json`.
+ * `npm run bench`: every benchmark section, each figure a ratio against a baseline measured in the same run
+ * (interleaved rounds, median and spread; never asserted in tests — the machine is shared). Prints ONE table
+ * (bench/report.ts) and merges the figures into `bench/results/latest.json`.
+ *
+ * `-- --quick`: fewer rounds and shorter traces (under a minute); `-- --only SECTION[,SECTION]`: those sections only
+ * (the others' figures stay in latest.json as they were).
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
-import { join } from "node:path";
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
-import { evictionBench, evictionTable } from "./eviction.js";
+import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench } from "./isolation.js";
+import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
+interface Section {
+  name: string;
+  run(options: { quick: boolean }): Promise<{ figures: Figure[]; details?: unknown }>;
+}
+
+const SECTIONS: Section[] = [
+  { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
+  { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
+  { name: "isolation", run: async (o) => ({ figures: await isolationBench(o) }) },
+  { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
+  { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
+  {
+    name: "eviction",
+    run: async (o) => {
+      const report = await evictionBench(o);
+      return { figures: evictionFigures(report), details: report };
+    },
+  },
+];
+const NAMES = SECTIONS.map((s) => s.name);
+
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
-const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
-const SECTIONS = ["eviction", "cache", "server", "threads", "isolation", "startup"];
-if (only !== undefined && !SECTIONS.includes(only)) {
-  console.error(`--only takes one of ${SECTIONS.join(", ")}; got ${JSON.stringify(only)}`);
+const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? "").split(",") : undefined;
+const unknown = only?.filter((name) => !NAMES.includes(name)) ?? [];
+if (only !== undefined && (only.length === 0 || unknown.length > 0)) {
+  console.error(`--only takes one or more of ${NAMES.join(", ")} (comma-separated); got ${JSON.stringify(process.argv[onlyAt + 1] ?? "")}`);
   process.exit(2);
 }
-const runs = (section: string) => only === undefined || only === section;
 
-function printTable(rows: string[][]): void {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  "));
+const started = performance.now();
+const fresh: Results = { machine: machine(), sections: {}, figures: [], details: {} };
+for (const section of SECTIONS) {
+  if (only !== undefined && !only.includes(section.name)) continue;
+  const before = loadAverage();
+  const sectionStarted = performance.now();
+  process.stderr.write(`bench: ${section.name}${quick ? " (quick)" : ""}, load average ${before} ... `);
+  const { figures, details } = await section.run({ quick });
+  const seconds = Math.round((performance.now() - sectionStarted) / 100) / 10;
+  process.stderr.write(`${seconds} s\n`);
+  fresh.sections[section.name] = { date: new Date().toISOString(), quick, seconds, loadavg: { before, after: loadAverage() } };
+  fresh.figures.push(...figures);
+  if (details !== undefined) fresh.details[section.name] = details;
 }
 
-const machine = {
-  cpu: cpus()[0]?.model ?? "unknown",
-  cores: cpus().length,
-  memory_gib: Math.round(totalmem() / 1024 ** 3),
-  node: process.version,
-  date: new Date().toISOString(),
-};
-
-if (runs("eviction")) {
-  const started = performance.now();
-  const eviction = await evictionBench({ quick });
-  const s = eviction.settings;
-  console.log(
-    `eviction quality: total load time as a multiple of the offline optimum (exact ILP on the small traces, LP lower bound ` +
-      `on the others); ${s.maxModels} models / ${s.maxMemoryBytes / 1024 ** 3} GiB at most, warm reload window ` +
-      `${s.warmWindowMs / 60_000} min\n`,
-  );
-  printTable(evictionTable(eviction));
-  const { worstZipf, targets, defaultPolicy } = eviction;
-  console.log(
-    `\ndefault (${defaultPolicy}) on the Zipf traces: at worst ${worstZipf.defaultVsBound.toFixed(3)}x the bound ` +
-      `(target ≤ ${targets.defaultVsBound}x: ${worstZipf.defaultVsBound <= targets.defaultVsBound ? "met" : "missed"}), ` +
-      `${worstZipf.defaultVsLru.toFixed(3)}x LRU's load time (target ≤ ${targets.defaultVsLru}x: ` +
-      `${worstZipf.defaultVsLru <= targets.defaultVsLru ? "met" : "missed"}); ${((performance.now() - started) / 1000).toFixed(1)} s`,
-  );
-
-  const results = { machine, quick, eviction };
-  const dir = join(import.meta.dirname, "results");
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nwrote ${join("bench", "results", "latest.json")}`);
-}
-
-if (runs("cache")) await cacheCoreBench();
-if (runs("server")) await serverOverheadBench();
-if (runs("threads")) {
-  console.log("\nllama.cpp thread count: auto vs 1 thread vs every core, quiet and with a busy process\n");
-  await backendThreadsBench();
-}
-if (runs("isolation")) {
-  console.log("\nmodel hosts (backend.isolation = process) against in-process llama.cpp\n");
-  await isolationBench();
-}
-if (runs("startup")) {
-  console.log("\nCLI start-up: commands that load no model, against node -e 0\n");
-  await startupBench();
-}
+const { cpu, cores, memory_gib, node } = fresh.machine;
+console.log(
+  `\n${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}; ${quick ? "quick run" : "full run"} of ` +
+    `${Object.keys(fresh.sections).join(", ")} in ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
+    `values are medians over interleaved rounds, ratios against a baseline measured in the same run\n`,
+);
+console.log(renderTable(fresh.figures, "text", NAMES));
+const missed = fresh.figures.filter((f) => f.met === false).length;
+const targeted = fresh.figures.filter((f) => f.met !== null).length;
+await mergeResults(fresh);
+console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE}`);

@@ -19,8 +19,9 @@ import { type BackendConfig, backendSchema } from "../src/config/schema.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
+import { type Figure, figure, ratios } from "./report.js";
 
-const RUNS = 7;
+let RUNS = 7;
 const TOKENS = 64;
 const MIB = 1024 * 1024;
 
@@ -50,7 +51,7 @@ async function tokensPerSecond(model: TextModel): Promise<number> {
   return value.usage.completionTokens / (ms / 1000);
 }
 
-async function coldLoads(medium: ModelDescriptor, config: BackendConfig): Promise<void> {
+async function coldLoads(medium: ModelDescriptor, config: BackendConfig): Promise<Figure[]> {
   const local = new LlamaBackend();
   await local.ready(config);
   const hosted = new HostedBackend("gguf");
@@ -67,10 +68,12 @@ async function coldLoads(medium: ModelDescriptor, config: BackendConfig): Promis
   await hosted.dispose();
   await local.dispose();
   const [l, h] = [median(times.local), median(times.hosted)];
-  console.log(`cold load of ${medium.name} (median of ${RUNS}): in-process ${l.toFixed(0)} ms, via spare host ${h.toFixed(0)} ms  ×${(h / l).toFixed(2)} (target ≤ 1.10)`);
+  return [
+    figure({ section: "isolation", item: "1.3", name: `cold load of ${medium.name} via the spare host`, samples: ratios(times.hosted, times.local), unit: "×", baseline: "in-process load", target: { max: 1.1 }, note: `${h.toFixed(0)} ms vs ${l.toFixed(0)} ms` }),
+  ];
 }
 
-async function throughput(nano: ModelDescriptor, config: BackendConfig): Promise<void> {
+async function throughput(nano: ModelDescriptor, config: BackendConfig): Promise<Figure[]> {
   const local = new LlamaBackend();
   const hosted = new HostedBackend("gguf", { spare: false });
   const a = (await local.load(nano, { backend: config })) as TextModel;
@@ -87,12 +90,17 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig): Promise
   await hosted.dispose();
   await local.dispose();
   const [l, h] = [median(rates.local), median(rates.hosted)];
-  console.log(`tokens/s on ${nano.name}, ${TOKENS} streamed tokens (median of ${RUNS}): in-process ${l.toFixed(0)}, via host ${h.toFixed(0)}  ×${(h / l).toFixed(2)} (target ≥ 0.95)`);
+  return [
+    figure({ section: "isolation", name: `tokens/s via a host, ${nano.name}`, samples: ratios(rates.hosted, rates.local), unit: "×", baseline: "in process", target: { min: 0.95 }, note: `${TOKENS} streamed tokens; ${h.toFixed(0)} vs ${l.toFixed(0)} tok/s` }),
+  ];
 }
 
-async function memory(models: ModelDescriptor[], base: BackendConfig): Promise<void> {
-  console.log("\nmemory of a hosted model: accounted (the host's Pss) vs the OS, and the in-process backend's own figure");
-  console.log("model                mmap   idle host Pss   loaded Pss (accounted)   RSS        model's share   in-process figure");
+/**
+ * Memory of a hosted model: what the cache accounts (the host's Pss, re-measured) against what the OS shows, with
+ * mmap on and off; the note adds RSS, the idle host's Pss and the in-process backend's own figure.
+ */
+async function memory(models: ModelDescriptor[], base: BackendConfig): Promise<Figure[]> {
+  const figures: Figure[] = [];
   for (const descriptor of models) {
     for (const mmap of [true, false]) {
       const config = { ...base, mmap };
@@ -105,8 +113,17 @@ async function memory(models: ModelDescriptor[], base: BackendConfig): Promise<v
       const resident = await rss(model.pid as number);
       const local = new LlamaBackend();
       const inProcess = await local.load(descriptor, { backend: config });
-      console.log(
-        `${descriptor.name.padEnd(20)} ${String(mmap).padEnd(6)} ${mib(idle).padStart(13)}   ${mib(pss).padStart(10)} (${mib(model.memoryBytes)})   ${mib(resident).padStart(10)}   ${mib(pss - idle).padStart(13)}   ${mib(inProcess.memoryBytes).padStart(10)}`,
+      figures.push(
+        figure({
+          section: "isolation",
+          item: "1.7",
+          name: `accounted memory, hosted ${descriptor.name}, mmap ${mmap}`,
+          samples: model.memoryBytes / pss,
+          unit: "×",
+          baseline: "the host's Pss (OS)",
+          target: { min: 0.9, max: 1.1 },
+          note: `${mib(model.memoryBytes)} vs ${mib(pss)}; RSS ${mib(resident)}; idle host ${mib(idle)}; model's share ${mib(pss - idle)}, in process ${mib(inProcess.memoryBytes)}`,
+        }),
       );
       await inProcess.dispose();
       await local.dispose();
@@ -114,9 +131,11 @@ async function memory(models: ModelDescriptor[], base: BackendConfig): Promise<v
       await hosted.dispose();
     }
   }
+  return figures;
 }
 
-export async function isolationBench(): Promise<void> {
+export async function isolationBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+  if (options.quick) RUNS = 3;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-isolation-"));
   try {
     await writeTinyLlamaGguf(join(dir, "nano-f32.gguf"), { preset: "nano", type: "f32" });
@@ -129,12 +148,15 @@ export async function isolationBench(): Promise<void> {
       ["nano-f32.gguf", "medium-f32.gguf", "medium-q8_0.gguf", "medium-q4_0.gguf"].map((name) => manager.resolve(name)),
     );
     const only = process.env.BENCH_ONLY; // "load" | "tps" | "memory": one part, while developing
-    if (!only || only === "load") await coldLoads(mediumQ8 as ModelDescriptor, config);
-    if (!only || only === "tps") await throughput(nano as ModelDescriptor, config);
-    if (!only || only === "memory") await memory([mediumF32, mediumQ8, mediumQ4] as ModelDescriptor[], config);
+    const memoryModels = (options.quick ? [mediumQ8] : [mediumF32, mediumQ8, mediumQ4]) as ModelDescriptor[];
+    return [
+      ...(!only || only === "load" ? await coldLoads(mediumQ8 as ModelDescriptor, config) : []),
+      ...(!only || only === "tps" ? await throughput(nano as ModelDescriptor, config) : []),
+      ...(!only || only === "memory" ? await memory(memoryModels, config) : []),
+    ];
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await isolationBench();
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await isolationBench());

@@ -1,8 +1,9 @@
 /**
- * What the HTTP server adds to a generation: the same completions (nano tiny llama, 8 tokens, greedy) run directly on
- * the loaded model, through `POST /v1/completions`, and streamed as server-sent events. The three run interleaved, in
- * rotating order, and each is summarised by its median, so a busy machine slows them alike; reported as ratios to the
- * direct call, since absolute times depend on the (shared) machine.
+ * What the HTTP server adds to a generation (issue 13, figure 1.6): the same greedy 8-token generations on a nano
+ * tiny llama run directly on the cached model (`withModel` + `complete` / `chat`), through `POST /v1/completions` and
+ * `POST /v1/chat/completions`, each plain and streamed as server-sent events. All variants run interleaved, in rotating
+ * order; each HTTP variant is reported at p50 as the median of its per-round ratio to the direct call of that round,
+ * and at p99 as the ratio of the two p99s — absolute times depend on the (shared) machine.
  *
  * llama.cpp runs on one thread here. With two threads on a two-core machine its spin-waiting workers compete with the
  * event loop that serves the HTTP requests, and the ratios swing between 0.7 and 1.3 from run to run: the benchmark
@@ -11,41 +12,24 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import type { ChatMessage } from "../src/backends/types.js";
 import { loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
+import { type Figure, figure, interleaved, median, percentile, ratios } from "./report.js";
 
-const ROUNDS = 20;
-const REQUEST = { model: "bench.gguf", prompt: "Once upon a time", max_tokens: 8, temperature: 0 };
+const MODEL = "bench.gguf";
+const PROMPT = "Once upon a time";
+const MAX_TOKENS = 8;
+const MESSAGES: ChatMessage[] = [{ role: "user", content: PROMPT }];
+/** The server's target at p50 (issue 13): at most 15 % over the direct call. */
+const TARGET = { max: 1.15 };
 
-type Variant = { name: string; run: () => Promise<void> };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-}
-
-/** Median milliseconds per variant, over ROUNDS interleaved rounds (after one warm-up call each). */
-async function interleaved(variants: Variant[]): Promise<number[]> {
-  for (const v of variants) await v.run();
-  const times: number[][] = variants.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let k = 0; k < variants.length; k++) {
-      const index = (round + k) % variants.length;
-      const started = performance.now();
-      await variants[index]?.run();
-      times[index]?.push(performance.now() - started);
-    }
-  }
-  return times.map(median);
-}
-
-export async function serverOverheadBench(): Promise<void> {
+export async function serverOverheadBench(options: { quick: boolean }): Promise<Figure[]> {
+  const rounds = options.quick ? 15 : 100;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   try {
-    await writeTinyLlamaGguf(join(dir, "bench.gguf"), { preset: "nano" });
+    await writeTinyLlamaGguf(join(dir, MODEL), { preset: "nano" });
     const config = await loadConfig({
       env: { HOME: dir },
       cwd: dir,
@@ -60,32 +44,59 @@ export async function serverOverheadBench(): Promise<void> {
     const runtime = await createRuntime(config);
     const server = await startServer(runtime, { port: 0 });
     try {
-      const post = (stream: boolean) => async () => {
-        const response = await fetch(`${server.url}/v1/completions`, {
+      const post = (path: string, body: object, stream: boolean) => async () => {
+        const response = await fetch(`${server.url}${path}`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ ...REQUEST, stream }),
+          body: JSON.stringify({ ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream }),
         });
+        if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
         await response.text();
       };
-      const variants: Variant[] = [
-        {
-          name: "direct withModel + complete",
-          run: async () => {
-            await runtime.cache.withModel(REQUEST.model, (model) =>
-              model.kind === "text" ? model.complete(REQUEST.prompt, { maxTokens: REQUEST.max_tokens, temperature: 0 }) : null,
-            );
-          },
-        },
-        { name: "POST /v1/completions", run: post(false) },
-        { name: "POST /v1/completions, stream", run: post(true) },
-      ];
-      const [direct = 1, ...rest] = await interleaved(variants);
-      console.log(`\nserver overhead: ${ROUNDS} interleaved rounds of ${REQUEST.max_tokens}-token completions on a nano tiny llama, one thread (hit path), medians\n`);
-      console.log(`${variants[0]?.name.padEnd(30)} 1.00  (${direct.toFixed(1)} ms per request on this machine now)`);
-      for (const [i, ms] of rest.entries()) {
-        console.log(`${variants[i + 1]?.name.padEnd(30)} ${(ms / direct).toFixed(2)}  (+${(ms - direct).toFixed(1)} ms)`);
+      const generation = { maxTokens: MAX_TOKENS, temperature: 0 };
+      const direct = {
+        complete: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(PROMPT, generation) : null)),
+        chat: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.chat(MESSAGES, generation) : null)),
+      };
+      const routes = [
+        { name: "POST /v1/completions", against: "complete", run: post("/v1/completions", { prompt: PROMPT }, false) },
+        { name: "POST /v1/completions, stream", against: "complete", run: post("/v1/completions", { prompt: PROMPT }, true) },
+        { name: "POST /v1/chat/completions", against: "chat", run: post("/v1/chat/completions", { messages: MESSAGES }, false) },
+        { name: "POST /v1/chat/completions, stream", against: "chat", run: post("/v1/chat/completions", { messages: MESSAGES }, true) },
+      ] as const;
+      const [completeMs = [], chatMs = [], ...routeMs] = await interleaved([direct.complete, direct.chat, ...routes.map((r) => r.run)], rounds);
+      const figures: Figure[] = [];
+      for (const [i, route] of routes.entries()) {
+        const ms = routeMs[i] ?? [];
+        const base = route.against === "complete" ? completeMs : chatMs;
+        const baseline = `direct ${route.against}()`;
+        const extra = (q: number) => {
+          const ms_ = q === 50 ? median(ms) - median(base) : percentile(ms, q) - percentile(base, q);
+          return `${ms_ >= 0 ? "+" : "−"}${Math.abs(ms_).toFixed(1)}`;
+        };
+        figures.push(
+          figure({
+            section: "server",
+            item: "1.6",
+            name: `${route.name} p50`,
+            samples: ratios(ms, base),
+            unit: "×",
+            baseline,
+            target: TARGET,
+            note: `${extra(50)} ms on ${median(base).toFixed(1)} ms; ${MAX_TOKENS} tokens, nano llama, 1 thread`,
+          }),
+          figure({
+            section: "server",
+            item: "1.6",
+            name: `${route.name} p99`,
+            samples: percentile(ms, 99) / percentile(base, 99),
+            unit: "×",
+            baseline,
+            note: `${extra(99)} ms on ${percentile(base, 99).toFixed(1)} ms (p99 of ${rounds} rounds)`,
+          }),
+        );
       }
+      return figures;
     } finally {
       await server.close(0);
       await runtime.close();

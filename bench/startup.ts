@@ -12,8 +12,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Figure, figure, ratios } from "./report.js";
 
-const ROUNDS = 9;
+let ROUNDS = 9;
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
 
 function median(values: number[]): number {
@@ -21,10 +22,10 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-export async function startupBench(): Promise<void> {
+export async function startupBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+  if (options.quick) ROUNDS = 5;
   if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) {
-    console.log("dist/ is missing: run `npm run build` first (npm ci does it)");
-    return;
+    throw new Error("dist/ is missing: run `npm run build` first (npm ci does it)");
   }
   const home = await mkdtemp(join(tmpdir(), "inferno-startup-"));
   try {
@@ -45,16 +46,14 @@ export async function startupBench(): Promise<void> {
         samples.get(label)?.push(ms);
       }
     }
-    const floor = median(samples.get("node -e 0") ?? []);
-    for (const [label] of commands) {
-      const ms = median(samples.get(label) ?? []);
-      console.log(`${label.padEnd(22)} ${ms.toFixed(0).padStart(6)} ms   ×${(ms / floor).toFixed(2)} of node -e 0`);
-    }
-    const worst = Math.max(...commands.slice(1).map(([label]) => median(samples.get(label) ?? []) / floor));
-    console.log(`\nslowest: ×${worst.toFixed(2)} of node -e 0 (target ≤ 2): ${worst <= 2 ? "met" : "NOT met"}`);
+    const floor = samples.get("node -e 0") ?? [];
+    return commands.slice(1).map(([label]) => {
+      const ms = samples.get(label) ?? [];
+      return figure({ section: "startup", name: label, samples: ratios(ms, floor), unit: "×", baseline: "node -e 0", target: { max: 2 }, note: `${median(ms).toFixed(0)} ms vs ${median(floor).toFixed(0)} ms` });
+    });
   } finally {
     await rm(home, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await startupBench();
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await startupBench());
