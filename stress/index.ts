@@ -9,6 +9,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { reliabilitySection, type StressOutcome, updateReadme } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
@@ -38,7 +39,7 @@ if (only !== undefined && !names.includes(only)) {
   process.exit(2);
 }
 
-type Outcome = ScenarioResult & { seconds: number; process_peak_rss_mib?: number; exit?: string };
+type Outcome = StressOutcome & { exit?: string };
 
 /** Runs one scenario in a child process; a child that dies is a crash, reported as a violation. */
 function runChild(name: string): Promise<Outcome> {
@@ -94,8 +95,12 @@ const failed = Object.entries(results).filter(([, r]) => r.violations.length > 0
 if (only === undefined && !bounded) {
   const dir = join(import.meta.dirname, "results");
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "latest.json"), `${JSON.stringify({ machine, load_average_at_end: loadavg().map((l) => Number(l.toFixed(2))), results }, null, 2)}\n`);
+  const loadAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
+  await writeFile(join(dir, "latest.json"), `${JSON.stringify({ machine, load_average_at_end: loadAtEnd, results }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
+  const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
+  const readme = join(import.meta.dirname, "..", "README.md");
+  if (await updateReadme(readme, reliabilitySection(machine, loadAtEnd, results, titles))) console.log("updated the README's Reliability figures");
 }
 console.log(failed.length === 0 ? "every scenario held" : `violations in: ${failed.join(", ")}`);
 process.exit(failed.length === 0 ? 0 : 1);
