@@ -12,12 +12,11 @@ import { once } from "node:events";
 import { access, readdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { decodeState } from "../../src/cache/persistence/codec.js";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
+import { stressModels } from "../state-fixtures.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { StateLocked } from "../../src/errors/index.js";
-import { validDocument } from "../../test/helpers/out-of-range.js";
 import { type Scenario, seededRandom, Tally, withTempDir } from "../scenario.js";
 
 export interface KillParams {
@@ -39,18 +38,6 @@ const CHILD_BUNDLE = fileURLToPath(new URL("../../node_modules/.cache/inferno-st
 async function bundleChild(): Promise<string> {
   await build({ entryPoints: [CHILD_SOURCE], outfile: CHILD_BUNDLE, bundle: true, platform: "node", format: "esm", packages: "external", logLevel: "error" });
   return CHILD_BUNDLE;
-}
-
-/** `count` models as a save's delta carries them: each used once since the last save. */
-export function stressModels(count: number): PersistedModel[] {
-  const now = Date.now();
-  const document = validDocument(now);
-  const [template] = document.models as Array<Record<string, unknown>>;
-  document.models = Array.from({ length: count }, (_, i) => ({ ...template, key: `/models/stress-${i}.gguf`, name: `stress-${i}.gguf` }));
-  return decodeState(Buffer.from(JSON.stringify(document)), now).models.map((m) => ({
-    ...m,
-    usage: { requests: 1, hits: 1, misses: 0, loads: 0, last_used_at: now, frequency: { value: 1, at: now }, load_ms_total: 0, load_ms_samples: [] },
-  }));
 }
 
 function oneHit(models: PersistedModel[]): StateDelta {

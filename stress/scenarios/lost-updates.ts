@@ -12,13 +12,12 @@ import { once } from "node:events";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { decodeState } from "../../src/cache/persistence/codec.js";
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import type { LastSave } from "../../src/cache/types.js";
-import { validDocument } from "../../test/helpers/out-of-range.js";
 import { type Scenario, Tally, withTempDir } from "../scenario.js";
 import { completion, startStressServer } from "../server.js";
+import { stateWithModels } from "../state-fixtures.js";
 
 export interface LostUpdateParams {
   /** Writes by each of the three processes: server saves, and evictions by each CLI process. */
@@ -41,10 +40,8 @@ async function unusedPort(): Promise<number> {
 /** Saved entries for models gone missing an hour ago (so a starting server changes nothing about them). */
 async function seed(cacheDir: string, modelsDir: string, names: string[]): Promise<void> {
   const now = Date.now();
-  const document = validDocument(now);
-  const [template] = document.models as Array<Record<string, unknown>>;
-  document.models = names.map((name) => ({ ...template, key: join(modelsDir, name), name, missing_since: now - 3600_000 }));
-  await new FileStateStore(cacheDir).save(replacingDelta(decodeState(Buffer.from(JSON.stringify(document)), now)));
+  const state = stateWithModels(now, names.map((name) => ({ key: join(modelsDir, name), name, missing_since: now - 3600_000 })));
+  await new FileStateStore(cacheDir).save(replacingDelta(state));
 }
 
 export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally["result"]>> {

@@ -6,7 +6,7 @@
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import type { StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
-import { stressModels } from "./kill-saves.js";
+import { stressModels } from "../state-fixtures.js";
 
 const store = new FileStateStore(process.argv[2] ?? "", { lockWaitMs: 60_000 });
 const models = stressModels(Number(process.argv[3] ?? 100));
