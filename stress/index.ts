@@ -1,15 +1,16 @@
 /**
  * `npm run stress` (`-- --only NAME` for one scenario, `-- --bounded` for the sizes the test suite runs): tries hard to
  * break Inferno and prints what happened. Each scenario runs in a process of its own (a crash or a leak of one cannot
- * hide in another's figures); the results, with the machine they ran on, go to `stress/results/latest.json`, whose
- * figures the README's "Reliability" section quotes. Exits 1 when any scenario had a violation.
+ * hide in another's figures); full-size results, with the machine, when each ran and the load average, are merged
+ * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures the README's
+ * "Reliability" table is regenerated from. Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { reliabilitySection, type StressOutcome, updateReadme } from "./report.js";
+import { reliabilitySection, type StressMachine, type StressOutcome, updateReadme } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
@@ -39,10 +40,10 @@ if (only !== undefined && !names.includes(only)) {
   process.exit(2);
 }
 
-type Outcome = StressOutcome & { exit?: string };
+type ChildOutcome = Omit<StressOutcome, "ran_at" | "load_average_at_start" | "load_average_at_end"> & { exit?: string };
 
 /** Runs one scenario in a child process; a child that dies is a crash, reported as a violation. */
-function runChild(name: string): Promise<Outcome> {
+function runChild(name: string): Promise<ChildOutcome> {
   const started = performance.now();
   const proc = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(import.meta.url), "--child", name, ...(bounded ? ["--bounded"] : [])], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -64,25 +65,26 @@ function runChild(name: string): Promise<Outcome> {
   });
 }
 
-const machine = {
+const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
+const machine: StressMachine = {
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
   memory_gib: Math.round(totalmem() / 1024 ** 3),
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
   root: process.getuid?.() === 0,
-  date: new Date().toISOString(),
-  load_average_at_start: loadavg().map((l) => Number(l.toFixed(2))),
 };
 console.log(
   `inferno stress (${bounded ? "bounded sizes" : "full sizes"}) on ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ` +
-    `node ${machine.node}, load average ${machine.load_average_at_start.join(" ")}\n`,
+    `node ${machine.node}, load average ${loadAverage().join(" ")}\n`,
 );
 
-const results: Record<string, Outcome> = {};
+const results: Record<string, StressOutcome> = {};
 for (const scenario of SCENARIOS.filter((s) => only === undefined || s.name === only)) {
   console.log(`${scenario.name}: ${scenario.title}`);
-  const outcome = await runChild(scenario.name);
+  const ranAt = new Date().toISOString();
+  const loadAtStart = loadAverage();
+  const outcome = { ...(await runChild(scenario.name)), ran_at: ranAt, load_average_at_start: loadAtStart, load_average_at_end: loadAverage() };
   results[scenario.name] = outcome;
   const width = Math.max(...Object.keys(outcome.figures).map((k) => k.length), 0);
   for (const [key, value] of Object.entries(outcome.figures)) console.log(`  ${key.padEnd(width)}  ${value}`);
@@ -92,15 +94,19 @@ for (const scenario of SCENARIOS.filter((s) => only === undefined || s.name === 
 }
 
 const failed = Object.entries(results).filter(([, r]) => r.violations.length > 0).map(([n]) => n);
-if (only === undefined && !bounded) {
+if (!bounded) {
+  // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the README's table.
   const dir = join(import.meta.dirname, "results");
+  const file = join(dir, "latest.json");
   await mkdir(dir, { recursive: true });
-  const loadAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
-  await writeFile(join(dir, "latest.json"), `${JSON.stringify({ machine, load_average_at_end: loadAtEnd, results }, null, 2)}\n`);
+  const previous = await readFile(file, "utf8").then((text) => JSON.parse(text) as { results?: Record<string, StressOutcome> }, () => ({ results: {} }));
+  const merged = { ...previous.results, ...results };
+  const ordered = Object.fromEntries(SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]));
+  await writeFile(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
   const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
   const readme = join(import.meta.dirname, "..", "README.md");
-  if (await updateReadme(readme, reliabilitySection(machine, loadAtEnd, results, titles))) console.log("updated the README's Reliability figures");
+  if (await updateReadme(readme, reliabilitySection(machine, ordered, titles))) console.log("updated the README's Reliability figures");
 }
 console.log(failed.length === 0 ? "every scenario held" : `violations in: ${failed.join(", ")}`);
 process.exit(failed.length === 0 ? 0 : 1);
