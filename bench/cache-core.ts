@@ -3,6 +3,7 @@
  *
  * - hits per second through the real `ModelManager` (1 and 10,000 model files) and through the in-memory source, each
  *   against an awaited `async () => map.get(k)` — the cost floor of any promise-returning lookup;
+ * - the request log's cost on a hit (`request_log_size` default vs 0);
  * - `/metrics` and `/health` latency with 10,000 models in the statistics;
  * - saving and restoring 10,000 entries: the longest the event loop was blocked, and the file's size against the raw
  *   encoding.
@@ -13,6 +14,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { FakeBackend } from "../src/backends/fake.js";
 import { ModelCache } from "../src/cache/model-cache.js";
+import { RequestLog } from "../src/cache/request-log.js";
 import { encodeState } from "../src/cache/persistence/codec.js";
 import { FileStateStore } from "../src/cache/persistence/file-store.js";
 import { StateWorker } from "../src/cache/persistence/state-worker.js";
@@ -23,6 +25,7 @@ import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
+import { adviseOn } from "../src/runtime/advice.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 import { type Figure, figure, ratios } from "./report.js";
 
@@ -66,6 +69,45 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
     figure({ section: "cache", item: "1.1", name: `getModel hit, ${label}`, samples: ratios(base, get), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(get)}; baseline ${m(base)}` }),
     figure({ section: "cache", item: "1.1", name: `getModel hits/s, ${label}`, samples: get.map((x) => x / 1e6), unit: "M/s", target: { min: 1 } }),
     figure({ section: "cache", item: "1.1", name: `acquire+release hit, ${label}`, samples: ratios(base, lease), unit: "×", baseline: baselineName, target: { max: 3 }, note: m(lease) }),
+  ];
+}
+
+/**
+ * The request log's cost on the hit path (issue 13): the same hits on two caches, one logging (`request_log_size` at
+ * its default) and one not (0), in interleaved rounds. The figure is the cost of a logged hit over an unlogged one.
+ */
+async function requestLogCost(): Promise<Figure[]> {
+  const logSize = cacheSchema.parse({}).request_log_size;
+  const make = (size: number) =>
+    ModelCache.create({ ...cacheConfig("/nonexistent"), request_log_size: size }, backendSchema.parse({}), new FakeModelSource(["bench.gguf"]), {
+      backends: { gguf: new FakeBackend() },
+    });
+  const [logged, unlogged] = [await make(logSize), await make(0)];
+  await logged.getModel("bench.gguf");
+  await unlogged.getModel("bench.gguf");
+  const on: number[] = [];
+  const off: number[] = [];
+  // The write alone, into a full ring of the same size: what the log adds to a hit, without the hit's own noise.
+  const ring = new RequestLog(logSize);
+  const writes: number[] = [];
+  const writeRate = async () => {
+    const started = performance.now();
+    for (let i = 0; i < HITS; i++) ring.record("/models/bench.gguf", i, "hit");
+    return HITS / ((performance.now() - started) / 1000);
+  };
+  // A small difference on a shared machine: three times the rounds, the order alternating.
+  for (let round = 0; round < ROUNDS * 3; round++) {
+    if (round % 2 === 1) on.push(await rate(() => logged.getModel("bench.gguf")));
+    off.push(await rate(() => unlogged.getModel("bench.gguf")));
+    if (round % 2 === 0) on.push(await rate(() => logged.getModel("bench.gguf")));
+    writes.push(await writeRate());
+  }
+  await logged.close();
+  await unlogged.close();
+  const m = (xs: number[]) => `${(median(xs) / 1e6).toFixed(2)} M/s`;
+  return [
+    figure({ section: "cache", item: "13.3", name: `getModel hit with the request log (${logSize})`, samples: ratios(off, on), unit: "×", baseline: "request_log_size = 0", target: { max: 1.05 }, note: `${m(on)} logged; ${m(off)} unlogged` }),
+    figure({ section: "cache", item: "13.3", name: "request-log write, share of a logged hit", samples: ratios(on, writes).map((x) => x * 100), unit: "%", baseline: "getModel hit", target: { max: 5 }, note: `${m(writes)} writes` }),
   ];
 }
 
@@ -143,7 +185,7 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
     metadata: () => Promise.reject(new Error("the fake source has no header metadata")),
     shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
   };
-  const app = createApp({ config, models, cache, logger: silent });
+  const app = createApp({ config, models, cache, logger: silent, advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }) });
   const time = async (path: string, count = SAMPLES) => {
     const samples: number[] = [];
     for (let i = 0; i < count; i++) {
@@ -214,6 +256,7 @@ export async function cacheCoreBench(options: { quick: boolean } = { quick: fals
       ...(hits ? await hitRates("real ModelManager, 1 model file", new ModelManager(one), "bench.gguf") : []),
       ...(hits ? await hitRates(`real ModelManager, ${ENTRIES} model files`, new ModelManager(many), "bench.gguf") : []),
       ...(hits ? await hitRates("in-memory model source", new FakeModelSource(["bench.gguf"]), "bench.gguf") : []),
+      ...(hits ? await requestLogCost() : []),
       ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"))),
       ...(only === "hits" ? [] : await saveRestore(join(dir, "state"))),
     ];

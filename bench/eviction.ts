@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { FakeBackend } from "../src/backends/fake.js";
 import { ManualClock } from "../src/cache/clock.js";
 import { ModelCache } from "../src/cache/model-cache.js";
-import { offlineOptimum } from "../src/cache/sim/optimum.js";
+import { optimumOrBound } from "../src/cache/sim/optimum.js";
 import { type SimPolicy, simulate } from "../src/cache/sim/simulate.js";
 import type { SimModel, SimRequest, SimResult, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../src/config/schema.js";
@@ -147,9 +147,9 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
   const figures: TraceFigures[] = [];
   for (const trace of traces) {
     const settings = { ...base, ...trace.settings };
-    const exact = trace.requests.length <= 100;
     const started = performance.now();
-    const optimum = offlineOptimum(trace, settings, solver, { integer: exact });
+    const optimum = optimumOrBound(trace, settings, solver);
+    const exact = optimum.exact;
     const solveMs = performance.now() - started;
     const policies: Record<string, PolicyFigures> = {};
     const requestCounts = new Map<string, number>();

@@ -28,7 +28,7 @@ import { type Bytes, type Fingerprint, type ModelDescriptor, type ModelSource, s
 import { systemClock } from "./clock.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
 import { MemoryLedger, type Reservation } from "./memory.js";
-import type { PersistedGgufFacts, StateStore } from "./persistence/types.js";
+import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
 import { Pins } from "./pins.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
@@ -265,7 +265,7 @@ export class ModelCache implements AsyncDisposable {
       this.logger?.warn("a cache event listener threw", { event, error: messageOf(error) }),
     );
     this.events.subscribeAll(deps.metrics ?? {}, (message) => new BadRequest(`metrics: ${message}`));
-    this.book = new UsageBook(config.usage_half_life_hours);
+    this.book = new UsageBook(config.usage_half_life_hours, config.request_log_size);
     this.saver = new Saver({
       store: config.persist_cache ? (deps.store ?? null) : null,
       book: this.book,
@@ -613,7 +613,7 @@ export class ModelCache implements AsyncDisposable {
     this.notifyCapacity();
     if (entry.abort.signal.aborted) return new Aborted(`loading ${name} was cancelled (${entry.retireReason ?? "aborted"})`);
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
-    this.book.recordLoadFailure();
+    this.book.recordLoadFailure(key);
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
     if (cooldownMs > 0) this.cooldowns.set(key, this.clock.monotonic() + cooldownMs);
     const typed =
@@ -1192,6 +1192,14 @@ export class ModelCache implements AsyncDisposable {
     }
     this.restored = { models: this.book.size, missing, warning };
     this.events.emit("restore", this.restored);
+  }
+
+  /**
+   * The statistics and the request log as this process knows them, in the state file's shape (restored history
+   * included): what `inferno cache advise` replays.
+   */
+  snapshot(): CacheState {
+    return this.book.snapshot(this.clock.now(), (key) => this.pins.has(key));
   }
 
   /** Saves the state now (persistence on), one save at a time. Never throws: failures are reported in `last_save`. */

@@ -8,6 +8,7 @@ import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../
 import { LOAD_SAMPLES } from "./persistence/merge.js";
 import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
 import { addUse, decayedValue, type DecayedCount } from "./policy/frequency.js";
+import { RequestLog } from "./request-log.js";
 import { emptyCounters, priorityOf } from "./state-view.js";
 import type { EvictionReason } from "./types.js";
 
@@ -94,7 +95,15 @@ export class UsageBook {
   private version = 0;
   private savedVersion = 0;
 
-  constructor(private readonly halfLifeHours: number) {}
+  /** The most recent requests (`cache.request_log_size`), saved with the statistics. */
+  readonly log: RequestLog;
+
+  constructor(
+    private readonly halfLifeHours: number,
+    requestLogSize = 0,
+  ) {
+    this.log = new RequestLog(requestLogSize);
+  }
 
   // ------------------------------------------------------------ O(1) reads
 
@@ -165,6 +174,7 @@ export class UsageBook {
     usage.lastUsedAt = now;
     usage.frequency = addUse(usage.frequency, now, this.halfLifeHours);
     usage.inflation = inflation;
+    this.log.record(descriptor.key, now, kind);
     if (kind === "hit") {
       usage.hits++;
       this.counterValues.hits++;
@@ -193,11 +203,14 @@ export class UsageBook {
     usage.fingerprint = facts.fingerprint;
     usage.fileChanged = false;
     usage.missingSince = null;
+    this.log.loaded(descriptor.key, facts.loadMs);
     this.counterValues.loads++;
     this.changed(usage);
   }
 
-  recordLoadFailure(): void {
+  /** A load of the model with this key failed. */
+  recordLoadFailure(key: string): void {
+    this.log.loadFailed(key);
     this.counterValues.load_failures++;
     this.changed();
   }
@@ -227,6 +240,7 @@ export class UsageBook {
       this.counterBase = emptyCounters();
       this.models.clear();
       this.removedKeys.clear();
+      this.log.clear();
       this.resetAll = true;
     } else {
       for (const key of keys) this.remove(key);
@@ -237,6 +251,7 @@ export class UsageBook {
   private remove(key: string): void {
     if (!this.models.delete(key)) return;
     this.removedKeys.add(key);
+    this.log.remove(new Set([key]));
   }
 
   // ------------------------------------------------------------ restore
@@ -273,6 +288,7 @@ export class UsageBook {
       usage.base = baseOf(usage);
       this.models.set(saved.key, usage);
     }
+    this.log.restore(state.request_log);
   }
 
   /** At restore: the model's file is there but changed. Statistics stay; the facts of the old version go. */
@@ -346,11 +362,14 @@ export class UsageBook {
 
   /** The whole state as this process sees it. */
   snapshot(now: EpochMilliseconds, isPinned: (key: string) => boolean): CacheState {
-    return {
+    const state: CacheState = {
       saved_at: now,
       counters: structuredClone(this.counterValues),
       models: [...this.models.values()].map((u) => this.persisted(u, now, isPinned(u.key))),
     };
+    const log = this.log.persisted();
+    if (log) state.request_log = log;
+    return state;
   }
 
   /** This model's changes since the last save: facts as they are, usage as increments. */
@@ -384,6 +403,7 @@ export class UsageBook {
     const counters = structuredClone(this.counterValues);
     const removed = [...this.removedKeys];
     const resetAll = this.resetAll;
+    const logDelta = this.log.takeDelta();
     const dirty = [...this.models.values()].filter((u) => u.dirty);
     const captured: Array<{ usage: Usage; base: UsageBase; changes: number }> = [];
     const models: PersistedModel[] = [];
@@ -401,11 +421,14 @@ export class UsageBook {
       removed,
       counters: subtractCounters(counters, this.counterBase),
       models,
+      request_log_size: this.log.capacity,
     };
+    if (logDelta.log) delta.request_log = logDelta.log;
     return {
       delta,
       commit: () => {
         this.counterBase = counters;
+        logDelta.commit();
         for (const { usage, base, changes } of captured) {
           usage.base = base;
           // Changed again since it was read: stays dirty, so the next save sends the rest.

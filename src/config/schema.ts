@@ -17,6 +17,9 @@ export type StoreName = (typeof STORE_NAMES)[number];
 export const MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600;
 const MAX_DURATION_TEXT = `at most ${MAX_DURATION_SECONDS} (10 years)`;
 
+/** The most requests `cache.request_log_size` may keep (and a state file may hold): a million, ~10 MB in memory. */
+export const MAX_REQUEST_LOG_SIZE = 1_000_000;
+
 /** Whole, non-negative number of seconds, at most `MAX_DURATION_SECONDS`. */
 const seconds = () => z.number().int().nonnegative().max(MAX_DURATION_SECONDS);
 
@@ -107,6 +110,15 @@ export const cacheSchema = z
       .default(30)
       .describe(
         "Days the statistics of a model whose file is missing at start are kept (marked `missing`) before they are dropped. A models directory that is absent altogether changes nothing.",
+      ),
+    request_log_size: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(MAX_REQUEST_LOG_SIZE)
+      .default(10_000)
+      .describe(
+        `Recent requests remembered (model, time, hit/miss, load time) and saved with the statistics, for \`inferno cache advise\`; the oldest is dropped first. 0 = no log; at most ${MAX_REQUEST_LOG_SIZE}.`,
       ),
     models: z
       .record(z.string().min(1), modelOverrideSchema)

@@ -171,6 +171,16 @@ export class StateCorrupt extends InfernoError {
   readonly code = "state_corrupt";
 }
 
+/**
+ * `cache advise` has no traffic to replay: the request log is off, empty, or spans too little time.
+ * `details.reason`: `off`, `empty` or `too_short`.
+ */
+export class NoRequestLog extends InfernoError {
+  readonly code = "request_log_empty";
+  override readonly status = 409;
+  override readonly type = "invalid_request_error";
+}
+
 /** The saved cache state is in use by another process (lock held). */
 export class StateLocked extends InfernoError {
   readonly code = "state_locked";

@@ -2,6 +2,7 @@
  * An HTTP client for a running `inferno serve`, used by the live CLI (`inferno cache …`, `inferno ps`). It speaks the
  * cache admin routes and turns the server's OpenAI error JSON back into Inferno's typed errors.
  */
+import type { AdviceReport } from "../cache/sim/advise.js";
 import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
 import {
@@ -15,6 +16,7 @@ import {
   ModelOutsideModelsDir,
   ModelPinned,
   ModelTooLarge,
+  NoRequestLog,
   ServerUnavailable,
   Unauthorized,
   UsageError,
@@ -56,6 +58,7 @@ const ERRORS_BY_CODE: Record<string, ErrorClass> = {
   model_load_failed: ModelLoadFailed,
   model_load_cooldown: ModelLoadCooldown,
   cache_busy: CacheBusy,
+  request_log_empty: NoRequestLog,
   bad_request: BadRequest,
   usage_error: UsageError,
   invalid_api_key: Unauthorized,
@@ -108,6 +111,11 @@ export class InfernoClient {
 
   stats(): Promise<CacheStats> {
     return this.call("GET", "/v1/cache/stats");
+  }
+
+  /** `GET /v1/cache/advise`: the request log replayed under other settings. */
+  advise(): Promise<AdviceReport> {
+    return this.call("GET", "/v1/cache/advise");
   }
 
   async loadedModels(): Promise<LoadedModelInfo[]> {

@@ -11,6 +11,9 @@ import type { InfernoConfig } from "../config/schema.js";
 import { ModelManager } from "../models/manager.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
 import type { Bytes } from "../models/types.js";
+import { totalmem } from "node:os";
+import type { AdviceReport } from "../cache/sim/advise.js";
+import { adviseOn, singleFlight } from "./advice.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
@@ -48,7 +51,17 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
      * restore and recorded here, apart from every model's load time. Filled in when each start-up ends.
      */
     readonly startupMs: Partial<Record<string, number>> = {},
+    /** Total system memory (`max_memory_mb = 0` is half of it; `advise` tries no more than it). */
+    private readonly systemMemoryBytes: Bytes = totalmem(),
   ) {}
+
+  /**
+   * What other cache settings would have done with the logged requests (cache/sim/advise.ts), on a worker thread. A
+   * property, not a method, so a runtime spread into another (`{ ...runtime, config }`) keeps it. One at a time.
+   */
+  readonly advise: () => Promise<AdviceReport> = singleFlight(() =>
+    adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes }),
+  );
 
   /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
   close(): Promise<void> {
@@ -138,7 +151,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   if (known.length > 0) {
     logger.info({ models: known.length, state_file: stateFile }, `restored the usage statistics of ${known.length} model(s)`);
   }
-  return new Runtime(config, models, cache, logger, real, stopLogging, startupMs);
+  return new Runtime(config, models, cache, logger, real, stopLogging, startupMs, options.systemMemoryBytes ?? totalmem());
 }
 
 /**

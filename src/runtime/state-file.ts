@@ -6,6 +6,8 @@
 import { totalmem } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { FileStateStore } from "../cache/persistence/file-store.js";
+import { mergeRequestLogs } from "../cache/request-log.js";
+import type { AdviceReport } from "../cache/sim/advise.js";
 import { Pins } from "../cache/pins.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
 import { planWarmup } from "../cache/policy/warmup.js";
@@ -16,6 +18,7 @@ import { ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
 import { type ModelDescriptor, sameFileVersion } from "../models/types.js";
+import { adviseOn } from "./advice.js";
 
 export interface StateFileOptions {
   /** Wall clock (ms). Default `Date.now`. */
@@ -128,6 +131,9 @@ export class StateFile {
         counters: options.stats ? emptyState(0).counters : state.counters,
         models: state.models.filter((m) => !removed.has(m.key)),
       };
+      // The removed models' requests go with their statistics; resetting every statistic empties the log.
+      const log = options.stats && options.model === undefined ? undefined : mergeRequestLogs(state.request_log, null, Infinity, removed);
+      if (log) next.request_log = log;
       return { state: next, result: { removed: targets.map((m) => m.name), statisticsReset: options.stats === true } };
     });
   }
@@ -140,10 +146,10 @@ export class StateFile {
       const state = current ?? emptyState(this.now());
       const model = this.find(state, name, key);
       this.assertUnpinnedOrForced(pins, model, options.force);
-      return {
-        state: { ...state, saved_at: this.now(), models: state.models.filter((m) => m.key !== model.key) },
-        result: model.name,
-      };
+      const next: CacheState = { saved_at: this.now(), counters: state.counters, models: state.models.filter((m) => m.key !== model.key) };
+      const log = mergeRequestLogs(state.request_log, null, Infinity, new Set([model.key]));
+      if (log) next.request_log = log;
+      return { state: next, result: model.name };
     });
   }
 
@@ -153,6 +159,12 @@ export class StateFile {
         details: { model: model.name },
       });
     }
+  }
+
+  /** What other cache settings would have done with the saved request log (cache/sim/advise.ts). */
+  async advise(): Promise<AdviceReport> {
+    const { state } = await this.inspect();
+    return adviseOn({ state, config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes });
   }
 
   /** The plan a starting server would follow (given models in order, or ranked by a strategy). Loads nothing. */

@@ -32,6 +32,9 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
     });
   });
 
+  // A replay of the request log under other settings (seconds of solver work, on a worker thread).
+  routes.get("/v1/cache/advise", async (c) => c.json(await deps.runtime.advise()));
+
   routes.get("/v1/cache/models", (c) => c.json({ object: "list", data: cache.loadedModels() }));
 
   routes.post("/v1/cache/save", async (c) => c.json(await cache.saveCache()));

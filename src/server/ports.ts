@@ -5,6 +5,7 @@
  */
 import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupProgress, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
+import type { AdviceReport } from "../cache/sim/advise.js";
 import type { InfernoConfig } from "../config/schema.js";
 import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
 
@@ -59,4 +60,9 @@ export interface ServerRuntime {
   readonly models: ModelCatalog;
   readonly cache: CacheService;
   readonly logger: Logger;
+  /**
+   * What other cache settings would have done with the logged requests (`GET /v1/cache/advise`); throws `NoRequestLog`
+   * when the log is off or empty.
+   */
+  advise(): Promise<AdviceReport>;
 }

@@ -153,10 +153,15 @@ describe("simulator", () => {
     assert.deepEqual(result, { requests: 5, hits: 1, misses: 4, loads: 4, warmLoads: 1, loadMsTotal: 30 + 60 + 10 + 60, evictions: 3 });
   });
 
-  for (const policy of ["lru", "cost-aware", "reload-cost"] as const) {
-    it(`reproduces the real ModelCache's loads and load time exactly (${policy}, fake backend, manual clock)`, async () => {
+  const cases = [
+    ...(["lru", "cost-aware", "reload-cost"] as const).map((policy) => ({ policy, ttlSeconds: 0 })),
+    // With the idle TTL on (`inferno cache advise` replays it): models idle 150 s are unloaded between requests.
+    { policy: "reload-cost" as const, ttlSeconds: 150 },
+  ];
+  for (const { policy, ttlSeconds } of cases) {
+    it(`reproduces the real ModelCache's loads and load time exactly (${policy}${ttlSeconds ? `, idle TTL ${ttlSeconds} s` : ""}, fake backend, manual clock)`, async () => {
       const trace = randomTrace(42, 6, 150, 60_000);
-      const settings: SimSettings = { maxModels: 3, maxMemoryBytes: 1500 * MIB, warmWindowMs: 0, usageHalfLifeHours: 0.5 };
+      const settings: SimSettings = { maxModels: 3, maxMemoryBytes: 1500 * MIB, warmWindowMs: 0, usageHalfLifeHours: 0.5, ttlMs: ttlSeconds * 1000 };
       const clock = new ManualClock(START);
       const source = new FakeModelSource(trace.models.map((m) => ({ name: m.key, estimateBytes: m.memoryBytes })));
       const backend = new FakeBackend({
@@ -168,7 +173,7 @@ describe("simulator", () => {
           eviction_policy: policy,
           max_memory_mb: settings.maxMemoryBytes / MIB,
           max_cached_models: settings.maxModels,
-          model_ttl_seconds: 0,
+          model_ttl_seconds: ttlSeconds,
           enable_warmup: false,
           persist_cache: false,
           usage_half_life_hours: settings.usageHalfLifeHours,
@@ -190,12 +195,13 @@ describe("simulator", () => {
       const stats = cache.stats();
       await cache.close();
       const sim = simulate(trace, settings, policy);
-      assert.ok(sim.evictions > 10, "the trace makes the policy choose");
+      assert.ok(sim.evictions > 10, `the trace makes the policy choose (${sim.evictions} evictions)`);
       assert.equal(sim.loads, loads);
       assert.equal(sim.loadMsTotal, loadMs);
       assert.equal(sim.hits, stats.hits);
       assert.equal(sim.misses, stats.misses);
       assert.equal(sim.evictions, stats.evictions.capacity_count + stats.evictions.capacity_memory);
+      if (ttlSeconds > 0) assert.ok(stats.evictions.ttl > 10, `the TTL unloaded models (${stats.evictions.ttl})`);
     });
   }
 });

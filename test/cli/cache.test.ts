@@ -8,6 +8,7 @@ import { decompressState, FileStateStore } from "../../src/cache/persistence/fil
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
+import { persistedLogOf, requestsOf } from "../../src/cache/request-log.js";
 import { cliSandbox } from "../helpers/cli.js";
 import { tinyModelsDir } from "../helpers/models.js";
 import { validDocument } from "../helpers/out-of-range.js";
@@ -40,6 +41,15 @@ async function setup(t: TestContext) {
     saved_at: now - HOUR,
     counters: { hits: 12, misses: 3, loads: 3, load_failures: 0, evictions: { ...evictions, ttl: 2 }, warmups: 1, unknown_model_requests: 0, coalesced: 0 },
     models: [await entry("a.gguf", 10, 1), await entry("b.gguf", 4, 0.1), await entry("c.gguf", 1, 2)],
+    // a b a c a b, ten minutes apart over the last hour: each model's first request missed.
+    request_log: persistedLogOf(
+      ["a", "b", "a", "c", "a", "b"].map((m, i, all) => ({
+        key: join(dir, `${m}.gguf`),
+        at: now - HOUR + i * 600_000,
+        outcome: all.indexOf(m) === i ? "miss" : "hit",
+        loadMs: all.indexOf(m) === i ? 120 : null,
+      })),
+    ),
   };
   const store = new FileStateStore(cacheDir);
   await store.save(replacingDelta(state));
@@ -78,6 +88,7 @@ describe("inferno cache (file mode)", () => {
     assert.equal(decoded.state.models[0].key, join(dir, "a.gguf"));
     const human = await run(["cache", "inspect"]);
     assert.match(human.stdout, /counters: hits 12, misses 3/);
+    assert.match(human.stdout, /^request log: 6 requests, \S+ to \S+ \(inferno cache advise replays them\)$/m);
   });
 
   it("clear keeps pinned entries unless --force, refuses a pinned --model, and --stats resets counters", async (t) => {
@@ -95,6 +106,31 @@ describe("inferno cache (file mode)", () => {
     assert.match(forced.stdout, /removed: a\.gguf\nstatistics reset/);
     const after = (await store.read())?.state;
     assert.deepEqual([after?.models.length, after?.counters.hits, after?.counters.evictions.ttl], [0, 0, 0]);
+    assert.equal(after?.request_log, undefined, "resetting the statistics empties the request log");
+  });
+
+  it("advise replays the saved request log: a table with the current setting marked and one recommended change, or --json", async (t) => {
+    const { run, cacheDir } = await setup(t);
+    const json = await run(["cache", "advise", "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.match(json.stderr, /no server running at .*; read /);
+    const report = JSON.parse(json.stdout);
+    assert.deepEqual([report.log.requests, report.log.models, report.log.span_seconds], [6, 3, 3000]);
+    assert.equal(report.rows[0].current, true);
+    assert.equal(report.rows[0].loads, 3, "five places hold all three models: each loads once");
+    assert.equal(report.recommendation, null);
+    const keep = await run(["cache", "advise"]);
+    assert.match(keep.stdout, /^recommended: keep the current settings/m);
+    // One place: every switch reloads (6 loads of 120 ms); three places load each model once (3 loads), two places 4.
+    // Three places save 0.36 s over the log's 3000 s: 0.36 x 86400 / 3000 = 10.4 s a day.
+    const one = await run(["cache", "advise"], { INFERNO_CACHE__MAX_CACHED_MODELS: "1" });
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /^\* current: reload-cost, max_cached_models = 1, max_memory_mb = \d+\s+0\.0%\s+6\s+0\.7 s/m);
+    assert.match(one.stdout, /^ {2}max_cached_models = 3\s+50\.0%\s+3\s+0\.4 s\s+10\.4 s$/m);
+    assert.match(one.stdout, /^recommended: set cache\.max_cached_models = 3 \(now 1\): 0\.4 s less loading over the log, about 10\.4 s a day/m);
+    const off = await run(["cache", "advise"], { INFERNO_CACHE__CACHE_DIR: join(cacheDir, "none"), INFERNO_CACHE__REQUEST_LOG_SIZE: "0" });
+    assert.equal(off.code, 1);
+    assert.match(off.stderr, /the request log is off \(cache\.request_log_size = 0\)/);
   });
 
   it("evict removes one model's entry; an unknown name is an error naming the file", async (t) => {
@@ -102,6 +138,8 @@ describe("inferno cache (file mode)", () => {
     const evicted = await run(["cache", "evict", "b.gguf"]);
     assert.equal(evicted.code, 0, evicted.stderr);
     assert.deepEqual((await store.read())?.state.models.map((m) => m.name), ["a.gguf", "c.gguf"]);
+    const logged = requestsOf((await store.read())?.state.request_log).map((r) => r.key.replace(/^.*\//, ""));
+    assert.deepEqual(logged, ["a.gguf", "a.gguf", "c.gguf", "a.gguf"], "b's requests went with its entry");
     const unknown = await run(["cache", "evict", "zzz.gguf"]);
     assert.equal(unknown.code, 2, "a name the user got wrong is a usage error");
     assert.match(unknown.stderr, /has no entry for "zzz\.gguf"/);

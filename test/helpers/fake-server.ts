@@ -8,6 +8,7 @@ import type { TestContext } from "node:test";
 import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { configSchema, type InfernoConfig } from "../../src/config/schema.js";
+import { adviseOn } from "../../src/runtime/advice.js";
 import { type RunningServer, startServer, type StartServerOptions } from "../../src/runtime/index.js";
 import type { Logger, ModelCatalog, ServerRuntime } from "../../src/server/ports.js";
 import { MemoryStateStore } from "./cache-harness.js";
@@ -57,7 +58,7 @@ export async function startFakeServer(t: TestContext, options: FakeServerOptions
     warn: (_fields, message) => warnings.push(message),
     error: (_fields, message) => warnings.push(message),
   };
-  const runtime: ServerRuntime = { config, models, cache, logger };
+  const runtime: ServerRuntime = { config, models, cache, logger, advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }) };
   const server = await startServer(runtime, { port: 0, host: "127.0.0.1", ...options.server });
   let stopped: Promise<void> | null = null;
   const stop = () => {

@@ -30,6 +30,13 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   const table = await runCli(["cache", "stats"], where);
   assert.match(table.stdout, /hits 1, misses 1/);
 
+  // advise through the running server (the runtime replays its own request log on a worker thread): the route's answer.
+  const advice = await runCli(["cache", "advise", "--json"], where);
+  assert.equal(advice.code, 0, advice.stderr);
+  const report = JSON.parse(advice.stdout);
+  assert.deepEqual([report.log.requests, report.log.observed.hits, report.log.observed.misses], [2, 1, 1]);
+  assert.deepEqual(report, (await s.getJson("/v1/cache/advise")).body);
+
   const ps = await runCli(["ps", "--server", s.url], { cwd: s.cwd, env: s.env });
   assert.equal(ps.code, 0, ps.stderr);
   const [header, row, ...rest] = ps.stdout.trim().split("\n");

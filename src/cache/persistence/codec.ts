@@ -7,6 +7,7 @@
  * migrated on decode; newer ones are refused (`StateCorrupt` with `details.newer`), never guessed at.
  */
 import { z } from "zod";
+import { MAX_REQUEST_LOG_SIZE } from "../../config/schema.js";
 import { StateCorrupt } from "../../errors/index.js";
 import { EVICTION_REASONS, type EvictionReason, emptyEvictions } from "../types.js";
 import type { CacheState, PersistedModel } from "./types.js";
@@ -32,6 +33,8 @@ export const STATE_LIMITS = {
   maxSamples: 1024,
   /** Models in one state file. */
   maxModels: 100_000,
+  /** Requests in the request log (`cache.request_log_size` at most). */
+  maxLoggedRequests: MAX_REQUEST_LOG_SIZE,
 } as const;
 
 /** The schemas for a document decoded at `now` (times are checked against it). */
@@ -82,6 +85,24 @@ function schemasAt(now: number) {
     Object.fromEntries(EVICTION_REASONS.map((r) => [r, reasonCount])) as Record<EvictionReason, typeof reasonCount>,
   );
 
+  // Added within version 2 (`inferno cache advise`): columns of equal length, model indices into `keys`.
+  const requestLog = z
+    .object({
+      keys: z.array(path).max(L.maxLoggedRequests),
+      at: z.array(time).max(L.maxLoggedRequests),
+      model: z.array(count).max(L.maxLoggedRequests),
+      outcome: z.string().max(L.maxLoggedRequests).regex(/^[hmc]*$/),
+      load_ms: z.array(amount.nullable()).max(L.maxLoggedRequests),
+    })
+    .superRefine((log, ctx) => {
+      const n = log.at.length;
+      if (log.model.length !== n || log.outcome.length !== n || log.load_ms.length !== n) {
+        ctx.addIssue({ code: "custom", message: `the request log's columns differ in length (at: ${n} requests)` });
+      } else if (log.model.some((i) => i >= log.keys.length)) {
+        ctx.addIssue({ code: "custom", path: ["model"], message: `a request names a model beyond keys (${log.keys.length})` });
+      }
+    });
+
   const stateV2 = z.object({
     format: z.literal(STATE_FORMAT),
     schema_version: z.literal(2),
@@ -98,6 +119,7 @@ function schemasAt(now: number) {
       coalesced: count.default(0),
     }),
     models: z.array(modelV2).max(L.maxModels),
+    request_log: requestLog.optional(),
   });
 
   const isoTime = z

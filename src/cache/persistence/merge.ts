@@ -4,9 +4,11 @@
  *
  * Counts and load-time totals add; `last_used_at` takes the latest; decayed frequencies combine by their timestamps
  * (both brought to the later time, then added); load-time samples append, newest kept; facts about the file (name,
- * fingerprint, metadata, pinned, missing) take the delta's, which is the newest look at them.
+ * fingerprint, metadata, pinned, missing) take the delta's, which is the newest look at them. Request logs merge by
+ * time, the newest `request_log_size` kept (request-log.ts).
  */
 import { decayedValue, type DecayedCount } from "../policy/frequency.js";
+import { mergeRequestLogs } from "../request-log.js";
 import { priorityOf } from "../state-view.js";
 import { EVICTION_REASONS } from "../types.js";
 import type { CacheState, PersistedCounters, PersistedModel, PersistedUsage, StateDelta } from "./types.js";
@@ -71,7 +73,8 @@ function mergeModel(stored: PersistedModel, added: PersistedModel, at: number, h
 export function mergeDelta(current: CacheState | null, delta: StateDelta): CacheState {
   const base = delta.reset_all ? null : current;
   const models = new Map((base?.models ?? []).map((m) => [m.key, m]));
-  for (const key of delta.removed) models.delete(key);
+  const removed = new Set(delta.removed);
+  for (const key of removed) models.delete(key);
   for (const added of delta.models) {
     const stored = models.get(added.key);
     models.set(
@@ -79,14 +82,27 @@ export function mergeDelta(current: CacheState | null, delta: StateDelta): Cache
       stored ? mergeModel(stored, added, delta.at, delta.half_life_hours) : { ...added, priority: priorityOf(added, delta.at, delta.half_life_hours) },
     );
   }
-  return {
+  const state: CacheState = {
     saved_at: base ? Math.max(delta.at, base.saved_at) : delta.at,
     counters: base ? addCounters(base.counters, delta.counters) : structuredClone(delta.counters),
     models: [...models.values()],
   };
+  // A process that logs nothing (size 0) leaves the stored log as other processes wrote it.
+  const size = delta.request_log_size ?? 0;
+  const log = size > 0 ? mergeRequestLogs(base?.request_log, delta.request_log, size, removed) : mergeRequestLogs(base?.request_log, null, Infinity, removed);
+  if (log) state.request_log = log;
+  return state;
 }
 
 /** A delta that replaces whatever is stored with `state` (a full rewrite: migration, tests, file-mode tools). */
 export function replacingDelta(state: CacheState, halfLifeHours = 24): StateDelta {
-  return { at: state.saved_at, half_life_hours: halfLifeHours, reset_all: true, removed: [], counters: state.counters, models: state.models };
+  return {
+    at: state.saved_at,
+    half_life_hours: halfLifeHours,
+    reset_all: true,
+    removed: [],
+    counters: state.counters,
+    models: state.models,
+    ...(state.request_log ? { request_log: state.request_log, request_log_size: state.request_log.at.length } : {}),
+  };
 }

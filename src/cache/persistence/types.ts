@@ -74,11 +74,26 @@ export interface PersistedCounters {
   coalesced: number;
 }
 
+/**
+ * The request log as saved (`cache.request_log_size` newest requests, oldest first), in columns: request `i` asked for
+ * model `keys[model[i]]` at `at[i]` (wall-clock ms) with outcome letter `outcome[i]` (`h` hit, `m` miss, `c` joined a
+ * load in flight) and, for a miss, the load it caused took `load_ms[i]` ms (null: failed, cancelled or unknown).
+ */
+export interface PersistedRequestLog {
+  keys: string[];
+  at: EpochMilliseconds[];
+  model: number[];
+  outcome: string;
+  load_ms: Array<number | null>;
+}
+
 /** Everything saved in `cache_state.bin.zst` (after the format header). */
 export interface CacheState {
   saved_at: EpochMilliseconds;
   counters: PersistedCounters;
   models: PersistedModel[];
+  /** The most recent requests (absent in files written before the log existed, or when it is empty). */
+  request_log?: PersistedRequestLog;
 }
 
 export interface RestoreResult {
@@ -113,6 +128,13 @@ export interface StateDelta {
    * of the new uses alone, `load_ms_samples` the new samples.
    */
   models: PersistedModel[];
+  /** Requests logged since the last save (absent: none); merged with the stored log by time. */
+  request_log?: PersistedRequestLog;
+  /**
+   * How many requests the merged log keeps (this process's `cache.request_log_size`, the newest kept). 0: this process
+   * logs nothing, and the stored log is left as it is (other processes sharing the store may log). Absent: 0.
+   */
+  request_log_size?: number;
 }
 
 /**

@@ -200,6 +200,14 @@ export function optimumProblem(trace: Trace, settings: SimSettings, options: { i
   return { problem, fixedMs, choices: stayCols };
 }
 
+/** Traces of at most this many requests get the exact optimum (the integer program solves in seconds); longer ones the LP bound. */
+export const EXACT_OPTIMUM_MAX_REQUESTS = 100;
+
+/** The optimum as `npm run bench` and `inferno cache advise` report it: exact on short traces, else the LP lower bound. */
+export function optimumOrBound(trace: Trace, settings: SimSettings, solver: LpSolver): OptimumResult {
+  return offlineOptimum(trace, settings, solver, { integer: trace.requests.length <= EXACT_OPTIMUM_MAX_REQUESTS });
+}
+
 /** The exact optimum (`integer: true`) or its LP lower bound of a trace's total load time. */
 export function offlineOptimum(trace: Trace, settings: SimSettings, solver: LpSolver, options: { integer: boolean }): OptimumResult {
   const { problem, choices } = optimumProblem(trace, settings, options);

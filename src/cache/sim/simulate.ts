@@ -5,7 +5,8 @@
  * no clock; a trace of thousands of requests replays in milliseconds.
  *
  * What it leaves out: requests are served one after another and each is over at once (no leases, no concurrent
- * loads); the idle TTL is off. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
+ * loads). The idle TTL (`ttlMs`, off by default) unloads a model that long after its last request (after the end of
+ * the load, when that request loaded it), as the cache does. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
  */
 import { chooseVictims, type EvictionCandidate, type EvictionPolicy, nextInflation, takeVictims } from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
@@ -24,6 +25,8 @@ interface ModelState {
   loads: number;
   loadMsTotal: number;
   unloadedAt: number | null;
+  /** When its idle time started: its last request, or the end of the load that request started (as the cache counts it). */
+  idleFrom: number;
 }
 
 function isPeer(policy: SimPolicy): policy is PeerPolicy {
@@ -56,7 +59,7 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
   const states = new Map<string, ModelState>(
     trace.models.map((model) => [
       model.key,
-      { model, resident: false, lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null },
+      { model, resident: false, lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null, idleFrom: 0 },
     ]),
   );
   const resident = new Set<ModelState>();
@@ -64,15 +67,27 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
   let inflation = 0;
   const result: SimResult = { requests: 0, hits: 0, misses: 0, loads: 0, warmLoads: 0, loadMsTotal: 0, evictions: 0 };
 
+  const ttlMs = limits.ttlMs ?? 0;
   for (const { at: now, key } of trace.requests) {
     const state = states.get(key);
     if (!state) throw new Error(`trace request for unknown model ${key}`);
+    if (ttlMs > 0) {
+      for (const idle of resident) {
+        const expiresAt = idle.idleFrom + ttlMs;
+        if (expiresAt > now) continue;
+        idle.resident = false;
+        idle.unloadedAt = expiresAt;
+        resident.delete(idle);
+        usedBytes -= idle.model.memoryBytes;
+      }
+    }
     result.requests++;
     state.lastUsedAt = now;
     state.frequency = addUse(state.frequency, now, limits.usageHalfLifeHours);
     state.inflation = inflation;
     if (state.resident) {
       result.hits++;
+      state.idleFrom = now;
       continue;
     }
     result.misses++;
@@ -109,6 +124,7 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
     state.loads++;
     state.loadMsTotal += cost;
     state.resident = true;
+    state.idleFrom = now + cost;
     resident.add(state);
     usedBytes += state.model.memoryBytes;
     result.loads++;

@@ -43,6 +43,11 @@ export interface SimSettings {
   warmWindowMs: number;
   /** Half-life of the decayed usage frequency, in hours (`cache.usage_half_life_hours`). */
   usageHalfLifeHours: number;
+  /**
+   * Idle time after its last request before a model is unloaded (`cache.model_ttl_seconds`), in milliseconds; 0 or
+   * absent = never. The offline optimum ignores it: a TTL only adds unloads, so the bound stays a bound.
+   */
+  ttlMs?: number;
 }
 
 /** What replaying a trace cost. */

@@ -7,6 +7,7 @@
  */
 import { type Command, Option } from "commander";
 import type { CacheState } from "../../cache/persistence/types.js";
+import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
 import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import { iso } from "../../cache/state-view.js";
 import type { InfernoClient } from "../../runtime/index.js";
@@ -118,6 +119,74 @@ function printStats(ctx: CliContext, stats: CacheStats): void {
   );
 }
 
+function seconds(value: number): string {
+  return value >= 100 ? `${value.toFixed(0)} s` : `${value.toFixed(1)} s`;
+}
+
+function duration(totalSeconds: number): string {
+  if (totalSeconds < 120) return `${totalSeconds.toFixed(0)} s`;
+  if (totalSeconds < 7200) return `${(totalSeconds / 60).toFixed(0)} min`;
+  if (totalSeconds < 172_800) return `${(totalSeconds / 3600).toFixed(1)} h`;
+  return `${(totalSeconds / 86_400).toFixed(1)} days`;
+}
+
+function percent(rate: number): string {
+  return `${(rate * 100).toFixed(1)}%`;
+}
+
+/** A row's setting, as the configuration spells it: only what differs from the current settings. */
+function settingOf(row: AdviceRow, report: AdviceReport): string {
+  const { current } = report;
+  const memory = (mib: number) => (mib === 0 ? "no memory limit" : `max_memory_mb = ${mib}`);
+  if (row.current) return `current: ${current.eviction_policy}, max_cached_models = ${current.max_cached_models}, ${memory(current.max_memory_mb)}`;
+  if (row.varies === "eviction_policy") return `eviction_policy = ${row.eviction_policy}${row.settable ? "" : " (another runner's rule)"}`;
+  if (row.varies === "max_cached_models") return `max_cached_models = ${row.max_cached_models}`;
+  return memory(row.max_memory_mb);
+}
+
+/** The advice as a table: each setting's hit rate and load time over the log, the current one marked, then the one change advised. */
+function printAdvice(ctx: CliContext, report: AdviceReport): void {
+  const { log } = report;
+  const current = report.rows.find((r) => r.current) as AdviceRow;
+  const perDay = (r: AdviceRow) => ((current.load_seconds - r.load_seconds) * 86_400) / log.span_seconds;
+  ctx.out.print(
+    `request log: ${log.requests} requests for ${log.models} model(s) over ${duration(log.span_seconds)} (${log.first} to ${log.last}); ` +
+      `the cache had ${percent(log.observed.hit_rate)} hits (${log.observed.coalesced} joined a load) and ${seconds(log.observed.load_seconds)} of loading`,
+  );
+  const rows = report.rows.map((r) => [
+    `${r.current ? "* " : "  "}${settingOf(r, report)}`,
+    percent(r.hit_rate),
+    String(r.loads),
+    seconds(r.load_seconds),
+    r.current ? "-" : `${perDay(r) >= 0 ? "" : "+"}${seconds(Math.abs(perDay(r)))}`,
+  ]);
+  const optimum = report.optimum;
+  if (optimum) {
+    rows.push([
+      `  optimum at the current limits (${optimum.exact ? "exact" : "LP lower bound"})`,
+      "-",
+      "-",
+      seconds(optimum.load_seconds),
+      `${seconds(((current.load_seconds - optimum.load_seconds) * 86_400) / log.span_seconds)} at most`,
+    ]);
+  }
+  ctx.out.print("\n" + formatTable(["setting (replayed)", "hit rate", "loads", "load time", "saved per day"], rows));
+  const advice = report.recommendation;
+  ctx.out.print(
+    advice
+      ? `\nrecommended: set ${advice.key} = ${advice.to} (now ${advice.from}): ${seconds(advice.load_seconds_saved)} less loading over the log, ` +
+          `about ${seconds(advice.seconds_saved_per_day)} a day at this pace (hit rate ${percent(advice.hit_rate)})`
+      : "\nrecommended: keep the current settings; no change tried would have saved loading time",
+  );
+  for (const note of report.notes) ctx.out.print(`note: ${note}`);
+}
+
+function requestLogLine(state: CacheState): string {
+  const at = state.request_log?.at ?? [];
+  if (at.length === 0) return "request log: empty";
+  return `request log: ${at.length} requests, ${iso(at[0] as number)} to ${iso(at[at.length - 1] as number)} (inferno cache advise replays them)`;
+}
+
 function printState(ctx: CliContext, path: string, state: CacheState | null, bytes: number | null): void {
   if (!state) {
     ctx.out.print(`${path}: no state file yet`);
@@ -129,6 +198,7 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
       `${path} (${bytes} bytes, saved ${iso(state.saved_at) ?? "at an invalid time"})`,
       `counters: hits ${c.hits}, misses ${c.misses}, loads ${c.loads}, load failures ${c.load_failures}, warm-ups ${c.warmups}`,
       `evictions: ${Object.entries(c.evictions).map(([r, n]) => `${r} ${n}`).join(", ")}`,
+      requestLogLine(state),
     ].join("\n"),
   );
   if (state.models.length === 0) return;
@@ -265,6 +335,20 @@ export function registerCache(program: Command, ctx: CliContext): void {
     if (report.skipped.length > 0) {
       ctx.out.print(`skipped:\n${report.skipped.map((s) => `  ${s.name}: ${s.reason}`).join("\n")}`);
     }
+  });
+
+  addConfigFlags(
+    cache
+      .command("advise")
+      .description(
+        "replay the logged requests under every eviction policy and other max_cached_models / max_memory_mb values; print what each would have cost and one recommended change",
+      ),
+    FLAGS,
+  ).action(async (options: Record<string, unknown>) => {
+    const target = await connect(ctx, options);
+    const report = target.kind === "server" ? await target.client.advise() : await target.file.advise();
+    if (ctx.out.json) ctx.out.printJson(report);
+    else printAdvice(ctx, report);
   });
 
   registerCacheEvents(cache, ctx);

@@ -1,0 +1,85 @@
+/**
+ * `inferno cache advise` and `GET /v1/cache/advise`: the replay (cache/sim/advise.ts) with the HiGHS solver, on a worker
+ * thread — solving the optimum of a 10,000-request log takes seconds of CPU, and a server's event loop must not wait for
+ * it. Live and file mode both come here with a state (`ModelCache.snapshot()` or the decoded file), so both give the
+ * same answer for the same log.
+ *
+ * This module is both sides: `adviseOn` (caller) and the worker's body (when loaded as the worker).
+ */
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import type { CacheState } from "../cache/persistence/types.js";
+import { advise, type AdviceReport, type AdviseOptions } from "../cache/sim/advise.js";
+import { InfernoError, NoRequestLog } from "../errors/index.js";
+import { highsSolver } from "./lp-solver.js";
+
+type AdviceInput = { state: CacheState | null } & Omit<AdviseOptions, "solver">;
+type AdviceReply = { report: AdviceReport } | { error: { message: string; code: string | null; details: Record<string, unknown> | null } };
+
+async function adviseHere(input: AdviceInput): Promise<AdviceReport> {
+  return advise(input.state, { ...input, solver: await highsSolver() });
+}
+
+/** The worker: one replay per worker, its answer posted back. */
+if (!isMainThread && parentPort && (workerData as { inferno?: string } | null)?.inferno === "advice") {
+  const port = parentPort;
+  adviseHere((workerData as { input: AdviceInput }).input).then(
+    (report) => port.postMessage({ report } satisfies AdviceReply),
+    (error: unknown) =>
+      port.postMessage({
+        error: {
+          message: error instanceof Error ? error.message : String(error),
+          code: error instanceof InfernoError ? error.code : null,
+          details: error instanceof InfernoError ? (error.details ?? null) : null,
+        },
+      } satisfies AdviceReply),
+  );
+}
+
+function startWorker(input: AdviceInput): Worker {
+  const data = { inferno: "advice", input };
+  return import.meta.url.endsWith(".ts")
+    ? // Running from TypeScript sources (tests): the worker registers tsx before loading this file.
+      new Worker(
+        `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`,
+        { eval: true, workerData: data },
+      )
+    : new Worker(new URL(import.meta.url), { workerData: data });
+}
+
+/**
+ * `fn` one call at a time: a call while one runs gets that call's answer (a burst of `GET /v1/cache/advise` starts one
+ * worker, not one each).
+ */
+export function singleFlight<T>(fn: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | null = null;
+  return () => {
+    running ??= fn().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
+
+/**
+ * What other cache settings would have done with the state's request log (see cache/sim/advise.ts), computed on a
+ * worker thread. Throws `NoRequestLog` when there is nothing to replay. A worker that cannot start: computed here.
+ */
+export async function adviseOn(input: AdviceInput): Promise<AdviceReport> {
+  let worker: Worker;
+  try {
+    worker = startWorker(input);
+  } catch {
+    return adviseHere(input);
+  }
+  const reply = await new Promise<AdviceReply | null>((resolve) => {
+    worker.once("message", (message: AdviceReply) => resolve(message));
+    worker.once("error", () => resolve(null));
+    worker.once("exit", () => resolve(null));
+  });
+  void worker.terminate();
+  if (reply === null) return adviseHere(input);
+  if ("report" in reply) return reply.report;
+  const { message, code, details } = reply.error;
+  if (code === "request_log_empty") throw new NoRequestLog(message, details ? { details } : {});
+  throw new Error(message);
+}
