@@ -5,14 +5,14 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
-import { chmod, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import lockfile from "proper-lockfile";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
-import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
+import { FileStateStore, OWNERLESS_LOCK_GRACE_MS, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import { emptyCounters as emptyCountersForTest } from "../../src/cache/state-view.js";
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { outOfRangeDocuments } from "../helpers/out-of-range.js";
@@ -186,6 +186,20 @@ describe("FileStateStore", () => {
     await assert.rejects(store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })), { code: "state_locked" });
     await rm(join(`${store.path}.lock`, "owner.json"));
     await release();
+  });
+
+  it("a lock without an owner record (its holder killed between creating and recording it) is waited for briefly, then taken over", async (t) => {
+    const dir = await tempDir(t);
+    const empty = () => replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] });
+    const lockDir = `${new FileStateStore(dir).path}.lock`;
+    await mkdir(lockDir);
+    // Just created: a live holder may be about to record itself.
+    await assert.rejects(new FileStateStore(dir, { lockWaitMs: 0 }).save(empty()), { code: "state_locked" });
+    // Untouched for longer than the grace: abandoned, taken over at once.
+    const past = new Date(Date.now() - OWNERLESS_LOCK_GRACE_MS - 1000);
+    await utimes(lockDir, past, past);
+    await new FileStateStore(dir, { lockWaitMs: 0 }).save(empty());
+    assert.ok(!(await readdir(dir)).includes(`${STATE_FILE_NAME}.lock`), "the lock is released after the save");
   });
 
   it("a new cache directory is created 0700 and the state file 0600; existing world-readable ones are left, with a warning", async (t) => {

@@ -60,7 +60,7 @@ export interface StoreFileSystem {
   open(path: string, flags: "w" | "r", mode?: number): Promise<StoreFileHandle>;
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { recursive?: boolean; force: boolean }): Promise<void>;
-  stat(path: string): Promise<{ mode: number; isDirectory(): boolean }>;
+  stat(path: string): Promise<{ mode: number; mtimeMs: number; isDirectory(): boolean }>;
   readdir(path: string): Promise<string[]>;
   access(path: string, mode: number): Promise<void>;
   lock: LockFunction;
@@ -139,6 +139,11 @@ function unwritable(error: unknown, path: string): unknown {
 
 /** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
 const OWNER_FILE = "owner.json";
+/**
+ * How long a lock directory may go without an owner record before it counts as abandoned (see
+ * `takeOverOwnerlessLock`): far beyond the microseconds a live holder needs to write or remove its record.
+ */
+export const OWNERLESS_LOCK_GRACE_MS = 1500;
 
 /** Who holds the state lock: enough to tell, on the same host, that the holder is dead. */
 export interface LockOwner {
@@ -497,7 +502,8 @@ export class FileStateStore implements StateStore {
 
   /**
    * Runs `fn` holding the cross-process lock. The holder records itself (`LockOwner`) in the lock directory; a lock
-   * whose owner is provably dead (`ownerIsDead`) is taken over at once. Only a lock held by a live (or unknown) process
+   * whose owner is provably dead (`ownerIsDead`) is taken over at once, one without an owner record once it is abandoned
+   * (`takeOverOwnerlessLock`). Only a lock held by a live (or unknown) process
    * is waited for (up to `lockWaitMs`; proper-lockfile also calls a lock untouched for 10 s stale); any other failure
    * (a permission error, say) fails at once.
    */
@@ -536,9 +542,28 @@ export class FileStateStore implements StateStore {
    */
   private async takeOverDeadLock(lockDir: string): Promise<boolean> {
     const owner = await readOwner(this.fs, lockDir);
-    if (owner === null || !ownerIsDead(owner)) return false;
+    if (owner === null) return this.takeOverOwnerlessLock(lockDir);
+    if (!ownerIsDead(owner)) return false;
     const again = await readOwner(this.fs, lockDir);
     if (again === null || !sameOwner(owner, again)) return false;
+    await this.fs.rm(lockDir, { recursive: true, force: true });
+    return true;
+  }
+
+  /**
+   * A lock directory without a (whole) owner record: its holder was killed in the moment between creating the lock
+   * and recording itself, or between removing its record and the lock (`npm run stress` lands SIGKILLs there). A live
+   * holder spends microseconds in either gap, so a record still missing `OWNERLESS_LOCK_GRACE_MS` after the directory
+   * last changed means an abandoned lock: it is removed (rather than blocking saves until proper-lockfile's 10 s
+   * staleness). True when it was.
+   */
+  private async takeOverOwnerlessLock(lockDir: string): Promise<boolean> {
+    const changed = await this.fs.stat(lockDir).then(
+      (info) => info.mtimeMs,
+      () => null,
+    );
+    if (changed === null || Date.now() - changed < OWNERLESS_LOCK_GRACE_MS) return false;
+    if ((await readOwner(this.fs, lockDir)) !== null) return false;
     await this.fs.rm(lockDir, { recursive: true, force: true });
     return true;
   }
