@@ -36,13 +36,21 @@ const args = [
 ];
 const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } });
 
-let tail = "";
+// The runner's summary (`ℹ pass N`, …) comes before the failures are listed again, which can run long: its counts are
+// kept as they pass by, line by line.
+const summary = new Map();
+let partial = "";
 child.stdout.on("data", (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4000);
+  const lines = (partial + chunk.toString()).split("\n");
+  partial = lines.pop() ?? "";
+  for (const line of lines) {
+    const match = /^ℹ (\w+) (\d+)$/.exec(line.trim());
+    if (match) summary.set(match[1], Number(match[2]));
+  }
 });
 child.on("close", (code, signal) => {
-  const count = (name) => Number(new RegExp(`ℹ ${name} (\\d+)`).exec(tail)?.[1] ?? 0);
+  const count = (name) => summary.get(name) ?? 0;
   const passed = count("pass");
   const failed = count("fail") + count("cancelled");
   const skipped = count("skipped") + count("todo");

@@ -177,7 +177,23 @@ export interface WarmupProgress {
 export interface WarmupResult {
   loaded: string[];
   skipped: Array<{ name: string; reason: string }>;
-  failed: Array<{ name: string; error: string }>;
+  failed: WarmupFailure[];
+}
+
+/**
+ * A model warm-up could not load: its name and the error's message. `cause`, the error itself, is not serialized (not
+ * enumerable): it lets a caller that tells the failure to a remote client take server paths out of the message.
+ */
+export interface WarmupFailure {
+  name: string;
+  error: string;
+  readonly cause?: unknown;
+}
+
+export function warmupFailure(name: string, error: unknown, message: string): WarmupFailure {
+  const failure: WarmupFailure = { name, error: message };
+  Object.defineProperty(failure, "cause", { value: error, enumerable: false });
+  return failure;
 }
 
 export type { CacheEvent, CacheEvents, CacheMetrics } from "./events.js";

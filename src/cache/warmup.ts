@@ -10,7 +10,7 @@ import type { MemoryLedger } from "./memory.js";
 import type { Pins } from "./pins.js";
 import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
 import { warmupCandidateOf } from "./state-view.js";
-import type { WarmupProgress, WarmupResult, WarmupStrategy } from "./types.js";
+import { type WarmupProgress, type WarmupResult, type WarmupStrategy, warmupFailure } from "./types.js";
 import type { UsageBook } from "./usage.js";
 
 export interface WarmerOptions {
@@ -57,7 +57,7 @@ export class Warmer {
       return result;
     } catch (error) {
       if (!(error instanceof Disposed)) this.o.warn("warm-up failed", { error: messageOf(error) });
-      return { loaded: [], skipped: [], failed: [{ name: "*", error: messageOf(error) }] };
+      return { loaded: [], skipped: [], failed: [warmupFailure("*", error, messageOf(error))] };
     }
   }
 
@@ -87,7 +87,7 @@ export class Warmer {
         try {
           plan.push(await this.o.models.resolve(name));
         } catch (error) {
-          result.failed.push({ name, error: messageOf(error) });
+          result.failed.push(warmupFailure(name, error, messageOf(error)));
         }
       }
     } else {
@@ -165,7 +165,7 @@ export class Warmer {
     } catch (error) {
       if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
       else if (this.abort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
-      else result.failed.push({ name, error: messageOf(error) });
+      else result.failed.push(warmupFailure(name, error, messageOf(error)));
     }
   }
 }

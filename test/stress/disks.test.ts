@@ -7,6 +7,5 @@ import { disksScenario } from "../../stress/scenarios/disks.js";
 import { runBounded } from "../helpers/stress.js";
 
 it("disk full, read-only, vanished directory: saves fail at once with the real cause, the file intact, nothing lost", async (t) => {
-  // Issue 14 item 6 (one warning per distinct cause) is being built on issue-9.
-  await runBounded(t, disksScenario, [{ branch: "issue-9", violation: /save warnings for this cause/ }]);
+  await runBounded(t, disksScenario);
 });
