@@ -193,7 +193,7 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
         const model = (await hosted.load(descriptor, { backend: config })) as TextModel;
         const accounted = model.memoryBytes;
         // A first request with a prompt of most of the context: weights and the compute buffers of a full batch touched.
-        await model.complete(longPrompt, { maxTokens: 8, temperature: 0 });
+        await model.complete(longPrompt, { maxTokens: 8, temperature: 0, truncatePromptTokens: -1 });
         const pss = (await processMemory(model.pid as number)) ?? NaN;
         const share = (await privateBytes(model.pid as number)) - idlePrivate;
         await model.dispose();
