@@ -17,7 +17,12 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   const { cache } = deps.runtime;
   const routes = new Hono<AppEnv>();
 
-  routes.get("/v1/cache/stats", (c) => c.json(cache.stats()));
+  routes.get("/v1/cache/stats", (c) => {
+    const stats = cache.stats();
+    // A failed save's message is told as any error sent to a client is (no server path; `state_file` names the file).
+    const { error } = stats.last_save;
+    return c.json(error ? { ...stats, last_save: { ...stats.last_save, error: deps.paths.message(error) } } : stats);
+  });
 
   // Server-sent events (see events.ts); ends when the client leaves or the server starts shutting down.
   routes.get("/v1/cache/events", (c) => {
@@ -37,7 +42,10 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
 
   routes.get("/v1/cache/models", (c) => c.json({ object: "list", data: cache.loadedModels() }));
 
-  routes.post("/v1/cache/save", async (c) => c.json(await cache.saveCache()));
+  routes.post("/v1/cache/save", async (c) => {
+    const saved = await cache.saveCache();
+    return c.json(saved.error ? { ...saved, error: deps.paths.message(saved.error) } : saved);
+  });
 
   routes.post("/v1/cache/clear", async (c) => {
     const body = parseBody(clearRequestSchema, await readJson(c));
