@@ -142,12 +142,24 @@ export class ModelManager implements ModelSource {
     });
   }
 
-  /** Every discoverable model, sorted by name. */
+  /**
+   * Every discoverable model, sorted by name. Each model's own name is then known to `lookup`, as if it had been
+   * resolved: the cache's warm-up lists the models, so the first request after it takes the synchronous hit path too.
+   */
   async list(): Promise<ModelDescriptor[]> {
     const scan = await this.currentScan(true);
     const found = [...scan.models, ...this.allowedEscapes(scan)].sort((a, b) => a.name.localeCompare(b.name));
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
-    return descriptors.filter((d): d is ModelDescriptor => d !== null);
+    const listed = descriptors.filter((d): d is ModelDescriptor => d !== null);
+    for (const descriptor of listed) this.remember(descriptor.name, descriptor, scan);
+    return listed;
+  }
+
+  /** `name` resolves to `descriptor` (a model of `scan`) for `lookup`, unless a rescan came meanwhile or the name is ambiguous. */
+  private remember(name: string, descriptor: ModelDescriptor, scan: Catalog): void {
+    if (this.scan !== scan) return;
+    const hits = this.index.match(name);
+    if (hits.length === 1 && hits[0]?.key === descriptor.key) this.resolved.set(name, descriptor);
   }
 
   /**
@@ -168,7 +180,7 @@ export class ModelManager implements ModelSource {
     }
     if (hits.length === 1) {
       const descriptor = await this.describe(hits[0] as FoundModel);
-      if (this.scan === scan) this.resolved.set(trimmed, descriptor);
+      this.remember(trimmed, descriptor, scan);
       return descriptor;
     }
     if (hits.length > 1) {
