@@ -71,9 +71,10 @@ export const ONNX_MEMORY_FACTOR = 2;
 export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MiB;
 /**
  * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp started and the spare's
- * warm-up leftovers, as the Pss the cache accounts for a hosted model includes them — once per hosted model, never for
- * a model loaded in process. Measured on x86-64 Linux, Node 20, CPU only, hosts from dist: an idle host's Pss 88–93 MiB
- * (less while other processes map the same llama.cpp libraries; a host run from source under tsx takes ~35 MiB more).
+ * warm-up leftovers, as the Pss the cache accounts for a hosted model includes them — once per hosted model, never
+ * for a model loaded in process. Measured on x86-64 Linux, Node 20, CPU only, hosts from dist: an idle host's Pss
+ * 88–103 MiB (less while other processes map the same llama.cpp libraries; a host run from source under tsx takes
+ * ~35 MiB more).
  */
 export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 88 * MiB;
 
