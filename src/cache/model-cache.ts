@@ -144,7 +144,7 @@ export class ModelCache implements AsyncDisposable {
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
-  /** Every time the cache reads: one clock read each (see `ClockReader`); `clock` is for its timers. */
+  /** Every time the cache reads (the system clock once per event-loop turn: `perTurn`); `clock` is for its timers. */
   private readonly time: ClockReader;
   private readonly logger: CacheLogger | undefined;
   private readonly backends: BackendRegistry;
@@ -176,7 +176,7 @@ export class ModelCache implements AsyncDisposable {
   ) {
     this.backends = deps.backends;
     this.clock = deps.clock ?? systemClock;
-    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS);
+    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS, { perTurn: deps.clock === undefined });
     this.logger = deps.logger;
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
