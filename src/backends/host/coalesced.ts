@@ -8,8 +8,8 @@
  * what a reader or an HTTP client can tell. Every message wakes Inferno's process: in this VM the host's write that
  * does so took ~0.1 ms of the host's main thread and Inferno spent ~0.2 ms of CPU per message (wake-up, read, decode),
  * while a tiny model samples a token every ~0.5 ms. At 4 ms apart, a 256-token answer of the generated nano model went
- * as 30–64 messages costing Inferno 5–16 ms of CPU beside 70–130 ms for the generation — on a shared 2-core machine,
- * CPU the host then lacks; at this interval it goes as 7–15 messages and 3–4 ms. A model that takes longer than this
+ * as 30–64 messages costing Inferno 5–16 ms of CPU beside 60–170 ms for the generation — on a shared 2-core machine,
+ * CPU the host then lacks; at this interval it goes as 7–15 messages and 3–6 ms. A model that takes longer than this
  * per token (any real one on a CPU) streams every token the moment it comes; a faster one streams in batches at most
  * this far apart. The first piece of a request is never held back, nor the last (it goes out with the answer).
  */
