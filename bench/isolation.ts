@@ -6,7 +6,8 @@
  * - memory per model and weight type, in both isolation modes: the pre-load estimate, what the cache accounts, and what
  *   the OS measures (target: error ≤ 10 %), with mmap on and off — the measurement behind `backend.mmap`'s default.
  * Runs alternate between the two modes, each starting from the same state (the spare host ready, nothing starting in
- * the background), so a busy machine slows both alike; medians with their spread are reported.
+ * the background), the order turning each round (`interleaved`), so a busy machine slows both alike and neither mode
+ * always runs right after the other; medians with their spread are reported.
  *
  * Part of `npm run bench` (`-- --only isolation`); alone: `node --import tsx bench/isolation.ts`.
  */
@@ -22,9 +23,15 @@ import { type BackendConfig, backendSchema } from "../src/config/schema.js";
 import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
-import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
+import { type Figure, figure, interleaved, loadAverage, median, ratios } from "./report.js";
 
 const MIB = 1024 * 1024;
+/**
+ * Rounds of the tokens/s comparison. One round of each length takes well under a second on an idle machine, and on this
+ * shared 2-core machine single rounds range from a fifth to five times the typical ratio (another developer's burst lands
+ * on one request, not on its pair): 7 rounds left the median at the mercy of two or three of them.
+ */
+const THROUGHPUT_ROUNDS = 21;
 const PROMPT = "Once upon a time";
 const BUILT_HOST = fileURLToPath(new URL("../dist/backends/host/main.js", import.meta.url));
 const SOURCE_HOST = fileURLToPath(new URL("../src/backends/host/main.ts", import.meta.url));
@@ -148,10 +155,7 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
     for (const tokens of lengths) {
       const l: Array<{ rate: number; firstMs: number }> = [];
       const h: Array<{ rate: number; firstMs: number }> = [];
-      for (let i = 0; i < runs; i++) {
-        l.push(await streamed(a, tokens));
-        h.push(await streamed(b, tokens));
-      }
+      await interleaved([async () => l.push(await streamed(a, tokens)), async () => h.push(await streamed(b, tokens))], runs, 0);
       figures.push({
         model: nano.name,
         tokens,
@@ -238,7 +242,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const host = await hostEntry();
     hostOptions = host.entry ? { entry: host.entry } : {};
     const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
-    const rates = await throughput(await resolve("nano-f32.gguf"), config, runs, [64, 256]);
+    const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 5 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
     const { rows, idles } = await memory(models, manager, config);
     console.log(

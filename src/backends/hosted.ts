@@ -13,7 +13,7 @@
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, Disposed, isInfernoError, ModelCrashed, ModelLoadFailed, ModelLoadTimeout, messageOf } from "../errors/index.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
-import { anySignal, Lifetime, MemoryFigure, throwIfAborted } from "./common.js";
+import { Lifetime, MemoryFigure, throwIfAborted } from "./common.js";
 import { type HostAnswer, ModelHost } from "./host/host.js";
 import { processMemory } from "./host/memory.js";
 import type { CallMethod } from "./host/protocol.js";
@@ -301,17 +301,23 @@ abstract class HostedModel {
   protected call<T>(method: CallMethod, args: unknown[], signal?: AbortSignal, onText?: (text: string) => void): Promise<T> {
     if (this.crashError) return Promise.reject(this.crashError);
     return this.lifetime.run(async () => {
-      const combined = anySignal(signal, this.lifetime.signal);
       const { id, answer } = this.host.request({ type: "call", method, args, stream: onText !== undefined }, (event) => {
         if (event.type === "text") onText?.(event.text);
       });
-      const onAbort = () => this.host.abort(id);
-      if (combined.aborted) onAbort();
-      else combined.addEventListener("abort", onAbort, { once: true });
+      // The call's own signal and the model's lifetime each abort it: a listener on each (no combined signal to build
+      // per call, which costs more than the two listeners).
+      const signals = signal ? [signal, this.lifetime.signal] : [this.lifetime.signal];
+      let aborted = false;
+      const onAbort = () => {
+        if (!aborted) this.host.abort(id);
+        aborted = true;
+      };
+      if (signals.some((s) => s.aborted)) onAbort();
+      else for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
       try {
         return ((await answer) as Extract<HostAnswer, { type: "result" }>).value as T;
       } finally {
-        combined.removeEventListener("abort", onAbort);
+        for (const s of signals) s.removeEventListener("abort", onAbort);
       }
     });
   }

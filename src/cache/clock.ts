@@ -100,11 +100,11 @@ export const systemClock: Clock = longTimerClock({ now: () => Date.now(), monoto
 
 /**
  * `read`, called at most once per event-loop turn: later calls in the same turn (the same callback and the promise
- * chains it runs) return the first reading, and a `setImmediate` — run in the check phase of the same loop iteration,
- * which does not wait for I/O while it is pending — makes the next turn read again. The time nginx caches per event-loop
- * iteration, for the same reason: a read costs ~55 ns on a VM's kvm-clock, as much as an awaited `Map.get`, and a
- * stream of hits ending in one turn then costs one read. A reading is stale by at most the synchronous work done since
- * it was taken in that turn.
+ * chains it runs) return the first reading, and a `process.nextTick` — run once that callback and its promise chains
+ * are done, before any other timer, I/O or immediate callback — makes the next turn read again. The time nginx caches
+ * per event-loop iteration, for the same reason: a read costs ~55 ns on a VM's kvm-clock, as much as an awaited
+ * `Map.get`, and a stream of hits ending in one turn then costs one read. A reading is stale by at most the synchronous
+ * work done since it was taken in that turn.
  */
 export function perTurn(read: () => number): () => number {
   let reading = 0;
@@ -116,7 +116,7 @@ export function perTurn(read: () => number): () => number {
     if (fresh) return reading;
     reading = read();
     fresh = true;
-    setImmediate(expire);
+    process.nextTick(expire);
     return reading;
   };
 }

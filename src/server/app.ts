@@ -4,6 +4,7 @@
  * size limit — and the one error mapper.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -111,8 +112,11 @@ function limitBody(maxBytes: Bytes): MiddlewareHandler<AppEnv> {
   };
   const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
-    const length = c.req.header("content-length");
-    if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+    // Under Node the headers as Node parsed them: asking the adapter builds a web Headers view first.
+    const headers = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.headers;
+    const length = headers ? headers["content-length"] : c.req.header("content-length");
+    const chunked = headers ? headers["transfer-encoding"] !== undefined : c.req.header("transfer-encoding") !== undefined;
+    if (length !== undefined && !chunked) {
       return Number(length) > maxBytes ? tooLarge() : next();
     }
     return c.req.method === "GET" || c.req.method === "HEAD" ? next() : counted(c, next);

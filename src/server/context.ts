@@ -1,4 +1,7 @@
 /** What every route group gets: the runtime, the admission queue, the lifecycle, metrics; and shared request helpers. */
+import { ServerResponse } from "node:http";
+// @hono/node-server's marker for a response the handler writes to the Node response itself.
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { Aborted, BadRequest, isInfernoError, messageOf } from "../errors/index.js";
 import type { ServerRuntime } from "./ports.js";
@@ -7,6 +10,8 @@ import type { PathRedactor } from "./exposure.js";
 import type { AppLifecycle } from "./lifecycle.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";
+
+export { RESPONSE_ALREADY_SENT };
 
 export interface AppDeps {
   runtime: ServerRuntime;
@@ -55,7 +60,38 @@ export async function readJson(c: AppContext): Promise<unknown> {
   }
 }
 
-/** Aborts when the client goes away or the server's shutdown grace period ends. */
+/** The Node response under @hono/node-server (`c.env.outgoing`); undefined when `app.fetch` is called directly. */
+export function nodeResponse(c: AppContext): ServerResponse | undefined {
+  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
+  return outgoing instanceof ServerResponse ? outgoing : undefined;
+}
+
+/**
+ * A 200 JSON answer, as `c.json` gives it. Under Node it is written straight to the Node response: no web Response to
+ * build for the adapter to read back.
+ */
+export function jsonResponse(c: AppContext, body: unknown): Response {
+  const outgoing = nodeResponse(c);
+  if (outgoing === undefined) return c.json(body);
+  const text = JSON.stringify(body);
+  outgoing.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  outgoing.end(text);
+  return RESPONSE_ALREADY_SENT;
+}
+
+/**
+ * Aborts when the client goes away or the server's shutdown grace period ends. Served by Node (`c.env.outgoing`), one
+ * controller per request does it: aborted when the response closes before it was sent in full (what the adapter's own
+ * request signal means) or by the lifecycle; neither the adapter's signal nor a combined one is built.
+ */
 export function requestSignal(c: AppContext, lifecycle: AppLifecycle): AbortSignal {
-  return AbortSignal.any([c.req.raw.signal, lifecycle.signal]);
+  const outgoing = nodeResponse(c);
+  if (outgoing === undefined) return AbortSignal.any([c.req.raw.signal, lifecycle.signal]);
+  const controller = new AbortController();
+  const unwatch = lifecycle.watch(controller);
+  outgoing.once("close", () => {
+    unwatch();
+    if (!outgoing.writableFinished) controller.abort(new Error("the client closed the connection before the response was complete"));
+  });
+  return controller.signal;
 }

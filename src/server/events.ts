@@ -95,8 +95,11 @@ export const PUBLIC_EVENT_TYPES = [
 
 interface Numbered {
   id: number;
-  /** The SSE frame, ready to write. */
-  frame: string;
+  event: CacheEvent;
+  /** When it happened (ms since the epoch). */
+  at: number;
+  /** The SSE frame, built when a client first needs it (most events, e.g. every hit, are never sent to anyone). */
+  frame?: string;
 }
 
 interface Client {
@@ -129,18 +132,27 @@ export class EventHub {
     this.backlog = Math.max(1, options.backlog ?? DEFAULT_EVENTS_BACKLOG);
     this.clientBuffer = Math.max(1, options.clientBuffer ?? DEFAULT_EVENTS_CLIENT_BUFFER);
     this.ring = new Array<Numbered | undefined>(this.backlog);
-    this.unsubscribe = cache.onAny((event) => this.publish(publicEvent(event, new Date(), options.paths)));
+    this.unsubscribe = cache.onAny((event) => this.publish(event));
   }
 
   get clientCount(): number {
     return this.clients.size;
   }
 
-  private publish(event: PublicEvent): void {
-    const id = this.nextId++;
-    const frame = `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
-    this.ring[id % this.backlog] = { id, frame };
+  private publish(event: CacheEvent): void {
+    const entry: Numbered = { id: this.nextId++, event, at: Date.now() };
+    this.ring[entry.id % this.backlog] = entry;
+    if (this.clients.size === 0) return;
+    const frame = this.frameOf(entry);
     for (const client of this.clients) this.push(client, frame);
+  }
+
+  private frameOf(entry: Numbered): string {
+    if (entry.frame === undefined) {
+      const event = publicEvent(entry.event, new Date(entry.at), this.options.paths);
+      entry.frame = `id: ${entry.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+    }
+    return entry.frame;
   }
 
   private push(client: Client, frame: string): void {
@@ -161,7 +173,7 @@ export class EventHub {
     const first = Math.max(lastId + 1, this.nextId - this.backlog);
     for (let id = first; id < this.nextId; id++) {
       const entry = this.ring[id % this.backlog];
-      if (entry && entry.id === id) frames.push(entry.frame);
+      if (entry && entry.id === id) frames.push(this.frameOf(entry));
     }
     return frames;
   }

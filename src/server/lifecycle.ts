@@ -7,6 +7,8 @@ export class AppLifecycle {
   private active = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /** Requests' own abort controllers (see `watch`). */
+  private readonly watched = new Set<AbortController>();
 
   /** Aborted when in-flight work must stop (shutdown grace period over). */
   get signal(): AbortSignal {
@@ -62,9 +64,25 @@ export class AppLifecycle {
     });
   }
 
+  /**
+   * Aborts `controller` too when in-flight work is aborted (already, or later by `abortInFlight`), until the returned
+   * function is called: a request's own signal that needs no combined signal per request.
+   */
+  watch(controller: AbortController): () => void {
+    if (this.shutdown.signal.aborted) {
+      controller.abort(this.shutdown.signal.reason);
+      return () => undefined;
+    }
+    this.watched.add(controller);
+    return () => void this.watched.delete(controller);
+  }
+
   /** Aborts every generation still running (they end with what they have and release their leases). */
   abortInFlight(): void {
-    this.shutdown.abort(new Error("server shutting down"));
+    const reason = new Error("server shutting down");
+    this.shutdown.abort(reason);
+    for (const controller of this.watched) controller.abort(reason);
+    this.watched.clear();
   }
 
   private notifyIdle(): void {

@@ -141,11 +141,19 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
     }),
   ];
 
+  /** Each (method, route, status)'s own counter and histogram, found once: labelling per request hashes the labels. */
+  const perRequestKind = new Map<string, { count: { inc(): void }; latency: { observe(seconds: number): void } }>();
   return {
     registry,
     observeRequest(method, route, status, seconds) {
-      requests.inc({ method, route, status: String(status) });
-      requestSeconds.observe({ method, route }, seconds);
+      const kind = `${method} ${route} ${status}`;
+      let series = perRequestKind.get(kind);
+      if (series === undefined) {
+        series = { count: requests.labels({ method, route, status: String(status) }), latency: requestSeconds.labels({ method, route }) };
+        perRequestKind.set(kind, series);
+      }
+      series.count.inc();
+      series.latency.observe(seconds);
     },
     generationAborted() {
       aborted.inc();

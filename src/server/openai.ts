@@ -18,7 +18,7 @@ import type {
 } from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { boundedMaxTokens, checkListLength, type RequestLimits } from "./bounds.js";
-import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
 import {
   type ChatRequest,
   chatRequestSchema,
@@ -188,7 +188,7 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
 
   const result = await within(session, () => model.chat(messages, options));
   const toolCalls = result.toolCalls ?? [];
-  return c.json({
+  return jsonResponse(c, {
     id,
     object: "chat.completion",
     created,
@@ -285,7 +285,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   const results = await within(session, () =>
     completeEach(model, prompts, () => generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server)),
   );
-  return c.json({
+  return jsonResponse(c, {
     id: meta.id,
     object: "text_completion",
     created: meta.created,
@@ -316,7 +316,7 @@ async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
   if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
   const result = await within(session, () => model.embed(inputs, session.signal, options));
   const encode = body.encoding_format === "base64" ? base64Vector : (v: number[]) => v;
-  return c.json({
+  return jsonResponse(c, {
     object: "list",
     data: result.embeddings.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })),
     model: body.model,

@@ -223,9 +223,54 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   }, "");
 }
 
+/** Distinct field sets a body schema keeps a narrowed schema for (beyond that, bodies are checked by the whole schema). */
+const MAX_NARROWED = 64;
+
+interface Narrowing {
+  /** The fields in the schema's order, and whether each must always be checked (required, or given a default). */
+  fields: Array<[key: string, always: boolean]>;
+  bySignature: Map<string, z.ZodType>;
+}
+
+const narrowings = new WeakMap<z.ZodType, Narrowing | null>();
+
+/**
+ * The schema cut down to the fields `body` has (and those checked even when absent), built once per field set: a
+ * request schema has some 40 fields and a body a handful, and the whole object checks every one of them. The same
+ * fields' schemas, in the same order, so the result and the issues (an unknown field included) are the whole schema's.
+ */
+function narrowed(schema: z.ZodType, body: unknown): z.ZodType {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return schema;
+  let narrowing = narrowings.get(schema);
+  if (narrowing === undefined) {
+    narrowing =
+      schema instanceof z.ZodObject && (schema._zod.def.checks?.length ?? 0) === 0
+        ? {
+            fields: Object.entries(schema.shape as Record<string, z.ZodType>).map(([key, field]) => {
+              const absent = field.safeParse(undefined);
+              return [key, !absent.success || absent.data !== undefined];
+            }),
+            bySignature: new Map(),
+          }
+        : null;
+    narrowings.set(schema, narrowing);
+  }
+  if (narrowing === null) return schema;
+  let signature = "";
+  for (const [key, always] of narrowing.fields) if (always || Object.hasOwn(body, key)) signature += `${key},`;
+  let cut = narrowing.bySignature.get(signature);
+  if (cut === undefined) {
+    if (narrowing.bySignature.size >= MAX_NARROWED) return schema;
+    const mask = Object.fromEntries(signature.split(",").filter((key) => key !== "").map((key) => [key, true as const]));
+    cut = (schema as unknown as z.ZodObject).pick(mask as Record<string, true> & Record<number, never>);
+    narrowing.bySignature.set(signature, cut);
+  }
+  return cut;
+}
+
 /** Validates a parsed JSON body; throws BadRequest naming the first offending field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-  const result = schema.safeParse(body);
+  const result = narrowed(schema, body).safeParse(body) as z.ZodSafeParseResult<z.output<S>>;
   if (result.success) return result.data;
   const issues = result.error.issues.map(describeIssue);
   const first = issues[0] ?? { param: "", message: "invalid request body" };

@@ -3,14 +3,12 @@
  * exactly once when the request stops using the model — at the end of the response, or of the stream, or when the
  * client goes away (its signal aborts the generation, which then ends and releases).
  */
-import { ServerResponse } from "node:http";
-// @hono/node-server's marker for a response the handler writes to the Node response itself.
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { ServerResponse } from "node:http";
 import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { Aborted, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
-import { type AppContext, type AppDeps, requestSignal } from "./context.js";
+import { type AppContext, type AppDeps, nodeResponse, RESPONSE_ALREADY_SENT, requestSignal } from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 
@@ -227,8 +225,8 @@ function webSink(framing: StreamFraming): StreamSink {
 }
 
 function streamSink(c: AppContext, framing: StreamFraming): StreamSink {
-  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
-  return outgoing instanceof ServerResponse ? nodeSink(outgoing, framing) : webSink(framing);
+  const outgoing = nodeResponse(c);
+  return outgoing ? nodeSink(outgoing, framing) : webSink(framing);
 }
 
 /**

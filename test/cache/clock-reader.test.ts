@@ -24,12 +24,25 @@ describe("perTurn", () => {
     assert.equal(clock.reads, 2);
   });
 
-  it("is fresh in a timer callback after I/O turns (no reading outlives its turn)", async () => {
+  it("no reading outlives its turn: the next timer, immediate or I/O callback reads again", async () => {
     const clock = countingClock();
     const read = perTurn(() => clock.monotonic());
-    read();
-    const inTimer = await new Promise<number>((resolve) => setTimeout(() => resolve(read()), 5));
+    // Taken inside an immediate callback, then read by a timer that is already due: the case where an expiry queued
+    // with setImmediate would come one loop iteration too late.
+    const inTimer = await new Promise<number>((resolve) =>
+      setImmediate(() => {
+        read();
+        setTimeout(() => resolve(read()), 1);
+        const due = performance.now() + 3;
+        while (performance.now() < due); // the timer is due before the loop turns
+      }),
+    );
     assert.equal(inTimer, 2);
+    const inImmediate = await new Promise<number>((resolve) => {
+      read();
+      setImmediate(() => resolve(read()));
+    });
+    assert.equal(inImmediate, 4);
   });
 });
 

@@ -4,14 +4,16 @@
  */
 
 /**
- * The shortest time between two messages of one request's stream, in milliseconds. Every message wakes Inferno's
- * process (a context switch each way, costly in a VM), and a tiny model samples a token every ~0.7 ms: sent one by one,
- * the wake-ups cost more CPU than the tokens (measured on the generated nano model in this VM: ~0.3 ms of CPU per token
- * across both processes, against ~0.6 ms for the token itself). A model that takes longer than this per token streams
- * every token the moment it comes; a faster one streams in batches at most this far apart — well below what a reader or
- * an HTTP client can tell. The first piece of a request is never held back, nor the last (it goes out with the answer).
+ * The shortest time between two messages of one request's stream, in milliseconds: one frame of a 60 Hz display, below
+ * what a reader or an HTTP client can tell. Every message wakes Inferno's process: in this VM the host's write that
+ * does so took ~0.1 ms of the host's main thread and Inferno spent ~0.2 ms of CPU per message (wake-up, read, decode),
+ * while a tiny model samples a token every ~0.5 ms. At 4 ms apart, a 256-token answer of the generated nano model went
+ * as 30–64 messages costing Inferno 5–16 ms of CPU beside 60–170 ms for the generation — on a shared 2-core machine,
+ * CPU the host then lacks; at this interval it goes as 7–15 messages and 3–6 ms. A model that takes longer than this
+ * per token (any real one on a CPU) streams every token the moment it comes; a faster one streams in batches at most
+ * this far apart. The first piece of a request is never held back, nor the last (it goes out with the answer).
  */
-export const STREAM_INTERVAL_MS = 4;
+export const STREAM_INTERVAL_MS = 16;
 
 /**
  * A request's stream of one kind of update: an update that arrives when nothing went out for `intervalMs` is sent when
