@@ -120,7 +120,8 @@ export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
     flags: [
       { key: "models_dir", value: dir, flag: "--models-dir" },
       { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" },
-      { key: "cache.cache_dir", value: join(dir, "cache"), flag: "--cache-dir" },
+      // Beside the models, not among them (a hidden folder is never scanned): a save does not look like a new model.
+      { key: "cache.cache_dir", value: join(dir, ".cache"), flag: "--cache-dir" },
       { key: "backend.context_size", value: 256, flag: "--context-size" },
       { key: "backend.gpu", value: false, flag: "--gpu" },
       { key: "backend.threads", value: 1, flag: "--threads" },
