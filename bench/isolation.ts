@@ -229,11 +229,11 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
 }
 
 export async function isolationBench(options: { quick?: boolean } = {}): Promise<IsolationReport> {
-  const runs = options.quick ? 3 : 7;
+  const runs = options.quick ? 2 : 7;
   const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-isolation-"));
   try {
-    const types: TinyWeightType[] = options.quick ? ["f32", "q8_0"] : ["f32", "f16", "q8_0", "q4_0"];
+    const types: TinyWeightType[] = options.quick ? ["q8_0"] : ["f32", "f16", "q8_0", "q4_0"];
     await writeTinyLlamaGguf(join(dir, "nano-f32.gguf"), { preset: "nano", type: "f32" });
     for (const type of new Set([...types, "q8_0" as const])) await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
     const manager = new ModelManager(dir);
@@ -242,7 +242,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const host = await hostEntry();
     hostOptions = host.entry ? { entry: host.entry } : {};
     const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
-    const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 5 : THROUGHPUT_ROUNDS, [64, 256]);
+    const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
     const { rows, idles } = await memory(models, manager, config);
     console.log(

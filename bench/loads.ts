@@ -169,7 +169,7 @@ export async function loadsBench(options: { quick: boolean }): Promise<Figure[]>
     } finally {
       await runtime.close();
     }
-    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 2 : 5, options.quick ? 10 : 20)));
+    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : 5, options.quick ? 10 : 20)));
     return figures;
   } finally {
     await rm(dir, { recursive: true, force: true });
