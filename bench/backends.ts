@@ -20,9 +20,9 @@ import { type Figure, figure, ratios } from "./report.js";
 
 const TOKENS = 200;
 /** A collapsed configuration can run at 1 token/s: each measurement stops after this long and counts what it got. */
-let RUN_LIMIT_MS = 2000;
+let RUN_LIMIT_MS = 1000;
 /** Interleaved measurements per setting; the median is reported. */
-let ROUNDS = 7;
+let ROUNDS = 5;
 const PROMPT = "Once upon a time";
 
 async function tokensPerSecond(model: TextModel): Promise<number> {
@@ -45,7 +45,7 @@ async function busyProcess(): Promise<ChildProcess> {
 
 /** Tokens per second: auto vs 1 thread vs all cores, quiet and contended, on three model sizes. */
 export async function backendThreadsBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
-  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [3, 1000];
+  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [3, 500];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   const backend = new LlamaBackend();
   const figures: Figure[] = [];

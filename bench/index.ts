@@ -63,6 +63,7 @@ if (only !== undefined && (only.length === 0 || unknown.length > 0)) {
 }
 
 const started = performance.now();
+const startLoad = loadAverage();
 const fresh: Results = { machine: machine(), sections: {}, figures: [], details: {} };
 for (const section of SECTIONS) {
   if (only !== undefined && !only.includes(section.name)) continue;
@@ -80,9 +81,12 @@ for (const section of SECTIONS) {
 }
 
 const { cpu, cores, memory_gib, node } = fresh.machine;
+const seconds = Math.round((performance.now() - started) / 100) / 10;
+const run = { date: new Date().toISOString(), quick, sections: Object.keys(fresh.sections), seconds, loadavg: { before: startLoad, after: loadAverage() } };
+fresh.runs = { last: run, ...(only === undefined ? { complete: run } : {}) };
 console.log(
   `\n${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}; ${quick ? "quick run" : "full run"} of ` +
-    `${Object.keys(fresh.sections).join(", ")} in ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
+    `${Object.keys(fresh.sections).join(", ")} in ${seconds.toFixed(0)} s; ` +
     `values are medians over interleaved rounds, ratios against a baseline measured in the same run\n`,
 );
 console.log(renderTable(fresh.figures, "text", NAMES));
@@ -91,3 +95,4 @@ const targeted = fresh.figures.filter((f) => f.met !== null).length;
 const merged = await mergeResults(fresh);
 updateReadme(merged, NAMES);
 console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`);
+console.log(`bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s) took ${seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`);

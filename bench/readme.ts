@@ -24,8 +24,12 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
     .sort(([a], [b]) => sections.indexOf(a) - sections.indexOf(b))
     .map(([name, run]) => `\`${name}\` ${run.date.slice(0, 16).replace("T", " ")} UTC${run.quick ? " (quick)" : ""}, ${run.seconds} s, load average ${run.loadavg.before}→${run.loadavg.after}`);
   const missed = results.figures.filter((f) => f.met === false);
+  const complete = results.runs?.complete;
+  const whole = complete
+    ? ` The last run of every section (${complete.quick ? "quick" : "full"}, ${complete.date.slice(0, 16).replace("T", " ")} UTC) took ${complete.seconds} s in total, load average ${complete.loadavg.before}→${complete.loadavg.after}.`
+    : "";
   const lines = [
-    `Machine: ${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}. Sections ran: ${runs.join("; ")}.`,
+    `Machine: ${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}. Sections ran: ${runs.join("; ")}.${whole}`,
     "",
     renderTable(results.figures, "markdown", sections),
     "",

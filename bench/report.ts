@@ -218,8 +218,19 @@ export interface SectionRun {
   loadavg: { before: number; after: number };
 }
 
+/** One `npm run bench` invocation: which sections it ran and how long it took in total. */
+export interface BenchRun {
+  date: string;
+  quick: boolean;
+  sections: string[];
+  seconds: number;
+  loadavg: { before: number; after: number };
+}
+
 export interface Results {
   machine: Machine;
+  /** The last invocation that ran every section (a full or a quick run of all of them), and the last one of any kind. */
+  runs?: { complete?: BenchRun; last?: BenchRun };
   /** Per section: its last run. `--only` reruns one section and keeps the others' figures. */
   sections: Record<string, SectionRun>;
   figures: Figure[];
@@ -247,7 +258,13 @@ export async function readResults(file = RESULTS_FILE): Promise<Results | null> 
   if (!existsSync(file)) return null;
   const parsed = JSON.parse(await readFile(file, "utf8")) as Partial<Results>;
   if (!Array.isArray(parsed.figures) || typeof parsed.sections !== "object" || parsed.sections === null) return null;
-  return { machine: parsed.machine ?? machine(), sections: parsed.sections, figures: parsed.figures, details: parsed.details ?? {} };
+  return {
+    machine: parsed.machine ?? machine(),
+    ...(parsed.runs ? { runs: parsed.runs } : {}),
+    sections: parsed.sections,
+    figures: parsed.figures,
+    details: parsed.details ?? {},
+  };
 }
 
 /**
@@ -258,8 +275,10 @@ export async function mergeResults(fresh: Results, file = RESULTS_FILE): Promise
   const old = await readResults(file);
   const ran = new Set(Object.keys(fresh.sections));
   const keep = old && JSON.stringify(old.machine) === JSON.stringify(fresh.machine) ? old : null;
+  const runs = { ...keep?.runs, ...fresh.runs };
   const merged: Results = {
     machine: fresh.machine,
+    ...(Object.keys(runs).length > 0 ? { runs } : {}),
     sections: { ...Object.fromEntries(Object.entries(keep?.sections ?? {}).filter(([s]) => !ran.has(s))), ...fresh.sections },
     figures: [...(keep?.figures ?? []).filter((f) => !ran.has(f.section)), ...fresh.figures],
     details: { ...Object.fromEntries(Object.entries(keep?.details ?? {}).filter(([s]) => !ran.has(s))), ...fresh.details },

@@ -65,6 +65,10 @@ export class FakeBackend implements Backend {
   readonly live = new Set<FakeTextModel>();
   /** True once `dispose()` ran. */
   disposed = false;
+  /** What `settle()` waits for: a test holds the end of the start-up warm-up with it. Default: nothing. */
+  settling: Promise<void> = Promise.resolve();
+  /** Calls of `settle()`. */
+  settles = 0;
   private readonly timers: FakeTimers;
   private readonly defaults: FakeModelBehaviour;
   private readonly behaviours = new Map<string, FakeModelBehaviour>();
@@ -108,6 +112,11 @@ export class FakeBackend implements Backend {
     return loaded;
   }
 
+  settle(): Promise<void> {
+    this.settles++;
+    return this.settling;
+  }
+
   async dispose(): Promise<void> {
     this.disposed = true;
   }
@@ -149,12 +158,14 @@ export class FakeBackend implements Backend {
 }
 
 /**
- * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector. Tests may change its
+ * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector, counts its warm-ups. Tests may change its
  * `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
  */
 export class FakeTextModel implements TextModel {
   readonly kind = "text";
   disposed = false;
+  /** Calls of `warm()`. */
+  warmed = 0;
   readonly crashed: Promise<Error>;
   private crashError: Error | null = null;
   private resolveCrashed!: (error: Error) => void;
@@ -211,6 +222,11 @@ export class FakeTextModel implements TextModel {
   async tokenize(text: string): Promise<number[]> {
     this.assertUsable();
     return words(text).map((word) => hash(word) % 32000);
+  }
+
+  async warm(): Promise<void> {
+    this.assertUsable();
+    this.warmed++;
   }
 
   async dispose(): Promise<void> {

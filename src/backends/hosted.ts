@@ -131,6 +131,13 @@ export class HostedBackend implements Backend {
     return this.spare;
   }
 
+  /** See `Backend.settle`: the spare being started (after a load, on the next turn: see `replenish`), once it is ready. */
+  async settle(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    const spare = this.spare;
+    if (spare?.alive && !this.disposed) await this.ready({ gpu: spare.gpu }).catch(() => undefined);
+  }
+
   /** The spare for a load, taken (no longer the spare). */
   private takeHost(gpu: BackendConfig["gpu"]): ModelHost {
     const host = this.spareFor(gpu);
@@ -351,6 +358,10 @@ class HostedTextModel extends HostedModel implements TextModel {
 
   tokenize(text: string): Promise<number[]> {
     return this.call("tokenize", [text]);
+  }
+
+  warm(signal?: AbortSignal): Promise<void> {
+    return this.call("warm", [], signal);
   }
 }
 

@@ -103,6 +103,9 @@ const STOP_REASONS: Record<string, FinishReason> = {
   abort: "abort",
 };
 
+/** What `warm` evaluates: a few tokens, enough for a whole pass over the weights. */
+const WARM_PROMPT = "Hello";
+
 function emptyAbort(): GenerationResult {
   return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
 }
@@ -286,6 +289,12 @@ class LlamaTextModel implements TextModel {
         chat.dispose({ disposeSequence: false });
       }
     });
+  }
+
+  async warm(signal?: AbortSignal): Promise<void> {
+    const options = { maxTokens: 1, temperature: 0, ...(signal ? { signal } : {}) };
+    await this.complete(WARM_PROMPT, options);
+    await this.chat([{ role: "user", content: WARM_PROMPT }], options);
   }
 
   private chatWrapper(): ChatWrapper {

@@ -193,6 +193,14 @@ export interface TextModel extends LoadedModelBase {
   /** Embeddings from the model itself, one vector per input. */
   embed(inputs: string[], signal?: AbortSignal, options?: EmbedOptions): Promise<EmbeddingResult>;
   tokenize(text: string): Promise<number[]>;
+  /**
+   * Pays the one-time costs of a model's first generations before any request does: the first evaluation on its
+   * context (llama.cpp's compute graph, the weights paged in), the chat template's format found, and the generation
+   * code compiled in the process that runs it. A greedy one-token completion and chat whose results are dropped; the
+   * sequences are left empty. The cache's warm-up calls it after loading, so the first request after `/ready` runs as
+   * fast as the next ones. Backends with nothing to warm leave it out.
+   */
+  warm?(signal?: AbortSignal): Promise<void>;
 }
 
 /** A tensor model (ONNX): named inputs in, named outputs out. */
@@ -223,6 +231,13 @@ export interface Backend {
    * times never include the start-up. Optional: backends with nothing to start leave it out.
    */
   ready?(config: BackendConfig): Promise<void>;
+  /**
+   * Resolves once what the backend started in the background for the next load has finished starting (with model
+   * hosts: the spare host that replaces the one a load took), or failed to; starts nothing itself. The start-up
+   * warm-up awaits it before it ends: until then that start competes with requests for the CPU. Optional: backends that
+   * start nothing in the background leave it out.
+   */
+  settle?(): Promise<void>;
   load(model: ModelDescriptor, options: LoadOptions): Promise<LoadedModel>;
   /** Releases shared resources (e.g. the llama.cpp instance). Idempotent. */
   dispose(): Promise<void>;

@@ -134,7 +134,10 @@ function errorCode(error: unknown): string {
 }
 
 export class ModelCache implements AsyncDisposable {
-  /** Resolves when the start-up warm-up (started by `create`) has finished. Never rejects. */
+  /**
+   * Resolves when the start-up warm-up (started by `create`) has finished: its models loaded and warmed (`TextModel.warm`),
+   * the backends settled (`Backend.settle`). Never rejects.
+   */
   readonly warmupDone: Promise<WarmupResult>;
   /**
    * What the start-up restore found (the `restore` event fires inside `create`, before anyone can subscribe, so the
@@ -222,7 +225,12 @@ export class ModelCache implements AsyncDisposable {
       memoryLimit: this.memoryLimit,
       now: () => this.time.now(),
       entryState: (key) => this.entries.get(key)?.state,
-      load: async (descriptor, signal) => this.whenIdle(await this.obtain(descriptor, { count: false, allowEvict: false, signal })),
+      load: async (descriptor, signal) => {
+        const entry = await this.obtain(descriptor, { count: false, allowEvict: false, signal });
+        this.whenIdle(entry);
+        return entry.model;
+      },
+      settleBackends: async () => void (await Promise.all(Object.values(this.backends).map((backend) => backend?.settle?.()))),
       closing: () => this.closing !== null,
       onWarmup: (result) => this.events.emit("warmup", result),
       warn: (message, fields) => this.logger?.warn(message, fields),

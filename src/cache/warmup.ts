@@ -1,10 +1,13 @@
 /**
  * Warm-up: which models to load before anyone asks (the saved usage ranked by a strategy, `always_warm` first, within
- * the limits — policy/warmup.ts), loading them `warmup_concurrency` at a time without ever evicting, and the start-up
- * warm-up's progress for `/health` and `/ready`. It is given what it needs as functions, never the cache.
+ * the limits — policy/warmup.ts), loading them `warmup_concurrency` at a time without ever evicting, then warming each
+ * (`TextModel.warm`: the first generations' one-time costs), and the start-up warm-up's progress for `/health` and
+ * `/ready`. It is given what it needs as functions, never the cache.
  */
+import type { LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import { CacheBusy, Disposed, messageOf } from "../errors/index.js";
+import { abortable } from "./entry.js";
 import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
 import type { MemoryLedger } from "./memory.js";
 import type { Pins } from "./pins.js";
@@ -28,8 +31,16 @@ export interface WarmerOptions {
   now(): number;
   /** The state of the model's entry, if it has one. */
   entryState(key: string): "loading" | "ready" | "unloading" | undefined;
-  /** Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room). */
-  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<void>;
+  /**
+   * Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room); resolves
+   * with the loaded model, which the warm-up then warms (`warm`).
+   */
+  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<LoadedModel>;
+  /**
+   * Resolves once the backends' background starts (the spare host replacing the one a load took) are over: the
+   * start-up warm-up ends only then, so the first requests after it do not share the CPU with a process start.
+   */
+  settleBackends(): Promise<void>;
   /** Whether the cache is closing (warm-up stops). */
   closing(): boolean;
   onWarmup(result: WarmupResult): void;
@@ -96,7 +107,11 @@ export class Warmer {
       result.skipped.push(...ranked.skipped);
     }
     if (startup) this.startup = { plan, result, skippedBefore: result.skipped.length };
-    await this.load(plan, result);
+    const loaded = await this.load(plan, result);
+    // At start-up the backends settle first (see `settleBackends`), so the models are warmed on a machine that runs
+    // nothing else of Inferno's, and the last thing before `/ready` answers 200.
+    if (startup) await abortable(this.o.settleBackends(), this.abort.signal).catch(() => undefined);
+    for (const model of loaded) await this.warm(model);
     this.o.onWarmup(result);
     return result;
   }
@@ -139,33 +154,55 @@ export class Warmer {
     return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: [...skipped, ...ranked.skipped] };
   }
 
-  /** Loads the plan, `warmup_concurrency` at a time, in order. Loading or loaded models are no-ops. */
-  private async load(plan: ModelDescriptor[], result: WarmupResult): Promise<void> {
+  /**
+   * Loads the plan, `warmup_concurrency` at a time, in order; resolves with the models it loaded. Loading or loaded
+   * models are no-ops.
+   */
+  private async load(plan: ModelDescriptor[], result: WarmupResult): Promise<LoadedModel[]> {
+    const loaded: LoadedModel[] = [];
     let next = 0;
     const worker = async () => {
       while (next < plan.length && !this.abort.signal.aborted && !this.o.closing()) {
         const descriptor = plan[next++] as ModelDescriptor;
-        await this.loadOne(descriptor, result);
+        const model = await this.loadOne(descriptor, result);
+        if (model) loaded.push(model);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.config.warmup_concurrency, plan.length) }, worker));
+    return loaded;
   }
 
-  private async loadOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<void> {
+  /**
+   * Warms a model the warm-up loaded (its first generations' one-time costs paid now, not by the first request: see
+   * `TextModel.warm`), so `/ready` answers 200 only once they are paid. Best effort: a model that cannot be warmed
+   * (unloaded meanwhile, its host crashed) still counts as loaded — the request that needs it will say what is wrong.
+   */
+  private async warm(model: LoadedModel): Promise<void> {
+    if (model.kind !== "text" || !model.warm || model.disposed || this.abort.signal.aborted) return;
+    try {
+      await model.warm(this.abort.signal);
+    } catch (error) {
+      if (!this.abort.signal.aborted && !(error instanceof Disposed)) this.o.warn("warm-up could not warm a model", { model: model.descriptor.name, error: messageOf(error) });
+    }
+  }
+
+  private async loadOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<LoadedModel | null> {
     const { name, key } = descriptor;
     const state = this.o.entryState(key);
     if (state !== undefined) {
       result.skipped.push({ name, reason: state === "ready" ? "already loaded" : "already loading" });
-      return;
+      return null;
     }
     try {
-      await this.o.load(descriptor, this.abort.signal);
+      const model = await this.o.load(descriptor, this.abort.signal);
       result.loaded.push(name);
       this.o.book.recordWarmup();
+      return model;
     } catch (error) {
       if (error instanceof CacheBusy) result.skipped.push({ name, reason: "no room without evicting another model" });
       else if (this.abort.signal.aborted) result.skipped.push({ name, reason: "the cache is closing" });
       else result.failed.push(warmupFailure(name, error, messageOf(error)));
+      return null;
     }
   }
 }

@@ -60,15 +60,23 @@ const MiB = 1024 * 1024;
  * and its arena. Measured on the PP-OCR models at 1.5–2×; 2 keeps the estimate on the safe side.
  */
 export const ONNX_MEMORY_FACTOR = 2;
-/** Fixed llama.cpp overhead per loaded GGUF model beyond weights, KV cache and compute buffers (runtime bookkeeping). */
-export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 8 * MiB;
 /**
- * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp and the warm-up's
- * leftovers, as the Pss the cache accounts for a hosted model includes them. Measured on x86-64 Linux, Node 20, CPU
- * only: an idle host's Pss 71–75 MiB (`npm run bench -- --only isolation`; a host run from source under tsx takes ~35 MiB
- * more).
+ * What a loaded GGUF model adds to a process where llama.cpp already runs, beyond its weights, KV cache and compute
+ * buffers (llama.cpp's and node-llama-cpp's bookkeeping, the first request's scratch): per model, in either isolation
+ * mode. Measured on the generated medium models after a first request that fills the context, CPU only: 3.4–7.9 MiB
+ * of anonymous memory (`npm run bench -- --only isolation`, the in-process rows). The once-per-process costs — Node,
+ * llama.cpp's start — are not in it: a model loaded in process finds them paid, a hosted one pays them in its host
+ * (`MODEL_HOST_OVERHEAD_BYTES`).
  */
-export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 72 * MiB;
+export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MiB;
+/**
+ * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp started and the spare's
+ * warm-up leftovers, as the Pss the cache accounts for a hosted model includes them — once per hosted model, never
+ * for a model loaded in process. Measured on x86-64 Linux, Node 20, CPU only, hosts from dist: an idle host's Pss
+ * 88–103 MiB (less while other processes map the same llama.cpp libraries; a host run from source under tsx takes
+ * ~35 MiB more).
+ */
+export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 88 * MiB;
 
 /**
  * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
@@ -142,12 +150,24 @@ export class ModelManager implements ModelSource {
     });
   }
 
-  /** Every discoverable model, sorted by name. */
+  /**
+   * Every discoverable model, sorted by name. Each model's own name is then known to `lookup`, as if it had been
+   * resolved: the cache's warm-up lists the models, so the first request after it takes the synchronous hit path too.
+   */
   async list(): Promise<ModelDescriptor[]> {
     const scan = await this.currentScan(true);
     const found = [...scan.models, ...this.allowedEscapes(scan)].sort((a, b) => a.name.localeCompare(b.name));
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
-    return descriptors.filter((d): d is ModelDescriptor => d !== null);
+    const listed = descriptors.filter((d): d is ModelDescriptor => d !== null);
+    for (const descriptor of listed) this.remember(descriptor.name, descriptor, scan);
+    return listed;
+  }
+
+  /** `name` resolves to `descriptor` (a model of `scan`) for `lookup`, unless a rescan came meanwhile or the name is ambiguous. */
+  private remember(name: string, descriptor: ModelDescriptor, scan: Catalog): void {
+    if (this.scan !== scan) return;
+    const hits = this.index.match(name);
+    if (hits.length === 1 && hits[0]?.key === descriptor.key) this.resolved.set(name, descriptor);
   }
 
   /**
@@ -168,7 +188,7 @@ export class ModelManager implements ModelSource {
     }
     if (hits.length === 1) {
       const descriptor = await this.describe(hits[0] as FoundModel);
-      if (this.scan === scan) this.resolved.set(trimmed, descriptor);
+      this.remember(trimmed, descriptor, scan);
       return descriptor;
     }
     if (hits.length > 1) {

@@ -55,6 +55,19 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSu
       await assert.rejects(async () => subject.use(model), Disposed);
     });
 
+    test("warm, where the model has it, leaves no trace: the same greedy answer after it; after dispose it throws", async (t) => {
+      const model = await subject.backend.load(subject.model, { backend: subject.config });
+      try {
+        if (model.kind !== "text" || !model.warm) return t.skip("this model has nothing to warm");
+        const before = await subject.use(model);
+        await model.warm();
+        assert.deepEqual(await subject.use(model), before);
+      } finally {
+        await model.dispose();
+      }
+      await assert.rejects(model.warm(), Disposed);
+    });
+
     test("a load whose signal is already aborted rejects with Aborted", async () => {
       const controller = new AbortController();
       controller.abort();

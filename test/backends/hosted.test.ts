@@ -191,6 +191,27 @@ describe("hosts that break the protocol", () => {
     if (pid) assert.ok(await gone(pid));
   });
 
+  test("settle waits for the spare started after a load to be ready; with no spare it starts none", async () => {
+    process.env.INFERNO_TEST_HOST_START_MS = "800";
+    const slow = new HostedBackend("gguf", { entry: MISBEHAVING });
+    const single = new HostedBackend("gguf", { entry: MISBEHAVING, spare: false });
+    try {
+      const model = await slow.load(await descriptor("ok.gguf"), { backend: config });
+      const started = Date.now();
+      await slow.settle();
+      assert.ok(Date.now() - started >= 700, "settle waited for the new spare's start");
+      assert.notEqual(slow.sparePid, null);
+      assert.notEqual(slow.sparePid, model.pid);
+      const other = await single.load(await descriptor("ok.gguf"), { backend: config });
+      await single.settle();
+      assert.equal(single.sparePid, null, "settle started no host");
+      await Promise.all([model.dispose(), other.dispose()]);
+    } finally {
+      delete process.env.INFERNO_TEST_HOST_START_MS;
+      await Promise.all([slow.dispose(), single.dispose()]);
+    }
+  });
+
   test("a host that dies while loading (SIGSEGV) fails that load with ModelLoadFailed naming the signal", async () => {
     await assert.rejects(backend.load(await descriptor("dies.gguf"), { backend: config }), (error: Error) => {
       assert.ok(error instanceof ModelLoadFailed, String(error));

@@ -101,6 +101,55 @@ describe("warm-up", () => {
     assert.deepEqual(events.filter((e) => e.event === "warmup").map((e) => (e.payload as { loaded: string[] }).loaded), [["a.gguf", "b.gguf"]]);
   });
 
+  it("at start-up, waits for the backends to settle, then warms each model it loaded, before it ends", async () => {
+    const store = new MemoryStateStore(history);
+    const { cache, clock, backend } = await harness({
+      store,
+      cache: { enable_warmup: true, warmup_strategy: "usage", max_cached_models: 2 },
+    });
+    let settled!: () => void;
+    backend.settling = new Promise((resolve) => (settled = resolve));
+    let done = false;
+    void cache.warmupDone.then(() => (done = true));
+    await clock.advance(1000);
+    const models = [...backend.live];
+    assert.deepEqual(models.map((m) => m.descriptor.name).sort(), ["a.gguf", "b.gguf"]);
+    assert.equal(backend.settles, 1);
+    assert.deepEqual(models.map((m) => m.warmed), [0, 0], "models are warmed once the backends have settled");
+    assert.equal(done, false);
+    settled();
+    const result = await cache.warmupDone;
+    assert.deepEqual(result.loaded, ["a.gguf", "b.gguf"]);
+    assert.deepEqual(models.map((m) => m.warmed), [1, 1]);
+    assert.equal(cache.stats().hits + cache.stats().misses, 49, "warming is not a request");
+  });
+
+  it("a warm-up run on request warms what it loads and does not wait for the backends", async () => {
+    const { cache, clock, backend } = await harness({ cache: { enable_warmup: false } });
+    await clock.run(cache.warmupDone);
+    const settles = backend.settles;
+    backend.settling = new Promise(() => {});
+    const result = await clock.run(cache.warmup({ models: ["c.gguf"] }));
+    assert.deepEqual(result.loaded, ["c.gguf"]);
+    assert.deepEqual([...backend.live].map((m) => m.warmed), [1]);
+    assert.equal(backend.settles, settles);
+  });
+
+  it("a model that cannot be warmed still counts as loaded, with a warning", async () => {
+    const { cache, clock, backend, logger } = await harness({ cache: { enable_warmup: false } });
+    await clock.run(cache.warmupDone);
+    const load = backend.load.bind(backend);
+    backend.load = async (descriptor, options) => {
+      const model = await load(descriptor, options);
+      model.warm = () => Promise.reject(new Error("the first evaluation failed"));
+      return model;
+    };
+    const result = await clock.run(cache.warmup({ models: ["c.gguf"] }));
+    assert.deepEqual(result.loaded, ["c.gguf"]);
+    assert.equal(cache.stats().models_loaded, 1);
+    assert.deepEqual(logger.warnings, ["warm-up could not warm a model"]);
+  });
+
   it("loads warmup_concurrency models at a time", async () => {
     const store = new MemoryStateStore(history);
     const { cache, clock, backend } = await harness({
@@ -206,6 +255,20 @@ describe("warm-up and shutdown", () => {
     assert.ok(result.skipped.some((s) => s.reason === "the cache is closing"));
     assert.equal(backend.counts.aborted, 1);
     assert.equal(backend.live.size, 0);
+    assert.deepEqual(logger.warnings, []);
+  });
+
+  it("closing while the backends settle ends the warm-up at once, without warming", async () => {
+    const store = new MemoryStateStore(history);
+    const { cache, clock, backend, logger } = await harness({ store, cache: { enable_warmup: true, warmup_strategy: "usage" } });
+    backend.settling = new Promise(() => {});
+    await clock.advance(1000);
+    assert.equal(backend.settles, 1);
+    const models = [...backend.live];
+    await cache.close();
+    const result = await cache.warmupDone;
+    assert.ok(result.loaded.length > 0);
+    assert.deepEqual(models.map((m) => m.warmed).filter((n) => n > 0), []);
     assert.deepEqual(logger.warnings, []);
   });
 });

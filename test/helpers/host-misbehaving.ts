@@ -1,9 +1,10 @@
 /**
- * A model host that breaks the protocol, for tests (HostedBackend's `entry` option). Its runtime "starts" at once;
- * then, by the model file's name:
+ * A model host that breaks the protocol, for tests (HostedBackend's `entry` option). Its runtime "starts" at once (or
+ * after `INFERNO_TEST_HOST_START_MS` milliseconds, a slow start); then, by the model file's name:
  * - `silent…`: never answers a load (the load bound must kill it);
  * - `garbage…`: answers the load, then answers the first call with bytes that decode to no message;
  * - `dies…`: dies of SIGSEGV while loading.
+ * Asked to dispose, it exits.
  */
 import { Socket } from "node:net";
 import { encodeFrame, type FromHost, FrameReader, HOST_FD, parseToHost } from "../../src/backends/host/protocol.js";
@@ -16,7 +17,8 @@ channel.on("end", () => process.exit(0));
 channel.on("data", (chunk: Buffer) => {
   for (const value of reader.push(chunk)) {
     const message = parseToHost(value);
-    if (message.type === "init") send({ type: "ready" });
+    if (message.type === "dispose") process.exit(0);
+    if (message.type === "init") setTimeout(() => send({ type: "ready" }), Number(process.env.INFERNO_TEST_HOST_START_MS ?? 0));
     if (message.type === "load") {
       model = message.descriptor.name;
       if (model.startsWith("dies")) process.kill(process.pid, "SIGSEGV");

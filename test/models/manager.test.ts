@@ -103,6 +103,21 @@ test("a file added (or removed) later is seen without a new manager", async (t) 
   assert.deepEqual((await manager.list()).map((m) => m.name), ["later/second.gguf"]);
 });
 
+test("after a listing, each model's own name is known to the synchronous lookup; other spellings once resolved", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: { "a/x.gguf": {}, "b/x.gguf": {}, "solo.gguf": {} } });
+  const manager = new ModelManager(dir);
+  assert.equal(manager.lookup("solo.gguf"), undefined);
+  const listed = await manager.list();
+  for (const model of listed) assert.deepEqual(manager.lookup(model.name), model);
+  // Spellings the listing did not use wait for a resolve; an ambiguous one is never answered.
+  assert.equal(manager.lookup("solo"), undefined);
+  assert.equal(manager.lookup("x.gguf"), undefined);
+  assert.equal((await manager.resolve("solo")).name, "solo.gguf");
+  assert.equal(manager.lookup("solo")?.name, "solo.gguf");
+  await assert.rejects(manager.resolve("x.gguf"), ModelAmbiguous);
+  assert.equal(manager.lookup("x.gguf"), undefined);
+});
+
 test("the listing is reused until a directory's mtime changes (no rescan per lookup)", async (t) => {
   const { dir } = await tinyModelsDir(t, { gguf: { "first.gguf": {} } });
   const then = new Date("2026-01-01T00:00:00Z");

@@ -46,6 +46,26 @@ it("/ready is 503 during a slow warm-up and 200 after; /health reports warming w
   assert.equal(done.warmup, "done");
 });
 
+it("/ready stays 503 until the backends have settled after the warm-up's loads and the models are warmed", async (t) => {
+  const s = await startFakeServer(t, {
+    models: ["a.gguf"],
+    behaviours: { "a.gguf": { loadMs: 300 } },
+    config: { cache: { always_warm: ["a.gguf"] } },
+  });
+  let settled!: () => void;
+  s.backend.settling = new Promise((resolve) => (settled = resolve));
+  const deadline = Date.now() + 5000;
+  while (s.backend.settles === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(s.backend.settles, 1, "the warm-up's loads are done and it waits for the backends");
+  const [model] = [...s.backend.live];
+  assert.equal(model?.warmed, 0);
+  assert.equal((await fetch(`${s.url}/ready`)).status, 503);
+  settled();
+  await s.cache.warmupDone;
+  assert.equal(model?.warmed, 1);
+  assert.equal((await fetch(`${s.url}/ready`)).status, 200);
+});
+
 it("/ready needs no API key, like /health", async (t) => {
   const s = await startFakeServer(t, { config: { server: { api_key: "k" } } });
   await s.cache.warmupDone;

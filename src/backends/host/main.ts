@@ -174,7 +174,8 @@ async function call(id: number, method: CallMethod, args: unknown[], stream: Req
     if (stream) options.onText = stream.text.push;
     return { type: "result", id, value: await m[method](args[0], options) };
   }
-  // embed(inputs, signal, options) and run(inputs, signal): the signal is this side's; tokenize takes none.
+  // warm(signal); embed(inputs, signal, options) and run(inputs, signal): the signal is this side's; tokenize takes none.
+  if (method === "warm") return { type: "result", id, value: await m.warm(signal) };
   const rest = method === "tokenize" ? [] : method === "embed" ? [signal, args[1]] : [signal];
   return { type: "result", id, value: await m[method](args[0], ...rest) };
 }

@@ -21,8 +21,8 @@ export const HOST_FD = 3;
 /** Frames larger than this are a protocol failure (no legitimate message comes near it). */
 export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
 
-export type CallMethod = "complete" | "chat" | "embed" | "tokenize" | "run";
-const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "tokenize", "run"];
+export type CallMethod = "complete" | "chat" | "embed" | "tokenize" | "warm" | "run";
+const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "tokenize", "warm", "run"];
 
 /** Inferno → host. */
 export type ToHost =

@@ -1,8 +1,10 @@
 /**
- * A spare host's warm-up: loads a throwaway tiny model before the host reports ready. The first loads in a fresh process
- * cost about twice the CPU of later ones — V8 compiles node-llama-cpp's loading code and llama.cpp sets up its CPU
- * buffers on first use (measured on the generated medium q8_0 model: 150–330 ms of CPU for the first two loads, 70–140 ms
- * after) — and a spare host exists so that a cold load pays nothing a process that loaded before would not.
+ * A spare host's warm-up: loads a throwaway tiny model, and warms it (`TextModel.warm`: a one-token completion and
+ * chat), before the host reports ready. The first loads in a fresh process cost about twice the CPU of later ones — V8
+ * compiles node-llama-cpp's loading code and llama.cpp sets up its CPU buffers on first use (measured on the generated
+ * medium q8_0 model: 150–330 ms of CPU for the first two loads, 70–140 ms after) —, and so do the first generations
+ * (the completion and chat code compiled); a spare host exists so that a cold load, and the first request to the model
+ * it loads, pay nothing a process that loaded before would not.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,11 +13,11 @@ import type { BackendConfig } from "../../config/schema.js";
 import { writeTinyLlamaGguf } from "../../models/gguf-writer.js";
 import type { LlamaBackend } from "../llama.js";
 
-/** Loads compiled by the warm-up: V8 optimises a function after a few calls, not one. */
+/** Loads (each with its warm generations) compiled by the warm-up: V8 optimises a function after a few calls, not one. */
 const WARM_UP_LOADS = 2;
 
 /**
- * Loads and unloads a generated nano llama `WARM_UP_LOADS` times with `gpu`. Best effort: a host that cannot write a
+ * Loads, warms and unloads a generated nano llama `WARM_UP_LOADS` times with `gpu`. Best effort: a host that cannot write a
  * temporary file is only slower on its first load, so a failure here is ignored.
  */
 export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Promise<void> {
@@ -26,7 +28,14 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
     const size = await writeTinyLlamaGguf(path, { preset: "nano" });
     const descriptor = { name: "warm-up", key: path, path, format: "gguf" as const, fingerprint: { size, mtimeMs: 0 } };
     const config: BackendConfig = { gpu, threads: 1, context_size: 64, batch_size: 64, mmap: false, parallel: 1, isolation: "in-process" };
-    for (let i = 0; i < WARM_UP_LOADS; i++) await (await llama.load(descriptor, { backend: config })).dispose();
+    for (let i = 0; i < WARM_UP_LOADS; i++) {
+      const model = await llama.load(descriptor, { backend: config });
+      try {
+        await model.warm?.();
+      } finally {
+        await model.dispose();
+      }
+    }
   } catch {
     // best effort (see above)
   } finally {
