@@ -165,7 +165,7 @@ export async function loadsBench(options: { quick: boolean }): Promise<Figure[]>
     const runtime = await createRuntime(config, { backends });
     try {
       await runtime.cache.warmupDone;
-      for (const preset of presets) figures.push(...(await singleFlight(runtime, backends, `${preset}.gguf`, options.quick ? 2 : 5)));
+      for (const preset of presets) figures.push(...(await singleFlight(runtime, backends, `${preset}.gguf`, options.quick ? 1 : 5)));
     } finally {
       await runtime.close();
     }
