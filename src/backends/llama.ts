@@ -16,6 +16,7 @@ import type {
 } from "node-llama-cpp";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
+import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
 import { anySignal, contextLengthExceeded, generationTokenLimit, Lifetime, promptTokenLimit, threadCount, throwIfAborted } from "./common.js";
@@ -498,7 +499,8 @@ export class LlamaBackend implements Backend {
         ...(signal ? { createSignal: signal } : {}),
       });
       throwIfAborted(signal, `loading ${descriptor.name}`);
-      const memory = model.size + (await this.contextMemory(model, context, config));
+      // What node-llama-cpp counts (weights, context) and what it leaves out, as the pre-load estimate counts it.
+      const memory = model.size + (await this.contextMemory(model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
       return new LlamaTextModel(await loadNodeLlamaCpp(), descriptor, memory, model, context, config, threads);
     } catch (error) {
       await model?.dispose().catch(() => undefined);

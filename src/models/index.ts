@@ -10,12 +10,11 @@ export {
 } from "./gguf-writer.js";
 export {
   estimateGgufMemory,
-  GGUF_FIXED_OVERHEAD_BYTES,
-  MODEL_HOST_OVERHEAD_BYTES,
   type HashOption,
   ModelManager,
   type ModelManagerOptions,
   ONNX_MEMORY_FACTOR,
   type ValidationResult,
 } from "./manager.js";
+export { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 export type * from "./types.js";

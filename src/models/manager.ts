@@ -13,6 +13,7 @@ import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
 import { FileDigests } from "./digests.js";
 import { type FoundModel, formatOf, isInside } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
+import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
 import { readSplitGgufHeader } from "./split.js";
@@ -53,30 +54,12 @@ export interface HashOption {
   hash?: boolean;
 }
 
-const MiB = 1024 * 1024;
 
 /**
  * Memory of a loaded ONNX model as a multiple of its file size: the weights once, plus ONNX Runtime's optimised copies
  * and its arena. Measured on the PP-OCR models at 1.5–2×; 2 keeps the estimate on the safe side.
  */
 export const ONNX_MEMORY_FACTOR = 2;
-/**
- * What a loaded GGUF model adds to a process where llama.cpp already runs, beyond its weights, KV cache and compute
- * buffers (llama.cpp's and node-llama-cpp's bookkeeping, the first request's scratch): per model, in either isolation
- * mode. Measured on the generated medium models after a first request that fills the context, CPU only: 3.4–7.9 MiB
- * of anonymous memory (`npm run bench -- --only isolation`, the in-process rows). The once-per-process costs — Node,
- * llama.cpp's start — are not in it: a model loaded in process finds them paid, a hosted one pays them in its host
- * (`MODEL_HOST_OVERHEAD_BYTES`).
- */
-export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MiB;
-/**
- * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp started and the spare's
- * warm-up leftovers, as the Pss the cache accounts for a hosted model includes them — once per hosted model, never
- * for a model loaded in process. Measured on x86-64 Linux, Node 20, CPU only, hosts from dist: an idle host's Pss
- * 88–103 MiB (less while other processes map the same llama.cpp libraries; a host run from source under tsx takes
- * ~35 MiB more).
- */
-export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 88 * MiB;
 
 /**
  * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
