@@ -180,7 +180,7 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
  * OS figure the in-process accounting (llama.cpp's own figure, taken from a load in this process) is held against; it
  * is taken from private memory (Pss would also move as other processes map or unmap the same libraries).
  */
-async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWeightType }>, manager: ModelManager, base: BackendConfig) {
+async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWeightType }>, manager: ModelManager, base: BackendConfig, samples: number) {
   const rows: MemoryRow[] = [];
   const idles: number[] = [];
   const longPrompt = "the cat sat on the mat and ".repeat(Math.floor(base.context_size / 8));
@@ -189,6 +189,10 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
     for (const { descriptor, type } of models) {
       for (const mmap of [false, true]) {
         const config = { ...base, mmap };
+        // Each figure is the median of `samples` fresh hosts: one host's Pss moves by several MiB with what else maps
+        // the same libraries at that moment, as much as a whole medium model.
+        const measured = { accounted: [] as number[], pss: [] as number[], share: [] as number[], llama: [] as number[] };
+        for (let sample = 0; sample < samples; sample++) {
         const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
         await hosted.ready(config);
         const sparePid = hosted.sparePid as number;
@@ -205,6 +209,11 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
         const inProcess = await local.load(descriptor, { backend: { ...config, isolation: "in-process" } });
         const llamaFigure = inProcess.memoryBytes;
         await inProcess.dispose();
+        measured.accounted.push(accounted);
+        measured.pss.push(pss);
+        measured.share.push(share);
+        measured.llama.push(llamaFigure);
+        }
         const row = (isolation: MemoryRow["isolation"], estimate: number, accountedBytes: number, os: number): MemoryRow => ({
           model: descriptor.name,
           type,
@@ -217,8 +226,8 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
           accounted_error: Math.abs(accountedBytes - os) / os,
         });
         rows.push(
-          row("process", await manager.estimateMemory(descriptor, { ...config, isolation: "process" }), accounted, pss),
-          row("in-process", await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }), llamaFigure, share),
+          row("process", await manager.estimateMemory(descriptor, { ...config, isolation: "process" }), median(measured.accounted), median(measured.pss)),
+          row("in-process", await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }), median(measured.llama), median(measured.share)),
         );
       }
     }
@@ -244,7 +253,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
     const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
-    const { rows, idles } = await memory(models, manager, config);
+    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : 3);
     console.log(
       `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
         `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
