@@ -45,7 +45,7 @@ async function busyProcess(): Promise<ChildProcess> {
 
 /** Tokens per second: auto vs 1 thread vs all cores, quiet and contended, on three model sizes. */
 export async function backendThreadsBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
-  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [3, 500];
+  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [2, 500];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   const backend = new LlamaBackend();
   const figures: Figure[] = [];

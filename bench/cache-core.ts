@@ -301,7 +301,7 @@ async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
 }
 
 export async function cacheCoreBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
-  if (options.quick) [HITS, ROUNDS, SAMPLES] = [50_000, 4, 30];
+  if (options.quick) [HITS, ROUNDS, SAMPLES] = [50_000, 2, 30];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cache-"));
   try {
     const only = process.env.BENCH_ONLY;

@@ -57,7 +57,7 @@ const dropFromPageCache = (path: string) => run("dd", [`if=${path}`, "iflag=noca
 const rawRead = (path: string) => run("cat", [path]);
 
 export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<ColdLoadReport> {
-  const rounds = options.quick ? 2 : 5;
+  const rounds = options.quick ? 1 : 5;
   const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cold-load-"));
   const models: Array<{ file: string; preset: TinyPreset; type: TinyWeightType }> = [

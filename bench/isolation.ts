@@ -238,7 +238,7 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
 }
 
 export async function isolationBench(options: { quick?: boolean } = {}): Promise<IsolationReport> {
-  const runs = options.quick ? 2 : 7;
+  const runs = options.quick ? 1 : 7;
   const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-isolation-"));
   try {
