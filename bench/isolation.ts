@@ -175,6 +175,30 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
 }
 
 /**
+ * One fresh host's figures for `descriptor` under `config`: the idle host's Pss, what the cache accounts once loaded,
+ * the host's Pss and the private memory the model added after a first request, and llama.cpp's figure in process.
+ */
+async function measureOnce(descriptor: ModelDescriptor, config: BackendConfig, local: LlamaBackend, longPrompt: string) {
+  const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
+  await hosted.ready(config);
+  const sparePid = hosted.sparePid as number;
+  const idlePss = (await processMemory(sparePid)) ?? NaN;
+  const idlePrivate = await privateBytes(sparePid);
+  const model = (await hosted.load(descriptor, { backend: config })) as TextModel;
+  const accounted = model.memoryBytes;
+  // A first request with a prompt of most of the context: weights and the compute buffers of a full batch touched.
+  await model.complete(longPrompt, { maxTokens: 8, temperature: 0, truncatePromptTokens: -1 });
+  const pss = (await processMemory(model.pid as number)) ?? NaN;
+  const share = (await privateBytes(model.pid as number)) - idlePrivate;
+  await model.dispose();
+  await hosted.dispose();
+  const inProcess = await local.load(descriptor, { backend: { ...config, isolation: "in-process" } });
+  const llama = inProcess.memoryBytes;
+  await inProcess.dispose();
+  return { idlePss, accounted, pss, share, llama };
+}
+
+/**
  * Per weight type and mmap setting: a model loaded in a fresh host, measured idle (before the load), at load and after a
  * first request. The host runs the in-process backend, so its Pss growth is what the model adds to any process — the
  * OS figure the in-process accounting (llama.cpp's own figure, taken from a load in this process) is held against; it
@@ -193,26 +217,9 @@ async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWei
         // the same libraries at that moment, as much as a whole medium model.
         const measured = { accounted: [] as number[], pss: [] as number[], share: [] as number[], llama: [] as number[] };
         for (let sample = 0; sample < samples; sample++) {
-        const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
-        await hosted.ready(config);
-        const sparePid = hosted.sparePid as number;
-        idles.push((await processMemory(sparePid)) ?? NaN);
-        const idlePrivate = await privateBytes(sparePid);
-        const model = (await hosted.load(descriptor, { backend: config })) as TextModel;
-        const accounted = model.memoryBytes;
-        // A first request with a prompt of most of the context: weights and the compute buffers of a full batch touched.
-        await model.complete(longPrompt, { maxTokens: 8, temperature: 0, truncatePromptTokens: -1 });
-        const pss = (await processMemory(model.pid as number)) ?? NaN;
-        const share = (await privateBytes(model.pid as number)) - idlePrivate;
-        await model.dispose();
-        await hosted.dispose();
-        const inProcess = await local.load(descriptor, { backend: { ...config, isolation: "in-process" } });
-        const llamaFigure = inProcess.memoryBytes;
-        await inProcess.dispose();
-        measured.accounted.push(accounted);
-        measured.pss.push(pss);
-        measured.share.push(share);
-        measured.llama.push(llamaFigure);
+          const one = await measureOnce(descriptor, config, local, longPrompt);
+          idles.push(one.idlePss);
+          for (const key of ["accounted", "pss", "share", "llama"] as const) measured[key].push(one[key]);
         }
         const row = (isolation: MemoryRow["isolation"], estimate: number, accountedBytes: number, os: number): MemoryRow => ({
           model: descriptor.name,
