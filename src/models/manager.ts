@@ -54,7 +54,6 @@ export interface HashOption {
   hash?: boolean;
 }
 
-
 /**
  * Memory of a loaded ONNX model as a multiple of its file size: the weights once, plus ONNX Runtime's optimised copies
  * and its arena. Measured on the PP-OCR models at 1.5–2×; 2 keeps the estimate on the safe side.

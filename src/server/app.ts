@@ -4,7 +4,6 @@
  * size limit — and the one error mapper.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -13,7 +12,7 @@ import { messageOf, PayloadTooLarge, RouteNotFound, Unauthorized } from "../erro
 import type { Bytes } from "../models/types.js";
 import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
-import type { AppContext, AppDeps, AppEnv } from "./context.js";
+import { type AppContext, type AppDeps, type AppEnv, nodeRequestHeaders } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
 import { EventHub } from "./events.js";
 import { PathRedactor } from "./exposure.js";
@@ -113,7 +112,7 @@ function limitBody(maxBytes: Bytes): MiddlewareHandler<AppEnv> {
   const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
     // Under Node the headers as Node parsed them: asking the adapter builds a web Headers view first.
-    const headers = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.headers;
+    const headers = nodeRequestHeaders(c);
     const length = headers ? headers["content-length"] : c.req.header("content-length");
     const chunked = headers ? headers["transfer-encoding"] !== undefined : c.req.header("transfer-encoding") !== undefined;
     if (length !== undefined && !chunked) {

@@ -1,5 +1,5 @@
 /** What every route group gets: the runtime, the admission queue, the lifecycle, metrics; and shared request helpers. */
-import { ServerResponse } from "node:http";
+import { type IncomingHttpHeaders, ServerResponse } from "node:http";
 // @hono/node-server's marker for a response the handler writes to the Node response itself.
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
@@ -58,6 +58,11 @@ export async function readJson(c: AppContext): Promise<unknown> {
   } catch (error) {
     throw new BadRequest(`request body is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** The request headers as Node parsed them under @hono/node-server (`c.env.incoming`); undefined under `app.fetch`. */
+export function nodeRequestHeaders(c: AppContext): IncomingHttpHeaders | undefined {
+  return (c.env as { incoming?: { headers?: IncomingHttpHeaders } } | undefined)?.incoming?.headers;
 }
 
 /** The Node response under @hono/node-server (`c.env.outgoing`); undefined when `app.fetch` is called directly. */
