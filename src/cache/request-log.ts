@@ -84,6 +84,8 @@ export class RequestLog {
   private readonly loadMs: Float64Array;
   /** Requests ever written (the next one's sequence number); its slot is `written % capacity`. */
   private written = 0;
+  /** `written % capacity`, kept as a wrapping counter: an integer division per request weighed on the hit path. */
+  private nextSlot = 0;
   /** Sequence numbers below this were saved (or restored): a save's delta starts here. */
   private savedUpTo = 0;
   /** Model key → sequence number of its latest miss still waiting for its load time. */
@@ -105,7 +107,8 @@ export class RequestLog {
   record(key: string, at: EpochMilliseconds, outcome: RequestOutcome): void {
     if (this.capacity === 0) return;
     const seq = this.written++;
-    const slot = seq % this.capacity;
+    const slot = this.nextSlot;
+    this.nextSlot = slot + 1 === this.capacity ? 0 : slot + 1;
     this.keys[slot] = key;
     this.at[slot] = at;
     this.outcomes[slot] = outcome === "hit" ? 0 : outcome === "miss" ? 1 : 2;
@@ -178,6 +181,7 @@ export class RequestLog {
   /** Forgets every request (statistics reset). */
   clear(): void {
     this.written = 0;
+    this.nextSlot = 0;
     this.savedUpTo = 0;
     this.pendingLoads.clear();
   }

@@ -1,6 +1,6 @@
 /**
- * A spare host's warm-up: loads a throwaway tiny model, and warms it (`TextModel.warm`: a one-token completion and
- * chat), before the host reports ready. The first loads in a fresh process cost about twice the CPU of later ones — V8
+ * A spare host's warm-up: loads a throwaway tiny model, and warms it (`TextModel.warm`: a few short completions and
+ * chats), before the host reports ready. The first loads in a fresh process cost about twice the CPU of later ones — V8
  * compiles node-llama-cpp's loading code and llama.cpp sets up its CPU buffers on first use (measured on the generated
  * medium q8_0 model: 150–330 ms of CPU for the first two loads, 70–140 ms after) —, and so do the first generations
  * (the completion and chat code compiled); a spare host exists so that a cold load, and the first request to the model
