@@ -12,10 +12,9 @@
  * Part of `npm run bench` (`-- --only coldload`); alone: `node --import tsx bench/cold-load.ts`.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { getLlama, type LlamaContext, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { HostedBackend } from "../src/backends/hosted.js";
 import { LlamaBackend } from "../src/backends/llama.js";
@@ -23,9 +22,8 @@ import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { type TinyPreset, type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
+import { hostEntry } from "./hosts.js";
 import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
-
-const BUILT_HOST = fileURLToPath(new URL("../dist/backends/host/main.js", import.meta.url));
 
 /** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */
 export interface ColdLoadRow {
@@ -64,13 +62,12 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
     { file: "medium-q8_0.gguf", preset: "medium", type: "q8_0" },
     ...(options.quick ? [] : [{ file: "large-f32.gguf", preset: "large" as const, type: "f32" as const }]),
   ];
-  const built = await stat(BUILT_HOST).catch(() => null);
-  const hosts = built ? "hosts from dist (as installed)" : "hosts from source under tsx (run `npm run build` first)";
+  const { entry, label: hosts } = await hostEntry();
   const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
   const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
   llama.maxThreads = 1;
   const local = new LlamaBackend();
-  const hosted = new HostedBackend("gguf", built ? { entry: BUILT_HOST } : {});
+  const hosted = new HostedBackend("gguf", entry ? { entry } : {});
   const cacheConfig = { ...cacheSchema.parse({ persist_cache: false, enable_warmup: false }), cache_dir: dir };
   const manager = new ModelManager(dir);
   const inProcess = await ModelCache.new(cacheConfig, { ...config, isolation: "in-process" }, manager, { backends: { gguf: local }, store: null });
@@ -82,7 +79,8 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
     for (const { file, preset, type } of models) {
       const path = join(dir, file);
       const size = await writeTinyLlamaGguf(path, { preset, type });
-      for (const pageCache of ["warm", "dropped"] as const) {
+      // Quick: the page cache warm only (each state's load via the spare host starts another host, ~2 s).
+      for (const pageCache of options.quick ? (["warm"] as const) : (["warm", "dropped"] as const)) {
         const prepare = async () => {
           await hosted.ready(config);
           if (pageCache === "dropped") await dropFromPageCache(path);

@@ -11,10 +11,9 @@
  *
  * Part of `npm run bench` (`-- --only isolation`); alone: `node --import tsx bench/isolation.ts`.
  */
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { HostedBackend } from "../src/backends/hosted.js";
 import { processMemory } from "../src/backends/host/memory.js";
 import { LlamaBackend } from "../src/backends/llama.js";
@@ -23,6 +22,7 @@ import { type BackendConfig, backendSchema } from "../src/config/schema.js";
 import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
+import { hostEntry } from "./hosts.js";
 import { type Figure, figure, interleaved, loadAverage, median, ratios } from "./report.js";
 
 const MIB = 1024 * 1024;
@@ -33,19 +33,6 @@ const MIB = 1024 * 1024;
  */
 const THROUGHPUT_ROUNDS = 21;
 const PROMPT = "Once upon a time";
-const BUILT_HOST = fileURLToPath(new URL("../dist/backends/host/main.js", import.meta.url));
-const SOURCE_HOST = fileURLToPath(new URL("../src/backends/host/main.ts", import.meta.url));
-
-/**
- * The host entry to measure: the compiled one, as an installed Inferno runs it, when `npm run build` made one at least
- * as new as the source; else the source under tsx (~35 MiB more per host, and slower to start).
- */
-async function hostEntry(): Promise<{ entry?: string; label: string }> {
-  const [built, source] = await Promise.all([stat(BUILT_HOST).catch(() => null), stat(SOURCE_HOST)]);
-  if (built && built.mtimeMs >= source.mtimeMs) return { entry: BUILT_HOST, label: "hosts from dist (as installed)" };
-  return { label: "hosts from source under tsx (run `npm run build` to measure installed hosts)" };
-}
-
 let hostOptions: { entry?: string } = {};
 
 /** Private memory (Private_Clean + Private_Dirty in smaps_rollup): what a process holds that no other does. */
@@ -92,7 +79,8 @@ export interface MemoryRow {
 export interface IsolationReport {
   hosts: string;
   load_average: { start: number; end: number };
-  cold_load: ColdLoadDetails;
+  /** Null in a quick run: the `coldload` section times loads via the spare host too. */
+  cold_load: ColdLoadDetails | null;
   throughput: ThroughputDetails[];
   memory: { rows: MemoryRow[]; idle_host_bytes: number[] };
 }
@@ -204,14 +192,20 @@ async function measureOnce(descriptor: ModelDescriptor, config: BackendConfig, l
  * OS figure the in-process accounting (llama.cpp's own figure, taken from a load in this process) is held against; it
  * is taken from private memory (Pss would also move as other processes map or unmap the same libraries).
  */
-async function memory(models: Array<{ descriptor: ModelDescriptor; type: TinyWeightType }>, manager: ModelManager, base: BackendConfig, samples: number) {
+async function memory(
+  models: Array<{ descriptor: ModelDescriptor; type: TinyWeightType }>,
+  manager: ModelManager,
+  base: BackendConfig,
+  samples: number,
+  mmaps: readonly boolean[],
+) {
   const rows: MemoryRow[] = [];
   const idles: number[] = [];
   const longPrompt = "the cat sat on the mat and ".repeat(Math.floor(base.context_size / 8));
   const local = new LlamaBackend();
   try {
     for (const { descriptor, type } of models) {
-      for (const mmap of [false, true]) {
+      for (const mmap of mmaps) {
         const config = { ...base, mmap };
         // Each figure is the median of `samples` fresh hosts: one host's Pss moves by several MiB with what else maps
         // the same libraries at that moment, as much as a whole medium model.
@@ -257,10 +251,11 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const resolve = (name: string) => manager.resolve(name);
     const host = await hostEntry();
     hostOptions = host.entry ? { entry: host.entry } : {};
-    const cold = await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
+    const cold = options.quick ? null : await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
     const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
-    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : 3);
+    // Quick: one host per row, and the default mmap setting (off) only.
+    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : 3, options.quick ? [false] : [false, true]);
     console.log(
       `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
         `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
@@ -287,17 +282,20 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
 export function isolationFigures(report: IsolationReport): Figure[] {
   const { cold_load: cold } = report;
   const ms = (values: number[]) => median(values).toFixed(0);
-  const figures: Figure[] = [
-    figure({
-      section: "isolation",
-      name: `cold load of ${cold.model} via the spare host (issue 10)`,
-      samples: ratios(cold.via_spare_host_ms, cold.in_process_ms),
-      unit: "×",
-      baseline: "in-process load",
-      target: { max: 1.1 },
-      note: `${ms(cold.via_spare_host_ms)} vs ${ms(cold.in_process_ms)} ms; ${report.hosts}`,
-    }),
-  ];
+  const figures: Figure[] = [];
+  if (cold) {
+    figures.push(
+      figure({
+        section: "isolation",
+        name: `cold load of ${cold.model} via the spare host (issue 10)`,
+        samples: ratios(cold.via_spare_host_ms, cold.in_process_ms),
+        unit: "×",
+        baseline: "in-process load",
+        target: { max: 1.1 },
+        note: `${ms(cold.via_spare_host_ms)} vs ${ms(cold.in_process_ms)} ms; ${report.hosts}`,
+      }),
+    );
+  }
   for (const t of report.throughput) {
     figures.push(
       figure({

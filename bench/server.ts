@@ -24,6 +24,7 @@ import type { ChatMessage } from "../src/backends/types.js";
 import { loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
+import { backendsWith, hostEntry } from "./hosts.js";
 import { type Figure, figure, interleaved, median, percentile, ratios } from "./report.js";
 
 const MODEL = "bench.gguf";
@@ -135,7 +136,7 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
   try {
     await writeTinyLlamaGguf(join(dir, MODEL), { preset: "nano" });
     const config = await benchConfig(dir);
-    const runtime = await createRuntime(config);
+    const runtime = await createRuntime(config, { backends: backendsWith(config.backend, await hostEntry()) });
     const server = await startServer(runtime, { port: 0 });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const generation = { maxTokens: MAX_TOKENS, temperature: 0 };

@@ -1,6 +1,6 @@
 /** The backends Inferno ships, by the format they load. */
 import type { BackendConfig } from "../config/schema.js";
-import { HostedBackend } from "./hosted.js";
+import { HostedBackend, type HostedBackendOptions } from "./hosted.js";
 import { LlamaBackend } from "./llama.js";
 import { OnnxBackend } from "./onnx.js";
 import type { BackendRegistry } from "./types.js";
@@ -17,9 +17,9 @@ export type Backends = BackendRegistry & AsyncDisposable;
  * runtime calls it at creation) or on the first load of their format. With `backend.isolation = "process"` (the
  * default) GGUF models run in model hosts (see hosted.ts) and `ready()` starts the spare host; with `"in-process"` they
  * run in this process and `ready()` starts llama.cpp here. `spare: false` keeps no spare host (a one-shot command loads
- * once). Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
+ * once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
  */
-export function createBackends(config?: BackendConfig, options: { spare?: boolean } = {}): Backends {
+export function createBackends(config?: BackendConfig, options: Pick<HostedBackendOptions, "spare" | "entry"> = {}): Backends {
   const isolation = config?.isolation ?? "process";
   const gguf = isolation === "process" ? new HostedBackend("gguf", options) : new LlamaBackend();
   const registry: BackendRegistry = { gguf, onnx: new OnnxBackend() };
