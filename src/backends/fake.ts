@@ -158,7 +158,7 @@ export class FakeBackend implements Backend {
 }
 
 /**
- * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector, counts its warm-ups. Tests may change its
+ * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector, counts its warm-ups and generations. Tests may change its
  * `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
  */
 export class FakeTextModel implements TextModel {
@@ -166,6 +166,8 @@ export class FakeTextModel implements TextModel {
   disposed = false;
   /** Calls of `warm()`. */
   warmed = 0;
+  /** Calls of `complete()` and `chat()`. */
+  generations = 0;
   readonly crashed: Promise<Error>;
   private crashError: Error | null = null;
   private resolveCrashed!: (error: Error) => void;
@@ -204,11 +206,13 @@ export class FakeTextModel implements TextModel {
 
   async complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
     this.assertUsable();
+    this.generations++;
     return echo(prompt, options);
   }
 
   async chat(messages: ChatMessage[], options: GenerationOptions = {}): Promise<GenerationResult> {
     this.assertUsable();
+    this.generations++;
     const lastUser = [...messages].reverse().find((m) => m.role === "user");
     return echo(lastUser?.content ?? "", options);
   }

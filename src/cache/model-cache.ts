@@ -310,6 +310,19 @@ export class ModelCache implements AsyncDisposable {
     return entry;
   }
 
+  /**
+   * A lease on a model that is loaded now, counting nothing: no use, no request logged, no event. For the server's own
+   * warm-up requests (server/warm-up-requests.ts), which run its request path before `/ready` answers 200 and are no
+   * one's traffic. Null when the model is not loaded (or is leaving): such a request never loads or evicts anything.
+   */
+  async acquireLoaded(name: string): Promise<Lease | null> {
+    if (this.closing) return null;
+    const descriptor = this.models.lookup?.(name) ?? (await this.models.resolve(name).catch(() => null));
+    const entry = descriptor ? this.entries.get(descriptor.key) : undefined;
+    if (!entry || entry.state !== "ready" || entry.retireReason !== null || this.closing) return null;
+    return this.lease(entry);
+  }
+
   /** A request's path to a ready entry: counted as a use, room made by eviction, keep_alive applied. */
   private async obtainRequested(name: string, options: AcquireOptions): Promise<ReadyEntry> {
     validateKeepAlive(options.keepAlive);

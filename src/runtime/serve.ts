@@ -7,6 +7,7 @@ import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { ServerListenFailed } from "../errors/index.js";
 import { type AppOptions, createApp, type InfernoApp } from "../server/app.js";
+import { sendWarmUpRequests, warmUpModel, warmUpToken } from "../server/warm-up-requests.js";
 import type { ServerRuntime } from "./types.js";
 
 /**
@@ -27,7 +28,7 @@ const ABORT_SETTLE_MS = 2_000;
 const CONNECTION_SETTLE_MS = 2_000;
 const IDLE_SWEEP_MS = 25;
 
-export interface StartServerOptions extends AppOptions {
+export interface StartServerOptions extends Omit<AppOptions, "warmUpRequests"> {
   /** Defaults to `[server] host`. */
   host?: string;
   /** Defaults to `[server] port`; 0 picks a free port. */
@@ -112,15 +113,26 @@ export async function startServer(runtime: ServerRuntime, options: StartServerOp
       `binding to ${host}, reachable from other machines, without an API key: anyone who can reach it can use your models; set server.api_key (or --api-key) or bind to 127.0.0.1`,
     );
   }
-  const app = createApp(runtime, options);
+  // The warm-up requests (server/warm-up-requests.ts) run once the cache's warm-up is over; `/ready` waits for them.
+  const token = warmUpToken();
+  let warmedUp!: () => void;
+  const app = createApp(runtime, { ...options, warmUpRequests: { token, done: new Promise((resolve) => (warmedUp = resolve)) } });
   let server: Server;
   try {
     server = await listen(app, host, options.port ?? runtime.config.server.port);
   } catch (error) {
+    warmedUp();
     app.dispose();
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
+  void runtime.cache.warmupDone
+    .then(async (result) => {
+      const model = await warmUpModel(runtime.models, result.loaded);
+      if (model !== null && !app.lifecycle.isDraining) await sendWarmUpRequests({ host, port }, model, token, runtime.config.server.api_key);
+    })
+    .catch(() => undefined)
+    .finally(warmedUp);
   let closing: Promise<ShutdownReport> | null = null;
 
   const shutdown = async (graceMs: number): Promise<ShutdownReport> => {

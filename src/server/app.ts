@@ -12,7 +12,7 @@ import { messageOf, PayloadTooLarge, RouteNotFound, Unauthorized } from "../erro
 import type { Bytes } from "../models/types.js";
 import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
-import { type AppContext, type AppDeps, type AppEnv, nodeRequestHeaders } from "./context.js";
+import { type AppContext, type AppDeps, type AppEnv, isWarmUpRequest, nodeRequestHeaders } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
 import { EventHub } from "./events.js";
 import { PathRedactor } from "./exposure.js";
@@ -42,6 +42,11 @@ export interface AppOptions {
   eventsBacklog?: number;
   /** Events waiting for one event-stream client before it is dropped for not reading. Default 1000. */
   eventsClientBuffer?: number;
+  /**
+   * The server's own warm-up requests (`startServer`): the token that marks them, and when they are over. `/ready`
+   * answers 200 only once the cache's warm-up and then these have ended. Absent: no such requests.
+   */
+  warmUpRequests?: { token: string; done: Promise<void> };
 }
 
 export interface InfernoApp {
@@ -52,6 +57,8 @@ export interface InfernoApp {
   readonly fetch: (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
   /** The event stream's hub (`/v1/cache/events`): its clients and backlog. */
   readonly events: EventHub;
+  /** Settles when the start-up warm-up is over (`/ready` then answers 200, or 503 for good if it failed). */
+  readonly warmedUp: Promise<void>;
   /** Stops metric collection from the cache and ends the event streams. */
   dispose(): void;
 }
@@ -85,6 +92,8 @@ function routeLabel(c: AppContext): string {
 function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = performance.now();
+    // The server's own warm-up requests are no one's traffic: in flight for shutdown, but never in metrics or logs.
+    if (isWarmUpRequest(c, deps)) return deps.lifecycle.track(() => next());
     await deps.lifecycle.track(() => next());
     const status = c.res.status;
     const route = routeLabel(c);
@@ -138,6 +147,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },
+    warmUpToken: options.warmUpRequests?.token ?? null,
     paths,
     events: new EventHub(runtime.cache, {
       paths,
@@ -146,10 +156,13 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
       onDrop: () => runtime.logger.warn({}, "event stream client dropped: it did not read its events"),
     }),
   };
-  runtime.cache.warmupDone.then(
-    () => (deps.warmup.state = "done"),
-    () => (deps.warmup.state = "failed"),
-  );
+  const warmedUp = runtime.cache.warmupDone
+    .then(() => options.warmUpRequests?.done)
+    .then(
+      () => void (deps.warmup.state = "done"),
+      () => void (deps.warmup.state = "failed"),
+    )
+    .finally(() => (deps.warmUpToken = null));
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
   const app = new Hono<AppEnv>();
@@ -183,6 +196,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     app,
     lifecycle,
     events: deps.events,
+    warmedUp,
     fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
     dispose: () => {
       deps.metrics.close();

@@ -25,8 +25,13 @@ export interface AppDeps {
   /** The package version, reported by /health. */
   version: string;
   startedAt: number;
-  /** The start-up warm-up: `running` until the cache's `warmupDone` settles. */
+  /**
+   * The start-up warm-up: `running` until the cache's `warmupDone` settles and then the server's own warm-up requests
+   * end (server/warm-up-requests.ts).
+   */
   warmup: { state: "running" | "done" | "failed" };
+  /** The value of `WARM_UP_HEADER` that marks the server's own warm-up requests while they run; null otherwise. */
+  warmUpToken: string | null;
 }
 
 /** Hono context variables set by routes for the request middleware. */
@@ -63,6 +68,19 @@ export async function readJson(c: AppContext): Promise<unknown> {
 /** The request headers as Node parsed them under @hono/node-server (`c.env.incoming`); undefined under `app.fetch`. */
 export function nodeRequestHeaders(c: AppContext): IncomingHttpHeaders | undefined {
   return (c.env as { incoming?: { headers?: IncomingHttpHeaders } } | undefined)?.incoming?.headers;
+}
+
+/** The header that marks a warm-up request the server sends itself (server/warm-up-requests.ts). */
+export const WARM_UP_HEADER = "x-inferno-warm-up";
+
+/**
+ * Whether this is one of the server's own warm-up requests: its `WARM_UP_HEADER` carries the token this process drew
+ * (no client can send it), and only while they run. Such a request counts nowhere: no use, no metrics, no log line.
+ */
+export function isWarmUpRequest(c: AppContext, deps: Pick<AppDeps, "warmUpToken">): boolean {
+  if (deps.warmUpToken === null) return false;
+  const headers = nodeRequestHeaders(c);
+  return (headers ? headers[WARM_UP_HEADER] : c.req.header(WARM_UP_HEADER)) === deps.warmUpToken;
 }
 
 /** The Node response under @hono/node-server (`c.env.outgoing`); undefined when `app.fetch` is called directly. */

@@ -13,6 +13,8 @@ import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
 export interface CacheService {
   getModel(name: string, options?: AcquireOptions): Promise<LoadedModel>;
   acquire(name: string, options?: AcquireOptions): Promise<Lease>;
+  /** A lease on a model loaded now, counting nothing (the server's warm-up requests); null when it is not loaded. */
+  acquireLoaded(name: string): Promise<Lease | null>;
   withModel<T>(name: string, fn: (model: LoadedModel) => Promise<T> | T, options?: AcquireOptions): Promise<T>;
   load(name: string, options?: { keepAlive?: KeepAlive; signal?: AbortSignal }): Promise<LoadedModelInfo>;
   /** A pinned model needs `force`. */

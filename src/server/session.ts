@@ -7,8 +7,8 @@ import type { ServerResponse } from "node:http";
 import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
 import type { ModelDescriptor } from "../models/types.js";
-import { Aborted, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
-import { type AppContext, type AppDeps, nodeResponse, RESPONSE_ALREADY_SENT, requestSignal } from "./context.js";
+import { Aborted, CacheBusy, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
+import { type AppContext, type AppDeps, isWarmUpRequest, nodeResponse, RESPONSE_ALREADY_SENT, requestSignal } from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 
@@ -36,12 +36,14 @@ export async function openSession(
   const slot = await deps.queue.enter(signal);
   let lease: Lease;
   try {
-    lease = await deps.runtime.cache.acquire(modelName, {
-      keepAlive: requestKeepAlive(keepAlive, deps.runtime.config.server),
-      signal,
-      capability: "text",
-      task,
-    });
+    lease = isWarmUpRequest(c, deps)
+      ? await warmUpLease(deps, modelName)
+      : await deps.runtime.cache.acquire(modelName, {
+          keepAlive: requestKeepAlive(keepAlive, deps.runtime.config.server),
+          signal,
+          capability: "text",
+          task,
+        });
   } catch (error) {
     slot.release();
     throw error;
@@ -57,6 +59,13 @@ export async function openSession(
       slot.release();
     },
   };
+}
+
+/** A warm-up request's lease: on the model as it is loaded, counted nowhere; it never loads one. */
+async function warmUpLease(deps: AppDeps, modelName: string): Promise<Lease> {
+  const lease = await deps.runtime.cache.acquireLoaded(modelName);
+  if (!lease) throw new CacheBusy(`warm-up request: model ${modelName} is not loaded`);
+  return lease;
 }
 
 /**

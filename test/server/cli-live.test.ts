@@ -100,7 +100,7 @@ it("the live CLI sends the configured API key, and maps the server's refusals to
   const s = await startTestServer(t, {
     config: { server: { api_key: "sesame" }, cache: { always_warm: ["tiny.gguf"], persist_cache: false } },
   });
-  await s.runtime.cache.warmupDone;
+  await s.server.app.warmedUp;
   const where = { cwd: s.cwd, env: { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) } };
 
   const pinned = await runCli(["cache", "clear", "--model", "tiny.gguf"], where);

@@ -12,7 +12,7 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
     models: { gguf: { "llama/tiny.gguf": {} }, onnx: ["add.onnx"] },
     config: { cache: { always_warm: ["tiny"], max_cached_models: 1 } },
   });
-  await s.runtime.cache.warmupDone;
+  await s.server.app.warmedUp;
   const loaded = async () => (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
   assert.deepEqual(await loaded(), ["llama/tiny.gguf"]);
 

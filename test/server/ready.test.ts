@@ -37,7 +37,7 @@ it("/ready is 503 during a slow warm-up and 200 after; /health reports warming w
   assert.equal(health.warmup_progress?.settled, 1);
   assert.equal((await fetch(`${s.url}/ready`)).status, 503);
 
-  await s.cache.warmupDone;
+  await s.server.app.warmedUp;
   const after = await fetch(`${s.url}/ready`);
   assert.equal(after.status, 200);
   assert.deepEqual(await after.json(), { ready: true, status: "ok", warmup_progress: null });
@@ -61,14 +61,41 @@ it("/ready stays 503 until the backends have settled after the warm-up's loads a
   assert.equal(model?.warmed, 0);
   assert.equal((await fetch(`${s.url}/ready`)).status, 503);
   settled();
-  await s.cache.warmupDone;
+  await s.server.app.warmedUp;
   assert.equal(model?.warmed, 1);
   assert.equal((await fetch(`${s.url}/ready`)).status, 200);
 });
 
-it("/ready needs no API key, like /health", async (t) => {
-  const s = await startFakeServer(t, { config: { server: { api_key: "k" } } });
-  await s.cache.warmupDone;
-  await new Promise((resolve) => setImmediate(resolve));
+it("/ready needs no API key, like /health; the warm-up requests carry the key", async (t) => {
+  const s = await startFakeServer(t, { models: ["a.gguf"], config: { server: { api_key: "k" }, cache: { always_warm: ["a.gguf"] } } });
+  await s.server.app.warmedUp;
   assert.equal((await fetch(`${s.url}/ready`)).status, 200);
+  assert.ok(([...s.backend.live][0]?.generations ?? 0) >= 4);
+});
+
+it("the server's own warm-up requests run its request path before /ready answers 200, and count nowhere", async (t) => {
+  const s = await startFakeServer(t, { models: ["a.gguf"], config: { cache: { always_warm: ["a.gguf"] } } });
+  await s.server.app.warmedUp;
+  assert.equal((await fetch(`${s.url}/ready`)).status, 200);
+  const [model] = [...s.backend.live];
+  // Completions and chat completions, plain and streamed: at least one round of the four.
+  assert.ok((model?.generations ?? 0) >= 4, `generations: ${model?.generations}`);
+
+  const stats = (await (await fetch(`${s.url}/v1/cache/stats`)).json()) as { models: Array<{ name: string; requests: number; hits: number }> };
+  const a = stats.models.find((m) => m.name === "a.gguf");
+  assert.equal(a?.requests, 0, "no use counted");
+  assert.equal(a?.hits, 0);
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.doesNotMatch(metrics, /route="\/v1\/(chat\/)?completions"/, "no request in the metrics");
+
+  // The mark is a token only the server knows, and it is over: a client that sends the header is counted as usual.
+  const client = await fetch(`${s.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-inferno-warm-up": "guess" },
+    body: JSON.stringify({ model: "a.gguf", prompt: "hi", max_tokens: 2 }),
+  });
+  assert.equal(client.status, 200);
+  const after = (await (await fetch(`${s.url}/v1/cache/stats`)).json()) as typeof stats;
+  assert.equal(after.models.find((m) => m.name === "a.gguf")?.requests, 1);
+  assert.match(await (await fetch(`${s.url}/metrics`)).text(), /route="\/v1\/completions"/);
 });
