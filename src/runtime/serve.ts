@@ -7,7 +7,6 @@ import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { ServerListenFailed } from "../errors/index.js";
 import { type AppOptions, createApp, type InfernoApp } from "../server/app.js";
-import { sendWarmUpRequests, warmUpModel, warmUpToken } from "../server/warm-up-requests.js";
 import type { ServerRuntime } from "./types.js";
 
 /**
@@ -113,26 +112,17 @@ export async function startServer(runtime: ServerRuntime, options: StartServerOp
       `binding to ${host}, reachable from other machines, without an API key: anyone who can reach it can use your models; set server.api_key (or --api-key) or bind to 127.0.0.1`,
     );
   }
-  // The warm-up requests (server/warm-up-requests.ts) run once the cache's warm-up is over; `/ready` waits for them.
-  const token = warmUpToken();
-  let warmedUp!: () => void;
-  const app = createApp(runtime, { ...options, warmUpRequests: { token, done: new Promise((resolve) => (warmedUp = resolve)) } });
+  // The app sends itself its warm-up requests once it listens and the cache's warm-up is over; `/ready` waits for them.
+  const app = createApp(runtime, { ...options, warmUpRequests: true });
   let server: Server;
   try {
     server = await listen(app, host, options.port ?? runtime.config.server.port);
   } catch (error) {
-    warmedUp();
     app.dispose();
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  void runtime.cache.warmupDone
-    .then(async (result) => {
-      const model = await warmUpModel(runtime.models, result.loaded);
-      if (model !== null && !app.lifecycle.isDraining) await sendWarmUpRequests({ host, port }, model, token, runtime.config.server.api_key);
-    })
-    .catch(() => undefined)
-    .finally(warmedUp);
+  void app.warmUp({ host, port });
   let closing: Promise<ShutdownReport> | null = null;
 
   const shutdown = async (graceMs: number): Promise<ShutdownReport> => {

@@ -16,6 +16,7 @@ import { type AppContext, type AppDeps, type AppEnv, isWarmUpRequest, nodeReques
 import { errorResponse, mapError } from "./errors.js";
 import { EventHub } from "./events.js";
 import { PathRedactor } from "./exposure.js";
+import { sendWarmUpRequests, warmUpModel, warmUpToken } from "./warm-up-requests.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
 import { createMetrics } from "./metrics.js";
@@ -43,10 +44,11 @@ export interface AppOptions {
   /** Events waiting for one event-stream client before it is dropped for not reading. Default 1000. */
   eventsClientBuffer?: number;
   /**
-   * The server's own warm-up requests (`startServer`): the token that marks them, and when they are over. `/ready`
-   * answers 200 only once the cache's warm-up and then these have ended. Absent: no such requests.
+   * The app will be told where it listens (`warmUp`, which `startServer` calls) and sends itself its warm-up requests
+   * there (server/warm-up-requests.ts): `/ready` answers 200 only once the cache's warm-up and then these have ended.
+   * Default false: `/ready` waits for the cache's warm-up only.
    */
-  warmUpRequests?: { token: string; done: Promise<void> };
+  warmUpRequests?: boolean;
 }
 
 export interface InfernoApp {
@@ -59,6 +61,11 @@ export interface InfernoApp {
   readonly events: EventHub;
   /** Settles when the start-up warm-up is over (`/ready` then answers 200, or 503 for good if it failed). */
   readonly warmedUp: Promise<void>;
+  /**
+   * With `warmUpRequests`: once the cache's warm-up is over, sends the server's own warm-up requests to where it
+   * listens, then lets `/ready` answer 200. Never rejects.
+   */
+  warmUp(address: { host: string; port: number }): Promise<void>;
   /** Stops metric collection from the cache and ends the event streams. */
   dispose(): void;
 }
@@ -147,7 +154,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     version: options.version ?? "unknown",
     startedAt: Date.now(),
     warmup: { state: "running" },
-    warmUpToken: options.warmUpRequests?.token ?? null,
+    warmUpToken: options.warmUpRequests ? warmUpToken() : null,
     paths,
     events: new EventHub(runtime.cache, {
       paths,
@@ -156,8 +163,10 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
       onDrop: () => runtime.logger.warn({}, "event stream client dropped: it did not read its events"),
     }),
   };
+  let requestsOver!: () => void;
+  const requestsDone = options.warmUpRequests ? new Promise<void>((resolve) => (requestsOver = resolve)) : undefined;
   const warmedUp = runtime.cache.warmupDone
-    .then(() => options.warmUpRequests?.done)
+    .then(() => requestsDone)
     .then(
       () => void (deps.warmup.state = "done"),
       () => void (deps.warmup.state = "failed"),
@@ -197,6 +206,18 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     lifecycle,
     events: deps.events,
     warmedUp,
+    async warmUp(address) {
+      const token = deps.warmUpToken;
+      if (token === null) return;
+      try {
+        const model = await warmUpModel(runtime.models, (await runtime.cache.warmupDone).loaded);
+        if (model !== null && !lifecycle.isDraining) await sendWarmUpRequests(address, model, token, server.api_key);
+      } catch {
+        // best effort: the server is ready all the same, its request path compiled by its first client instead
+      } finally {
+        requestsOver();
+      }
+    },
     fetch: (request, ...rest) => app.fetch(request, ...(rest as [])),
     dispose: () => {
       deps.metrics.close();
