@@ -13,10 +13,7 @@
  *   wakes slower; measured on the steady server: ~1.2× after 10 ms). So the steady requests alternate: every other one
  *   comes after the same pause and poll as the first, the rest back to back. The figure is the first against the
  *   median of the paused ones — what the warm-up is for, a first request that pays no load, compile or first-use cost —
- *   and the note gives it against the back-to-back ones too. Each request of a life starts with a different word:
- *   node-llama-cpp keeps a sequence's evaluated tokens and reuses a matching prefix, so the same prompt over and over
- *   would make the steady requests skip their prompt evaluation, which the first request (after the warm-up's own
- *   prompts) cannot.
+ *   and the note gives it against the back-to-back ones too.
  *
  * Rounds interleave the two variants (one cold request, 100 concurrent) in alternating order; each round's ratio is
  * a sample.
@@ -32,12 +29,10 @@ import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.j
 import { createRuntime, type Runtime } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
 import { type Figure, figure, median } from "./report.js";
-import { benchConfig, postJson } from "./server.js";
+import { benchConfig, benchFlags, postJson } from "./server.js";
 
 const CONCURRENT = 100;
 const REQUEST = { prompt: "Once upon a time", max_tokens: 8, temperature: 0 };
-/** First words of the warm-restart prompts, one per request of a server's life (see above). */
-const OPENINGS = ["Once", "Twice", "Long", "Far", "Deep", "High", "Just", "Right", "Soon", "Then", "Here", "There", "Now"];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** How often the warm-restart client polls `/ready`; the pause before each paused steady request. */
@@ -118,12 +113,11 @@ async function singleFlight(runtime: Runtime, backends: Backends, name: string, 
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
 
 /**
- * Starts `inferno serve` over `dir` (its models, its state file in a hidden folder beside them, one llama.cpp thread, a
- * small context, CPU only; HOME there, so no user configuration applies) on a free port; resolves with its URL once it
- * listens.
+ * Starts `inferno serve` with the server benchmarks' settings (`benchFlags`; HOME in `dir`, so no user configuration
+ * applies) on a free port; resolves with its URL once it listens.
  */
 async function serveProcess(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const args = ["serve", "--port", "0", "--models-dir", dir, "--cache-dir", join(dir, ".cache"), "--threads", "1", "--context-size", "256", "--gpu", "false"];
+  const args = ["serve", "--port", "0", ...benchFlags(dir).flatMap(({ flag, value }) => [flag, String(value)])];
   const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, HOME: dir }, stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let output = "";
@@ -154,7 +148,7 @@ function stopProcess(child: ChildProcess): Promise<void> {
  * is first / median of the paused ones.
  */
 async function warmRestart(dir: string, name: string, rounds: number, steady: number, built: boolean): Promise<Figure[]> {
-  const body = (i: number) => ({ ...REQUEST, prompt: `${OPENINGS[i % OPENINGS.length]} upon a time`, model: name, stream: false });
+  const body = { ...REQUEST, model: name, stream: false };
   const ratios: number[] = [];
   const backToBack: number[] = [];
   const firsts: number[] = [];
@@ -180,7 +174,7 @@ async function warmRestart(dir: string, name: string, rounds: number, steady: nu
           await status(agent, `${url}/ready`);
         }
         const t = performance.now();
-        await postJson(agent, `${url}/v1/completions`, body(i));
+        await postJson(agent, `${url}/v1/completions`, body);
         times.push(performance.now() - t);
       }
       const first = times[0] as number;

@@ -21,7 +21,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage } from "../src/backends/types.js";
-import { loadConfig } from "../src/config/index.js";
+import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
@@ -111,22 +111,27 @@ const MESSAGES: ChatMessage[] = [{ role: "user", content: PROMPT }];
 const TARGET = { max: 1.15 };
 
 /**
- * The configuration the server benchmarks run with: models from `dir`, one llama.cpp thread, a small context, no GPU,
- * the rest as a user gets it (model hosts included); `persist` keeps a state file in `dir/cache`.
+ * The settings every server benchmark runs with, as command-line flags: models from `dir`, the state file beside them
+ * in a hidden folder (never scanned: a save does not look like a new model), one llama.cpp thread, a small context, no
+ * GPU; the rest as a user gets it (model hosts included). `benchConfig` loads them; the warm restarts pass them to
+ * `inferno serve` (bench/loads.ts).
  */
+export function benchFlags(dir: string): FlagValue[] {
+  return [
+    { key: "models_dir", value: dir, flag: "--models-dir" },
+    { key: "cache.cache_dir", value: join(dir, ".cache"), flag: "--cache-dir" },
+    { key: "backend.context_size", value: 256, flag: "--context-size" },
+    { key: "backend.gpu", value: false, flag: "--gpu" },
+    { key: "backend.threads", value: 1, flag: "--threads" },
+  ];
+}
+
+/** The configuration of `benchFlags`, with HOME in `dir` (no user configuration applies); `persist` keeps a state file. */
 export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   return loadConfig({
     env: { HOME: dir },
     cwd: dir,
-    flags: [
-      { key: "models_dir", value: dir, flag: "--models-dir" },
-      { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" },
-      // Beside the models, not among them (a hidden folder is never scanned): a save does not look like a new model.
-      { key: "cache.cache_dir", value: join(dir, ".cache"), flag: "--cache-dir" },
-      { key: "backend.context_size", value: 256, flag: "--context-size" },
-      { key: "backend.gpu", value: false, flag: "--gpu" },
-      { key: "backend.threads", value: 1, flag: "--threads" },
-    ],
+    flags: [...benchFlags(dir), { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" }],
   });
 }
 

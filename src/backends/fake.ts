@@ -158,8 +158,8 @@ export class FakeBackend implements Backend {
 }
 
 /**
- * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector, counts its warm-ups and generations. Tests may change its
- * `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
+ * A loaded fake model: echoes prompts word by word, embeds text as a stable hash vector, counts its warm-ups and
+ * generations. Tests may change its `memoryBytes` (a re-measured figure) and `crash()` it (its runtime dying by itself).
  */
 export class FakeTextModel implements TextModel {
   readonly kind = "text";

@@ -17,7 +17,8 @@ export type Backends = BackendRegistry & AsyncDisposable;
  * runtime calls it at creation) or on the first load of their format. With `backend.isolation = "process"` (the
  * default) GGUF models run in model hosts (see hosted.ts) and `ready()` starts the spare host; with `"in-process"` they
  * run in this process and `ready()` starts llama.cpp here. `spare: false` keeps no spare host (a one-shot command loads
- * once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or `disposeBackends`) after every model is unloaded.
+ * once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or
+ * `disposeBackends`) after every model is unloaded.
  */
 export function createBackends(config?: BackendConfig, options: Pick<HostedBackendOptions, "spare" | "entry"> = {}): Backends {
   const isolation = config?.isolation ?? "process";

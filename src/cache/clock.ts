@@ -124,8 +124,9 @@ export function perTurn(read: () => number): () => number {
 /**
  * The cache's reading of time: at most one clock read per call (per event-loop turn with `perTurn`). Wall-clock time
  * is derived from the monotonic reading plus an offset taken from the wall clock again whenever `resyncMs` of monotonic
- * time passed since the last time, so a hit costs one clock read instead of two (a read costs about as much as an awaited `Map.get` on a VM's clock source), and a
- * wall-clock step (NTP, a suspended laptop) shows in recorded times within `resyncMs`.
+ * time passed since the last time, so a hit costs one clock read instead of two (a read costs about as much as an
+ * awaited `Map.get` on a VM's clock source), and a wall-clock step (NTP, a suspended laptop) shows in recorded times
+ * within `resyncMs`.
  */
 export class ClockReader {
   private offset = 0;
