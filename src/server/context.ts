@@ -75,7 +75,8 @@ export const WARM_UP_HEADER = "x-inferno-warm-up";
 
 /**
  * Whether this is one of the server's own warm-up requests: its `WARM_UP_HEADER` carries the token this process drew
- * (no client can send it), and only while they run. Such a request counts nowhere: no use, no metrics, no log line.
+ * (no client can send it), and only while they run. Such a request counts nowhere: no use, no metrics, no request line
+ * in the log (an error in one is still logged).
  */
 export function isWarmUpRequest(c: AppContext, deps: Pick<AppDeps, "warmUpToken">): boolean {
   if (deps.warmUpToken === null) return false;
