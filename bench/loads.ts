@@ -109,6 +109,12 @@ async function singleFlight(runtime: Runtime, backends: Backends, name: string, 
   ];
 }
 
+/**
+ * Restarts of `inferno serve` in a full run. Single restarts range from ~1.0× to ~2×, so the median of five moved by
+ * ±0.1 from run to run; nine narrow that (each restart is ~8 s, most of it model hosts starting).
+ */
+const RESTARTS = 9;
+
 /** The installed CLI (bin/inferno.js on the compiled dist/), which the warm restarts run as a user does. */
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
 
@@ -219,7 +225,7 @@ export async function loadsBench(options: { quick: boolean }): Promise<Figure[]>
     } finally {
       await runtime.close();
     }
-    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : 5, options.quick ? 10 : 20, host.entry !== undefined)));
+    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : RESTARTS, options.quick ? 10 : 20, host.entry !== undefined)));
     return figures;
   } finally {
     await rm(dir, { recursive: true, force: true });
