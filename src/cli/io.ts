@@ -1,6 +1,7 @@
 /** The CLI's view of the outside world, injectable so commands can be tested in-process. */
 import { basename, dirname, relative } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { messageOf } from "../errors/index.js";
 
 export interface CliIO {
   stdout: Writable & { isTTY?: boolean; columns?: number };
@@ -81,6 +82,11 @@ export class Output {
     if (!this.globals.quiet) this.io.stderr.write(`${text}\n`);
   }
 
+  /** An error the command goes on after (stderr), as the CLI reports the one it stops at; never silenced. */
+  error(error: unknown): void {
+    this.io.stderr.write(errorLine(error));
+  }
+
   /** A warning (stderr), silenced by `--quiet`. */
   warn(text: string): void {
     if (!this.globals.quiet) this.io.stderr.write(`warning: ${text}\n`);
@@ -111,4 +117,9 @@ export function formatTable(headers: string[], rows: string[][]): string {
       .join("   ")
       .trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
+}
+
+/** An error as the CLI reports it: one line on stderr. */
+export function errorLine(error: unknown): string {
+  return `error: ${messageOf(error)}\n`;
 }

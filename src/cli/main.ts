@@ -1,8 +1,8 @@
 /** The `inferno` entry point: runs the command tree and maps every error to an exit code and one sentence, once. */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { exitCodeOf, isInfernoError, messageOf } from "../errors/index.js";
-import { type CliIO, processIO } from "./io.js";
+import { exitCodeOf, isInfernoError } from "../errors/index.js";
+import { type CliIO, errorLine, processIO } from "./io.js";
 import { packageVersion } from "./version.js";
 
 const COMMANDER_OK = new Set(["commander.helpDisplayed", "commander.version", "commander.help"]);
@@ -28,7 +28,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       return COMMANDER_OK.has(error.code) ? 0 : 2;
     }
     const verbose = ctx.globals.verbose === true;
-    io.stderr.write(`error: ${messageOf(error)}\n`);
+    io.stderr.write(errorLine(error));
     if (verbose) {
       if (isInfernoError(error) && error.details) io.stderr.write(`${JSON.stringify(error.details, null, 2)}\n`);
       if (error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);

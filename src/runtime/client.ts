@@ -72,6 +72,8 @@ export interface RemoteGeneration {
   max_tokens?: number;
   temperature?: number;
   seed?: number;
+  /** `-1`: the oldest turns (or the prompt's start) are cut so the rest fits the server's context. */
+  truncate_prompt_tokens?: number;
 }
 
 export interface RemoteGenerationResult {

@@ -33,7 +33,23 @@ test("run uses a running server (and its cache) and says so; --local loads in-pr
   assert.equal(keyed.code, 0, keyed.stderr);
 });
 
-async function runCliIn(cwd: string, env: Record<string, string>, args: string[]): Promise<CliResult> {
+test("run's chat through a server: a history longer than the server's context loses its oldest turns", async (t) => {
+  // The demo model's weights: greedy, it never picks the end token here.
+  const s = await startTestServer(t, { models: { gguf: { "demo.gguf": { preset: "small", type: "q8_0", seed: 1 } } } });
+  const context = s.runtime.config.backend.context_size;
+  const env = { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) };
+  // Seven answers of 100 tokens alone outgrow the context: the later turns fit only because the oldest were cut.
+  const lines = ["Hello", "Again", "Third", "Fourth", "Fifth", "Sixth", "Seventh"];
+  const chat = await runCliIn(s.cwd, env, ["--verbose", "run", "demo", "--max-tokens", "100", "--temperature", "0"], lines);
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.match(chat.stderr, /using the running server/);
+  const turns = [...chat.stderr.matchAll(/(\d+) prompt \+ (\d+) completion tokens/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  assert.equal(turns.length, lines.length, chat.stderr);
+  assert.ok(turns.reduce((sum, [, completion]) => sum + completion, 0) > context, "the answers alone are longer than the context");
+  for (const [prompt, completion] of turns) assert.ok(prompt + completion <= context, `${prompt} + ${completion} of ${context}`);
+});
+
+async function runCliIn(cwd: string, env: Record<string, string>, args: string[], stdin?: string[]): Promise<CliResult> {
   const { runCli } = await import("../helpers/cli.js");
-  return runCli(args, { cwd, env });
+  return runCli(args, { cwd, env, ...(stdin ? { stdin } : {}) });
 }

@@ -15,12 +15,15 @@ const SKIP = spawnSync("script", ["--version"]).status === 0 ? false : "util-lin
 /** How long any one expected output may take to appear on a busy 2-core machine before the test fails. */
 const PATIENCE_MS = 120_000;
 
-/** `inferno run inferno-demo ARGS` in a pseudo-terminal: keys go in through `type`, the screen comes out as `screen()`. */
-async function chatInTerminal(t: TestContext, args: string[]) {
+/**
+ * `inferno run inferno-demo ARGS` in a pseudo-terminal: keys go in through `type`, the screen comes out as `screen()`.
+ * `env` adds to (or overrides) the test backend's settings.
+ */
+async function chatInTerminal(t: TestContext, args: string[], env: Record<string, string> = {}) {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
   const command = [process.execPath, "--import", TSX, MAIN, "run", "inferno-demo", ...args].map((a) => `'${a}'`).join(" ");
-  const child = spawn("script", ["-qfec", command, "/dev/null"], { cwd: s.cwd, env: { ...s.env, ...LOCAL, TERM: "dumb" } });
+  const child = spawn("script", ["-qfec", command, "/dev/null"], { cwd: s.cwd, env: { ...s.env, ...LOCAL, ...env, TERM: "dumb" } });
   t.after(() => child.exitCode === null && child.kill("SIGKILL"));
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let screen = "";
@@ -62,9 +65,10 @@ test("run's chat under a real terminal: >>> prompt, streamed answer, Ctrl-D leav
 });
 
 test("Ctrl-C under a real terminal stops the answer being streamed; the chat goes on and /bye leaves with 0", { skip: SKIP }, async (t) => {
-  // Greedy on the demo model never picks the end token here (measured: 4000 tokens of 4000), so without Ctrl-C this
-  // answer would stream for minutes.
-  const chat = await chatInTerminal(t, ["--max-tokens", "100000", "--temperature", "0"]);
+  // Greedy on the demo model never picks the end token here (measured: 4073 tokens of 4073), so without Ctrl-C this
+  // answer streams until the context is full: with 4096 tokens, ~20 s — long enough that the Ctrl-C lands while it
+  // streams however busy the machine (with the tests' 256, a loaded machine saw the whole answer end first).
+  const chat = await chatInTerminal(t, ["--max-tokens", "100000", "--temperature", "0"], { INFERNO_BACKEND__CONTEXT_SIZE: "4096" });
   await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
 
   // Ctrl-C at the prompt, with no answer running, does not leave: it says how to.
@@ -84,6 +88,18 @@ test("Ctrl-C under a real terminal stops the answer being streamed; the chat goe
     assert.equal(chat.screen().length, stoppedAt, `nothing more was streamed after the prompt came back:\n${chat.screen().slice(stoppedAt)}`);
   }
 
+  chat.type("/bye\r");
+  assert.equal(await chat.exited, 0, chat.screen());
+});
+
+test("a line longer than the context, under a real terminal: the error is shown and the chat goes on", { skip: SKIP }, async (t) => {
+  const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
+  await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
+  // ~300 words: more than the 256 tokens of the tests' context, even as the only message.
+  chat.type(`${"tell me about the cat ".repeat(60)}\r`);
+  await chat.waitFor("the error and the next prompt", () => /error: messages: \d+ tokens[\s\S]*>>> $/.test(chat.screen()));
+  chat.type("Hello\r");
+  await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 3);
   chat.type("/bye\r");
   assert.equal(await chat.exited, 0, chat.screen());
 });

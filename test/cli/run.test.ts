@@ -1,9 +1,7 @@
 /** `inferno run MODEL [PROMPT]` like `ollama run`: positional arguments, chat by default (`--raw` for a completion), and the chat loop on piped stdin. */
 import assert from "node:assert/strict";
-import { Readable, Writable } from "node:stream";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
-import { cliSandbox, type CliResult } from "../helpers/cli.js";
+import { cliSandbox, type CliResult, runCli } from "../helpers/cli.js";
 import { TEST_BACKEND_ENV } from "../helpers/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
@@ -11,24 +9,8 @@ const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
 const GREEDY = ["--max-tokens", "6", "--temperature", "0"];
 
 /** `inferno …args` in-process with `lines` as piped stdin (not a terminal). */
-async function runWithStdin(s: Awaited<ReturnType<typeof cliSandbox>>, args: string[], lines: string[]): Promise<CliResult> {
-  const chunks: string[] = [];
-  const errors: string[] = [];
-  const sink = (into: string[]) =>
-    new Writable({
-      write(chunk: Buffer | string, _encoding, done) {
-        into.push(chunk.toString());
-        done();
-      },
-    });
-  const code = await main(["node", "inferno", ...args], {
-    stdout: sink(chunks),
-    stderr: sink(errors),
-    stdin: Readable.from(lines.map((line) => `${line}\n`)),
-    env: { ...s.env, ...LOCAL },
-    cwd: s.cwd,
-  });
-  return { code, stdout: chunks.join(""), stderr: errors.join(""), stdoutWrites: chunks };
+function runWithStdin(s: Awaited<ReturnType<typeof cliSandbox>>, args: string[], lines: string[]): Promise<CliResult> {
+  return runCli(args, { env: { ...s.env, ...LOCAL }, cwd: s.cwd, stdin: lines });
 }
 
 test("run MODEL PROMPT: positional, chat through the template by default, --raw completes as written", async (t) => {
@@ -72,4 +54,30 @@ test("run without a prompt chats turn by turn from piped stdin, keeping the hist
   const ended = await runWithStdin(s, ["run", "inferno-demo", ...GREEDY], ["Hello"]);
   assert.equal(ended.code, 0, "end of input leaves like /bye");
   assert.ok(ended.stdout.trim().length > 0);
+});
+
+test("a chat longer than the context drops its oldest turns instead of ending; a single line too long ends piped input", async (t) => {
+  const s = await cliSandbox(t);
+  await s.run(["models", "demo"]);
+  const turnsOf = (stderr: string) => [...stderr.matchAll(/(\d+) prompt \+ (\d+) completion tokens .* finish: (\w+)/g)].map((m) => ({ prompt: Number(m[1]), completion: Number(m[2]), finish: m[3] }));
+  // Greedy on the demo model never picks the end token here. Answers of 40 tokens: eight of them alone outgrow the
+  // tests' 256-token context, so the later turns fit only because the oldest were cut.
+  const lines = ["Hello", "Again", "Third", "Fourth", "Fifth", "Sixth", "Seventh", "Eighth"];
+  const growing = await runWithStdin(s, ["--verbose", "run", "inferno-demo", "--max-tokens", "40", "--temperature", "0"], lines);
+  assert.equal(growing.code, 0, growing.stderr);
+  const answers = turnsOf(growing.stderr);
+  assert.equal(answers.length, lines.length, growing.stderr);
+  assert.ok(answers.reduce((sum, a) => sum + a.completion, 0) > 256, "the answers alone are longer than the context");
+  for (const a of answers) assert.ok(a.prompt + a.completion <= 256, `within the context: ${a.prompt} + ${a.completion}`);
+
+  // Answers that fill the whole context: each leaves no room for the next, so the older half of the history goes.
+  const filling = await runWithStdin(s, ["--verbose", "run", "inferno-demo", "--max-tokens", "100000", "--temperature", "0"], ["Hello", "Again", "Third"]);
+  assert.equal(filling.code, 0, filling.stderr);
+  assert.deepEqual(turnsOf(filling.stderr).map((a) => a.finish), ["length", "length", "length"]);
+  assert.match(filling.stderr, /the conversation filled the model's context: its older half is left out from now on/);
+
+  // Without a terminal a failing turn still ends the command, with the error's exit code.
+  const tooLong = await runWithStdin(s, ["run", "inferno-demo", ...GREEDY], ["tell me about the cat ".repeat(60), "Hello"]);
+  assert.notEqual(tooLong.code, 0);
+  assert.match(tooLong.stderr, /^error: messages: \d+ tokens, but the model is loaded with a context of 256 tokens/m);
 });

@@ -1,7 +1,7 @@
 /** Running the CLI in-process with captured output and a sandboxed home, XDG config dir and working directory. */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import { main } from "../../src/cli/main.js";
 import { tempDir } from "./tmp.js";
@@ -42,24 +42,23 @@ export async function cliSandbox(t: TestContext) {
     userFile: join(home, ".inferno.toml"),
     localFile: join(cwd, ".inferno.toml"),
     /** Runs `inferno ...args` in-process; `extraEnv` adds variables for this run only. */
-    async run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-      const out = capture();
-      const err = capture();
-      const code = await main(["node", "inferno", ...args], {
-        stdout: out.stream,
-        stderr: err.stream,
-        env: { ...env, ...extraEnv },
-        cwd,
-      });
-      return { code, stdout: out.text(), stderr: err.text(), stdoutWrites: out.chunks };
+    run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
+      return runCli(args, { env: { ...env, ...extraEnv }, cwd });
     },
   };
 }
 
 /** Runs `inferno ...args` in-process with the given environment and working directory. */
-export async function runCli(args: string[], where: { env: Record<string, string>; cwd: string }): Promise<CliResult> {
+export async function runCli(args: string[], where: { env: Record<string, string>; cwd: string; stdin?: string[] }): Promise<CliResult> {
   const out = capture();
   const err = capture();
-  const code = await main(["node", "inferno", ...args], { stdout: out.stream, stderr: err.stream, env: where.env, cwd: where.cwd });
+  const code = await main(["node", "inferno", ...args], {
+    stdout: out.stream,
+    stderr: err.stream,
+    env: where.env,
+    cwd: where.cwd,
+    // Lines piped in (not a terminal), as `inferno run`'s chat reads them.
+    ...(where.stdin ? { stdin: Readable.from(where.stdin.map((line) => `${line}\n`)) } : {}),
+  });
   return { code, stdout: out.text(), stderr: err.text(), stdoutWrites: out.chunks };
 }

@@ -11,7 +11,7 @@ import { physicalCores, threadCount } from "../../backends/common.js";
 import { createBackends } from "../../backends/index.js";
 import type { GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
 import type { InfernoConfig } from "../../config/index.js";
-import { ModelCapabilityMissing, Unauthorized, UsageError } from "../../errors/index.js";
+import { isInfernoError, ModelCapabilityMissing, Unauthorized, UsageError } from "../../errors/index.js";
 import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
@@ -38,7 +38,7 @@ export interface RunOptions extends Record<string, unknown> {
   local?: boolean;
 }
 
-type Sampling = Pick<GenerationOptions, "maxTokens" | "temperature" | "seed">;
+type Sampling = Pick<GenerationOptions, "maxTokens" | "temperature" | "seed" | "truncatePromptTokens">;
 
 /** One turn to generate: chat messages, or a raw prompt. */
 /** A turn of the CLI's chat: plain text messages only (no tools), as the server's chat route takes them too. */
@@ -143,6 +143,7 @@ function serverGenerator(ctx: CliContext, server: NonNullable<Awaited<ReturnType
             ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
             ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
             ...(options.seed !== undefined ? { seed: options.seed } : {}),
+            ...(options.truncatePromptTokens !== undefined ? { truncate_prompt_tokens: options.truncatePromptTokens } : {}),
           },
           { ...(options.onText ? { onText: options.onText } : {}), ...(options.signal ? { signal: options.signal } : {}) },
         );
@@ -219,7 +220,13 @@ async function oneShot(ctx: CliContext, config: InfernoConfig, generator: Genera
   reportSpeed(ctx, config, generator, result, ms);
 }
 
-/** The chat: one user turn per line of stdin, the history kept; `/bye`, Ctrl-D or end of input leaves. */
+/**
+ * The chat: one user turn per line of stdin, the history kept; `/bye`, Ctrl-D or end of input leaves. A history that
+ * outgrows the model's context loses its oldest turns (the system prompt and the new line stay), as `ollama run` does,
+ * instead of ending the chat. On a terminal a turn that fails (a single line longer than the context, a server that
+ * refused) is reported and the chat goes on; piped input stops at the first failure with its exit code, as a script
+ * expects.
+ */
 async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Generator, options: { raw: boolean; system?: string; sampling: Sampling; stream: boolean }) {
   const input = ctx.io.stdin;
   if (!input) throw new UsageError("no prompt given and no input to read one from: give PROMPT");
@@ -249,12 +256,31 @@ async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Gener
       }
       const turn: Turn = options.raw ? { prompt: text } : { messages: [...history, { role: "user", content: text }] };
       current = new AbortController();
-      const { result, ms } = await answer(ctx, config, generator, turn, options.sampling, options.stream, current.signal);
-      current = null;
+      const sampling: Sampling = options.raw ? options.sampling : { ...options.sampling, truncatePromptTokens: -1 };
+      let answered: Awaited<ReturnType<typeof answer>>;
+      try {
+        answered = await answer(ctx, config, generator, turn, sampling, options.stream, current.signal);
+      } catch (error) {
+        if (!terminal || !isInfernoError(error)) throw error;
+        ctx.out.error(error);
+        prompt();
+        continue;
+      } finally {
+        current = null;
+      }
+      const { result, ms } = answered;
       if (options.stream) ctx.out.write("\n");
       else ctx.out.print(result.text);
       if (result.finishReason === "abort") ctx.out.info("(stopped)");
-      if (!options.raw) history.push({ role: "user", content: text }, { role: "assistant", content: result.text });
+      if (!options.raw) {
+        history.push({ role: "user", content: text }, { role: "assistant", content: result.text });
+        // Cut short by the context, not by --max-tokens: the history had left it little room. Older turns make room for
+        // the next answer (the model cut the oldest turns only as far as the prompt had to fit).
+        if (result.finishReason === "length" && result.usage.completionTokens < (options.sampling.maxTokens ?? Infinity)) {
+          dropOlderHalf(history);
+          ctx.out.info("(the conversation filled the model's context: its older half is left out from now on)");
+        }
+      }
       reportSpeed(ctx, config, generator, result, ms);
       if (terminal) ctx.io.stdout.write("\n");
       prompt();
@@ -262,6 +288,14 @@ async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Gener
   } finally {
     rl.close();
   }
+}
+
+/** Removes the older half of a chat history's turns (whole user + assistant pairs); leading system messages stay. */
+function dropOlderHalf(history: CliMessage[]): void {
+  const system = history.findIndex((m) => m.role !== "system");
+  if (system < 0) return;
+  const turns = Math.floor((history.length - system) / 2);
+  history.splice(system, 2 * Math.ceil(turns / 2));
 }
 
 export async function runCommand(ctx: CliContext, modelArg: string | undefined, promptArg: string | undefined, options: RunOptions): Promise<void> {
