@@ -35,6 +35,9 @@ const THROUGHPUT_ROUNDS = 21;
 const PROMPT = "Once upon a time";
 let hostOptions: { entry?: string } = {};
 
+/** Fresh hosts per memory row in a full run (see `memory`). */
+const MEMORY_SAMPLES = 5;
+
 /** Private memory (Private_Clean + Private_Dirty in smaps_rollup): what a process holds that no other does. */
 async function privateBytes(pid: number): Promise<number> {
   const text = await readFile(`/proc/${pid}/smaps_rollup`, "utf8");
@@ -208,7 +211,9 @@ async function memory(
       for (const mmap of mmaps) {
         const config = { ...base, mmap };
         // Each figure is the median of `samples` fresh hosts: one host's Pss moves by several MiB with what else maps
-        // the same libraries at that moment, as much as a whole medium model.
+        // the same libraries at that moment, as much as a whole medium model, and what one model adds to a host's
+        // private memory spreads too (medium q4_0, six fresh hosts: 10.4–14.2 MiB, median 11.3).
+        // The median of three still moved a row by 15 % between runs, hence `MEMORY_SAMPLES`.
         const measured = { accounted: [] as number[], pss: [] as number[], share: [] as number[], llama: [] as number[] };
         for (let sample = 0; sample < samples; sample++) {
           const one = await measureOnce(descriptor, config, local, longPrompt);
@@ -255,7 +260,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
     // Quick: one host per row, and the default mmap setting (off) only.
-    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : 3, options.quick ? [false] : [false, true]);
+    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : MEMORY_SAMPLES, options.quick ? [false] : [false, true]);
     console.log(
       `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
         `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
