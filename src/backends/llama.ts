@@ -452,9 +452,13 @@ class LlamaTextModel implements TextModel {
   }
 }
 
+/** Context memory figures kept per file version and context settings (see `LlamaBackend.contextMemory`). */
+const CONTEXT_MEMORY_CACHE_SIZE = 256;
+
 export class LlamaBackend implements Backend {
   readonly format = "gguf";
   private readonly instances = new Map<string, Promise<Llama>>();
+  private readonly contextMemoryFigures = new Map<string, Bytes>();
 
   /** The shared llama.cpp instance for a GPU setting, created on first use. */
   private llama(gpu: GpuSetting): Promise<Llama> {
@@ -517,7 +521,7 @@ export class LlamaBackend implements Backend {
       });
       throwIfAborted(signal, `loading ${descriptor.name}`);
       // What node-llama-cpp counts (weights, context) and what it leaves out, as the pre-load estimate counts it.
-      const memory = model.size + (await this.contextMemory(model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
+      const memory = model.size + (await this.contextMemory(descriptor, model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
       return new LlamaTextModel(await loadNodeLlamaCpp(), descriptor, memory, model, context, config, threads);
     } catch (error) {
       await model?.dispose().catch(() => undefined);
@@ -530,15 +534,32 @@ export class LlamaBackend implements Backend {
     }
   }
 
-  /** The context's RAM + VRAM as node-llama-cpp accounts it (KV cache for all sequences and compute buffers). */
-  private async contextMemory(model: LlamaModel, context: LlamaContext, config: BackendConfig): Promise<Bytes> {
-    const { cpuRam, gpuVram } = await model.fileInsights.estimateContextResourceRequirementsV2({
+  /**
+   * The context's RAM + VRAM as node-llama-cpp accounts it (KV cache for all sequences and compute buffers). It finds
+   * them by simulating the context in llama.cpp, which costs 5–10 ms of a small model's ~110 ms load: the figure is kept
+   * for the file's version and the context's settings, so a model the cache evicts and loads again skips it.
+   */
+  private async contextMemory(
+    descriptor: ModelDescriptor,
+    model: LlamaModel,
+    context: LlamaContext,
+    config: BackendConfig,
+  ): Promise<Bytes> {
+    const settings = {
       contextSize: context.contextSize,
       modelGpuLayers: model.gpuLayers,
       batchSize: context.batchSize,
       sequences: config.parallel,
       useMmap: config.mmap,
-    });
+    };
+    const { path, fingerprint } = descriptor;
+    const key = JSON.stringify([path, fingerprint.size, fingerprint.mtimeMs, settings]);
+    const known = this.contextMemoryFigures.get(key);
+    if (known !== undefined) return known;
+    const { cpuRam, gpuVram } = await model.fileInsights.estimateContextResourceRequirementsV2(settings);
+    const figures = this.contextMemoryFigures;
+    if (figures.size >= CONTEXT_MEMORY_CACHE_SIZE) figures.delete(figures.keys().next().value as string);
+    figures.set(key, cpuRam + gpuVram);
     return cpuRam + gpuVram;
   }
 

@@ -223,3 +223,33 @@ describe("GGUF generation control (nano)", () => {
     assert.ok(model.memoryBytes > info.tensorBytes, `${model.memoryBytes} vs ${info.tensorBytes}`);
   });
 });
+
+test("the context's memory is simulated once per file version and context settings: a reload skips it", async (t) => {
+  const { GgufInsights } = await import("node-llama-cpp");
+  // node-llama-cpp simulates contexts itself too while it creates one: what matters is the one simulation more that a
+  // first load of a version (or of new settings) makes, for the figure the cache accounts.
+  const simulation = t.mock.method(GgufInsights.prototype, "estimateContextResourceRequirementsV2");
+  const { LlamaBackend } = await import("../../src/backends/llama.js");
+  const llama = new LlamaBackend();
+  t.after(() => llama.dispose());
+  const path = join(dir, "again.gguf");
+  await writeTinyLlamaGguf(path, { preset: "nano", seed: 3 });
+  const load = async (backend = config) => {
+    const before = simulation.mock.callCount();
+    const model = await llama.load(await manager.resolve("again"), { backend });
+    await model.dispose();
+    return { bytes: model.memoryBytes, simulations: simulation.mock.callCount() - before };
+  };
+  const first = await load();
+  const again = await load();
+  assert.equal(again.bytes, first.bytes, "the same figure on a reload");
+  assert.equal(again.simulations, first.simulations - 1, "one simulation fewer on a reload");
+  const larger = await load({ ...config, context_size: config.context_size * 2 });
+  assert.ok(larger.bytes > first.bytes, "a larger context");
+  assert.equal(larger.simulations, first.simulations, "new settings: simulated again");
+  // A new version of the file (another size): its own figure.
+  await writeTinyLlamaGguf(path, { preset: "small", seed: 3 });
+  const changed = await load();
+  assert.ok(changed.bytes > first.bytes);
+  assert.equal(changed.simulations, first.simulations);
+});
