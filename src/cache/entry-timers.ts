@@ -9,7 +9,7 @@
  * Given the clock and what to do when a model expired, never the cache.
  */
 import type { ClockReader } from "./clock.js";
-import type { Entry, ReadyEntry } from "./entry.js";
+import { type Entry, inService, type ReadyEntry } from "./entry.js";
 import type { Clock } from "./types.js";
 
 /** A model's file is compared with the version loaded at most this often (ms), so hits cost no `stat` each. */
@@ -42,7 +42,7 @@ export class EntryTimers {
   /** The expiry timer fired: the model expires if it idled its full time, else the timer waits for the rest of it. */
   private expire(entry: ReadyEntry): void {
     entry.expiry = null;
-    if (entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0 || entry.idleMs === null) return;
+    if (!inService(entry) || entry.leases > 0 || entry.idleMs === null) return;
     const now = this.time.monotonic();
     const dueAt = entry.idleSince + entry.idleMs;
     if (now < dueAt) this.armExpiry(entry, dueAt);
@@ -57,7 +57,7 @@ export class EntryTimers {
 
   /** Wall-clock time (ms) an idle model will be unloaded, or null (leased, pinned, no TTL, not ready). */
   expiresAt(entry: Entry | undefined): number | null {
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.leases > 0 || entry.idleMs === null) return null;
+    if (!inService(entry) || entry.leases > 0 || entry.idleMs === null) return null;
     return this.time.wallAt(entry.idleSince) + entry.idleMs;
   }
 

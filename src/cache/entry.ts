@@ -85,6 +85,14 @@ export interface UnloadingEntry extends EntryCommon {
 
 export type Entry = LoadingEntry | ReadyEntry | UnloadingEntry;
 
+/**
+ * Whether an entry serves requests now: loaded, and not being taken out of service. The one home of that rule, for
+ * the hit path, leases, file checks and expiry alike.
+ */
+export function inService(entry: Entry | undefined): entry is ReadyEntry {
+  return entry !== undefined && entry.state === "ready" && entry.retireReason === null;
+}
+
 /** A fresh loading entry (its `promise` is set by whoever starts the load). */
 export function loadingEntry(descriptor: ModelDescriptor, fingerprint: Fingerprint, now: number): LoadingEntry {
   return {

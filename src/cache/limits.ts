@@ -7,7 +7,7 @@
 import type { CacheConfig } from "../config/schema.js";
 import { Aborted, CacheBusy, ModelTooLarge } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
-import type { Entry } from "./entry.js";
+import { type Entry, inService } from "./entry.js";
 import type { MemoryLedger } from "./memory.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
@@ -92,8 +92,7 @@ export class Limits {
       .filter(
         (e) =>
           e !== except &&
-          e.state === "ready" &&
-          e.retireReason === null &&
+          inService(e) &&
           e.leases === 0 &&
           e.waiters === 0 &&
           !this.o.isPinned(e.descriptor.key),

@@ -35,6 +35,7 @@ import {
   becomeUnloading,
   type Entry,
   EntryLease,
+  inService,
   type LoadingEntry,
   loadingEntry,
   modelOf,
@@ -300,7 +301,7 @@ export class ModelCache implements AsyncDisposable {
     const descriptor = this.models.lookup?.(name);
     if (!descriptor) return undefined;
     const entry = this.entries.get(descriptor.key);
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null || entry.checkDue) return undefined;
+    if (!inService(entry) || entry.checkDue) return undefined;
     if (options.keepAlive !== undefined) validateKeepAlive(options.keepAlive);
     this.assertCapability(descriptor, options);
     entry.usage = this.book.countUse(descriptor, "hit", entry.usage);
@@ -319,7 +320,7 @@ export class ModelCache implements AsyncDisposable {
     if (this.closing) return null;
     const descriptor = this.models.lookup?.(name) ?? (await this.models.resolve(name).catch(() => null));
     const entry = descriptor ? this.entries.get(descriptor.key) : undefined;
-    if (!entry || entry.state !== "ready" || entry.retireReason !== null || this.closing) return null;
+    if (!inService(entry) || this.closing) return null;
     return this.lease(entry);
   }
 
@@ -493,7 +494,7 @@ export class ModelCache implements AsyncDisposable {
 
   /** Whether a ready entry's file changed: compared at most once per interval per model (a hit costs no stat). */
   private async fileChanged(entry: Entry): Promise<boolean> {
-    if (entry.state !== "ready" || entry.retireReason !== null || !entry.checkDue) return false;
+    if (!inService(entry) || !entry.checkDue) return false;
     // Uses held for long (overlapping leases that never all end) are timed at least this often.
     this.stamp(entry, this.time.monotonic());
     this.timers.scheduleFileCheck(entry);
@@ -505,7 +506,7 @@ export class ModelCache implements AsyncDisposable {
     this.logger?.info(current ? "model file changed; reloading once its requests end" : "model file deleted; unloading once its requests end", {
       model: entry.descriptor.name,
     });
-    return entry.state === "ready" && entry.retireReason === null;
+    return inService(entry);
   }
 
   private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): LoadingEntry {
@@ -710,7 +711,7 @@ export class ModelCache implements AsyncDisposable {
    * `FINGERPRINT_CHECK_INTERVAL_MS`, and hits stay free of I/O). Once per idle spell, so idle models are not polled.
    */
   private checkFileWhenIdle(entry: Entry): void {
-    if (entry.state !== "ready" || entry.retireReason !== null) return;
+    if (!inService(entry)) return;
     if (!entry.checkDue) {
       entry.checkWhenIdle = true;
       return;
