@@ -191,13 +191,24 @@ function reportSpeed(ctx: CliContext, config: InfernoConfig, generator: Generato
   }
 }
 
-async function answer(ctx: CliContext, config: InfernoConfig, generator: Generator, turn: Turn, sampling: Sampling, stream: boolean, signal?: AbortSignal) {
+/** Generates one answer, streamed to stdout when `stream`; `shown.text` tells whether any of it was written. */
+async function answer(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  turn: Turn,
+  sampling: Sampling,
+  stream: boolean,
+  signal?: AbortSignal,
+  shown = { text: false },
+) {
   const start = performance.now();
-  const result = await generator.generate(turn, {
-    ...sampling,
-    ...(signal ? { signal } : {}),
-    ...(stream ? { onText: (text: string) => text !== "" && ctx.out.write(text) } : {}),
-  });
+  const write = (text: string) => {
+    if (text === "") return;
+    shown.text = true;
+    ctx.out.write(text);
+  };
+  const result = await generator.generate(turn, { ...sampling, ...(signal ? { signal } : {}), ...(stream ? { onText: write } : {}) });
   const ms = performance.now() - start;
   return { result, ms };
 }
@@ -258,10 +269,13 @@ async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Gener
       current = new AbortController();
       const sampling: Sampling = options.raw ? options.sampling : { ...options.sampling, truncatePromptTokens: -1 };
       let answered: Awaited<ReturnType<typeof answer>>;
+      const shown = { text: false };
       try {
-        answered = await answer(ctx, config, generator, turn, sampling, options.stream, current.signal);
+        answered = await answer(ctx, config, generator, turn, sampling, options.stream, current.signal, shown);
       } catch (error) {
         if (!terminal || !isInfernoError(error)) throw error;
+        // The error on a line of its own, after any part of the answer that streamed.
+        if (shown.text) ctx.out.write("\n");
         ctx.out.error(error);
         prompt();
         continue;
