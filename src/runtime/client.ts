@@ -5,6 +5,7 @@
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
+import { dialHost } from "../config/address.js";
 import {
   BadRequest,
   CacheBusy,
@@ -37,8 +38,8 @@ export function serverUrl(server: Pick<ServerConfig, "host" | "port">, override?
       throw new UsageError(`--server expects a URL like http://127.0.0.1:8080, found ${JSON.stringify(override)}`);
     }
   }
-  const host = server.host === "0.0.0.0" ? "127.0.0.1" : server.host === "::" ? "::1" : server.host;
-  const literal = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const host = dialHost(server.host);
+  const literal = host.includes(":") ? `[${host}]` : host;
   return `http://${literal}:${server.port}`;
 }
 

@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { Agent, request } from "node:http";
 import { FORMAT_KIND } from "../backends/types.js";
+import { dialHost } from "../config/address.js";
 import { WARM_UP_HEADER } from "./context.js";
 import type { ModelCatalog } from "./ports.js";
 
@@ -32,13 +33,6 @@ export async function warmUpModel(models: Pick<ModelCatalog, "resolve">, loaded:
     if (descriptor && FORMAT_KIND[descriptor.format] === "text") return name;
   }
   return null;
-}
-
-/** Where the server listens, as a client on this machine reaches it: a wildcard address through loopback. */
-function loopback(host: string): string {
-  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "::1";
-  return host.replace(/^\[(.*)\]$/, "$1");
 }
 
 function requests(model: string): Array<{ path: string; body: object }> {
@@ -89,7 +83,7 @@ export async function sendWarmUpRequests(
   apiKey: string,
 ): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const host = loopback(server.host);
+  const host = dialHost(server.host);
   const headers: Record<string, string> = { [WARM_UP_HEADER]: token };
   if (apiKey !== "") headers.authorization = `Bearer ${apiKey}`;
   try {

@@ -63,6 +63,9 @@ describe("serverUrl", () => {
     ["0.0.0.0", 9000, undefined, "http://127.0.0.1:9000"],
     ["::", 9000, undefined, "http://[::1]:9000"],
     ["::1", 9000, undefined, "http://[::1]:9000"],
+    // Written with brackets, as in a URL: the same addresses (`dialHost`, shared with the server's warm-up requests).
+    ["[::1]", 9000, undefined, "http://[::1]:9000"],
+    ["[::]", 9000, undefined, "http://[::1]:9000"],
     ["127.0.0.1", 8080, "http://box:1234/", "http://box:1234"],
     ["127.0.0.1", 8080, "box:1234", "http://box:1234"],
   ];
