@@ -62,12 +62,12 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
     { file: "medium-q8_0.gguf", preset: "medium", type: "q8_0" },
     ...(options.quick ? [] : [{ file: "large-f32.gguf", preset: "large" as const, type: "f32" as const }]),
   ];
-  const { entry, label: hosts } = await hostEntry();
+  const { options: hostOptions, label: hosts } = await hostEntry();
   const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
   const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
   llama.maxThreads = 1;
   const local = new LlamaBackend();
-  const hosted = new HostedBackend("gguf", entry ? { entry } : {});
+  const hosted = new HostedBackend("gguf", hostOptions);
   const cacheConfig = { ...cacheSchema.parse({ persist_cache: false, enable_warmup: false }), cache_dir: dir };
   const manager = new ModelManager(dir);
   const inProcess = await ModelCache.new(cacheConfig, { ...config, isolation: "in-process" }, manager, { backends: { gguf: local }, store: null });

@@ -22,19 +22,25 @@ async function newestUnder(dir: string): Promise<number> {
 }
 
 export interface HostEntry {
-  /** The entry module to give `HostedBackend` / `createBackends`; absent: the default (the source, under tsx). */
-  entry?: string;
+  /**
+   * What to give `HostedBackend` / `createBackends`: the compiled entry module, or none (the default: the source,
+   * under tsx).
+   */
+  options: { entry?: string };
   /** What the tables say about it. */
   label: string;
 }
 
 export async function hostEntry(): Promise<HostEntry> {
   const [built, source] = await Promise.all([stat(BUILT_HOST).catch(() => null), newestUnder(SOURCE)]);
-  if (built && built.mtimeMs >= source) return { entry: BUILT_HOST, label: "hosts from dist (as installed)" };
-  return { label: `hosts from source under tsx (${built ? "dist/ is older than src/" : "no dist/"}: run \`npm run build\` to measure installed hosts)` };
+  if (built && built.mtimeMs >= source) return { options: { entry: BUILT_HOST }, label: "hosts from dist (as installed)" };
+  return {
+    options: {},
+    label: `hosts from source under tsx (${built ? "dist/ is older than src/" : "no dist/"}: run \`npm run build\` to measure installed hosts)`,
+  };
 }
 
 /** The real backends (`createBackends`) with `host`'s entry, for a runtime a benchmark creates. */
 export function backendsWith(config: BackendConfig, host: HostEntry): Backends {
-  return createBackends(config, host.entry ? { entry: host.entry } : {});
+  return createBackends(config, host.options);
 }

@@ -255,7 +255,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
     const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
     const resolve = (name: string) => manager.resolve(name);
     const host = await hostEntry();
-    hostOptions = host.entry ? { entry: host.entry } : {};
+    hostOptions = host.options;
     const cold = options.quick ? null : await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
     const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
     const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));

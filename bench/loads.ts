@@ -225,7 +225,7 @@ export async function loadsBench(options: { quick: boolean }): Promise<Figure[]>
     } finally {
       await runtime.close();
     }
-    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : RESTARTS, options.quick ? 10 : 20, host.entry !== undefined)));
+    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : RESTARTS, options.quick ? 10 : 20, host.options.entry !== undefined)));
     return figures;
   } finally {
     await rm(dir, { recursive: true, force: true });
