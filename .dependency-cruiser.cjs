@@ -38,7 +38,8 @@ module.exports = {
     },
     {
       name: "cache-core-does-no-io",
-      comment: "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
+      comment:
+        "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
       severity: "error",
       from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
@@ -60,7 +61,8 @@ module.exports = {
     },
     {
       name: "server-does-not-reach-runtime",
-      comment: "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
+      comment:
+        "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
       severity: "error",
       from: { path: "^src/server" },
       to: { path: "^src/runtime" },

@@ -16,7 +16,13 @@ export default tseslint.config(
   {
     files: ["**/*.js", "**/*.mjs", "**/*.cjs"],
     languageOptions: {
-      globals: { process: "readonly", console: "readonly", module: "writable", require: "readonly", setTimeout: "readonly" },
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        module: "writable",
+        require: "readonly",
+        setTimeout: "readonly",
+      },
     },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },

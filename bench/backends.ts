@@ -27,7 +27,11 @@ const PROMPT = "Once upon a time";
 
 async function tokensPerSecond(model: TextModel): Promise<number> {
   const start = performance.now();
-  const { usage } = await model.complete(PROMPT, { maxTokens: TOKENS, temperature: 0, signal: AbortSignal.timeout(RUN_LIMIT_MS) });
+  const { usage } = await model.complete(PROMPT, {
+    maxTokens: TOKENS,
+    temperature: 0,
+    signal: AbortSignal.timeout(RUN_LIMIT_MS),
+  });
   return usage.completionTokens / ((performance.now() - start) / 1000);
 }
 
@@ -60,7 +64,10 @@ export async function backendThreadsBench(options: { quick: boolean } = { quick:
     // Fixed counts 1 and every core; auto is measured as the count it resolves to (when that is one of the fixed
     // counts it is the same configuration, measured once: a second copy would only measure the shared machine's noise).
     const counts = [...new Set([1, cores, auto])].sort((a, b) => a - b);
-    const settings: Array<[string, number]> = counts.map((n) => [`${n === auto ? "auto = " : ""}${n} thread${n === 1 ? "" : "s"}`, n]);
+    const settings: Array<[string, number]> = counts.map((n) => [
+      `${n === auto ? "auto = " : ""}${n} thread${n === 1 ? "" : "s"}`,
+      n,
+    ]);
     const autoLabel = settings.find(([, n]) => n === auto)?.[0] ?? "";
     const fixed = new Set(settings.filter(([, n]) => n === 1 || n === cores).map(([label]) => label));
     for (const contended of [false, true]) {
@@ -71,7 +78,10 @@ export async function backendThreadsBench(options: { quick: boolean } = { quick:
           // someone else's work on the shared machine does not land on one setting only.
           const models = new Map<string, TextModel>();
           for (const [label, threads] of settings) {
-            models.set(label, (await backend.load(await manager.resolve(preset), { backend: { ...base, threads } })) as TextModel);
+            models.set(
+              label,
+              (await backend.load(await manager.resolve(preset), { backend: { ...base, threads } })) as TextModel,
+            );
           }
           const samples = new Map<string, number[]>(settings.map(([label]) => [label, []]));
           for (let round = 0; round < ROUNDS; round++) {

@@ -43,7 +43,10 @@ const ENTRIES = 10_000;
 let SAVE_SAMPLES = 2;
 
 function cacheConfig(dir: string, persist = false) {
-  return { ...cacheSchema.parse({ enable_warmup: false, persist_cache: persist, persist_interval_seconds: 0 }), cache_dir: dir };
+  return {
+    ...cacheSchema.parse({ enable_warmup: false, persist_cache: persist, persist_interval_seconds: 0 }),
+    cache_dir: dir,
+  };
 }
 
 /** CPU time this process used so far (ms, user + system, every thread: the garbage collector's work counts too). */
@@ -108,10 +111,44 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
   const cpu = "CPU time";
   // Cost per hit against the baseline's: the inverse of the rates' ratio.
   return [
-    figure({ section: "cache", item: "1.1", name: `getModel hit, ${label}`, samples: ratios(base, get), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(get)}; baseline ${m(base)} (${cpu})` }),
-    figure({ section: "cache", item: "1.1", name: `getModel hits/s, ${label}`, samples: get.map((x) => x / 1e6), unit: "M/s", target: { min: 1 }, note: cpu }),
-    figure({ section: "cache", item: "1.1", name: `acquire+release hit, ${label}`, samples: ratios(base, lease), unit: "×", baseline: baselineName, target: { max: 3 }, note: `${m(lease)} (${cpu})` }),
-    figure({ section: "cache", item: "1.1", name: `acquire+release hits/s, ${label}`, samples: lease.map((x) => x / 1e6), unit: "M/s", target: { min: 1 }, note: cpu }),
+    figure({
+      section: "cache",
+      item: "1.1",
+      name: `getModel hit, ${label}`,
+      samples: ratios(base, get),
+      unit: "×",
+      baseline: baselineName,
+      target: { max: 3 },
+      note: `${m(get)}; baseline ${m(base)} (${cpu})`,
+    }),
+    figure({
+      section: "cache",
+      item: "1.1",
+      name: `getModel hits/s, ${label}`,
+      samples: get.map((x) => x / 1e6),
+      unit: "M/s",
+      target: { min: 1 },
+      note: cpu,
+    }),
+    figure({
+      section: "cache",
+      item: "1.1",
+      name: `acquire+release hit, ${label}`,
+      samples: ratios(base, lease),
+      unit: "×",
+      baseline: baselineName,
+      target: { max: 3 },
+      note: `${m(lease)} (${cpu})`,
+    }),
+    figure({
+      section: "cache",
+      item: "1.1",
+      name: `acquire+release hits/s, ${label}`,
+      samples: lease.map((x) => x / 1e6),
+      unit: "M/s",
+      target: { min: 1 },
+      note: cpu,
+    }),
   ];
 }
 
@@ -122,9 +159,14 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
 async function requestLogCost(): Promise<Figure[]> {
   const logSize = cacheSchema.parse({}).request_log_size;
   const make = (size: number) =>
-    ModelCache.create({ ...cacheConfig("/nonexistent"), request_log_size: size }, backendSchema.parse({}), new FakeModelSource(["bench.gguf"]), {
-      backends: { gguf: new FakeBackend() },
-    });
+    ModelCache.create(
+      { ...cacheConfig("/nonexistent"), request_log_size: size },
+      backendSchema.parse({}),
+      new FakeModelSource(["bench.gguf"]),
+      {
+        backends: { gguf: new FakeBackend() },
+      },
+    );
   const [logged, unlogged] = [await make(logSize), await make(0)];
   await logged.getModel("bench.gguf");
   await unlogged.getModel("bench.gguf");
@@ -157,8 +199,26 @@ async function requestLogCost(): Promise<Figure[]> {
   await unlogged.close();
   const m = (xs: number[]) => `${(median(xs) / 1e6).toFixed(2)} M/s`;
   return [
-    figure({ section: "cache", item: "13.3", name: `getModel hit with the request log (${logSize})`, samples: ratios(off, on), unit: "×", baseline: "request_log_size = 0", target: { max: 1.05 }, note: `${m(on)} logged; ${m(off)} unlogged` }),
-    figure({ section: "cache", item: "13.3", name: "request-log write, share of a logged hit", samples: ratios(on, writes).map((x) => x * 100), unit: "%", baseline: "getModel hit", target: { max: 5 }, note: `${m(writes)} writes` }),
+    figure({
+      section: "cache",
+      item: "13.3",
+      name: `getModel hit with the request log (${logSize})`,
+      samples: ratios(off, on),
+      unit: "×",
+      baseline: "request_log_size = 0",
+      target: { max: 1.05 },
+      note: `${m(on)} logged; ${m(off)} unlogged`,
+    }),
+    figure({
+      section: "cache",
+      item: "13.3",
+      name: "request-log write, share of a logged hit",
+      samples: ratios(on, writes).map((x) => x * 100),
+      unit: "%",
+      baseline: "getModel hit",
+      target: { max: 5 },
+      note: `${m(writes)} writes`,
+    }),
   ];
 }
 
@@ -174,7 +234,10 @@ function savedModel(i: number, now: number): PersistedModel {
     name: `m${i}.gguf`,
     format: "gguf",
     fingerprint: { size: 1_000_000 + i, mtimeMs: 1_700_000_000_000 + i },
-    metadata: { memory_bytes: 4_000_000 + i, gguf: { architecture: "llama", quantization: "Q4_K_M", parameter_count: 1_000_000_000, context_length: 4096 } },
+    metadata: {
+      memory_bytes: 4_000_000 + i,
+      gguf: { architecture: "llama", quantization: "Q4_K_M", parameter_count: 1_000_000_000, context_length: 4096 },
+    },
     usage: {
       requests: 10 + (i % 97),
       hits: 9 + (i % 97),
@@ -191,7 +254,11 @@ function savedModel(i: number, now: number): PersistedModel {
 }
 
 function bigState(now: number, entries = ENTRIES): CacheState {
-  return { saved_at: now, counters: emptyCounters(), models: Array.from({ length: entries }, (_, i) => savedModel(i, now)) };
+  return {
+    saved_at: now,
+    counters: emptyCounters(),
+    models: Array.from({ length: entries }, (_, i) => savedModel(i, now)),
+  };
 }
 
 /** What `fn` gave, the longest event-loop block (ms) while it ran, and the time it took. */
@@ -243,7 +310,13 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
     metadata: () => Promise.reject(new Error("the fake source has no header metadata")),
     shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
   };
-  const app = createApp({ config, models, cache, logger: silent, advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }) });
+  const app = createApp({
+    config,
+    models,
+    cache,
+    logger: silent,
+    advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }),
+  });
   const time = async (path: string, count = SAMPLES) => {
     const samples: number[] = [];
     for (let i = 0; i < count; i++) {
@@ -264,7 +337,14 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
   const note = `${entries} models in the statistics; the full /v1/cache/stats: median ${median(stats).toFixed(1)} ms`;
   return [
     figure({ section: "cache", name: "GET /metrics", samples: metrics, unit: "ms", target: { max: 2 }, note }),
-    figure({ section: "cache", name: "GET /health", samples: health, unit: "ms", target: { max: 2 }, note: `${entries} models in the statistics` }),
+    figure({
+      section: "cache",
+      name: "GET /health",
+      samples: health,
+      unit: "ms",
+      target: { max: 2 },
+      note: `${entries} models in the statistics`,
+    }),
   ];
 }
 
@@ -287,7 +367,14 @@ async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
   const worker = new StateWorker();
   const store = new FileStateStore(dir, { codec: worker });
   // A cache holding 10,000 models' statistics (restored from a first file), all changed since: the save merges them all.
-  await store.save({ at: now, half_life_hours: 24, reset_all: true, removed: [], counters: state.counters, models: state.models });
+  await store.save({
+    at: now,
+    half_life_hours: 24,
+    reset_all: true,
+    removed: [],
+    counters: state.counters,
+    models: state.models,
+  });
   const cache = await ModelCache.create({ ...cacheConfig(dir, true) }, backendSchema.parse({}), source, {
     backends: { gguf: new FakeBackend({ timers: INSTANT_TIMERS }) },
     store,
@@ -306,9 +393,34 @@ async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
   const [save, restore] = [saves[0] as (typeof saves)[0], restores[0] as (typeof restores)[0]];
   const restored = restore.value.state?.models.length ?? 0;
   return [
-    figure({ section: "cache", item: "1.5", name: `save of ${entries} changed entries: event-loop block`, samples: saves.map((x) => x.maxBlockMs), unit: "ms", target: entries >= ENTRIES ? { max: 30 } : null, note: `read + merge + encode + compress + write under the lock; ${took(saves)}` }),
-    figure({ section: "cache", item: "1.5", name: `restore of ${restored} entries: event-loop block`, samples: restores.map((x) => x.maxBlockMs), unit: "ms", target: entries >= ENTRIES ? { max: 30 } : null, note: took(restores) }),
-    figure({ section: "cache", item: "1.5", name: `state file of ${entries} entries`, samples: ((save.value.bytes ?? 0) / raw) * 100, unit: "%", baseline: "raw encoding", target: { max: 25 }, note: `${save.value.bytes} of ${raw} bytes` }),
+    figure({
+      section: "cache",
+      item: "1.5",
+      name: `save of ${entries} changed entries: event-loop block`,
+      samples: saves.map((x) => x.maxBlockMs),
+      unit: "ms",
+      target: entries >= ENTRIES ? { max: 30 } : null,
+      note: `read + merge + encode + compress + write under the lock; ${took(saves)}`,
+    }),
+    figure({
+      section: "cache",
+      item: "1.5",
+      name: `restore of ${restored} entries: event-loop block`,
+      samples: restores.map((x) => x.maxBlockMs),
+      unit: "ms",
+      target: entries >= ENTRIES ? { max: 30 } : null,
+      note: took(restores),
+    }),
+    figure({
+      section: "cache",
+      item: "1.5",
+      name: `state file of ${entries} entries`,
+      samples: ((save.value.bytes ?? 0) / raw) * 100,
+      unit: "%",
+      baseline: "raw encoding",
+      target: { max: 25 },
+      note: `${save.value.bytes} of ${raw} bytes`,
+    }),
   ];
 }
 
@@ -324,7 +436,8 @@ export async function cacheCoreBench(options: { quick: boolean } = { quick: fals
         await writeTinyLlamaGguf(join(models, "bench.gguf"), { preset: "nano" });
         // The other files are empty (only names count here), created with a bare open and close: 10,000 awaited
         // `writeFile`s took ~5 s here, 10,000 `writeFileSync`s ~2.5 s, this ~0.3 s.
-        for (let i = 0; i < files - 1; i++) closeSync(openSync(join(models, `m${String(i).padStart(5, "0")}.gguf`), "w"));
+        for (let i = 0; i < files - 1; i++)
+          closeSync(openSync(join(models, `m${String(i).padStart(5, "0")}.gguf`), "w"));
         const label = `real ModelManager, ${files} model file${files === 1 ? "" : "s"}`;
         hits.push(...(await hitRates(label, new ModelManager(models), "bench.gguf")));
       }

@@ -46,7 +46,9 @@ function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: "ignore" });
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited with ${code}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited with ${code}`)),
+    );
   });
 }
 
@@ -64,14 +66,26 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
   ];
   const { options: hostOptions, label: hosts } = await hostEntry();
   const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
-  const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  const llama = await getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    progressLogs: false,
+    logLevel: LlamaLogLevel.error,
+  });
   llama.maxThreads = 1;
   const local = new LlamaBackend();
   const hosted = new HostedBackend("gguf", hostOptions);
   const cacheConfig = { ...cacheSchema.parse({ persist_cache: false, enable_warmup: false }), cache_dir: dir };
   const manager = new ModelManager(dir);
-  const inProcess = await ModelCache.new(cacheConfig, { ...config, isolation: "in-process" }, manager, { backends: { gguf: local }, store: null });
-  const viaHost = await ModelCache.new(cacheConfig, { ...config, isolation: "process" }, manager, { backends: { gguf: hosted }, store: null });
+  const inProcess = await ModelCache.new(cacheConfig, { ...config, isolation: "in-process" }, manager, {
+    backends: { gguf: local },
+    store: null,
+  });
+  const viaHost = await ModelCache.new(cacheConfig, { ...config, isolation: "process" }, manager, {
+    backends: { gguf: hosted },
+    store: null,
+  });
   const rows: ColdLoadRow[] = [];
   let ownLoaded: { context: LlamaContext; model: LlamaModel } | null = null;
   try {
@@ -94,7 +108,12 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
           raw: () => rawRead(path),
           own: async () => {
             const model = await llama.loadModel({ modelPath: path, useMmap: config.mmap, gpuLayers: 0 });
-            const context = await model.createContext({ contextSize: config.context_size, batchSize: config.batch_size, sequences: 1, threads: 1 });
+            const context = await model.createContext({
+              contextSize: config.context_size,
+              batchSize: config.batch_size,
+              sequences: 1,
+              threads: 1,
+            });
             ownLoaded = { context, model };
           },
           inProcess: () => viaCache(inProcess),
@@ -176,4 +195,5 @@ export function coldLoadFigures(report: ColdLoadReport): Figure[] {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(coldLoadFigures(await coldLoadBench({ quick: process.argv.includes("--quick") })));
+if (import.meta.url === `file://${process.argv[1]}`)
+  console.log(coldLoadFigures(await coldLoadBench({ quick: process.argv.includes("--quick") })));

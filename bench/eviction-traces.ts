@@ -36,7 +36,12 @@ export function makeModels(count: number, rand: () => number): SimModel[] {
   return Array.from({ length: count }, (_, i) => {
     const gib = 0.5 * 16 ** rand();
     const loadMs = Math.round(gib * COLD_MS_PER_GIB);
-    return { key: `m${String(i).padStart(2, "0")}.gguf`, memoryBytes: Math.round(gib * GIB), loadMs, warmLoadMs: Math.round(loadMs / WARM_SPEED_UP) };
+    return {
+      key: `m${String(i).padStart(2, "0")}.gguf`,
+      memoryBytes: Math.round(gib * GIB),
+      loadMs,
+      warmLoadMs: Math.round(loadMs / WARM_SPEED_UP),
+    };
   });
 }
 

@@ -90,7 +90,10 @@ export async function recordInfernoTrace(requests: number, seed = 21): Promise<N
     }),
     cache_dir: "/nonexistent",
   };
-  const cache = await ModelCache.create(config, backendSchema.parse({}), source, { backends: { gguf: backend }, clock });
+  const cache = await ModelCache.create(config, backendSchema.parse({}), source, {
+    backends: { gguf: backend },
+    clock,
+  });
   const recorded: SimRequest[] = [];
   const loadMs = new Map<string, number>();
   const record = ({ name }: { name: string }) => recorded.push({ at: clock.now(), key: name });
@@ -109,8 +112,17 @@ export async function recordInfernoTrace(requests: number, seed = 21): Promise<N
   }
   await cache.close();
   // What the cache measured is what the trace charges (the fake backend has no page cache: warm = cold).
-  const measured = models.map((m) => ({ ...m, loadMs: loadMs.get(m.key) ?? m.loadMs, warmLoadMs: loadMs.get(m.key) ?? m.loadMs }));
-  return { name: "recorded from Inferno (ModelCache, fake backend)", zipf: false, models: measured, requests: recorded };
+  const measured = models.map((m) => ({
+    ...m,
+    loadMs: loadMs.get(m.key) ?? m.loadMs,
+    warmLoadMs: loadMs.get(m.key) ?? m.loadMs,
+  }));
+  return {
+    name: "recorded from Inferno (ModelCache, fake backend)",
+    zipf: false,
+    models: measured,
+    requests: recorded,
+  };
 }
 
 /** A trace recorded by `bench/record-trace.ts`, as stored in bench/traces/. */
@@ -124,7 +136,13 @@ export interface RecordedTrace extends Trace {
 export async function serverTrace(): Promise<NamedTrace> {
   const file = join(import.meta.dirname, "traces", "inferno-server.json");
   const trace = JSON.parse(await readFile(file, "utf8")) as RecordedTrace;
-  return { name: "recorded from inferno serve (real llama.cpp)", zipf: false, models: trace.models, requests: trace.requests, settings: trace.settings };
+  return {
+    name: "recorded from inferno serve (real llama.cpp)",
+    zipf: false,
+    models: trace.models,
+    requests: trace.requests,
+    settings: trace.settings,
+  };
 }
 
 /** Small traces whose exact optimum (the integer program) solves in about a second. */
@@ -176,7 +194,8 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
       solveMs,
       zipf: trace.zipf,
       policies,
-      defaultVsLru: (policies[DEFAULT_POLICY] as PolicyFigures).loadSeconds / (policies.lru as PolicyFigures).loadSeconds,
+      defaultVsLru:
+        (policies[DEFAULT_POLICY] as PolicyFigures).loadSeconds / (policies.lru as PolicyFigures).loadSeconds,
     });
   }
   const zipf = figures.filter((f) => f.zipf);
@@ -195,7 +214,13 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
 /** The report as table rows: one per trace, each policy's load time as a multiple of the optimum. */
 export function evictionTable(report: EvictionReport): string[][] {
   const columns = [...POLICIES, KNOWN_POPULARITY];
-  const header = ["trace", "requests", "optimum", ...columns.map((p) => (p === DEFAULT_POLICY ? `${p} (default)` : p)), "default / lru"];
+  const header = [
+    "trace",
+    "requests",
+    "optimum",
+    ...columns.map((p) => (p === DEFAULT_POLICY ? `${p} (default)` : p)),
+    "default / lru",
+  ];
   const rows = report.traces.map((t) => [
     t.trace,
     String(t.requests),

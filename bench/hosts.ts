@@ -33,7 +33,8 @@ export interface HostEntry {
 
 export async function hostEntry(): Promise<HostEntry> {
   const [built, source] = await Promise.all([stat(BUILT_HOST).catch(() => null), newestUnder(SOURCE)]);
-  if (built && built.mtimeMs >= source) return { options: { entry: BUILT_HOST }, label: "hosts from dist (as installed)" };
+  if (built && built.mtimeMs >= source)
+    return { options: { entry: BUILT_HOST }, label: "hosts from dist (as installed)" };
   return {
     options: {},
     label: `hosts from source under tsx (${built ? "dist/ is older than src/" : "no dist/"}: run \`npm run build\` to measure installed hosts)`,

@@ -51,14 +51,17 @@ const SECTIONS: Section[] = [
   },
 ];
 const NAMES = SECTIONS.map((s) => s.name);
-if (NAMES.join() !== SECTION_ORDER.join()) throw new Error("bench/readme.ts's SECTION_ORDER must list bench/index.ts's sections");
+if (NAMES.join() !== SECTION_ORDER.join())
+  throw new Error("bench/readme.ts's SECTION_ORDER must list bench/index.ts's sections");
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? "").split(",") : undefined;
 const unknown = only?.filter((name) => !NAMES.includes(name)) ?? [];
 if (only !== undefined && (only.length === 0 || unknown.length > 0)) {
-  console.error(`--only takes one or more of ${NAMES.join(", ")} (comma-separated); got ${JSON.stringify(process.argv[onlyAt + 1] ?? "")}`);
+  console.error(
+    `--only takes one or more of ${NAMES.join(", ")} (comma-separated); got ${JSON.stringify(process.argv[onlyAt + 1] ?? "")}`,
+  );
   process.exit(2);
 }
 
@@ -73,7 +76,12 @@ for (const section of SECTIONS) {
   const { figures, details } = await section.run({ quick });
   const seconds = Math.round((performance.now() - sectionStarted) / 100) / 10;
   process.stderr.write(`${seconds} s\n`);
-  fresh.sections[section.name] = { date: new Date().toISOString(), quick, seconds, loadavg: { before, after: loadAverage() } };
+  fresh.sections[section.name] = {
+    date: new Date().toISOString(),
+    quick,
+    seconds,
+    loadavg: { before, after: loadAverage() },
+  };
   fresh.figures.push(...figures);
   if (details !== undefined) fresh.details[section.name] = details;
   // Saved after each section: an interrupted run keeps what it finished.
@@ -82,7 +90,13 @@ for (const section of SECTIONS) {
 
 const { cpu, cores, memory_gib, node } = fresh.machine;
 const seconds = Math.round((performance.now() - started) / 100) / 10;
-const run = { date: new Date().toISOString(), quick, sections: Object.keys(fresh.sections), seconds, loadavg: { before: startLoad, after: loadAverage() } };
+const run = {
+  date: new Date().toISOString(),
+  quick,
+  sections: Object.keys(fresh.sections),
+  seconds,
+  loadavg: { before: startLoad, after: loadAverage() },
+};
 fresh.runs = { last: run, ...(only === undefined ? { complete: run } : {}) };
 console.log(
   `\n${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}; ${quick ? "quick run" : "full run"} of ` +
@@ -94,5 +108,9 @@ const missed = fresh.figures.filter((f) => f.met === false).length;
 const targeted = fresh.figures.filter((f) => f.met !== null).length;
 const merged = await mergeResults(fresh);
 updateReadme(merged, NAMES);
-console.log(`\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`);
-console.log(`bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s) took ${seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`);
+console.log(
+  `\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`,
+);
+console.log(
+  `bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s) took ${seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`,
+);

@@ -118,7 +118,12 @@ async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: nu
     await hosted.dispose();
     await local.dispose();
   }
-  return { model: model.name, size_bytes: model.fingerprint.size, in_process_ms: times.local, via_spare_host_ms: times.hosted };
+  return {
+    model: model.name,
+    size_bytes: model.fingerprint.size,
+    in_process_ms: times.local,
+    via_spare_host_ms: times.hosted,
+  };
 }
 
 async function streamed(model: TextModel, tokens: number): Promise<{ rate: number; firstMs: number }> {
@@ -134,7 +139,12 @@ async function streamed(model: TextModel, tokens: number): Promise<{ rate: numbe
   return { rate: result.usage.completionTokens / ((performance.now() - start) / 1000), firstMs };
 }
 
-async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: number, lengths: number[]): Promise<ThroughputDetails[]> {
+async function throughput(
+  nano: ModelDescriptor,
+  config: BackendConfig,
+  runs: number,
+  lengths: number[],
+): Promise<ThroughputDetails[]> {
   const local = new LlamaBackend();
   const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
   const a = (await local.load(nano, { backend: config })) as TextModel;
@@ -146,7 +156,11 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
     for (const tokens of lengths) {
       const l: Array<{ rate: number; firstMs: number }> = [];
       const h: Array<{ rate: number; firstMs: number }> = [];
-      await interleaved([async () => l.push(await streamed(a, tokens)), async () => h.push(await streamed(b, tokens))], runs, 0);
+      await interleaved(
+        [async () => l.push(await streamed(a, tokens)), async () => h.push(await streamed(b, tokens))],
+        runs,
+        0,
+      );
       figures.push({
         model: nano.name,
         tokens,
@@ -169,7 +183,12 @@ async function throughput(nano: ModelDescriptor, config: BackendConfig, runs: nu
  * One fresh host's figures for `descriptor` under `config`: the idle host's Pss, what the cache accounts once loaded,
  * the host's Pss and the private memory the model added after a first request, and llama.cpp's figure in process.
  */
-async function measureOnce(descriptor: ModelDescriptor, config: BackendConfig, local: LlamaBackend, longPrompt: string) {
+async function measureOnce(
+  descriptor: ModelDescriptor,
+  config: BackendConfig,
+  local: LlamaBackend,
+  longPrompt: string,
+) {
   const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
   await hosted.ready(config);
   const sparePid = hosted.sparePid as number;
@@ -214,13 +233,23 @@ async function memory(
         // the same libraries at that moment, as much as a whole medium model, and what one model adds to a host's
         // private memory spreads too (medium q4_0, six fresh hosts: 10.4–14.2 MiB, median 11.3).
         // The median of three still moved a row by 15 % between runs, hence `MEMORY_SAMPLES`.
-        const measured = { accounted: [] as number[], pss: [] as number[], share: [] as number[], llama: [] as number[] };
+        const measured = {
+          accounted: [] as number[],
+          pss: [] as number[],
+          share: [] as number[],
+          llama: [] as number[],
+        };
         for (let sample = 0; sample < samples; sample++) {
           const one = await measureOnce(descriptor, config, local, longPrompt);
           idles.push(one.idlePss);
           for (const key of ["accounted", "pss", "share", "llama"] as const) measured[key].push(one[key]);
         }
-        const row = (isolation: MemoryRow["isolation"], estimate: number, accountedBytes: number, os: number): MemoryRow => ({
+        const row = (
+          isolation: MemoryRow["isolation"],
+          estimate: number,
+          accountedBytes: number,
+          os: number,
+        ): MemoryRow => ({
           model: descriptor.name,
           type,
           mmap,
@@ -232,8 +261,18 @@ async function memory(
           accounted_error: Math.abs(accountedBytes - os) / os,
         });
         rows.push(
-          row("process", await manager.estimateMemory(descriptor, { ...config, isolation: "process" }), median(measured.accounted), median(measured.pss)),
-          row("in-process", await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }), median(measured.llama), median(measured.share)),
+          row(
+            "process",
+            await manager.estimateMemory(descriptor, { ...config, isolation: "process" }),
+            median(measured.accounted),
+            median(measured.pss),
+          ),
+          row(
+            "in-process",
+            await manager.estimateMemory(descriptor, { ...config, isolation: "in-process" }),
+            median(measured.llama),
+            median(measured.share),
+          ),
         );
       }
     }
@@ -250,22 +289,38 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
   try {
     const types: TinyWeightType[] = options.quick ? ["q8_0"] : ["f32", "f16", "q8_0", "q4_0"];
     await writeTinyLlamaGguf(join(dir, "nano-f32.gguf"), { preset: "nano", type: "f32" });
-    for (const type of new Set([...types, "q8_0" as const])) await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
+    for (const type of new Set([...types, "q8_0" as const]))
+      await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
     const manager = new ModelManager(dir);
     const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
     const resolve = (name: string) => manager.resolve(name);
     const host = await hostEntry();
     hostOptions = host.options;
     const cold = options.quick ? null : await coldLoads(await resolve("medium-q8_0.gguf"), config, runs);
-    const rates = await throughput(await resolve("nano-f32.gguf"), config, options.quick ? 3 : THROUGHPUT_ROUNDS, [64, 256]);
-    const models = await Promise.all(types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })));
+    const rates = await throughput(
+      await resolve("nano-f32.gguf"),
+      config,
+      options.quick ? 3 : THROUGHPUT_ROUNDS,
+      [64, 256],
+    );
+    const models = await Promise.all(
+      types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })),
+    );
     // Quick: one host per row, and the default mmap setting (off) only.
-    const { rows, idles } = await memory(models, manager, config, options.quick ? 1 : MEMORY_SAMPLES, options.quick ? [false] : [false, true]);
+    const { rows, idles } = await memory(
+      models,
+      manager,
+      config,
+      options.quick ? 1 : MEMORY_SAMPLES,
+      options.quick ? [false] : [false, true],
+    );
     console.log(
       `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
         `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
     );
-    console.log("model               mmap   isolation    estimate   accounted         OS   estimate err   accounted err");
+    console.log(
+      "model               mmap   isolation    estimate   accounted         OS   estimate err   accounted err",
+    );
     for (const r of rows) {
       console.log(
         `${r.model.padEnd(19)} ${String(r.mmap).padEnd(6)} ${r.isolation.padEnd(10)} ${mib(r.estimate_bytes).padStart(10)} ${mib(r.accounted_bytes).padStart(11)} ${mib(r.os_bytes).padStart(10)} ${percent(r.estimate_error).padStart(14)} ${percent(r.accounted_error).padStart(15)}`,
@@ -338,4 +393,5 @@ export function isolationFigures(report: IsolationReport): Figure[] {
   return figures;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(isolationFigures(await isolationBench({ quick: process.argv.includes("--quick") })));
+if (import.meta.url === `file://${process.argv[1]}`)
+  console.log(isolationFigures(await isolationBench({ quick: process.argv.includes("--quick") })));

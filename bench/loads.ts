@@ -124,7 +124,11 @@ const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
  */
 async function serveProcess(dir: string): Promise<{ url: string; child: ChildProcess }> {
   const args = ["serve", "--port", "0", ...benchFlags(dir).flatMap(({ flag, value }) => [flag, String(value)])];
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, HOME: dir }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    env: { ...process.env, HOME: dir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   return new Promise((resolve, reject) => {
     let output = "";
     const read = (chunk: Buffer) => {
@@ -153,7 +157,13 @@ function stopProcess(child: ChildProcess): Promise<void> {
  * completion, then `steady` more, every other one after a pause and a poll of `/ready` as the first had; the sample
  * is first / median of the paused ones.
  */
-async function warmRestart(dir: string, name: string, rounds: number, steady: number, built: boolean): Promise<Figure[]> {
+async function warmRestart(
+  dir: string,
+  name: string,
+  rounds: number,
+  steady: number,
+  built: boolean,
+): Promise<Figure[]> {
   const body = { ...REQUEST, model: name, stream: false };
   const ratios: number[] = [];
   const backToBack: number[] = [];
@@ -221,11 +231,20 @@ export async function loadsBench(options: { quick: boolean }): Promise<Figure[]>
     const runtime = await createRuntime(config, { backends });
     try {
       await runtime.cache.warmupDone;
-      for (const preset of presets) figures.push(...(await singleFlight(runtime, backends, `${preset}.gguf`, options.quick ? 1 : 5)));
+      for (const preset of presets)
+        figures.push(...(await singleFlight(runtime, backends, `${preset}.gguf`, options.quick ? 1 : 5)));
     } finally {
       await runtime.close();
     }
-    figures.push(...(await warmRestart(dir, "nano.gguf", options.quick ? 1 : RESTARTS, options.quick ? 10 : 20, host.options.entry !== undefined)));
+    figures.push(
+      ...(await warmRestart(
+        dir,
+        "nano.gguf",
+        options.quick ? 1 : RESTARTS,
+        options.quick ? 10 : 20,
+        host.options.entry !== undefined,
+      )),
+    );
     return figures;
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -22,7 +22,10 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
   const { cpu, cores, memory_gib, node } = results.machine;
   const runs = Object.entries(results.sections)
     .sort(([a], [b]) => sections.indexOf(a) - sections.indexOf(b))
-    .map(([name, run]) => `\`${name}\` ${run.date.slice(0, 16).replace("T", " ")} UTC${run.quick ? " (quick)" : ""}, ${run.seconds} s, load average ${run.loadavg.before}→${run.loadavg.after}`);
+    .map(
+      ([name, run]) =>
+        `\`${name}\` ${run.date.slice(0, 16).replace("T", " ")} UTC${run.quick ? " (quick)" : ""}, ${run.seconds} s, load average ${run.loadavg.before}→${run.loadavg.after}`,
+    );
   const missed = results.figures.filter((f) => f.met === false);
   const complete = results.runs?.complete;
   const whole = complete
@@ -42,7 +45,12 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
   const eviction = results.details.eviction as EvictionReport | undefined;
   if (eviction) {
     const rows = evictionTable(eviction);
-    lines.push("", "Eviction, every policy's total load time as a multiple of the optimum (or its LP bound), per trace:", "", markdownRows(rows));
+    lines.push(
+      "",
+      "Eviction, every policy's total load time as a multiple of the optimum (or its LP bound), per trace:",
+      "",
+      markdownRows(rows),
+    );
   }
   return lines.join("\n");
 }
@@ -60,7 +68,16 @@ export function updateReadme(results: Results, sections: readonly string[], chec
 }
 
 /** The sections in the order `npm run bench` runs them (bench/index.ts). */
-export const SECTION_ORDER = ["cache", "loads", "server", "isolation", "coldload", "startup", "threads", "eviction"] as const;
+export const SECTION_ORDER = [
+  "cache",
+  "loads",
+  "server",
+  "isolation",
+  "coldload",
+  "startup",
+  "threads",
+  "eviction",
+] as const;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await readResults();

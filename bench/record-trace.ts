@@ -95,7 +95,9 @@ try {
   };
   await mkdir(join(import.meta.dirname, "traces"), { recursive: true });
   await writeFile(join(import.meta.dirname, "traces", "inferno-server.json"), `${JSON.stringify(trace, null, 1)}\n`);
-  console.log(`recorded ${requests.length} requests over ${models.length} models, ${[...loads.values()].reduce((n, l) => n + l.ms.length, 0)} loads`);
+  console.log(
+    `recorded ${requests.length} requests over ${models.length} models, ${[...loads.values()].reduce((n, l) => n + l.ms.length, 0)} loads`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

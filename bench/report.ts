@@ -63,17 +63,27 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /** The p-th percentile (0–100, nearest rank). */
 export function percentile(values: number[], p: number): number {
-  return nearestRank([...values].sort((a, b) => a - b), p / 100);
+  return nearestRank(
+    [...values].sort((a, b) => a - b),
+    p / 100,
+  );
 }
 
 export function spreadOf(values: number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b);
-  return { min: sorted[0] ?? NaN, p25: nearestRank(sorted, 0.25), p75: nearestRank(sorted, 0.75), max: sorted.at(-1) ?? NaN };
+  return {
+    min: sorted[0] ?? NaN,
+    p25: nearestRank(sorted, 0.25),
+    p75: nearestRank(sorted, 0.75),
+    max: sorted.at(-1) ?? NaN,
+  };
 }
 
 export function meets(value: number, target: Target | null): boolean | null {
@@ -100,7 +110,8 @@ export function figure(input: FigureInput): Figure {
 
 /** Per-round ratios subject/baseline (rounds are paired: round i of each ran next to each other). */
 export function ratios(subject: number[], baseline: number[]): number[] {
-  if (subject.length !== baseline.length) throw new Error(`ratios: ${subject.length} subject rounds vs ${baseline.length} baseline rounds`);
+  if (subject.length !== baseline.length)
+    throw new Error(`ratios: ${subject.length} subject rounds vs ${baseline.length} baseline rounds`);
   return subject.map((s, i) => s / (baseline[i] as number));
 }
 
@@ -109,7 +120,11 @@ export function ratios(subject: number[], baseline: number[]): number[] {
  * machine does not land on one variant only; `warmup` untimed calls of each first. Returns milliseconds per variant per
  * round.
  */
-export async function interleaved(variants: Array<() => Promise<unknown>>, rounds: number, warmup = 1): Promise<number[][]> {
+export async function interleaved(
+  variants: Array<() => Promise<unknown>>,
+  rounds: number,
+  warmup = 1,
+): Promise<number[][]> {
   for (let i = 0; i < warmup; i++) for (const run of variants) await run();
   const times: number[][] = variants.map(() => []);
   for (let round = 0; round < rounds; round++) {
@@ -181,7 +196,10 @@ export function renderTable(figures: Figure[], format: "text" | "markdown", sect
   const sorted = figures.map((f, i) => ({ f, i })).sort((a, b) => order(a.f.section) - order(b.f.section) || a.i - b.i);
   if (format === "markdown") {
     const escape = (cell: string) => cell.replaceAll("|", "\\|");
-    const lines = [`| section | ${HEADER.map((h) => h || "status").join(" | ")} |`, `| --- | ${HEADER.map(() => "---").join(" | ")} |`];
+    const lines = [
+      `| section | ${HEADER.map((h) => h || "status").join(" | ")} |`,
+      `| --- | ${HEADER.map(() => "---").join(" | ")} |`,
+    ];
     for (const { f } of sorted) lines.push(`| ${f.section} | ${row(f).map(escape).join(" | ")} |`);
     return lines.join("\n");
   }
@@ -193,7 +211,12 @@ export function renderTable(figures: Figure[], format: "text" | "markdown", sect
   for (const [index, cells] of rows.entries()) {
     if (index > 1 && cells[0] !== previous) lines.push("");
     previous = cells[0] ?? "";
-    lines.push(cells.map((c, i) => (i === last - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd());
+    lines.push(
+      cells
+        .map((c, i) => (i === last - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd(),
+    );
     if (index === 0) lines.push(widths.map((w) => "-".repeat(w)).join("  "));
   }
   return lines.join("\n");
@@ -279,9 +302,15 @@ export async function mergeResults(fresh: Results, file = RESULTS_FILE): Promise
   const merged: Results = {
     machine: fresh.machine,
     ...(Object.keys(runs).length > 0 ? { runs } : {}),
-    sections: { ...Object.fromEntries(Object.entries(keep?.sections ?? {}).filter(([s]) => !ran.has(s))), ...fresh.sections },
+    sections: {
+      ...Object.fromEntries(Object.entries(keep?.sections ?? {}).filter(([s]) => !ran.has(s))),
+      ...fresh.sections,
+    },
     figures: [...(keep?.figures ?? []).filter((f) => !ran.has(f.section)), ...fresh.figures],
-    details: { ...Object.fromEntries(Object.entries(keep?.details ?? {}).filter(([s]) => !ran.has(s))), ...fresh.details },
+    details: {
+      ...Object.fromEntries(Object.entries(keep?.details ?? {}).filter(([s]) => !ran.has(s))),
+      ...fresh.details,
+    },
   };
   await mkdir(dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;

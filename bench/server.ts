@@ -52,7 +52,9 @@ export function postJson(agent: Agent, url: string | RequestTarget, body: object
         response.setEncoding("utf8");
         response.on("data", (chunk: string) => (text += chunk));
         response.on("end", () =>
-          response.statusCode === 200 ? resolve(text) : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
+          response.statusCode === 200
+            ? resolve(text)
+            : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
         );
         response.on("error", reject);
       },
@@ -75,7 +77,9 @@ export function requestTarget(url: string): RequestTarget {
 }
 
 /** The floor: a bare node:http server whose handler parses the JSON body and answers with what `handle` returns. */
-async function bareServer(handle: (body: unknown) => Promise<unknown>): Promise<{ url: string; close(): Promise<void> }> {
+async function bareServer(
+  handle: (body: unknown) => Promise<unknown>,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((request, response) => {
     let text = "";
     request.setEncoding("utf8");
@@ -131,7 +135,10 @@ export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   return loadConfig({
     env: { HOME: dir },
     cwd: dir,
-    flags: [...benchFlags(dir), { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" }],
+    flags: [
+      ...benchFlags(dir),
+      { key: "cache.persist_cache", value: options.persist === true, flag: "--persist-cache" },
+    ],
   });
 }
 
@@ -146,30 +153,53 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const generation = { maxTokens: MAX_TOKENS, temperature: 0 };
     const direct = {
-      complete: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(PROMPT, generation) : null)),
+      complete: () =>
+        runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(PROMPT, generation) : null)),
       chat: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.chat(MESSAGES, generation) : null)),
     };
     let bare: Awaited<ReturnType<typeof bareServer>> | undefined;
     try {
       bare = await bareServer((body) => {
         const { prompt, max_tokens, temperature } = body as { prompt: string; max_tokens: number; temperature: number };
-        return runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(prompt, { maxTokens: max_tokens, temperature }) : null));
+        return runtime.cache.withModel(MODEL, (m) =>
+          m.kind === "text" ? m.complete(prompt, { maxTokens: max_tokens, temperature }) : null,
+        );
       });
       const post = (url: string, path: string, body: object, stream: boolean) => {
         const target = requestTarget(`${url}${path}`);
         return () => postJson(agent, target, { ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream });
       };
       const routes = [
-        { name: "POST /v1/completions", against: "complete", target: TARGET, run: post(server.url, "/v1/completions", { prompt: PROMPT }, false) },
-        { name: "POST /v1/completions, stream", against: "complete", target: TARGET, run: post(server.url, "/v1/completions", { prompt: PROMPT }, true) },
-        { name: "POST /v1/chat/completions", against: "chat", target: TARGET, run: post(server.url, "/v1/chat/completions", { messages: MESSAGES }, false) },
+        {
+          name: "POST /v1/completions",
+          against: "complete",
+          target: TARGET,
+          run: post(server.url, "/v1/completions", { prompt: PROMPT }, false),
+        },
+        {
+          name: "POST /v1/completions, stream",
+          against: "complete",
+          target: TARGET,
+          run: post(server.url, "/v1/completions", { prompt: PROMPT }, true),
+        },
+        {
+          name: "POST /v1/chat/completions",
+          against: "chat",
+          target: TARGET,
+          run: post(server.url, "/v1/chat/completions", { messages: MESSAGES }, false),
+        },
         {
           name: "POST /v1/chat/completions, stream",
           against: "chat",
           target: TARGET,
           run: post(server.url, "/v1/chat/completions", { messages: MESSAGES }, true),
         },
-        { name: "floor: bare node:http server + complete()", against: "complete", target: null, run: post(bare.url, "/", { prompt: PROMPT }, false) },
+        {
+          name: "floor: bare node:http server + complete()",
+          against: "complete",
+          target: null,
+          run: post(bare.url, "/", { prompt: PROMPT }, false),
+        },
       ] as const;
       const variants = [direct.complete, direct.chat, ...routes.map((r) => r.run)];
       // CPU time of this process per request (client, server, the host's pipe), told beside the wall-clock ratio: it

@@ -51,7 +51,15 @@ export async function startupBench(options: { quick: boolean } = { quick: false 
     const floor = samples.get("node -e 0") ?? [];
     return commands.slice(1).map(([label]) => {
       const ms = samples.get(label) ?? [];
-      return figure({ section: "startup", name: label, samples: ratios(ms, floor), unit: "×", baseline: "node -e 0", target: { max: 2 }, note: `${median(ms).toFixed(0)} ms vs ${median(floor).toFixed(0)} ms` });
+      return figure({
+        section: "startup",
+        name: label,
+        samples: ratios(ms, floor),
+        unit: "×",
+        baseline: "node -e 0",
+        target: { max: 2 },
+        note: `${median(ms).toFixed(0)} ms vs ${median(floor).toFixed(0)} ms`,
+      });
     });
   } finally {
     await rm(home, { recursive: true, force: true });

@@ -82,7 +82,11 @@ function outputs(): Output[] {
       label: "README.md's configuration reference",
       text: `${readme.slice(0, start + START.length)}\n\n${renderReference()}\n\n${readme.slice(end)}`,
     },
-    { path: new URL("../src/config/reference.generated.ts", import.meta.url), label: "src/config/reference.generated.ts", text: renderKeyTable() },
+    {
+      path: new URL("../src/config/reference.generated.ts", import.meta.url),
+      label: "src/config/reference.generated.ts",
+      text: renderKeyTable(),
+    },
   ];
 }
 
@@ -97,7 +101,8 @@ function current(path: URL): string | undefined {
 function main(): void {
   const stale = outputs().filter((o) => current(o.path) !== o.text);
   if (process.argv.includes("--check")) {
-    for (const o of stale) console.error(`${o.label} is out of date with src/config/schema.ts: run \`npm run docs:config\`.`);
+    for (const o of stale)
+      console.error(`${o.label} is out of date with src/config/schema.ts: run \`npm run docs:config\`.`);
     if (stale.length > 0) process.exit(1);
     console.log("configuration reference and key table are current");
     return;

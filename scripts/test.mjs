@@ -34,7 +34,10 @@ const args = [
   `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? 180_000}`,
   ...files.map((f) => relative(process.cwd(), f)),
 ];
-const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } });
+const child = spawn(process.execPath, args, {
+  stdio: ["ignore", "pipe", "inherit"],
+  env: { ...process.env, FORCE_COLOR: "0" },
+});
 
 // The runner's summary (`ℹ pass N`, …) comes before the failures are listed again, which can run long: its counts are
 // kept as they pass by, line by line.

@@ -25,11 +25,7 @@ export { ModelCache, type ModelCacheOptions } from "./runtime/model-cache.js";
 export type { CacheDependencies, CacheLogger } from "./cache/model-cache.js";
 export { FileStateStore } from "./cache/persistence/file-store.js";
 export type { StateStore } from "./cache/persistence/types.js";
-export {
-  createApp,
-  type AppOptions,
-  type InfernoApp,
-} from "./server/app.js";
+export { createApp, type AppOptions, type InfernoApp } from "./server/app.js";
 export {
   createRuntime,
   InfernoClient,

@@ -45,9 +45,20 @@ type ChildOutcome = Omit<StressOutcome, "ran_at" | "load_average_at_start" | "lo
 /** Runs one scenario in a child process; a child that dies is a crash, reported as a violation. */
 function runChild(name: string): Promise<ChildOutcome> {
   const started = performance.now();
-  const proc = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(import.meta.url), "--child", name, ...(bounded ? ["--bounded"] : [])], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const proc = spawn(
+    process.execPath,
+    [
+      "--import",
+      import.meta.resolve("tsx"),
+      fileURLToPath(import.meta.url),
+      "--child",
+      name,
+      ...(bounded ? ["--bounded"] : []),
+    ],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let out = "";
   proc.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   return new Promise((resolve) => {
@@ -60,7 +71,13 @@ function runChild(name: string): Promise<ChildOutcome> {
       }
       const exit = signal ?? `exit code ${code}`;
       process.stdout.write(out);
-      resolve({ figures: {}, violations: [`the scenario's process ended (${exit}) without a result`], skipped: null, seconds, exit });
+      resolve({
+        figures: {},
+        violations: [`the scenario's process ended (${exit}) without a result`],
+        skipped: null,
+        seconds,
+        exit,
+      });
     });
   });
 }
@@ -84,29 +101,44 @@ for (const scenario of SCENARIOS.filter((s) => only === undefined || s.name === 
   console.log(`${scenario.name}: ${scenario.title}`);
   const ranAt = new Date().toISOString();
   const loadAtStart = loadAverage();
-  const outcome = { ...(await runChild(scenario.name)), ran_at: ranAt, load_average_at_start: loadAtStart, load_average_at_end: loadAverage() };
+  const outcome = {
+    ...(await runChild(scenario.name)),
+    ran_at: ranAt,
+    load_average_at_start: loadAtStart,
+    load_average_at_end: loadAverage(),
+  };
   results[scenario.name] = outcome;
   const width = Math.max(...Object.keys(outcome.figures).map((k) => k.length), 0);
   for (const [key, value] of Object.entries(outcome.figures)) console.log(`  ${key.padEnd(width)}  ${value}`);
   if (outcome.skipped) console.log(`  skipped: ${outcome.skipped}`);
   for (const v of outcome.violations) console.log(`  VIOLATION: ${v}`);
-  console.log(`  ${outcome.violations.length === 0 ? "held" : `${outcome.violations.length} violation(s)`} in ${outcome.seconds.toFixed(1)} s\n`);
+  console.log(
+    `  ${outcome.violations.length === 0 ? "held" : `${outcome.violations.length} violation(s)`} in ${outcome.seconds.toFixed(1)} s\n`,
+  );
 }
 
-const failed = Object.entries(results).filter(([, r]) => r.violations.length > 0).map(([n]) => n);
+const failed = Object.entries(results)
+  .filter(([, r]) => r.violations.length > 0)
+  .map(([n]) => n);
 if (!bounded) {
   // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the README's table.
   const dir = join(import.meta.dirname, "results");
   const file = join(dir, "latest.json");
   await mkdir(dir, { recursive: true });
-  const previous = await readFile(file, "utf8").then((text) => JSON.parse(text) as { results?: Record<string, StressOutcome> }, () => ({ results: {} }));
+  const previous = await readFile(file, "utf8").then(
+    (text) => JSON.parse(text) as { results?: Record<string, StressOutcome> },
+    () => ({ results: {} }),
+  );
   const merged = { ...previous.results, ...results };
-  const ordered = Object.fromEntries(SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]));
+  const ordered = Object.fromEntries(
+    SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
+  );
   await writeFile(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
   const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
   const readme = join(import.meta.dirname, "..", "README.md");
-  if (await updateReadme(readme, reliabilitySection(machine, ordered, titles))) console.log("updated the README's Reliability figures");
+  if (await updateReadme(readme, reliabilitySection(machine, ordered, titles)))
+    console.log("updated the README's Reliability figures");
 }
 console.log(failed.length === 0 ? "every scenario held" : `violations in: ${failed.join(", ")}`);
 process.exit(failed.length === 0 ? 0 : 1);

@@ -28,13 +28,23 @@ const END = "<!-- stress:end -->";
 
 function figures(outcome: StressOutcome): string {
   return Object.entries(outcome.figures)
-    .map(([name, value]) => `${name.replaceAll("_", " ")} ${typeof value === "string" ? `“${value.replaceAll("|", "\\|")}”` : value}`)
+    .map(
+      ([name, value]) =>
+        `${name.replaceAll("_", " ")} ${typeof value === "string" ? `“${value.replaceAll("|", "\\|")}”` : value}`,
+    )
     .join("; ");
 }
 
-export function reliabilitySection(machine: StressMachine, results: Record<string, StressOutcome>, titles: Record<string, string>): string {
+export function reliabilitySection(
+  machine: StressMachine,
+  results: Record<string, StressOutcome>,
+  titles: Record<string, string>,
+): string {
   const rows = Object.entries(results).map(([name, r]) => {
-    const verdict = r.violations.length === 0 ? "held" : `**${r.violations.length} violation(s)**: ${r.violations.slice(0, 3).join(" / ").replaceAll("|", "\\|")}`;
+    const verdict =
+      r.violations.length === 0
+        ? "held"
+        : `**${r.violations.length} violation(s)**: ${r.violations.slice(0, 3).join(" / ").replaceAll("|", "\\|")}`;
     const skipped = r.skipped ? ` (skipped in part: ${r.skipped})` : "";
     const when = `${r.ran_at.slice(0, 16).replace("T", " ")} UTC, load ${r.load_average_at_start[0]}→${r.load_average_at_end[0]}`;
     return `| \`${name}\` | ${titles[name] ?? ""} | ${verdict}${skipped} | ${figures(r)}; ${r.seconds.toFixed(0)} s | ${when} |`;

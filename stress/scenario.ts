@@ -64,7 +64,8 @@ export class Tally {
    */
   phase(name: string | null): void {
     const now = performance.now();
-    if (this.phaseName !== null) this.set(`${this.phaseName}_seconds`, Number(((now - this.phaseStarted) / 1000).toFixed(1)));
+    if (this.phaseName !== null)
+      this.set(`${this.phaseName}_seconds`, Number(((now - this.phaseStarted) / 1000).toFixed(1)));
     this.phaseName = name;
     this.phaseStarted = now;
     if (name !== null && process.env.STRESS_PROGRESS === "1") process.stderr.write(`  … ${name}\n`);
@@ -90,11 +91,20 @@ export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promis
 }
 
 /** Resolves with `promise`'s outcome, or with "timeout" after `ms` (the scenario counts a hang). */
-export async function within<T>(promise: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | "timeout"> {
+export async function within<T>(
+  promise: Promise<T>,
+  ms: number,
+): Promise<{ value: T } | { error: unknown } | "timeout"> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)));
   try {
-    return await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), timeout]);
+    return await Promise.race([
+      promise.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }

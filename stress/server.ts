@@ -67,13 +67,23 @@ export async function startStressServer(options: StressServerOptions): Promise<S
   const cacheDir = options.cacheDir ?? join(options.root, "cache");
   await mkdir(home, { recursive: true });
   await writeModels(modelsDir, options.models);
-  const settings: Record<string, unknown> = { ...DEFAULTS, models_dir: modelsDir, "cache.cache_dir": cacheDir, ...options.settings };
+  const settings: Record<string, unknown> = {
+    ...DEFAULTS,
+    models_dir: modelsDir,
+    "cache.cache_dir": cacheDir,
+    ...options.settings,
+  };
   const known = new Set(allKeys().map((k) => k.key));
   const flags = Object.entries(settings).map(([key, value]) => {
     if (!known.has(key)) throw new Error(`no configuration key ${key}`);
     return { key, value, flag: `--${key}` };
   });
-  const env = { HOME: home, XDG_CONFIG_HOME: join(home, ".config"), XDG_CACHE_HOME: join(home, ".cache"), PATH: process.env.PATH ?? "" };
+  const env = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    PATH: process.env.PATH ?? "",
+  };
   const config = await loadConfig({ env, cwd: home, flags });
   const logs: LogLine[] = [];
   const destination = new Writable({

@@ -7,7 +7,10 @@ import type { CacheState, PersistedModel } from "../src/cache/persistence/types.
 import { validDocument } from "../test/helpers/out-of-range.js";
 
 /** A valid state (test/helpers/out-of-range.ts's document) whose models are the given ones, each like its model. */
-export function stateWithModels(now: number, models: Array<{ key: string; name: string; missing_since?: number | null }>): CacheState {
+export function stateWithModels(
+  now: number,
+  models: Array<{ key: string; name: string; missing_since?: number | null }>,
+): CacheState {
   const document = validDocument(now);
   const [template] = document.models as Array<Record<string, unknown>>;
   document.models = models.map((m) => ({ ...template, ...m }));
@@ -17,9 +20,21 @@ export function stateWithModels(now: number, models: Array<{ key: string; name: 
 /** `count` models as a save's delta carries them: each used once since the last save. */
 export function stressModels(count: number): PersistedModel[] {
   const now = Date.now();
-  const models = Array.from({ length: count }, (_, i) => ({ key: `/models/stress-${i}.gguf`, name: `stress-${i}.gguf` }));
+  const models = Array.from({ length: count }, (_, i) => ({
+    key: `/models/stress-${i}.gguf`,
+    name: `stress-${i}.gguf`,
+  }));
   return stateWithModels(now, models).models.map((m) => ({
     ...m,
-    usage: { requests: 1, hits: 1, misses: 0, loads: 0, last_used_at: now, frequency: { value: 1, at: now }, load_ms_total: 0, load_ms_samples: [] },
+    usage: {
+      requests: 1,
+      hits: 1,
+      misses: 0,
+      loads: 0,
+      last_used_at: now,
+      frequency: { value: 1, at: now },
+      load_ms_total: 0,
+      load_ms_samples: [],
+    },
   }));
 }

@@ -44,7 +44,11 @@ export const CHAT_FIELDS: FieldNames = {
 };
 
 /** The grammar schema of a tool's parameters (default: any object). Throws BadRequest naming the keyword. */
-export function toolParameters(tool: ToolDefinition, index: number, fields: FieldNames = CHAT_FIELDS): Record<string, unknown> {
+export function toolParameters(
+  tool: ToolDefinition,
+  index: number,
+  fields: FieldNames = CHAT_FIELDS,
+): Record<string, unknown> {
   return grammarSchema(tool.parameters ?? { type: "object" }, fields.tool(index, "parameters"));
 }
 
@@ -69,8 +73,7 @@ export interface AnsweredCall {
 
 /** The conversation with tool messages folded into the calls they answer. */
 export type PairedMessage =
-  | { role: "system" | "user"; content: string }
-  | { role: "assistant"; content: string | null; calls: AnsweredCall[] };
+  { role: "system" | "user"; content: string } | { role: "assistant"; content: string | null; calls: AnsweredCall[] };
 
 /**
  * Folds each tool message into the call it answers: the call of the nearest earlier assistant message with that
@@ -86,7 +89,10 @@ export function pairToolResults(messages: readonly ChatMessage[], fields: FieldN
     const unanswered = open.calls.findIndex((c) => !open?.results.has(c.id));
     if (unanswered >= 0) {
       const call = open.calls[unanswered] as ToolCall;
-      refuse(fields.toolCall(open.index, unanswered), `no tool message answers the call "${call.id}" (${call.name}); send its result as a message with role "tool" and tool_call_id "${call.id}"`);
+      refuse(
+        fields.toolCall(open.index, unanswered),
+        `no tool message answers the call "${call.id}" (${call.name}); send its result as a message with role "tool" and tool_call_id "${call.id}"`,
+      );
     }
     const current = open;
     paired.push({
@@ -98,12 +104,14 @@ export function pairToolResults(messages: readonly ChatMessage[], fields: FieldN
   };
   for (const [index, message] of messages.entries()) {
     if (message.role === "tool") {
-      if (!open) refuse(fields.message(index), "a tool result must follow the assistant message (or tool call) it answers");
+      if (!open)
+        refuse(fields.message(index), "a tool result must follow the assistant message (or tool call) it answers");
       const results: Map<string, string> = open.results;
       const unanswered = open.calls.filter((c) => !results.has(c.id));
-      const call = message.toolCallId !== undefined
-        ? unanswered.find((c) => c.id === message.toolCallId)
-        : (unanswered.find((c) => c.name === message.name) ?? unanswered[0]);
+      const call =
+        message.toolCallId !== undefined
+          ? unanswered.find((c) => c.id === message.toolCallId)
+          : (unanswered.find((c) => c.name === message.name) ?? unanswered[0]);
       if (!call) {
         const param = fields.message(index, message.toolCallId !== undefined ? "tool_call_id" : undefined);
         const known = open.calls.map((c) => `"${c.id}"`).join(", ");
@@ -148,24 +156,35 @@ export function checkFormat(format: GenerationOptions["format"], param: string):
  * `tool_choice` naming no tool, a schema that cannot compile, tools that may be called together with a grammar-bound
  * format, and tool messages that answer nothing. Throws BadRequest naming the field.
  */
-export function checkChat(messages: readonly ChatMessage[], options: ChatOptions, fields: FieldNames = CHAT_FIELDS): void {
+export function checkChat(
+  messages: readonly ChatMessage[],
+  options: ChatOptions,
+  fields: FieldNames = CHAT_FIELDS,
+): void {
   const tools = options.tools ?? [];
   const names = new Set<string>();
   for (const [index, tool] of tools.entries()) {
     const param = fields.tool(index, "name");
-    if (!FUNCTION_NAME.test(tool.name)) refuse(param, `expected 1-64 letters, digits, "_" or "-", found ${JSON.stringify(tool.name)}`);
+    if (!FUNCTION_NAME.test(tool.name))
+      refuse(param, `expected 1-64 letters, digits, "_" or "-", found ${JSON.stringify(tool.name)}`);
     if (names.has(tool.name)) refuse(param, `the function name "${tool.name}" is defined twice`);
     names.add(tool.name);
     toolParameters(tool, index, fields);
   }
   const choice = options.toolChoice;
   if (typeof choice === "object" && !names.has(choice.name)) {
-    refuse(fields.toolChoice, `names the function "${choice.name}", which is not among the tools (${[...names].join(", ") || "none given"})`);
+    refuse(
+      fields.toolChoice,
+      `names the function "${choice.name}", which is not among the tools (${[...names].join(", ") || "none given"})`,
+    );
   }
   if (choice === "required" && tools.length === 0) refuse(fields.toolChoice, '"required" needs at least one tool');
   checkFormat(options.format, fields.formatSchema);
   if (options.format && toolMode(options).mode === "auto") {
-    refuse(fields.format, 'cannot be combined with tools the model may call (tool choice "auto"): use "none", "required" or a named function');
+    refuse(
+      fields.format,
+      'cannot be combined with tools the model may call (tool choice "auto"): use "none", "required" or a named function',
+    );
   }
   pairToolResults(messages, fields);
 }

@@ -27,7 +27,12 @@ export function generationTokenLimit(contextSize: number, promptTokens: number, 
 }
 
 /** The refusal of a prompt (or input) of `tokens` tokens that the context cannot hold. */
-export function contextLengthExceeded(param: string, tokens: number, contextSize: number, what = "a prompt"): ContextLengthExceeded {
+export function contextLengthExceeded(
+  param: string,
+  tokens: number,
+  contextSize: number,
+  what = "a prompt",
+): ContextLengthExceeded {
   const limit = Math.max(0, contextSize - 1);
   return new ContextLengthExceeded(
     `${param}: ${tokens} tokens, but the model is loaded with a context of ${contextSize} tokens (backend.context_size) and ${what} may use at most ${limit}; shorten it, raise backend.context_size, or ask for truncation (README, "Bounded requests")`,
@@ -107,7 +112,9 @@ export class Lifetime {
   /** Runs `work` as a tracked call; rejects with `Disposed` if the model is already disposed. */
   run<T>(work: () => Promise<T>): Promise<T> {
     if (this.disposing) {
-      return Promise.reject(new Disposed(`model ${this.descriptor.name} was unloaded`, { details: { model: this.descriptor.name } }));
+      return Promise.reject(
+        new Disposed(`model ${this.descriptor.name} was unloaded`, { details: { model: this.descriptor.name } }),
+      );
     }
     const call = work();
     this.inFlight.add(call);

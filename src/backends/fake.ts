@@ -200,7 +200,9 @@ export class FakeTextModel implements TextModel {
   /** Simulates the model's runtime dying: `crashed` settles and every later call throws `ModelCrashed`. */
   crash(): void {
     if (this.crashError) return;
-    this.crashError = new ModelCrashed(`fake model ${this.descriptor.name} crashed`, { details: { retry_after_seconds: 1 } });
+    this.crashError = new ModelCrashed(`fake model ${this.descriptor.name} crashed`, {
+      details: { retry_after_seconds: 1 },
+    });
     this.resolveCrashed(this.crashError);
   }
 

@@ -11,7 +11,15 @@
  * re-measured every `MEMORY_REFRESH_MS` (`onMemoryChange` tells the cache).
  */
 import type { BackendConfig } from "../config/schema.js";
-import { Aborted, Disposed, isInfernoError, ModelCrashed, ModelLoadFailed, ModelLoadTimeout, messageOf } from "../errors/index.js";
+import {
+  Aborted,
+  Disposed,
+  isInfernoError,
+  ModelCrashed,
+  ModelLoadFailed,
+  ModelLoadTimeout,
+  messageOf,
+} from "../errors/index.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 import { Lifetime, MemoryFigure, throwIfAborted } from "./common.js";
 import { type HostAnswer, ModelHost } from "./host/host.js";
@@ -146,7 +154,11 @@ export class HostedBackend implements Backend {
   }
 
   private startHost(gpu: BackendConfig["gpu"]): ModelHost {
-    const host = ModelHost.start({ format: this.format, gpu, ...(this.options.entry ? { entry: this.options.entry } : {}) });
+    const host = ModelHost.start({
+      format: this.format,
+      gpu,
+      ...(this.options.entry ? { entry: this.options.entry } : {}),
+    });
     this.hosts.add(host);
     void host.exited.then(() => {
       this.hosts.delete(host);
@@ -168,7 +180,11 @@ export class HostedBackend implements Backend {
   }
 
   /** Starts the runtime (if the host is new) and loads, within the time bound; abort and timeout kill the host. */
-  private loadIn(host: ModelHost, descriptor: ModelDescriptor, options: LoadOptions): Promise<Extract<HostAnswer, { type: "loaded" }>> {
+  private loadIn(
+    host: ModelHost,
+    descriptor: ModelDescriptor,
+    options: LoadOptions,
+  ): Promise<Extract<HostAnswer, { type: "loaded" }>> {
     const { name } = descriptor;
     const boundMs = this.timeoutOf(descriptor.fingerprint.size);
     return new Promise((resolve, reject) => {
@@ -197,9 +213,12 @@ export class HostedBackend implements Backend {
           clearTimeout(timer);
           timer = setTimeout(() => {
             stop(
-              new ModelLoadTimeout(`the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`, {
-                details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size, pid: host.pid },
-              }),
+              new ModelLoadTimeout(
+                `the model host did not load ${name} within ${Math.round(boundMs / 1000)} s; it was stopped`,
+                {
+                  details: { model: name, timeout_ms: boundMs, size_bytes: descriptor.fingerprint.size, pid: host.pid },
+                },
+              ),
             );
           }, boundMs);
           const request = host.request({ type: "load", descriptor, config: options.backend }, (event) => {
@@ -217,13 +236,19 @@ export class HostedBackend implements Backend {
   /** A host that dies while loading is a load failure of that file (a malformed model, usually), not a crash. */
   private loadError(descriptor: ModelDescriptor, error: unknown): Error {
     if (error instanceof ModelCrashed) {
-      return new ModelLoadFailed(`could not load ${descriptor.name}: ${error.message.replace(/; it is unloaded.*$/, "")}`, {
-        cause: error,
-        details: { model: descriptor.name, path: descriptor.path },
-      });
+      return new ModelLoadFailed(
+        `could not load ${descriptor.name}: ${error.message.replace(/; it is unloaded.*$/, "")}`,
+        {
+          cause: error,
+          details: { model: descriptor.name, path: descriptor.path },
+        },
+      );
     }
     if (isInfernoError(error)) return error;
-    return new ModelLoadFailed(`could not load ${descriptor.name}: ${messageOf(error)}`, { cause: error, details: { model: descriptor.name, path: descriptor.path } });
+    return new ModelLoadFailed(`could not load ${descriptor.name}: ${messageOf(error)}`, {
+      cause: error,
+      details: { model: descriptor.name, path: descriptor.path },
+    });
   }
 
   /** Ends the spare and any host whose model was not disposed. Idempotent. */
@@ -241,7 +266,9 @@ function hostStartTimeout(): ModelLoadFailed {
 /** A host that could not start its runtime (the bound above, a runtime that fails to start, a process that died). */
 function hostStartFailed(gpu: BackendConfig["gpu"], error: unknown): ModelLoadFailed {
   if (error instanceof ModelLoadFailed) return error;
-  return new ModelLoadFailed(`the model host could not start its runtime (gpu = ${String(gpu)}): ${messageOf(error)}`, { cause: error });
+  return new ModelLoadFailed(`the model host could not start its runtime (gpu = ${String(gpu)}): ${messageOf(error)}`, {
+    cause: error,
+  });
 }
 
 /** What every hosted model shares: calls over the host's pipe, the measured memory, the end of the host on dispose. */
@@ -298,12 +325,20 @@ abstract class HostedModel {
   }
 
   /** Calls a method of the model in the host; the signal becomes an abort message, streamed text comes to `onText`. */
-  protected call<T>(method: CallMethod, args: unknown[], signal?: AbortSignal, onText?: (text: string) => void): Promise<T> {
+  protected call<T>(
+    method: CallMethod,
+    args: unknown[],
+    signal?: AbortSignal,
+    onText?: (text: string) => void,
+  ): Promise<T> {
     if (this.crashError) return Promise.reject(this.crashError);
     return this.lifetime.run(async () => {
-      const { id, answer } = this.host.request({ type: "call", method, args, stream: onText !== undefined }, (event) => {
-        if (event.type === "text") onText?.(event.text);
-      });
+      const { id, answer } = this.host.request(
+        { type: "call", method, args, stream: onText !== undefined },
+        (event) => {
+          if (event.type === "text") onText?.(event.text);
+        },
+      );
       // The call's own signal and the model's lifetime each abort it: a listener on each (no combined signal to build
       // per call, which costs more than the two listeners).
       const signals = signal ? [signal, this.lifetime.signal] : [this.lifetime.signal];
@@ -323,7 +358,11 @@ abstract class HostedModel {
   }
 
   /** Generation options as they cross: every plain field as it is; the signal and the text callback stay here. */
-  protected generate(method: "complete" | "chat", input: unknown, options: GenerationOptions): Promise<GenerationResult> {
+  protected generate(
+    method: "complete" | "chat",
+    input: unknown,
+    options: GenerationOptions,
+  ): Promise<GenerationResult> {
     const { signal, onText, ...plain } = options;
     return this.call(method, [input, plain], signal, onText);
   }

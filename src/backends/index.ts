@@ -20,7 +20,10 @@ export type Backends = BackendRegistry & AsyncDisposable;
  * once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or
  * `disposeBackends`) after every model is unloaded.
  */
-export function createBackends(config?: BackendConfig, options: Pick<HostedBackendOptions, "spare" | "entry"> = {}): Backends {
+export function createBackends(
+  config?: BackendConfig,
+  options: Pick<HostedBackendOptions, "spare" | "entry"> = {},
+): Backends {
   const isolation = config?.isolation ?? "process";
   const gguf = isolation === "process" ? new HostedBackend("gguf", options) : new LlamaBackend();
   const registry: BackendRegistry = { gguf, onnx: new OnnxBackend() };

@@ -42,7 +42,18 @@ const KEYWORDS: Record<string, readonly string[]> = {
   array: ["items", "prefixItems", "minItems", "maxItems", "uniqueItems"],
   string: ["minLength", "maxLength", "format"],
 };
-const COMMON = new Set(["type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions", "nullable"]);
+const COMMON = new Set([
+  "type",
+  "enum",
+  "const",
+  "anyOf",
+  "oneOf",
+  "allOf",
+  "$ref",
+  "$defs",
+  "definitions",
+  "nullable",
+]);
 
 type Out = Record<string, unknown>;
 
@@ -66,7 +77,10 @@ const isPrimitiveValue = (v: unknown) => v === null || ["string", "number", "boo
 class Translator {
   readonly defs: Record<string, Out> = {};
 
-  constructor(private readonly root: Record<string, unknown>, private readonly rootPath: string) {}
+  constructor(
+    private readonly root: Record<string, unknown>,
+    private readonly rootPath: string,
+  ) {}
 
   /** The root schema with every definition translated into a root `$defs`. */
   translateRoot(): Out {
@@ -74,7 +88,8 @@ class Translator {
       const defs = this.root[key];
       if (defs === undefined) continue;
       if (!isObject(defs)) refuse(`${this.rootPath}.${key}`, "expected an object of schemas");
-      for (const [name, schema] of Object.entries(defs)) this.defs[name] = this.translate(schema, `${this.rootPath}.${key}.${name}`);
+      for (const [name, schema] of Object.entries(defs))
+        this.defs[name] = this.translate(schema, `${this.rootPath}.${key}.${name}`);
     }
     const out = this.translate(this.root, this.rootPath);
     return Object.keys(this.defs).length > 0 ? { ...out, $defs: this.defs } : out;
@@ -87,18 +102,22 @@ class Translator {
     const description = typeof schema.description === "string" ? { description: schema.description } : {};
     if (schema.$ref !== undefined) return { ...this.ref(schema.$ref, `${path}.$ref`), ...description };
     if (schema.const !== undefined) {
-      if (!isPrimitiveValue(schema.const)) refuse(`${path}.const`, "only a string, number, boolean or null constant is supported");
+      if (!isPrimitiveValue(schema.const))
+        refuse(`${path}.const`, "only a string, number, boolean or null constant is supported");
       return { const: schema.const, ...description };
     }
     if (schema.enum !== undefined) {
-      if (!Array.isArray(schema.enum) || schema.enum.length === 0) refuse(`${path}.enum`, "expected a non-empty list of values");
-      if (!schema.enum.every(isPrimitiveValue)) refuse(`${path}.enum`, "only strings, numbers, booleans and null are supported as enum values");
+      if (!Array.isArray(schema.enum) || schema.enum.length === 0)
+        refuse(`${path}.enum`, "expected a non-empty list of values");
+      if (!schema.enum.every(isPrimitiveValue))
+        refuse(`${path}.enum`, "only strings, numbers, booleans and null are supported as enum values");
       return { enum: schema.enum, ...description };
     }
     for (const combinator of ["anyOf", "oneOf"] as const) {
       const branches = schema[combinator];
       if (branches === undefined) continue;
-      if (!Array.isArray(branches) || branches.length === 0) refuse(`${path}.${combinator}`, "expected a non-empty list of schemas");
+      if (!Array.isArray(branches) || branches.length === 0)
+        refuse(`${path}.${combinator}`, "expected a non-empty list of schemas");
       if (schema.type !== undefined) unsupportedKeyword(path, "type"); // together with a combinator: an intersection
       return { oneOf: branches.map((b, i) => this.translate(b, `${path}.${combinator}[${i}]`)), ...description };
     }
@@ -124,10 +143,15 @@ class Translator {
 
   private ref(ref: unknown, path: string): Out {
     const match = typeof ref === "string" ? /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref) : null;
-    if (!match) refuse(path, `only references to "#/$defs/NAME" or "#/definitions/NAME" are supported, found ${JSON.stringify(ref)}`);
+    if (!match)
+      refuse(
+        path,
+        `only references to "#/$defs/NAME" or "#/definitions/NAME" are supported, found ${JSON.stringify(ref)}`,
+      );
     const name = match[2] as string;
     const defs = this.root[match[1] as string];
-    if (!isObject(defs) || !(name in defs)) refuse(path, `refers to the definition "${name}", which the schema does not define`);
+    if (!isObject(defs) || !(name in defs))
+      refuse(path, `refers to the definition "${name}", which the schema does not define`);
     return { $ref: `#/$defs/${name}` };
   }
 
@@ -141,14 +165,23 @@ class Translator {
     }
     const types = Array.isArray(type) ? type : [type];
     if (types.length === 0 || !types.every((t) => typeof t === "string" && TYPES.has(t))) {
-      refuse(`${path}.type`, `expected one of ${[...TYPES].join(", ")} (or a list of them), found ${JSON.stringify(type)}`);
+      refuse(
+        `${path}.type`,
+        `expected one of ${[...TYPES].join(", ")} (or a list of them), found ${JSON.stringify(type)}`,
+      );
     }
     for (const [kind, keywords] of Object.entries(KEYWORDS)) {
       const present = keywords.find((k) => schema[k] !== undefined && !(k === "uniqueItems" && schema[k] === false));
-      if (present && !types.includes(kind)) refuse(`${path}.${present}`, `applies to type "${kind}", but the type is ${JSON.stringify(type)}`);
+      if (present && !types.includes(kind))
+        refuse(`${path}.${present}`, `applies to type "${kind}", but the type is ${JSON.stringify(type)}`);
     }
     if (types.length > 1) {
-      if (types.every((t) => PRIMITIVES.has(t as string)) && schema.format === undefined && schema.minLength === undefined && schema.maxLength === undefined) {
+      if (
+        types.every((t) => PRIMITIVES.has(t as string)) &&
+        schema.format === undefined &&
+        schema.minLength === undefined &&
+        schema.maxLength === undefined
+      ) {
         return { type: types };
       }
       return { oneOf: types.map((t) => this.typed({ ...schema, type: t }, path)) };
@@ -168,7 +201,10 @@ class Translator {
         Object.entries(schema.properties).map(([name, s]) => [name, this.translate(s, `${path}.properties.${name}`)]),
       );
     }
-    if (schema.required !== undefined && !(Array.isArray(schema.required) && schema.required.every((r) => typeof r === "string"))) {
+    if (
+      schema.required !== undefined &&
+      !(Array.isArray(schema.required) && schema.required.every((r) => typeof r === "string"))
+    ) {
       refuse(`${path}.required`, "expected a list of property names");
     }
     const extra = schema.additionalProperties;
@@ -219,7 +255,8 @@ class Translator {
   }
 
   private count(value: unknown, path: string): number {
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 0) refuse(path, `expected a non-negative integer, found ${JSON.stringify(value)}`);
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+      refuse(path, `expected a non-negative integer, found ${JSON.stringify(value)}`);
     return value;
   }
 }

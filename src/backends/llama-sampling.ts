@@ -26,9 +26,12 @@ function tokenBias(Bias: TokenBiasClass, model: LlamaModel, biases: Record<strin
   for (const [key, value] of Object.entries(biases)) {
     const token = Number(key);
     if (!Number.isInteger(token) || token < 0 || token >= size) {
-      throw new BadRequest(`logit_bias: token id ${JSON.stringify(key)} is not in this model's vocabulary (0..${size - 1})`, {
-        details: { param: "logit_bias" },
-      });
+      throw new BadRequest(
+        `logit_bias: token id ${JSON.stringify(key)} is not in this model's vocabulary (0..${size - 1})`,
+        {
+          details: { param: "logit_bias" },
+        },
+      );
     }
     bias.set(token as Token, value <= BAN ? "never" : { logit: value });
   }
@@ -39,7 +42,12 @@ function tokenBias(Bias: TokenBiasClass, model: LlamaModel, biases: Record<strin
  * The sampler settings for the optional fields. The penalties look back over everything generated in this request
  * (`lastTokens` = the context size); llama.cpp's default repeat penalty stays as it is.
  */
-export function samplerSettings(options: GenerationOptions, model: LlamaModel, contextSize: number, Bias: TokenBiasClass) {
+export function samplerSettings(
+  options: GenerationOptions,
+  model: LlamaModel,
+  contextSize: number,
+  Bias: TokenBiasClass,
+) {
   const penalties = options.frequencyPenalty !== undefined || options.presencePenalty !== undefined;
   return {
     ...(options.topK !== undefined ? { topK: options.topK } : {}),
@@ -53,6 +61,8 @@ export function samplerSettings(options: GenerationOptions, model: LlamaModel, c
           },
         }
       : {}),
-    ...(options.logitBias && Object.keys(options.logitBias).length > 0 ? { tokenBias: tokenBias(Bias, model, options.logitBias) } : {}),
+    ...(options.logitBias && Object.keys(options.logitBias).length > 0
+      ? { tokenBias: tokenBias(Bias, model, options.logitBias) }
+      : {}),
   };
 }

@@ -32,15 +32,13 @@ function resultValue(content: string): unknown {
 }
 
 function modelTurn(message: Extract<PairedMessage, { role: "assistant" }>): ChatHistoryItem {
-  const calls = message.calls.map(
-    ({ call, result }, index): ChatModelFunctionCall => ({
-      type: "functionCall",
-      name: call.name,
-      params: parseArguments(call.arguments, "arguments"),
-      result: resultValue(result),
-      ...(index === 0 ? { startsNewChunk: true } : {}),
-    }),
-  );
+  const calls = message.calls.map(({ call, result }, index): ChatModelFunctionCall => ({
+    type: "functionCall",
+    name: call.name,
+    params: parseArguments(call.arguments, "arguments"),
+    result: resultValue(result),
+    ...(index === 0 ? { startsNewChunk: true } : {}),
+  }));
   return { type: "model", response: [...(message.content ? [message.content] : []), ...calls] };
 }
 
@@ -51,7 +49,9 @@ function modelTurn(message: Extract<PairedMessage, { role: "assistant" }>): Chat
  */
 export function chatHistory(messages: readonly ChatMessage[], instructions?: string): ChatHistoryItem[] {
   const paired = pairToolResults(messages);
-  const history: ChatHistoryItem[] = paired.map((m) => (m.role === "assistant" ? modelTurn(m) : { type: m.role, text: m.content }));
+  const history: ChatHistoryItem[] = paired.map((m) =>
+    m.role === "assistant" ? modelTurn(m) : { type: m.role, text: m.content },
+  );
   if (instructions !== undefined) {
     const first = history[0];
     if (first?.type === "system") history[0] = { type: "system", text: `${first.text}\n\n${instructions}` };
@@ -74,7 +74,11 @@ export function chatFunctions(tools: readonly ToolDefinition[]): ChatModelFuncti
 
 /** node-llama-cpp's function calls as tool calls with fresh ids. */
 export function toolCallsOf(calls: ReadonlyArray<{ functionName: string; params: unknown }> | undefined): ToolCall[] {
-  return (calls ?? []).map((c) => ({ id: newToolCallId(), name: c.functionName, arguments: JSON.stringify(c.params ?? {}) }));
+  return (calls ?? []).map((c) => ({
+    id: newToolCallId(),
+    name: c.functionName,
+    arguments: JSON.stringify(c.params ?? {}),
+  }));
 }
 
 /** The system-prompt text documenting the generic forced-call format and the functions. */

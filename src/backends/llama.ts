@@ -19,7 +19,15 @@ import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
-import { anySignal, contextLengthExceeded, generationTokenLimit, Lifetime, promptTokenLimit, threadCount, throwIfAborted } from "./common.js";
+import {
+  anySignal,
+  contextLengthExceeded,
+  generationTokenLimit,
+  Lifetime,
+  promptTokenLimit,
+  threadCount,
+  throwIfAborted,
+} from "./common.js";
 import { samplerSettings } from "./llama-sampling.js";
 import {
   chatFunctions,
@@ -212,29 +220,36 @@ class LlamaTextModel implements TextModel {
 
   complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
     let promptTokens = 0;
-    return this.generate(options, () => promptTokens, async (sequence, settings) => {
-      const input = this.fitCompletionPrompt(prompt, options);
-      promptTokens = input.tokens;
-      const grammar = options.format ? await formatGrammar(this.model.llama, options.format) : undefined;
-      const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
-      try {
-        const { response, metadata } = await completion.generateCompletionWithMeta(input.prompt, {
-          ...settings,
-          maxTokens: generationTokenLimit(sequence.contextSize, input.tokens, options.maxTokens),
-          ...(grammar ? { grammar } : {}),
-        });
-        return { text: response, stopReason: metadata.stopReason };
-      } finally {
-        completion.dispose({ disposeSequence: false });
-      }
-    });
+    return this.generate(
+      options,
+      () => promptTokens,
+      async (sequence, settings) => {
+        const input = this.fitCompletionPrompt(prompt, options);
+        promptTokens = input.tokens;
+        const grammar = options.format ? await formatGrammar(this.model.llama, options.format) : undefined;
+        const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+        try {
+          const { response, metadata } = await completion.generateCompletionWithMeta(input.prompt, {
+            ...settings,
+            maxTokens: generationTokenLimit(sequence.contextSize, input.tokens, options.maxTokens),
+            ...(grammar ? { grammar } : {}),
+          });
+          return { text: response, stopReason: metadata.stopReason };
+        } finally {
+          completion.dispose({ disposeSequence: false });
+        }
+      },
+    );
   }
 
   /**
    * The completion prompt as it will be evaluated, counted as LlamaCompletion feeds it (the leading space folded into
    * the BOS token): refused when the context cannot hold it, or cut to its end when the request asks for truncation.
    */
-  private fitCompletionPrompt(prompt: string, options: GenerationOptions): { prompt: string | Token[]; tokens: number } {
+  private fitCompletionPrompt(
+    prompt: string,
+    options: GenerationOptions,
+  ): { prompt: string | Token[]; tokens: number } {
     const bos = this.model.tokens.shouldPrependBosToken ? 1 : 0;
     const tokens = this.model.tokenize(prompt, false, "trimLeadingSpace");
     const limit = promptTokenLimit(this.context.contextSize, options.truncatePromptTokens);
@@ -258,51 +273,62 @@ class LlamaTextModel implements TextModel {
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
     const generation: GenerationOptions = tools.mode === "forced" ? { ...options, onText: undefined } : options;
     let promptTokens = 0;
-    return this.generate(generation, () => promptTokens, async (sequence, baseSettings) => {
-      const chat = new this.lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: this.chatWrapper() });
-      try {
-        // The prompt as the model's chat template renders it (with the functions documented, when offered), refused
-        // or cut to fit the context before anything is evaluated.
-        const rendered = (kept: ChatMessage[]) => {
-          const history = chatHistory(kept, instructions);
-          const { contextText } = chat.chatWrapper.generateContextState({
-            chatHistory: history,
-            ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
-          });
-          return { history, tokens: contextText.tokenize(this.model.tokenizer).length };
-        };
-        const { history, tokens } = fitChat(messages, rendered, sequence.contextSize, options);
-        promptTokens = tokens;
-        const settings = {
-          ...baseSettings,
-          maxTokens: generationTokenLimit(sequence.contextSize, tokens, options.maxTokens),
-          // The history was made to fit: LlamaChat must not shorten it on its own (its default drops old turns).
-          contextShift: { size: 1 },
-        };
-        if (functions) {
-          const { response, functionCalls, metadata } = await chat.generateResponse(history, {
+    return this.generate(
+      generation,
+      () => promptTokens,
+      async (sequence, baseSettings) => {
+        const chat = new this.lib.LlamaChat({
+          contextSequence: sequence,
+          autoDisposeSequence: false,
+          chatWrapper: this.chatWrapper(),
+        });
+        try {
+          // The prompt as the model's chat template renders it (with the functions documented, when offered), refused
+          // or cut to fit the context before anything is evaluated.
+          const rendered = (kept: ChatMessage[]) => {
+            const history = chatHistory(kept, instructions);
+            const { contextText } = chat.chatWrapper.generateContextState({
+              chatHistory: history,
+              ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
+            });
+            return { history, tokens: contextText.tokenize(this.model.tokenizer).length };
+          };
+          const { history, tokens } = fitChat(messages, rendered, sequence.contextSize, options);
+          promptTokens = tokens;
+          const settings = {
+            ...baseSettings,
+            maxTokens: generationTokenLimit(sequence.contextSize, tokens, options.maxTokens),
+            // The history was made to fit: LlamaChat must not shorten it on its own (its default drops old turns).
+            contextShift: { size: 1 },
+          };
+          if (functions) {
+            const { response, functionCalls, metadata } = await chat.generateResponse(history, {
+              ...settings,
+              functions,
+              documentFunctionParams: true,
+              ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+            });
+            return { text: response, stopReason: metadata.stopReason, toolCalls: toolCallsOf(functionCalls) };
+          }
+          const grammar =
+            tools.mode === "forced"
+              ? await forcedCallGrammar(this.model.llama, tools.tools)
+              : options.format
+                ? await formatGrammar(this.model.llama, options.format)
+                : undefined;
+          const { response, metadata } = await chat.generateResponse(history, {
             ...settings,
-            functions,
-            documentFunctionParams: true,
-            ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+            ...(grammar ? { grammar } : {}),
           });
-          return { text: response, stopReason: metadata.stopReason, toolCalls: toolCallsOf(functionCalls) };
+          if (tools.mode !== "forced") return { text: response, stopReason: metadata.stopReason };
+          const call = parseForcedCall(response);
+          if (!call) return { text: response, stopReason: metadata.stopReason };
+          return { text: "", stopReason: metadata.stopReason, toolCalls: [call] };
+        } finally {
+          chat.dispose({ disposeSequence: false });
         }
-        const grammar =
-          tools.mode === "forced"
-            ? await forcedCallGrammar(this.model.llama, tools.tools)
-            : options.format
-              ? await formatGrammar(this.model.llama, options.format)
-              : undefined;
-        const { response, metadata } = await chat.generateResponse(history, { ...settings, ...(grammar ? { grammar } : {}) });
-        if (tools.mode !== "forced") return { text: response, stopReason: metadata.stopReason };
-        const call = parseForcedCall(response);
-        if (!call) return { text: response, stopReason: metadata.stopReason };
-        return { text: "", stopReason: metadata.stopReason, toolCalls: [call] };
-      } finally {
-        chat.dispose({ disposeSequence: false });
-      }
-    });
+      },
+    );
   }
 
   async warm(signal?: AbortSignal): Promise<void> {
@@ -384,7 +410,9 @@ class LlamaTextModel implements TextModel {
       const context = await this.embeddingContext();
       const work = this.embeddingQueue.then(async () => {
         // Every input is measured (and refused or cut) before the first is embedded: a refusal costs no evaluation.
-        const fitted = inputs.map((input, index) => this.fitEmbeddingInput(context, input, index, inputs.length, options));
+        const fitted = inputs.map((input, index) =>
+          this.fitEmbeddingInput(context, input, index, inputs.length, options),
+        );
         const embeddings: number[][] = [];
         let promptTokens = 0;
         for (const input of fitted) {
@@ -492,7 +520,10 @@ export class LlamaBackend implements Backend {
     try {
       return await this.llama(config.gpu);
     } catch (error) {
-      throw new ModelLoadFailed(`llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`, { cause: error });
+      throw new ModelLoadFailed(
+        `llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 
@@ -521,7 +552,8 @@ export class LlamaBackend implements Backend {
       });
       throwIfAborted(signal, `loading ${descriptor.name}`);
       // What node-llama-cpp counts (weights, context) and what it leaves out, as the pre-load estimate counts it.
-      const memory = model.size + (await this.contextMemory(descriptor, model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
+      const memory =
+        model.size + (await this.contextMemory(descriptor, model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
       return new LlamaTextModel(await loadNodeLlamaCpp(), descriptor, memory, model, context, config, threads);
     } catch (error) {
       await model?.dispose().catch(() => undefined);

@@ -28,13 +28,21 @@ function toOrtTensor(ort: Ort, name: string, input: TensorInput): Tensor {
   const { type, data, dims } = input;
   const elements = dims.reduce((a, b) => a * b, 1);
   if (data.length !== elements) {
-    throw new BadRequest(`input ${name}: ${data.length} values do not fill shape [${dims.join(", ")}] (${elements} values)`);
+    throw new BadRequest(
+      `input ${name}: ${data.length} values do not fill shape [${dims.join(", ")}] (${elements} values)`,
+    );
   }
   if (type === "int64") {
-    const values = data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v));
+    const values =
+      data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v));
     return new ort.Tensor("int64", values, dims);
   }
-  if (type === "bool") return new ort.Tensor("bool", Uint8Array.from(data as ArrayLike<number | boolean>, (v) => (v ? 1 : 0)), dims);
+  if (type === "bool")
+    return new ort.Tensor(
+      "bool",
+      Uint8Array.from(data as ArrayLike<number | boolean>, (v) => (v ? 1 : 0)),
+      dims,
+    );
   const Typed = TYPED[type];
   if (!Typed) throw new BadRequest(`input ${name}: unsupported tensor type ${JSON.stringify(type)}`);
   const values = data instanceof Typed ? data : Typed.from(data as ArrayLike<number>);

@@ -96,7 +96,11 @@ export function longTimerClock(base: Pick<Clock, "now" | "monotonic"> & TimerFun
  * The real clock: wall time from `Date.now()`, monotonic time from `performance.now()`, timers of any length.
  * `performance` is perf_hooks' (the global one is a lazy getter, run on every read).
  */
-export const systemClock: Clock = longTimerClock({ now: () => Date.now(), monotonic: () => performance.now(), ...platformTimers });
+export const systemClock: Clock = longTimerClock({
+  now: () => Date.now(),
+  monotonic: () => performance.now(),
+  ...platformTimers,
+});
 
 /**
  * `read`, called at most once per event-loop turn: later calls in the same turn (the same callback and the promise
@@ -246,7 +250,8 @@ export class ManualClock implements Clock {
     await settle();
     while (!done) {
       const timer = this.nextDue(limit);
-      if (!timer) throw new Error(`ManualClock.run: the promise did not settle and no timer is due before +${limitMs} ms`);
+      if (!timer)
+        throw new Error(`ManualClock.run: the promise did not settle and no timer is due before +${limitMs} ms`);
       await this.advance(timer.due - this.monotonicMs);
     }
     return tracked;
@@ -255,7 +260,8 @@ export class ManualClock implements Clock {
   private nextDue(limit: number): ManualTimer | undefined {
     let next: ManualTimer | undefined;
     for (const timer of this.timers.values()) {
-      if (timer.due <= limit && (!next || timer.due < next.due || (timer.due === next.due && timer.id < next.id))) next = timer;
+      if (timer.due <= limit && (!next || timer.due < next.due || (timer.due === next.due && timer.id < next.id)))
+        next = timer;
     }
     return next;
   }

@@ -135,7 +135,8 @@ export class CacheEventSource {
         throw refuse(`there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
       }
       if (listener === undefined) continue;
-      if (typeof listener !== "function") throw refuse(`${event} must be a function (the listener); found ${typeof listener}`);
+      if (typeof listener !== "function")
+        throw refuse(`${event} must be a function (the listener); found ${typeof listener}`);
       this.on(event as keyof CacheEvents, listener as (payload: unknown) => void);
     }
   }

@@ -59,7 +59,9 @@ export class Limits {
   /** Refuses a model that could not fit even with every evictable model gone (pinned models never go). */
   assertCanEverFit(entry: Entry, bytes: Bytes): void {
     const { memoryLimit, config, isPinned } = this.o;
-    const pinnedOthers = this.admitted().filter((e) => e !== entry && isPinned(e.descriptor.key) && e.retireReason === null);
+    const pinnedOthers = this.admitted().filter(
+      (e) => e !== entry && isPinned(e.descriptor.key) && e.retireReason === null,
+    );
     const pinnedBytes = pinnedOthers.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
     const { name } = entry.descriptor;
     if (memoryLimit > 0 && bytes > memoryLimit - pinnedBytes) {
@@ -90,12 +92,7 @@ export class Limits {
     const now = this.o.now();
     return this.admitted()
       .filter(
-        (e) =>
-          e !== except &&
-          inService(e) &&
-          e.leases === 0 &&
-          e.waiters === 0 &&
-          !this.o.isPinned(e.descriptor.key),
+        (e) => e !== except && inService(e) && e.leases === 0 && e.waiters === 0 && !this.o.isPinned(e.descriptor.key),
       )
       .map((e) => {
         const usage = this.o.usage(e.descriptor.key);
@@ -114,7 +111,12 @@ export class Limits {
   private async evictFor(shortfall: { count: number; bytes: Bytes }, except: Entry | null): Promise<boolean> {
     const { config, memoryLimit } = this.o;
     const limits = { maxModels: config.max_cached_models, maxMemoryBytes: memoryLimit };
-    const { victims, covers } = chooseVictims(this.evictionCandidates(except), shortfall, config.eviction_policy, limits);
+    const { victims, covers } = chooseVictims(
+      this.evictionCandidates(except),
+      shortfall,
+      config.eviction_policy,
+      limits,
+    );
     if (!covers || victims.length === 0) return false;
     this.inflation = nextInflation(this.inflation, victims);
     await Promise.all(victims.map((v) => this.o.retire(v.key, v.reason)));
@@ -138,12 +140,16 @@ export class Limits {
         entry.reservation = this.o.ledger.reserve(estimate);
         return;
       }
-      if (!allowEvict) throw new CacheBusy(`no room for ${name} without evicting another model`, { details: { model: name } });
+      if (!allowEvict)
+        throw new CacheBusy(`no room for ${name} without evicting another model`, { details: { model: name } });
       if (await this.evictFor(shortfall, entry)) continue;
       if (this.o.monotonic() >= deadline) {
-        throw new CacheBusy(`no room for ${name}: the resident models are in use and none became free within ${busyWaitMs / 1000} s`, {
-          details: { model: name, retry_after_seconds: Math.ceil(busyWaitMs / 1000) },
-        });
+        throw new CacheBusy(
+          `no room for ${name}: the resident models are in use and none became free within ${busyWaitMs / 1000} s`,
+          {
+            details: { model: name, retry_after_seconds: Math.ceil(busyWaitMs / 1000) },
+          },
+        );
       }
       await this.capacityChanged(deadline, entry.abort.signal);
     }
@@ -163,7 +169,11 @@ export class Limits {
     const bytes = over.bytes - leaving.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
     if (count <= 0 && bytes <= 0) return;
     void this.evictFor({ count: Math.max(0, count), bytes: Math.max(0, bytes) }, null).then((done) => {
-      if (!done) this.o.debug("over the cache limits until leased models are released", { over_models: count, over_bytes: bytes });
+      if (!done)
+        this.o.debug("over the cache limits until leased models are released", {
+          over_models: count,
+          over_bytes: bytes,
+        });
     });
   }
 

@@ -120,7 +120,9 @@ function validateKeepAlive(keepAlive: KeepAlive | undefined): void {
   if (keepAlive === undefined || keepAlive === "forever") return;
   const seconds = keepAlive?.afterSeconds;
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
-    throw new BadRequest(`keepAlive must be "forever" or { afterSeconds: N } with N ≥ 0 seconds; found ${JSON.stringify(keepAlive)}`);
+    throw new BadRequest(
+      `keepAlive must be "forever" or { afterSeconds: N } with N ≥ 0 seconds; found ${JSON.stringify(keepAlive)}`,
+    );
   }
 }
 
@@ -231,7 +233,8 @@ export class ModelCache implements AsyncDisposable {
         this.whenIdle(entry);
         return entry.model;
       },
-      settleBackends: async () => void (await Promise.all(Object.values(this.backends).map((backend) => backend?.settle?.()))),
+      settleBackends: async () =>
+        void (await Promise.all(Object.values(this.backends).map((backend) => backend?.settle?.()))),
       closing: () => this.closing !== null,
       onWarmup: (result) => this.events.emit("warmup", result),
       warn: (message, fields) => this.logger?.warn(message, fields),
@@ -448,7 +451,12 @@ export class ModelCache implements AsyncDisposable {
   }
 
   private recordLoad(entry: Entry, model: LoadedModel, loadMs: number, gguf: PersistedGgufFacts | null): void {
-    this.book.recordLoad(entry.descriptor, { fingerprint: entry.fingerprint, loadMs, memoryBytes: model.memoryBytes, gguf });
+    this.book.recordLoad(entry.descriptor, {
+      fingerprint: entry.fingerprint,
+      loadMs,
+      memoryBytes: model.memoryBytes,
+      gguf,
+    });
     const { name, key } = entry.descriptor;
     this.events.emit("load", { name, key, durationMs: loadMs, memoryBytes: model.memoryBytes });
   }
@@ -468,7 +476,10 @@ export class ModelCache implements AsyncDisposable {
         continue;
       }
       if (!counted) {
-        this.recordUse(descriptor, entry?.state === "ready" ? "hit" : entry?.state === "loading" ? "coalesced" : "miss");
+        this.recordUse(
+          descriptor,
+          entry?.state === "ready" ? "hit" : entry?.state === "loading" ? "coalesced" : "miss",
+        );
         counted = true;
       }
       const target = entry ?? this.startLoad(descriptor, options.allowEvict);
@@ -484,7 +495,13 @@ export class ModelCache implements AsyncDisposable {
       await abortable(entry.promise, signal);
     } catch (error) {
       // A load cancelled by eviction or clear: the loop retries; a waiter that gave up leaves the model to its TTL.
-      if (error instanceof Aborted && !signal?.aborted && entry.retireReason !== null && entry.retireReason !== "shutdown") return;
+      if (
+        error instanceof Aborted &&
+        !signal?.aborted &&
+        entry.retireReason !== null &&
+        entry.retireReason !== "shutdown"
+      )
+        return;
       throw error;
     } finally {
       entry.waiters--;
@@ -503,9 +520,14 @@ export class ModelCache implements AsyncDisposable {
     // A models folder that is not there at all (unmounted) changes nothing: the loaded model keeps serving.
     if (!current && this.models.available && !(await this.models.available())) return false;
     if (current) this.book.recordFileVersion(entry.descriptor.key, current);
-    this.logger?.info(current ? "model file changed; reloading once its requests end" : "model file deleted; unloading once its requests end", {
-      model: entry.descriptor.name,
-    });
+    this.logger?.info(
+      current
+        ? "model file changed; reloading once its requests end"
+        : "model file deleted; unloading once its requests end",
+      {
+        model: entry.descriptor.name,
+      },
+    );
     return inService(entry);
   }
 
@@ -543,8 +565,13 @@ export class ModelCache implements AsyncDisposable {
       await backend.ready?.(this.backendConfig);
       this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
       const started = this.time.monotonic();
-      const onProgress = (progress: number) => this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
-      const model = await backend.load(descriptor, { backend: this.backendConfig, signal: entry.abort.signal, onProgress });
+      const onProgress = (progress: number) =>
+        this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
+      const model = await backend.load(descriptor, {
+        backend: this.backendConfig,
+        signal: entry.abort.signal,
+        onProgress,
+      });
       const loadMs = this.time.monotonic() - started;
       await this.assertMeasuredFits(entry, model);
       // Retired while it loaded (or while it was measured): the model never enters service.
@@ -593,7 +620,8 @@ export class ModelCache implements AsyncDisposable {
     entry.reservation?.release();
     entry.gone.resolve();
     this.limits.notify();
-    if (entry.abort.signal.aborted) return new Aborted(`loading ${name} was cancelled (${entry.retireReason ?? "aborted"})`);
+    if (entry.abort.signal.aborted)
+      return new Aborted(`loading ${name} was cancelled (${entry.retireReason ?? "aborted"})`);
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.book.recordLoadFailure(key);
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
@@ -601,7 +629,10 @@ export class ModelCache implements AsyncDisposable {
     const typed =
       error instanceof InfernoError
         ? error
-        : new ModelLoadFailed(`could not load ${name}: ${messageOf(error)}`, { cause: error, details: { model: name } });
+        : new ModelLoadFailed(`could not load ${name}: ${messageOf(error)}`, {
+            cause: error,
+            details: { model: name },
+          });
     this.events.emit("load_failed", { name, key, code: errorCode(typed), error });
     this.logger?.warn("model failed to load", { model: name, error: messageOf(error) });
     return typed;
@@ -762,7 +793,13 @@ export class ModelCache implements AsyncDisposable {
     if (this.entries.get(entry.descriptor.key) === entry) this.entries.delete(entry.descriptor.key);
     entry.reservation?.release();
     this.book.recordEviction(reason);
-    this.events.emit("evict", { name: entry.descriptor.name, key: entry.descriptor.key, reason, idleSeconds, residentSeconds });
+    this.events.emit("evict", {
+      name: entry.descriptor.name,
+      key: entry.descriptor.key,
+      reason,
+      idleSeconds,
+      residentSeconds,
+    });
     entry.gone.resolve();
     this.limits.notify();
   }
@@ -849,12 +886,17 @@ export class ModelCache implements AsyncDisposable {
   private modelStats(usage: Usage): ModelStats {
     const entry = this.entries.get(usage.key);
     const now = this.time.now();
-    return modelStatsOf(this.book.persisted(usage, now, this.pins.has(usage.key)), now, this.config.usage_half_life_hours, {
-      loaded: entry?.state === "ready",
-      pinned: this.pins.has(usage.key),
-      memory_bytes: entry?.reservation?.bytes ?? 0,
-      expires_at: iso(this.timers.expiresAt(entry)),
-    });
+    return modelStatsOf(
+      this.book.persisted(usage, now, this.pins.has(usage.key)),
+      now,
+      this.config.usage_half_life_hours,
+      {
+        loaded: entry?.state === "ready",
+        pinned: this.pins.has(usage.key),
+        memory_bytes: entry?.reservation?.bytes ?? 0,
+        expires_at: iso(this.timers.expiresAt(entry)),
+      },
+    );
   }
 
   /** Resident (and loading) models, for `GET /v1/cache/models` and `inferno ps`. */

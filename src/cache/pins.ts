@@ -45,7 +45,12 @@ export class Pins {
     const unresolved: UnresolvedName[] = [];
     const named = [
       ...config.always_warm.map((name, index) => ({ name, index, pinned: true, ttl: undefined as number | undefined })),
-      ...Object.entries(config.models).map(([name, o]) => ({ name, index: Infinity, pinned: o.pinned === true, ttl: o.ttl_seconds })),
+      ...Object.entries(config.models).map(([name, o]) => ({
+        name,
+        index: Infinity,
+        pinned: o.pinned === true,
+        ttl: o.ttl_seconds,
+      })),
     ];
     for (const { name, index, pinned, ttl } of named) {
       let key: string;
@@ -53,7 +58,14 @@ export class Pins {
       try {
         ({ key, name: resolvedName } = await resolve(name));
       } catch (error) {
-        const match = saved.find((m) => m.name === name || m.key === name || stemOf(m.name) === name || baseOf(m.name) === name || stemOf(baseOf(m.name)) === name);
+        const match = saved.find(
+          (m) =>
+            m.name === name ||
+            m.key === name ||
+            stemOf(m.name) === name ||
+            baseOf(m.name) === name ||
+            stemOf(baseOf(m.name)) === name,
+        );
         if (!match) {
           unresolved.push({ name, error: messageOf(error) });
           continue;

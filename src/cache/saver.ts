@@ -124,7 +124,13 @@ export class Saver {
   save(): Promise<LastSave> {
     const { store } = this.options;
     if (!store) {
-      return Promise.resolve({ at: null, ok: false, duration_ms: null, bytes: null, error: "persist_cache is false: nothing is saved" });
+      return Promise.resolve({
+        at: null,
+        ok: false,
+        duration_ms: null,
+        bytes: null,
+        error: "persist_cache is false: nothing is saved",
+      });
     }
     const previous = this.saving ?? Promise.resolve(this.last);
     const run = previous.then(() => this.saveNow(store));
@@ -160,7 +166,8 @@ export class Saver {
     return withTimeout(
       promise,
       this.timeoutMs,
-      () => new StateTimeout(`${what} did not finish within ${this.timeoutMs / 1000} s`, { details: { operation: what } }),
+      () =>
+        new StateTimeout(`${what} did not finish within ${this.timeoutMs / 1000} s`, { details: { operation: what } }),
     );
   }
 }

@@ -22,7 +22,16 @@ export interface LiveModelFacts {
 
 /** Counters of a cache that has seen nothing yet. */
 export function emptyCounters(): PersistedCounters {
-  return { hits: 0, misses: 0, loads: 0, load_failures: 0, evictions: emptyEvictions(), warmups: 0, unknown_model_requests: 0, coalesced: 0 };
+  return {
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    load_failures: 0,
+    evictions: emptyEvictions(),
+    warmups: 0,
+    unknown_model_requests: 0,
+    coalesced: 0,
+  };
 }
 
 /** The largest |epoch ms| a `Date` holds (ECMAScript's time range); `toISOString` throws beyond it. */
@@ -55,7 +64,12 @@ export function priorityOf(model: PersistedModel, now: EpochMilliseconds, halfLi
   });
 }
 
-export function modelStatsOf(model: PersistedModel, now: EpochMilliseconds, halfLifeHours: number, live: LiveModelFacts): ModelStats {
+export function modelStatsOf(
+  model: PersistedModel,
+  now: EpochMilliseconds,
+  halfLifeHours: number,
+  live: LiveModelFacts,
+): ModelStats {
   return {
     name: model.name,
     key: model.key,
@@ -77,7 +91,10 @@ export function modelStatsOf(model: PersistedModel, now: EpochMilliseconds, half
 }
 
 /** The memory budget in bytes: `max_memory_mb`, or half the system memory for 0 (0 = unlimited when unknown). */
-export function memoryLimitBytes(config: Pick<CacheConfig, "max_memory_mb">, systemMemoryBytes: Bytes | undefined): Bytes {
+export function memoryLimitBytes(
+  config: Pick<CacheConfig, "max_memory_mb">,
+  systemMemoryBytes: Bytes | undefined,
+): Bytes {
   return config.max_memory_mb > 0 ? config.max_memory_mb * MIB : Math.floor((systemMemoryBytes ?? 0) / 2);
 }
 
@@ -135,7 +152,13 @@ export function statsFromState(state: CacheState | null, options: FileStatsOptio
 export function warmupCandidateOf(
   descriptor: ModelDescriptor,
   saved: PersistedModel | null,
-  facts: { now: EpochMilliseconds; halfLifeHours: number; alwaysWarmIndex: number | null; estimateBytes: Bytes; fileChanged: boolean },
+  facts: {
+    now: EpochMilliseconds;
+    halfLifeHours: number;
+    alwaysWarmIndex: number | null;
+    estimateBytes: Bytes;
+    fileChanged: boolean;
+  },
 ): WarmupCandidate {
   return {
     key: descriptor.key,

@@ -6,7 +6,13 @@
  */
 import type { Bytes, EpochMilliseconds, Fingerprint, ModelDescriptor } from "../models/types.js";
 import { LOAD_SAMPLES } from "./persistence/merge.js";
-import type { CacheState, PersistedCounters, PersistedGgufFacts, PersistedModel, StateDelta } from "./persistence/types.js";
+import type {
+  CacheState,
+  PersistedCounters,
+  PersistedGgufFacts,
+  PersistedModel,
+  StateDelta,
+} from "./persistence/types.js";
 import { addUsesInPlace, decayedValue, type DecayedCount } from "./policy/frequency.js";
 import { RequestLog } from "./request-log.js";
 import { emptyCounters, priorityOf } from "./state-view.js";
@@ -63,12 +69,20 @@ const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMs
 function baseOf(u: Pick<Usage, keyof UsageBase>): UsageBase {
   // The frequency is a copy: the live one changes in place on every use.
   const frequency = u.frequency ? { ...u.frequency } : null;
-  return { requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads, loadMsTotal: u.loadMsTotal, frequency };
+  return {
+    requests: u.requests,
+    hits: u.hits,
+    misses: u.misses,
+    loads: u.loads,
+    loadMsTotal: u.loadMsTotal,
+    frequency,
+  };
 }
 
 function subtractCounters(a: PersistedCounters, b: PersistedCounters): PersistedCounters {
   const evictions = { ...a.evictions };
-  for (const reason of Object.keys(evictions) as EvictionReason[]) evictions[reason] = a.evictions[reason] - (b.evictions[reason] ?? 0);
+  for (const reason of Object.keys(evictions) as EvictionReason[])
+    evictions[reason] = a.evictions[reason] - (b.evictions[reason] ?? 0);
   return {
     hits: a.hits - b.hits,
     misses: a.misses - b.misses,
@@ -230,7 +244,10 @@ export class UsageBook {
     this.changed();
   }
 
-  recordLoad(descriptor: ModelDescriptor, facts: { fingerprint: Fingerprint; loadMs: number; memoryBytes: Bytes; gguf: PersistedGgufFacts | null }): void {
+  recordLoad(
+    descriptor: ModelDescriptor,
+    facts: { fingerprint: Fingerprint; loadMs: number; memoryBytes: Bytes; gguf: PersistedGgufFacts | null },
+  ): void {
     const usage = this.ensure(descriptor);
     usage.gguf = facts.gguf;
     usage.loads++;
@@ -420,7 +437,12 @@ export class UsageBook {
     const b = u.base;
     const newLoads = u.loads - b.loads;
     const frequency =
-      u.frequency === null ? null : { value: Math.max(0, u.frequency.value - decayedValue(b.frequency, u.frequency.at, this.halfLifeHours)), at: u.frequency.at };
+      u.frequency === null
+        ? null
+        : {
+            value: Math.max(0, u.frequency.value - decayedValue(b.frequency, u.frequency.at, this.halfLifeHours)),
+            at: u.frequency.at,
+          };
     record.usage = {
       requests: u.requests - b.requests,
       hits: u.hits - b.hits,
@@ -440,7 +462,11 @@ export class UsageBook {
    * against its baseline when it is read, and that reading becomes its baseline on `commit()` — a use in between is
    * simply in the next delta. Nothing moves until `commit()`: a failed save leaves every baseline as it was.
    */
-  async takeDelta(now: EpochMilliseconds, isPinned: (key: string) => boolean, turn: () => Promise<void>): Promise<PendingSave> {
+  async takeDelta(
+    now: EpochMilliseconds,
+    isPinned: (key: string) => boolean,
+    turn: () => Promise<void>,
+  ): Promise<PendingSave> {
     const version = this.version;
     const counters = structuredClone(this.counterValues);
     const removed = [...this.removedKeys];

@@ -19,7 +19,12 @@ import type { UsageBook } from "./usage.js";
 export interface WarmerOptions {
   config: Pick<
     CacheConfig,
-    "warmup_strategy" | "enable_warmup" | "warmup_concurrency" | "usage_half_life_hours" | "max_cached_models" | "restore_window_hours"
+    | "warmup_strategy"
+    | "enable_warmup"
+    | "warmup_concurrency"
+    | "usage_half_life_hours"
+    | "max_cached_models"
+    | "restore_window_hours"
   >;
   backendConfig: BackendConfig;
   models: ModelSource;
@@ -84,12 +89,17 @@ export class Warmer {
   }
 
   /** The warm-up plan: which models, in which order, within the limits (nothing is loaded). */
-  async plan(strategy: WarmupStrategy = this.o.config.warmup_strategy): Promise<{ plan: string[]; skipped: WarmupResult["skipped"] }> {
+  async plan(
+    strategy: WarmupStrategy = this.o.config.warmup_strategy,
+  ): Promise<{ plan: string[]; skipped: WarmupResult["skipped"] }> {
     const { plan, skipped } = await this.rank(strategy);
     return { plan: plan.map((d) => d.name), skipped };
   }
 
-  private async runWith(options: { models?: string[]; strategy?: WarmupStrategy }, startup: boolean): Promise<WarmupResult> {
+  private async runWith(
+    options: { models?: string[]; strategy?: WarmupStrategy },
+    startup: boolean,
+  ): Promise<WarmupResult> {
     const result: WarmupResult = { loaded: [], skipped: [], failed: [] };
     let plan: ModelDescriptor[];
     if (options.models) {
@@ -151,7 +161,10 @@ export class Warmer {
       residentCount: this.o.ledger.count,
       residentBytes: this.o.ledger.bytes,
     });
-    return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: [...skipped, ...ranked.skipped] };
+    return {
+      plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor),
+      skipped: [...skipped, ...ranked.skipped],
+    };
   }
 
   /**
@@ -182,7 +195,8 @@ export class Warmer {
     try {
       await model.warm(this.abort.signal);
     } catch (error) {
-      if (!this.abort.signal.aborted && !(error instanceof Disposed)) this.o.warn("warm-up could not warm a model", { model: model.descriptor.name, error: messageOf(error) });
+      if (!this.abort.signal.aborted && !(error instanceof Disposed))
+        this.o.warn("warm-up could not warm a model", { model: model.descriptor.name, error: messageOf(error) });
     }
   }
 

@@ -13,7 +13,10 @@ export interface LiveServer {
 }
 
 /** The running server, or null (with the address that was tried) when none answers there. */
-export async function findServer(ctx: CliContext, config: InfernoConfig): Promise<{ server: LiveServer | null; url: string }> {
+export async function findServer(
+  ctx: CliContext,
+  config: InfernoConfig,
+): Promise<{ server: LiveServer | null; url: string }> {
   const url = serverUrl(config.server, ctx.globals.server);
   const client = new InfernoClient(url, { apiKey: config.server.api_key });
   return { server: (await client.ping()) ? { client, url } : null, url };

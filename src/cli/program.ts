@@ -30,7 +30,8 @@ const COMMANDS: Register[] = [registerServe, registerPs, registerRun, registerMo
 const OLLAMA_VERBS: Record<string, (ctx: CliContext, args: string[]) => string> = {
   list: (ctx) => `Inferno lists models with \`${ctx.command("models list")}\``,
   show: (ctx, [name]) => `Inferno shows a model with \`${ctx.command(`models info ${name ?? "NAME"}`)}\``,
-  stop: (ctx, [name]) => `Inferno unloads a model from the running server with \`${ctx.command(`cache evict ${name ?? "NAME"}`)}\``,
+  stop: (ctx, [name]) =>
+    `Inferno unloads a model from the running server with \`${ctx.command(`cache evict ${name ?? "NAME"}`)}\``,
   rm: (ctx) =>
     `Inferno never deletes model files: remove the file from the models directory yourself (\`${ctx.command("models list")}\` shows the names)`,
   pull: (ctx) =>

@@ -11,7 +11,6 @@ import { ConfigInvalid } from "../errors/index.js";
 import { formatKey } from "./keys.js";
 import { isTable, type Tree } from "./tree.js";
 
-
 /**
  * New tables are written as `[section]` headers at every depth, so a new per-model override reads like SPEC's
  * `[cache.models."my_model.gguf"]` rather than an inline table inside `[cache]`.
@@ -102,10 +101,13 @@ export async function readConfigText(file: string): Promise<string> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return "";
-    throw new ConfigInvalid(`Cannot read configuration file ${file}: ${code === "EISDIR" ? "is a directory" : (error as Error).message}`, {
-      cause: error,
-      details: { source: file },
-    });
+    throw new ConfigInvalid(
+      `Cannot read configuration file ${file}: ${code === "EISDIR" ? "is a directory" : (error as Error).message}`,
+      {
+        cause: error,
+        details: { source: file },
+      },
+    );
   }
 }
 

@@ -248,13 +248,15 @@ export function editDistance(a: string, b: string): number {
 /** The closest candidates to `name` (containing it, then by edit distance), best first. */
 export function closestMatches(name: string, candidates: readonly string[], limit = 3): string[] {
   const lower = name.toLowerCase();
-  return candidates
-    .map((c) => ({ c, d: editDistance(lower, c.toLowerCase()), contains: c.toLowerCase().includes(lower) }))
-    .filter(({ c, d, contains }) => contains || d <= Math.max(2, Math.floor(c.length / 3)))
-    // A candidate that contains what was typed is a better guess than a nearer-spelled one ("ttl" → "ttl_seconds").
-    .sort((x, y) => Number(y.contains) - Number(x.contains) || x.d - y.d)
-    .slice(0, limit)
-    .map(({ c }) => c);
+  return (
+    candidates
+      .map((c) => ({ c, d: editDistance(lower, c.toLowerCase()), contains: c.toLowerCase().includes(lower) }))
+      .filter(({ c, d, contains }) => contains || d <= Math.max(2, Math.floor(c.length / 3)))
+      // A candidate that contains what was typed is a better guess than a nearer-spelled one ("ttl" → "ttl_seconds").
+      .sort((x, y) => Number(y.contains) - Number(x.contains) || x.d - y.d)
+      .slice(0, limit)
+      .map(({ c }) => c)
+  );
 }
 
 /**

@@ -62,7 +62,6 @@ export interface ResolvedConfig {
   environment: Environment;
 }
 
-
 interface Layer {
   origin: Origin;
   values: Tree;
@@ -74,7 +73,6 @@ interface Problem {
   key: string;
   message: string;
 }
-
 
 function describeOrigin(origin: Origin): string {
   switch (origin.kind) {
@@ -180,8 +178,12 @@ async function readLayerFile(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !required) return null;
-    const reason = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : (error as Error).message;
-    throw new ConfigInvalid(`Cannot read configuration file ${path}: ${reason}`, { cause: error, details: { source: path } });
+    const reason =
+      code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : (error as Error).message;
+    throw new ConfigInvalid(`Cannot read configuration file ${path}: ${reason}`, {
+      cause: error,
+      details: { source: path },
+    });
   }
   let values: Tree;
   try {
@@ -299,7 +301,9 @@ export async function resolveConfig(options: LoadConfigOptions = {}): Promise<Re
   }
   const parsed = result.data;
   const defaultOrigin: Origin = { kind: "default", source: "built-in" };
-  const modelsDir = origins.has("models_dir") ? parsed.models_dir : expandPath(parsed.models_dir, environment, environment.cwd);
+  const modelsDir = origins.has("models_dir")
+    ? parsed.models_dir
+    : expandPath(parsed.models_dir, environment, environment.cwd);
   const config: InfernoConfig = {
     ...parsed,
     ...combineModelsDirs(modelsDir, parsed.models_dirs, origins),

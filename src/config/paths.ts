@@ -63,12 +63,15 @@ export class PathExpansionError extends Error {}
 export function expandPath(value: string, environment: Environment, base: string): string {
   let out = value;
   if (out === "~" || out.startsWith("~/") || out.startsWith("~\\")) out = environment.home + out.slice(1);
-  out = out.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_, braced?: string, bare?: string) => {
-    const name = (braced ?? bare) as string;
-    const found = environment.env[name];
-    if (found === undefined) throw new PathExpansionError(`environment variable $${name} is not set`);
-    return found;
-  });
+  out = out.replace(
+    /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (_, braced?: string, bare?: string) => {
+      const name = (braced ?? bare) as string;
+      const found = environment.env[name];
+      if (found === undefined) throw new PathExpansionError(`environment variable $${name} is not set`);
+      return found;
+    },
+  );
   return resolve(base, out);
 }
 

@@ -3,7 +3,6 @@ import { stringify } from "smol-toml";
 import { formatKey } from "./keys.js";
 import { isTable, type Tree } from "./tree.js";
 
-
 /** A value as it reads on the right of `key = ` in TOML. */
 export function tomlValue(value: unknown): string {
   return stringify({ v: value }).replace(/^v = /, "").trimEnd();

@@ -27,13 +27,15 @@ export const modelOverrideSchema = z
   .strictObject({
     ttl_seconds: seconds()
       .optional()
-      .describe(`Idle time in seconds before this model is unloaded; overrides \`cache.model_ttl_seconds\`. 0 = never; ${MAX_DURATION_TEXT}.`),
+      .describe(
+        `Idle time in seconds before this model is unloaded; overrides \`cache.model_ttl_seconds\`. 0 = never; ${MAX_DURATION_TEXT}.`,
+      ),
     pinned: z
       .boolean()
       .optional()
       .describe("Load this model at start and never evict it (like listing it in `cache.always_warm`)."),
   })
-  .describe("Per-model overrides, keyed by model name (`[cache.models.\"my_model.gguf\"]`).");
+  .describe('Per-model overrides, keyed by model name (`[cache.models."my_model.gguf"]`).');
 
 export const cacheSchema = z
   .strictObject({
@@ -64,7 +66,9 @@ export const cacheSchema = z
       ),
     model_ttl_seconds: seconds()
       .default(3600)
-      .describe(`Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness; ${MAX_DURATION_TEXT}.`),
+      .describe(
+        `Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness; ${MAX_DURATION_TEXT}.`,
+      ),
     enable_warmup: z.boolean().default(true).describe("Load the most valuable models in the background at start."),
     warmup_strategy: z
       .enum(["usage", "recent", "priority", "hybrid", "none"])
@@ -84,7 +88,9 @@ export const cacheSchema = z
       .describe("Model names loaded at start and never evicted (pinned), in priority order."),
     persist_interval_seconds: seconds()
       .default(300)
-      .describe(`Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close; ${MAX_DURATION_TEXT}.`),
+      .describe(
+        `Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close; ${MAX_DURATION_TEXT}.`,
+      ),
     restore_window_hours: z
       .number()
       .nonnegative()
@@ -123,7 +129,7 @@ export const cacheSchema = z
     models: z
       .record(z.string().min(1), modelOverrideSchema)
       .default({})
-      .describe("Per-model overrides: `[cache.models.\"NAME\"]` with `ttl_seconds` and `pinned`."),
+      .describe('Per-model overrides: `[cache.models."NAME"]` with `ttl_seconds` and `pinned`.'),
   })
   .describe("The model cache: what stays loaded, for how long, and what is saved.");
 
@@ -134,7 +140,9 @@ export const backendSchema = z
       .int()
       .nonnegative()
       .default(0)
-      .describe("CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores."),
+      .describe(
+        "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores.",
+      ),
     context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
     batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
     gpu: z
@@ -166,11 +174,19 @@ export const backendSchema = z
 export const serverSchema = z
   .strictObject({
     host: z.string().min(1).default("127.0.0.1").describe("Address `inferno serve` binds to."),
-    port: z.number().int().min(0).max(65535).default(8080).describe("TCP port `inferno serve` listens on. 0 = any free port."),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(8080)
+      .describe("TCP port `inferno serve` listens on. 0 = any free port."),
     api_key: z
       .string()
       .default("")
-      .describe("When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server."),
+      .describe(
+        "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server.",
+      ),
     max_queue: z
       .number()
       .int()
@@ -190,23 +206,31 @@ export const serverSchema = z
       .int()
       .positive()
       .default(2048)
-      .describe("Most messages in one chat request (`messages` of `/v1/chat/completions` and `/api/chat`, `input` items of `/v1/responses`); more is a 400."),
+      .describe(
+        "Most messages in one chat request (`messages` of `/v1/chat/completions` and `/api/chat`, `input` items of `/v1/responses`); more is a 400.",
+      ),
     max_prompts: z
       .number()
       .int()
       .positive()
       .default(64)
-      .describe("Most prompts in one `/v1/completions` request (a list of prompts is generated one after another); more is a 400."),
+      .describe(
+        "Most prompts in one `/v1/completions` request (a list of prompts is generated one after another); more is a 400.",
+      ),
     max_embedding_inputs: z
       .number()
       .int()
       .positive()
       .default(2048)
       .describe("Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400."),
-    keep_alive_min_seconds: seconds().default(0).describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),
+    keep_alive_min_seconds: seconds()
+      .default(0)
+      .describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),
     keep_alive_max_seconds: seconds()
       .default(0)
-      .describe(`Upper bound on a request's \`keep_alive\`, in seconds. 0 = no upper bound (a request may still name at most ${MAX_DURATION_SECONDS} s, 10 years, or -1 for forever).`),
+      .describe(
+        `Upper bound on a request's \`keep_alive\`, in seconds. 0 = no upper bound (a request may still name at most ${MAX_DURATION_SECONDS} s, 10 years, or -1 for forever).`,
+      ),
   })
   .describe("The HTTP server.");
 

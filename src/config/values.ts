@@ -87,7 +87,7 @@ export function foundText(parsed: ParseResult, text: string): string {
 /** How a found value reads in an error message: `"abc" (a string)`, `-3 (a number)`. */
 export function describeFound(value: unknown): string {
   const type = Array.isArray(value) ? "a list" : value === null ? "null" : `a ${typeof value}`;
-  const shown = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  const shown = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   return `${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown} (${type})`;
 }
 

@@ -40,7 +40,8 @@ export async function scanCatalog(dirs: readonly string[], stores: readonly Stor
     for (const [dir, mtime] of scan.directories) catalog.directories.set(dir, mtime);
     for (const model of scan.models) add(model);
     for (const [name, target] of scan.escaping) {
-      if (catalog.roots.some((root) => isInside(root, target))) add({ name, path: target, key: target, format: formatOf(name) ?? "gguf" });
+      if (catalog.roots.some((root) => isInside(root, target)))
+        add({ name, path: target, key: target, format: formatOf(name) ?? "gguf" });
       else catalog.escaping.set(name, target);
     }
   }

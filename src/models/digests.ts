@@ -79,7 +79,11 @@ export class FileDigests {
   private async read(): Promise<Map<string, Entry>> {
     if (!this.file) return new Map();
     try {
-      const record = JSON.parse(await readFile(this.file, "utf8")) as { format?: unknown; version?: unknown; files?: unknown };
+      const record = JSON.parse(await readFile(this.file, "utf8")) as {
+        format?: unknown;
+        version?: unknown;
+        files?: unknown;
+      };
       if (record.format !== FORMAT || record.version !== VERSION || typeof record.files !== "object" || !record.files) {
         return new Map();
       }

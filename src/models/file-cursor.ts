@@ -94,7 +94,8 @@ export class FileCursor {
   /** A u64 as a number; throws RangeError above 2^53 (no real header field gets near it). */
   async u64(): Promise<number> {
     const value = (await this.bytes(8)).readBigUInt64LE(0);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`64-bit value ${value} at offset ${this.position - 8} is implausibly large`);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new RangeError(`64-bit value ${value} at offset ${this.position - 8} is implausibly large`);
     return Number(value);
   }
 
@@ -107,7 +108,9 @@ export class FileCursor {
 export function unreadable(path: string, error: unknown): ModelInvalid {
   const code = (error as NodeJS.ErrnoException).code;
   const problem =
-    code === "EISDIR" ? "it is a directory, not a model file" : `the file cannot be read (${code ?? (error as Error).message})`;
+    code === "EISDIR"
+      ? "it is a directory, not a model file"
+      : `the file cannot be read (${code ?? (error as Error).message})`;
   return new ModelInvalid(`${path} is not a valid model: ${problem}`, { cause: error, details: { path, problem } });
 }
 

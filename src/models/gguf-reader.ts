@@ -113,7 +113,10 @@ async function readTensorInfo(cursor: FileCursor): Promise<GgufTensorInfo> {
   for (let i = 0; i < dimCount; i++) dims.push(await cursor.u64());
   const type = await cursor.u32();
   const offset = await cursor.u64();
-  const bytes = tensorByteSize(type, dims.reduce((a, b) => a * b, 1));
+  const bytes = tensorByteSize(
+    type,
+    dims.reduce((a, b) => a * b, 1),
+  );
   if (bytes === undefined) throw new TypeError(`tensor ${name} has unknown ggml type ${type}`);
   return { name, dims, type, offset, bytes };
 }
@@ -130,7 +133,8 @@ export function readGgufHeader(path: string): Promise<GgufHeader> {
           fileSize: cursor.size,
         });
       }
-      if (error instanceof RangeError || error instanceof TypeError) return invalid(path, `corrupt header: ${error.message}`);
+      if (error instanceof RangeError || error instanceof TypeError)
+        return invalid(path, `corrupt header: ${error.message}`);
       return undefined;
     },
   );
@@ -140,11 +144,16 @@ async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {
   if (cursor.size < 4) throw invalid(path, `truncated: only ${cursor.size} bytes`);
   const magic = await cursor.bytes(4);
   if (magic.readUInt32LE(0) !== GGUF_MAGIC) {
-    throw invalid(path, `wrong magic ${JSON.stringify(magic.toString("latin1"))} (0x${magic.toString("hex")}), expected "GGUF"`);
+    throw invalid(
+      path,
+      `wrong magic ${JSON.stringify(magic.toString("latin1"))} (0x${magic.toString("hex")}), expected "GGUF"`,
+    );
   }
   const version = await cursor.u32();
   if (!GGUF_SUPPORTED_VERSIONS.includes(version)) {
-    throw invalid(path, `unsupported GGUF version ${version} (supported: ${GGUF_SUPPORTED_VERSIONS.join(", ")})`, { version });
+    throw invalid(path, `unsupported GGUF version ${version} (supported: ${GGUF_SUPPORTED_VERSIONS.join(", ")})`, {
+      version,
+    });
   }
   const tensorCount = await cursor.u64();
   const kvCount = await cursor.u64();
@@ -164,11 +173,15 @@ async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {
   for (const tensor of tensors) {
     const end = dataOffset + tensor.offset + tensor.bytes;
     if (end > cursor.size) {
-      throw invalid(path, `truncated: tensor ${tensor.name} ends at byte ${end} but the file has ${cursor.size} bytes`, {
-        tensor: tensor.name,
-        tensorEnd: end,
-        fileSize: cursor.size,
-      });
+      throw invalid(
+        path,
+        `truncated: tensor ${tensor.name} ends at byte ${end} but the file has ${cursor.size} bytes`,
+        {
+          tensor: tensor.name,
+          tensorEnd: end,
+          fileSize: cursor.size,
+        },
+      );
     }
   }
   return { version, metadata, tensors, dataOffset, fileSize: cursor.size };
@@ -191,7 +204,8 @@ function dominantTensorType(tensors: readonly GgufTensorInfo[]): string {
 /** The summary the rest of Inferno uses (`models info`, memory estimates). */
 export function ggufMetadata(header: GgufHeader): GgufMetadata {
   const m = header.metadata;
-  const architecture = typeof m.get("general.architecture") === "string" ? (m.get("general.architecture") as string) : "unknown";
+  const architecture =
+    typeof m.get("general.architecture") === "string" ? (m.get("general.architecture") as string) : "unknown";
   const arch = (key: string) => numberOf(m.get(`${architecture}.${key}`)) ?? 0;
   const fileType = numberOf(m.get("general.file_type"));
   const tokens = m.get("tokenizer.ggml.tokens");
@@ -204,7 +218,9 @@ export function ggufMetadata(header: GgufHeader): GgufMetadata {
     ...(typeof name === "string" ? { modelName: name } : {}),
     parameterCount: header.tensors.reduce((sum, t) => sum + t.dims.reduce((a, b) => a * b, 1), 0),
     quantization:
-      fileType === undefined ? dominantTensorType(header.tensors) : (LLAMA_FILE_TYPES[fileType] ?? `file type ${fileType}`),
+      fileType === undefined
+        ? dominantTensorType(header.tensors)
+        : (LLAMA_FILE_TYPES[fileType] ?? `file type ${fileType}`),
     contextLength: arch("context_length"),
     embeddingLength: arch("embedding_length"),
     blockCount: arch("block_count"),

@@ -241,10 +241,14 @@ export function encodeGguf(metadata: ReadonlyMap<string, GgufValue>, tensors: re
   tensors.forEach((tensor, i) => {
     const elements = tensor.dims.reduce((a, b) => a * b, 1);
     if (elements !== tensor.data.length) {
-      throw new RangeError(`tensor ${tensor.name}: dims ${tensor.dims.join("x")} do not match ${tensor.data.length} values`);
+      throw new RangeError(
+        `tensor ${tensor.name}: dims ${tensor.dims.join("x")} do not match ${tensor.data.length} values`,
+      );
     }
     if ((tensor.type === "q8_0" || tensor.type === "q4_0") && (tensor.dims[0] as number) % Q8_BLOCK !== 0) {
-      throw new RangeError(`tensor ${tensor.name}: ${tensor.type} needs a row length that is a multiple of 32, found ${tensor.dims[0]}`);
+      throw new RangeError(
+        `tensor ${tensor.name}: ${tensor.type} needs a row length that is a multiple of 32, found ${tensor.dims[0]}`,
+      );
     }
     sink.string(tensor.name);
     sink.u32(tensor.dims.length);
@@ -328,7 +332,13 @@ interface Vocabulary {
  */
 function tinyVocabulary(): Vocabulary {
   const tokens: string[] = [...SPECIAL];
-  const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control, TOKEN_TYPE.control, TOKEN_TYPE.control];
+  const types: number[] = [
+    TOKEN_TYPE.unknown,
+    TOKEN_TYPE.control,
+    TOKEN_TYPE.control,
+    TOKEN_TYPE.control,
+    TOKEN_TYPE.control,
+  ];
   const scores: number[] = tokens.map(() => 0);
   for (let b = 0; b < 256; b++) {
     tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
@@ -408,7 +418,12 @@ function suppressNonText(tensors: GgufTensor[], vocab: Vocabulary, eos: readonly
   }
 }
 
-function tinyLlamaTensors(shape: (typeof TINY_PRESETS)[TinyPreset], vocab: Vocabulary, type: TinyWeightType, seed: number) {
+function tinyLlamaTensors(
+  shape: (typeof TINY_PRESETS)[TinyPreset],
+  vocab: Vocabulary,
+  type: TinyWeightType,
+  seed: number,
+) {
   const random = seededRandom(seed);
   const { embedding: e, feedForward: ff, heads, headsKv, blocks } = shape;
   const kv = (e / heads) * headsKv;
@@ -445,7 +460,10 @@ function tinyLlamaContents(options: TinyLlamaOptions): { metadata: Map<string, G
   const type = options.type ?? "f32";
   const seed = options.seed ?? 1;
   const shape = TINY_PRESETS[preset];
-  if (!shape) throw new RangeError(`unknown tiny model preset ${JSON.stringify(preset)}; expected one of ${Object.keys(TINY_PRESETS).join(", ")}`);
+  if (!shape)
+    throw new RangeError(
+      `unknown tiny model preset ${JSON.stringify(preset)}; expected one of ${Object.keys(TINY_PRESETS).join(", ")}`,
+    );
   const vocab = tinyVocabulary();
   const headDim = shape.embedding / shape.heads;
   const metadata = new Map<string, GgufValue>([

@@ -175,11 +175,16 @@ export class ModelManager implements ModelSource {
     }
     if (hits.length > 1) {
       const names = hits.map((h) => h.name);
-      throw new ModelAmbiguous(`model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`, {
-        details: { name: trimmed, candidates: names },
-      });
+      throw new ModelAmbiguous(
+        `model name "${trimmed}" is ambiguous: it matches ${names.join(", ")}; use one of these names`,
+        {
+          details: { name: trimmed, candidates: names },
+        },
+      );
     }
-    const escaping = [...scan.escaping].find(([linkName]) => NAME_STAGES.some((spell) => spell({ name: linkName }).includes(trimmed)));
+    const escaping = [...scan.escaping].find(([linkName]) =>
+      NAME_STAGES.some((spell) => spell({ name: linkName }).includes(trimmed)),
+    );
     if (escaping) throw this.outside(trimmed, escaping[1]);
     throw this.notFound(trimmed, scan);
   }
@@ -233,7 +238,10 @@ export class ModelManager implements ModelSource {
       });
     }
     const current = await this.fingerprint(model.key);
-    if (!current) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name, path: model.path } });
+    if (!current)
+      throw new ModelNotFound(`model file ${model.path} no longer exists`, {
+        details: { name: model.name, path: model.path },
+      });
     const cached = this.metadataCache.get(model.key);
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
@@ -256,7 +264,9 @@ export class ModelManager implements ModelSource {
     try {
       const metadata = await this.metadata(model);
       if (options.hash) await this.verifyDigest(model);
-      const fingerprint = options.hash ? ((await this.fingerprint(model.key, { hash: true })) ?? model.fingerprint) : model.fingerprint;
+      const fingerprint = options.hash
+        ? ((await this.fingerprint(model.key, { hash: true })) ?? model.fingerprint)
+        : model.fingerprint;
       return { model: { ...model, fingerprint }, ok: true, metadata };
     } catch (error) {
       if (error instanceof ModelInvalid) return { model, ok: false, error };
@@ -285,7 +295,8 @@ export class ModelManager implements ModelSource {
         fingerprint.mtimeMs = Math.max(fingerprint.mtimeMs, part.mtimeMs);
       }
     }
-    if (options.hash && info.isFile()) fingerprint.sha256 = await this.digests.sha256(key, { size: info.size, mtimeMs: info.mtimeMs });
+    if (options.hash && info.isFile())
+      fingerprint.sha256 = await this.digests.sha256(key, { size: info.size, mtimeMs: info.mtimeMs });
     return fingerprint;
   }
 
@@ -306,8 +317,15 @@ export class ModelManager implements ModelSource {
     const expected = (await this.found(model.key))?.sha256;
     if (!expected) return;
     const info = await stat(model.key).catch(() => null);
-    if (!info) throw new ModelNotFound(`model file ${model.key} no longer exists`, { details: { name: model.name, path: model.key } });
-    await this.digests.verify({ name: model.name, path: model.key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
+    if (!info)
+      throw new ModelNotFound(`model file ${model.key} no longer exists`, {
+        details: { name: model.name, path: model.key },
+      });
+    await this.digests.verify(
+      { name: model.name, path: model.key },
+      { size: info.size, mtimeMs: info.mtimeMs },
+      expected,
+    );
   }
 
   /**
@@ -346,14 +364,29 @@ export class ModelManager implements ModelSource {
 
   private allowedEscapes(scan: Catalog): FoundModel[] {
     if (!this.allowOutside) return [];
-    return [...scan.escaping].map(([name, target]) => ({ name, path: target, key: target, format: formatOf(name) ?? "gguf" }));
+    return [...scan.escaping].map(([name, target]) => ({
+      name,
+      path: target,
+      key: target,
+      format: formatOf(name) ?? "gguf",
+    }));
   }
 
   private async describe(model: FoundModel): Promise<ModelDescriptor> {
     const fingerprint = await this.fingerprint(model.key);
-    if (!fingerprint) throw new ModelNotFound(`model file ${model.path} no longer exists`, { details: { name: model.name, path: model.path } });
+    if (!fingerprint)
+      throw new ModelNotFound(`model file ${model.path} no longer exists`, {
+        details: { name: model.name, path: model.path },
+      });
     const path = model.parts ? model.path : model.key;
-    return { name: model.name, key: model.key, path, format: model.format, fingerprint, ...(model.store ? { store: model.store } : {}) };
+    return {
+      name: model.name,
+      key: model.key,
+      path,
+      format: model.format,
+      fingerprint,
+      ...(model.store ? { store: model.store } : {}),
+    };
   }
 
   /**
@@ -378,7 +411,9 @@ export class ModelManager implements ModelSource {
     if (known) return this.describe(known);
     const format = formatOf(real) ?? formatOf(absolute);
     if (!format) {
-      throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, { details: { name, path: real } });
+      throw new ModelInvalid(`${name} is not a model file: expected a .gguf or .onnx file`, {
+        details: { name, path: real },
+      });
     }
     const displayName = root ? relativeName(root, real) : real;
     return this.describe({ name: displayName, path: real, key: real, format });
@@ -386,8 +421,13 @@ export class ModelManager implements ModelSource {
 
   /** The models directories and store roots, as messages name them. */
   private places(): string {
-    const dirs = this.modelsDirs.length === 1 ? `the models directory ${this.modelsDir}` : `the models directories ${this.modelsDirs.join(", ")}`;
-    return this.stores.length === 0 ? dirs : `${dirs} and the stores ${[...new Set(this.stores.map((s) => s.store))].join(", ")}`;
+    const dirs =
+      this.modelsDirs.length === 1
+        ? `the models directory ${this.modelsDir}`
+        : `the models directories ${this.modelsDirs.join(", ")}`;
+    return this.stores.length === 0
+      ? dirs
+      : `${dirs} and the stores ${[...new Set(this.stores.map((s) => s.store))].join(", ")}`;
   }
 
   private outside(name: string, target: string): ModelOutsideModelsDir {
@@ -412,7 +452,8 @@ export class ModelManager implements ModelSource {
 }
 
 function relativeName(root: string, path: string): string {
-  return path.slice(root.length + 1).split(/[\\/]/).join("/");
+  return path
+    .slice(root.length + 1)
+    .split(/[\\/]/)
+    .join("/");
 }
-
-

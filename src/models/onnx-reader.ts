@@ -193,7 +193,8 @@ export function readOnnxMetadata(path: string): Promise<OnnxMetadata> {
     (problem) => invalid(path, problem),
     (cursor) => parseModel(path, cursor),
     (error, cursor) => {
-      if (error instanceof EndOfData) return invalid(path, `truncated: a field runs past the end of the file (${cursor.size} bytes)`);
+      if (error instanceof EndOfData)
+        return invalid(path, `truncated: a field runs past the end of the file (${cursor.size} bytes)`);
       if (error instanceof ProtobufError) return invalid(path, `not a protobuf ModelProto (${error.message})`);
       return undefined;
     },

@@ -75,7 +75,9 @@ export function groupSplits<T extends SplitCandidate>(models: readonly T[]): T[]
     const present = [...members.values()].sort((a, b) => a.name.localeCompare(b.name));
     const sample = present[0] as T;
     const dir = dirname(sample.path);
-    const parts = Array.from({ length: split.count }, (_, i) => join(dir, splitPartName(split.prefix, i + 1, split.count)));
+    const parts = Array.from({ length: split.count }, (_, i) =>
+      join(dir, splitPartName(split.prefix, i + 1, split.count)),
+    );
     const missing = parts.filter((_, i) => !members.has(i + 1)).map((p) => basename(p));
     const first = members.get(1);
     out.push({
@@ -86,7 +88,9 @@ export function groupSplits<T extends SplitCandidate>(models: readonly T[]): T[]
       aliases: [withFileName(sample.name, `${split.prefix}.gguf`)],
       parts,
       ...(missing.length > 0
-        ? { problem: `split GGUF of ${split.count} parts is missing ${missing.length === 1 ? "part" : "parts"} ${missing.join(", ")}` }
+        ? {
+            problem: `split GGUF of ${split.count} parts is missing ${missing.length === 1 ? "part" : "parts"} ${missing.join(", ")}`,
+          }
         : {}),
     });
   }
@@ -109,13 +113,19 @@ export async function readSplitGgufHeader(parts: readonly string[]): Promise<Ggu
     const no = header.metadata.get("split.no");
     const count = header.metadata.get("split.count");
     if (no !== i || count !== parts.length) {
-      throw invalid(parts[i] as string, `expected split.no ${i} and split.count ${parts.length}, found ${String(no)} and ${String(count)}`);
+      throw invalid(
+        parts[i] as string,
+        `expected split.no ${i} and split.count ${parts.length}, found ${String(no)} and ${String(count)}`,
+      );
     }
   });
   const tensors = headers.flatMap((h) => h.tensors);
   const expected = first.metadata.get("split.tensors.count");
   if (typeof expected === "number" && expected !== tensors.length) {
-    throw invalid(parts[0] as string, `split.tensors.count is ${expected} but the parts hold ${tensors.length} tensors`);
+    throw invalid(
+      parts[0] as string,
+      `split.tensors.count is ${expected} but the parts hold ${tensors.length} tensors`,
+    );
   }
   return { ...first, tensors, fileSize: headers.reduce((sum, h) => sum + h.fileSize, 0) };
 }

@@ -13,7 +13,9 @@ import { InfernoError, NoRequestLog } from "../errors/index.js";
 import { highsSolver } from "./lp-solver.js";
 
 type AdviceInput = { state: CacheState | null } & Omit<AdviseOptions, "solver">;
-type AdviceReply = { report: AdviceReport } | { error: { message: string; code: string | null; details: Record<string, unknown> | null } };
+type AdviceReply =
+  | { report: AdviceReport }
+  | { error: { message: string; code: string | null; details: Record<string, unknown> | null } };
 
 async function adviseHere(input: AdviceInput): Promise<AdviceReport> {
   return advise(input.state, { ...input, solver: await highsSolver() });

@@ -140,7 +140,8 @@ export class InfernoClient {
   /** Unloads a model; false when it was not loaded. A pinned model needs `force`. */
   async evict(name: string, options: { force?: boolean } = {}): Promise<boolean> {
     const query = options.force ? "?force=true" : "";
-    return (await this.call<{ unloaded: boolean }>("DELETE", `/v1/cache/models/${encodeURIComponent(name)}${query}`)).unloaded;
+    return (await this.call<{ unloaded: boolean }>("DELETE", `/v1/cache/models/${encodeURIComponent(name)}${query}`))
+      .unloaded;
   }
 
   /** Preloads a model; `keepAlive` as the API takes it (`"5m"`, seconds, -1). */
@@ -153,7 +154,10 @@ export class InfernoClient {
    * Generates through the server's OpenAI routes (`/v1/chat/completions` with messages, `/v1/completions` with a
    * prompt), streamed as server-sent events: `onText` gets each piece. An abort ends it early with what came so far.
    */
-  async generate(request: RemoteGeneration, options: { onText?: (text: string) => void; signal?: AbortSignal } = {}): Promise<RemoteGenerationResult> {
+  async generate(
+    request: RemoteGeneration,
+    options: { onText?: (text: string) => void; signal?: AbortSignal } = {},
+  ): Promise<RemoteGenerationResult> {
     const chat = request.messages !== undefined;
     let response: Response;
     try {
@@ -164,11 +168,18 @@ export class InfernoClient {
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (error) {
-      if (options.signal?.aborted) return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
-      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
+      if (options.signal?.aborted)
+        return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
+      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (!response.ok || !response.body) throw this.remoteError(response.status, await response.text());
-    const result: RemoteGenerationResult = { text: "", finishReason: "stop", usage: { promptTokens: 0, completionTokens: 0 } };
+    const result: RemoteGenerationResult = {
+      text: "",
+      finishReason: "stop",
+      usage: { promptTokens: 0, completionTokens: 0 },
+    };
     const decoder = new TextDecoder();
     let buffer = "";
     const onEvent = (data: string) => {
@@ -186,7 +197,8 @@ export class InfernoClient {
         options.onText?.(piece);
       }
       if (choice?.finish_reason === "length") result.finishReason = "length";
-      if (chunk.usage) result.usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+      if (chunk.usage)
+        result.usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
     };
     try {
       for await (const bytes of response.body) {
@@ -217,15 +229,22 @@ export class InfernoClient {
    * the stream (it shuts down, or dropped this client for not reading: resume by passing the last id as `lastEventId`)
    * or when `signal` aborts.
    */
-  async *events(options: { lastEventId?: string; signal?: AbortSignal } = {}): AsyncGenerator<{ id: string | null; event: CacheEventJson }> {
+  async *events(
+    options: { lastEventId?: string; signal?: AbortSignal } = {},
+  ): AsyncGenerator<{ id: string | null; event: CacheEventJson }> {
     const headers: Record<string, string> = { ...this.headers(false), Accept: "text/event-stream" };
     if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}/v1/cache/events`, { headers, ...(options.signal ? { signal: options.signal } : {}) });
+      response = await fetch(`${this.baseUrl}/v1/cache/events`, {
+        headers,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     } catch (error) {
       if (options.signal?.aborted) return;
-      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
+      throw new ServerUnavailable(`cannot reach the Inferno server at ${this.baseUrl}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (!response.ok || !response.body) throw this.remoteError(response.status, await response.text());
     const decoder = new TextDecoder();
@@ -248,7 +267,9 @@ export class InfernoClient {
       }
     } catch (error) {
       if (options.signal?.aborted) return;
-      throw new ServerUnavailable(`the event stream from ${this.baseUrl} broke: ${(error as Error).message}`, { cause: error });
+      throw new ServerUnavailable(`the event stream from ${this.baseUrl} broke: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 

@@ -25,7 +25,16 @@ export function createLogger(options: LoggerOptions = {}): InfernoLogger {
   const base = { level, base: undefined };
   if (options.pretty ?? destination.isTTY === true) {
     // A stream in this thread, not a transport worker: logs stay in order with the progress line and flush on exit.
-    return pino(base, pretty({ destination, colorize: destination.isTTY === true, sync: true, singleLine: true, ignore: "pid,hostname" }));
+    return pino(
+      base,
+      pretty({
+        destination,
+        colorize: destination.isTTY === true,
+        sync: true,
+        singleLine: true,
+        ignore: "pid,hostname",
+      }),
+    );
   }
   return pino(base, destination);
 }

@@ -44,7 +44,14 @@ export interface ModelCacheOptions {
   metrics?: CacheMetrics;
 }
 
-const OPTION_KEYS: ReadonlyArray<keyof ModelCacheOptions> = ["backends", "store", "logger", "clock", "systemMemoryBytes", "metrics"];
+const OPTION_KEYS: ReadonlyArray<keyof ModelCacheOptions> = [
+  "backends",
+  "store",
+  "logger",
+  "clock",
+  "systemMemoryBytes",
+  "metrics",
+];
 
 /**
  * The fourth argument of `ModelCache.new`: the options object, or — the seed's call shape — a listener object
@@ -54,7 +61,9 @@ const OPTION_KEYS: ReadonlyArray<keyof ModelCacheOptions> = ["backends", "store"
 export function cacheOptionsOf(argument: ModelCacheOptions | CacheMetrics | undefined): ModelCacheOptions {
   if (argument === undefined || argument === null) return {};
   if (typeof argument !== "object") {
-    throw new BadRequest(`ModelCache.new: the fourth argument must be an options object or a listener object; found ${typeof argument}`);
+    throw new BadRequest(
+      `ModelCache.new: the fourth argument must be an options object or a listener object; found ${typeof argument}`,
+    );
   }
   const keys = Object.keys(argument);
   const isOption = (k: string) => (OPTION_KEYS as readonly string[]).includes(k);

@@ -35,7 +35,11 @@ export interface RunServerOptions {
  * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion. Returns the
  * discoverable models.
  */
-async function ensureAModel(config: InfernoConfig, models: ModelManager, logger: InfernoLogger): Promise<ModelDescriptor[]> {
+async function ensureAModel(
+  config: InfernoConfig,
+  models: ModelManager,
+  logger: InfernoLogger,
+): Promise<ModelDescriptor[]> {
   const found = await models.list();
   if (found.length > 0) return found;
   await mkdir(config.models_dir, { recursive: true });

@@ -78,7 +78,8 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
       await this.cache.close();
       const { last_save: save, state_file: stateFile } = this.cache.stats();
       if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");
-      else if (save.ok === true) this.logger.info({ state_file: stateFile, bytes: save.bytes }, `saved the cache state to ${stateFile}`);
+      else if (save.ok === true)
+        this.logger.info({ state_file: stateFile, bytes: save.bytes }, `saved the cache state to ${stateFile}`);
     } finally {
       this.stopLogging();
       await disposeBackends(this.backends);
@@ -102,7 +103,10 @@ function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: Prog
     evict: ({ name, reason }) => logger.info({ model: name, reason }, `unloaded ${name} (${reason})`),
     warmup: ({ loaded, skipped, failed }) => {
       if (loaded.length + skipped.length + failed.length === 0) return;
-      logger.info({ loaded, skipped, failed }, `warm-up: ${loaded.length} loaded, ${failed.length} failed, ${skipped.length} skipped`);
+      logger.info(
+        { loaded, skipped, failed },
+        `warm-up: ${loaded.length} loaded, ${failed.length} failed, ${skipped.length} skipped`,
+      );
     },
     save: ({ ok, bytes }) => {
       if (ok) logger.debug({ bytes }, "cache state saved");
@@ -149,9 +153,21 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const stopLogging = logCacheEvents(cache, logger, progress);
   const { models: known, state_file: stateFile } = cache.stats();
   if (known.length > 0) {
-    logger.info({ models: known.length, state_file: stateFile }, `restored the usage statistics of ${known.length} model(s)`);
+    logger.info(
+      { models: known.length, state_file: stateFile },
+      `restored the usage statistics of ${known.length} model(s)`,
+    );
   }
-  return new Runtime(config, models, cache, logger, real, stopLogging, startupMs, options.systemMemoryBytes ?? totalmem());
+  return new Runtime(
+    config,
+    models,
+    cache,
+    logger,
+    real,
+    stopLogging,
+    startupMs,
+    options.systemMemoryBytes ?? totalmem(),
+  );
 }
 
 /**

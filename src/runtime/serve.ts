@@ -132,7 +132,10 @@ export async function startServer(runtime: ServerRuntime, options: StartServerOp
     const drained = await app.lifecycle.whenIdle(graceMs);
     const aborted = app.lifecycle.activeCount;
     if (!drained) {
-      runtime.logger.warn({ requests: aborted, grace_ms: graceMs }, "in-flight requests did not finish in time; aborting them");
+      runtime.logger.warn(
+        { requests: aborted, grace_ms: graceMs },
+        "in-flight requests did not finish in time; aborting them",
+      );
       app.lifecycle.abortInFlight();
       await app.lifecycle.whenIdle(ABORT_SETTLE_MS);
     }

@@ -132,7 +132,10 @@ export class StateFile {
         models: state.models.filter((m) => !removed.has(m.key)),
       };
       // The removed models' requests go with their statistics; resetting every statistic empties the log.
-      const log = options.stats && options.model === undefined ? undefined : mergeRequestLogs(state.request_log, null, Infinity, removed);
+      const log =
+        options.stats && options.model === undefined
+          ? undefined
+          : mergeRequestLogs(state.request_log, null, Infinity, removed);
       if (log) next.request_log = log;
       return { state: next, result: { removed: targets.map((m) => m.name), statisticsReset: options.stats === true } };
     });
@@ -146,7 +149,11 @@ export class StateFile {
       const state = current ?? emptyState(this.now());
       const model = this.find(state, name, key);
       this.assertUnpinnedOrForced(pins, model, options.force);
-      const next: CacheState = { saved_at: this.now(), counters: state.counters, models: state.models.filter((m) => m.key !== model.key) };
+      const next: CacheState = {
+        saved_at: this.now(),
+        counters: state.counters,
+        models: state.models.filter((m) => m.key !== model.key),
+      };
       const log = mergeRequestLogs(state.request_log, null, Infinity, new Set([model.key]));
       if (log) next.request_log = log;
       return { state: next, result: model.name };
@@ -202,7 +209,9 @@ export class StateFile {
           now: this.now(),
           halfLifeHours: this.config.cache.usage_half_life_hours,
           alwaysWarmIndex: pins.alwaysWarmIndex(key),
-          estimateBytes: model?.metadata.memory_bytes ?? (await manager.estimateMemory(descriptor, this.config.backend).catch(() => 0)),
+          estimateBytes:
+            model?.metadata.memory_bytes ??
+            (await manager.estimateMemory(descriptor, this.config.backend).catch(() => 0)),
           fileChanged: changed,
         }),
       );
@@ -229,7 +238,9 @@ export class StateFile {
   /** A saved model by the key the name resolves to, or by its saved name, key, or path relative to the models directory. */
   private find(state: CacheState, name: string, resolvedKey: string | null): PersistedModel {
     const asPath = resolvePath(this.config.models_dir, name);
-    const model = state.models.find((m) => m.key === resolvedKey || m.name === name || m.key === name || m.key === asPath);
+    const model = state.models.find(
+      (m) => m.key === resolvedKey || m.name === name || m.key === name || m.key === asPath,
+    );
     if (!model) {
       throw new ModelNotFound(`the cache state ${this.path} has no entry for ${JSON.stringify(name)}`, {
         details: { name, entries: state.models.map((m) => m.name) },

@@ -123,14 +123,18 @@ function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
  */
 function limitBody(maxBytes: Bytes): MiddlewareHandler<AppEnv> {
   const tooLarge = () => {
-    throw new PayloadTooLarge(`request body exceeds the limit of ${maxBytes} bytes`, { details: { limit_bytes: maxBytes } });
+    throw new PayloadTooLarge(`request body exceeds the limit of ${maxBytes} bytes`, {
+      details: { limit_bytes: maxBytes },
+    });
   };
   const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
     // Under Node the headers as Node parsed them: asking the adapter builds a web Headers view first.
     const headers = nodeRequestHeaders(c);
     const length = headers ? headers["content-length"] : c.req.header("content-length");
-    const chunked = headers ? headers["transfer-encoding"] !== undefined : c.req.header("transfer-encoding") !== undefined;
+    const chunked = headers
+      ? headers["transfer-encoding"] !== undefined
+      : c.req.header("transfer-encoding") !== undefined;
     if (length !== undefined && !chunked) {
       return Number(length) > maxBytes ? tooLarge() : next();
     }

@@ -57,7 +57,10 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
     const body = parseBody(warmupRequestSchema, await readJson(c));
     const result = await cache.warmup(body);
     // Each model that failed carries its error's message: told as any error sent to a client is (no server path).
-    return c.json({ ...result, failed: result.failed.map((f) => ({ name: f.name, error: deps.paths.message(f.error, f.cause) })) });
+    return c.json({
+      ...result,
+      failed: result.failed.map((f) => ({ name: f.name, error: deps.paths.message(f.error, f.cause) })),
+    });
   });
 
   routes.post("/v1/cache/models/:name{.+}/load", async (c) => {

@@ -55,7 +55,9 @@ export async function readJson(c: AppContext): Promise<unknown> {
     text = await c.req.text();
   } catch (error) {
     if (isInfernoError(error)) throw error;
-    throw new Aborted(`the client closed the connection before the request body was complete (${messageOf(error)})`, { cause: error });
+    throw new Aborted(`the client closed the connection before the request body was complete (${messageOf(error)})`, {
+      cause: error,
+    });
   }
   if (text.trim() === "") return {};
   try {
@@ -115,7 +117,8 @@ export function requestSignal(c: AppContext, lifecycle: AppLifecycle): AbortSign
   const unwatch = lifecycle.watch(controller);
   outgoing.once("close", () => {
     unwatch();
-    if (!outgoing.writableFinished) controller.abort(new Error("the client closed the connection before the response was complete"));
+    if (!outgoing.writableFinished)
+      controller.abort(new Error("the client closed the connection before the response was complete"));
   });
   return controller.signal;
 }

@@ -53,7 +53,14 @@ export function mapError(error: unknown, paths: PathRedactor): MappedError {
   }
   return {
     status: 500,
-    body: { error: { message: paths.message(messageOf(error), error), type: "server_error", code: "internal_error", param: null } },
+    body: {
+      error: {
+        message: paths.message(messageOf(error), error),
+        type: "server_error",
+        code: "internal_error",
+        param: null,
+      },
+    },
     retryAfterSeconds: null,
     internal: true,
   };

@@ -34,9 +34,23 @@ export function publicEvent(event: CacheEvent, time: Date, paths?: PathRedactor)
   const at = time.toISOString();
   switch (event.type) {
     case "load":
-      return { type: "loaded", time: at, name: event.name, key: event.key, ms: event.durationMs, bytes: event.memoryBytes };
+      return {
+        type: "loaded",
+        time: at,
+        name: event.name,
+        key: event.key,
+        ms: event.durationMs,
+        bytes: event.memoryBytes,
+      };
     case "loading":
-      return { type: "loading", time: at, name: event.name, key: event.key, progress: event.progress, estimate_bytes: event.estimateBytes };
+      return {
+        type: "loading",
+        time: at,
+        name: event.name,
+        key: event.key,
+        progress: event.progress,
+        estimate_bytes: event.estimateBytes,
+      };
     case "load_failed":
       return {
         type: "load_failed",
@@ -59,7 +73,14 @@ export function publicEvent(event: CacheEvent, time: Date, paths?: PathRedactor)
     case "expired":
       return { type: "expired", time: at, name: event.name, key: event.key, idle_seconds: event.idleSeconds };
     case "save":
-      return { type: "saved", time: at, ok: event.ok, bytes: event.bytes, ms: event.duration_ms, error: event.error === null ? null : text(event.error) };
+      return {
+        type: "saved",
+        time: at,
+        ok: event.ok,
+        bytes: event.bytes,
+        ms: event.duration_ms,
+        error: event.error === null ? null : text(event.error),
+      };
     case "restore":
       return { type: "restored", time: at, models: event.models, missing: event.missing, warning: event.warning };
     case "warmup":
@@ -128,7 +149,10 @@ export class EventHub {
   /** Clients dropped because their buffer filled. */
   dropped = 0;
 
-  constructor(cache: Pick<CacheService, "onAny">, private readonly options: EventHubOptions = {}) {
+  constructor(
+    cache: Pick<CacheService, "onAny">,
+    private readonly options: EventHubOptions = {},
+  ) {
     this.backlog = Math.max(1, options.backlog ?? DEFAULT_EVENTS_BACKLOG);
     this.clientBuffer = Math.max(1, options.clientBuffer ?? DEFAULT_EVENTS_CLIENT_BUFFER);
     this.ring = new Array<Numbered | undefined>(this.backlog);

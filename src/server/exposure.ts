@@ -73,7 +73,10 @@ export class PathRedactor {
     this.underRoots =
       this.roots.length === 0
         ? null
-        : new RegExp(`(?:${this.roots.map((r) => escapeRegExp(r.path)).join("|")})(?:/${PATH_CHAR}*|(?!${PATH_CHAR}))`, "g");
+        : new RegExp(
+            `(?:${this.roots.map((r) => escapeRegExp(r.path)).join("|")})(?:/${PATH_CHAR}*|(?!${PATH_CHAR}))`,
+            "g",
+          );
   }
 
   /** `message` (of `error`) as a remote client may read it. */
@@ -95,17 +98,22 @@ export class PathRedactor {
     let current: unknown = error;
     for (let depth = 0; depth < MAX_CAUSES && current instanceof Error; depth++) {
       const details = isInfernoError(current) ? current.details : undefined;
-      const model = typeof details?.name === "string" ? details.name : typeof details?.model === "string" ? details.model : null;
+      const model =
+        typeof details?.name === "string" ? details.name : typeof details?.model === "string" ? details.model : null;
       for (const key of PATH_DETAILS) {
         for (const path of strings(details?.[key])) {
-          if (path.length > 1 && !found.has(path)) found.set(path, key === "path" && model !== null ? model : this.tell(path));
+          if (path.length > 1 && !found.has(path))
+            found.set(path, key === "path" && model !== null ? model : this.tell(path));
         }
       }
       const system = current as Error & { path?: unknown; dest?: unknown };
-      for (const path of [...strings(system.path), ...strings(system.dest)]) if (path.length > 1 && !found.has(path)) found.set(path, this.tell(path));
+      for (const path of [...strings(system.path), ...strings(system.dest)])
+        if (path.length > 1 && !found.has(path)) found.set(path, this.tell(path));
       current = current.cause;
     }
-    return [...found.entries()].filter(([path]) => path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path)).sort((a, b) => b[0].length - a[0].length);
+    return [...found.entries()]
+      .filter(([path]) => path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path))
+      .sort((a, b) => b[0].length - a[0].length);
   }
 
   /** How a path is told: a file in a models directory by its name there, a models directory as `<models_dir>`, else `<path>`. */

@@ -33,10 +33,13 @@ export class KeepAliveSyntaxError extends Error {}
  * `MAX_DURATION_SECONDS` (10 years) is refused rather than guessed at: -1 says "forever".
  */
 function fromSeconds(seconds: number): KeepAlive {
-  if (!Number.isFinite(seconds)) throw new KeepAliveSyntaxError(`expected a finite number of seconds, found ${seconds}`);
+  if (!Number.isFinite(seconds))
+    throw new KeepAliveSyntaxError(`expected a finite number of seconds, found ${seconds}`);
   if (seconds < 0) return KEEP_ALIVE_FOREVER;
   if (seconds > MAX_DURATION_SECONDS) {
-    throw new KeepAliveSyntaxError(`expected at most ${MAX_DURATION_SECONDS} seconds (10 years), or -1 for forever; found ${seconds}`);
+    throw new KeepAliveSyntaxError(
+      `expected at most ${MAX_DURATION_SECONDS} seconds (10 years), or -1 for forever; found ${seconds}`,
+    );
   }
   return { afterSeconds: Math.ceil(seconds) };
 }

@@ -34,8 +34,16 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
   const registry = new Registry();
   const registers = [registry];
 
-  const hits = new Counter({ name: "inferno_cache_hits_total", help: "Model requests served by a loaded model.", registers });
-  const misses = new Counter({ name: "inferno_cache_misses_total", help: "Model requests that needed a load.", registers });
+  const hits = new Counter({
+    name: "inferno_cache_hits_total",
+    help: "Model requests served by a loaded model.",
+    registers,
+  });
+  const misses = new Counter({
+    name: "inferno_cache_misses_total",
+    help: "Model requests that needed a load.",
+    registers,
+  });
   const coalesced = new Counter({
     name: "inferno_cache_coalesced_total",
     help: "Model requests that joined a load already in flight (neither hits nor misses).",
@@ -47,7 +55,11 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
     registers,
   });
   const loads = new Counter({ name: "inferno_cache_loads_total", help: "Models loaded.", registers });
-  const loadFailures = new Counter({ name: "inferno_cache_load_failures_total", help: "Model loads that failed.", registers });
+  const loadFailures = new Counter({
+    name: "inferno_cache_load_failures_total",
+    help: "Model loads that failed.",
+    registers,
+  });
   const evictions = new Counter({
     name: "inferno_cache_evictions_total",
     help: "Models unloaded, by reason.",
@@ -88,11 +100,19 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
       },
     });
   gauge("inferno_cache_memory_bytes", "Memory held by loaded models.", () => cache.summary().memory_bytes);
-  gauge("inferno_cache_memory_limit_bytes", "The cache's memory budget (0 = unlimited).", () => cache.summary().memory_limit_bytes);
+  gauge(
+    "inferno_cache_memory_limit_bytes",
+    "The cache's memory budget (0 = unlimited).",
+    () => cache.summary().memory_limit_bytes,
+  );
   gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.summary().models_loaded);
   gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.summary().max_cached_models);
   gauge("inferno_requests_running", "Model requests holding a queue slot.", () => queue.runningCount);
-  gauge("inferno_requests_waiting", "Model requests waiting for a slot (bounded by server.max_queue).", () => queue.waitingCount);
+  gauge(
+    "inferno_requests_waiting",
+    "Model requests waiting for a slot (bounded by server.max_queue).",
+    () => queue.waitingCount,
+  );
 
   const requests = new Counter({
     name: "inferno_http_requests_total",
@@ -149,7 +169,10 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
       const kind = `${method} ${route} ${status}`;
       let series = perRequestKind.get(kind);
       if (series === undefined) {
-        series = { count: requests.labels({ method, route, status: String(status) }), latency: requestSeconds.labels({ method, route }) };
+        series = {
+          count: requests.labels({ method, route, status: String(status) }),
+          latency: requestSeconds.labels({ method, route }),
+        };
         perRequestKind.set(kind, series);
       }
       series.count.inc();

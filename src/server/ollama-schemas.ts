@@ -12,9 +12,17 @@ import { keepAlive } from "./schemas.js";
 const refused = (why: string) =>
   z
     .unknown()
-    .refine((value) => value === undefined || value === null || value === false || value === "" || (Array.isArray(value) && value.length === 0), {
-      message: why,
-    })
+    .refine(
+      (value) =>
+        value === undefined ||
+        value === null ||
+        value === false ||
+        value === "" ||
+        (Array.isArray(value) && value.length === 0),
+      {
+        message: why,
+      },
+    )
     .optional();
 
 /**
@@ -186,7 +194,7 @@ const messageSchema = z
     tool_call_id: z.string().min(1).optional(),
   })
   .refine((m) => m.role === "assistant" || m.tool_calls == null || m.tool_calls.length === 0, {
-    message: 'only assistant messages carry tool_calls',
+    message: "only assistant messages carry tool_calls",
     path: ["tool_calls"],
   });
 

@@ -209,7 +209,10 @@ function generationOptions(request: GenerationRequest, signal: AbortSignal, limi
   if (request.format) mapped.format = request.format;
   const { options } = request;
   // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is no number: until the end token or a full context.
-  const maxTokens = boundedMaxTokens(options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined, limits);
+  const maxTokens = boundedMaxTokens(
+    options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined,
+    limits,
+  );
   if (maxTokens !== undefined) mapped.maxTokens = maxTokens;
   if (!options) return mapped;
   if (options.temperature != null) mapped.temperature = options.temperature;
@@ -247,7 +250,11 @@ function ollamaToolCalls(calls: ToolCall[]) {
 }
 
 const messageField: TextField = (text, toolCalls) => ({
-  message: { role: "assistant", content: text, ...(toolCalls?.length ? { tool_calls: ollamaToolCalls(toolCalls) } : {}) },
+  message: {
+    role: "assistant",
+    content: text,
+    ...(toolCalls?.length ? { tool_calls: ollamaToolCalls(toolCalls) } : {}),
+  },
 });
 
 /** Ollama reports a reply that ends in tool calls as a normal stop. */
@@ -370,19 +377,33 @@ async function generate(
   );
 }
 
-async function generateRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof generateRequestSchema>): Promise<Response> {
+async function generateRoute(
+  c: AppContext,
+  deps: AppDeps,
+  schema: ReturnType<typeof generateRequestSchema>,
+): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
   const descriptor = await resolveTextModel(deps, body.model, "text generation");
   if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw) {
-    if (body.system) throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", { details: { param: "system" } });
-    return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) => model.complete(prompt, options));
+    if (body.system)
+      throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", {
+        details: { param: "system" },
+      });
+    return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) =>
+      model.complete(prompt, options),
+    );
   }
   // Without raw, Ollama puts the prompt into the model's template: a one-turn chat.
-  const messages: ChatMessage[] = [...(body.system ? [{ role: "system" as const, content: body.system }] : []), { role: "user", content: prompt }];
-  return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) => model.chat(messages, options));
+  const messages: ChatMessage[] = [
+    ...(body.system ? [{ role: "system" as const, content: body.system }] : []),
+    { role: "user", content: prompt },
+  ];
+  return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) =>
+    model.chat(messages, options),
+  );
 }
 
 /** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
@@ -393,15 +414,25 @@ function chatHistory(messages: NonNullable<ChatRequest["messages"]>): ChatMessag
   return messages.map((m, index): ChatMessage => {
     const content = m.content ?? "";
     if (m.role === "tool") {
-      return { role: "tool", content, ...(m.tool_call_id ? { toolCallId: m.tool_call_id } : {}), ...(m.tool_name ? { name: m.tool_name } : {}) };
+      return {
+        role: "tool",
+        content,
+        ...(m.tool_call_id ? { toolCallId: m.tool_call_id } : {}),
+        ...(m.tool_name ? { name: m.tool_name } : {}),
+      };
     }
     if (m.role !== "assistant") return { role: m.role, content };
     const toolCalls = (m.tool_calls ?? []).map((call, i) => ({
       id: call.id ?? `call_${index}_${i}`,
       name: call.function.name,
-      arguments: typeof call.function.arguments === "string" ? call.function.arguments : JSON.stringify(call.function.arguments ?? {}),
+      arguments:
+        typeof call.function.arguments === "string"
+          ? call.function.arguments
+          : JSON.stringify(call.function.arguments ?? {}),
     }));
-    return toolCalls.length > 0 ? { role: "assistant", content: m.content ?? null, toolCalls } : { role: "assistant", content };
+    return toolCalls.length > 0
+      ? { role: "assistant", content: m.content ?? null, toolCalls }
+      : { role: "assistant", content };
   });
 }
 
@@ -412,11 +443,16 @@ function chatOptions(body: ChatRequest): Omit<ChatOptions, keyof GenerationOptio
     ...(t.function.parameters !== undefined ? { parameters: t.function.parameters } : {}),
   }));
   const choice = body.tool_choice;
-  const toolChoice: ToolChoice | undefined = choice == null ? undefined : typeof choice === "string" ? choice : { name: choice.function.name };
+  const toolChoice: ToolChoice | undefined =
+    choice == null ? undefined : typeof choice === "string" ? choice : { name: choice.function.name };
   return { ...(tools.length > 0 ? { tools } : {}), ...(toolChoice ? { toolChoice } : {}) };
 }
 
-async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof chatRequestSchema>): Promise<Response> {
+async function chatRoute(
+  c: AppContext,
+  deps: AppDeps,
+  schema: ReturnType<typeof chatRequestSchema>,
+): Promise<Response> {
   const body: ChatRequest = parseBody(schema, await readJson(c));
   checkListLength(body.messages, deps.runtime.config.server.max_messages, "messages", "max_messages");
   const history = chatHistory(body.messages ?? []);
@@ -425,7 +461,9 @@ async function chatRoute(c: AppContext, deps: AppDeps, schema: ReturnType<typeof
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
   const descriptor = await resolveTextModel(deps, body.model, "chat");
   if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField);
-  return generate(c, deps, body, descriptor, messageField, "messages", (model, options) => model.chat(history, { ...options, ...tools }));
+  return generate(c, deps, body, descriptor, messageField, "messages", (model, options) =>
+    model.chat(history, { ...options, ...tools }),
+  );
 }
 
 /** Unit length, as Ollama returns /api/embed vectors (cosine similarity becomes a dot product). */
@@ -450,14 +488,23 @@ async function embedWith(
   const session = await openSession(c, deps, descriptor.name, request.keep_alive, "embeddings");
   clock.loaded();
   const model = session.lease.model as TextModel;
-  const result = await within(session, () => model.embed(inputs, session.signal, { inputParam: param, ...truncateTo(request.truncate) }));
+  const result = await within(session, () =>
+    model.embed(inputs, session.signal, { inputParam: param, ...truncateTo(request.truncate) }),
+  );
   return { result, clock };
 }
 
 async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof embedRequestSchema>): Promise<Response> {
   const body = parseBody(schema, await readJson(c));
   checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
-  const inputs = body.input === undefined ? [] : typeof body.input === "string" ? (body.input === "" ? [] : [body.input]) : body.input;
+  const inputs =
+    body.input === undefined
+      ? []
+      : typeof body.input === "string"
+        ? body.input === ""
+          ? []
+          : [body.input]
+        : body.input;
   const done = await embedWith(c, deps, body, inputs, "input");
   if (done === null) return c.json({ model: body.model, embeddings: [] });
   const { result, clock } = done;
@@ -472,7 +519,11 @@ async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof emb
 }
 
 /** The older single-input route: raw (not normalized) vectors, as Ollama returns them there. */
-async function embeddings(c: AppContext, deps: AppDeps, schema: ReturnType<typeof embeddingsRequestSchema>): Promise<Response> {
+async function embeddings(
+  c: AppContext,
+  deps: AppDeps,
+  schema: ReturnType<typeof embeddingsRequestSchema>,
+): Promise<Response> {
   const body = parseBody(schema, await readJson(c));
   const inputs = body.prompt === undefined || body.prompt === "" ? [] : [body.prompt];
   const done = await embedWith(c, deps, body, inputs, "prompt");

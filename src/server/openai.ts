@@ -103,7 +103,13 @@ function chatMessages(body: Pick<ChatRequest, "messages">): ChatMessage[] {
           role: "assistant",
           content: m.content == null ? null : textOf(m.content),
           ...(m.tool_calls && m.tool_calls.length > 0
-            ? { toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) }
+            ? {
+                toolCalls: m.tool_calls.map((c) => ({
+                  id: c.id,
+                  name: c.function.name,
+                  arguments: c.function.arguments,
+                })),
+              }
             : {}),
         };
       case "tool":
@@ -141,7 +147,11 @@ function chatOptions(body: ChatRequest): ChatOptions {
 }
 
 function openaiToolCalls(calls: readonly ToolCall[]) {
-  return calls.map((call) => ({ id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } }));
+  return calls.map((call) => ({
+    id: call.id,
+    type: "function" as const,
+    function: { name: call.name, arguments: call.arguments },
+  }));
 }
 
 async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
@@ -173,7 +183,10 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
         choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       });
       events.send(chunk({ role: "assistant", content: "" }, null));
-      const result = await model.chat(messages, { ...options, onText: (text) => events.send(chunk({ content: text }, null)) });
+      const result = await model.chat(messages, {
+        ...options,
+        onText: (text) => events.send(chunk({ content: text }, null)),
+      });
       const finish = finishReasonOf(result.finishReason, session, deps);
       // Calls are sent whole once generated (their arguments must be complete to validate), one delta each.
       for (const [index, call] of openaiToolCalls(result.toolCalls ?? []).entries()) {
@@ -181,7 +194,14 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
       }
       events.send(chunk({}, finish));
       if (includeUsage(body)) {
-        events.send({ id, object: "chat.completion.chunk", created, model: name, choices: [], usage: usageOf([result]) });
+        events.send({
+          id,
+          object: "chat.completion.chunk",
+          created,
+          model: name,
+          choices: [],
+          usage: usageOf([result]),
+        });
       }
     });
   }
@@ -280,10 +300,13 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
     maxTokens: body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS,
   };
 
-  if (body.stream) return streamSession(c, deps, session, (events) => streamCompletions(deps, events, body, session, model, meta));
+  if (body.stream)
+    return streamSession(c, deps, session, (events) => streamCompletions(deps, events, body, session, model, meta));
 
   const results = await within(session, () =>
-    completeEach(model, prompts, () => generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server)),
+    completeEach(model, prompts, () =>
+      generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
+    ),
   );
   return jsonResponse(c, {
     id: meta.id,

@@ -3,7 +3,20 @@
  * discovery, the model cache and a logger. `createRuntime()` in src/runtime builds the real one and implements these
  * shapes; the server depends on this contract only and never imports src/runtime (enforced by dependency-cruiser).
  */
-import type { AcquireOptions, CacheEvent, CacheEvents, CacheStats, CacheSummary, KeepAlive, LastSave, Lease, LoadedModelInfo, WarmupProgress, WarmupResult, WarmupStrategy } from "../cache/types.js";
+import type {
+  AcquireOptions,
+  CacheEvent,
+  CacheEvents,
+  CacheStats,
+  CacheSummary,
+  KeepAlive,
+  LastSave,
+  Lease,
+  LoadedModelInfo,
+  WarmupProgress,
+  WarmupResult,
+  WarmupStrategy,
+} from "../cache/types.js";
 import type { LoadedModel } from "../backends/types.js";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { InfernoConfig } from "../config/schema.js";

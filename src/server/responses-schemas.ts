@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { keepAlive, penalty, unsupported, withoutEffect } from "./schemas.js";
 
-const stateless = (what: string) => unsupported(`${what} is not supported: Inferno is stateless (send the whole conversation as input);`);
+const stateless = (what: string) =>
+  unsupported(`${what} is not supported: Inferno is stateless (send the whole conversation as input);`);
 
 /** `id` and `status` come back in items a client replays from an earlier response; they carry nothing here. */
 const replayed = { id: z.string().nullish(), status: z.string().nullish() };
@@ -91,7 +92,10 @@ export const responsesRequestSchema = z.strictObject({
   seed: z.number().int().nullish(),
   tools: z.array(functionTool).nullish(),
   tool_choice: z
-    .union([z.enum(["none", "auto", "required"]), z.strictObject({ type: z.literal("function"), name: z.string().min(1) })])
+    .union([
+      z.enum(["none", "auto", "required"]),
+      z.strictObject({ type: z.literal("function"), name: z.string().min(1) }),
+    ])
     .nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   text: z.strictObject({ format: textFormat.nullish(), verbosity: unsupported("verbosity is") }).nullish(),

@@ -29,11 +29,16 @@ function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields
     messages.push({ role: "system", content: body.instructions });
     origin.push(-1);
   }
-  const items: ResponsesInputItem[] = typeof body.input === "string" ? [{ type: "message", role: "user", content: body.input }] : body.input;
+  const items: ResponsesInputItem[] =
+    typeof body.input === "string" ? [{ type: "message", role: "user", content: body.input }] : body.input;
   for (const [index, item] of items.entries()) {
     if (item.type === "message") {
       const content = textOf(item.content);
-      messages.push(item.role === "assistant" ? { role: "assistant", content } : { role: item.role === "developer" ? "system" : item.role, content });
+      messages.push(
+        item.role === "assistant"
+          ? { role: "assistant", content }
+          : { role: item.role === "developer" ? "system" : item.role, content },
+      );
       origin.push(index);
     } else if (item.type === "function_call") {
       // Calls that follow an assistant message (or each other) belong to that assistant turn.
@@ -55,9 +60,11 @@ function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields
       origin.push(index);
     }
   }
-  const itemPath = (index: number | undefined) => (index === undefined || index < 0 ? "instructions" : `input[${index}]`);
+  const itemPath = (index: number | undefined) =>
+    index === undefined || index < 0 ? "instructions" : `input[${index}]`;
   const fields: FieldNames = {
-    message: (index, field) => `${itemPath(origin[index])}${field === "tool_call_id" ? ".call_id" : field ? `.${field}` : ""}`,
+    message: (index, field) =>
+      `${itemPath(origin[index])}${field === "tool_call_id" ? ".call_id" : field ? `.${field}` : ""}`,
     toolCall: (m, c, field) => `${itemPath(callOrigin.get(m)?.[c] ?? origin[m])}${field ? ".arguments" : ""}`,
     tool: (index, field) => `tools[${index}].${field}`,
     toolChoice: "tool_choice",
@@ -182,7 +189,9 @@ async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
 
   if (!body.stream) {
     const result = await within(session, () => model.chat(messages, options));
-    return c.json(responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result }));
+    return c.json(
+      responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result }),
+    );
   }
 
   return streamSession(c, deps, session, async (events) => {
@@ -217,9 +226,21 @@ async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
     for (const [offset, call] of calls.entries()) {
       const outputIndex = first + offset;
       const itemId = `fc_${call.id}`;
-      send("response.output_item.added", { output_index: outputIndex, item: functionCallItem(call, "in_progress", "") });
-      send("response.function_call_arguments.delta", { item_id: itemId, output_index: outputIndex, delta: call.arguments });
-      send("response.function_call_arguments.done", { item_id: itemId, output_index: outputIndex, name: call.name, arguments: call.arguments });
+      send("response.output_item.added", {
+        output_index: outputIndex,
+        item: functionCallItem(call, "in_progress", ""),
+      });
+      send("response.function_call_arguments.delta", {
+        item_id: itemId,
+        output_index: outputIndex,
+        delta: call.arguments,
+      });
+      send("response.function_call_arguments.done", {
+        item_id: itemId,
+        output_index: outputIndex,
+        name: call.name,
+        arguments: call.arguments,
+      });
       send("response.output_item.done", { output_index: outputIndex, item: functionCallItem(call, "completed") });
     }
     const output = outputItems(messageId, result);

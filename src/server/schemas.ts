@@ -46,7 +46,9 @@ export const withoutEffect = {
   service_tier: z.string().nullish(),
   store: z
     .boolean()
-    .refine((value) => value === false, { message: "store: true is not supported: Inferno is stateless and keeps no responses" })
+    .refine((value) => value === false, {
+      message: "store: true is not supported: Inferno is stateless and keeps no responses",
+    })
     .nullish(),
   prompt_cache_key: z.string().nullish(),
   prompt_cache_retention: z.string().nullish(),
@@ -54,7 +56,10 @@ export const withoutEffect = {
   safety_identifier: z.string().nullish(),
   prediction: z.unknown().optional(),
 };
-export const ACCEPTED_WITHOUT_EFFECT: readonly string[] = [...Object.keys(withoutEffect), "stream_options.include_obfuscation"];
+export const ACCEPTED_WITHOUT_EFFECT: readonly string[] = [
+  ...Object.keys(withoutEffect),
+  "stream_options.include_obfuscation",
+];
 
 export const penalty = z.number().min(-2).max(2).nullish();
 
@@ -67,7 +72,9 @@ export const penalty = z.number().min(-2).max(2).nullish();
 export const truncatePromptTokens = z
   .number()
   .int()
-  .refine((n) => n === -1 || n > 0, { message: "expected -1 (truncate to what the context holds) or a positive number of tokens" })
+  .refine((n) => n === -1 || n > 0, {
+    message: "expected -1 (truncate to what the context holds) or a positive number of tokens",
+  })
   .nullish();
 
 /** Sampling settings shared by chat and text completions. `top_k` and `min_p` are extensions (llama.cpp's samplers). */
@@ -82,7 +89,8 @@ const sampling = {
     .record(z.string(), z.number().min(-100).max(100))
     .superRefine((biases, ctx) => {
       for (const key of Object.keys(biases)) {
-        if (!/^\d+$/.test(key)) ctx.addIssue({ code: "custom", path: [key], message: "expected token ids (non-negative integers) as keys" });
+        if (!/^\d+$/.test(key))
+          ctx.addIssue({ code: "custom", path: [key], message: "expected token ids (non-negative integers) as keys" });
       }
     })
     .nullish(),
@@ -90,7 +98,9 @@ const sampling = {
   stop,
   n: onlyOne,
   stream: z.boolean().nullish(),
-  stream_options: z.strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() }).nullish(),
+  stream_options: z
+    .strictObject({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() })
+    .nullish(),
   keep_alive: keepAlive.optional(),
   truncate_prompt_tokens: truncatePromptTokens,
   logprobs: unsupported("log probabilities are"),
@@ -211,7 +221,21 @@ export const warmupRequestSchema = z.object({
 
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 /** The sampling fields chat and text completions share (and the Responses API a subset of). */
-export type SamplingFields = Partial<Pick<ChatRequest, "temperature" | "top_p" | "top_k" | "min_p" | "frequency_penalty" | "presence_penalty" | "logit_bias" | "seed" | "stop" | "truncate_prompt_tokens">>;
+export type SamplingFields = Partial<
+  Pick<
+    ChatRequest,
+    | "temperature"
+    | "top_p"
+    | "top_k"
+    | "min_p"
+    | "frequency_penalty"
+    | "presence_penalty"
+    | "logit_bias"
+    | "seed"
+    | "stop"
+    | "truncate_prompt_tokens"
+  >
+>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
 
@@ -261,7 +285,12 @@ function narrowed(schema: z.ZodType, body: unknown): z.ZodType {
   let cut = narrowing.bySignature.get(signature);
   if (cut === undefined) {
     if (narrowing.bySignature.size >= MAX_NARROWED) return schema;
-    const mask = Object.fromEntries(signature.split(",").filter((key) => key !== "").map((key) => [key, true as const]));
+    const mask = Object.fromEntries(
+      signature
+        .split(",")
+        .filter((key) => key !== "")
+        .map((key) => [key, true as const]),
+    );
     cut = (schema as unknown as z.ZodObject).pick(mask as Record<string, true> & Record<number, never>);
     narrowing.bySignature.set(signature, cut);
   }
@@ -284,7 +313,8 @@ function describeIssue(issue: z.core.$ZodIssue): { param: string; message: strin
   if (issue.code === "unrecognized_keys") {
     return {
       param: formatPath([...issue.path, issue.keys[0] ?? ""]),
-      message: "unknown field: Inferno refuses fields it does not know rather than ignore them (see the README, \"Request fields\")",
+      message:
+        'unknown field: Inferno refuses fields it does not know rather than ignore them (see the README, "Request fields")',
     };
   }
   return { param: formatPath(issue.path), message: issue.message };

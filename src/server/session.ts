@@ -8,7 +8,14 @@ import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from
 import type { Lease } from "../cache/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { Aborted, CacheBusy, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
-import { type AppContext, type AppDeps, isWarmUpRequest, nodeResponse, RESPONSE_ALREADY_SENT, requestSignal } from "./context.js";
+import {
+  type AppContext,
+  type AppDeps,
+  isWarmUpRequest,
+  nodeResponse,
+  RESPONSE_ALREADY_SENT,
+  requestSignal,
+} from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 
@@ -106,7 +113,11 @@ export async function within<T>(session: ModelSession, use: () => Promise<T>): P
  * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
  * passed off as complete.
  */
-export function completedReason(reason: FinishReason, session: ModelSession, deps: AppDeps): Exclude<FinishReason, "abort"> {
+export function completedReason(
+  reason: FinishReason,
+  session: ModelSession,
+  deps: AppDeps,
+): Exclude<FinishReason, "abort"> {
   if (reason !== "abort") return reason;
   deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
@@ -168,7 +179,8 @@ export interface StreamFraming {
 export const SSE_FRAMING: StreamFraming = {
   headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
   // A line break inside the data would end the field: each line becomes its own `data:` line, as the format requires.
-  frame: (data) => `data: ${data.includes("\n") || data.includes("\r") ? data.split(/\r\n|\r|\n/).join("\ndata: ") : data}\n\n`,
+  frame: (data) =>
+    `data: ${data.includes("\n") || data.includes("\r") ? data.split(/\r\n|\r|\n/).join("\ndata: ") : data}\n\n`,
   error: (mapped) => errorBody(mapped, "openai"),
   end: "[DONE]",
 };

@@ -27,7 +27,10 @@ export function warmUpToken(): string {
 }
 
 /** The first text model among those the warm-up loaded (names), or null: what the warm-up requests ask for. */
-export async function warmUpModel(models: Pick<ModelCatalog, "resolve">, loaded: readonly string[]): Promise<string | null> {
+export async function warmUpModel(
+  models: Pick<ModelCatalog, "resolve">,
+  loaded: readonly string[],
+): Promise<string | null> {
   for (const name of loaded) {
     const descriptor = await models.resolve(name).catch(() => null);
     if (descriptor && FORMAT_KIND[descriptor.format] === "text") return name;
@@ -47,7 +50,14 @@ function requests(model: string): Array<{ path: string; body: object }> {
 }
 
 /** One POST, its answer read to the end; resolves whatever the status (a failure only leaves that path cold). */
-function post(agent: Agent, host: string, port: number, path: string, body: object, headers: Record<string, string>): Promise<void> {
+function post(
+  agent: Agent,
+  host: string,
+  port: number,
+  path: string,
+  body: object,
+  headers: Record<string, string>,
+): Promise<void> {
   const data = JSON.stringify(body);
   return new Promise((resolve) => {
     const req = request(

@@ -17,7 +17,12 @@ for (const name of names) {
       done();
     },
   });
-  const code = await main(["node", "inferno", "cache", "evict", name], { stdout: sink, stderr: sink, env: process.env, cwd: process.cwd() });
+  const code = await main(["node", "inferno", "cache", "evict", name], {
+    stdout: sink,
+    stderr: sink,
+    env: process.env,
+    cwd: process.cwd(),
+  });
   codes.push(code);
   if (code !== 0 && failure === null) failure = `${name}: exit ${code}: ${output.trim()}`;
 }

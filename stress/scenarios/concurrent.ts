@@ -32,7 +32,11 @@ const DELIBERATE = new Set(["queue_full", "cache_busy", "model_too_large"]);
  * and the memory measured once loaded (bytes).
  */
 async function modelMemory(root: string): Promise<{ estimate: number; measured: number }> {
-  const probe = await startStressServer({ root, models: [MODELS[0] as string], settings: { "cache.persist_cache": false } });
+  const probe = await startStressServer({
+    root,
+    models: [MODELS[0] as string],
+    settings: { "cache.persist_cache": false },
+  });
   try {
     let estimate = 0;
     const off = probe.runtime.cache.on("loading", (e) => (estimate = Math.max(estimate, e.estimateBytes)));
@@ -95,7 +99,9 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
         return MODELS[MODELS.length - 1] as string;
       };
       const started = performance.now();
-      const answers = await Promise.all(Array.from({ length: p.requests }, () => s.post("/v1/completions", completion(pick()))));
+      const answers = await Promise.all(
+        Array.from({ length: p.requests }, () => s.post("/v1/completions", completion(pick()))),
+      );
       const seconds = (performance.now() - started) / 1000;
       clearInterval(timer);
       unsubscribe();
@@ -107,10 +113,14 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
         const label = status === 200 ? "200" : `${status} ${code ?? "?"}`;
         byStatus[label] = (byStatus[label] ?? 0) + 1;
         if (code === "queue_full") queueRefused++;
-        tally.check(status === 200 || (code !== undefined && DELIBERATE.has(code)), () => `an answer ${status} ${JSON.stringify(body).slice(0, 300)}`);
+        tally.check(
+          status === 200 || (code !== undefined && DELIBERATE.has(code)),
+          () => `an answer ${status} ${JSON.stringify(body).slice(0, 300)}`,
+        );
       }
       tally.set("requests", p.requests);
-      for (const [label, count] of Object.entries(byStatus).sort()) tally.set(`answers_${label.replace(" ", "_")}`, count);
+      for (const [label, count] of Object.entries(byStatus).sort())
+        tally.set(`answers_${label.replace(" ", "_")}`, count);
       tally.set("seconds", Number(seconds.toFixed(1)));
       tally.set("loads", loadsStarted);
       tally.set("double_loads", doubleLoads);
@@ -126,9 +136,15 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
       const after = cache.summary();
       const counted = after.hits - before.hits + (after.misses - before.misses) + (after.coalesced - before.coalesced);
       const admitted = p.requests - queueRefused;
-      tally.set("hits_misses_coalesced", `${after.hits - before.hits} + ${after.misses - before.misses} + ${after.coalesced - before.coalesced} = ${counted}`);
+      tally.set(
+        "hits_misses_coalesced",
+        `${after.hits - before.hits} + ${after.misses - before.misses} + ${after.coalesced - before.coalesced} = ${counted}`,
+      );
       tally.set("admitted_requests", admitted);
-      tally.check(counted === admitted, () => `hits + misses + coalesced = ${counted}, but ${admitted} requests reached the cache`);
+      tally.check(
+        counted === admitted,
+        () => `hits + misses + coalesced = ${counted}, but ${admitted} requests reached the cache`,
+      );
     } finally {
       await s.stop();
     }
@@ -138,7 +154,8 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
 
 export const concurrentScenario: Scenario<ConcurrentParams> = {
   name: "concurrent",
-  title: "1,000 concurrent requests over 5 models, 2 resident, a memory cap: only deliberate 503/507s, 0 double loads, cap kept, leases released",
+  title:
+    "1,000 concurrent requests over 5 models, 2 resident, a memory cap: only deliberate 503/507s, 0 double loads, cap kept, leases released",
   full: { requests: 1000, maxQueue: 300, sampleMs: 5 },
   bounded: { requests: 60, maxQueue: 25, sampleMs: 5 },
   run: concurrent,

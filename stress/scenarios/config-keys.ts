@@ -56,7 +56,8 @@ export function badValues(key: KeyInfo): BadValue[] {
     const low = b.minimum !== undefined ? b.minimum - 1 : b.exclusiveMinimum;
     const high = b.maximum !== undefined ? b.maximum + 1 : b.exclusiveMaximum;
     if (low !== undefined) out.push({ text: String(low), typed: low, why: `below the minimum` });
-    if (high !== undefined && Number.isSafeInteger(high)) out.push({ text: String(high), typed: high, why: `above the maximum` });
+    if (high !== undefined && Number.isSafeInteger(high))
+      out.push({ text: String(high), typed: high, why: `above the maximum` });
     out.push({ text: "1e400", typed: Number.POSITIVE_INFINITY, why: "a number beyond double range" });
   }
   if (key.kind === "boolean") {
@@ -75,7 +76,8 @@ export function badValues(key: KeyInfo): BadValue[] {
   if (key.kind === "string-list") {
     out.push({ text: "", typed: "not-a-list", why: "a string for a list" });
     out.push({ text: "", typed: [1, 2], why: "numbers in a list of strings" });
-    if ((b.items?.minLength ?? 0) > 0) out.push({ text: `["a", ""]`, typed: ["a", ""], why: "an empty name in the list" });
+    if ((b.items?.minLength ?? 0) > 0)
+      out.push({ text: `["a", ""]`, typed: ["a", ""], why: "an empty name in the list" });
   }
   return out;
 }
@@ -94,7 +96,10 @@ function envName(path: string[]): string {
   return `INFERNO_${path.map((p) => p.toUpperCase()).join("__")}`;
 }
 
-async function cli(args: string[], where: { env: Record<string, string>; cwd: string }): Promise<{ code: number; stderr: string }> {
+async function cli(
+  args: string[],
+  where: { env: Record<string, string>; cwd: string },
+): Promise<{ code: number; stderr: string }> {
   let stderr = "";
   const sink = () => new Writable({ write: (_c, _e, done) => done() });
   const err = new Writable({
@@ -103,7 +108,12 @@ async function cli(args: string[], where: { env: Record<string, string>; cwd: st
       done();
     },
   });
-  const code = await main(["node", "inferno", ...args], { stdout: sink(), stderr: err, env: where.env, cwd: where.cwd });
+  const code = await main(["node", "inferno", ...args], {
+    stdout: sink(),
+    stderr: err,
+    env: where.env,
+    cwd: where.cwd,
+  });
   return { code, stderr };
 }
 
@@ -131,7 +141,13 @@ export async function configKeys(p: ConfigParams): Promise<ReturnType<Tally["res
           const set = await cli(["config", "set", dotted, bad.text], { env, cwd });
           tally.count("config_set_runs");
           const untouched = (await readFile(file, "utf8")) === SEED && (await readdir(cwd)).length === 1;
-          if (tally.check(set.code === 2 && untouched, () => `config set ${dotted} ${JSON.stringify(bad.text)} (${bad.why}): exit ${set.code}, file ${untouched ? "untouched" : "changed"}`)) {
+          if (
+            tally.check(
+              set.code === 2 && untouched,
+              () =>
+                `config set ${dotted} ${JSON.stringify(bad.text)} (${bad.why}): exit ${set.code}, file ${untouched ? "untouched" : "changed"}`,
+            )
+          ) {
             tally.count("config_set_refused_with_exit_2_file_untouched");
           }
         }
@@ -139,14 +155,25 @@ export async function configKeys(p: ConfigParams): Promise<ReturnType<Tally["res
         await writeFile(file, stringifyToml(nested(path, bad.typed)));
         const validate = await cli(["config", "validate"], { env, cwd });
         tally.count("config_file_runs");
-        if (tally.check(validate.code === 2, () => `${key.key} = ${JSON.stringify(bad.typed)} in a file (${bad.why}): config validate exit ${validate.code}`)) {
+        if (
+          tally.check(
+            validate.code === 2,
+            () =>
+              `${key.key} = ${JSON.stringify(bad.typed)} in a file (${bad.why}): config validate exit ${validate.code}`,
+          )
+        ) {
           tally.count("config_file_refused_with_exit_2");
         }
         if (p.environment && bad.text !== "" && !path.includes("tiny")) {
           await writeFile(file, SEED);
           const fromEnv = await cli(["config", "validate"], { env: { ...env, [envName(path)]: bad.text }, cwd });
           tally.count("environment_runs");
-          if (tally.check(fromEnv.code === 2, () => `${envName(path)}=${bad.text} (${bad.why}): config validate exit ${fromEnv.code}`)) {
+          if (
+            tally.check(
+              fromEnv.code === 2,
+              () => `${envName(path)}=${bad.text} (${bad.why}): config validate exit ${fromEnv.code}`,
+            )
+          ) {
             tally.count("environment_refused_with_exit_2");
           }
         }
@@ -158,7 +185,8 @@ export async function configKeys(p: ConfigParams): Promise<ReturnType<Tally["res
 
 export const configKeysScenario: Scenario<ConfigParams> = {
   name: "config",
-  title: "every configuration key with wrong types and out-of-range values (config set, file, environment): exit 2, nothing written",
+  title:
+    "every configuration key with wrong types and out-of-range values (config set, file, environment): exit 2, nothing written",
   full: { environment: true },
   bounded: { environment: false },
   run: configKeys,

@@ -100,7 +100,10 @@ async function* corruptFiles(p: CorruptParams, valid: Buffer): AsyncGenerator<[K
     for (let j = 0; j < count; j++) bytes[pick(bytes.length)] = pick(256);
     yield ["byte_overwrite", `${count} bytes overwritten (#${i})`, bytes];
   }
-  const lengths = p.truncations >= valid.length ? Array.from({ length: valid.length }, (_, n) => n) : Array.from({ length: p.truncations }, () => pick(valid.length));
+  const lengths =
+    p.truncations >= valid.length
+      ? Array.from({ length: valid.length }, (_, n) => n)
+      : Array.from({ length: p.truncations }, () => pick(valid.length));
   for (const length of lengths) yield ["truncation", `cut to ${length} bytes`, valid.subarray(0, length)];
   for (let i = 0; i < p.randomFiles; i++) {
     const bytes = Buffer.from(Array.from({ length: pick(2048) }, () => pick(256)));
@@ -117,10 +120,12 @@ async function* corruptFiles(p: CorruptParams, valid: Buffer): AsyncGenerator<[K
   const parts = await bombParts();
   for (let i = 0; i < p.declaredBombs; i++) {
     // From just over the cap to 2^53: the header alone must refuse it.
-    const size = DEFAULT_MAX_DECOMPRESSED_BYTES + 1 + Math.floor(random() ** 4 * (2 ** 53 - DEFAULT_MAX_DECOMPRESSED_BYTES - 1));
+    const size =
+      DEFAULT_MAX_DECOMPRESSED_BYTES + 1 + Math.floor(random() ** 4 * (2 ** 53 - DEFAULT_MAX_DECOMPRESSED_BYTES - 1));
     yield ["bomb", `declares ${size} bytes`, bombFrame(parts, size)];
   }
-  for (let i = 0; i < p.undeclaredBombs; i++) yield ["bomb", `100 MiB, no declared size (#${i})`, bombFrame(parts, null)];
+  for (let i = 0; i < p.undeclaredBombs; i++)
+    yield ["bomb", `100 MiB, no declared size (#${i})`, bombFrame(parts, null)];
   for (let i = 0; i < p.lyingBombs; i++) {
     const size = 1 + pick(MIB);
     yield ["bomb", `100 MiB declaring ${size} bytes`, bombFrame(parts, size)];
@@ -158,7 +163,9 @@ export async function corruptStates(p: CorruptParams): Promise<ReturnType<Tally[
         const { state, warning } = outcome.value;
         if (state !== null) {
           // Only a change the format cannot see is acceptable: the exact original state.
-          if (tally.check(isDeepStrictEqual(state, original), () => `${kind} (${what}): accepted as a different state`)) {
+          if (
+            tally.check(isDeepStrictEqual(state, original), () => `${kind} (${what}): accepted as a different state`)
+          ) {
             tally.count("decoded_unchanged");
           } else tally.count("accepted_altered");
           await rm(store.path, { force: true });
@@ -166,7 +173,12 @@ export async function corruptStates(p: CorruptParams): Promise<ReturnType<Tally[
         }
         const aside = /moved to (\S+\.corrupt-\S+) and the cache starts empty/.exec(warning ?? "")?.[1];
         const kept = aside === undefined ? null : await readFile(aside).catch(() => null);
-        if (tally.check(kept !== null && kept.equals(bytes), () => `${kind} (${what}): not quarantined intact (warning: ${warning})`)) {
+        if (
+          tally.check(
+            kept !== null && kept.equals(bytes),
+            () => `${kind} (${what}): not quarantined intact (warning: ${warning})`,
+          )
+        ) {
           tally.count("quarantined");
         }
         await rm(store.path, { force: true });
@@ -181,13 +193,17 @@ export async function corruptStates(p: CorruptParams): Promise<ReturnType<Tally[
   // Bounded: what the cap allows (the decoder's output buffer, and the copy handed back), never the bomb's 100 MiB+.
   const bound = 3 * DEFAULT_MAX_DECOMPRESSED_BYTES;
   tally.set("rss_growth_bound_mib", bound / MIB);
-  tally.check(peakRss - startRss <= bound, () => `memory grew by ${Math.round((peakRss - startRss) / MIB)} MiB, over ${bound / MIB} MiB`);
+  tally.check(
+    peakRss - startRss <= bound,
+    () => `memory grew by ${Math.round((peakRss - startRss) / MIB)} MiB, over ${bound / MIB} MiB`,
+  );
   return tally.result();
 }
 
 export const corruptStatesScenario: Scenario<CorruptParams> = {
   name: "corrupt",
-  title: "generated corrupt state files at start: each quarantined, 0 crashes, 0 hangs, memory bounded by the decompression cap",
+  title:
+    "generated corrupt state files at start: each quarantined, 0 crashes, 0 hangs, memory bounded by the decompression cap",
   full: {
     bitFlips: 2500,
     byteOverwrites: 1000,

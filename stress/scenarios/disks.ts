@@ -67,7 +67,14 @@ const saveWarnings = (s: StressServer) => s.logs.filter((l) => l.level === 40 &&
  * A save on a broken disk: it must fail at once with `cause` in `last_save.error` (also in /v1/cache/stats), leave the
  * previous file byte for byte and no temporary file; a second save failing the same way must not warn again.
  */
-async function failingSave(tally: Tally, p: DiskParams, s: StressServer, name: string, cause: RegExp, normalSaveMs: number): Promise<void> {
+async function failingSave(
+  tally: Tally,
+  p: DiskParams,
+  s: StressServer,
+  name: string,
+  cause: RegExp,
+  normalSaveMs: number,
+): Promise<void> {
   const path = join(s.cacheDir, STATE_FILE_NAME);
   const before = await readFile(path);
   await s.post("/v1/completions", completion(MODEL));
@@ -80,17 +87,30 @@ async function failingSave(tally: Tally, p: DiskParams, s: StressServer, name: s
   tally.check(failed.ok === false, () => `${name}: the save did not fail (${JSON.stringify(failed)})`);
   // At once: no waiting (the lock wait is 5 s) — as fast as a save that works, measured in the same run on this machine.
   const atOnce = Math.max(p.atOnceMs, 3 * normalSaveMs);
-  tally.check(ms <= atOnce, () => `${name}: the save took ${ms} ms to fail (at once means under ${atOnce} ms here: 3× a working save, at least ${p.atOnceMs})`);
-  tally.check(cause.test(failed.error ?? ""), () => `${name}: last_save.error does not name the real cause ${cause}: ${failed.error}`);
+  tally.check(
+    ms <= atOnce,
+    () =>
+      `${name}: the save took ${ms} ms to fail (at once means under ${atOnce} ms here: 3× a working save, at least ${p.atOnceMs})`,
+  );
+  tally.check(
+    cause.test(failed.error ?? ""),
+    () => `${name}: last_save.error does not name the real cause ${cause}: ${failed.error}`,
+  );
   const stats = await s.getJson<CacheStats>("/v1/cache/stats");
-  tally.check(stats.last_save.error === failed.error, () => `${name}: /v1/cache/stats last_save.error is ${stats.last_save.error}`);
+  tally.check(
+    stats.last_save.error === failed.error,
+    () => `${name}: /v1/cache/stats last_save.error is ${stats.last_save.error}`,
+  );
   tally.check((await readFile(path)).equals(before), () => `${name}: the previous state file changed`);
   const temps = (await readdir(s.cacheDir)).filter((f) => f.includes(".tmp-"));
   tally.check(temps.length === 0, () => `${name}: temporary files left: ${temps.join(", ")}`);
   await save(s);
   const warned = saveWarnings(s) - warningsBefore;
   tally.set(`${name}_warnings_for_two_failed_saves`, warned);
-  tally.check(warned === 1, () => `${name}: ${warned} save warnings for this cause over two failed saves (expected 1: one per distinct cause)`);
+  tally.check(
+    warned === 1,
+    () => `${name}: ${warned} save warnings for this cause over two failed saves (expected 1: one per distinct cause)`,
+  );
 }
 
 export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>> {
@@ -124,7 +144,10 @@ export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>>
           requests += 2;
           const found = await requestsInFile(s.cacheDir);
           tally.set("requests_in_file_after_repair", `${found} of ${requests}`);
-          tally.check(found === requests, () => `${found} requests in the file after the repair, expected ${requests} (none lost)`);
+          tally.check(
+            found === requests,
+            () => `${found} requests in the file after the repair, expected ${requests} (none lost)`,
+          );
         }
         // Vanished: the whole cache directory removed while the server runs.
         await rm(s.cacheDir, { recursive: true, force: true });
@@ -135,7 +158,11 @@ export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>>
         const fileMode = ((await stat(join(s.cacheDir, STATE_FILE_NAME)).catch(() => null))?.mode ?? 0) & 0o777;
         tally.set("vanished_dir_recreated_mode", dirMode.toString(8));
         tally.set("vanished_file_mode", fileMode.toString(8));
-        tally.check(dirMode === 0o700 && fileMode === 0o600, () => `vanished directory: recreated ${dirMode.toString(8)} / file ${fileMode.toString(8)}, expected 700 / 600`);
+        tally.check(
+          dirMode === 0o700 && fileMode === 0o600,
+          () =>
+            `vanished directory: recreated ${dirMode.toString(8)} / file ${fileMode.toString(8)}, expected 700 / 600`,
+        );
         const found = await requestsInFile(s.cacheDir);
         // The recreated file starts from this server's unsaved delta: the request made since the last save.
         tally.check(found >= 1, () => `vanished directory: ${found} requests in the recreated file`);
@@ -152,7 +179,8 @@ export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>>
 
 export const disksScenario: Scenario<DiskParams> = {
   name: "disks",
-  title: "disk full (64 KiB tmpfs), read-only remount, vanished cache directory: saves fail at once with the real cause, nothing lost",
+  title:
+    "disk full (64 KiB tmpfs), read-only remount, vanished cache directory: saves fail at once with the real cause, nothing lost",
   full: { atOnceMs: 1000 },
   bounded: { atOnceMs: 1000 },
   run: disks,

@@ -8,4 +8,12 @@ import { killSavesScenario } from "./kill-saves.js";
 import { lostUpdatesScenario } from "./lost-updates.js";
 import { securityScenario } from "./security.js";
 
-export const SCENARIOS = [killSavesScenario, lostUpdatesScenario, corruptStatesScenario, configKeysScenario, disksScenario, concurrentScenario, securityScenario] as Array<Scenario<never>>;
+export const SCENARIOS = [
+  killSavesScenario,
+  lostUpdatesScenario,
+  corruptStatesScenario,
+  configKeysScenario,
+  disksScenario,
+  concurrentScenario,
+  securityScenario,
+] as Array<Scenario<never>>;

@@ -36,15 +36,34 @@ const CHILD_BUNDLE = fileURLToPath(new URL("../../node_modules/.cache/inferno-st
  * tsx, which matters when hundreds are started and killed.
  */
 async function bundleChild(): Promise<string> {
-  await build({ entryPoints: [CHILD_SOURCE], outfile: CHILD_BUNDLE, bundle: true, platform: "node", format: "esm", packages: "external", logLevel: "error" });
+  await build({
+    entryPoints: [CHILD_SOURCE],
+    outfile: CHILD_BUNDLE,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    packages: "external",
+    logLevel: "error",
+  });
   return CHILD_BUNDLE;
 }
 
 function oneHit(models: PersistedModel[]): StateDelta {
-  return { at: Date.now(), half_life_hours: 24, reset_all: false, removed: [], counters: { ...emptyCounters(), hits: 1 }, models };
+  return {
+    at: Date.now(),
+    half_life_hours: 24,
+    reset_all: false,
+    removed: [],
+    counters: { ...emptyCounters(), hits: 1 },
+    models,
+  };
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 const temps = async (dir: string) => (await readdir(dir)).filter((f) => f.startsWith(`${STATE_FILE_NAME}.tmp-`)).length;
 
 /** Starts the saving child, kills it `delayMs` after its first completed save; the number of saves it reported. */
@@ -71,7 +90,14 @@ export async function killSaves(p: KillParams): Promise<ReturnType<Tally["result
   const tally = new Tally();
   const random = seededRandom(200);
   const models = stressModels(p.models);
-  for (const name of ["undecodable", "lost_saves", "stale_temp_files_after_start", "false_lock_failures", "other_save_failures"]) tally.set(name, 0);
+  for (const name of [
+    "undecodable",
+    "lost_saves",
+    "stale_temp_files_after_start",
+    "false_lock_failures",
+    "other_save_failures",
+  ])
+    tally.set(name, 0);
   const script = await bundleChild();
   await withTempDir("kill", async (dir) => {
     const path = `${dir}/${STATE_FILE_NAME}`;
@@ -90,17 +116,29 @@ export async function killSaves(p: KillParams): Promise<ReturnType<Tally["result
       const started = performance.now();
       const store = new FileStateStore(dir);
       const { state, warning } = await store.load();
-      if (!tally.check(state !== null && warning === null, () => `kill ${i}: the state did not load cleanly (${warning})`) || state === null) {
+      if (
+        !tally.check(
+          state !== null && warning === null,
+          () => `kill ${i}: the state did not load cleanly (${warning})`,
+        ) ||
+        state === null
+      ) {
         tally.count("undecodable");
         return;
       }
       const found = state.counters.hits;
       // The save the child was killed in may or may not have reached its rename.
-      if (!tally.check(found === hits + saved || found === hits + saved + 1, () => `kill ${i}: ${found} hits in the file, expected ${hits + saved} or one more`)) {
+      if (
+        !tally.check(
+          found === hits + saved || found === hits + saved + 1,
+          () => `kill ${i}: ${found} hits in the file, expected ${hits + saved} or one more`,
+        )
+      ) {
         tally.count("lost_saves", Math.max(0, hits + saved - found));
       }
       const left = await temps(dir);
-      if (!tally.check(left === 0, () => `kill ${i}: ${left} temporary file(s) left after the next start`)) tally.count("stale_temp_files_after_start", left);
+      if (!tally.check(left === 0, () => `kill ${i}: ${left} temporary file(s) left after the next start`))
+        tally.count("stale_temp_files_after_start", left);
       try {
         await store.save(oneHit(models));
         hits = found + 1;
@@ -109,7 +147,10 @@ export async function killSaves(p: KillParams): Promise<ReturnType<Tally["result
       } catch (error) {
         tally.count(error instanceof StateLocked ? "false_lock_failures" : "other_save_failures");
         const lockDir = await readdir(`${path}.lock`).catch((e: unknown) => String(e));
-        tally.check(false, () => `kill ${i}: the next save failed: ${String(error)} (lock directory: ${JSON.stringify(lockDir)})`);
+        tally.check(
+          false,
+          () => `kill ${i}: the next save failed: ${String(error)} (lock directory: ${JSON.stringify(lockDir)})`,
+        );
         return;
       }
       tally.check(!(await exists(`${path}.lock`)), () => `kill ${i}: the lock is still there after the next save`);

@@ -40,7 +40,10 @@ async function unusedPort(): Promise<number> {
 /** Saved entries for models gone missing an hour ago (so a starting server changes nothing about them). */
 async function seed(cacheDir: string, modelsDir: string, names: string[]): Promise<void> {
   const now = Date.now();
-  const state = stateWithModels(now, names.map((name) => ({ key: join(modelsDir, name), name, missing_since: now - 3600_000 })));
+  const state = stateWithModels(
+    now,
+    names.map((name) => ({ key: join(modelsDir, name), name, missing_since: now - 3600_000 })),
+  );
   await new FileStateStore(cacheDir).save(replacingDelta(state));
 }
 
@@ -63,10 +66,16 @@ export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally
       };
       const started = performance.now();
       const clis = writers.map((names) => {
-        const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), WRITER, ...names], { env, cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), WRITER, ...names], {
+          env,
+          cwd: root,
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         let out = "";
         child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
-        return once(child, "exit").then(() => JSON.parse(out.trim().split("\n").pop() ?? "{}") as { codes?: number[]; failure?: string | null });
+        return once(child, "exit").then(
+          () => JSON.parse(out.trim().split("\n").pop() ?? "{}") as { codes?: number[]; failure?: string | null },
+        );
       });
       const server = (async () => {
         for (let i = 0; i < p.writes; i++) {
@@ -84,7 +93,10 @@ export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally
       results.forEach((r, k) => {
         const ok = (r.codes ?? []).filter((c) => c === 0).length;
         tally.set(`cli_${k + 1}_evictions_ok`, `${ok} of ${p.writes}`);
-        tally.check(ok === p.writes, () => `CLI process ${k + 1}: ${p.writes - ok} commands failed (${r.failure ?? "no output"})`);
+        tally.check(
+          ok === p.writes,
+          () => `CLI process ${k + 1}: ${p.writes - ok} commands failed (${r.failure ?? "no output"})`,
+        );
       });
       tally.set("server_requests_served", served);
       tally.set("server_saves_ok", `${p.writes - saveFailures} of ${p.writes}`);

@@ -9,7 +9,12 @@ import { Coalesced } from "../../src/backends/host/coalesced.js";
 test("text closer than the interval goes as one message; the first and an isolated piece go when the loop turns", (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "setImmediate", "Date"], now: 1000 });
   const sent: string[] = [];
-  const text = new Coalesced<string>((held, next) => held + next, (value) => sent.push(value), 4, () => Date.now());
+  const text = new Coalesced<string>(
+    (held, next) => held + next,
+    (value) => sent.push(value),
+    4,
+    () => Date.now(),
+  );
 
   text.push("a");
   text.push("b");
@@ -42,7 +47,12 @@ test("text closer than the interval goes as one message; the first and an isolat
 test("progress keeps only the newest fraction", (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "setImmediate", "Date"], now: 0 });
   const sent: number[] = [];
-  const progress = new Coalesced<number>((_, next) => next, (value) => sent.push(value), 4, () => Date.now());
+  const progress = new Coalesced<number>(
+    (_, next) => next,
+    (value) => sent.push(value),
+    4,
+    () => Date.now(),
+  );
   for (const fraction of [0.1, 0.2]) progress.push(fraction);
   t.mock.timers.tick(0);
   for (const fraction of [0.3, 0.4, 0.5]) progress.push(fraction);

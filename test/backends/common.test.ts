@@ -22,7 +22,11 @@ test("threadCount: 0 means the physical cores less one, an explicit count is kep
     [3, 4, 0, 1],
   ];
   for (const [configured, physical, cores, expected] of table) {
-    assert.equal(threadCount(configured, physical, cores), expected, `threadCount(${configured}, ${physical}, ${cores})`);
+    assert.equal(
+      threadCount(configured, physical, cores),
+      expected,
+      `threadCount(${configured}, ${physical}, ${cores})`,
+    );
   }
 });
 

@@ -59,7 +59,13 @@ runBackendContract("onnx (ONNX Runtime)", async () => ({
 runBackendContract("fake (cache unit tests)", async () => ({
   backend: new FakeBackend(),
   config,
-  model: { name: "fake.gguf", key: "/fake/fake.gguf", path: "/fake/fake.gguf", format: "gguf", fingerprint: { size: 1, mtimeMs: 0 } },
+  model: {
+    name: "fake.gguf",
+    key: "/fake/fake.gguf",
+    path: "/fake/fake.gguf",
+    format: "gguf",
+    fingerprint: { size: 1, mtimeMs: 0 },
+  },
   use: async (model) => {
     if (model.kind !== "text") throw new Error("expected a text model");
     return model.complete("Once", { maxTokens: 2 });

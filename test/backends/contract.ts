@@ -71,7 +71,10 @@ export function runBackendContract(name: string, setup: () => Promise<ContractSu
     test("a load whose signal is already aborted rejects with Aborted", async () => {
       const controller = new AbortController();
       controller.abort();
-      await assert.rejects(subject.backend.load(subject.model, { backend: subject.config, signal: controller.signal }), Aborted);
+      await assert.rejects(
+        subject.backend.load(subject.model, { backend: subject.config, signal: controller.signal }),
+        Aborted,
+      );
     });
 
     test("a file the runtime cannot load rejects with ModelLoadFailed", async (t) => {

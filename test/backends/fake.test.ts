@@ -36,7 +36,8 @@ describe("FakeBackend", () => {
     await assert.rejects(backend.load(a, { backend: backendConfig }), { code: "model_load_failed" });
     await backend.load(a, { backend: backendConfig });
     const b = await source.resolve("b.gguf");
-    for (let i = 0; i < 3; i++) await assert.rejects(backend.load(b, { backend: backendConfig }), { code: "model_load_failed" });
+    for (let i = 0; i < 3; i++)
+      await assert.rejects(backend.load(b, { backend: backendConfig }), { code: "model_load_failed" });
     assert.deepEqual(backend.counts, { started: 6, loaded: 1, failed: 5, aborted: 0, disposed: 0 });
   });
 
@@ -58,7 +59,11 @@ describe("FakeBackend", () => {
     if (model.kind !== "text") return;
     const pieces: string[] = [];
     const full = await model.complete("one two three four", { onText: (t) => pieces.push(t) });
-    assert.deepEqual(full, { text: "one two three four", finishReason: "stop", usage: { promptTokens: 4, completionTokens: 4 } });
+    assert.deepEqual(full, {
+      text: "one two three four",
+      finishReason: "stop",
+      usage: { promptTokens: 4, completionTokens: 4 },
+    });
     assert.equal(pieces.join(""), full.text);
     assert.equal((await model.complete("one two three", { maxTokens: 2 })).finishReason, "length");
     assert.equal((await model.complete("one two three", { stop: [" thr"] })).text, "one two");

@@ -72,17 +72,33 @@ describe("a model in a host", () => {
 
   test("options and results cross as they are: the same greedy text, stop strings, usage, chat, tokens and embeddings", async () => {
     const options = { maxTokens: 12, temperature: 0 };
-    assert.deepEqual(await model.complete("Once upon a time", options), await inProcess.complete("Once upon a time", options));
+    assert.deepEqual(
+      await model.complete("Once upon a time", options),
+      await inProcess.complete("Once upon a time", options),
+    );
     const free = await model.complete("Once upon a time", { maxTokens: 24, temperature: 0 });
     const stop = free.text.slice(6, 9);
     const stopped = await model.complete("Once upon a time", { maxTokens: 24, temperature: 0, stop: [stop] });
-    assert.deepEqual(stopped, await inProcess.complete("Once upon a time", { maxTokens: 24, temperature: 0, stop: [stop] }));
+    assert.deepEqual(
+      stopped,
+      await inProcess.complete("Once upon a time", { maxTokens: 24, temperature: 0, stop: [stop] }),
+    );
     assert.equal(stopped.finishReason, "stop");
     const chat = [{ role: "user" as const, content: "Say hello" }];
-    assert.deepEqual(await model.chat(chat, { maxTokens: 5, temperature: 0 }), await inProcess.chat(chat, { maxTokens: 5, temperature: 0 }));
+    assert.deepEqual(
+      await model.chat(chat, { maxTokens: 5, temperature: 0 }),
+      await inProcess.chat(chat, { maxTokens: 5, temperature: 0 }),
+    );
     // Structured output and the sampling fields cross too (plain data).
     const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"] };
-    const shaped = { maxTokens: 40, temperature: 0.8, seed: 3, topK: 20, minP: 0.05, format: { type: "json_schema" as const, schema } };
+    const shaped = {
+      maxTokens: 40,
+      temperature: 0.8,
+      seed: 3,
+      topK: 20,
+      minP: 0.05,
+      format: { type: "json_schema" as const, schema },
+    };
     const structured = await model.chat(chat, shaped);
     assert.deepEqual(structured, await inProcess.chat(chat, shaped));
     assert.ok(["yes", "no"].includes((JSON.parse(structured.text) as { answer: string }).answer));
@@ -103,7 +119,10 @@ describe("a model in a host", () => {
     assert.deepEqual(await model.complete(long, cut), await inProcess.complete(long, cut));
     await assert.rejects(model.embed(["a", long]), ContextLengthExceeded);
     const embedCut = { truncatePromptTokens: -1 };
-    assert.deepEqual(await model.embed(["a", long], undefined, embedCut), await inProcess.embed(["a", long], undefined, embedCut));
+    assert.deepEqual(
+      await model.embed(["a", long], undefined, embedCut),
+      await inProcess.embed(["a", long], undefined, embedCut),
+    );
   });
 
   test("streams: the pieces make up the text; an abort mid-stream ends it with what was generated", async () => {
@@ -127,7 +146,10 @@ describe("a model in a host", () => {
     const measured = (await processMemory(model.pid as number)) as number;
     assert.ok(Math.abs(model.memoryBytes - measured) / measured < 0.25, `${model.memoryBytes} vs ${measured}`);
     assert.ok(model.memoryBytes > (await manager.resolve("nano.gguf")).fingerprint.size);
-    assert.ok(readyPid !== null && readyPid === model.pid, "ready() started the spare host and the first load ran in it");
+    assert.ok(
+      readyPid !== null && readyPid === model.pid,
+      "ready() started the spare host and the first load ran in it",
+    );
     assert.ok(sparePid !== null && sparePid !== model.pid, "a spare was started after the load");
     const second = (await hosted.load(await manager.resolve("nano.gguf"), { backend: config })) as TextModel;
     try {
@@ -141,7 +163,11 @@ describe("a model in a host", () => {
   test("a host killed mid-stream: the call fails with ModelCrashed, crashed settles, later calls fail alike", async () => {
     const victim = (await hosted.load(await manager.resolve("nano.gguf"), { backend: config })) as TextModel;
     const pid = victim.pid as number;
-    const pending = victim.complete("Once", { maxTokens: 400, temperature: 0, onText: () => process.kill(pid, "SIGKILL") });
+    const pending = victim.complete("Once", {
+      maxTokens: 400,
+      temperature: 0,
+      onText: () => process.kill(pid, "SIGKILL"),
+    });
     await assert.rejects(pending, (error: Error) => {
       assert.ok(error instanceof ModelCrashed);
       assert.match(error.message, /signal SIGKILL/);
@@ -181,12 +207,15 @@ describe("hosts that break the protocol", () => {
   test("a host that does not answer a load within the bound: ModelLoadTimeout, and the host is killed", async () => {
     const started = Date.now();
     let pid = 0;
-    await assert.rejects(impatient.load(await descriptor("silent.gguf"), { backend: config, onProgress: () => undefined }), (error: Error) => {
-      assert.ok(error instanceof ModelLoadTimeout, String(error));
-      assert.match(error.message, /did not load silent\.gguf within 2 s/);
-      pid = Number((error as ModelLoadTimeout).details?.pid ?? 0);
-      return true;
-    });
+    await assert.rejects(
+      impatient.load(await descriptor("silent.gguf"), { backend: config, onProgress: () => undefined }),
+      (error: Error) => {
+        assert.ok(error instanceof ModelLoadTimeout, String(error));
+        assert.match(error.message, /did not load silent\.gguf within 2 s/);
+        pid = Number((error as ModelLoadTimeout).details?.pid ?? 0);
+        return true;
+      },
+    );
     assert.ok(Date.now() - started >= 1400);
     if (pid) assert.ok(await gone(pid));
   });
@@ -215,7 +244,10 @@ describe("hosts that break the protocol", () => {
   test("a host that dies while loading (SIGSEGV) fails that load with ModelLoadFailed naming the signal", async () => {
     await assert.rejects(backend.load(await descriptor("dies.gguf"), { backend: config }), (error: Error) => {
       assert.ok(error instanceof ModelLoadFailed, String(error));
-      assert.match(error.message, /could not load dies\.gguf: the model host of dies\.gguf \(pid \d+\) was ended by signal SIGSEGV/);
+      assert.match(
+        error.message,
+        /could not load dies\.gguf: the model host of dies\.gguf \(pid \d+\) was ended by signal SIGSEGV/,
+      );
       return true;
     });
   });

@@ -10,7 +10,10 @@ const at = "schema";
 test("supported schemas translate (required is implied, annotations dropped, $defs hoisted, formats kept)", () => {
   const table: Array<[unknown, unknown]> = [
     [{ type: "boolean", title: "t", $schema: "x" }, { type: "boolean" }],
-    [{ enum: ["a", 1, null], description: "d" }, { enum: ["a", 1, null], description: "d" }],
+    [
+      { enum: ["a", 1, null], description: "d" },
+      { enum: ["a", 1, null], description: "d" },
+    ],
     [{ type: ["string", "null"] }, { type: ["string", "null"] }],
     [
       { type: "object", properties: { a: { type: "integer" } }, required: ["a"], additionalProperties: false },
@@ -18,12 +21,26 @@ test("supported schemas translate (required is implied, annotations dropped, $de
     ],
     [{ type: "object" }, { type: "object", additionalProperties: true }],
     [{ anyOf: [{ type: "string" }, { type: "null" }] }, { oneOf: [{ type: "string" }, { type: "null" }] }],
-    [{ type: "array", items: { const: 1 }, minItems: 1, maxItems: 2 }, { type: "array", items: { const: 1 }, minItems: 1, maxItems: 2 }],
-    [{ type: "string", format: "date" }, { type: "string", format: "date" }],
-    [{ type: "string", format: "email", maxLength: 9 }, { type: "string", maxLength: 9 }],
+    [
+      { type: "array", items: { const: 1 }, minItems: 1, maxItems: 2 },
+      { type: "array", items: { const: 1 }, minItems: 1, maxItems: 2 },
+    ],
+    [
+      { type: "string", format: "date" },
+      { type: "string", format: "date" },
+    ],
+    [
+      { type: "string", format: "email", maxLength: 9 },
+      { type: "string", maxLength: 9 },
+    ],
     [
       { type: "object", properties: { p: { $ref: "#/definitions/P" } }, definitions: { P: { type: "boolean" } } },
-      { type: "object", properties: { p: { $ref: "#/$defs/P" } }, additionalProperties: false, $defs: { P: { type: "boolean" } } },
+      {
+        type: "object",
+        properties: { p: { $ref: "#/$defs/P" } },
+        additionalProperties: false,
+        $defs: { P: { type: "boolean" } },
+      },
     ],
   ];
   for (const [schema, expected] of table) assert.deepEqual(grammarSchema(schema, at), expected, JSON.stringify(schema));
@@ -65,8 +82,18 @@ test("tool messages answer calls by id, else by name, else in order; Ollama-styl
     { role: "tool", content: "A" },
     { role: "user", content: "next" },
   ]);
-  assert.deepEqual(paired[1], { role: "assistant", content: null, calls: [{ call: calls[0], result: "A" }, { call: calls[1], result: "B" }] });
+  assert.deepEqual(paired[1], {
+    role: "assistant",
+    content: null,
+    calls: [
+      { call: calls[0], result: "A" },
+      { call: calls[1], result: "B" },
+    ],
+  });
   assert.equal(paired.length, 3);
-  assert.throws(() => checkChat([{ role: "user", content: "q" }], { tools: [{ name: "a" }, { name: "a" }] }), /tools\[1\]\.function\.name/);
+  assert.throws(
+    () => checkChat([{ role: "user", content: "q" }], { tools: [{ name: "a" }, { name: "a" }] }),
+    /tools\[1\]\.function\.name/,
+  );
   assert.throws(() => checkChat([{ role: "user", content: "q" }], { toolChoice: "required" }), /tool_choice/);
 });

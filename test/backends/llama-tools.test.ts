@@ -23,7 +23,9 @@ before(async () => {
   await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
   const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
   // The generic function-calling system prompt is long in the tiny vocabulary's tokens.
-  model = (await gguf.load(await new ModelManager(dir).resolve("nano"), { backend: { ...TEST_BACKEND, context_size: 2048 } })) as TextModel;
+  model = (await gguf.load(await new ModelManager(dir).resolve("nano"), {
+    backend: { ...TEST_BACKEND, context_size: 2048 },
+  })) as TextModel;
 });
 after(async () => {
   await model.dispose();
@@ -34,16 +36,32 @@ after(async () => {
 const weather: ToolDefinition = {
   name: "get_weather",
   description: "The weather in a city",
-  parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } }, required: ["city"] },
+  parameters: {
+    type: "object",
+    properties: { city: { enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } },
+    required: ["city"],
+  },
 };
-const time: ToolDefinition = { name: "get_time", parameters: { type: "object", properties: { zone: { enum: ["UTC", "CET"] } } } };
+const time: ToolDefinition = {
+  name: "get_time",
+  parameters: { type: "object", properties: { zone: { enum: ["UTC", "CET"] } } },
+};
 const ask: ChatMessage[] = [{ role: "user", content: "What is the weather in Paris?" }];
 
 describe("structured output", () => {
   test("a json_schema format gives JSON that validates (enum and boolean)", async () => {
-    const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] }, sure: { type: "boolean" } }, required: ["answer", "sure"] };
+    const schema = {
+      type: "object",
+      properties: { answer: { enum: ["yes", "no"] }, sure: { type: "boolean" } },
+      required: ["answer", "sure"],
+    };
     for (const seed of [1, 2]) {
-      const result = await model.chat(ask, { temperature: 0.8, seed, maxTokens: 200, format: { type: "json_schema", schema } });
+      const result = await model.chat(ask, {
+        temperature: 0.8,
+        seed,
+        maxTokens: 200,
+        format: { type: "json_schema", schema },
+      });
       const value = JSON.parse(result.text) as { answer: string; sure: boolean };
       assert.deepEqual(Object.keys(value).sort(), ["answer", "sure"]);
       assert.ok(["yes", "no"].includes(value.answer));
@@ -52,7 +70,11 @@ describe("structured output", () => {
   });
 
   test("completions take a format too", async () => {
-    const result = await model.complete("Answer:", { temperature: 0, maxTokens: 100, format: { type: "json_schema", schema: { enum: [1, 2, 3] } } });
+    const result = await model.complete("Answer:", {
+      temperature: 0,
+      maxTokens: 100,
+      format: { type: "json_schema", schema: { enum: [1, 2, 3] } },
+    });
     assert.ok([1, 2, 3].includes(JSON.parse(result.text) as number));
   });
 });
@@ -60,7 +82,13 @@ describe("structured output", () => {
 describe("tools", () => {
   test("tool_choice required: one well-formed call whose arguments validate, not streamed as text", async () => {
     const pieces: string[] = [];
-    const result = await model.chat(ask, { temperature: 0, maxTokens: 200, tools: [weather, time], toolChoice: "required", onText: (t) => pieces.push(t) });
+    const result = await model.chat(ask, {
+      temperature: 0,
+      maxTokens: 200,
+      tools: [weather, time],
+      toolChoice: "required",
+      onText: (t) => pieces.push(t),
+    });
     assert.equal(result.finishReason, "tool_calls");
     assert.equal(result.text, "");
     assert.deepEqual(pieces, []);
@@ -78,7 +106,12 @@ describe("tools", () => {
 
   test("a named tool_choice calls exactly that function", async () => {
     for (const name of ["get_weather", "get_time"]) {
-      const result = await model.chat(ask, { temperature: 0, maxTokens: 200, tools: [weather, time], toolChoice: { name } });
+      const result = await model.chat(ask, {
+        temperature: 0,
+        maxTokens: 200,
+        tools: [weather, time],
+        toolChoice: { name },
+      });
       assert.equal(result.toolCalls?.[0]?.name, name);
     }
   });
@@ -104,17 +137,27 @@ describe("tools", () => {
     assert.ok(["stop", "length", "tool_calls"].includes(second.finishReason));
     assert.ok(second.usage.promptTokens > first.usage.promptTokens / 2);
     // The result reaches the prompt: a different result gives a different prompt length.
-    const other = await model.chat([...history.slice(0, 2), { role: "tool", toolCallId: call.id, content: '{"temperature": 21, "wind": "strong"}' }], { temperature: 0, maxTokens: 1, tools: [weather] });
+    const other = await model.chat(
+      [...history.slice(0, 2), { role: "tool", toolCallId: call.id, content: '{"temperature": 21, "wind": "strong"}' }],
+      { temperature: 0, maxTokens: 1, tools: [weather] },
+    );
     assert.ok(other.usage.promptTokens > second.usage.promptTokens);
   });
 
   test("a tool message answering no call is a BadRequest naming it", async () => {
     const history: ChatMessage[] = [
       ...ask,
-      { role: "assistant", content: null, toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Rome"}' }] },
+      {
+        role: "assistant",
+        content: null,
+        toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Rome"}' }],
+      },
       { role: "tool", toolCallId: "call_2", content: "21" },
     ];
-    await assert.rejects(model.chat(history, { maxTokens: 1 }), (e: unknown) => e instanceof BadRequest && /messages\[2\]\.tool_call_id/.test(e.message));
+    await assert.rejects(
+      model.chat(history, { maxTokens: 1 }),
+      (e: unknown) => e instanceof BadRequest && /messages\[2\]\.tool_call_id/.test(e.message),
+    );
   });
 });
 
@@ -136,7 +179,12 @@ describe("sampling fields", () => {
 
   test("frequency and presence penalties change greedy output; topK = 1 and minP = 1 give the greedy text at any temperature", async () => {
     const base = await model.complete("The king", { temperature: 0, maxTokens: 24 });
-    const penalised = await model.complete("The king", { temperature: 0, maxTokens: 24, frequencyPenalty: 2, presencePenalty: 2 });
+    const penalised = await model.complete("The king", {
+      temperature: 0,
+      maxTokens: 24,
+      frequencyPenalty: 2,
+      presencePenalty: 2,
+    });
     assert.notEqual(penalised.text, base.text);
     const greedyText = (await greedy()).text;
     assert.equal((await greedy({ temperature: 1.5, seed: 3, topK: 1 })).text, greedyText);

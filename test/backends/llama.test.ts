@@ -213,7 +213,11 @@ describe("GGUF generation control (nano)", () => {
     const controller = new AbortController();
     const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
     await assert.rejects(
-      gguf.load(await manager.resolve("small"), { backend: config, signal: controller.signal, onProgress: () => controller.abort() }),
+      gguf.load(await manager.resolve("small"), {
+        backend: config,
+        signal: controller.signal,
+        onProgress: () => controller.abort(),
+      }),
       Aborted,
     );
   });

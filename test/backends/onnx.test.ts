@@ -51,6 +51,9 @@ test("the real classifier gives a probability distribution over its 2 classes", 
 test("wrong or missing input names, and data that does not fill the shape, are BadRequest", async () => {
   const ok = { type: "float32" as const, data: new Float32Array(4), dims: [1, 4] };
   await assert.rejects(add.run({ a: ok }), (e: unknown) => e instanceof BadRequest && /missing: b/.test(e.message));
-  await assert.rejects(add.run({ a: ok, b: ok, c: ok }), (e: unknown) => e instanceof BadRequest && /unknown: c/.test(e.message));
+  await assert.rejects(
+    add.run({ a: ok, b: ok, c: ok }),
+    (e: unknown) => e instanceof BadRequest && /unknown: c/.test(e.message),
+  );
   await assert.rejects(add.run({ a: ok, b: { ...ok, dims: [2, 4] } }), /do not fill shape \[2, 4\]/);
 });

@@ -22,7 +22,16 @@ function model(key: string, loads: number, loadMsTotal: number, memoryBytes: num
     format: "gguf",
     fingerprint: { size: 2 * GIB, mtimeMs: T0 },
     metadata: { memory_bytes: memoryBytes },
-    usage: { requests: 0, hits: 0, misses: 0, loads, last_used_at: null, frequency: null, load_ms_total: loadMsTotal, load_ms_samples: [] },
+    usage: {
+      requests: 0,
+      hits: 0,
+      misses: 0,
+      loads,
+      last_used_at: null,
+      frequency: null,
+      load_ms_total: loadMsTotal,
+      load_ms_samples: [],
+    },
     priority: 0,
     pinned: false,
   };
@@ -39,16 +48,31 @@ function handMadeState(): CacheState {
     saved_at: T0,
     counters: emptyCounters(),
     models: [model("a", 3, 18_000, GIB), model("b", 2, 2000, GIB), model("c", 2, 2000, GIB)],
-    request_log: persistedLogOf(order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: loadMs[key] as number }))),
+    request_log: persistedLogOf(
+      order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: loadMs[key] as number })),
+    ),
   };
 }
 
-const config = cacheSchema.parse({ eviction_policy: "lru", max_cached_models: 2, max_memory_mb: 8192, model_ttl_seconds: 0 });
+const config = cacheSchema.parse({
+  eviction_policy: "lru",
+  max_cached_models: 2,
+  max_memory_mb: 8192,
+  model_ttl_seconds: 0,
+});
 
 describe("cache advise", () => {
   it("on a hand-made log gives the hand-computed table and recommends the one change that saves most", async () => {
     const report = advise(handMadeState(), { config, systemMemoryBytes: 16 * GIB, solver: await highsSolver() });
-    const table = report.rows.map((r) => [r.varies, r.eviction_policy, r.max_cached_models, r.max_memory_mb, r.hits, r.loads, r.load_seconds]);
+    const table = report.rows.map((r) => [
+      r.varies,
+      r.eviction_policy,
+      r.max_cached_models,
+      r.max_memory_mb,
+      r.hits,
+      r.loads,
+      r.load_seconds,
+    ]);
     // By hand, two places (max_cached_models = 2; 8 GiB never binds for 1 GiB models):
     // - lru: every request finds its model gone (each evicts the one used two requests ago): 7 loads, 6+1+1+6+1+1+6 = 22 s.
     // - cost-aware and reload-cost keep `a` (6x the load time of b and c at the same size): c evicts b, a hits, b evicts
@@ -75,7 +99,10 @@ describe("cache advise", () => {
       ["max_memory_mb", "lru", 2, 12288, 0, 7, 22],
       ["max_memory_mb", "lru", 2, 16384, 0, 7, 22],
     ]);
-    assert.deepEqual(report.rows.filter((r) => !r.settable).map((r) => r.eviction_policy), ["lru-count", "ollama", "largest-first"]);
+    assert.deepEqual(
+      report.rows.filter((r) => !r.settable).map((r) => r.eviction_policy),
+      ["lru-count", "ollama", "largest-first"],
+    );
     // The optimum with two places keeps `a` throughout; b and c then each reload once: 8 + 1 + 1 = 10 s (exact: 7 requests).
     assert.deepEqual(report.optimum, { load_seconds: 10, exact: true });
     // Three places save 14 s over the log's 360 s, 3360 s a day at that pace; cost-aware saves 12 s (more than 2 % less).
@@ -99,7 +126,10 @@ describe("cache advise", () => {
   });
 
   it("with three places already, no change saves anything: the advice is to keep the settings", async () => {
-    const report = advise(handMadeState(), { config: { ...config, max_cached_models: 3 }, solver: await highsSolver() });
+    const report = advise(handMadeState(), {
+      config: { ...config, max_cached_models: 3 },
+      solver: await highsSolver(),
+    });
     assert.equal(report.rows[0]?.load_seconds, 8);
     assert.equal(report.recommendation, null);
   });
@@ -109,7 +139,9 @@ describe("cache advise", () => {
     // (8 s), as three places would (8 s): the same saving, and the policy is the smaller change.
     const state = handMadeState();
     const order = ["a", "b", "c", "a"];
-    state.request_log = persistedLogOf(order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: null })));
+    state.request_log = persistedLogOf(
+      order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: null })),
+    );
     const report = advise(state, { config, solver: await highsSolver() });
     assert.equal(report.rows.find((r) => r.max_cached_models === 3)?.load_seconds, 8);
     assert.deepEqual(report.recommendation, {
@@ -125,33 +157,51 @@ describe("cache advise", () => {
   it("sizes and load times not measured fall back to the file size and the default load time, and are noted", async () => {
     const state = handMadeState();
     state.models = [model("a", 0, 0, null), ...state.models.slice(1)];
-    state.request_log = persistedLogOf(["a", "b"].map((key, i) => ({ key, at: T0 + i * 1000, outcome: "miss", loadMs: null })));
+    state.request_log = persistedLogOf(
+      ["a", "b"].map((key, i) => ({ key, at: T0 + i * 1000, outcome: "miss", loadMs: null })),
+    );
     const report = advise(state, { config, solver: await highsSolver() });
     const a = report.models.find((m) => m.key === "a");
-    assert.deepEqual([a?.memory_bytes, a?.memory_measured, a?.load_ms, a?.load_ms_measured], [2 * GIB, false, 1000, false]);
+    assert.deepEqual(
+      [a?.memory_bytes, a?.memory_measured, a?.load_ms, a?.load_ms_measured],
+      [2 * GIB, false, 1000, false],
+    );
     assert.ok(report.notes.some((n) => /no load time measured for a\.gguf: 1000 ms assumed/.test(n)));
   });
 
   it("an empty log, a log that is off, and a log spanning no time are refused with a typed error saying which", async () => {
     const solver = await highsSolver();
     const empty: CacheState = { saved_at: T0, counters: emptyCounters(), models: [] };
-    assert.throws(() => advise(empty, { config, solver }), { code: "request_log_empty", message: /the request log is empty/ });
+    assert.throws(() => advise(empty, { config, solver }), {
+      code: "request_log_empty",
+      message: /the request log is empty/,
+    });
     assert.throws(() => advise(null, { config: { ...config, request_log_size: 0 }, solver }), {
       code: "request_log_empty",
       message: /the request log is off \(cache\.request_log_size = 0\)/,
     });
     const one = { ...handMadeState(), request_log: persistedLogOf([{ key: "a", at: T0, outcome: "miss", loadMs: 5 }]) };
-    assert.throws(() => advise(one, { config, solver }), (error: Error & { code?: string; details?: { reason?: string } }) => {
-      assert.equal(error.code, "request_log_empty");
-      assert.equal(error.details?.reason, "too_short");
-      return true;
-    });
+    assert.throws(
+      () => advise(one, { config, solver }),
+      (error: Error & { code?: string; details?: { reason?: string } }) => {
+        assert.equal(error.code, "request_log_empty");
+        assert.equal(error.details?.reason, "too_short");
+        return true;
+      },
+    );
   });
 
   it("a log longer than the optimum's limit gets every row, no optimum, and a note saying why", async () => {
     const state = handMadeState();
     const n = MAX_OPTIMUM_REQUESTS + 1;
-    state.request_log = persistedLogOf(Array.from({ length: n }, (_, i) => ({ key: i % 2 ? "a" : "b", at: T0 + i * 1000, outcome: "miss" as const, loadMs: null })));
+    state.request_log = persistedLogOf(
+      Array.from({ length: n }, (_, i) => ({
+        key: i % 2 ? "a" : "b",
+        at: T0 + i * 1000,
+        outcome: "miss" as const,
+        loadMs: null,
+      })),
+    );
     const report = advise(state, { config, solver: { solve: () => assert.fail("the solver is not asked") } });
     assert.equal(report.optimum, null);
     assert.equal(report.rows[0]?.loads, 2, "two places hold a and b");
@@ -169,7 +219,11 @@ describe("cache advise", () => {
     assert.deepEqual(countRange(3), [1, 2, 3]);
     assert.deepEqual(countRange(40), [...Array.from({ length: 16 }, (_, i) => i + 1), 24, 36, 40]);
     assert.deepEqual(memoryRange(8192, 1024, 3072, 16_384), [3072, 4096, 6144, 12_288, 16_384]);
-    assert.deepEqual(memoryRange(8192, 5000, 30_000, 10_000), [6144], "never below the largest model nor above the machine");
+    assert.deepEqual(
+      memoryRange(8192, 5000, 30_000, 10_000),
+      [6144],
+      "never below the largest model nor above the machine",
+    );
     assert.deepEqual(memoryRange(0, 1024, 3072, null), [], "no memory limit: nothing to vary");
   });
 });

@@ -18,7 +18,8 @@ it("every trace replays every request under every policy, none below the LP boun
   const solver = await highsSolver();
   const settings = { ...SETTINGS, usageHalfLifeHours: 24 };
   const synthetic = syntheticTraces(150);
-  for (const trace of synthetic) assert.ok(trace.models.length >= 20 && trace.models.length <= 50, `${trace.name}: 20–50 models`);
+  for (const trace of synthetic)
+    assert.ok(trace.models.length >= 20 && trace.models.length <= 50, `${trace.name}: 20–50 models`);
   const recorded = await recordInfernoTrace(120);
   assert.equal(recorded.requests.length, 120, "the recorded trace holds every request the cache served");
   for (const trace of [...synthetic, recorded, await serverTrace()]) {

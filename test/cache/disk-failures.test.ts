@@ -17,7 +17,12 @@ import { fileURLToPath } from "node:url";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
-import { FileStateStore, nodeFileSystem, STATE_FILE_NAME, type StoreFileSystem } from "../../src/cache/persistence/file-store.js";
+import {
+  FileStateStore,
+  nodeFileSystem,
+  STATE_FILE_NAME,
+  type StoreFileSystem,
+} from "../../src/cache/persistence/file-store.js";
 import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { backendSchema } from "../../src/config/schema.js";
@@ -37,7 +42,16 @@ function delta(count: number): StateDelta {
     format: "gguf",
     fingerprint: { size: i, mtimeMs: now },
     metadata: { memory_bytes: null },
-    usage: { requests: 1, hits: 1, misses: 0, loads: 0, last_used_at: now, frequency: null, load_ms_total: 0, load_ms_samples: [] },
+    usage: {
+      requests: 1,
+      hits: 1,
+      misses: 0,
+      loads: 0,
+      last_used_at: now,
+      frequency: null,
+      load_ms_total: 0,
+      load_ms_samples: [],
+    },
     priority: 0,
     pinned: false,
   }));
@@ -171,12 +185,20 @@ describe("a directory this user may not write (chmod 0555)", () => {
         encoding: "utf8",
         cwd: "/",
       });
-      if (child.error || child.status !== 0) return t.skip(`cannot run a process as nobody: ${child.error?.message ?? child.stderr}`);
+      if (child.error || child.status !== 0)
+        return t.skip(`cannot run a process as nobody: ${child.error?.message ?? child.stderr}`);
       result = JSON.parse(child.stdout) as typeof result;
     } else {
       const store = new FileStateStore(dir, { lockWaitMs: 600_000 });
-      const error = await store.save(delta(1)).then(() => null, (e: unknown) => e as StateUnwritable);
-      result = { name: error?.name ?? "none", cause: (error?.details?.cause_code as string) ?? null, message: error?.message ?? "" };
+      const error = await store.save(delta(1)).then(
+        () => null,
+        (e: unknown) => e as StateUnwritable,
+      );
+      result = {
+        name: error?.name ?? "none",
+        cause: (error?.details?.cause_code as string) ?? null,
+        message: error?.message ?? "",
+      };
     }
     assert.equal(result.name, "StateUnwritable");
     assert.equal(result.cause, "EACCES");
@@ -203,7 +225,10 @@ describe("a stuck file system", () => {
         assert.equal(error.details?.operation, call);
         return true;
       });
-      const { cache, clock, logger } = await openCache(dir, new FileStateStore(dir, { fs: stuckAt(call), fsTimeoutMs: 1000 }));
+      const { cache, clock, logger } = await openCache(
+        dir,
+        new FileStateStore(dir, { fs: stuckAt(call), fsTimeoutMs: 1000 }),
+      );
       await clock.run(cache.getModel("a.gguf"));
       await cache.close();
       assert.match(cache.stats().last_save.error ?? "", new RegExp(`${call} .* did not finish within 1 s`));

@@ -63,9 +63,11 @@ describe("FileStateStore", () => {
     const second = await open(dir);
     const after = second.cache.stats();
     assert.deepEqual(second.logger.warnings, []);
-    for (const field of ["hits", "misses", "loads", "load_failures", "warmups"] as const) assert.equal(after[field], before[field], field);
+    for (const field of ["hits", "misses", "loads", "load_failures", "warmups"] as const)
+      assert.equal(after[field], before[field], field);
     assert.deepEqual(after.evictions, before.evictions);
-    const perModel = (s: typeof before) => s.models.map((m) => [m.name, m.requests, m.hits, m.misses, m.loads, m.last_used]);
+    const perModel = (s: typeof before) =>
+      s.models.map((m) => [m.name, m.requests, m.hits, m.misses, m.loads, m.last_used]);
     assert.deepEqual(perModel(after), perModel(before));
     assert.equal(after.models_loaded, 0);
     assert.equal(after.memory_bytes, 0);
@@ -91,7 +93,10 @@ describe("FileStateStore", () => {
       const document = JSON.parse(text) as { format: string; schema_version: number; models: Array<{ name: string }> };
       assert.equal(document.format, "inferno-cache-state");
       assert.equal(document.schema_version, 2);
-      assert.deepEqual(document.models.map((m) => m.name), ["a.gguf"]);
+      assert.deepEqual(
+        document.models.map((m) => m.name),
+        ["a.gguf"],
+      );
       assert.ok(text.startsWith('{"format":"inferno-cache-state","schema_version":2'));
     }
     await cache.close();
@@ -103,11 +108,18 @@ describe("FileStateStore", () => {
     ["a random-byte", () => Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 256))],
     ["a non-JSON", () => compress("hello, not json")],
     ["another format's", () => compress(JSON.stringify({ format: "something-else", schema_version: 1 }))],
-    ["a malformed current-version", () => compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 }))],
-    ["a last_used_at: 1e308", (valid) => withValue(valid, (d) => {
-      const [model] = d.models;
-      if (model) model.usage.last_used_at = 1e308;
-    })],
+    [
+      "a malformed current-version",
+      () => compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 2, models: 3 })),
+    ],
+    [
+      "a last_used_at: 1e308",
+      (valid) =>
+        withValue(valid, (d) => {
+          const [model] = d.models;
+          if (model) model.usage.last_used_at = 1e308;
+        }),
+    ],
     ["a saved_at 200 years ahead", (valid) => withValue(valid, (d) => (d.saved_at += 200 * 365 * 24 * 3600_000))],
   ];
   for (const [what, make] of badFiles) {
@@ -152,9 +164,18 @@ describe("FileStateStore", () => {
     const seed = await open(dir);
     await use(seed.cache, seed.clock, ["a.gguf"]);
     await seed.cache.close();
-    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("../fixtures/hold-state-lock.ts", import.meta.url)), dir], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        import.meta.resolve("tsx"),
+        fileURLToPath(new URL("../fixtures/hold-state-lock.ts", import.meta.url)),
+        dir,
+      ],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     t.after(() => child.kill("SIGKILL"));
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("locked") && resolve());
@@ -166,15 +187,25 @@ describe("FileStateStore", () => {
     assert.equal(typeof owner.started_at, "number");
     child.kill("SIGKILL");
     await once(child, "exit");
-    assert.equal((await readdir(dir)).filter((f) => f.includes(".tmp-")).length, 1, "the killed save left a temporary file");
+    assert.equal(
+      (await readdir(dir)).filter((f) => f.includes(".tmp-")).length,
+      1,
+      "the killed save left a temporary file",
+    );
 
     // lockWaitMs 0: a lock held by a live process would fail at once, so a success proves the dead one was taken over.
     const store = new FileStateStore(dir, { lockWaitMs: 0 });
     const restored = await store.load();
     assert.equal(restored.warning, null);
     assert.equal(restored.state?.models.length, 1);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.includes(".tmp-")), [], "no temporary file left");
-    await store.save(replacingDelta({ ...(restored.state as NonNullable<typeof restored.state>), saved_at: Date.now() }));
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.includes(".tmp-")),
+      [],
+      "no temporary file left",
+    );
+    await store.save(
+      replacingDelta({ ...(restored.state as NonNullable<typeof restored.state>), saved_at: Date.now() }),
+    );
     assert.ok(!(await readdir(dir)).includes(`${STATE_FILE_NAME}.lock`), "the lock is released after the save");
   });
 
@@ -182,8 +213,14 @@ describe("FileStateStore", () => {
     const dir = await tempDir(t);
     const store = new FileStateStore(dir, { lockWaitMs: 100 });
     const release = await lockfile.lock(store.path, { realpath: false });
-    await writeFile(join(`${store.path}.lock`, "owner.json"), JSON.stringify({ pid: process.ppid, host: hostname(), started_at: 1 }));
-    await assert.rejects(store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })), { code: "state_locked" });
+    await writeFile(
+      join(`${store.path}.lock`, "owner.json"),
+      JSON.stringify({ pid: process.ppid, host: hostname(), started_at: 1 }),
+    );
+    await assert.rejects(
+      store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] })),
+      { code: "state_locked" },
+    );
     await rm(join(`${store.path}.lock`, "owner.json"));
     await release();
   });
@@ -213,7 +250,10 @@ describe("FileStateStore", () => {
     await chmod(dir, 0o755);
     await chmod(store.path, 0o644);
     const warning = (await store.load()).warning ?? "";
-    assert.match(warning, /\(mode 0755\) and .*cache_state\.bin\.zst \(mode 0644\) are readable by every user; left as is/);
+    assert.match(
+      warning,
+      /\(mode 0755\) and .*cache_state\.bin\.zst \(mode 0644\) are readable by every user; left as is/,
+    );
     await store.save(replacingDelta({ saved_at: Date.now(), counters: emptyCountersForTest(), models: [] }));
     assert.equal((await stat(store.path)).mode & 0o777, 0o644, "a save keeps the existing file's mode");
     assert.equal((await stat(dir)).mode & 0o777, 0o755);
@@ -222,18 +262,30 @@ describe("FileStateStore", () => {
   it("a newer schema version's file: one warning naming both versions, the file kept intact under its own name, an empty cache", async (t) => {
     const dir = await tempDir(t);
     const file = join(dir, STATE_FILE_NAME);
-    const newer = await compress(JSON.stringify({ format: "inferno-cache-state", schema_version: 99, future: [1, 2, 3] }));
+    const newer = await compress(
+      JSON.stringify({ format: "inferno-cache-state", schema_version: 99, future: [1, 2, 3] }),
+    );
     await writeFile(file, newer);
 
     const { cache, logger, clock } = await open(dir);
     assert.equal(logger.warnings.length, 1, logger.warnings.join("\n"));
-    assert.match(logger.warnings[0] ?? "", /newer Inferno \(schema version 99; this build reads up to 2\); it was kept intact as .*\.newer-v99-\d{8}T\d{9}Z/);
+    assert.match(
+      logger.warnings[0] ?? "",
+      /newer Inferno \(schema version 99; this build reads up to 2\); it was kept intact as .*\.newer-v99-\d{8}T\d{9}Z/,
+    );
     assert.doesNotMatch(logger.warnings[0] ?? "", /corrupt|could not be decoded/);
     const files = await readdir(dir);
     const kept = files.filter((f) => f.startsWith(`${STATE_FILE_NAME}.newer-v99-`));
     assert.equal(kept.length, 1);
-    assert.deepEqual(files.filter((f) => f.includes(".corrupt-")), []);
-    assert.deepEqual(await readFile(join(dir, kept[0] ?? "")), newer, "the newer build's statistics are kept byte for byte");
+    assert.deepEqual(
+      files.filter((f) => f.includes(".corrupt-")),
+      [],
+    );
+    assert.deepEqual(
+      await readFile(join(dir, kept[0] ?? "")),
+      newer,
+      "the newer build's statistics are kept byte for byte",
+    );
     const stats = cache.stats();
     assert.deepEqual([stats.hits, stats.misses, stats.models.length], [0, 0, 0]);
     assert.equal(cache.restored.warning, logger.warnings[0]);
@@ -273,7 +325,31 @@ describe("FileStateStore", () => {
     assert.equal(state, null);
     assert.match(warning ?? "", /schema version 7; .* not renamed yet .* never overwrite it/);
     assert.deepEqual(await readFile(store.path), newer, "still in place");
-    await store.save(replacingDelta({ saved_at: 1, counters: { hits: 1, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 } }, models: [] }));
+    await store.save(
+      replacingDelta({
+        saved_at: 1,
+        counters: {
+          hits: 1,
+          misses: 0,
+          loads: 0,
+          load_failures: 0,
+          warmups: 0,
+          unknown_model_requests: 0,
+          coalesced: 0,
+          evictions: {
+            capacity_count: 0,
+            capacity_memory: 0,
+            ttl: 0,
+            manual: 0,
+            file_changed: 0,
+            clear: 0,
+            shutdown: 0,
+            crashed: 0,
+          },
+        },
+        models: [],
+      }),
+    );
     assert.deepEqual(await readFile(join(dir, `${STATE_FILE_NAME}.newer-v7-20260101T000000000Z`)), newer);
     assert.equal((await store.load()).state?.counters.hits, 1);
   });
@@ -329,7 +405,13 @@ describe("FileStateStore", () => {
     const dir = join(base, "a-file", "cache");
     const { cache, clock, logger } = await open(dir, { persist_interval_seconds: 60 });
     // The periodic save does real (failing) I/O: wait for its event rather than for an amount of time.
-    const nextSave = () => new Promise<void>((resolve) => { const off = cache.on("save", () => { off(); resolve(); }); });
+    const nextSave = () =>
+      new Promise<void>((resolve) => {
+        const off = cache.on("save", () => {
+          off();
+          resolve();
+        });
+      });
     await use(cache, clock, ["a.gguf"]);
     let saved = nextSave();
     await clock.advance(60_000);
@@ -364,16 +446,37 @@ describe("FileStateStore", () => {
     const dir = await tempDir(t);
     const a = new FileStateStore(dir, { lockWaitMs: 200 });
     const b = new FileStateStore(dir, { lockWaitMs: 5000 });
-    const state = (n: number) => replacingDelta({
-      saved_at: n,
-      counters: { hits: n, misses: 0, loads: 0, load_failures: 0, warmups: 0, unknown_model_requests: 0, coalesced: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 } },
-      models: [],
-    });
+    const state = (n: number) =>
+      replacingDelta({
+        saved_at: n,
+        counters: {
+          hits: n,
+          misses: 0,
+          loads: 0,
+          load_failures: 0,
+          warmups: 0,
+          unknown_model_requests: 0,
+          coalesced: 0,
+          evictions: {
+            capacity_count: 0,
+            capacity_memory: 0,
+            ttl: 0,
+            manual: 0,
+            file_changed: 0,
+            clear: 0,
+            shutdown: 0,
+            crashed: 0,
+          },
+        },
+        models: [],
+      });
     await a.save(state(1));
     const release = await lockfile.lock(a.path, { realpath: false });
     await assert.rejects(a.save(state(2)), { code: "state_locked" });
     await release();
-    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).save(state(i + 10)).catch(() => b.save(state(i + 10)))));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).save(state(i + 10)).catch(() => b.save(state(i + 10)))),
+    );
     const { state: final, warning } = await b.load();
     assert.equal(warning, null);
     assert.ok(final && final.counters.hits >= 10);

@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { describe, it, mock } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
-import { longTimerClock, ManualClock, MAX_TIMER_MS, setLongTimeout, type TimerFunctions } from "../../src/cache/clock.js";
+import {
+  longTimerClock,
+  ManualClock,
+  MAX_TIMER_MS,
+  setLongTimeout,
+  type TimerFunctions,
+} from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { backendSchema, cacheSchema, MAX_DURATION_SECONDS, serverSchema } from "../../src/config/schema.js";
 import { parseKeepAlive } from "../../src/server/keep-alive.js";
@@ -79,11 +85,16 @@ describe("setLongTimeout (node:test mock timers)", () => {
 async function cacheOn(config: Parameters<typeof cacheConfig>[0], store: MemoryStateStore | null = null) {
   const manual = new ManualClock(undefined, { overflowLikeNode: true });
   const clock = longTimerClock(manual);
-  const cache = await ModelCache.create(cacheConfig(config), backendSchema.parse({}), new FakeModelSource(["a.gguf", "b.gguf"]), {
-    backends: { gguf: new FakeBackend({ timers: manual, defaults: { loadMs: 100 } }) },
-    clock,
-    store,
-  });
+  const cache = await ModelCache.create(
+    cacheConfig(config),
+    backendSchema.parse({}),
+    new FakeModelSource(["a.gguf", "b.gguf"]),
+    {
+      backends: { gguf: new FakeBackend({ timers: manual, defaults: { loadMs: 100 } }) },
+      clock,
+      store,
+    },
+  );
   return { cache, manual };
 }
 
@@ -108,13 +119,19 @@ describe("the cache's long durations (a manual clock that overflows like Node's)
   });
 
   it("a 30-day model_ttl_seconds (and per-model ttl_seconds) waits 30 days, not 1 ms", async () => {
-    const { cache, manual } = await cacheOn({ model_ttl_seconds: 30 * 86_400, models: { "b.gguf": { ttl_seconds: 40 * 86_400 } } });
+    const { cache, manual } = await cacheOn({
+      model_ttl_seconds: 30 * 86_400,
+      models: { "b.gguf": { ttl_seconds: 40 * 86_400 } },
+    });
     (await manual.run(cache.acquire("a.gguf"))).release();
     (await manual.run(cache.acquire("b.gguf"))).release();
     await manual.advance(29 * DAY);
     assert.equal(cache.loadedModels().length, 2);
     await manual.advance(DAY);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
     await manual.advance(10 * DAY);
     assert.equal(cache.loadedModels().length, 0);
   });
@@ -137,7 +154,10 @@ describe("duration bounds in the schema and in keep_alive", () => {
       assert.equal(cacheSchema.safeParse({ [key]: MAX_DURATION_SECONDS }).success, true, key);
       assert.equal(cacheSchema.safeParse({ [key]: MAX_DURATION_SECONDS + 1 }).success, false, key);
     }
-    assert.equal(cacheSchema.safeParse({ models: { "a.gguf": { ttl_seconds: MAX_DURATION_SECONDS + 1 } } }).success, false);
+    assert.equal(
+      cacheSchema.safeParse({ models: { "a.gguf": { ttl_seconds: MAX_DURATION_SECONDS + 1 } } }).success,
+      false,
+    );
     for (const key of ["keep_alive_min_seconds", "keep_alive_max_seconds"]) {
       assert.equal(serverSchema.safeParse({ [key]: MAX_DURATION_SECONDS }).success, true, key);
       assert.equal(serverSchema.safeParse({ [key]: 1e12 }).success, false, key);

@@ -32,7 +32,9 @@ describe("single flight (one model, one entry, one load)", () => {
 
   it("every spelling of one file is one entry", async () => {
     const { cache, clock, backend } = await harness();
-    await clock.run(Promise.all([cache.getModel("a.gguf"), cache.getModel("./a.gguf"), cache.getModel("/models/a.gguf")]));
+    await clock.run(
+      Promise.all([cache.getModel("a.gguf"), cache.getModel("./a.gguf"), cache.getModel("/models/a.gguf")]),
+    );
     assert.equal(backend.counts.started, 1);
     assert.equal(cache.loadedModels().length, 1);
     assert.equal(cache.stats().models.length, 1);
@@ -70,8 +72,14 @@ describe("single flight (one model, one entry, one load)", () => {
     assert.equal(cache.stats().misses, 0);
     assert.equal(cache.stats().unknown_model_requests, 2);
     assert.equal(cache.stats().hit_rate, 0);
-    assert.deepEqual(events.filter((e) => e.event === "miss"), []);
-    assert.deepEqual(events.filter((e) => e.event === "unknown_model")[0], { event: "unknown_model", payload: { name: "nope.gguf", code: "model_not_found" } });
+    assert.deepEqual(
+      events.filter((e) => e.event === "miss"),
+      [],
+    );
+    assert.deepEqual(events.filter((e) => e.event === "unknown_model")[0], {
+      event: "unknown_model",
+      payload: { name: "nope.gguf", code: "model_not_found" },
+    });
   });
 
   it("a request that gives up (abort) does not cancel the shared load", async () => {
@@ -116,7 +124,10 @@ describe("leases", () => {
     const a = await clock.run(cache.acquire("a.gguf"));
     await assert.rejects(clock.run(cache.acquire("b.gguf")), { code: "cache_busy" });
     assert.equal(a.model.disposed, false);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["a.gguf"],
+    );
     a.release();
   });
 
@@ -158,10 +169,15 @@ describe("leases", () => {
   });
 
   it("a per-model ttl_seconds override applies to that model only", async () => {
-    const { cache, clock } = await harness({ cache: { model_ttl_seconds: 3600, models: { "a.gguf": { ttl_seconds: 10 } } } });
+    const { cache, clock } = await harness({
+      cache: { model_ttl_seconds: 3600, models: { "a.gguf": { ttl_seconds: 10 } } },
+    });
     await clock.run(Promise.all([cache.getModel("a.gguf"), cache.getModel("b.gguf")]));
     await clock.advance(10_000);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
   });
 
   it("withModel releases the lease also when the function throws; a lease releases once", async () => {
@@ -208,7 +224,10 @@ describe("limits", () => {
     }
     await clock.run(cache.getModel("d.gguf"));
     const stats = cache.stats();
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["c.gguf", "d.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["c.gguf", "d.gguf"],
+    );
     assert.ok(stats.memory_bytes <= stats.memory_limit_bytes);
     assert.ok(stats.models_loaded <= stats.max_cached_models);
     assert.deepEqual(
@@ -227,7 +246,10 @@ describe("limits", () => {
       await clock.run(cache.getModel(name));
       await clock.advance(1000);
     }
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf", "c.gguf"],
+    );
     assert.equal(cache.stats().evictions.capacity_count, 1);
   });
 
@@ -281,7 +303,10 @@ describe("limits", () => {
     assert.equal(cache.loadedModels().find((m) => m.name === "a.gguf")?.memory_bytes, 50 * MIB);
     // 80 + 30 > 100: the next load evicts, counted on the new figure (with the load-time figures it would all fit).
     await clock.run(cache.getModel("c.gguf"));
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf", "c.gguf"],
+    );
     assert.equal(cache.stats().evictions.capacity_memory, 1);
   });
 
@@ -300,7 +325,10 @@ describe("limits", () => {
     assert.ok(c);
     c.memoryBytes = 50 * MIB; // 30 + 30 + 50 > 100: the least recently used idle model goes, without any request
     await clock.advance(0);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf", "c.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf", "c.gguf"],
+    );
     assert.equal(cache.stats().memory_bytes, 80 * MIB);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
     lease.release();
@@ -317,23 +345,39 @@ describe("limits", () => {
     await clock.advance(1000);
     // b's estimate fits beside a; its measured 60 MiB does not: a (idle) is evicted, and takes 1 s to end.
     const lease = await clock.run(cache.acquire("b.gguf"));
-    assert.deepEqual(cache.loadedModels().map((m) => [m.name, m.state]), [["a.gguf", "unloading"], ["b.gguf", "ready"]]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => [m.name, m.state]),
+      [
+        ["a.gguf", "unloading"],
+        ["b.gguf", "ready"],
+      ],
+    );
     lease.release(); // still over the limit until a's memory is back, but a is on its way out
     await clock.advance(1000);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
     assert.equal(cache.stats().evictions.capacity_memory, 1);
     await cache.close();
   });
 
   it("refuses a model that can never fit, without emptying the cache", async () => {
-    const { cache, clock, backend } = await harness({ models: sized, behaviours: measured, cache: { max_memory_mb: 100 } });
+    const { cache, clock, backend } = await harness({
+      models: sized,
+      behaviours: measured,
+      cache: { max_memory_mb: 100 },
+    });
     await clock.run(cache.getModel("a.gguf"));
     await assert.rejects(clock.run(cache.getModel("huge.gguf")), (e: { code: string; message: string }) => {
       assert.equal(e.code, "model_too_large");
       assert.match(e.message, /huge\.gguf needs 200 MiB but the cache's memory limit is 100 MiB/);
       return true;
     });
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["a.gguf"],
+    );
     assert.equal(backend.counts.started, 1);
     assert.equal(cache.stats().load_failures, 0);
   });
@@ -371,14 +415,19 @@ describe("eviction policy in the cache", () => {
     const run = async (policy: "lru" | "cost-aware" | "reload-cost") => {
       const { cache, clock } = await harness({
         models: Object.entries(sizes).map(([name, mib]) => ({ name, estimateBytes: mib * MIB })),
-        behaviours: Object.fromEntries(Object.entries(sizes).map(([name, mib]) => [name, { loadMs: 1000, memoryBytes: mib * MIB }])),
+        behaviours: Object.fromEntries(
+          Object.entries(sizes).map(([name, mib]) => [name, { loadMs: 1000, memoryBytes: mib * MIB }]),
+        ),
         cache: { max_cached_models: 3, max_memory_mb: 1000, eviction_policy: policy },
       });
       for (const name of ["a.gguf", "a.gguf", "b.gguf", "c.gguf", "d.gguf"]) {
         await clock.run(cache.getModel(name));
         await clock.advance(1000);
       }
-      return cache.loadedModels().map((m) => m.name).sort();
+      return cache
+        .loadedModels()
+        .map((m) => m.name)
+        .sort();
     };
     assert.deepEqual(await run("reload-cost"), ["a.gguf", "c.gguf", "d.gguf"]);
     assert.deepEqual(await run("lru"), ["b.gguf", "c.gguf", "d.gguf"]);
@@ -438,7 +487,10 @@ describe("file changes", () => {
     (await clock.run(cache.acquire("a.gguf"))).release();
     source.folderPresent = false;
     await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS * 3);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["a.gguf"],
+    );
     assert.equal(cache.stats().evictions.file_changed, 0);
     source.folderPresent = true;
   });
@@ -459,11 +511,17 @@ describe("crashes", () => {
     live(backend, "a.gguf").crash();
     await clock.advance(0);
     await assert.rejects((lease.model as TextModel).complete("x"), { code: "model_crashed" });
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
     assert.equal(cache.stats().evictions.crashed, 1);
-    assert.deepEqual(events.filter((e) => e.event === "evict").map((e) => e.payload), [
-      { name: "a.gguf", key: "/models/a.gguf", reason: "crashed", idleSeconds: 0, residentSeconds: 0 }, // leased: idle 0
-    ]);
+    assert.deepEqual(
+      events.filter((e) => e.event === "evict").map((e) => e.payload),
+      [
+        { name: "a.gguf", key: "/models/a.gguf", reason: "crashed", idleSeconds: 0, residentSeconds: 0 }, // leased: idle 0
+      ],
+    );
     lease.release(); // the request's lease ends after the model is gone: nothing breaks
     const again = await clock.run(cache.getModel("a.gguf"));
     assert.equal((await (again as TextModel).complete("hello")).text, "hello");
@@ -482,11 +540,14 @@ describe("crashes", () => {
     await clock.run(cache.getModel("a.gguf"));
     live(backend, "a.gguf").crash(); // 1 s after the previous crash: repeated
     await clock.advance(0);
-    await assert.rejects(cache.getModel("a.gguf"), (error: Error & { code?: string; details?: Record<string, unknown> }) => {
-      assert.equal(error.code, "model_load_cooldown");
-      assert.equal(error.details?.retry_after_seconds, 30);
-      return true;
-    });
+    await assert.rejects(
+      cache.getModel("a.gguf"),
+      (error: Error & { code?: string; details?: Record<string, unknown> }) => {
+        assert.equal(error.code, "model_load_cooldown");
+        assert.equal(error.details?.retry_after_seconds, 30);
+        return true;
+      },
+    );
     await clock.advance(30_000);
     await clock.run(cache.getModel("a.gguf"));
     assert.equal(cache.stats().evictions.crashed, 3);
@@ -540,11 +601,14 @@ describe("evict, clear, pins", () => {
     for (const name of ["c.gguf", "d.gguf", "c.gguf", "d.gguf"]) {
       await clock.run(cache.getModel(name));
     }
-    assert.deepEqual(cache.loadedModels().map((m) => [m.name, m.pinned]), [
-      ["a.gguf", true],
-      ["b.gguf", true],
-      ["d.gguf", false],
-    ]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => [m.name, m.pinned]),
+      [
+        ["a.gguf", true],
+        ["b.gguf", true],
+        ["d.gguf", false],
+      ],
+    );
     await clock.advance(10 * 3600_000);
     assert.equal(cache.loadedModels().filter((m) => m.pinned).length, 2, "no TTL for pinned models");
     assert.deepEqual(await cache.clear(), []);
@@ -572,21 +636,64 @@ describe("statistics", () => {
       await clock.advance(1000);
     }
     const stats = cache.stats();
-    assert.deepEqual(Object.keys(stats).sort(), [
-      "evictions", "hit_rate", "hits", "last_save", "load_failures", "loads", "max_cached_models", "memory_bytes",
-      "memory_limit_bytes", "misses", "models", "models_loaded", "state_file", "unsaved_changes", "warmups",
-      "unknown_model_requests", "coalesced",
-    ].sort());
+    assert.deepEqual(
+      Object.keys(stats).sort(),
+      [
+        "evictions",
+        "hit_rate",
+        "hits",
+        "last_save",
+        "load_failures",
+        "loads",
+        "max_cached_models",
+        "memory_bytes",
+        "memory_limit_bytes",
+        "misses",
+        "models",
+        "models_loaded",
+        "state_file",
+        "unsaved_changes",
+        "warmups",
+        "unknown_model_requests",
+        "coalesced",
+      ].sort(),
+    );
     // SPEC order: the fields added in the second round come after the existing ones.
     assert.deepEqual(Object.keys(stats).slice(-3), ["models", "unknown_model_requests", "coalesced"]);
-    assert.deepEqual(Object.keys(stats.evictions), ["capacity_count", "capacity_memory", "ttl", "manual", "file_changed", "clear", "shutdown", "crashed"]);
+    assert.deepEqual(Object.keys(stats.evictions), [
+      "capacity_count",
+      "capacity_memory",
+      "ttl",
+      "manual",
+      "file_changed",
+      "clear",
+      "shutdown",
+      "crashed",
+    ]);
     assert.deepEqual(Object.keys(stats.last_save).sort(), ["at", "bytes", "duration_ms", "error", "ok"]);
     const model = stats.models[0];
     assert.ok(model);
-    assert.deepEqual(Object.keys(model).sort(), [
-      "avg_load_ms", "expires_at", "frequency_per_hour", "hits", "key", "last_used", "loaded", "loads", "memory_bytes",
-      "misses", "name", "p95_load_ms", "pinned", "priority", "requests", "missing",
-    ].sort());
+    assert.deepEqual(
+      Object.keys(model).sort(),
+      [
+        "avg_load_ms",
+        "expires_at",
+        "frequency_per_hour",
+        "hits",
+        "key",
+        "last_used",
+        "loaded",
+        "loads",
+        "memory_bytes",
+        "misses",
+        "name",
+        "p95_load_ms",
+        "pinned",
+        "priority",
+        "requests",
+        "missing",
+      ].sort(),
+    );
     assert.equal(Object.keys(model).at(-1), "missing");
     assert.equal(model.loads, 3);
     assert.equal(model.avg_load_ms, 100);
@@ -629,7 +736,11 @@ describe("lifecycle", () => {
     const evictions: Array<CacheEvents["evict"]> = [];
     let escaped: ModelCache | null = null;
     {
-      await using cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), source, { backends: { gguf: backend }, clock, store });
+      await using cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), source, {
+        backends: { gguf: backend },
+        clock,
+        store,
+      });
       escaped = cache;
       cache.on("evict", (e) => evictions.push(e));
       await clock.run(cache.getModel("a.gguf"));
@@ -639,11 +750,17 @@ describe("lifecycle", () => {
     }
     assert.equal(backend.live.size, 0);
     assert.equal(backend.counts.disposed, 2);
-    assert.deepEqual(evictions.map((e) => [e.name, e.reason]).sort(), [["a.gguf", "shutdown"], ["b.gguf", "shutdown"]]);
+    assert.deepEqual(evictions.map((e) => [e.name, e.reason]).sort(), [
+      ["a.gguf", "shutdown"],
+      ["b.gguf", "shutdown"],
+    ]);
     assert.equal(escaped.stats().evictions.shutdown, 2);
     assert.equal(store.saves, 1, "the final save ran");
     assert.equal(store.state?.counters.evictions.shutdown, 2, "saved after the unloads");
-    assert.deepEqual(store.state?.models.map((m) => m.name), ["a.gguf", "b.gguf"]);
+    assert.deepEqual(
+      store.state?.models.map((m) => m.name),
+      ["a.gguf", "b.gguf"],
+    );
     await assert.rejects(escaped.getModel("a.gguf"), { code: "disposed" });
   });
 
@@ -652,11 +769,16 @@ describe("lifecycle", () => {
     const backend = new FakeBackend({ timers: clock });
     const store = new MemoryStateStore();
     await assert.rejects(async () => {
-      await using cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
-        backends: { gguf: backend },
-        clock,
-        store,
-      });
+      await using cache = await ModelCache.create(
+        cacheConfig(),
+        backendSchema.parse({}),
+        new FakeModelSource(["a.gguf"]),
+        {
+          backends: { gguf: backend },
+          clock,
+          store,
+        },
+      );
       await clock.run(cache.getModel("a.gguf"));
       throw new Error("the caller failed");
     }, /the caller failed/);
@@ -757,7 +879,10 @@ describe("loading details", () => {
     await clock.run(cache.getModel("a.gguf"));
     await clock.run(cache.getModel("b.gguf"));
     await clock.advance(0);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
     assert.equal(cache.stats().memory_bytes, 80 * MIB);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
   });
@@ -765,7 +890,11 @@ describe("loading details", () => {
   it("wraps a backend's plain error as ModelLoadFailed with the cause; no backend for a format is a load failure", async () => {
     const broken = new Error("out of file handles");
     const failing = await harness();
-    failing.cache["backends"].gguf = { format: "gguf", load: async () => Promise.reject(broken), dispose: async () => {} };
+    failing.cache["backends"].gguf = {
+      format: "gguf",
+      load: async () => Promise.reject(broken),
+      dispose: async () => {},
+    };
     await assert.rejects(failing.cache.getModel("a.gguf"), (e: Error & { code: string }) => {
       assert.equal(e.code, "model_load_failed");
       assert.equal(e.cause, broken);
@@ -790,7 +919,10 @@ describe("clear with statistics", () => {
     await clock.advance(1000);
     assert.equal(cache.loadedModels().length, 0);
     assert.deepEqual(await cache.clear({ model: "a.gguf", stats: true }), []);
-    assert.deepEqual(cache.stats().models.map((m) => m.name), ["b.gguf"]);
+    assert.deepEqual(
+      cache.stats().models.map((m) => m.name),
+      ["b.gguf"],
+    );
     assert.equal(cache.stats().misses, 2, "the cache-wide counters stay");
   });
 });

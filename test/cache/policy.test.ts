@@ -71,7 +71,10 @@ describe("eviction order", () => {
     ],
     [
       "large model goes first under cost-aware",
-      [candidate("big", { lastUsedAt: 2, memoryBytes: 4000 * MIB }), candidate("small", { lastUsedAt: 1, memoryBytes: 50 * MIB })],
+      [
+        candidate("big", { lastUsedAt: 2, memoryBytes: 4000 * MIB }),
+        candidate("small", { lastUsedAt: 1, memoryBytes: 50 * MIB }),
+      ],
       ["small", "big"],
       ["big", "small"],
     ],
@@ -83,7 +86,10 @@ describe("eviction order", () => {
     ],
     [
       "inflation ages out a once-valuable model",
-      [candidate("stale", { lastUsedAt: 1, frequency: 5, inflation: 0 }), candidate("fresh", { lastUsedAt: 2, frequency: 1, inflation: 1000 })],
+      [
+        candidate("stale", { lastUsedAt: 1, frequency: 5, inflation: 0 }),
+        candidate("fresh", { lastUsedAt: 2, frequency: 1, inflation: 1000 }),
+      ],
       ["stale", "fresh"],
       ["stale", "fresh"],
     ],
@@ -96,8 +102,14 @@ describe("eviction order", () => {
   ];
   for (const [name, candidates, lru, cost] of table) {
     it(name, () => {
-      assert.deepEqual(evictionOrder(candidates, "lru").map((c) => c.key), lru);
-      assert.deepEqual(evictionOrder(candidates, "cost-aware").map((c) => c.key), cost);
+      assert.deepEqual(
+        evictionOrder(candidates, "lru").map((c) => c.key),
+        lru,
+      );
+      assert.deepEqual(
+        evictionOrder(candidates, "cost-aware").map((c) => c.key),
+        cost,
+      );
     });
   }
 });
@@ -107,16 +119,30 @@ describe("reload-cost order", () => {
   const limits = { maxModels: 4, maxMemoryBytes: 1000 * MIB };
   const table: Array<[string, EvictionCandidate[], string[]]> = [
     // [case, candidates, reload-cost order]
-    ["rarely used goes first", [candidate("often", { frequency: 5 }), candidate("rare", { frequency: 1 })], ["rare", "often"]],
-    ["quick to reload goes first", [candidate("slow", { loadMs: 9000 }), candidate("quick", { loadMs: 300 })], ["quick", "slow"]],
+    [
+      "rarely used goes first",
+      [candidate("often", { frequency: 5 }), candidate("rare", { frequency: 1 })],
+      ["rare", "often"],
+    ],
+    [
+      "quick to reload goes first",
+      [candidate("slow", { loadMs: 9000 }), candidate("quick", { loadMs: 300 })],
+      ["quick", "slow"],
+    ],
     [
       "under the memory limit, bytes count: 500 MiB at twice the use is worth the same as 250 MiB; ties go by last use",
-      [candidate("big", { memoryBytes: 500 * MIB, frequency: 2, lastUsedAt: 2 }), candidate("half", { memoryBytes: 250 * MIB, frequency: 1, lastUsedAt: 1 })],
+      [
+        candidate("big", { memoryBytes: 500 * MIB, frequency: 2, lastUsedAt: 2 }),
+        candidate("half", { memoryBytes: 250 * MIB, frequency: 1, lastUsedAt: 1 }),
+      ],
       ["half", "big"],
     ],
     [
       "below a place's share, size no longer helps: a tiny model pays a whole place",
-      [candidate("tiny", { memoryBytes: 10 * MIB, loadMs: 100 }), candidate("place", { memoryBytes: 250 * MIB, loadMs: 2000 })],
+      [
+        candidate("tiny", { memoryBytes: 10 * MIB, loadMs: 100 }),
+        candidate("place", { memoryBytes: 250 * MIB, loadMs: 2000 }),
+      ],
       ["tiny", "place"],
     ],
     [
@@ -124,11 +150,18 @@ describe("reload-cost order", () => {
       [candidate("inflated", { inflation: 1e9, frequency: 1 }), candidate("used", { inflation: 0, frequency: 2 })],
       ["inflated", "used"],
     ],
-    ["an unmeasured model counts the default load time", [candidate("unknown", { loadMs: null }), candidate("measured", { loadMs: 1001 })], ["unknown", "measured"]],
+    [
+      "an unmeasured model counts the default load time",
+      [candidate("unknown", { loadMs: null }), candidate("measured", { loadMs: 1001 })],
+      ["unknown", "measured"],
+    ],
   ];
   for (const [name, candidates, expected] of table) {
     it(name, () => {
-      assert.deepEqual(evictionOrder(candidates, "reload-cost", limits).map((c) => c.key), expected);
+      assert.deepEqual(
+        evictionOrder(candidates, "reload-cost", limits).map((c) => c.key),
+        expected,
+      );
     });
   }
   it("a model's share is the larger of its bytes' and one place's share of the limits", () => {
@@ -150,14 +183,27 @@ describe("reload-cost order", () => {
       ["1000 MiB: all three", { count: 0, bytes: 1000 * MIB }, ["a", "b", "c"], ["a", "b", "c"]],
     ];
     for (const [name, shortfall, victims, inOrder] of table) {
-      assert.deepEqual(chooseVictims(models, shortfall, "reload-cost", limits).victims.map((v) => v.key), victims, name);
-      assert.deepEqual(takeVictims(evictionOrder(models, "reload-cost", limits), shortfall, () => 0).victims.map((v) => v.key), inOrder, name);
+      assert.deepEqual(
+        chooseVictims(models, shortfall, "reload-cost", limits).victims.map((v) => v.key),
+        victims,
+        name,
+      );
+      assert.deepEqual(
+        takeVictims(evictionOrder(models, "reload-cost", limits), shortfall, () => 0).victims.map((v) => v.key),
+        inOrder,
+        name,
+      );
     }
     assert.equal(leastLossCover(models, { count: 0, bytes: 2000 * MIB }), null, "nothing covers more than all");
     assert.equal(chooseVictims(models, { count: 0, bytes: 2000 * MIB }, "reload-cost", limits).covers, false);
   });
   it("its victims never raise GDSF's inflation", () => {
-    const { victims } = chooseVictims([candidate("x", { frequency: 3 })], { count: 1, bytes: 0 }, "reload-cost", limits);
+    const { victims } = chooseVictims(
+      [candidate("x", { frequency: 3 })],
+      { count: 1, bytes: 0 },
+      "reload-cost",
+      limits,
+    );
     assert.equal(nextInflation(5, victims), 5);
   });
 });
@@ -171,15 +217,43 @@ describe("chooseVictims", () => {
   const table: Array<[string, { count: number; bytes: number }, Array<[string, string]>, boolean]> = [
     ["nothing short", { count: 0, bytes: 0 }, [], true],
     ["one model too many", { count: 1, bytes: -10 * MIB }, [["a", "capacity_count"]], true],
-    ["50 MiB short: two victims, both for memory", { count: 0, bytes: 50 * MIB }, [["a", "capacity_memory"], ["b", "capacity_memory"]], true],
+    [
+      "50 MiB short: two victims, both for memory",
+      { count: 0, bytes: 50 * MIB },
+      [
+        ["a", "capacity_memory"],
+        ["b", "capacity_memory"],
+      ],
+      true,
+    ],
     ["count and 10 MiB: one victim covers both", { count: 1, bytes: 10 * MIB }, [["a", "capacity_memory"]], true],
-    ["two too many, 20 MiB: memory first, then count", { count: 2, bytes: 20 * MIB }, [["a", "capacity_memory"], ["b", "capacity_count"]], true],
-    ["more than all of them", { count: 0, bytes: 100 * MIB }, [["a", "capacity_memory"], ["b", "capacity_memory"], ["c", "capacity_memory"]], false],
+    [
+      "two too many, 20 MiB: memory first, then count",
+      { count: 2, bytes: 20 * MIB },
+      [
+        ["a", "capacity_memory"],
+        ["b", "capacity_count"],
+      ],
+      true,
+    ],
+    [
+      "more than all of them",
+      { count: 0, bytes: 100 * MIB },
+      [
+        ["a", "capacity_memory"],
+        ["b", "capacity_memory"],
+        ["c", "capacity_memory"],
+      ],
+      false,
+    ],
   ];
   for (const [name, shortfall, expected, covers] of table) {
     it(name, () => {
       const result = chooseVictims(three, shortfall, "lru");
-      assert.deepEqual(result.victims.map((v) => [v.key, v.reason]), expected);
+      assert.deepEqual(
+        result.victims.map((v) => [v.key, v.reason]),
+        expected,
+      );
       assert.equal(result.covers, covers);
     });
   }
@@ -193,7 +267,14 @@ describe("chooseVictims", () => {
 
 describe("warm-up plan", () => {
   const now = 100 * HOUR;
-  const limits: WarmupLimits = { now, maxModels: 3, memoryLimitBytes: 0, restoreWindowMs: 24 * HOUR, residentCount: 0, residentBytes: 0 };
+  const limits: WarmupLimits = {
+    now,
+    maxModels: 3,
+    memoryLimitBytes: 0,
+    restoreWindowMs: 24 * HOUR,
+    residentCount: 0,
+    residentBytes: 0,
+  };
   const model = (name: string, c: Partial<WarmupCandidate> = {}): WarmupCandidate => ({
     key: `/m/${name}`,
     name,
@@ -228,7 +309,10 @@ describe("warm-up plan", () => {
   for (const [strategy, expected] of table) {
     it(`${strategy}: pinned first in always_warm order, then the strategy, cut at the limits`, () => {
       const { plan, skipped } = planWarmup(models, strategy, limits);
-      assert.deepEqual(plan.map((c) => c.name), expected);
+      assert.deepEqual(
+        plan.map((c) => c.name),
+        expected,
+      );
       const why = Object.fromEntries(skipped.map((s) => [s.name, s.reason]));
       assert.equal(why.ancient, "not used within the restore window");
       assert.equal(why.changed, "file changed since last use");
@@ -236,8 +320,15 @@ describe("warm-up plan", () => {
     });
   }
   it("usage ranks by frequency x load time", () => {
-    const { plan } = planWarmup(models.filter((m) => !m.pinned), "usage", { ...limits, maxModels: 10 });
-    assert.deepEqual(plan.map((c) => c.name), ["unmeasured", "slow", "busy", "recent"]);
+    const { plan } = planWarmup(
+      models.filter((m) => !m.pinned),
+      "usage",
+      { ...limits, maxModels: 10 },
+    );
+    assert.deepEqual(
+      plan.map((c) => c.name),
+      ["unmeasured", "slow", "busy", "recent"],
+    );
   });
   it("never exceeds the memory limit, but a smaller model after a big one may still fit", () => {
     const sized = [
@@ -246,7 +337,10 @@ describe("warm-up plan", () => {
       model("c", { frequency: 7, memoryBytes: 30 * MIB }),
     ];
     const { plan, skipped } = planWarmup(sized, "usage", { ...limits, memoryLimitBytes: 100 * MIB });
-    assert.deepEqual(plan.map((c) => c.name), ["a", "c"]);
+    assert.deepEqual(
+      plan.map((c) => c.name),
+      ["a", "c"],
+    );
     assert.deepEqual(skipped, [{ name: "b", reason: "would exceed the memory limit" }]);
   });
   it("counts models already resident against the limits; restore window 0 = no limit", () => {
@@ -255,6 +349,9 @@ describe("warm-up plan", () => {
       restoreWindowMs: 0,
       residentCount: 2,
     });
-    assert.deepEqual(plan.map((c) => c.name), ["x"]);
+    assert.deepEqual(
+      plan.map((c) => c.name),
+      ["x"],
+    );
   });
 });

@@ -28,7 +28,10 @@ describe("nothing lost", () => {
     await two.cache.saveCache();
     const saved = store.state;
     assert.ok(saved);
-    assert.deepEqual(saved.models.map((m) => [m.name, m.usage.requests]).sort(), [["a.gguf", 3], ["b.gguf", 5]]);
+    assert.deepEqual(saved.models.map((m) => [m.name, m.usage.requests]).sort(), [
+      ["a.gguf", 3],
+      ["b.gguf", 5],
+    ]);
     assert.deepEqual([saved.counters.hits, saved.counters.misses, saved.counters.loads], [6, 2, 2]);
     // Both use a.gguf later and save again: the counts add, nothing is counted twice.
     await clock.run(two.cache.getModel("a.gguf"));
@@ -40,19 +43,35 @@ describe("nothing lost", () => {
     assert.equal(again?.counters.loads, 3);
     await one.cache.close();
     await two.cache.close();
-    assert.equal(store.state?.counters.evictions.shutdown, 3, "both final saves added their shutdown evictions (a; a and b)");
+    assert.equal(
+      store.state?.counters.evictions.shutdown,
+      3,
+      "both final saves added their shutdown evictions (a; a and b)",
+    );
   });
 
   it("merge: last use takes the latest, decayed frequencies combine by their timestamps, samples append", () => {
     const hour = 3600_000;
-    assert.deepEqual(combineFrequencies({ value: 4, at: 0 }, { value: 1, at: 24 * hour }, 24), { value: 3, at: 24 * hour });
+    assert.deepEqual(combineFrequencies({ value: 4, at: 0 }, { value: 1, at: 24 * hour }, 24), {
+      value: 3,
+      at: 24 * hour,
+    });
     const model = (requests: number, lastUsed: number, samples: number[]) => ({
       key: "/m/a.gguf",
       name: "a.gguf",
       format: "gguf" as const,
       fingerprint: { size: 1, mtimeMs: 1 },
       metadata: { memory_bytes: samples.length > 0 ? 5 : null },
-      usage: { requests, hits: 0, misses: requests, loads: samples.length, last_used_at: lastUsed, frequency: { value: requests, at: lastUsed }, load_ms_total: samples.reduce((a, b) => a + b, 0), load_ms_samples: samples },
+      usage: {
+        requests,
+        hits: 0,
+        misses: requests,
+        loads: samples.length,
+        last_used_at: lastUsed,
+        frequency: { value: requests, at: lastUsed },
+        load_ms_total: samples.reduce((a, b) => a + b, 0),
+        load_ms_samples: samples,
+      },
       priority: 0,
       pinned: false,
     });
@@ -61,7 +80,25 @@ describe("nothing lost", () => {
       half_life_hours: 24,
       reset_all: false,
       removed: [],
-      counters: { hits: 0, misses: m.usage.requests, loads: 0, load_failures: 0, evictions: { capacity_count: 0, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 0, crashed: 0 }, warmups: 0, unknown_model_requests: 0, coalesced: 0 },
+      counters: {
+        hits: 0,
+        misses: m.usage.requests,
+        loads: 0,
+        load_failures: 0,
+        evictions: {
+          capacity_count: 0,
+          capacity_memory: 0,
+          ttl: 0,
+          manual: 0,
+          file_changed: 0,
+          clear: 0,
+          shutdown: 0,
+          crashed: 0,
+        },
+        warmups: 0,
+        unknown_model_requests: 0,
+        coalesced: 0,
+      },
       models: [m],
     });
     const first = mergeDelta(null, delta(model(2, 10 * hour, [100]), 10 * hour));
@@ -88,15 +125,30 @@ describe("nothing lost", () => {
     source.folderPresent = false;
     const absent = await harness({ store, clock, source });
     assert.equal(absent.logger.warnings.filter((w) => /models directory is not available/.test(w)).length, 1);
-    assert.deepEqual(absent.cache.stats().models.map((m) => [m.name, m.requests, m.missing]), [["a.gguf", 4, false], ["b.gguf", 1, false]]);
+    assert.deepEqual(
+      absent.cache.stats().models.map((m) => [m.name, m.requests, m.missing]),
+      [
+        ["a.gguf", 4, false],
+        ["b.gguf", 1, false],
+      ],
+    );
     assert.equal(absent.cache.stats().unsaved_changes, false);
     await clock.advance(400 * DAY);
     await absent.cache.close();
-    assert.deepEqual(store.state?.models.map((m) => [m.name, m.usage.requests]), before?.models.map((m) => [m.name, m.usage.requests]));
+    assert.deepEqual(
+      store.state?.models.map((m) => [m.name, m.usage.requests]),
+      before?.models.map((m) => [m.name, m.usage.requests]),
+    );
 
     source.folderPresent = true;
     const back = await harness({ store, clock, source });
-    assert.deepEqual(back.cache.stats().models.map((m) => [m.name, m.requests, m.missing]), [["a.gguf", 4, false], ["b.gguf", 1, false]]);
+    assert.deepEqual(
+      back.cache.stats().models.map((m) => [m.name, m.requests, m.missing]),
+      [
+        ["a.gguf", 4, false],
+        ["b.gguf", 1, false],
+      ],
+    );
     await back.cache.close();
   });
 
@@ -112,22 +164,42 @@ describe("nothing lost", () => {
     source.remove("b.gguf");
     const config = { missing_retention_days: 10 };
     const second = await harness({ store, clock, source, cache: config });
-    assert.deepEqual(second.cache.stats().models.map((m) => [m.name, m.missing]), [["a.gguf", false], ["b.gguf", true]]);
+    assert.deepEqual(
+      second.cache.stats().models.map((m) => [m.name, m.missing]),
+      [
+        ["a.gguf", false],
+        ["b.gguf", true],
+      ],
+    );
     await second.cache.close();
     const missingSince = store.state?.models.find((m) => m.name === "b.gguf")?.missing_since;
     assert.equal(missingSince, clock.now(), "the file records since when it is missing");
 
     await clock.advance(9 * DAY);
     const third = await harness({ store, clock, source, cache: config });
-    assert.equal(third.cache.stats().models.find((m) => m.name === "b.gguf")?.missing, true, "still within the retention");
+    assert.equal(
+      third.cache.stats().models.find((m) => m.name === "b.gguf")?.missing,
+      true,
+      "still within the retention",
+    );
     await third.cache.close();
-    assert.equal(store.state?.models.find((m) => m.name === "b.gguf")?.missing_since, missingSince, "the first sighting stands");
+    assert.equal(
+      store.state?.models.find((m) => m.name === "b.gguf")?.missing_since,
+      missingSince,
+      "the first sighting stands",
+    );
 
     await clock.advance(2 * DAY);
     const fourth = await harness({ store, clock, source, cache: config });
-    assert.deepEqual(fourth.cache.stats().models.map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      fourth.cache.stats().models.map((m) => m.name),
+      ["a.gguf"],
+    );
     await fourth.cache.close();
-    assert.deepEqual(store.state?.models.map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      store.state?.models.map((m) => m.name),
+      ["a.gguf"],
+    );
   });
 });
 
@@ -149,8 +221,14 @@ describe("limits that hold", () => {
     a.release();
     await clock.advance(0);
     const stats = cache.stats();
-    assert.ok(stats.memory_bytes <= stats.memory_limit_bytes, `${stats.memory_bytes} ≤ ${stats.memory_limit_bytes} once the lease ended`);
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["b.gguf"]);
+    assert.ok(
+      stats.memory_bytes <= stats.memory_limit_bytes,
+      `${stats.memory_bytes} ≤ ${stats.memory_limit_bytes} once the lease ended`,
+    );
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["b.gguf"],
+    );
     assert.equal(stats.evictions.capacity_memory, 1);
     b.release();
   });
@@ -165,12 +243,20 @@ describe("limits that hold", () => {
   });
 
   it("more pins than max_cached_models is refused by validation, naming both keys", () => {
-    const parsed = configSchema.safeParse({ cache: { max_cached_models: 1, always_warm: ["a.gguf"], models: { "b.gguf": { pinned: true } } } });
+    const parsed = configSchema.safeParse({
+      cache: { max_cached_models: 1, always_warm: ["a.gguf"], models: { "b.gguf": { pinned: true } } },
+    });
     assert.equal(parsed.success, false);
     const issue = parsed.error?.issues[0];
     assert.deepEqual(issue?.path, ["cache", "always_warm"]);
-    assert.match(issue?.message ?? "", /pins 2 models \(cache\.always_warm and pinned = true\) but cache\.max_cached_models is 1/);
-    assert.equal(configSchema.safeParse({ cache: { max_cached_models: 2, always_warm: ["a.gguf", "b.gguf"] } }).success, true);
+    assert.match(
+      issue?.message ?? "",
+      /pins 2 models \(cache\.always_warm and pinned = true\) but cache\.max_cached_models is 1/,
+    );
+    assert.equal(
+      configSchema.safeParse({ cache: { max_cached_models: 2, always_warm: ["a.gguf", "b.gguf"] } }).success,
+      true,
+    );
   });
 
   it("a request that needs a text model is refused before anything is loaded or evicted", async () => {
@@ -183,13 +269,20 @@ describe("limits that hold", () => {
       clock,
     });
     await clock.run(cache.getModel("a.gguf"));
-    await assert.rejects(cache.acquire("ocr.onnx", { capability: "text", task: "chat completions" }), (e: Error & { code: string }) => {
-      assert.equal(e.code, "model_capability_missing");
-      assert.match(e.message, /ocr\.onnx is an ONNX tensor model and cannot do chat completions/);
-      return true;
-    });
+    await assert.rejects(
+      cache.acquire("ocr.onnx", { capability: "text", task: "chat completions" }),
+      (e: Error & { code: string }) => {
+        assert.equal(e.code, "model_capability_missing");
+        assert.match(e.message, /ocr\.onnx is an ONNX tensor model and cannot do chat completions/);
+        return true;
+      },
+    );
     assert.equal(onnx.counts.started, 0, "nothing loaded");
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["a.gguf"], "nothing evicted");
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["a.gguf"],
+      "nothing evicted",
+    );
     await cache.close();
   });
 });
@@ -285,7 +378,9 @@ describe("honest counts and events", () => {
     let started = false;
     Object.assign(backend, {
       ready: () =>
-        started ? Promise.resolve() : new Promise<void>((resolve) => clock.setTimeout(() => ((started = true), resolve()), 2000)),
+        started
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => clock.setTimeout(() => ((started = true), resolve()), 2000)),
     });
     const loads: number[] = [];
     const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
@@ -321,7 +416,9 @@ describe("honest counts and events", () => {
   it("an unwritable store is reported at start: one warning, last_save.error set, the cache works in memory", async () => {
     const clock = new ManualClock();
     const logger = new RecordingLogger();
-    const store = Object.assign(new MemoryStateStore(), { probe: async () => new Error("cannot save the cache state in /ro: permission denied") });
+    const store = Object.assign(new MemoryStateStore(), {
+      probe: async () => new Error("cannot save the cache state in /ro: permission denied"),
+    });
     const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
       backends: { gguf: new FakeBackend({ timers: clock }) },
       clock,
@@ -356,7 +453,11 @@ describe("honest counts and events", () => {
 
   it("a store that hangs cannot hang a save or shutdown: each call is bounded", async () => {
     const clock = new ManualClock();
-    const store = { path: "memory:hung", load: async () => ({ state: null, warning: null }), save: () => new Promise<never>(() => {}) };
+    const store = {
+      path: "memory:hung",
+      load: async () => ({ state: null, warning: null }),
+      save: () => new Promise<never>(() => {}),
+    };
     const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
       backends: { gguf: new FakeBackend({ timers: clock }) },
       clock,

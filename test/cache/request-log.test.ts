@@ -9,12 +9,23 @@ import { ManualClock } from "../../src/cache/clock.js";
 import { decodeState, encodeState } from "../../src/cache/persistence/codec.js";
 import { mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
-import { type LoggedRequest, mergeRequestLogs, persistedLogOf, RequestLog, requestsOf } from "../../src/cache/request-log.js";
+import {
+  type LoggedRequest,
+  mergeRequestLogs,
+  persistedLogOf,
+  RequestLog,
+  requestsOf,
+} from "../../src/cache/request-log.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { harness, MemoryStateStore } from "../helpers/cache-harness.js";
 
 const T0 = Date.UTC(2026, 0, 1);
-const req = (key: string, seconds: number, outcome: LoggedRequest["outcome"] = "hit", loadMs: number | null = null): LoggedRequest => ({
+const req = (
+  key: string,
+  seconds: number,
+  outcome: LoggedRequest["outcome"] = "hit",
+  loadMs: number | null = null,
+): LoggedRequest => ({
   key,
   at: T0 + seconds * 1000,
   outcome,
@@ -22,7 +33,9 @@ const req = (key: string, seconds: number, outcome: LoggedRequest["outcome"] = "
 });
 /** The log as `key@second outcome[load ms]` strings, oldest first. */
 const brief = (requests: readonly LoggedRequest[]) =>
-  requests.map((r) => `${r.key.replace(/^.*\//, "")}@${(r.at - T0) / 1000} ${r.outcome}${r.loadMs === null ? "" : ` ${r.loadMs}`}`);
+  requests.map(
+    (r) => `${r.key.replace(/^.*\//, "")}@${(r.at - T0) / 1000} ${r.outcome}${r.loadMs === null ? "" : ` ${r.loadMs}`}`,
+  );
 
 describe("the ring", () => {
   it("keeps the newest `capacity` requests, oldest first; a miss gets the time of the load it started", () => {
@@ -58,7 +71,12 @@ describe("the ring", () => {
   it("merging two logs: by time, the stored one first at equal times, removed models left out, newest N kept", () => {
     const stored = persistedLogOf([req("a", 0), req("b", 2), req("c", 4)]);
     const added = persistedLogOf([req("x", 1), req("y", 2), req("z", 5)]);
-    assert.deepEqual(brief(requestsOf(mergeRequestLogs(stored, added, 4, new Set(["c"])))), ["x@1 hit", "b@2 hit", "y@2 hit", "z@5 hit"]);
+    assert.deepEqual(brief(requestsOf(mergeRequestLogs(stored, added, 4, new Set(["c"])))), [
+      "x@1 hit",
+      "b@2 hit",
+      "y@2 hit",
+      "z@5 hit",
+    ]);
     assert.equal(mergeRequestLogs(undefined, undefined, 10), undefined);
   });
 
@@ -67,7 +85,8 @@ describe("the ring", () => {
     assert.equal(decodeState(encodeState(state)).request_log, undefined, "a file from before the log reads as no log");
     const withLog = { ...state, request_log: persistedLogOf([req("/m/a.gguf", 0, "miss", 12.5), req("/m/a.gguf", 1)]) };
     assert.deepEqual(decodeState(encodeState(withLog)).request_log, withLog.request_log);
-    const bad = (log: object) => () => decodeState(encodeState({ ...state, request_log: { ...withLog.request_log, ...log } }));
+    const bad = (log: object) => () =>
+      decodeState(encodeState({ ...state, request_log: { ...withLog.request_log, ...log } }));
     assert.throws(bad({ outcome: "m" }), { code: "state_corrupt", message: /columns differ in length/ });
     assert.throws(bad({ model: [0, 7] }), { code: "state_corrupt", message: /beyond keys/ });
     assert.throws(bad({ outcome: "mx" }), { code: "state_corrupt" });
@@ -93,7 +112,11 @@ describe("the cache's request log", () => {
     await clock.run(again.cache.getModel("b.gguf"));
     await again.cache.saveCache();
     assert.deepEqual(brief(requestsOf(again.cache.snapshot().request_log)), [...expected, "b.gguf@1.24 miss 100"]);
-    assert.deepEqual(brief(requestsOf(store.state?.request_log)), [...expected, "b.gguf@1.24 miss 100"], "restored requests are not saved twice");
+    assert.deepEqual(
+      brief(requestsOf(store.state?.request_log)),
+      [...expected, "b.gguf@1.24 miss 100"],
+      "restored requests are not saved twice",
+    );
     await again.cache.close();
   });
 
@@ -102,13 +125,23 @@ describe("the cache's request log", () => {
     const clock = new ManualClock();
     const one = await harness({ store, clock, cache: { request_log_size: 3 }, defaults: { loadMs: 0 } });
     const two = await harness({ store, clock, cache: { request_log_size: 3 }, defaults: { loadMs: 0 } });
-    for (const [cache, model] of [[one, "a.gguf"], [two, "b.gguf"], [one, "c.gguf"], [two, "d.gguf"], [one, "a.gguf"]] as const) {
+    for (const [cache, model] of [
+      [one, "a.gguf"],
+      [two, "b.gguf"],
+      [one, "c.gguf"],
+      [two, "d.gguf"],
+      [one, "a.gguf"],
+    ] as const) {
       await clock.run(cache.cache.getModel(model));
       await clock.advance(1000);
     }
     await two.cache.saveCache();
     await one.cache.saveCache();
-    assert.deepEqual(brief(requestsOf(store.state?.request_log)), ["c.gguf@2 miss 0", "d.gguf@3 miss 0", "a.gguf@4 hit"]);
+    assert.deepEqual(brief(requestsOf(store.state?.request_log)), [
+      "c.gguf@2 miss 0",
+      "d.gguf@3 miss 0",
+      "a.gguf@4 hit",
+    ]);
     await one.cache.close();
     await two.cache.close();
   });
@@ -124,7 +157,13 @@ describe("the cache's request log", () => {
     assert.equal(store.state?.request_log, undefined);
     assert.equal(store.state?.counters.hits, 1, "the statistics are kept all the same");
     // Another process logged requests; a save from the one with the log off keeps them.
-    store.bytes = encodeState(mergeDelta(store.state, { ...emptyDelta(), request_log: persistedLogOf([req("/models/b.gguf", 1)]), request_log_size: 10 }));
+    store.bytes = encodeState(
+      mergeDelta(store.state, {
+        ...emptyDelta(),
+        request_log: persistedLogOf([req("/models/b.gguf", 1)]),
+        request_log_size: 10,
+      }),
+    );
     await clock.run(off.cache.getModel("a.gguf"));
     await off.cache.saveCache();
     assert.deepEqual(brief(requestsOf(store.state?.request_log)), ["b.gguf@1 hit"]);

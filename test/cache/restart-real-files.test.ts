@@ -30,7 +30,9 @@ async function start(modelsDir: string, cacheDir: string) {
 
 describe("warm restart with real model files", () => {
   it("the first request after a warm restart is a hit; a file changed meanwhile keeps its statistics and is not warmed", async (t) => {
-    const { dir } = await tinyModelsDir(t, { gguf: { "a.gguf": {}, "sub/b.gguf": { seed: 2 }, "c.gguf": { seed: 3 } } });
+    const { dir } = await tinyModelsDir(t, {
+      gguf: { "a.gguf": {}, "sub/b.gguf": { seed: 2 }, "c.gguf": { seed: 3 } },
+    });
     const cacheDir = await tempDir(t);
 
     const first = await start(dir, cacheDir);
@@ -54,7 +56,10 @@ describe("warm restart with real model files", () => {
     const c = second.cache.stats().models.find((m) => m.name === "c.gguf");
     assert.equal(c?.requests, 1, "statistics of the changed file are kept");
     const perModel = (s: typeof before) => s.models.map((m) => [m.name, m.requests, m.hits, m.misses]);
-    assert.deepEqual(perModel(second.cache.stats()).filter(([n]) => n !== "a.gguf"), perModel(before).filter(([n]) => n !== "a.gguf"));
+    assert.deepEqual(
+      perModel(second.cache.stats()).filter(([n]) => n !== "a.gguf"),
+      perModel(before).filter(([n]) => n !== "a.gguf"),
+    );
     await second.cache.close();
   });
 
@@ -65,7 +70,12 @@ describe("warm restart with real model files", () => {
     const expected = async (name: string) => {
       const m = await manager.metadata(await manager.resolve(name));
       assert.equal(m.format, "gguf");
-      return { architecture: m.architecture, quantization: m.quantization, parameter_count: m.parameterCount, context_length: m.contextLength };
+      return {
+        architecture: m.architecture,
+        quantization: m.quantization,
+        parameter_count: m.parameterCount,
+        context_length: m.contextLength,
+      };
     };
     const saved = async (name: string) => {
       const file = await new FileStateStore(cacheDir).read();
@@ -87,7 +97,11 @@ describe("warm restart with real model files", () => {
     await utimes(join(dir, "q.gguf"), new Date(), new Date(Date.now() + 60_000));
     const second = await start(dir, cacheDir);
     await second.cache.saveCache();
-    assert.deepEqual((await saved("a.gguf"))?.metadata.gguf, await expected("a.gguf"), "restored and saved again unchanged");
+    assert.deepEqual(
+      (await saved("a.gguf"))?.metadata.gguf,
+      await expected("a.gguf"),
+      "restored and saved again unchanged",
+    );
     assert.equal((await saved("q.gguf"))?.metadata.gguf, undefined, "facts of the old file version are dropped");
     await second.cache.getModel("q.gguf");
     await second.cache.close();

@@ -79,7 +79,8 @@ function bruteForceOptimum(trace: Trace, settings: SimSettings): number {
         kept.sort();
       }
       const bytes = kept.reduce((sum, key) => sum + models.get(key)!.memoryBytes, 0);
-      if (kept.length > settings.maxModels || (settings.maxMemoryBytes > 0 && bytes > settings.maxMemoryBytes)) continue;
+      if (kept.length > settings.maxModels || (settings.maxMemoryBytes > 0 && bytes > settings.maxMemoryBytes))
+        continue;
       // Only unload times of absent models matter later.
       for (const key of kept) gone.delete(key);
       result = Math.min(result, cost + best(i + 1, kept, gone));
@@ -105,17 +106,35 @@ describe("offline optimum", () => {
       const solver = await highsSolver();
       for (let round = 0; round < 4; round++) {
         const trace = randomTrace(seed * 100 + round, 4, 10, 1000);
-        trace.models = trace.models.map((m) => ({ ...m, memoryBytes: Math.min(m.memoryBytes, limits.maxMemoryBytes || Infinity) }));
-        const settings: SimSettings = { maxModels: 2, maxMemoryBytes: 0, warmWindowMs: 0, usageHalfLifeHours: 1, ...limits };
+        trace.models = trace.models.map((m) => ({
+          ...m,
+          memoryBytes: Math.min(m.memoryBytes, limits.maxMemoryBytes || Infinity),
+        }));
+        const settings: SimSettings = {
+          maxModels: 2,
+          maxMemoryBytes: 0,
+          warmWindowMs: 0,
+          usageHalfLifeHours: 1,
+          ...limits,
+        };
         const exact = offlineOptimum(trace, settings, solver, { integer: true });
         const bound = offlineOptimum(trace, settings, solver, { integer: false });
         const brute = bruteForceOptimum(trace, settings);
-        assert.ok(Math.abs(exact.loadMsTotal - brute) < 1e-6, `round ${round}: ILP ${exact.loadMsTotal} vs brute force ${brute}`);
-        assert.ok(bound.loadMsTotal <= exact.loadMsTotal + 1e-6, `LP bound ${bound.loadMsTotal} above the optimum ${exact.loadMsTotal}`);
+        assert.ok(
+          Math.abs(exact.loadMsTotal - brute) < 1e-6,
+          `round ${round}: ILP ${exact.loadMsTotal} vs brute force ${brute}`,
+        );
+        assert.ok(
+          bound.loadMsTotal <= exact.loadMsTotal + 1e-6,
+          `LP bound ${bound.loadMsTotal} above the optimum ${exact.loadMsTotal}`,
+        );
         for (const policy of POLICIES) {
           if (policy === "lru-count") continue; // runs under other limits (count only)
           const online = simulate(trace, settings, policy).loadMsTotal;
-          assert.ok(online >= exact.loadMsTotal - 1e-6, `${policy} (${online}) beat the optimum (${exact.loadMsTotal})`);
+          assert.ok(
+            online >= exact.loadMsTotal - 1e-6,
+            `${policy} (${online}) beat the optimum (${exact.loadMsTotal})`,
+          );
         }
       }
     });
@@ -149,8 +168,20 @@ describe("simulator", () => {
         { at: 9001, key: "b" }, // hit
       ],
     };
-    const result = simulate(trace, { maxModels: 1, maxMemoryBytes: 0, warmWindowMs: 5000, usageHalfLifeHours: 1 }, "lru");
-    assert.deepEqual(result, { requests: 5, hits: 1, misses: 4, loads: 4, warmLoads: 1, loadMsTotal: 30 + 60 + 10 + 60, evictions: 3 });
+    const result = simulate(
+      trace,
+      { maxModels: 1, maxMemoryBytes: 0, warmWindowMs: 5000, usageHalfLifeHours: 1 },
+      "lru",
+    );
+    assert.deepEqual(result, {
+      requests: 5,
+      hits: 1,
+      misses: 4,
+      loads: 4,
+      warmLoads: 1,
+      loadMsTotal: 30 + 60 + 10 + 60,
+      evictions: 3,
+    });
   });
 
   const cases = [
@@ -161,7 +192,13 @@ describe("simulator", () => {
   for (const { policy, ttlSeconds } of cases) {
     it(`reproduces the real ModelCache's loads and load time exactly (${policy}${ttlSeconds ? `, idle TTL ${ttlSeconds} s` : ""}, fake backend, manual clock)`, async () => {
       const trace = randomTrace(42, 6, 150, 60_000);
-      const settings: SimSettings = { maxModels: 3, maxMemoryBytes: 1500 * MIB, warmWindowMs: 0, usageHalfLifeHours: 0.5, ttlMs: ttlSeconds * 1000 };
+      const settings: SimSettings = {
+        maxModels: 3,
+        maxMemoryBytes: 1500 * MIB,
+        warmWindowMs: 0,
+        usageHalfLifeHours: 0.5,
+        ttlMs: ttlSeconds * 1000,
+      };
       const clock = new ManualClock(START);
       const source = new FakeModelSource(trace.models.map((m) => ({ name: m.key, estimateBytes: m.memoryBytes })));
       const backend = new FakeBackend({
@@ -180,7 +217,10 @@ describe("simulator", () => {
         }),
         cache_dir: "/nonexistent",
       };
-      const cache = await ModelCache.create(config, backendSchema.parse({}), source, { backends: { gguf: backend }, clock });
+      const cache = await ModelCache.create(config, backendSchema.parse({}), source, {
+        backends: { gguf: backend },
+        clock,
+      });
       let loads = 0;
       let loadMs = 0;
       cache.on("load", ({ durationMs }) => {
@@ -223,7 +263,10 @@ describe("other runners' rules", () => {
   ];
   for (const [policy, expected] of table) {
     it(`${policy} evicts in its order`, () => {
-      assert.deepEqual(peerOrder(candidates, policy).map((x) => x.key), expected);
+      assert.deepEqual(
+        peerOrder(candidates, policy).map((x) => x.key),
+        expected,
+      );
     });
   }
   it("a count-only runner gets the count whose largest models fit in memory", () => {

@@ -69,7 +69,11 @@ describe("store models on llama.cpp", () => {
     const second = await open({ enable_warmup: true, warmup_strategy: "usage", restore_window_hours: 0 });
     assert.deepEqual(second.logger.warnings, []);
     assert.deepEqual([...second.warm.loaded].sort(), ["org/split-GGUF/m-00001-of-00002.gguf", "tiny:latest"]);
-    assert.equal(await complete(second.cache, "org/split-GGUF/m"), splitText, "greedy: the same text after the restart");
+    assert.equal(
+      await complete(second.cache, "org/split-GGUF/m"),
+      splitText,
+      "greedy: the same text after the restart",
+    );
     const after = second.cache.stats();
     assert.equal(after.models.find((m) => m.name === "org/split-GGUF/m-00001-of-00002.gguf")?.hits, 1);
     await second.cache.close();

@@ -10,7 +10,10 @@ import { FakeModelSource } from "../helpers/fake-models.js";
 const HOUR = 3600_000;
 const clockStart = Date.UTC(2026, 0, 1);
 
-function saved(name: string, usage: { requests: number; lastUsedHoursAgo: number; avgLoadMs?: number; size?: number }): PersistedModel {
+function saved(
+  name: string,
+  usage: { requests: number; lastUsedHoursAgo: number; avgLoadMs?: number; size?: number },
+): PersistedModel {
   const lastUsed = clockStart - usage.lastUsedHoursAgo * HOUR;
   return {
     key: `/models/${name}`,
@@ -35,7 +38,20 @@ function saved(name: string, usage: { requests: number; lastUsedHoursAgo: number
 
 function state(models: PersistedModel[]): CacheState {
   const evictions = Object.fromEntries(EVICTION_REASONS.map((r) => [r, 1])) as CacheState["counters"]["evictions"];
-  return { saved_at: clockStart - HOUR, counters: { hits: 40, misses: 9, loads: 9, load_failures: 2, evictions, warmups: 3, unknown_model_requests: 0, coalesced: 0 }, models };
+  return {
+    saved_at: clockStart - HOUR,
+    counters: {
+      hits: 40,
+      misses: 9,
+      loads: 9,
+      load_failures: 2,
+      evictions,
+      warmups: 3,
+      unknown_model_requests: 0,
+      coalesced: 0,
+    },
+    models,
+  };
 }
 
 const history = state([
@@ -52,12 +68,15 @@ describe("restore", () => {
     const stats = cache.stats();
     assert.deepEqual([stats.hits, stats.misses, stats.loads, stats.load_failures, stats.warmups], [40, 9, 9, 2, 3]);
     assert.equal(stats.evictions.ttl, 1);
-    assert.deepEqual(stats.models.map((m) => [m.name, m.requests, m.loaded]), [
-      ["a.gguf", 30, false],
-      ["b.gguf", 10, false],
-      ["c.gguf", 5, false],
-      ["d.gguf", 50, false],
-    ]);
+    assert.deepEqual(
+      stats.models.map((m) => [m.name, m.requests, m.loaded]),
+      [
+        ["a.gguf", 30, false],
+        ["b.gguf", 10, false],
+        ["c.gguf", 5, false],
+        ["d.gguf", 50, false],
+      ],
+    );
     assert.equal(stats.memory_bytes, 0);
     assert.equal(stats.unsaved_changes, false);
     assert.equal(store.loads, 1);
@@ -70,7 +89,15 @@ describe("restore", () => {
     const store = new MemoryStateStore(history);
     const { cache, clock } = await harness({ store, source, cache: { enable_warmup: true, warmup_strategy: "usage" } });
     const warm = await clock.run(cache.warmupDone);
-    assert.deepEqual(cache.stats().models.map((m) => [m.name, m.missing]), [["a.gguf", false], ["b.gguf", false], ["c.gguf", true], ["d.gguf", false]]);
+    assert.deepEqual(
+      cache.stats().models.map((m) => [m.name, m.missing]),
+      [
+        ["a.gguf", false],
+        ["b.gguf", false],
+        ["c.gguf", true],
+        ["d.gguf", false],
+      ],
+    );
     assert.equal(cache.stats().models[2]?.requests, 5, "the missing model's history is intact");
     assert.deepEqual(cache.restored, { models: 4, missing: 1, warning: null });
     assert.equal(cache.stats().models[0]?.requests, 30);
@@ -98,7 +125,10 @@ describe("warm-up", () => {
     assert.equal(stats.warmups, 5);
     assert.equal(stats.models_loaded, 2);
     assert.deepEqual([stats.hits, stats.misses], [40, 9], "warm-up is not a request");
-    assert.deepEqual(events.filter((e) => e.event === "warmup").map((e) => (e.payload as { loaded: string[] }).loaded), [["a.gguf", "b.gguf"]]);
+    assert.deepEqual(
+      events.filter((e) => e.event === "warmup").map((e) => (e.payload as { loaded: string[] }).loaded),
+      [["a.gguf", "b.gguf"]],
+    );
   });
 
   it("at start-up, waits for the backends to settle, then warms each model it loaded, before it ends", async () => {
@@ -115,12 +145,19 @@ describe("warm-up", () => {
     const models = [...backend.live];
     assert.deepEqual(models.map((m) => m.descriptor.name).sort(), ["a.gguf", "b.gguf"]);
     assert.equal(backend.settles, 1);
-    assert.deepEqual(models.map((m) => m.warmed), [0, 0], "models are warmed once the backends have settled");
+    assert.deepEqual(
+      models.map((m) => m.warmed),
+      [0, 0],
+      "models are warmed once the backends have settled",
+    );
     assert.equal(done, false);
     settled();
     const result = await cache.warmupDone;
     assert.deepEqual(result.loaded, ["a.gguf", "b.gguf"]);
-    assert.deepEqual(models.map((m) => m.warmed), [1, 1]);
+    assert.deepEqual(
+      models.map((m) => m.warmed),
+      [1, 1],
+    );
     assert.equal(cache.stats().hits + cache.stats().misses, 49, "warming is not a request");
   });
 
@@ -131,7 +168,10 @@ describe("warm-up", () => {
     backend.settling = new Promise(() => {});
     const result = await clock.run(cache.warmup({ models: ["c.gguf"] }));
     assert.deepEqual(result.loaded, ["c.gguf"]);
-    assert.deepEqual([...backend.live].map((m) => m.warmed), [1]);
+    assert.deepEqual(
+      [...backend.live].map((m) => m.warmed),
+      [1],
+    );
     assert.equal(backend.settles, settles);
   });
 
@@ -179,7 +219,10 @@ describe("warm-up", () => {
     await clock.run(cache.warmupDone);
     const again = await clock.run(cache.warmup({ models: ["a.gguf", "b.gguf"] }));
     assert.deepEqual(again.loaded, []);
-    assert.deepEqual(again.skipped.map((s) => s.reason), ["already loaded", "already loaded"]);
+    assert.deepEqual(
+      again.skipped.map((s) => s.reason),
+      ["already loaded", "already loaded"],
+    );
     assert.equal(backend.counts.started, 3);
   });
 
@@ -189,11 +232,17 @@ describe("warm-up", () => {
     const result = await clock.run(cache.warmup({ models: ["a.gguf", "nope.gguf"] }));
     assert.deepEqual(result.skipped, [{ name: "a.gguf", reason: "no room without evicting another model" }]);
     assert.equal(result.failed[0]?.name, "nope.gguf");
-    assert.deepEqual(cache.loadedModels().map((m) => m.name), ["c.gguf"]);
+    assert.deepEqual(
+      cache.loadedModels().map((m) => m.name),
+      ["c.gguf"],
+    );
   });
 
   it("enable_warmup = false loads nothing at start", async () => {
-    const { cache, clock, backend } = await harness({ store: new MemoryStateStore(history), cache: { enable_warmup: false } });
+    const { cache, clock, backend } = await harness({
+      store: new MemoryStateStore(history),
+      cache: { enable_warmup: false },
+    });
     await clock.run(cache.warmupDone);
     assert.equal(backend.counts.started, 0);
   });
@@ -260,7 +309,10 @@ describe("warm-up and shutdown", () => {
 
   it("closing while the backends settle ends the warm-up at once, without warming", async () => {
     const store = new MemoryStateStore(history);
-    const { cache, clock, backend, logger } = await harness({ store, cache: { enable_warmup: true, warmup_strategy: "usage" } });
+    const { cache, clock, backend, logger } = await harness({
+      store,
+      cache: { enable_warmup: true, warmup_strategy: "usage" },
+    });
     backend.settling = new Promise(() => {});
     await clock.advance(1000);
     assert.equal(backend.settles, 1);
@@ -268,7 +320,10 @@ describe("warm-up and shutdown", () => {
     await cache.close();
     const result = await cache.warmupDone;
     assert.ok(result.loaded.length > 0);
-    assert.deepEqual(models.map((m) => m.warmed).filter((n) => n > 0), []);
+    assert.deepEqual(
+      models.map((m) => m.warmed).filter((n) => n > 0),
+      [],
+    );
     assert.deepEqual(logger.warnings, []);
   });
 });

@@ -8,7 +8,12 @@ import { chmod, copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { describe, it } from "node:test";
-import { compressState, decompressState, FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
+import {
+  compressState,
+  decompressState,
+  FileStateStore,
+  STATE_FILE_NAME,
+} from "../../src/cache/persistence/file-store.js";
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
@@ -28,7 +33,16 @@ const NAPI_STATE: CacheState = {
     load_failures: 1,
     warmups: 0,
     // Counters added after that build (and the `crashed` eviction reason) read as 0.
-    evictions: { capacity_count: 1, capacity_memory: 0, ttl: 0, manual: 0, file_changed: 0, clear: 0, shutdown: 1, crashed: 0 },
+    evictions: {
+      capacity_count: 1,
+      capacity_memory: 0,
+      ttl: 0,
+      manual: 0,
+      file_changed: 0,
+      clear: 0,
+      shutdown: 1,
+      crashed: 0,
+    },
     unknown_model_requests: 0,
     coalesced: 0,
   },
@@ -38,8 +52,20 @@ const NAPI_STATE: CacheState = {
       name: "a.gguf",
       format: "gguf",
       fingerprint: { size: 10, mtimeMs: 5 },
-      metadata: { memory_bytes: 1024, gguf: { architecture: "llama", quantization: "MOSTLY_Q8_0", parameter_count: 1000, context_length: 128 } },
-      usage: { requests: 5, hits: 3, misses: 2, loads: 2, last_used_at: 1_699_000_000_000, frequency: { value: 2.5, at: 1_699_000_000_000 }, load_ms_total: 300, load_ms_samples: [100, 200] },
+      metadata: {
+        memory_bytes: 1024,
+        gguf: { architecture: "llama", quantization: "MOSTLY_Q8_0", parameter_count: 1000, context_length: 128 },
+      },
+      usage: {
+        requests: 5,
+        hits: 3,
+        misses: 2,
+        loads: 2,
+        last_used_at: 1_699_000_000_000,
+        frequency: { value: 2.5, at: 1_699_000_000_000 },
+        load_ms_total: 300,
+        load_ms_samples: [100, 200],
+      },
       priority: 12.5,
       pinned: false,
     },
@@ -51,7 +77,10 @@ describe("zstd frames (WebAssembly libzstd)", () => {
     assert.equal(xxh64(new Uint8Array()).toString(16), "ef46db3751d8e999");
     assert.equal(xxh64(new TextEncoder().encode("a")).toString(16), "d24ec4f1a98c6e5b");
     assert.equal(xxh64(new TextEncoder().encode("abc")).toString(16), "44bc2cf5ad770999");
-    assert.equal(xxh64(new TextEncoder().encode("Nobody inspects the spammish repetition")).toString(16), "fbcea83c8a378bf1");
+    assert.equal(
+      xxh64(new TextEncoder().encode("Nobody inspects the spammish repetition")).toString(16),
+      "fbcea83c8a378bf1",
+    );
   });
 
   it("round-trips every size around the hash's stripe boundaries, with the checksum flag set", async () => {
@@ -64,14 +93,21 @@ describe("zstd frames (WebAssembly libzstd)", () => {
     }
   });
 
-  it("`zstd -t` verifies the checksum and `zstd -dc` prints the document", { skip: hasZstd ? false : "the zstd binary is not installed" }, async (t) => {
-    const dir = await tempDir(t);
-    const file = join(dir, STATE_FILE_NAME);
-    await writeFile(file, await compressState(NAPI_STATE));
-    execFileSync("zstd", ["-t", "-q", file]);
-    assert.match(execFileSync("zstd", ["-lv", file], { encoding: "utf8" }), /Check: XXH64/);
-    assert.deepEqual(JSON.parse(execFileSync("zstd", ["-dc", file], { encoding: "utf8" })).counters, NAPI_STATE.counters);
-  });
+  it(
+    "`zstd -t` verifies the checksum and `zstd -dc` prints the document",
+    { skip: hasZstd ? false : "the zstd binary is not installed" },
+    async (t) => {
+      const dir = await tempDir(t);
+      const file = join(dir, STATE_FILE_NAME);
+      await writeFile(file, await compressState(NAPI_STATE));
+      execFileSync("zstd", ["-t", "-q", file]);
+      assert.match(execFileSync("zstd", ["-lv", file], { encoding: "utf8" }), /Check: XXH64/);
+      assert.deepEqual(
+        JSON.parse(execFileSync("zstd", ["-dc", file], { encoding: "utf8" })).counters,
+        NAPI_STATE.counters,
+      );
+    },
+  );
 
   it("a state file written by the zstd-napi build (no checksum) still loads", async (t) => {
     const bytes = await readFile(fixture("cache_state-zstd-napi-v2.bin.zst"));
@@ -126,6 +162,9 @@ describe("zstd frames (WebAssembly libzstd)", () => {
     await copyFile(fixture("zeros-100MiB.zst"), store.path);
     const { state, warning } = await store.load();
     assert.equal(state, null);
-    assert.match(warning ?? "", /could not be decoded \(zstd: the frame declares 104857600 bytes.*moved to .*\.corrupt-20260101T000000000Z/);
+    assert.match(
+      warning ?? "",
+      /could not be decoded \(zstd: the frame declares 104857600 bytes.*moved to .*\.corrupt-20260101T000000000Z/,
+    );
   });
 });

@@ -39,7 +39,10 @@ for (const [command, json] of [
       assert.equal(events.find((e) => e.type === "evicted")?.reason, "manual");
     } else {
       assert.match(result.stdout, /^\d\d:\d\d:\d\d loaded +a\.gguf \d+ms bytes=5\.0 MB$/m);
-      assert.match(result.stdout, /^\d\d:\d\d:\d\d evicted +a\.gguf reason=manual idle_seconds=\d+\.\d resident_seconds=\d+\.\d$/m);
+      assert.match(
+        result.stdout,
+        /^\d\d:\d\d:\d\d evicted +a\.gguf reason=manual idle_seconds=\d+\.\d resident_seconds=\d+\.\d$/m,
+      );
       assert.match(result.stdout, /^\d\d:\d\d:\d\d saved +ok=true/m);
     }
     assert.match(result.stderr, /stopped/);
@@ -54,6 +57,13 @@ it("cache events without a running server says so and fails", async (t) => {
 });
 
 it("eventLine shows a load failure's code and message", () => {
-  const line = eventLine({ type: "load_failed", time: "2026-11-29T16:20:01.000Z", name: "x.gguf", key: "/m/x.gguf", code: "model_load_failed", message: "bad file" });
+  const line = eventLine({
+    type: "load_failed",
+    time: "2026-11-29T16:20:01.000Z",
+    name: "x.gguf",
+    key: "/m/x.gguf",
+    code: "model_load_failed",
+    message: "bad file",
+  });
   assert.equal(line, "16:20:01 load_failed   x.gguf code=model_load_failed message=bad file");
 });

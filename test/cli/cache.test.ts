@@ -31,7 +31,16 @@ async function setup(t: TestContext) {
       format: "gguf",
       fingerprint: { size: info.size, mtimeMs: info.mtimeMs },
       metadata: { memory_bytes: 4 * 1024 * 1024 },
-      usage: { requests, hits: requests - 1, misses: 1, loads: 1, last_used_at: at, frequency: { value: requests, at }, load_ms_total: 120, load_ms_samples: [120] },
+      usage: {
+        requests,
+        hits: requests - 1,
+        misses: 1,
+        loads: 1,
+        last_used_at: at,
+        frequency: { value: requests, at },
+        load_ms_total: 120,
+        load_ms_samples: [120],
+      },
       priority: 1,
       pinned: false,
     };
@@ -39,7 +48,16 @@ async function setup(t: TestContext) {
   const evictions = Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as CacheState["counters"]["evictions"];
   const state: CacheState = {
     saved_at: now - HOUR,
-    counters: { hits: 12, misses: 3, loads: 3, load_failures: 0, evictions: { ...evictions, ttl: 2 }, warmups: 1, unknown_model_requests: 0, coalesced: 0 },
+    counters: {
+      hits: 12,
+      misses: 3,
+      loads: 3,
+      load_failures: 0,
+      evictions: { ...evictions, ttl: 2 },
+      warmups: 1,
+      unknown_model_requests: 0,
+      coalesced: 0,
+    },
     models: [await entry("a.gguf", 10, 1), await entry("b.gguf", 4, 0.1), await entry("c.gguf", 1, 2)],
     // a b a c a b, ten minutes apart over the last hour: each model's first request missed.
     request_log: persistedLogOf(
@@ -62,11 +80,24 @@ describe("inferno cache (file mode)", () => {
     const { run, store } = await setup(t);
     const result = await run(["cache", "stats", "--json"]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr, new RegExp(`no server running at http://127\\.0\\.0\\.1:1; read ${store.path.replace(/[.]/g, "\\.")}`));
+    assert.match(
+      result.stderr,
+      new RegExp(`no server running at http://127\\.0\\.0\\.1:1; read ${store.path.replace(/[.]/g, "\\.")}`),
+    );
     const stats = JSON.parse(result.stdout);
-    assert.deepEqual([stats.hits, stats.misses, stats.hit_rate, stats.models_loaded, stats.state_file], [12, 3, 0.8, 0, store.path]);
+    assert.deepEqual(
+      [stats.hits, stats.misses, stats.hit_rate, stats.models_loaded, stats.state_file],
+      [12, 3, 0.8, 0, store.path],
+    );
     assert.equal(stats.evictions.ttl, 2);
-    assert.deepEqual(stats.models.map((m: { name: string; requests: number }) => [m.name, m.requests]), [["a.gguf", 10], ["b.gguf", 4], ["c.gguf", 1]]);
+    assert.deepEqual(
+      stats.models.map((m: { name: string; requests: number }) => [m.name, m.requests]),
+      [
+        ["a.gguf", 10],
+        ["b.gguf", 4],
+        ["c.gguf", 1],
+      ],
+    );
     assert.equal(stats.models[0].avg_load_ms, 120);
   });
 
@@ -100,7 +131,10 @@ describe("inferno cache (file mode)", () => {
     const cleared = await run(["cache", "clear"], pin);
     assert.equal(cleared.code, 0, cleared.stderr);
     assert.match(cleared.stdout, /removed: b\.gguf, c\.gguf/);
-    assert.deepEqual((await store.read())?.state.models.map((m) => m.name), ["a.gguf"]);
+    assert.deepEqual(
+      (await store.read())?.state.models.map((m) => m.name),
+      ["a.gguf"],
+    );
     assert.equal((await store.read())?.state.counters.hits, 12);
     const forced = await run(["cache", "clear", "--force", "--stats"], pin);
     assert.match(forced.stdout, /removed: a\.gguf\nstatistics reset/);
@@ -125,10 +159,19 @@ describe("inferno cache (file mode)", () => {
     // Three places save 0.36 s over the log's 3000 s: 0.36 x 86400 / 3000 = 10.4 s a day.
     const one = await run(["cache", "advise"], { INFERNO_CACHE__MAX_CACHED_MODELS: "1" });
     assert.equal(one.code, 0, one.stderr);
-    assert.match(one.stdout, /^\* current: reload-cost, max_cached_models = 1, max_memory_mb = \d+\s+0\.0%\s+6\s+0\.7 s/m);
+    assert.match(
+      one.stdout,
+      /^\* current: reload-cost, max_cached_models = 1, max_memory_mb = \d+\s+0\.0%\s+6\s+0\.7 s/m,
+    );
     assert.match(one.stdout, /^ {2}max_cached_models = 3\s+50\.0%\s+3\s+0\.4 s\s+10\.4 s$/m);
-    assert.match(one.stdout, /^recommended: set cache\.max_cached_models = 3 \(now 1\): 0\.4 s less loading over the log, about 10\.4 s a day/m);
-    const off = await run(["cache", "advise"], { INFERNO_CACHE__CACHE_DIR: join(cacheDir, "none"), INFERNO_CACHE__REQUEST_LOG_SIZE: "0" });
+    assert.match(
+      one.stdout,
+      /^recommended: set cache\.max_cached_models = 3 \(now 1\): 0\.4 s less loading over the log, about 10\.4 s a day/m,
+    );
+    const off = await run(["cache", "advise"], {
+      INFERNO_CACHE__CACHE_DIR: join(cacheDir, "none"),
+      INFERNO_CACHE__REQUEST_LOG_SIZE: "0",
+    });
     assert.equal(off.code, 1);
     assert.match(off.stderr, /the request log is off \(cache\.request_log_size = 0\)/);
   });
@@ -137,7 +180,10 @@ describe("inferno cache (file mode)", () => {
     const { run, store } = await setup(t);
     const evicted = await run(["cache", "evict", "b.gguf"]);
     assert.equal(evicted.code, 0, evicted.stderr);
-    assert.deepEqual((await store.read())?.state.models.map((m) => m.name), ["a.gguf", "c.gguf"]);
+    assert.deepEqual(
+      (await store.read())?.state.models.map((m) => m.name),
+      ["a.gguf", "c.gguf"],
+    );
     const logged = requestsOf((await store.read())?.state.request_log).map((r) => r.key.replace(/^.*\//, ""));
     assert.deepEqual(logged, ["a.gguf", "a.gguf", "c.gguf", "a.gguf"], "b's requests went with its entry");
     const unknown = await run(["cache", "evict", "zzz.gguf"]);
@@ -153,7 +199,14 @@ describe("inferno cache (file mode)", () => {
     assert.match(usage.stdout, /1\. a\.gguf\n {2}2\. b\.gguf\n {2}3\. c\.gguf/);
     const recent = JSON.parse((await run(["cache", "warmup", "--strategy", "recent", "--json"])).stdout);
     assert.deepEqual(recent.plan, ["b.gguf", "a.gguf", "c.gguf"]);
-    const limited = JSON.parse((await run(["cache", "warmup", "--json"], { INFERNO_CACHE__MAX_CACHED_MODELS: "1", INFERNO_CACHE__WARMUP_STRATEGY: "recent" })).stdout);
+    const limited = JSON.parse(
+      (
+        await run(["cache", "warmup", "--json"], {
+          INFERNO_CACHE__MAX_CACHED_MODELS: "1",
+          INFERNO_CACHE__WARMUP_STRATEGY: "recent",
+        })
+      ).stdout,
+    );
     assert.deepEqual(limited.plan, ["b.gguf"]);
     const given = JSON.parse((await run(["cache", "warmup", "c.gguf", "nope", "--json"])).stdout);
     assert.deepEqual(given.plan, ["c.gguf"]);
@@ -164,7 +217,13 @@ describe("inferno cache (file mode)", () => {
 
   it("save rewrites an older-version file in the current version", async (t) => {
     const { run, store } = await setup(t);
-    const v1 = { format: "inferno-cache-state", schema_version: 1, saved_at: "2025-01-01T00:00:00.000Z", counters: { hits: 1, misses: 1, loads: 1, evictions: 0 }, models: [] };
+    const v1 = {
+      format: "inferno-cache-state",
+      schema_version: 1,
+      saved_at: "2025-01-01T00:00:00.000Z",
+      counters: { hits: 1, misses: 1, loads: 1, evictions: 0 },
+      models: [],
+    };
     await writeFile(store.path, await zstdCompress(Buffer.from(JSON.stringify(v1)), 3));
     const saved = await run(["cache", "save"]);
     assert.equal(saved.code, 0, saved.stderr);
@@ -187,15 +246,26 @@ describe("inferno cache (file mode)", () => {
     const { run, store, env, sandbox } = await setup(t);
     const now = Date.now();
     const bad: Array<[string, (d: ReturnType<typeof validDocument>) => void]> = [
-      ["last_used_at 1e308", (d) => ((d.models as Array<{ usage: Record<string, unknown> }>)[0]!.usage.last_used_at = 1e308)],
+      [
+        "last_used_at 1e308",
+        (d) => ((d.models as Array<{ usage: Record<string, unknown> }>)[0]!.usage.last_used_at = 1e308),
+      ],
       ["saved_at -1e308", (d) => (d.saved_at = -1e308)],
-      ["mtime 8.64e15 + 1", (d) => ((d.models as Array<{ fingerprint: Record<string, unknown> }>)[0]!.fingerprint.mtimeMs = 8.64e15 + 1)],
+      [
+        "mtime 8.64e15 + 1",
+        (d) => ((d.models as Array<{ fingerprint: Record<string, unknown> }>)[0]!.fingerprint.mtimeMs = 8.64e15 + 1),
+      ],
     ];
     for (const [what, edit] of bad) {
       const document = validDocument(now);
       edit(document);
       await writeFile(store.path, await zstdCompress(Buffer.from(JSON.stringify(document)), 3));
-      for (const args of [["cache", "stats"], ["cache", "stats", "--json"], ["cache", "inspect"], ["cache", "inspect", "--json"]]) {
+      for (const args of [
+        ["cache", "stats"],
+        ["cache", "stats", "--json"],
+        ["cache", "inspect"],
+        ["cache", "inspect", "--json"],
+      ]) {
         const result = await run(args);
         assert.equal(result.code, 1, `${what}: ${args.join(" ")}: ${result.stderr}`);
         assert.match(result.stderr, /cannot be decoded: .*malformed at /, `${what}: ${args.join(" ")}`);
@@ -203,7 +273,13 @@ describe("inferno cache (file mode)", () => {
     }
     const server = spawnInferno(t, ["serve"], {
       cwd: sandbox.cwd,
-      env: { ...sandbox.env, ...env, INFERNO_SERVER__PORT: "0", INFERNO_BACKEND__THREADS: "1", INFERNO_BACKEND__GPU: "false" },
+      env: {
+        ...sandbox.env,
+        ...env,
+        INFERNO_SERVER__PORT: "0",
+        INFERNO_BACKEND__THREADS: "1",
+        INFERNO_BACKEND__GPU: "false",
+      },
     });
     await server.waitForLine(/^Inferno is serving/);
     assert.match(server.stderr(), /could not be decoded .*malformed at .* moved to .*\.corrupt-/);

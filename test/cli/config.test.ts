@@ -30,7 +30,9 @@ test("config set changes only the value it sets; every other byte of a commented
   );
   assert.match(result.stderr, /Set cache\.persist_cache = true in .*\.inferno\.toml/);
   assert.ok(
-    result.stderr.includes(`(the local file: it applies when Inferno runs in ${s.cwd}; --global sets it for every directory)`),
+    result.stderr.includes(
+      `(the local file: it applies when Inferno runs in ${s.cwd}; --global sets it for every directory)`,
+    ),
     result.stderr,
   );
   const global = await s.run(["config", "set", "cache.persist_cache", "true", "--global"]);
@@ -54,7 +56,11 @@ test("config set of an ill-typed or out-of-range value exits 2 and leaves the fi
     ["cache.max_cached_models", "many", /cache\.max_cached_models: expected a whole number, found "many"/],
     // A number that fails a range check is shown as the number it was read as, not quoted like a string.
     ["cache.max_cached_models", "0", /expected a whole number \(>0\), found 0$/m],
-    ["server.port", "99999", /^error: Invalid value for server\.port: expected a whole number \(<=65535\), found 99999\n$/],
+    [
+      "server.port",
+      "99999",
+      /^error: Invalid value for server\.port: expected a whole number \(<=65535\), found 99999\n$/,
+    ],
     ["server.port", "70_000", /server\.port: expected a whole number \(<=65535\), found 70000$/m],
     ["server.port", "9000.5", /server\.port: expected a whole number, found "9000\.5"$/m],
     ["cache.persist_cache", "maybe", /expected true or false, found "maybe"/],
@@ -101,7 +107,10 @@ test("config set of an unknown key exits 2 with a did-you-mean and writes nothin
   }
   const section = await s.run(["config", "set", "cache", "3"]);
   assert.equal(section.code, 2);
-  assert.match(section.stderr, /cache is a table, not a single setting: name one of its keys, e\.g\. cache\.persist_cache/);
+  assert.match(
+    section.stderr,
+    /cache is a table, not a single setting: name one of its keys, e\.g\. cache\.persist_cache/,
+  );
   await assert.rejects(readFile(s.localFile), { code: "ENOENT" });
 });
 
@@ -128,7 +137,10 @@ test("config set --global writes the global file, creating its directory", async
 test("config set takes lists as a,b or as a TOML array", async (t) => {
   const s = await cliSandbox(t);
   assert.equal((await s.run(["config", "set", "cache.always_warm", "a.gguf, b.gguf"])).code, 0);
-  assert.deepEqual(JSON.parse((await s.run(["config", "get", "cache.always_warm", "--json"])).stdout), ["a.gguf", "b.gguf"]);
+  assert.deepEqual(JSON.parse((await s.run(["config", "get", "cache.always_warm", "--json"])).stdout), [
+    "a.gguf",
+    "b.gguf",
+  ]);
   assert.equal((await s.run(["config", "set", "cache.always_warm", '["c.onnx"]'])).code, 0);
   assert.equal(await readFile(s.localFile, "utf8"), '[cache]\nalways_warm = [ "c.onnx" ]\n');
   assert.equal((await s.run(["config", "get", "cache.always_warm"])).stdout, '[ "c.onnx" ]\n');
@@ -172,7 +184,7 @@ test("config unset removes the key, keeps every other line, and is a no-op with 
 test("config unset --global edits the global file only", async (t) => {
   const s = await cliSandbox(t);
   await mkdir(join(s.globalFile, ".."), { recursive: true });
-  await writeFile(s.globalFile, "# global\n[server]\nport = 7000\nhost = \"0.0.0.0\"\n");
+  await writeFile(s.globalFile, '# global\n[server]\nport = 7000\nhost = "0.0.0.0"\n');
   await writeFile(s.localFile, "[server]\nport = 7001\n");
   assert.equal((await s.run(["config", "unset", "server.port", "--global"])).code, 0);
   assert.equal(await readFile(s.globalFile, "utf8"), '# global\n[server]\nhost = "0.0.0.0"\n');
@@ -296,12 +308,16 @@ test("config init --global creates the global file and its directory", async (t)
   assert.equal((await s.run(["config", "init", "--global"])).code, 0);
   assert.match(await readFile(s.globalFile, "utf8"), /^# \[cache\]|^\[cache\]$/m);
   const validate = await s.run(["config", "validate", "--json"]);
-  assert.deepEqual(JSON.parse(validate.stdout), { ok: true, files: [{ kind: "global", path: s.globalFile }], environment: [] });
+  assert.deepEqual(JSON.parse(validate.stdout), {
+    ok: true,
+    files: [{ kind: "global", path: s.globalFile }],
+    environment: [],
+  });
 });
 
 test("config validate reports a broken layer with exit 2 and names it", async (t) => {
   const s = await cliSandbox(t);
-  await writeFile(s.localFile, "[cache]\nmax_cached_models = \"lots\"\n");
+  await writeFile(s.localFile, '[cache]\nmax_cached_models = "lots"\n');
   const result = await s.run(["config", "validate"]);
   assert.equal(result.code, 2);
   assert.ok(result.stderr.includes(`Invalid configuration in ${s.localFile}: cache.max_cached_models`), result.stderr);

@@ -20,30 +20,50 @@ test("models demo, then run it: the README's first commands", async (t) => {
   assert.match(demo.stderr, /try: inferno run inferno-demo "Once upon a time"/);
   assert.match((await s.run(["models", "demo"], FAST)).stdout, /^kept /);
 
-  const run = await s.run(["run", "--model", "inferno-demo", "--prompt", "Once upon a time", "--max-tokens", "8"], FAST);
+  const run = await s.run(
+    ["run", "--model", "inferno-demo", "--prompt", "Once upon a time", "--max-tokens", "8"],
+    FAST,
+  );
   assert.equal(run.code, 0, run.stderr);
   assert.ok(run.stdout.trim().length > 0);
   assert.equal(run.stderr, "", "no progress line when stderr is not a terminal");
 
-  const json = await s.run(["--json", "run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "4", "--seed", "3"], FAST);
+  const json = await s.run(
+    ["--json", "run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "4", "--seed", "3"],
+    FAST,
+  );
   assert.equal(json.code, 0, json.stderr);
-  const result = JSON.parse(json.stdout) as { model: string; text: string; finish_reason: string; usage: { completion_tokens: number } };
+  const result = JSON.parse(json.stdout) as {
+    model: string;
+    text: string;
+    finish_reason: string;
+    usage: { completion_tokens: number };
+  };
   assert.equal(result.model, DEMO_MODEL_FILE);
   assert.equal(result.finish_reason, "length");
   assert.ok(result.usage.completion_tokens >= 4);
 
-  const streamed = await s.run(["run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "4", "--seed", "3", "--stream"], FAST);
+  const streamed = await s.run(
+    ["run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "4", "--seed", "3", "--stream"],
+    FAST,
+  );
   assert.equal(streamed.code, 0, streamed.stderr);
   assert.equal(streamed.stdout, `${result.text}\n`, "streaming prints the same text as it comes");
 });
 
 test("models demo into a directory given for this command only: the hint names it, so it works as printed", async (t) => {
   const s = await cliSandbox(t);
-  for (const args of [["models", "demo", "elsewhere"], ["models", "demo", "--models-dir", "flagged"]]) {
+  for (const args of [
+    ["models", "demo", "elsewhere"],
+    ["models", "demo", "--models-dir", "flagged"],
+  ]) {
     const demo = await s.run(args, FAST);
     assert.equal(demo.code, 0, demo.stderr);
     const dir = join(s.cwd, args.at(-1) as string);
-    assert.ok(demo.stderr.includes(`try: inferno run --models-dir ${JSON.stringify(dir)} inferno-demo "Once upon a time"`), demo.stderr);
+    assert.ok(
+      demo.stderr.includes(`try: inferno run --models-dir ${JSON.stringify(dir)} inferno-demo "Once upon a time"`),
+      demo.stderr,
+    );
   }
 });
 
@@ -56,12 +76,20 @@ test("models list and info, as tables and as JSON", async (t) => {
   assert.match(table.stdout, /NAME\s+FORMAT\s+SIZE\s+ARCHITECTURE\s+QUANTIZATION\s+PARAMETERS\s+CONTEXT/);
   assert.match(table.stdout, /inferno-demo\.gguf\s+gguf\s+1\.3 MiB\s+llama\s+Q8_0\s+1\.2M\s+1024/);
   assert.match(table.stdout, /add\.onnx\s+onnx\s+\d+ B\s+opset 13/);
-  const list = JSON.parse((await s.run(["models", "list", "--json"])).stdout) as Array<{ name: string; valid: boolean }>;
-  assert.deepEqual(list.map((m) => [m.name, m.valid]), [
-    ["add.onnx", true],
-    ["inferno-demo.gguf", true],
-  ]);
-  const info = JSON.parse((await s.run(["models", "info", "add", "--json"])).stdout) as { metadata: { inputs: unknown[] } };
+  const list = JSON.parse((await s.run(["models", "list", "--json"])).stdout) as Array<{
+    name: string;
+    valid: boolean;
+  }>;
+  assert.deepEqual(
+    list.map((m) => [m.name, m.valid]),
+    [
+      ["add.onnx", true],
+      ["inferno-demo.gguf", true],
+    ],
+  );
+  const info = JSON.parse((await s.run(["models", "info", "add", "--json"])).stdout) as {
+    metadata: { inputs: unknown[] };
+  };
   assert.equal(info.metadata.inputs.length, 2);
   assert.match((await s.run(["models", "info", "inferno-demo"])).stdout, /chat template\s+yes/);
 });
@@ -98,7 +126,17 @@ test("name errors and misuse give one clear sentence and the right exit code", a
   const unknown = await s.run(["models", "info", "nothing-like-it", "--models-dir", "elsewhere"]);
   assert.match(unknown.stderr, /model "nothing-like-it" not found/);
   assert.deepEqual([unknown.code, ambiguous.code, outside.code], [2, 2, 2], "every name the user got wrong exits 2");
-  const usage = await s.run(["run", "--model", "inferno-demo", "--prompt", "x", "--max-tokens", "lots", "--models-dir", "elsewhere"]);
+  const usage = await s.run([
+    "run",
+    "--model",
+    "inferno-demo",
+    "--prompt",
+    "x",
+    "--max-tokens",
+    "lots",
+    "--models-dir",
+    "elsewhere",
+  ]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--max-tokens expects a positive whole number, found "lots"/);
   await writeFile(join(s.cwd, "elsewhere", "add.onnx"), tinyAddOnnx());
@@ -121,12 +159,15 @@ test("run shows a progress line while loading only when stderr is a terminal, an
       }),
       { isTTY: tty },
     );
-  const code = await main(["node", "inferno", "run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "2"], {
-    stdout: sink(false),
-    stderr: sink(true),
-    env: { ...s.env, ...TEST_BACKEND_ENV },
-    cwd: s.cwd,
-  });
+  const code = await main(
+    ["node", "inferno", "run", "--model", "inferno-demo", "--prompt", "Once", "--max-tokens", "2"],
+    {
+      stdout: sink(false),
+      stderr: sink(true),
+      env: { ...s.env, ...TEST_BACKEND_ENV },
+      cwd: s.cwd,
+    },
+  );
   assert.equal(code, 0);
   const progress = chunks.join("");
   assert.match(progress, /loading inferno-demo\.gguf/);

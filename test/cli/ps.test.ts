@@ -14,7 +14,8 @@ describe("inferno ps formatting", () => {
     [13_279_744, "13 MB"],
     [4_700_000_000, "4.7 GB"],
   ];
-  for (const [input, expected] of bytes) it(`${input} bytes → ${expected}`, () => assert.equal(formatBytes(input), expected));
+  for (const [input, expected] of bytes)
+    it(`${input} bytes → ${expected}`, () => assert.equal(formatBytes(input), expected));
 
   const now = Date.parse("2026-01-01T00:00:00Z");
   const until: Array<[number, string]> = [
@@ -27,7 +28,8 @@ describe("inferno ps formatting", () => {
     [-5_000, "in 0 seconds"],
   ];
   for (const [ms, expected] of until) {
-    it(`${ms} ms ahead → ${expected}`, () => assert.equal(formatUntil(new Date(now + ms).toISOString(), now), expected));
+    it(`${ms} ms ahead → ${expected}`, () =>
+      assert.equal(formatUntil(new Date(now + ms).toISOString(), now), expected));
   }
 
   const model: LoadedModelInfo = {
@@ -53,7 +55,8 @@ describe("inferno ps formatting", () => {
     [{}, "forever"],
   ];
   for (const [change, expected] of states) {
-    it(`UNTIL of ${JSON.stringify(change)} → ${expected}`, () => assert.equal(untilOf({ ...model, ...change }, now), expected));
+    it(`UNTIL of ${JSON.stringify(change)} → ${expected}`, () =>
+      assert.equal(untilOf({ ...model, ...change }, now), expected));
   }
 });
 
@@ -70,7 +73,9 @@ describe("serverUrl", () => {
     ["127.0.0.1", 8080, "box:1234", "http://box:1234"],
   ];
   for (const [host, port, flag, expected] of cases) {
-    it(`${host}:${port}${flag ? ` --server ${flag}` : ""} → ${expected}`, () => assert.equal(serverUrl({ host, port }, flag), expected));
+    it(`${host}:${port}${flag ? ` --server ${flag}` : ""} → ${expected}`, () =>
+      assert.equal(serverUrl({ host, port }, flag), expected));
   }
-  it("refuses a --server that is not a URL", () => assert.throws(() => serverUrl({ host: "h", port: 1 }, "http://"), /--server expects a URL/));
+  it("refuses a --server that is not a URL", () =>
+    assert.throws(() => serverUrl({ host: "h", port: 1 }, "http://"), /--server expects a URL/));
 });

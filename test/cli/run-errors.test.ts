@@ -9,7 +9,6 @@ import { TEST_BACKEND_ENV } from "../helpers/models.js";
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
 
-
 test("a truncated model in run gives the one sentence models validate gives, not llama.cpp's log", async (t) => {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);

@@ -8,7 +8,6 @@ import { startTestServer } from "../helpers/server.js";
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const GREEDY = ["--max-tokens", "6", "--temperature", "0"];
 
-
 test("run uses a running server (and its cache) and says so; --local loads in-process; a refused key says how to give one", async (t) => {
   const s = await startTestServer(t, { models: { gguf: { "a.gguf": { seed: 1 } } } });
   const env = { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) };
@@ -17,19 +16,48 @@ test("run uses a running server (and its cache) and says so; --local loads in-pr
   assert.match(served.stderr, new RegExp(`using the running server at ${s.url}`));
   assert.ok(served.stdout.trim().length > 0);
   const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
-  assert.equal(stats.models.find((m) => m.name === "a.gguf")?.requests, 1, "the request went through the server's cache");
+  assert.equal(
+    stats.models.find((m) => m.name === "a.gguf")?.requests,
+    1,
+    "the request went through the server's cache",
+  );
 
   const local = await runCliIn(s.cwd, env, ["run", "a", "Hello", "--local", ...GREEDY]);
   assert.equal(local.code, 0, local.stderr);
   assert.doesNotMatch(local.stderr, /using the running server/);
   assert.equal(local.stdout, served.stdout, "the same greedy answer, loaded in this process");
-  assert.equal((await s.getJson<CacheStats>("/v1/cache/stats")).body.models.find((m) => m.name === "a.gguf")?.requests, 1);
+  assert.equal(
+    (await s.getJson<CacheStats>("/v1/cache/stats")).body.models.find((m) => m.name === "a.gguf")?.requests,
+    1,
+  );
 
-  const locked = await startTestServer(t, { models: { gguf: { "b.gguf": { seed: 1 } } }, config: { server: { api_key: "sesame" } } });
-  const refused = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, ["run", "b", "Hello", "--server", locked.url, ...GREEDY]);
+  const locked = await startTestServer(t, {
+    models: { gguf: { "b.gguf": { seed: 1 } } },
+    config: { server: { api_key: "sesame" } },
+  });
+  const refused = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, [
+    "run",
+    "b",
+    "Hello",
+    "--server",
+    locked.url,
+    ...GREEDY,
+  ]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /refused the API key .*--api-key KEY, INFERNO_SERVER__API_KEY=KEY or `inferno config set server.api_key KEY`/);
-  const keyed = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, ["run", "b", "Hello", "--server", locked.url, "--api-key", "sesame", ...GREEDY]);
+  assert.match(
+    refused.stderr,
+    /refused the API key .*--api-key KEY, INFERNO_SERVER__API_KEY=KEY or `inferno config set server.api_key KEY`/,
+  );
+  const keyed = await runCliIn(locked.cwd, { ...locked.env, INFERNO_SERVER__API_KEY: "" }, [
+    "run",
+    "b",
+    "Hello",
+    "--server",
+    locked.url,
+    "--api-key",
+    "sesame",
+    ...GREEDY,
+  ]);
   assert.equal(keyed.code, 0, keyed.stderr);
 });
 
@@ -40,16 +68,32 @@ test("run's chat through a server: a history longer than the server's context lo
   const env = { ...s.env, INFERNO_SERVER__PORT: String(s.server.port) };
   // Seven answers of 100 tokens alone outgrow the context: the later turns fit only because the oldest were cut.
   const lines = ["Hello", "Again", "Third", "Fourth", "Fifth", "Sixth", "Seventh"];
-  const chat = await runCliIn(s.cwd, env, ["--verbose", "run", "demo", "--max-tokens", "100", "--temperature", "0"], lines);
+  const chat = await runCliIn(
+    s.cwd,
+    env,
+    ["--verbose", "run", "demo", "--max-tokens", "100", "--temperature", "0"],
+    lines,
+  );
   assert.equal(chat.code, 0, chat.stderr);
   assert.match(chat.stderr, /using the running server/);
-  const turns = [...chat.stderr.matchAll(/(\d+) prompt \+ (\d+) completion tokens/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const turns = [...chat.stderr.matchAll(/(\d+) prompt \+ (\d+) completion tokens/g)].map(
+    (m) => [Number(m[1]), Number(m[2])] as const,
+  );
   assert.equal(turns.length, lines.length, chat.stderr);
-  assert.ok(turns.reduce((sum, [, completion]) => sum + completion, 0) > context, "the answers alone are longer than the context");
-  for (const [prompt, completion] of turns) assert.ok(prompt + completion <= context, `${prompt} + ${completion} of ${context}`);
+  assert.ok(
+    turns.reduce((sum, [, completion]) => sum + completion, 0) > context,
+    "the answers alone are longer than the context",
+  );
+  for (const [prompt, completion] of turns)
+    assert.ok(prompt + completion <= context, `${prompt} + ${completion} of ${context}`);
 });
 
-async function runCliIn(cwd: string, env: Record<string, string>, args: string[], stdin?: string[]): Promise<CliResult> {
+async function runCliIn(
+  cwd: string,
+  env: Record<string, string>,
+  args: string[],
+  stdin?: string[],
+): Promise<CliResult> {
   const { runCli } = await import("../helpers/cli.js");
   return runCli(args, { cwd, env, ...(stdin ? { stdin } : {}) });
 }

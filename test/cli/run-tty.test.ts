@@ -22,8 +22,13 @@ const PATIENCE_MS = 120_000;
 async function chatInTerminal(t: TestContext, args: string[], env: Record<string, string> = {}) {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
-  const command = [process.execPath, "--import", TSX, MAIN, "run", "inferno-demo", ...args].map((a) => `'${a}'`).join(" ");
-  const child = spawn("script", ["-qfec", command, "/dev/null"], { cwd: s.cwd, env: { ...s.env, ...LOCAL, ...env, TERM: "dumb" } });
+  const command = [process.execPath, "--import", TSX, MAIN, "run", "inferno-demo", ...args]
+    .map((a) => `'${a}'`)
+    .join(" ");
+  const child = spawn("script", ["-qfec", command, "/dev/null"], {
+    cwd: s.cwd,
+    env: { ...s.env, ...LOCAL, ...env, TERM: "dumb" },
+  });
   t.after(() => child.exitCode === null && child.kill("SIGKILL"));
   const exited = once(child, "exit").then(([code]) => code as number | null);
   let screen = "";
@@ -64,42 +69,60 @@ test("run's chat under a real terminal: >>> prompt, streamed answer, Ctrl-D leav
   assert.ok(answer.length > 0, `an answer between the two prompts:\n${output}`);
 });
 
-test("Ctrl-C under a real terminal stops the answer being streamed; the chat goes on and /bye leaves with 0", { skip: SKIP }, async (t) => {
-  // Greedy on the demo model never picks the end token here (measured: 4073 tokens of 4073), so without Ctrl-C this
-  // answer streams until the context is full: with 4096 tokens, ~20 s — long enough that the Ctrl-C lands while it
-  // streams however busy the machine (with the tests' 256, a loaded machine saw the whole answer end first).
-  const chat = await chatInTerminal(t, ["--max-tokens", "100000", "--temperature", "0"], { INFERNO_BACKEND__CONTEXT_SIZE: "4096" });
-  await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
+test(
+  "Ctrl-C under a real terminal stops the answer being streamed; the chat goes on and /bye leaves with 0",
+  { skip: SKIP },
+  async (t) => {
+    // Greedy on the demo model never picks the end token here (measured: 4073 tokens of 4073), so without Ctrl-C this
+    // answer streams until the context is full: with 4096 tokens, ~20 s — long enough that the Ctrl-C lands while it
+    // streams however busy the machine (with the tests' 256, a loaded machine saw the whole answer end first).
+    const chat = await chatInTerminal(t, ["--max-tokens", "100000", "--temperature", "0"], {
+      INFERNO_BACKEND__CONTEXT_SIZE: "4096",
+    });
+    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
 
-  // Ctrl-C at the prompt, with no answer running, does not leave: it says how to.
-  chat.type("\x03");
-  await chat.waitFor("the hint", () => chat.screen().includes("(use /bye or Ctrl-D to leave)"));
-
-  for (const words of ["Hello", "Again"]) {
-    const before = chat.screen().length;
-    const since = () => chat.screen().slice(before);
-    chat.type(`${words}\r`);
-    await chat.waitFor(`the answer to ${words} streaming`, () => since().length > words.length + 40);
+    // Ctrl-C at the prompt, with no answer running, does not leave: it says how to.
     chat.type("\x03");
-    // The user is told the answer was stopped, then gets the prompt back.
-    await chat.waitFor(`the prompt after the stopped answer to ${words}`, () => /\(stopped\)[\s\S]*>>> /.test(since()));
-    const stoppedAt = chat.screen().length;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    assert.equal(chat.screen().length, stoppedAt, `nothing more was streamed after the prompt came back:\n${chat.screen().slice(stoppedAt)}`);
-  }
+    await chat.waitFor("the hint", () => chat.screen().includes("(use /bye or Ctrl-D to leave)"));
 
-  chat.type("/bye\r");
-  assert.equal(await chat.exited, 0, chat.screen());
-});
+    for (const words of ["Hello", "Again"]) {
+      const before = chat.screen().length;
+      const since = () => chat.screen().slice(before);
+      chat.type(`${words}\r`);
+      await chat.waitFor(`the answer to ${words} streaming`, () => since().length > words.length + 40);
+      chat.type("\x03");
+      // The user is told the answer was stopped, then gets the prompt back.
+      await chat.waitFor(`the prompt after the stopped answer to ${words}`, () =>
+        /\(stopped\)[\s\S]*>>> /.test(since()),
+      );
+      const stoppedAt = chat.screen().length;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(
+        chat.screen().length,
+        stoppedAt,
+        `nothing more was streamed after the prompt came back:\n${chat.screen().slice(stoppedAt)}`,
+      );
+    }
 
-test("a line longer than the context, under a real terminal: the error is shown and the chat goes on", { skip: SKIP }, async (t) => {
-  const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
-  await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
-  // ~300 words: more than the 256 tokens of the tests' context, even as the only message.
-  chat.type(`${"tell me about the cat ".repeat(60)}\r`);
-  await chat.waitFor("the error and the next prompt", () => /error: messages: \d+ tokens[\s\S]*>>> $/.test(chat.screen()));
-  chat.type("Hello\r");
-  await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 3);
-  chat.type("/bye\r");
-  assert.equal(await chat.exited, 0, chat.screen());
-});
+    chat.type("/bye\r");
+    assert.equal(await chat.exited, 0, chat.screen());
+  },
+);
+
+test(
+  "a line longer than the context, under a real terminal: the error is shown and the chat goes on",
+  { skip: SKIP },
+  async (t) => {
+    const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
+    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
+    // ~300 words: more than the 256 tokens of the tests' context, even as the only message.
+    chat.type(`${"tell me about the cat ".repeat(60)}\r`);
+    await chat.waitFor("the error and the next prompt", () =>
+      /error: messages: \d+ tokens[\s\S]*>>> $/.test(chat.screen()),
+    );
+    chat.type("Hello\r");
+    await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 3);
+    chat.type("/bye\r");
+    assert.equal(await chat.exited, 0, chat.screen());
+  },
+);

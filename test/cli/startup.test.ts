@@ -16,7 +16,8 @@ const TSX = import.meta.resolve("tsx");
 const MODULE_LOG = fileURLToPath(new URL("../helpers/module-log.mjs", import.meta.url));
 
 /** What these commands must not load: each costs more start-up than the whole command is allowed. */
-const HEAVY = /\/node_modules\/(zod|node-llama-cpp|onnxruntime-node|hono|pino|smol-toml)\/|\/src\/(cli\/actions\/(?!config-path)|config\/(schema|load|keys)\.ts|runtime\/|backends\/(?!types\.ts)|models\/(?!(demo|types)\.ts))/;
+const HEAVY =
+  /\/node_modules\/(zod|node-llama-cpp|onnxruntime-node|hono|pino|smol-toml)\/|\/src\/(cli\/actions\/(?!config-path)|config\/(schema|load|keys)\.ts|runtime\/|backends\/(?!types\.ts)|models\/(?!(demo|types)\.ts))/;
 
 async function modulesLoadedBy(t: Parameters<typeof cliSandbox>[0], args: string[]) {
   const s = await cliSandbox(t);
@@ -42,7 +43,10 @@ for (const args of CHEAP) {
     const { status, stdout, stderr, modules } = await modulesLoadedBy(t, args);
     assert.equal(status, 0, stderr);
     assert.ok(stdout.length > 0, "it answered");
-    assert.ok(modules.some((m) => m.endsWith("/src/cli/main.ts")), `the log sees the CLI's own modules:\n${modules.join("\n")}`);
+    assert.ok(
+      modules.some((m) => m.endsWith("/src/cli/main.ts")),
+      `the log sees the CLI's own modules:\n${modules.join("\n")}`,
+    );
     const heavy = modules.filter((m) => HEAVY.test(m));
     assert.deepEqual(heavy, [], `inferno ${args.join(" ")} loaded these`);
   });
@@ -51,7 +55,10 @@ for (const args of CHEAP) {
 test("the module log sees what a command that needs the configuration loads (the check above can fail)", async (t) => {
   const { status, stderr, modules } = await modulesLoadedBy(t, ["config", "get", "server.port"]);
   assert.equal(status, 0, stderr);
-  assert.ok(modules.some((m) => /\/node_modules\/zod\//.test(m)), "config get validates the configuration with the schema");
+  assert.ok(
+    modules.some((m) => /\/node_modules\/zod\//.test(m)),
+    "config get validates the configuration with the schema",
+  );
   assert.ok(modules.some((m) => m.endsWith("/src/cli/actions/config.ts")));
 });
 
@@ -64,7 +71,10 @@ test("help built without the schema still describes each configuration flag from
   for (const key of ["backend.threads", "server.port", "cache.max_cached_models"]) {
     const description = findKey(key.split("."))?.description ?? "";
     assert.ok(description.length > 0);
-    assert.ok(flat.includes(`${description.replace(/\s+/g, " ")} (config: ${key})`), `serve --help describes ${key}:\n${help.stdout}`);
+    assert.ok(
+      flat.includes(`${description.replace(/\s+/g, " ")} (config: ${key})`),
+      `serve --help describes ${key}:\n${help.stdout}`,
+    );
   }
   const warmup = await s.run(["cache", "warmup", "--help"]);
   assert.match(warmup.stdout.replace(/\s+/g, " "), /choices: "usage", "recent", "priority", "hybrid", "none"/);

@@ -20,7 +20,11 @@ test("models list --stores shows what each store would add; model_stores turns t
   const env = { ...FAST, OLLAMA_MODELS: ollama };
 
   const plain = await s.run(["--json", "models", "list"], env);
-  assert.deepEqual((JSON.parse(plain.stdout) as Array<{ name: string }>).map((m) => m.name), [DEMO_MODEL_FILE], "default: no store");
+  assert.deepEqual(
+    (JSON.parse(plain.stdout) as Array<{ name: string }>).map((m) => m.name),
+    [DEMO_MODEL_FILE],
+    "default: no store",
+  );
 
   const all = await s.run(["models", "list", "--stores"], env);
   assert.equal(all.code, 0, all.stderr);
@@ -28,11 +32,19 @@ test("models list --stores shows what each store would add; model_stores turns t
   assert.match(all.stdout, /tiny:latest +ollama +gguf .* llama /);
   assert.match(all.stdout, /broken:v1 +ollama +gguf .*invalid \(see `models validate`\)/);
   assert.match(all.stdout, /pub\/repo\/lm\.gguf +lmstudio/);
-  assert.match(all.stderr, new RegExp(`ollama: 2 model\\(s\\) in ${ollama} \\(not enabled: add "ollama" to model_stores\\)`));
+  assert.match(
+    all.stderr,
+    new RegExp(`ollama: 2 model\\(s\\) in ${ollama} \\(not enabled: add "ollama" to model_stores\\)`),
+  );
   assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub not found/);
 
   await writeFile(s.localFile, 'model_stores = ["ollama"]\n');
-  const enabled = JSON.parse((await s.run(["--json", "models", "list"], env)).stdout) as Array<{ name: string; store: string | null; valid: boolean; error?: string }>;
+  const enabled = JSON.parse((await s.run(["--json", "models", "list"], env)).stdout) as Array<{
+    name: string;
+    store: string | null;
+    valid: boolean;
+    error?: string;
+  }>;
   assert.deepEqual(
     enabled.map((m) => [m.name, m.store, m.valid]),
     [
@@ -46,7 +58,10 @@ test("models list --stores shows what each store would add; model_stores turns t
   assert.equal(validate.code, 1);
   assert.match(validate.stdout, /INVALID {2}broken:v1: manifest is not JSON/);
   assert.match(validate.stdout, /ok {7}tiny:latest/);
-  const run = await s.run(["run", "--model", "tiny", "--prompt", "Once", "--max-tokens", "3", "--temperature", "0"], env);
+  const run = await s.run(
+    ["run", "--model", "tiny", "--prompt", "Once", "--max-tokens", "3", "--temperature", "0"],
+    env,
+  );
   assert.equal(run.code, 0, run.stderr);
   assert.ok(run.stdout.trim().length > 0, "Ollama's short name runs the blob");
 });

@@ -29,26 +29,38 @@ test("suggestKeys finds the intended key, including per-model keys under the nam
 test("setInToml edits in place: dotted keys, quote style, CRLF line endings and a missing final newline are kept", () => {
   const table: Array<[string, string[], unknown, string]> = [
     ["cache.persist_cache = true\n", ["cache", "persist_cache"], false, "cache.persist_cache = false\n"],
-    ["[cache]\r\npersist_cache = true\r\n", ["cache", "max_cached_models"], 2, "[cache]\r\npersist_cache = true\r\nmax_cached_models = 2\r\n"],
+    [
+      "[cache]\r\npersist_cache = true\r\n",
+      ["cache", "max_cached_models"],
+      2,
+      "[cache]\r\npersist_cache = true\r\nmax_cached_models = 2\r\n",
+    ],
     ["models_dir = 'a' # c", ["models_dir"], "b", "models_dir = 'b' # c"],
     ["", ["server", "port"], 1, "[server]\nport = 1\n"],
     ["", ["models_dir"], "~/m", 'models_dir = "~/m"\n'],
     ["# only a comment\n", ["backend", "mmap"], false, "# only a comment\n\n[backend]\nmmap = false\n"],
   ];
-  for (const [before, path, value, after] of table) assert.equal(setInToml(before, path, value, "f.toml"), after, before);
+  for (const [before, path, value, after] of table)
+    assert.equal(setInToml(before, path, value, "f.toml"), after, before);
 });
 
 test("setInToml refuses to turn a value into a table, and reports invalid TOML with its line", () => {
-  assert.throws(() => setInToml("cache = 1\n", ["cache", "persist_cache"], true, "f.toml"), (error: unknown) => {
-    assert.ok(error instanceof ConfigInvalid);
-    assert.match(error.message, /Cannot set cache\.persist_cache in f\.toml: cache there is a value, not a table/);
-    return true;
-  });
-  assert.throws(() => setInToml("a = 1\nb = = 2\n", ["models_dir"], "x", "f.toml"), /f\.toml is not valid TOML at line 2/);
+  assert.throws(
+    () => setInToml("cache = 1\n", ["cache", "persist_cache"], true, "f.toml"),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigInvalid);
+      assert.match(error.message, /Cannot set cache\.persist_cache in f\.toml: cache there is a value, not a table/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => setInToml("a = 1\nb = = 2\n", ["models_dir"], "x", "f.toml"),
+    /f\.toml is not valid TOML at line 2/,
+  );
 });
 
 test("unsetInToml removes the key with its own trailing comment, or says it was absent", () => {
-  const text = "# head\n[server]\nport = 1 # mine\nhost = \"h\"\n";
+  const text = '# head\n[server]\nport = 1 # mine\nhost = "h"\n';
   assert.equal(unsetInToml(text, ["server", "port"], "f.toml"), '# head\n[server]\nhost = "h"\n');
   assert.equal(unsetInToml(text, ["server", "max_queue"], "f.toml"), undefined);
   assert.equal(unsetInToml(text, ["cache", "persist_cache"], "f.toml"), undefined);

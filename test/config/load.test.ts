@@ -48,7 +48,7 @@ test("each layer overrides the one below it, and remembers its origin", async (t
   await writeFile(s.globalFile, "[cache]\nmax_cached_models = 1\nmodel_ttl_seconds = 10\nwarmup_concurrency = 2\n");
   await writeFile(s.userFile, "[cache]\nmax_cached_models = 2\nmodel_ttl_seconds = 20\nrestore_window_hours = 5\n");
   await writeFile(s.localFile, "[cache]\nmax_cached_models = 3\nmodel_ttl_seconds = 30\n[server]\nport = 9000\n");
-  await writeFile(explicit, "[cache]\nmax_cached_models = 4\n[server]\nport = 9001\nhost = \"0.0.0.0\"\n");
+  await writeFile(explicit, '[cache]\nmax_cached_models = 4\n[server]\nport = 9001\nhost = "0.0.0.0"\n');
   const env = { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "6", INFERNO_SERVER__PORT: "9002" };
   const { config, origins } = await resolveConfig({
     env,
@@ -112,15 +112,18 @@ async function invalidMessage(promise: Promise<unknown>): Promise<string> {
 test("invalid values name the source, the key, the expectation and what was found", async (t) => {
   const s = await sandbox(t);
   const cases: Array<[string, RegExp[]]> = [
-    ["[cache]\nmax_cached_models = \"five\"\n", [/cache\.max_cached_models/, /whole number/, /"five" \(a string\)/]],
+    ['[cache]\nmax_cached_models = "five"\n', [/cache\.max_cached_models/, /whole number/, /"five" \(a string\)/]],
     ["[cache]\nmax_cached_models = -2\n", [/cache\.max_cached_models/, /-2 \(a number\)/]],
     ["[cache]\nmax_cached_models = 1.5\n", [/whole number/, /1\.5/]],
-    ["[cache]\neviction_policy = \"fifo\"\n", [/one of: lru, cost-aware/, /"fifo"/]],
-    ["[cache]\npersist_cache = \"yes\"\n", [/true or false/, /"yes" \(a string\)/]],
-    ["[cache]\nalways_warm = \"a.gguf\"\n", [/list of strings/]],
+    ['[cache]\neviction_policy = "fifo"\n', [/one of: lru, cost-aware/, /"fifo"/]],
+    ['[cache]\npersist_cache = "yes"\n', [/true or false/, /"yes" \(a string\)/]],
+    ['[cache]\nalways_warm = "a.gguf"\n', [/list of strings/]],
     ["[server]\nport = 70000\n", [/server\.port/, /70000/]],
     ["cache = 3\n", [/expected a table/]],
-    ["[server]\nkeep_alive_min_seconds = 10\nkeep_alive_max_seconds = 5\n", [/keep_alive_min_seconds/, /must not exceed/]],
+    [
+      "[server]\nkeep_alive_min_seconds = 10\nkeep_alive_max_seconds = 5\n",
+      [/keep_alive_min_seconds/, /must not exceed/],
+    ],
   ];
   for (const [content, patterns] of cases) {
     await writeFile(s.localFile, content);
@@ -144,7 +147,9 @@ test("unknown keys are errors with a did-you-mean suggestion", async (t) => {
 test("bad environment variables and broken files are errors, never a fall-back to defaults", async (t) => {
   const s = await sandbox(t);
   assert.match(
-    await invalidMessage(resolveConfig({ env: { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "lots" }, home: s.home, cwd: s.cwd })),
+    await invalidMessage(
+      resolveConfig({ env: { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "lots" }, home: s.home, cwd: s.cwd }),
+    ),
     /environment variable INFERNO_CACHE__MAX_CACHED_MODELS: cache\.max_cached_models: expected a whole number, found "lots"/,
   );
   assert.match(
@@ -152,10 +157,15 @@ test("bad environment variables and broken files are errors, never a fall-back t
     /INFERNO_CACHE__TTL: cache\.ttl: not a configuration key/,
   );
   await writeFile(s.localFile, "[cache\nmax_cached_models = 3\n");
-  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /not valid TOML at line 1/);
+  assert.match(
+    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
+    /not valid TOML at line 1/,
+  );
   await writeFile(s.localFile, "");
   assert.match(
-    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: join(s.root, "missing.toml") })),
+    await invalidMessage(
+      resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: join(s.root, "missing.toml") }),
+    ),
     /missing\.toml: file not found/,
   );
   assert.match(
@@ -166,7 +176,7 @@ test("bad environment variables and broken files are errors, never a fall-back t
   assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /\$NOPE is not set/);
 });
 
-test("per-model overrides are read from [cache.models.\"name\"] tables", async (t) => {
+test('per-model overrides are read from [cache.models."name"] tables', async (t) => {
   const s = await sandbox(t);
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl_seconds = 600\npinned = true\n');
   const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
@@ -187,7 +197,11 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
 
   const both = await load('models_dir = "a"\nmodels_dirs = ["b", "a", "~/c"]\n');
   assert.equal(both.config.models_dir, at("a"));
-  assert.deepEqual(both.config.models_dirs, [at("a"), at("b"), join(s.home, "c")], "models_dir first, duplicates dropped, ~ expanded");
+  assert.deepEqual(
+    both.config.models_dirs,
+    [at("a"), at("b"), join(s.home, "c")],
+    "models_dir first, duplicates dropped, ~ expanded",
+  );
 
   const listOnly = await load('models_dirs = ["b", "$EXTRA"]\n', { EXTRA: join(s.root, "extra") });
   assert.equal(listOnly.config.models_dir, at("b"), "the default ./models is not searched behind the user's back");
@@ -212,8 +226,14 @@ test("model_stores: a list of known stores, each once; default none", async (t) 
   const load = (text: string, env: Record<string, string> = {}) =>
     writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
   assert.deepEqual((await load("")).config.model_stores, []);
-  assert.deepEqual((await load('model_stores = ["ollama", "huggingface"]\n')).config.model_stores, ["ollama", "huggingface"]);
-  assert.deepEqual((await load("", { INFERNO_MODEL_STORES: "lmstudio,ollama" })).config.model_stores, ["lmstudio", "ollama"]);
+  assert.deepEqual((await load('model_stores = ["ollama", "huggingface"]\n')).config.model_stores, [
+    "ollama",
+    "huggingface",
+  ]);
+  assert.deepEqual((await load("", { INFERNO_MODEL_STORES: "lmstudio,ollama" })).config.model_stores, [
+    "lmstudio",
+    "ollama",
+  ]);
   await assert.rejects(
     load('model_stores = ["olama"]\n'),
     (e: unknown) =>
@@ -222,5 +242,8 @@ test("model_stores: a list of known stores, each once; default none", async (t) 
       /model_stores: expected a list of: ollama, lmstudio, huggingface .*found \["olama"\]/.test(e.message),
   );
   await assert.rejects(load('model_stores = ["ollama", "ollama"]\n'), /model_stores: .*each store may be listed once/);
-  await assert.rejects(load("", { INFERNO_MODEL_STORES: "ollama,docker" }), /INFERNO_MODEL_STORES.*expected a list of: ollama/);
+  await assert.rejects(
+    load("", { INFERNO_MODEL_STORES: "ollama,docker" }),
+    /INFERNO_MODEL_STORES.*expected a list of: ollama/,
+  );
 });

@@ -77,7 +77,11 @@ export function cacheConfig(overrides: HarnessOptions["cache"] = {}): CacheConfi
 export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const clock = options.clock ?? new ManualClock();
   const source = options.source ?? new FakeModelSource(options.models ?? ["a.gguf", "b.gguf", "c.gguf", "d.gguf"]);
-  const backend = new FakeBackend({ timers: clock, models: options.behaviours ?? {}, defaults: options.defaults ?? { loadMs: 100 } });
+  const backend = new FakeBackend({
+    timers: clock,
+    models: options.behaviours ?? {},
+    defaults: options.defaults ?? { loadMs: 100 },
+  });
   const logger = new RecordingLogger();
   const cache = await ModelCache.create(cacheConfig(options.cache), backendSchema.parse({}), source, {
     backends: { gguf: backend },

@@ -49,7 +49,10 @@ export async function cliSandbox(t: TestContext) {
 }
 
 /** Runs `inferno ...args` in-process with the given environment and working directory. */
-export async function runCli(args: string[], where: { env: Record<string, string>; cwd: string; stdin?: string[] }): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  where: { env: Record<string, string>; cwd: string; stdin?: string[] },
+): Promise<CliResult> {
   const out = capture();
   const err = capture();
   const code = await main(["node", "inferno", ...args], {

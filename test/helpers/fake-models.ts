@@ -20,7 +20,10 @@ export class FakeModelSource implements ModelSource {
   /** The same records by bare name (the common spelling, looked up without building a key). */
   private readonly byName = new Map<string, { descriptor: ModelDescriptor; estimate: Bytes; exists: boolean }>();
 
-  constructor(specs: Array<FakeModelSpec | string>, private readonly root = "/models") {
+  constructor(
+    specs: Array<FakeModelSpec | string>,
+    private readonly root = "/models",
+  ) {
     for (const spec of specs) this.add(typeof spec === "string" ? { name: spec } : spec);
   }
 
@@ -78,7 +81,9 @@ export class FakeModelSource implements ModelSource {
   private find(name: string): ModelDescriptor | undefined {
     if (!this.folderPresent) return undefined;
     // Every spelling of one file resolves to the same key: bare name, `./name` or the absolute path.
-    const model = this.byName.get(name) ?? this.models.get(name.startsWith("/") ? name : `${this.root}/${name.replace(/^\.\//, "")}`);
+    const model =
+      this.byName.get(name) ??
+      this.models.get(name.startsWith("/") ? name : `${this.root}/${name.replace(/^\.\//, "")}`);
     return model?.exists ? model.descriptor : undefined;
   }
 

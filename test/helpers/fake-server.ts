@@ -58,7 +58,13 @@ export async function startFakeServer(t: TestContext, options: FakeServerOptions
     warn: (_fields, message) => warnings.push(message),
     error: (_fields, message) => warnings.push(message),
   };
-  const runtime: ServerRuntime = { config, models, cache, logger, advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }) };
+  const runtime: ServerRuntime = {
+    config,
+    models,
+    cache,
+    logger,
+    advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }),
+  };
   const server = await startServer(runtime, { port: 0, host: "127.0.0.1", ...options.server });
   let stopped: Promise<void> | null = null;
   const stop = () => {

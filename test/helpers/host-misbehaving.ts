@@ -18,7 +18,8 @@ channel.on("data", (chunk: Buffer) => {
   for (const value of reader.push(chunk)) {
     const message = parseToHost(value);
     if (message.type === "dispose") process.exit(0);
-    if (message.type === "init") setTimeout(() => send({ type: "ready" }), Number(process.env.INFERNO_TEST_HOST_START_MS ?? 0));
+    if (message.type === "init")
+      setTimeout(() => send({ type: "ready" }), Number(process.env.INFERNO_TEST_HOST_START_MS ?? 0));
     if (message.type === "load") {
       model = message.descriptor.name;
       if (model.startsWith("dies")) process.kill(process.pid, "SIGSEGV");

@@ -29,7 +29,12 @@ export const CLASSIFIER_ONNX = fileURLToPath(
  * on a 2-core machine; llama.cpp's worker threads spin-wait for each other, so with two threads per model under that
  * contention generation was measured 10-250x slower than with one (bench/backends.ts).
  */
-export const TEST_BACKEND: BackendConfig = backendSchema.parse({ gpu: false, context_size: 256, threads: 1, isolation: "in-process" });
+export const TEST_BACKEND: BackendConfig = backendSchema.parse({
+  gpu: false,
+  context_size: 256,
+  threads: 1,
+  isolation: "in-process",
+});
 
 /**
  * The same settings as environment variables, for CLI tests. In process, like TEST_BACKEND: a model host costs a

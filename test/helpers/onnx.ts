@@ -31,7 +31,13 @@ function tensorValueInfo(name: string, dims: Array<number | string>): number[] {
 
 /** The bytes of an ONNX model computing `y = a + b` (opset 13, IR version 8), inputs `a` and `b` of shape [N, 4]. */
 export function tinyAddOnnx(): Buffer {
-  const node = [...textField(1, "a"), ...textField(1, "b"), ...textField(2, "y"), ...textField(3, "add"), ...textField(4, "Add")];
+  const node = [
+    ...textField(1, "a"),
+    ...textField(1, "b"),
+    ...textField(2, "y"),
+    ...textField(3, "add"),
+    ...textField(4, "Add"),
+  ];
   const graph = [
     ...bytesField(1, node),
     ...textField(2, "tiny_add"),
@@ -40,5 +46,10 @@ export function tinyAddOnnx(): Buffer {
     ...bytesField(12, tensorValueInfo("y", ["N", 4])),
   ];
   const opset = [...textField(1, ""), ...intField(2, 13)];
-  return Buffer.from([...intField(1, 8), ...textField(2, "inferno-test"), ...bytesField(7, graph), ...bytesField(8, opset)]);
+  return Buffer.from([
+    ...intField(1, 8),
+    ...textField(2, "inferno-test"),
+    ...bytesField(7, graph),
+    ...bytesField(8, opset),
+  ]);
 }

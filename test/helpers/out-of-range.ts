@@ -26,7 +26,10 @@ export function validDocument(now: number): Record<string, unknown> {
         name: "a.gguf",
         format: "gguf",
         fingerprint: { size: 1000, mtimeMs: now - 7200_000 },
-        metadata: { memory_bytes: 4096, gguf: { architecture: "llama", quantization: "F16", parameter_count: 100, context_length: 512 } },
+        metadata: {
+          memory_bytes: 4096,
+          gguf: { architecture: "llama", quantization: "F16", parameter_count: 100, context_length: 512 },
+        },
         usage: {
           requests: 4,
           hits: 3,
@@ -86,7 +89,10 @@ function setAt(document: Record<string, unknown>, path: Path, value: unknown): v
 export function outOfRangeDocuments(now: number): Array<[string, Record<string, unknown>]> {
   const huge = [1e308, -1e308, 2 ** 53, -1];
   const cases: Array<[Path, unknown[]]> = [
-    ...TIMES.map((p): [Path, unknown[]] => [p, [1e308, -1e308, 2 ** 53, 8.64e15 + 1, now + 101 * YEAR, now - 101 * YEAR]]),
+    ...TIMES.map((p): [Path, unknown[]] => [
+      p,
+      [1e308, -1e308, 2 ** 53, 8.64e15 + 1, now + 101 * YEAR, now - 101 * YEAR],
+    ]),
     ...COUNTS.map((p): [Path, unknown[]] => [p, [...huge, 1.5, 2 ** 60]]),
     ...AMOUNTS.map((p): [Path, unknown[]] => [p, huge]),
     ...STRINGS.map((p): [Path, unknown[]] => [p, ["x".repeat(5000)]]),
@@ -97,7 +103,12 @@ export function outOfRangeDocuments(now: number): Array<[string, Record<string, 
     for (const value of values) {
       const document = validDocument(now);
       setAt(document, path, value);
-      const shown = typeof value === "string" ? `a ${value.length}-character string` : Array.isArray(value) ? `${value.length} items` : String(value);
+      const shown =
+        typeof value === "string"
+          ? `a ${value.length}-character string`
+          : Array.isArray(value)
+            ? `${value.length} items`
+            : String(value);
       out.push([`${path.join(".")} = ${shown}`, document]);
     }
   }

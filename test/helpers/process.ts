@@ -45,7 +45,10 @@ export function spawnInferno(
     waitForLine(pattern) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          const match = out.split("\n").map((line) => pattern.exec(line)).find((m) => m !== null);
+          const match = out
+            .split("\n")
+            .map((line) => pattern.exec(line))
+            .find((m) => m !== null);
           if (!match) return false;
           child.stdout.off("data", check);
           resolve(match);

@@ -33,7 +33,11 @@ type Json = Record<string, unknown>;
 const EXTENSIONS = new Set(["top_k", "min_p", "truncate_prompt_tokens"]);
 
 async function post(path: string, body: Json): Promise<{ status: number; body: Json }> {
-  const response = await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await fetch(`${s.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, body: (await response.json()) as Json };
 }
 
@@ -74,14 +78,17 @@ interface Endpoint {
   cases: Record<string, Case>;
 }
 
-const chatText = (body: Json) => ((body.choices as Array<{ message: { content: string | null } }>)[0]?.message.content ?? "");
-const completionText = (body: Json) => ((body.choices as Array<{ text: string }>)[0]?.text ?? "");
+const chatText = (body: Json) =>
+  (body.choices as Array<{ message: { content: string | null } }>)[0]?.message.content ?? "";
+const completionText = (body: Json) => (body.choices as Array<{ text: string }>)[0]?.text ?? "";
 const responseText = (body: Json) =>
   (body.output as Array<{ type: string; content?: Array<{ text: string }> }>)
     .filter((item) => item.type === "message")
     .map((item) => item.content?.map((c) => c.text).join("") ?? "")
     .join("");
-const completionTokens = (body: Json) => (body.usage as { completion_tokens?: number; output_tokens?: number }).completion_tokens ?? (body.usage as { output_tokens: number }).output_tokens;
+const completionTokens = (body: Json) =>
+  (body.usage as { completion_tokens?: number; output_tokens?: number }).completion_tokens ??
+  (body.usage as { output_tokens: number }).output_tokens;
 
 /**
  * The truncation extension (vLLM's `truncate_prompt_tokens`): an input longer than the context is a 400 without it and
@@ -102,23 +109,55 @@ function samplingProofs(path: string, base: Json, text: (body: Json) => string, 
   const greedy = () => ok(path, { ...base, [maxField]: 10 }).then(text);
   return {
     temperature: honoured(async () => {
-      const texts = await Promise.all([1, 2, 3].map((seed) => ok(path, { ...base, temperature: 1.5, seed, [maxField]: 10 }).then(text)));
+      const texts = await Promise.all(
+        [1, 2, 3].map((seed) => ok(path, { ...base, temperature: 1.5, seed, [maxField]: 10 }).then(text)),
+      );
       assert.ok(new Set(texts).size > 1, "different seeds at a high temperature give different texts");
     }),
-    top_p: honoured(async () => assert.equal(await ok(path, { ...base, temperature: 1.5, seed: 4, top_p: 1e-9, [maxField]: 10 }).then(text), await greedy())),
-    top_k: honoured(async () => assert.equal(await ok(path, { ...base, temperature: 1.5, seed: 4, top_k: 1, [maxField]: 10 }).then(text), await greedy())),
-    min_p: honoured(async () => assert.equal(await ok(path, { ...base, temperature: 1.5, seed: 4, min_p: 1, [maxField]: 10 }).then(text), await greedy())),
+    top_p: honoured(async () =>
+      assert.equal(
+        await ok(path, { ...base, temperature: 1.5, seed: 4, top_p: 1e-9, [maxField]: 10 }).then(text),
+        await greedy(),
+      ),
+    ),
+    top_k: honoured(async () =>
+      assert.equal(
+        await ok(path, { ...base, temperature: 1.5, seed: 4, top_k: 1, [maxField]: 10 }).then(text),
+        await greedy(),
+      ),
+    ),
+    min_p: honoured(async () =>
+      assert.equal(
+        await ok(path, { ...base, temperature: 1.5, seed: 4, min_p: 1, [maxField]: 10 }).then(text),
+        await greedy(),
+      ),
+    ),
     seed: honoured(async () => {
       const run = () => ok(path, { ...base, temperature: 1.5, seed: 7, [maxField]: 10 }).then(text);
       assert.equal(await run(), await run());
     }),
-    frequency_penalty: honoured(async () => assert.notEqual(await ok(path, { ...base, frequency_penalty: 2, [maxField]: 16 }).then(text), await ok(path, { ...base, [maxField]: 16 }).then(text))),
-    presence_penalty: honoured(async () => assert.notEqual(await ok(path, { ...base, presence_penalty: 2, [maxField]: 16 }).then(text), await ok(path, { ...base, [maxField]: 16 }).then(text))),
+    frequency_penalty: honoured(async () =>
+      assert.notEqual(
+        await ok(path, { ...base, frequency_penalty: 2, [maxField]: 16 }).then(text),
+        await ok(path, { ...base, [maxField]: 16 }).then(text),
+      ),
+    ),
+    presence_penalty: honoured(async () =>
+      assert.notEqual(
+        await ok(path, { ...base, presence_penalty: 2, [maxField]: 16 }).then(text),
+        await ok(path, { ...base, [maxField]: 16 }).then(text),
+      ),
+    ),
     [maxField]: honoured(async () => assert.ok(completionTokens(await ok(path, { ...base, [maxField]: 2 })) <= 3)),
   };
 }
 
-const chatBase = { model: "tiny", messages: [{ role: "user", content: "Tell me a story" }], temperature: 0, max_tokens: 10 };
+const chatBase = {
+  model: "tiny",
+  messages: [{ role: "user", content: "Tell me a story" }],
+  temperature: 0,
+  max_tokens: 10,
+};
 const promptBase = { model: "tiny", prompt: "Once upon a time", temperature: 0, max_tokens: 10 };
 const responseBase = { model: "tiny", input: "Tell me a story", temperature: 0, max_output_tokens: 10 };
 
@@ -150,7 +189,11 @@ async function streamProof(path: string, base: Json, includeUsage: boolean): Pro
   const response = await fetch(`${s.url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ ...base, stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) }),
+    body: JSON.stringify({
+      ...base,
+      stream: true,
+      ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+    }),
   });
   assert.match(response.headers.get("content-type") ?? "", /text\/event-stream/);
   const events = (await response.text()).split("\n").filter((l) => l.startsWith("data: ") && l !== "data: [DONE]");
@@ -183,32 +226,73 @@ const endpoints: Endpoint[] = [
     cases: {
       ...samplingProofs("/v1/chat/completions", chatBase, chatText, "max_tokens"),
       ...Object.fromEntries(
-        Object.entries(samplingProofs("/v1/chat/completions", { ...chatBase, max_tokens: undefined }, chatText, "max_completion_tokens")).filter(([k]) => k === "max_completion_tokens"),
+        Object.entries(
+          samplingProofs(
+            "/v1/chat/completions",
+            { ...chatBase, max_tokens: undefined },
+            chatText,
+            "max_completion_tokens",
+          ),
+        ).filter(([k]) => k === "max_completion_tokens"),
       ),
       truncate_prompt_tokens: truncationProof("/v1/chat/completions", {
         ...chatBase,
-        messages: Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(40)}` })).concat([
-          { role: "user", content: "Tell me a story" },
-        ]),
+        messages: Array.from({ length: 60 }, (_, i) => ({
+          role: i % 2 ? "assistant" : "user",
+          content: `turn ${i} ${"word ".repeat(40)}`,
+        })).concat([{ role: "user", content: "Tell me a story" }]),
       }),
       model: honoured(async () => assert.equal((await ok("/v1/chat/completions", chatBase)).model, "tiny")),
-      messages: honoured(() => longerInput("/v1/chat/completions", chatBase, { messages: [{ role: "user", content: "Tell me a long story about the sea" }] })),
+      messages: honoured(() =>
+        longerInput("/v1/chat/completions", chatBase, {
+          messages: [{ role: "user", content: "Tell me a long story about the sea" }],
+        }),
+      ),
       logit_bias: honoured(() => logitBiasProof("/v1/chat/completions", chatBase, chatText)),
       stop: honoured(() => stopProof("/v1/chat/completions", chatBase, chatText, "max_tokens")),
       stream: honoured(() => streamProof("/v1/chat/completions", chatBase, false)),
       stream_options: honoured(() => streamProof("/v1/chat/completions", chatBase, true)),
-      tools: honoured(() => forcedCall("/v1/chat/completions", { ...chatBase, max_tokens: 100, tools: [{ type: "function", function: { name: "get_weather", parameters: weather } }], tool_choice: "required" })),
+      tools: honoured(() =>
+        forcedCall("/v1/chat/completions", {
+          ...chatBase,
+          max_tokens: 100,
+          tools: [{ type: "function", function: { name: "get_weather", parameters: weather } }],
+          tool_choice: "required",
+        }),
+      ),
       tool_choice: honoured(async () => {
         const tools = [{ type: "function", function: { name: "get_weather", parameters: weather } }];
-        assert.equal(((await ok("/v1/chat/completions", { ...chatBase, tools, tool_choice: "none" })).choices as Json[])[0]?.finish_reason !== "tool_calls", true);
-        await forcedCall("/v1/chat/completions", { ...chatBase, max_tokens: 100, tools, tool_choice: { type: "function", function: { name: "get_weather" } } });
+        assert.equal(
+          ((await ok("/v1/chat/completions", { ...chatBase, tools, tool_choice: "none" })).choices as Json[])[0]
+            ?.finish_reason !== "tool_calls",
+          true,
+        );
+        await forcedCall("/v1/chat/completions", {
+          ...chatBase,
+          max_tokens: 100,
+          tools,
+          tool_choice: { type: "function", function: { name: "get_weather" } },
+        });
       }),
       parallel_tool_calls: honoured(async () => {
-        const body = await ok("/v1/chat/completions", { ...chatBase, max_tokens: 100, tools: [{ type: "function", function: { name: "get_weather", parameters: weather } }], tool_choice: "required", parallel_tool_calls: false });
-        assert.equal(((body.choices as Array<{ message: { tool_calls: unknown[] } }>)[0]?.message.tool_calls ?? []).length, 1);
+        const body = await ok("/v1/chat/completions", {
+          ...chatBase,
+          max_tokens: 100,
+          tools: [{ type: "function", function: { name: "get_weather", parameters: weather } }],
+          tool_choice: "required",
+          parallel_tool_calls: false,
+        });
+        assert.equal(
+          ((body.choices as Array<{ message: { tool_calls: unknown[] } }>)[0]?.message.tool_calls ?? []).length,
+          1,
+        );
       }),
       response_format: honoured(async () => {
-        const body = await ok("/v1/chat/completions", { ...chatBase, max_tokens: 40, response_format: { type: "json_schema", json_schema: { name: "b", schema: { type: "boolean" } } } });
+        const body = await ok("/v1/chat/completions", {
+          ...chatBase,
+          max_tokens: 40,
+          response_format: { type: "json_schema", json_schema: { name: "b", schema: { type: "boolean" } } },
+        });
         assert.equal(typeof JSON.parse(chatText(body)), "boolean");
       }),
       audio: refused({ voice: "alloy", format: "mp3" }),
@@ -243,8 +327,14 @@ const endpoints: Endpoint[] = [
       ...samplingProofs("/v1/completions", promptBase, completionText, "max_tokens"),
       truncate_prompt_tokens: truncationProof("/v1/completions", { ...promptBase, prompt: "word ".repeat(3000) }),
       model: honoured(async () => assert.equal((await ok("/v1/completions", promptBase)).model, "tiny")),
-      prompt: honoured(() => longerInput("/v1/completions", promptBase, { prompt: "Once upon a time there was a sea" })),
-      echo: honoured(async () => assert.ok(completionText(await ok("/v1/completions", { ...promptBase, echo: true })).startsWith("Once upon a time"))),
+      prompt: honoured(() =>
+        longerInput("/v1/completions", promptBase, { prompt: "Once upon a time there was a sea" }),
+      ),
+      echo: honoured(async () =>
+        assert.ok(
+          completionText(await ok("/v1/completions", { ...promptBase, echo: true })).startsWith("Once upon a time"),
+        ),
+      ),
       logit_bias: honoured(() => logitBiasProof("/v1/completions", promptBase, completionText)),
       stop: honoured(() => stopProof("/v1/completions", promptBase, completionText, "max_tokens")),
       stream: honoured(() => streamProof("/v1/completions", promptBase, false)),
@@ -265,27 +355,58 @@ const endpoints: Endpoint[] = [
     cases: {
       temperature: samplingProofs("/v1/responses", responseBase, responseText, "max_output_tokens").temperature as Case,
       top_p: samplingProofs("/v1/responses", responseBase, responseText, "max_output_tokens").top_p as Case,
-      max_output_tokens: samplingProofs("/v1/responses", responseBase, responseText, "max_output_tokens").max_output_tokens as Case,
+      max_output_tokens: samplingProofs("/v1/responses", responseBase, responseText, "max_output_tokens")
+        .max_output_tokens as Case,
       model: honoured(async () => assert.equal((await ok("/v1/responses", responseBase)).model, "tiny")),
-      input: honoured(() => longerInput("/v1/responses", responseBase, { input: "Tell me a long story about the sea" })),
+      input: honoured(() =>
+        longerInput("/v1/responses", responseBase, { input: "Tell me a long story about the sea" }),
+      ),
       instructions: honoured(async () => {
-        const usage = async (body: Json) => ((await ok("/v1/responses", body)).usage as { input_tokens: number }).input_tokens;
+        const usage = async (body: Json) =>
+          ((await ok("/v1/responses", body)).usage as { input_tokens: number }).input_tokens;
         assert.ok((await usage({ ...responseBase, instructions: "Be brief and kind" })) > (await usage(responseBase)));
       }),
       stream: honoured(() => streamProof("/v1/responses", responseBase, false)),
-      tools: honoured(() => forcedCall("/v1/responses", { ...responseBase, max_output_tokens: 100, tools: [{ type: "function", name: "get_weather", parameters: weather }], tool_choice: "required" })),
-      tool_choice: honoured(() => forcedCall("/v1/responses", { ...responseBase, max_output_tokens: 100, tools: [{ type: "function", name: "get_weather", parameters: weather }], tool_choice: { type: "function", name: "get_weather" } })),
+      tools: honoured(() =>
+        forcedCall("/v1/responses", {
+          ...responseBase,
+          max_output_tokens: 100,
+          tools: [{ type: "function", name: "get_weather", parameters: weather }],
+          tool_choice: "required",
+        }),
+      ),
+      tool_choice: honoured(() =>
+        forcedCall("/v1/responses", {
+          ...responseBase,
+          max_output_tokens: 100,
+          tools: [{ type: "function", name: "get_weather", parameters: weather }],
+          tool_choice: { type: "function", name: "get_weather" },
+        }),
+      ),
       parallel_tool_calls: honoured(async () => {
-        const body = await ok("/v1/responses", { ...responseBase, max_output_tokens: 100, tools: [{ type: "function", name: "get_weather", parameters: weather }], tool_choice: "required", parallel_tool_calls: false });
+        const body = await ok("/v1/responses", {
+          ...responseBase,
+          max_output_tokens: 100,
+          tools: [{ type: "function", name: "get_weather", parameters: weather }],
+          tool_choice: "required",
+          parallel_tool_calls: false,
+        });
         assert.equal((body.output as Json[]).filter((item) => item.type === "function_call").length, 1);
       }),
       text: honoured(async () => {
-        const body = await ok("/v1/responses", { ...responseBase, max_output_tokens: 40, text: { format: { type: "json_schema", name: "b", schema: { type: "boolean" } } } });
+        const body = await ok("/v1/responses", {
+          ...responseBase,
+          max_output_tokens: 40,
+          text: { format: { type: "json_schema", name: "b", schema: { type: "boolean" } } },
+        });
         assert.equal(typeof JSON.parse(responseText(body)), "boolean");
       }),
       truncation: honoured(async () => {
         // An input longer than the context: refused unless truncation is "auto" (test/server/bounds.test.ts has more).
-        const turns = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(40)}` }));
+        const turns = Array.from({ length: 60 }, (_, i) => ({
+          role: i % 2 ? "assistant" : "user",
+          content: `turn ${i} ${"word ".repeat(40)}`,
+        }));
         const long = { ...responseBase, input: [...turns, { role: "user", content: "Tell me a story" }] };
         const disabled = await post("/v1/responses", { ...long, truncation: "disabled" });
         assert.equal(disabled.status, 400);
@@ -338,7 +459,11 @@ export function walkRequestFields(path: "/v1/chat/completions" | "/v1/completion
           return;
         }
         assert.equal(response.status, 200, JSON.stringify(response.body));
-        assert.equal(endpoint.text(response.body), endpoint.text(await ok(endpoint.path, endpoint.base)), "the same greedy output as without it");
+        assert.equal(
+          endpoint.text(response.body),
+          endpoint.text(await ok(endpoint.path, endpoint.base)),
+          "the same greedy output as without it",
+        );
         const listed = field === "stream_options" ? "stream_options.include_obfuscation" : field;
         assert.ok(ACCEPTED_WITHOUT_EFFECT.includes(listed), `${listed} is in ACCEPTED_WITHOUT_EFFECT`);
       });

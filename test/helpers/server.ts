@@ -17,7 +17,13 @@ import OpenAI from "openai";
 import { stringify as stringifyToml } from "smol-toml";
 import { loadConfig } from "../../src/config/index.js";
 import type { InfernoConfig } from "../../src/config/schema.js";
-import { createRuntime, type Runtime, type RunningServer, startServer, type StartServerOptions } from "../../src/runtime/index.js";
+import {
+  createRuntime,
+  type Runtime,
+  type RunningServer,
+  startServer,
+  type StartServerOptions,
+} from "../../src/runtime/index.js";
 import { type TinyModelsOptions, tinyModelsDir } from "./models.js";
 import { tempDir } from "./tmp.js";
 
@@ -60,7 +66,14 @@ export async function testSetup(t: TestContext, options: TestSetupOptions = {}):
     // CPU only, a small context and one thread: the tiny models need nothing more, and with test files running two at
     // a time on 2 cores, llama.cpp's spin-waiting threads are far slower than one (see TEST_BACKEND in models.ts).
     // In process unless a test asks for model hosts (test/server/isolation.test.ts): each host is a process start.
-    backend: { context_size: 512, batch_size: 128, gpu: false, threads: 1, isolation: "in-process", ...options.config?.backend },
+    backend: {
+      context_size: 512,
+      batch_size: 128,
+      gpu: false,
+      threads: 1,
+      isolation: "in-process",
+      ...options.config?.backend,
+    },
   };
   await writeFile(join(cwd, ".inferno.toml"), stringifyToml(file));
   const env = {

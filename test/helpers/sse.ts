@@ -17,7 +17,10 @@ export class SseClient {
   private waiters: Array<() => void> = [];
   private done: Promise<void> = Promise.resolve();
 
-  static async connect(url: string, options: { lastEventId?: string; headers?: Record<string, string> } = {}): Promise<SseClient> {
+  static async connect(
+    url: string,
+    options: { lastEventId?: string; headers?: Record<string, string> } = {},
+  ): Promise<SseClient> {
     const client = new SseClient();
     const headers: Record<string, string> = { Accept: "text/event-stream", ...options.headers };
     if (options.lastEventId !== undefined) headers["Last-Event-ID"] = options.lastEventId;
@@ -84,14 +87,27 @@ export class SseClient {
   }
 
   /** Waits until an event satisfies `match` (or the stream ends, or `timeoutMs` passes: then it throws). */
-  async waitFor(match: (event: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  async waitFor(
+    match: (event: Record<string, unknown>) => boolean,
+    timeoutMs = 5000,
+  ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.events().find(match);
       if (found) return found;
-      if (this.ended) throw new Error(`stream ended without the event; got ${this.events().map((e) => e.type).join(", ")}`);
+      if (this.ended)
+        throw new Error(
+          `stream ended without the event; got ${this.events()
+            .map((e) => e.type)
+            .join(", ")}`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for an event; got ${this.events().map((e) => e.type).join(", ")}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for an event; got ${this.events()
+            .map((e) => e.type)
+            .join(", ")}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {

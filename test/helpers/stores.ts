@@ -33,7 +33,13 @@ export interface OllamaModelOptions {
 }
 
 /** Writes the blob and the manifest of one Ollama model; returns the blob's path. */
-export async function ollamaModel(root: string, model: string, tag: string, bytes: Uint8Array, options: OllamaModelOptions = {}) {
+export async function ollamaModel(
+  root: string,
+  model: string,
+  tag: string,
+  bytes: Uint8Array,
+  options: OllamaModelOptions = {},
+) {
   const digest = `sha256:${options.claimedSha256 ?? sha256(bytes)}`;
   const blob = join(root, "blobs", `sha256-${options.claimedSha256 ?? sha256(bytes)}`);
   if (!options.withoutBlob) await put(blob, bytes);
@@ -41,7 +47,11 @@ export async function ollamaModel(root: string, model: string, tag: string, byte
   const manifest = {
     schemaVersion: 2,
     mediaType: "application/vnd.docker.distribution.manifest.v2+json",
-    config: { mediaType: "application/vnd.docker.container.image.v1+json", digest: `sha256:${sha256(config)}`, size: config.length },
+    config: {
+      mediaType: "application/vnd.docker.container.image.v1+json",
+      digest: `sha256:${sha256(config)}`,
+      size: config.length,
+    },
     layers: [
       { mediaType: OLLAMA_MODEL_LAYER, digest, size: options.claimedSize ?? bytes.length },
       { mediaType: "application/vnd.ollama.image.template", digest: `sha256:${"0".repeat(64)}`, size: 10 },
@@ -57,7 +67,14 @@ export async function ollamaModel(root: string, model: string, tag: string, byte
  * client does: the bytes in `blobs/<sha256>`, the snapshot entry a relative symlink to it. `main` also writes
  * `refs/main`. Returns the snapshot entry's path.
  */
-export async function hubFile(hub: string, repo: string, revision: string, file: string, bytes: Uint8Array, main = true) {
+export async function hubFile(
+  hub: string,
+  repo: string,
+  revision: string,
+  file: string,
+  bytes: Uint8Array,
+  main = true,
+) {
   const repoDir = join(hub, `models--${repo.split("/").join("--")}`);
   const blob = join(repoDir, "blobs", sha256(bytes));
   await put(blob, bytes);

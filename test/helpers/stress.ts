@@ -15,15 +15,28 @@ export interface Pending {
   violation: RegExp;
 }
 
-export async function runBounded<P>(t: TestContext, scenario: Scenario<P>, pending: Pending[] = []): Promise<ScenarioResult> {
+export async function runBounded<P>(
+  t: TestContext,
+  scenario: Scenario<P>,
+  pending: Pending[] = [],
+): Promise<ScenarioResult> {
   const result = await scenario.run(scenario.bounded);
   t.diagnostic(`${scenario.name}: ${JSON.stringify(result.figures)}`);
   if (result.skipped) t.diagnostic(`${scenario.name} skipped in part: ${result.skipped}`);
   const isPending = (v: string) => pending.some((p) => p.violation.test(v));
-  assert.deepEqual(result.violations.filter((v) => !isPending(v)), [], `${scenario.name}: ${scenario.title}`);
+  assert.deepEqual(
+    result.violations.filter((v) => !isPending(v)),
+    [],
+    `${scenario.name}: ${scenario.title}`,
+  );
   const stale = pending.filter((p) => !result.violations.some((v) => p.violation.test(v)));
   // A skipped part cannot show a pending violation: only a run in full proves the mark stale.
-  if (result.skipped === null) assert.deepEqual(stale.map((p) => `${p.branch}: ${p.violation}`), [], "pending marks that no longer apply: remove them");
+  if (result.skipped === null)
+    assert.deepEqual(
+      stale.map((p) => `${p.branch}: ${p.violation}`),
+      [],
+      "pending marks that no longer apply: remove them",
+    );
   const open = result.violations.filter(isPending);
   if (open.length > 0) t.todo(`pending ${[...new Set(pending.map((p) => p.branch))].join(", ")}: ${open.join("; ")}`);
   return result;

@@ -16,7 +16,10 @@ import { CLASSIFIER_ONNX, tinyModelsDir } from "../helpers/models.js";
 const defaults = backendSchema.parse({});
 
 test("discovery is recursive, case-insensitive on extensions, and skips hidden folders and other files", async (t) => {
-  const { dir } = await tinyModelsDir(t, { gguf: { "a.gguf": {}, "sub/deep/B.GGUF": {}, ".hidden/c.gguf": {} }, onnx: ["net.Onnx"] });
+  const { dir } = await tinyModelsDir(t, {
+    gguf: { "a.gguf": {}, "sub/deep/B.GGUF": {}, ".hidden/c.gguf": {} },
+    onnx: ["net.Onnx"],
+  });
   await writeFile(join(dir, "notes.txt"), "not a model");
   const manager = new ModelManager(dir);
   const models = await manager.list();
@@ -34,7 +37,14 @@ test("discovery is recursive, case-insensitive on extensions, and skips hidden f
 test("every spelling of one file resolves to one key: path, path without extension, file name, stem", async (t) => {
   const { dir } = await tinyModelsDir(t, { gguf: { "llama/tiny.gguf": {} } });
   const manager = new ModelManager(dir);
-  const spellings = ["llama/tiny.gguf", "llama/tiny", "tiny.gguf", "tiny", join(dir, "llama/tiny.gguf"), "llama/../llama/tiny.gguf"];
+  const spellings = [
+    "llama/tiny.gguf",
+    "llama/tiny",
+    "tiny.gguf",
+    "tiny",
+    join(dir, "llama/tiny.gguf"),
+    "llama/../llama/tiny.gguf",
+  ];
   const keys = new Set<string>();
   for (const name of spellings) keys.add((await manager.resolve(name)).key);
   assert.equal(keys.size, 1);
@@ -44,7 +54,10 @@ test("every spelling of one file resolves to one key: path, path without extensi
 });
 
 test("an ambiguous name is refused with its candidates; a more specific name works", async (t) => {
-  const { dir } = await tinyModelsDir(t, { gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": { seed: 2 } }, onnx: ["c/tiny.onnx"] });
+  const { dir } = await tinyModelsDir(t, {
+    gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": { seed: 2 } },
+    onnx: ["c/tiny.onnx"],
+  });
   const manager = new ModelManager(dir);
   await assert.rejects(manager.resolve("tiny.gguf"), (error: unknown) => {
     assert.ok(error instanceof ModelAmbiguous);
@@ -71,7 +84,10 @@ test("names that lead outside the models directory are refused unless allowed", 
   for (const name of ["../outside.gguf", join(dir, "outside.gguf"), "escape.gguf", "escape", "/etc/passwd"]) {
     await assert.rejects(strict.resolve(name), ModelOutsideModelsDir, name);
   }
-  assert.deepEqual((await strict.list()).map((m) => m.name), ["inside.gguf"]);
+  assert.deepEqual(
+    (await strict.list()).map((m) => m.name),
+    ["inside.gguf"],
+  );
   const relaxed = new ModelManager(modelsDir, { allowOutsideModelsDir: true });
   assert.equal((await relaxed.resolve("../outside.gguf")).key, join(dir, "outside.gguf"));
   assert.equal((await relaxed.resolve("escape")).key, join(dir, "outside.gguf"));
@@ -101,7 +117,10 @@ test("a file added (or removed) later is seen without a new manager", async (t) 
   await writeFile(join(dir, "later", "second.gguf"), tinyLlamaGguf({ seed: 3 }));
   assert.equal((await manager.resolve("second")).name, "later/second.gguf");
   await rm(join(dir, "first.gguf"));
-  assert.deepEqual((await manager.list()).map((m) => m.name), ["later/second.gguf"]);
+  assert.deepEqual(
+    (await manager.list()).map((m) => m.name),
+    ["later/second.gguf"],
+  );
 });
 
 test("after a listing, each model's own name is known to the synchronous lookup; other spellings once resolved", async (t) => {
@@ -199,7 +218,8 @@ async function badFiles(dir: string): Promise<Record<string, RegExp>> {
     "magic.gguf": /wrong magic "GGML".*expected "GGUF"/,
     "v1.gguf": /unsupported GGUF version 1 \(supported: 2, 3\)/,
     "v4.gguf": /unsupported GGUF version 4/,
-    "data-cut.gguf": /truncated: tensor output\.weight|truncated: tensor blk\.\d+\.\w+\.weight ends at byte \d+ but the file has \d+ bytes/,
+    "data-cut.gguf":
+      /truncated: tensor output\.weight|truncated: tensor blk\.\d+\.\w+\.weight ends at byte \d+ but the file has \d+ bytes/,
     "header-cut.gguf": /truncated: the header ends at byte 300/,
     "folder.gguf": /is a directory, not a model file/,
     "empty.onnx": /the file is empty/,
@@ -274,7 +294,12 @@ test("fingerprints: size and mtime always, sha256 on demand; null once the file 
   const plain = await manager.fingerprint(model.key);
   assert.equal(plain?.sha256, undefined);
   const hashed = await manager.fingerprint(model.key, { hash: true });
-  assert.equal(hashed?.sha256, createHash("sha256").update(await readFile(path)).digest("hex"));
+  assert.equal(
+    hashed?.sha256,
+    createHash("sha256")
+      .update(await readFile(path))
+      .digest("hex"),
+  );
   const [validated] = await manager.validate("tiny", { hash: true });
   assert.equal(validated?.model.fingerprint.sha256, hashed?.sha256);
   await truncate(path, 10);
@@ -317,7 +342,12 @@ test("the classifier fixture is where the helper says", async () => {
 });
 
 test("shortest unambiguous names: the stem when unique, else the file name, the path without extension, the path", () => {
-  const found = (name: string, key = `/m/${name}`) => ({ name, path: `/m/${name}`, key, format: name.endsWith(".onnx") ? ("onnx" as const) : ("gguf" as const) });
+  const found = (name: string, key = `/m/${name}`) => ({
+    name,
+    path: `/m/${name}`,
+    key,
+    format: name.endsWith(".onnx") ? ("onnx" as const) : ("gguf" as const),
+  });
   const table: Array<[string[], Record<string, string>]> = [
     [["tiny.gguf", "llama/solo.gguf"], { "tiny.gguf": "tiny", "llama/solo.gguf": "solo" }],
     [["a/tiny.gguf", "b/tiny.gguf"], { "a/tiny.gguf": "a/tiny", "b/tiny.gguf": "b/tiny" }],
@@ -336,7 +366,10 @@ test("shortest unambiguous names: the stem when unique, else the file name, the 
 });
 
 test("every short name resolves back to its model", async (t) => {
-  const { dir } = await tinyModelsDir(t, { gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": {}, "solo.gguf": {} }, onnx: ["solo.onnx"] });
+  const { dir } = await tinyModelsDir(t, {
+    gguf: { "a/tiny.gguf": {}, "b/tiny.gguf": {}, "solo.gguf": {} },
+    onnx: ["solo.onnx"],
+  });
   const manager = new ModelManager(dir);
   const names = await manager.shortNames();
   assert.equal(names.size, 4);

@@ -54,27 +54,43 @@ describe("Ollama", () => {
     assert.equal((await manager.resolve(blob)).name, "llama3:8b", "the blob's path finds its model");
     const info = await manager.info("llama3:latest");
     assert.equal(info.metadata.format === "gguf" && info.metadata.architecture, "llama");
-    assert.ok((await manager.estimateMemory(latest, backend)) > tiny.length, "the estimate comes from the blob's header");
+    assert.ok(
+      (await manager.estimateMemory(latest, backend)) > tiny.length,
+      "the estimate comes from the blob's header",
+    );
   });
 
   test("bad manifests: each model is listed invalid with its reason, the others are unaffected", async (t) => {
     const root = await tempDir(t);
     await ollamaModel(root, "good", "latest", tiny);
     await ollamaModel(root, "notjson", "latest", tiny, { manifestText: "{ this is not json" });
-    await ollamaModel(root, "nolayer", "latest", tiny, { manifestText: JSON.stringify({ schemaVersion: 2, layers: [] }) });
+    await ollamaModel(root, "nolayer", "latest", tiny, {
+      manifestText: JSON.stringify({ schemaVersion: 2, layers: [] }),
+    });
     await ollamaModel(root, "missing", "latest", other, { withoutBlob: true });
     await ollamaModel(root, "short", "latest", tiny, { claimedSize: tiny.length + 1 });
     const manager = new ModelManager(await emptyModelsDir(t), { stores: [{ store: "ollama", root }] });
     const results = await manager.validate();
-    const verdicts = Object.fromEntries(results.map((r) => [r.model.name, r.ok ? "ok" : String(r.error.details?.problem)]));
+    const verdicts = Object.fromEntries(
+      results.map((r) => [r.model.name, r.ok ? "ok" : String(r.error.details?.problem)]),
+    );
     assert.equal(verdicts["good:latest"], "ok");
     assert.match(verdicts["notjson:latest"] as string, /^manifest is not JSON/);
     assert.match(verdicts["nolayer:latest"] as string, /no model layer \(application\/vnd\.ollama\.image\.model\)/);
-    assert.match(verdicts["missing:latest"] as string, new RegExp(`blob sha256-${sha256(other)} named by the manifest is missing`));
-    assert.match(verdicts["short:latest"] as string, new RegExp(`has ${tiny.length} bytes but the manifest says ${tiny.length + 1}`));
+    assert.match(
+      verdicts["missing:latest"] as string,
+      new RegExp(`blob sha256-${sha256(other)} named by the manifest is missing`),
+    );
+    assert.match(
+      verdicts["short:latest"] as string,
+      new RegExp(`has ${tiny.length} bytes but the manifest says ${tiny.length + 1}`),
+    );
     assert.equal(results.length, 5);
     const bad = await manager.resolve("notjson");
-    await assert.rejects(manager.estimateMemory(bad, backend), (e: unknown) => e instanceof ModelInvalid && /not JSON/.test(e.message));
+    await assert.rejects(
+      manager.estimateMemory(bad, backend),
+      (e: unknown) => e instanceof ModelInvalid && /not JSON/.test(e.message),
+    );
   });
 
   test("a digest mismatch is refused before loading; the hash runs once per version of the file", async (t) => {
@@ -91,7 +107,10 @@ describe("Ollama", () => {
     const manager = new ModelManager(await emptyModelsDir(t), { stores: [{ store: "ollama", root }], digestFile });
 
     const listed = await manager.validate();
-    assert.ok(listed.every((r) => r.ok), "without --hash only sizes are checked, and they agree");
+    assert.ok(
+      listed.every((r) => r.ok),
+      "without --hash only sizes are checked, and they agree",
+    );
     const hashed = await manager.validate(undefined, { hash: true });
     const forgedResult = hashed.find((r) => r.model.name === "forged:latest");
     assert.ok(forgedResult && !forgedResult.ok, "--hash refuses the forged blob");
@@ -115,10 +134,16 @@ describe("Ollama", () => {
 
   test("OLLAMA_MODELS moves the store; a pulled blob that appears is found without a restart", async (t) => {
     const root = await tempDir(t);
-    assert.deepEqual(storeLocations(["ollama"], { env: { OLLAMA_MODELS: root }, home: "/home/u" }), [{ store: "ollama", root }]);
-    assert.deepEqual(storeLocations(["ollama"], { env: {}, home: "/home/u" }), [{ store: "ollama", root: "/home/u/.ollama/models" }]);
+    assert.deepEqual(storeLocations(["ollama"], { env: { OLLAMA_MODELS: root }, home: "/home/u" }), [
+      { store: "ollama", root },
+    ]);
+    assert.deepEqual(storeLocations(["ollama"], { env: {}, home: "/home/u" }), [
+      { store: "ollama", root: "/home/u/.ollama/models" },
+    ]);
     const blob = await ollamaModel(root, "late", "latest", tiny, { withoutBlob: true });
-    const manager = new ModelManager(await emptyModelsDir(t), { stores: storeLocations(["ollama"], { env: { OLLAMA_MODELS: root }, home: "/nowhere" }) });
+    const manager = new ModelManager(await emptyModelsDir(t), {
+      stores: storeLocations(["ollama"], { env: { OLLAMA_MODELS: root }, home: "/nowhere" }),
+    });
     assert.equal((await manager.validate("late"))[0]?.ok, false);
     await mkdir(join(root, "blobs"));
     await writeFile(blob, tiny);
@@ -174,7 +199,10 @@ describe("Hugging Face cache", () => {
     const model = await manager.resolve("org/tiny-GGUF/tiny.gguf");
     assert.equal(model.key, join(hub, "models--org--tiny-GGUF/blobs", sha256(tiny)), "the key is the blob");
     assert.equal(model.fingerprint.size, tiny.length, "refs/main's snapshot, not the older one");
-    assert.ok((await manager.validate(undefined, { hash: true })).every((r) => r.ok), "LFS blobs match their sha256 names");
+    assert.ok(
+      (await manager.validate(undefined, { hash: true })).every((r) => r.ok),
+      "LFS blobs match their sha256 names",
+    );
   });
 
   test("without refs/main the newest snapshot counts", async (t) => {
@@ -201,22 +229,36 @@ describe("split GGUF", () => {
     const parts = tinyLlamaGgufSplit(3);
     const dir = await emptyModelsDir(t);
     await mkdir(join(dir, "llama"));
-    for (const [i, bytes] of parts.entries()) await writeFile(join(dir, "llama", splitPartName("big", i + 1, 3)), bytes);
+    for (const [i, bytes] of parts.entries())
+      await writeFile(join(dir, "llama", splitPartName("big", i + 1, 3)), bytes);
     const manager = new ModelManager(dir);
     const models = await manager.list();
-    assert.deepEqual(models.map((m) => m.name), ["llama/big-00001-of-00003.gguf"]);
+    assert.deepEqual(
+      models.map((m) => m.name),
+      ["llama/big-00001-of-00003.gguf"],
+    );
     const model = models[0]!;
-    assert.equal(model.fingerprint.size, parts.reduce((sum, p) => sum + p.length, 0), "the fingerprint covers every part");
+    assert.equal(
+      model.fingerprint.size,
+      parts.reduce((sum, p) => sum + p.length, 0),
+      "the fingerprint covers every part",
+    );
     assert.equal((await manager.resolve("big")).key, model.key, "the name without the part suffix finds it");
     const whole = await manager.info("llama/big.gguf");
     const single = await new ModelManager(dir).info(await writeSingle(dir));
-    assert.equal(whole.metadata.format === "gguf" && whole.metadata.tensorCount, single.metadata.format === "gguf" && single.metadata.tensorCount);
+    assert.equal(
+      whole.metadata.format === "gguf" && whole.metadata.tensorCount,
+      single.metadata.format === "gguf" && single.metadata.tensorCount,
+    );
     assert.equal(await manager.estimateMemory(whole, backend), await manager.estimateMemory(single, backend));
 
     await rm(join(dir, "llama", splitPartName("big", 2, 3)));
     const [result] = await manager.validate();
     assert.ok(result && !result.ok, "a split with a missing part is invalid");
-    assert.match(String(result.error.details?.problem), /split GGUF of 3 parts is missing part big-00002-of-00003\.gguf/);
+    assert.match(
+      String(result.error.details?.problem),
+      /split GGUF of 3 parts is missing part big-00002-of-00003\.gguf/,
+    );
   });
 
   test("in the Hugging Face cache, split parts are symlinks and the model opens by the snapshot path", async (t) => {
@@ -245,7 +287,10 @@ describe("several models directories and stores together", () => {
     const a = (await tinyModelsDir(t, { gguf: { "m.gguf": {}, "only-a.gguf": {} } })).dir;
     const b = (await tinyModelsDir(t, { gguf: { "m.gguf": { seed: 2 }, "only-b.gguf": {} } })).dir;
     const manager = new ModelManager([a, b]);
-    assert.deepEqual((await manager.list()).map((m) => m.name), ["m.gguf", "only-a.gguf", "only-b.gguf"]);
+    assert.deepEqual(
+      (await manager.list()).map((m) => m.name),
+      ["m.gguf", "only-a.gguf", "only-b.gguf"],
+    );
     assert.equal((await manager.resolve("m")).key, join(a, "m.gguf"));
     assert.equal((await manager.resolve(join(b, "m.gguf"))).key, join(b, "m.gguf"), "inside an allowed root");
     const outside = await tempDir(t);
@@ -262,10 +307,16 @@ describe("several models directories and stores together", () => {
     const viaLink = await withStore.resolve("linked");
     const viaStore = await withStore.resolve("llama3");
     assert.equal(viaLink.key, viaStore.key, "the same file by two routes is one model");
-    assert.deepEqual((await withStore.list()).map((m) => m.name), ["linked.gguf", "llama3:latest"]);
+    assert.deepEqual(
+      (await withStore.list()).map((m) => m.name),
+      ["linked.gguf", "llama3:latest"],
+    );
     await writeFile(join(dir, "llama3.gguf"), other);
     await withStore.list(); // a listing looks at the folders at once
-    await assert.rejects(withStore.resolve("llama3"), (e: unknown) => e instanceof ModelAmbiguous && /llama3:latest, llama3\.gguf/.test(e.message));
+    await assert.rejects(
+      withStore.resolve("llama3"),
+      (e: unknown) => e instanceof ModelAmbiguous && /llama3:latest, llama3\.gguf/.test(e.message),
+    );
     assert.equal((await withStore.resolve("llama3:latest")).key, blob);
     const without = new ModelManager(dir);
     await assert.rejects(without.resolve("linked"), ModelOutsideModelsDir);

@@ -56,16 +56,25 @@ it("ModelCache.new(…, { metrics }): listeners given at creation receive the st
   await first.close();
 
   const seen: Array<[string, unknown]> = [];
-  const second = await ModelCache.new(cacheConfig({ enable_warmup: true, warmup_strategy: "usage" }), backendSchema.parse({}), source, {
-    ...options(),
-    metrics: {
-      restore: (e) => seen.push(["restore", e]),
-      load: (e) => seen.push(["load", e.name]),
-      warmup: (e) => seen.push(["warmup", e.loaded]),
-      hit: (e) => seen.push(["hit", e.name]),
+  const second = await ModelCache.new(
+    cacheConfig({ enable_warmup: true, warmup_strategy: "usage" }),
+    backendSchema.parse({}),
+    source,
+    {
+      ...options(),
+      metrics: {
+        restore: (e) => seen.push(["restore", e]),
+        load: (e) => seen.push(["load", e.name]),
+        warmup: (e) => seen.push(["warmup", e.loaded]),
+        hit: (e) => seen.push(["hit", e.name]),
+      },
     },
-  });
-  assert.deepEqual(seen[0], ["restore", { models: 1, missing: 0, warning: null }], "the restore ran inside new(), before it resolved");
+  );
+  assert.deepEqual(
+    seen[0],
+    ["restore", { models: 1, missing: 0, warning: null }],
+    "the restore ran inside new(), before it resolved",
+  );
   await clock.run(second.warmupDone);
   await second.getModel("a.gguf");
   assert.deepEqual(seen, [
@@ -80,10 +89,17 @@ it("ModelCache.new(…, { metrics }): listeners given at creation receive the st
 it("ModelCache.new(…, { metrics }) refuses an event name that does not exist, naming the ones that do", async () => {
   const metrics = { loaded: () => {} } as unknown as ModelCacheOptions["metrics"];
   await assert.rejects(
-    ModelCache.new(cacheConfig(), backendSchema.parse({}), new FakeModelSource([]), { backends: {}, store: null, metrics }),
+    ModelCache.new(cacheConfig(), backendSchema.parse({}), new FakeModelSource([]), {
+      backends: {},
+      store: null,
+      metrics,
+    }),
     (e: { code: string; message: string }) => {
       assert.equal(e.code, "bad_request");
-      assert.match(e.message, /no cache event "loaded"; expected one of restore, pinned, warmup, unknown_model, miss, coalesced, hit, loading, load, load_failed, expired, evict, save/);
+      assert.match(
+        e.message,
+        /no cache event "loaded"; expected one of restore, pinned, warmup, unknown_model, miss, coalesced, hit, loading, load, load_failed, expired, evict, save/,
+      );
       return true;
     },
   );
@@ -114,7 +130,11 @@ it("ModelCache.new refuses a misspelt key in the 4th argument, options or listen
       (e: { code: string; message: string }) => {
         assert.equal(e.code, "bad_request");
         assert.match(e.message, /ModelCache\.new: (unknown key "(backend|hits)"|the fourth argument mixes)/);
-        if (!("store" in argument)) assert.match(e.message, /options are backends, store, logger, clock, systemMemoryBytes, metrics; listeners are restore/);
+        if (!("store" in argument))
+          assert.match(
+            e.message,
+            /options are backends, store, logger, clock, systemMemoryBytes, metrics; listeners are restore/,
+          );
         return true;
       },
     );

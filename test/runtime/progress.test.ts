@@ -42,7 +42,11 @@ describe("load progress", () => {
 
   it("observeLoads reports a real llama.cpp load from 0 to 1 and keeps the caller's own onProgress", async (t) => {
     const { dir } = await tinyModelsDir(t);
-    const config = await loadConfig({ env: { HOME: dir }, cwd: dir, flags: [{ key: "backend.gpu", value: false, flag: "--gpu" }] });
+    const config = await loadConfig({
+      env: { HOME: dir },
+      cwd: dir,
+      flags: [{ key: "backend.gpu", value: false, flag: "--gpu" }],
+    });
     const backends = createBackends(TEST_BACKEND);
     t.after(() => disposeBackends(backends));
     const seen: number[] = [];

@@ -27,20 +27,39 @@ async function setup(t: TestContext): Promise<{ file: StateFile; key: string }> 
       format: "gguf" as const,
       fingerprint: { size: info.size, mtimeMs: info.mtimeMs },
       metadata: { memory_bytes: 1024 },
-      usage: { requests: 3, hits: 2, misses: 1, loads: 1, last_used_at: now, frequency: { value: 3, at: now }, load_ms_total: 10, load_ms_samples: [10] },
+      usage: {
+        requests: 3,
+        hits: 2,
+        misses: 1,
+        loads: 1,
+        last_used_at: now,
+        frequency: { value: 3, at: now },
+        load_ms_total: 10,
+        load_ms_samples: [10],
+      },
       priority: 1,
       pinned: false,
     };
   };
-  const state: CacheState = { saved_at: now, counters: emptyCounters(), models: [await entry("llama/tiny.gguf"), await entry("other.gguf")] };
+  const state: CacheState = {
+    saved_at: now,
+    counters: emptyCounters(),
+    models: [await entry("llama/tiny.gguf"), await entry("other.gguf")],
+  };
   await new FileStateStore(cacheDir).save(replacingDelta(state));
   return { file: new StateFile(config), key: state.models[0]?.key as string };
 }
 
-it("a stem-named pin (always_warm = [\"tiny\"], file llama/tiny.gguf) is pinned in stats, planned as pinned, protected from clear and evict", async (t) => {
+it('a stem-named pin (always_warm = ["tiny"], file llama/tiny.gguf) is pinned in stats, planned as pinned, protected from clear and evict', async (t) => {
   const { file } = await setup(t);
   const stats = await file.stats();
-  assert.deepEqual(stats.models.map((m) => [m.name, m.pinned]), [["llama/tiny.gguf", true], ["other.gguf", false]]);
+  assert.deepEqual(
+    stats.models.map((m) => [m.name, m.pinned]),
+    [
+      ["llama/tiny.gguf", true],
+      ["other.gguf", false],
+    ],
+  );
   const plan = await file.warmupPlan({ strategy: "priority" });
   assert.equal(plan.plan[0], "llama/tiny.gguf");
   const cleared = await file.clear();

@@ -123,13 +123,24 @@ describe("tools on chat completions", () => {
     assert.ok(message?.tool_calls?.[0]);
     messages.push(message);
     for (const call of message.tool_calls) {
-      messages.push({ role: "tool", tool_call_id: call.id, content: JSON.stringify({ temperature: 21, sky: "clear" }) });
+      messages.push({
+        role: "tool",
+        tool_call_id: call.id,
+        content: JSON.stringify({ temperature: 21, sky: "clear" }),
+      });
     }
-    const second = await client.chat.completions.create({ model: "tiny", messages, tools: [weatherTool], temperature: 0, max_tokens: 6 });
+    const second = await client.chat.completions.create({
+      model: "tiny",
+      messages,
+      tools: [weatherTool],
+      temperature: 0,
+      max_tokens: 6,
+    });
     const choice = second.choices[0];
     assert.ok(choice);
     assert.ok(["stop", "length", "tool_calls"].includes(choice.finish_reason));
-    for (const call of choice.message.tool_calls ?? []) if (call.type === "function") assertValidWeatherArgs(call.function.arguments);
+    for (const call of choice.message.tool_calls ?? [])
+      if (call.type === "function") assertValidWeatherArgs(call.function.arguments);
     assert.ok((second.usage?.prompt_tokens ?? 0) > (first.usage?.prompt_tokens ?? 0));
   });
 });
@@ -170,7 +181,13 @@ describe("structured output", () => {
 
 describe("POST /v1/responses", () => {
   it("plain: output_text, usage, status incomplete when max_output_tokens cuts it; the model name is echoed", async () => {
-    const response = await client.responses.create({ model: "tiny", input: "Tell me a story", instructions: "Be brief", temperature: 0, max_output_tokens: 5 });
+    const response = await client.responses.create({
+      model: "tiny",
+      input: "Tell me a story",
+      instructions: "Be brief",
+      temperature: 0,
+      max_output_tokens: 5,
+    });
     assert.equal(response.object, "response");
     assert.equal(response.model, "tiny");
     assert.equal(response.status, "incomplete");
@@ -216,7 +233,14 @@ describe("POST /v1/responses", () => {
     const tools: OpenAI.Responses.FunctionTool[] = [
       { type: "function", name: "get_weather", parameters: weatherTool.function.parameters ?? null, strict: true },
     ];
-    const first = await client.responses.create({ model: "tiny", input: "Weather in Rome?", tools, tool_choice: "required", temperature: 0, max_output_tokens: 200 });
+    const first = await client.responses.create({
+      model: "tiny",
+      input: "Weather in Rome?",
+      tools,
+      tool_choice: "required",
+      temperature: 0,
+      max_output_tokens: 200,
+    });
     const call = first.output.find((item) => item.type === "function_call");
     assert.ok(call && call.type === "function_call");
     assert.equal(call.name, "get_weather");
@@ -237,7 +261,13 @@ describe("POST /v1/responses", () => {
 
   it("text.format json_schema (zodTextFormat) gives output that parses", async () => {
     const Verdict = z.object({ answer: z.enum(["yes", "no"]) });
-    const response = await client.responses.parse({ model: "tiny", input: "Yes or no?", text: { format: zodTextFormat(Verdict, "verdict") }, temperature: 0, max_output_tokens: 60 });
+    const response = await client.responses.parse({
+      model: "tiny",
+      input: "Yes or no?",
+      text: { format: zodTextFormat(Verdict, "verdict") },
+      temperature: 0,
+      max_output_tokens: 60,
+    });
     assert.ok(["yes", "no"].includes(response.output_parsed?.answer ?? ""));
   });
 
@@ -251,7 +281,8 @@ describe("POST /v1/responses", () => {
     }
     await assert.rejects(
       client.responses.create({ model: "tiny", input: [{ type: "item_reference", id: "msg_1" }] }),
-      (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === "input[0].id" && /stateless/.test(error.message),
+      (error: unknown) =>
+        error instanceof OpenAI.BadRequestError && error.param === "input[0].id" && /stateless/.test(error.message),
     );
   });
 });
@@ -261,13 +292,23 @@ describe("names", () => {
     const ids = (await client.models.list()).data.map((m) => m.id).sort();
     assert.deepEqual(ids, ["add", "tiny"]);
     for (const name of ["tiny", "tiny.gguf"]) {
-      const chat = await client.chat.completions.create({ model: name, messages: question, max_tokens: 1, temperature: 0 });
+      const chat = await client.chat.completions.create({
+        model: name,
+        messages: question,
+        max_tokens: 1,
+        temperature: 0,
+      });
       assert.equal(chat.model, name);
       const completion = await client.completions.create({ model: name, prompt: "Hi", max_tokens: 1, temperature: 0 });
       assert.equal(completion.model, name);
       const embedding = await client.embeddings.create({ model: name, input: "Hi" });
       assert.equal(embedding.model, name);
-      const stream = await client.chat.completions.create({ model: name, messages: question, max_tokens: 1, stream: true });
+      const stream = await client.chat.completions.create({
+        model: name,
+        messages: question,
+        max_tokens: 1,
+        stream: true,
+      });
       for await (const chunk of stream) assert.equal(chunk.model, name);
     }
   });
@@ -290,29 +331,75 @@ describe("bad input: a 400 naming the field, nothing loaded", () => {
 
   it("malformed tool schemas, an unsupported keyword, a tool_choice naming no tool", async () => {
     const tool = (parameters: unknown, name = "f") => ({ type: "function", function: { name, parameters } });
-    await refused(() => chat({ tools: [tool({ type: "object", properties: { n: { type: "integer", minimum: 1 } } })] }), "tools[0].function.parameters.properties.n.minimum", /"minimum" is not supported/);
+    await refused(
+      () => chat({ tools: [tool({ type: "object", properties: { n: { type: "integer", minimum: 1 } } })] }),
+      "tools[0].function.parameters.properties.n.minimum",
+      /"minimum" is not supported/,
+    );
     await refused(() => chat({ tools: [tool({ type: "strange" })] }), "tools[0].function.parameters.type");
-    await refused(() => chat({ tools: [tool({ type: "object", properties: { a: { $ref: "#/$defs/missing" } } })] }), "tools[0].function.parameters.properties.a.$ref");
+    await refused(
+      () => chat({ tools: [tool({ type: "object", properties: { a: { $ref: "#/$defs/missing" } } })] }),
+      "tools[0].function.parameters.properties.a.$ref",
+    );
     await refused(() => chat({ tools: [tool({}, "bad name!")] }), "tools[0].function.name");
-    await refused(() => chat({ tools: [tool({})], tool_choice: { type: "function", function: { name: "other" } } }), "tool_choice", /"other"/);
+    await refused(
+      () => chat({ tools: [tool({})], tool_choice: { type: "function", function: { name: "other" } } }),
+      "tool_choice",
+      /"other"/,
+    );
     await refused(() => chat({ tools: [{ type: "custom", custom: { name: "x" } }] }), "tools[0].type");
   });
 
   it("a JSON schema that cannot compile to a grammar", async () => {
-    const format = (schema: unknown) => ({ response_format: { type: "json_schema", json_schema: { name: "x", schema } } });
-    await refused(() => chat(format({ type: "string", pattern: "^a+$" })), "response_format.json_schema.schema.pattern", /"pattern"/);
-    await refused(() => chat(format({ type: "object", properties: { a: { not: { type: "null" } } } })), "response_format.json_schema.schema.properties.a.not");
+    const format = (schema: unknown) => ({
+      response_format: { type: "json_schema", json_schema: { name: "x", schema } },
+    });
+    await refused(
+      () => chat(format({ type: "string", pattern: "^a+$" })),
+      "response_format.json_schema.schema.pattern",
+      /"pattern"/,
+    );
+    await refused(
+      () => chat(format({ type: "object", properties: { a: { not: { type: "null" } } } })),
+      "response_format.json_schema.schema.properties.a.not",
+    );
     await refused(() => chat(format({ enum: [{ a: 1 }] })), "response_format.json_schema.schema.enum");
-    await refused(() => chat({ ...format({ type: "boolean" }), tools: [weatherTool] }), "response_format", /tool choice "auto"/);
+    await refused(
+      () => chat({ ...format({ type: "boolean" }), tools: [weatherTool] }),
+      "response_format",
+      /tool choice "auto"/,
+    );
   });
 
   it("tool messages that match nothing, and assistant calls left unanswered", async () => {
-    const call = { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Rome","celsius":true}' } };
+    const call = {
+      id: "call_1",
+      type: "function",
+      function: { name: "get_weather", arguments: '{"city":"Rome","celsius":true}' },
+    };
     const assistant = { role: "assistant", content: null, tool_calls: [call] };
-    await refused(() => chat({}, [...question, assistant, { role: "tool", tool_call_id: "call_9", content: "21" }]), "messages[2].tool_call_id", /call_1/);
-    await refused(() => chat({}, [...question, { role: "tool", tool_call_id: "call_1", content: "21" }]), "messages[1]");
-    await refused(() => chat({}, [...question, assistant, { role: "user", content: "and?" }]), "messages[1].tool_calls[0]");
-    await refused(() => chat({}, [...question, { ...assistant, tool_calls: [{ ...call, function: { name: "f", arguments: "{" } }] }, { role: "tool", tool_call_id: "call_1", content: "x" }]), "messages[1].tool_calls[0].function.arguments");
+    await refused(
+      () => chat({}, [...question, assistant, { role: "tool", tool_call_id: "call_9", content: "21" }]),
+      "messages[2].tool_call_id",
+      /call_1/,
+    );
+    await refused(
+      () => chat({}, [...question, { role: "tool", tool_call_id: "call_1", content: "21" }]),
+      "messages[1]",
+    );
+    await refused(
+      () => chat({}, [...question, assistant, { role: "user", content: "and?" }]),
+      "messages[1].tool_calls[0]",
+    );
+    await refused(
+      () =>
+        chat({}, [
+          ...question,
+          { ...assistant, tool_calls: [{ ...call, function: { name: "f", arguments: "{" } }] },
+          { role: "tool", tool_call_id: "call_1", content: "x" },
+        ]),
+      "messages[1].tool_calls[0].function.arguments",
+    );
     await refused(() => chat({}, [...question, { role: "assistant", content: null }]), "messages[1]");
   });
 
@@ -325,7 +412,10 @@ describe("bad input: a 400 naming the field, nothing loaded", () => {
     ];
     for (const request of requests) {
       await s.getJson("/v1/cache/clear", { method: "POST" });
-      await assert.rejects(request(), (error: unknown) => error instanceof OpenAI.BadRequestError && error.code === "model_capability_missing");
+      await assert.rejects(
+        request(),
+        (error: unknown) => error instanceof OpenAI.BadRequestError && error.code === "model_capability_missing",
+      );
       assert.deepEqual(await loadedNames(), []);
     }
   });

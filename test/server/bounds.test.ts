@@ -62,11 +62,19 @@ function ollamaError(status: number, message: RegExp) {
 }
 
 /** The refusal of an over-long prompt: the field, its token count, the context and the limit. */
-const tooLong = (param: string) => new RegExp(`^${param.replace(/[[\]]/g, "\\$&")}: \\d+ tokens, but the model is loaded with a context of ${CONTEXT} tokens \\(backend\\.context_size\\) and .* may use at most ${CONTEXT - 1}`);
+const tooLong = (param: string) =>
+  new RegExp(
+    `^${param.replace(/[[\]]/g, "\\$&")}: \\d+ tokens, but the model is loaded with a context of ${CONTEXT} tokens \\(backend\\.context_size\\) and .* may use at most ${CONTEXT - 1}`,
+  );
 
 describe("generated tokens are bounded", () => {
   it("max_tokens far above the context ends with the context full (finish_reason length): completions, chat, Ollama generate", async () => {
-    const completion = await openai.completions.create({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 1e9, ...GREEDY });
+    const completion = await openai.completions.create({
+      model: "tiny.gguf",
+      prompt: "Once upon a time",
+      max_tokens: 1e9,
+      ...GREEDY,
+    });
     assert.equal(completion.choices[0]?.finish_reason, "length");
     assert.ok(completion.usage && completion.usage.prompt_tokens + completion.usage.completion_tokens <= CONTEXT);
     assert.ok(completion.usage.completion_tokens > CONTEXT / 2, String(completion.usage.completion_tokens));
@@ -80,28 +88,59 @@ describe("generated tokens are bounded", () => {
     assert.equal(chat.choices[0]?.finish_reason, "length");
     assert.ok(chat.usage && chat.usage.prompt_tokens + chat.usage.completion_tokens <= CONTEXT);
 
-    const generated = await ollama.generate({ model: "tiny", prompt: "Once upon a time", raw: true, options: { ...GREEDY, num_predict: 1e9 } });
+    const generated = await ollama.generate({
+      model: "tiny",
+      prompt: "Once upon a time",
+      raw: true,
+      options: { ...GREEDY, num_predict: 1e9 },
+    });
     assert.equal(generated.done_reason, "length");
     assert.ok(generated.prompt_eval_count + generated.eval_count <= CONTEXT);
   });
 
   it("server.max_tokens_limit caps what a request asks and is the default when it asks nothing", async (t) => {
-    const capped = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, max_tokens_limit: 5 } } }, { port: 0 });
+    const capped = await startServer(
+      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, max_tokens_limit: 5 } } },
+      { port: 0 },
+    );
     t.after(() => capped.close(0));
     const client = new OpenAI({ baseURL: `${capped.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const chat = await client.chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: "Hi" }], max_tokens: 1e9, ...GREEDY });
+    const chat = await client.chat.completions.create({
+      model: "tiny.gguf",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 1e9,
+      ...GREEDY,
+    });
     assert.equal(chat.choices[0]?.finish_reason, "length");
     assert.ok([5, 6].includes(chat.usage?.completion_tokens ?? 0), String(chat.usage?.completion_tokens));
-    const unasked = await client.chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: "Hi" }], ...GREEDY });
+    const unasked = await client.chat.completions.create({
+      model: "tiny.gguf",
+      messages: [{ role: "user", content: "Hi" }],
+      ...GREEDY,
+    });
     assert.ok([5, 6].includes(unasked.usage?.completion_tokens ?? 0), String(unasked.usage?.completion_tokens));
-    const response = await client.responses.create({ model: "tiny.gguf", input: "Hi", max_output_tokens: 1e9, ...GREEDY });
+    const response = await client.responses.create({
+      model: "tiny.gguf",
+      input: "Hi",
+      max_output_tokens: 1e9,
+      ...GREEDY,
+    });
     assert.equal(response.status, "incomplete");
     assert.ok([5, 6].includes(response.usage?.output_tokens ?? 0), String(response.usage?.output_tokens));
     const local = new Ollama({ host: capped.url });
-    const generated = await local.generate({ model: "tiny", prompt: "Hi", raw: true, options: { ...GREEDY, num_predict: 1e6 } });
+    const generated = await local.generate({
+      model: "tiny",
+      prompt: "Hi",
+      raw: true,
+      options: { ...GREEDY, num_predict: 1e6 },
+    });
     assert.ok([5, 6].includes(generated.eval_count), String(generated.eval_count));
     // num_predict -2 ("fill the context") is a request for no number: the server's cap.
-    const filled = await local.chat({ model: "tiny", messages: [{ role: "user", content: "Hi" }], options: { ...GREEDY, num_predict: -2 } });
+    const filled = await local.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hi" }],
+      options: { ...GREEDY, num_predict: -2 },
+    });
     assert.equal(filled.done_reason, "length");
     assert.ok([5, 6].includes(filled.eval_count), String(filled.eval_count));
   });
@@ -126,8 +165,14 @@ describe("list lengths are bounded", () => {
       openai.responses.create({ model: "tiny.gguf", input: Array(65).fill(message), max_output_tokens: 1 }),
       openaiError(400, "bad_request", /^input: 65 items, .*server\.max_messages = 64/),
     );
-    await assert.rejects(ollama.chat({ model: "tiny", messages: Array(65).fill(message) }), ollamaError(400, /^messages: 65 items, .*server\.max_messages = 64/));
-    await assert.rejects(ollama.embed({ model: "tiny", input: ["a", "b", "c", "d"] }), ollamaError(400, /^input: 4 items, .*max_embedding_inputs = 3/));
+    await assert.rejects(
+      ollama.chat({ model: "tiny", messages: Array(65).fill(message) }),
+      ollamaError(400, /^messages: 65 items, .*server\.max_messages = 64/),
+    );
+    await assert.rejects(
+      ollama.embed({ model: "tiny", input: ["a", "b", "c", "d"] }),
+      ollamaError(400, /^input: 4 items, .*max_embedding_inputs = 3/),
+    );
     // At the bound: served (cut to the context: 64 messages take more than it holds).
     const chat = await openai.chat.completions.create({
       model: "tiny.gguf",
@@ -142,21 +187,43 @@ describe("list lengths are bounded", () => {
 
 describe("a prompt longer than the context", () => {
   it("is a 400 naming the field, its token count and the limit on every route (no silent truncation, no 500)", async () => {
-    await assert.rejects(openai.completions.create({ model: "tiny.gguf", prompt: LONG, max_tokens: 2 }), openaiError(400, "context_length_exceeded", tooLong("prompt")));
+    await assert.rejects(
+      openai.completions.create({ model: "tiny.gguf", prompt: LONG, max_tokens: 2 }),
+      openaiError(400, "context_length_exceeded", tooLong("prompt")),
+    );
     await assert.rejects(
       openai.completions.create({ model: "tiny.gguf", prompt: ["short", LONG], max_tokens: 2 }),
       openaiError(400, "context_length_exceeded", tooLong("prompt[1]")),
     );
     await assert.rejects(
-      openai.chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: LONG }], max_tokens: 2 }),
+      openai.chat.completions.create({
+        model: "tiny.gguf",
+        messages: [{ role: "user", content: LONG }],
+        max_tokens: 2,
+      }),
       openaiError(400, "context_length_exceeded", tooLong("messages")),
     );
-    await assert.rejects(openai.responses.create({ model: "tiny.gguf", input: LONG, max_output_tokens: 2 }), openaiError(400, "context_length_exceeded", tooLong("input")));
-    await assert.rejects(openai.embeddings.create({ model: "tiny.gguf", input: ["short", LONG] }), openaiError(400, "context_length_exceeded", tooLong("input[1]")));
-    await assert.rejects(ollama.generate({ model: "tiny", prompt: LONG, raw: true }), ollamaError(400, tooLong("prompt")));
+    await assert.rejects(
+      openai.responses.create({ model: "tiny.gguf", input: LONG, max_output_tokens: 2 }),
+      openaiError(400, "context_length_exceeded", tooLong("input")),
+    );
+    await assert.rejects(
+      openai.embeddings.create({ model: "tiny.gguf", input: ["short", LONG] }),
+      openaiError(400, "context_length_exceeded", tooLong("input[1]")),
+    );
+    await assert.rejects(
+      ollama.generate({ model: "tiny", prompt: LONG, raw: true }),
+      ollamaError(400, tooLong("prompt")),
+    );
     await assert.rejects(ollama.generate({ model: "tiny", prompt: LONG }), ollamaError(400, tooLong("prompt")));
-    await assert.rejects(ollama.chat({ model: "tiny", messages: [{ role: "user", content: LONG }] }), ollamaError(400, tooLong("messages")));
-    await assert.rejects(ollama.embed({ model: "tiny", input: ["short", LONG] }), ollamaError(400, tooLong("input[1]")));
+    await assert.rejects(
+      ollama.chat({ model: "tiny", messages: [{ role: "user", content: LONG }] }),
+      ollamaError(400, tooLong("messages")),
+    );
+    await assert.rejects(
+      ollama.embed({ model: "tiny", input: ["short", LONG] }),
+      ollamaError(400, tooLong("input[1]")),
+    );
     await assert.rejects(ollama.embeddings({ model: "tiny", prompt: LONG }), ollamaError(400, tooLong("prompt")));
     // The error JSON names the field in `param` too.
     const raw = await fetch(`${s.url}/v1/completions`, {
@@ -178,7 +245,9 @@ describe("a prompt longer than the context", () => {
       // @ts-expect-error an extension field (vLLM's name), sent as the client sends any field
       truncate_prompt_tokens: -1,
     });
-    assert.ok(completion.usage && completion.usage.prompt_tokens <= CONTEXT - 1 && completion.usage.prompt_tokens > CONTEXT / 2);
+    assert.ok(
+      completion.usage && completion.usage.prompt_tokens <= CONTEXT - 1 && completion.usage.prompt_tokens > CONTEXT / 2,
+    );
     const kept = await openai.completions.create({
       model: "tiny.gguf",
       prompt: LONG,
@@ -190,7 +259,8 @@ describe("a prompt longer than the context", () => {
 
     // A long history: the oldest turns go, the system message and the last message stay.
     const history: OpenAI.ChatCompletionMessageParam[] = [{ role: "system", content: "Be brief." }];
-    for (let i = 0; i < 40; i++) history.push({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(10)}` });
+    for (let i = 0; i < 40; i++)
+      history.push({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ${"word ".repeat(10)}` });
     await assert.rejects(
       openai.chat.completions.create({ model: "tiny.gguf", messages: history, max_tokens: 2 }),
       openaiError(400, "context_length_exceeded", tooLong("messages")),
@@ -211,10 +281,19 @@ describe("a prompt longer than the context", () => {
         // @ts-expect-error an extension field
         truncate_prompt_tokens: -1,
       }),
-      openaiError(400, "context_length_exceeded", /^messages: \d+ tokens, .* the system messages and the last message may use at most/),
+      openaiError(
+        400,
+        "context_length_exceeded",
+        /^messages: \d+ tokens, .* the system messages and the last message may use at most/,
+      ),
     );
 
-    const response = await openai.responses.create({ model: "tiny.gguf", input: history as OpenAI.Responses.ResponseInput, truncation: "auto", max_output_tokens: 2 });
+    const response = await openai.responses.create({
+      model: "tiny.gguf",
+      input: history as OpenAI.Responses.ResponseInput,
+      truncation: "auto",
+      max_output_tokens: 2,
+    });
     assert.equal(response.truncation, "auto");
     assert.ok(response.usage && response.usage.input_tokens <= CONTEXT - 1);
 
@@ -226,9 +305,20 @@ describe("a prompt longer than the context", () => {
     });
     assert.equal(embedded.data.length, 2);
 
-    const generated = await ollama.generate({ model: "tiny", prompt: LONG, raw: true, truncate: true, options: { num_predict: 2 } } as Parameters<Ollama["generate"]>[0] & { stream?: false });
+    const generated = await ollama.generate({
+      model: "tiny",
+      prompt: LONG,
+      raw: true,
+      truncate: true,
+      options: { num_predict: 2 },
+    } as Parameters<Ollama["generate"]>[0] & { stream?: false });
     assert.ok(generated.prompt_eval_count <= CONTEXT - 1);
-    const chatted = await ollama.chat({ model: "tiny", messages: history as Array<{ role: string; content: string }>, truncate: true, options: { num_predict: 2 } } as Parameters<Ollama["chat"]>[0] & { stream?: false });
+    const chatted = await ollama.chat({
+      model: "tiny",
+      messages: history as Array<{ role: string; content: string }>,
+      truncate: true,
+      options: { num_predict: 2 },
+    } as Parameters<Ollama["chat"]>[0] & { stream?: false });
     assert.ok(chatted.prompt_eval_count <= CONTEXT - 1);
     const embeddedOllama = await ollama.embed({ model: "tiny", input: ["short", LONG], truncate: true });
     assert.equal(embeddedOllama.embeddings.length, 2);
@@ -270,12 +360,25 @@ describe("least exposure: error bodies name no server path", () => {
     await symlink(join(outsideDir, "secret.gguf"), join(s.modelsDir, "escape.gguf"));
     await writeFile(join(s.modelsDir, "garbage.gguf"), Buffer.from("GGUF this is not a model at all, only some bytes"));
     // Inferno's header checks pass it, llama.cpp refuses the load (an unknown architecture).
-    await writeFile(join(s.modelsDir, "llamx.gguf"), Buffer.from(good.toString("latin1").replaceAll("llama", "llamx"), "latin1"));
+    await writeFile(
+      join(s.modelsDir, "llamx.gguf"),
+      Buffer.from(good.toString("latin1").replaceAll("llama", "llamx"), "latin1"),
+    );
     await mkdir(join(s.modelsDir, "sub"), { recursive: true });
-    t.after(() => Promise.all(["escape.gguf", "garbage.gguf", "llamx.gguf", "sub"].map((f) => rm(join(s.modelsDir, f), { recursive: true, force: true }))));
+    t.after(() =>
+      Promise.all(
+        ["escape.gguf", "garbage.gguf", "llamx.gguf", "sub"].map((f) =>
+          rm(join(s.modelsDir, f), { recursive: true, force: true }),
+        ),
+      ),
+    );
 
     const post = async (path: string, body: unknown) => {
-      const response = await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const response = await fetch(`${s.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       return { status: response.status, text: await response.text() };
     };
     const replies = [
@@ -303,14 +406,19 @@ describe("least exposure: error bodies name no server path", () => {
 
 describe("a deleted model file", () => {
   it("unloads the model once its requests end, not at its TTL", async () => {
-    const loaded = async () => (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
+    const loaded = async () =>
+      (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
     await openai.completions.create({ model: "doomed.gguf", prompt: "Hi", max_tokens: 1 });
     assert.ok((await loaded()).includes("doomed.gguf"));
     await rm(join(s.modelsDir, "doomed.gguf"));
-    const before = (await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions.file_changed;
+    const before = (await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions
+      .file_changed;
     // The file check runs at most every few seconds; the TTL is an hour.
     await waitFor(async () => !(await loaded()).includes("doomed.gguf"), 100);
-    assert.equal((await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions.file_changed, before + 1);
+    assert.equal(
+      (await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions.file_changed,
+      before + 1,
+    );
     const gone = await post404();
     assert.equal(gone, 404);
   });

@@ -43,12 +43,18 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PID\s+UNTIL$/);
   assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]B\s+\d[\d.]* [KM]B\s+(\d+|-)\s+in 59 minutes$/);
   assert.deepEqual(rest, []);
-  assert.deepEqual((await runCli(["cache", "ps", "--json"], where)).stdout, JSON.stringify((await s.getJson<{ data: unknown }>("/v1/cache/models")).body.data, null, 2) + "\n");
+  assert.deepEqual(
+    (await runCli(["cache", "ps", "--json"], where)).stdout,
+    JSON.stringify((await s.getJson<{ data: unknown }>("/v1/cache/models")).body.data, null, 2) + "\n",
+  );
 
   const warm = await runCli(["cache", "warmup", "b.gguf"], where);
   assert.equal(warm.code, 0, warm.stderr);
   assert.equal(warm.stdout, "loaded: b.gguf\n");
-  assert.deepEqual(s.runtime.cache.loadedModels().map((m) => m.name), ["a.gguf", "b.gguf"]);
+  assert.deepEqual(
+    s.runtime.cache.loadedModels().map((m) => m.name),
+    ["a.gguf", "b.gguf"],
+  );
 
   const evict = await runCli(["cache", "evict", "b.gguf"], where);
   assert.equal(evict.stdout, "unloaded b.gguf\n");
@@ -70,8 +76,15 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal(byUsage.code, 0, byUsage.stderr);
   assert.match(byUsage.stderr, new RegExp(`using the running server at ${s.url}`));
   assert.equal(byUsage.stdout, "loaded: a.gguf\nskipped b.gguf: never used\n");
-  assert.deepEqual(s.runtime.cache.loadedModels().map((m) => m.name), ["a.gguf"]);
-  assert.equal((await s.getJson<CacheStats>("/v1/cache/stats")).body.warmups, 2, "b.gguf by name, then a.gguf by usage");
+  assert.deepEqual(
+    s.runtime.cache.loadedModels().map((m) => m.name),
+    ["a.gguf"],
+  );
+  assert.equal(
+    (await s.getJson<CacheStats>("/v1/cache/stats")).body.warmups,
+    2,
+    "b.gguf by name, then a.gguf by usage",
+  );
 
   const unknown = await runCli(["cache", "evict", "nope.gguf"], where);
   assert.equal(unknown.code, 2, "the server's model_not_found maps back to a usage error");
@@ -81,7 +94,10 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   await s.stop();
   const offline = await runCli(["cache", "stats", "--json"], where);
   assert.equal(offline.code, 0, offline.stderr);
-  assert.match(offline.stderr, new RegExp(`no server running at ${s.url}; read ${before.state_file?.replace(/[.]/g, "\\.")}`));
+  assert.match(
+    offline.stderr,
+    new RegExp(`no server running at ${s.url}; read ${before.state_file?.replace(/[.]/g, "\\.")}`),
+  );
   const fromFile = JSON.parse(offline.stdout) as CacheStats;
   assert.equal(fromFile.state_file, before.state_file);
   assert.deepEqual([fromFile.hits, fromFile.misses, fromFile.loads], [before.hits, before.misses, before.loads]);
@@ -111,7 +127,10 @@ it("the live CLI sends the configured API key, and maps the server's refusals to
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal(forced.stdout, "unloaded: tiny.gguf\n");
 
-  const wrongKey = await runCli(["cache", "stats"], { ...where, env: { ...where.env, INFERNO_SERVER__API_KEY: "wrong" } });
+  const wrongKey = await runCli(["cache", "stats"], {
+    ...where,
+    env: { ...where.env, INFERNO_SERVER__API_KEY: "wrong" },
+  });
   assert.equal(wrongKey.code, 1);
   assert.match(wrongKey.stderr, /error: invalid API key/);
 });

@@ -26,18 +26,34 @@ describe("Vercel AI SDK", () => {
 
   it("generateText and streamText with the default openai(...) provider (over /v1/responses)", async () => {
     const openai = provider();
-    const { text, usage, finishReason } = await generateText({ model: openai("tiny"), prompt: "Once upon a time", temperature: 0, maxOutputTokens: 8 });
+    const { text, usage, finishReason } = await generateText({
+      model: openai("tiny"),
+      prompt: "Once upon a time",
+      temperature: 0,
+      maxOutputTokens: 8,
+    });
     assert.ok(text.length > 0);
     assert.equal(finishReason, "length");
     assert.ok((usage.outputTokens ?? 0) > 0);
-    const stream = streamText({ model: openai("tiny"), prompt: "Once upon a time", temperature: 0, maxOutputTokens: 8 });
+    const stream = streamText({
+      model: openai("tiny"),
+      prompt: "Once upon a time",
+      temperature: 0,
+      maxOutputTokens: 8,
+    });
     let streamed = "";
     for await (const delta of stream.textStream) streamed += delta;
     assert.equal(streamed, text);
   });
 
   it("generateObject with a zod schema (default provider: text.format json_schema)", async () => {
-    const { object } = await generateObject({ model: provider()("tiny"), schema: Verdict, prompt: "Is the sky blue?", temperature: 0, maxOutputTokens: 100 });
+    const { object } = await generateObject({
+      model: provider()("tiny"),
+      schema: Verdict,
+      prompt: "Is the sky blue?",
+      temperature: 0,
+      maxOutputTokens: 100,
+    });
     assert.deepEqual(Verdict.parse(object), object);
   });
 
@@ -75,10 +91,23 @@ describe("Vercel AI SDK", () => {
 });
 
 describe("LangChain ChatOpenAI", () => {
-  const chat = () => new ChatOpenAI({ model: "tiny", apiKey: "not-needed", configuration: { baseURL: `${s.url}/v1` }, temperature: 0, maxTokens: 100 });
+  const chat = () =>
+    new ChatOpenAI({
+      model: "tiny",
+      apiKey: "not-needed",
+      configuration: { baseURL: `${s.url}/v1` },
+      temperature: 0,
+      maxTokens: 100,
+    });
 
   it("invoke and stream", async () => {
-    const llm = new ChatOpenAI({ model: "tiny", apiKey: "not-needed", configuration: { baseURL: `${s.url}/v1` }, temperature: 0, maxTokens: 8 });
+    const llm = new ChatOpenAI({
+      model: "tiny",
+      apiKey: "not-needed",
+      configuration: { baseURL: `${s.url}/v1` },
+      temperature: 0,
+      maxTokens: 8,
+    });
     const message = await llm.invoke("Once upon a time");
     assert.equal(typeof message.content, "string");
     assert.ok((message.content as string).length > 0);
@@ -88,8 +117,14 @@ describe("LangChain ChatOpenAI", () => {
   });
 
   it("bindTools: a required call with valid arguments", async () => {
-    const weather = langchainTool(async ({ city }) => `21 degrees in ${city}`, { name: "get_weather", description: "The weather in a city", schema: City });
-    const message = await chat().bindTools([weather], { tool_choice: "required" }).invoke("What is the weather in Rome?");
+    const weather = langchainTool(async ({ city }) => `21 degrees in ${city}`, {
+      name: "get_weather",
+      description: "The weather in a city",
+      schema: City,
+    });
+    const message = await chat()
+      .bindTools([weather], { tool_choice: "required" })
+      .invoke("What is the weather in Rome?");
     const [call] = message.tool_calls ?? [];
     assert.equal(call?.name, "get_weather");
     assert.deepEqual(City.parse(call?.args), call?.args);
@@ -98,7 +133,9 @@ describe("LangChain ChatOpenAI", () => {
 
   it("withStructuredOutput: a zod schema, by JSON schema and by function calling", async () => {
     for (const method of ["jsonSchema", "functionCalling"] as const) {
-      const verdict = await chat().withStructuredOutput(Verdict, { name: "verdict", method }).invoke("Is the sky blue?");
+      const verdict = await chat()
+        .withStructuredOutput(Verdict, { name: "verdict", method })
+        .invoke("Is the sky blue?");
       assert.deepEqual(Verdict.parse(verdict), verdict, method);
     }
   });

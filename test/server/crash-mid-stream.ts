@@ -28,7 +28,13 @@ export async function crashMidStream(t: TestContext, signal: NodeJS.Signals): Pr
   const [aPid, bPid] = [pids.get("a.gguf") as number, pids.get("b.gguf") as number];
   assert.ok(aPid !== bPid && (await running(aPid)) && (await running(bPid)), "each model runs in a host of its own");
 
-  const stream = await client.completions.create({ model: "a.gguf", prompt: "Once", max_tokens: 400, stream: true, ...GREEDY });
+  const stream = await client.completions.create({
+    model: "a.gguf",
+    prompt: "Once",
+    max_tokens: 400,
+    stream: true,
+    ...GREEDY,
+  });
   let chunks = 0;
   await assert.rejects(
     (async () => {
@@ -46,7 +52,11 @@ export async function crashMidStream(t: TestContext, signal: NodeJS.Signals): Pr
   const other = await client.completions.create({ model: "b.gguf", prompt: "Once", max_tokens: 3, ...GREEDY });
   assert.ok(other.choices[0]?.text);
   await waitFor(async () => (await stats(s)).evictions.crashed === 1);
-  assert.deepEqual((await loaded(s)).map((m) => [m.name, m.pid]), [["b.gguf", bPid]], "b kept its host; a was unloaded");
+  assert.deepEqual(
+    (await loaded(s)).map((m) => [m.name, m.pid]),
+    [["b.gguf", bPid]],
+    "b kept its host; a was unloaded",
+  );
 
   const again = await client.completions.create({ model: "a.gguf", prompt: "Once", max_tokens: 3, ...GREEDY });
   assert.equal(again.choices[0]?.finish_reason, "length");

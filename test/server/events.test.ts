@@ -6,10 +6,12 @@ import { startFakeServer } from "../helpers/fake-server.js";
 import { SseClient } from "../helpers/sse.js";
 
 const post = (url: string, body: unknown = {}) =>
-  fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).then(async (r) => {
-    assert.equal(r.status, 200, await r.clone().text());
-    return r.json();
-  });
+  fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).then(
+    async (r) => {
+      assert.equal(r.status, 200, await r.clone().text());
+      return r.json();
+    },
+  );
 
 it("load → hit → evict → expire → save arrive as typed events with ids and times", async (t) => {
   const s = await startFakeServer(t, { behaviours: { "a.gguf": { loadMs: 30, memoryBytes: 2048 } } });
@@ -72,7 +74,10 @@ it("a client reconnecting with Last-Event-ID gets what it missed from the backlo
   const again = await SseClient.connect(`${s.url}/v1/cache/events`, { lastEventId: lastId });
   t.after(() => again.close());
   await again.waitFor((e) => e.type === "evicted");
-  assert.deepEqual(again.events().map((e) => e.type), ["hit", "evicted"]);
+  assert.deepEqual(
+    again.events().map((e) => e.type),
+    ["hit", "evicted"],
+  );
   assert.equal(again.messages[0]?.id, String(Number(lastId) + 1));
 
   await post(`${s.url}/v1/cache/save`);
@@ -109,8 +114,15 @@ it("a client that does not read is dropped when its buffer fills; the cache and 
     hits += 100;
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  assert.ok(s.warnings.some((w) => w.includes("event stream client dropped")), `no drop after ${hits} hits`);
-  assert.equal(s.warnings.filter((w) => w.includes("event stream client dropped")).length, 1, "only the slow reader is dropped");
+  assert.ok(
+    s.warnings.some((w) => w.includes("event stream client dropped")),
+    `no drop after ${hits} hits`,
+  );
+  assert.equal(
+    s.warnings.filter((w) => w.includes("event stream client dropped")).length,
+    1,
+    "only the slow reader is dropped",
+  );
 
   // The dropped socket's response ends once it reads again; the reading client is still connected and current.
   socket.resume();

@@ -38,7 +38,9 @@ it("concurrent first requests for one model share one load and all succeed", asy
   const s = await startTestServer(t, { config: { cache: { enable_warmup: false, persist_cache: false } } });
   const client = s.openai();
   const results = await Promise.all(
-    Array.from({ length: 6 }, (_, i) => client.completions.create({ model: "tiny.gguf", prompt: `Request ${i}`, max_tokens: 2 })),
+    Array.from({ length: 6 }, (_, i) =>
+      client.completions.create({ model: "tiny.gguf", prompt: `Request ${i}`, max_tokens: 2 }),
+    ),
   );
   assert.equal(results.length, 6);
   for (const result of results) assert.ok((result.usage?.completion_tokens ?? 0) > 0);

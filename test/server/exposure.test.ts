@@ -26,7 +26,9 @@ describe("PathRedactor", () => {
     [
       "a symlink's target is <path>",
       `model "escape.gguf" resolves to /etc/secret/file.gguf, outside the models directory ${models}`,
-      new ModelOutsideModelsDir("x", { details: { name: "escape.gguf", target: "/etc/secret/file.gguf", models_dir: models } }),
+      new ModelOutsideModelsDir("x", {
+        details: { name: "escape.gguf", target: "/etc/secret/file.gguf", models_dir: models },
+      }),
       'model "escape.gguf" resolves to <path>, outside the models directory <models_dir>',
     ],
     [
@@ -35,7 +37,12 @@ describe("PathRedactor", () => {
       new Error("outer", { cause: Object.assign(new Error("EACCES"), { path: "/opt/state/x.tmp" }) }),
       "could not save: EACCES: permission denied, open '<path>'; cache <path>, <path>, <path>",
     ],
-    ["URL paths are not file paths", "no route for POST /v1/nothing", new RouteNotFound("x"), "no route for POST /v1/nothing"],
+    [
+      "URL paths are not file paths",
+      "no route for POST /v1/nothing",
+      new RouteNotFound("x"),
+      "no route for POST /v1/nothing",
+    ],
   ];
   for (const [name, message, error, expected] of cases) {
     it(name, () => assert.equal(paths.message(message, error), expected));

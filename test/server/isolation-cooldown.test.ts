@@ -7,7 +7,9 @@ import { startTestServer, waitFor } from "../helpers/server.js";
 const GREEDY = { temperature: 0 };
 
 it("a non-streaming request in flight gets 503 model_crashed with Retry-After; a second crash soon after starts the cooldown", async (t) => {
-  const s = await startTestServer(t, { config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 }, backend: HOSTED } });
+  const s = await startTestServer(t, {
+    config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 }, backend: HOSTED },
+  });
   const post = () =>
     fetch(`${s.url}/v1/completions`, {
       method: "POST",

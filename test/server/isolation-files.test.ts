@@ -14,7 +14,9 @@ import { startTestServer } from "../helpers/server.js";
 const GREEDY = { temperature: 0 };
 
 it("a model file overwritten in place while loaded (mmap on): the server survives and serves the new file", async (t) => {
-  const s = await startTestServer(t, { config: { cache: { enable_warmup: false }, backend: { ...HOSTED, mmap: true } } });
+  const s = await startTestServer(t, {
+    config: { cache: { enable_warmup: false }, backend: { ...HOSTED, mmap: true } },
+  });
   const client = s.openai();
   await client.completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
   // A re-download over the old file: same inode, shorter content (q8_0 weights are a quarter of f32's).

@@ -17,9 +17,13 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
       body: JSON.stringify({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 }),
     });
     assert.equal(response.status, 200);
-    const modelPid = ((await (await fetch(`${url}/v1/cache/models`)).json()) as { data: LoadedModelInfo[] }).data[0]?.pid;
+    const modelPid = ((await (await fetch(`${url}/v1/cache/models`)).json()) as { data: LoadedModelInfo[] }).data[0]
+      ?.pid;
     const hosts = await hostsOf(server.child.pid as number);
-    assert.ok(modelPid && hosts.includes(modelPid), `the model's host ${modelPid} is among the server's hosts ${hosts}`);
+    assert.ok(
+      modelPid && hosts.includes(modelPid),
+      `the model's host ${modelPid} is among the server's hosts ${hosts}`,
+    );
     // The spare host, started after the load, may still be booting Node on a busy machine: it notices once it runs.
     await llamaStarted(hosts);
     const code = await server.stop(signal);

@@ -32,15 +32,19 @@ describe("parseKeepAlive", () => {
 
   for (const bad of ["", "5 minutes", "m", "5x", "1h-30m", "abc", "--1"]) {
     it(`refuses ${JSON.stringify(bad)}`, () => {
-      assert.throws(() => parseKeepAlive(bad), (error: unknown) => {
-        assert.ok(error instanceof KeepAliveSyntaxError);
-        assert.match(error.message, /expected a duration like "5m"/);
-        return true;
-      });
+      assert.throws(
+        () => parseKeepAlive(bad),
+        (error: unknown) => {
+          assert.ok(error instanceof KeepAliveSyntaxError);
+          assert.match(error.message, /expected a duration like "5m"/);
+          return true;
+        },
+      );
     });
   }
 
-  it("refuses non-finite numbers", () => assert.throws(() => parseKeepAlive(Number.POSITIVE_INFINITY), KeepAliveSyntaxError));
+  it("refuses non-finite numbers", () =>
+    assert.throws(() => parseKeepAlive(Number.POSITIVE_INFINITY), KeepAliveSyntaxError));
 });
 
 describe("clampKeepAlive", () => {
@@ -57,7 +61,10 @@ describe("clampKeepAlive", () => {
   ];
   for (const [value, min, max, expected] of cases) {
     it(`${value} within [${min}, ${max || "∞"}] → ${expected}`, () => {
-      assert.equal(seconds(clampKeepAlive(keepAlive(value), { keep_alive_min_seconds: min, keep_alive_max_seconds: max })), expected);
+      assert.equal(
+        seconds(clampKeepAlive(keepAlive(value), { keep_alive_min_seconds: min, keep_alive_max_seconds: max })),
+        expected,
+      );
     });
   }
 });

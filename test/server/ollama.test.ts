@@ -19,7 +19,10 @@ const fileScope = fileContext();
 before(async () => {
   s = await startTestServer(fileScope.context, {
     // spare.gguf is never used successfully: requests refused before any load name it.
-    models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 }, "spare.gguf": { seed: 3 } }, onnx: ["add.onnx"] },
+    models: {
+      gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 }, "spare.gguf": { seed: 3 } },
+      onnx: ["add.onnx"],
+    },
     // Room for the tool documentation that a tool request adds to the prompt (the tiny models' tokens are short).
     config: { backend: { context_size: CONTEXT } },
   });
@@ -102,16 +105,22 @@ describe("Ollama API: models", () => {
     assert.deepEqual((await ollama.show({ model: "other/second" })).details, shown.details);
   });
 
-  it("an unknown name is 404 and a tensor model 400, as {\"error\": message}; nothing is loaded", async () => {
+  it('an unknown name is 404 and a tensor model 400, as {"error": message}; nothing is loaded', async () => {
     await assert.rejects(ollama.show({ model: "nosuch:latest" }), responseError(404, /nosuch/));
-    await assert.rejects(ollama.chat({ model: "tiny:7b", messages: [{ role: "user", content: "hi" }] }), responseError(404, /tiny:7b/));
+    await assert.rejects(
+      ollama.chat({ model: "tiny:7b", messages: [{ role: "user", content: "hi" }] }),
+      responseError(404, /tiny:7b/),
+    );
     await assert.rejects(
       ollama.chat({ model: "add.onnx", messages: [{ role: "user", content: "hi" }] }),
       responseError(400, /^model add\.onnx is an ONNX tensor model and cannot do chat$/),
     );
     await assert.rejects(ollama.embed({ model: "add", input: "x" }), responseError(400, /ONNX tensor model/));
     await assert.rejects(ollama.generate({ model: "add", prompt: "" }), responseError(400, /ONNX tensor model/));
-    assert.equal((await loaded()).find((m) => m.name === "add.onnx"), undefined);
+    assert.equal(
+      (await loaded()).find((m) => m.name === "add.onnx"),
+      undefined,
+    );
     const raw = await post("/api/chat", { model: "nosuch", messages: [] });
     assert.equal(raw.status, 404);
     assert.deepEqual(Object.keys((await raw.json()) as object), ["error"]);
@@ -152,7 +161,11 @@ describe("Ollama API: generation", () => {
   });
 
   it("chat streams JSON lines by default; the pieces make the non-streamed text and the last line carries done", async () => {
-    const request = { model: "tiny:latest", messages: [{ role: "user", content: "Tell me a story" }], options: { ...GREEDY, num_predict: 12 } };
+    const request = {
+      model: "tiny:latest",
+      messages: [{ role: "user", content: "Tell me a story" }],
+      options: { ...GREEDY, num_predict: 12 },
+    };
     const whole = await ollama.chat({ ...request, stream: false });
     const parts = [];
     for await (const part of await ollama.chat({ ...request, stream: true })) parts.push(part);
@@ -174,7 +187,11 @@ describe("Ollama API: generation", () => {
   it("generate puts the prompt in the model's template (a one-turn chat), and raw: true sends it as it is", async () => {
     const options = { ...GREEDY, num_predict: 8 };
     const templated = await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", options });
-    const chatted = await ollama.chat({ model: "tiny", messages: [{ role: "user", content: "Why is the sky blue?" }], options });
+    const chatted = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Why is the sky blue?" }],
+      options,
+    });
     assert.equal(templated.response, chatted.message.content);
     assert.equal(templated.done_reason, "length");
     assert.equal(templated.eval_count, 8);
@@ -193,14 +210,25 @@ describe("Ollama API: generation", () => {
     const raw = await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", raw: true, options });
     assert.ok(raw.prompt_eval_count < templated.prompt_eval_count, "the raw prompt has no template around it");
     const streamed = [];
-    for await (const part of await ollama.generate({ model: "tiny", prompt: "Why is the sky blue?", raw: true, options, stream: true })) {
+    for await (const part of await ollama.generate({
+      model: "tiny",
+      prompt: "Why is the sky blue?",
+      raw: true,
+      options,
+      stream: true,
+    })) {
       streamed.push(part);
     }
     assert.equal(streamed.map((p) => p.response).join(""), raw.response);
   });
 
   it("options reach the sampler: seeded runs repeat, stop ends the text, num_ctx above the context is refused", async () => {
-    const seeded = { model: "tiny", prompt: "Once upon a time", raw: true, options: { seed: 7, temperature: 1, num_predict: 10 } };
+    const seeded = {
+      model: "tiny",
+      prompt: "Once upon a time",
+      raw: true,
+      options: { seed: 7, temperature: 1, num_predict: 10 },
+    };
     const [a, b] = [await ollama.generate(seeded), await ollama.generate(seeded)];
     assert.equal(a.response, b.response);
 
@@ -213,7 +241,12 @@ describe("Ollama API: generation", () => {
 
     await assert.rejects(
       ollama.generate({ ...seeded, options: { num_ctx: CONTEXT + 1 } }),
-      responseError(400, new RegExp(`^options\\.num_ctx: is above the context Inferno loads models with \\(backend\\.context_size = ${CONTEXT}\\)`)),
+      responseError(
+        400,
+        new RegExp(
+          `^options\\.num_ctx: is above the context Inferno loads models with \\(backend\\.context_size = ${CONTEXT}\\)`,
+        ),
+      ),
     );
     assert.ok((await ollama.generate({ ...seeded, options: { ...GREEDY, num_predict: 2, num_ctx: CONTEXT } })).done);
   });
@@ -241,13 +274,28 @@ describe("Ollama API: generation", () => {
       ollama.generate({ ...base, options: { ...base.options, rope_frequency_base: 10000 } } as never),
       responseError(400, /^options\.rope_frequency_base: unknown field/),
     );
-    const unknown = await post("/api/chat", { model: "tiny", messages: [{ role: "user", content: "hi", mood: "happy" }], stream: false });
+    const unknown = await post("/api/chat", {
+      model: "tiny",
+      messages: [{ role: "user", content: "hi", mood: "happy" }],
+      stream: false,
+    });
     assert.equal(unknown.status, 400);
     assert.match(((await unknown.json()) as { error: string }).error, /^messages\[0\]\.mood: unknown field/);
-    await assert.rejects(ollama.generate({ ...base, think: true }), responseError(400, /^think: thinking is not supported/));
+    await assert.rejects(
+      ollama.generate({ ...base, think: true }),
+      responseError(400, /^think: thinking is not supported/),
+    );
     const neutral = await ollama.generate({
       ...base,
-      options: { ...base.options, repeat_penalty: 1, mirostat: 0, min_p: 0, use_mmap: false, num_batch: 128, low_vram: false },
+      options: {
+        ...base.options,
+        repeat_penalty: 1,
+        mirostat: 0,
+        min_p: 0,
+        use_mmap: false,
+        num_batch: 128,
+        low_vram: false,
+      },
     });
     assert.equal(neutral.done, true);
   });
@@ -258,12 +306,22 @@ describe("Ollama API: sampling, structured output and tools", () => {
     const request = { model: "tiny", prompt: "Once upon a time", raw: true };
     const greedy = await ollama.generate({ ...request, options: { ...GREEDY, num_predict: 12 } });
     for (const seed of [1, 2, 3]) {
-      const topK = await ollama.generate({ ...request, options: { temperature: 1.5, seed, top_k: 1, num_predict: 12 } });
+      const topK = await ollama.generate({
+        ...request,
+        options: { temperature: 1.5, seed, top_k: 1, num_predict: 12 },
+      });
       assert.equal(topK.response, greedy.response);
     }
     const penalised = await ollama.generate({
       ...request,
-      options: { ...GREEDY, num_predict: 12, presence_penalty: 2, frequency_penalty: 2, min_p: 0.05, repeat_last_n: -1 },
+      options: {
+        ...GREEDY,
+        num_predict: 12,
+        presence_penalty: 2,
+        frequency_penalty: 2,
+        min_p: 0.05,
+        repeat_last_n: -1,
+      },
     });
     assert.notEqual(penalised.response, greedy.response, "penalties change the greedy text of a repetitive model");
   });
@@ -275,7 +333,12 @@ describe("Ollama API: sampling, structured output and tools", () => {
   };
 
   it("a JSON schema format constrains generate and chat (streamed too): the text parses and validates", async () => {
-    const generated = await ollama.generate({ model: "tiny", prompt: "Is the sky blue?", format: answer, options: { ...GREEDY, num_predict: 100 } });
+    const generated = await ollama.generate({
+      model: "tiny",
+      prompt: "Is the sky blue?",
+      format: answer,
+      options: { ...GREEDY, num_predict: 100 },
+    });
     const value = JSON.parse(generated.response ?? "") as { answer: string; sure: boolean };
     assert.ok(["yes", "no"].includes(value.answer));
     assert.equal(typeof value.sure, "boolean");
@@ -295,7 +358,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
     assert.equal(typeof streamed.sure, "boolean");
   });
 
-  it("format \"json\" gives a JSON object", async () => {
+  it('format "json" gives a JSON object', async () => {
     const reply = await ollama.chat({
       model: "tiny",
       messages: [{ role: "user", content: "Reply in JSON" }],
@@ -371,7 +434,9 @@ describe("Ollama API: sampling, structured output and tools", () => {
 
   it("bad tools, tool messages and schemas are 400s naming the field, and nothing is loaded", async () => {
     const chat = (extra: Record<string, unknown>) =>
-      ollama.chat({ model: "spare", messages: [{ role: "user", content: "hi" }], ...extra } as Parameters<Ollama["chat"]>[0]);
+      ollama.chat({ model: "spare", messages: [{ role: "user", content: "hi" }], ...extra } as Parameters<
+        Ollama["chat"]
+      >[0]);
     await assert.rejects(
       chat({ format: { type: "object", properties: { name: { type: "string", pattern: "^a" } } } }),
       responseError(400, /^format\.properties\.name\.pattern: the JSON Schema keyword "pattern" is not supported/),
@@ -380,17 +445,32 @@ describe("Ollama API: sampling, structured output and tools", () => {
       ollama.generate({ model: "spare", prompt: "hi", format: { type: "integer", minimum: 1 } }),
       responseError(400, /^format\.minimum:/),
     );
-    await assert.rejects(chat({ tools: [weather], tool_choice: { type: "function", function: { name: "nope" } } }), responseError(400, /^tool_choice: /));
+    await assert.rejects(
+      chat({ tools: [weather], tool_choice: { type: "function", function: { name: "nope" } } }),
+      responseError(400, /^tool_choice: /),
+    );
     await assert.rejects(
       chat({ tools: [{ type: "function", function: { name: "bad name!" } }] }),
       responseError(400, /^tools\[0\]\.function\.name: /),
     );
     await assert.rejects(
-      ollama.chat({ model: "spare", messages: [{ role: "user", content: "hi" }, { role: "tool", content: "42" }] }),
+      ollama.chat({
+        model: "spare",
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "tool", content: "42" },
+        ],
+      }),
       responseError(400, /^messages\[1\]: a tool result must follow the assistant message/),
     );
-    await assert.rejects(chat({ tools: [weather], format: answer }), responseError(400, /^format: cannot be combined with tools/));
-    assert.equal((await loaded()).find((m) => m.name === "spare.gguf"), undefined);
+    await assert.rejects(
+      chat({ tools: [weather], format: answer }),
+      responseError(400, /^format: cannot be combined with tools/),
+    );
+    assert.equal(
+      (await loaded()).find((m) => m.name === "spare.gguf"),
+      undefined,
+    );
     const stats = await s.getJson<{ models: Array<{ name: string; loads: number }> }>("/v1/cache/stats");
     assert.ok(!stats.body.models.some((m) => m.name === "spare.gguf" && m.loads > 0));
   });
@@ -398,7 +478,10 @@ describe("Ollama API: sampling, structured output and tools", () => {
 
 describe("Ollama API: embeddings", () => {
   it("embed returns one unit-length vector per input; /api/embeddings the raw vector in the same direction", async () => {
-    const reply = await ollama.embed({ model: "tiny:latest", input: ["Why is the sky blue?", "Why is the grass green?"] });
+    const reply = await ollama.embed({
+      model: "tiny:latest",
+      input: ["Why is the sky blue?", "Why is the grass green?"],
+    });
     assert.equal(reply.model, "tiny:latest");
     assert.equal(reply.embeddings.length, 2);
     for (const vector of reply.embeddings) assert.ok(Math.abs(Math.hypot(...vector) - 1) < 1e-4);
@@ -417,7 +500,10 @@ describe("Ollama API: embeddings", () => {
   it("an input longer than the context is a 400 naming it (unless the request asks to truncate)", async () => {
     await assert.rejects(
       ollama.embed({ model: "tiny", input: ["short", "word ".repeat(CONTEXT)] }),
-      responseError(400, new RegExp(`^input\\[1\\]: \\d+ tokens, but the model is loaded with a context of ${CONTEXT} tokens`)),
+      responseError(
+        400,
+        new RegExp(`^input\\[1\\]: \\d+ tokens, but the model is loaded with a context of ${CONTEXT} tokens`),
+      ),
     );
   });
 });
@@ -436,13 +522,22 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
     assert.ok(running.size > 0);
     assert.equal(running.details.format, "gguf");
     const expires = Date.parse(String(running.expires_at));
-    assert.ok(expires >= before + 600_000 && expires <= Date.now() + 600_000, `expires_at ${String(running.expires_at)}`);
+    assert.ok(
+      expires >= before + 600_000 && expires <= Date.now() + 600_000,
+      `expires_at ${String(running.expires_at)}`,
+    );
     assert.equal((await loaded()).find((m) => m.name === "other/second.gguf")?.state, "ready");
 
     const unload = await ollama.generate({ model: "second:latest", prompt: "", keep_alive: 0 });
     assert.equal(unload.done_reason, "unload");
-    assert.equal((await ollama.ps()).models.find((m) => m.name === "second:latest"), undefined);
-    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf"), undefined);
+    assert.equal(
+      (await ollama.ps()).models.find((m) => m.name === "second:latest"),
+      undefined,
+    );
+    assert.equal(
+      (await loaded()).find((m) => m.name === "other/second.gguf"),
+      undefined,
+    );
   });
 
   it("an empty chat does the same; keep_alive 0 on a real request unloads after it", async () => {
@@ -466,7 +561,13 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
   });
 
   it("a streamed request holds a lease until its last line", async () => {
-    const stream = await ollama.generate({ model: "tiny", prompt: "Once upon a time", raw: true, stream: true, options: { ...GREEDY, num_predict: 200 } });
+    const stream = await ollama.generate({
+      model: "tiny",
+      prompt: "Once upon a time",
+      raw: true,
+      stream: true,
+      options: { ...GREEDY, num_predict: 200 },
+    });
     let leasedMidway: number | undefined;
     let count = 0;
     for await (const part of stream) {
@@ -502,10 +603,16 @@ describe("Ollama API: disconnects", () => {
 });
 
 describe("Ollama API: a stream cut short by shutdown", () => {
-  it("ends with an {\"error\"} line, which the ollama client throws", async () => {
+  it('ends with an {"error"} line, which the ollama client throws', async () => {
     const server = await startServer(s.runtime, { port: 0 });
     const client = new Ollama({ host: server.url });
-    const stream = await client.generate({ model: "tiny", prompt: "Once", raw: true, stream: true, options: { ...GREEDY, num_predict: 1500 } });
+    const stream = await client.generate({
+      model: "tiny",
+      prompt: "Once",
+      raw: true,
+      stream: true,
+      options: { ...GREEDY, num_predict: 1500 },
+    });
     let closing: Promise<unknown> | undefined;
     await assert.rejects(
       async () => {
@@ -536,7 +643,9 @@ describe("the README's ollama snippet", () => {
       .replaceAll("inferno-demo", "tiny");
     const logged: unknown[] = [];
     let written = "";
-    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<void>;
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (
+      ...args: string[]
+    ) => (...values: unknown[]) => Promise<void>;
     await new AsyncFunction("Ollama", "process", "console", body)(
       Ollama,
       { stdout: { write: (text: string) => (written += text) } },
@@ -544,13 +653,19 @@ describe("the README's ollama snippet", () => {
     );
     assert.equal(typeof logged[0], "string");
     assert.equal(typeof written, "string");
-    assert.ok(!(await ollama.ps()).models.some((m) => m.name === "tiny:latest"), "the snippet's last line unloaded the model");
+    assert.ok(
+      !(await ollama.ps()).models.some((m) => m.name === "tiny:latest"),
+      "the snippet's last line unloaded the model",
+    );
   });
 });
 
 describe("Ollama API: the API key", () => {
-  it("with an api_key, /api/* needs it like /v1 (401 as {\"error\": message}); HEAD / stays open", async (t) => {
-    const secured = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } }, { port: 0 });
+  it('with an api_key, /api/* needs it like /v1 (401 as {"error": message}); HEAD / stays open', async (t) => {
+    const secured = await startServer(
+      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } },
+      { port: 0 },
+    );
     t.after(() => secured.close(0));
     await assert.rejects(new Ollama({ host: secured.url }).list(), responseError(401, /API key/));
     await assert.rejects(
@@ -559,7 +674,11 @@ describe("Ollama API: the API key", () => {
     );
     const keyed = new Ollama({ host: secured.url, headers: { Authorization: "Bearer sesame" } });
     assert.ok((await keyed.list()).models.length > 0);
-    const reply = await keyed.chat({ model: "tiny", messages: [{ role: "user", content: "Hi" }], options: { ...GREEDY, num_predict: 2 } });
+    const reply = await keyed.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hi" }],
+      options: { ...GREEDY, num_predict: 2 },
+    });
     assert.equal(reply.done, true);
     assert.equal((await fetch(`${secured.url}/`, { method: "HEAD" })).status, 200);
   });

@@ -9,7 +9,14 @@ import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
-import { fileContext, metricSample, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+import {
+  fileContext,
+  metricSample,
+  scrapeMetrics,
+  startTestServer,
+  type TestServer,
+  waitFor,
+} from "../helpers/server.js";
 
 let s: TestServer;
 const fileScope = fileContext();
@@ -95,7 +102,9 @@ describe("OpenAI-compatible routes", () => {
       temperature: 0,
     };
     const whole = await s.openai().chat.completions.create(request);
-    const stream = await s.openai().chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    const stream = await s
+      .openai()
+      .chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
     let text = "";
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -125,11 +134,14 @@ describe("OpenAI-compatible routes", () => {
     const body = await response.text();
     const events = body.split("\n\n").filter((e) => e.trim() !== "");
     assert.equal(events.at(-1), "data: [DONE]");
-    for (const event of events.slice(0, -1)) assert.equal(JSON.parse(event.slice("data: ".length)).object, "text_completion");
+    for (const event of events.slice(0, -1))
+      assert.equal(JSON.parse(event.slice("data: ".length)).object, "text_completion");
   });
 
   it("answers text completions, one choice per prompt, defaulting to 16 tokens", async () => {
-    const completion = await s.openai().completions.create({ model: "tiny.gguf", prompt: ["Once upon", "A time"], temperature: 0 });
+    const completion = await s
+      .openai()
+      .completions.create({ model: "tiny.gguf", prompt: ["Once upon", "A time"], temperature: 0 });
     assert.equal(completion.object, "text_completion");
     assert.deepEqual(
       completion.choices.map((c) => c.index),
@@ -137,7 +149,9 @@ describe("OpenAI-compatible routes", () => {
     );
     assert.ok(completion.usage && completion.usage.completion_tokens > 0 && completion.usage.completion_tokens <= 32);
 
-    const streamed = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", temperature: 0, stream: true });
+    const streamed = await s
+      .openai()
+      .completions.create({ model: "tiny.gguf", prompt: "Once upon", temperature: 0, stream: true });
     let text = "";
     for await (const chunk of streamed) text += chunk.choices[0]?.text ?? "";
     assert.equal(text, completion.choices[0]?.text);
@@ -145,8 +159,14 @@ describe("OpenAI-compatible routes", () => {
 
   it("passes top_p to the sampler: seeded runs repeat, and a tiny top_p leaves only the likeliest token (greedy)", async () => {
     const answer = async (sampling: { temperature: number; top_p?: number; seed?: number }) =>
-      (await s.openai().chat.completions.create({ model: "tiny.gguf", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 16, ...sampling }))
-        .choices[0]?.message.content;
+      (
+        await s.openai().chat.completions.create({
+          model: "tiny.gguf",
+          messages: [{ role: "user", content: "Tell me a story" }],
+          max_tokens: 16,
+          ...sampling,
+        })
+      ).choices[0]?.message.content;
     const greedy = await answer({ temperature: 0 });
     const hot = { temperature: 1.5, seed: 11 };
     const free = await answer(hot);
@@ -154,20 +174,27 @@ describe("OpenAI-compatible routes", () => {
     assert.equal(await answer({ ...hot, top_p: 0.5 }), await answer({ ...hot, top_p: 0.5 }));
     assert.equal(await answer({ ...hot, top_p: 1e-6 }), greedy);
 
-    const text = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, top_p: 1e-6, ...hot });
-    const textGreedy = await s.openai().completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, temperature: 0 });
+    const text = await s
+      .openai()
+      .completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, top_p: 1e-6, ...hot });
+    const textGreedy = await s
+      .openai()
+      .completions.create({ model: "tiny.gguf", prompt: "Once upon", max_tokens: 8, temperature: 0 });
     assert.equal(text.choices[0]?.text, textGreedy.choices[0]?.text);
   });
 
   it("returns embeddings as floats and as base64 (the openai client's default), with equal vectors", async () => {
-    const asFloat = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"], encoding_format: "float" });
+    const asFloat = await s
+      .openai()
+      .embeddings.create({ model: "tiny.gguf", input: ["hello", "world"], encoding_format: "float" });
     const asBase64 = await s.openai().embeddings.create({ model: "tiny.gguf", input: ["hello", "world"] });
     assert.equal(asFloat.data.length, 2);
     const first = asFloat.data[0]?.embedding ?? [];
     assert.ok(first.length > 0);
     assert.ok(first.every((x) => Number.isFinite(x)));
     assert.equal(asBase64.data[0]?.embedding.length, first.length);
-    for (const [i, x] of (asBase64.data[0]?.embedding ?? []).entries()) assert.ok(Math.abs(x - (first[i] ?? NaN)) < 1e-6);
+    for (const [i, x] of (asBase64.data[0]?.embedding ?? []).entries())
+      assert.ok(Math.abs(x - (first[i] ?? NaN)) < 1e-6);
     assert.ok(asFloat.usage.prompt_tokens > 0);
   });
 });
@@ -182,12 +209,15 @@ describe("/metrics", () => {
     t.after(() => rm(broken, { force: true }));
     const failuresBefore = metricSample(await scrapeMetrics(s.url), "inferno_cache_load_failures_total");
 
-    await assert.rejects(s.openai().completions.create({ model: "broken.gguf", prompt: "Hi", max_tokens: 2 }), (error: unknown) => {
-      assert.ok(error instanceof OpenAI.InternalServerError, String(error));
-      assert.equal(error.code, "model_load_failed");
-      assert.match(error.message, /broken\.gguf/);
-      return true;
-    });
+    await assert.rejects(
+      s.openai().completions.create({ model: "broken.gguf", prompt: "Hi", max_tokens: 2 }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.InternalServerError, String(error));
+        assert.equal(error.code, "model_load_failed");
+        assert.match(error.message, /broken\.gguf/);
+        return true;
+      },
+    );
 
     const metrics = await scrapeMetrics(s.url);
     const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
@@ -197,7 +227,10 @@ describe("/metrics", () => {
     assert.ok(stats.memory_limit_bytes > 0, "max_memory_mb = 0 means half the system's RAM");
     assert.equal(metricSample(metrics, "inferno_cache_memory_limit_bytes"), stats.memory_limit_bytes);
     assert.equal(metricSample(metrics, "inferno_cache_models_loaded"), stats.models_loaded);
-    assert.equal((await loaded()).find((m) => m.name === "broken.gguf"), undefined);
+    assert.equal(
+      (await loaded()).find((m) => m.name === "broken.gguf"),
+      undefined,
+    );
   });
 
   it("has request latency samples for every route used, labelled by method and route pattern", async () => {
@@ -255,7 +288,10 @@ describe("errors in OpenAI's format", () => {
     assert.equal(status, 400);
     assert.equal(body.error.param, "keep_alive");
     assert.match(body.error.message, /keep_alive: expected a duration like "5m"/);
-    const broken = await s.getJson<{ error: { code: string } }>("/v1/embeddings", { method: "POST", body: "{not json" });
+    const broken = await s.getJson<{ error: { code: string } }>("/v1/embeddings", {
+      method: "POST",
+      body: "{not json",
+    });
     assert.equal(broken.status, 400);
     assert.equal(broken.body.error.code, "bad_request");
   });
@@ -284,7 +320,11 @@ describe("errors in OpenAI's format", () => {
         return true;
       },
     );
-    assert.equal((await loaded()).find((m) => m.name === "add.onnx"), undefined, "the refused request loaded nothing");
+    assert.equal(
+      (await loaded()).find((m) => m.name === "add.onnx"),
+      undefined,
+      "the refused request loaded nothing",
+    );
   });
 
   it("unknown route → 404 in the same format", async () => {
@@ -294,7 +334,10 @@ describe("errors in OpenAI's format", () => {
   });
 
   it("with an api_key: missing or wrong key → 401, right key → 200; /health stays open", async (t) => {
-    const secured = await startServer({ ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } }, { port: 0 });
+    const secured = await startServer(
+      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, api_key: "sesame" } } },
+      { port: 0 },
+    );
     t.after(() => secured.close(0));
     const client = (key: string) => new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: key, maxRetries: 0 });
     for (const key of ["", "wrong"]) {
@@ -326,7 +369,13 @@ describe("leases, disconnects and the queue", () => {
     const response = await fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 400, stream: true, ...UNTIL_LENGTH }),
+      body: JSON.stringify({
+        model: "tiny.gguf",
+        prompt: "Once upon a time",
+        max_tokens: 400,
+        stream: true,
+        ...UNTIL_LENGTH,
+      }),
       signal: controller.signal,
     });
     const reader = response.body!.getReader();
@@ -404,9 +453,14 @@ describe("cache administration and keep_alive", () => {
 
     const removed = await s.getJson<{ unloaded: boolean }>(`/v1/cache/models/${name}`, { method: "DELETE" });
     assert.deepEqual(removed.body, { name: "other/second.gguf", unloaded: true });
-    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf"), undefined);
+    assert.equal(
+      (await loaded()).find((m) => m.name === "other/second.gguf"),
+      undefined,
+    );
 
-    await s.openai().completions.create({ model: "other/second.gguf", prompt: "Hi", max_tokens: 2, keep_alive: 0 } as never);
+    await s
+      .openai()
+      .completions.create({ model: "other/second.gguf", prompt: "Hi", max_tokens: 2, keep_alive: 0 } as never);
     await waitFor(async () => (await loaded()).every((m) => m.name !== "other/second.gguf"));
   });
 
@@ -442,7 +496,13 @@ describe("cache administration and keep_alive", () => {
 
   it("keep_alive is clamped to the server's keep_alive_min/max_seconds in what /v1/cache/models reports", async (t) => {
     const bounded = await startServer(
-      { ...s.runtime, config: { ...s.config, server: { ...s.config.server, keep_alive_min_seconds: 120, keep_alive_max_seconds: 600 } } },
+      {
+        ...s.runtime,
+        config: {
+          ...s.config,
+          server: { ...s.config.server, keep_alive_min_seconds: 120, keep_alive_max_seconds: 600 },
+        },
+      },
       { port: 0 },
     );
     t.after(() => bounded.close(0));
@@ -451,7 +511,10 @@ describe("cache administration and keep_alive", () => {
     const assertExpiresIn = async (name: string, seconds: number, since: number) => {
       const expiresAt = (await loaded()).find((m) => m.name === name)?.expires_at;
       const expires = Date.parse(expiresAt ?? "");
-      assert.ok(expires >= since + seconds * 1000 && expires <= Date.now() + seconds * 1000, `${name} expires at ${expiresAt}`);
+      assert.ok(
+        expires >= since + seconds * 1000 && expires <= Date.now() + seconds * 1000,
+        `${name} expires at ${expiresAt}`,
+      );
     };
 
     let since = Date.now();
@@ -463,9 +526,19 @@ describe("cache administration and keep_alive", () => {
     assert.equal(load.status, 200);
     await assertExpiresIn("other/second.gguf", 600, since);
 
-    for (const [keepAlive, seconds] of [["5s", 120], [0, 120], [-1, 600], ["4m", 240]] as const) {
+    for (const [keepAlive, seconds] of [
+      ["5s", 120],
+      [0, 120],
+      [-1, 600],
+      ["4m", 240],
+    ] as const) {
       since = Date.now();
-      await client.completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 2, keep_alive: keepAlive } as never);
+      await client.completions.create({
+        model: "tiny.gguf",
+        prompt: "Hi",
+        max_tokens: 2,
+        keep_alive: keepAlive,
+      } as never);
       await assertExpiresIn("tiny.gguf", seconds, since);
     }
   });

@@ -13,7 +13,8 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
     config: { cache: { always_warm: ["tiny"], max_cached_models: 1 } },
   });
   await s.server.app.warmedUp;
-  const loaded = async () => (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
+  const loaded = async () =>
+    (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
   assert.deepEqual(await loaded(), ["llama/tiny.gguf"]);
 
   const refused = await s.getJson<{ error: { code: string; message: string } }>("/v1/chat/completions", {
@@ -47,6 +48,8 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
   const forced = await s.getJson<{ unloaded: boolean }>(`/v1/cache/models/${name}?force=true`, { method: "DELETE" });
   assert.deepEqual(forced.body, { name: "tiny", unloaded: true });
   assert.deepEqual(await loaded(), []);
-  const bad = await s.getJson<{ error: { code: string } }>(`/v1/cache/models/${name}?force=maybe`, { method: "DELETE" });
+  const bad = await s.getJson<{ error: { code: string } }>(`/v1/cache/models/${name}?force=maybe`, {
+    method: "DELETE",
+  });
   assert.equal(bad.status, 400);
 });

@@ -67,7 +67,10 @@ it("/ready stays 503 until the backends have settled after the warm-up's loads a
 });
 
 it("/ready needs no API key, like /health; the warm-up requests carry the key", async (t) => {
-  const s = await startFakeServer(t, { models: ["a.gguf"], config: { server: { api_key: "k" }, cache: { always_warm: ["a.gguf"] } } });
+  const s = await startFakeServer(t, {
+    models: ["a.gguf"],
+    config: { server: { api_key: "k" }, cache: { always_warm: ["a.gguf"] } },
+  });
   await s.server.app.warmedUp;
   assert.equal((await fetch(`${s.url}/ready`)).status, 200);
   assert.ok(([...s.backend.live][0]?.generations ?? 0) >= 4);
@@ -81,7 +84,9 @@ it("the server's own warm-up requests run its request path before /ready answers
   // Completions and chat completions, plain and streamed: at least one round of the four.
   assert.ok((model?.generations ?? 0) >= 4, `generations: ${model?.generations}`);
 
-  const stats = (await (await fetch(`${s.url}/v1/cache/stats`)).json()) as { models: Array<{ name: string; requests: number; hits: number }> };
+  const stats = (await (await fetch(`${s.url}/v1/cache/stats`)).json()) as {
+    models: Array<{ name: string; requests: number; hits: number }>;
+  };
   const a = stats.models.find((m) => m.name === "a.gguf");
   assert.equal(a?.requests, 0, "no use counted");
   assert.equal(a?.hits, 0);

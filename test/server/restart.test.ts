@@ -52,6 +52,9 @@ it("serve, SIGTERM saves the state and exits 0; serving again warms the used mod
   const after = await getJson<CacheStats>(`${url}/v1/cache/stats`);
   assert.equal(after.hits, before.hits + 1);
   assert.equal(after.misses, before.misses);
-  assert.equal(after.models.find((m) => m.name === "used.gguf")?.hits, (before.models.find((m) => m.name === "used.gguf")?.hits ?? 0) + 1);
+  assert.equal(
+    after.models.find((m) => m.name === "used.gguf")?.hits,
+    (before.models.find((m) => m.name === "used.gguf")?.hits ?? 0) + 1,
+  );
   assert.equal(await second.stop("SIGTERM"), 0, second.stderr());
 });

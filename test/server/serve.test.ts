@@ -8,7 +8,8 @@ import type { CacheStats } from "../../src/cache/types.js";
 import { startTestServer, testSetup, waitFor } from "../helpers/server.js";
 
 it("isLoopback knows loopback addresses", () => {
-  for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) assert.equal(isLoopback(host), true, host);
+  for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])
+    assert.equal(isLoopback(host), true, host);
   for (const host of ["0.0.0.0", "::", "192.168.1.10", "example.com"]) assert.equal(isLoopback(host), false, host);
 });
 
@@ -49,7 +50,10 @@ it("a port in use is a clear error naming the address", async (t) => {
   t.after(() => first.close(0));
   await assert.rejects(startServer(runtime, { port: first.port }), (error: Error & { code?: string }) => {
     assert.equal(error.code, "listen_failed");
-    assert.match(error.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use`));
+    assert.match(
+      error.message,
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use`),
+    );
     return true;
   });
 });

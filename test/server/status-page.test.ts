@@ -17,7 +17,15 @@ if (skip) console.log(`# status page browser tests skipped: ${skip}`);
 async function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM as string,
-    args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--headless",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
 }
 

@@ -31,12 +31,20 @@ test("an Ollama model is listed, chats by its short name, and a broken manifest 
   assert.equal(chat.model, "babbler", "the reply echoes the name the client asked for");
   assert.ok((chat.choices[0]?.message.content ?? "").length > 0, "the store model generated text");
   const { body } = await s.getJson<{ data: Array<{ name: string }> }>("/v1/cache/models");
-  assert.deepEqual(body.data.map((m) => m.name), ["babbler:latest"]);
+  assert.deepEqual(
+    body.data.map((m) => m.name),
+    ["babbler:latest"],
+  );
 
   await assert.rejects(
     client.chat.completions.create({ model: "broken", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }),
-    (e: unknown) => e instanceof APIError && e.status === 422 && e.code === "model_invalid" && /manifest is not JSON/.test(e.message),
+    (e: unknown) =>
+      e instanceof APIError && e.status === 422 && e.code === "model_invalid" && /manifest is not JSON/.test(e.message),
   );
-  const again = await client.chat.completions.create({ model: "babbler:latest", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+  const again = await client.chat.completions.create({
+    model: "babbler:latest",
+    messages: [{ role: "user", content: "Hi" }],
+    max_tokens: 2,
+  });
   assert.equal(again.model, "babbler:latest", "the good model is unaffected");
 });

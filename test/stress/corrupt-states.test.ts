@@ -8,6 +8,13 @@ it("generated corrupt state files (flips, truncations, bombs, out-of-range value
   const { figures } = await runBounded(t, corruptStatesScenario);
   assert.equal(figures.crashes, 0);
   assert.equal(figures.hangs, 0);
-  assert.ok(Number(figures.files_bomb) > 0 && Number(figures.files_out_of_range) > 0, "bombs and out-of-range values are among them");
-  assert.equal(Number(figures.quarantined) + Number(figures.decoded_unchanged ?? 0), figures.files, "every file quarantined or read unchanged");
+  assert.ok(
+    Number(figures.files_bomb) > 0 && Number(figures.files_out_of_range) > 0,
+    "bombs and out-of-range values are among them",
+  );
+  assert.equal(
+    Number(figures.quarantined) + Number(figures.decoded_unchanged ?? 0),
+    figures.files,
+    "every file quarantined or read unchanged",
+  );
 });

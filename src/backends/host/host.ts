@@ -21,7 +21,9 @@ import {
 } from "./protocol.js";
 
 /** The host's entry module: main.ts beside this file when running from source (tsx), main.js when compiled. */
-export const DEFAULT_HOST_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url));
+export const DEFAULT_HOST_ENTRY = fileURLToPath(
+  new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url),
+);
 
 /** How long a host asked to exit may take (dispose of its model) before it is killed, in milliseconds. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -243,9 +245,16 @@ export class ModelHost {
 
   private crash(how: string): ModelCrashed {
     const model = this.modelName === null ? "" : ` of ${this.modelName}`;
-    return new ModelCrashed(`the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request`, {
-      details: { ...(this.modelName === null ? {} : { model: this.modelName }), pid: this.pid, retry_after_seconds: 1 },
-    });
+    return new ModelCrashed(
+      `the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request`,
+      {
+        details: {
+          ...(this.modelName === null ? {} : { model: this.modelName }),
+          pid: this.pid,
+          retry_after_seconds: 1,
+        },
+      },
+    );
   }
 
   private exitReason(code: number | null, signal: NodeJS.Signals | null): Error {

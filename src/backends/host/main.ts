@@ -47,18 +47,20 @@ setInterval(() => {
  * The backends, imported after the channel is watched: importing node-llama-cpp takes seconds on a busy machine, and
  * a host whose parent died meanwhile must not wait for it. Messages wait for it, in order.
  */
-const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Record<ModelFormat, Backend> }> = Promise.all([
-  import("../llama.js"),
-  import("../onnx.js"),
-]).then(([{ LlamaBackend: Llama }, { OnnxBackend: Onnx }]) => {
-  const llama = new Llama();
-  const onnx = new Onnx();
-  return { llama, onnx, backends: { gguf: llama, onnx } };
-});
+const runtimes: Promise<{ llama: LlamaBackend; onnx: OnnxBackend; backends: Record<ModelFormat, Backend> }> =
+  Promise.all([import("../llama.js"), import("../onnx.js")]).then(
+    ([{ LlamaBackend: Llama }, { OnnxBackend: Onnx }]) => {
+      const llama = new Llama();
+      const onnx = new Onnx();
+      return { llama, onnx, backends: { gguf: llama, onnx } };
+    },
+  );
 
 /** Sends messages in one write (one wake-up of Inferno). */
 function send(...messages: FromHost[]): void {
-  channel.write(messages.length === 1 ? encodeFrame(messages[0] as FromHost) : Buffer.concat(messages.map(encodeFrame)));
+  channel.write(
+    messages.length === 1 ? encodeFrame(messages[0] as FromHost) : Buffer.concat(messages.map(encodeFrame)),
+  );
 }
 
 channel.on("data", (chunk: Buffer) => {
@@ -109,7 +111,9 @@ async function handle(message: ToHost): Promise<void> {
     case "load":
       return respond(message.id, (signal, stream) => load(message.id, message, signal, stream));
     case "call":
-      return respond(message.id, (signal, stream) => call(message.id, message.method, message.args, message.stream ? stream : null, signal));
+      return respond(message.id, (signal, stream) =>
+        call(message.id, message.method, message.args, message.stream ? stream : null, signal),
+      );
   }
 }
 
@@ -119,8 +123,14 @@ class RequestStream {
   readonly progress: Coalesced<number>;
 
   constructor(private readonly id: number) {
-    this.text = new Coalesced((held, next) => held + next, (text) => send({ type: "text", id, text }));
-    this.progress = new Coalesced((_, next) => next, (fraction) => send({ type: "progress", id, fraction }));
+    this.text = new Coalesced(
+      (held, next) => held + next,
+      (text) => send({ type: "text", id, text }),
+    );
+    this.progress = new Coalesced(
+      (_, next) => next,
+      (fraction) => send({ type: "progress", id, fraction }),
+    );
   }
 
   /** What is held back, as messages; nothing is sent for it later. */
@@ -139,7 +149,10 @@ class RequestStream {
  * Runs a request with its own abort controller and stream, and sends its answer (result or error) in one write with
  * what the stream still held: the last pieces and the end of a request cost one wake-up of Inferno, not two.
  */
-async function respond(id: number, work: (signal: AbortSignal, stream: RequestStream) => Promise<FromHost>): Promise<void> {
+async function respond(
+  id: number,
+  work: (signal: AbortSignal, stream: RequestStream) => Promise<FromHost>,
+): Promise<void> {
   const controller = new AbortController();
   const stream = new RequestStream(id);
   inFlight.set(id, controller);
@@ -154,7 +167,12 @@ async function respond(id: number, work: (signal: AbortSignal, stream: RequestSt
   send(...stream.held(), answer);
 }
 
-async function load(id: number, message: Extract<ToHost, { type: "load" }>, signal: AbortSignal, stream: RequestStream): Promise<FromHost> {
+async function load(
+  id: number,
+  message: Extract<ToHost, { type: "load" }>,
+  signal: AbortSignal,
+  stream: RequestStream,
+): Promise<FromHost> {
   const { backends } = await runtimes;
   const loaded = await backends[message.descriptor.format].load(message.descriptor, {
     backend: message.config as BackendConfig,
@@ -165,7 +183,13 @@ async function load(id: number, message: Extract<ToHost, { type: "load" }>, sign
   return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
 }
 
-async function call(id: number, method: CallMethod, args: unknown[], stream: RequestStream | null, signal: AbortSignal): Promise<FromHost> {
+async function call(
+  id: number,
+  method: CallMethod,
+  args: unknown[],
+  stream: RequestStream | null,
+  signal: AbortSignal,
+): Promise<FromHost> {
   if (!model) throw new Disposed("the model host has no model loaded");
   const m = model as LoadedModel & Record<CallMethod, (...a: unknown[]) => Promise<unknown>>;
   if (typeof m[method] !== "function") throw new Disposed(`the model host's model has no ${method}`);

@@ -27,7 +27,15 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
     const path = join(dir, "nano.gguf");
     const size = await writeTinyLlamaGguf(path, { preset: "nano" });
     const descriptor = { name: "warm-up", key: path, path, format: "gguf" as const, fingerprint: { size, mtimeMs: 0 } };
-    const config: BackendConfig = { gpu, threads: 1, context_size: 64, batch_size: 64, mmap: false, parallel: 1, isolation: "in-process" };
+    const config: BackendConfig = {
+      gpu,
+      threads: 1,
+      context_size: 64,
+      batch_size: 64,
+      mmap: false,
+      parallel: 1,
+      isolation: "in-process",
+    };
     for (let i = 0; i < WARM_UP_LOADS; i++) {
       const model = await llama.load(descriptor, { backend: config });
       try {

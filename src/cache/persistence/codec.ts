@@ -64,18 +64,20 @@ function schemasAt(now: number) {
     schema_version: z.literal(1),
     saved_at: isoTime,
     counters: z.object({ hits: count, misses: count, loads: count, evictions: count }),
-    models: z.array(
-      z.object({
-        key: path,
-        name: path,
-        format: z.enum(["gguf", "onnx"]),
-        size: count,
-        mtime_ms: time,
-        requests: count,
-        last_used: isoTime.nullable(),
-        avg_load_ms: amount.nullable(),
-      }),
-    ).max(L.maxModels),
+    models: z
+      .array(
+        z.object({
+          key: path,
+          name: path,
+          format: z.enum(["gguf", "onnx"]),
+          size: count,
+          mtime_ms: time,
+          requests: count,
+          last_used: isoTime.nullable(),
+          avg_load_ms: amount.nullable(),
+        }),
+      )
+      .max(L.maxModels),
   });
   return { headerSchema, stateV1 };
 }
@@ -161,7 +163,8 @@ export function decodeState(bytes: Uint8Array, now: number = Date.now()): CacheS
   }
   if (version === 2) return readV2(document as Record<string, unknown>, now);
   const parsed = stateV1.safeParse(document);
-  if (!parsed.success) throw new StateCorrupt(`the state (schema version ${version}) is malformed at ${issues(parsed.error)}`);
+  if (!parsed.success)
+    throw new StateCorrupt(`the state (schema version ${version}) is malformed at ${issues(parsed.error)}`);
   return migrateV1(parsed.data);
 }
 
@@ -173,7 +176,8 @@ export function decodeState(bytes: Uint8Array, now: number = Date.now()): CacheS
 /** A value that is not what the layout says, at `path` (dotted, as zod names paths). */
 function malformed(at: string, field: string, expected: string, value: unknown): never {
   const path = field === "" ? at : at === "" ? field : `${at}.${field}`;
-  const found = value === undefined ? "nothing" : typeof value === "string" ? "a string" : JSON.stringify(value)?.slice(0, 40);
+  const found =
+    value === undefined ? "nothing" : typeof value === "string" ? "a string" : JSON.stringify(value)?.slice(0, 40);
   throw new StateCorrupt(`the state (schema version 2) is malformed at ${path}: expected ${expected}, found ${found}`);
 }
 
@@ -186,13 +190,17 @@ function v2Checks(now: number) {
   const latest = now + L.timeWindowMs;
   // Each check takes where the value is as a prefix and a field, joined only when it fails (no string per value read).
   const object = (value: unknown, at: string, field = ""): Fields =>
-    typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Fields) : malformed(at, field, "an object", value);
+    typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Fields)
+      : malformed(at, field, "an object", value);
   const count = (value: unknown, at: string, field: string): number =>
     typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= L.maxNumber
       ? value
       : malformed(at, field, `a whole number from 0 to ${L.maxNumber}`, value);
   const amount = (value: unknown, at: string, field: string): number =>
-    typeof value === "number" && value >= 0 && value <= L.maxNumber ? value : malformed(at, field, `a number from 0 to ${L.maxNumber}`, value);
+    typeof value === "number" && value >= 0 && value <= L.maxNumber
+      ? value
+      : malformed(at, field, `a number from 0 to ${L.maxNumber}`, value);
   const time = (value: unknown, at: string, field: string): number =>
     typeof value === "number" && value >= earliest && value <= latest
       ? value
@@ -201,8 +209,10 @@ function v2Checks(now: number) {
     typeof value === "string" && value.length >= min && value.length <= max
       ? value
       : malformed(at, field, `a string of ${min} to ${max} characters`, value);
-  const countOrNull = (value: unknown, at: string, field: string): number | null => (value === null ? null : count(value, at, field));
-  const timeOrNull = (value: unknown, at: string, field: string): number | null => (value === null ? null : time(value, at, field));
+  const countOrNull = (value: unknown, at: string, field: string): number | null =>
+    value === null ? null : count(value, at, field);
+  const timeOrNull = (value: unknown, at: string, field: string): number | null =>
+    value === null ? null : time(value, at, field);
   return { object, count, amount, time, string, countOrNull, timeOrNull };
 }
 
@@ -222,22 +232,33 @@ function readV2(document: Fields, now: number): CacheState {
     const value = evictionsIn[reason];
     if (value !== undefined) evictions[reason] = c.count(value, "counters.evictions", reason);
   }
-  const optionalCount = (value: unknown, field: string) => (value === undefined ? 0 : c.count(value, "counters", field));
+  const optionalCount = (value: unknown, field: string) =>
+    value === undefined ? 0 : c.count(value, "counters", field);
 
   const modelsIn = document.models;
   if (!Array.isArray(modelsIn)) malformed("", "models", "a list", modelsIn);
-  if (modelsIn.length > L.maxModels) malformed("", "models", `at most ${L.maxModels} models`, `${modelsIn.length} models`);
+  if (modelsIn.length > L.maxModels)
+    malformed("", "models", `at most ${L.maxModels} models`, `${modelsIn.length} models`);
   const models = modelsIn.map((value, i): PersistedModel => {
     const at = `models.${i}`;
     const m = c.object(value, at);
-    const format = m.format === "gguf" || m.format === "onnx" ? m.format : malformed(at, "format", '"gguf" or "onnx"', m.format);
+    const format =
+      m.format === "gguf" || m.format === "onnx" ? m.format : malformed(at, "format", '"gguf" or "onnx"', m.format);
     const fp = c.object(m.fingerprint, at, "fingerprint");
-    const fingerprint: PersistedModel["fingerprint"] = { size: c.count(fp.size, at, "fingerprint.size"), mtimeMs: c.time(fp.mtimeMs, at, "fingerprint.mtimeMs") };
+    const fingerprint: PersistedModel["fingerprint"] = {
+      size: c.count(fp.size, at, "fingerprint.size"),
+      mtimeMs: c.time(fp.mtimeMs, at, "fingerprint.mtimeMs"),
+    };
     if (fp.sha256 !== undefined) {
-      fingerprint.sha256 = typeof fp.sha256 === "string" && SHA256.test(fp.sha256) ? fp.sha256 : malformed(at, "fingerprint.sha256", "a sha256 in hex", fp.sha256);
+      fingerprint.sha256 =
+        typeof fp.sha256 === "string" && SHA256.test(fp.sha256)
+          ? fp.sha256
+          : malformed(at, "fingerprint.sha256", "a sha256 in hex", fp.sha256);
     }
     const meta = c.object(m.metadata, at, "metadata");
-    const metadata: PersistedModel["metadata"] = { memory_bytes: c.countOrNull(meta.memory_bytes, at, "metadata.memory_bytes") };
+    const metadata: PersistedModel["metadata"] = {
+      memory_bytes: c.countOrNull(meta.memory_bytes, at, "metadata.memory_bytes"),
+    };
     // `gguf` came after version 2's first release; optional, so files without it stay valid.
     if (meta.gguf !== undefined) {
       const g = c.object(meta.gguf, at, "metadata.gguf");
@@ -251,7 +272,8 @@ function readV2(document: Fields, now: number): CacheState {
     const u = c.object(m.usage, at, "usage");
     const frequencyIn = u.frequency === null ? null : c.object(u.frequency, at, "usage.frequency");
     const samples = u.load_ms_samples;
-    if (!Array.isArray(samples) || samples.length > L.maxSamples) malformed(at, "usage.load_ms_samples", `a list of at most ${L.maxSamples} numbers`, samples);
+    if (!Array.isArray(samples) || samples.length > L.maxSamples)
+      malformed(at, "usage.load_ms_samples", `a list of at most ${L.maxSamples} numbers`, samples);
     const model: PersistedModel = {
       key: path(m.key, at, "key"),
       name: path(m.name, at, "name"),
@@ -267,11 +289,16 @@ function readV2(document: Fields, now: number): CacheState {
         frequency:
           frequencyIn === null
             ? null
-            : { value: c.amount(frequencyIn.value, at, "usage.frequency.value"), at: c.time(frequencyIn.at, at, "usage.frequency.at") },
+            : {
+                value: c.amount(frequencyIn.value, at, "usage.frequency.value"),
+                at: c.time(frequencyIn.at, at, "usage.frequency.at"),
+              },
         load_ms_total: c.amount(u.load_ms_total, at, "usage.load_ms_total"),
         // The path of a bad sample is only built for it (one string per sample read would cost as much as the check).
         load_ms_samples: samples.map((sample, k) =>
-          typeof sample === "number" && sample >= 0 && sample <= L.maxNumber ? sample : c.amount(sample, at, `usage.load_ms_samples.${k}`),
+          typeof sample === "number" && sample >= 0 && sample <= L.maxNumber
+            ? sample
+            : c.amount(sample, at, `usage.load_ms_samples.${k}`),
         ),
       },
       priority: c.amount(m.priority, at, "priority"),
@@ -328,7 +355,11 @@ function readRequestLog(value: unknown, c: ReturnType<typeof v2Checks>): Persist
     malformed(at, "outcome", 'a string of "h", "m" and "c" (one per request)', outcome);
   }
   if (model.length !== n || outcome.length !== n || loadMs.length !== n) {
-    malformed(at, "", `columns of one length (the columns differ in length; at: ${n} requests)`, { model: model.length, outcome: outcome.length, load_ms: loadMs.length });
+    malformed(at, "", `columns of one length (the columns differ in length; at: ${n} requests)`, {
+      model: model.length,
+      outcome: outcome.length,
+      load_ms: loadMs.length,
+    });
   }
   return { keys, at: times, model, outcome, load_ms: loadMs };
 }

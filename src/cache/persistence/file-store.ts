@@ -85,13 +85,21 @@ export const nodeFileSystem: StoreFileSystem = {
  * closed when it does, so nothing stays held.
  */
 export function boundedFileSystem(fs: StoreFileSystem, timeoutMs: number): StoreFileSystem {
-  const bound = <T>(operation: string, path: string, call: () => Promise<T>, late?: (value: T) => Promise<unknown>): Promise<T> => {
+  const bound = <T>(
+    operation: string,
+    path: string,
+    call: () => Promise<T>,
+    late?: (value: T) => Promise<unknown>,
+  ): Promise<T> => {
     const pending = call();
     return withTimeout(pending, timeoutMs, () => {
       if (late) pending.then(late).catch(() => {});
-      return new StateTimeout(`${operation} ${path} did not finish within ${timeoutMs / 1000} s (a stuck file system?)`, {
-        details: { operation, path, timeout_ms: timeoutMs },
-      });
+      return new StateTimeout(
+        `${operation} ${path} did not finish within ${timeoutMs / 1000} s (a stuck file system?)`,
+        {
+          details: { operation, path, timeout_ms: timeoutMs },
+        },
+      );
     });
   };
   const handle = (file: StoreFileHandle, path: string): StoreFileHandle => ({
@@ -104,14 +112,28 @@ export function boundedFileSystem(fs: StoreFileSystem, timeoutMs: number): Store
     readFile: (path) => bound("read", path, () => fs.readFile(path)),
     writeFile: (path, data) => bound("write", path, () => fs.writeFile(path, data)),
     mkdir: (path, options) => bound("mkdir", path, () => fs.mkdir(path, options)),
-    open: async (path, flags, mode) => handle(await bound("open", path, () => fs.open(path, flags, mode), (late) => late.close()), path),
+    open: async (path, flags, mode) =>
+      handle(
+        await bound(
+          "open",
+          path,
+          () => fs.open(path, flags, mode),
+          (late) => late.close(),
+        ),
+        path,
+      ),
     rename: (from, to) => bound("rename", from, () => fs.rename(from, to)),
     rm: (path, options) => bound("rm", path, () => fs.rm(path, options)),
     stat: (path) => bound("stat", path, () => fs.stat(path)),
     readdir: (path) => bound("readdir", path, () => fs.readdir(path)),
     access: (path, mode) => bound("access", path, () => fs.access(path, mode)),
     lock: async (file, options) => {
-      const release = await bound("lock", `${file}.lock`, () => fs.lock(file, options), (late) => late());
+      const release = await bound(
+        "lock",
+        `${file}.lock`,
+        () => fs.lock(file, options),
+        (late) => late(),
+      );
       return () => bound("unlock", `${file}.lock`, release);
     },
   };
@@ -131,10 +153,13 @@ function unwritable(error: unknown, path: string): unknown {
   const { code, syscall } = error as NodeJS.ErrnoException;
   const reason = code === undefined ? undefined : UNWRITABLE_CAUSES[code];
   if (reason === undefined) return error;
-  return new StateUnwritable(`cannot save the cache state ${path}: ${reason} (${code}${syscall ? ` on ${syscall}` : ""})`, {
-    cause: error,
-    details: { cause_code: code, path },
-  });
+  return new StateUnwritable(
+    `cannot save the cache state ${path}: ${reason} (${code}${syscall ? ` on ${syscall}` : ""})`,
+    {
+      cause: error,
+      details: { cause_code: code, path },
+    },
+  );
 }
 
 /** Inside proper-lockfile's `<file>.lock` directory: who holds the lock (`LockOwner`). */
@@ -154,7 +179,11 @@ export interface LockOwner {
 }
 
 /** This process as a lock owner. */
-const SELF: LockOwner = { pid: process.pid, host: hostname(), started_at: Math.round(Date.now() - process.uptime() * 1000) };
+const SELF: LockOwner = {
+  pid: process.pid,
+  host: hostname(),
+  started_at: Math.round(Date.now() - process.uptime() * 1000),
+};
 
 function sameOwner(a: LockOwner, b: LockOwner): boolean {
   return a.pid === b.pid && a.host === b.host && a.started_at === b.started_at;
@@ -238,7 +267,8 @@ function newerSchemaVersion(error: unknown): number | null {
 async function readOwner(fs: StoreFileSystem, lockDir: string): Promise<LockOwner | null> {
   try {
     const owner = JSON.parse((await fs.readFile(join(lockDir, OWNER_FILE))).toString("utf8")) as Partial<LockOwner>;
-    const valid = typeof owner.pid === "number" && typeof owner.host === "string" && typeof owner.started_at === "number";
+    const valid =
+      typeof owner.pid === "number" && typeof owner.host === "string" && typeof owner.started_at === "number";
     return valid ? (owner as LockOwner) : null;
   } catch {
     return null;
@@ -514,7 +544,12 @@ export class FileStateStore implements StateStore {
     for (;;) {
       try {
         // A lock found compromised (taken over by another process) must not crash this one: the write stays atomic.
-        release = await this.fs.lock(this.path, { realpath: false, stale: 10_000, retries: 0, onCompromised: () => {} });
+        release = await this.fs.lock(this.path, {
+          realpath: false,
+          stale: 10_000,
+          retries: 0,
+          onCompromised: () => {},
+        });
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
@@ -594,7 +629,9 @@ export class FileStateStore implements StateStore {
     const temps = await this.siblings(TEMP_MARK);
     if (temps.length === 0) return;
     await this.withLock(async () => {
-      await Promise.all((await this.siblings(TEMP_MARK)).map((name) => this.fs.rm(join(this.dir, name), { force: true })));
+      await Promise.all(
+        (await this.siblings(TEMP_MARK)).map((name) => this.fs.rm(join(this.dir, name), { force: true })),
+      );
     });
   }
 

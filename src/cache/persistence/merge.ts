@@ -32,7 +32,11 @@ function addCounters(a: PersistedCounters, b: PersistedCounters): PersistedCount
 }
 
 /** Two decayed counts as one, as of the later of their times. */
-export function combineFrequencies(a: DecayedCount | null, b: DecayedCount | null, halfLifeHours: number): DecayedCount | null {
+export function combineFrequencies(
+  a: DecayedCount | null,
+  b: DecayedCount | null,
+  halfLifeHours: number,
+): DecayedCount | null {
   if (!a) return b && { ...b };
   if (!b) return { ...a };
   const at = Math.max(a.at, b.at);
@@ -59,7 +63,8 @@ function addUsage(stored: PersistedUsage, added: PersistedUsage, halfLifeHours: 
 }
 
 function mergeModel(stored: PersistedModel, added: PersistedModel, at: number, halfLifeHours: number): PersistedModel {
-  const sameFile = stored.fingerprint.size === added.fingerprint.size && stored.fingerprint.mtimeMs === added.fingerprint.mtimeMs;
+  const sameFile =
+    stored.fingerprint.size === added.fingerprint.size && stored.fingerprint.mtimeMs === added.fingerprint.mtimeMs;
   const metadata = { ...added.metadata };
   // A process that never loaded the model knows no measured memory; another one's measurement of the same file stands.
   if (metadata.memory_bytes === null && sameFile) metadata.memory_bytes = stored.metadata.memory_bytes;
@@ -79,7 +84,9 @@ export function mergeDelta(current: CacheState | null, delta: StateDelta): Cache
     const stored = models.get(added.key);
     models.set(
       added.key,
-      stored ? mergeModel(stored, added, delta.at, delta.half_life_hours) : { ...added, priority: priorityOf(added, delta.at, delta.half_life_hours) },
+      stored
+        ? mergeModel(stored, added, delta.at, delta.half_life_hours)
+        : { ...added, priority: priorityOf(added, delta.at, delta.half_life_hours) },
     );
   }
   const state: CacheState = {
@@ -89,7 +96,10 @@ export function mergeDelta(current: CacheState | null, delta: StateDelta): Cache
   };
   // A process that logs nothing (size 0) leaves the stored log as other processes wrote it.
   const size = delta.request_log_size ?? 0;
-  const log = size > 0 ? mergeRequestLogs(base?.request_log, delta.request_log, size, removed) : mergeRequestLogs(base?.request_log, null, Infinity, removed);
+  const log =
+    size > 0
+      ? mergeRequestLogs(base?.request_log, delta.request_log, size, removed)
+      : mergeRequestLogs(base?.request_log, null, Infinity, removed);
   if (log) state.request_log = log;
   return state;
 }

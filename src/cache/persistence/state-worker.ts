@@ -29,7 +29,8 @@ type Reply =
 
 function errorReply(id: number, error: unknown): Reply {
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof InfernoError) return { id, error: { message, code: error.code, details: error.details ?? null } };
+  if (error instanceof InfernoError)
+    return { id, error: { message, code: error.code, details: error.details ?? null } };
   return { id, error: { message, code: null, details: null } };
 }
 
@@ -132,7 +133,9 @@ export class StateWorker implements StateCodec {
     return worker;
   }
 
-  private call(send: (worker: Worker, id: number) => Promise<void>): Promise<{ reply: Reply; models: PersistedModel[] }> {
+  private call(
+    send: (worker: Worker, id: number) => Promise<void>,
+  ): Promise<{ reply: Reply; models: PersistedModel[] }> {
     const worker = this.start();
     const id = this.nextId++;
     if (this.busy++ === 0) worker.ref();
@@ -155,7 +158,9 @@ export class StateWorker implements StateCodec {
   /** Decompresses, parses, validates and migrates a saved state. Throws what `decompressState` would. */
   async decode(bytes: Uint8Array): Promise<CacheState> {
     if (this.broken) return inlineCodec.decode(bytes);
-    const { reply, models } = await this.call(async (worker, id) => worker.postMessage({ id, op: "decode", bytes } satisfies Request));
+    const { reply, models } = await this.call(async (worker, id) =>
+      worker.postMessage({ id, op: "decode", bytes } satisfies Request),
+    );
     if (!("decoded" in reply)) {
       if (this.broken) return inlineCodec.decode(bytes);
       StateWorker.fail(reply);

@@ -100,7 +100,10 @@ export async function zstdCompress(data: Uint8Array, level: number): Promise<Buf
  * The content of one zstd frame. Throws (with libzstd's reason) for a foreign, truncated or corrupted frame, a
  * checksum mismatch, and content over `maxBytes` (checked against the header before decoding).
  */
-export async function zstdDecompress(frame: Uint8Array, maxBytes: number = DEFAULT_MAX_DECOMPRESSED_BYTES): Promise<Uint8Array> {
+export async function zstdDecompress(
+  frame: Uint8Array,
+  maxBytes: number = DEFAULT_MAX_DECOMPRESSED_BYTES,
+): Promise<Uint8Array> {
   const { contentSize } = frameHeader(frame);
   if (contentSize !== null && contentSize > maxBytes) {
     throw new Error(`zstd: the frame declares ${contentSize} bytes of content, over the limit of ${maxBytes}`);
@@ -129,7 +132,7 @@ const P5 = 0x27d4eb2f165667c5n;
 
 const rotl = (x: bigint, r: bigint) => ((x << r) | (x >> (64n - r))) & MASK;
 const round = (acc: bigint, input: bigint) => (rotl((acc + input * P2) & MASK, 31n) * P1) & MASK;
-const merge = (acc: bigint, value: bigint) => (((acc ^ round(0n, value)) * P1) + P4) & MASK;
+const merge = (acc: bigint, value: bigint) => ((acc ^ round(0n, value)) * P1 + P4) & MASK;
 
 /** XXH64 with seed 0 (the hash zstd's content checksum takes the low 32 bits of). BigInt: state files are small. */
 export function xxh64(data: Uint8Array): bigint {

@@ -72,7 +72,10 @@ export function cacheShare(memoryBytes: Bytes, limits: CacheLimits): number {
 }
 
 /** `reload-cost`'s value: expected reload time (frequency x measured load time) per share of the cache. */
-export function reloadCostValue(c: Pick<EvictionCandidate, "frequency" | "loadMs" | "memoryBytes">, limits: CacheLimits): number {
+export function reloadCostValue(
+  c: Pick<EvictionCandidate, "frequency" | "loadMs" | "memoryBytes">,
+  limits: CacheLimits,
+): number {
   return (c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS)) / cacheShare(c.memoryBytes, limits);
 }
 
@@ -101,11 +104,14 @@ function valueUnder(policy: EvictionPolicy, limits: CacheLimits): (c: EvictionCa
  * Candidates in the order they should go: least recently used first, or lowest value first (ties: least recently
  * used). `limits` matter to `reload-cost` only.
  */
-export function evictionOrder(candidates: readonly EvictionCandidate[], policy: EvictionPolicy, limits: CacheLimits = NO_LIMITS): EvictionCandidate[] {
+export function evictionOrder(
+  candidates: readonly EvictionCandidate[],
+  policy: EvictionPolicy,
+  limits: CacheLimits = NO_LIMITS,
+): EvictionCandidate[] {
   const value = valueUnder(policy, limits);
   return [...candidates].sort((a, b) => value(a) - value(b) || byLastUse(a, b));
 }
-
 
 /**
  * Victims, in order, until both the count and the memory shortfall are covered (or candidates run out: check
@@ -132,7 +138,10 @@ export const COVER_SEARCH_LIMIT = 12;
  * none covers it. Taking victims strictly in value order can free more than needed (a small cheap model first, then a
  * big one that alone would have done); the exhaustive search over a few candidates cannot.
  */
-export function leastLossCover(ordered: readonly EvictionCandidate[], shortfall: Shortfall): EvictionCandidate[] | null {
+export function leastLossCover(
+  ordered: readonly EvictionCandidate[],
+  shortfall: Shortfall,
+): EvictionCandidate[] | null {
   const pool = ordered.slice(0, COVER_SEARCH_LIMIT);
   const loss = pool.map((c) => c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS));
   let best: { mask: number; loss: number } | null = null;
@@ -146,7 +155,8 @@ export function leastLossCover(ordered: readonly EvictionCandidate[], shortfall:
       bytes += (pool[i] as EvictionCandidate).memoryBytes;
       total += loss[i] as number;
     }
-    if (count >= shortfall.count && bytes >= shortfall.bytes && (!best || total < best.loss)) best = { mask, loss: total };
+    if (count >= shortfall.count && bytes >= shortfall.bytes && (!best || total < best.loss))
+      best = { mask, loss: total };
   }
   if (!best) return null;
   const { mask } = best;
@@ -166,7 +176,11 @@ export function takeVictims<C extends Pick<EvictionCandidate, "key" | "memoryByt
   const victims: Victim[] = [];
   for (const candidate of ordered) {
     if (count <= 0 && bytes <= 0) break;
-    victims.push({ key: candidate.key, reason: bytes > 0 ? "capacity_memory" : "capacity_count", value: valueOf(candidate) });
+    victims.push({
+      key: candidate.key,
+      reason: bytes > 0 ? "capacity_memory" : "capacity_count",
+      value: valueOf(candidate),
+    });
     count--;
     bytes -= candidate.memoryBytes;
   }

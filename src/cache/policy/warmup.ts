@@ -82,12 +82,17 @@ function orderRest(rest: WarmupCandidate[], strategy: WarmupStrategy): WarmupCan
 function whyNotEligible(c: WarmupCandidate, limits: WarmupLimits): string | null {
   if (c.fileChanged) return "file changed since last use";
   if (c.lastUsedAt === null) return "never used";
-  if (limits.restoreWindowMs > 0 && limits.now - c.lastUsedAt > limits.restoreWindowMs) return "not used within the restore window";
+  if (limits.restoreWindowMs > 0 && limits.now - c.lastUsedAt > limits.restoreWindowMs)
+    return "not used within the restore window";
   return null;
 }
 
 /** The warm-up plan under a strategy and the limits. */
-export function planWarmup(candidates: readonly WarmupCandidate[], strategy: WarmupStrategy, limits: WarmupLimits): WarmupPlan {
+export function planWarmup(
+  candidates: readonly WarmupCandidate[],
+  strategy: WarmupStrategy,
+  limits: WarmupLimits,
+): WarmupPlan {
   const skipped: WarmupPlan["skipped"] = [];
   const pinned = candidates.filter((c) => c.pinned).sort(byAlwaysWarm);
   const eligible = candidates.filter((c) => {

@@ -108,7 +108,12 @@ export interface AdviceReport {
 export interface AdviseOptions {
   config: Pick<
     CacheConfig,
-    "eviction_policy" | "max_cached_models" | "max_memory_mb" | "model_ttl_seconds" | "usage_half_life_hours" | "request_log_size"
+    | "eviction_policy"
+    | "max_cached_models"
+    | "max_memory_mb"
+    | "model_ttl_seconds"
+    | "usage_half_life_hours"
+    | "request_log_size"
   >;
   /** Resolves `max_memory_mb = 0` (half of it) and caps the memory values tried (never more than the machine has). */
   systemMemoryBytes?: Bytes;
@@ -132,7 +137,12 @@ function traceModels(state: CacheState, requests: readonly LoggedRequest[]): Adv
   return [...counts].map(([key, count]) => {
     const saved = byKey.get(key);
     const fromLog = logged.get(key);
-    const measuredLoad = saved && saved.usage.loads > 0 ? saved.usage.load_ms_total / saved.usage.loads : fromLog ? fromLog.total / fromLog.n : null;
+    const measuredLoad =
+      saved && saved.usage.loads > 0
+        ? saved.usage.load_ms_total / saved.usage.loads
+        : fromLog
+          ? fromLog.total / fromLog.n
+          : null;
     const measuredMemory = saved?.metadata.memory_bytes ?? null;
     return {
       name: saved?.name ?? key,
@@ -159,7 +169,12 @@ export function countRange(models: number): number[] {
  * Memory limits to try (MiB): half, three quarters, 1.5x and twice the current one, and room for every model of the
  * log; never below the largest model (it could not load), never above the machine's memory when known.
  */
-export function memoryRange(currentMiB: number, largestMiB: number, allMiB: number, systemMiB: number | null): number[] {
+export function memoryRange(
+  currentMiB: number,
+  largestMiB: number,
+  allMiB: number,
+  systemMiB: number | null,
+): number[] {
   if (currentMiB === 0) return [];
   const values = new Set<number>();
   for (const v of [currentMiB * 0.5, currentMiB * 0.75, currentMiB * 1.5, currentMiB * 2, allMiB]) {
@@ -190,7 +205,12 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
   const requests = allRequests.filter((r) => !tooLarge.has(r.key));
   const replayed = models.filter((m) => !tooLarge.has(m.key));
   if (tooLarge.size > 0) {
-    notes.push(`left out: ${[...tooLarge].length} model(s) larger than the memory limit (${models.filter((m) => tooLarge.has(m.key)).map((m) => m.name).join(", ")})`);
+    notes.push(
+      `left out: ${[...tooLarge].length} model(s) larger than the memory limit (${models
+        .filter((m) => tooLarge.has(m.key))
+        .map((m) => m.name)
+        .join(", ")})`,
+    );
   }
   const first = (requests[0] ?? allRequests[0]) as LoggedRequest;
   const last = (requests[requests.length - 1] ?? allRequests[allRequests.length - 1]) as LoggedRequest;
@@ -203,7 +223,12 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
   }
 
   const trace: Trace = {
-    models: replayed.map((m): SimModel => ({ key: m.key, memoryBytes: m.memory_bytes, loadMs: m.load_ms, warmLoadMs: m.load_ms })),
+    models: replayed.map((m): SimModel => ({
+      key: m.key,
+      memoryBytes: m.memory_bytes,
+      loadMs: m.load_ms,
+      warmLoadMs: m.load_ms,
+    })),
     requests: requests.map((r) => ({ at: r.at, key: r.key })),
   };
   const base: SimSettings = {
@@ -213,7 +238,11 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
     usageHalfLifeHours: config.usage_half_life_hours,
     ttlMs: config.model_ttl_seconds * 1000,
   };
-  const current = { eviction_policy: config.eviction_policy as SimPolicy, max_cached_models: config.max_cached_models, max_memory_mb: currentMiB };
+  const current = {
+    eviction_policy: config.eviction_policy as SimPolicy,
+    max_cached_models: config.max_cached_models,
+    max_memory_mb: currentMiB,
+  };
   const row = (varies: AdviceVaries, policy: SimPolicy, maxModels: number, memoryMiB: number): AdviceRow => {
     const settings = { ...base, maxModels, maxMemoryBytes: memoryMiB === currentMiB ? limitBytes : memoryMiB * MIB };
     const result = simulate(trace, settings, policy);
@@ -233,10 +262,12 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
 
   const rows: AdviceRow[] = [row("current", current.eviction_policy, current.max_cached_models, currentMiB)];
   for (const policy of ADVISE_POLICIES) {
-    if (policy !== current.eviction_policy) rows.push(row("eviction_policy", policy, current.max_cached_models, currentMiB));
+    if (policy !== current.eviction_policy)
+      rows.push(row("eviction_policy", policy, current.max_cached_models, currentMiB));
   }
   for (const count of countRange(replayed.length)) {
-    if (count !== current.max_cached_models) rows.push(row("max_cached_models", current.eviction_policy, count, currentMiB));
+    if (count !== current.max_cached_models)
+      rows.push(row("max_cached_models", current.eviction_policy, count, currentMiB));
   }
   const largestMiB = Math.ceil(Math.max(...replayed.map((m) => m.memory_bytes)) / MIB);
   const allMiB = Math.ceil(replayed.reduce((sum, m) => sum + m.memory_bytes, 0) / MIB);
@@ -246,13 +277,21 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
   }
 
   const optimum = trace.requests.length <= MAX_OPTIMUM_REQUESTS ? optimumOrBound(trace, base, solver) : null;
-  if (!optimum) notes.push(`no optimum: it is solved for logs of up to ${MAX_OPTIMUM_REQUESTS} requests, this one has ${trace.requests.length}`);
+  if (!optimum)
+    notes.push(
+      `no optimum: it is solved for logs of up to ${MAX_OPTIMUM_REQUESTS} requests, this one has ${trace.requests.length}`,
+    );
   if (config.model_ttl_seconds > 0) {
-    notes.push(`the replay unloads a model idle for cache.model_ttl_seconds (${config.model_ttl_seconds} s) after its last request`);
+    notes.push(
+      `the replay unloads a model idle for cache.model_ttl_seconds (${config.model_ttl_seconds} s) after its last request`,
+    );
   }
-  notes.push("not replayed: pins (always_warm, pinned), per-model ttl_seconds, request keep_alive, warm-up at start, and requests overlapping in time");
+  notes.push(
+    "not replayed: pins (always_warm, pinned), per-model ttl_seconds, request keep_alive, warm-up at start, and requests overlapping in time",
+  );
   const unmeasured = replayed.filter((m) => !m.load_ms_measured).map((m) => m.name);
-  if (unmeasured.length > 0) notes.push(`no load time measured for ${unmeasured.join(", ")}: ${DEFAULT_LOAD_MS} ms assumed`);
+  if (unmeasured.length > 0)
+    notes.push(`no load time measured for ${unmeasured.join(", ")}: ${DEFAULT_LOAD_MS} ms assumed`);
 
   const coalesced = allRequests.filter((r) => r.outcome === "coalesced").length;
   const hits = allRequests.filter((r) => r.outcome === "hit").length;
@@ -284,7 +323,8 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
 /** How big a change a row is, to choose among equally good ones: a policy costs nothing, then the smallest step. */
 function changeSize(row: AdviceRow, current: AdviceRow): number {
   if (row.varies === "eviction_policy") return 0;
-  if (row.varies === "max_cached_models") return Math.abs(row.max_cached_models - current.max_cached_models) / current.max_cached_models;
+  if (row.varies === "max_cached_models")
+    return Math.abs(row.max_cached_models - current.max_cached_models) / current.max_cached_models;
   return Math.abs(row.max_memory_mb - current.max_memory_mb) / Math.max(1, current.max_memory_mb);
 }
 

@@ -23,7 +23,14 @@ export interface LpProblem {
   colUpper: Float64Array;
   rowLower: Float64Array;
   rowUpper: Float64Array;
-  matrix: { format: "csr"; numRows: number; numCols: number; starts: Int32Array; indices: Int32Array; values: Float64Array };
+  matrix: {
+    format: "csr";
+    numRows: number;
+    numCols: number;
+    starts: Int32Array;
+    indices: Int32Array;
+    values: Float64Array;
+  };
   /** 1 = integer column, 0 = continuous; absent = an LP. */
   integrality?: Int32Array;
 }
@@ -119,7 +126,11 @@ function firstAtOrAfter(times: readonly number[], t: number, from: number): numb
  * use and the models kept at each request. Rows: the running sums (equalities), one per request and resource, and
  * "full stay + warm stay ≤ 1" per pair.
  */
-export function optimumProblem(trace: Trace, settings: SimSettings, options: { integer: boolean }): { problem: LpProblem; fixedMs: number; choices: number } {
+export function optimumProblem(
+  trace: Trace,
+  settings: SimSettings,
+  options: { integer: boolean },
+): { problem: LpProblem; fixedMs: number; choices: number } {
   const { stays: list, fixedMs } = stays(trace, settings);
   const n = trace.requests.length;
   const sizes = new Map(trace.models.map((m) => [m.key, m.memoryBytes]));
@@ -155,7 +166,12 @@ export function optimumProblem(trace: Trace, settings: SimSettings, options: { i
       colUpper[base + k] = k === 0 ? 0 : upper;
       if (k === 0) continue;
       // in use at k = in use at k-1 + stays starting at k-1 - stays ending at k
-      rows.push(new Map([[base + k, 1], [base + k - 1, -1]]));
+      rows.push(
+        new Map([
+          [base + k, 1],
+          [base + k - 1, -1],
+        ]),
+      );
       rowLower.push(0);
       rowUpper.push(0);
     }
@@ -166,7 +182,12 @@ export function optimumProblem(trace: Trace, settings: SimSettings, options: { i
   });
   list.forEach((s, j) => {
     if (s.pairedWith < 0) return;
-    rows.push(new Map([[j, 1], [s.pairedWith, 1]]));
+    rows.push(
+      new Map([
+        [j, 1],
+        [s.pairedWith, 1],
+      ]),
+    );
     rowLower.push(-Infinity);
     rowUpper.push(1);
   });
@@ -209,7 +230,12 @@ export function optimumOrBound(trace: Trace, settings: SimSettings, solver: LpSo
 }
 
 /** The exact optimum (`integer: true`) or its LP lower bound of a trace's total load time. */
-export function offlineOptimum(trace: Trace, settings: SimSettings, solver: LpSolver, options: { integer: boolean }): OptimumResult {
+export function offlineOptimum(
+  trace: Trace,
+  settings: SimSettings,
+  solver: LpSolver,
+  options: { integer: boolean },
+): OptimumResult {
   const { problem, choices } = optimumProblem(trace, settings, options);
   const { objective } = solver.solve(problem);
   return { loadMsTotal: objective, exact: options.integer, choices };

@@ -41,6 +41,7 @@ export function safeCountLimit(sizes: readonly number[], maxModels: number, maxM
   const largest = [...sizes].sort((a, b) => b - a);
   let n = 0;
   let used = 0;
-  while (n < largest.length && n < maxModels && used + (largest[n] as number) <= maxMemoryBytes) used += largest[n++] as number;
+  while (n < largest.length && n < maxModels && used + (largest[n] as number) <= maxMemoryBytes)
+    used += largest[n++] as number;
   return Math.max(1, n);
 }

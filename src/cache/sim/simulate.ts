@@ -8,7 +8,13 @@
  * loads). The idle TTL (`ttlMs`, off by default) unloads a model that long after its last request (after the end of
  * the load, when that request loaded it), as the cache does. The test `sim.test.ts` checks it against a real `ModelCache` on the fake backend.
  */
-import { chooseVictims, type EvictionCandidate, type EvictionPolicy, nextInflation, takeVictims } from "../policy/eviction.js";
+import {
+  chooseVictims,
+  type EvictionCandidate,
+  type EvictionPolicy,
+  nextInflation,
+  takeVictims,
+} from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
 import { PEER_POLICIES, type PeerPolicy, peerOrder, safeCountLimit } from "./peers.js";
 import type { SimModel, SimResult, SimSettings, Trace } from "./types.js";
@@ -37,7 +43,11 @@ function isPeer(policy: SimPolicy): policy is PeerPolicy {
 export function effectiveSettings(trace: Trace, settings: SimSettings, policy: SimPolicy): SimSettings {
   if (policy !== "lru-count") return settings;
   const sizes = trace.models.map((m) => m.memoryBytes);
-  return { ...settings, maxModels: safeCountLimit(sizes, settings.maxModels, settings.maxMemoryBytes), maxMemoryBytes: 0 };
+  return {
+    ...settings,
+    maxModels: safeCountLimit(sizes, settings.maxModels, settings.maxMemoryBytes),
+    maxMemoryBytes: 0,
+  };
 }
 
 /** Whether a model unloaded at `unloadedAt` (null: never loaded) and needed again at `now` still has a warm page cache. */
@@ -59,7 +69,17 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
   const states = new Map<string, ModelState>(
     trace.models.map((model) => [
       model.key,
-      { model, resident: false, lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null, idleFrom: 0 },
+      {
+        model,
+        resident: false,
+        lastUsedAt: null,
+        frequency: null,
+        inflation: 0,
+        loads: 0,
+        loadMsTotal: 0,
+        unloadedAt: null,
+        idleFrom: 0,
+      },
     ]),
   );
   const resident = new Set<ModelState>();
@@ -101,7 +121,8 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
         lastUsedAt: s.lastUsedAt,
         memoryBytes: s.model.memoryBytes,
         loadMs: s.loads > 0 ? s.loadMsTotal / s.loads : null,
-        frequency: options.knownFrequency?.get(s.model.key) ?? decayedValue(s.frequency, now, limits.usageHalfLifeHours),
+        frequency:
+          options.knownFrequency?.get(s.model.key) ?? decayedValue(s.frequency, now, limits.usageHalfLifeHours),
         inflation: s.inflation,
       }));
       const { victims, covers } = isPeer(policy)

@@ -21,7 +21,9 @@ function fieldText(key: string, value: unknown): string {
   if (key === "progress" && typeof value === "number") return `${Math.round(value * 100)}%`;
   if (key.endsWith("_seconds") && typeof value === "number") return `${key}=${value.toFixed(1)}`;
   if (Array.isArray(value)) {
-    const items = value.map((v) => (typeof v === "object" && v !== null && "name" in v ? String((v as { name: unknown }).name) : String(v)));
+    const items = value.map((v) =>
+      typeof v === "object" && v !== null && "name" in v ? String((v as { name: unknown }).name) : String(v),
+    );
     return `${key}=[${items.join(",")}]`;
   }
   return `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
@@ -44,7 +46,10 @@ export function eventLine(event: CacheEventJson): string {
 export async function watchEvents(ctx: CliContext): Promise<void> {
   const config = await ctx.loadConfig();
   const { server, url } = await findServer(ctx, config);
-  if (!server) throw new ServerUnavailable(`no Inferno server answers at ${url}: start one with \`${ctx.command("serve")}\` (or give --server URL)`);
+  if (!server)
+    throw new ServerUnavailable(
+      `no Inferno server answers at ${url}: start one with \`${ctx.command("serve")}\` (or give --server URL)`,
+    );
   ctx.out.info(`watching the cache of the server at ${url} (Ctrl-C to stop)`);
   let lastEventId: string | undefined;
   for (let first = true; ; first = false) {

@@ -49,7 +49,9 @@ async function openStateFile(ctx: CliContext, options: Record<string, unknown>):
   const file = await stateFile(ctx, config);
   const { server, url } = await findServer(ctx, config);
   if (server) {
-    ctx.out.warn(`a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`);
+    ctx.out.warn(
+      `a server runs at ${url}: this is the state file ${file.path} as last saved; its live state may be newer`,
+    );
   } else {
     ctx.out.info(`no server running at ${url}; read ${file.path}`);
   }
@@ -98,7 +100,19 @@ function printStats(ctx: CliContext, stats: CacheStats): void {
   ctx.out.print(
     "\n" +
       formatTable(
-        ["model", "loaded", "pinned", "requests", "hits", "misses", "loads", "avg load", "p95 load", "per hour", "last used"],
+        [
+          "model",
+          "loaded",
+          "pinned",
+          "requests",
+          "hits",
+          "misses",
+          "loads",
+          "avg load",
+          "p95 load",
+          "per hour",
+          "last used",
+        ],
         stats.models.map((m) => [
           m.name,
           m.loaded ? "yes" : "no",
@@ -135,8 +149,10 @@ function percent(rate: number): string {
 function settingOf(row: AdviceRow, report: AdviceReport): string {
   const { current } = report;
   const memory = (mib: number) => (mib === 0 ? "no memory limit" : `max_memory_mb = ${mib}`);
-  if (row.current) return `current: ${current.eviction_policy}, max_cached_models = ${current.max_cached_models}, ${memory(current.max_memory_mb)}`;
-  if (row.varies === "eviction_policy") return `eviction_policy = ${row.eviction_policy}${row.settable ? "" : " (another runner's rule)"}`;
+  if (row.current)
+    return `current: ${current.eviction_policy}, max_cached_models = ${current.max_cached_models}, ${memory(current.max_memory_mb)}`;
+  if (row.varies === "eviction_policy")
+    return `eviction_policy = ${row.eviction_policy}${row.settable ? "" : " (another runner's rule)"}`;
   if (row.varies === "max_cached_models") return `max_cached_models = ${row.max_cached_models}`;
   return memory(row.max_memory_mb);
 }
@@ -194,7 +210,9 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
     [
       `${path} (${bytes} bytes, saved ${iso(state.saved_at) ?? "at an invalid time"})`,
       `counters: hits ${c.hits}, misses ${c.misses}, loads ${c.loads}, load failures ${c.load_failures}, warm-ups ${c.warmups}`,
-      `evictions: ${Object.entries(c.evictions).map(([r, n]) => `${r} ${n}`).join(", ")}`,
+      `evictions: ${Object.entries(c.evictions)
+        .map(([r, n]) => `${r} ${n}`)
+        .join(", ")}`,
       requestLogLine(state),
     ].join("\n"),
   );
@@ -236,7 +254,8 @@ export async function saveCommand(ctx: CliContext, options: Record<string, unkno
   if (target.kind === "server") {
     const saved = await target.client.save();
     if (ctx.out.json) ctx.out.printJson(saved);
-    else if (saved.ok === false) throw new ServerUnavailable(`the server could not save the cache state: ${saved.error}`);
+    else if (saved.ok === false)
+      throw new ServerUnavailable(`the server could not save the cache state: ${saved.error}`);
     else ctx.out.print(`the server saved the cache state (${saved.bytes} bytes)`);
     return;
   }
@@ -245,7 +264,10 @@ export async function saveCommand(ctx: CliContext, options: Record<string, unkno
   else ctx.out.print(`saved ${saved.models} model entries (${saved.bytes} bytes) to ${target.file.path}`);
 }
 
-export async function clearCommand(ctx: CliContext, options: { model?: string; force?: boolean; stats?: boolean } & Record<string, unknown>): Promise<void> {
+export async function clearCommand(
+  ctx: CliContext,
+  options: { model?: string; force?: boolean; stats?: boolean } & Record<string, unknown>,
+): Promise<void> {
   const request = { model: options.model, force: options.force, stats: options.stats };
   const target = await connect(ctx, options);
   if (target.kind === "server") {
@@ -263,7 +285,11 @@ export async function clearCommand(ctx: CliContext, options: { model?: string; f
   }
 }
 
-export async function evictCommand(ctx: CliContext, name: string, options: { force?: boolean } & Record<string, unknown>): Promise<void> {
+export async function evictCommand(
+  ctx: CliContext,
+  name: string,
+  options: { force?: boolean } & Record<string, unknown>,
+): Promise<void> {
   const target = await connect(ctx, options);
   if (target.kind === "server") {
     const unloaded = await target.client.evict(name, { force: options.force });
@@ -276,7 +302,11 @@ export async function evictCommand(ctx: CliContext, name: string, options: { for
   else ctx.out.print(`removed the entry of ${removed}: a starting server will not warm it`);
 }
 
-export async function warmupCommand(ctx: CliContext, names: string[], options: { strategy?: WarmupStrategy } & Record<string, unknown>): Promise<void> {
+export async function warmupCommand(
+  ctx: CliContext,
+  names: string[],
+  options: { strategy?: WarmupStrategy } & Record<string, unknown>,
+): Promise<void> {
   const request = { models: names.length > 0 ? names : undefined, strategy: options.strategy };
   const target = await connect(ctx, options);
   if (target.kind === "server") {
@@ -290,7 +320,9 @@ export async function warmupCommand(ctx: CliContext, names: string[], options: {
   }
   const by = report.strategy === "given" ? "as given" : `strategy ${report.strategy}`;
   ctx.out.print(`warm-up plan (${by}); nothing was loaded — this is what a starting server would load, in order:`);
-  ctx.out.print(report.plan.length > 0 ? report.plan.map((name, i) => `  ${i + 1}. ${name}`).join("\n") : "  (nothing)");
+  ctx.out.print(
+    report.plan.length > 0 ? report.plan.map((name, i) => `  ${i + 1}. ${name}`).join("\n") : "  (nothing)",
+  );
   if (report.skipped.length > 0) {
     ctx.out.print(`skipped:\n${report.skipped.map((s) => `  ${s.name}: ${s.reason}`).join("\n")}`);
   }

@@ -84,7 +84,8 @@ function parseKeyArgument(text: string): string[] {
 
 function unknownKey(path: string[], ctx: CliContext): UsageError {
   const suggestions = suggestKeys(path, 1);
-  const hint = suggestions.length > 0 ? `; did you mean ${suggestions[0]}?` : `; \`${ctx.command("config show")}\` lists the keys`;
+  const hint =
+    suggestions.length > 0 ? `; did you mean ${suggestions[0]}?` : `; \`${ctx.command("config show")}\` lists the keys`;
   return new UsageError(`Unknown configuration key ${formatKey(path)}${hint}`, {
     details: { key: formatKey(path), suggestions },
   });
@@ -168,7 +169,12 @@ function scopeNote(ctx: CliContext, file: string): string {
   return ` (the local file: it applies when Inferno runs in ${ctx.io.cwd}; --global sets it for every directory)`;
 }
 
-export async function setCommand(ctx: CliContext, keyText: string, valueText: string, options: TargetOptions): Promise<void> {
+export async function setCommand(
+  ctx: CliContext,
+  keyText: string,
+  valueText: string,
+  options: TargetOptions,
+): Promise<void> {
   const info = leafKey(keyText, ctx);
   const value = valueFor(info, valueText);
   const file = targetFile(ctx, options);
@@ -197,7 +203,10 @@ export async function unsetCommand(ctx: CliContext, keyText: string, options: Ta
   if (findKey(path)) noteOverride(ctx, resolved, key, file);
 }
 
-export async function showCommand(ctx: CliContext, options: { origin?: boolean } & Record<string, unknown>): Promise<void> {
+export async function showCommand(
+  ctx: CliContext,
+  options: { origin?: boolean } & Record<string, unknown>,
+): Promise<void> {
   const { config, origins } = await ctx.resolveConfig(configFlagValues(options, ALL_FLAGS));
   if (ctx.out.json) {
     ctx.out.printJson(options.origin ? { config, origins: Object.fromEntries(origins) } : config);
@@ -216,9 +225,12 @@ export async function initCommand(ctx: CliContext, options: TargetOptions): Prom
   const file = targetFile(ctx, options);
   const created = await createConfigFile(file, starterConfig(defaultCacheDir(environmentOf(ctx))));
   if (!created) {
-    throw new UsageError(`${file} already exists; not overwriting it (edit it, or use \`${ctx.command("config set KEY VALUE")}\`)`, {
-      details: { file },
-    });
+    throw new UsageError(
+      `${file} already exists; not overwriting it (edit it, or use \`${ctx.command("config set KEY VALUE")}\`)`,
+      {
+        details: { file },
+      },
+    );
   }
   ctx.out.info(`Created ${file}: every setting is listed, commented out, with its default`);
 }

@@ -7,12 +7,7 @@ import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { type InfernoConfig, STORE_NAMES } from "../../config/index.js";
 import { messageOf } from "../../errors/index.js";
-import {
-  createDemoModel,
-  DEMO_MODEL_NAME,
-  ModelManager,
-  type ValidationResult,
-} from "../../models/index.js";
+import { createDemoModel, DEMO_MODEL_NAME, ModelManager, type ValidationResult } from "../../models/index.js";
 import type { ModelDescriptor, ModelMetadata } from "../../models/types.js";
 import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
@@ -65,7 +60,10 @@ function listed(model: ModelDescriptor, metadata: ModelMetadata | undefined, err
   };
 }
 
-export async function listCommand(ctx: CliContext, options: { stores?: boolean } & Record<string, unknown>): Promise<void> {
+export async function listCommand(
+  ctx: CliContext,
+  options: { stores?: boolean } & Record<string, unknown>,
+): Promise<void> {
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
   const manager = managerFor(config, ctx, options.stores === true);
   const rows: ListedModel[] = [];
@@ -86,7 +84,16 @@ export async function listCommand(ctx: CliContext, options: { stores?: boolean }
   const withStore = rows.some((r) => r.store !== null);
   ctx.out.print(
     formatTable(
-      ["NAME", ...(withStore ? ["STORE"] : []), "FORMAT", "SIZE", "ARCHITECTURE", "QUANTIZATION", "PARAMETERS", "CONTEXT"],
+      [
+        "NAME",
+        ...(withStore ? ["STORE"] : []),
+        "FORMAT",
+        "SIZE",
+        "ARCHITECTURE",
+        "QUANTIZATION",
+        "PARAMETERS",
+        "CONTEXT",
+      ],
       rows.map((r) => [
         r.name,
         ...(withStore ? [r.store ?? "-"] : []),
@@ -106,7 +113,10 @@ async function reportStores(ctx: CliContext, manager: ModelManager, config: Infe
   for (const store of STORE_NAMES) {
     const places: string[] = [];
     for (const { root } of manager.stores.filter((s) => s.store === store)) {
-      const exists = await stat(root).then((s) => s.isDirectory(), () => false);
+      const exists = await stat(root).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
       places.push(exists ? root : `${root} not found`);
     }
     const count = rows.filter((r) => r.store === store).length;
@@ -146,7 +156,8 @@ export async function infoCommand(ctx: CliContext, name: string, options: Record
       ["chat template", m.hasChatTemplate ? "yes" : "no"],
     );
   } else {
-    const tensor = (t: (typeof m.inputs)[number]) => `${t.name}: ${t.type} [${t.shape.map((d) => d ?? "?").join(", ")}]`;
+    const tensor = (t: (typeof m.inputs)[number]) =>
+      `${t.name}: ${t.type} [${t.shape.map((d) => d ?? "?").join(", ")}]`;
     lines.push(
       ["ir version", String(m.irVersion)],
       ["opset", String(m.opset)],
@@ -168,11 +179,17 @@ function validationJson(result: ValidationResult) {
     valid: result.ok,
     size_bytes: result.model.fingerprint.size,
     ...(result.model.fingerprint.sha256 ? { sha256: result.model.fingerprint.sha256 } : {}),
-    ...(result.ok ? {} : { error: { code: result.error.code, message: result.error.message, ...result.error.details } }),
+    ...(result.ok
+      ? {}
+      : { error: { code: result.error.code, message: result.error.message, ...result.error.details } }),
   };
 }
 
-export async function validateCommand(ctx: CliContext, name: string | undefined, options: { hash?: boolean } & Record<string, unknown>) {
+export async function validateCommand(
+  ctx: CliContext,
+  name: string | undefined,
+  options: { hash?: boolean } & Record<string, unknown>,
+) {
   const manager = await managerFromFlags(ctx, options);
   const results = await manager.validate(name, { hash: options.hash === true });
   const invalid = results.filter((r) => !r.ok).length;
@@ -184,7 +201,11 @@ export async function validateCommand(ctx: CliContext, name: string | undefined,
   }
   for (const r of results) {
     const hash = r.model.fingerprint.sha256 ? `  sha256 ${r.model.fingerprint.sha256}` : "";
-    ctx.out.print(r.ok ? `ok       ${r.model.name}${hash}` : `INVALID  ${r.model.name}: ${r.error.details?.problem ?? r.error.message}`);
+    ctx.out.print(
+      r.ok
+        ? `ok       ${r.model.name}${hash}`
+        : `INVALID  ${r.model.name}: ${r.error.details?.problem ?? r.error.message}`,
+    );
   }
   ctx.out.info(`${results.length - invalid} valid, ${invalid} invalid`);
 }
@@ -194,7 +215,9 @@ export async function demoCommand(ctx: CliContext, dir: string | undefined, opti
   const target = dir === undefined ? config.models_dir : resolve(ctx.io.cwd, dir);
   const demo = await createDemoModel(target);
   if (ctx.out.json) return ctx.out.printJson({ ...demo, models_dir: target });
-  ctx.out.print(`${demo.created ? "wrote" : "kept"} ${demo.path} (${formatBytes(demo.size)}, random weights: it babbles)`);
+  ctx.out.print(
+    `${demo.created ? "wrote" : "kept"} ${demo.path} (${formatBytes(demo.size)}, random weights: it babbles)`,
+  );
   // A directory given for this command only (argument or --models-dir) must be in the hint too, or `run` looks elsewhere.
   const given = dir !== undefined || options.modelsDir !== undefined;
   const dirFlag = given ? ` --models-dir ${JSON.stringify(target)}` : "";

@@ -49,7 +49,13 @@ export function printModels(ctx: CliContext, models: LoadedModelInfo[]): void {
   }
   const now = Date.now();
   // PID: the model host's process (`-` for a model running inside the server, isolation = "in-process").
-  const rows = models.map((m) => [m.name, formatBytes(m.size_bytes), formatBytes(m.memory_bytes), m.pid === null ? "-" : String(m.pid), untilOf(m, now)]);
+  const rows = models.map((m) => [
+    m.name,
+    formatBytes(m.size_bytes),
+    formatBytes(m.memory_bytes),
+    m.pid === null ? "-" : String(m.pid),
+    untilOf(m, now),
+  ]);
   out.print(formatTable(["NAME", "SIZE", "MEMORY", "PID", "UNTIL"], rows));
 }
 
@@ -58,7 +64,9 @@ export async function runPs(ctx: CliContext): Promise<void> {
   const config = await ctx.loadConfig();
   const { server, url } = await findServer(ctx, config);
   if (!server) {
-    ctx.out.info(`no server running at ${url}: no model is loaded (models stay loaded only inside \`${ctx.command("serve")}\`)`);
+    ctx.out.info(
+      `no server running at ${url}: no model is loaded (models stay loaded only inside \`${ctx.command("serve")}\`)`,
+    );
     if (ctx.out.json) ctx.out.printJson([]);
     return;
   }

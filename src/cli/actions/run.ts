@@ -55,8 +55,18 @@ interface Generator {
 }
 
 function parseNumber(flag: string, text: string, check: (n: number) => boolean, expected: string): number;
-function parseNumber(flag: string, text: string | undefined, check: (n: number) => boolean, expected: string): number | undefined;
-function parseNumber(flag: string, text: string | undefined, check: (n: number) => boolean, expected: string): number | undefined {
+function parseNumber(
+  flag: string,
+  text: string | undefined,
+  check: (n: number) => boolean,
+  expected: string,
+): number | undefined;
+function parseNumber(
+  flag: string,
+  text: string | undefined,
+  check: (n: number) => boolean,
+  expected: string,
+): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || !check(value)) {
@@ -66,7 +76,12 @@ function parseNumber(flag: string, text: string | undefined, check: (n: number) 
 }
 
 /** A value given positionally or by its flag, never both. */
-function once(what: string, positional: string | undefined, flag: string | undefined, flagName: string): string | undefined {
+function once(
+  what: string,
+  positional: string | undefined,
+  flag: string | undefined,
+  flagName: string,
+): string | undefined {
   if (positional !== undefined && flag !== undefined) {
     throw new UsageError(`the ${what} was given twice, as an argument and with ${flagName}: give it once`);
   }
@@ -99,7 +114,9 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
   const manager = managerFor(config, ctx);
   const descriptor = await manager.resolve(name);
   if (descriptor.format !== "gguf") {
-    throw new ModelCapabilityMissing(`model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`);
+    throw new ModelCapabilityMissing(
+      `model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`,
+    );
   }
   const [validation] = await manager.validate(descriptor.name);
   if (validation && !validation.ok) throw validation.error;
@@ -111,7 +128,10 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
   const start = performance.now();
   let model: TextModel;
   try {
-    model = (await backend.load(descriptor, { backend: config.backend, onProgress: (f) => progress.update(f) })) as TextModel;
+    model = (await backend.load(descriptor, {
+      backend: config.backend,
+      onProgress: (f) => progress.update(f),
+    })) as TextModel;
   } catch (error) {
     await backends[Symbol.asyncDispose]();
     throw error;
@@ -121,7 +141,8 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
   return {
     name: descriptor.name,
     loadMs: performance.now() - start,
-    generate: (turn, options) => ("messages" in turn ? model.chat(turn.messages, options) : model.complete(turn.prompt, options)),
+    generate: (turn, options) =>
+      "messages" in turn ? model.chat(turn.messages, options) : model.complete(turn.prompt, options),
     async close() {
       await model.dispose();
       await backends[Symbol.asyncDispose]();
@@ -130,7 +151,11 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
 }
 
 /** Generates on a running server; a refused API key is explained with the ways to give one. */
-function serverGenerator(ctx: CliContext, server: NonNullable<Awaited<ReturnType<typeof findServer>>["server"]>, name: string): Generator {
+function serverGenerator(
+  ctx: CliContext,
+  server: NonNullable<Awaited<ReturnType<typeof findServer>>["server"]>,
+  name: string,
+): Generator {
   return {
     name,
     loadMs: null,
@@ -143,9 +168,14 @@ function serverGenerator(ctx: CliContext, server: NonNullable<Awaited<ReturnType
             ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
             ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
             ...(options.seed !== undefined ? { seed: options.seed } : {}),
-            ...(options.truncatePromptTokens !== undefined ? { truncate_prompt_tokens: options.truncatePromptTokens } : {}),
+            ...(options.truncatePromptTokens !== undefined
+              ? { truncate_prompt_tokens: options.truncatePromptTokens }
+              : {}),
           },
-          { ...(options.onText ? { onText: options.onText } : {}), ...(options.signal ? { signal: options.signal } : {}) },
+          {
+            ...(options.onText ? { onText: options.onText } : {}),
+            ...(options.signal ? { signal: options.signal } : {}),
+          },
         );
       } catch (error) {
         if (error instanceof Unauthorized) {
@@ -174,7 +204,13 @@ async function openGenerator(ctx: CliContext, config: InfernoConfig, name: strin
 }
 
 /** Tokens/s and load time with `--verbose`; the thread hint whenever generation crawled. */
-function reportSpeed(ctx: CliContext, config: InfernoConfig, generator: Generator, result: GenerationResult, ms: number) {
+function reportSpeed(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  result: GenerationResult,
+  ms: number,
+) {
   const { promptTokens, completionTokens } = result.usage;
   const perSecond = completionTokens / Math.max(ms / 1000, 1e-3);
   const load = generator.loadMs === null ? "on the server" : `loaded in ${Math.round(generator.loadMs)} ms`;
@@ -208,12 +244,23 @@ async function answer(
     shown.text = true;
     ctx.out.write(text);
   };
-  const result = await generator.generate(turn, { ...sampling, ...(signal ? { signal } : {}), ...(stream ? { onText: write } : {}) });
+  const result = await generator.generate(turn, {
+    ...sampling,
+    ...(signal ? { signal } : {}),
+    ...(stream ? { onText: write } : {}),
+  });
   const ms = performance.now() - start;
   return { result, ms };
 }
 
-async function oneShot(ctx: CliContext, config: InfernoConfig, generator: Generator, turn: Turn, sampling: Sampling, stream: boolean) {
+async function oneShot(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  turn: Turn,
+  sampling: Sampling,
+  stream: boolean,
+) {
   const { result, ms } = await answer(ctx, config, generator, turn, sampling, stream);
   if (ctx.out.json) {
     ctx.out.printJson({
@@ -238,7 +285,12 @@ async function oneShot(ctx: CliContext, config: InfernoConfig, generator: Genera
  * refused) is reported and the chat goes on; piped input stops at the first failure with its exit code, as a script
  * expects.
  */
-async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Generator, options: { raw: boolean; system?: string; sampling: Sampling; stream: boolean }) {
+async function chatLoop(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  options: { raw: boolean; system?: string; sampling: Sampling; stream: boolean },
+) {
   const input = ctx.io.stdin;
   if (!input) throw new UsageError("no prompt given and no input to read one from: give PROMPT");
   const terminal = input.isTTY === true;
@@ -290,7 +342,10 @@ async function chatLoop(ctx: CliContext, config: InfernoConfig, generator: Gener
         history.push({ role: "user", content: text }, { role: "assistant", content: result.text });
         // Cut short by the context, not by --max-tokens: the history had left it little room. Older turns make room for
         // the next answer (the model cut the oldest turns only as far as the prompt had to fit).
-        if (result.finishReason === "length" && result.usage.completionTokens < (options.sampling.maxTokens ?? Infinity)) {
+        if (
+          result.finishReason === "length" &&
+          result.usage.completionTokens < (options.sampling.maxTokens ?? Infinity)
+        ) {
           dropOlderHalf(history);
           ctx.out.info("(the conversation filled the model's context: its older half is left out from now on)");
         }
@@ -312,28 +367,50 @@ function dropOlderHalf(history: CliMessage[]): void {
   history.splice(system, 2 * Math.ceil(turns / 2));
 }
 
-export async function runCommand(ctx: CliContext, modelArg: string | undefined, promptArg: string | undefined, options: RunOptions): Promise<void> {
+export async function runCommand(
+  ctx: CliContext,
+  modelArg: string | undefined,
+  promptArg: string | undefined,
+  options: RunOptions,
+): Promise<void> {
   const name = once("model", modelArg, options.model, "--model");
   const prompt = once("prompt", promptArg, options.prompt, "--prompt");
-  if (name === undefined) throw new UsageError(`no model given: ${ctx.command("run MODEL [PROMPT]")} (\`${ctx.command("models list")}\` lists them)`);
+  if (name === undefined)
+    throw new UsageError(
+      `no model given: ${ctx.command("run MODEL [PROMPT]")} (\`${ctx.command("models list")}\` lists them)`,
+    );
   const sampling: Sampling = {
-    maxTokens: parseNumber("--max-tokens", options.maxTokens, (n) => Number.isInteger(n) && n > 0, "a positive whole number"),
+    maxTokens: parseNumber(
+      "--max-tokens",
+      options.maxTokens,
+      (n) => Number.isInteger(n) && n > 0,
+      "a positive whole number",
+    ),
   };
   const temperature = parseNumber("--temperature", options.temperature, (n) => n >= 0, "a number >= 0");
   const seed = parseNumber("--seed", options.seed, (n) => Number.isInteger(n) && n >= 0, "a whole number >= 0");
   if (temperature !== undefined) sampling.temperature = temperature;
   if (seed !== undefined) sampling.seed = seed;
-  if (options.raw && options.system !== undefined) throw new UsageError("--system is for chat; --raw completes the prompt as written");
+  if (options.raw && options.system !== undefined)
+    throw new UsageError("--system is for chat; --raw completes the prompt as written");
   const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
   const stream = !ctx.out.json && (options.stream ?? ctx.out.isTTY);
   const generator = await openGenerator(ctx, config, name, options.local === true);
   try {
     if (prompt === undefined) {
       if (ctx.out.json) throw new UsageError("--json needs a PROMPT (the chat prints plain text)");
-      await chatLoop(ctx, config, generator, { raw: options.raw === true, ...(options.system ? { system: options.system } : {}), sampling, stream });
+      await chatLoop(ctx, config, generator, {
+        raw: options.raw === true,
+        ...(options.system ? { system: options.system } : {}),
+        sampling,
+        stream,
+      });
       return;
     }
-    const messages: CliMessage[] = [...(options.system ? [{ role: "system" as const, content: options.system }] : []), { role: "user", content: prompt }];
+    const messages: CliMessage[] = [
+      ...(options.system ? [{ role: "system" as const, content: options.system }] : []),
+      { role: "user", content: prompt },
+    ];
     await oneShot(ctx, config, generator, options.raw ? { prompt } : { messages }, sampling, stream);
   } finally {
     await generator.close();

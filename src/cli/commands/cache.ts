@@ -26,7 +26,9 @@ export function registerCache(program: Command, ctx: CliContext): void {
   );
 
   addConfigFlags(
-    cache.command("save").description("save the cache state now (the server's; without one, rewrite the file in the current format)"),
+    cache
+      .command("save")
+      .description("save the cache state now (the server's; without one, rewrite the file in the current format)"),
     FLAGS,
   ).action(async (options: Record<string, unknown>) => (await actions()).saveCommand(ctx, options));
 
@@ -53,7 +55,9 @@ export function registerCache(program: Command, ctx: CliContext): void {
       .argument("<name>", "model name")
       .option("--force", "also a pinned model"),
     FLAGS,
-  ).action(async (name: string, options: { force?: boolean } & Record<string, unknown>) => (await actions()).evictCommand(ctx, name, options));
+  ).action(async (name: string, options: { force?: boolean } & Record<string, unknown>) =>
+    (await actions()).evictCommand(ctx, name, options),
+  );
 
   addConfigFlags(
     cache
@@ -82,7 +86,9 @@ export function registerCache(program: Command, ctx: CliContext): void {
   cache
     .command("events")
     .alias("watch")
-    .description("print the running server's cache events as they happen (loads, hits, evictions, saves; --json: NDJSON)")
+    .description(
+      "print the running server's cache events as they happen (loads, hits, evictions, saves; --json: NDJSON)",
+    )
     .action(async () => (await import("../actions/cache-events.js")).watchEvents(ctx));
 
   addPsCommand(cache, ctx, "inferno ps");

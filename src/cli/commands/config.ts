@@ -27,9 +27,11 @@ export function registerConfig(program: Command, ctx: CliContext): void {
     .command("set")
     .description("set a key in ./.inferno.toml (or the global file), keeping the file's comments and layout")
     .argument("<key>", 'dotted key, e.g. cache.persist_cache or cache.models."my_model.gguf".pinned')
-    .argument("<value>", "the value: true/false, a number, a list (a,b or [\"a\",\"b\"]) or a string")
+    .argument("<value>", 'the value: true/false, a number, a list (a,b or ["a","b"]) or a string')
     .option("--global", "write the global file ($XDG_CONFIG_HOME/inferno/config.toml) instead")
-    .action(async (key: string, value: string, options: TargetOptions) => (await actions()).setCommand(ctx, key, value, options));
+    .action(async (key: string, value: string, options: TargetOptions) =>
+      (await actions()).setCommand(ctx, key, value, options),
+    );
 
   config
     .command("unset")
@@ -44,7 +46,9 @@ export function registerConfig(program: Command, ctx: CliContext): void {
       .description("print the effective configuration as TOML (or JSON with --json)")
       .option("--origin", "say where each value comes from (default, a file, an environment variable or a flag)"),
     COMMAND_FLAGS.config,
-  ).action(async (options: { origin?: boolean } & Record<string, unknown>) => (await actions()).showCommand(ctx, options));
+  ).action(async (options: { origin?: boolean } & Record<string, unknown>) =>
+    (await actions()).showCommand(ctx, options),
+  );
 
   config
     .command("path")

@@ -12,7 +12,9 @@ const STORES = (keyReference("model_stores").choices ?? []).join(", ");
 const actions = () => import("../actions/models.js");
 
 export function registerModels(program: Command, ctx: CliContext): void {
-  const models = program.command("models").description("list, inspect and validate the models in the models directories and stores");
+  const models = program
+    .command("models")
+    .description("list, inspect and validate the models in the models directories and stores");
 
   addConfigFlags(
     models
@@ -20,7 +22,9 @@ export function registerModels(program: Command, ctx: CliContext): void {
       .description("list the models (name, store, format, size, architecture, quantization, parameters, context)")
       .option("--stores", `also search every model store (${STORES}), enabled in model_stores or not`),
     FLAGS,
-  ).action(async (options: { stores?: boolean } & Record<string, unknown>) => (await actions()).listCommand(ctx, options));
+  ).action(async (options: { stores?: boolean } & Record<string, unknown>) =>
+    (await actions()).listCommand(ctx, options),
+  );
 
   addConfigFlags(
     models
@@ -44,8 +48,12 @@ export function registerModels(program: Command, ctx: CliContext): void {
   addConfigFlags(
     models
       .command("demo")
-      .description(`write a tiny demo model (${DEMO_MODEL_NAME}.gguf, random weights) to try Inferno without a download`)
+      .description(
+        `write a tiny demo model (${DEMO_MODEL_NAME}.gguf, random weights) to try Inferno without a download`,
+      )
       .argument("[dir]", "directory to write to (default: the configured models_dir)"),
     FLAGS,
-  ).action(async (dir: string | undefined, options: Record<string, unknown>) => (await actions()).demoCommand(ctx, dir, options));
+  ).action(async (dir: string | undefined, options: Record<string, unknown>) =>
+    (await actions()).demoCommand(ctx, dir, options),
+  );
 }

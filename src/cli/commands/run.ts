@@ -19,7 +19,12 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .option("--prompt <text>", "the prompt, as a flag (instead of PROMPT)")
       .option("--raw", "complete the text as written instead of chatting through the model's chat template")
       .option("--system <text>", "a system message for the chat")
-      .addOption(new Option("--max-tokens <n>", "most tokens per answer").default(String(DEFAULT_RUN_MAX_TOKENS), String(DEFAULT_RUN_MAX_TOKENS)))
+      .addOption(
+        new Option("--max-tokens <n>", "most tokens per answer").default(
+          String(DEFAULT_RUN_MAX_TOKENS),
+          String(DEFAULT_RUN_MAX_TOKENS),
+        ),
+      )
       .option("--temperature <t>", `sampling temperature, 0 = greedy (default ${DEFAULT_TEMPERATURE})`)
       .option("--seed <n>", "sampling seed, for repeatable output")
       .option("--stream", "print tokens as they are generated (default on a terminal)")

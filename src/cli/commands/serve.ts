@@ -8,5 +8,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .command("serve")
     .description("serve the OpenAI-compatible HTTP API and the cache admin API (stop with Ctrl-C or SIGTERM)");
   addConfigFlags(command, COMMAND_FLAGS.serve);
-  command.action(async (options: Record<string, unknown>) => (await import("../actions/serve.js")).serveCommand(ctx, options));
+  command.action(async (options: Record<string, unknown>) =>
+    (await import("../actions/serve.js")).serveCommand(ctx, options),
+  );
 }

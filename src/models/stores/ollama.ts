@@ -43,8 +43,7 @@ export function parseOllamaManifest(text: string): ModelLayer | { problem: strin
   const layers = (manifest as { layers?: unknown } | null)?.layers;
   if (!Array.isArray(layers)) return { problem: "manifest has no layers list" };
   const layer = layers.find((l) => (l as { mediaType?: unknown } | null)?.mediaType === OLLAMA_MODEL_LAYER) as
-    | { digest?: unknown; size?: unknown }
-    | undefined;
+    { digest?: unknown; size?: unknown } | undefined;
   if (!layer) return { problem: `manifest has no model layer (${OLLAMA_MODEL_LAYER})` };
   const match = typeof layer.digest === "string" ? DIGEST.exec(layer.digest) : null;
   if (!match) return { problem: `model layer digest ${JSON.stringify(layer.digest)} is not a sha256:<64 hex> digest` };
@@ -55,7 +54,12 @@ export function parseOllamaManifest(text: string): ModelLayer | { problem: strin
 }
 
 /** Manifest files four levels under `manifests/` (HOST/NAMESPACE/MODEL/TAG), with the directories walked. */
-async function manifestFiles(dir: string, segments: string[], scan: Scan, out: Array<{ path: string; segments: string[] }>) {
+async function manifestFiles(
+  dir: string,
+  segments: string[],
+  scan: Scan,
+  out: Array<{ path: string; segments: string[] }>,
+) {
   scan.directories.set(dir, await mtimeNs(dir));
   let entries;
   try {
