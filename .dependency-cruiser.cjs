@@ -1,6 +1,6 @@
 /**
  * The layering of STYLE.md, enforced (`npm run lint`):
- * errors <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way.
+ * errors <- fs <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way.
  */
 const upper = "^src/(cache|runtime|server|cli|index)";
 module.exports = {
@@ -17,6 +17,13 @@ module.exports = {
       severity: "error",
       from: { path: "^src/errors" },
       to: { path: "^src/", pathNot: "^src/errors" },
+    },
+    {
+      name: "fs-imports-only-errors",
+      comment: "src/fs holds the file-system primitives every layer shares (the atomic write): it sees only errors.",
+      severity: "error",
+      from: { path: "^src/fs" },
+      to: { path: "^src/", pathNot: "^src/(fs|errors)" },
     },
     {
       name: "config-below-models",
@@ -43,7 +50,7 @@ module.exports = {
       severity: "error",
       from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
-        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
+        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
       },
     },
     {

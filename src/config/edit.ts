@@ -6,8 +6,8 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse as parsePreserving, patch } from "@decimalturn/toml-patch";
 import { parse as parseToml, TomlError } from "smol-toml";
-import writeFileAtomic from "write-file-atomic";
 import { ConfigInvalid } from "../errors/index.js";
+import { writeFileAtomic } from "../fs/atomic-write.js";
 import { formatKey } from "./keys.js";
 import { isTable, type Tree } from "./tree.js";
 
@@ -111,10 +111,10 @@ export async function readConfigText(file: string): Promise<string> {
   }
 }
 
-/** Writes a configuration file atomically (temporary file + rename), creating its directory if needed. */
+/** Writes a configuration file atomically and durably (fs/atomic-write.ts), creating its directory if needed. */
 export async function writeConfigText(file: string, text: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, text, { encoding: "utf8" });
+  await writeFileAtomic(file, text);
 }
 
 /**
