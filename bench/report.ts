@@ -8,6 +8,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../src/fs/atomic-write.js";
+import { GIB } from "../src/units.js";
 
 /**
  * Where a figure must land. A ratio "≤ 1.15×" is `{ max: 1.15 }`; "≥ 1 M/s" is `{ min: 1e6 }`; "within 10 %" of the
@@ -268,7 +269,7 @@ export function machine(): Machine {
   return {
     cpu: cpus()[0]?.model ?? "unknown",
     cores: cpus().length,
-    memory_gib: Math.round(totalmem() / 1024 ** 3),
+    memory_gib: Math.round(totalmem() / GIB),
     node: process.version,
   };
 }

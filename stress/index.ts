@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { GIB, MIB } from "../src/units.js";
 import { reliabilitySection, type StressMachine, type StressOutcome, updateReadme } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
@@ -29,7 +30,7 @@ if (child !== undefined) {
   if (!scenario) throw new Error(`no scenario ${child}`);
   const result = await scenario.run((bounded ? scenario.bounded : scenario.full) as never);
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / 1024 ** 2) }));
+  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / MIB) }));
   process.exit(0);
 }
 
@@ -86,7 +87,7 @@ const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
 const machine: StressMachine = {
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
-  memory_gib: Math.round(totalmem() / 1024 ** 3),
+  memory_gib: Math.round(totalmem() / GIB),
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
   root: process.getuid?.() === 0,

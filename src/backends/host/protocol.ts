@@ -15,11 +15,12 @@ import type { BackendConfig } from "../../config/schema.js";
 import * as errors from "../../errors/index.js";
 import { InfernoError } from "../../errors/index.js";
 import type { ModelDescriptor, ModelFormat } from "../../models/types.js";
+import { GIB } from "../../units.js";
 
 /** The host's end of the pipe. */
 export const HOST_FD = 3;
 /** Frames larger than this are a protocol failure (no legitimate message comes near it). */
-export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+export const MAX_FRAME_BYTES = GIB;
 
 export type CallMethod = "complete" | "chat" | "embed" | "tokenize" | "warm" | "run";
 const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "tokenize", "warm", "run"];

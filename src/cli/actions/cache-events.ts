@@ -7,7 +7,7 @@ import { ServerUnavailable } from "../../errors/index.js";
 import type { CacheEventJson } from "../../runtime/client.js";
 import type { CliContext } from "../context.js";
 import { findServer } from "../live.js";
-import { formatBytes } from "./ps.js";
+import { formatBytes } from "../../units.js";
 
 /** Wait before reconnecting after the stream ended. */
 const RECONNECT_MS = 500;
