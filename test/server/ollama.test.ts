@@ -631,12 +631,12 @@ describe("Ollama API: a stream cut short by shutdown", () => {
   });
 });
 
-describe("the README's ollama snippet", () => {
+describe("the ollama snippet of docs/clients.md", () => {
   it("runs as written against the server (host and model name replaced)", async () => {
-    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
-    const section = readme.slice(readme.indexOf("**Ollama** (`ollama`)"));
+    const doc = await readFile(new URL("../../docs/clients.md", import.meta.url), "utf8");
+    const section = doc.slice(doc.indexOf("**Ollama** (`ollama`)"));
     const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
-    assert.ok(block.includes('from "ollama"'), "README has the snippet");
+    assert.ok(block.includes('from "ollama"'), "docs/clients.md has the snippet");
     const body = block
       .replace(/^import .*$/m, "")
       .replaceAll("http://127.0.0.1:8080", s.url)
