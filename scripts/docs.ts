@@ -1,6 +1,7 @@
 /**
  * `npm run docs` writes every generated part of the docs; `npm run docs:check` (part of `npm test`) fails when one is
- * not current, or when a relative link or `#anchor` in README.md, docs/ or a notes file leads nowhere.
+ * not current, when a relative link or `#anchor` in README.md, docs/ or a notes file leads nowhere, or when the README
+ * outgrows {@link README_MAX_LINES} lines.
  *
  * Each generated block sits between `<!-- generated:NAME … -->` and `<!-- /generated:NAME -->` and is rendered from one
  * source: the configuration reference (docs/configuration.md) and the key table `--help` reads
@@ -251,6 +252,9 @@ export function linkedFiles(): string[] {
   return ["README.md", ...docs, "bench/NOTES.md", "stress/NOTES.md"].filter((f) => existsSync(join(ROOT, f)));
 }
 
+/** The README gets a newcomer to a first answer and links the rest: it stays short. */
+export const README_MAX_LINES = 200;
+
 async function main(): Promise<void> {
   const check = process.argv.includes("--check");
   const stale = await writeGenerated(undefined, check);
@@ -258,9 +262,14 @@ async function main(): Promise<void> {
     for (const s of stale) console.error(`${s}: run \`npm run docs\`.`);
     const broken = brokenLinks(linkedFiles());
     for (const b of broken) console.error(`broken link: ${b}`);
-    if (stale.length + broken.length > 0) process.exit(1);
+    const readmeLines = readFileSync(join(ROOT, "README.md"), "utf8").trimEnd().split("\n").length;
+    const long = readmeLines > README_MAX_LINES;
+    if (long)
+      console.error(`README.md has ${readmeLines} lines, more than ${README_MAX_LINES}: move the detail to docs/.`);
+    if (stale.length + broken.length > 0 || long) process.exit(1);
     console.log(
-      `generated blocks current (${GENERATED.length}); links and anchors resolve (${linkedFiles().length} files)`,
+      `generated blocks current (${GENERATED.length}); links and anchors resolve (${linkedFiles().length} files); ` +
+        `README.md ${readmeLines} lines (at most ${README_MAX_LINES})`,
     );
     return;
   }
