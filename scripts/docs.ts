@@ -206,8 +206,8 @@ function anchors(text: string): Set<string> {
   return found;
 }
 
-/** `file:line: message` for each relative link or anchor in `files` (paths from the root) that leads nowhere. */
-export function brokenLinks(files: readonly string[]): string[] {
+/** `file:line: message` for each relative link or anchor in `files` (paths from `root`) that leads nowhere. */
+export function brokenLinks(files: readonly string[], root = ROOT): string[] {
   const problems: string[] = [];
   const anchorsOf = new Map<string, Set<string>>();
   const anchorsIn = (path: string) => {
@@ -216,7 +216,7 @@ export function brokenLinks(files: readonly string[]): string[] {
     return set;
   };
   for (const file of files) {
-    const path = join(ROOT, file);
+    const path = join(root, file);
     for (const [line, raw] of proseLines(readFileSync(path, "utf8"))) {
       const text = withoutCode(raw);
       const targets = [
@@ -229,14 +229,14 @@ export function brokenLinks(files: readonly string[]): string[] {
         const to = pathPart === "" ? path : resolve(dirname(path), decodeURIComponent(pathPart));
         const where = `${file}:${line}: ${target}`;
         if (!existsSync(to)) {
-          problems.push(`${where}: no file ${relative(ROOT, to)}`);
+          problems.push(`${where}: no file ${relative(root, to)}`);
           continue;
         }
         if (anchor === undefined) continue;
         if (!to.endsWith(".md") || statSync(to).isDirectory())
           problems.push(`${where}: an anchor into a non-markdown file`);
         else if (!anchorsIn(to).has(decodeURIComponent(anchor)))
-          problems.push(`${where}: no heading #${anchor} in ${relative(ROOT, to)}`);
+          problems.push(`${where}: no heading #${anchor} in ${relative(root, to)}`);
       }
     }
   }
