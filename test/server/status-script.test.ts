@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { GENERATED, renderStatusScript } from "../../scripts/status-page.js";
+import { renderStatusScript } from "../../scripts/status-page.js";
 import { STATUS_SCRIPT } from "../../src/server/status-page/script.generated.js";
 
-test("script.generated.ts is the current bundle of script.ts (else: npm run build:status-page)", async () => {
+const GENERATED = new URL("../../src/server/status-page/script.generated.ts", import.meta.url);
+
+test("script.generated.ts is the current bundle of script.ts (else: npm run docs)", async () => {
   assert.equal(await readFile(GENERATED, "utf8"), await renderStatusScript());
 });
 

@@ -1,8 +1,8 @@
 /**
  * The status page's script (served as `GET /status.js`), a browser program: type-checked against the DOM and the
  * server's own response types by `npm run typecheck` (this folder's tsconfig.json), bundled by esbuild into
- * `script.generated.ts` (`npm run build:status-page`; test/server/status-script.test.ts fails when that is stale), so
- * the installed package serves it without a build step or dev dependencies. Data reaches the page through textContent
+ * `script.generated.ts` (`npm run docs`, which scripts/status-page.ts serves; `npm run docs:check` and
+ * test/server/status-script.test.ts fail when it is stale), so the installed package serves it without a build step or dev dependencies. Data reaches the page through textContent
  * only.
  */
 import type { CacheStats, LoadedModelInfo, WarmupProgress } from "../../cache/types.js";
