@@ -6,10 +6,11 @@
  * table is regenerated from (scripts/docs.ts). Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../src/fs/atomic-write.js";
 import { GIB, MIB } from "../src/units.js";
 import type { StressMachine, StressOutcome } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
@@ -135,7 +136,7 @@ if (!bounded) {
   const ordered = Object.fromEntries(
     SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
   );
-  await writeFile(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
   const { writeGenerated } = await import("../scripts/docs.js");
   await writeGenerated(["stress-table"]);
