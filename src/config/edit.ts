@@ -2,7 +2,7 @@
  * Editing a configuration file in place for `config set` / `config unset`: the change is applied to the TOML text with
  * a comment-preserving patcher, so every byte outside the changed value stays as the user wrote it.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse as parsePreserving, patch } from "@decimalturn/toml-patch";
 import { parse as parseToml, TomlError } from "smol-toml";
@@ -118,13 +118,13 @@ export async function writeConfigText(file: string, text: string): Promise<void>
 }
 
 /**
- * Creates a new configuration file, refusing to replace one that exists (the exclusive-create flag makes the check and
- * the creation one step). Resolves to false, writing nothing, when the file already exists.
+ * Creates a new configuration file atomically and durably, refusing to replace one that exists (an exclusive atomic
+ * write: the check and the creation are one step). Resolves to false, writing nothing, when the file already exists.
  */
 export async function createConfigFile(file: string, text: string): Promise<boolean> {
   await mkdir(dirname(file), { recursive: true });
   try {
-    await writeFile(file, text, { encoding: "utf8", flag: "wx" });
+    await writeFileAtomic(file, text, { exclusive: true });
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;

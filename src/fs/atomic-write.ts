@@ -28,6 +28,8 @@ export interface AtomicFileSystem {
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { force: true }): Promise<void>;
   stat(path: string): Promise<{ mode: number }>;
+  /** A hard link (`exclusive` writes only). */
+  link?(existing: string, path: string): Promise<void>;
 }
 
 const nodeFileSystem: AtomicFileSystem = {
@@ -35,18 +37,24 @@ const nodeFileSystem: AtomicFileSystem = {
   rename: (from, to) => fsPromises.rename(from, to),
   rm: (path, options) => fsPromises.rm(path, options),
   stat: (path) => fsPromises.stat(path),
+  link: (existing, path) => fsPromises.link(existing, path),
 };
 
 export interface AtomicWriteOptions {
   /** Permission bits of a new file (before the umask); a file replaced keeps its own mode. Default 0o666. */
   mode?: number;
+  /**
+   * Create only: an existing `path` is left alone and the write fails with its `EEXIST` error. The temporary file is
+   * hard-linked into place instead of renamed, which checks and creates in one step.
+   */
+  exclusive?: boolean;
   /** The file-system calls. Default node:fs/promises. */
   fs?: AtomicFileSystem;
 }
 
 /**
  * Replaces `path` with `data` (a string is written as UTF-8) atomically and durably. The directory must exist. A file
- * replaced keeps its mode (a user's choice); a new one gets `options.mode`.
+ * replaced keeps its mode (a user's choice); a new one gets `options.mode`. With `exclusive`, creates it or fails.
  */
 export async function writeFileAtomic(
   path: string,
@@ -69,7 +77,11 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
-    await fs.rename(temp, path);
+    if (options.exclusive) {
+      if (!fs.link) throw new TypeError("an exclusive atomic write needs a file system with link()");
+      await fs.link(temp, path);
+      await fs.rm(temp, { force: true });
+    } else await fs.rename(temp, path);
   } catch (error) {
     await fs.rm(temp, { force: true }).catch(() => {});
     throw error;

@@ -80,3 +80,13 @@ for (const failing of ["write", "fsync", "rename"]) {
     assert.deepEqual(await readdir(dir), ["state"]);
   });
 }
+
+test("an exclusive write creates the file, or fails with EEXIST and leaves an existing one (and no temporary file)", async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, "config.toml");
+  await writeFileAtomic(file, "first\n", { exclusive: true });
+  assert.equal(await readFile(file, "utf8"), "first\n");
+  await assert.rejects(writeFileAtomic(file, "second\n", { exclusive: true }), { code: "EEXIST" });
+  assert.equal(await readFile(file, "utf8"), "first\n");
+  assert.deepEqual(await readdir(dir), ["config.toml"]);
+});
