@@ -14,8 +14,9 @@ import { planWarmup } from "../cache/policy/warmup.js";
 import { emptyCounters, memoryLimitBytes, statsFromState, warmupCandidateOf } from "../cache/state-view.js";
 import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
-import { ModelNotFound, ModelPinned } from "../errors/index.js";
+import { ModelAmbiguous, ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
+import { matchSaved } from "../models/name-index.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
 import { type ModelDescriptor, sameFileVersion } from "../models/types.js";
 import { adviseOn } from "./advice.js";
@@ -235,12 +236,24 @@ export class StateFile {
       .catch(() => null);
   }
 
-  /** A saved model by the key the name resolves to, or by its saved name, key, or path relative to the models directory. */
+  /**
+   * A saved model by the key the name resolves to now, else as the model manager would match it among the saved models
+   * (`matchSaved`: key, path, path without extension, file name, stem — the names `/v1/models` lists), else by its path
+   * relative to the models directory.
+   */
   private find(state: CacheState, name: string, resolvedKey: string | null): PersistedModel {
+    const byKey = state.models.find((m) => m.key === resolvedKey);
+    if (byKey) return byKey;
+    const matches = matchSaved(name, state.models);
+    if (matches.length > 1) {
+      const names = matches.map((m) => m.name);
+      throw new ModelAmbiguous(
+        `model name "${name}" is ambiguous in the cache state: it matches ${names.join(", ")}; use one of these names`,
+        { details: { name, candidates: names } },
+      );
+    }
     const asPath = resolvePath(this.config.models_dir, name);
-    const model = state.models.find(
-      (m) => m.key === resolvedKey || m.name === name || m.key === name || m.key === asPath,
-    );
+    const model = matches[0] ?? state.models.find((m) => m.key === asPath);
     if (!model) {
       throw new ModelNotFound(`the cache state ${this.path} has no entry for ${JSON.stringify(name)}`, {
         details: { name, entries: state.models.map((m) => m.name) },
