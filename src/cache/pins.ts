@@ -81,6 +81,11 @@ export class Pins {
     return this.order.has(key);
   }
 
+  /** Pinned keys → position in `always_warm` (Infinity for a `pinned = true` override): the warm-up plan's input. */
+  get alwaysWarm(): ReadonlyMap<string, number> {
+    return this.order;
+  }
+
   /** Position in `always_warm`, Infinity for a `pinned = true` override, null when not pinned. */
   alwaysWarmIndex(key: string): number | null {
     return this.order.get(key) ?? null;

@@ -11,10 +11,32 @@ import { abortable } from "./entry.js";
 import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
 import type { MemoryLedger } from "./memory.js";
 import type { Pins } from "./pins.js";
-import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
-import { warmupCandidateOf } from "./state-view.js";
+import {
+  type WarmupInputs,
+  type WarmupLimits,
+  type WarmupPlan,
+  unmeasured,
+  warmupLimits,
+  warmupPlan,
+} from "./policy/warmup.js";
+import { warmupHistoryOf } from "./state-view.js";
 import { type WarmupProgress, type WarmupResult, type WarmupStrategy, warmupFailure } from "./types.js";
 import type { UsageBook } from "./usage.js";
+
+/**
+ * The warm-up plan (policy/warmup.ts) with the models never measured estimated first (`estimate`, one at a time): what
+ * the live cache and the CLI's file mode both plan with.
+ */
+export async function planWarmupFrom(
+  inputs: Omit<WarmupInputs, "estimates">,
+  strategy: WarmupStrategy,
+  limits: WarmupLimits,
+  estimate: (key: string) => Promise<Bytes>,
+): Promise<WarmupPlan> {
+  const estimates = new Map<string, Bytes>();
+  for (const key of unmeasured(inputs)) estimates.set(key, await estimate(key));
+  return warmupPlan({ ...inputs, estimates }, strategy, limits);
+}
 
 export interface WarmerOptions {
   config: Pick<
@@ -131,40 +153,22 @@ export class Warmer {
     const pins = this.o.pins();
     const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
     const now = this.o.now();
-    const keys = new Set([...book.keys(), ...pins.keys()]);
-    const candidates: WarmupCandidate[] = [];
-    const skipped: WarmupResult["skipped"] = [];
-    for (const key of keys) {
-      const descriptor = descriptors.get(key);
-      const usage = book.get(key);
-      if (!descriptor) {
-        skipped.push({ name: usage?.name ?? key, reason: "model file not found" });
-        continue;
-      }
-      if (this.o.entryState(key) !== undefined) continue;
-      const saved = usage ? book.persisted(usage, now, pins.has(key)) : null;
-      candidates.push(
-        warmupCandidateOf(descriptor, saved, {
-          now,
-          halfLifeHours: config.usage_half_life_hours,
-          alwaysWarmIndex: pins.alwaysWarmIndex(key),
-          estimateBytes: usage?.memoryBytes ?? (await models.estimateMemory(descriptor, this.o.backendConfig)),
-          fileChanged: usage?.fileChanged ?? false,
-        }),
-      );
-    }
-    const ranked = planWarmup(candidates, strategy, {
-      now,
-      maxModels: config.max_cached_models,
-      memoryLimitBytes: this.o.memoryLimit,
-      restoreWindowMs: config.restore_window_hours * 3600_000,
-      residentCount: this.o.ledger.count,
-      residentBytes: this.o.ledger.bytes,
-    });
-    return {
-      plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor),
-      skipped: [...skipped, ...ranked.skipped],
-    };
+    const usages = [...book.values()];
+    const ranked = await planWarmupFrom(
+      {
+        history: usages.map((u) =>
+          warmupHistoryOf(book.persisted(u, now, pins.has(u.key)), now, config.usage_half_life_hours),
+        ),
+        pinned: pins.alwaysWarm,
+        files: new Map([...descriptors.values()].map((d) => [d.key, d.name])),
+        changed: new Set(usages.filter((u) => u.fileChanged).map((u) => u.key)),
+        resident: new Set([...descriptors.keys()].filter((key) => this.o.entryState(key) !== undefined)),
+      },
+      strategy,
+      warmupLimits(config, now, this.o.memoryLimit, this.o.ledger),
+      (key) => models.estimateMemory(descriptors.get(key) as ModelDescriptor, this.o.backendConfig),
+    );
+    return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: ranked.skipped };
   }
 
   /**
