@@ -2,7 +2,8 @@
  * Warm-up: which models to load before anyone asks (the saved usage ranked by a strategy, `always_warm` first, within
  * the limits — policy/warmup.ts), loading them `warmup_concurrency` at a time without ever evicting, then warming each
  * (`TextModel.warm`: the first generations' one-time costs), and the start-up warm-up's progress for `/health` and
- * `/ready`. It is given what it needs as functions, never the cache.
+ * `/ready`. It reads the entries through the entry table's `EntryView` and acts only through `WarmupHost`'s two
+ * operations, never the cache.
  */
 import type { LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
@@ -10,7 +11,9 @@ import { CacheBusy, Disposed, messageOf } from "../errors/index.js";
 import { abortable } from "./entry.js";
 import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
 import type { MemoryLedger } from "./memory.js";
-import type { Pins } from "./pins.js";
+import type { ClockReader } from "./clock.js";
+import type { EntryView } from "./entry.js";
+import type { CacheEventSource } from "./events.js";
 import {
   type WarmupInputs,
   type WarmupLimits,
@@ -20,7 +23,13 @@ import {
   warmupPlan,
 } from "./policy/warmup.js";
 import { warmupHistoryOf } from "./state-view.js";
-import { type WarmupProgress, type WarmupResult, type WarmupStrategy, warmupFailure } from "./types.js";
+import {
+  type CacheLogger,
+  type WarmupProgress,
+  type WarmupResult,
+  type WarmupStrategy,
+  warmupFailure,
+} from "./types.js";
 import type { UsageBook } from "./usage.js";
 
 /**
@@ -38,6 +47,20 @@ export async function planWarmupFrom(
   return warmupPlan({ ...inputs, estimates }, strategy, limits);
 }
 
+/** What the warm-up does to the cache: load a model, and wait for the backends to settle. */
+export interface WarmupHost {
+  /**
+   * Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room); resolves
+   * with the loaded model, which the warm-up then warms (`warm`).
+   */
+  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<LoadedModel>;
+  /**
+   * Resolves once the backends' background starts (the spare host replacing the one a load took) are over: the
+   * start-up warm-up ends only then, so the first requests after it do not share the CPU with a process start.
+   */
+  settle(): Promise<void>;
+}
+
 export interface WarmerOptions {
   config: Pick<
     CacheConfig,
@@ -51,27 +74,13 @@ export interface WarmerOptions {
   backendConfig: BackendConfig;
   models: ModelSource;
   book: UsageBook;
-  pins(): Pins;
   ledger: MemoryLedger;
   memoryLimit: Bytes;
-  /** Wall-clock time now (ms). */
-  now(): number;
-  /** The state of the model's entry, if it has one. */
-  entryState(key: string): "loading" | "ready" | "unloading" | undefined;
-  /**
-   * Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room); resolves
-   * with the loaded model, which the warm-up then warms (`warm`).
-   */
-  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<LoadedModel>;
-  /**
-   * Resolves once the backends' background starts (the spare host replacing the one a load took) are over: the
-   * start-up warm-up ends only then, so the first requests after it do not share the CPU with a process start.
-   */
-  settleBackends(): Promise<void>;
-  /** Whether the cache is closing (warm-up stops). */
-  closing(): boolean;
-  onWarmup(result: WarmupResult): void;
-  warn(message: string, fields: Record<string, unknown>): void;
+  time: ClockReader;
+  entries: EntryView;
+  host: WarmupHost;
+  events: CacheEventSource;
+  logger: CacheLogger | undefined;
 }
 
 export class Warmer {
@@ -91,10 +100,10 @@ export class Warmer {
     try {
       const strategy = this.o.config.enable_warmup ? this.o.config.warmup_strategy : "none";
       const result = await this.runWith({ strategy }, true);
-      for (const failure of result.failed) this.o.warn("warm-up could not load a model", { ...failure });
+      for (const failure of result.failed) this.o.logger?.warn("warm-up could not load a model", { ...failure });
       return result;
     } catch (error) {
-      if (!(error instanceof Disposed)) this.o.warn("warm-up failed", { error: messageOf(error) });
+      if (!(error instanceof Disposed)) this.o.logger?.warn("warm-up failed", { error: messageOf(error) });
       return { loaded: [], skipped: [], failed: [warmupFailure("*", error, messageOf(error))] };
     }
   }
@@ -142,17 +151,17 @@ export class Warmer {
     const loaded = await this.load(plan, result);
     // At start-up the backends settle first (see `settleBackends`), so the models are warmed on a machine that runs
     // nothing else of Inferno's, and the last thing before `/ready` answers 200.
-    if (startup) await abortable(this.o.settleBackends(), this.abort.signal).catch(() => undefined);
+    if (startup) await abortable(this.o.host.settle(), this.abort.signal).catch(() => undefined);
     for (const model of loaded) await this.warm(model);
-    this.o.onWarmup(result);
+    this.o.events.emit("warmup", result);
     return result;
   }
 
   private async rank(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
     const { models, book, config } = this.o;
-    const pins = this.o.pins();
+    const { pins } = this.o.entries;
     const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
-    const now = this.o.now();
+    const now = this.o.time.now();
     const usages = [...book.values()];
     const ranked = await planWarmupFrom(
       {
@@ -162,7 +171,7 @@ export class Warmer {
         pinned: pins.alwaysWarm,
         files: new Map([...descriptors.values()].map((d) => [d.key, d.name])),
         changed: new Set(usages.filter((u) => u.fileChanged).map((u) => u.key)),
-        resident: new Set([...descriptors.keys()].filter((key) => this.o.entryState(key) !== undefined)),
+        resident: new Set([...descriptors.keys()].filter((key) => this.o.entries.stateOf(key) !== undefined)),
       },
       strategy,
       warmupLimits(config, now, this.o.memoryLimit, this.o.ledger),
@@ -179,7 +188,7 @@ export class Warmer {
     const loaded: LoadedModel[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < plan.length && !this.abort.signal.aborted && !this.o.closing()) {
+      while (next < plan.length && !this.abort.signal.aborted && !this.o.entries.closing) {
         const descriptor = plan[next++] as ModelDescriptor;
         const model = await this.loadOne(descriptor, result);
         if (model) loaded.push(model);
@@ -200,19 +209,22 @@ export class Warmer {
       await model.warm(this.abort.signal);
     } catch (error) {
       if (!this.abort.signal.aborted && !(error instanceof Disposed))
-        this.o.warn("warm-up could not warm a model", { model: model.descriptor.name, error: messageOf(error) });
+        this.o.logger?.warn("warm-up could not warm a model", {
+          model: model.descriptor.name,
+          error: messageOf(error),
+        });
     }
   }
 
   private async loadOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<LoadedModel | null> {
     const { name, key } = descriptor;
-    const state = this.o.entryState(key);
+    const state = this.o.entries.stateOf(key);
     if (state !== undefined) {
       result.skipped.push({ name, reason: state === "ready" ? "already loaded" : "already loading" });
       return null;
     }
     try {
-      const model = await this.o.load(descriptor, this.abort.signal);
+      const model = await this.o.host.load(descriptor, this.abort.signal);
       result.loaded.push(name);
       this.o.book.recordWarmup();
       return model;
