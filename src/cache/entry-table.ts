@@ -175,7 +175,7 @@ export class EntryTable implements EntryView {
     const { descriptor } = entry;
     entry.usage = this.o.book.countUse(descriptor, "hit", entry.usage);
     entry.unstamped++;
-    if (this.o.events.wantsHit) this.o.events.emit("hit", { name: descriptor.name, key: descriptor.key });
+    if (this.o.events.wants("hit")) this.o.events.emit("hit", { name: descriptor.name, key: descriptor.key });
     this.applyKeepAlive(entry, keepAlive);
   }
 

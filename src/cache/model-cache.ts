@@ -82,8 +82,6 @@ export interface CacheDependencies {
 
 const DAY_MS = 24 * 3600_000;
 const DEFAULT_BUSY_WAIT_MS = 30_000;
-/** The options of a request that gives none (one shared object: a hit allocates nothing for them). */
-const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 interface ObtainOptions {
   /** Count this as a request (hit/miss/coalesced, last use, frequency). */
@@ -117,7 +115,7 @@ export class ModelCache implements AsyncDisposable {
   private resolveWarmupDone!: (result: WarmupResult) => void;
 
   private readonly clock: Clock;
-  /** Every time the cache reads (the system clock once per event-loop turn: `perTurn`); `clock` is for its timers. */
+  /** Every time the cache reads (clock.ts); `clock` is for its timers. */
   private readonly time: ClockReader;
   private readonly logger: CacheLogger | undefined;
   private readonly backends: BackendRegistry;
@@ -140,7 +138,7 @@ export class ModelCache implements AsyncDisposable {
   ) {
     this.backends = deps.backends;
     this.clock = deps.clock ?? systemClock;
-    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS, { perTurn: deps.clock === undefined });
+    this.time = new ClockReader(this.clock, FINGERPRINT_CHECK_INTERVAL_MS);
     this.logger = deps.logger;
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
@@ -210,7 +208,7 @@ export class ModelCache implements AsyncDisposable {
   // ---------------------------------------------------------------- requests
 
   /** Loads (or hits) a model and counts one use. Holds no lease: prefer acquire/withModel for requests. */
-  getModel(name: string, options: AcquireOptions = NO_OPTIONS): Promise<LoadedModel> {
+  getModel(name: string, options: AcquireOptions = {}): Promise<LoadedModel> {
     const ready = this.readyFast(name, options);
     if (ready) {
       // No lease: the use ends now (the idle time starts, the use is timed).
@@ -227,7 +225,7 @@ export class ModelCache implements AsyncDisposable {
    * Loads (or hits) a model, counts one use, and holds a lease until released. Waits (bounded) when every resident
    * model is leased. A hit on a ready model takes a synchronous path: no lookup awaits, no stat, no timer work.
    */
-  acquire(name: string, options: AcquireOptions = NO_OPTIONS): Promise<Lease> {
+  acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
     const ready = this.readyFast(name, options);
     if (ready) return Promise.resolve(this.table.lease(ready));
     return this.obtainRequested(name, options).then((entry) => this.table.lease(entry));
