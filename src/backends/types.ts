@@ -3,6 +3,7 @@
  * (GGUF), ONNX Runtime and the fake test backend implement it.
  */
 import type { BackendConfig } from "../config/schema.js";
+import { ModelCapabilityMissing } from "../errors/index.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 
 /**
@@ -222,6 +223,25 @@ export interface LoadOptions {
 
 /** What kind of loaded model each format gives: the capability a request is checked against before any load. */
 export const FORMAT_KIND: Readonly<Record<ModelFormat, LoadedModel["kind"]>> = { gguf: "text", onnx: "tensor" };
+
+/**
+ * "A tensor model cannot do a text task", said once: throws ModelCapabilityMissing when `descriptor`'s format does not
+ * give the kind of model `task` needs (`task` as the request names it: "chat completions", "embeddings"…). The cache
+ * checks it on `acquire({ capability })` before anything is loaded or evicted; a request that only loads or describes
+ * a model checks it itself.
+ */
+export function requireCapability(
+  descriptor: Pick<ModelDescriptor, "name" | "format">,
+  needed: LoadedModel["kind"],
+  task: string,
+): void {
+  const kind = FORMAT_KIND[descriptor.format];
+  if (kind === needed) return;
+  throw new ModelCapabilityMissing(
+    `model ${descriptor.name} is an ${descriptor.format.toUpperCase()} ${kind} model and cannot do ${task}`,
+    { details: { param: "model", model: descriptor.name } },
+  );
+}
 
 export interface Backend {
   /** The model format this backend loads. */

@@ -10,7 +10,7 @@
  * warm-up (warmup.ts), expiry and file-check timers (entry-timers.ts), pins (pins.ts), statistics and the saved record
  * (usage.ts), saving (saver.ts), events (events.ts), memory reservations (memory.ts), and the pure policies (policy/).
  */
-import { FORMAT_KIND, type BackendRegistry, type LoadedModel } from "../backends/types.js";
+import { type BackendRegistry, type LoadedModel, requireCapability } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import {
   Aborted,
@@ -18,7 +18,6 @@ import {
   CacheBusy,
   Disposed,
   InfernoError,
-  ModelCapabilityMissing,
   ModelLoadCooldown,
   ModelLoadFailed,
   ModelNotFound,
@@ -340,11 +339,7 @@ export class ModelCache implements AsyncDisposable {
   /** Refuses, before anything is loaded or evicted, a model that cannot do what the request needs. */
   private assertCapability(descriptor: ModelDescriptor, options: AcquireOptions): void {
     const needed = options.capability;
-    if (needed === undefined || FORMAT_KIND[descriptor.format] === needed) return;
-    throw new ModelCapabilityMissing(
-      `model ${descriptor.name} is an ${descriptor.format.toUpperCase()} ${FORMAT_KIND[descriptor.format]} model and cannot do ${options.task ?? `${needed} generation`}`,
-      { details: { param: "model", model: descriptor.name } },
-    );
+    if (needed !== undefined) requireCapability(descriptor, needed, options.task ?? `${needed} generation`);
   }
 
   /** acquire + fn + release (also on throw). */

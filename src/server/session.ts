@@ -4,10 +4,9 @@
  * client goes away (its signal aborts the generation, which then ends and releases).
  */
 import type { ServerResponse } from "node:http";
-import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
+import { requireCapability } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
-import type { ModelDescriptor } from "../models/types.js";
-import { Aborted, CacheBusy, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
+import { CacheBusy, ShuttingDown } from "../errors/index.js";
 import {
   type AppContext,
   type AppDeps,
@@ -29,7 +28,7 @@ export interface ModelSession {
 
 /**
  * Waits for a queue slot, then leases the model (loading it if needed). `task` names what the request does with it:
- * a model that cannot (a tensor model asked for chat) is refused before anything is loaded or evicted.
+ * a model that cannot (a tensor model asked for chat) is refused by the cache before anything is loaded or evicted.
  */
 export async function openSession(
   c: AppContext,
@@ -44,7 +43,7 @@ export async function openSession(
   let lease: Lease;
   try {
     lease = isWarmUpRequest(c, deps)
-      ? await warmUpLease(deps, modelName)
+      ? await warmUpLease(deps, modelName, task)
       : await deps.runtime.cache.acquire(modelName, {
           keepAlive: requestKeepAlive(keepAlive, deps.runtime.config.server),
           signal,
@@ -69,34 +68,16 @@ export async function openSession(
 }
 
 /** A warm-up request's lease: on the model as it is loaded, counted nowhere; it never loads one. */
-async function warmUpLease(deps: AppDeps, modelName: string): Promise<Lease> {
+async function warmUpLease(deps: AppDeps, modelName: string, task: string): Promise<Lease> {
   const lease = await deps.runtime.cache.acquireLoaded(modelName);
   if (!lease) throw new CacheBusy(`warm-up request: model ${modelName} is not loaded`);
+  try {
+    requireCapability(lease.descriptor, "text", task);
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
   return lease;
-}
-
-/**
- * Refuses a tensor (ONNX) model for a text task by its file, before any queue slot, load or eviction: what a text
- * route checks first. Resolves the name (so an unknown name is a 404 here too).
- */
-export async function requireTextModel(deps: AppDeps, modelName: string, task: string): Promise<ModelDescriptor> {
-  const descriptor = await deps.runtime.models.resolve(modelName);
-  if (FORMAT_KIND[descriptor.format] === "text") return descriptor;
-  throw new ModelCapabilityMissing(
-    `model ${modelName} is an ${descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
-    { details: { param: "model" } },
-  );
-}
-
-/** The session's model as a text model, or ModelCapabilityMissing (ending the session) for tensor models. */
-export function textModelOf(session: ModelSession, task: string): TextModel {
-  const model: LoadedModel = session.lease.model;
-  if (model.kind === "text") return model;
-  session.end();
-  throw new ModelCapabilityMissing(
-    `model ${session.lease.descriptor.name} is an ${session.lease.descriptor.format.toUpperCase()} tensor model and cannot do ${task}`,
-    { details: { param: "model" } },
-  );
 }
 
 /** Runs a non-streaming use of the session's model and ends the session afterwards, also on failure. */
@@ -106,23 +87,6 @@ export async function within<T>(session: ModelSession, use: () => Promise<T>): P
   } finally {
     session.end();
   }
-}
-
-/**
- * A generation's end as clients may see it. Neither OpenAI nor Ollama has an "aborted" ending: a generation cut short
- * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
- * passed off as complete.
- */
-export function completedReason(
-  reason: FinishReason,
-  session: ModelSession,
-  deps: AppDeps,
-): Exclude<FinishReason, "abort"> {
-  if (reason !== "abort") return reason;
-  deps.metrics.generationAborted();
-  throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
-    cause: session.signal.reason,
-  });
 }
 
 /**
