@@ -31,6 +31,7 @@ import {
   type Finished,
   generate,
   generationOptions,
+  NDJSON_FRAMING,
   type GenerationRequest,
   type Reply,
   type Timing,
@@ -49,7 +50,6 @@ import {
   showRequestSchema,
 } from "./ollama-schemas.js";
 import { parseBody, type SamplingFields } from "./schemas.js";
-import { NDJSON_FRAMING } from "./session.js";
 
 /** The tag of a plain model file: Ollama's default tag. */
 const LATEST_TAG = ":latest";

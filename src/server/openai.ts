@@ -21,6 +21,7 @@ import {
   generate,
   type GenerationEvent,
   generationOptions,
+  SSE_FRAMING,
   type GenerationRequest,
   type Reply,
   withTextModel,
@@ -33,7 +34,6 @@ import {
   embeddingRequestSchema,
   parseBody,
 } from "./schemas.js";
-import { SSE_FRAMING } from "./session.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;

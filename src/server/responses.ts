@@ -12,11 +12,17 @@ import { checkChat, type FieldNames } from "../backends/chat-request.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import { type AppDeps, type AppEnv, readJson } from "./context.js";
 import { checkListLength, truncateTo } from "./bounds.js";
-import { type Finished, generate, generationOptions, type GenerationRequest, type Reply } from "./generation.js";
+import {
+  type Finished,
+  generate,
+  generationOptions,
+  type GenerationRequest,
+  type Reply,
+  SSE_FRAMING,
+} from "./generation.js";
 import { newId, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 import { parseBody } from "./schemas.js";
-import { SSE_FRAMING } from "./session.js";
 
 type Content = string | Array<{ text: string }>;
 const textOf = (content: Content) => (typeof content === "string" ? content : content.map((p) => p.text).join(""));
