@@ -29,6 +29,7 @@ import {
   isWarmUpRequest,
   jsonResponse,
   nodeResponse,
+  readJson,
   RESPONSE_ALREADY_SENT,
   requestSignal,
 } from "./context.js";
@@ -88,6 +89,26 @@ export interface Reply {
   body(done: Done): unknown;
   /** The reply reports when the first text came also when not streamed (Ollama's timings). */
   readonly timesFirstText?: boolean;
+}
+
+/** A parsed request: what to generate, and how this API answers it. */
+export interface Parsed {
+  request: GenerationRequest;
+  reply: Reply;
+}
+
+/**
+ * An API's way of asking for a generation: its request body parsed and checked (bad input is a 400 before any model
+ * is used) into the one `GenerationRequest`, with the `Reply` that renders the events in the API's own format.
+ */
+export type Dialect = (body: unknown, deps: AppDeps) => Parsed;
+
+/** A dialect's route: parse the body, then the one pipeline. */
+export function dialectRoute(deps: AppDeps, dialect: Dialect): (c: AppContext) => Promise<Response> {
+  return async (c) => {
+    const { request, reply } = dialect(await readJson(c), deps);
+    return generate(c, deps, request, reply);
+  };
 }
 
 /**

@@ -17,13 +17,14 @@ import type { ModelDescriptor } from "../models/types.js";
 import { checkListLength } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
 import {
+  type Dialect,
+  dialectRoute,
   type Finished,
-  generate,
   type GenerationEvent,
   generationOptions,
-  SSE_FRAMING,
   type GenerationRequest,
   type Reply,
+  SSE_FRAMING,
   withTextModel,
 } from "./generation.js";
 import {
@@ -121,7 +122,8 @@ function openaiToolCalls(calls: readonly ToolCall[]) {
 }
 
 /** Parses a chat completion request: checked whole (tools, schemas, tool messages) before any model is used. */
-function chatCompletion(body: ChatRequest, deps: AppDeps): { request: GenerationRequest; reply: Reply } {
+const chatCompletion: Dialect = (input, deps) => {
+  const body = parseBody(chatRequestSchema, input);
   const { server } = deps.runtime.config;
   checkListLength(body.messages, server.max_messages, "messages", "max_messages");
   const messages = chatMessages(body);
@@ -136,7 +138,7 @@ function chatCompletion(body: ChatRequest, deps: AppDeps): { request: Generation
     options: { ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, server), ...chat },
   };
   return { request, reply: chatReply(body) };
-}
+};
 
 /** A chat completion as OpenAI sends it: `chat.completion`, or `chat.completion.chunk` events. */
 function chatReply(body: ChatRequest): Reply {
@@ -207,7 +209,8 @@ function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
 }
 
 /** Parses a text completion request: one turn per prompt, generated in order (the model runs them one by one anyway). */
-function textCompletion(body: CompletionRequest, deps: AppDeps): { request: GenerationRequest; reply: Reply } {
+const textCompletion: Dialect = (input, deps) => {
+  const body = parseBody(completionRequestSchema, input);
   const { server } = deps.runtime.config;
   checkListLength(body.prompt, server.max_prompts, "prompt", "max_prompts");
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
@@ -224,7 +227,7 @@ function textCompletion(body: CompletionRequest, deps: AppDeps): { request: Gene
     options: generationOptions(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, server),
   };
   return { request, reply: completionReply(body, prompts) };
-}
+};
 
 /** Text completions as OpenAI sends them: `text_completion`, whole or as events. */
 function completionReply(body: CompletionRequest, prompts: string[]): Reply {
@@ -324,14 +327,8 @@ export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
     const model = await deps.runtime.models.resolve(c.req.param("name"));
     return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
   });
-  routes.post("/v1/chat/completions", async (c) => {
-    const { request, reply } = chatCompletion(parseBody(chatRequestSchema, await readJson(c)), deps);
-    return generate(c, deps, request, reply);
-  });
-  routes.post("/v1/completions", async (c) => {
-    const { request, reply } = textCompletion(parseBody(completionRequestSchema, await readJson(c)), deps);
-    return generate(c, deps, request, reply);
-  });
+  routes.post("/v1/chat/completions", dialectRoute(deps, chatCompletion));
+  routes.post("/v1/completions", dialectRoute(deps, textCompletion));
   routes.post("/v1/embeddings", (c) => embeddings(c, deps));
   return routes;
 }

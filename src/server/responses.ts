@@ -10,11 +10,12 @@
 import { Hono } from "hono";
 import { checkChat, type FieldNames } from "../backends/chat-request.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
-import { type AppDeps, type AppEnv, readJson } from "./context.js";
+import type { AppDeps, AppEnv } from "./context.js";
 import { checkListLength, truncateTo } from "./bounds.js";
 import {
+  type Dialect,
+  dialectRoute,
   type Finished,
-  generate,
   generationOptions,
   type GenerationRequest,
   type Reply,
@@ -175,7 +176,8 @@ function outputItems(messageId: string, result: GenerationResult) {
 }
 
 /** Parses a Responses request: the conversation and tools checked before any model is used. */
-function createResponse(body: ResponsesRequest, deps: AppDeps): { request: GenerationRequest; reply: Reply } {
+const createResponse: Dialect = (input, deps) => {
+  const body = parseBody(responsesRequestSchema, input);
   const { server } = deps.runtime.config;
   checkListLength(body.input, server.max_messages, "input", "max_messages");
   const { messages, fields } = conversation(body);
@@ -194,7 +196,7 @@ function createResponse(body: ResponsesRequest, deps: AppDeps): { request: Gener
     },
   };
   return { request, reply: responseReply(body) };
-}
+};
 
 /** The response object, or the Responses event sequence (see the top of this file). */
 function responseReply(body: ResponsesRequest): Reply {
@@ -271,9 +273,6 @@ function responseReply(body: ResponsesRequest): Reply {
 
 export function responsesRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
-  routes.post("/v1/responses", async (c) => {
-    const { request, reply } = createResponse(parseBody(responsesRequestSchema, await readJson(c)), deps);
-    return generate(c, deps, request, reply);
-  });
+  routes.post("/v1/responses", dialectRoute(deps, createResponse));
   return routes;
 }
