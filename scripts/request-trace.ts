@@ -8,6 +8,8 @@
  *   npx tsx scripts/request-trace.ts --json     # { files: [...], count }
  *   npx tsx scripts/request-trace.ts --stream   # the same request with `stream: true`
  *
+ * `--functions` lists, under each file, the functions that ran and how often (where to look for needless hops).
+ *
  * `--isolation process` runs the model in a model host process (the default configuration); only this process's files
  * are counted then.
  */
@@ -15,12 +17,14 @@ import { Session } from "node:inspector/promises";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
 const json = args.includes("--json");
 const stream = args.includes("--stream");
+const functions = args.includes("--functions");
 const isolation = args.includes("--isolation") ? (args[args.indexOf("--isolation") + 1] ?? "process") : "in-process";
 
 // Coverage before any of Inferno is loaded, so every function it compiles keeps a call count.
@@ -61,7 +65,9 @@ try {
   const runtime = await createRuntime(config, { environment: { env, home: dir } });
   const server = await startServer(runtime, { port: 0 });
   try {
-    await runtime.cache.warmupDone;
+    // Start-up over (restore, warm-up, the server's own warm-up requests): `/ready` answers 200.
+    while ((await fetch(`${server.url}/ready`)).status !== 200) await delay(20);
+    await delay(100);
     // Counters start from zero here: only what the request runs is counted.
     await inspector.post("Profiler.takePreciseCoverage");
     const response = await fetch(`${server.url}/v1/chat/completions`, {
@@ -78,15 +84,28 @@ try {
     const text = await response.text();
     if (!response.ok) throw new Error(`the request failed: ${response.status} ${text}`);
     const { result } = await inspector.post("Profiler.takePreciseCoverage");
-    const files = result
-      .filter((script) => script.url.startsWith("file://") && script.functions.some((f) => f.ranges[0]?.count))
-      .map((script) => relative(root, fileURLToPath(script.url)))
-      .filter((path) => path.startsWith("src/"))
-      .sort();
-    const unique = [...new Set(files)];
+    const ran = new Map<string, Map<string, number>>();
+    for (const script of result) {
+      if (!script.url.startsWith("file://")) continue;
+      const path = relative(root, fileURLToPath(script.url));
+      if (!path.startsWith("src/")) continue;
+      for (const f of script.functions) {
+        const count = f.ranges[0]?.count ?? 0;
+        if (count === 0) continue;
+        const calls = ran.get(path) ?? new Map<string, number>();
+        const name = f.functionName || "(anonymous)";
+        calls.set(name, (calls.get(name) ?? 0) + count);
+        ran.set(path, calls);
+      }
+    }
+    const unique = [...ran.keys()].sort();
     if (json) console.log(JSON.stringify({ count: unique.length, files: unique }, null, 2));
     else {
-      console.log(unique.join("\n"));
+      for (const path of unique) {
+        console.log(path);
+        if (!functions) continue;
+        for (const [name, count] of ran.get(path) ?? []) console.log(`  ${name} ×${count}`);
+      }
       console.log(
         `${unique.length} files under src/ ran for one cold POST /v1/chat/completions${stream ? " (stream)" : ""}`,
       );

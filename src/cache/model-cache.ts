@@ -10,7 +10,7 @@
  * warm-up (warmup.ts), expiry and file-check timers (entry-timers.ts), pins (pins.ts), statistics and the saved record
  * (usage.ts), saving (saver.ts), events (events.ts), memory reservations (memory.ts), and the pure policies (policy/).
  */
-import { type BackendRegistry, type LoadedModel, requireCapability } from "../backends/types.js";
+import { type BackendRegistry, capabilityMissing, FORMAT_KIND, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import {
   Aborted,
@@ -339,7 +339,8 @@ export class ModelCache implements AsyncDisposable {
   /** Refuses, before anything is loaded or evicted, a model that cannot do what the request needs. */
   private assertCapability(descriptor: ModelDescriptor, options: AcquireOptions): void {
     const needed = options.capability;
-    if (needed !== undefined) requireCapability(descriptor, needed, options.task ?? `${needed} generation`);
+    if (needed === undefined || FORMAT_KIND[descriptor.format] === needed) return;
+    throw capabilityMissing(descriptor, options.task ?? `${needed} generation`);
   }
 
   /** acquire + fn + release (also on throw). */

@@ -34,7 +34,7 @@ import {
   requestSignal,
 } from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
-import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
+import { clampKeepAlive, type KeepAlive } from "./keep-alive.js";
 import type { SamplingFields } from "./schemas.js";
 
 /** One generation: a chat through the model's template, or a plain completion of a prompt. */
@@ -248,7 +248,8 @@ export async function openSession(
     lease = isWarmUpRequest(c, deps)
       ? await warmUpLease(deps, modelName, task)
       : await deps.runtime.cache.acquire(modelName, {
-          keepAlive: requestKeepAlive(keepAlive, deps.runtime.config.server),
+          // Most requests name none: no clamping to do.
+          keepAlive: keepAlive && clampKeepAlive(keepAlive, deps.runtime.config.server),
           signal,
           capability: "text",
           task,
