@@ -58,7 +58,8 @@ function usageOf(results: readonly GenerationResult[]): Usage {
 
 type TextContent = string | Array<{ text: string }>;
 
-function textOf(content: TextContent): string {
+/** A message's content as one text: a string, or its text parts joined (OpenAI chat and Responses alike). */
+export function textOf(content: TextContent): string {
   return typeof content === "string" ? content : content.map((part) => part.text).join("");
 }
 

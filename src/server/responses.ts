@@ -21,12 +21,9 @@ import {
   type Reply,
   SSE_FRAMING,
 } from "./generation.js";
-import { newId, unixSeconds } from "./openai.js";
+import { newId, textOf, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 import { parseBody } from "./schemas.js";
-
-type Content = string | Array<{ text: string }>;
-const textOf = (content: Content) => (typeof content === "string" ? content : content.map((p) => p.text).join(""));
 
 /** The conversation, and how its messages map back to `input[i]` for error messages. */
 function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields: FieldNames } {

@@ -111,6 +111,18 @@ function progressLine(ctx: CliContext, label: string): { update(fraction?: numbe
   };
 }
 
+/** A load's progress line, drawn from the load's first report (none when the model is already loaded). */
+function loadProgress(ctx: CliContext): { update(model: string, fraction: number): void; done(): void } {
+  let line: ReturnType<typeof progressLine> | null = null;
+  return {
+    update(model, fraction) {
+      line ??= progressLine(ctx, `loading ${model}`);
+      line.update(fraction);
+    },
+    done: () => line?.done(),
+  };
+}
+
 /**
  * Runs the model in this process, through the same runtime as the server (its cache, its state file), so the command's
  * use is counted and saved like a request's: each answer is one request on the cache. The model is validated first, so
@@ -118,12 +130,9 @@ function progressLine(ctx: CliContext, label: string): { update(fraction?: numbe
  * loads before the first prompt is read.
  */
 async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
-  let progress: ReturnType<typeof progressLine> | null = null;
+  const progress = loadProgress(ctx);
   // One command, one model: no spare host to keep ready, nothing else to warm.
-  const backends = observeLoads(createBackends(config.backend, { spare: false }), (model, fraction) => {
-    progress ??= progressLine(ctx, `loading ${model}`);
-    progress.update(fraction);
-  });
+  const backends = observeLoads(createBackends(config.backend, { spare: false }), progress.update);
   const runtime = await createRuntime(
     { ...config, cache: { ...config.cache, enable_warmup: false } },
     { backends, environment: ctx.environment() },
@@ -139,7 +148,7 @@ async function localGenerator(ctx: CliContext, config: InfernoConfig, name: stri
     await runtime.close();
     throw error;
   } finally {
-    (progress as ReturnType<typeof progressLine> | null)?.done();
+    progress.done();
   }
   const loadMs = performance.now() - start;
   let pending: Lease | null = first;
