@@ -349,15 +349,21 @@ function ollamaReply(request: OllamaRequest, field: TextField): Reply {
   };
 }
 
-/** The generation request of /api/generate or /api/chat: one turn. */
-function ollamaGeneration(deps: AppDeps, body: OllamaRequest, task: string, turn: Turn): GenerationRequest {
+/** The generation request of /api/generate or /api/chat: one turn, with /api/chat's tools. */
+function ollamaGeneration(
+  deps: AppDeps,
+  body: OllamaRequest,
+  task: string,
+  turn: Turn,
+  tools: Omit<ChatOptions, keyof GenerationOptions> = {},
+): GenerationRequest {
   return {
     model: modelName(body.model),
     keepAlive: body.keep_alive,
     task,
     stream: body.stream !== false,
     turns: [turn],
-    options: ollamaOptions(body, deps.runtime.config.server),
+    options: { ...ollamaOptions(body, deps.runtime.config.server), ...tools },
   };
 }
 
@@ -441,8 +447,7 @@ async function chatRoute(
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
   if (history.length === 0) return emptyGeneration(c, deps, body, messageField, "chat");
-  const request = ollamaGeneration(deps, body, "chat", { messages: history, promptParam: "messages" });
-  request.options = { ...request.options, ...tools };
+  const request = ollamaGeneration(deps, body, "chat", { messages: history, promptParam: "messages" }, tools);
   return generate(c, deps, request, ollamaReply(body, messageField));
 }
 
