@@ -10,8 +10,10 @@ import type {
   ChatOptions,
   EmbedOptions,
   GenerationResult,
+  JsonSchema,
   OutputFormat,
   ToolCall,
+  ToolDefinition,
 } from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { checkListLength } from "./bounds.js";
@@ -89,6 +91,19 @@ function chatMessages(body: Pick<ChatRequest, "messages">): ChatMessage[] {
   });
 }
 
+/** A function tool as the backend takes it (OpenAI chat nests it in `function`; Responses does not). */
+export function toolDefinition(tool: {
+  name: string;
+  description?: string | null | undefined;
+  parameters?: JsonSchema | null | undefined;
+}): ToolDefinition {
+  return {
+    name: tool.name,
+    ...(tool.description ? { description: tool.description } : {}),
+    ...(tool.parameters ? { parameters: tool.parameters } : {}),
+  };
+}
+
 /** `response_format` as the backend's output format (`text`: none). */
 function outputFormat(format: ChatRequest["response_format"]): OutputFormat | undefined {
   if (!format || format.type === "text") return undefined;
@@ -100,11 +115,7 @@ function outputFormat(format: ChatRequest["response_format"]): OutputFormat | un
 function chatOptions(body: ChatRequest): ChatOptions {
   const options: ChatOptions = {};
   if (body.tools && body.tools.length > 0) {
-    options.tools = body.tools.map(({ function: f }) => ({
-      name: f.name,
-      ...(f.description ? { description: f.description } : {}),
-      ...(f.parameters ? { parameters: f.parameters } : {}),
-    }));
+    options.tools = body.tools.map(({ function: f }) => toolDefinition(f));
   }
   const choice = body.tool_choice;
   if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.function.name };

@@ -21,7 +21,7 @@ import {
   type Reply,
   SSE_FRAMING,
 } from "./generation.js";
-import { newId, textOf, unixSeconds } from "./openai.js";
+import { newId, textOf, toolDefinition, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 import { parseBody } from "./schemas.js";
 
@@ -88,11 +88,7 @@ function outputFormat(format: NonNullable<ResponsesRequest["text"]>["format"]): 
 function responseChatOptions(body: ResponsesRequest): ChatOptions {
   const options: ChatOptions = {};
   if (body.tools && body.tools.length > 0) {
-    options.tools = body.tools.map((t) => ({
-      name: t.name,
-      ...(t.description ? { description: t.description } : {}),
-      ...(t.parameters ? { parameters: t.parameters } : {}),
-    }));
+    options.tools = body.tools.map(toolDefinition);
   }
   const choice = body.tool_choice;
   if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.name };
