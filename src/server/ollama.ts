@@ -67,20 +67,14 @@ function ollamaName(shortName: string): string {
   return `${shortName}${LATEST_TAG}`;
 }
 
-/** A name as an Ollama client sends it (`NAME`, `NAME:latest`) as Inferno resolves it. */
-function modelName(requested: string): string {
-  return requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
-}
-
 /**
- * Resolves a name as an Ollama client sends it to a GGUF model, or refuses a tensor model — before any load, so a
- * refused request never loads or evicts anything. For the requests that load, unload or describe a model without
- * generating (a generation's session has the cache check it).
+ * Resolves a name as an Ollama client sends it (`NAME`, `NAME:latest`) before anything else: an unknown name is a
+ * 404 with nothing queued or loaded. A tensor model is refused by the generation's session (the cache checks before any
+ * load), or with `requireCapability` by the requests that load, unload or describe a model without generating.
  */
-async function resolveTextModel(deps: AppDeps, requested: string, task: string): Promise<ModelDescriptor> {
-  const descriptor = await deps.runtime.models.resolve(modelName(requested));
-  requireCapability(descriptor, "text", task);
-  return descriptor;
+function resolveModel(deps: AppDeps, requested: string): Promise<ModelDescriptor> {
+  const name = requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
+  return deps.runtime.models.resolve(name);
 }
 
 /**
@@ -180,7 +174,8 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(showRequestSchema, await readJson(c));
   const requested = body.model ?? body.name;
   if (requested === undefined) throw new BadRequest("model: expected a model name", { details: { param: "model" } });
-  const descriptor = await resolveTextModel(deps, requested, "text generation");
+  const descriptor = await resolveModel(deps, requested);
+  requireCapability(descriptor, "text", "text generation");
   const metadata = await deps.runtime.models.metadata(descriptor);
   const contextSize = deps.runtime.config.backend.context_size;
   const modelInfo: Record<string, unknown> = {};
@@ -310,10 +305,11 @@ async function emptyGeneration(
   c: AppContext,
   deps: AppDeps,
   request: OllamaRequest,
+  descriptor: ModelDescriptor,
   field: TextField,
   task = "text generation",
 ): Promise<Response> {
-  const descriptor = await resolveTextModel(deps, request.model, task);
+  requireCapability(descriptor, "text", task);
   const reason = await loadOrUnload(c, deps, descriptor, request.keep_alive);
   return c.json({ model: request.model, created_at: now(), ...field(""), done: true, done_reason: reason });
 }
@@ -353,12 +349,13 @@ function ollamaReply(request: OllamaRequest, field: TextField): Reply {
 function ollamaGeneration(
   deps: AppDeps,
   body: OllamaRequest,
+  descriptor: ModelDescriptor,
   task: string,
   turn: Turn,
   tools: Omit<ChatOptions, keyof GenerationOptions> = {},
 ): GenerationRequest {
   return {
-    model: modelName(body.model),
+    model: descriptor.name,
     keepAlive: body.keep_alive,
     task,
     stream: body.stream !== false,
@@ -374,7 +371,8 @@ async function generateRoute(
 ): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
-  if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, responseField);
+  const descriptor = await resolveModel(deps, body.model);
+  if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw && body.system)
     throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", {
@@ -390,7 +388,8 @@ async function generateRoute(
         ],
         promptParam: "prompt",
       };
-  return generate(c, deps, ollamaGeneration(deps, body, "text generation", turn), ollamaReply(body, responseField));
+  const request = ollamaGeneration(deps, body, descriptor, "text generation", turn);
+  return generate(c, deps, request, ollamaReply(body, responseField));
 }
 
 /** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
@@ -446,8 +445,10 @@ async function chatRoute(
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
-  if (history.length === 0) return emptyGeneration(c, deps, body, messageField, "chat");
-  const request = ollamaGeneration(deps, body, "chat", { messages: history, promptParam: "messages" }, tools);
+  const descriptor = await resolveModel(deps, body.model);
+  if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField, "chat");
+  const turn: Turn = { messages: history, promptParam: "messages" };
+  const request = ollamaGeneration(deps, body, descriptor, "chat", turn, tools);
   return generate(c, deps, request, ollamaReply(body, messageField));
 }
 
@@ -464,13 +465,15 @@ async function embedWith(
   inputs: string[],
   param: string,
 ) {
+  const descriptor = await resolveModel(deps, request.model);
   if (inputs.length === 0) {
-    await loadOrUnload(c, deps, await resolveTextModel(deps, request.model, "embeddings"), request.keep_alive);
+    requireCapability(descriptor, "text", "embeddings");
+    await loadOrUnload(c, deps, descriptor, request.keep_alive);
     return null;
   }
   const started = performance.now();
   let loaded = started;
-  const generation = { model: modelName(request.model), keepAlive: request.keep_alive, task: "embeddings" };
+  const generation = { model: descriptor.name, keepAlive: request.keep_alive, task: "embeddings" };
   const result = await withTextModel(c, deps, generation, (model, signal) => {
     loaded = performance.now();
     return model.embed(inputs, signal, { inputParam: param, ...truncateTo(request.truncate) });
