@@ -3,6 +3,7 @@
  * (GGUF), ONNX Runtime and the fake test backend implement it.
  */
 import type { BackendConfig } from "../config/schema.js";
+import { ModelCapabilityMissing } from "../errors/index.js";
 import type { Bytes, ModelDescriptor, ModelFormat } from "../models/types.js";
 
 /**
@@ -222,6 +223,31 @@ export interface LoadOptions {
 
 /** What kind of loaded model each format gives: the capability a request is checked against before any load. */
 export const FORMAT_KIND: Readonly<Record<ModelFormat, LoadedModel["kind"]>> = { gguf: "text", onnx: "tensor" };
+
+/**
+ * "A tensor model cannot do a text task", said once: the refusal of a model whose format does not give the kind of
+ * model `task` needs (`task` as the request names it: "chat completions", "embeddings"…). The cache raises it on
+ * `acquire({ capability })` before anything is loaded or evicted; a request that only loads or describes a model
+ * checks with `requireCapability`.
+ */
+export function capabilityMissing(
+  descriptor: Pick<ModelDescriptor, "name" | "format">,
+  task: string,
+): ModelCapabilityMissing {
+  return new ModelCapabilityMissing(
+    `model ${descriptor.name} is an ${descriptor.format.toUpperCase()} ${FORMAT_KIND[descriptor.format]} model and cannot do ${task}`,
+    { details: { param: "model", model: descriptor.name } },
+  );
+}
+
+/** Throws `capabilityMissing` unless `descriptor`'s format gives a model of the kind `needed`. */
+export function requireCapability(
+  descriptor: Pick<ModelDescriptor, "name" | "format">,
+  needed: LoadedModel["kind"],
+  task: string,
+): void {
+  if (FORMAT_KIND[descriptor.format] !== needed) throw capabilityMissing(descriptor, task);
+}
 
 export interface Backend {
   /** The model format this backend loads. */

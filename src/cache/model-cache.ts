@@ -11,12 +11,11 @@
  * (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory reservations
  * (memory.ts), and the pure policies (policy/).
  */
-import { FORMAT_KIND, type BackendRegistry, type LoadedModel } from "../backends/types.js";
+import { type BackendRegistry, capabilityMissing, FORMAT_KIND, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import {
   Aborted,
   BadRequest,
-  ModelCapabilityMissing,
   ModelLoadFailed,
   ModelNotFound,
   ModelPinned,
@@ -275,10 +274,7 @@ export class ModelCache implements AsyncDisposable {
   private assertCapability(descriptor: ModelDescriptor, options: AcquireOptions): void {
     const needed = options.capability;
     if (needed === undefined || FORMAT_KIND[descriptor.format] === needed) return;
-    throw new ModelCapabilityMissing(
-      `model ${descriptor.name} is an ${descriptor.format.toUpperCase()} ${FORMAT_KIND[descriptor.format]} model and cannot do ${options.task ?? `${needed} generation`}`,
-      { details: { param: "model", model: descriptor.name } },
-    );
+    throw capabilityMissing(descriptor, options.task ?? `${needed} generation`);
   }
 
   /** acquire + fn + release (also on throw). */

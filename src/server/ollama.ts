@@ -12,21 +12,32 @@ import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
 import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/chat-request.js";
-import type {
-  ChatMessage,
-  ChatOptions,
-  GenerationOptions,
-  GenerationResult,
-  TextModel,
-  TokenUsage,
-  ToolCall,
-  ToolChoice,
+import {
+  type ChatMessage,
+  type ChatOptions,
+  type GenerationOptions,
+  requireCapability,
+  type TokenUsage,
+  type ToolCall,
+  type ToolChoice,
 } from "../backends/types.js";
 import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, NotImplemented } from "../errors/index.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
-import { boundedMaxTokens, checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
+import { checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import {
+  type Done,
+  type Finished,
+  generate,
+  generationOptions,
+  NDJSON_FRAMING,
+  type GenerationRequest,
+  type Reply,
+  type Timing,
+  type Turn,
+  withTextModel,
+} from "./generation.js";
 import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 import {
   type ChatRequest,
@@ -38,16 +49,7 @@ import {
   type OllamaOptions,
   showRequestSchema,
 } from "./ollama-schemas.js";
-import { parseBody } from "./schemas.js";
-import {
-  completedReason,
-  type ModelSession,
-  NDJSON_FRAMING,
-  openSession,
-  requireTextModel,
-  streamSession,
-  within,
-} from "./session.js";
+import { parseBody, type SamplingFields } from "./schemas.js";
 
 /** The tag of a plain model file: Ollama's default tag. */
 const LATEST_TAG = ":latest";
@@ -66,12 +68,13 @@ function ollamaName(shortName: string): string {
 }
 
 /**
- * Resolves a name as an Ollama client sends it (`NAME`, `NAME:latest`) to a GGUF model, or refuses a tensor model —
- * before any load, so a refused request never loads or evicts anything.
+ * Resolves a name as an Ollama client sends it (`NAME`, `NAME:latest`) before anything else: an unknown name is a
+ * 404 with nothing queued or loaded. A tensor model is refused by the generation's session (the cache checks before any
+ * load), or with `requireCapability` by the requests that load, unload or describe a model without generating.
  */
-function resolveTextModel(deps: AppDeps, requested: string, task: string): Promise<ModelDescriptor> {
+function resolveModel(deps: AppDeps, requested: string): Promise<ModelDescriptor> {
   const name = requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
-  return requireTextModel(deps, name, task);
+  return deps.runtime.models.resolve(name);
 }
 
 /**
@@ -171,7 +174,8 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(showRequestSchema, await readJson(c));
   const requested = body.model ?? body.name;
   if (requested === undefined) throw new BadRequest("model: expected a model name", { details: { param: "model" } });
-  const descriptor = await resolveTextModel(deps, requested, "text generation");
+  const descriptor = await resolveModel(deps, requested);
+  requireCapability(descriptor, "text", "text generation");
   const metadata = await deps.runtime.models.metadata(descriptor);
   const contextSize = deps.runtime.config.backend.context_size;
   const modelInfo: Record<string, unknown> = {};
@@ -204,30 +208,27 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
 }
 
 /** Ollama's `options`, `format` and `truncate` as the backend's generation options. */
-function generationOptions(request: GenerationRequest, signal: AbortSignal, limits: RequestLimits): GenerationOptions {
-  const mapped: GenerationOptions = { signal, ...truncateTo(request.truncate) };
-  if (request.format) mapped.format = request.format;
+function ollamaOptions(request: OllamaRequest, limits: RequestLimits): GenerationOptions {
   const { options } = request;
   // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is no number: until the end token or a full context.
-  const maxTokens = boundedMaxTokens(
-    options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined,
-    limits,
-  );
-  if (maxTokens !== undefined) mapped.maxTokens = maxTokens;
-  if (!options) return mapped;
-  if (options.temperature != null) mapped.temperature = options.temperature;
-  if (options.top_p != null) mapped.topP = options.top_p;
-  if (options.top_k != null) mapped.topK = options.top_k;
-  if (options.min_p != null) mapped.minP = options.min_p;
-  if (options.presence_penalty != null) mapped.presencePenalty = options.presence_penalty;
-  if (options.frequency_penalty != null) mapped.frequencyPenalty = options.frequency_penalty;
-  if (options.seed != null) mapped.seed = options.seed;
-  if (options.stop != null) mapped.stop = typeof options.stop === "string" ? [options.stop] : options.stop;
+  const numPredict = options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined;
+  const mapped: GenerationOptions = {
+    ...truncateTo(request.truncate),
+    ...generationOptions(samplingOf(options), numPredict, limits),
+  };
+  if (request.format) mapped.format = request.format;
   return mapped;
 }
 
+/** The sampling options Ollama shares with OpenAI, by their common names. */
+function samplingOf(options: OllamaOptions | null | undefined): SamplingFields {
+  if (!options) return {};
+  const { temperature, top_p, top_k, min_p, presence_penalty, frequency_penalty, seed, stop } = options;
+  return { temperature, top_p, top_k, min_p, presence_penalty, frequency_penalty, seed, stop };
+}
+
 /** What a request that uses a model has in common, Ollama-side. */
-interface GenerationRequest {
+interface OllamaRequest {
   model: string;
   stream?: boolean | null | undefined;
   keep_alive?: KeepAlive | undefined;
@@ -258,40 +259,26 @@ const messageField: TextField = (text, toolCalls) => ({
 });
 
 /** Ollama reports a reply that ends in tool calls as a normal stop. */
-function doneReason(reason: ReturnType<typeof completedReason>): "stop" | "length" {
+function doneReason(reason: Finished["finishReason"]): "stop" | "length" {
   return reason === "tool_calls" ? "stop" : reason;
 }
+
+const ns = (from: number, to: number): Nanoseconds => Math.round((to - from) * 1e6);
 
 /**
  * Timings of one request in Ollama's fields: getting the model (queue slot and load), then the prompt until the first
  * text, then the rest.
  */
-class RequestClock {
-  private readonly started = performance.now();
-  private loadDone = this.started;
-  private firstText: number | null = null;
-
-  loaded(): void {
-    this.loadDone = performance.now();
-  }
-
-  text(): void {
-    this.firstText ??= performance.now();
-  }
-
-  stats(usage: TokenUsage) {
-    const end = performance.now();
-    const firstText = this.firstText ?? end;
-    const ns = (from: number, to: number): Nanoseconds => Math.round((to - from) * 1e6);
-    return {
-      total_duration: ns(this.started, end),
-      load_duration: ns(this.started, this.loadDone),
-      prompt_eval_count: usage.promptTokens,
-      prompt_eval_duration: ns(this.loadDone, firstText),
-      eval_count: usage.completionTokens,
-      eval_duration: ns(firstText, end),
-    };
-  }
+function durations(timing: Timing, usage: TokenUsage) {
+  const firstText = timing.firstText ?? timing.ended;
+  return {
+    total_duration: ns(timing.started, timing.ended),
+    load_duration: ns(timing.started, timing.loaded),
+    prompt_eval_count: usage.promptTokens,
+    prompt_eval_duration: ns(timing.loaded, firstText),
+    eval_count: usage.completionTokens,
+    eval_duration: ns(firstText, timing.ended),
+  };
 }
 
 /**
@@ -317,64 +304,64 @@ async function loadOrUnload(
 async function emptyGeneration(
   c: AppContext,
   deps: AppDeps,
-  request: GenerationRequest,
+  request: OllamaRequest,
   descriptor: ModelDescriptor,
   field: TextField,
+  task = "text generation",
 ): Promise<Response> {
+  requireCapability(descriptor, "text", task);
   const reason = await loadOrUnload(c, deps, descriptor, request.keep_alive);
   return c.json({ model: request.model, created_at: now(), ...field(""), done: true, done_reason: reason });
 }
 
 /**
- * Runs one generation for /api/generate or /api/chat: a session (queue slot + lease) for the model, then either one JSON
- * reply or JSON lines — a line per piece of text, and a last line with `done: true`, the reason and the timings.
+ * One generation for /api/generate or /api/chat as Ollama answers it: one JSON reply, or JSON lines — a line per piece
+ * of text, and a last line with `done: true`, the reason and the timings.
  */
-async function generate(
-  c: AppContext,
-  deps: AppDeps,
-  request: GenerationRequest,
-  descriptor: ModelDescriptor,
-  field: TextField,
-  promptParam: string,
-  run: (model: TextModel, options: GenerationOptions) => Promise<GenerationResult>,
-): Promise<Response> {
-  const clock = new RequestClock();
-  const session = await openSession(c, deps, descriptor.name, request.keep_alive, "text generation");
-  clock.loaded();
-  const model = session.lease.model as TextModel; // resolveTextModel admitted GGUF models only
-  const options = { ...generationOptions(request, session.signal, deps.runtime.config.server), promptParam };
-  const final = (text: string, result: GenerationResult, s: ModelSession, toolCalls?: ToolCall[]) => ({
-    model: request.model,
-    created_at: now(),
-    ...field(text, toolCalls),
-    done: true,
-    done_reason: doneReason(completedReason(result.finishReason, s, deps)),
-    ...clock.stats(result.usage),
-  });
-
-  if (request.stream === false) {
-    const result = await within(session, () => run(model, { ...options, onText: () => clock.text() }));
-    return c.json(final(result.text, result, session, result.toolCalls));
-  }
-  return streamSession(
-    c,
-    deps,
-    session,
-    async (events) => {
-      const result = await run(model, {
-        ...options,
-        onText: (text) => {
-          clock.text();
-          events.send({ model: request.model, created_at: now(), ...field(text), done: false });
-        },
-      });
-      if (result.toolCalls?.length) {
-        events.send({ model: request.model, created_at: now(), ...field("", result.toolCalls), done: false });
+function ollamaReply(request: OllamaRequest, field: TextField): Reply {
+  const final = (text: string, done: Done, toolCalls?: ToolCall[]) => {
+    const result = done.results[0] as Finished;
+    return {
+      model: request.model,
+      created_at: now(),
+      ...field(text, toolCalls),
+      done: true,
+      done_reason: doneReason(result.finishReason),
+      ...durations(done.timing, result.usage),
+    };
+  };
+  return {
+    framing: NDJSON_FRAMING,
+    timesFirstText: true,
+    event(event, send) {
+      if (event.type === "text") send({ model: request.model, created_at: now(), ...field(event.text), done: false });
+      else if (event.type === "done") {
+        const calls = event.results[0]?.toolCalls;
+        if (calls?.length) send({ model: request.model, created_at: now(), ...field("", calls), done: false });
+        send(final("", event));
       }
-      events.send(final("", result, session));
     },
-    NDJSON_FRAMING,
-  );
+    body: (done) => final(done.results[0]?.text ?? "", done, done.results[0]?.toolCalls),
+  };
+}
+
+/** The generation request of /api/generate or /api/chat: one turn, with /api/chat's tools. */
+function ollamaGeneration(
+  deps: AppDeps,
+  body: OllamaRequest,
+  descriptor: ModelDescriptor,
+  task: string,
+  turn: Turn,
+  tools: Omit<ChatOptions, keyof GenerationOptions> = {},
+): GenerationRequest {
+  return {
+    model: descriptor.name,
+    keepAlive: body.keep_alive,
+    task,
+    stream: body.stream !== false,
+    turns: [turn],
+    options: { ...ollamaOptions(body, deps.runtime.config.server), ...tools },
+  };
 }
 
 async function generateRoute(
@@ -384,26 +371,25 @@ async function generateRoute(
 ): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
-  const descriptor = await resolveTextModel(deps, body.model, "text generation");
+  const descriptor = await resolveModel(deps, body.model);
   if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
-  if (body.raw) {
-    if (body.system)
-      throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", {
-        details: { param: "system" },
-      });
-    return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) =>
-      model.complete(prompt, options),
-    );
-  }
+  if (body.raw && body.system)
+    throw new BadRequest("system: not used with raw: true (the prompt is sent as it is)", {
+      details: { param: "system" },
+    });
   // Without raw, Ollama puts the prompt into the model's template: a one-turn chat.
-  const messages: ChatMessage[] = [
-    ...(body.system ? [{ role: "system" as const, content: body.system }] : []),
-    { role: "user", content: prompt },
-  ];
-  return generate(c, deps, body, descriptor, responseField, "prompt", (model, options) =>
-    model.chat(messages, options),
-  );
+  const turn: Turn = body.raw
+    ? { prompt, promptParam: "prompt" }
+    : {
+        messages: [
+          ...(body.system ? [{ role: "system" as const, content: body.system }] : []),
+          { role: "user", content: prompt },
+        ],
+        promptParam: "prompt",
+      };
+  const request = ollamaGeneration(deps, body, descriptor, "text generation", turn);
+  return generate(c, deps, request, ollamaReply(body, responseField));
 }
 
 /** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
@@ -459,11 +445,11 @@ async function chatRoute(
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
-  const descriptor = await resolveTextModel(deps, body.model, "chat");
-  if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField);
-  return generate(c, deps, body, descriptor, messageField, "messages", (model, options) =>
-    model.chat(history, { ...options, ...tools }),
-  );
+  const descriptor = await resolveModel(deps, body.model);
+  if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField, "chat");
+  const turn: Turn = { messages: history, promptParam: "messages" };
+  const request = ollamaGeneration(deps, body, descriptor, "chat", turn, tools);
+  return generate(c, deps, request, ollamaReply(body, messageField));
 }
 
 /** Unit length, as Ollama returns /api/embed vectors (cosine similarity becomes a dot product). */
@@ -479,19 +465,21 @@ async function embedWith(
   inputs: string[],
   param: string,
 ) {
-  const descriptor = await resolveTextModel(deps, request.model, "embeddings");
+  const descriptor = await resolveModel(deps, request.model);
   if (inputs.length === 0) {
+    requireCapability(descriptor, "text", "embeddings");
     await loadOrUnload(c, deps, descriptor, request.keep_alive);
     return null;
   }
-  const clock = new RequestClock();
-  const session = await openSession(c, deps, descriptor.name, request.keep_alive, "embeddings");
-  clock.loaded();
-  const model = session.lease.model as TextModel;
-  const result = await within(session, () =>
-    model.embed(inputs, session.signal, { inputParam: param, ...truncateTo(request.truncate) }),
-  );
-  return { result, clock };
+  const started = performance.now();
+  let loaded = started;
+  const generation = { model: descriptor.name, keepAlive: request.keep_alive, task: "embeddings" };
+  const result = await withTextModel(c, deps, generation, (model, signal) => {
+    loaded = performance.now();
+    return model.embed(inputs, signal, { inputParam: param, ...truncateTo(request.truncate) });
+  });
+  const timing: Timing = { started, loaded, firstText: null, ended: performance.now() };
+  return { result, timing };
 }
 
 async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof embedRequestSchema>): Promise<Response> {
@@ -507,13 +495,12 @@ async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof emb
         : body.input;
   const done = await embedWith(c, deps, body, inputs, "input");
   if (done === null) return c.json({ model: body.model, embeddings: [] });
-  const { result, clock } = done;
-  const stats = clock.stats({ promptTokens: result.promptTokens, completionTokens: 0 });
+  const { result, timing } = done;
   return c.json({
     model: body.model,
     embeddings: result.embeddings.map(normalized),
-    total_duration: stats.total_duration,
-    load_duration: stats.load_duration,
+    total_duration: ns(timing.started, timing.ended),
+    load_duration: ns(timing.started, timing.loaded),
     prompt_eval_count: result.promptTokens,
   });
 }

@@ -9,16 +9,26 @@ import type {
   ChatMessage,
   ChatOptions,
   EmbedOptions,
-  FinishReason,
-  GenerationOptions,
   GenerationResult,
+  JsonSchema,
   OutputFormat,
-  TextModel,
   ToolCall,
+  ToolDefinition,
 } from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
-import { boundedMaxTokens, checkListLength, type RequestLimits } from "./bounds.js";
+import { checkListLength } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
+import {
+  type Dialect,
+  dialectRoute,
+  type Finished,
+  type GenerationEvent,
+  generationOptions,
+  type GenerationRequest,
+  type Reply,
+  SSE_FRAMING,
+  withTextModel,
+} from "./generation.js";
 import {
   type ChatRequest,
   chatRequestSchema,
@@ -26,17 +36,7 @@ import {
   completionRequestSchema,
   embeddingRequestSchema,
   parseBody,
-  type SamplingFields,
 } from "./schemas.js";
-import {
-  completedReason,
-  type EventWriter,
-  type ModelSession,
-  openSession,
-  streamSession,
-  textModelOf,
-  within,
-} from "./session.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -52,46 +52,16 @@ interface Usage {
 export const unixSeconds = () => Math.floor(Date.now() / 1000);
 export const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll("-", "").slice(0, 24)}`;
 
-function usageOf(results: GenerationResult[]): Usage {
+function usageOf(results: readonly GenerationResult[]): Usage {
   const prompt = results.reduce((sum, r) => sum + r.usage.promptTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.usage.completionTokens, 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-/** OpenAI's finish reason; an aborted generation is an error (see completedReason). */
-export function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
-  return completedReason(reason, session, deps);
-}
-
-/**
- * The request fields every generation shares, mapped to the backend's options; `maxTokens` is what the request asks,
- * capped here by `server.max_tokens_limit` (the backend caps it by the context).
- */
-export function generationOptions(
-  body: SamplingFields,
-  maxTokens: number | null | undefined,
-  signal: AbortSignal,
-  limits: Pick<RequestLimits, "max_tokens_limit">,
-): GenerationOptions {
-  const options: GenerationOptions = { signal };
-  const bounded = boundedMaxTokens(maxTokens, limits);
-  if (bounded !== undefined) options.maxTokens = bounded;
-  if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
-  if (body.temperature != null) options.temperature = body.temperature;
-  if (body.top_p != null) options.topP = body.top_p;
-  if (body.top_k != null) options.topK = body.top_k;
-  if (body.min_p != null) options.minP = body.min_p;
-  if (body.frequency_penalty != null) options.frequencyPenalty = body.frequency_penalty;
-  if (body.presence_penalty != null) options.presencePenalty = body.presence_penalty;
-  if (body.logit_bias != null) options.logitBias = body.logit_bias;
-  if (body.seed != null) options.seed = body.seed;
-  if (body.stop != null) options.stop = typeof body.stop === "string" ? [body.stop] : body.stop;
-  return options;
-}
-
 type TextContent = string | Array<{ text: string }>;
 
-function textOf(content: TextContent): string {
+/** A message's content as one text: a string, or its text parts joined (OpenAI chat and Responses alike). */
+export function textOf(content: TextContent): string {
   return typeof content === "string" ? content : content.map((part) => part.text).join("");
 }
 
@@ -121,6 +91,19 @@ function chatMessages(body: Pick<ChatRequest, "messages">): ChatMessage[] {
   });
 }
 
+/** A function tool as the backend takes it (OpenAI chat nests it in `function`; Responses does not). */
+export function toolDefinition(tool: {
+  name: string;
+  description?: string | null | undefined;
+  parameters?: JsonSchema | null | undefined;
+}): ToolDefinition {
+  return {
+    name: tool.name,
+    ...(tool.description ? { description: tool.description } : {}),
+    ...(tool.parameters ? { parameters: tool.parameters } : {}),
+  };
+}
+
 /** `response_format` as the backend's output format (`text`: none). */
 function outputFormat(format: ChatRequest["response_format"]): OutputFormat | undefined {
   if (!format || format.type === "text") return undefined;
@@ -132,11 +115,7 @@ function outputFormat(format: ChatRequest["response_format"]): OutputFormat | un
 function chatOptions(body: ChatRequest): ChatOptions {
   const options: ChatOptions = {};
   if (body.tools && body.tools.length > 0) {
-    options.tools = body.tools.map(({ function: f }) => ({
-      name: f.name,
-      ...(f.description ? { description: f.description } : {}),
-      ...(f.parameters ? { parameters: f.parameters } : {}),
-    }));
+    options.tools = body.tools.map(({ function: f }) => toolDefinition(f));
   }
   const choice = body.tool_choice;
   if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.function.name };
@@ -154,173 +133,153 @@ function openaiToolCalls(calls: readonly ToolCall[]) {
   }));
 }
 
-async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
-  const body = parseBody(chatRequestSchema, await readJson(c));
+/** Parses a chat completion request: checked whole (tools, schemas, tool messages) before any model is used. */
+const chatCompletion: Dialect = (input, deps) => {
+  const body = parseBody(chatRequestSchema, input);
   const { server } = deps.runtime.config;
   checkListLength(body.messages, server.max_messages, "messages", "max_messages");
   const messages = chatMessages(body);
   const chat = chatOptions(body);
   checkChat(messages, chat);
-  const session = await openSession(c, deps, body.model, body.keep_alive, "chat completions");
-  const model = textModelOf(session, "chat completions");
+  const request: GenerationRequest = {
+    model: body.model,
+    keepAlive: body.keep_alive,
+    task: "chat completions",
+    stream: body.stream === true,
+    turns: [{ messages, promptParam: "messages" }],
+    options: { ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, server), ...chat },
+  };
+  return { request, reply: chatReply(body) };
+};
+
+/** A chat completion as OpenAI sends it: `chat.completion`, or `chat.completion.chunk` events. */
+function chatReply(body: ChatRequest): Reply {
   const id = newId("chatcmpl");
   const created = unixSeconds();
   // Replies name the model as the client asked for it.
   const name = body.model;
-  const options = {
-    ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, session.signal, server),
-    promptParam: "messages",
-    ...chat,
-  };
-
-  if (body.stream) {
-    return streamSession(c, deps, session, async (events) => {
-      const chunk = (delta: object, finish: OpenAIFinishReason | null) => ({
-        id,
-        object: "chat.completion.chunk",
-        created,
-        model: name,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-      });
-      events.send(chunk({ role: "assistant", content: "" }, null));
-      const result = await model.chat(messages, {
-        ...options,
-        onText: (text) => events.send(chunk({ content: text }, null)),
-      });
-      const finish = finishReasonOf(result.finishReason, session, deps);
-      // Calls are sent whole once generated (their arguments must be complete to validate), one delta each.
-      for (const [index, call] of openaiToolCalls(result.toolCalls ?? []).entries()) {
-        events.send(chunk({ tool_calls: [{ index, ...call }] }, null));
-      }
-      events.send(chunk({}, finish));
-      if (includeUsage(body)) {
-        events.send({
-          id,
-          object: "chat.completion.chunk",
-          created,
-          model: name,
-          choices: [],
-          usage: usageOf([result]),
-        });
-      }
-    });
-  }
-
-  const result = await within(session, () => model.chat(messages, options));
-  const toolCalls = result.toolCalls ?? [];
-  return jsonResponse(c, {
+  const chunk = (delta: object, finish: OpenAIFinishReason | null) => ({
     id,
-    object: "chat.completion",
+    object: "chat.completion.chunk",
     created,
     model: name,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: "assistant",
-          content: toolCalls.length > 0 && result.text === "" ? null : result.text,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: openaiToolCalls(toolCalls) } : {}),
-        },
-        logprobs: null,
-        finish_reason: finishReasonOf(result.finishReason, session, deps),
-      },
-    ],
-    usage: usageOf([result]),
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
   });
+  return {
+    framing: SSE_FRAMING,
+    event(event, send) {
+      if (event.type === "start") send(chunk({ role: "assistant", content: "" }, null));
+      else if (event.type === "text") send(chunk({ content: event.text }, null));
+      else {
+        const result = event.results[0] as Finished;
+        // Calls are sent whole once generated (their arguments must be complete to validate), one delta each.
+        for (const [index, call] of openaiToolCalls(result.toolCalls ?? []).entries()) {
+          send(chunk({ tool_calls: [{ index, ...call }] }, null));
+        }
+        send(chunk({}, result.finishReason));
+        if (includeUsage(body)) {
+          send({
+            id,
+            object: "chat.completion.chunk",
+            created,
+            model: name,
+            choices: [],
+            usage: usageOf(event.results),
+          });
+        }
+      }
+    },
+    body({ results }) {
+      const result = results[0] as Finished;
+      const toolCalls = result.toolCalls ?? [];
+      return {
+        id,
+        object: "chat.completion",
+        created,
+        model: name,
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: "assistant",
+              content: toolCalls.length > 0 && result.text === "" ? null : result.text,
+              refusal: null,
+              ...(toolCalls.length > 0 ? { tool_calls: openaiToolCalls(toolCalls) } : {}),
+            },
+            logprobs: null,
+            finish_reason: result.finishReason,
+          },
+        ],
+        usage: usageOf(results),
+      };
+    },
+  };
 }
 
 function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
   return body.stream_options?.include_usage === true;
 }
 
-/** Generates one completion per prompt, in order (the model runs them one after another anyway). */
-async function completeEach(
-  model: TextModel,
-  prompts: string[],
-  options: (index: number) => GenerationOptions,
-): Promise<GenerationResult[]> {
-  const results: GenerationResult[] = [];
-  for (const [index, prompt] of prompts.entries()) {
+/** Parses a text completion request: one turn per prompt, generated in order (the model runs them one by one anyway). */
+const textCompletion: Dialect = (input, deps) => {
+  const body = parseBody(completionRequestSchema, input);
+  const { server } = deps.runtime.config;
+  checkListLength(body.prompt, server.max_prompts, "prompt", "max_prompts");
+  const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
+  const request: GenerationRequest = {
+    model: body.model,
+    keepAlive: body.keep_alive,
+    task: "text completions",
+    stream: body.stream === true,
     // A list's prompts are named by index in a context_length_exceeded error.
-    const promptParam = prompts.length > 1 ? `prompt[${index}]` : "prompt";
-    results.push(await model.complete(prompt, { ...options(index), promptParam }));
-  }
-  return results;
-}
+    turns: prompts.map((prompt, index) => ({
+      prompt,
+      promptParam: prompts.length > 1 ? `prompt[${index}]` : "prompt",
+    })),
+    options: generationOptions(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, server),
+  };
+  return { request, reply: completionReply(body, prompts) };
+};
 
-async function streamCompletions(
-  deps: AppDeps,
-  events: EventWriter,
-  body: CompletionRequest,
-  session: ModelSession,
-  model: TextModel,
-  meta: { id: string; created: number; name: string; prompts: string[]; maxTokens: number },
-): Promise<void> {
+/** Text completions as OpenAI sends them: `text_completion`, whole or as events. */
+function completionReply(body: CompletionRequest, prompts: string[]): Reply {
+  const id = newId("cmpl");
+  const created = unixSeconds();
+  const name = body.model;
   const chunk = (index: number, text: string, finish: OpenAIFinishReason | null) => ({
-    id: meta.id,
+    id,
     object: "text_completion",
-    created: meta.created,
-    model: meta.name,
+    created,
+    model: name,
     choices: [{ index, text, logprobs: null, finish_reason: finish }],
   });
-  const results = await completeEach(model, meta.prompts, (index) => {
-    if (body.echo) events.send(chunk(index, meta.prompts[index] ?? "", null));
-    return {
-      ...generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
-      onText: (text) => events.send(chunk(index, text, null)),
-    };
-  });
-  for (const [index, result] of results.entries()) {
-    events.send(chunk(index, "", finishReasonOf(result.finishReason, session, deps)));
-  }
-  if (includeUsage(body)) {
-    events.send({
-      id: meta.id,
+  return {
+    framing: SSE_FRAMING,
+    event(event: GenerationEvent, send) {
+      if (event.type === "start") {
+        if (body.echo) send(chunk(event.turn, prompts[event.turn] ?? "", null));
+      } else if (event.type === "text") send(chunk(event.turn, event.text, null));
+      else {
+        for (const [index, result] of event.results.entries()) send(chunk(index, "", result.finishReason));
+        if (includeUsage(body)) {
+          send({ id, object: "text_completion", created, model: name, choices: [], usage: usageOf(event.results) });
+        }
+      }
+    },
+    body: ({ results }) => ({
+      id,
       object: "text_completion",
-      created: meta.created,
-      model: meta.name,
-      choices: [],
+      created,
+      model: name,
+      choices: results.map((result, index) => ({
+        index,
+        text: body.echo ? `${prompts[index]}${result.text}` : result.text,
+        logprobs: null,
+        finish_reason: result.finishReason,
+      })),
       usage: usageOf(results),
-    });
-  }
-}
-
-async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
-  const body = parseBody(completionRequestSchema, await readJson(c));
-  checkListLength(body.prompt, deps.runtime.config.server.max_prompts, "prompt", "max_prompts");
-  const session = await openSession(c, deps, body.model, body.keep_alive, "text completions");
-  const model = textModelOf(session, "text completions");
-  const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
-  const meta = {
-    id: newId("cmpl"),
-    created: unixSeconds(),
-    name: body.model,
-    prompts,
-    maxTokens: body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS,
+    }),
   };
-
-  if (body.stream)
-    return streamSession(c, deps, session, (events) => streamCompletions(deps, events, body, session, model, meta));
-
-  const results = await within(session, () =>
-    completeEach(model, prompts, () =>
-      generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
-    ),
-  );
-  return jsonResponse(c, {
-    id: meta.id,
-    object: "text_completion",
-    created: meta.created,
-    model: meta.name,
-    choices: results.map((result, index) => ({
-      index,
-      text: body.echo ? `${prompts[index]}${result.text}` : result.text,
-      logprobs: null,
-      finish_reason: finishReasonOf(result.finishReason, session, deps),
-    })),
-    usage: usageOf(results),
-  });
 }
 
 /** OpenAI's base64 encoding: the little-endian float32 bytes of the vector. */
@@ -332,12 +291,11 @@ function base64Vector(vector: number[]): string {
 async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
   const body = parseBody(embeddingRequestSchema, await readJson(c));
   checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
-  const session = await openSession(c, deps, body.model, body.keep_alive, "embeddings");
-  const model = textModelOf(session, "embeddings");
   const inputs = typeof body.input === "string" ? [body.input] : body.input;
   const options: EmbedOptions = { inputParam: "input" };
   if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
-  const result = await within(session, () => model.embed(inputs, session.signal, options));
+  const request = { model: body.model, keepAlive: body.keep_alive, task: "embeddings" };
+  const result = await withTextModel(c, deps, request, (model, signal) => model.embed(inputs, signal, options));
   const encode = body.encoding_format === "base64" ? base64Vector : (v: number[]) => v;
   return jsonResponse(c, {
     object: "list",
@@ -381,8 +339,8 @@ export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
     const model = await deps.runtime.models.resolve(c.req.param("name"));
     return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
   });
-  routes.post("/v1/chat/completions", (c) => chatCompletion(c, deps));
-  routes.post("/v1/completions", (c) => textCompletion(c, deps));
+  routes.post("/v1/chat/completions", dialectRoute(deps, chatCompletion));
+  routes.post("/v1/completions", dialectRoute(deps, textCompletion));
   routes.post("/v1/embeddings", (c) => embeddings(c, deps));
   return routes;
 }

@@ -10,15 +10,20 @@
 import { Hono } from "hono";
 import { checkChat, type FieldNames } from "../backends/chat-request.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
-import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import type { AppDeps, AppEnv } from "./context.js";
 import { checkListLength, truncateTo } from "./bounds.js";
-import { finishReasonOf, generationOptions, newId, unixSeconds } from "./openai.js";
+import {
+  type Dialect,
+  dialectRoute,
+  type Finished,
+  generationOptions,
+  type GenerationRequest,
+  type Reply,
+  SSE_FRAMING,
+} from "./generation.js";
+import { newId, textOf, toolDefinition, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 import { parseBody } from "./schemas.js";
-import { openSession, streamSession, textModelOf, within } from "./session.js";
-
-type Content = string | Array<{ text: string }>;
-const textOf = (content: Content) => (typeof content === "string" ? content : content.map((p) => p.text).join(""));
 
 /** The conversation, and how its messages map back to `input[i]` for error messages. */
 function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields: FieldNames } {
@@ -83,11 +88,7 @@ function outputFormat(format: NonNullable<ResponsesRequest["text"]>["format"]): 
 function responseChatOptions(body: ResponsesRequest): ChatOptions {
   const options: ChatOptions = {};
   if (body.tools && body.tools.length > 0) {
-    options.tools = body.tools.map((t) => ({
-      name: t.name,
-      ...(t.description ? { description: t.description } : {}),
-      ...(t.parameters ? { parameters: t.parameters } : {}),
-    }));
+    options.tools = body.tools.map(toolDefinition);
   }
   const choice = body.tool_choice;
   if (choice != null) options.toolChoice = typeof choice === "string" ? choice : { name: choice.name };
@@ -167,91 +168,104 @@ function outputItems(messageId: string, result: GenerationResult) {
   return [...message, ...calls];
 }
 
-async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
-  const body = parseBody(responsesRequestSchema, await readJson(c));
+/** Parses a Responses request: the conversation and tools checked before any model is used. */
+const createResponse: Dialect = (input, deps) => {
+  const body = parseBody(responsesRequestSchema, input);
   const { server } = deps.runtime.config;
   checkListLength(body.input, server.max_messages, "input", "max_messages");
   const { messages, fields } = conversation(body);
   const chat = responseChatOptions(body);
   checkChat(messages, chat, fields);
-  const session = await openSession(c, deps, body.model, body.keep_alive, "responses");
-  const model = textModelOf(session, "responses");
+  const request: GenerationRequest = {
+    model: body.model,
+    keepAlive: body.keep_alive,
+    task: "responses",
+    stream: body.stream === true,
+    turns: [{ messages, promptParam: "input" }],
+    options: {
+      ...generationOptions(body, body.max_output_tokens, server),
+      ...truncateTo(body.truncation === "auto"),
+      ...chat,
+    },
+  };
+  return { request, reply: responseReply(body) };
+};
+
+/** The response object, or the Responses event sequence (see the top of this file). */
+function responseReply(body: ResponsesRequest): Reply {
   const meta = { id: newId("resp"), createdAt: unixSeconds() };
   const messageId = newId("msg");
-  const options = {
-    ...generationOptions(body, body.max_output_tokens, session.signal, server),
-    ...truncateTo(body.truncation === "auto"),
-    promptParam: "input",
-    ...chat,
-  };
-  const statusOf = (result: GenerationResult): Status =>
-    finishReasonOf(result.finishReason, session, deps) === "length" ? "incomplete" : "completed";
-
-  if (!body.stream) {
-    const result = await within(session, () => model.chat(messages, options));
-    return c.json(
-      responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result }),
-    );
-  }
-
-  return streamSession(c, deps, session, async (events) => {
-    let sequence = 0;
-    const send = (type: string, fields: object) => events.send({ type, sequence_number: sequence++, ...fields });
-    send("response.created", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
-    send("response.in_progress", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
-    const part = { item_id: messageId, output_index: 0, content_index: 0 };
-    let started = false;
-    const startMessage = () => {
-      if (started) return;
-      started = true;
-      send("response.output_item.added", { output_index: 0, item: messageItem(messageId, "", "in_progress") });
-      send("response.content_part.added", { ...part, part: textPart("") });
-    };
-    const result = await model.chat(messages, {
-      ...options,
-      onText: (delta) => {
+  const statusOf = (result: Finished): Status => (result.finishReason === "length" ? "incomplete" : "completed");
+  let sequence = 0;
+  let started = false;
+  const part = { item_id: messageId, output_index: 0, content_index: 0 };
+  return {
+    framing: SSE_FRAMING,
+    event(event, sendData) {
+      const send = (type: string, fields: object) => sendData({ type, sequence_number: sequence++, ...fields });
+      const startMessage = () => {
+        if (started) return;
+        started = true;
+        send("response.output_item.added", { output_index: 0, item: messageItem(messageId, "", "in_progress") });
+        send("response.content_part.added", { ...part, part: textPart("") });
+      };
+      if (event.type === "start") {
+        send("response.created", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
+        send("response.in_progress", { response: responseObject(meta, body, { status: "in_progress", output: [] }) });
+        return;
+      }
+      if (event.type === "text") {
         startMessage();
-        send("response.output_text.delta", { ...part, delta, logprobs: [] });
-      },
-    });
-    const status = statusOf(result);
-    const calls = result.toolCalls ?? [];
-    if (result.text !== "" || calls.length === 0) {
-      startMessage();
-      send("response.output_text.done", { ...part, text: result.text, logprobs: [] });
-      send("response.content_part.done", { ...part, part: textPart(result.text) });
-      send("response.output_item.done", { output_index: 0, item: messageItem(messageId, result.text, "completed") });
-    }
-    const first = started ? 1 : 0;
-    for (const [offset, call] of calls.entries()) {
-      const outputIndex = first + offset;
-      const itemId = `fc_${call.id}`;
-      send("response.output_item.added", {
-        output_index: outputIndex,
-        item: functionCallItem(call, "in_progress", ""),
+        send("response.output_text.delta", { ...part, delta: event.text, logprobs: [] });
+        return;
+      }
+      const result = event.results[0] as Finished;
+      const status = statusOf(result);
+      const calls = result.toolCalls ?? [];
+      if (result.text !== "" || calls.length === 0) {
+        startMessage();
+        send("response.output_text.done", { ...part, text: result.text, logprobs: [] });
+        send("response.content_part.done", { ...part, part: textPart(result.text) });
+        send("response.output_item.done", {
+          output_index: 0,
+          item: messageItem(messageId, result.text, "completed"),
+        });
+      }
+      const first = started ? 1 : 0;
+      for (const [offset, call] of calls.entries()) {
+        const outputIndex = first + offset;
+        const itemId = `fc_${call.id}`;
+        send("response.output_item.added", {
+          output_index: outputIndex,
+          item: functionCallItem(call, "in_progress", ""),
+        });
+        send("response.function_call_arguments.delta", {
+          item_id: itemId,
+          output_index: outputIndex,
+          delta: call.arguments,
+        });
+        send("response.function_call_arguments.done", {
+          item_id: itemId,
+          output_index: outputIndex,
+          name: call.name,
+          arguments: call.arguments,
+        });
+        send("response.output_item.done", { output_index: outputIndex, item: functionCallItem(call, "completed") });
+      }
+      const output = outputItems(messageId, result);
+      send(status === "completed" ? "response.completed" : "response.incomplete", {
+        response: responseObject(meta, body, { status, output, result }),
       });
-      send("response.function_call_arguments.delta", {
-        item_id: itemId,
-        output_index: outputIndex,
-        delta: call.arguments,
-      });
-      send("response.function_call_arguments.done", {
-        item_id: itemId,
-        output_index: outputIndex,
-        name: call.name,
-        arguments: call.arguments,
-      });
-      send("response.output_item.done", { output_index: outputIndex, item: functionCallItem(call, "completed") });
-    }
-    const output = outputItems(messageId, result);
-    send(status === "completed" ? "response.completed" : "response.incomplete", {
-      response: responseObject(meta, body, { status, output, result }),
-    });
-  });
+    },
+    body({ results }) {
+      const result = results[0] as Finished;
+      return responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result });
+    },
+  };
 }
 
 export function responsesRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
-  routes.post("/v1/responses", (c) => createResponse(c, deps));
+  routes.post("/v1/responses", dialectRoute(deps, createResponse));
   return routes;
 }

@@ -118,3 +118,23 @@ test("a chat longer than the context drops its oldest turns instead of ending; a
   assert.notEqual(tooLong.code, 0);
   assert.match(tooLong.stderr, /^error: messages: \d+ tokens, but the model is loaded with a context of 256 tokens/m);
 });
+
+test("run in this process goes through the runtime's cache: each answer is a request in the state file (cache stats)", async (t) => {
+  const s = await cliSandbox(t);
+  await s.run(["models", "demo"]);
+  const once = await s.run(["run", "inferno-demo", "Hello", ...GREEDY, "--local"], LOCAL);
+  assert.equal(once.code, 0, once.stderr);
+  const requests = async () => {
+    const stats = JSON.parse((await s.run(["cache", "stats", "--json"], LOCAL)).stdout);
+    const model = stats.models.find((m: { name: string }) => m.name === "inferno-demo.gguf");
+    return { requests: model?.requests, misses: stats.misses, hits: stats.hits };
+  };
+  assert.deepEqual(await requests(), { requests: 1, misses: 1, hits: 0 }, "one request, a cold load");
+  const chat = await runWithStdin(s, ["run", "inferno-demo", ...GREEDY], ["hi", "again"]);
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.deepEqual(
+    await requests(),
+    { requests: 3, misses: 2, hits: 1 },
+    "two turns: the first loads, the second finds it loaded",
+  );
+});

@@ -3,20 +3,22 @@
  * GGUF model through its own chat template (`--raw` for a plain completion). With a prompt it answers once; without one
  * it is a chat, one turn per line read from stdin (`>>>` prompt on a terminal, `/bye` or end of input leaves, Ctrl-C
  * stops the current answer). When a server answers at the configured address it generates there — on the server's
- * cache, no second copy of the model — and says so; `--local` (or no server) loads the model in this process for the
- * command's lifetime.
+ * cache, no second copy of the model — and says so; `--local` (or no server) runs the model in this process, through
+ * the same runtime and cache as the server, for the command's lifetime: either way each answer is counted as a request.
  */
 import { createInterface } from "node:readline";
 import { physicalCores, threadCount } from "../../backends/common.js";
 import { createBackends } from "../../backends/index.js";
 import type { GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
+import type { Lease } from "../../cache/types.js";
 import type { InfernoConfig } from "../../config/index.js";
-import { isInfernoError, ModelCapabilityMissing, Unauthorized, UsageError } from "../../errors/index.js";
+import { isInfernoError, Unauthorized, UsageError } from "../../errors/index.js";
+import { observeLoads } from "../../runtime/progress.js";
+import { createRuntime } from "../../runtime/runtime.js";
 import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
 import { findServer } from "../live.js";
-import { managerFor } from "./models.js";
 
 const FLAGS = COMMAND_FLAGS.run;
 /**
@@ -109,43 +111,64 @@ function progressLine(ctx: CliContext, label: string): { update(fraction?: numbe
   };
 }
 
-/** Loads the model in this process: validated first, so a broken file gets the same sentence as `models validate`. */
+/** A load's progress line, drawn from the load's first report (none when the model is already loaded). */
+function loadProgress(ctx: CliContext): { update(model: string, fraction: number): void; done(): void } {
+  let line: ReturnType<typeof progressLine> | null = null;
+  return {
+    update(model, fraction) {
+      line ??= progressLine(ctx, `loading ${model}`);
+      line.update(fraction);
+    },
+    done: () => line?.done(),
+  };
+}
+
+/**
+ * Runs the model in this process, through the same runtime as the server (its cache, its state file), so the command's
+ * use is counted and saved like a request's: each answer is one request on the cache. The model is validated first, so
+ * a broken file gets the same sentence as `models validate`, and leased right away (the first answer's request), so it
+ * loads before the first prompt is read.
+ */
 async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
-  const manager = managerFor(config, ctx);
-  const descriptor = await manager.resolve(name);
-  if (descriptor.format !== "gguf") {
-    throw new ModelCapabilityMissing(
-      `model ${descriptor.name} is an ONNX tensor model; \`inferno run\` generates text with GGUF models`,
-    );
-  }
-  const [validation] = await manager.validate(descriptor.name);
-  if (validation && !validation.ok) throw validation.error;
-  // One load, then exit: no spare host to keep ready.
-  const backends = createBackends(config.backend, { spare: false });
-  const backend = backends.gguf;
-  if (!backend) throw new ModelCapabilityMissing("no GGUF backend is available");
-  const progress = progressLine(ctx, `loading ${descriptor.name}`);
+  const progress = loadProgress(ctx);
+  // One command, one model: no spare host to keep ready, nothing else to warm.
+  const backends = observeLoads(createBackends(config.backend, { spare: false }), progress.update);
+  const runtime = await createRuntime(
+    { ...config, cache: { ...config.cache, enable_warmup: false } },
+    { backends, environment: ctx.environment() },
+  );
+  const use = { capability: "text", task: "text generation" } as const;
+  let first: Lease;
   const start = performance.now();
-  let model: TextModel;
   try {
-    model = (await backend.load(descriptor, {
-      backend: config.backend,
-      onProgress: (f) => progress.update(f),
-    })) as TextModel;
+    const [validation] = await runtime.models.validate(name);
+    if (validation && !validation.ok) throw validation.error;
+    first = await runtime.cache.acquire(name, use);
   } catch (error) {
-    await backends[Symbol.asyncDispose]();
+    await runtime.close();
     throw error;
   } finally {
     progress.done();
   }
+  const loadMs = performance.now() - start;
+  let pending: Lease | null = first;
   return {
-    name: descriptor.name,
-    loadMs: performance.now() - start,
-    generate: (turn, options) =>
-      "messages" in turn ? model.chat(turn.messages, options) : model.complete(turn.prompt, options),
+    name: first.descriptor.name,
+    loadMs,
+    async generate(turn, options) {
+      const lease = pending ?? (await runtime.cache.acquire(name, { ...use, signal: options.signal }));
+      pending = null;
+      try {
+        // The cache leased a text model: it refuses other kinds for `use.capability` before any load.
+        const model = lease.model as TextModel;
+        return await ("messages" in turn ? model.chat(turn.messages, options) : model.complete(turn.prompt, options));
+      } finally {
+        lease.release();
+      }
+    },
     async close() {
-      await model.dispose();
-      await backends[Symbol.asyncDispose]();
+      pending?.release();
+      await runtime.close();
     },
   };
 }
