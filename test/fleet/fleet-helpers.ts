@@ -23,7 +23,7 @@ export function nodeRecord(id: string, overrides: Partial<NodeRecord> = {}): Nod
     url: `http://${id}`,
     version: "0.1.0",
     started_at: 0,
-    memory_capacity: 8 << 30,
+    memory_capacity: 8 * 2 ** 30,
     memory_used: 0,
     model_capacity: 2,
     model_count: 0,
