@@ -48,6 +48,8 @@ export interface HeartbeatResult {
   /** false: Redis did not know this process (first beat, pruned while away, Redis restarted empty). */
   known: boolean;
   leases: Array<{ id: string; lease: RedisMilliseconds }>;
+  /** The Redis dataset's id: it changes when Redis restarted empty. */
+  epoch: string;
 }
 
 type Reply = string | number | null | Reply[];
@@ -189,17 +191,20 @@ export class FleetEngine {
 
   /** Extends this node's lease to Redis now + `leaseMs` and stores its record. */
   async heartbeat(incarnation: string, record: NodeRecord, leaseMs: number): Promise<HeartbeatResult> {
-    const reply = (await this.run("fleetHeartbeat", this.nodeId, incarnation, JSON.stringify(record), leaseMs)) as [
-      number,
-      number,
-      number,
-      Reply[],
-    ];
+    const reply = (await this.run(
+      "fleetHeartbeat",
+      this.nodeId,
+      incarnation,
+      JSON.stringify(record),
+      leaseMs,
+      randomUUID(),
+    )) as [number, number, number, Reply[], string];
     return {
       now: Number(reply[0]),
       lease: Number(reply[1]),
       known: Number(reply[2]) === 1,
       leases: pairs(reply[3]).map(([id, lease]) => ({ id, lease: Number(lease) })),
+      epoch: String(reply[4]),
     };
   }
 
@@ -318,16 +323,18 @@ export class FleetEngine {
   /**
    * Adds one delta to the fleet's usage ("merge my delta", persistence/merge.ts), exactly once per `id`: a compare-and-
    * set on the stored version, retried when another node merged in between; `dup` when that id was merged before
-   * (a retry after a call that timed out but did reach Redis).
+   * (a retry after a call that timed out but did reach Redis). `keepId`: the id is never forgotten (trimmed).
    */
-  async mergeUsage(id: string, delta: StateDelta): Promise<"ok" | "dup"> {
+  async mergeUsage(id: string, delta: StateDelta, options: { keepId?: boolean } = {}): Promise<"ok" | "dup"> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const [raw, version, applied] = (await this.run("fleetUsageRead", id)) as [string | null, number, number];
       if (Number(applied) === 1) return "dup";
       const current = raw === null ? null : (JSON.parse(raw) as CacheState);
       const merged = JSON.stringify(mergeDelta(current, delta));
-      const reply = String(await this.run("fleetUsageWrite", id, Number(version), merged, this.appliedDeltasKept)) as
-        "ok" | "dup" | "conflict";
+      const keep = options.keepId ? "1" : "0";
+      const reply = String(
+        await this.run("fleetUsageWrite", id, Number(version), merged, this.appliedDeltasKept, keep),
+      ) as "ok" | "dup" | "conflict";
       if (reply !== "conflict") return reply;
     }
     throw new FleetUnavailable("the fleet's usage kept changing under 20 merge attempts", {

@@ -57,11 +57,13 @@ end
 `;
 
 /**
- * Heartbeat. ARGV: prefix, node id, incarnation, record JSON, lease ms. Extends the node's lease to Redis now + lease
- * and stores its record (a feed entry when it changed). A node whose stored incarnation differs restarted: the copies of
- * its previous process are dropped first. Returns `{now, lease, known, leases}`: `known` is 0 when Redis did not know
- * this process (first beat, pruned while it was away, or Redis restarted empty), so the caller re-publishes its
- * copies; `leases` is every node's lease (flat id, lease), for the mirror.
+ * Heartbeat. ARGV: prefix, node id, incarnation, record JSON, lease ms, a new epoch id. Extends the node's lease to
+ * Redis now + lease and stores its record (a feed entry when it changed). A node whose stored incarnation differs
+ * restarted: the copies of its previous process are dropped first. Returns `{now, lease, known, leases, epoch}`:
+ * `known` is 0 when Redis did not know this process (first beat, pruned while it was away, or Redis restarted empty),
+ * so the caller re-publishes its copies; `leases` is every node's lease (flat id, lease), for the mirror; `epoch` names
+ * this Redis dataset (set by the first heartbeat that finds none), so a node tells a Redis restarted empty — whose
+ * merged usage is gone — from a short outage.
  */
 export const HEARTBEAT = `${COMMON}
 local node, incarnation, record, lease_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -75,7 +77,8 @@ redis.call('ZADD', P .. 'nodes', now + lease_ms, node)
 local previous = redis.call('HGET', key, 'record')
 redis.call('HSET', key, 'record', record, 'incarnation', incarnation)
 if previous ~= record then feed('node', '', node, record) end
-return {now, now + lease_ms, known, redis.call('ZRANGE', P .. 'nodes', 0, -1, 'WITHSCORES')}
+redis.call('SET', P .. 'epoch', ARGV[6], 'NX')
+return {now, now + lease_ms, known, redis.call('ZRANGE', P .. 'nodes', 0, -1, 'WITHSCORES'), redis.call('GET', P .. 'epoch')}
 `;
 
 /** Prune. ARGV: prefix. Removes every node past its lease with all its copies. Returns the pruned ids. */
@@ -222,7 +225,8 @@ return {state, version, applied}
 
 /**
  * Write the merged usage: a compare-and-set on the version, idempotent by delta id. ARGV: prefix, delta id, expected
- * version, new state JSON, ids kept. Returns `'dup'` (that delta was merged already: nothing written), `'conflict'`
+ * version, new state JSON, ids kept, `keep` ('1': the id is never trimmed: a node's base contribution to an epoch,
+ * which a restarted node must find again however many deltas came since). Returns `'dup'` (that delta was merged already: nothing written), `'conflict'`
  * (another node merged in between: read again and retry) or `'ok'`.
  */
 export const USAGE_WRITE = `${COMMON}
@@ -232,7 +236,9 @@ if redis.call('ZSCORE', applied, id) then return 'dup' end
 local version = tonumber(redis.call('HGET', P .. 'usage', 'version') or '0')
 if version ~= expected then return 'conflict' end
 redis.call('HSET', P .. 'usage', 'state', state, 'version', version + 1)
-redis.call('ZADD', applied, now_ms(), id)
+local score = now_ms()
+if ARGV[6] == '1' then score = '+inf' end
+redis.call('ZADD', applied, score, id)
 redis.call('ZREMRANGEBYRANK', applied, 0, -(keep + 1))
 return 'ok'
 `;

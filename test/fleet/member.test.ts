@@ -1,0 +1,210 @@
+/**
+ * Fleet members (a node's heartbeat, mirror, own copies and usage deltas) against a real redis-server that is killed,
+ * restarted empty, stopped and continued under them.
+ */
+import assert from "node:assert/strict";
+import { type TestContext, test } from "node:test";
+import { mergeDelta } from "../../src/cache/persistence/merge.js";
+import type { CacheState, StateDelta } from "../../src/cache/persistence/types.js";
+import { FleetLoadRefused } from "../../src/errors/index.js";
+import { FleetEngine } from "../../src/fleet/engine.js";
+import { FleetMember } from "../../src/fleet/member.js";
+import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
+import { nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
+
+const skip = REDIS_SKIP;
+const HEARTBEAT_MS = 200;
+const NODE_TIMEOUT_MS = 1000;
+const CALL_TIMEOUT_MS = 300;
+
+interface TestNode {
+  member: FleetMember;
+  warnings: string[];
+  infos: string[];
+  /** The node's own statistics, as its state file would hold them. */
+  local: CacheState | null;
+  save(delta: StateDelta): Promise<void>;
+}
+
+async function startNode(t: TestContext, redisUrl: string, id: string, options: { failureWindowMs?: number } = {}) {
+  const node: Partial<TestNode> & { local: CacheState | null; warnings: string[]; infos: string[] } = {
+    local: null,
+    warnings: [],
+    infos: [],
+  };
+  const member = await FleetMember.start({
+    engine: new FleetEngine({ redisUrl, name: "test", nodeId: id, callTimeoutMs: CALL_TIMEOUT_MS, ...options }),
+    heartbeatMs: HEARTBEAT_MS,
+    nodeTimeoutMs: NODE_TIMEOUT_MS,
+    record: () => nodeRecord(id),
+    localUsage: async () => node.local,
+    log: { warn: (m) => node.warnings.push(m), info: (m) => node.infos.push(m) },
+    feedBlockMs: 500,
+  });
+  t.after(() => member.close());
+  node.member = member;
+  // As the cache's saver will: the node's own file first, then the fleet.
+  node.save = async (delta) => {
+    node.local = mergeDelta(node.local, delta);
+    await member.saveUsage(delta);
+  };
+  return node as TestNode;
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<number> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+  return Date.now() - start;
+}
+
+const states = (node: TestNode, model: string) => node.member.holders(model).map((h) => [h.node, h.copy.state]);
+
+/** How long `promise` took to settle (ms), and its value. */
+async function timed<T>(promise: Promise<T>): Promise<[T, number]> {
+  const start = Date.now();
+  const value = await promise;
+  return [value, Date.now() - start];
+}
+
+test(
+  "a node's mirror follows the feed: claims, promotions, releases and records of other nodes",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    const a = await startNode(t, redis.url, "a");
+    const b = await startNode(t, redis.url, "b");
+    assert.equal(a.member.status, "joined");
+    const claim = await a.member.claim("m");
+    assert.equal(claim.kind, "claimed");
+    const token = claim.kind === "claimed" ? claim.copy.token : "";
+    await waitFor("b to see a's load", () => states(b, "m").length === 1);
+    assert.deepEqual(states(b, "m"), [["a", "loading"]]);
+    await a.member.promote("m", token);
+    await waitFor("b to see a's ready copy", () => states(b, "m")[0]?.[1] === "ready");
+    assert.equal(b.member.mirror.node("a")?.record?.url, "http://a");
+    const held = await b.member.claim("m");
+    assert.deepEqual(held.kind === "held" && held.holders.map((h) => h.node), ["a"]);
+    await a.member.release("m", token);
+    await waitFor("b to see the copy gone", () => states(b, "m").length === 0);
+    assert.deepEqual(a.warnings, []);
+  },
+);
+
+test("a node that stops heartbeating drops out of every mirror, and its copies with it", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  const b = await startNode(t, redis.url, "b");
+  for (const model of ["one", "two"]) {
+    const claim = await a.member.claim(model);
+    assert.equal(claim.kind, "claimed");
+    if (claim.kind === "claimed") await a.member.promote(model, claim.copy.token);
+  }
+  await waitFor("b to see both copies", () => states(b, "one").length + states(b, "two").length === 2);
+  await a.member.close(); // as a SIGKILLed node: no release
+  const gone = await waitFor("a's copies to leave b's mirror", () => states(b, "one").length === 0, 3000);
+  assert.ok(gone <= NODE_TIMEOUT_MS + 2 * HEARTBEAT_MS + 200, `took ${gone} ms`);
+  await waitFor("a pruned", () => b.member.mirror.node("a") === undefined, 3000);
+  const snapshot = await b.member.engine.snapshot();
+  assert.deepEqual(snapshot.copies, [], "no record names the dead node");
+  assert.deepEqual(
+    snapshot.nodes.map((n) => n.id),
+    ["b"],
+  );
+  assert.equal((await b.member.claim("one")).kind, "claimed", "b loads the dead node's model");
+});
+
+test("three failed loads refuse the model fleet-wide with a clear error", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  for (let i = 1; i <= 3; i++) {
+    const claim = await a.member.claim("bad.gguf");
+    assert.equal(claim.kind, "claimed");
+    if (claim.kind === "claimed") await a.member.failed("bad.gguf", claim.copy.token, `bad magic ${i}`);
+  }
+  await assert.rejects(a.member.claim("bad.gguf"), (error: unknown) => {
+    assert.ok(error instanceof FleetLoadRefused);
+    assert.match(error.message, /^bad\.gguf failed to load 3 times in the fleet within 15 min \(a: bad magic 1; /);
+    assert.match(error.message, /no node loads it again for \d+ s$/);
+    assert.ok(Number(error.details?.retry_after_seconds) > 800);
+    return true;
+  });
+});
+
+test(
+  "Redis SIGKILLed and restarted empty: single nodes meanwhile, then re-registered, copies re-published, usage the sum once",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    const a = await startNode(t, redis.url, "a");
+    const b = await startNode(t, redis.url, "b");
+    const claim = await a.member.claim("m");
+    if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
+    await a.save(usageDelta("m", 1));
+    await b.save(usageDelta("m", 2));
+    assert.equal((await a.member.loadUsage())?.counters.hits, 3);
+
+    await redis.kill();
+    const [local, took] = await timed(a.member.claim("x"));
+    assert.equal(local.kind, "local", "with Redis down a miss loads on this node");
+    assert.ok(took < 1000, `the claim waited ${took} ms`);
+    assert.equal(a.member.status, "degraded");
+    await a.member.promote("x", local.copy.token);
+    await a.save(usageDelta("m", 4));
+    await b.save(usageDelta("x", 8));
+    assert.equal(a.member.pendingDeltas, 1);
+    await waitFor("b degraded", () => b.member.status === "degraded");
+    await sleep(3 * HEARTBEAT_MS);
+    assert.equal(a.warnings.length, 1, "one warning per node and outage");
+    assert.equal(b.warnings.length, 1);
+    assert.doesNotMatch(a.warnings[0] as string, /password/);
+
+    await redis.restart();
+    const back = await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined");
+    assert.ok(back < 2 * HEARTBEAT_MS + 1000 + 500, `back after ${back} ms`); // + ioredis's reconnect delay (≤ 1 s)
+    await waitFor("b to see a's copies again", () => states(b, "m").length === 1 && states(b, "x").length === 1);
+    assert.deepEqual(states(b, "x"), [["a", "ready"]]);
+    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    const usage = await a.member.loadUsage();
+    assert.equal(usage?.counters.hits, 1 + 2 + 4 + 8, "fleet usage = the sum of the nodes' own statistics");
+    assert.equal(usage?.counters.hits, (a.local?.counters.hits ?? 0) + (b.local?.counters.hits ?? 0));
+    await sleep(3 * HEARTBEAT_MS);
+    assert.equal((await a.member.loadUsage())?.counters.hits, 15, "and counted once");
+    assert.equal(a.infos.length, 1);
+    assert.equal(a.warnings.length, 1);
+  },
+);
+
+test(
+  "Redis SIGSTOPped: no call waits more than 1 s, the node reports degraded; SIGCONT: it recovers and merges once",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    const a = await startNode(t, redis.url, "a");
+    const b = await startNode(t, redis.url, "b");
+    await a.save(usageDelta("m", 1));
+
+    redis.signal("SIGSTOP");
+    const [claim, claimMs] = await timed(a.member.claim("y"));
+    assert.equal(claim.kind, "local");
+    assert.ok(claimMs < 1000, `the claim waited ${claimMs} ms`);
+    assert.equal(a.member.status, "degraded");
+    const [, saveMs] = await timed(a.save(usageDelta("m", 2)));
+    assert.ok(saveMs < 1000, `the save waited ${saveMs} ms`);
+    const [, bSaveMs] = await timed(b.save(usageDelta("m", 4)));
+    assert.ok(bSaveMs < 1000, `b's save waited ${bSaveMs} ms`);
+    await waitFor("b degraded", () => b.member.status === "degraded", 2000);
+    const [, holdersMs] = await timed(Promise.resolve(b.member.holders("y")));
+    assert.ok(holdersMs < 5, "routing reads the mirror only");
+
+    redis.signal("SIGCONT");
+    await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined", 3000);
+    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    await sleep(3 * HEARTBEAT_MS);
+    assert.equal((await b.member.loadUsage())?.counters.hits, 1 + 2 + 4);
+    await waitFor("b to see a's local copy published", () => states(b, "y").length === 1);
+    assert.equal(a.warnings.length, 1);
+  },
+);
