@@ -9,6 +9,7 @@ import type { CacheState, StateDelta } from "../../src/cache/persistence/types.j
 import { FleetLoadRefused } from "../../src/errors/index.js";
 import { FleetEngine } from "../../src/fleet/engine.js";
 import { FleetMember } from "../../src/fleet/member.js";
+import { FleetUsageStore } from "../../src/fleet/usage-store.js";
 import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
 import { nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
 
@@ -206,5 +207,34 @@ test(
     assert.equal((await b.member.loadUsage())?.counters.hits, 1 + 2 + 4);
     await waitFor("b to see a's local copy published", () => states(b, "y").length === 1);
     assert.equal(a.warnings.length, 1);
+  },
+);
+
+test(
+  "the fleet usage store: saves merge the node's deltas; a load reads the fleet's sum, or warns when Redis is away",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    const a = await startNode(t, redis.url, "a");
+    const b = await startNode(t, redis.url, "b");
+    const storeA = new FleetUsageStore(a.member);
+    const storeB = new FleetUsageStore(b.member);
+    assert.match(storeA.path, /^redis:\/\/127\.0\.0\.1:\d+ \(fleet usage, inferno:\{test\}:usage\)$/);
+    assert.deepEqual(await storeA.load(), { state: null, warning: null });
+    await storeA.save(usageDelta("m", 3));
+    await storeB.save(usageDelta("n", 5));
+    const loaded = await storeB.load();
+    assert.equal(loaded.state?.counters.hits, 8);
+    assert.deepEqual(loaded.state?.models.map((m) => [m.key, m.usage.requests]).sort(), [
+      ["m", 3],
+      ["n", 5],
+    ]);
+    await redis.kill();
+    await waitFor("a degraded", () => a.member.status === "degraded", 3000);
+    const [saved, ms] = await timed(storeA.save(usageDelta("m", 1)));
+    assert.ok(saved.bytes > 0 && ms < 50, "a save during an outage is kept, not failed or waited on");
+    const away = await storeA.load();
+    assert.equal(away.state, null);
+    assert.match(away.warning ?? "", /Redis at redis:\/\/127\.0\.0\.1:\d+ is unreachable/);
   },
 );
