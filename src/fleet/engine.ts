@@ -270,6 +270,11 @@ export class FleetEngine {
     return String(reply[0]) === "ok";
   }
 
+  /** Removes this node (record and copies) when `incarnation` is the one Redis knows; false otherwise. */
+  async leave(incarnation: string): Promise<boolean> {
+    return Number(await this.run("fleetLeave", this.nodeId, incarnation)) === 1;
+  }
+
   /** The whole shared state at one instant. */
   async snapshot(): Promise<FleetSnapshot> {
     const reply = (await this.run("fleetSnapshot")) as [number, number, string, Reply[], Reply[]];

@@ -16,6 +16,7 @@ import type { CacheState, StateDelta } from "../cache/persistence/types.js";
 import { FleetLoadRefused, FleetUnavailable, messageOf } from "../errors/index.js";
 import { FleetEngine, type ClaimResult } from "./engine.js";
 import { FleetMirror } from "./mirror.js";
+import { candidatesFor, type Placement, placeModel, type PlacementRequest } from "./placement.js";
 import type { Copy, Holder, NodeRecord } from "./types.js";
 
 export type FleetStatus = "joining" | "joined" | "degraded" | "closed";
@@ -299,18 +300,37 @@ export class FleetMember {
     }
   }
 
-  /** Stops the heartbeat and the feed and closes the connections (idempotent). Copies stay until their lease ends. */
-  async close(): Promise<void> {
+  /**
+   * Where `model` should load (placement.ts over the mirror's live nodes), this node preferred among near-equals. No
+   * Redis call. `exclude`: nodes that failed this request.
+   */
+  place(model: string, file?: PlacementRequest["file"], exclude: Iterable<string> = []): Placement {
+    const excluded = new Set(exclude);
+    for (const node of this.mirror.failedNodes(model, this.engine.failureWindowMs)) excluded.add(node);
+    return placeModel(candidatesFor(model, this.mirror.liveNodes()), {
+      receivedBy: this.nodeId,
+      ...(file ? { file } : {}),
+      exclude: excluded,
+    });
+  }
+
+  /**
+   * Stops the heartbeat and the feed and closes the connections (idempotent). A graceful close (`leave`, the default)
+   * removes this node's record and copies first, so peers stop routing to it at once; without it (or when Redis cannot
+   * be reached) they stay until the node's lease runs out, as after a crash.
+   */
+  async close(options: { leave?: boolean } = {}): Promise<void> {
     if (this.state === "closed") return;
+    const wasJoined = this.state === "joined";
     this.state = "closed";
     this.timer?.clear();
     await this.beating;
+    if (wasJoined && options.leave !== false) await this.engine.leave(this.incarnation).catch(() => false);
     this.engine.close();
     await this.feedLoop?.catch(() => {});
   }
 }
 
-/** A short wait of the feed loop (kept referenced: `close` awaits the loop, and it ends within one pause). */
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setLongTimeout(resolve, ms));
 }

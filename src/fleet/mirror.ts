@@ -7,13 +7,24 @@
  * Time: leases are Redis times. The mirror keeps the offset between Redis time and the local clock, taken at each
  * snapshot and heartbeat, so it can tell a lapsed lease without asking Redis.
  */
-import type { Copy, FeedEvent, FleetNodeState, FleetSnapshot, Holder, NodeRecord, RedisMilliseconds } from "./types.js";
+import type {
+  Copy,
+  FeedEvent,
+  FleetNodeState,
+  FleetSnapshot,
+  Holder,
+  LoadFailure,
+  NodeRecord,
+  RedisMilliseconds,
+} from "./types.js";
 
 export type ApplyResult = "applied" | "stale" | "gap";
 
 export class FleetMirror {
   private readonly nodeStates = new Map<string, FleetNodeState>();
   private readonly copies = new Map<string, Map<string, Copy>>();
+  /** Load failures seen on the feed since the mirror was loaded, per model. */
+  private readonly failures = new Map<string, LoadFailure[]>();
   /** The last feed entry applied (-1: never loaded). */
   private seq = -1;
   /** Where the feed continues. */
@@ -48,6 +59,7 @@ export class FleetMirror {
     this.syncTime(snapshot.now, localAt);
     this.nodeStates.clear();
     this.copies.clear();
+    this.failures.clear();
     for (const node of snapshot.nodes) this.nodeStates.set(node.id, { ...node });
     for (const { model, node, copy } of snapshot.copies) this.setCopy(model, node, copy);
     this.seq = snapshot.seq;
@@ -76,6 +88,7 @@ export class FleetMirror {
         for (const model of [...this.copies.keys()]) this.dropCopy(model, event.node);
         break;
       case "fail":
+        this.failures.set(event.model, [...(this.failures.get(event.model) ?? []), event.failure]);
         break;
     }
     return "applied";
@@ -138,6 +151,18 @@ export class FleetMirror {
   liveNodes(): FleetNodeState[] {
     const now = this.redisNow();
     return [...this.nodeStates.values()].filter((n) => n.lease >= now);
+  }
+
+  /**
+   * The nodes where `model` failed to load within the last `windowMs` (as seen on the feed since the last snapshot):
+   * placement skips them. The fleet-wide refusal after repeated failures is the claim's, which reads Redis.
+   */
+  failedNodes(model: string, windowMs: number): Set<string> {
+    const since = this.redisNow() - windowMs;
+    const recent = (this.failures.get(model) ?? []).filter((f) => f.at >= since);
+    if (recent.length > 0) this.failures.set(model, recent);
+    else this.failures.delete(model);
+    return new Set(recent.map((f) => f.node));
   }
 
   /** One node's state (live or not), or undefined. */

@@ -171,6 +171,17 @@ return redis.call('ZCARD', key)
 `;
 
 /**
+ * Leave. ARGV: prefix, node, incarnation. A node shutting down removes its record and copies at once (when the stored
+ * incarnation is its own), so peers stop routing to it now rather than when its lease runs out. 1 or 0.
+ */
+export const LEAVE = `${COMMON}
+local node, incarnation = ARGV[2], ARGV[3]
+if redis.call('HGET', P .. 'node:' .. node, 'incarnation') ~= incarnation then return 0 end
+drop_node(node)
+return 1
+`;
+
+/**
  * Publish. ARGV: prefix, node, then pairs of model and copy. Writes the caller's copies as it holds them (after Redis
  * lost them: restarted empty, or the node was pruned while it could not reach Redis). A model another node holds in
  * the meantime keeps both copies. The caller must be a live node: `{'unregistered'}` otherwise, else `{'ok'}`.
@@ -253,6 +264,7 @@ export const SCRIPTS = {
   fleetRelease: RELEASE,
   fleetFail: FAIL,
   fleetPublish: PUBLISH,
+  fleetLeave: LEAVE,
   fleetSnapshot: SNAPSHOT,
   fleetUsageRead: USAGE_READ,
   fleetUsageWrite: USAGE_WRITE,

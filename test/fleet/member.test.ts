@@ -9,6 +9,7 @@ import type { CacheState, StateDelta } from "../../src/cache/persistence/types.j
 import { FleetLoadRefused } from "../../src/errors/index.js";
 import { FleetEngine } from "../../src/fleet/engine.js";
 import { FleetMember } from "../../src/fleet/member.js";
+import type { NodeRecord } from "../../src/fleet/types.js";
 import { FleetUsageStore } from "../../src/fleet/usage-store.js";
 import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
 import { nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
@@ -27,17 +28,28 @@ interface TestNode {
   save(delta: StateDelta): Promise<void>;
 }
 
-async function startNode(t: TestContext, redisUrl: string, id: string, options: { failureWindowMs?: number } = {}) {
+async function startNode(
+  t: TestContext,
+  redisUrl: string,
+  id: string,
+  options: { failureWindowMs?: number; record?: Partial<NodeRecord> } = {},
+) {
   const node: Partial<TestNode> & { local: CacheState | null; warnings: string[]; infos: string[] } = {
     local: null,
     warnings: [],
     infos: [],
   };
   const member = await FleetMember.start({
-    engine: new FleetEngine({ redisUrl, name: "test", nodeId: id, callTimeoutMs: CALL_TIMEOUT_MS, ...options }),
+    engine: new FleetEngine({
+      redisUrl,
+      name: "test",
+      nodeId: id,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      ...(options.failureWindowMs ? { failureWindowMs: options.failureWindowMs } : {}),
+    }),
     heartbeatMs: HEARTBEAT_MS,
     nodeTimeoutMs: NODE_TIMEOUT_MS,
-    record: () => nodeRecord(id),
+    record: () => nodeRecord(id, options.record),
     localUsage: async () => node.local,
     log: { warn: (m) => node.warnings.push(m), info: (m) => node.infos.push(m) },
     feedBlockMs: 500,
@@ -104,7 +116,7 @@ test("a node that stops heartbeating drops out of every mirror, and its copies w
     if (claim.kind === "claimed") await a.member.promote(model, claim.copy.token);
   }
   await waitFor("b to see both copies", () => states(b, "one").length + states(b, "two").length === 2);
-  await a.member.close(); // as a SIGKILLed node: no release
+  await a.member.close({ leave: false }); // as a SIGKILLed node: no release
   const gone = await waitFor("a's copies to leave b's mirror", () => states(b, "one").length === 0, 3000);
   assert.ok(gone <= NODE_TIMEOUT_MS + 2 * HEARTBEAT_MS + 200, `took ${gone} ms`);
   await waitFor("a pruned", () => b.member.mirror.node("a") === undefined, 3000);
@@ -238,3 +250,35 @@ test(
     assert.match(away.warning ?? "", /Redis at redis:\/\/127\.0\.0\.1:\d+ is unreachable/);
   },
 );
+
+test("a graceful close removes the node and its copies at once", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  const b = await startNode(t, redis.url, "b");
+  const claim = await a.member.claim("m");
+  if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
+  await waitFor("b to see a's copy", () => states(b, "m").length === 1);
+  await a.member.close();
+  const gone = await waitFor("a's copy gone from b's mirror", () => states(b, "m").length === 0);
+  assert.ok(gone < NODE_TIMEOUT_MS, `took ${gone} ms: the lease did not have to run out`);
+  assert.deepEqual(
+    (await b.member.engine.snapshot()).nodes.map((n) => n.id),
+    ["b"],
+  );
+});
+
+test("placement from the mirror: a node with the file, not one that just failed to load it", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const served = { size: 100, bytes: 1 << 20 };
+  const a = await startNode(t, redis.url, "a", { record: { serves: { "m.gguf": served, "n.gguf": served } } });
+  const b = await startNode(t, redis.url, "b", { record: { serves: { "n.gguf": served } } });
+  await waitFor("b to see a's record", () => b.member.mirror.node("a")?.record !== null);
+  assert.deepEqual(b.member.place("m.gguf"), { node: "a" }, "only a has the file");
+  assert.deepEqual(b.member.place("n.gguf"), { node: "b" }, "both have it: the receiving node");
+  assert.deepEqual(b.member.place("n.gguf", { size: 100 }, ["b"]), { node: "a" }, "b failed this request");
+  assert.deepEqual(b.member.place("x.gguf"), { node: null, reason: "no_file" });
+  const claim = await a.member.claim("m.gguf");
+  if (claim.kind === "claimed") await a.member.failed("m.gguf", claim.copy.token, "out of memory");
+  await waitFor("b to see the failure", () => b.member.place("m.gguf").node === null);
+  assert.deepEqual(b.member.place("m.gguf"), { node: null, reason: "unavailable" });
+});
