@@ -247,10 +247,45 @@ export class FleetMember {
     return this.guarded<ClaimResult | null>(() => this.engine.claim(model, token), null);
   }
 
-  /** Extends this node's loading lease while the load makes progress; false when the copy was lost. */
+  /**
+   * Keeps this node's loading lease alive while a load runs: a renewal every third of the lease. Returns the function
+   * that stops it (call it once the load settled, before `promote` or `failed`). `onLost` is called when the copy is
+   * gone (the lease ran out while Redis could not be reached, or the node was pruned): the load may go on, but another
+   * node may start one too.
+   */
+  keepLoading(model: string, token: string, onLost: () => void = () => {}): () => void {
+    let timer: LongTimer | null = null;
+    let stopped = false;
+    const tick = (): void => {
+      timer = setLongTimeout(() => {
+        void this.renew(model, token).then((kept) => {
+          if (stopped) return;
+          if (kept) tick();
+          else onLost();
+        });
+      }, this.engine.loadLeaseMs / 3);
+      timer.unref();
+    };
+    tick();
+    return () => {
+      stopped = true;
+      timer?.clear();
+    };
+  }
+
+  /**
+   * Extends this node's loading lease; false when the copy was lost. A degraded node's load counts as kept (it is
+   * re-published when Redis returns).
+   */
   async renew(model: string, token: string): Promise<boolean> {
-    const copy = await this.guarded(() => this.engine.renew(model, token), undefined);
-    return copy !== null;
+    if (this.state !== "joined") return true;
+    try {
+      return (await this.engine.renew(model, token)) !== null;
+    } catch (error) {
+      if (!(error instanceof FleetUnavailable)) throw error;
+      this.degrade(error);
+      return true;
+    }
   }
 
   /** This node's load of `model` finished: its copy is ready. */

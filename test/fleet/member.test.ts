@@ -7,7 +7,7 @@ import { type TestContext, test } from "node:test";
 import { mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState, StateDelta } from "../../src/cache/persistence/types.js";
 import { FleetLoadRefused } from "../../src/errors/index.js";
-import { FleetEngine } from "../../src/fleet/engine.js";
+import { FleetEngine, type FleetEngineOptions } from "../../src/fleet/engine.js";
 import { FleetMember } from "../../src/fleet/member.js";
 import type { NodeRecord } from "../../src/fleet/types.js";
 import { FleetUsageStore } from "../../src/fleet/usage-store.js";
@@ -32,7 +32,7 @@ async function startNode(
   t: TestContext,
   redisUrl: string,
   id: string,
-  options: { failureWindowMs?: number; record?: Partial<NodeRecord> } = {},
+  options: { engine?: Partial<FleetEngineOptions>; record?: Partial<NodeRecord> } = {},
 ) {
   const node: Partial<TestNode> & { local: CacheState | null; warnings: string[]; infos: string[] } = {
     local: null,
@@ -45,7 +45,7 @@ async function startNode(
       name: "test",
       nodeId: id,
       callTimeoutMs: CALL_TIMEOUT_MS,
-      ...(options.failureWindowMs ? { failureWindowMs: options.failureWindowMs } : {}),
+      ...options.engine,
     }),
     heartbeatMs: HEARTBEAT_MS,
     nodeTimeoutMs: NODE_TIMEOUT_MS,
@@ -281,4 +281,42 @@ test("placement from the mirror: a node with the file, not one that just failed 
   if (claim.kind === "claimed") await a.member.failed("m.gguf", claim.copy.token, "out of memory");
   await waitFor("b to see the failure", () => b.member.place("m.gguf").node === null);
   assert.deepEqual(b.member.place("m.gguf"), { node: null, reason: "unavailable" });
+});
+
+test("keepLoading renews a long load's lease until stopped; a lost copy is reported", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const engine = { loadLeaseMs: 300 };
+  const a = await startNode(t, redis.url, "a", { engine });
+  const b = await startNode(t, redis.url, "b", { engine });
+  const claim = await a.member.claim("big");
+  assert.equal(claim.kind, "claimed");
+  const token = claim.kind === "claimed" ? claim.copy.token : "";
+  const stop = a.member.keepLoading("big", token, () => assert.fail("the copy was not lost"));
+  await sleep(900);
+  assert.equal((await b.member.claim("big")).kind, "held", "three leases later the load still holds the model");
+  stop();
+  await sleep(400);
+  assert.equal((await b.member.claim("big")).kind, "claimed", "once renewals stop, the lease runs out");
+
+  const other = await a.member.claim("other");
+  const otherToken = other.kind === "claimed" ? other.copy.token : "";
+  let lost = 0;
+  const stopOther = a.member.keepLoading("other", otherToken, () => lost++);
+  t.after(stopOther);
+  await a.member.engine.release("other", otherToken); // as if pruned meanwhile
+  await waitFor("the loss reported", () => lost === 1, 2000);
+});
+
+test("a node that starts while Redis is down serves alone, then joins when Redis comes up", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  await redis.kill();
+  const [a, startMs] = await timed(startNode(t, redis.url, "a"));
+  assert.ok(startMs < 2000, `start waited ${startMs} ms`);
+  assert.equal(a.member.status, "degraded");
+  assert.equal(a.warnings.length, 1);
+  assert.equal((await a.member.claim("m")).kind, "local");
+  await redis.restart();
+  await waitFor("a joined", () => a.member.status === "joined", 3000);
+  const b = await startNode(t, redis.url, "b");
+  assert.deepEqual(states(b, "m"), [["a", "loading"]], "the load a started alone is published");
 });
