@@ -145,6 +145,11 @@ export class FleetEngine {
     }
   }
 
+  /** Whether the command connection is up (it may still hang: calls are bounded anyway). */
+  get connected(): boolean {
+    return this.client.status === "ready";
+  }
+
   /** Where the engine connects, without the password. */
   get url(): string {
     return this.redactedUrl;
@@ -329,8 +334,13 @@ export class FleetEngine {
    * Adds one delta to the fleet's usage ("merge my delta", persistence/merge.ts), exactly once per `id`: a compare-and-
    * set on the stored version, retried when another node merged in between; `dup` when that id was merged before
    * (a retry after a call that timed out but did reach Redis). `keepId`: the id is never forgotten (trimmed).
+   * `epoch`: merge only into that Redis dataset; `epoch` when Redis restarted empty since (nothing written).
    */
-  async mergeUsage(id: string, delta: StateDelta, options: { keepId?: boolean } = {}): Promise<"ok" | "dup"> {
+  async mergeUsage(
+    id: string,
+    delta: StateDelta,
+    options: { keepId?: boolean; epoch?: string } = {},
+  ): Promise<"ok" | "dup" | "epoch"> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const [raw, version, applied] = (await this.run("fleetUsageRead", id)) as [string | null, number, number];
       if (Number(applied) === 1) return "dup";
@@ -338,8 +348,16 @@ export class FleetEngine {
       const merged = JSON.stringify(mergeDelta(current, delta));
       const keep = options.keepId ? "1" : "0";
       const reply = String(
-        await this.run("fleetUsageWrite", id, Number(version), merged, this.appliedDeltasKept, keep),
-      ) as "ok" | "dup" | "conflict";
+        await this.run(
+          "fleetUsageWrite",
+          id,
+          Number(version),
+          merged,
+          this.appliedDeltasKept,
+          keep,
+          options.epoch ?? "",
+        ),
+      ) as "ok" | "dup" | "epoch" | "conflict";
       if (reply !== "conflict") return reply;
     }
     throw new FleetUnavailable("the fleet's usage kept changing under 20 merge attempts", {

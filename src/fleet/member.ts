@@ -185,22 +185,29 @@ export class FleetMember {
     if (local !== undefined) {
       if (local) {
         const base = { ...replacingDelta(local), reset_all: false };
-        await this.engine.mergeUsage(`base:${this.nodeId}:${epoch}`, base, { keepId: true });
+        await this.engine.mergeUsage(`base:${this.nodeId}:${epoch}`, base, { keepId: true, epoch });
       }
       this.pending.splice(0, included);
     }
     this.epoch = epoch;
   }
 
-  /** Merges the pending deltas in order, one flush at a time. */
+  /**
+   * Merges the pending deltas in order, one flush at a time, into the epoch they belong to: when Redis restarted empty
+   * since (the next heartbeat has not told this node yet), they stay pending, as the base the node contributes to the
+   * new dataset holds them.
+   */
   private flush(): Promise<void> {
     // A flush that failed (an outage) leaves the rest pending; the next one starts afresh.
     this.flushing = this.flushing
       .catch(() => {})
       .then(async () => {
-        while (this.pending.length > 0 && this.state === "joined") {
+        while (this.pending.length > 0 && this.state === "joined" && this.epoch !== null) {
           const next = this.pending[0] as PendingDelta;
-          await this.engine.mergeUsage(next.id, next.delta);
+          if ((await this.engine.mergeUsage(next.id, next.delta, { epoch: this.epoch })) === "epoch") {
+            void this.beat();
+            return;
+          }
           this.pending.shift();
         }
       });
