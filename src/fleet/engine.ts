@@ -268,7 +268,10 @@ export class FleetEngine {
     return Number(await this.run("fleetFail", model, this.nodeId, token, message, this.failureWindowMs));
   }
 
-  /** Writes this node's copies as it holds them; false when this node is not live (heartbeat first). */
+  /**
+   * Makes Redis hold exactly this node's `copies` for it (others it lists for this node are dropped); false when this
+   * node is not live (heartbeat first).
+   */
   async publish(copies: Array<{ model: string; copy: Copy }>): Promise<boolean> {
     const args = copies.flatMap(({ model, copy }) => [model, JSON.stringify(copy)]);
     const reply = (await this.run("fleetPublish", this.nodeId, ...args)) as Reply[];

@@ -123,7 +123,9 @@ export class FleetMember {
   private schedule(): void {
     if (this.state === "closed") return;
     this.timer = setLongTimeout(() => {
-      void this.beat().finally(() => this.schedule());
+      void this.beat()
+        .catch((error: unknown) => this.options.log.warn(`fleet: heartbeat failed: ${messageOf(error)}`))
+        .finally(() => this.schedule());
     }, this.options.heartbeatMs);
     this.timer.unref();
   }
@@ -170,7 +172,7 @@ export class FleetMember {
       model,
       copy: copy.state === "loading" ? { ...copy, lease: redisNow + this.engine.loadLeaseMs } : copy,
     }));
-    if (copies.length > 0) await this.engine.publish(copies);
+    await this.engine.publish(copies);
   }
 
   /**
@@ -335,8 +337,9 @@ export class FleetMember {
           }
         }
       } catch (error) {
-        if (!(error instanceof FleetUnavailable)) throw error;
-        // The heartbeat decides whether the node is degraded; the feed waits and tries again.
+        // The heartbeat decides whether the node is degraded; the feed waits and tries again. Anything else (a bug,
+        // a malformed entry) is logged, never left to end the process.
+        if (!(error instanceof FleetUnavailable)) this.options.log.warn(`fleet: feed read failed: ${messageOf(error)}`);
         await pause(Math.min(200, this.options.heartbeatMs));
       }
     }

@@ -182,13 +182,20 @@ return 1
 `;
 
 /**
- * Publish. ARGV: prefix, node, then pairs of model and copy. Writes the caller's copies as it holds them (after Redis
- * lost them: restarted empty, or the node was pruned while it could not reach Redis). A model another node holds in
- * the meantime keeps both copies. The caller must be a live node: `{'unregistered'}` otherwise, else `{'ok'}`.
+ * Publish. ARGV: prefix, node, then pairs of model and copy: the caller's copies as it holds them, after Redis lost or
+ * missed its changes (restarted empty, the node pruned while it could not reach Redis, or releases made while it was
+ * degraded). Its other copies in Redis are dropped (models it evicted meanwhile, or a claim that timed out on the
+ * caller's side but ran later), then these are written. A model another node holds in the meantime keeps both copies.
+ * The caller must be a live node: `{'unregistered'}` otherwise, else `{'ok'}`.
  */
 export const PUBLISH = `${COMMON}
 local node = ARGV[2]
 if not alive(node, now_ms()) then return {'unregistered'} end
+local keep = {}
+for i = 3, #ARGV, 2 do keep[ARGV[i]] = true end
+for _, model in ipairs(redis.call('SMEMBERS', P .. 'held:' .. node)) do
+  if not keep[model] then drop_copy(model, node) end
+end
 for i = 3, #ARGV, 2 do put_copy(ARGV[i], node, ARGV[i + 1]) end
 return {'ok'}
 `;

@@ -334,3 +334,29 @@ test("a delta saved after Redis restarted empty, before a heartbeat noticed, is 
   await waitFor("the node's statistics contributed", () => a.member.pendingDeltas === 0);
   assert.equal((await a.member.loadUsage())?.counters.hits, 3);
 });
+
+test("a copy released while Redis hung is gone from the fleet once it answers again", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  const b = await startNode(t, redis.url, "b");
+  const tokens = new Map<string, string>();
+  for (const model of ["kept", "evicted"]) {
+    const claim = await a.member.claim(model);
+    assert.equal(claim.kind, "claimed");
+    if (claim.kind === "claimed") {
+      tokens.set(model, claim.copy.token);
+      await a.member.promote(model, claim.copy.token);
+    }
+  }
+  redis.signal("SIGSTOP");
+  await waitFor("a degraded", () => a.member.status === "degraded", 3000);
+  await a.member.release("evicted", tokens.get("evicted") as string);
+  redis.signal("SIGCONT");
+  await waitFor("a back", () => a.member.status === "joined", 3000);
+  await waitFor("b to see the eviction", () => states(b, "evicted").length === 0);
+  assert.deepEqual(states(b, "kept"), [["a", "ready"]]);
+  assert.deepEqual(
+    (await b.member.engine.snapshot()).copies.map((c) => [c.model, c.node]),
+    [["kept", "a"]],
+  );
+});
