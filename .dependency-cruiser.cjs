@@ -1,7 +1,8 @@
 /**
  * The layering of STYLE.md, enforced (`npm run lint`):
- * errors <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way; fleet/ sits beside
- * the cache (it may use the cache's types and pure merge, config and errors), and only runtime/ composes it.
+ * errors, units <- fs <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way;
+ * fleet/ sits beside the cache (it may use the cache's types and pure merge, config and errors), and only runtime/
+ * composes it.
  */
 const upper = "^src/(cache|runtime|server|cli|index)";
 module.exports = {
@@ -18,6 +19,21 @@ module.exports = {
       severity: "error",
       from: { path: "^src/errors" },
       to: { path: "^src/", pathNot: "^src/errors" },
+    },
+    {
+      name: "units-import-nothing",
+      comment:
+        "src/units.ts (byte units and their formatter) is plain arithmetic every layer and the status page share.",
+      severity: "error",
+      from: { path: "^src/units\\.ts$" },
+      to: { path: "^src/" },
+    },
+    {
+      name: "fs-imports-only-errors",
+      comment: "src/fs holds the file-system primitives every layer shares (the atomic write): it sees only errors.",
+      severity: "error",
+      from: { path: "^src/fs" },
+      to: { path: "^src/", pathNot: "^src/(fs|errors)" },
     },
     {
       name: "config-below-models",
@@ -44,7 +60,7 @@ module.exports = {
       severity: "error",
       from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
-        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
+        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
       },
     },
     {
@@ -52,7 +68,7 @@ module.exports = {
       comment: "Policy functions see only plain data: no classes from elsewhere, no I/O, no clock.",
       severity: "error",
       from: { path: "^src/cache/policy" },
-      to: { path: "^src/", pathNot: "^src/(cache/policy|cache/types|models/types|config/schema|errors)" },
+      to: { path: "^src/", pathNot: "^src/(cache/policy|cache/types|models/types|config/schema|errors|units\\.ts$)" },
     },
     {
       name: "fleet-beside-the-cache",
@@ -68,7 +84,7 @@ module.exports = {
       name: "only-runtime-composes-the-fleet",
       comment: "The fleet is composed by runtime/; lower layers and the server never import it.",
       severity: "error",
-      from: { path: "^src/(errors|config|models|backends|cache|server)" },
+      from: { path: "^src/(errors|units|fs|config|models|backends|cache|server)" },
       to: { path: "^src/fleet" },
     },
     {
