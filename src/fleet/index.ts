@@ -1,7 +1,14 @@
 /** The fleet: several nodes serving as one model cache, coordinated through Redis. The runtime composes it. */
 export { FleetEngine, type ClaimResult, type FleetEngineOptions, type HeartbeatResult } from "./engine.js";
 export { fleetKeys, type FleetKeys } from "./keys.js";
-export { FleetMember, type FleetLog, type FleetMemberOptions, type FleetStatus, type MemberClaim } from "./member.js";
+export {
+  FleetMember,
+  type FleetLog,
+  type FleetMemberOptions,
+  type FleetStatus,
+  type FleetSummary,
+  type MemberClaim,
+} from "./member.js";
 export { FleetMirror } from "./mirror.js";
 export {
   candidatesFor,

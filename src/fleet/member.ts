@@ -21,6 +21,17 @@ import type { Copy, Holder, NodeRecord } from "./types.js";
 
 export type FleetStatus = "joining" | "joined" | "degraded" | "closed";
 
+export interface FleetSummary {
+  status: FleetStatus;
+  node_id: string;
+  /** The Redis URL without its password. */
+  redis: string;
+  /** Live nodes as the mirror sees them, this one included. */
+  live_nodes: number;
+  /** Usage deltas waiting for Redis. */
+  pending_deltas: number;
+}
+
 export interface FleetLog {
   warn(message: string): void;
   info(message: string): void;
@@ -93,6 +104,17 @@ export class FleetMember {
 
   get nodeId(): string {
     return this.engine.nodeId;
+  }
+
+  /** What `/health` and `inferno cache stats` will show of the fleet: no password, no Redis call. */
+  summary(): FleetSummary {
+    return {
+      status: this.state,
+      node_id: this.nodeId,
+      redis: this.engine.url,
+      live_nodes: this.mirror.liveNodes().length,
+      pending_deltas: this.pending.length,
+    };
   }
 
   /** Deltas not merged into the fleet yet. */

@@ -209,6 +209,13 @@ test(
     const [, bSaveMs] = await timed(b.save(usageDelta("m", 4)));
     assert.ok(bSaveMs < 1000, `b's save waited ${bSaveMs} ms`);
     await waitFor("b degraded", () => b.member.status === "degraded", 2000);
+    assert.deepEqual(b.member.summary(), {
+      status: "degraded",
+      node_id: "b",
+      redis: redis.url,
+      live_nodes: 2,
+      pending_deltas: 1,
+    });
     const [, holdersMs] = await timed(Promise.resolve(b.member.holders("y")));
     assert.ok(holdersMs < 5, "routing reads the mirror only");
 
