@@ -179,6 +179,9 @@ test(
     assert.ok(back < 2 * HEARTBEAT_MS + 1000 + 500, `back after ${back} ms`); // + ioredis's reconnect delay (≤ 1 s)
     await waitFor("b to see a's copies again", () => states(b, "m").length === 1 && states(b, "x").length === 1);
     assert.deepEqual(states(b, "x"), [["a", "ready"]]);
+    const after = await a.member.claim("z");
+    assert.equal(after.kind, "claimed");
+    await waitFor("b's mirror to follow the new Redis's feed", () => states(b, "z").length === 1, 2000);
     await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
     const usage = await a.member.loadUsage();
     assert.equal(usage?.counters.hits, 1 + 2 + 4 + 8, "fleet usage = the sum of the nodes' own statistics");
