@@ -1,6 +1,8 @@
 /**
  * The layering of STYLE.md, enforced (`npm run lint`):
- * errors, units <- fs <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way.
+ * errors, units <- fs <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way;
+ * fleet/ sits beside the cache (it may use the cache's types and pure merge, config and errors), and only runtime/
+ * composes it.
  */
 const upper = "^src/(cache|runtime|server|cli|index)";
 module.exports = {
@@ -67,6 +69,30 @@ module.exports = {
       severity: "error",
       from: { path: "^src/cache/policy" },
       to: { path: "^src/", pathNot: "^src/(cache/policy|cache/types|models/types|config/schema|errors|units\\.ts$)" },
+    },
+    {
+      name: "fleet-beside-the-cache",
+      comment:
+        "src/fleet keeps the fleet's shared state (Redis): it may use errors, config, model and cache types and the cache's pure merge and clock helpers, never backends, a runtime, the server or the CLI.",
+      severity: "error",
+      from: { path: "^src/fleet" },
+      to: {
+        path: "^src/(backends|runtime|server|cli|index)|^src/cache/(?!types|clock|persistence/(types|merge)|state-view|policy)|^src/models/(?!types)",
+      },
+    },
+    {
+      name: "only-runtime-composes-the-fleet",
+      comment: "The fleet is composed by runtime/; lower layers and the server never import it.",
+      severity: "error",
+      from: { path: "^src/(errors|units|fs|config|models|backends|cache|server)" },
+      to: { path: "^src/fleet" },
+    },
+    {
+      name: "fleet-placement-is-pure",
+      comment: "Placement sees only plain data: the fleet's and the models' types.",
+      severity: "error",
+      from: { path: "^src/fleet/placement" },
+      to: { path: "^src/|^node:|^[a-z]", pathNot: "^src/(fleet/types|models/types)" },
     },
     {
       name: "server-does-not-reach-cli",

@@ -10,3 +10,9 @@ export function dialHost(bindHost: string): string {
   if (host === "::") return "::1";
   return host;
 }
+
+/** Whether a bind address is a wildcard (every interface), which another machine cannot dial. */
+export function isWildcardHost(bindHost: string): boolean {
+  const host = bindHost.replace(/^\[(.*)\]$/, "$1");
+  return host === "0.0.0.0" || host === "" || host === "::";
+}

@@ -40,4 +40,11 @@ export const KEY_REFERENCE = {
   "server.max_embedding_inputs": { description: "Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400." },
   "server.keep_alive_min_seconds": { description: "Lower bound on a request's `keep_alive`, in seconds; at most 315360000 (10 years)." },
   "server.keep_alive_max_seconds": { description: "Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound (a request may still name at most 315360000 s, 10 years, or -1 for forever)." },
+  "fleet.redis_url": { description: "The Redis (or Valkey) server that coordinates the fleet: `redis://host:6379/0`, `rediss://` for TLS, a user and password in the URL (`redis://user:password@host:6379`). Empty = a single node, exactly as without a fleet. Redis 7.0 or newer. The password is never logged." },
+  "fleet.name": { description: "The fleet's name: nodes with the same `redis_url` and name form one fleet. Every key lives under `inferno:{<name>}:` (one hash tag, so the fleet's scripts also run on Redis Cluster)." },
+  "fleet.node_id": { description: "This node's id in the fleet, unique within it. Default: `<host>:<port>` of `advertise_url`." },
+  "fleet.advertise_url": { description: "The URL other nodes dial to reach this one (`http://10.0.0.5:8080`). Default: `http://<server.host>:<server.port>`, which a wildcard bind (`0.0.0.0`, `::`) cannot give: such a node must set it." },
+  "fleet.heartbeat_seconds": { description: "Seconds between this node's heartbeats (its record and lease in Redis)." },
+  "fleet.node_timeout_seconds": { description: "Seconds after its last heartbeat when a node counts as dead: any live node then removes its copies. Must exceed `heartbeat_seconds`." },
+  "fleet.secret": { description: "The shared secret nodes send with forwarded requests (a node refuses a forward without it), never the client's key. Default: `server.api_key`." },
 } as const;

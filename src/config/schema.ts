@@ -4,6 +4,7 @@
  * descriptions below are the user documentation.
  */
 import { z } from "zod";
+import { isWildcardHost } from "./address.js";
 
 /** The model stores Inferno can read (`model_stores`). Kept here, beside the key, so the schema imports nothing else. */
 export const STORE_NAMES = ["ollama", "lmstudio", "huggingface"] as const;
@@ -234,6 +235,68 @@ export const serverSchema = z
   })
   .describe("The HTTP server.");
 
+/**
+ * A fleet's name becomes the Redis hash tag of every key (`inferno:{<name>}:…`), so it may not hold the braces that
+ * delimit the tag; letters, digits and `._-` keep keys readable in `redis-cli`.
+ */
+const FLEET_NAME = /^[A-Za-z0-9._-]+$/;
+
+export const fleetSchema = z
+  .strictObject({
+    redis_url: z
+      .string()
+      .default("")
+      .refine((url) => url === "" || /^rediss?:\/\/[^\s]+$/.test(url), {
+        message:
+          "expected a redis:// or rediss:// URL (user and password may be in it: redis://user:password@host:6379/0)",
+      })
+      .describe(
+        "The Redis (or Valkey) server that coordinates the fleet: `redis://host:6379/0`, `rediss://` for TLS, a user and password in the URL (`redis://user:password@host:6379`). Empty = a single node, exactly as without a fleet. Redis 7.0 or newer. The password is never logged.",
+      ),
+    name: z
+      .string()
+      .regex(FLEET_NAME, { message: "letters, digits, '.', '_' and '-' only" })
+      .default("default")
+      .describe(
+        "The fleet's name: nodes with the same `redis_url` and name form one fleet. Every key lives under `inferno:{<name>}:` (one hash tag, so the fleet's scripts also run on Redis Cluster).",
+      ),
+    node_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("This node's id in the fleet, unique within it. Default: `<host>:<port>` of `advertise_url`."),
+    advertise_url: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+\/?$/, { message: "expected http://host:port or https://host:port" })
+      .optional()
+      .describe(
+        "The URL other nodes dial to reach this one (`http://10.0.0.5:8080`). Default: `http://<server.host>:<server.port>`, which a wildcard bind (`0.0.0.0`, `::`) cannot give: such a node must set it.",
+      ),
+    heartbeat_seconds: z
+      .number()
+      .positive()
+      .max(3600)
+      .default(5)
+      .describe("Seconds between this node's heartbeats (its record and lease in Redis)."),
+    node_timeout_seconds: z
+      .number()
+      .positive()
+      .max(MAX_DURATION_SECONDS)
+      .default(15)
+      .describe(
+        "Seconds after its last heartbeat when a node counts as dead: any live node then removes its copies. Must exceed `heartbeat_seconds`.",
+      ),
+    secret: z
+      .string()
+      .optional()
+      .describe(
+        "The shared secret nodes send with forwarded requests (a node refuses a forward without it), never the client's key. Default: `server.api_key`.",
+      ),
+  })
+  .describe(
+    "Several machines serving as one model cache, coordinated through Redis: each model loads on one node and any node forwards requests to it.",
+  );
+
 export const configSchema = z
   .strictObject({
     models_dir: z
@@ -265,6 +328,7 @@ export const configSchema = z
     cache: cacheSchema.prefault({}),
     backend: backendSchema.prefault({}),
     server: serverSchema.prefault({}),
+    fleet: fleetSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const pins = new Set([
@@ -290,6 +354,21 @@ export const configSchema = z
         message: `must not exceed server.keep_alive_max_seconds (${max}), found ${min}`,
       });
     }
+    const fleet = config.fleet;
+    if (fleet.redis_url !== "" && fleet.node_timeout_seconds <= fleet.heartbeat_seconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fleet", "node_timeout_seconds"],
+        message: `must exceed fleet.heartbeat_seconds (${fleet.heartbeat_seconds}), found ${fleet.node_timeout_seconds}: a live node would be taken for dead between two heartbeats`,
+      });
+    }
+    if (fleet.redis_url !== "" && fleet.advertise_url === undefined && isWildcardHost(config.server.host)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fleet", "advertise_url"],
+        message: `must be set when server.host is the wildcard ${config.server.host}: other nodes cannot dial a wildcard address, so name the one they should use (fleet.advertise_url = "http://10.0.0.5:${config.server.port}")`,
+      });
+    }
   });
 
 /** What the schema alone produces: `cache.cache_dir` may still be unset. */
@@ -303,6 +382,7 @@ export type CacheConfig = SchemaConfig["cache"] & { cache_dir: string };
 export type InfernoConfig = Omit<SchemaConfig, "cache"> & { cache: CacheConfig };
 export type BackendConfig = SchemaConfig["backend"];
 export type ServerConfig = SchemaConfig["server"];
+export type FleetConfig = SchemaConfig["fleet"];
 export type ModelOverride = z.infer<typeof modelOverrideSchema>;
 
 /** Keys whose values are filesystem paths (or lists of them): `~` and `$VAR` are expanded and relative paths resolved. */

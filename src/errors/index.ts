@@ -255,6 +255,24 @@ export class ServerListenFailed extends InfernoError {
   readonly code = "listen_failed";
 }
 
+/**
+ * A fleet's Redis did not answer in time or at all. The node goes on as a single node (the fleet is `degraded`);
+ * callers inside the fleet layer catch it. `details.operation` names the call.
+ */
+export class FleetUnavailable extends InfernoError {
+  readonly code = "fleet_unavailable";
+  override readonly status = 503;
+}
+
+/**
+ * The model failed to load on the fleet's nodes too often recently: no node loads it again until the oldest failure
+ * expires. `details.failures` lists them (node and message); `details.retry_after_seconds`.
+ */
+export class FleetLoadRefused extends InfernoError {
+  readonly code = "fleet_load_refused";
+  override readonly status = 503;
+}
+
 /** The process exit code for any thrown value: 2 for usage/config errors, 1 otherwise. */
 export function exitCodeOf(error: unknown): ExitCode {
   return error instanceof InfernoError ? error.exitCode : 1;

@@ -1,0 +1,378 @@
+/**
+ * The fleet engine: one node's handle on the fleet's shared state in Redis. Every change is one atomic Lua script
+ * (scripts.ts); this class only sends them and decodes the replies. Every call is bounded in time (`callTimeoutMs`): a
+ * Redis that is down fails at once (no offline queue), a hanging one fails after the limit, and either way the caller
+ * gets `FleetUnavailable` and goes on as a single node. A script error (a bug, not an outage) is thrown as it is.
+ */
+import { randomUUID } from "node:crypto";
+import { Redis, ReplyError } from "ioredis";
+import { FleetUnavailable, messageOf } from "../errors/index.js";
+import { withTimeout } from "../cache/clock.js";
+import { mergeDelta } from "../cache/persistence/merge.js";
+import type { CacheState, StateDelta } from "../cache/persistence/types.js";
+import { fleetKeys, type FleetKeys } from "./keys.js";
+import { SCRIPTS } from "./scripts.js";
+import type { Copy, FeedEvent, FleetSnapshot, Holder, LoadFailure, NodeRecord, RedisMilliseconds } from "./types.js";
+import { redactRedisUrl } from "./settings.js";
+
+export interface FleetEngineOptions {
+  redisUrl: string;
+  /** The fleet's name (the hash tag of every key). */
+  name: string;
+  nodeId: string;
+  /** How long one Redis call may take (ms). Default 500: a request never waits longer on Redis. */
+  callTimeoutMs?: number;
+  /** A loading copy's lease (ms); its loader renews it while the load makes progress. Default 30 s. */
+  loadLeaseMs?: number;
+  /** How long a load failure counts (ms). Default 15 min (ModelMesh's). */
+  failureWindowMs?: number;
+  /** Recent failures fleet-wide after which a model is not loaded again until one expires. Default 3. */
+  maxFailures?: number;
+  /** Merged delta ids remembered, so a retried delta counts once. Default 10,000. */
+  appliedDeltasKept?: number;
+}
+
+export type ClaimResult =
+  /** The caller holds a loading copy with `copy.token`: load it, renew the lease, then promote or release. */
+  | { kind: "claimed"; now: RedisMilliseconds; copy: Copy }
+  /** Live copies exist (ready or loading), the caller's own included: forward to one. */
+  | { kind: "held"; now: RedisMilliseconds; holders: Holder[] }
+  /** Too many recent failures: `failures` say where and why. */
+  | { kind: "refused"; now: RedisMilliseconds; failures: LoadFailure[] }
+  /** The caller is not a live node (its lease ran out): heartbeat first. */
+  | { kind: "unregistered"; now: RedisMilliseconds };
+
+export interface HeartbeatResult {
+  now: RedisMilliseconds;
+  lease: RedisMilliseconds;
+  /** false: Redis did not know this process (first beat, pruned while away, Redis restarted empty). */
+  known: boolean;
+  leases: Array<{ id: string; lease: RedisMilliseconds }>;
+  /** The Redis dataset's id: it changes when Redis restarted empty. */
+  epoch: string;
+}
+
+type Reply = string | number | null | Reply[];
+
+/** Reply errors that mean "Redis cannot serve now", as opposed to a script bug. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOSCRIPT)/;
+
+/** A reply error that is not an outage: a bug in a script or a command, thrown as it is. */
+function isScriptError(error: unknown): boolean {
+  return error instanceof (ReplyError as new () => Error) && !TRANSIENT_REPLY.test((error as Error).message);
+}
+
+function pairs(flat: Reply[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), String(flat[i + 1])]);
+  return out;
+}
+
+function parseFailure(raw: string, at: string): LoadFailure {
+  const failure = JSON.parse(raw) as { node: string; message: string };
+  return { node: failure.node, message: failure.message, at: Number(at) };
+}
+
+function parseFeedEntry(id: string, fields: string[]): FeedEvent | null {
+  const f = new Map(pairs(fields));
+  const seq = Number(f.get("seq"));
+  const node = f.get("node") ?? "";
+  const model = f.get("model") ?? "";
+  const value = f.get("value") ?? "";
+  switch (f.get("kind")) {
+    case "copy":
+      return { seq, id, kind: "copy", model, node, copy: value === "" ? null : (JSON.parse(value) as Copy) };
+    case "node":
+      return { seq, id, kind: "node", node, record: JSON.parse(value) as NodeRecord };
+    case "gone":
+      return { seq, id, kind: "gone", node };
+    case "fail": {
+      const failure = JSON.parse(value) as LoadFailure;
+      return {
+        seq,
+        id,
+        kind: "fail",
+        model,
+        node,
+        failure: { node: failure.node, message: failure.message, at: failure.at },
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+export class FleetEngine {
+  readonly keys: FleetKeys;
+  readonly nodeId: string;
+  readonly callTimeoutMs: number;
+  readonly loadLeaseMs: number;
+  readonly failureWindowMs: number;
+  readonly maxFailures: number;
+  private readonly appliedDeltasKept: number;
+  private readonly client: Redis;
+  /** A second connection for the feed's blocking reads, so they never queue ahead of a claim. */
+  private readonly feedClient: Redis;
+  private readonly redactedUrl: string;
+  /** The last connection error, for status output (never holds the password: ioredis names host and port only). */
+  lastError: string | null = null;
+  private closed = false;
+
+  constructor(options: FleetEngineOptions) {
+    this.keys = fleetKeys(options.name);
+    this.nodeId = options.nodeId;
+    this.callTimeoutMs = options.callTimeoutMs ?? 500;
+    this.loadLeaseMs = options.loadLeaseMs ?? 30_000;
+    this.failureWindowMs = options.failureWindowMs ?? 15 * 60_000;
+    this.maxFailures = options.maxFailures ?? 3;
+    this.appliedDeltasKept = options.appliedDeltasKept ?? 10_000;
+    this.redactedUrl = redactRedisUrl(options.redisUrl);
+    this.client = new Redis(options.redisUrl, {
+      lazyConnect: true,
+      // Down means fail now, not queue: the node serves alone meanwhile.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.callTimeoutMs,
+      connectTimeout: Math.max(this.callTimeoutMs, 1000),
+      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    });
+    this.feedClient = this.client.duplicate({ commandTimeout: undefined });
+    for (const client of [this.client, this.feedClient]) {
+      client.on("error", (error: unknown) => {
+        this.lastError = messageOf(error);
+      });
+      for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 1, lua });
+    }
+  }
+
+  /** Whether the command connection is up (it may still hang: calls are bounded anyway). */
+  get connected(): boolean {
+    return this.client.status === "ready";
+  }
+
+  /** Where the engine connects, without the password. */
+  get url(): string {
+    return this.redactedUrl;
+  }
+
+  /** Connects both connections (bounded); throws `FleetUnavailable` when Redis cannot be reached in time. */
+  async connect(): Promise<void> {
+    const ready = (client: Redis) => (client.status === "ready" ? Promise.resolve() : client.connect());
+    await this.bounded("connect", Promise.all([ready(this.client), ready(this.feedClient)]), 2 * this.callTimeoutMs);
+  }
+
+  /** A fresh token for a claim. */
+  static token(): string {
+    return randomUUID();
+  }
+
+  private bounded<T>(operation: string, promise: Promise<T>, ms = this.callTimeoutMs): Promise<T> {
+    if (this.closed)
+      return Promise.reject(new FleetUnavailable("the fleet engine is closed", { details: { operation } }));
+    return withTimeout(
+      promise,
+      ms,
+      () =>
+        new FleetUnavailable(`Redis at ${this.redactedUrl} did not answer ${operation} within ${ms} ms`, {
+          details: { operation, timeout_ms: ms },
+        }),
+    ).catch((error: unknown) => {
+      if (error instanceof FleetUnavailable) throw error;
+      if (isScriptError(error)) throw error;
+      this.lastError = messageOf(error);
+      throw new FleetUnavailable(`Redis at ${this.redactedUrl} failed ${operation}: ${messageOf(error)}`, {
+        cause: error,
+        details: { operation },
+      });
+    });
+  }
+
+  private run(script: keyof typeof SCRIPTS, ...args: Array<string | number>): Promise<Reply> {
+    const command = (this.client as unknown as Record<string, (...a: Array<string | number>) => Promise<Reply>>)[
+      script
+    ] as (...a: Array<string | number>) => Promise<Reply>;
+    return this.bounded(script, command.call(this.client, this.keys.feed, this.keys.prefix, ...args));
+  }
+
+  /** Extends this node's lease to Redis now + `leaseMs` and stores its record. */
+  async heartbeat(incarnation: string, record: NodeRecord, leaseMs: number): Promise<HeartbeatResult> {
+    const reply = (await this.run(
+      "fleetHeartbeat",
+      this.nodeId,
+      incarnation,
+      JSON.stringify(record),
+      leaseMs,
+      randomUUID(),
+    )) as [number, number, number, Reply[], string];
+    return {
+      now: Number(reply[0]),
+      lease: Number(reply[1]),
+      known: Number(reply[2]) === 1,
+      leases: pairs(reply[3]).map(([id, lease]) => ({ id, lease: Number(lease) })),
+      epoch: String(reply[4]),
+    };
+  }
+
+  /** Removes every node past its lease, with its copies. Returns their ids. */
+  async prune(): Promise<string[]> {
+    return ((await this.run("fleetPrune")) as Reply[]).map(String);
+  }
+
+  /** The cross-node single flight: a live holder, or a loading copy for this node with `token`. */
+  async claim(model: string, token: string): Promise<ClaimResult> {
+    const reply = (await this.run(
+      "fleetClaim",
+      model,
+      this.nodeId,
+      token,
+      this.loadLeaseMs,
+      this.failureWindowMs,
+      this.maxFailures,
+    )) as Reply[];
+    const kind = String(reply[0]);
+    const now = Number(reply[1]);
+    const rest = reply.slice(2);
+    switch (kind) {
+      case "claimed":
+        return { kind, now, copy: JSON.parse(String(rest[0])) as Copy };
+      case "held":
+        return { kind, now, holders: pairs(rest).map(([node, copy]) => ({ node, copy: JSON.parse(copy) as Copy })) };
+      case "refused":
+        return { kind, now, failures: pairs(rest).map(([raw, at]) => parseFailure(raw, at)) };
+      case "unregistered":
+        return { kind, now };
+      default:
+        throw new Error(`fleetClaim answered ${kind}`);
+    }
+  }
+
+  /** Extends this node's loading lease; null when the copy is gone or its token is not `token`. */
+  async renew(model: string, token: string): Promise<Copy | null> {
+    const reply = await this.run("fleetRenew", model, this.nodeId, token, this.loadLeaseMs);
+    return reply === null ? null : (JSON.parse(String(reply)) as Copy);
+  }
+
+  /** This node's loading copy becomes ready; null when it is gone or the token does not match. */
+  async promote(model: string, token: string): Promise<Copy | null> {
+    const reply = await this.run("fleetPromote", model, this.nodeId, token);
+    return reply === null ? null : (JSON.parse(String(reply)) as Copy);
+  }
+
+  /** Removes this node's copy; false when it was gone or the token does not match. */
+  async release(model: string, token: string): Promise<boolean> {
+    return Number(await this.run("fleetRelease", model, this.nodeId, token)) === 1;
+  }
+
+  /** Records a load failure on this node (dropping its loading copy); returns the recent failures fleet-wide. */
+  async recordFailure(model: string, token: string, message: string): Promise<number> {
+    return Number(await this.run("fleetFail", model, this.nodeId, token, message, this.failureWindowMs));
+  }
+
+  /**
+   * Makes Redis hold exactly this node's `copies` for it (others it lists for this node are dropped); false when this
+   * node is not live (heartbeat first).
+   */
+  async publish(copies: Array<{ model: string; copy: Copy }>): Promise<boolean> {
+    const args = copies.flatMap(({ model, copy }) => [model, JSON.stringify(copy)]);
+    const reply = (await this.run("fleetPublish", this.nodeId, ...args)) as Reply[];
+    return String(reply[0]) === "ok";
+  }
+
+  /** Removes this node (record and copies) when `incarnation` is the one Redis knows; false otherwise. */
+  async leave(incarnation: string): Promise<boolean> {
+    return Number(await this.run("fleetLeave", this.nodeId, incarnation)) === 1;
+  }
+
+  /** The whole shared state at one instant. */
+  async snapshot(): Promise<FleetSnapshot> {
+    const reply = (await this.run("fleetSnapshot")) as [number, number, string, Reply[], Reply[]];
+    const nodes: FleetSnapshot["nodes"] = [];
+    for (let i = 0; i + 2 < reply[3].length; i += 3) {
+      const record = String(reply[3][i + 2]);
+      nodes.push({
+        id: String(reply[3][i]),
+        lease: Number(reply[3][i + 1]),
+        record: record === "" ? null : (JSON.parse(record) as NodeRecord),
+      });
+    }
+    const copies: FleetSnapshot["copies"] = [];
+    for (let i = 0; i + 2 < reply[4].length; i += 3) {
+      copies.push({
+        model: String(reply[4][i]),
+        node: String(reply[4][i + 1]),
+        copy: JSON.parse(String(reply[4][i + 2])) as Copy,
+      });
+    }
+    return { now: Number(reply[0]), seq: Number(reply[1]), feedId: String(reply[2]), nodes, copies };
+  }
+
+  /**
+   * The feed after `afterId`, waiting up to `blockMs` for an entry (on its own connection, bounded by `blockMs` plus
+   * the call limit). An empty list when nothing came.
+   */
+  async readFeed(afterId: string, blockMs: number, count = 1000): Promise<FeedEvent[]> {
+    const reply = (await this.bounded(
+      "feed read",
+      this.feedClient.xread("COUNT", count, "BLOCK", blockMs, "STREAMS", this.keys.feed, afterId),
+      blockMs + this.callTimeoutMs,
+    )) as Array<[string, Array<[string, string[]]>]> | null;
+    if (!reply) return [];
+    const events: FeedEvent[] = [];
+    for (const [, entries] of reply) {
+      for (const [id, fields] of entries) {
+        const event = parseFeedEntry(id, fields);
+        if (event) events.push(event);
+      }
+    }
+    return events;
+  }
+
+  /** The fleet's merged usage statistics, or null when none were merged yet. */
+  async loadUsage(): Promise<CacheState | null> {
+    const reply = (await this.run("fleetUsageRead", "")) as Reply[];
+    return reply[0] === null ? null : (JSON.parse(String(reply[0])) as CacheState);
+  }
+
+  /**
+   * Adds one delta to the fleet's usage ("merge my delta", persistence/merge.ts), exactly once per `id`: a compare-and-
+   * set on the stored version, retried when another node merged in between; `dup` when that id was merged before
+   * (a retry after a call that timed out but did reach Redis). `keepId`: the id is never forgotten (trimmed).
+   * `epoch`: merge only into that Redis dataset; `epoch` when Redis restarted empty since (nothing written).
+   */
+  async mergeUsage(
+    id: string,
+    delta: StateDelta,
+    options: { keepId?: boolean; epoch?: string } = {},
+  ): Promise<"ok" | "dup" | "epoch"> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [raw, version, applied] = (await this.run("fleetUsageRead", id)) as [string | null, number, number];
+      if (Number(applied) === 1) return "dup";
+      const current = raw === null ? null : (JSON.parse(raw) as CacheState);
+      const merged = JSON.stringify(mergeDelta(current, delta));
+      const keep = options.keepId ? "1" : "0";
+      const reply = String(
+        await this.run(
+          "fleetUsageWrite",
+          id,
+          Number(version),
+          merged,
+          this.appliedDeltasKept,
+          keep,
+          options.epoch ?? "",
+        ),
+      ) as "ok" | "dup" | "epoch" | "conflict";
+      if (reply !== "conflict") return reply;
+    }
+    throw new FleetUnavailable("the fleet's usage kept changing under 20 merge attempts", {
+      details: { operation: "usage merge" },
+    });
+  }
+
+  /** Closes both connections (idempotent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.disconnect();
+    this.feedClient.disconnect();
+  }
+}

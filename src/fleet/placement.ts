@@ -1,0 +1,130 @@
+/**
+ * Where a model loads in the fleet: one pure function over the nodes' published records (ModelMesh's placement order).
+ *
+ * 1. Only a node that has the model's file (same name, same size, same sha256 when both sides know it), is not
+ *    draining, is not excluded (it failed this request or this model's load), and could hold the model at all
+ *    (its estimate fits the node's memory capacity and it may hold at least one model).
+ * 2. A node with room (free memory for the model and a free model slot) before a full one.
+ * 3. Between full nodes, the one whose least recently used model is oldest (it evicts the fleet's coldest model).
+ * 4. Fewest models, then most free memory.
+ * 5. Among near-equals of the best (same rank on 2–4, free memory within 10 %, LRU times within a minute), the node that
+ *    received the request, so the load costs no extra hop; otherwise the best, ties by id (a stable choice).
+ */
+import type { Bytes, EpochMilliseconds } from "../models/types.js";
+import type { FleetNodeState, ServedModel } from "./types.js";
+
+/** One node as placement sees it. */
+export interface PlacementCandidate {
+  id: string;
+  draining: boolean;
+  memoryCapacity: Bytes;
+  memoryUsed: Bytes;
+  modelCapacity: number;
+  modelCount: number;
+  /** Last use of its least recently used resident model; null when nothing is resident. */
+  lruTime: EpochMilliseconds | null;
+  /** Its file of the model (with its memory estimate there), or undefined when it has none. */
+  serves: ServedModel | undefined;
+}
+
+export interface PlacementRequest {
+  /** The model's file as the deciding node knows it; a node with another file of that name is not a candidate. */
+  file?: { size: Bytes; sha256?: string };
+  /** The node that received the request: preferred among near-equals. */
+  receivedBy: string;
+  /** Nodes not to choose: they failed this request, or failed to load this model recently. */
+  exclude?: ReadonlySet<string>;
+}
+
+export type Placement =
+  | { node: string }
+  | {
+      node: null;
+      /**
+       * `no_file`: no node has the model's file; `too_large`: every node that has it is too small for it;
+       * `unavailable`: the nodes that could hold it are draining or excluded.
+       */
+      reason: "no_file" | "too_large" | "unavailable";
+    };
+
+/** Free memory within this share of the best's counts as equal. */
+const NEAR_MEMORY_SHARE = 0.1;
+/** LRU times within this many ms count as equal. */
+const NEAR_LRU_MS = 60_000;
+
+function sameFile(served: ServedModel, file: PlacementRequest["file"]): boolean {
+  if (!file) return true;
+  if (served.size !== file.size) return false;
+  return served.sha256 === undefined || file.sha256 === undefined || served.sha256 === file.sha256;
+}
+
+interface Ranked {
+  node: PlacementCandidate;
+  room: boolean;
+  free: Bytes;
+}
+
+/** Negative when `a` is the better place. */
+function compare(a: Ranked, b: Ranked): number {
+  if (a.room !== b.room) return a.room ? -1 : 1;
+  if (!a.room) {
+    // Full: the node holding the oldest model evicts the fleet's coldest one. Nothing resident ranks last (nothing
+    // to evict, so a full count of zero cannot take a model).
+    const lruA = a.node.lruTime ?? Number.POSITIVE_INFINITY;
+    const lruB = b.node.lruTime ?? Number.POSITIVE_INFINITY;
+    if (lruA !== lruB) return lruA - lruB;
+  }
+  if (a.node.modelCount !== b.node.modelCount) return a.node.modelCount - b.node.modelCount;
+  if (a.free !== b.free) return b.free - a.free;
+  return a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0;
+}
+
+function nearEqual(best: Ranked, other: Ranked): boolean {
+  if (best.room !== other.room || best.node.modelCount !== other.node.modelCount) return false;
+  if (!best.room) {
+    const a = best.node.lruTime;
+    const b = other.node.lruTime;
+    if (a === null || b === null ? a !== b : Math.abs(a - b) > NEAR_LRU_MS) return false;
+  }
+  return other.free >= best.free * (1 - NEAR_MEMORY_SHARE);
+}
+
+/** The node that should load the model, or why none can. */
+export function placeModel(nodes: readonly PlacementCandidate[], request: PlacementRequest): Placement {
+  const withFile = nodes.filter((n) => n.serves !== undefined && sameFile(n.serves, request.file));
+  if (withFile.length === 0) return { node: null, reason: "no_file" };
+  const fitting = withFile.filter((n) => n.modelCapacity >= 1 && (n.serves as ServedModel).bytes <= n.memoryCapacity);
+  if (fitting.length === 0) return { node: null, reason: "too_large" };
+  const ranked = fitting
+    .filter((n) => !n.draining && !request.exclude?.has(n.id))
+    .map((node): Ranked => {
+      const free = Math.max(0, node.memoryCapacity - node.memoryUsed);
+      const room = free >= (node.serves as ServedModel).bytes && node.modelCount < node.modelCapacity;
+      return { node, room, free };
+    })
+    .sort(compare);
+  const best = ranked[0];
+  if (!best) return { node: null, reason: "unavailable" };
+  const local = ranked.find((r) => r.node.id === request.receivedBy);
+  return { node: local && nearEqual(best, local) ? local.node.id : best.node.id };
+}
+
+/** The placement candidates for `model` among live nodes' records (a node without a record yet is left out). */
+export function candidatesFor(model: string, nodes: readonly FleetNodeState[]): PlacementCandidate[] {
+  return nodes.flatMap((n) =>
+    n.record
+      ? [
+          {
+            id: n.id,
+            draining: n.record.draining,
+            memoryCapacity: n.record.memory_capacity,
+            memoryUsed: n.record.memory_used,
+            modelCapacity: n.record.model_capacity,
+            modelCount: n.record.model_count,
+            lruTime: n.record.lru_time,
+            serves: Object.hasOwn(n.record.serves, model) ? n.record.serves[model] : undefined,
+          },
+        ]
+      : [],
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * A node's published record built from what its cache reports (`CacheStats`, SPEC.md's field names) and the models it
+ * can load: one pure function, so the heartbeat publishes the same figures `inferno cache stats` shows.
+ */
+import type { CacheStats } from "../cache/types.js";
+import type { NodeRecord, ServedModel } from "./types.js";
+
+export interface NodeFacts {
+  url: string;
+  version: string;
+  started_at: number;
+  /** Loads in progress, and how many may run at once. */
+  loading: number;
+  load_slots: number;
+  /** Requests in the last minute. */
+  rpm: number;
+  draining: boolean;
+  /** The models this node can load, by the name requests use. */
+  serves: Record<string, ServedModel>;
+}
+
+/** The record from the cache's statistics: its limits, its use, and the last use of its least recently used model. */
+export function nodeRecordOf(
+  stats: Pick<CacheStats, "memory_bytes" | "memory_limit_bytes" | "max_cached_models" | "models_loaded" | "models">,
+  facts: NodeFacts,
+): NodeRecord {
+  let lru: number | null = null;
+  for (const model of stats.models) {
+    if (!model.loaded || model.last_used === null) continue;
+    const at = Date.parse(model.last_used);
+    if (lru === null || at < lru) lru = at;
+  }
+  return {
+    url: facts.url,
+    version: facts.version,
+    started_at: facts.started_at,
+    memory_capacity: stats.memory_limit_bytes,
+    memory_used: stats.memory_bytes,
+    model_capacity: stats.max_cached_models,
+    model_count: stats.models_loaded,
+    lru_time: lru,
+    loading: facts.loading,
+    load_slots: facts.load_slots,
+    rpm: facts.rpm,
+    draining: facts.draining,
+    serves: facts.serves,
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * The `[fleet]` section resolved for one node: what the engine and the node's loops read. `null` when `redis_url` is
+ * empty: a single node, exactly as without a fleet.
+ */
+import type { InfernoConfig } from "../config/schema.js";
+
+export interface FleetSettings {
+  /** The Redis URL, password included: hand it to the client only; log `redactedUrl`. */
+  redisUrl: string;
+  /** The same URL with any password replaced by `***`, for logs and `/health`. */
+  redactedUrl: string;
+  name: string;
+  nodeId: string;
+  /** What peers dial, without a trailing slash. */
+  advertiseUrl: string;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  /** Sent with forwarded requests; empty when neither `fleet.secret` nor `server.api_key` is set. */
+  secret: string;
+}
+
+/** `url` with its password (and a lone user, which may be a token) replaced by `***`. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => {
+    const colon = auth.indexOf(":");
+    return `${scheme}${colon >= 0 ? `${auth.slice(0, colon)}:***` : "***"}@`;
+  });
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The node's fleet settings, or null when it runs alone. `port` is the port the server listens on (it differs from
+ * `server.port` when that is 0). The config schema has refused a wildcard bind without `advertise_url` already.
+ */
+export function fleetSettings(
+  config: Pick<InfernoConfig, "fleet" | "server">,
+  port = config.server.port,
+): FleetSettings | null {
+  const fleet = config.fleet;
+  if (fleet.redis_url === "") return null;
+  const advertiseUrl = (fleet.advertise_url ?? `http://${hostForUrl(config.server.host)}:${port}`).replace(/\/$/, "");
+  return {
+    redisUrl: fleet.redis_url,
+    redactedUrl: redactRedisUrl(fleet.redis_url),
+    name: fleet.name,
+    nodeId: fleet.node_id ?? new URL(advertiseUrl).host,
+    advertiseUrl,
+    heartbeatMs: Math.round(fleet.heartbeat_seconds * 1000),
+    nodeTimeoutMs: Math.round(fleet.node_timeout_seconds * 1000),
+    secret: fleet.secret ?? config.server.api_key,
+  };
+}

@@ -1,0 +1,88 @@
+/** The fleet's shared records as plain data: what the engine reads and writes, the mirror holds and placement ranks. */
+import type { Bytes, EpochMilliseconds } from "../models/types.js";
+
+/** Milliseconds of Redis time (`TIME`): every lease and `since` in the fleet is one, never a node's clock. */
+export type RedisMilliseconds = number;
+
+/** One model a node can load: the same name on every node, and enough of its file to tell two versions apart. */
+export interface ServedModel {
+  /** File size: two nodes' files of one name with different sizes are different models. */
+  size: Bytes;
+  /** sha256 of the file when the node knows it; compared only when both sides know it. */
+  sha256?: string;
+  /** The node's estimate of the memory the model takes once loaded there. */
+  bytes: Bytes;
+}
+
+/** What a node publishes with each heartbeat (`node:<id>` `record`). */
+export interface NodeRecord {
+  /** What peers dial (`fleet.advertise_url`). */
+  url: string;
+  /** Inferno's version. */
+  version: string;
+  started_at: EpochMilliseconds;
+  memory_capacity: Bytes;
+  memory_used: Bytes;
+  model_capacity: number;
+  model_count: number;
+  /** Last use of the node's least recently used resident model (wall-clock ms); null with nothing resident. */
+  lru_time: EpochMilliseconds | null;
+  /** Loads in progress and how many may run at once. */
+  loading: number;
+  load_slots: number;
+  /** Requests per minute over the last minute. */
+  rpm: number;
+  /** Shutting down: takes no new loads. */
+  draining: boolean;
+  /** The models the node can load, by name. */
+  serves: Record<string, ServedModel>;
+}
+
+export type CopyState = "ready" | "loading";
+
+/** One node's copy of a model (`copies:<model>` field value). */
+export interface Copy {
+  state: CopyState;
+  since: RedisMilliseconds;
+  /** End of a loading copy's lease (its loader renews it while it makes progress); 0 for a ready copy. */
+  lease: RedisMilliseconds;
+  /** Only the holder knows it: promote, renew and release must present it. */
+  token: string;
+}
+
+/** A copy with the node holding it. */
+export interface Holder {
+  node: string;
+  copy: Copy;
+}
+
+/** A recorded load failure. */
+export interface LoadFailure {
+  node: string;
+  message: string;
+  at: RedisMilliseconds;
+}
+
+export interface FleetNodeState {
+  id: string;
+  /** Lease end (Redis ms): past it, the node is dead. */
+  lease: RedisMilliseconds;
+  /** null until its record was read. */
+  record: NodeRecord | null;
+}
+
+/** The whole shared state at one instant (`SNAPSHOT`), and where the feed continues. */
+export interface FleetSnapshot {
+  now: RedisMilliseconds;
+  seq: number;
+  feedId: string;
+  nodes: FleetNodeState[];
+  copies: Array<{ model: string; node: string; copy: Copy }>;
+}
+
+/** One feed entry. */
+export type FeedEvent =
+  | { seq: number; id: string; kind: "copy"; model: string; node: string; copy: Copy | null }
+  | { seq: number; id: string; kind: "node"; node: string; record: NodeRecord }
+  | { seq: number; id: string; kind: "gone"; node: string }
+  | { seq: number; id: string; kind: "fail"; model: string; node: string; failure: LoadFailure };

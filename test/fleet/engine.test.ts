@@ -1,0 +1,176 @@
+/** The fleet engine's atomic operations against a real redis-server, with several engines as nodes in one process. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { FleetEngine } from "../../src/fleet/engine.js";
+import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
+import { engineFor, nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
+
+const skip = REDIS_SKIP;
+const LEASE = 60_000;
+
+test("30 concurrent claims over three nodes: exactly one loader, every other claim sees it", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const nodes = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+  for (const node of nodes) await node.heartbeat("1", nodeRecord(node.nodeId), LEASE);
+  const results = await Promise.all(
+    Array.from({ length: 30 }, (_, i) => (nodes[i % 3] as FleetEngine).claim("m.gguf", FleetEngine.token())),
+  );
+  const claimed = results.filter((r) => r.kind === "claimed");
+  assert.equal(claimed.length, 1);
+  const loader = results.indexOf(claimed[0]!) % 3;
+  for (const result of results) {
+    if (result.kind === "claimed") continue;
+    assert.equal(result.kind, "held");
+    assert.deepEqual(result.kind === "held" && result.holders.map((h) => [h.node, h.copy.state]), [
+      [nodes[loader]!.nodeId, "loading"],
+    ]);
+  }
+});
+
+test("promote, renew and release need the claim's token", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await engineFor(t, redis.url, "a");
+  const b = await engineFor(t, redis.url, "b");
+  await a.heartbeat("1", nodeRecord("a"), LEASE);
+  await b.heartbeat("1", nodeRecord("b"), LEASE);
+  const token = FleetEngine.token();
+  const claim = await a.claim("m", token);
+  assert.equal(claim.kind, "claimed");
+  assert.equal(await a.promote("m", "wrong"), null, "a wrong token cannot promote");
+  assert.equal(await b.promote("m", token), null, "another node cannot promote with the token");
+  assert.equal(await a.release("m", "wrong"), false, "a wrong token cannot release");
+  const renewed = await a.renew("m", token);
+  assert.ok(renewed && claim.kind === "claimed" && renewed.lease >= claim.copy.lease);
+  const ready = await a.promote("m", token);
+  assert.equal(ready?.state, "ready");
+  assert.equal(await a.renew("m", token), null, "a ready copy has no lease to renew");
+  const held = await b.claim("m", FleetEngine.token());
+  assert.deepEqual(held.kind === "held" && held.holders.map((h) => [h.node, h.copy.state]), [["a", "ready"]]);
+  assert.equal(await a.release("m", token), true);
+  assert.equal(await a.promote("m", token), null, "a released copy cannot be promoted");
+  assert.equal((await b.claim("m", FleetEngine.token())).kind, "claimed", "with no holder left, b loads");
+  assert.deepEqual(
+    (await a.snapshot()).copies.map((c) => c.node),
+    ["b"],
+  );
+});
+
+test("a node past its lease is pruned with its copies; a claim also skips a dead holder", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await engineFor(t, redis.url, "a");
+  const b = await engineFor(t, redis.url, "b");
+  await a.heartbeat("1", nodeRecord("a"), 300);
+  await b.heartbeat("1", nodeRecord("b"), LEASE);
+  const one = FleetEngine.token();
+  assert.equal((await a.claim("one", one)).kind, "claimed");
+  assert.ok(await a.promote("one", one));
+  assert.equal((await a.claim("two", FleetEngine.token())).kind, "claimed");
+  assert.equal((await b.claim("one", FleetEngine.token())).kind, "held", "a holds it while its lease runs");
+  await sleep(400);
+  // The claim alone drops the dead holder's copy and gives the load to b.
+  assert.equal((await b.claim("one", FleetEngine.token())).kind, "claimed");
+  assert.deepEqual(await b.prune(), ["a"]);
+  const snapshot = await b.snapshot();
+  assert.deepEqual(
+    snapshot.nodes.map((n) => n.id),
+    ["b"],
+  );
+  assert.deepEqual(
+    snapshot.copies.map((c) => [c.model, c.node]),
+    [["one", "b"]],
+    "no record names the dead node",
+  );
+  assert.deepEqual(await b.prune(), [], "pruning twice removes nothing more");
+  assert.equal((await a.claim("three", FleetEngine.token())).kind, "unregistered", "a dead node cannot claim");
+  const back = await a.heartbeat("1", nodeRecord("a"), LEASE);
+  assert.equal(back.known, false, "a pruned node learns it was forgotten and re-publishes its copies");
+});
+
+test("a loading copy whose loader stopped renewing expires; renewing keeps it", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await engineFor(t, redis.url, "a", { loadLeaseMs: 300 });
+  const b = await engineFor(t, redis.url, "b", { loadLeaseMs: 300 });
+  await a.heartbeat("1", nodeRecord("a"), LEASE);
+  await b.heartbeat("1", nodeRecord("b"), LEASE);
+  const token = FleetEngine.token();
+  assert.equal((await a.claim("renewed", token)).kind, "claimed");
+  assert.equal((await a.claim("stalled", FleetEngine.token())).kind, "claimed");
+  for (let i = 0; i < 3; i++) {
+    await sleep(150);
+    assert.ok(await a.renew("renewed", token));
+  }
+  assert.equal((await b.claim("renewed", FleetEngine.token())).kind, "held");
+  assert.equal((await b.claim("stalled", FleetEngine.token())).kind, "claimed", "the stalled load's lease ran out");
+});
+
+test("three recent load failures fleet-wide refuse the model until one expires", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const options = { failureWindowMs: 600 };
+  const a = await engineFor(t, redis.url, "a", options);
+  const b = await engineFor(t, redis.url, "b", options);
+  await a.heartbeat("1", nodeRecord("a"), LEASE);
+  await b.heartbeat("1", nodeRecord("b"), LEASE);
+  for (const [engine, n] of [
+    [a, 1],
+    [b, 2],
+    [a, 3],
+  ] as const) {
+    const token = FleetEngine.token();
+    const claim = await engine.claim("bad", token);
+    assert.equal(claim.kind, "claimed", `load ${n} may start`);
+    assert.equal(await engine.recordFailure("bad", token, `load ${n} failed`), n);
+  }
+  const refused = await b.claim("bad", FleetEngine.token());
+  assert.equal(refused.kind, "refused");
+  assert.deepEqual(refused.kind === "refused" && refused.failures.map((f) => [f.node, f.message]), [
+    ["a", "load 1 failed"],
+    ["b", "load 2 failed"],
+    ["a", "load 3 failed"],
+  ]);
+  assert.deepEqual((await a.snapshot()).copies, [], "a failed load leaves no copy");
+  await sleep(700);
+  assert.equal((await b.claim("bad", FleetEngine.token())).kind, "claimed", "the failures expired");
+});
+
+test("usage deltas merge into the sum of the nodes', each delta id once", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const nodes = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+  assert.equal(await nodes[0]!.loadUsage(), null);
+  // Concurrent merges from three nodes (compare-and-set conflicts are retried), each delta sent twice.
+  const sends = nodes.flatMap((node, i) =>
+    [1, 2, 3].map((n) => ({ node, id: `${node.nodeId}:${n}`, delta: usageDelta("m", (i + 1) * n) })),
+  );
+  const replies = await Promise.all([...sends, ...sends].map((s) => s.node.mergeUsage(s.id, s.delta)));
+  assert.equal(replies.filter((r) => r === "ok").length, 9);
+  assert.equal(replies.filter((r) => r === "dup").length, 9);
+  const usage = await nodes[1]!.loadUsage();
+  const expected = (1 + 2 + 3) * 6; // node i sends (i+1) * (1 + 2 + 3)
+  assert.equal(usage?.counters.hits, expected);
+  assert.equal(usage?.models[0]?.usage.requests, expected);
+});
+
+test("a restarted node process (new incarnation) loses the copies of the old one", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await engineFor(t, redis.url, "a");
+  assert.equal((await a.heartbeat("first", nodeRecord("a"), LEASE)).known, false);
+  assert.equal((await a.heartbeat("first", nodeRecord("a"), LEASE)).known, true);
+  const token = FleetEngine.token();
+  await a.claim("m", token);
+  await a.promote("m", token);
+  assert.equal((await a.heartbeat("second", nodeRecord("a"), LEASE)).known, false);
+  assert.deepEqual((await a.snapshot()).copies, []);
+});
+
+test("a password in the URL authenticates and never shows in the engine's url or errors", { skip }, async (t) => {
+  const redis = await startRedis(t, { password: "s3cret-pw" });
+  const a = await engineFor(t, redis.url, "a");
+  assert.equal(a.url, `redis://default:***@127.0.0.1:${redis.port}`);
+  await a.heartbeat("1", nodeRecord("a"), LEASE);
+  await redis.kill();
+  const error = await a.claim("m", FleetEngine.token()).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  assert.equal((error as { code?: string } | null)?.code, "fleet_unavailable");
+  assert.doesNotMatch(String(error?.message), /s3cret/);
+});

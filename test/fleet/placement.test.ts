@@ -1,0 +1,174 @@
+/** Placement is one pure function: a table of fleets and the node each model should load on. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  candidatesFor,
+  type PlacementCandidate,
+  placeModel,
+  type PlacementRequest,
+} from "../../src/fleet/placement.js";
+import { nodeRecord } from "./fleet-helpers.js";
+
+const GiB = 1 << 30;
+const MINUTE = 60_000;
+const T = Date.UTC(2026, 0, 1);
+
+/** A node with 8 GiB and 2 slots, empty, serving a 1 GiB model of size 100. */
+function node(id: string, overrides: Partial<PlacementCandidate> = {}): PlacementCandidate {
+  return {
+    id,
+    draining: false,
+    memoryCapacity: 8 * GiB,
+    memoryUsed: 0,
+    modelCapacity: 2,
+    modelCount: 0,
+    lruTime: null,
+    serves: { size: 100, bytes: GiB },
+    ...overrides,
+  };
+}
+const full = (id: string, lruTime: number, overrides: Partial<PlacementCandidate> = {}) =>
+  node(id, { modelCount: 2, memoryUsed: 2 * GiB, lruTime, ...overrides });
+
+const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partial<PlacementRequest>; want: string }> = [
+  {
+    name: "the receiving node when all are equal (no extra hop)",
+    nodes: [node("a"), node("b"), node("c")],
+    request: { receivedBy: "b" },
+    want: "b",
+  },
+  { name: "a draining node is never chosen", nodes: [node("a", { draining: true }), node("b")], want: "b" },
+  {
+    name: "room (memory) before a full node, even the receiving one",
+    nodes: [node("a", { memoryUsed: 7.5 * GiB, modelCount: 1, lruTime: T }), node("b", { modelCount: 1 })],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "room (count) before a full node",
+    nodes: [full("a", T - 60 * MINUTE), node("b", { modelCount: 1, memoryUsed: 6 * GiB })],
+    want: "b",
+  },
+  {
+    name: "all full: the node whose least recently used model is oldest",
+    nodes: [full("a", T - 5 * MINUTE), full("b", T - 50 * MINUTE), full("c", T - 20 * MINUTE)],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "all full with LRU times within a minute: the receiving node",
+    nodes: [full("a", T - 20 * MINUTE + 30_000), full("b", T - 20 * MINUTE)],
+    request: { receivedBy: "a" },
+    want: "a",
+  },
+  {
+    name: "fewest models, then most free memory",
+    nodes: [node("a", { modelCount: 1 }), node("b", { memoryUsed: 4 * GiB }), node("c", { memoryUsed: 1 * GiB })],
+    want: "c",
+  },
+  {
+    name: "free memory within 10 % of the best: the receiving node",
+    nodes: [node("a", { memoryUsed: 0.5 * GiB }), node("b")],
+    request: { receivedBy: "a" },
+    want: "a",
+  },
+  {
+    name: "free memory further from the best: the best",
+    nodes: [node("a", { memoryUsed: 3 * GiB }), node("b")],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "a node too small for the model is never chosen, even with the most room",
+    nodes: [node("a", { memoryCapacity: 0.5 * GiB }), full("b", T - 5 * MINUTE)],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "a node lacking the model's file is never chosen",
+    nodes: [node("a", { serves: undefined }), full("b", T)],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "a node with another file of that name (size) is never chosen",
+    nodes: [node("a", { serves: { size: 101, bytes: GiB } }), full("b", T)],
+    request: { receivedBy: "a", file: { size: 100 } },
+    want: "b",
+  },
+  {
+    name: "sha256 tells files apart when both sides know it",
+    nodes: [node("a", { serves: { size: 100, sha256: "x", bytes: GiB } }), full("b", T)],
+    request: { receivedBy: "a", file: { size: 100, sha256: "y" } },
+    want: "b",
+  },
+  {
+    name: "an excluded node (failed this request or this model) is skipped",
+    nodes: [node("a"), node("b", { modelCount: 1 })],
+    request: { receivedBy: "a", exclude: new Set(["a"]) },
+    want: "b",
+  },
+  {
+    name: "stable ties: the smallest id when the receiving node is not a candidate",
+    nodes: [node("c"), node("b"), node("a")],
+    request: { receivedBy: "z" },
+    want: "a",
+  },
+];
+
+for (const c of cases) {
+  test(`placement: ${c.name}`, () => {
+    assert.deepEqual(placeModel(c.nodes, { receivedBy: "nobody", ...c.request }), { node: c.want });
+  });
+}
+
+test("placement says why no node can load the model", () => {
+  assert.deepEqual(placeModel([node("a", { serves: undefined })], { receivedBy: "a" }), {
+    node: null,
+    reason: "no_file",
+  });
+  assert.deepEqual(
+    placeModel([node("a", { memoryCapacity: GiB / 2 }), node("b", { modelCapacity: 0 })], { receivedBy: "a" }),
+    {
+      node: null,
+      reason: "too_large",
+    },
+  );
+  assert.deepEqual(
+    placeModel([node("a", { draining: true }), node("b")], { receivedBy: "a", exclude: new Set(["b"]) }),
+    { node: null, reason: "unavailable" },
+  );
+  assert.deepEqual(placeModel([], { receivedBy: "a" }), { node: null, reason: "no_file" });
+});
+
+test("candidates come from the nodes' published records; a node without a record is left out", () => {
+  const served = { size: 100, bytes: GiB };
+  const candidates = candidatesFor("m.gguf", [
+    { id: "a", lease: 0, record: nodeRecord("a", { serves: { "m.gguf": served }, model_count: 1, lru_time: T }) },
+    { id: "b", lease: 0, record: nodeRecord("b", { serves: {} }) },
+    { id: "c", lease: 0, record: null },
+  ]);
+  assert.deepEqual(candidates, [
+    {
+      id: "a",
+      draining: false,
+      memoryCapacity: 8 * GiB,
+      memoryUsed: 0,
+      modelCapacity: 2,
+      modelCount: 1,
+      lruTime: T,
+      serves: served,
+    },
+    {
+      id: "b",
+      draining: false,
+      memoryCapacity: 8 * GiB,
+      memoryUsed: 0,
+      modelCapacity: 2,
+      modelCount: 0,
+      lruTime: null,
+      serves: undefined,
+    },
+  ]);
+  assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" });
+});

@@ -1,0 +1,68 @@
+/** A node's record from its cache's statistics. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ModelStats } from "../../src/cache/types.js";
+import { nodeRecordOf } from "../../src/fleet/record.js";
+
+function model(name: string, loaded: boolean, lastUsed: string | null): ModelStats {
+  return {
+    name,
+    key: `/models/${name}`,
+    loaded,
+    pinned: false,
+    requests: 1,
+    hits: 1,
+    misses: 0,
+    loads: 1,
+    avg_load_ms: 10,
+    p95_load_ms: 10,
+    last_used: lastUsed,
+    frequency_per_hour: 1,
+    priority: 1,
+    memory_bytes: 100,
+    expires_at: null,
+    missing: false,
+  };
+}
+
+const facts = {
+  url: "http://10.0.0.5:8080",
+  version: "0.1.0",
+  started_at: 5,
+  loading: 1,
+  load_slots: 2,
+  rpm: 30,
+  draining: false,
+  serves: { "a.gguf": { size: 10, bytes: 100 } },
+};
+
+test("the record takes the cache's limits and use, and the oldest last use among loaded models as its LRU time", () => {
+  const record = nodeRecordOf(
+    {
+      memory_bytes: 300,
+      memory_limit_bytes: 1000,
+      max_cached_models: 4,
+      models_loaded: 2,
+      models: [
+        model("a.gguf", true, "2026-01-01T00:10:00.000Z"),
+        model("b.gguf", true, "2026-01-01T00:05:00.000Z"),
+        model("c.gguf", false, "2026-01-01T00:01:00.000Z"), // not resident: not the node's LRU entry
+        model("d.gguf", true, null),
+      ],
+    },
+    facts,
+  );
+  assert.deepEqual(record, {
+    ...facts,
+    memory_capacity: 1000,
+    memory_used: 300,
+    model_capacity: 4,
+    model_count: 2,
+    lru_time: Date.UTC(2026, 0, 1, 0, 5),
+  });
+});
+
+test("nothing resident: no LRU time", () => {
+  const stats = { memory_bytes: 0, memory_limit_bytes: 1000, max_cached_models: 4, models_loaded: 0, models: [] };
+  assert.equal(nodeRecordOf(stats, facts).lru_time, null);
+});

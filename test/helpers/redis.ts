@@ -1,0 +1,98 @@
+/**
+ * A real `redis-server` for the fleet tests: started on a free loopback port without persistence (`--save ""
+ * --appendonly no`), so a restart comes back empty, and stopped when the test ends. Where no `redis-server` is
+ * installed, `REDIS_SKIP` holds the reason and the fleet tests pass it as `skip` (node's runner prints it).
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer, Socket } from "node:net";
+import type { TestContext } from "node:test";
+
+/** The binary: `$INFERNO_TEST_REDIS_SERVER` or `redis-server` on the PATH. */
+const BINARY = process.env.INFERNO_TEST_REDIS_SERVER ?? "redis-server";
+
+function findRedis(): string | undefined {
+  const probe = spawnSync(BINARY, ["--version"], { encoding: "utf8" });
+  if (probe.error || probe.status !== 0) return `${BINARY} is not installed (Debian: apt-get install redis-server)`;
+  const version = /v=(\d+)\.(\d+)/.exec(probe.stdout);
+  if (version && Number(version[1]) < 7) return `${BINARY} is ${version[0]}: the fleet needs Redis 7.0 or newer`;
+  return undefined;
+}
+
+/** Why the fleet tests cannot run here, or undefined when they can. */
+export const REDIS_SKIP: string | undefined = findRedis();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+async function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.connect(port, "127.0.0.1");
+  });
+}
+
+export interface RedisServer {
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>` (with `user:password@` when started with a password). */
+  readonly url: string;
+  /** Sends a signal to the running server (`SIGSTOP`, `SIGCONT`, …). */
+  signal(signal: NodeJS.Signals): void;
+  /** SIGKILL, and wait until the process is gone. */
+  kill(): Promise<void>;
+  /** Starts a server again on the same port: empty, as nothing was persisted. */
+  restart(): Promise<void>;
+  /** Stops the server (idempotent; also run when the test ends). */
+  stop(): Promise<void>;
+}
+
+/** Starts `redis-server` on a free port; it stops when the test ends. */
+export async function startRedis(t: TestContext, options: { password?: string } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  let exited: Promise<unknown> = Promise.resolve();
+  const start = async (): Promise<void> => {
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    if (options.password) args.push("--requirepass", options.password);
+    const proc = spawn(BINARY, args, { stdio: "ignore" });
+    child = proc;
+    exited = once(proc, "exit");
+    const deadline = Date.now() + 10_000;
+    while (!(await accepts(port))) {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${port}`);
+      if (Date.now() > deadline) throw new Error(`redis-server did not listen on port ${port} within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill("SIGCONT");
+    proc.kill(signal);
+    await exited;
+  };
+  await start();
+  const server: RedisServer = {
+    port,
+    url: options.password ? `redis://default:${options.password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    signal: (signal) => void child?.kill(signal),
+    kill: () => stopWith("SIGKILL"),
+    restart: start,
+    stop: () => stopWith("SIGKILL"),
+  };
+  t.after(() => server.stop());
+  return server;
+}
