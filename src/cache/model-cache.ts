@@ -13,14 +13,7 @@
  */
 import { type BackendRegistry, capabilityMissing, FORMAT_KIND, type LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
-import {
-  Aborted,
-  BadRequest,
-  ModelLoadFailed,
-  ModelNotFound,
-  ModelPinned,
-  messageOf,
-} from "../errors/index.js";
+import { Aborted, BadRequest, ModelLoadFailed, ModelNotFound, ModelPinned, messageOf } from "../errors/index.js";
 import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
 import { ClockReader, systemClock } from "./clock.js";
 import { abortable, type Entry, inService, leaving, modelOf, type ReadyEntry } from "./entry.js";
