@@ -28,7 +28,7 @@ import {
   threadCount,
   throwIfAborted,
 } from "./common.js";
-import { samplerSettings } from "./llama-sampling.js";
+import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
   chatHistory,
@@ -398,7 +398,7 @@ class LlamaTextModel implements TextModel {
     return {
       temperature: options.temperature ?? DEFAULT_TEMPERATURE,
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
-      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      seed: samplingSeed(options.seed),
       ...(options.stop && options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
       signal,
       stopOnAbortSignal: true,
