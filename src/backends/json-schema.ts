@@ -119,6 +119,19 @@ function literal(text: string): string {
   return `${out}"`;
 }
 
+/**
+ * A JSON value's text with every non-ASCII character as a `\\u` escape. llama.cpp's grammar matches byte tokens
+ * against code points leniently: a lead byte followed by a byte that is no continuation can pass for a character the
+ * grammar allows, and then decodes as U+FFFD and that byte. Written in ASCII, literals, keys and bounded strings hold
+ * exactly what the grammar allowed.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** A code point inside a GBNF character class. */
 function classChar(code: number): string {
   if (/[A-Za-z0-9]/.test(String.fromCodePoint(code))) return String.fromCodePoint(code);
@@ -340,11 +353,20 @@ class PatternParser {
     return this.charRanges([[ch.codePointAt(0) as number, ch.codePointAt(0) as number]]);
   }
 
-  /** A set of characters, less what a JSON string cannot hold raw; refused when nothing is left. */
+  /**
+   * A set of characters, written raw: printable ASCII less what a JSON string must escape (other characters could be
+   * mismatched byte by byte, see asciiJson). One character outside it is written as its JSON escape; refused when
+   * nothing is left.
+   */
   private charRanges(ranges: Range[]): string {
-    const allowed = subtract(ranges, NOT_IN_JSON_STRING);
-    if (allowed.length === 0) this.fail('a character a JSON string must escape (a quote, "\\" or a control character)');
-    return charClass(allowed);
+    const allowed = subtract(ranges, [...NOT_IN_JSON_STRING, [0x7f, MAX_CODE]]);
+    if (allowed.length > 0) return charClass(allowed);
+    const [only] = normalise(ranges);
+    if (normalise(ranges).length === 1 && only && only[0] === only[1] && only[0] > 0x7f)
+      return literal(asciiJson(String.fromCodePoint(only[0])).slice(1, -1));
+    this.fail(
+      "a character a JSON string must escape (a quote, a backslash, a control character), or a class of non-ASCII ones",
+    );
   }
 
   private atom(): string {
@@ -478,6 +500,8 @@ const PRIMITIVE_RULES: Record<string, string> = {
   object: '"{" (string ":" value ("," string ":" value)*)? "}"',
   array: '"[" (value ("," value)*)? "]"',
   hex: "[0-9a-f]",
+  "ascii-char":
+    '[\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e] | "\\\\" (["\\\\/bfnrt] | "u" ([0-9a-cA-CeEfF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))',
   day: '"0" [1-9] | "1" [0-9] | "2" [0-8]',
   date: '[0-9]{4} "-" (("0" [13578] | "1" [02]) "-" (day | "29" | "30" | "31") | ("0" [469] | "11") "-" (day | "29" | "30") | "02-" day)',
   time: '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])',
@@ -543,11 +567,11 @@ class GrammarBuilder {
       return this.ref(schema.$ref, `${path}.$ref`);
     }
     if (schema.allOf !== undefined) return this.visit(this.mergeAllOf(schema, path), path);
-    if (schema.const !== undefined) return literal(JSON.stringify(schema.const));
+    if (schema.const !== undefined) return literal(asciiJson(schema.const));
     if (schema.enum !== undefined) {
       if (!Array.isArray(schema.enum) || schema.enum.length === 0)
         refuse(`${path}.enum`, "expected a non-empty list of values");
-      return alt(schema.enum.map((v) => literal(JSON.stringify(v))));
+      return alt(schema.enum.map((v) => literal(asciiJson(v))));
     }
     for (const combinator of ["anyOf", "oneOf"] as const) {
       const branches = schema[combinator];
@@ -697,7 +721,7 @@ class GrammarBuilder {
     if (written.length < min) unsupported(path, "minProperties", "it asks for more properties than the schema lists");
     const parts = written.map(
       (name, i) =>
-        `${literal(`${i === 0 ? "" : ","}${JSON.stringify(name)}:`)} ${this.visit(properties[name], `${path}.properties.${name}`)}`,
+        `${literal(`${i === 0 ? "" : ","}${asciiJson(name)}:`)} ${this.visit(properties[name], `${path}.properties.${name}`)}`,
     );
     return `"{" ${parts.join(" ")} "}"`;
   }
@@ -764,7 +788,9 @@ class GrammarBuilder {
         "format",
         `Inferno writes the formats ${ENFORCED_FORMATS.join(", ")}, not "${format}" (a pattern would say what to write)`,
       );
-    return `"\\"" ${repeat(this.use("char"), min, max)} "\\""`;
+    // Lengths count characters: a bounded string is written in ASCII (other characters as escapes), see asciiJson.
+    const char = min > 0 || max !== undefined ? this.use("ascii-char") : this.use("char");
+    return `"\\"" ${repeat(char, min, max)} "\\""`;
   }
 
   private number(schema: Schema, path: string, integer: boolean): string {
@@ -835,7 +861,7 @@ export function callGrammar(tools: ReadonlyArray<{ name: string; parameters: unk
   const branches = tools.map((tool) => {
     const builder = new GrammarBuilder(tool.parameters as Schema, rules, `t${tool.index}-`);
     const args = builder.visit(tool.parameters, `tools[${tool.index}].function.parameters`);
-    return `${literal(`{"name":${JSON.stringify(tool.name)},"arguments":`)} ${args} "}"`;
+    return `${literal(`{"name":${asciiJson(tool.name)},"arguments":`)} ${args} "}"`;
   });
   return new GrammarBuilder(true, rules).grammar(alt(branches));
 }

@@ -48,6 +48,17 @@ test("integer ranges are written digit by digit, without leading zeros", () => {
   for (const [schema, root] of table) assert.equal(schemaGrammar(schema, at).split("\n")[0], `root ::= ${root}`);
 });
 
+test("non-ASCII text in literals, keys and bounded strings is written as JSON escapes", () => {
+  const grammar = schemaGrammar(
+    { type: "object", properties: { café: { enum: ["é", "😀"] }, s: { maxLength: 2 } } },
+    at,
+  );
+  assert.match(grammar, /caf\\\\u00e9/);
+  assert.match(grammar, /\\\\ud83d\\\\ude00/);
+  assert.match(grammar, /ascii-char\{0,2\}/);
+  assert.match(schemaGrammar({ type: "string", pattern: "^é[a-zé]$" }, at), /\\\\u00e9" \[a-z\]/);
+});
+
 test("answers are validated: formats, bounds, patterns, nullable, draft-4 forms", () => {
   const table: Array<[unknown, unknown, boolean]> = [
     [{ type: "string", format: "date" }, "2024-02-29", true],
