@@ -12,8 +12,10 @@
  * - integers and numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (a number's range must hold an
  *   integer: its answers are written from one);
  * - strings: `minLength`, `maxLength`, `pattern` (regular expressions without look-around or back-references; the
- *   answer matches the whole pattern), `format` `date`, `time`, `date-time`, `uuid`, `email` (a pattern beside a
- *   format is what the grammar follows; other formats are annotations unless JSON Schema defines them);
+ *   answer matches the whole pattern), `format` `date`, `time`, `date-time`, `uuid`, `email` (written in a strict,
+ *   bounded form: RFC 4122 UUIDs, UTC times, emails of at most three dotted parts a side; beside a pattern, as zod
+ *   writes them, the format is written and the answer checked against both; formats JSON Schema does not define are
+ *   annotations);
  * - arrays: `items`, `prefixItems` (or the older `items: [...]`), `minItems`, `maxItems`;
  * - objects: `properties` (every property is written, in order, up to `maxProperties`), `required`,
  *   `additionalProperties`, `minProperties`, `maxProperties`;
@@ -504,12 +506,12 @@ const PRIMITIVE_RULES: Record<string, string> = {
     '[\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e] | "\\\\" (["\\\\/bfnrt] | "u" ([0-9a-cA-CeEfF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))',
   day: '"0" [1-9] | "1" [0-9] | "2" [0-8]',
   date: '[0-9]{4} "-" (("0" [13578] | "1" [02]) "-" (day | "29" | "30" | "31") | ("0" [469] | "11") "-" (day | "29" | "30") | "02-" day)',
-  time: '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])',
+  time: '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? "Z"',
   "date-time": 'date "T" time',
-  uuid: 'hex{8} "-" hex{4} "-" hex{4} "-" hex{4} "-" hex{12}',
-  "email-part": "[A-Za-z0-9_+-]+",
-  "email-label": '[A-Za-z0-9]+ ("-" [A-Za-z0-9]+)*',
-  email: 'email-part ("." email-part)* "@" email-label ("." email-label)* "." [A-Za-z]{2,6}',
+  uuid: 'hex{8} "-" hex{4} "-" [1-8] hex{3} "-" [89ab] hex{3} "-" hex{12}',
+  "email-part": "[A-Za-z0-9_+-]{1,24}",
+  "email-label": '[A-Za-z0-9]{1,24} ("-" [A-Za-z0-9]{1,24})?',
+  email: 'email-part ("." email-part){0,2} "@" email-label ("." email-label){0,2} "." [a-z]{2,6}',
 };
 /** Which primitive rules each one uses. */
 const PRIMITIVE_USES: Record<string, string[]> = {
@@ -775,12 +777,15 @@ class GrammarBuilder {
       } catch (error) {
         refuse(`${path}.pattern`, `not a regular expression: ${(error as Error).message}`);
       }
-      if (min > 0 || max !== undefined) unsupported(path, min > 0 ? "minLength" : "maxLength", "beside a pattern");
-      return `"\\"" ${new PatternParser(pattern, `${path}.pattern`).parse()} "\\""`;
     }
-    if (typeof format === "string" && (ENFORCED_FORMATS as readonly string[]).includes(format)) {
-      if (min > 0 || max !== undefined) unsupported(path, min > 0 ? "minLength" : "maxLength", "beside a format");
-      return `"\\"" ${this.use(format)} "\\""`;
+    const enforced = typeof format === "string" && (ENFORCED_FORMATS as readonly string[]).includes(format);
+    if (enforced || pattern !== undefined) {
+      if (min > 0 || max !== undefined)
+        unsupported(path, min > 0 ? "minLength" : "maxLength", `beside a ${enforced ? "format" : "pattern"}`);
+      // A format beside a pattern (zod writes both): the format's grammar — bounded, and strict (RFC 4122 UUIDs, UTC
+      // times) so that it is inside the patterns libraries write — and the answer checked against both.
+      if (enforced) return `"\\"" ${this.use(format as string)} "\\""`;
+      return `"\\"" ${new PatternParser(pattern as string, `${path}.pattern`).parse()} "\\""`;
     }
     if (typeof format === "string" && STANDARD_FORMATS.has(format))
       unsupported(
