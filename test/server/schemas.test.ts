@@ -9,6 +9,7 @@ import {
   loadRequestSchema,
   parseBody,
 } from "../../src/server/schemas.js";
+import { responsesRequestSchema } from "../../src/server/responses-schemas.js";
 
 const chat = { model: "m", messages: [{ role: "user", content: "hi" }] };
 
@@ -168,6 +169,25 @@ describe("request bodies: a 400 names the field", () => {
     assert.deepEqual(body.messages[4], { role: "assistant", content: "I cannot help with that." });
     assert.deepEqual(body.messages[5]?.content, [{ type: "text", text: "Nor that." }]);
     assert.equal(body.messages[3]?.role === "tool" && body.messages[3].name, "add");
+  });
+
+  it("the Responses API: image and file inputs say the model cannot read them; refusals stay as text", () => {
+    const input = (content: unknown) => ({ model: "m", input: [{ role: "user", content }] });
+    assert.throws(
+      () => parseBody(responsesRequestSchema, input([{ type: "input_image", image_url: "data:," }])),
+      /input\[0\]\.content\[0\]: input_image content parts are not supported: the model has no vision/,
+    );
+    assert.throws(
+      () => parseBody(responsesRequestSchema, { ...input("hi"), reasoning: { effort: "low" } }),
+      /reasoning: reasoning is not supported: the models Inferno runs have no reasoning budget to set; leave it out$/,
+    );
+    const body = parseBody(responsesRequestSchema, {
+      model: "m",
+      input: [{ role: "assistant", content: [{ type: "refusal", refusal: "No." }] }],
+    });
+    assert.deepEqual(body.input, [
+      { type: "message", role: "assistant", content: [{ type: "output_text", text: "No." }] },
+    ]);
   });
 
   it("checks a body by the schema cut to its fields with the whole schema's result and issues, past the cache's bound too", () => {
