@@ -179,6 +179,28 @@ describe("structured output", () => {
   });
 });
 
+describe("seeds", () => {
+  const story = (seed?: number) =>
+    client.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Tell me a story" }],
+      temperature: 1,
+      max_tokens: 12,
+      ...(seed === undefined ? {} : { seed }),
+    });
+
+  it("ten requests at temperature 1 without a seed, back to back: ten distinct answers", async () => {
+    const answers: string[] = [];
+    for (let i = 0; i < 10; i++) answers.push((await story()).choices[0]?.message.content ?? "");
+    assert.equal(new Set(answers).size, 10, JSON.stringify(answers));
+  });
+
+  it("the same seed twice: the same answer", async () => {
+    const [a, b] = [await story(42), await story(42)];
+    assert.equal(a.choices[0]?.message.content, b.choices[0]?.message.content);
+  });
+});
+
 describe("POST /v1/responses", () => {
   it("plain: output_text, usage, status incomplete when max_output_tokens cuts it; the model name is echoed", async () => {
     const response = await client.responses.create({
