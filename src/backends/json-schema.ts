@@ -48,7 +48,7 @@ const ANNOTATIONS = new Set([
   "definitions",
 ]);
 const KEYWORDS: Record<string, readonly string[]> = {
-  object: ["properties", "required", "additionalProperties", "minProperties", "maxProperties"],
+  object: ["properties", "required", "additionalProperties", "minProperties", "maxProperties", "propertyNames"],
   array: ["items", "prefixItems", "minItems", "maxItems", "uniqueItems"],
   string: ["minLength", "maxLength", "pattern", "format"],
   number: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"],
@@ -58,16 +58,13 @@ const ALLOWED = new Set([...ANNOTATIONS, ...COMMON, ...Object.values(KEYWORDS).f
 const TYPES = ["object", "array", "string", "number", "integer", "boolean", "null"];
 
 /** Formats the grammar writes and the validator checks. */
-export const ENFORCED_FORMATS = ["date", "time", "date-time", "uuid", "email"] as const;
+export const ENFORCED_FORMATS = ["date", "time", "date-time", "uuid", "email", "uri", "hostname", "ipv4"] as const;
 /** Formats JSON Schema defines that Inferno cannot write: refused unless a `pattern` says what to write. */
 const STANDARD_FORMATS = new Set([
   "duration",
   "idn-email",
-  "hostname",
   "idn-hostname",
-  "ipv4",
   "ipv6",
-  "uri",
   "uri-reference",
   "iri",
   "iri-reference",
@@ -511,7 +508,11 @@ const PRIMITIVE_RULES: Record<string, string> = {
   uuid: 'hex{8} "-" hex{4} "-" [1-8] hex{3} "-" [89ab] hex{3} "-" hex{12}',
   "email-part": "[A-Za-z0-9_+-]{1,24}",
   "email-label": '[A-Za-z0-9]{1,24} ("-" [A-Za-z0-9]{1,24})?',
-  email: 'email-part ("." email-part){0,2} "@" email-label ("." email-label){0,2} "." [a-z]{2,6}',
+  email: 'email-part ("." email-part){0,2} "@" hostname',
+  hostname: 'email-label ("." email-label){0,2} "." [a-z]{2,6}',
+  uri: '"http" "s"? "://" hostname ("/" [A-Za-z0-9._~-]{1,24}){0,4} "/"?',
+  octet: `${naturalRange(0, 255).join(" | ")}`,
+  ipv4: 'octet "." octet "." octet "." octet',
 };
 /** Which primitive rules each one uses. */
 const PRIMITIVE_USES: Record<string, string[]> = {
@@ -523,7 +524,10 @@ const PRIMITIVE_USES: Record<string, string[]> = {
   date: ["day"],
   "date-time": ["date", "time"],
   uuid: ["hex"],
-  email: ["email-part", "email-label"],
+  email: ["email-part", "hostname"],
+  hostname: ["email-label"],
+  uri: ["hostname"],
+  ipv4: ["octet"],
 };
 
 class GrammarBuilder {
@@ -661,7 +665,8 @@ class GrammarBuilder {
     if (types.length === 0 || !types.every((t) => typeof t === "string" && TYPES.includes(t)))
       refuse(`${path}.type`, `expected one of ${TYPES.join(", ")} (or a list of them), found ${JSON.stringify(type)}`);
     for (const [kind, keywords] of Object.entries(KEYWORDS)) {
-      const present = keywords.find((k) => schema[k] !== undefined);
+      // `format` on numbers (OpenAPI's int32, double…) is an annotation.
+      const present = keywords.find((k) => schema[k] !== undefined && !(k === "format" && !types.includes("string")));
       const applies = types.includes(kind) || (kind === "number" && types.includes("integer"));
       if (present && !applies)
         refuse(`${path}.${present}`, `applies to type "${kind}", but the type is ${JSON.stringify(type)}`);
@@ -698,7 +703,8 @@ class GrammarBuilder {
     if (extra !== undefined && typeof extra !== "boolean" && !isObject(extra))
       refuse(`${path}.additionalProperties`, "expected a boolean or a schema");
     const missing = required.find((r) => !(r in properties));
-    if (Object.keys(properties).length === 0 && required.length === 0) {
+    const listed = [...Object.keys(properties), ...required];
+    if (listed.length === 0) {
       // A map: any keys, values by additionalProperties.
       if (extra === false) {
         if (min > 0) refuse(`${path}.minProperties`, "no property may be written (additionalProperties is false)");
@@ -706,11 +712,12 @@ class GrammarBuilder {
       }
       const value =
         extra === undefined || extra === true ? this.use("value") : this.visit(extra, `${path}.additionalProperties`);
-      const pair = `${this.use("string")} ":" ${value}`;
+      const pair = `${this.keyGrammar(schema, path)} ":" ${value}`;
       if (max === 0) return '"{}"';
       const rest = repeat(`("," ${pair})`, Math.max(0, min - 1), max === undefined ? undefined : max - 1);
       return min === 0 ? `"{" (${pair} ${rest})? "}"` : `"{" ${pair} ${rest} "}"`;
     }
+    this.checkPropertyNames(schema, path, listed);
     if (missing !== undefined) {
       if (extra === false) refuse(`${path}.required`, `requires "${missing}", which properties does not define`);
       properties[missing] = isObject(extra) ? extra : true;
@@ -726,6 +733,27 @@ class GrammarBuilder {
         `${literal(`${i === 0 ? "" : ","}${asciiJson(name)}:`)} ${this.visit(properties[name], `${path}.properties.${name}`)}`,
     );
     return `"{" ${parts.join(" ")} "}"`;
+  }
+
+  /** The grammar of a map's keys: any string, or what `propertyNames` allows (a schema of strings). */
+  private keyGrammar(schema: Schema, path: string): string {
+    const names = schema.propertyNames;
+    if (names === undefined || names === true) return this.use("string");
+    const at = `${path}.propertyNames`;
+    const strings =
+      isObject(names) &&
+      (names.type === "string" ||
+        (Array.isArray(names.enum) && names.enum.every((v) => typeof v === "string")) ||
+        typeof names.const === "string");
+    if (!strings) refuse(at, 'expected a schema of strings (type "string", or a string enum or const)');
+    return this.visit(names, at);
+  }
+
+  /** Listed property names must satisfy `propertyNames`: a schema whose own properties break it is refused. */
+  private checkPropertyNames(schema: Schema, path: string, listed: string[]): void {
+    if (!isObject(schema.propertyNames)) return;
+    const breaks = listed.find((name) => schemaValidator(schema.propertyNames)(name) !== undefined);
+    if (breaks !== undefined) refuse(`${path}.propertyNames`, `the property "${breaks}" does not satisfy it`);
   }
 
   private array(schema: Schema, path: string): string {
@@ -899,6 +927,18 @@ const FORMATS: Record<(typeof ENFORCED_FORMATS)[number], (text: string) => boole
   },
   uuid: (text) => /^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(text),
   email: (text) => /^[^\s@"\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/.test(text),
+  hostname: (text) =>
+    text.length <= 253 &&
+    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(text),
+  uri: (text) => {
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(text)) return false;
+    try {
+      return new URL(text).protocol !== "";
+    } catch {
+      return false;
+    }
+  },
+  ipv4: (text) => /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(text),
 };
 
 /** The schema as ajv reads it: `nullable`, draft-4 tuples and exclusive flags in 2020-12 terms, `$schema` dropped. */
