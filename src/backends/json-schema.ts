@@ -11,19 +11,21 @@
  *   `nullable: true` (OpenAPI);
  * - integers and numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (a number's range must hold an
  *   integer: its answers are written from one);
- * - strings: `minLength`, `maxLength`, `pattern` (regular expressions without look-around or back-references; the
- *   answer matches the whole pattern), `format` `date`, `time`, `date-time`, `uuid`, `email` (written in a strict,
- *   bounded form: RFC 4122 UUIDs, UTC times, emails of at most three dotted parts a side; beside a pattern, as zod
- *   writes them, the format is written and the answer checked against both; formats JSON Schema does not define are
- *   annotations);
+ * - strings: `minLength`, `maxLength` (such strings are written in ASCII, other characters as JSON escapes), `pattern`
+ *   (regular expressions without look-around or back-references; the answer matches the whole pattern), `format`
+ *   `date`, `time`, `date-time`, `uuid`, `email`, `uri`, `hostname`, `ipv4` (written in a strict, bounded form: RFC
+ *   4122 UUIDs, UTC times, http(s) URLs, at most three dotted parts a side of an email; beside a pattern, as zod writes
+ *   them, the format is written and the answer checked against both; formats JSON Schema does not define, and formats
+ *   on numbers, are annotations);
  * - arrays: `items`, `prefixItems` (or the older `items: [...]`), `minItems`, `maxItems`;
  * - objects: `properties` (every property is written, in order, up to `maxProperties`), `required`,
- *   `additionalProperties`, `minProperties`, `maxProperties`;
+ *   `additionalProperties`, `minProperties`, `maxProperties`, `propertyNames` (a schema of strings);
  * - annotations: `title`, `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `deprecated`,
  *   `readOnly`, `writeOnly`, `$defs`, `definitions`.
  *
- * Anything else (`multipleOf`, `not`, `if`, `uniqueItems: true`, `patternProperties`, `format: "uri"`, …) could let
- * the grammar write an answer that does not validate, so it is a 400 naming the keyword by its path.
+ * Anything else (`multipleOf`, `not`, `if`, `uniqueItems: true`, `patternProperties`, `format: "ipv6"`, a pattern with
+ * look-around, a number range holding no integer, …) could let the grammar write an answer that does not validate, so
+ * it is a 400 naming the keyword by its path.
  *
  * Grammars write compact JSON (no whitespace between tokens): an answer costs only the tokens its values need.
  */
