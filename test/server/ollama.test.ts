@@ -438,7 +438,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
         Ollama["chat"]
       >[0]);
     await assert.rejects(
-      chat({ format: { type: "object", properties: { name: { type: "string", format: "uri" } } } }),
+      chat({ format: { type: "object", properties: { name: { type: "string", format: "ipv6" } } } }),
       responseError(400, /^format\.properties\.name\.format: the JSON Schema keyword "format" is not supported/),
     );
     await assert.rejects(
