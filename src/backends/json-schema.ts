@@ -95,7 +95,7 @@ function unsupported(
 ): never {
   refuse(
     `${path}.${keyword}`,
-    `the JSON Schema keyword "${keyword}" is not supported: ${why} (see the docs, "Structured output", for the supported subset)`,
+    `the JSON Schema keyword "${keyword}" is not supported: ${why} (see docs/api.md, "Structured output", for the supported subset)`,
   );
 }
 
