@@ -7,7 +7,7 @@
  * shares). Pure: plain data in, plain data out.
  */
 import { BadRequest } from "../errors/index.js";
-import { grammarSchema } from "./json-schema.js";
+import { checkSchema } from "./json-schema.js";
 import type { ChatMessage, ChatOptions, GenerationOptions, ToolCall, ToolDefinition } from "./types.js";
 
 /** Function names a model can write and a client can match: OpenAI's rule. */
@@ -43,13 +43,15 @@ export const CHAT_FIELDS: FieldNames = {
   formatSchema: "response_format.json_schema.schema",
 };
 
-/** The grammar schema of a tool's parameters (default: any object). Throws BadRequest naming the keyword. */
+/** A tool's parameters schema (default: any object), checked. Throws BadRequest naming the keyword. */
 export function toolParameters(
   tool: ToolDefinition,
   index: number,
   fields: FieldNames = CHAT_FIELDS,
 ): Record<string, unknown> {
-  return grammarSchema(tool.parameters ?? { type: "object" }, fields.tool(index, "parameters"));
+  const schema = tool.parameters ?? { type: "object" };
+  checkSchema(schema, fields.tool(index, "parameters"));
+  return schema;
 }
 
 /** A call's arguments as an object; BadRequest naming `param` when they are not a JSON object text. */
@@ -148,7 +150,7 @@ export function toolMode(options: ChatOptions): ToolMode {
 
 /** Checks a structured-output format (its schema compiles to a grammar). `param` names the schema's field. */
 export function checkFormat(format: GenerationOptions["format"], param: string): void {
-  if (format?.type === "json_schema") grammarSchema(format.schema, param);
+  if (format?.type === "json_schema") checkSchema(format.schema, param);
 }
 
 /**

@@ -4,9 +4,24 @@
  * defines them) and logit bias (added to the logit; -100 bans the token, except end-of-generation tokens, which
  * node-llama-cpp never bans).
  */
+import { randomInt } from "node:crypto";
 import type { LlamaModel, Token, TokenBias } from "node-llama-cpp";
 import { BadRequest } from "../errors/index.js";
 import type { GenerationOptions } from "./types.js";
+
+/** llama.cpp reads this seed as "draw one at random" (LLAMA_DEFAULT_SEED): no seed a request names may become it. */
+const LLAMA_RANDOM_SEED = 2 ** 32 - 1;
+
+/**
+ * The seed of a generation. A request that names none gets one drawn at random, as Ollama does: node-llama-cpp's own
+ * default is the time in whole seconds, so requests within a second sampled the same answer (retries, regenerate and
+ * best-of-N loops got copies). A named seed reproduces its answer exactly (same prompt, model and settings); any integer
+ * is taken modulo 2^32 - 1, so negative and large seeds are reproducible too.
+ */
+export function samplingSeed(seed: number | undefined): number {
+  if (seed === undefined) return randomInt(0, LLAMA_RANDOM_SEED);
+  return ((Math.trunc(seed) % LLAMA_RANDOM_SEED) + LLAMA_RANDOM_SEED) % LLAMA_RANDOM_SEED;
+}
 
 /** OpenAI's logit bias of -100 means "never"; node-llama-cpp's `"never"` does exactly that. */
 const BAN = -100;

@@ -9,13 +9,14 @@
  *   the system prompt documents the functions and the model writes `||call: name({"arg": …})`. Once the model starts a
  *   call, a grammar keeps the name among the tools and the arguments valid against the parameters schema.
  * - `required` or a named function (forced): the functions are documented in the system prompt in Inferno's generic
- *   format, and a grammar makes the model write exactly one call as `{"name": "…", "arguments": {…}}` — well formed and
- *   valid even from a random-weight model.
+ *   format, and a grammar makes the model write exactly one call as compact `{"name":"…","arguments":{…}}` — well formed
+ *   and valid even from a random-weight model, or cut at the token limit and then no call (and no text) at all.
  */
 import { randomUUID } from "node:crypto";
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelFunctions, Llama, LlamaGrammar } from "node-llama-cpp";
 import { type PairedMessage, pairToolResults, parseArguments, toolParameters } from "./chat-request.js";
-import { grammarSchema } from "./json-schema.js";
+import { OutputInvalid } from "../errors/index.js";
+import { callGrammar, functionParamsSchema, jsonObjectGrammar, schemaGrammar, schemaValidator } from "./json-schema.js";
 import type { ChatMessage, OutputFormat, ToolCall, ToolDefinition } from "./types.js";
 
 export function newToolCallId(): string {
@@ -62,23 +63,40 @@ export function chatHistory(messages: readonly ChatMessage[], instructions?: str
   return history;
 }
 
-/** The tools as node-llama-cpp functions (for `auto`). */
+/** The tools as node-llama-cpp functions (for `auto`), in the subset its function calling writes. */
 export function chatFunctions(tools: readonly ToolDefinition[]): ChatModelFunctions {
   return Object.fromEntries(
     tools.map((tool, index) => [
       tool.name,
-      { ...(tool.description ? { description: tool.description } : {}), params: toolParameters(tool, index) as never },
+      {
+        ...(tool.description ? { description: tool.description } : {}),
+        params: functionParamsSchema(toolParameters(tool, index)) as never,
+      },
     ]),
   );
 }
 
-/** node-llama-cpp's function calls as tool calls with fresh ids. */
-export function toolCallsOf(calls: ReadonlyArray<{ functionName: string; params: unknown }> | undefined): ToolCall[] {
-  return (calls ?? []).map((c) => ({
-    id: newToolCallId(),
-    name: c.functionName,
-    arguments: JSON.stringify(c.params ?? {}),
-  }));
+/**
+ * node-llama-cpp's function calls as tool calls with fresh ids, each checked against its tool's parameters (the
+ * grammar node-llama-cpp writes them with knows fewer keywords): a call that breaks them is `OutputInvalid`.
+ */
+export function toolCallsOf(
+  calls: ReadonlyArray<{ functionName: string; params: unknown }> | undefined,
+  tools: readonly ToolDefinition[],
+  text: string,
+): ToolCall[] {
+  return (calls ?? []).map((c) => {
+    const index = tools.findIndex((t) => t.name === c.functionName);
+    const tool = tools[index];
+    const params = c.params ?? {};
+    const reason = tool ? schemaValidator(toolParameters(tool, index))(params) : "names no tool";
+    if (reason !== undefined) invalid(`the call of ${c.functionName}: ${reason}`, text || JSON.stringify(params));
+    return { id: newToolCallId(), name: c.functionName, arguments: JSON.stringify(params) };
+  });
+}
+
+function invalid(reason: string, text: string): never {
+  throw new OutputInvalid(`the model's answer does not validate: ${reason}`, { details: { reason, text } });
 }
 
 /** The system-prompt text documenting the generic forced-call format and the functions. */
@@ -89,39 +107,73 @@ export function forcedCallInstructions(tools: readonly ToolDefinition[]): string
   });
   return [
     "You call a function now. Answer with one JSON object and nothing else:",
-    '{"name": "<function name>", "arguments": {<the arguments>}}',
+    '{"name":"<function name>","arguments":{<the arguments>}}',
     "Functions:",
     ...lines,
   ].join("\n");
 }
 
-/** The grammar schema of one forced call: `{"name": <one of the tools>, "arguments": <its parameters>}`. */
-function forcedCallSchema(tools: readonly ToolDefinition[]): Record<string, unknown> {
-  const branches = tools.map((tool, index) => ({
-    type: "object",
-    properties: { name: { const: tool.name }, arguments: toolParameters(tool, index) },
-  }));
-  return branches.length === 1 ? (branches[0] as Record<string, unknown>) : { oneOf: branches };
+/** Grammars compiled for a llama.cpp instance, by their text (the last few dozen kept). */
+const grammars = new WeakMap<Llama, Map<string, Promise<LlamaGrammar>>>();
+const GRAMMARS_KEPT = 64;
+
+function grammar(llama: Llama, text: string): Promise<LlamaGrammar> {
+  let kept = grammars.get(llama);
+  if (!kept) grammars.set(llama, (kept = new Map()));
+  let compiled = kept.get(text);
+  if (!compiled) {
+    compiled = llama.createGrammar({ grammar: text });
+    compiled.catch(() => kept.delete(text));
+    if (kept.size >= GRAMMARS_KEPT) kept.delete(kept.keys().next().value as string);
+    kept.set(text, compiled);
+  }
+  return compiled;
 }
 
+/** The grammar of one forced call: `{"name":<one of the tools>,"arguments":<its parameters>}`, compact. */
 export function forcedCallGrammar(llama: Llama, tools: readonly ToolDefinition[]): Promise<LlamaGrammar> {
-  return llama.createGrammarForJsonSchema(forcedCallSchema(tools) as never);
+  return grammar(
+    llama,
+    callGrammar(tools.map((tool, index) => ({ name: tool.name, parameters: toolParameters(tool, index), index }))),
+  );
 }
 
-/** The call a forced generation wrote, or null when it was cut short (max tokens, abort) before the JSON ended. */
-export function parseForcedCall(text: string): ToolCall | null {
+/**
+ * The call a forced generation wrote. Only a generation that ended by itself is read: one cut short (max tokens,
+ * abort) gives no call and no text. A finished answer that is no valid call is `OutputInvalid`.
+ */
+export function parseForcedCall(text: string, tools: readonly ToolDefinition[]): ToolCall {
   let value: { name?: unknown; arguments?: unknown };
   try {
     value = JSON.parse(text) as typeof value;
   } catch {
-    return null;
+    invalid("not JSON", text);
   }
-  if (typeof value.name !== "string") return null;
-  return { id: newToolCallId(), name: value.name, arguments: JSON.stringify(value.arguments ?? {}) };
+  const index = tools.findIndex((t) => t.name === value.name);
+  const tool = tools[index];
+  if (!tool) invalid(`names no tool: ${JSON.stringify(value.name)}`, text);
+  const reason = schemaValidator(toolParameters(tool, index))(value.arguments);
+  if (reason !== undefined) invalid(`the arguments of ${tool.name}: ${reason}`, text);
+  return { id: newToolCallId(), name: tool.name, arguments: JSON.stringify(value.arguments) };
 }
 
-/** The grammar for a structured-output format: any JSON object, or JSON valid against the schema. */
+/** The grammar for a structured-output format: any JSON object, or JSON valid against the schema; compact. */
 export function formatGrammar(llama: Llama, format: OutputFormat): Promise<LlamaGrammar> {
-  if (format.type === "json") return llama.getGrammarFor("json");
-  return llama.createGrammarForJsonSchema(grammarSchema(format.schema, "format.schema") as never);
+  return grammar(llama, format.type === "json" ? jsonObjectGrammar() : schemaGrammar(format.schema, "format.schema"));
+}
+
+/** Checks a finished structured answer: `OutputInvalid` when it is not JSON of the format. */
+export function checkFormatAnswer(format: OutputFormat, text: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    invalid("not JSON", text);
+  }
+  if (format.type === "json") {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) invalid("not a JSON object", text);
+    return;
+  }
+  const reason = schemaValidator(format.schema)(value);
+  if (reason !== undefined) invalid(reason, text);
 }

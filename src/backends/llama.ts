@@ -28,10 +28,11 @@ import {
   threadCount,
   throwIfAborted,
 } from "./common.js";
-import { samplerSettings } from "./llama-sampling.js";
+import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
   chatHistory,
+  checkFormatAnswer,
   forcedCallGrammar,
   forcedCallInstructions,
   formatGrammar,
@@ -111,6 +112,23 @@ const STOP_REASONS: Record<string, FinishReason> = {
   maxTokens: "length",
   abort: "abort",
 };
+
+/** Whether a generation ended by itself (not cut at the token limit or aborted): only such answers must validate. */
+function finished(stopReason: string): boolean {
+  return STOP_REASONS[stopReason] === "stop";
+}
+
+/**
+ * Settings for a generation under a grammar: without the request's stop sequences, which would cut the answer the
+ * grammar shapes (a JSON text ends where the grammar ends it). node-llama-cpp samples under a grammar by checking the
+ * token the samplers chose and, when the grammar refuses it, applying the grammar to every candidate before the
+ * samplers run again (AddonSampler::sample), so top-k, top-p and min-p never leave it without a valid token.
+ */
+function underGrammar<T extends { customStopTriggers?: unknown }>(settings: T, grammar: boolean): T {
+  if (!grammar) return settings;
+  const { customStopTriggers: _, ...rest } = settings;
+  return rest as T;
+}
 
 /** What `warm` evaluates: a few tokens, enough for a whole pass over the weights. */
 const WARM_PROMPT = "Hello";
@@ -230,10 +248,11 @@ class LlamaTextModel implements TextModel {
         const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         try {
           const { response, metadata } = await completion.generateCompletionWithMeta(input.prompt, {
-            ...settings,
+            ...underGrammar(settings, grammar !== undefined),
             maxTokens: generationTokenLimit(sequence.contextSize, input.tokens, options.maxTokens),
             ...(grammar ? { grammar } : {}),
           });
+          if (options.format && finished(metadata.stopReason)) checkFormatAnswer(options.format, response);
           return { text: response, stopReason: metadata.stopReason };
         } finally {
           completion.dispose({ disposeSequence: false });
@@ -308,7 +327,8 @@ class LlamaTextModel implements TextModel {
               documentFunctionParams: true,
               ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
             });
-            return { text: response, stopReason: metadata.stopReason, toolCalls: toolCallsOf(functionCalls) };
+            const toolCalls = toolCallsOf(functionCalls, options.tools ?? [], response);
+            return { text: response, stopReason: metadata.stopReason, toolCalls };
           }
           const grammar =
             tools.mode === "forced"
@@ -317,13 +337,17 @@ class LlamaTextModel implements TextModel {
                 ? await formatGrammar(this.model.llama, options.format)
                 : undefined;
           const { response, metadata } = await chat.generateResponse(history, {
-            ...settings,
+            ...underGrammar(settings, grammar !== undefined),
             ...(grammar ? { grammar } : {}),
           });
-          if (tools.mode !== "forced") return { text: response, stopReason: metadata.stopReason };
-          const call = parseForcedCall(response);
-          if (!call) return { text: response, stopReason: metadata.stopReason };
-          return { text: "", stopReason: metadata.stopReason, toolCalls: [call] };
+          const done = finished(metadata.stopReason);
+          if (tools.mode === "forced") {
+            // A call cut short is no call, and never the assistant's text.
+            if (!done) return { text: "", stopReason: metadata.stopReason };
+            return { text: "", stopReason: metadata.stopReason, toolCalls: [parseForcedCall(response, tools.tools)] };
+          }
+          if (options.format && done) checkFormatAnswer(options.format, response);
+          return { text: response, stopReason: metadata.stopReason };
         } finally {
           chat.dispose({ disposeSequence: false });
         }
@@ -398,7 +422,7 @@ class LlamaTextModel implements TextModel {
     return {
       temperature: options.temperature ?? DEFAULT_TEMPERATURE,
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
-      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      seed: samplingSeed(options.seed),
       ...(options.stop && options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
       signal,
       stopOnAbortSignal: true,

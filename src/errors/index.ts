@@ -154,6 +154,15 @@ export class QueueFull extends InfernoError {
   override readonly status = 503;
 }
 
+/**
+ * A constrained answer (structured output, a forced tool call) that neither validates against its schema nor was cut
+ * at the token limit: never sent as if it were valid. `details.reason` says what broke; `details.text` is the answer.
+ */
+export class OutputInvalid extends InfernoError {
+  readonly code = "output_invalid";
+  override readonly status = 502;
+}
+
 /** The operation was aborted (client went away, eviction, shutdown). */
 export class Aborted extends InfernoError {
   readonly code = "aborted";

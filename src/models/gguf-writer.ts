@@ -293,6 +293,21 @@ export interface TinyLlamaOptions {
   type?: TinyWeightType;
   /** `general.name` in the header. */
   name?: string;
+  /**
+   * The vocabulary, when it should differ from the default (every prefix of ~270 `▁word`s, letters and a little
+   * punctuation, JSON's characters only as byte-fallback tokens, which the weights bias against). Tests of constrained
+   * sampling use other shapes, as real models have them.
+   */
+  vocabulary?: TinyVocabularyOptions;
+}
+
+export interface TinyVocabularyOptions {
+  /** Words whose `▁`-prefixed prefixes become pieces. Default: the built-in list of ~270 English words. */
+  words?: readonly string[];
+  /** Extra pieces, each a token of its own (e.g. `{"`, `":`, digits). */
+  pieces?: readonly string[];
+  /** Whether the 256 byte-fallback tokens are in the vocabulary. Default true. */
+  byteFallback?: boolean;
 }
 
 /** ChatML, which node-llama-cpp recognises and maps to its own ChatML wrapper. */
@@ -330,7 +345,7 @@ interface Vocabulary {
  * llama tokenizer merges pairs only into pieces that exist, so each word needs its whole chain of prefixes), letters
  * and punctuation. Longer pieces score higher so merges prefer them.
  */
-function tinyVocabulary(): Vocabulary {
+function tinyVocabulary(options: TinyVocabularyOptions = {}): Vocabulary {
   const tokens: string[] = [...SPECIAL];
   const types: number[] = [
     TOKEN_TYPE.unknown,
@@ -340,16 +355,17 @@ function tinyVocabulary(): Vocabulary {
     TOKEN_TYPE.control,
   ];
   const scores: number[] = tokens.map(() => 0);
-  for (let b = 0; b < 256; b++) {
+  for (let b = 0; b < (options.byteFallback === false ? 0 : 256); b++) {
     tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
     types.push(TOKEN_TYPE.byte);
     scores.push(0);
   }
   const pieces = new Set<string>(["▁", ..."abcdefghijklmnopqrstuvwxyzI.,!?'\n"]);
-  for (const word of WORDS) {
+  for (const word of options.words ?? WORDS) {
     const piece = `▁${word}`;
     for (let end = 2; end <= piece.length; end++) pieces.add(piece.slice(0, end));
   }
+  for (const piece of options.pieces ?? []) pieces.add(piece);
   for (const piece of pieces) {
     tokens.push(piece);
     types.push(TOKEN_TYPE.normal);
@@ -464,7 +480,7 @@ function tinyLlamaContents(options: TinyLlamaOptions): { metadata: Map<string, G
     throw new RangeError(
       `unknown tiny model preset ${JSON.stringify(preset)}; expected one of ${Object.keys(TINY_PRESETS).join(", ")}`,
     );
-  const vocab = tinyVocabulary();
+  const vocab = tinyVocabulary(options.vocabulary);
   const headDim = shape.embedding / shape.heads;
   const metadata = new Map<string, GgufValue>([
     ["general.architecture", { type: "string", value: "llama" }],

@@ -4,7 +4,7 @@
  * with 400, as is every field that would change the output and that Inferno cannot honour.
  */
 import { z } from "zod";
-import { keepAlive, penalty, unsupported, withoutEffect } from "./schemas.js";
+import { keepAlive, penalty, refusedBecause, unsupported, withoutEffect } from "./schemas.js";
 
 const stateless = (what: string) =>
   unsupported(`${what} is not supported: Inferno is stateless (send the whole conversation as input);`);
@@ -20,10 +20,45 @@ const outputText = z.strictObject({
   logprobs: z.array(z.unknown()).nullish(),
 });
 
+/** A content part Inferno's models cannot read: refused with a sentence that says why (not zod's "Invalid input"). */
+const refusedPart = (type: string, why: string) =>
+  z
+    .looseObject({ type: z.literal(type) })
+    .superRefine((_, ctx) => {
+      ctx.addIssue({ code: "custom", message: `${type} content parts are not supported: ${why}` });
+    })
+    .transform(() => z.NEVER);
+/** An assistant's refusal is what it said: it stays in the history as its text. */
+const refusal = z
+  .strictObject({ type: z.literal("refusal"), refusal: z.string() })
+  .transform((part) => ({ type: "output_text" as const, text: part.refusal }));
+const PART_TYPES = "input_text, output_text, refusal, input_image, input_file or input_audio";
+
 const messageItem = z.strictObject({
   type: z.literal("message"),
   role: z.enum(["user", "system", "developer", "assistant"]),
-  content: z.union([z.string(), z.array(z.discriminatedUnion("type", [inputText, outputText])).min(1)]),
+  content: z.union(
+    [
+      z.string(),
+      z
+        .array(
+          z.discriminatedUnion(
+            "type",
+            [
+              inputText,
+              outputText,
+              refusal,
+              refusedPart("input_image", "the model has no vision (Inferno runs text-only models); send text instead"),
+              refusedPart("input_file", "the model reads no files (Inferno runs text-only models); send their text"),
+              refusedPart("input_audio", "the model takes no audio (Inferno runs text-only models)"),
+            ],
+            { error: `expected a content part of type ${PART_TYPES}` },
+          ),
+        )
+        .min(1),
+    ],
+    { error: `expected a string or a non-empty list of content parts (${PART_TYPES})` },
+  ),
   phase: z.string().nullish(),
   ...replayed,
 });
@@ -113,7 +148,9 @@ export const responsesRequestSchema = z.strictObject({
   max_tool_calls: unsupported("max_tool_calls is"),
   moderation: unsupported("moderation is"),
   prompt: unsupported("stored prompts are"),
-  reasoning: unsupported("reasoning settings are (the models here do not reason on a budget);"),
+  reasoning: refusedBecause(
+    "reasoning is not supported: the models Inferno runs have no reasoning budget to set; leave it out",
+  ),
   top_logprobs: unsupported("log probabilities are"),
   // OpenAI's own switch: "auto" drops the oldest input items (not instructions, not the last item) to fit the context;
   // "disabled" (the default) refuses an input the context cannot hold with a 400.

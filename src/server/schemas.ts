@@ -26,6 +26,13 @@ export const unsupported = (what: string) =>
     .refine((value) => value === undefined || value === null || value === false, { message: `${what} not supported` })
     .optional();
 
+/** A field Inferno cannot honour, refused with `message` as the whole sentence (absent, null or false is fine). */
+export const refusedBecause = (message: string) =>
+  z
+    .unknown()
+    .refine((value) => value === undefined || value === null || value === false, { message })
+    .optional();
+
 const onlyOne = z
   .number()
   .int()
@@ -108,7 +115,53 @@ const sampling = {
 };
 
 const textPart = z.strictObject({ type: z.literal("text"), text: z.string() });
-const textContent = z.union([z.string(), z.array(textPart).min(1)]);
+/** The message for a content part of an unknown type. */
+const partTypes = (types: string) => ({ error: `expected a content part of type ${types}` });
+/** The message for content that is neither a string nor a list of parts. */
+const contentOf = (types: string) => ({ error: `expected a string or a non-empty list of content parts (${types})` });
+const textContent = z.union(
+  [z.string(), z.array(z.discriminatedUnion("type", [textPart], partTypes("text"))).min(1)],
+  contentOf("text"),
+);
+
+/** A content part Inferno's models cannot read: refused with a sentence that says why (not zod's "Invalid input"). */
+const refusedPart = (type: string, why: string) =>
+  z
+    .looseObject({ type: z.literal(type) })
+    .superRefine((_, ctx) => {
+      ctx.addIssue({ code: "custom", message: `${type} content parts are not supported: ${why}` });
+    })
+    .transform(() => z.NEVER);
+const NO_VISION = "the model has no vision (Inferno runs text-only models); send text instead";
+/** What a user may send: text, and the parts OpenAI's multimodal models read, refused by name. */
+const userContent = z.union(
+  [
+    z.string(),
+    z
+      .array(
+        z.discriminatedUnion(
+          "type",
+          [
+            textPart,
+            refusedPart("image_url", NO_VISION),
+            refusedPart("input_audio", "the model takes no audio (Inferno runs text-only models)"),
+            refusedPart("file", "the model reads no files (Inferno runs text-only models); send their text instead"),
+          ],
+          partTypes("text, image_url, input_audio or file"),
+        ),
+      )
+      .min(1),
+  ],
+  contentOf("text, image_url, input_audio, file"),
+);
+/** An assistant's refusal (a part or the `refusal` field) is what it said: it stays in the history as its text. */
+const refusalPart = z
+  .strictObject({ type: z.literal("refusal"), refusal: z.string() })
+  .transform((part) => ({ type: "text" as const, text: part.refusal }));
+const assistantContent = z.union(
+  [z.string(), z.array(z.discriminatedUnion("type", [textPart, refusalPart], partTypes("text or refusal"))).min(1)],
+  contentOf("text, refusal"),
+);
 
 const toolCallSchema = z.strictObject({
   id: z.string().min(1),
@@ -116,24 +169,40 @@ const toolCallSchema = z.strictObject({
   function: z.strictObject({ name: z.string().min(1), arguments: z.string() }),
 });
 
-const noName = unsupported("participant names (messages[].name) are");
+/**
+ * A participant's name, on any message: LangChain's ChatOpenAI puts the function's name on tool messages, LangGraph the
+ * agent's on its messages. The chat templates Inferno renders have no place for it (tool results are paired with their
+ * calls by `tool_call_id`), so it is accepted without effect (`MESSAGE_FIELDS_WITHOUT_EFFECT`).
+ */
+const name = z.string().nullish();
+
+/** Message fields accepted without effect, as `messages[].FIELD` (the docs list them beside ACCEPTED_WITHOUT_EFFECT). */
+export const MESSAGE_FIELDS_WITHOUT_EFFECT: readonly string[] = ["name", "audio.id"];
 
 const messageSchema = z.discriminatedUnion("role", [
-  z.strictObject({ role: z.enum(["system", "developer", "user"]), content: textContent, name: noName }),
+  z.strictObject({ role: z.enum(["system", "developer"]), content: textContent, name }),
+  z.strictObject({ role: z.literal("user"), content: userContent, name }),
   z
     .strictObject({
       role: z.literal("assistant"),
-      content: textContent.nullish(),
+      content: assistantContent.nullish(),
       tool_calls: z.array(toolCallSchema).nullish(),
       refusal: z.string().nullish(),
-      name: noName,
+      name,
       function_call: unsupported("function_call (the deprecated form of tool_calls) is"),
-      audio: unsupported("audio is"),
+      // A reference to an earlier audio answer: Inferno gives none, and the text of the turn is its content.
+      audio: z.strictObject({ id: z.string() }).nullish(),
     })
+    .transform(({ refusal, ...message }) =>
+      // A refusal given as the field (with no content) is the turn's text.
+      message.content == null && refusal != null && (message.tool_calls?.length ?? 0) === 0
+        ? { ...message, content: refusal }
+        : message,
+    )
     .refine((m) => m.content != null || (m.tool_calls?.length ?? 0) > 0, {
-      message: "an assistant message needs content or tool_calls",
+      message: "an assistant message needs content, a refusal or tool_calls",
     }),
-  z.strictObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1) }),
+  z.strictObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1), name }),
 ]);
 
 const functionSchema = z.strictObject({
@@ -177,7 +246,9 @@ export const chatRequestSchema = z.strictObject({
     .array(z.string())
     .refine((m) => m.every((x) => x === "text"), { message: 'only the "text" modality is supported' })
     .nullish(),
-  reasoning_effort: unsupported("reasoning_effort is (the models here do not reason on a budget); it is"),
+  reasoning_effort: refusedBecause(
+    "reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out",
+  ),
   verbosity: unsupported("verbosity is"),
   web_search_options: unsupported("web search is"),
   moderation: unsupported("moderation is"),

@@ -69,6 +69,18 @@ describe("structured output", () => {
     }
   });
 
+  test("stop sequences do not cut a grammar-shaped answer", async () => {
+    const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"] };
+    const result = await model.chat(ask, {
+      temperature: 0,
+      maxTokens: 100,
+      stop: ['"', ":"],
+      format: { type: "json_schema", schema },
+    });
+    assert.equal(result.finishReason, "stop");
+    assert.ok(["yes", "no"].includes((JSON.parse(result.text) as { answer: string }).answer));
+  });
+
   test("completions take a format too", async () => {
     const result = await model.complete("Answer:", {
       temperature: 0,
@@ -102,6 +114,29 @@ describe("tools", () => {
       assert.equal(call.name, "get_time");
       assert.ok(["UTC", "CET"].includes(args.zone as string));
     }
+  });
+
+  test("a forced call cut at the token limit is no call and no text: finish length, nothing half-written", async () => {
+    const pieces: string[] = [];
+    const result = await model.chat(ask, {
+      temperature: 0,
+      maxTokens: 20,
+      tools: [weather, time],
+      toolChoice: "required",
+      onText: (t) => pieces.push(t),
+    });
+    assert.equal(result.finishReason, "length");
+    assert.equal(result.text, "");
+    assert.equal(result.toolCalls, undefined);
+    assert.deepEqual(pieces, []);
+  });
+
+  test("a forced call is compact JSON: no whitespace between its tokens", async () => {
+    const result = await model.chat(ask, { temperature: 0, maxTokens: 200, tools: [weather], toolChoice: "required" });
+    const [call] = result.toolCalls ?? [];
+    assert.ok(call);
+    // Each character of this vocabulary's JSON is a token: the whole call costs about its length in characters.
+    assert.ok(result.usage.completionTokens <= `{"name":"get_weather","arguments":${call.arguments}}`.length + 2);
   });
 
   test("a named tool_choice calls exactly that function", async () => {

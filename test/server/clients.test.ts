@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createOpenAI } from "@ai-sdk/openai";
+import { AIMessage, HumanMessage, SystemMessage, type ToolMessage } from "@langchain/core/messages";
 import { tool as langchainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
@@ -20,6 +21,15 @@ after(() => fileScope.cleanUp());
 
 const Verdict = z.object({ answer: z.enum(["yes", "no", "maybe"]), confident: z.boolean() });
 const City = z.object({ city: z.enum(["Paris", "Rome"]) });
+/** Everyday zod: each of these emits a JSON Schema keyword (minimum, maximum, format, pattern) the grammar enforces. */
+const Person = z.object({
+  age: z.number().int().min(0).max(120),
+  score: z.number().min(0).max(1),
+  email: z.string().email(),
+  code: z.string().regex(/^[a-z]{3}-\d{2}$/),
+  id: z.string().uuid(),
+  at: z.string().datetime(),
+});
 
 describe("Vercel AI SDK", () => {
   const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: "not-needed" });
@@ -55,6 +65,18 @@ describe("Vercel AI SDK", () => {
       maxOutputTokens: 100,
     });
     assert.deepEqual(Verdict.parse(object), object);
+  });
+
+  it("generateObject with everyday zod: .int(), .min/.max, .email(), .regex(), .uuid(), .datetime()", async () => {
+    const { object, finishReason } = await generateObject({
+      model: provider()("tiny"),
+      schema: Person,
+      prompt: "Invent a person.",
+      temperature: 0,
+      maxOutputTokens: 400,
+    });
+    assert.equal(finishReason, "stop");
+    assert.deepEqual(Person.parse(object), object);
   });
 
   it("generateText with tools: a required call is executed and its result fed back (chat completions and responses)", async () => {
@@ -129,6 +151,53 @@ describe("LangChain ChatOpenAI", () => {
     assert.equal(call?.name, "get_weather");
     assert.deepEqual(City.parse(call?.args), call?.args);
     assert.ok(call?.id);
+  });
+
+  it("a tool with everyday zod parameters: a required call whose arguments pass the zod schema", async () => {
+    const register = langchainTool(async (person) => `registered ${person.email}`, {
+      name: "register",
+      description: "Register a person",
+      schema: Person,
+    });
+    const message = await new ChatOpenAI({
+      model: "tiny",
+      apiKey: "not-needed",
+      configuration: { baseURL: `${s.url}/v1` },
+      temperature: 0,
+      maxTokens: 400,
+    })
+      .bindTools([register], { tool_choice: "required" })
+      .invoke("Register someone.");
+    const [call] = message.tool_calls ?? [];
+    assert.equal(call?.name, "register");
+    assert.deepEqual(Person.parse(call?.args), call?.args);
+  });
+
+  it("a tool-message round trip: the call, the tool's ToolMessage (with its name) and the next turn", async () => {
+    const weather = langchainTool(async ({ city }) => `21 degrees in ${city}`, {
+      name: "get_weather",
+      description: "The weather in a city",
+      schema: City,
+    });
+    const question = new HumanMessage("What is the weather in Rome?");
+    const called = await chat().bindTools([weather], { tool_choice: "required" }).invoke([question]);
+    const [call] = called.tool_calls ?? [];
+    assert.ok(call);
+    const result = (await weather.invoke(call)) as ToolMessage;
+    assert.equal(result.name, "get_weather", "LangChain names the tool on its message, which the server accepts");
+    const answer = await chat().bindTools([weather]).invoke([question, called, result]);
+    assert.equal(typeof answer.content, "string");
+  });
+
+  it("LangGraph-style named messages: agents' names on system, human and AI messages", async () => {
+    const answer = await chat().invoke([
+      new SystemMessage({ content: "You are a team.", name: "supervisor" }),
+      new HumanMessage({ content: "Plan a trip.", name: "alice" }),
+      new AIMessage({ content: "Rome, in May.", name: "planner" }),
+      new HumanMessage({ content: "And then?", name: "alice" }),
+    ]);
+    assert.equal(typeof answer.content, "string");
+    assert.ok((answer.content as string).length > 0);
   });
 
   it("withStructuredOutput: a zod schema, by JSON schema and by function calling", async () => {

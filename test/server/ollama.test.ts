@@ -438,12 +438,12 @@ describe("Ollama API: sampling, structured output and tools", () => {
         Ollama["chat"]
       >[0]);
     await assert.rejects(
-      chat({ format: { type: "object", properties: { name: { type: "string", pattern: "^a" } } } }),
-      responseError(400, /^format\.properties\.name\.pattern: the JSON Schema keyword "pattern" is not supported/),
+      chat({ format: { type: "object", properties: { name: { type: "string", format: "ipv6" } } } }),
+      responseError(400, /^format\.properties\.name\.format: the JSON Schema keyword "format" is not supported/),
     );
     await assert.rejects(
-      ollama.generate({ model: "spare", prompt: "hi", format: { type: "integer", minimum: 1 } }),
-      responseError(400, /^format\.minimum:/),
+      ollama.generate({ model: "spare", prompt: "hi", format: { type: "integer", multipleOf: 2 } }),
+      responseError(400, /^format\.multipleOf:/),
     );
     await assert.rejects(
       chat({ tools: [weather], tool_choice: { type: "function", function: { name: "nope" } } }),

@@ -9,6 +9,7 @@ import {
   loadRequestSchema,
   parseBody,
 } from "../../src/server/schemas.js";
+import { responsesRequestSchema } from "../../src/server/responses-schemas.js";
 
 const chat = { model: "m", messages: [{ role: "user", content: "hi" }] };
 
@@ -21,7 +22,7 @@ describe("request bodies: a 400 names the field", () => {
       chatRequestSchema,
       { model: "m", messages: [{ role: "user", content: 1 }] },
       "messages[0].content",
-      /Invalid input/,
+      /expected a string or a non-empty list of content parts/,
     ],
     [
       "unknown role",
@@ -43,9 +44,33 @@ describe("request bodies: a 400 names the field", () => {
     [
       "image part",
       chatRequestSchema,
-      { model: "m", messages: [{ role: "user", content: [{ type: "image_url" }] }] },
+      {
+        model: "m",
+        messages: [{ role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url" }] }],
+      },
+      "messages[0].content[1]",
+      /^messages\[0\]\.content\[1\]: image_url content parts are not supported: the model has no vision/,
+    ],
+    [
+      "audio part",
+      chatRequestSchema,
+      { model: "m", messages: [{ role: "user", content: [{ type: "input_audio", input_audio: {} }] }] },
+      "messages[0].content[0]",
+      /input_audio content parts are not supported: the model takes no audio/,
+    ],
+    [
+      "unknown part",
+      chatRequestSchema,
+      { model: "m", messages: [{ role: "user", content: [{ type: "video" }] }] },
       "messages[0].content",
-      /Invalid input/,
+      /content parts \(text, image_url, input_audio, file\)/,
+    ],
+    [
+      "reasoning_effort",
+      chatRequestSchema,
+      { ...chat, reasoning_effort: "low" },
+      "reasoning_effort",
+      /^reasoning_effort: reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out$/,
     ],
     ["temperature out of range", chatRequestSchema, { ...chat, temperature: 3 }, "temperature", /2/],
     ["n > 1", chatRequestSchema, { ...chat, n: 2 }, "n", /only n = 1 is supported/],
@@ -125,6 +150,44 @@ describe("request bodies: a 400 names the field", () => {
     });
     assert.deepEqual(body.keep_alive, { afterSeconds: 300 });
     assert.equal(body.max_completion_tokens, 5);
+  });
+
+  it("accepts what the OpenAI API accepts on messages: name on every role, refusals, audio ids, text parts", () => {
+    const call = { id: "c1", type: "function", function: { name: "add", arguments: "{}" } };
+    const body = parseBody(chatRequestSchema, {
+      model: "m",
+      messages: [
+        { role: "system", content: "s", name: "policy" },
+        { role: "user", content: [{ type: "text", text: "hi" }], name: "alice" },
+        { role: "assistant", content: null, tool_calls: [call], name: "planner" },
+        { role: "tool", content: "2", tool_call_id: "c1", name: "add" },
+        { role: "assistant", content: null, refusal: "I cannot help with that." },
+        { role: "assistant", content: [{ type: "refusal", refusal: "Nor that." }], audio: { id: "audio_1" } },
+      ],
+    });
+    // Refusals are what the assistant said: they stay in the history as text.
+    assert.deepEqual(body.messages[4], { role: "assistant", content: "I cannot help with that." });
+    assert.deepEqual(body.messages[5]?.content, [{ type: "text", text: "Nor that." }]);
+    assert.equal(body.messages[3]?.role === "tool" && body.messages[3].name, "add");
+  });
+
+  it("the Responses API: image and file inputs say the model cannot read them; refusals stay as text", () => {
+    const input = (content: unknown) => ({ model: "m", input: [{ role: "user", content }] });
+    assert.throws(
+      () => parseBody(responsesRequestSchema, input([{ type: "input_image", image_url: "data:," }])),
+      /input\[0\]\.content\[0\]: input_image content parts are not supported: the model has no vision/,
+    );
+    assert.throws(
+      () => parseBody(responsesRequestSchema, { ...input("hi"), reasoning: { effort: "low" } }),
+      /reasoning: reasoning is not supported: the models Inferno runs have no reasoning budget to set; leave it out$/,
+    );
+    const body = parseBody(responsesRequestSchema, {
+      model: "m",
+      input: [{ role: "assistant", content: [{ type: "refusal", refusal: "No." }] }],
+    });
+    assert.deepEqual(body.input, [
+      { type: "message", role: "assistant", content: [{ type: "output_text", text: "No." }] },
+    ]);
   });
 
   it("checks a body by the schema cut to its fields with the whole schema's result and issues, past the cache's bound too", () => {
