@@ -29,7 +29,7 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
 import { adviseOn } from "../src/runtime/advice.js";
-import { FakeModelSource } from "../test/helpers/fake-models.js";
+import { FakeModelSource } from "../testkit/fake-models.js";
 import { type Figure, figure, ratios } from "./report.js";
 
 /** Calls per round and shape; each round alternates the shapes in slices of `SLICE` calls. */

@@ -11,7 +11,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { reliabilitySection, type StressMachine, type StressOutcome, updateReadme } from "./report.js";
-import type { ScenarioResult } from "./scenario.js";
+import type { ScenarioResult } from "../testkit/scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
 const RESULT_MARK = "STRESS-RESULT ";

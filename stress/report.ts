@@ -4,7 +4,7 @@
  * every full run, so it cannot drift from the last run).
  */
 import { readFile, writeFile } from "node:fs/promises";
-import type { ScenarioResult } from "./scenario.js";
+import type { ScenarioResult } from "../testkit/scenario.js";
 
 export interface StressMachine {
   cpu: string;

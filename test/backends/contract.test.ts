@@ -7,8 +7,8 @@ import { HostedBackend, LlamaBackend, OnnxBackend } from "../../src/backends/ind
 import type { LoadedModel } from "../../src/backends/types.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
-import { tinyAddOnnx } from "../helpers/onnx.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
+import { tinyAddOnnx } from "../../testkit/onnx.js";
 import { runBackendContract } from "./contract.js";
 
 const config = TEST_BACKEND;

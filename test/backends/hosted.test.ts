@@ -13,12 +13,12 @@ import type { TextModel } from "../../src/backends/types.js";
 import { ContextLengthExceeded, ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 
 const config = { ...TEST_BACKEND, isolation: "process" as const };
-const MISBEHAVING = fileURLToPath(new URL("../helpers/host-misbehaving.ts", import.meta.url));
+const MISBEHAVING = fileURLToPath(new URL("../../testkit/host-misbehaving.ts", import.meta.url));
 let dir: string;
 let manager: ModelManager;
 

@@ -16,7 +16,7 @@ import type { SimSettings, Trace } from "../../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../../src/config/schema.js";
 import { seededRandom } from "../../src/models/gguf-writer.js";
 import { highsSolver } from "../../src/runtime/lp-solver.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const MIB = 1024 * 1024;
 const START = Date.UTC(2026, 0, 1);

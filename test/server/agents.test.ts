@@ -10,7 +10,7 @@ import OpenAI from "openai";
 import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { fileContext, startTestServer, type TestServer } from "../helpers/server.js";
+import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 
 let s: TestServer;
 let client: OpenAI;

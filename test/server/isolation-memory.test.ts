@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { processMemory } from "../../src/backends/host/memory.js";
-import { HOSTED, loaded, stats } from "../helpers/hosts.js";
-import { startTestServer, waitFor } from "../helpers/server.js";
+import { HOSTED, loaded, stats } from "../../testkit/hosts.js";
+import { startTestServer, waitFor } from "../../testkit/server.js";
 
 const MIB = 1024 * 1024;
 

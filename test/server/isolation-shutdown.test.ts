@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { HOSTED, hostsOf, llamaStarted, running } from "../helpers/hosts.js";
-import { spawnInferno } from "../helpers/process.js";
-import { testSetup } from "../helpers/server.js";
+import { HOSTED, hostsOf, llamaStarted, running } from "../../testkit/hosts.js";
+import { spawnInferno } from "../../testkit/process.js";
+import { testSetup } from "../../testkit/server.js";
 
 for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   it(`${signal} to the server leaves no model host alive after 2 s`, async (t) => {

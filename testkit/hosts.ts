@@ -1,7 +1,7 @@
 /** Model hosts seen from tests: which processes run, whose children they are, what a test server holds. */
 import { readdir, readFile } from "node:fs/promises";
-import { DEFAULT_HOST_ENTRY } from "../../src/backends/host/host.js";
-import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
+import { DEFAULT_HOST_ENTRY } from "../src/backends/host/host.js";
+import type { CacheStats, LoadedModelInfo } from "../src/cache/types.js";
 import type { TestServer } from "./server.js";
 
 /** Test servers run models in process unless they ask for the default, model hosts (see server.ts). */

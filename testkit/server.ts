@@ -15,15 +15,15 @@ import { join } from "node:path";
 import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { stringify as stringifyToml } from "smol-toml";
-import { loadConfig } from "../../src/config/index.js";
-import type { InfernoConfig } from "../../src/config/schema.js";
+import { loadConfig } from "../src/config/index.js";
+import type { InfernoConfig } from "../src/config/schema.js";
 import {
   createRuntime,
   type Runtime,
   type RunningServer,
   startServer,
   type StartServerOptions,
-} from "../../src/runtime/index.js";
+} from "../src/runtime/index.js";
 import { type TinyModelsOptions, tinyModelsDir } from "./models.js";
 import { tempDir } from "./tmp.js";
 
