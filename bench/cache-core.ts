@@ -30,7 +30,8 @@ import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
 import { adviseOn } from "../src/runtime/advice.js";
 import { FakeModelSource } from "../testkit/fake-models.js";
-import { type Figure, figure, ratios } from "./report.js";
+import { median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 
 /** Calls per round and shape; each round alternates the shapes in slices of `SLICE` calls. */
 let HITS = 100_000;
@@ -220,11 +221,6 @@ async function requestLogCost(): Promise<Figure[]> {
       note: `${m(writes)} writes`,
     }),
   ];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 function savedModel(i: number, now: number): PersistedModel {

@@ -23,7 +23,8 @@ import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writ
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
-import { type Figure, figure, interleaved, loadAverage, median, ratios } from "./report.js";
+import { interleaved, median, ratios } from "../testkit/stats.js";
+import { type Figure, figure, loadAverage } from "./report.js";
 
 const MIB = 1024 * 1024;
 /**

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
+import { median, type Spread, spreadOf } from "../testkit/stats.js";
 
 /**
  * Where a figure must land. A ratio "≤ 1.15×" is `{ max: 1.15 }`; "≥ 1 M/s" is `{ min: 1e6 }`; "within 10 %" of the
@@ -15,15 +16,6 @@ import { dirname, join } from "node:path";
 export interface Target {
   min?: number;
   max?: number;
-}
-
-/** Median and spread over the rounds a figure was measured in (one sample per round). */
-export interface Spread {
-  min: number;
-  /** 25th and 75th percentiles (nearest rank). */
-  p25: number;
-  p75: number;
-  max: number;
 }
 
 export interface Figure {
@@ -55,37 +47,6 @@ export type FigureInput = Omit<Figure, "met" | "spread" | "rounds" | "value" | "
   target?: Target | null;
 };
 
-function nearestRank(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
-/** The p-th percentile (0–100, nearest rank). */
-export function percentile(values: number[], p: number): number {
-  return nearestRank(
-    [...values].sort((a, b) => a - b),
-    p / 100,
-  );
-}
-
-export function spreadOf(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    min: sorted[0] ?? NaN,
-    p25: nearestRank(sorted, 0.25),
-    p75: nearestRank(sorted, 0.75),
-    max: sorted.at(-1) ?? NaN,
-  };
-}
-
 export function meets(value: number, target: Target | null): boolean | null {
   if (target === null) return null;
   if (!Number.isFinite(value)) return false;
@@ -106,36 +67,6 @@ export function figure(input: FigureInput): Figure {
     spread: values.length > 1 ? spreadOf(values) : null,
     rounds: values.length,
   };
-}
-
-/** Per-round ratios subject/baseline (rounds are paired: round i of each ran next to each other). */
-export function ratios(subject: number[], baseline: number[]): number[] {
-  if (subject.length !== baseline.length)
-    throw new Error(`ratios: ${subject.length} subject rounds vs ${baseline.length} baseline rounds`);
-  return subject.map((s, i) => s / (baseline[i] as number));
-}
-
-/**
- * Runs `variants` in `rounds` interleaved rounds, rotating their order each round so a burst of other work on a shared
- * machine does not land on one variant only; `warmup` untimed calls of each first. Returns milliseconds per variant per
- * round.
- */
-export async function interleaved(
-  variants: Array<() => Promise<unknown>>,
-  rounds: number,
-  warmup = 1,
-): Promise<number[][]> {
-  for (let i = 0; i < warmup; i++) for (const run of variants) await run();
-  const times: number[][] = variants.map(() => []);
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < variants.length; k++) {
-      const index = (round + k) % variants.length;
-      const started = performance.now();
-      await variants[index]?.();
-      times[index]?.push(performance.now() - started);
-    }
-  }
-  return times;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
