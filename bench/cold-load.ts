@@ -24,7 +24,8 @@ import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
 import { hostEntry } from "./hosts.js";
 import { median, ratios } from "../testkit/stats.js";
-import { type Figure, figure, loadAverage } from "./report.js";
+import { type Figure, figure } from "./report.js";
+import { loadAverage } from "../testkit/runner.js";
 
 /** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */
 export interface ColdLoadRow {

@@ -24,7 +24,8 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
 import { interleaved, median, ratios } from "../testkit/stats.js";
-import { type Figure, figure, loadAverage } from "./report.js";
+import { type Figure, figure } from "./report.js";
+import { loadAverage } from "../testkit/runner.js";
 
 const MIB = 1024 * 1024;
 /**

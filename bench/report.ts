@@ -4,9 +4,16 @@
  * into `bench/results/latest.json`, from which the README's table is generated (`renderTable(..., "markdown")`).
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { cpus, loadavg, totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  keepOthers,
+  type Machine,
+  machine,
+  mergeResultsFile,
+  type RunSummary,
+  type SectionRun,
+} from "../testkit/runner.js";
 import { median, type Spread, spreadOf } from "../testkit/stats.js";
 
 /**
@@ -156,30 +163,9 @@ export function renderTable(figures: Figure[], format: "text" | "markdown", sect
 // ---------------------------------------------------------------------------------------------------------------------
 // bench/results/latest.json
 
-export interface Machine {
-  cpu: string;
-  cores: number;
-  memory_gib: number;
-  node: string;
-}
-
-/** When and how one section last ran. */
-export interface SectionRun {
-  date: string;
-  quick: boolean;
-  seconds: number;
-  /** 1-minute load average before and after: how busy the (shared) machine was. */
-  loadavg: { before: number; after: number };
-}
-
+export type { Machine, SectionRun };
 /** One `npm run bench` invocation: which sections it ran and how long it took in total. */
-export interface BenchRun {
-  date: string;
-  quick: boolean;
-  sections: string[];
-  seconds: number;
-  loadavg: { before: number; after: number };
-}
+export type BenchRun = RunSummary;
 
 export interface Results {
   machine: Machine;
@@ -194,58 +180,41 @@ export interface Results {
 
 export const RESULTS_FILE = join(import.meta.dirname, "results", "latest.json");
 
-export function machine(): Machine {
+/** Results as stored, or null when `parsed` is not (e.g. the file predates this shape). */
+function asResults(parsed: unknown): Results | null {
+  const r = (parsed ?? {}) as Partial<Results>;
+  if (!Array.isArray(r.figures) || typeof r.sections !== "object" || r.sections === null) return null;
   return {
-    cpu: cpus()[0]?.model ?? "unknown",
-    cores: cpus().length,
-    memory_gib: Math.round(totalmem() / 1024 ** 3),
-    node: process.version,
+    machine: r.machine ?? machine(),
+    ...(r.runs ? { runs: r.runs } : {}),
+    sections: r.sections,
+    figures: r.figures,
+    details: r.details ?? {},
   };
-}
-
-export function loadAverage(): number {
-  return Math.round((loadavg()[0] ?? 0) * 100) / 100;
 }
 
 /** The stored results, or null when there are none (or the file predates this shape). */
 export async function readResults(file = RESULTS_FILE): Promise<Results | null> {
   if (!existsSync(file)) return null;
-  const parsed = JSON.parse(await readFile(file, "utf8")) as Partial<Results>;
-  if (!Array.isArray(parsed.figures) || typeof parsed.sections !== "object" || parsed.sections === null) return null;
-  return {
-    machine: parsed.machine ?? machine(),
-    ...(parsed.runs ? { runs: parsed.runs } : {}),
-    sections: parsed.sections,
-    figures: parsed.figures,
-    details: parsed.details ?? {},
-  };
+  return asResults(JSON.parse(await readFile(file, "utf8")));
 }
 
 /**
- * Replaces the figures, run and details of the sections in `fresh` and keeps those of sections that did not run;
- * writes the file whole (a temporary file renamed over it) so a crash leaves the previous results.
+ * Replaces the figures, run and details of the sections in `fresh` and keeps those of sections that did not run (of
+ * results from the same machine); written whole, so a crash leaves the previous results (testkit/runner.ts).
  */
-export async function mergeResults(fresh: Results, file = RESULTS_FILE): Promise<Results> {
-  const old = await readResults(file);
-  const ran = new Set(Object.keys(fresh.sections));
-  const keep = old && JSON.stringify(old.machine) === JSON.stringify(fresh.machine) ? old : null;
-  const runs = { ...keep?.runs, ...fresh.runs };
-  const merged: Results = {
-    machine: fresh.machine,
-    ...(Object.keys(runs).length > 0 ? { runs } : {}),
-    sections: {
-      ...Object.fromEntries(Object.entries(keep?.sections ?? {}).filter(([s]) => !ran.has(s))),
-      ...fresh.sections,
-    },
-    figures: [...(keep?.figures ?? []).filter((f) => !ran.has(f.section)), ...fresh.figures],
-    details: {
-      ...Object.fromEntries(Object.entries(keep?.details ?? {}).filter(([s]) => !ran.has(s))),
-      ...fresh.details,
-    },
-  };
-  await mkdir(dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(merged, null, 2)}\n`);
-  await rename(temporary, file);
-  return merged;
+export function mergeResults(fresh: Results, file = RESULTS_FILE): Promise<Results> {
+  return mergeResultsFile(file, (previous) => {
+    const old = asResults(previous);
+    const ran = Object.keys(fresh.sections);
+    const keep = old && JSON.stringify(old.machine) === JSON.stringify(fresh.machine) ? old : null;
+    const runs = { ...keep?.runs, ...fresh.runs };
+    return {
+      machine: fresh.machine,
+      ...(Object.keys(runs).length > 0 ? { runs } : {}),
+      sections: keepOthers(keep?.sections, fresh.sections, ran),
+      figures: [...(keep?.figures ?? []).filter((f) => !ran.includes(f.section)), ...fresh.figures],
+      details: keepOthers(keep?.details, fresh.details, ran),
+    };
+  });
 }
