@@ -17,6 +17,17 @@ export async function running(pid: number): Promise<boolean> {
   return stat !== null && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 }
 
+/** Those of `pids` still running once `ms` have passed, polled: returns as soon as every one has ended. */
+export async function runningAfter(pids: readonly number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left: number[] = [];
+    for (const pid of pids) if (await running(pid)) left.push(pid);
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /**
  * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry (the source's, or the
  * bundle test servers start: host-bundle.ts). Other children (tsx
