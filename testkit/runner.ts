@@ -133,13 +133,21 @@ export async function runSections<R>(
   };
 }
 
+async function readJson(file: string): Promise<unknown> {
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(await readFile(file, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Reads a results file (null when there is none or it does not parse), lets `merge` build the next content from it,
  * and writes that whole (a temporary file renamed over it), so a crash leaves the previous results.
  */
 export async function mergeResultsFile<T>(file: string, merge: (previous: unknown) => T): Promise<T> {
-  const previous = existsSync(file) ? await readFile(file, "utf8").then(JSON.parse, () => null) : null;
-  const next = merge(previous);
+  const next = merge(await readJson(file));
   await mkdir(dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, `${JSON.stringify(next, null, 2)}\n`);
