@@ -26,6 +26,7 @@ import { hostEntry } from "./hosts.js";
 import { median, ratios } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 import { loadAverage } from "../testkit/runner.js";
+import { formatBytes } from "../src/units.js";
 
 /** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */
 export interface ColdLoadRow {
@@ -169,7 +170,7 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
 export function coldLoadFigures(report: ColdLoadReport): Figure[] {
   const ms = (values: number[]) => median(values).toFixed(0);
   return report.rows.flatMap((row) => {
-    const what = `${row.model} (${(row.size_bytes / 1e6).toFixed(0)} MB), page cache ${row.page_cache}`;
+    const what = `${row.model} (${formatBytes(row.size_bytes)}), page cache ${row.page_cache}`;
     const note = (subject: number[]) =>
       `${ms(subject)} vs ${ms(row.node_llama_cpp_ms)} ms; raw read (cat) ${ms(row.raw_read_ms)} ms`;
     return [

@@ -3,12 +3,13 @@
  * suite runs; the command line, timing and merge are testkit/runner.ts's, shared with `npm run bench`): tries hard to
  * break Inferno and prints what happened. Each scenario runs in a process of its own (a crash or a leak of one cannot
  * hide in another's figures); full-size results, with the machine, when each ran and the load average, are merged
- * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures the README's
- * "Reliability" table is regenerated from. Exits 1 when any scenario had a violation.
+ * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures docs/reliability.md's
+ * table is regenerated from (scripts/docs.ts). Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MIB } from "../src/units.js";
 import {
   keepOthers,
   loadAverage,
@@ -17,7 +18,7 @@ import {
   parseSelection,
   runSections,
 } from "../testkit/runner.js";
-import { reliabilitySection, type StressMachine, type StressOutcome, updateReadme } from "./report.js";
+import type { StressMachine, StressOutcome } from "./report.js";
 import type { ScenarioResult } from "../testkit/scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
@@ -42,7 +43,7 @@ if (child !== undefined) {
   if (!scenario) throw new Error(`no scenario ${child}`);
   const result = await scenario.run((bounded ? scenario.bounded : scenario.full) as never);
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / 1024 ** 2) }));
+  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / MIB) }));
   process.exit(0);
 }
 
@@ -123,9 +124,10 @@ const failed = Object.entries(results)
   .filter(([, r]) => r.violations.length > 0)
   .map(([n]) => n);
 if (!bounded) {
-  // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the README's table.
+  // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the docs' table
+  // (imported here, not above: a scenario's child process needs none of it).
   const file = join(import.meta.dirname, "results", "latest.json");
-  const { results: ordered } = await mergeResultsFile(file, (previous) => {
+  await mergeResultsFile(file, (previous) => {
     const merged = keepOthers((previous as { results?: Record<string, StressOutcome> } | null)?.results, results);
     const ordered = Object.fromEntries(
       SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
@@ -133,9 +135,9 @@ if (!bounded) {
     return { machine, results: ordered };
   });
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
-  const readme = join(import.meta.dirname, "..", "README.md");
-  if (await updateReadme(readme, reliabilitySection(machine, ordered, titles)))
-    console.log("updated the README's Reliability figures");
+  const { writeGenerated } = await import("../scripts/docs.js");
+  await writeGenerated(["stress-table"]);
+  console.log("wrote docs/reliability.md's table");
 }
 console.log(failed.length === 0 ? "every scenario held" : `violations in: ${failed.join(", ")}`);
 process.exit(failed.length === 0 ? 0 : 1);

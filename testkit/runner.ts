@@ -7,9 +7,11 @@
  * its result and its `SectionRun`.
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname } from "node:path";
+import { writeFileAtomic } from "../src/fs/atomic-write.js";
+import { GIB } from "../src/units.js";
 
 export interface RunnerSection<R> {
   /** The name `--only` takes. */
@@ -65,7 +67,7 @@ export function machine(): Machine {
   return {
     cpu: cpus()[0]?.model ?? "unknown",
     cores: cpus().length,
-    memory_gib: Math.round(totalmem() / 1024 ** 3),
+    memory_gib: Math.round(totalmem() / GIB),
     node: process.version,
   };
 }
@@ -144,14 +146,12 @@ async function readJson(file: string): Promise<unknown> {
 
 /**
  * Reads a results file (null when there is none or it does not parse), lets `merge` build the next content from it,
- * and writes that whole (a temporary file renamed over it), so a crash leaves the previous results.
+ * and writes that whole (the shared atomic write), so a crash leaves the previous results.
  */
 export async function mergeResultsFile<T>(file: string, merge: (previous: unknown) => T): Promise<T> {
   const next = merge(await readJson(file));
   await mkdir(dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(next, null, 2)}\n`);
-  await rename(temporary, file);
+  await writeFileAtomic(file, `${JSON.stringify(next, null, 2)}\n`);
   return next;
 }
 
