@@ -3,10 +3,35 @@
  * errors, units <- fs <- config <- models <- backends <- cache <- runtime <- server / cli, imports pointing one way;
  * fleet/ sits beside the cache (it may use the cache's types and pure merge, config and errors), and only runtime/
  * composes it.
+ * Around src, the trees that exercise it: src <- testkit <- test / bench / stress, the last three never into each
+ * other (what two of them share lives in testkit).
  */
 const upper = "^src/(cache|runtime|server|cli|index)";
 module.exports = {
   forbidden: [
+    {
+      name: "src-imports-no-tests",
+      comment: "The product never reaches into the code that tests or measures it.",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { path: "^(testkit|test|bench|stress)/" },
+    },
+    {
+      name: "testkit-imports-src-only",
+      comment: "testkit holds what test/, bench/ and stress/ share; it builds on src and knows none of its users.",
+      severity: "error",
+      from: { path: "^testkit/" },
+      to: { path: "^(test|bench|stress|scripts)/" },
+    },
+    {
+      name: "test-bench-stress-apart",
+      comment:
+        "test/, bench/ and stress/ import src and testkit, never each other: a helper two of them need moves to testkit.",
+      severity: "error",
+      from: { path: "^(test|bench|stress)/" },
+      // $1 is the importing tree: within one tree is fine.
+      to: { path: "^(test|bench|stress)/", pathNot: "^$1/" },
+    },
     {
       name: "no-circular",
       severity: "error",

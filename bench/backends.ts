@@ -16,7 +16,8 @@ import type { TextModel } from "../src/backends/types.js";
 import { backendSchema } from "../src/config/schema.js";
 import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
-import { type Figure, figure, ratios } from "./report.js";
+import { median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 
 const TOKENS = 200;
 /** A collapsed configuration can run at 1 token/s: each measurement stops after this long and counts what it got. */
@@ -33,11 +34,6 @@ async function tokensPerSecond(model: TextModel): Promise<number> {
     signal: AbortSignal.timeout(RUN_LIMIT_MS),
   });
   return usage.completionTokens / ((performance.now() - start) / 1000);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 /** One process spinning on a core, as a compiler or another model runner would. */

@@ -31,8 +31,9 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelSource } from "../src/models/types.js";
 import { createApp } from "../src/server/app.js";
 import { adviseOn } from "../src/runtime/advice.js";
-import { FakeModelSource } from "../test/helpers/fake-models.js";
-import { type Figure, figure, ratios } from "./report.js";
+import { FakeModelSource } from "../testkit/fake-models.js";
+import { median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 
 /** A hit may cost at most this many awaited `async` `Map.get`s (issue 21; it was 3, with at least 1 M/s). */
 const HIT_TARGET = 10;
@@ -224,11 +225,6 @@ async function requestLogCost(): Promise<Figure[]> {
       note: `${m(writes)} writes`,
     }),
   ];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 function savedModel(i: number, now: number): PersistedModel {

@@ -23,7 +23,9 @@ import { type TinyPreset, type TinyWeightType, writeTinyLlamaGguf } from "../src
 import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
 import { hostEntry } from "./hosts.js";
-import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
+import { median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
+import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
 
 /** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */

@@ -18,7 +18,7 @@ import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
 import { highsSolver } from "../src/runtime/lp-solver.js";
 import { MIB } from "../src/units.js";
-import { FakeModelSource } from "../test/helpers/fake-models.js";
+import { FakeModelSource } from "../testkit/fake-models.js";
 import { makeModels, type NamedTrace, SETTINGS, syntheticTraces, zipfSampler, zipfTrace } from "./eviction-traces.js";
 import { type Figure, figure } from "./report.js";
 

@@ -23,7 +23,9 @@ import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writ
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
-import { type Figure, figure, interleaved, loadAverage, median, ratios } from "./report.js";
+import { interleaved, median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
+import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
 
 /**

@@ -28,7 +28,8 @@ import type { Backends } from "../src/backends/index.js";
 import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, type Runtime } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
-import { type Figure, figure, median } from "./report.js";
+import { median } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 import { benchConfig, benchFlags, postJson } from "./server.js";
 
 const CONCURRENT = 100;

@@ -14,6 +14,7 @@ import type { SimRequest } from "../src/cache/sim/types.js";
 import { loadConfig } from "../src/config/index.js";
 import { seededRandom, type TinyPreset, type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
+import { median } from "../testkit/stats.js";
 import { zipfSampler } from "./eviction-traces.js";
 import type { RecordedTrace } from "./eviction.js";
 
@@ -83,7 +84,7 @@ try {
   }
   const models = [...loads].map(([key, { ms, bytes }]) => {
     // The median: a load slowed by another developer's process on the shared machine should not define the model.
-    const loadMs = [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)] as number;
+    const loadMs = median(ms);
     return { key, memoryBytes: bytes, loadMs, warmLoadMs: loadMs };
   });
   const trace: RecordedTrace = {

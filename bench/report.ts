@@ -4,11 +4,17 @@
  * into `bench/results/latest.json`, from which the README's table is generated (`renderTable(..., "markdown")`).
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
-import { cpus, loadavg, totalmem } from "node:os";
-import { dirname, join } from "node:path";
-import { writeFileAtomic } from "../src/fs/atomic-write.js";
-import { GIB } from "../src/units.js";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  keepOthers,
+  type Machine,
+  machine,
+  mergeResultsFile,
+  type RunSummary,
+  type SectionRun,
+} from "../testkit/runner.js";
+import { median, type Spread, spreadOf } from "../testkit/stats.js";
 
 /**
  * Where a figure must land. A ratio "≤ 1.15×" is `{ max: 1.15 }`; "≥ 1 M/s" is `{ min: 1e6 }`; "within 10 %" of the
@@ -17,15 +23,6 @@ import { GIB } from "../src/units.js";
 export interface Target {
   min?: number;
   max?: number;
-}
-
-/** Median and spread over the rounds a figure was measured in (one sample per round). */
-export interface Spread {
-  min: number;
-  /** 25th and 75th percentiles (nearest rank). */
-  p25: number;
-  p75: number;
-  max: number;
 }
 
 export interface Figure {
@@ -57,37 +54,6 @@ export type FigureInput = Omit<Figure, "met" | "spread" | "rounds" | "value" | "
   target?: Target | null;
 };
 
-function nearestRank(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
-/** The p-th percentile (0–100, nearest rank). */
-export function percentile(values: number[], p: number): number {
-  return nearestRank(
-    [...values].sort((a, b) => a - b),
-    p / 100,
-  );
-}
-
-export function spreadOf(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    min: sorted[0] ?? NaN,
-    p25: nearestRank(sorted, 0.25),
-    p75: nearestRank(sorted, 0.75),
-    max: sorted.at(-1) ?? NaN,
-  };
-}
-
 export function meets(value: number, target: Target | null): boolean | null {
   if (target === null) return null;
   if (!Number.isFinite(value)) return false;
@@ -108,36 +74,6 @@ export function figure(input: FigureInput): Figure {
     spread: values.length > 1 ? spreadOf(values) : null,
     rounds: values.length,
   };
-}
-
-/** Per-round ratios subject/baseline (rounds are paired: round i of each ran next to each other). */
-export function ratios(subject: number[], baseline: number[]): number[] {
-  if (subject.length !== baseline.length)
-    throw new Error(`ratios: ${subject.length} subject rounds vs ${baseline.length} baseline rounds`);
-  return subject.map((s, i) => s / (baseline[i] as number));
-}
-
-/**
- * Runs `variants` in `rounds` interleaved rounds, rotating their order each round so a burst of other work on a shared
- * machine does not land on one variant only; `warmup` untimed calls of each first. Returns milliseconds per variant per
- * round.
- */
-export async function interleaved(
-  variants: Array<() => Promise<unknown>>,
-  rounds: number,
-  warmup = 1,
-): Promise<number[][]> {
-  for (let i = 0; i < warmup; i++) for (const run of variants) await run();
-  const times: number[][] = variants.map(() => []);
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < variants.length; k++) {
-      const index = (round + k) % variants.length;
-      const started = performance.now();
-      await variants[index]?.();
-      times[index]?.push(performance.now() - started);
-    }
-  }
-  return times;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -227,30 +163,9 @@ export function renderTable(figures: Figure[], format: "text" | "markdown", sect
 // ---------------------------------------------------------------------------------------------------------------------
 // bench/results/latest.json
 
-export interface Machine {
-  cpu: string;
-  cores: number;
-  memory_gib: number;
-  node: string;
-}
-
-/** When and how one section last ran. */
-export interface SectionRun {
-  date: string;
-  quick: boolean;
-  seconds: number;
-  /** 1-minute load average before and after: how busy the (shared) machine was. */
-  loadavg: { before: number; after: number };
-}
-
+export type { Machine, SectionRun };
 /** One `npm run bench` invocation: which sections it ran and how long it took in total. */
-export interface BenchRun {
-  date: string;
-  quick: boolean;
-  sections: string[];
-  seconds: number;
-  loadavg: { before: number; after: number };
-}
+export type BenchRun = RunSummary;
 
 export interface Results {
   machine: Machine;
@@ -265,56 +180,41 @@ export interface Results {
 
 export const RESULTS_FILE = join(import.meta.dirname, "results", "latest.json");
 
-export function machine(): Machine {
+/** Results as stored, or null when `parsed` is not (e.g. the file predates this shape). */
+function asResults(parsed: unknown): Results | null {
+  const r = (parsed ?? {}) as Partial<Results>;
+  if (!Array.isArray(r.figures) || typeof r.sections !== "object" || r.sections === null) return null;
   return {
-    cpu: cpus()[0]?.model ?? "unknown",
-    cores: cpus().length,
-    memory_gib: Math.round(totalmem() / GIB),
-    node: process.version,
+    machine: r.machine ?? machine(),
+    ...(r.runs ? { runs: r.runs } : {}),
+    sections: r.sections,
+    figures: r.figures,
+    details: r.details ?? {},
   };
-}
-
-export function loadAverage(): number {
-  return Math.round((loadavg()[0] ?? 0) * 100) / 100;
 }
 
 /** The stored results, or null when there are none (or the file predates this shape). */
 export async function readResults(file = RESULTS_FILE): Promise<Results | null> {
   if (!existsSync(file)) return null;
-  const parsed = JSON.parse(await readFile(file, "utf8")) as Partial<Results>;
-  if (!Array.isArray(parsed.figures) || typeof parsed.sections !== "object" || parsed.sections === null) return null;
-  return {
-    machine: parsed.machine ?? machine(),
-    ...(parsed.runs ? { runs: parsed.runs } : {}),
-    sections: parsed.sections,
-    figures: parsed.figures,
-    details: parsed.details ?? {},
-  };
+  return asResults(JSON.parse(await readFile(file, "utf8")));
 }
 
 /**
- * Replaces the figures, run and details of the sections in `fresh` and keeps those of sections that did not run;
- * writes the file whole (a temporary file renamed over it) so a crash leaves the previous results.
+ * Replaces the figures, run and details of the sections in `fresh` and keeps those of sections that did not run (of
+ * results from the same machine); written whole, so a crash leaves the previous results (testkit/runner.ts).
  */
-export async function mergeResults(fresh: Results, file = RESULTS_FILE): Promise<Results> {
-  const old = await readResults(file);
-  const ran = new Set(Object.keys(fresh.sections));
-  const keep = old && JSON.stringify(old.machine) === JSON.stringify(fresh.machine) ? old : null;
-  const runs = { ...keep?.runs, ...fresh.runs };
-  const merged: Results = {
-    machine: fresh.machine,
-    ...(Object.keys(runs).length > 0 ? { runs } : {}),
-    sections: {
-      ...Object.fromEntries(Object.entries(keep?.sections ?? {}).filter(([s]) => !ran.has(s))),
-      ...fresh.sections,
-    },
-    figures: [...(keep?.figures ?? []).filter((f) => !ran.has(f.section)), ...fresh.figures],
-    details: {
-      ...Object.fromEntries(Object.entries(keep?.details ?? {}).filter(([s]) => !ran.has(s))),
-      ...fresh.details,
-    },
-  };
-  await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, `${JSON.stringify(merged, null, 2)}\n`);
-  return merged;
+export function mergeResults(fresh: Results, file = RESULTS_FILE): Promise<Results> {
+  return mergeResultsFile(file, (previous) => {
+    const old = asResults(previous);
+    const ran = Object.keys(fresh.sections);
+    const keep = old && JSON.stringify(old.machine) === JSON.stringify(fresh.machine) ? old : null;
+    const runs = { ...keep?.runs, ...fresh.runs };
+    return {
+      machine: fresh.machine,
+      ...(Object.keys(runs).length > 0 ? { runs } : {}),
+      sections: keepOthers(keep?.sections, fresh.sections, ran),
+      figures: [...(keep?.figures ?? []).filter((f) => !ran.includes(f.section)), ...fresh.figures],
+      details: keepOthers(keep?.details, fresh.details, ran),
+    };
+  });
 }

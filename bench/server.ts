@@ -25,7 +25,8 @@ import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
-import { type Figure, figure, interleaved, median, percentile, ratios } from "./report.js";
+import { interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 
 const MODEL = "bench.gguf";
 
@@ -238,7 +239,7 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
             section: "server",
             item: "1.6",
             name: `${route.name} p99`,
-            samples: percentile(ms, 99) / percentile(base, 99),
+            samples: ratioOfPercentiles(ms, base, 99),
             unit: "×",
             baseline,
             note: `${extra(99)} ms on ${percentile(base, 99).toFixed(1)} ms (p99 of ${rounds} rounds)`,

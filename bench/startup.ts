@@ -13,15 +13,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Figure, figure, ratios } from "./report.js";
+import { median, ratios } from "../testkit/stats.js";
+import { type Figure, figure } from "./report.js";
 
 let ROUNDS = 9;
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
 
 export async function startupBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
   if (options.quick) ROUNDS = 5;

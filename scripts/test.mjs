@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the test suite with node's own runner. Node 20 does not expand globs for `--test` and runs nothing when given a
-// directory, so this script finds the test files itself (`*.test.ts` under test/, or under the paths given as
+// directory, so this script finds the test files itself (`*.test.ts` under test/, and the tests of the shared helpers,
+// the benchmark and the stress code beside them under testkit/, bench/ and stress/; or under the paths given as
 // arguments), runs them, and ends with a plain `N passed, N failed, N skipped` line that CI can read.
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -18,9 +19,10 @@ function findTests(path) {
 }
 
 const targets = process.argv.slice(2);
-const files = (targets.length > 0 ? targets : [join(root, "test")]).flatMap((t) => findTests(t));
+const roots = ["test", "testkit", "bench", "stress"].map((dir) => join(root, dir));
+const files = (targets.length > 0 ? targets : roots).flatMap((t) => findTests(t));
 if (files.length === 0) {
-  console.error(`no test files found under ${targets.join(", ") || "test/"}`);
+  console.error(`no test files found under ${targets.join(", ") || "test/, testkit/, bench/, stress/"}`);
   process.exit(1);
 }
 

@@ -1,19 +1,25 @@
 /**
- * `npm run stress` (`-- --only NAME` for one scenario, `-- --bounded` for the sizes the test suite runs): tries hard to
+ * `npm run stress` (`-- --only NAME[,NAME]` for some scenarios, `-- --quick` or `-- --bounded` for the sizes the test
+ * suite runs; the command line, timing and merge are testkit/runner.ts's, shared with `npm run bench`): tries hard to
  * break Inferno and prints what happened. Each scenario runs in a process of its own (a crash or a leak of one cannot
  * hide in another's figures); full-size results, with the machine, when each ran and the load average, are merged
  * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures docs/reliability.md's
  * table is regenerated from (scripts/docs.ts). Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile } from "node:fs/promises";
-import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomic } from "../src/fs/atomic-write.js";
-import { GIB, MIB } from "../src/units.js";
+import { MIB } from "../src/units.js";
+import {
+  keepOthers,
+  loadAverage,
+  machine as baseMachine,
+  mergeResultsFile,
+  parseSelection,
+  runSections,
+} from "../testkit/runner.js";
 import type { StressMachine, StressOutcome } from "./report.js";
-import type { ScenarioResult } from "./scenario.js";
+import type { ScenarioResult } from "../testkit/scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
 const RESULT_MARK = "STRESS-RESULT ";
@@ -22,7 +28,13 @@ const flag = (name: string) => {
   const at = args.indexOf(name);
   return at >= 0 ? args[at + 1] : undefined;
 };
-const bounded = args.includes("--bounded");
+const selection = parseSelection(
+  "stress",
+  args,
+  SCENARIOS.map((s) => s.name),
+  ["--bounded"],
+);
+const bounded = selection.quick;
 const child = flag("--child");
 
 if (child !== undefined) {
@@ -35,18 +47,12 @@ if (child !== undefined) {
   process.exit(0);
 }
 
-const only = flag("--only");
-const names = SCENARIOS.map((s) => s.name);
-if (only !== undefined && !names.includes(only)) {
-  console.error(`--only takes one of ${names.join(", ")}; got ${JSON.stringify(only)}`);
-  process.exit(2);
-}
-
-type ChildOutcome = Omit<StressOutcome, "ran_at" | "load_average_at_start" | "load_average_at_end"> & { exit?: string };
+type ChildOutcome = Omit<StressOutcome, "seconds" | "ran_at" | "load_average_at_start" | "load_average_at_end"> & {
+  exit?: string;
+};
 
 /** Runs one scenario in a child process; a child that dies is a crash, reported as a violation. */
 function runChild(name: string): Promise<ChildOutcome> {
-  const started = performance.now();
   const proc = spawn(
     process.execPath,
     [
@@ -65,10 +71,9 @@ function runChild(name: string): Promise<ChildOutcome> {
   proc.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   return new Promise((resolve) => {
     proc.on("exit", (code, signal) => {
-      const seconds = (performance.now() - started) / 1000;
       const line = out.split("\n").find((l) => l.startsWith(RESULT_MARK));
       if (line !== undefined && code === 0) {
-        resolve({ ...(JSON.parse(line.slice(RESULT_MARK.length)) as ScenarioResult), seconds });
+        resolve(JSON.parse(line.slice(RESULT_MARK.length)) as ScenarioResult);
         return;
       }
       const exit = signal ?? `exit code ${code}`;
@@ -77,39 +82,35 @@ function runChild(name: string): Promise<ChildOutcome> {
         figures: {},
         violations: [`the scenario's process ended (${exit}) without a result`],
         skipped: null,
-        seconds,
         exit,
       });
     });
   });
 }
 
-const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
 const machine: StressMachine = {
-  cpu: cpus()[0]?.model ?? "unknown",
-  cores: cpus().length,
-  memory_gib: Math.round(totalmem() / GIB),
-  node: process.version,
+  ...baseMachine(),
   platform: `${process.platform} ${process.arch}`,
   root: process.getuid?.() === 0,
 };
 console.log(
   `inferno stress (${bounded ? "bounded sizes" : "full sizes"}) on ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ` +
-    `node ${machine.node}, load average ${loadAverage().join(" ")}\n`,
+    `node ${machine.node}, load average ${loadAverage()}\n`,
 );
 
+const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
+const sections = SCENARIOS.map((s) => ({ name: s.name, run: () => runChild(s.name) }));
 const results: Record<string, StressOutcome> = {};
-for (const scenario of SCENARIOS.filter((s) => only === undefined || s.name === only)) {
-  console.log(`${scenario.name}: ${scenario.title}`);
-  const ranAt = new Date().toISOString();
-  const loadAtStart = loadAverage();
-  const outcome = {
-    ...(await runChild(scenario.name)),
-    ran_at: ranAt,
-    load_average_at_start: loadAtStart,
-    load_average_at_end: loadAverage(),
+await runSections("stress", sections, selection, (name, child, run) => {
+  const outcome: StressOutcome = {
+    ...child,
+    seconds: run.seconds,
+    ran_at: run.date,
+    load_average_at_start: [run.loadavg.before],
+    load_average_at_end: [run.loadavg.after],
   };
-  results[scenario.name] = outcome;
+  results[name] = outcome;
+  console.log(`${name}: ${titles[name]}`);
   const width = Math.max(...Object.keys(outcome.figures).map((k) => k.length), 0);
   for (const [key, value] of Object.entries(outcome.figures)) console.log(`  ${key.padEnd(width)}  ${value}`);
   if (outcome.skipped) console.log(`  skipped: ${outcome.skipped}`);
@@ -117,7 +118,7 @@ for (const scenario of SCENARIOS.filter((s) => only === undefined || s.name === 
   console.log(
     `  ${outcome.violations.length === 0 ? "held" : `${outcome.violations.length} violation(s)`} in ${outcome.seconds.toFixed(1)} s\n`,
   );
-}
+});
 
 const failed = Object.entries(results)
   .filter(([, r]) => r.violations.length > 0)
@@ -125,18 +126,14 @@ const failed = Object.entries(results)
 if (!bounded) {
   // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the docs' table
   // (imported here, not above: a scenario's child process needs none of it).
-  const dir = join(import.meta.dirname, "results");
-  const file = join(dir, "latest.json");
-  await mkdir(dir, { recursive: true });
-  const previous = await readFile(file, "utf8").then(
-    (text) => JSON.parse(text) as { results?: Record<string, StressOutcome> },
-    () => ({ results: {} }),
-  );
-  const merged = { ...previous.results, ...results };
-  const ordered = Object.fromEntries(
-    SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
-  );
-  await writeFileAtomic(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
+  const file = join(import.meta.dirname, "results", "latest.json");
+  await mergeResultsFile(file, (previous) => {
+    const merged = keepOthers((previous as { results?: Record<string, StressOutcome> } | null)?.results, results);
+    const ordered = Object.fromEntries(
+      SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
+    );
+    return { machine, results: ordered };
+  });
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
   const { writeGenerated } = await import("../scripts/docs.js");
   await writeGenerated(["stress-table"]);

@@ -3,7 +3,7 @@
  * `stress/results/latest.json`, which also keeps when each scenario ran and how busy the machine was); scripts/docs.ts
  * splices it into the page after every full run, so it cannot drift from the last run.
  */
-import type { ScenarioResult } from "./scenario.js";
+import type { ScenarioResult } from "../testkit/scenario.js";
 
 export interface StressMachine {
   cpu: string;

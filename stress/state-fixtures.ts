@@ -4,9 +4,9 @@
  */
 import { decodeState } from "../src/cache/persistence/codec.js";
 import type { CacheState, PersistedModel } from "../src/cache/persistence/types.js";
-import { validDocument } from "../test/helpers/out-of-range.js";
+import { validDocument } from "../testkit/out-of-range.js";
 
-/** A valid state (test/helpers/out-of-range.ts's document) whose models are the given ones, each like its model. */
+/** A valid state (testkit/out-of-range.ts's document) whose models are the given ones, each like its model. */
 export function stateWithModels(
   now: number,
   models: Array<{ key: string; name: string; missing_since?: number | null }>,

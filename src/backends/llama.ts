@@ -504,33 +504,39 @@ class LlamaTextModel implements TextModel {
   }
 }
 
+/**
+ * llama.cpp's instance per GPU setting, one per process, created on first use. Every `getLlama` first forks a Node
+ * process to check that the prebuilt binary runs here (node-llama-cpp does it on Linux, with this process's flags: under
+ * tsx, a second tsx start): a process that builds several runtimes one after the other (a library user, the CLI's
+ * tests) pays it once. node-llama-cpp disposes the instance itself before the process exits.
+ */
+const llamaInstances = new Map<string, Promise<Llama>>();
+
+function sharedLlama(gpu: GpuSetting): Promise<Llama> {
+  const key = String(llamaGpu(gpu));
+  let instance = llamaInstances.get(key);
+  if (!instance) {
+    instance = loadNodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
+      getLlama({
+        gpu: llamaGpu(gpu),
+        build: "never",
+        skipDownload: true,
+        progressLogs: false,
+        logLevel: LlamaLogLevel.error,
+      }),
+    );
+    instance.catch(() => llamaInstances.delete(key));
+    llamaInstances.set(key, instance);
+  }
+  return instance;
+}
+
 /** Context memory figures kept per file version and context settings (see `LlamaBackend.contextMemory`). */
 const CONTEXT_MEMORY_CACHE_SIZE = 256;
 
 export class LlamaBackend implements Backend {
   readonly format = "gguf";
-  private readonly instances = new Map<string, Promise<Llama>>();
   private readonly contextMemoryFigures = new Map<string, Bytes>();
-
-  /** The shared llama.cpp instance for a GPU setting, created on first use. */
-  private llama(gpu: GpuSetting): Promise<Llama> {
-    const key = String(llamaGpu(gpu));
-    let instance = this.instances.get(key);
-    if (!instance) {
-      instance = loadNodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
-        getLlama({
-          gpu: llamaGpu(gpu),
-          build: "never",
-          skipDownload: true,
-          progressLogs: false,
-          logLevel: LlamaLogLevel.error,
-        }),
-      );
-      instance.catch(() => this.instances.delete(key));
-      this.instances.set(key, instance);
-    }
-    return instance;
-  }
 
   /**
    * Starts llama.cpp for this GPU setting (its one-time start-up, apart from any model's load time; a model host runs
@@ -542,7 +548,7 @@ export class LlamaBackend implements Backend {
 
   private async started(config: Pick<BackendConfig, "gpu">): Promise<Llama> {
     try {
-      return await this.llama(config.gpu);
+      return await sharedLlama(config.gpu);
     } catch (error) {
       throw new ModelLoadFailed(
         `llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`,
@@ -619,12 +625,9 @@ export class LlamaBackend implements Backend {
     return cpuRam + gpuVram;
   }
 
-  async dispose(): Promise<void> {
-    const instances = [...this.instances.values()];
-    this.instances.clear();
-    for (const instance of instances) {
-      const llama = await instance.catch(() => undefined);
-      if (llama && !llama.disposed) await llama.dispose();
-    }
-  }
+  /**
+   * Nothing of its own to release: models are disposed by their holders, and the llama.cpp instance is the process's
+   * (`sharedLlama`).
+   */
+  async dispose(): Promise<void> {}
 }

@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { type Scenario, seededRandom, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, seededRandom, Tally, withTempDir } from "../../testkit/scenario.js";
 import { completion, startStressServer } from "../server.js";
 import { MIB } from "../../src/units.js";
 

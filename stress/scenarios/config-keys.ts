@@ -11,7 +11,7 @@ import { stringify as stringifyToml } from "smol-toml";
 import { z } from "zod";
 import { main } from "../../src/cli/main.js";
 import { allKeys, type KeyInfo } from "../../src/config/keys.js";
-import { type Scenario, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
 
 export interface ConfigParams {
   /** Also check each bad value through the environment (`INFERNO_SECTION__KEY`). */

@@ -1,7 +1,7 @@
 /**
  * Generated corrupt state files, each given to a starting store (`FileStateStore.load`, what `inferno serve` and every
  * CLI command run first): single-bit flips and overwritten bytes of a valid file, every truncation, random bytes,
- * valid zstd frames around JSON that is not a state, every out-of-range value of test/helpers/out-of-range.ts, and
+ * valid zstd frames around JSON that is not a state, every out-of-range value of testkit/out-of-range.ts, and
  * decompression bombs (a size declared over the cap, no declared size at all, a size declared too small).
  *
  * Each file must be quarantined (renamed aside intact, one warning, an empty start) — or, for a flip the format cannot
@@ -14,8 +14,8 @@ import { decodeState } from "../../src/cache/persistence/codec.js";
 import { compressState, FileStateStore } from "../../src/cache/persistence/file-store.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import { DEFAULT_MAX_DECOMPRESSED_BYTES, zstdCompress } from "../../src/cache/persistence/zstd.js";
-import { outOfRangeDocuments, validDocument } from "../../test/helpers/out-of-range.js";
-import { type Scenario, seededRandom, Tally, withTempDir, within } from "../scenario.js";
+import { outOfRangeDocuments, validDocument } from "../../testkit/out-of-range.js";
+import { type Scenario, seededRandom, Tally, withTempDir, within } from "../../testkit/scenario.js";
 import { MIB } from "../../src/units.js";
 
 export interface CorruptParams {
@@ -38,7 +38,7 @@ export interface CorruptParams {
 type Kind = "bit_flip" | "byte_overwrite" | "truncation" | "random_bytes" | "foreign_json" | "out_of_range" | "bomb";
 
 /** The bomb: 100 MiB of zeros in 3 KiB, as `zstd` streams it (the fixture of test/cache/zstd.test.ts). */
-const BOMB_FIXTURE = new URL("../../test/fixtures/zeros-100MiB.zst", import.meta.url);
+const BOMB_FIXTURE = new URL("../../testkit/fixtures/zeros-100MiB.zst", import.meta.url);
 
 /** The fixture's header, taken apart: magic, descriptor, window byte, 4-byte declared size, then the blocks. */
 async function bombParts(): Promise<{ blocks: Buffer; checksum: boolean }> {

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import type { CacheStats, LastSave } from "../../src/cache/types.js";
-import { type Scenario, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
 import { completion, type StressServer, startStressServer } from "../server.js";
 
 const run = promisify(execFile);

@@ -1,5 +1,5 @@
 /** Every stress scenario, in the order `npm run stress` runs them. */
-import type { Scenario } from "../scenario.js";
+import type { Scenario } from "../../testkit/scenario.js";
 import { concurrentScenario } from "./concurrent.js";
 import { configKeysScenario } from "./config-keys.js";
 import { corruptStatesScenario } from "./corrupt-states.js";

@@ -17,7 +17,7 @@ import type { PersistedModel, StateDelta } from "../../src/cache/persistence/typ
 import { stressModels } from "../state-fixtures.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { StateLocked } from "../../src/errors/index.js";
-import { type Scenario, seededRandom, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, seededRandom, Tally, withTempDir } from "../../testkit/scenario.js";
 
 export interface KillParams {
   kills: number;

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import type { LastSave } from "../../src/cache/types.js";
-import { type Scenario, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
 import { completion, startStressServer } from "../server.js";
 import { stateWithModels } from "../state-fixtures.js";
 

@@ -18,7 +18,7 @@ import { request as httpRequest } from "node:http";
 import { mkdir, realpath, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
-import { type Scenario, Tally, withTempDir } from "../scenario.js";
+import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
 import { writeModels, startStressServer } from "../server.js";
 
 export interface SecurityParams {

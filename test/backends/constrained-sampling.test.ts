@@ -12,8 +12,8 @@ import { createBackends } from "../../src/backends/index.js";
 import type { ChatOptions, GenerationResult, TextModel, ToolDefinition } from "../../src/backends/types.js";
 import type { TinyVocabularyOptions } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
-import { fileContext } from "../helpers/server.js";
+import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
+import { fileContext } from "../../testkit/server.js";
 
 const JSON_PIECES = ['{"', '":', '",', '"}', "{", "}", "[", "]", '"', ":", ",", "-", ".", "true", "false", "null"];
 const VOCABULARIES: Record<string, { vocabulary: TinyVocabularyOptions; seed: number }> = {

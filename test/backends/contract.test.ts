@@ -7,8 +7,9 @@ import { HostedBackend, LlamaBackend, OnnxBackend } from "../../src/backends/ind
 import type { LoadedModel } from "../../src/backends/types.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
-import { tinyAddOnnx } from "../helpers/onnx.js";
+import { hostBundle } from "../../testkit/host-bundle.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
+import { tinyAddOnnx } from "../../testkit/onnx.js";
 import { runBackendContract } from "./contract.js";
 
 const config = TEST_BACKEND;
@@ -39,7 +40,8 @@ runBackendContract("gguf (llama.cpp, isolation = in-process)", async () => ({
 }));
 
 runBackendContract("gguf (llama.cpp, isolation = process: model hosts)", async () => ({
-  backend: new HostedBackend("gguf"),
+  // Hosts from the bundled entry, without tsx (testkit/host-bundle.ts); test/backends/hosted.test.ts runs the source's.
+  backend: new HostedBackend("gguf", { entry: await hostBundle() }),
   config: { ...config, isolation: "process" },
   ...(await modelsWith(tinyLlamaGguf(), "gguf")),
   use: useText,

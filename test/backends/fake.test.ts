@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { backendSchema } from "../../src/config/schema.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const backendConfig = backendSchema.parse({});
 const source = new FakeModelSource(["a.gguf", "b.gguf"]);

@@ -13,12 +13,13 @@ import type { TextModel } from "../../src/backends/types.js";
 import { ContextLengthExceeded, ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
+import { hostBundle } from "../../testkit/host-bundle.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 
 const config = { ...TEST_BACKEND, isolation: "process" as const };
-const MISBEHAVING = fileURLToPath(new URL("../helpers/host-misbehaving.ts", import.meta.url));
+const MISBEHAVING = fileURLToPath(new URL("../../testkit/host-misbehaving.ts", import.meta.url));
 let dir: string;
 let manager: ModelManager;
 
@@ -45,7 +46,9 @@ before(async () => {
 after(() => rm(dir, { recursive: true, force: true }));
 
 describe("a model in a host", () => {
-  const hosted = new HostedBackend("gguf");
+  // Hosts from the bundled entry, without tsx (testkit/host-bundle.ts): hosts from the source under tsx run in
+  // test/server/isolation-shutdown.test.ts and isolation-memory.test.ts.
+  let hosted: HostedBackend;
   const local = new LlamaBackend();
   let model: TextModel;
   let inProcess: TextModel;
@@ -54,6 +57,7 @@ describe("a model in a host", () => {
   let sparePid: number | null;
 
   before(async () => {
+    hosted = new HostedBackend("gguf", { entry: await hostBundle() });
     const descriptor = await manager.resolve("nano.gguf");
     await hosted.ready(config);
     readyPid = hosted.sparePid;

@@ -7,8 +7,8 @@ import { after, before, test } from "node:test";
 import { createBackends } from "../../src/backends/index.js";
 import type { TextModel } from "../../src/backends/types.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { fileContext } from "../helpers/server.js";
-import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
+import { fileContext } from "../../testkit/server.js";
+import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
 
 const backends = createBackends(TEST_BACKEND);
 const files = fileContext();

@@ -12,7 +12,7 @@ import type { ChatMessage, TextModel, ToolDefinition } from "../../src/backends/
 import { BadRequest } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
 
 const backends = createBackends(TEST_BACKEND);
 let dir: string;

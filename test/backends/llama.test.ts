@@ -9,7 +9,7 @@ import type { TextModel } from "../../src/backends/types.js";
 import { Aborted } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../helpers/models.js";
+import { TEST_BACKEND } from "../../testkit/models.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 
 const config = TEST_BACKEND;

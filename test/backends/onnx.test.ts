@@ -5,7 +5,7 @@ import { OnnxBackend } from "../../src/backends/index.js";
 import type { TensorModel } from "../../src/backends/types.js";
 import { BadRequest } from "../../src/errors/index.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
+import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
 
 const config = TEST_BACKEND;
 const backend = new OnnxBackend();

@@ -4,7 +4,7 @@ import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "../../src/cache/
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyEvictions } from "../../src/cache/types.js";
 import { StateCorrupt } from "../../src/errors/index.js";
-import { outOfRangeDocuments, validDocument } from "../helpers/out-of-range.js";
+import { outOfRangeDocuments, validDocument } from "../../testkit/out-of-range.js";
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 

@@ -27,9 +27,9 @@ import type { PersistedModel, StateDelta } from "../../src/cache/persistence/typ
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { StateTimeout, StateUnwritable } from "../../src/errors/index.js";
-import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cacheConfig, RecordingLogger } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -178,7 +178,7 @@ describe("a directory this user may not write (chmod 0555)", () => {
     let result: { name: string; cause: string | null; message: string };
     if (isRoot) {
       // Root may write anywhere: the save runs as `nobody`, in a child process.
-      const script = fileURLToPath(new URL("../fixtures/save-state.ts", import.meta.url));
+      const script = fileURLToPath(new URL("../../testkit/fixtures/save-state.ts", import.meta.url));
       const child = spawnSync(process.execPath, ["--import", import.meta.resolve("tsx"), script, dir], {
         uid: 65534,
         gid: 65534,

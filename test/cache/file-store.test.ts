@@ -15,11 +15,11 @@ import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore, OWNERLESS_LOCK_GRACE_MS, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import { emptyCounters as emptyCountersForTest } from "../../src/cache/state-view.js";
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
-import { outOfRangeDocuments } from "../helpers/out-of-range.js";
+import { outOfRangeDocuments } from "../../testkit/out-of-range.js";
 import { backendSchema } from "../../src/config/schema.js";
-import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cacheConfig, RecordingLogger } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 /** A zstd frame of `text` at the state file's level, as another writer (or a hand-edited file) would leave it. */
 const compress = (text: string) => zstdCompress(Buffer.from(text), 3);
@@ -169,7 +169,7 @@ describe("FileStateStore", () => {
       [
         "--import",
         import.meta.resolve("tsx"),
-        fileURLToPath(new URL("../fixtures/hold-state-lock.ts", import.meta.url)),
+        fileURLToPath(new URL("../../testkit/fixtures/hold-state-lock.ts", import.meta.url)),
         dir,
       ],
       {

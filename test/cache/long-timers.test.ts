@@ -12,8 +12,8 @@ import {
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { backendSchema, cacheSchema, MAX_DURATION_SECONDS, serverSchema } from "../../src/config/schema.js";
 import { parseKeepAlive } from "../../src/server/keep-alive.js";
-import { cacheConfig, MemoryStateStore } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { cacheConfig, MemoryStateStore } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;

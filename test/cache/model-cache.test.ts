@@ -7,8 +7,8 @@ import { ManualClock } from "../../src/cache/clock.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import type { CacheEvents, Lease } from "../../src/cache/types.js";
 import { backendSchema } from "../../src/config/schema.js";
-import { cacheConfig, harness, MemoryStateStore, MIB } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { cacheConfig, harness, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 /** An evict event's identity and reason (its idle and resident seconds are checked where they matter). */
 function reasonOf(payload: unknown): { name: string; key: string; reason: string } {

@@ -12,8 +12,8 @@ import type { StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import type { CacheEvents } from "../../src/cache/types.js";
 import { backendSchema, configSchema } from "../../src/config/schema.js";
-import { cacheConfig, harness, MemoryStateStore, MIB, RecordingLogger } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { cacheConfig, harness, MemoryStateStore, MIB, RecordingLogger } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const DAY = 24 * 3600_000;
 

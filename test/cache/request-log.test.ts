@@ -17,7 +17,7 @@ import {
   requestsOf,
 } from "../../src/cache/request-log.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
-import { harness, MemoryStateStore } from "../helpers/cache-harness.js";
+import { harness, MemoryStateStore } from "../../testkit/cache-harness.js";
 
 const T0 = Date.UTC(2026, 0, 1);
 const req = (

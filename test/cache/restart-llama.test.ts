@@ -9,9 +9,9 @@ import { ModelCache } from "../../src/cache/model-cache.js";
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
-import { tinyModelsDir } from "../helpers/models.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cacheConfig, RecordingLogger } from "../../testkit/cache-harness.js";
+import { tinyModelsDir } from "../../testkit/models.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 describe("warm restart on llama.cpp", () => {
   it("restores statistics, warms the used model, and the first request after restart is a hit", async (t) => {

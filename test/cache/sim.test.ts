@@ -17,7 +17,7 @@ import { backendSchema, cacheSchema } from "../../src/config/schema.js";
 import { seededRandom } from "../../src/models/gguf-writer.js";
 import { highsSolver } from "../../src/runtime/lp-solver.js";
 import { MIB } from "../../src/units.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const START = Date.UTC(2026, 0, 1);
 

@@ -11,10 +11,10 @@ import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import { tinyLlamaGguf, tinyLlamaGgufSplit } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { splitPartName } from "../../src/models/split.js";
-import { cacheConfig, RecordingLogger } from "../helpers/cache-harness.js";
-import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
-import { hubFile, ollamaModel } from "../helpers/stores.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cacheConfig, RecordingLogger } from "../../testkit/cache-harness.js";
+import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
+import { hubFile, ollamaModel } from "../../testkit/stores.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 describe("store models on llama.cpp", () => {
   it("an Ollama blob and a Hugging Face split GGUF load, generate, pin, warm and keep statistics", async (t) => {

@@ -4,8 +4,8 @@ import { describe, it } from "node:test";
 import { ManualClock } from "../../src/cache/clock.js";
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
-import { harness, MemoryStateStore, MIB } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
+import { harness, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const HOUR = 3600_000;
 const clockStart = Date.UTC(2026, 0, 1);

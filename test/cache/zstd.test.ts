@@ -18,12 +18,12 @@ import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { xxh64, zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
-import { tempDir } from "../helpers/tmp.js";
+import { tempDir } from "../../testkit/tmp.js";
 
-const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url);
+const fixture = (name: string) => new URL(`../../testkit/fixtures/${name}`, import.meta.url);
 const hasZstd = spawnSync("zstd", ["--version"]).status === 0;
 
-/** The state `test/fixtures/cache_state-zstd-napi-v2.bin.zst` holds (written by the zstd-napi build, no checksum). */
+/** The state `testkit/fixtures/cache_state-zstd-napi-v2.bin.zst` holds (written by the zstd-napi build, no checksum). */
 const NAPI_STATE: CacheState = {
   saved_at: 1_700_000_000_000,
   counters: {

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { eventLine } from "../../src/cli/actions/cache-events.js";
-import { cliSandbox } from "../helpers/cli.js";
-import { startFakeServer } from "../helpers/fake-server.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;

@@ -9,10 +9,10 @@ import type { CacheState, PersistedModel } from "../../src/cache/persistence/typ
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
 import { persistedLogOf, requestsOf } from "../../src/cache/request-log.js";
-import { cliSandbox } from "../helpers/cli.js";
-import { tinyModelsDir } from "../helpers/models.js";
-import { validDocument } from "../helpers/out-of-range.js";
-import { spawnInferno } from "../helpers/process.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { tinyModelsDir } from "../../testkit/models.js";
+import { validDocument } from "../../testkit/out-of-range.js";
+import { spawnInferno } from "../../testkit/process.js";
 
 const HOUR = 3600_000;
 

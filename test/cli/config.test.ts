@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { packageVersion } from "../../src/cli/program.js";
-import { cliSandbox } from "../helpers/cli.js";
+import { cliSandbox } from "../../testkit/cli.js";
 
 const COMMENTED = `# Inferno settings for this project
 models_dir = "./models"   # relative to this file

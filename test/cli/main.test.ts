@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { cliSandbox } from "../helpers/cli.js";
+import { cliSandbox } from "../../testkit/cli.js";
 
 test("an error is one sentence on stderr; --verbose adds the error's details and its stack", async (t) => {
   const s = await cliSandbox(t);

@@ -6,9 +6,9 @@ import { Writable } from "node:stream";
 import { test } from "node:test";
 import { main } from "../../src/cli/main.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
-import { cliSandbox } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV } from "../helpers/models.js";
-import { tinyAddOnnx } from "../helpers/onnx.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { tinyAddOnnx } from "../../testkit/onnx.js";
 
 const FAST = TEST_BACKEND_ENV;
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { cliSandbox } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV } from "../helpers/models.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };

@@ -1,8 +1,8 @@
 /** `inferno run`'s sampling flags on the demo model: --stream writes pieces, --temperature reaches the sampler. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cliSandbox } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV } from "../helpers/models.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV } from "../../testkit/models.js";
 
 const FAST = TEST_BACKEND_ENV;
 

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
-import { type CliResult } from "../helpers/cli.js";
-import { startTestServer } from "../helpers/server.js";
+import { type CliResult } from "../../testkit/cli.js";
+import { startTestServer } from "../../testkit/server.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const GREEDY = ["--max-tokens", "6", "--temperature", "0"];
@@ -94,6 +94,6 @@ async function runCliIn(
   args: string[],
   stdin?: string[],
 ): Promise<CliResult> {
-  const { runCli } = await import("../helpers/cli.js");
+  const { runCli } = await import("../../testkit/cli.js");
   return runCli(args, { cwd, env, ...(stdin ? { stdin } : {}) });
 }

@@ -4,8 +4,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { cliSandbox } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV } from "../helpers/models.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };

@@ -1,8 +1,8 @@
 /** `inferno run MODEL [PROMPT]` like `ollama run`: positional arguments, chat by default (`--raw` for a completion), and the chat loop on piped stdin. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cliSandbox, type CliResult, runCli } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV } from "../helpers/models.js";
+import { cliSandbox, type CliResult, runCli } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
-import { spawnInferno } from "../helpers/process.js";
-import { testSetup } from "../helpers/server.js";
+import { spawnInferno } from "../../testkit/process.js";
+import { testSetup } from "../../testkit/server.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 

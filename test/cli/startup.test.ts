@@ -9,11 +9,11 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { cliSandbox } from "../helpers/cli.js";
+import { cliSandbox } from "../../testkit/cli.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const TSX = import.meta.resolve("tsx");
-const MODULE_LOG = fileURLToPath(new URL("../helpers/module-log.mjs", import.meta.url));
+const MODULE_LOG = fileURLToPath(new URL("../../testkit/module-log.mjs", import.meta.url));
 
 /** What these commands must not load: each costs more start-up than the whole command is allowed. */
 const HEAVY =

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
-import { cliSandbox } from "../helpers/cli.js";
-import { TEST_BACKEND_ENV as FAST } from "../helpers/models.js";
-import { ollamaModel } from "../helpers/stores.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { TEST_BACKEND_ENV as FAST } from "../../testkit/models.js";
+import { ollamaModel } from "../../testkit/stores.js";
 
 test("models list --stores shows what each store would add; model_stores turns them on", async (t) => {
   const s = await cliSandbox(t);

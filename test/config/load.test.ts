@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { resolveConfig } from "../../src/config/index.js";
 import { ConfigInvalid } from "../../src/errors/index.js";
-import { cliSandbox } from "../helpers/cli.js";
+import { cliSandbox } from "../../testkit/cli.js";
 
 /** The CLI tests' sandbox (empty home, XDG config dir and working directory), with the global file's folder made. */
 async function sandbox(t: TestContext) {

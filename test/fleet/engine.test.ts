@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FleetEngine } from "../../src/fleet/engine.js";
-import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
+import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { engineFor, nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
 
 const skip = REDIS_SKIP;

@@ -11,7 +11,7 @@ import { FleetEngine, type FleetEngineOptions } from "../../src/fleet/engine.js"
 import { FleetMember } from "../../src/fleet/member.js";
 import type { NodeRecord } from "../../src/fleet/types.js";
 import { FleetUsageStore } from "../../src/fleet/usage-store.js";
-import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
+import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
 
 const skip = REDIS_SKIP;

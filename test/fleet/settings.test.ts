@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { resolveConfig } from "../../src/config/index.js";
 import { ConfigInvalid } from "../../src/errors/index.js";
 import { fleetSettings, redactRedisUrl } from "../../src/fleet/settings.js";
-import { cliSandbox } from "../helpers/cli.js";
+import { cliSandbox } from "../../testkit/cli.js";
 
 test("no redis_url: a single node, no fleet settings", async (t) => {
   const s = await cliSandbox(t);

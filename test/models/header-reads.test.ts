@@ -11,8 +11,8 @@ import { FakeBackend } from "../../src/backends/fake.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelManager } from "../../src/models/manager.js";
-import { cacheConfig } from "../helpers/cache-harness.js";
-import { tinyModelsDir } from "../helpers/models.js";
+import { cacheConfig } from "../../testkit/cache-harness.js";
+import { tinyModelsDir } from "../../testkit/models.js";
 
 /** Counts the opens of `path` (a header read opens the file once) from every import of node:fs/promises. */
 function countOpens(t: TestContext, path: string): { count: number } {

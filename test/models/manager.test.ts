@@ -10,8 +10,8 @@ import { estimateGgufMemory, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/
 import { MODEL_HOST_OVERHEAD_BYTES } from "../../src/models/overhead.js";
 import { shortestNames } from "../../src/models/name-index.js";
 import type { GgufMetadata } from "../../src/models/types.js";
-import { tinyAddOnnx } from "../helpers/onnx.js";
-import { CLASSIFIER_ONNX, tinyModelsDir } from "../helpers/models.js";
+import { tinyAddOnnx } from "../../testkit/onnx.js";
+import { CLASSIFIER_ONNX, tinyModelsDir } from "../../testkit/models.js";
 
 const defaults = backendSchema.parse({});
 

@@ -13,9 +13,9 @@ import { tinyLlamaGguf, tinyLlamaGgufSplit } from "../../src/models/gguf-writer.
 import { ModelManager } from "../../src/models/manager.js";
 import { splitPartName } from "../../src/models/split.js";
 import { storeLocations } from "../../src/models/stores/index.js";
-import { tinyModelsDir } from "../helpers/models.js";
-import { hubFile, ollamaModel, sha256 } from "../helpers/stores.js";
-import { tempDir } from "../helpers/tmp.js";
+import { tinyModelsDir } from "../../testkit/models.js";
+import { hubFile, ollamaModel, sha256 } from "../../testkit/stores.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 const backend = backendSchema.parse({});
 const tiny = tinyLlamaGguf();

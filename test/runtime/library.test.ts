@@ -7,10 +7,10 @@ import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { loadConfig, ModelCache, type ModelCacheOptions, ModelManager } from "../../src/index.js";
-import { cacheConfig, MemoryStateStore } from "../helpers/cache-harness.js";
-import { FakeModelSource } from "../helpers/fake-models.js";
-import { tinyModelsDir } from "../helpers/models.js";
-import { tempDir } from "../helpers/tmp.js";
+import { cacheConfig, MemoryStateStore } from "../../testkit/cache-harness.js";
+import { FakeModelSource } from "../../testkit/fake-models.js";
+import { tinyModelsDir } from "../../testkit/models.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 it("ModelCache.new(config.cache, config.backend, new ModelManager(dir)): load, use with a lease, save, close", async (t) => {
   const { dir } = await tinyModelsDir(t);

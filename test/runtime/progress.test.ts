@@ -5,7 +5,7 @@ import { createBackends, disposeBackends } from "../../src/backends/index.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { observeLoads, ProgressLine } from "../../src/runtime/progress.js";
-import { TEST_BACKEND, tinyModelsDir } from "../helpers/models.js";
+import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
 
 function capture(): { stream: Writable; text: () => string } {
   let text = "";

@@ -9,8 +9,8 @@ import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { configSchema, type InfernoConfig } from "../../src/config/schema.js";
 import { StateFile } from "../../src/runtime/state-file.js";
-import { tinyModelsDir } from "../helpers/models.js";
-import { tempDir } from "../helpers/tmp.js";
+import { tinyModelsDir } from "../../testkit/models.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 async function setup(t: TestContext): Promise<{ file: StateFile; key: string }> {
   const { dir } = await tinyModelsDir(t, { gguf: { "llama/tiny.gguf": {}, "other.gguf": {} } });

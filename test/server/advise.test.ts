@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { AdviceReport } from "../../src/cache/sim/advise.js";
-import { cliSandbox } from "../helpers/cli.js";
-import { startFakeServer } from "../helpers/fake-server.js";
+import { cliSandbox } from "../../testkit/cli.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
 
 it("GET /v1/cache/advise replays the server's requests; api_key applies; an empty log is a typed 409", async (t) => {
   const s = await startFakeServer(t, {

@@ -10,8 +10,8 @@ import OpenAI from "openai";
 import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { fileContext, startTestServer, type TestServer } from "../helpers/server.js";
-import { docSnippet, runSnippet } from "../helpers/snippets.js";
+import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
+import { docSnippet, runSnippet } from "../../testkit/snippets.js";
 
 let s: TestServer;
 let client: OpenAI;

@@ -14,8 +14,8 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
-import { fileContext, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
-import { tempDir } from "../helpers/tmp.js";
+import { fileContext, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 const CONTEXT = 256;
 /** Greedy sampling: the random model then runs until a limit ends it. */

@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
-import { runCli } from "../helpers/cli.js";
-import { startTestServer } from "../helpers/server.js";
+import { runCli } from "../../testkit/cli.js";
+import { startTestServer } from "../../testkit/server.js";
 
 it("cache stats/ps/evict/warmup/save/clear use the running server; after it stops, stats reads the file and says so", async (t) => {
   const s = await startTestServer(t, {

@@ -10,7 +10,7 @@ import { tool as langchainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
-import { fileContext, startTestServer, type TestServer } from "../helpers/server.js";
+import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 
 let s: TestServer;
 const fileScope = fileContext();

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { APIError } from "openai";
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
-import { HOSTED, loaded, running, stats } from "../helpers/hosts.js";
-import { metricSample, scrapeMetrics, startTestServer, waitFor } from "../helpers/server.js";
+import { HOSTED, loaded, running, stats } from "../../testkit/hosts.js";
+import { metricSample, scrapeMetrics, startTestServer, waitFor } from "../../testkit/server.js";
 
 const GREEDY = { temperature: 0 };
 

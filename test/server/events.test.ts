@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { it } from "node:test";
-import { startFakeServer } from "../helpers/fake-server.js";
-import { SseClient } from "../helpers/sse.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
+import { SseClient } from "../../testkit/sse.js";
 
 const post = (url: string, body: unknown = {}) =>
   fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).then(

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
-import { metricSample as sample, scrapeMetrics, startTestServer } from "../helpers/server.js";
+import { metricSample as sample, scrapeMetrics, startTestServer } from "../../testkit/server.js";
 
 it("max_cached_models = 1 with two models alternating: each switch is one capacity_count eviction", async (t) => {
   const s = await startTestServer(t, {

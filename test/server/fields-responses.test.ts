@@ -1,4 +1,4 @@
 /** Every Responses API field the openai client declares: honoured, refused, or without effect (see the helper). */
-import { walkRequestFields } from "../helpers/request-fields.js";
+import { walkRequestFields } from "../../testkit/request-fields.js";
 
 walkRequestFields("/v1/responses");

@@ -1,8 +1,8 @@
 /** `inferno serve` with an empty models directory generates the demo model, says so, and serves it. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { spawnInferno } from "../helpers/process.js";
-import { testSetup } from "../helpers/server.js";
+import { spawnInferno } from "../../testkit/process.js";
+import { testSetup } from "../../testkit/server.js";
 
 it("first run: no model → the demo model is generated, announced and served", async (t) => {
   const setup = await testSetup(t, { models: { gguf: {} } });

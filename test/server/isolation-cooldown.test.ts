@@ -1,8 +1,8 @@
 /** A host killed under a non-streaming request, and the cooldown after a second crash soon after the first. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { HOSTED, loaded, stats } from "../helpers/hosts.js";
-import { startTestServer, waitFor } from "../helpers/server.js";
+import { HOSTED, loaded, stats } from "../../testkit/hosts.js";
+import { startTestServer, waitFor } from "../../testkit/server.js";
 
 const GREEDY = { temperature: 0 };
 

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { it } from "node:test";
 import { APIError } from "openai";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { HOSTED, stats } from "../helpers/hosts.js";
-import { startTestServer } from "../helpers/server.js";
+import { HOSTED, stats } from "../../testkit/hosts.js";
+import { startTestServer } from "../../testkit/server.js";
 
 const GREEDY = { temperature: 0 };
 

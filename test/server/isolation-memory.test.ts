@@ -2,14 +2,15 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { processMemory } from "../../src/backends/host/memory.js";
-import { HOSTED, loaded, stats } from "../helpers/hosts.js";
-import { startTestServer, waitFor } from "../helpers/server.js";
+import { HOSTED, loaded, stats } from "../../testkit/hosts.js";
+import { startTestServer, waitFor } from "../../testkit/server.js";
 import { MIB } from "../../src/units.js";
 
 it("max_memory_mb holds on the memory the OS measures for the hosts, not on the estimate", async (t) => {
   // One host's measured memory, from a first server, sets a limit that two estimates fit in but two hosts do not.
   const probe = await startTestServer(t, {
     config: { cache: { enable_warmup: false, persist_cache: false }, backend: HOSTED },
+    hostEntry: "source",
   });
   await probe.openai().completions.create({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1 });
   const hostBytes = (await loaded(probe))[0]?.memory_bytes as number;
@@ -26,6 +27,7 @@ it("max_memory_mb holds on the memory the OS measures for the hosts, not on the 
   const s = await startTestServer(t, {
     models: { gguf: { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } } },
     config: { cache: { enable_warmup: false, max_memory_mb: limitMb }, backend: HOSTED },
+    hostEntry: "source",
   });
   const client = s.openai();
   await client.completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 1 });

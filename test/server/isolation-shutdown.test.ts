@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { HOSTED, hostsOf, llamaStarted, running } from "../helpers/hosts.js";
-import { spawnInferno } from "../helpers/process.js";
-import { testSetup } from "../helpers/server.js";
+import { HOSTED, hostsOf, llamaStarted, runningAfter } from "../../testkit/hosts.js";
+import { spawnInferno } from "../../testkit/process.js";
+import { testSetup } from "../../testkit/server.js";
 
 for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   it(`${signal} to the server leaves no model host alive after 2 s`, async (t) => {
@@ -28,9 +28,6 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     await llamaStarted(hosts);
     const code = await server.stop(signal);
     if (signal === "SIGTERM") assert.equal(code, 0, server.stderr());
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const left: number[] = [];
-    for (const pid of hosts) if (await running(pid)) left.push(pid);
-    assert.deepEqual(left, [], "every host is gone");
+    assert.deepEqual(await runningAfter(hosts, 2000), [], "every host is gone within 2 s");
   });
 }

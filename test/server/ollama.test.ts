@@ -8,8 +8,8 @@ import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
-import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
-import { docSnippet, runSnippet } from "../helpers/snippets.js";
+import { fileContext, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
+import { docSnippet, runSnippet } from "../../testkit/snippets.js";
 
 const CONTEXT = 2048;
 let s: TestServer;

@@ -16,7 +16,7 @@ import {
   startTestServer,
   type TestServer,
   waitFor,
-} from "../helpers/server.js";
+} from "../../testkit/server.js";
 
 let s: TestServer;
 const fileScope = fileContext();

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { metricSample, scrapeMetrics, startTestServer } from "../helpers/server.js";
+import { metricSample, scrapeMetrics, startTestServer } from "../../testkit/server.js";
 
 it("pins need force on DELETE; capability is checked before acquiring; counts reach /metrics", async (t) => {
   const s = await startTestServer(t, {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startFakeServer } from "../helpers/fake-server.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
 
 const PROMPT = "one two three four";
 

@@ -1,7 +1,7 @@
 /** `GET /ready`: 503 while the start-up warm-up runs, 200 once it ends; `/health` says `warming` with the plan meanwhile. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { startFakeServer } from "../helpers/fake-server.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
 
 interface Ready {
   ready: boolean;

@@ -7,8 +7,8 @@ import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { it } from "node:test";
 import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
-import { spawnInferno } from "../helpers/process.js";
-import { testSetup, waitFor } from "../helpers/server.js";
+import { spawnInferno } from "../../testkit/process.js";
+import { testSetup, waitFor } from "../../testkit/server.js";
 
 async function getJson<T>(url: string): Promise<T> {
   return (await (await fetch(url)).json()) as T;

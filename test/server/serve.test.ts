@@ -5,7 +5,7 @@ import { Writable } from "node:stream";
 import { it } from "node:test";
 import { createLogger, createRuntime, isLoopback, startServer } from "../../src/runtime/index.js";
 import type { CacheStats } from "../../src/cache/types.js";
-import { startTestServer, testSetup, waitFor } from "../helpers/server.js";
+import { startTestServer, testSetup, waitFor } from "../../testkit/server.js";
 
 it("isLoopback knows loopback addresses", () => {
   for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"])

@@ -7,8 +7,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
 import { chromium, type Browser } from "playwright-core";
-import { startFakeServer } from "../helpers/fake-server.js";
-import { tempDir } from "../helpers/tmp.js";
+import { startFakeServer } from "../../testkit/fake-server.js";
+import { tempDir } from "../../testkit/tmp.js";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => existsSync(path));
 const skip = CHROMIUM ? false : "no chromium installed (apt-get install -y chromium)";

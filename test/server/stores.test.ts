@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { APIError } from "openai";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { startTestServer } from "../helpers/server.js";
-import { ollamaModel } from "../helpers/stores.js";
+import { startTestServer } from "../../testkit/server.js";
+import { ollamaModel } from "../../testkit/stores.js";
 
 test("an Ollama model is listed, chats by its short name, and a broken manifest fails alone", async (t) => {
   const s = await startTestServer(t, { config: { model_stores: ["ollama"] } });

@@ -3,8 +3,8 @@
  * runs as root; skipped with the reason otherwise) and a vanished cache directory, on a real server.
  */
 import { it } from "node:test";
-import { disksScenario } from "../../stress/scenarios/disks.js";
-import { runBounded } from "../helpers/stress.js";
+import { disksScenario } from "./disks.js";
+import { runBounded } from "../../testkit/stress.js";
 
 it("disk full, read-only, vanished directory: saves fail at once with the real cause, the file intact, nothing lost", async (t) => {
   await runBounded(t, disksScenario);

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 
-const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const TSX = import.meta.resolve("tsx");
 
 export interface InfernoProcess {

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import type { TestContext } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { main } from "../src/cli/main.js";
 import { tempDir } from "./tmp.js";
 
 export interface CliResult {

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 
 /** The first ```ts block after `marker` in `file` (a path from the repository root). */
 export async function docSnippet(file: string, marker: string): Promise<string> {
-  const text = await readFile(new URL(`../../${file}`, import.meta.url), "utf8");
+  const text = await readFile(new URL(`../${file}`, import.meta.url), "utf8");
   const at = text.indexOf(marker);
   if (at < 0) throw new Error(`${file} has no "${marker}"`);
   const block = /```ts\n([\s\S]*?)```/.exec(text.slice(at))?.[1];

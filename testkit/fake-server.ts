@@ -5,12 +5,12 @@
  *   const s = await startFakeServer(t, { models: ["a.gguf", "b.gguf"], behaviours: { "b.gguf": { loadMs: 500 } } });
  */
 import type { TestContext } from "node:test";
-import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js";
-import { ModelCache } from "../../src/cache/model-cache.js";
-import { configSchema, type InfernoConfig } from "../../src/config/schema.js";
-import { adviseOn } from "../../src/runtime/advice.js";
-import { type RunningServer, startServer, type StartServerOptions } from "../../src/runtime/index.js";
-import type { Logger, ModelCatalog, ServerRuntime } from "../../src/server/ports.js";
+import { FakeBackend, type FakeModelBehaviour } from "../src/backends/fake.js";
+import { ModelCache } from "../src/cache/model-cache.js";
+import { configSchema, type InfernoConfig } from "../src/config/schema.js";
+import { adviseOn } from "../src/runtime/advice.js";
+import { type RunningServer, startServer, type StartServerOptions } from "../src/runtime/index.js";
+import type { Logger, ModelCatalog, ServerRuntime } from "../src/server/ports.js";
 import { MemoryStateStore } from "./cache-harness.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
 

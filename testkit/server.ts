@@ -15,15 +15,17 @@ import { join } from "node:path";
 import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { stringify as stringifyToml } from "smol-toml";
-import { loadConfig } from "../../src/config/index.js";
-import type { InfernoConfig } from "../../src/config/schema.js";
+import { createBackends } from "../src/backends/index.js";
+import { loadConfig } from "../src/config/index.js";
+import type { InfernoConfig } from "../src/config/schema.js";
 import {
   createRuntime,
   type Runtime,
   type RunningServer,
   startServer,
   type StartServerOptions,
-} from "../../src/runtime/index.js";
+} from "../src/runtime/index.js";
+import { hostBundle } from "./host-bundle.js";
 import { type TinyModelsOptions, tinyModelsDir } from "./models.js";
 import { tempDir } from "./tmp.js";
 
@@ -98,12 +100,23 @@ export interface TestServer extends TestSetup {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(
-  t: TestContext,
-  options: TestSetupOptions & { server?: StartServerOptions } = {},
-): Promise<TestServer> {
+export interface TestServerOptions extends TestSetupOptions {
+  server?: StartServerOptions;
+  /**
+   * With `backend.isolation = "process"`: the model hosts' entry. Default `"bundled"`, which starts each host without
+   * tsx (host-bundle.ts); `"source"` runs the TypeScript entry under tsx, as a server run from source does.
+   */
+  hostEntry?: "bundled" | "source";
+}
+
+export async function startTestServer(t: TestContext, options: TestServerOptions = {}): Promise<TestServer> {
   const setup = await testSetup(t, options);
-  const runtime = await createRuntime(setup.config, { environment: { env: setup.env, home: setup.cwd } });
+  const bundled = setup.config.backend.isolation === "process" && options.hostEntry !== "source";
+  const backends = bundled ? createBackends(setup.config.backend, { entry: await hostBundle() }) : undefined;
+  const runtime = await createRuntime(setup.config, {
+    environment: { env: setup.env, home: setup.cwd },
+    ...(backends ? { backends } : {}),
+  });
   const server = await startServer(runtime, { port: 0, ...options.server });
   let stopped: Promise<void> | null = null;
   const stop = () => {

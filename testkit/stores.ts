@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
-import { OLLAMA_MODEL_LAYER } from "../../src/models/stores/ollama.js";
+import { OLLAMA_MODEL_LAYER } from "../src/models/stores/ollama.js";
 
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

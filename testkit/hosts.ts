@@ -1,7 +1,8 @@
 /** Model hosts seen from tests: which processes run, whose children they are, what a test server holds. */
 import { readdir, readFile } from "node:fs/promises";
-import { DEFAULT_HOST_ENTRY } from "../../src/backends/host/host.js";
-import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
+import { DEFAULT_HOST_ENTRY } from "../src/backends/host/host.js";
+import type { CacheStats, LoadedModelInfo } from "../src/cache/types.js";
+import { HOST_BUNDLE_PATTERN } from "./host-bundle.js";
 import type { TestServer } from "./server.js";
 
 /** Test servers run models in process unless they ask for the default, model hosts (see server.ts). */
@@ -16,8 +17,20 @@ export async function running(pid: number): Promise<boolean> {
   return stat !== null && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 }
 
+/** Those of `pids` still running once `ms` have passed, polled: returns as soon as every one has ended. */
+export async function runningAfter(pids: readonly number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left: number[] = [];
+    for (const pid of pids) if (await running(pid)) left.push(pid);
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /**
- * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry. Other children (tsx
+ * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry (the source's, or the
+ * bundle test servers start: host-bundle.ts). Other children (tsx
  * starts an esbuild service for a server run from source) are left out.
  */
 export async function hostsOf(pid: number): Promise<number[]> {
@@ -30,7 +43,7 @@ export async function hostsOf(pid: number): Promise<number[]> {
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       if (ppid !== pid) continue;
       const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
-      if (argv.includes(DEFAULT_HOST_ENTRY)) hosts.push(Number(name));
+      if (argv.some((arg) => arg === DEFAULT_HOST_ENTRY || HOST_BUNDLE_PATTERN.test(arg))) hosts.push(Number(name));
     } catch {
       // gone meanwhile
     }

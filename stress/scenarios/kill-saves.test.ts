@@ -1,8 +1,8 @@
 /** `npm run stress`'s SIGKILL mid-save at the bounded size (stress/scenarios/kill-saves.ts). */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { killSavesScenario } from "../../stress/scenarios/kill-saves.js";
-import { runBounded } from "../helpers/stress.js";
+import { killSavesScenario } from "./kill-saves.js";
+import { runBounded } from "../../testkit/stress.js";
 
 it("SIGKILL mid-save, then a fresh start: 0 undecodable, 0 lost saves, 0 stale temp files, 0 false lock failures", async (t) => {
   const { figures } = await runBounded(t, killSavesScenario);

@@ -7,7 +7,7 @@
  * Asked to dispose, it exits.
  */
 import { Socket } from "node:net";
-import { encodeFrame, type FromHost, FrameReader, HOST_FD, parseToHost } from "../../src/backends/host/protocol.js";
+import { encodeFrame, type FromHost, FrameReader, HOST_FD, parseToHost } from "../src/backends/host/protocol.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();

@@ -1,8 +1,8 @@
 /** `npm run stress`'s security checks (stress/scenarios/security.ts): every route of a real server with an API key. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { securityScenario } from "../../stress/scenarios/security.js";
-import { runBounded } from "../helpers/stress.js";
+import { securityScenario } from "./security.js";
+import { runBounded } from "../../testkit/stress.js";
 
 it("API key on every /v1, /api, /v2 route; traversal on every route taking a name; body and list limits; file modes", async (t) => {
   const { figures } = await runBounded(t, securityScenario);

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { allKeys } from "../../src/config/keys.js";
-import { configKeysScenario } from "../../stress/scenarios/config-keys.js";
-import { runBounded } from "../helpers/stress.js";
+import { configKeysScenario } from "./config-keys.js";
+import { runBounded } from "../../testkit/stress.js";
 
 it("every configuration key with wrong types and out-of-range values: exit 2 from config set (file untouched) and config validate", async (t) => {
   const { figures } = await runBounded(t, configKeysScenario);

@@ -1,8 +1,8 @@
 /** `npm run stress`'s corrupt state files at the bounded size (stress/scenarios/corrupt-states.ts). */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { corruptStatesScenario } from "../../stress/scenarios/corrupt-states.js";
-import { runBounded } from "../helpers/stress.js";
+import { corruptStatesScenario } from "./corrupt-states.js";
+import { runBounded } from "../../testkit/stress.js";
 
 it("generated corrupt state files (flips, truncations, bombs, out-of-range values): each quarantined, 0 crashes, 0 hangs, memory bounded", async (t) => {
   const { figures } = await runBounded(t, corruptStatesScenario);

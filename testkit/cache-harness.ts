@@ -1,15 +1,15 @@
 /** Builds a ModelCache on the fake backend, an in-memory model source and a manual clock, for scenario tests. */
-import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js";
-import { ManualClock } from "../../src/cache/clock.js";
-import { type CacheLogger, ModelCache } from "../../src/cache/model-cache.js";
-import { decodeState, encodeState } from "../../src/cache/persistence/codec.js";
-import { mergeDelta } from "../../src/cache/persistence/merge.js";
-import type { CacheState, RestoreResult, StateDelta, StateStore } from "../../src/cache/persistence/types.js";
-import type { CacheEvents } from "../../src/cache/types.js";
-import { backendSchema, type CacheConfig, cacheSchema } from "../../src/config/schema.js";
+import { FakeBackend, type FakeModelBehaviour } from "../src/backends/fake.js";
+import { ManualClock } from "../src/cache/clock.js";
+import { type CacheLogger, ModelCache } from "../src/cache/model-cache.js";
+import { decodeState, encodeState } from "../src/cache/persistence/codec.js";
+import { mergeDelta } from "../src/cache/persistence/merge.js";
+import type { CacheState, RestoreResult, StateDelta, StateStore } from "../src/cache/persistence/types.js";
+import type { CacheEvents } from "../src/cache/types.js";
+import { backendSchema, type CacheConfig, cacheSchema } from "../src/config/schema.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
 
-export { MIB } from "../../src/units.js";
+export { MIB } from "../src/units.js";
 
 /**
  * A state store in memory that goes through the real codec and the real merge ("merge my delta"), and remembers when it

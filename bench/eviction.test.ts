@@ -1,12 +1,12 @@
 /** Keeps the eviction benchmark honest: every policy replays every request, and the optimum is below them all. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { DEFAULT_POLICY, POLICIES, recordInfernoTrace, serverTrace } from "../../bench/eviction.js";
-import { SETTINGS, syntheticTraces } from "../../bench/eviction-traces.js";
-import { offlineOptimum } from "../../src/cache/sim/optimum.js";
-import { simulate } from "../../src/cache/sim/simulate.js";
-import { cacheSchema } from "../../src/config/schema.js";
-import { highsSolver } from "../../src/runtime/lp-solver.js";
+import { DEFAULT_POLICY, POLICIES, recordInfernoTrace, serverTrace } from "./eviction.js";
+import { SETTINGS, syntheticTraces } from "./eviction-traces.js";
+import { offlineOptimum } from "../src/cache/sim/optimum.js";
+import { simulate } from "../src/cache/sim/simulate.js";
+import { cacheSchema } from "../src/config/schema.js";
+import { highsSolver } from "../src/runtime/lp-solver.js";
 
 it("the benchmark's default policy is the configuration's default, and it is compared with every other rule", () => {
   assert.equal(DEFAULT_POLICY, cacheSchema.parse({}).eviction_policy);

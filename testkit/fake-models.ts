@@ -2,8 +2,8 @@
  * An in-memory `ModelSource` for the cache's unit tests and the eviction benchmark: models are plain records, files can
  * be "changed" or "deleted", and lookups are counted so tests can check the cache stays cheap on hits.
  */
-import { ModelNotFound } from "../../src/errors/index.js";
-import type { Bytes, Fingerprint, ModelDescriptor, ModelSource } from "../../src/models/types.js";
+import { ModelNotFound } from "../src/errors/index.js";
+import type { Bytes, Fingerprint, ModelDescriptor, ModelSource } from "../src/models/types.js";
 
 export interface FakeModelSpec {
   name: string;
