@@ -17,6 +17,7 @@ import type {
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
+import { withLoadSettings } from "../models/load-settings.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
 import {
@@ -528,7 +529,9 @@ export class LlamaBackend implements Backend {
   }
 
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
-    const { backend: config, signal } = options;
+    const { signal } = options;
+    // A variant (a preset's or a request's context size, threads, GPU layers) loads with its own settings.
+    const config = withLoadSettings(options.backend, descriptor.load);
     throwIfAborted(signal, `loading ${descriptor.name}`);
     const llama = await this.started(config);
     const threads = threadCount(config.threads, llama.cpuMathCores);
@@ -538,7 +541,7 @@ export class LlamaBackend implements Backend {
       model = await llama.loadModel({
         modelPath: descriptor.path,
         useMmap: config.mmap,
-        gpuLayers: llamaGpu(config.gpu) === false ? 0 : "auto",
+        gpuLayers: llamaGpu(config.gpu) === false ? 0 : (config.gpu_layers ?? "auto"),
         ...(signal ? { loadSignal: signal } : {}),
         ...(options.onProgress ? { onLoadProgress: options.onProgress } : {}),
       });

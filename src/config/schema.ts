@@ -144,12 +144,28 @@ export const backendSchema = z
         "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see docs/models.md, Threads); never more threads than cores.",
       ),
     context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
+    max_context_size: z
+      .number()
+      .int()
+      .positive()
+      .default(32768)
+      .describe(
+        "Largest context a request (Ollama's `num_ctx`) or a preset may ask for, in tokens. A model loaded with another context than `context_size` is a separate cache entry (one per size), with its own memory.",
+      ),
     batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
     gpu: z
       .enum(["auto", "false", "cuda", "vulkan", "metal"])
       .or(z.literal(false))
       .default("auto")
       .describe("GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`."),
+    gpu_layers: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        "Layers of a GGUF model offloaded to the GPU (Ollama's `num_gpu`). Default: as many as fit (node-llama-cpp's `auto`); 0 with `gpu = false`.",
+      ),
     mmap: z
       .boolean()
       .default(false)

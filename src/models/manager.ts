@@ -16,6 +16,7 @@ import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
 import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
+import { fileKeyOf, type LoadSettings, parseVariant, variantSuffix, withLoadSettings } from "./load-settings.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
 import { sameFileVersion } from "./types.js";
@@ -83,6 +84,9 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
  * at once, so a file added a moment ago is still found; a hit never waits for a check.
  */
 export const FOLDER_CHECK_INTERVAL_MS = 1000;
+
+/** Ollama's default tag, which every name may carry. */
+export const LATEST_TAG = ":latest";
 
 export class ModelManager implements ModelSource {
   /** The first models directory, absolute. */
@@ -160,6 +164,12 @@ export class ModelManager implements ModelSource {
   async resolve(name: string): Promise<ModelDescriptor> {
     const trimmed = name.trim();
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
+    const { base, settings } = parseVariant(trimmed);
+    if (base !== trimmed) {
+      const variant = variantOf(await this.resolve(base), settings);
+      if (this.resolved.get(base)?.key === fileKeyOf(variant.key)) this.resolved.set(trimmed, variant);
+      return variant;
+    }
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
     let scan = await this.currentScan();
     let hits = this.index.match(trimmed);
@@ -168,6 +178,9 @@ export class ModelManager implements ModelSource {
       scan = await this.currentScan(true);
       hits = this.index.match(trimmed);
     }
+    // Ollama's default tag: `NAME:latest` is `NAME` when no model has that exact name (`tiny:latest` for tiny.gguf).
+    if (hits.length === 0 && trimmed.endsWith(LATEST_TAG))
+      hits = this.index.match(trimmed.slice(0, -LATEST_TAG.length));
     if (hits.length === 1) {
       const descriptor = await this.describe(hits[0] as FoundModel);
       this.remember(trimmed, descriptor, scan);
@@ -214,7 +227,7 @@ export class ModelManager implements ModelSource {
     return (await Promise.all(this.modelsDirs.map(readable))).every(Boolean);
   }
 
-  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  /** The shortest name that resolves to each discoverable model, by the model's name (see `shortestNames`). */
   async shortNames(): Promise<Map<string, string>> {
     await this.currentScan();
     return this.index.shortestNames();
@@ -231,24 +244,25 @@ export class ModelManager implements ModelSource {
    * discovery found unusable (a bad store manifest, a missing split part), with the reason.
    */
   async metadata(model: ModelDescriptor): Promise<ModelMetadata> {
-    const found = await this.found(model.key);
+    const fileKey = fileKeyOf(model.key);
+    const found = await this.found(fileKey);
     if (found?.problem) {
       throw new ModelInvalid(`model ${model.name} is invalid: ${found.problem}`, {
         details: { name: model.name, path: model.path, problem: found.problem },
       });
     }
-    const current = await this.fingerprint(model.key);
+    const current = await this.fingerprint(fileKey);
     if (!current)
       throw new ModelNotFound(`model file ${model.path} no longer exists`, {
         details: { name: model.name, path: model.path },
       });
-    const cached = this.metadataCache.get(model.key);
+    const cached = this.metadataCache.get(fileKey);
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
       model.format === "onnx"
         ? await readOnnxMetadata(model.path)
         : ggufMetadata(await (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)));
-    this.metadataCache.set(model.key, { fingerprint: current, metadata });
+    this.metadataCache.set(fileKey, { fingerprint: current, metadata });
     return metadata;
   }
 
@@ -276,9 +290,11 @@ export class ModelManager implements ModelSource {
 
   /**
    * Size and mtime of the file with this key (its real path), with sha256 when asked (computed once per file version);
-   * null when the file is gone. A split GGUF's fingerprint covers its parts: their total size and newest mtime.
+   * null when the file is gone. A split GGUF's fingerprint covers its parts: their total size and newest mtime. A
+   * variant's key (load-settings.ts) is its file's.
    */
-  async fingerprint(key: string, options: HashOption = {}): Promise<Fingerprint | null> {
+  async fingerprint(variantKey: string, options: HashOption = {}): Promise<Fingerprint | null> {
+    const key = fileKeyOf(variantKey);
     let info;
     try {
       info = await stat(key);
@@ -308,24 +324,21 @@ export class ModelManager implements ModelSource {
   async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
     const metadata = await this.metadata(model);
     await this.verifyDigest(model);
-    if (metadata.format === "gguf") return estimateGgufMemory(metadata, backend);
+    if (metadata.format === "gguf") return estimateGgufMemory(metadata, withLoadSettings(backend, model.load));
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
   }
 
   /** Throws ModelInvalid when the model's store names a sha256 its file does not have (hashing a file version once). */
   private async verifyDigest(model: ModelDescriptor): Promise<void> {
-    const expected = (await this.found(model.key))?.sha256;
+    const key = fileKeyOf(model.key);
+    const expected = (await this.found(key))?.sha256;
     if (!expected) return;
-    const info = await stat(model.key).catch(() => null);
+    const info = await stat(key).catch(() => null);
     if (!info)
-      throw new ModelNotFound(`model file ${model.key} no longer exists`, {
-        details: { name: model.name, path: model.key },
+      throw new ModelNotFound(`model file ${key} no longer exists`, {
+        details: { name: model.name, path: key },
       });
-    await this.digests.verify(
-      { name: model.name, path: model.key },
-      { size: info.size, mtimeMs: info.mtimeMs },
-      expected,
-    );
+    await this.digests.verify({ name: model.name, path: key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
   }
 
   /**
@@ -449,6 +462,20 @@ export class ModelManager implements ModelSource {
       details: { name, models_dir: this.modelsDir, models_dirs: this.modelsDirs, suggestions },
     });
   }
+}
+
+/** `model` loaded with `settings` over its own: another key and name (see load-settings.ts). */
+export function variantOf(model: ModelDescriptor, settings: LoadSettings): ModelDescriptor {
+  if (Object.keys(settings).length === 0) return model;
+  const base = parseVariant(model.name).base;
+  const own = parseVariant(model.name).settings;
+  const load = { ...model.load, ...settings };
+  return {
+    ...model,
+    name: `${base}${variantSuffix({ ...own, ...settings })}`,
+    key: `${fileKeyOf(model.key)}${variantSuffix(load)}`,
+    load,
+  };
 }
 
 function relativeName(root: string, path: string): string {

@@ -1,5 +1,6 @@
 /** What the rest of Inferno knows about a model file, without loading it. */
 import type { BackendConfig, StoreName } from "../config/schema.js";
+import type { LoadSettings } from "./load-settings.js";
 
 export type ModelFormat = "gguf" | "onnx";
 
@@ -36,6 +37,11 @@ export interface ModelDescriptor {
   fingerprint: Fingerprint;
   /** The store the model was found in (`model_stores`); absent for a file in a models directory. */
   store?: StoreName;
+  /**
+   * How this variant loads, over `[backend]` (a preset's or a request's context size, threads, GPU layers, parallel):
+   * `key` and `name` then end with the suffix that spells them (see load-settings.ts). Absent: as configured.
+   */
+  load?: LoadSettings;
 }
 
 export interface GgufMetadata {

@@ -22,8 +22,9 @@ import type {
   ToolCall,
   ToolChoice,
 } from "../backends/types.js";
-import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, NotImplemented } from "../errors/index.js";
+import { differing, type LoadSettings, parseVariant, withLoadSettings } from "../models/load-settings.js";
+import { LATEST_TAG, variantOf } from "../models/manager.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
 import { boundedMaxTokens, checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
@@ -37,6 +38,7 @@ import {
   generateRequestSchema,
   type OllamaOptions,
   showRequestSchema,
+  unknownOptions,
 } from "./ollama-schemas.js";
 import { parseBody } from "./schemas.js";
 import {
@@ -49,20 +51,21 @@ import {
   within,
 } from "./session.js";
 
-/** The tag of a plain model file: Ollama's default tag. */
-const LATEST_TAG = ":latest";
-
 /** Ollama reports every duration in nanoseconds. */
 type Nanoseconds = number;
 
 const now = () => new Date().toISOString();
 
 /**
- * The name Ollama clients see for a model: its shortest unambiguous name (what /v1/models lists), tagged `latest`
- * (`tiny:latest` for `llama/tiny.gguf`), which resolves back to it.
+ * The name Ollama clients see for a model: a model of Ollama's store by its own name (`phi3:mini`,
+ * `namespace/model:tag`); another by its shortest unambiguous name (what /v1/models lists), tagged `latest` when it
+ * has no tag (`tiny:latest` for `llama/tiny.gguf`). Each resolves back to the model.
  */
-function ollamaName(shortName: string): string {
-  return `${shortName}${LATEST_TAG}`;
+function ollamaName(descriptor: Pick<ModelDescriptor, "name" | "store">, shortNames: Map<string, string>): string {
+  if (descriptor.store === "ollama") return descriptor.name;
+  const short = shortNames.get(descriptor.name) ?? descriptor.name;
+  const last = short.slice(short.lastIndexOf("/") + 1);
+  return last.includes(":") ? short : `${short}${LATEST_TAG}`;
 }
 
 /**
@@ -70,8 +73,31 @@ function ollamaName(shortName: string): string {
  * before any load, so a refused request never loads or evicts anything.
  */
 function resolveTextModel(deps: AppDeps, requested: string, task: string): Promise<ModelDescriptor> {
-  const name = requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
-  return requireTextModel(deps, name, task);
+  return requireTextModel(deps, requested, task);
+}
+
+/**
+ * The variant of `descriptor` a request's load options ask for (`num_ctx`, `num_thread`, `num_gpu`): the model itself
+ * when they match how it loads, else a cache entry of its own (models/load-settings.ts). Unknown options are logged.
+ */
+function requestedVariant(
+  deps: AppDeps,
+  descriptor: ModelDescriptor,
+  options: OllamaOptions | null | undefined,
+): ModelDescriptor {
+  const ignored = unknownOptions(options);
+  if (ignored.length > 0)
+    deps.runtime.logger.debug({ model: descriptor.name, options: ignored }, "unknown Ollama options ignored");
+  if (!options) return descriptor;
+  const { backend } = deps.runtime.config;
+  const current = withLoadSettings(backend, descriptor.load);
+  const gpuOff = backend.gpu === false || backend.gpu === "false";
+  const asked: LoadSettings = {
+    ...(options.num_ctx != null ? { context_size: options.num_ctx } : {}),
+    ...(options.num_thread != null ? { threads: options.num_thread } : {}),
+    ...(options.num_gpu != null && options.num_gpu >= 0 && !gpuOff ? { gpu_layers: options.num_gpu } : {}),
+  };
+  return variantOf(descriptor, differing(asked, current));
 }
 
 /**
@@ -121,7 +147,7 @@ async function listedModels(deps: AppDeps): Promise<Array<{ descriptor: ModelDes
   const [models, shortNames] = await Promise.all([deps.runtime.models.list(), deps.runtime.models.shortNames()]);
   return models
     .filter((m) => m.format === "gguf")
-    .map((descriptor) => ({ descriptor, name: ollamaName(shortNames.get(descriptor.key) ?? descriptor.name) }));
+    .map((descriptor) => ({ descriptor, name: ollamaName(descriptor, shortNames) }));
 }
 
 async function tags(c: AppContext, deps: AppDeps): Promise<Response> {
@@ -139,17 +165,16 @@ async function tags(c: AppContext, deps: AppDeps): Promise<Response> {
   return c.json({ models: listed });
 }
 
+/** One line per loaded model (per cache entry: a file, or a variant of it with its own context), named as it loaded. */
 async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
-  const ready = new Map<string, LoadedModelInfo>(
-    deps.runtime.cache
-      .loadedModels()
-      .filter((m) => m.state === "ready")
-      .map((m) => [m.key, m]),
-  );
-  const models = (await listedModels(deps)).filter(({ descriptor }) => ready.has(descriptor.key));
+  const ready = deps.runtime.cache.loadedModels().filter((m) => m.state === "ready" && m.format === "gguf");
+  const shortNames = await deps.runtime.models.shortNames();
   const listed = await Promise.all(
-    models.map(async ({ descriptor: m, name }) => {
-      const info = ready.get(m.key) as LoadedModelInfo;
+    ready.map(async (info) => {
+      const { base, settings } = parseVariant(info.name);
+      const m = await deps.runtime.models.resolve(base).catch(() => null);
+      if (!m) return null;
+      const name = ollamaName(m, shortNames);
       return {
         name,
         model: name,
@@ -160,11 +185,11 @@ async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
         expires_at: info.expires_at,
         // Inferno measures a model's memory as one figure and does not tell VRAM apart.
         size_vram: 0,
-        context_length: deps.runtime.config.backend.context_size,
+        context_length: settings.context_size ?? m.load?.context_size ?? deps.runtime.config.backend.context_size,
       };
     }),
   );
-  return c.json({ models: listed });
+  return c.json({ models: listed.filter((m) => m !== null) });
 }
 
 async function show(c: AppContext, deps: AppDeps): Promise<Response> {
@@ -219,6 +244,8 @@ function generationOptions(request: GenerationRequest, signal: AbortSignal, limi
   if (options.top_p != null) mapped.topP = options.top_p;
   if (options.top_k != null) mapped.topK = options.top_k;
   if (options.min_p != null) mapped.minP = options.min_p;
+  if (options.repeat_penalty != null && options.repeat_penalty !== 1) mapped.repeatPenalty = options.repeat_penalty;
+  if (options.repeat_last_n != null) mapped.repeatLastN = options.repeat_last_n;
   if (options.presence_penalty != null) mapped.presencePenalty = options.presence_penalty;
   if (options.frequency_penalty != null) mapped.frequencyPenalty = options.frequency_penalty;
   if (options.seed != null) mapped.seed = options.seed;
@@ -384,7 +411,7 @@ async function generateRoute(
 ): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
-  const descriptor = await resolveTextModel(deps, body.model, "text generation");
+  const descriptor = requestedVariant(deps, await resolveTextModel(deps, body.model, "text generation"), body.options);
   if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw) {
@@ -459,7 +486,7 @@ async function chatRoute(
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
-  const descriptor = await resolveTextModel(deps, body.model, "chat");
+  const descriptor = requestedVariant(deps, await resolveTextModel(deps, body.model, "chat"), body.options);
   if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField);
   return generate(c, deps, body, descriptor, messageField, "messages", (model, options) =>
     model.chat(history, { ...options, ...tools }),

@@ -50,7 +50,7 @@ export async function startFakeServer(t: TestContext, options: FakeServerOptions
     list: () => source.list(),
     resolve: (name) => source.resolve(name),
     metadata: () => Promise.reject(new Error("the fake model source has no metadata")),
-    shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
+    shortNames: async () => new Map((await source.list()).map((m) => [m.name, m.name])),
   };
   const logger: Logger = {
     info: () => {},
