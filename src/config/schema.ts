@@ -255,22 +255,22 @@ export const configSchema = z
     models_dir: z
       .string()
       .min(1)
-      .default("./models")
+      .optional()
       .describe(
-        "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. `~` and `$VAR` are expanded.",
+        "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. Default: per user, the platform data directory + `/inferno/models` (`$XDG_DATA_HOME/inferno/models` or `~/.local/share/inferno/models` on Linux, `~/Library/Application Support/inferno/models` on macOS), whatever the current directory. `~` and `$VAR` are expanded; a relative path is taken from the file that sets it (or the current directory).",
       ),
     models_dirs: z
       .array(z.string().min(1))
       .default([])
       .describe(
-        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default `./models` is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
+        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default directory is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
       ),
     model_stores: z
       .array(z.enum(STORE_NAMES))
-      .default([])
+      .default([...STORE_NAMES])
       .refine((stores) => new Set(stores).size === stores.length, { message: "each store may be listed once" })
       .describe(
-        "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: none. `inferno models list --stores` shows what each would add.",
+        "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: all three, each read when present on the machine (never written); `[]` reads none. `inferno models list --stores` shows what each adds.",
       ),
     allow_outside_models_dir: z
       .boolean()
@@ -316,7 +316,7 @@ export type CacheConfig = SchemaConfig["cache"] & { cache_dir: string };
  * The configuration after loading (`loadConfig()`): every default applied, every path absolute, and `models_dirs` the
  * whole list of models directories with `models_dir` as its first entry.
  */
-export type InfernoConfig = Omit<SchemaConfig, "cache"> & { cache: CacheConfig };
+export type InfernoConfig = Omit<SchemaConfig, "cache" | "models_dir"> & { models_dir: string; cache: CacheConfig };
 export type BackendConfig = SchemaConfig["backend"];
 export type ServerConfig = SchemaConfig["server"];
 export type ModelOverride = z.infer<typeof modelOverrideSchema>;

@@ -453,12 +453,15 @@ export class ModelManager implements ModelSource {
   private notFound(name: string, scan: Catalog): ModelNotFound {
     const names = scan.models.flatMap(namesOf);
     const suggestions = closestMatches(name, [...new Set([...names, ...names.map((n) => stem(basename(n)))])]);
-    const where =
-      scan.roots.length === 0 && this.modelsDirs.length === 1 && this.stores.length === 0
-        ? `the models directory ${this.modelsDir} does not exist`
-        : `not in ${this.places()}`;
+    const dirs = this.modelsDirs.length === 1 ? "the models directory" : "the models directories";
+    const absent = scan.roots.length === 0 && this.modelsDirs.length === 1 ? ", which does not exist" : "";
+    const stores = this.stores.filter((s) => scan.roots.includes(s.root));
+    const storeText =
+      stores.length === 0 ? "" : ` and the stores ${stores.map((s) => `${s.store} (${s.root})`).join(", ")}`;
+    const where = `looked in ${dirs} ${this.modelsDirs.join(", ")}${absent}${storeText}`;
     const hint = suggestions.length > 0 ? `; did you mean ${suggestions.map((s) => `"${s}"`).join(", ")}?` : "";
-    return new ModelNotFound(`model "${name}" not found (${where})${hint}`, {
+    const add = `put a .gguf or .onnx file in ${this.modelsDir}, or add a directory with --models-dir DIR, INFERNO_MODELS_DIR=DIR or models_dirs = ["DIR"] in the configuration`;
+    return new ModelNotFound(`model "${name}" not found (${where})${hint}${hint ? " " : ". "}To add models: ${add}`, {
       details: { name, models_dir: this.modelsDir, models_dirs: this.modelsDirs, suggestions },
     });
   }
@@ -467,8 +470,7 @@ export class ModelManager implements ModelSource {
 /** `model` loaded with `settings` over its own: another key and name (see load-settings.ts). */
 export function variantOf(model: ModelDescriptor, settings: LoadSettings): ModelDescriptor {
   if (Object.keys(settings).length === 0) return model;
-  const base = parseVariant(model.name).base;
-  const own = parseVariant(model.name).settings;
+  const { base, settings: own } = parseVariant(model.name);
   const load = { ...model.load, ...settings };
   return {
     ...model,
