@@ -18,7 +18,7 @@ import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import { withLoadSettings } from "../models/load-settings.js";
-import type { Bytes, ModelDescriptor } from "../models/types.js";
+import type { Bytes, ModelDefaults, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
 import {
   anySignal,
@@ -219,7 +219,8 @@ class LlamaTextModel implements TextModel {
     return this.lifetime.disposed;
   }
 
-  complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
+  complete(prompt: string, requested: GenerationOptions = {}): Promise<GenerationResult> {
+    const options = withDefaults(this.descriptor.defaults, requested);
     let promptTokens = 0;
     return this.generate(
       options,
@@ -268,7 +269,14 @@ class LlamaTextModel implements TextModel {
    * wrapper's format; a forced choice makes a grammar write one call in the generic format (see llama-tools.ts), whose
    * JSON is not streamed as text.
    */
-  async chat(messages: ChatMessage[], options: ChatOptions = {}): Promise<GenerationResult> {
+  async chat(requestedMessages: ChatMessage[], requested: ChatOptions = {}): Promise<GenerationResult> {
+    const options = withDefaults(this.descriptor.defaults, requested);
+    const system = this.descriptor.defaults?.system;
+    // A preset's (or Modelfile's) system message, when the request sends none.
+    const messages: ChatMessage[] =
+      system !== undefined && !requestedMessages.some((m) => m.role === "system")
+        ? [{ role: "system", content: system }, ...requestedMessages]
+        : requestedMessages;
     const tools = toolMode(options);
     const instructions = tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined;
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
@@ -343,7 +351,10 @@ class LlamaTextModel implements TextModel {
   }
 
   private chatWrapper(): ChatWrapper {
-    this.resolvedChatWrapper ??= this.lib.resolveChatWrapper(this.model);
+    const template = this.descriptor.defaults?.template;
+    this.resolvedChatWrapper ??= template
+      ? new this.lib.JinjaTemplateChatWrapper({ template })
+      : this.lib.resolveChatWrapper(this.model);
     return this.resolvedChatWrapper;
   }
 
@@ -606,4 +617,16 @@ export class LlamaBackend implements Backend {
       if (llama && !llama.disposed) await llama.dispose();
     }
   }
+}
+
+/**
+ * A request's options over a preset's (or Modelfile's) defaults: what the request sets wins; the system message and
+ * template are not generation options (see `chat` and `chatWrapper`).
+ */
+function withDefaults<T extends GenerationOptions>(defaults: ModelDefaults | undefined, options: T): T {
+  if (!defaults) return options;
+  const { system: _system, template: _template, ...sampling } = defaults;
+  const merged: Record<string, unknown> = { ...sampling };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
+  return merged as T;
 }

@@ -37,6 +37,53 @@ export const modelOverrideSchema = z
   })
   .describe('Per-model overrides, keyed by model name (`[cache.models."my_model.gguf"]`).');
 
+/**
+ * A per-model preset (`[models."NAME"]`): what an Ollama Modelfile or llama-swap's per-model settings give. NAME is a
+ * model name of its own that every door resolves (the CLI, `/v1`, `/api`), with its aliases.
+ */
+export const presetSchema = z
+  .strictObject({
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The model this preset runs: any name Inferno resolves (a file name, a path in a models directory, a store tag such as `llama3:8b`). Default: NAME itself, so a preset can also give an existing model its settings.",
+      ),
+    aliases: z.array(z.string().min(1)).default([]).describe("Other names of this preset (each also with `:latest`)."),
+    context_size: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Context window in tokens; default `backend.context_size`."),
+    parallel: z.number().int().positive().optional().describe("Concurrent sequences; default `backend.parallel`."),
+    threads: z.number().int().nonnegative().optional().describe("CPU threads (0 = auto); default `backend.threads`."),
+    gpu_layers: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("Layers offloaded to the GPU; default `backend.gpu_layers`."),
+    template: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A Jinja chat template used instead of the one in the model's file (Hugging Face's `chat_template` format).",
+      ),
+    system: z.string().optional().describe("A system message put first in every chat whose request sends none."),
+    temperature: z.number().min(0).optional().describe("Default sampling temperature (a request's own value wins)."),
+    top_p: z.number().min(0).max(1).optional().describe("Default nucleus sampling (`top_p`)."),
+    top_k: z.number().int().nonnegative().optional().describe("Default top-k (0 = off)."),
+    min_p: z.number().min(0).max(1).optional().describe("Default min-p (0 = off)."),
+    repeat_penalty: z.number().positive().optional().describe("Default repeat penalty (1 = off)."),
+    presence_penalty: z.number().min(-2).max(2).optional().describe("Default presence penalty."),
+    frequency_penalty: z.number().min(-2).max(2).optional().describe("Default frequency penalty."),
+    stop: z.array(z.string().min(1)).optional().describe("Default stop strings."),
+  })
+  .describe('A model preset: `[models."NAME"]`.');
+
 export const cacheSchema = z
   .strictObject({
     persist_cache: z
@@ -278,6 +325,12 @@ export const configSchema = z
       .describe(
         "Allow model names that resolve outside the models directories and enabled stores (absolute paths, `..`, escaping symlinks).",
       ),
+    models: z
+      .record(z.string().min(1), presetSchema)
+      .default({})
+      .describe(
+        'Model presets: `[models."NAME"]` with `file`, `aliases`, load settings (`context_size`, `parallel`, `threads`, `gpu_layers`), a chat `template`, a `system` message and default sampling (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `presence_penalty`, `frequency_penalty`, `stop`). NAME and the aliases are model names everywhere (CLI, `/v1`, `/api`); a model loaded with a preset\'s load settings is a cache entry of its own.',
+      ),
     cache: cacheSchema.prefault({}),
     backend: backendSchema.prefault({}),
     server: serverSchema.prefault({}),
@@ -320,6 +373,7 @@ export type InfernoConfig = Omit<SchemaConfig, "cache" | "models_dir"> & { model
 export type BackendConfig = SchemaConfig["backend"];
 export type ServerConfig = SchemaConfig["server"];
 export type ModelOverride = z.infer<typeof modelOverrideSchema>;
+export type Preset = z.infer<typeof presetSchema>;
 
 /** Keys whose values are filesystem paths (or lists of them): `~` and `$VAR` are expanded and relative paths resolved. */
 export const PATH_KEYS = ["models_dir", "models_dirs", "cache.cache_dir"] as const;

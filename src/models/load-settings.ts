@@ -18,6 +18,11 @@ export interface LoadSettings {
   parallel?: number;
 }
 
+/** What a variant's key spells: its load settings and, for a preset, the preset's name (its defaults differ). */
+export interface VariantParts extends LoadSettings {
+  preset?: string;
+}
+
 /** The short spelling of each setting in a variant suffix, in the order they are written. */
 const SPELLING: ReadonlyArray<[keyof LoadSettings, string]> = [
   ["context_size", "ctx"],
@@ -26,8 +31,12 @@ const SPELLING: ReadonlyArray<[keyof LoadSettings, string]> = [
   ["parallel", "parallel"],
 ];
 
-/** A variant suffix: `#` and `key=value` pairs joined by commas. Keys and files never end so otherwise. */
-const SUFFIX = /#((?:ctx|threads|gpu_layers|parallel)=\d+(?:,(?:ctx|threads|gpu_layers|parallel)=\d+)*)$/;
+/**
+ * A variant suffix: `#` and `key=value` pairs joined by commas (a preset's name first, then numbers). Keys and files
+ * never end so otherwise.
+ */
+const PAIR = "(?:preset=[^,#]+|(?:ctx|threads|gpu_layers|parallel)=\\d+)";
+const SUFFIX = new RegExp(`#(${PAIR}(?:,${PAIR})*)$`);
 
 /** The settings that differ from `backend`'s (the rest load as the configuration says, so they name no variant). */
 export function differing(settings: LoadSettings, backend: BackendConfig): LoadSettings {
@@ -39,22 +48,28 @@ export function differing(settings: LoadSettings, backend: BackendConfig): LoadS
   return out;
 }
 
-/** `#ctx=4096,threads=2` for these settings; "" when there are none. */
-export function variantSuffix(settings: LoadSettings | undefined): string {
+/** `#ctx=4096,threads=2` (`#preset=NAME,ctx=4096` for a preset) for these settings; "" when there are none. */
+export function variantSuffix(settings: VariantParts | undefined): string {
   if (!settings) return "";
   const pairs = SPELLING.filter(([key]) => settings[key] !== undefined).map(
     ([key, short]) => `${short}=${settings[key]}`,
   );
+  if (settings.preset !== undefined) pairs.unshift(`preset=${settings.preset}`);
   return pairs.length === 0 ? "" : `#${pairs.join(",")}`;
 }
 
 /** Splits a name or key into its base and the settings its suffix spells (none when it has no suffix). */
-export function parseVariant(name: string): { base: string; settings: LoadSettings } {
+export function parseVariant(name: string): { base: string; settings: VariantParts } {
   const match = SUFFIX.exec(name);
   if (!match) return { base: name, settings: {} };
-  const settings: LoadSettings = {};
+  const settings: VariantParts = {};
   for (const pair of (match[1] as string).split(",")) {
-    const [short, value] = pair.split("=") as [string, string];
+    const at = pair.indexOf("=");
+    const [short, value] = [pair.slice(0, at), pair.slice(at + 1)];
+    if (short === "preset") {
+      settings.preset = value;
+      continue;
+    }
     const key = SPELLING.find(([, s]) => s === short)?.[0] as keyof LoadSettings;
     settings[key] = Number(value);
   }

@@ -5,7 +5,7 @@
 import { constants } from "node:fs";
 import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
-import type { BackendConfig, InfernoConfig } from "../config/schema.js";
+import type { BackendConfig, InfernoConfig, Preset } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
 import { currentEnvironment } from "../config/paths.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
@@ -17,6 +17,7 @@ import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
 import { fileKeyOf, type LoadSettings, parseVariant, variantSuffix, withLoadSettings } from "./load-settings.js";
+import { presetDescriptor, presetNamed } from "./presets.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
 import { sameFileVersion } from "./types.js";
@@ -43,6 +44,8 @@ export interface ModelManagerOptions {
    * `fromConfig` uses `<cache.cache_dir>/file_digests.json`.
    */
   digestFile?: string;
+  /** Model presets by name (config: `[models."NAME"]`): names of their own, resolved before the files' names. */
+  presets?: Readonly<Record<string, Preset>>;
 }
 
 /** The outcome of validating one model. */
@@ -97,6 +100,7 @@ export class ModelManager implements ModelSource {
   readonly stores: readonly StoreLocation[];
   private readonly allowOutside: boolean;
   private readonly digests: FileDigests;
+  private readonly presets: Readonly<Record<string, Preset>>;
   private scan: Catalog | undefined;
   private scanning: Promise<Catalog> | undefined;
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
@@ -117,6 +121,7 @@ export class ModelManager implements ModelSource {
     this.stores = options.stores ?? [];
     this.allowOutside = options.allowOutsideModelsDir === true;
     this.digests = new FileDigests(options.digestFile);
+    this.presets = options.presets ?? {};
   }
 
   /**
@@ -125,7 +130,8 @@ export class ModelManager implements ModelSource {
    * hashes kept in the cache directory. `storesOverride` replaces `model_stores` (`models list --stores`).
    */
   static fromConfig(
-    config: Pick<InfernoConfig, "models_dir" | "models_dirs" | "model_stores" | "allow_outside_models_dir" | "cache">,
+    config: Pick<InfernoConfig, "models_dir" | "models_dirs" | "model_stores" | "allow_outside_models_dir" | "cache"> &
+      Partial<Pick<InfernoConfig, "models">>,
     environment: StoreEnvironment = currentEnvironment(),
     storesOverride?: InfernoConfig["model_stores"],
   ): ModelManager {
@@ -133,6 +139,7 @@ export class ModelManager implements ModelSource {
       allowOutsideModelsDir: config.allow_outside_models_dir,
       stores: storeLocations(storesOverride ?? config.model_stores, environment),
       digestFile: join(config.cache.cache_dir, "file_digests.json"),
+      ...(config.models ? { presets: config.models } : {}),
     });
   }
 
@@ -146,7 +153,11 @@ export class ModelManager implements ModelSource {
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
     const listed = descriptors.filter((d): d is ModelDescriptor => d !== null);
     for (const descriptor of listed) this.remember(descriptor.name, descriptor, scan);
-    return listed;
+    // Presets are models of their own names (one whose file is missing is left out; resolving it says why).
+    const presets = await Promise.all(Object.keys(this.presets).map((name) => this.resolve(name).catch(() => null)));
+    return [...listed, ...presets.filter((d): d is ModelDescriptor => d !== null)].sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
   }
 
   /** `name` resolves to `descriptor` (a model of `scan`) for `lookup`, unless a rescan came meanwhile or the name is ambiguous. */
@@ -170,6 +181,19 @@ export class ModelManager implements ModelSource {
       if (this.resolved.get(base)?.key === fileKeyOf(variant.key)) this.resolved.set(trimmed, variant);
       return variant;
     }
+    const preset = presetNamed(this.presets, trimmed);
+    if (preset) {
+      const scan = this.scan;
+      const file = await this.resolveFile(preset.preset.file ?? preset.name);
+      const descriptor = presetDescriptor(file, preset.name, preset.preset);
+      if (scan !== undefined && this.scan === scan) this.resolved.set(trimmed, descriptor);
+      return descriptor;
+    }
+    return this.resolveFile(trimmed);
+  }
+
+  /** Resolves a name of a file (not a preset): see `resolve`. */
+  private async resolveFile(trimmed: string): Promise<ModelDescriptor> {
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
     let scan = await this.currentScan();
     let hits = this.index.match(trimmed);
@@ -475,7 +499,7 @@ export function variantOf(model: ModelDescriptor, settings: LoadSettings): Model
   return {
     ...model,
     name: `${base}${variantSuffix({ ...own, ...settings })}`,
-    key: `${fileKeyOf(model.key)}${variantSuffix(load)}`,
+    key: `${fileKeyOf(model.key)}${variantSuffix({ preset: parseVariant(model.key).settings.preset, ...load })}`,
     load,
   };
 }

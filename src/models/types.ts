@@ -42,6 +42,30 @@ export interface ModelDescriptor {
    * `key` and `name` then end with the suffix that spells them (see load-settings.ts). Absent: as configured.
    */
   load?: LoadSettings;
+  /**
+   * What a preset (`[models."NAME"]`) or an Ollama Modelfile gives every request that does not say otherwise: a system
+   * message, a chat template, sampling defaults. Applied by the backend to the model it loads (the key then names the
+   * preset, so two presets of one file are two entries).
+   */
+  defaults?: ModelDefaults;
+}
+
+/** A model's defaults (see `ModelDescriptor.defaults`). Plain data: it crosses to a model host. */
+export interface ModelDefaults {
+  system?: string;
+  /** A Jinja chat template used instead of the file's own. */
+  template?: string;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  seed?: number;
+  stop?: string[];
+  maxTokens?: number;
 }
 
 export interface GgufMetadata {
