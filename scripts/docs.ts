@@ -6,7 +6,8 @@
  * Each generated block sits between `<!-- generated:NAME … -->` and `<!-- /generated:NAME -->` and is rendered from one
  * source: the configuration reference (docs/configuration.md) and the key table `--help` reads
  * (src/config/reference.generated.ts) from the schema, the benchmark table (docs/benchmarks.md) from
- * bench/results/latest.json, the reliability table (docs/reliability.md) from stress/results/latest.json.
+ * bench/results/latest.json, the reliability table (docs/reliability.md) from stress/results/latest.json; and one
+ * generated code file: the status page's script bundled from TypeScript (scripts/status-page.ts).
  * `npm run bench` and `npm run stress` call {@link writeGenerated} after they write their results.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { readResults } from "../bench/report.js";
 import { allKeys, envNameOf, sectionDescription } from "../src/config/index.js";
 import { reliabilitySection, type StressMachine, type StressOutcome } from "../stress/report.js";
 import { SCENARIOS } from "../stress/scenarios/index.js";
+import { renderStatusScript } from "./status-page.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -117,6 +119,13 @@ export const GENERATED: readonly Generated[] = [
     file: "docs/reliability.md",
     source: "stress/results/latest.json",
     render: renderReliability,
+  },
+  {
+    name: "status-script",
+    file: "src/server/status-page/script.generated.ts",
+    source: "src/server/status-page/script.ts",
+    whole: true,
+    render: renderStatusScript,
   },
 ];
 

@@ -6,10 +6,12 @@
  * table is regenerated from (scripts/docs.ts). Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../src/fs/atomic-write.js";
+import { GIB, MIB } from "../src/units.js";
 import type { StressMachine, StressOutcome } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
@@ -29,7 +31,7 @@ if (child !== undefined) {
   if (!scenario) throw new Error(`no scenario ${child}`);
   const result = await scenario.run((bounded ? scenario.bounded : scenario.full) as never);
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / 1024 ** 2) }));
+  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / MIB) }));
   process.exit(0);
 }
 
@@ -86,7 +88,7 @@ const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
 const machine: StressMachine = {
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
-  memory_gib: Math.round(totalmem() / 1024 ** 3),
+  memory_gib: Math.round(totalmem() / GIB),
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
   root: process.getuid?.() === 0,
@@ -134,7 +136,7 @@ if (!bounded) {
   const ordered = Object.fromEntries(
     SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
   );
-  await writeFile(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
   const { writeGenerated } = await import("../scripts/docs.js");
   await writeGenerated(["stress-table"]);

@@ -104,13 +104,17 @@ export class ModelManager implements ModelSource {
   private scan: Catalog | undefined;
   private scanning: Promise<Catalog> | undefined;
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
-  private index = new NameIndex([]);
+  private index = new NameIndex<FoundModel>([]);
   private checkedAt = -Infinity;
   /** Set by a timer when the next folder check is due, so a lookup reads no clock. */
   private checkDue = true;
   /** Descriptors of names resolved since the last rescan: the synchronous `lookup` answers from these. */
   private resolved = new Map<string, ModelDescriptor>();
-  private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
+  /**
+   * Header metadata per model key and file version. The promise is kept from the first read on, so the callers of one
+   * cold load (the memory estimate and the cache's GGUF facts ask at once) share one read of the header.
+   */
+  private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: Promise<ModelMetadata> }>();
 
   /** @param modelsDirs One models directory, or several in search order. */
   constructor(modelsDirs: string | readonly string[], options: ModelManagerOptions = {}) {
@@ -284,9 +288,14 @@ export class ModelManager implements ModelSource {
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
       model.format === "onnx"
-        ? await readOnnxMetadata(model.path)
-        : ggufMetadata(await (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)));
-    this.metadataCache.set(fileKey, { fingerprint: current, metadata });
+        ? readOnnxMetadata(model.path)
+        : (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)).then(ggufMetadata);
+    const record = { fingerprint: current, metadata };
+    this.metadataCache.set(fileKey, record);
+    // A failed read is not remembered: the next call reads again (the file may be complete by then).
+    metadata.catch(() => {
+      if (this.metadataCache.get(fileKey) === record) this.metadataCache.delete(fileKey);
+    });
     return metadata;
   }
 
