@@ -2,6 +2,7 @@
  * ModelManager: which models exist, what a name means, what a file holds, whether it is sound, and how much memory it
  * will take — all without loading weights. It is the filesystem-backed `ModelSource` the cache uses.
  */
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
@@ -168,7 +169,7 @@ export class ModelManager implements ModelSource {
   private remember(name: string, descriptor: ModelDescriptor, scan: Catalog): void {
     if (this.scan !== scan) return;
     const hits = this.index.match(name);
-    if (hits.length === 1 && hits[0]?.key === descriptor.key) this.resolved.set(name, descriptor);
+    if (hits.length === 1 && hits[0]?.key === fileKeyOf(descriptor.key)) this.resolved.set(name, descriptor);
   }
 
   /**
@@ -425,7 +426,7 @@ export class ModelManager implements ModelSource {
         details: { name: model.name, path: model.path },
       });
     const path = model.parts ? model.path : model.key;
-    return {
+    const descriptor: ModelDescriptor = {
       name: model.name,
       key: model.key,
       path,
@@ -433,6 +434,7 @@ export class ModelManager implements ModelSource {
       fingerprint,
       ...(model.store ? { store: model.store } : {}),
     };
+    return model.modelfile ? withModelfile(descriptor, model.modelfile) : descriptor;
   }
 
   /**
@@ -498,6 +500,26 @@ export class ModelManager implements ModelSource {
       details: { name, models_dir: this.modelsDir, models_dirs: this.modelsDirs, suggestions },
     });
   }
+}
+
+/**
+ * A store model with its Modelfile (Ollama's `PARAMETER`s and `SYSTEM`): its load settings and defaults. Its key names
+ * the Modelfile's content (`#preset=modelfile-<hash>`), so tags of one blob with the same Modelfile stay one entry and
+ * tags with different ones are two.
+ */
+function withModelfile(descriptor: ModelDescriptor, modelfile: NonNullable<FoundModel["modelfile"]>): ModelDescriptor {
+  const { load, defaults } = modelfile;
+  if (Object.keys(load).length === 0 && Object.keys(defaults).length === 0) return descriptor;
+  const hash = createHash("sha256")
+    .update(JSON.stringify([load, defaults]))
+    .digest("hex")
+    .slice(0, 12);
+  return {
+    ...descriptor,
+    key: `${descriptor.key}${variantSuffix({ preset: `modelfile-${hash}`, ...load })}`,
+    ...(Object.keys(load).length > 0 ? { load } : {}),
+    ...(Object.keys(defaults).length > 0 ? { defaults } : {}),
+  };
 }
 
 /** `model` loaded with `settings` over its own: another key and name (see load-settings.ts). */

@@ -198,7 +198,7 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   if (requested === undefined) throw new BadRequest("model: expected a model name", { details: { param: "model" } });
   const descriptor = await resolveTextModel(deps, requested, "text generation");
   const metadata = await deps.runtime.models.metadata(descriptor);
-  const contextSize = deps.runtime.config.backend.context_size;
+  const contextSize = descriptor.load?.context_size ?? deps.runtime.config.backend.context_size;
   const modelInfo: Record<string, unknown> = {};
   if (metadata.format === "gguf") {
     const arch = metadata.architecture;
@@ -219,7 +219,8 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
     modelfile: `# Inferno serves this model from its models folder\nFROM ${descriptor.path}\nPARAMETER num_ctx ${contextSize}\n`,
     parameters: `num_ctx                        ${contextSize}`,
     template: "",
-    system: "",
+    // A preset's or Modelfile's system message (the Modelfile's Go TEMPLATE is not run: the file's own template is).
+    system: descriptor.defaults?.system ?? "",
     details: details(metadata.format === "gguf" ? metadata : null),
     model_info: modelInfo,
     // Every GGUF model gets tools: through its chat template's own format, or Inferno's generic one.

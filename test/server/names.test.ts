@@ -139,3 +139,38 @@ test("a preset's load settings, system message and sampling defaults reach the m
     keys.join(", "),
   );
 });
+
+test("an Ollama store model's Modelfile is honoured: PARAMETER num_ctx and temperature, SYSTEM", async (t) => {
+  const s = await startTestServer(t, { models: { gguf: {} }, config: { model_stores: ["ollama"] } });
+  const store = join(s.cwd, ".ollama", "models");
+  const blob = tinyLlamaGguf({ seed: 7 });
+  const system = "You answer in one word.";
+  await ollamaModel(store, "terse", "latest", blob, {
+    params: { num_ctx: 384, temperature: 0, stop: ["\n\n"] },
+    system,
+  });
+  await ollamaModel(store, "bare", "latest", blob);
+  const ollama = new Ollama({ host: s.url });
+  const shown = await ollama.show({ model: "terse" });
+  assert.equal(shown.system, system);
+  assert.match(shown.parameters, /num_ctx\s+384/);
+
+  const terse = await ollama.chat({
+    model: "terse",
+    messages: [{ role: "user", content: "Hello" }],
+    options: { num_predict: 8 },
+  });
+  const bare = await ollama.chat({
+    model: "bare",
+    messages: [
+      { role: "system", content: system },
+      { role: "user", content: "Hello" },
+    ],
+    options: { num_predict: 8, temperature: 0, stop: ["\n\n"] },
+  });
+  assert.equal(terse.prompt_eval_count, bare.prompt_eval_count, "the SYSTEM message is in the prompt");
+  assert.equal(terse.message.content, bare.message.content, "temperature 0 from the Modelfile: the greedy answer");
+  const ps = (await ollama.ps()).models as unknown as Array<{ name: string; context_length: number }>;
+  assert.equal(ps.find((m) => m.name === "terse:latest")?.context_length, 384);
+  assert.equal(ps.find((m) => m.name === "bare:latest")?.context_length, s.config.backend.context_size);
+});
