@@ -174,3 +174,31 @@ test("an Ollama store model's Modelfile is honoured: PARAMETER num_ctx and tempe
   assert.equal(ps.find((m) => m.name === "terse:latest")?.context_length, 384);
   assert.equal(ps.find((m) => m.name === "bare:latest")?.context_length, s.config.backend.context_size);
 });
+
+test("a preset's chat template replaces the file's own", async (t) => {
+  const s = await startTestServer(t, {
+    models: { gguf: { "tiny.gguf": { seed: 1 } } },
+    config: {
+      models: {
+        bare: {
+          file: "tiny",
+          template: "{% for message in messages %}{{ message['content'] }}\n{% endfor %}",
+        },
+      },
+    },
+  });
+  const ollama = new Ollama({ host: s.url });
+  const chat = (model: string) =>
+    ollama.chat({
+      model,
+      messages: [{ role: "user", content: "Hello there" }],
+      options: { num_predict: 2, temperature: 0 },
+    });
+  const [own, replaced] = [await chat("tiny"), await chat("bare")];
+  const raw = await ollama.generate({ model: "tiny", prompt: "Hello there\n", raw: true, options: { num_predict: 1 } });
+  assert.ok(
+    own.prompt_eval_count > replaced.prompt_eval_count,
+    `${own.prompt_eval_count} vs ${replaced.prompt_eval_count}`,
+  );
+  assert.ok(Math.abs(replaced.prompt_eval_count - raw.prompt_eval_count) <= 2, "the template renders just the text");
+});
