@@ -96,10 +96,12 @@ test("every door resolves every spelling to the same model; lists name each mode
   assert.deepEqual(running, ["phi3:latest"]);
 });
 
-test("a preset's load settings, system message and sampling defaults reach the model", async (t) => {
+test("a preset's load settings, system message and sampling defaults reach the model (in a model host)", async (t) => {
   const s = await startTestServer(t, {
     models: { gguf: { "tiny.gguf": { seed: 1 } } },
     config: {
+      // Model hosts: the preset's settings and defaults cross to the host process with the descriptor.
+      backend: { isolation: "process" },
       models: {
         greedy: { file: "tiny", context_size: 384, temperature: 0, system: "You answer in one word." },
         plain: { file: "tiny" },
