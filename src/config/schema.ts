@@ -327,7 +327,7 @@ export const configSchema = z
       ),
     models: z
       .record(z.string().min(1), presetSchema)
-      .default({})
+      .optional()
       .describe(
         'Model presets: `[models."NAME"]` with `file`, `aliases`, load settings (`context_size`, `parallel`, `threads`, `gpu_layers`), a chat `template`, a `system` message and default sampling (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `presence_penalty`, `frequency_penalty`, `stop`). NAME and the aliases are model names everywhere (CLI, `/v1`, `/api`); a model loaded with a preset\'s load settings is a cache entry of its own.',
       ),
