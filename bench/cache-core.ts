@@ -301,7 +301,7 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
     store,
   });
   const parsed = configSchema.parse({ models_dir: dir });
-  const config: InfernoConfig = { ...parsed, cache: { ...parsed.cache, cache_dir: dir } };
+  const config: InfernoConfig = { ...parsed, models_dir: dir, cache: { ...parsed.cache, cache_dir: dir } };
   const silent = { info() {}, warn() {}, error() {}, debug() {} };
   // The statistics routes never read header metadata; a catalog over the fake source is enough for them.
   const models = {

@@ -38,6 +38,8 @@ export async function cliSandbox(t: TestContext) {
     home,
     cwd,
     env,
+    /** The per-user default models directory under this home (`~/.local/share/inferno/models`). */
+    modelsDir: join(home, ".local", "share", "inferno", "models"),
     globalFile: join(xdg, "inferno", "config.toml"),
     userFile: join(home, ".inferno.toml"),
     localFile: join(cwd, ".inferno.toml"),

@@ -40,7 +40,11 @@ export async function startFakeServer(t: TestContext, options: FakeServerOptions
     cache: { enable_warmup: false, ...options.config?.cache },
     server: { host: "127.0.0.1", port: 0, ...options.config?.server },
   });
-  const config: InfernoConfig = { ...parsed, cache: { ...parsed.cache, cache_dir: "/nonexistent" } };
+  const config: InfernoConfig = {
+    ...parsed,
+    models_dir: "/models",
+    cache: { ...parsed.cache, cache_dir: "/nonexistent" },
+  };
   const source = new FakeModelSource(options.models ?? ["a.gguf", "b.gguf"]);
   const backend = new FakeBackend({ models: options.behaviours ?? {} });
   const store = new MemoryStateStore();
@@ -50,7 +54,7 @@ export async function startFakeServer(t: TestContext, options: FakeServerOptions
     list: () => source.list(),
     resolve: (name) => source.resolve(name),
     metadata: () => Promise.reject(new Error("the fake model source has no metadata")),
-    shortNames: async () => new Map((await source.list()).map((m) => [m.key, m.name])),
+    shortNames: async () => new Map((await source.list()).map((m) => [m.name, m.name])),
   };
   const logger: Logger = {
     info: () => {},

@@ -18,23 +18,31 @@ export interface InfernoProcess {
   waitForLine(pattern: RegExp): Promise<RegExpMatchArray>;
   /** Sends a signal and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends a signal to the process group, as a terminal's Ctrl-C does (the process must be started with `group`), and
+   * resolves with the exit code and signal.
+   */
+  signalGroup(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export function spawnInferno(
   t: TestContext,
   args: string[],
-  options: { cwd: string; env: Record<string, string> },
+  options: { cwd: string; env: Record<string, string>; group?: boolean },
 ): InfernoProcess {
   const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
+    // A process group of its own, like a command started from a shell: `signalGroup` signals all of it.
+    detached: options.group === true,
   });
   let out = "";
   let err = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const ended = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+  const exited = ended.then(([code]) => code);
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
@@ -60,6 +68,11 @@ export function spawnInferno(
           if (!check()) reject(new Error(`inferno exited (${code}) before printing ${pattern}; stderr:\n${err}`));
         });
       });
+    },
+    async signalGroup(signal) {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-(child.pid as number), signal);
+      const [code, bySignal] = await ended;
+      return { code, signal: bySignal };
     },
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

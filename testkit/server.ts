@@ -38,6 +38,8 @@ export interface TestConfig {
   backend?: Section;
   /** Stores to read; they are looked for under the test's HOME (`<cwd>/.ollama/models`, …). */
   model_stores?: string[];
+  /** Model presets (`[models."NAME"]`). */
+  models?: Record<string, Section>;
 }
 
 export interface TestSetupOptions {
@@ -63,6 +65,7 @@ export async function testSetup(t: TestContext, options: TestSetupOptions = {}):
   const file = {
     models_dir: modelsDir,
     ...(options.config?.model_stores ? { model_stores: options.config.model_stores } : {}),
+    ...(options.config?.models ? { models: options.config.models } : {}),
     cache: { cache_dir: cacheDir, ...options.config?.cache },
     server: { host: "127.0.0.1", port: 0, ...options.config?.server },
     // CPU only, a small context and one thread: the tiny models need nothing more, and with test files running two at

@@ -30,6 +30,18 @@ export interface OllamaModelOptions {
   claimedSha256?: string;
   /** Leave the blob out (a manifest naming a missing blob). */
   withoutBlob?: boolean;
+  /** Modelfile `PARAMETER`s: a params layer with this JSON. */
+  params?: Record<string, unknown>;
+  /** Modelfile `SYSTEM`: a system layer with this text. */
+  system?: string;
+}
+
+/** A Modelfile layer with its blob written, or none when `text` is absent. */
+async function modelfileLayer(root: string, mediaType: string, text: string | undefined) {
+  if (text === undefined) return [];
+  const bytes = Buffer.from(text);
+  await put(join(root, "blobs", `sha256-${sha256(bytes)}`), bytes);
+  return [{ mediaType, digest: `sha256:${sha256(bytes)}`, size: bytes.length }];
 }
 
 /** Writes the blob and the manifest of one Ollama model; returns the blob's path. */
@@ -55,6 +67,12 @@ export async function ollamaModel(
     layers: [
       { mediaType: OLLAMA_MODEL_LAYER, digest, size: options.claimedSize ?? bytes.length },
       { mediaType: "application/vnd.ollama.image.template", digest: `sha256:${"0".repeat(64)}`, size: 10 },
+      ...(await modelfileLayer(
+        root,
+        "application/vnd.ollama.image.params",
+        options.params && JSON.stringify(options.params),
+      )),
+      ...(await modelfileLayer(root, "application/vnd.ollama.image.system", options.system)),
     ],
   };
   const path = join(root, "manifests", options.repository ?? "registry.ollama.ai/library", model, tag);

@@ -105,6 +105,8 @@ export class HostedBackend implements Backend {
     try {
       await Promise.race([host.whenReady(), bound]);
     } catch (error) {
+      // Disposed meanwhile (a Ctrl-C in the first seconds of `serve`): the host was ended on purpose, nothing failed.
+      if (this.disposed) throw new Disposed("the backend was disposed while its runtime started");
       host.kill(error instanceof Error ? error : new Error(String(error)));
       throw hostStartFailed(config.gpu, error);
     } finally {

@@ -54,8 +54,8 @@ function tokenBias(Bias: TokenBiasClass, model: LlamaModel, biases: Record<strin
 }
 
 /**
- * The sampler settings for the optional fields. The penalties look back over everything generated in this request
- * (`lastTokens` = the context size); llama.cpp's default repeat penalty stays as it is.
+ * The sampler settings for the optional fields. The penalties look back over the last `repeatLastN` generated tokens
+ * (default: everything generated in this request, `lastTokens` = the context size; 0 switches them off).
  */
 export function samplerSettings(
   options: GenerationOptions,
@@ -63,16 +63,21 @@ export function samplerSettings(
   contextSize: number,
   Bias: TokenBiasClass,
 ) {
-  const penalties = options.frequencyPenalty !== undefined || options.presencePenalty !== undefined;
+  const penalties =
+    options.frequencyPenalty !== undefined ||
+    options.presencePenalty !== undefined ||
+    options.repeatPenalty !== undefined;
+  const lastTokens = options.repeatLastN === undefined || options.repeatLastN < 0 ? contextSize : options.repeatLastN;
   return {
     ...(options.topK !== undefined ? { topK: options.topK } : {}),
     ...(options.minP !== undefined ? { minP: options.minP } : {}),
     ...(penalties
       ? {
           repeatPenalty: {
-            lastTokens: contextSize,
+            lastTokens,
             frequencyPenalty: options.frequencyPenalty ?? 0,
             presencePenalty: options.presencePenalty ?? 0,
+            ...(options.repeatPenalty !== undefined ? { penalty: options.repeatPenalty } : {}),
           },
         }
       : {}),

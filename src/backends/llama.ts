@@ -17,7 +17,8 @@ import type {
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
-import type { Bytes, ModelDescriptor } from "../models/types.js";
+import { withLoadSettings } from "../models/load-settings.js";
+import type { Bytes, ModelDefaults, ModelDescriptor } from "../models/types.js";
 import { toolMode } from "./chat-request.js";
 import {
   anySignal,
@@ -236,7 +237,8 @@ class LlamaTextModel implements TextModel {
     return this.lifetime.disposed;
   }
 
-  complete(prompt: string, options: GenerationOptions = {}): Promise<GenerationResult> {
+  complete(prompt: string, requested: GenerationOptions = {}): Promise<GenerationResult> {
+    const options = withDefaults(this.descriptor.defaults, requested);
     let promptTokens = 0;
     return this.generate(
       options,
@@ -286,7 +288,14 @@ class LlamaTextModel implements TextModel {
    * wrapper's format; a forced choice makes a grammar write one call in the generic format (see llama-tools.ts), whose
    * JSON is not streamed as text.
    */
-  async chat(messages: ChatMessage[], options: ChatOptions = {}): Promise<GenerationResult> {
+  async chat(requestedMessages: ChatMessage[], requested: ChatOptions = {}): Promise<GenerationResult> {
+    const options = withDefaults(this.descriptor.defaults, requested);
+    const system = this.descriptor.defaults?.system;
+    // A preset's (or Modelfile's) system message, when the request sends none.
+    const messages: ChatMessage[] =
+      system !== undefined && !requestedMessages.some((m) => m.role === "system")
+        ? [{ role: "system", content: system }, ...requestedMessages]
+        : requestedMessages;
     const tools = toolMode(options);
     const instructions = tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined;
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
@@ -366,7 +375,10 @@ class LlamaTextModel implements TextModel {
   }
 
   private chatWrapper(): ChatWrapper {
-    this.resolvedChatWrapper ??= this.lib.resolveChatWrapper(this.model);
+    const template = this.descriptor.defaults?.template;
+    this.resolvedChatWrapper ??= template
+      ? new this.lib.JinjaTemplateChatWrapper({ template })
+      : this.lib.resolveChatWrapper(this.model);
     return this.resolvedChatWrapper;
   }
 
@@ -558,7 +570,9 @@ export class LlamaBackend implements Backend {
   }
 
   async load(descriptor: ModelDescriptor, options: LoadOptions): Promise<TextModel> {
-    const { backend: config, signal } = options;
+    const { signal } = options;
+    // A variant (a preset's or a request's context size, threads, GPU layers) loads with its own settings.
+    const config = withLoadSettings(options.backend, descriptor.load);
     throwIfAborted(signal, `loading ${descriptor.name}`);
     const llama = await this.started(config);
     const threads = threadCount(config.threads, llama.cpuMathCores);
@@ -568,7 +582,7 @@ export class LlamaBackend implements Backend {
       model = await llama.loadModel({
         modelPath: descriptor.path,
         useMmap: config.mmap,
-        gpuLayers: llamaGpu(config.gpu) === false ? 0 : "auto",
+        gpuLayers: llamaGpu(config.gpu) === false ? 0 : (config.gpu_layers ?? "auto"),
         ...(signal ? { loadSignal: signal } : {}),
         ...(options.onProgress ? { onLoadProgress: options.onProgress } : {}),
       });
@@ -630,4 +644,16 @@ export class LlamaBackend implements Backend {
    * (`sharedLlama`).
    */
   async dispose(): Promise<void> {}
+}
+
+/**
+ * A request's options over a preset's (or Modelfile's) defaults: what the request sets wins; the system message and
+ * template are not generation options (see `chat` and `chatWrapper`).
+ */
+function withDefaults<T extends GenerationOptions>(defaults: ModelDefaults | undefined, options: T): T {
+  if (!defaults) return options;
+  const { system: _system, template: _template, ...sampling } = defaults;
+  const merged: Record<string, unknown> = { ...sampling };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
+  return merged as T;
 }

@@ -57,6 +57,13 @@ export interface GenerationOptions {
   /** OpenAI's presence penalty (-2..2): subtracted once from the logit of every token already generated. 0 = off. */
   presencePenalty?: number;
   /**
+   * llama.cpp's (and Ollama's) repeat penalty: the logit of a token already generated is divided by it (multiplied
+   * when negative). 1 = off; Ollama's default is 1.1.
+   */
+  repeatPenalty?: number;
+  /** Generated tokens the penalties look back over (Ollama's `repeat_last_n`); default and -1: all of them; 0 = off. */
+  repeatLastN?: number;
+  /**
    * Added to the logits of these token ids before sampling (OpenAI's `logit_bias`). Keys are token ids as decimal
    * strings (as OpenAI sends them, and so they survive JSON); values -100..100, where -100 bans the token and 100
    * makes it all but certain.

@@ -17,6 +17,7 @@ import {
   configFiles,
   currentEnvironment,
   defaultCacheDir,
+  defaultModelsDir,
   type Environment,
   expandPath,
   PathExpansionError,
@@ -149,7 +150,7 @@ function expandLayerPaths(layer: Layer, environment: Environment, problems: Prob
 /**
  * How `models_dir` and `models_dirs` combine (the one home of this rule): the directories are `models_dir` followed by
  * `models_dirs`, duplicates dropped. When no source sets `models_dir` but `models_dirs` is given, the list's first entry
- * becomes `models_dir` (so the default `./models` is not searched behind the user's back), with that entry's origin.
+ * becomes `models_dir` (so the default directory is not searched behind the user's back), with that entry's origin.
  */
 function combineModelsDirs(modelsDir: string, modelsDirs: readonly string[], origins: Map<string, Origin>) {
   const listOrigin = origins.get("models_dirs");
@@ -301,9 +302,7 @@ export async function resolveConfig(options: LoadConfigOptions = {}): Promise<Re
   }
   const parsed = result.data;
   const defaultOrigin: Origin = { kind: "default", source: "built-in" };
-  const modelsDir = origins.has("models_dir")
-    ? parsed.models_dir
-    : expandPath(parsed.models_dir, environment, environment.cwd);
+  const modelsDir = parsed.models_dir ?? defaultModelsDir(environment);
   const config: InfernoConfig = {
     ...parsed,
     ...combineModelsDirs(modelsDir, parsed.models_dirs, origins),

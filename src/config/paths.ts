@@ -53,6 +53,19 @@ export function defaultCacheDir(environment: Environment): string {
   return join(home, ".cache", "inferno");
 }
 
+/**
+ * The default models directory, per user like Ollama's: the platform's data directory + `inferno/models`
+ * (`$XDG_DATA_HOME/inferno/models`, `~/.local/share/inferno/models` on Linux). Created only by a first run that puts
+ * the demo model there; a configured directory is never created.
+ */
+export function defaultModelsDir(environment: Environment): string {
+  const { env, home, platform } = environment;
+  if (env.XDG_DATA_HOME) return join(env.XDG_DATA_HOME, "inferno", "models");
+  if (platform === "darwin") return join(home, "Library", "Application Support", "inferno", "models");
+  if (platform === "win32" && env.LOCALAPPDATA) return join(env.LOCALAPPDATA, "inferno", "models");
+  return join(home, ".local", "share", "inferno", "models");
+}
+
 export class PathExpansionError extends Error {}
 
 /**

@@ -38,6 +38,53 @@ export const modelOverrideSchema = z
   })
   .describe('Per-model overrides, keyed by model name (`[cache.models."my_model.gguf"]`).');
 
+/**
+ * A per-model preset (`[models."NAME"]`): what an Ollama Modelfile or llama-swap's per-model settings give. NAME is a
+ * model name of its own that every door resolves (the CLI, `/v1`, `/api`), with its aliases.
+ */
+export const presetSchema = z
+  .strictObject({
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The model this preset runs: any name Inferno resolves (a file name, a path in a models directory, a store tag such as `llama3:8b`). Default: NAME itself, so a preset can also give an existing model its settings.",
+      ),
+    aliases: z.array(z.string().min(1)).default([]).describe("Other names of this preset (each also with `:latest`)."),
+    context_size: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Context window in tokens; default `backend.context_size`."),
+    parallel: z.number().int().positive().optional().describe("Concurrent sequences; default `backend.parallel`."),
+    threads: z.number().int().nonnegative().optional().describe("CPU threads (0 = auto); default `backend.threads`."),
+    gpu_layers: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("Layers offloaded to the GPU; default `backend.gpu_layers`."),
+    template: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A Jinja chat template used instead of the one in the model's file (Hugging Face's `chat_template` format).",
+      ),
+    system: z.string().optional().describe("A system message put first in every chat whose request sends none."),
+    temperature: z.number().min(0).optional().describe("Default sampling temperature (a request's own value wins)."),
+    top_p: z.number().min(0).max(1).optional().describe("Default nucleus sampling (`top_p`)."),
+    top_k: z.number().int().nonnegative().optional().describe("Default top-k (0 = off)."),
+    min_p: z.number().min(0).max(1).optional().describe("Default min-p (0 = off)."),
+    repeat_penalty: z.number().positive().optional().describe("Default repeat penalty (1 = off)."),
+    presence_penalty: z.number().min(-2).max(2).optional().describe("Default presence penalty."),
+    frequency_penalty: z.number().min(-2).max(2).optional().describe("Default frequency penalty."),
+    stop: z.array(z.string().min(1)).optional().describe("Default stop strings."),
+  })
+  .describe('A model preset: `[models."NAME"]`.');
+
 export const cacheSchema = z
   .strictObject({
     persist_cache: z
@@ -145,12 +192,28 @@ export const backendSchema = z
         "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see docs/models.md, Threads); never more threads than cores.",
       ),
     context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
+    max_context_size: z
+      .number()
+      .int()
+      .positive()
+      .default(32768)
+      .describe(
+        "Largest context a request (Ollama's `num_ctx`) or a preset may ask for, in tokens. A model loaded with another context than `context_size` is a separate cache entry (one per size), with its own memory.",
+      ),
     batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
     gpu: z
       .enum(["auto", "false", "cuda", "vulkan", "metal"])
       .or(z.literal(false))
       .default("auto")
       .describe("GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`."),
+    gpu_layers: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        "Layers of a GGUF model offloaded to the GPU (Ollama's `num_gpu`). Default: as many as fit (node-llama-cpp's `auto`); 0 with `gpu = false`.",
+      ),
     mmap: z
       .boolean()
       .default(false)
@@ -302,28 +365,34 @@ export const configSchema = z
     models_dir: z
       .string()
       .min(1)
-      .default("./models")
+      .optional()
       .describe(
-        "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. `~` and `$VAR` are expanded.",
+        "Directory searched (recursively) for `.gguf` and `.onnx` models: the first of the models directories, where `inferno models demo` and the server's first run write. Default: per user, the platform data directory + `/inferno/models` (`$XDG_DATA_HOME/inferno/models` or `~/.local/share/inferno/models` on Linux, `~/Library/Application Support/inferno/models` on macOS), whatever the current directory. `~` and `$VAR` are expanded; a relative path is taken from the file that sets it (or the current directory).",
       ),
     models_dirs: z
       .array(z.string().min(1))
       .default([])
       .describe(
-        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default `./models` is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
+        "More models directories, searched after `models_dir` in this order; when two hold the same model name, the earlier one wins. `models_dir` is always the first entry: when no source sets `models_dir`, this list's first entry takes its place (and the default directory is not searched). Duplicates are dropped. `~` and `$VAR` are expanded in each entry.",
       ),
     model_stores: z
       .array(z.enum(STORE_NAMES))
-      .default([])
+      .default([...STORE_NAMES])
       .refine((stores) => new Set(stores).size === stores.length, { message: "each store may be listed once" })
       .describe(
-        "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: none. `inferno models list --stores` shows what each would add.",
+        "Model stores of other tools to discover models in, read-only, after the models directories: `ollama` (`$OLLAMA_MODELS` or `~/.ollama/models`, names `NAME:TAG`), `lmstudio` (`~/.lmstudio/models` and `~/.cache/lm-studio/models`, names `publisher/repo/file.gguf`), `huggingface` (`$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, names `ORG/REPO/FILE`). Default: all three, each read when present on the machine (never written); `[]` reads none. `inferno models list --stores` shows what each adds.",
       ),
     allow_outside_models_dir: z
       .boolean()
       .default(false)
       .describe(
         "Allow model names that resolve outside the models directories and enabled stores (absolute paths, `..`, escaping symlinks).",
+      ),
+    models: z
+      .record(z.string().min(1), presetSchema)
+      .optional()
+      .describe(
+        'Model presets: `[models."NAME"]` with `file`, `aliases`, load settings (`context_size`, `parallel`, `threads`, `gpu_layers`), a chat `template`, a `system` message and default sampling (`temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`, `presence_penalty`, `frequency_penalty`, `stop`). NAME and the aliases are model names everywhere (CLI, `/v1`, `/api`); a model loaded with a preset\'s load settings is a cache entry of its own.',
       ),
     cache: cacheSchema.prefault({}),
     backend: backendSchema.prefault({}),
@@ -379,11 +448,12 @@ export type CacheConfig = SchemaConfig["cache"] & { cache_dir: string };
  * The configuration after loading (`loadConfig()`): every default applied, every path absolute, and `models_dirs` the
  * whole list of models directories with `models_dir` as its first entry.
  */
-export type InfernoConfig = Omit<SchemaConfig, "cache"> & { cache: CacheConfig };
+export type InfernoConfig = Omit<SchemaConfig, "cache" | "models_dir"> & { models_dir: string; cache: CacheConfig };
 export type BackendConfig = SchemaConfig["backend"];
 export type ServerConfig = SchemaConfig["server"];
 export type FleetConfig = SchemaConfig["fleet"];
 export type ModelOverride = z.infer<typeof modelOverrideSchema>;
+export type Preset = z.infer<typeof presetSchema>;
 
 /** Keys whose values are filesystem paths (or lists of them): `~` and `$VAR` are expanded and relative paths resolved. */
 export const PATH_KEYS = ["models_dir", "models_dirs", "cache.cache_dir"] as const;

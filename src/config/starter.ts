@@ -46,9 +46,21 @@ export function starterConfig(defaultCacheDir: string): string {
   for (const [section, keys] of sections) {
     if (section !== "") lines.push(...commentLines(sectionDescription(section)), `[${section}]`, "");
     for (const info of keys) lines.push(...keyBlock(info, defaultCacheDir));
-    if (section === "cache") lines.push(...recordExample(recordKeys));
+    if (section === "cache") lines.push(...recordExample(recordKeys.filter((k) => k.path[0] === "cache")));
   }
+  lines.push(...presetExample(recordKeys.filter((k) => k.path[0] === "models")));
   return `${lines.join("\n").trimEnd()}\n`;
+}
+
+/** The model preset table (`[models."NAME"]`), as a commented example: its keys have no defaults, so no values. */
+function presetExample(keys: KeyInfo[]): string[] {
+  if (keys.length === 0) return [];
+  const lines = [
+    "# Model presets, one table per name of your choosing (docs/models.md, Presets):",
+    '# [models."my-preset"]',
+  ];
+  for (const info of keys) lines.push(...commentLines(info.description), `# ${info.path[info.path.length - 1]} = …`);
+  return [...lines, ""];
 }
 
 /** The per-model override table, as a commented example under a made-up model name. */

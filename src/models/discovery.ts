@@ -9,7 +9,8 @@ import { join, relative, sep } from "node:path";
 import { formatOf } from "./name-index.js";
 import { groupSplits, type SplitCandidate } from "./split.js";
 import type { StoreName } from "../config/schema.js";
-import type { ModelFormat } from "./types.js";
+import type { LoadSettings } from "./load-settings.js";
+import type { ModelDefaults, ModelFormat } from "./types.js";
 
 /** A model found by a scan of a models directory or a store (its names, paths and parts: `SplitCandidate`). */
 export interface FoundModel extends SplitCandidate {
@@ -17,6 +18,8 @@ export interface FoundModel extends SplitCandidate {
   sha256?: string;
   /** The store the model was found in; absent in models directories. */
   store?: StoreName;
+  /** An Ollama model's Modelfile (parameters, system message): how it loads and its defaults. */
+  modelfile?: { load: LoadSettings; defaults: ModelDefaults; template?: string };
 }
 
 export interface Scan {

@@ -2,10 +2,11 @@
  * ModelManager: which models exist, what a name means, what a file holds, whether it is sound, and how much memory it
  * will take — all without loading weights. It is the filesystem-backed `ModelSource` the cache uses.
  */
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
-import type { BackendConfig, InfernoConfig } from "../config/schema.js";
+import type { BackendConfig, InfernoConfig, Preset } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
 import { currentEnvironment } from "../config/paths.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
@@ -16,6 +17,8 @@ import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
 import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
+import { fileKeyOf, type LoadSettings, parseVariant, variantSuffix, withLoadSettings } from "./load-settings.js";
+import { presetDescriptor, presetNamed } from "./presets.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
 import { sameFileVersion } from "./types.js";
@@ -42,6 +45,8 @@ export interface ModelManagerOptions {
    * `fromConfig` uses `<cache.cache_dir>/file_digests.json`.
    */
   digestFile?: string;
+  /** Model presets by name (config: `[models."NAME"]`): names of their own, resolved before the files' names. */
+  presets?: Readonly<Record<string, Preset>>;
 }
 
 /** The outcome of validating one model. */
@@ -84,6 +89,9 @@ export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfi
  */
 export const FOLDER_CHECK_INTERVAL_MS = 1000;
 
+/** Ollama's default tag, which every name may carry. */
+export const LATEST_TAG = ":latest";
+
 export class ModelManager implements ModelSource {
   /** The first models directory, absolute. */
   readonly modelsDir: string;
@@ -93,6 +101,7 @@ export class ModelManager implements ModelSource {
   readonly stores: readonly StoreLocation[];
   private readonly allowOutside: boolean;
   private readonly digests: FileDigests;
+  private readonly presets: Readonly<Record<string, Preset>>;
   private scan: Catalog | undefined;
   private scanning: Promise<Catalog> | undefined;
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
@@ -117,6 +126,7 @@ export class ModelManager implements ModelSource {
     this.stores = options.stores ?? [];
     this.allowOutside = options.allowOutsideModelsDir === true;
     this.digests = new FileDigests(options.digestFile);
+    this.presets = options.presets ?? {};
   }
 
   /**
@@ -125,7 +135,8 @@ export class ModelManager implements ModelSource {
    * hashes kept in the cache directory. `storesOverride` replaces `model_stores` (`models list --stores`).
    */
   static fromConfig(
-    config: Pick<InfernoConfig, "models_dir" | "models_dirs" | "model_stores" | "allow_outside_models_dir" | "cache">,
+    config: Pick<InfernoConfig, "models_dir" | "models_dirs" | "model_stores" | "allow_outside_models_dir" | "cache"> &
+      Partial<Pick<InfernoConfig, "models">>,
     environment: StoreEnvironment = currentEnvironment(),
     storesOverride?: InfernoConfig["model_stores"],
   ): ModelManager {
@@ -133,6 +144,7 @@ export class ModelManager implements ModelSource {
       allowOutsideModelsDir: config.allow_outside_models_dir,
       stores: storeLocations(storesOverride ?? config.model_stores, environment),
       digestFile: join(config.cache.cache_dir, "file_digests.json"),
+      ...(config.models ? { presets: config.models } : {}),
     });
   }
 
@@ -146,14 +158,18 @@ export class ModelManager implements ModelSource {
     const descriptors = await Promise.all(found.map((m) => this.describe(m).catch(() => null)));
     const listed = descriptors.filter((d): d is ModelDescriptor => d !== null);
     for (const descriptor of listed) this.remember(descriptor.name, descriptor, scan);
-    return listed;
+    // Presets are models of their own names (one whose file is missing is left out; resolving it says why).
+    const presets = await Promise.all(Object.keys(this.presets).map((name) => this.resolve(name).catch(() => null)));
+    return [...listed, ...presets.filter((d): d is ModelDescriptor => d !== null)].sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
   }
 
   /** `name` resolves to `descriptor` (a model of `scan`) for `lookup`, unless a rescan came meanwhile or the name is ambiguous. */
   private remember(name: string, descriptor: ModelDescriptor, scan: Catalog): void {
     if (this.scan !== scan) return;
     const hits = this.index.match(name);
-    if (hits.length === 1 && hits[0]?.key === descriptor.key) this.resolved.set(name, descriptor);
+    if (hits.length === 1 && hits[0]?.key === fileKeyOf(descriptor.key)) this.resolved.set(name, descriptor);
   }
 
   /**
@@ -164,6 +180,25 @@ export class ModelManager implements ModelSource {
   async resolve(name: string): Promise<ModelDescriptor> {
     const trimmed = name.trim();
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
+    const { base, settings } = parseVariant(trimmed);
+    if (base !== trimmed) {
+      const variant = variantOf(await this.resolve(base), settings);
+      if (this.resolved.get(base)?.key === fileKeyOf(variant.key)) this.resolved.set(trimmed, variant);
+      return variant;
+    }
+    const preset = presetNamed(this.presets, trimmed);
+    if (preset) {
+      const scan = this.scan;
+      const file = await this.resolveFile(preset.preset.file ?? preset.name);
+      const descriptor = presetDescriptor(file, preset.name, preset.preset);
+      if (scan !== undefined && this.scan === scan) this.resolved.set(trimmed, descriptor);
+      return descriptor;
+    }
+    return this.resolveFile(trimmed);
+  }
+
+  /** Resolves a name of a file (not a preset): see `resolve`. */
+  private async resolveFile(trimmed: string): Promise<ModelDescriptor> {
     if (isAbsolute(trimmed) || trimmed.split(/[\\/]/).includes("..")) return this.resolvePath(trimmed);
     let scan = await this.currentScan();
     let hits = this.index.match(trimmed);
@@ -172,6 +207,9 @@ export class ModelManager implements ModelSource {
       scan = await this.currentScan(true);
       hits = this.index.match(trimmed);
     }
+    // Ollama's default tag: `NAME:latest` is `NAME` when no model has that exact name (`tiny:latest` for tiny.gguf).
+    if (hits.length === 0 && trimmed.endsWith(LATEST_TAG))
+      hits = this.index.match(trimmed.slice(0, -LATEST_TAG.length));
     if (hits.length === 1) {
       const descriptor = await this.describe(hits[0] as FoundModel);
       this.remember(trimmed, descriptor, scan);
@@ -218,7 +256,7 @@ export class ModelManager implements ModelSource {
     return (await Promise.all(this.modelsDirs.map(readable))).every(Boolean);
   }
 
-  /** The shortest unambiguous name of every discoverable model, by key (see `shortestNames`). */
+  /** The shortest name that resolves to each discoverable model, by the model's name (see `shortestNames`). */
   async shortNames(): Promise<Map<string, string>> {
     await this.currentScan();
     return this.index.shortestNames();
@@ -235,28 +273,29 @@ export class ModelManager implements ModelSource {
    * discovery found unusable (a bad store manifest, a missing split part), with the reason.
    */
   async metadata(model: ModelDescriptor): Promise<ModelMetadata> {
-    const found = await this.found(model.key);
+    const fileKey = fileKeyOf(model.key);
+    const found = await this.found(fileKey);
     if (found?.problem) {
       throw new ModelInvalid(`model ${model.name} is invalid: ${found.problem}`, {
         details: { name: model.name, path: model.path, problem: found.problem },
       });
     }
-    const current = await this.fingerprint(model.key);
+    const current = await this.fingerprint(fileKey);
     if (!current)
       throw new ModelNotFound(`model file ${model.path} no longer exists`, {
         details: { name: model.name, path: model.path },
       });
-    const cached = this.metadataCache.get(model.key);
+    const cached = this.metadataCache.get(fileKey);
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
       model.format === "onnx"
         ? readOnnxMetadata(model.path)
         : (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)).then(ggufMetadata);
     const record = { fingerprint: current, metadata };
-    this.metadataCache.set(model.key, record);
+    this.metadataCache.set(fileKey, record);
     // A failed read is not remembered: the next call reads again (the file may be complete by then).
     metadata.catch(() => {
-      if (this.metadataCache.get(model.key) === record) this.metadataCache.delete(model.key);
+      if (this.metadataCache.get(fileKey) === record) this.metadataCache.delete(fileKey);
     });
     return metadata;
   }
@@ -285,9 +324,11 @@ export class ModelManager implements ModelSource {
 
   /**
    * Size and mtime of the file with this key (its real path), with sha256 when asked (computed once per file version);
-   * null when the file is gone. A split GGUF's fingerprint covers its parts: their total size and newest mtime.
+   * null when the file is gone. A split GGUF's fingerprint covers its parts: their total size and newest mtime. A
+   * variant's key (load-settings.ts) is its file's.
    */
-  async fingerprint(key: string, options: HashOption = {}): Promise<Fingerprint | null> {
+  async fingerprint(variantKey: string, options: HashOption = {}): Promise<Fingerprint | null> {
+    const key = fileKeyOf(variantKey);
     let info;
     try {
       info = await stat(key);
@@ -317,24 +358,21 @@ export class ModelManager implements ModelSource {
   async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
     const metadata = await this.metadata(model);
     await this.verifyDigest(model);
-    if (metadata.format === "gguf") return estimateGgufMemory(metadata, backend);
+    if (metadata.format === "gguf") return estimateGgufMemory(metadata, withLoadSettings(backend, model.load));
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
   }
 
   /** Throws ModelInvalid when the model's store names a sha256 its file does not have (hashing a file version once). */
   private async verifyDigest(model: ModelDescriptor): Promise<void> {
-    const expected = (await this.found(model.key))?.sha256;
+    const key = fileKeyOf(model.key);
+    const expected = (await this.found(key))?.sha256;
     if (!expected) return;
-    const info = await stat(model.key).catch(() => null);
+    const info = await stat(key).catch(() => null);
     if (!info)
-      throw new ModelNotFound(`model file ${model.key} no longer exists`, {
-        details: { name: model.name, path: model.key },
+      throw new ModelNotFound(`model file ${key} no longer exists`, {
+        details: { name: model.name, path: key },
       });
-    await this.digests.verify(
-      { name: model.name, path: model.key },
-      { size: info.size, mtimeMs: info.mtimeMs },
-      expected,
-    );
+    await this.digests.verify({ name: model.name, path: key }, { size: info.size, mtimeMs: info.mtimeMs }, expected);
   }
 
   /**
@@ -388,7 +426,7 @@ export class ModelManager implements ModelSource {
         details: { name: model.name, path: model.path },
       });
     const path = model.parts ? model.path : model.key;
-    return {
+    const descriptor: ModelDescriptor = {
       name: model.name,
       key: model.key,
       path,
@@ -396,6 +434,7 @@ export class ModelManager implements ModelSource {
       fingerprint,
       ...(model.store ? { store: model.store } : {}),
     };
+    return model.modelfile ? withModelfile(descriptor, model.modelfile) : descriptor;
   }
 
   /**
@@ -449,15 +488,51 @@ export class ModelManager implements ModelSource {
   private notFound(name: string, scan: Catalog): ModelNotFound {
     const names = scan.models.flatMap(namesOf);
     const suggestions = closestMatches(name, [...new Set([...names, ...names.map((n) => stem(basename(n)))])]);
-    const where =
-      scan.roots.length === 0 && this.modelsDirs.length === 1 && this.stores.length === 0
-        ? `the models directory ${this.modelsDir} does not exist`
-        : `not in ${this.places()}`;
+    const dirs = this.modelsDirs.length === 1 ? "the models directory" : "the models directories";
+    const absent = scan.roots.length === 0 && this.modelsDirs.length === 1 ? ", which does not exist" : "";
+    const stores = this.stores.filter((s) => scan.roots.includes(s.root));
+    const storeText =
+      stores.length === 0 ? "" : ` and the stores ${stores.map((s) => `${s.store} (${s.root})`).join(", ")}`;
+    const where = `looked in ${dirs} ${this.modelsDirs.join(", ")}${absent}${storeText}`;
     const hint = suggestions.length > 0 ? `; did you mean ${suggestions.map((s) => `"${s}"`).join(", ")}?` : "";
-    return new ModelNotFound(`model "${name}" not found (${where})${hint}`, {
+    const add = `put a .gguf or .onnx file in ${this.modelsDir}, or add a directory with --models-dir DIR, INFERNO_MODELS_DIR=DIR or models_dirs = ["DIR"] in the configuration`;
+    return new ModelNotFound(`model "${name}" not found (${where})${hint}${hint ? " " : ". "}To add models: ${add}`, {
       details: { name, models_dir: this.modelsDir, models_dirs: this.modelsDirs, suggestions },
     });
   }
+}
+
+/**
+ * A store model with its Modelfile (Ollama's `PARAMETER`s and `SYSTEM`): its load settings and defaults. Its key names
+ * the Modelfile's content (`#preset=modelfile-<hash>`), so tags of one blob with the same Modelfile stay one entry and
+ * tags with different ones are two.
+ */
+function withModelfile(descriptor: ModelDescriptor, modelfile: NonNullable<FoundModel["modelfile"]>): ModelDescriptor {
+  const { load, defaults } = modelfile;
+  if (Object.keys(load).length === 0 && Object.keys(defaults).length === 0) return descriptor;
+  const hash = createHash("sha256")
+    .update(JSON.stringify([load, defaults]))
+    .digest("hex")
+    .slice(0, 12);
+  return {
+    ...descriptor,
+    key: `${descriptor.key}${variantSuffix({ preset: `modelfile-${hash}`, ...load })}`,
+    ...(Object.keys(load).length > 0 ? { load } : {}),
+    ...(Object.keys(defaults).length > 0 ? { defaults } : {}),
+  };
+}
+
+/** `model` loaded with `settings` over its own: another key and name (see load-settings.ts). */
+export function variantOf(model: ModelDescriptor, settings: LoadSettings): ModelDescriptor {
+  if (Object.keys(settings).length === 0) return model;
+  const { base, settings: own } = parseVariant(model.name);
+  const load = { ...model.load, ...settings };
+  return {
+    ...model,
+    name: `${base}${variantSuffix({ ...own, ...settings })}`,
+    key: `${fileKeyOf(model.key)}${variantSuffix({ preset: parseVariant(model.key).settings.preset, ...load })}`,
+    load,
+  };
 }
 
 function relativeName(root: string, path: string): string {

@@ -60,42 +60,47 @@ export class NameIndex<M extends Keyed> {
         for (const name of new Set(spell(model))) {
           const list = map.get(name);
           if (!list) map.set(name, [model]);
-          else if (!list.some((m) => m.key === model.key)) list.push(model);
+          else if (!list.some((m) => m.name === model.name)) list.push(model);
         }
       });
     }
   }
 
-  /** The models a name matches at the most specific stage that matches at all (one file: resolved; more: ambiguous). */
+  /**
+   * The models a name matches at the most specific stage that matches at all, one per file (the first name of each
+   * file: several names of one file — Ollama tags of one blob, a symlink — are one model). One: resolved; more:
+   * ambiguous.
+   */
   match(name: string): readonly M[] {
     for (const stage of this.stages) {
       const hits = stage.get(name);
-      if (hits) return hits;
+      if (hits) return hits.filter((hit, i) => hits.findIndex((h) => h.key === hit.key) === i);
     }
     return [];
   }
 
   /**
-   * The shortest name of each model (by key) that resolves to it and to nothing else: its file stem (`tiny` for
-   * `llama/tiny.gguf`) when no other model shares it, else the file name, the path without extension, or the full path.
-   * What `/v1/models` and `/api/tags` list, so every listed name can be sent back.
+   * The shortest name of each model (by its name) that resolves to it: its file stem (`tiny` for `llama/tiny.gguf`)
+   * when no other model shares it, else the file name, the path without extension, or the full name. Each name of one
+   * file gets its own (`phi3` for Ollama's `phi3:latest`, `phi3:mini` for another tag of the same blob). What
+   * `/v1/models` and `/api/tags` list, so every listed name can be sent back and resolves to the same model.
    */
   shortestNames(): Map<string, string> {
     const names = new Map<string, string>();
     for (const model of this.models) {
-      if (names.has(model.key)) continue;
+      if (names.has(model.name)) continue;
       const spellings = [...new Set(NAME_STAGES.flatMap((spell) => spell(model)))].sort((a, b) => a.length - b.length);
       const unique = spellings.find((name) => {
         const hits = this.match(name);
-        return hits.length === 1 && hits[0]?.key === model.key;
+        return hits.length === 1 && hits[0]?.name === model.name;
       });
-      names.set(model.key, unique ?? model.name);
+      names.set(model.name, unique ?? model.name);
     }
     return names;
   }
 }
 
-/** The shortest unambiguous name of each of these models, by key (see `NameIndex.shortestNames`). */
+/** The shortest unambiguous name of each of these models, by name (see `NameIndex.shortestNames`). */
 export function shortestNames(models: readonly Keyed[]): Map<string, string> {
   return new NameIndex(models).shortestNames();
 }

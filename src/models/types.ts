@@ -1,5 +1,6 @@
 /** What the rest of Inferno knows about a model file, without loading it. */
 import type { BackendConfig, StoreName } from "../config/schema.js";
+import type { LoadSettings } from "./load-settings.js";
 
 export type ModelFormat = "gguf" | "onnx";
 
@@ -36,6 +37,35 @@ export interface ModelDescriptor {
   fingerprint: Fingerprint;
   /** The store the model was found in (`model_stores`); absent for a file in a models directory. */
   store?: StoreName;
+  /**
+   * How this variant loads, over `[backend]` (a preset's or a request's context size, threads, GPU layers, parallel):
+   * `key` and `name` then end with the suffix that spells them (see load-settings.ts). Absent: as configured.
+   */
+  load?: LoadSettings;
+  /**
+   * What a preset (`[models."NAME"]`) or an Ollama Modelfile gives every request that does not say otherwise: a system
+   * message, a chat template, sampling defaults. Applied by the backend to the model it loads (the key then names the
+   * preset, so two presets of one file are two entries).
+   */
+  defaults?: ModelDefaults;
+}
+
+/** A model's defaults (see `ModelDescriptor.defaults`). Plain data: it crosses to a model host. */
+export interface ModelDefaults {
+  system?: string;
+  /** A Jinja chat template used instead of the file's own. */
+  template?: string;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  seed?: number;
+  stop?: string[];
+  maxTokens?: number;
 }
 
 export interface GgufMetadata {

@@ -73,6 +73,9 @@ export interface RemoteGeneration {
   max_tokens?: number;
   temperature?: number;
   seed?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
   /** `-1`: the oldest turns (or the prompt's start) are cut so the rest fits the server's context. */
   truncate_prompt_tokens?: number;
 }

@@ -6,6 +6,7 @@ import type { Writable } from "node:stream";
 import { createBackends, disposeBackends } from "../backends/index.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { ModelCache } from "../cache/model-cache.js";
+import { Disposed } from "../errors/index.js";
 import type { CacheEvents } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelManager } from "../models/manager.js";
@@ -188,7 +189,9 @@ function startBackends(
       startupMs[format] = performance.now() - t0;
       logger.debug({ format, ms: Math.round(startupMs[format] ?? 0) }, `${format} runtime started`);
     } catch (error) {
-      logger.warn({ format, error: (error as Error).message }, `the ${format} runtime could not start`);
+      // A runtime closed while it started (Ctrl-C at start) failed nothing: a quiet line for --verbose only.
+      const level = error instanceof Disposed ? "debug" : "warn";
+      logger[level]({ format, error: (error as Error).message }, `the ${format} runtime could not start`);
     }
   });
   return Promise.all(starts).then(() => undefined);

@@ -1,11 +1,12 @@
 /**
  * Request bodies of the Ollama API (`/api/*`), validated with zod like the OpenAI ones: a body that does not fit is a 400
- * whose message names the field (`options.top_k: …`). Ollama's `options` are mapped to the sampler where Inferno can
- * honour them; an option that would change the output and cannot be honoured is refused by name, never dropped.
+ * whose message names the field (`options.top_k: …`). Ollama's `options` are mapped to the sampler or to how the model
+ * is loaded where Inferno can honour them; a known option that would change the output and cannot be honoured is
+ * refused by name. An option Inferno does not know is accepted and ignored (with a debug line), as Ollama does.
  */
 import { z } from "zod";
 import type { OutputFormat } from "../backends/types.js";
-import type { BackendConfig } from "../config/schema.js";
+import { type BackendConfig, backendSchema } from "../config/schema.js";
 import { keepAlive } from "./schemas.js";
 
 /** A field Inferno cannot honour: absent, null, false or empty is fine, anything else is refused with `why`. */
@@ -32,7 +33,6 @@ const refused = (why: string) =>
 const NEUTRAL_OPTIONS: Record<string, number> = {
   typical_p: 1,
   tfs_z: 1,
-  repeat_penalty: 1,
   mirostat: 0,
 };
 
@@ -43,8 +43,6 @@ const NEUTRAL_OPTIONS: Record<string, number> = {
 const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, backend: BackendConfig) => boolean }> = {
   use_mmap: { key: "backend.mmap", accepts: (v, b) => v === b.mmap },
   num_batch: { key: "backend.batch_size", accepts: (v, b) => v === b.batch_size },
-  num_thread: { key: "backend.threads", accepts: (v, b) => v === b.threads },
-  num_gpu: { key: "backend.gpu", accepts: (v, b) => v === 0 && (b.gpu === false || b.gpu === "false") },
   main_gpu: { key: "backend.gpu", accepts: (v) => v === 0 },
   numa: { key: "backend", accepts: (v) => v === false },
   low_vram: { key: "backend", accepts: (v) => v === false },
@@ -56,18 +54,19 @@ const LOAD_OPTIONS: Record<string, { key: string; accepts: (value: unknown, back
 };
 
 /**
- * Ollama's `options`. Honoured: `temperature`, `top_p`, `top_k`, `min_p`, `presence_penalty`, `frequency_penalty` (over
- * everything generated: `repeat_last_n` is accepted only when no penalty is on, or as -1, the whole context), `seed`,
- * `stop`, `num_predict` (≤ 0 = until the model stops or the context is full), `num_ctx` (refused above the loaded
- * context). Options that only refine a switched-off feature (`penalize_newline`, `mirostat_tau`, `mirostat_eta`) are
- * accepted. An unknown option is refused by name, like an unknown field (Ollama would ignore it: Inferno does not
- * drop what might change the output).
+ * Ollama's `options`. Honoured by the sampler: `temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty`,
+ * `presence_penalty`, `frequency_penalty`, `repeat_last_n` (the tokens the penalties look back over; -1 or absent:
+ * everything generated; 0: penalties off), `seed`, `stop`, `num_predict` (≤ 0 = until the model stops or the context is
+ * full). Honoured by loading a variant of the model (a cache entry of its own, see models/load-settings.ts): `num_ctx`
+ * (at most `backend.max_context_size`), `num_thread` (0 = auto) and `num_gpu` (layers on the GPU; -1 = auto). Options
+ * that only refine a switched-off feature (`penalize_newline`, `mirostat_tau`, `mirostat_eta`) are accepted. An
+ * unknown option is accepted and ignored, as Ollama does (the route logs it at debug level: see `unknownOptions`).
  */
 export function ollamaOptionsSchema(backend: BackendConfig) {
   const neutral = Object.fromEntries(Object.keys(NEUTRAL_OPTIONS).map((name) => [name, z.number().nullish()]));
   const loading = Object.fromEntries(Object.keys(LOAD_OPTIONS).map((name) => [name, z.unknown().optional()]));
   return z
-    .strictObject({
+    .looseObject({
       ...neutral,
       ...loading,
       temperature: z.number().min(0).nullish(),
@@ -79,16 +78,19 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
         .number()
         .int()
         .positive()
-        .refine((n) => n <= backend.context_size, {
-          message: `is above the context Inferno loads models with (backend.context_size = ${backend.context_size}); send at most that, or raise backend.context_size`,
+        .refine((n) => n <= backend.max_context_size, {
+          message: `is above the largest context Inferno loads (backend.max_context_size = ${backend.max_context_size}); send at most that, or raise backend.max_context_size`,
         })
         .nullish(),
+      num_thread: z.number().int().nonnegative().nullish(),
+      num_gpu: z.number().int().min(-1).nullish(),
       top_k: z.number().int().min(0).nullish(),
       min_p: z.number().min(0).max(1).nullish(),
+      repeat_penalty: z.number().positive().nullish(),
       presence_penalty: z.number().min(-2).max(2).nullish(),
       frequency_penalty: z.number().min(-2).max(2).nullish(),
       num_keep: refused("not supported (Inferno keeps no tokens apart when the context is full)"),
-      repeat_last_n: z.number().int().nullish(),
+      repeat_last_n: z.number().int().min(-1).nullish(),
       penalize_newline: z.boolean().nullish(),
       mirostat_tau: z.number().nullish(),
       mirostat_eta: z.number().nullish(),
@@ -104,14 +106,6 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
           message: `${JSON.stringify(value)} is not supported; Inferno's sampler takes only ${neutral} (off)`,
         });
       }
-      const penalties = [options.presence_penalty, options.frequency_penalty].some((p) => p != null && p !== 0);
-      if (penalties && options.repeat_last_n != null && options.repeat_last_n !== -1) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["repeat_last_n"],
-          message: `${options.repeat_last_n} is not supported with penalties: Inferno's penalties look back over everything generated (send -1, or leave it out)`,
-        });
-      }
       for (const [name, rule] of Object.entries(LOAD_OPTIONS)) {
         const value = raw[name];
         if (value === undefined || value === null || rule.accepts(value, backend)) continue;
@@ -122,6 +116,14 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
         });
       }
     });
+}
+
+/** The options Inferno knows (honours, accepts at a neutral value, or refuses by name). */
+const KNOWN_OPTIONS = new Set(Object.keys(ollamaOptionsSchema(backendSchema.parse({})).shape));
+
+/** The option names of a request that Inferno does not know: accepted and ignored, as Ollama does. */
+export function unknownOptions(options: Record<string, unknown> | null | undefined): string[] {
+  return Object.keys(options ?? {}).filter((name) => !KNOWN_OPTIONS.has(name));
 }
 
 export type OllamaOptions = z.output<ReturnType<typeof ollamaOptionsSchema>>;

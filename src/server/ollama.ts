@@ -21,8 +21,9 @@ import {
   type ToolCall,
   type ToolChoice,
 } from "../backends/types.js";
-import type { LoadedModelInfo } from "../cache/types.js";
 import { BadRequest, NotImplemented } from "../errors/index.js";
+import { differing, type LoadSettings, parseVariant, withLoadSettings } from "../models/load-settings.js";
+import { LATEST_TAG, variantOf } from "../models/manager.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
 import { checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
@@ -48,11 +49,9 @@ import {
   generateRequestSchema,
   type OllamaOptions,
   showRequestSchema,
+  unknownOptions,
 } from "./ollama-schemas.js";
 import { parseBody, type SamplingFields } from "./schemas.js";
-
-/** The tag of a plain model file: Ollama's default tag. */
-const LATEST_TAG = ":latest";
 
 /** Ollama reports every duration in nanoseconds. */
 type Nanoseconds = number;
@@ -60,11 +59,15 @@ type Nanoseconds = number;
 const now = () => new Date().toISOString();
 
 /**
- * The name Ollama clients see for a model: its shortest unambiguous name (what /v1/models lists), tagged `latest`
- * (`tiny:latest` for `llama/tiny.gguf`), which resolves back to it.
+ * The name Ollama clients see for a model: a model of Ollama's store by its own name (`phi3:mini`,
+ * `namespace/model:tag`); another by its shortest unambiguous name (what /v1/models lists), tagged `latest` when it
+ * has no tag (`tiny:latest` for `llama/tiny.gguf`). Each resolves back to the model.
  */
-function ollamaName(shortName: string): string {
-  return `${shortName}${LATEST_TAG}`;
+function ollamaName(descriptor: Pick<ModelDescriptor, "name" | "store">, shortNames: Map<string, string>): string {
+  if (descriptor.store === "ollama") return descriptor.name;
+  const short = shortNames.get(descriptor.name) ?? descriptor.name;
+  const last = short.slice(short.lastIndexOf("/") + 1);
+  return last.includes(":") ? short : `${short}${LATEST_TAG}`;
 }
 
 /**
@@ -73,8 +76,32 @@ function ollamaName(shortName: string): string {
  * load), or with `requireCapability` by the requests that load, unload or describe a model without generating.
  */
 function resolveModel(deps: AppDeps, requested: string): Promise<ModelDescriptor> {
-  const name = requested.endsWith(LATEST_TAG) ? requested.slice(0, -LATEST_TAG.length) : requested;
-  return deps.runtime.models.resolve(name);
+  // The manager's one resolver takes NAME:latest, store tags, presets and aliases alike.
+  return deps.runtime.models.resolve(requested);
+}
+
+/**
+ * The variant of `descriptor` a request's load options ask for (`num_ctx`, `num_thread`, `num_gpu`): the model itself
+ * when they match how it loads, else a cache entry of its own (models/load-settings.ts). Unknown options are logged.
+ */
+function requestedVariant(
+  deps: AppDeps,
+  descriptor: ModelDescriptor,
+  options: OllamaOptions | null | undefined,
+): ModelDescriptor {
+  const ignored = unknownOptions(options);
+  if (ignored.length > 0)
+    deps.runtime.logger.debug({ model: descriptor.name, options: ignored }, "unknown Ollama options ignored");
+  if (!options) return descriptor;
+  const { backend } = deps.runtime.config;
+  const current = withLoadSettings(backend, descriptor.load);
+  const gpuOff = backend.gpu === false || backend.gpu === "false";
+  const asked: LoadSettings = {
+    ...(options.num_ctx != null ? { context_size: options.num_ctx } : {}),
+    ...(options.num_thread != null ? { threads: options.num_thread } : {}),
+    ...(options.num_gpu != null && options.num_gpu >= 0 && !gpuOff ? { gpu_layers: options.num_gpu } : {}),
+  };
+  return variantOf(descriptor, differing(asked, current));
 }
 
 /**
@@ -124,7 +151,7 @@ async function listedModels(deps: AppDeps): Promise<Array<{ descriptor: ModelDes
   const [models, shortNames] = await Promise.all([deps.runtime.models.list(), deps.runtime.models.shortNames()]);
   return models
     .filter((m) => m.format === "gguf")
-    .map((descriptor) => ({ descriptor, name: ollamaName(shortNames.get(descriptor.key) ?? descriptor.name) }));
+    .map((descriptor) => ({ descriptor, name: ollamaName(descriptor, shortNames) }));
 }
 
 async function tags(c: AppContext, deps: AppDeps): Promise<Response> {
@@ -142,17 +169,16 @@ async function tags(c: AppContext, deps: AppDeps): Promise<Response> {
   return c.json({ models: listed });
 }
 
+/** One line per loaded model (per cache entry: a file, or a variant of it with its own context), named as it loaded. */
 async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
-  const ready = new Map<string, LoadedModelInfo>(
-    deps.runtime.cache
-      .loadedModels()
-      .filter((m) => m.state === "ready")
-      .map((m) => [m.key, m]),
-  );
-  const models = (await listedModels(deps)).filter(({ descriptor }) => ready.has(descriptor.key));
+  const ready = deps.runtime.cache.loadedModels().filter((m) => m.state === "ready" && m.format === "gguf");
+  const shortNames = await deps.runtime.models.shortNames();
   const listed = await Promise.all(
-    models.map(async ({ descriptor: m, name }) => {
-      const info = ready.get(m.key) as LoadedModelInfo;
+    ready.map(async (info) => {
+      const { base, settings } = parseVariant(info.name);
+      const m = await deps.runtime.models.resolve(base).catch(() => null);
+      if (!m) return null;
+      const name = ollamaName(m, shortNames);
       return {
         name,
         model: name,
@@ -163,11 +189,11 @@ async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
         expires_at: info.expires_at,
         // Inferno measures a model's memory as one figure and does not tell VRAM apart.
         size_vram: 0,
-        context_length: deps.runtime.config.backend.context_size,
+        context_length: settings.context_size ?? m.load?.context_size ?? deps.runtime.config.backend.context_size,
       };
     }),
   );
-  return c.json({ models: listed });
+  return c.json({ models: listed.filter((m) => m !== null) });
 }
 
 async function show(c: AppContext, deps: AppDeps): Promise<Response> {
@@ -177,7 +203,7 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
   const descriptor = await resolveModel(deps, requested);
   requireCapability(descriptor, "text", "text generation");
   const metadata = await deps.runtime.models.metadata(descriptor);
-  const contextSize = deps.runtime.config.backend.context_size;
+  const contextSize = descriptor.load?.context_size ?? deps.runtime.config.backend.context_size;
   const modelInfo: Record<string, unknown> = {};
   if (metadata.format === "gguf") {
     const arch = metadata.architecture;
@@ -198,7 +224,8 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
     modelfile: `# Inferno serves this model from its models folder\nFROM ${descriptor.path}\nPARAMETER num_ctx ${contextSize}\n`,
     parameters: `num_ctx                        ${contextSize}`,
     template: "",
-    system: "",
+    // A preset's or Modelfile's system message (the Modelfile's Go TEMPLATE is not run: the file's own template is).
+    system: descriptor.defaults?.system ?? "",
     details: details(metadata.format === "gguf" ? metadata : null),
     model_info: modelInfo,
     // Every GGUF model gets tools: through its chat template's own format, or Inferno's generic one.
@@ -216,6 +243,9 @@ function ollamaOptions(request: OllamaRequest, limits: RequestLimits): Generatio
     ...truncateTo(request.truncate),
     ...generationOptions(samplingOf(options), numPredict, limits),
   };
+  // Ollama's own penalty fields (1 is its "off"): node-llama-cpp's repeatPenalty.
+  if (options?.repeat_penalty != null && options.repeat_penalty !== 1) mapped.repeatPenalty = options.repeat_penalty;
+  if (options?.repeat_last_n != null) mapped.repeatLastN = options.repeat_last_n;
   if (request.format) mapped.format = request.format;
   return mapped;
 }
@@ -371,7 +401,7 @@ async function generateRoute(
 ): Promise<Response> {
   const body: GenerateRequest = parseBody(schema, await readJson(c));
   checkFormat(body.format, "format");
-  const descriptor = await resolveModel(deps, body.model);
+  const descriptor = requestedVariant(deps, await resolveModel(deps, body.model), body.options);
   if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
   const prompt = body.prompt;
   if (body.raw && body.system)
@@ -445,7 +475,7 @@ async function chatRoute(
   const tools = chatOptions(body);
   // Tools, tool_choice, the format's schema and the tool messages are checked before anything is loaded.
   checkChat(history, { ...tools, ...(body.format ? { format: body.format } : {}) }, OLLAMA_CHAT_FIELDS);
-  const descriptor = await resolveModel(deps, body.model);
+  const descriptor = requestedVariant(deps, await resolveModel(deps, body.model), body.options);
   if (history.length === 0) return emptyGeneration(c, deps, body, descriptor, messageField, "chat");
   const turn: Turn = { messages: history, promptParam: "messages" };
   const request = ollamaGeneration(deps, body, descriptor, "chat", turn, tools);

@@ -308,7 +308,7 @@ async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
 /** A model as OpenAI lists it: `id` is its shortest unambiguous name (what clients send back), `file` its path. */
 function modelObject(model: ModelDescriptor, names: Map<string, string>, loadedKeys: Set<string>) {
   return {
-    id: names.get(model.key) ?? model.name,
+    id: names.get(model.name) ?? model.name,
     file: model.name,
     object: "model",
     created: Math.floor(model.fingerprint.mtimeMs / 1000),

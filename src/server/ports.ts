@@ -54,7 +54,7 @@ export interface ModelCatalog {
   resolve(name: string): Promise<ModelDescriptor>;
   /** Header metadata of a resolved model (read once per file version); throws ModelInvalid for a broken file. */
   metadata(model: ModelDescriptor): Promise<ModelMetadata>;
-  /** The shortest name that resolves to each model, by key: the ids clients see in model lists. */
+  /** The shortest name that resolves to each model, by the model's name: the ids clients see in model lists. */
   shortNames(): Promise<Map<string, string>>;
 }
 

@@ -10,7 +10,10 @@ test("an error is one sentence on stderr; --verbose adds the error's details and
   const plain = await s.run(["models", "info", "inferno-dem"]);
   assert.equal(plain.code, 2);
   assert.equal(plain.stdout, "");
-  assert.match(plain.stderr, /^error: model "inferno-dem" not found .*did you mean "inferno-demo"[^\n]*\?\n$/);
+  assert.match(
+    plain.stderr,
+    /^error: model "inferno-dem" not found \(looked in the models directory .*\); did you mean "inferno-demo"[^?]*\? To add models: put a \.gguf or \.onnx file in .*, or add a directory with --models-dir DIR[^\n]*\n$/,
+  );
   assert.equal(plain.stderr.split("\n").length, 2, "one line, then the final newline");
 
   const verbose = await s.run(["--verbose", "models", "info", "inferno-dem"]);
@@ -19,7 +22,7 @@ test("an error is one sentence on stderr; --verbose adds the error's details and
   assert.equal(`${sentence}\n`, plain.stderr, "the sentence comes first, unchanged");
   const detail = rest.join("\n");
   assert.match(detail, /"suggestions": \[\s*"inferno-demo",/);
-  assert.ok(detail.includes(`"models_dir": ${JSON.stringify(join(s.cwd, "models"))}`), detail);
+  assert.ok(detail.includes(`"models_dir": ${JSON.stringify(s.modelsDir)}`), detail);
   assert.match(detail, /^ModelNotFound: model "inferno-dem" not found/m);
   assert.match(detail, /^\s+at .*manager\.ts:\d+/m, "the stack names where the error was raised");
 });

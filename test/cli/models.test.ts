@@ -70,7 +70,7 @@ test("models demo into a directory given for this command only: the hint names i
 test("models list and info, as tables and as JSON", async (t) => {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
-  await writeFile(join(s.cwd, "models", "add.onnx"), tinyAddOnnx());
+  await writeFile(join(s.modelsDir, "add.onnx"), tinyAddOnnx());
   const table = await s.run(["models", "list"]);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /NAME\s+FORMAT\s+SIZE\s+ARCHITECTURE\s+QUANTIZATION\s+PARAMETERS\s+CONTEXT/);
@@ -98,7 +98,7 @@ test("models validate exits 1 when a file is invalid, and names it", async (t) =
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
   assert.equal((await s.run(["models", "validate"])).code, 0);
-  await writeFile(join(s.cwd, "models", "broken.gguf"), "GGML not really");
+  await writeFile(join(s.modelsDir, "broken.gguf"), "GGML not really");
   const bad = await s.run(["models", "validate"]);
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /INVALID\s+broken\.gguf: wrong magic "GGML"/);

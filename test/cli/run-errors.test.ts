@@ -12,7 +12,7 @@ const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
 test("a truncated model in run gives the one sentence models validate gives, not llama.cpp's log", async (t) => {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
-  await truncate(join(s.cwd, "models", "inferno-demo.gguf"), 600_000);
+  await truncate(join(s.modelsDir, "inferno-demo.gguf"), 600_000);
   const validate = await s.run(["models", "validate", "inferno-demo"]);
   const problem = /INVALID {2}inferno-demo\.gguf: (.*)/.exec(validate.stdout)?.[1];
   assert.ok(problem, validate.stdout);

@@ -59,7 +59,7 @@ async function chatInTerminal(t: TestContext, args: string[], env: Record<string
 test("run's chat under a real terminal: >>> prompt, streamed answer, Ctrl-D leaves", { skip: SKIP }, async (t) => {
   const chat = await chatInTerminal(t, ["--max-tokens", "6", "--temperature", "0"]);
   await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
-  assert.match(chat.screen(), /chatting with inferno-demo\.gguf: \/bye or Ctrl-D leaves, Ctrl-C stops an answer/);
+  assert.match(chat.screen(), /chatting with inferno-demo\.gguf: \/\? lists commands, \/bye or Ctrl-D leaves/);
   chat.type("Hello\r");
   await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 2);
   chat.type("\x04");
@@ -122,6 +122,23 @@ test(
     );
     chat.type("Hello\r");
     await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 3);
+    chat.type("/bye\r");
+    assert.equal(await chat.exited, 0, chat.screen());
+  },
+);
+
+test(
+  "slash commands under a real terminal: /? lists them, /set and /show answer, /bye leaves",
+  { skip: SKIP },
+  async (t) => {
+    const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
+    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
+    chat.type("/?\r");
+    await chat.waitFor("the help", () => /Available commands:[\s\S]*\/set parameter[\s\S]*>>> /.test(chat.screen()));
+    chat.type("/set parameter seed 42\r");
+    await chat.waitFor("the confirmation", () => chat.screen().includes("Set parameter 'seed' to '42'."));
+    chat.type("/show parameters\r");
+    await chat.waitFor("the parameters", () => /Parameters:[\s\S]*seed\s+42/.test(chat.screen()));
     chat.type("/bye\r");
     assert.equal(await chat.exited, 0, chat.screen());
   },

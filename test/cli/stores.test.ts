@@ -9,7 +9,7 @@ import { cliSandbox } from "../../testkit/cli.js";
 import { TEST_BACKEND_ENV as FAST } from "../../testkit/models.js";
 import { ollamaModel } from "../../testkit/stores.js";
 
-test("models list --stores shows what each store would add; model_stores turns them on", async (t) => {
+test("the stores present are read by default; models list --stores shows each; model_stores narrows them", async (t) => {
   const s = await cliSandbox(t);
   const ollama = join(s.root, "ollama-models");
   await ollamaModel(ollama, "tiny", "latest", tinyLlamaGguf());
@@ -22,8 +22,15 @@ test("models list --stores shows what each store would add; model_stores turns t
   const plain = await s.run(["--json", "models", "list"], env);
   assert.deepEqual(
     (JSON.parse(plain.stdout) as Array<{ name: string }>).map((m) => m.name),
+    ["broken:v1", DEMO_MODEL_FILE, "pub/repo/lm.gguf", "tiny:latest"],
+    "default: every store present (the Hugging Face cache is absent here)",
+  );
+  await writeFile(s.localFile, "model_stores = []\n");
+  const none = await s.run(["--json", "models", "list"], env);
+  assert.deepEqual(
+    (JSON.parse(none.stdout) as Array<{ name: string }>).map((m) => m.name),
     [DEMO_MODEL_FILE],
-    "default: no store",
+    "model_stores = [] reads none",
   );
 
   const all = await s.run(["models", "list", "--stores"], env);

@@ -18,9 +18,26 @@ test("defaults apply when no source sets anything", async (t) => {
   const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
   assert.equal(config.cache.max_cached_models, 5);
   assert.equal(config.cache.eviction_policy, "reload-cost");
-  assert.equal(config.models_dir, join(s.cwd, "models"));
+  assert.equal(config.models_dir, join(s.home, ".local", "share", "inferno", "models"));
+  assert.deepEqual(config.model_stores, ["ollama", "lmstudio", "huggingface"]);
   assert.equal(config.cache.cache_dir, join(s.home, ".cache", "inferno"));
   assert.deepEqual(origins.get("cache.max_cached_models"), { kind: "default", source: "built-in" });
+});
+
+test("the default models directory is per user: $XDG_DATA_HOME/inferno/models, else ~/.local/share, whatever the working directory", async (t) => {
+  const s = await sandbox(t);
+  const elsewhere = join(s.root, "elsewhere");
+  await mkdir(elsewhere);
+  const fromHere = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const fromThere = await resolveConfig({ env: s.env, home: s.home, cwd: elsewhere });
+  assert.equal(fromHere.config.models_dir, join(s.home, ".local", "share", "inferno", "models"));
+  assert.equal(fromThere.config.models_dir, fromHere.config.models_dir);
+  const xdgData = join(s.root, "xdg-data");
+  const withXdg = await resolveConfig({ env: { ...s.env, XDG_DATA_HOME: xdgData }, home: s.home, cwd: elsewhere });
+  assert.equal(withXdg.config.models_dir, join(xdgData, "inferno", "models"));
+  const otherUser = join(s.root, "other-home");
+  const other = await resolveConfig({ env: { ...s.env, HOME: otherUser }, home: otherUser, cwd: s.cwd });
+  assert.equal(other.config.models_dir, join(otherUser, ".local", "share", "inferno", "models"));
 });
 
 test("the default cache directory follows $XDG_CACHE_HOME when it is set, and ~/.cache when it is empty", async (t) => {
@@ -193,7 +210,8 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
     writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
 
   const neither = await load("");
-  assert.deepEqual([neither.config.models_dir, neither.config.models_dirs], [at("models"), [at("models")]]);
+  const perUser = join(s.home, ".local", "share", "inferno", "models");
+  assert.deepEqual([neither.config.models_dir, neither.config.models_dirs], [perUser, [perUser]]);
 
   const both = await load('models_dir = "a"\nmodels_dirs = ["b", "a", "~/c"]\n');
   assert.equal(both.config.models_dir, at("a"));
@@ -204,7 +222,7 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
   );
 
   const listOnly = await load('models_dirs = ["b", "$EXTRA"]\n', { EXTRA: join(s.root, "extra") });
-  assert.equal(listOnly.config.models_dir, at("b"), "the default ./models is not searched behind the user's back");
+  assert.equal(listOnly.config.models_dir, at("b"), "the default directory is not searched behind the user's back");
   assert.deepEqual(listOnly.config.models_dirs, [at("b"), join(s.root, "extra")]);
   assert.deepEqual(listOnly.origins.get("models_dir"), { kind: "local", source: s.localFile });
 
@@ -221,11 +239,12 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
   await assert.rejects(load('models_dirs = ["$NOPE/m"]\n'), /models_dirs: environment variable \$NOPE is not set/);
 });
 
-test("model_stores: a list of known stores, each once; default none", async (t) => {
+test("model_stores: a list of known stores, each once; default all three (read when present)", async (t) => {
   const s = await sandbox(t);
   const load = (text: string, env: Record<string, string> = {}) =>
     writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
-  assert.deepEqual((await load("")).config.model_stores, []);
+  assert.deepEqual((await load("")).config.model_stores, ["ollama", "lmstudio", "huggingface"]);
+  assert.deepEqual((await load("model_stores = []\n")).config.model_stores, []);
   assert.deepEqual((await load('model_stores = ["ollama", "huggingface"]\n')).config.model_stores, [
     "ollama",
     "huggingface",

@@ -358,11 +358,13 @@ test("shortest unambiguous names: the stem when unique, else the file name, the 
   for (const [names, expected] of table) {
     const models = names.map((n) => found(n));
     const short = shortestNames(models);
-    assert.deepEqual(Object.fromEntries(models.map((m) => [m.name, short.get(m.key)])), expected, names.join(", "));
+    assert.deepEqual(Object.fromEntries(models.map((m) => [m.name, short.get(m.name)])), expected, names.join(", "));
   }
-  // Two spellings of one file (a symlink) are one model: its stem stays unambiguous.
+  // Two spellings of one file (a symlink) are one model: its stem stays unambiguous and names the first; the other
+  // spelling keeps a name of its own.
   const linked = shortestNames([found("tiny.gguf", "/m/real.gguf"), found("link/tiny.gguf", "/m/real.gguf")]);
-  assert.equal(linked.get("/m/real.gguf"), "tiny");
+  assert.equal(linked.get("tiny.gguf"), "tiny");
+  assert.equal(linked.get("link/tiny.gguf"), "link/tiny");
 });
 
 test("every short name resolves back to its model", async (t) => {
@@ -373,5 +375,5 @@ test("every short name resolves back to its model", async (t) => {
   const manager = new ModelManager(dir);
   const names = await manager.shortNames();
   assert.equal(names.size, 4);
-  for (const [key, name] of names) assert.equal((await manager.resolve(name)).key, key, name);
+  for (const [modelName, name] of names) assert.equal((await manager.resolve(name)).name, modelName, name);
 });

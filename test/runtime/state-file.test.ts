@@ -16,7 +16,7 @@ async function setup(t: TestContext): Promise<{ file: StateFile; key: string }> 
   const { dir } = await tinyModelsDir(t, { gguf: { "llama/tiny.gguf": {}, "other.gguf": {} } });
   const cacheDir = await tempDir(t);
   const parsed = configSchema.parse({ models_dir: dir, cache: { always_warm: ["tiny"] } });
-  const config: InfernoConfig = { ...parsed, cache: { ...parsed.cache, cache_dir: cacheDir } };
+  const config: InfernoConfig = { ...parsed, models_dir: dir, cache: { ...parsed.cache, cache_dir: cacheDir } };
   const now = Date.now();
   const entry = async (name: string) => {
     const key = await realpath(join(dir, name));

@@ -109,8 +109,14 @@ export class ModelHost {
     const entry = options.entry ?? DEFAULT_HOST_ENTRY;
     this.gpu = options.gpu;
     this.format = options.format;
-    // The host's stdout goes to Inferno's stderr: nothing a runtime prints may end up in `--json` output.
-    this.child = spawn(process.execPath, [...hostExecArgv(entry), entry], { stdio: ["ignore", 2, "inherit", "pipe"] });
+    // The host's stdout goes to Inferno's stderr: nothing a runtime prints may end up in `--json` output. Its own
+    // process group (detached): a Ctrl-C in the terminal reaches the server only, which ends its hosts in order — a
+    // host signalled while it was still starting (before it ignores SIGINT) or loading llama.cpp's binary would die
+    // with a stack trace. It still exits when its channel to the server ends (main.ts), so none outlives the server.
+    this.child = spawn(process.execPath, [...hostExecArgv(entry), entry], {
+      stdio: ["ignore", 2, "inherit", "pipe"],
+      detached: true,
+    });
     this.pid = this.child.pid ?? -1;
     running.add(this.child);
     this.channel = this.child.stdio[HOST_FD] as Socket;

@@ -31,6 +31,7 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
       gpu,
       threads: 1,
       context_size: 64,
+      max_context_size: 64,
       batch_size: 64,
       mmap: false,
       parallel: 1,

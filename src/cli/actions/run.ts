@@ -19,6 +19,8 @@ import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
 import { findServer } from "../live.js";
+import { CHAT_HELP, type ChatSampling, describeParameters, parseChatCommand } from "./chat-commands.js";
+import { managerFor } from "./models.js";
 
 const FLAGS = COMMAND_FLAGS.run;
 /**
@@ -40,7 +42,7 @@ export interface RunOptions extends Record<string, unknown> {
   local?: boolean;
 }
 
-type Sampling = Pick<GenerationOptions, "maxTokens" | "temperature" | "seed" | "truncatePromptTokens">;
+type Sampling = ChatSampling;
 
 /** One turn to generate: chat messages, or a raw prompt. */
 /** A turn of the CLI's chat: plain text messages only (no tools), as the server's chat route takes them too. */
@@ -191,6 +193,9 @@ function serverGenerator(
             ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
             ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
             ...(options.seed !== undefined ? { seed: options.seed } : {}),
+            ...(options.topP !== undefined ? { top_p: options.topP } : {}),
+            ...(options.topK !== undefined ? { top_k: options.topK } : {}),
+            ...(options.minP !== undefined ? { min_p: options.minP } : {}),
             ...(options.truncatePromptTokens !== undefined
               ? { truncate_prompt_tokens: options.truncatePromptTokens }
               : {}),
@@ -319,6 +324,7 @@ async function chatLoop(
   const terminal = input.isTTY === true;
   const rl = createInterface({ input, output: ctx.io.stdout, terminal, prompt: ">>> " });
   const history: CliMessage[] = options.system ? [{ role: "system", content: options.system }] : [];
+  const sampling: Sampling = { ...options.sampling };
   let current: AbortController | null = null;
   rl.on("SIGINT", () => {
     if (current) {
@@ -328,25 +334,28 @@ async function chatLoop(
     ctx.io.stdout.write("\n(use /bye or Ctrl-D to leave)\n");
     rl.prompt();
   });
-  if (terminal) ctx.out.info(`chatting with ${generator.name}: /bye or Ctrl-D leaves, Ctrl-C stops an answer`);
+  if (terminal) ctx.out.info(`chatting with ${generator.name}: /? lists commands, /bye or Ctrl-D leaves`);
   const prompt = () => terminal && rl.prompt();
   prompt();
   try {
     for await (const line of rl) {
       const text = line.trim();
-      if (text === "/bye") break;
-      if (text === "" || text.startsWith("/")) {
-        if (text !== "") ctx.out.info(`unknown command ${text}: /bye leaves`);
+      if (text.startsWith("/")) {
+        if ((await chatCommand(ctx, config, generator, text, history, sampling)) === "bye") break;
+        prompt();
+        continue;
+      }
+      if (text === "") {
         prompt();
         continue;
       }
       const turn: Turn = options.raw ? { prompt: text } : { messages: [...history, { role: "user", content: text }] };
       current = new AbortController();
-      const sampling: Sampling = options.raw ? options.sampling : { ...options.sampling, truncatePromptTokens: -1 };
+      const turnSampling: Sampling = options.raw ? sampling : { ...sampling, truncatePromptTokens: -1 };
       let answered: Awaited<ReturnType<typeof answer>>;
       const shown = { text: false };
       try {
-        answered = await answer(ctx, config, generator, turn, sampling, options.stream, current.signal, shown);
+        answered = await answer(ctx, config, generator, turn, turnSampling, options.stream, current.signal, shown);
       } catch (error) {
         if (!terminal || !isInfernoError(error)) throw error;
         // The error on a line of its own, after any part of the answer that streamed.
@@ -365,10 +374,7 @@ async function chatLoop(
         history.push({ role: "user", content: text }, { role: "assistant", content: result.text });
         // Cut short by the context, not by --max-tokens: the history had left it little room. Older turns make room for
         // the next answer (the model cut the oldest turns only as far as the prompt had to fit).
-        if (
-          result.finishReason === "length" &&
-          result.usage.completionTokens < (options.sampling.maxTokens ?? Infinity)
-        ) {
+        if (result.finishReason === "length" && result.usage.completionTokens < (sampling.maxTokens ?? Infinity)) {
           dropOlderHalf(history);
           ctx.out.info("(the conversation filled the model's context: its older half is left out from now on)");
         }
@@ -380,6 +386,90 @@ async function chatLoop(
   } finally {
     rl.close();
   }
+}
+
+/**
+ * Applies one slash command of the chat to its history and sampling (see chat-commands.ts); "bye" when it leaves.
+ * What it prints goes to stdout: it is the chat's own output, like the answers.
+ */
+async function chatCommand(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  line: string,
+  history: CliMessage[],
+  sampling: Sampling,
+): Promise<"bye" | "continue"> {
+  const command = parseChatCommand(line);
+  const say = (text: string) => ctx.io.stdout.write(`${text}\n`);
+  switch (command.kind) {
+    case "bye":
+      return "bye";
+    case "help":
+      say(CHAT_HELP);
+      break;
+    case "clear":
+      history.splice(0, history.length, ...history.filter((m) => m.role === "system"));
+      say("Cleared the conversation.");
+      break;
+    case "set-parameter":
+      (sampling[command.key] as number) = command.value;
+      say(`Set parameter '${command.name}' to '${command.value}'.`);
+      break;
+    case "set-system":
+      history.splice(
+        0,
+        history.length,
+        { role: "system", content: command.text },
+        ...history.filter((m) => m.role !== "system"),
+      );
+      say("Set system message.");
+      break;
+    case "show":
+      say(await shown(ctx, config, generator, command.what, history, sampling));
+      break;
+    case "usage":
+      say(command.message);
+      break;
+  }
+  return "continue";
+}
+
+/** What `/show info`, `/show parameters` and `/show system` print. */
+async function shown(
+  ctx: CliContext,
+  config: InfernoConfig,
+  generator: Generator,
+  what: "info" | "parameters" | "system",
+  history: CliMessage[],
+  sampling: Sampling,
+): Promise<string> {
+  if (what === "system") return history.find((m) => m.role === "system")?.content ?? "No system message was specified.";
+  if (what === "parameters") {
+    const lines = describeParameters(sampling);
+    return lines.length === 0 ? "No parameters were set." : ["Parameters:", ...lines.map((l) => `  ${l}`)].join("\n");
+  }
+  const where = generator.loadMs === null ? "on the running server" : "loaded in this process";
+  const rows: Array<[string, string]> = [
+    ["name", generator.name],
+    ["runs", where],
+  ];
+  // The file's header, read here (the server's models are this machine's files too); a remote server's may be unknown.
+  const info = await managerFor(config, ctx)
+    .info(generator.name)
+    .catch(() => null);
+  if (info?.metadata.format === "gguf") {
+    const m = info.metadata;
+    rows.push(
+      ["architecture", m.architecture],
+      ["parameters", String(m.parameterCount)],
+      ["quantization", m.quantization],
+      ["context length", String(m.contextLength)],
+      ["embedding length", String(m.embeddingLength)],
+      ["file", info.path],
+    );
+  }
+  return ["Model", ...rows.map(([k, v]) => `  ${k.padEnd(18)} ${v}`)].join("\n");
 }
 
 /** Removes the older half of a chat history's turns (whole user + assistant pairs); leading system messages stay. */

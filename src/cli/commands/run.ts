@@ -14,7 +14,10 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .command("run")
       .description("chat with a GGUF model: answer PROMPT, or chat turn by turn without one (like `ollama run`)")
       .argument("[model]", "model name: a path in the models directory, a file name or a file stem")
-      .argument("[prompt]", "what to say; without it, a chat reads one turn per line (/bye or Ctrl-D leaves)")
+      .argument(
+        "[prompt...]",
+        "what to say (several words are joined with spaces, as `ollama run` does); without it, a chat reads one turn per line (/? lists its commands, /bye or Ctrl-D leaves)",
+      )
       .option("--model <name>", "the model, as a flag (instead of MODEL)")
       .option("--prompt <text>", "the prompt, as a flag (instead of PROMPT)")
       .option("--raw", "complete the text as written instead of chatting through the model's chat template")
@@ -31,7 +34,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       .option("--no-stream", "print each answer whole")
       .option("--local", "load the model in this process even when a server is running"),
     COMMAND_FLAGS.run,
-  ).action(async (model: string | undefined, prompt: string | undefined, options: RunOptions) =>
-    (await import("../actions/run.js")).runCommand(ctx, model, prompt, options),
+  ).action(async (model: string | undefined, words: string[], options: RunOptions) =>
+    (await import("../actions/run.js")).runCommand(ctx, model, words.length > 0 ? words.join(" ") : undefined, options),
   );
 }

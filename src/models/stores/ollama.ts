@@ -12,6 +12,8 @@
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { mtimeNs, openStoreScan, type FoundModel, type Scan } from "../discovery.js";
+import type { LoadSettings } from "../load-settings.js";
+import type { ModelDefaults } from "../types.js";
 
 export const OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model";
 const DEFAULT_HOST = "registry.ollama.ai";
@@ -51,6 +53,81 @@ export function parseOllamaManifest(text: string): ModelLayer | { problem: strin
     return { problem: `model layer size ${JSON.stringify(layer.size)} is not a byte count` };
   }
   return { sha256: match[1] as string, size: layer.size, digest: layer.digest as string };
+}
+
+/** The Modelfile layers Inferno honours: `PARAMETER`s (a JSON object) and `SYSTEM` (text). */
+const PARAMS_LAYER = "application/vnd.ollama.image.params";
+const SYSTEM_LAYER = "application/vnd.ollama.image.system";
+/** Kept for `/api/show`: a Go template, which Inferno does not run (the GGUF file's own chat template is used). */
+const TEMPLATE_LAYER = "application/vnd.ollama.image.template";
+
+/** What a model's Modelfile gives it: load settings (`num_ctx`, `num_thread`, `num_gpu`) and defaults. */
+export interface OllamaModelfile {
+  load: LoadSettings;
+  defaults: ModelDefaults;
+  /** The Modelfile's `TEMPLATE` (Go template syntax), shown, not used. */
+  template?: string;
+}
+
+/** Ollama's `PARAMETER` names as Inferno's. */
+const PARAMETERS: Record<string, { load?: keyof LoadSettings; option?: keyof ModelDefaults }> = {
+  num_ctx: { load: "context_size" },
+  num_thread: { load: "threads" },
+  num_gpu: { load: "gpu_layers" },
+  temperature: { option: "temperature" },
+  top_k: { option: "topK" },
+  top_p: { option: "topP" },
+  min_p: { option: "minP" },
+  repeat_penalty: { option: "repeatPenalty" },
+  repeat_last_n: { option: "repeatLastN" },
+  presence_penalty: { option: "presencePenalty" },
+  frequency_penalty: { option: "frequencyPenalty" },
+  seed: { option: "seed" },
+  num_predict: { option: "maxTokens" },
+};
+
+/**
+ * The Modelfile of a manifest: its `params` layer (JSON: `{"num_ctx": 4096, "stop": [...], …}`) and `system` layer
+ * (text), read from their blobs; a layer whose blob is missing or unreadable is left out (the model still runs, as with
+ * Ollama's defaults). Parameters Inferno does not know are ignored, as Ollama ignores unknown options.
+ */
+export async function readOllamaModelfile(root: string, manifestText: string): Promise<OllamaModelfile | undefined> {
+  const layers = ((JSON.parse(manifestText) as { layers?: unknown }).layers ?? []) as Array<{
+    mediaType?: unknown;
+    digest?: unknown;
+  }>;
+  const read = async (mediaType: string) => {
+    const layer = layers.find((l) => l?.mediaType === mediaType);
+    if (typeof layer?.digest !== "string" || !DIGEST.test(layer.digest)) return undefined;
+    return readFile(ollamaBlobPath(root, layer.digest), "utf8").catch(() => undefined);
+  };
+  const [paramsText, system, template] = await Promise.all([
+    read(PARAMS_LAYER),
+    read(SYSTEM_LAYER),
+    read(TEMPLATE_LAYER),
+  ]);
+  const modelfile: OllamaModelfile = { load: {}, defaults: {} };
+  let params: Record<string, unknown> = {};
+  try {
+    params = paramsText ? (JSON.parse(paramsText) as Record<string, unknown>) : {};
+  } catch {
+    params = {};
+  }
+  for (const [name, value] of Object.entries(params)) {
+    const target = PARAMETERS[name];
+    if (target?.load && typeof value === "number" && Number.isInteger(value) && value >= 0) {
+      modelfile.load[target.load] = value;
+    } else if (target?.option && typeof value === "number") {
+      (modelfile.defaults[target.option] as number) = value;
+    } else if (name === "stop") {
+      const stops = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === "string");
+      if (stops.length > 0) modelfile.defaults.stop = stops;
+    }
+  }
+  if (system !== undefined && system !== "") modelfile.defaults.system = system;
+  if (template !== undefined && template !== "") modelfile.template = template;
+  const empty = Object.keys(modelfile.load).length === 0 && Object.keys(modelfile.defaults).length === 0;
+  return empty && modelfile.template === undefined ? undefined : modelfile;
 }
 
 /** Manifest files four levels under `manifests/` (HOST/NAMESPACE/MODEL/TAG), with the directories walked. */
@@ -103,7 +180,17 @@ async function modelOf(root: string, manifest: string, name: string, scan: Scan)
   if (size !== layer.size) {
     return invalid(`blob ${layer.digest.replace(":", "-")} has ${size} bytes but the manifest says ${layer.size}`);
   }
-  return { name, path: key, key, format: "gguf", store: "ollama", sha256: layer.sha256, ...latest };
+  const modelfile = await readOllamaModelfile(root, text);
+  return {
+    name,
+    path: key,
+    key,
+    format: "gguf",
+    store: "ollama",
+    sha256: layer.sha256,
+    ...latest,
+    ...(modelfile ? { modelfile } : {}),
+  };
 }
 
 /** Every model of the Ollama store at `root` (its `models` directory). */
