@@ -168,6 +168,15 @@ export const backendSchema = z
       .describe(
         "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.",
       ),
+    host_timeout_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(30)
+      .describe(
+        'The model host watchdog (with `isolation = "process"`): a host with work in flight that sends nothing — no streamed text, no answer to the ping it is sent after each quiet second — for this many seconds, plus one second per MiB of the request it works on, is killed and its model counted as crashed: its requests fail with 503 and `Retry-After`, evict and clear stop waiting for it, and the next request loads the model again. At most 3600.',
+      ),
   })
   .describe("How models are run (llama.cpp and ONNX Runtime).");
 

@@ -32,6 +32,8 @@ export type ToHost =
   /** Calls a method of the loaded model. `args` are the method's arguments without signal and onText. */
   | { type: "call"; id: number; method: CallMethod; args: unknown[]; stream: boolean }
   | { type: "abort"; id: number }
+  /** Answered by `pong` at once, whatever the host is doing: the watchdog's question (see host.ts). */
+  | { type: "ping" }
   /** The host's own memory figure, for platforms where the OS offers none to another process. */
   | { type: "memory"; id: number }
   /** Dispose the model and exit. */
@@ -47,6 +49,7 @@ export interface WireError {
 /** Host → Inferno. */
 export type FromHost =
   | { type: "ready" }
+  | { type: "pong" }
   | { type: "progress"; id: number; fraction: number }
   | { type: "loaded"; id: number; kind: "text" | "tensor"; memoryBytes: number }
   /** Streamed text of a call: the pieces that arrived together, as one message (see text-stream.ts). */
@@ -101,6 +104,7 @@ export function parseFromHost(value: unknown): FromHost {
   const ok = (() => {
     switch (m.type) {
       case "ready":
+      case "pong":
         return true;
       case "progress":
         return isId(m.id) && typeof m.fraction === "number";
@@ -128,6 +132,8 @@ export function parseToHost(value: unknown): ToHost {
     switch (m.type) {
       case "init":
         return m.format === "gguf" || m.format === "onnx";
+      case "ping":
+        return true;
       case "load":
         return isId(m.id) && isObject(m.descriptor) && isObject(m.config);
       case "call":

@@ -35,6 +35,7 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
       mmap: false,
       parallel: 1,
       isolation: "in-process",
+      host_timeout_seconds: 30,
     };
     for (let i = 0; i < WARM_UP_LOADS; i++) {
       const model = await llama.load(descriptor, { backend: config });
