@@ -196,6 +196,20 @@ export const serverSchema = z
       .describe(
         "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server.",
       ),
+    allowed_hosts: z
+      .array(z.string().min(1).max(253))
+      .max(1000)
+      .default([])
+      .describe(
+        "Host names the server answers besides loopback names (`localhost`, `*.localhost`), IP addresses and `server.host` itself: a request whose `Host` header names anything else is refused with 403, so a web page cannot reach the server through a DNS name it controls (DNS rebinding). `*.example.com` also matches every subdomain; `*` allows every host. Needed when the server is reached by a name (a reverse proxy, `http://myhost:8080`).",
+      ),
+    allowed_origins: z
+      .array(z.string().min(1).max(2048))
+      .max(1000)
+      .default([])
+      .describe(
+        "Origins (`scheme://host[:port]`, as a browser sends them in `Origin`) whose web pages may call the API, like Ollama's `OLLAMA_ORIGINS`: a request from any other origin is refused with 403, and only these get CORS headers. Pages served by the server itself (its status page) are always allowed. `*` allows every origin (any web page you open could then use the server). Default: none.",
+      ),
     max_queue: z
       .number()
       .int()
