@@ -19,6 +19,7 @@ import { StateCorrupt, StateLocked, StateTimeout, StateUnwritable, messageOf } f
 import { withTimeout } from "../clock.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import { mergeDelta } from "./merge.js";
+import { stuckCall } from "./stuck-calls.js";
 import type { CacheState, RestoreResult, SaveResult, StateDelta, StateStore } from "./types.js";
 import { zstdCompress, zstdDecompress } from "./zstd.js";
 
@@ -93,6 +94,8 @@ export function boundedFileSystem(fs: StoreFileSystem, timeoutMs: number): Store
   ): Promise<T> => {
     const pending = call();
     return withTimeout(pending, timeoutMs, () => {
+      const returned = stuckCall();
+      pending.then(returned, returned);
       if (late) pending.then(late).catch(() => {});
       return new StateTimeout(
         `${operation} ${path} did not finish within ${timeoutMs / 1000} s (a stuck file system?)`,
