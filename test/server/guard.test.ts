@@ -24,7 +24,16 @@ export function raw(
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request(
-      { hostname, port, path, method: options.method ?? "GET", headers: options.headers ?? {} },
+      {
+        hostname,
+        port,
+        path,
+        method: options.method ?? "GET",
+        headers: {
+          ...(options.body === undefined ? {} : { "content-length": String(Buffer.byteLength(options.body)) }),
+          ...options.headers,
+        },
+      },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
