@@ -20,6 +20,11 @@ const MAX_DURATION_TEXT = `at most ${MAX_DURATION_SECONDS} (10 years)`;
 /** The most requests `cache.request_log_size` may keep (and a state file may hold): a million, ~10 MB in memory. */
 export const MAX_REQUEST_LOG_SIZE = 1_000_000;
 
+/** The shortest `cache.usage_half_life_hours`: 36 s. */
+const MIN_HALF_LIFE_HOURS = 0.01;
+/** Most tokens of a context or a batch: 2^24, far above any model's context, far below what would overflow. */
+const MAX_TOKENS_SETTING = 16_777_216;
+
 /** Whole, non-negative number of seconds, at most `MAX_DURATION_SECONDS`. */
 const seconds = () => z.number().int().nonnegative().max(MAX_DURATION_SECONDS);
 
@@ -98,9 +103,12 @@ export const cacheSchema = z
       .describe("Only models used within this many hours are warmed at start. 0 = no limit."),
     usage_half_life_hours: z
       .number()
-      .positive()
+      .min(MIN_HALF_LIFE_HOURS)
+      .max(MAX_DURATION_SECONDS / 3600)
       .default(24)
-      .describe("Half-life, in hours, of the exponentially decayed usage frequency that ranks models."),
+      .describe(
+        `Half-life, in hours, of the exponentially decayed usage frequency that ranks models. From ${MIN_HALF_LIFE_HOURS} (36 s: shorter, every frequency decays to nothing between two requests) to ${MAX_DURATION_SECONDS / 3600} (10 years).`,
+      ),
     eviction_policy: z
       .enum(["lru", "cost-aware", "reload-cost"])
       .default("reload-cost")
@@ -143,8 +151,20 @@ export const backendSchema = z
       .describe(
         "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores.",
       ),
-    context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
-    batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
+    context_size: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_TOKENS_SETTING)
+      .default(2048)
+      .describe(`Context window in tokens for GGUF models; at most ${MAX_TOKENS_SETTING}.`),
+    batch_size: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_TOKENS_SETTING)
+      .default(512)
+      .describe(`Prompt-processing batch size in tokens; at most ${MAX_TOKENS_SETTING}.`),
     gpu: z
       .enum(["auto", "false", "cuda", "vulkan", "metal"])
       .or(z.literal(false))
