@@ -75,6 +75,19 @@ async function ensureAModel(
   return models.list();
 }
 
+/** The models whose header metadata reads (read once per file version; the cache keeps it for later). */
+async function usable(models: ModelManager, found: ModelDescriptor[]): Promise<ModelDescriptor[]> {
+  const read = await Promise.all(
+    found.map((m) =>
+      models.metadata(m).then(
+        () => m,
+        () => null,
+      ),
+    ),
+  );
+  return read.filter((m): m is ModelDescriptor => m !== null);
+}
+
 /** Resolves with the first of `signals` to arrive; `dispose()` stops listening (when the server never started). */
 function signalWaiter(signals: NodeJS.Signals[]): { received: Promise<NodeJS.Signals>; dispose(): void } {
   let handler: (signal: NodeJS.Signals) => void = () => undefined;
@@ -117,7 +130,15 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
   }
   let server: RunningServer | null = null;
   try {
-    const found = await ensureAModel(config, runtime.models, logger, options.modelsDirConfigured ?? true);
+    const discovered = await ensureAModel(config, runtime.models, logger, options.modelsDirConfigured ?? true);
+    // The banner counts and suggests only models whose header reads: a broken file is listed by `models list`, not here.
+    const found = await usable(runtime.models, discovered);
+    if (found.length < discovered.length) {
+      logger.warn(
+        { invalid: discovered.length - found.length },
+        `${discovered.length - found.length} model file(s) are invalid (see \`inferno models validate\`)`,
+      );
+    }
     const modelCount = found.length;
     server = await startServer(runtime, { version: options.version });
     const threads = threadCount(config.backend.threads, physicalCores());
