@@ -26,7 +26,13 @@ import {
   ModelTooLarge,
   messageOf,
 } from "../errors/index.js";
-import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
+import {
+  type Bytes,
+  type Fingerprint,
+  type ModelDescriptor,
+  type ModelSource,
+  sameFileVersion,
+} from "../models/types.js";
 import { ClockReader, systemClock } from "./clock.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
 import {
@@ -165,8 +171,11 @@ export class ModelCache implements AsyncDisposable {
   private readonly entries = new Map<string, Entry>();
   /** Ready entries not retiring (`models_loaded`), kept as a count so summaries are O(1). */
   private readyCount = 0;
-  /** Model key → monotonic time until which loads are refused after a failure. */
-  private readonly cooldowns = new Map<string, number>();
+  /**
+   * Model key → monotonic time until which loads are refused after a failure, and the file version that failed: a
+   * different version (the file was fixed or replaced) lifts the cooldown at once.
+   */
+  private readonly cooldowns = new Map<string, { until: number; fingerprint: Fingerprint }>();
   /** Model key → monotonic time of its last crash: a second crash soon after starts the load-failure cooldown. */
   private readonly crashes = new Map<string, number>();
   private readonly limits: Limits;
@@ -532,8 +541,11 @@ export class ModelCache implements AsyncDisposable {
   }
 
   private startLoad(descriptor: ModelDescriptor, allowEvict: boolean): LoadingEntry {
-    const until = this.cooldowns.get(descriptor.key);
+    const cooldown = this.cooldowns.get(descriptor.key);
     const now = this.time.monotonic();
+    if (cooldown && !sameFileVersion(cooldown.fingerprint, descriptor.fingerprint))
+      this.cooldowns.delete(descriptor.key);
+    const until = this.cooldowns.get(descriptor.key)?.until;
     if (until !== undefined && until > now) {
       const retry = Math.ceil((until - now) / 1000);
       throw new ModelLoadCooldown(`${descriptor.name} failed to load recently; retry in ${retry} s`, {
@@ -625,7 +637,9 @@ export class ModelCache implements AsyncDisposable {
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.book.recordLoadFailure(key);
     const cooldownMs = this.config.load_failure_cooldown_seconds * 1000;
-    if (cooldownMs > 0) this.cooldowns.set(key, this.time.monotonic() + cooldownMs);
+    if (cooldownMs > 0) {
+      this.cooldowns.set(key, { until: this.time.monotonic() + cooldownMs, fingerprint: entry.descriptor.fingerprint });
+    }
     const typed =
       error instanceof InfernoError
         ? error
@@ -652,7 +666,7 @@ export class ModelCache implements AsyncDisposable {
     const previous = this.crashes.get(key);
     this.crashes.set(key, now);
     const repeated = previous !== undefined && now - previous < cooldownMs;
-    if (repeated) this.cooldowns.set(key, now + cooldownMs);
+    if (repeated) this.cooldowns.set(key, { until: now + cooldownMs, fingerprint: entry.descriptor.fingerprint });
     this.logger?.warn("model crashed; it is unloaded and loads again on the next request", {
       model: name,
       error: messageOf(error),

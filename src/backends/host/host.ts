@@ -333,7 +333,7 @@ export class ModelHost {
   private crash(how: string): ModelCrashed {
     const model = this.modelName === null ? "" : ` of ${this.modelName}`;
     return new ModelCrashed(
-      `the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request`,
+      `the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request (after cache.load_failure_cooldown_seconds when it crashed twice within that time)`,
       {
         details: {
           ...(this.modelName === null ? {} : { model: this.modelName }),
