@@ -15,7 +15,14 @@ import * as fsPromises from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
-import { StateCorrupt, StateLocked, StateTimeout, StateUnwritable, messageOf } from "../../errors/index.js";
+import {
+  isInfernoError,
+  messageOf,
+  StateCorrupt,
+  StateLocked,
+  StateTimeout,
+  StateUnwritable,
+} from "../../errors/index.js";
 import { withTimeout } from "../clock.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import { mergeDelta } from "./merge.js";
@@ -484,15 +491,30 @@ export class FileStateStore implements StateStore {
     });
     return this.withLock(async () => {
       let current: CacheState | null = null;
+      let raw: Uint8Array | null = null;
       try {
-        current = await decompressState(await this.fs.readFile(this.path));
+        raw = await this.fs.readFile(this.path);
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
+      if (raw !== null) current = await this.decodeForUpdate(raw);
       const { state, result } = change(current);
       await this.writeAtomically(await compressState(state));
       return result;
     });
+  }
+
+  /** The state an update starts from; one that does not decode is refused naming the file, and left as it is. */
+  private async decodeForUpdate(raw: Uint8Array): Promise<CacheState> {
+    try {
+      return await decompressState(raw);
+    } catch (error) {
+      const details = isInfernoError(error) ? error.details : undefined;
+      throw new StateCorrupt(
+        `the cache state ${this.path} cannot be read (${messageOf(error)}); it was left as it is. Move it aside (or let \`inferno serve\` set it aside as .corrupt-*) to start afresh`,
+        { cause: error, details: { ...details, path: this.path } },
+      );
+    }
   }
 
   private async writeAtomically(bytes: Uint8Array): Promise<void> {
