@@ -6,7 +6,8 @@
  * (the completion and chat code compiled); a spare host exists so that a cold load, and the first request to the model
  * it loads, pay nothing a process that loaded before would not.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BackendConfig } from "../../config/schema.js";
@@ -22,8 +23,14 @@ const WARM_UP_LOADS = 2;
  */
 export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Promise<void> {
   let dir: string | undefined;
+  // A host ended while it warms up (a spare stopped at shutdown: it exits at once) removes its folder on the way out.
+  const removeOnExit = () => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", removeOnExit);
   try {
-    dir = await mkdtemp(join(tmpdir(), "inferno-host-warm-up-"));
+    await removeOrphans();
+    dir = await mkdtemp(join(tmpdir(), `${PREFIX}${process.pid}-`));
     const path = join(dir, "nano.gguf");
     const size = await writeTinyLlamaGguf(path, { preset: "nano" });
     const descriptor = { name: "warm-up", key: path, path, format: "gguf" as const, fingerprint: { size, mtimeMs: 0 } };
@@ -48,6 +55,31 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
   } catch {
     // best effort (see above)
   } finally {
+    process.off("exit", removeOnExit);
     if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+const PREFIX = "inferno-host-warm-up-";
+
+/**
+ * Removes the warm-up folders of hosts that are gone without removing theirs (killed with SIGKILL while warming up):
+ * each folder's name carries its host's pid.
+ */
+async function removeOrphans(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = /^inferno-host-warm-up-(\d+)-/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || running(Number(pid))) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
