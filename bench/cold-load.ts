@@ -24,6 +24,7 @@ import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
 import { hostEntry } from "./hosts.js";
 import { type Figure, figure, loadAverage, median, ratios } from "./report.js";
+import { formatBytes } from "../src/units.js";
 
 /** Milliseconds per round for each way of loading (and reading) one file in one page-cache state. */
 export interface ColdLoadRow {
@@ -167,7 +168,7 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
 export function coldLoadFigures(report: ColdLoadReport): Figure[] {
   const ms = (values: number[]) => median(values).toFixed(0);
   return report.rows.flatMap((row) => {
-    const what = `${row.model} (${(row.size_bytes / 1e6).toFixed(0)} MB), page cache ${row.page_cache}`;
+    const what = `${row.model} (${formatBytes(row.size_bytes)}), page cache ${row.page_cache}`;
     const note = (subject: number[]) =>
       `${ms(subject)} vs ${ms(row.node_llama_cpp_ms)} ms; raw read (cat) ${ms(row.raw_read_ms)} ms`;
     return [

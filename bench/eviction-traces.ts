@@ -8,8 +8,8 @@
  */
 import type { SimModel, SimRequest, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
+import { GIB } from "../src/units.js";
 
-const GIB = 1024 ** 3;
 const HOUR_MS = 3600_000;
 /** Cold load time per GiB of model (about what an NVMe read plus llama.cpp's set-up take). */
 export const COLD_MS_PER_GIB = 1000;

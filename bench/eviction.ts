@@ -17,6 +17,7 @@ import type { SimModel, SimRequest, SimResult, SimSettings, Trace } from "../src
 import { backendSchema, cacheSchema } from "../src/config/schema.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
 import { highsSolver } from "../src/runtime/lp-solver.js";
+import { MIB } from "../src/units.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 import { makeModels, type NamedTrace, SETTINGS, syntheticTraces, zipfSampler, zipfTrace } from "./eviction-traces.js";
 import { type Figure, figure } from "./report.js";
@@ -82,7 +83,7 @@ export async function recordInfernoTrace(requests: number, seed = 21): Promise<N
   });
   const config = {
     ...cacheSchema.parse({
-      max_memory_mb: SETTINGS.maxMemoryBytes / 1024 ** 2,
+      max_memory_mb: SETTINGS.maxMemoryBytes / MIB,
       max_cached_models: SETTINGS.maxModels,
       model_ttl_seconds: 0,
       enable_warmup: false,

@@ -13,7 +13,8 @@ import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
 import { type Figure, loadAverage, machine, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
-import { SECTION_ORDER, updateReadme } from "./readme.js";
+import { writeGenerated } from "../scripts/docs.js";
+import { SECTION_ORDER } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
@@ -106,10 +107,10 @@ console.log(
 console.log(renderTable(fresh.figures, "text", NAMES));
 const missed = fresh.figures.filter((f) => f.met === false).length;
 const targeted = fresh.figures.filter((f) => f.met !== null).length;
-const merged = await mergeResults(fresh);
-updateReadme(merged, NAMES);
+await mergeResults(fresh);
+await writeGenerated(["bench-table"]);
 console.log(
-  `\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and README.md's table`,
+  `\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and docs/benchmarks.md's table`,
 );
 console.log(
   `bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s) took ${seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`,

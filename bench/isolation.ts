@@ -24,8 +24,8 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
 import { type Figure, figure, interleaved, loadAverage, median, ratios } from "./report.js";
+import { formatBytes } from "../src/units.js";
 
-const MIB = 1024 * 1024;
 /**
  * Rounds of the tokens/s comparison. One round of each length takes well under a second on an idle machine, and on this
  * shared 2-core machine single rounds range from a fifth to five times the typical ratio (another developer's burst lands
@@ -94,7 +94,6 @@ const timed = async <T>(work: () => Promise<T>): Promise<{ ms: number; value: T 
   return { ms: performance.now() - start, value };
 };
 
-const mib = (bytes: number) => `${(bytes / MIB).toFixed(1)}`;
 const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 async function coldLoads(model: ModelDescriptor, config: BackendConfig, runs: number): Promise<ColdLoadDetails> {
@@ -315,15 +314,15 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
       options.quick ? [false] : [false, true],
     );
     console.log(
-      `\nmemory per model (MiB; ${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
-        `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${mib(median(idles))} MiB Pss`,
+      `\nmemory per model (${host.label}): estimate before the load, what the cache accounts, what the OS measures after a ` +
+        `first request (process: the host's Pss; in-process: what the model adds to a process's private memory). Idle host: ${formatBytes(median(idles))} Pss`,
     );
     console.log(
       "model               mmap   isolation    estimate   accounted         OS   estimate err   accounted err",
     );
     for (const r of rows) {
       console.log(
-        `${r.model.padEnd(19)} ${String(r.mmap).padEnd(6)} ${r.isolation.padEnd(10)} ${mib(r.estimate_bytes).padStart(10)} ${mib(r.accounted_bytes).padStart(11)} ${mib(r.os_bytes).padStart(10)} ${percent(r.estimate_error).padStart(14)} ${percent(r.accounted_error).padStart(15)}`,
+        `${r.model.padEnd(19)} ${String(r.mmap).padEnd(6)} ${r.isolation.padEnd(10)} ${formatBytes(r.estimate_bytes).padStart(10)} ${formatBytes(r.accounted_bytes).padStart(11)} ${formatBytes(r.os_bytes).padStart(10)} ${percent(r.estimate_error).padStart(14)} ${percent(r.accounted_error).padStart(15)}`,
       );
     }
     return {

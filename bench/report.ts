@@ -4,9 +4,11 @@
  * into `bench/results/latest.json`, from which the README's table is generated (`renderTable(..., "markdown")`).
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../src/fs/atomic-write.js";
+import { GIB } from "../src/units.js";
 
 /**
  * Where a figure must land. A ratio "≤ 1.15×" is `{ max: 1.15 }`; "≥ 1 M/s" is `{ min: 1e6 }`; "within 10 %" of the
@@ -267,7 +269,7 @@ export function machine(): Machine {
   return {
     cpu: cpus()[0]?.model ?? "unknown",
     cores: cpus().length,
-    memory_gib: Math.round(totalmem() / 1024 ** 3),
+    memory_gib: Math.round(totalmem() / GIB),
     node: process.version,
   };
 }
@@ -313,8 +315,6 @@ export async function mergeResults(fresh: Results, file = RESULTS_FILE): Promise
     },
   };
   await mkdir(dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(merged, null, 2)}\n`);
-  await rename(temporary, file);
+  await writeFileAtomic(file, `${JSON.stringify(merged, null, 2)}\n`);
   return merged;
 }

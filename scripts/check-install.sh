@@ -24,6 +24,10 @@ if grep -Eiq "node-gyp|gyp info|gyp ERR|prebuild-install" "$tmp/npm-ci.log"; the
   grep -Ei "node-gyp|gyp info|gyp ERR|prebuild-install" "$tmp/npm-ci.log" | head -5 >&2
   fail "a native build ran during npm ci"
 fi
+if grep -q "Unknown project config\|Unknown user config" "$tmp/npm-ci.log"; then
+  grep "Unknown .* config" "$tmp/npm-ci.log" | head -3 >&2
+  fail "npm warned about an unknown config key (the onnxruntime-node CUDA skip lives in package.json overrides)"
+fi
 gyp_dirs=$(find node_modules -name config.gypi -o -name binding.Makefile | head -5)
 [ -z "$gyp_dirs" ] || fail "gyp build output in node_modules: $gyp_dirs"
 [ ! -e "$tmp/home/.cache/node-gyp" ] || fail "Node headers were downloaded to \$HOME/.cache/node-gyp"

@@ -2,15 +2,17 @@
  * `npm run stress` (`-- --only NAME` for one scenario, `-- --bounded` for the sizes the test suite runs): tries hard to
  * break Inferno and prints what happened. Each scenario runs in a process of its own (a crash or a leak of one cannot
  * hide in another's figures); full-size results, with the machine, when each ran and the load average, are merged
- * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures the README's
- * "Reliability" table is regenerated from. Exits 1 when any scenario had a violation.
+ * into `stress/results/latest.json` (a scenario run alone replaces only its own), whose figures docs/reliability.md's
+ * table is regenerated from (scripts/docs.ts). Exits 1 when any scenario had a violation.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { reliabilitySection, type StressMachine, type StressOutcome, updateReadme } from "./report.js";
+import { writeFileAtomic } from "../src/fs/atomic-write.js";
+import { GIB, MIB } from "../src/units.js";
+import type { StressMachine, StressOutcome } from "./report.js";
 import type { ScenarioResult } from "./scenario.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
@@ -29,7 +31,7 @@ if (child !== undefined) {
   if (!scenario) throw new Error(`no scenario ${child}`);
   const result = await scenario.run((bounded ? scenario.bounded : scenario.full) as never);
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / 1024 ** 2) }));
+  console.log(RESULT_MARK + JSON.stringify({ ...result, process_peak_rss_mib: Math.round(peak / MIB) }));
   process.exit(0);
 }
 
@@ -86,7 +88,7 @@ const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
 const machine: StressMachine = {
   cpu: cpus()[0]?.model ?? "unknown",
   cores: cpus().length,
-  memory_gib: Math.round(totalmem() / 1024 ** 3),
+  memory_gib: Math.round(totalmem() / GIB),
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
   root: process.getuid?.() === 0,
@@ -121,7 +123,8 @@ const failed = Object.entries(results)
   .filter(([, r]) => r.violations.length > 0)
   .map(([n]) => n);
 if (!bounded) {
-  // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the README's table.
+  // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the docs' table
+  // (imported here, not above: a scenario's child process needs none of it).
   const dir = join(import.meta.dirname, "results");
   const file = join(dir, "latest.json");
   await mkdir(dir, { recursive: true });
@@ -133,12 +136,11 @@ if (!bounded) {
   const ordered = Object.fromEntries(
     SCENARIOS.filter((s) => s.name in merged).map((s) => [s.name, merged[s.name] as StressOutcome]),
   );
-  await writeFile(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify({ machine, results: ordered }, null, 2)}\n`);
   console.log(`wrote ${join("stress", "results", "latest.json")}`);
-  const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
-  const readme = join(import.meta.dirname, "..", "README.md");
-  if (await updateReadme(readme, reliabilitySection(machine, ordered, titles)))
-    console.log("updated the README's Reliability figures");
+  const { writeGenerated } = await import("../scripts/docs.js");
+  await writeGenerated(["stress-table"]);
+  console.log("wrote docs/reliability.md's table");
 }
 console.log(failed.length === 0 ? "every scenario held" : `violations in: ${failed.join(", ")}`);
 process.exit(failed.length === 0 ? 0 : 1);

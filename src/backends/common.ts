@@ -35,7 +35,7 @@ export function contextLengthExceeded(
 ): ContextLengthExceeded {
   const limit = Math.max(0, contextSize - 1);
   return new ContextLengthExceeded(
-    `${param}: ${tokens} tokens, but the model is loaded with a context of ${contextSize} tokens (backend.context_size) and ${what} may use at most ${limit}; shorten it, raise backend.context_size, or ask for truncation (README, "Bounded requests")`,
+    `${param}: ${tokens} tokens, but the model is loaded with a context of ${contextSize} tokens (backend.context_size) and ${what} may use at most ${limit}; shorten it, raise backend.context_size, or ask for truncation (docs/api.md, "Bounded requests")`,
     { details: { param, prompt_tokens: tokens, limit_tokens: limit, context_size: contextSize } },
   );
 }

@@ -19,6 +19,7 @@ import type {
   LoadOptions,
   TextModel,
 } from "./types.js";
+import { MIB } from "../units.js";
 
 /** How one fake model behaves when loaded. */
 export interface FakeModelBehaviour {
@@ -51,7 +52,6 @@ export interface FakeBackendOptions {
   models?: Record<string, FakeModelBehaviour>;
 }
 
-const MIB = 1024 * 1024;
 const realTimers: FakeTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle),

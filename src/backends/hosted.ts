@@ -40,11 +40,11 @@ import type {
   TensorOutput,
   TextModel,
 } from "./types.js";
+import { MIB } from "../units.js";
 
 /** How often a hosted model's memory is measured again while it is loaded, in milliseconds. */
 export const MEMORY_REFRESH_MS = 5000;
 
-const MIB = 1024 * 1024;
 /**
  * How long a host may take to start its runtime (process start, importing and initialising llama.cpp: about a second
  * on an idle machine, tens of seconds on a very busy one) before the load fails with `ModelLoadFailed`.

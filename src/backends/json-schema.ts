@@ -4,7 +4,7 @@
  * while validating a request (so a schema that cannot compile is a 400 before any model loads), and the llama backend
  * calls it again to build the grammar. Pure: no llama.cpp here, only plain data.
  *
- * Supported keywords (documented in the README, "Structured output"):
+ * Supported keywords (documented in docs/api.md, "Structured output"):
  * - `type` (`object`, `array`, `string`, `number`, `integer`, `boolean`, `null`, or a list of them), `enum`, `const`
  *   (of strings, numbers, booleans or null), `anyOf` / `oneOf` (the output follows one branch), `allOf` with one entry;
  * - objects: `properties`, `required`, `additionalProperties` (boolean or schema), `minProperties`, `maxProperties`.
@@ -68,7 +68,7 @@ function refuse(path: string, message: string): never {
 function unsupportedKeyword(path: string, keyword: string): never {
   refuse(
     `${path}.${keyword}`,
-    `the JSON Schema keyword "${keyword}" is not supported: Inferno constrains output with a grammar and could not guarantee it (see the README, "Structured output", for the supported subset)`,
+    `the JSON Schema keyword "${keyword}" is not supported: Inferno constrains output with a grammar and could not guarantee it (see docs/api.md, "Structured output", for the supported subset)`,
   );
 }
 

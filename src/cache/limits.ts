@@ -13,8 +13,7 @@ import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/e
 import { decayedValue } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
 import type { Usage } from "./usage.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../units.js";
 
 export interface LimitsOptions {
   config: Pick<CacheConfig, "max_cached_models" | "eviction_policy" | "usage_half_life_hours">;

@@ -9,8 +9,7 @@ import { modelValue } from "./policy/eviction.js";
 import { decayedValue, perHour } from "./policy/frequency.js";
 import type { WarmupCandidate } from "./policy/warmup.js";
 import { type CacheStats, emptyEvictions, type LastSave, type ModelStats } from "./types.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../units.js";
 
 /** What only a running cache knows about a model. */
 export interface LiveModelFacts {

@@ -1,16 +1,4 @@
-/** Human-readable numbers for tables: sizes in binary units, counts with a metric suffix. */
-
-/** `1536` → `1.5 KiB`; `20792608` → `19.8 MiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+/** Human-readable counts for tables, with a metric suffix (sizes: `formatBytes` in src/units.ts). */
 
 /** `1219200` → `1.2M`; `7241732096` → `7.2B`. */
 export function formatCount(count: number): string {

@@ -2,12 +2,12 @@
  * Editing a configuration file in place for `config set` / `config unset`: the change is applied to the TOML text with
  * a comment-preserving patcher, so every byte outside the changed value stays as the user wrote it.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse as parsePreserving, patch } from "@decimalturn/toml-patch";
 import { parse as parseToml, TomlError } from "smol-toml";
-import writeFileAtomic from "write-file-atomic";
 import { ConfigInvalid } from "../errors/index.js";
+import { writeFileAtomic } from "../fs/atomic-write.js";
 import { formatKey } from "./keys.js";
 import { isTable, type Tree } from "./tree.js";
 
@@ -111,20 +111,20 @@ export async function readConfigText(file: string): Promise<string> {
   }
 }
 
-/** Writes a configuration file atomically (temporary file + rename), creating its directory if needed. */
+/** Writes a configuration file atomically and durably (fs/atomic-write.ts), creating its directory if needed. */
 export async function writeConfigText(file: string, text: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, text, { encoding: "utf8" });
+  await writeFileAtomic(file, text);
 }
 
 /**
- * Creates a new configuration file, refusing to replace one that exists (the exclusive-create flag makes the check and
- * the creation one step). Resolves to false, writing nothing, when the file already exists.
+ * Creates a new configuration file atomically and durably, refusing to replace one that exists (an exclusive atomic
+ * write: the check and the creation are one step). Resolves to false, writing nothing, when the file already exists.
  */
 export async function createConfigFile(file: string, text: string): Promise<boolean> {
   await mkdir(dirname(file), { recursive: true });
   try {
-    await writeFile(file, text, { encoding: "utf8", flag: "wx" });
+    await writeFileAtomic(file, text, { exclusive: true });
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;

@@ -1,5 +1,5 @@
 /**
- * Generated from src/config/schema.ts by `npm run docs:config` (checked by `npm run docs:check`); do not edit.
+ * Generated from src/config/schema.ts by `npm run docs` (checked by `npm run docs:check`); do not edit.
  * Each fixed key's description and choices as plain data, so `--help` needs no zod (see src/cli/flags.ts).
  */
 export const KEY_REFERENCE = {
@@ -23,11 +23,11 @@ export const KEY_REFERENCE = {
   "cache.load_failure_cooldown_seconds": { description: "After a failed load, further loads of that model are refused for this many seconds." },
   "cache.missing_retention_days": { description: "Days the statistics of a model whose file is missing at start are kept (marked `missing`) before they are dropped. A models directory that is absent altogether changes nothing." },
   "cache.request_log_size": { description: "Recent requests remembered (model, time, hit/miss, load time) and saved with the statistics, for `inferno cache advise`; the oldest is dropped first. 0 = no log; at most 1000000." },
-  "backend.threads": { description: "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores." },
+  "backend.threads": { description: "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see docs/models.md, Threads); never more threads than cores." },
   "backend.context_size": { description: "Context window in tokens for GGUF models; at most 16777216." },
   "backend.batch_size": { description: "Prompt-processing batch size in tokens; at most 16777216." },
   "backend.gpu": { description: "GPU backend for llama.cpp: `auto`, `false` (CPU only), `cuda`, `vulkan` or `metal`.", choices: ["auto","false","cuda","vulkan","metal"] },
-  "backend.mmap": { description: "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in the README)." },
+  "backend.mmap": { description: "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in docs/hosts.md)." },
   "backend.parallel": { description: "Concurrent sequences per loaded GGUF model; further requests to that model queue." },
   "backend.isolation": { description: "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.", choices: ["process","in-process"] },
   "backend.host_timeout_seconds": { description: "The model host watchdog (with `isolation = \"process\"`): a host with work in flight that sends nothing — no streamed text, no answer to the ping it is sent after each quiet second — for this many seconds, plus one second per MiB of the request it works on, is killed and its model counted as crashed: its requests fail with 503 and `Retry-After`, evict and clear stop waiting for it, and the next request loads the model again. At most 3600." },

@@ -1,6 +1,6 @@
 /**
- * The configuration schema: every key Inferno reads, with its default, unit and meaning. The README's configuration
- * reference is generated from this file (`npm run docs:config`), and `npm test` checks that it is current, so the
+ * The configuration schema: every key Inferno reads, with its default, unit and meaning. The configuration reference
+ * (docs/configuration.md) is generated from this file (`npm run docs`), and `npm test` checks that it is current, so the
  * descriptions below are the user documentation.
  */
 import { z } from "zod";
@@ -149,7 +149,7 @@ export const backendSchema = z
       .nonnegative()
       .default(0)
       .describe(
-        "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see README, Running); never more threads than cores.",
+        "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see docs/models.md, Threads); never more threads than cores.",
       ),
     context_size: z
       .number()
@@ -174,7 +174,7 @@ export const backendSchema = z
       .boolean()
       .default(false)
       .describe(
-        "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in the README).",
+        "Memory-map GGUF weights instead of reading them into memory. Off by default: on CPUs where llama.cpp repacks weights (Q4_0 and similar on AVX2), the mapped file stays resident beside the repacked copy, so memory is counted twice (measured in docs/hosts.md).",
       ),
     parallel: z
       .number()

@@ -31,7 +31,7 @@ function keyBlock(info: KeyInfo, defaultCacheDir: string): string[] {
 export function starterConfig(defaultCacheDir: string): string {
   const lines = [
     "# Inferno configuration. Every setting below shows its default; uncomment a line to change it,",
-    "# or use `inferno config set KEY VALUE`. Reference: the README's configuration section.",
+    "# or use `inferno config set KEY VALUE`. Reference: docs/configuration.md.",
     "",
   ];
   const sections = new Map<string, KeyInfo[]>();

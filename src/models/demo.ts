@@ -26,13 +26,13 @@ export interface DemoModel {
 /** Writes the demo model into `dir` (created if needed). Idempotent: an existing, complete demo file is kept. */
 export async function createDemoModel(dir: string): Promise<DemoModel> {
   // The writer is imported when a demo is written: `inferno --help` names the demo model and must stay cheap.
-  const { tinyLlamaGguf, writeFileAtomically } = await import("./gguf-writer.js");
+  const { tinyLlamaGguf, writeModelFile } = await import("./gguf-writer.js");
   const path = join(dir, DEMO_MODEL_FILE);
   const bytes = tinyLlamaGguf(DEMO_OPTIONS);
   const existing = await stat(path).catch(() => null);
   if (existing?.isFile() && existing.size === bytes.length) {
     return { path, name: DEMO_MODEL_NAME, size: existing.size, created: false };
   }
-  await writeFileAtomically(path, bytes);
+  await writeModelFile(path, bytes);
   return { path, name: DEMO_MODEL_NAME, size: bytes.length, created: true };
 }

@@ -9,8 +9,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
 import { ModelInvalid } from "../errors/index.js";
+import { writeFileAtomic } from "../fs/atomic-write.js";
 import { type Fingerprint, sameFileVersion } from "./types.js";
 
 const FORMAT = "inferno-file-digests";

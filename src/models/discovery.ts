@@ -6,25 +6,12 @@
 import type { Dirent } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
-import { groupSplits } from "./split.js";
+import { groupSplits, type SplitCandidate } from "./split.js";
 import type { StoreName } from "../config/schema.js";
 import type { ModelFormat } from "./types.js";
 
-/** A model found by a scan of a models directory or a store. */
-export interface FoundModel {
-  /** Path relative to the models directory, `/`-separated; in a store, the name its tool gives it (`llama3:latest`). */
-  name: string;
-  /** Absolute path as found (may be a symlink). */
-  path: string;
-  /** Canonical real path: the cache key. */
-  key: string;
-  format: ModelFormat;
-  /** Other exact names of the model: `llama3` for Ollama's `llama3:latest`, `dir/NAME.gguf` for a split's first part. */
-  aliases?: string[];
-  /** Every part of a split GGUF in order, as paths to open (see split.ts); `path` is the first. */
-  parts?: string[];
-  /** Why the model cannot be used (a bad manifest, a missing blob or split part); it is listed, and invalid. */
-  problem?: string;
+/** A model found by a scan of a models directory or a store (its names, paths and parts: `SplitCandidate`). */
+export interface FoundModel extends SplitCandidate {
   /** Hex sha256 the file must have (the digest an Ollama manifest names), verified before loading. */
   sha256?: string;
   /** The store the model was found in; absent in models directories. */

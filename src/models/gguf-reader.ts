@@ -16,6 +16,7 @@ import {
   tensorByteSize,
 } from "./ggml.js";
 import type { Bytes, GgufMetadata } from "./types.js";
+import { MIB } from "../units.js";
 
 /** A metadata value. Arrays keep only their length and element type: token lists can hold 250k strings. */
 export type GgufHeaderValue = number | bigint | boolean | string | { arrayOf: number; length: number };
@@ -40,7 +41,7 @@ export interface GgufHeader {
 
 /** Counts above these are not a model but a corrupt header; refusing early avoids allocating for garbage. */
 const MAX_COUNT = 10_000_000;
-const MAX_STRING = 256 * 1024 * 1024;
+const MAX_STRING = 256 * MIB;
 const MAX_DIMS = 8;
 
 function invalid(path: string, problem: string, details: Record<string, unknown> = {}): ModelInvalid {

@@ -3,9 +3,9 @@
  * that llama.cpp loads and generates from. Tests, `inferno models demo` and the server's first run use it, so Inferno
  * never needs to download a model to show that it works.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeFileAtomic } from "../fs/atomic-write.js";
 import {
   FILE_TYPE_OF_WRITER_TYPE,
   GGML_TYPE_IDS,
@@ -523,22 +523,15 @@ export function tinyLlamaGgufSplit(count: number, options: TinyLlamaOptions = {}
   });
 }
 
-/** Writes a tiny llama to `path` (atomically) and returns its size. */
+/** Writes a tiny llama to `path` (atomically, creating its directory) and returns its size. */
 export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions = {}): Promise<Bytes> {
   const bytes = tinyLlamaGguf(options);
-  await writeFileAtomically(path, bytes);
+  await writeModelFile(path, bytes);
   return bytes.length;
 }
 
-/** Writes `bytes` to a temporary file beside `path` and renames it into place, so no reader sees half a model. */
-export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
+/** Writes a model file atomically (fs/atomic-write.ts: no reader sees half a model), creating its directory. */
+export async function writeModelFile(path: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    await writeFile(temporary, bytes);
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(path, bytes);
 }

@@ -102,7 +102,11 @@ export class ModelManager implements ModelSource {
   private checkDue = true;
   /** Descriptors of names resolved since the last rescan: the synchronous `lookup` answers from these. */
   private resolved = new Map<string, ModelDescriptor>();
-  private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: ModelMetadata }>();
+  /**
+   * Header metadata per model key and file version. The promise is kept from the first read on, so the callers of one
+   * cold load (the memory estimate and the cache's GGUF facts ask at once) share one read of the header.
+   */
+  private readonly metadataCache = new Map<string, { fingerprint: Fingerprint; metadata: Promise<ModelMetadata> }>();
 
   /** @param modelsDirs One models directory, or several in search order. */
   constructor(modelsDirs: string | readonly string[], options: ModelManagerOptions = {}) {
@@ -252,9 +256,14 @@ export class ModelManager implements ModelSource {
     if (cached && sameFileVersion(cached.fingerprint, current)) return cached.metadata;
     const metadata =
       model.format === "onnx"
-        ? await readOnnxMetadata(model.path)
-        : ggufMetadata(await (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)));
-    this.metadataCache.set(model.key, { fingerprint: current, metadata });
+        ? readOnnxMetadata(model.path)
+        : (found?.parts ? readSplitGgufHeader(found.parts) : readGgufHeader(model.path)).then(ggufMetadata);
+    const record = { fingerprint: current, metadata };
+    this.metadataCache.set(model.key, record);
+    // A failed read is not remembered: the next call reads again (the file may be complete by then).
+    metadata.catch(() => {
+      if (this.metadataCache.get(model.key) === record) this.metadataCache.delete(model.key);
+    });
     return metadata;
   }
 

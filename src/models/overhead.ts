@@ -3,8 +3,7 @@
  * pre-load estimate (`estimateGgufMemory`) and by the in-process llama backend's accounted figure.
  */
 import type { Bytes } from "./types.js";
-
-const MiB = 1024 * 1024;
+import { MIB } from "../units.js";
 
 /**
  * What a loaded GGUF model adds to a process where llama.cpp already runs, beyond its weights, KV cache and compute
@@ -15,7 +14,7 @@ const MiB = 1024 * 1024;
  * llama.cpp's start — are not in it: a model loaded in process finds them paid, a hosted one pays them in its host
  * (`MODEL_HOST_OVERHEAD_BYTES`).
  */
-export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MiB;
+export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MIB;
 /**
  * Memory of a model host before its model (`backend.isolation = "process"`): Node, llama.cpp started and the spare's
  * warm-up leftovers, as the Pss the cache accounts for a hosted model includes them — once per hosted model, never
@@ -24,4 +23,4 @@ export const GGUF_FIXED_OVERHEAD_BYTES: Bytes = 5 * MiB;
  * many other processes map the same llama.cpp libraries (Pss splits shared pages among them); a host run from source
  * under tsx takes ~35 MiB more.
  */
-export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 100 * MiB;
+export const MODEL_HOST_OVERHEAD_BYTES: Bytes = 100 * MIB;

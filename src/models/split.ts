@@ -10,14 +10,20 @@ import { ModelInvalid } from "../errors/index.js";
 import { type GgufHeader, readGgufHeader } from "./gguf-reader.js";
 import type { ModelFormat } from "./types.js";
 
-/** What grouping needs of a found model (discovery's `FoundModel`, without importing discovery, which imports this). */
+/** A found model as far as grouping splits needs it: the base of discovery's `FoundModel`. */
 export interface SplitCandidate {
+  /** Path relative to the models directory, `/`-separated; in a store, the name its tool gives it (`llama3:latest`). */
   name: string;
+  /** Absolute path as found (may be a symlink). */
   path: string;
+  /** Canonical real path: the cache key. */
   key: string;
   format: ModelFormat;
+  /** Other exact names of the model: `llama3` for Ollama's `llama3:latest`, `dir/NAME.gguf` for a split's first part. */
   aliases?: string[];
+  /** Every part of a split GGUF in order, as paths to open; `path` is the first. */
   parts?: string[];
+  /** Why the model cannot be used (a bad manifest, a missing blob or split part); it is listed, and invalid. */
   problem?: string;
 }
 

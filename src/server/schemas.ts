@@ -38,7 +38,7 @@ const stop = z.union([shortText(STRING_LIMITS.stop), z.array(shortText(STRING_LI
 /**
  * Fields with no behaviour for a local server, accepted so that clients which always send them keep working: who the
  * end user is, tags, billing tier, prompt-cache hints (llama.cpp reuses nothing across requests here), abuse ids and
- * output predictions (a speed hint). `store` is accepted only as false: Inferno keeps nothing. Listed in the README
+ * output predictions (a speed hint). `store` is accepted only as false: Inferno keeps nothing. Listed in docs/api.md
  * ("Accepted without effect"); `ACCEPTED_WITHOUT_EFFECT` is that list.
  */
 export const withoutEffect = {
@@ -328,7 +328,7 @@ function describeIssue(issue: z.core.$ZodIssue): { param: string; message: strin
     return {
       param: boundedPath([...issue.path, issue.keys[0] ?? ""]),
       message:
-        'unknown field: Inferno refuses fields it does not know rather than ignore them (see the README, "Request fields")',
+        'unknown field: Inferno refuses fields it does not know rather than ignore them (see docs/api.md, "Request fields")',
     };
   }
   return { param: boundedPath(issue.path), message: issue.message };

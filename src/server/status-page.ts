@@ -1,7 +1,7 @@
 /**
- * `GET /`: the status page — plain HTML and one small script (`GET /status.js`), no build step, no framework, nothing
- * fetched from elsewhere. It takes one snapshot (`/v1/cache/stats`, `/v1/cache/models`, `/health`) and then follows
- * `/v1/cache/events`: counts, evictions, load times, the last save and the feed come from the events; the loaded-model
+ * `GET /`: the status page — plain HTML and one small script (`GET /status.js`: status-page/script.ts, TypeScript
+ * bundled into status-page/script.generated.ts), no framework, nothing fetched from elsewhere. It takes one snapshot
+ * (`/v1/cache/stats`, `/v1/cache/models`, `/health`) and then follows `/v1/cache/events`: counts, evictions, load times, the last save and the feed come from the events; the loaded-model
  * table is re-read from `/v1/cache/models` (the resident models only) when an event changes a model. With `api_key` the
  * page asks for the key once and keeps it in sessionStorage; the event stream is read with fetch (not EventSource,
  * which cannot send headers), so the key never goes in a URL. Model names are written with textContent only.
@@ -9,6 +9,7 @@
  */
 import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./context.js";
+import { STATUS_SCRIPT } from "./status-page/script.generated.js";
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -64,192 +65,11 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-/** The page's one script (plain browser JavaScript; data only ever reaches the page through textContent). */
-const SCRIPT = `"use strict";
-(function () {
-  var KEY = "inferno.apiKey";
-  var state = { hits: 0, misses: 0, coalesced: 0, evictions: {}, memoryLimit: 0, loads: [], lastSave: null, models: [], warming: false, lastId: null };
-  var $ = function (id) { return document.getElementById(id); };
-  function text(el, value) { el.textContent = value; return el; }
-  function el(tag, value) { return text(document.createElement(tag), value === undefined ? "" : String(value)); }
-  function headers() {
-    var key = sessionStorage.getItem(KEY);
-    return key ? { Authorization: "Bearer " + key } : {};
-  }
-  function mib(bytes) { return (bytes / 1048576).toFixed(1) + " MiB"; }
-  function getJson(path) {
-    return fetch(path, { headers: headers() }).then(function (r) {
-      if (r.status === 401) { var e = new Error("unauthorized"); e.unauthorized = true; throw e; }
-      if (!r.ok) throw new Error(path + ": HTTP " + r.status);
-      return r.json();
-    });
-  }
-  function askKey(message) {
-    text($("connection"), message);
-    $("key-form").hidden = false;
-    $("key").focus();
-  }
-  $("key-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    sessionStorage.setItem(KEY, $("key").value);
-    $("key-form").hidden = true;
-    start();
-  });
-
-  function renderCounts() {
-    var total = state.hits + state.misses;
-    text($("hit-rate"), total ? (100 * state.hits / total).toFixed(1) + "% (" + state.hits + " hits of " + total + ")" : "no requests yet");
-    text($("requests"), state.hits + " hits, " + state.misses + " misses, " + state.coalesced + " joined a load in flight");
-    var parts = Object.keys(state.evictions).filter(function (r) { return state.evictions[r] > 0; }).map(function (r) { return r + ": " + state.evictions[r]; });
-    text($("evictions"), parts.length ? parts.join(", ") : "none");
-    var s = state.lastSave;
-    text($("last-save"), !s || !s.at ? "not saved yet" : s.at + (s.ok ? " — ok, " + s.bytes + " bytes in " + s.ms + " ms" : " — failed: " + s.error));
-    var used = state.models.reduce(function (sum, m) { return sum + m.memory_bytes; }, 0);
-    text($("memory"), mib(used) + (state.memoryLimit ? " of " + mib(state.memoryLimit) + " (max_memory_mb)" : " (no memory limit)"));
-  }
-  function renderLoads() {
-    var chart = $("load-chart"), list = $("load-list");
-    chart.replaceChildren(); list.replaceChildren();
-    var recent = state.loads.slice(-20);
-    var max = recent.reduce(function (m, l) { return Math.max(m, l.ms); }, 1);
-    recent.forEach(function (l) {
-      var bar = document.createElement("span");
-      bar.style.height = Math.max(2, 100 * l.ms / max) + "%";
-      bar.title = l.name + ": " + l.ms + " ms";
-      chart.appendChild(bar);
-    });
-    recent.slice(-5).reverse().forEach(function (l) { list.appendChild(el("li", l.name + ": " + Math.round(l.ms) + " ms")); });
-    chart.setAttribute("aria-label", recent.length ? "Load times of the last " + recent.length + " loads, longest " + Math.round(max) + " ms" : "No loads yet");
-  }
-  function until(m) {
-    if (m.state !== "ready") return m.state;
-    if (m.leases > 0) return "in use";
-    if (!m.expires_at) return "never";
-    var s = Math.max(0, Math.round((Date.parse(m.expires_at) - Date.now()) / 1000));
-    return "in " + s + " s";
-  }
-  function renderModels() {
-    var body = $("models");
-    body.replaceChildren();
-    state.models.forEach(function (m) {
-      var tr = document.createElement("tr");
-      tr.dataset.model = m.name;
-      var name = el("th", m.name); name.scope = "row"; tr.appendChild(name);
-      tr.appendChild(el("td", m.state));
-      tr.appendChild(el("td", m.leases));
-      var mem = document.createElement("td");
-      if (state.memoryLimit) {
-        var bar = document.createElement("span"); bar.className = "bar"; bar.setAttribute("aria-hidden", "true");
-        var fill = document.createElement("span"); fill.style.width = Math.min(100, 100 * m.memory_bytes / state.memoryLimit) + "%";
-        bar.appendChild(fill); mem.appendChild(bar); mem.appendChild(document.createTextNode(" "));
-      }
-      mem.appendChild(document.createTextNode(mib(m.memory_bytes) + (state.memoryLimit ? " (" + (100 * m.memory_bytes / state.memoryLimit).toFixed(1) + "% of the limit)" : "")));
-      tr.appendChild(mem);
-      var u = el("td", until(m)); u.className = "until"; tr.appendChild(u);
-      tr.appendChild(el("td", m.pinned ? "pinned" : "no"));
-      body.appendChild(tr);
-    });
-    $("no-models").hidden = state.models.length > 0;
-    renderCounts();
-  }
-  setInterval(function () {
-    var rows = $("models").querySelectorAll("tr");
-    state.models.forEach(function (m, i) { if (rows[i]) text(rows[i].querySelector(".until"), until(m)); });
-  }, 1000);
-
-  var refreshTimer = null;
-  function refreshModels() {
-    if (refreshTimer) return;
-    refreshTimer = setTimeout(function () {
-      refreshTimer = null;
-      getJson("/v1/cache/models").then(function (r) { state.models = r.data; renderModels(); }, function () {});
-    }, 100);
-  }
-  function renderWarmup(health) {
-    state.warming = health.warmup === "running";
-    var p = health.warmup_progress;
-    text($("warmup"), state.warming ? "Warming up after start" + (p ? ": " + p.settled + " of " + p.total + " planned models done (" + p.plan.join(", ") + ")" : "…") : "");
-  }
-  function feed(ev) {
-    var line = ev.time.slice(11, 19) + " " + ev.type + (ev.name ? " " + ev.name : "") + (ev.reason ? " (" + ev.reason + ")" : "") + (ev.ms !== undefined && ev.ms !== null ? " " + Math.round(ev.ms) + " ms" : "");
-    var list = $("feed");
-    list.insertBefore(el("li", line), list.firstChild);
-    while (list.children.length > 200) list.removeChild(list.lastChild);
-  }
-  function onEvent(ev) {
-    if (ev.type === "loading" && ev.progress > 0 && ev.progress < 1) { refreshModels(); return; }
-    feed(ev);
-    switch (ev.type) {
-      case "hit": state.hits++; break;
-      case "miss": state.misses++; break;
-      case "coalesced": state.coalesced++; break;
-      case "loaded": state.loads.push({ name: ev.name, ms: ev.ms }); renderLoads(); break;
-      case "evicted": case "crashed": state.evictions[ev.reason] = (state.evictions[ev.reason] || 0) + 1; break;
-      case "saved": state.lastSave = { at: ev.time, ok: ev.ok, bytes: ev.bytes, ms: ev.ms, error: ev.error }; break;
-      case "warmup": getJson("/health").then(renderWarmup, function () {}); break;
-    }
-    if (ev.name) refreshModels();
-    if (state.warming && ev.type === "loaded") getJson("/health").then(renderWarmup, function () {});
-    renderCounts();
-  }
-  function follow() {
-    var h = headers();
-    h.Accept = "text/event-stream";
-    if (state.lastId) h["Last-Event-ID"] = state.lastId;
-    fetch("/v1/cache/events", { headers: h }).then(function (r) {
-      if (r.status === 401) { askKey("The API key was refused: enter it again."); return; }
-      if (!r.ok || !r.body) throw new Error("HTTP " + r.status);
-      text($("connection"), "Live: following the cache's events.");
-      var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
-      function pump() {
-        return reader.read().then(function (chunk) {
-          if (chunk.done) throw new Error("the stream ended");
-          buffer += decoder.decode(chunk.value, { stream: true });
-          var end;
-          while ((end = buffer.indexOf("\\n\\n")) >= 0) {
-            var frame = buffer.slice(0, end); buffer = buffer.slice(end + 2);
-            var data = [];
-            frame.split("\\n").forEach(function (line) {
-              if (line.indexOf("id:") === 0) state.lastId = line.slice(3).trim();
-              else if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
-            });
-            if (data.length) onEvent(JSON.parse(data.join("\\n")));
-          }
-          return pump();
-        });
-      }
-      return pump();
-    }).catch(function (e) {
-      text($("connection"), "Disconnected (" + e.message + "); reconnecting…");
-      setTimeout(follow, 2000);
-    });
-  }
-  function start() {
-    text($("connection"), "Connecting…");
-    Promise.all([getJson("/v1/cache/stats"), getJson("/v1/cache/models"), getJson("/health")]).then(function (r) {
-      var stats = r[0];
-      state.hits = stats.hits; state.misses = stats.misses; state.coalesced = stats.coalesced || 0;
-      state.evictions = stats.evictions; state.memoryLimit = stats.memory_limit_bytes;
-      var s = stats.last_save;
-      state.lastSave = s.at ? { at: s.at, ok: s.ok, bytes: s.bytes, ms: s.duration_ms, error: s.error } : null;
-      state.models = r[1].data;
-      state.models.forEach(function (m) { if (m.load_ms !== null) state.loads.push({ name: m.name, ms: m.load_ms }); });
-      renderWarmup(r[2]); renderModels(); renderLoads();
-      follow();
-    }, function (e) {
-      if (e.unauthorized) askKey(sessionStorage.getItem(KEY) ? "The API key was refused: enter it again." : "This server needs its API key.");
-      else { text($("connection"), "Cannot read the server's state (" + e.message + "); retrying…"); setTimeout(start, 2000); }
-    });
-  }
-  start();
-})();
-`;
-
 export function statusPageRoutes(_deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   routes.get("/", (c) => c.html(PAGE, 200, { "Cache-Control": "no-cache" }));
   routes.get("/status.js", (c) =>
-    c.body(SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" }),
+    c.body(STATUS_SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" }),
   );
   return routes;
 }

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { type Scenario, seededRandom, Tally, withTempDir } from "../scenario.js";
 import { completion, startStressServer } from "../server.js";
+import { MIB } from "../../src/units.js";
 
 export interface ConcurrentParams {
   requests: number;
@@ -23,7 +24,6 @@ export interface ConcurrentParams {
 
 const MODELS = ["m0.gguf", "m1.gguf", "m2.gguf", "m3.gguf", "m4.gguf"];
 const RESIDENT = 2;
-const MIB = 1024 * 1024;
 /** Error codes that are deliberate refusals under load (the 503s and the 507 of the memory cap). */
 const DELIBERATE = new Set(["queue_full", "cache_busy", "model_too_large"]);
 

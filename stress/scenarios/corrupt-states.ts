@@ -16,6 +16,7 @@ import type { CacheState } from "../../src/cache/persistence/types.js";
 import { DEFAULT_MAX_DECOMPRESSED_BYTES, zstdCompress } from "../../src/cache/persistence/zstd.js";
 import { outOfRangeDocuments, validDocument } from "../../test/helpers/out-of-range.js";
 import { type Scenario, seededRandom, Tally, withTempDir, within } from "../scenario.js";
+import { MIB } from "../../src/units.js";
 
 export interface CorruptParams {
   bitFlips: number;
@@ -36,7 +37,6 @@ export interface CorruptParams {
 
 type Kind = "bit_flip" | "byte_overwrite" | "truncation" | "random_bytes" | "foreign_json" | "out_of_range" | "bomb";
 
-const MIB = 1024 * 1024;
 /** The bomb: 100 MiB of zeros in 3 KiB, as `zstd` streams it (the fixture of test/cache/zstd.test.ts). */
 const BOMB_FIXTURE = new URL("../../test/fixtures/zeros-100MiB.zst", import.meta.url);
 

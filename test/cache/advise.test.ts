@@ -11,8 +11,8 @@ import { emptyCounters } from "../../src/cache/state-view.js";
 import { cacheSchema } from "../../src/config/schema.js";
 import { singleFlight } from "../../src/runtime/advice.js";
 import { highsSolver } from "../../src/runtime/lp-solver.js";
+import { GIB } from "../../src/units.js";
 
-const GIB = 1024 ** 3;
 const T0 = Date.UTC(2026, 0, 1);
 
 function model(key: string, loads: number, loadMsTotal: number, memoryBytes: number | null): PersistedModel {

@@ -328,25 +328,7 @@ describe("FileStateStore", () => {
     await store.save(
       replacingDelta({
         saved_at: 1,
-        counters: {
-          hits: 1,
-          misses: 0,
-          loads: 0,
-          load_failures: 0,
-          warmups: 0,
-          unknown_model_requests: 0,
-          coalesced: 0,
-          evictions: {
-            capacity_count: 0,
-            capacity_memory: 0,
-            ttl: 0,
-            manual: 0,
-            file_changed: 0,
-            clear: 0,
-            shutdown: 0,
-            crashed: 0,
-          },
-        },
+        counters: { ...emptyCountersForTest(), hits: 1 },
         models: [],
       }),
     );
@@ -449,25 +431,7 @@ describe("FileStateStore", () => {
     const state = (n: number) =>
       replacingDelta({
         saved_at: n,
-        counters: {
-          hits: n,
-          misses: 0,
-          loads: 0,
-          load_failures: 0,
-          warmups: 0,
-          unknown_model_requests: 0,
-          coalesced: 0,
-          evictions: {
-            capacity_count: 0,
-            capacity_memory: 0,
-            ttl: 0,
-            manual: 0,
-            file_changed: 0,
-            clear: 0,
-            shutdown: 0,
-            crashed: 0,
-          },
-        },
+        counters: { ...emptyCountersForTest(), hits: n },
         models: [],
       });
     await a.save(state(1));

@@ -19,8 +19,8 @@ import {
   type WarmupLimits,
 } from "../../src/cache/policy/index.js";
 import type { WarmupStrategy } from "../../src/cache/types.js";
+import { MIB } from "../../src/units.js";
 
-const MIB = 1024 * 1024;
 const HOUR = 3600_000;
 
 function candidate(key: string, c: Partial<EvictionCandidate> = {}): EvictionCandidate {

@@ -9,6 +9,7 @@ import { ManualClock } from "../../src/cache/clock.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import { combineFrequencies, mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { StateDelta } from "../../src/cache/persistence/types.js";
+import { emptyCounters } from "../../src/cache/state-view.js";
 import type { CacheEvents } from "../../src/cache/types.js";
 import { backendSchema, configSchema } from "../../src/config/schema.js";
 import { cacheConfig, harness, MemoryStateStore, MIB, RecordingLogger } from "../helpers/cache-harness.js";
@@ -80,25 +81,7 @@ describe("nothing lost", () => {
       half_life_hours: 24,
       reset_all: false,
       removed: [],
-      counters: {
-        hits: 0,
-        misses: m.usage.requests,
-        loads: 0,
-        load_failures: 0,
-        evictions: {
-          capacity_count: 0,
-          capacity_memory: 0,
-          ttl: 0,
-          manual: 0,
-          file_changed: 0,
-          clear: 0,
-          shutdown: 0,
-          crashed: 0,
-        },
-        warmups: 0,
-        unknown_model_requests: 0,
-        coalesced: 0,
-      },
+      counters: { ...emptyCounters(), misses: m.usage.requests },
       models: [m],
     });
     const first = mergeDelta(null, delta(model(2, 10 * hour, [100]), 10 * hour));

@@ -16,9 +16,9 @@ import type { SimSettings, Trace } from "../../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../../src/config/schema.js";
 import { seededRandom } from "../../src/models/gguf-writer.js";
 import { highsSolver } from "../../src/runtime/lp-solver.js";
+import { MIB } from "../../src/units.js";
 import { FakeModelSource } from "../helpers/fake-models.js";
 
-const MIB = 1024 * 1024;
 const START = Date.UTC(2026, 0, 1);
 
 /** A random trace: `models` models of 100–900 MiB (load ms ∝ size, warm 3x faster), `count` requests `gapMs` apart on average. */

@@ -38,7 +38,7 @@ for (const [command, json] of [
       assert.deepEqual(types.slice(0, 4), ["loaded", "hit", "evicted", "saved"]);
       assert.equal(events.find((e) => e.type === "evicted")?.reason, "manual");
     } else {
-      assert.match(result.stdout, /^\d\d:\d\d:\d\d loaded +a\.gguf \d+ms bytes=5\.0 MB$/m);
+      assert.match(result.stdout, /^\d\d:\d\d:\d\d loaded +a\.gguf \d+ms bytes=4\.8 MiB$/m);
       assert.match(
         result.stdout,
         /^\d\d:\d\d:\d\d evicted +a\.gguf reason=manual idle_seconds=\d+\.\d resident_seconds=\d+\.\d$/m,

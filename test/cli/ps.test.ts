@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
-import { formatBytes, formatUntil, untilOf } from "../../src/cli/actions/ps.js";
+import { formatUntil, untilOf } from "../../src/cli/actions/ps.js";
 import { serverUrl } from "../../src/runtime/index.js";
+import { formatBytes } from "../../src/units.js";
 
 describe("inferno ps formatting", () => {
   const bytes: Array<[number, string]> = [
     [0, "0 B"],
     [999, "999 B"],
-    [1000, "1.0 KB"],
-    [789_000, "789 KB"],
-    [1_433_344, "1.4 MB"],
-    [13_279_744, "13 MB"],
-    [4_700_000_000, "4.7 GB"],
+    [1000, "1000 B"],
+    [1024, "1.0 KiB"],
+    [789_000, "770.5 KiB"],
+    [1_433_344, "1.4 MiB"],
+    [13_279_744, "12.7 MiB"],
+    [4_700_000_000, "4.4 GiB"],
   ];
   for (const [input, expected] of bytes)
     it(`${input} bytes → ${expected}`, () => assert.equal(formatBytes(input), expected));

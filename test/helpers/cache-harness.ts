@@ -9,7 +9,7 @@ import type { CacheEvents } from "../../src/cache/types.js";
 import { backendSchema, type CacheConfig, cacheSchema } from "../../src/config/schema.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
 
-export const MIB = 1024 * 1024;
+export { MIB } from "../../src/units.js";
 
 /**
  * A state store in memory that goes through the real codec and the real merge ("merge my delta"), and remembers when it

@@ -2,7 +2,7 @@
  * The walk over every request field the official `openai` client declares for chat completions, completions and
  * responses (read from its type declarations, so a field added by a new client version fails until it is classified):
  * each is shown honoured (a request whose output proves the effect), refused (400 naming the field), or accepted
- * without effect (200, the same greedy output as without it, and listed in ACCEPTED_WITHOUT_EFFECT and the README).
+ * without effect (200, the same greedy output as without it, and listed in ACCEPTED_WITHOUT_EFFECT and docs/api.md).
  * One test file per route (test/server/fields-*.test.ts) runs `walkRequestFields(route)`, each with its own server.
  */
 import assert from "node:assert/strict";
@@ -477,10 +477,10 @@ export function walkRequestFields(path: "/v1/chat/completions" | "/v1/completion
   });
 }
 
-/** The README's list of fields accepted without effect names every one of them. */
-export async function assertReadmeListsFieldsWithoutEffect(): Promise<void> {
-  const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("Accepted without effect"));
+/** docs/api.md's list of fields accepted without effect names every one of them. */
+export async function assertDocsListFieldsWithoutEffect(): Promise<void> {
+  const doc = await readFile(new URL("../../docs/api.md", import.meta.url), "utf8");
+  const section = doc.slice(doc.indexOf("Accepted without effect"));
   const listed = section.slice(0, section.indexOf("\n\n"));
-  for (const field of ACCEPTED_WITHOUT_EFFECT) assert.ok(listed.includes(`\`${field}\``), `${field} in the README`);
+  for (const field of ACCEPTED_WITHOUT_EFFECT) assert.ok(listed.includes(`\`${field}\``), `${field} in docs/api.md`);
 }

@@ -11,6 +11,7 @@ import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { fileContext, startTestServer, type TestServer } from "../helpers/server.js";
+import { docSnippet, runSnippet } from "../helpers/snippets.js";
 
 let s: TestServer;
 let client: OpenAI;
@@ -418,5 +419,20 @@ describe("bad input: a 400 naming the field, nothing loaded", () => {
       );
       assert.deepEqual(await loadedNames(), []);
     }
+  });
+});
+
+describe("the README's openai snippet", () => {
+  it("runs as written against the server (host and model name replaced)", async () => {
+    const body = await docSnippet("README.md", "## From an OpenAI client");
+    assert.ok(body.includes('from "openai"'), "the README has the snippet");
+    const logged: unknown[] = [];
+    await runSnippet(
+      body,
+      { url: s.url, model: "tiny" },
+      { OpenAI, console: { log: (...values: unknown[]) => logged.push(...values) } },
+    );
+    assert.equal(logged.length, 1);
+    assert.equal(typeof logged[0], "string");
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The Vercel AI SDK (`ai` + `@ai-sdk/openai`) and LangChain (`@langchain/openai`) against a live server on loopback,
- * as the README's "Clients" section shows them. Random weights: greedy sampling, schemas whose grammar must end.
+ * as docs/clients.md shows them. Random weights: greedy sampling, schemas whose grammar must end.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

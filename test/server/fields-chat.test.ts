@@ -1,6 +1,6 @@
 /** Every chat completions field the openai client declares: honoured, refused, or without effect (see the helper). */
 import { it } from "node:test";
-import { assertReadmeListsFieldsWithoutEffect, walkRequestFields } from "../helpers/request-fields.js";
+import { assertDocsListFieldsWithoutEffect, walkRequestFields } from "../helpers/request-fields.js";
 
 walkRequestFields("/v1/chat/completions");
-it("the README lists every field accepted without effect", assertReadmeListsFieldsWithoutEffect);
+it("docs/api.md lists every field accepted without effect", assertDocsListFieldsWithoutEffect);

@@ -4,8 +4,7 @@ import { it } from "node:test";
 import { processMemory } from "../../src/backends/host/memory.js";
 import { HOSTED, loaded, stats } from "../helpers/hosts.js";
 import { startTestServer, waitFor } from "../helpers/server.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../src/units.js";
 
 it("max_memory_mb holds on the memory the OS measures for the hosts, not on the estimate", async (t) => {
   // One host's measured memory, from a first server, sets a limit that two estimates fit in but two hosts do not.

@@ -4,12 +4,12 @@
  * Ollama's error format, names `NAME:latest`, and the API key.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
 import { fileContext, startTestServer, type TestServer, waitFor } from "../helpers/server.js";
+import { docSnippet, runSnippet } from "../helpers/snippets.js";
 
 const CONTEXT = 2048;
 let s: TestServer;
@@ -631,25 +631,20 @@ describe("Ollama API: a stream cut short by shutdown", () => {
   });
 });
 
-describe("the README's ollama snippet", () => {
-  it("runs as written against the server (host and model name replaced)", async () => {
-    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
-    const section = readme.slice(readme.indexOf("**Ollama** (`ollama`)"));
-    const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
-    assert.ok(block.includes('from "ollama"'), "README has the snippet");
-    const body = block
-      .replace(/^import .*$/m, "")
-      .replaceAll("http://127.0.0.1:8080", s.url)
-      .replaceAll("inferno-demo", "tiny");
+describe("the docs' ollama snippets", () => {
+  it("docs/clients.md's runs as written against the server (host and model name replaced)", async () => {
+    const body = await docSnippet("docs/clients.md", "**Ollama** (`ollama`)");
+    assert.ok(body.includes('from "ollama"'), "docs/clients.md has the snippet");
     const logged: unknown[] = [];
     let written = "";
-    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (
-      ...args: string[]
-    ) => (...values: unknown[]) => Promise<void>;
-    await new AsyncFunction("Ollama", "process", "console", body)(
-      Ollama,
-      { stdout: { write: (text: string) => (written += text) } },
-      { log: (...values: unknown[]) => logged.push(...values) },
+    await runSnippet(
+      body,
+      { url: s.url, model: "tiny" },
+      {
+        Ollama,
+        process: { stdout: { write: (text: string) => (written += text) } },
+        console: { log: (...values: unknown[]) => logged.push(...values) },
+      },
     );
     assert.equal(typeof logged[0], "string");
     assert.equal(typeof written, "string");
@@ -657,6 +652,18 @@ describe("the README's ollama snippet", () => {
       !(await ollama.ps()).models.some((m) => m.name === "tiny:latest"),
       "the snippet's last line unloaded the model",
     );
+  });
+
+  it("the README's runs as written", async () => {
+    const body = await docSnippet("README.md", "## From an Ollama client");
+    const logged: unknown[] = [];
+    await runSnippet(
+      body,
+      { url: s.url, model: "tiny" },
+      { Ollama, console: { log: (...values: unknown[]) => logged.push(...values) } },
+    );
+    assert.equal(logged.length, 1);
+    assert.equal(typeof logged[0], "string");
   });
 });
 

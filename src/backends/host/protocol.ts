@@ -15,11 +15,12 @@ import type { BackendConfig } from "../../config/schema.js";
 import * as errors from "../../errors/index.js";
 import { InfernoError } from "../../errors/index.js";
 import type { ModelDescriptor, ModelFormat } from "../../models/types.js";
+import { GIB } from "../../units.js";
 
 /** The host's end of the pipe. */
 export const HOST_FD = 3;
 /** Frames larger than this are a protocol failure (no legitimate message comes near it). */
-export const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+export const MAX_FRAME_BYTES = GIB;
 
 export type CallMethod = "complete" | "chat" | "embed" | "tokenize" | "warm" | "run";
 const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "tokenize", "warm", "run"];
@@ -97,57 +98,47 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 const isId = (value: unknown): value is number => Number.isSafeInteger(value);
 
+type Message = Record<string, unknown>;
+
+/** Whether a message of each type carries what that type needs; a type not in the table is not a message. */
+type MessageChecks = Readonly<Record<string, (m: Message) => boolean>>;
+
+const FROM_HOST: MessageChecks = {
+  ready: () => true,
+  pong: () => true,
+  progress: (m) => isId(m.id) && typeof m.fraction === "number",
+  loaded: (m) => isId(m.id) && (m.kind === "text" || m.kind === "tensor") && typeof m.memoryBytes === "number",
+  text: (m) => isId(m.id) && typeof m.text === "string",
+  result: (m) => isId(m.id),
+  error: (m) => (m.id === null || isId(m.id)) && isObject(m.error) && typeof m.error.message === "string",
+};
+
+const TO_HOST: MessageChecks = {
+  init: (m) => m.format === "gguf" || m.format === "onnx",
+  ping: () => true,
+  load: (m) => isId(m.id) && isObject(m.descriptor) && isObject(m.config),
+  call: (m) => isId(m.id) && CALL_METHODS.includes(m.method as CallMethod) && Array.isArray(m.args),
+  abort: (m) => isId(m.id),
+  memory: (m) => isId(m.id),
+  dispose: (m) => isId(m.id),
+};
+
+/** `value` when it is an object whose `type` names an entry of `checks` that it passes; else a `ProtocolError`. */
+function parseMessage(value: unknown, checks: MessageChecks): Message {
+  if (!isObject(value) || typeof value.type !== "string") throw new ProtocolError("a value that is not a message");
+  const check = Object.hasOwn(checks, value.type) ? checks[value.type] : undefined;
+  if (!check?.(value)) throw new ProtocolError(`a malformed "${value.type.slice(0, 40)}" message`);
+  return value;
+}
+
 /** Checks that a decoded value is a message from a host; throws `ProtocolError` naming what is wrong. */
 export function parseFromHost(value: unknown): FromHost {
-  if (!isObject(value) || typeof value.type !== "string") throw new ProtocolError("a value that is not a message");
-  const m = value;
-  const ok = (() => {
-    switch (m.type) {
-      case "ready":
-      case "pong":
-        return true;
-      case "progress":
-        return isId(m.id) && typeof m.fraction === "number";
-      case "loaded":
-        return isId(m.id) && (m.kind === "text" || m.kind === "tensor") && typeof m.memoryBytes === "number";
-      case "text":
-        return isId(m.id) && typeof m.text === "string";
-      case "result":
-        return isId(m.id);
-      case "error":
-        return (m.id === null || isId(m.id)) && isObject(m.error) && typeof m.error.message === "string";
-      default:
-        return false;
-    }
-  })();
-  if (!ok) throw new ProtocolError(`a malformed "${String(m.type).slice(0, 40)}" message`);
-  return m as unknown as FromHost;
+  return parseMessage(value, FROM_HOST) as unknown as FromHost;
 }
 
 /** Checks that a decoded value is a message to a host (the host's side of `parseFromHost`). */
 export function parseToHost(value: unknown): ToHost {
-  if (!isObject(value) || typeof value.type !== "string") throw new ProtocolError("a value that is not a message");
-  const m = value;
-  const ok = (() => {
-    switch (m.type) {
-      case "init":
-        return m.format === "gguf" || m.format === "onnx";
-      case "ping":
-        return true;
-      case "load":
-        return isId(m.id) && isObject(m.descriptor) && isObject(m.config);
-      case "call":
-        return isId(m.id) && CALL_METHODS.includes(m.method as CallMethod) && Array.isArray(m.args);
-      case "abort":
-      case "memory":
-      case "dispose":
-        return isId(m.id);
-      default:
-        return false;
-    }
-  })();
-  if (!ok) throw new ProtocolError(`a malformed "${String(m.type).slice(0, 40)}" message`);
-  return m as unknown as ToHost;
+  return parseMessage(value, TO_HOST) as unknown as ToHost;
 }
 
 export function toWireError(error: unknown): WireError {

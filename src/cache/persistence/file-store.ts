@@ -2,14 +2,13 @@
  * The state file `<cache_dir>/cache_state.bin.zst`: one standard zstd frame (level 3, so `zstd -dc` decodes it)
  * around the codec's document.
  *
- * Writes are atomic and durable — a temporary file in the same directory, fsync, rename over the state file, fsync of
- * the directory — under a cross-process lock (proper-lockfile's `<file>.lock` directory), so a server and a CLI never
- * interleave. A save merges: under the lock it reads the file and adds this process's delta (persistence/merge.ts), so
+ * Writes are atomic and durable — the shared write (fs/atomic-write.ts: a temporary file in the same directory, fsync,
+ * rename over the state file, fsync of the directory) — under a cross-process lock (proper-lockfile's `<file>.lock`
+ * directory), so a server and a CLI never interleave. A save merges: under the lock it reads the file and adds this process's delta (persistence/merge.ts), so
  * any number of processes sharing one `cache_dir` lose nothing. A file that cannot be decoded is renamed aside (`.corrupt-<timestamp>`, the newest few kept) and
  * reported once; the caller starts empty. A file from a newer build is kept whole (`.newer-v<N>-<timestamp>`), also
  * reported once, so a downgrade never destroys the newer build's statistics.
  */
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import * as fsPromises from "node:fs/promises";
 import { hostname } from "node:os";
@@ -23,6 +22,7 @@ import {
   StateTimeout,
   StateUnwritable,
 } from "../../errors/index.js";
+import { type AtomicFileHandle, TEMP_MARK, writeFileAtomic } from "../../fs/atomic-write.js";
 import { withTimeout } from "../clock.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import { mergeDelta } from "./merge.js";
@@ -35,7 +35,6 @@ export const STATE_FILE_NAME = "cache_state.bin.zst";
 export const ZSTD_LEVEL = 3;
 /** Quarantined (undecodable) state files kept; older ones are deleted. */
 export const CORRUPT_FILES_KEPT = 3;
-const TEMP_MARK = ".tmp-";
 const CORRUPT_MARK = ".corrupt-";
 const NEWER_MARK = ".newer-v";
 /** A new cache directory: only its user may list or enter it (usage statistics name the user's models). */
@@ -46,13 +45,8 @@ export const FILE_MODE = 0o600;
 /** How long (ms) one file-system call of the store may take before it fails with `StateTimeout`. */
 export const DEFAULT_FS_TIMEOUT_MS = 10_000;
 
-/** An open file, as far as the store uses it. */
-export interface StoreFileHandle {
-  chmod(mode: number): Promise<void>;
-  writeFile(data: Uint8Array): Promise<void>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}
+/** An open file, as far as the store uses it: what the shared atomic write needs. */
+export type StoreFileHandle = AtomicFileHandle;
 
 /** proper-lockfile's `lock`: resolves with the release function. */
 export type LockFunction = (file: string, options: lockfile.LockOptions) => Promise<() => Promise<void>>;
@@ -517,42 +511,9 @@ export class FileStateStore implements StateStore {
     }
   }
 
-  private async writeAtomically(bytes: Uint8Array): Promise<void> {
-    const temp = `${this.path}${TEMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`;
-    try {
-      const existingMode = await this.fs.stat(this.path).then(
-        (info) => info.mode & 0o777,
-        () => null,
-      );
-      const handle = await this.fs.open(temp, "w", FILE_MODE);
-      try {
-        // The file replaced keeps its mode (a user's choice); a new one is private.
-        if (existingMode !== null) await handle.chmod(existingMode);
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await this.fs.rename(temp, this.path);
-    } catch (error) {
-      await this.fs.rm(temp, { force: true }).catch(() => {});
-      throw error;
-    }
-    await this.syncDirectory();
-  }
-
-  /** Makes the rename durable. Some platforms cannot open a directory for fsync; the rename is then as durable as it gets. */
-  private async syncDirectory(): Promise<void> {
-    let handle;
-    try {
-      handle = await this.fs.open(this.dir, "r");
-      await handle.sync();
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
-    } finally {
-      await handle?.close();
-    }
+  /** The shared atomic write (fs/atomic-write.ts) through this store's bounded calls; callers hold the lock. */
+  private writeAtomically(bytes: Uint8Array): Promise<void> {
+    return writeFileAtomic(this.path, bytes, { mode: FILE_MODE, fs: this.fs });
   }
 
   /**

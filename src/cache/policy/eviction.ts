@@ -17,12 +17,12 @@
  */
 import type { Bytes, EpochMilliseconds } from "../../models/types.js";
 import type { EvictionReason } from "../types.js";
+import { MIB } from "../../units.js";
 
 export type EvictionPolicy = "lru" | "cost-aware" | "reload-cost";
 
 /** Load time assumed for a model never loaded yet (it has no measurement). */
 export const DEFAULT_LOAD_MS = 1000;
-const MIB = 1024 * 1024;
 
 export interface EvictionCandidate {
   key: string;

@@ -21,8 +21,8 @@ import { type LpSolver, optimumOrBound } from "./optimum.js";
 import { PEER_POLICIES } from "./peers.js";
 import { type SimPolicy, simulate } from "./simulate.js";
 import type { SimModel, SimSettings, Trace } from "./types.js";
+import { MIB } from "../../units.js";
 
-const MIB = 1024 * 1024;
 const DAY_MS = 24 * 3600_000;
 /** Changes whose saving is within this share of the best one count as equally good; the smallest of them is chosen. */
 const EQUAL_SAVING = 0.02;

@@ -12,6 +12,7 @@
  * costs at least as much. Pure: it builds the problem and reads the answer; the solver is passed in (`LpSolver`).
  */
 import type { SimSettings, Trace } from "./types.js";
+import { GIB } from "../../units.js";
 
 /** A linear (or mixed-integer) problem in the sparse form HiGHS takes: minimise colCost·x + offset. */
 export interface LpProblem {
@@ -139,10 +140,9 @@ export function optimumProblem(
   ];
   if (settings.maxMemoryBytes > 0) {
     // Scaled to GiB so the coefficients stay near 1 (better conditioned).
-    const unit = 1024 ** 3;
     resources.push({
-      coefficient: (s) => s.bytes / unit,
-      upper: (k) => (settings.maxMemoryBytes - (sizes.get(trace.requests[k]?.key as string) as number)) / unit,
+      coefficient: (s) => s.bytes / GIB,
+      upper: (k) => (settings.maxMemoryBytes - (sizes.get(trace.requests[k]?.key as string) as number)) / GIB,
     });
   }
   const stayCols = list.length;

@@ -7,7 +7,7 @@ import { ServerUnavailable } from "../../errors/index.js";
 import type { CacheEventJson } from "../../runtime/client.js";
 import type { CliContext } from "../context.js";
 import { findServer } from "../live.js";
-import { formatBytes } from "./ps.js";
+import { formatBytes } from "../../units.js";
 
 /** Wait before reconnecting after the stream ended. */
 const RECONNECT_MS = 500;
@@ -29,7 +29,7 @@ function fieldText(key: string, value: unknown): string {
   return `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
 }
 
-/** One event as a line: `16:20:01 loaded       tiny.gguf 412ms bytes=52 MB` (the time in UTC, as the event has it). */
+/** One event as a line: `16:20:01 loaded       tiny.gguf 412ms bytes=49.6 MiB` (the time in UTC, as the event has it). */
 export function eventLine(event: CacheEventJson): string {
   const { type, time, name, key: _key, ...rest } = event;
   const clock = typeof time === "string" ? time.slice(11, 19) : "";

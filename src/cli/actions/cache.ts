@@ -18,6 +18,7 @@ import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
 import { formatTable } from "../io.js";
 import { findServer } from "../live.js";
+import { formatBytes } from "../../units.js";
 
 const FLAGS = COMMAND_FLAGS.cache;
 
@@ -73,10 +74,6 @@ function ms(value: number | null): string {
   return value === null ? "-" : `${Math.round(value)} ms`;
 }
 
-function mib(bytes: number): string {
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-
 function printStats(ctx: CliContext, stats: CacheStats): void {
   const evictions = Object.entries(stats.evictions)
     .filter(([, n]) => n > 0)
@@ -87,8 +84,8 @@ function printStats(ctx: CliContext, stats: CacheStats): void {
       `hits ${stats.hits}, misses ${stats.misses}, hit rate ${(stats.hit_rate * 100).toFixed(1)}%`,
       `loads ${stats.loads}, load failures ${stats.load_failures}, warm-ups ${stats.warmups}`,
       `evictions: ${evictions || "none"}`,
-      `loaded ${stats.models_loaded} of at most ${stats.max_cached_models}, memory ${mib(stats.memory_bytes)}` +
-        (stats.memory_limit_bytes > 0 ? ` of ${mib(stats.memory_limit_bytes)}` : " (no limit)"),
+      `loaded ${stats.models_loaded} of at most ${stats.max_cached_models}, memory ${formatBytes(stats.memory_bytes)}` +
+        (stats.memory_limit_bytes > 0 ? ` of ${formatBytes(stats.memory_limit_bytes)}` : " (no limit)"),
       `last save: ${stats.last_save.at ?? "never"}${stats.last_save.ok === false ? ` (failed: ${stats.last_save.error})` : ""}`,
       `state file: ${stats.state_file ?? "none (persist_cache = false)"}`,
     ].join("\n"),
@@ -227,7 +224,7 @@ function printState(ctx: CliContext, path: string, state: CacheState | null, byt
           String(m.fingerprint.size),
           iso(m.fingerprint.mtimeMs) ?? "-",
           String(m.usage.requests),
-          m.metadata.memory_bytes === null ? "-" : mib(m.metadata.memory_bytes),
+          m.metadata.memory_bytes === null ? "-" : formatBytes(m.metadata.memory_bytes),
           m.priority.toFixed(2),
           m.pinned ? "yes" : "no",
         ]),

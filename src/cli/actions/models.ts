@@ -13,7 +13,8 @@ import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
 import { formatTable } from "../io.js";
-import { formatBytes, formatCount } from "../units.js";
+import { formatBytes } from "../../units.js";
+import { formatCount } from "../units.js";
 
 const FLAGS = COMMAND_FLAGS.models;
 

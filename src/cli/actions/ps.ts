@@ -3,19 +3,7 @@ import type { LoadedModelInfo } from "../../cache/types.js";
 import type { CliContext } from "../context.js";
 import { formatTable } from "../io.js";
 import { findServer } from "../live.js";
-
-const UNITS = ["B", "KB", "MB", "GB", "TB"];
-
-/** Bytes as `1.2 MB` (powers of 1000, as `ollama ps` shows them). */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
-}
+import { formatBytes } from "../../units.js";
 
 /** `in 4 minutes`, `in 1 hour`: how long until an ISO time, rounded to the largest whole unit. */
 export function formatUntil(iso: string, now: number): string {
