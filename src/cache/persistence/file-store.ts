@@ -553,8 +553,19 @@ export class FileStateStore implements StateStore {
     } finally {
       // proper-lockfile removes the directory with rmdir: it must be empty again.
       await this.fs.rm(ownerFile, { force: true }).catch(() => {});
-      await release().catch(() => {});
+      await release().catch(() => this.removeEmptyLock(lockDir));
     }
+  }
+
+  /**
+   * After a release that failed — proper-lockfile calls a lock whose refresh came late (a save of a large state on a
+   * busy machine) compromised, and then neither releases nor removes it —: the lock directory is removed when it is
+   * empty, i.e. no other process took it over meanwhile (a holder records itself in it at once). It was left behind
+   * after clean exits.
+   */
+  private async removeEmptyLock(lockDir: string): Promise<void> {
+    const left = await this.fs.readdir(lockDir).catch(() => null);
+    if (left !== null && left.length === 0) await this.fs.rm(lockDir, { recursive: true, force: true }).catch(() => {});
   }
 
   /**
