@@ -7,7 +7,8 @@
  * it loads, pay nothing a process that loaded before would not.
  */
 import { rmSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BackendConfig } from "../../config/schema.js";
@@ -30,7 +31,9 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
   process.once("exit", removeOnExit);
   try {
     await removeOrphans();
-    dir = await mkdtemp(join(tmpdir(), `${PREFIX}${process.pid}-`));
+    // Named before it exists: an exit while it is being made still knows what to remove.
+    dir = join(tmpdir(), `${PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+    await mkdir(dir, { mode: 0o700 });
     const path = join(dir, "nano.gguf");
     const size = await writeTinyLlamaGguf(path, { preset: "nano" });
     const descriptor = { name: "warm-up", key: path, path, format: "gguf" as const, fingerprint: { size, mtimeMs: 0 } };
