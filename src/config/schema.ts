@@ -221,7 +221,7 @@ export const serverSchema = z
       .max(1000)
       .default([])
       .describe(
-        "Host names the server answers besides loopback names (`localhost`, `*.localhost`), IP addresses and `server.host` itself: a request whose `Host` header names anything else is refused with 403, so a web page cannot reach the server through a DNS name it controls (DNS rebinding). `*.example.com` also matches every subdomain; `*` allows every host. Needed when the server is reached by a name (a reverse proxy, `http://myhost:8080`).",
+        "Host names the server answers besides loopback and private names (`localhost`, `*.localhost`, `*.local`, `*.internal`), IP addresses, this machine's host name and `server.host` itself: a request whose `Host` header names anything else is refused with 403, so a web page cannot reach the server through a DNS name it controls (DNS rebinding). `*.example.com` also matches every subdomain; `*` allows every host. Needed when the server is reached by a name (a reverse proxy, `http://myhost:8080`).",
       ),
     allowed_origins: z
       .array(z.string().min(1).max(2048))

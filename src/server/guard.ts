@@ -5,7 +5,7 @@
  * answer turns to `127.0.0.1` (DNS rebinding) is even same-origin with the server. Three checks, before anything else
  * runs:
  *
- * - `Host`: a loopback name (`localhost`, `*.localhost`), an IP address, this machine's host name, `server.host`, or
+ * - `Host`: a loopback or private name (`localhost`, `*.localhost`, `*.local`, `*.internal`), an IP address, this machine's host name, `server.host`, or
  *   listed in `server.allowed_hosts`; anything else is a name someone else's DNS chose (403).
  * - `Origin` (sent by browsers with every cross-origin request and every POST): absent (not a browser), the server's
  *   own (its status page), or listed in `server.allowed_origins`; anything else is a page of another site (403). Only
@@ -23,6 +23,11 @@ import { type AppContext, type AppEnv, nodeRequestHeaders } from "./context.js";
 /** Methods and headers a listed origin's preflight is granted. */
 const CORS_METHODS = "GET, POST, DELETE, OPTIONS";
 const CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID, OpenAI-Organization, OpenAI-Project, X-Stainless-*";
+/**
+ * Names no public DNS answers for, so no web page can rebind them (as Ollama's list): `*.localhost`, `*.local` (mDNS),
+ * `*.internal` (`host.docker.internal`, a container reaching the server on its host).
+ */
+const PRIVATE_SUFFIXES = [".localhost", ".local", ".internal"];
 /** Longest header value quoted back in a refusal. */
 const QUOTE_CHARS = 200;
 
@@ -90,7 +95,11 @@ export function browserGuard(server: GuardConfig): MiddlewareHandler<AppEnv> {
   const hostListed = matcher(server.allowed_hosts, hostName);
   const originListed = matcher(server.allowed_origins, normalizeOrigin);
   const hostAllowed = (name: string) =>
-    name === "localhost" || name.endsWith(".localhost") || isIP(name) !== 0 || ownNames.has(name) || hostListed(name);
+    name === "localhost" ||
+    PRIVATE_SUFFIXES.some((suffix) => name.endsWith(suffix)) ||
+    isIP(name) !== 0 ||
+    ownNames.has(name) ||
+    hostListed(name);
 
   return async (c, next) => {
     const headers = nodeRequestHeaders(c);

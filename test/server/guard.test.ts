@@ -95,7 +95,14 @@ it("a cross-site text/plain POST, a foreign Origin and a foreign Host are refuse
 
   // Loopback names, IP addresses and the server's own pages pass.
   const port = new URL(s.url).port;
-  for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `app.localhost:${port}`]) {
+  for (const host of [
+    `localhost:${port}`,
+    `127.0.0.1:${port}`,
+    `[::1]:${port}`,
+    `app.localhost:${port}`,
+    `host.docker.internal:${port}`,
+    `box.local`,
+  ]) {
     assert.equal((await raw(s.url, "/health", { headers: { host } })).status, 200, host);
   }
   const sameOrigin = await raw(s.url, "/v1/cache/save", {
