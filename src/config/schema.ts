@@ -104,10 +104,9 @@ export const cacheSchema = z
     usage_half_life_hours: z
       .number()
       .min(MIN_HALF_LIFE_HOURS)
-      .max(MAX_DURATION_SECONDS / 3600)
       .default(24)
       .describe(
-        `Half-life, in hours, of the exponentially decayed usage frequency that ranks models. From ${MIN_HALF_LIFE_HOURS} (36 s: shorter, every frequency decays to nothing between two requests) to ${MAX_DURATION_SECONDS / 3600} (10 years).`,
+        `Half-life, in hours, of the exponentially decayed usage frequency that ranks models. At least ${MIN_HALF_LIFE_HOURS} (36 s: shorter, every frequency decays to nothing between two requests); a huge value means no decay.`,
       ),
     eviction_policy: z
       .enum(["lru", "cost-aware", "reload-cost"])
