@@ -54,11 +54,11 @@ module.exports = {
     {
       name: "cache-core-does-no-io",
       comment:
-        "The cache knows the Backend and snapshot-store interfaces, never the filesystem, a runtime or the server.",
+        "The cache knows the Backend and snapshot-store interfaces (and the pure name matcher), never the filesystem, a runtime or the server.",
       severity: "error",
       from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
       to: {
-        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types)",
+        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types|name-index)",
       },
     },
     {

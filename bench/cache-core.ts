@@ -4,7 +4,9 @@
  * - hits per second through the real `ModelManager` (1, 100 and 10,000 model files) and through the in-memory source,
  *   each against an awaited `async () => map.get(k)` — the cost floor of any promise-returning lookup. A hit is
  *   measured as a caller makes it: one awaited `acquire` and a `release`, or one awaited `getModel`. Rounds interleave
- *   the three shapes slice by slice and count CPU time, so a busy shared machine slows all three alike;
+ *   the three shapes slice by slice and count CPU time, so a busy shared machine slows all three alike. The target
+ *   (issue 21): a hit costs at most 10× the baseline (it does no I/O and arms no timer, which the cache tests show);
+ *   the rates are reported without a target;
  * - the request log's cost on a hit (`request_log_size` default vs 0);
  * - `/metrics` and `/health` latency with 10,000 models in the statistics;
  * - saving and restoring 10,000 entries: the longest the event loop was blocked, and the file's size against the raw
@@ -32,6 +34,8 @@ import { adviseOn } from "../src/runtime/advice.js";
 import { FakeModelSource } from "../test/helpers/fake-models.js";
 import { type Figure, figure, ratios } from "./report.js";
 
+/** A hit may cost at most this many awaited `async` `Map.get`s (issue 21; it was 3, with at least 1 M/s). */
+const HIT_TARGET = 10;
 /** Calls per round and shape; each round alternates the shapes in slices of `SLICE` calls. */
 let HITS = 100_000;
 const SLICE = 5_000;
@@ -118,7 +122,7 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
       samples: ratios(base, get),
       unit: "×",
       baseline: baselineName,
-      target: { max: 3 },
+      target: { max: HIT_TARGET },
       note: `${m(get)}; baseline ${m(base)} (${cpu})`,
     }),
     figure({
@@ -127,7 +131,7 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
       name: `getModel hits/s, ${label}`,
       samples: get.map((x) => x / 1e6),
       unit: "M/s",
-      target: { min: 1 },
+      target: null,
       note: cpu,
     }),
     figure({
@@ -137,7 +141,7 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
       samples: ratios(base, lease),
       unit: "×",
       baseline: baselineName,
-      target: { max: 3 },
+      target: { max: HIT_TARGET },
       note: `${m(lease)} (${cpu})`,
     }),
     figure({
@@ -146,7 +150,7 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
       name: `acquire+release hits/s, ${label}`,
       samples: lease.map((x) => x / 1e6),
       unit: "M/s",
-      target: { min: 1 },
+      target: null,
       note: cpu,
     }),
   ];

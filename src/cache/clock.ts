@@ -103,53 +103,25 @@ export const systemClock: Clock = longTimerClock({
 });
 
 /**
- * `read`, called at most once per event-loop turn: later calls in the same turn (the same callback and the promise
- * chains it runs) return the first reading, and a `process.nextTick` — run once that callback and its promise chains
- * are done, before any other timer, I/O or immediate callback — makes the next turn read again. The time nginx caches
- * per event-loop iteration, for the same reason: a read costs ~55 ns on a VM's kvm-clock, as much as an awaited
- * `Map.get`, and a stream of hits ending in one turn then costs one read. A reading is stale by at most the synchronous
- * work done since it was taken in that turn.
- */
-export function perTurn(read: () => number): () => number {
-  let reading = 0;
-  let fresh = false;
-  const expire = (): void => {
-    fresh = false;
-  };
-  return () => {
-    if (fresh) return reading;
-    reading = read();
-    fresh = true;
-    process.nextTick(expire);
-    return reading;
-  };
-}
-
-/**
- * The cache's reading of time: at most one clock read per call (per event-loop turn with `perTurn`). Wall-clock time
- * is derived from the monotonic reading plus an offset taken from the wall clock again whenever `resyncMs` of monotonic
- * time passed since the last time, so a hit costs one clock read instead of two (a read costs about as much as an
- * awaited `Map.get` on a VM's clock source), and a wall-clock step (NTP, a suspended laptop) shows in recorded times
- * within `resyncMs`.
+ * The cache's reading of time: one clock read per call. Wall-clock time is derived from the monotonic reading plus an
+ * offset taken from the wall clock again whenever `resyncMs` of monotonic time passed since the last time, so a reading
+ * costs one clock read instead of two, times kept as monotonic readings (when a model became idle) convert to wall-clock
+ * times (`wallAt`) consistently, and a wall-clock step (NTP, a suspended laptop) shows in recorded times within
+ * `resyncMs`.
  */
 export class ClockReader {
   private offset = 0;
   private syncedAt = Number.NEGATIVE_INFINITY;
-  private readonly read: () => number;
 
   constructor(
     private readonly clock: Pick<Clock, "now" | "monotonic">,
     /** How stale (ms of monotonic time) the wall-clock offset may get. */
     private readonly resyncMs: number,
-    /** Read the clock once per event-loop turn (`perTurn`): for the real clock; an injected one is read every time. */
-    options: { perTurn?: boolean } = {},
-  ) {
-    this.read = options.perTurn ? perTurn(() => clock.monotonic()) : () => clock.monotonic();
-  }
+  ) {}
 
   /** Monotonic time (ms), re-reading the wall clock's offset when it is due. */
   monotonic(): number {
-    const monotonic = this.read();
+    const monotonic = this.clock.monotonic();
     if (monotonic - this.syncedAt >= this.resyncMs) {
       this.offset = this.clock.now() - monotonic;
       this.syncedAt = monotonic;

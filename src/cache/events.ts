@@ -67,13 +67,6 @@ type AnyListener = (event: CacheEvent) => void;
 export class CacheEventSource {
   private readonly listeners = new Map<keyof CacheEvents, Set<(payload: never) => void>>();
   private readonly anyListeners = new Set<AnyListener>();
-  /** Kept equal to `wants("hit")` by every subscribe and unsubscribe. */
-  private hitWanted = false;
-
-  private updateWanted(): void {
-    this.hitWanted = this.wants("hit");
-  }
-
   constructor(private readonly onListenerError: (event: keyof CacheEvents, error: unknown) => void) {}
 
   /** Subscribes to one event type; returns the unsubscribe function. */
@@ -85,33 +78,18 @@ export class CacheEventSource {
     }
     const entry = listener as (payload: never) => void;
     set.add(entry);
-    this.updateWanted();
-    return () => {
-      const removed = set.delete(entry);
-      this.updateWanted();
-      return removed;
-    };
+    return () => set.delete(entry);
   }
 
   /** Subscribes to every event, each given with its `type`; returns the unsubscribe function. */
   onAny(listener: AnyListener): () => void {
     this.anyListeners.add(listener);
-    this.updateWanted();
-    return () => {
-      const removed = this.anyListeners.delete(listener);
-      this.updateWanted();
-      return removed;
-    };
+    return () => this.anyListeners.delete(listener);
   }
 
   /** Whether anyone listens to `event` (emitters skip building payloads nobody reads). */
   wants(event: keyof CacheEvents): boolean {
     return this.anyListeners.size > 0 || (this.listeners.get(event)?.size ?? 0) > 0;
-  }
-
-  /** `wants("hit")` as a field read: the hit path asks on every request. */
-  get wantsHit(): boolean {
-    return this.hitWanted;
   }
 
   emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {

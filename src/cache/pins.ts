@@ -5,6 +5,7 @@
  */
 import type { CacheConfig } from "../config/schema.js";
 import { messageOf } from "../errors/index.js";
+import { matchSaved } from "../models/name-index.js";
 import type { ModelDescriptor } from "../models/types.js";
 
 /** A configured name that did not resolve to a model (reported, not fatal). */
@@ -31,8 +32,9 @@ export class Pins {
 
   /**
    * Resolves the configured names with `resolve` (the model source's own). Names that do not resolve are listed in
-   * `unresolved`; a saved model they name (`savedNames`, e.g. from the state file when its file is missing) is still
-   * matched by name, so a pinned model's statistics stay protected while its file is away.
+   * `unresolved`; a saved model they name (`saved`, e.g. from the state file when its file is missing) is still
+   * matched by name — by the model manager's own rule (`matchSaved`), so an ambiguous name pins nothing — and a pinned
+   * model's statistics stay protected while its file is away.
    */
   static async resolve(
     config: Pick<CacheConfig, "always_warm" | "models">,
@@ -58,14 +60,8 @@ export class Pins {
       try {
         ({ key, name: resolvedName } = await resolve(name));
       } catch (error) {
-        const match = saved.find(
-          (m) =>
-            m.name === name ||
-            m.key === name ||
-            stemOf(m.name) === name ||
-            baseOf(m.name) === name ||
-            stemOf(baseOf(m.name)) === name,
-        );
+        const matches = matchSaved(name, saved);
+        const match = matches.length === 1 ? matches[0] : undefined;
         if (!match) {
           unresolved.push({ name, error: messageOf(error) });
           continue;
@@ -85,6 +81,11 @@ export class Pins {
     return this.order.has(key);
   }
 
+  /** Pinned keys → position in `always_warm` (Infinity for a `pinned = true` override): the warm-up plan's input. */
+  get alwaysWarm(): ReadonlyMap<string, number> {
+    return this.order;
+  }
+
   /** Position in `always_warm`, Infinity for a `pinned = true` override, null when not pinned. */
   alwaysWarmIndex(key: string): number | null {
     return this.order.get(key) ?? null;
@@ -102,13 +103,4 @@ export class Pins {
   get size(): number {
     return this.order.size;
   }
-}
-
-function baseOf(name: string): string {
-  return name.slice(name.lastIndexOf("/") + 1);
-}
-
-function stemOf(name: string): string {
-  const dot = name.lastIndexOf(".");
-  return dot > name.lastIndexOf("/") ? name.slice(0, dot) : name;
 }

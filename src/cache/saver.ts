@@ -1,12 +1,13 @@
 /**
  * Saving and restoring the usage book: periodic saves (only when something changed), saves on demand and the final one
  * at close, one at a time, each bounded in time; `last_save`; and the restore that seeds the book at start. It is given
- * what it needs — the store, the book, the clock, a pin test, an event sink — never the cache itself.
+ * what it needs — the store, the book, the clock, the entries as a `SaveSource`, the event source — never the cache.
  */
 import { InfernoError, messageOf, StateTimeout } from "../errors/index.js";
 import { withTimeout } from "./clock.js";
 import type { CacheState, StateStore } from "./persistence/types.js";
-import type { Clock, LastSave, TimerHandle } from "./types.js";
+import type { CacheEventSource } from "./events.js";
+import type { CacheLogger, Clock, LastSave, TimerHandle } from "./types.js";
 import type { UsageBook } from "./usage.js";
 
 /** A save (or restore) that takes longer than this is reported as failed; the cache does not wait for it. */
@@ -22,11 +23,17 @@ export interface SaverOptions {
   timeoutMs?: number;
   /** Lets the event loop turn while a large delta is taken. Default: `setImmediate`. */
   turn?: () => Promise<void>;
+  /** Pins (a pinned model's record says so) and the hits not yet timed, timed right before a delta is taken. */
+  entries: SaveSource;
+  events: Pick<CacheEventSource, "emit">;
+  logger: CacheLogger | undefined;
+}
+
+/** What a save reads of the entries: the entry table's pin test, and the timing of hits counted but not yet timed. */
+export interface SaveSource {
   isPinned(key: string): boolean;
-  /** Brings the book up to date right before a delta is taken (the cache times hits not yet timed). */
-  beforeSave?(): void;
-  onSave(save: LastSave): void;
-  warn(message: string, fields: Record<string, unknown>): void;
+  /** Brings the book up to date (the hit path counts a use at once and times it when the use ends). */
+  stampAll(): void;
 }
 
 /** What makes two failures "the same cause": the system's code (EROFS, ENOSPC…), else the typed code, else the message. */
@@ -72,7 +79,7 @@ export class Saver {
       state: null,
       warning: `${messageOf(error)}; the cache starts empty (later saves merge into the file, losing nothing)`,
     }));
-    if (warning) this.options.warn(warning, { state_file: store.path });
+    if (warning) this.options.logger?.warn(warning, { state_file: store.path });
     if (state) this.options.book.restore(state);
     return { state, warning };
   }
@@ -98,7 +105,7 @@ export class Saver {
     const cause = causeOf(error);
     if (this.warnedCauses.has(cause)) return;
     this.warnedCauses.add(cause);
-    this.options.warn(message, { state_file: path, error: messageOf(error) });
+    this.options.logger?.warn(message, { state_file: path, error: messageOf(error) });
   }
 
   /** Starts periodic saves. */
@@ -146,8 +153,9 @@ export class Saver {
     const now = clock.now();
     const at = new Date(now).toISOString();
     const turn = this.options.turn ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
-    this.options.beforeSave?.();
-    const pending = await book.takeDelta(now, (key) => this.options.isPinned(key), turn);
+    const { entries } = this.options;
+    entries.stampAll();
+    const pending = await book.takeDelta(now, (key) => entries.isPinned(key), turn);
     try {
       const { bytes } = await this.bounded(store.save(pending.delta), "saving the cache state");
       pending.commit();
@@ -157,7 +165,7 @@ export class Saver {
       this.last = { at, ok: false, duration_ms: clock.monotonic() - started, bytes: null, error: messageOf(error) };
       this.warnOnce(error, "could not save the cache state; the cache keeps working in memory", store.path);
     }
-    this.options.onSave(this.lastSave);
+    this.options.events.emit("save", this.lastSave);
     return this.lastSave;
   }
 

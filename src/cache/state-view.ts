@@ -3,11 +3,11 @@
  * CLI's file mode, so `inferno cache stats` reads the same with or without a server.
  */
 import type { CacheConfig } from "../config/schema.js";
-import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
+import type { Bytes, EpochMilliseconds } from "../models/types.js";
 import type { CacheState, PersistedCounters, PersistedModel } from "./persistence/types.js";
 import { modelValue } from "./policy/eviction.js";
 import { decayedValue, perHour } from "./policy/frequency.js";
-import type { WarmupCandidate } from "./policy/warmup.js";
+import type { WarmupHistory } from "./policy/warmup.js";
 import { type CacheStats, emptyEvictions, type LastSave, type ModelStats } from "./types.js";
 import { MIB } from "../units.js";
 
@@ -147,28 +147,14 @@ export function statsFromState(state: CacheState | null, options: FileStatsOptio
   };
 }
 
-/** A warm-up candidate from a model's saved statistics (null when it has none, e.g. a pinned model never used). */
-export function warmupCandidateOf(
-  descriptor: ModelDescriptor,
-  saved: PersistedModel | null,
-  facts: {
-    now: EpochMilliseconds;
-    halfLifeHours: number;
-    alwaysWarmIndex: number | null;
-    estimateBytes: Bytes;
-    fileChanged: boolean;
-  },
-): WarmupCandidate {
+/** What a model's saved statistics say for the warm-up plan, as of `now`. */
+export function warmupHistoryOf(model: PersistedModel, now: EpochMilliseconds, halfLifeHours: number): WarmupHistory {
   return {
-    key: descriptor.key,
-    name: descriptor.name,
-    pinned: facts.alwaysWarmIndex !== null,
-    alwaysWarmIndex: facts.alwaysWarmIndex,
-    lastUsedAt: saved?.usage.last_used_at ?? null,
-    frequency: decayedValue(saved?.usage.frequency ?? null, facts.now, facts.halfLifeHours),
-    avgLoadMs: saved ? averageLoadMs(saved) : null,
-    memoryBytes: saved?.metadata.memory_bytes ?? facts.estimateBytes,
-    fileChanged: facts.fileChanged,
-    loaded: false,
+    key: model.key,
+    name: model.name,
+    lastUsedAt: model.usage.last_used_at,
+    frequency: decayedValue(model.usage.frequency, now, halfLifeHours),
+    avgLoadMs: averageLoadMs(model),
+    memoryBytes: model.metadata.memory_bytes,
   };
 }

@@ -33,6 +33,13 @@ export function emptyEvictions(): Record<EvictionReason, number> {
   return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
 }
 
+/** Where the cache reports what it does. Default: silent. */
+export interface CacheLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  debug?(msg: string, fields?: Record<string, unknown>): void;
+}
+
 /** Time source, injected so tests run on a fake clock. */
 export interface Clock {
   /** Wall-clock milliseconds since the epoch (persisted times). */

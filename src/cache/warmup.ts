@@ -2,7 +2,8 @@
  * Warm-up: which models to load before anyone asks (the saved usage ranked by a strategy, `always_warm` first, within
  * the limits — policy/warmup.ts), loading them `warmup_concurrency` at a time without ever evicting, then warming each
  * (`TextModel.warm`: the first generations' one-time costs), and the start-up warm-up's progress for `/health` and
- * `/ready`. It is given what it needs as functions, never the cache.
+ * `/ready`. It reads the entries through the entry table's `EntryView` and acts only through `WarmupHost`'s two
+ * operations, never the cache.
  */
 import type { LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
@@ -10,11 +11,55 @@ import { CacheBusy, Disposed, messageOf } from "../errors/index.js";
 import { abortable } from "./entry.js";
 import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
 import type { MemoryLedger } from "./memory.js";
-import type { Pins } from "./pins.js";
-import { planWarmup, type WarmupCandidate } from "./policy/warmup.js";
-import { warmupCandidateOf } from "./state-view.js";
-import { type WarmupProgress, type WarmupResult, type WarmupStrategy, warmupFailure } from "./types.js";
+import type { ClockReader } from "./clock.js";
+import type { EntryView } from "./entry.js";
+import type { CacheEventSource } from "./events.js";
+import {
+  type WarmupInputs,
+  type WarmupLimits,
+  type WarmupPlan,
+  unmeasured,
+  warmupLimits,
+  warmupPlan,
+} from "./policy/warmup.js";
+import { warmupHistoryOf } from "./state-view.js";
+import {
+  type CacheLogger,
+  type WarmupProgress,
+  type WarmupResult,
+  type WarmupStrategy,
+  warmupFailure,
+} from "./types.js";
 import type { UsageBook } from "./usage.js";
+
+/**
+ * The warm-up plan (policy/warmup.ts) with the models never measured estimated first (`estimate`, one at a time): what
+ * the live cache and the CLI's file mode both plan with.
+ */
+export async function planWarmupFrom(
+  inputs: Omit<WarmupInputs, "estimates">,
+  strategy: WarmupStrategy,
+  limits: WarmupLimits,
+  estimate: (key: string) => Promise<Bytes>,
+): Promise<WarmupPlan> {
+  const estimates = new Map<string, Bytes>();
+  for (const key of unmeasured(inputs)) estimates.set(key, await estimate(key));
+  return warmupPlan({ ...inputs, estimates }, strategy, limits);
+}
+
+/** What the warm-up does to the cache: load a model, and wait for the backends to settle. */
+export interface WarmupHost {
+  /**
+   * Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room); resolves
+   * with the loaded model, which the warm-up then warms (`warm`).
+   */
+  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<LoadedModel>;
+  /**
+   * Resolves once the backends' background starts (the spare host replacing the one a load took) are over: the
+   * start-up warm-up ends only then, so the first requests after it do not share the CPU with a process start.
+   */
+  settle(): Promise<void>;
+}
 
 export interface WarmerOptions {
   config: Pick<
@@ -29,27 +74,13 @@ export interface WarmerOptions {
   backendConfig: BackendConfig;
   models: ModelSource;
   book: UsageBook;
-  pins(): Pins;
   ledger: MemoryLedger;
   memoryLimit: Bytes;
-  /** Wall-clock time now (ms). */
-  now(): number;
-  /** The state of the model's entry, if it has one. */
-  entryState(key: string): "loading" | "ready" | "unloading" | undefined;
-  /**
-   * Loads a model without counting a request and without evicting (throws `CacheBusy` when there is no room); resolves
-   * with the loaded model, which the warm-up then warms (`warm`).
-   */
-  load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<LoadedModel>;
-  /**
-   * Resolves once the backends' background starts (the spare host replacing the one a load took) are over: the
-   * start-up warm-up ends only then, so the first requests after it do not share the CPU with a process start.
-   */
-  settleBackends(): Promise<void>;
-  /** Whether the cache is closing (warm-up stops). */
-  closing(): boolean;
-  onWarmup(result: WarmupResult): void;
-  warn(message: string, fields: Record<string, unknown>): void;
+  time: ClockReader;
+  entries: EntryView;
+  host: WarmupHost;
+  events: CacheEventSource;
+  logger: CacheLogger | undefined;
 }
 
 export class Warmer {
@@ -69,10 +100,10 @@ export class Warmer {
     try {
       const strategy = this.o.config.enable_warmup ? this.o.config.warmup_strategy : "none";
       const result = await this.runWith({ strategy }, true);
-      for (const failure of result.failed) this.o.warn("warm-up could not load a model", { ...failure });
+      for (const failure of result.failed) this.o.logger?.warn("warm-up could not load a model", { ...failure });
       return result;
     } catch (error) {
-      if (!(error instanceof Disposed)) this.o.warn("warm-up failed", { error: messageOf(error) });
+      if (!(error instanceof Disposed)) this.o.logger?.warn("warm-up failed", { error: messageOf(error) });
       return { loaded: [], skipped: [], failed: [warmupFailure("*", error, messageOf(error))] };
     }
   }
@@ -120,51 +151,33 @@ export class Warmer {
     const loaded = await this.load(plan, result);
     // At start-up the backends settle first (see `settleBackends`), so the models are warmed on a machine that runs
     // nothing else of Inferno's, and the last thing before `/ready` answers 200.
-    if (startup) await abortable(this.o.settleBackends(), this.abort.signal).catch(() => undefined);
+    if (startup) await abortable(this.o.host.settle(), this.abort.signal).catch(() => undefined);
     for (const model of loaded) await this.warm(model);
-    this.o.onWarmup(result);
+    this.o.events.emit("warmup", result);
     return result;
   }
 
   private async rank(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
     const { models, book, config } = this.o;
-    const pins = this.o.pins();
+    const { pins } = this.o.entries;
     const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
-    const now = this.o.now();
-    const keys = new Set([...book.keys(), ...pins.keys()]);
-    const candidates: WarmupCandidate[] = [];
-    const skipped: WarmupResult["skipped"] = [];
-    for (const key of keys) {
-      const descriptor = descriptors.get(key);
-      const usage = book.get(key);
-      if (!descriptor) {
-        skipped.push({ name: usage?.name ?? key, reason: "model file not found" });
-        continue;
-      }
-      if (this.o.entryState(key) !== undefined) continue;
-      const saved = usage ? book.persisted(usage, now, pins.has(key)) : null;
-      candidates.push(
-        warmupCandidateOf(descriptor, saved, {
-          now,
-          halfLifeHours: config.usage_half_life_hours,
-          alwaysWarmIndex: pins.alwaysWarmIndex(key),
-          estimateBytes: usage?.memoryBytes ?? (await models.estimateMemory(descriptor, this.o.backendConfig)),
-          fileChanged: usage?.fileChanged ?? false,
-        }),
-      );
-    }
-    const ranked = planWarmup(candidates, strategy, {
-      now,
-      maxModels: config.max_cached_models,
-      memoryLimitBytes: this.o.memoryLimit,
-      restoreWindowMs: config.restore_window_hours * 3600_000,
-      residentCount: this.o.ledger.count,
-      residentBytes: this.o.ledger.bytes,
-    });
-    return {
-      plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor),
-      skipped: [...skipped, ...ranked.skipped],
-    };
+    const now = this.o.time.now();
+    const usages = [...book.values()];
+    const ranked = await planWarmupFrom(
+      {
+        history: usages.map((u) =>
+          warmupHistoryOf(book.persisted(u, now, pins.has(u.key)), now, config.usage_half_life_hours),
+        ),
+        pinned: pins.alwaysWarm,
+        files: new Map([...descriptors.values()].map((d) => [d.key, d.name])),
+        changed: new Set(usages.filter((u) => u.fileChanged).map((u) => u.key)),
+        resident: new Set([...descriptors.keys()].filter((key) => this.o.entries.stateOf(key) !== undefined)),
+      },
+      strategy,
+      warmupLimits(config, now, this.o.memoryLimit, this.o.ledger),
+      (key) => models.estimateMemory(descriptors.get(key) as ModelDescriptor, this.o.backendConfig),
+    );
+    return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: ranked.skipped };
   }
 
   /**
@@ -175,7 +188,7 @@ export class Warmer {
     const loaded: LoadedModel[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < plan.length && !this.abort.signal.aborted && !this.o.closing()) {
+      while (next < plan.length && !this.abort.signal.aborted && !this.o.entries.closing) {
         const descriptor = plan[next++] as ModelDescriptor;
         const model = await this.loadOne(descriptor, result);
         if (model) loaded.push(model);
@@ -196,19 +209,22 @@ export class Warmer {
       await model.warm(this.abort.signal);
     } catch (error) {
       if (!this.abort.signal.aborted && !(error instanceof Disposed))
-        this.o.warn("warm-up could not warm a model", { model: model.descriptor.name, error: messageOf(error) });
+        this.o.logger?.warn("warm-up could not warm a model", {
+          model: model.descriptor.name,
+          error: messageOf(error),
+        });
     }
   }
 
   private async loadOne(descriptor: ModelDescriptor, result: WarmupResult): Promise<LoadedModel | null> {
     const { name, key } = descriptor;
-    const state = this.o.entryState(key);
+    const state = this.o.entries.stateOf(key);
     if (state !== undefined) {
       result.skipped.push({ name, reason: state === "ready" ? "already loaded" : "already loading" });
       return null;
     }
     try {
-      const model = await this.o.load(descriptor, this.abort.signal);
+      const model = await this.o.host.load(descriptor, this.abort.signal);
       result.loaded.push(name);
       this.o.book.recordWarmup();
       return model;

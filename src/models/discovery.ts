@@ -5,7 +5,8 @@
  */
 import type { Dirent } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
-import { extname, join, relative, sep } from "node:path";
+import { join, relative, sep } from "node:path";
+import { formatOf } from "./name-index.js";
 import { groupSplits, type SplitCandidate } from "./split.js";
 import type { StoreName } from "../config/schema.js";
 import type { ModelFormat } from "./types.js";
@@ -32,13 +33,7 @@ export interface Scan {
   root: string | null;
 }
 
-/** The model format of a file name, by extension in any case. */
-export function formatOf(fileName: string): ModelFormat | undefined {
-  const ext = extname(fileName).toLowerCase();
-  if (ext === ".gguf") return "gguf";
-  if (ext === ".onnx") return "onnx";
-  return undefined;
-}
+export { formatOf };
 
 /** Whether `path` is `root` or lies below it (both real, absolute paths). */
 export function isInside(root: string, path: string): boolean {

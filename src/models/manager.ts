@@ -96,7 +96,7 @@ export class ModelManager implements ModelSource {
   private scan: Catalog | undefined;
   private scanning: Promise<Catalog> | undefined;
   /** The name index of the current scan, and when (monotonic ms) the folders were last checked for changes. */
-  private index = new NameIndex([]);
+  private index = new NameIndex<FoundModel>([]);
   private checkedAt = -Infinity;
   /** Set by a timer when the next folder check is due, so a lookup reads no clock. */
   private checkDue = true;

@@ -10,15 +10,22 @@ import { mergeRequestLogs } from "../cache/request-log.js";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import { Pins } from "../cache/pins.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
-import { planWarmup } from "../cache/policy/warmup.js";
-import { emptyCounters, memoryLimitBytes, statsFromState, warmupCandidateOf } from "../cache/state-view.js";
+import { warmupLimits } from "../cache/policy/warmup.js";
+import { emptyCounters, memoryLimitBytes, statsFromState, warmupHistoryOf } from "../cache/state-view.js";
+import { planWarmupFrom } from "../cache/warmup.js";
 import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
-import { ModelNotFound, ModelPinned } from "../errors/index.js";
+import { ModelAmbiguous, ModelNotFound, ModelPinned } from "../errors/index.js";
 import { ModelManager } from "../models/manager.js";
+import { matchSaved } from "../models/name-index.js";
 import type { StoreEnvironment } from "../models/stores/index.js";
 import { type ModelDescriptor, sameFileVersion } from "../models/types.js";
 import { adviseOn } from "./advice.js";
+
+/** Whether the file there now differs from the version a saved model's statistics describe (false when it is gone). */
+function fileChanged(saved: PersistedModel, file: ModelDescriptor | undefined): boolean {
+  return file !== undefined && !sameFileVersion(saved.fingerprint, file.fingerprint);
+}
 
 export interface StateFileOptions {
   /** Wall clock (ms). Default `Date.now`. */
@@ -178,9 +185,9 @@ export class StateFile {
   async warmupPlan(options: { models?: string[]; strategy?: WarmupStrategy } = {}): Promise<WarmupPlanReport> {
     const { state } = await this.inspect();
     const manager = this.manager();
-    const skipped: WarmupPlanReport["skipped"] = [];
     if (options.models) {
       const plan: string[] = [];
+      const skipped: WarmupPlanReport["skipped"] = [];
       for (const name of options.models) {
         try {
           plan.push((await manager.resolve(name)).name);
@@ -193,38 +200,23 @@ export class StateFile {
     const strategy = options.strategy ?? this.config.cache.warmup_strategy;
     const descriptors = await manager.list().catch(() => [] as ModelDescriptor[]);
     const byKey = new Map(descriptors.map((d) => [d.key, d]));
-    const saved = new Map((state?.models ?? []).map((m) => [m.key, m]));
-    const pins = await Pins.resolve(this.config.cache, (name) => manager.resolve(name), state?.models ?? []);
-    const candidates = [];
-    for (const key of new Set([...saved.keys(), ...pins.keys()])) {
-      const descriptor = byKey.get(key);
-      const model = saved.get(key) ?? null;
-      if (!descriptor) {
-        skipped.push({ name: model?.name ?? key, reason: "model file not found" });
-        continue;
-      }
-      const changed = model !== null && !sameFileVersion(model.fingerprint, descriptor.fingerprint);
-      candidates.push(
-        warmupCandidateOf(descriptor, model, {
-          now: this.now(),
-          halfLifeHours: this.config.cache.usage_half_life_hours,
-          alwaysWarmIndex: pins.alwaysWarmIndex(key),
-          estimateBytes:
-            model?.metadata.memory_bytes ??
-            (await manager.estimateMemory(descriptor, this.config.backend).catch(() => 0)),
-          fileChanged: changed,
-        }),
-      );
-    }
-    const ranked = planWarmup(candidates, strategy, {
-      now: this.now(),
-      maxModels: this.config.cache.max_cached_models,
-      memoryLimitBytes: memoryLimitBytes(this.config.cache, this.systemMemoryBytes),
-      restoreWindowMs: this.config.cache.restore_window_hours * 3600_000,
-      residentCount: 0,
-      residentBytes: 0,
-    });
-    return { strategy, plan: ranked.plan.map((c) => c.name), skipped: [...skipped, ...ranked.skipped] };
+    const saved = state?.models ?? [];
+    const pins = await this.pins(state);
+    const now = this.now();
+    const ranked = await planWarmupFrom(
+      {
+        history: saved.map((m) => warmupHistoryOf(m, now, this.config.cache.usage_half_life_hours)),
+        pinned: pins.alwaysWarm,
+        files: new Map(descriptors.map((d) => [d.key, d.name])),
+        // Nothing is loaded here: a file that differs from the version the statistics describe is what changed.
+        changed: new Set(saved.filter((m) => fileChanged(m, byKey.get(m.key))).map((m) => m.key)),
+        resident: new Set(),
+      },
+      strategy,
+      warmupLimits(this.config.cache, now, memoryLimitBytes(this.config.cache, this.systemMemoryBytes)),
+      (key) => manager.estimateMemory(byKey.get(key) as ModelDescriptor, this.config.backend).catch(() => 0),
+    );
+    return { strategy, plan: ranked.plan.map((c) => c.name), skipped: ranked.skipped };
   }
 
   /** The key a name resolves to, as a server would resolve it (null when no file answers to it now). */
@@ -235,12 +227,24 @@ export class StateFile {
       .catch(() => null);
   }
 
-  /** A saved model by the key the name resolves to, or by its saved name, key, or path relative to the models directory. */
+  /**
+   * A saved model by the key the name resolves to now, else as the model manager would match it among the saved models
+   * (`matchSaved`: key, path, path without extension, file name, stem — the names `/v1/models` lists), else by its path
+   * relative to the models directory.
+   */
   private find(state: CacheState, name: string, resolvedKey: string | null): PersistedModel {
+    const byKey = state.models.find((m) => m.key === resolvedKey);
+    if (byKey) return byKey;
+    const matches = matchSaved(name, state.models);
+    if (matches.length > 1) {
+      const names = matches.map((m) => m.name);
+      throw new ModelAmbiguous(
+        `model name "${name}" is ambiguous in the cache state: it matches ${names.join(", ")}; use one of these names`,
+        { details: { name, candidates: names } },
+      );
+    }
     const asPath = resolvePath(this.config.models_dir, name);
-    const model = state.models.find(
-      (m) => m.key === resolvedKey || m.name === name || m.key === name || m.key === asPath,
-    );
+    const model = matches[0] ?? state.models.find((m) => m.key === asPath);
     if (!model) {
       throw new ModelNotFound(`the cache state ${this.path} has no entry for ${JSON.stringify(name)}`, {
         details: { name, entries: state.models.map((m) => m.name) },

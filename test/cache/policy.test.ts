@@ -15,8 +15,13 @@ import {
   planWarmup,
   reloadCostValue,
   takeVictims,
+  unmeasured,
   type WarmupCandidate,
+  type WarmupHistory,
+  type WarmupInputs,
   type WarmupLimits,
+  warmupLimits,
+  warmupPlan,
 } from "../../src/cache/policy/index.js";
 import type { WarmupStrategy } from "../../src/cache/types.js";
 import { MIB } from "../../src/units.js";
@@ -353,5 +358,110 @@ describe("warm-up plan", () => {
       plan.map((c) => c.name),
       ["x"],
     );
+  });
+});
+
+describe("warm-up plan from saved statistics (the live cache's and the CLI's file mode's one planner)", () => {
+  const now = 1_000 * HOUR;
+  const limits = warmupLimits({ max_cached_models: 3, restore_window_hours: 24 }, now, 100 * MIB);
+  const used = (key: string, h: Partial<WarmupHistory> = {}): WarmupHistory => ({
+    key,
+    name: `${key}.gguf`,
+    lastUsedAt: now - HOUR,
+    frequency: 1,
+    avgLoadMs: 1000,
+    memoryBytes: 10 * MIB,
+    ...h,
+  });
+  const inputs = (i: Partial<WarmupInputs>): WarmupInputs => ({
+    history: [],
+    pinned: new Map(),
+    files: new Map(),
+    changed: new Set(),
+    resident: new Set(),
+    estimates: new Map(),
+    ...i,
+  });
+  const files = (...keys: string[]) => new Map(keys.map((k) => [k, `now/${k}.gguf`]));
+
+  // [case, inputs, strategy, plan (names), skipped (name: reason)]
+  const table: Array<[string, WarmupInputs, WarmupStrategy, string[], Record<string, string>]> = [
+    [
+      "a used model whose file is gone is skipped under its saved name; the plan names files as they are now",
+      inputs({ history: [used("a"), used("gone", { name: "old/gone.gguf" })], files: files("a") }),
+      "usage",
+      ["now/a.gguf"],
+      { "old/gone.gguf": "model file not found" },
+    ],
+    [
+      "a resident (or loading) model is neither planned nor skipped",
+      inputs({ history: [used("a"), used("b")], files: files("a", "b"), resident: new Set(["a"]) }),
+      "usage",
+      ["now/b.gguf"],
+      {},
+    ],
+    [
+      "a pinned model never used is planned first, with its estimate; a pin whose file is gone is skipped",
+      inputs({
+        history: [used("a", { frequency: 50 })],
+        pinned: new Map([
+          ["p", 0],
+          ["lost", 1],
+        ]),
+        files: files("a", "p"),
+        estimates: new Map([["p", 80 * MIB]]),
+      }),
+      "usage",
+      ["now/p.gguf", "now/a.gguf"],
+      { lost: "model file not found" },
+    ],
+    [
+      "an estimate counts against the memory limit like a measured figure",
+      inputs({
+        history: [used("a", { memoryBytes: null }), used("b")],
+        files: files("a", "b"),
+        estimates: new Map([["a", 95 * MIB]]),
+      }),
+      "recent",
+      ["now/a.gguf"],
+      { "now/b.gguf": "would exceed the memory limit" },
+    ],
+    [
+      "a model whose file changed is not warmed",
+      inputs({ history: [used("a"), used("b")], files: files("a", "b"), changed: new Set(["b"]) }),
+      "usage",
+      ["now/a.gguf"],
+      { "now/b.gguf": "file changed since last use" },
+    ],
+  ];
+  for (const [name, given, strategy, plan, skipped] of table) {
+    it(name, () => {
+      const result = warmupPlan(given, strategy, limits);
+      assert.deepEqual(
+        result.plan.map((c) => c.name),
+        plan,
+      );
+      assert.deepEqual(Object.fromEntries(result.skipped.map((s) => [s.name, s.reason])), skipped);
+    });
+  }
+
+  it("asks for estimates only of models it may plan that were never measured", () => {
+    const given = inputs({
+      history: [used("measured"), used("never", { memoryBytes: null }), used("gone", { memoryBytes: null })],
+      pinned: new Map([
+        ["pin", 0],
+        ["resident", 1],
+      ]),
+      files: files("measured", "never", "pin", "resident"),
+      resident: new Set(["resident"]),
+    });
+    assert.deepEqual(unmeasured(given), ["never", "pin"]);
+  });
+
+  it("counts what is resident against the limits", () => {
+    const full = warmupLimits({ max_cached_models: 3, restore_window_hours: 24 }, now, 0, { count: 3, bytes: 0 });
+    const { plan, skipped } = warmupPlan(inputs({ history: [used("a")], files: files("a") }), "usage", full);
+    assert.deepEqual(plan, []);
+    assert.deepEqual(skipped, [{ name: "now/a.gguf", reason: "would exceed max_cached_models" }]);
   });
 });

@@ -1,6 +1,6 @@
 /** The CLI's file mode (`StateFile`) keeps no pin rules of its own: names and pins resolve as a server resolves them. */
 import assert from "node:assert/strict";
-import { realpath, stat } from "node:fs/promises";
+import { realpath, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { it, type TestContext } from "node:test";
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
@@ -68,4 +68,14 @@ it('a stem-named pin (always_warm = ["tiny"], file llama/tiny.gguf) is pinned in
   await assert.rejects(file.evict("tiny"), { code: "model_pinned" });
   assert.equal(await file.evict("tiny", { force: true }), "llama/tiny.gguf");
   assert.deepEqual((await file.stats()).models, []);
+});
+
+it("with the file gone, a stem names the saved model for pins and for evict alike (one name matcher)", async (t) => {
+  const { file, key } = await setup(t);
+  await rm(key);
+  const stats = await file.stats();
+  assert.equal(stats.models.find((m) => m.name === "llama/tiny.gguf")?.pinned, true, "the pin still holds");
+  await assert.rejects(file.evict("tiny"), { code: "model_pinned" });
+  assert.equal(await file.evict("tiny", { force: true }), "llama/tiny.gguf");
+  await assert.rejects(file.evict("tiny", { force: true }), { code: "model_not_found" });
 });

@@ -41,7 +41,7 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal(ps.code, 0, ps.stderr);
   const [header, row, ...rest] = ps.stdout.trim().split("\n");
   assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PID\s+UNTIL$/);
-  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]B\s+\d[\d.]* [KM]B\s+(\d+|-)\s+in 59 minutes$/);
+  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]iB\s+\d[\d.]* [KM]iB\s+(\d+|-)\s+in 59 minutes$/);
   assert.deepEqual(rest, []);
   assert.deepEqual(
     (await runCli(["cache", "ps", "--json"], where)).stdout,

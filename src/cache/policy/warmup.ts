@@ -1,6 +1,7 @@
 /**
- * What to load at start, in which order. Pure: the cache passes what it knows about each model and the limits, and
- * gets back the plan and the models left out (with why).
+ * What to load at start, in which order. Pure: the caller passes what it knows — the saved statistics, the pins, the
+ * files there now, what is resident — and the limits, and gets back the plan and the models left out (with why). The
+ * one planner for the live cache (`Warmer`) and the CLI's file mode (`inferno cache warmup --plan` without a server).
  *
  * Pinned models (`always_warm`, `pinned = true`) come first under every strategy, in `always_warm` order: they are
  * loaded at start whatever the strategy. The strategy orders the rest:
@@ -13,6 +14,7 @@
  * (its statistics describe another file). The plan never exceeds the count or memory limit: a model that does not fit
  * is skipped and smaller ones after it may still be planned.
  */
+import type { CacheConfig } from "../../config/schema.js";
 import type { Bytes, EpochMilliseconds } from "../../models/types.js";
 import type { WarmupStrategy } from "../types.js";
 import { DEFAULT_LOAD_MS } from "./eviction.js";
@@ -117,4 +119,97 @@ export function planWarmup(
     }
   }
   return { plan, skipped };
+}
+
+/** What the saved statistics say of a model that was used, as of now. */
+export interface WarmupHistory {
+  key: string;
+  /** The name it was saved under (what a skip names when its file is gone). */
+  name: string;
+  lastUsedAt: EpochMilliseconds | null;
+  /** Decayed usage count as of now. */
+  frequency: number;
+  avgLoadMs: number | null;
+  /** Last measured memory, or null when never loaded. */
+  memoryBytes: Bytes | null;
+}
+
+/** Everything the plan is made from, as plain data. */
+export interface WarmupInputs {
+  /** The saved statistics: the live cache's book, or the state file's models. */
+  history: readonly WarmupHistory[];
+  /** Pinned models (`always_warm`, `pinned = true`): key → position in `always_warm` (Infinity for `pinned = true`). */
+  pinned: ReadonlyMap<string, number>;
+  /** The model files there now: key → name. */
+  files: ReadonlyMap<string, string>;
+  /** Keys whose file changed since their statistics were recorded (not warmed: the statistics describe another file). */
+  changed: ReadonlySet<string>;
+  /** Keys resident or loading now: left out (their room is counted in the limits' resident figures). */
+  resident: ReadonlySet<string>;
+  /** Memory estimates of the models with no measured figure (the keys `unmeasured` names); 0 for any not given. */
+  estimates: ReadonlyMap<string, Bytes>;
+}
+
+/** The keys worth planning: used or pinned, in that order, each once. */
+function keysOf(inputs: Pick<WarmupInputs, "history" | "pinned">): Set<string> {
+  return new Set([...inputs.history.map((h) => h.key), ...inputs.pinned.keys()]);
+}
+
+/** The models the plan needs a memory estimate for: planned ones (file there, not resident) never measured. */
+export function unmeasured(inputs: Omit<WarmupInputs, "estimates">): string[] {
+  const history = new Map(inputs.history.map((h) => [h.key, h]));
+  return [...keysOf(inputs)].filter(
+    (key) => inputs.files.has(key) && !inputs.resident.has(key) && (history.get(key)?.memoryBytes ?? null) === null,
+  );
+}
+
+/** The limits a plan keeps, from the configuration, the memory budget and what is resident now. */
+export function warmupLimits(
+  config: Pick<CacheConfig, "max_cached_models" | "restore_window_hours">,
+  now: EpochMilliseconds,
+  memoryLimitBytes: Bytes,
+  resident: { count: number; bytes: Bytes } = { count: 0, bytes: 0 },
+): WarmupLimits {
+  return {
+    now,
+    maxModels: config.max_cached_models,
+    memoryLimitBytes,
+    restoreWindowMs: config.restore_window_hours * 3600_000,
+    residentCount: resident.count,
+    residentBytes: resident.bytes,
+  };
+}
+
+/**
+ * The warm-up plan from the saved statistics and the pins: a model whose file is not there is skipped ("model file not
+ * found"), a resident one left out, the rest ranked and cut by `planWarmup`.
+ */
+export function warmupPlan(inputs: WarmupInputs, strategy: WarmupStrategy, limits: WarmupLimits): WarmupPlan {
+  const history = new Map(inputs.history.map((h) => [h.key, h]));
+  const missing: WarmupPlan["skipped"] = [];
+  const candidates: WarmupCandidate[] = [];
+  for (const key of keysOf(inputs)) {
+    const name = inputs.files.get(key);
+    const saved = history.get(key);
+    if (name === undefined) {
+      missing.push({ name: saved?.name ?? key, reason: "model file not found" });
+      continue;
+    }
+    if (inputs.resident.has(key)) continue;
+    const alwaysWarmIndex = inputs.pinned.get(key) ?? null;
+    candidates.push({
+      key,
+      name,
+      pinned: alwaysWarmIndex !== null,
+      alwaysWarmIndex,
+      lastUsedAt: saved?.lastUsedAt ?? null,
+      frequency: saved?.frequency ?? 0,
+      avgLoadMs: saved?.avgLoadMs ?? null,
+      memoryBytes: saved?.memoryBytes ?? inputs.estimates.get(key) ?? 0,
+      fileChanged: inputs.changed.has(key),
+      loaded: false,
+    });
+  }
+  const ranked = planWarmup(candidates, strategy, limits);
+  return { plan: ranked.plan, skipped: [...missing, ...ranked.skipped] };
 }
