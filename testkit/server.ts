@@ -10,7 +10,7 @@
  * configuration.
  */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import OpenAI from "openai";
@@ -126,7 +126,12 @@ export async function startTestServer(t: TestContext, options: TestServerOptions
     stopped ??= server.close(1000).then(() => runtime.close());
     return stopped;
   };
-  t.after(stop);
+  // The temporary directory's own removal was registered first and runs first: the final save on stop would create its
+  // cache directory again (a leftover `inferno-serve-*` per test), so it is removed once more after the stop.
+  t.after(async () => {
+    await stop();
+    await rm(setup.cwd, { recursive: true, force: true });
+  });
   return {
     ...setup,
     runtime,

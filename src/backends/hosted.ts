@@ -69,6 +69,12 @@ export interface HostedBackendOptions {
    * load then starts its own host, unless `ready()` started one).
    */
   spare?: boolean;
+  /**
+   * The watchdog's base bound, in milliseconds: a host with work in flight that sends nothing for this long (plus one
+   * second per MiB of the request) is killed and its model counted as crashed (see host.ts). Default 30 s
+   * (`backend.host_timeout_seconds`).
+   */
+  silenceMs?: number;
 }
 
 export class HostedBackend implements Backend {
@@ -160,6 +166,7 @@ export class HostedBackend implements Backend {
       format: this.format,
       gpu,
       ...(this.options.entry ? { entry: this.options.entry } : {}),
+      ...(this.options.silenceMs === undefined ? {} : { silenceMs: this.options.silenceMs }),
     });
     this.hosts.add(host);
     void host.exited.then(() => {

@@ -25,7 +25,9 @@ export function createBackends(
   options: Pick<HostedBackendOptions, "spare" | "entry"> = {},
 ): Backends {
   const isolation = config?.isolation ?? "process";
-  const gguf = isolation === "process" ? new HostedBackend("gguf", options) : new LlamaBackend();
+  const timeout = config?.host_timeout_seconds;
+  const hosted = { ...options, ...(timeout === undefined ? {} : { silenceMs: timeout * 1000 }) };
+  const gguf = isolation === "process" ? new HostedBackend("gguf", hosted) : new LlamaBackend();
   const registry: BackendRegistry = { gguf, onnx: new OnnxBackend() };
   return Object.assign(registry, { [Symbol.asyncDispose]: () => disposeBackends(registry) });
 }

@@ -22,7 +22,13 @@ import {
   ModelTooLarge,
   messageOf,
 } from "../errors/index.js";
-import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
+import {
+  type Bytes,
+  type Fingerprint,
+  type ModelDescriptor,
+  type ModelSource,
+  sameFileVersion,
+} from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import {
   abortable,
@@ -91,8 +97,11 @@ export class EntryTable implements EntryView {
   private ready = 0;
   private pinned = Pins.none();
   private closed = false;
-  /** Model key → monotonic time until which loads are refused after a failure. */
-  private readonly cooldowns = new Map<string, number>();
+  /**
+   * Model key → monotonic time until which loads are refused after a failure, and the file version that failed: a
+   * different version (the file was fixed or replaced) lifts the cooldown at once.
+   */
+  private readonly cooldowns = new Map<string, { until: number; fingerprint: Fingerprint }>();
   /** Model key → monotonic time of its last crash: a second crash soon after starts the load-failure cooldown. */
   private readonly crashes = new Map<string, number>();
 
@@ -259,8 +268,11 @@ export class EntryTable implements EntryView {
    * with `ModelLoadCooldown` while a recent failure's cooldown lasts.
    */
   startLoad(descriptor: ModelDescriptor, run: (entry: Entry) => Promise<LoadedModel>): Entry {
-    const until = this.cooldowns.get(descriptor.key);
+    const cooldown = this.cooldowns.get(descriptor.key);
     const now = this.o.time.monotonic();
+    if (cooldown && !sameFileVersion(cooldown.fingerprint, descriptor.fingerprint))
+      this.cooldowns.delete(descriptor.key);
+    const until = this.cooldowns.get(descriptor.key)?.until;
     if (until !== undefined && until > now) {
       const retry = Math.ceil((until - now) / 1000);
       throw new ModelLoadCooldown(`${descriptor.name} failed to load recently; retry in ${retry} s`, {
@@ -394,7 +406,10 @@ export class EntryTable implements EntryView {
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.o.book.recordLoadFailure(key);
     const cooldownMs = this.o.config.load_failure_cooldown_seconds * 1000;
-    if (cooldownMs > 0) this.cooldowns.set(key, this.o.time.monotonic() + cooldownMs);
+    if (cooldownMs > 0) {
+      const until = this.o.time.monotonic() + cooldownMs;
+      this.cooldowns.set(key, { until, fingerprint: entry.descriptor.fingerprint });
+    }
     const typed =
       error instanceof InfernoError
         ? error
@@ -421,7 +436,7 @@ export class EntryTable implements EntryView {
     const previous = this.crashes.get(key);
     this.crashes.set(key, now);
     const repeated = previous !== undefined && now - previous < cooldownMs;
-    if (repeated) this.cooldowns.set(key, now + cooldownMs);
+    if (repeated) this.cooldowns.set(key, { until: now + cooldownMs, fingerprint: entry.descriptor.fingerprint });
     this.o.logger?.warn("model crashed; it is unloaded and loads again on the next request", {
       model: name,
       error: messageOf(error),

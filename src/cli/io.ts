@@ -108,8 +108,24 @@ export class Output {
   }
 }
 
-/** Formats rows as an aligned plain-text table with a header. */
-export function formatTable(headers: string[], rows: string[][]): string {
+/**
+ * A value as one line a terminal shows as it is: control characters (C0, DEL, C1: newlines, tabs, the escape that
+ * starts terminal sequences) written as `\n`, `\t`, `\x1b`. Model names come from file names and state files, which
+ * may hold any of them: printed raw, a newline split a `models list` row and an escape sequence reached the terminal.
+ */
+export function printable(text: string, keep: "newlines" | "none" = "none"): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it finds
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    if (c === "\n") return keep === "newlines" ? c : "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}
+
+/** Formats rows as an aligned plain-text table with a header; every cell `printable`. */
+export function formatTable(headers: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((row) => row.map((cell) => printable(cell)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
@@ -121,5 +137,6 @@ export function formatTable(headers: string[], rows: string[][]): string {
 
 /** An error as the CLI reports it: one line on stderr. */
 export function errorLine(error: unknown): string {
-  return `error: ${messageOf(error)}\n`;
+  // Newlines stay: some messages quote a TOML parser's report over several lines.
+  return `error: ${printable(messageOf(error), "newlines")}\n`;
 }

@@ -47,6 +47,25 @@ function isEntryPoint(): boolean {
   }
 }
 
+/**
+ * Ends the process with `code` — also when a file-system call of the state store is stuck (a hung disk, a FIFO where
+ * the state file should be): that call holds one of Node's threads, and Node neither ends by itself nor by
+ * `process.exit` while it does (its exit waits for the thread). The failure was reported (the save failed with
+ * `StateTimeout`); what is written is flushed, then the process ends itself with SIGKILL, the one signal that ends it
+ * without that wait (exit status 137).
+ */
+async function exit(code: number): Promise<void> {
+  process.exitCode = code;
+  const { stuckFileSystemCalls } = await import("../runtime/stuck-calls.js");
+  if (stuckFileSystemCalls() === 0) return;
+  const flushed = (stream: NodeJS.WriteStream) => new Promise((resolve) => stream.write("", resolve));
+  process.stderr.write(
+    `inferno: ${stuckFileSystemCalls()} file-system call(s) never returned (a stuck disk?); exiting without waiting for them\n`,
+  );
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.kill(process.pid, "SIGKILL");
+}
+
 if (isEntryPoint()) {
-  process.exitCode = await main(process.argv);
+  await exit(await main(process.argv));
 }

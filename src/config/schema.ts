@@ -21,6 +21,11 @@ const MAX_DURATION_TEXT = `at most ${MAX_DURATION_SECONDS} (10 years)`;
 /** The most requests `cache.request_log_size` may keep (and a state file may hold): a million, ~10 MB in memory. */
 export const MAX_REQUEST_LOG_SIZE = 1_000_000;
 
+/** The shortest `cache.usage_half_life_hours`: 36 s. */
+const MIN_HALF_LIFE_HOURS = 0.01;
+/** Most tokens of a context or a batch: 2^24, far above any model's context, far below what would overflow. */
+const MAX_TOKENS_SETTING = 16_777_216;
+
 /** Whole, non-negative number of seconds, at most `MAX_DURATION_SECONDS`. */
 const seconds = () => z.number().int().nonnegative().max(MAX_DURATION_SECONDS);
 
@@ -146,9 +151,11 @@ export const cacheSchema = z
       .describe("Only models used within this many hours are warmed at start. 0 = no limit."),
     usage_half_life_hours: z
       .number()
-      .positive()
+      .min(MIN_HALF_LIFE_HOURS)
       .default(24)
-      .describe("Half-life, in hours, of the exponentially decayed usage frequency that ranks models."),
+      .describe(
+        `Half-life, in hours, of the exponentially decayed usage frequency that ranks models. At least ${MIN_HALF_LIFE_HOURS} (36 s: shorter, every frequency decays to nothing between two requests); a huge value means no decay.`,
+      ),
     eviction_policy: z
       .enum(["lru", "cost-aware", "reload-cost"])
       .default("reload-cost")
@@ -191,16 +198,29 @@ export const backendSchema = z
       .describe(
         "CPU threads for inference. 0 = auto: the physical cores less one, at least one (see docs/models.md, Threads); never more threads than cores.",
       ),
-    context_size: z.number().int().positive().default(2048).describe("Context window in tokens for GGUF models."),
+    context_size: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_TOKENS_SETTING)
+      .default(2048)
+      .describe(`Context window in tokens for GGUF models; at most ${MAX_TOKENS_SETTING}.`),
     max_context_size: z
       .number()
       .int()
       .positive()
+      .max(MAX_TOKENS_SETTING)
       .default(32768)
       .describe(
         "Largest context a request (Ollama's `num_ctx`) or a preset may ask for, in tokens. A model loaded with another context than `context_size` is a separate cache entry (one per size), with its own memory.",
       ),
-    batch_size: z.number().int().positive().default(512).describe("Prompt-processing batch size in tokens."),
+    batch_size: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_TOKENS_SETTING)
+      .default(512)
+      .describe(`Prompt-processing batch size in tokens; at most ${MAX_TOKENS_SETTING}.`),
     gpu: z
       .enum(["auto", "false", "cuda", "vulkan", "metal"])
       .or(z.literal(false))
@@ -232,6 +252,15 @@ export const backendSchema = z
       .describe(
         "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.",
       ),
+    host_timeout_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(30)
+      .describe(
+        'The model host watchdog (with `isolation = "process"`): a host with work in flight that sends nothing — no streamed text, no answer to the ping it is sent after each quiet second — for this many seconds, plus one second per MiB of the request it works on, is killed and its model counted as crashed: its requests fail with 503 and `Retry-After`, evict and clear stop waiting for it, and the next request loads the model again. At most 3600.',
+      ),
   })
   .describe("How models are run (llama.cpp and ONNX Runtime).");
 
@@ -250,6 +279,20 @@ export const serverSchema = z
       .default("")
       .describe(
         "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server.",
+      ),
+    allowed_hosts: z
+      .array(z.string().min(1).max(253))
+      .max(1000)
+      .default([])
+      .describe(
+        "Host names the server answers besides loopback and private names (`localhost`, `*.localhost`, `*.local`, `*.internal`), IP addresses, this machine's host name and `server.host` itself: a request whose `Host` header names anything else is refused with 403, so a web page cannot reach the server through a DNS name it controls (DNS rebinding). `*.example.com` also matches every subdomain; `*` allows every host. Needed when the server is reached by a name (a reverse proxy, `http://myhost:8080`).",
+      ),
+    allowed_origins: z
+      .array(z.string().min(1).max(2048))
+      .max(1000)
+      .default([])
+      .describe(
+        "Origins (`scheme://host[:port]`, as a browser sends them in `Origin`) whose web pages may call the API, like Ollama's `OLLAMA_ORIGINS`: a request from any other origin is refused with 403, and only these get CORS headers. Pages served by the server itself (its status page) are always allowed. `*` allows every origin (any web page you open could then use the server). Default: none.",
       ),
     max_queue: z
       .number()

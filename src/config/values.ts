@@ -7,8 +7,19 @@ import type { KeyInfo } from "./keys.js";
 
 export type ParseResult = { ok: true; value: unknown } | { ok: false; expected: string };
 
+/**
+ * Booleans as text (environment variables, flags, `config set`): `true`/`false`, and the spellings environment
+ * variables commonly use — `1`/`0`, `yes`/`no`, `on`/`off`, in any case. A TOML file takes only `true` and `false`.
+ */
 const TRUE = new Set(["true", "1", "yes", "on"]);
 const FALSE = new Set(["false", "0", "no", "off"]);
+/**
+ * Numbers as text: decimal only, as TOML writes them (digits, `_` between digits, a sign; for a non-integer key also a
+ * fraction and an exponent), with no space around: `1e3` for a port, `0x10`, `" 80"` or `Infinity` are refused rather
+ * than read as something the user may not have meant.
+ */
+const INTEGER_TEXT = /^[+-]?\d+(?:_\d+)*$/;
+const NUMBER_TEXT = /^[+-]?\d+(?:_\d+)*(?:\.\d+(?:_\d+)*)?(?:[eE][+-]?\d+)?$/;
 
 /** A human description of what a key accepts: "a whole number", "one of: lru, cost-aware", … */
 export function expectation(info: Pick<KeyInfo, "kind" | "choices">): string {
@@ -44,7 +55,8 @@ export function parseValue(info: Pick<KeyInfo, "kind" | "choices">, text: string
     }
     case "integer":
     case "number": {
-      const value = trimmed === "" ? Number.NaN : Number(trimmed.replaceAll("_", ""));
+      const pattern = info.kind === "integer" ? INTEGER_TEXT : NUMBER_TEXT;
+      const value = pattern.test(text) ? Number(text.replaceAll("_", "")) : Number.NaN;
       if (!Number.isFinite(value) || (info.kind === "integer" && !Number.isInteger(value))) {
         return { ok: false, expected: expectation(info) };
       }

@@ -238,6 +238,25 @@ export class PayloadTooLarge extends InfernoError {
   override readonly type = "invalid_request_error";
 }
 
+/**
+ * A request a browser could have been made to send: a `Host` the server does not answer to (DNS rebinding) or a
+ * cross-origin `Origin` not listed (`server.allowed_hosts`, `server.allowed_origins`). `details.header`.
+ */
+export class Forbidden extends InfernoError {
+  readonly code = "forbidden";
+  override readonly status = 403;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
+/** A request body whose `Content-Type` is not JSON, on a route that takes JSON. `details.content_type`. */
+export class UnsupportedMediaType extends InfernoError {
+  readonly code = "unsupported_media_type";
+  override readonly status = 415;
+  override readonly exitCode = 2;
+  override readonly type = "invalid_request_error";
+}
+
 /** No HTTP route matches the method and path. */
 export class RouteNotFound extends InfernoError {
   readonly code = "not_found";

@@ -9,7 +9,7 @@ import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
 import type { BackendConfig, InfernoConfig, Preset } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
 import { currentEnvironment } from "../config/paths.js";
-import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
+import { BadRequest, ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
 import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
 import { FileDigests } from "./digests.js";
 import { type FoundModel, formatOf, isInside } from "./discovery.js";
@@ -21,7 +21,7 @@ import { fileKeyOf, type LoadSettings, parseVariant, variantSuffix, withLoadSett
 import { presetDescriptor, presetNamed } from "./presets.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
-import { sameFileVersion } from "./types.js";
+import { MAX_MODEL_NAME_CHARS, sameFileVersion } from "./types.js";
 import type {
   Bytes,
   Fingerprint,
@@ -178,6 +178,12 @@ export class ModelManager implements ModelSource {
    * when outside names are allowed.
    */
   async resolve(name: string): Promise<ModelDescriptor> {
+    if (name.length > MAX_MODEL_NAME_CHARS) {
+      throw new BadRequest(
+        `model name of ${name.length} characters, more than any model's name (at most ${MAX_MODEL_NAME_CHARS})`,
+        { details: { param: "model", length: name.length, limit: MAX_MODEL_NAME_CHARS } },
+      );
+    }
     const trimmed = name.trim();
     if (trimmed === "") throw new ModelNotFound("no model name given", { details: { name } });
     const { base, settings } = parseVariant(trimmed);

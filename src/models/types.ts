@@ -4,6 +4,12 @@ import type { LoadSettings } from "./load-settings.js";
 
 export type ModelFormat = "gguf" | "onnx";
 
+/**
+ * The longest model name Inferno resolves, in characters: no path on Linux is longer (PATH_MAX). A longer name is
+ * refused before anything keeps it (issue 23: 2 MiB names were kept in events and logs).
+ */
+export const MAX_MODEL_NAME_CHARS = 4096;
+
 /** Bytes, as a plain number (files and memory here stay far below 2^53). */
 export type Bytes = number;
 /** Milliseconds since the Unix epoch (wall clock). */

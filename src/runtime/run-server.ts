@@ -3,7 +3,7 @@
  * directory), listen, wait for SIGINT/SIGTERM, then shut down in order — stop accepting, finish in-flight requests
  * (bounded), save the cache, unload the models, dispose the backends.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import type { InfernoConfig } from "../config/schema.js";
 import { physicalCores, threadCount } from "../backends/common.js";
@@ -29,19 +29,43 @@ export interface RunServerOptions {
   shutdownGraceMs?: number;
   /** Where `model_stores` are looked for. Default: this process's variables and home. */
   environment?: StoreEnvironment;
+  /**
+   * Whether `models_dir` was set by a configuration source. Such a directory is never created: when it is missing (a
+   * disk not mounted) the server runs without it. Default true; false only for the built-in `./models`, which a first
+   * run creates.
+   */
+  modelsDirConfigured?: boolean;
 }
 
 /**
- * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion. Returns the
- * discoverable models.
+ * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion — in the built-in
+ * `./models` only, created for it. A configured models directory is never created nor written to: a missing or empty
+ * one is usually a disk that is not mounted (or its bare mount point), and writing there would fill the mount point
+ * and make the next start see a different directory. The server then runs without models from it, and their
+ * statistics stay as they were (a directory that is absent changes nothing: see `cache.missing_retention_days`);
+ * `inferno models demo` writes the demo model when asked. Returns the discoverable models.
  */
 async function ensureAModel(
   config: InfernoConfig,
   models: ModelManager,
   logger: InfernoLogger,
+  modelsDirConfigured: boolean,
 ): Promise<ModelDescriptor[]> {
   const found = await models.list();
   if (found.length > 0) return found;
+  if (modelsDirConfigured) {
+    const exists = await stat(config.models_dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    logger.warn(
+      { models_dir: config.models_dir },
+      exists
+        ? `no model found in ${config.models_dir}; put .gguf or .onnx files there, or run \`inferno models demo\` for a tiny demo model`
+        : `the models directory ${config.models_dir} does not exist (a disk not mounted?); serving without it and leaving it uncreated, the statistics of its models kept as they are`,
+    );
+    return found;
+  }
   await mkdir(config.models_dir, { recursive: true });
   const demo = await createDemoModel(config.models_dir);
   logger.info(
@@ -49,6 +73,19 @@ async function ensureAModel(
     `no model found in ${config.models_dir}: generated the demo model ${demo.name} (${demo.path}: a tiny random-weight llama that writes gibberish) so the server has something to serve; put your own .gguf or .onnx files there`,
   );
   return models.list();
+}
+
+/** The models whose header metadata reads (read once per file version; the cache keeps it for later). */
+async function usable(models: ModelManager, found: ModelDescriptor[]): Promise<ModelDescriptor[]> {
+  const read = await Promise.all(
+    found.map((m) =>
+      models.metadata(m).then(
+        () => m,
+        () => null,
+      ),
+    ),
+  );
+  return read.filter((m): m is ModelDescriptor => m !== null);
 }
 
 /** Resolves with the first of `signals` to arrive; `dispose()` stops listening (when the server never started). */
@@ -93,7 +130,15 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
   }
   let server: RunningServer | null = null;
   try {
-    const found = await ensureAModel(config, runtime.models, logger);
+    const discovered = await ensureAModel(config, runtime.models, logger, options.modelsDirConfigured ?? true);
+    // The banner counts and suggests only models whose header reads: a broken file is listed by `models list`, not here.
+    const found = await usable(runtime.models, discovered);
+    if (found.length < discovered.length) {
+      logger.warn(
+        { invalid: discovered.length - found.length },
+        `${discovered.length - found.length} model file(s) are invalid (see \`inferno models validate\`)`,
+      );
+    }
     const modelCount = found.length;
     server = await startServer(runtime, { version: options.version });
     const threads = threadCount(config.backend.threads, physicalCores());

@@ -18,6 +18,8 @@ import type { ServerRuntime } from "./types.js";
 export const HEADERS_TIMEOUT_MS = 60_000;
 export const REQUEST_TIMEOUT_MS = 300_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** How often Node checks connections against those timeouts. */
+const CONNECTIONS_CHECK_MS = 1_000;
 
 /** In-flight requests get this long to finish at shutdown before their generations are aborted. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
@@ -65,7 +67,10 @@ function urlOf(host: string, port: number): string {
 
 function listen(app: InfernoApp, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }) as Server;
+    // Node checks the header and request timeouts every `connectionsCheckingInterval` (30 s by default), so slow
+    // headers were cut at 60–90 s; checked every second, the 60 s hold to about a second.
+    const serverOptions = { connectionsCheckingInterval: CONNECTIONS_CHECK_MS };
+    const server = serve({ fetch: app.fetch, hostname: host, port, serverOptions }) as Server;
     server.headersTimeout = HEADERS_TIMEOUT_MS;
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;

@@ -16,6 +16,7 @@ import { type AppContext, type AppDeps, type AppEnv, isWarmUpRequest, nodeReques
 import { errorResponse, mapError } from "./errors.js";
 import { EventHub } from "./events.js";
 import { PathRedactor } from "./exposure.js";
+import { browserGuard } from "./guard.js";
 import { sendWarmUpRequests, warmUpModel, warmUpToken } from "./warm-up-requests.js";
 import { healthRoutes } from "./health.js";
 import { AppLifecycle } from "./lifecycle.js";
@@ -180,6 +181,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
 
   const app = new Hono<AppEnv>();
   app.use("*", trackRequests(deps));
+  app.use("*", browserGuard(server));
   app.use("*", limitBody(maxBodyBytes));
   if (server.api_key !== "") {
     app.use("/v1/*", requireApiKey(server.api_key));

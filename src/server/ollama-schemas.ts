@@ -5,6 +5,7 @@
  * refused by name. An option Inferno does not know is accepted and ignored (with a debug line), as Ollama does.
  */
 import { z } from "zod";
+import { modelName, shortName, stopStrings } from "./strings.js";
 import type { OutputFormat } from "../backends/types.js";
 import { type BackendConfig, backendSchema } from "../config/schema.js";
 import { keepAlive } from "./schemas.js";
@@ -72,7 +73,7 @@ export function ollamaOptionsSchema(backend: BackendConfig) {
       temperature: z.number().min(0).nullish(),
       top_p: z.number().min(0).max(1).nullish(),
       seed: z.number().int().nullish(),
-      stop: z.union([z.string(), z.array(z.string())]).nullish(),
+      stop: stopStrings(),
       num_predict: z.number().int().min(-2).nullish(),
       num_ctx: z
         .number()
@@ -143,7 +144,7 @@ const outputFormat = z
 /** Fields shared by /api/generate and /api/chat. */
 function generationFields(backend: BackendConfig) {
   return {
-    model: z.string().min(1),
+    model: modelName(),
     stream: z.boolean().nullish(),
     keep_alive: keepAlive.optional(),
     options: ollamaOptionsSchema(backend).nullish(),
@@ -174,12 +175,12 @@ export function generateRequestSchema(backend: BackendConfig) {
 
 /** A call in an assistant message of the history; Ollama sends the arguments as an object. */
 const toolCallSchema = z.strictObject({
-  id: z.string().min(1).optional(),
+  id: shortName().min(1).optional(),
   type: z.literal("function").optional(),
   function: z.strictObject({
     // The position in the reply's list, as Ollama (and Inferno) send it; clients send the message back as it came.
     index: z.number().int().min(0).optional(),
-    name: z.string().min(1),
+    name: shortName().min(1),
     arguments: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
   }),
 });
@@ -192,8 +193,8 @@ const messageSchema = z
     thinking: refused("thinking in the history is not supported"),
     tool_calls: z.array(toolCallSchema).nullish(),
     /** The function a `tool` message answers (Ollama's field); `tool_call_id` names the call itself. */
-    tool_name: z.string().min(1).optional(),
-    tool_call_id: z.string().min(1).optional(),
+    tool_name: shortName().min(1).optional(),
+    tool_call_id: shortName().min(1).optional(),
   })
   .refine((m) => m.role === "assistant" || m.tool_calls == null || m.tool_calls.length === 0, {
     message: "only assistant messages carry tool_calls",
@@ -203,7 +204,7 @@ const messageSchema = z
 const toolSchema = z.object({
   type: z.literal("function").optional(),
   function: z.object({
-    name: z.string(),
+    name: shortName(),
     description: z.string().optional(),
     parameters: z.record(z.string(), z.unknown()).optional(),
   }),
@@ -216,7 +217,7 @@ const toolSchema = z.object({
 const toolChoice = z
   .union([
     z.enum(["auto", "none", "required"]),
-    z.object({ type: z.literal("function").optional(), function: z.object({ name: z.string().min(1) }) }),
+    z.object({ type: z.literal("function").optional(), function: z.object({ name: shortName().min(1) }) }),
   ])
   .nullish();
 
@@ -231,14 +232,14 @@ export function chatRequestSchema(backend: BackendConfig) {
 
 export const showRequestSchema = z.object({
   // Older clients send `name`.
-  model: z.string().min(1).optional(),
-  name: z.string().min(1).optional(),
+  model: modelName().optional(),
+  name: modelName().optional(),
   verbose: z.boolean().nullish(),
 });
 
 export function embedRequestSchema(backend: BackendConfig) {
   return z.strictObject({
-    model: z.string().min(1),
+    model: modelName(),
     input: z.union([z.string(), z.array(z.string())]).optional(),
     truncate: z.boolean().nullish(),
     keep_alive: keepAlive.optional(),
@@ -249,7 +250,7 @@ export function embedRequestSchema(backend: BackendConfig) {
 
 export function embeddingsRequestSchema(backend: BackendConfig) {
   return z.strictObject({
-    model: z.string().min(1),
+    model: modelName(),
     prompt: z.string().optional(),
     keep_alive: keepAlive.optional(),
     options: ollamaOptionsSchema(backend).nullish(),

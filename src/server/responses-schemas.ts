@@ -5,12 +5,13 @@
  */
 import { z } from "zod";
 import { keepAlive, penalty, refusedBecause, unsupported, withoutEffect } from "./schemas.js";
+import { modelName, shortName } from "./strings.js";
 
 const stateless = (what: string) =>
   unsupported(`${what} is not supported: Inferno is stateless (send the whole conversation as input);`);
 
 /** `id` and `status` come back in items a client replays from an earlier response; they carry nothing here. */
-const replayed = { id: z.string().nullish(), status: z.string().nullish() };
+const replayed = { id: shortName().nullish(), status: shortName().nullish() };
 
 const inputText = z.strictObject({ type: z.literal("input_text"), text: z.string() });
 const outputText = z.strictObject({
@@ -59,28 +60,28 @@ const messageItem = z.strictObject({
     ],
     { error: `expected a string or a non-empty list of content parts (${PART_TYPES})` },
   ),
-  phase: z.string().nullish(),
+  phase: shortName().nullish(),
   ...replayed,
 });
 
 const functionCallItem = z.strictObject({
   type: z.literal("function_call"),
-  call_id: z.string().min(1),
-  name: z.string().min(1),
+  call_id: shortName().min(1),
+  name: shortName().min(1),
   arguments: z.string(),
   ...replayed,
 });
 
 const functionCallOutputItem = z.strictObject({
   type: z.literal("function_call_output"),
-  call_id: z.string().min(1),
+  call_id: shortName().min(1),
   output: z.union([z.string(), z.array(inputText).min(1)]),
   ...replayed,
 });
 
 const itemReference = z.strictObject({
   type: z.literal("item_reference"),
-  id: z.string().refine(() => false, {
+  id: shortName().refine(() => false, {
     message:
       "item references are not supported: Inferno is stateless; send the items themselves (with the AI SDK, set providerOptions.openai.store = false)",
   }),
@@ -94,7 +95,7 @@ const inputItem = z.preprocess(
 
 const functionTool = z.strictObject({
   type: z.literal("function"),
-  name: z.string().min(1),
+  name: shortName().min(1),
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown()).nullish(),
   strict: z.boolean().nullish(),
@@ -105,7 +106,7 @@ const textFormat = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("json_object") }),
   z.strictObject({
     type: z.literal("json_schema"),
-    name: z.string().min(1),
+    name: shortName().min(1),
     description: z.string().nullish(),
     schema: z.record(z.string(), z.unknown()),
     strict: z.boolean().nullish(),
@@ -113,7 +114,7 @@ const textFormat = z.discriminatedUnion("type", [
 ]);
 
 export const responsesRequestSchema = z.strictObject({
-  model: z.string().min(1),
+  model: modelName(),
   input: z.union([z.string(), z.array(inputItem)]),
   instructions: z.string().nullish(),
   max_output_tokens: z.number().int().positive().nullish(),
@@ -129,7 +130,7 @@ export const responsesRequestSchema = z.strictObject({
   tool_choice: z
     .union([
       z.enum(["none", "auto", "required"]),
-      z.strictObject({ type: z.literal("function"), name: z.string().min(1) }),
+      z.strictObject({ type: z.literal("function"), name: shortName().min(1) }),
     ])
     .nullish(),
   parallel_tool_calls: z.boolean().nullish(),
@@ -142,7 +143,7 @@ export const responsesRequestSchema = z.strictObject({
   background: unsupported("background responses are"),
   context_management: unsupported("context_management is"),
   include: z
-    .array(z.string())
+    .array(shortName())
     .refine((list) => list.length === 0, { message: "extra output data (include) is not supported" })
     .nullish(),
   max_tool_calls: unsupported("max_tool_calls is"),

@@ -5,11 +5,12 @@
  * too, so nothing that would change the output is silently dropped.
  */
 import { z } from "zod";
+import { STRING_LIMITS, boundedString as shortText, metadata, modelName, shortName } from "./strings.js";
 import { BadRequest } from "../errors/index.js";
 import { KeepAliveSyntaxError, parseKeepAlive } from "./keep-alive.js";
 
 /** `keep_alive` as Ollama spells it (see keep-alive.ts), parsed to seconds; shared by the OpenAI and Ollama bodies. */
-export const keepAlive = z.union([z.string(), z.number()]).transform((value, ctx) => {
+export const keepAlive = z.union([shortName(), z.number()]).transform((value, ctx) => {
   try {
     return parseKeepAlive(value);
   } catch (error) {
@@ -39,7 +40,7 @@ const onlyOne = z
   .refine((n) => n === 1, { message: "only n = 1 is supported" })
   .nullish();
 
-const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
+const stop = z.union([shortText(STRING_LIMITS.stop), z.array(shortText(STRING_LIMITS.stop)).max(4)]).nullish();
 
 /**
  * Fields with no behaviour for a local server, accepted so that clients which always send them keep working: who the
@@ -48,19 +49,19 @@ const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
  * ("Accepted without effect"); `ACCEPTED_WITHOUT_EFFECT` is that list.
  */
 export const withoutEffect = {
-  user: z.string().nullish(),
-  metadata: z.record(z.string(), z.string()).nullish(),
-  service_tier: z.string().nullish(),
+  user: shortName().nullish(),
+  metadata: metadata().nullish(),
+  service_tier: shortName().nullish(),
   store: z
     .boolean()
     .refine((value) => value === false, {
       message: "store: true is not supported: Inferno is stateless and keeps no responses",
     })
     .nullish(),
-  prompt_cache_key: z.string().nullish(),
-  prompt_cache_retention: z.string().nullish(),
+  prompt_cache_key: shortName().nullish(),
+  prompt_cache_retention: shortName().nullish(),
   prompt_cache_options: z.unknown().optional(),
-  safety_identifier: z.string().nullish(),
+  safety_identifier: shortName().nullish(),
   prediction: z.unknown().optional(),
 };
 export const ACCEPTED_WITHOUT_EFFECT: readonly string[] = [
@@ -93,7 +94,7 @@ const sampling = {
   frequency_penalty: penalty,
   presence_penalty: penalty,
   logit_bias: z
-    .record(z.string(), z.number().min(-100).max(100))
+    .record(shortName(), z.number().min(-100).max(100))
     .superRefine((biases, ctx) => {
       for (const key of Object.keys(biases)) {
         if (!/^\d+$/.test(key))
@@ -164,9 +165,9 @@ const assistantContent = z.union(
 );
 
 const toolCallSchema = z.strictObject({
-  id: z.string().min(1),
+  id: shortName().min(1),
   type: z.literal("function"),
-  function: z.strictObject({ name: z.string().min(1), arguments: z.string() }),
+  function: z.strictObject({ name: shortName().min(1), arguments: z.string() }),
 });
 
 /**
@@ -174,7 +175,7 @@ const toolCallSchema = z.strictObject({
  * agent's on its messages. The chat templates Inferno renders have no place for it (tool results are paired with their
  * calls by `tool_call_id`), so it is accepted without effect (`MESSAGE_FIELDS_WITHOUT_EFFECT`).
  */
-const name = z.string().nullish();
+const name = shortName().nullish();
 
 /** Message fields accepted without effect, as `messages[].FIELD` (the docs list them beside ACCEPTED_WITHOUT_EFFECT). */
 export const MESSAGE_FIELDS_WITHOUT_EFFECT: readonly string[] = ["name", "audio.id"];
@@ -191,7 +192,7 @@ const messageSchema = z.discriminatedUnion("role", [
       name,
       function_call: unsupported("function_call (the deprecated form of tool_calls) is"),
       // A reference to an earlier audio answer: Inferno gives none, and the text of the turn is its content.
-      audio: z.strictObject({ id: z.string() }).nullish(),
+      audio: z.strictObject({ id: shortName() }).nullish(),
     })
     .transform(({ refusal, ...message }) =>
       // A refusal given as the field (with no content) is the turn's text.
@@ -202,11 +203,11 @@ const messageSchema = z.discriminatedUnion("role", [
     .refine((m) => m.content != null || (m.tool_calls?.length ?? 0) > 0, {
       message: "an assistant message needs content, a refusal or tool_calls",
     }),
-  z.strictObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1), name }),
+  z.strictObject({ role: z.literal("tool"), content: textContent, tool_call_id: shortName().min(1), name }),
 ]);
 
 const functionSchema = z.strictObject({
-  name: z.string().min(1),
+  name: shortName().min(1),
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown()).nullish(),
   strict: z.boolean().nullish(),
@@ -214,7 +215,7 @@ const functionSchema = z.strictObject({
 
 const toolChoice = z.union([
   z.enum(["none", "auto", "required"]),
-  z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: z.string().min(1) }) }),
+  z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: shortName().min(1) }) }),
 ]);
 
 const responseFormat = z.discriminatedUnion("type", [
@@ -223,7 +224,7 @@ const responseFormat = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("json_schema"),
     json_schema: z.strictObject({
-      name: z.string().min(1),
+      name: shortName().min(1),
       description: z.string().nullish(),
       schema: z.record(z.string(), z.unknown()).nullish(),
       strict: z.boolean().nullish(),
@@ -232,7 +233,7 @@ const responseFormat = z.discriminatedUnion("type", [
 ]);
 
 export const chatRequestSchema = z.strictObject({
-  model: z.string().min(1),
+  model: modelName(),
   messages: z.array(messageSchema).min(1),
   max_tokens: z.number().int().positive().nullish(),
   max_completion_tokens: z.number().int().positive().nullish(),
@@ -243,7 +244,8 @@ export const chatRequestSchema = z.strictObject({
   top_logprobs: unsupported("log probabilities are"),
   audio: unsupported("audio output is"),
   modalities: z
-    .array(z.string())
+    .array(shortName())
+    .max(4)
     .refine((m) => m.every((x) => x === "text"), { message: 'only the "text" modality is supported' })
     .nullish(),
   reasoning_effort: refusedBecause(
@@ -258,7 +260,7 @@ export const chatRequestSchema = z.strictObject({
 });
 
 export const completionRequestSchema = z.strictObject({
-  model: z.string().min(1),
+  model: modelName(),
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
   // OpenAI's legacy completions default to 16 tokens; clients rely on that.
   max_tokens: z.number().int().positive().nullish(),
@@ -269,7 +271,7 @@ export const completionRequestSchema = z.strictObject({
 });
 
 export const embeddingRequestSchema = z.object({
-  model: z.string().min(1),
+  model: modelName(),
   input: z.union([z.string(), z.array(z.string()).min(1)]),
   encoding_format: z.enum(["float", "base64"]).optional(),
   dimensions: unsupported("choosing dimensions is (embeddings have the model's own size)"),
@@ -280,13 +282,13 @@ export const embeddingRequestSchema = z.object({
 export const loadRequestSchema = z.object({ keep_alive: keepAlive.optional() });
 
 export const clearRequestSchema = z.object({
-  model: z.string().min(1).optional(),
+  model: modelName().optional(),
   force: z.boolean().optional(),
   stats: z.boolean().optional(),
 });
 
 export const warmupRequestSchema = z.object({
-  models: z.array(z.string().min(1)).optional(),
+  models: z.array(modelName()).optional(),
   strategy: z.enum(["usage", "recent", "priority", "hybrid", "none"]).optional(),
 });
 
@@ -372,21 +374,33 @@ function narrowed(schema: z.ZodType, body: unknown): z.ZodType {
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const result = narrowed(schema, body).safeParse(body) as z.ZodSafeParseResult<z.output<S>>;
   if (result.success) return result.data;
-  const issues = result.error.issues.map(describeIssue);
+  const issues = result.error.issues.slice(0, MAX_ISSUES).map(describeIssue);
   const first = issues[0] ?? { param: "", message: "invalid request body" };
   throw new BadRequest(first.param ? `${first.param}: ${first.message}` : `request body: ${first.message}`, {
     details: { param: first.param || null, issues },
   });
 }
 
+/** Issues a 400 lists, and the characters of a field name it quotes: a body's own keys are a client's strings too. */
+const MAX_ISSUES = 20;
+const MAX_KEY_CHARS = 64;
+
+function boundedPath(path: ReadonlyArray<PropertyKey>): string {
+  return formatPath(
+    path.map((segment) =>
+      typeof segment === "string" && segment.length > MAX_KEY_CHARS ? `${segment.slice(0, MAX_KEY_CHARS)}…` : segment,
+    ),
+  );
+}
+
 /** One zod issue as `param` + message; an unknown key is named as the field itself. */
 function describeIssue(issue: z.core.$ZodIssue): { param: string; message: string } {
   if (issue.code === "unrecognized_keys") {
     return {
-      param: formatPath([...issue.path, issue.keys[0] ?? ""]),
+      param: boundedPath([...issue.path, issue.keys[0] ?? ""]),
       message:
         'unknown field: Inferno refuses fields it does not know rather than ignore them (see docs/api.md, "Request fields")',
     };
   }
-  return { param: formatPath(issue.path), message: issue.message };
+  return { param: boundedPath(issue.path), message: issue.message };
 }

@@ -65,6 +65,18 @@ describe("single flight (one model, one entry, one load)", () => {
     assert.equal(backend.counts.loaded, 1);
   });
 
+  it("a cooldown is lifted when the file changes: the fixed file loads at once", async () => {
+    const { cache, clock, backend, source } = await harness({
+      behaviours: { "a.gguf": { failNext: 1 } },
+      cache: { load_failure_cooldown_seconds: 30 },
+    });
+    await assert.rejects(clock.run(cache.getModel("a.gguf")), /fake load failure/);
+    await assert.rejects(cache.getModel("a.gguf"), { code: "model_load_cooldown" });
+    source.touch("a.gguf");
+    await clock.run(cache.getModel("a.gguf"));
+    assert.equal(backend.counts.loaded, 1, "loaded without waiting out the cooldown");
+  });
+
   it("a name that resolves to no model counts as unknown_model_requests, not as a miss", async () => {
     const { cache, events } = await harness();
     await assert.rejects(cache.getModel("nope.gguf"), { code: "model_not_found" });

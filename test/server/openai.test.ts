@@ -290,6 +290,7 @@ describe("errors in OpenAI's format", () => {
     assert.match(body.error.message, /keep_alive: expected a duration like "5m"/);
     const broken = await s.getJson<{ error: { code: string } }>("/v1/embeddings", {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: "{not json",
     });
     assert.equal(broken.status, 400);

@@ -29,6 +29,22 @@ export const DEFAULT_HOST_ENTRY = fileURLToPath(
 const SHUTDOWN_GRACE_MS = 5000;
 
 /**
+ * The watchdog. A host with work in flight (a request, or being asked to exit) that has sent nothing for
+ * `PING_AFTER_MS` is sent a `ping`, which its event loop answers at once whatever llama.cpp is doing (generation and
+ * loading run on llama.cpp's own threads). A host that stays silent past its bound — stopped (SIGSTOP), deadlocked, or
+ * swapped out beyond use — is killed and its model counted as crashed: its requests fail with `ModelCrashed` (503 and
+ * `Retry-After`), its leases end, and the next request loads it again.
+ *
+ * The bound scales with the work: `silenceMs` (`backend.host_timeout_seconds`) plus `SILENCE_PER_MIB_MS` for each MiB
+ * of the largest request in flight, since a host does some work proportional to its input on its main thread
+ * (tokenizing a prompt, compiling a JSON schema into a grammar, decoding the message).
+ */
+const PING_AFTER_MS = 1000;
+export const DEFAULT_SILENCE_MS = 30_000;
+const SILENCE_PER_MIB_MS = 1000;
+const MIB = 1024 * 1024;
+
+/**
  * Node flags for a host: the parent's own (e.g. `--max-old-space-size`), without those that cannot apply twice (an
  * inspector port, the test runner's). tsx (`--import tsx` when running from source) goes only to a TypeScript entry —
  * which gets it also when the parent was started some other way —, never to a compiled one: it costs a host ~35 MiB
@@ -66,6 +82,8 @@ export type HostAnswer = Extract<FromHost, { type: "loaded" | "result" }>;
 type HostEvent = Extract<FromHost, { type: "progress" | "text" }>;
 
 interface Pending {
+  /** The request's size on the pipe: the watchdog's bound grows with it. */
+  bytes: number;
   resolve(answer: HostAnswer): void;
   reject(error: Error): void;
   onEvent: ((event: HostEvent) => void) | undefined;
@@ -77,6 +95,8 @@ export interface HostStartOptions {
   gpu: BackendConfig["gpu"];
   /** The entry module. Default: `DEFAULT_HOST_ENTRY`; tests give one that misbehaves. */
   entry?: string;
+  /** The watchdog's bound on silence for work of no size, in milliseconds (see `DEFAULT_SILENCE_MS`). */
+  silenceMs?: number;
 }
 
 export class ModelHost {
@@ -103,12 +123,18 @@ export class ModelHost {
   /** True once Inferno decided to end the host: its exit is then no crash. */
   private ending = false;
   private settleReady!: { resolve(): void; reject(error: Error): void };
+  private readonly silenceMs: number;
+  /** When the host last sent anything (monotonic ms), or when it was last given work while idle. */
+  private heardAt = performance.now();
+  private pinged = false;
+  private watchdog: NodeJS.Timeout | null = null;
   private resolveCrashed!: (error: Error) => void;
 
   private constructor(options: HostStartOptions) {
     const entry = options.entry ?? DEFAULT_HOST_ENTRY;
     this.gpu = options.gpu;
     this.format = options.format;
+    this.silenceMs = options.silenceMs ?? DEFAULT_SILENCE_MS;
     // The host's stdout goes to Inferno's stderr: nothing a runtime prints may end up in `--json` output. Its own
     // process group (detached): a Ctrl-C in the terminal reaches the server only, which ends its hosts in order — a
     // host signalled while it was still starting (before it ignores SIGINT) or loading llama.cpp's binary would die
@@ -165,9 +191,14 @@ export class ModelHost {
   request(message: HostRequest, onEvent?: (event: HostEvent) => void): { id: number; answer: Promise<HostAnswer> } {
     const id = this.nextId++;
     if (this.endReason) return { id, answer: Promise.reject(this.endReason) };
-    const answer = new Promise<HostAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject, onEvent }));
+    const frame = encodeFrame({ ...message, id } as ToHost);
+    // Silence while there was no work is no fault: the watchdog counts from when work arrives.
+    if (!this.busy) this.heard();
+    const answer = new Promise<HostAnswer>((resolve, reject) =>
+      this.pending.set(id, { bytes: frame.length, resolve, reject, onEvent }),
+    );
     this.updateRef();
-    this.write({ ...message, id } as ToHost);
+    if (this.channel.writable) this.channel.write(frame);
     return { id, answer };
   }
 
@@ -179,6 +210,7 @@ export class ModelHost {
   /** Ends the host: it disposes its model and exits; killed if it has not within a few seconds. Idempotent. */
   async shutdown(): Promise<void> {
     if (this.endReason === null && !this.ending) {
+      this.heard();
       this.ending = true;
       this.request({ type: "dispose" }).answer.catch(() => undefined);
       const timer = setTimeout(() => this.child.kill("SIGKILL"), SHUTDOWN_GRACE_MS);
@@ -198,8 +230,60 @@ export class ModelHost {
     if (this.channel.writable) this.channel.write(encodeFrame(message));
   }
 
+  /** The host has work in flight: requests, or an exit it was asked for. */
+  private get busy(): boolean {
+    return this.endReason === null && (this.pending.size > 0 || this.ending);
+  }
+
+  private heard(): void {
+    this.heardAt = performance.now();
+    this.pinged = false;
+  }
+
+  /** The longest the host may now stay silent: the base bound plus its share for the largest request in flight. */
+  get silenceBoundMs(): number {
+    let bytes = 0;
+    for (const pending of this.pending.values()) bytes = Math.max(bytes, pending.bytes);
+    return this.silenceMs + Math.ceil(bytes / MIB) * SILENCE_PER_MIB_MS;
+  }
+
+  /** How long a busy host has sent nothing, in milliseconds (0 when it is idle). */
+  get silentForMs(): number {
+    return this.busy ? performance.now() - this.heardAt : 0;
+  }
+
+  /** Runs while the host is busy: pings it when it is quiet, kills it when it stays silent past its bound. */
+  private watch(): void {
+    const busy = this.busy;
+    if (busy && this.watchdog === null) {
+      this.watchdog = setInterval(() => this.check(), Math.min(PING_AFTER_MS, this.silenceMs / 4));
+      this.watchdog.unref();
+    } else if (!busy && this.watchdog !== null) {
+      clearInterval(this.watchdog);
+      this.watchdog = null;
+    }
+  }
+
+  private check(): void {
+    const silent = this.silentForMs;
+    const bound = this.silenceBoundMs;
+    if (silent > bound) {
+      const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+      this.end(
+        this.crash(
+          `stopped answering (nothing for ${seconds(silent)} while it had work, beyond the bound of ${seconds(bound)}: backend.host_timeout_seconds); it was killed`,
+        ),
+        !this.ending,
+      );
+    } else if (silent >= PING_AFTER_MS && !this.pinged) {
+      this.pinged = true;
+      this.write({ type: "ping" });
+    }
+  }
+
   /** A host with requests in flight keeps Inferno's event loop alive; an idle one (a spare) does not. */
   private updateRef(): void {
+    this.watch();
     const busy = (this.pending.size > 0 || this.awaited) && this.endReason === null;
     // A host that was told to end, or died, holds the loop until its exit arrives: that settles `exited`.
     const exiting = this.endReason !== null && this.child.exitCode === null && this.child.signalCode === null;
@@ -211,6 +295,7 @@ export class ModelHost {
 
   private receive(chunk: Buffer): void {
     if (this.endReason) return;
+    this.heard();
     let messages: FromHost[];
     try {
       messages = this.reader.push(chunk).map(parseFromHost);
@@ -226,6 +311,8 @@ export class ModelHost {
     switch (message.type) {
       case "ready":
         this.settleReady.resolve();
+        return;
+      case "pong":
         return;
       case "progress":
       case "text":
@@ -252,7 +339,7 @@ export class ModelHost {
   private crash(how: string): ModelCrashed {
     const model = this.modelName === null ? "" : ` of ${this.modelName}`;
     return new ModelCrashed(
-      `the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request`,
+      `the model host${model} (pid ${this.pid}) ${how}; it is unloaded and loads again on the next request (after cache.load_failure_cooldown_seconds when it crashed twice within that time)`,
       {
         details: {
           ...(this.modelName === null ? {} : { model: this.modelName }),

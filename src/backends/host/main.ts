@@ -78,11 +78,13 @@ channel.on("data", (chunk: Buffer) => {
     } catch {
       process.exit(70);
     }
-    void handle(message);
+    // Answered here, not in `handle`: that waits for the runtime's import, and the watchdog asks about this process.
+    if (message.type === "ping") send({ type: "pong" });
+    else void handle(message);
   }
 });
 
-async function handle(message: ToHost): Promise<void> {
+async function handle(message: Exclude<ToHost, { type: "ping" }>): Promise<void> {
   const { llama, onnx } = await runtimes;
   switch (message.type) {
     case "init":

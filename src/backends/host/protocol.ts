@@ -33,6 +33,8 @@ export type ToHost =
   /** Calls a method of the loaded model. `args` are the method's arguments without signal and onText. */
   | { type: "call"; id: number; method: CallMethod; args: unknown[]; stream: boolean }
   | { type: "abort"; id: number }
+  /** Answered by `pong` at once, whatever the host is doing: the watchdog's question (see host.ts). */
+  | { type: "ping" }
   /** The host's own memory figure, for platforms where the OS offers none to another process. */
   | { type: "memory"; id: number }
   /** Dispose the model and exit. */
@@ -48,6 +50,7 @@ export interface WireError {
 /** Host → Inferno. */
 export type FromHost =
   | { type: "ready" }
+  | { type: "pong" }
   | { type: "progress"; id: number; fraction: number }
   | { type: "loaded"; id: number; kind: "text" | "tensor"; memoryBytes: number }
   /** Streamed text of a call: the pieces that arrived together, as one message (see text-stream.ts). */
@@ -102,6 +105,7 @@ type MessageChecks = Readonly<Record<string, (m: Message) => boolean>>;
 
 const FROM_HOST: MessageChecks = {
   ready: () => true,
+  pong: () => true,
   progress: (m) => isId(m.id) && typeof m.fraction === "number",
   loaded: (m) => isId(m.id) && (m.kind === "text" || m.kind === "tensor") && typeof m.memoryBytes === "number",
   text: (m) => isId(m.id) && typeof m.text === "string",
@@ -111,6 +115,7 @@ const FROM_HOST: MessageChecks = {
 
 const TO_HOST: MessageChecks = {
   init: (m) => m.format === "gguf" || m.format === "onnx",
+  ping: () => true,
   load: (m) => isId(m.id) && isObject(m.descriptor) && isObject(m.config),
   call: (m) => isId(m.id) && CALL_METHODS.includes(m.method as CallMethod) && Array.isArray(m.args),
   abort: (m) => isId(m.id),

@@ -6,7 +6,9 @@
  * (the completion and chat code compiled); a spare host exists so that a cold load, and the first request to the model
  * it loads, pay nothing a process that loaded before would not.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BackendConfig } from "../../config/schema.js";
@@ -22,8 +24,16 @@ const WARM_UP_LOADS = 2;
  */
 export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Promise<void> {
   let dir: string | undefined;
+  // A host ended while it warms up (a spare stopped at shutdown: it exits at once) removes its folder on the way out.
+  const removeOnExit = () => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", removeOnExit);
   try {
-    dir = await mkdtemp(join(tmpdir(), "inferno-host-warm-up-"));
+    await removeOrphans();
+    // Named before it exists: an exit while it is being made still knows what to remove.
+    dir = join(tmpdir(), `${PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+    await mkdir(dir, { mode: 0o700 });
     const path = join(dir, "nano.gguf");
     const size = await writeTinyLlamaGguf(path, { preset: "nano" });
     const descriptor = { name: "warm-up", key: path, path, format: "gguf" as const, fingerprint: { size, mtimeMs: 0 } };
@@ -36,6 +46,7 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
       mmap: false,
       parallel: 1,
       isolation: "in-process",
+      host_timeout_seconds: 30,
     };
     for (let i = 0; i < WARM_UP_LOADS; i++) {
       const model = await llama.load(descriptor, { backend: config });
@@ -48,6 +59,31 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
   } catch {
     // best effort (see above)
   } finally {
+    process.off("exit", removeOnExit);
     if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+const PREFIX = "inferno-host-warm-up-";
+
+/**
+ * Removes the warm-up folders of hosts that are gone without removing theirs (killed with SIGKILL while warming up):
+ * each folder's name carries its host's pid.
+ */
+async function removeOrphans(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = /^inferno-host-warm-up-(\d+)-/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || running(Number(pid))) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -14,11 +14,19 @@ import * as fsPromises from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import lockfile from "proper-lockfile";
-import { StateCorrupt, StateLocked, StateTimeout, StateUnwritable, messageOf } from "../../errors/index.js";
+import {
+  isInfernoError,
+  messageOf,
+  StateCorrupt,
+  StateLocked,
+  StateTimeout,
+  StateUnwritable,
+} from "../../errors/index.js";
 import { type AtomicFileHandle, TEMP_MARK, writeFileAtomic } from "../../fs/atomic-write.js";
 import { withTimeout } from "../clock.js";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "./codec.js";
 import { mergeDelta } from "./merge.js";
+import { stuckCall } from "./stuck-calls.js";
 import type { CacheState, RestoreResult, SaveResult, StateDelta, StateStore } from "./types.js";
 import { zstdCompress, zstdDecompress } from "./zstd.js";
 
@@ -87,6 +95,8 @@ export function boundedFileSystem(fs: StoreFileSystem, timeoutMs: number): Store
   ): Promise<T> => {
     const pending = call();
     return withTimeout(pending, timeoutMs, () => {
+      const returned = stuckCall();
+      pending.then(returned, returned);
       if (late) pending.then(late).catch(() => {});
       return new StateTimeout(
         `${operation} ${path} did not finish within ${timeoutMs / 1000} s (a stuck file system?)`,
@@ -475,15 +485,30 @@ export class FileStateStore implements StateStore {
     });
     return this.withLock(async () => {
       let current: CacheState | null = null;
+      let raw: Uint8Array | null = null;
       try {
-        current = await decompressState(await this.fs.readFile(this.path));
+        raw = await this.fs.readFile(this.path);
       } catch (error) {
         if (!isMissing(error)) throw error;
       }
+      if (raw !== null) current = await this.decodeForUpdate(raw);
       const { state, result } = change(current);
       await this.writeAtomically(await compressState(state));
       return result;
     });
+  }
+
+  /** The state an update starts from; one that does not decode is refused naming the file, and left as it is. */
+  private async decodeForUpdate(raw: Uint8Array): Promise<CacheState> {
+    try {
+      return await decompressState(raw);
+    } catch (error) {
+      const details = isInfernoError(error) ? error.details : undefined;
+      throw new StateCorrupt(
+        `the cache state ${this.path} cannot be read (${messageOf(error)}); it was left as it is. Move it aside (or let \`inferno serve\` set it aside as .corrupt-*) to start afresh`,
+        { cause: error, details: { ...details, path: this.path } },
+      );
+    }
   }
 
   /** The shared atomic write (fs/atomic-write.ts) through this store's bounded calls; callers hold the lock. */
@@ -528,8 +553,19 @@ export class FileStateStore implements StateStore {
     } finally {
       // proper-lockfile removes the directory with rmdir: it must be empty again.
       await this.fs.rm(ownerFile, { force: true }).catch(() => {});
-      await release().catch(() => {});
+      await release().catch(() => this.removeEmptyLock(lockDir));
     }
+  }
+
+  /**
+   * After a release that failed — proper-lockfile calls a lock whose refresh came late (a save of a large state on a
+   * busy machine) compromised, and then neither releases nor removes it —: the lock directory is removed when it is
+   * empty, i.e. no other process took it over meanwhile (a holder records itself in it at once). It was left behind
+   * after clean exits.
+   */
+  private async removeEmptyLock(lockDir: string): Promise<void> {
+    const left = await this.fs.readdir(lockDir).catch(() => null);
+    if (left !== null && left.length === 0) await this.fs.rm(lockDir, { recursive: true, force: true }).catch(() => {});
   }
 
   /**

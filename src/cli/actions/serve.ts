@@ -12,7 +12,7 @@ export function curlLine(url: string, model: string, needsKey: boolean): string 
 }
 
 export async function serveCommand(ctx: CliContext, options: Record<string, unknown>): Promise<void> {
-  const config = await ctx.loadConfig(configFlagValues(options, COMMAND_FLAGS.serve));
+  const { config, origins } = await ctx.resolveConfig(configFlagValues(options, COMMAND_FLAGS.serve));
   const { globals, out } = ctx;
   // The server (hono, pino, prom-client, the cache) is imported only when serving: other commands start faster.
   const { runServer } = await import("../../runtime/run-server.js");
@@ -21,6 +21,7 @@ export async function serveCommand(ctx: CliContext, options: Record<string, unkn
     logLevel: globals.verbose ? "debug" : globals.quiet ? "warn" : "info",
     logDestination: out.stderr,
     environment: ctx.environment(),
+    modelsDirConfigured: origins.get("models_dir")?.kind !== "default",
     onListening: (url, modelCount, firstModel) => {
       out.print(`Inferno is serving ${modelCount} model(s) on ${url}`);
       out.print(`OpenAI base URL: ${url}/v1${config.server.api_key ? " (with the API key from server.api_key)" : ""}`);
