@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { HostedBackend } from "../../src/backends/hosted.js";
 import { createBackends } from "../../src/backends/index.js";
 import type { ChatMessage, GenerationResult, TextModel } from "../../src/backends/types.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
@@ -118,5 +119,29 @@ describe("prompt cache, two sequences", () => {
     await Promise.all([model.complete(a, greedy), model.complete(b, greedy)]);
     const [ra, rb] = await Promise.all([model.complete(`${a}!`, greedy), model.complete(`${b}!`, greedy)]);
     assert.ok((ra.usage.cachedPromptTokens ?? 0) > 0 && (rb.usage.cachedPromptTokens ?? 0) > 0, "both reused");
+  });
+});
+
+describe("prompt cache in a model host", () => {
+  const hosted = new HostedBackend("gguf", { spare: false });
+  let model: TextModel;
+  before(async () => {
+    const backend = { ...config, isolation: "process" as const };
+    model = (await hosted.load(await manager.resolve("nano"), { backend })) as TextModel;
+  });
+  after(async () => {
+    await model.dispose();
+    await hosted.dispose();
+  });
+
+  test("the reused count and cachePrompt cross the host's protocol", async () => {
+    const prompt = "Across the pipe, a prompt sent twice";
+    const first = await model.complete(prompt, greedy);
+    const second = await model.complete(prompt, greedy);
+    assert.equal(second.usage.cachedPromptTokens, second.usage.promptTokens - 1);
+    assert.equal(second.text, first.text);
+    const off = await model.complete(prompt, { ...greedy, cachePrompt: false });
+    assert.equal(off.usage.cachedPromptTokens, 0);
+    assert.equal(off.text, first.text);
   });
 });
