@@ -204,8 +204,17 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
 }
 
 /** Ollama's `options`, `format` and `truncate` as the backend's generation options. */
-function generationOptions(request: GenerationRequest, signal: AbortSignal, limits: RequestLimits): GenerationOptions {
-  const mapped: GenerationOptions = { signal, ...truncateTo(request.truncate) };
+function generationOptions(
+  request: GenerationRequest,
+  signal: AbortSignal,
+  limits: RequestLimits,
+  promptCache: boolean,
+): GenerationOptions {
+  const mapped: GenerationOptions = {
+    signal,
+    ...truncateTo(request.truncate),
+    ...(promptCache ? {} : { cachePrompt: false }),
+  };
   if (request.format) mapped.format = request.format;
   const { options } = request;
   // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is no number: until the end token or a full context.
@@ -286,7 +295,8 @@ class RequestClock {
     return {
       total_duration: ns(this.started, end),
       load_duration: ns(this.started, this.loadDone),
-      prompt_eval_count: usage.promptTokens,
+      // As Ollama counts it: the prompt tokens evaluated, not those the prompt cache held.
+      prompt_eval_count: usage.promptTokens - (usage.cachedPromptTokens ?? 0),
       prompt_eval_duration: ns(this.loadDone, firstText),
       eval_count: usage.completionTokens,
       eval_duration: ns(firstText, end),
@@ -342,7 +352,10 @@ async function generate(
   const session = await openSession(c, deps, descriptor.name, request.keep_alive, "text generation");
   clock.loaded();
   const model = session.lease.model as TextModel; // resolveTextModel admitted GGUF models only
-  const options = { ...generationOptions(request, session.signal, deps.runtime.config.server), promptParam };
+  const options = {
+    ...generationOptions(request, session.signal, deps.runtime.config.server, deps.runtime.config.cache.prompt_cache),
+    promptParam,
+  };
   const final = (text: string, result: GenerationResult, s: ModelSession, toolCalls?: ToolCall[]) => ({
     model: request.model,
     created_at: now(),

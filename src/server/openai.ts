@@ -47,6 +47,8 @@ interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's: of the prompt tokens, those served from the prompt cache (not evaluated again). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export const unixSeconds = () => Math.floor(Date.now() / 1000);
@@ -55,7 +57,13 @@ export const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll("-
 function usageOf(results: GenerationResult[]): Usage {
   const prompt = results.reduce((sum, r) => sum + r.usage.promptTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.usage.completionTokens, 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  const cached = results.reduce((sum, r) => sum + (r.usage.cachedPromptTokens ?? 0), 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 /** OpenAI's finish reason; an aborted generation is an error (see completedReason). */
@@ -65,15 +73,18 @@ export function finishReasonOf(reason: FinishReason, session: ModelSession, deps
 
 /**
  * The request fields every generation shares, mapped to the backend's options; `maxTokens` is what the request asks,
- * capped here by `server.max_tokens_limit` (the backend caps it by the context).
+ * capped here by `server.max_tokens_limit` (the backend caps it by the context). `promptCache` is `cache.prompt_cache`:
+ * off, no request reuses a prompt prefix; on, a request may still ask `cache_prompt: false`.
  */
 export function generationOptions(
   body: SamplingFields,
   maxTokens: number | null | undefined,
   signal: AbortSignal,
   limits: Pick<RequestLimits, "max_tokens_limit">,
+  promptCache: boolean,
 ): GenerationOptions {
   const options: GenerationOptions = { signal };
+  if (!promptCache || body.cache_prompt === false) options.cachePrompt = false;
   const bounded = boundedMaxTokens(maxTokens, limits);
   if (bounded !== undefined) options.maxTokens = bounded;
   if (body.truncate_prompt_tokens != null) options.truncatePromptTokens = body.truncate_prompt_tokens;
@@ -168,7 +179,13 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
   // Replies name the model as the client asked for it.
   const name = body.model;
   const options = {
-    ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, session.signal, server),
+    ...generationOptions(
+      body,
+      body.max_completion_tokens ?? body.max_tokens,
+      session.signal,
+      server,
+      deps.runtime.config.cache.prompt_cache,
+    ),
     promptParam: "messages",
     ...chat,
   };
@@ -267,7 +284,13 @@ async function streamCompletions(
   const results = await completeEach(model, meta.prompts, (index) => {
     if (body.echo) events.send(chunk(index, meta.prompts[index] ?? "", null));
     return {
-      ...generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
+      ...generationOptions(
+        body,
+        meta.maxTokens,
+        session.signal,
+        deps.runtime.config.server,
+        deps.runtime.config.cache.prompt_cache,
+      ),
       onText: (text) => events.send(chunk(index, text, null)),
     };
   });
@@ -305,7 +328,13 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
 
   const results = await within(session, () =>
     completeEach(model, prompts, () =>
-      generationOptions(body, meta.maxTokens, session.signal, deps.runtime.config.server),
+      generationOptions(
+        body,
+        meta.maxTokens,
+        session.signal,
+        deps.runtime.config.server,
+        deps.runtime.config.cache.prompt_cache,
+      ),
     ),
   );
   return jsonResponse(c, {

@@ -116,10 +116,10 @@ function functionCallItem(call: ToolCall, status: Status, args = call.arguments)
 }
 
 function usageOf(result: GenerationResult) {
-  const { promptTokens: input, completionTokens: output } = result.usage;
+  const { promptTokens: input, completionTokens: output, cachedPromptTokens = 0 } = result.usage;
   return {
     input_tokens: input,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: cachedPromptTokens },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: input + output,
@@ -179,7 +179,7 @@ async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
   const meta = { id: newId("resp"), createdAt: unixSeconds() };
   const messageId = newId("msg");
   const options = {
-    ...generationOptions(body, body.max_output_tokens, session.signal, server),
+    ...generationOptions(body, body.max_output_tokens, session.signal, server, deps.runtime.config.cache.prompt_cache),
     ...truncateTo(body.truncation === "auto"),
     promptParam: "input",
     ...chat,
