@@ -361,7 +361,7 @@ async function generate(
     created_at: now(),
     ...field(text, toolCalls),
     done: true,
-    done_reason: doneReason(completedReason(result.finishReason, s, deps)),
+    done_reason: doneReason(completedReason(result, s, deps)),
     ...clock.stats(result.usage),
   });
 

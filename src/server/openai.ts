@@ -9,7 +9,6 @@ import type {
   ChatMessage,
   ChatOptions,
   EmbedOptions,
-  FinishReason,
   GenerationOptions,
   GenerationResult,
   OutputFormat,
@@ -67,8 +66,12 @@ function usageOf(results: GenerationResult[]): Usage {
 }
 
 /** OpenAI's finish reason; an aborted generation is an error (see completedReason). */
-export function finishReasonOf(reason: FinishReason, session: ModelSession, deps: AppDeps): OpenAIFinishReason {
-  return completedReason(reason, session, deps);
+export function finishReasonOf(
+  result: Pick<GenerationResult, "finishReason" | "usage">,
+  session: ModelSession,
+  deps: AppDeps,
+): OpenAIFinishReason {
+  return completedReason(result, session, deps);
 }
 
 /**
@@ -204,7 +207,7 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
         ...options,
         onText: (text) => events.send(chunk({ content: text }, null)),
       });
-      const finish = finishReasonOf(result.finishReason, session, deps);
+      const finish = finishReasonOf(result, session, deps);
       // Calls are sent whole once generated (their arguments must be complete to validate), one delta each.
       for (const [index, call] of openaiToolCalls(result.toolCalls ?? []).entries()) {
         events.send(chunk({ tool_calls: [{ index, ...call }] }, null));
@@ -240,7 +243,7 @@ async function chatCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
           ...(toolCalls.length > 0 ? { tool_calls: openaiToolCalls(toolCalls) } : {}),
         },
         logprobs: null,
-        finish_reason: finishReasonOf(result.finishReason, session, deps),
+        finish_reason: finishReasonOf(result, session, deps),
       },
     ],
     usage: usageOf([result]),
@@ -295,7 +298,7 @@ async function streamCompletions(
     };
   });
   for (const [index, result] of results.entries()) {
-    events.send(chunk(index, "", finishReasonOf(result.finishReason, session, deps)));
+    events.send(chunk(index, "", finishReasonOf(result, session, deps)));
   }
   if (includeUsage(body)) {
     events.send({
@@ -346,7 +349,7 @@ async function textCompletion(c: AppContext, deps: AppDeps): Promise<Response> {
       index,
       text: body.echo ? `${prompts[index]}${result.text}` : result.text,
       logprobs: null,
-      finish_reason: finishReasonOf(result.finishReason, session, deps),
+      finish_reason: finishReasonOf(result, session, deps),
     })),
     usage: usageOf(results),
   });

@@ -185,7 +185,7 @@ async function createResponse(c: AppContext, deps: AppDeps): Promise<Response> {
     ...chat,
   };
   const statusOf = (result: GenerationResult): Status =>
-    finishReasonOf(result.finishReason, session, deps) === "length" ? "incomplete" : "completed";
+    finishReasonOf(result, session, deps) === "length" ? "incomplete" : "completed";
 
   if (!body.stream) {
     const result = await within(session, () => model.chat(messages, options));

@@ -4,7 +4,13 @@
  * client goes away (its signal aborts the generation, which then ends and releases).
  */
 import type { ServerResponse } from "node:http";
-import { FORMAT_KIND, type FinishReason, type LoadedModel, type TextModel } from "../backends/types.js";
+import {
+  FORMAT_KIND,
+  type FinishReason,
+  type GenerationResult,
+  type LoadedModel,
+  type TextModel,
+} from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
 import type { ModelDescriptor } from "../models/types.js";
 import { Aborted, CacheBusy, ModelCapabilityMissing, ShuttingDown } from "../errors/index.js";
@@ -111,13 +117,15 @@ export async function within<T>(session: ModelSession, use: () => Promise<T>): P
 /**
  * A generation's end as clients may see it. Neither OpenAI nor Ollama has an "aborted" ending: a generation cut short
  * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
- * passed off as complete.
+ * passed off as complete. Its prompt is counted for the prompt cache's statistics either way.
  */
 export function completedReason(
-  reason: FinishReason,
+  result: Pick<GenerationResult, "finishReason" | "usage">,
   session: ModelSession,
   deps: AppDeps,
 ): Exclude<FinishReason, "abort"> {
+  deps.runtime.cache.recordPrompt(result.usage);
+  const reason = result.finishReason;
   if (reason !== "abort") return reason;
   deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { fileContext, startTestServer, type TestServer } from "../helpers/server.js";
+import type { CacheStats } from "../../src/cache/types.js";
+import { fileContext, metricSample, scrapeMetrics, startTestServer, type TestServer } from "../helpers/server.js";
 
 type Json = Record<string, unknown>;
 
@@ -144,4 +145,24 @@ describe("the same greedy answers with and without the prompt cache", () => {
       messages.push({ role: "assistant", content: content(cached) });
     }
   });
+});
+
+test("cache stats and /metrics count the prompt cache's hits and tokens, and agree", async () => {
+  const prompt = { model: "tiny", prompt: "Counted twice: the keeper's logbook", temperature: 0, max_tokens: 4 };
+  const before = (await on.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok(before);
+  await post(on, "/v1/completions", prompt);
+  const again = await post(on, "/v1/completions", prompt);
+  const after = (await on.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok(after);
+  assert.equal(after.generations, before.generations + 2);
+  assert.equal(after.hits, before.hits + 2, "the first shares at least the BOS token with what a sequence held");
+  assert.ok(after.cached_tokens - before.cached_tokens >= cachedTokens(again));
+  const metrics = await scrapeMetrics(on.url);
+  assert.equal(metricSample(metrics, "inferno_prompt_cache_hits_total"), after.hits);
+  assert.equal(metricSample(metrics, "inferno_prompt_cache_tokens_saved_total"), after.cached_tokens);
+  assert.equal(metricSample(metrics, "inferno_prompt_tokens_evaluated_total"), after.evaluated_tokens);
+  const whole = (await off.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok(whole && whole.generations > 0);
+  assert.deepEqual([whole.hits, whole.cached_tokens], [0, 0]);
 });
