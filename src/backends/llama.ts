@@ -141,6 +141,12 @@ class SequencePool {
     return best?.entry ?? oldest;
   }
 
+  /** Empties the free sequences (what the warm-up evaluated is no prefix worth keeping). */
+  async clearFree(): Promise<void> {
+    for (const { sequence } of this.free)
+      if (!sequence.disposed && sequence.nextTokenIndex > 0) await sequence.clearHistory();
+  }
+
   /** Returns a sequence; `clear` empties it first (after a failed generation, whose state is not trusted). */
   async release(entry: PooledSequence, clear: boolean): Promise<void> {
     if (clear && !entry.sequence.disposed) await entry.sequence.clearHistory();
@@ -395,6 +401,7 @@ class LlamaTextModel implements TextModel {
       await this.complete(WARM_PROMPT, options);
       await this.chat([{ role: "user", content: WARM_PROMPT }], options);
     }
+    await this.pool.clearFree();
   }
 
   private chatWrapper(): ChatWrapper {
