@@ -62,6 +62,22 @@ describe("prompt cache, one sequence", () => {
     assert.equal(again.text, fresh.text);
   });
 
+  test("after a generation cut short, the next answer is the same as without reuse", async () => {
+    const prompt = "A story cut short in the middle of the night";
+    const fresh = await model.complete(prompt, { ...greedy, cachePrompt: false });
+    const controller = new AbortController();
+    const cut = await model.complete(prompt, {
+      temperature: 0,
+      maxTokens: 40,
+      signal: controller.signal,
+      onText: () => controller.abort(),
+    });
+    assert.equal(cut.finishReason, "abort");
+    const after = await model.complete(prompt, greedy);
+    assert.ok((after.usage.cachedPromptTokens ?? 0) > 0, JSON.stringify(after.usage));
+    assert.equal(after.text, fresh.text);
+  });
+
   test("cachePrompt false evaluates the whole prompt", async () => {
     const prompt = "A prompt that is sent twice, the second time without the cache";
     await model.complete(prompt, greedy);
