@@ -30,7 +30,7 @@ async function declaredFields(file: string, name: string): Promise<string[]> {
 type Json = Record<string, unknown>;
 
 /** Fields Inferno adds to OpenAI's (llama.cpp samplers); walked too, though no openai declaration has them. */
-const EXTENSIONS = new Set(["top_k", "min_p", "truncate_prompt_tokens"]);
+const EXTENSIONS = new Set(["top_k", "min_p", "truncate_prompt_tokens", "cache_prompt"]);
 
 async function post(path: string, body: Json): Promise<{ status: number; body: Json }> {
   const response = await fetch(`${s.url}${path}`, {
@@ -101,6 +101,25 @@ function truncationProof(path: string, long: Json) {
     assert.equal((refused.body.error as { code: string }).code, "context_length_exceeded");
     const served = await ok(path, { ...long, truncate_prompt_tokens: -1 });
     assert.ok((served.usage as { prompt_tokens: number }).prompt_tokens < 1024);
+  });
+}
+
+/**
+ * The prompt cache (llama.cpp's `cache_prompt`, on by default): a request sent again finds its prompt cached
+ * (`usage.prompt_tokens_details.cached_tokens`), and with `cache_prompt: false` finds none, with the same greedy text.
+ */
+function cachePromptProof(path: string, base: Json, text: (body: Json) => string) {
+  const cached = (body: Json) =>
+    (body.usage as { prompt_tokens_details: { cached_tokens: number } }).prompt_tokens_details.cached_tokens;
+  return honoured(async () => {
+    const first = await post(path, base);
+    const again = await post(path, base);
+    const off = await post(path, { ...base, cache_prompt: false });
+    for (const reply of [first, again, off]) assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.ok(cached(again.body) > 0, JSON.stringify(again.body.usage));
+    assert.equal(cached(off.body), 0);
+    assert.equal(text(again.body), text(first.body));
+    assert.equal(text(off.body), text(first.body));
   });
 }
 
@@ -235,6 +254,7 @@ const endpoints: Endpoint[] = [
           ),
         ).filter(([k]) => k === "max_completion_tokens"),
       ),
+      cache_prompt: cachePromptProof("/v1/chat/completions", chatBase, chatText),
       truncate_prompt_tokens: truncationProof("/v1/chat/completions", {
         ...chatBase,
         messages: Array.from({ length: 60 }, (_, i) => ({
@@ -325,6 +345,7 @@ const endpoints: Endpoint[] = [
     text: completionText,
     cases: {
       ...samplingProofs("/v1/completions", promptBase, completionText, "max_tokens"),
+      cache_prompt: cachePromptProof("/v1/completions", promptBase, completionText),
       truncate_prompt_tokens: truncationProof("/v1/completions", { ...promptBase, prompt: "word ".repeat(3000) }),
       model: honoured(async () => assert.equal((await ok("/v1/completions", promptBase)).model, "tiny")),
       prompt: honoured(() =>

@@ -71,21 +71,48 @@ function llamaGpu(gpu: GpuSetting): LlamaGpu {
   return gpu === false || gpu === "false" ? false : gpu;
 }
 
-/** Free sequences of a context, handed out first come, first served. */
+/** How many leading tokens two token lists share. */
+function sharedPrefix(a: readonly Token[], b: readonly Token[]): number {
+  const length = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** A sequence of the pool: what it last evaluated stays in it, for the next prompt that starts the same way. */
+interface PooledSequence {
+  sequence: LlamaContextSequence;
+  /** When it was last released (a counter): among equal prefixes, the least recently used is taken. */
+  used: number;
+}
+
+/**
+ * Free sequences of a context. A sequence keeps its evaluated tokens after a request (the prompt cache): a request
+ * takes the free sequence whose tokens share the longest prefix with its prompt (see `best`), then the least recently
+ * used, and node-llama-cpp evaluates only the rest (it erases the sequence from the first differing token, so nothing of an
+ * earlier prompt that is not also this prompt's prefix is ever used). Waiters are served first come, first served.
+ */
 class SequencePool {
-  private readonly waiters: Array<(sequence: LlamaContextSequence) => void> = [];
+  private readonly waiters: Array<(entry: PooledSequence) => void> = [];
+  private readonly free: PooledSequence[];
+  private clock = 0;
 
-  constructor(private readonly free: LlamaContextSequence[]) {}
+  constructor(sequences: LlamaContextSequence[]) {
+    this.free = sequences.map((sequence) => ({ sequence, used: 0 }));
+  }
 
-  /** A free sequence, or null if the signal fired while waiting. */
-  acquire(signal: AbortSignal): Promise<LlamaContextSequence | null> {
-    const sequence = this.free.pop();
-    if (sequence) return Promise.resolve(sequence);
+  /** The free sequence that best fits a prompt (see the class), or null if the signal fired while waiting. */
+  acquire(prompt: readonly Token[], signal: AbortSignal): Promise<PooledSequence | null> {
+    const best = this.best(prompt);
+    if (best) {
+      this.free.splice(this.free.indexOf(best), 1);
+      return Promise.resolve(best);
+    }
     if (signal.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const waiter = (s: LlamaContextSequence) => {
+      const waiter = (entry: PooledSequence) => {
         signal.removeEventListener("abort", onAbort);
-        resolve(s);
+        resolve(entry);
       };
       const onAbort = () => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
@@ -96,13 +123,54 @@ class SequencePool {
     });
   }
 
-  async release(sequence: LlamaContextSequence): Promise<void> {
-    // A request starts from an empty sequence: no state leaks from one caller to the next.
-    if (!sequence.disposed) await sequence.clearHistory();
-    const next = this.waiters.shift();
-    if (next) next(sequence);
-    else this.free.push(sequence);
+  /**
+   * The free sequence with the longest shared prefix among those where the prompt reuses at least half of what the
+   * sequence holds (an empty one always qualifies), so a conversation does not take over another's sequence for a
+   * few common tokens; else the least recently used. Ties go to the least recently used.
+   */
+  private best(prompt: readonly Token[]): PooledSequence | undefined {
+    let best: { entry: PooledSequence; shared: number } | undefined;
+    let oldest: PooledSequence | undefined;
+    for (const entry of this.free) {
+      if (!oldest || entry.used < oldest.used) oldest = entry;
+      const held = entry.sequence.contextTokens;
+      const shared = sharedPrefix(held, prompt);
+      if (shared * 2 < held.length) continue;
+      if (!best || shared > best.shared || (shared === best.shared && entry.used < best.entry.used)) {
+        best = { entry, shared };
+      }
+    }
+    return best?.entry ?? oldest;
   }
+
+  /** Empties the free sequences (what the warm-up evaluated is no prefix worth keeping). */
+  async clearFree(): Promise<void> {
+    for (const { sequence } of this.free)
+      if (!sequence.disposed && sequence.nextTokenIndex > 0) await sequence.clearHistory();
+  }
+
+  /** Returns a sequence; `clear` empties it first (after a failed generation, whose state is not trusted). */
+  async release(entry: PooledSequence, clear: boolean): Promise<void> {
+    if (clear && !entry.sequence.disposed) await entry.sequence.clearHistory();
+    entry.used = ++this.clock;
+    const next = this.waiters.shift();
+    if (next) next(entry);
+    else this.free.push(entry);
+  }
+}
+
+/**
+ * How many of a prompt's tokens a sequence will not evaluate again: node-llama-cpp keeps the sequence's tokens up to
+ * the first that differs (at most all but the prompt's last token, which is evaluated to sample from). A model that
+ * cannot erase the end of its state (recurrent, hybrid, sliding-window attention) goes back to node-llama-cpp's last
+ * checkpoint at or before that point and evaluates from there; with no checkpoint, the whole prompt again.
+ */
+function reusableTokens(sequence: LlamaContextSequence, prompt: readonly Token[]): number {
+  const shared = Math.min(sharedPrefix(sequence.contextTokens, prompt), Math.max(0, prompt.length - 1));
+  if (shared === 0 || shared >= sequence.nextTokenIndex || !sequence.needsCheckpoints) return shared;
+  const cost = sequence.getRestoreToPrefixIndexEvaluationSize(shared - 1);
+  // The whole kept prefix evaluated again: no checkpoint held it.
+  return cost >= shared - 1 ? 0 : shared - cost;
 }
 
 const STOP_REASONS: Record<string, FinishReason> = {
@@ -170,23 +238,23 @@ interface RunResult {
  */
 function fitChat<H>(
   messages: ChatMessage[],
-  render: (kept: ChatMessage[]) => { history: H; tokens: number },
+  render: (kept: ChatMessage[]) => { history: H; tokens: Token[] },
   contextSize: number,
   options: GenerationOptions,
-): { history: H; tokens: number } {
+): { history: H; tokens: Token[] } {
   const limit = promptTokenLimit(contextSize, options.truncatePromptTokens);
   const whole = render(messages);
-  if (whole.tokens <= limit) return whole;
+  if (whole.tokens.length <= limit) return whole;
   const param = options.promptParam ?? "messages";
-  if (options.truncatePromptTokens === undefined) throw contextLengthExceeded(param, whole.tokens, contextSize);
+  if (options.truncatePromptTokens === undefined) throw contextLengthExceeded(param, whole.tokens.length, contextSize);
   const first = messages.findIndex((m) => m.role !== "system");
   const system = first < 0 ? messages : messages.slice(0, first);
   const starts: number[] = [];
   for (let i = Math.max(first, 0) + 1; i < messages.length; i++) if (messages[i]?.role !== "tool") starts.push(i);
   const keptFrom = (start: number) => render([...system, ...messages.slice(start)]);
   const shortest = starts.length > 0 ? keptFrom(starts[starts.length - 1] as number) : whole;
-  if (starts.length === 0 || shortest.tokens > limit) {
-    throw contextLengthExceeded(param, shortest.tokens, contextSize, "the system messages and the last message");
+  if (starts.length === 0 || shortest.tokens.length > limit) {
+    throw contextLengthExceeded(param, shortest.tokens.length, contextSize, "the system messages and the last message");
   }
   // The first start whose rest fits: starts[high] always fits.
   let low = 0;
@@ -195,7 +263,7 @@ function fitChat<H>(
   while (low < high) {
     const middle = Math.floor((low + high) / 2);
     const candidate = keptFrom(starts[middle] as number);
-    if (candidate.tokens <= limit) {
+    if (candidate.tokens.length <= limit) {
       best = candidate;
       high = middle;
     } else {
@@ -239,19 +307,16 @@ class LlamaTextModel implements TextModel {
 
   complete(prompt: string, requested: GenerationOptions = {}): Promise<GenerationResult> {
     const options = withDefaults(this.descriptor.defaults, requested);
-    let promptTokens = 0;
     return this.generate(
       options,
-      () => promptTokens,
-      async (sequence, settings) => {
-        const input = this.fitCompletionPrompt(prompt, options);
-        promptTokens = input.tokens;
+      () => this.fitCompletionPrompt(prompt, options),
+      async (sequence, settings, input) => {
         const grammar = options.format ? await formatGrammar(this.model.llama, options.format) : undefined;
         const completion = new this.lib.LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
         try {
           const { response, metadata } = await completion.generateCompletionWithMeta(input.prompt, {
             ...underGrammar(settings, grammar !== undefined),
-            maxTokens: generationTokenLimit(sequence.contextSize, input.tokens, options.maxTokens),
+            maxTokens: generationTokenLimit(sequence.contextSize, input.tokens.length, options.maxTokens),
             ...(grammar ? { grammar } : {}),
           });
           if (options.format && finished(metadata.stopReason)) checkFormatAnswer(options.format, response);
@@ -270,17 +335,18 @@ class LlamaTextModel implements TextModel {
   private fitCompletionPrompt(
     prompt: string,
     options: GenerationOptions,
-  ): { prompt: string | Token[]; tokens: number } {
-    const bos = this.model.tokens.shouldPrependBosToken ? 1 : 0;
+  ): { prompt: string | Token[]; tokens: Token[] } {
+    const bos =
+      this.model.tokens.shouldPrependBosToken && this.model.tokens.bos !== null ? [this.model.tokens.bos] : [];
     const tokens = this.model.tokenize(prompt, false, "trimLeadingSpace");
     const limit = promptTokenLimit(this.context.contextSize, options.truncatePromptTokens);
-    const count = tokens.length + bos;
-    if (count <= limit) return { prompt, tokens: count };
+    const count = tokens.length + bos.length;
+    if (count <= limit) return { prompt, tokens: [...bos, ...tokens] };
     if (options.truncatePromptTokens === undefined) {
       throw contextLengthExceeded(options.promptParam ?? "prompt", count, this.context.contextSize);
     }
-    const kept = tokens.slice(tokens.length - Math.max(0, limit - bos));
-    return { prompt: kept, tokens: kept.length + bos };
+    const kept = tokens.slice(tokens.length - Math.max(0, limit - bos.length));
+    return { prompt: kept, tokens: [...bos, ...kept] };
   }
 
   /**
@@ -300,68 +366,64 @@ class LlamaTextModel implements TextModel {
     const instructions = tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined;
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
     const generation: GenerationOptions = tools.mode === "forced" ? { ...options, onText: undefined } : options;
-    let promptTokens = 0;
-    return this.generate(
-      generation,
-      () => promptTokens,
-      async (sequence, baseSettings) => {
-        const chat = new this.lib.LlamaChat({
-          contextSequence: sequence,
-          autoDisposeSequence: false,
-          chatWrapper: this.chatWrapper(),
+    // The prompt as the model's chat template renders it (with the functions documented, when offered), refused or cut
+    // to fit the context before a sequence is taken: its tokens choose the sequence (see SequencePool).
+    const fitted = () => {
+      const rendered = (kept: ChatMessage[]) => {
+        const history = chatHistory(kept, instructions);
+        const { contextText } = this.chatWrapper().generateContextState({
+          chatHistory: history,
+          ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
         });
-        try {
-          // The prompt as the model's chat template renders it (with the functions documented, when offered), refused
-          // or cut to fit the context before anything is evaluated.
-          const rendered = (kept: ChatMessage[]) => {
-            const history = chatHistory(kept, instructions);
-            const { contextText } = chat.chatWrapper.generateContextState({
-              chatHistory: history,
-              ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
-            });
-            return { history, tokens: contextText.tokenize(this.model.tokenizer).length };
-          };
-          const { history, tokens } = fitChat(messages, rendered, sequence.contextSize, options);
-          promptTokens = tokens;
-          const settings = {
-            ...baseSettings,
-            maxTokens: generationTokenLimit(sequence.contextSize, tokens, options.maxTokens),
-            // The history was made to fit: LlamaChat must not shorten it on its own (its default drops old turns).
-            contextShift: { size: 1 },
-          };
-          if (functions) {
-            const { response, functionCalls, metadata } = await chat.generateResponse(history, {
-              ...settings,
-              functions,
-              documentFunctionParams: true,
-              ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
-            });
-            const toolCalls = toolCallsOf(functionCalls, options.tools ?? [], response);
-            return { text: response, stopReason: metadata.stopReason, toolCalls };
-          }
-          const grammar =
-            tools.mode === "forced"
-              ? await forcedCallGrammar(this.model.llama, tools.tools)
-              : options.format
-                ? await formatGrammar(this.model.llama, options.format)
-                : undefined;
-          const { response, metadata } = await chat.generateResponse(history, {
-            ...underGrammar(settings, grammar !== undefined),
-            ...(grammar ? { grammar } : {}),
+        return { history, tokens: contextText.tokenize(this.model.tokenizer) };
+      };
+      return fitChat(messages, rendered, this.context.contextSize, options);
+    };
+    return this.generate(generation, fitted, async (sequence, baseSettings, { history, tokens }) => {
+      const chat = new this.lib.LlamaChat({
+        contextSequence: sequence,
+        autoDisposeSequence: false,
+        chatWrapper: this.chatWrapper(),
+      });
+      try {
+        const settings = {
+          ...baseSettings,
+          maxTokens: generationTokenLimit(sequence.contextSize, tokens.length, options.maxTokens),
+          // The history was made to fit: LlamaChat must not shorten it on its own (its default drops old turns).
+          contextShift: { size: 1 },
+        };
+        if (functions) {
+          const { response, functionCalls, metadata } = await chat.generateResponse(history, {
+            ...settings,
+            functions,
+            documentFunctionParams: true,
+            ...(options.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
           });
-          const done = finished(metadata.stopReason);
-          if (tools.mode === "forced") {
-            // A call cut short is no call, and never the assistant's text.
-            if (!done) return { text: "", stopReason: metadata.stopReason };
-            return { text: "", stopReason: metadata.stopReason, toolCalls: [parseForcedCall(response, tools.tools)] };
-          }
-          if (options.format && done) checkFormatAnswer(options.format, response);
-          return { text: response, stopReason: metadata.stopReason };
-        } finally {
-          chat.dispose({ disposeSequence: false });
+          const toolCalls = toolCallsOf(functionCalls, options.tools ?? [], response);
+          return { text: response, stopReason: metadata.stopReason, toolCalls };
         }
-      },
-    );
+        const grammar =
+          tools.mode === "forced"
+            ? await forcedCallGrammar(this.model.llama, tools.tools)
+            : options.format
+              ? await formatGrammar(this.model.llama, options.format)
+              : undefined;
+        const { response, metadata } = await chat.generateResponse(history, {
+          ...underGrammar(settings, grammar !== undefined),
+          ...(grammar ? { grammar } : {}),
+        });
+        const done = finished(metadata.stopReason);
+        if (tools.mode === "forced") {
+          // A call cut short is no call, and never the assistant's text.
+          if (!done) return { text: "", stopReason: metadata.stopReason };
+          return { text: "", stopReason: metadata.stopReason, toolCalls: [parseForcedCall(response, tools.tools)] };
+        }
+        if (options.format && done) checkFormatAnswer(options.format, response);
+        return { text: response, stopReason: metadata.stopReason };
+      } finally {
+        chat.dispose({ disposeSequence: false });
+      }
+    });
   }
 
   async warm(signal?: AbortSignal): Promise<void> {
@@ -372,6 +434,7 @@ class LlamaTextModel implements TextModel {
       await this.complete(WARM_PROMPT, options);
       await this.chat([{ role: "user", content: WARM_PROMPT }], options);
     }
+    await this.pool.clearFree();
   }
 
   private chatWrapper(): ChatWrapper {
@@ -384,23 +447,30 @@ class LlamaTextModel implements TextModel {
 
   /**
    * Runs one generation on a pooled sequence, with the shared option mapping and token accounting (completion tokens
-   * are counted as they are sampled).
+   * are counted as they are sampled). `prepare` makes the prompt's tokens (fitted to the context), which choose the
+   * sequence: the prefix it already holds is reused (counted in `usage.cachedPromptTokens`) unless the request says
+   * `cachePrompt: false`, which empties the sequence first.
    */
-  private generate(
+  private generate<P extends { tokens: Token[] }>(
     options: GenerationOptions,
-    promptTokens: () => number,
-    run: (sequence: LlamaContextSequence, settings: Settings) => Promise<RunResult>,
+    prepare: () => P,
+    run: (sequence: LlamaContextSequence, settings: Settings, prompt: P) => Promise<RunResult>,
   ) {
     return this.lifetime.run(async (): Promise<GenerationResult> => {
       const signal = anySignal(options.signal, this.lifetime.signal);
       // Built first: a bad field (an unknown token id) fails before a sequence is taken.
       const sampler = samplerSettings(options, this.model, this.context.contextSize, this.lib.TokenBias);
-      const sequence = await this.pool.acquire(signal);
-      if (!sequence) return emptyAbort();
+      const prompt = prepare();
+      const reuse = options.cachePrompt !== false;
+      const pooled = await this.pool.acquire(reuse ? prompt.tokens : [], signal);
+      if (!pooled) return emptyAbort();
+      const { sequence } = pooled;
+      let cachedPromptTokens = 0;
       const progress = { text: "", completionTokens: 0 };
       const usage = () => ({
-        promptTokens: promptTokens(),
+        promptTokens: prompt.tokens.length,
         completionTokens: progress.completionTokens,
+        cachedPromptTokens,
       });
       const settings: Settings = {
         ...this.settings(options, signal),
@@ -413,19 +483,23 @@ class LlamaTextModel implements TextModel {
           progress.completionTokens += tokens.length;
         },
       };
+      let failed = false;
       try {
-        const { text, stopReason, toolCalls } = await run(sequence, settings);
+        if (reuse) cachedPromptTokens = reusableTokens(sequence, prompt.tokens);
+        else if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+        const { text, stopReason, toolCalls } = await run(sequence, settings, prompt);
         const finishReason = STOP_REASONS[stopReason] ?? "stop";
         if (toolCalls && toolCalls.length > 0 && finishReason !== "abort") {
           return { text, finishReason: "tool_calls", usage: usage(), toolCalls };
         }
         return { text, finishReason, usage: usage() };
       } catch (error) {
+        failed = true;
         // An abort that lands while llama.cpp evaluates (not samples) surfaces as an error: still an abort.
         if (signal.aborted) return { text: progress.text, finishReason: "abort", usage: usage() };
         throw error;
       } finally {
-        await this.pool.release(sequence);
+        await this.pool.release(pooled, failed);
       }
     });
   }

@@ -75,6 +75,12 @@ export interface GenerationOptions {
   stop?: string[];
   /** Grammar-constrained output (JSON, or JSON following a schema). Not combined with tools that may be called. */
   format?: OutputFormat;
+  /**
+   * Reuse the evaluated prefix a sequence holds from an earlier request (llama.cpp's `cache_prompt`; default true): only
+   * the tokens after the longest shared prefix are evaluated, and the answer is the same either way. false: the whole
+   * prompt is evaluated.
+   */
+  cachePrompt?: boolean;
   /** Aborts generation; the result so far is returned with finishReason "abort". */
   signal?: AbortSignal;
   /** Called with each piece of text as it is generated (streaming). */
@@ -119,6 +125,11 @@ export type FinishReason = "stop" | "length" | "abort" | "tool_calls";
 export interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
+  /**
+   * Of the prompt tokens, those not evaluated because a sequence already held them (the prompt cache); the rest were
+   * evaluated. Backends without a prompt cache leave it out (none cached).
+   */
+  cachedPromptTokens?: number;
 }
 
 export interface GenerationResult {
@@ -205,7 +216,7 @@ export interface TextModel extends LoadedModelBase {
    * Pays the one-time costs of a model's first generations before any request does: the first evaluation on its
    * context (llama.cpp's compute graph, the weights paged in), the chat template's format found, and the generation
    * code compiled in the process that runs it. Greedy short completions and chats whose results are dropped (llama.cpp:
-   * up to 8 tokens each, a few rounds within a quarter of a second); the sequences are left empty. The cache's warm-up
+   * up to 8 tokens each, a few rounds within a quarter of a second); the sequences are left empty (no prompt-cache prefix). The cache's warm-up
    * calls it after loading, so the first request after `/ready` runs as fast as the next ones. Backends with nothing
    * to warm leave it out.
    */

@@ -11,7 +11,13 @@
  * (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory reservations
  * (memory.ts), and the pure policies (policy/).
  */
-import { type BackendRegistry, capabilityMissing, FORMAT_KIND, type LoadedModel } from "../backends/types.js";
+import {
+  type BackendRegistry,
+  capabilityMissing,
+  FORMAT_KIND,
+  type LoadedModel,
+  type TokenUsage,
+} from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import { Aborted, BadRequest, ModelLoadFailed, ModelNotFound, ModelPinned, messageOf } from "../errors/index.js";
 import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
@@ -35,6 +41,7 @@ import {
   type Lease,
   type LoadedModelInfo,
   type ModelStats,
+  type PromptCacheStats,
   type WarmupProgress,
   type WarmupResult,
   type WarmupStrategy,
@@ -116,6 +123,7 @@ export class ModelCache implements AsyncDisposable {
   private readonly events: CacheEventSource;
   private readonly book: UsageBook;
   private readonly ledger = new MemoryLedger();
+  private readonly promptCounts: PromptCacheStats = { generations: 0, hits: 0, cached_tokens: 0, evaluated_tokens: 0 };
   /** The entries: their one writer. */
   private readonly table: EntryTable;
   private readonly saver: Saver;
@@ -482,6 +490,16 @@ export class ModelCache implements AsyncDisposable {
 
   // ---------------------------------------------------------------- statistics
 
+  /** Counts one generation's prompt: how much of it the prompt cache held (see `PromptCacheStats`). */
+  recordPrompt(usage: TokenUsage): void {
+    const cached = usage.cachedPromptTokens ?? 0;
+    const counts = this.promptCounts;
+    counts.generations++;
+    if (cached > 0) counts.hits++;
+    counts.cached_tokens += cached;
+    counts.evaluated_tokens += usage.promptTokens - cached;
+  }
+
   /** The cheap numbers (O(1)): what `/health` and `/metrics` read, without building per-model statistics. */
   summary(): CacheSummary {
     const { hits, misses } = this.book.counters;
@@ -499,6 +517,7 @@ export class ModelCache implements AsyncDisposable {
       models_known: this.book.size,
       unknown_model_requests: this.book.counters.unknown_model_requests,
       coalesced: this.book.counters.coalesced,
+      prompt_cache: { ...this.promptCounts },
     };
   }
 
@@ -524,6 +543,7 @@ export class ModelCache implements AsyncDisposable {
       models: [...this.book.values()].map((u) => this.modelStats(u)).sort((a, b) => a.name.localeCompare(b.name)),
       unknown_model_requests: summary.unknown_model_requests,
       coalesced: summary.coalesced,
+      prompt_cache: summary.prompt_cache,
     };
   }
 

@@ -113,6 +113,17 @@ export interface ModelStats {
   missing: boolean;
 }
 
+/**
+ * The prompt cache's figures since the process started (not saved): generations counted, those that reused an evaluated
+ * prefix (hits), and their prompt tokens reused (saved) or evaluated.
+ */
+export interface PromptCacheStats {
+  generations: number;
+  hits: number;
+  cached_tokens: number;
+  evaluated_tokens: number;
+}
+
 /** `GET /v1/cache/stats` and `inferno cache stats --json`: the field names are SPEC.md's. */
 export interface CacheStats {
   hits: number;
@@ -134,6 +145,8 @@ export interface CacheStats {
   unknown_model_requests: number;
   /** Requests that joined a load already in flight (neither hits nor misses). */
   coalesced: number;
+  /** From a running cache only (a state file read offline has none). */
+  prompt_cache?: PromptCacheStats;
 }
 
 /** The statistics that cost O(1) to read (`ModelCache.summary()`): what `/health` and `/metrics` use. */
@@ -152,6 +165,7 @@ export interface CacheSummary {
   models_known: number;
   unknown_model_requests: number;
   coalesced: number;
+  prompt_cache: PromptCacheStats;
 }
 
 /** A resident (or loading) model, for `GET /v1/cache/models` and `inferno ps`. */

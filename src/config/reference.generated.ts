@@ -9,6 +9,7 @@ export const KEY_REFERENCE = {
   "allow_outside_models_dir": { description: "Allow model names that resolve outside the models directories and enabled stores (absolute paths, `..`, escaping symlinks)." },
   "cache.persist_cache": { description: "Save usage statistics to `<cache_dir>/cache_state.bin.zst` and restore them at start." },
   "cache.cache_dir": { description: "Directory of the state file. Default: the platform cache directory + `/inferno` (`$XDG_CACHE_HOME/inferno` or `~/.cache/inferno` on Linux). `~` and `$VAR` are expanded." },
+  "cache.prompt_cache": { description: "Reuse evaluated prompt prefixes across requests (a loaded model's sequences keep what they evaluated; a request evaluates only what follows the longest prefix it shares). The answer is the same either way; false evaluates every prompt whole, whatever a request's `cache_prompt` asks. See docs/prompt-cache.md." },
   "cache.max_cached_models": { description: "Most models resident at once. Loading one more evicts an idle model first." },
   "cache.max_memory_mb": { description: "Memory budget for resident models, in MiB. 0 = auto: half of the system's total RAM. A model that can never fit is refused." },
   "cache.model_ttl_seconds": { description: "Idle seconds after a model's last request ends before it is unloaded. 0 = never unload for idleness; at most 315360000 (10 years)." },

@@ -103,6 +103,12 @@ export const cacheSchema = z
       .describe(
         "Directory of the state file. Default: the platform cache directory + `/inferno` (`$XDG_CACHE_HOME/inferno` or `~/.cache/inferno` on Linux). `~` and `$VAR` are expanded.",
       ),
+    prompt_cache: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Reuse evaluated prompt prefixes across requests (a loaded model's sequences keep what they evaluated; a request evaluates only what follows the longest prefix it shares). The answer is the same either way; false evaluates every prompt whole, whatever a request's `cache_prompt` asks. See docs/prompt-cache.md.",
+      ),
     max_cached_models: z
       .number()
       .int()

@@ -114,14 +114,17 @@ export function dialectRoute(deps: AppDeps, dialect: Dialect): (c: AppContext) =
 /**
  * The request fields every generation shares, mapped to the backend's options; `maxTokens` is what the request asks,
  * capped here by `server.max_tokens_limit` (the backend caps it by the context). OpenAI's sampling fields and Ollama's
- * `options` share their names.
+ * `options` share their names. `promptCache` is `cache.prompt_cache`: off, no request reuses a prompt prefix; on, a
+ * request may still ask `cache_prompt: false`.
  */
 export function generationOptions(
   fields: SamplingFields,
   maxTokens: number | null | undefined,
   limits: Pick<RequestLimits, "max_tokens_limit">,
+  promptCache: boolean,
 ): GenerationOptions {
   const options: GenerationOptions = {};
+  if (!promptCache || fields.cache_prompt === false) options.cachePrompt = false;
   const bounded = boundedMaxTokens(maxTokens, limits);
   if (bounded !== undefined) options.maxTokens = bounded;
   if (fields.truncate_prompt_tokens != null) options.truncatePromptTokens = fields.truncate_prompt_tokens;
@@ -140,9 +143,10 @@ export function generationOptions(
 /**
  * A generation's end as clients may see it. Neither OpenAI nor Ollama has an "aborted" ending: a generation cut short
  * by the client leaving is never seen, and one cut short by shutdown is reported as an error (and counted) rather than
- * passed off as complete.
+ * passed off as complete. Its prompt is counted for the prompt cache's statistics either way.
  */
 function completedReason(result: GenerationResult, session: ModelSession, deps: AppDeps): Finished {
+  deps.runtime.cache.recordPrompt(result.usage);
   if (result.finishReason !== "abort") return result as Finished;
   deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {

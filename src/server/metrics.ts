@@ -5,7 +5,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { EVICTION_REASONS } from "../cache/types.js";
+import { EVICTION_REASONS, type PromptCacheStats } from "../cache/types.js";
 import type { CacheService } from "./ports.js";
 
 /** Load durations span tiny test models (milliseconds) to large GGUF files (minutes). */
@@ -107,6 +107,28 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
   );
   gauge("inferno_cache_models_loaded", "Models currently loaded.", () => cache.summary().models_loaded);
   gauge("inferno_cache_max_cached_models", "Most models resident at once.", () => cache.summary().max_cached_models);
+  // The prompt cache's counts live in the cache (also in /v1/cache/stats): read when scraped, as counters.
+  const promptCounter = (name: string, help: string, read: (counts: PromptCacheStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read(cache.summary().prompt_cache));
+      },
+    });
+  promptCounter(
+    "inferno_prompt_cache_hits_total",
+    "Generations whose prompt began with a prefix a sequence had evaluated (the prompt cache).",
+    (p) => p.hits,
+  );
+  promptCounter(
+    "inferno_prompt_cache_tokens_saved_total",
+    "Prompt tokens reused from the prompt cache instead of evaluated.",
+    (p) => p.cached_tokens,
+  );
+  promptCounter("inferno_prompt_tokens_evaluated_total", "Prompt tokens evaluated.", (p) => p.evaluated_tokens);
   gauge("inferno_requests_running", "Model requests holding a queue slot.", () => queue.runningCount);
   gauge(
     "inferno_requests_waiting",

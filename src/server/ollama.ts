@@ -235,13 +235,13 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
 }
 
 /** Ollama's `options`, `format` and `truncate` as the backend's generation options. */
-function ollamaOptions(request: OllamaRequest, limits: RequestLimits): GenerationOptions {
+function ollamaOptions(request: OllamaRequest, limits: RequestLimits, promptCache: boolean): GenerationOptions {
   const { options } = request;
   // num_predict ≤ 0 (-1 "infinite", -2 "fill the context") is no number: until the end token or a full context.
   const numPredict = options?.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined;
   const mapped: GenerationOptions = {
     ...truncateTo(request.truncate),
-    ...generationOptions(samplingOf(options), numPredict, limits),
+    ...generationOptions(samplingOf(options), numPredict, limits, promptCache),
   };
   // Ollama's own penalty fields (1 is its "off"): node-llama-cpp's repeatPenalty.
   if (options?.repeat_penalty != null && options.repeat_penalty !== 1) mapped.repeatPenalty = options.repeat_penalty;
@@ -304,7 +304,8 @@ function durations(timing: Timing, usage: TokenUsage) {
   return {
     total_duration: ns(timing.started, timing.ended),
     load_duration: ns(timing.started, timing.loaded),
-    prompt_eval_count: usage.promptTokens,
+    // As Ollama counts it: the prompt tokens evaluated, not those the prompt cache held.
+    prompt_eval_count: usage.promptTokens - (usage.cachedPromptTokens ?? 0),
     prompt_eval_duration: ns(timing.loaded, firstText),
     eval_count: usage.completionTokens,
     eval_duration: ns(firstText, timing.ended),
@@ -390,7 +391,7 @@ function ollamaGeneration(
     task,
     stream: body.stream !== false,
     turns: [turn],
-    options: { ...ollamaOptions(body, deps.runtime.config.server), ...tools },
+    options: { ...ollamaOptions(body, deps.runtime.config.server, deps.runtime.config.cache.prompt_cache), ...tools },
   };
 }
 

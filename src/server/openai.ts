@@ -47,6 +47,8 @@ interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's: of the prompt tokens, those served from the prompt cache (not evaluated again). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export const unixSeconds = () => Math.floor(Date.now() / 1000);
@@ -55,7 +57,13 @@ export const newId = (prefix: string) => `${prefix}-${randomUUID().replaceAll("-
 function usageOf(results: readonly GenerationResult[]): Usage {
   const prompt = results.reduce((sum, r) => sum + r.usage.promptTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.usage.completionTokens, 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  const cached = results.reduce((sum, r) => sum + (r.usage.cachedPromptTokens ?? 0), 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 type TextContent = string | Array<{ text: string }>;
@@ -136,7 +144,7 @@ function openaiToolCalls(calls: readonly ToolCall[]) {
 /** Parses a chat completion request: checked whole (tools, schemas, tool messages) before any model is used. */
 const chatCompletion: Dialect = (input, deps) => {
   const body = parseBody(chatRequestSchema, input);
-  const { server } = deps.runtime.config;
+  const { server, cache } = deps.runtime.config;
   checkListLength(body.messages, server.max_messages, "messages", "max_messages");
   const messages = chatMessages(body);
   const chat = chatOptions(body);
@@ -147,7 +155,10 @@ const chatCompletion: Dialect = (input, deps) => {
     task: "chat completions",
     stream: body.stream === true,
     turns: [{ messages, promptParam: "messages" }],
-    options: { ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, server), ...chat },
+    options: {
+      ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, server, cache.prompt_cache),
+      ...chat,
+    },
   };
   return { request, reply: chatReply(body) };
 };
@@ -223,7 +234,7 @@ function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
 /** Parses a text completion request: one turn per prompt, generated in order (the model runs them one by one anyway). */
 const textCompletion: Dialect = (input, deps) => {
   const body = parseBody(completionRequestSchema, input);
-  const { server } = deps.runtime.config;
+  const { server, cache } = deps.runtime.config;
   checkListLength(body.prompt, server.max_prompts, "prompt", "max_prompts");
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
   const request: GenerationRequest = {
@@ -236,7 +247,7 @@ const textCompletion: Dialect = (input, deps) => {
       prompt,
       promptParam: prompts.length > 1 ? `prompt[${index}]` : "prompt",
     })),
-    options: generationOptions(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, server),
+    options: generationOptions(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, server, cache.prompt_cache),
   };
   return { request, reply: completionReply(body, prompts) };
 };

@@ -17,7 +17,7 @@ import type {
   WarmupResult,
   WarmupStrategy,
 } from "../cache/types.js";
-import type { LoadedModel } from "../backends/types.js";
+import type { LoadedModel, TokenUsage } from "../backends/types.js";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { InfernoConfig } from "../config/schema.js";
 import type { ModelDescriptor, ModelMetadata } from "../models/types.js";
@@ -38,6 +38,8 @@ export interface CacheService {
   /** The start-up warm-up's plan and how much of it is settled (null before the plan is made). */
   startupWarmupProgress(): WarmupProgress | null;
   stats(): CacheStats;
+  /** Counts a generation's prompt for the prompt cache's statistics. */
+  recordPrompt(usage: TokenUsage): void;
   /** O(1) numbers for /health and /metrics. */
   summary(): CacheSummary;
   loadedModels(): LoadedModelInfo[];

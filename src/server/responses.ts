@@ -117,10 +117,10 @@ function functionCallItem(call: ToolCall, status: Status, args = call.arguments)
 }
 
 function usageOf(result: GenerationResult) {
-  const { promptTokens: input, completionTokens: output } = result.usage;
+  const { promptTokens: input, completionTokens: output, cachedPromptTokens = 0 } = result.usage;
   return {
     input_tokens: input,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: cachedPromptTokens },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: input + output,
@@ -171,7 +171,7 @@ function outputItems(messageId: string, result: GenerationResult) {
 /** Parses a Responses request: the conversation and tools checked before any model is used. */
 const createResponse: Dialect = (input, deps) => {
   const body = parseBody(responsesRequestSchema, input);
-  const { server } = deps.runtime.config;
+  const { server, cache } = deps.runtime.config;
   checkListLength(body.input, server.max_messages, "input", "max_messages");
   const { messages, fields } = conversation(body);
   const chat = responseChatOptions(body);
@@ -183,7 +183,7 @@ const createResponse: Dialect = (input, deps) => {
     stream: body.stream === true,
     turns: [{ messages, promptParam: "input" }],
     options: {
-      ...generationOptions(body, body.max_output_tokens, server),
+      ...generationOptions(body, body.max_output_tokens, server, cache.prompt_cache),
       ...truncateTo(body.truncation === "auto"),
       ...chat,
     },

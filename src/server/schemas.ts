@@ -44,7 +44,8 @@ const stop = z.union([shortText(STRING_LIMITS.stop), z.array(shortText(STRING_LI
 
 /**
  * Fields with no behaviour for a local server, accepted so that clients which always send them keep working: who the
- * end user is, tags, billing tier, prompt-cache hints (llama.cpp reuses nothing across requests here), abuse ids and
+ * end user is, tags, billing tier, OpenAI's prompt-cache hints (the prompt cache here needs none: see
+ * `cache_prompt`), abuse ids and
  * output predictions (a speed hint). `store` is accepted only as false: Inferno keeps nothing. Listed in docs/api.md
  * ("Accepted without effect"); `ACCEPTED_WITHOUT_EFFECT` is that list.
  */
@@ -111,6 +112,7 @@ const sampling = {
     .nullish(),
   keep_alive: keepAlive.optional(),
   truncate_prompt_tokens: truncatePromptTokens,
+  cache_prompt: z.boolean().nullish(),
   logprobs: unsupported("log probabilities are"),
   ...withoutEffect,
 };
@@ -307,6 +309,7 @@ export type SamplingFields = Partial<
     | "seed"
     | "stop"
     | "truncate_prompt_tokens"
+    | "cache_prompt"
   >
 >;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;

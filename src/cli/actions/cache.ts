@@ -7,7 +7,7 @@
  */
 import type { CacheState } from "../../cache/persistence/types.js";
 import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
-import type { CacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
+import type { CacheStats, PromptCacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import { iso } from "../../cache/state-view.js";
 import type { InfernoClient } from "../../runtime/index.js";
 import type { InfernoConfig } from "../../config/index.js";
@@ -74,6 +74,14 @@ function ms(value: number | null): string {
   return value === null ? "-" : `${Math.round(value)} ms`;
 }
 
+/** The prompt cache since the server started: generations that reused a prefix, tokens saved and evaluated. */
+function promptCacheLine(p: PromptCacheStats): string {
+  return (
+    `prompt cache (since start): ${p.hits} of ${p.generations} generations reused a prefix, ` +
+    `${p.cached_tokens} prompt tokens saved, ${p.evaluated_tokens} evaluated`
+  );
+}
+
 function printStats(ctx: CliContext, stats: CacheStats): void {
   const evictions = Object.entries(stats.evictions)
     .filter(([, n]) => n > 0)
@@ -88,6 +96,7 @@ function printStats(ctx: CliContext, stats: CacheStats): void {
         (stats.memory_limit_bytes > 0 ? ` of ${formatBytes(stats.memory_limit_bytes)}` : " (no limit)"),
       `last save: ${stats.last_save.at ?? "never"}${stats.last_save.ok === false ? ` (failed: ${stats.last_save.error})` : ""}`,
       `state file: ${stats.state_file ?? "none (persist_cache = false)"}`,
+      ...(stats.prompt_cache ? [promptCacheLine(stats.prompt_cache)] : []),
     ].join("\n"),
   );
   if (stats.models.length === 0) {
