@@ -102,6 +102,8 @@ test("a preset's load settings, system message and sampling defaults reach the m
     config: {
       // Model hosts: the preset's settings and defaults cross to the host process with the descriptor.
       backend: { isolation: "process" },
+      // prompt_eval_count compares whole prompts here: no prefix reuse between the requests.
+      cache: { prompt_cache: false },
       models: {
         greedy: { file: "tiny", context_size: 384, temperature: 0, system: "You answer in one word." },
         plain: { file: "tiny" },
