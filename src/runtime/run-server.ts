@@ -31,16 +31,16 @@ export interface RunServerOptions {
   environment?: StoreEnvironment;
   /**
    * Whether `models_dir` was set by a configuration source. Such a directory is never created: when it is missing (a
-   * disk not mounted) the server runs without it. Default true; false only for the built-in `./models`, which a first
-   * run creates.
+   * disk not mounted) the server runs without it. Default true; false only for the default (per-user) models
+   * directory, which a first run creates.
    */
   modelsDirConfigured?: boolean;
 }
 
 /**
- * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion — in the built-in
- * `./models` only, created for it. A configured models directory is never created nor written to: a missing or empty
- * one is usually a disk that is not mounted (or its bare mount point), and writing there would fill the mount point
+ * A first run with no model gets the demo model, so `npm start` and one `curl` show a completion — in the default
+ * (per-user) models directory only, created for it. A configured models directory is never created nor written to: a
+ * missing or empty one is usually a disk that is not mounted (or its bare mount point), and writing there would fill the mount point
  * and make the next start see a different directory. The server then runs without models from it, and their
  * statistics stay as they were (a directory that is absent changes nothing: see `cache.missing_retention_days`);
  * `inferno models demo` writes the demo model when asked. Returns the discoverable models.
