@@ -6,7 +6,8 @@
  * Each generated block sits between `<!-- generated:NAME … -->` and `<!-- /generated:NAME -->` and is rendered from one
  * source: the configuration reference (docs/configuration.md) and the key table `--help` reads
  * (src/config/reference.generated.ts) from the schema, the benchmark table (docs/benchmarks.md) from
- * bench/results/latest.json, the reliability table (docs/reliability.md) from stress/results/latest.json; and one
+ * bench/results/latest.json, the reliability table (docs/reliability.md) from stress/results/latest.json, the
+ * clients table (docs/clients.md) from package-lock.json; and one
  * generated code file: the status page's script bundled from TypeScript (scripts/status-page.ts).
  * `npm run bench` and `npm run stress` call {@link writeGenerated} after they write their results.
  */
@@ -83,6 +84,49 @@ async function renderBenchmarks(): Promise<string> {
   return renderBlock(results, SECTION_ORDER);
 }
 
+/** The clients the tests drive against a live server: package, what is run, where. Versions come from the lock file. */
+const CLIENTS: ReadonlyArray<{ pkg: string; what: string; tests: string }> = [
+  {
+    pkg: "openai",
+    what: "chat (tools, `parse` with zod), completions, embeddings, Responses; every field it declares classified",
+    tests: "test/server/agents.test.ts, fields-*.test.ts",
+  },
+  {
+    pkg: "ai",
+    what: "with `@ai-sdk/openai`: generateText/streamText, generateObject with everyday zod, a multi-step tool loop",
+    tests: "test/server/clients.test.ts",
+  },
+  {
+    pkg: "@ai-sdk/openai",
+    what: "the provider of the line above: Responses (default) and chat",
+    tests: "test/server/clients.test.ts",
+  },
+  {
+    pkg: "@langchain/openai",
+    what: "ChatOpenAI: invoke/stream, bindTools, a tool-message round trip, named messages, withStructuredOutput",
+    tests: "test/server/clients.test.ts",
+  },
+  { pkg: "@langchain/core", what: "tools and messages for the line above", tests: "test/server/clients.test.ts" },
+  {
+    pkg: "ollama",
+    what: "list, chat, generate (streamed), embed, keep_alive, `num_ctx`, `repeat_penalty`, `num_thread`, names",
+    tests: "test/server/ollama.test.ts, names.test.ts",
+  },
+];
+
+/** The clients table of docs/clients.md: each client at the version `npm ci` installs (package-lock.json). */
+export function renderClients(): string {
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
+    packages: Record<string, { version?: string }>;
+  };
+  const rows = CLIENTS.map(({ pkg, what, tests }) => {
+    const version = lock.packages[`node_modules/${pkg}`]?.version;
+    if (version === undefined) throw new Error(`package-lock.json has no ${pkg}`);
+    return `| \`${pkg}\` | ${version} | ${what} | ${tests} |`;
+  });
+  return ["| client | version | what the tests run | where |", "|---|---|---|---|", ...rows].join("\n");
+}
+
 async function renderReliability(): Promise<string> {
   const file = join(ROOT, "stress/results/latest.json");
   if (!existsSync(file)) return "No results yet: run `npm run stress`.";
@@ -120,6 +164,7 @@ export const GENERATED: readonly Generated[] = [
     source: "stress/results/latest.json",
     render: renderReliability,
   },
+  { name: "clients-table", file: "docs/clients.md", source: "package-lock.json", render: renderClients },
   {
     name: "status-script",
     file: "src/server/status-page/script.generated.ts",
