@@ -58,3 +58,22 @@ it("flat floods of arrays and objects are refused; real documents, nested or lar
   const ms = performance.now() - started;
   assert.ok(ms < 10_000, `decoded 20,000 models in ${Math.round(ms)} ms`);
 });
+
+it("the largest state the codec accepts (100,000 models, ~50 MiB of JSON) loads with peak RSS within 8x the cap", async (t) => {
+  const dir = await tempDir(t, "inferno-large-state-");
+  const now = Date.now();
+  const document = validDocument(now) as { models: Array<Record<string, unknown>> };
+  const [template] = document.models;
+  document.models = Array.from({ length: 100_000 }, (_, i) => ({
+    ...template,
+    key: `/models/some/longer/path/model-${i}.gguf`,
+    name: `model-${i}.gguf`,
+  }));
+  const json = Buffer.from(`${JSON.stringify(document)}\n`);
+  assert.ok(json.length > 40 * MIB && json.length < 64 * MIB, `${Math.round(json.length / MIB)} MiB`);
+  await writeFile(join(dir, STATE_FILE_NAME), await zstdCompress(json, 3), { mode: 0o600 });
+  const result = loadInProcess(dir);
+  assert.equal(result.models, 100_000, result.warning ?? "");
+  // The decompressed text, the parsed document, the checked state, the runtime and tsx (~80 MiB alone).
+  assert.ok(result.peakRssBytes < 8 * 64 * MIB, `peak RSS ${Math.round(result.peakRssBytes / MIB)} MiB`);
+});

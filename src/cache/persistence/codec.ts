@@ -284,8 +284,7 @@ function readV2(document: Fields, now: number): CacheState {
 
   const modelsIn = document.models;
   if (!Array.isArray(modelsIn)) malformed("", "models", "a list", modelsIn);
-  if (modelsIn.length > L.maxModels)
-    malformed("", "models", `at most ${L.maxModels} models`, `${modelsIn.length} models`);
+  if (modelsIn.length > L.maxModels) malformed("", "models", `at most ${L.maxModels} models`, modelsIn.length);
   const models = modelsIn.map((value, i): PersistedModel => {
     const at = `models.${i}`;
     const m = c.object(value, at);
