@@ -93,6 +93,15 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
  * failed loads, failed saves, a refused state file — the cache reports itself through the logger it is given.)
  * Returns the unsubscribe function.
  */
+/** How many entries of a list a log line names; the rest are counted (`… and N more`). */
+const LOGGED_ENTRIES = 20;
+
+function firstFew<T>(list: readonly T[]): Array<T | string> {
+  return list.length <= LOGGED_ENTRIES
+    ? [...list]
+    : [...list.slice(0, LOGGED_ENTRIES), `… and ${list.length - LOGGED_ENTRIES} more`];
+}
+
 function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: ProgressLine | null): () => void {
   const clearProgress = () => progress?.clear();
   const handlers: { [E in keyof CacheEvents]?: (payload: CacheEvents[E]) => void } = {
@@ -104,8 +113,9 @@ function logCacheEvents(cache: ModelCache, logger: InfernoLogger, progress: Prog
     evict: ({ name, reason }) => logger.info({ model: name, reason }, `unloaded ${name} (${reason})`),
     warmup: ({ loaded, skipped, failed }) => {
       if (loaded.length + skipped.length + failed.length === 0) return;
+      // A saved state may name up to 100,000 models: the log line names the first few of each list, not all.
       logger.info(
-        { loaded, skipped, failed },
+        { loaded: firstFew(loaded), skipped: firstFew(skipped), failed: firstFew(failed) },
         `warm-up: ${loaded.length} loaded, ${failed.length} failed, ${skipped.length} skipped`,
       );
     },
