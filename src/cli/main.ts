@@ -56,7 +56,8 @@ function isEntryPoint(): boolean {
  */
 async function exit(code: number): Promise<void> {
   process.exitCode = code;
-  const { stuckFileSystemCalls } = await import("../runtime/stuck-calls.js");
+  // The counter itself (a module that imports nothing), so that `--version` and `--help` load no runtime code.
+  const { stuckFileSystemCalls } = await import("../cache/persistence/stuck-calls.js");
   if (stuckFileSystemCalls() === 0) return;
   const flushed = (stream: NodeJS.WriteStream) => new Promise((resolve) => stream.write("", resolve));
   process.stderr.write(

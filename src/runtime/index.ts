@@ -1,5 +1,4 @@
 /** The runtime: what the CLI and the library use to run Inferno (composition, server, live-server client). */
-export { stuckFileSystemCalls } from "./stuck-calls.js";
 export { InfernoClient, type InfernoClientOptions, serverUrl } from "./client.js";
 export { createLogger, type InfernoLogger, type LoggerOptions, type LogLevel, silentLogger } from "./logger.js";
 export { ModelCache } from "./model-cache.js";

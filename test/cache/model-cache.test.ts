@@ -668,10 +668,11 @@ describe("statistics", () => {
         "warmups",
         "unknown_model_requests",
         "coalesced",
+        "prompt_cache",
       ].sort(),
     );
-    // SPEC order: the fields added in the second round come after the existing ones.
-    assert.deepEqual(Object.keys(stats).slice(-3), ["models", "unknown_model_requests", "coalesced"]);
+    // SPEC order: the fields added in the second round come after the existing ones, the third round's after those.
+    assert.deepEqual(Object.keys(stats).slice(-4), ["models", "unknown_model_requests", "coalesced", "prompt_cache"]);
     assert.deepEqual(Object.keys(stats.evictions), [
       "capacity_count",
       "capacity_memory",

@@ -18,7 +18,7 @@ test("printable escapes C0, DEL and C1; keeps other text", () => {
 test("a model file named with a newline and an escape lists as one escaped row", async (t) => {
   const s = await cliSandbox(t);
   assert.equal((await s.run(["models", "demo"])).code, 0);
-  const dir = join(s.cwd, "models");
+  const dir = s.modelsDir;
   await copyFile(join(dir, "inferno-demo.gguf"), join(dir, "evil\n\u001b[2Jname.gguf"));
   const table = await s.run(["models", "list"]);
   assert.equal(table.code, 0, table.stderr);

@@ -12,10 +12,11 @@ async function withDefaultModelsDir(cwd: string): Promise<string> {
   const file = join(cwd, ".inferno.toml");
   const text = await readFile(file, "utf8");
   await writeFile(file, text.replace(/^models_dir = .*\n/m, ""));
-  return join(cwd, "models");
+  // The default models directory is per user: $XDG_DATA_HOME/inferno/models, here under the test's HOME (= cwd).
+  return join(cwd, ".local", "share", "inferno", "models");
 }
 
-it("first run: no model → the demo model is generated in the built-in ./models, announced and served", async (t) => {
+it("first run: no model → the demo model is generated in the default (per-user) models directory, announced and served", async (t) => {
   const setup = await testSetup(t, { models: { gguf: {} } });
   const modelsDir = await withDefaultModelsDir(setup.cwd);
   assert.ok(!existsSync(modelsDir));
@@ -33,7 +34,7 @@ it("first run: no model → the demo model is generated in the built-in ./models
   const body = (await response.json()) as { choices: Array<{ message: { content: string } }> };
   assert.equal(typeof body.choices[0]?.message.content, "string");
   assert.equal(await serve.stop("SIGINT"), 0, serve.stderr());
-  assert.ok(existsSync(modelsDir), "the built-in models directory was created");
+  assert.ok(existsSync(modelsDir), "the default models directory was created");
 });
 
 it("a configured models directory is never created nor given the demo model; the statistics of its models stay", async (t) => {
