@@ -211,7 +211,35 @@ export function parseGoTemplate(text: string): GoTemplate {
     }
   }
   if (stack.length > 1) throw new UnsupportedGoTemplate("an unclosed if or range");
+  checkVariables(root, [new Set(["$"])]);
   return { nodes: root, usesMessages };
+}
+
+/** Every variable used is declared before, in an enclosing scope (Go refuses the template otherwise, when parsing). */
+function checkVariables(nodes: readonly TemplateNode[], scopes: Array<Set<string>>) {
+  const check = (expr: Expr) => {
+    if (expr.kind === "call") expr.args.forEach(check);
+    else if (expr.kind === "field" && expr.base !== "." && !scopes.some((scope) => scope.has(expr.base)))
+      throw new UnsupportedGoTemplate(`the undefined variable ${expr.base}`);
+  };
+  const own = scopes[scopes.length - 1] as Set<string>;
+  for (const node of nodes) {
+    if (node.kind === "text") continue;
+    if (node.kind === "output") check(node.expr);
+    else if (node.kind === "assign") {
+      check(node.expr);
+      if (node.declare) own.add(node.name);
+      else check({ kind: "field", base: node.name as `$${string}`, path: [] });
+    } else if (node.kind === "if") {
+      check(node.cond);
+      checkVariables(node.body, [...scopes, new Set()]);
+      if (node.otherwise) checkVariables(node.otherwise, [...scopes, new Set()]);
+    } else {
+      check(node.expr);
+      checkVariables(node.body, [...scopes, new Set([node.key, node.value].filter((v) => v !== undefined))]);
+      if (node.otherwise) checkVariables(node.otherwise, [...scopes, new Set()]);
+    }
+  }
 }
 
 /** The `}}` that ends the action opened before `from`, skipping string literals. */

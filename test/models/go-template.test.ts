@@ -119,6 +119,9 @@ test("constructs outside the subset are refused, naming them", () => {
     ["{{ if .System }}unclosed", /unclosed/],
     ["{{ .Suffix }}", /\.Suffix/],
     ["{{ index .Messages 0 }}", /"index"/],
+    ["{{ range .Messages }}{{ $m.Content }}{{ end }}", /undefined variable \$m/],
+    ["{{ range $m := .Messages }}{{ end }}{{ $m.Content }}", /undefined variable \$m/],
+    ["{{ $x = 1 }}", /undefined variable \$x/],
   ];
   for (const [template, construct] of cases) {
     assert.throws(
