@@ -2,8 +2,8 @@
  * The subset of Go's text/template that Ollama's Modelfile `TEMPLATE`s use, parsed and run without I/O: text, output
  * actions, `if`/`else if`/`else`, `range` (with `$i, $m :=`), variables and `$`, the fields Ollama's chat values have
  * (`.System`, `.Prompt`, `.Response`, `.Messages`, `.Role`, `.Content`), string/number/bool literals, parentheses,
- * the functions `eq`, `ne`, `and`, `or`, `not`, `len`, comments, and the trim markers `{{-` / `-}}`. Anything else
- * (`.Tools`, `json`, `slice`, pipes, `with`, `define`…) is refused at parse time with the construct named, so a caller
+ * the functions `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `and`, `or`, `not`, `len`, `slice` (of lists), comments, and the
+ * trim markers `{{-` / `-}}`. Anything else (`.Tools`, `json`, `index`, pipes, `with`, `define`…) is refused at parse time with the construct named, so a caller
  * can fall back to another template rather than render a wrong prompt.
  *
  * `renderOllamaPrompt` follows Ollama's template.go: a template that uses `.Messages` renders the whole conversation
@@ -32,7 +32,7 @@ type TemplateNode =
 
 /** The fields Ollama's values have, on the top level and on each message. */
 const FIELDS = new Set(["System", "Prompt", "Response", "Messages", "Role", "Content"]);
-const FUNCTIONS = new Set(["eq", "ne", "and", "or", "not", "len"]);
+const FUNCTIONS = new Set(["eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "len", "slice"]);
 const SPACE = /^[ \t\r\n]*/;
 
 export interface GoTemplate {
@@ -324,6 +324,21 @@ function evaluate(expr: Expr, dot: Value, scope: Scope): Value {
     case "ne": {
       const [a, b] = args();
       return a !== b;
+    }
+    case "lt":
+    case "le":
+    case "gt":
+    case "ge": {
+      const [a, b] = args();
+      if (typeof a !== typeof b || (typeof a !== "number" && typeof a !== "string")) return false;
+      const [x, y] = [a as number | string, b as number | string];
+      return expr.fn === "lt" ? x < y : expr.fn === "le" ? x <= y : expr.fn === "gt" ? x > y : x >= y;
+    }
+    case "slice": {
+      // Lists only (Ollama's `slice $.Messages $i`): a string's byte offsets are left alone.
+      const [value, from, to] = args();
+      if (!Array.isArray(value)) return value;
+      return value.slice(typeof from === "number" ? from : 0, typeof to === "number" ? to : value.length);
     }
     case "not":
       return !truthy(args()[0]);

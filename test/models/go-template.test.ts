@@ -66,6 +66,25 @@ test("a .Messages template renders the whole conversation at once", () => {
   );
 });
 
+test("Ollama's Gemma 2 template (is-last by slice, else if) renders as Ollama renders it", () => {
+  const gemma = `{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 }}
+{{- if or (eq .Role "user") (eq .Role "system") }}<start_of_turn>user
+{{ .Content }}<end_of_turn>
+{{ if $last }}<start_of_turn>model
+{{ end }}
+{{- else if eq .Role "assistant" }}<start_of_turn>model
+{{ .Content }}{{ if not $last }}<end_of_turn>
+{{ end }}
+{{- end }}
+{{- end }}`;
+  assert.equal(
+    renderOllamaPrompt(parseGoTemplate(gemma), conversation.slice(1)),
+    "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n" +
+      "<start_of_turn>user\nName a colour.<end_of_turn>\n<start_of_turn>model\n",
+  );
+});
+
 test("consecutive messages of one role are joined, as Ollama collates them", () => {
   const rendered = renderOllamaPrompt(parseGoTemplate(CHATML), [
     { role: "user", content: "a" },
@@ -96,6 +115,16 @@ test("actions, conditions, functions and variables follow Go's text/template", (
     ["{{ range .Messages }}x{{ else }}none{{ end }}", { Messages: [] }, "none"],
     ["{{ $last := eq (len .Messages) 2 }}{{ if $last }}two{{ end }}", { Messages: [1, 2] }, "two"],
     ["{{/* a comment */}}kept", {}, "kept"],
+    [
+      "{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}{{ if $last }}last:{{ end }}{{ .Content }} {{ end }}",
+      { Messages: [{ Content: "a" }, { Content: "b" }] },
+      "a last:b ",
+    ],
+    [
+      "{{ if le (len .Messages) 2 }}short{{ end }}{{ if gt (len .Messages) 1 }} many{{ end }}",
+      { Messages: [1, 2] },
+      "short many",
+    ],
     ['{{ if ne .Role "system" }}{{ .Role }}{{ end }}', { Role: "user" }, "user"],
   ];
   for (const [template, data, expected] of cases) {
@@ -112,7 +141,7 @@ test("trim markers remove the whitespace next to them and nothing else", () => {
 test("constructs outside the subset are refused, naming them", () => {
   const cases: Array<[string, RegExp]> = [
     ["{{ if .Tools }}{{ json .Tools }}{{ end }}", /\.Tools/],
-    ["{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}{{ end }}", /"slice"/],
+    ['{{ printf "%s" .Prompt }}', /"printf"/],
     ['{{ .Prompt | printf "%s" }}', /pipe/],
     ["{{ with .System }}{{ . }}{{ end }}", /with/],
     ['{{ template "x" }}', /template/],
