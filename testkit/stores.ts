@@ -34,6 +34,8 @@ export interface OllamaModelOptions {
   params?: Record<string, unknown>;
   /** Modelfile `SYSTEM`: a system layer with this text. */
   system?: string;
+  /** Modelfile `TEMPLATE`: a template layer with this text (default: a template layer whose blob is missing). */
+  template?: string;
 }
 
 /** A Modelfile layer with its blob written, or none when `text` is absent. */
@@ -66,7 +68,9 @@ export async function ollamaModel(
     },
     layers: [
       { mediaType: OLLAMA_MODEL_LAYER, digest, size: options.claimedSize ?? bytes.length },
-      { mediaType: "application/vnd.ollama.image.template", digest: `sha256:${"0".repeat(64)}`, size: 10 },
+      ...(options.template === undefined
+        ? [{ mediaType: "application/vnd.ollama.image.template", digest: `sha256:${"0".repeat(64)}`, size: 10 }]
+        : await modelfileLayer(root, "application/vnd.ollama.image.template", options.template)),
       ...(await modelfileLayer(
         root,
         "application/vnd.ollama.image.params",

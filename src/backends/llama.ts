@@ -16,6 +16,7 @@ import type {
 } from "node-llama-cpp";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
+import { parseGoTemplate, UnsupportedGoTemplate } from "../models/go-template.js";
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import { withLoadSettings } from "../models/load-settings.js";
 import type { Bytes, ModelDefaults, ModelDescriptor } from "../models/types.js";
@@ -29,6 +30,7 @@ import {
   threadCount,
   throwIfAborted,
 } from "./common.js";
+import { goTemplateChatWrapper } from "./llama-go-template.js";
 import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
@@ -437,11 +439,27 @@ class LlamaTextModel implements TextModel {
     await this.pool.clearFree();
   }
 
+  /**
+   * A preset's Jinja template, else an Ollama Modelfile's Go template (when it keeps to the subset Inferno runs: one
+   * warning names what it uses otherwise), else the file's own.
+   */
   private chatWrapper(): ChatWrapper {
-    const template = this.descriptor.defaults?.template;
-    this.resolvedChatWrapper ??= template
-      ? new this.lib.JinjaTemplateChatWrapper({ template })
-      : this.lib.resolveChatWrapper(this.model);
+    const { template, goTemplate } = this.descriptor.defaults ?? {};
+    if (this.resolvedChatWrapper) return this.resolvedChatWrapper;
+    if (template) this.resolvedChatWrapper = new this.lib.JinjaTemplateChatWrapper({ template });
+    else if (goTemplate) {
+      try {
+        this.resolvedChatWrapper = goTemplateChatWrapper(this.lib, parseGoTemplate(goTemplate));
+      } catch (error) {
+        if (!(error instanceof UnsupportedGoTemplate)) throw error;
+        process.emitWarning(
+          `${this.descriptor.name}: the Modelfile's TEMPLATE uses ${error.construct}, which Inferno does not run; ` +
+            "the model file's own chat template is used",
+          { code: "INFERNO_GO_TEMPLATE" },
+        );
+      }
+    }
+    this.resolvedChatWrapper ??= this.lib.resolveChatWrapper(this.model);
     return this.resolvedChatWrapper;
   }
 
@@ -726,7 +744,7 @@ export class LlamaBackend implements Backend {
  */
 function withDefaults<T extends GenerationOptions>(defaults: ModelDefaults | undefined, options: T): T {
   if (!defaults) return options;
-  const { system: _system, template: _template, ...sampling } = defaults;
+  const { system: _system, template: _template, goTemplate: _goTemplate, ...sampling } = defaults;
   const merged: Record<string, unknown> = { ...sampling };
   for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
   return merged as T;

@@ -18,7 +18,7 @@ export interface FoundModel extends SplitCandidate {
   sha256?: string;
   /** The store the model was found in; absent in models directories. */
   store?: StoreName;
-  /** An Ollama model's Modelfile (parameters, system message): how it loads and its defaults. */
+  /** An Ollama model's Modelfile (parameters, system message, Go template): how it loads and its defaults. */
   modelfile?: { load: LoadSettings; defaults: ModelDefaults; template?: string };
 }
 

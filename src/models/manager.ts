@@ -509,12 +509,13 @@ export class ModelManager implements ModelSource {
 }
 
 /**
- * A store model with its Modelfile (Ollama's `PARAMETER`s and `SYSTEM`): its load settings and defaults. Its key names
+ * A store model with its Modelfile (Ollama's `PARAMETER`s, `SYSTEM` and `TEMPLATE`): its load settings and defaults. Its key names
  * the Modelfile's content (`#preset=modelfile-<hash>`), so tags of one blob with the same Modelfile stay one entry and
  * tags with different ones are two.
  */
 function withModelfile(descriptor: ModelDescriptor, modelfile: NonNullable<FoundModel["modelfile"]>): ModelDescriptor {
-  const { load, defaults } = modelfile;
+  const { load } = modelfile;
+  const defaults = { ...modelfile.defaults, ...(modelfile.template ? { goTemplate: modelfile.template } : {}) };
   if (Object.keys(load).length === 0 && Object.keys(defaults).length === 0) return descriptor;
   const hash = createHash("sha256")
     .update(JSON.stringify([load, defaults]))

@@ -61,6 +61,11 @@ export interface ModelDefaults {
   system?: string;
   /** A Jinja chat template used instead of the file's own. */
   template?: string;
+  /**
+   * An Ollama Modelfile's `TEMPLATE` (Go text/template syntax), run instead of the file's own chat template when it
+   * keeps to the subset ../models/go-template.ts runs (otherwise the file's own is used). `template` wins over it.
+   */
+  goTemplate?: string;
   temperature?: number;
   topP?: number;
   topK?: number;

@@ -223,8 +223,8 @@ async function show(c: AppContext, deps: AppDeps): Promise<Response> {
     license: "",
     modelfile: `# Inferno serves this model from its models folder\nFROM ${descriptor.path}\nPARAMETER num_ctx ${contextSize}\n`,
     parameters: `num_ctx                        ${contextSize}`,
-    template: "",
-    // A preset's or Modelfile's system message (the Modelfile's Go TEMPLATE is not run: the file's own template is).
+    // A Modelfile's Go TEMPLATE (run when it keeps to the subset Inferno runs) and a preset's or Modelfile's system.
+    template: descriptor.defaults?.goTemplate ?? "",
     system: descriptor.defaults?.system ?? "",
     details: details(metadata.format === "gguf" ? metadata : null),
     model_info: modelInfo,

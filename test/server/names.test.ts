@@ -179,6 +179,59 @@ test("an Ollama store model's Modelfile is honoured: PARAMETER num_ctx and tempe
   assert.equal(ps.find((m) => m.name === "bare:latest")?.context_length, s.config.backend.context_size);
 });
 
+test("an Ollama store model's Modelfile TEMPLATE (Go syntax) makes the prompt; one outside the subset falls back", async (t) => {
+  // Whole prompts are compared: the prompt cache is off (prompt_eval_count counts evaluated tokens only).
+  const s = await startTestServer(t, {
+    models: { gguf: {} },
+    // In model hosts: the template crosses to the host process with the descriptor.
+    config: { model_stores: ["ollama"], cache: { prompt_cache: false }, backend: { isolation: "process" } },
+  });
+  const store = join(s.cwd, ".ollama", "models");
+  const blob = tinyLlamaGguf({ seed: 3 });
+  const legacy = "{{ if .System }}<<{{ .System }}>>\n{{ end }}[INST] {{ .Prompt }} [/INST]{{ .Response }}\n";
+  const messages = "{{- range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}assistant:";
+  const unsupported = "{{ if .Tools }}{{ json .Tools }}{{ end }}{{ .Prompt }}";
+  await ollamaModel(store, "legacy", "latest", blob, { template: legacy });
+  await ollamaModel(store, "messages", "latest", blob, { template: messages });
+  await ollamaModel(store, "unsupported", "latest", blob, { template: unsupported });
+  await ollamaModel(store, "plain", "latest", blob, { template: "{{ .Prompt }}" });
+  await ollamaModel(store, "bare", "latest", blob);
+  const ollama = new Ollama({ host: s.url });
+  assert.equal((await ollama.show({ model: "legacy" })).template, legacy);
+  assert.equal((await ollama.show({ model: "unsupported" })).template, unsupported);
+  assert.equal((await ollama.show({ model: "bare" })).template, "");
+
+  const options = { num_predict: 6, temperature: 0 };
+  const conversation = [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: "Hi" },
+    { role: "assistant", content: "Hello" },
+    { role: "user", content: "Name a colour" },
+  ];
+  const chat = (model: string) => ollama.chat({ model, messages: conversation, options });
+  const expected = {
+    legacy: "<<Be brief.>>\n[INST] Hi [/INST]Hello\n[INST] Name a colour [/INST]",
+    messages: "system: Be brief.\nuser: Hi\nassistant: Hello\nuser: Name a colour\nassistant:",
+  };
+  for (const model of ["legacy", "messages"] as const) {
+    // The text the template should render, given whole to a `{{ .Prompt }}` template: the same tokens, the same answer.
+    const direct = await ollama.chat({
+      model: "plain",
+      messages: [{ role: "user", content: expected[model] }],
+      options,
+    });
+    const templated = await chat(model);
+    assert.equal(templated.prompt_eval_count, direct.prompt_eval_count, `${model}: the rendered template`);
+    assert.equal(templated.message.content, direct.message.content, `${model}: the greedy answer to that prompt`);
+  }
+  const raw = await ollama.generate({ model: "bare", prompt: expected.messages, raw: true, options });
+  assert.ok(Math.abs(raw.prompt_eval_count - (await chat("messages")).prompt_eval_count) <= 2, "the text, and no more");
+  // Outside the subset (`.Tools`, `json`): the file's own chat template, as for the model without a TEMPLATE.
+  const [fallback, own] = [await chat("unsupported"), await chat("bare")];
+  assert.equal(fallback.prompt_eval_count, own.prompt_eval_count);
+  assert.equal(fallback.message.content, own.message.content);
+});
+
 test("a preset's chat template replaces the file's own", async (t) => {
   const s = await startTestServer(t, {
     models: { gguf: { "tiny.gguf": { seed: 1 } } },

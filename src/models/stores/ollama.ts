@@ -55,17 +55,17 @@ export function parseOllamaManifest(text: string): ModelLayer | { problem: strin
   return { sha256: match[1] as string, size: layer.size, digest: layer.digest as string };
 }
 
-/** The Modelfile layers Inferno honours: `PARAMETER`s (a JSON object) and `SYSTEM` (text). */
+/** The Modelfile layers Inferno honours: `PARAMETER`s (a JSON object), `SYSTEM` and `TEMPLATE` (text). */
 const PARAMS_LAYER = "application/vnd.ollama.image.params";
 const SYSTEM_LAYER = "application/vnd.ollama.image.system";
-/** Kept for `/api/show`: a Go template, which Inferno does not run (the GGUF file's own chat template is used). */
+/** A Go template, run when it keeps to the subset ../go-template.ts runs (else the GGUF file's own template is). */
 const TEMPLATE_LAYER = "application/vnd.ollama.image.template";
 
 /** What a model's Modelfile gives it: load settings (`num_ctx`, `num_thread`, `num_gpu`) and defaults. */
 export interface OllamaModelfile {
   load: LoadSettings;
   defaults: ModelDefaults;
-  /** The Modelfile's `TEMPLATE` (Go template syntax), shown, not used. */
+  /** The Modelfile's `TEMPLATE` (Go template syntax): the model's `defaults.goTemplate` (see manager.ts). */
   template?: string;
 }
 
