@@ -5,6 +5,7 @@
 import { decodeState } from "../src/cache/persistence/codec.js";
 import type { CacheState, PersistedModel } from "../src/cache/persistence/types.js";
 import { validDocument } from "../testkit/out-of-range.js";
+import { usedOnce } from "../testkit/state-samples.js";
 
 /** A valid state (testkit/out-of-range.ts's document) whose models are the given ones, each like its model. */
 export function stateWithModels(
@@ -26,15 +27,6 @@ export function stressModels(count: number): PersistedModel[] {
   }));
   return stateWithModels(now, models).models.map((m) => ({
     ...m,
-    usage: {
-      requests: 1,
-      hits: 1,
-      misses: 0,
-      loads: 0,
-      last_used_at: now,
-      frequency: { value: 1, at: now },
-      load_ms_total: 0,
-      load_ms_samples: [],
-    },
+    usage: usedOnce(now, { value: 1, at: now }),
   }));
 }
