@@ -3,9 +3,10 @@
  * (save-loop.ts) load nothing else.
  */
 import { decodeState } from "../src/cache/persistence/codec.js";
-import type { CacheState, PersistedModel } from "../src/cache/persistence/types.js";
+import type { CacheState, PersistedModel, StateDelta } from "../src/cache/persistence/types.js";
+import { emptyCounters } from "../src/cache/state-view.js";
 import { validDocument } from "../testkit/out-of-range.js";
-import { usedOnce } from "../testkit/state-samples.js";
+import { deltaOf, usedOnce } from "../testkit/state-samples.js";
 
 /** A valid state (testkit/out-of-range.ts's document) whose models are the given ones, each like its model. */
 export function stateWithModels(
@@ -29,4 +30,9 @@ export function stressModels(count: number): PersistedModel[] {
     ...m,
     usage: usedOnce(now, { value: 1, at: now }),
   }));
+}
+
+/** A save's delta, now, that adds one hit (and carries `models`): what a server's saver writes after a request. */
+export function oneHit(models: PersistedModel[]): StateDelta {
+  return deltaOf(Date.now(), models, { ...emptyCounters(), hits: 1 });
 }
