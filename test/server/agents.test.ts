@@ -12,6 +12,7 @@ import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 import { docSnippet, runSnippet } from "../../testkit/snippets.js";
+import { WEATHER_TOOL } from "../../testkit/tools.js";
 
 let s: TestServer;
 let client: OpenAI;
@@ -30,14 +31,8 @@ after(() => fileScope.cleanUp());
 const weatherTool: OpenAI.Chat.ChatCompletionTool = {
   type: "function",
   function: {
-    name: "get_weather",
-    description: "The weather in a city",
-    parameters: {
-      type: "object",
-      properties: { city: { type: "string", enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } },
-      required: ["city", "celsius"],
-      additionalProperties: false,
-    },
+    ...WEATHER_TOOL.function,
+    parameters: { ...WEATHER_TOOL.function.parameters, additionalProperties: false },
   },
 };
 const timeTool: OpenAI.Chat.ChatCompletionTool = {
