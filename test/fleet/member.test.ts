@@ -64,6 +64,14 @@ async function startNode(
   return node as TestNode;
 }
 
+/** A Redis and two nodes joined to it, `a` and `b`. */
+async function twoNodes(t: TestContext) {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  const b = await startNode(t, redis.url, "b");
+  return { redis, a, b };
+}
+
 async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<number> {
   const start = Date.now();
   while (!check()) {
@@ -86,9 +94,7 @@ test(
   "a node's mirror follows the feed: claims, promotions, releases and records of other nodes",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { a, b } = await twoNodes(t);
     assert.equal(a.member.status, "joined");
     const claim = await a.member.claim("m");
     assert.equal(claim.kind, "claimed");
@@ -107,9 +113,7 @@ test(
 );
 
 test("a node that stops heartbeating drops out of every mirror, and its copies with it", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { a, b } = await twoNodes(t);
   for (const model of ["one", "two"]) {
     const claim = await a.member.claim(model);
     assert.equal(claim.kind, "claimed");
@@ -150,9 +154,7 @@ test(
   "Redis SIGKILLed and restarted empty: single nodes meanwhile, then re-registered, copies re-published, usage the sum once",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     const claim = await a.member.claim("m");
     if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
     await a.save(usageDelta("m", 1));
@@ -197,9 +199,7 @@ test(
   "Redis SIGSTOPped: no call waits more than 1 s, the node reports degraded; SIGCONT: it recovers and merges once",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     await a.save(usageDelta("m", 1));
 
     redis.signal("SIGSTOP");
@@ -236,9 +236,7 @@ test(
   "the fleet usage store: saves merge the node's deltas; a load reads the fleet's sum, or warns when Redis is away",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     const storeA = new FleetUsageStore(a.member);
     const storeB = new FleetUsageStore(b.member);
     assert.match(storeA.path, /^redis:\/\/127\.0\.0\.1:\d+ \(fleet usage, inferno:\{test\}:usage\)$/);
@@ -262,9 +260,7 @@ test(
 );
 
 test("a graceful close removes the node and its copies at once", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { a, b } = await twoNodes(t);
   const claim = await a.member.claim("m");
   if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
   await waitFor("b to see a's copy", () => states(b, "m").length === 1);
@@ -346,9 +342,7 @@ test("a delta saved after Redis restarted empty, before a heartbeat noticed, is 
 });
 
 test("a copy released while Redis hung is gone from the fleet once it answers again", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { redis, a, b } = await twoNodes(t);
   const tokens = new Map<string, string>();
   for (const model of ["kept", "evicted"]) {
     const claim = await a.member.claim(model);
