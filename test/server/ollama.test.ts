@@ -9,7 +9,7 @@ import { Ollama } from "ollama";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
 import { fileContext, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
-import { docSnippet, runSnippet } from "../../testkit/snippets.js";
+import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
 import { WEATHER_TOOL } from "../../testkit/tools.js";
 
 const CONTEXT = 2048;
@@ -623,16 +623,11 @@ describe("the docs' ollama snippets", () => {
   it("docs/clients.md's runs as written against the server (host and model name replaced)", async () => {
     const body = await docSnippet("docs/clients.md", "**Ollama** (`ollama`)");
     assert.ok(body.includes('from "ollama"'), "docs/clients.md has the snippet");
-    const logged: unknown[] = [];
     let written = "";
-    await runSnippet(
+    const logged = await snippetLogs(
       body,
       { url: s.url, model: "tiny" },
-      {
-        Ollama,
-        process: { stdout: { write: (text: string) => (written += text) } },
-        console: { log: (...values: unknown[]) => logged.push(...values) },
-      },
+      { Ollama, process: { stdout: { write: (text: string) => (written += text) } } },
     );
     assert.equal(typeof logged[0], "string");
     assert.equal(typeof written, "string");
@@ -644,12 +639,7 @@ describe("the docs' ollama snippets", () => {
 
   it("the README's runs as written", async () => {
     const body = await docSnippet("README.md", "## From an Ollama client");
-    const logged: unknown[] = [];
-    await runSnippet(
-      body,
-      { url: s.url, model: "tiny" },
-      { Ollama, console: { log: (...values: unknown[]) => logged.push(...values) } },
-    );
+    const logged = await snippetLogs(body, { url: s.url, model: "tiny" }, { Ollama });
     assert.equal(logged.length, 1);
     assert.equal(typeof logged[0], "string");
   });
