@@ -64,6 +64,11 @@ async function startNode(
   return node as TestNode;
 }
 
+type FleetNode = Awaited<ReturnType<typeof startNode>>;
+const bothJoined = (a: FleetNode, b: FleetNode) => a.member.status === "joined" && b.member.status === "joined";
+/** Neither node holds a usage delta that Redis has not merged yet. */
+const noPendingDeltas = (a: FleetNode, b: FleetNode) => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0;
+
 /** A Redis and two nodes joined to it, `a` and `b`. */
 async function twoNodes(t: TestContext) {
   const redis = await startRedis(t);
@@ -177,14 +182,14 @@ test(
     assert.doesNotMatch(a.warnings[0] as string, /password/);
 
     await redis.restart();
-    const back = await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined");
+    const back = await waitFor("both nodes back", () => bothJoined(a, b));
     assert.ok(back < 2 * HEARTBEAT_MS + 1000 + 500, `back after ${back} ms`); // + ioredis's reconnect delay (≤ 1 s)
     await waitFor("b to see a's copies again", () => states(b, "m").length === 1 && states(b, "x").length === 1);
     assert.deepEqual(states(b, "x"), [["a", "ready"]]);
     const after = await a.member.claim("z");
     assert.equal(after.kind, "claimed");
     await waitFor("b's mirror to follow the new Redis's feed", () => states(b, "z").length === 1, 2000);
-    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    await waitFor("pending deltas merged", () => noPendingDeltas(a, b));
     const usage = await a.member.loadUsage();
     assert.equal(usage?.counters.hits, 1 + 2 + 4 + 8, "fleet usage = the sum of the nodes' own statistics");
     assert.equal(usage?.counters.hits, (a.local?.counters.hits ?? 0) + (b.local?.counters.hits ?? 0));
@@ -223,8 +228,8 @@ test(
     assert.ok(holdersMs < 5, "routing reads the mirror only");
 
     redis.signal("SIGCONT");
-    await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined", 3000);
-    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    await waitFor("both nodes back", () => bothJoined(a, b), 3000);
+    await waitFor("pending deltas merged", () => noPendingDeltas(a, b));
     await sleep(3 * HEARTBEAT_MS);
     assert.equal((await b.member.loadUsage())?.counters.hits, 1 + 2 + 4);
     await waitFor("b to see a's local copy published", () => states(b, "y").length === 1);
