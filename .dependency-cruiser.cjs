@@ -7,152 +7,117 @@
  * other (what two of them share lives in testkit).
  */
 const upper = "^src/(cache|runtime|server|cli|index)";
+
+/** One side of a rule: a path pattern, or `[path, pathNot]` for a pattern with exceptions. */
+const side = (pattern) => (Array.isArray(pattern) ? { path: pattern[0], pathNot: pattern[1] } : { path: pattern });
+
+/** A forbidden import: from files matching `from` into files matching `to` (each a pattern or `[path, pathNot]`). */
+const forbid = (name, comment, from, to) => ({
+  name,
+  ...(comment ? { comment } : {}),
+  severity: "error",
+  from: side(from),
+  to: side(to),
+});
+
 module.exports = {
   forbidden: [
-    {
-      name: "src-imports-no-tests",
-      comment: "The product never reaches into the code that tests or measures it.",
-      severity: "error",
-      from: { path: "^src/" },
-      to: { path: "^(testkit|test|bench|stress)/" },
-    },
-    {
-      name: "testkit-imports-src-only",
-      comment: "testkit holds what test/, bench/ and stress/ share; it builds on src and knows none of its users.",
-      severity: "error",
-      from: { path: "^testkit/" },
-      to: { path: "^(test|bench|stress|scripts)/" },
-    },
-    {
-      name: "test-bench-stress-apart",
-      comment:
-        "test/, bench/ and stress/ import src and testkit, never each other: a helper two of them need moves to testkit.",
-      severity: "error",
-      from: { path: "^(test|bench|stress)/" },
+    forbid(
+      "src-imports-no-tests",
+      "The product never reaches into the code that tests or measures it.",
+      "^src/",
+      "^(testkit|test|bench|stress)/",
+    ),
+    forbid(
+      "testkit-imports-src-only",
+      "testkit holds what test/, bench/ and stress/ share; it builds on src and knows none of its users.",
+      "^testkit/",
+      "^(test|bench|stress|scripts)/",
+    ),
+    forbid(
+      "test-bench-stress-apart",
+      "test/, bench/ and stress/ import src and testkit, never each other: a helper two of them need moves to testkit.",
+      "^(test|bench|stress)/",
       // $1 is the importing tree: within one tree is fine.
-      to: { path: "^(test|bench|stress)/", pathNot: "^$1/" },
-    },
+      ["^(test|bench|stress)/", "^$1/"],
+    ),
     {
       name: "no-circular",
       severity: "error",
       from: {},
       to: { circular: true, dependencyTypesNot: ["type-only"] },
     },
-    {
-      name: "errors-import-nothing",
-      comment: "src/errors is the bottom layer: every folder may import it, it imports no other folder.",
-      severity: "error",
-      from: { path: "^src/errors" },
-      to: { path: "^src/", pathNot: "^src/errors" },
-    },
-    {
-      name: "units-import-nothing",
-      comment:
-        "src/units.ts (byte units and their formatter) is plain arithmetic every layer and the status page share.",
-      severity: "error",
-      from: { path: "^src/units\\.ts$" },
-      to: { path: "^src/" },
-    },
-    {
-      name: "fs-imports-only-errors",
-      comment: "src/fs holds the file-system primitives every layer shares (the atomic write): it sees only errors.",
-      severity: "error",
-      from: { path: "^src/fs" },
-      to: { path: "^src/", pathNot: "^src/(fs|errors)" },
-    },
-    {
-      name: "config-below-models",
-      severity: "error",
-      from: { path: "^src/config" },
-      to: { path: "^src/(models|backends|cache|runtime|server|cli)" },
-    },
-    {
-      name: "models-below-backends",
-      severity: "error",
-      from: { path: "^src/models" },
-      to: { path: "^src/(backends|cache|runtime|server|cli)" },
-    },
-    {
-      name: "backends-below-cache",
-      severity: "error",
-      from: { path: "^src/backends" },
-      to: { path: upper },
-    },
-    {
-      name: "cache-core-does-no-io",
-      comment:
-        "The cache knows the Backend and snapshot-store interfaces (and the pure name matcher), never the filesystem, a runtime or the server.",
-      severity: "error",
-      from: { path: "^src/cache", pathNot: "^src/cache/persistence/(file-store|state-worker|lock|zstd)" },
-      to: {
-        path: "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types|name-index)",
-      },
-    },
-    {
-      name: "policy-is-pure",
-      comment: "Policy functions see only plain data: no classes from elsewhere, no I/O, no clock.",
-      severity: "error",
-      from: { path: "^src/cache/policy" },
-      to: { path: "^src/", pathNot: "^src/(cache/policy|cache/types|models/types|config/schema|errors|units\\.ts$)" },
-    },
-    {
-      name: "fleet-beside-the-cache",
-      comment:
-        "src/fleet keeps the fleet's shared state (Redis): it may use errors, config, model and cache types and the cache's pure merge and clock helpers, never backends, a runtime, the server or the CLI.",
-      severity: "error",
-      from: { path: "^src/fleet" },
-      to: {
-        path: "^src/(backends|runtime|server|cli|index)|^src/cache/(?!types|clock|persistence/(types|merge)|state-view|policy)|^src/models/(?!types)",
-      },
-    },
-    {
-      name: "only-runtime-composes-the-fleet",
-      comment: "The fleet is composed by runtime/; lower layers and the server never import it.",
-      severity: "error",
-      from: { path: "^src/(errors|units|fs|config|models|backends|cache|server)" },
-      to: { path: "^src/fleet" },
-    },
-    {
-      name: "fleet-placement-is-pure",
-      comment: "Placement sees only plain data: the fleet's and the models' types.",
-      severity: "error",
-      from: { path: "^src/fleet/placement" },
-      to: { path: "^src/|^node:|^[a-z]", pathNot: "^src/(fleet/types|models/types)" },
-    },
-    {
-      name: "server-does-not-reach-cli",
-      severity: "error",
-      from: { path: "^src/server" },
-      to: { path: "^src/cli" },
-    },
-    {
-      name: "server-does-not-reach-runtime",
-      comment:
-        "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
-      severity: "error",
-      from: { path: "^src/server" },
-      to: { path: "^src/runtime" },
-    },
-    {
-      name: "runtime-uses-server-entry-points-only",
-      comment: "runtime/ reaches into server/ only through the app factory and the ports, never its internals.",
-      severity: "error",
-      from: { path: "^src/runtime" },
-      to: { path: "^src/server", pathNot: "^src/server/(app|ports)\\.ts$" },
-    },
-    {
-      name: "cli-goes-through-runtime",
-      comment: "The CLI reaches the server only through src/runtime.",
-      severity: "error",
-      from: { path: "^src/cli" },
-      to: { path: "^src/server" },
-    },
-    {
-      name: "runtime-is-only-composed-by-edges",
-      severity: "error",
-      from: { path: "^src/(errors|config|models|backends|cache)" },
-      to: { path: "^src/runtime" },
-    },
+    forbid(
+      "errors-import-nothing",
+      "src/errors is the bottom layer: every folder may import it, it imports no other folder.",
+      "^src/errors",
+      ["^src/", "^src/errors"],
+    ),
+    forbid(
+      "units-import-nothing",
+      "src/units.ts (byte units and their formatter) is plain arithmetic every layer and the status page share.",
+      "^src/units\\.ts$",
+      "^src/",
+    ),
+    forbid(
+      "fs-imports-only-errors",
+      "src/fs holds the file-system primitives every layer shares (the atomic write): it sees only errors.",
+      "^src/fs",
+      ["^src/", "^src/(fs|errors)"],
+    ),
+    forbid("config-below-models", null, "^src/config", "^src/(models|backends|cache|runtime|server|cli)"),
+    forbid("models-below-backends", null, "^src/models", "^src/(backends|cache|runtime|server|cli)"),
+    forbid("backends-below-cache", null, "^src/backends", upper),
+    forbid(
+      "cache-core-does-no-io",
+      "The cache knows the Backend and snapshot-store interfaces (and the pure name matcher), never the filesystem, a runtime or the server.",
+      ["^src/cache", "^src/cache/persistence/(file-store|state-worker|lock|zstd)"],
+      "^(node:)?(fs|fs/promises|child_process|net|http)$|node-llama-cpp|onnxruntime-node|^src/(fs|runtime|server|cli)|^src/backends/(?!types)|^src/models/(?!types|name-index)",
+    ),
+    forbid(
+      "policy-is-pure",
+      "Policy functions see only plain data: no classes from elsewhere, no I/O, no clock.",
+      "^src/cache/policy",
+      ["^src/", "^src/(cache/policy|cache/types|models/types|config/schema|errors|units\\.ts$)"],
+    ),
+    forbid(
+      "fleet-beside-the-cache",
+      "src/fleet keeps the fleet's shared state (Redis): it may use errors, config, model and cache types and the cache's pure merge and clock helpers, never backends, a runtime, the server or the CLI.",
+      "^src/fleet",
+      "^src/(backends|runtime|server|cli|index)|^src/cache/(?!types|clock|persistence/(types|merge)|state-view|policy)|^src/models/(?!types)",
+    ),
+    forbid(
+      "only-runtime-composes-the-fleet",
+      "The fleet is composed by runtime/; lower layers and the server never import it.",
+      "^src/(errors|units|fs|config|models|backends|cache|server)",
+      "^src/fleet",
+    ),
+    forbid(
+      "fleet-placement-is-pure",
+      "Placement sees only plain data: the fleet's and the models' types.",
+      "^src/fleet/placement",
+      ["^src/|^node:|^[a-z]", "^src/(fleet/types|models/types)"],
+    ),
+    forbid("server-does-not-reach-cli", null, "^src/server", "^src/cli"),
+    forbid(
+      "server-does-not-reach-runtime",
+      "runtime/ composes the server; the server sees the runtime only through its own ports (server/ports.ts).",
+      "^src/server",
+      "^src/runtime",
+    ),
+    forbid(
+      "runtime-uses-server-entry-points-only",
+      "runtime/ reaches into server/ only through the app factory and the ports, never its internals.",
+      "^src/runtime",
+      ["^src/server", "^src/server/(app|ports)\\.ts$"],
+    ),
+    forbid(
+      "cli-goes-through-runtime",
+      "The CLI reaches the server only through src/runtime.",
+      "^src/cli",
+      "^src/server",
+    ),
+    forbid("runtime-is-only-composed-by-edges", null, "^src/(errors|config|models|backends|cache)", "^src/runtime"),
   ],
   options: {
     doNotFollow: { path: "node_modules" },

@@ -83,36 +83,60 @@ interface Shape {
   meanGapS?: number;
 }
 
-/** Stationary Zipf(s) popularity. */
-export function zipfTrace(name: string, shape: Shape): NamedTrace {
+/** What a synthetic trace's steps draw from: its seeded generator, models, popularity orders and mean gap. */
+interface TraceFrame {
+  rand: () => number;
+  models: SimModel[];
+  /** Popularity orders, each a shuffle of the models drawn at the start (a step may draw one anew). */
+  orders: SimModel[][];
+  /** The key at a Zipf(s)-drawn rank of the order `orders[index]`. */
+  pick: (index: number) => string;
+  meanGapMs: number;
+}
+
+/**
+ * The frame every synthetic trace shares: seeded models, `orderCount` popularity orders, a Zipf(s) sampler, and steps
+ * from START until `shape.requests` requests are made. `step(frame, i, at, requests)` adds the requests of step `i` at
+ * and after time `at` and returns the time of its last one.
+ */
+function synthetic(
+  name: string,
+  zipf: boolean,
+  shape: Shape,
+  orderCount: number,
+  step: (frame: TraceFrame, i: number, at: number, requests: SimRequest[]) => number,
+): NamedTrace {
   const rand = seededRandom(shape.seed);
   const models = makeModels(shape.models, rand);
-  const order = shuffled(models, rand);
+  const orders = Array.from({ length: orderCount }, () => shuffled(models, rand));
   const sample = zipfSampler(models.length, shape.zipf, rand);
+  const pick = (index: number) => ((orders[index] as SimModel[])[sample()] as SimModel).key;
+  const frame: TraceFrame = { rand, models, orders, pick, meanGapMs: (shape.meanGapS ?? 60) * 1000 };
   const requests: SimRequest[] = [];
   let at = START;
-  for (let i = 0; i < shape.requests; i++) {
-    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
-    requests.push({ at, key: (order[sample()] as SimModel).key });
-  }
-  return { name, zipf: true, models, requests };
+  for (let i = 0; requests.length < shape.requests; i++) at = step(frame, i, at, requests);
+  return { name, zipf, models, requests };
+}
+
+/** One request after an exponential gap of mean `meanMs`, to the Zipf(s)-drawn model of order `index`. */
+function nextRequest(frame: TraceFrame, at: number, requests: SimRequest[], index = 0, meanMs = frame.meanGapMs) {
+  const next = at + exponential(meanMs, frame.rand);
+  requests.push({ at: next, key: frame.pick(index) });
+  return next;
+}
+
+/** Stationary Zipf(s) popularity. */
+export function zipfTrace(name: string, shape: Shape): NamedTrace {
+  return synthetic(name, true, shape, 1, (frame, _i, at, requests) => nextRequest(frame, at, requests));
 }
 
 /** Zipf popularity whose order is drawn anew `shifts` times, evenly spread over the trace. */
 export function shiftTrace(name: string, shape: Shape & { shifts: number }): NamedTrace {
-  const rand = seededRandom(shape.seed);
-  const models = makeModels(shape.models, rand);
-  let order = shuffled(models, rand);
-  const sample = zipfSampler(models.length, shape.zipf, rand);
   const every = Math.ceil(shape.requests / (shape.shifts + 1));
-  const requests: SimRequest[] = [];
-  let at = START;
-  for (let i = 0; i < shape.requests; i++) {
-    if (i > 0 && i % every === 0) order = shuffled(models, rand);
-    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
-    requests.push({ at, key: (order[sample()] as SimModel).key });
-  }
-  return { name, zipf: false, models, requests };
+  return synthetic(name, false, shape, 1, (frame, i, at, requests) => {
+    if (i > 0 && i % every === 0) frame.orders[0] = shuffled(frame.models, frame.rand);
+    return nextRequest(frame, at, requests);
+  });
 }
 
 /**
@@ -120,42 +144,25 @@ export function shiftTrace(name: string, shape: Shape & { shifts: number }): Nam
  * jobs, other time zones); both Zipf(s) over the same models.
  */
 export function dailyTrace(name: string, shape: Shape): NamedTrace {
-  const rand = seededRandom(shape.seed);
-  const models = makeModels(shape.models, rand);
-  const day = shuffled(models, rand);
-  const night = shuffled(models, rand);
-  const sample = zipfSampler(models.length, shape.zipf, rand);
-  const requests: SimRequest[] = [];
-  let at = START;
-  const meanGapMs = (shape.meanGapS ?? 60) * 1000;
-  for (let i = 0; i < shape.requests; i++) {
+  return synthetic(name, false, shape, 2, (frame, _i, at, requests) => {
     const hour = (at / HOUR_MS) % 24;
     const working = hour >= 8 && hour < 18;
-    at += exponential(working ? meanGapMs / 2 : meanGapMs * 2, rand);
-    requests.push({ at, key: ((working ? day : night)[sample()] as SimModel).key });
-  }
-  return { name, zipf: false, models, requests };
+    return nextRequest(frame, at, requests, working ? 0 : 1, working ? frame.meanGapMs / 2 : frame.meanGapMs * 2);
+  });
 }
 
 /** Zipf(s) traffic, and every `scanEvery` requests a job that asks every model once in turn (an evaluation sweep). */
 export function scanTrace(name: string, shape: Shape & { scanEvery: number }): NamedTrace {
-  const rand = seededRandom(shape.seed);
-  const models = makeModels(shape.models, rand);
-  const order = shuffled(models, rand);
-  const sample = zipfSampler(models.length, shape.zipf, rand);
-  const requests: SimRequest[] = [];
-  let at = START;
-  while (requests.length < shape.requests) {
-    at += exponential((shape.meanGapS ?? 60) * 1000, rand);
-    requests.push({ at, key: (order[sample()] as SimModel).key });
+  return synthetic(name, false, shape, 1, (frame, _i, start, requests) => {
+    let at = nextRequest(frame, start, requests);
     if (requests.length % shape.scanEvery === 0) {
-      for (const model of shuffled(models, rand)) {
+      for (const model of shuffled(frame.models, frame.rand)) {
         at += 5000;
         requests.push({ at, key: model.key });
       }
     }
-  }
-  return { name, zipf: false, models, requests };
+    return at;
+  });
 }
 
 /** The synthetic traces of the benchmark; `requests` per trace (the quick run uses fewer). */

@@ -20,33 +20,32 @@ import { SECTION_ORDER } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
-const SECTIONS: Array<RunnerSection<{ figures: Figure[]; details?: unknown }>> = [
+type Section = RunnerSection<{ figures: Figure[]; details?: unknown }>;
+
+/** A section whose bench returns a report: the figures drawn from it, and the report kept as the section's details. */
+function reported<R>(
+  name: string,
+  bench: (options: { quick: boolean }) => Promise<R>,
+  figures: (report: R) => Figure[],
+): Section {
+  return {
+    name,
+    run: async (o) => {
+      const report = await bench(o);
+      return { figures: figures(report), details: report };
+    },
+  };
+}
+
+const SECTIONS: Section[] = [
   { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
   { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
-  {
-    name: "isolation",
-    run: async (o) => {
-      const report = await isolationBench(o);
-      return { figures: isolationFigures(report), details: report };
-    },
-  },
-  {
-    name: "coldload",
-    run: async (o) => {
-      const report = await coldLoadBench(o);
-      return { figures: coldLoadFigures(report), details: report };
-    },
-  },
+  reported("isolation", isolationBench, isolationFigures),
+  reported("coldload", coldLoadBench, coldLoadFigures),
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
-  {
-    name: "eviction",
-    run: async (o) => {
-      const report = await evictionBench(o);
-      return { figures: evictionFigures(report), details: report };
-    },
-  },
+  reported("eviction", evictionBench, evictionFigures),
 ];
 const NAMES = SECTIONS.map((s) => s.name);
 if (NAMES.join() !== SECTION_ORDER.join())

@@ -170,38 +170,26 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
         const target = requestTarget(`${url}${path}`);
         return () => postJson(agent, target, { ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream });
       };
+      const endpoints = [
+        { path: "/v1/completions", against: "complete", body: { prompt: PROMPT } },
+        { path: "/v1/chat/completions", against: "chat", body: { messages: MESSAGES } },
+      ] as const;
       const routes = [
-        {
-          name: "POST /v1/completions",
-          against: "complete",
-          target: TARGET,
-          run: post(server.url, "/v1/completions", { prompt: PROMPT }, false),
-        },
-        {
-          name: "POST /v1/completions, stream",
-          against: "complete",
-          target: TARGET,
-          run: post(server.url, "/v1/completions", { prompt: PROMPT }, true),
-        },
-        {
-          name: "POST /v1/chat/completions",
-          against: "chat",
-          target: TARGET,
-          run: post(server.url, "/v1/chat/completions", { messages: MESSAGES }, false),
-        },
-        {
-          name: "POST /v1/chat/completions, stream",
-          against: "chat",
-          target: TARGET,
-          run: post(server.url, "/v1/chat/completions", { messages: MESSAGES }, true),
-        },
+        ...endpoints.flatMap(({ path, against, body }) =>
+          [false, true].map((stream) => ({
+            name: `POST ${path}${stream ? ", stream" : ""}`,
+            against,
+            target: TARGET as typeof TARGET | null,
+            run: post(server.url, path, body, stream),
+          })),
+        ),
         {
           name: "floor: bare node:http server + complete()",
-          against: "complete",
+          against: "complete" as const,
           target: null,
           run: post(bare.url, "/", { prompt: PROMPT }, false),
         },
-      ] as const;
+      ];
       const variants = [direct.complete, direct.chat, ...routes.map((r) => r.run)];
       // CPU time of this process per request (client, server, the host's pipe), told beside the wall-clock ratio: it
       // is what the HTTP path costs in work, which a busy machine inflates far less than it does wall-clock time.

@@ -3,8 +3,10 @@
  * (save-loop.ts) load nothing else.
  */
 import { decodeState } from "../src/cache/persistence/codec.js";
-import type { CacheState, PersistedModel } from "../src/cache/persistence/types.js";
+import type { CacheState, PersistedModel, StateDelta } from "../src/cache/persistence/types.js";
+import { emptyCounters } from "../src/cache/state-view.js";
 import { validDocument } from "../testkit/out-of-range.js";
+import { deltaOf, usedOnce } from "../testkit/state-samples.js";
 
 /** A valid state (testkit/out-of-range.ts's document) whose models are the given ones, each like its model. */
 export function stateWithModels(
@@ -26,15 +28,11 @@ export function stressModels(count: number): PersistedModel[] {
   }));
   return stateWithModels(now, models).models.map((m) => ({
     ...m,
-    usage: {
-      requests: 1,
-      hits: 1,
-      misses: 0,
-      loads: 0,
-      last_used_at: now,
-      frequency: { value: 1, at: now },
-      load_ms_total: 0,
-      load_ms_samples: [],
-    },
+    usage: usedOnce(now, { value: 1, at: now }),
   }));
+}
+
+/** A save's delta, now, that adds one hit (and carries `models`): what a server's saver writes after a request. */
+export function oneHit(models: PersistedModel[]): StateDelta {
+  return deltaOf(Date.now(), models, { ...emptyCounters(), hits: 1 });
 }

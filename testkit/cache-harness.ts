@@ -9,7 +9,23 @@ import type { CacheEvents } from "../src/cache/types.js";
 import { backendSchema, type CacheConfig, cacheSchema } from "../src/config/schema.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
 
-export { MIB } from "../src/units.js";
+import { MIB } from "../src/units.js";
+
+export { MIB };
+
+/** The names of the models the cache holds loaded, in its order. */
+export function loadedNames(cache: ModelCache): string[] {
+  return cache.loadedModels().map((m) => m.name);
+}
+
+/** Two models estimated at 40 MiB each, of which b.gguf measures 80 MiB once loaded (more than its estimate). */
+export const B_GROWS_ON_LOAD = {
+  models: [
+    { name: "a.gguf", estimateBytes: 40 * MIB },
+    { name: "b.gguf", estimateBytes: 40 * MIB },
+  ],
+  behaviours: { "a.gguf": { memoryBytes: 40 * MIB }, "b.gguf": { memoryBytes: 80 * MIB } },
+} satisfies HarnessOptions;
 
 /**
  * A state store in memory that goes through the real codec and the real merge ("merge my delta"), and remembers when it

@@ -67,6 +67,18 @@ const honoured = (prove: () => Promise<void>): Case => ({ kind: "honoured", prov
 const refused = (value: unknown, param?: string): Case => ({ kind: "refused", value, ...(param ? { param } : {}) });
 const noEffect = (value: unknown): Case => ({ kind: "without effect", value });
 
+/** Fields both OpenAI endpoints (chat completions and responses) accept without effect. */
+const OPENAI_WITHOUT_EFFECT = {
+  metadata: noEffect({ team: "a" }),
+  prompt_cache_key: noEffect("k"),
+  prompt_cache_options: noEffect({ mode: "auto" }),
+  prompt_cache_retention: noEffect("24h"),
+  safety_identifier: noEffect("user-1"),
+  service_tier: noEffect("auto"),
+  store: noEffect(false),
+  user: noEffect("user-1"),
+};
+
 interface Endpoint {
   path: string;
   file: string;
@@ -326,15 +338,8 @@ const endpoints: Endpoint[] = [
       top_logprobs: refused(2),
       verbosity: refused("low"),
       web_search_options: refused({}),
-      metadata: noEffect({ team: "a" }),
+      ...OPENAI_WITHOUT_EFFECT,
       prediction: noEffect({ type: "content", content: "x" }),
-      prompt_cache_key: noEffect("k"),
-      prompt_cache_options: noEffect({ mode: "auto" }),
-      prompt_cache_retention: noEffect("24h"),
-      safety_identifier: noEffect("user-1"),
-      service_tier: noEffect("auto"),
-      store: noEffect(false),
-      user: noEffect("user-1"),
     },
   },
   {
@@ -443,15 +448,8 @@ const endpoints: Endpoint[] = [
       prompt: refused({ id: "pmpt_1" }),
       reasoning: refused({ effort: "low" }),
       top_logprobs: refused(2),
-      metadata: noEffect({ team: "a" }),
-      prompt_cache_key: noEffect("k"),
-      prompt_cache_options: noEffect({ mode: "auto" }),
-      prompt_cache_retention: noEffect("24h"),
-      safety_identifier: noEffect("user-1"),
-      service_tier: noEffect("auto"),
-      store: noEffect(false),
+      ...OPENAI_WITHOUT_EFFECT,
       stream_options: noEffect({ include_obfuscation: false }),
-      user: noEffect("user-1"),
     },
   },
 ];

@@ -32,3 +32,14 @@ export async function runSnippet(
     .replaceAll("inferno-demo", model);
   await new AsyncFunction(...Object.keys(values), code)(...Object.values(values));
 }
+
+/** Runs `body` like `runSnippet` with a `console` whose `log` is recorded; returns the values it logged. */
+export async function snippetLogs(
+  body: string,
+  target: { url: string; model: string },
+  values: Record<string, unknown>,
+): Promise<unknown[]> {
+  const logged: unknown[] = [];
+  await runSnippet(body, target, { ...values, console: { log: (...args: unknown[]) => logged.push(...args) } });
+  return logged;
+}

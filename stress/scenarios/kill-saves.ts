@@ -13,9 +13,7 @@ import { access, readdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
-import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
-import { stressModels } from "../state-fixtures.js";
-import { emptyCounters } from "../../src/cache/state-view.js";
+import { oneHit, stressModels } from "../state-fixtures.js";
 import { StateLocked } from "../../src/errors/index.js";
 import { type Scenario, seededRandom, Tally, withTempDir } from "../../testkit/scenario.js";
 
@@ -46,17 +44,6 @@ async function bundleChild(): Promise<string> {
     logLevel: "error",
   });
   return CHILD_BUNDLE;
-}
-
-function oneHit(models: PersistedModel[]): StateDelta {
-  return {
-    at: Date.now(),
-    half_life_hours: 24,
-    reset_all: false,
-    removed: [],
-    counters: { ...emptyCounters(), hits: 1 },
-    models,
-  };
 }
 
 const exists = (path: string) =>

@@ -4,22 +4,12 @@
  * save. It runs until it is killed.
  */
 import { FileStateStore } from "../../src/cache/persistence/file-store.js";
-import type { StateDelta } from "../../src/cache/persistence/types.js";
-import { emptyCounters } from "../../src/cache/state-view.js";
-import { stressModels } from "../state-fixtures.js";
+import { oneHit, stressModels } from "../state-fixtures.js";
 
 const store = new FileStateStore(process.argv[2] ?? "", { lockWaitMs: 60_000 });
 const models = stressModels(Number(process.argv[3] ?? 100));
 process.stdout.write("ready\n");
 for (let n = 1; ; n++) {
-  const delta: StateDelta = {
-    at: Date.now(),
-    half_life_hours: 24,
-    reset_all: false,
-    removed: [],
-    counters: { ...emptyCounters(), hits: 1 },
-    models,
-  };
-  await store.save(delta);
+  await store.save(oneHit(models));
   process.stdout.write(`saved ${n}\n`);
 }

@@ -92,15 +92,21 @@ describe("structured output", () => {
 });
 
 describe("tools", () => {
-  test("tool_choice required: one well-formed call whose arguments validate, not streamed as text", async () => {
+  /** A greedy chat that must call one of the two tools within `maxTokens`, and the text it streamed. */
+  async function forcedCall(maxTokens: number) {
     const pieces: string[] = [];
     const result = await model.chat(ask, {
       temperature: 0,
-      maxTokens: 200,
+      maxTokens,
       tools: [weather, time],
       toolChoice: "required",
       onText: (t) => pieces.push(t),
     });
+    return { result, pieces };
+  }
+
+  test("tool_choice required: one well-formed call whose arguments validate, not streamed as text", async () => {
+    const { result, pieces } = await forcedCall(200);
     assert.equal(result.finishReason, "tool_calls");
     assert.equal(result.text, "");
     assert.deepEqual(pieces, []);
@@ -117,14 +123,7 @@ describe("tools", () => {
   });
 
   test("a forced call cut at the token limit is no call and no text: finish length, nothing half-written", async () => {
-    const pieces: string[] = [];
-    const result = await model.chat(ask, {
-      temperature: 0,
-      maxTokens: 20,
-      tools: [weather, time],
-      toolChoice: "required",
-      onText: (t) => pieces.push(t),
-    });
+    const { result, pieces } = await forcedCall(20);
     assert.equal(result.finishReason, "length");
     assert.equal(result.text, "");
     assert.equal(result.toolCalls, undefined);

@@ -37,13 +37,20 @@ async function loadText(name: string, parallel = 1): Promise<TextModel> {
   return model as TextModel;
 }
 
+/** Loads the text model `name` before the enclosing suite's tests (handing it to `use`) and disposes it after them. */
+function loadedForSuite(name: string, use: (model: TextModel) => void): void {
+  let model: TextModel | undefined;
+  before(async () => {
+    model = await loadText(name);
+    use(model);
+  });
+  after(() => model?.dispose());
+}
+
 for (const name of ["nano", "small"]) {
   describe(`GGUF ${name}`, () => {
     let model: TextModel;
-    before(async () => {
-      model = await loadText(name);
-    });
-    after(() => model.dispose());
+    loadedForSuite(name, (loaded) => (model = loaded));
 
     test("completes a prompt up to maxTokens, counting tokens", async () => {
       const result = await model.complete("Once upon a time", { maxTokens: 6, seed: 1 });
@@ -98,10 +105,7 @@ for (const name of ["nano", "small"]) {
 
 describe("GGUF f16 weights (nano)", () => {
   let model: TextModel;
-  before(async () => {
-    model = await loadText("half");
-  });
-  after(() => model.dispose());
+  loadedForSuite("half", (loaded) => (model = loaded));
 
   test("the header says f16, and llama.cpp loads it and generates from it", async () => {
     const info = (await manager.info("half")).metadata as GgufMetadata;
@@ -137,10 +141,7 @@ describe("GGUF q4_0 weights (nano): a type llama.cpp repacks on x86", () => {
 
 describe("GGUF generation control (nano)", () => {
   let model: TextModel;
-  before(async () => {
-    model = await loadText("nano");
-  });
-  after(() => model.dispose());
+  loadedForSuite("nano", (loaded) => (model = loaded));
 
   test("a stop string ends generation before it, and is not part of the text", async () => {
     const free = await model.complete("Once upon a time", { maxTokens: 24, seed: 5 });

@@ -1,56 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeState, encodeState, STATE_SCHEMA_VERSION } from "../../src/cache/persistence/codec.js";
-import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyEvictions } from "../../src/cache/types.js";
 import { StateCorrupt } from "../../src/errors/index.js";
 import { outOfRangeDocuments, validDocument } from "../../testkit/out-of-range.js";
+import { sampleState } from "../../testkit/state-samples.js";
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
-const current: CacheState = {
-  saved_at: 1_700_000_000_000,
-  counters: {
-    hits: 3,
-    misses: 2,
-    loads: 2,
-    load_failures: 1,
-    warmups: 0,
-    unknown_model_requests: 0,
-    coalesced: 0,
-    evictions: {
-      capacity_count: 1,
-      capacity_memory: 0,
-      ttl: 0,
-      manual: 0,
-      file_changed: 0,
-      clear: 0,
-      shutdown: 1,
-      crashed: 0,
-    },
-  },
-  models: [
-    {
-      key: "/m/a.gguf",
-      name: "a.gguf",
-      format: "gguf",
-      fingerprint: { size: 10, mtimeMs: 5, sha256: "a".repeat(64) },
-      metadata: { memory_bytes: 1024 },
-      usage: {
-        requests: 5,
-        hits: 3,
-        misses: 2,
-        loads: 2,
-        last_used_at: 1_699_000_000_000,
-        frequency: { value: 2.5, at: 1_699_000_000_000 },
-        load_ms_total: 300,
-        load_ms_samples: [100, 200],
-      },
-      priority: 12.5,
-      pinned: false,
-    },
-  ],
-};
+const current = sampleState({
+  fingerprint: { size: 10, mtimeMs: 5, sha256: "a".repeat(64) },
+  metadata: { memory_bytes: 1024 },
+});
 
 describe("state codec", () => {
   it("round-trips the current version with the header first", () => {

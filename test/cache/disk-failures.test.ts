@@ -23,12 +23,13 @@ import {
   STATE_FILE_NAME,
   type StoreFileSystem,
 } from "../../src/cache/persistence/file-store.js";
-import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
+import type { StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { StateTimeout, StateUnwritable } from "../../src/errors/index.js";
 import { cacheConfig, RecordingLogger } from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
+import { deltaOf, usedOnceModel } from "../../testkit/state-samples.js";
 import { tempDir } from "../../testkit/tmp.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -36,26 +37,11 @@ const isRoot = process.getuid?.() === 0;
 /** A delta of `count` models with random names (so it does not compress to nothing). */
 function delta(count: number): StateDelta {
   const now = Date.now();
-  const models = Array.from({ length: count }, (_, i): PersistedModel => ({
-    key: `/models/${i}-${Math.random().toString(36).slice(2)}.gguf`,
-    name: `${i}-${Math.random().toString(36).slice(2)}.gguf`,
-    format: "gguf",
-    fingerprint: { size: i, mtimeMs: now },
-    metadata: { memory_bytes: null },
-    usage: {
-      requests: 1,
-      hits: 1,
-      misses: 0,
-      loads: 0,
-      last_used_at: now,
-      frequency: null,
-      load_ms_total: 0,
-      load_ms_samples: [],
-    },
-    priority: 0,
-    pinned: false,
-  }));
-  return { at: now, half_life_hours: 24, reset_all: false, removed: [], counters: emptyCounters(), models };
+  const random = () => Math.random().toString(36).slice(2);
+  const models = Array.from({ length: count }, (_, i) =>
+    usedOnceModel(now, `/models/${i}-${random()}.gguf`, `${i}-${random()}.gguf`, i),
+  );
+  return deltaOf(now, models, emptyCounters());
 }
 
 /** Mounts a tmpfs of `size` at a new directory (unmounted after the test); null when mounting is not permitted. */

@@ -12,7 +12,7 @@ import {
 import { ModelCache } from "../../src/cache/model-cache.js";
 import { backendSchema, cacheSchema, MAX_DURATION_SECONDS, serverSchema } from "../../src/config/schema.js";
 import { parseKeepAlive } from "../../src/server/keep-alive.js";
-import { cacheConfig, MemoryStateStore } from "../../testkit/cache-harness.js";
+import { cacheConfig, loadedNames, MemoryStateStore } from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const HOUR = 3600_000;
@@ -128,10 +128,7 @@ describe("the cache's long durations (a manual clock that overflows like Node's)
     await manual.advance(29 * DAY);
     assert.equal(cache.loadedModels().length, 2);
     await manual.advance(DAY);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
     await manual.advance(10 * DAY);
     assert.equal(cache.loadedModels().length, 0);
   });

@@ -7,7 +7,14 @@ import { ManualClock } from "../../src/cache/clock.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import type { CacheEvents, Lease } from "../../src/cache/types.js";
 import { backendSchema } from "../../src/config/schema.js";
-import { cacheConfig, harness, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
+import {
+  B_GROWS_ON_LOAD,
+  cacheConfig,
+  harness,
+  loadedNames,
+  MemoryStateStore,
+  MIB,
+} from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
 
 /** An evict event's identity and reason (its idle and resident seconds are checked where they matter). */
@@ -136,10 +143,7 @@ describe("leases", () => {
     const a = await clock.run(cache.acquire("a.gguf"));
     await assert.rejects(clock.run(cache.acquire("b.gguf")), { code: "cache_busy" });
     assert.equal(a.model.disposed, false);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["a.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["a.gguf"]);
     a.release();
   });
 
@@ -186,10 +190,7 @@ describe("leases", () => {
     });
     await clock.run(Promise.all([cache.getModel("a.gguf"), cache.getModel("b.gguf")]));
     await clock.advance(10_000);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
   });
 
   it("withModel releases the lease also when the function throws; a lease releases once", async () => {
@@ -208,6 +209,13 @@ describe("leases", () => {
   });
 });
 
+/** The loaded fake model of a name. */
+function live(backend: FakeBackend, name: string) {
+  const model = [...backend.live].find((m) => m.descriptor.name === name);
+  assert.ok(model, `${name} is loaded`);
+  return model;
+}
+
 describe("limits", () => {
   const sized = [
     { name: "a.gguf", estimateBytes: 30 * MIB },
@@ -223,6 +231,18 @@ describe("limits", () => {
     "d.gguf": { memoryBytes: 60 * MIB },
     "huge.gguf": { memoryBytes: 200 * MIB },
   };
+  /** The sized models under a 100 MiB LRU limit, a.gguf then b.gguf loaded a second apart. */
+  async function aThenBUnder100MiB() {
+    const loaded = await harness({
+      models: sized,
+      behaviours: measured,
+      cache: { max_memory_mb: 100, eviction_policy: "lru" },
+    });
+    await loaded.clock.run(loaded.cache.getModel("a.gguf"));
+    await loaded.clock.advance(1000);
+    await loaded.clock.run(loaded.cache.getModel("b.gguf"));
+    return loaded;
+  }
 
   it("evicts idle models until BOTH the count and the memory limit hold", async () => {
     const { cache, clock, events } = await harness({
@@ -236,10 +256,7 @@ describe("limits", () => {
     }
     await clock.run(cache.getModel("d.gguf"));
     const stats = cache.stats();
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["c.gguf", "d.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["c.gguf", "d.gguf"]);
     assert.ok(stats.memory_bytes <= stats.memory_limit_bytes);
     assert.ok(stats.models_loaded <= stats.max_cached_models);
     assert.deepEqual(
@@ -258,10 +275,7 @@ describe("limits", () => {
       await clock.run(cache.getModel(name));
       await clock.advance(1000);
     }
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf", "c.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"]);
     assert.equal(cache.stats().evictions.capacity_count, 1);
   });
 
@@ -300,47 +314,25 @@ describe("limits", () => {
   });
 
   it("accounts a model's re-measured memory figure: a model that grew makes room for the next load by eviction", async () => {
-    const { cache, clock, backend } = await harness({
-      models: sized,
-      behaviours: measured,
-      cache: { max_memory_mb: 100, eviction_policy: "lru" },
-    });
-    await clock.run(cache.getModel("a.gguf"));
-    await clock.advance(1000);
-    await clock.run(cache.getModel("b.gguf"));
-    const a = [...backend.live].find((m) => m.descriptor.name === "a.gguf");
-    assert.ok(a);
+    const { cache, clock, backend } = await aThenBUnder100MiB();
+    const a = live(backend, "a.gguf");
     a.memoryBytes = 50 * MIB; // its host's resident memory grew after the load
     assert.equal(cache.stats().memory_bytes, 80 * MIB);
     assert.equal(cache.loadedModels().find((m) => m.name === "a.gguf")?.memory_bytes, 50 * MIB);
     // 80 + 30 > 100: the next load evicts, counted on the new figure (with the load-time figures it would all fit).
     await clock.run(cache.getModel("c.gguf"));
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf", "c.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"]);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
   });
 
   it("a re-measured figure that puts the cache over max_memory_mb makes idle models leave at once; a leased one stays", async () => {
-    const { cache, clock, backend } = await harness({
-      models: sized,
-      behaviours: measured,
-      cache: { max_memory_mb: 100, eviction_policy: "lru" },
-    });
-    await clock.run(cache.getModel("a.gguf"));
-    await clock.advance(1000);
-    await clock.run(cache.getModel("b.gguf"));
+    const { cache, clock, backend } = await aThenBUnder100MiB();
     await clock.advance(1000);
     const lease = await clock.run(cache.acquire("c.gguf"));
-    const c = [...backend.live].find((m) => m.descriptor.name === "c.gguf");
-    assert.ok(c);
+    const c = live(backend, "c.gguf");
     c.memoryBytes = 50 * MIB; // 30 + 30 + 50 > 100: the least recently used idle model goes, without any request
     await clock.advance(0);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf", "c.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"]);
     assert.equal(cache.stats().memory_bytes, 80 * MIB);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
     lease.release();
@@ -366,10 +358,7 @@ describe("limits", () => {
     );
     lease.release(); // still over the limit until a's memory is back, but a is on its way out
     await clock.advance(1000);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
     await cache.close();
   });
@@ -386,10 +375,7 @@ describe("limits", () => {
       assert.match(e.message, /huge\.gguf needs 200 MiB but the cache's memory limit is 100 MiB/);
       return true;
     });
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["a.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["a.gguf"]);
     assert.equal(backend.counts.started, 1);
     assert.equal(cache.stats().load_failures, 0);
   });
@@ -412,7 +398,7 @@ describe("eviction policy in the cache", () => {
       await clock.run(cache.getModel("b.gguf"));
       await clock.advance(1000);
       await clock.run(cache.getModel("c.gguf"));
-      return cache.loadedModels().map((m) => m.name);
+      return loadedNames(cache);
     };
     assert.deepEqual(await run("lru"), ["b.gguf", "c.gguf"]);
     assert.deepEqual(await run("cost-aware"), ["a.gguf", "c.gguf"]);
@@ -473,7 +459,7 @@ describe("file changes", () => {
 
   it("a deleted file: the model is unloaded once its last lease ends, long before its TTL", async () => {
     const { cache, clock, source } = await harness();
-    const loaded = () => cache.loadedModels().map((m) => m.name);
+    const loaded = () => loadedNames(cache);
     const lease = await clock.run(cache.acquire("a.gguf"));
     source.remove("a.gguf");
     await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS * 2);
@@ -499,23 +485,13 @@ describe("file changes", () => {
     (await clock.run(cache.acquire("a.gguf"))).release();
     source.folderPresent = false;
     await clock.advance(FINGERPRINT_CHECK_INTERVAL_MS * 3);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["a.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["a.gguf"]);
     assert.equal(cache.stats().evictions.file_changed, 0);
     source.folderPresent = true;
   });
 });
 
 describe("crashes", () => {
-  /** The loaded fake model of a name. */
-  function live(backend: FakeBackend, name: string) {
-    const model = [...backend.live].find((m) => m.descriptor.name === name);
-    assert.ok(model, `${name} is loaded`);
-    return model;
-  }
-
   it("a crashed model leaves at once (reason crashed), even leased; others stay; the next request loads it again", async () => {
     const { cache, clock, backend, events } = await harness();
     await clock.run(cache.getModel("b.gguf"));
@@ -523,10 +499,7 @@ describe("crashes", () => {
     live(backend, "a.gguf").crash();
     await clock.advance(0);
     await assert.rejects((lease.model as TextModel).complete("x"), { code: "model_crashed" });
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
     assert.equal(cache.stats().evictions.crashed, 1);
     assert.deepEqual(
       events.filter((e) => e.event === "evict").map((e) => e.payload),
@@ -882,20 +855,13 @@ describe("loading details", () => {
 
   it("a model measured larger than estimated makes the cache evict idle models to get back under the limit", async () => {
     const { cache, clock } = await harness({
-      models: [
-        { name: "a.gguf", estimateBytes: 40 * MIB },
-        { name: "b.gguf", estimateBytes: 40 * MIB },
-      ],
-      behaviours: { "a.gguf": { memoryBytes: 40 * MIB }, "b.gguf": { memoryBytes: 80 * MIB } },
+      ...B_GROWS_ON_LOAD,
       cache: { max_memory_mb: 100 },
     });
     await clock.run(cache.getModel("a.gguf"));
     await clock.run(cache.getModel("b.gguf"));
     await clock.advance(0);
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
     assert.equal(cache.stats().memory_bytes, 80 * MIB);
     assert.equal(cache.stats().evictions.capacity_memory, 1);
   });

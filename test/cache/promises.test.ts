@@ -12,7 +12,15 @@ import type { StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import type { CacheEvents } from "../../src/cache/types.js";
 import { backendSchema, configSchema } from "../../src/config/schema.js";
-import { cacheConfig, harness, MemoryStateStore, MIB, RecordingLogger } from "../../testkit/cache-harness.js";
+import {
+  B_GROWS_ON_LOAD,
+  cacheConfig,
+  harness,
+  loadedNames,
+  MemoryStateStore,
+  MIB,
+  RecordingLogger,
+} from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const DAY = 24 * 3600_000;
@@ -189,11 +197,7 @@ describe("nothing lost", () => {
 describe("limits that hold", () => {
   it("a model measured larger than estimated while another is leased: the memory limit holds again as soon as the lease ends", async () => {
     const { cache, clock } = await harness({
-      models: [
-        { name: "a.gguf", estimateBytes: 40 * MIB },
-        { name: "b.gguf", estimateBytes: 40 * MIB },
-      ],
-      behaviours: { "a.gguf": { memoryBytes: 40 * MIB }, "b.gguf": { memoryBytes: 80 * MIB } },
+      ...B_GROWS_ON_LOAD,
       cache: { max_memory_mb: 100, model_ttl_seconds: 3600 },
     });
     const a = await clock.run(cache.acquire("a.gguf"));
@@ -208,10 +212,7 @@ describe("limits that hold", () => {
       stats.memory_bytes <= stats.memory_limit_bytes,
       `${stats.memory_bytes} ≤ ${stats.memory_limit_bytes} once the lease ended`,
     );
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["b.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["b.gguf"]);
     assert.equal(stats.evictions.capacity_memory, 1);
     b.release();
   });
@@ -261,11 +262,7 @@ describe("limits that hold", () => {
       },
     );
     assert.equal(onnx.counts.started, 0, "nothing loaded");
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["a.gguf"],
-      "nothing evicted",
-    );
+    assert.deepEqual(loadedNames(cache), ["a.gguf"], "nothing evicted");
     await cache.close();
   });
 });

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { ManualClock } from "../../src/cache/clock.js";
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
-import { harness, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
+import { harness, loadedNames, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const HOUR = 3600_000;
@@ -232,10 +232,7 @@ describe("warm-up", () => {
     const result = await clock.run(cache.warmup({ models: ["a.gguf", "nope.gguf"] }));
     assert.deepEqual(result.skipped, [{ name: "a.gguf", reason: "no room without evicting another model" }]);
     assert.equal(result.failed[0]?.name, "nope.gguf");
-    assert.deepEqual(
-      cache.loadedModels().map((m) => m.name),
-      ["c.gguf"],
-    );
+    assert.deepEqual(loadedNames(cache), ["c.gguf"]);
   });
 
   it("enable_warmup = false loads nothing at start", async () => {

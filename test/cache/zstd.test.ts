@@ -15,62 +15,25 @@ import {
   STATE_FILE_NAME,
 } from "../../src/cache/persistence/file-store.js";
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
-import type { CacheState } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { xxh64, zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
+import { sampleState } from "../../testkit/state-samples.js";
 import { tempDir } from "../../testkit/tmp.js";
 
 const fixture = (name: string) => new URL(`../../testkit/fixtures/${name}`, import.meta.url);
 const hasZstd = spawnSync("zstd", ["--version"]).status === 0;
 
-/** The state `testkit/fixtures/cache_state-zstd-napi-v2.bin.zst` holds (written by the zstd-napi build, no checksum). */
-const NAPI_STATE: CacheState = {
-  saved_at: 1_700_000_000_000,
-  counters: {
-    hits: 3,
-    misses: 2,
-    loads: 2,
-    load_failures: 1,
-    warmups: 0,
-    // Counters added after that build (and the `crashed` eviction reason) read as 0.
-    evictions: {
-      capacity_count: 1,
-      capacity_memory: 0,
-      ttl: 0,
-      manual: 0,
-      file_changed: 0,
-      clear: 0,
-      shutdown: 1,
-      crashed: 0,
-    },
-    unknown_model_requests: 0,
-    coalesced: 0,
+/**
+ * The state `testkit/fixtures/cache_state-zstd-napi-v2.bin.zst` holds (written by the zstd-napi build, no checksum).
+ * Counters added after that build (and the `crashed` eviction reason) read as 0.
+ */
+const NAPI_STATE = sampleState({
+  fingerprint: { size: 10, mtimeMs: 5 },
+  metadata: {
+    memory_bytes: 1024,
+    gguf: { architecture: "llama", quantization: "MOSTLY_Q8_0", parameter_count: 1000, context_length: 128 },
   },
-  models: [
-    {
-      key: "/m/a.gguf",
-      name: "a.gguf",
-      format: "gguf",
-      fingerprint: { size: 10, mtimeMs: 5 },
-      metadata: {
-        memory_bytes: 1024,
-        gguf: { architecture: "llama", quantization: "MOSTLY_Q8_0", parameter_count: 1000, context_length: 128 },
-      },
-      usage: {
-        requests: 5,
-        hits: 3,
-        misses: 2,
-        loads: 2,
-        last_used_at: 1_699_000_000_000,
-        frequency: { value: 2.5, at: 1_699_000_000_000 },
-        load_ms_total: 300,
-        load_ms_samples: [100, 200],
-      },
-      priority: 12.5,
-      pinned: false,
-    },
-  ],
-};
+});
 
 describe("zstd frames (WebAssembly libzstd)", () => {
   it("XXH64 matches the reference vectors", () => {

@@ -64,6 +64,19 @@ async function startNode(
   return node as TestNode;
 }
 
+type FleetNode = Awaited<ReturnType<typeof startNode>>;
+const bothJoined = (a: FleetNode, b: FleetNode) => a.member.status === "joined" && b.member.status === "joined";
+/** Neither node holds a usage delta that Redis has not merged yet. */
+const noPendingDeltas = (a: FleetNode, b: FleetNode) => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0;
+
+/** A Redis and two nodes joined to it, `a` and `b`. */
+async function twoNodes(t: TestContext) {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a");
+  const b = await startNode(t, redis.url, "b");
+  return { redis, a, b };
+}
+
 async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<number> {
   const start = Date.now();
   while (!check()) {
@@ -86,9 +99,7 @@ test(
   "a node's mirror follows the feed: claims, promotions, releases and records of other nodes",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { a, b } = await twoNodes(t);
     assert.equal(a.member.status, "joined");
     const claim = await a.member.claim("m");
     assert.equal(claim.kind, "claimed");
@@ -107,9 +118,7 @@ test(
 );
 
 test("a node that stops heartbeating drops out of every mirror, and its copies with it", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { a, b } = await twoNodes(t);
   for (const model of ["one", "two"]) {
     const claim = await a.member.claim(model);
     assert.equal(claim.kind, "claimed");
@@ -150,9 +159,7 @@ test(
   "Redis SIGKILLed and restarted empty: single nodes meanwhile, then re-registered, copies re-published, usage the sum once",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     const claim = await a.member.claim("m");
     if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
     await a.save(usageDelta("m", 1));
@@ -175,14 +182,14 @@ test(
     assert.doesNotMatch(a.warnings[0] as string, /password/);
 
     await redis.restart();
-    const back = await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined");
+    const back = await waitFor("both nodes back", () => bothJoined(a, b));
     assert.ok(back < 2 * HEARTBEAT_MS + 1000 + 500, `back after ${back} ms`); // + ioredis's reconnect delay (≤ 1 s)
     await waitFor("b to see a's copies again", () => states(b, "m").length === 1 && states(b, "x").length === 1);
     assert.deepEqual(states(b, "x"), [["a", "ready"]]);
     const after = await a.member.claim("z");
     assert.equal(after.kind, "claimed");
     await waitFor("b's mirror to follow the new Redis's feed", () => states(b, "z").length === 1, 2000);
-    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    await waitFor("pending deltas merged", () => noPendingDeltas(a, b));
     const usage = await a.member.loadUsage();
     assert.equal(usage?.counters.hits, 1 + 2 + 4 + 8, "fleet usage = the sum of the nodes' own statistics");
     assert.equal(usage?.counters.hits, (a.local?.counters.hits ?? 0) + (b.local?.counters.hits ?? 0));
@@ -197,9 +204,7 @@ test(
   "Redis SIGSTOPped: no call waits more than 1 s, the node reports degraded; SIGCONT: it recovers and merges once",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     await a.save(usageDelta("m", 1));
 
     redis.signal("SIGSTOP");
@@ -223,8 +228,8 @@ test(
     assert.ok(holdersMs < 5, "routing reads the mirror only");
 
     redis.signal("SIGCONT");
-    await waitFor("both nodes back", () => a.member.status === "joined" && b.member.status === "joined", 3000);
-    await waitFor("pending deltas merged", () => a.member.pendingDeltas === 0 && b.member.pendingDeltas === 0);
+    await waitFor("both nodes back", () => bothJoined(a, b), 3000);
+    await waitFor("pending deltas merged", () => noPendingDeltas(a, b));
     await sleep(3 * HEARTBEAT_MS);
     assert.equal((await b.member.loadUsage())?.counters.hits, 1 + 2 + 4);
     await waitFor("b to see a's local copy published", () => states(b, "y").length === 1);
@@ -236,9 +241,7 @@ test(
   "the fleet usage store: saves merge the node's deltas; a load reads the fleet's sum, or warns when Redis is away",
   { skip },
   async (t) => {
-    const redis = await startRedis(t);
-    const a = await startNode(t, redis.url, "a");
-    const b = await startNode(t, redis.url, "b");
+    const { redis, a, b } = await twoNodes(t);
     const storeA = new FleetUsageStore(a.member);
     const storeB = new FleetUsageStore(b.member);
     assert.match(storeA.path, /^redis:\/\/127\.0\.0\.1:\d+ \(fleet usage, inferno:\{test\}:usage\)$/);
@@ -262,9 +265,7 @@ test(
 );
 
 test("a graceful close removes the node and its copies at once", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { a, b } = await twoNodes(t);
   const claim = await a.member.claim("m");
   if (claim.kind === "claimed") await a.member.promote("m", claim.copy.token);
   await waitFor("b to see a's copy", () => states(b, "m").length === 1);
@@ -346,9 +347,7 @@ test("a delta saved after Redis restarted empty, before a heartbeat noticed, is 
 });
 
 test("a copy released while Redis hung is gone from the fleet once it answers again", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const a = await startNode(t, redis.url, "a");
-  const b = await startNode(t, redis.url, "b");
+  const { redis, a, b } = await twoNodes(t);
   const tokens = new Map<string, string>();
   for (const model of ["kept", "evicted"]) {
     const claim = await a.member.claim(model);

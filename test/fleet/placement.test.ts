@@ -149,26 +149,8 @@ test("candidates come from the nodes' published records; a node without a record
     { id: "c", lease: 0, record: null },
   ]);
   assert.deepEqual(candidates, [
-    {
-      id: "a",
-      draining: false,
-      memoryCapacity: 8 * GiB,
-      memoryUsed: 0,
-      modelCapacity: 2,
-      modelCount: 1,
-      lruTime: T,
-      serves: served,
-    },
-    {
-      id: "b",
-      draining: false,
-      memoryCapacity: 8 * GiB,
-      memoryUsed: 0,
-      modelCapacity: 2,
-      modelCount: 0,
-      lruTime: null,
-      serves: undefined,
-    },
+    node("a", { modelCount: 1, lruTime: T, serves: served }),
+    node("b", { serves: undefined }),
   ]);
   assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" });
 });

@@ -11,7 +11,8 @@ import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
-import { docSnippet, runSnippet } from "../../testkit/snippets.js";
+import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
+import { WEATHER_TOOL } from "../../testkit/tools.js";
 
 let s: TestServer;
 let client: OpenAI;
@@ -30,14 +31,8 @@ after(() => fileScope.cleanUp());
 const weatherTool: OpenAI.Chat.ChatCompletionTool = {
   type: "function",
   function: {
-    name: "get_weather",
-    description: "The weather in a city",
-    parameters: {
-      type: "object",
-      properties: { city: { type: "string", enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } },
-      required: ["city", "celsius"],
-      additionalProperties: false,
-    },
+    ...WEATHER_TOOL.function,
+    parameters: { ...WEATHER_TOOL.function.parameters, additionalProperties: false },
   },
 };
 const timeTool: OpenAI.Chat.ChatCompletionTool = {
@@ -448,12 +443,7 @@ describe("the README's openai snippet", () => {
   it("runs as written against the server (host and model name replaced)", async () => {
     const body = await docSnippet("README.md", "## From an OpenAI client");
     assert.ok(body.includes('from "openai"'), "the README has the snippet");
-    const logged: unknown[] = [];
-    await runSnippet(
-      body,
-      { url: s.url, model: "tiny" },
-      { OpenAI, console: { log: (...values: unknown[]) => logged.push(...values) } },
-    );
+    const logged = await snippetLogs(body, { url: s.url, model: "tiny" }, { OpenAI });
     assert.equal(logged.length, 1);
     assert.equal(typeof logged[0], "string");
   });

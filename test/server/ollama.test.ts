@@ -9,7 +9,8 @@ import { Ollama } from "ollama";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
 import { fileContext, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
-import { docSnippet, runSnippet } from "../../testkit/snippets.js";
+import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
+import { WEATHER_TOOL } from "../../testkit/tools.js";
 
 const CONTEXT = 2048;
 let s: TestServer;
@@ -405,25 +406,12 @@ describe("Ollama API: sampling, structured output and tools", () => {
     assert.ok(value !== null && !Array.isArray(value));
   });
 
-  const weather = {
-    type: "function",
-    function: {
-      name: "get_weather",
-      description: "The weather in a city",
-      parameters: {
-        type: "object",
-        properties: { city: { type: "string", enum: ["Paris", "Rome"] }, celsius: { type: "boolean" } },
-        required: ["city", "celsius"],
-      },
-    },
-  };
-
   it("tools on /api/chat: a required call comes back as Ollama's tool_calls (arguments an object that validates)", async () => {
     const question = { role: "user", content: "What is the weather in Paris?" };
     const request = {
       model: "tiny",
       messages: [question],
-      tools: [weather],
+      tools: [WEATHER_TOOL],
       tool_choice: "required",
       options: { seed: 5, num_predict: 200 },
     } as Parameters<Ollama["chat"]>[0];
@@ -445,7 +433,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
     const next = await ollama.chat({
       model: "tiny",
       messages: [question, reply.message, { role: "tool", content: '{"temperature": 21}', tool_name: "get_weather" }],
-      tools: [weather],
+      tools: [WEATHER_TOOL],
       options: { ...GREEDY, num_predict: 4 },
     });
     assert.equal(next.done, true);
@@ -456,7 +444,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
     const reply = await ollama.chat({
       model: "tiny",
       messages: [{ role: "user", content: "What is the weather in Rome?" }],
-      tools: [weather],
+      tools: [WEATHER_TOOL],
       options: { ...GREEDY, num_predict: 16 },
     });
     assert.equal(reply.done, true);
@@ -480,7 +468,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
       responseError(400, /^format\.multipleOf:/),
     );
     await assert.rejects(
-      chat({ tools: [weather], tool_choice: { type: "function", function: { name: "nope" } } }),
+      chat({ tools: [WEATHER_TOOL], tool_choice: { type: "function", function: { name: "nope" } } }),
       responseError(400, /^tool_choice: /),
     );
     await assert.rejects(
@@ -498,7 +486,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
       responseError(400, /^messages\[1\]: a tool result must follow the assistant message/),
     );
     await assert.rejects(
-      chat({ tools: [weather], format: answer }),
+      chat({ tools: [WEATHER_TOOL], format: answer }),
       responseError(400, /^format: cannot be combined with tools/),
     );
     assert.equal(
@@ -669,16 +657,11 @@ describe("the docs' ollama snippets", () => {
   it("docs/clients.md's runs as written against the server (host and model name replaced)", async () => {
     const body = await docSnippet("docs/clients.md", "**Ollama** (`ollama`)");
     assert.ok(body.includes('from "ollama"'), "docs/clients.md has the snippet");
-    const logged: unknown[] = [];
     let written = "";
-    await runSnippet(
+    const logged = await snippetLogs(
       body,
       { url: s.url, model: "tiny" },
-      {
-        Ollama,
-        process: { stdout: { write: (text: string) => (written += text) } },
-        console: { log: (...values: unknown[]) => logged.push(...values) },
-      },
+      { Ollama, process: { stdout: { write: (text: string) => (written += text) } } },
     );
     assert.equal(typeof logged[0], "string");
     assert.equal(typeof written, "string");
@@ -690,12 +673,7 @@ describe("the docs' ollama snippets", () => {
 
   it("the README's runs as written", async () => {
     const body = await docSnippet("README.md", "## From an Ollama client");
-    const logged: unknown[] = [];
-    await runSnippet(
-      body,
-      { url: s.url, model: "tiny" },
-      { Ollama, console: { log: (...values: unknown[]) => logged.push(...values) } },
-    );
+    const logged = await snippetLogs(body, { url: s.url, model: "tiny" }, { Ollama });
     assert.equal(logged.length, 1);
     assert.equal(typeof logged[0], "string");
   });

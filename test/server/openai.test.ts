@@ -19,6 +19,27 @@ import {
 } from "../../testkit/server.js";
 
 let s: TestServer;
+
+/**
+ * Asserts that `request` fails with the OpenAI client's error class `type`, the `code`, a message matching `message`
+ * and, when given, the error type `errorType`.
+ */
+async function rejectsWith(
+  request: Promise<unknown>,
+  type: new (...args: never[]) => InstanceType<typeof OpenAI.APIError>,
+  code: string,
+  message: RegExp,
+  errorType?: string,
+): Promise<void> {
+  await assert.rejects(request, (error: unknown) => {
+    assert.ok(error instanceof type, String(error));
+    assert.equal(error.code, code);
+    if (errorType !== undefined) assert.equal(error.type, errorType);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
 const fileScope = fileContext();
 
 before(async () => {
@@ -211,14 +232,11 @@ describe("/metrics", () => {
     t.after(() => rm(broken, { force: true }));
     const failuresBefore = metricSample(await scrapeMetrics(s.url), "inferno_cache_load_failures_total");
 
-    await assert.rejects(
+    await rejectsWith(
       s.openai().completions.create({ model: "broken.gguf", prompt: "Hi", max_tokens: 2 }),
-      (error: unknown) => {
-        assert.ok(error instanceof OpenAI.InternalServerError, String(error));
-        assert.equal(error.code, "model_load_failed");
-        assert.match(error.message, /broken\.gguf/);
-        return true;
-      },
+      OpenAI.InternalServerError,
+      "model_load_failed",
+      /broken\.gguf/,
     );
 
     const metrics = await scrapeMetrics(s.url);
@@ -259,15 +277,12 @@ describe("/metrics", () => {
 
 describe("errors in OpenAI's format", () => {
   it("unknown model → 404 model_not_found naming close matches", async () => {
-    await assert.rejects(
+    await rejectsWith(
       s.openai().chat.completions.create({ model: "tiny.guf", messages: [{ role: "user", content: "hi" }] }),
-      (error: unknown) => {
-        assert.ok(error instanceof OpenAI.NotFoundError, String(error));
-        assert.equal(error.code, "model_not_found");
-        assert.equal(error.type, "invalid_request_error");
-        assert.match(error.message, /tiny\.gguf/);
-        return true;
-      },
+      OpenAI.NotFoundError,
+      "model_not_found",
+      /tiny\.gguf/,
+      "invalid_request_error",
     );
   });
 
@@ -314,14 +329,11 @@ describe("errors in OpenAI's format", () => {
   });
 
   it("a tensor (ONNX) model asked to chat → 400 model_capability_missing, before anything is loaded", async () => {
-    await assert.rejects(
+    await rejectsWith(
       s.openai().chat.completions.create({ model: "add.onnx", messages: [{ role: "user", content: "hi" }] }),
-      (error: unknown) => {
-        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
-        assert.equal(error.code, "model_capability_missing");
-        assert.match(error.message, /add\.onnx is an ONNX tensor model and cannot do chat completions/);
-        return true;
-      },
+      OpenAI.BadRequestError,
+      "model_capability_missing",
+      /add\.onnx is an ONNX tensor model and cannot do chat completions/,
     );
     assert.equal(
       (await loaded()).find((m) => m.name === "add.onnx"),
