@@ -338,6 +338,11 @@ export class FleetMember {
     await this.guarded(() => this.engine.recordFailure(model, token, message), 0);
   }
 
+  /** This node's own copy of `model` (loading or ready), if it holds one. */
+  ownCopy(model: string): Copy | undefined {
+    return this.own.get(model);
+  }
+
   /** The live copies of `model` from the mirror: no Redis call. */
   holders(model: string): Holder[] {
     return this.mirror.holders(model);

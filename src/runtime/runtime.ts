@@ -13,7 +13,9 @@ import type { StoreEnvironment } from "../models/stores/index.js";
 import type { Bytes } from "../models/types.js";
 import { totalmem } from "node:os";
 import type { AdviceReport } from "../cache/sim/advise.js";
+import { fleetSettings } from "../fleet/settings.js";
 import { adviseOn, singleFlight } from "./advice.js";
+import { FleetNode } from "./fleet.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
@@ -38,6 +40,8 @@ export interface RuntimeOptions {
 /** A running Inferno: configuration, models, cache and logger, closed once with `close()`. */
 export class Runtime implements ServerRuntime, AsyncDisposable {
   private closing: Promise<void> | null = null;
+  /** This node's fleet once joined (`joinFleet`); null for a single node. */
+  fleet: FleetNode | null = null;
 
   constructor(
     readonly config: InfernoConfig,
@@ -63,6 +67,24 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
     adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes }),
   );
 
+  /**
+   * Joins the fleet when `fleet.redis_url` is set (a no-op otherwise): called once the server listens on `port`, the
+   * port peers dial unless `fleet.advertise_url` says otherwise. Never throws for a Redis outage (the node starts
+   * degraded).
+   */
+  async joinFleet(port: number, version = "unknown"): Promise<void> {
+    const settings = fleetSettings(this.config, port);
+    if (settings === null || this.fleet !== null || this.closing !== null) return;
+    this.fleet = await FleetNode.join({
+      settings,
+      cache: this.cache,
+      models: this.models,
+      logger: this.logger,
+      version,
+      loadSlots: 1,
+    });
+  }
+
   /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -75,6 +97,8 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
 
   private async shutdown(): Promise<void> {
     try {
+      // Leaving first: peers stop routing here before the models go.
+      await this.fleet?.close().catch((error: unknown) => this.logger.warn({}, `fleet: ${(error as Error).message}`));
       await this.cache.close();
       const { last_save: save, state_file: stateFile } = this.cache.stats();
       if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");

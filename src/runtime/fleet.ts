@@ -1,0 +1,210 @@
+/**
+ * This node's membership in a fleet, composed from the cache: the member (src/fleet/member.ts) heartbeats a record
+ * built from the cache's statistics, the cache's events publish this node's copies (a load starts → a loading copy,
+ * claimed unless a request's claim made it already; loaded → ready; failed → the failure counts fleet-wide; unloaded →
+ * released), and `route` tells the server where a request for a model is served (the server's `FleetPort`).
+ */
+import type { ModelCache } from "../cache/model-cache.js";
+import { messageOf } from "../errors/index.js";
+import { FleetEngine, FleetMember, nodeRecordOf, type FleetSettings, type ServedModel } from "../fleet/index.js";
+import type { ModelManager } from "../models/manager.js";
+import type { InfernoLogger } from "./logger.js";
+import type { FleetPort, FleetRoute } from "./types.js";
+
+/** A request is forwarded at most this many times: a request that arrives with this many hops is served here. */
+export const MAX_FLEET_HOPS = 2;
+
+export interface FleetNodeOptions {
+  settings: FleetSettings;
+  cache: ModelCache;
+  models: ModelManager;
+  logger: InfernoLogger;
+  version: string;
+  /** Load slots the node publishes. */
+  loadSlots: number;
+}
+
+export class FleetNode implements FleetPort {
+  readonly secret: string;
+  private served: Record<string, ServedModel> = {};
+  private loading = 0;
+  private readonly startedAt = Date.now();
+  private readonly stopLoading = new Map<string, () => void>();
+  private readonly offs: Array<() => void> = [];
+  private draining = false;
+
+  private constructor(
+    private readonly options: FleetNodeOptions,
+    readonly member: FleetMember,
+  ) {
+    this.secret = options.settings.secret;
+  }
+
+  /** Joins the fleet (never throws for a Redis outage: the node then starts degraded and keeps trying). */
+  static async join(options: FleetNodeOptions): Promise<FleetNode> {
+    const { settings, logger } = options;
+    const engine = new FleetEngine({ redisUrl: settings.redisUrl, name: settings.name, nodeId: settings.nodeId });
+    let node: FleetNode | null = null;
+    const served = await servedModels(options.models);
+    const member = await FleetMember.start({
+      engine,
+      heartbeatMs: settings.heartbeatMs,
+      nodeTimeoutMs: settings.nodeTimeoutMs,
+      record: () => node?.record() ?? nodeRecordOf(options.cache.stats(), node0Facts(options, served)),
+      log: {
+        warn: (message) => logger.warn({ redis: settings.redactedUrl }, message),
+        info: (message) => logger.info({ redis: settings.redactedUrl }, message),
+      },
+    });
+    node = new FleetNode(options, member);
+    node.served = served;
+    node.follow();
+    logger.info(
+      { node: settings.nodeId, redis: settings.redactedUrl, fleet: settings.name, status: member.status },
+      `fleet ${settings.name}: node ${settings.nodeId} (${settings.advertiseUrl}) ${member.status === "joined" ? "joined" : "starts degraded: Redis is unreachable"}`,
+    );
+    return node;
+  }
+
+  status(): "ok" | "degraded" {
+    return this.member.status === "joined" ? "ok" : "degraded";
+  }
+
+  private record() {
+    void servedModels(this.options.models).then(
+      (served) => (this.served = served),
+      () => {},
+    );
+    return nodeRecordOf(this.options.cache.stats(), {
+      ...node0Facts(this.options, this.served),
+      started_at: this.startedAt,
+      loading: this.loading,
+      draining: this.draining,
+    });
+  }
+
+  /** Publishes this node's copies from the cache's events. */
+  private follow(): void {
+    const { cache, logger } = this.options;
+    const warn = (error: unknown) => logger.warn({}, `fleet: ${messageOf(error)}`);
+    this.offs.push(
+      cache.on("loading", ({ name, progress }) => {
+        if (progress !== 0 || this.stopLoading.has(name)) return;
+        this.loading++;
+        this.stopLoading.set(name, () => {});
+        void this.ownLoading(name).catch(warn);
+      }),
+      cache.on("load", ({ name }) => {
+        this.loadSettled(name);
+        const copy = this.member.ownCopy(name);
+        if (copy) void this.member.promote(name, copy.token).catch(warn);
+      }),
+      cache.on("load_failed", ({ name, error }) => {
+        this.loadSettled(name);
+        const copy = this.member.ownCopy(name);
+        if (copy) void this.member.failed(name, copy.token, messageOf(error)).catch(warn);
+      }),
+      cache.on("evict", ({ name }) => {
+        const copy = this.member.ownCopy(name);
+        if (copy) void this.member.release(name, copy.token).catch(warn);
+      }),
+    );
+  }
+
+  /** A load started here: its loading copy (a request's claim made it, or it is claimed now) is kept alive. */
+  private async ownLoading(name: string): Promise<void> {
+    if (!this.member.ownCopy(name)) await this.member.claim(name);
+    const copy = this.member.ownCopy(name);
+    // Another node holds it (a warm-up or an explicit load here): this copy is not published; requests still find it.
+    if (!copy || !this.stopLoading.has(name)) return;
+    this.stopLoading.set(name, this.member.keepLoading(name, copy.token));
+  }
+
+  private loadSettled(name: string): void {
+    const stop = this.stopLoading.get(name);
+    if (!stop) return;
+    this.loading = Math.max(0, this.loading - 1);
+    stop();
+    this.stopLoading.delete(name);
+  }
+
+  /** Whether this node holds `name` now (ready or loading). */
+  private holds(name: string): boolean {
+    if (this.member.ownCopy(name)) return true;
+    return this.options.cache.loadedModels().some((m) => m.name === name);
+  }
+
+  async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
+    if (this.member.status !== "joined") return { kind: "local" };
+    const name = await this.canonicalName(requested);
+    if (this.holds(name)) return { kind: "local" };
+    const self = this.member.nodeId;
+    const canForward = hops < MAX_FLEET_HOPS;
+    const elsewhere = this.member.holders(name).find((h) => h.node !== self && !exclude.has(h.node));
+    if (elsewhere && canForward) {
+      const url = this.urlOf(elsewhere.node);
+      if (url) return { kind: "forward", node: elsewhere.node, url };
+    }
+    // A forwarded request is never placed elsewhere: it loads here.
+    if (hops > 0 || !canForward) return { kind: "local" };
+    const claim = await this.member.claim(name);
+    if (claim.kind === "local") return { kind: "local" };
+    if (claim.kind === "held") {
+      const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node));
+      if (!holder || claim.holders.some((h) => h.node === self)) return { kind: "local" };
+      const url = this.urlOf(holder.node);
+      return url ? { kind: "forward", node: holder.node, url } : { kind: "local" };
+    }
+    // Claimed: this node holds the fleet's one loading copy; load here unless placement picks another node.
+    const file = this.served[name];
+    const placed = this.member.place(name, file ? { size: file.size } : undefined, exclude);
+    const url = placed.node !== null && placed.node !== self ? this.urlOf(placed.node) : null;
+    if (placed.node === null || url === null) return { kind: "local" };
+    await this.member.release(name, claim.copy.token);
+    return { kind: "forward", node: placed.node as string, url };
+  }
+
+  private urlOf(node: string): string | null {
+    return this.member.mirror.node(node)?.record?.url ?? null;
+  }
+
+  /** The name the fleet knows `requested` by here (the model's display name); as given when no file here has it. */
+  private async canonicalName(requested: string): Promise<string> {
+    try {
+      return (await this.options.models.resolve(requested)).name;
+    } catch {
+      return requested;
+    }
+  }
+
+  /** Leaves the fleet (its copies go at once, so peers stop routing here). Idempotent. */
+  async close(): Promise<void> {
+    this.draining = true;
+    for (const off of this.offs.splice(0)) off();
+    for (const stop of this.stopLoading.values()) stop();
+    this.stopLoading.clear();
+    await this.member.close({ leave: true });
+  }
+}
+
+function node0Facts(options: FleetNodeOptions, served: Record<string, ServedModel>) {
+  return {
+    url: options.settings.advertiseUrl,
+    version: options.version,
+    started_at: Date.now(),
+    loading: 0,
+    load_slots: options.loadSlots,
+    rpm: 0,
+    draining: false,
+    serves: served,
+  };
+}
+
+/** The models this node can load, by display name: their file size (the memory estimate is the size until loaded). */
+async function servedModels(models: ModelManager): Promise<Record<string, ServedModel>> {
+  const served: Record<string, ServedModel> = {};
+  for (const model of await models.list()) {
+    served[model.name] = { size: model.fingerprint.size, bytes: model.fingerprint.size };
+  }
+  return served;
+}
