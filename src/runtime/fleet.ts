@@ -31,6 +31,7 @@ export class FleetNode implements FleetPort {
   private readonly startedAt = Date.now();
   private readonly stopLoading = new Map<string, () => void>();
   private readonly offs: Array<() => void> = [];
+  private readonly deciding = new Map<string, Promise<FleetRoute>>();
   private draining = false;
 
   private constructor(
@@ -145,22 +146,41 @@ export class FleetNode implements FleetPort {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };
     }
-    // A forwarded request is never placed elsewhere: it loads here.
-    if (hops > 0 || !canForward) return { kind: "local" };
+    // One decision per model at a time on this node: a request arriving while one is made takes its answer (a claim
+    // this node holds while it places the model elsewhere is not a load here).
+    let deciding = this.deciding.get(name);
+    if (!deciding) {
+      deciding = this.decide(name, hops, exclude).finally(() => this.deciding.delete(name));
+      this.deciding.set(name, deciding);
+    }
+    const route = await deciding;
+    return route.kind === "forward" && (!canForward || exclude.has(route.node)) ? { kind: "local" } : route;
+  }
+
+  /** A miss: the claim (cross-node single flight), then placement. */
+  private async decide(name: string, hops: number, exclude: ReadonlySet<string>): Promise<FleetRoute> {
+    const self = this.member.nodeId;
+    const canForward = hops < MAX_FLEET_HOPS;
     const claim = await this.member.claim(name);
     if (claim.kind === "local") return { kind: "local" };
     if (claim.kind === "held") {
       const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node));
-      if (!holder || claim.holders.some((h) => h.node === self)) return { kind: "local" };
+      if (!holder || !canForward || claim.holders.some((h) => h.node === self)) return { kind: "local" };
       const url = this.urlOf(holder.node);
       return url ? { kind: "forward", node: holder.node, url } : { kind: "local" };
     }
-    // Claimed: this node holds the fleet's one loading copy; load here unless placement picks another node.
+    // Claimed: this node holds the fleet's one loading copy. A forwarded request loads where it arrived (the node that
+    // placed it here decided; placing it again could send it back, as each node prefers itself among near-equals);
+    // a client's loads here unless placement picks another node.
+    if (hops > 0) return { kind: "local" };
     const file = this.served[name];
     const placed = this.member.place(name, file ? { size: file.size } : undefined, exclude);
-    const url = placed.node !== null && placed.node !== self ? this.urlOf(placed.node) : null;
-    if (placed.node === null || url === null) return { kind: "local" };
+    if (placed.node === self) return { kind: "local" };
+    const url = placed.node !== null ? this.urlOf(placed.node) : null;
+    // No node can load it (no file, too large) or the placed one cannot be dialed: the claim goes, and the request
+    // is answered here (a 404 for a model no node has, as on a single node).
     await this.member.release(name, claim.copy.token);
+    if (placed.node === null || url === null) return { kind: "local" };
     return { kind: "forward", node: placed.node as string, url };
   }
 

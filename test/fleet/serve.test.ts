@@ -85,6 +85,28 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     const loads = await loadsOf(nodes);
     assert.equal(loads[0]! + loads[1]!, 2, `one load of b.gguf in the fleet (loads per node: ${loads.join(", ")})`);
 
+    // A stream through the node without the model passes through unchanged: SSE chunks, then [DONE].
+    const streamed = await fetch(`${second.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({
+        model: "a.gguf",
+        messages: [{ role: "user", content: "Hi" }],
+        max_tokens: 4,
+        temperature: 0,
+        stream: true,
+      }),
+    });
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.headers.get("content-type") ?? "", /text\/event-stream/);
+    const events = (await streamed.text()).split("\n\n").filter((e) => e.startsWith("data: "));
+    assert.ok(events.length >= 2, `chunks, then the end: ${events.join(" | ")}`);
+    assert.equal(events.at(-1), "data: [DONE]");
+
+    // An unknown model is the same 404 through any node, and claims nothing.
+    const unknown = await complete(second, "nowhere.gguf");
+    assert.equal(unknown.status, 404, await unknown.text());
+
     // A forward without the secret is refused; with it, it is served.
     const noSecret = await complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "1" } });
     assert.equal(noSecret.status, 401, await noSecret.text());
@@ -93,6 +115,10 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     });
     assert.equal(wrong.status, 401);
     await wrong.text();
+    // At the hop bound a forward is served where it arrived, never forwarded again: here, a second load of a.gguf.
+    const before = await loadsOf(nodes);
+    await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: SECRET } }));
+    assert.deepEqual(await loadsOf(nodes), [before[0], before[1]! + 1]);
   });
 
   it("a node whose Redis died answers requests alone and reports degraded", async (t) => {
