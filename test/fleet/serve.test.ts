@@ -18,6 +18,7 @@ interface Node {
   url: string;
   stats(): Promise<CacheStats>;
   health(): Promise<{ fleet?: string }>;
+  metrics(): Promise<string>;
 }
 
 async function startNode(t: TestContext, redisUrl: string, models: Record<string, object>): Promise<Node> {
@@ -40,6 +41,7 @@ async function startNode(t: TestContext, redisUrl: string, models: Record<string
     url: base,
     stats: async () => (await (await fetch(`${base}/v1/cache/stats`, { headers: auth })).json()) as CacheStats,
     health: async () => (await (await fetch(`${base}/health`)).json()) as { fleet?: string },
+    metrics: async () => (await fetch(`${base}/metrics`)).text(),
   };
 }
 
@@ -102,6 +104,25 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     const events = (await streamed.text()).split("\n\n").filter((e) => e.startsWith("data: "));
     assert.ok(events.length >= 2, `chunks, then the end: ${events.join(" | ")}`);
     assert.equal(events.at(-1), "data: [DONE]");
+
+    // A client that leaves a forwarded stream ends the generation on the holder.
+    const controller = new AbortController();
+    const long = await fetch(`${second.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({
+        model: "a.gguf",
+        prompt: "Once upon a time",
+        max_tokens: 400,
+        temperature: 0,
+        stream: true,
+      }),
+      signal: controller.signal,
+    });
+    assert.equal(long.status, 200);
+    await long.body!.getReader().read();
+    controller.abort();
+    await waitFor(async () => /^inferno_generations_aborted_total 1$/m.test(await first.metrics()), 50);
 
     // An unknown model is the same 404 through any node, and claims nothing.
     const unknown = await complete(second, "nowhere.gguf");
