@@ -338,6 +338,20 @@ export class FleetMember {
     await this.guarded(() => this.engine.recordFailure(model, token, message), 0);
   }
 
+  /**
+   * A load of `model` goes on here although another node holds it (a warm-up, an explicit load, a holder that could
+   * not be reached): this node's loading copy is added beside the others and published with its own copies. Returns
+   * the copy (promote or release it as a claimed one).
+   */
+  async hold(model: string): Promise<Copy> {
+    const existing = this.own.get(model);
+    if (existing) return existing;
+    const copy: Copy = { state: "loading", since: this.mirror.redisNow(), lease: 0, token: FleetEngine.token() };
+    this.own.set(model, copy);
+    await this.guarded(() => this.publishOwn(this.mirror.redisNow()), undefined);
+    return copy;
+  }
+
   /** This node's own copy of `model` (loading or ready), if it holds one. */
   ownCopy(model: string): Copy | undefined {
     return this.own.get(model);

@@ -115,9 +115,9 @@ export class FleetNode implements FleetPort {
   /** A load started here: its loading copy (a request's claim made it, or it is claimed now) is kept alive. */
   private async ownLoading(name: string): Promise<void> {
     if (!this.member.ownCopy(name)) await this.member.claim(name);
-    const copy = this.member.ownCopy(name);
-    // Another node holds it (a warm-up or an explicit load here): this copy is not published; requests still find it.
-    if (!copy || !this.stopLoading.has(name)) return;
+    // Another node holds it (a warm-up or an explicit load here, a holder that could not be reached): a second copy.
+    const copy = this.member.ownCopy(name) ?? (await this.member.hold(name));
+    if (!this.stopLoading.has(name)) return;
     this.stopLoading.set(name, this.member.keepLoading(name, copy.token));
   }
 

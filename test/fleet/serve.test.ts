@@ -19,6 +19,8 @@ interface Node {
   stats(): Promise<CacheStats>;
   health(): Promise<{ fleet?: string }>;
   metrics(): Promise<string>;
+  /** SIGKILL: no leave, as after a crash. */
+  kill(): Promise<unknown>;
 }
 
 async function startNode(t: TestContext, redisUrl: string, models: Record<string, object>): Promise<Node> {
@@ -42,6 +44,7 @@ async function startNode(t: TestContext, redisUrl: string, models: Record<string
     stats: async () => (await (await fetch(`${base}/v1/cache/stats`, { headers: auth })).json()) as CacheStats,
     health: async () => (await (await fetch(`${base}/health`)).json()) as { fleet?: string },
     metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    kill: () => node.stop("SIGKILL"),
   };
 }
 
@@ -150,5 +153,30 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await ok(complete(node, "a.gguf"));
     await waitFor(async () => (await node.health()).fleet === "degraded", 100);
     await ok(complete(node, "a.gguf"));
+    // Redis back, empty: the node re-registers within a heartbeat or two.
+    await redis.restart();
+    await waitFor(async () => (await node.health()).fleet === "ok", 100);
+    await ok(complete(node, "a.gguf"));
+  });
+
+  it("a node SIGKILLed while holding a model: its requests are answered through the other at once", async (t) => {
+    const redis = await startRedis(t);
+    const nodes = await Promise.all([0, 1].map(() => startNode(t, redis.url, { "a.gguf": { seed: 1 } })));
+    await settle(nodes);
+    const [first, second] = nodes as [Node, Node];
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 0, "forwarded to the holder");
+    await first.kill();
+    // The mirror still shows the dead holder (its lease runs): the forward fails before any byte, and the model loads
+    // here instead.
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 1);
+    // Its copy is published: a third node routes to it.
+    const third = await startNode(t, redis.url, { "a.gguf": { seed: 1 } });
+    await settle([second, third]);
+    await ok(complete(third, "a.gguf"));
+    assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
   });
 });
