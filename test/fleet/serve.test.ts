@@ -127,6 +127,19 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     controller.abort();
     await waitFor(async () => /^inferno_generations_aborted_total 1$/m.test(await first.metrics()), 50);
 
+    // An error of the holder passes through as it is: status and body, as its own client gets them.
+    const invalid = { model: "a.gguf", prompt: "x", max_tokens: -5 };
+    const post = (node: Node) =>
+      fetch(`${node.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify(invalid),
+      });
+    const [direct, through] = await Promise.all([post(first), post(second)]);
+    assert.equal(direct.status, 400);
+    assert.equal(through.status, direct.status);
+    assert.deepEqual(await through.json(), await direct.json());
+
     // An unknown model is the same 404 through any node, and claims nothing.
     const unknown = await complete(second, "nowhere.gguf");
     assert.equal(unknown.status, 404, await unknown.text());
