@@ -323,7 +323,12 @@ export class FleetMember {
   async promote(model: string, token: string): Promise<void> {
     const own = this.own.get(model);
     if (own?.token === token) this.own.set(model, { ...own, state: "ready", lease: 0 });
-    await this.guarded(() => this.engine.promote(model, token), null);
+    // A copy Redis no longer has (its lease ran out during a long load, or a prune) is published again, now ready.
+    await this.guarded(async () => {
+      if ((await this.engine.promote(model, token)) === null && this.own.get(model)?.token === token) {
+        await this.publishOwn(this.mirror.redisNow());
+      }
+    }, undefined);
   }
 
   /** This node no longer holds `model` (evicted, unloaded). */

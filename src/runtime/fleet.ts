@@ -129,10 +129,21 @@ export class FleetNode implements FleetPort {
     this.stopLoading.delete(name);
   }
 
-  /** Whether this node holds `name` now (ready or loading). */
+  /**
+   * Whether this node holds `name` now (ready or loading). A claim whose request never started a load (it was refused
+   * after routing, e.g. a 400) is dropped once its lease would have run out.
+   */
   private holds(name: string): boolean {
-    if (this.member.ownCopy(name)) return true;
-    return this.options.cache.loadedModels().some((m) => m.name === name);
+    if (this.options.cache.loadedModels().some((m) => m.name === name)) return true;
+    const own = this.member.ownCopy(name);
+    if (!own) return false;
+    const stale =
+      own.state === "loading" &&
+      !this.stopLoading.has(name) &&
+      own.since + this.member.engine.loadLeaseMs < this.member.mirror.redisNow();
+    if (!stale) return true;
+    void this.member.release(name, own.token).catch(() => {});
+    return false;
   }
 
   async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
