@@ -5,6 +5,7 @@
  * released), and `route` tells the server where a request for a model is served (the server's `FleetPort`).
  */
 import type { ModelCache } from "../cache/model-cache.js";
+import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
 import { messageOf } from "../errors/index.js";
 import { FleetEngine, FleetMember, nodeRecordOf, type FleetSettings, type ServedModel } from "../fleet/index.js";
 import type { ModelManager } from "../models/manager.js";
@@ -14,6 +15,34 @@ import type { FleetPort, FleetRoute } from "./types.js";
 /** A request is forwarded at most this many times: a request that arrives with this many hops is served here. */
 export const MAX_FLEET_HOPS = 2;
 
+/**
+ * The node's state store in a fleet: every save goes to the node's own state file, as on a single node, and then to
+ * the fleet's merged statistics once the node has joined (`member`). Saves before joining are in the file, which the
+ * member contributes whole to a Redis dataset it has not contributed to yet, so nothing is lost or counted twice.
+ */
+export class FleetStateStore implements StateStore {
+  member: FleetMember | null = null;
+  readonly path: string;
+
+  constructor(readonly file: StateStore) {
+    this.path = file.path;
+  }
+
+  load(): Promise<RestoreResult> {
+    return this.file.load();
+  }
+
+  async save(delta: StateDelta): Promise<SaveResult> {
+    const saved = await this.file.save(delta);
+    await this.member?.saveUsage(delta);
+    return saved;
+  }
+
+  probe(): Promise<Error | null> {
+    return this.file.probe?.() ?? Promise.resolve(null);
+  }
+}
+
 export interface FleetNodeOptions {
   settings: FleetSettings;
   cache: ModelCache;
@@ -22,6 +51,8 @@ export interface FleetNodeOptions {
   version: string;
   /** Load slots the node publishes. */
   loadSlots: number;
+  /** The cache's store when it persists: its saves then also go to the fleet's statistics. */
+  store?: FleetStateStore | null;
 }
 
 export class FleetNode implements FleetPort {
@@ -52,11 +83,13 @@ export class FleetNode implements FleetPort {
       heartbeatMs: settings.heartbeatMs,
       nodeTimeoutMs: settings.nodeTimeoutMs,
       record: () => node?.record() ?? nodeRecordOf(options.cache.stats(), node0Facts(options, served)),
+      ...(options.store ? { localUsage: async () => (await options.store!.file.load()).state } : {}),
       log: {
         warn: (message) => logger.warn({ redis: settings.redactedUrl }, message),
         info: (message) => logger.info({ redis: settings.redactedUrl }, message),
       },
     });
+    if (options.store) options.store.member = member;
     node = new FleetNode(options, member);
     node.served = served;
     node.follow();

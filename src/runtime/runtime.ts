@@ -15,7 +15,7 @@ import { totalmem } from "node:os";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import { fleetSettings } from "../fleet/settings.js";
 import { adviseOn, singleFlight } from "./advice.js";
-import { FleetNode } from "./fleet.js";
+import { FleetNode, FleetStateStore } from "./fleet.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
@@ -42,6 +42,8 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
   private closing: Promise<void> | null = null;
   /** This node's fleet once joined (`joinFleet`); null for a single node. */
   fleet: FleetNode | null = null;
+  /** The cache's store in a fleet (its saves also go to the fleet once joined); null otherwise. */
+  fleetStore: FleetStateStore | null = null;
 
   constructor(
     readonly config: InfernoConfig,
@@ -82,6 +84,7 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
       logger: this.logger,
       version,
       loadSlots: 1,
+      store: this.fleetStore,
     });
   }
 
@@ -97,7 +100,8 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
 
   private async shutdown(): Promise<void> {
     try {
-      // Leaving first: peers stop routing here before the models go.
+      // Leaving first: peers stop routing here before the models go; the last usage reaches the fleet before it.
+      if (this.fleet) await this.cache.saveCache().catch(() => undefined);
       await this.fleet?.close().catch((error: unknown) => this.logger.warn({}, `fleet: ${(error as Error).message}`));
       await this.cache.close();
       const { last_save: save, state_file: stateFile } = this.cache.stats();
@@ -162,12 +166,15 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const startupMs: Partial<Record<string, number>> = {};
   const started = startBackends(real, config, logger, startupMs);
   let cache: ModelCache;
+  let fleetStore: FleetStateStore | null = null;
   try {
     const deps = cacheDependencies(config.cache, {
       backends,
       logger: cacheLogger(logger),
       systemMemoryBytes: options.systemMemoryBytes,
     });
+    // In a fleet, saves also go to the fleet's merged statistics once the node joined (runtime/fleet.ts).
+    if (deps.store && fleetSettings(config) !== null) deps.store = fleetStore = new FleetStateStore(deps.store);
     cache = await ModelCache.create(config.cache, config.backend, models, deps);
   } catch (error) {
     await started;
@@ -182,7 +189,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
       `restored the usage statistics of ${known.length} model(s)`,
     );
   }
-  return new Runtime(
+  const runtime = new Runtime(
     config,
     models,
     cache,
@@ -192,6 +199,8 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     startupMs,
     options.systemMemoryBytes ?? totalmem(),
   );
+  runtime.fleetStore = fleetStore;
+  return runtime;
 }
 
 /**

@@ -8,6 +8,7 @@ import { describe, it, type TestContext } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
 import { spawnInferno } from "../helpers/process.js";
+import { engineFor } from "./fleet-helpers.js";
 import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
 import { testSetup, waitFor } from "../helpers/server.js";
 
@@ -156,6 +157,27 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     const before = await loadsOf(nodes);
     await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: SECRET } }));
     assert.deepEqual(await loadsOf(nodes), [before[0], before[1]! + 1]);
+
+    // Shared statistics: once each node saved, the fleet's usage of a model is the sum of the nodes'.
+    for (const node of nodes) {
+      const saved = await fetch(`${node.url}/v1/cache/save`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      assert.equal(saved.status, 200, await saved.text());
+    }
+    const engine = await engineFor(t, redis.url, "reader", { name: "t" });
+    const fleetUsage = await engine.loadUsage();
+    for (const model of ["a.gguf", "b.gguf"]) {
+      const perNode = await Promise.all(
+        nodes.map(async (n) => (await n.stats()).models.find((m) => m.name === model)?.requests ?? 0),
+      );
+      const inFleet = (fleetUsage?.models ?? [])
+        .filter((m) => m.name === model)
+        .reduce((sum, m) => sum + m.usage.requests, 0);
+      assert.ok(perNode[0]! + perNode[1]! > 0);
+      assert.equal(inFleet, perNode[0]! + perNode[1]!, `${model}: fleet ${inFleet}, nodes ${perNode.join(" + ")}`);
+    }
   });
 
   it("a node whose Redis died answers requests alone and reports degraded", async (t) => {
