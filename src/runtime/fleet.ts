@@ -150,7 +150,12 @@ export class FleetNode implements FleetPort {
     if (!this.member.ownCopy(name)) await this.member.claim(name);
     // Another node holds it (a warm-up or an explicit load here, a holder that could not be reached): a second copy.
     const copy = this.member.ownCopy(name) ?? (await this.member.hold(name));
-    if (!this.stopLoading.has(name)) return;
+    if (!this.stopLoading.has(name)) {
+      // The load ended while the copy was being claimed (a tiny model): settle the copy as the load did.
+      const ready = this.options.cache.loadedModels().some((m) => m.name === name && m.state === "ready");
+      await (ready ? this.member.promote(name, copy.token) : this.member.release(name, copy.token));
+      return;
+    }
     this.stopLoading.set(name, this.member.keepLoading(name, copy.token));
   }
 
