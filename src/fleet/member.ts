@@ -323,7 +323,12 @@ export class FleetMember {
   async promote(model: string, token: string): Promise<void> {
     const own = this.own.get(model);
     if (own?.token === token) this.own.set(model, { ...own, state: "ready", lease: 0 });
-    await this.guarded(() => this.engine.promote(model, token), null);
+    // A copy Redis no longer has (its lease ran out during a long load, or a prune) is published again, now ready.
+    await this.guarded(async () => {
+      if ((await this.engine.promote(model, token)) === null && this.own.get(model)?.token === token) {
+        await this.publishOwn(this.mirror.redisNow());
+      }
+    }, undefined);
   }
 
   /** This node no longer holds `model` (evicted, unloaded). */
@@ -336,6 +341,25 @@ export class FleetMember {
   async failed(model: string, token: string, message: string): Promise<void> {
     if (this.own.get(model)?.token === token) this.own.delete(model);
     await this.guarded(() => this.engine.recordFailure(model, token, message), 0);
+  }
+
+  /**
+   * A load of `model` goes on here although another node holds it (a warm-up, an explicit load, a holder that could
+   * not be reached): this node's loading copy is added beside the others and published with its own copies. Returns
+   * the copy (promote or release it as a claimed one).
+   */
+  async hold(model: string): Promise<Copy> {
+    const existing = this.own.get(model);
+    if (existing) return existing;
+    const copy: Copy = { state: "loading", since: this.mirror.redisNow(), lease: 0, token: FleetEngine.token() };
+    this.own.set(model, copy);
+    await this.guarded(() => this.publishOwn(this.mirror.redisNow()), undefined);
+    return copy;
+  }
+
+  /** This node's own copy of `model` (loading or ready), if it holds one. */
+  ownCopy(model: string): Copy | undefined {
+    return this.own.get(model);
   }
 
   /** The live copies of `model` from the mirror: no Redis call. */

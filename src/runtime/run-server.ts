@@ -141,6 +141,7 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
     }
     const modelCount = found.length;
     server = await startServer(runtime, { version: options.version });
+    await runtime.joinFleet(server.port, options.version);
     const threads = threadCount(config.backend.threads, physicalCores());
     logger.info(
       { url: server.url, models: modelCount, models_dir: config.models_dir, threads },

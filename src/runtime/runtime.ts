@@ -14,7 +14,9 @@ import type { StoreEnvironment } from "../models/stores/index.js";
 import type { Bytes } from "../models/types.js";
 import { totalmem } from "node:os";
 import type { AdviceReport } from "../cache/sim/advise.js";
+import { fleetSettings } from "../fleet/settings.js";
 import { adviseOn, singleFlight } from "./advice.js";
+import { FleetNode, FleetStateStore } from "./fleet.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
 import { observeLoads, ProgressLine } from "./progress.js";
@@ -39,6 +41,10 @@ export interface RuntimeOptions {
 /** A running Inferno: configuration, models, cache and logger, closed once with `close()`. */
 export class Runtime implements ServerRuntime, AsyncDisposable {
   private closing: Promise<void> | null = null;
+  /** This node's fleet once joined (`joinFleet`); null for a single node. */
+  fleet: FleetNode | null = null;
+  /** The cache's store in a fleet (its saves also go to the fleet once joined); null otherwise. */
+  fleetStore: FleetStateStore | null = null;
 
   constructor(
     readonly config: InfernoConfig,
@@ -64,6 +70,25 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
     adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes }),
   );
 
+  /**
+   * Joins the fleet when `fleet.redis_url` is set (a no-op otherwise): called once the server listens on `port`, the
+   * port peers dial unless `fleet.advertise_url` says otherwise. Never throws for a Redis outage (the node starts
+   * degraded).
+   */
+  async joinFleet(port: number, version = "unknown"): Promise<void> {
+    const settings = fleetSettings(this.config, port);
+    if (settings === null || this.fleet !== null || this.closing !== null) return;
+    this.fleet = await FleetNode.join({
+      settings,
+      cache: this.cache,
+      models: this.models,
+      logger: this.logger,
+      version,
+      loadSlots: 1,
+      store: this.fleetStore,
+    });
+  }
+
   /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -76,6 +101,9 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
 
   private async shutdown(): Promise<void> {
     try {
+      // Leaving first: peers stop routing here before the models go; the last usage reaches the fleet before it.
+      if (this.fleet) await this.cache.saveCache().catch(() => undefined);
+      await this.fleet?.close().catch((error: unknown) => this.logger.warn({}, `fleet: ${(error as Error).message}`));
       await this.cache.close();
       const { last_save: save, state_file: stateFile } = this.cache.stats();
       if (save.ok === false) this.logger.warn({ error: save.error }, "the cache state could not be saved");
@@ -149,12 +177,15 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
   const startupMs: Partial<Record<string, number>> = {};
   const started = startBackends(real, config, logger, startupMs);
   let cache: ModelCache;
+  let fleetStore: FleetStateStore | null = null;
   try {
     const deps = cacheDependencies(config.cache, {
       backends,
       logger: cacheLogger(logger),
       systemMemoryBytes: options.systemMemoryBytes,
     });
+    // In a fleet, saves also go to the fleet's merged statistics once the node joined (runtime/fleet.ts).
+    if (deps.store && fleetSettings(config) !== null) deps.store = fleetStore = new FleetStateStore(deps.store);
     cache = await ModelCache.create(config.cache, config.backend, models, deps);
   } catch (error) {
     await started;
@@ -169,7 +200,7 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
       `restored the usage statistics of ${known.length} model(s)`,
     );
   }
-  return new Runtime(
+  const runtime = new Runtime(
     config,
     models,
     cache,
@@ -179,6 +210,8 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     startupMs,
     options.systemMemoryBytes ?? totalmem(),
   );
+  runtime.fleetStore = fleetStore;
+  return runtime;
 }
 
 /**

@@ -14,6 +14,7 @@ import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import { type AppContext, type AppDeps, type AppEnv, isWarmUpRequest, nodeRequestHeaders } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
+import { fleetPeerAuth, fleetRouting } from "./fleet.js";
 import { EventHub } from "./events.js";
 import { PathRedactor } from "./exposure.js";
 import { browserGuard } from "./guard.js";
@@ -79,6 +80,8 @@ function sha256(text: string): Buffer {
 function requireApiKey(apiKey: string): MiddlewareHandler<AppEnv> {
   const expected = sha256(apiKey);
   return async (c, next) => {
+    // A peer's forward carries the fleet secret instead (checked by fleetPeerAuth), never the client's key.
+    if (c.get("fleetHops") !== undefined) return next();
     const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
     if (!match || !timingSafeEqual(sha256((match[1] as string).trim()), expected)) {
       throw new Unauthorized(
@@ -183,10 +186,12 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   app.use("*", trackRequests(deps));
   app.use("*", browserGuard(server));
   app.use("*", limitBody(maxBodyBytes));
+  app.use("*", fleetPeerAuth(deps));
   if (server.api_key !== "") {
     app.use("/v1/*", requireApiKey(server.api_key));
     app.use("/api/*", requireApiKey(server.api_key));
   }
+  app.use("*", fleetRouting(deps));
   app.route("/", healthRoutes(deps));
   app.route("/", openaiRoutes(deps));
   app.route("/", responsesRoutes(deps));

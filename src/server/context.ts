@@ -39,6 +39,8 @@ export interface AppEnv {
   Variables: {
     /** Settles when a streamed response body has ended: latency and in-flight tracking wait for it. */
     streamDone: Promise<void>;
+    /** A peer's forward (its fleet secret checked): how many nodes forwarded it (server/fleet.ts). */
+    fleetHops: number;
   };
 }
 

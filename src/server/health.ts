@@ -32,6 +32,8 @@ export function healthRoutes(deps: AppDeps): Hono<AppEnv> {
       warmup_progress: warmupProgress(deps),
       requests_running: deps.queue.runningCount,
       requests_waiting: deps.queue.waitingCount,
+      // Only in a fleet: `degraded` while Redis cannot be reached and the node serves alone.
+      ...(deps.runtime.fleet ? { fleet: deps.runtime.fleet.status() } : {}),
     };
     return c.json(body, deps.lifecycle.isDraining ? 503 : 200);
   });

@@ -71,6 +71,25 @@ export interface Logger {
 /** Reports model load progress (0..1) as backends tell it, e.g. to a progress line on the terminal. */
 export type LoadProgressListener = (name: string, fraction: number) => void;
 
+/** Where a request for a model is served: here, or on a peer (`url`: its advertise URL). */
+export type FleetRoute = { kind: "local" } | { kind: "forward"; node: string; url: string };
+
+/**
+ * This node's part in a fleet (`[fleet] redis_url` set; see docs/fleet.md), as the server routes by it. No Redis
+ * round trip when the mirror knows a holder.
+ */
+export interface FleetPort {
+  /** `ok` while Redis answers; `degraded` while the node serves alone. */
+  status(): "ok" | "degraded";
+  /** What peers send with a forwarded request (empty: none configured, forwards are taken unauthenticated). */
+  readonly secret: string;
+  /**
+   * Where a request for `model` goes. `hops`: how many nodes forwarded it already; at the bound it is served here.
+   * `exclude`: peers that failed this request before their first byte.
+   */
+  route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
+}
+
 /** The parts of a runtime that the HTTP app reads. */
 export interface ServerRuntime {
   readonly config: InfernoConfig;
@@ -82,4 +101,6 @@ export interface ServerRuntime {
    * when the log is off or empty.
    */
   advise(): Promise<AdviceReport>;
+  /** This node's fleet; null for a single node (and until the node has joined, which needs its listening port). */
+  readonly fleet?: FleetPort | null;
 }

@@ -369,3 +369,25 @@ test("a copy released while Redis hung is gone from the fleet once it answers ag
     [["kept", "a"]],
   );
 });
+
+test("a load whose copy Redis lost is published ready when it ends; hold() adds a second copy", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const a = await startNode(t, redis.url, "a", { engine: { loadLeaseMs: 300 } });
+  const b = await startNode(t, redis.url, "b");
+  const claim = await a.member.claim("m");
+  assert.equal(claim.kind, "claimed");
+  // No renewal: the loading lease runs out, and b's claim drops it and takes the load.
+  await sleep(400);
+  assert.equal((await b.member.claim("m")).kind, "claimed");
+  await a.member.promote("m", a.member.ownCopy("m")!.token);
+  await waitFor("a's ready copy beside b's loading one", () =>
+    ["a:ready", "b:loading"].every((s) => states(b, "m").some(([n, st]) => `${n}:${st}` === s)),
+  );
+  // A load that goes on while another node holds the model publishes a second copy.
+  const copy = await b.member.hold("x");
+  assert.equal(copy.state, "loading");
+  await a.member.claim("y");
+  const held = await b.member.hold("y");
+  assert.equal(b.member.ownCopy("y")?.token, held.token);
+  await waitFor("both copies of y", () => states(a, "y").length === 2);
+});

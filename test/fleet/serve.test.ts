@@ -1,0 +1,217 @@
+/**
+ * Real `inferno serve` nodes on loopback joined through a real `redis-server`: a model held by one node is answered
+ * through another without a second load, concurrent cold requests spread over the nodes make one load in the fleet, a
+ * forward without the fleet secret is refused, and a node whose Redis died keeps answering and reports `degraded`.
+ */
+import assert from "node:assert/strict";
+import { describe, it, type TestContext } from "node:test";
+import type { CacheStats } from "../../src/cache/types.js";
+import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
+import { spawnInferno } from "../helpers/process.js";
+import { engineFor } from "./fleet-helpers.js";
+import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
+import { testSetup, waitFor } from "../helpers/server.js";
+
+const SECRET = "fleet-secret";
+const API_KEY = "client-key";
+
+interface Node {
+  url: string;
+  stats(): Promise<CacheStats>;
+  health(): Promise<{ fleet?: string }>;
+  metrics(): Promise<string>;
+  /** SIGKILL: no leave, as after a crash. */
+  kill(): Promise<unknown>;
+}
+
+async function startNode(t: TestContext, redisUrl: string, models: Record<string, object>): Promise<Node> {
+  const setup = await testSetup(t, { models: { gguf: models }, config: { server: { api_key: API_KEY } } });
+  const node = spawnInferno(t, ["serve"], {
+    cwd: setup.cwd,
+    env: {
+      ...setup.env,
+      INFERNO_FLEET__REDIS_URL: redisUrl,
+      INFERNO_FLEET__NAME: "t",
+      INFERNO_FLEET__SECRET: SECRET,
+      INFERNO_FLEET__HEARTBEAT_SECONDS: "0.5",
+      INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "3",
+    },
+  });
+  const [, url] = await node.waitForLine(/serving \d+ model\(s\) on (http:\S+)/);
+  const base = url as string;
+  const auth = { authorization: `Bearer ${API_KEY}` };
+  return {
+    url: base,
+    stats: async () => (await (await fetch(`${base}/v1/cache/stats`, { headers: auth })).json()) as CacheStats,
+    health: async () => (await (await fetch(`${base}/health`)).json()) as { fleet?: string },
+    metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    kill: () => node.stop("SIGKILL"),
+  };
+}
+
+async function complete(node: Node, model: string, init: { headers?: Record<string, string> } = {}) {
+  return fetch(`${node.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}`, ...init.headers },
+    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 2, temperature: 0 }),
+  });
+}
+
+async function ok(response: Promise<Response>): Promise<void> {
+  const r = await response;
+  assert.equal(r.status, 200, await r.clone().text());
+  await r.json();
+}
+
+/** Every node sees every other (its mirror, through `/health` being ok and peers' records heartbeated). */
+async function settle(nodes: Node[]): Promise<void> {
+  await waitFor(async () => (await Promise.all(nodes.map((n) => n.health()))).every((h) => h.fleet === "ok"), 100);
+  // Two heartbeats, so each mirror holds every record.
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+}
+
+const loadsOf = async (nodes: Node[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
+
+describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("answers through another node without a second load, and makes one load of 10 concurrent cold requests", async (t) => {
+    const redis = await startRedis(t);
+    const models = { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } };
+    const nodes = await Promise.all([0, 1].map(() => startNode(t, redis.url, models)));
+    await settle(nodes);
+    const [first, second] = nodes as [Node, Node];
+
+    await ok(complete(first, "a.gguf"));
+    assert.deepEqual(await loadsOf(nodes), [1, 0]);
+    // The copy is published ready; the second node's mirror learns it from the feed.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let i = 0; i < 3; i++) await ok(complete(second, "a.gguf"));
+    assert.deepEqual(await loadsOf(nodes), [1, 0], "answered through the holder, not loaded again");
+
+    await Promise.all(Array.from({ length: 10 }, (_, i) => ok(complete(nodes[i % 2] as Node, "b.gguf"))));
+    const loads = await loadsOf(nodes);
+    assert.equal(loads[0]! + loads[1]!, 2, `one load of b.gguf in the fleet (loads per node: ${loads.join(", ")})`);
+
+    // A stream through the node without the model passes through unchanged: SSE chunks, then [DONE].
+    const streamed = await fetch(`${second.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({
+        model: "a.gguf",
+        messages: [{ role: "user", content: "Hi" }],
+        max_tokens: 4,
+        temperature: 0,
+        stream: true,
+      }),
+    });
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.headers.get("content-type") ?? "", /text\/event-stream/);
+    const events = (await streamed.text()).split("\n\n").filter((e) => e.startsWith("data: "));
+    assert.ok(events.length >= 2, `chunks, then the end: ${events.join(" | ")}`);
+    assert.equal(events.at(-1), "data: [DONE]");
+
+    // A client that leaves a forwarded stream ends the generation on the holder.
+    const controller = new AbortController();
+    const long = await fetch(`${second.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({
+        model: "a.gguf",
+        prompt: "Once upon a time",
+        max_tokens: 400,
+        temperature: 0,
+        stream: true,
+      }),
+      signal: controller.signal,
+    });
+    assert.equal(long.status, 200);
+    await long.body!.getReader().read();
+    controller.abort();
+    await waitFor(async () => /^inferno_generations_aborted_total 1$/m.test(await first.metrics()), 50);
+
+    // An error of the holder passes through as it is: status and body, as its own client gets them.
+    const invalid = { model: "a.gguf", prompt: "x", max_tokens: -5 };
+    const post = (node: Node) =>
+      fetch(`${node.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify(invalid),
+      });
+    const [direct, through] = await Promise.all([post(first), post(second)]);
+    assert.equal(direct.status, 400);
+    assert.equal(through.status, direct.status);
+    assert.deepEqual(await through.json(), await direct.json());
+
+    // An unknown model is the same 404 through any node, and claims nothing.
+    const unknown = await complete(second, "nowhere.gguf");
+    assert.equal(unknown.status, 404, await unknown.text());
+
+    // A forward without the secret is refused; with it, it is served.
+    const noSecret = await complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "1" } });
+    assert.equal(noSecret.status, 401, await noSecret.text());
+    const wrong = await complete(second, "a.gguf", {
+      headers: { [FLEET_HOP_HEADER]: "1", [FLEET_SECRET_HEADER]: "guess" },
+    });
+    assert.equal(wrong.status, 401);
+    await wrong.text();
+    // At the hop bound a forward is served where it arrived, never forwarded again: here, a second load of a.gguf.
+    const before = await loadsOf(nodes);
+    await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: SECRET } }));
+    assert.deepEqual(await loadsOf(nodes), [before[0], before[1]! + 1]);
+
+    // Shared statistics: once each node saved, the fleet's usage of a model is the sum of the nodes'.
+    for (const node of nodes) {
+      const saved = await fetch(`${node.url}/v1/cache/save`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      assert.equal(saved.status, 200, await saved.text());
+    }
+    const engine = await engineFor(t, redis.url, "reader", { name: "t" });
+    const fleetUsage = await engine.loadUsage();
+    for (const model of ["a.gguf", "b.gguf"]) {
+      const perNode = await Promise.all(
+        nodes.map(async (n) => (await n.stats()).models.find((m) => m.name === model)?.requests ?? 0),
+      );
+      const inFleet = (fleetUsage?.models ?? [])
+        .filter((m) => m.name === model)
+        .reduce((sum, m) => sum + m.usage.requests, 0);
+      assert.ok(perNode[0]! + perNode[1]! > 0);
+      assert.equal(inFleet, perNode[0]! + perNode[1]!, `${model}: fleet ${inFleet}, nodes ${perNode.join(" + ")}`);
+    }
+  });
+
+  it("a node whose Redis died answers requests alone and reports degraded", async (t) => {
+    const redis = await startRedis(t);
+    const node = await startNode(t, redis.url, { "a.gguf": { seed: 1 } });
+    await settle([node]);
+    await redis.kill();
+    await ok(complete(node, "a.gguf"));
+    await waitFor(async () => (await node.health()).fleet === "degraded", 100);
+    await ok(complete(node, "a.gguf"));
+    // Redis back, empty: the node re-registers within a heartbeat or two.
+    await redis.restart();
+    await waitFor(async () => (await node.health()).fleet === "ok", 100);
+    await ok(complete(node, "a.gguf"));
+  });
+
+  it("a node SIGKILLed while holding a model: its requests are answered through the other at once", async (t) => {
+    const redis = await startRedis(t);
+    const nodes = await Promise.all([0, 1].map(() => startNode(t, redis.url, { "a.gguf": { seed: 1 } })));
+    await settle(nodes);
+    const [first, second] = nodes as [Node, Node];
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 0, "forwarded to the holder");
+    await first.kill();
+    // The mirror still shows the dead holder (its lease runs): the forward fails before any byte, and the model loads
+    // here instead.
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 1);
+    // Its copy is published: a third node routes to it.
+    const third = await startNode(t, redis.url, { "a.gguf": { seed: 1 } });
+    await settle([second, third]);
+    await ok(complete(third, "a.gguf"));
+    assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
+  });
+});
