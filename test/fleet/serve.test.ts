@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import type { CacheStats } from "../../src/cache/types.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
-import { spawnInferno } from "../helpers/process.js";
+import { spawnInferno } from "../../testkit/process.js";
 import { engineFor } from "./fleet-helpers.js";
-import { REDIS_SKIP, startRedis } from "../helpers/redis.js";
-import { testSetup, waitFor } from "../helpers/server.js";
+import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
+import { testSetup, waitFor } from "../../testkit/server.js";
 
 const SECRET = "fleet-secret";
 const API_KEY = "client-key";
