@@ -6,6 +6,7 @@
  * loads the model again in a new host. A host stopped and continued within the bound is no crash.
  */
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
+import { alive, gone } from "../../testkit/process.js";
 import { startStressServer, type StressServer } from "../server.js";
 
 export interface HungHostParams {
@@ -26,15 +27,6 @@ async function hostPid(s: StressServer): Promise<number | null> {
 async function evictions(s: StressServer): Promise<number> {
   const stats = await s.getJson<{ evictions: Record<string, number> }>("/v1/cache/stats");
   return (stats.evictions.crashed ?? 0) + (stats.evictions.manual ?? 0);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const body = (extra: Record<string, unknown> = {}) =>
@@ -96,7 +88,10 @@ export const hungHostScenario: Scenario<HungHostParams> = {
             streamMs < BOUND_S * 1000 + SLACK_MS,
             () => `a stream ended ${Math.round(streamMs)} ms after SIGSTOP`,
           );
-          tally.check(!alive(pid as number) || (await waitDead(pid as number)), () => "a stopped host was not killed");
+          tally.check(
+            !alive(pid as number) || (await gone(pid as number, 5000)),
+            () => "a stopped host was not killed",
+          );
           tally.check((await evictions(s)) === before + 1, () => "a hung host's model was not unloaded");
 
           tally.phase("idle");
@@ -153,11 +148,3 @@ export const hungHostScenario: Scenario<HungHostParams> = {
     return tally.result();
   },
 };
-
-async function waitDead(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (!alive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
-}

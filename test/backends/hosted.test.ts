@@ -15,6 +15,7 @@ import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { hostBundle } from "../../testkit/host-bundle.js";
 import { TEST_BACKEND } from "../../testkit/models.js";
+import { alive, gone } from "../../testkit/process.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 
@@ -22,21 +23,6 @@ const config = { ...TEST_BACKEND, isolation: "process" as const };
 const MISBEHAVING = fileURLToPath(new URL("../../testkit/host-misbehaving.ts", import.meta.url));
 let dir: string;
 let manager: ModelManager;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number, withinMs = 2000): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  return !alive(pid);
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "inferno-hosted-"));
