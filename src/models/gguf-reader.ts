@@ -1,22 +1,291 @@
 /**
- * A header-only GGUF reader: metadata and tensor descriptions, never the weights. It validates what a loader would trip
- * over later — magic, version, a header that ends early, tensor data reaching past the end of the file — and says which
- * one, with the offsets involved.
+ * GGUF headers, read without the weights: the ggml constants (value types, tensor types with their block layout,
+ * llama.cpp's file-type names — numbers from ggml's `gguf.h` / `ggml.h` and `llama.h`) that the reader and the
+ * tiny-model writer share; a buffered file cursor that reads only the bytes a header parser needs — a 7 GB model's
+ * header is a few MB — and skips the rest (the ONNX reader walks with it too); and the header reader itself, which
+ * validates what a loader would trip over later — magic, version, a header that ends early, tensor data reaching past
+ * the end of the file — and says which one, with the offsets involved.
  */
+import { type FileHandle, open } from "node:fs/promises";
 import { ModelInvalid } from "../errors/index.js";
-import { EndOfData, type FileCursor, readHeaderFile } from "./file-cursor.js";
-import {
-  GGML_TYPES,
-  GGUF_DEFAULT_ALIGNMENT,
-  GGUF_MAGIC,
-  GGUF_SCALAR_SIZES,
-  GGUF_SUPPORTED_VERSIONS,
-  GgufValueType,
-  LLAMA_FILE_TYPES,
-  tensorByteSize,
-} from "./ggml.js";
 import type { Bytes, GgufMetadata } from "./types.js";
 import { MIB } from "../units.js";
+
+// ---------------------------------------------------------------------------------------------------------------------
+// ggml constants, shared with the tiny-model writer
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+export const GGUF_SUPPORTED_VERSIONS: readonly number[] = [2, 3];
+export const GGUF_DEFAULT_ALIGNMENT = 32;
+
+/** Metadata value types of GGUF. */
+export const enum GgufValueType {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+}
+
+/** Byte width of each fixed-size metadata value type (strings and arrays have none). */
+export const GGUF_SCALAR_SIZES: Readonly<Record<number, number>> = {
+  [GgufValueType.UINT8]: 1,
+  [GgufValueType.INT8]: 1,
+  [GgufValueType.UINT16]: 2,
+  [GgufValueType.INT16]: 2,
+  [GgufValueType.UINT32]: 4,
+  [GgufValueType.INT32]: 4,
+  [GgufValueType.FLOAT32]: 4,
+  [GgufValueType.BOOL]: 1,
+  [GgufValueType.UINT64]: 8,
+  [GgufValueType.INT64]: 8,
+  [GgufValueType.FLOAT64]: 8,
+};
+
+export interface GgmlTypeInfo {
+  name: string;
+  /** Elements per block. */
+  blockSize: number;
+  /** Bytes per block. */
+  typeSize: number;
+}
+
+/** ggml tensor types by id: how many bytes a row of n elements takes is n / blockSize × typeSize. */
+export const GGML_TYPES: Readonly<Record<number, GgmlTypeInfo>> = {
+  0: { name: "F32", blockSize: 1, typeSize: 4 },
+  1: { name: "F16", blockSize: 1, typeSize: 2 },
+  2: { name: "Q4_0", blockSize: 32, typeSize: 18 },
+  3: { name: "Q4_1", blockSize: 32, typeSize: 20 },
+  6: { name: "Q5_0", blockSize: 32, typeSize: 22 },
+  7: { name: "Q5_1", blockSize: 32, typeSize: 24 },
+  8: { name: "Q8_0", blockSize: 32, typeSize: 34 },
+  9: { name: "Q8_1", blockSize: 32, typeSize: 36 },
+  10: { name: "Q2_K", blockSize: 256, typeSize: 84 },
+  11: { name: "Q3_K", blockSize: 256, typeSize: 110 },
+  12: { name: "Q4_K", blockSize: 256, typeSize: 144 },
+  13: { name: "Q5_K", blockSize: 256, typeSize: 176 },
+  14: { name: "Q6_K", blockSize: 256, typeSize: 210 },
+  15: { name: "Q8_K", blockSize: 256, typeSize: 292 },
+  16: { name: "IQ2_XXS", blockSize: 256, typeSize: 66 },
+  17: { name: "IQ2_XS", blockSize: 256, typeSize: 74 },
+  18: { name: "IQ3_XXS", blockSize: 256, typeSize: 98 },
+  19: { name: "IQ1_S", blockSize: 256, typeSize: 50 },
+  20: { name: "IQ4_NL", blockSize: 32, typeSize: 18 },
+  21: { name: "IQ3_S", blockSize: 256, typeSize: 110 },
+  22: { name: "IQ2_S", blockSize: 256, typeSize: 82 },
+  23: { name: "IQ4_XS", blockSize: 256, typeSize: 136 },
+  24: { name: "I8", blockSize: 1, typeSize: 1 },
+  25: { name: "I16", blockSize: 1, typeSize: 2 },
+  26: { name: "I32", blockSize: 1, typeSize: 4 },
+  27: { name: "I64", blockSize: 1, typeSize: 8 },
+  28: { name: "F64", blockSize: 1, typeSize: 8 },
+  29: { name: "IQ1_M", blockSize: 256, typeSize: 56 },
+  30: { name: "BF16", blockSize: 1, typeSize: 2 },
+  34: { name: "TQ1_0", blockSize: 256, typeSize: 54 },
+  35: { name: "TQ2_0", blockSize: 256, typeSize: 66 },
+  39: { name: "MXFP4", blockSize: 32, typeSize: 17 },
+};
+
+/** The ggml tensor types the tiny-model writer can produce. */
+export const GGML_TYPE_IDS = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 } as const;
+
+/** llama.cpp's `general.file_type` values (`llama_ftype`), named as `llama-quantize` names them. */
+export const LLAMA_FILE_TYPES: Readonly<Record<number, string>> = {
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  7: "Q8_0",
+  8: "Q5_0",
+  9: "Q5_1",
+  10: "Q2_K",
+  11: "Q3_K_S",
+  12: "Q3_K_M",
+  13: "Q3_K_L",
+  14: "Q4_K_S",
+  15: "Q4_K_M",
+  16: "Q5_K_S",
+  17: "Q5_K_M",
+  18: "Q6_K",
+  19: "IQ2_XXS",
+  20: "IQ2_XS",
+  21: "Q2_K_S",
+  22: "IQ3_XS",
+  23: "IQ3_XXS",
+  24: "IQ1_S",
+  25: "IQ4_NL",
+  26: "IQ3_S",
+  27: "IQ3_M",
+  28: "IQ2_S",
+  29: "IQ2_M",
+  30: "IQ4_XS",
+  31: "IQ1_M",
+  32: "BF16",
+  36: "TQ1_0",
+  37: "TQ2_0",
+  38: "MXFP4_MOE",
+};
+
+/** The `general.file_type` for files whose weights are all of one writer type. */
+export const FILE_TYPE_OF_WRITER_TYPE = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 } as const;
+
+/** Bytes of a tensor of `elements` elements of ggml type `type`, or undefined for an unknown type. */
+export function tensorByteSize(type: number, elements: number): number | undefined {
+  const info = GGML_TYPES[type];
+  if (!info) return undefined;
+  return Math.ceil(elements / info.blockSize) * info.typeSize;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The file cursor: buffered reads at a moving position (the ONNX reader walks with it too)
+
+/** A read went past the end of the data. Parsers turn it into a "truncated" ModelInvalid. */
+export class EndOfData extends Error {
+  constructor(
+    readonly position: number,
+    readonly wanted: number,
+    readonly size: number,
+  ) {
+    super(`needed ${wanted} bytes at offset ${position}, but the data ends at ${size}`);
+  }
+}
+
+const BLOCK = 64 * 1024;
+
+export class FileCursor {
+  position = 0;
+  private block: Buffer = Buffer.alloc(0);
+  private blockStart = 0;
+
+  private constructor(
+    private readonly handle: FileHandle | null,
+    readonly size: number,
+    initial?: Buffer,
+  ) {
+    if (initial) this.block = initial;
+  }
+
+  static async open(path: string): Promise<FileCursor> {
+    const handle = await open(path, "r");
+    try {
+      const { size } = await handle.stat();
+      return new FileCursor(handle, size);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  static fromBuffer(buffer: Buffer): FileCursor {
+    return new FileCursor(null, buffer.length, buffer);
+  }
+
+  get remaining(): number {
+    return this.size - this.position;
+  }
+
+  /** The next `n` bytes, advancing past them. The returned buffer may share memory with the cursor's block. */
+  async bytes(n: number): Promise<Buffer> {
+    if (n < 0 || this.position + n > this.size) throw new EndOfData(this.position, n, this.size);
+    const offset = this.position - this.blockStart;
+    if (offset < 0 || offset + n > this.block.length) await this.fill(n);
+    const start = this.position - this.blockStart;
+    this.position += n;
+    return this.block.subarray(start, start + n);
+  }
+
+  /** Moves forward `n` bytes without reading them. */
+  skip(n: number): void {
+    if (n < 0 || this.position + n > this.size) throw new EndOfData(this.position, n, this.size);
+    this.position += n;
+  }
+
+  seek(position: number): void {
+    if (position < 0 || position > this.size) throw new EndOfData(position, 0, this.size);
+    this.position = position;
+  }
+
+  private async fill(n: number): Promise<void> {
+    if (!this.handle) throw new EndOfData(this.position, n, this.size);
+    const length = Math.min(Math.max(n, BLOCK), this.size - this.position);
+    const buffer = Buffer.alloc(length);
+    let read = 0;
+    while (read < length) {
+      const { bytesRead } = await this.handle.read(buffer, read, length - read, this.position + read);
+      if (bytesRead === 0) throw new EndOfData(this.position + read, length - read, this.position + read);
+      read += bytesRead;
+    }
+    this.block = buffer;
+    this.blockStart = this.position;
+  }
+
+  async u8(): Promise<number> {
+    return (await this.bytes(1)).readUInt8(0);
+  }
+  async u32(): Promise<number> {
+    return (await this.bytes(4)).readUInt32LE(0);
+  }
+  /** A u64 as a number; throws RangeError above 2^53 (no real header field gets near it). */
+  async u64(): Promise<number> {
+    const value = (await this.bytes(8)).readBigUInt64LE(0);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new RangeError(`64-bit value ${value} at offset ${this.position - 8} is implausibly large`);
+    return Number(value);
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
+}
+
+/** ModelInvalid for a file the system refuses to read (permissions, a directory, I/O error). */
+export function unreadable(path: string, error: unknown): ModelInvalid {
+  const code = (error as NodeJS.ErrnoException).code;
+  const problem =
+    code === "EISDIR"
+      ? "it is a directory, not a model file"
+      : `the file cannot be read (${code ?? (error as Error).message})`;
+  return new ModelInvalid(`${path} is not a valid model: ${problem}`, { cause: error, details: { path, problem } });
+}
+
+/**
+ * Opens the model file at `path`, parses its header with `parse` and closes it. Every failure becomes a ModelInvalid:
+ * an empty file says so, `classify` names format-specific problems (truncation, corrupt fields) in the format's own
+ * words, and anything else is an unreadable file.
+ */
+export async function readHeaderFile<T>(
+  path: string,
+  invalid: (problem: string, details?: Record<string, unknown>) => ModelInvalid,
+  parse: (cursor: FileCursor) => Promise<T>,
+  classify: (error: unknown, cursor: FileCursor) => ModelInvalid | undefined,
+): Promise<T> {
+  let cursor: FileCursor;
+  try {
+    cursor = await FileCursor.open(path);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    if (cursor.size === 0) throw invalid("the file is empty");
+    return await parse(cursor);
+  } catch (error) {
+    if (error instanceof ModelInvalid) throw error;
+    throw classify(error, cursor) ?? unreadable(path, error);
+  } finally {
+    await cursor.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The GGUF header reader
 
 /** A metadata value. Arrays keep only their length and element type: token lists can hold 250k strings. */
 export type GgufHeaderValue = number | bigint | boolean | string | { arrayOf: number; length: number };

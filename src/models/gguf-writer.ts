@@ -13,7 +13,7 @@ import {
   GGUF_MAGIC,
   GgufValueType,
   tensorByteSize,
-} from "./ggml.js";
+} from "./gguf-reader.js";
 import type { Bytes } from "./types.js";
 
 /**

@@ -4,7 +4,7 @@
  * included — without reading it.
  */
 import { ModelInvalid } from "../errors/index.js";
-import { EndOfData, type FileCursor, readHeaderFile } from "./file-cursor.js";
+import { EndOfData, type FileCursor, readHeaderFile } from "./gguf-reader.js";
 import type { OnnxMetadata, OnnxTensorInfo } from "./types.js";
 
 const WIRE = { varint: 0, fixed64: 1, len: 2, fixed32: 5 } as const;
