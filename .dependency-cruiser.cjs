@@ -43,9 +43,11 @@ module.exports = {
     ),
     {
       name: "no-circular",
+      comment:
+        "No import cycle that runs: a cycle closed only by `import type` (erased at build) is allowed, so a module may name the types of the module that drives it.",
       severity: "error",
       from: {},
-      to: { circular: true, dependencyTypesNot: ["type-only"] },
+      to: { circular: true, dependencyTypesNot: ["type-only"], viaOnly: { dependencyTypesNot: ["type-only"] } },
     },
     forbid(
       "errors-import-nothing",

@@ -3,13 +3,16 @@
  * large ever to fit, how far over the limits a load would take the cache, which idle models to evict for that room (by
  * the eviction policy), how far over it is now, and a bounded wait for room to become free. It reads the entries
  * through the entry table's `EntryView` and changes none: the table admits, reserves and evicts.
+ *
+ * Memory reservations live here too: the estimate is reserved before a load (so two loads cannot overcommit), replaced
+ * by the measured figure after, and released exactly once when the model is gone. The ledger keeps the totals, so "how
+ * much is held" and "how many models count against the limits" are O(1).
  */
 import type { CacheConfig } from "../config/schema.js";
 import { ModelTooLarge } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
-import type { EntryFacts, EntryView } from "./entry.js";
-import type { MemoryLedger } from "./memory.js";
+import type { EntryFacts, EntryView } from "./entry-table.js";
 import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
@@ -171,5 +174,61 @@ export class Limits {
       signal.addEventListener("abort", done, { once: true });
       this.capacityWaiters.add(done);
     });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Memory reservations
+
+export interface Reservation {
+  readonly bytes: Bytes;
+  readonly released: boolean;
+  /** Replaces the reserved figure (the measured memory after a load). */
+  resize(bytes: Bytes): void;
+  /** Gives the memory back; later calls do nothing. */
+  release(): void;
+}
+
+export class MemoryLedger {
+  private totalBytes = 0;
+  private held = 0;
+
+  /** Bytes reserved by every live reservation. */
+  get bytes(): Bytes {
+    return this.totalBytes;
+  }
+
+  /** Live reservations (models counted against `max_cached_models`). */
+  get count(): number {
+    return this.held;
+  }
+
+  reserve(bytes: Bytes): Reservation {
+    this.totalBytes += bytes;
+    this.held++;
+    let current = bytes;
+    let released = false;
+    const adjust = (delta: Bytes, count: number) => {
+      this.totalBytes += delta;
+      this.held += count;
+    };
+    return {
+      get bytes() {
+        return released ? 0 : current;
+      },
+      get released() {
+        return released;
+      },
+      resize(next: Bytes) {
+        if (released) return;
+        adjust(next - current, 0);
+        current = next;
+      },
+      release() {
+        if (released) return;
+        released = true;
+        adjust(-current, -1);
+      },
+    };
   }
 }

@@ -4,12 +4,12 @@
  *
  * No I/O of its own: backends, the model source, the clock and the state store are injected. This class is the request
  * API: it resolves names, takes the synchronous hit, runs the single flight's load and answers for statistics and
- * persistence. The entries themselves — each model's `Entry` (entry.ts: loading | ready | unloading; a loading entry
- * holds the load's promise and its AbortController, so the entry is the single flight), every transition, leases,
- * timers, admission and unloading — belong to the entry table (entry-table.ts), their one writer. The other rules live
- * in their own modules, reading the table through a narrow view: limits (limits.ts), warm-up (warmup.ts), pins
- * (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), memory reservations
- * (memory.ts), and the pure policies (policy/).
+ * persistence. The entries themselves — each model's `Entry` (loading | ready | unloading; a loading entry holds the
+ * load's promise and its AbortController, so the entry is the single flight), every transition, leases, timers,
+ * admission and unloading — belong to the entry table (entry-table.ts), their one writer. The other rules live in their
+ * own modules, reading the table through a narrow view: limits and memory reservations (limits.ts), warm-up
+ * (warmup.ts), pins (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), and
+ * the pure policies (policy/).
  */
 import {
   type BackendRegistry,
@@ -22,10 +22,18 @@ import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import { Aborted, BadRequest, ModelLoadFailed, ModelNotFound, ModelPinned, messageOf } from "../errors/index.js";
 import { type Bytes, type ModelDescriptor, type ModelSource, sameFileVersion } from "../models/types.js";
 import { ClockReader, systemClock } from "./clock.js";
-import { abortable, type Entry, inService, leaving, modelOf, type ReadyEntry } from "./entry.js";
-import { EntryTable, FINGERPRINT_CHECK_INTERVAL_MS } from "./entry-table.js";
+import {
+  abortable,
+  type Entry,
+  EntryTable,
+  FINGERPRINT_CHECK_INTERVAL_MS,
+  inService,
+  leaving,
+  modelOf,
+  type ReadyEntry,
+} from "./entry-table.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
-import { MemoryLedger } from "./memory.js";
+import { MemoryLedger } from "./limits.js";
 import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
 import { Pins } from "./pins.js";
 import { Saver } from "./saver.js";

@@ -8,11 +8,10 @@
 import type { LoadedModel } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
 import { CacheBusy, Disposed, messageOf } from "../errors/index.js";
-import { abortable } from "./entry.js";
+import { abortable, type EntryView } from "./entry-table.js";
 import type { Bytes, ModelDescriptor, ModelSource } from "../models/types.js";
-import type { MemoryLedger } from "./memory.js";
+import type { MemoryLedger } from "./limits.js";
 import type { ClockReader } from "./clock.js";
-import type { EntryView } from "./entry.js";
 import type { CacheEventSource } from "./events.js";
 import {
   type WarmupInputs,
