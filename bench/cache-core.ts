@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { FakeBackend } from "../src/backends/fake.js";
 import { ModelCache } from "../src/cache/model-cache.js";
-import { RequestLog } from "../src/cache/request-log.js";
+import { RequestLog } from "../src/cache/usage.js";
 import { encodeState } from "../src/cache/persistence/codec.js";
 import { FileStateStore } from "../src/cache/persistence/file-store.js";
 import { StateWorker } from "../src/cache/persistence/state-worker.js";

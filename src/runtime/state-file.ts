@@ -6,7 +6,7 @@
 import { totalmem } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { FileStateStore } from "../cache/persistence/file-store.js";
-import { mergeRequestLogs } from "../cache/request-log.js";
+import { mergeRequestLogs } from "../cache/persistence/merge.js";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import { Pins } from "../cache/pins.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";

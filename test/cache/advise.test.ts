@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
-import { persistedLogOf } from "../../src/cache/request-log.js";
+import { persistedLogOf } from "../../src/cache/persistence/merge.js";
 import { advise, countRange, MAX_OPTIMUM_REQUESTS, memoryRange } from "../../src/cache/sim/advise.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { cacheSchema } from "../../src/config/schema.js";

@@ -7,16 +7,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ManualClock } from "../../src/cache/clock.js";
 import { decodeState, encodeState } from "../../src/cache/persistence/codec.js";
-import { mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import {
   type LoggedRequest,
+  mergeDelta,
   mergeRequestLogs,
   persistedLogOf,
-  RequestLog,
   requestsOf,
-} from "../../src/cache/request-log.js";
+} from "../../src/cache/persistence/merge.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
+import { RequestLog } from "../../src/cache/usage.js";
 import { harness, MemoryStateStore } from "../../testkit/cache-harness.js";
 
 const T0 = Date.UTC(2026, 0, 1);

@@ -8,7 +8,7 @@ import { decompressState, FileStateStore } from "../../src/cache/persistence/fil
 import type { CacheState, PersistedModel } from "../../src/cache/persistence/types.js";
 import { zstdCompress, zstdDecompress } from "../../src/cache/persistence/zstd.js";
 import { EVICTION_REASONS } from "../../src/cache/types.js";
-import { persistedLogOf, requestsOf } from "../../src/cache/request-log.js";
+import { persistedLogOf, requestsOf } from "../../src/cache/persistence/merge.js";
 import { cliSandbox } from "../../testkit/cli.js";
 import { tinyModelsDir } from "../../testkit/models.js";
 import { validDocument } from "../../testkit/out-of-range.js";

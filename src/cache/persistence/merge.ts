@@ -5,13 +5,21 @@
  * Counts and load-time totals add; `last_used_at` takes the latest; decayed frequencies combine by their timestamps
  * (both brought to the later time, then added); load-time samples append, newest kept; facts about the file (name,
  * fingerprint, metadata, pinned, missing) take the delta's, which is the newest look at them. Request logs merge by
- * time, the newest `request_log_size` kept (request-log.ts).
+ * time, the newest `request_log_size` kept (`mergeRequestLogs`, with the log's saved form: `requestsOf`,
+ * `persistedLogOf`).
  */
 import { decayedValue, type DecayedCount } from "../policy/frequency.js";
-import { mergeRequestLogs } from "../request-log.js";
 import { priorityOf } from "../state-view.js";
 import { EVICTION_REASONS } from "../types.js";
-import type { CacheState, PersistedCounters, PersistedModel, PersistedUsage, StateDelta } from "./types.js";
+import type {
+  CacheState,
+  PersistedCounters,
+  PersistedModel,
+  PersistedRequestLog,
+  PersistedUsage,
+  StateDelta,
+} from "./types.js";
+import type { EpochMilliseconds } from "../../models/types.js";
 
 /** Load times kept per model for the p95 (the cache keeps as many). */
 export const LOAD_SAMPLES = 32;
@@ -115,4 +123,72 @@ export function replacingDelta(state: CacheState, halfLifeHours = 24): StateDelt
     models: state.models,
     ...(state.request_log ? { request_log: state.request_log, request_log_size: state.request_log.at.length } : {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The request log's saved form (the ring itself is in usage.ts): columns, each model key written once, outcomes one
+// letter a request.
+
+export type RequestOutcome = "hit" | "miss" | "coalesced";
+
+/** One logged request. */
+export interface LoggedRequest {
+  key: string;
+  at: EpochMilliseconds;
+  outcome: RequestOutcome;
+  /** For a miss: how long the load it started took (ms); null when it failed, was cancelled or is not over yet. */
+  loadMs: number | null;
+}
+
+/** Outcomes as the saved log spells them: one letter per request. */
+const LETTER: Record<RequestOutcome, string> = { hit: "h", miss: "m", coalesced: "c" };
+const OUTCOME_OF_LETTER: Record<string, RequestOutcome> = { h: "hit", m: "miss", c: "coalesced" };
+
+/** The requests of a saved log, oldest first. */
+export function requestsOf(log: PersistedRequestLog | undefined | null): LoggedRequest[] {
+  if (!log) return [];
+  return log.at.map((at, i) => ({
+    key: log.keys[log.model[i] as number] as string,
+    at,
+    outcome: OUTCOME_OF_LETTER[log.outcome[i] as string] as RequestOutcome,
+    loadMs: log.load_ms[i] ?? null,
+  }));
+}
+
+/** Requests (oldest first) in the saved form: columns, each model key written once. */
+export function persistedLogOf(requests: readonly LoggedRequest[]): PersistedRequestLog {
+  const index = new Map<string, number>();
+  const log: PersistedRequestLog = { keys: [], at: [], model: [], outcome: "", load_ms: [] };
+  const letters: string[] = [];
+  for (const r of requests) {
+    let i = index.get(r.key);
+    if (i === undefined) {
+      i = log.keys.length;
+      index.set(r.key, i);
+      log.keys.push(r.key);
+    }
+    log.at.push(r.at);
+    log.model.push(i);
+    letters.push(LETTER[r.outcome]);
+    log.load_ms.push(r.loadMs);
+  }
+  log.outcome = letters.join("");
+  return log;
+}
+
+/**
+ * Two logs as one: every request of both by time (the stored ones first at equal times), less the models in `removed`,
+ * the newest `capacity` kept.
+ */
+export function mergeRequestLogs(
+  stored: PersistedRequestLog | undefined | null,
+  added: PersistedRequestLog | undefined | null,
+  capacity: number,
+  removed: ReadonlySet<string> = new Set(),
+): PersistedRequestLog | undefined {
+  const all = [...requestsOf(stored), ...requestsOf(added)].filter((r) => !removed.has(r.key));
+  if (all.length === 0) return undefined;
+  // Array.prototype.sort is stable: at equal times the stored request stays first.
+  all.sort((a, b) => a.at - b.at);
+  return persistedLogOf(all.slice(Math.max(0, all.length - capacity)));
 }

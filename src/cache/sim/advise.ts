@@ -15,7 +15,7 @@ import { NoRequestLog } from "../../errors/index.js";
 import type { Bytes } from "../../models/types.js";
 import type { CacheState } from "../persistence/types.js";
 import { DEFAULT_LOAD_MS } from "../policy/eviction.js";
-import { type LoggedRequest, requestsOf } from "../request-log.js";
+import { type LoggedRequest, requestsOf } from "../persistence/merge.js";
 import { iso, memoryLimitBytes } from "../state-view.js";
 import { type LpSolver, optimumOrBound } from "./optimum.js";
 import { PEER_POLICIES } from "./peers.js";
