@@ -89,6 +89,25 @@ export class MemoryFigure {
   }
 }
 
+/** Events to listeners, where those sent before the first listener came are held for it (a model's load-time events). */
+export class HeldEvents<T> {
+  private readonly listeners = new Set<(event: T) => void>();
+  private held: T[] = [];
+
+  emit = (event: T): void => {
+    if (this.listeners.size === 0) this.held.push(event);
+    for (const listener of [...this.listeners]) listener(event);
+  };
+
+  subscribe(listener: (event: T) => void): () => void {
+    this.listeners.add(listener);
+    const held = this.held;
+    this.held = [];
+    for (const event of held) listener(event);
+    return () => this.listeners.delete(listener);
+  }
+}
+
 /**
  * The lifetime of a loaded model: tracks calls in flight so `dispose()` can abort them and wait for them, and makes
  * every call after dispose throw `Disposed`. `dispose()` runs the release function once, however often it is called.

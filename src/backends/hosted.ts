@@ -35,6 +35,7 @@ import type {
   GenerationResult,
   LoadedModel,
   LoadOptions,
+  PromptStoreEvent,
   TensorInput,
   TensorModel,
   TensorOutput,
@@ -230,7 +231,13 @@ export class HostedBackend implements Backend {
               ),
             );
           }, boundMs);
-          const request = host.request({ type: "load", descriptor, config: options.backend }, (event) => {
+          const load = {
+            type: "load" as const,
+            descriptor,
+            config: options.backend,
+            ...(options.promptStore ? { promptStore: options.promptStore } : {}),
+          };
+          const request = host.request(load, (event) => {
             if (event.type === "progress") options.onProgress?.(event.fraction);
           });
           return request.answer;
@@ -285,6 +292,7 @@ abstract class HostedModel {
   readonly crashed: Promise<Error>;
   private readonly lifetime: Lifetime;
   private readonly memory: MemoryFigure;
+  protected readonly promptEvents: ModelHost["promptEvents"];
   private readonly refresh: NodeJS.Timeout;
   /** Why the host died, once it did: every later call fails with it (retryable), even after the cache unloaded it. */
   private crashError: Error | null = null;
@@ -297,6 +305,7 @@ abstract class HostedModel {
     this.lifetime = new Lifetime(descriptor);
     this.memory = new MemoryFigure(memoryBytes);
     this.crashed = host.crashed;
+    this.promptEvents = host.promptEvents;
     this.refresh = setInterval(() => void this.measure(), MEMORY_REFRESH_MS);
     this.refresh.unref();
     void host.crashed.then((error) => {
@@ -410,6 +419,10 @@ class HostedTextModel extends HostedModel implements TextModel {
 
   warm(signal?: AbortSignal): Promise<void> {
     return this.call("warm", [], signal);
+  }
+
+  onPromptStore(listener: (event: PromptStoreEvent) => void): () => void {
+    return this.promptEvents.subscribe(listener);
   }
 }
 

@@ -25,12 +25,14 @@ import {
   anySignal,
   contextLengthExceeded,
   generationTokenLimit,
+  HeldEvents,
   Lifetime,
   promptTokenLimit,
   threadCount,
   throwIfAborted,
 } from "./common.js";
 import { goTemplateChatWrapper } from "./llama-go-template.js";
+import { type PromptBinding, PromptStore, prefixValue, type SavedPrefix, sharedPrefix } from "./prompt-store.js";
 import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
@@ -53,6 +55,7 @@ import {
   type GenerationOptions,
   type GenerationResult,
   type LoadOptions,
+  type PromptStoreEvent,
   type TextModel,
   type ToolCall,
 } from "./types.js";
@@ -73,20 +76,24 @@ function llamaGpu(gpu: GpuSetting): LlamaGpu {
   return gpu === false || gpu === "false" ? false : gpu;
 }
 
-/** How many leading tokens two token lists share. */
-function sharedPrefix(a: readonly Token[], b: readonly Token[]): number {
-  const length = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < length && a[i] === b[i]) i++;
-  return i;
-}
-
 /** A sequence of the pool: what it last evaluated stays in it, for the next prompt that starts the same way. */
 interface PooledSequence {
   sequence: LlamaContextSequence;
   /** When it was last released (a counter): among equal prefixes, the least recently used is taken. */
   used: number;
+  /** Whose evaluation it holds (`GenerationOptions.promptScope`): reused only within the same scope. */
+  scope: string;
+  /** Requests that reused what it holds (its value when saved: see `prefixValue`). */
+  reuses: number;
+  /** The saved prefix it was restored from, if its content still starts with it. */
+  origin: string | undefined;
 }
+
+/**
+ * Fewest tokens a prefix must have to be saved on unload or restored from disk: below it, evaluating the tokens costs
+ * about what reading and checking a state file does.
+ */
+const MIN_STORED_PREFIX_TOKENS = 32;
 
 /**
  * Free sequences of a context. A sequence keeps its evaluated tokens after a request (the prompt cache): a request
@@ -99,13 +106,21 @@ class SequencePool {
   private readonly free: PooledSequence[];
   private clock = 0;
 
+  private readonly all: readonly PooledSequence[];
+
   constructor(sequences: LlamaContextSequence[]) {
-    this.free = sequences.map((sequence) => ({ sequence, used: 0 }));
+    this.free = sequences.map((sequence) => ({ sequence, used: 0, scope: "", reuses: 0, origin: undefined }));
+    this.all = [...this.free];
+  }
+
+  /** Every sequence, free or taken. */
+  sequences(): readonly PooledSequence[] {
+    return this.all;
   }
 
   /** The free sequence that best fits a prompt (see the class), or null if the signal fired while waiting. */
-  acquire(prompt: readonly Token[], signal: AbortSignal): Promise<PooledSequence | null> {
-    const best = this.best(prompt);
+  acquire(prompt: readonly Token[], scope: string, signal: AbortSignal): Promise<PooledSequence | null> {
+    const best = this.best(prompt, scope);
     if (best) {
       this.free.splice(this.free.indexOf(best), 1);
       return Promise.resolve(best);
@@ -128,15 +143,16 @@ class SequencePool {
   /**
    * The free sequence with the longest shared prefix among those where the prompt reuses at least half of what the
    * sequence holds (an empty one always qualifies), so a conversation does not take over another's sequence for a
-   * few common tokens; else the least recently used. Ties go to the least recently used.
+   * few common tokens; else the least recently used. Ties go to the least recently used. A sequence of another scope
+   * shares nothing.
    */
-  private best(prompt: readonly Token[]): PooledSequence | undefined {
+  private best(prompt: readonly Token[], scope: string): PooledSequence | undefined {
     let best: { entry: PooledSequence; shared: number } | undefined;
     let oldest: PooledSequence | undefined;
     for (const entry of this.free) {
       if (!oldest || entry.used < oldest.used) oldest = entry;
       const held = entry.sequence.contextTokens;
-      const shared = sharedPrefix(held, prompt);
+      const shared = entry.scope === scope ? sharedPrefix(held, prompt) : 0;
       if (shared * 2 < held.length) continue;
       if (!best || shared > best.shared || (shared === best.shared && entry.used < best.entry.used)) {
         best = { entry, shared };
@@ -147,18 +163,29 @@ class SequencePool {
 
   /** Empties the free sequences (what the warm-up evaluated is no prefix worth keeping). */
   async clearFree(): Promise<void> {
-    for (const { sequence } of this.free)
-      if (!sequence.disposed && sequence.nextTokenIndex > 0) await sequence.clearHistory();
+    for (const entry of this.free) {
+      if (!entry.sequence.disposed && entry.sequence.nextTokenIndex > 0) await entry.sequence.clearHistory();
+      emptied(entry);
+    }
   }
 
   /** Returns a sequence; `clear` empties it first (after a failed generation, whose state is not trusted). */
   async release(entry: PooledSequence, clear: boolean): Promise<void> {
-    if (clear && !entry.sequence.disposed) await entry.sequence.clearHistory();
+    if (clear && !entry.sequence.disposed) {
+      await entry.sequence.clearHistory();
+      emptied(entry);
+    }
     entry.used = ++this.clock;
     const next = this.waiters.shift();
     if (next) next(entry);
     else this.free.push(entry);
   }
+}
+
+/** A sequence's bookkeeping once what it held is gone. */
+function emptied(entry: PooledSequence): void {
+  entry.reuses = 0;
+  entry.origin = undefined;
 }
 
 /**
@@ -296,6 +323,9 @@ class LlamaTextModel implements TextModel {
     private readonly context: LlamaContext,
     private readonly config: BackendConfig,
     private readonly threads: number,
+    /** Where prefixes are saved on unload and restored from; null: none (`cache.prompt_cache_mb = 0`). */
+    private readonly store: PromptStore | null,
+    private readonly storeEvents: HeldEvents<PromptStoreEvent>,
   ) {
     this.lifetime = new Lifetime(descriptor);
     const sequences: LlamaContextSequence[] = [];
@@ -437,6 +467,91 @@ class LlamaTextModel implements TextModel {
       await this.chat([{ role: "user", content: WARM_PROMPT }], options);
     }
     await this.pool.clearFree();
+    await this.lifetime.run(() => this.restoreHottest(signal ?? this.lifetime.signal));
+  }
+
+  onPromptStore(listener: (event: PromptStoreEvent) => void): () => void {
+    return this.storeEvents.subscribe(listener);
+  }
+
+  /** The most valuable saved prefixes, one per sequence, restored now (the warm-up's), so no request waits for them. */
+  private async restoreHottest(signal: AbortSignal): Promise<void> {
+    if (!this.store) return;
+    for (const prefix of this.store.list().slice(0, this.pool.sequences().length)) {
+      const { tokens, scope } = prefix.record;
+      const pooled = await this.pool.acquire(tokens as Token[], scope, signal);
+      if (!pooled) return;
+      try {
+        if (pooled.sequence.nextTokenIndex === 0) await this.restore(pooled, prefix, false);
+      } finally {
+        await this.pool.release(pooled, false);
+      }
+    }
+  }
+
+  /**
+   * Restores the saved prefix that shares the most with the prompt into the sequence, when that is worth a file read:
+   * at least `MIN_STORED_PREFIX_TOKENS` usable, more than the sequence already holds, and at least half of the saved
+   * state used.
+   */
+  private async restoreForPrompt(pooled: PooledSequence, prompt: readonly Token[]): Promise<void> {
+    if (!this.store || prompt.length <= MIN_STORED_PREFIX_TOKENS) return;
+    const found = this.store.best(prompt, pooled.scope);
+    if (!found) return;
+    const usable = Math.min(found.shared, prompt.length - 1);
+    if (usable < MIN_STORED_PREFIX_TOKENS || found.shared * 2 < found.prefix.record.tokens.length) return;
+    if (usable <= reusableTokens(pooled.sequence, prompt)) return;
+    await this.restore(pooled, found.prefix, true);
+  }
+
+  /** Loads a saved prefix into a sequence (see PromptStore.restore); a refused one leaves the sequence empty. */
+  private async restore(pooled: PooledSequence, prefix: SavedPrefix, counted: boolean): Promise<void> {
+    const { sequence } = pooled;
+    const reuses = prefix.record.reuses;
+    const restored = await (this.store as PromptStore).restore(
+      prefix,
+      async (path) => {
+        await sequence.loadStateFromFile(path, { acceptRisk: true });
+        return sequence.contextTokens;
+      },
+      counted,
+    );
+    if (restored) {
+      pooled.scope = prefix.record.scope;
+      pooled.reuses = reuses;
+      pooled.origin = prefix.name;
+    } else {
+      if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+      emptied(pooled);
+    }
+  }
+
+  /**
+   * Saves what the sequences hold (at least `MIN_STORED_PREFIX_TOKENS` tokens), most valuable first, when the model
+   * unloads. A save that fails is reported and skipped: the model unloads all the same.
+   */
+  private async savePrefixes(): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const value = (e: PooledSequence) => prefixValue({ reuses: e.reuses, tokens: e.sequence.contextTokens.length });
+    const worth = this.pool
+      .sequences()
+      .filter((e) => !e.sequence.disposed && e.sequence.contextTokens.length >= MIN_STORED_PREFIX_TOKENS)
+      .sort((a, b) => value(b) - value(a));
+    for (const entry of worth) {
+      const { sequence } = entry;
+      try {
+        const save = async (path: string) => void (await sequence.saveStateToFile(path));
+        await store.save(sequence.contextTokens, entry.scope, entry.reuses, save, entry.origin);
+      } catch (error) {
+        process.emitWarning(
+          `${this.descriptor.name}: a prompt prefix could not be saved: ${(error as Error).message}`,
+          {
+            code: "INFERNO_PROMPT_STORE",
+          },
+        );
+      }
+    }
   }
 
   /**
@@ -480,7 +595,8 @@ class LlamaTextModel implements TextModel {
       const sampler = samplerSettings(options, this.model, this.context.contextSize, this.lib.TokenBias);
       const prompt = prepare();
       const reuse = options.cachePrompt !== false;
-      const pooled = await this.pool.acquire(reuse ? prompt.tokens : [], signal);
+      const scope = options.promptScope ?? "";
+      const pooled = await this.pool.acquire(reuse ? prompt.tokens : [], scope, signal);
       if (!pooled) return emptyAbort();
       const { sequence } = pooled;
       let cachedPromptTokens = 0;
@@ -503,8 +619,18 @@ class LlamaTextModel implements TextModel {
       };
       let failed = false;
       try {
-        if (reuse) cachedPromptTokens = reusableTokens(sequence, prompt.tokens);
-        else if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+        if (pooled.scope !== scope) {
+          // Another caller's evaluation: nothing of it may serve this one.
+          if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+          emptied(pooled);
+          pooled.scope = scope;
+        }
+        if (reuse) {
+          await this.restoreForPrompt(pooled, prompt.tokens);
+          cachedPromptTokens = reusableTokens(sequence, prompt.tokens);
+        } else if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
+        if (cachedPromptTokens > 0) pooled.reuses++;
+        else emptied(pooled);
         const { text, stopReason, toolCalls } = await run(sequence, settings, prompt);
         const finishReason = STOP_REASONS[stopReason] ?? "stop";
         if (toolCalls && toolCalls.length > 0 && finishReason !== "abort") {
@@ -596,6 +722,7 @@ class LlamaTextModel implements TextModel {
 
   dispose(): Promise<void> {
     return this.lifetime.dispose(async () => {
+      await this.savePrefixes();
       const embedding = await this.embedding?.catch(() => undefined);
       await embedding?.dispose();
       await this.context.dispose();
@@ -633,6 +760,31 @@ function sharedLlama(gpu: GpuSetting): Promise<Llama> {
     llamaInstances.set(key, instance);
   }
   return instance;
+}
+
+/**
+ * What a saved sequence state is bound to: the model file's version, the context settings that shape the state, and
+ * the llama.cpp release. A state of any other binding is never loaded (see prompt-store.ts).
+ */
+function promptBinding(
+  llama: Llama,
+  descriptor: ModelDescriptor,
+  model: LlamaModel,
+  context: LlamaContext,
+): PromptBinding {
+  const { size, mtimeMs } = descriptor.fingerprint;
+  return {
+    model: { key: descriptor.key, size, mtimeMs },
+    context: {
+      contextSize: context.contextSize,
+      batchSize: context.batchSize,
+      flashAttention: String(context.flashAttention),
+      kvCacheKeyType: String(context.kvCacheKeyType),
+      kvCacheValueType: String(context.kvCacheValueType),
+      gpuLayers: model.gpuLayers,
+    },
+    runtime: `llama.cpp ${llama.llamaCppRelease.release} (${llama.gpu === false ? "cpu" : llama.gpu})`,
+  };
 }
 
 /** Context memory figures kept per file version and context settings (see `LlamaBackend.contextMemory`). */
@@ -690,7 +842,12 @@ export class LlamaBackend implements Backend {
       // What node-llama-cpp counts (weights, context) and what it leaves out, as the pre-load estimate counts it.
       const memory =
         model.size + (await this.contextMemory(descriptor, model, context, config)) + GGUF_FIXED_OVERHEAD_BYTES;
-      return new LlamaTextModel(await loadNodeLlamaCpp(), descriptor, memory, model, context, config, threads);
+      const events = new HeldEvents<PromptStoreEvent>();
+      const store = options.promptStore
+        ? await PromptStore.open(options.promptStore, promptBinding(llama, descriptor, model, context), events.emit)
+        : null;
+      const lib = await loadNodeLlamaCpp();
+      return new LlamaTextModel(lib, descriptor, memory, model, context, config, threads, store, events);
     } catch (error) {
       await model?.dispose().catch(() => undefined);
       if (signal?.aborted) throw new Aborted(`loading ${descriptor.name} was aborted`, { cause: error });

@@ -81,6 +81,11 @@ export interface GenerationOptions {
    * prompt is evaluated.
    */
   cachePrompt?: boolean;
+  /**
+   * Who may share evaluated prefixes with this request (`cache.prompt_cache_per_key`: a hash of the caller's API key).
+   * A sequence or saved prefix evaluated under one scope is never reused under another. Absent: the shared scope.
+   */
+  promptScope?: string;
   /** Aborts generation; the result so far is returned with finishReason "abort". */
   signal?: AbortSignal;
   /** Called with each piece of text as it is generated (streaming). */
@@ -221,6 +226,12 @@ export interface TextModel extends LoadedModelBase {
    * to warm leave it out.
    */
   warm?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `listener` with what the model's prompt store does (prefixes saved on unload, restored, evicted by the budget,
+   * quarantined); events from before the first listener are held for it. Returns the unsubscribe function. Backends
+   * without a prompt store leave it out.
+   */
+  onPromptStore?(listener: (event: PromptStoreEvent) => void): () => void;
 }
 
 /** A tensor model (ONNX): named inputs in, named outputs out. */
@@ -231,8 +242,34 @@ export interface TensorModel extends LoadedModelBase {
 
 export type LoadedModel = TextModel | TensorModel;
 
+/**
+ * Where a model's evaluated prefixes are saved when it unloads and restored from when it loads (see
+ * backends/prompt-store.ts). Plain data: it crosses to a model host in the load message.
+ */
+export interface PromptStoreSettings {
+  /** The cache directory (`cache.cache_dir`); states go under `<cacheDir>/prompts/`. */
+  cacheDir: string;
+  /** `cache.prompt_cache_mb` in bytes, > 0: the most the directory's states may take. */
+  budgetBytes: Bytes;
+}
+
+/** What a model's prompt store did: the cache's `prefix` events and statistics. */
+export interface PromptStoreEvent {
+  action: "saved" | "restored" | "evicted" | "quarantined";
+  /** The prefix's length in tokens (0 when unknown: a file quarantined at a scan). */
+  tokens: number;
+  /** Its state file's size. */
+  bytes: Bytes;
+  /** Bytes of every saved state in the directory after it. */
+  diskBytes: Bytes;
+  /** Why it was quarantined, or evicted (`budget`, `superseded`). */
+  reason?: string;
+}
+
 export interface LoadOptions {
   backend: BackendConfig;
+  /** Save prefixes on unload and restore them (GGUF models). Absent: no prompt store. */
+  promptStore?: PromptStoreSettings;
   /** Aborting it abandons the load: the promise rejects with `Aborted` and anything half-loaded is freed. */
   signal?: AbortSignal;
   /** Load progress from 0 to 1, when the backend can tell. */

@@ -26,6 +26,20 @@ export interface CacheEvents {
   expired: { name: string; key: string; idleSeconds: number };
   /** A model left memory. `idleSeconds`: since its last lease ended (0 when it was in use); `residentSeconds`: since it became ready. */
   evict: { name: string; key: string; reason: EvictionReason; idleSeconds: number; residentSeconds: number };
+  /**
+   * A model's prompt store saved an evaluated prefix (on unload), restored one (on load or for a request), evicted one
+   * (the budget, or `superseded` by a longer one) or quarantined one (`reason` says why). `diskBytes`: the saved
+   * prefixes' bytes on disk after it.
+   */
+  prefix: {
+    name: string;
+    key: string;
+    action: "saved" | "restored" | "evicted" | "quarantined";
+    tokens: number;
+    bytes: Bytes;
+    diskBytes: Bytes;
+    reason: string | null;
+  };
   /** A model is pinned (`always_warm` or `pinned = true`), resolved at start. */
   pinned: { name: string; key: string };
   save: LastSave;
@@ -47,6 +61,7 @@ export const CACHE_EVENT_NAMES: readonly (keyof CacheEvents)[] = [
   "load_failed",
   "expired",
   "evict",
+  "prefix",
   "save",
 ];
 

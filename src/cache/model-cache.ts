@@ -16,6 +16,8 @@ import {
   capabilityMissing,
   FORMAT_KIND,
   type LoadedModel,
+  type PromptStoreEvent,
+  type PromptStoreSettings,
   type TokenUsage,
 } from "../backends/types.js";
 import type { BackendConfig, CacheConfig } from "../config/schema.js";
@@ -88,6 +90,23 @@ export interface CacheDependencies {
 }
 
 const DAY_MS = 24 * 3600_000;
+const MIB = 1024 * 1024;
+
+const PREFIX_COUNTERS: Record<PromptStoreEvent["action"], keyof PromptCacheStats> = {
+  saved: "prefixes_saved",
+  restored: "prefixes_restored",
+  evicted: "prefixes_evicted",
+  quarantined: "prefixes_quarantined",
+};
+
+/**
+ * The prompt store's settings, when prefixes are to be saved: the prompt cache on, a disk budget, and persistence on
+ * (`persist_cache = false` writes nothing to the cache directory).
+ */
+function promptStoreOf(config: CacheConfig): PromptStoreSettings | undefined {
+  if (!config.prompt_cache || config.prompt_cache_mb === 0 || !config.persist_cache) return undefined;
+  return { cacheDir: config.cache_dir, budgetBytes: config.prompt_cache_mb * MIB };
+}
 const DEFAULT_BUSY_WAIT_MS = 30_000;
 
 interface ObtainOptions {
@@ -131,7 +150,19 @@ export class ModelCache implements AsyncDisposable {
   private readonly events: CacheEventSource;
   private readonly book: UsageBook;
   private readonly ledger = new MemoryLedger();
-  private readonly promptCounts: PromptCacheStats = { generations: 0, hits: 0, cached_tokens: 0, evaluated_tokens: 0 };
+  private readonly promptCounts: PromptCacheStats = {
+    generations: 0,
+    hits: 0,
+    cached_tokens: 0,
+    evaluated_tokens: 0,
+    prefixes_saved: 0,
+    prefixes_restored: 0,
+    prefixes_evicted: 0,
+    prefixes_quarantined: 0,
+    disk_bytes: 0,
+  };
+  /** Where GGUF models save and restore their evaluated prefixes; undefined: nowhere (see `promptStoreOf`). */
+  private readonly promptStore: PromptStoreSettings | undefined;
   /** The entries: their one writer. */
   private readonly table: EntryTable;
   private readonly saver: Saver;
@@ -150,6 +181,7 @@ export class ModelCache implements AsyncDisposable {
     this.logger = deps.logger;
     this.ownsBackends = deps.ownsBackends ?? false;
     this.memoryLimit = memoryLimitBytes(config, deps.systemMemoryBytes);
+    this.promptStore = promptStoreOf(config);
     this.warmupDone = new Promise((resolve) => (this.resolveWarmupDone = resolve));
     this.events = new CacheEventSource((event, error) =>
       this.logger?.warn("a cache event listener threw", { event, error: messageOf(error) }),
@@ -419,7 +451,10 @@ export class ModelCache implements AsyncDisposable {
         backend: this.backendConfig,
         signal: entry.abort.signal,
         onProgress,
+        ...(this.promptStore ? { promptStore: this.promptStore } : {}),
       });
+      // Until the model is gone: it reports the prefixes it saves while it unloads.
+      if (model.kind === "text") model.onPromptStore?.((event) => this.recordPrefix(descriptor, event));
       const loadMs = this.time.monotonic() - started;
       await this.table.assertMeasuredFits(entry, model);
       // Retired while it loaded (or while it was measured): the model never enters service.
@@ -506,6 +541,17 @@ export class ModelCache implements AsyncDisposable {
     if (cached > 0) counts.hits++;
     counts.cached_tokens += cached;
     counts.evaluated_tokens += usage.promptTokens - cached;
+  }
+
+  /** Counts what a model's prompt store did and tells the `prefix` listeners. */
+  private recordPrefix(descriptor: ModelDescriptor, event: PromptStoreEvent): void {
+    const counts = this.promptCounts;
+    const counter = PREFIX_COUNTERS[event.action];
+    if (counter) counts[counter]++;
+    counts.disk_bytes = event.diskBytes;
+    const { action, tokens, bytes, diskBytes } = event;
+    const { name, key } = descriptor;
+    this.events.emit("prefix", { name, key, action, tokens, bytes, diskBytes, reason: event.reason ?? null });
   }
 
   /** The cheap numbers (O(1)): what `/health` and `/metrics` read, without building per-model statistics. */

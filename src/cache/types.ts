@@ -115,13 +115,20 @@ export interface ModelStats {
 
 /**
  * The prompt cache's figures since the process started (not saved): generations counted, those that reused an evaluated
- * prefix (hits), and their prompt tokens reused (saved) or evaluated.
+ * prefix (hits), and their prompt tokens reused (saved) or evaluated; then the saved prefixes (the prompt store, see
+ * `prefix` events): saved on unload, restored on load, evicted by the budget, quarantined, and the bytes on disk (as
+ * the store last reported them; 0 before it reported anything).
  */
 export interface PromptCacheStats {
   generations: number;
   hits: number;
   cached_tokens: number;
   evaluated_tokens: number;
+  prefixes_saved: number;
+  prefixes_restored: number;
+  prefixes_evicted: number;
+  prefixes_quarantined: number;
+  disk_bytes: Bytes;
 }
 
 /** `GET /v1/cache/stats` and `inferno cache stats --json`: the field names are SPEC.md's. */

@@ -109,6 +109,20 @@ export const cacheSchema = z
       .describe(
         "Reuse evaluated prompt prefixes across requests (a loaded model's sequences keep what they evaluated; a request evaluates only what follows the longest prefix it shares). The answer is the same either way; false evaluates every prompt whole, whatever a request's `cache_prompt` asks. See docs/prompt-cache.md.",
       ),
+    prompt_cache_mb: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(1024)
+      .describe(
+        "Disk budget, in MiB, for evaluated prompt prefixes saved under `<cache_dir>/prompts/` when a GGUF model unloads (eviction, TTL, shutdown) and restored when it loads again (also by the start-up warm-up), so a request sharing one does not evaluate it again. The least valuable (reuses x tokens) are deleted first to stay within it. 0 = nothing saved. Needs `prompt_cache` and `persist_cache`. See docs/prompt-cache.md.",
+      ),
+    prompt_cache_per_key: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Keep each API key's evaluated prefixes to itself: a prefix evaluated (or saved) for a request with one `Authorization: Bearer` key is never reused for a request with another key or none. Off, every caller shares them (a caller could time whether a prefix was seen before). See docs/prompt-cache.md, Privacy.",
+      ),
     max_cached_models: z
       .number()
       .int()

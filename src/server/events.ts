@@ -26,7 +26,8 @@ export interface PublicEvent {
 /**
  * The one mapping from the cache's event names to the API's: `load` → `loaded`, `evict` → `evicted` (or `crashed`
  * when the reason is that the model's process died), `save` → `saved`, `restore` → `restored`; the others keep their
- * name (`loading`, `load_failed`, `expired`, `pinned`, `warmup`, `hit`, `miss`, `coalesced`, `unknown_model`).
+ * name (`loading`, `load_failed`, `expired`, `pinned`, `warmup`, `hit`, `miss`, `coalesced`, `unknown_model`); `prefix`
+ * becomes `prefix_saved`, `prefix_restored`, `prefix_evicted` or `prefix_quarantined`.
  * Fields are snake_case; a failed load carries its error `code` and message, never the error object.
  */
 export function publicEvent(event: CacheEvent, time: Date, paths?: PathRedactor): PublicEvent {
@@ -85,6 +86,17 @@ export function publicEvent(event: CacheEvent, time: Date, paths?: PathRedactor)
       return { type: "restored", time: at, models: event.models, missing: event.missing, warning: event.warning };
     case "warmup":
       return { type: "warmup", time: at, loaded: event.loaded, skipped: event.skipped, failed: event.failed };
+    case "prefix":
+      return {
+        type: `prefix_${event.action}`,
+        time: at,
+        name: event.name,
+        key: event.key,
+        tokens: event.tokens,
+        bytes: event.bytes,
+        disk_bytes: event.diskBytes,
+        reason: event.reason,
+      };
     case "pinned":
     case "hit":
     case "coalesced":

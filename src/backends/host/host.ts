@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 import type { BackendConfig } from "../../config/schema.js";
 import { ModelCrashed } from "../../errors/index.js";
 import type { ModelFormat } from "../../models/types.js";
+import { HeldEvents } from "../common.js";
+import type { PromptStoreEvent } from "../types.js";
 import {
   encodeFrame,
   type FromHost,
@@ -25,8 +27,12 @@ export const DEFAULT_HOST_ENTRY = fileURLToPath(
   new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url),
 );
 
-/** How long a host asked to exit may take (dispose of its model) before it is killed, in milliseconds. */
+/**
+ * How long a host asked to exit may stay silent (disposing of its model: saving its prompt prefixes, each save
+ * reported) before it is killed, in milliseconds; and the most its exit may take in all.
+ */
 const SHUTDOWN_GRACE_MS = 5000;
+const SHUTDOWN_MAX_MS = 120_000;
 
 /**
  * The watchdog. A host with work in flight (a request, or being asked to exit) that has sent nothing for
@@ -111,6 +117,8 @@ export class ModelHost {
   readonly exited: Promise<void>;
   /** The model's name once one is loaded, for messages. */
   modelName: string | null = null;
+  /** What the model's prompt store reports (held until the hosted model subscribes). */
+  readonly promptEvents = new HeldEvents<PromptStoreEvent>();
 
   private readonly child: ChildProcess;
   private readonly channel: Socket;
@@ -213,9 +221,13 @@ export class ModelHost {
       this.heard();
       this.ending = true;
       this.request({ type: "dispose" }).answer.catch(() => undefined);
-      const timer = setTimeout(() => this.child.kill("SIGKILL"), SHUTDOWN_GRACE_MS);
+      const started = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        if (now - this.heardAt > SHUTDOWN_GRACE_MS || now - started > SHUTDOWN_MAX_MS) this.child.kill("SIGKILL");
+      }, 250);
       await this.exited;
-      clearTimeout(timer);
+      clearInterval(timer);
     }
     await this.exited;
   }
@@ -313,6 +325,9 @@ export class ModelHost {
         this.settleReady.resolve();
         return;
       case "pong":
+        return;
+      case "prompt":
+        this.promptEvents.emit(message.event);
         return;
       case "progress":
       case "text":

@@ -180,8 +180,10 @@ async function load(
     backend: message.config as BackendConfig,
     signal,
     onProgress: stream.progress.push,
+    ...(message.promptStore ? { promptStore: message.promptStore } : {}),
   });
   model = loaded;
+  if (loaded.kind === "text") loaded.onPromptStore?.((event) => send({ type: "prompt", event }));
   return { type: "loaded", id, kind: loaded.kind, memoryBytes: loaded.memoryBytes };
 }
 

@@ -15,6 +15,7 @@ import type { BackendConfig } from "../../config/schema.js";
 import * as errors from "../../errors/index.js";
 import { InfernoError } from "../../errors/index.js";
 import type { ModelDescriptor, ModelFormat } from "../../models/types.js";
+import type { PromptStoreEvent, PromptStoreSettings } from "../types.js";
 import { GIB } from "../../units.js";
 
 /** The host's end of the pipe. */
@@ -29,7 +30,7 @@ const CALL_METHODS: readonly CallMethod[] = ["complete", "chat", "embed", "token
 export type ToHost =
   /** Start the runtime of a format (llama.cpp for GGUF) so a later load pays no start-up. Answered by `ready`. */
   | { type: "init"; format: ModelFormat; gpu: BackendConfig["gpu"] }
-  | { type: "load"; id: number; descriptor: ModelDescriptor; config: BackendConfig }
+  | { type: "load"; id: number; descriptor: ModelDescriptor; config: BackendConfig; promptStore?: PromptStoreSettings }
   /** Calls a method of the loaded model. `args` are the method's arguments without signal and onText. */
   | { type: "call"; id: number; method: CallMethod; args: unknown[]; stream: boolean }
   | { type: "abort"; id: number }
@@ -56,6 +57,8 @@ export type FromHost =
   /** Streamed text of a call: the pieces that arrived together, as one message (see text-stream.ts). */
   | { type: "text"; id: number; text: string }
   | { type: "result"; id: number; value: unknown }
+  /** What the loaded model's prompt store did (also while it loads and while it is disposed). */
+  | { type: "prompt"; event: PromptStoreEvent }
   /** `id` null: a failure outside any request (the runtime did not start). */
   | { type: "error"; id: number | null; error: WireError };
 
@@ -110,13 +113,18 @@ const FROM_HOST: MessageChecks = {
   loaded: (m) => isId(m.id) && (m.kind === "text" || m.kind === "tensor") && typeof m.memoryBytes === "number",
   text: (m) => isId(m.id) && typeof m.text === "string",
   result: (m) => isId(m.id),
+  prompt: (m) => isObject(m.event) && typeof m.event.action === "string" && typeof m.event.bytes === "number",
   error: (m) => (m.id === null || isId(m.id)) && isObject(m.error) && typeof m.error.message === "string",
 };
 
 const TO_HOST: MessageChecks = {
   init: (m) => m.format === "gguf" || m.format === "onnx",
   ping: () => true,
-  load: (m) => isId(m.id) && isObject(m.descriptor) && isObject(m.config),
+  load: (m) =>
+    isId(m.id) &&
+    isObject(m.descriptor) &&
+    isObject(m.config) &&
+    (m.promptStore === undefined || isObject(m.promptStore)),
   call: (m) => isId(m.id) && CALL_METHODS.includes(m.method as CallMethod) && Array.isArray(m.args),
   abort: (m) => isId(m.id),
   memory: (m) => isId(m.id),
