@@ -263,6 +263,15 @@ export class FleetEngine {
     return Number(await this.run("fleetRelease", model, this.nodeId, token)) === 1;
   }
 
+  /**
+   * Moves this node's loading copy to `target` (placement chose it): the fleet still shows a loader while the request
+   * travels there. false when the copy is gone, is not loading, or `target` is not live.
+   */
+  async handOver(model: string, token: string, target: string): Promise<boolean> {
+    const reply = await this.run("fleetHandOver", model, this.nodeId, token, target, this.loadLeaseMs, randomUUID());
+    return reply !== null;
+  }
+
   /** Records a load failure on this node (dropping its loading copy); returns the recent failures fleet-wide. */
   async recordFailure(model: string, token: string, message: string): Promise<number> {
     return Number(await this.run("fleetFail", model, this.nodeId, token, message, this.failureWindowMs));

@@ -190,8 +190,10 @@ export class FleetNode implements FleetPort {
     if (this.holds(name)) return { kind: "local" };
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
+    // A forwarded request asks Redis (the claim) rather than the mirror, which may not show yet that the sender let
+    // its claim go here: the mirror could send it straight back.
     const elsewhere = this.member.holders(name).find((h) => h.node !== self && !exclude.has(h.node));
-    if (elsewhere && canForward) {
+    if (elsewhere && hops === 0) {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };
     }
@@ -228,9 +230,13 @@ export class FleetNode implements FleetPort {
     const url = placed.node !== null ? this.urlOf(placed.node) : null;
     // No node can load it (no file, too large) or the placed one cannot be dialed: the claim goes, and the request
     // is answered here (a 404 for a model no node has, as on a single node).
-    await this.member.release(name, claim.copy.token);
-    if (placed.node === null || url === null) return { kind: "local" };
-    return { kind: "forward", node: placed.node as string, url };
+    if (placed.node === null || url === null) {
+      await this.member.release(name, claim.copy.token);
+      return { kind: "local" };
+    }
+    // The claim moves with the request, so a claim made meanwhile on another node finds the loader (no second load).
+    await this.member.handOver(name, claim.copy.token, placed.node);
+    return { kind: "forward", node: placed.node, url };
   }
 
   private urlOf(node: string): string | null {
