@@ -30,6 +30,11 @@ export interface FleetEngineOptions {
   maxFailures?: number;
   /** Merged delta ids remembered, so a retried delta counts once. Default 10,000. */
   appliedDeltasKept?: number;
+  /**
+   * The longest wait between two reconnection attempts while Redis is away (ms; they start at 100 and grow). Default
+   * 1000; a node passes at most half its heartbeat, so it is back within two heartbeats of Redis returning.
+   */
+  reconnectMaxMs?: number;
 }
 
 export type ClaimResult =
@@ -127,6 +132,7 @@ export class FleetEngine {
     this.maxFailures = options.maxFailures ?? 3;
     this.appliedDeltasKept = options.appliedDeltasKept ?? 10_000;
     this.redactedUrl = redactRedisUrl(options.redisUrl);
+    const reconnectMaxMs = options.reconnectMaxMs ?? 1000;
     this.client = new Redis(options.redisUrl, {
       lazyConnect: true,
       // Down means fail now, not queue: the node serves alone meanwhile.
@@ -134,7 +140,7 @@ export class FleetEngine {
       maxRetriesPerRequest: 0,
       commandTimeout: this.callTimeoutMs,
       connectTimeout: Math.max(this.callTimeoutMs, 1000),
-      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+      retryStrategy: (attempt) => Math.min(100 * attempt, reconnectMaxMs),
     });
     this.feedClient = this.client.duplicate({ commandTimeout: undefined });
     for (const client of [this.client, this.feedClient]) {
