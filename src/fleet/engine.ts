@@ -30,6 +30,11 @@ export interface FleetEngineOptions {
   maxFailures?: number;
   /** Merged delta ids remembered, so a retried delta counts once. Default 10,000. */
   appliedDeltasKept?: number;
+  /**
+   * The longest wait between two reconnection attempts while Redis is away (ms; they start at 100 and grow). Default
+   * 1000; a node passes at most half its heartbeat, so it is back within two heartbeats of Redis returning.
+   */
+  reconnectMaxMs?: number;
 }
 
 export type ClaimResult =
@@ -127,6 +132,7 @@ export class FleetEngine {
     this.maxFailures = options.maxFailures ?? 3;
     this.appliedDeltasKept = options.appliedDeltasKept ?? 10_000;
     this.redactedUrl = redactRedisUrl(options.redisUrl);
+    const reconnectMaxMs = options.reconnectMaxMs ?? 1000;
     this.client = new Redis(options.redisUrl, {
       lazyConnect: true,
       // Down means fail now, not queue: the node serves alone meanwhile.
@@ -134,7 +140,7 @@ export class FleetEngine {
       maxRetriesPerRequest: 0,
       commandTimeout: this.callTimeoutMs,
       connectTimeout: Math.max(this.callTimeoutMs, 1000),
-      retryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+      retryStrategy: (attempt) => Math.min(100 * attempt, reconnectMaxMs),
     });
     this.feedClient = this.client.duplicate({ commandTimeout: undefined });
     for (const client of [this.client, this.feedClient]) {
@@ -261,6 +267,15 @@ export class FleetEngine {
   /** Removes this node's copy; false when it was gone or the token does not match. */
   async release(model: string, token: string): Promise<boolean> {
     return Number(await this.run("fleetRelease", model, this.nodeId, token)) === 1;
+  }
+
+  /**
+   * Moves this node's loading copy to `target` (placement chose it): the fleet still shows a loader while the request
+   * travels there. false when the copy is gone, is not loading, or `target` is not live.
+   */
+  async handOver(model: string, token: string, target: string): Promise<boolean> {
+    const reply = await this.run("fleetHandOver", model, this.nodeId, token, target, this.loadLeaseMs, randomUUID());
+    return reply !== null;
   }
 
   /** Records a load failure on this node (dropping its loading copy); returns the recent failures fleet-wide. */

@@ -337,6 +337,16 @@ export class FleetMember {
     await this.guarded(() => this.engine.release(model, token), false);
   }
 
+  /**
+   * This node's claim of `model` goes to `target`, where placement put the load (engine.handOver); when it cannot
+   * (Redis away, the target gone) the claim is released, as a claim this node will not load.
+   */
+  async handOver(model: string, token: string, target: string): Promise<void> {
+    if (this.own.get(model)?.token === token) this.own.delete(model);
+    const moved = await this.guarded(() => this.engine.handOver(model, token, target), false);
+    if (!moved) await this.guarded(() => this.engine.release(model, token), false);
+  }
+
   /** This node's load of `model` failed: its copy is dropped and the failure counts fleet-wide. */
   async failed(model: string, token: string, message: string): Promise<void> {
     if (this.own.get(model)?.token === token) this.own.delete(model);
@@ -398,7 +408,8 @@ export class FleetMember {
   place(model: string, file?: PlacementRequest["file"], exclude: Iterable<string> = []): Placement {
     const excluded = new Set(exclude);
     for (const node of this.mirror.failedNodes(model, this.engine.failureWindowMs)) excluded.add(node);
-    return placeModel(candidatesFor(model, this.mirror.liveNodes()), {
+    const others = (node: string) => this.mirror.copiesOn(node).filter((c) => c.model !== model).length;
+    return placeModel(candidatesFor(model, this.mirror.liveNodes(), others), {
       receivedBy: this.nodeId,
       ...(file ? { file } : {}),
       exclude: excluded,

@@ -109,8 +109,17 @@ export function placeModel(nodes: readonly PlacementCandidate[], request: Placem
   return { node: local && nearEqual(best, local) ? local.node.id : best.node.id };
 }
 
-/** The placement candidates for `model` among live nodes' records (a node without a record yet is left out). */
-export function candidatesFor(model: string, nodes: readonly FleetNodeState[]): PlacementCandidate[] {
+/**
+ * The placement candidates for `model` among live nodes' records (a node without a record yet is left out).
+ * `copiesOn`: how many other models the copies table shows on a node, ready or loading. It is current to the last feed
+ * entry, while a record is as old as the node's last heartbeat: a node that claimed two loads a moment ago is full
+ * although its record still says empty, so the larger of the two counts.
+ */
+export function candidatesFor(
+  model: string,
+  nodes: readonly FleetNodeState[],
+  copiesOn: (node: string) => number = () => 0,
+): PlacementCandidate[] {
   return nodes.flatMap((n) =>
     n.record
       ? [
@@ -120,7 +129,7 @@ export function candidatesFor(model: string, nodes: readonly FleetNodeState[]): 
             memoryCapacity: n.record.memory_capacity,
             memoryUsed: n.record.memory_used,
             modelCapacity: n.record.model_capacity,
-            modelCount: n.record.model_count,
+            modelCount: Math.max(n.record.model_count, copiesOn(n.id)),
             lruTime: n.record.lru_time,
             serves: Object.hasOwn(n.record.serves, model) ? n.record.serves[model] : undefined,
           },

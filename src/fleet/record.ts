@@ -46,3 +46,33 @@ export function nodeRecordOf(
     serves: facts.serves,
   };
 }
+
+/**
+ * Requests per minute over the last minute, in one-second buckets (O(1) per request, 60 numbers of memory): the `rpm`
+ * a node publishes. The clock is passed in (ms).
+ */
+export class RequestRate {
+  private readonly buckets = new Array<number>(60).fill(0);
+  /** The second the newest bucket counts. */
+  private second = 0;
+
+  /** Counts one request at `now`. */
+  count(now: number): void {
+    this.advance(now);
+    this.buckets[this.second % 60]!++;
+  }
+
+  /** Requests in the 60 seconds up to `now`. */
+  perMinute(now: number): number {
+    this.advance(now);
+    return this.buckets.reduce((a, b) => a + b, 0);
+  }
+
+  private advance(now: number): void {
+    const second = Math.floor(now / 1000);
+    if (second <= this.second) return;
+    // The seconds that passed since the newest bucket start empty (all 60 after a minute of silence).
+    for (let s = Math.max(this.second + 1, second - 59); s <= second; s++) this.buckets[s % 60] = 0;
+    this.second = second;
+  }
+}

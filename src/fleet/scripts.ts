@@ -154,6 +154,24 @@ return 1
 `;
 
 /**
+ * Hand over. ARGV: prefix, model, node, token, target node, lease ms. The caller's loading copy (token checked) moves
+ * to `target`, a live node that placement chose: the claim stays in the fleet while the request travels there, so a
+ * claim made meanwhile finds the target as the loader instead of nothing (which would start a second load). The moved
+ * copy's token is new and known to nobody: the target replaces it with its own when its load starts (`PUBLISH`), and
+ * a target that never loads lets it lapse with its lease. Returns the moved copy, or false (token, state or target).
+ */
+export const HAND_OVER = `${COMMON}
+local model, node, token, target, lease_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local copy = own_copy(model, node, token)
+local now = now_ms()
+if not copy or copy.state ~= 'loading' or not alive(target, now) then return false end
+drop_copy(model, node)
+local raw = cjson.encode({state = 'loading', since = now, lease = now + lease_ms, token = ARGV[7]})
+put_copy(model, target, raw)
+return raw
+`;
+
+/**
  * Record a load failure. ARGV: prefix, model, node, token, message, failure window ms. Removes the caller's copy when
  * the token matches, records the failure (it expires after the window) and returns how many failures are recent.
  */
@@ -272,6 +290,7 @@ export const SCRIPTS = {
   fleetRenew: RENEW,
   fleetPromote: PROMOTE,
   fleetRelease: RELEASE,
+  fleetHandOver: HAND_OVER,
   fleetFail: FAIL,
   fleetPublish: PUBLISH,
   fleetLeave: LEAVE,

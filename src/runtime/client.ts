@@ -5,6 +5,7 @@
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
+import type { FleetStats } from "./types.js";
 import { dialHost } from "../config/address.js";
 import {
   BadRequest,
@@ -115,7 +116,8 @@ export class InfernoClient {
     }
   }
 
-  stats(): Promise<CacheStats> {
+  /** The node's statistics; in a fleet, `fleet` holds the fleet's figures too. */
+  stats(): Promise<CacheStats & { fleet?: FleetStats }> {
     return this.call("GET", "/v1/cache/stats");
   }
 

@@ -7,10 +7,18 @@
 import type { ModelCache } from "../cache/model-cache.js";
 import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
 import { messageOf } from "../errors/index.js";
-import { FleetEngine, FleetMember, nodeRecordOf, type FleetSettings, type ServedModel } from "../fleet/index.js";
+import {
+  FleetEngine,
+  FleetMember,
+  type NodeFacts,
+  nodeRecordOf,
+  RequestRate,
+  type FleetSettings,
+  type ServedModel,
+} from "../fleet/index.js";
 import type { ModelManager } from "../models/manager.js";
 import type { InfernoLogger } from "./logger.js";
-import type { FleetPort, FleetRoute } from "./types.js";
+import type { FleetModel, FleetPort, FleetRoute, FleetStats } from "./types.js";
 
 /** A request is forwarded at most this many times: a request that arrives with this many hops is served here. */
 export const MAX_FLEET_HOPS = 2;
@@ -49,8 +57,6 @@ export interface FleetNodeOptions {
   models: ModelManager;
   logger: InfernoLogger;
   version: string;
-  /** Load slots the node publishes. */
-  loadSlots: number;
   /** The cache's store when it persists: its saves then also go to the fleet's statistics. */
   store?: FleetStateStore | null;
 }
@@ -58,7 +64,8 @@ export interface FleetNodeOptions {
 export class FleetNode implements FleetPort {
   readonly secret: string;
   private served: Record<string, ServedModel> = {};
-  private loading = 0;
+  /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
+  private readonly rate = new RequestRate();
   private readonly startedAt = Date.now();
   private readonly stopLoading = new Map<string, () => void>();
   private readonly offs: Array<() => void> = [];
@@ -75,14 +82,19 @@ export class FleetNode implements FleetPort {
   /** Joins the fleet (never throws for a Redis outage: the node then starts degraded and keeps trying). */
   static async join(options: FleetNodeOptions): Promise<FleetNode> {
     const { settings, logger } = options;
-    const engine = new FleetEngine({ redisUrl: settings.redisUrl, name: settings.name, nodeId: settings.nodeId });
+    const engine = new FleetEngine({
+      redisUrl: settings.redisUrl,
+      name: settings.name,
+      nodeId: settings.nodeId,
+      reconnectMaxMs: Math.min(1000, settings.heartbeatMs / 2),
+    });
     let node: FleetNode | null = null;
     const served = await servedModels(options.models);
     const member = await FleetMember.start({
       engine,
       heartbeatMs: settings.heartbeatMs,
       nodeTimeoutMs: settings.nodeTimeoutMs,
-      record: () => node?.record() ?? nodeRecordOf(options.cache.stats(), node0Facts(options, served)),
+      record: () => node?.record() ?? nodeRecordOf(options.cache.stats(), nodeFacts(options, served)),
       ...(options.store ? { localUsage: async () => (await options.store!.file.load()).state } : {}),
       log: {
         warn: (message) => logger.warn({ redis: settings.redactedUrl }, message),
@@ -110,9 +122,9 @@ export class FleetNode implements FleetPort {
       () => {},
     );
     return nodeRecordOf(this.options.cache.stats(), {
-      ...node0Facts(this.options, this.served),
+      ...nodeFacts(this.options, this.served),
       started_at: this.startedAt,
-      loading: this.loading,
+      rpm: this.rate.perMinute(Date.now()),
       draining: this.draining,
     });
   }
@@ -121,10 +133,13 @@ export class FleetNode implements FleetPort {
   private follow(): void {
     const { cache, logger } = this.options;
     const warn = (error: unknown) => logger.warn({}, `fleet: ${messageOf(error)}`);
+    const counted = () => this.rate.count(Date.now());
     this.offs.push(
+      cache.on("hit", counted),
+      cache.on("miss", counted),
+      cache.on("coalesced", counted),
       cache.on("loading", ({ name, progress }) => {
         if (progress !== 0 || this.stopLoading.has(name)) return;
-        this.loading++;
         this.stopLoading.set(name, () => {});
         void this.ownLoading(name).catch(warn);
       }),
@@ -162,7 +177,6 @@ export class FleetNode implements FleetPort {
   private loadSettled(name: string): void {
     const stop = this.stopLoading.get(name);
     if (!stop) return;
-    this.loading = Math.max(0, this.loading - 1);
     stop();
     this.stopLoading.delete(name);
   }
@@ -190,8 +204,10 @@ export class FleetNode implements FleetPort {
     if (this.holds(name)) return { kind: "local" };
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
+    // A forwarded request asks Redis (the claim) rather than the mirror, which may not show yet that the sender let
+    // its claim go here: the mirror could send it straight back.
     const elsewhere = this.member.holders(name).find((h) => h.node !== self && !exclude.has(h.node));
-    if (elsewhere && canForward) {
+    if (elsewhere && hops === 0) {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };
     }
@@ -228,9 +244,66 @@ export class FleetNode implements FleetPort {
     const url = placed.node !== null ? this.urlOf(placed.node) : null;
     // No node can load it (no file, too large) or the placed one cannot be dialed: the claim goes, and the request
     // is answered here (a 404 for a model no node has, as on a single node).
-    await this.member.release(name, claim.copy.token);
-    if (placed.node === null || url === null) return { kind: "local" };
-    return { kind: "forward", node: placed.node as string, url };
+    if (placed.node === null || url === null) {
+      await this.member.release(name, claim.copy.token);
+      return { kind: "local" };
+    }
+    // The claim moves with the request, so a claim made meanwhile on another node finds the loader (no second load).
+    await this.member.handOver(name, claim.copy.token, placed.node);
+    return { kind: "forward", node: placed.node, url };
+  }
+
+  async stats(): Promise<FleetStats> {
+    const summary = this.member.summary();
+    const usage = await this.member.loadUsage();
+    const hits = usage?.counters.hits ?? 0;
+    const misses = usage?.counters.misses ?? 0;
+    return {
+      status: this.status(),
+      node_id: summary.node_id,
+      redis: summary.redis,
+      pending_deltas: summary.pending_deltas,
+      nodes: this.member.mirror.liveNodes().flatMap(({ id, record: r }) =>
+        r
+          ? [
+              {
+                id,
+                url: r.url,
+                models_loaded: r.model_count,
+                max_cached_models: r.model_capacity,
+                memory_bytes: r.memory_used,
+                memory_limit_bytes: r.memory_capacity,
+                loading: r.loading,
+                load_slots: r.load_slots,
+                rpm: r.rpm,
+                draining: r.draining,
+              },
+            ]
+          : [],
+      ),
+      usage: usage && {
+        hits,
+        misses,
+        hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
+        loads: usage.counters.loads,
+        load_failures: usage.counters.load_failures,
+        models: usage.models
+          .map(({ name, usage: u }) => ({ name, requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads }))
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      },
+    };
+  }
+
+  models(): FleetModel[] {
+    const models = new Map<string, FleetModel>();
+    for (const node of this.member.mirror.liveNodes()) {
+      for (const [name, served] of Object.entries(node.record?.serves ?? {})) {
+        if (models.has(name)) continue;
+        const loaded = this.member.holders(name).some((h) => h.copy.state === "ready");
+        models.set(name, { name, size_bytes: served.size, loaded });
+      }
+    }
+    return [...models.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private urlOf(node: string): string | null {
@@ -256,13 +329,18 @@ export class FleetNode implements FleetPort {
   }
 }
 
-function node0Facts(options: FleetNodeOptions, served: Record<string, ServedModel>) {
+/**
+ * The record's facts from the cache as it is now. Loads run as requests need them, with no limit of their own, but
+ * each takes a model slot: `load_slots` is the slots free for a load without an eviction.
+ */
+function nodeFacts(options: FleetNodeOptions, served: Record<string, ServedModel>): NodeFacts {
+  const resident = options.cache.loadedModels();
   return {
     url: options.settings.advertiseUrl,
     version: options.version,
     started_at: Date.now(),
-    loading: 0,
-    load_slots: options.loadSlots,
+    loading: resident.filter((m) => m.state === "loading").length,
+    load_slots: Math.max(0, options.cache.stats().max_cached_models - resident.length),
     rpm: 0,
     draining: false,
     serves: served,

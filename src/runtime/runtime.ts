@@ -84,7 +84,6 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
       models: this.models,
       logger: this.logger,
       version,
-      loadSlots: 1,
       store: this.fleetStore,
     });
   }

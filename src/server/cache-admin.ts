@@ -17,11 +17,14 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   const { cache } = deps.runtime;
   const routes = new Hono<AppEnv>();
 
-  routes.get("/v1/cache/stats", (c) => {
+  routes.get("/v1/cache/stats", async (c) => {
     const stats = cache.stats();
     // A failed save's message is told as any error sent to a client is (no server path; `state_file` names the file).
     const { error } = stats.last_save;
-    return c.json(error ? { ...stats, last_save: { ...stats.last_save, error: deps.paths.message(error) } } : stats);
+    const node = error ? { ...stats, last_save: { ...stats.last_save, error: deps.paths.message(error) } } : stats;
+    // In a fleet: the fleet's figures beside the node's.
+    const fleet = deps.runtime.fleet;
+    return c.json(fleet ? { ...node, fleet: await fleet.stats() } : node);
   });
 
   // Server-sent events (see events.ts); ends when the client leaves or the server starts shutting down.

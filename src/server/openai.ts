@@ -344,7 +344,14 @@ export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
   routes.get("/v1/models", async (c) => {
     const [models, names] = await Promise.all([deps.runtime.models.list(), deps.runtime.models.shortNames()]);
     const loaded = loadedKeys(deps);
-    return c.json({ object: "list", data: models.map((m) => modelObject(m, names, loaded)) });
+    const data: object[] = models.map((m) => modelObject(m, names, loaded));
+    // In a fleet, also the models only other nodes have: any node serves them (forwarded).
+    const here = new Set(models.map((m) => m.name));
+    for (const m of deps.runtime.fleet?.models() ?? []) {
+      if (here.has(m.name)) continue;
+      data.push({ id: m.name, file: m.name, object: "model", created: 0, owned_by: "inferno", ...m, fleet: true });
+    }
+    return c.json({ object: "list", data });
   });
   routes.get("/v1/models/:name{.+}", async (c) => {
     const model = await deps.runtime.models.resolve(c.req.param("name"));

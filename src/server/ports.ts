@@ -88,6 +88,52 @@ export interface FleetPort {
    * `exclude`: peers that failed this request before their first byte.
    */
   route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
+  /** The fleet's figures for `/v1/cache/stats` (reads the merged usage from Redis, bounded by the call limit). */
+  stats(): Promise<FleetStats>;
+  /** The models live nodes publish (name, file size, whether a ready copy exists), from the mirror: no Redis call. */
+  models(): FleetModel[];
+}
+
+/**
+ * `/v1/cache/stats`' `fleet` member (only in a fleet): the live nodes as this node's mirror sees them, and the fleet's
+ * merged usage (the sum of every node's saved statistics). The node's own figures are the rest of the answer.
+ */
+export interface FleetStats {
+  status: "ok" | "degraded";
+  node_id: string;
+  /** The Redis URL without its password. */
+  redis: string;
+  /** This node's usage deltas waiting for Redis (an outage). */
+  pending_deltas: number;
+  nodes: Array<{
+    id: string;
+    url: string;
+    models_loaded: number;
+    max_cached_models: number;
+    memory_bytes: number;
+    memory_limit_bytes: number;
+    loading: number;
+    load_slots: number;
+    /** Requests the node's cache took over the last minute. */
+    rpm: number;
+    draining: boolean;
+  }>;
+  /** null while Redis cannot be read, or before any node saved. */
+  usage: {
+    hits: number;
+    misses: number;
+    hit_rate: number;
+    loads: number;
+    load_failures: number;
+    models: Array<{ name: string; requests: number; hits: number; misses: number; loads: number }>;
+  } | null;
+}
+
+/** A model some node of the fleet can serve. */
+export interface FleetModel {
+  name: string;
+  size_bytes: number;
+  loaded: boolean;
 }
 
 /** The parts of a runtime that the HTTP app reads. */

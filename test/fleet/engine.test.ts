@@ -55,6 +55,24 @@ test("promote, renew and release need the claim's token", { skip }, async (t) =>
   );
 });
 
+test("a claim handed over to the placed node: a claim meanwhile finds that node loading", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a, b, c] = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+  for (const node of [a!, b!]) await node.heartbeat("1", nodeRecord(node.nodeId), LEASE);
+  const token = FleetEngine.token();
+  assert.equal((await a!.claim("m", token)).kind, "claimed");
+  assert.equal(await a!.handOver("m", "wrong", "b"), false, "only the claim's token hands it over");
+  assert.equal(await a!.handOver("m", token, "c"), false, "never to a node that is not live");
+  assert.equal(await a!.handOver("m", token, "b"), true);
+  const seen = await c!.claim("m", FleetEngine.token());
+  assert.equal(seen.kind, "unregistered");
+  await c!.heartbeat("1", nodeRecord("c"), LEASE);
+  const held = await c!.claim("m", FleetEngine.token());
+  assert.deepEqual(held.kind === "held" && held.holders.map((h) => [h.node, h.copy.state]), [["b", "loading"]]);
+  assert.equal(await a!.release("m", token), false, "a's claim is gone with the hand-over");
+  assert.equal(await a!.handOver("m", token, "b"), false);
+});
+
 test("a node past its lease is pruned with its copies; a claim also skips a dead holder", { skip }, async (t) => {
   const redis = await startRedis(t);
   const a = await engineFor(t, redis.url, "a");

@@ -154,3 +154,22 @@ test("candidates come from the nodes' published records; a node without a record
   ]);
   assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" });
 });
+
+test("a node's model count is the larger of its record's and its copies': a record lags its claims", () => {
+  const served = { size: 100, bytes: GiB };
+  const nodes = ["a", "b"].map((id) => ({
+    id,
+    lease: 0,
+    record: nodeRecord(id, { serves: { "m.gguf": served }, model_count: id === "a" ? 1 : 0 }),
+  }));
+  const copies: Record<string, number> = { a: 0, b: 2 };
+  const candidates = candidatesFor("m.gguf", nodes, (id) => copies[id] ?? 0);
+  assert.deepEqual(
+    candidates.map((c) => [c.id, c.modelCount]),
+    [
+      ["a", 1],
+      ["b", 2],
+    ],
+  );
+  assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" }, "b is full by its copies");
+});

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelStats } from "../../src/cache/types.js";
-import { nodeRecordOf } from "../../src/fleet/record.js";
+import { nodeRecordOf, RequestRate } from "../../src/fleet/record.js";
 
 function model(name: string, loaded: boolean, lastUsed: string | null): ModelStats {
   return {
@@ -65,4 +65,17 @@ test("the record takes the cache's limits and use, and the oldest last use among
 test("nothing resident: no LRU time", () => {
   const stats = { memory_bytes: 0, memory_limit_bytes: 1000, max_cached_models: 4, models_loaded: 0, models: [] };
   assert.equal(nodeRecordOf(stats, facts).lru_time, null);
+});
+
+test("requests per minute count the last 60 seconds only", () => {
+  const rate = new RequestRate();
+  const t0 = 1_000_000_000;
+  for (let i = 0; i < 5; i++) rate.count(t0 + i * 100);
+  rate.count(t0 + 30_000);
+  assert.equal(rate.perMinute(t0 + 30_000), 6);
+  assert.equal(rate.perMinute(t0 + 59_999), 6, "the first second still counts");
+  assert.equal(rate.perMinute(t0 + 60_000), 1, "a minute later the first five are gone");
+  assert.equal(rate.perMinute(t0 + 10 * 60_000), 0, "after a silence, nothing");
+  rate.count(t0 + 10 * 60_000);
+  assert.equal(rate.perMinute(t0 + 10 * 60_000 + 500), 1);
 });

@@ -4,81 +4,30 @@
  * forward without the fleet secret is refused, and a node whose Redis died keeps answering and reports `degraded`.
  */
 import assert from "node:assert/strict";
-import { describe, it, type TestContext } from "node:test";
-import type { CacheStats } from "../../src/cache/types.js";
+import { describe, it } from "node:test";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
-import { spawnInferno } from "../../testkit/process.js";
+import {
+  complete,
+  FLEET_API_KEY,
+  FLEET_SECRET,
+  type FleetTestNode,
+  ok,
+  settleFleet,
+  startFleetNode,
+} from "../../testkit/fleet.js";
 import { engineFor } from "./fleet-helpers.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
-import { testSetup, waitFor } from "../../testkit/server.js";
+import { waitFor } from "../../testkit/server.js";
 
-const SECRET = "fleet-secret";
-const API_KEY = "client-key";
-
-interface Node {
-  url: string;
-  stats(): Promise<CacheStats>;
-  health(): Promise<{ fleet?: string }>;
-  metrics(): Promise<string>;
-  /** SIGKILL: no leave, as after a crash. */
-  kill(): Promise<unknown>;
-}
-
-async function startNode(t: TestContext, redisUrl: string, models: Record<string, object>): Promise<Node> {
-  const setup = await testSetup(t, { models: { gguf: models }, config: { server: { api_key: API_KEY } } });
-  const node = spawnInferno(t, ["serve"], {
-    cwd: setup.cwd,
-    env: {
-      ...setup.env,
-      INFERNO_FLEET__REDIS_URL: redisUrl,
-      INFERNO_FLEET__NAME: "t",
-      INFERNO_FLEET__SECRET: SECRET,
-      INFERNO_FLEET__HEARTBEAT_SECONDS: "0.5",
-      INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "3",
-    },
-  });
-  const [, url] = await node.waitForLine(/serving \d+ model\(s\) on (http:\S+)/);
-  const base = url as string;
-  const auth = { authorization: `Bearer ${API_KEY}` };
-  return {
-    url: base,
-    stats: async () => (await (await fetch(`${base}/v1/cache/stats`, { headers: auth })).json()) as CacheStats,
-    health: async () => (await (await fetch(`${base}/health`)).json()) as { fleet?: string },
-    metrics: async () => (await fetch(`${base}/metrics`)).text(),
-    kill: () => node.stop("SIGKILL"),
-  };
-}
-
-async function complete(node: Node, model: string, init: { headers?: Record<string, string> } = {}) {
-  return fetch(`${node.url}/v1/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}`, ...init.headers },
-    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 2, temperature: 0 }),
-  });
-}
-
-async function ok(response: Promise<Response>): Promise<void> {
-  const r = await response;
-  assert.equal(r.status, 200, await r.clone().text());
-  await r.json();
-}
-
-/** Every node sees every other (its mirror, through `/health` being ok and peers' records heartbeated). */
-async function settle(nodes: Node[]): Promise<void> {
-  await waitFor(async () => (await Promise.all(nodes.map((n) => n.health()))).every((h) => h.fleet === "ok"), 100);
-  // Two heartbeats, so each mirror holds every record.
-  await new Promise((resolve) => setTimeout(resolve, 1200));
-}
-
-const loadsOf = async (nodes: Node[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
+const loadsOf = async (nodes: FleetTestNode[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
 
 describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("answers through another node without a second load, and makes one load of 10 concurrent cold requests", async (t) => {
     const redis = await startRedis(t);
     const models = { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 } };
-    const nodes = await Promise.all([0, 1].map(() => startNode(t, redis.url, models)));
-    await settle(nodes);
-    const [first, second] = nodes as [Node, Node];
+    const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, models)));
+    await settleFleet(nodes);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
 
     await ok(complete(first, "a.gguf"));
     assert.deepEqual(await loadsOf(nodes), [1, 0]);
@@ -87,14 +36,14 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     for (let i = 0; i < 3; i++) await ok(complete(second, "a.gguf"));
     assert.deepEqual(await loadsOf(nodes), [1, 0], "answered through the holder, not loaded again");
 
-    await Promise.all(Array.from({ length: 10 }, (_, i) => ok(complete(nodes[i % 2] as Node, "b.gguf"))));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => ok(complete(nodes[i % 2] as FleetTestNode, "b.gguf"))));
     const loads = await loadsOf(nodes);
     assert.equal(loads[0]! + loads[1]!, 2, `one load of b.gguf in the fleet (loads per node: ${loads.join(", ")})`);
 
     // A stream through the node without the model passes through unchanged: SSE chunks, then [DONE].
     const streamed = await fetch(`${second.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${FLEET_API_KEY}` },
       body: JSON.stringify({
         model: "a.gguf",
         messages: [{ role: "user", content: "Hi" }],
@@ -113,7 +62,7 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     const controller = new AbortController();
     const long = await fetch(`${second.url}/v1/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${FLEET_API_KEY}` },
       body: JSON.stringify({
         model: "a.gguf",
         prompt: "Once upon a time",
@@ -130,10 +79,10 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
 
     // An error of the holder passes through as it is: status and body, as its own client gets them.
     const invalid = { model: "a.gguf", prompt: "x", max_tokens: -5 };
-    const post = (node: Node) =>
+    const post = (node: FleetTestNode) =>
       fetch(`${node.url}/v1/completions`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${FLEET_API_KEY}` },
         body: JSON.stringify(invalid),
       });
     const [direct, through] = await Promise.all([post(first), post(second)]);
@@ -155,14 +104,14 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await wrong.text();
     // At the hop bound a forward is served where it arrived, never forwarded again: here, a second load of a.gguf.
     const before = await loadsOf(nodes);
-    await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: SECRET } }));
+    await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: FLEET_SECRET } }));
     assert.deepEqual(await loadsOf(nodes), [before[0], before[1]! + 1]);
 
     // Shared statistics: once each node saved, the fleet's usage of a model is the sum of the nodes'.
     for (const node of nodes) {
       const saved = await fetch(`${node.url}/v1/cache/save`, {
         method: "POST",
-        headers: { authorization: `Bearer ${API_KEY}` },
+        headers: { authorization: `Bearer ${FLEET_API_KEY}` },
       });
       assert.equal(saved.status, 200, await saved.text());
     }
@@ -182,8 +131,8 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
 
   it("a node whose Redis died answers requests alone and reports degraded", async (t) => {
     const redis = await startRedis(t);
-    const node = await startNode(t, redis.url, { "a.gguf": { seed: 1 } });
-    await settle([node]);
+    const node = await startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } });
+    await settleFleet([node]);
     await redis.kill();
     await ok(complete(node, "a.gguf"));
     await waitFor(async () => (await node.health()).fleet === "degraded", 100);
@@ -196,9 +145,9 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
 
   it("a node SIGKILLed while holding a model: its requests are answered through the other at once", async (t) => {
     const redis = await startRedis(t);
-    const nodes = await Promise.all([0, 1].map(() => startNode(t, redis.url, { "a.gguf": { seed: 1 } })));
-    await settle(nodes);
-    const [first, second] = nodes as [Node, Node];
+    const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } })));
+    await settleFleet(nodes);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
     await ok(complete(first, "a.gguf"));
     await new Promise((resolve) => setTimeout(resolve, 300));
     await ok(complete(second, "a.gguf"));
@@ -209,8 +158,8 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await ok(complete(second, "a.gguf"));
     assert.equal((await second.stats()).loads, 1);
     // Its copy is published: a third node routes to it.
-    const third = await startNode(t, redis.url, { "a.gguf": { seed: 1 } });
-    await settle([second, third]);
+    const third = await startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } });
+    await settleFleet([second, third]);
     await ok(complete(third, "a.gguf"));
     assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
   });

@@ -9,7 +9,7 @@ import type { CacheState } from "../../cache/persistence/types.js";
 import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
 import type { CacheStats, PromptCacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import { iso } from "../../cache/state-view.js";
-import type { InfernoClient } from "../../runtime/index.js";
+import type { FleetStats, InfernoClient } from "../../runtime/index.js";
 import type { InfernoConfig } from "../../config/index.js";
 import type { StateFile } from "../../runtime/state-file.js";
 import { ServerUnavailable } from "../../errors/index.js";
@@ -80,6 +80,44 @@ function promptCacheLine(p: PromptCacheStats): string {
     `prompt cache (since start): ${p.hits} of ${p.generations} generations reused a prefix, ` +
     `${p.cached_tokens} prompt tokens saved, ${p.evaluated_tokens} evaluated`
   );
+}
+
+/** A fleet's figures: its live nodes and its merged usage, after the node's own. */
+function printFleetStats(ctx: CliContext, fleet: FleetStats): void {
+  const usage = fleet.usage;
+  ctx.out.print(
+    [
+      `\nfleet (${fleet.redis}): ${fleet.status}, this node ${fleet.node_id}, ${fleet.nodes.length} live node(s)` +
+        (fleet.pending_deltas > 0 ? `, ${fleet.pending_deltas} usage delta(s) waiting for Redis` : ""),
+      usage
+        ? `fleet usage: hits ${usage.hits}, misses ${usage.misses}, hit rate ${(usage.hit_rate * 100).toFixed(1)}%, ` +
+          `loads ${usage.loads}, load failures ${usage.load_failures}`
+        : "fleet usage: not readable now (Redis unreachable) or nothing saved yet",
+    ].join("\n"),
+  );
+  ctx.out.print(
+    formatTable(
+      ["node", "loaded", "loading", "free slots", "memory", "req/min", "draining"],
+      fleet.nodes.map((n) => [
+        n.id,
+        `${n.models_loaded}/${n.max_cached_models}`,
+        String(n.loading),
+        String(n.load_slots),
+        formatBytes(n.memory_bytes),
+        String(n.rpm),
+        n.draining ? "yes" : "no",
+      ]),
+    ),
+  );
+  if (usage && usage.models.length > 0) {
+    ctx.out.print(
+      "\n" +
+        formatTable(
+          ["model (fleet)", "requests", "hits", "misses", "loads"],
+          usage.models.map((m) => [m.name, String(m.requests), String(m.hits), String(m.misses), String(m.loads)]),
+        ),
+    );
+  }
 }
 
 function printStats(ctx: CliContext, stats: CacheStats): void {
@@ -245,7 +283,11 @@ export async function statsCommand(ctx: CliContext, options: Record<string, unkn
   const target = await connect(ctx, options);
   const stats = target.kind === "server" ? await target.client.stats() : await target.file.stats();
   if (ctx.out.json) ctx.out.printJson(stats);
-  else printStats(ctx, stats);
+  else {
+    printStats(ctx, stats);
+    const { fleet } = stats as { fleet?: FleetStats };
+    if (fleet) printFleetStats(ctx, fleet);
+  }
 }
 
 export async function inspectCommand(ctx: CliContext, options: Record<string, unknown>): Promise<void> {
