@@ -84,9 +84,9 @@ module.exports = {
     ),
     forbid(
       "fleet-beside-the-cache",
-      "src/fleet keeps the fleet's shared state (Redis): it may use errors, config, model and cache types and the cache's pure merge and clock helpers, never backends, a runtime, the server or the CLI.",
+      "src/fleet keeps the fleet's shared state (Redis): it may use errors, config, model and cache types, the cache's pure merge and clock helpers and its simulator (the fleet mode replays traces with it), never backends, a runtime, the server or the CLI.",
       "^src/fleet",
-      "^src/(backends|runtime|server|cli|index)|^src/cache/(?!types|clock|persistence/(types|merge)|state-view|policy)|^src/models/(?!types)",
+      "^src/(backends|runtime|server|cli|index)|^src/cache/(?!types|clock|persistence/(types|merge)|state-view|policy|sim/(types|simulate))|^src/models/(?!types)",
     ),
     forbid(
       "only-runtime-composes-the-fleet",

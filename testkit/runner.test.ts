@@ -16,6 +16,13 @@ it("parseSelection: --quick or another spelling of it, --only in the runner's or
     quick: false,
     only: ["cache", "server"],
   });
+  // A name selects its family too (`fleet` → `fleet` and `fleet-sim`), never another name it merely starts.
+  const family = ["fleet", "fleet-sim", "fleetwide"];
+  assert.deepEqual(parseSelection("bench", ["--only", "fleet"], family), {
+    quick: false,
+    only: ["fleet", "fleet-sim"],
+  });
+  assert.deepEqual(parseSelection("bench", ["--only", "fleet-sim"], family), { quick: false, only: ["fleet-sim"] });
 });
 
 it("runSections runs the selected sections in order, each with its run, and sums up the invocation", async () => {

@@ -42,13 +42,15 @@ export function parseSelection(
   if (at < 0) return { quick, only: undefined };
   const given = argv[at + 1] ?? "";
   const only = given.split(",").filter((name) => name !== "");
-  if (only.length === 0 || only.some((name) => !names.includes(name))) {
+  // A name also selects its family: `fleet` runs `fleet` and `fleet-sim`.
+  const selects = (wanted: string, name: string) => name === wanted || name.startsWith(`${wanted}-`);
+  if (only.length === 0 || only.some((wanted) => !names.some((name) => selects(wanted, name)))) {
     console.error(
-      `${tool}: --only takes one or more of ${names.join(", ")} (comma-separated); got ${JSON.stringify(given)}`,
+      `${tool}: --only takes one or more of ${names.join(", ")} (comma-separated; a name also selects NAME-*); got ${JSON.stringify(given)}`,
     );
     process.exit(2);
   }
-  return { quick, only: names.filter((name) => only.includes(name)) };
+  return { quick, only: names.filter((name) => only.some((wanted) => selects(wanted, name))) };
 }
 
 /** The 1-minute load average, to two decimals: how busy the (shared) machine was. */

@@ -191,3 +191,12 @@ export function takeVictims<C extends Pick<EvictionCandidate, "key" | "memoryByt
 export function nextInflation(inflation: number, victims: readonly Victim[]): number {
   return Math.max(inflation, ...victims.map((v) => v.value));
 }
+
+/**
+ * A spare copy as every policy sees it: the fleet holds the model on another node too, so evicting this copy loses no
+ * reload (its requests go to the other copy). No frequency, no recent use, no inflation: it goes before any model only
+ * this node holds, under `lru`, `cost-aware` and `reload-cost` alike.
+ */
+export function asSpareCopy(candidate: EvictionCandidate): EvictionCandidate {
+  return { ...candidate, frequency: 0, lastUsedAt: null, inflation: 0 };
+}

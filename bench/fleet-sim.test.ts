@@ -1,0 +1,63 @@
+/** The simulator's fleet mode: the fleet's real rules on a virtual clock, checked against the single-node simulator. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { simulate } from "../src/cache/sim/simulate.js";
+import type { SimSettings, Trace } from "../src/cache/sim/types.js";
+import { type FleetSimSettings, simulateFleet } from "../src/fleet/sim.js";
+import { zipfTrace } from "./eviction-traces.js";
+
+const GiB = 2 ** 30;
+const node: SimSettings = { maxModels: 3, maxMemoryBytes: 16 * GiB, warmWindowMs: 10 * 60_000, usageHalfLifeHours: 24 };
+const settings = (o: Partial<FleetSimSettings> = {}): FleetSimSettings => ({
+  nodes: 1,
+  node,
+  policy: "reload-cost",
+  scaleUpRpm: 60,
+  serviceMs: 2000,
+  heartbeatMs: 5000,
+  saveIntervalMs: 300_000,
+  loadLeaseMs: 30_000,
+  feedBlockMs: 1000,
+  ...o,
+});
+const trace = zipfTrace("zipf", { seed: 5, models: 12, requests: 600, zipf: 0.9, meanGapS: 20 });
+
+test("a fleet of one node loads exactly as the single-node simulator", () => {
+  for (const policy of ["reload-cost", "lru", "cost-aware"] as const) {
+    const fleet = simulateFleet(trace, settings({ policy }));
+    const alone = simulate(trace, node, policy);
+    assert.deepEqual(
+      [fleet.loads, fleet.warmLoads, fleet.loadMsTotal, fleet.evictions, fleet.forwards, fleet.copiesAdded],
+      [alone.loads, alone.warmLoads, alone.loadMsTotal, alone.evictions, 0, 0],
+      policy,
+    );
+  }
+});
+
+test("four nodes as one cache load less than four on their own behind round-robin", () => {
+  const fleet = simulateFleet(trace, settings({ nodes: 4 }));
+  let alone = 0;
+  for (let n = 0; n < 4; n++) {
+    alone += simulate(
+      { models: trace.models, requests: trace.requests.filter((_, i) => i % 4 === n) },
+      node,
+      "reload-cost",
+    ).loadMsTotal;
+  }
+  assert.ok(fleet.loadMsTotal < 0.6 * alone, `fleet ${fleet.loadMsTotal} ms, independent ${alone} ms`);
+  assert.ok(fleet.forwards > 0);
+  assert.ok(fleet.redis.byKind.claim >= fleet.misses, "a claim at every miss");
+  assert.ok(fleet.redis.perSecond > 0 && fleet.redis.peakPerSecond >= fleet.redis.perSecond);
+});
+
+test("a model above scale_up_rpm gets copies, up to max_copies", () => {
+  const models = trace.models.slice(0, 2);
+  const hot = (models[0] as Trace["models"][number]).key;
+  // 240 requests a minute to one model for 5 minutes: four copies at 60 rpm each.
+  const requests = Array.from({ length: 1200 }, (_, i) => ({ at: Date.UTC(2026, 0, 1) + i * 250, key: hot }));
+  const fleet = simulateFleet({ models, requests }, settings({ nodes: 6 }));
+  assert.equal(fleet.copiesAdded, 3, "up to the default max_copies (4)");
+  assert.equal(fleet.loads, 4);
+  const capped = simulateFleet({ models, requests }, settings({ nodes: 6, rules: { [hot]: { max_copies: 2 } } }));
+  assert.equal(capped.copiesAdded, 1);
+});

@@ -1,0 +1,166 @@
+/**
+ * How many copies of a model the fleet keeps, which copy a request goes to, and which copies are extra: pure functions
+ * over plain facts (ModelMesh's rules, `kserve/modelmesh` `ModelMesh.java`, with Inferno's per-model settings).
+ *
+ * - **One copy by default.** A model nobody asks for keeps the copy it has until the fleet needs the room.
+ * - **A second copy for regular use, when the fleet has room.** "Regular" is a use streak: the model is used now (within
+ *   `RECENT_USE_MS`) and has been used without a pause longer than `REGULAR_GAP_MS` (40 min) since at least
+ *   `REGULAR_AFTER_MS` (7 min) ago — ModelMesh's window of 7–40 min. A model asked once an hour is not regular; one asked
+ *   every few minutes for a quarter of an hour is. "Room": some node that does not hold the model has a free slot and
+ *   the memory for it, so the copy evicts nothing.
+ * - **More copies while each copy's requests per minute stay above `scale_up_rpm`**, up to `max_copies` and the nodes
+ *   that can hold the model. These are added even when the fleet is full: a model that busy is worth more than the
+ *   coldest model somewhere else.
+ * - **`min_copies` and `pinned`**: the fleet keeps at least `min_copies` (pinned: at least one) whatever the traffic.
+ * - **Extra copies go first.** When a node must evict, copies beyond what the rule wants now go before any model of
+ *   which the fleet holds one copy; the oldest copy of a model is never the extra one, so two holders never drop the
+ *   last two copies at once.
+ * - **Routing over copies** follows the holders' queues (requests in flight), not chance.
+ */
+import type { PlacementCandidate } from "./placement.js";
+
+const MINUTE_MS = 60_000;
+/** A use within this long counts as "used now". */
+export const RECENT_USE_MS = MINUTE_MS;
+/** A streak of use this long (or longer) makes a model "used regularly". */
+export const REGULAR_AFTER_MS = 7 * MINUTE_MS;
+/** A pause longer than this ends a streak of use. */
+export const REGULAR_GAP_MS = 40 * MINUTE_MS;
+/**
+ * `fleet.scale_up_rpm`'s default. A copy with one sequence serves 60 × (tokens/s) ÷ (tokens per answer) requests a
+ * minute: this machine's bench measured 733–807 tok/s for its medium test model on one thread (`threads` section);
+ * with 400-token answers that is about 120 requests a minute. A next copy is asked for at half of that, so it is loaded
+ * before the first saturates. Real models are slower: set it from your own tokens/s.
+ */
+export const DEFAULT_SCALE_UP_RPM = 60;
+/** Copies of one model at most when `max_copies` is not set. */
+export const DEFAULT_MAX_COPIES = 4;
+
+/** A model's current streak of use (wall-clock ms): when it began and the latest use. */
+export interface UseStreak {
+  since: number;
+  last: number;
+}
+
+/** The streak after a use at `now`: a pause longer than `REGULAR_GAP_MS` starts a new one. */
+export function recordUse(streak: UseStreak | null | undefined, now: number): UseStreak {
+  if (!streak || now - streak.last > REGULAR_GAP_MS) return { since: now, last: now };
+  return { since: streak.since, last: Math.max(streak.last, now) };
+}
+
+/** Whether a model with this streak is used regularly at `now`: used now, and for `REGULAR_AFTER_MS` already. */
+export function usedRegularly(streak: UseStreak | null | undefined, now: number): boolean {
+  if (!streak) return false;
+  return now - streak.last <= RECENT_USE_MS && streak.last - streak.since >= REGULAR_AFTER_MS;
+}
+
+/** One model's copies rule, from `[cache.models."NAME"]` and `fleet.scale_up_rpm`. */
+export interface CopiesRule {
+  minCopies: number;
+  maxCopies: number;
+  scaleUpRpm: number;
+}
+
+/** The per-model settings the rule reads (`[cache.models."NAME"]`). */
+export interface CopiesOverride {
+  min_copies?: number | undefined;
+  max_copies?: number | undefined;
+  pinned?: boolean | undefined;
+}
+
+/** The rule for a model: its `min_copies`/`max_copies`, `pinned` meaning at least one copy. */
+export function copiesRule(override: CopiesOverride | undefined, scaleUpRpm = DEFAULT_SCALE_UP_RPM): CopiesRule {
+  const minCopies = Math.max(override?.min_copies ?? 0, override?.pinned ? 1 : 0);
+  const maxCopies = Math.max(override?.max_copies ?? DEFAULT_MAX_COPIES, minCopies, 1);
+  return { minCopies, maxCopies, scaleUpRpm };
+}
+
+/** What the rule weighs for one model at one instant. */
+export interface CopiesFacts {
+  /** Requests per minute to the model over all its copies. */
+  rpm: number;
+  /** Its use streak makes it regular (`usedRegularly`). */
+  regular: boolean;
+  /** A node that does not hold it has room for it (a free slot and the memory: the copy evicts nothing). */
+  room: boolean;
+  /** Nodes that could hold a copy (have its file, fit it, not draining): never more copies than these. */
+  eligibleNodes: number;
+}
+
+/** How many copies the fleet should hold of a model now (0 for a model nobody asks for and nothing pins). */
+export function wantedCopies(facts: CopiesFacts, rule: CopiesRule): number {
+  let want = facts.rpm > 0 || facts.regular ? 1 : 0;
+  if (facts.regular && facts.room) want = 2;
+  if (rule.scaleUpRpm > 0) want = Math.max(want, Math.ceil(facts.rpm / rule.scaleUpRpm));
+  want = Math.min(want, rule.maxCopies);
+  return Math.max(0, Math.min(Math.max(want, rule.minCopies), facts.eligibleNodes));
+}
+
+/**
+ * Whether the fleet should load one more copy of a model that has `copies` live copies (ready or loading): below what
+ * the rule wants, and no copy is still loading (copies are added one at a time, each once the previous one is in).
+ */
+export function addCopy(copies: number, loading: number, wanted: number): boolean {
+  return copies > 0 && loading === 0 && copies < wanted;
+}
+
+/** Whether some node outside `holders` has room for the model (a free slot and memory for its estimate there). */
+export function fleetHasRoom(nodes: readonly PlacementCandidate[], holders: ReadonlySet<string>): boolean {
+  return nodes.some(
+    (n) =>
+      !holders.has(n.id) &&
+      !n.draining &&
+      n.serves !== undefined &&
+      n.modelCount < n.modelCapacity &&
+      n.memoryCapacity - n.memoryUsed >= n.serves.bytes,
+  );
+}
+
+/** Nodes that could hold a copy of the model: they have its file, fit it, and are not draining. */
+export function eligibleNodes(nodes: readonly PlacementCandidate[]): number {
+  return nodes.filter(
+    (n) => !n.draining && n.serves !== undefined && n.modelCapacity >= 1 && n.serves.bytes <= n.memoryCapacity,
+  ).length;
+}
+
+/** A copy as routing and the extras rule see it. */
+export interface CopyView {
+  node: string;
+  /** When the copy was claimed (Redis ms): the oldest copy is the one the fleet keeps. */
+  since: number;
+  /** Requests in flight on that node for this model (0 when unknown). */
+  queue: number;
+}
+
+/** Copies oldest first, ties by node id: a stable order every node computes alike. */
+function oldestFirst(a: CopyView, b: CopyView): number {
+  return a.since - b.since || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+}
+
+/**
+ * Whether `node`'s copy is extra: the model has more copies than it wants, and `node`'s is not among the `wanted`
+ * oldest. Every holder computes the same answer from the same copies, so the oldest copies stay.
+ */
+export function isExtraCopy(copies: readonly CopyView[], wanted: number, node: string): boolean {
+  if (copies.length <= Math.max(1, wanted)) return false;
+  const keep = [...copies].sort(oldestFirst).slice(0, Math.max(1, wanted));
+  return copies.some((c) => c.node === node) && !keep.some((c) => c.node === node);
+}
+
+/**
+ * The copy a request goes to: the shortest queue; among equal queues the receiving node's own copy (no hop), then the
+ * oldest copy. Undefined when there is no copy.
+ */
+export function pickCopy(copies: readonly CopyView[], receivedBy: string): CopyView | undefined {
+  let best: CopyView | undefined;
+  for (const copy of copies) {
+    if (!best || better(copy, best, receivedBy)) best = copy;
+  }
+  return best;
+}
+
+function better(a: CopyView, b: CopyView, receivedBy: string): boolean {
+  if (a.queue !== b.queue) return a.queue < b.queue;
+  if ((a.node === receivedBy) !== (b.node === receivedBy)) return a.node === receivedBy;
+  return oldestFirst(a, b) < 0;
+}

@@ -1,0 +1,382 @@
+/**
+ * The cache simulator's fleet mode: a trace replayed through N nodes on a virtual clock, with the fleet's real rules —
+ * placement (placement.ts), routing over copies and the copies rule (copies.ts), and each node's eviction policy
+ * (cache/policy) with spare copies first — and the Redis operations the fleet would send counted as it goes. Requests
+ * reach the nodes round-robin (as behind nginx); a node without the model forwards to a copy or places a load.
+ *
+ * Idealised where a replay must be: every node's mirror is exact (in the fleet it lags the feed by a round trip), a
+ * request occupies its copy for `serviceMs` (the queue routing reads) and loads are over at once for the requests
+ * behind them, as in the single-node simulator (src/cache/sim/simulate.ts). Pure: no I/O, no clock.
+ */
+import { isWarm } from "../cache/sim/simulate.js";
+import type { SimModel, SimResult, SimSettings, Trace } from "../cache/sim/types.js";
+import {
+  asSpareCopy,
+  chooseVictims,
+  type EvictionCandidate,
+  type EvictionPolicy,
+  nextInflation,
+} from "../cache/policy/eviction.js";
+import { addUse, type DecayedCount, decayedValue } from "../cache/policy/frequency.js";
+import {
+  addCopy,
+  type CopiesOverride,
+  copiesRule,
+  type CopyView,
+  eligibleNodes,
+  fleetHasRoom,
+  isExtraCopy,
+  pickCopy,
+  recordUse,
+  usedRegularly,
+  type UseStreak,
+  wantedCopies,
+} from "./copies.js";
+import { type PlacementCandidate, placeModel } from "./placement.js";
+
+export interface FleetSimSettings {
+  nodes: number;
+  /** Each node's cache limits (the same on every node). */
+  node: SimSettings;
+  policy: EvictionPolicy;
+  /** `fleet.scale_up_rpm`. */
+  scaleUpRpm: number;
+  /** `[cache.models."NAME"]` copies settings, by model key. */
+  rules?: Readonly<Record<string, CopiesOverride>>;
+  /** How long a request keeps its copy busy (ms): the queue routing over copies reads. */
+  serviceMs: number;
+  /** `fleet.heartbeat_seconds` in ms. */
+  heartbeatMs: number;
+  /** `cache.persist_interval_seconds` in ms: a node with new usage merges a delta this often. */
+  saveIntervalMs: number;
+  /** A loading copy's lease (ms); the loader renews it every third of it. */
+  loadLeaseMs: number;
+  /** How long a node's feed read blocks when nothing comes (ms). */
+  feedBlockMs: number;
+}
+
+/** Redis operations of a replay: every script, feed read and usage merge the nodes would send. */
+export interface RedisLoad {
+  operations: number;
+  byKind: Record<RedisOperation, number>;
+  /** Operations per second over the whole trace, and over its busiest minute. */
+  perSecond: number;
+  peakPerSecond: number;
+}
+
+export type RedisOperation = "heartbeat" | "prune" | "claim" | "renew" | "promote" | "release" | "usage" | "feed_read";
+
+export interface FleetSimResult extends SimResult {
+  /** Requests served by a node other than the one that received them. */
+  forwards: number;
+  /** Loads that added a copy beside an existing one (the copies rule). */
+  copiesAdded: number;
+  /** Evictions of a spare copy. */
+  spareEvictions: number;
+  redis: RedisLoad;
+}
+
+interface NodeModel {
+  lastUsedAt: number | null;
+  frequency: DecayedCount | null;
+  inflation: number;
+  loads: number;
+  loadMsTotal: number;
+  unloadedAt: number | null;
+}
+
+interface SimNode {
+  id: string;
+  resident: Set<string>;
+  usedBytes: number;
+  inflation: number;
+  /** This node's own usage of each model, as its cache keeps it. */
+  usage: Map<string, NodeModel>;
+  /** Model → end times of the requests it serves (its queue). */
+  busy: Map<string, number[]>;
+  /** The minute of its last usage change not merged yet (-1: none). */
+  dirtySince: number;
+}
+
+interface FleetModel {
+  model: SimModel;
+  streak: UseStreak | null;
+  /** Request times of the last minute (oldest first). */
+  recent: number[];
+  /** Node id → since (the copy's claim time). */
+  copies: Map<string, number>;
+}
+
+const MINUTE_MS = 60_000;
+
+/** Replays `trace` through a fleet of `settings.nodes` nodes. Throws when a model fits no node. */
+export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSimResult {
+  const limits = settings.node;
+  const nodes: SimNode[] = Array.from({ length: settings.nodes }, (_, i) => ({
+    id: `n${i}`,
+    resident: new Set(),
+    usedBytes: 0,
+    inflation: 0,
+    usage: new Map(),
+    busy: new Map(),
+    dirtySince: -1,
+  }));
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const models = new Map<string, FleetModel>(
+    trace.models.map((model) => [model.key, { model, streak: null, recent: [], copies: new Map() }]),
+  );
+  const result: FleetSimResult = {
+    requests: 0,
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    warmLoads: 0,
+    loadMsTotal: 0,
+    evictions: 0,
+    forwards: 0,
+    copiesAdded: 0,
+    spareEvictions: 0,
+    redis: { operations: 0, byKind: emptyByKind(), perSecond: 0, peakPerSecond: 0 },
+  };
+  const start = trace.requests[0]?.at ?? 0;
+  const minuteOf = (at: number) => Math.floor((at - start) / MINUTE_MS);
+  /** Operations per minute of the trace that depend on requests (the steady ones are added at the end). */
+  const perMinute: number[] = [];
+  /** Feed entries per minute (each wakes every node's blocking read). */
+  const feedPerMinute: number[] = [];
+  const count = (kind: RedisOperation, at: number, n = 1) => {
+    result.redis.byKind[kind] += n;
+    const m = minuteOf(at);
+    perMinute[m] = (perMinute[m] ?? 0) + n;
+  };
+  const feed = (at: number, n = 1) => {
+    const m = minuteOf(at);
+    feedPerMinute[m] = (feedPerMinute[m] ?? 0) + n;
+  };
+  const ruleOf = (key: string) => copiesRule(settings.rules?.[key], settings.scaleUpRpm);
+
+  const usageOf = (node: SimNode, key: string): NodeModel => {
+    let u = node.usage.get(key);
+    if (!u) {
+      u = { lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null };
+      node.usage.set(key, u);
+    }
+    return u;
+  };
+
+  const candidates = (model: SimModel): PlacementCandidate[] =>
+    nodes.map((n) => {
+      let lru: number | null = null;
+      for (const key of n.resident) {
+        const at = n.usage.get(key)?.lastUsedAt ?? null;
+        if (at !== null && (lru === null || at < lru)) lru = at;
+      }
+      return {
+        id: n.id,
+        draining: false,
+        memoryCapacity: limits.maxMemoryBytes > 0 ? limits.maxMemoryBytes : Number.MAX_SAFE_INTEGER,
+        memoryUsed: n.usedBytes,
+        modelCapacity: limits.maxModels,
+        modelCount: n.resident.size,
+        lruTime: lru,
+        serves: { size: model.memoryBytes, bytes: model.memoryBytes },
+      };
+    });
+
+  const rpmOf = (fm: FleetModel, now: number): number => {
+    let drop = 0;
+    while (drop < fm.recent.length && (fm.recent[drop] as number) <= now - MINUTE_MS) drop++;
+    if (drop > 0) fm.recent.splice(0, drop);
+    return fm.recent.length;
+  };
+
+  const wantedOf = (fm: FleetModel, now: number): number => {
+    const all = candidates(fm.model);
+    return wantedCopies(
+      {
+        rpm: rpmOf(fm, now),
+        regular: usedRegularly(fm.streak, now),
+        room: fleetHasRoom(all, new Set(fm.copies.keys())),
+        eligibleNodes: eligibleNodes(all),
+      },
+      ruleOf(fm.model.key),
+    );
+  };
+
+  const queueOf = (node: SimNode, key: string, now: number): number => {
+    const ends = node.busy.get(key);
+    if (!ends) return 0;
+    const live = ends.filter((end) => end > now);
+    node.busy.set(key, live);
+    return live.length;
+  };
+
+  const copyViews = (fm: FleetModel, now: number): CopyView[] =>
+    [...fm.copies].map(([node, since]) => ({
+      node,
+      since,
+      queue: queueOf(byId.get(node) as SimNode, fm.model.key, now),
+    }));
+
+  const touch = (node: SimNode, key: string, now: number) => {
+    const u = usageOf(node, key);
+    u.lastUsedAt = now;
+    u.frequency = addUse(u.frequency, now, limits.usageHalfLifeHours);
+    u.inflation = node.inflation;
+    if (node.dirtySince < 0) node.dirtySince = now;
+  };
+
+  const serve = (node: SimNode, key: string, now: number) => {
+    const ends = node.busy.get(key) ?? [];
+    ends.push(now + settings.serviceMs);
+    node.busy.set(key, ends);
+  };
+
+  /** Makes room on `node` for `fm` by its policy (spare copies first) and loads it there. */
+  const load = (node: SimNode, fm: FleetModel, now: number) => {
+    const { model } = fm;
+    const shortfall = {
+      count: node.resident.size + 1 - limits.maxModels,
+      bytes: limits.maxMemoryBytes > 0 ? node.usedBytes + model.memoryBytes - limits.maxMemoryBytes : 0,
+    };
+    if (shortfall.count > 0 || shortfall.bytes > 0) {
+      const spares = new Set<string>();
+      const evictable: EvictionCandidate[] = [...node.resident].map((key) => {
+        const u = usageOf(node, key);
+        const candidate: EvictionCandidate = {
+          key,
+          lastUsedAt: u.lastUsedAt,
+          memoryBytes: (models.get(key) as FleetModel).model.memoryBytes,
+          loadMs: u.loads > 0 ? u.loadMsTotal / u.loads : null,
+          frequency: decayedValue(u.frequency, now, limits.usageHalfLifeHours),
+          inflation: u.inflation,
+        };
+        const held = models.get(key) as FleetModel;
+        if (!isExtraCopy(copyViews(held, now), wantedOf(held, now), node.id)) return candidate;
+        spares.add(key);
+        return asSpareCopy(candidate);
+      });
+      const { victims, covers } = chooseVictims(evictable, shortfall, settings.policy, limits);
+      if (!covers) throw new Error(`${model.key} (${model.memoryBytes} bytes) can never fit a node's limits`);
+      for (const victim of victims) {
+        const gone = models.get(victim.key) as FleetModel;
+        node.resident.delete(victim.key);
+        node.usedBytes -= gone.model.memoryBytes;
+        usageOf(node, victim.key).unloadedAt = now;
+        gone.copies.delete(node.id);
+        result.evictions++;
+        if (spares.has(victim.key)) result.spareEvictions++;
+        count("release", now);
+        feed(now);
+      }
+      node.inflation = nextInflation(node.inflation, victims);
+    }
+    const u = usageOf(node, model.key);
+    const warm = isWarm(u.unloadedAt, now, limits.warmWindowMs);
+    const cost = warm ? model.warmLoadMs : model.loadMs;
+    if (warm) result.warmLoads++;
+    u.loads++;
+    u.loadMsTotal += cost;
+    node.resident.add(model.key);
+    node.usedBytes += model.memoryBytes;
+    fm.copies.set(node.id, now);
+    result.loads++;
+    result.loadMsTotal += cost;
+    // The claim wrote the loading copy; renewals while it loads; the promotion.
+    count("renew", now, Math.floor(cost / (settings.loadLeaseMs / 3)));
+    count("promote", now + cost);
+    feed(now, 2);
+  };
+
+  /** A node merges its usage once per save interval when it changed. */
+  const maybeSave = (node: SimNode, now: number) => {
+    if (node.dirtySince >= 0 && now - node.dirtySince >= settings.saveIntervalMs) {
+      count("usage", now, 2);
+      node.dirtySince = -1;
+    }
+  };
+
+  trace.requests.forEach(({ at: now, key }, i) => {
+    const fm = models.get(key);
+    if (!fm) throw new Error(`trace request for unknown model ${key}`);
+    const entry = nodes[i % nodes.length] as SimNode;
+    result.requests++;
+    fm.streak = recordUse(fm.streak, now);
+    fm.recent.push(now);
+    const views = copyViews(fm, now);
+    const copy = pickCopy(views, entry.id);
+    if (copy) {
+      result.hits++;
+      const holder = byId.get(copy.node) as SimNode;
+      if (holder !== entry) result.forwards++;
+      touch(holder, key, now);
+      serve(holder, key, now);
+      maybeSave(holder, now);
+      const wanted = wantedOf(fm, now);
+      if (addCopy(views.length, 0, wanted)) {
+        count("claim", now);
+        feed(now);
+        const placed = placeModel(candidates(fm.model), {
+          receivedBy: entry.id,
+          exclude: new Set(fm.copies.keys()),
+        });
+        if (placed.node !== null) {
+          load(byId.get(placed.node) as SimNode, fm, now);
+          result.copiesAdded++;
+        }
+      }
+      return;
+    }
+    result.misses++;
+    count("claim", now);
+    feed(now);
+    const placed = placeModel(candidates(fm.model), { receivedBy: entry.id });
+    if (placed.node === null) throw new Error(`${key} fits no node (${placed.reason})`);
+    const node = byId.get(placed.node) as SimNode;
+    if (node !== entry) result.forwards++;
+    // The node counts the use before it makes room, as the cache does.
+    touch(node, key, now);
+    load(node, fm, now);
+    serve(node, key, now);
+    maybeSave(node, now);
+  });
+  const end = trace.requests.at(-1)?.at ?? start;
+  finishRedis(result, settings, perMinute, feedPerMinute, Math.max(1, minuteOf(end) + 1), nodes);
+  return result;
+}
+
+function emptyByKind(): Record<RedisOperation, number> {
+  return { heartbeat: 0, prune: 0, claim: 0, renew: 0, promote: 0, release: 0, usage: 0, feed_read: 0 };
+}
+
+/**
+ * Adds the steady operations — each node's heartbeat and prune every heartbeat, a feed read per node for every feed
+ * entry (a heartbeat whose record changed is one) or per block timeout when none come, the usage still unmerged — and
+ * the rates.
+ */
+function finishRedis(
+  result: FleetSimResult,
+  settings: FleetSimSettings,
+  perMinute: number[],
+  feedPerMinute: number[],
+  minutes: number,
+  nodes: readonly SimNode[],
+): void {
+  const beatsPerMinute = (settings.nodes * MINUTE_MS) / settings.heartbeatMs;
+  const idleReadsPerMinute = MINUTE_MS / settings.feedBlockMs;
+  let peak = 0;
+  for (let m = 0; m < minutes; m++) {
+    // A busy minute changes most records (rpm, LRU time): count every heartbeat of such a minute as a feed entry.
+    const entries = (feedPerMinute[m] ?? 0) + ((perMinute[m] ?? 0) > 0 ? beatsPerMinute : 0);
+    const reads = settings.nodes * Math.max(idleReadsPerMinute, entries);
+    const total = (perMinute[m] ?? 0) + 2 * beatsPerMinute + reads;
+    result.redis.byKind.heartbeat += beatsPerMinute;
+    result.redis.byKind.prune += beatsPerMinute;
+    result.redis.byKind.feed_read += reads;
+    peak = Math.max(peak, total / 60);
+  }
+  result.redis.byKind.usage += 2 * nodes.filter((n) => n.dirtySince >= 0).length;
+  result.redis.operations = Object.values(result.redis.byKind).reduce((a, b) => a + b, 0);
+  result.redis.perSecond = result.redis.operations / (minutes * 60);
+  result.redis.peakPerSecond = peak;
+}
