@@ -46,6 +46,23 @@ export interface FleetWarmupPlan {
   skipped: Array<{ model: string; reason: string }>;
 }
 
+/** The plan as the leader stores it in Redis (`plan`), and as `/v1/fleet` shows it. */
+export interface FleetPlan {
+  /** `<epoch>:<Redis ms>`: a new plan has a new id. */
+  id: string;
+  /** The leader's fencing epoch when it planned, and the leader. */
+  epoch: number;
+  leader: string;
+  created_at: number;
+  /** The live nodes planned over: node id → its `started_at` (a node that restarted is a new one). */
+  nodes: Record<string, number>;
+  items: FleetPlanItem[];
+  skipped: FleetWarmupPlan["skipped"];
+}
+
+/** An item's state on its node; absent: not started. */
+export type FleetPlanItemState = "loading" | "loaded" | "failed";
+
 interface Budget {
   bytes: number;
   slots: number;
