@@ -12,6 +12,7 @@ import { mergeDelta } from "../cache/persistence/merge.js";
 import type { CacheState, StateDelta } from "../cache/persistence/types.js";
 import { fleetKeys, type FleetKeys } from "./keys.js";
 import { SCRIPTS } from "./scripts.js";
+import type { FleetPlan, FleetPlanItemState } from "./warmup.js";
 import type { Copy, FeedEvent, FleetSnapshot, Holder, LoadFailure, NodeRecord, RedisMilliseconds } from "./types.js";
 import { redactRedisUrl } from "./settings.js";
 
@@ -58,6 +59,35 @@ export interface HeartbeatResult {
 }
 
 type Reply = string | number | null | Reply[];
+
+/** Who leads the warm-up (`lead`): the caller leads when `node` is its own id. */
+export interface Leadership {
+  /** The leader's id; "" when none holds the lease. */
+  node: string;
+  /** Its fencing epoch: a plan written under an older one is refused. */
+  epoch: number;
+  /** End of its lease (Redis ms). */
+  lease: RedisMilliseconds;
+  now: RedisMilliseconds;
+}
+
+/** The warm-up plan, its progress and the leader, as read at one instant (`readPlan`). */
+export interface PlanView {
+  plan: FleetPlan | null;
+  /** `<model>@<node>` → state. */
+  progress: Record<string, FleetPlanItemState>;
+  leader: Leadership;
+}
+
+/** Cache events kept in the fleet's `events` stream (oldest trimmed first, `XADD MAXLEN ~`). */
+export const EVENTS_MAX = 10_000;
+
+/** One entry of the fleet's event stream: its stream id, the node that sent it, and the event as JSON fields. */
+export interface FleetEventEntry {
+  id: string;
+  node: string;
+  event: Record<string, unknown>;
+}
 
 /** Reply errors that mean "Redis cannot serve now", as opposed to a script bug. */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOSCRIPT)/;
@@ -381,6 +411,79 @@ export class FleetEngine {
     throw new FleetUnavailable("the fleet's usage kept changing under 20 merge attempts", {
       details: { operation: "usage merge" },
     });
+  }
+
+  /** Takes or renews the warm-up leader lease for this node (`leaseMs`), or tells who holds it. */
+  async lead(leaseMs: number): Promise<Leadership> {
+    const reply = (await this.run("fleetLead", this.nodeId, leaseMs)) as [string, number, number, number];
+    return { node: String(reply[0]), epoch: Number(reply[1]), lease: Number(reply[2]), now: Number(reply[3]) };
+  }
+
+  /** Stores `plan` as the fleet's warm-up plan when this node leads under `plan.epoch`; `fenced` otherwise. */
+  async writePlan(plan: FleetPlan): Promise<"ok" | "fenced"> {
+    const reply = (await this.run("fleetPlanWrite", this.nodeId, plan.epoch, plan.id, JSON.stringify(plan))) as Reply[];
+    return String(reply[0]) === "ok" ? "ok" : "fenced";
+  }
+
+  /** Records this node's progress on one item of plan `planId` (ignored once another plan replaced it). */
+  async planProgress(planId: string, model: string, state: FleetPlanItemState): Promise<boolean> {
+    return Number(await this.run("fleetPlanProgress", planId, model, this.nodeId, state)) === 1;
+  }
+
+  /** The plan, its progress and the leader. */
+  async readPlan(): Promise<PlanView> {
+    const reply = (await this.run("fleetPlanRead")) as [string, Reply[], string, number, number, number];
+    const progress: Record<string, FleetPlanItemState> = {};
+    for (const [item, state] of pairs(reply[1])) progress[item] = state as FleetPlanItemState;
+    return {
+      plan: reply[0] === "" ? null : (JSON.parse(String(reply[0])) as FleetPlan),
+      progress,
+      leader: { node: String(reply[2]), epoch: Number(reply[3]), lease: Number(reply[4]), now: Number(reply[5]) },
+    };
+  }
+
+  /** Appends this node's cache events to the fleet's event stream (one pipeline; the oldest are trimmed). */
+  async addEvents(events: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    if (events.length === 0) return;
+    const pipeline = this.client.pipeline();
+    for (const event of events) {
+      pipeline.xadd(
+        this.keys.events,
+        "MAXLEN",
+        "~",
+        EVENTS_MAX,
+        "*",
+        "node",
+        this.nodeId,
+        "event",
+        JSON.stringify(event),
+      );
+    }
+    await this.bounded("event append", pipeline.exec());
+  }
+
+  /**
+   * The fleet's events after stream id `afterId` (`0-0`: from the oldest kept; `$`: only new ones), waiting up to
+   * `blockMs` for one (on the feed connection). An empty list when nothing came.
+   */
+  async readEvents(afterId: string, blockMs: number, count = 1000): Promise<FleetEventEntry[]> {
+    const reply = (await this.bounded(
+      "event read",
+      this.feedClient.xread("COUNT", count, "BLOCK", blockMs, "STREAMS", this.keys.events, afterId),
+      blockMs + this.callTimeoutMs,
+    )) as Array<[string, Array<[string, string[]]>]> | null;
+    const out: FleetEventEntry[] = [];
+    for (const [, entries] of reply ?? []) {
+      for (const [id, fields] of entries) {
+        const f = new Map(pairs(fields));
+        out.push({
+          id,
+          node: f.get("node") ?? "",
+          event: JSON.parse(f.get("event") ?? "{}") as Record<string, unknown>,
+        });
+      }
+    }
+    return out;
   }
 
   /** Closes both connections (idempotent). */

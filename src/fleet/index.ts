@@ -1,5 +1,14 @@
 /** The fleet: several nodes serving as one model cache, coordinated through Redis. The runtime composes it. */
-export { FleetEngine, type ClaimResult, type FleetEngineOptions, type HeartbeatResult } from "./engine.js";
+export {
+  EVENTS_MAX,
+  FleetEngine,
+  type ClaimResult,
+  type FleetEngineOptions,
+  type FleetEventEntry,
+  type HeartbeatResult,
+  type Leadership,
+  type PlanView,
+} from "./engine.js";
 export { fleetKeys, type FleetKeys } from "./keys.js";
 export {
   FleetMember,
@@ -21,3 +30,14 @@ export { type NodeFacts, nodeRecordOf, RequestRate } from "./record.js";
 export { fleetSettings, redactRedisUrl, type FleetSettings } from "./settings.js";
 export type * from "./types.js";
 export { FleetUsageStore } from "./usage-store.js";
+export { DRAIN_IDLE_MS, drainOrder, type DrainingModel, type DrainPlan } from "./drain.js";
+export { FleetLeader, historyByName, type FleetLeaderOptions } from "./leader.js";
+export {
+  planFleetWarmup,
+  WARMUP_SHARE,
+  type FleetPlan,
+  type FleetPlanItem,
+  type FleetPlanItemState,
+  type FleetWarmupInputs,
+  type FleetWarmupPlan,
+} from "./warmup.js";

@@ -14,6 +14,9 @@
  * | `usage:applied` | sorted set | delta ids already merged, scored by when (so a retried delta counts once) |
  * | `seq` | string | the feed's sequence number (a gap tells a mirror it missed entries) |
  * | `feed` | stream | every change, for mirrors (`XADD MAXLEN ~`) |
+ * | `leader`, `leader:epoch` | hash, string | the warm-up leader's lease (node, fencing epoch, lease end); the last epoch |
+ * | `plan`, `plan:progress` | hashes | the warm-up plan (`id`, `plan` JSON); `<model>@<node>` → loading, loaded, failed |
+ * | `events` | stream | every node's cache events, for `inferno fleet events` (`XADD MAXLEN ~`) |
  */
 export interface FleetKeys {
   prefix: string;
@@ -23,6 +26,7 @@ export interface FleetKeys {
   usageApplied: string;
   seq: string;
   feed: string;
+  events: string;
 }
 
 export function fleetKeys(name: string): FleetKeys {
@@ -35,5 +39,6 @@ export function fleetKeys(name: string): FleetKeys {
     usageApplied: `${prefix}usage:applied`,
     seq: `${prefix}seq`,
     feed: `${prefix}feed`,
+    events: `${prefix}events`,
   };
 }

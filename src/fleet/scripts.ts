@@ -282,6 +282,67 @@ redis.call('ZREMRANGEBYRANK', applied, 0, -(keep + 1))
 return 'ok'
 `;
 
+/**
+ * Lead. ARGV: prefix, node, lease ms. The leader lease (`leader` hash: node, epoch, lease end): a live caller takes it
+ * when nobody holds it or its lease ran out, with a new fencing epoch (`INCR leader:epoch`); its holder renews it (the
+ * same epoch). Returns `{leader, epoch, lease end, now}`: the caller leads when the leader is itself.
+ */
+export const LEAD = `${COMMON}
+local node, lease_ms = ARGV[2], tonumber(ARGV[3])
+local now = now_ms()
+local key = P .. 'leader'
+local holder = redis.call('HGET', key, 'node')
+local lease = tonumber(redis.call('HGET', key, 'lease') or '0')
+local epoch = tonumber(redis.call('HGET', key, 'epoch') or '0')
+if holder == node and lease >= now then
+  redis.call('HSET', key, 'lease', now + lease_ms)
+  return {node, epoch, now + lease_ms, now}
+end
+if (not holder or lease < now) and alive(node, now) then
+  epoch = redis.call('INCR', P .. 'leader:epoch')
+  redis.call('HSET', key, 'node', node, 'epoch', epoch, 'lease', now + lease_ms)
+  return {node, epoch, now + lease_ms, now}
+end
+return {holder or '', epoch, lease, now}
+`;
+
+/**
+ * Write the warm-up plan. ARGV: prefix, node, epoch, plan id, plan JSON. Only the leader with this epoch and a running
+ * lease writes (fencing: a leader that lost its lease while it planned writes nothing); the plan's progress starts
+ * empty. Returns `{'ok', now}` or `{'fenced', current epoch}`.
+ */
+export const PLAN_WRITE = `${COMMON}
+local node, epoch, id, plan = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local now = now_ms()
+local leader = redis.call('HMGET', P .. 'leader', 'node', 'epoch', 'lease')
+if leader[1] ~= node or tonumber(leader[2]) ~= epoch or tonumber(leader[3]) < now then
+  return {'fenced', tonumber(leader[2] or '0')}
+end
+redis.call('HSET', P .. 'plan', 'id', id, 'plan', plan)
+redis.call('DEL', P .. 'plan:progress')
+return {'ok', now}
+`;
+
+/**
+ * A node's progress on its part of the plan. ARGV: prefix, plan id, model, node, state (loading, loaded, failed).
+ * Written only while that plan is the current one. 1 or 0.
+ */
+export const PLAN_PROGRESS = `${COMMON}
+if redis.call('HGET', P .. 'plan', 'id') ~= ARGV[2] then return 0 end
+redis.call('HSET', P .. 'plan:progress', ARGV[3] .. '@' .. ARGV[4], ARGV[5])
+return 1
+`;
+
+/**
+ * Read the plan, its progress and the leader. ARGV: prefix. Returns `{plan JSON or '', progress (flat item, state),
+ * leader node or '', epoch, lease end, now}`.
+ */
+export const PLAN_READ = `${COMMON}
+local leader = redis.call('HMGET', P .. 'leader', 'node', 'epoch', 'lease')
+return {redis.call('HGET', P .. 'plan', 'plan') or '', redis.call('HGETALL', P .. 'plan:progress'),
+  leader[1] or '', tonumber(leader[2] or '0'), tonumber(leader[3] or '0'), now_ms()}
+`;
+
 /** Every script by the command name the engine registers it under. */
 export const SCRIPTS = {
   fleetHeartbeat: HEARTBEAT,
@@ -297,4 +358,8 @@ export const SCRIPTS = {
   fleetSnapshot: SNAPSHOT,
   fleetUsageRead: USAGE_READ,
   fleetUsageWrite: USAGE_WRITE,
+  fleetLead: LEAD,
+  fleetPlanWrite: PLAN_WRITE,
+  fleetPlanProgress: PLAN_PROGRESS,
+  fleetPlanRead: PLAN_READ,
 } as const;

@@ -1,0 +1,129 @@
+/**
+ * The fleet warm-up's leader: one node at a time plans (ModelMesh's leader does its proactive loading). Every node runs
+ * `tick()` at each heartbeat; it takes or renews the leader lease (one script, times from Redis `TIME`, a fencing epoch
+ * per new holder). The leader plans when the set of live nodes has a node the current plan does not know (a fleet
+ * start: no plan; a node joined or restarted) and that set has held still for `settleMs` (nodes of a fleet start come
+ * up within seconds of each other: one plan over all of them, not one per arrival). The plan is the pure
+ * `planFleetWarmup` over the fleet's usage and a snapshot of the nodes and copies, stored by a script that refuses a
+ * leader whose epoch is no longer the current one: a leader that stalled or died mid-plan writes nothing, and the node
+ * that took over within one lease writes the plan once.
+ */
+import { warmupHistoryOf } from "../cache/state-view.js";
+import type { WarmupHistory } from "../cache/policy/warmup.js";
+import type { CacheState } from "../cache/persistence/types.js";
+import type { FleetEngine } from "./engine.js";
+import type { FleetNodeState, FleetSnapshot } from "./types.js";
+import { type FleetPlan, planFleetWarmup } from "./warmup.js";
+
+export interface FleetLeaderOptions {
+  engine: FleetEngine;
+  /** The leader lease (ms): another node takes over this long after the leader's last renewal. */
+  leaseMs: number;
+  /** How long the set of live nodes must hold still before a plan (ms). */
+  settleMs: number;
+  /** Only models used this recently are planned (ms); 0 = no limit. */
+  restoreWindowMs: number;
+  halfLifeHours: number;
+  /** Wall-clock now (the usage's times are wall-clock). Default `Date.now`. */
+  now?: () => number;
+  log: { info(message: string): void };
+}
+
+/** The fleet's usage per model name (the entry of highest frequency when several files share a name). */
+export function historyByName(state: CacheState | null, now: number, halfLifeHours: number): WarmupHistory[] {
+  const byName = new Map<string, WarmupHistory>();
+  for (const model of state?.models ?? []) {
+    const history = warmupHistoryOf(model, now, halfLifeHours);
+    const seen = byName.get(model.name);
+    if (!seen || history.frequency > seen.frequency) byName.set(model.name, history);
+  }
+  return [...byName.values()];
+}
+
+/** The nodes a plan covers: live, with a record, not draining; id → `started_at`. */
+function plannedNodes(snapshot: FleetSnapshot): Record<string, number> {
+  const nodes: Record<string, number> = {};
+  for (const n of liveNodes(snapshot)) if (!n.record!.draining) nodes[n.id] = n.record!.started_at;
+  return nodes;
+}
+
+function liveNodes(snapshot: FleetSnapshot): FleetNodeState[] {
+  return snapshot.nodes.filter((n) => n.lease >= snapshot.now && n.record !== null);
+}
+
+const keyOf = (nodes: Record<string, number>) =>
+  Object.entries(nodes)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([id, started]) => `${id}@${started}`)
+    .join(",");
+
+export class FleetLeader {
+  /** The epoch this node leads under; null when it does not lead. */
+  epoch: number | null = null;
+  private lastKey = "";
+  private stableSince = 0;
+
+  constructor(private readonly options: FleetLeaderOptions) {}
+
+  /** One round: lead (or not), and plan when the nodes changed and settled. Throws `FleetUnavailable` in an outage. */
+  async tick(): Promise<FleetPlan | null> {
+    const { engine } = this.options;
+    const lead = await engine.lead(this.options.leaseMs);
+    if (lead.node !== engine.nodeId) {
+      this.epoch = null;
+      return null;
+    }
+    if (this.epoch !== lead.epoch) {
+      this.epoch = lead.epoch;
+      this.lastKey = "";
+      this.options.log.info(`fleet: ${engine.nodeId} leads the warm-up (epoch ${lead.epoch})`);
+    }
+    const snapshot = await engine.snapshot();
+    const nodes = plannedNodes(snapshot);
+    const key = keyOf(nodes);
+    if (key !== this.lastKey) {
+      this.lastKey = key;
+      this.stableSince = snapshot.now;
+    }
+    if (key === "" || snapshot.now - this.stableSince < this.options.settleMs) return null;
+    const { plan: current } = await engine.readPlan();
+    if (current && Object.entries(nodes).every(([id, started]) => current.nodes[id] === started)) return null;
+    return this.plan(lead.epoch, snapshot, nodes);
+  }
+
+  /** Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). */
+  async plan(epoch: number, snapshot: FleetSnapshot, nodes = plannedNodes(snapshot)): Promise<FleetPlan | null> {
+    const { engine } = this.options;
+    const now = (this.options.now ?? Date.now)();
+    const usage = await engine.loadUsage();
+    const held = new Set(
+      snapshot.copies
+        .filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now))
+        .map((c) => c.model),
+    );
+    const planned = planFleetWarmup({
+      now,
+      restoreWindowMs: this.options.restoreWindowMs,
+      history: historyByName(usage, now, this.options.halfLifeHours),
+      nodes: liveNodes(snapshot).filter((n) => Object.hasOwn(nodes, n.id)),
+      held,
+    });
+    const plan: FleetPlan = {
+      id: `${epoch}:${snapshot.now}`,
+      epoch,
+      leader: engine.nodeId,
+      created_at: snapshot.now,
+      nodes,
+      items: planned.items,
+      skipped: planned.skipped,
+    };
+    if ((await engine.writePlan(plan)) === "fenced") {
+      this.epoch = null;
+      return null;
+    }
+    this.options.log.info(
+      `fleet: warm-up plan ${plan.id}: ${plan.items.map((i) => `${i.model} → ${i.node}`).join(", ") || "nothing to load"}`,
+    );
+    return plan;
+  }
+}
