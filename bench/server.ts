@@ -25,7 +25,7 @@ import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, startServer } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
-import { interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
+import { freshSeed, interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 
 const MODEL = "bench.gguf";
@@ -143,7 +143,7 @@ export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   });
 }
 
-export async function serverOverheadBench(options: { quick: boolean }): Promise<Figure[]> {
+export async function serverOverheadBench(options: { quick: boolean; seed?: number }): Promise<Figure[]> {
   const rounds = options.quick ? 15 : 100;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   try {
@@ -200,7 +200,9 @@ export async function serverOverheadBench(options: { quick: boolean }): Promise<
         const used = process.cpuUsage(started);
         cpuMs[i]?.push((used.user + used.system) / 1000);
       });
-      const [completeMs = [], chatMs = [], ...routeMs] = await interleaved(timed, rounds);
+      const [completeMs = [], chatMs = [], ...routeMs] = await interleaved(timed, rounds, {
+        seed: options.seed ?? freshSeed(),
+      });
       const cpu = (i: number) => median((cpuMs[i] ?? []).slice(1)).toFixed(2);
       const figures: Figure[] = [];
       for (const [i, route] of routes.entries()) {
