@@ -16,7 +16,7 @@ import type { TextModel } from "../src/backends/types.js";
 import { backendSchema } from "../src/config/schema.js";
 import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { ModelManager } from "../src/models/manager.js";
-import { median, ratios } from "../testkit/stats.js";
+import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 
 const TOKENS = 200;
@@ -44,7 +44,9 @@ async function busyProcess(): Promise<ChildProcess> {
 }
 
 /** Tokens per second: auto vs 1 thread vs all cores, quiet and contended, on three model sizes. */
-export async function backendThreadsBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+export async function backendThreadsBench(
+  options: { quick: boolean; seed?: number } = { quick: false },
+): Promise<Figure[]> {
   if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [2, 500];
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   const backend = new LlamaBackend();
@@ -80,11 +82,11 @@ export async function backendThreadsBench(options: { quick: boolean } = { quick:
             );
           }
           const samples = new Map<string, number[]>(settings.map(([label]) => [label, []]));
-          for (let round = 0; round < ROUNDS; round++) {
-            // Rotated, with a pause: a run right after a collapsed one is slowed by its aftermath, so no setting may
+          for (const order of roundOrders(settings.length, ROUNDS, options.seed ?? freshSeed())) {
+            // Shuffled, with a pause: a run right after a collapsed one is slowed by its aftermath, so no setting may
             // always follow the same one.
-            for (let i = 0; i < settings.length; i++) {
-              const [label] = settings[(round + i) % settings.length] as [string, number];
+            for (const i of order) {
+              const [label] = settings[i] as [string, number];
               await new Promise((resolve) => setTimeout(resolve, 200));
               samples.get(label)?.push(await tokensPerSecond(models.get(label) as TextModel));
             }

@@ -6,7 +6,7 @@
  *
  * The file is dropped from the page cache with `dd iflag=nocache count=0` (posix_fadvise DONTNEED on the whole file;
  * `/proc/sys/vm/drop_caches` is not writable in this VM); `fincore` confirms the pages are gone. Each round measures
- * every mode once, in a rotating order, each from the same state: llama.cpp started, the spare host ready, nothing
+ * every mode once, in an order shuffled per round, each from the same state: llama.cpp started, the spare host ready, nothing
  * starting in the background.
  *
  * Part of `npm run bench` (`-- --only coldload`); alone: `node --import tsx bench/cold-load.ts`.
@@ -23,7 +23,7 @@ import { type TinyPreset, type TinyWeightType, writeTinyLlamaGguf } from "../src
 import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
 import { hostEntry } from "./hosts.js";
-import { median, ratios } from "../testkit/stats.js";
+import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
@@ -59,7 +59,7 @@ function run(command: string, args: string[]): Promise<void> {
 const dropFromPageCache = (path: string) => run("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
 const rawRead = (path: string) => run("cat", [path]);
 
-export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<ColdLoadReport> {
+export async function coldLoadBench(options: { quick?: boolean; seed?: number } = {}): Promise<ColdLoadReport> {
   const rounds = options.quick ? 1 : 5;
   const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cold-load-"));
@@ -133,9 +133,9 @@ export async function coldLoadBench(options: { quick?: boolean } = {}): Promise<
         };
         const times: Record<string, number[]> = { raw: [], own: [], inProcess: [], viaHost: [] };
         const names = Object.keys(modes);
-        for (let r = 0; r < rounds; r++) {
-          for (let i = 0; i < names.length; i++) {
-            const name = names[(r + i) % names.length] as string;
+        for (const order of roundOrders(names.length, rounds, options.seed ?? freshSeed())) {
+          for (const i of order) {
+            const name = names[i] as string;
             await prepare();
             // Every mode is timed to the model being usable; unloading comes after.
             const started = performance.now();

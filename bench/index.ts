@@ -74,11 +74,12 @@ console.log(
 console.log(renderTable(fresh.figures, "text", NAMES));
 const missed = fresh.figures.filter((f) => f.met === false).length;
 const targeted = fresh.figures.filter((f) => f.met !== null).length;
+const noisy = fresh.figures.filter((f) => f.noisy).length;
 await mergeResults(fresh);
 await writeGenerated(["bench-table"]);
 console.log(
-  `\n${targeted - missed} of ${targeted} targets met; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and docs/benchmarks.md's table`,
+  `\n${targeted - missed} of ${targeted} targets met${noisy > 0 ? ` (${noisy} noisy: their section's A/A control lay outside 0.95–1.05×)` : ""}; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and docs/benchmarks.md's table`,
 );
 console.log(
-  `bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s) took ${run.seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`,
+  `bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s), variant order seed ${run.seed} (\`--seed ${run.seed}\` replays it), took ${run.seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`,
 );

@@ -23,7 +23,7 @@ import { type TinyWeightType, writeTinyLlamaGguf } from "../src/models/gguf-writ
 import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
-import { interleaved, median, ratios } from "../testkit/stats.js";
+import { freshSeed, interleaved, median, ratios } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
@@ -145,6 +145,7 @@ async function throughput(
   config: BackendConfig,
   runs: number,
   lengths: number[],
+  seed: number,
 ): Promise<ThroughputDetails[]> {
   const local = new LlamaBackend();
   const hosted = new HostedBackend("gguf", { ...hostOptions, spare: false });
@@ -160,7 +161,7 @@ async function throughput(
       await interleaved(
         [async () => l.push(await streamed(a, tokens)), async () => h.push(await streamed(b, tokens))],
         runs,
-        0,
+        { seed, warmup: 0 },
       );
       figures.push({
         model: nano.name,
@@ -283,7 +284,7 @@ async function memory(
   return { rows, idles };
 }
 
-export async function isolationBench(options: { quick?: boolean } = {}): Promise<IsolationReport> {
+export async function isolationBench(options: { quick?: boolean; seed?: number } = {}): Promise<IsolationReport> {
   const runs = options.quick ? 1 : 7;
   const start = loadAverage();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-isolation-"));
@@ -303,6 +304,7 @@ export async function isolationBench(options: { quick?: boolean } = {}): Promise
       config,
       options.quick ? 3 : THROUGHPUT_ROUNDS,
       [64, 256],
+      options.seed ?? freshSeed(),
     );
     const models = await Promise.all(
       types.map(async (type) => ({ descriptor: await resolve(`medium-${type}.gguf`), type })),

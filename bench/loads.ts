@@ -19,18 +19,17 @@
  * a sample.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { type ChildProcess, spawn } from "node:child_process";
 import { Agent, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Backends } from "../src/backends/index.js";
 import { type TinyPreset, writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { createRuntime, type Runtime } from "../src/runtime/index.js";
 import { backendsWith, hostEntry } from "./hosts.js";
 import { median } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
-import { benchConfig, benchFlags, postJson } from "./server.js";
+import { serveProcess } from "./own-process.js";
+import { benchConfig, postJson, serveArgs } from "./server.js";
 
 const CONCURRENT = 100;
 const REQUEST = { prompt: "Once upon a time", max_tokens: 8, temperature: 0 };
@@ -116,42 +115,6 @@ async function singleFlight(runtime: Runtime, backends: Backends, name: string, 
  */
 const RESTARTS = 9;
 
-/** The installed CLI (bin/inferno.js on the compiled dist/), which the warm restarts run as a user does. */
-const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
-
-/**
- * Starts `inferno serve` with the server benchmarks' settings (`benchFlags`; HOME in `dir`, so no user configuration
- * applies) on a free port; resolves with its URL once it listens.
- */
-async function serveProcess(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const args = ["serve", "--port", "0", ...benchFlags(dir).flatMap(({ flag, value }) => [flag, String(value)])];
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: dir,
-    env: { ...process.env, HOME: dir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const read = (chunk: Buffer) => {
-      output += chunk.toString("utf8");
-      const url = /listening on (http:\/\/[\w.:[\]-]+)/.exec(output)?.[1];
-      if (url) resolve({ url, child });
-    };
-    child.stdout?.on("data", read);
-    child.stderr?.on("data", read);
-    child.once("exit", (code) => reject(new Error(`inferno serve exited (${code}) before it listened: ${output}`)));
-  });
-}
-
-/** Stops a server the way a user does (Ctrl-C), so it saves its state file; resolves once the process is gone. */
-function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGINT");
-  });
-}
-
 /**
  * Restarts `inferno serve` over its state file `rounds` times, each a new process. Each time: wait for `/ready` (200 once
  * the warm-up has loaded and warmed the model and the server has run its own warm-up requests), time the first
@@ -180,7 +143,7 @@ async function warmRestart(
   for (let life = 1; life <= rounds; life++) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const started = performance.now();
-    const { url, child } = await serveProcess(dir);
+    const { url, stop } = await serveProcess(dir, serveArgs(dir));
     try {
       while ((await status(agent, `${url}/ready`)) !== 200) await sleep(POLL_MS);
       const readyMs = performance.now() - started;
@@ -203,7 +166,7 @@ async function warmRestart(
       waits.push(readyMs);
     } finally {
       agent.destroy();
-      await stopProcess(child);
+      await stop();
     }
   }
   return [

@@ -5,7 +5,7 @@
  * every `npm run bench`, and `npm run docs:check` fails when the page does not match the file).
  */
 import { evictionTable, type EvictionReport } from "./eviction.js";
-import { formatTarget, formatValue, renderTable, type Results } from "./report.js";
+import { AA_BAND, formatTarget, formatValue, renderTable, type Results } from "./report.js";
 
 function markdownRows(rows: string[][]): string {
   const [header = [], ...body] = rows;
@@ -20,6 +20,7 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
   const whole = complete
     ? ` The last run of every section (${complete.quick ? "quick" : "full"}) took ${complete.seconds} s in total.`
     : "";
+  const noisy = results.figures.filter((f) => f.noisy).length;
   const lines = [
     `Machine: ${cores} × ${cpu}, ${memory_gib} GiB, Node ${node}.${whole}`,
     "",
@@ -30,6 +31,12 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
       : `Targets missed (${missed.length} of ${results.figures.filter((f) => f.met !== null).length}): ${missed
           .map((f) => `${f.name} ${formatValue(f.value, f.unit)} (target ${formatTarget(f.target, f.unit)})`)
           .join("; ")}.`,
+    ...(noisy === 0
+      ? []
+      : [
+          "",
+          `Noisy (${noisy}): figures of sections whose A/A control lay outside ${formatTarget(AA_BAND, "×")}, neither met nor missed; run them again on a quiet machine.`,
+        ]),
   ];
   const eviction = results.details.eviction as EvictionReport | undefined;
   if (eviction) {

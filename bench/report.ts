@@ -38,8 +38,13 @@ export interface Figure {
   /** What a ratio is a ratio against, measured in the same run; null when the value stands alone. */
   baseline: string | null;
   target: Target | null;
-  /** Whether `value` is inside `target`; null without a target. */
+  /**
+   * Whether `value` is inside `target`; null without a target, and null when its section's A/A control fell outside
+   * `AA_BAND` (then `noisy` is set): a figure from a run that cannot tell a variant from itself is neither met nor missed.
+   */
   met: boolean | null;
+  /** Measured while the section's A/A control lay outside `AA_BAND` (see `withControl`). */
+  noisy?: true;
   spread: Spread | null;
   /** Rounds the median is over (1 for a single measurement). */
   rounds: number;
@@ -74,6 +79,29 @@ export function figure(input: FigureInput): Figure {
     spread: values.length > 1 ? spreadOf(values) : null,
     rounds: values.length,
   };
+}
+
+/** Where a section's A/A control (its baseline measured twice, as two variants) must lie for its figures to count. */
+export const AA_BAND: Target = { min: 0.95, max: 1.05 };
+
+/**
+ * A section's figures with its A/A control put first: the per-round ratios of the baseline against itself (measured as
+ * two variants in the same shuffled rounds). When their median lies outside `AA_BAND`, the run could not tell a variant
+ * from itself, and every targeted figure of the section (the control too) is marked `noisy` instead of met or missed.
+ */
+export function withControl(section: string, control: number[], baseline: string, figures: Figure[]): Figure[] {
+  const aa = figure({
+    section,
+    name: `A/A control: ${baseline} against itself`,
+    samples: control,
+    unit: "×",
+    baseline,
+    target: AA_BAND,
+    note: "the baseline measured twice as two variants in the same shuffled rounds; outside the band the section is noisy",
+  });
+  if (aa.met !== false) return [aa, ...figures];
+  const noisy = (f: Figure): Figure => (f.target === null ? f : { ...f, met: null, noisy: true });
+  return [noisy(aa), ...figures.map(noisy)];
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -118,7 +146,7 @@ function row(f: Figure): string[] {
     formatValue(f.value, f.unit),
     f.baseline ?? "",
     formatTarget(f.target, f.unit),
-    f.met === null ? "" : f.met ? "met" : "MISSED",
+    f.noisy ? "noisy" : f.met === null ? "" : f.met ? "met" : "MISSED",
     formatSpread(f),
     String(f.rounds),
     f.note ?? "",

@@ -1,32 +1,32 @@
 /**
- * What the HTTP server adds to a generation (issue 13, figure 1.6): the same greedy 8-token generations on a nano
- * tiny llama run directly on the cached model (`withModel` + `complete` / `chat`), through `POST /v1/completions` and
- * `POST /v1/chat/completions`, each plain and streamed as server-sent events (client: node:http, keep-alive, in this
- * process; its target parsed once rather than from a URL string per request). All variants run interleaved, in rotating
- * order; each HTTP variant is reported at p50 as the median of its per-round ratio to the direct call of that round,
- * and at p99 as the ratio of the two p99s — absolute times depend on the (shared) machine.
+ * What the HTTP server adds to a generation (issue 13, figure 1.6; re-based in issue 25): the same greedy 8-token
+ * generations on a nano tiny llama, every party in a process of its own (bench/own-process.ts):
  *
- * One more variant is the floor, reported without a target: the same client posting the same completion body to a
- * bare `node:http` server whose handler parses it and makes the direct call. What it adds to the direct call is what
- * HTTP itself costs in Node (both ends of the connection, the loopback socket), before anything Inferno does. Each
- * p50 note also gives the CPU time this process spent per request (median), the variant's against the direct call's.
+ * - the baseline: node-llama-cpp called directly in a fresh process (`LlamaCompletion` / `LlamaChat`, timed there around
+ *   the call), measured twice per round as two variants — the section's A/A control;
+ * - the floor: a bare `node:http` server in its own process whose handler makes the same direct call (plain and
+ *   streamed as server-sent events): what HTTP itself costs in Node;
+ * - `inferno serve --isolation in-process` and `inferno serve` with its defaults (model hosts), each a process of its
+ *   own, through `POST /v1/completions` and `POST /v1/chat/completions`, plain and streamed;
+ * - the host hop: the hosted server's time less the in-process server's, per round, in ms.
  *
- * llama.cpp runs on one thread here. With two threads on a two-core machine its spin-waiting workers compete with the
- * event loop that serves the HTTP requests, and the ratios swing between 0.7 and 1.3 from run to run: the benchmark
- * would measure thread scheduling rather than what the server adds.
+ * The client is this process (node:http, keep-alive). Variants run in an order shuffled every round. p50 figures are
+ * medians of per-round ratios; p99 the ratio of the two p99s. CPU per request is summed over every process on the path:
+ * the client, the server, its model hosts, or the baseline process (each note gives it against the direct call's).
+ *
+ * llama.cpp runs on one thread everywhere here: with two threads on a two-core machine its spin-waiting workers compete
+ * with the event loops serving HTTP, and the ratios would measure thread scheduling rather than what the server adds.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, createServer, request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
+import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage } from "../src/backends/types.js";
 import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
-import { createRuntime, startServer } from "../src/runtime/index.js";
-import { backendsWith, hostEntry } from "./hosts.js";
-import { interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
-import { type Figure, figure } from "./report.js";
+import { freshSeed, interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
+import { type Generation, ownProcess, processCpuMs, type ServeProcess, serveProcess } from "./own-process.js";
+import { type Figure, figure, withControl } from "./report.js";
 
 const MODEL = "bench.gguf";
 
@@ -77,43 +77,13 @@ export function requestTarget(url: string): RequestTarget {
   return { hostname: parsed.hostname, port: Number(parsed.port), path: `${parsed.pathname}${parsed.search}` };
 }
 
-/** The floor: a bare node:http server whose handler parses the JSON body and answers with what `handle` returns. */
-async function bareServer(
-  handle: (body: unknown) => Promise<unknown>,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((request, response) => {
-    let text = "";
-    request.setEncoding("utf8");
-    request.on("data", (chunk: string) => (text += chunk));
-    request.on("end", () => {
-      handle(JSON.parse(text)).then(
-        (result) => {
-          const reply = JSON.stringify(result);
-          response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
-          response.end(reply);
-        },
-        (error: unknown) => {
-          response.writeHead(500);
-          response.end(String(error));
-        },
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 const PROMPT = "Once upon a time";
 const MAX_TOKENS = 8;
 const MESSAGES: ChatMessage[] = [{ role: "user", content: PROMPT }];
-/** The server's target at p50 (issue 13): at most 15 % over the direct call. */
-const TARGET = { max: 1.15 };
+/** In process, the server's target at p50 against the own-process floor (issue 25). */
+const IN_PROCESS_TARGET = { max: 1.1 };
+/** What the model host may add at p50, in ms (issue 25). */
+const HOST_HOP_TARGET = { max: 0.5 };
 
 /**
  * The settings every server benchmark runs with, as command-line flags: models from `dir`, the state file beside them
@@ -131,6 +101,11 @@ export function benchFlags(dir: string): FlagValue[] {
   ];
 }
 
+/** `inferno serve`'s arguments with `benchFlags` on a free port, and `extra` flags. */
+export function serveArgs(dir: string, extra: string[] = []): string[] {
+  return ["--port", "0", ...benchFlags(dir).flatMap(({ flag, value }) => [flag, String(value)]), ...extra];
+}
+
 /** The configuration of `benchFlags`, with HOME in `dir` (no user configuration applies); `persist` keeps a state file. */
 export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   return loadConfig({
@@ -143,105 +118,167 @@ export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   });
 }
 
-export async function serverOverheadBench(options: { quick: boolean }): Promise<Figure[]> {
-  const rounds = options.quick ? 15 : 100;
+/** One variant: what it runs, and the pids whose CPU time its requests spend (besides this process's). */
+interface Variant {
+  name: string;
+  run: () => Promise<number>;
+  cpuPids: () => number[];
+}
+
+export async function serverOverheadBench(options: { quick: boolean; seed?: number }): Promise<Figure[]> {
+  const rounds = options.quick ? 15 : 200;
+  const seed = options.seed ?? freshSeed();
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const open: Array<{ close?: () => Promise<void>; stop?: () => Promise<void> }> = [];
   try {
-    await writeTinyLlamaGguf(join(dir, MODEL), { preset: "nano" });
-    const config = await benchConfig(dir);
-    const runtime = await createRuntime(config, { backends: backendsWith(config.backend, await hostEntry()) });
-    const server = await startServer(runtime, { port: 0 });
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const generation = { maxTokens: MAX_TOKENS, temperature: 0 };
-    const direct = {
-      complete: () =>
-        runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.complete(PROMPT, generation) : null)),
-      chat: () => runtime.cache.withModel(MODEL, (m) => (m.kind === "text" ? m.chat(MESSAGES, generation) : null)),
+    const path = join(dir, MODEL);
+    await writeTinyLlamaGguf(path, { preset: "nano" });
+    const direct = await ownProcess(1);
+    open.push(direct);
+    await direct.call("load", { path, contextSize: 256, sequences: 1 });
+    const floorProcess = await ownProcess(1);
+    open.push(floorProcess);
+    await floorProcess.call("load", { path, contextSize: 256, sequences: 1 });
+    const { url: floorUrl } = await floorProcess.call<{ url: string }>("serve");
+    const inProcess = await serveProcess(dir, serveArgs(dir), { INFERNO_BACKEND__ISOLATION: "in-process" });
+    open.push(inProcess);
+    const hosted = await serveProcess(dir, serveArgs(dir));
+    open.push(hosted);
+
+    // The direct calls are timed in the baseline process; its CPU time comes with each answer.
+    let directCpu = 0;
+    const directCall = (op: "complete" | "chat") => async () => {
+      const reply = await direct.call<Generation>(op, { prompt: PROMPT, maxTokens: MAX_TOKENS });
+      directCpu = reply.cpuMs;
+      return reply.ms;
     };
-    let bare: Awaited<ReturnType<typeof bareServer>> | undefined;
-    try {
-      bare = await bareServer((body) => {
-        const { prompt, max_tokens, temperature } = body as { prompt: string; max_tokens: number; temperature: number };
-        return runtime.cache.withModel(MODEL, (m) =>
-          m.kind === "text" ? m.complete(prompt, { maxTokens: max_tokens, temperature }) : null,
-        );
-      });
-      const post = (url: string, path: string, body: object, stream: boolean) => {
-        const target = requestTarget(`${url}${path}`);
-        return () => postJson(agent, target, { ...body, model: MODEL, max_tokens: MAX_TOKENS, temperature: 0, stream });
+    const timedPost = (url: string, body: object) => {
+      const target = requestTarget(url);
+      return async () => {
+        const started = performance.now();
+        await postJson(agent, target, body);
+        return performance.now() - started;
       };
-      const endpoints = [
-        { path: "/v1/completions", against: "complete", body: { prompt: PROMPT } },
-        { path: "/v1/chat/completions", against: "chat", body: { messages: MESSAGES } },
-      ] as const;
-      const routes = [
-        ...endpoints.flatMap(({ path, against, body }) =>
-          [false, true].map((stream) => ({
-            name: `POST ${path}${stream ? ", stream" : ""}`,
-            against,
-            target: TARGET as typeof TARGET | null,
-            run: post(server.url, path, body, stream),
-          })),
-        ),
-        {
-          name: "floor: bare node:http server + complete()",
-          against: "complete" as const,
-          target: null,
-          run: post(bare.url, "/", { prompt: PROMPT }, false),
-        },
-      ];
-      const variants = [direct.complete, direct.chat, ...routes.map((r) => r.run)];
-      // CPU time of this process per request (client, server, the host's pipe), told beside the wall-clock ratio: it
-      // is what the HTTP path costs in work, which a busy machine inflates far less than it does wall-clock time.
-      const cpuMs = variants.map(() => [] as number[]);
-      const timed = variants.map((run, i) => async () => {
-        const started = process.cpuUsage();
-        await run();
-        const used = process.cpuUsage(started);
-        cpuMs[i]?.push((used.user + used.system) / 1000);
-      });
-      const [completeMs = [], chatMs = [], ...routeMs] = await interleaved(timed, rounds);
-      const cpu = (i: number) => median((cpuMs[i] ?? []).slice(1)).toFixed(2);
-      const figures: Figure[] = [];
-      for (const [i, route] of routes.entries()) {
-        const ms = routeMs[i] ?? [];
-        const base = route.against === "complete" ? completeMs : chatMs;
-        const baseCpu = cpu(route.against === "complete" ? 0 : 1);
-        const baseline = `direct ${route.against}()`;
-        const extra = (q: number) => {
-          const ms_ = q === 50 ? median(ms) - median(base) : percentile(ms, q) - percentile(base, q);
-          return `${ms_ >= 0 ? "+" : "−"}${Math.abs(ms_).toFixed(1)}`;
-        };
-        figures.push(
-          figure({
-            section: "server",
-            item: "1.6",
-            name: `${route.name} p50`,
-            samples: ratios(ms, base),
-            unit: "×",
-            baseline,
-            target: route.target,
-            note: `${extra(50)} ms on ${median(base).toFixed(1)} ms; CPU ${cpu(i + 2)} vs ${baseCpu} ms; ${MAX_TOKENS} tokens, nano llama, 1 thread`,
-          }),
-          figure({
-            section: "server",
-            item: "1.6",
-            name: `${route.name} p99`,
-            samples: ratioOfPercentiles(ms, base, 99),
-            unit: "×",
-            baseline,
-            note: `${extra(99)} ms on ${percentile(base, 99).toFixed(1)} ms (p99 of ${rounds} rounds)`,
-          }),
-        );
-      }
-      return figures;
-    } finally {
-      agent.destroy();
-      await bare?.close();
-      await server.close(0);
-      await runtime.close();
+    };
+    const request = { model: MODEL, max_tokens: MAX_TOKENS, temperature: 0 };
+    const routes = (label: string, server: ServeProcess): Variant[] =>
+      [
+        { path: "/v1/completions", body: { prompt: PROMPT } },
+        { path: "/v1/chat/completions", body: { messages: MESSAGES } },
+      ].flatMap(({ path: route, body }) =>
+        [false, true].map((stream) => ({
+          name: `${label}: POST ${route}${stream ? ", stream" : ""}`,
+          run: timedPost(`${server.url}${route}`, { ...body, ...request, stream }),
+          cpuPids: () => server.pids(),
+        })),
+      );
+    const none = () => [];
+    const variants: Variant[] = [
+      { name: "direct complete()", run: directCall("complete"), cpuPids: none },
+      { name: "direct complete() (again)", run: directCall("complete"), cpuPids: none },
+      { name: "direct chat()", run: directCall("chat"), cpuPids: none },
+      ...[false, true].map((stream) => ({
+        name: `floor${stream ? ", stream" : ""}`,
+        run: timedPost(`${floorUrl}/`, { prompt: PROMPT, max_tokens: MAX_TOKENS, stream }),
+        cpuPids: () => [floorProcess.pid],
+      })),
+      ...routes("in process", inProcess),
+      ...routes("hosts", hosted),
+    ];
+    // Warm every path (the first requests load the model and compile the servers' code), then fix each variant's pids:
+    // scanning /proc for a server's model hosts per request would cost the client more than the request.
+    for (let i = 0; i < 3; i++) for (const variant of variants) await variant.run();
+    const pids = variants.map((variant) => variant.cpuPids());
+    const cpuTotals = variants.map(() => 0);
+    const timed = variants.map((variant, i) => async () => {
+      const own = pids[i] as number[];
+      const directBefore = directCpu;
+      const othersBefore = own.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+      const clientBefore = process.cpuUsage();
+      const ms = await variant.run();
+      const client = process.cpuUsage(clientBefore);
+      const others = own.reduce((sum, pid) => sum + processCpuMs(pid), 0) - othersBefore;
+      cpuTotals[i] = (cpuTotals[i] ?? 0) + (client.user + client.system) / 1000 + others + (directCpu - directBefore);
+      return ms;
+    });
+    // `interleaved` times each call from here; the direct variants' own figure is the baseline process's timing.
+    const measured = variants.map(() => [] as number[]);
+    await interleaved(
+      timed.map((run, i) => async () => measured[i]?.push(await run())),
+      rounds,
+      { seed, warmup: 0 },
+    );
+    const ms = (name: string) => measured[variants.findIndex((v) => v.name === name)] ?? [];
+    const cpu = (name: string) => (cpuTotals[variants.findIndex((v) => v.name === name)] ?? NaN) / rounds;
+    const how = `${MAX_TOKENS} tokens, nano llama, 1 thread`;
+    const cpuNote = (subject: string, baseline: string) =>
+      `CPU per request over the path ${cpu(subject).toFixed(2)} vs ${cpu(baseline).toFixed(2)} ms`;
+    const extra = (subject: number[], base: number[], q: number) => {
+      const d = q === 50 ? median(subject) - median(base) : percentile(subject, q) - percentile(base, q);
+      return `${d >= 0 ? "+" : "−"}${Math.abs(d).toFixed(2)} ms on ${(q === 50 ? median(base) : percentile(base, q)).toFixed(2)} ms`;
+    };
+    const pair = (name: string, subject: string, baseline: string, target: { max: number } | null): Figure[] => [
+      figure({
+        section: "server",
+        item: "1.6",
+        name: `${name} p50`,
+        samples: ratios(ms(subject), ms(baseline)),
+        unit: "×",
+        baseline,
+        target,
+        note: `${extra(ms(subject), ms(baseline), 50)}; ${cpuNote(subject, baseline)}; ${how}`,
+      }),
+      figure({
+        section: "server",
+        item: "1.6",
+        name: `${name} p99`,
+        samples: ratioOfPercentiles(ms(subject), ms(baseline), 99),
+        unit: "×",
+        baseline,
+        note: `${extra(ms(subject), ms(baseline), 99)} (p99 of ${rounds} rounds)`,
+      }),
+    ];
+    const figures: Figure[] = [
+      ...pair("floor: bare node:http server, own process", "floor", "direct complete()", null),
+      ...pair("floor, stream", "floor, stream", "direct complete()", null),
+    ];
+    for (const [label, hop] of [
+      ["in process", false],
+      ["hosts", true],
+    ] as const) {
+      for (const route of ["/v1/completions", "/v1/chat/completions"])
+        for (const stream of [false, true]) {
+          const name = `${label}: POST ${route}${stream ? ", stream" : ""}`;
+          const chat = route.includes("chat");
+          const direct = chat ? "direct chat()" : "direct complete()";
+          figures.push(...pair(name, name, direct, null));
+          // In process against the floor (completions: the floor serves completions only).
+          if (!hop && !chat)
+            figures.push(...pair(`${name} vs floor`, name, stream ? "floor, stream" : "floor", IN_PROCESS_TARGET));
+          if (hop) {
+            const local = `in process: POST ${route}${stream ? ", stream" : ""}`;
+            const added = ms(name).map((m, i) => m - (ms(local)[i] as number));
+            figures.push(
+              figure({
+                section: "server",
+                item: "1.6",
+                name: `host hop: POST ${route}${stream ? ", stream" : ""} p50`,
+                samples: added,
+                unit: "ms",
+                baseline: "the in-process server",
+                target: HOST_HOP_TARGET,
+                note: `per round, hosts less in process; ${ratioOfPercentiles(ms(name), ms(local), 99).toFixed(2)}× at p99; ${cpuNote(name, local)}`,
+              }),
+            );
+          }
+        }
     }
+    const control = ratios(ms("direct complete() (again)"), ms("direct complete()"));
+    return withControl("server", control, "direct complete()", figures);
   } finally {
+    agent.destroy();
+    for (const party of open.reverse()) await (party.stop ?? party.close)?.call(party);
     await rm(dir, { recursive: true, force: true });
   }
 }

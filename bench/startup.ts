@@ -2,8 +2,9 @@
  * CLI start-up: the installed `inferno` (bin/inferno.js on the compiled dist/) answering `--version`, `--help`,
  * `config path` and a subcommand's `--help` (`run --help`) — commands that load no model and must never load llama.cpp,
  * ONNX Runtime or the configuration schema (test/cli/startup.test.ts checks which modules they load) — against `node -e 0`,
- * the floor any Node CLI pays. Target: within 2×. Runs are interleaved and the median of each is kept, so a burst of
- * other work on a shared machine does not land on one command only.
+ * the floor any Node CLI pays. Target: within 2×. Runs are interleaved, in an order shuffled per round, and the median
+ * of each is kept, so a burst of other work on a shared machine does not land on one command only; the floor runs
+ * twice per round as two variants, the section's A/A control.
  *
  * Part of `npm run bench`; alone: `node --import tsx bench/startup.ts` (after `npm run build`, which `npm ci` runs).
  */
@@ -13,13 +14,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { median, ratios } from "../testkit/stats.js";
-import { type Figure, figure } from "./report.js";
+import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
+import { type Figure, figure, withControl } from "./report.js";
 
 let ROUNDS = 9;
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
 
-export async function startupBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
+export async function startupBench(options: { quick: boolean; seed?: number } = { quick: false }): Promise<Figure[]> {
   if (options.quick) ROUNDS = 5;
   if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) {
     throw new Error("dist/ is missing: run `npm run build` first (npm ci does it)");
@@ -29,14 +30,16 @@ export async function startupBench(options: { quick: boolean } = { quick: false 
     const env = { PATH: process.env.PATH ?? "", HOME: home, XDG_CONFIG_HOME: join(home, "config") };
     const commands: Array<[string, string[]]> = [
       ["node -e 0", ["-e", "0"]],
+      // The A/A control: the floor again, as a variant of its own.
+      ["node -e 0 (again)", ["-e", "0"]],
       ["inferno --version", [BIN, "--version"]],
       ["inferno --help", [BIN, "--help"]],
       ["inferno config path", [BIN, "config", "path"]],
       ["inferno run --help", [BIN, "run", "--help"]],
     ];
     const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, args] of commands) {
+    for (const order of roundOrders(commands.length, ROUNDS, options.seed ?? freshSeed())) {
+      for (const [label, args] of order.map((i) => commands[i] as [string, string[]])) {
         const start = performance.now();
         const result = spawnSync(process.execPath, args, { cwd: home, env, encoding: "utf8" });
         const ms = performance.now() - start;
@@ -45,7 +48,7 @@ export async function startupBench(options: { quick: boolean } = { quick: false 
       }
     }
     const floor = samples.get("node -e 0") ?? [];
-    return commands.slice(1).map(([label]) => {
+    const figures = commands.slice(2).map(([label]) => {
       const ms = samples.get(label) ?? [];
       return figure({
         section: "startup",
@@ -57,6 +60,7 @@ export async function startupBench(options: { quick: boolean } = { quick: false 
         note: `${median(ms).toFixed(0)} ms vs ${median(floor).toFixed(0)} ms`,
       });
     });
+    return withControl("startup", ratios(samples.get("node -e 0 (again)") ?? [], floor), "node -e 0", figures);
   } finally {
     await rm(home, { recursive: true, force: true });
   }

@@ -9,36 +9,54 @@ import { tempDir } from "./tmp.js";
 const NAMES = ["cache", "loads", "server"];
 
 it("parseSelection: --quick or another spelling of it, --only in the runner's order", () => {
-  assert.deepEqual(parseSelection("bench", [], NAMES), { quick: false, only: undefined });
-  assert.deepEqual(parseSelection("bench", ["--quick"], NAMES), { quick: true, only: undefined });
-  assert.deepEqual(parseSelection("stress", ["--bounded"], NAMES, ["--bounded"]), { quick: true, only: undefined });
-  assert.deepEqual(parseSelection("bench", ["--only", "server,cache"], NAMES), {
+  const seed = ["--seed", "7"];
+  assert.deepEqual(parseSelection("bench", seed, NAMES), { quick: false, only: undefined, seed: 7 });
+  assert.deepEqual(parseSelection("bench", ["--quick", ...seed], NAMES), { quick: true, only: undefined, seed: 7 });
+  assert.deepEqual(parseSelection("stress", ["--bounded", ...seed], NAMES, ["--bounded"]), {
+    quick: true,
+    only: undefined,
+    seed: 7,
+  });
+  assert.deepEqual(parseSelection("bench", ["--only", "server,cache", ...seed], NAMES), {
     quick: false,
     only: ["cache", "server"],
+    seed: 7,
   });
   // A name selects its family too (`fleet` → `fleet` and `fleet-sim`), never another name it merely starts.
   const family = ["fleet", "fleet-sim", "fleetwide"];
-  assert.deepEqual(parseSelection("bench", ["--only", "fleet"], family), {
+  assert.deepEqual(parseSelection("bench", ["--only", "fleet", ...seed], family), {
     quick: false,
     only: ["fleet", "fleet-sim"],
+    seed: 7,
   });
-  assert.deepEqual(parseSelection("bench", ["--only", "fleet-sim"], family), { quick: false, only: ["fleet-sim"] });
+  assert.deepEqual(parseSelection("bench", ["--only", "fleet-sim", ...seed], family), {
+    quick: false,
+    only: ["fleet-sim"],
+    seed: 7,
+  });
+  // Without --seed, a fresh one each run (printed with it, so the run can be replayed).
+  const fresh = parseSelection("bench", [], NAMES).seed;
+  assert.ok(Number.isSafeInteger(fresh) && fresh >= 0);
 });
 
 it("runSections runs the selected sections in order, each with its run, and sums up the invocation", async () => {
   const ran: string[] = [];
-  const sections = NAMES.map((name) => ({ name, run: async (o: { quick: boolean }) => `${name}:${o.quick}` }));
+  const sections = NAMES.map((name) => ({
+    name,
+    run: async (o: { quick: boolean; seed: number }) => `${name}:${o.quick}:${o.seed}`,
+  }));
   const summary = await runSections(
     "test",
     sections,
-    { quick: true, only: ["loads", "server"] },
+    { quick: true, only: ["loads", "server"], seed: 5 },
     (name, result, run) => {
       ran.push(`${name}=${result}`);
       assert.equal(run.quick, true);
+      assert.equal(run.seed, 5);
       assert.ok(run.seconds >= 0 && Number.isFinite(run.loadavg.before) && !Number.isNaN(Date.parse(run.date)));
     },
   );
-  assert.deepEqual(ran, ["loads=loads:true", "server=server:true"]);
+  assert.deepEqual(ran, ["loads=loads:true:5", "server=server:true:5"]);
   assert.deepEqual(summary.sections, ["loads", "server"]);
   assert.equal(summary.quick, true);
 });

@@ -12,11 +12,19 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../src/fs/atomic-write.js";
 import { GIB } from "../src/units.js";
+import { freshSeed } from "./stats.js";
 
 export interface RunnerSection<R> {
   /** The name `--only` takes. */
   name: string;
-  run(options: { quick: boolean }): Promise<R>;
+  run(options: SectionOptions): Promise<R>;
+}
+
+/** What every section is run with. */
+export interface SectionOptions {
+  quick: boolean;
+  /** Seeds the per-round shuffle of variant order (`roundOrders`); printed with the run, `--seed N` replays it. */
+  seed: number;
 }
 
 /** What the command line asked for. */
@@ -25,11 +33,13 @@ export interface Selection {
   quick: boolean;
   /** The sections named by `--only`, in the runner's order; every section without it. */
   only: string[] | undefined;
+  /** `--seed N`, else a fresh one. */
+  seed: number;
 }
 
 /**
- * `--quick` (and its other spellings in `quickFlags`, e.g. stress's `--bounded`) and `--only NAME[,NAME]`. An unknown
- * or missing name ends the process with exit code 2 and the list of names.
+ * `--quick` (and its other spellings in `quickFlags`, e.g. stress's `--bounded`), `--only NAME[,NAME]` and `--seed N`.
+ * An unknown or missing name, or a seed that is not a non-negative integer, ends the process with exit code 2.
  */
 export function parseSelection(
   tool: string,
@@ -38,8 +48,14 @@ export function parseSelection(
   quickFlags: readonly string[] = [],
 ): Selection {
   const quick = ["--quick", ...quickFlags].some((flag) => argv.includes(flag));
+  const seedAt = argv.indexOf("--seed");
+  const seed = seedAt < 0 ? freshSeed() : Number(argv[seedAt + 1]);
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    console.error(`${tool}: --seed takes a non-negative integer; got ${JSON.stringify(argv[seedAt + 1] ?? "")}`);
+    process.exit(2);
+  }
   const at = argv.indexOf("--only");
-  if (at < 0) return { quick, only: undefined };
+  if (at < 0) return { quick, only: undefined, seed };
   const given = argv[at + 1] ?? "";
   const only = given.split(",").filter((name) => name !== "");
   // A name also selects its family: `fleet` runs `fleet` and `fleet-sim`.
@@ -50,7 +66,7 @@ export function parseSelection(
     );
     process.exit(2);
   }
-  return { quick, only: names.filter((name) => only.some((wanted) => selects(wanted, name))) };
+  return { quick, only: names.filter((name) => only.some((wanted) => selects(wanted, name))), seed };
 }
 
 /** The 1-minute load average, to two decimals: how busy the (shared) machine was. */
@@ -78,6 +94,8 @@ export function machine(): Machine {
 export interface SectionRun {
   date: string;
   quick: boolean;
+  /** The seed of its variant order (`--seed` replays it). */
+  seed: number;
   seconds: number;
   /** 1-minute load average before and after: how busy the (shared) machine was. */
   loadavg: { before: number; after: number };
@@ -87,6 +105,7 @@ export interface SectionRun {
 export interface RunSummary {
   date: string;
   quick: boolean;
+  seed: number;
   sections: string[];
   seconds: number;
   loadavg: { before: number; after: number };
@@ -95,7 +114,7 @@ export interface RunSummary {
 const secondsSince = (started: number) => Math.round((performance.now() - started) / 100) / 10;
 
 /**
- * Runs the selected sections in order. Each is announced on stderr (`bench: cache (quick), load average 1.2 ... 14.3 s`)
+ * Runs the selected sections in order. Each is announced on stderr (`bench: cache (quick), seed 42, load average 1.2 ... 14.3 s`)
  * and timed; `done` gets its result and run as soon as it ends (so a tool can save after each section, and an
  * interrupted run keeps what it finished).
  */
@@ -115,15 +134,16 @@ export async function runSections<R>(
     const sectionBefore = loadAverage();
     const sectionStarted = performance.now();
     process.stderr.write(
-      `${tool}: ${section.name}${selection.quick ? " (quick)" : ""}, load average ${sectionBefore} ... `,
+      `${tool}: ${section.name}${selection.quick ? " (quick)" : ""}, seed ${selection.seed}, load average ${sectionBefore} ... `,
     );
-    const result = await section.run({ quick: selection.quick });
+    const result = await section.run({ quick: selection.quick, seed: selection.seed });
     const seconds = secondsSince(sectionStarted);
     process.stderr.write(`${seconds} s\n`);
     ran.push(section.name);
     await done(section.name, result, {
       date: sectionDate,
       quick: selection.quick,
+      seed: selection.seed,
       seconds,
       loadavg: { before: sectionBefore, after: loadAverage() },
     });
@@ -131,6 +151,7 @@ export async function runSections<R>(
   return {
     date,
     quick: selection.quick,
+    seed: selection.seed,
     sections: ran,
     seconds: secondsSince(started),
     loadavg: { before, after: loadAverage() },

@@ -1,7 +1,7 @@
 /** The one median, the nearest-rank percentiles and the two ways of comparing a subject with a baseline. */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { median, percentile, ratioOfPercentiles, ratios, spreadOf } from "./stats.js";
+import { interleaved, median, percentile, ratioOfPercentiles, ratios, roundOrders, spreadOf } from "./stats.js";
 
 it("median: the middle value, the mean of the two middle ones for an even count, NaN for none; input untouched", () => {
   const values = [5, 1, 3];
@@ -30,4 +30,24 @@ it("the median of per-round ratios and the ratio of two percentiles differ, and 
   assert.ok(Math.abs(median(ratios(subject, baseline)) - 1.1) < 1e-9);
   assert.equal(ratioOfPercentiles(subject, baseline, 99), 44 / 40);
   assert.throws(() => ratios([1, 2], [1]), /2 subject rounds vs 1 baseline rounds/);
+});
+
+it("roundOrders: every round a permutation, shuffled anew per round, the same for the same seed", () => {
+  const orders = roundOrders(5, 40, 42);
+  for (const order of orders) assert.deepEqual([...order].sort(), [0, 1, 2, 3, 4]);
+  assert.ok(new Set(orders.map((o) => o.join())).size > 10, "rounds differ in order");
+  // No fixed rotation: every variant leads some round.
+  const firsts = new Set(orders.map((o) => o[0]));
+  assert.equal(firsts.size, 5);
+  assert.deepEqual(roundOrders(5, 40, 42), orders);
+  assert.notDeepEqual(roundOrders(5, 40, 43), orders);
+});
+
+it("interleaved runs each variant once per round in the shuffled order, after the warm-up calls", async () => {
+  const calls: number[] = [];
+  const variants = [0, 1, 2].map((i) => async () => void calls.push(i));
+  const times = await interleaved(variants, 6, { seed: 9, warmup: 1 });
+  assert.deepEqual(calls.slice(0, 3), [0, 1, 2]);
+  assert.deepEqual(calls.slice(3), roundOrders(3, 6, 9).flat());
+  assert.ok(times.every((t) => t.length === 6));
 });

@@ -14,6 +14,7 @@ import type {
   LlamaModel,
   Token,
 } from "node-llama-cpp";
+import { parallelCount } from "../config/parallel.js";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { parseGoTemplate, UnsupportedGoTemplate } from "../models/go-template.js";
@@ -834,7 +835,7 @@ export class LlamaBackend implements Backend {
       const context = await model.createContext({
         contextSize: config.context_size,
         batchSize: config.batch_size,
-        sequences: config.parallel,
+        sequences: parallelCount(config.parallel),
         threads,
         ...(signal ? { createSignal: signal } : {}),
       });
@@ -874,7 +875,7 @@ export class LlamaBackend implements Backend {
       contextSize: context.contextSize,
       modelGpuLayers: model.gpuLayers,
       batchSize: context.batchSize,
-      sequences: config.parallel,
+      sequences: parallelCount(config.parallel),
       useMmap: config.mmap,
     };
     const { path, fingerprint } = descriptor;

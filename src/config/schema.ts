@@ -263,9 +263,11 @@ export const backendSchema = z
     parallel: z
       .number()
       .int()
-      .positive()
-      .default(1)
-      .describe("Concurrent sequences per loaded GGUF model; further requests to that model queue."),
+      .nonnegative()
+      .default(0)
+      .describe(
+        "Concurrent sequences per loaded GGUF model; further requests to that model queue. 0 = auto, as Ollama picks `OLLAMA_NUM_PARALLEL`: 4 with at least 8 GiB of memory and 2 cores, 2 with at least 4 GiB, else 1. Sequences of one model decode as one batch, so concurrent clients get more tokens/s in all (measured with 4–8 clients: 1 sequence 0.73–0.80× node-llama-cpp on as many sequences, 4 sequences 0.90–0.96×); each sequence holds its own KV cache of `context_size` tokens, counted in the model's memory: set 1 where memory is tight.",
+      ),
     isolation: z
       .enum(["process", "in-process"])
       .default("process")

@@ -8,6 +8,7 @@ import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
 import type { BackendConfig, InfernoConfig, Preset } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
+import { parallelCount } from "../config/parallel.js";
 import { currentEnvironment } from "../config/paths.js";
 import { BadRequest, ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
 import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
@@ -67,7 +68,7 @@ export const ONNX_MEMORY_FACTOR = 2;
 
 /**
  * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
- * each of the `parallel` sequences (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
+ * each of the `parallel` sequences (`parallelCount`: auto resolved) (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
  * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead — plus, with
  * `isolation = "process"`, the model host the model runs in (`MODEL_HOST_OVERHEAD_BYTES`), which the measured figure
  * includes.
@@ -75,7 +76,8 @@ export const ONNX_MEMORY_FACTOR = 2;
 export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig): Bytes {
   const context = backend.context_size;
   const headDim = metadata.headCount > 0 ? metadata.embeddingLength / metadata.headCount : 0;
-  const kvCache = 2 * metadata.blockCount * context * backend.parallel * metadata.headCountKv * headDim * 2;
+  const kvCache =
+    2 * metadata.blockCount * context * parallelCount(backend.parallel) * metadata.headCountKv * headDim * 2;
   const batch = Math.min(backend.batch_size, context);
   const logits = batch * metadata.vocabularySize * 4;
   const activations = batch * metadata.embeddingLength * 4 * 4;

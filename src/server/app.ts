@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
+import { parallelCount } from "../config/parallel.js";
 import { messageOf, PayloadTooLarge, RouteNotFound, Unauthorized } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
 import type { ServerRuntime } from "./ports.js";
@@ -36,7 +37,7 @@ export interface AppOptions {
   maxBodyBytes?: Bytes;
   /**
    * Model requests that run at once before others queue (then `server.max_queue` may wait, the rest get 503).
-   * Default: `cache.max_cached_models × backend.parallel`, every sequence every resident model can run.
+   * Default: `cache.max_cached_models × backend.parallel` (auto resolved), every sequence every resident model can run.
    */
   concurrentRequests?: number;
   /** The package version reported by /health. */
@@ -150,7 +151,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   const { cache: cacheConfig, backend, server } = runtime.config;
   const lifecycle = new AppLifecycle();
   const queue = new AdmissionQueue({
-    slots: options.concurrentRequests ?? cacheConfig.max_cached_models * backend.parallel,
+    slots: options.concurrentRequests ?? cacheConfig.max_cached_models * parallelCount(backend.parallel),
     maxWaiting: server.max_queue,
   });
   const paths = new PathRedactor({ modelsDirs: runtime.config.models_dirs, cacheDir: cacheConfig.cache_dir });

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, open, readFile, rm, stat, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { parallelCount } from "../../src/config/parallel.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
@@ -314,16 +315,24 @@ test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers;
   const manager = new ModelManager(dir);
   const model = await manager.resolve("m");
   const m = (await manager.info("m")).metadata as GgufMetadata;
-  const small = await manager.estimateMemory(model, { ...defaults, context_size: 512 });
-  const large = await manager.estimateMemory(model, { ...defaults, context_size: 4096 });
+  const small = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 1 });
+  const large = await manager.estimateMemory(model, { ...defaults, context_size: 4096, parallel: 1 });
   const kvPerToken = 2 * m.blockCount * m.headCountKv * (m.embeddingLength / m.headCount) * 2;
   assert.equal(large - small, kvPerToken * (4096 - 512));
-  assert.equal(small, estimateGgufMemory(m, { ...defaults, context_size: 512 }));
+  assert.equal(small, estimateGgufMemory(m, { ...defaults, context_size: 512, parallel: 1 }));
   assert.ok(small > m.tensorBytes);
   const twoSequences = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 2 });
   assert.equal(twoSequences - small, kvPerToken * 512);
+  // `parallel = 0` (auto, the default) counts the sequences it resolves to.
+  const auto = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 0 });
+  assert.equal(auto - small, kvPerToken * 512 * (parallelCount(0) - 1));
   // A model host's own memory counts when the model runs in one (the measured figure is the host's).
-  const inProcess = await manager.estimateMemory(model, { ...defaults, context_size: 512, isolation: "in-process" });
+  const inProcess = await manager.estimateMemory(model, {
+    ...defaults,
+    context_size: 512,
+    parallel: 1,
+    isolation: "in-process",
+  });
   assert.equal(small - inProcess, MODEL_HOST_OVERHEAD_BYTES);
   const onnx = await manager.resolve("add");
   assert.equal(await manager.estimateMemory(onnx, defaults), onnx.fingerprint.size * ONNX_MEMORY_FACTOR);

@@ -1,0 +1,189 @@
+/**
+ * The bench's baselines, each in a fresh process of its own (issue 25): node-llama-cpp called directly, and the HTTP
+ * floor (a bare `node:http` server whose handler calls node-llama-cpp in the same process). Never inside the bench
+ * process (whose heap, JIT state and timers would weigh on the baseline), never through a model host.
+ *
+ * Plain JavaScript, run by `node` with no loader: nothing of Inferno's (or tsx's) is imported, only node-llama-cpp.
+ * The bench drives it over IPC (`bench/own-process.ts`): every operation is timed HERE, around the call, and answered
+ * with its figures, the process's pid and its CPU time (`process.cpuUsage`, every thread) so far.
+ *
+ * Operations (one message each, answered in order):
+ * - `{ op: "start", threads }`: starts llama.cpp (CPU) — untimed, what a runner does before any load;
+ * - `{ op: "load", path, contextSize, sequences }`: loads the model and creates a context of `sequences` sequences;
+ * - `{ op: "complete" | "chat", prompt, maxTokens }`: one greedy generation on sequence 0, streamed token by token:
+ *   `ms` to the end, `firstMs` to the first token, `gaps` between tokens;
+ * - `{ op: "concurrent", prompt, maxTokens, clients }`: `clients` generations at once, one per sequence: `ms` until the
+ *   last ends, `tokens` generated in all;
+ * - `{ op: "cold", path, contextSize, prompt }`: load, context and the first streamed token of a model not loaded
+ *   (`firstMs`), then unloads it;
+ * - `{ op: "serve" }`: the floor — a bare `node:http` server on loopback whose handler parses the JSON body
+ *   (`prompt`, `max_tokens`, `stream`) and answers with the direct completion (as server-sent events when `stream`);
+ *   answered with its `url`;
+ * - `{ op: "cpu" }`: only the pid and CPU time.
+ */
+import { createServer } from "node:http";
+import { performance } from "node:perf_hooks";
+import { getLlama, LlamaChat, LlamaCompletion, LlamaLogLevel, resolveChatWrapper } from "node-llama-cpp";
+
+let llama;
+let model;
+let context;
+let sequences = [];
+let chatWrapper;
+
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+/** A greedy generation on `sequence`, timed from the call: to the end, to the first token, between tokens. */
+async function generate(kind, sequence, prompt, maxTokens) {
+  const started = performance.now();
+  let firstMs = NaN;
+  let last = started;
+  const gaps = [];
+  let tokens = 0;
+  const onToken = (chunk) => {
+    const now = performance.now();
+    if (tokens === 0) firstMs = now - started;
+    else gaps.push(now - last);
+    last = now;
+    tokens += chunk.length;
+  };
+  const settings = { maxTokens, temperature: 0, onToken };
+  if (kind === "chat") {
+    const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper });
+    try {
+      await chat.generateResponse(
+        [
+          { type: "user", text: prompt },
+          { type: "model", response: [] },
+        ],
+        settings,
+      );
+    } finally {
+      chat.dispose({ disposeSequence: false });
+    }
+  } else {
+    const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+    try {
+      await completion.generateCompletion(prompt, settings);
+    } finally {
+      completion.dispose({ disposeSequence: false });
+    }
+  }
+  // As Inferno does between requests with the prompt cache off: the sequence starts empty each time.
+  await sequence.clearHistory();
+  return { ms: performance.now() - started, firstMs, gaps, tokens };
+}
+
+async function load(path, contextSize, count) {
+  model = await llama.loadModel({ modelPath: path, gpuLayers: 0, useMmap: false });
+  context = await model.createContext({ contextSize, sequences: count, batchSize: 512 });
+  sequences = Array.from({ length: count }, () => context.getSequence());
+  // Resolved once per model, as Inferno does (resolving renders the model's chat template many times).
+  chatWrapper = resolveChatWrapper(model);
+}
+
+/** The floor: a bare node:http server; its handler makes the direct call in this process. */
+function serve() {
+  const server = createServer((request, response) => {
+    let text = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk) => (text += chunk));
+    request.on("end", () => {
+      const body = JSON.parse(text);
+      const sequence = sequences[0];
+      if (body.stream) {
+        response.writeHead(200, { "content-type": "text/event-stream" });
+        const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+        completion
+          .generateCompletion(body.prompt, {
+            maxTokens: body.max_tokens,
+            temperature: 0,
+            onTextChunk: (chunk) => response.write(`data: ${JSON.stringify({ text: chunk })}\n\n`),
+          })
+          .then(
+            () => sequence.clearHistory(),
+            (error) => response.write(`data: ${JSON.stringify({ error: String(error) })}\n\n`),
+          )
+          .finally(() => {
+            completion.dispose({ disposeSequence: false });
+            response.end("data: [DONE]\n\n");
+          });
+        return;
+      }
+      const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
+      completion
+        .generateCompletion(body.prompt, { maxTokens: body.max_tokens, temperature: 0 })
+        .then(async (text) => {
+          await sequence.clearHistory();
+          const reply = JSON.stringify({ text });
+          response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
+          response.end(reply);
+        })
+        .catch((error) => {
+          response.writeHead(500);
+          response.end(String(error));
+        })
+        .finally(() => completion.dispose({ disposeSequence: false }));
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${server.address().port}`)),
+  );
+}
+
+const operations = {
+  async start({ threads }) {
+    llama = await getLlama({
+      gpu: false,
+      build: "never",
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+    });
+    llama.maxThreads = threads;
+    return {};
+  },
+  async load({ path, contextSize, sequences: count }) {
+    const started = performance.now();
+    await load(path, contextSize, count);
+    return { ms: performance.now() - started };
+  },
+  complete: ({ prompt, maxTokens }) => generate("complete", sequences[0], prompt, maxTokens),
+  chat: ({ prompt, maxTokens }) => generate("chat", sequences[0], prompt, maxTokens),
+  async concurrent({ prompt, maxTokens, clients }) {
+    const started = performance.now();
+    const runs = await Promise.all(
+      sequences.slice(0, clients).map((sequence) => generate("complete", sequence, prompt, maxTokens)),
+    );
+    return { ms: performance.now() - started, tokens: runs.reduce((sum, r) => sum + r.tokens, 0) };
+  },
+  async cold({ path, contextSize, prompt }) {
+    const started = performance.now();
+    await load(path, contextSize, 1);
+    const loadedMs = performance.now() - started;
+    const first = await generate("complete", sequences[0], prompt, 1);
+    const firstMs = loadedMs + first.firstMs;
+    await context.dispose();
+    await model.dispose();
+    return { firstMs };
+  },
+  async serve() {
+    return { url: await serve() };
+  },
+  async cpu() {
+    return {};
+  },
+};
+
+process.on("message", (message) => {
+  const operation = operations[message.op];
+  Promise.resolve(operation ? operation(message) : Promise.reject(new Error(`unknown op ${message.op}`))).then(
+    (result) => process.send({ id: message.id, ok: true, pid: process.pid, cpuMs: cpuMs(), ...result }),
+    (error) => process.send({ id: message.id, ok: false, pid: process.pid, error: String(error?.stack ?? error) }),
+  );
+});
+process.on("disconnect", () => process.exit(0));
+process.send({ id: 0, ok: true, pid: process.pid, cpuMs: cpuMs() });
