@@ -20,7 +20,6 @@ import { parseGoTemplate, UnsupportedGoTemplate } from "../models/go-template.js
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import { withLoadSettings } from "../models/load-settings.js";
 import type { Bytes, ModelDefaults, ModelDescriptor } from "../models/types.js";
-import { toolMode } from "./chat-request.js";
 import {
   anySignal,
   contextLengthExceeded,
@@ -29,9 +28,9 @@ import {
   promptTokenLimit,
   threadCount,
   throwIfAborted,
+  toolMode,
 } from "./common.js";
 import { goTemplateChatWrapper } from "./llama-go-template.js";
-import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
   chatHistory,
@@ -40,6 +39,8 @@ import {
   forcedCallInstructions,
   formatGrammar,
   parseForcedCall,
+  samplerSettings,
+  samplingSeed,
   toolCallsOf,
 } from "./llama-tools.js";
 import {

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
-import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/chat-request.js";
+import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/common.js";
 import {
   type ChatMessage,
   type ChatOptions,

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import { checkChat } from "../backends/chat-request.js";
+import { checkChat } from "../backends/common.js";
 import type {
   ChatMessage,
   ChatOptions,

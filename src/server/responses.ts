@@ -8,7 +8,7 @@
  * finally `response.completed` (or `response.incomplete` when `max_output_tokens` cut it short).
  */
 import { Hono } from "hono";
-import { checkChat, type FieldNames } from "../backends/chat-request.js";
+import { checkChat, type FieldNames } from "../backends/common.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import type { AppDeps, AppEnv } from "./context.js";
 import { checkListLength, parseBody, truncateTo } from "./schemas.js";
