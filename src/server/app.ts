@@ -197,16 +197,18 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     .finally(() => (deps.warmUpToken = null));
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
+  // A single node (no `[fleet] redis_url`) has no peers to authenticate or route to: its requests skip both steps.
+  const inFleet = runtime.config.fleet.redis_url !== "";
   const app = new Hono<AppEnv>();
   app.use("*", trackRequests(deps));
   app.use("*", browserGuard(server));
   app.use("*", limitBody(maxBodyBytes));
-  app.use("*", fleetPeerAuth(deps));
+  if (inFleet) app.use("*", fleetPeerAuth(deps));
   if (server.api_key !== "") {
     app.use("/v1/*", requireApiKey(server.api_key));
     app.use("/api/*", requireApiKey(server.api_key));
   }
-  app.use("*", fleetRouting(deps));
+  if (inFleet) app.use("*", fleetRouting(deps));
   app.route("/", healthRoutes(deps));
   app.route("/", openaiRoutes(deps));
   app.route("/", responsesRoutes(deps));
