@@ -1,7 +1,8 @@
 /**
- * Tools and structured output on llama.cpp: the chat history in node-llama-cpp's terms (tool calls with their results
- * inside the model's turn, so the model's chat wrapper renders them in its own function-calling format), the
- * functions for `tool_choice: "auto"`, and the grammars for forced calls and structured output.
+ * A request's tools, structured output and sampling fields on llama.cpp (sampling: see the last section). Tools and
+ * structured output: the chat history in node-llama-cpp's terms (tool calls with their results inside the model's
+ * turn, so the model's chat wrapper renders them in its own function-calling format), the functions for
+ * `tool_choice: "auto"`, and the grammars for forced calls and structured output.
  *
  * Function-calling formats:
  * - `auto`: node-llama-cpp's chat wrapper for the model decides the format — the model's native one where
@@ -12,12 +13,21 @@
  *   format, and a grammar makes the model write exactly one call as compact `{"name":"…","arguments":{…}}` — well formed
  *   and valid even from a random-weight model, or cut at the token limit and then no call (and no text) at all.
  */
-import { randomUUID } from "node:crypto";
-import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelFunctions, Llama, LlamaGrammar } from "node-llama-cpp";
-import { type PairedMessage, pairToolResults, parseArguments, toolParameters } from "./chat-request.js";
-import { OutputInvalid } from "../errors/index.js";
+import { randomInt, randomUUID } from "node:crypto";
+import type {
+  ChatHistoryItem,
+  ChatModelFunctionCall,
+  ChatModelFunctions,
+  Llama,
+  LlamaGrammar,
+  LlamaModel,
+  Token,
+  TokenBias,
+} from "node-llama-cpp";
+import { type PairedMessage, pairToolResults, parseArguments, toolParameters } from "./common.js";
+import { BadRequest, OutputInvalid } from "../errors/index.js";
 import { callGrammar, functionParamsSchema, jsonObjectGrammar, schemaGrammar, schemaValidator } from "./json-schema.js";
-import type { ChatMessage, OutputFormat, ToolCall, ToolDefinition } from "./types.js";
+import type { ChatMessage, GenerationOptions, OutputFormat, ToolCall, ToolDefinition } from "./types.js";
 
 export function newToolCallId(): string {
   return `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
@@ -176,4 +186,90 @@ export function checkFormatAnswer(format: OutputFormat, text: string): void {
   }
   const reason = schemaValidator(format.schema)(value);
   if (reason !== undefined) invalid(reason, text);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Sampling
+//
+// OpenAI's and Ollama's sampling fields on node-llama-cpp's sampler: top-k, min-p, frequency and presence penalties
+// (llama.cpp's penalties sampler subtracts `count × frequency + presence` from a generated token's logit, as OpenAI
+// defines them) and logit bias (added to the logit; -100 bans the token, except end-of-generation tokens, which
+// node-llama-cpp never bans).
+
+/** llama.cpp reads this seed as "draw one at random" (LLAMA_DEFAULT_SEED): no seed a request names may become it. */
+const LLAMA_RANDOM_SEED = 2 ** 32 - 1;
+
+/**
+ * The seed of a generation. A request that names none gets one drawn at random, as Ollama does: node-llama-cpp's own
+ * default is the time in whole seconds, so requests within a second sampled the same answer (retries, regenerate and
+ * best-of-N loops got copies). A named seed reproduces its answer exactly (same prompt, model and settings); any integer
+ * is taken modulo 2^32 - 1, so negative and large seeds are reproducible too.
+ */
+export function samplingSeed(seed: number | undefined): number {
+  if (seed === undefined) return randomInt(0, LLAMA_RANDOM_SEED);
+  return ((Math.trunc(seed) % LLAMA_RANDOM_SEED) + LLAMA_RANDOM_SEED) % LLAMA_RANDOM_SEED;
+}
+
+/** OpenAI's logit bias of -100 means "never"; node-llama-cpp's `"never"` does exactly that. */
+const BAN = -100;
+
+/** Number of tokens in the model's vocabulary, from its GGUF header. */
+function vocabularySize(model: LlamaModel): number {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } };
+  return metadata.tokenizer?.ggml?.tokens?.length ?? Number.POSITIVE_INFINITY;
+}
+
+/** node-llama-cpp's `TokenBias` class, handed in: this module never imports node-llama-cpp itself (it loads lazily). */
+export type TokenBiasClass = typeof TokenBias;
+
+function tokenBias(Bias: TokenBiasClass, model: LlamaModel, biases: Record<string, number>): TokenBias {
+  const bias = Bias.for(model);
+  const size = vocabularySize(model);
+  for (const [key, value] of Object.entries(biases)) {
+    const token = Number(key);
+    if (!Number.isInteger(token) || token < 0 || token >= size) {
+      throw new BadRequest(
+        `logit_bias: token id ${JSON.stringify(key)} is not in this model's vocabulary (0..${size - 1})`,
+        {
+          details: { param: "logit_bias" },
+        },
+      );
+    }
+    bias.set(token as Token, value <= BAN ? "never" : { logit: value });
+  }
+  return bias;
+}
+
+/**
+ * The sampler settings for the optional fields. The penalties look back over the last `repeatLastN` generated tokens
+ * (default: everything generated in this request, `lastTokens` = the context size; 0 switches them off).
+ */
+export function samplerSettings(
+  options: GenerationOptions,
+  model: LlamaModel,
+  contextSize: number,
+  Bias: TokenBiasClass,
+) {
+  const penalties =
+    options.frequencyPenalty !== undefined ||
+    options.presencePenalty !== undefined ||
+    options.repeatPenalty !== undefined;
+  const lastTokens = options.repeatLastN === undefined || options.repeatLastN < 0 ? contextSize : options.repeatLastN;
+  return {
+    ...(options.topK !== undefined ? { topK: options.topK } : {}),
+    ...(options.minP !== undefined ? { minP: options.minP } : {}),
+    ...(penalties
+      ? {
+          repeatPenalty: {
+            lastTokens,
+            frequencyPenalty: options.frequencyPenalty ?? 0,
+            presencePenalty: options.presencePenalty ?? 0,
+            ...(options.repeatPenalty !== undefined ? { penalty: options.repeatPenalty } : {}),
+          },
+        }
+      : {}),
+    ...(options.logitBias && Object.keys(options.logitBias).length > 0
+      ? { tokenBias: tokenBias(Bias, model, options.logitBias) }
+      : {}),
+  };
 }

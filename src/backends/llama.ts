@@ -21,7 +21,6 @@ import { parseGoTemplate, UnsupportedGoTemplate } from "../models/go-template.js
 import { GGUF_FIXED_OVERHEAD_BYTES } from "../models/overhead.js";
 import { withLoadSettings } from "../models/load-settings.js";
 import type { Bytes, ModelDefaults, ModelDescriptor } from "../models/types.js";
-import { toolMode } from "./chat-request.js";
 import {
   anySignal,
   contextLengthExceeded,
@@ -31,10 +30,10 @@ import {
   promptTokenLimit,
   threadCount,
   throwIfAborted,
+  toolMode,
 } from "./common.js";
 import { goTemplateChatWrapper } from "./llama-go-template.js";
 import { type PromptBinding, PromptStore, prefixValue, type SavedPrefix, sharedPrefix } from "./prompt-store.js";
-import { samplerSettings, samplingSeed } from "./llama-sampling.js";
 import {
   chatFunctions,
   chatHistory,
@@ -43,6 +42,8 @@ import {
   forcedCallInstructions,
   formatGrammar,
   parseForcedCall,
+  samplerSettings,
+  samplingSeed,
   toolCallsOf,
 } from "./llama-tools.js";
 import {

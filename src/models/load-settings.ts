@@ -3,9 +3,10 @@
  * `num_thread`, `num_gpu`) changes about how a file is loaded. A file loaded with other settings is another cache entry:
  * its key is the file's key plus a suffix that spells the settings (`/m/tiny.gguf#ctx=4096`), and so is its name
  * (`tiny#ctx=4096`), which resolves back to the same variant — so the cache, its statistics and the state file need no
- * notion of variants. Pure: no I/O.
+ * notion of variants. Presets, which set load settings of their own, live here too (last section). Pure: no I/O.
  */
-import type { BackendConfig } from "../config/schema.js";
+import type { BackendConfig, Preset } from "../config/schema.js";
+import type { ModelDefaults, ModelDescriptor } from "./types.js";
 
 export interface LoadSettings {
   /** Context window in tokens (`backend.context_size`). */
@@ -87,4 +88,72 @@ export function withLoadSettings(backend: BackendConfig, settings: LoadSettings 
   const merged = { ...backend };
   for (const [key] of SPELLING) if (settings[key] !== undefined) (merged[key] as number) = settings[key] as number;
   return merged;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Presets
+//
+// Model presets (`[models."NAME"]`): which names they answer to, and the descriptor of a preset's model — its file's,
+// with the preset's name, load settings (a variant: see above) and defaults. Pure: the manager resolves the
+// file.
+
+const LATEST = ":latest";
+
+/** The preset a name means: its NAME or an alias, each also with `:latest`; undefined when none. */
+export function presetNamed(
+  presets: Readonly<Record<string, Preset>>,
+  name: string,
+): { name: string; preset: Preset } | undefined {
+  const bare = name.endsWith(LATEST) ? name.slice(0, -LATEST.length) : name;
+  for (const candidate of name === bare ? [name] : [name, bare]) {
+    const own = presets[candidate];
+    if (own) return { name: candidate, preset: own };
+    const aliased = Object.entries(presets).find(([, p]) => p.aliases.includes(candidate));
+    if (aliased) return { name: aliased[0], preset: aliased[1] };
+  }
+  return undefined;
+}
+
+/** The preset's load settings (the ones it sets). */
+export function presetLoad(preset: Preset): LoadSettings {
+  const load: LoadSettings = {};
+  if (preset.context_size !== undefined) load.context_size = preset.context_size;
+  if (preset.parallel !== undefined) load.parallel = preset.parallel;
+  if (preset.threads !== undefined) load.threads = preset.threads;
+  if (preset.gpu_layers !== undefined) load.gpu_layers = preset.gpu_layers;
+  return load;
+}
+
+/** The preset's defaults, in the backend's names. */
+export function presetDefaults(preset: Preset): ModelDefaults {
+  const pairs: Array<[keyof ModelDefaults, unknown]> = [
+    ["system", preset.system],
+    ["template", preset.template],
+    ["temperature", preset.temperature],
+    ["topP", preset.top_p],
+    ["topK", preset.top_k],
+    ["minP", preset.min_p],
+    ["repeatPenalty", preset.repeat_penalty],
+    ["presencePenalty", preset.presence_penalty],
+    ["frequencyPenalty", preset.frequency_penalty],
+    ["stop", preset.stop],
+  ];
+  return Object.fromEntries(pairs.filter(([, v]) => v !== undefined)) as ModelDefaults;
+}
+
+/**
+ * The model a preset runs: `file`'s descriptor named after the preset, loading with its settings over the file's own
+ * (a store model's Modelfile), with its defaults over the file's. The key names the preset, so two presets of one file
+ * are two cache entries.
+ */
+export function presetDescriptor(file: ModelDescriptor, name: string, preset: Preset): ModelDescriptor {
+  const load = { ...file.load, ...presetLoad(preset) };
+  const defaults = { ...file.defaults, ...presetDefaults(preset) };
+  return {
+    ...file,
+    name,
+    key: `${fileKeyOf(file.key)}${variantSuffix({ preset: name, ...load })}`,
+    ...(Object.keys(load).length > 0 ? { load } : {}),
+    ...(Object.keys(defaults).length > 0 ? { defaults } : {}),
+  };
 }

@@ -18,8 +18,15 @@ import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
 import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
 import { readOnnxMetadata } from "./onnx-reader.js";
-import { fileKeyOf, type LoadSettings, parseVariant, variantSuffix, withLoadSettings } from "./load-settings.js";
-import { presetDescriptor, presetNamed } from "./presets.js";
+import {
+  fileKeyOf,
+  type LoadSettings,
+  parseVariant,
+  presetDescriptor,
+  presetNamed,
+  variantSuffix,
+  withLoadSettings,
+} from "./load-settings.js";
 import { readSplitGgufHeader } from "./split.js";
 import { type StoreEnvironment, type StoreLocation, storeLocations } from "./stores/index.js";
 import { MAX_MODEL_NAME_CHARS, sameFileVersion } from "./types.js";

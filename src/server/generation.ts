@@ -22,7 +22,7 @@ import {
 } from "../backends/types.js";
 import type { Lease } from "../cache/types.js";
 import { Aborted, CacheBusy, ShuttingDown } from "../errors/index.js";
-import { boundedMaxTokens, type RequestLimits } from "./bounds.js";
+import { boundedMaxTokens, type RequestLimits, type SamplingFields } from "./schemas.js";
 import {
   type AppContext,
   type AppDeps,
@@ -35,7 +35,6 @@ import {
 } from "./context.js";
 import { errorBody, type MappedError, mapError } from "./errors.js";
 import { clampKeepAlive, type KeepAlive } from "./keep-alive.js";
-import type { SamplingFields } from "./schemas.js";
 
 /** One generation: a chat through the model's template, or a plain completion of a prompt. */
 export type Turn = ({ messages: ChatMessage[] } | { prompt: string }) & {

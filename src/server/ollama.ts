@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Hono } from "hono";
-import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/chat-request.js";
+import { CHAT_FIELDS, checkChat, checkFormat, type FieldNames } from "../backends/common.js";
 import {
   type ChatMessage,
   type ChatOptions,
@@ -25,7 +25,7 @@ import { BadRequest, NotImplemented } from "../errors/index.js";
 import { differing, type LoadSettings, parseVariant, withLoadSettings } from "../models/load-settings.js";
 import { LATEST_TAG, variantOf } from "../models/manager.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
-import { checkListLength, type RequestLimits, truncateTo } from "./bounds.js";
+import { checkListLength, parseBody, type RequestLimits, type SamplingFields, truncateTo } from "./schemas.js";
 import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
 import {
   type Done,
@@ -51,7 +51,6 @@ import {
   showRequestSchema,
   unknownOptions,
 } from "./ollama-schemas.js";
-import { parseBody, type SamplingFields } from "./schemas.js";
 
 /** Ollama reports every duration in nanoseconds. */
 type Nanoseconds = number;

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import { checkChat } from "../backends/chat-request.js";
+import { checkChat } from "../backends/common.js";
 import type {
   ChatMessage,
   ChatOptions,
@@ -16,7 +16,15 @@ import type {
   ToolDefinition,
 } from "../backends/types.js";
 import type { ModelDescriptor } from "../models/types.js";
-import { checkListLength } from "./bounds.js";
+import {
+  type ChatRequest,
+  chatRequestSchema,
+  checkListLength,
+  type CompletionRequest,
+  completionRequestSchema,
+  embeddingRequestSchema,
+  parseBody,
+} from "./schemas.js";
 import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
 import {
   type Dialect,
@@ -29,14 +37,6 @@ import {
   SSE_FRAMING,
   withTextModel,
 } from "./generation.js";
-import {
-  type ChatRequest,
-  chatRequestSchema,
-  type CompletionRequest,
-  completionRequestSchema,
-  embeddingRequestSchema,
-  parseBody,
-} from "./schemas.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;

@@ -8,10 +8,10 @@
  * finally `response.completed` (or `response.incomplete` when `max_output_tokens` cut it short).
  */
 import { Hono } from "hono";
-import { checkChat, type FieldNames } from "../backends/chat-request.js";
+import { checkChat, type FieldNames } from "../backends/common.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import type { AppDeps, AppEnv } from "./context.js";
-import { checkListLength, truncateTo } from "./bounds.js";
+import { checkListLength, parseBody, truncateTo } from "./schemas.js";
 import {
   type Dialect,
   dialectRoute,
@@ -23,7 +23,6 @@ import {
 } from "./generation.js";
 import { newId, textOf, toolDefinition, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
-import { parseBody } from "./schemas.js";
 
 /** The conversation, and how its messages map back to `input[i]` for error messages. */
 function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields: FieldNames } {

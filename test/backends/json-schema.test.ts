@@ -1,7 +1,7 @@
 /** The JSON Schema subset as tables: what compiles into a grammar, how answers are validated, what is refused by its path. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkChat, pairToolResults } from "../../src/backends/chat-request.js";
+import { checkChat, pairToolResults } from "../../src/backends/common.js";
 import { checkSchema, schemaGrammar, schemaValidator } from "../../src/backends/json-schema.js";
 import { BadRequest } from "../../src/errors/index.js";
 
