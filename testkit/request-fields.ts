@@ -120,9 +120,14 @@ function truncationProof(path: string, long: Json) {
  * The prompt cache (llama.cpp's `cache_prompt`, on by default): a request sent again finds its prompt cached
  * (`usage.prompt_tokens_details.cached_tokens`), and with `cache_prompt: false` finds none, with the same greedy text.
  */
-function cachePromptProof(path: string, base: Json, text: (body: Json) => string) {
+function cachePromptProof(
+  path: string,
+  base: Json,
+  text: (body: Json) => string,
+  details: "prompt_tokens_details" | "input_tokens_details" = "prompt_tokens_details",
+) {
   const cached = (body: Json) =>
-    (body.usage as { prompt_tokens_details: { cached_tokens: number } }).prompt_tokens_details.cached_tokens;
+    (body.usage as Record<string, { cached_tokens: number } | undefined>)[details]?.cached_tokens ?? -1;
   return honoured(async () => {
     const first = await post(path, base);
     const again = await post(path, base);
@@ -439,6 +444,7 @@ const endpoints: Endpoint[] = [
         const auto = await ok("/v1/responses", { ...long, truncation: "auto" });
         assert.equal(auto.truncation, "auto");
       }),
+      cache_prompt: cachePromptProof("/v1/responses", responseBase, responseText, "input_tokens_details"),
       background: refused(true),
       context_management: refused([{ type: "compaction" }]),
       conversation: refused("conv_1"),

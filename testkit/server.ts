@@ -110,10 +110,12 @@ export interface TestServerOptions extends TestSetupOptions {
    * tsx (host-bundle.ts); `"source"` runs the TypeScript entry under tsx, as a server run from source does.
    */
   hostEntry?: "bundled" | "source";
+  /** Serve the models, configuration and cache directory of an earlier server (a restart) instead of new ones. */
+  setup?: TestSetup;
 }
 
 export async function startTestServer(t: TestContext, options: TestServerOptions = {}): Promise<TestServer> {
-  const setup = await testSetup(t, options);
+  const setup = options.setup ?? (await testSetup(t, options));
   const bundled = setup.config.backend.isolation === "process" && options.hostEntry !== "source";
   const backends = bundled ? createBackends(setup.config.backend, { entry: await hostBundle() }) : undefined;
   const runtime = await createRuntime(setup.config, {

@@ -221,7 +221,7 @@ export interface TextModel extends LoadedModelBase {
    * Pays the one-time costs of a model's first generations before any request does: the first evaluation on its
    * context (llama.cpp's compute graph, the weights paged in), the chat template's format found, and the generation
    * code compiled in the process that runs it. Greedy short completions and chats whose results are dropped (llama.cpp:
-   * up to 8 tokens each, a few rounds within a quarter of a second); the sequences are left empty (no prompt-cache prefix). The cache's warm-up
+   * up to 8 tokens each, a few rounds within a quarter of a second); then the sequences are emptied and the model's hottest saved prompt prefixes restored into them (see backends/prompt-store.ts). The cache's warm-up
    * calls it after loading, so the first request after `/ready` runs as fast as the next ones. Backends with nothing
    * to warm leave it out.
    */

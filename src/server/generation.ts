@@ -9,6 +9,7 @@
  * the model — at the end of the response, or of the stream, or when the client goes away (its signal aborts the
  * generation, which then ends and releases).
  */
+import { createHash } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import {
@@ -182,14 +183,26 @@ async function runTurns(
   return { type: "done", results: finished, timing };
 }
 
+/**
+ * A request's prompt-cache scope: with `cache.prompt_cache_per_key`, its API key's (the bearer token, hashed; no key
+ * is a scope of its own), so no caller reuses a prefix evaluated for another; otherwise none (shared).
+ */
+function promptScope(c: AppContext, deps: AppDeps): string | undefined {
+  if (!deps.runtime.config.cache.prompt_cache_per_key) return undefined;
+  const token = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  return `key:${createHash("sha256").update(token).digest("hex").slice(0, 32)}`;
+}
+
 /** Answers a generation request: the session, the turns, and the reply as a stream or as one JSON body. */
 export async function generate(
   c: AppContext,
   deps: AppDeps,
-  request: GenerationRequest,
+  parsed: GenerationRequest,
   reply: Reply,
 ): Promise<Response> {
   const started = performance.now();
+  const scope = promptScope(c, deps);
+  const request = scope === undefined ? parsed : { ...parsed, options: { ...parsed.options, promptScope: scope } };
   const session = await openSession(c, deps, request.model, request.keepAlive, request.task);
   const timing: Timing = { started, loaded: performance.now(), firstText: null, ended: started };
   if (!request.stream) {

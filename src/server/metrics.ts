@@ -129,6 +129,25 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
     (p) => p.cached_tokens,
   );
   promptCounter("inferno_prompt_tokens_evaluated_total", "Prompt tokens evaluated.", (p) => p.evaluated_tokens);
+  new Counter({
+    name: "inferno_prompt_cache_prefixes_total",
+    help: "Evaluated prefixes the prompt store saved (on unload), restored (on load), evicted (budget) or quarantined.",
+    labelNames: ["action"] as const,
+    registers,
+    collect() {
+      this.reset();
+      const p = cache.summary().prompt_cache;
+      this.inc({ action: "saved" }, p.prefixes_saved);
+      this.inc({ action: "restored" }, p.prefixes_restored);
+      this.inc({ action: "evicted" }, p.prefixes_evicted);
+      this.inc({ action: "quarantined" }, p.prefixes_quarantined);
+    },
+  });
+  gauge(
+    "inferno_prompt_cache_disk_bytes",
+    "Bytes of saved prompt prefixes on disk (cache.prompt_cache_mb bounds them), as the store last reported.",
+    () => cache.summary().prompt_cache.disk_bytes,
+  );
   gauge("inferno_requests_running", "Model requests holding a queue slot.", () => queue.runningCount);
   gauge(
     "inferno_requests_waiting",

@@ -123,6 +123,7 @@ export const responsesRequestSchema = z.strictObject({
   // Extensions, as on chat completions.
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
+  cache_prompt: z.boolean().nullish(),
   frequency_penalty: penalty,
   presence_penalty: penalty,
   seed: z.number().int().nullish(),

@@ -48,6 +48,7 @@ const PAGE = `<!doctype html>
   <dt>Memory</dt><dd id="memory">–</dd>
   <dt>Evictions</dt><dd id="evictions">–</dd>
   <dt>Last save</dt><dd id="last-save">–</dd>
+  <dt>Prompt cache</dt><dd id="prompt-cache">–</dd>
 </dl>
 <h2>Loaded models</h2>
 <table>

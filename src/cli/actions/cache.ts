@@ -9,6 +9,7 @@ import type { CacheState } from "../../cache/persistence/types.js";
 import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
 import type { CacheStats, PromptCacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import { iso } from "../../cache/state-view.js";
+import { promptCacheText } from "../../cache/prompt-figures.js";
 import type { FleetStats, InfernoClient } from "../../runtime/index.js";
 import type { InfernoConfig } from "../../config/index.js";
 import type { StateFile } from "../../runtime/state-file.js";
@@ -74,12 +75,9 @@ function ms(value: number | null): string {
   return value === null ? "-" : `${Math.round(value)} ms`;
 }
 
-/** The prompt cache since the server started: generations that reused a prefix, tokens saved and evaluated. */
+/** The prompt cache since the server started: generations that reused a prefix, tokens saved, saved prefixes. */
 function promptCacheLine(p: PromptCacheStats): string {
-  return (
-    `prompt cache (since start): ${p.hits} of ${p.generations} generations reused a prefix, ` +
-    `${p.cached_tokens} prompt tokens saved, ${p.evaluated_tokens} evaluated`
-  );
+  return `prompt cache (since start): ${promptCacheText(p)}`;
 }
 
 /** A fleet's figures: its live nodes and its merged usage, after the node's own. */

@@ -5,7 +5,8 @@
  * test/server/status-script.test.ts fail when it is stale), so the installed package serves it without a build step or dev dependencies. Data reaches the page through textContent
  * only.
  */
-import type { CacheStats, LoadedModelInfo, WarmupProgress } from "../../cache/types.js";
+import { promptCacheText } from "../../cache/prompt-figures.js";
+import type { CacheStats, LoadedModelInfo, PromptCacheStats, WarmupProgress } from "../../cache/types.js";
 import { formatBytes } from "../../units.js";
 import type { PublicEvent } from "../events.js";
 
@@ -45,6 +46,7 @@ const state = {
   memoryLimit: 0,
   loads: [] as Array<{ name: string; ms: number }>,
   lastSave: null as PageSave | null,
+  prompt: null as PromptCacheStats | null,
   models: [] as LoadedModelInfo[],
   warming: false,
   lastId: null as string | null,
@@ -110,6 +112,7 @@ function renderCounts(): void {
       ? "not saved yet"
       : save.at + (save.ok ? ` — ok, ${save.bytes} bytes in ${save.ms} ms` : ` — failed: ${save.error}`),
   );
+  text($("prompt-cache"), state.prompt ? promptCacheText(state.prompt) : "–");
   const used = state.models.reduce((sum, m) => sum + m.memory_bytes, 0);
   text(
     $("memory"),
@@ -263,11 +266,32 @@ function onEvent(event: PageEvent): void {
     case "warmup":
       rereadWarmup();
       break;
+    case "prefix_saved":
+    case "prefix_restored":
+    case "prefix_evicted":
+    case "prefix_quarantined":
+      rereadPromptCache();
+      break;
   }
   if (event.name) refreshModels();
   if (state.warming && event.type === "loaded") rereadWarmup();
   renderCounts();
 }
+
+/**
+ * The prompt cache's figures, read again from the statistics: its per-generation counts come with no event, so they
+ * are re-read every few seconds and after each saved-prefix event.
+ */
+function rereadPromptCache(): void {
+  getJson<CacheStats>("/v1/cache/stats").then(
+    (stats) => {
+      state.prompt = stats.prompt_cache ?? null;
+      renderCounts();
+    },
+    () => {},
+  );
+}
+setInterval(rereadPromptCache, 5000);
 
 /** Reads server-sent events from `body`, handing each `data:` payload to `onEvent` and remembering its id. */
 async function pump(body: ReadableStream<Uint8Array>): Promise<never> {
@@ -326,6 +350,7 @@ function start(): void {
       state.memoryLimit = stats.memory_limit_bytes;
       const s = stats.last_save;
       state.lastSave = s.at ? { at: s.at, ok: s.ok, bytes: s.bytes, ms: s.duration_ms, error: s.error } : null;
+      state.prompt = stats.prompt_cache ?? null;
       state.models = models.data;
       for (const m of state.models) if (m.load_ms !== null) state.loads.push({ name: m.name, ms: m.load_ms });
       renderWarmup(health);

@@ -1,0 +1,92 @@
+/**
+ * Saved prompt prefixes through the server, on a real nano llama: a model unloaded saves its evaluated prefix and the
+ * next load restores it (cached_tokens, `prefix` events, /v1/cache/stats, /metrics); after a restart the warm-up
+ * restores it before the first request; with `prompt_cache_per_key` no key reuses another's prefix.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { CacheEvents } from "../../src/cache/events.js";
+import type { CacheStats } from "../../src/cache/types.js";
+import { runCli } from "../../testkit/cli.js";
+import { metricSample, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
+
+type Json = Record<string, unknown>;
+
+const SYSTEM =
+  "You are the keeper of an old lighthouse on a rocky island. Every night you climb the stairs, count the steps, " +
+  "light the lamp, listen to the sea and write down the ships that pass, their flags, their course and the weather.";
+
+async function chat(s: TestServer, question: string, key?: string): Promise<{ text: string; cached: number }> {
+  const response = await fetch(`${s.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({
+      model: "tiny",
+      messages: [
+        { role: "system", content: SYSTEM },
+        { role: "user", content: question },
+      ],
+      temperature: 0,
+      max_tokens: 6,
+    }),
+  });
+  const body = (await response.json()) as Json;
+  assert.equal(response.status, 200, JSON.stringify(body));
+  const usage = body.usage as { prompt_tokens_details: { cached_tokens: number } };
+  const text = (body.choices as Array<{ message: { content: string } }>)[0]?.message.content ?? "";
+  return { text, cached: usage.prompt_tokens_details.cached_tokens };
+}
+
+test("unload, reload, restart: the saved prefix is restored (by the request, then by the warm-up)", async (t) => {
+  const first = await startTestServer(t);
+  const events: Array<CacheEvents["prefix"]> = [];
+  first.runtime.cache.on("prefix", (e) => events.push(e));
+  const fresh = await chat(first, "Night 2: what did you see?");
+  await chat(first, "Night 1: what did you see?");
+  await first.runtime.cache.evict("tiny");
+  assert.deepEqual(
+    events.map((e) => [e.action, e.name]),
+    [["saved", "tiny.gguf"]],
+  );
+
+  const restored = await chat(first, "Night 2: what did you see?");
+  assert.ok(restored.cached > 40, `${restored.cached} cached`);
+  assert.equal(restored.text, fresh.text);
+  assert.equal(events[1]?.action, "restored");
+  const stats = (await first.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.equal(stats?.prefixes_saved, 1);
+  assert.equal(stats?.prefixes_restored, 1);
+  assert.ok((stats?.disk_bytes ?? 0) > 0);
+  const metrics = await scrapeMetrics(first.url);
+  assert.equal(metricSample(metrics, 'inferno_prompt_cache_prefixes_total{action="restored"}'), 1);
+  assert.equal(metricSample(metrics, "inferno_prompt_cache_disk_bytes"), stats?.disk_bytes);
+  const where = { cwd: first.cwd, env: { ...first.env, INFERNO_SERVER__PORT: String(first.server.port) } };
+  const line = (await runCli(["cache", "stats"], where)).stdout;
+  assert.match(line, /saved prefixes: 1 saved, 1 restored, 0 evicted, 0 quarantined, [\d.]+ \w+ on disk/);
+  await first.stop();
+
+  // The same models, configuration and cache directory: the warm-up loads the model and restores its prefixes.
+  const second = await startTestServer(t, { setup: first });
+  await waitFor(async () => (await second.getJson<{ warmup: string }>("/health")).body.warmup !== "running");
+  const warmed = (await second.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok((warmed?.prefixes_restored ?? 0) >= 1, JSON.stringify(warmed));
+  const after = await chat(second, "Night 2: what did you see?");
+  assert.ok(after.cached > 40, `${after.cached} cached`);
+  assert.equal(after.text, fresh.text);
+});
+
+test("prompt_cache_per_key: a prefix evaluated for one API key is never reused for another", async (t) => {
+  const s = await startTestServer(t, { config: { cache: { prompt_cache_per_key: true }, backend: { parallel: 2 } } });
+  const question = "Night 3: what did you see?";
+  const a1 = await chat(s, question, "key-a");
+  const a2 = await chat(s, question, "key-a");
+  assert.ok(a2.cached > 0, "the same key reuses its prefix");
+  const b = await chat(s, question, "key-b");
+  assert.equal(b.cached, 0, "another key reuses nothing");
+  assert.equal(b.text, a1.text);
+  // Saved prefixes keep their key: after an unload, neither another key nor none restores key-a's; key-a does.
+  await s.runtime.cache.evict("tiny");
+  assert.equal((await chat(s, question, "key-c")).cached, 0);
+  assert.equal((await chat(s, question)).cached, 0, "no key is a scope of its own");
+  assert.ok((await chat(s, question, "key-a")).cached > 0);
+});
