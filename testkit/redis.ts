@@ -5,8 +5,8 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { createServer, Socket } from "node:net";
 import type { TestContext } from "node:test";
+import { freePort, listening } from "./net.js";
 
 /** The binary: `$INFERNO_TEST_REDIS_SERVER` or `redis-server` on the PATH. */
 const BINARY = process.env.INFERNO_TEST_REDIS_SERVER ?? "redis-server";
@@ -21,29 +21,6 @@ function findRedis(): string | undefined {
 
 /** Why the fleet tests cannot run here, or undefined when they can. */
 export const REDIS_SKIP: string | undefined = findRedis();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-async function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-    socket.connect(port, "127.0.0.1");
-  });
-}
 
 export interface RedisServer {
   readonly port: number;
@@ -70,12 +47,7 @@ export async function startRedis(t: TestContext, options: { password?: string } 
     const proc = spawn(BINARY, args, { stdio: "ignore" });
     child = proc;
     exited = once(proc, "exit");
-    const deadline = Date.now() + 10_000;
-    while (!(await accepts(port))) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${port}`);
-      if (Date.now() > deadline) throw new Error(`redis-server did not listen on port ${port} within 10 s`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await listening(proc, port, "redis-server");
   };
   const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
