@@ -5,8 +5,10 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { createServer, Socket } from "node:net";
 import type { TestContext } from "node:test";
+import { Redis } from "ioredis";
+import { freePort, listening } from "./net.js";
+import { tempDir } from "./tmp.js";
 
 /** The binary: `$INFERNO_TEST_REDIS_SERVER` or `redis-server` on the PATH. */
 const BINARY = process.env.INFERNO_TEST_REDIS_SERVER ?? "redis-server";
@@ -21,29 +23,6 @@ function findRedis(): string | undefined {
 
 /** Why the fleet tests cannot run here, or undefined when they can. */
 export const REDIS_SKIP: string | undefined = findRedis();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-async function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-    socket.connect(port, "127.0.0.1");
-  });
-}
 
 export interface RedisServer {
   readonly port: number;
@@ -60,22 +39,30 @@ export interface RedisServer {
 }
 
 /** Starts `redis-server` on a free port; it stops when the test ends. */
-export async function startRedis(t: TestContext, options: { password?: string } = {}): Promise<RedisServer> {
+export async function startRedis(
+  t: TestContext,
+  options: {
+    password?: string;
+    /**
+     * Cluster mode, one node serving every slot: Redis then refuses a script that touches keys of two slots, as a
+     * real cluster does.
+     */
+    cluster?: boolean;
+  } = {},
+): Promise<RedisServer> {
   const port = await freePort();
+  const dir = options.cluster ? await tempDir(t, "inferno-redis-") : undefined;
   let child: ChildProcess | null = null;
   let exited: Promise<unknown> = Promise.resolve();
   const start = async (): Promise<void> => {
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
     if (options.password) args.push("--requirepass", options.password);
+    if (dir) args.push("--cluster-enabled", "yes", "--dir", dir, "--cluster-config-file", "nodes.conf");
     const proc = spawn(BINARY, args, { stdio: "ignore" });
     child = proc;
     exited = once(proc, "exit");
-    const deadline = Date.now() + 10_000;
-    while (!(await accepts(port))) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${port}`);
-      if (Date.now() > deadline) throw new Error(`redis-server did not listen on port ${port} within 10 s`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await listening(proc, port, "redis-server");
+    if (dir) await serveEverySlot(port);
   };
   const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
@@ -95,4 +82,18 @@ export async function startRedis(t: TestContext, options: { password?: string } 
   };
   t.after(() => server.stop());
   return server;
+}
+
+/** A fresh cluster-mode node takes every slot (`CLUSTER ADDSLOTSRANGE`, Redis 7.0) and waits until the cluster is ok. */
+async function serveEverySlot(port: number): Promise<void> {
+  const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true });
+  try {
+    await client.connect();
+    await client.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383");
+    while (!/cluster_state:ok/.test(String(await client.call("CLUSTER", "INFO")))) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    client.disconnect();
+  }
 }

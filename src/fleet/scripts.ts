@@ -6,6 +6,15 @@
  * Every script takes the feed key as `KEYS[1]` (so a cluster client routes it to the fleet's slot) and the key prefix
  * `inferno:{<name>}:` as `ARGV[1]`; the other keys are built from the prefix and all share the one hash tag.
  *
+ * Redis Cluster: a script runs on the node serving the slot of its declared keys, so the keys it builds must hash to
+ * that same slot. The rule that keeps them there: every key is `ARGV[1] .. suffix`, and the prefix holds the hash tag
+ * `{<name>}`, so the slot is that of `<name>` whatever the suffix (model names and node ids included). Declaring every
+ * key is not possible (a claim finds which copies to drop while it runs), and one slot is enough for a fleet's small
+ * data. test/fleet/engine.test.ts runs every script on a cluster-mode server and checks each key's slot.
+ *
+ * Commands: Redis 7.0 and Valkey — nothing newer (no `HEXPIRE`, no `WITHSCORE` on `ZRANK`); `XADD … MAXLEN ~` (5.0),
+ * `ZRANGE … WITHSCORES`, `SET … NX`, `HSET` with several fields (4.0) are the newest used.
+ *
  * A copy is JSON `{"state":"ready"|"loading","since":ms,"lease":ms,"token":"…"}` (`lease` is the end of a loading
  * copy's lease; 0 for a ready one, which lives as long as its node). A feed entry is `seq`, `kind`, `model`, `node`,
  * `value`: kinds `copy` (value: the copy, empty when removed), `node` (value: the record), `gone` (the node was

@@ -306,6 +306,10 @@ export class FleetNode implements FleetPort {
     return [...models.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  alive(node: string): boolean {
+    return this.member.mirror.liveNodes().some((n) => n.id === node);
+  }
+
   private urlOf(node: string): string | null {
     return this.member.mirror.node(node)?.record?.url ?? null;
   }

@@ -8,6 +8,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { Unauthorized } from "../errors/index.js";
 import { type AppDeps, type AppEnv, readJson, requestSignal } from "./context.js";
+import type { FleetPort } from "./ports.js";
 
 /** How many nodes forwarded a request already. */
 export const FLEET_HOP_HEADER = "x-inferno-fleet-hop";
@@ -68,7 +69,7 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
     for (;;) {
       const route = await fleet.route(model, hops, failed);
       if (route.kind === "local") return next();
-      const forwarded = await forward(c, deps, route.url, hops + 1, fleet.secret);
+      const forwarded = await forward(c, deps, route, hops + 1, fleet);
       if (forwarded) return forwarded;
       // The peer failed before its first byte: the next copy, or a load.
       failed.add(route.node);
@@ -76,14 +77,24 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** The peer's answer, passed through; null when the peer could not be reached (nothing was sent to the client). */
+/** How often a forward waiting for its first byte checks that the holder still heartbeats. */
+const HOLDER_CHECK_MS = 250;
+
+/**
+ * The peer's answer, passed through; null when the peer could not be reached or stopped heartbeating before its first
+ * byte (nothing was sent to the client). The wait for the first byte has no fixed limit (it may include a load and, for
+ * an answer that is not streamed, the whole generation): its limit is the holder's lease, so a holder that hangs
+ * (stopped, swapping, partitioned) is given up once its lease ends and the request goes to the next copy or a load.
+ */
 async function forward(
   c: Parameters<MiddlewareHandler<AppEnv>>[0],
   deps: AppDeps,
-  base: string,
+  route: { node: string; url: string },
   hops: number,
-  secret: string,
+  fleet: FleetPort,
 ): Promise<Response | null> {
+  const { url: base, node } = route;
+  const secret = fleet.secret;
   const headers: Record<string, string> = {
     "content-type": c.req.header("content-type") ?? "application/json",
     [FLEET_HOP_HEADER]: String(hops),
@@ -93,18 +104,25 @@ async function forward(
   if (accept !== undefined) headers.accept = accept;
   const url = new URL(c.req.url);
   const signal = requestSignal(c, deps.lifecycle);
+  const holderGone = new AbortController();
+  const watch = setInterval(() => {
+    if (!fleet.alive(node)) holderGone.abort(new Error(`${node} stopped heartbeating before its first byte`));
+  }, HOLDER_CHECK_MS);
   let upstream: Response;
   try {
     upstream = await fetch(`${base}${url.pathname}${url.search}`, {
       method: "POST",
       headers,
       body: await c.req.text(),
-      signal,
+      signal: AbortSignal.any([signal, holderGone.signal]),
     });
   } catch (error) {
     if (signal.aborted) throw error;
-    deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${(error as Error).message}`);
+    const reason = holderGone.signal.aborted ? (holderGone.signal.reason as Error) : (error as Error);
+    deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${reason.message}`);
     return null;
+  } finally {
+    clearInterval(watch);
   }
   const out = new Headers();
   upstream.headers.forEach((value, name) => {

@@ -88,6 +88,8 @@ export interface FleetPort {
    * `exclude`: peers that failed this request before their first byte.
    */
   route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
+  /** Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. */
+  alive(node: string): boolean;
   /** The fleet's figures for `/v1/cache/stats` (reads the merged usage from Redis, bounded by the call limit). */
   stats(): Promise<FleetStats>;
   /** The models live nodes publish (name, file size, whether a ready copy exists), from the mirror: no Redis call. */

@@ -1,6 +1,7 @@
 /** The fleet engine's atomic operations against a real redis-server, with several engines as nodes in one process. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Redis } from "ioredis";
 import { FleetEngine } from "../../src/fleet/engine.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { engineFor, nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
@@ -191,4 +192,39 @@ test("a password in the URL authenticates and never shows in the engine's url or
   );
   assert.equal((error as { code?: string } | null)?.code, "fleet_unavailable");
   assert.doesNotMatch(String(error?.message), /s3cret/);
+});
+
+test("every script runs on Redis in cluster mode: each touches only its fleet's slot", { skip }, async (t) => {
+  const redis = await startRedis(t, { cluster: true });
+  const a = await engineFor(t, redis.url, "a");
+  const b = await engineFor(t, redis.url, "b");
+  await a.heartbeat("1", nodeRecord("a"), LEASE);
+  await b.heartbeat("1", nodeRecord("b"), LEASE);
+  const token = FleetEngine.token();
+  assert.equal((await a.claim("m", token)).kind, "claimed");
+  assert.ok(await a.renew("m", token));
+  assert.equal(await a.handOver("m", token, "b"), true);
+  const other = FleetEngine.token();
+  assert.equal((await a.claim("n", other)).kind, "claimed");
+  assert.ok(await a.promote("n", other));
+  assert.equal(await a.recordFailure("x", FleetEngine.token(), "boom"), 1);
+  assert.equal(await b.publish([{ model: "m", copy: { state: "ready", since: 1, lease: 0, token: "t" } }]), true);
+  assert.equal(await a.release("n", other), true);
+  assert.deepEqual(await a.prune(), []);
+  assert.equal(await a.mergeUsage("d1", usageDelta("m", 2)), "ok");
+  assert.equal((await b.loadUsage())?.counters.hits, 2);
+  assert.deepEqual(
+    (await b.snapshot()).copies.map((c) => [c.model, c.node]),
+    [["m", "b"]],
+  );
+  // Every key the scripts wrote hashes to the slot of the key they declare (the feed): Redis Cluster runs a script on
+  // the node serving that slot, and a key of another slot would not be there (Redis 7.0 does not check undeclared
+  // keys on a node serving every slot, so the test does).
+  const raw = new Redis(redis.url);
+  t.after(() => raw.disconnect());
+  const slot = await raw.call("CLUSTER", "KEYSLOT", a.keys.feed);
+  const keys = await raw.keys("*");
+  assert.ok(keys.length >= 8, keys.join(", "));
+  for (const key of keys) assert.equal(await raw.call("CLUSTER", "KEYSLOT", key), slot, key);
+  assert.equal(await a.leave("1"), true);
 });

@@ -9,6 +9,7 @@ import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js
 import {
   complete,
   FLEET_API_KEY,
+  FLEET_NODE_TIMEOUT_SECONDS,
   FLEET_SECRET,
   type FleetTestNode,
   ok,
@@ -162,5 +163,26 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await settleFleet([second, third]);
     await ok(complete(third, "a.gguf"));
     assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
+  });
+});
+
+describe("a holder that hangs before its first byte", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("is given up when its lease ends: the request loads the model elsewhere", async (t) => {
+    const redis = await startRedis(t);
+    const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } })));
+    await settleFleet(nodes);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // SIGSTOP: the holder's port still accepts connections, and nothing answers.
+    first.process.child.kill("SIGSTOP");
+    const started = Date.now();
+    await ok(complete(second, "a.gguf"));
+    const waited = Date.now() - started;
+    assert.equal((await second.stats()).loads, 1, "loaded on the node that took the request");
+    const bound = (FLEET_NODE_TIMEOUT_SECONDS + 2) * 1000;
+    assert.ok(waited <= bound, `answered after ${waited} ms (the holder's lease: ${FLEET_NODE_TIMEOUT_SECONDS} s)`);
+    assert.match(second.log(), /stopped heartbeating before its first byte/);
+    first.process.child.kill("SIGKILL");
   });
 });
