@@ -10,7 +10,7 @@ import type { Bytes } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import type { EntryFacts, EntryView } from "./entry.js";
 import type { MemoryLedger } from "./memory.js";
-import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
+import { asSpareCopy, chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
 import type { UsageBook } from "./usage.js";
@@ -44,6 +44,11 @@ export interface Victim {
 export class Limits {
   /** GDSF's inflation: the value of the last victim, added to every later use (eviction.ts). */
   inflation = 0;
+  /**
+   * Whether this node's copy of a model (by name) is spare: in a fleet, another node holds it too and the copies rule
+   * does not need this one, so it goes first (`asSpareCopy`). Set by the fleet; null on a single node.
+   */
+  isSpare: ((name: string) => boolean) | null = null;
   private readonly capacityWaiters = new Set<() => void>();
 
   constructor(private readonly o: LimitsOptions) {}
@@ -116,7 +121,7 @@ export class Limits {
       )
       .map((e) => {
         const usage = book.get(e.descriptor.key);
-        return {
+        const candidate: EvictionCandidate = {
           key: e.descriptor.key,
           lastUsedAt: usage?.lastUsedAt ?? null,
           memoryBytes: e.reservation?.bytes ?? 0,
@@ -129,6 +134,7 @@ export class Limits {
           frequency: decayedValue(usage?.frequency ?? null, now, config.usage_half_life_hours),
           inflation: usage?.inflation ?? 0,
         };
+        return this.isSpare?.(e.descriptor.name) ? asSpareCopy(candidate) : candidate;
       });
   }
 
