@@ -13,7 +13,7 @@ import { ModelTooLarge } from "../errors/index.js";
 import type { Bytes } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import type { EntryFacts, EntryView } from "./entry-table.js";
-import { chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
+import { asSpareCopy, chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
 import type { UsageBook } from "./usage.js";
@@ -47,6 +47,11 @@ export interface Victim {
 export class Limits {
   /** GDSF's inflation: the value of the last victim, added to every later use (eviction.ts). */
   inflation = 0;
+  /**
+   * Whether this node's copy of a model (by name) is spare: in a fleet, another node holds it too and the copies rule
+   * does not need this one, so it goes first (`asSpareCopy`). Set by the fleet; null on a single node.
+   */
+  isSpare: ((name: string) => boolean) | null = null;
   private readonly capacityWaiters = new Set<() => void>();
 
   constructor(private readonly o: LimitsOptions) {}
@@ -119,7 +124,7 @@ export class Limits {
       )
       .map((e) => {
         const usage = book.get(e.descriptor.key);
-        return {
+        const candidate: EvictionCandidate = {
           key: e.descriptor.key,
           lastUsedAt: usage?.lastUsedAt ?? null,
           memoryBytes: e.reservation?.bytes ?? 0,
@@ -132,6 +137,7 @@ export class Limits {
           frequency: decayedValue(usage?.frequency ?? null, now, config.usage_half_life_hours),
           inflation: usage?.inflation ?? 0,
         };
+        return this.isSpare?.(e.descriptor.name) ? asSpareCopy(candidate) : candidate;
       });
   }
 

@@ -328,6 +328,14 @@ export class ModelCache implements AsyncDisposable {
     }
   }
 
+  /**
+   * In a fleet: which of this node's models are spare copies (another node holds them and the copies rule does not
+   * need this one). Eviction takes them first. null: none (a single node).
+   */
+  setSpareCopies(isSpare: ((name: string) => boolean) | null): void {
+    this.table.limits.isSpare = isSpare;
+  }
+
   /** Preload without counting a request (admin `load` route, `keep_alive`): loads if needed, sets keep-alive. */
   async load(name: string, options: { keepAlive?: KeepAlive; signal?: AbortSignal } = {}): Promise<LoadedModelInfo> {
     validateKeepAlive(options.keepAlive);

@@ -54,5 +54,6 @@ export const KEY_REFERENCE = {
   "fleet.advertise_url": { description: "The URL other nodes dial to reach this one (`http://10.0.0.5:8080`). Default: `http://<server.host>:<server.port>`, which a wildcard bind (`0.0.0.0`, `::`) cannot give: such a node must set it." },
   "fleet.heartbeat_seconds": { description: "Seconds between this node's heartbeats (its record and lease in Redis)." },
   "fleet.node_timeout_seconds": { description: "Seconds after its last heartbeat when a node counts as dead: any live node then removes its copies. Must exceed `heartbeat_seconds`." },
+  "fleet.scale_up_rpm": { description: "Requests per minute per copy above which the fleet loads one more copy of a model (up to its `max_copies`), on the node placement picks. Default 60: half of what one copy serves at ~800 tokens/s (this machine's bench, medium test model) with 400-token answers; set it from your models' own speed. 0 = never by rate (a second copy for regular use, and `min_copies`, still apply)." },
   "fleet.secret": { description: "The shared secret nodes send with forwarded requests (a node refuses a forward without it), never the client's key. Default: `server.api_key`." },
 } as const;

@@ -26,6 +26,17 @@ const MIN_HALF_LIFE_HOURS = 0.01;
 /** Most tokens of a context or a batch: 2^24, far above any model's context, far below what would overflow. */
 const MAX_TOKENS_SETTING = 16_777_216;
 
+/** Copies of one model a fleet may be told to keep (`min_copies`, `max_copies`). */
+const MAX_FLEET_COPIES = 64;
+
+/**
+ * `fleet.scale_up_rpm`'s default. A copy with one sequence serves 60 × (tokens/s) ÷ (tokens per answer) requests a
+ * minute: this machine's bench measured 733–807 tok/s for its medium test model on one thread (the `threads` section);
+ * with 400-token answers that is about 120 requests a minute. The next copy is asked for at half of that, so it is
+ * loaded before the first saturates.
+ */
+export const DEFAULT_SCALE_UP_RPM = 60;
+
 /** Whole, non-negative number of seconds, at most `MAX_DURATION_SECONDS`. */
 const seconds = () => z.number().int().nonnegative().max(MAX_DURATION_SECONDS);
 
@@ -39,7 +50,31 @@ export const modelOverrideSchema = z
     pinned: z
       .boolean()
       .optional()
-      .describe("Load this model at start and never evict it (like listing it in `cache.always_warm`)."),
+      .describe(
+        "Load this model at start and never evict it (like listing it in `cache.always_warm`). In a fleet it also means at least one copy in the fleet at all times.",
+      ),
+    min_copies: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(MAX_FLEET_COPIES)
+      .optional()
+      .describe(
+        "In a fleet: copies of this model the fleet keeps loaded whatever the traffic (a node that fails is replaced by another copy). Default 0 (1 when `pinned`).",
+      ),
+    max_copies: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_FLEET_COPIES)
+      .optional()
+      .describe(
+        "In a fleet: copies of this model at most, however busy it is (`fleet.scale_up_rpm`). Default 4. Not below `min_copies`.",
+      ),
+  })
+  .refine((o) => o.min_copies === undefined || o.max_copies === undefined || o.max_copies >= o.min_copies, {
+    message: "max_copies must not be below min_copies",
+    path: ["max_copies"],
   })
   .describe('Per-model overrides, keyed by model name (`[cache.models."my_model.gguf"]`).');
 
@@ -204,7 +239,9 @@ export const cacheSchema = z
     models: z
       .record(z.string().min(1), modelOverrideSchema)
       .default({})
-      .describe('Per-model overrides: `[cache.models."NAME"]` with `ttl_seconds` and `pinned`.'),
+      .describe(
+        'Per-model overrides: `[cache.models."NAME"]` with `ttl_seconds`, `pinned`, and in a fleet `min_copies` and `max_copies`.',
+      ),
   })
   .describe("The model cache: what stays loaded, for how long, and what is saved.");
 
@@ -413,6 +450,13 @@ export const fleetSchema = z
       .default(15)
       .describe(
         "Seconds after its last heartbeat when a node counts as dead: any live node then removes its copies. Must exceed `heartbeat_seconds`.",
+      ),
+    scale_up_rpm: z
+      .number()
+      .nonnegative()
+      .default(DEFAULT_SCALE_UP_RPM)
+      .describe(
+        `Requests per minute per copy above which the fleet loads one more copy of a model (up to its \`max_copies\`), on the node placement picks. Default ${DEFAULT_SCALE_UP_RPM}: half of what one copy serves at ~800 tokens/s (this machine's bench, medium test model) with 400-token answers; set it from your models' own speed. 0 = never by rate (a second copy for regular use, and \`min_copies\`, still apply).`,
       ),
     secret: z
       .string()

@@ -17,7 +17,11 @@
  *   last two copies at once.
  * - **Routing over copies** follows the holders' queues (requests in flight), not chance.
  */
+import { DEFAULT_SCALE_UP_RPM } from "../config/schema.js";
 import type { PlacementCandidate } from "./placement.js";
+
+/** `fleet.scale_up_rpm`'s default, and how it is derived: config/schema.ts. */
+export { DEFAULT_SCALE_UP_RPM };
 
 const MINUTE_MS = 60_000;
 /** A use within this long counts as "used now". */
@@ -26,13 +30,6 @@ export const RECENT_USE_MS = MINUTE_MS;
 export const REGULAR_AFTER_MS = 7 * MINUTE_MS;
 /** A pause longer than this ends a streak of use. */
 export const REGULAR_GAP_MS = 40 * MINUTE_MS;
-/**
- * `fleet.scale_up_rpm`'s default. A copy with one sequence serves 60 × (tokens/s) ÷ (tokens per answer) requests a
- * minute: this machine's bench measured 733–807 tok/s for its medium test model on one thread (`threads` section);
- * with 400-token answers that is about 120 requests a minute. A next copy is asked for at half of that, so it is loaded
- * before the first saturates. Real models are slower: set it from your own tokens/s.
- */
-export const DEFAULT_SCALE_UP_RPM = 60;
 /** Copies of one model at most when `max_copies` is not set. */
 export const DEFAULT_MAX_COPIES = 4;
 

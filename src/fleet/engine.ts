@@ -254,8 +254,11 @@ export class FleetEngine {
     return ((await this.run("fleetPrune")) as Reply[]).map(String);
   }
 
-  /** The cross-node single flight: a live holder, or a loading copy for this node with `token`. */
-  async claim(model: string, token: string): Promise<ClaimResult> {
+  /**
+   * The cross-node single flight: a live holder, or a loading copy for this node with `token`. `wanted` (the copies
+   * rule, copies.ts): with fewer live copies, none loading and none here, the claim adds this node's copy.
+   */
+  async claim(model: string, token: string, wanted = 1): Promise<ClaimResult> {
     const reply = (await this.run(
       "fleetClaim",
       model,
@@ -264,6 +267,7 @@ export class FleetEngine {
       this.loadLeaseMs,
       this.failureWindowMs,
       this.maxFailures,
+      wanted,
     )) as Reply[];
     const kind = String(reply[0]);
     const now = Number(reply[1]);

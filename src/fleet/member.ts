@@ -255,14 +255,14 @@ export class FleetMember {
   /**
    * The cross-node single flight at a miss: a live holder (forward there), or a loading copy for this node (load it,
    * then `promote` or `failed`), or `local` when the fleet cannot be asked. Throws `FleetLoadRefused` after too many
-   * recent failures fleet-wide.
+   * recent failures fleet-wide. `wanted`: the copies the rule wants (copies.ts); below it the claim adds this node's.
    */
-  async claim(model: string): Promise<MemberClaim> {
+  async claim(model: string, wanted = 1): Promise<MemberClaim> {
     const token = FleetEngine.token();
-    let result = await this.tryClaim(model, token);
+    let result = await this.tryClaim(model, token, wanted);
     if (result?.kind === "unregistered") {
       await this.beat();
-      result = await this.tryClaim(model, token);
+      result = await this.tryClaim(model, token, wanted);
     }
     if (result?.kind === "refused") throw refusal(model, result.failures, result.now, this.engine.failureWindowMs);
     if (!result || result.kind === "unregistered") {
@@ -274,8 +274,8 @@ export class FleetMember {
     return result;
   }
 
-  private tryClaim(model: string, token: string): Promise<ClaimResult | null> {
-    return this.guarded<ClaimResult | null>(() => this.engine.claim(model, token), null);
+  private tryClaim(model: string, token: string, wanted: number): Promise<ClaimResult | null> {
+    return this.guarded<ClaimResult | null>(() => this.engine.claim(model, token, wanted), null);
   }
 
   /**

@@ -5,7 +5,8 @@
  *    draining, is not excluded (it failed this request or this model's load), and could hold the model at all
  *    (its estimate fits the node's memory capacity and it may hold at least one model).
  * 2. A node with room (free memory for the model and a free model slot) before a full one.
- * 3. Between full nodes, the one whose least recently used model is oldest (it evicts the fleet's coldest model).
+ * 3. Between full nodes, one holding a spare copy (copies.ts: the fleet holds that model elsewhere, so evicting it
+ *    loses nothing), then the one whose least recently used model is oldest (it evicts the fleet's coldest model).
  * 4. Fewest models, then most free memory.
  * 5. Among near-equals of the best (same rank on 2–4, free memory within 10 %, LRU times within a minute), the node that
  *    received the request, so the load costs no extra hop; otherwise the best, ties by id (a stable choice).
@@ -25,6 +26,8 @@ export interface PlacementCandidate {
   lruTime: EpochMilliseconds | null;
   /** Its file of the model (with its memory estimate there), or undefined when it has none. */
   serves: ServedModel | undefined;
+  /** Copies it holds that the fleet does not need (absent: none). */
+  spareCopies?: number;
 }
 
 export interface PlacementRequest {
@@ -68,7 +71,11 @@ interface Ranked {
 function compare(a: Ranked, b: Ranked): number {
   if (a.room !== b.room) return a.room ? -1 : 1;
   if (!a.room) {
-    // Full: the node holding the oldest model evicts the fleet's coldest one. Nothing resident ranks last (nothing
+    // Full: a spare copy goes at no loss.
+    const spareA = (a.node.spareCopies ?? 0) > 0;
+    const spareB = (b.node.spareCopies ?? 0) > 0;
+    if (spareA !== spareB) return spareA ? -1 : 1;
+    // Then the node holding the oldest model evicts the fleet's coldest one. Nothing resident ranks last (nothing
     // to evict, so a full count of zero cannot take a model).
     const lruA = a.node.lruTime ?? Number.POSITIVE_INFINITY;
     const lruB = b.node.lruTime ?? Number.POSITIVE_INFINITY;
@@ -82,6 +89,7 @@ function compare(a: Ranked, b: Ranked): number {
 function nearEqual(best: Ranked, other: Ranked): boolean {
   if (best.room !== other.room || best.node.modelCount !== other.node.modelCount) return false;
   if (!best.room) {
+    if ((best.node.spareCopies ?? 0) > 0 !== (other.node.spareCopies ?? 0) > 0) return false;
     const a = best.node.lruTime;
     const b = other.node.lruTime;
     if (a === null || b === null ? a !== b : Math.abs(a - b) > NEAR_LRU_MS) return false;
@@ -132,6 +140,7 @@ export function candidatesFor(
             modelCount: Math.max(n.record.model_count, copiesOn(n.id)),
             lruTime: n.record.lru_time,
             serves: Object.hasOwn(n.record.serves, model) ? n.record.serves[model] : undefined,
+            ...(n.record.spare_copies ? { spareCopies: n.record.spare_copies } : {}),
           },
         ]
       : [],

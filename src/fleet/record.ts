@@ -3,7 +3,7 @@
  * can load: one pure function, so the heartbeat publishes the same figures `inferno cache stats` shows.
  */
 import type { CacheStats } from "../cache/types.js";
-import type { NodeRecord, ServedModel } from "./types.js";
+import type { ModelTraffic, NodeRecord, ServedModel } from "./types.js";
 
 export interface NodeFacts {
   url: string;
@@ -17,6 +17,9 @@ export interface NodeFacts {
   draining: boolean;
   /** The models this node can load, by the name requests use. */
   serves: Record<string, ServedModel>;
+  /** The traffic of the models it holds, and how many of its copies are spare (copies.ts). */
+  traffic?: Record<string, ModelTraffic>;
+  spare_copies?: number;
 }
 
 /** The record from the cache's statistics: its limits, its use, and the last use of its least recently used model. */
@@ -44,6 +47,8 @@ export function nodeRecordOf(
     rpm: facts.rpm,
     draining: facts.draining,
     serves: facts.serves,
+    ...(facts.traffic ? { traffic: facts.traffic } : {}),
+    ...(facts.spare_copies !== undefined ? { spare_copies: facts.spare_copies } : {}),
   };
 }
 

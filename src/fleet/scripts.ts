@@ -98,14 +98,17 @@ return dead
 `;
 
 /**
- * Claim. ARGV: prefix, model, node, token, load lease ms, failure window ms, max failures. Drops copies of dead nodes
- * and loading copies past their lease; refuses (`{'refused', now, failures…}`) after `max failures` within the window;
- * returns the live holders (`{'held', now, node, copy, …}`), or writes a loading copy for the caller with `token` and
- * returns `{'claimed', now, copy}`. A caller that is not a live node gets `{'unregistered', now}`.
+ * Claim. ARGV: prefix, model, node, token, load lease ms, failure window ms, max failures, copies wanted (copies.ts;
+ * absent = 1). Drops copies of dead nodes and loading copies past their lease; refuses (`{'refused', now, failures…}`)
+ * after `max failures` within the window; writes a loading copy for the caller with `token` and returns `{'claimed',
+ * now, copy}` when there is no live holder, or when there are fewer than `wanted`, none of them loading and none the
+ * caller's (a copy more, one at a time, at most one per node); else returns the live holders (`{'held', now, node,
+ * copy, …}`). A caller that is not a live node gets `{'unregistered', now}`.
  */
 export const CLAIM = `${COMMON}
 local model, node, token = ARGV[2], ARGV[3], ARGV[4]
 local lease_ms, window_ms, max_failures = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local wanted = tonumber(ARGV[8] or '1')
 local now = now_ms()
 if not alive(node, now) then return {'unregistered', now} end
 local fails_key = P .. 'fail:' .. model
@@ -118,6 +121,7 @@ if #fails / 2 >= max_failures then
 end
 local all = redis.call('HGETALL', P .. 'copies:' .. model)
 local reply = {'held', now}
+local busy = false
 for i = 1, #all, 2 do
   local holder, copy = all[i], cjson.decode(all[i + 1])
   if not alive(holder, now) or (copy.state == 'loading' and copy.lease < now) then
@@ -125,9 +129,10 @@ for i = 1, #all, 2 do
   else
     reply[#reply + 1] = holder
     reply[#reply + 1] = all[i + 1]
+    if copy.state == 'loading' or holder == node then busy = true end
   end
 end
-if #reply > 2 then return reply end
+if #reply > 2 and (busy or (#reply - 2) / 2 >= wanted) then return reply end
 local copy = cjson.encode({state = 'loading', since = now, lease = now + lease_ms, token = token})
 put_copy(model, node, copy)
 return {'claimed', now, copy}

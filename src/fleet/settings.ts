@@ -3,6 +3,7 @@
  * empty: a single node, exactly as without a fleet.
  */
 import type { InfernoConfig } from "../config/schema.js";
+import { copiesRule, type CopiesRule } from "./copies.js";
 
 export interface FleetSettings {
   /** The Redis URL, password included: hand it to the client only; log `redactedUrl`. */
@@ -17,6 +18,12 @@ export interface FleetSettings {
   nodeTimeoutMs: number;
   /** Sent with forwarded requests; empty when neither `fleet.secret` nor `server.api_key` is set. */
   secret: string;
+  /** `fleet.scale_up_rpm`. */
+  scaleUpRpm: number;
+  /** The copies rule of a model by name (`[cache.models."NAME"]` `min_copies`, `max_copies`, `pinned`). */
+  copies: (model: string) => CopiesRule;
+  /** The models with a `min_copies` (or `pinned`): the fleet keeps them loaded whatever the traffic. */
+  kept: string[];
 }
 
 /** `url` with its password (and a lone user, which may be a token) replaced by `***`. */
@@ -36,7 +43,7 @@ function hostForUrl(host: string): string {
  * `server.port` when that is 0). The config schema has refused a wildcard bind without `advertise_url` already.
  */
 export function fleetSettings(
-  config: Pick<InfernoConfig, "fleet" | "server">,
+  config: Pick<InfernoConfig, "fleet" | "server"> & { cache: Pick<InfernoConfig["cache"], "models"> },
   port = config.server.port,
 ): FleetSettings | null {
   const fleet = config.fleet;
@@ -51,5 +58,12 @@ export function fleetSettings(
     heartbeatMs: Math.round(fleet.heartbeat_seconds * 1000),
     nodeTimeoutMs: Math.round(fleet.node_timeout_seconds * 1000),
     secret: fleet.secret ?? config.server.api_key,
+    scaleUpRpm: fleet.scale_up_rpm,
+    copies: (model) =>
+      copiesRule(
+        Object.hasOwn(config.cache.models, model) ? config.cache.models[model] : undefined,
+        fleet.scale_up_rpm,
+      ),
+    kept: Object.keys(config.cache.models).filter((model) => copiesRule(config.cache.models[model]).minCopies > 0),
   };
 }

@@ -105,6 +105,8 @@ interface FleetModel {
   recent: number[];
   /** Node id → since (the copy's claim time). */
   copies: Map<string, number>;
+  /** Nodes that could hold it (the same all along: no node drains in a replay). */
+  eligible?: number;
 }
 
 const MINUTE_MS = 60_000;
@@ -164,24 +166,32 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     return u;
   };
 
-  const candidates = (model: SimModel): PlacementCandidate[] =>
-    nodes.map((n) => {
-      let lru: number | null = null;
-      for (const key of n.resident) {
-        const at = n.usage.get(key)?.lastUsedAt ?? null;
-        if (at !== null && (lru === null || at < lru)) lru = at;
-      }
-      return {
-        id: n.id,
-        draining: false,
-        memoryCapacity: limits.maxMemoryBytes > 0 ? limits.maxMemoryBytes : Number.MAX_SAFE_INTEGER,
-        memoryUsed: n.usedBytes,
-        modelCapacity: limits.maxModels,
-        modelCount: n.resident.size,
-        lruTime: lru,
-        serves: { size: model.memoryBytes, bytes: model.memoryBytes },
-      };
-    });
+  /** Node `n` as placement sees it for `model`; `spares`: count its spare copies (as its record publishes them). */
+  const candidateOf = (n: SimNode, model: SimModel, now: number, spares: boolean): PlacementCandidate => {
+    let lru: number | null = null;
+    let spareCopies = 0;
+    for (const key of n.resident) {
+      const at = n.usage.get(key)?.lastUsedAt ?? null;
+      if (at !== null && (lru === null || at < lru)) lru = at;
+      if (spares && isSpare(n, models.get(key) as FleetModel, now)) spareCopies++;
+    }
+    return {
+      id: n.id,
+      draining: false,
+      memoryCapacity: limits.maxMemoryBytes > 0 ? limits.maxMemoryBytes : Number.MAX_SAFE_INTEGER,
+      memoryUsed: n.usedBytes,
+      modelCapacity: limits.maxModels,
+      modelCount: n.resident.size,
+      lruTime: lru,
+      serves: { size: model.memoryBytes, bytes: model.memoryBytes },
+      spareCopies,
+    };
+  };
+  const candidates = (model: SimModel, now: number): PlacementCandidate[] =>
+    nodes.map((n) => candidateOf(n, model, now, true));
+  /** The nodes with a free slot: the only ones that can have room (rebuilt after every load or eviction). */
+  let slotted: SimNode[] | null = null;
+  const withFreeSlot = () => (slotted ??= nodes.filter((n) => n.resident.size < limits.maxModels));
 
   const rpmOf = (fm: FleetModel, now: number): number => {
     let drop = 0;
@@ -191,17 +201,22 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   };
 
   const wantedOf = (fm: FleetModel, now: number): number => {
-    const all = candidates(fm.model);
+    fm.eligible ??= eligibleNodes(nodes.map((n) => candidateOf(n, fm.model, now, false)));
+    const open = withFreeSlot().map((n) => candidateOf(n, fm.model, now, false));
     return wantedCopies(
       {
         rpm: rpmOf(fm, now),
         regular: usedRegularly(fm.streak, now),
-        room: fleetHasRoom(all, new Set(fm.copies.keys())),
-        eligibleNodes: eligibleNodes(all),
+        room: fleetHasRoom(open, new Set(fm.copies.keys())),
+        eligibleNodes: fm.eligible,
       },
       ruleOf(fm.model.key),
     );
   };
+
+  /** Whether `node`'s copy of `fm` is spare now (copies.ts). */
+  const isSpare = (node: SimNode, fm: FleetModel, now: number): boolean =>
+    fm.copies.size > 1 && isExtraCopy(copyViews(fm, now), wantedOf(fm, now), node.id);
 
   const queueOf = (node: SimNode, key: string, now: number): number => {
     const ends = node.busy.get(key);
@@ -251,8 +266,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
           frequency: decayedValue(u.frequency, now, limits.usageHalfLifeHours),
           inflation: u.inflation,
         };
-        const held = models.get(key) as FleetModel;
-        if (!isExtraCopy(copyViews(held, now), wantedOf(held, now), node.id)) return candidate;
+        if (!isSpare(node, models.get(key) as FleetModel, now)) return candidate;
         spares.add(key);
         return asSpareCopy(candidate);
       });
@@ -261,6 +275,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       for (const victim of victims) {
         const gone = models.get(victim.key) as FleetModel;
         node.resident.delete(victim.key);
+        slotted = null;
         node.usedBytes -= gone.model.memoryBytes;
         usageOf(node, victim.key).unloadedAt = now;
         gone.copies.delete(node.id);
@@ -278,6 +293,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     u.loads++;
     u.loadMsTotal += cost;
     node.resident.add(model.key);
+    slotted = null;
     node.usedBytes += model.memoryBytes;
     fm.copies.set(node.id, now);
     result.loads++;
@@ -316,7 +332,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       if (addCopy(views.length, 0, wanted)) {
         count("claim", now);
         feed(now);
-        const placed = placeModel(candidates(fm.model), {
+        const placed = placeModel(candidates(fm.model, now), {
           receivedBy: entry.id,
           exclude: new Set(fm.copies.keys()),
         });
@@ -330,7 +346,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     result.misses++;
     count("claim", now);
     feed(now);
-    const placed = placeModel(candidates(fm.model), { receivedBy: entry.id });
+    const placed = placeModel(candidates(fm.model, now), { receivedBy: entry.id });
     if (placed.node === null) throw new Error(`${key} fits no node (${placed.reason})`);
     const node = byId.get(placed.node) as SimNode;
     if (node !== entry) result.forwards++;

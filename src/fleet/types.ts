@@ -36,6 +36,21 @@ export interface NodeRecord {
   draining: boolean;
   /** The models the node can load, by name. */
   serves: Record<string, ServedModel>;
+  /** The traffic of each model it holds, by name (what the copies rule and routing over copies read). */
+  traffic?: Record<string, ModelTraffic>;
+  /** Copies it holds that the fleet does not need (the copies rule): evicting one loses nothing. */
+  spare_copies?: number;
+}
+
+/** One model's traffic on the node that holds it. */
+export interface ModelTraffic {
+  /** Requests it served in the last minute. */
+  rpm: number;
+  /** Requests in flight (its queue). */
+  queue: number;
+  /** Its use streak here (wall-clock ms): since when it is used without a long pause, and its last use. */
+  since: number;
+  last: number;
 }
 
 export type CopyState = "ready" | "loading";

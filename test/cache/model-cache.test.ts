@@ -279,6 +279,21 @@ describe("limits", () => {
     assert.equal(cache.stats().evictions.capacity_count, 1);
   });
 
+  it("in a fleet, a spare copy goes before the model the policy would evict", async () => {
+    const { cache, clock } = await harness({ cache: { max_cached_models: 2, eviction_policy: "lru" } });
+    for (const name of ["a.gguf", "b.gguf", "b.gguf"]) {
+      await clock.run(cache.getModel(name));
+      await clock.advance(1000);
+    }
+    // LRU would evict a.gguf; b.gguf is held elsewhere in the fleet and not needed here.
+    cache.setSpareCopies((name) => name === "b.gguf");
+    await clock.run(cache.getModel("c.gguf"));
+    assert.deepEqual(loadedNames(cache), ["a.gguf", "c.gguf"]);
+    cache.setSpareCopies(null);
+    await clock.run(cache.getModel("b.gguf"));
+    assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"], "without spares, the policy's choice again");
+  });
+
   it("reserves the estimate before loading: concurrent loads never overcommit memory", async () => {
     const { cache, clock, backend } = await harness({
       models: sized,

@@ -201,6 +201,17 @@ test('per-model overrides are read from [cache.models."name"] tables', async (t)
   assert.equal(origins.get('cache.models."my_model.gguf".pinned')?.kind, "local");
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl = 600\n');
   assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /unknown key/);
+  // The fleet's copies of a model: a range, checked whole.
+  await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmin_copies = 2\nmax_copies = 3\n');
+  const copies = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  assert.deepEqual(copies.config.cache.models["my_model.gguf"], { min_copies: 2, max_copies: 3 });
+  await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmin_copies = 3\nmax_copies = 2\n');
+  assert.match(
+    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
+    /max_copies must not be below min_copies/,
+  );
+  await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmax_copies = 0\n');
+  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /max_copies/);
 });
 
 test("models_dirs: models_dir is the first entry; left unset, the list's first entry takes its place", async (t) => {

@@ -74,6 +74,25 @@ test("a claim handed over to the placed node: a claim meanwhile finds that node 
   assert.equal(await a!.handOver("m", token, "b"), false);
 });
 
+test("the copies rule's claim: a copy more below `wanted`, one at a time, one per node", { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a, b, c] = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+  for (const node of [a!, b!, c!]) await node.heartbeat("1", nodeRecord(node.nodeId), LEASE);
+  const first = await a!.claim("m", FleetEngine.token(), 2);
+  assert.equal(first.kind, "claimed", "no holder: a claim as before");
+  assert.equal((await b!.claim("m", FleetEngine.token(), 2)).kind, "held", "the first copy is still loading");
+  await a!.promote("m", first.kind === "claimed" ? first.copy.token : "");
+  assert.equal((await b!.claim("m", FleetEngine.token(), 1)).kind, "held", "one copy wanted, one there");
+  const second = await b!.claim("m", FleetEngine.token(), 2);
+  assert.equal(second.kind, "claimed", "two wanted, one ready: b adds the second");
+  assert.equal((await c!.claim("m", FleetEngine.token(), 3)).kind, "held", "b's copy is still loading");
+  await b!.promote("m", second.kind === "claimed" ? second.copy.token : "");
+  assert.equal((await c!.claim("m", FleetEngine.token(), 2)).kind, "held", "two wanted, two there");
+  assert.equal((await a!.claim("m", FleetEngine.token(), 3)).kind, "held", "a holds one already: never two");
+  assert.equal((await c!.claim("m", FleetEngine.token(), 3)).kind, "claimed");
+  assert.deepEqual((await a!.snapshot()).copies.map((x) => x.node).sort(), ["a", "b", "c"]);
+});
+
 test("a node past its lease is pruned with its copies; a claim also skips a dead holder", { skip }, async (t) => {
   const redis = await startRedis(t);
   const a = await engineFor(t, redis.url, "a");

@@ -39,6 +39,12 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
   },
   { name: "a draining node is never chosen", nodes: [node("a", { draining: true }), node("b")], want: "b" },
   {
+    name: "all full: a node with a spare copy before the one with the oldest model",
+    nodes: [full("a", T - 60 * MINUTE), full("b", T, { spareCopies: 1 }), full("c", T)],
+    request: { receivedBy: "c" },
+    want: "b",
+  },
+  {
     name: "room (memory) before a full node, even the receiving one",
     nodes: [node("a", { memoryUsed: 7.5 * GiB, modelCount: 1, lruTime: T }), node("b", { modelCount: 1 })],
     request: { receivedBy: "a" },

@@ -27,7 +27,9 @@ test("INFERNO_FLEET__REDIS_URL joins a fleet; node id, advertise URL and secret 
   };
   const { config, origins } = await resolveConfig({ env, home: s.home, cwd: s.cwd });
   assert.deepEqual(origins.get("fleet.redis_url"), { kind: "env", source: "INFERNO_FLEET__REDIS_URL" });
-  assert.deepEqual(fleetSettings(config), {
+  const { copies, ...settings } = fleetSettings(config)!;
+  assert.deepEqual(copies("any.gguf"), { minCopies: 0, maxCopies: 4, scaleUpRpm: 60 });
+  assert.deepEqual(settings, {
     redisUrl: "rediss://app:pa55@redis.lan:6380/2",
     redactedUrl: "rediss://app:***@redis.lan:6380/2",
     name: "default",
@@ -36,6 +38,8 @@ test("INFERNO_FLEET__REDIS_URL joins a fleet; node id, advertise URL and secret 
     heartbeatMs: 5000,
     nodeTimeoutMs: 15_000,
     secret: "k",
+    scaleUpRpm: 60,
+    kept: [],
   });
   assert.equal(fleetSettings(config, 9000)?.nodeId, "10.0.0.5:9000", "the port the server listens on (server.port 0)");
 });
