@@ -14,8 +14,8 @@ import type { ServerRuntime } from "./ports.js";
 import { cacheAdminRoutes } from "./cache-admin.js";
 import { type AppContext, type AppDeps, type AppEnv, isWarmUpRequest, nodeRequestHeaders } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
-import { fleetPeerAuth, fleetRouting } from "./fleet.js";
-import { EventHub } from "./events.js";
+import { fleetPeerAuth, fleetRoutes, fleetRouting } from "./fleet.js";
+import { EventHub, publicEvent } from "./events.js";
 import { PathRedactor } from "./exposure.js";
 import { browserGuard } from "./guard.js";
 import { sendWarmUpRequests, warmUpModel, warmUpToken } from "./warm-up-requests.js";
@@ -181,6 +181,10 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     )
     .finally(() => (deps.warmUpToken = null));
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // In a fleet, every cache event also goes to the fleet's one event stream, named as the event stream names it.
+  const offFleetEvents = runtime.cache.onAny((event) =>
+    runtime.fleet?.publishEvent(publicEvent(event, new Date(), paths)),
+  );
 
   const app = new Hono<AppEnv>();
   app.use("*", trackRequests(deps));
@@ -196,6 +200,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   app.route("/", openaiRoutes(deps));
   app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
+  app.route("/", fleetRoutes(deps));
   app.route("/", ollamaRoutes(deps));
   // After the Ollama routes: they answer `HEAD /` and pass GET / on to the status page.
   app.route("/", statusPageRoutes(deps));
@@ -233,6 +238,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     dispose: () => {
       deps.metrics.close();
       deps.events.close();
+      offFleetEvents();
     },
   };
 }
