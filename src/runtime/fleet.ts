@@ -6,9 +6,10 @@
  */
 import type { ModelCache } from "../cache/model-cache.js";
 import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
-import { messageOf } from "../errors/index.js";
+import { FleetUnavailable, messageOf } from "../errors/index.js";
 import {
   FleetEngine,
+  FleetLeader,
   FleetMember,
   type NodeFacts,
   nodeRecordOf,
@@ -17,6 +18,10 @@ import {
   type ServedModel,
 } from "../fleet/index.js";
 import type { ModelManager } from "../models/manager.js";
+import type { FleetReadiness, FleetView } from "../server/ports.js";
+import { type DrainResult, drainModels } from "./fleet-drain.js";
+import { fleetView } from "./fleet-view.js";
+import { NodeWarmup } from "./fleet-warmup.js";
 import type { InfernoLogger } from "./logger.js";
 import type { FleetModel, FleetPort, FleetRoute, FleetStats } from "./types.js";
 
@@ -59,24 +64,62 @@ export interface FleetNodeOptions {
   version: string;
   /** The cache's store when it persists: its saves then also go to the fleet's statistics. */
   store?: FleetStateStore | null;
+  /** The fleet warm-up plans the models used this recently (ms; `cache.restore_window_hours`); 0 = no limit. */
+  restoreWindowMs: number;
+  /** `cache.usage_half_life_hours`: how the fleet's usage decays when the warm-up ranks it. */
+  halfLifeHours: number;
 }
+
+/** Cache events wait this long on the node before they go to the fleet's event stream in one pipeline (ms). */
+const EVENTS_FLUSH_MS = 250;
+/** At most this many events wait on the node (a Redis outage drops the oldest). */
+const EVENTS_BUFFER = 1000;
 
 export class FleetNode implements FleetPort {
   readonly secret: string;
   private served: Record<string, ServedModel> = {};
   /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
   private readonly rate = new RequestRate();
-  private readonly startedAt = Date.now();
   private readonly stopLoading = new Map<string, () => void>();
   private readonly offs: Array<() => void> = [];
   private readonly deciding = new Map<string, Promise<FleetRoute>>();
   private draining = false;
+  private readonly warmup: NodeWarmup;
+  private events: Array<Record<string, unknown>> = [];
+  private eventsTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly options: FleetNodeOptions,
     readonly member: FleetMember,
+    private readonly startedAt: number,
   ) {
     this.secret = options.settings.secret;
+    const { settings, logger } = options;
+    const log = {
+      info: (message: string) => logger.info({ node: settings.nodeId }, message),
+      warn: (message: string) => logger.warn({ node: settings.nodeId }, message),
+    };
+    this.warmup = new NodeWarmup({
+      member,
+      leader: new FleetLeader({
+        engine: member.engine,
+        leaseMs: settings.nodeTimeoutMs,
+        settleMs: 2 * settings.heartbeatMs,
+        restoreWindowMs: options.restoreWindowMs,
+        halfLifeHours: options.halfLifeHours,
+        log,
+      }),
+      load: (name) => options.cache.load(name),
+      startedAt,
+      intervalMs: settings.heartbeatMs,
+      // Long enough for a leader to take the lease, see the nodes settle and plan.
+      waitMs: 2 * settings.nodeTimeoutMs + 4 * settings.heartbeatMs,
+      log,
+    });
+  }
+
+  get nodeId(): string {
+    return this.member.nodeId;
   }
 
   /** Joins the fleet (never throws for a Redis outage: the node then starts degraded and keeps trying). */
@@ -90,11 +133,13 @@ export class FleetNode implements FleetPort {
     });
     let node: FleetNode | null = null;
     const served = await servedModels(options.models);
+    const startedAt = Date.now();
     const member = await FleetMember.start({
       engine,
       heartbeatMs: settings.heartbeatMs,
       nodeTimeoutMs: settings.nodeTimeoutMs,
-      record: () => node?.record() ?? nodeRecordOf(options.cache.stats(), nodeFacts(options, served)),
+      record: () =>
+        node?.record() ?? nodeRecordOf(options.cache.stats(), { ...nodeFacts(options, served), started_at: startedAt }),
       ...(options.store ? { localUsage: async () => (await options.store!.file.load()).state } : {}),
       log: {
         warn: (message) => logger.warn({ redis: settings.redactedUrl }, message),
@@ -102,9 +147,10 @@ export class FleetNode implements FleetPort {
       },
     });
     if (options.store) options.store.member = member;
-    node = new FleetNode(options, member);
+    node = new FleetNode(options, member, startedAt);
     node.served = served;
     node.follow();
+    node.warmup.start();
     logger.info(
       { node: settings.nodeId, redis: settings.redactedUrl, fleet: settings.name, status: member.status },
       `fleet ${settings.name}: node ${settings.nodeId} (${settings.advertiseUrl}) ${member.status === "joined" ? "joined" : "starts degraded: Redis is unreachable"}`,
@@ -236,8 +282,8 @@ export class FleetNode implements FleetPort {
     }
     // Claimed: this node holds the fleet's one loading copy. A forwarded request loads where it arrived (the node that
     // placed it here decided; placing it again could send it back, as each node prefers itself among near-equals);
-    // a client's loads here unless placement picks another node.
-    if (hops > 0) return { kind: "local" };
+    // a client's loads here unless placement picks another node. A draining node places every load elsewhere.
+    if (hops > 0 && !this.draining) return { kind: "local" };
     const file = this.served[name];
     const placed = this.member.place(name, file ? { size: file.size } : undefined, exclude);
     if (placed.node === self) return { kind: "local" };
@@ -323,9 +369,78 @@ export class FleetNode implements FleetPort {
     }
   }
 
+  /** This node's part of the fleet warm-up: `/ready` answers 503 until it is done. */
+  readiness(): FleetReadiness {
+    return this.warmup.readiness();
+  }
+
+  /** The whole fleet as Redis holds it now (`GET /v1/fleet`); throws `FleetUnavailable` while degraded. */
+  async view(): Promise<FleetView> {
+    const { engine } = this.member;
+    if (this.member.status !== "joined") {
+      throw new FleetUnavailable(`the fleet cannot be shown: Redis at ${engine.url} is unreachable`);
+    }
+    const [snapshot, plan, usage] = await Promise.all([engine.snapshot(), engine.readPlan(), engine.loadUsage()]);
+    return fleetView({
+      fleet: this.options.settings.name,
+      node: this.nodeId,
+      status: this.status(),
+      redis: engine.url,
+      snapshot,
+      plan,
+      usage,
+    });
+  }
+
+  /**
+   * One of this node's cache events (as `/v1/cache/events` shows it) for the fleet's event stream: buffered, then sent
+   * in one pipeline, never waited for. Load progress between start and end is left out (dozens per load).
+   */
+  publishEvent(event: Record<string, unknown>): void {
+    if (event.type === "loading" && event.progress !== 0 && event.progress !== 1) return;
+    this.events.push(event);
+    if (this.events.length > EVENTS_BUFFER) this.events.splice(0, this.events.length - EVENTS_BUFFER);
+    this.eventsTimer ??= setTimeout(() => void this.flushEvents(), EVENTS_FLUSH_MS);
+  }
+
+  private async flushEvents(): Promise<void> {
+    this.eventsTimer = null;
+    if (this.member.status !== "joined" || this.events.length === 0) return;
+    const batch = this.events.splice(0);
+    await this.member.engine.addEvents(batch).catch(() => undefined);
+  }
+
+  /**
+   * SIGTERM: the node marks itself draining (its record says so at once: placement skips it, `/ready` answers 503),
+   * takes no part of a warm-up plan, and its models are loaded elsewhere before it stops serving them (fleet-drain.ts).
+   * The server then stops accepting, lets in-flight requests finish, and the node leaves.
+   */
+  async drain(): Promise<DrainResult> {
+    this.draining = true;
+    this.warmup.drain();
+    await this.warmup.stop();
+    // The beat that may be running carries the record from before: the next one publishes `draining`.
+    await this.member.beat();
+    await this.member.beat();
+    return drainModels({
+      member: this.member,
+      models: this.options.cache.loadedModels(),
+      served: this.served,
+      secret: this.secret,
+      now: Date.now(),
+      log: {
+        info: (message) => this.options.logger.info({}, message),
+        warn: (message) => this.options.logger.warn({}, message),
+      },
+    });
+  }
+
   /** Leaves the fleet (its copies go at once, so peers stop routing here). Idempotent. */
   async close(): Promise<void> {
     this.draining = true;
+    await this.warmup.stop();
+    if (this.eventsTimer) clearTimeout(this.eventsTimer);
+    await this.flushEvents();
     for (const off of this.offs.splice(0)) off();
     for (const stop of this.stopLoading.values()) stop();
     this.stopLoading.clear();

@@ -1,7 +1,7 @@
 /**
  * `inferno serve` from start to exit: build the runtime (generating the demo model on a first run with an empty models
- * directory), listen, wait for SIGINT/SIGTERM, then shut down in order — stop accepting, finish in-flight requests
- * (bounded), save the cache, unload the models, dispose the backends.
+ * directory), listen, wait for SIGINT/SIGTERM, then shut down in order — in a fleet, drain the node's models to other
+ * nodes —, stop accepting, finish in-flight requests (bounded), save the cache, unload the models, dispose the backends.
  */
 import { mkdir, stat } from "node:fs/promises";
 import type { Writable } from "node:stream";
@@ -151,6 +151,8 @@ export async function runServer(config: InfernoConfig, options: RunServerOptions
     const signal = await stop.received;
     logger.info({ signal }, `${signal}: shutting down`);
     exitOnSecondSignal(signals, logger);
+    // In a fleet: the node's models go to other nodes first, while it still serves (a no-op alone).
+    await runtime.drainFleet();
     await server.close(options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
   } finally {
     stop.dispose();

@@ -85,7 +85,26 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
       logger: this.logger,
       version,
       store: this.fleetStore,
+      restoreWindowMs: this.config.cache.restore_window_hours * 3600_000,
+      halfLifeHours: this.config.cache.usage_half_life_hours,
     });
+  }
+
+  /**
+   * SIGTERM in a fleet: marks the node draining and loads its models elsewhere before the server stops (a no-op for a
+   * single node). Never throws: a drain that fails leaves the node to stop as it would alone.
+   */
+  async drainFleet(): Promise<void> {
+    if (!this.fleet) return;
+    try {
+      const { moved, left, failed } = await this.fleet.drain();
+      this.logger.info(
+        { moved, left, failed },
+        `fleet: drained: ${moved.length} model(s) now served elsewhere, ${left.length} unused for an hour left to go, ${failed.length} could not move`,
+      );
+    } catch (error) {
+      this.logger.warn({}, `fleet: drain failed: ${(error as Error).message}`);
+    }
   }
 
   /** Final save, unload every model (reason `shutdown`), dispose the backends. Idempotent. */
@@ -185,7 +204,11 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     });
     // In a fleet, saves also go to the fleet's merged statistics once the node joined (runtime/fleet.ts).
     if (deps.store && fleetSettings(config) !== null) deps.store = fleetStore = new FleetStateStore(deps.store);
-    cache = await ModelCache.create(config.cache, config.backend, models, deps);
+    // In a fleet the fleet's warm-up places the used models across the nodes (runtime/fleet-warmup.ts): a node warms
+    // only its pinned models on its own, so no model loads on every node at a fleet start.
+    const fleetWarmsUp = fleetSettings(config) !== null && config.cache.warmup_strategy !== "none";
+    const cacheConfig = fleetWarmsUp ? { ...config.cache, warmup_strategy: "priority" as const } : config.cache;
+    cache = await ModelCache.create(cacheConfig, config.backend, models, deps);
   } catch (error) {
     await started;
     await disposeBackends(real);

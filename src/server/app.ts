@@ -29,8 +29,8 @@ import {
   nodeRequestHeaders,
 } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
-import { fleetPeerAuth, fleetRouting } from "./fleet.js";
-import { EventHub } from "./events.js";
+import { fleetPeerAuth, fleetRoutes, fleetRouting } from "./fleet.js";
+import { EventHub, publicEvent } from "./events.js";
 import { PathRedactor } from "./exposure.js";
 import { sendWarmUpRequests, warmUpModel, warmUpToken } from "./warm-up-requests.js";
 import { healthRoutes } from "./health.js";
@@ -197,6 +197,10 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     )
     .finally(() => (deps.warmUpToken = null));
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // In a fleet, every cache event also goes to the fleet's one event stream, named as the event stream names it.
+  const offFleetEvents = runtime.cache.onAny((event) =>
+    runtime.fleet?.publishEvent(publicEvent(event, new Date(), paths)),
+  );
 
   // A single node (no `[fleet] redis_url`) has no peers to authenticate or route to: its requests skip both steps.
   const inFleet = runtime.config.fleet.redis_url !== "";
@@ -214,6 +218,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
   app.route("/", openaiRoutes(deps));
   app.route("/", responsesRoutes(deps));
   app.route("/", cacheAdminRoutes(deps));
+  app.route("/", fleetRoutes(deps));
   app.route("/", ollamaRoutes(deps));
   // After the Ollama routes: they answer `HEAD /` and pass GET / on to the status page.
   app.route("/", statusPageRoutes(deps));
@@ -251,6 +256,7 @@ export function createApp(runtime: ServerRuntime, options: AppOptions = {}): Inf
     dispose: () => {
       deps.metrics.close();
       deps.events.close();
+      offFleetEvents();
     },
   };
 }

@@ -5,15 +5,13 @@
  * goes is the runtime's `FleetPort.route` (no Redis round trip when the node's mirror knows a holder).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { MiddlewareHandler } from "hono";
-import { Unauthorized } from "../errors/index.js";
+import { Hono, type MiddlewareHandler } from "hono";
+import { RouteNotFound, Unauthorized } from "../errors/index.js";
 import { type AppDeps, type AppEnv, readJson, requestSignal } from "./context.js";
-import type { FleetPort } from "./ports.js";
+import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER, type FleetPort } from "./ports.js";
 
-/** How many nodes forwarded a request already. */
-export const FLEET_HOP_HEADER = "x-inferno-fleet-hop";
-/** The fleet secret on a forwarded request. */
-export const FLEET_SECRET_HEADER = "x-inferno-fleet-secret";
+// The headers live with the ports, where the runtime's drain (which asks peers to load) reads them too.
+export { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "./ports.js";
 
 /** The routes that name a model in their body: the ones a node forwards. */
 export const MODEL_ROUTES = new Set([
@@ -139,4 +137,18 @@ async function forward(
     }),
   );
   return new Response(body, { status: upstream.status, headers: out });
+}
+
+/**
+ * `GET /v1/fleet`: the whole fleet as Redis holds it now — nodes, health, memory, models and copies, usage, the warm-up
+ * plan and its progress (`inferno fleet status` prints it). Behind `server.api_key` like the other admin routes.
+ */
+export function fleetRoutes(deps: AppDeps): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  routes.get("/v1/fleet", async (c) => {
+    const fleet = deps.runtime.fleet;
+    if (!fleet) throw new RouteNotFound("this server is not in a fleet (fleet.redis_url is empty)");
+    return c.json(await fleet.view());
+  });
+  return routes;
 }

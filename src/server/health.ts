@@ -5,10 +5,14 @@
 import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./context.js";
 
-/** `warming` until the start-up warm-up ends, `shutting_down` once draining begins, else `ok`. */
+/**
+ * `warming` until the start-up warm-up ends (in a fleet: and this node's part of the fleet's warm-up is loaded),
+ * `shutting_down` once draining begins (in a fleet: once the node drains its models elsewhere), else `ok`.
+ */
 function status(deps: AppDeps): "ok" | "warming" | "shutting_down" {
-  if (deps.lifecycle.isDraining) return "shutting_down";
-  return deps.warmup.state === "running" ? "warming" : "ok";
+  const fleet = deps.runtime.fleet?.readiness().state;
+  if (deps.lifecycle.isDraining || fleet === "draining") return "shutting_down";
+  return deps.warmup.state === "running" || fleet === "waiting" || fleet === "loading" ? "warming" : "ok";
 }
 
 /** The start-up warm-up's plan and progress while it runs (null once it is over or before it has a plan). */
@@ -42,11 +46,14 @@ export function healthRoutes(deps: AppDeps): Hono<AppEnv> {
   routes.get("/ready", (c) => {
     const state = status(deps);
     const ready = state === "ok";
-    return c.json({ ready, status: state, warmup_progress: warmupProgress(deps) }, ready ? 200 : 503);
+    const fleet = deps.runtime.fleet ? { fleet_warmup: deps.runtime.fleet.readiness() } : {};
+    return c.json({ ready, status: state, warmup_progress: warmupProgress(deps), ...fleet }, ready ? 200 : 503);
   });
 
   routes.get("/metrics", async (c) => {
     const { registry } = deps.metrics;
+    // In a fleet every series carries the node's id, so one Prometheus scraping every node tells them apart.
+    if (deps.runtime.fleet) registry.setDefaultLabels({ node: deps.runtime.fleet.nodeId });
     return c.body(await registry.metrics(), 200, { "Content-Type": registry.contentType });
   });
 

@@ -74,13 +74,84 @@ export type LoadProgressListener = (name: string, fraction: number) => void;
 /** Where a request for a model is served: here, or on a peer (`url`: its advertise URL). */
 export type FleetRoute = { kind: "local" } | { kind: "forward"; node: string; url: string };
 
+/** How many nodes forwarded a request already. */
+export const FLEET_HOP_HEADER = "x-inferno-fleet-hop";
+/** The fleet secret on a forwarded request. */
+export const FLEET_SECRET_HEADER = "x-inferno-fleet-secret";
+
+/**
+ * This node's part of the fleet's warm-up: `waiting` for a plan that names it, `loading` its part, `done`, or
+ * `draining` (shutting down). `/ready` answers 200 only when `done`.
+ */
+export interface FleetReadiness {
+  state: "waiting" | "loading" | "done" | "draining";
+  /** The latest plan that named this node. */
+  plan: string | null;
+  /** The models of its part that `/ready` waits for, and how many of them are settled (loaded or failed). */
+  part: string[];
+  settled: number;
+}
+
+/** The whole fleet as `GET /v1/fleet` shows it (and `inferno fleet status` prints it). Times are ISO 8601. */
+export interface FleetView {
+  fleet: string;
+  /** The node that answered, and its view of Redis. */
+  node: string;
+  status: "ok" | "degraded";
+  redis: string;
+  now: string;
+  leader: { node: string | null; epoch: number; lease_until: string | null };
+  nodes: Array<{
+    id: string;
+    url: string;
+    alive: boolean;
+    lease_until: string;
+    draining: boolean;
+    version: string;
+    started_at: string;
+    memory_used_bytes: number;
+    memory_capacity_bytes: number;
+    models_loaded: number;
+    model_capacity: number;
+    loading: number;
+    rpm: number;
+    /** Its copies. */
+    models: Array<{ name: string; state: "ready" | "loading" }>;
+  }>;
+  /** Every model with a copy or with fleet usage: its copies and its usage (the fleet's merged statistics). */
+  models: Array<{
+    name: string;
+    copies: Array<{ node: string; state: "ready" | "loading" }>;
+    requests: number;
+    last_used: string | null;
+  }>;
+  plan: {
+    id: string;
+    leader: string;
+    epoch: number;
+    created_at: string;
+    items: Array<{ model: string; node: string; bytes: number; state: "pending" | "loading" | "loaded" | "failed" }>;
+    settled: number;
+    total: number;
+    skipped: Array<{ model: string; reason: string }>;
+  } | null;
+}
+
 /**
  * This node's part in a fleet (`[fleet] redis_url` set; see docs/fleet.md), as the server routes by it. No Redis
  * round trip when the mirror knows a holder.
  */
 export interface FleetPort {
+  /** This node's id in the fleet. */
+  readonly nodeId: string;
   /** `ok` while Redis answers; `degraded` while the node serves alone. */
   status(): "ok" | "degraded";
+  /** This node's part of the warm-up (`/ready` waits for it). */
+  readiness(): FleetReadiness;
+  /** The whole fleet, read from Redis now; throws `FleetUnavailable` when Redis cannot be asked. */
+  view(): Promise<FleetView>;
+  /** One cache event as `/v1/cache/events` names it, for the fleet's event stream (`inferno fleet events`). */
+  publishEvent(event: Record<string, unknown>): void;
   /** What peers send with a forwarded request (empty: none configured, forwards are taken unauthenticated). */
   readonly secret: string;
   /**

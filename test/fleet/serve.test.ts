@@ -76,7 +76,7 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     assert.equal(long.status, 200);
     await long.body!.getReader().read();
     controller.abort();
-    await waitFor(async () => /^inferno_generations_aborted_total 1$/m.test(await first.metrics()), 50);
+    await waitFor(async () => /^inferno_generations_aborted_total\{node="[^"]+"\} 1$/m.test(await first.metrics()), 50);
 
     // An error of the holder passes through as it is: status and body, as its own client gets them.
     const invalid = { model: "a.gguf", prompt: "x", max_tokens: -5 };

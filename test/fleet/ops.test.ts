@@ -1,0 +1,188 @@
+/**
+ * Running a fleet, with real `inferno serve` nodes on loopback and a real `redis-server`: a fleet restart warms the
+ * models used before across the nodes (each loaded once, each node ready only once its part is in), a rolling restart
+ * under a steady stream of requests fails none of them, and `GET /v1/fleet` shows the nodes, copies and the plan.
+ */
+import assert from "node:assert/strict";
+import { describe, it, type TestContext } from "node:test";
+import type { LoadedModelInfo } from "../../src/cache/types.js";
+import type { FleetView } from "../../src/server/ports.js";
+import { spawnInferno, type InfernoProcess } from "../../testkit/process.js";
+import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
+import { testSetup, waitFor, type TestSetup } from "../../testkit/server.js";
+
+const API_KEY = "client-key";
+const AUTH = { authorization: `Bearer ${API_KEY}` };
+const SIX = ["m1", "m2", "m3", "m4", "m5", "m6"];
+/** The same six tiny llamas in every node's folder (same seeds: the same files). */
+const MODELS = Object.fromEntries(SIX.map((m, i) => [`${m}.gguf`, { seed: i + 1 }]));
+
+interface Node {
+  id: string;
+  url: string;
+  process: InfernoProcess;
+  get<T>(path: string): Promise<T>;
+  ready(): Promise<{ status: number; body: { fleet_warmup?: { state: string } } }>;
+}
+
+/** A node's folder and configuration, kept across its restarts (its id, its state file). */
+async function nodeSetup(t: TestContext): Promise<TestSetup> {
+  return testSetup(t, {
+    models: { gguf: MODELS },
+    config: { server: { api_key: API_KEY }, cache: { max_cached_models: 2 } },
+  });
+}
+
+async function startNode(t: TestContext, setup: TestSetup, id: string, redisUrl: string): Promise<Node> {
+  const process = spawnInferno(t, ["serve"], {
+    cwd: setup.cwd,
+    env: {
+      ...setup.env,
+      INFERNO_FLEET__REDIS_URL: redisUrl,
+      INFERNO_FLEET__NAME: "ops",
+      INFERNO_FLEET__NODE_ID: id,
+      INFERNO_FLEET__SECRET: "fleet-secret",
+      INFERNO_FLEET__HEARTBEAT_SECONDS: "0.5",
+      INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "3",
+    },
+  });
+  const [, url] = await process.waitForLine(/serving \d+ model\(s\) on (http:\S+)/);
+  const base = url as string;
+  return {
+    id,
+    url: base,
+    process,
+    get: async <T>(path: string) => {
+      const response = await fetch(`${base}${path}`, { headers: AUTH });
+      assert.equal(response.status, 200, `${path}: ${await response.clone().text()}`);
+      return (await response.json()) as T;
+    },
+    ready: async () => {
+      const response = await fetch(`${base}/ready`);
+      return { status: response.status, body: (await response.json()) as { fleet_warmup?: { state: string } } };
+    },
+  };
+}
+
+function complete(node: Node, model: string): Promise<Response> {
+  return fetch(`${node.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...AUTH },
+    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 2, temperature: 0 }),
+  });
+}
+
+async function ok(node: Node, model: string): Promise<void> {
+  const response = await complete(node, model);
+  assert.equal(response.status, 200, await response.clone().text());
+  await response.json();
+}
+
+/** Waits until `/ready` answers 200, noting whether it said 503 (warming) first. */
+async function readyAfterWarming(node: Node): Promise<{ warmedFirst: boolean }> {
+  let warmedFirst = false;
+  await waitFor(async () => {
+    const { status, body } = await node.ready();
+    if (status === 503 && ["waiting", "loading"].includes(body.fleet_warmup?.state ?? "")) warmedFirst = true;
+    return status === 200;
+  }, 50);
+  return { warmedFirst };
+}
+
+const loadedOn = async (node: Node) =>
+  (await node.get<{ data: LoadedModelInfo[] }>("/v1/cache/models")).data.map((m) => m.name);
+
+describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 180_000 }, () => {
+  it("a fleet restart warms the models used before across the nodes, each once, each node ready once its part is in", async (t) => {
+    const redis = await startRedis(t);
+    const setups = await Promise.all([0, 1, 2].map(() => nodeSetup(t)));
+    const ids = ["n1", "n2", "n3"];
+    let nodes = await Promise.all(setups.map((s, i) => startNode(t, s, ids[i]!, redis.url)));
+    await Promise.all(nodes.map(readyAfterWarming));
+
+    // Traffic for three models, through every node; each node saves, so the fleet's usage holds it.
+    for (let i = 0; i < 9; i++) await ok(nodes[i % 3]!, SIX[i % 3]!);
+    for (const node of nodes) await node.get("/v1/fleet");
+    await Promise.all(
+      nodes.map(async (n) => {
+        const saved = await fetch(`${n.url}/v1/cache/save`, { method: "POST", headers: AUTH });
+        assert.equal(saved.status, 200);
+        await saved.text();
+      }),
+    );
+
+    // Stop the whole fleet, start it again.
+    await Promise.all(nodes.map((n) => n.process.stop("SIGTERM")));
+    nodes = await Promise.all(setups.map((s, i) => startNode(t, s, ids[i]!, redis.url)));
+    const warming = await Promise.all(nodes.map(readyAfterWarming));
+    assert.ok(
+      warming.some((w) => w.warmedFirst),
+      "a node answered /ready 503 while it waited for (or loaded) its part",
+    );
+
+    const view = await nodes[0]!.get<FleetView>("/v1/fleet");
+    assert.ok(view.plan, "a warm-up plan");
+    assert.deepEqual(view.plan.items.map((i) => i.model).sort(), ["m1.gguf", "m2.gguf", "m3.gguf"]);
+    assert.equal(view.plan.settled, view.plan.total);
+    // Each planned model is loaded on its node, and nowhere else: no model twice in the fleet.
+    const loaded = await Promise.all(nodes.map(loadedOn));
+    for (const item of view.plan.items) {
+      const where = nodes.filter((_, i) => loaded[i]!.includes(item.model)).map((n) => n.id);
+      assert.deepEqual(where, [item.node], `${item.model} is loaded on ${item.node} only`);
+    }
+    assert.equal(view.nodes.filter((n) => n.alive).length, 3);
+    assert.ok(view.leader.node !== null && ids.includes(view.leader.node));
+    const m1 = view.models.find((m) => m.name === "m1.gguf");
+    assert.ok(m1 && m1.requests >= 3 && m1.copies.length === 1, JSON.stringify(m1));
+    // /metrics labels every series with the node.
+    const metrics = await (await fetch(`${nodes[1]!.url}/metrics`)).text();
+    assert.match(metrics, /inferno_cache_models_loaded\{node="n2"\}/);
+  });
+
+  it("a rolling restart of 3 nodes under a steady stream of requests for 6 models fails none", async (t) => {
+    const redis = await startRedis(t);
+    const setups = await Promise.all([0, 1, 2].map(() => nodeSetup(t)));
+    const ids = ["r1", "r2", "r3"];
+    const nodes = await Promise.all(setups.map((s, i) => startNode(t, s, ids[i]!, redis.url)));
+    await Promise.all(nodes.map(readyAfterWarming));
+    for (let i = 0; i < SIX.length; i++) await ok(nodes[i % 3]!, `${SIX[i]}.gguf`);
+
+    // A load balancer's view: the nodes in rotation. A node leaves it before its SIGTERM, returns once ready.
+    const rotation = new Set(nodes);
+    const failures: string[] = [];
+    let sent = 0;
+    let stop = false;
+    const worker = async (offset: number) => {
+      for (let i = offset; !stop; i += 3) {
+        const live = [...rotation];
+        const node = live[i % live.length]!;
+        const model = `${SIX[i % SIX.length]}.gguf`;
+        sent++;
+        try {
+          const response = await complete(node, model);
+          const text = await response.text();
+          if (response.status !== 200) failures.push(`${node.id} ${model}: ${response.status} ${text.slice(0, 200)}`);
+        } catch (error) {
+          failures.push(`${node.id} ${model}: ${(error as Error).message}`);
+        }
+      }
+    };
+    const workers = [0, 1, 2].map(worker);
+
+    for (let i = 0; i < nodes.length; i++) {
+      const old = nodes[i]!;
+      rotation.delete(old);
+      assert.equal(await old.process.stop("SIGTERM"), 0);
+      assert.match(old.process.stderr() + old.process.stdout(), /drained: \d+ model\(s\) now served elsewhere/);
+      const fresh = await startNode(t, setups[i]!, ids[i]!, redis.url);
+      await readyAfterWarming(fresh);
+      nodes[i] = fresh;
+      rotation.add(fresh);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    stop = true;
+    await Promise.all(workers);
+    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
+    assert.ok(sent > 100, `a steady stream: ${sent} requests`);
+  });
+});
