@@ -25,7 +25,8 @@ import type { ChatMessage } from "../src/backends/types.js";
 import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { freshSeed, interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
-import { type Generation, ownProcess, processCpuMs, type ServeProcess, serveProcess } from "./own-process.js";
+import { processCpuMs } from "../testkit/process.js";
+import { type Generation, ownProcess, type ServeProcess, serveProcess } from "./own-process.js";
 import { type Figure, figure, withControl } from "./report.js";
 
 const MODEL = "bench.gguf";
