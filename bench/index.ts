@@ -10,6 +10,7 @@
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
 import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
+import { concurrencyBench } from "./concurrency.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
 import { fleetSimBench, fleetSimFigures } from "./fleet-sim.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
@@ -42,6 +43,7 @@ const SECTIONS: Section[] = [
   { name: "cache", run: async (o) => ({ figures: await cacheCoreBench(o) }) },
   { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
+  { name: "concurrency", run: async (o) => ({ figures: await concurrencyBench(o) }) },
   reported("isolation", isolationBench, isolationFigures),
   reported("coldload", coldLoadBench, coldLoadFigures),
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },

@@ -5,8 +5,8 @@
  * over all of them, not the one the bench happens to run in (issue 25).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { descendants } from "../testkit/process.js";
 import { hostEntry } from "./hosts.js";
 
 const CHILD = fileURLToPath(new URL("./own-process.mjs", import.meta.url));
@@ -73,64 +73,6 @@ export async function ownProcess(threads: number): Promise<OwnProcess> {
       if (child.exitCode === null && child.signalCode === null) child.disconnect();
       await exited;
     },
-  };
-}
-
-/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`: 100 on Linux). */
-const TICKS_PER_S = 100;
-
-/**
- * CPU time (ms) a process has used so far, every thread, from /proc/PID/stat (utime + stime, in clock ticks: 10 ms a
- * tick, so summed over many requests, never read for one); 0 once it has ended.
- */
-export function processCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_S;
-  } catch {
-    return 0;
-  }
-}
-
-/** The pids of a process's children and their children (scanning /proc: this kernel has no `children` file). */
-export function descendants(pid: number): number[] {
-  const parents = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // ended while scanning
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const child of parents.get(parent) ?? []) {
-      found.push(child);
-      walk(child);
-    }
-  };
-  walk(pid);
-  return found;
-}
-
-/** Resident memory (VmRSS) of a process, in bytes. */
-export function residentBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
-}
-
-/**
- * CPU time summed over the processes on a request's path: this process (the client, exact, from `process.cpuUsage`)
- * and `others()` (read from /proc each time, so model hosts started meanwhile count too).
- */
-export function pathCpu(others: () => number[]): () => number {
-  return () => {
-    const own = process.cpuUsage();
-    return (own.user + own.system) / 1000 + others().reduce((sum, pid) => sum + processCpuMs(pid), 0);
   };
 }
 

@@ -56,6 +56,7 @@ export const SECTION_ORDER = [
   "cache",
   "loads",
   "server",
+  "concurrency",
   "isolation",
   "coldload",
   "startup",

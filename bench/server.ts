@@ -25,7 +25,8 @@ import type { ChatMessage } from "../src/backends/types.js";
 import { type FlagValue, loadConfig } from "../src/config/index.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { freshSeed, interleaved, median, percentile, ratioOfPercentiles, ratios } from "../testkit/stats.js";
-import { type Generation, ownProcess, processCpuMs, type ServeProcess, serveProcess } from "./own-process.js";
+import { processCpuMs } from "../testkit/process.js";
+import { type Generation, ownProcess, type ServeProcess, serveProcess } from "./own-process.js";
 import { type Figure, figure, withControl } from "./report.js";
 
 const MODEL = "bench.gguf";
@@ -57,6 +58,58 @@ export function postJson(agent: Agent, url: string | RequestTarget, body: object
             ? resolve(text)
             : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
         );
+        response.on("error", reject);
+      },
+    );
+    request.on("error", reject);
+    request.end(data);
+  });
+}
+
+/** What a client sees of one streamed answer: the time to its first piece, between pieces, and to its end (ms). */
+export interface StreamTimes {
+  firstMs: number;
+  gaps: number[];
+  ms: number;
+}
+
+/**
+ * One POST of a streamed (server-sent events) request, read to the end on `agent`'s keep-alive connection, timed as a
+ * user's client sees it: from the request to the first event carrying text, between such pieces as they arrive (one
+ * network read may carry several), and to the end.
+ */
+export function postStream(agent: Agent, url: string | RequestTarget, body: object): Promise<StreamTimes> {
+  const data = JSON.stringify(body);
+  const { hostname, port, path } = typeof url === "string" ? requestTarget(url) : url;
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let firstMs = NaN;
+    let last = started;
+    const gaps: number[] = [];
+    const request = httpRequest(
+      {
+        hostname,
+        port,
+        path,
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
+      },
+      (response) => {
+        if (response.statusCode !== 200) {
+          response.resume();
+          return reject(new Error(`${path} answered ${response.statusCode}`));
+        }
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          // A piece of text: an event other than the final [DONE] (and a usage-only event without text).
+          if (!/"(text|content)":"[^"]/.test(chunk)) return;
+          const now = performance.now();
+          if (Number.isNaN(firstMs)) firstMs = now - started;
+          else gaps.push(now - last);
+          last = now;
+        });
+        response.on("end", () => resolve({ firstMs, gaps, ms: performance.now() - started }));
         response.on("error", reject);
       },
     );

@@ -16,8 +16,8 @@ export type Backends = BackendRegistry & AsyncDisposable;
  * The real backends: GGUF on llama.cpp, ONNX on ONNX Runtime. Cheap to create: runtimes start in `ready()` (the
  * runtime calls it at creation) or on the first load of their format. With `backend.isolation = "process"` (the
  * default) GGUF models run in model hosts (see hosted.ts) and `ready()` starts the spare host; with `"in-process"` they
- * run in this process and `ready()` starts llama.cpp here. `spare: false` keeps no spare host (a one-shot command loads
- * once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or
+ * run in this process and `ready()` starts llama.cpp here. `spare: false` (default: `backend.spare_host`) keeps no
+ * spare host (a one-shot command loads once); `entry` is the host entry module (the benchmarks give the compiled one). Dispose it (`await using`, or
  * `disposeBackends`) after every model is unloaded.
  */
 export function createBackends(
@@ -26,7 +26,11 @@ export function createBackends(
 ): Backends {
   const isolation = config?.isolation ?? "process";
   const timeout = config?.host_timeout_seconds;
-  const hosted = { ...options, ...(timeout === undefined ? {} : { silenceMs: timeout * 1000 }) };
+  const hosted = {
+    ...options,
+    spare: options.spare ?? config?.spare_host ?? true,
+    ...(timeout === undefined ? {} : { silenceMs: timeout * 1000 }),
+  };
   const gguf = isolation === "process" ? new HostedBackend("gguf", hosted) : new LlamaBackend();
   const registry: BackendRegistry = { gguf, onnx: new OnnxBackend() };
   return Object.assign(registry, { [Symbol.asyncDispose]: () => disposeBackends(registry) });

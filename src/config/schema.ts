@@ -311,6 +311,12 @@ export const backendSchema = z
       .describe(
         "Where models run. `process`: each loaded model in its own model host process, so a crash, a killed host or a model file overwritten while loaded fails only that model's requests (it is unloaded and loads again) and memory is what the OS measures. `in-process`: inside the calling process (for a single script, or tests); a crash in llama.cpp ends that process.",
       ),
+    spare_host: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Keep one spare model host started (with `isolation = \"process\"`): a load takes it, so the model's load pays neither a process start nor llama.cpp's, and another is started after each load. It costs an idle process (~100 MiB resident, `npm run bench -- --only latency` measures it). `false` where memory is tight: no host waits idle, and each load first starts its own host (process and llama.cpp start, 1–3 s on a small machine before the model's first token).",
+      ),
     host_timeout_seconds: z
       .number()
       .int()

@@ -248,6 +248,8 @@ function startBackends(
 ): Promise<void> {
   const starts = Object.entries(backends).map(async ([format, backend]) => {
     if (!backend?.ready) return;
+    // Without a spare model host (`backend.spare_host = false`) nothing is started ahead: each load starts its host.
+    if (format === "gguf" && config.backend.isolation === "process" && !config.backend.spare_host) return;
     const t0 = performance.now();
     try {
       await backend.ready(config.backend);

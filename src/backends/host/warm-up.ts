@@ -46,6 +46,7 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
       mmap: false,
       parallel: 1,
       isolation: "in-process",
+      spare_host: false,
       host_timeout_seconds: 30,
     };
     for (let i = 0; i < WARM_UP_LOADS; i++) {
