@@ -10,12 +10,17 @@
  * float32 [N, 4]; `classifier: true` copies the real 566 KB PP-OCR text-direction classifier (input `x`: float32
  * [N, 3, 48, 192], output: softmax over 2 classes).
  */
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import assert from "node:assert/strict";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type Backends, createBackends } from "../src/backends/index.js";
+import type { TextModel } from "../src/backends/types.js";
 import { type BackendConfig, backendSchema } from "../src/config/schema.js";
 import { type TinyLlamaOptions, tinyLlamaGguf } from "../src/models/gguf-writer.js";
+import { ModelManager } from "../src/models/manager.js";
 import { tinyAddOnnx } from "./onnx.js";
 import { tempDir } from "./tmp.js";
 
@@ -88,4 +93,63 @@ export async function tinyModelsDir(t: TestContext, options: TinyModelsOptions =
   if (options.classifier) await copyFile(CLASSIFIER_ONNX, join(dir, "classifier.onnx"));
   const first = Object.keys(gguf)[0];
   return { dir, path: first ? join(dir, first) : "" };
+}
+
+/**
+ * The generated llamas every test of one file shares, on real llama.cpp in this process: `setUp()` in the file's
+ * `before` writes them into a temporary directory and opens a manager over it; `cleanUp()` in its `after` disposes the
+ * backends and removes the directory.
+ *
+ *   const llamas = new FileLlamas({ "nano.gguf": { preset: "nano", type: "f32" } });
+ *   before(() => llamas.setUp());
+ *   after(() => llamas.cleanUp());
+ *   const model = await llamas.loadText("nano", { parallel: 2 });
+ */
+export class FileLlamas {
+  private state: { dir: string; manager: ModelManager } | null = null;
+  private loaded: Backends | null = null;
+
+  constructor(
+    private readonly gguf: Record<string, TinyLlamaOptions>,
+    /** The backend settings every load starts from. */
+    readonly backend: BackendConfig = TEST_BACKEND,
+  ) {}
+
+  async setUp(): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), "inferno-llamas-"));
+    for (const [name, options] of Object.entries(this.gguf)) await put(join(dir, name), ggufBytes(options));
+    this.state = { dir, manager: new ModelManager(dir) };
+  }
+
+  private get ready(): { dir: string; manager: ModelManager } {
+    assert.ok(this.state, "FileLlamas: call setUp() in the file's before hook");
+    return this.state;
+  }
+
+  /** The temporary models directory. */
+  get dir(): string {
+    return this.ready.dir;
+  }
+
+  get manager(): ModelManager {
+    return this.ready.manager;
+  }
+
+  /** The in-process backends (created on first use, with `backend`'s settings). */
+  get backends(): Backends {
+    return (this.loaded ??= createBackends(this.backend));
+  }
+
+  /** Loads `name` as a text model with `settings` over the file's backend settings. */
+  async loadText(name: string, settings: Partial<BackendConfig> = {}): Promise<TextModel> {
+    const gguf = this.backends.gguf as NonNullable<Backends["gguf"]>;
+    const model = await gguf.load(await this.manager.resolve(name), { backend: { ...this.backend, ...settings } });
+    assert.equal(model.kind, "text");
+    return model as TextModel;
+  }
+
+  async cleanUp(): Promise<void> {
+    await this.loaded?.[Symbol.asyncDispose]();
+    if (this.state) await rm(this.state.dir, { recursive: true, force: true });
+  }
 }

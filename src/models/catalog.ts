@@ -8,7 +8,7 @@
  *   into a store, is a model, not an escape. Names leading anywhere else still need `allow_outside_models_dir`.
  * - The same file reached by two routes has one key (its canonical real path), so it is one model to the cache.
  */
-import { type FoundModel, formatOf, isInside, type Scan, scanIsStale, scanModels } from "./discovery.js";
+import { type FoundModel, formatOf, isInside, type Scan, scanModels } from "./discovery.js";
 import { scanStore, type StoreLocation } from "./stores/index.js";
 
 export interface Catalog extends Scan {
@@ -54,9 +54,4 @@ export async function scanCatalog(dirs: readonly string[], stores: readonly Stor
   catalog.models.sort((a, b) => a.name.localeCompare(b.name));
   for (const model of catalog.models) if (!catalog.byKey.has(model.key)) catalog.byKey.set(model.key, model);
   return catalog;
-}
-
-/** Whether anything the catalog was built from changed since. */
-export function catalogIsStale(catalog: Catalog): Promise<boolean> {
-  return scanIsStale(catalog);
 }

@@ -11,9 +11,9 @@ import { closestMatches } from "../config/keys.js";
 import { parallelCount } from "../config/parallel.js";
 import { currentEnvironment } from "../config/paths.js";
 import { BadRequest, ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
-import { type Catalog, catalogIsStale, scanCatalog } from "./catalog.js";
+import { type Catalog, scanCatalog } from "./catalog.js";
 import { FileDigests } from "./digests.js";
-import { type FoundModel, formatOf, isInside } from "./discovery.js";
+import { type FoundModel, formatOf, isInside, scanIsStale } from "./discovery.js";
 import { ggufMetadata, readGgufHeader } from "./gguf-reader.js";
 import { GGUF_FIXED_OVERHEAD_BYTES, MODEL_HOST_OVERHEAD_BYTES } from "./overhead.js";
 import { NAME_STAGES, NameIndex, namesOf, stem } from "./name-index.js";
@@ -408,7 +408,7 @@ export class ModelManager implements ModelSource {
     const now = performance.now();
     if (this.scan && !force && now - this.checkedAt < FOLDER_CHECK_INTERVAL_MS) return this.scan;
     this.scanning = (async () => {
-      const stale = !this.scan || (await catalogIsStale(this.scan));
+      const stale = !this.scan || (await scanIsStale(this.scan));
       this.checkedAt = performance.now();
       this.checkDue = false;
       setTimeout(() => (this.checkDue = true), FOLDER_CHECK_INTERVAL_MS).unref();

@@ -11,25 +11,16 @@ import { processMemory } from "../../src/backends/host/memory.js";
 import { LlamaBackend } from "../../src/backends/llama.js";
 import type { TextModel } from "../../src/backends/types.js";
 import { ContextLengthExceeded, ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
-import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { ModelManager } from "../../src/models/manager.js";
 import { hostBundle } from "../../testkit/host-bundle.js";
-import { TEST_BACKEND } from "../../testkit/models.js";
+import { FileLlamas, TEST_BACKEND } from "../../testkit/models.js";
 import { alive, gone } from "../../testkit/process.js";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 
 const config = { ...TEST_BACKEND, isolation: "process" as const };
 const MISBEHAVING = fileURLToPath(new URL("../../testkit/host-misbehaving.ts", import.meta.url));
-let dir: string;
-let manager: ModelManager;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "inferno-hosted-"));
-  await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
-  manager = new ModelManager(dir);
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const llamas = new FileLlamas({ "nano.gguf": { preset: "nano", type: "f32" } });
+before(() => llamas.setUp());
+after(() => llamas.cleanUp());
 
 describe("a model in a host", () => {
   // Hosts from the bundled entry, without tsx (testkit/host-bundle.ts): hosts from the source under tsx run in
@@ -44,7 +35,7 @@ describe("a model in a host", () => {
 
   before(async () => {
     hosted = new HostedBackend("gguf", { entry: await hostBundle() });
-    const descriptor = await manager.resolve("nano.gguf");
+    const descriptor = await llamas.manager.resolve("nano.gguf");
     await hosted.ready(config);
     readyPid = hosted.sparePid;
     model = (await hosted.load(descriptor, { backend: config })) as TextModel;
@@ -135,13 +126,13 @@ describe("a model in a host", () => {
     assert.ok(alive(model.pid as number));
     const measured = (await processMemory(model.pid as number)) as number;
     assert.ok(Math.abs(model.memoryBytes - measured) / measured < 0.25, `${model.memoryBytes} vs ${measured}`);
-    assert.ok(model.memoryBytes > (await manager.resolve("nano.gguf")).fingerprint.size);
+    assert.ok(model.memoryBytes > (await llamas.manager.resolve("nano.gguf")).fingerprint.size);
     assert.ok(
       readyPid !== null && readyPid === model.pid,
       "ready() started the spare host and the first load ran in it",
     );
     assert.ok(sparePid !== null && sparePid !== model.pid, "a spare was started after the load");
-    const second = (await hosted.load(await manager.resolve("nano.gguf"), { backend: config })) as TextModel;
+    const second = (await hosted.load(await llamas.manager.resolve("nano.gguf"), { backend: config })) as TextModel;
     try {
       assert.equal(second.pid, sparePid, "the load ran in the spare host");
     } finally {
@@ -151,7 +142,7 @@ describe("a model in a host", () => {
   });
 
   test("a host killed mid-stream: the call fails with ModelCrashed, crashed settles, later calls fail alike", async () => {
-    const victim = (await hosted.load(await manager.resolve("nano.gguf"), { backend: config })) as TextModel;
+    const victim = (await hosted.load(await llamas.manager.resolve("nano.gguf"), { backend: config })) as TextModel;
     const pid = victim.pid as number;
     const pending = victim.complete("Once", {
       maxTokens: 400,
@@ -177,8 +168,8 @@ describe("hosts that break the protocol", () => {
   after(() => Promise.all([backend.dispose(), impatient.dispose()]));
 
   async function descriptor(name: string) {
-    await writeFile(join(dir, name), "stand-in: the misbehaving host never reads it");
-    return { ...(await manager.resolve("nano.gguf")), name, path: join(dir, name) };
+    await writeFile(join(llamas.dir, name), "stand-in: the misbehaving host never reads it");
+    return { ...(await llamas.manager.resolve("nano.gguf")), name, path: join(llamas.dir, name) };
   }
 
   test("a message that does not decode is a crash of that host, never of this process", async () => {

@@ -3,34 +3,22 @@
  * sampling, and schemas whose grammar must end (enums, booleans), so every assertion holds for any weights.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createBackends } from "../../src/backends/index.js";
 import type { ChatMessage, TextModel, ToolDefinition } from "../../src/backends/types.js";
 import { BadRequest } from "../../src/errors/index.js";
-import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../../testkit/models.js";
+import { FileLlamas } from "../../testkit/models.js";
 
-const backends = createBackends(TEST_BACKEND);
-let dir: string;
+const llamas = new FileLlamas({ "nano.gguf": { preset: "nano", type: "f32" } });
 let model: TextModel;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "inferno-llama-tools-"));
-  await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
-  const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
+  await llamas.setUp();
   // The generic function-calling system prompt is long in the tiny vocabulary's tokens.
-  model = (await gguf.load(await new ModelManager(dir).resolve("nano"), {
-    backend: { ...TEST_BACKEND, context_size: 2048 },
-  })) as TextModel;
+  model = await llamas.loadText("nano", { context_size: 2048 });
 });
 after(async () => {
   await model.dispose();
-  await backends[Symbol.asyncDispose]();
-  await rm(dir, { recursive: true, force: true });
+  await llamas.cleanUp();
 });
 
 const weather: ToolDefinition = {

@@ -1,41 +1,24 @@
 /** Real llama.cpp on generated GGUF models of two sizes and three weight types: each is loaded once for the file. */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createBackends } from "../../src/backends/index.js";
 import type { TextModel } from "../../src/backends/types.js";
 import { Aborted } from "../../src/errors/index.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
-import { ModelManager } from "../../src/models/manager.js";
-import { TEST_BACKEND } from "../../testkit/models.js";
+import { FileLlamas, TEST_BACKEND } from "../../testkit/models.js";
 import type { GgufMetadata } from "../../src/models/types.js";
 
 const config = TEST_BACKEND;
-const backends = createBackends(TEST_BACKEND);
-let dir: string;
-let manager: ModelManager;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "inferno-llama-"));
-  await writeTinyLlamaGguf(join(dir, "nano.gguf"), { preset: "nano", type: "f32" });
-  await writeTinyLlamaGguf(join(dir, "small.gguf"), { preset: "small", type: "q8_0" });
-  await writeTinyLlamaGguf(join(dir, "half.gguf"), { preset: "nano", type: "f16" });
-  await writeTinyLlamaGguf(join(dir, "quarter.gguf"), { preset: "nano", type: "q4_0" });
-  manager = new ModelManager(dir);
+const llamas = new FileLlamas({
+  "nano.gguf": { preset: "nano", type: "f32" },
+  "small.gguf": { preset: "small", type: "q8_0" },
+  "half.gguf": { preset: "nano", type: "f16" },
+  "quarter.gguf": { preset: "nano", type: "q4_0" },
 });
-after(async () => {
-  await backends[Symbol.asyncDispose]();
-  await rm(dir, { recursive: true, force: true });
-});
+before(() => llamas.setUp());
+after(() => llamas.cleanUp());
 
-async function loadText(name: string, parallel = 1): Promise<TextModel> {
-  const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
-  const model = await gguf.load(await manager.resolve(name), { backend: { ...config, parallel } });
-  assert.equal(model.kind, "text");
-  return model as TextModel;
-}
+const loadText = (name: string, parallel = 1) => llamas.loadText(name, { parallel });
 
 /** Loads the text model `name` before the enclosing suite's tests (handing it to `use`) and disposes it after them. */
 function loadedForSuite(name: string, use: (model: TextModel) => void): void {
@@ -93,7 +76,7 @@ for (const name of ["nano", "small"]) {
     });
 
     test("embeds with the model itself: one vector per input, of the model's width", async () => {
-      const info = (await manager.info(name)).metadata as GgufMetadata;
+      const info = (await llamas.manager.info(name)).metadata as GgufMetadata;
       const { embeddings, promptTokens } = await model.embed(["hello world", "the dragon"]);
       assert.equal(embeddings.length, 2);
       for (const vector of embeddings) assert.equal(vector.length, info.embeddingLength);
@@ -108,9 +91,9 @@ describe("GGUF f16 weights (nano)", () => {
   loadedForSuite("half", (loaded) => (model = loaded));
 
   test("the header says f16, and llama.cpp loads it and generates from it", async () => {
-    const info = (await manager.info("half")).metadata as GgufMetadata;
+    const info = (await llamas.manager.info("half")).metadata as GgufMetadata;
     assert.match(info.quantization, /f16/i);
-    const f32 = (await manager.info("nano")).metadata as GgufMetadata;
+    const f32 = (await llamas.manager.info("nano")).metadata as GgufMetadata;
     assert.ok(info.tensorBytes < f32.tensorBytes, "half-precision weights take less room than f32");
     const pieces: string[] = [];
     const result = await model.complete("Once upon a time", { maxTokens: 6, seed: 1, onText: (t) => pieces.push(t) });
@@ -125,9 +108,9 @@ describe("GGUF f16 weights (nano)", () => {
 
 describe("GGUF q4_0 weights (nano): a type llama.cpp repacks on x86", () => {
   test("the header says Q4_0, the file is the smallest, and llama.cpp loads it and generates", async () => {
-    const info = (await manager.info("quarter")).metadata as GgufMetadata;
+    const info = (await llamas.manager.info("quarter")).metadata as GgufMetadata;
     assert.match(info.quantization, /q4_0/i);
-    assert.ok(info.tensorBytes < ((await manager.info("half")).metadata as GgufMetadata).tensorBytes / 2);
+    assert.ok(info.tensorBytes < ((await llamas.manager.info("half")).metadata as GgufMetadata).tensorBytes / 2);
     const model = await loadText("quarter");
     try {
       const result = await model.complete("Once upon a time", { maxTokens: 6, temperature: 0 });
@@ -212,9 +195,9 @@ describe("GGUF generation control (nano)", () => {
 
   test("aborting during a load rejects with Aborted", async () => {
     const controller = new AbortController();
-    const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
+    const gguf = llamas.backends.gguf as NonNullable<typeof llamas.backends.gguf>;
     await assert.rejects(
-      gguf.load(await manager.resolve("small"), {
+      gguf.load(await llamas.manager.resolve("small"), {
         backend: config,
         signal: controller.signal,
         onProgress: () => controller.abort(),
@@ -224,7 +207,7 @@ describe("GGUF generation control (nano)", () => {
   });
 
   test("memoryBytes counts the weights and the context", async () => {
-    const info = (await manager.info("nano")).metadata as GgufMetadata;
+    const info = (await llamas.manager.info("nano")).metadata as GgufMetadata;
     assert.ok(model.memoryBytes > info.tensorBytes, `${model.memoryBytes} vs ${info.tensorBytes}`);
   });
 });
@@ -237,11 +220,11 @@ test("the context's memory is simulated once per file version and context settin
   const { LlamaBackend } = await import("../../src/backends/llama.js");
   const llama = new LlamaBackend();
   t.after(() => llama.dispose());
-  const path = join(dir, "again.gguf");
+  const path = join(llamas.dir, "again.gguf");
   await writeTinyLlamaGguf(path, { preset: "nano", seed: 3 });
   const load = async (backend = config) => {
     const before = simulation.mock.callCount();
-    const model = await llama.load(await manager.resolve("again"), { backend });
+    const model = await llama.load(await llamas.manager.resolve("again"), { backend });
     await model.dispose();
     return { bytes: model.memoryBytes, simulations: simulation.mock.callCount() - before };
   };
