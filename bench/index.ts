@@ -13,6 +13,7 @@ import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
+import { promptCacheBench } from "./prompt.js";
 import { machine, parseSelection, type RunnerSection, runSections } from "../testkit/runner.js";
 import { type Figure, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
 import { writeGenerated } from "../scripts/docs.js";
@@ -46,6 +47,7 @@ const SECTIONS: Section[] = [
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   reported("eviction", evictionBench, evictionFigures),
+  { name: "prompt", run: async (o) => ({ figures: await promptCacheBench(o) }) },
 ];
 const NAMES = SECTIONS.map((s) => s.name);
 if (NAMES.join() !== SECTION_ORDER.join())

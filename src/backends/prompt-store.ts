@@ -22,6 +22,7 @@ import { createReadStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, join } from "node:path";
 import { TEMP_MARK, writeFileAtomic } from "../fs/atomic-write.js";
+import { processRunning } from "./common.js";
 import type { PromptStoreEvent, PromptStoreSettings } from "./types.js";
 
 /**
@@ -111,15 +112,6 @@ async function fileSha256(path: string): Promise<string> {
   const digest = createHash("sha256");
   for await (const chunk of createReadStream(path)) digest.update(chunk as Buffer);
   return digest.digest("hex");
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function isRecord(value: unknown): value is PrefixRecord {
@@ -240,7 +232,7 @@ export class PromptStore {
     if (marker !== null && marker !== MARKER) {
       const pid = Number(marker.split(" ")[0]);
       // Another live process loading it now is left alone; a dead one, or this pid from an earlier life, died on it.
-      if (!Number.isSafeInteger(pid) || pid === process.pid || !pidAlive(pid)) return "a loader died on it";
+      if (!Number.isSafeInteger(pid) || pid === process.pid || !processRunning(pid)) return "a loader died on it";
     }
     let record: unknown;
     try {
