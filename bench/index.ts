@@ -15,6 +15,7 @@ import { evictionBench, evictionFigures } from "./eviction.js";
 import { fleetSimBench, fleetSimFigures } from "./fleet-sim.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
+import { promptCacheBench } from "./prompt.js";
 import { machine, parseSelection, type RunnerSection, runSections } from "../testkit/runner.js";
 import { type Figure, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
 import { writeGenerated } from "../scripts/docs.js";
@@ -49,6 +50,7 @@ const SECTIONS: Section[] = [
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   reported("eviction", evictionBench, evictionFigures),
+  { name: "prompt", run: async (o) => ({ figures: await promptCacheBench(o) }) },
   reported("fleet-sim", fleetSimBench, fleetSimFigures),
 ];
 const NAMES = SECTIONS.map((s) => s.name);

@@ -62,5 +62,6 @@ export const SECTION_ORDER = [
   "startup",
   "threads",
   "eviction",
+  "prompt",
   "fleet-sim",
 ] as const;

@@ -94,6 +94,16 @@ export class MemoryFigure {
   }
 }
 
+/** Whether a process runs (one of another user's counts: signalling it is refused, not failed). */
+export function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** Events to listeners, where those sent before the first listener came are held for it (a model's load-time events). */
 export class HeldEvents<T> {
   private readonly listeners = new Set<(event: T) => void>();

@@ -6,7 +6,7 @@
  * - `<model>-<prefix>.state`: the sequence's state as llama.cpp writes it (`LlamaContextSequence.saveStateToFile`);
  * - `<model>-<prefix>.json`: its sidecar — format and version, the binding (the model file's fingerprint, the context
  *   settings, the llama.cpp release), the tokens, the state file's size and sha256, the reuse count, the scope;
- * - `<model>-<prefix>.restoring`: present while a state is being loaded, holding the loader's pid;
+ * - `<model>-<prefix>.restoring`: present while a state is being loaded, holding the loader's pid (and a token);
  * - `quarantine/`: what was refused (another binding, a bad checksum, llama.cpp refused it, a loader died on it).
  *
  * node-llama-cpp warns that loading a state made by another model may crash the process, so nothing reaches llama.cpp
@@ -22,6 +22,7 @@ import { createReadStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, join } from "node:path";
 import { TEMP_MARK, writeFileAtomic } from "../fs/atomic-write.js";
+import { processRunning } from "./common.js";
 import type { PromptStoreEvent, PromptStoreSettings } from "./types.js";
 
 /**
@@ -38,8 +39,13 @@ const FORMAT = "inferno-prompt-state";
 const VERSION = 1;
 /** Quarantined files kept (the newest); older ones are deleted. */
 const QUARANTINE_KEEP = 8;
-/** A temporary state file older than this was left by a writer that died: swept at the next scan. */
+/** A temporary state file (or one without a sidecar) older than this was left by a writer that died: swept at a scan. */
 const STALE_TEMP_MS = 3600_000;
+/**
+ * This process's `.restoring` markers: its pid and a token of its own, since a restarted server often gets its old pid
+ * back (PID 1 in a container) and must not take the marker its crashed predecessor left for its own.
+ */
+const MARKER = `${process.pid} ${randomBytes(8).toString("hex")}`;
 
 /** A sidecar as saved. */
 export interface PrefixRecord {
@@ -106,15 +112,6 @@ async function fileSha256(path: string): Promise<string> {
   const digest = createHash("sha256");
   for await (const chunk of createReadStream(path)) digest.update(chunk as Buffer);
   return digest.digest("hex");
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function isRecord(value: unknown): value is PrefixRecord {
@@ -212,7 +209,13 @@ export class PromptStore {
         if (info && Date.now() - info.mtimeMs > STALE_TEMP_MS) await fs.rm(path, { force: true });
         continue;
       }
-      if (file.endsWith(".state")) diskBytes += (await fs.stat(path).catch(() => null))?.size ?? 0;
+      if (file.endsWith(".state")) {
+        const info = await fs.stat(path).catch(() => null);
+        const sidecar = files.includes(`${file.slice(0, -".state".length)}.json`);
+        // A state whose writer died before its sidecar was written names nothing: swept once it is old.
+        if (info && !sidecar && Date.now() - info.mtimeMs > STALE_TEMP_MS) await fs.rm(path, { force: true });
+        else diskBytes += info?.size ?? 0;
+      }
       if (!file.startsWith(`${this.modelTag}-`) || !file.endsWith(".json")) continue;
       const name = file.slice(0, -".json".length);
       const checked = await this.check(name);
@@ -226,9 +229,10 @@ export class PromptStore {
   /** A sidecar as found: the prefix, a reason to quarantine it, or null when it names no state (then removed). */
   private async check(name: string): Promise<SavedPrefix | string | null> {
     const marker = await fs.readFile(this.path(name, "restoring"), "utf8").catch(() => null);
-    if (marker !== null) {
-      const pid = Number(marker);
-      if (!Number.isSafeInteger(pid) || (pid !== process.pid && !pidAlive(pid))) return "a loader died on it";
+    if (marker !== null && marker !== MARKER) {
+      const pid = Number(marker.split(" ")[0]);
+      // Another live process loading it now is left alone; a dead one, or this pid from an earlier life, died on it.
+      if (!Number.isSafeInteger(pid) || pid === process.pid || !processRunning(pid)) return "a loader died on it";
     }
     let record: unknown;
     try {
@@ -265,7 +269,7 @@ export class PromptStore {
       const sha256 = await fileSha256(state);
       if (sha256 !== record.sha256)
         throw new StateRefused("its state file's sha256 is not the one its sidecar records");
-      await fs.writeFile(marker, String(process.pid), { mode: 0o600 });
+      await fs.writeFile(marker, MARKER, { mode: 0o600 });
       let tokens: readonly number[];
       try {
         tokens = await load(state);

@@ -74,6 +74,26 @@ async function saveOne(backend: Backend, name: string, cache: string): Promise<s
   return fresh.text;
 }
 
+/**
+ * Loads model a again and asks `next(2)`: the saved prefix is restored (all the shared tokens count as cached), the
+ * answer is `fresh`, and the unload saves what the sequence then holds beside it (it does not extend the restored one).
+ */
+async function restoredTurn(backend: Backend, cache: string, fresh: string, config?: LoadOptions["backend"]) {
+  const { model, events } = await load(backend, "a", cache, config ? { backend: config } : {});
+  try {
+    const result = await model.complete(next(2), greedy);
+    const shared = (await model.tokenize(`${SYSTEM} Night`)).length;
+    assert.ok((result.usage.cachedPromptTokens ?? 0) >= shared - 1, JSON.stringify(result.usage));
+    assert.equal(result.text, fresh);
+  } finally {
+    await model.dispose();
+  }
+  assert.deepEqual(
+    events.map((e) => e.action),
+    ["restored", "saved"],
+  );
+}
+
 describe("prompt store, in process", () => {
   test("unload + reload restores the saved prefix: only the new tokens are evaluated, the same greedy answer", async () => {
     const cache = cacheDir();
@@ -84,20 +104,7 @@ describe("prompt store, in process", () => {
     const [sidecar] = await files(cache, ".json");
     assert.equal((await stat(join(prompts(cache), sidecar as string))).mode & 0o777, 0o600);
 
-    const { model, events } = await load(llama, "a", cache);
-    try {
-      const result = await model.complete(next(2), greedy);
-      const shared = (await model.tokenize(`${SYSTEM} Night`)).length;
-      assert.ok((result.usage.cachedPromptTokens ?? 0) >= shared - 1, JSON.stringify(result.usage));
-      assert.equal(result.text, fresh);
-    } finally {
-      await model.dispose();
-    }
-    // Restored, then what the sequence held at the unload saved beside it (it does not extend the restored one).
-    assert.deepEqual(
-      events.map((e) => e.action),
-      ["restored", "saved"],
-    );
+    await restoredTurn(llama, cache, fresh);
     assert.equal((await files(cache, ".state")).length, 2);
   });
 
@@ -236,18 +243,7 @@ describe("prompt store, in a model host", () => {
   test("saved on the host's unload, restored by the next host; corrupt states and one a host died on never crash it", async () => {
     const cache = cacheDir();
     const fresh = await saveOne(hosted, "a", cache);
-    const { model, events } = await load(hosted, "a", cache, { backend: hostConfig });
-    try {
-      const restored = await model.complete(next(2), greedy);
-      assert.ok((restored.usage.cachedPromptTokens ?? 0) > 32, JSON.stringify(restored.usage));
-      assert.equal(restored.text, fresh);
-    } finally {
-      await model.dispose();
-    }
-    assert.deepEqual(
-      events.map((e) => e.action),
-      ["restored", "saved"],
-    );
+    await restoredTurn(hosted, cache, fresh, hostConfig);
     // Two states now: one corrupt, the other with the marker a host killed inside llama.cpp's load leaves (its pid,
     // no longer running).
     const [corrupt, diedOn] = (await files(cache, ".state")).map((f) => join(prompts(cache), f));

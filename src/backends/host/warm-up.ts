@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { BackendConfig } from "../../config/schema.js";
 import { writeTinyLlamaGguf } from "../../models/gguf-writer.js";
 import type { LlamaBackend } from "../llama.js";
+import { processRunning } from "../common.js";
 
 /** Loads (each with its warm generations) compiled by the warm-up: V8 optimises a function after a few calls, not one. */
 const WARM_UP_LOADS = 2;
@@ -75,16 +76,7 @@ async function removeOrphans(): Promise<void> {
   const names = await readdir(tmpdir()).catch(() => [] as string[]);
   for (const name of names) {
     const pid = /^inferno-host-warm-up-(\d+)-/.exec(name)?.[1];
-    if (pid === undefined || Number(pid) === process.pid || running(Number(pid))) continue;
+    if (pid === undefined || Number(pid) === process.pid || processRunning(Number(pid))) continue;
     await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
