@@ -11,6 +11,7 @@ import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";
 import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
+import { fleetBench } from "./fleet.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
 import { machine, parseSelection, type RunnerSection, runSections } from "../testkit/runner.js";
@@ -46,6 +47,7 @@ const SECTIONS: Section[] = [
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   reported("eviction", evictionBench, evictionFigures),
+  { name: "fleet", run: async (o) => ({ figures: await fleetBench(o) }) },
 ];
 const NAMES = SECTIONS.map((s) => s.name);
 if (NAMES.join() !== SECTION_ORDER.join())

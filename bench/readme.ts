@@ -54,4 +54,5 @@ export const SECTION_ORDER = [
   "startup",
   "threads",
   "eviction",
+  "fleet",
 ] as const;
