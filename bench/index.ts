@@ -12,6 +12,7 @@ import { cacheCoreBench } from "./cache-core.js";
 import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
 import { concurrencyBench } from "./concurrency.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
+import { fleetBench } from "./fleet.js";
 import { fleetSimBench, fleetSimFigures } from "./fleet-sim.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
 import { loadsBench } from "./loads.js";
@@ -51,6 +52,7 @@ const SECTIONS: Section[] = [
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   reported("eviction", evictionBench, evictionFigures),
   { name: "prompt", run: async (o) => ({ figures: await promptCacheBench(o) }) },
+  { name: "fleet", run: async (o) => ({ figures: await fleetBench(o) }) },
   reported("fleet-sim", fleetSimBench, fleetSimFigures),
 ];
 const NAMES = SECTIONS.map((s) => s.name);

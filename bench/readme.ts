@@ -63,5 +63,6 @@ export const SECTION_ORDER = [
   "threads",
   "eviction",
   "prompt",
+  "fleet",
   "fleet-sim",
 ] as const;

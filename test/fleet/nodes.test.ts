@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   complete,
+  FLEET_API_KEY,
   FLEET_HEARTBEAT_SECONDS,
   FLEET_NAME,
   FLEET_NODE_TIMEOUT_SECONDS,
@@ -16,6 +17,8 @@ import {
   startFleet,
 } from "../../testkit/fleet.js";
 import type { FleetStats } from "../../src/runtime/index.js";
+import { runCli } from "../../testkit/cli.js";
+import { tempDir } from "../../testkit/tmp.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
 import { engineFor } from "./fleet-helpers.js";
@@ -92,6 +95,26 @@ describe("a fleet of three nodes with two slots each", { skip: REDIS_SKIP, timeo
       "two models and no free slot on each node",
     );
     assert.equal(view.rpm, 600, "requests per minute over the nodes' records");
+
+    // `inferno cache stats` against a node: the node's figures, then the fleet's nodes.
+    const home = await tempDir(t);
+    const cli = await runCli(["cache", "stats"], {
+      cwd: home,
+      env: {
+        HOME: home,
+        PATH: process.env.PATH ?? "",
+        INFERNO_SERVER__HOST: "127.0.0.1",
+        INFERNO_SERVER__PORT: new URL(nodes[1]!.url).port,
+        INFERNO_SERVER__API_KEY: FLEET_API_KEY,
+      },
+    });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^hits \d+, misses \d+/m);
+    assert.match(
+      cli.stdout,
+      new RegExp(`fleet \\(redis://127\\.0\\.0\\.1:${redis.port}\\): ok, this node ${nodes[1]!.id}, 3 live node`),
+    );
+    for (const node of nodes) assert.match(cli.stdout, new RegExp(`^${node.id} +2/2 +0 +0 `, "m"));
 
     // 30 concurrent cold requests over the three (full) nodes: one load in the fleet.
     await Promise.all(Array.from({ length: 30 }, (_, i) => ok(complete(nodes[i % 3]!, COLD))));

@@ -106,7 +106,16 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     // At the hop bound a forward is served where it arrived, never forwarded again: here, a second load of a.gguf.
     const before = await loadsOf(nodes);
     await ok(complete(second, "a.gguf", { headers: { [FLEET_HOP_HEADER]: "2", [FLEET_SECRET_HEADER]: FLEET_SECRET } }));
-    assert.deepEqual(await loadsOf(nodes), [before[0], before[1]! + 1]);
+    assert.deepEqual(
+      await loadsOf(nodes),
+      [before[0], before[1]! + 1],
+      `forwards that failed: ${
+        second
+          .log()
+          .match(/forwarding to .*/g)
+          ?.join("; ") ?? "none"
+      }`,
+    );
 
     // Shared statistics: once each node saved, the fleet's usage of a model is the sum of the nodes'.
     for (const node of nodes) {

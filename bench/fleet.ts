@@ -1,0 +1,185 @@
+/**
+ * The fleet (issue 26), with real `inferno serve` processes and a real `redis-server` on loopback (testkit/fleet.ts):
+ *
+ * - **Forwarding**: the same greedy 8-token completion sent to the node that holds the model (local) and to a node
+ *   that forwards it there, interleaved; the forwarded p50 against the local one (target ≤ 1.15×).
+ * - **Redis on a hit**: Redis's own `INFO commandstats` counts every command the nodes send while 3 × 50 hits run
+ *   (some local, some forwarded); the feed's blocking reads (`XREAD`, which wait for changes, not for requests) and
+ *   the counter's own `INFO` are left out. Heartbeats are two minutes apart here and nothing is saved, so the count is
+ *   what requests cost: the target is 0.
+ * - **A Zipf trace** (12 models, s = 1, 3 nodes × 2 model slots, requests round-robin over the nodes, one at a time)
+ *   replayed against the fleet and against the same three nodes each on its own (no Redis): total loads and load time
+ *   of the fleet over those of the lone nodes (target ≤ 0.4× the loads). Every node of a lone-node setup sees every
+ *   model, so each loads most of them again and again; the fleet holds six of the twelve once.
+ *
+ * Spawned processes and llama.cpp on one thread each share the machine with the client: absolute times are noisy.
+ */
+import { Agent } from "node:http";
+import { Redis } from "ioredis";
+import { seededRandom } from "../src/models/gguf-writer.js";
+import { complete, type FleetTest, startFleet } from "../testkit/fleet.js";
+import { startRedis } from "../testkit/redis.js";
+import { fileContext, waitFor } from "../testkit/server.js";
+import { interleaved, median, ratios } from "../testkit/stats.js";
+import { zipfSampler } from "./eviction-traces.js";
+import { type Figure, figure } from "./report.js";
+import { postJson, requestTarget } from "./server.js";
+
+const MAX_TOKENS = 8;
+const PROMPT = "Once upon a time";
+const TRACE_MODELS = 12;
+const SLOTS = 2;
+/** Nodes with no client key (the bench's client sends none), nothing saved, heartbeats rare (Redis counts stay quiet). */
+const NODE_OPTIONS = {
+  config: { server: { api_key: "" }, cache: { max_cached_models: SLOTS, persist_cache: false } },
+  env: { INFERNO_FLEET__HEARTBEAT_SECONDS: "120", INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "360" },
+};
+
+const modelName = (i: number) => `z${String(i).padStart(2, "0")}.gguf`;
+
+/** Every node's mirror holds every node's record. */
+async function joined(fleet: FleetTest): Promise<void> {
+  await waitFor(async () => {
+    const views = await Promise.all(fleet.nodes.map((n) => n.get<{ fleet?: { nodes: unknown[] } }>("/v1/cache/stats")));
+    return views.every((v) => v.fleet?.nodes.length === fleet.nodes.length);
+  }, 100);
+}
+
+/** Redis's command counts (`INFO commandstats`), by command. */
+async function commandCounts(redis: Redis): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const [, name, calls] of (await redis.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    counts.set(name as string, Number(calls));
+  }
+  return counts;
+}
+
+/** Loads and load time (ms) over the nodes, from their statistics. */
+async function loadFigures(fleet: FleetTest): Promise<{ loads: number; loadMs: number }> {
+  const stats = await Promise.all(fleet.nodes.map((n) => n.stats()));
+  let loads = 0;
+  let loadMs = 0;
+  for (const s of stats) {
+    loads += s.loads;
+    for (const m of s.models) loadMs += (m.avg_load_ms ?? 0) * m.loads;
+  }
+  return { loads, loadMs };
+}
+
+/** The trace: model indices drawn Zipf(1) over a seeded order. */
+function zipfTrace(length: number): number[] {
+  const rand = seededRandom(26);
+  const draw = zipfSampler(TRACE_MODELS, 1, rand);
+  return Array.from({ length }, () => draw());
+}
+
+async function replay(fleet: FleetTest, trace: readonly number[]): Promise<{ loads: number; loadMs: number }> {
+  for (const [i, model] of trace.entries()) {
+    const response = await complete(fleet.nodes[i % fleet.nodes.length]!, modelName(model), { maxTokens: 1 });
+    if (response.status !== 200) throw new Error(`${modelName(model)}: ${response.status} ${await response.text()}`);
+    await response.arrayBuffer();
+  }
+  return loadFigures(fleet);
+}
+
+export async function fleetBench(options: { quick: boolean }): Promise<Figure[]> {
+  const rounds = options.quick ? 20 : 100;
+  const traceLength = options.quick ? 120 : 360;
+  const { context, cleanUp } = fileContext();
+  try {
+    const redis = await startRedis(context);
+    const models = Object.fromEntries(Array.from({ length: TRACE_MODELS }, (_, i) => [modelName(i), { seed: i + 1 }]));
+    const perNode = [models, models, models];
+    const fleet = await startFleet(context, redis.url, perNode, NODE_OPTIONS);
+    await joined(fleet);
+    const [holder, forwarder] = fleet.nodes as [FleetTest["nodes"][0], FleetTest["nodes"][0]];
+
+    // Forwarded against local.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const body = { model: modelName(0), prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0 };
+    const local = requestTarget(`${holder.url}/v1/completions`);
+    const remote = requestTarget(`${forwarder.url}/v1/completions`);
+    await postJson(agent, local, body);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const [localMs = [], forwardedMs = []] = await interleaved(
+      [() => postJson(agent, local, body), () => postJson(agent, remote, body)],
+      rounds,
+      3,
+    );
+    const forwardedLoads = (await fleet.loadsOf(modelName(0))).reduce((a, b) => a + b, 0);
+    if (forwardedLoads !== 1) throw new Error(`${modelName(0)} loaded ${forwardedLoads} times: the forward did not go`);
+    agent.destroy();
+
+    // Redis commands while hits run through every node.
+    const counter = new Redis(redis.url);
+    const before = await commandCounts(counter);
+    for (let i = 0; i < 150; i++) {
+      const response = await complete(fleet.nodes[i % 3]!, modelName(0), { maxTokens: 1 });
+      if (response.status !== 200) throw new Error(`hit ${i}: ${response.status}`);
+      await response.arrayBuffer();
+    }
+    const after = await commandCounts(counter);
+    counter.disconnect();
+    const perCommand = [...after]
+      .filter(([name]) => name !== "xread" && name !== "info")
+      .map(([name, calls]) => [name, calls - (before.get(name) ?? 0)] as const)
+      .filter(([, calls]) => calls > 0);
+    const hitCalls = perCommand.reduce((a, [, calls]) => a + calls, 0);
+
+    // The Zipf trace: the fleet (already holding one model), then the lone nodes.
+    const trace = zipfTrace(traceLength);
+    const start = await loadFigures(fleet);
+    const fleetStarted = Date.now();
+    const inFleet = await replay(fleet, trace);
+    const fleetWall = Date.now() - fleetStarted;
+    const fleetLoads = inFleet.loads - start.loads;
+    const fleetLoadMs = inFleet.loadMs - start.loadMs;
+    const alone = await startFleet(context, "", perNode, NODE_OPTIONS);
+    const aloneStarted = Date.now();
+    const lone = await replay(alone, trace);
+    const aloneWall = Date.now() - aloneStarted;
+
+    const distinct = new Set(trace).size;
+    return [
+      figure({
+        section: "fleet",
+        name: "forwarded completion p50",
+        samples: ratios(forwardedMs, localMs),
+        unit: "×",
+        baseline: "the same request sent to the holder",
+        target: { max: 1.15 },
+        note: `${median(forwardedMs).toFixed(1)} vs ${median(localMs).toFixed(1)} ms; ${MAX_TOKENS} tokens, nano llama, 1 thread, 3 nodes on this machine`,
+      }),
+      figure({
+        section: "fleet",
+        name: "Redis commands on 150 hits",
+        samples: hitCalls,
+        unit: "commands",
+        target: { max: 0 },
+        note:
+          perCommand.length === 0
+            ? "INFO commandstats, blocking feed reads left out; 50 local, 100 forwarded"
+            : perCommand.map(([name, calls]) => `${name} ${calls}`).join(", "),
+      }),
+      figure({
+        section: "fleet",
+        name: "Zipf trace loads: fleet vs lone nodes",
+        samples: fleetLoads / lone.loads,
+        unit: "×",
+        baseline: "3 lone nodes behind round-robin",
+        target: { max: 0.4 },
+        note: `${fleetLoads} vs ${lone.loads} loads; ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
+      }),
+      figure({
+        section: "fleet",
+        name: "Zipf trace load time: fleet vs lone nodes",
+        samples: fleetLoadMs / lone.loadMs,
+        unit: "×",
+        baseline: "3 lone nodes behind round-robin",
+        note: `${(fleetLoadMs / 1000).toFixed(1)} vs ${(lone.loadMs / 1000).toFixed(1)} s of loads; replay ${(fleetWall / 1000).toFixed(1)} vs ${(aloneWall / 1000).toFixed(1)} s wall`,
+      }),
+    ];
+  } finally {
+    await cleanUp();
+  }
+}
