@@ -44,7 +44,7 @@ export interface NodeRecord {
 
 /** One model's traffic on the node that holds it. */
 export interface ModelTraffic {
-  /** Requests it served in the last minute. */
+  /** Requests it serves per minute (measured over the last 20 s). */
   rpm: number;
   /** Requests in flight (its queue). */
   queue: number;

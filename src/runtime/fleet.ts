@@ -9,6 +9,7 @@ import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache
 import { messageOf } from "../errors/index.js";
 import { FleetEngine, FleetMember, nodeRecordOf, type FleetSettings, type ServedModel } from "../fleet/index.js";
 import type { ModelManager } from "../models/manager.js";
+import { FleetCopies } from "./fleet-copies.js";
 import type { InfernoLogger } from "./logger.js";
 import type { FleetPort, FleetRoute } from "./types.js";
 
@@ -64,6 +65,8 @@ export class FleetNode implements FleetPort {
   private readonly offs: Array<() => void> = [];
   private readonly deciding = new Map<string, Promise<FleetRoute>>();
   private draining = false;
+  /** The copies rule's part on this node: traffic, spare copies, copies added here, `min_copies`. */
+  private copies: FleetCopies | null = null;
 
   private constructor(
     private readonly options: FleetNodeOptions,
@@ -92,6 +95,14 @@ export class FleetNode implements FleetPort {
     if (options.store) options.store.member = member;
     node = new FleetNode(options, member);
     node.served = served;
+    node.copies = new FleetCopies(
+      settings,
+      member,
+      options.cache,
+      (message) => logger.warn({}, message),
+      (name) => node!.canonicalName(name),
+    );
+    node.offs.push(node.copies.start());
     node.follow();
     logger.info(
       { node: settings.nodeId, redis: settings.redactedUrl, fleet: settings.name, status: member.status },
@@ -114,6 +125,7 @@ export class FleetNode implements FleetPort {
       started_at: this.startedAt,
       loading: this.loading,
       draining: this.draining,
+      ...(this.copies ? { traffic: this.copies.traffic(), spare_copies: this.copies.spareCount() } : {}),
     });
   }
 
@@ -187,10 +199,20 @@ export class FleetNode implements FleetPort {
   async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
     if (this.member.status !== "joined") return { kind: "local" };
     const name = await this.canonicalName(requested);
-    if (this.holds(name)) return { kind: "local" };
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
-    const elsewhere = this.member.holders(name).find((h) => h.node !== self && !exclude.has(h.node));
+    const holders = this.member.holders(name).filter((h) => !exclude.has(h.node));
+    if (this.holds(name)) {
+      if (!holders.some((h) => h.node === self)) return { kind: "local" };
+      // Spread over the copies by queue: another copy with a shorter queue takes it (a forward is served there).
+      const target = hops === 0 && canForward ? this.copies?.pick(name, holders) : undefined;
+      const url = target && target.node !== self ? this.urlOf(target.node) : null;
+      return target && url ? { kind: "forward", node: target.node, url } : { kind: "local" };
+    }
+    const others = holders.filter((h) => h.node !== self);
+    if (hops === 0)
+      this.copies?.consider(name, others, this.served[name] ? { size: this.served[name].size } : undefined);
+    const elsewhere = this.copies?.pick(name, others) ?? others[0];
     if (elsewhere && canForward) {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };
