@@ -2,6 +2,13 @@
  * A node's published record built from what its cache reports (`CacheStats`, SPEC.md's field names) and the models it
  * can load: one pure function, so the heartbeat publishes the same figures `inferno cache stats` shows.
  */
+import {
+  type CacheLimits,
+  DEFAULT_LOAD_MS,
+  type EvictionCandidate,
+  type EvictionPolicy,
+  evictionOrder,
+} from "../cache/policy/eviction.js";
 import type { CacheStats } from "../cache/types.js";
 import type { ModelTraffic, NodeRecord, ServedModel } from "./types.js";
 
@@ -50,4 +57,20 @@ export function nodeRecordOf(
     ...(facts.traffic ? { traffic: facts.traffic } : {}),
     ...(facts.spare_copies !== undefined ? { spare_copies: facts.spare_copies } : {}),
   };
+}
+
+/**
+ * A node's evictable models as placement reads them (`PlacementCandidate.evictable`): in the order its policy evicts
+ * them (pass spare copies through `asSpareCopy`, so they come first at no loss), each with its memory and the reload
+ * time evicting it is expected to cost (decayed frequency × measured load time).
+ */
+export function evictionLadder(
+  candidates: readonly EvictionCandidate[],
+  policy: EvictionPolicy,
+  limits: CacheLimits,
+): Array<{ bytes: number; loss: number }> {
+  return evictionOrder(candidates, policy, limits).map((c) => ({
+    bytes: c.memoryBytes,
+    loss: c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS),
+  }));
 }
