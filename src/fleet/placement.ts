@@ -164,6 +164,8 @@ export function candidatesFor(model: string, nodes: readonly FleetNodeState[]): 
             lruTime: n.record.lru_time,
             serves: Object.hasOwn(n.record.serves, model) ? n.record.serves[model] : undefined,
             ...(n.record.spare_copies ? { spareCopies: n.record.spare_copies } : {}),
+            ...(n.record.evictable ? { evictable: n.record.evictable } : {}),
+            ...(n.record.warm?.includes(model) ? { warm: true } : {}),
           },
         ]
       : [],

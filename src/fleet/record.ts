@@ -27,6 +27,9 @@ export interface NodeFacts {
   /** The traffic of the models it holds, and how many of its copies are spare (copies.ts). */
   traffic?: Record<string, ModelTraffic>;
   spare_copies?: number;
+  /** Its eviction ladder (`evictionLadder`) and the models whose files are warm in its page cache. */
+  evictable?: Array<{ bytes: number; loss: number }>;
+  warm?: string[];
 }
 
 /** The record from the cache's statistics: its limits, its use, and the last use of its least recently used model. */
@@ -56,6 +59,8 @@ export function nodeRecordOf(
     serves: facts.serves,
     ...(facts.traffic ? { traffic: facts.traffic } : {}),
     ...(facts.spare_copies !== undefined ? { spare_copies: facts.spare_copies } : {}),
+    ...(facts.evictable ? { evictable: facts.evictable } : {}),
+    ...(facts.warm ? { warm: facts.warm } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
  * request's path (the request is forwarded to a copy meanwhile).
  */
 import type { ModelCache } from "../cache/model-cache.js";
+import { asSpareCopy, type EvictionCandidate } from "../cache/policy/eviction.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
@@ -22,13 +23,22 @@ import {
   type UseStreak,
   wantedCopies,
 } from "../fleet/copies.js";
-import { candidatesFor, type FleetMember, type FleetSettings, type Holder, type ModelTraffic } from "../fleet/index.js";
+import {
+  candidatesFor,
+  evictionLadder,
+  type FleetMember,
+  type FleetSettings,
+  type Holder,
+  type ModelTraffic,
+} from "../fleet/index.js";
 
 /**
  * A model's requests per minute are measured over this window (and scaled to a minute), so a copy added for a burst
  * turns spare soon after the burst ends.
  */
 const RATE_WINDOW_MS = 20_000;
+/** A model unloaded this recently likely still has its file in the page cache (the eviction bench's warm window). */
+const WARM_WINDOW_MS = 10 * 60_000;
 
 interface Served {
   /** Request times within the rate window, oldest first. */
@@ -38,6 +48,8 @@ interface Served {
 
 export class FleetCopies {
   private readonly served = new Map<string, Served>();
+  /** Model → when this node unloaded it (for `warm`). */
+  private readonly unloaded = new Map<string, number>();
   /** Models a copy is being added for here (one decision at a time per model). */
   private readonly adding = new Set<string>();
   private timer: LongTimer | null = null;
@@ -55,7 +67,12 @@ export class FleetCopies {
   /** Starts following the cache and keeping `min_copies` (every heartbeat). */
   start(): () => void {
     const count = ({ name }: { name: string }) => this.count(name);
-    const offs = [this.cache.on("hit", count), this.cache.on("miss", count), this.cache.on("coalesced", count)];
+    const offs = [
+      this.cache.on("hit", count),
+      this.cache.on("miss", count),
+      this.cache.on("coalesced", count),
+      this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
+    ];
     this.cache.setSpareCopies((name) => this.isSpare(name));
     const tick = (): void => {
       if (this.closed) return;
@@ -107,6 +124,44 @@ export class FleetCopies {
       };
     }
     return out;
+  }
+
+  /** The models whose files are likely still in this node's page cache, for its record. */
+  warm(now = Date.now()): string[] {
+    const loaded = new Set(this.cache.loadedModels().map((m) => m.name));
+    for (const [name, at] of this.unloaded) if (now - at > WARM_WINDOW_MS) this.unloaded.delete(name);
+    return [...this.unloaded.keys()].filter((name) => !loaded.has(name));
+  }
+
+  /**
+   * This node's idle models in the order its policy evicts them (spare copies first, at no loss), for its record:
+   * placement reads what making room here would cost. Loss: requests per hour (decayed) × average load time.
+   */
+  ladder(): Array<{ bytes: number; loss: number }> {
+    const stats = this.cache.stats();
+    const idle = new Set(
+      this.cache
+        .loadedModels()
+        .filter((m) => m.state === "ready" && m.leases === 0 && !m.pinned)
+        .map((m) => m.name),
+    );
+    const candidates = stats.models
+      .filter((m) => idle.has(m.name))
+      .map((m) => {
+        const candidate: EvictionCandidate = {
+          key: m.name,
+          lastUsedAt: m.last_used === null ? null : Date.parse(m.last_used),
+          memoryBytes: m.memory_bytes,
+          loadMs: m.avg_load_ms,
+          frequency: m.frequency_per_hour,
+          inflation: 0,
+        };
+        return this.isSpare(m.name) ? asSpareCopy(candidate) : candidate;
+      });
+    return evictionLadder(candidates, this.settings.evictionPolicy, {
+      maxModels: stats.max_cached_models,
+      maxMemoryBytes: stats.memory_limit_bytes,
+    });
   }
 
   /** How many of this node's copies are spare now, for its record. */

@@ -125,7 +125,14 @@ export class FleetNode implements FleetPort {
       started_at: this.startedAt,
       loading: this.loading,
       draining: this.draining,
-      ...(this.copies ? { traffic: this.copies.traffic(), spare_copies: this.copies.spareCount() } : {}),
+      ...(this.copies
+        ? {
+            traffic: this.copies.traffic(),
+            spare_copies: this.copies.spareCount(),
+            evictable: this.copies.ladder(),
+            warm: this.copies.warm(),
+          }
+        : {}),
     });
   }
 

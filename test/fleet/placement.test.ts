@@ -191,4 +191,14 @@ test("candidates come from the nodes' published records; a node without a record
     node("b", { serves: undefined }),
   ]);
   assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" });
+  // What the copies rule publishes: spare copies, the eviction ladder, the files warm in the page cache.
+  const ladder = [{ bytes: GiB, loss: 0 }];
+  const [published] = candidatesFor("m.gguf", [
+    {
+      id: "a",
+      lease: 0,
+      record: nodeRecord("a", { serves: { "m.gguf": served }, spare_copies: 1, evictable: ladder, warm: ["m.gguf"] }),
+    },
+  ]);
+  assert.deepEqual(published, node("a", { serves: served, spareCopies: 1, evictable: ladder, warm: true }));
 });
