@@ -104,7 +104,7 @@ export async function fleetSimBench(options: { quick: boolean }): Promise<FleetS
   };
   const solver = await highsSolver();
   const figures: FleetSimTraceFigures[] = [];
-  for (const trace of traces(options.quick ? 6000 : 12_000)) {
+  for (const trace of traces(options.quick ? 6000 : 10_000)) {
     const fleet = simulateFleet(trace, settings);
     const alone = independent(trace, node, settings.policy);
     const started = performance.now();

@@ -22,7 +22,7 @@ import { startRedis } from "../testkit/redis.js";
 import { fileContext, waitFor } from "../testkit/server.js";
 import { interleaved, median, ratios } from "../testkit/stats.js";
 import { zipfSampler } from "./eviction-traces.js";
-import { type Figure, figure } from "./report.js";
+import { type Figure, figure, withControl } from "./report.js";
 import { postJson, requestTarget } from "./server.js";
 
 const MAX_TOKENS = 8;
@@ -82,7 +82,7 @@ async function replay(fleet: FleetTest, trace: readonly number[]): Promise<{ loa
   return loadFigures(fleet);
 }
 
-export async function fleetBench(options: { quick: boolean }): Promise<Figure[]> {
+export async function fleetBench(options: { quick: boolean; seed: number }): Promise<Figure[]> {
   const rounds = options.quick ? 20 : 100;
   const traceLength = options.quick ? 120 : 360;
   const { context, cleanUp } = fileContext();
@@ -101,10 +101,11 @@ export async function fleetBench(options: { quick: boolean }): Promise<Figure[]>
     const remote = requestTarget(`${forwarder.url}/v1/completions`);
     await postJson(agent, local, body);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const [localMs = [], forwardedMs = []] = await interleaved(
-      [() => postJson(agent, local, body), () => postJson(agent, remote, body)],
+    // The local request twice (the A/A control) and the forwarded one, in an order shuffled every round.
+    const [localMs = [], localAgainMs = [], forwardedMs = []] = await interleaved(
+      [() => postJson(agent, local, body), () => postJson(agent, local, body), () => postJson(agent, remote, body)],
       rounds,
-      3,
+      { seed: options.seed, warmup: 3 },
     );
     const forwardedLoads = (await fleet.loadsOf(modelName(0))).reduce((a, b) => a + b, 0);
     if (forwardedLoads !== 1) throw new Error(`${modelName(0)} loaded ${forwardedLoads} times: the forward did not go`);
@@ -140,7 +141,7 @@ export async function fleetBench(options: { quick: boolean }): Promise<Figure[]>
     const aloneWall = Date.now() - aloneStarted;
 
     const distinct = new Set(trace).size;
-    return [
+    return withControl("fleet", ratios(localAgainMs, localMs), "the same request sent to the holder", [
       figure({
         section: "fleet",
         name: "forwarded completion p50",
@@ -178,7 +179,7 @@ export async function fleetBench(options: { quick: boolean }): Promise<Figure[]>
         baseline: "3 lone nodes behind round-robin",
         note: `${(fleetLoadMs / 1000).toFixed(1)} vs ${(lone.loadMs / 1000).toFixed(1)} s of loads; replay ${(fleetWall / 1000).toFixed(1)} vs ${(aloneWall / 1000).toFixed(1)} s wall`,
       }),
-    ];
+    ]);
   } finally {
     await cleanUp();
   }

@@ -5,10 +5,12 @@
  *    draining, is not excluded (it failed this request or this model's load), and could hold the model at all
  *    (its estimate fits the node's memory capacity and it may hold at least one model).
  * 2. A node with room (free memory for the model and a free model slot) before a full one.
- * 3. Between full nodes, one holding a spare copy (copies.ts: the fleet holds that model elsewhere, so evicting it
- *    loses nothing), then the one whose least recently used model is oldest (it evicts the fleet's coldest model).
- * 4. Fewest models, then most free memory.
- * 5. Among near-equals of the best (same rank on 2–4, free memory within 10 %, LRU times within a minute), the node that
+ * 3. A node where the model's file is warm (unloaded there minutes ago: a faster load from the page cache).
+ * 4. Between full nodes, one holding a spare copy (copies.ts: the fleet holds that model elsewhere, so evicting it
+ *    loses nothing), then the least expected reload time lost making room (the nodes' eviction ladders), then the one
+ *    whose least recently used model is oldest (it evicts the fleet's coldest model).
+ * 5. Fewest models, then most free memory.
+ * 6. Among near-equals of the best (same rank on 2–5, free memory within 10 %, LRU times within a minute), the node that
  *    received the request, so the load costs no extra hop; otherwise the best, ties by id (a stable choice).
  */
 import type { Bytes, EpochMilliseconds } from "../models/types.js";
@@ -28,6 +30,14 @@ export interface PlacementCandidate {
   serves: ServedModel | undefined;
   /** Copies it holds that the fleet does not need (absent: none). */
   spareCopies?: number;
+  /**
+   * Its evictable models in the order its policy evicts them (spare copies first), each with its memory and the
+   * reload time evicting it is expected to cost (decayed frequency × measured load time; 0 for a spare copy). Absent:
+   * placement ranks full nodes by their least recently used model instead.
+   */
+  evictable?: ReadonlyArray<{ bytes: Bytes; loss: number }>;
+  /** The model's file was unloaded here a few minutes ago, so the page cache likely still holds it (a faster load). */
+  warm?: boolean;
 }
 
 export interface PlacementRequest {
@@ -65,16 +75,35 @@ interface Ranked {
   node: PlacementCandidate;
   room: boolean;
   free: Bytes;
+  /** What making room costs a full node (its ladder); undefined without a ladder, Infinity when it cannot. */
+  loss: number | undefined;
+}
+
+/** The expected reload time lost making room for `bytes` on a full node: its ladder taken in order until it covers. */
+function roomLoss(node: PlacementCandidate, bytes: Bytes): number | undefined {
+  if (!node.evictable) return undefined;
+  let count = node.modelCount + 1 - node.modelCapacity;
+  let over = node.memoryUsed + bytes - node.memoryCapacity;
+  let loss = 0;
+  for (const step of node.evictable) {
+    if (count <= 0 && over <= 0) break;
+    loss += step.loss;
+    count--;
+    over -= step.bytes;
+  }
+  return count <= 0 && over <= 0 ? loss : Number.POSITIVE_INFINITY;
 }
 
 /** Negative when `a` is the better place. */
 function compare(a: Ranked, b: Ranked): number {
   if (a.room !== b.room) return a.room ? -1 : 1;
+  if ((a.node.warm ?? false) !== (b.node.warm ?? false)) return a.node.warm ? -1 : 1;
   if (!a.room) {
-    // Full: a spare copy goes at no loss.
+    // Full: a spare copy goes at no loss; else the least expected reload time lost.
     const spareA = (a.node.spareCopies ?? 0) > 0;
     const spareB = (b.node.spareCopies ?? 0) > 0;
     if (spareA !== spareB) return spareA ? -1 : 1;
+    if (a.loss !== undefined && b.loss !== undefined && a.loss !== b.loss) return a.loss - b.loss;
     // Then the node holding the oldest model evicts the fleet's coldest one. Nothing resident ranks last (nothing
     // to evict, so a full count of zero cannot take a model).
     const lruA = a.node.lruTime ?? Number.POSITIVE_INFINITY;
@@ -88,7 +117,9 @@ function compare(a: Ranked, b: Ranked): number {
 
 function nearEqual(best: Ranked, other: Ranked): boolean {
   if (best.room !== other.room || best.node.modelCount !== other.node.modelCount) return false;
+  if ((best.node.warm ?? false) !== (other.node.warm ?? false)) return false;
   if (!best.room) {
+    if (best.loss !== other.loss) return false;
     if ((best.node.spareCopies ?? 0) > 0 !== (other.node.spareCopies ?? 0) > 0) return false;
     const a = best.node.lruTime;
     const b = other.node.lruTime;
@@ -107,8 +138,9 @@ export function placeModel(nodes: readonly PlacementCandidate[], request: Placem
     .filter((n) => !n.draining && !request.exclude?.has(n.id))
     .map((node): Ranked => {
       const free = Math.max(0, node.memoryCapacity - node.memoryUsed);
-      const room = free >= (node.serves as ServedModel).bytes && node.modelCount < node.modelCapacity;
-      return { node, room, free };
+      const bytes = (node.serves as ServedModel).bytes;
+      const room = free >= bytes && node.modelCount < node.modelCapacity;
+      return { node, room, free, loss: room ? 0 : roomLoss(node, bytes) };
     })
     .sort(compare);
   const best = ranked[0];
@@ -141,6 +173,8 @@ export function candidatesFor(
             lruTime: n.record.lru_time,
             serves: Object.hasOwn(n.record.serves, model) ? n.record.serves[model] : undefined,
             ...(n.record.spare_copies ? { spareCopies: n.record.spare_copies } : {}),
+            ...(n.record.evictable ? { evictable: n.record.evictable } : {}),
+            ...(n.record.warm?.includes(model) ? { warm: true } : {}),
           },
         ]
       : [],

@@ -2,6 +2,13 @@
  * A node's published record built from what its cache reports (`CacheStats`, SPEC.md's field names) and the models it
  * can load: one pure function, so the heartbeat publishes the same figures `inferno cache stats` shows.
  */
+import {
+  type CacheLimits,
+  DEFAULT_LOAD_MS,
+  type EvictionCandidate,
+  type EvictionPolicy,
+  evictionOrder,
+} from "../cache/policy/eviction.js";
 import type { CacheStats } from "../cache/types.js";
 import type { ModelTraffic, NodeRecord, ServedModel } from "./types.js";
 
@@ -20,6 +27,9 @@ export interface NodeFacts {
   /** The traffic of the models it holds, and how many of its copies are spare (copies.ts). */
   traffic?: Record<string, ModelTraffic>;
   spare_copies?: number;
+  /** Its eviction ladder (`evictionLadder`) and the models whose files are warm in its page cache. */
+  evictable?: Array<{ bytes: number; loss: number }>;
+  warm?: string[];
 }
 
 /** The record from the cache's statistics: its limits, its use, and the last use of its least recently used model. */
@@ -49,6 +59,8 @@ export function nodeRecordOf(
     serves: facts.serves,
     ...(facts.traffic ? { traffic: facts.traffic } : {}),
     ...(facts.spare_copies !== undefined ? { spare_copies: facts.spare_copies } : {}),
+    ...(facts.evictable ? { evictable: facts.evictable } : {}),
+    ...(facts.warm ? { warm: facts.warm } : {}),
   };
 }
 
@@ -80,4 +92,20 @@ export class RequestRate {
     for (let s = Math.max(this.second + 1, second - 59); s <= second; s++) this.buckets[s % 60] = 0;
     this.second = second;
   }
+}
+
+/**
+ * A node's evictable models as placement reads them (`PlacementCandidate.evictable`): in the order its policy evicts
+ * them (pass spare copies through `asSpareCopy`, so they come first at no loss), each with its memory and the reload
+ * time evicting it is expected to cost (decayed frequency × measured load time).
+ */
+export function evictionLadder(
+  candidates: readonly EvictionCandidate[],
+  policy: EvictionPolicy,
+  limits: CacheLimits,
+): Array<{ bytes: number; loss: number }> {
+  return evictionOrder(candidates, policy, limits).map((c) => ({
+    bytes: c.memoryBytes,
+    loss: c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS),
+  }));
 }

@@ -24,6 +24,8 @@ export interface FleetSettings {
   copies: (model: string) => CopiesRule;
   /** The models with a `min_copies` (or `pinned`): the fleet keeps them loaded whatever the traffic. */
   kept: string[];
+  /** `cache.eviction_policy`: the order of the eviction ladder the node publishes for placement. */
+  evictionPolicy: InfernoConfig["cache"]["eviction_policy"];
 }
 
 /** `url` with its password (and a lone user, which may be a token) replaced by `***`. */
@@ -43,7 +45,9 @@ function hostForUrl(host: string): string {
  * `server.port` when that is 0). The config schema has refused a wildcard bind without `advertise_url` already.
  */
 export function fleetSettings(
-  config: Pick<InfernoConfig, "fleet" | "server"> & { cache: Pick<InfernoConfig["cache"], "models"> },
+  config: Pick<InfernoConfig, "fleet" | "server"> & {
+    cache: Pick<InfernoConfig["cache"], "models" | "eviction_policy">;
+  },
   port = config.server.port,
 ): FleetSettings | null {
   const fleet = config.fleet;
@@ -65,5 +69,6 @@ export function fleetSettings(
         fleet.scale_up_rpm,
       ),
     kept: Object.keys(config.cache.models).filter((model) => copiesRule(config.cache.models[model]).minCopies > 0),
+    evictionPolicy: config.cache.eviction_policy,
   };
 }

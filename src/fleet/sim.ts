@@ -33,6 +33,7 @@ import {
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
+import { evictionLadder } from "./record.js";
 
 export interface FleetSimSettings {
   nodes: number;
@@ -167,14 +168,16 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   };
 
   /** Node `n` as placement sees it for `model`; `spares`: count its spare copies (as its record publishes them). */
-  const candidateOf = (n: SimNode, model: SimModel, now: number, spares: boolean): PlacementCandidate => {
+  /** `full`: with what a full node publishes for placement (spare copies, its eviction ladder). */
+  const candidateOf = (n: SimNode, model: SimModel, now: number, full: boolean): PlacementCandidate => {
     let lru: number | null = null;
-    let spareCopies = 0;
     for (const key of n.resident) {
       const at = n.usage.get(key)?.lastUsedAt ?? null;
       if (at !== null && (lru === null || at < lru)) lru = at;
-      if (spares && isSpare(n, models.get(key) as FleetModel, now)) spareCopies++;
     }
+    const spareKeys = new Set<string>();
+    const ladder = full ? evictionLadder(evictableOn(n, now, spareKeys), settings.policy, limits) : undefined;
+    const warm = isWarm(n.usage.get(model.key)?.unloadedAt ?? null, now, limits.warmWindowMs);
     return {
       id: n.id,
       draining: false,
@@ -184,7 +187,9 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       modelCount: n.resident.size,
       lruTime: lru,
       serves: { size: model.memoryBytes, bytes: model.memoryBytes },
-      spareCopies,
+      spareCopies: spareKeys.size,
+      ...(ladder ? { evictable: ladder } : {}),
+      ...(warm ? { warm } : {}),
     };
   };
   const candidates = (model: SimModel, now: number): PlacementCandidate[] =>
@@ -192,6 +197,24 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   /** The nodes with a free slot: the only ones that can have room (rebuilt after every load or eviction). */
   let slotted: SimNode[] | null = null;
   const withFreeSlot = () => (slotted ??= nodes.filter((n) => n.resident.size < limits.maxModels));
+  /**
+   * The nodes without a free slot as one candidate with their memory summed, for the fleet's free share in
+   * `fleetHasRoom` (it has no slot, so it never counts as room itself).
+   */
+  const fullNodes = (count: number): PlacementCandidate => {
+    const open = new Set(withFreeSlot());
+    const used = nodes.reduce((sum, n) => sum + (open.has(n) ? 0 : n.usedBytes), 0);
+    return {
+      id: "(full nodes)",
+      draining: false,
+      memoryCapacity: count * limits.maxMemoryBytes,
+      memoryUsed: used,
+      modelCapacity: count * limits.maxModels,
+      modelCount: count * limits.maxModels,
+      lruTime: null,
+      serves: undefined,
+    };
+  };
 
   const rpmOf = (fm: FleetModel, now: number): number => {
     let drop = 0;
@@ -202,7 +225,10 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
 
   const wantedOf = (fm: FleetModel, now: number): number => {
     fm.eligible ??= eligibleNodes(nodes.map((n) => candidateOf(n, fm.model, now, false)));
+    // The fleet's free memory share, and the nodes with a free slot (the only ones that can have room).
     const open = withFreeSlot().map((n) => candidateOf(n, fm.model, now, false));
+    const filled = nodes.length - open.length;
+    if (filled > 0) open.push(fullNodes(filled));
     return wantedCopies(
       {
         rpm: rpmOf(fm, now),
@@ -247,6 +273,23 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     node.busy.set(key, ends);
   };
 
+  /** `node`'s resident models as its policy sees them, spare copies (added to `spares`) through `asSpareCopy`. */
+  const evictableOn = (node: SimNode, now: number, spares = new Set<string>()): EvictionCandidate[] =>
+    [...node.resident].map((key) => {
+      const u = usageOf(node, key);
+      const candidate: EvictionCandidate = {
+        key,
+        lastUsedAt: u.lastUsedAt,
+        memoryBytes: (models.get(key) as FleetModel).model.memoryBytes,
+        loadMs: u.loads > 0 ? u.loadMsTotal / u.loads : null,
+        frequency: decayedValue(u.frequency, now, limits.usageHalfLifeHours),
+        inflation: u.inflation,
+      };
+      if (!isSpare(node, models.get(key) as FleetModel, now)) return candidate;
+      spares.add(key);
+      return asSpareCopy(candidate);
+    });
+
   /** Makes room on `node` for `fm` by its policy (spare copies first) and loads it there. */
   const load = (node: SimNode, fm: FleetModel, now: number) => {
     const { model } = fm;
@@ -256,20 +299,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     };
     if (shortfall.count > 0 || shortfall.bytes > 0) {
       const spares = new Set<string>();
-      const evictable: EvictionCandidate[] = [...node.resident].map((key) => {
-        const u = usageOf(node, key);
-        const candidate: EvictionCandidate = {
-          key,
-          lastUsedAt: u.lastUsedAt,
-          memoryBytes: (models.get(key) as FleetModel).model.memoryBytes,
-          loadMs: u.loads > 0 ? u.loadMsTotal / u.loads : null,
-          frequency: decayedValue(u.frequency, now, limits.usageHalfLifeHours),
-          inflation: u.inflation,
-        };
-        if (!isSpare(node, models.get(key) as FleetModel, now)) return candidate;
-        spares.add(key);
-        return asSpareCopy(candidate);
-      });
+      const evictable = evictableOn(node, now, spares);
       const { victims, covers } = chooseVictims(evictable, shortfall, settings.policy, limits);
       if (!covers) throw new Error(`${model.key} (${model.memoryBytes} bytes) can never fit a node's limits`);
       for (const victim of victims) {

@@ -40,11 +40,15 @@ export interface NodeRecord {
   traffic?: Record<string, ModelTraffic>;
   /** Copies it holds that the fleet does not need (the copies rule): evicting one loses nothing. */
   spare_copies?: number;
+  /** Its idle models in the order it evicts them, with memory and expected reload loss (placement.ts `evictable`). */
+  evictable?: Array<{ bytes: Bytes; loss: number }>;
+  /** Models it unloaded in the last few minutes: their files are likely still in its page cache. */
+  warm?: string[];
 }
 
 /** One model's traffic on the node that holds it. */
 export interface ModelTraffic {
-  /** Requests it served in the last minute. */
+  /** Requests it serves per minute (measured over the last 20 s). */
   rpm: number;
   /** Requests in flight (its queue). */
   queue: number;

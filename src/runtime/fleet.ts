@@ -22,6 +22,7 @@ import type { FleetReadiness, FleetView } from "../server/ports.js";
 import { type DrainResult, drainModels } from "./fleet-drain.js";
 import { fleetView } from "./fleet-view.js";
 import { NodeWarmup } from "./fleet-warmup.js";
+import { FleetCopies } from "./fleet-copies.js";
 import type { InfernoLogger } from "./logger.js";
 import type { FleetModel, FleetPort, FleetRoute, FleetStats } from "./types.js";
 
@@ -87,6 +88,8 @@ export class FleetNode implements FleetPort {
   private readonly warmup: NodeWarmup;
   private events: Array<Record<string, unknown>> = [];
   private eventsTimer: NodeJS.Timeout | null = null;
+  /** The copies rule's part on this node: traffic, spare copies, copies added here, `min_copies`. */
+  private copies: FleetCopies | null = null;
 
   private constructor(
     private readonly options: FleetNodeOptions,
@@ -149,6 +152,14 @@ export class FleetNode implements FleetPort {
     if (options.store) options.store.member = member;
     node = new FleetNode(options, member, startedAt);
     node.served = served;
+    node.copies = new FleetCopies(
+      settings,
+      member,
+      options.cache,
+      (message) => logger.warn({}, message),
+      (name) => node!.canonicalName(name),
+    );
+    node.offs.push(node.copies.start());
     node.follow();
     node.warmup.start();
     logger.info(
@@ -172,6 +183,14 @@ export class FleetNode implements FleetPort {
       started_at: this.startedAt,
       rpm: this.rate.perMinute(Date.now()),
       draining: this.draining,
+      ...(this.copies
+        ? {
+            traffic: this.copies.traffic(),
+            spare_copies: this.copies.spareCount(),
+            evictable: this.copies.ladder(),
+            warm: this.copies.warm(),
+          }
+        : {}),
     });
   }
 
@@ -247,12 +266,22 @@ export class FleetNode implements FleetPort {
   async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
     if (this.member.status !== "joined") return { kind: "local" };
     const name = await this.canonicalName(requested);
-    if (this.holds(name)) return { kind: "local" };
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
+    const holders = this.member.holders(name).filter((h) => !exclude.has(h.node));
+    if (this.holds(name)) {
+      if (!holders.some((h) => h.node === self)) return { kind: "local" };
+      // Spread over the copies by queue: another copy with a shorter queue takes it (a forward is served there).
+      const target = hops === 0 && canForward ? this.copies?.pick(name, holders) : undefined;
+      const url = target && target.node !== self ? this.urlOf(target.node) : null;
+      return target && url ? { kind: "forward", node: target.node, url } : { kind: "local" };
+    }
+    const others = holders.filter((h) => h.node !== self);
+    if (hops === 0)
+      this.copies?.consider(name, others, this.served[name] ? { size: this.served[name].size } : undefined);
+    const elsewhere = this.copies?.pick(name, others) ?? others[0];
     // A forwarded request asks Redis (the claim) rather than the mirror, which may not show yet that the sender let
     // its claim go here: the mirror could send it straight back.
-    const elsewhere = this.member.holders(name).find((h) => h.node !== self && !exclude.has(h.node));
     if (elsewhere && hops === 0) {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };

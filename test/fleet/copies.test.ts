@@ -100,6 +100,10 @@ test("room and eligible nodes, from placement's candidates", () => {
   assert.equal(fleetHasRoom([full, tight, draining, noFile], new Set()), false);
   assert.equal(fleetHasRoom([full, node("free")], new Set()), true);
   assert.equal(fleetHasRoom([full, node("free")], new Set(["free"])), false, "a holder's room does not count");
+  // A slot and memory on one node, but the fleet's memory 90 % used: full for a copy.
+  const busy = (id: string) => node(id, { memoryUsed: 7.6 * GiB, modelCount: 1 });
+  assert.equal(fleetHasRoom([busy("x"), busy("y"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), false);
+  assert.equal(fleetHasRoom([busy("x"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), true);
   assert.equal(eligibleNodes([full, tight, draining, noFile, node("big", { memoryCapacity: GiB / 2 })]), 2);
 });
 

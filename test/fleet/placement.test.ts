@@ -39,6 +39,38 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
   },
   { name: "a draining node is never chosen", nodes: [node("a", { draining: true }), node("b")], want: "b" },
   {
+    name: "all full: the least expected reload time lost, from the nodes' eviction ladders",
+    nodes: [
+      full("a", T - 60 * MINUTE, {
+        evictable: [
+          { bytes: GiB, loss: 900 },
+          { bytes: GiB, loss: 2000 },
+        ],
+      }),
+      full("b", T, {
+        evictable: [
+          { bytes: GiB, loss: 30 },
+          { bytes: GiB, loss: 5000 },
+        ],
+      }),
+    ],
+    want: "b",
+  },
+  {
+    name: "all full: a ladder that cannot make the room (memory) ranks last",
+    nodes: [
+      full("a", T, { memoryUsed: 8 * GiB, evictable: [{ bytes: GiB / 4, loss: 1 }] }),
+      full("b", T, { evictable: [{ bytes: GiB, loss: 500 }] }),
+    ],
+    want: "b",
+  },
+  {
+    name: "the model's file still in a node's page cache before an emptier node",
+    nodes: [node("a"), node("b", { modelCount: 1, memoryUsed: GiB, warm: true })],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
     name: "all full: a node with a spare copy before the one with the oldest model",
     nodes: [full("a", T - 60 * MINUTE), full("b", T, { spareCopies: 1 }), full("c", T)],
     request: { receivedBy: "c" },
@@ -159,6 +191,16 @@ test("candidates come from the nodes' published records; a node without a record
     node("b", { serves: undefined }),
   ]);
   assert.deepEqual(placeModel(candidates, { receivedBy: "b" }), { node: "a" });
+  // What the copies rule publishes: spare copies, the eviction ladder, the files warm in the page cache.
+  const ladder = [{ bytes: GiB, loss: 0 }];
+  const [published] = candidatesFor("m.gguf", [
+    {
+      id: "a",
+      lease: 0,
+      record: nodeRecord("a", { serves: { "m.gguf": served }, spare_copies: 1, evictable: ladder, warm: ["m.gguf"] }),
+    },
+  ]);
+  assert.deepEqual(published, node("a", { serves: served, spareCopies: 1, evictable: ladder, warm: true }));
 });
 
 test("a node's model count is the larger of its record's and its copies': a record lags its claims", () => {

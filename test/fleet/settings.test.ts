@@ -40,6 +40,7 @@ test("INFERNO_FLEET__REDIS_URL joins a fleet; node id, advertise URL and secret 
     secret: "k",
     scaleUpRpm: 60,
     kept: [],
+    evictionPolicy: "reload-cost",
   });
   assert.equal(fleetSettings(config, 9000)?.nodeId, "10.0.0.5:9000", "the port the server listens on (server.port 0)");
 });

@@ -1,0 +1,275 @@
+/**
+ * A node's part in the fleet's copies rule (src/fleet/copies.ts), composed from its cache and its mirror: it counts the
+ * requests this node serves per model (published in its record as `traffic`, what other nodes' rules and routing read),
+ * tells which of its copies are spare (its cache evicts those first; its record says how many, for placement), adds a
+ * copy here when the rule wants one more and placement picks this node, and keeps each model's `min_copies`.
+ *
+ * No Redis call on a request's path: the rule reads the mirror; only an added copy's claim goes to Redis, off the
+ * request's path (the request is forwarded to a copy meanwhile).
+ */
+import type { ModelCache } from "../cache/model-cache.js";
+import { asSpareCopy, type EvictionCandidate } from "../cache/policy/eviction.js";
+import { setLongTimeout, type LongTimer } from "../cache/clock.js";
+import { messageOf } from "../errors/index.js";
+import {
+  addCopy,
+  type CopyView,
+  eligibleNodes,
+  fleetHasRoom,
+  isExtraCopy,
+  pickCopy,
+  recordUse,
+  usedRegularly,
+  type UseStreak,
+  wantedCopies,
+} from "../fleet/copies.js";
+import {
+  candidatesFor,
+  evictionLadder,
+  type FleetMember,
+  type FleetSettings,
+  type Holder,
+  type ModelTraffic,
+} from "../fleet/index.js";
+
+/**
+ * A model's requests per minute are measured over this window (and scaled to a minute), so a copy added for a burst
+ * turns spare soon after the burst ends.
+ */
+const RATE_WINDOW_MS = 20_000;
+/** A model unloaded this recently likely still has its file in the page cache (the eviction bench's warm window). */
+const WARM_WINDOW_MS = 10 * 60_000;
+
+interface Served {
+  /** Request times within the rate window, oldest first. */
+  recent: number[];
+  streak: UseStreak;
+}
+
+export class FleetCopies {
+  private readonly served = new Map<string, Served>();
+  /** Model → when this node unloaded it (for `warm`). */
+  private readonly unloaded = new Map<string, number>();
+  /** Models a copy is being added for here (one decision at a time per model). */
+  private readonly adding = new Set<string>();
+  private timer: LongTimer | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly settings: FleetSettings,
+    private readonly member: FleetMember,
+    private readonly cache: ModelCache,
+    private readonly warn: (message: string) => void,
+    /** The fleet's name for a configured model name (its canonical name here). */
+    private readonly canonical: (name: string) => Promise<string>,
+  ) {}
+
+  /** Starts following the cache and keeping `min_copies` (every heartbeat). */
+  start(): () => void {
+    const count = ({ name }: { name: string }) => this.count(name);
+    const offs = [
+      this.cache.on("hit", count),
+      this.cache.on("miss", count),
+      this.cache.on("coalesced", count),
+      this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
+    ];
+    this.cache.setSpareCopies((name) => this.isSpare(name));
+    const tick = (): void => {
+      if (this.closed) return;
+      this.timer = setLongTimeout(() => {
+        void this.keepMinimum()
+          .catch((error: unknown) => this.warn(`fleet: keeping min_copies failed: ${messageOf(error)}`))
+          .finally(tick);
+      }, this.settings.heartbeatMs);
+      this.timer.unref();
+    };
+    tick();
+    return () => {
+      this.closed = true;
+      this.timer?.clear();
+      this.cache.setSpareCopies(null);
+      for (const off of offs) off();
+    };
+  }
+
+  private count(name: string, now = Date.now()): void {
+    const served = this.served.get(name);
+    if (!served) {
+      this.served.set(name, { recent: [now], streak: recordUse(null, now) });
+      return;
+    }
+    served.recent.push(now);
+    served.streak = recordUse(served.streak, now);
+  }
+
+  private rpm(name: string, now: number): number {
+    const served = this.served.get(name);
+    if (!served) return 0;
+    const from = served.recent.findIndex((at) => at > now - RATE_WINDOW_MS);
+    served.recent.splice(0, from < 0 ? served.recent.length : from);
+    return (served.recent.length * 60_000) / RATE_WINDOW_MS;
+  }
+
+  /** The traffic of the models this node holds, for its record. */
+  traffic(now = Date.now()): Record<string, ModelTraffic> {
+    const out: Record<string, ModelTraffic> = {};
+    for (const model of this.cache.loadedModels()) {
+      if (model.state === "unloading") continue;
+      const served = this.served.get(model.name);
+      out[model.name] = {
+        rpm: this.rpm(model.name, now),
+        queue: model.leases,
+        since: served?.streak.since ?? now,
+        last: served?.streak.last ?? 0,
+      };
+    }
+    return out;
+  }
+
+  /** The models whose files are likely still in this node's page cache, for its record. */
+  warm(now = Date.now()): string[] {
+    const loaded = new Set(this.cache.loadedModels().map((m) => m.name));
+    for (const [name, at] of this.unloaded) if (now - at > WARM_WINDOW_MS) this.unloaded.delete(name);
+    return [...this.unloaded.keys()].filter((name) => !loaded.has(name));
+  }
+
+  /**
+   * This node's idle models in the order its policy evicts them (spare copies first, at no loss), for its record:
+   * placement reads what making room here would cost. Loss: requests per hour (decayed) × average load time.
+   */
+  ladder(): Array<{ bytes: number; loss: number }> {
+    const stats = this.cache.stats();
+    const idle = new Set(
+      this.cache
+        .loadedModels()
+        .filter((m) => m.state === "ready" && m.leases === 0 && !m.pinned)
+        .map((m) => m.name),
+    );
+    const candidates = stats.models
+      .filter((m) => idle.has(m.name))
+      .map((m) => {
+        const candidate: EvictionCandidate = {
+          key: m.name,
+          lastUsedAt: m.last_used === null ? null : Date.parse(m.last_used),
+          memoryBytes: m.memory_bytes,
+          loadMs: m.avg_load_ms,
+          frequency: m.frequency_per_hour,
+          inflation: 0,
+        };
+        return this.isSpare(m.name) ? asSpareCopy(candidate) : candidate;
+      });
+    return evictionLadder(candidates, this.settings.evictionPolicy, {
+      maxModels: stats.max_cached_models,
+      maxMemoryBytes: stats.memory_limit_bytes,
+    });
+  }
+
+  /** How many of this node's copies are spare now, for its record. */
+  spareCount(): number {
+    return this.cache.loadedModels().filter((m) => m.state === "ready" && this.isSpare(m.name)).length;
+  }
+
+  /** A holder's traffic for `name`: this node's own from its counts (fresher than its record), others' from records. */
+  private trafficOf(node: string, name: string, now: number): ModelTraffic | undefined {
+    if (node === this.member.nodeId) return this.traffic(now)[name];
+    const record = this.member.mirror.node(node)?.record;
+    return record?.traffic && Object.hasOwn(record.traffic, name) ? record.traffic[name] : undefined;
+  }
+
+  private views(name: string, holders: readonly Holder[], now: number): CopyView[] {
+    return holders.map((h) => ({
+      node: h.node,
+      since: h.copy.since,
+      queue: this.trafficOf(h.node, name, now)?.queue ?? 0,
+    }));
+  }
+
+  /** The copies the rule wants of `name` now, from the holders' published traffic and the fleet's room. */
+  wanted(name: string, holders: readonly Holder[], now = Date.now()): number {
+    let rpm = 0;
+    let streak: UseStreak | null = null;
+    for (const h of holders) {
+      const t = this.trafficOf(h.node, name, now);
+      if (!t) continue;
+      rpm += t.rpm;
+      if (t.last > 0)
+        streak = streak
+          ? { since: Math.min(streak.since, t.since), last: Math.max(streak.last, t.last) }
+          : { since: t.since, last: t.last };
+    }
+    const candidates = candidatesFor(name, this.member.mirror.liveNodes());
+    return wantedCopies(
+      {
+        rpm,
+        regular: usedRegularly(streak, now),
+        room: fleetHasRoom(candidates, new Set(holders.map((h) => h.node))),
+        eligibleNodes: eligibleNodes(candidates),
+      },
+      this.settings.copies(name),
+    );
+  }
+
+  /** Whether this node's copy of `name` is spare: the fleet holds more copies than the rule wants, and this is not among the oldest. */
+  isSpare(name: string): boolean {
+    if (this.member.status !== "joined") return false;
+    const holders = this.member.holders(name);
+    if (holders.length < 2) return false;
+    const now = Date.now();
+    return isExtraCopy(this.views(name, holders, now), this.wanted(name, holders, now), this.member.nodeId);
+  }
+
+  /**
+   * The copy a request for `name` goes to among `holders` (ready ones first), by queue; this node's own copy wins
+   * among equals. Undefined when none qualifies.
+   */
+  pick(name: string, holders: readonly Holder[]): Holder | undefined {
+    const ready = holders.filter((h) => h.copy.state === "ready");
+    const pool = ready.length > 0 ? ready : holders;
+    const chosen = pickCopy(this.views(name, pool, Date.now()), this.member.nodeId);
+    return pool.find((h) => h.node === chosen?.node);
+  }
+
+  /**
+   * A request for `name` reached this node, which does not hold it: when the rule wants one more copy and placement
+   * (among the nodes without one) picks this node, it claims a copy and loads it in the background.
+   */
+  consider(name: string, holders: readonly Holder[], file?: { size: number }): void {
+    if (this.adding.has(name) || holders.length === 0) return;
+    const loading = holders.filter((h) => h.copy.state === "loading").length;
+    const wanted = this.wanted(name, holders);
+    if (!addCopy(holders.length, loading, wanted)) return;
+    this.add(name, wanted, holders, file);
+  }
+
+  private add(name: string, wanted: number, holders: readonly Holder[], file?: { size: number }): void {
+    const placed = this.member.place(
+      name,
+      file,
+      holders.map((h) => h.node),
+    );
+    if (placed.node !== this.member.nodeId || this.member.status !== "joined") return;
+    this.adding.add(name);
+    void (async () => {
+      const claim = await this.member.claim(name, wanted);
+      // Degraded meanwhile: no copy to add without the fleet.
+      if (claim.kind === "local") await this.member.release(name, claim.copy.token);
+      if (claim.kind !== "claimed") return;
+      await this.cache.load(name);
+    })()
+      .catch((error: unknown) => this.warn(`fleet: adding a copy of ${name} failed: ${messageOf(error)}`))
+      .finally(() => this.adding.delete(name));
+  }
+
+  /** Every model with a `min_copies` (or pinned) and fewer live copies: this node adds one when placement picks it. */
+  private async keepMinimum(): Promise<void> {
+    if (this.member.status !== "joined") return;
+    for (const configured of this.settings.kept) {
+      const name = await this.canonical(configured);
+      if (this.adding.has(name) || this.member.ownCopy(name)) continue;
+      const holders = this.member.holders(name);
+      const minCopies = this.settings.copies(configured).minCopies;
+      if (holders.length >= minCopies || holders.some((h) => h.copy.state === "loading")) continue;
+      this.add(name, minCopies, holders);
+    }
+  }
+}
