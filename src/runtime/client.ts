@@ -5,6 +5,9 @@
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
+import type { FleetView } from "../server/ports.js";
+
+export type { FleetView } from "../server/ports.js";
 import { dialHost } from "../config/address.js";
 import {
   BadRequest,
@@ -117,6 +120,11 @@ export class InfernoClient {
 
   stats(): Promise<CacheStats> {
     return this.call("GET", "/v1/cache/stats");
+  }
+
+  /** `GET /v1/fleet`: the fleet the server belongs to (404 `not_found` when it runs alone). */
+  fleet(): Promise<FleetView> {
+    return this.call("GET", "/v1/fleet");
   }
 
   /** `GET /v1/cache/advise`: the request log replayed under other settings. */

@@ -38,14 +38,16 @@ function sha256(text: string): Buffer {
  */
 export function fleetPeerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const fleet = deps.runtime.fleet;
+    const { config } = deps.runtime;
     const hopHeader = c.req.header(FLEET_HOP_HEADER);
-    if (!fleet || hopHeader === undefined) return next();
+    // A node that has not joined yet (it listens first) may already get forwards: its record reached the fleet.
+    if ((!deps.runtime.fleet && config.fleet.redis_url === "") || hopHeader === undefined) return next();
     const hops = Number(hopHeader);
     if (!Number.isInteger(hops) || hops < 1) throw new Unauthorized(`${FLEET_HOP_HEADER} must be a positive integer`);
-    if (fleet.secret !== "") {
+    const secret = deps.runtime.fleet?.secret ?? config.fleet.secret ?? config.server.api_key;
+    if (secret !== "") {
       const given = c.req.header(FLEET_SECRET_HEADER);
-      if (given === undefined || !timingSafeEqual(sha256(given), sha256(fleet.secret))) {
+      if (given === undefined || !timingSafeEqual(sha256(given), sha256(secret))) {
         throw new Unauthorized("a forwarded fleet request needs the fleet secret (fleet.secret, or server.api_key)");
       }
     }
@@ -75,7 +77,20 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** The peer's answer, passed through; null when the peer could not be reached (nothing was sent to the client). */
+/** Whether a peer's 503 is its `shutting_down` refusal (read from a clone: any other 503 passes through as it is). */
+async function refusedForShutdown(response: Response): Promise<boolean> {
+  try {
+    const body = (await response.clone().json()) as { error?: { code?: unknown } };
+    return body.error?.code === "shutting_down"; // ShuttingDown's code
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The peer's answer, passed through; null when the peer could not be reached or refused for its shutdown (nothing was
+ * sent to the client).
+ */
 async function forward(
   c: Parameters<MiddlewareHandler<AppEnv>>[0],
   deps: AppDeps,
@@ -103,6 +118,11 @@ async function forward(
   } catch (error) {
     if (signal.aborted) throw error;
     deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${(error as Error).message}`);
+    return null;
+  }
+  // A peer that stopped taking requests (it is shutting down, its models moved on) answered nothing yet: the next copy.
+  if (upstream.status === 503 && (await refusedForShutdown(upstream))) {
+    deps.runtime.logger.info({ peer: base }, `fleet: ${base} is shutting down; trying the next copy`);
     return null;
   }
   const out = new Headers();
