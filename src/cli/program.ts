@@ -8,6 +8,7 @@ import { Command } from "commander";
 import { UsageError } from "../errors/index.js";
 import { registerCache } from "./commands/cache.js";
 import { registerConfig } from "./commands/config.js";
+import { registerFleet } from "./commands/fleet.js";
 import { registerPs } from "./commands/ps.js";
 import { registerServe } from "./commands/serve.js";
 import { registerModels } from "./commands/models.js";
@@ -21,7 +22,15 @@ export { packageVersion } from "./version.js";
 type Register = (program: Command, ctx: CliContext) => void;
 
 /** Command registrations, in the order `inferno --help` lists them. */
-const COMMANDS: Register[] = [registerServe, registerPs, registerRun, registerModels, registerCache, registerConfig];
+const COMMANDS: Register[] = [
+  registerServe,
+  registerPs,
+  registerRun,
+  registerModels,
+  registerCache,
+  registerFleet,
+  registerConfig,
+];
 
 /**
  * Verbs Ollama users type, each answered with a one-line pointer to the Inferno command that does it (or why there is

@@ -490,6 +490,15 @@ export class FleetEngine {
     return out;
   }
 
+  /** The id of the newest event in the fleet's event stream (`0-0` when it is empty): where "from now on" starts. */
+  async lastEventId(): Promise<string> {
+    const last = (await this.bounded(
+      "event read",
+      this.client.xrevrange(this.keys.events, "+", "-", "COUNT", 1),
+    )) as Array<[string, string[]]>;
+    return last[0]?.[0] ?? "0-0";
+  }
+
   /** Closes both connections (idempotent). */
   close(): void {
     if (this.closed) return;

@@ -11,7 +11,7 @@
 import { warmupHistoryOf } from "../cache/state-view.js";
 import type { WarmupHistory } from "../cache/policy/warmup.js";
 import type { CacheState } from "../cache/persistence/types.js";
-import type { FleetEngine } from "./engine.js";
+import type { FleetEngine, PlanView } from "./engine.js";
 import type { FleetNodeState, FleetSnapshot } from "./types.js";
 import { type FleetPlan, planFleetWarmup } from "./warmup.js";
 
@@ -86,13 +86,22 @@ export class FleetLeader {
       this.stableSince = snapshot.now;
     }
     if (key === "" || snapshot.now - this.stableSince < this.options.settleMs) return null;
-    const { plan: current } = await engine.readPlan();
-    if (current && Object.entries(nodes).every(([id, started]) => current.nodes[id] === started)) return null;
-    return this.plan(lead.epoch, snapshot, nodes);
+    const current = await engine.readPlan();
+    const plan = current.plan;
+    if (plan && Object.entries(nodes).every(([id, started]) => plan.nodes[id] === started)) return null;
+    return this.plan(lead.epoch, snapshot, nodes, current);
   }
 
-  /** Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). */
-  async plan(epoch: number, snapshot: FleetSnapshot, nodes = plannedNodes(snapshot)): Promise<FleetPlan | null> {
+  /**
+   * Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). The items of
+   * the `previous` plan still to load on nodes that are still there count as held: their nodes load them.
+   */
+  async plan(
+    epoch: number,
+    snapshot: FleetSnapshot,
+    nodes = plannedNodes(snapshot),
+    previous?: PlanView,
+  ): Promise<FleetPlan | null> {
     const { engine } = this.options;
     const now = (this.options.now ?? Date.now)();
     const usage = await engine.loadUsage();
@@ -101,6 +110,10 @@ export class FleetLeader {
         .filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now))
         .map((c) => c.model),
     );
+    for (const item of previous?.plan?.items ?? []) {
+      const sameNode = nodes[item.node] !== undefined && previous!.plan!.nodes[item.node] === nodes[item.node];
+      if (sameNode && previous!.progress[`${item.model}@${item.node}`] !== "failed") held.add(item.model);
+    }
     const planned = planFleetWarmup({
       now,
       restoreWindowMs: this.options.restoreWindowMs,

@@ -5,6 +5,9 @@
 import type { AdviceReport } from "../cache/sim/advise.js";
 import type { CacheStats, LastSave, LoadedModelInfo, WarmupResult, WarmupStrategy } from "../cache/types.js";
 import type { ServerConfig } from "../config/schema.js";
+import type { FleetView } from "../server/ports.js";
+
+export type { FleetView } from "../server/ports.js";
 import type { FleetStats } from "./types.js";
 import { dialHost } from "../config/address.js";
 import {
@@ -119,6 +122,11 @@ export class InfernoClient {
   /** The node's statistics; in a fleet, `fleet` holds the fleet's figures too. */
   stats(): Promise<CacheStats & { fleet?: FleetStats }> {
     return this.call("GET", "/v1/cache/stats");
+  }
+
+  /** `GET /v1/fleet`: the fleet the server belongs to (404 `not_found` when it runs alone). */
+  fleet(): Promise<FleetView> {
+    return this.call("GET", "/v1/fleet");
   }
 
   /** `GET /v1/cache/advise`: the request log replayed under other settings. */

@@ -41,14 +41,16 @@ function sha256(text: string): Buffer {
  */
 export function fleetPeerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const fleet = deps.runtime.fleet;
+    const { config } = deps.runtime;
     const hopHeader = c.req.header(FLEET_HOP_HEADER);
-    if (!fleet || hopHeader === undefined) return next();
+    // A node that has not joined yet (it listens first) may already get forwards: its record reached the fleet.
+    if ((!deps.runtime.fleet && config.fleet.redis_url === "") || hopHeader === undefined) return next();
     const hops = Number(hopHeader);
     if (!Number.isInteger(hops) || hops < 1) throw new Unauthorized(`${FLEET_HOP_HEADER} must be a positive integer`);
-    if (fleet.secret !== "") {
+    const secret = deps.runtime.fleet?.secret ?? config.fleet.secret ?? config.server.api_key;
+    if (secret !== "") {
       const given = c.req.header(FLEET_SECRET_HEADER);
-      if (given === undefined || !timingSafeEqual(sha256(given), sha256(fleet.secret))) {
+      if (given === undefined || !timingSafeEqual(sha256(given), sha256(secret))) {
         throw new Unauthorized("a forwarded fleet request needs the fleet secret (fleet.secret, or server.api_key)");
       }
     }
@@ -81,11 +83,22 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
 /** How often a forward waiting for its first byte checks that the holder still heartbeats. */
 const HOLDER_CHECK_MS = 250;
 
+/** Whether a peer's 503 body is its `shutting_down` refusal (any other 503 passes through as it is). */
+function refusedForShutdown(body: Buffer): boolean {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { error?: { code?: unknown } };
+    return parsed.error?.code === "shutting_down"; // ShuttingDown's code
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The peer's answer, passed through; null when the peer could not be reached or stopped heartbeating before its first
- * byte (nothing was sent to the client). The wait for the first byte has no fixed limit (it may include a load and, for
- * an answer that is not streamed, the whole generation): its limit is the holder's lease, so a holder that hangs
- * (stopped, swapping, partitioned) is given up once its lease ends and the request goes to the next copy or a load.
+ * The peer's answer, passed through; null when the peer could not be reached, refused for its shutdown, or stopped
+ * heartbeating before its first byte (nothing was sent to the client). The wait for the first byte has no fixed limit
+ * (it may include a load and, for an answer that is not streamed, the whole generation): its limit is the holder's
+ * lease, so a holder that hangs (stopped, swapping, partitioned) is given up once its lease ends and the request goes
+ * to the next copy or a load.
  */
 async function forward(
   c: Parameters<MiddlewareHandler<AppEnv>>[0],
@@ -129,6 +142,18 @@ async function forward(
     for (const one of Array.isArray(value) ? value : [value]) out.append(name, one);
   }
   const status = upstream.statusCode ?? 502;
+  if (status === 503) {
+    // A peer that stopped taking requests (it is shutting down, its models moved on) answered nothing yet: the next
+    // copy. Any other 503 (a full queue, with its Retry-After) passes through.
+    const chunks: Buffer[] = [];
+    for await (const chunk of upstream) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    if (refusedForShutdown(body)) {
+      deps.runtime.logger.info({ peer: base }, `fleet: ${base} is shutting down; trying the next copy`);
+      return null;
+    }
+    return new Response(body, { status, headers: out });
+  }
   if (status === 204 || status === 304) {
     upstream.resume();
     return new Response(null, { status, headers: out });

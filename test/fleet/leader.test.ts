@@ -77,5 +77,9 @@ describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
     const again = await bLeader.tick();
     assert.ok(again && again.id !== plan.id, "a new plan for the returning node");
     assert.equal(again.nodes.a, 3);
+    // What the previous plan gave b, which is still there and loading it, is not planned twice.
+    const onB = plan.items.find((i) => i.node === "b")!.model;
+    assert.ok(!again.items.some((i) => i.model === onB), `${onB} stays b's: ${JSON.stringify(again.items)}`);
+    assert.ok(again.items.length > 0, "a's share comes back");
   });
 });

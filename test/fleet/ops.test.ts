@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import type { FleetView } from "../../src/server/ports.js";
+import { runCli } from "../../testkit/cli.js";
 import { spawnInferno, type InfernoProcess } from "../../testkit/process.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { testSetup, waitFor, type TestSetup } from "../../testkit/server.js";
@@ -137,6 +138,39 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
     // /metrics labels every series with the node.
     const metrics = await (await fetch(`${nodes[1]!.url}/metrics`)).text();
     assert.match(metrics, /inferno_cache_models_loaded\{node="n2"\}/);
+
+    // `inferno fleet status`: the same view through the CLI, as a table and as JSON.
+    const cliEnv = { ...setups[0]!.env, INFERNO_FLEET__REDIS_URL: redis.url, INFERNO_FLEET__NAME: "ops" };
+    const cli = (args: string[]) => runCli(args, { env: cliEnv, cwd: setups[0]!.cwd });
+    const table = await cli(["fleet", "status", "--server", nodes[2]!.url]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^fleet ops on redis:\/\/127\.0\.0\.1:\d+: 3 node\(s\), leader n\d \(epoch \d+\)$/m);
+    assert.match(table.stdout, /^n1 +alive /m);
+    assert.match(table.stdout, new RegExp(`^warm-up plan ${view.plan.id} by n\\d at .*: 3 of 3 settled$`, "m"));
+    const json = await cli(["fleet", "status", "--server", nodes[2]!.url, "--json"]);
+    assert.equal((JSON.parse(json.stdout) as FleetView).plan?.id, view.plan.id);
+
+    // `inferno fleet events`: every node's events in one stream from Redis, resumable after an id.
+    const events = async (since: string, count: number) => {
+      const watch = spawnInferno(t, ["fleet", "events", "--since", since, "--json"], {
+        cwd: setups[0]!.cwd,
+        env: cliEnv,
+      });
+      const lines = () =>
+        watch
+          .stdout()
+          .split("\n")
+          .filter((line) => line !== "");
+      await waitFor(() => lines().length >= count, 50);
+      await watch.stop("SIGINT");
+      assert.doesNotMatch(watch.stderr(), /error/i);
+      return lines().map((line) => JSON.parse(line) as { id: string; node: string; type: string; name?: string });
+    };
+    const all = await events("0", 3);
+    const loadedBy = new Set(all.filter((e) => e.type === "loaded").map((e) => e.node));
+    assert.deepEqual([...loadedBy].sort(), ["n1", "n2", "n3"], "loads of every node in one stream");
+    const resumed = await events(all[1]!.id, 1);
+    assert.deepEqual(resumed[0], all[2], "resumed after the id it was given");
   });
 
   it("a rolling restart of 3 nodes under a steady stream of requests for 6 models fails none", async (t) => {
