@@ -13,6 +13,7 @@ import { coldLoadBench, coldLoadFigures } from "./cold-load.js";
 import { concurrencyBench } from "./concurrency.js";
 import { evictionBench, evictionFigures } from "./eviction.js";
 import { isolationBench, isolationFigures } from "./isolation.js";
+import { latencyBench } from "./latency.js";
 import { loadsBench } from "./loads.js";
 import { machine, parseSelection, type RunnerSection, runSections } from "../testkit/runner.js";
 import { type Figure, mergeResults, RESULTS_FILE, renderTable, type Results } from "./report.js";
@@ -43,6 +44,7 @@ const SECTIONS: Section[] = [
   { name: "loads", run: async (o) => ({ figures: await loadsBench(o) }) },
   { name: "server", run: async (o) => ({ figures: await serverOverheadBench(o) }) },
   { name: "concurrency", run: async (o) => ({ figures: await concurrencyBench(o) }) },
+  { name: "latency", run: async (o) => ({ figures: await latencyBench(o) }) },
   reported("isolation", isolationBench, isolationFigures),
   reported("coldload", coldLoadBench, coldLoadFigures),
   { name: "startup", run: async (o) => ({ figures: await startupBench(o) }) },

@@ -57,6 +57,7 @@ export const SECTION_ORDER = [
   "loads",
   "server",
   "concurrency",
+  "latency",
   "isolation",
   "coldload",
   "startup",
