@@ -56,8 +56,9 @@ function run(command: string, args: string[]): Promise<void> {
 }
 
 /** Drops the file's pages from the page cache (posix_fadvise DONTNEED through dd). */
-const dropFromPageCache = (path: string) => run("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
-const rawRead = (path: string) => run("cat", [path]);
+export const dropFromPageCache = (path: string) => run("dd", [`if=${path}`, "iflag=nocache", "count=0", "status=none"]);
+/** Reads the file whole (`cat`): into the page cache, and the physical limit of a load. */
+export const rawRead = (path: string) => run("cat", [path]);
 
 export async function coldLoadBench(options: { quick?: boolean; seed?: number } = {}): Promise<ColdLoadReport> {
   const rounds = options.quick ? 1 : 5;

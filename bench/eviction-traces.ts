@@ -26,8 +26,13 @@ export const SETTINGS: Omit<SimSettings, "usageHalfLifeHours"> = {
 
 export interface NamedTrace extends Trace {
   name: string;
-  /** A stationary Zipf trace: the default policy's targets apply to these. */
+  /** A stationary Zipf trace: the default policy's target against the known-rate reference applies. */
   zipf: boolean;
+  /**
+   * Popularity that changes (a shift, a daily cycle, scans, a recorded server's sessions): the default's target is the
+   * lowest load time of every rule.
+   */
+  shifting?: boolean;
   /** Limits it was recorded under, replacing `SETTINGS`'s. */
   settings?: Omit<SimSettings, "usageHalfLifeHours">;
 }
@@ -133,36 +138,44 @@ export function zipfTrace(name: string, shape: Shape): NamedTrace {
 /** Zipf popularity whose order is drawn anew `shifts` times, evenly spread over the trace. */
 export function shiftTrace(name: string, shape: Shape & { shifts: number }): NamedTrace {
   const every = Math.ceil(shape.requests / (shape.shifts + 1));
-  return synthetic(name, false, shape, 1, (frame, i, at, requests) => {
-    if (i > 0 && i % every === 0) frame.orders[0] = shuffled(frame.models, frame.rand);
-    return nextRequest(frame, at, requests);
-  });
+  return shifting(
+    synthetic(name, false, shape, 1, (frame, i, at, requests) => {
+      if (i > 0 && i % every === 0) frame.orders[0] = shuffled(frame.models, frame.rand);
+      return nextRequest(frame, at, requests);
+    }),
+  );
 }
+
+const shifting = (trace: NamedTrace): NamedTrace => ({ ...trace, shifting: true });
 
 /**
  * A daily cycle: working hours (8–18 h) use one popularity order at 4x the rate, the rest of the day another (batch
  * jobs, other time zones); both Zipf(s) over the same models.
  */
 export function dailyTrace(name: string, shape: Shape): NamedTrace {
-  return synthetic(name, false, shape, 2, (frame, _i, at, requests) => {
-    const hour = (at / HOUR_MS) % 24;
-    const working = hour >= 8 && hour < 18;
-    return nextRequest(frame, at, requests, working ? 0 : 1, working ? frame.meanGapMs / 2 : frame.meanGapMs * 2);
-  });
+  return shifting(
+    synthetic(name, false, shape, 2, (frame, _i, at, requests) => {
+      const hour = (at / HOUR_MS) % 24;
+      const working = hour >= 8 && hour < 18;
+      return nextRequest(frame, at, requests, working ? 0 : 1, working ? frame.meanGapMs / 2 : frame.meanGapMs * 2);
+    }),
+  );
 }
 
 /** Zipf(s) traffic, and every `scanEvery` requests a job that asks every model once in turn (an evaluation sweep). */
 export function scanTrace(name: string, shape: Shape & { scanEvery: number }): NamedTrace {
-  return synthetic(name, false, shape, 1, (frame, _i, start, requests) => {
-    let at = nextRequest(frame, start, requests);
-    if (requests.length % shape.scanEvery === 0) {
-      for (const model of shuffled(frame.models, frame.rand)) {
-        at += 5000;
-        requests.push({ at, key: model.key });
+  return shifting(
+    synthetic(name, false, shape, 1, (frame, _i, start, requests) => {
+      let at = nextRequest(frame, start, requests);
+      if (requests.length % shape.scanEvery === 0) {
+        for (const model of shuffled(frame.models, frame.rand)) {
+          at += 5000;
+          requests.push({ at, key: model.key });
+        }
       }
-    }
-    return at;
-  });
+      return at;
+    }),
+  );
 }
 
 /** The synthetic traces of the benchmark; `requests` per trace (the quick run uses fewer). */

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { DEFAULT_POLICY, POLICIES, recordInfernoTrace, serverTrace } from "./eviction.js";
-import { SETTINGS, syntheticTraces } from "./eviction-traces.js";
+import { offlineSchedule, replayOffline } from "./eviction-offline.js";
+import { SETTINGS, syntheticTraces, zipfTrace } from "./eviction-traces.js";
 import { offlineOptimum } from "../src/cache/sim/optimum.js";
 import { simulate } from "../src/cache/sim/simulate.js";
 import { cacheSchema } from "../src/config/schema.js";
@@ -14,7 +15,7 @@ it("the benchmark's default policy is the configuration's default, and it is com
   assert.deepEqual([...POLICIES].sort(), ["cost-aware", "largest-first", "lru", "lru-count", "ollama", "reload-cost"]);
 });
 
-it("every trace replays every request under every policy, none below the LP bound", async () => {
+it("every trace replays every request under every policy and both offline schedules, none below the LP bound", async () => {
   const solver = await highsSolver();
   const settings = { ...SETTINGS, usageHalfLifeHours: 24 };
   const synthetic = syntheticTraces(150);
@@ -32,5 +33,20 @@ it("every trace replays every request under every policy, none below the LP boun
       assert.equal(r.hits + r.misses, trace.requests.length);
       assert.ok(r.loadMsTotal >= bound - 1e-6, `${trace.name}: ${policy} below the bound`);
     }
+    // A real schedule: never below the bound, and the cheaper of the two rules is the one reported.
+    const schedules = (["belady", "belady-cost"] as const).map((rule) => replayOffline(trace, limits, rule));
+    for (const total of schedules)
+      assert.ok(total >= bound - 1e-6, `${trace.name}: an offline schedule below the bound`);
+    assert.equal(offlineSchedule(trace, limits).loadMsTotal, Math.min(...schedules));
   }
+});
+
+it("an offline schedule on a small trace costs at least the exact optimum and at most LRU's load time (+5 %)", async () => {
+  const solver = await highsSolver();
+  const settings = { ...SETTINGS, usageHalfLifeHours: 24 };
+  const trace = zipfTrace("small", { seed: 31, models: 10, requests: 70, zipf: 0.9 });
+  const exact = offlineOptimum(trace, settings, solver, { integer: true }).loadMsTotal;
+  const schedule = offlineSchedule(trace, settings).loadMsTotal;
+  assert.ok(schedule >= exact - 1e-6, `${schedule} below the exact optimum ${exact}`);
+  assert.ok(schedule <= simulate(trace, settings, "lru").loadMsTotal * 1.05);
 });

@@ -13,7 +13,7 @@ import { descendants, processCpuMs } from "../testkit/process.js";
 import { type Generation, ownProcess } from "./own-process.js";
 import { postJson } from "./server.js";
 import { Agent } from "node:http";
-import { figure, withControl } from "./report.js";
+import { figure, tooBusy, withControl } from "./report.js";
 
 it("the baselines run in processes of their own: the pids differ from the bench's and from each other", async (t) => {
   const path = join(await tempDir(t), "nano.gguf");
@@ -70,6 +70,9 @@ it("the bench shuffles its variant order every round, and an A/A control outside
       [false, undefined],
     ],
   );
+  // A machine whose load exceeds its cores is too busy to measure, whatever the control read.
+  assert.equal(tooBusy({ before: 2.5, after: 1 }, 2), true);
+  assert.equal(tooBusy({ before: 1.2, after: 1.9 }, 2), false);
   const noisy = withControl("s", [0.8, 0.81, 0.85], "base", [target]);
   assert.deepEqual(
     noisy.map((f) => [f.met, f.noisy]),

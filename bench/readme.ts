@@ -35,7 +35,7 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
       ? []
       : [
           "",
-          `Noisy (${noisy}): figures of sections whose A/A control lay outside ${formatTarget(AA_BAND, "×")}, neither met nor missed; run them again on a quiet machine.`,
+          `Noisy (${noisy}): figures of sections whose A/A control lay outside ${formatTarget(AA_BAND, "×")} or that ran with a load average above the cores (a busy machine), neither met nor missed; run them again on a quiet machine.`,
         ]),
   ];
   const eviction = results.details.eviction as EvictionReport | undefined;
@@ -57,6 +57,7 @@ export const SECTION_ORDER = [
   "loads",
   "server",
   "concurrency",
+  "latency",
   "isolation",
   "coldload",
   "startup",

@@ -99,9 +99,26 @@ export function withControl(section: string, control: number[], baseline: string
     target: AA_BAND,
     note: "the baseline measured twice as two variants in the same shuffled rounds; outside the band the section is noisy",
   });
-  if (aa.met !== false) return [aa, ...figures];
-  const noisy = (f: Figure): Figure => (f.target === null ? f : { ...f, met: null, noisy: true });
-  return [noisy(aa), ...figures.map(noisy)];
+  return aa.met === false ? markNoisy([aa, ...figures]) : [aa, ...figures];
+}
+
+/** Whether a section's figures come with an A/A control (timed on the machine, not simulated). */
+export function hasControl(figures: readonly Figure[]): boolean {
+  return figures.some((f) => f.name.startsWith("A/A control"));
+}
+
+/** The figures with every target set aside: neither met nor missed, `noisy`. */
+export function markNoisy(figures: readonly Figure[]): Figure[] {
+  return figures.map((f) => (f.target === null ? f : { ...f, met: null, noisy: true }));
+}
+
+/**
+ * Whether a section ran on a machine too busy to measure: its 1-minute load average, before or after, above the number
+ * of cores (other work was waiting for a core the whole time). Its timed figures are then marked noisy whatever its
+ * A/A control read (a control can land inside the band by chance).
+ */
+export function tooBusy(loadavg: { before: number; after: number }, cores: number): boolean {
+  return Math.max(loadavg.before, loadavg.after) > cores;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
