@@ -396,6 +396,15 @@ class PatternParser {
     return this.literalChar();
   }
 
+  /** The character a `\u` or `\x` escape names with its `count` hex digits (`spelled`: the count in words). */
+  private hexEscape(letter: string, count: number, spelled: string): Range[] {
+    const hex = new RegExp(`^[0-9a-fA-F]{${count}}`).exec(this.source.slice(this.i));
+    if (!hex) this.fail(`a \\${letter} escape without ${spelled} hex digits`);
+    this.i += count;
+    const code = parseInt(hex[0], 16);
+    return [[code, code]];
+  }
+
   private escape(inClass: boolean): Range[] {
     this.i++; // the backslash
     const ch = this.source[this.i++];
@@ -430,20 +439,10 @@ class PatternParser {
         return [[10, 10]];
       case "r":
         return [[13, 13]];
-      case "u": {
-        const hex = /^[0-9a-fA-F]{4}/.exec(this.source.slice(this.i));
-        if (!hex) this.fail("a \\u escape without four hex digits");
-        this.i += 4;
-        const code = parseInt(hex[0], 16);
-        return [[code, code]];
-      }
-      case "x": {
-        const hex = /^[0-9a-fA-F]{2}/.exec(this.source.slice(this.i));
-        if (!hex) this.fail("a \\x escape without two hex digits");
-        this.i += 2;
-        const code = parseInt(hex[0], 16);
-        return [[code, code]];
-      }
+      case "u":
+        return this.hexEscape("u", 4, "four");
+      case "x":
+        return this.hexEscape("x", 2, "two");
       default:
         if (/[0-9]/.test(ch) || (!inClass && (ch === "b" || ch === "B"))) this.fail(`"\\${ch}"`);
         if (/[A-Za-z]/.test(ch)) this.fail(`the escape "\\${ch}"`);

@@ -193,8 +193,6 @@ export class InfernoClient {
       finishReason: "stop",
       usage: { promptTokens: 0, completionTokens: 0 },
     };
-    const decoder = new TextDecoder();
-    let buffer = "";
     const onEvent = (data: string) => {
       if (data === "[DONE]") return;
       const chunk = JSON.parse(data) as {
@@ -214,15 +212,7 @@ export class InfernoClient {
         result.usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
     };
     try {
-      for await (const bytes of response.body) {
-        buffer += decoder.decode(bytes as Uint8Array, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          for (const line of event.split("\n")) if (line.startsWith("data: ")) onEvent(line.slice(6));
-        }
-      }
+      for await (const { data } of sseEvents(response.body)) onEvent(data);
     } catch (error) {
       if (!options.signal?.aborted) throw error;
       result.finishReason = "abort";
@@ -260,24 +250,9 @@ export class InfernoClient {
       });
     }
     if (!response.ok || !response.body) throw this.remoteError(response.status, await response.text());
-    const decoder = new TextDecoder();
-    let buffer = "";
     try {
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          let id: string | null = null;
-          const data: string[] = [];
-          for (const line of frame.split("\n")) {
-            if (line.startsWith("id:")) id = line.slice(3).trim();
-            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-          }
-          if (data.length > 0) yield { id, event: JSON.parse(data.join("\n")) as CacheEventJson };
-        }
-      }
+      for await (const { id, data } of sseEvents(response.body))
+        yield { id, event: JSON.parse(data) as CacheEventJson };
     } catch (error) {
       if (options.signal?.aborted) return;
       throw new ServerUnavailable(`the event stream from ${this.baseUrl} broke: ${(error as Error).message}`, {
@@ -320,5 +295,26 @@ export class InfernoClient {
     return new ServerUnavailable(`the server at ${this.baseUrl} answered ${status}: ${message}`, {
       details: { status, code },
     });
+  }
+}
+
+/** A server-sent event stream's events as they arrive: each one's `id` (null when it has none) and its data lines. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: string | null; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const bytes of body) {
+    buffer += decoder.decode(bytes as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let id: string | null = null;
+      const data: string[] = [];
+      for (const line of frame.split("\n")) {
+        if (line.startsWith("id:")) id = line.slice(3).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length > 0) yield { id, data: data.join("\n") };
+    }
   }
 }

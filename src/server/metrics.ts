@@ -33,33 +33,21 @@ export interface QueueCounts {
 export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMetrics {
   const registry = new Registry();
   const registers = [registry];
+  /** A counter without labels. */
+  const counter = (name: string, help: string) => new Counter({ name, help, registers });
 
-  const hits = new Counter({
-    name: "inferno_cache_hits_total",
-    help: "Model requests served by a loaded model.",
-    registers,
-  });
-  const misses = new Counter({
-    name: "inferno_cache_misses_total",
-    help: "Model requests that needed a load.",
-    registers,
-  });
-  const coalesced = new Counter({
-    name: "inferno_cache_coalesced_total",
-    help: "Model requests that joined a load already in flight (neither hits nor misses).",
-    registers,
-  });
-  const unknown = new Counter({
-    name: "inferno_cache_unknown_model_requests_total",
-    help: "Model requests naming no model (not counted as misses).",
-    registers,
-  });
-  const loads = new Counter({ name: "inferno_cache_loads_total", help: "Models loaded.", registers });
-  const loadFailures = new Counter({
-    name: "inferno_cache_load_failures_total",
-    help: "Model loads that failed.",
-    registers,
-  });
+  const hits = counter("inferno_cache_hits_total", "Model requests served by a loaded model.");
+  const misses = counter("inferno_cache_misses_total", "Model requests that needed a load.");
+  const coalesced = counter(
+    "inferno_cache_coalesced_total",
+    "Model requests that joined a load already in flight (neither hits nor misses).",
+  );
+  const unknown = counter(
+    "inferno_cache_unknown_model_requests_total",
+    "Model requests naming no model (not counted as misses).",
+  );
+  const loads = counter("inferno_cache_loads_total", "Models loaded.");
+  const loadFailures = counter("inferno_cache_load_failures_total", "Model loads that failed.");
   const evictions = new Counter({
     name: "inferno_cache_evictions_total",
     help: "Models unloaded, by reason.",
@@ -169,11 +157,10 @@ export function createMetrics(cache: CacheService, queue: QueueCounts): ServerMe
     registers,
   });
 
-  const aborted = new Counter({
-    name: "inferno_generations_aborted_total",
-    help: "Generations aborted because the client disconnected or the server shut down.",
-    registers,
-  });
+  const aborted = counter(
+    "inferno_generations_aborted_total",
+    "Generations aborted because the client disconnected or the server shut down.",
+  );
 
   const unsubscribe = [
     cache.on("hit", () => hits.inc()),

@@ -4,7 +4,7 @@
  * with 400, as is every field that would change the output and that Inferno cannot honour.
  */
 import { z } from "zod";
-import { keepAlive, penalty, refusedBecause, unsupported, withoutEffect } from "./schemas.js";
+import { keepAlive, refusedBecause, samplers, unsupported, withoutEffect } from "./schemas.js";
 import { modelName, shortName } from "./strings.js";
 
 const stateless = (what: string) =>
@@ -118,14 +118,8 @@ export const responsesRequestSchema = z.strictObject({
   input: z.union([z.string(), z.array(inputItem)]),
   instructions: z.string().nullish(),
   max_output_tokens: z.number().int().positive().nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().min(0).max(1).nullish(),
-  // Extensions, as on chat completions.
-  top_k: z.number().int().min(0).nullish(),
-  min_p: z.number().min(0).max(1).nullish(),
+  ...samplers,
   cache_prompt: z.boolean().nullish(),
-  frequency_penalty: penalty,
-  presence_penalty: penalty,
   seed: z.number().int().nullish(),
   tools: z.array(functionTool).nullish(),
   tool_choice: z

@@ -92,14 +92,19 @@ export const truncatePromptTokens = z
   })
   .nullish();
 
-/** Sampling settings shared by chat and text completions. `top_k` and `min_p` are extensions (llama.cpp's samplers). */
-const sampling = {
+/** The samplers every OpenAI body takes (chat, text completions, Responses). `top_k` and `min_p` are extensions. */
+export const samplers = {
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   frequency_penalty: penalty,
   presence_penalty: penalty,
+};
+
+/** Sampling settings shared by chat and text completions (llama.cpp's samplers, and how the answer is sent). */
+const sampling = {
+  ...samplers,
   logit_bias: z
     .record(shortName(), z.number().min(-100).max(100))
     .superRefine((biases, ctx) => {

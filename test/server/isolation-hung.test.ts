@@ -4,7 +4,7 @@
  * host's next request gets 503 with `Retry-After`, evict does not wait beyond the bound, the request after loads again.
  */
 import assert from "node:assert/strict";
-import { it } from "node:test";
+import { it, type TestContext } from "node:test";
 import { APIError } from "openai";
 import { HOSTED, loaded, running, stats } from "../../testkit/hosts.js";
 import { startTestServer, waitFor } from "../../testkit/server.js";
@@ -20,12 +20,18 @@ async function hostPid(s: Awaited<ReturnType<typeof startTestServer>>, name: str
   return model.pid;
 }
 
-it("SIGSTOP to a host mid-stream: the stream ends with an error within the watchdog bound, the host is killed, evictions.crashed is 1, the next request loads again", async (t) => {
+/** A server whose model `a.gguf` is loaded in a host (whose pid it returns); the host is killed after the test. */
+async function servingFromHost(t: TestContext) {
   const s = await startTestServer(t, { models: { gguf: { "a.gguf": { seed: 1 } } }, config });
   const client = s.openai();
   await client.completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 1 });
   const pid = await hostPid(s, "a.gguf");
   t.after(() => void (running(pid).then((alive) => alive && process.kill(pid, "SIGKILL")) as unknown));
+  return { s, client, pid };
+}
+
+it("SIGSTOP to a host mid-stream: the stream ends with an error within the watchdog bound, the host is killed, evictions.crashed is 1, the next request loads again", async (t) => {
+  const { s, client, pid } = await servingFromHost(t);
 
   const stream = await client.completions.create({
     model: "a.gguf",
@@ -63,11 +69,7 @@ it("SIGSTOP to a host mid-stream: the stream ends with an error within the watch
 });
 
 it("SIGSTOP to an idle host: a request gets 503 with Retry-After and evict returns, both within the bound; /health stays ok and the next request loads again", async (t) => {
-  const s = await startTestServer(t, { models: { gguf: { "a.gguf": { seed: 1 } } }, config });
-  const client = s.openai();
-  await client.completions.create({ model: "a.gguf", prompt: "Hi", max_tokens: 1 });
-  const pid = await hostPid(s, "a.gguf");
-  t.after(() => void (running(pid).then((alive) => alive && process.kill(pid, "SIGKILL")) as unknown));
+  const { s, client, pid } = await servingFromHost(t);
   process.kill(pid, "SIGSTOP");
   const started = performance.now();
   const body = JSON.stringify({ model: "a.gguf", prompt: "Hi", max_tokens: 2 });

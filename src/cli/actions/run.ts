@@ -255,16 +255,21 @@ function reportSpeed(
   }
 }
 
+/** How to answer: with `sampling`, streamed to stdout when `stream`, until `signal` aborts. */
+interface Answering {
+  sampling: Sampling;
+  stream: boolean;
+  signal?: AbortSignal;
+  /** Set when any of the answer was written. */
+  shown?: { text: boolean };
+}
+
 /** Generates one answer, streamed to stdout when `stream`; `shown.text` tells whether any of it was written. */
 async function answer(
   ctx: CliContext,
-  config: InfernoConfig,
   generator: Generator,
   turn: Turn,
-  sampling: Sampling,
-  stream: boolean,
-  signal?: AbortSignal,
-  shown = { text: false },
+  { sampling, stream, signal, shown = { text: false } }: Answering,
 ) {
   const start = performance.now();
   const write = (text: string) => {
@@ -289,7 +294,7 @@ async function oneShot(
   sampling: Sampling,
   stream: boolean,
 ) {
-  const { result, ms } = await answer(ctx, config, generator, turn, sampling, stream);
+  const { result, ms } = await answer(ctx, generator, turn, { sampling, stream });
   if (ctx.out.json) {
     ctx.out.printJson({
       model: generator.name,
@@ -355,7 +360,12 @@ async function chatLoop(
       let answered: Awaited<ReturnType<typeof answer>>;
       const shown = { text: false };
       try {
-        answered = await answer(ctx, config, generator, turn, turnSampling, options.stream, current.signal, shown);
+        answered = await answer(ctx, generator, turn, {
+          sampling: turnSampling,
+          stream: options.stream,
+          signal: current.signal,
+          shown,
+        });
       } catch (error) {
         if (!terminal || !isInfernoError(error)) throw error;
         // The error on a line of its own, after any part of the answer that streamed.
