@@ -106,9 +106,9 @@ const MIN_STORED_PREFIX_TOKENS = 32;
 class SequencePool {
   private readonly waiters: Array<(entry: PooledSequence) => void> = [];
   private readonly free: PooledSequence[];
-  private clock = 0;
-
+  /** Every sequence, free or taken (the unload saves what each holds). */
   private readonly all: readonly PooledSequence[];
+  private clock = 0;
 
   constructor(sequences: LlamaContextSequence[]) {
     this.free = sequences.map((sequence) => ({ sequence, used: 0, scope: "", reuses: 0, origin: undefined }));

@@ -138,6 +138,23 @@ function bindingText(binding: PromptBinding): string {
   return JSON.stringify([sorted(binding.model), sorted(binding.context), binding.runtime]);
 }
 
+/** Bytes of every saved state under `<cacheDir>/prompts/` (0 when there is none): the figure before any model loads. */
+export async function promptStoreBytes(cacheDir: string): Promise<number> {
+  const dir = join(cacheDir, "prompts");
+  const files = await fs.readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(
+    files
+      .filter((f) => f.endsWith(".state"))
+      .map((f) =>
+        fs.stat(join(dir, f)).then(
+          (s) => s.size,
+          () => 0,
+        ),
+      ),
+  );
+  return sizes.reduce((sum, size) => sum + size, 0);
+}
+
 /** Thrown by the loader when llama.cpp refuses a state (or returns other tokens than its sidecar names). */
 class StateRefused extends Error {}
 

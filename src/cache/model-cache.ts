@@ -163,6 +163,8 @@ export class ModelCache implements AsyncDisposable {
   };
   /** Where GGUF models save and restore their evaluated prefixes; undefined: nowhere (see `promptStoreOf`). */
   private readonly promptStore: PromptStoreSettings | undefined;
+  /** A model's prompt store reported its figures: `disk_bytes` is its own from then on. */
+  private promptStoreReported = false;
   /** The entries: their one writer. */
   private readonly table: EntryTable;
   private readonly saver: Saver;
@@ -551,12 +553,21 @@ export class ModelCache implements AsyncDisposable {
     counts.evaluated_tokens += usage.promptTokens - cached;
   }
 
+  /**
+   * The saved prefixes' bytes on disk as found at start (the runtime reads the directory), until a model's prompt
+   * store reports its own figure.
+   */
+  notePromptDiskBytes(bytes: Bytes): void {
+    if (!this.promptStoreReported) this.promptCounts.disk_bytes = bytes;
+  }
+
   /** Counts what a model's prompt store did and tells the `prefix` listeners. */
   private recordPrefix(descriptor: ModelDescriptor, event: PromptStoreEvent): void {
     const counts = this.promptCounts;
     const counter = PREFIX_COUNTERS[event.action];
     if (counter) counts[counter]++;
     counts.disk_bytes = event.diskBytes;
+    this.promptStoreReported = true;
     const { action, tokens, bytes, diskBytes } = event;
     const { name, key } = descriptor;
     this.events.emit("prefix", { name, key, action, tokens, bytes, diskBytes, reason: event.reason ?? null });

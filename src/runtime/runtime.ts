@@ -4,6 +4,7 @@
  */
 import type { Writable } from "node:stream";
 import { createBackends, disposeBackends } from "../backends/index.js";
+import { promptStoreBytes } from "../backends/prompt-store.js";
 import type { BackendRegistry } from "../backends/types.js";
 import { ModelCache } from "../cache/model-cache.js";
 import { Disposed } from "../errors/index.js";
@@ -215,6 +216,10 @@ export async function createRuntime(config: InfernoConfig, options: RuntimeOptio
     throw error;
   }
   const stopLogging = logCacheEvents(cache, logger, progress);
+  if (config.cache.prompt_cache_mb > 0) {
+    const found = await promptStoreBytes(config.cache.cache_dir).catch(() => 0);
+    cache.notePromptDiskBytes(found);
+  }
   const { models: known, state_file: stateFile } = cache.stats();
   if (known.length > 0) {
     logger.info(

@@ -16,6 +16,7 @@ import { overBudget, prefixValue } from "../../src/backends/prompt-store.js";
 import type { Backend, LoadOptions, PromptStoreEvent, TextModel } from "../../src/backends/types.js";
 import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { ModelManager } from "../../src/models/manager.js";
+import { hostBundle } from "../../testkit/host-bundle.js";
 import { TEST_BACKEND } from "../../testkit/models.js";
 
 const config = { ...TEST_BACKEND, context_size: 512 };
@@ -235,8 +236,11 @@ test("overBudget: the lowest value first, then the oldest, until the rest fits",
 });
 
 describe("prompt store, in a model host", () => {
-  // A spare host starts while the previous one works: each load here takes a started host.
-  const hosted = new HostedBackend("gguf");
+  // The bundled entry (no tsx start per host); a spare host starts while the previous one works.
+  let hosted: HostedBackend;
+  before(async () => {
+    hosted = new HostedBackend("gguf", { entry: await hostBundle() });
+  });
   const hostConfig = { ...config, isolation: "process" as const };
   after(() => hosted.dispose());
 

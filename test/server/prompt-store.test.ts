@@ -67,6 +67,9 @@ test("unload, reload, restart: the saved prefix is restored (by the request, the
 
   // The same models, configuration and cache directory: the warm-up loads the model and restores its prefixes.
   const second = await startTestServer(t, { setup: first });
+  // What the directory holds is known from the start (read at start, or reported by the warm-up's restore).
+  const atStart = (await second.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok((atStart?.disk_bytes ?? 0) > 0, JSON.stringify(atStart));
   await waitFor(async () => (await second.getJson<{ warmup: string }>("/health")).body.warmup !== "running");
   const warmed = (await second.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
   assert.ok((warmed?.prefixes_restored ?? 0) >= 1, JSON.stringify(warmed));

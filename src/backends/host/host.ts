@@ -28,7 +28,7 @@ export const DEFAULT_HOST_ENTRY = fileURLToPath(
 );
 
 /**
- * How long a host asked to exit may stay silent (disposing of its model: saving its prompt prefixes, each save
+ * How long a host asked to exit may go without progress (disposing of its model: each prompt prefix it saves is
  * reported) before it is killed, in milliseconds; and the most its exit may take in all.
  */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -135,6 +135,8 @@ export class ModelHost {
   /** When the host last sent anything (monotonic ms), or when it was last given work while idle. */
   private heardAt = performance.now();
   private pinged = false;
+  /** When the host last reported progress on its exit (a prompt prefix saved): a pong is no progress. */
+  private progressAt = performance.now();
   private watchdog: NodeJS.Timeout | null = null;
   private resolveCrashed!: (error: Error) => void;
 
@@ -222,9 +224,10 @@ export class ModelHost {
       this.ending = true;
       this.request({ type: "dispose" }).answer.catch(() => undefined);
       const started = performance.now();
+      this.progressAt = started;
       const timer = setInterval(() => {
         const now = performance.now();
-        if (now - this.heardAt > SHUTDOWN_GRACE_MS || now - started > SHUTDOWN_MAX_MS) this.child.kill("SIGKILL");
+        if (now - this.progressAt > SHUTDOWN_GRACE_MS || now - started > SHUTDOWN_MAX_MS) this.child.kill("SIGKILL");
       }, 250);
       await this.exited;
       clearInterval(timer);
@@ -327,6 +330,7 @@ export class ModelHost {
       case "pong":
         return;
       case "prompt":
+        this.progressAt = performance.now();
         this.promptEvents.emit(message.event);
         return;
       case "progress":
