@@ -145,6 +145,9 @@ export class FleetNode implements FleetPort {
       }),
       cache.on("load", ({ name }) => {
         this.loadSettled(name);
+        // The record changed (a model more, less free memory): published now rather than at the next heartbeat, so
+        // the other nodes' placement does not work from a record one heartbeat old while loads come fast.
+        void this.member.beat();
         const copy = this.member.ownCopy(name);
         if (copy) void this.member.promote(name, copy.token).catch(warn);
       }),
@@ -154,6 +157,7 @@ export class FleetNode implements FleetPort {
         if (copy) void this.member.failed(name, copy.token, messageOf(error)).catch(warn);
       }),
       cache.on("evict", ({ name }) => {
+        void this.member.beat();
         const copy = this.member.ownCopy(name);
         if (copy) void this.member.release(name, copy.token).catch(warn);
       }),
