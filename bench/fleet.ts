@@ -90,7 +90,10 @@ function lruLoads(trace: readonly number[], slots: number): number {
   for (const model of trace) {
     const at = resident.indexOf(model);
     if (at >= 0) resident.splice(at, 1);
-    else if (++loads && resident.length >= slots) resident.shift();
+    else {
+      loads++;
+      if (resident.length >= slots) resident.shift();
+    }
     resident.push(model);
   }
   return loads;
