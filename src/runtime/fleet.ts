@@ -355,11 +355,15 @@ function nodeFacts(options: FleetNodeOptions, served: Record<string, ServedModel
   };
 }
 
-/** The models this node can load, by display name: their file size (the memory estimate is the size until loaded). */
+/**
+ * The models this node can load, by display name: their file's fingerprint (size, and sha256 when the node computed it)
+ * and the memory estimate (the size until loaded).
+ */
 async function servedModels(models: ModelManager): Promise<Record<string, ServedModel>> {
   const served: Record<string, ServedModel> = {};
   for (const model of await models.list()) {
-    served[model.name] = { size: model.fingerprint.size, bytes: model.fingerprint.size };
+    const { size, sha256 } = model.fingerprint;
+    served[model.name] = { size, bytes: size, ...(sha256 ? { sha256 } : {}) };
   }
   return served;
 }
