@@ -8,9 +8,12 @@
  *   the counter's own `INFO` are left out. Heartbeats are two minutes apart here and nothing is saved, so the count is
  *   what requests cost: the target is 0.
  * - **A Zipf trace** (12 models, s = 1, 3 nodes × 2 model slots, requests round-robin over the nodes, one at a time)
- *   replayed against the fleet and against the same three nodes each on its own (no Redis): total loads and load time
+ *   replayed against a fleet of three fresh nodes (heartbeats every second) and against the same three nodes each on
+ *   its own (no Redis): total loads and load time
  *   of the fleet over those of the lone nodes (target ≤ 0.4× the loads). Every node of a lone-node setup sees every
- *   model, so each loads most of them again and again; the fleet holds six of the twelve once.
+ *   model, so each loads most of them again and again; the fleet holds six of the twelve once. The note gives what
+ *   one LRU cache of six slots would load on the same trace: the fleet evicts its oldest model fleet-wide, so it is
+ *   about that (on this trace an LRU of six slots makes about half the loads of three of two, not 0.4×).
  *
  * Spawned processes and llama.cpp on one thread each share the machine with the client: absolute times are noisy.
  */
@@ -29,10 +32,17 @@ const MAX_TOKENS = 8;
 const PROMPT = "Once upon a time";
 const TRACE_MODELS = 12;
 const SLOTS = 2;
-/** Nodes with no client key (the bench's client sends none), nothing saved, heartbeats rare (Redis counts stay quiet). */
-const NODE_OPTIONS = {
-  config: { server: { api_key: "" }, cache: { max_cached_models: SLOTS, persist_cache: false } },
+/** Nodes with no client key (the bench's client sends none) and nothing saved. */
+const CONFIG = { server: { api_key: "" }, cache: { max_cached_models: SLOTS, persist_cache: false } };
+/** Heartbeats rare, so Redis's command counts show what requests cost. */
+const QUIET = {
+  config: CONFIG,
   env: { INFERNO_FLEET__HEARTBEAT_SECONDS: "120", INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "360" },
+};
+/** Heartbeats every second, so records (a node's least recently used model, which placement reads) stay fresh. */
+const BEATING = {
+  config: CONFIG,
+  env: { INFERNO_FLEET__HEARTBEAT_SECONDS: "1", INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "5" },
 };
 
 const modelName = (i: number) => `z${String(i).padStart(2, "0")}.gguf`;
@@ -73,6 +83,22 @@ function zipfTrace(length: number): number[] {
   return Array.from({ length }, () => draw());
 }
 
+/** Loads a single LRU cache of `slots` models makes on `trace`: what a fleet evicting its globally oldest model would. */
+function lruLoads(trace: readonly number[], slots: number): number {
+  const resident: number[] = [];
+  let loads = 0;
+  for (const model of trace) {
+    const at = resident.indexOf(model);
+    if (at >= 0) resident.splice(at, 1);
+    else {
+      loads++;
+      if (resident.length >= slots) resident.shift();
+    }
+    resident.push(model);
+  }
+  return loads;
+}
+
 async function replay(fleet: FleetTest, trace: readonly number[]): Promise<{ loads: number; loadMs: number }> {
   for (const [i, model] of trace.entries()) {
     const response = await complete(fleet.nodes[i % fleet.nodes.length]!, modelName(model), { maxTokens: 1 });
@@ -90,7 +116,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
     const redis = await startRedis(context);
     const models = Object.fromEntries(Array.from({ length: TRACE_MODELS }, (_, i) => [modelName(i), { seed: i + 1 }]));
     const perNode = [models, models, models];
-    const fleet = await startFleet(context, redis.url, perNode, NODE_OPTIONS);
+    const fleet = await startFleet(context, redis.url, perNode, QUIET);
     await joined(fleet);
     const [holder, forwarder] = fleet.nodes as [FleetTest["nodes"][0], FleetTest["nodes"][0]];
 
@@ -127,15 +153,17 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
       .filter(([, calls]) => calls > 0);
     const hitCalls = perCommand.reduce((a, [, calls]) => a + calls, 0);
 
-    // The Zipf trace: the fleet (already holding one model), then the lone nodes.
+    // The Zipf trace: a fleet of three fresh nodes (a fleet of its own on the same Redis), then three lone nodes.
     const trace = zipfTrace(traceLength);
-    const start = await loadFigures(fleet);
+    const zipfFleet = await startFleet(context, redis.url, perNode, {
+      ...BEATING,
+      env: { ...BEATING.env, INFERNO_FLEET__NAME: "zipf" },
+    });
+    await joined(zipfFleet);
     const fleetStarted = Date.now();
-    const inFleet = await replay(fleet, trace);
+    const { loads: fleetLoads, loadMs: fleetLoadMs } = await replay(zipfFleet, trace);
     const fleetWall = Date.now() - fleetStarted;
-    const fleetLoads = inFleet.loads - start.loads;
-    const fleetLoadMs = inFleet.loadMs - start.loadMs;
-    const alone = await startFleet(context, "", perNode, NODE_OPTIONS);
+    const alone = await startFleet(context, "", perNode, QUIET);
     const aloneStarted = Date.now();
     const lone = await replay(alone, trace);
     const aloneWall = Date.now() - aloneStarted;
@@ -169,7 +197,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
         unit: "×",
         baseline: "3 lone nodes behind round-robin",
         target: { max: 0.4 },
-        note: `${fleetLoads} vs ${lone.loads} loads; ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
+        note: `${fleetLoads} vs ${lone.loads} loads (one LRU cache of ${3 * SLOTS} slots: ${lruLoads(trace, 3 * SLOTS)}); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
       }),
       figure({
         section: "fleet",

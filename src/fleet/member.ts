@@ -411,6 +411,7 @@ export class FleetMember {
     const others = (node: string) => this.mirror.copiesOn(node).filter((c) => c.model !== model).length;
     return placeModel(candidatesFor(model, this.mirror.liveNodes(), others), {
       receivedBy: this.nodeId,
+      now: Date.now(),
       ...(file ? { file } : {}),
       exclude: excluded,
     });

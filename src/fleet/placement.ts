@@ -10,8 +10,11 @@
  *    loses nothing), then the least expected reload time lost making room (the nodes' eviction ladders), then the one
  *    whose least recently used model is oldest (it evicts the fleet's coldest model).
  * 5. Fewest models, then most free memory.
- * 6. Among near-equals of the best (same rank on 2–5, free memory within 10 %, LRU times within a minute), the node that
- *    received the request, so the load costs no extra hop; otherwise the best, ties by id (a stable choice).
+ * 6. Among near-equals of the best (same rank on 2–5, free memory within 10 %, LRU times within a minute — or, given
+ *    `now`, within a tenth of the older model's idle time, at least a second), the node that received the request, so
+ *    the load costs no extra hop; otherwise the best, ties by id (a stable choice). An extra hop costs a millisecond;
+ *    evicting a model used 5 s ago where another node holds one idle for 50 s costs a load soon: with models used
+ *    seconds apart, a minute would make every full node "near-equal" and each would evict its own.
  */
 import type { Bytes, EpochMilliseconds } from "../models/types.js";
 import type { FleetNodeState, ServedModel } from "./types.js";
@@ -47,6 +50,8 @@ export interface PlacementRequest {
   receivedBy: string;
   /** Nodes not to choose: they failed this request, or failed to load this model recently. */
   exclude?: ReadonlySet<string>;
+  /** Wall-clock now (ms): LRU times are then near-equal relative to their age (rule 5). */
+  now?: EpochMilliseconds;
 }
 
 export type Placement =
@@ -62,8 +67,11 @@ export type Placement =
 
 /** Free memory within this share of the best's counts as equal. */
 const NEAR_MEMORY_SHARE = 0.1;
-/** LRU times within this many ms count as equal. */
+/** LRU times within this many ms count as equal (without `now`). */
 const NEAR_LRU_MS = 60_000;
+/** With `now`: LRU times within this share of the older one's idle time count as equal, and within `MIN_NEAR_LRU_MS`. */
+const NEAR_LRU_SHARE = 0.1;
+const MIN_NEAR_LRU_MS = 1000;
 
 function sameFile(served: ServedModel, file: PlacementRequest["file"]): boolean {
   if (!file) return true;
@@ -115,7 +123,7 @@ function compare(a: Ranked, b: Ranked): number {
   return a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0;
 }
 
-function nearEqual(best: Ranked, other: Ranked): boolean {
+function nearEqual(best: Ranked, other: Ranked, now: EpochMilliseconds | undefined): boolean {
   if (best.room !== other.room || best.node.modelCount !== other.node.modelCount) return false;
   if ((best.node.warm ?? false) !== (other.node.warm ?? false)) return false;
   if (!best.room) {
@@ -123,7 +131,13 @@ function nearEqual(best: Ranked, other: Ranked): boolean {
     if ((best.node.spareCopies ?? 0) > 0 !== (other.node.spareCopies ?? 0) > 0) return false;
     const a = best.node.lruTime;
     const b = other.node.lruTime;
-    if (a === null || b === null ? a !== b : Math.abs(a - b) > NEAR_LRU_MS) return false;
+    if (a === null || b === null) {
+      if (a !== b) return false;
+    } else {
+      const window =
+        now === undefined ? NEAR_LRU_MS : Math.max(MIN_NEAR_LRU_MS, NEAR_LRU_SHARE * (now - Math.min(a, b)));
+      if (Math.abs(a - b) > window) return false;
+    }
   }
   return other.free >= best.free * (1 - NEAR_MEMORY_SHARE);
 }
@@ -146,7 +160,7 @@ export function placeModel(nodes: readonly PlacementCandidate[], request: Placem
   const best = ranked[0];
   if (!best) return { node: null, reason: "unavailable" };
   const local = ranked.find((r) => r.node.id === request.receivedBy);
-  return { node: local && nearEqual(best, local) ? local.node.id : best.node.id };
+  return { node: local && nearEqual(best, local, request.now) ? local.node.id : best.node.id };
 }
 
 /**

@@ -210,6 +210,9 @@ export class FleetNode implements FleetPort {
       }),
       cache.on("load", ({ name }) => {
         this.loadSettled(name);
+        // The record changed (a model more, less free memory): published now rather than at the next heartbeat, so
+        // the other nodes' placement does not work from a record one heartbeat old while loads come fast.
+        void this.member.beat();
         const copy = this.member.ownCopy(name);
         if (copy) void this.member.promote(name, copy.token).catch(warn);
       }),
@@ -219,6 +222,7 @@ export class FleetNode implements FleetPort {
         if (copy) void this.member.failed(name, copy.token, messageOf(error)).catch(warn);
       }),
       cache.on("evict", ({ name }) => {
+        void this.member.beat();
         const copy = this.member.ownCopy(name);
         if (copy) void this.member.release(name, copy.token).catch(warn);
       }),
@@ -495,11 +499,15 @@ function nodeFacts(options: FleetNodeOptions, served: Record<string, ServedModel
   };
 }
 
-/** The models this node can load, by display name: their file size (the memory estimate is the size until loaded). */
+/**
+ * The models this node can load, by display name: their file's fingerprint (size, and sha256 when the node computed it)
+ * and the memory estimate (the size until loaded).
+ */
 async function servedModels(models: ModelManager): Promise<Record<string, ServedModel>> {
   const served: Record<string, ServedModel> = {};
   for (const model of await models.list()) {
-    served[model.name] = { size: model.fingerprint.size, bytes: model.fingerprint.size };
+    const { size, sha256 } = model.fingerprint;
+    served[model.name] = { size, bytes: size, ...(sha256 ? { sha256 } : {}) };
   }
   return served;
 }

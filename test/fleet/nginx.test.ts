@@ -30,6 +30,17 @@ async function streamed(openai: OpenAI): Promise<string> {
   return text;
 }
 
+/** A chat whose answer must be a call of `get_weather` (greedy: the same call from every node). */
+const forcedToolCall = (openai: OpenAI) =>
+  openai.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 200,
+    temperature: 0,
+    tools: [WEATHER_TOOL],
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+  });
+
 const aborted = async (node: FleetTestNode) =>
   Number(/^inferno_generations_aborted_total (\d+)$/m.exec(await node.metrics())?.[1] ?? 0);
 
@@ -59,14 +70,7 @@ describe("the openai client through nginx in front of a fleet", { skip, timeout:
     const want = await direct.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 });
     assert.equal(first.choices[0]?.message.content, want.choices[0]?.message.content);
     const wantStream = await streamed(direct);
-    const wantTool = await direct.chat.completions.create({
-      model: MODEL,
-      messages,
-      max_tokens: 200,
-      temperature: 0,
-      tools: [WEATHER_TOOL],
-      tool_choice: { type: "function", function: { name: "get_weather" } },
-    });
+    const wantTool = await forcedToolCall(direct);
     assert.equal(wantTool.choices[0]?.finish_reason, "tool_calls");
     const wantCall = wantTool.choices[0]?.message.tool_calls?.[0];
     const wantEmbedding = await direct.embeddings.create({ model: MODEL, input: "hello fleet" });
@@ -74,14 +78,7 @@ describe("the openai client through nginx in front of a fleet", { skip, timeout:
       const chat = await viaNginx.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0 });
       assert.equal(chat.choices[0]?.message.content, want.choices[0]?.message.content);
       assert.equal(await streamed(viaNginx), wantStream);
-      const tool = await viaNginx.chat.completions.create({
-        model: MODEL,
-        messages,
-        max_tokens: 200,
-        temperature: 0,
-        tools: [WEATHER_TOOL],
-        tool_choice: { type: "function", function: { name: "get_weather" } },
-      });
+      const tool = await forcedToolCall(viaNginx);
       assert.equal(tool.choices[0]?.finish_reason, "tool_calls");
       const call = tool.choices[0]?.message.tool_calls?.[0];
       assert.ok(call?.type === "function" && wantCall?.type === "function");

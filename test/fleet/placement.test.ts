@@ -94,6 +94,24 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
     want: "b",
   },
   {
+    name: "all full, given now: LRU times near-equal within a tenth of their idle time (20 min: 30 s is near)",
+    nodes: [full("a", T - 20 * MINUTE + 30_000), full("b", T - 20 * MINUTE)],
+    request: { receivedBy: "a", now: T },
+    want: "a",
+  },
+  {
+    name: "all full, given now: models idle 5 s and 50 s are not near-equal, the older goes",
+    nodes: [full("a", T - 5000), full("b", T - 50_000)],
+    request: { receivedBy: "a", now: T },
+    want: "b",
+  },
+  {
+    name: "all full, given now: a second apart always counts as equal",
+    nodes: [full("a", T - 1000), full("b", T - 1500)],
+    request: { receivedBy: "a", now: T },
+    want: "a",
+  },
+  {
     name: "all full with LRU times within a minute: the receiving node",
     nodes: [full("a", T - 20 * MINUTE + 30_000), full("b", T - 20 * MINUTE)],
     request: { receivedBy: "a" },

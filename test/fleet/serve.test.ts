@@ -4,7 +4,7 @@
  * forward without the fleet secret is refused, and a node whose Redis died keeps answering and reports `degraded`.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
 import {
   complete,
@@ -19,6 +19,17 @@ import {
 import { engineFor } from "./fleet-helpers.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
+
+/** Two nodes with the same `a.gguf`; the first loaded it, and the second's mirror knows. */
+async function twoNodesFirstHolding(t: TestContext) {
+  const redis = await startRedis(t);
+  const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } })));
+  await settleFleet(nodes);
+  const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+  await ok(complete(first, "a.gguf"));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return { redis, first, second };
+}
 
 const loadsOf = async (nodes: FleetTestNode[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
 
@@ -154,12 +165,7 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
   });
 
   it("a node SIGKILLed while holding a model: its requests are answered through the other at once", async (t) => {
-    const redis = await startRedis(t);
-    const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } })));
-    await settleFleet(nodes);
-    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
-    await ok(complete(first, "a.gguf"));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { redis, first, second } = await twoNodesFirstHolding(t);
     await ok(complete(second, "a.gguf"));
     assert.equal((await second.stats()).loads, 0, "forwarded to the holder");
     await first.kill();
@@ -177,12 +183,7 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
 
 describe("a holder that hangs before its first byte", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("is given up when its lease ends: the request loads the model elsewhere", async (t) => {
-    const redis = await startRedis(t);
-    const nodes = await Promise.all([0, 1].map(() => startFleetNode(t, redis.url, { "a.gguf": { seed: 1 } })));
-    await settleFleet(nodes);
-    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
-    await ok(complete(first, "a.gguf"));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { first, second } = await twoNodesFirstHolding(t);
     // SIGSTOP: the holder's port still accepts connections, and nothing answers.
     first.process.child.kill("SIGSTOP");
     const started = Date.now();
