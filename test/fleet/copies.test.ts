@@ -16,7 +16,7 @@ import {
   usedRegularly,
   wantedCopies,
 } from "../../src/fleet/copies.js";
-import type { PlacementCandidate } from "../../src/fleet/placement.js";
+import { placementNode } from "./fleet-helpers.js";
 
 const MINUTE = 60_000;
 const T = Date.UTC(2026, 0, 1);
@@ -82,17 +82,7 @@ test("a copy is added one at a time, only beside a live one", () => {
 });
 
 test("room and eligible nodes, from placement's candidates", () => {
-  const node = (id: string, o: Partial<PlacementCandidate> = {}): PlacementCandidate => ({
-    id,
-    draining: false,
-    memoryCapacity: 8 * GiB,
-    memoryUsed: 0,
-    modelCapacity: 2,
-    modelCount: 0,
-    lruTime: null,
-    serves: { size: 1, bytes: GiB },
-    ...o,
-  });
+  const node = placementNode;
   const full = node("full", { modelCount: 2 });
   const tight = node("tight", { memoryUsed: 7.5 * GiB, modelCount: 1 });
   const draining = node("draining", { draining: true });
