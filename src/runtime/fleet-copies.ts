@@ -114,16 +114,15 @@ export class FleetCopies {
   traffic(now = Date.now()): Record<string, ModelTraffic> {
     const out: Record<string, ModelTraffic> = {};
     for (const model of this.cache.loadedModels()) {
-      if (model.state === "unloading") continue;
-      const served = this.served.get(model.name);
-      out[model.name] = {
-        rpm: this.rpm(model.name, now),
-        queue: model.leases,
-        since: served?.streak.since ?? now,
-        last: served?.streak.last ?? 0,
-      };
+      if (model.state !== "unloading") out[model.name] = this.ownTraffic(model.name, now, model.leases);
     }
     return out;
+  }
+
+  /** This node's traffic of `name` from its own counts (no cache call: eviction asks while it chooses). */
+  private ownTraffic(name: string, now: number, queue: number): ModelTraffic {
+    const served = this.served.get(name);
+    return { rpm: this.rpm(name, now), queue, since: served?.streak.since ?? now, last: served?.streak.last ?? 0 };
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */
@@ -170,17 +169,18 @@ export class FleetCopies {
   }
 
   /** A holder's traffic for `name`: this node's own from its counts (fresher than its record), others' from records. */
-  private trafficOf(node: string, name: string, now: number): ModelTraffic | undefined {
-    if (node === this.member.nodeId) return this.traffic(now)[name];
+  private trafficOf(node: string, name: string, now: number, queue = 0): ModelTraffic | undefined {
+    if (node === this.member.nodeId) return this.ownTraffic(name, now, queue);
     const record = this.member.mirror.node(node)?.record;
     return record?.traffic && Object.hasOwn(record.traffic, name) ? record.traffic[name] : undefined;
   }
 
-  private views(name: string, holders: readonly Holder[], now: number): CopyView[] {
+  /** The copies as the rule sees them; `ownQueue`: this node's requests in flight for the model (for routing). */
+  private views(name: string, holders: readonly Holder[], now: number, ownQueue = 0): CopyView[] {
     return holders.map((h) => ({
       node: h.node,
       since: h.copy.since,
-      queue: this.trafficOf(h.node, name, now)?.queue ?? 0,
+      queue: this.trafficOf(h.node, name, now, ownQueue)?.queue ?? 0,
     }));
   }
 
@@ -225,7 +225,8 @@ export class FleetCopies {
   pick(name: string, holders: readonly Holder[]): Holder | undefined {
     const ready = holders.filter((h) => h.copy.state === "ready");
     const pool = ready.length > 0 ? ready : holders;
-    const chosen = pickCopy(this.views(name, pool, Date.now()), this.member.nodeId);
+    const ownQueue = this.cache.loadedModels().find((m) => m.name === name)?.leases ?? 0;
+    const chosen = pickCopy(this.views(name, pool, Date.now(), ownQueue), this.member.nodeId);
     return pool.find((h) => h.node === chosen?.node);
   }
 
