@@ -2,7 +2,8 @@
  * A node's part in the fleet's copies rule (src/fleet/copies.ts), composed from its cache and its mirror: it counts the
  * requests this node serves per model (published in its record as `traffic`, what other nodes' rules and routing read),
  * tells which of its copies are spare (its cache evicts those first; its record says how many, for placement), adds a
- * copy here when the rule wants one more and placement picks this node, and keeps each model's `min_copies`.
+ * copy here when the rule wants one more and placement picks this node (at a request, and at each heartbeat for the
+ * models requested anywhere and those with `min_copies`).
  *
  * No Redis call on a request's path: the rule reads the mirror; only an added copy's claim goes to Redis, off the
  * request's path (the request is forwarded to a copy meanwhile).
@@ -77,7 +78,7 @@ export class FleetCopies {
     const tick = (): void => {
       if (this.closed) return;
       this.timer = setLongTimeout(() => {
-        void this.keepMinimum()
+        void this.keepCopies()
           .catch((error: unknown) => this.warn(`fleet: keeping min_copies failed: ${messageOf(error)}`))
           .finally(tick);
       }, this.settings.heartbeatMs);
@@ -185,7 +186,7 @@ export class FleetCopies {
   }
 
   /** The copies the rule wants of `name` now, from the holders' published traffic and the fleet's room. */
-  wanted(name: string, holders: readonly Holder[], now = Date.now()): number {
+  wanted(name: string, holders: readonly Holder[], now = Date.now(), ruleName = name): number {
     let rpm = 0;
     let streak: UseStreak | null = null;
     for (const h of holders) {
@@ -205,7 +206,7 @@ export class FleetCopies {
         room: fleetHasRoom(candidates, new Set(holders.map((h) => h.node))),
         eligibleNodes: eligibleNodes(candidates),
       },
-      this.settings.copies(name),
+      this.settings.copies(ruleName),
     );
   }
 
@@ -261,16 +262,27 @@ export class FleetCopies {
       .finally(() => this.adding.delete(name));
   }
 
-  /** Every model with a `min_copies` (or pinned) and fewer live copies: this node adds one when placement picks it. */
-  private async keepMinimum(): Promise<void> {
+  /**
+   * Every heartbeat: each model with a `min_copies` (or pinned) and each model a node serves (its record's traffic)
+   * that has fewer live copies than the rule wants, none loading: this node adds one when placement picks it. So a
+   * model whose requests all reach its holder directly still gets its copies, and a lost holder is replaced.
+   */
+  private async keepCopies(): Promise<void> {
     if (this.member.status !== "joined") return;
-    for (const configured of this.settings.kept) {
-      const name = await this.canonical(configured);
+    // The fleet's name of each model → the name its rule is configured under.
+    const names = new Map<string, string>();
+    for (const configured of this.settings.kept) names.set(await this.canonical(configured), configured);
+    for (const node of this.member.mirror.liveNodes()) {
+      for (const [name, t] of Object.entries(node.record?.traffic ?? {})) {
+        if (t.rpm > 0 && !names.has(name)) names.set(name, name);
+      }
+    }
+    for (const [name, configured] of names) {
       if (this.adding.has(name) || this.member.ownCopy(name)) continue;
       const holders = this.member.holders(name);
-      const minCopies = this.settings.copies(configured).minCopies;
-      if (holders.length >= minCopies || holders.some((h) => h.copy.state === "loading")) continue;
-      this.add(name, minCopies, holders);
+      if (holders.some((h) => h.copy.state === "loading")) continue;
+      const wanted = this.wanted(name, holders, Date.now(), configured);
+      if (holders.length < wanted) this.add(name, wanted, holders);
     }
   }
 }
