@@ -19,6 +19,7 @@ import {
   fleetHasRoom,
   isExtraCopy,
   pickCopy,
+  ratePerMinute,
   recordUse,
   usedRegularly,
   type UseStreak,
@@ -33,11 +34,6 @@ import {
   type ModelTraffic,
 } from "../fleet/index.js";
 
-/**
- * A model's requests per minute are measured over this window (and scaled to a minute), so a copy added for a burst
- * turns spare soon after the burst ends.
- */
-const RATE_WINDOW_MS = 20_000;
 /** A model unloaded this recently likely still has its file in the page cache (the eviction bench's warm window). */
 const WARM_WINDOW_MS = 10 * 60_000;
 
@@ -106,9 +102,7 @@ export class FleetCopies {
   private rpm(name: string, now: number): number {
     const served = this.served.get(name);
     if (!served) return 0;
-    const from = served.recent.findIndex((at) => at > now - RATE_WINDOW_MS);
-    served.recent.splice(0, from < 0 ? served.recent.length : from);
-    return (served.recent.length * 60_000) / RATE_WINDOW_MS;
+    return ratePerMinute(served.recent, now);
   }
 
   /** The traffic of the models this node holds, for its record. */

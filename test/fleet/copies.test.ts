@@ -12,6 +12,7 @@ import {
   fleetHasRoom,
   isExtraCopy,
   pickCopy,
+  ratePerMinute,
   recordUse,
   usedRegularly,
   wantedCopies,
@@ -34,6 +35,14 @@ test("a use streak: regular once used now and for 7 minutes without a 40-minute 
   ];
   for (const c of cases) assert.equal(usedRegularly(uses(c.uses), T + c.at * MINUTE), c.regular, c.name);
   assert.equal(usedRegularly(null, T), false);
+});
+
+test("requests per minute over the last 20 s: older times are dropped", () => {
+  const recent = [T - 30_000, T - 19_000, T - 5000, T];
+  assert.equal(ratePerMinute(recent, T), 9, "3 requests in 20 s");
+  assert.deepEqual(recent, [T - 19_000, T - 5000, T]);
+  assert.equal(ratePerMinute(recent, T + 20_000), 0);
+  assert.deepEqual(recent, []);
 });
 
 test("the rule from the per-model settings: pinned means at least one copy", () => {
