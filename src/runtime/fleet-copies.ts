@@ -61,7 +61,7 @@ export class FleetCopies {
     private readonly canonical: (name: string) => Promise<string>,
   ) {}
 
-  /** Starts following the cache and keeping `min_copies` (every heartbeat). */
+  /** Starts following the cache, and checking the copies every heartbeat. */
   start(): () => void {
     const count = ({ name }: { name: string }) => this.count(name);
     const offs = [
@@ -75,7 +75,7 @@ export class FleetCopies {
       if (this.closed) return;
       this.timer = setLongTimeout(() => {
         void this.keepCopies()
-          .catch((error: unknown) => this.warn(`fleet: keeping min_copies failed: ${messageOf(error)}`))
+          .catch((error: unknown) => this.warn(`fleet: keeping the copies rule failed: ${messageOf(error)}`))
           .finally(tick);
       }, this.settings.heartbeatMs);
       this.timer.unref();
