@@ -33,6 +33,23 @@ export const REGULAR_GAP_MS = 40 * MINUTE_MS;
 /** Copies of one model at most when `max_copies` is not set. */
 export const DEFAULT_MAX_COPIES = 4;
 
+/**
+ * A model's requests per minute are measured over this window and scaled to a minute, so a copy added for a burst turns
+ * spare soon after the burst ends.
+ */
+export const RATE_WINDOW_MS = 20_000;
+
+/**
+ * Requests per minute at `now` from the request times `recent` (oldest first), measured over `RATE_WINDOW_MS`. Drops
+ * the times before the window from `recent` (the one caller-owned list it changes).
+ */
+export function ratePerMinute(recent: number[], now: number): number {
+  let drop = 0;
+  while (drop < recent.length && (recent[drop] as number) <= now - RATE_WINDOW_MS) drop++;
+  if (drop > 0) recent.splice(0, drop);
+  return (recent.length * MINUTE_MS) / RATE_WINDOW_MS;
+}
+
 /** A model's current streak of use (wall-clock ms): when it began and the latest use. */
 export interface UseStreak {
   since: number;

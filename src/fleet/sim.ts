@@ -27,6 +27,7 @@ import {
   fleetHasRoom,
   isExtraCopy,
   pickCopy,
+  ratePerMinute,
   recordUse,
   usedRegularly,
   type UseStreak,
@@ -102,7 +103,7 @@ interface SimNode {
 interface FleetModel {
   model: SimModel;
   streak: UseStreak | null;
-  /** Request times of the last minute (oldest first). */
+  /** Request times within the rate window (oldest first). */
   recent: number[];
   /** Node id → since (the copy's claim time). */
   copies: Map<string, number>;
@@ -167,8 +168,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     return u;
   };
 
-  /** Node `n` as placement sees it for `model`; `spares`: count its spare copies (as its record publishes them). */
-  /** `full`: with what a full node publishes for placement (spare copies, its eviction ladder). */
+  /** Node `n` as placement sees it for `model`; `full`: with its spare copies and eviction ladder (its record's). */
   const candidateOf = (n: SimNode, model: SimModel, now: number, full: boolean): PlacementCandidate => {
     let lru: number | null = null;
     for (const key of n.resident) {
@@ -216,12 +216,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     };
   };
 
-  const rpmOf = (fm: FleetModel, now: number): number => {
-    let drop = 0;
-    while (drop < fm.recent.length && (fm.recent[drop] as number) <= now - MINUTE_MS) drop++;
-    if (drop > 0) fm.recent.splice(0, drop);
-    return fm.recent.length;
-  };
+  const rpmOf = (fm: FleetModel, now: number): number => ratePerMinute(fm.recent, now);
 
   const wantedOf = (fm: FleetModel, now: number): number => {
     fm.eligible ??= eligibleNodes(nodes.map((n) => candidateOf(n, fm.model, now, false)));

@@ -2,7 +2,8 @@
  * A node's part in the fleet's copies rule (src/fleet/copies.ts), composed from its cache and its mirror: it counts the
  * requests this node serves per model (published in its record as `traffic`, what other nodes' rules and routing read),
  * tells which of its copies are spare (its cache evicts those first; its record says how many, for placement), adds a
- * copy here when the rule wants one more and placement picks this node, and keeps each model's `min_copies`.
+ * copy here when the rule wants one more and placement picks this node (at a request, and at each heartbeat for the
+ * models requested anywhere and those with `min_copies`).
  *
  * No Redis call on a request's path: the rule reads the mirror; only an added copy's claim goes to Redis, off the
  * request's path (the request is forwarded to a copy meanwhile).
@@ -18,6 +19,7 @@ import {
   fleetHasRoom,
   isExtraCopy,
   pickCopy,
+  ratePerMinute,
   recordUse,
   usedRegularly,
   type UseStreak,
@@ -32,11 +34,6 @@ import {
   type ModelTraffic,
 } from "../fleet/index.js";
 
-/**
- * A model's requests per minute are measured over this window (and scaled to a minute), so a copy added for a burst
- * turns spare soon after the burst ends.
- */
-const RATE_WINDOW_MS = 20_000;
 /** A model unloaded this recently likely still has its file in the page cache (the eviction bench's warm window). */
 const WARM_WINDOW_MS = 10 * 60_000;
 
@@ -64,7 +61,7 @@ export class FleetCopies {
     private readonly canonical: (name: string) => Promise<string>,
   ) {}
 
-  /** Starts following the cache and keeping `min_copies` (every heartbeat). */
+  /** Starts following the cache, and checking the copies every heartbeat. */
   start(): () => void {
     const count = ({ name }: { name: string }) => this.count(name);
     const offs = [
@@ -77,8 +74,8 @@ export class FleetCopies {
     const tick = (): void => {
       if (this.closed) return;
       this.timer = setLongTimeout(() => {
-        void this.keepMinimum()
-          .catch((error: unknown) => this.warn(`fleet: keeping min_copies failed: ${messageOf(error)}`))
+        void this.keepCopies()
+          .catch((error: unknown) => this.warn(`fleet: keeping the copies rule failed: ${messageOf(error)}`))
           .finally(tick);
       }, this.settings.heartbeatMs);
       this.timer.unref();
@@ -105,25 +102,22 @@ export class FleetCopies {
   private rpm(name: string, now: number): number {
     const served = this.served.get(name);
     if (!served) return 0;
-    const from = served.recent.findIndex((at) => at > now - RATE_WINDOW_MS);
-    served.recent.splice(0, from < 0 ? served.recent.length : from);
-    return (served.recent.length * 60_000) / RATE_WINDOW_MS;
+    return ratePerMinute(served.recent, now);
   }
 
   /** The traffic of the models this node holds, for its record. */
   traffic(now = Date.now()): Record<string, ModelTraffic> {
     const out: Record<string, ModelTraffic> = {};
     for (const model of this.cache.loadedModels()) {
-      if (model.state === "unloading") continue;
-      const served = this.served.get(model.name);
-      out[model.name] = {
-        rpm: this.rpm(model.name, now),
-        queue: model.leases,
-        since: served?.streak.since ?? now,
-        last: served?.streak.last ?? 0,
-      };
+      if (model.state !== "unloading") out[model.name] = this.ownTraffic(model.name, now, model.leases);
     }
     return out;
+  }
+
+  /** This node's traffic of `name` from its own counts (no cache call: eviction asks while it chooses). */
+  private ownTraffic(name: string, now: number, queue: number): ModelTraffic {
+    const served = this.served.get(name);
+    return { rpm: this.rpm(name, now), queue, since: served?.streak.since ?? now, last: served?.streak.last ?? 0 };
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */
@@ -170,22 +164,23 @@ export class FleetCopies {
   }
 
   /** A holder's traffic for `name`: this node's own from its counts (fresher than its record), others' from records. */
-  private trafficOf(node: string, name: string, now: number): ModelTraffic | undefined {
-    if (node === this.member.nodeId) return this.traffic(now)[name];
+  private trafficOf(node: string, name: string, now: number, queue = 0): ModelTraffic | undefined {
+    if (node === this.member.nodeId) return this.ownTraffic(name, now, queue);
     const record = this.member.mirror.node(node)?.record;
     return record?.traffic && Object.hasOwn(record.traffic, name) ? record.traffic[name] : undefined;
   }
 
-  private views(name: string, holders: readonly Holder[], now: number): CopyView[] {
+  /** The copies as the rule sees them; `ownQueue`: this node's requests in flight for the model (for routing). */
+  private views(name: string, holders: readonly Holder[], now: number, ownQueue = 0): CopyView[] {
     return holders.map((h) => ({
       node: h.node,
       since: h.copy.since,
-      queue: this.trafficOf(h.node, name, now)?.queue ?? 0,
+      queue: this.trafficOf(h.node, name, now, ownQueue)?.queue ?? 0,
     }));
   }
 
   /** The copies the rule wants of `name` now, from the holders' published traffic and the fleet's room. */
-  wanted(name: string, holders: readonly Holder[], now = Date.now()): number {
+  wanted(name: string, holders: readonly Holder[], now = Date.now(), ruleName = name): number {
     let rpm = 0;
     let streak: UseStreak | null = null;
     for (const h of holders) {
@@ -205,7 +200,7 @@ export class FleetCopies {
         room: fleetHasRoom(candidates, new Set(holders.map((h) => h.node))),
         eligibleNodes: eligibleNodes(candidates),
       },
-      this.settings.copies(name),
+      this.settings.copies(ruleName),
     );
   }
 
@@ -225,7 +220,8 @@ export class FleetCopies {
   pick(name: string, holders: readonly Holder[]): Holder | undefined {
     const ready = holders.filter((h) => h.copy.state === "ready");
     const pool = ready.length > 0 ? ready : holders;
-    const chosen = pickCopy(this.views(name, pool, Date.now()), this.member.nodeId);
+    const ownQueue = this.cache.loadedModels().find((m) => m.name === name)?.leases ?? 0;
+    const chosen = pickCopy(this.views(name, pool, Date.now(), ownQueue), this.member.nodeId);
     return pool.find((h) => h.node === chosen?.node);
   }
 
@@ -260,16 +256,27 @@ export class FleetCopies {
       .finally(() => this.adding.delete(name));
   }
 
-  /** Every model with a `min_copies` (or pinned) and fewer live copies: this node adds one when placement picks it. */
-  private async keepMinimum(): Promise<void> {
+  /**
+   * Every heartbeat: each model with a `min_copies` (or pinned) and each model a node serves (its record's traffic)
+   * that has fewer live copies than the rule wants, none loading: this node adds one when placement picks it. So a
+   * model whose requests all reach its holder directly still gets its copies, and a lost holder is replaced.
+   */
+  private async keepCopies(): Promise<void> {
     if (this.member.status !== "joined") return;
-    for (const configured of this.settings.kept) {
-      const name = await this.canonical(configured);
+    // The fleet's name of each model → the name its rule is configured under.
+    const names = new Map<string, string>();
+    for (const configured of this.settings.kept) names.set(await this.canonical(configured), configured);
+    for (const node of this.member.mirror.liveNodes()) {
+      for (const [name, t] of Object.entries(node.record?.traffic ?? {})) {
+        if (t.rpm > 0 && !names.has(name)) names.set(name, name);
+      }
+    }
+    for (const [name, configured] of names) {
       if (this.adding.has(name) || this.member.ownCopy(name)) continue;
       const holders = this.member.holders(name);
-      const minCopies = this.settings.copies(configured).minCopies;
-      if (holders.length >= minCopies || holders.some((h) => h.copy.state === "loading")) continue;
-      this.add(name, minCopies, holders);
+      if (holders.some((h) => h.copy.state === "loading")) continue;
+      const wanted = this.wanted(name, holders, Date.now(), configured);
+      if (holders.length < wanted) this.add(name, wanted, holders);
     }
   }
 }

@@ -12,11 +12,12 @@ import {
   fleetHasRoom,
   isExtraCopy,
   pickCopy,
+  ratePerMinute,
   recordUse,
   usedRegularly,
   wantedCopies,
 } from "../../src/fleet/copies.js";
-import type { PlacementCandidate } from "../../src/fleet/placement.js";
+import { placementNode } from "./fleet-helpers.js";
 
 const MINUTE = 60_000;
 const T = Date.UTC(2026, 0, 1);
@@ -34,6 +35,14 @@ test("a use streak: regular once used now and for 7 minutes without a 40-minute 
   ];
   for (const c of cases) assert.equal(usedRegularly(uses(c.uses), T + c.at * MINUTE), c.regular, c.name);
   assert.equal(usedRegularly(null, T), false);
+});
+
+test("requests per minute over the last 20 s: older times are dropped", () => {
+  const recent = [T - 30_000, T - 19_000, T - 5000, T];
+  assert.equal(ratePerMinute(recent, T), 9, "3 requests in 20 s");
+  assert.deepEqual(recent, [T - 19_000, T - 5000, T]);
+  assert.equal(ratePerMinute(recent, T + 20_000), 0);
+  assert.deepEqual(recent, []);
 });
 
 test("the rule from the per-model settings: pinned means at least one copy", () => {
@@ -82,17 +91,7 @@ test("a copy is added one at a time, only beside a live one", () => {
 });
 
 test("room and eligible nodes, from placement's candidates", () => {
-  const node = (id: string, o: Partial<PlacementCandidate> = {}): PlacementCandidate => ({
-    id,
-    draining: false,
-    memoryCapacity: 8 * GiB,
-    memoryUsed: 0,
-    modelCapacity: 2,
-    modelCount: 0,
-    lruTime: null,
-    serves: { size: 1, bytes: GiB },
-    ...o,
-  });
+  const node = placementNode;
   const full = node("full", { modelCount: 2 });
   const tight = node("tight", { memoryUsed: 7.5 * GiB, modelCount: 1 });
   const draining = node("draining", { draining: true });

@@ -3,6 +3,7 @@ import type { TestContext } from "node:test";
 import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { FleetEngine, type FleetEngineOptions } from "../../src/fleet/engine.js";
+import type { PlacementCandidate } from "../../src/fleet/placement.js";
 import type { NodeRecord } from "../../src/fleet/types.js";
 
 /** A connected engine for node `nodeId`, closed when the test ends. */
@@ -69,3 +70,18 @@ export function usageDelta(key: string, requests: number, at = Date.UTC(2026, 0,
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A node as placement sees it: 8 GiB and 2 slots, empty, serving a 1 GiB model of size 100. */
+export function placementNode(id: string, overrides: Partial<PlacementCandidate> = {}): PlacementCandidate {
+  return {
+    id,
+    draining: false,
+    memoryCapacity: 8 * 2 ** 30,
+    memoryUsed: 0,
+    modelCapacity: 2,
+    modelCount: 0,
+    lruTime: null,
+    serves: { size: 100, bytes: 2 ** 30 },
+    ...overrides,
+  };
+}

@@ -7,26 +7,13 @@ import {
   placeModel,
   type PlacementRequest,
 } from "../../src/fleet/placement.js";
-import { nodeRecord } from "./fleet-helpers.js";
+import { nodeRecord, placementNode } from "./fleet-helpers.js";
 
 const GiB = 1 << 30;
 const MINUTE = 60_000;
 const T = Date.UTC(2026, 0, 1);
 
-/** A node with 8 GiB and 2 slots, empty, serving a 1 GiB model of size 100. */
-function node(id: string, overrides: Partial<PlacementCandidate> = {}): PlacementCandidate {
-  return {
-    id,
-    draining: false,
-    memoryCapacity: 8 * GiB,
-    memoryUsed: 0,
-    modelCapacity: 2,
-    modelCount: 0,
-    lruTime: null,
-    serves: { size: 100, bytes: GiB },
-    ...overrides,
-  };
-}
+const node = placementNode;
 const full = (id: string, lruTime: number, overrides: Partial<PlacementCandidate> = {}) =>
   node(id, { modelCount: 2, memoryUsed: 2 * GiB, lruTime, ...overrides });
 
