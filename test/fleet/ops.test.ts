@@ -23,7 +23,7 @@ interface Node {
   url: string;
   process: InfernoProcess;
   get<T>(path: string): Promise<T>;
-  ready(): Promise<{ status: number; body: { fleet_warmup?: { state: string } } }>;
+  ready(): Promise<{ status: number; body: { fleet_warmup?: { state: string; part: string[] } } }>;
 }
 
 /** A node's folder and configuration, kept across its restarts (its id, its state file). */
@@ -60,7 +60,8 @@ async function startNode(t: TestContext, setup: TestSetup, id: string, redisUrl:
     },
     ready: async () => {
       const response = await fetch(`${base}/ready`);
-      return { status: response.status, body: (await response.json()) as { fleet_warmup?: { state: string } } };
+      const body = (await response.json()) as { fleet_warmup?: { state: string; part: string[] } };
+      return { status: response.status, body };
     },
   };
 }
@@ -224,6 +225,9 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
       assert.match(old.process.stderr() + old.process.stdout(), /drained: \d+ model\(s\) now served elsewhere/);
       const fresh = await startNode(t, setups[i]!, ids[i]!, redis.url);
       await readyAfterWarming(fresh);
+      // Its share back through the warm-up, not all at once: at most half its 2 slots.
+      const part = (await fresh.ready()).body.fleet_warmup?.part ?? [];
+      assert.ok(part.length <= 1, `${fresh.id}'s part: ${part.join(", ")}`);
       nodes[i] = fresh;
       rotation.add(fresh);
     }
