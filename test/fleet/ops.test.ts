@@ -236,5 +236,6 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
     await Promise.all(workers);
     assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
     assert.ok(sent > 100, `a steady stream: ${sent} requests`);
+    t.diagnostic(`rolling restart of 3 nodes: ${sent} requests, ${failures.length} failed`);
   });
 });
