@@ -360,20 +360,28 @@ export class FleetEngine {
    * the call limit). An empty list when nothing came.
    */
   async readFeed(afterId: string, blockMs: number, count = 1000): Promise<FeedEvent[]> {
-    const reply = (await this.bounded(
-      "feed read",
-      this.feedClient.xread("COUNT", count, "BLOCK", blockMs, "STREAMS", this.keys.feed, afterId),
-      blockMs + this.callTimeoutMs,
-    )) as Array<[string, Array<[string, string[]]>]> | null;
-    if (!reply) return [];
     const events: FeedEvent[] = [];
-    for (const [, entries] of reply) {
-      for (const [id, fields] of entries) {
-        const event = parseFeedEntry(id, fields);
-        if (event) events.push(event);
-      }
+    for (const [id, fields] of await this.readStream("feed read", this.keys.feed, afterId, blockMs, count)) {
+      const event = parseFeedEntry(id, fields);
+      if (event) events.push(event);
     }
     return events;
+  }
+
+  /** A stream's entries after `afterId`, waiting up to `blockMs` for one on the feed connection (bounded). */
+  private async readStream(
+    operation: string,
+    key: string,
+    afterId: string,
+    blockMs: number,
+    count: number,
+  ): Promise<Array<[string, string[]]>> {
+    const reply = (await this.bounded(
+      operation,
+      this.feedClient.xread("COUNT", count, "BLOCK", blockMs, "STREAMS", key, afterId),
+      blockMs + this.callTimeoutMs,
+    )) as Array<[string, Array<[string, string[]]>]> | null;
+    return (reply ?? []).flatMap(([, entries]) => entries);
   }
 
   /** The fleet's merged usage statistics, or null when none were merged yet. */
@@ -471,23 +479,10 @@ export class FleetEngine {
    * `blockMs` for one (on the feed connection). An empty list when nothing came.
    */
   async readEvents(afterId: string, blockMs: number, count = 1000): Promise<FleetEventEntry[]> {
-    const reply = (await this.bounded(
-      "event read",
-      this.feedClient.xread("COUNT", count, "BLOCK", blockMs, "STREAMS", this.keys.events, afterId),
-      blockMs + this.callTimeoutMs,
-    )) as Array<[string, Array<[string, string[]]>]> | null;
-    const out: FleetEventEntry[] = [];
-    for (const [, entries] of reply ?? []) {
-      for (const [id, fields] of entries) {
-        const f = new Map(pairs(fields));
-        out.push({
-          id,
-          node: f.get("node") ?? "",
-          event: JSON.parse(f.get("event") ?? "{}") as Record<string, unknown>,
-        });
-      }
-    }
-    return out;
+    return (await this.readStream("event read", this.keys.events, afterId, blockMs, count)).map(([id, fields]) => {
+      const f = new Map(pairs(fields));
+      return { id, node: f.get("node") ?? "", event: JSON.parse(f.get("event") ?? "{}") as Record<string, unknown> };
+    });
   }
 
   /** The id of the newest event in the fleet's event stream (`0-0` when it is empty): where "from now on" starts. */

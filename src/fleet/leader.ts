@@ -94,7 +94,7 @@ export class FleetLeader {
 
   /**
    * Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). The items of
-   * the `previous` plan still to load on nodes that are still there count as held: their nodes load them.
+   * the `previous` plan still to load on nodes that are still there are pending: their nodes load them.
    */
   async plan(
     epoch: number,
@@ -110,16 +110,18 @@ export class FleetLeader {
         .filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now))
         .map((c) => c.model),
     );
-    for (const item of previous?.plan?.items ?? []) {
+    const pending = (previous?.plan?.items ?? []).filter((item) => {
       const sameNode = nodes[item.node] !== undefined && previous!.plan!.nodes[item.node] === nodes[item.node];
-      if (sameNode && previous!.progress[`${item.model}@${item.node}`] !== "failed") held.add(item.model);
-    }
+      const state = previous!.progress[`${item.model}@${item.node}`];
+      return sameNode && state !== "failed" && state !== "loaded";
+    });
     const planned = planFleetWarmup({
       now,
       restoreWindowMs: this.options.restoreWindowMs,
       history: historyByName(usage, now, this.options.halfLifeHours),
       nodes: liveNodes(snapshot).filter((n) => Object.hasOwn(nodes, n.id)),
       held,
+      pending,
     });
     const plan: FleetPlan = {
       id: `${epoch}:${snapshot.now}`,

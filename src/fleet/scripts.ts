@@ -204,12 +204,15 @@ return redis.call('ZCARD', key)
 
 /**
  * Leave. ARGV: prefix, node, incarnation. A node shutting down removes its record and copies at once (when the stored
- * incarnation is its own), so peers stop routing to it now rather than when its lease runs out. 1 or 0.
+ * incarnation is its own), so peers stop routing to it now rather than when its lease runs out, and gives up the warm-up
+ * leader lease if it holds it. 1 or 0.
  */
 export const LEAVE = `${COMMON}
 local node, incarnation = ARGV[2], ARGV[3]
 if redis.call('HGET', P .. 'node:' .. node, 'incarnation') ~= incarnation then return 0 end
 drop_node(node)
+-- A leader that leaves hands the warm-up lease on now, not when it runs out (the next holder gets a new epoch).
+if redis.call('HGET', P .. 'leader', 'node') == node then redis.call('DEL', P .. 'leader') end
 return 1
 `;
 

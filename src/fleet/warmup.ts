@@ -13,7 +13,7 @@
 import { planWarmup, type WarmupCandidate, type WarmupHistory } from "../cache/policy/warmup.js";
 import type { Bytes, EpochMilliseconds } from "../models/types.js";
 import { candidatesFor, placeModel } from "./placement.js";
-import type { FleetNodeState } from "./types.js";
+import type { FleetNodeState, NodeRecord } from "./types.js";
 
 /** The share of each node's free memory (and free slots) a warm-up plan may fill. */
 export const WARMUP_SHARE = 0.5;
@@ -29,6 +29,11 @@ export interface FleetWarmupInputs {
   nodes: readonly FleetNodeState[];
   /** Models with a live copy on some node. */
   held: ReadonlySet<string>;
+  /**
+   * Items of an earlier plan their node has still to load: held as well, and counted in their node's use (its record
+   * does not show them yet).
+   */
+  pending?: readonly FleetPlanItem[];
   /** Default `WARMUP_SHARE`. */
   share?: number;
 }
@@ -77,16 +82,27 @@ function budgetOf(node: FleetNodeState, share: number): Budget {
   return { bytes: Math.floor(freeBytes * share), slots: Math.ceil(freeSlots * share) };
 }
 
+/** The record with one more model of `bytes` in use. */
+function withModel(record: NodeRecord, bytes: Bytes): NodeRecord {
+  return { ...record, model_count: record.model_count + 1, memory_used: record.memory_used + bytes };
+}
+
 /** What to load where after a fleet start or a join. */
 export function planFleetWarmup(inputs: FleetWarmupInputs): FleetWarmupPlan {
   const share = inputs.share ?? WARMUP_SHARE;
   // Copies: the plan so far changes the records placement sees, never the caller's.
   const nodes = inputs.nodes.filter((n) => n.record !== null).map((n) => ({ ...n }));
+  const held = new Set(inputs.held);
+  for (const item of inputs.pending ?? []) {
+    held.add(item.model);
+    const node = nodes.find((n) => n.id === item.node);
+    if (node) node.record = withModel(node.record!, item.bytes);
+  }
   const budgets = new Map(nodes.map((n) => [n.id, budgetOf(n, share)]));
   const skipped: FleetWarmupPlan["skipped"] = [];
   const candidates: WarmupCandidate[] = [];
   for (const h of inputs.history) {
-    if (inputs.held.has(h.name)) continue;
+    if (held.has(h.name)) continue;
     candidates.push({
       key: h.name,
       name: h.name,
@@ -138,7 +154,7 @@ export function planFleetWarmup(inputs: FleetWarmupInputs): FleetWarmupPlan {
     budget.slots -= 1;
     budget.bytes -= bytes;
     // The node as placement sees it next: one more model, that much more memory in use.
-    node.record = { ...record, model_count: record.model_count + 1, memory_used: record.memory_used + bytes };
+    node.record = withModel(record, bytes);
     items.push({ model: candidate.name, node: node.id, bytes });
   }
   return { items, skipped };

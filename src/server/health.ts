@@ -10,7 +10,9 @@ import type { AppDeps, AppEnv } from "./context.js";
  * `shutting_down` once draining begins (in a fleet: once the node drains its models elsewhere), else `ok`.
  */
 function status(deps: AppDeps): "ok" | "warming" | "shutting_down" {
-  const fleet = deps.runtime.fleet?.readiness().state;
+  // A node of a fleet listens before it joins: until then it has no part yet, so it is still warming.
+  const joining = !deps.runtime.fleet && deps.runtime.config.fleet.redis_url !== "";
+  const fleet = joining ? "waiting" : deps.runtime.fleet?.readiness().state;
   if (deps.lifecycle.isDraining || fleet === "draining") return "shutting_down";
   return deps.warmup.state === "running" || fleet === "waiting" || fleet === "loading" ? "warming" : "ok";
 }

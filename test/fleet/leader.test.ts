@@ -81,5 +81,11 @@ describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
     const onB = plan.items.find((i) => i.node === "b")!.model;
     assert.ok(!again.items.some((i) => i.model === onB), `${onB} stays b's: ${JSON.stringify(again.items)}`);
     assert.ok(again.items.length > 0, "a's share comes back");
+
+    // A leader that leaves hands the lease on at once, under a new epoch.
+    assert.equal(await b!.leave("inc-b"), true);
+    const next = await a!.lead(LEASE_MS);
+    assert.equal(next.node, "a");
+    assert.ok(next.epoch > again.epoch);
   });
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { WarmupHistory } from "../../src/cache/policy/warmup.js";
 import type { FleetNodeState, NodeRecord } from "../../src/fleet/types.js";
-import { planFleetWarmup } from "../../src/fleet/warmup.js";
+import { type FleetPlanItem, planFleetWarmup } from "../../src/fleet/warmup.js";
 import { nodeRecord } from "./fleet-helpers.js";
 
 const GiB = 1 << 30;
@@ -28,6 +28,7 @@ const cases: Array<{
   nodes: FleetNodeState[];
   history: WarmupHistory[];
   held?: string[];
+  pending?: FleetPlanItem[];
   want: Array<[string, string]>;
   skipped?: Array<[string, string]>;
 }> = [
@@ -86,6 +87,16 @@ const cases: Array<{
     skipped: [["m1", "no room within the warm-up budget"]],
   },
   {
+    name: "an earlier plan's items still to load are held and take their node's room: the new node gets the next",
+    nodes: [node("a", SIX), node("b", SIX), node("c", SIX)],
+    history: [used("m1", 50), used("m2", 40), used("m3", 30)],
+    pending: [
+      { model: "m1", node: "a", bytes: GiB },
+      { model: "m2", node: "b", bytes: GiB },
+    ],
+    want: [["m3", "c"]],
+  },
+  {
     name: "an empty fleet usage plans nothing",
     nodes: [node("a", SIX)],
     history: [],
@@ -102,6 +113,7 @@ for (const c of cases) {
       history: c.history,
       nodes: c.nodes,
       held: new Set(c.held ?? []),
+      ...(c.pending ? { pending: c.pending } : {}),
     });
     assert.deepEqual(
       plan.items.map((i) => [i.model, i.node]),
