@@ -24,7 +24,7 @@ import { ModelManager } from "../src/models/manager.js";
 import { ModelCache } from "../src/runtime/model-cache.js";
 import { hostEntry } from "./hosts.js";
 import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
-import { type Figure, figure } from "./report.js";
+import { type Figure, figure, withControl } from "./report.js";
 import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
 
@@ -35,6 +35,8 @@ export interface ColdLoadRow {
   page_cache: "warm" | "dropped";
   raw_read_ms: number[];
   node_llama_cpp_ms: number[];
+  /** node-llama-cpp's own load again, as a variant of its own: the A/A control (absent in older results). */
+  node_llama_cpp_again_ms?: number[];
   cache_in_process_ms: number[];
   cache_via_spare_host_ms: number[];
 }
@@ -108,31 +110,35 @@ export async function coldLoadBench(options: { quick?: boolean; seed?: number } 
           const lease = await cache.acquire(file);
           lease.release();
         };
+        const own = async () => {
+          const model = await llama.loadModel({ modelPath: path, useMmap: config.mmap, gpuLayers: 0 });
+          const context = await model.createContext({
+            contextSize: config.context_size,
+            batchSize: config.batch_size,
+            sequences: 1,
+            threads: 1,
+          });
+          ownLoaded = { context, model };
+        };
+        const disposeOwn = async () => {
+          await ownLoaded?.context.dispose();
+          await ownLoaded?.model.dispose();
+          ownLoaded = null;
+        };
         const modes: Record<string, () => Promise<void>> = {
           raw: () => rawRead(path),
-          own: async () => {
-            const model = await llama.loadModel({ modelPath: path, useMmap: config.mmap, gpuLayers: 0 });
-            const context = await model.createContext({
-              contextSize: config.context_size,
-              batchSize: config.batch_size,
-              sequences: 1,
-              threads: 1,
-            });
-            ownLoaded = { context, model };
-          },
+          own,
+          ownAgain: own,
           inProcess: () => viaCache(inProcess),
           viaHost: () => viaCache(viaHost),
         };
         const after: Record<string, () => Promise<unknown>> = {
-          own: async () => {
-            await ownLoaded?.context.dispose();
-            await ownLoaded?.model.dispose();
-            ownLoaded = null;
-          },
+          own: disposeOwn,
+          ownAgain: disposeOwn,
           inProcess: () => inProcess.evict(file),
           viaHost: () => viaHost.evict(file),
         };
-        const times: Record<string, number[]> = { raw: [], own: [], inProcess: [], viaHost: [] };
+        const times: Record<string, number[]> = { raw: [], own: [], ownAgain: [], inProcess: [], viaHost: [] };
         const names = Object.keys(modes);
         for (const order of roundOrders(names.length, rounds, options.seed ?? freshSeed())) {
           for (const i of order) {
@@ -151,6 +157,7 @@ export async function coldLoadBench(options: { quick?: boolean; seed?: number } 
           page_cache: pageCache,
           raw_read_ms: times.raw ?? [],
           node_llama_cpp_ms: times.own ?? [],
+          node_llama_cpp_again_ms: times.ownAgain ?? [],
           cache_in_process_ms: times.inProcess ?? [],
           cache_via_spare_host_ms: times.viaHost ?? [],
         });
@@ -170,7 +177,10 @@ export async function coldLoadBench(options: { quick?: boolean; seed?: number } 
 /** Issue 13 item 1.3's figures: per model and page-cache state, the cache's load against node-llama-cpp's, per round. */
 export function coldLoadFigures(report: ColdLoadReport): Figure[] {
   const ms = (values: number[]) => median(values).toFixed(0);
-  return report.rows.flatMap((row) => {
+  const control = report.rows.flatMap((row) =>
+    row.node_llama_cpp_again_ms ? ratios(row.node_llama_cpp_again_ms, row.node_llama_cpp_ms) : [],
+  );
+  const figures = report.rows.flatMap((row) => {
     const what = `${row.model} (${formatBytes(row.size_bytes)}), page cache ${row.page_cache}`;
     const note = (subject: number[]) =>
       `${ms(subject)} vs ${ms(row.node_llama_cpp_ms)} ms; raw read (cat) ${ms(row.raw_read_ms)} ms`;
@@ -197,6 +207,7 @@ export function coldLoadFigures(report: ColdLoadReport): Figure[] {
       }),
     ];
   });
+  return control.length === 0 ? figures : withControl("coldload", control, "node-llama-cpp's own load", figures);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`)

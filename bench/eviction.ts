@@ -263,8 +263,9 @@ export function evictionTable(report: EvictionReport): string[][] {
     t.trace,
     String(t.requests),
     `${t.optimumSeconds.toFixed(0)} s ${t.exact ? "exact" : "LP bound"}`,
-    `${(t.offline.seconds / t.optimumSeconds).toFixed(3)}x (${t.offline.rule})`,
-    ...columns.map((p) => `${(t.policies[p] as PolicyFigures).vsOptimum.toFixed(3)}x`),
+    // Results written before the offline schedule was measured have none.
+    "offline" in t ? `${(t.offline.seconds / t.optimumSeconds).toFixed(3)}x (${t.offline.rule})` : "—",
+    ...columns.map((p) => (t.policies[p] ? `${t.policies[p].vsOptimum.toFixed(3)}x` : "—")),
     t.defaultVsLru.toFixed(3),
   ]);
   return [header, ...rows];

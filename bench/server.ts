@@ -18,7 +18,7 @@
  * with the event loops serving HTTP, and the ratios would measure thread scheduling rather than what the server adds.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent, type IncomingMessage, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatMessage } from "../src/backends/types.js";
@@ -37,6 +37,24 @@ const MODEL = "bench.gguf";
  * counted as server overhead).
  */
 export function postJson(agent: Agent, url: string | RequestTarget, body: object): Promise<string> {
+  return post(agent, url, body, (response, resolve, reject) => {
+    let text = "";
+    response.on("data", (chunk: string) => (text += chunk));
+    response.on("end", () =>
+      response.statusCode === 200
+        ? resolve(text)
+        : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
+    );
+  });
+}
+
+/** One POST of a JSON body on `agent`; `read` takes the (utf-8) response and settles the promise. */
+function post<T>(
+  agent: Agent,
+  url: string | RequestTarget,
+  body: object,
+  read: (response: IncomingMessage, resolve: (value: T) => void, reject: (error: Error) => void) => void,
+): Promise<T> {
   const data = JSON.stringify(body);
   const { hostname, port, path } = typeof url === "string" ? requestTarget(url) : url;
   return new Promise((resolve, reject) => {
@@ -50,15 +68,9 @@ export function postJson(agent: Agent, url: string | RequestTarget, body: object
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
       },
       (response) => {
-        let text = "";
         response.setEncoding("utf8");
-        response.on("data", (chunk: string) => (text += chunk));
-        response.on("end", () =>
-          response.statusCode === 200
-            ? resolve(text)
-            : reject(new Error(`${url} answered ${response.statusCode}: ${text}`)),
-        );
         response.on("error", reject);
+        read(response, resolve, reject);
       },
     );
     request.on("error", reject);
@@ -79,42 +91,24 @@ export interface StreamTimes {
  * network read may carry several), and to the end.
  */
 export function postStream(agent: Agent, url: string | RequestTarget, body: object): Promise<StreamTimes> {
-  const data = JSON.stringify(body);
-  const { hostname, port, path } = typeof url === "string" ? requestTarget(url) : url;
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
+  const started = performance.now();
+  return post(agent, url, body, (response, resolve, reject) => {
+    if (response.statusCode !== 200) {
+      response.resume();
+      return reject(new Error(`${url} answered ${response.statusCode}`));
+    }
     let firstMs = NaN;
     let last = started;
     const gaps: number[] = [];
-    const request = httpRequest(
-      {
-        hostname,
-        port,
-        path,
-        method: "POST",
-        agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
-      },
-      (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          return reject(new Error(`${path} answered ${response.statusCode}`));
-        }
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => {
-          // A piece of text: an event other than the final [DONE] (and a usage-only event without text).
-          if (!/"(text|content)":"[^"]/.test(chunk)) return;
-          const now = performance.now();
-          if (Number.isNaN(firstMs)) firstMs = now - started;
-          else gaps.push(now - last);
-          last = now;
-        });
-        response.on("end", () => resolve({ firstMs, gaps, ms: performance.now() - started }));
-        response.on("error", reject);
-      },
-    );
-    request.on("error", reject);
-    request.end(data);
+    response.on("data", (chunk: string) => {
+      // A piece of text: an event other than the final [DONE] (and a usage-only event without text).
+      if (!/"(text|content)":"[^"]/.test(chunk)) return;
+      const now = performance.now();
+      if (Number.isNaN(firstMs)) firstMs = now - started;
+      else gaps.push(now - last);
+      last = now;
+    });
+    response.on("end", () => resolve({ firstMs, gaps, ms: performance.now() - started }));
   });
 }
 

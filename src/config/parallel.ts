@@ -3,9 +3,9 @@
  * cores, as Ollama picks `OLLAMA_NUM_PARALLEL` (4 when memory allows, else 1).
  *
  * Several sequences of one model are decoded as one batch: llama.cpp reads the weights once per step for all of them, so
- * on a CPU the aggregate tokens/s of 4–8 concurrent clients rises well above one sequence's (measured on a 2-core VM
- * with a ~200 MB model: 1 sequence 0.73–0.80× node-llama-cpp serving the same clients on as many sequences, 4 sequences
- * 0.90–0.96×; `npm run bench -- --only concurrency`). The cost is memory: each sequence has its own KV cache of
+ * on a CPU the aggregate tokens/s of 4–8 concurrent clients rises well above one sequence's (measured in issue 25 on a
+ * 2-core VM with a ~200 MB model: 1 sequence 0.73–0.80× node-llama-cpp serving the same clients on as many sequences,
+ * 4 sequences 0.90–0.96×; `npm run bench -- --only concurrency`). The cost is memory: each sequence has its own KV cache of
  * `context_size` tokens, so 4 sequences hold 4× the context memory (counted in the pre-load estimate and in what the
  * cache accounts) — which is why a small machine gets fewer.
  */

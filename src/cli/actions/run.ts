@@ -133,10 +133,12 @@ function loadProgress(ctx: CliContext): { update(model: string, fraction: number
  */
 async function localGenerator(ctx: CliContext, config: InfernoConfig, name: string): Promise<Generator> {
   const progress = loadProgress(ctx);
-  // One command, one model: no spare host to keep ready, nothing else to warm.
-  const backends = observeLoads(createBackends(config.backend, { spare: false }), progress.update);
+  // One command, one model: no spare host to keep ready, nothing else to warm; one answer at a time, so one sequence
+  // when `backend.parallel` is auto (its 4 would hold 4 sequences' KV cache for nothing).
+  const backend = { ...config.backend, parallel: config.backend.parallel || 1 };
+  const backends = observeLoads(createBackends(backend, { spare: false }), progress.update);
   const runtime = await createRuntime(
-    { ...config, cache: { ...config.cache, enable_warmup: false } },
+    { ...config, backend, cache: { ...config.cache, enable_warmup: false } },
     { backends, environment: ctx.environment() },
   );
   const use = { capability: "text", task: "text generation" } as const;
