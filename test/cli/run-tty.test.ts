@@ -46,19 +46,25 @@ async function chatInTerminal(t: TestContext, args: string[], env: Record<string
         }
       }, 50);
     });
-  return {
+  const chat = {
     screen: () => screen,
     /** The number of `>>> ` prompts shown so far. */
     prompts: () => screen.split(">>> ").length - 1,
     type: (keys: string) => child.stdin.write(keys),
     waitFor,
     exited,
+    /** Leaves with `/bye`: the chat ends with exit code 0. */
+    async bye() {
+      chat.type("/bye\r");
+      assert.equal(await exited, 0, screen);
+    },
   };
+  await waitFor("the first prompt", () => chat.prompts() >= 1);
+  return chat;
 }
 
 test("run's chat under a real terminal: >>> prompt, streamed answer, Ctrl-D leaves", { skip: SKIP }, async (t) => {
   const chat = await chatInTerminal(t, ["--max-tokens", "6", "--temperature", "0"]);
-  await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
   assert.match(chat.screen(), /chatting with inferno-demo\.gguf: \/\? lists commands, \/bye or Ctrl-D leaves/);
   chat.type("Hello\r");
   await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 2);
@@ -79,7 +85,6 @@ test(
     const chat = await chatInTerminal(t, ["--max-tokens", "100000", "--temperature", "0"], {
       INFERNO_BACKEND__CONTEXT_SIZE: "4096",
     });
-    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
 
     // Ctrl-C at the prompt, with no answer running, does not leave: it says how to.
     chat.type("\x03");
@@ -104,8 +109,7 @@ test(
       );
     }
 
-    chat.type("/bye\r");
-    assert.equal(await chat.exited, 0, chat.screen());
+    await chat.bye();
   },
 );
 
@@ -114,7 +118,6 @@ test(
   { skip: SKIP },
   async (t) => {
     const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
-    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
     // ~300 words: more than the 256 tokens of the tests' context, even as the only message.
     chat.type(`${"tell me about the cat ".repeat(60)}\r`);
     await chat.waitFor("the error and the next prompt", () =>
@@ -122,8 +125,7 @@ test(
     );
     chat.type("Hello\r");
     await chat.waitFor("the prompt after the answer", () => chat.prompts() >= 3);
-    chat.type("/bye\r");
-    assert.equal(await chat.exited, 0, chat.screen());
+    await chat.bye();
   },
 );
 
@@ -132,14 +134,12 @@ test(
   { skip: SKIP },
   async (t) => {
     const chat = await chatInTerminal(t, ["--max-tokens", "4", "--temperature", "0"]);
-    await chat.waitFor("the first prompt", () => chat.prompts() >= 1);
     chat.type("/?\r");
     await chat.waitFor("the help", () => /Available commands:[\s\S]*\/set parameter[\s\S]*>>> /.test(chat.screen()));
     chat.type("/set parameter seed 42\r");
     await chat.waitFor("the confirmation", () => chat.screen().includes("Set parameter 'seed' to '42'."));
     chat.type("/show parameters\r");
     await chat.waitFor("the parameters", () => /Parameters:[\s\S]*seed\s+42/.test(chat.screen()));
-    chat.type("/bye\r");
-    assert.equal(await chat.exited, 0, chat.screen());
+    await chat.bye();
   },
 );
