@@ -98,7 +98,7 @@ it("ModelCache.new(…, { metrics }) refuses an event name that does not exist, 
       assert.equal(e.code, "bad_request");
       assert.match(
         e.message,
-        /no cache event "loaded"; expected one of restore, pinned, warmup, unknown_model, miss, coalesced, hit, loading, load, load_failed, expired, evict, save/,
+        /no cache event "loaded"; expected one of restore, pinned, warmup, unknown_model, miss, coalesced, hit, loading, load, load_failed, expired, evict, prefix, save/,
       );
       return true;
     },
