@@ -15,6 +15,7 @@ import type {
   ToolCall,
   ToolDefinition,
 } from "../backends/types.js";
+import { ModelNotFound } from "../errors/index.js";
 import type { ModelDescriptor } from "../models/types.js";
 import {
   type ChatRequest,
@@ -25,6 +26,7 @@ import {
   embeddingRequestSchema,
   parseBody,
 } from "./schemas.js";
+import type { FleetModel } from "./ports.js";
 import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
 import {
   type Dialect,
@@ -330,6 +332,11 @@ function modelObject(model: ModelDescriptor, names: Map<string, string>, loadedK
   };
 }
 
+/** A model only other nodes of the fleet have (by the name they publish). */
+function fleetModelObject(m: FleetModel) {
+  return { id: m.name, file: m.name, object: "model", created: 0, owned_by: "inferno", ...m, fleet: true };
+}
+
 function loadedKeys(deps: AppDeps): Set<string> {
   return new Set(
     deps.runtime.cache
@@ -347,15 +354,19 @@ export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
     const data: object[] = models.map((m) => modelObject(m, names, loaded));
     // In a fleet, also the models only other nodes have: any node serves them (forwarded).
     const here = new Set(models.map((m) => m.name));
-    for (const m of deps.runtime.fleet?.models() ?? []) {
-      if (here.has(m.name)) continue;
-      data.push({ id: m.name, file: m.name, object: "model", created: 0, owned_by: "inferno", ...m, fleet: true });
-    }
+    for (const m of deps.runtime.fleet?.models() ?? []) if (!here.has(m.name)) data.push(fleetModelObject(m));
     return c.json({ object: "list", data });
   });
   routes.get("/v1/models/:name{.+}", async (c) => {
-    const model = await deps.runtime.models.resolve(c.req.param("name"));
-    return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
+    const name = c.req.param("name");
+    try {
+      const model = await deps.runtime.models.resolve(name);
+      return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
+    } catch (error) {
+      const elsewhere = error instanceof ModelNotFound && deps.runtime.fleet?.models().find((m) => m.name === name);
+      if (elsewhere) return c.json(fleetModelObject(elsewhere));
+      throw error;
+    }
   });
   routes.post("/v1/chat/completions", dialectRoute(deps, chatCompletion));
   routes.post("/v1/completions", dialectRoute(deps, textCompletion));

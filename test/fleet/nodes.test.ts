@@ -46,6 +46,9 @@ describe("a fleet of three nodes with two slots each", { skip: REDIS_SKIP, timeo
       `the first node lists ${SOLO}: ${listed.data.map((m) => m.id)}`,
     );
 
+    const one = await nodes[0]!.get<{ id: string; fleet?: boolean }>(`/v1/models/${SOLO}`);
+    assert.deepEqual([one.id, one.fleet], [SOLO, true]);
+
     // 600 requests round-robin over the nodes, each model through each node. The first round (one cold request per
     // model) goes one at a time: placed all at once, each node would take the two models it received first, and the
     // node that alone has SOLO would then hold three.
