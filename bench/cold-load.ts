@@ -71,7 +71,8 @@ export async function coldLoadBench(options: { quick?: boolean; seed?: number } 
     ...(options.quick ? [] : [{ file: "large-f32.gguf", preset: "large" as const, type: "f32" as const }]),
   ];
   const { options: hostOptions, label: hosts } = await hostEntry();
-  const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
+  // One sequence, as node-llama-cpp's own load below creates (`parallel` auto would make the cache's context 4×).
+  const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256, parallel: 1 });
   const llama = await getLlama({
     gpu: false,
     build: "never",

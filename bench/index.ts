@@ -19,16 +19,7 @@ import { latencyBench } from "./latency.js";
 import { loadsBench } from "./loads.js";
 import { promptCacheBench } from "./prompt.js";
 import { machine, parseSelection, type RunnerSection, runSections } from "../testkit/runner.js";
-import {
-  type Figure,
-  hasControl,
-  markNoisy,
-  mergeResults,
-  RESULTS_FILE,
-  renderTable,
-  type Results,
-  tooBusy,
-} from "./report.js";
+import { type Figure, markNoisy, mergeResults, RESULTS_FILE, renderTable, type Results, tooBusy } from "./report.js";
 import { writeGenerated } from "../scripts/docs.js";
 import { SECTION_ORDER } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
@@ -75,8 +66,9 @@ const { quick } = selection;
 const fresh: Results = { machine: machine(), sections: {}, figures: [], details: {} };
 const run = await runSections("bench", SECTIONS, selection, async (name, result, sectionRun) => {
   const { details } = result;
-  const busy = hasControl(result.figures) && tooBusy(sectionRun.loadavg, fresh.machine.cores);
-  if (busy) console.error(`bench: ${name} ran with a load average above ${fresh.machine.cores}: its targets are noisy`);
+  const busy = result.figures.some((f) => f.controlled) && tooBusy(sectionRun.loadavg, fresh.machine.cores);
+  if (busy)
+    console.error(`bench: ${name} ran with a load average above ${fresh.machine.cores}: its timed targets are noisy`);
   const figures = busy ? markNoisy(result.figures) : result.figures;
   fresh.sections[name] = sectionRun;
   fresh.figures.push(...figures);

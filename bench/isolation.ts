@@ -24,7 +24,7 @@ import { ModelManager } from "../src/models/manager.js";
 import type { ModelDescriptor } from "../src/models/types.js";
 import { hostEntry } from "./hosts.js";
 import { freshSeed, interleaved, median, ratios } from "../testkit/stats.js";
-import { type Figure, figure } from "./report.js";
+import { type Figure, figure, withControl } from "./report.js";
 import { loadAverage } from "../testkit/runner.js";
 import { formatBytes } from "../src/units.js";
 
@@ -60,6 +60,8 @@ export interface ThroughputDetails {
   model: string;
   tokens: number;
   in_process_tokens_per_s: number[];
+  /** In process again, as a variant of its own: the section's A/A control (absent in older results). */
+  in_process_again_tokens_per_s?: number[];
   via_host_tokens_per_s: number[];
   in_process_first_piece_ms: number[];
   via_host_first_piece_ms: number[];
@@ -157,9 +159,14 @@ async function throughput(
     const figures: ThroughputDetails[] = [];
     for (const tokens of lengths) {
       const l: Array<{ rate: number; firstMs: number }> = [];
+      const again: number[] = [];
       const h: Array<{ rate: number; firstMs: number }> = [];
       await interleaved(
-        [async () => l.push(await streamed(a, tokens)), async () => h.push(await streamed(b, tokens))],
+        [
+          async () => l.push(await streamed(a, tokens)),
+          async () => again.push((await streamed(a, tokens)).rate),
+          async () => h.push(await streamed(b, tokens)),
+        ],
         runs,
         { seed, warmup: 0 },
       );
@@ -167,6 +174,7 @@ async function throughput(
         model: nano.name,
         tokens,
         in_process_tokens_per_s: l.map((x) => x.rate),
+        in_process_again_tokens_per_s: again,
         via_host_tokens_per_s: h.map((x) => x.rate),
         in_process_first_piece_ms: l.map((x) => x.firstMs),
         via_host_first_piece_ms: h.map((x) => x.firstMs),
@@ -294,7 +302,9 @@ export async function isolationBench(options: { quick?: boolean; seed?: number }
     for (const type of new Set([...types, "q8_0" as const]))
       await writeTinyLlamaGguf(join(dir, `medium-${type}.gguf`), { preset: "medium", type });
     const manager = new ModelManager(dir);
-    const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256 });
+    // One sequence: the memory rows measure after one request, which touches one sequence's KV cache; with
+    // `parallel` auto (4 here) the estimate counts all four, which the OS sees only once four requests ran at once.
+    const config = backendSchema.parse({ gpu: false, threads: 1, context_size: 256, parallel: 1 });
     const resolve = (name: string) => manager.resolve(name);
     const host = await hostEntry();
     hostOptions = host.options;
@@ -345,9 +355,9 @@ export async function isolationBench(options: { quick?: boolean; seed?: number }
 export function isolationFigures(report: IsolationReport): Figure[] {
   const { cold_load: cold } = report;
   const ms = (values: number[]) => median(values).toFixed(0);
-  const figures: Figure[] = [];
+  const timed: Figure[] = [];
   if (cold) {
-    figures.push(
+    timed.push(
       figure({
         section: "isolation",
         name: `cold load of ${cold.model} via the spare host (issue 10)`,
@@ -360,7 +370,7 @@ export function isolationFigures(report: IsolationReport): Figure[] {
     );
   }
   for (const t of report.throughput) {
-    figures.push(
+    timed.push(
       figure({
         section: "isolation",
         name: `tokens/s via a host, ${t.model}, ${t.tokens} streamed tokens`,
@@ -372,6 +382,11 @@ export function isolationFigures(report: IsolationReport): Figure[] {
       }),
     );
   }
+  const control = report.throughput.flatMap((t) =>
+    t.in_process_again_tokens_per_s ? ratios(t.in_process_again_tokens_per_s, t.in_process_tokens_per_s) : [],
+  );
+  // The memory errors are not timed: the control says nothing about them.
+  const figures = control.length === 0 ? timed : withControl("isolation", control, "tokens/s in process", timed);
   for (const isolation of ["process", "in-process"] as const) {
     const rows = report.memory.rows.filter((r) => !r.mmap && r.isolation === isolation);
     const list = (error: (r: MemoryRow) => number) => rows.map((r) => `${r.type} ${percent(error(r))}`).join(", ");

@@ -45,6 +45,8 @@ export interface Figure {
   met: boolean | null;
   /** Measured while the section's A/A control lay outside `AA_BAND` (see `withControl`). */
   noisy?: true;
+  /** Timed beside an A/A control (`withControl`): set aside as noisy when the control, or the machine, says so. */
+  controlled?: true;
   spread: Spread | null;
   /** Rounds the median is over (1 for a single measurement). */
   rounds: number;
@@ -99,23 +101,19 @@ export function withControl(section: string, control: number[], baseline: string
     target: AA_BAND,
     note: "the baseline measured twice as two variants in the same shuffled rounds; outside the band the section is noisy",
   });
-  return aa.met === false ? markNoisy([aa, ...figures]) : [aa, ...figures];
+  const controlled = [aa, ...figures].map((f): Figure => ({ ...f, controlled: true }));
+  return aa.met === false ? markNoisy(controlled) : controlled;
 }
 
-/** Whether a section's figures come with an A/A control (timed on the machine, not simulated). */
-export function hasControl(figures: readonly Figure[]): boolean {
-  return figures.some((f) => f.name.startsWith("A/A control"));
-}
-
-/** The figures with every target set aside: neither met nor missed, `noisy`. */
+/** The figures with the targets of the controlled ones (`withControl`) set aside: neither met nor missed, `noisy`. */
 export function markNoisy(figures: readonly Figure[]): Figure[] {
-  return figures.map((f) => (f.target === null ? f : { ...f, met: null, noisy: true }));
+  return figures.map((f) => (f.target === null || !f.controlled ? f : { ...f, met: null, noisy: true }));
 }
 
 /**
  * Whether a section ran on a machine too busy to measure: its 1-minute load average, before or after, above the number
- * of cores (other work was waiting for a core the whole time). Its timed figures are then marked noisy whatever its
- * A/A control read (a control can land inside the band by chance).
+ * of cores (other work was waiting for a core the whole time). Its controlled figures are then marked noisy whatever
+ * its A/A control read (a control can land inside the band by chance).
  */
 export function tooBusy(loadavg: { before: number; after: number }, cores: number): boolean {
   return Math.max(loadavg.before, loadavg.after) > cores;
