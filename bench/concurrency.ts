@@ -17,7 +17,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parallelCount } from "../src/config/parallel.js";
+import { parallelCount } from "../src/models/load-settings.js";
 import { writeTinyLlamaGguf } from "../src/models/gguf-writer.js";
 import { formatBytes } from "../src/units.js";
 import { freshSeed, interleaved, median, ratios } from "../testkit/stats.js";

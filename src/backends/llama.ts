@@ -14,7 +14,7 @@ import type {
   LlamaModel,
   Token,
 } from "node-llama-cpp";
-import { parallelCount } from "../config/parallel.js";
+import { parallelCount } from "../models/load-settings.js";
 import type { BackendConfig } from "../config/schema.js";
 import { Aborted, isInfernoError, ModelLoadFailed } from "../errors/index.js";
 import { parseGoTemplate, UnsupportedGoTemplate } from "../models/go-template.js";

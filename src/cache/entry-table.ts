@@ -39,7 +39,7 @@ import type { ClockReader } from "./clock.js";
 import type { CacheEventSource } from "./events.js";
 import { Limits, type MemoryLedger, type Reservation, type Victim } from "./limits.js";
 import type { PersistedGgufFacts } from "./persistence/types.js";
-import { Pins } from "./pins.js";
+import { Pins } from "./limits.js";
 import type { CacheLogger, Clock, EvictionReason, KeepAlive, Lease, TimerHandle } from "./types.js";
 import type { Usage, UsageBook } from "./usage.js";
 
@@ -343,7 +343,7 @@ export class EntryTable implements EntryView {
 
   // ---------------------------------------------------------------- configuration and lifecycle
 
-  /** The resolved pins (pins.ts), once at start. */
+  /** The resolved pins (limits.ts), once at start. */
   usePins(pins: Pins): void {
     this.pinned = pins;
   }

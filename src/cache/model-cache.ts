@@ -8,7 +8,7 @@
  * load's promise and its AbortController, so the entry is the single flight), every transition, leases, timers,
  * admission and unloading — belong to the entry table (entry-table.ts), their one writer. The other rules live in their
  * own modules, reading the table through a narrow view: limits and memory reservations (limits.ts), warm-up
- * (warmup.ts), pins (pins.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), and
+ * (warmup.ts), pins (limits.ts), statistics and the saved record (usage.ts), saving (saver.ts), events (events.ts), and
  * the pure policies (policy/).
  */
 import {
@@ -37,7 +37,7 @@ import {
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
 import { MemoryLedger } from "./limits.js";
 import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
-import { Pins } from "./pins.js";
+import { Pins } from "./limits.js";
 import { Saver } from "./saver.js";
 import { iso, memoryLimitBytes, modelStatsOf } from "./state-view.js";
 import {
@@ -531,7 +531,7 @@ export class ModelCache implements AsyncDisposable {
 
   // ---------------------------------------------------------------- configuration
 
-  /** Resolves `always_warm` and per-model overrides to keys (pins.ts); names that do not resolve are reported, not fatal. */
+  /** Resolves `always_warm` and per-model overrides to keys (limits.ts); names that do not resolve are reported, not fatal. */
   private async resolvePins(): Promise<void> {
     const pins = await Pins.resolve(this.config, (name) => this.models.resolve(name), [...this.book.values()]);
     this.table.usePins(pins);

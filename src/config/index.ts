@@ -1,6 +1,5 @@
 export * from "./keys.js";
 export * from "./load.js";
-export * from "./parallel.js";
 export * from "./paths.js";
 export * from "./schema.js";
 export * from "./values.js";

@@ -8,7 +8,6 @@ import { access, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve as resolvePath } from "node:path";
 import type { BackendConfig, InfernoConfig, Preset } from "../config/schema.js";
 import { closestMatches } from "../config/keys.js";
-import { parallelCount } from "../config/parallel.js";
 import { currentEnvironment } from "../config/paths.js";
 import { BadRequest, ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../errors/index.js";
 import { type Catalog, scanCatalog } from "./catalog.js";
@@ -21,6 +20,7 @@ import { readOnnxMetadata } from "./onnx-reader.js";
 import {
   fileKeyOf,
   type LoadSettings,
+  parallelCount,
   parseVariant,
   presetDescriptor,
   presetNamed,

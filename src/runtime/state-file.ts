@@ -8,7 +8,7 @@ import { resolve as resolvePath } from "node:path";
 import { FileStateStore } from "../cache/persistence/file-store.js";
 import { mergeRequestLogs } from "../cache/persistence/merge.js";
 import type { AdviceReport } from "../cache/sim/advise.js";
-import { Pins } from "../cache/pins.js";
+import { Pins } from "../cache/limits.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
 import { warmupLimits } from "../cache/policy/warmup.js";
 import { emptyCounters, memoryLimitBytes, statsFromState, warmupHistoryOf } from "../cache/state-view.js";
@@ -100,7 +100,7 @@ export class StateFile {
     return ModelManager.fromConfig(this.config, this.environment);
   }
 
-  /** The configured pins as keys (cache/pins.ts: the live cache's own rule), saved entries standing in for missing files. */
+  /** The configured pins as keys (cache/limits.ts: the live cache's own rule), saved entries standing in for missing files. */
   private async pins(state: CacheState | null): Promise<Pins> {
     const manager = this.manager();
     return Pins.resolve(this.config.cache, (name) => manager.resolve(name), state?.models ?? []);

@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
-import { parallelCount } from "../config/parallel.js";
+import { parallelCount } from "../models/load-settings.js";
 import {
   Forbidden,
   messageOf,

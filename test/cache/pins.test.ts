@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Pins } from "../../src/cache/pins.js";
+import { Pins } from "../../src/cache/limits.js";
 import { ModelNotFound } from "../../src/errors/index.js";
 import { matchSaved, NameIndex } from "../../src/models/name-index.js";
 

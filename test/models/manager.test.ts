@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, open, readFile, rm, stat, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parallelCount } from "../../src/config/parallel.js";
+import { parallelCount } from "../../src/models/load-settings.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";

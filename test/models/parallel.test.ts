@@ -1,7 +1,7 @@
 /** `backend.parallel = 0` (auto, the default): the sequences per loaded model from the machine's memory and cores. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parallelCount } from "../../src/config/parallel.js";
+import { parallelCount } from "../../src/models/load-settings.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { GIB } from "../../src/units.js";
 
