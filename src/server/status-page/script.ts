@@ -9,6 +9,7 @@ import { promptCacheText } from "../../cache/prompt-figures.js";
 import type { CacheStats, LoadedModelInfo, PromptCacheStats, WarmupProgress } from "../../cache/types.js";
 import { formatBytes } from "../../units.js";
 import type { PublicEvent } from "../events.js";
+import type { FleetStats, FleetView } from "../ports.js";
 
 /** What `/health` answers, as far as the page reads it. */
 interface Health {
@@ -50,6 +51,8 @@ const state = {
   models: [] as LoadedModelInfo[],
   warming: false,
   lastId: null as string | null,
+  /** Whether this node is in a fleet (its statistics carry a `fleet` member). */
+  inFleet: false,
 };
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -183,6 +186,70 @@ function renderModels(): void {
   renderCounts();
 }
 
+/** A node's health as the fleet sees it: its lease, its draining flag, its loads in flight. */
+function health(n: FleetView["nodes"][number]): string {
+  if (!n.alive) return "lost (no heartbeat)";
+  return n.loading > 0 ? `alive, ${n.loading} loading` : "alive";
+}
+
+function renderFleet(view: FleetView): void {
+  $("fleet").hidden = false;
+  const alive = view.nodes.filter((n) => n.alive).length;
+  const leader = view.leader.node ? `leader ${view.leader.node} (epoch ${view.leader.epoch})` : "no leader";
+  const plan = view.plan ? `; warm-up plan: ${view.plan.settled} of ${view.plan.total} settled` : "";
+  text(
+    $("fleet-summary"),
+    `Fleet ${view.fleet} on ${view.redis}: ${alive} of ${view.nodes.length} node(s) alive, ${leader}${plan}. This is ${view.node}.`,
+  );
+  const nodes = $("fleet-nodes");
+  nodes.replaceChildren();
+  for (const n of view.nodes) {
+    const row = document.createElement("tr");
+    row.dataset.node = n.id;
+    const name = el("th", n.id === view.node ? `${n.id} (this node)` : n.id) as HTMLTableCellElement;
+    name.scope = "row";
+    row.appendChild(name);
+    row.appendChild(el("td", health(n)));
+    const capacity = n.memory_capacity_bytes ? ` of ${formatBytes(n.memory_capacity_bytes)}` : "";
+    row.appendChild(el("td", formatBytes(n.memory_used_bytes) + capacity));
+    row.appendChild(el("td", `${n.models_loaded} of ${n.model_capacity} slots`));
+    row.appendChild(el("td", n.rpm));
+    row.appendChild(el("td", n.draining ? "draining" : "no"));
+    nodes.appendChild(row);
+  }
+  const models = $("fleet-models");
+  models.replaceChildren();
+  for (const m of view.models) {
+    const row = document.createElement("tr");
+    row.dataset.model = m.name;
+    const name = el("th", m.name) as HTMLTableCellElement;
+    name.scope = "row";
+    row.appendChild(name);
+    row.appendChild(el("td", m.copies.length ? m.copies.map((c) => `${c.node} (${c.state})`).join(", ") : "none"));
+    row.appendChild(el("td", m.requests));
+    models.appendChild(row);
+  }
+}
+
+let fleetTimer: ReturnType<typeof setTimeout> | null = null;
+/** `GET /v1/fleet` again (at most one read in flight; a burst of events makes one). */
+function rereadFleet(): void {
+  if (!state.inFleet || fleetTimer) return;
+  fleetTimer = setTimeout(() => {
+    getJson<FleetView>("/v1/fleet").then(
+      (view) => {
+        fleetTimer = null;
+        renderFleet(view);
+      },
+      (error: Error) => {
+        fleetTimer = null;
+        text($("fleet-summary"), `The fleet cannot be read now (${error.message}); this node serves on.`);
+      },
+    );
+  }, 100);
+}
+setInterval(rereadFleet, 2000);
+
 setInterval(() => {
   const rows = $("models").querySelectorAll("tr");
   state.models.forEach((m, i) => {
@@ -273,7 +340,10 @@ function onEvent(event: PageEvent): void {
       rereadPromptCache();
       break;
   }
-  if (event.name) refreshModels();
+  if (event.name) {
+    refreshModels();
+    rereadFleet();
+  }
   if (state.warming && event.type === "loaded") rereadWarmup();
   renderCounts();
 }
@@ -338,7 +408,7 @@ async function follow(): Promise<void> {
 function start(): void {
   text($("connection"), "Connecting…");
   Promise.all([
-    getJson<CacheStats>("/v1/cache/stats"),
+    getJson<CacheStats & { fleet?: FleetStats }>("/v1/cache/stats"),
     getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models"),
     getJson<Health>("/health"),
   ]).then(
@@ -352,6 +422,8 @@ function start(): void {
       state.lastSave = s.at ? { at: s.at, ok: s.ok, bytes: s.bytes, ms: s.duration_ms, error: s.error } : null;
       state.prompt = stats.prompt_cache ?? null;
       state.models = models.data;
+      state.inFleet = stats.fleet !== undefined;
+      rereadFleet();
       for (const m of state.models) if (m.load_ms !== null) state.loads.push({ name: m.name, ms: m.load_ms });
       renderWarmup(health);
       renderModels();
