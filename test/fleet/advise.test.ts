@@ -60,7 +60,7 @@ it(
     const table = await sandbox.run(["cache", "advise", "--server", first.url, "--target-hit-rate", "0.9"], env);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^fleet: 8 requests for 2 model\(s\) over .* replayed through the fleet simulator$/m);
-    assert.match(table.stdout, /^\* 2 node\(s\) x 1 models, \d+ MiB\s+75\.0%\s+2\s/m);
+    assert.match(table.stdout, /^\* 2 node\(s\) of 1 slot\(s\), \d+ MiB\s+75\.0%\s+2\s/m);
     assert.match(table.stdout, /^for a hit rate of 90\.0%: no node count replayed reaches it \(best 75\.0%/m);
 
     const bad = await sandbox.run(["cache", "advise", "--server", first.url, "--target-hit-rate", "1.5"], env);

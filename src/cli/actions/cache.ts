@@ -244,7 +244,7 @@ function printFleetAdvice(ctx: CliContext, fleet: FleetAdvice): void {
     `\nfleet: ${log.requests} requests for ${log.models} model(s) over ${duration(log.span_seconds)} (${log.first} to ${log.last}), replayed through the fleet simulator`,
   );
   const rows = fleet.rows.map((r) => [
-    `${r.varies === "current" ? "* " : "  "}${r.nodes} node(s) x ${r.max_cached_models} models, ${r.max_memory_mb} MiB`,
+    `${r.varies === "current" ? "* " : "  "}${r.nodes} node(s) of ${r.max_cached_models} slot(s), ${r.max_memory_mb} MiB`,
     percent(r.hit_rate),
     String(r.loads),
     seconds(r.load_seconds),
