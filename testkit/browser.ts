@@ -3,7 +3,8 @@
  * where no chromium is installed (`.ci/run` installs it); the tests pass it as `skip`.
  */
 import { existsSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import type { TestContext } from "node:test";
+import { chromium, type Browser, type Page } from "playwright-core";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => existsSync(path));
 
@@ -23,4 +24,23 @@ export async function launchBrowser(): Promise<Browser> {
       "--no-first-run",
     ],
   });
+}
+
+/**
+ * A fresh page in a browser closed when the test ends, at `url`: `errors` collects the page's uncaught errors (a test
+ * ends by asserting it is empty).
+ */
+export async function openPage(
+  t: TestContext,
+  url: string,
+  timeoutMs = 10_000,
+): Promise<{ page: Page; errors: string[] }> {
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(timeoutMs);
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(url);
+  return { page, errors };
 }

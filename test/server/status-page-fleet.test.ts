@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { BROWSER_SKIP, launchBrowser } from "../../testkit/browser.js";
+import { BROWSER_SKIP, openPage } from "../../testkit/browser.js";
 import { complete, FLEET_API_KEY, ok, startFleet } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 
@@ -18,13 +18,7 @@ it("a fleet node's page shows the nodes and where each model is, live", { skip, 
   await fleet.settle();
   const [first, second] = fleet.nodes as [(typeof fleet.nodes)[0], (typeof fleet.nodes)[0]];
 
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(15_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${first.url}/`);
+  const { page, errors } = await openPage(t, `${first.url}/`, 15_000);
   await page.getByLabel("This server needs its API key:").fill(FLEET_API_KEY);
   await page.keyboard.press("Enter");
   await page.getByText("Live: following the cache's events.").waitFor();

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { BROWSER_SKIP as skip, launchBrowser as launch } from "../../testkit/browser.js";
+import { BROWSER_SKIP as skip, launchBrowser as launch, openPage } from "../../testkit/browser.js";
 import { startFakeServer } from "../../testkit/fake-server.js";
 import { tempDir } from "../../testkit/tmp.js";
 
@@ -32,13 +32,7 @@ it("the page shows a model appear when a request loads it and disappear when it 
     config: { cache: { max_memory_mb: 1024 } },
   });
   const dir = await tempDir(t, "inferno-status-page-");
-  const browser = await launch();
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(10_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${s.url}/`);
+  const { page, errors } = await openPage(t, `${s.url}/`);
   await page.getByText("Live: following the cache's events.").waitFor();
   await page.getByText("No model is loaded.").waitFor();
   // A single node: no fleet section.

@@ -151,17 +151,22 @@ function until(m: LoadedModelInfo): string {
   return `in ${Math.max(0, Math.round((Date.parse(m.expires_at) - Date.now()) / 1000))} s`;
 }
 
+/** A table row headed by `heading` (a row header), with `data-<key>` set, then one text cell per value. */
+function tableRow(key: "model" | "node", id: string, heading: string, cells: unknown[] = []): HTMLTableRowElement {
+  const row = document.createElement("tr");
+  row.dataset[key] = id;
+  const name = el("th", heading) as HTMLTableCellElement;
+  name.scope = "row";
+  row.appendChild(name);
+  for (const value of cells) row.appendChild(el("td", value));
+  return row;
+}
+
 function renderModels(): void {
   const body = $("models");
   body.replaceChildren();
   for (const m of state.models) {
-    const row = document.createElement("tr");
-    row.dataset.model = m.name;
-    const name = el("th", m.name) as HTMLTableCellElement;
-    name.scope = "row";
-    row.appendChild(name);
-    row.appendChild(el("td", m.state));
-    row.appendChild(el("td", m.leases));
+    const row = tableRow("model", m.name, m.name, [m.state, m.leases]);
     const memory = document.createElement("td");
     if (state.memoryLimit) {
       const bar = document.createElement("span");
@@ -204,30 +209,22 @@ function renderFleet(view: FleetView): void {
   const nodes = $("fleet-nodes");
   nodes.replaceChildren();
   for (const n of view.nodes) {
-    const row = document.createElement("tr");
-    row.dataset.node = n.id;
-    const name = el("th", n.id === view.node ? `${n.id} (this node)` : n.id) as HTMLTableCellElement;
-    name.scope = "row";
-    row.appendChild(name);
-    row.appendChild(el("td", health(n)));
     const capacity = n.memory_capacity_bytes ? ` of ${formatBytes(n.memory_capacity_bytes)}` : "";
-    row.appendChild(el("td", formatBytes(n.memory_used_bytes) + capacity));
-    row.appendChild(el("td", `${n.models_loaded} of ${n.model_capacity} slots`));
-    row.appendChild(el("td", n.rpm));
-    row.appendChild(el("td", n.draining ? "draining" : "no"));
-    nodes.appendChild(row);
+    nodes.appendChild(
+      tableRow("node", n.id, n.id === view.node ? `${n.id} (this node)` : n.id, [
+        health(n),
+        formatBytes(n.memory_used_bytes) + capacity,
+        `${n.models_loaded} of ${n.model_capacity} slots`,
+        n.rpm,
+        n.draining ? "draining" : "no",
+      ]),
+    );
   }
   const models = $("fleet-models");
   models.replaceChildren();
   for (const m of view.models) {
-    const row = document.createElement("tr");
-    row.dataset.model = m.name;
-    const name = el("th", m.name) as HTMLTableCellElement;
-    name.scope = "row";
-    row.appendChild(name);
-    row.appendChild(el("td", m.copies.length ? m.copies.map((c) => `${c.node} (${c.state})`).join(", ") : "none"));
-    row.appendChild(el("td", m.requests));
-    models.appendChild(row);
+    const copies = m.copies.length ? m.copies.map((c) => `${c.node} (${c.state})`).join(", ") : "none";
+    models.appendChild(tableRow("model", m.name, m.name, [copies, m.requests]));
   }
 }
 
