@@ -158,6 +158,17 @@ export function fleetAdvice(input: FleetAdviceInput): FleetAdvice {
     "not replayed: model_ttl_seconds, keep_alive, pins, the warm-up plan and drains; each request keeps its copy busy for 1 s (the log has no durations)",
   ];
   const best = Math.max(...rows.map((r) => r.hit_rate));
+  const memoryRows = rows.filter((r) => r.varies === "max_memory_mb");
+  if (memoryRows.length > 0 && memoryRows.every((r) => r.hits === current.hits)) {
+    notes.push(
+      `memory per node changes nothing here: max_cached_models (${config.max_cached_models}) binds first; more nodes, or a higher max_cached_models, would`,
+    );
+  }
+  if (rows.some((r) => r.nodes > ALL_NODES_UP_TO)) {
+    notes.push(
+      `node counts above ${ALL_NODES_UP_TO} are replayed in steps of about 1.5x: a count between two rows may be enough`,
+    );
+  }
   return {
     log: {
       requests: replay.allRequests.length,

@@ -83,6 +83,7 @@ describe("advise for a fleet", () => {
     // The slots bind, not the memory: no memory per node at 2 nodes reaches it.
     assert.ok(advice.rows.some((r) => r.varies === "max_memory_mb"));
     assert.equal(advice.max_memory_mb_needed, null);
+    assert.ok(advice.notes.some((n) => /max_cached_models \(1\) binds first/.test(n)));
     assert.equal(advice.log.requests, 20);
     assert.match(advice.log.source, /merged/);
   });
@@ -94,6 +95,7 @@ describe("advise for a fleet", () => {
     assert.equal(row(advice, 2, 2048)?.hits, 16);
     assert.equal(advice.max_memory_mb_needed, 2048);
     assert.equal(advice.nodes_needed, 4);
+    assert.ok(!advice.notes.some((n) => /binds first/.test(n)));
   });
 
   it("another target from the same rows; one beyond every size is answered with null", () => {
