@@ -417,6 +417,9 @@ export async function adviseCommand(ctx: CliContext, options: Record<string, unk
   const rate = targetHitRate(options.targetHitRate);
   const target = await connect(ctx, options);
   const report = target.kind === "server" ? await target.client.advise(rate) : await target.file.advise();
+  if (rate !== undefined && !report.fleet) {
+    ctx.out.info("--target-hit-rate applies to a fleet: this answer has no fleet part (no server in a fleet answered)");
+  }
   if (ctx.out.json) ctx.out.printJson(report);
   else printAdvice(ctx, report);
 }
