@@ -10,15 +10,24 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import type { CacheState } from "../cache/persistence/types.js";
 import { advise, type AdviceReport, type AdviseOptions } from "../cache/sim/advise.js";
 import { InfernoError, NoRequestLog } from "../errors/index.js";
+import { fleetAdvice, type FleetAdviceInput } from "./fleet-advice.js";
 import { highsSolver } from "./lp-solver.js";
 
-type AdviceInput = { state: CacheState | null } & Omit<AdviseOptions, "solver">;
+type AdviceInput = { state: CacheState | null; fleet?: FleetAdviceInput } & Omit<AdviseOptions, "solver">;
 type AdviceReply =
   | { report: AdviceReport }
   | { error: { message: string; code: string | null; details: Record<string, unknown> | null } };
 
+/** The node's own log replayed, and in a fleet the fleet's merged log through the fleet simulator. */
 async function adviseHere(input: AdviceInput): Promise<AdviceReport> {
-  return advise(input.state, { ...input, solver: await highsSolver() });
+  const report = advise(input.state, { ...input, solver: await highsSolver() });
+  if (!input.fleet) return report;
+  try {
+    return { ...report, fleet: fleetAdvice(input.fleet) };
+  } catch (error) {
+    if (!(error instanceof NoRequestLog)) throw error;
+    return { ...report, notes: [...report.notes, `fleet: ${error.message}`] };
+  }
 }
 
 /** The worker: one replay per worker, its answer posted back. */

@@ -129,9 +129,10 @@ export class InfernoClient {
     return this.call("GET", "/v1/fleet");
   }
 
-  /** `GET /v1/cache/advise`: the request log replayed under other settings. */
-  advise(): Promise<AdviceReport> {
-    return this.call("GET", "/v1/cache/advise");
+  /** `GET /v1/cache/advise`: the request log replayed under other settings (in a fleet, also for `targetHitRate`). */
+  advise(targetHitRate?: number): Promise<AdviceReport> {
+    const query = targetHitRate === undefined ? "" : `?target_hit_rate=${encodeURIComponent(targetHitRate)}`;
+    return this.call("GET", `/v1/cache/advise${query}`);
   }
 
   async loadedModels(): Promise<LoadedModelInfo[]> {

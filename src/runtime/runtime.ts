@@ -17,6 +17,7 @@ import { totalmem } from "node:os";
 import type { AdviceReport } from "../cache/sim/advise.js";
 import { fleetSettings } from "../fleet/settings.js";
 import { adviseOn, singleFlight } from "./advice.js";
+import { DEFAULT_TARGET_HIT_RATE, retarget } from "./fleet-advice.js";
 import { FleetNode, FleetStateStore } from "./fleet.js";
 import { type InfernoLogger, silentLogger } from "./logger.js";
 import { cacheDependencies } from "./model-cache.js";
@@ -67,9 +68,36 @@ export class Runtime implements ServerRuntime, AsyncDisposable {
    * What other cache settings would have done with the logged requests (cache/sim/advise.ts), on a worker thread. A
    * property, not a method, so a runtime spread into another (`{ ...runtime, config }`) keeps it. One at a time.
    */
-  readonly advise: () => Promise<AdviceReport> = singleFlight(() =>
-    adviseOn({ state: this.cache.snapshot(), config: this.config.cache, systemMemoryBytes: this.systemMemoryBytes }),
-  );
+  readonly advise = async (options: { targetHitRate?: number } = {}): Promise<AdviceReport> => {
+    const report = await this.adviseOnce();
+    return report.fleet
+      ? { ...report, fleet: retarget(report.fleet, options.targetHitRate ?? DEFAULT_TARGET_HIT_RATE) }
+      : report;
+  };
+
+  /** One replay at a time (the target hit rate only picks among its rows). In a fleet: the fleet's merged log too. */
+  private readonly adviseOnce = singleFlight(async () => {
+    const { cache, fleet } = this.config;
+    const state = this.fleet && this.fleet.status() === "ok" ? await this.fleet.member.loadUsage() : undefined;
+    return adviseOn({
+      state: this.cache.snapshot(),
+      config: cache,
+      systemMemoryBytes: this.systemMemoryBytes,
+      ...(state !== undefined && this.fleet
+        ? {
+            fleet: {
+              state,
+              nodes: Math.max(1, this.fleet.member.mirror.liveNodes().length),
+              config: cache,
+              systemMemoryBytes: this.systemMemoryBytes,
+              scaleUpRpm: fleet.scale_up_rpm,
+              heartbeatMs: fleet.heartbeat_seconds * 1000,
+              targetHitRate: DEFAULT_TARGET_HIT_RATE,
+            },
+          }
+        : {}),
+    });
+  });
 
   /**
    * Joins the fleet when `fleet.redis_url` is set (a no-op otherwise): called once the server listens on `port`, the

@@ -13,6 +13,18 @@ function parseForce(value: string | undefined): boolean {
   throw new BadRequest(`force must be true or false, found ${JSON.stringify(value)}`, { details: { param: "force" } });
 }
 
+/** `?target_hit_rate=R` for a fleet's advice: a number above 0, at most 1. */
+export function parseTargetHitRate(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const rate = Number(value);
+  if (value.trim() === "" || !Number.isFinite(rate) || rate <= 0 || rate > 1) {
+    throw new BadRequest(`target_hit_rate must be a number above 0 and at most 1, found ${JSON.stringify(value)}`, {
+      details: { param: "target_hit_rate" },
+    });
+  }
+  return rate;
+}
+
 export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   const { cache } = deps.runtime;
   const routes = new Hono<AppEnv>();
@@ -41,7 +53,10 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   });
 
   // A replay of the request log under other settings (seconds of solver work, on a worker thread).
-  routes.get("/v1/cache/advise", async (c) => c.json(await deps.runtime.advise()));
+  routes.get("/v1/cache/advise", async (c) => {
+    const target = parseTargetHitRate(c.req.query("target_hit_rate"));
+    return c.json(await deps.runtime.advise(target === undefined ? {} : { targetHitRate: target }));
+  });
 
   routes.get("/v1/cache/models", (c) => c.json({ object: "list", data: cache.loadedModels() }));
 

@@ -217,9 +217,10 @@ export interface ServerRuntime {
   readonly logger: Logger;
   /**
    * What other cache settings would have done with the logged requests (`GET /v1/cache/advise`); throws `NoRequestLog`
-   * when the log is off or empty.
+   * when the log is off or empty. In a fleet the report's `fleet` member answers what the fleet's merged log needs for
+   * `targetHitRate` (default 0.9): how many nodes, or how much memory per node.
    */
-  advise(): Promise<AdviceReport>;
+  advise(options?: { targetHitRate?: number }): Promise<AdviceReport>;
   /** This node's fleet; null for a single node (and until the node has joined, which needs its listening port). */
   readonly fleet?: FleetPort | null;
 }

@@ -2,7 +2,9 @@
  * `GET /`: the status page — plain HTML and one small script (`GET /status.js`: status-page/script.ts, TypeScript
  * bundled into status-page/script.generated.ts), no framework, nothing fetched from elsewhere. It takes one snapshot
  * (`/v1/cache/stats`, `/v1/cache/models`, `/health`) and then follows `/v1/cache/events`: counts, evictions, load times, the last save and the feed come from the events; the loaded-model
- * table is re-read from `/v1/cache/models` (the resident models only) when an event changes a model. With `api_key` the
+ * table is re-read from `/v1/cache/models` (the resident models only) when an event changes a model. In a fleet
+ * (the statistics carry a `fleet` member) the page also shows the nodes and where each model is, from `GET /v1/fleet`,
+ * read every two seconds and after each event that changes a model; on a single node that section stays hidden. With `api_key` the
  * page asks for the key once and keeps it in sessionStorage; the event stream is read with fetch (not EventSource,
  * which cannot send headers), so the key never goes in a URL. Model names are written with textContent only.
  * `HEAD /` stays Ollama's (see ollama.ts): the page is the GET.
@@ -19,7 +21,7 @@ const PAGE = `<!doctype html>
 <title>Inferno status</title>
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; margin: 1rem auto; max-width: 70rem; padding: 0 1rem; color: #111; background: #fff; }
-  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
+  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; } h3 { font-size: 1rem; }
   table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ccc; }
   .bar { display: inline-block; width: 8rem; height: .8rem; border: 1px solid #333; vertical-align: middle; }
   .bar > span { display: block; height: 100%; background: #555; }
@@ -50,6 +52,19 @@ const PAGE = `<!doctype html>
   <dt>Last save</dt><dd id="last-save">–</dd>
   <dt>Prompt cache</dt><dd id="prompt-cache">–</dd>
 </dl>
+<section id="fleet" hidden>
+<h2>Fleet</h2>
+<p id="fleet-summary" role="status" aria-live="polite"></p>
+<table>
+  <thead><tr><th scope="col">Node</th><th scope="col">Health</th><th scope="col">Memory</th><th scope="col">Models</th><th scope="col">Req/min</th><th scope="col">Draining</th></tr></thead>
+  <tbody id="fleet-nodes"></tbody>
+</table>
+<h3>Where each model is</h3>
+<table>
+  <thead><tr><th scope="col">Model</th><th scope="col">Copies</th><th scope="col">Requests (fleet)</th></tr></thead>
+  <tbody id="fleet-models"></tbody>
+</table>
+</section>
 <h2>Loaded models</h2>
 <table>
   <thead><tr><th scope="col">Model</th><th scope="col">State</th><th scope="col">Leases</th><th scope="col">Memory</th><th scope="col">Unloads</th><th scope="col">Pinned</th></tr></thead>

@@ -52,6 +52,11 @@ it("GET /v1/cache/advise replays the server's requests; api_key applies; an empt
   assert.equal(json.code, 0, json.stderr);
   assert.match(json.stderr, /using the running server/);
   assert.deepEqual(JSON.parse(json.stdout), report);
+  // --target-hit-rate asks about a fleet: a single node says it has no fleet part.
+  const single = await sandbox.run(["cache", "advise", "--json", "--target-hit-rate", "0.8"], env);
+  assert.equal(single.code, 0, single.stderr);
+  assert.equal((JSON.parse(single.stdout) as AdviceReport).fleet, undefined);
+  assert.match(single.stderr, /--target-hit-rate applies to a fleet: this answer has no fleet part/);
   const table = await sandbox.run(["cache", "advise"], env);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^request log: 5 requests for 2 model\(s\)/);

@@ -6,28 +6,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { chromium, type Browser } from "playwright-core";
+import { BROWSER_SKIP as skip, launchBrowser as launch, openPage } from "../../testkit/browser.js";
 import { startFakeServer } from "../../testkit/fake-server.js";
 import { tempDir } from "../../testkit/tmp.js";
 
-const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path) => existsSync(path));
-const skip = CHROMIUM ? false : "no chromium installed (apt-get install -y chromium)";
 if (skip) console.log(`# status page browser tests skipped: ${skip}`);
-
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM as string,
-    args: [
-      "--no-sandbox",
-      "--headless",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-}
 
 const HOSTILE = `<img src=x onerror="window.__pwned=1">.gguf`;
 
@@ -49,15 +32,11 @@ it("the page shows a model appear when a request loads it and disappear when it 
     config: { cache: { max_memory_mb: 1024 } },
   });
   const dir = await tempDir(t, "inferno-status-page-");
-  const browser = await launch();
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(10_000);
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${s.url}/`);
+  const { page, errors } = await openPage(t, `${s.url}/`);
   await page.getByText("Live: following the cache's events.").waitFor();
   await page.getByText("No model is loaded.").waitFor();
+  // A single node: no fleet section.
+  assert.equal(await page.locator("#fleet").isHidden(), true);
 
   (await s.cache.acquire("a.gguf")).release();
   const row = page.locator('tr[data-model="a.gguf"]');

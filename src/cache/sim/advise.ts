@@ -103,6 +103,41 @@ export interface AdviceReport {
   models: AdviceModel[];
   /** What the replay leaves out or had to assume. */
   notes: string[];
+  /** Only on a node in a fleet: the fleet's merged log replayed through the fleet simulator (runtime/fleet-advice.ts). */
+  fleet?: FleetAdvice;
+}
+
+/** One fleet size replayed: `nodes` nodes of `max_cached_models` slots and `max_memory_mb` each. */
+export interface FleetAdviceRow {
+  varies: "current" | "nodes" | "max_memory_mb";
+  nodes: number;
+  max_cached_models: number;
+  max_memory_mb: number;
+  hits: number;
+  loads: number;
+  hit_rate: number;
+  load_seconds: number;
+  /** Requests served by another node than the one that received them. */
+  forwards: number;
+}
+
+/**
+ * What the fleet's recorded traffic needs: its merged request log (every node's, merged in Redis by time) replayed
+ * through the fleet simulator at other node counts and memory per node, and the smallest of each reaching the target.
+ */
+export interface FleetAdvice {
+  log: { requests: number; models: number; first: string; last: string; span_seconds: number; source: string };
+  /** Live nodes now, each sized as this node (its `max_cached_models` and memory limit). */
+  current: FleetAdviceRow;
+  target_hit_rate: number;
+  /** The best hit rate any size replayed reached (every model resident after its first load). */
+  best_hit_rate: number;
+  /** The fewest nodes of the current size that reach the target; null when none replayed does. */
+  nodes_needed: number | null;
+  /** At the current node count, the least memory per node (MiB) that reaches the target; null when none does. */
+  max_memory_mb_needed: number | null;
+  rows: FleetAdviceRow[];
+  notes: string[];
 }
 
 export interface AdviseOptions {
@@ -184,9 +219,30 @@ export function memoryRange(
   return [...values].sort((a, b) => a - b);
 }
 
-/** Replays the state's request log under other settings; throws `NoRequestLog` when there is nothing to replay. */
-export function advise(state: CacheState | null, options: AdviseOptions): AdviceReport {
-  const { config, solver } = options;
+/** The request log as a trace to replay (see `replayOf`), with what was left out of it. */
+export interface LogReplay {
+  /** Every logged request, and those replayed (a model larger than the memory limit left out). */
+  allRequests: LoggedRequest[];
+  requests: LoggedRequest[];
+  /** Every model of the log, and those replayed. */
+  models: AdviceModel[];
+  replayed: AdviceModel[];
+  trace: Trace;
+  first: LoggedRequest;
+  last: LoggedRequest;
+  spanMs: number;
+  notes: string[];
+}
+
+/**
+ * The state's request log as a trace (each model's size its measured memory, its load cost its measured average load
+ * time), leaving out models larger than `limitBytes`; throws `NoRequestLog` when there is too little to replay.
+ */
+export function replayOf(
+  state: CacheState | null,
+  config: Pick<CacheConfig, "request_log_size">,
+  limitBytes: Bytes,
+): LogReplay {
   const allRequests = requestsOf(state?.request_log);
   if (allRequests.length === 0) {
     throw new NoRequestLog(
@@ -198,8 +254,6 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
   }
   const notes: string[] = [];
   const models = traceModels(state as CacheState, allRequests);
-  const limitBytes = memoryLimitBytes(config, options.systemMemoryBytes);
-  const currentMiB = Math.floor(limitBytes / MIB);
   // Requests for a model that can never fit the current memory limit were refused; no setting here changes that.
   const tooLarge = new Set(models.filter((m) => limitBytes > 0 && m.memory_bytes > limitBytes).map((m) => m.key));
   const requests = allRequests.filter((r) => !tooLarge.has(r.key));
@@ -221,7 +275,6 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
       { details: { reason: "too_short", requests: requests.length, span_seconds: spanMs / 1000 } },
     );
   }
-
   const trace: Trace = {
     models: replayed.map((m): SimModel => ({
       key: m.key,
@@ -231,6 +284,15 @@ export function advise(state: CacheState | null, options: AdviseOptions): Advice
     })),
     requests: requests.map((r) => ({ at: r.at, key: r.key })),
   };
+  return { allRequests, requests, models, replayed, trace, first, last, spanMs, notes };
+}
+
+/** Replays the state's request log under other settings; throws `NoRequestLog` when there is nothing to replay. */
+export function advise(state: CacheState | null, options: AdviseOptions): AdviceReport {
+  const { config, solver } = options;
+  const limitBytes = memoryLimitBytes(config, options.systemMemoryBytes);
+  const currentMiB = Math.floor(limitBytes / MIB);
+  const { allRequests, models, replayed, trace, first, last, spanMs, notes } = replayOf(state, config, limitBytes);
   const base: SimSettings = {
     maxModels: config.max_cached_models,
     maxMemoryBytes: limitBytes,

@@ -6,14 +6,14 @@
  * the plan a starting server would follow. `inspect` always decodes the file.
  */
 import type { CacheState } from "../../cache/persistence/types.js";
-import type { AdviceReport, AdviceRow } from "../../cache/sim/advise.js";
+import type { AdviceReport, AdviceRow, FleetAdvice } from "../../cache/sim/advise.js";
 import type { CacheStats, PromptCacheStats, WarmupResult, WarmupStrategy } from "../../cache/types.js";
 import { iso } from "../../cache/state-view.js";
 import { promptCacheText } from "../../cache/prompt-figures.js";
 import type { FleetStats, InfernoClient } from "../../runtime/index.js";
 import type { InfernoConfig } from "../../config/index.js";
 import type { StateFile } from "../../runtime/state-file.js";
-import { ServerUnavailable } from "../../errors/index.js";
+import { ServerUnavailable, UsageError } from "../../errors/index.js";
 import type { CliContext } from "../context.js";
 import { configFlagValues } from "../flag-values.js";
 import { COMMAND_FLAGS } from "../flags.js";
@@ -234,6 +234,35 @@ function printAdvice(ctx: CliContext, report: AdviceReport): void {
       : "\nrecommended: keep the current settings; no change tried would have saved loading time",
   );
   for (const note of report.notes) ctx.out.print(`note: ${note}`);
+  if (report.fleet) printFleetAdvice(ctx, report.fleet);
+}
+
+/** The fleet's part: its merged log through the fleet simulator at each size, then what the target needs. */
+function printFleetAdvice(ctx: CliContext, fleet: FleetAdvice): void {
+  const { log, current } = fleet;
+  ctx.out.print(
+    `\nfleet: ${log.requests} requests for ${log.models} model(s) over ${duration(log.span_seconds)} (${log.first} to ${log.last}), replayed through the fleet simulator`,
+  );
+  const rows = fleet.rows.map((r) => [
+    `${r.varies === "current" ? "* " : "  "}${r.nodes} node(s) of ${r.max_cached_models} slot(s), ${r.max_memory_mb} MiB`,
+    percent(r.hit_rate),
+    String(r.loads),
+    seconds(r.load_seconds),
+    String(r.forwards),
+  ]);
+  ctx.out.print(formatTable(["fleet size (replayed)", "hit rate", "loads", "load time", "forwarded"], rows));
+  const target = percent(fleet.target_hit_rate);
+  ctx.out.print(
+    fleet.nodes_needed !== null
+      ? `for a hit rate of ${target}: ${fleet.nodes_needed} node(s) of this size (now ${current.nodes})`
+      : `for a hit rate of ${target}: no node count replayed reaches it (best ${percent(fleet.best_hit_rate)}: each model's first request is a miss whatever the size)`,
+  );
+  ctx.out.print(
+    fleet.max_memory_mb_needed !== null
+      ? `  or, with ${current.nodes} node(s): ${fleet.max_memory_mb_needed} MiB per node (now ${current.max_memory_mb} MiB)`
+      : `  or, with ${current.nodes} node(s): no memory per node replayed reaches it`,
+  );
+  for (const note of fleet.notes) ctx.out.print(`note: fleet: ${note}`);
 }
 
 function requestLogLine(state: CacheState): string {
@@ -374,9 +403,23 @@ export async function warmupCommand(
   }
 }
 
+/** `--target-hit-rate R`: above 0, at most 1. */
+function targetHitRate(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const rate = Number(value);
+  if (typeof value !== "string" || value.trim() === "" || !(rate > 0 && rate <= 1)) {
+    throw new UsageError(`--target-hit-rate must be a number above 0 and at most 1, found ${JSON.stringify(value)}`);
+  }
+  return rate;
+}
+
 export async function adviseCommand(ctx: CliContext, options: Record<string, unknown>): Promise<void> {
+  const rate = targetHitRate(options.targetHitRate);
   const target = await connect(ctx, options);
-  const report = target.kind === "server" ? await target.client.advise() : await target.file.advise();
+  const report = target.kind === "server" ? await target.client.advise(rate) : await target.file.advise();
+  if (rate !== undefined && !report.fleet) {
+    ctx.out.info("--target-hit-rate applies to a fleet: this answer has no fleet part (no server in a fleet answered)");
+  }
   if (ctx.out.json) ctx.out.printJson(report);
   else printAdvice(ctx, report);
 }

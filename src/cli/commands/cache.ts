@@ -78,7 +78,11 @@ export function registerCache(program: Command, ctx: CliContext): void {
     cache
       .command("advise")
       .description(
-        "replay the logged requests under every eviction policy and other max_cached_models / max_memory_mb values; print what each would have cost and one recommended change",
+        "replay the logged requests under every eviction policy and other max_cached_models / max_memory_mb values; print what each would have cost and one recommended change (in a fleet, also how many nodes or how much memory per node the fleet's traffic needs)",
+      )
+      .option(
+        "--target-hit-rate <rate>",
+        "in a fleet: the hit rate (above 0, at most 1) the fleet's recorded traffic should reach (default 0.9)",
       ),
     FLAGS,
   ).action(async (options: Record<string, unknown>) => (await actions()).adviseCommand(ctx, options));

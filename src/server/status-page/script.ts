@@ -9,6 +9,7 @@ import { promptCacheText } from "../../cache/prompt-figures.js";
 import type { CacheStats, LoadedModelInfo, PromptCacheStats, WarmupProgress } from "../../cache/types.js";
 import { formatBytes } from "../../units.js";
 import type { PublicEvent } from "../events.js";
+import type { FleetStats, FleetView } from "../ports.js";
 
 /** What `/health` answers, as far as the page reads it. */
 interface Health {
@@ -50,6 +51,8 @@ const state = {
   models: [] as LoadedModelInfo[],
   warming: false,
   lastId: null as string | null,
+  /** Whether this node is in a fleet (its statistics carry a `fleet` member). */
+  inFleet: false,
 };
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -148,17 +151,22 @@ function until(m: LoadedModelInfo): string {
   return `in ${Math.max(0, Math.round((Date.parse(m.expires_at) - Date.now()) / 1000))} s`;
 }
 
+/** A table row headed by `heading` (a row header), with `data-<key>` set, then one text cell per value. */
+function tableRow(key: "model" | "node", id: string, heading: string, cells: unknown[] = []): HTMLTableRowElement {
+  const row = document.createElement("tr");
+  row.dataset[key] = id;
+  const name = el("th", heading) as HTMLTableCellElement;
+  name.scope = "row";
+  row.appendChild(name);
+  for (const value of cells) row.appendChild(el("td", value));
+  return row;
+}
+
 function renderModels(): void {
   const body = $("models");
   body.replaceChildren();
   for (const m of state.models) {
-    const row = document.createElement("tr");
-    row.dataset.model = m.name;
-    const name = el("th", m.name) as HTMLTableCellElement;
-    name.scope = "row";
-    row.appendChild(name);
-    row.appendChild(el("td", m.state));
-    row.appendChild(el("td", m.leases));
+    const row = tableRow("model", m.name, m.name, [m.state, m.leases]);
     const memory = document.createElement("td");
     if (state.memoryLimit) {
       const bar = document.createElement("span");
@@ -182,6 +190,62 @@ function renderModels(): void {
   $("no-models").hidden = state.models.length > 0;
   renderCounts();
 }
+
+/** A node's health as the fleet sees it: its lease, its draining flag, its loads in flight. */
+function health(n: FleetView["nodes"][number]): string {
+  if (!n.alive) return "lost (no heartbeat)";
+  return n.loading > 0 ? `alive, ${n.loading} loading` : "alive";
+}
+
+function renderFleet(view: FleetView): void {
+  $("fleet").hidden = false;
+  const alive = view.nodes.filter((n) => n.alive).length;
+  const leader = view.leader.node ? `leader ${view.leader.node} (epoch ${view.leader.epoch})` : "no leader";
+  const plan = view.plan ? `; warm-up plan: ${view.plan.settled} of ${view.plan.total} settled` : "";
+  text(
+    $("fleet-summary"),
+    `Fleet ${view.fleet} on ${view.redis}: ${alive} of ${view.nodes.length} node(s) alive, ${leader}${plan}. This is ${view.node}.`,
+  );
+  const nodes = $("fleet-nodes");
+  nodes.replaceChildren();
+  for (const n of view.nodes) {
+    const capacity = n.memory_capacity_bytes ? ` of ${formatBytes(n.memory_capacity_bytes)}` : "";
+    nodes.appendChild(
+      tableRow("node", n.id, n.id === view.node ? `${n.id} (this node)` : n.id, [
+        health(n),
+        formatBytes(n.memory_used_bytes) + capacity,
+        `${n.models_loaded} of ${n.model_capacity} slots`,
+        n.rpm,
+        n.draining ? "draining" : "no",
+      ]),
+    );
+  }
+  const models = $("fleet-models");
+  models.replaceChildren();
+  for (const m of view.models) {
+    const copies = m.copies.length ? m.copies.map((c) => `${c.node} (${c.state})`).join(", ") : "none";
+    models.appendChild(tableRow("model", m.name, m.name, [copies, m.requests]));
+  }
+}
+
+let fleetTimer: ReturnType<typeof setTimeout> | null = null;
+/** `GET /v1/fleet` again (at most one read in flight; a burst of events makes one). */
+function rereadFleet(): void {
+  if (!state.inFleet || fleetTimer) return;
+  fleetTimer = setTimeout(() => {
+    getJson<FleetView>("/v1/fleet").then(
+      (view) => {
+        fleetTimer = null;
+        renderFleet(view);
+      },
+      (error: Error) => {
+        fleetTimer = null;
+        text($("fleet-summary"), `The fleet cannot be read now (${error.message}); this node serves on.`);
+      },
+    );
+  }, 100);
+}
+setInterval(rereadFleet, 2000);
 
 setInterval(() => {
   const rows = $("models").querySelectorAll("tr");
@@ -273,7 +337,10 @@ function onEvent(event: PageEvent): void {
       rereadPromptCache();
       break;
   }
-  if (event.name) refreshModels();
+  if (event.name) {
+    refreshModels();
+    rereadFleet();
+  }
   if (state.warming && event.type === "loaded") rereadWarmup();
   renderCounts();
 }
@@ -338,7 +405,7 @@ async function follow(): Promise<void> {
 function start(): void {
   text($("connection"), "Connecting…");
   Promise.all([
-    getJson<CacheStats>("/v1/cache/stats"),
+    getJson<CacheStats & { fleet?: FleetStats }>("/v1/cache/stats"),
     getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models"),
     getJson<Health>("/health"),
   ]).then(
@@ -352,6 +419,8 @@ function start(): void {
       state.lastSave = s.at ? { at: s.at, ok: s.ok, bytes: s.bytes, ms: s.duration_ms, error: s.error } : null;
       state.prompt = stats.prompt_cache ?? null;
       state.models = models.data;
+      state.inFleet = stats.fleet !== undefined;
+      rereadFleet();
       for (const m of state.models) if (m.load_ms !== null) state.loads.push({ name: m.name, ms: m.load_ms });
       renderWarmup(health);
       renderModels();
