@@ -57,7 +57,10 @@ describe("a model in a host", () => {
       await model.complete("Once upon a time", options),
       await inProcess.complete("Once upon a time", options),
     );
+    // Both models get every call, in the same order: each holds the same prompts in the same sequences, so a later
+    // test's `usage.cachedPromptTokens` (what a sequence kept) is the same on both sides.
     const free = await model.complete("Once upon a time", { maxTokens: 24, temperature: 0 });
+    assert.deepEqual(free, await inProcess.complete("Once upon a time", { maxTokens: 24, temperature: 0 }));
     const stop = free.text.slice(6, 9);
     const stopped = await model.complete("Once upon a time", { maxTokens: 24, temperature: 0, stop: [stop] });
     assert.deepEqual(
@@ -142,10 +145,13 @@ describe("a model in a host", () => {
   });
 
   test("a host killed mid-stream: the call fails with ModelCrashed, crashed settles, later calls fail alike", async () => {
-    const victim = (await hosted.load(await llamas.manager.resolve("nano.gguf"), { backend: config })) as TextModel;
+    // A long generation (the nano model samples a token in ~0.5 ms; 256 tokens could end before a starved test process
+    // gets to kill the host), so the kill lands mid-stream even on a busy machine.
+    const backend = { ...config, context_size: 4096 };
+    const victim = (await hosted.load(await llamas.manager.resolve("nano.gguf"), { backend })) as TextModel;
     const pid = victim.pid as number;
     const pending = victim.complete("Once", {
-      maxTokens: 400,
+      maxTokens: 4000,
       temperature: 0,
       onText: () => process.kill(pid, "SIGKILL"),
     });

@@ -222,7 +222,10 @@ test("the context's memory is simulated once per file version and context settin
   t.after(() => llama.dispose());
   const path = join(llamas.dir, "again.gguf");
   await writeTinyLlamaGguf(path, { preset: "nano", seed: 3 });
-  const load = async (backend = config) => {
+  // One sequence: with auto's 4 at these tiny sizes, llama.cpp's compute buffers (sized by the batch, not the context)
+  // outweigh the nano model's KV cache, and its figure for 4 × 512 cells comes out below the one for 4 × 256.
+  const single = { ...config, parallel: 1 };
+  const load = async (backend = single) => {
     const before = simulation.mock.callCount();
     const model = await llama.load(await llamas.manager.resolve("again"), { backend });
     await model.dispose();
@@ -232,7 +235,7 @@ test("the context's memory is simulated once per file version and context settin
   const again = await load();
   assert.equal(again.bytes, first.bytes, "the same figure on a reload");
   assert.equal(again.simulations, first.simulations - 1, "one simulation fewer on a reload");
-  const larger = await load({ ...config, context_size: config.context_size * 2 });
+  const larger = await load({ ...single, context_size: single.context_size * 2 });
   assert.ok(larger.bytes > first.bytes, "a larger context");
   assert.equal(larger.simulations, first.simulations, "new settings: simulated again");
   // A new version of the file (another size): its own figure.
