@@ -19,17 +19,16 @@ import {
 } from "../cache/policy/eviction.js";
 import {
   addCopy,
+  copiesFacts,
   type CopiesOverride,
   copiesRule,
   type CopyView,
+  countUse,
   eligibleNodes,
-  fleetHasRoom,
   isExtraCopy,
+  type ModelUse,
   pickCopy,
   ratePerMinute,
-  recordUse,
-  usedRegularly,
-  type UseStreak,
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
@@ -90,11 +89,8 @@ interface SimNode {
   dirtySince: number;
 }
 
-interface FleetModel {
+interface FleetModel extends ModelUse {
   model: SimModel;
-  streak: UseStreak | null;
-  /** Request times within the rate window (oldest first). */
-  recent: number[];
   /** Node id → since (the copy's claim time). */
   copies: Map<string, number>;
   /** Nodes that could hold it (the same all along: no node drains in a replay). */
@@ -214,15 +210,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     const open = withFreeSlot().map((n) => candidateOf(n, fm.model, now, false));
     const filled = nodes.length - open.length;
     if (filled > 0) open.push(fullNodes(filled));
-    return wantedCopies(
-      {
-        rpm: rpmOf(fm, now),
-        regular: usedRegularly(fm.streak, now),
-        room: fleetHasRoom(open, new Set(fm.copies.keys())),
-        eligibleNodes: fm.eligible,
-      },
-      ruleOf(fm.model.key),
-    );
+    const use = { rpm: rpmOf(fm, now), streak: fm.streak };
+    return wantedCopies(copiesFacts(use, open, new Set(fm.copies.keys()), now, fm.eligible), ruleOf(fm.model.key));
   };
 
   /** Whether `node`'s copy of `fm` is spare now (copies.ts). */
@@ -317,8 +306,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     if (!fm) throw new Error(`trace request for unknown model ${key}`);
     const entry = nodes[i % nodes.length] as SimNode;
     result.requests++;
-    fm.streak = recordUse(fm.streak, now);
-    fm.recent.push(now);
+    countUse(fm, now);
     const views = copyViews(fm, now);
     const copy = pickCopy(views, entry.id);
     if (copy) {
