@@ -68,6 +68,18 @@ export function usedRegularly(streak: UseStreak | null | undefined, now: number)
   return now - streak.last <= RECENT_USE_MS && streak.last - streak.since >= REGULAR_AFTER_MS;
 }
 
+/** A model's requests as a node counts them for the rule: the times within the rate window (oldest first), its streak. */
+export interface ModelUse {
+  recent: number[];
+  streak: UseStreak | null;
+}
+
+/** Counts a request for the model at `now`. */
+export function countUse(use: ModelUse, now: number): void {
+  use.recent.push(now);
+  use.streak = recordUse(use.streak, now);
+}
+
 /** One model's copies rule, from `[cache.models."NAME"]` and `fleet.scale_up_rpm`. */
 export interface CopiesRule {
   minCopies: number;
@@ -99,6 +111,25 @@ export interface CopiesFacts {
   room: boolean;
   /** Nodes that could hold a copy (have its file, fit it, not draining): never more copies than these. */
   eligibleNodes: number;
+}
+
+/**
+ * The rule's facts for a model at `now`: its requests per minute and streak over all its copies, and the fleet beside
+ * its `holders` — `nodes` as placement sees them for the model; `eligible` their `eligibleNodes` when already known.
+ */
+export function copiesFacts(
+  use: { rpm: number; streak: UseStreak | null },
+  nodes: readonly PlacementCandidate[],
+  holders: ReadonlySet<string>,
+  now: number,
+  eligible = eligibleNodes(nodes),
+): CopiesFacts {
+  return {
+    rpm: use.rpm,
+    regular: usedRegularly(use.streak, now),
+    room: fleetHasRoom(nodes, holders),
+    eligibleNodes: eligible,
+  };
 }
 
 /** How many copies the fleet should hold of a model now (0 for a model nobody asks for and nothing pins). */

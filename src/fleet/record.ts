@@ -10,27 +10,13 @@ import {
   evictionOrder,
 } from "../cache/policy/eviction.js";
 import type { CacheStats } from "../cache/types.js";
-import type { ModelTraffic, NodeRecord, ServedModel } from "./types.js";
+import type { NodeRecord } from "./types.js";
 
-export interface NodeFacts {
-  url: string;
-  version: string;
-  started_at: number;
-  /** Loads in progress, and how many may run at once. */
-  loading: number;
-  load_slots: number;
-  /** Requests in the last minute. */
-  rpm: number;
-  draining: boolean;
-  /** The models this node can load, by the name requests use. */
-  serves: Record<string, ServedModel>;
-  /** The traffic of the models it holds, and how many of its copies are spare (copies.ts). */
-  traffic?: Record<string, ModelTraffic>;
-  spare_copies?: number;
-  /** Its eviction ladder (`evictionLadder`) and the models whose files are warm in its page cache. */
-  evictable?: Array<{ bytes: number; loss: number }>;
-  warm?: string[];
-}
+/** A node's record but for the figures its cache's statistics give (`nodeRecordOf` adds those). */
+export type NodeFacts = Omit<
+  NodeRecord,
+  "memory_capacity" | "memory_used" | "model_capacity" | "model_count" | "lru_time"
+>;
 
 /** The record from the cache's statistics: its limits, its use, and the last use of its least recently used model. */
 export function nodeRecordOf(
@@ -44,23 +30,12 @@ export function nodeRecordOf(
     if (lru === null || at < lru) lru = at;
   }
   return {
-    url: facts.url,
-    version: facts.version,
-    started_at: facts.started_at,
+    ...facts,
     memory_capacity: stats.memory_limit_bytes,
     memory_used: stats.memory_bytes,
     model_capacity: stats.max_cached_models,
     model_count: stats.models_loaded,
     lru_time: lru,
-    loading: facts.loading,
-    load_slots: facts.load_slots,
-    rpm: facts.rpm,
-    draining: facts.draining,
-    serves: facts.serves,
-    ...(facts.traffic ? { traffic: facts.traffic } : {}),
-    ...(facts.spare_copies !== undefined ? { spare_copies: facts.spare_copies } : {}),
-    ...(facts.evictable ? { evictable: facts.evictable } : {}),
-    ...(facts.warm ? { warm: facts.warm } : {}),
   };
 }
 

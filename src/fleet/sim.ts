@@ -8,7 +8,7 @@
  * request occupies its copy for `serviceMs` (the queue routing reads) and loads are over at once for the requests
  * behind them, as in the single-node simulator (src/cache/sim/simulate.ts). Pure: no I/O, no clock.
  */
-import { isWarm } from "../cache/sim/simulate.js";
+import { countLoad, countRequest, evictionCandidate, isWarm, newUsage, type SimUsage } from "../cache/sim/simulate.js";
 import type { SimModel, SimResult, SimSettings, Trace } from "../cache/sim/types.js";
 import {
   asSpareCopy,
@@ -17,20 +17,18 @@ import {
   type EvictionPolicy,
   nextInflation,
 } from "../cache/policy/eviction.js";
-import { addUse, type DecayedCount, decayedValue } from "../cache/policy/frequency.js";
 import {
   addCopy,
+  copiesFacts,
   type CopiesOverride,
   copiesRule,
   type CopyView,
+  countUse,
   eligibleNodes,
-  fleetHasRoom,
   isExtraCopy,
+  type ModelUse,
   pickCopy,
   ratePerMinute,
-  recordUse,
-  usedRegularly,
-  type UseStreak,
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
@@ -78,33 +76,21 @@ export interface FleetSimResult extends SimResult {
   redis: RedisLoad;
 }
 
-interface NodeModel {
-  lastUsedAt: number | null;
-  frequency: DecayedCount | null;
-  inflation: number;
-  loads: number;
-  loadMsTotal: number;
-  unloadedAt: number | null;
-}
-
 interface SimNode {
   id: string;
   resident: Set<string>;
   usedBytes: number;
   inflation: number;
   /** This node's own usage of each model, as its cache keeps it. */
-  usage: Map<string, NodeModel>;
+  usage: Map<string, SimUsage>;
   /** Model → end times of the requests it serves (its queue). */
   busy: Map<string, number[]>;
   /** The minute of its last usage change not merged yet (-1: none). */
   dirtySince: number;
 }
 
-interface FleetModel {
+interface FleetModel extends ModelUse {
   model: SimModel;
-  streak: UseStreak | null;
-  /** Request times within the rate window (oldest first). */
-  recent: number[];
   /** Node id → since (the copy's claim time). */
   copies: Map<string, number>;
   /** Nodes that could hold it (the same all along: no node drains in a replay). */
@@ -159,10 +145,10 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   };
   const ruleOf = (key: string) => copiesRule(settings.rules?.[key], settings.scaleUpRpm);
 
-  const usageOf = (node: SimNode, key: string): NodeModel => {
+  const usageOf = (node: SimNode, key: string): SimUsage => {
     let u = node.usage.get(key);
     if (!u) {
-      u = { lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null };
+      u = newUsage();
       node.usage.set(key, u);
     }
     return u;
@@ -224,15 +210,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     const open = withFreeSlot().map((n) => candidateOf(n, fm.model, now, false));
     const filled = nodes.length - open.length;
     if (filled > 0) open.push(fullNodes(filled));
-    return wantedCopies(
-      {
-        rpm: rpmOf(fm, now),
-        regular: usedRegularly(fm.streak, now),
-        room: fleetHasRoom(open, new Set(fm.copies.keys())),
-        eligibleNodes: fm.eligible,
-      },
-      ruleOf(fm.model.key),
-    );
+    const use = { rpm: rpmOf(fm, now), streak: fm.streak };
+    return wantedCopies(copiesFacts(use, open, new Set(fm.copies.keys()), now, fm.eligible), ruleOf(fm.model.key));
   };
 
   /** Whether `node`'s copy of `fm` is spare now (copies.ts). */
@@ -255,10 +234,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     }));
 
   const touch = (node: SimNode, key: string, now: number) => {
-    const u = usageOf(node, key);
-    u.lastUsedAt = now;
-    u.frequency = addUse(u.frequency, now, limits.usageHalfLifeHours);
-    u.inflation = node.inflation;
+    countRequest(usageOf(node, key), now, node.inflation, limits);
     if (node.dirtySince < 0) node.dirtySince = now;
   };
 
@@ -271,15 +247,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   /** `node`'s resident models as its policy sees them, spare copies (added to `spares`) through `asSpareCopy`. */
   const evictableOn = (node: SimNode, now: number, spares = new Set<string>()): EvictionCandidate[] =>
     [...node.resident].map((key) => {
-      const u = usageOf(node, key);
-      const candidate: EvictionCandidate = {
-        key,
-        lastUsedAt: u.lastUsedAt,
-        memoryBytes: (models.get(key) as FleetModel).model.memoryBytes,
-        loadMs: u.loads > 0 ? u.loadMsTotal / u.loads : null,
-        frequency: decayedValue(u.frequency, now, limits.usageHalfLifeHours),
-        inflation: u.inflation,
-      };
+      const candidate = evictionCandidate((models.get(key) as FleetModel).model, usageOf(node, key), now, limits);
       if (!isSpare(node, models.get(key) as FleetModel, now)) return candidate;
       spares.add(key);
       return asSpareCopy(candidate);
@@ -311,12 +279,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       }
       node.inflation = nextInflation(node.inflation, victims);
     }
-    const u = usageOf(node, model.key);
-    const warm = isWarm(u.unloadedAt, now, limits.warmWindowMs);
-    const cost = warm ? model.warmLoadMs : model.loadMs;
+    const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
     if (warm) result.warmLoads++;
-    u.loads++;
-    u.loadMsTotal += cost;
     node.resident.add(model.key);
     slotted = null;
     node.usedBytes += model.memoryBytes;
@@ -342,8 +306,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     if (!fm) throw new Error(`trace request for unknown model ${key}`);
     const entry = nodes[i % nodes.length] as SimNode;
     result.requests++;
-    fm.streak = recordUse(fm.streak, now);
-    fm.recent.push(now);
+    countUse(fm, now);
     const views = copyViews(fm, now);
     const copy = pickCopy(views, entry.id);
     if (copy) {

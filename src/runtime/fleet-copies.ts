@@ -14,14 +14,13 @@ import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
   addCopy,
+  copiesFacts,
   type CopyView,
-  eligibleNodes,
-  fleetHasRoom,
+  countUse,
   isExtraCopy,
+  type ModelUse,
   pickCopy,
   ratePerMinute,
-  recordUse,
-  usedRegularly,
   type UseStreak,
   wantedCopies,
 } from "../fleet/copies.js";
@@ -37,14 +36,8 @@ import {
 /** A model unloaded this recently likely still has its file in the page cache (the eviction bench's warm window). */
 const WARM_WINDOW_MS = 10 * 60_000;
 
-interface Served {
-  /** Request times within the rate window, oldest first. */
-  recent: number[];
-  streak: UseStreak;
-}
-
 export class FleetCopies {
-  private readonly served = new Map<string, Served>();
+  private readonly served = new Map<string, ModelUse>();
   /** Model → when this node unloaded it (for `warm`). */
   private readonly unloaded = new Map<string, number>();
   /** Models a copy is being added for here (one decision at a time per model). */
@@ -90,13 +83,9 @@ export class FleetCopies {
   }
 
   private count(name: string, now = Date.now()): void {
-    const served = this.served.get(name);
-    if (!served) {
-      this.served.set(name, { recent: [now], streak: recordUse(null, now) });
-      return;
-    }
-    served.recent.push(now);
-    served.streak = recordUse(served.streak, now);
+    let served = this.served.get(name);
+    if (!served) this.served.set(name, (served = { recent: [], streak: null }));
+    countUse(served, now);
   }
 
   private rpm(name: string, now: number): number {
@@ -117,7 +106,7 @@ export class FleetCopies {
   /** This node's traffic of `name` from its own counts (no cache call: eviction asks while it chooses). */
   private ownTraffic(name: string, now: number, queue: number): ModelTraffic {
     const served = this.served.get(name);
-    return { rpm: this.rpm(name, now), queue, since: served?.streak.since ?? now, last: served?.streak.last ?? 0 };
+    return { rpm: this.rpm(name, now), queue, since: served?.streak?.since ?? now, last: served?.streak?.last ?? 0 };
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */
@@ -193,15 +182,8 @@ export class FleetCopies {
           : { since: t.since, last: t.last };
     }
     const candidates = candidatesFor(name, this.member.mirror.liveNodes());
-    return wantedCopies(
-      {
-        rpm,
-        regular: usedRegularly(streak, now),
-        room: fleetHasRoom(candidates, new Set(holders.map((h) => h.node))),
-        eligibleNodes: eligibleNodes(candidates),
-      },
-      this.settings.copies(ruleName),
-    );
+    const facts = copiesFacts({ rpm, streak }, candidates, new Set(holders.map((h) => h.node)), now);
+    return wantedCopies(facts, this.settings.copies(ruleName));
   }
 
   /** Whether this node's copy of `name` is spare: the fleet holds more copies than the rule wants, and this is not among the oldest. */

@@ -29,59 +29,61 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function loadText(parallel: number): Promise<TextModel> {
-  const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
-  return (await gguf.load(await manager.resolve("nano"), { backend: { ...config, parallel } })) as TextModel;
+/** The nano model with `parallel` sequences, loaded before the tests of the block that calls this, disposed after them. */
+function nanoWith(parallel: number): { model: TextModel } {
+  const nano = {} as { model: TextModel };
+  before(async () => {
+    const gguf = backends.gguf as NonNullable<typeof backends.gguf>;
+    nano.model = (await gguf.load(await manager.resolve("nano"), { backend: { ...config, parallel } })) as TextModel;
+  });
+  after(() => nano.model.dispose());
+  return nano;
 }
 
 const greedy = { temperature: 0, maxTokens: 12 };
 const evaluated = (r: GenerationResult) => r.usage.promptTokens - (r.usage.cachedPromptTokens ?? 0);
 
 describe("prompt cache, one sequence", () => {
-  let model: TextModel;
-  before(async () => {
-    model = await loadText(1);
-  });
-  after(() => model.dispose());
+  const nano = nanoWith(1);
 
   test("a completion reuses the shared prefix and answers as it does without reuse", async () => {
     const short = "The old lighthouse keeper climbed the stairs";
     const long = `${short} every night, counting the steps and listening to the sea`;
-    const fresh = await model.complete(long, { ...greedy, cachePrompt: false });
+    const fresh = await nano.model.complete(long, { ...greedy, cachePrompt: false });
     assert.equal(fresh.usage.cachedPromptTokens, 0);
-    await model.complete(short, greedy);
-    const reused = await model.complete(long, greedy);
+    await nano.model.complete(short, greedy);
+    const reused = await nano.model.complete(long, greedy);
     assert.equal(reused.usage.promptTokens, fresh.usage.promptTokens);
-    const shortTokens = (await model.tokenize(short)).length;
+    const shortTokens = (await nano.model.tokenize(short)).length;
     assert.ok((reused.usage.cachedPromptTokens ?? 0) >= shortTokens - 1, JSON.stringify(reused.usage));
     assert.equal(reused.text, fresh.text);
     assert.equal(reused.usage.completionTokens, fresh.usage.completionTokens);
     // The same prompt again: all but its last token come from the cache.
-    const again = await model.complete(long, greedy);
+    const again = await nano.model.complete(long, greedy);
     assert.equal(again.usage.cachedPromptTokens, again.usage.promptTokens - 1);
     assert.equal(again.text, fresh.text);
   });
 
   test("after a generation cut short, the next answer is the same as without reuse", async () => {
     const prompt = "A story cut short in the middle of the night";
-    const fresh = await model.complete(prompt, { ...greedy, cachePrompt: false });
+    const fresh = await nano.model.complete(prompt, { ...greedy, cachePrompt: false });
     const controller = new AbortController();
-    const cut = await model.complete(prompt, {
+    const cut = await nano.model.complete(prompt, {
       temperature: 0,
       maxTokens: 40,
       signal: controller.signal,
       onText: () => controller.abort(),
     });
     assert.equal(cut.finishReason, "abort");
-    const after = await model.complete(prompt, greedy);
+    const after = await nano.model.complete(prompt, greedy);
     assert.ok((after.usage.cachedPromptTokens ?? 0) > 0, JSON.stringify(after.usage));
     assert.equal(after.text, fresh.text);
   });
 
   test("cachePrompt false evaluates the whole prompt", async () => {
     const prompt = "A prompt that is sent twice, the second time without the cache";
-    await model.complete(prompt, greedy);
-    const result = await model.complete(prompt, { ...greedy, cachePrompt: false });
+    await nano.model.complete(prompt, greedy);
+    const result = await nano.model.complete(prompt, { ...greedy, cachePrompt: false });
     assert.equal(result.usage.cachedPromptTokens, 0);
     assert.equal(evaluated(result), result.usage.promptTokens);
   });
@@ -92,9 +94,9 @@ describe("prompt cache, one sequence", () => {
     for (let turn = 1; turn <= 8; turn++) {
       messages.push({ role: "user", content: `Question number ${turn}: what comes next?` });
       // Reused: the sequence holds the previous turn (its prompt and answer).
-      const reused = await model.chat(messages, { ...greedy, maxTokens: 6 });
+      const reused = await nano.model.chat(messages, { ...greedy, maxTokens: 6 });
       // Without reuse: evaluated whole; it leaves the sequence as the reused run did (the same prompt and answer).
-      const fresh = await model.chat(messages, { ...greedy, maxTokens: 6, cachePrompt: false });
+      const fresh = await nano.model.chat(messages, { ...greedy, maxTokens: 6, cachePrompt: false });
       assert.equal(fresh.usage.cachedPromptTokens, 0);
       assert.equal(reused.text, fresh.text, `turn ${turn}`);
       messages.push({ role: "assistant", content: `Answer ${turn}.` });
@@ -109,21 +111,17 @@ describe("prompt cache, one sequence", () => {
 });
 
 describe("prompt cache, two sequences", () => {
-  let model: TextModel;
-  before(async () => {
-    model = await loadText(2);
-  });
-  after(() => model.dispose());
+  const nano = nanoWith(2);
 
   test("two conversations with different prefixes each keep theirs", async () => {
     const a = "Conversation A is about the mountains in winter and";
     const b = "Conversation B talks of ships, harbours and the tides";
-    await model.complete(a, greedy);
-    await model.complete(b, greedy);
+    await nano.model.complete(a, greedy);
+    await nano.model.complete(b, greedy);
     for (let round = 0; round < 3; round++) {
       for (const prompt of [a, b]) {
-        const result = await model.complete(`${prompt} more, round ${round}`, greedy);
-        const held = (await model.tokenize(prompt)).length;
+        const result = await nano.model.complete(`${prompt} more, round ${round}`, greedy);
+        const held = (await nano.model.tokenize(prompt)).length;
         assert.ok((result.usage.cachedPromptTokens ?? 0) >= held - 1, `${prompt}: ${JSON.stringify(result.usage)}`);
       }
     }
@@ -132,8 +130,8 @@ describe("prompt cache, two sequences", () => {
   test("concurrent requests each get a sequence, by prefix", async () => {
     const a = "Shared nothing: the first of two concurrent prompts here";
     const b = "Entirely different, this second concurrent prompt there";
-    await Promise.all([model.complete(a, greedy), model.complete(b, greedy)]);
-    const [ra, rb] = await Promise.all([model.complete(`${a}!`, greedy), model.complete(`${b}!`, greedy)]);
+    await Promise.all([nano.model.complete(a, greedy), nano.model.complete(b, greedy)]);
+    const [ra, rb] = await Promise.all([nano.model.complete(`${a}!`, greedy), nano.model.complete(`${b}!`, greedy)]);
     assert.ok((ra.usage.cachedPromptTokens ?? 0) > 0 && (rb.usage.cachedPromptTokens ?? 0) > 0, "both reused");
   });
 });

@@ -5,62 +5,23 @@
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
-import type { CacheStats } from "../../src/cache/types.js";
 import type { FleetEngine } from "../../src/fleet/engine.js";
-import { spawnInferno } from "../../testkit/process.js";
+import { complete as request, type FleetTestNode as Node, ok, startFleetNode } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
-import { testSetup, waitFor } from "../../testkit/server.js";
+import { type TestConfig, waitFor } from "../../testkit/server.js";
 import { engineFor, sleep } from "./fleet-helpers.js";
 
-const API_KEY = "client-key";
 const MODELS = { "a.gguf": { seed: 1 }, "b.gguf": { seed: 2 }, "c.gguf": { seed: 3 }, "d.gguf": { seed: 4 } };
 
-interface Node {
-  id: string;
-  url: string;
-  stats(): Promise<CacheStats>;
-  kill(): Promise<unknown>;
+/** A node of two model slots whose copies rule adds a copy above 10 requests a minute. */
+function startNode(t: TestContext, redisUrl: string, cache: TestConfig["cache"] = {}): Promise<Node> {
+  return startFleetNode(t, redisUrl, MODELS, {
+    config: { cache: { max_cached_models: 2, ...cache } },
+    env: { INFERNO_FLEET__SCALE_UP_RPM: "10" },
+  });
 }
 
-async function startNode(t: TestContext, redisUrl: string, cache: object = {}): Promise<Node> {
-  const setup = await testSetup(t, {
-    models: { gguf: MODELS },
-    config: { server: { api_key: API_KEY }, cache: { max_cached_models: 2, ...cache } },
-  });
-  const node = spawnInferno(t, ["serve"], {
-    cwd: setup.cwd,
-    env: {
-      ...setup.env,
-      INFERNO_FLEET__REDIS_URL: redisUrl,
-      INFERNO_FLEET__NAME: "t",
-      INFERNO_FLEET__SECRET: "fleet-secret",
-      INFERNO_FLEET__HEARTBEAT_SECONDS: "0.5",
-      INFERNO_FLEET__NODE_TIMEOUT_SECONDS: "3",
-      INFERNO_FLEET__SCALE_UP_RPM: "10",
-    },
-  });
-  const [, url] = await node.waitForLine(/serving \d+ model\(s\) on (http:\S+)/);
-  const base = url as string;
-  return {
-    id: new URL(base).host,
-    url: base,
-    stats: async () =>
-      (await (
-        await fetch(`${base}/v1/cache/stats`, { headers: { authorization: `Bearer ${API_KEY}` } })
-      ).json()) as CacheStats,
-    kill: () => node.stop("SIGKILL"),
-  };
-}
-
-async function complete(node: Node, model: string): Promise<void> {
-  const r = await fetch(`${node.url}/v1/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
-    body: JSON.stringify({ model, prompt: "Hi", max_tokens: 1, temperature: 0 }),
-  });
-  assert.equal(r.status, 200, await r.clone().text());
-  await r.json();
-}
+const complete = (node: Node, model: string) => ok(request(node, model, { maxTokens: 1 }));
 
 const loaded = async (node: Node) => (await node.stats()).models.filter((m) => m.loaded).map((m) => m.name);
 

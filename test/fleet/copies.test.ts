@@ -4,9 +4,11 @@ import { test } from "node:test";
 import { asSpareCopy, chooseVictims, type EvictionCandidate } from "../../src/cache/policy/eviction.js";
 import {
   addCopy,
+  copiesFacts,
   type CopiesFacts,
   copiesRule,
   type CopyView,
+  countUse,
   DEFAULT_MAX_COPIES,
   eligibleNodes,
   fleetHasRoom,
@@ -35,6 +37,13 @@ test("a use streak: regular once used now and for 7 minutes without a 40-minute 
   ];
   for (const c of cases) assert.equal(usedRegularly(uses(c.uses), T + c.at * MINUTE), c.regular, c.name);
   assert.equal(usedRegularly(null, T), false);
+  // A node's count of a model's requests keeps the times and the streak together.
+  const use = { recent: [], streak: null };
+  for (const m of [0, 3, 6, 9]) countUse(use, T + m * MINUTE);
+  assert.deepEqual(use, {
+    recent: [0, 3, 6, 9].map((m) => T + m * MINUTE),
+    streak: { since: T, last: T + 9 * MINUTE },
+  });
 });
 
 test("requests per minute over the last 20 s: older times are dropped", () => {
@@ -104,6 +113,15 @@ test("room and eligible nodes, from placement's candidates", () => {
   assert.equal(fleetHasRoom([busy("x"), busy("y"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), false);
   assert.equal(fleetHasRoom([busy("x"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), true);
   assert.equal(eligibleNodes([full, tight, draining, noFile, node("big", { memoryCapacity: GiB / 2 })]), 2);
+  // The rule's facts from them: regular by the streak, room and eligible nodes by the candidates beside the holders.
+  const streak = { since: T, last: T + 9 * MINUTE };
+  assert.deepEqual(copiesFacts({ rpm: 3, streak }, [full, node("free")], new Set(["full"]), T + 9 * MINUTE), {
+    rpm: 3,
+    regular: true,
+    room: true,
+    eligibleNodes: 2,
+  });
+  assert.equal(copiesFacts({ rpm: 0, streak: null }, [full], new Set(), T, 5).eligibleNodes, 5, "eligible as given");
 });
 
 test("extra copies: the oldest copies stay, the younger ones beyond the wanted count are extra", () => {

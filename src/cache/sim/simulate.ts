@@ -22,15 +22,9 @@ import type { SimModel, SimResult, SimSettings, Trace } from "./types.js";
 /** Our policies (`cache.eviction_policy`) and the other runners' rules. */
 export type SimPolicy = EvictionPolicy | PeerPolicy;
 
-interface ModelState {
+interface ModelState extends SimUsage {
   model: SimModel;
   resident: boolean;
-  lastUsedAt: number | null;
-  frequency: DecayedCount | null;
-  inflation: number;
-  loads: number;
-  loadMsTotal: number;
-  unloadedAt: number | null;
   /** When its idle time started: its last request, or the end of the load that request started (as the cache counts it). */
   idleFrom: number;
 }
@@ -55,6 +49,62 @@ export function isWarm(unloadedAt: number | null, now: number, warmWindowMs: num
   return warmWindowMs > 0 && unloadedAt !== null && now - unloadedAt <= warmWindowMs;
 }
 
+/**
+ * One model's usage as a simulated cache keeps it, as `ModelCache` does: its last use, decayed frequency and the GDSF
+ * inflation at that use, its loads and their cost, its last unload. The fleet simulator keeps one per node and model.
+ */
+export interface SimUsage {
+  lastUsedAt: number | null;
+  frequency: DecayedCount | null;
+  inflation: number;
+  loads: number;
+  loadMsTotal: number;
+  unloadedAt: number | null;
+}
+
+export function newUsage(): SimUsage {
+  return { lastUsedAt: null, frequency: null, inflation: 0, loads: 0, loadMsTotal: 0, unloadedAt: null };
+}
+
+/** Counts a request at `now`, when the cache's inflation is `inflation`. */
+export function countRequest(usage: SimUsage, now: number, inflation: number, limits: SimSettings): void {
+  usage.lastUsedAt = now;
+  usage.frequency = addUse(usage.frequency, now, limits.usageHalfLifeHours);
+  usage.inflation = inflation;
+}
+
+/** A resident model as the eviction policy sees it at `now` (`frequency`: a known one instead of the decayed count). */
+export function evictionCandidate(
+  model: SimModel,
+  usage: SimUsage,
+  now: number,
+  limits: SimSettings,
+  frequency = decayedValue(usage.frequency, now, limits.usageHalfLifeHours),
+): EvictionCandidate {
+  return {
+    key: model.key,
+    lastUsedAt: usage.lastUsedAt,
+    memoryBytes: model.memoryBytes,
+    loadMs: usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
+    frequency,
+    inflation: usage.inflation,
+  };
+}
+
+/** Counts a load of `model` at `now`: warm when its file is still in the page cache. Returns what it cost. */
+export function countLoad(
+  usage: SimUsage,
+  model: SimModel,
+  now: number,
+  limits: SimSettings,
+): { cost: number; warm: boolean } {
+  const warm = isWarm(usage.unloadedAt, now, limits.warmWindowMs);
+  const cost = warm ? model.warmLoadMs : model.loadMs;
+  usage.loads++;
+  usage.loadMsTotal += cost;
+  return { cost, warm };
+}
+
 export interface SimOptions {
   /**
    * Each model's frequency as the policy sees it, instead of its decayed count: a reference run that knows each model's
@@ -67,20 +117,7 @@ export interface SimOptions {
 export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy, options: SimOptions = {}): SimResult {
   const limits = effectiveSettings(trace, settings, policy);
   const states = new Map<string, ModelState>(
-    trace.models.map((model) => [
-      model.key,
-      {
-        model,
-        resident: false,
-        lastUsedAt: null,
-        frequency: null,
-        inflation: 0,
-        loads: 0,
-        loadMsTotal: 0,
-        unloadedAt: null,
-        idleFrom: 0,
-      },
-    ]),
+    trace.models.map((model) => [model.key, { ...newUsage(), model, resident: false, idleFrom: 0 }]),
   );
   const resident = new Set<ModelState>();
   let usedBytes = 0;
@@ -102,9 +139,7 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
       }
     }
     result.requests++;
-    state.lastUsedAt = now;
-    state.frequency = addUse(state.frequency, now, limits.usageHalfLifeHours);
-    state.inflation = inflation;
+    countRequest(state, now, inflation, limits);
     if (state.resident) {
       result.hits++;
       state.idleFrom = now;
@@ -116,15 +151,9 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
       bytes: limits.maxMemoryBytes > 0 ? usedBytes + state.model.memoryBytes - limits.maxMemoryBytes : 0,
     };
     if (shortfall.count > 0 || shortfall.bytes > 0) {
-      const candidates: EvictionCandidate[] = [...resident].map((s) => ({
-        key: s.model.key,
-        lastUsedAt: s.lastUsedAt,
-        memoryBytes: s.model.memoryBytes,
-        loadMs: s.loads > 0 ? s.loadMsTotal / s.loads : null,
-        frequency:
-          options.knownFrequency?.get(s.model.key) ?? decayedValue(s.frequency, now, limits.usageHalfLifeHours),
-        inflation: s.inflation,
-      }));
+      const candidates = [...resident].map((s) =>
+        evictionCandidate(s.model, s, now, limits, options.knownFrequency?.get(s.model.key)),
+      );
       const { victims, covers } = isPeer(policy)
         ? takeVictims(peerOrder(candidates, policy), shortfall, () => 0)
         : chooseVictims(candidates, shortfall, policy, limits);
@@ -139,11 +168,8 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
       }
       inflation = nextInflation(inflation, victims);
     }
-    const warm = isWarm(state.unloadedAt, now, limits.warmWindowMs);
-    const cost = warm ? state.model.warmLoadMs : state.model.loadMs;
+    const { cost, warm } = countLoad(state, state.model, now, limits);
     if (warm) result.warmLoads++;
-    state.loads++;
-    state.loadMsTotal += cost;
     state.resident = true;
     state.idleFrom = now + cost;
     resident.add(state);
