@@ -171,11 +171,12 @@ export class FleetEngine {
       // Down means fail now, not queue: the node serves alone meanwhile.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: this.callTimeoutMs,
+      // No `commandTimeout`: every call is bounded by `bounded` (withTimeout), which lets a reply that arrived while the
+      // event loop was stalled (a busy machine) count, where ioredis's own timer would fire first and degrade the node.
       connectTimeout: Math.max(this.callTimeoutMs, 1000),
       retryStrategy: (attempt) => Math.min(100 * attempt, reconnectMaxMs),
     });
-    this.feedClient = this.client.duplicate({ commandTimeout: undefined });
+    this.feedClient = this.client.duplicate();
     for (const client of [this.client, this.feedClient]) {
       client.on("error", (error: unknown) => {
         this.lastError = messageOf(error);
