@@ -77,7 +77,9 @@ export function setLongTimeout(fn: () => void, ms: number, timers: TimerFunction
 export function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
   let timer: LongTimer | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setLongTimeout(() => reject(timedOut()), ms);
+    // After a stalled event loop, timers run before the I/O that arrived meanwhile: the answer waiting in a socket
+    // settles `promise` in this turn's poll phase, before the check phase gives up on it.
+    timer = setLongTimeout(() => setImmediate(() => reject(timedOut())), ms);
   });
   return Promise.race([promise, timeout]).finally(() => timer?.clear());
 }

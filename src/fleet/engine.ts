@@ -39,8 +39,11 @@ export interface FleetEngineOptions {
 }
 
 export type ClaimResult =
-  /** The caller holds a loading copy with `copy.token`: load it, renew the lease, then promote or release. */
-  | { kind: "claimed"; now: RedisMilliseconds; copy: Copy }
+  /**
+   * `node` holds a loading copy with `copy.token`: the caller's own (load it, renew the lease, then promote or release)
+   * or the placed node's (forward there: it adopts the copy when its load starts).
+   */
+  | { kind: "claimed"; now: RedisMilliseconds; copy: Copy; node: string }
   /** Live copies exist (ready or loading), the caller's own included: forward to one. */
   | { kind: "held"; now: RedisMilliseconds; holders: Holder[] }
   /** Too many recent failures: `failures` say where and why. */
@@ -168,11 +171,12 @@ export class FleetEngine {
       // Down means fail now, not queue: the node serves alone meanwhile.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: this.callTimeoutMs,
+      // No `commandTimeout`: every call is bounded by `bounded` (withTimeout), which lets a reply that arrived while the
+      // event loop was stalled (a busy machine) count, where ioredis's own timer would fire first and degrade the node.
       connectTimeout: Math.max(this.callTimeoutMs, 1000),
       retryStrategy: (attempt) => Math.min(100 * attempt, reconnectMaxMs),
     });
-    this.feedClient = this.client.duplicate({ commandTimeout: undefined });
+    this.feedClient = this.client.duplicate();
     for (const client of [this.client, this.feedClient]) {
       client.on("error", (error: unknown) => {
         this.lastError = messageOf(error);
@@ -255,10 +259,11 @@ export class FleetEngine {
   }
 
   /**
-   * The cross-node single flight: a live holder, or a loading copy for this node with `token`. `wanted` (the copies
-   * rule, copies.ts): with fewer live copies, none loading and none here, the claim adds this node's copy.
+   * The cross-node single flight: a live holder, or a loading copy with `token` for `loader` (placement's choice; this
+   * node when it is not live). `wanted` (the copies rule, copies.ts): with fewer live copies, none loading and none on
+   * the loader, the claim adds the loader's copy.
    */
-  async claim(model: string, token: string, wanted = 1): Promise<ClaimResult> {
+  async claim(model: string, token: string, wanted = 1, loader = this.nodeId): Promise<ClaimResult> {
     const reply = (await this.run(
       "fleetClaim",
       model,
@@ -268,13 +273,14 @@ export class FleetEngine {
       this.failureWindowMs,
       this.maxFailures,
       wanted,
+      loader,
     )) as Reply[];
     const kind = String(reply[0]);
     const now = Number(reply[1]);
     const rest = reply.slice(2);
     switch (kind) {
       case "claimed":
-        return { kind, now, copy: JSON.parse(String(rest[0])) as Copy };
+        return { kind, now, copy: JSON.parse(String(rest[0])) as Copy, node: String(rest[1]) };
       case "held":
         return { kind, now, holders: pairs(rest).map(([node, copy]) => ({ node, copy: JSON.parse(copy) as Copy })) };
       case "refused":
@@ -303,13 +309,9 @@ export class FleetEngine {
     return Number(await this.run("fleetRelease", model, this.nodeId, token)) === 1;
   }
 
-  /**
-   * Moves this node's loading copy to `target` (placement chose it): the fleet still shows a loader while the request
-   * travels there. false when the copy is gone, is not loading, or `target` is not live.
-   */
-  async handOver(model: string, token: string, target: string): Promise<boolean> {
-    const reply = await this.run("fleetHandOver", model, this.nodeId, token, target, this.loadLeaseMs, randomUUID());
-    return reply !== null;
+  /** Writes this node's copy of one model as it holds it, its other copies unchanged; false when it is not live. */
+  async hold(model: string, copy: Copy): Promise<boolean> {
+    return Number(await this.run("fleetHold", model, this.nodeId, JSON.stringify(copy))) === 1;
   }
 
   /** Records a load failure on this node (dropping its loading copy); returns the recent failures fleet-wide. */

@@ -253,16 +253,17 @@ export class FleetMember {
   }
 
   /**
-   * The cross-node single flight at a miss: a live holder (forward there), or a loading copy for this node (load it,
-   * then `promote` or `failed`), or `local` when the fleet cannot be asked. Throws `FleetLoadRefused` after too many
-   * recent failures fleet-wide. `wanted`: the copies the rule wants (copies.ts); below it the claim adds this node's.
+   * The cross-node single flight at a miss: a live holder (forward there), or a loading copy for `loader` (placement's
+   * choice; this node by default): this node's own (load it, then `promote` or `failed`) or the placed node's (forward
+   * there), or `local` when the fleet cannot be asked. Throws `FleetLoadRefused` after too many recent failures
+   * fleet-wide. `wanted`: the copies the rule wants (copies.ts); below it the claim adds the loader's.
    */
-  async claim(model: string, wanted = 1): Promise<MemberClaim> {
+  async claim(model: string, wanted = 1, loader = this.nodeId): Promise<MemberClaim> {
     const token = FleetEngine.token();
-    let result = await this.tryClaim(model, token, wanted);
+    let result = await this.tryClaim(model, token, wanted, loader);
     if (result?.kind === "unregistered") {
       await this.beat();
-      result = await this.tryClaim(model, token, wanted);
+      result = await this.tryClaim(model, token, wanted, loader);
     }
     if (result?.kind === "refused") throw refusal(model, result.failures, result.now, this.engine.failureWindowMs);
     if (!result || result.kind === "unregistered") {
@@ -270,12 +271,12 @@ export class FleetMember {
       this.own.set(model, copy);
       return { kind: "local", copy };
     }
-    if (result.kind === "claimed") this.own.set(model, result.copy);
+    if (result.kind === "claimed" && result.node === this.nodeId) this.own.set(model, result.copy);
     return result;
   }
 
-  private tryClaim(model: string, token: string, wanted: number): Promise<ClaimResult | null> {
-    return this.guarded<ClaimResult | null>(() => this.engine.claim(model, token, wanted), null);
+  private tryClaim(model: string, token: string, wanted: number, loader: string): Promise<ClaimResult | null> {
+    return this.guarded<ClaimResult | null>(() => this.engine.claim(model, token, wanted, loader), null);
   }
 
   /**
@@ -323,10 +324,11 @@ export class FleetMember {
   async promote(model: string, token: string): Promise<void> {
     const own = this.own.get(model);
     if (own?.token === token) this.own.set(model, { ...own, state: "ready", lease: 0 });
-    // A copy Redis no longer has (its lease ran out during a long load, or a prune) is published again, now ready.
+    // A copy Redis no longer has (its lease ran out during a long load, or a prune) is written again, now ready.
     await this.guarded(async () => {
-      if ((await this.engine.promote(model, token)) === null && this.own.get(model)?.token === token) {
-        await this.publishOwn(this.mirror.redisNow());
+      const copy = this.own.get(model);
+      if ((await this.engine.promote(model, token)) === null && copy?.token === token) {
+        await this.engine.hold(model, copy);
       }
     }, undefined);
   }
@@ -337,16 +339,6 @@ export class FleetMember {
     await this.guarded(() => this.engine.release(model, token), false);
   }
 
-  /**
-   * This node's claim of `model` goes to `target`, where placement put the load (engine.handOver); when it cannot
-   * (Redis away, the target gone) the claim is released, as a claim this node will not load.
-   */
-  async handOver(model: string, token: string, target: string): Promise<void> {
-    if (this.own.get(model)?.token === token) this.own.delete(model);
-    const moved = await this.guarded(() => this.engine.handOver(model, token, target), false);
-    if (!moved) await this.guarded(() => this.engine.release(model, token), false);
-  }
-
   /** This node's load of `model` failed: its copy is dropped and the failure counts fleet-wide. */
   async failed(model: string, token: string, message: string): Promise<void> {
     if (this.own.get(model)?.token === token) this.own.delete(model);
@@ -354,16 +346,24 @@ export class FleetMember {
   }
 
   /**
-   * A load of `model` goes on here although another node holds it (a warm-up, an explicit load, a holder that could
-   * not be reached): this node's loading copy is added beside the others and published with its own copies. Returns
-   * the copy (promote or release it as a claimed one).
+   * A load of `model` goes on here without a claim of this node's: another node holds it (a warm-up, an explicit load,
+   * a holder that could not be reached), or another node's claim placed the load here. This node's loading copy is
+   * written (in place of a copy claimed for it), beside the others' and leaving its own other copies as they are.
+   * Returns the copy (promote or release it as a claimed one).
    */
   async hold(model: string): Promise<Copy> {
     const existing = this.own.get(model);
     if (existing) return existing;
-    const copy: Copy = { state: "loading", since: this.mirror.redisNow(), lease: 0, token: FleetEngine.token() };
+    const now = this.mirror.redisNow();
+    const copy: Copy = {
+      state: "loading",
+      since: now,
+      lease: now + this.engine.loadLeaseMs,
+      token: FleetEngine.token(),
+    };
     this.own.set(model, copy);
-    await this.guarded(() => this.publishOwn(this.mirror.redisNow()), undefined);
+    // A node that is not live re-publishes its copies when it joins again.
+    await this.guarded(() => this.engine.hold(model, copy), false);
     return copy;
   }
 

@@ -99,11 +99,17 @@ return dead
 
 /**
  * Claim. ARGV: prefix, model, node, token, load lease ms, failure window ms, max failures, copies wanted (copies.ts;
- * absent = 1). Drops copies of dead nodes and loading copies past their lease; refuses (`{'refused', now, failures…}`)
- * after `max failures` within the window; writes a loading copy for the caller with `token` and returns `{'claimed',
- * now, copy}` when there is no live holder, or when there are fewer than `wanted`, none of them loading and none the
- * caller's (a copy more, one at a time, at most one per node); else returns the live holders (`{'held', now, node,
- * copy, …}`). A caller that is not a live node gets `{'unregistered', now}`.
+ * absent = 1), the node the load is for (placement's choice; absent or not live = the caller). Drops copies of dead
+ * nodes and loading copies past their lease; refuses (`{'refused', now, failures…}`) after `max failures` within the
+ * window; writes a loading copy with `token` for the loading node and returns `{'claimed', now, copy, node}` when there
+ * is no live holder, or when there are fewer than `wanted`, none of them loading and none on the loading node (a copy
+ * more, one at a time, at most one per node); else returns the live holders (`{'held', now, node, copy, …}`). A caller
+ * that is not a live node gets `{'unregistered', now}`.
+ *
+ * The copy is written where the load will run in the same script that found no holder, so every claim's answer names
+ * the node that loads: a claim made while the request travels to a placed node finds that node (never the claimer,
+ * which then forwards there and loads nothing). The placed node learns of the copy from the forwarded request's claim
+ * (its own id among the holders) and replaces it with its own token when its load starts (`HOLD`).
  */
 export const CLAIM = `${COMMON}
 local model, node, token = ARGV[2], ARGV[3], ARGV[4]
@@ -111,6 +117,8 @@ local lease_ms, window_ms, max_failures = tonumber(ARGV[5]), tonumber(ARGV[6]), 
 local wanted = tonumber(ARGV[8] or '1')
 local now = now_ms()
 if not alive(node, now) then return {'unregistered', now} end
+local loader = ARGV[9] or node
+if not alive(loader, now) then loader = node end
 local fails_key = P .. 'fail:' .. model
 redis.call('ZREMRANGEBYSCORE', fails_key, '-inf', '(' .. (now - window_ms))
 local fails = redis.call('ZRANGE', fails_key, 0, -1, 'WITHSCORES')
@@ -129,13 +137,13 @@ for i = 1, #all, 2 do
   else
     reply[#reply + 1] = holder
     reply[#reply + 1] = all[i + 1]
-    if copy.state == 'loading' or holder == node then busy = true end
+    if copy.state == 'loading' or holder == node or holder == loader then busy = true end
   end
 end
 if #reply > 2 and (busy or (#reply - 2) / 2 >= wanted) then return reply end
 local copy = cjson.encode({state = 'loading', since = now, lease = now + lease_ms, token = token})
-put_copy(model, node, copy)
-return {'claimed', now, copy}
+put_copy(model, loader, copy)
+return {'claimed', now, copy, loader}
 `;
 
 /** Renew. ARGV: prefix, model, node, token, lease ms. Extends a loading copy's lease. Returns the copy or false. */
@@ -168,21 +176,15 @@ return 1
 `;
 
 /**
- * Hand over. ARGV: prefix, model, node, token, target node, lease ms. The caller's loading copy (token checked) moves
- * to `target`, a live node that placement chose: the claim stays in the fleet while the request travels there, so a
- * claim made meanwhile finds the target as the loader instead of nothing (which would start a second load). The moved
- * copy's token is new and known to nobody: the target replaces it with its own when its load starts (`PUBLISH`), and
- * a target that never loads lets it lapse with its lease. Returns the moved copy, or false (token, state or target).
+ * Hold. ARGV: prefix, model, node, copy JSON. Writes the caller's copy of one model as it holds it (a load going on
+ * beside another node's copy, a load whose copy a claim made for it, or a copy Redis lost), leaving its other copies as
+ * they are — among them loading copies claimed for it whose requests are still on their way. The caller must be a live
+ * node. 1 or 0.
  */
-export const HAND_OVER = `${COMMON}
-local model, node, token, target, lease_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local copy = own_copy(model, node, token)
-local now = now_ms()
-if not copy or copy.state ~= 'loading' or not alive(target, now) then return false end
-drop_copy(model, node)
-local raw = cjson.encode({state = 'loading', since = now, lease = now + lease_ms, token = ARGV[7]})
-put_copy(model, target, raw)
-return raw
+export const HOLD = `${COMMON}
+if not alive(ARGV[3], now_ms()) then return 0 end
+put_copy(ARGV[2], ARGV[3], ARGV[4])
+return 1
 `;
 
 /**
@@ -368,7 +370,7 @@ export const SCRIPTS = {
   fleetRenew: RENEW,
   fleetPromote: PROMOTE,
   fleetRelease: RELEASE,
-  fleetHandOver: HAND_OVER,
+  fleetHold: HOLD,
   fleetFail: FAIL,
   fleetPublish: PUBLISH,
   fleetLeave: LEAVE,

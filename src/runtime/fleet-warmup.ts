@@ -8,7 +8,7 @@
 import type { KeepAlive } from "../cache/types.js";
 import { FleetUnavailable, messageOf } from "../errors/index.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
-import type { FleetLeader, FleetMember, FleetPlan } from "../fleet/index.js";
+import type { FleetLeader, FleetMember, FleetPlan, MemberClaim } from "../fleet/index.js";
 import type { FleetReadiness } from "../server/ports.js";
 
 export interface NodeWarmupOptions {
@@ -120,10 +120,22 @@ export class NodeWarmup {
     for (const model of part) {
       if (this.stopped || this.state === "draining") break;
       await progress(model, "loading");
+      // Claimed as a request's load is: a request may have had the model loaded elsewhere since the leader planned (a
+      // plan leaves held models out), and this node then loads no second copy; a claim made after this one finds this
+      // node loading.
+      let claim: MemberClaim | undefined;
       try {
-        await this.options.load(model);
+        claim = await member.claim(model);
+        if (claim.kind === "held" && !claim.holders.some((h) => h.node === member.nodeId)) {
+          log.info(`fleet: warm-up leaves ${model} to the node that holds it now`);
+        } else await this.options.load(model);
         await progress(model, "loaded");
       } catch (error) {
+        // A load that never started: its claim would hold the model for nobody until its lease ran out.
+        const own = member.ownCopy(model);
+        if (claim && claim.kind !== "held" && own?.state === "loading" && own.token === claim.copy.token) {
+          await member.release(model, own.token);
+        }
         log.warn(`fleet: warm-up could not load ${model}: ${messageOf(error)}`);
         await progress(model, "failed");
       }

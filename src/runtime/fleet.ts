@@ -290,8 +290,8 @@ export class FleetNode implements FleetPort {
       const url = this.urlOf(elsewhere.node);
       if (url) return { kind: "forward", node: elsewhere.node, url };
     }
-    // One decision per model at a time on this node: a request arriving while one is made takes its answer (a claim
-    // this node holds while it places the model elsewhere is not a load here).
+    // One decision per model at a time on this node: a request arriving while one is made takes its answer (one claim
+    // per burst; the answer names the node that loads, so a forwarded request that takes it ends there).
     let deciding = this.deciding.get(name);
     if (!deciding) {
       deciding = this.decide(name, hops, exclude).finally(() => this.deciding.delete(name));
@@ -301,11 +301,17 @@ export class FleetNode implements FleetPort {
     return route.kind === "forward" && (!canForward || exclude.has(route.node)) ? { kind: "local" } : route;
   }
 
-  /** A miss: the claim (cross-node single flight), then placement. */
+  /**
+   * A miss: placement, then the claim (the cross-node single flight) for the placed node, in one script, so that any
+   * claim's answer names the node that loads. (A claim this node made for itself and gave to the placed node afterwards
+   * left a moment when another node's claim found this node as the loader: that node forwarded here, and, joining this
+   * node's decision or at the hop bound, the request loaded here as well as on the placed node.)
+   */
   private async decide(name: string, hops: number, exclude: ReadonlySet<string>): Promise<FleetRoute> {
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
-    const claim = await this.member.claim(name);
+    const placed = this.placeLoad(name, hops, exclude);
+    const claim = await this.member.claim(name, 1, placed?.node ?? self);
     if (claim.kind === "local") return { kind: "local" };
     if (claim.kind === "held") {
       const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node));
@@ -313,23 +319,30 @@ export class FleetNode implements FleetPort {
       const url = this.urlOf(holder.node);
       return url ? { kind: "forward", node: holder.node, url } : { kind: "local" };
     }
-    // Claimed: this node holds the fleet's one loading copy. A forwarded request loads where it arrived (the node that
-    // placed it here decided; placing it again could send it back, as each node prefers itself among near-equals);
-    // a client's loads here unless placement picks another node. A draining node places every load elsewhere.
-    if (hops > 0 && !this.draining) return { kind: "local" };
-    const file = this.served[name];
-    const placed = this.member.place(name, file ? { size: file.size } : undefined, exclude);
-    if (placed.node === self) return { kind: "local" };
-    const url = placed.node !== null ? this.urlOf(placed.node) : null;
-    // No node can load it (no file, too large) or the placed one cannot be dialed: the claim goes, and the request
-    // is answered here (a 404 for a model no node has, as on a single node).
-    if (placed.node === null || url === null) {
-      await this.member.release(name, claim.copy.token);
+    if (claim.node === self) {
+      // No node can load it (no file, too large): the claim goes, and the request is answered here (a 404 for a model
+      // no node has, as on a single node).
+      if (placed === null) await this.member.release(name, claim.copy.token);
       return { kind: "local" };
     }
-    // The claim moves with the request, so a claim made meanwhile on another node finds the loader (no second load).
-    await this.member.handOver(name, claim.copy.token, placed.node);
-    return { kind: "forward", node: placed.node, url };
+    // The placed node holds the claim; it adopts it when its load starts. (Gone meanwhile: its lease lapses.)
+    const url = this.urlOf(claim.node);
+    return url ? { kind: "forward", node: claim.node, url } : { kind: "local" };
+  }
+
+  /**
+   * Where a load at a miss goes: this node for a forwarded request (the node that sent it here decided; placing it
+   * again could send it back, as each node prefers itself among near-equals) unless it is draining, else placement's
+   * choice among the nodes that can be dialed; null when no node can load it.
+   */
+  private placeLoad(name: string, hops: number, exclude: ReadonlySet<string>): { node: string } | null {
+    const self = this.member.nodeId;
+    if (hops > 0 && !this.draining) return { node: self };
+    const file = this.served[name];
+    const placed = this.member.place(name, file ? { size: file.size } : undefined, exclude);
+    if (placed.node === null) return null;
+    // A placed node that cannot be dialed (no record yet): the load stays here.
+    return placed.node === self || this.urlOf(placed.node) !== null ? { node: placed.node } : { node: self };
   }
 
   async stats(): Promise<FleetStats> {

@@ -56,23 +56,36 @@ test("promote, renew and release need the claim's token", { skip }, async (t) =>
   );
 });
 
-test("a claim handed over to the placed node: a claim meanwhile finds that node loading", { skip }, async (t) => {
-  const redis = await startRedis(t);
-  const [a, b, c] = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
-  for (const node of [a!, b!]) await node.heartbeat("1", nodeRecord(node.nodeId), LEASE);
-  const token = FleetEngine.token();
-  assert.equal((await a!.claim("m", token)).kind, "claimed");
-  assert.equal(await a!.handOver("m", "wrong", "b"), false, "only the claim's token hands it over");
-  assert.equal(await a!.handOver("m", token, "c"), false, "never to a node that is not live");
-  assert.equal(await a!.handOver("m", token, "b"), true);
-  const seen = await c!.claim("m", FleetEngine.token());
-  assert.equal(seen.kind, "unregistered");
-  await c!.heartbeat("1", nodeRecord("c"), LEASE);
-  const held = await c!.claim("m", FleetEngine.token());
-  assert.deepEqual(held.kind === "held" && held.holders.map((h) => [h.node, h.copy.state]), [["b", "loading"]]);
-  assert.equal(await a!.release("m", token), false, "a's claim is gone with the hand-over");
-  assert.equal(await a!.handOver("m", token, "b"), false);
-});
+test(
+  "a claim for the placed node: a claim meanwhile finds that node loading, which adopts the copy",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+    for (const node of [a!, b!]) await node.heartbeat("1", nodeRecord(node.nodeId), LEASE);
+    const copy = (token: string) => ({ state: "loading" as const, since: 1, lease: Date.now() + LEASE, token });
+    assert.equal(await c!.hold("n", copy("c")), false, "a node that is not live holds nothing");
+    const lost = await a!.claim("n", FleetEngine.token(), 1, "c");
+    assert.deepEqual(lost.kind === "claimed" && lost.node, "a", "never for a node that is not live: the caller loads");
+    const token = FleetEngine.token();
+    const claim = await a!.claim("m", token, 1, "b");
+    assert.deepEqual(claim.kind === "claimed" && [claim.node, claim.copy.state], ["b", "loading"]);
+    await c!.heartbeat("1", nodeRecord("c"), LEASE);
+    const held = await c!.claim("m", FleetEngine.token());
+    assert.deepEqual(held.kind === "held" && held.holders.map((h) => [h.node, h.copy.state]), [["b", "loading"]]);
+    const own = await b!.claim("m", FleetEngine.token());
+    assert.deepEqual(own.kind === "held" && own.holders.map((h) => h.node), ["b"], "b finds its own id: it loads");
+    assert.equal(await a!.release("m", token), false, "the claimer holds nothing");
+    // b's load starts: its own copy (its token) replaces the claimed one, and its other copies stay.
+    const adopted = copy(FleetEngine.token());
+    assert.equal(await b!.hold("m", adopted), true);
+    assert.ok(await b!.promote("m", adopted.token));
+    assert.deepEqual((await a!.snapshot()).copies.map((x) => [x.model, x.node, x.copy.state]).sort(), [
+      ["m", "b", "ready"],
+      ["n", "a", "loading"],
+    ]);
+  },
+);
 
 test("the copies rule's claim: a copy more below `wanted`, one at a time, one per node", { skip }, async (t) => {
   const redis = await startRedis(t);
@@ -219,10 +232,10 @@ test("every script runs on Redis in cluster mode: each touches only its fleet's 
   const b = await engineFor(t, redis.url, "b");
   await a.heartbeat("1", nodeRecord("a"), LEASE);
   await b.heartbeat("1", nodeRecord("b"), LEASE);
+  assert.equal((await a.claim("m", FleetEngine.token(), 1, "b")).kind, "claimed");
   const token = FleetEngine.token();
-  assert.equal((await a.claim("m", token)).kind, "claimed");
-  assert.ok(await a.renew("m", token));
-  assert.equal(await a.handOver("m", token, "b"), true);
+  assert.equal(await b.hold("m", { state: "loading", since: 1, lease: Date.now() + LEASE, token }), true);
+  assert.ok(await b.renew("m", token));
   const other = FleetEngine.token();
   assert.equal((await a.claim("n", other)).kind, "claimed");
   assert.ok(await a.promote("n", other));

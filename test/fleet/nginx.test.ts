@@ -41,8 +41,9 @@ const forcedToolCall = (openai: OpenAI) =>
     tool_choice: { type: "function", function: { name: "get_weather" } },
   });
 
+/** The holder's aborted generations (a fleet node labels its series with its id: `{node="…"}`). */
 const aborted = async (node: FleetTestNode) =>
-  Number(/^inferno_generations_aborted_total (\d+)$/m.exec(await node.metrics())?.[1] ?? 0);
+  Number(/^inferno_generations_aborted_total(?:\{[^}]*\})? (\d+)$/m.exec(await node.metrics())?.[1] ?? 0);
 
 describe("the openai client through nginx in front of a fleet", { skip, timeout: 120_000 }, () => {
   it("answers as the holder does, and a client abort ends the holder's generation", async (t) => {

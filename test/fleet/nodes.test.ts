@@ -34,7 +34,10 @@ describe("a fleet of three nodes with two slots each", { skip: REDIS_SKIP, timeo
     const redis = await startRedis(t);
     const shared = Object.fromEntries([...SHARED, COLD].map((name, i) => [name, { seed: i + 1 }]));
     const fleet = await startFleet(t, redis.url, [shared, shared, { ...shared, [SOLO]: { seed: 99 } }], {
+      // One copy per model, as the issue asks of this fleet: 600 requests in seconds are far above the copies rule's
+      // `scale_up_rpm`, which would add copies (docs/fleet.md, "Placement and copies"; copies-serve.test.ts).
       config: { cache: { max_cached_models: 2 } },
+      env: { INFERNO_FLEET__SCALE_UP_RPM: "0" },
     });
     const { nodes } = fleet;
     await fleet.settle();
