@@ -380,14 +380,15 @@ export class ModelManager implements ModelSource {
   }
 
   /**
-   * Bytes the model is expected to take once loaded with these settings (see `estimateGgufMemory`,
-   * `ONNX_MEMORY_FACTOR`). The cache asks this before every load, so this is also where a store blob is checked against
+   * Bytes the model is expected to take once loaded with these settings, auto `parallel` with as many sequences as fit
+   * `roomBytes` (see `estimateGgufMemory`, `ONNX_MEMORY_FACTOR`). The cache asks this before every load, so this is also where a store blob is checked against
    * the digest its store names: once per version of the file (a size or mtime change), remembered across processes.
    */
-  async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
+  async estimateMemory(model: ModelDescriptor, backend: BackendConfig, roomBytes: Bytes = Infinity): Promise<Bytes> {
     const metadata = await this.metadata(model);
     await this.verifyDigest(model);
-    if (metadata.format === "gguf") return estimateGgufMemory(metadata, withLoadSettings(backend, model.load));
+    if (metadata.format === "gguf")
+      return estimateGgufMemory(metadata, withLoadSettings(backend, model.load), roomBytes);
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
   }
 
