@@ -67,13 +67,17 @@ export class Limits {
     return ledger.count > config.max_cached_models || (memoryLimit > 0 && ledger.bytes > memoryLimit);
   }
 
-  /** Bytes reserved by the pinned models other than `entry` (they never go to make room). */
-  private pinnedBytes(entry: EntryFacts): Bytes {
+  /** The pinned models other than `entry` that stay (they never go to make room). */
+  private pinnedOthers(entry: EntryFacts): EntryFacts[] {
     const { view } = this.o;
     return view
       .admitted()
-      .filter((e) => e !== entry && view.isPinned(e.descriptor.key) && e.state.kind !== "unloading")
-      .reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
+      .filter((e) => e !== entry && view.isPinned(e.descriptor.key) && e.state.kind !== "unloading");
+  }
+
+  /** Bytes reserved by `pinnedOthers`. */
+  private pinnedBytes(entry: EntryFacts): Bytes {
+    return this.pinnedOthers(entry).reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
   }
 
   /**
@@ -107,10 +111,7 @@ export class Limits {
         },
       );
     }
-    const pinnedOthers = view
-      .admitted()
-      .filter((e) => e !== entry && view.isPinned(e.descriptor.key) && e.state.kind !== "unloading");
-    if (!view.isPinned(entry.descriptor.key) && pinnedOthers.length >= config.max_cached_models) {
+    if (!view.isPinned(entry.descriptor.key) && this.pinnedOthers(entry).length >= config.max_cached_models) {
       throw new ModelTooLarge(
         `${name} cannot be loaded: all ${config.max_cached_models} places (max_cached_models) are taken by pinned models`,
         { details: { model: name, max_cached_models: config.max_cached_models } },
