@@ -34,6 +34,7 @@ import {
   type ModelDescriptor,
   type ModelSource,
   sameFileVersion,
+  type Sequences,
 } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import type { CacheEventSource } from "./events.js";
@@ -112,6 +113,8 @@ export interface Entry {
   readonly abort: AbortController;
   /** Counted against the limits from admission until the model is disposed; releases itself once. */
   reservation: Reservation | null;
+  /** The sequences a GGUF model loads with (decided before its admission); null for other formats. */
+  sequences: Sequences | null;
   leases: number;
   /** Requests awaiting the load: the fresh model is not evictable until they took their leases. */
   waiters: number;
@@ -129,6 +132,7 @@ export interface EntryFacts {
   readonly descriptor: ModelDescriptor;
   readonly state: Readonly<EntryState>;
   readonly reservation: Pick<Reservation, "bytes" | "released"> | null;
+  readonly sequences: Sequences | null;
   readonly leases: number;
   readonly waiters: number;
 }
@@ -168,6 +172,7 @@ export function loadingEntry(descriptor: ModelDescriptor, fingerprint: Fingerpri
     promise: Promise.resolve(null as never),
     abort: new AbortController(),
     reservation: null,
+    sequences: null,
     leases: 0,
     waiters: 0,
     gone: deferred(),
@@ -493,8 +498,10 @@ export class EntryTable implements EntryView {
   /**
    * Reserves room for a load: evicts idle models until both limits hold with the estimate counted, or waits (bounded)
    * for leases to end when that is not possible. Warm-up (`allowEvict = false`) never evicts and never waits.
+   * `sequences`: what the estimate counted (a GGUF model's), kept for the loaded model's info and the refusal's message.
    */
-  async admit(entry: Entry, estimate: Bytes, allowEvict: boolean): Promise<void> {
+  async admit(entry: Entry, estimate: Bytes, allowEvict: boolean, sequences: Sequences | null = null): Promise<void> {
+    entry.sequences = sequences;
     const { busyWaitMs } = this.o;
     const deadline = this.o.time.monotonic() + busyWaitMs;
     const { name } = entry.descriptor;

@@ -14,7 +14,7 @@
  */
 import type { CacheConfig } from "../config/schema.js";
 import { messageOf, ModelTooLarge } from "../errors/index.js";
-import type { Bytes, ModelDescriptor } from "../models/types.js";
+import type { Bytes, ModelDescriptor, Sequences } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import type { EntryFacts, EntryView } from "./entry-table.js";
 import { asSpareCopy, chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
@@ -67,22 +67,51 @@ export class Limits {
     return ledger.count > config.max_cached_models || (memoryLimit > 0 && ledger.bytes > memoryLimit);
   }
 
+  /** The pinned models other than `entry` that stay (they never go to make room). */
+  private pinnedOthers(entry: EntryFacts): EntryFacts[] {
+    const { view } = this.o;
+    return view
+      .admitted()
+      .filter((e) => e !== entry && view.isPinned(e.descriptor.key) && e.state.kind !== "unloading");
+  }
+
+  /** Bytes reserved by `pinnedOthers`. */
+  private pinnedBytes(entry: EntryFacts): Bytes {
+    return this.pinnedOthers(entry).reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
+  }
+
+  /**
+   * The memory a load of `entry` may take with every evictable model gone: the memory limit less what pinned models
+   * hold (Infinity without a limit). Auto `backend.parallel` takes as many sequences as fit in it.
+   */
+  room(entry: EntryFacts): Bytes {
+    const { memoryLimit } = this.o;
+    return memoryLimit > 0 ? memoryLimit - this.pinnedBytes(entry) : Infinity;
+  }
+
   /** Refuses a model that could not fit even with every evictable model gone (pinned models never go). */
   assertCanEverFit(entry: EntryFacts, bytes: Bytes): void {
     const { memoryLimit, config, view } = this.o;
-    const pinnedOthers = view
-      .admitted()
-      .filter((e) => e !== entry && view.isPinned(e.descriptor.key) && e.state.kind !== "unloading");
-    const pinnedBytes = pinnedOthers.reduce((sum, e) => sum + (e.reservation?.bytes ?? 0), 0);
+    const pinnedBytes = this.pinnedBytes(entry);
     const { name } = entry.descriptor;
     if (memoryLimit > 0 && bytes > memoryLimit - pinnedBytes) {
+      const sequences = entry.sequences;
       throw new ModelTooLarge(
         `${name} needs ${Math.ceil(bytes / MIB)} MiB but the cache's memory limit is ${Math.floor(memoryLimit / MIB)} MiB` +
-          (pinnedBytes > 0 ? ` (${Math.ceil(pinnedBytes / MIB)} MiB of it held by pinned models)` : ""),
-        { details: { model: name, needed_bytes: bytes, limit_bytes: memoryLimit, pinned_bytes: pinnedBytes } },
+          (pinnedBytes > 0 ? ` (${Math.ceil(pinnedBytes / MIB)} MiB of it held by pinned models)` : "") +
+          (sequences ? sequencesNote(sequences) : ""),
+        {
+          details: {
+            model: name,
+            needed_bytes: bytes,
+            limit_bytes: memoryLimit,
+            pinned_bytes: pinnedBytes,
+            ...(sequences ? { sequences: sequences.count } : {}),
+          },
+        },
       );
     }
-    if (!view.isPinned(entry.descriptor.key) && pinnedOthers.length >= config.max_cached_models) {
+    if (!view.isPinned(entry.descriptor.key) && this.pinnedOthers(entry).length >= config.max_cached_models) {
       throw new ModelTooLarge(
         `${name} cannot be loaded: all ${config.max_cached_models} places (max_cached_models) are taken by pinned models`,
         { details: { model: name, max_cached_models: config.max_cached_models } },
@@ -186,6 +215,20 @@ export class Limits {
       this.capacityWaiters.add(done);
     });
   }
+}
+
+/**
+ * What a refusal says of `backend.parallel`: each sequence holds a KV cache of `context_size` tokens, so a model that
+ * does not fit with several may fit with fewer; auto already tried down to 1.
+ */
+function sequencesNote(sequences: Sequences): string {
+  const { count, auto, most } = sequences;
+  const held = `${count} sequence${count === 1 ? "" : "s"}`;
+  if (auto && count < most)
+    return `, with ${held} (backend.parallel = 0, auto, came down from ${most} to fit the limit): a smaller context_size needs less`;
+  if (count <= 1) return "";
+  const setting = auto ? "backend.parallel = 0, auto" : `backend.parallel = ${count}`;
+  return `, with ${held} (${setting}), each holding its own KV cache of context_size tokens: a lower backend.parallel needs less`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

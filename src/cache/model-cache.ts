@@ -446,11 +446,15 @@ export class ModelCache implements AsyncDisposable {
     try {
       const backend = this.backends[descriptor.format];
       if (!backend) throw new ModelLoadFailed(`no backend loads ${descriptor.format} models (${descriptor.name})`);
+      // Auto `backend.parallel` takes as many sequences as fit the room the limits leave: estimate and load with them.
+      const sequences =
+        (await this.models.sequences?.(descriptor, this.backendConfig, this.table.limits.room(entry))) ?? null;
+      const config = sequences ? { ...this.backendConfig, parallel: sequences.count } : this.backendConfig;
       const [estimate, gguf] = await Promise.all([
-        this.models.estimateMemory(descriptor, this.backendConfig),
+        this.models.estimateMemory(descriptor, config),
         this.ggufFacts(descriptor),
       ]);
-      await this.table.admit(entry, estimate, allowEvict);
+      await this.table.admit(entry, estimate, allowEvict, sequences);
       // The runtime's one-time start-up (llama.cpp's) is not this model's load time.
       await backend.ready?.(this.backendConfig);
       this.events.emit("loading", { name, key, progress: 0, estimateBytes: estimate });
@@ -458,7 +462,7 @@ export class ModelCache implements AsyncDisposable {
       const onProgress = (progress: number) =>
         this.events.emit("loading", { name, key, progress, estimateBytes: estimate });
       const model = await backend.load(descriptor, {
-        backend: this.backendConfig,
+        backend: config,
         signal: entry.abort.signal,
         onProgress,
         ...(this.promptStore ? { promptStore: this.promptStore } : {}),
@@ -653,6 +657,7 @@ export class ModelCache implements AsyncDisposable {
       expires_at: iso(this.table.expiresAt(entry)),
       load_ms: entry.state.kind === "loading" ? null : entry.state.loadMs,
       pid: modelOf(entry)?.pid ?? null,
+      sequences: entry.sequences?.count ?? null,
     };
   }
 

@@ -190,6 +190,11 @@ export interface LoadedModelInfo {
   load_ms: number | null;
   /** The process id of the model's host (`backend.isolation = "process"`); null for a model in the server's process. */
   pid: number | null;
+  /**
+   * The sequences a GGUF model serves at once (`backend.parallel`; auto resolved for this load: fewer than the machine
+   * rule's number when more would not fit the memory limit); null for other formats.
+   */
+  sequences: number | null;
 }
 
 export type WarmupStrategy = "usage" | "recent" | "priority" | "hybrid" | "none";

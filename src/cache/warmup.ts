@@ -162,6 +162,7 @@ export class Warmer {
     const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
     const now = this.o.time.now();
     const usages = [...book.values()];
+    const room = this.o.memoryLimit > 0 ? this.o.memoryLimit : Infinity;
     const ranked = await planWarmupFrom(
       {
         history: usages.map((u) =>
@@ -174,7 +175,8 @@ export class Warmer {
       },
       strategy,
       warmupLimits(config, now, this.o.memoryLimit, this.o.ledger),
-      (key) => models.estimateMemory(descriptors.get(key) as ModelDescriptor, this.o.backendConfig),
+      // Auto `parallel` estimated with the sequences that fit the limit, as the load will take them.
+      (key) => models.estimateMemory(descriptors.get(key) as ModelDescriptor, this.o.backendConfig, room),
     );
     return { plan: ranked.plan.map((c) => descriptors.get(c.key) as ModelDescriptor), skipped: ranked.skipped };
   }

@@ -303,7 +303,7 @@ export const backendSchema = z
       .nonnegative()
       .default(0)
       .describe(
-        "Concurrent sequences per loaded GGUF model; further requests to that model queue. 0 = auto, as Ollama picks `OLLAMA_NUM_PARALLEL`: 4 with at least 8 GiB of memory and 2 cores, 2 with at least 4 GiB, else 1. Sequences of one model decode as one batch, so concurrent clients get more tokens/s in all (measured with 4–8 clients: 1 sequence 0.73–0.80× node-llama-cpp on as many sequences, 4 sequences 0.90–0.96×); each sequence holds its own KV cache of `context_size` tokens, counted in the model's memory: set 1 where memory is tight.",
+        "Concurrent sequences per loaded GGUF model; further requests to that model queue. 0 = auto, decided per model load as Ollama does: the machine's most (4 with at least 8 GiB of memory and 2 cores, 2 with at least 4 GiB, else 1) when the model's estimate with that many fits `cache.max_memory_mb` (or the automatic limit) less what pinned models hold, else fewer down to 1; `inferno ps` shows the count (PARALLEL). Sequences of one model decode as one batch, so concurrent clients get more tokens/s in all (measured with 4–8 clients: 1 sequence 0.73–0.80× node-llama-cpp on as many sequences, 4 sequences 0.90–0.96×); each sequence holds its own KV cache of `context_size` tokens, counted in the model's memory (768 MiB at 2048 tokens for a model without grouped-query attention such as Phi-3-mini). A number above 0 is used as given.",
       ),
     isolation: z
       .enum(["process", "in-process"])

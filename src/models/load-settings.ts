@@ -7,7 +7,7 @@
  */
 import { availableParallelism, totalmem } from "node:os";
 import type { BackendConfig, Preset } from "../config/schema.js";
-import type { ModelDefaults, ModelDescriptor } from "./types.js";
+import type { Bytes, ModelDefaults, ModelDescriptor } from "./types.js";
 import { GIB } from "../units.js";
 
 export interface LoadSettings {
@@ -164,15 +164,16 @@ export function presetDescriptor(file: ModelDescriptor, name: string, preset: Pr
 // Sequences per loaded model
 
 /**
- * `backend.parallel = 0` ("auto"): how many sequences a loaded GGUF model serves at once, from the machine's memory and
- * cores, as Ollama picks `OLLAMA_NUM_PARALLEL` (4 when memory allows, else 1).
+ * `backend.parallel = 0` ("auto", the default): how many sequences a loaded GGUF model serves at once, decided per model
+ * load as Ollama decides `OLLAMA_NUM_PARALLEL` (it tries 4 and falls back to 1 when that does not fit).
  *
  * Several sequences of one model are decoded as one batch: llama.cpp reads the weights once per step for all of them, so
  * on a CPU the aggregate tokens/s of 4–8 concurrent clients rises well above one sequence's (measured in issue 25 on a
  * 2-core VM with a ~200 MB model: 1 sequence 0.73–0.80× node-llama-cpp serving the same clients on as many sequences,
- * 4 sequences 0.90–0.96×; `npm run bench -- --only concurrency`). The cost is memory: each sequence has its own KV cache of
- * `context_size` tokens, so 4 sequences hold 4× the context memory (counted in the pre-load estimate and in what the
- * cache accounts) — which is why a small machine gets fewer.
+ * 4 sequences 0.90–0.96×; `npm run bench -- --only concurrency`). The cost is memory: each sequence has its own KV cache
+ * of `context_size` tokens, so 4 sequences hold 4× the context memory (counted in the pre-load estimate and in what the
+ * cache accounts). Without grouped-query attention that is a lot — Phi-3-mini (32 layers, 32 KV heads × 96) at 2048
+ * tokens holds 768 MiB per sequence — so a machine rule alone would refuse models that fit with one sequence.
  */
 /** The machine the rule reads; parameters so the rule is tested as a table. */
 export interface ParallelMachine {
@@ -181,8 +182,9 @@ export interface ParallelMachine {
 }
 
 /**
- * The sequences per loaded model: `configured` when it is above 0; else (auto) 4 with at least 8 GiB of memory and 2
- * cores, 2 with at least 4 GiB, else 1.
+ * The machine rule, auto's upper bound: `configured` when it is above 0; else 4 with at least 8 GiB of memory and 2
+ * cores, 2 with at least 4 GiB, else 1. A model load takes fewer when they do not fit (`sequencesFor`); the server's
+ * admission slots count this bound.
  */
 export function parallelCount(
   configured: number,
@@ -192,4 +194,39 @@ export function parallelCount(
   if (machine.memoryBytes >= 8 * GIB && machine.cores >= 2) return 4;
   if (machine.memoryBytes >= 4 * GIB) return 2;
   return 1;
+}
+
+/** A GGUF model's expected memory split by sequences: the bytes it takes at any count, and each sequence's KV cache. */
+export interface SequenceCost {
+  fixedBytes: Bytes;
+  perSequenceBytes: Bytes;
+}
+
+/** The sequences one model load gets (`sequencesFor`), and how they were decided. */
+export interface Sequences {
+  count: number;
+  /** Whether `backend.parallel` was 0 (auto): `count` is then at most `most`, fewer when memory allowed no more. */
+  auto: boolean;
+  /** Auto's upper bound (the machine rule, `parallelCount`); the configured count otherwise. */
+  most: number;
+}
+
+/**
+ * The sequences one load of a GGUF model gets — the one rule the pre-load estimate, the load and the loaded model's
+ * info follow: a configured count (`configured > 0`) as it is; auto (0) the machine rule's number (`parallelCount`)
+ * when the model's estimate with that many fits `roomBytes` (the cache's memory limit less what pinned models hold;
+ * Infinity without a limit), else the most below it that fit, down to 1 (which may still not fit: the cache then
+ * refuses the model with ModelTooLarge).
+ */
+export function sequencesFor(
+  configured: number,
+  cost: SequenceCost,
+  roomBytes: Bytes = Infinity,
+  machine?: ParallelMachine,
+): Sequences {
+  if (configured > 0) return { count: configured, auto: false, most: configured };
+  const most = parallelCount(0, machine);
+  let count = most;
+  while (count > 1 && cost.fixedBytes + count * cost.perSequenceBytes > roomBytes) count--;
+  return { count, auto: true, most };
 }

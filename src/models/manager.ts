@@ -20,10 +20,12 @@ import { readOnnxMetadata } from "./onnx-reader.js";
 import {
   fileKeyOf,
   type LoadSettings,
-  parallelCount,
   parseVariant,
   presetDescriptor,
   presetNamed,
+  type SequenceCost,
+  type Sequences,
+  sequencesFor,
   variantSuffix,
   withLoadSettings,
 } from "./load-settings.js";
@@ -74,22 +76,34 @@ export interface HashOption {
 export const ONNX_MEMORY_FACTOR = 2;
 
 /**
- * Expected bytes of a GGUF model loaded with `backend`: its tensor bytes, the f16 KV cache for `context_size` tokens of
- * each of the `parallel` sequences (`parallelCount`: auto resolved) (2 (K and V) × layers × context × kv_heads × head_dim × 2 bytes), the compute buffers of one batch
- * (f32 logits over the vocabulary, and activations four times the widest layer), and a fixed overhead — plus, with
- * `isolation = "process"`, the model host the model runs in (`MODEL_HOST_OVERHEAD_BYTES`), which the measured figure
- * includes.
+ * A GGUF model's expected memory loaded with `backend`, split by sequences: fixed are its tensor bytes, the compute
+ * buffers of one batch (f32 logits over the vocabulary, and activations four times the widest layer), a fixed overhead
+ * and, with `isolation = "process"`, the model host it runs in (`MODEL_HOST_OVERHEAD_BYTES`, which the measured figure
+ * includes); per sequence its f16 KV cache of `context_size` tokens (2 (K and V) × layers × context × kv_heads ×
+ * head_dim × 2 bytes).
  */
-export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig): Bytes {
+export function ggufSequenceCost(metadata: GgufMetadata, backend: BackendConfig): SequenceCost {
   const context = backend.context_size;
   const headDim = metadata.headCount > 0 ? metadata.embeddingLength / metadata.headCount : 0;
-  const kvCache =
-    2 * metadata.blockCount * context * parallelCount(backend.parallel) * metadata.headCountKv * headDim * 2;
   const batch = Math.min(backend.batch_size, context);
   const logits = batch * metadata.vocabularySize * 4;
   const activations = batch * metadata.embeddingLength * 4 * 4;
   const host = backend.isolation === "process" ? MODEL_HOST_OVERHEAD_BYTES : 0;
-  return Math.ceil(metadata.tensorBytes + kvCache + logits + activations + GGUF_FIXED_OVERHEAD_BYTES + host);
+  return {
+    fixedBytes: metadata.tensorBytes + logits + activations + GGUF_FIXED_OVERHEAD_BYTES + host,
+    perSequenceBytes: 2 * metadata.blockCount * context * metadata.headCountKv * headDim * 2,
+  };
+}
+
+/**
+ * Expected bytes of a GGUF model loaded with `backend` (`ggufSequenceCost`) with the sequences it gets
+ * (`sequencesFor`: auto resolved against `roomBytes`, the memory the cache's limit leaves it; Infinity: the machine
+ * rule's number).
+ */
+export function estimateGgufMemory(metadata: GgufMetadata, backend: BackendConfig, roomBytes: Bytes = Infinity): Bytes {
+  const cost = ggufSequenceCost(metadata, backend);
+  const { count } = sequencesFor(backend.parallel, cost, roomBytes);
+  return Math.ceil(cost.fixedBytes + count * cost.perSequenceBytes);
 }
 
 /**
@@ -366,15 +380,27 @@ export class ModelManager implements ModelSource {
   }
 
   /**
-   * Bytes the model is expected to take once loaded with these settings (see `estimateGgufMemory`,
-   * `ONNX_MEMORY_FACTOR`). The cache asks this before every load, so this is also where a store blob is checked against
+   * Bytes the model is expected to take once loaded with these settings, auto `parallel` with as many sequences as fit
+   * `roomBytes` (see `estimateGgufMemory`, `ONNX_MEMORY_FACTOR`). The cache asks this before every load, so this is also where a store blob is checked against
    * the digest its store names: once per version of the file (a size or mtime change), remembered across processes.
    */
-  async estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes> {
+  async estimateMemory(model: ModelDescriptor, backend: BackendConfig, roomBytes: Bytes = Infinity): Promise<Bytes> {
     const metadata = await this.metadata(model);
     await this.verifyDigest(model);
-    if (metadata.format === "gguf") return estimateGgufMemory(metadata, withLoadSettings(backend, model.load));
+    if (metadata.format === "gguf")
+      return estimateGgufMemory(metadata, withLoadSettings(backend, model.load), roomBytes);
     return Math.ceil(model.fingerprint.size * ONNX_MEMORY_FACTOR);
+  }
+
+  /**
+   * The sequences a load of this GGUF model with these settings gets when `roomBytes` of memory are left to it
+   * (`sequencesFor`; null for other formats): the cache asks before the estimate, and loads with the count.
+   */
+  async sequences(model: ModelDescriptor, backend: BackendConfig, roomBytes: Bytes): Promise<Sequences | null> {
+    const metadata = await this.metadata(model);
+    if (metadata.format !== "gguf") return null;
+    const config = withLoadSettings(backend, model.load);
+    return sequencesFor(config.parallel, ggufSequenceCost(metadata, config), roomBytes);
   }
 
   /** Throws ModelInvalid when the model's store names a sha256 its file does not have (hashing a file version once). */

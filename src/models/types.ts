@@ -1,6 +1,8 @@
 /** What the rest of Inferno knows about a model file, without loading it. */
 import type { BackendConfig, StoreName } from "../config/schema.js";
-import type { LoadSettings } from "./load-settings.js";
+import type { LoadSettings, Sequences } from "./load-settings.js";
+
+export type { Sequences };
 
 export type ModelFormat = "gguf" | "onnx";
 
@@ -146,10 +148,17 @@ export interface ModelSource {
   /** The current size+mtime of a model's file by key, or null when the file is gone. */
   fingerprint(key: string): Promise<Fingerprint | null>;
   /**
-   * Bytes a model is expected to take once loaded with these backend settings. The cache asks before every load, so a
-   * source may also check the file here and throw ModelInvalid (`ModelManager` verifies store blobs' digests).
+   * Bytes a model is expected to take once loaded with these backend settings (auto `parallel` counting the sequences
+   * that fit `roomBytes`, default Infinity: see `sequences`). The cache asks before every load, so a source may also
+   * check the file here and throw ModelInvalid (`ModelManager` verifies store blobs' digests).
    */
-  estimateMemory(model: ModelDescriptor, backend: BackendConfig): Promise<Bytes>;
+  estimateMemory(model: ModelDescriptor, backend: BackendConfig, roomBytes?: Bytes): Promise<Bytes>;
+  /**
+   * The sequences a load of `model` with `backend` gets when `roomBytes` of memory are left to it (`backend.parallel = 0`,
+   * auto, takes fewer when they do not fit); null when the model has no sequences (not GGUF). Optional: without it a
+   * load takes the machine rule's number. The cache asks before each load's estimate and loads with the count.
+   */
+  sequences?(model: ModelDescriptor, backend: BackendConfig, roomBytes: Bytes): Promise<Sequences | null>;
   /**
    * The model's header metadata, if the source can tell. Optional: the cache asks once per load and stores a few
    * facts in the state file; `ModelManager` answers from the header it already read for `estimateMemory`.

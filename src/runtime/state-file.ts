@@ -203,6 +203,8 @@ export class StateFile {
     const saved = state?.models ?? [];
     const pins = await this.pins(state);
     const now = this.now();
+    const limit = memoryLimitBytes(this.config.cache, this.systemMemoryBytes);
+    const room = limit > 0 ? limit : Infinity;
     const ranked = await planWarmupFrom(
       {
         history: saved.map((m) => warmupHistoryOf(m, now, this.config.cache.usage_half_life_hours)),
@@ -213,8 +215,9 @@ export class StateFile {
         resident: new Set(),
       },
       strategy,
-      warmupLimits(this.config.cache, now, memoryLimitBytes(this.config.cache, this.systemMemoryBytes)),
-      (key) => manager.estimateMemory(byKey.get(key) as ModelDescriptor, this.config.backend).catch(() => 0),
+      warmupLimits(this.config.cache, now, limit),
+      // Auto `parallel` estimated with the sequences that fit the limit, as a server's load would take them.
+      (key) => manager.estimateMemory(byKey.get(key) as ModelDescriptor, this.config.backend, room).catch(() => 0),
     );
     return { strategy, plan: ranked.plan.map((c) => c.name), skipped: ranked.skipped };
   }

@@ -52,7 +52,10 @@ export interface AppOptions {
   maxBodyBytes?: Bytes;
   /**
    * Model requests that run at once before others queue (then `server.max_queue` may wait, the rest get 503).
-   * Default: `cache.max_cached_models × backend.parallel` (auto resolved), every sequence every resident model can run.
+   * Default: `cache.max_cached_models × backend.parallel` (auto: the machine rule's number, `parallelCount`), every
+   * sequence every resident model can run. An upper bound on purpose: auto resolves per model load (fewer sequences when
+   * more would not fit the memory limit), but the slots are set before any model loads and a request for a model not
+   * yet loaded needs one too; a model's own sequence pool queues what its resolved count cannot run.
    */
   concurrentRequests?: number;
   /** The package version reported by /health. */

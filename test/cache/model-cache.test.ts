@@ -861,6 +861,8 @@ describe("loading details", () => {
         expires_at: new Date(clock.now() + 30_000).toISOString(),
         load_ms: 250,
         pid: null,
+        // The fake model source decides no sequences (`ModelSource.sequences` is the GGUF manager's).
+        sequences: null,
       },
     );
     assert.deepEqual([cache.stats().hits, cache.stats().misses, cache.stats().loads], [0, 0, 1]);

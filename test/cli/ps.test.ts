@@ -47,6 +47,7 @@ describe("inferno ps formatting", () => {
     expires_at: null,
     load_ms: 1,
     pid: null,
+    sequences: 1,
   };
   const states: Array<[Partial<LoadedModelInfo>, string]> = [
     [{ state: "loading" }, "loading"],

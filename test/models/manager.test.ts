@@ -326,6 +326,14 @@ test("memory estimates: GGUF = tensors + f16 KV cache for the context + buffers;
   // `parallel = 0` (auto, the default) counts the sequences it resolves to.
   const auto = await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 0 });
   assert.equal(auto - small, kvPerToken * 512 * (parallelCount(0) - 1));
+  // With room for one sequence only (a tight memory limit), auto counts one; `sequences` says the same.
+  const room = small + (kvPerToken * 512) / 2;
+  assert.equal(await manager.estimateMemory(model, { ...defaults, context_size: 512, parallel: 0 }, room), small);
+  assert.deepEqual(await manager.sequences(model, { ...defaults, context_size: 512, parallel: 0 }, room), {
+    count: 1,
+    auto: true,
+    most: parallelCount(0),
+  });
   // A model host's own memory counts when the model runs in one (the measured figure is the host's).
   const inProcess = await manager.estimateMemory(model, {
     ...defaults,

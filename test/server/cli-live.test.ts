@@ -40,8 +40,8 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   const ps = await runCli(["ps", "--server", s.url], { cwd: s.cwd, env: s.env });
   assert.equal(ps.code, 0, ps.stderr);
   const [header, row, ...rest] = ps.stdout.trim().split("\n");
-  assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PID\s+UNTIL$/);
-  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]iB\s+\d[\d.]* [KM]iB\s+(\d+|-)\s+in 59 minutes$/);
+  assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PARALLEL\s+PID\s+UNTIL$/);
+  assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]iB\s+\d[\d.]* [KM]iB\s+\d+\s+(\d+|-)\s+in 59 minutes$/);
   assert.deepEqual(rest, []);
   assert.deepEqual(
     (await runCli(["cache", "ps", "--json"], where)).stdout,

@@ -36,15 +36,17 @@ export function printModels(ctx: CliContext, models: LoadedModelInfo[]): void {
     return;
   }
   const now = Date.now();
+  // PARALLEL: the sequences a GGUF model serves at once (`backend.parallel`, auto resolved for its load; `-` for ONNX).
   // PID: the model host's process (`-` for a model running inside the server, isolation = "in-process").
   const rows = models.map((m) => [
     m.name,
     formatBytes(m.size_bytes),
     formatBytes(m.memory_bytes),
+    m.sequences === null ? "-" : String(m.sequences),
     m.pid === null ? "-" : String(m.pid),
     untilOf(m, now),
   ]);
-  out.print(formatTable(["NAME", "SIZE", "MEMORY", "PID", "UNTIL"], rows));
+  out.print(formatTable(["NAME", "SIZE", "MEMORY", "PARALLEL", "PID", "UNTIL"], rows));
 }
 
 /** Runs `ps`: asks the running server; without one, nothing is loaded anywhere, and it says so. */
