@@ -97,6 +97,8 @@ export interface CopiesFacts {
   regular: boolean;
   /** A node that does not hold it has room for it (a free slot and the memory: the copy evicts nothing). */
   room: boolean;
+  /** Its copies have more requests in flight than there are copies (`contended`): some request waits for one. */
+  contended: boolean;
   /** Nodes that could hold a copy (have its file, fit it, not draining): never more copies than these. */
   eligibleNodes: number;
 }
@@ -105,7 +107,9 @@ export interface CopiesFacts {
 export function wantedCopies(facts: CopiesFacts, rule: CopiesRule): number {
   let want = facts.rpm > 0 || facts.regular ? 1 : 0;
   if (facts.regular && facts.room) want = 2;
-  if (rule.scaleUpRpm > 0) want = Math.max(want, Math.ceil(facts.rpm / rule.scaleUpRpm));
+  // A rate copy that takes a slot evicts a model the fleet will load again: only for copies that are busy.
+  if (rule.scaleUpRpm > 0 && (facts.room || facts.contended))
+    want = Math.max(want, Math.ceil(facts.rpm / rule.scaleUpRpm));
   want = Math.min(want, rule.maxCopies);
   return Math.max(0, Math.min(Math.max(want, rule.minCopies), facts.eligibleNodes));
 }
@@ -163,6 +167,11 @@ export interface CopyView {
   since: number;
   /** Requests in flight on that node for this model (0 when unknown). */
   queue: number;
+}
+
+/** Whether the copies have more requests in flight than there are copies: some request waits for a copy. */
+export function contended(copies: readonly CopyView[]): boolean {
+  return copies.reduce((sum, c) => sum + c.queue, 0) > copies.length;
 }
 
 /** Copies oldest first, ties by node id: a stable order every node computes alike. */

@@ -14,6 +14,7 @@ import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
   addCopy,
+  contended,
   type CopyView,
   eligibleNodes,
   fleetHasRoom,
@@ -170,6 +171,15 @@ export class FleetCopies {
     return record?.traffic && Object.hasOwn(record.traffic, name) ? record.traffic[name] : undefined;
   }
 
+  /**
+   * Requests in flight for `name` on `node` as its record last published them (this node's too: eviction asks the rule
+   * while it chooses, so no cache call).
+   */
+  private publishedQueue(node: string, name: string): number {
+    const traffic = this.member.mirror.node(node)?.record?.traffic;
+    return traffic && Object.hasOwn(traffic, name) ? (traffic[name]?.queue ?? 0) : 0;
+  }
+
   /** The copies as the rule sees them; `ownQueue`: this node's requests in flight for the model (for routing). */
   private views(name: string, holders: readonly Holder[], now: number, ownQueue = 0): CopyView[] {
     return holders.map((h) => ({
@@ -198,6 +208,9 @@ export class FleetCopies {
         rpm,
         regular: usedRegularly(streak, now),
         room: fleetHasRoom(candidates, new Set(holders.map((h) => h.node))),
+        contended: contended(
+          holders.map((h) => ({ node: h.node, since: h.copy.since, queue: this.publishedQueue(h.node, name) })),
+        ),
         eligibleNodes: eligibleNodes(candidates),
       },
       this.settings.copies(ruleName),

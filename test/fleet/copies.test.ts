@@ -5,6 +5,7 @@ import { asSpareCopy, chooseVictims, type EvictionCandidate } from "../../src/ca
 import {
   addCopy,
   type CopiesFacts,
+  contended,
   copiesRule,
   type CopyView,
   DEFAULT_MAX_COPIES,
@@ -58,6 +59,7 @@ test("copies wanted: one by default, two for regular use with room, more above s
     rpm: 1,
     regular: false,
     room: true,
+    contended: false,
     eligibleNodes: 8,
     ...f,
   });
@@ -72,7 +74,11 @@ test("copies wanted: one by default, two for regular use with room, more above s
     { name: "asked, not regular", facts: {}, want: 1 },
     { name: "regular, the fleet has room", facts: { regular: true }, want: 2 },
     { name: "regular, the fleet is full", facts: { regular: true, room: false }, want: 1 },
-    { name: "130 rpm at 60 per copy: three", facts: { rpm: 130, room: false }, want: 3 },
+    { name: "130 rpm at 60 per copy, room: three", facts: { rpm: 130 }, want: 3 },
+    { name: "130 rpm, full, copies busy: three", facts: { rpm: 130, room: false, contended: true }, want: 3 },
+    // Fast one-at-a-time requests: a high rate, but no request ever waits; a copy would only evict a model.
+    { name: "130 rpm, full, no request waits: one", facts: { rpm: 130, room: false }, want: 1 },
+    { name: "regular, full, no request waits: one", facts: { rpm: 130, regular: true, room: false }, want: 1 },
     { name: "1000 rpm: capped at max_copies", facts: { rpm: 1000 }, want: DEFAULT_MAX_COPIES },
     { name: "1000 rpm on a 2-node fleet: two", facts: { rpm: 1000, eligibleNodes: 2 }, want: 2 },
     { name: "min_copies 2 with no traffic", facts: { rpm: 0 }, rule: copiesRule({ min_copies: 2 }), want: 2 },
@@ -81,6 +87,19 @@ test("copies wanted: one by default, two for regular use with room, more above s
     { name: "scale_up_rpm 0: no rate copies", facts: { rpm: 500 }, rule: copiesRule(undefined, 0), want: 1 },
   ];
   for (const c of cases) assert.equal(wantedCopies(facts(c.facts), c.rule ?? rule), c.want, c.name);
+});
+
+test("copies are contended when more requests are in flight than there are copies", () => {
+  const copy = (node: string, queue: number) => ({ node, since: 0, queue });
+  const cases: Array<{ copies: Array<ReturnType<typeof copy>>; want: boolean }> = [
+    { copies: [], want: false },
+    { copies: [copy("a", 0)], want: false },
+    { copies: [copy("a", 1)], want: false },
+    { copies: [copy("a", 2)], want: true },
+    { copies: [copy("a", 1), copy("b", 1)], want: false },
+    { copies: [copy("a", 3), copy("b", 0)], want: true },
+  ];
+  for (const c of cases) assert.equal(contended(c.copies), c.want, JSON.stringify(c.copies));
 });
 
 test("a copy is added one at a time, only beside a live one", () => {
