@@ -9,7 +9,7 @@
  * request's path (the request is forwarded to a copy meanwhile).
  */
 import type { ModelCache } from "../cache/model-cache.js";
-import { asSpareCopy, type EvictionCandidate } from "../cache/policy/eviction.js";
+import { asSpareCopy, type EvictionCandidate, settledLoadTimes } from "../cache/policy/eviction.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
@@ -148,12 +148,13 @@ export class FleetCopies {
           lastUsedAt: m.last_used === null ? null : Date.parse(m.last_used),
           memoryBytes: m.memory_bytes,
           loadMs: m.avg_load_ms,
+          loads: m.loads,
           frequency: m.frequency_per_hour,
           inflation: 0,
         };
         return this.isSpare(m.name) ? asSpareCopy(candidate) : candidate;
       });
-    return evictionLadder(candidates, this.settings.evictionPolicy, {
+    return evictionLadder(settledLoadTimes(candidates), this.settings.evictionPolicy, {
       maxModels: stats.max_cached_models,
       maxMemoryBytes: stats.memory_limit_bytes,
     });
