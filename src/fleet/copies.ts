@@ -9,8 +9,9 @@
  *   every few minutes for a quarter of an hour is. "Room": over a tenth of the fleet's memory is free and some node
  *   that does not hold the model has a free slot and the memory for it, so the copy evicts nothing.
  * - **More copies while each copy's requests per minute stay above `scale_up_rpm`**, up to `max_copies` and the nodes
- *   that can hold the model. These are added even when the fleet is full: a model that busy is worth more than the
- *   coldest model somewhere else.
+ *   that can hold the model. When the fleet is full, only while requests wait for the copies (`contended`): a model
+ *   that busy is worth more than the coldest model somewhere else, but fast requests one at a time reach a high rate
+ *   with no request ever waiting, and a copy for them would only evict models the fleet loads again.
  * - **`min_copies` and `pinned`**: the fleet keeps at least `min_copies` (pinned: at least one) whatever the traffic.
  * - **Extra copies go first.** When a node must evict, copies beyond what the rule wants now go before any model of
  *   which the fleet holds one copy; the oldest copy of a model is never the extra one, so two holders never drop the
