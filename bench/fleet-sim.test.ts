@@ -4,7 +4,8 @@ import { test } from "node:test";
 import { simulate } from "../src/cache/sim/simulate.js";
 import type { SimSettings, Trace } from "../src/cache/sim/types.js";
 import { type FleetSimSettings, simulateFleet } from "../src/fleet/sim.js";
-import { zipfTrace } from "./eviction-traces.js";
+import { seededRandom } from "../src/models/gguf-writer.js";
+import { zipfSampler, zipfTrace } from "./eviction-traces.js";
 
 const GiB = 2 ** 30;
 const node: SimSettings = { maxModels: 3, maxMemoryBytes: 16 * GiB, warmWindowMs: 10 * 60_000, usageHalfLifeHours: 24 };
@@ -60,4 +61,23 @@ test("a model above scale_up_rpm gets copies, up to max_copies", () => {
   assert.equal(fleet.loads, 4);
   const capped = simulateFleet({ models, requests }, settings({ nodes: 6, rules: { [hot]: { max_copies: 2 } } }));
   assert.equal(capped.copiesAdded, 1);
+});
+
+test("fast requests one at a time over a full fleet: no copy for rate alone, about one cache of all the slots", () => {
+  // The real-process bench's Zipf replay (bench/fleet.ts): 12 models at s = 1, 360 requests one at a time (~40 ms
+  // apart, far above scale_up_rpm) round-robin over 3 nodes x 2 slots. No request ever waits for a copy, so a copy
+  // for rate would only evict a model loaded again (before: 113 copies added, 237 loads against 222 for lone nodes).
+  const draw = zipfSampler(12, 1, seededRandom(26));
+  const models = Array.from({ length: 12 }, (_, i) => ({ key: `z${i}`, memoryBytes: GiB, loadMs: 30, warmLoadMs: 30 }));
+  const requests = Array.from({ length: 360 }, (_, i) => ({ at: Date.UTC(2026, 0, 1) + i * 40, key: `z${draw()}` }));
+  const two: SimSettings = { ...node, maxModels: 2 };
+  const fleet = simulateFleet({ models, requests }, settings({ nodes: 3, node: two, serviceMs: 30 }));
+  assert.equal(fleet.copiesAdded, 0);
+  let alone = 0;
+  for (let n = 0; n < 3; n++) {
+    alone += simulate({ models, requests: requests.filter((_, i) => i % 3 === n) }, two, "reload-cost").loads;
+  }
+  const pooled = simulate({ models, requests }, { ...two, maxModels: 6 }, "reload-cost").loads;
+  assert.ok(fleet.loads <= pooled, `fleet ${fleet.loads} loads, one cache of 6 slots ${pooled}`);
+  assert.ok(fleet.loads < 0.45 * alone, `fleet ${fleet.loads} loads, lone nodes ${alone}`);
 });

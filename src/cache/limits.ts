@@ -17,7 +17,13 @@ import { messageOf, ModelTooLarge } from "../errors/index.js";
 import type { Bytes, ModelDescriptor, Sequences } from "../models/types.js";
 import type { ClockReader } from "./clock.js";
 import type { EntryFacts, EntryView } from "./entry-table.js";
-import { asSpareCopy, chooseVictims, type EvictionCandidate, nextInflation } from "./policy/eviction.js";
+import {
+  asSpareCopy,
+  chooseVictims,
+  type EvictionCandidate,
+  nextInflation,
+  settledLoadTimes,
+} from "./policy/eviction.js";
 import { decayedValue } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
 import type { UsageBook } from "./usage.js";
@@ -146,7 +152,7 @@ export class Limits {
   private evictionCandidates(except: EntryFacts | null): EvictionCandidate[] {
     const { view, book, time, config } = this.o;
     const now = time.now();
-    return view
+    const candidates = view
       .admitted()
       .filter(
         (e) =>
@@ -168,11 +174,13 @@ export class Limits {
               : e.state.kind === "ready"
                 ? e.state.loadMs
                 : null,
+          ...(usage ? { loads: usage.loads } : {}),
           frequency: decayedValue(usage?.frequency ?? null, now, config.usage_half_life_hours),
           inflation: usage?.inflation ?? 0,
         };
         return this.isSpare?.(e.descriptor.name) ? asSpareCopy(candidate) : candidate;
       });
+    return settledLoadTimes(candidates);
   }
 
   /**

@@ -9,8 +9,9 @@
  *   every few minutes for a quarter of an hour is. "Room": over a tenth of the fleet's memory is free and some node
  *   that does not hold the model has a free slot and the memory for it, so the copy evicts nothing.
  * - **More copies while each copy's requests per minute stay above `scale_up_rpm`**, up to `max_copies` and the nodes
- *   that can hold the model. These are added even when the fleet is full: a model that busy is worth more than the
- *   coldest model somewhere else.
+ *   that can hold the model. When the fleet is full, only while requests wait for the copies (`contended`): a model
+ *   that busy is worth more than the coldest model somewhere else, but fast requests one at a time reach a high rate
+ *   with no request ever waiting, and a copy for them would only evict models the fleet loads again.
  * - **`min_copies` and `pinned`**: the fleet keeps at least `min_copies` (pinned: at least one) whatever the traffic.
  * - **Extra copies go first.** When a node must evict, copies beyond what the rule wants now go before any model of
  *   which the fleet holds one copy; the oldest copy of a model is never the extra one, so two holders never drop the
@@ -109,25 +110,29 @@ export interface CopiesFacts {
   regular: boolean;
   /** A node that does not hold it has room for it (a free slot and the memory: the copy evicts nothing). */
   room: boolean;
+  /** Its copies have more requests in flight than there are copies (`contended`): some request waits for one. */
+  contended: boolean;
   /** Nodes that could hold a copy (have its file, fit it, not draining): never more copies than these. */
   eligibleNodes: number;
 }
 
 /**
- * The rule's facts for a model at `now`: its requests per minute and streak over all its copies, and the fleet beside
- * its `holders` — `nodes` as placement sees them for the model; `eligible` their `eligibleNodes` when already known.
+ * The rule's facts for a model at `now`: its requests per minute and streak over all its copies, whether requests wait
+ * for its `copies` (`contended`), and the fleet beside its holders — `nodes` as placement sees them for the model;
+ * `eligible` their `eligibleNodes` when already known.
  */
 export function copiesFacts(
   use: { rpm: number; streak: UseStreak | null },
+  copies: readonly CopyView[],
   nodes: readonly PlacementCandidate[],
-  holders: ReadonlySet<string>,
   now: number,
   eligible = eligibleNodes(nodes),
 ): CopiesFacts {
   return {
     rpm: use.rpm,
     regular: usedRegularly(use.streak, now),
-    room: fleetHasRoom(nodes, holders),
+    room: fleetHasRoom(nodes, new Set(copies.map((c) => c.node))),
+    contended: contended(copies),
     eligibleNodes: eligible,
   };
 }
@@ -136,7 +141,9 @@ export function copiesFacts(
 export function wantedCopies(facts: CopiesFacts, rule: CopiesRule): number {
   let want = facts.rpm > 0 || facts.regular ? 1 : 0;
   if (facts.regular && facts.room) want = 2;
-  if (rule.scaleUpRpm > 0) want = Math.max(want, Math.ceil(facts.rpm / rule.scaleUpRpm));
+  // A rate copy that takes a slot evicts a model the fleet will load again: only for copies that are busy.
+  if (rule.scaleUpRpm > 0 && (facts.room || facts.contended))
+    want = Math.max(want, Math.ceil(facts.rpm / rule.scaleUpRpm));
   want = Math.min(want, rule.maxCopies);
   return Math.max(0, Math.min(Math.max(want, rule.minCopies), facts.eligibleNodes));
 }
@@ -194,6 +201,11 @@ export interface CopyView {
   since: number;
   /** Requests in flight on that node for this model (0 when unknown). */
   queue: number;
+}
+
+/** Whether the copies have more requests in flight than there are copies: some request waits for a copy. */
+export function contended(copies: readonly CopyView[]): boolean {
+  return copies.reduce((sum, c) => sum + c.queue, 0) > copies.length;
 }
 
 /** Copies oldest first, ties by node id: a stable order every node computes alike. */

@@ -5,10 +5,13 @@
  *    draining, is not excluded (it failed this request or this model's load), and could hold the model at all
  *    (its estimate fits the node's memory capacity and it may hold at least one model).
  * 2. A node with room (free memory for the model and a free model slot) before a full one.
- * 3. A node where the model's file is warm (unloaded there minutes ago: a faster load from the page cache).
+ * 3. Between nodes with room, one where the model's file is warm (unloaded there minutes ago: a faster load from the
+ *    page cache).
  * 4. Between full nodes, one holding a spare copy (copies.ts: the fleet holds that model elsewhere, so evicting it
- *    loses nothing), then the least expected reload time lost making room (the nodes' eviction ladders), then the one
- *    whose least recently used model is oldest (it evicts the fleet's coldest model).
+ *    loses nothing), then the least expected reload time lost making room (the nodes' eviction ladders), then a warm
+ *    file (it saves part of one load, less than the whole load of a model evicted for it: ranked first, it cost the
+ *    fleet simulator's Zipf replay of the bench 105 loads against 91), then the one whose least recently used model is
+ *    oldest (it evicts the fleet's coldest model).
  * 5. Fewest models, then most free memory.
  * 6. Among near-equals of the best (same rank on 2–5, free memory within 10 %, LRU times within a minute — or, given
  *    `now`, within a tenth of the older model's idle time, at least a second), the node that received the request, so
@@ -105,13 +108,16 @@ function roomLoss(node: PlacementCandidate, bytes: Bytes): number | undefined {
 /** Negative when `a` is the better place. */
 function compare(a: Ranked, b: Ranked): number {
   if (a.room !== b.room) return a.room ? -1 : 1;
-  if ((a.node.warm ?? false) !== (b.node.warm ?? false)) return a.node.warm ? -1 : 1;
+  const warm = (a.node.warm ?? false) !== (b.node.warm ?? false) ? (a.node.warm ? -1 : 1) : 0;
+  if (a.room && warm !== 0) return warm;
   if (!a.room) {
-    // Full: a spare copy goes at no loss; else the least expected reload time lost.
+    // Full: a spare copy goes at no loss; else the least expected reload time lost; a warm file saves less than a
+    // whole load of the model it would evict, so it comes after.
     const spareA = (a.node.spareCopies ?? 0) > 0;
     const spareB = (b.node.spareCopies ?? 0) > 0;
     if (spareA !== spareB) return spareA ? -1 : 1;
     if (a.loss !== undefined && b.loss !== undefined && a.loss !== b.loss) return a.loss - b.loss;
+    if (warm !== 0) return warm;
     // Then the node holding the oldest model evicts the fleet's coldest one. Nothing resident ranks last (nothing
     // to evict, so a full count of zero cannot take a model).
     const lruA = a.node.lruTime ?? Number.POSITIVE_INFINITY;

@@ -211,7 +211,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     const filled = nodes.length - open.length;
     if (filled > 0) open.push(fullNodes(filled));
     const use = { rpm: rpmOf(fm, now), streak: fm.streak };
-    return wantedCopies(copiesFacts(use, open, new Set(fm.copies.keys()), now, fm.eligible), ruleOf(fm.model.key));
+    return wantedCopies(copiesFacts(use, copyViews(fm, now), open, now, fm.eligible), ruleOf(fm.model.key));
   };
 
   /** Whether `node`'s copy of `fm` is spare now (copies.ts). */

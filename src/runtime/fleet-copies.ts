@@ -9,7 +9,7 @@
  * request's path (the request is forwarded to a copy meanwhile).
  */
 import type { ModelCache } from "../cache/model-cache.js";
-import { asSpareCopy, type EvictionCandidate } from "../cache/policy/eviction.js";
+import { asSpareCopy, type EvictionCandidate, settledLoadTimes } from "../cache/policy/eviction.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
@@ -136,12 +136,13 @@ export class FleetCopies {
           lastUsedAt: m.last_used === null ? null : Date.parse(m.last_used),
           memoryBytes: m.memory_bytes,
           loadMs: m.avg_load_ms,
+          loads: m.loads,
           frequency: m.frequency_per_hour,
           inflation: 0,
         };
         return this.isSpare(m.name) ? asSpareCopy(candidate) : candidate;
       });
-    return evictionLadder(candidates, this.settings.evictionPolicy, {
+    return evictionLadder(settledLoadTimes(candidates), this.settings.evictionPolicy, {
       maxModels: stats.max_cached_models,
       maxMemoryBytes: stats.memory_limit_bytes,
     });
@@ -157,6 +158,15 @@ export class FleetCopies {
     if (node === this.member.nodeId) return this.ownTraffic(name, now, queue);
     const record = this.member.mirror.node(node)?.record;
     return record?.traffic && Object.hasOwn(record.traffic, name) ? record.traffic[name] : undefined;
+  }
+
+  /**
+   * Requests in flight for `name` on `node` as its record last published them (this node's too: eviction asks the rule
+   * while it chooses, so no cache call).
+   */
+  private publishedQueue(node: string, name: string): number {
+    const traffic = this.member.mirror.node(node)?.record?.traffic;
+    return traffic && Object.hasOwn(traffic, name) ? (traffic[name]?.queue ?? 0) : 0;
   }
 
   /** The copies as the rule sees them; `ownQueue`: this node's requests in flight for the model (for routing). */
@@ -182,8 +192,12 @@ export class FleetCopies {
           : { since: t.since, last: t.last };
     }
     const candidates = candidatesFor(name, this.member.mirror.liveNodes());
-    const facts = copiesFacts({ rpm, streak }, candidates, new Set(holders.map((h) => h.node)), now);
-    return wantedCopies(facts, this.settings.copies(ruleName));
+    const copies = holders.map((h) => ({
+      node: h.node,
+      since: h.copy.since,
+      queue: this.publishedQueue(h.node, name),
+    }));
+    return wantedCopies(copiesFacts({ rpm, streak }, copies, candidates, now), this.settings.copies(ruleName));
   }
 
   /** Whether this node's copy of `name` is spare: the fleet holds more copies than the rule wants, and this is not among the oldest. */

@@ -14,6 +14,7 @@ import {
   perHour,
   planWarmup,
   reloadCostValue,
+  settledLoadTimes,
   takeVictims,
   unmeasured,
   type WarmupCandidate,
@@ -463,5 +464,77 @@ describe("warm-up plan from saved statistics (the live cache's and the CLI's fil
     const { plan, skipped } = warmupPlan(inputs({ history: [used("a")], files: files("a") }), "usage", full);
     assert.deepEqual(plan, []);
     assert.deepEqual(skipped, [{ name: "now/a.gguf", reason: "would exceed max_cached_models" }]);
+  });
+});
+
+describe("settled load times: a model loaded once counts at most what the node's reloads take per byte", () => {
+  const model = (key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate => ({
+    key,
+    lastUsedAt: 0,
+    memoryBytes,
+    loadMs,
+    ...(loads === undefined ? {} : { loads }),
+    frequency: 1,
+    inflation: 0,
+  });
+  const cases: Array<{ name: string; candidates: EvictionCandidate[]; want: Array<number | null> }> = [
+    {
+      name: "a slow first load beside a reloaded model of the same size: the reloads' time",
+      candidates: [model("cold", 250, 1), model("hot", 20, 6)],
+      want: [20, 20],
+    },
+    {
+      name: "scaled to its size",
+      candidates: [model("cold", 250, 1, 200 * MIB), model("hot", 20, 6)],
+      want: [40, 20],
+    },
+    {
+      name: "a first load faster than the reloads stays as measured",
+      candidates: [model("quick", 10, 1), model("hot", 20, 6)],
+      want: [10, 20],
+    },
+    {
+      name: "the median of the reloaded models' rates",
+      candidates: [model("cold", 250, 1), model("a", 10, 2), model("b", 30, 3), model("c", 90, 4)],
+      want: [30, 10, 30, 90],
+    },
+    { name: "nothing reloaded: unchanged", candidates: [model("a", 250, 1), model("b", 20, 1)], want: [250, 20] },
+    {
+      name: "never measured stays unknown",
+      candidates: [model("new", null, 0), model("hot", 20, 6)],
+      want: [null, 20],
+    },
+    {
+      name: "no count (a caller that does not know it): taken as settled",
+      candidates: [model("a", 250), model("b", 20, 1)],
+      want: [250, 20],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(
+        settledLoadTimes(c.candidates).map((m) => m.loadMs),
+        c.want,
+      );
+    });
+  }
+
+  it("reload-cost then evicts the rarely used model, not the hot one", () => {
+    const limits = { maxModels: 2, maxMemoryBytes: 0 };
+    const candidates = [
+      { ...model("tail", 250, 1), frequency: 1 },
+      { ...model("hot", 20, 6), frequency: 6 },
+    ];
+    const raw = chooseVictims(candidates, { count: 1, bytes: 0 }, "reload-cost", limits);
+    assert.deepEqual(
+      raw.victims.map((v) => v.key),
+      ["hot"],
+      "the measured first load alone keeps the tail model",
+    );
+    const settled = chooseVictims(settledLoadTimes(candidates), { count: 1, bytes: 0 }, "reload-cost", limits);
+    assert.deepEqual(
+      settled.victims.map((v) => v.key),
+      ["tail"],
+    );
   });
 });

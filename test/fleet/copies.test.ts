@@ -6,6 +6,7 @@ import {
   addCopy,
   copiesFacts,
   type CopiesFacts,
+  contended,
   copiesRule,
   type CopyView,
   countUse,
@@ -67,6 +68,7 @@ test("copies wanted: one by default, two for regular use with room, more above s
     rpm: 1,
     regular: false,
     room: true,
+    contended: false,
     eligibleNodes: 8,
     ...f,
   });
@@ -81,7 +83,11 @@ test("copies wanted: one by default, two for regular use with room, more above s
     { name: "asked, not regular", facts: {}, want: 1 },
     { name: "regular, the fleet has room", facts: { regular: true }, want: 2 },
     { name: "regular, the fleet is full", facts: { regular: true, room: false }, want: 1 },
-    { name: "130 rpm at 60 per copy: three", facts: { rpm: 130, room: false }, want: 3 },
+    { name: "130 rpm at 60 per copy, room: three", facts: { rpm: 130 }, want: 3 },
+    { name: "130 rpm, full, copies busy: three", facts: { rpm: 130, room: false, contended: true }, want: 3 },
+    // Fast one-at-a-time requests: a high rate, but no request ever waits; a copy would only evict a model.
+    { name: "130 rpm, full, no request waits: one", facts: { rpm: 130, room: false }, want: 1 },
+    { name: "regular, full, no request waits: one", facts: { rpm: 130, regular: true, room: false }, want: 1 },
     { name: "1000 rpm: capped at max_copies", facts: { rpm: 1000 }, want: DEFAULT_MAX_COPIES },
     { name: "1000 rpm on a 2-node fleet: two", facts: { rpm: 1000, eligibleNodes: 2 }, want: 2 },
     { name: "min_copies 2 with no traffic", facts: { rpm: 0 }, rule: copiesRule({ min_copies: 2 }), want: 2 },
@@ -90,6 +96,19 @@ test("copies wanted: one by default, two for regular use with room, more above s
     { name: "scale_up_rpm 0: no rate copies", facts: { rpm: 500 }, rule: copiesRule(undefined, 0), want: 1 },
   ];
   for (const c of cases) assert.equal(wantedCopies(facts(c.facts), c.rule ?? rule), c.want, c.name);
+});
+
+test("copies are contended when more requests are in flight than there are copies", () => {
+  const copy = (node: string, queue: number) => ({ node, since: 0, queue });
+  const cases: Array<{ copies: Array<ReturnType<typeof copy>>; want: boolean }> = [
+    { copies: [], want: false },
+    { copies: [copy("a", 0)], want: false },
+    { copies: [copy("a", 1)], want: false },
+    { copies: [copy("a", 2)], want: true },
+    { copies: [copy("a", 1), copy("b", 1)], want: false },
+    { copies: [copy("a", 3), copy("b", 0)], want: true },
+  ];
+  for (const c of cases) assert.equal(contended(c.copies), c.want, JSON.stringify(c.copies));
 });
 
 test("a copy is added one at a time, only beside a live one", () => {
@@ -113,15 +132,20 @@ test("room and eligible nodes, from placement's candidates", () => {
   assert.equal(fleetHasRoom([busy("x"), busy("y"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), false);
   assert.equal(fleetHasRoom([busy("x"), node("z", { memoryUsed: 6.4 * GiB })], new Set()), true);
   assert.equal(eligibleNodes([full, tight, draining, noFile, node("big", { memoryCapacity: GiB / 2 })]), 2);
-  // The rule's facts from them: regular by the streak, room and eligible nodes by the candidates beside the holders.
+  // The rule's facts from them: regular by the streak, room and eligible nodes by the candidates beside the holders,
+  // contended by the holders' queues.
   const streak = { since: T, last: T + 9 * MINUTE };
-  assert.deepEqual(copiesFacts({ rpm: 3, streak }, [full, node("free")], new Set(["full"]), T + 9 * MINUTE), {
+  const held = [{ node: "full", since: T, queue: 0 }];
+  assert.deepEqual(copiesFacts({ rpm: 3, streak }, held, [full, node("free")], T + 9 * MINUTE), {
     rpm: 3,
     regular: true,
     room: true,
+    contended: false,
     eligibleNodes: 2,
   });
-  assert.equal(copiesFacts({ rpm: 0, streak: null }, [full], new Set(), T, 5).eligibleNodes, 5, "eligible as given");
+  const waiting = [{ node: "full", since: T, queue: 3 }];
+  assert.equal(copiesFacts({ rpm: 3, streak }, waiting, [full], T).contended, true, "requests wait for the one copy");
+  assert.equal(copiesFacts({ rpm: 0, streak: null }, [], [full], T, 5).eligibleNodes, 5, "eligible as given");
 });
 
 test("extra copies: the oldest copies stay, the younger ones beyond the wanted count are extra", () => {

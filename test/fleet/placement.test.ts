@@ -58,6 +58,23 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
     want: "b",
   },
   {
+    name: "all full: a warm file does not outweigh the reload time lost making room",
+    nodes: [
+      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
+      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
+    ],
+    request: { receivedBy: "a" },
+    want: "b",
+  },
+  {
+    name: "all full, equal loss: the warm file",
+    nodes: [
+      full("a", T - 60 * MINUTE, { evictable: [{ bytes: GiB, loss: 30 }] }),
+      full("b", T, { warm: true, evictable: [{ bytes: GiB, loss: 30 }] }),
+    ],
+    want: "b",
+  },
+  {
     name: "all full: a node with a spare copy before the one with the oldest model",
     nodes: [full("a", T - 60 * MINUTE), full("b", T, { spareCopies: 1 }), full("c", T)],
     request: { receivedBy: "c" },

@@ -30,6 +30,8 @@ export interface EvictionCandidate {
   memoryBytes: Bytes;
   /** Measured (average) load time in milliseconds, or null when unknown. */
   loadMs: number | null;
+  /** How many loads `loadMs` averages (absent: unknown, taken as settled). */
+  loads?: number;
   /** Decayed usage count as of now. */
   frequency: number;
   /** GDSF inflation value L at the model's last use. */
@@ -53,6 +55,28 @@ export interface Victim {
 export function modelValue(c: Pick<EvictionCandidate, "frequency" | "loadMs" | "memoryBytes">): number {
   const sizeMiB = Math.max(1, c.memoryBytes / MIB);
   return (c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS)) / sizeMiB;
+}
+
+/**
+ * Load times as a node should weigh them: a model measured once only has its first load, read from disk — later loads
+ * of an evicted model mostly find its file in the page cache, and a first load on a busy machine can take ten times a
+ * reload. So a model loaded at most once counts at most what the node's reloaded models (two loads or more) take per
+ * byte, scaled to its size (their median): one cold or slow first load must not keep a rarely used model resident for
+ * good while the hot ones take turns in the other places (the fleet's Zipf replay: 3 tail models, loaded once in 250 ms
+ * against 10–30 ms reloads, held a slot on every node to the end). Unchanged when no candidate has been reloaded.
+ */
+export function settledLoadTimes<C extends EvictionCandidate>(candidates: readonly C[]): C[] {
+  const rates = candidates
+    .filter((c) => (c.loads ?? 2) >= 2 && c.loadMs !== null && c.memoryBytes > 0)
+    .map((c) => (c.loadMs as number) / c.memoryBytes)
+    .sort((a, b) => a - b);
+  if (rates.length === 0) return [...candidates];
+  const rate = rates[Math.floor((rates.length - 1) / 2)] as number;
+  return candidates.map((c) =>
+    (c.loads ?? 2) < 2 && c.loadMs !== null && c.memoryBytes > 0 && c.loadMs > rate * c.memoryBytes
+      ? { ...c, loadMs: rate * c.memoryBytes }
+      : c,
+  );
 }
 
 /** The cache's limits, as `reload-cost` weighs a model's share of them. */
