@@ -440,9 +440,12 @@ export class FleetNode implements FleetPort {
 
   /**
    * One of this node's cache events (as `/v1/cache/events` shows it) for the fleet's event stream: buffered, then sent
-   * in one pipeline, never waited for. Load progress between start and end is left out (dozens per load).
+   * in one pipeline, never waited for. Load progress between start and end is left out (dozens per load), and so are
+   * hits: a hit changes nothing in the fleet (the shared statistics count it), and an entry per hit would make every
+   * request on a ready model cost Redis work — the fleet's hot path sends Redis nothing.
    */
   publishEvent(event: Record<string, unknown>): void {
+    if (event.type === "hit") return;
     if (event.type === "loading" && event.progress !== 0 && event.progress !== 1) return;
     this.events.push(event);
     if (this.events.length > EVENTS_BUFFER) this.events.splice(0, this.events.length - EVENTS_BUFFER);

@@ -212,27 +212,27 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
     assert.equal((JSON.parse(json.stdout) as FleetView).plan?.id, view.plan.id);
 
     // `inferno fleet events`: every node's events in one stream from Redis, resumable after an id.
-    const events = async (since: string, count: number) => {
+    type Event = { id: string; node: string; type: string; name?: string };
+    const events = async (since: string, enough: (events: Event[]) => boolean) => {
       const watch = spawnInferno(t, ["fleet", "events", "--since", since, "--json"], {
         cwd: setups[0]!.cwd,
         env: cliEnv,
       });
-      const lines = () =>
-        watch
-          .stdout()
-          .split("\n")
-          .filter((line) => line !== "");
-      await waitFor(() => lines().length >= count, 50);
+      // Whole lines only: the last one may still be on its way.
+      const lines = () => watch.stdout().split("\n").slice(0, -1);
+      const parsed = () => lines().map((line) => JSON.parse(line) as Event);
+      await waitFor(() => enough(parsed()), 50);
       await watch.stop("SIGINT");
       assert.doesNotMatch(watch.stderr(), /error/i);
-      return lines().map((line) => JSON.parse(line) as { id: string; node: string; type: string; name?: string });
+      return parsed();
     };
-    const all = await events("0", 3);
+    // Until every node's events are in (the stream's order interleaves them as they were flushed).
+    const all = await events("0", (seen) => seen.length >= 3 && new Set(seen.map((e) => e.node)).size === ids.length);
     assert.deepEqual([...new Set(all.map((e) => e.node))].sort(), ids, "every node's events in one stream");
     const warmed = view.plan.items.map((i) => `${i.node} ${i.model}`);
     const loads = all.filter((e) => e.type === "loaded").map((e) => `${e.node} ${e.name}`);
     for (const item of warmed) assert.ok(loads.includes(item), `the stream has ${item}'s load`);
-    const resumed = await events(all[1]!.id, 1);
+    const resumed = await events(all[1]!.id, (seen) => seen.length >= 1);
     assert.deepEqual(resumed[0], all[2], "resumed after the id it was given");
 
     // The leader killed mid-plan: the fleet starts once more and the node that writes the plan is SIGKILLed the
