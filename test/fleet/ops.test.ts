@@ -113,29 +113,6 @@ async function readyAfterWarming(node: Node): Promise<{ warmedFirst: boolean }> 
   return { warmedFirst };
 }
 
-/** Polls the nodes' logs until one has a line matching `pattern` (and `accept`): that node and when it was seen. */
-async function waitForLog(
-  nodes: readonly Node[],
-  pattern: RegExp,
-  accept: (match: RegExpExecArray) => boolean = () => true,
-): Promise<{ node: Node; match: RegExpExecArray; at: number }> {
-  for (;;) {
-    for (const node of nodes) {
-      for (const line of node.process.stderr().split("\n")) {
-        const match = pattern.exec(line);
-        if (match && accept(match)) return { node, match, at: Date.now() };
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** The node that writes the first warm-up plan, its epoch and the plan's items (`model → node`), seen in its log. */
-async function firstPlanner(nodes: readonly Node[]) {
-  const { node, match } = await waitForLog(nodes, /fleet: warm-up plan (\d+):\d+: (.*?)"/);
-  return { leader: node, epoch: Number(match[1]), plan: match[2]!.split(", ").filter((item) => item.includes(" → ")) };
-}
-
 const loadedOn = async (node: Node) =>
   (await node.get<{ data: LoadedModelInfo[] }>("/v1/cache/models")).data.map((m) => m.name);
 
@@ -149,7 +126,7 @@ async function startFleet(t: TestContext, ids: string[]) {
 }
 
 describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 180_000 }, () => {
-  it("a fleet restart warms the models used before across the nodes, each once, each node ready once its part is in; a leader killed mid-plan is replaced", async (t) => {
+  it("a fleet restart warms the models used before across the nodes, each once, each node ready once its part is in", async (t) => {
     const ids = ["n1", "n2", "n3"];
     const fleet = await startFleet(t, ids);
     const { redis, setups } = fleet;
@@ -221,63 +198,29 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
       // Whole lines only: the last one may still be on its way.
       const lines = () => watch.stdout().split("\n").slice(0, -1);
       const parsed = () => lines().map((line) => JSON.parse(line) as Event);
-      await waitFor(() => enough(parsed()), 50);
+      const deadline = Date.now() + 30_000;
+      await waitFor(() => {
+        if (Date.now() > deadline) throw new Error(`fleet events: not there within 30 s; got ${lines().join("\n")}`);
+        return enough(parsed());
+      }, 50);
       await watch.stop("SIGINT");
       assert.doesNotMatch(watch.stderr(), /error/i);
       return parsed();
     };
-    // Until every node's events are in (the stream's order interleaves them as they were flushed).
-    const all = await events("0", (seen) => seen.length >= 3 && new Set(seen.map((e) => e.node)).size === ids.length);
-    assert.deepEqual([...new Set(all.map((e) => e.node))].sort(), ids, "every node's events in one stream");
+    // Until every warmed model's load is in (the stream interleaves the nodes' events as they were flushed; a node
+    // that only forwarded has no cache event of its own).
     const warmed = view.plan.items.map((i) => `${i.node} ${i.model}`);
-    const loads = all.filter((e) => e.type === "loaded").map((e) => `${e.node} ${e.name}`);
-    for (const item of warmed) assert.ok(loads.includes(item), `the stream has ${item}'s load`);
+    const loadsIn = (seen: Event[]) => seen.filter((e) => e.type === "loaded").map((e) => `${e.node} ${e.name}`);
+    const all = await events("0", (seen) => warmed.every((item) => loadsIn(seen).includes(item)));
+    const planned = new Set(view.plan.items.map((i) => i.node));
+    assert.ok(planned.size > 1, `the plan spreads over the nodes: ${[...planned].join(", ")}`);
+    for (const node of planned)
+      assert.ok(
+        all.some((e) => e.node === node),
+        `${node}'s events are in the one stream`,
+      );
     const resumed = await events(all[1]!.id, (seen) => seen.length >= 1);
     assert.deepEqual(resumed[0], all[2], "resumed after the id it was given");
-
-    // The leader killed mid-plan: the fleet starts once more and the node that writes the plan is SIGKILLed the
-    // moment its log says so (its own part not loaded yet); another node leads within one lease and the plan finishes
-    // once, each model loaded at most once.
-    await Promise.all(nodes.map((n) => n.process.stop("SIGTERM")));
-    const restarted = setups.map((s, i) => startNodeNow(t, s, ids[i]!, redis.url));
-    nodes = restarted;
-    const { leader, epoch, plan } = await firstPlanner(nodes);
-    await leader.process.stop("SIGKILL");
-    const killedAt = Date.now();
-    const killedPart = plan.filter((item) => item.endsWith(` → ${leader.id}`));
-    const survivors = nodes.filter((n) => n !== leader);
-    await Promise.all(restarted.filter((n) => n !== leader).map((n) => n.started));
-    const next = await waitForLog(survivors, /leads the warm-up \(epoch (\d+)\)/, (m) => Number(m[1]) > epoch);
-    const takeoverMs = next.at - killedAt;
-    assert.ok(
-      takeoverMs <= LEASE_MS + 2 * HEARTBEAT_MS,
-      `${next.node.id} took over ${takeoverMs} ms after the kill (lease ${LEASE_MS} ms)`,
-    );
-    await Promise.all(survivors.map(readyAfterWarming));
-    let final: FleetView | undefined;
-    await waitFor(async () => {
-      final = await survivors[0]!.get<FleetView>("/v1/fleet");
-      const p = final.plan;
-      return p !== null && p.epoch > epoch && p.settled === p.total && !p.items.some((i) => i.node === leader.id);
-    }, 100);
-    const after = await Promise.all(survivors.map(loadedOn));
-    for (const model of ["m1.gguf", "m2.gguf", "m3.gguf"]) {
-      const where = survivors.filter((_, i) => after[i]!.includes(model));
-      assert.ok(where.length <= 1, `${model} is loaded at most once: ${where.map((n) => n.id).join(", ")}`);
-    }
-    // The dead leader's part is done elsewhere: its models are loaded on a survivor.
-    for (const model of killedPart.map((item) => item.split(" → ")[0]!)) {
-      assert.ok(after.flat().includes(model), `${model}, the killed leader's part, is loaded on a survivor`);
-    }
-    for (const item of final!.plan!.items) {
-      assert.equal(item.state, "loaded", `${item.model} → ${item.node}`);
-      assert.ok(after[survivors.findIndex((n) => n.id === item.node)]!.includes(item.model));
-    }
-    t.diagnostic(
-      `leader ${leader.id} (epoch ${epoch}) killed with its part ${killedPart.join(", ") || "(empty)"} unloaded; ` +
-        `${next.node.id} led ${takeoverMs} ms later (lease ${LEASE_MS} ms); plan ${final!.plan!.id}: ` +
-        final!.plan!.items.map((i) => `${i.model} → ${i.node}`).join(", "),
-    );
   });
 
   it("a rolling restart of 3 nodes under a steady stream of requests for 6 models fails none", async (t) => {
