@@ -4,17 +4,21 @@ import { it } from "node:test";
 import { HOSTED, loaded, stats } from "../../testkit/hosts.js";
 import { startTestServer, waitFor } from "../../testkit/server.js";
 
+/** Greedy, the tiny model generates all 4,000 tokens (~8 s here): still running when the test kills its host. */
 const GREEDY = { temperature: 0 };
 
 it("a non-streaming request in flight gets 503 model_crashed with Retry-After; a second crash soon after starts the cooldown", async (t) => {
   const s = await startTestServer(t, {
-    config: { cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 }, backend: HOSTED },
+    config: {
+      cache: { enable_warmup: false, load_failure_cooldown_seconds: 60 },
+      backend: { ...HOSTED, context_size: 4096 },
+    },
   });
   const post = () =>
     fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 2000, ...GREEDY }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once", max_tokens: 4000, ...GREEDY }),
     });
   const inFlight = post();
   await waitFor(async () => (await loaded(s))[0]?.leases === 1);

@@ -45,6 +45,8 @@ const fileScope = fileContext();
 before(async () => {
   s = await startTestServer(fileScope.context, {
     models: { gguf: { "tiny.gguf": { seed: 1 }, "other/second.gguf": { seed: 2 } }, onnx: ["add.onnx"] },
+    // Room for a non-streaming generation that outlasts the test's poll by seconds (4,000 tokens: ~8 s on this machine).
+    config: { backend: { context_size: 4096 } },
   });
 });
 
@@ -410,7 +412,7 @@ describe("leases, disconnects and the queue", () => {
     const request = fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 480, ...UNTIL_LENGTH }),
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 4000, ...UNTIL_LENGTH }),
       signal: controller.signal,
     }).catch((error: unknown) => error);
     await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 1);
