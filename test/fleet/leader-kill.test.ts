@@ -1,7 +1,7 @@
 /**
- * The warm-up leader killed mid-plan, with real `inferno serve` nodes on loopback and a real `redis-server`: a fleet
- * with usage in Redis starts three fresh nodes, and the node that writes the warm-up plan is SIGKILLed the moment its
- * log says so (its own part not loaded yet). Another node leads within one lease, plans the dead leader's part over
+ * The warm-up leader killed mid-plan, with real `inferno serve` nodes on loopback and a real `redis-server`: three
+ * nodes start over a fleet usage of three models, and the node that writes the warm-up plan is SIGKILLed the moment
+ * its log says so (its own part not loaded yet). Another node leads within one lease, plans the dead leader's part over
  * the two left, and that plan settles once, each model loaded at most once.
  */
 import assert from "node:assert/strict";
@@ -9,16 +9,16 @@ import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import type { FleetView } from "../../src/server/ports.js";
 import {
-  complete,
-  FLEET_API_KEY,
   FLEET_HEARTBEAT_SECONDS,
+  FLEET_NAME,
   FLEET_NODE_TIMEOUT_SECONDS,
   type FleetTestNode,
-  ok,
+  settleFleet,
   startFleet,
 } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
+import { engineFor, nodeRecord, usageDelta } from "./fleet-helpers.js";
 
 const MODELS = Object.fromEntries(["m1", "m2", "m3"].map((m, i) => [`${m}.gguf`, { seed: i + 1 }]));
 /** Two slots a node: a warm-up plan gives each node one model (half its free slots). */
@@ -56,25 +56,26 @@ it(
   { skip: REDIS_SKIP, timeout: 120_000 },
   async (t) => {
     const redis = await startRedis(t);
-    // A first fleet uses three models and saves: the fleet's usage in Redis holds them. Then it stops.
-    const first = await startFleet(t, redis.url, [MODELS, MODELS, MODELS], OPTIONS);
-    for (let i = 0; i < 6; i++) await ok(complete(first.nodes[i % 3]!, `m${(i % 3) + 1}.gguf`));
-    for (const node of first.nodes) {
-      const saved = await fetch(`${node.url}/v1/cache/save`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${FLEET_API_KEY}` },
-      });
-      assert.equal(saved.status, 200, await saved.text());
+    // The fleet's usage holds three models. Until the three nodes are all in the fleet, a stand-in holds the leader
+    // lease, so that the first plan is over all three (nodes that came up more than a settle apart would get one plan
+    // each, and a node the killed plan did not name would be planned for as a join).
+    const standIn = await engineFor(t, redis.url, "stand-in", { name: FLEET_NAME });
+    await standIn.heartbeat("stand-in", nodeRecord("stand-in"), 60_000);
+    assert.equal((await standIn.lead(60_000)).node, "stand-in");
+    for (const [i, model] of Object.keys(MODELS).entries()) {
+      await standIn.mergeUsage(`use-${model}`, usageDelta(model, 30 - 10 * i, Date.now()));
     }
-    await Promise.all(first.nodes.map((n) => n.process.stop("SIGTERM")));
-
-    // Three new nodes: the leader plans the three models over them; it is killed the moment it wrote the plan.
     const { nodes } = await startFleet(t, redis.url, [MODELS, MODELS, MODELS], OPTIONS);
+    await settleFleet(nodes);
+    assert.equal(await standIn.leave("stand-in"), true);
+
+    // A node leads and plans the three models over the three nodes; it is killed the moment it wrote the plan.
     const { node: leader, match } = await waitForLog(nodes, /fleet: warm-up plan (\d+):\d+: (.*?)"/);
     await leader.kill();
     const killedAt = Date.now();
     const epoch = Number(match[1]);
     const plan = match[2]!.split(", ").filter((item) => item.includes(" → "));
+    assert.equal(new Set(plan.map((item) => item.split(" → ")[1])).size, 3, `a plan over the three: ${match[2]}`);
     const killedPart = plan.filter((item) => item.endsWith(` → ${leader.id}`)).map((i) => i.split(" → ")[0]!);
     const survivors = nodes.filter((n) => n !== leader);
     t.diagnostic(`plan ${epoch}: ${plan.join(", ")}; ${leader.id} killed`);
