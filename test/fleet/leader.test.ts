@@ -1,6 +1,7 @@
 /**
  * The warm-up leader against a real `redis-server`: one leader at a time under a lease with a fencing epoch; a leader
- * that dies mid-plan is replaced within one lease, its late write is refused, and the plan is written once.
+ * that dies mid-plan is replaced within one lease, its late write is refused, and the plan is written once; a node gone
+ * with its part of the plan unsettled has that part planned again over the nodes left.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -87,5 +88,55 @@ describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
     const next = await a!.lead(LEASE_MS);
     assert.equal(next.node, "a");
     assert.ok(next.epoch > again.epoch);
+  });
+
+  it("a node gone with its part of the plan unsettled: the next leader plans that part over the nodes left, once", async (t) => {
+    const redis = await startRedis(t);
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map((id) => engineFor(t, redis.url, id)));
+    // a's node lease is as short as the leader lease: it dies, it stops heartbeating and renewing both.
+    for (const [engine, lease] of [
+      [a!, LEASE_MS],
+      [b!, 30_000],
+      [c!, 30_000],
+    ] as const) {
+      await engine.heartbeat(`inc-${engine.nodeId}`, nodeRecord(engine.nodeId, { serves, started_at: 1 }), lease);
+    }
+    for (const [i, model] of ["m1", "m2", "m3"].entries()) await a!.mergeUsage(`d${i}`, usageDelta(model, 9 - i));
+    const leaderOf = (engine: typeof a) =>
+      new FleetLeader({
+        engine: engine!,
+        leaseMs: LEASE_MS,
+        settleMs: 0,
+        restoreWindowMs: 0,
+        halfLifeHours: 24,
+        log: silent,
+      });
+    const first = await leaderOf(a).tick();
+    assert.ok(first, "a leads and plans");
+    assert.equal(new Set(first.items.map((i) => i.node)).size, 3, JSON.stringify(first.items));
+    const lost = first.items.find((i) => i.node === "a")!.model;
+    // b loaded its part (a ready copy); c is loading its own; a dies before loading its part.
+    const onB = first.items.find((i) => i.node === "b")!.model;
+    const token = "b-token";
+    assert.equal((await b!.claim(onB, token)).kind, "claimed");
+    assert.ok(await b!.promote(onB, token));
+    await b!.planProgress(first.id, onB, "loaded");
+    await c!.planProgress(first.id, first.items.find((i) => i.node === "c")!.model, "loading");
+
+    const bLeader = leaderOf(b);
+    const deadAt = Date.now();
+    let next = null;
+    while (next === null) {
+      next = await bLeader.tick();
+      if (next === null) await sleep(50);
+      assert.ok(Date.now() - deadAt < 2 * LEASE_MS + 500, "b plans again within a lease of a's death");
+    }
+    assert.deepEqual(next.nodes, { b: 1, c: 1 }, "over the nodes left");
+    assert.deepEqual(
+      next.items.map((i) => i.model),
+      [lost],
+      "only a's part: c's item still loading stays c's, b's loaded one is held",
+    );
+    assert.equal(await bLeader.tick(), null, "planned once");
   });
 });
