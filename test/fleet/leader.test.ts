@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { FleetEngine } from "../../src/fleet/engine.js";
 import { FleetLeader } from "../../src/fleet/leader.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { engineFor, nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
@@ -12,6 +13,17 @@ import { engineFor, nodeRecord, sleep, usageDelta } from "./fleet-helpers.js";
 const LEASE_MS = 600;
 const serves = Object.fromEntries(["m1", "m2", "m3"].map((m) => [m, { size: 1000, bytes: 1000 }]));
 const silent = { info: () => {} };
+
+/** A leader on `engine` that plans as soon as the nodes are known (no settle wait, no restore window). */
+const leaderOf = (engine: FleetEngine | undefined) =>
+  new FleetLeader({
+    engine: engine!,
+    leaseMs: LEASE_MS,
+    settleMs: 0,
+    restoreWindowMs: 0,
+    halfLifeHours: 24,
+    log: silent,
+  });
 
 describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
   it("one leader at a time; the leader killed mid-plan is replaced within one lease and the plan is written once", async (t) => {
@@ -29,15 +41,6 @@ describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
     }
     await a!.mergeUsage("d1", usageDelta("m1", 5));
     await a!.mergeUsage("d2", usageDelta("m2", 3));
-    const leaderOf = (engine: typeof a) =>
-      new FleetLeader({
-        engine: engine!,
-        leaseMs: LEASE_MS,
-        settleMs: 0,
-        restoreWindowMs: 0,
-        halfLifeHours: 24,
-        log: silent,
-      });
 
     // a takes the lease; b sees a as the leader and plans nothing.
     const first = await a!.lead(LEASE_MS);
@@ -102,15 +105,6 @@ describe("the warm-up leader", { skip: REDIS_SKIP, timeout: 30_000 }, () => {
       await engine.heartbeat(`inc-${engine.nodeId}`, nodeRecord(engine.nodeId, { serves, started_at: 1 }), lease);
     }
     for (const [i, model] of ["m1", "m2", "m3"].entries()) await a!.mergeUsage(`d${i}`, usageDelta(model, 9 - i));
-    const leaderOf = (engine: typeof a) =>
-      new FleetLeader({
-        engine: engine!,
-        leaseMs: LEASE_MS,
-        settleMs: 0,
-        restoreWindowMs: 0,
-        halfLifeHours: 24,
-        log: silent,
-      });
     const first = await leaderOf(a).tick();
     assert.ok(first, "a leads and plans");
     assert.equal(new Set(first.items.map((i) => i.node)).size, 3, JSON.stringify(first.items));
