@@ -2,8 +2,9 @@
  * The fleet warm-up's leader: one node at a time plans (ModelMesh's leader does its proactive loading). Every node runs
  * `tick()` at each heartbeat; it takes or renews the leader lease (one script, times from Redis `TIME`, a fencing epoch
  * per new holder). The leader plans when the set of live nodes has a node the current plan does not know (a fleet
- * start: no plan; a node joined or restarted) and that set has held still for `settleMs` (nodes of a fleet start come
- * up within seconds of each other: one plan over all of them, not one per arrival). The plan is the pure
+ * start: no plan; a node joined or restarted), or when a node the plan names is gone with its part unsettled (a leader
+ * killed mid-plan: `replanReason`), and that set has held still for `settleMs` (nodes of a fleet start come up within
+ * seconds of each other: one plan over all of them, not one per arrival). The plan is the pure
  * `planFleetWarmup` over the fleet's usage and a snapshot of the nodes and copies, stored by a script that refuses a
  * leader whose epoch is no longer the current one: a leader that stalled or died mid-plan writes nothing, and the node
  * that took over within one lease writes the plan once.
@@ -13,7 +14,7 @@ import type { WarmupHistory } from "../cache/policy/warmup.js";
 import type { CacheState } from "../cache/persistence/types.js";
 import type { FleetEngine, PlanView } from "./engine.js";
 import type { FleetNodeState, FleetSnapshot } from "./types.js";
-import { type FleetPlan, planFleetWarmup } from "./warmup.js";
+import { type FleetPlan, planFleetWarmup, replanReason } from "./warmup.js";
 
 export interface FleetLeaderOptions {
   engine: FleetEngine;
@@ -87,8 +88,12 @@ export class FleetLeader {
     }
     if (key === "" || snapshot.now - this.stableSince < this.options.settleMs) return null;
     const current = await engine.readPlan();
-    const plan = current.plan;
-    if (plan && Object.entries(nodes).every(([id, started]) => plan.nodes[id] === started)) return null;
+    const reason = replanReason(current.plan, current.progress, nodes);
+    if (reason === null) return null;
+    if (reason.kind === "lost") {
+      const lost = reason.items.map((i) => `${i.model} on ${i.node}`).join(", ");
+      this.options.log.info(`fleet: plan ${current.plan!.id} lost ${lost} with its node; planning again`);
+    }
     return this.plan(lead.epoch, snapshot, nodes, current);
   }
 

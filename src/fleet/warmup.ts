@@ -68,6 +68,30 @@ export interface FleetPlan {
 /** An item's state on its node; absent: not started. */
 export type FleetPlanItemState = "loading" | "loaded" | "failed";
 
+/**
+ * Why the leader plans again over `nodes` (the live nodes a plan may use: id → `started_at`), or null when the stored
+ * `plan` stands:
+ * - `joined`: there is no plan yet, or a live node it does not name (a fleet start, a node that joined or restarted);
+ * - `lost`: a node it names is gone (dead, draining or restarted) with items of its part not settled (`progress` says
+ *   neither loaded nor failed). Nobody loads them any more, so the plan would never settle: the models go to a new
+ *   plan over the nodes left (the gone node's copies are no longer live, so they are not held).
+ */
+export function replanReason(
+  plan: FleetPlan | null,
+  progress: Readonly<Record<string, FleetPlanItemState>>,
+  nodes: Readonly<Record<string, number>>,
+): { kind: "joined"; nodes: string[] } | { kind: "lost"; items: FleetPlanItem[] } | null {
+  const live = Object.keys(nodes);
+  if (plan === null) return live.length > 0 ? { kind: "joined", nodes: live } : null;
+  const joined = live.filter((id) => plan.nodes[id] !== nodes[id]);
+  if (joined.length > 0) return { kind: "joined", nodes: joined };
+  const lost = plan.items.filter((item) => {
+    const state = progress[`${item.model}@${item.node}`];
+    return nodes[item.node] !== plan.nodes[item.node] && state !== "loaded" && state !== "failed";
+  });
+  return lost.length > 0 ? { kind: "lost", items: lost } : null;
+}
+
 interface Budget {
   bytes: number;
   slots: number;

@@ -1,8 +1,8 @@
 /**
  * Running a fleet, with real `inferno serve` nodes on loopback and a real `redis-server`: a fleet restart warms the
  * models used before across the nodes (each loaded once, each node ready only once its part is in), a rolling restart
- * under a steady stream of requests fails none of them, `GET /v1/fleet` shows the nodes, copies and the plan, and a
- * leader SIGKILLed right after it wrote its plan is replaced within one lease and the plan finishes once.
+ * under a steady stream of requests fails none of them, and `GET /v1/fleet` shows the nodes, copies and the plan. (A
+ * leader SIGKILLed right after it wrote its plan: leader-kill.test.ts.)
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";

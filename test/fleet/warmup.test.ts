@@ -1,9 +1,18 @@
-/** The fleet's warm-up plan is one pure function: a table of fleets, their usage, and what loads where. */
+/**
+ * The fleet's warm-up plan is one pure function: a table of fleets, their usage, and what loads where; and when the
+ * leader plans again (`replanReason`) is another: a table of stored plans, their progress and the live nodes.
+ */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { WarmupHistory } from "../../src/cache/policy/warmup.js";
 import type { FleetNodeState, NodeRecord } from "../../src/fleet/types.js";
-import { type FleetPlanItem, planFleetWarmup } from "../../src/fleet/warmup.js";
+import {
+  type FleetPlan,
+  type FleetPlanItem,
+  type FleetPlanItemState,
+  planFleetWarmup,
+  replanReason,
+} from "../../src/fleet/warmup.js";
 import { nodeRecord } from "./fleet-helpers.js";
 
 const GiB = 1 << 30;
@@ -123,5 +132,92 @@ for (const c of cases) {
     // No model twice.
     assert.equal(new Set(plan.items.map((i) => i.model)).size, plan.items.length);
     assert.equal(JSON.stringify(c.nodes), before, "the caller's nodes are left as they were");
+  });
+}
+
+/** A plan over `nodes` (id → started_at) with `items` (`model@node`). */
+function stored(nodes: Record<string, number>, items: string[]): FleetPlan {
+  return {
+    id: "1:1",
+    epoch: 1,
+    leader: "a",
+    created_at: 0,
+    nodes,
+    items: items.map((item) => {
+      const [model, node] = item.split("@") as [string, string];
+      return { model, node, bytes: GiB };
+    }),
+    skipped: [],
+  };
+}
+
+const ABC = { a: 1, b: 1, c: 1 };
+const replans: Array<{
+  name: string;
+  plan: FleetPlan | null;
+  progress?: Record<string, FleetPlanItemState>;
+  live: Record<string, number>;
+  /** The reason's kind and the nodes joined or the items lost; null: the plan stands. */
+  want: ["joined" | "lost", string[]] | null;
+}> = [
+  { name: "no plan yet: plan over the live nodes", plan: null, live: ABC, want: ["joined", ["a", "b", "c"]] },
+  { name: "no plan and no live node: nothing", plan: null, live: {}, want: null },
+  {
+    name: "the plan names every live node: it stands",
+    plan: stored(ABC, ["m1@a", "m2@b"]),
+    live: ABC,
+    want: null,
+  },
+  {
+    name: "a node joined",
+    plan: stored({ a: 1, b: 1 }, ["m1@a"]),
+    live: ABC,
+    want: ["joined", ["c"]],
+  },
+  {
+    name: "a node restarted (a new started_at) is a join",
+    plan: stored(ABC, ["m1@a"]),
+    live: { a: 2, b: 1, c: 1 },
+    want: ["joined", ["a"]],
+  },
+  {
+    name: "the leader died before loading its part: the part is lost, plan again over the nodes left",
+    plan: stored(ABC, ["m1@a", "m2@b", "m3@c"]),
+    progress: { "m2@b": "loaded", "m3@c": "loading" },
+    live: { b: 1, c: 1 },
+    want: ["lost", ["m1@a"]],
+  },
+  {
+    name: "a node died while loading its item (progress `loading`): lost",
+    plan: stored(ABC, ["m1@a", "m2@b"]),
+    progress: { "m1@a": "loading" },
+    live: { b: 1, c: 1 },
+    want: ["lost", ["m1@a"]],
+  },
+  {
+    name: "a gone node whose part settled (loaded or failed): the plan stands",
+    plan: stored(ABC, ["m1@a", "m4@a", "m2@b"]),
+    progress: { "m1@a": "loaded", "m4@a": "failed" },
+    live: { b: 1, c: 1 },
+    want: null,
+  },
+  {
+    name: "a gone node with no part: the plan stands",
+    plan: stored(ABC, ["m2@b"]),
+    live: { b: 1, c: 1 },
+    want: null,
+  },
+];
+
+for (const c of replans) {
+  test(`replanReason: ${c.name}`, () => {
+    const reason = replanReason(c.plan, c.progress ?? {}, c.live);
+    const got =
+      reason === null
+        ? null
+        : reason.kind === "joined"
+          ? ["joined", reason.nodes]
+          : ["lost", reason.items.map((i) => `${i.model}@${i.node}`)];
+    assert.deepEqual(got, c.want);
   });
 }
