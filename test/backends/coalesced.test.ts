@@ -6,15 +6,21 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Coalesced, STREAM_INTERVAL_MS } from "../../src/backends/host/coalesced.js";
 
-test("streamed text: a lone token goes at once, a burst of one turn as one message, tokens at a model's pace each as their own", (t) => {
-  t.mock.timers.enable({ apis: ["setTimeout", "setImmediate", "Date"], now: 0 });
+/** Streamed text at `intervalMs` on the mocked clock, and the messages it sent. */
+function textStream(intervalMs: number): { text: Coalesced<string>; sent: string[] } {
   const sent: string[] = [];
   const text = new Coalesced<string>(
     (held, next) => held + next,
     (value) => sent.push(value),
-    STREAM_INTERVAL_MS,
+    intervalMs,
     () => Date.now(),
   );
+  return { text, sent };
+}
+
+test("streamed text: a lone token goes at once, a burst of one turn as one message, tokens at a model's pace each as their own", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "setImmediate", "Date"], now: 0 });
+  const { text, sent } = textStream(STREAM_INTERVAL_MS);
   text.push("a");
   t.mock.timers.tick(0);
   assert.deepEqual(sent, ["a"], "a lone token goes when the event loop turns, not after an interval");
@@ -48,13 +54,7 @@ test("streamed text: a lone token goes at once, a burst of one turn as one messa
 
 test("text closer than the interval goes as one message; the first and an isolated piece go when the loop turns", (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "setImmediate", "Date"], now: 1000 });
-  const sent: string[] = [];
-  const text = new Coalesced<string>(
-    (held, next) => held + next,
-    (value) => sent.push(value),
-    4,
-    () => Date.now(),
-  );
+  const { text, sent } = textStream(4);
 
   text.push("a");
   text.push("b");
