@@ -129,7 +129,7 @@ export class FleetLeader {
       held,
       pending,
       joined,
-      copies: live.filter((c) => c.copy.state === "ready").map((c) => ({ model: c.model, node: c.node })),
+      copies: live.map((c) => ({ model: c.model, node: c.node, ready: c.copy.state === "ready" })),
       ...(this.options.maxCopies ? { maxCopies: this.options.maxCopies } : {}),
     });
     const plan: FleetPlan = {

@@ -44,8 +44,8 @@ export interface FleetWarmupInputs {
   share?: number;
   /** The nodes that joined (`replanReason`): they may take models from the others (step 4). Default none. */
   joined?: readonly string[];
-  /** The live ready copies, for the share back: which node holds which model. */
-  copies?: ReadonlyArray<{ model: string; node: string }>;
+  /** The live copies, for the share back: which node holds which model (a loading copy counts, but is never moved). */
+  copies?: ReadonlyArray<{ model: string; node: string; ready: boolean }>;
   /** A model's `max_copies` (copies.ts `copiesRule`); default `DEFAULT_MAX_COPIES`. */
   maxCopies?: (model: string) => number;
 }
@@ -228,7 +228,7 @@ function planMoves(
   const joined = new Set(inputs.joined ?? []);
   const weighed: Weighed[] = nodes.map((n) => ({
     node: n as Weighed["node"],
-    models: new Set((inputs.copies ?? []).filter((c) => c.node === n.id).map((c) => c.model)),
+    models: new Set((inputs.copies ?? []).filter((c) => c.node === n.id && c.ready).map((c) => c.model)),
     rpm: n.record!.rpm,
   }));
   const targets = weighed.filter((w) => joined.has(w.node.id));
@@ -252,13 +252,16 @@ function planMoves(
   for (const target of targets) {
     const budget = budgets.get(target.node.id)!;
     while (target.node.record.model_count < Math.round(fair.models) && budget.slots >= 1) {
-      const move = sources
-        .filter((s) => overShare(s) && pressed(s))
-        .sort(moreLoaded)
-        .map((source) => ({ source, pick: pickMove(source, target, budget, byValue, copies, maxCopies) }))
-        .find((m) => m.pick !== null);
+      let move: { source: Weighed; pick: { model: string; bytes: Bytes } } | null = null;
+      for (const source of sources.filter((s) => overShare(s) && pressed(s)).sort(moreLoaded)) {
+        const pick = pickMove(source, target, budget, byValue, copies, maxCopies);
+        if (pick) {
+          move = { source, pick };
+          break;
+        }
+      }
       if (!move) break;
-      const { source, pick } = move as { source: Weighed; pick: { model: string; bytes: Bytes } };
+      const { source, pick } = move;
       take(budget, pick.bytes);
       target.node.record = withModel(target.node.record, pick.bytes);
       target.models.add(pick.model);

@@ -102,7 +102,7 @@ export class FleetNode implements FleetPort {
       info: (message: string) => logger.info({ node: settings.nodeId }, message),
       warn: (message: string) => logger.warn({ node: settings.nodeId }, message),
     };
-    // The share back claims no more copies than a model's rule allows (its configured name is the fleet's).
+    // The share back plans and claims no more copies than a model's rule allows (configured under its fleet name).
     const maxCopies = (model: string) => settings.copies(model).maxCopies;
     this.warmup = new NodeWarmup({
       member,

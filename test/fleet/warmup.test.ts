@@ -50,7 +50,7 @@ function holding(id: string, held: string[], capacity: number, rpm: number[] = [
 
 /** The ready copies of `nodes` as `holding` made them. */
 const copiesOf = (nodes: FleetNodeState[]) =>
-  nodes.flatMap((n) => Object.keys(n.record!.traffic ?? {}).map((model) => ({ model, node: n.id })));
+  nodes.flatMap((n) => Object.keys(n.record!.traffic ?? {}).map((model) => ({ model, node: n.id, ready: true })));
 
 /** The six models, m4 the most valuable, then m2, m5, m6, m3, m1. */
 const VALUED = [used("m1", 10), used("m2", 50), used("m3", 20), used("m4", 60), used("m5", 40), used("m6", 30)];
@@ -64,6 +64,8 @@ const cases: Array<{
   /** The nodes that joined, with the others' ready copies (`copiesOf` the nodes): the share back. */
   joined?: string[];
   maxCopies?: Record<string, number>;
+  /** Loading copies beside the ready ones: `[model, node]`. */
+  loading?: Array<[string, string]>;
   /** `[model, node]`, and a move's `from`. */
   want: Array<[string, string] | [string, string, string]>;
   skipped?: Array<[string, string]>;
@@ -190,6 +192,23 @@ const cases: Array<{
     ],
   },
   {
+    name: "share back: a loading copy counts toward max_copies (m2 at 2, one loading on r2 beside r1's)",
+    nodes: [
+      holding("r1", ["m1", "m2", "m3"], 3, [30, 20, 10]),
+      holding("r2", ["m4", "m5", "m6"], 3),
+      node("r3", SIX, { model_capacity: 3 }),
+    ],
+    history: VALUED,
+    held: SIX,
+    joined: ["r3"],
+    maxCopies: { m2: 2, m4: 1 },
+    loading: [["m2", "r2"]],
+    want: [
+      ["m3", "r3", "r1"],
+      ["m5", "r3", "r2"],
+    ],
+  },
+  {
     name: "share back: models nobody holds come first, and the moves fill the joiner up to its share within its budget",
     // 4 slots: a budget of 2. m6 is nobody's; 5 models ÷ 3 nodes ≈ 2: one move after it, from r1 (as loaded as r2:
     // ties go by id).
@@ -233,6 +252,9 @@ const cases: Array<{
   },
 ];
 
+const loadingOf = (c: { loading?: Array<[string, string]> }) =>
+  (c.loading ?? []).map(([model, node]) => ({ model, node, ready: false }));
+
 for (const c of cases) {
   test(c.name, () => {
     const before = JSON.stringify(c.nodes);
@@ -243,7 +265,7 @@ for (const c of cases) {
       nodes: c.nodes,
       held: new Set(c.held ?? []),
       ...(c.pending ? { pending: c.pending } : {}),
-      ...(c.joined ? { joined: c.joined, copies: copiesOf(c.nodes) } : {}),
+      ...(c.joined ? { joined: c.joined, copies: [...copiesOf(c.nodes), ...loadingOf(c)] } : {}),
       ...(c.maxCopies ? { maxCopies: (model: string) => c.maxCopies![model] ?? 4 } : {}),
     });
     assert.deepEqual(
@@ -252,7 +274,7 @@ for (const c of cases) {
     );
     // A move comes from a node holding the model, and stays within max_copies.
     for (const move of plan.items.filter((i) => i.from !== undefined)) {
-      const copies = copiesOf(c.nodes).filter((h) => h.model === move.model);
+      const copies = [...copiesOf(c.nodes), ...loadingOf(c)].filter((h) => h.model === move.model);
       assert.ok(copies.some((h) => h.node === move.from));
       assert.ok(copies.length + 1 <= (c.maxCopies?.[move.model] ?? 4), `${move.model}: within max_copies`);
     }
