@@ -78,6 +78,11 @@ it(
       }
     };
     const workers = [0, 1, 2].map(worker);
+    // The stream stops however the checks end, so a failed check does not leave it running.
+    t.after(async () => {
+      stop = true;
+      await Promise.all(workers);
+    });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     // The fleet's usage holds the six (the warm-up ranks what it moves by it).
     await Promise.all(nodes.map((n) => post(n, "/v1/cache/save")));
@@ -93,7 +98,10 @@ it(
     // s1 again: ready once its part of the plan made at its return is in.
     const back = await startNode(t, redis.url, "s1");
     const startedAt = Date.now();
-    await waitFor(async () => (await fetch(`${back.url}/ready`)).status === 200, 100);
+    await waitFor(async () => {
+      if (Date.now() - startedAt > 30_000) throw new Error("s1 not ready within 30 s of its start");
+      return (await fetch(`${back.url}/ready`)).status === 200;
+    }, 100);
     const readyMs = Date.now() - startedAt;
     rotation.add(back);
     const view = await back.get<FleetView>("/v1/fleet");
@@ -111,9 +119,12 @@ it(
     // The nodes the models came from keep their copies, now the spares (their records count them).
     const observer = await engineFor(t, redis.url, "observer", { name: FLEET_NAME });
     const givers = new Set(moves.map((m) => m.from!));
+    const spareBy = Date.now() + 10_000;
     await waitFor(async () => {
       const { nodes: records } = await observer.snapshot();
-      return [...givers].every((id) => (records.find((n) => n.id === id)?.record?.spare_copies ?? 0) >= 1);
+      const spares = [...givers].map((id) => records.find((n) => n.id === id)?.record?.spare_copies ?? 0);
+      if (Date.now() > spareBy) throw new Error(`the givers' copies are not spare within 10 s: ${spares.join(", ")}`);
+      return spares.every((count) => count >= 1);
     }, 100);
     const after = await Promise.all([s2, s3].map(loadedOn));
     for (const move of moves) {
