@@ -9,17 +9,10 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import type { FleetView } from "../../src/server/ports.js";
-import {
-  complete,
-  FLEET_API_KEY,
-  FLEET_NAME,
-  type FleetTestNode,
-  settleFleet,
-  startFleetNode,
-} from "../../testkit/fleet.js";
+import { FLEET_API_KEY, FLEET_NAME, type FleetTestNode, settleFleet, startFleetNode } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
-import { engineFor } from "./fleet-helpers.js";
+import { engineFor, steadyStream } from "./fleet-helpers.js";
 
 const SIX = ["m1", "m2", "m3", "m4", "m5", "m6"].map((m) => `${m}.gguf`);
 const MODELS = Object.fromEntries(SIX.map((m, i) => [m, { seed: i + 1 }]));
@@ -57,32 +50,10 @@ it(
     // Two models a node.
     for (const [i, model] of SIX.entries()) await post(nodes[i % 3]!, `/v1/cache/models/${model}/load`);
 
-    // The stream: three clients over the nodes in rotation, the six models in turn.
+    // The stream, through the nodes in rotation; it stops however the checks end.
     const rotation = new Set(nodes);
-    const failures: string[] = [];
-    let sent = 0;
-    let stop = false;
-    const worker = async (offset: number) => {
-      for (let i = offset; !stop; i += 3) {
-        const live = [...rotation];
-        const node = live[i % live.length]!;
-        const model = SIX[i % SIX.length]!;
-        sent++;
-        try {
-          const response = await complete(node, model);
-          const text = await response.text();
-          if (response.status !== 200) failures.push(`${node.id} ${model}: ${response.status} ${text.slice(0, 200)}`);
-        } catch (error) {
-          failures.push(`${node.id} ${model}: ${(error as Error).message}`);
-        }
-      }
-    };
-    const workers = [0, 1, 2].map(worker);
-    // The stream stops however the checks end, so a failed check does not leave it running.
-    t.after(async () => {
-      stop = true;
-      await Promise.all(workers);
-    });
+    const stream = steadyStream(rotation, SIX);
+    t.after(() => stream.stop());
     await new Promise((resolve) => setTimeout(resolve, 1500));
     // The fleet's usage holds the six (the warm-up ranks what it moves by it).
     await Promise.all(nodes.map((n) => post(n, "/v1/cache/save")));
@@ -132,8 +103,8 @@ it(
     }
 
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    stop = true;
-    await Promise.all(workers);
+    await stream.stop();
+    const { failures, sent } = stream;
     assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
     assert.ok(sent > 100, `a steady stream: ${sent} requests`);
     t.diagnostic(

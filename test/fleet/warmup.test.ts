@@ -55,6 +55,21 @@ const copiesOf = (nodes: FleetNodeState[]) =>
 /** The six models, m4 the most valuable, then m2, m5, m6, m3, m1. */
 const VALUED = [used("m1", 10), used("m2", 50), used("m3", 20), used("m4", 60), used("m5", 40), used("m6", 30)];
 
+/**
+ * r3 back, empty, among r1 (m1–m3) and r2 (m4–m6), all of `slots` slots, each model of r1 and r2 asked `rpm1[i]` and
+ * `rpm2[i]` times a minute: the fleet, its usage and the join.
+ */
+const backAmongTwo = (slots: number, rpm1: number[] = [], rpm2: number[] = []) => ({
+  nodes: [
+    holding("r1", ["m1", "m2", "m3"], slots, rpm1),
+    holding("r2", ["m4", "m5", "m6"], slots, rpm2),
+    node("r3", SIX, { model_capacity: slots }),
+  ],
+  history: VALUED,
+  held: SIX,
+  joined: ["r3"],
+});
+
 const cases: Array<{
   name: string;
   nodes: FleetNodeState[];
@@ -138,14 +153,7 @@ const cases: Array<{
     name: "share back: a returning node among two full nodes gets a third of the models, the most loaded node's most valuable first",
     // r1 serves the most requests: its most valuable model (m2) goes first, though r2's m4 is worth more; then r1 holds
     // its share (2) and r2, still full, gives m4. r3 then holds its share, 6 models ÷ 3 nodes.
-    nodes: [
-      holding("r1", ["m1", "m2", "m3"], 3, [30, 20, 10]),
-      holding("r2", ["m4", "m5", "m6"], 3, [5, 5, 5]),
-      node("r3", SIX, { model_capacity: 3 }),
-    ],
-    history: VALUED,
-    held: SIX,
-    joined: ["r3"],
+    ...backAmongTwo(3, [30, 20, 10], [5, 5, 5]),
     want: [
       ["m2", "r3", "r1"],
       ["m4", "r3", "r2"],
@@ -153,38 +161,17 @@ const cases: Array<{
   },
   {
     name: "share back: a joiner in a fleet with free room everywhere and no requests gets no moves",
-    nodes: [
-      holding("r1", ["m1", "m2", "m3"], 8),
-      holding("r2", ["m4", "m5", "m6"], 8),
-      node("r3", SIX, { model_capacity: 8 }),
-    ],
-    history: VALUED,
-    held: SIX,
-    joined: ["r3"],
+    ...backAmongTwo(8),
     want: [],
   },
   {
     name: "share back: with room everywhere, the node serving more than its share of the requests gives one model",
-    nodes: [
-      holding("r1", ["m1", "m2", "m3"], 8, [60, 30, 30]),
-      holding("r2", ["m4", "m5", "m6"], 8),
-      node("r3", SIX, { model_capacity: 8 }),
-    ],
-    history: VALUED,
-    held: SIX,
-    joined: ["r3"],
+    ...backAmongTwo(8, [60, 30, 30]),
     want: [["m2", "r3", "r1"]],
   },
   {
     name: "share back: no model gets more copies than its max_copies (m2 and m4 at 1: the next most valuable go)",
-    nodes: [
-      holding("r1", ["m1", "m2", "m3"], 3, [30, 20, 10]),
-      holding("r2", ["m4", "m5", "m6"], 3),
-      node("r3", SIX, { model_capacity: 3 }),
-    ],
-    history: VALUED,
-    held: SIX,
-    joined: ["r3"],
+    ...backAmongTwo(3, [30, 20, 10]),
     maxCopies: { m2: 1, m4: 1 },
     want: [
       ["m3", "r3", "r1"],
@@ -193,14 +180,7 @@ const cases: Array<{
   },
   {
     name: "share back: a loading copy counts toward max_copies (m2 at 2, one loading on r2 beside r1's)",
-    nodes: [
-      holding("r1", ["m1", "m2", "m3"], 3, [30, 20, 10]),
-      holding("r2", ["m4", "m5", "m6"], 3),
-      node("r3", SIX, { model_capacity: 3 }),
-    ],
-    history: VALUED,
-    held: SIX,
-    joined: ["r3"],
+    ...backAmongTwo(3, [30, 20, 10]),
     maxCopies: { m2: 2, m4: 1 },
     loading: [["m2", "r2"]],
     want: [
