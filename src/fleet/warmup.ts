@@ -208,8 +208,10 @@ function take(budget: Budget, bytes: Bytes): void {
 /** A node as the share back weighs it: its record as the plan leaves it, and its requests per minute. */
 interface Weighed {
   node: FleetNodeState & { record: NodeRecord };
-  /** Its ready copies, the models moved off it removed. */
-  models: Set<string>;
+  /** What it may give: its ready copies, the models moved off it removed. */
+  givable: Set<string>;
+  /** What it holds or will: its copies (ready or loading), an earlier plan's items still to load, the moves to it. */
+  holds: Set<string>;
   rpm: number;
 }
 
@@ -228,7 +230,8 @@ function planMoves(
   const joined = new Set(inputs.joined ?? []);
   const weighed: Weighed[] = nodes.map((n) => ({
     node: n as Weighed["node"],
-    models: new Set((inputs.copies ?? []).filter((c) => c.node === n.id && c.ready).map((c) => c.model)),
+    givable: new Set((inputs.copies ?? []).filter((c) => c.node === n.id && c.ready).map((c) => c.model)),
+    holds: new Set((inputs.copies ?? []).filter((c) => c.node === n.id).map((c) => c.model)),
     rpm: n.record!.rpm,
   }));
   const targets = weighed.filter((w) => joined.has(w.node.id));
@@ -236,6 +239,14 @@ function planMoves(
   if (targets.length === 0 || sources.length === 0) return [];
   const copies = new Map<string, number>();
   for (const c of inputs.copies ?? []) copies.set(c.model, (copies.get(c.model) ?? 0) + 1);
+  // An earlier plan's items still to load are copies to come (one not claimed yet is in no copy), and a move among
+  // them has left its node's share already.
+  for (const item of inputs.pending ?? []) {
+    const claimed = (inputs.copies ?? []).some((c) => c.model === item.model && c.node === item.node);
+    if (!claimed) copies.set(item.model, (copies.get(item.model) ?? 0) + 1);
+    weighed.find((w) => w.node.id === item.node)?.holds.add(item.model);
+    if (item.from !== undefined) weighed.find((w) => w.node.id === item.from)?.givable.delete(item.model);
+  }
   const maxCopies = inputs.maxCopies ?? (() => DEFAULT_MAX_COPIES);
   // The fair share of a node: the planned nodes' models, memory and requests, evenly spread. Moves change none of them.
   const sum = (of: (w: Weighed) => number) => weighed.reduce((total, w) => total + of(w), 0) / weighed.length;
@@ -245,7 +256,7 @@ function planMoves(
     rpm: sum((w) => w.rpm),
   };
   const overShare = (w: Weighed) =>
-    w.models.size > 0 && (w.node.record.model_count > fair.models || w.node.record.memory_used > fair.memory);
+    w.givable.size > 0 && (w.node.record.model_count > fair.models || w.node.record.memory_used > fair.memory);
   const pressed = (w: Weighed) => isFull(w.node.record) || w.rpm > fair.rpm;
 
   const items: FleetPlanItem[] = [];
@@ -264,7 +275,7 @@ function planMoves(
       const { source, pick } = move;
       take(budget, pick.bytes);
       target.node.record = withModel(target.node.record, pick.bytes);
-      target.models.add(pick.model);
+      target.holds.add(pick.model);
       const given = source.node.record;
       source.node.record = {
         ...given,
@@ -272,7 +283,7 @@ function planMoves(
         memory_used: given.memory_used - pick.bytes,
       };
       source.rpm -= given.traffic?.[pick.model]?.rpm ?? 0;
-      source.models.delete(pick.model);
+      source.givable.delete(pick.model);
       copies.set(pick.model, (copies.get(pick.model) ?? 0) + 1);
       items.push({ model: pick.model, node: target.node.id, bytes: pick.bytes, from: source.node.id });
     }
@@ -311,7 +322,7 @@ function pickMove(
 ): { model: string; bytes: Bytes } | null {
   for (const candidate of byValue) {
     const model = candidate.name;
-    if (!source.models.has(model) || target.models.has(model)) continue;
+    if (!source.givable.has(model) || target.holds.has(model)) continue;
     if ((copies.get(model) ?? 0) + 1 > maxCopies(model)) continue;
     const file = source.node.record.serves[model];
     const fits = placeModel(candidatesFor(model, [target.node]), { receivedBy: "", ...(file ? { file } : {}) });

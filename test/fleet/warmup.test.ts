@@ -189,6 +189,18 @@ const cases: Array<{
     ],
   },
   {
+    name: "share back: an earlier plan's move still to load has left its node's share, and is not moved twice",
+    // r4 joined before and takes m2 from r1 (pending); now r3 joins: r1 (as loaded as r2, first by id) gives its next,
+    // m3; then r1 holds its share and r2, full, gives m4.
+    ...backAmongTwo(3),
+    nodes: [...backAmongTwo(3).nodes, node("r4", SIX, { model_capacity: 3 })],
+    pending: [{ model: "m2", node: "r4", bytes: GiB, from: "r1" }],
+    want: [
+      ["m3", "r3", "r1"],
+      ["m4", "r3", "r2"],
+    ],
+  },
+  {
     name: "share back: models nobody holds come first, and the moves fill the joiner up to its share within its budget",
     // 4 slots: a budget of 2. m6 is nobody's; 5 models ÷ 3 nodes ≈ 2: one move after it, from r1 (as loaded as r2:
     // ties go by id).
