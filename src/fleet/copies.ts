@@ -198,8 +198,8 @@ export function eligibleNodes(nodes: readonly PlacementCandidate[]): number {
 export interface CopyView {
   node: string;
   /**
-   * When the copy was claimed, then when it became ready (Redis ms): the oldest copy is the one the fleet keeps. A copy that gave way to a
-   * share-back move (warmup.ts) carries the time it did, so the moved copy is the older.
+   * When the copy was claimed, then when it became ready (Redis ms): the oldest copy is the one the fleet keeps. A
+   * copy that gave way to a share-back move (warmup.ts) carries the time it did, so the moved copy is the older.
    */
   since: number;
   /** Requests in flight on that node for this model (0 when unknown). */
