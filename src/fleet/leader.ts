@@ -25,6 +25,8 @@ export interface FleetLeaderOptions {
   /** Only models used this recently are planned (ms); 0 = no limit. */
   restoreWindowMs: number;
   halfLifeHours: number;
+  /** A model's `max_copies` (the share back never plans more copies); default copies.ts `DEFAULT_MAX_COPIES`. */
+  maxCopies?: (model: string) => number;
   /** Wall-clock now (the usage's times are wall-clock). Default `Date.now`. */
   now?: () => number;
   log: { info(message: string): void };
@@ -94,27 +96,26 @@ export class FleetLeader {
       const lost = reason.items.map((i) => `${i.model} on ${i.node}`).join(", ");
       this.options.log.info(`fleet: plan ${current.plan!.id} lost ${lost} with its node; planning again`);
     }
-    return this.plan(lead.epoch, snapshot, nodes, current);
+    return this.plan(lead.epoch, snapshot, nodes, current, reason.kind === "joined" ? reason.nodes : []);
   }
 
   /**
    * Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). The items of
-   * the `previous` plan still to load on nodes that are still there are pending: their nodes load them.
+   * the `previous` plan still to load on nodes that are still there are pending: their nodes load them. The `joined`
+   * nodes get their share back from the others (warmup.ts, step 4).
    */
   async plan(
     epoch: number,
     snapshot: FleetSnapshot,
     nodes = plannedNodes(snapshot),
     previous?: PlanView,
+    joined: readonly string[] = [],
   ): Promise<FleetPlan | null> {
     const { engine } = this.options;
     const now = (this.options.now ?? Date.now)();
     const usage = await engine.loadUsage();
-    const held = new Set(
-      snapshot.copies
-        .filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now))
-        .map((c) => c.model),
-    );
+    const live = snapshot.copies.filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now));
+    const held = new Set(live.map((c) => c.model));
     const pending = (previous?.plan?.items ?? []).filter((item) => {
       const sameNode = nodes[item.node] !== undefined && previous!.plan!.nodes[item.node] === nodes[item.node];
       const state = previous!.progress[`${item.model}@${item.node}`];
@@ -127,6 +128,9 @@ export class FleetLeader {
       nodes: liveNodes(snapshot).filter((n) => Object.hasOwn(nodes, n.id)),
       held,
       pending,
+      joined,
+      copies: live.map((c) => ({ model: c.model, node: c.node, ready: c.copy.state === "ready" })),
+      ...(this.options.maxCopies ? { maxCopies: this.options.maxCopies } : {}),
     });
     const plan: FleetPlan = {
       id: `${epoch}:${snapshot.now}`,
@@ -142,7 +146,7 @@ export class FleetLeader {
       return null;
     }
     this.options.log.info(
-      `fleet: warm-up plan ${plan.id}: ${plan.items.map((i) => `${i.model} → ${i.node}`).join(", ") || "nothing to load"}`,
+      `fleet: warm-up plan ${plan.id}: ${plan.items.map((i) => `${i.model} → ${i.node}${i.from ? ` (from ${i.from})` : ""}`).join(", ") || "nothing to load"}`,
     );
     return plan;
   }
