@@ -47,6 +47,7 @@ export const KEY_REFERENCE = {
   "server.max_messages": { description: "Most messages in one chat request (`messages` of `/v1/chat/completions` and `/api/chat`, `input` items of `/v1/responses`); more is a 400." },
   "server.max_prompts": { description: "Most prompts in one `/v1/completions` request (a list of prompts is generated one after another); more is a 400." },
   "server.max_embedding_inputs": { description: "Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400." },
+  "server.headers_timeout_seconds": { description: "Seconds a client has to send a request's headers; a client still sending them after this is answered 408 and its connection closed (checked every second, so the bound holds to about a second). At most 300, the bound on a whole request, body included." },
   "server.keep_alive_min_seconds": { description: "Lower bound on a request's `keep_alive`, in seconds; at most 315360000 (10 years)." },
   "server.keep_alive_max_seconds": { description: "Upper bound on a request's `keep_alive`, in seconds. 0 = no upper bound (a request may still name at most 315360000 s, 10 years, or -1 for forever)." },
   "fleet.redis_url": { description: "The Redis (or Valkey) server that coordinates the fleet: `redis://host:6379/0`, `rediss://` for TLS, a user and password in the URL (`redis://user:password@host:6379`). Empty = a single node, exactly as without a fleet. Redis 7.0 or newer. The password is never logged." },

@@ -395,6 +395,15 @@ export const serverSchema = z
       .positive()
       .default(2048)
       .describe("Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400."),
+    headers_timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .default(60)
+      .describe(
+        "Seconds a client has to send a request's headers; a client still sending them after this is answered 408 and its connection closed (checked every second, so the bound holds to about a second). At most 300, the bound on a whole request, body included.",
+      ),
     keep_alive_min_seconds: seconds()
       .default(0)
       .describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),
