@@ -4,10 +4,11 @@
  * check its binary before llama.cpp starts, and in the state worker. Spawned from this tree instead — every `src/` file
  * compiled on its own by esbuild, as tsx compiles it, in the same layout, beside a copy of package.json — a server
  * answers its first request seconds sooner on a busy machine. The tree is named by the sources' content, so test
- * files running side by side share it, and it is built once while the sources are unchanged (~0.5 s).
+ * files running side by side share it, and it is built once while the sources are unchanged (~0.5 s); trees a day
+ * old are removed when a new one is built.
  */
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildSync } from "esbuild";
@@ -27,6 +28,20 @@ function sources(dir: string): string[] {
       return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [path] : [];
     })
     .sort();
+}
+
+/** Trees of sources changed since are removed once they are this old (a day: no test run lasts that long). */
+const KEEP_MS = 24 * 3600_000;
+
+function pruneOldTrees(): void {
+  for (const name of readdirSync(DIR)) {
+    const path = join(DIR, name);
+    try {
+      if (name.startsWith("cli-") && Date.now() - statSync(path).mtimeMs >= KEEP_MS) rmSync(path, { recursive: true });
+    } catch {
+      // removed meanwhile by another test file
+    }
+  }
 }
 
 function build(): string {
@@ -54,6 +69,7 @@ function build(): string {
       rmSync(temporary, { recursive: true, force: true });
       if (!existsSync(tree)) throw error;
     }
+    pruneOldTrees();
   }
   return join(tree, "src", "cli", "main.js");
 }
