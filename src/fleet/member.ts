@@ -16,7 +16,13 @@ import type { CacheState, StateDelta } from "../cache/persistence/types.js";
 import { FleetLoadRefused, FleetUnavailable, messageOf } from "../errors/index.js";
 import { FleetEngine, type ClaimResult } from "./engine.js";
 import { FleetMirror } from "./mirror.js";
-import { candidatesFor, type Placement, placeModel, type PlacementRequest } from "./placement.js";
+import {
+  candidatesFor,
+  type Placement,
+  type PlacementCandidate,
+  placeModel,
+  type PlacementRequest,
+} from "./placement.js";
 import type { Copy, Holder, NodeRecord } from "./types.js";
 
 export type FleetStatus = "joining" | "joined" | "degraded" | "closed";
@@ -415,14 +421,23 @@ export class FleetMember {
   }
 
   /**
+   * The live nodes as placement sees them for `model`, from the mirror: a node's models counted from its record or
+   * from the copies table (other models' copies, loading ones too), whichever is more — a node swapping one model for
+   * another holds a loading copy its record does not count yet, and has no free slot.
+   */
+  candidates(model: string): PlacementCandidate[] {
+    const others = (node: string) => this.mirror.copiesOn(node).filter((c) => c.model !== model).length;
+    return candidatesFor(model, this.mirror.liveNodes(), others);
+  }
+
+  /**
    * Where `model` should load (placement.ts over the mirror's live nodes), this node preferred among near-equals. No
    * Redis call. `exclude`: nodes that failed this request.
    */
   place(model: string, file?: PlacementRequest["file"], exclude: Iterable<string> = []): Placement {
     const excluded = new Set(exclude);
     for (const node of this.mirror.failedNodes(model, this.engine.failureWindowMs)) excluded.add(node);
-    const others = (node: string) => this.mirror.copiesOn(node).filter((c) => c.model !== model).length;
-    return placeModel(candidatesFor(model, this.mirror.liveNodes(), others), {
+    return placeModel(this.candidates(model), {
       receivedBy: this.nodeId,
       now: Date.now(),
       ...(file ? { file } : {}),

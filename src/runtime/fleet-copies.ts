@@ -25,7 +25,6 @@ import {
   wantedCopies,
 } from "../fleet/copies.js";
 import {
-  candidatesFor,
   evictionLadder,
   type FleetMember,
   type FleetSettings,
@@ -191,7 +190,7 @@ export class FleetCopies {
           ? { since: Math.min(streak.since, t.since), last: Math.max(streak.last, t.last) }
           : { since: t.since, last: t.last };
     }
-    const candidates = candidatesFor(name, this.member.mirror.liveNodes());
+    const candidates = this.member.candidates(name);
     const copies = holders.map((h) => ({
       node: h.node,
       since: h.copy.since,

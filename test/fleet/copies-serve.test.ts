@@ -60,7 +60,13 @@ describe("copies by usage in a fleet of inferno serve nodes", { skip: REDIS_SKIP
     // The fleet fills: b on the second node, c on the first (each has room), then d finds both full.
     await complete(second, "b.gguf");
     await complete(first, "c.gguf");
-    await sleep(600); // a heartbeat: the records show both nodes full
+    // Both records full in Redis, the second's spare copy still marked (the next heartbeats), then the feed's moment to bring them to the first node's mirror.
+    await waitFor(async () => {
+      const nodes = (await engine.snapshot()).nodes;
+      const full = nodes.every((n) => n.record?.model_count === 2 && (n.record.evictable?.length ?? 0) > 0);
+      return full && nodes.length === 2 && nodes.find((n) => n.id === second.id)?.record?.spare_copies === 1;
+    }, 50);
+    await sleep(100);
     await complete(first, "d.gguf");
     assert.deepEqual(await loaded(second), ["b.gguf", "d.gguf"], "the spare copy of a went, not b");
     assert.deepEqual(await loaded(first), ["a.gguf", "c.gguf"], "the first copy of a stays");
