@@ -173,7 +173,13 @@ async function forward(
     if (value !== undefined && !HOP_BY_HOP.has(name)) passed[name] = value;
   }
   outgoing.writeHead(status, passed);
-  pipeline(upstream, outgoing, () => {});
+  // What already arrived leaves now, with the headers; a short answer (not streamed) is whole by the time this runs.
+  const arrived = upstream.read() as Buffer | null;
+  if (upstream.complete && upstream.readableLength === 0) outgoing.end(arrived ?? undefined);
+  else {
+    if (arrived !== null) outgoing.write(arrived);
+    pipeline(upstream, outgoing, () => {});
+  }
   return RESPONSE_ALREADY_SENT;
 }
 
