@@ -76,6 +76,23 @@ export function nodeRequestHeaders(c: AppContext): IncomingHttpHeaders | undefin
   return (c.env as { incoming?: { headers?: IncomingHttpHeaders } } | undefined)?.incoming?.headers;
 }
 
+/**
+ * One request header (a name in lower case): under Node as Node parsed it — `c.req.header` builds the adapter's web
+ * `Headers` view of every header first, a cost each request of a fleet would pay for a header or two.
+ */
+export function requestHeader(c: AppContext, name: string): string | undefined {
+  const headers = nodeRequestHeaders(c);
+  return headers ? (headers[name] as string | undefined) : c.req.header(name);
+}
+
+/** The request's path and query as sent (`/v1/completions?x=1`). */
+export function requestPath(c: AppContext): string {
+  const raw = (c.env as { incoming?: { url?: string } } | undefined)?.incoming?.url;
+  if (raw?.startsWith("/")) return raw;
+  const url = new URL(c.req.url);
+  return `${url.pathname}${url.search}`;
+}
+
 /** The header that marks a warm-up request the server sends itself (server/warm-up-requests.ts). */
 export const WARM_UP_HEADER = "x-inferno-warm-up";
 
@@ -86,8 +103,7 @@ export const WARM_UP_HEADER = "x-inferno-warm-up";
  */
 export function isWarmUpRequest(c: AppContext, deps: Pick<AppDeps, "warmUpToken">): boolean {
   if (deps.warmUpToken === null) return false;
-  const headers = nodeRequestHeaders(c);
-  return (headers ? headers[WARM_UP_HEADER] : c.req.header(WARM_UP_HEADER)) === deps.warmUpToken;
+  return requestHeader(c, WARM_UP_HEADER) === deps.warmUpToken;
 }
 
 /** The Node response under @hono/node-server (`c.env.outgoing`); undefined when `app.fetch` is called directly. */

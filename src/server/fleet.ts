@@ -10,7 +10,16 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { pipeline, Readable } from "node:stream";
 import { Hono, type MiddlewareHandler } from "hono";
 import { RouteNotFound, Unauthorized } from "../errors/index.js";
-import { type AppDeps, type AppEnv, nodeResponse, readJson, RESPONSE_ALREADY_SENT, requestSignal } from "./context.js";
+import {
+  type AppDeps,
+  type AppEnv,
+  nodeResponse,
+  readJson,
+  requestHeader,
+  requestPath,
+  RESPONSE_ALREADY_SENT,
+  requestSignal,
+} from "./context.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER, type FleetPort } from "./ports.js";
 
 // The headers live with the ports, where the runtime's drain (which asks peers to load) reads them too.
@@ -44,14 +53,14 @@ function sha256(text: string): Buffer {
 export function fleetPeerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const { config } = deps.runtime;
-    const hopHeader = c.req.header(FLEET_HOP_HEADER);
+    const hopHeader = requestHeader(c, FLEET_HOP_HEADER);
     // A node that has not joined yet (it listens first) may already get forwards: its record reached the fleet.
     if ((!deps.runtime.fleet && config.fleet.redis_url === "") || hopHeader === undefined) return next();
     const hops = Number(hopHeader);
     if (!Number.isInteger(hops) || hops < 1) throw new Unauthorized(`${FLEET_HOP_HEADER} must be a positive integer`);
     const secret = deps.runtime.fleet?.secret ?? config.fleet.secret ?? config.server.api_key;
     if (secret !== "") {
-      const given = c.req.header(FLEET_SECRET_HEADER);
+      const given = requestHeader(c, FLEET_SECRET_HEADER);
       if (given === undefined || !timingSafeEqual(sha256(given), sha256(secret))) {
         throw new Unauthorized("a forwarded fleet request needs the fleet secret (fleet.secret, or server.api_key)");
       }
@@ -112,13 +121,12 @@ async function forward(
   const { url: base, node } = route;
   const secret = fleet.secret;
   const headers: Record<string, string> = {
-    "content-type": c.req.header("content-type") ?? "application/json",
+    "content-type": requestHeader(c, "content-type") ?? "application/json",
     [FLEET_HOP_HEADER]: String(hops),
   };
   if (secret !== "") headers[FLEET_SECRET_HEADER] = secret;
-  const accept = c.req.header("accept");
+  const accept = requestHeader(c, "accept");
   if (accept !== undefined) headers.accept = accept;
-  const url = new URL(c.req.url);
   const signal = requestSignal(c, deps.lifecycle);
   // One signal for the forward: the client's (gone, or the shutdown's grace over) and the holder's heartbeat watch.
   const stop = new AbortController();
@@ -130,7 +138,7 @@ async function forward(
   }, HOLDER_CHECK_MS);
   let upstream: IncomingMessage;
   try {
-    upstream = await post(new URL(`${base}${url.pathname}${url.search}`), headers, await c.req.text(), stop.signal);
+    upstream = await post(new URL(`${base}${requestPath(c)}`), headers, await c.req.text(), stop.signal);
   } catch (error) {
     if (signal.aborted) throw error;
     const reason = stop.signal.reason instanceof HolderGone ? stop.signal.reason : (error as Error);
