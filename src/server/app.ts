@@ -386,6 +386,7 @@ export function browserGuard(server: GuardConfig): MiddlewareHandler<AppEnv> {
     if (listed) {
       c.header("Access-Control-Allow-Origin", origin);
       c.header("Vary", "Origin");
+      c.set("corsOrigin", origin);
       if (c.req.method === "OPTIONS" && header("access-control-request-method") !== undefined) {
         return preflight(c, header("access-control-request-headers"));
       }

@@ -43,6 +43,8 @@ export interface AppEnv {
     streamDone: Promise<void>;
     /** A peer's forward (its fleet secret checked): how many nodes forwarded it (server/fleet.ts). */
     fleetHops: number;
+    /** The request's `Origin`, when `server.allowed_origins` lists it (the browser guard in app.ts): see `corsHeaders`. */
+    corsOrigin: string;
   };
 }
 
@@ -112,6 +114,17 @@ export function nodeResponse(c: AppContext): ServerResponse | undefined {
   return outgoing instanceof ServerResponse ? outgoing : undefined;
 }
 
+const NO_HEADERS: Readonly<Record<string, string>> = {};
+
+/**
+ * The CORS headers a listed origin's request gets (none for any other request). Hono adds them to the answers it
+ * writes; an answer written to the Node response directly (`jsonResponse`, a stream, a forward) adds them itself.
+ */
+export function corsHeaders(c: AppContext): Readonly<Record<string, string>> {
+  const origin = c.get("corsOrigin");
+  return origin === undefined ? NO_HEADERS : { "access-control-allow-origin": origin, vary: "Origin" };
+}
+
 /**
  * A 200 JSON answer, as `c.json` gives it. Under Node it is written straight to the Node response: no web Response to
  * build for the adapter to read back.
@@ -120,7 +133,11 @@ export function jsonResponse(c: AppContext, body: unknown): Response {
   const outgoing = nodeResponse(c);
   if (outgoing === undefined) return c.json(body);
   const text = JSON.stringify(body);
-  outgoing.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  outgoing.writeHead(200, {
+    ...corsHeaders(c),
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
   outgoing.end(text);
   return RESPONSE_ALREADY_SENT;
 }

@@ -13,6 +13,7 @@ import { RouteNotFound, Unauthorized } from "../errors/index.js";
 import {
   type AppDeps,
   type AppEnv,
+  corsHeaders,
   nodeResponse,
   readJson,
   requestHeader,
@@ -176,7 +177,7 @@ async function forward(
   // Under Node the answer's bytes are piped to the client as they come, framing (Content-Length) and all: no web
   // stream between, and the headers leave with the first bytes of the body. A holder that fails after its first byte
   // ends the client's connection too, as a local failure mid-answer does; a client that leaves closes the forward.
-  const passed: OutgoingHttpHeaders = {};
+  const passed: OutgoingHttpHeaders = { ...corsHeaders(c) };
   for (const [name, value] of Object.entries(upstream.headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name)) passed[name] = value;
   }
