@@ -125,7 +125,7 @@ const OVER_BARE_HOP = { max: 0.5 };
  * node that forwards it there, and to a bare `node:http` keep-alive proxy in a process of its own (bench/own-process)
  * that pipes it to the holder — no Inferno code on that hop — in an order shuffled every round.
  */
-export async function forwarding(
+async function forwarding(
   fleet: FleetTest,
   rounds: number,
   seed: number,
