@@ -19,9 +19,12 @@
  * - `{ op: "serve" }`: the floor — a bare `node:http` server on loopback whose handler parses the JSON body
  *   (`prompt`, `max_tokens`, `stream`) and answers with the direct completion (as server-sent events when `stream`);
  *   answered with its `url`;
+ * - `{ op: "proxy", target }`: the bare hop — a minimal `node:http` reverse proxy on loopback that pipes each request
+ *   (method, path, headers, body) to `target` over a keep-alive connection and pipes the answer back (status, headers,
+ *   body); no model needed, answered with its `url`;
  * - `{ op: "cpu" }`: only the pid and CPU time.
  */
-import { createServer } from "node:http";
+import { Agent, createServer, request as httpRequest } from "node:http";
 import { performance } from "node:perf_hooks";
 import { getLlama, LlamaChat, LlamaCompletion, LlamaLogLevel, resolveChatWrapper } from "node-llama-cpp";
 
@@ -134,6 +137,29 @@ function serve() {
   );
 }
 
+/** The bare hop: what any reverse proxy written on node:http does, nothing more. */
+function proxy(target) {
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer((request, response) => {
+    const upstream = httpRequest(
+      `${target}${request.url}`,
+      { method: request.method, headers: request.headers, agent },
+      (answer) => {
+        response.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    upstream.on("error", (error) => {
+      response.writeHead(502);
+      response.end(String(error));
+    });
+    request.pipe(upstream);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${server.address().port}`)),
+  );
+}
+
 const operations = {
   async start({ threads }) {
     llama = await getLlama({
@@ -172,6 +198,9 @@ const operations = {
   },
   async serve() {
     return { url: await serve() };
+  },
+  async proxy({ target }) {
+    return { url: await proxy(target) };
   },
   async cpu() {
     return {};

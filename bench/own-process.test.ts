@@ -39,6 +39,14 @@ it("the baselines run in processes of their own: the pids differ from the bench'
   assert.ok(descendants(process.pid).includes(direct.pid) && descendants(process.pid).includes(floor.pid));
   assert.ok(processCpuMs(direct.pid) > 0 && generation.cpuMs > 0);
 
+  // The bare hop (the fleet bench's floor): a proxy in a process of its own passes the floor's answer through.
+  const proxy = await ownProcess(1);
+  t.after(() => proxy.close());
+  const { url: proxyUrl, pid: proxyPid } = await proxy.call<{ url: string }>("proxy", { target: url });
+  assert.ok(![process.pid, generation.pid, floorPid].includes(proxyPid));
+  const proxied = JSON.parse(await postJson(agent, `${proxyUrl}/`, { prompt: "Once upon a time", max_tokens: 4 }));
+  assert.deepEqual(proxied, answer, "greedy: the same text through the hop");
+
   const together = await direct.call<{ tokens: number }>("concurrent", {
     prompt: "Once upon a time",
     maxTokens: 4,

@@ -410,8 +410,14 @@ export class FleetNode implements FleetPort {
     return this.member.mirror.node(node)?.record?.url ?? null;
   }
 
-  /** The name the fleet knows `requested` by here (the model's display name); as given when no file here has it. */
+  /**
+   * The name the fleet knows `requested` by here (the model's display name); as given when no file here has it. A name
+   * resolved before is answered without I/O (`lookup`): resolving stats the file, a thread-pool round trip that every
+   * request would otherwise pay before it is routed.
+   */
   private async canonicalName(requested: string): Promise<string> {
+    const known = this.options.models.lookup(requested);
+    if (known) return known.name;
     try {
       return (await this.options.models.resolve(requested)).name;
     } catch {

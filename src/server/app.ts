@@ -27,6 +27,8 @@ import {
   AppLifecycle,
   isWarmUpRequest,
   nodeRequestHeaders,
+  nodeResponse,
+  RESPONSE_ALREADY_SENT,
 } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
 import { fleetPeerAuth, fleetRoutes, fleetRouting } from "./fleet.js";
@@ -125,7 +127,8 @@ function trackRequests(deps: AppDeps): MiddlewareHandler<AppEnv> {
     // The server's own warm-up requests are no one's traffic: in flight for shutdown, but never in metrics or logs.
     if (isWarmUpRequest(c, deps)) return deps.lifecycle.track(() => next());
     await deps.lifecycle.track(() => next());
-    const status = c.res.status;
+    // A response the route wrote to the Node response itself (a forward's) carries its status there.
+    const status = c.res === RESPONSE_ALREADY_SENT ? (nodeResponse(c)?.statusCode ?? 200) : c.res.status;
     const route = routeLabel(c);
     const streamDone = (c.get("streamDone") as Promise<void> | undefined) ?? Promise.resolve();
     void streamDone.then(() => {
@@ -383,6 +386,7 @@ export function browserGuard(server: GuardConfig): MiddlewareHandler<AppEnv> {
     if (listed) {
       c.header("Access-Control-Allow-Origin", origin);
       c.header("Vary", "Origin");
+      c.set("corsOrigin", origin);
       if (c.req.method === "OPTIONS" && header("access-control-request-method") !== undefined) {
         return preflight(c, header("access-control-request-headers"));
       }

@@ -43,6 +43,8 @@ export interface AppEnv {
     streamDone: Promise<void>;
     /** A peer's forward (its fleet secret checked): how many nodes forwarded it (server/fleet.ts). */
     fleetHops: number;
+    /** The request's `Origin`, when `server.allowed_origins` lists it (the browser guard in app.ts): see `corsHeaders`. */
+    corsOrigin: string;
   };
 }
 
@@ -76,6 +78,23 @@ export function nodeRequestHeaders(c: AppContext): IncomingHttpHeaders | undefin
   return (c.env as { incoming?: { headers?: IncomingHttpHeaders } } | undefined)?.incoming?.headers;
 }
 
+/**
+ * One request header (a name in lower case): under Node as Node parsed it — `c.req.header` builds the adapter's web
+ * `Headers` view of every header first, a cost each request of a fleet would pay for a header or two.
+ */
+export function requestHeader(c: AppContext, name: string): string | undefined {
+  const headers = nodeRequestHeaders(c);
+  return headers ? (headers[name] as string | undefined) : c.req.header(name);
+}
+
+/** The request's path and query as sent (`/v1/completions?x=1`). */
+export function requestPath(c: AppContext): string {
+  const raw = (c.env as { incoming?: { url?: string } } | undefined)?.incoming?.url;
+  if (raw?.startsWith("/")) return raw;
+  const url = new URL(c.req.url);
+  return `${url.pathname}${url.search}`;
+}
+
 /** The header that marks a warm-up request the server sends itself (server/warm-up-requests.ts). */
 export const WARM_UP_HEADER = "x-inferno-warm-up";
 
@@ -86,14 +105,24 @@ export const WARM_UP_HEADER = "x-inferno-warm-up";
  */
 export function isWarmUpRequest(c: AppContext, deps: Pick<AppDeps, "warmUpToken">): boolean {
   if (deps.warmUpToken === null) return false;
-  const headers = nodeRequestHeaders(c);
-  return (headers ? headers[WARM_UP_HEADER] : c.req.header(WARM_UP_HEADER)) === deps.warmUpToken;
+  return requestHeader(c, WARM_UP_HEADER) === deps.warmUpToken;
 }
 
 /** The Node response under @hono/node-server (`c.env.outgoing`); undefined when `app.fetch` is called directly. */
 export function nodeResponse(c: AppContext): ServerResponse | undefined {
   const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
   return outgoing instanceof ServerResponse ? outgoing : undefined;
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = {};
+
+/**
+ * The CORS headers a listed origin's request gets (none for any other request). Hono adds them to the answers it
+ * writes; an answer written to the Node response directly (`jsonResponse`, a stream, a forward) adds them itself.
+ */
+export function corsHeaders(c: AppContext): Readonly<Record<string, string>> {
+  const origin = c.get("corsOrigin");
+  return origin === undefined ? NO_HEADERS : { "access-control-allow-origin": origin, vary: "Origin" };
 }
 
 /**
@@ -104,7 +133,11 @@ export function jsonResponse(c: AppContext, body: unknown): Response {
   const outgoing = nodeResponse(c);
   if (outgoing === undefined) return c.json(body);
   const text = JSON.stringify(body);
-  outgoing.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  outgoing.writeHead(200, {
+    ...corsHeaders(c),
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
   outgoing.end(text);
   return RESPONSE_ALREADY_SENT;
 }

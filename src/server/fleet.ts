@@ -5,12 +5,22 @@
  * goes is the runtime's `FleetPort.route` (no Redis round trip when the node's mirror knows a holder).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
+import { Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import { Hono, type MiddlewareHandler } from "hono";
 import { RouteNotFound, Unauthorized } from "../errors/index.js";
-import { type AppDeps, type AppEnv, readJson, requestSignal } from "./context.js";
+import {
+  type AppDeps,
+  type AppEnv,
+  corsHeaders,
+  nodeResponse,
+  readJson,
+  requestHeader,
+  requestPath,
+  RESPONSE_ALREADY_SENT,
+  requestSignal,
+} from "./context.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER, type FleetPort } from "./ports.js";
 
 // The headers live with the ports, where the runtime's drain (which asks peers to load) reads them too.
@@ -29,7 +39,9 @@ export const MODEL_ROUTES = new Set([
 ]);
 
 /** Response headers that belong to one connection, not to the answer. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length"]);
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding"]);
+/** And those a web `Response` sets itself: its body is the decoded bytes, framed anew. */
+const WEB_FRAMING = new Set([...HOP_BY_HOP, "content-encoding", "content-length"]);
 
 function sha256(text: string): Buffer {
   return createHash("sha256").update(text).digest();
@@ -42,14 +54,14 @@ function sha256(text: string): Buffer {
 export function fleetPeerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const { config } = deps.runtime;
-    const hopHeader = c.req.header(FLEET_HOP_HEADER);
+    const hopHeader = requestHeader(c, FLEET_HOP_HEADER);
     // A node that has not joined yet (it listens first) may already get forwards: its record reached the fleet.
     if ((!deps.runtime.fleet && config.fleet.redis_url === "") || hopHeader === undefined) return next();
     const hops = Number(hopHeader);
     if (!Number.isInteger(hops) || hops < 1) throw new Unauthorized(`${FLEET_HOP_HEADER} must be a positive integer`);
     const secret = deps.runtime.fleet?.secret ?? config.fleet.secret ?? config.server.api_key;
     if (secret !== "") {
-      const given = c.req.header(FLEET_SECRET_HEADER);
+      const given = requestHeader(c, FLEET_SECRET_HEADER);
       if (given === undefined || !timingSafeEqual(sha256(given), sha256(secret))) {
         throw new Unauthorized("a forwarded fleet request needs the fleet secret (fleet.secret, or server.api_key)");
       }
@@ -110,36 +122,31 @@ async function forward(
   const { url: base, node } = route;
   const secret = fleet.secret;
   const headers: Record<string, string> = {
-    "content-type": c.req.header("content-type") ?? "application/json",
+    "content-type": requestHeader(c, "content-type") ?? "application/json",
     [FLEET_HOP_HEADER]: String(hops),
   };
   if (secret !== "") headers[FLEET_SECRET_HEADER] = secret;
-  const accept = c.req.header("accept");
+  const accept = requestHeader(c, "accept");
   if (accept !== undefined) headers.accept = accept;
-  const url = new URL(c.req.url);
   const signal = requestSignal(c, deps.lifecycle);
-  const holderGone = new AbortController();
+  // One signal for the forward: the client's (gone, or the shutdown's grace over) and the holder's heartbeat watch.
+  const stop = new AbortController();
+  const clientGone = () => stop.abort(signal.reason);
+  if (signal.aborted) clientGone();
+  else signal.addEventListener("abort", clientGone, { once: true });
   const watch = setInterval(() => {
-    if (!fleet.alive(node)) holderGone.abort(new Error(`${node} stopped heartbeating before its first byte`));
+    if (!fleet.alive(node)) stop.abort(new HolderGone(`${node} stopped heartbeating before its first byte`));
   }, HOLDER_CHECK_MS);
   let upstream: IncomingMessage;
   try {
-    upstream = await post(new URL(`${base}${url.pathname}${url.search}`), headers, await c.req.text(), [
-      signal,
-      holderGone.signal,
-    ]);
+    upstream = await post(new URL(`${base}${requestPath(c)}`), headers, await c.req.text(), stop.signal);
   } catch (error) {
     if (signal.aborted) throw error;
-    const reason = holderGone.signal.aborted ? (holderGone.signal.reason as Error) : (error as Error);
+    const reason = stop.signal.reason instanceof HolderGone ? stop.signal.reason : (error as Error);
     deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${reason.message}`);
     return null;
   } finally {
     clearInterval(watch);
-  }
-  const out = new Headers();
-  for (const [name, value] of Object.entries(upstream.headers)) {
-    if (HOP_BY_HOP.has(name) || value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) out.append(name, one);
   }
   const status = upstream.statusCode ?? 502;
   if (status === 503) {
@@ -152,15 +159,50 @@ async function forward(
       deps.runtime.logger.info({ peer: base }, `fleet: ${base} is shutting down; trying the next copy`);
       return null;
     }
-    return new Response(body, { status, headers: out });
-  }
-  if (status === 204 || status === 304) {
-    upstream.resume();
-    return new Response(null, { status, headers: out });
+    return new Response(body, { status, headers: webHeaders(upstream) });
   }
   // In flight (for shutdown and the request log) until the last byte passed or the client left (`close` follows both).
   c.set("streamDone", new Promise<void>((resolve) => upstream.once("close", resolve)));
-  return new Response(Readable.toWeb(upstream) as ReadableStream<Uint8Array>, { status, headers: out });
+  const outgoing = nodeResponse(c);
+  if (outgoing === undefined) {
+    if (status === 204 || status === 304) {
+      upstream.resume();
+      return new Response(null, { status, headers: webHeaders(upstream) });
+    }
+    return new Response(Readable.toWeb(upstream) as ReadableStream<Uint8Array>, {
+      status,
+      headers: webHeaders(upstream),
+    });
+  }
+  // Under Node the answer's bytes are piped to the client as they come, framing (Content-Length) and all: no web
+  // stream between, and the headers leave with the first bytes of the body. A holder that fails after its first byte
+  // ends the client's connection too, as a local failure mid-answer does; a client that leaves closes the forward.
+  const passed: OutgoingHttpHeaders = { ...corsHeaders(c) };
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) passed[name] = value;
+  }
+  outgoing.writeHead(status, passed);
+  // What already arrived leaves now, with the headers; a short answer (not streamed) is whole by the time this runs.
+  const arrived = upstream.read() as Buffer | null;
+  if (upstream.complete && upstream.readableLength === 0) outgoing.end(arrived ?? undefined);
+  else {
+    if (arrived !== null) outgoing.write(arrived);
+    pipeline(upstream, outgoing, () => {});
+  }
+  return RESPONSE_ALREADY_SENT;
+}
+
+/** The holder stopped heartbeating while a forward waited for its first byte. */
+class HolderGone extends Error {}
+
+/** A peer's answer headers for a web `Response`. */
+function webHeaders(upstream: IncomingMessage): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (WEB_FRAMING.has(name) || value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) out.append(name, one);
+  }
+  return out;
 }
 
 /**
@@ -170,15 +212,15 @@ async function forward(
 const AGENTS = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
 /**
- * POSTs `body` and resolves with the answer once its status and headers arrived (its body still streaming). Any of
- * `signals` aborting destroys the request, before or after the answer started, which closes the connection: the peer
- * sees its client leave.
+ * POSTs `body` and resolves with the answer once its status and headers arrived (its body still streaming). `signal`
+ * aborting destroys the request, before or after the answer started, which closes the connection: the peer sees its
+ * client leave.
  */
 function post(
   url: URL,
   headers: Record<string, string>,
   body: string,
-  signals: AbortSignal[],
+  signal: AbortSignal,
   retry = true,
 ): Promise<IncomingMessage> {
   const https = url.protocol === "https:";
@@ -189,15 +231,19 @@ function post(
         method: "POST",
         headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
         agent: https ? AGENTS.https : AGENTS.http,
-        signal: AbortSignal.any(signals),
       },
       resolve,
     );
+    // Node's `signal` option watches the request's end with a stream finisher of its own: a plain listener costs less.
+    const abort = () => request.destroy(signal.reason as Error);
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
+    request.once("close", () => signal.removeEventListener("abort", abort));
     request.once("error", (error: NodeJS.ErrnoException) => {
       // The peer closed an idle kept-alive connection just as it was reused (Node's documented race): nothing reached
       // the peer, so the request goes once more on a fresh connection rather than counting as the peer's failure.
-      if (retry && request.reusedSocket && error.code === "ECONNRESET" && !signals.some((s) => s.aborted)) {
-        post(url, headers, body, signals, false).then(resolve, reject);
+      if (retry && request.reusedSocket && error.code === "ECONNRESET" && !signal.aborted) {
+        post(url, headers, body, signal, false).then(resolve, reject);
       } else reject(error);
     });
     request.end(body);

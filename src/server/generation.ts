@@ -27,6 +27,7 @@ import { boundedMaxTokens, type RequestLimits, type SamplingFields } from "./sch
 import {
   type AppContext,
   type AppDeps,
+  corsHeaders,
   isWarmUpRequest,
   jsonResponse,
   nodeResponse,
@@ -388,8 +389,8 @@ interface StreamSink {
  * Under @hono/node-server the stream is written straight to the Node response (`c.env.outgoing`): no web stream, no
  * promise per chunk. The returned Response only tells the adapter the response is already being sent.
  */
-function nodeSink(outgoing: ServerResponse, framing: StreamFraming): StreamSink {
-  outgoing.writeHead(200, framing.headers);
+function nodeSink(outgoing: ServerResponse, headers: Readonly<Record<string, string>>): StreamSink {
+  outgoing.writeHead(200, headers);
   const gone = () => outgoing.destroyed || outgoing.writableEnded;
   return {
     response: RESPONSE_ALREADY_SENT,
@@ -431,7 +432,7 @@ function webSink(framing: StreamFraming): StreamSink {
 
 function streamSink(c: AppContext, framing: StreamFraming): StreamSink {
   const outgoing = nodeResponse(c);
-  return outgoing ? nodeSink(outgoing, framing) : webSink(framing);
+  return outgoing ? nodeSink(outgoing, { ...corsHeaders(c), ...framing.headers }) : webSink(framing);
 }
 
 /**

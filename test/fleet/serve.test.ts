@@ -101,6 +101,11 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     assert.equal(direct.status, 400);
     assert.equal(through.status, direct.status);
     assert.deepEqual(await through.json(), await direct.json());
+    // The forwarding node's own request metrics count it under the status its client got.
+    assert.match(
+      await second.metrics(),
+      /^inferno_http_requests_total\{[^}]*route="\/v1\/completions"[^}]*status="400"[^}]*\} 1$/m,
+    );
 
     // An unknown model is the same 404 through any node, and claims nothing.
     const unknown = await complete(second, "nowhere.gguf");

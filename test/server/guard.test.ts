@@ -148,6 +148,16 @@ it("listed hosts and origins are let in; only a listed origin gets CORS headers 
   assert.equal(call.status, 200);
   assert.equal(call.headers["access-control-allow-origin"], ui);
   assert.equal((await raw(s.url, "/v1/models", { headers: { origin: "http://a.dev.example" } })).status, 200);
+  // Answers written to the Node response directly (a completion, a stream) carry them too: the page can read them.
+  for (const stream of [false, true]) {
+    const completion = await raw(s.url, "/v1/completions", {
+      method: "POST",
+      headers: { origin: ui, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny.gguf", prompt: "Hi", max_tokens: 1, stream }),
+    });
+    assert.equal(completion.status, 200, completion.body);
+    assert.equal(completion.headers["access-control-allow-origin"], ui, `stream: ${stream}`);
+  }
 
   const other = await raw(s.url, "/v1/chat/completions", {
     method: "OPTIONS",
