@@ -286,10 +286,14 @@ describe("limits", () => {
       await clock.advance(1000);
     }
     // LRU would evict a.gguf; b.gguf is held elsewhere in the fleet and not needed here.
-    cache.setSpareCopies((name) => name === "b.gguf");
+    cache.setFleet({
+      isSpare: (name) => name === "b.gguf",
+      loadRate: () => null,
+      usageElsewhere: () => ({ perHour: 0, copies: 1 }),
+    });
     await clock.run(cache.getModel("c.gguf"));
     assert.deepEqual(loadedNames(cache), ["a.gguf", "c.gguf"]);
-    cache.setSpareCopies(null);
+    cache.setFleet(null);
     await clock.run(cache.getModel("b.gguf"));
     assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"], "without spares, the policy's choice again");
   });

@@ -79,6 +79,39 @@ export function settledLoadTimes<C extends EvictionCandidate>(candidates: readon
   );
 }
 
+/**
+ * Load times as a fleet node weighs them: settled as above, then none above the fleet's typical load time per byte
+ * (`msPerByte`, `weightedMedian` of the nodes' recent loads; null: not known yet), scaled to its size. In a fleet,
+ * placement sends each load to the node whose ladder loses the least, so a model whose few measured loads fell in a
+ * busy moment (10× a reload) looks dear, holds its slot, and is never reloaded to correct it, while the other nodes'
+ * cheap-looking slots take all the churn: in the bench's Zipf replay on 3 real nodes × 2 slots, two nodes kept their
+ * first two models (each loaded once, in 290–620 ms, reloads took 10–30 ms) for the whole replay and the third made
+ * 126 of the 130 loads. A node's own median does not do: all of a node's few loads can be slow ones. Measured faster
+ * than the typical rate stays as measured, so a cheap model still goes first. Single nodes keep `settledLoadTimes`
+ * alone (the eviction bench).
+ */
+export function fleetLoadTimes<C extends EvictionCandidate>(candidates: readonly C[], msPerByte: number | null): C[] {
+  const settled = settledLoadTimes(candidates);
+  if (msPerByte === null) return settled;
+  return settled.map((c) =>
+    c.loadMs !== null && c.memoryBytes > 0 && c.loadMs > msPerByte * c.memoryBytes
+      ? { ...c, loadMs: msPerByte * c.memoryBytes }
+      : c,
+  );
+}
+
+/** The weighted median of `values` (the lower one at an even split); null when no weight is positive. */
+export function weightedMedian(values: ReadonlyArray<{ value: number; weight: number }>): number | null {
+  const sorted = values.filter((v) => v.weight > 0).sort((a, b) => a.value - b.value);
+  const total = sorted.reduce((sum, v) => sum + v.weight, 0);
+  let seen = 0;
+  for (const v of sorted) {
+    seen += v.weight;
+    if (seen >= total / 2) return v.value;
+  }
+  return null;
+}
+
 /** The cache's limits, as `reload-cost` weighs a model's share of them. */
 export interface CacheLimits {
   maxModels: number;
