@@ -249,6 +249,11 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     node.busy.set(key, ends);
   };
 
+  /** The fleet's typical load time per byte from every node's recent loads (`load_rate`), kept until the next load. */
+  let rate: { value: number | null } | null = null;
+  const fleetRate = (): number | null =>
+    (rate ??= { value: fleetLoadRate(nodes.map((n) => n.loadRates.published())) }).value;
+
   /**
    * `node`'s resident models as its policy sees them: each with the fleet's usage (`fleetFrequency`, the other nodes'
    * as their records show it), spare copies (added to `spares`) through `asSpareCopy`, load times as a fleet node
@@ -271,7 +276,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
         spares.add(key);
         return asSpareCopy(candidate);
       }),
-      fleetLoadRate(nodes.map((n) => n.loadRates.published())),
+      fleetRate(),
     );
 
   /** Makes room on `node` for `fm` by its policy (spare copies first) and loads it there. */
@@ -302,6 +307,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     }
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
     node.loadRates.add(cost, model.memoryBytes);
+    rate = null;
     if (warm) result.warmLoads++;
     node.resident.add(model.key);
     slotted = null;

@@ -543,7 +543,7 @@ describe("settled load times: a model loaded once counts at most what the node's
   });
 });
 
-describe("fleet load times: settled, then none above the fleet's typical load time per byte", () => {
+describe("fleet load times: the fleet's typical load time per byte, scaled to each model's size", () => {
   const model = (key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate => ({
     key,
     lastUsedAt: 0,
@@ -567,13 +567,13 @@ describe("fleet load times: settled, then none above the fleet's typical load ti
       rate,
       want: [20, 20],
     },
-    { name: "scaled to the model's size", candidates: [model("big", 450, 3, 300 * MIB)], rate, want: [60] },
     {
-      name: "faster than the fleet's rate: as measured (a cheap model still goes first)",
-      candidates: [model("quick", 12, 5), model("slow", 250, 2)],
+      name: "a model measured fast weighs as much as any other of its size",
+      candidates: [model("quick", 9, 5), model("slow", 250, 2)],
       rate,
-      want: [12, 20],
+      want: [20, 20],
     },
+    { name: "scaled to the model's size", candidates: [model("big", 450, 3, 300 * MIB)], rate, want: [60] },
     {
       name: "rate unknown yet: settled only",
       candidates: [model("cold", 250, 1), model("hot", 30, 6)],
@@ -581,6 +581,7 @@ describe("fleet load times: settled, then none above the fleet's typical load ti
       want: [30, 30],
     },
     { name: "never measured stays unknown", candidates: [model("new", null, 0)], rate, want: [null] },
+    { name: "no size: as measured", candidates: [model("sizeless", 70, 2, 0)], rate, want: [70] },
   ];
   for (const c of cases) {
     it(c.name, () => {
