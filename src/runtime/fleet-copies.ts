@@ -190,7 +190,7 @@ export class FleetCopies {
     return this.loadRates.published();
   }
 
-  /** The fleet's typical load time per byte: the live nodes' records, this node's own from its counts (no Redis call). */
+  /** The fleet's typical load time per byte, from the live nodes' records and this node's loads (no Redis call). */
   private fleetLoadRate(): number | null {
     const self = this.member.nodeId;
     return fleetLoadRate([

@@ -86,10 +86,10 @@ export function settledLoadTimes<C extends EvictionCandidate>(candidates: readon
  * measured of it fell in whatever that machine was doing: on the bench machine a reload takes 10–30 ms and one in five
  * loads 8–30 times that. In a fleet that noise decides: placement sends each load to the node whose ladder loses the
  * least, so a model measured slow holds its slot and is never reloaded to correct it, and one measured fast looks
- * cheap and goes. In the bench's Zipf replay on 3 real nodes × 2 slots, two nodes kept their first two models (each
- * loaded once, in 290–620 ms) for the whole replay while the third made 126 of the 130 loads. Capping load times at
- * the fleet's rate instead (keeping faster measurements) did as well in the simulator but made 103–112 loads in three
- * real replays, against 94–105 for this. Single nodes keep `settledLoadTimes` alone (the eviction bench). The price: a
+ * cheap and goes: in the bench's Zipf replay on 3 real nodes × 2 slots, the 8th most used model held a slot for half
+ * the replay on a 250 ms average of two loads while one node made 86 of the 128 loads. Capping load times at the
+ * fleet's rate instead (keeping faster measurements) did as well in the simulator but made 103–112 loads in three real
+ * replays, against 94–105 for this. Single nodes keep `settledLoadTimes` alone (the eviction bench). The price: a
  * model that really loads slower per byte than the fleet's others (another format, a slower disk) is weighed as a
  * typical one.
  */

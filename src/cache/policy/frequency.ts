@@ -55,7 +55,8 @@ export function countOfRate(usesPerHour: number, halfLifeHours: number): number 
  * before tell as much of its future here as the uses this copy served: a hot model that moved starts with one use on
  * its new node, and by its own count would be the first to go there (the bench's Zipf replay on real nodes: the 3rd
  * most used model, whose uses were split over two nodes, went again and again from the one holding it while the 8th,
- * all of whose uses were on its node, kept its slot). On a single node `elsewhere` is 0 and `copies` 1: the local count.
+ * all of whose uses were on its node, kept its slot). On a single node `elsewhere` is 0 and `copies` 1: the local
+ * count.
  */
 export function fleetFrequency(local: number, elsewhere: number, copies: number): number {
   return Math.max(local, (local + elsewhere) / Math.max(1, copies));
