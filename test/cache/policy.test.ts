@@ -471,8 +471,9 @@ describe("warm-up plan from saved statistics (the live cache's and the CLI's fil
   });
 });
 
-describe("settled load times: a model loaded once counts at most what the node's reloads take per byte", () => {
-  const model = (key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate => ({
+/** A candidate with a measured load time (`loads` of them), of 100 MiB unless given. */
+function model(key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate {
+  return {
     key,
     lastUsedAt: 0,
     memoryBytes,
@@ -480,7 +481,10 @@ describe("settled load times: a model loaded once counts at most what the node's
     ...(loads === undefined ? {} : { loads }),
     frequency: 1,
     inflation: 0,
-  });
+  };
+}
+
+describe("settled load times: a model loaded once counts at most what the node's reloads take per byte", () => {
   const cases: Array<{ name: string; candidates: EvictionCandidate[]; want: Array<number | null> }> = [
     {
       name: "a slow first load beside a reloaded model of the same size: the reloads' time",
@@ -544,15 +548,6 @@ describe("settled load times: a model loaded once counts at most what the node's
 });
 
 describe("fleet load times: the fleet's typical load time per byte, scaled to each model's size", () => {
-  const model = (key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate => ({
-    key,
-    lastUsedAt: 0,
-    memoryBytes,
-    loadMs,
-    ...(loads === undefined ? {} : { loads }),
-    frequency: 1,
-    inflation: 0,
-  });
   /** 20 ms per 100 MiB. */
   const rate = 20 / (100 * MIB);
   const cases: Array<{
