@@ -3,9 +3,9 @@
  * (interleaved rounds, median and spread; never asserted in tests — the machine is shared). Prints ONE table
  * (bench/report.ts) and merges the figures into `bench/results/latest.json`.
  *
- * `-- --quick`: fewer rounds and shorter traces (under a minute); `-- --only SECTION[,SECTION]`: those sections only
- * (the others' figures stay in latest.json as they were). The command line, timing and merge are testkit/runner.ts's,
- * shared with `npm run stress`.
+ * `-- --quick`: fewer rounds and shorter traces (bench/NOTES.md says how long it takes); `-- --only SECTION[,SECTION]`:
+ * those sections only (the others' figures stay in latest.json as they were). The command line, timing and merge are
+ * testkit/runner.ts's, shared with `npm run stress`.
  */
 import { backendThreadsBench } from "./backends.js";
 import { cacheCoreBench } from "./cache-core.js";

@@ -127,6 +127,19 @@ export async function startStressServer(options: StressServerOptions): Promise<S
   };
 }
 
+/** Runs `fn` with a started server, which is stopped afterwards whatever happens. */
+export async function withStressServer<T>(
+  options: StressServerOptions,
+  fn: (server: StressServer) => Promise<T>,
+): Promise<T> {
+  const server = await startStressServer(options);
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+  }
+}
+
 /** A one-token greedy completion of `model` (cheap on the tiny models). */
 export function completion(model: string): Record<string, unknown> {
   return { model, prompt: "Once upon a time", max_tokens: 1, temperature: 0 };

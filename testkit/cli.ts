@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import { main } from "../src/cli/main.js";
+import { type LoadConfigOptions, resolveConfig } from "../src/config/index.js";
 import { tempDir } from "./tmp.js";
 
 export interface CliResult {
@@ -43,6 +44,13 @@ export async function cliSandbox(t: TestContext) {
     globalFile: join(xdg, "inferno", "config.toml"),
     userFile: join(home, ".inferno.toml"),
     localFile: join(cwd, ".inferno.toml"),
+    /**
+     * The configuration as the CLI resolves it here (the values and where each came from); `extraEnv` adds variables,
+     * `options` anything else (`configFile`, flags).
+     */
+    resolve(extraEnv: Record<string, string> = {}, options: Omit<LoadConfigOptions, "env" | "home" | "cwd"> = {}) {
+      return resolveConfig({ env: { ...env, ...extraEnv }, home, cwd, ...options });
+    },
     /** Runs `inferno ...args` in-process; `extraEnv` adds variables for this run only. */
     run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
       return runCli(args, { env: { ...env, ...extraEnv }, cwd });

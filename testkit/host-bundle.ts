@@ -2,8 +2,8 @@
  * The model host's entry (src/backends/host/main.ts) as one JavaScript module, for tests whose servers run model hosts.
  * A host started from the TypeScript source runs under tsx, and so does the process node-llama-cpp forks from it to
  * check its binary: the bundle (the same source, packages left as imports, ~0.1 s to build) starts each host without
- * either tsx start. Spawned `inferno serve` processes (test/server/isolation-shutdown.test.ts) and
- * test/server/isolation-memory.test.ts keep the source's entry.
+ * either tsx start. Spawned `inferno serve` processes start their hosts from their compiled tree (compiled-cli.ts);
+ * test/server/isolation-memory.test.ts keeps the source's entry.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";

@@ -2,6 +2,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { DEFAULT_HOST_ENTRY } from "../src/backends/host/host.js";
 import type { CacheStats, LoadedModelInfo } from "../src/cache/types.js";
+import { COMPILED_HOST_PATTERN } from "./compiled-cli.js";
 import { HOST_BUNDLE_PATTERN } from "./host-bundle.js";
 import type { TestServer } from "./server.js";
 
@@ -29,8 +30,8 @@ export async function runningAfter(pids: readonly number[], ms: number): Promise
 }
 
 /**
- * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry (the source's, or the
- * bundle test servers start: host-bundle.ts). Other children (tsx
+ * The model hosts whose parent is `pid` (Linux /proc): its child processes that run the host entry (the source's, the
+ * bundle test servers start: host-bundle.ts, or a spawned CLI's compiled one: compiled-cli.ts). Other children (tsx
  * starts an esbuild service for a server run from source) are left out.
  */
 export async function hostsOf(pid: number): Promise<number[]> {
@@ -43,7 +44,8 @@ export async function hostsOf(pid: number): Promise<number[]> {
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       if (ppid !== pid) continue;
       const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
-      if (argv.some((arg) => arg === DEFAULT_HOST_ENTRY || HOST_BUNDLE_PATTERN.test(arg))) hosts.push(Number(name));
+      const entries = [HOST_BUNDLE_PATTERN, COMPILED_HOST_PATTERN];
+      if (argv.some((arg) => arg === DEFAULT_HOST_ENTRY || entries.some((e) => e.test(arg)))) hosts.push(Number(name));
     } catch {
       // gone meanwhile
     }

@@ -1,15 +1,13 @@
 /**
- * The real `inferno` process (`node --import tsx src/cli/main.ts …`), for tests that need signals, exit codes and a
- * fresh process (restart). Output is collected; `waitForLine` waits for a line matching a pattern.
+ * The real `inferno` process (`node …/src/cli/main.js …`, the source compiled to JavaScript: compiled-cli.ts), for
+ * tests that need signals, exit codes and a fresh process (restart). Output is collected; `waitForLine` waits for a
+ * line matching a pattern.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
-
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-const TSX = import.meta.resolve("tsx");
+import { compiledCli } from "./compiled-cli.js";
 
 export interface InfernoProcess {
   readonly child: ChildProcess;
@@ -31,7 +29,7 @@ export function spawnInferno(
   args: string[],
   options: { cwd: string; env: Record<string, string>; group?: boolean },
 ): InfernoProcess {
-  const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], {
+  const child = spawn(process.execPath, [compiledCli(), ...args], {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -381,3 +381,25 @@ export function checkChat(
   }
   pairToolResults(messages, fields);
 }
+
+/** A flag that loads a module ahead of the entry, its value in the next argument or after `=`. */
+const PRELOAD_FLAG = /^--(import|require|loader|experimental-loader)(=|$)/;
+
+/**
+ * Node flags (`process.execArgv`) without those that load tsx (`--import tsx`, `--import=…/tsx/…`, `--require` and
+ * `--loader` alike): what a child running JavaScript needs of a parent run from the TypeScript source.
+ */
+export function withoutTsx(flags: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    const flag = flags[i] as string;
+    const separate = PRELOAD_FLAG.test(flag) && !flag.includes("=");
+    const value = separate ? (flags[i + 1] ?? "") : flag;
+    if (PRELOAD_FLAG.test(flag) && value.includes("tsx")) {
+      if (separate) i++;
+      continue;
+    }
+    kept.push(flag);
+  }
+  return kept;
+}

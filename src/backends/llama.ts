@@ -31,6 +31,7 @@ import {
   threadCount,
   throwIfAborted,
   toolMode,
+  withoutTsx,
 } from "./common.js";
 import { goTemplateChatWrapper } from "./llama-go-template.js";
 import { type PromptBinding, PromptStore, prefixValue, type SavedPrefix, sharedPrefix } from "./prompt-store.js";
@@ -739,24 +740,46 @@ class LlamaTextModel implements TextModel {
 
 /**
  * llama.cpp's instance per GPU setting, one per process, created on first use. Every `getLlama` first forks a Node
- * process to check that the prebuilt binary runs here (node-llama-cpp does it on Linux, with this process's flags: under
- * tsx, a second tsx start): a process that builds several runtimes one after the other (a library user, the CLI's
- * tests) pays it once. node-llama-cpp disposes the instance itself before the process exits.
+ * process to check that the prebuilt binary runs here (node-llama-cpp does it on Linux, with this process's flags): a
+ * process that builds several runtimes one after the other (a library user, the CLI's tests) pays it once, and one run
+ * from source forks it without tsx (see `withoutTsxFlags`). node-llama-cpp disposes the instance itself before the
+ * process exits.
  */
 const llamaInstances = new Map<string, Promise<Llama>>();
+
+/**
+ * Runs `start` with this process's Node flags cleared of tsx's, restored when it settles: node-llama-cpp forks its
+ * binary check (plain JavaScript) with them, and under tsx (run from source: `npm start`, the tests) that was a second
+ * tsx start, ~0.3 s on a quiet machine and seconds on a busy one, before every first load. Whatever else forks
+ * meanwhile names its flags itself (model hosts: `hostExecArgv`; the state and advice workers register tsx).
+ */
+async function withoutTsxFlags<T>(start: () => Promise<T>): Promise<T> {
+  const flags = process.execArgv;
+  const cleared = withoutTsx(flags);
+  // Not under tsx, or another start cleared them already (and restores them).
+  if (cleared.length === flags.length) return start();
+  process.execArgv = cleared;
+  try {
+    return await start();
+  } finally {
+    process.execArgv = flags;
+  }
+}
 
 function sharedLlama(gpu: GpuSetting): Promise<Llama> {
   const key = String(llamaGpu(gpu));
   let instance = llamaInstances.get(key);
   if (!instance) {
     instance = loadNodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
-      getLlama({
-        gpu: llamaGpu(gpu),
-        build: "never",
-        skipDownload: true,
-        progressLogs: false,
-        logLevel: LlamaLogLevel.error,
-      }),
+      withoutTsxFlags(() =>
+        getLlama({
+          gpu: llamaGpu(gpu),
+          build: "never",
+          skipDownload: true,
+          progressLogs: false,
+          logLevel: LlamaLogLevel.error,
+        }),
+      ),
     );
     instance.catch(() => llamaInstances.delete(key));
     llamaInstances.set(key, instance);

@@ -199,6 +199,15 @@ export const cacheSchema = z
       .describe(
         `Seconds between periodic saves; a save happens only when something changed. 0 = only on demand and at close; ${MAX_DURATION_TEXT}.`,
       ),
+    state_timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(10)
+      .describe(
+        "Bound, in seconds, on each file-system call of the state file (its read, write, fsync, rename and lock): a call that takes longer fails the save or restore with `StateTimeout` instead of hanging the server or its shutdown (a hung disk, a stuck network mount). A whole save or restore is bounded at this plus 5 s. Raise it for a slow network file system. At most 3600.",
+      ),
     restore_window_hours: z
       .number()
       .nonnegative()
@@ -395,6 +404,15 @@ export const serverSchema = z
       .positive()
       .default(2048)
       .describe("Most inputs in one embeddings request (`input` of `/v1/embeddings` and `/api/embed`); more is a 400."),
+    headers_timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .default(60)
+      .describe(
+        "Seconds a client has to send a request's headers; a client still sending them after this is answered 408 and its connection closed (checked every second, so the bound holds to about a second). At most 300, the bound on a whole request, body included.",
+      ),
     keep_alive_min_seconds: seconds()
       .default(0)
       .describe(`Lower bound on a request's \`keep_alive\`, in seconds; ${MAX_DURATION_TEXT}.`),

@@ -197,7 +197,10 @@ export function eligibleNodes(nodes: readonly PlacementCandidate[]): number {
 /** A copy as routing and the extras rule see it. */
 export interface CopyView {
   node: string;
-  /** When the copy was claimed (Redis ms): the oldest copy is the one the fleet keeps. */
+  /**
+   * When the copy was claimed, then when it became ready (Redis ms): the oldest copy is the one the fleet keeps. A
+   * copy that gave way to a share-back move (warmup.ts) carries the time it did, so the moved copy is the older.
+   */
   since: number;
   /** Requests in flight on that node for this model (0 when unknown). */
   queue: number;

@@ -2,8 +2,9 @@
  * The fleet warm-up's leader: one node at a time plans (ModelMesh's leader does its proactive loading). Every node runs
  * `tick()` at each heartbeat; it takes or renews the leader lease (one script, times from Redis `TIME`, a fencing epoch
  * per new holder). The leader plans when the set of live nodes has a node the current plan does not know (a fleet
- * start: no plan; a node joined or restarted) and that set has held still for `settleMs` (nodes of a fleet start come
- * up within seconds of each other: one plan over all of them, not one per arrival). The plan is the pure
+ * start: no plan; a node joined or restarted), or when a node the plan names is gone with its part unsettled (a leader
+ * killed mid-plan: `replanReason`), and that set has held still for `settleMs` (nodes of a fleet start come up within
+ * seconds of each other: one plan over all of them, not one per arrival). The plan is the pure
  * `planFleetWarmup` over the fleet's usage and a snapshot of the nodes and copies, stored by a script that refuses a
  * leader whose epoch is no longer the current one: a leader that stalled or died mid-plan writes nothing, and the node
  * that took over within one lease writes the plan once.
@@ -13,7 +14,7 @@ import type { WarmupHistory } from "../cache/policy/warmup.js";
 import type { CacheState } from "../cache/persistence/types.js";
 import type { FleetEngine, PlanView } from "./engine.js";
 import type { FleetNodeState, FleetSnapshot } from "./types.js";
-import { type FleetPlan, planFleetWarmup } from "./warmup.js";
+import { type FleetPlan, planFleetWarmup, replanReason } from "./warmup.js";
 
 export interface FleetLeaderOptions {
   engine: FleetEngine;
@@ -24,6 +25,8 @@ export interface FleetLeaderOptions {
   /** Only models used this recently are planned (ms); 0 = no limit. */
   restoreWindowMs: number;
   halfLifeHours: number;
+  /** A model's `max_copies` (the share back never plans more copies); default copies.ts `DEFAULT_MAX_COPIES`. */
+  maxCopies?: (model: string) => number;
   /** Wall-clock now (the usage's times are wall-clock). Default `Date.now`. */
   now?: () => number;
   log: { info(message: string): void };
@@ -87,29 +90,32 @@ export class FleetLeader {
     }
     if (key === "" || snapshot.now - this.stableSince < this.options.settleMs) return null;
     const current = await engine.readPlan();
-    const plan = current.plan;
-    if (plan && Object.entries(nodes).every(([id, started]) => plan.nodes[id] === started)) return null;
-    return this.plan(lead.epoch, snapshot, nodes, current);
+    const reason = replanReason(current.plan, current.progress, nodes);
+    if (reason === null) return null;
+    if (reason.kind === "lost") {
+      const lost = reason.items.map((i) => `${i.model} on ${i.node}`).join(", ");
+      this.options.log.info(`fleet: plan ${current.plan!.id} lost ${lost} with its node; planning again`);
+    }
+    return this.plan(lead.epoch, snapshot, nodes, current, reason.kind === "joined" ? reason.nodes : []);
   }
 
   /**
    * Plans over `snapshot` under `epoch` and stores the plan; null when fenced (another node leads now). The items of
-   * the `previous` plan still to load on nodes that are still there are pending: their nodes load them.
+   * the `previous` plan still to load on nodes that are still there are pending: their nodes load them. The `joined`
+   * nodes get their share back from the others (warmup.ts, step 4).
    */
   async plan(
     epoch: number,
     snapshot: FleetSnapshot,
     nodes = plannedNodes(snapshot),
     previous?: PlanView,
+    joined: readonly string[] = [],
   ): Promise<FleetPlan | null> {
     const { engine } = this.options;
     const now = (this.options.now ?? Date.now)();
     const usage = await engine.loadUsage();
-    const held = new Set(
-      snapshot.copies
-        .filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now))
-        .map((c) => c.model),
-    );
+    const live = snapshot.copies.filter((c) => snapshot.nodes.some((n) => n.id === c.node && n.lease >= snapshot.now));
+    const held = new Set(live.map((c) => c.model));
     const pending = (previous?.plan?.items ?? []).filter((item) => {
       const sameNode = nodes[item.node] !== undefined && previous!.plan!.nodes[item.node] === nodes[item.node];
       const state = previous!.progress[`${item.model}@${item.node}`];
@@ -122,6 +128,9 @@ export class FleetLeader {
       nodes: liveNodes(snapshot).filter((n) => Object.hasOwn(nodes, n.id)),
       held,
       pending,
+      joined,
+      copies: live.map((c) => ({ model: c.model, node: c.node, ready: c.copy.state === "ready" })),
+      ...(this.options.maxCopies ? { maxCopies: this.options.maxCopies } : {}),
     });
     const plan: FleetPlan = {
       id: `${epoch}:${snapshot.now}`,
@@ -137,7 +146,7 @@ export class FleetLeader {
       return null;
     }
     this.options.log.info(
-      `fleet: warm-up plan ${plan.id}: ${plan.items.map((i) => `${i.model} → ${i.node}`).join(", ") || "nothing to load"}`,
+      `fleet: warm-up plan ${plan.id}: ${plan.items.map((i) => `${i.model} → ${i.node}${i.from ? ` (from ${i.from})` : ""}`).join(", ") || "nothing to load"}`,
     );
     return plan;
   }

@@ -367,6 +367,19 @@ export class FleetMember {
     return copy;
   }
 
+  /**
+   * This node's ready copy of `model` gives way to a copy the warm-up moved to another node (warmup.ts, the share
+   * back): its `since` becomes now, so the moved copy is the older one, which the copies rule keeps, and this one the
+   * spare its eviction takes first. False when it holds no ready copy.
+   */
+  async giveWay(model: string): Promise<boolean> {
+    const own = this.own.get(model);
+    if (own?.state !== "ready") return false;
+    const copy: Copy = { ...own, since: this.mirror.redisNow() };
+    this.own.set(model, copy);
+    return this.guarded(() => this.engine.hold(model, copy), false);
+  }
+
   /** This node's own copy of `model` (loading or ready), if it holds one. */
   ownCopy(model: string): Copy | undefined {
     return this.own.get(model);

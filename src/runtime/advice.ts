@@ -8,7 +8,7 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { CacheState } from "../cache/persistence/types.js";
-import { advise, type AdviceReport, type AdviseOptions } from "../cache/sim/advise.js";
+import { advise, adviceWithoutLog, type AdviceReport, type AdviseOptions } from "../cache/sim/advise.js";
 import { InfernoError, NoRequestLog } from "../errors/index.js";
 import { fleetAdvice, type FleetAdviceInput } from "./fleet-advice.js";
 import { highsSolver } from "./lp-solver.js";
@@ -18,16 +18,35 @@ type AdviceReply =
   | { report: AdviceReport }
   | { error: { message: string; code: string | null; details: Record<string, unknown> | null } };
 
-/** The node's own log replayed, and in a fleet the fleet's merged log through the fleet simulator. */
-async function adviseHere(input: AdviceInput): Promise<AdviceReport> {
-  const report = advise(input.state, { ...input, solver: await highsSolver() });
-  if (!input.fleet) return report;
+/** Either answer, or the `NoRequestLog` it threw (any other error is thrown). */
+function orNoLog<T>(fn: () => T): T | NoRequestLog {
   try {
-    return { ...report, fleet: fleetAdvice(input.fleet) };
+    return fn();
   } catch (error) {
-    if (!(error instanceof NoRequestLog)) throw error;
-    return { ...report, notes: [...report.notes, `fleet: ${error.message}`] };
+    if (error instanceof NoRequestLog) return error;
+    throw error;
   }
+}
+
+/**
+ * The node's own log replayed, and in a fleet the fleet's merged log through the fleet simulator. `NoRequestLog` only
+ * when neither holds enough: a fleet node that served nothing itself still answers for the fleet.
+ */
+async function adviseHere(input: AdviceInput): Promise<AdviceReport> {
+  const solver = await highsSolver();
+  const own = orNoLog(() => advise(input.state, { ...input, solver }));
+  const { fleet } = input;
+  if (!fleet) {
+    if (own instanceof NoRequestLog) throw own;
+    return own;
+  }
+  const merged = orNoLog(() => fleetAdvice(fleet));
+  if (own instanceof NoRequestLog) {
+    if (merged instanceof NoRequestLog) throw own;
+    return { ...adviceWithoutLog(input, `this node: ${own.message}`), fleet: merged };
+  }
+  if (merged instanceof NoRequestLog) return { ...own, notes: [...own.notes, `fleet: ${merged.message}`] };
+  return { ...own, fleet: merged };
 }
 
 /** The worker: one replay per worker, its answer posted back. */

@@ -4,11 +4,16 @@
  * time) gives it its part, which it loads in order, recording each item's progress in Redis. Until its own part is
  * loaded (or failed) the node's `/ready` answers 503. A node that no plan names within `waitMs` (no leader could plan:
  * Redis away, or the fleet's usage empty for long) stops waiting and is ready; a degraded node does not wait at all.
+ *
+ * The share back (src/fleet/warmup.ts, step 4): an item that names the node it comes `from` is claimed as one copy
+ * more beside that node's (within the model's `max_copies`); once it is ready, the node it came from gives way
+ * (`FleetMember.giveWay`): its copy becomes the spare one, evicted first when it needs room, never unloaded at once.
  */
 import type { KeepAlive } from "../cache/types.js";
 import { FleetUnavailable, messageOf } from "../errors/index.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
-import type { FleetLeader, FleetMember, FleetPlan, MemberClaim } from "../fleet/index.js";
+import { DEFAULT_MAX_COPIES } from "../fleet/copies.js";
+import type { FleetLeader, FleetMember, FleetPlan, FleetPlanItem, MemberClaim } from "../fleet/index.js";
 import type { FleetReadiness } from "../server/ports.js";
 
 export interface NodeWarmupOptions {
@@ -22,6 +27,8 @@ export interface NodeWarmupOptions {
   intervalMs: number;
   /** How long a node waits for a plan that names it before it is ready anyway (ms). */
   waitMs: number;
+  /** A model's `max_copies`: a move never claims more. Default copies.ts `DEFAULT_MAX_COPIES`. */
+  maxCopies?: (model: string) => number;
   log: { info(message: string): void; warn(message: string): void };
 }
 
@@ -33,6 +40,8 @@ export class NodeWarmup {
   private gate: string | null = null;
   private part: string[] = [];
   private settled = 0;
+  /** Models plans move off this node: model → the node that takes it (this copy gives way once that one is ready). */
+  private readonly giving = new Map<string, string>();
   private timer: LongTimer | null = null;
   private ticking: Promise<void> | null = null;
   private loading: Promise<void> = Promise.resolve();
@@ -84,6 +93,7 @@ export class NodeWarmup {
       await leader.tick();
       const { plan } = await member.engine.readPlan();
       if (plan && plan.id !== this.planId && plan.nodes[member.nodeId] === this.options.startedAt) this.take(plan);
+      await this.giveWay();
     } catch (error) {
       if (!(error instanceof FleetUnavailable)) log.warn(`fleet: warm-up round failed: ${messageOf(error)}`);
     }
@@ -99,25 +109,43 @@ export class NodeWarmup {
     this.options.log.info(`fleet: ${why}`);
   }
 
-  /** Loads this node's part of `plan`, after any part it is loading still. */
+  /** Loads this node's part of `plan`, after any part it is loading still; notes the models it moves off this node. */
   private take(plan: FleetPlan): void {
     const self = this.options.member.nodeId;
-    const part = plan.items.filter((i) => i.node === self).map((i) => i.model);
+    const part = plan.items.filter((i) => i.node === self);
+    for (const item of plan.items) if (item.from === self) this.giving.set(item.model, item.node);
     this.planId = plan.id;
     if (this.state === "waiting") {
       this.gate = plan.id;
-      this.part = part;
+      this.part = part.map((i) => i.model);
       this.settled = 0;
       this.state = part.length > 0 ? "loading" : "done";
     }
     this.loading = this.loading.then(() => this.loadPart(plan.id, part));
   }
 
-  private async loadPart(planId: string, part: string[]): Promise<void> {
+  /**
+   * The moves off this node whose copy on the taking node is ready: this node's copy gives way to it. A move whose
+   * taking node is gone, or whose model this node no longer holds, is forgotten.
+   */
+  private async giveWay(): Promise<void> {
+    const { member, log } = this.options;
+    for (const [model, to] of this.giving) {
+      const taken = member.holders(model).find((h) => h.node === to);
+      if (member.ownCopy(model) === undefined || !member.mirror.liveNodes().some((n) => n.id === to)) {
+        this.giving.delete(model);
+      } else if (taken?.copy.state === "ready") {
+        this.giving.delete(model);
+        if (await member.giveWay(model)) log.info(`fleet: ${model} moved to ${to}; the copy here is now the spare`);
+      }
+    }
+  }
+
+  private async loadPart(planId: string, part: FleetPlanItem[]): Promise<void> {
     const { member, log } = this.options;
     const progress = (model: string, state: "loading" | "loaded" | "failed") =>
       member.engine.planProgress(planId, model, state).catch(() => false);
-    for (const model of part) {
+    for (const { model, from } of part) {
       if (this.stopped || this.state === "draining") break;
       await progress(model, "loading");
       // Claimed as a request's load is: a request may have had the model loaded elsewhere since the leader planned (a
@@ -125,7 +153,10 @@ export class NodeWarmup {
       // node loading.
       let claim: MemberClaim | undefined;
       try {
-        claim = await member.claim(model);
+        // A move: one copy more beside its node's, while that node holds it (else a copy as for any other item).
+        const holders = member.holders(model);
+        const wanted = from !== undefined && holders.some((h) => h.node === from) ? holders.length + 1 : 1;
+        claim = await member.claim(model, Math.min(wanted, this.options.maxCopies?.(model) ?? DEFAULT_MAX_COPIES));
         if (claim.kind === "held" && !claim.holders.some((h) => h.node === member.nodeId)) {
           log.info(`fleet: warm-up leaves ${model} to the node that holds it now`);
         } else await this.options.load(model);
@@ -143,7 +174,7 @@ export class NodeWarmup {
     }
     if (this.state === "loading" && this.gate === planId) {
       this.state = "done";
-      log.info(`fleet: warm-up part of plan ${planId} loaded (${part.join(", ")})`);
+      log.info(`fleet: warm-up part of plan ${planId} loaded (${part.map((i) => i.model).join(", ")})`);
     }
   }
 }

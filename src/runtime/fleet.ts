@@ -102,6 +102,8 @@ export class FleetNode implements FleetPort {
       info: (message: string) => logger.info({ node: settings.nodeId }, message),
       warn: (message: string) => logger.warn({ node: settings.nodeId }, message),
     };
+    // The share back plans and claims no more copies than a model's rule allows (configured under its fleet name).
+    const maxCopies = (model: string) => settings.copies(model).maxCopies;
     this.warmup = new NodeWarmup({
       member,
       leader: new FleetLeader({
@@ -110,6 +112,7 @@ export class FleetNode implements FleetPort {
         settleMs: 2 * settings.heartbeatMs,
         restoreWindowMs: options.restoreWindowMs,
         halfLifeHours: options.halfLifeHours,
+        maxCopies,
         log,
       }),
       load: (name) => options.cache.load(name),
@@ -117,6 +120,7 @@ export class FleetNode implements FleetPort {
       intervalMs: settings.heartbeatMs,
       // Long enough for a leader to take the lease, see the nodes settle and plan.
       waitMs: 2 * settings.nodeTimeoutMs + 4 * settings.heartbeatMs,
+      maxCopies,
       log,
     });
   }

@@ -95,17 +95,22 @@ function stateWorker(): StateWorker {
   return sharedWorker;
 }
 
+/** What a whole save or restore may take beyond `cache.state_timeout_seconds` (each call's bound). */
+const SAVE_ROOM_MS = 5_000;
+
 /** The cache dependencies `ModelCache.new` uses, from the options and the defaults. */
 export function cacheDependencies(
   cacheConfig: CacheConfig,
   options: ModelCacheOptions = {},
   backendConfig?: BackendConfig,
 ): CacheDependencies {
+  // `cache.state_timeout_seconds` bounds each file-system call of the state file.
+  const callTimeoutMs = cacheConfig.state_timeout_seconds * 1000;
   const store =
     options.store !== undefined
       ? options.store
       : cacheConfig.persist_cache
-        ? new FileStateStore(cacheConfig.cache_dir, { codec: stateWorker() })
+        ? new FileStateStore(cacheConfig.cache_dir, { codec: stateWorker(), fsTimeoutMs: callTimeoutMs })
         : null;
   return {
     backends: options.backends ?? createBackends(backendConfig),
@@ -115,6 +120,8 @@ export function cacheDependencies(
     clock: options.clock,
     systemMemoryBytes: options.systemMemoryBytes ?? totalmem(),
     metrics: options.metrics,
+    // A whole save or restore: its calls' bound and some room, so a stuck call is the one named.
+    storeTimeoutMs: callTimeoutMs + SAVE_ROOM_MS,
   };
 }
 

@@ -10,12 +10,12 @@ import { type AppOptions, createApp, type InfernoApp } from "../server/app.js";
 import type { ServerRuntime } from "./types.js";
 
 /**
- * Time limits on a request's way in (README, "Bounded requests"): its headers must arrive within `HEADERS_TIMEOUT_MS`
- * and the whole request, body included, within `REQUEST_TIMEOUT_MS` (then Node answers 408 and closes the connection);
- * an idle kept-alive connection is closed after `KEEP_ALIVE_TIMEOUT_MS`. A response has no time limit: a generation
- * is bounded by tokens (the context, `server.max_tokens_limit`), and a client that goes away ends it.
+ * Time limits on a request's way in (docs/api.md, "Time"): its headers must arrive within
+ * `server.headers_timeout_seconds` (60 s by default) and the whole request, body included, within `REQUEST_TIMEOUT_MS`
+ * (then Node answers 408 and closes the connection); an idle kept-alive connection is closed after
+ * `KEEP_ALIVE_TIMEOUT_MS`. A response has no time limit: a generation is bounded by tokens (the context,
+ * `server.max_tokens_limit`), and a client that goes away ends it.
  */
-export const HEADERS_TIMEOUT_MS = 60_000;
 export const REQUEST_TIMEOUT_MS = 300_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** How often Node checks connections against those timeouts. */
@@ -65,13 +65,13 @@ function urlOf(host: string, port: number): string {
   return `http://${literal}:${port}`;
 }
 
-function listen(app: InfernoApp, host: string, port: number): Promise<Server> {
+function listen(app: InfernoApp, host: string, port: number, headersTimeoutMs: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     // Node checks the header and request timeouts every `connectionsCheckingInterval` (30 s by default), so slow
-    // headers were cut at 60–90 s; checked every second, the 60 s hold to about a second.
+    // headers were cut at 60–90 s; checked every second, the header timeout holds to about a second.
     const serverOptions = { connectionsCheckingInterval: CONNECTIONS_CHECK_MS };
     const server = serve({ fetch: app.fetch, hostname: host, port, serverOptions }) as Server;
-    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.headersTimeout = headersTimeoutMs;
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     const onError = (error: NodeJS.ErrnoException) => {
@@ -121,12 +121,13 @@ export async function startServer(runtime: ServerRuntime, options: StartServerOp
   const app = createApp(runtime, { ...options, warmUpRequests: true });
   let server: Server;
   try {
-    server = await listen(app, host, options.port ?? runtime.config.server.port);
+    const { port, headers_timeout_seconds: headersTimeoutSeconds } = runtime.config.server;
+    server = await listen(app, host, options.port ?? port, headersTimeoutSeconds * 1000);
   } catch (error) {
     app.dispose();
     throw error;
   }
-  const port = (server.address() as AddressInfo).port;
+  const { port } = server.address() as AddressInfo;
   void app.warmUp({ host, port });
   let closing: Promise<ShutdownReport> | null = null;
 

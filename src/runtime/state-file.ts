@@ -66,7 +66,7 @@ export class StateFile {
     private readonly config: InfernoConfig,
     options: StateFileOptions = {},
   ) {
-    this.store = new FileStateStore(config.cache.cache_dir);
+    this.store = new FileStateStore(config.cache.cache_dir, { fsTimeoutMs: config.cache.state_timeout_seconds * 1000 });
     this.now = options.now ?? Date.now;
     this.systemMemoryBytes = options.systemMemoryBytes ?? totalmem();
     this.environment = options.environment;

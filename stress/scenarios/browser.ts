@@ -15,7 +15,7 @@
 import { request as httpRequest } from "node:http";
 import type { CacheStats } from "../../src/cache/types.js";
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
-import { completion, startStressServer } from "../server.js";
+import { completion, withStressServer } from "../server.js";
 
 export interface BrowserParams {
   /** Times each route is tried per way (more rounds: more chance to catch a race in the guard). */
@@ -73,12 +73,12 @@ export const browserScenario: Scenario<BrowserParams> = {
   async run(params) {
     const tally = new Tally();
     await withTempDir("browser", async (root) => {
-      const s = await startStressServer({
+      const options = {
         root,
         models: [MODEL],
         settings: { "server.allowed_origins": [LISTED] },
-      });
-      try {
+      };
+      await withStressServer(options, async (s) => {
         // One real request: statistics and a loaded model that a forged clear would erase.
         tally.check(
           (await s.post("/v1/completions", completion(MODEL))).status === 200,
@@ -142,9 +142,7 @@ export const browserScenario: Scenario<BrowserParams> = {
         const loopback = await send(s.url, "GET", "/health", { host: `localhost:${port}` });
         tally.check(loopback.status === 200, () => `Host: localhost answered ${loopback.status}`);
         tally.phase(null);
-      } finally {
-        await s.stop();
-      }
+      });
     });
     return tally.result();
   },

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { type Scenario, seededRandom, Tally, withTempDir } from "../../testkit/scenario.js";
-import { completion, startStressServer } from "../server.js";
+import { completion, withStressServer } from "../server.js";
 import { MIB } from "../../src/units.js";
 
 export interface ConcurrentParams {
@@ -32,21 +32,15 @@ const DELIBERATE = new Set(["queue_full", "cache_busy", "model_too_large"]);
  * and the memory measured once loaded (bytes).
  */
 async function modelMemory(root: string): Promise<{ estimate: number; measured: number }> {
-  const probe = await startStressServer({
-    root,
-    models: [MODELS[0] as string],
-    settings: { "cache.persist_cache": false },
-  });
-  try {
+  const options = { root, models: [MODELS[0] as string], settings: { "cache.persist_cache": false } };
+  return withStressServer(options, async (probe) => {
     let estimate = 0;
     const off = probe.runtime.cache.on("loading", (e) => (estimate = Math.max(estimate, e.estimateBytes)));
     await probe.post("/v1/completions", completion(MODELS[0] as string));
     off();
     const [loaded] = (await probe.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).data;
     return { estimate, measured: loaded?.memory_bytes ?? 0 };
-  } finally {
-    await probe.stop();
-  }
+  });
 }
 
 export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally["result"]>> {
@@ -57,12 +51,12 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
     const capMb = Math.max(1, Math.ceil((2.5 * Math.max(estimate, measured)) / MIB));
     tally.set("model_memory_mib", `${(estimate / MIB).toFixed(2)} estimated, ${(measured / MIB).toFixed(2)} measured`);
     tally.set("memory_cap_mib", capMb);
-    const s = await startStressServer({
+    const options = {
       root,
       models: MODELS,
       settings: { "cache.max_cached_models": RESIDENT, "cache.max_memory_mb": capMb, "server.max_queue": p.maxQueue },
-    });
-    try {
+    };
+    await withStressServer(options, async (s) => {
       const cache = s.runtime.cache;
       const capBytes = cache.summary().memory_limit_bytes;
       let samples = 0;
@@ -145,9 +139,7 @@ export async function concurrent(p: ConcurrentParams): Promise<ReturnType<Tally[
         counted === admitted,
         () => `hits + misses + coalesced = ${counted}, but ${admitted} requests reached the cache`,
       );
-    } finally {
-      await s.stop();
-    }
+    });
   });
   return tally.result();
 }

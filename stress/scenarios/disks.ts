@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { FileStateStore, STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import type { CacheStats, LastSave } from "../../src/cache/types.js";
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
-import { completion, type StressServer, startStressServer } from "../server.js";
+import { completion, type StressServer, withStressServer } from "../server.js";
 
 const run = promisify(execFile);
 
@@ -122,8 +122,7 @@ export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>>
     if (cannot !== null) tally.skip(`disk full and read-only: ${cannot}`);
     const cacheDir = cannot === null ? join(mount, "cache") : join(root, "cache");
     try {
-      const s = await startStressServer({ root, models: [MODEL], cacheDir });
-      try {
+      await withStressServer({ root, models: [MODEL], cacheDir }, async (s) => {
         await s.post("/v1/completions", completion(MODEL));
         const firstStarted = performance.now();
         const first = await save(s);
@@ -167,9 +166,7 @@ export async function disks(p: DiskParams): Promise<ReturnType<Tally["result"]>>
         // The recreated file starts from this server's unsaved delta: the request made since the last save.
         tally.check(found >= 1, () => `vanished directory: ${found} requests in the recreated file`);
         tally.set("vanished_requests_in_new_file", found);
-      } finally {
-        await s.stop();
-      }
+      });
     } finally {
       if (cannot === null) await run("umount", ["-l", mount]).catch(() => {});
     }

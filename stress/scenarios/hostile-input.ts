@@ -10,7 +10,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { STRING_LIMITS } from "../../src/server/strings.js";
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
-import { startStressServer } from "../server.js";
+import { withStressServer } from "../server.js";
 
 export interface HostileInputParams {
   /** String sizes tried, in bytes. */
@@ -95,8 +95,7 @@ export const hostileInputScenario: Scenario<HostileInputParams> = {
   async run(params) {
     const tally = new Tally();
     await withTempDir("hostile", async (root) => {
-      const s = await startStressServer({ root, models: [MODEL] });
-      try {
+      await withStressServer({ root, models: [MODEL] }, async (s) => {
         const logBytes = () => s.logs.reduce((sum, line) => sum + JSON.stringify(line).length, 0);
         const logBefore = logBytes();
         const retainedBefore = retained();
@@ -153,9 +152,7 @@ export const hostileInputScenario: Scenario<HostileInputParams> = {
         // What is kept (after a full collection), not the RSS, which keeps pages a parsed 8 MiB body used for a while.
         tally.check(retainedGrowth < 64 * MIB, () => `the server kept ${Math.round(retainedGrowth / MIB)} MiB more`);
         tally.phase(null);
-      } finally {
-        await s.stop();
-      }
+      });
     });
     return tally.result();
   },

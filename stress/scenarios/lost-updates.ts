@@ -16,7 +16,7 @@ import { FileStateStore } from "../../src/cache/persistence/file-store.js";
 import { replacingDelta } from "../../src/cache/persistence/merge.js";
 import type { LastSave } from "../../src/cache/types.js";
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
-import { completion, startStressServer } from "../server.js";
+import { completion, withStressServer } from "../server.js";
 import { stateWithModels } from "../state-fixtures.js";
 
 export interface LostUpdateParams {
@@ -54,10 +54,9 @@ export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally
     const modelsDir = join(root, "models");
     const writers = ["a", "b"].map((w) => Array.from({ length: p.writes }, (_, i) => `cli-${w}-${i}.gguf`));
     await seed(cacheDir, modelsDir, writers.flat());
-    const s = await startStressServer({ root, models: [MODEL], cacheDir });
     let served = 0;
     let saveFailures = 0;
-    try {
+    await withStressServer({ root, models: [MODEL], cacheDir }, async (s) => {
       const env = {
         ...s.env,
         INFERNO_MODELS_DIR: modelsDir,
@@ -100,9 +99,7 @@ export async function lostUpdates(p: LostUpdateParams): Promise<ReturnType<Tally
       });
       tally.set("server_requests_served", served);
       tally.set("server_saves_ok", `${p.writes - saveFailures} of ${p.writes}`);
-    } finally {
-      await s.stop();
-    }
+    });
     const state = (await new FileStateStore(cacheDir).read())?.state;
     const requests = state?.models.find((m) => m.name === MODEL)?.usage.requests ?? 0;
     const resurrected = state?.models.filter((m) => m.name.startsWith("cli-")).length ?? -1;

@@ -19,7 +19,7 @@ import { mkdir, realpath, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { STATE_FILE_NAME } from "../../src/cache/persistence/file-store.js";
 import { type Scenario, Tally, withTempDir } from "../../testkit/scenario.js";
-import { writeModels, startStressServer } from "../server.js";
+import { writeModels, withStressServer } from "../server.js";
 
 export interface SecurityParams {
   /** Answers slower than this to a list over its limit count as not refused at once. */
@@ -165,8 +165,7 @@ export async function security(p: SecurityParams): Promise<ReturnType<Tally["res
     await mkdir(modelsDir, { recursive: true });
     await symlink(join(root, "outside", "secret.gguf"), join(modelsDir, "link-out.gguf"));
     await symlink(join(root, "outside"), join(modelsDir, "linkdir"));
-    const s = await startStressServer({ root, models: [MODEL], settings: { "server.api_key": KEY } });
-    try {
+    await withStressServer({ root, models: [MODEL], settings: { "server.api_key": KEY } }, async (s) => {
       const inside = await realpath(modelsDir);
       const escapes: string[] = [];
       const off = s.runtime.cache.on("loading", (e) => {
@@ -360,9 +359,7 @@ export async function security(p: SecurityParams): Promise<ReturnType<Tally["res
         );
       }
       tally.phase(null);
-    } finally {
-      await s.stop();
-    }
+    });
   });
   return tally.result();
 }

@@ -1,8 +1,11 @@
-/** The thread-count rule every backend shares, as a table, and the physical-core count it is fed with. */
+/**
+ * The thread-count rule every backend shares, as a table, and the physical-core count it is fed with; the Node flags a
+ * JavaScript child of a process run under tsx keeps.
+ */
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
 import { test } from "node:test";
-import { physicalCores, threadCount } from "../../src/backends/common.js";
+import { physicalCores, threadCount, withoutTsx } from "../../src/backends/common.js";
 
 test("threadCount: 0 means the physical cores less one, an explicit count is kept, and neither exceeds the cores", () => {
   // [configured, physical cores, logical cores, expected threads]
@@ -37,4 +40,26 @@ test("threadCount defaults to this machine's cores, and physicalCores counts at 
   assert.equal(threadCount(cores + 5, 1), cores);
   assert.equal(threadCount(0, physical), Math.max(1, Math.min(physical, cores) - 1));
   assert.equal(threadCount(1, physical), 1);
+});
+
+test("withoutTsx drops the flags that load tsx, in every spelling, and keeps every other flag", () => {
+  const tsx = "file:///app/node_modules/tsx/dist/loader.mjs";
+  // [flags, kept]
+  const table: Array<[string[], string[]]> = [
+    [[], []],
+    [["--import", "tsx"], []],
+    [["--import", tsx, "--max-old-space-size=512"], ["--max-old-space-size=512"]],
+    [[`--import=${tsx}`, "--enable-source-maps"], ["--enable-source-maps"]],
+    [["--require", "tsx/cjs", "--loader", "tsx"], []],
+    [
+      ["--import", "./hooks.mjs", "--import", "tsx"],
+      ["--import", "./hooks.mjs"],
+    ],
+    [["--experimental-loader=./other.mjs"], ["--experimental-loader=./other.mjs"]],
+    [
+      ["--inspect", "--stack-size=2000"],
+      ["--inspect", "--stack-size=2000"],
+    ],
+  ];
+  for (const [flags, kept] of table) assert.deepEqual(withoutTsx(flags), kept, flags.join(" "));
 });

@@ -3,14 +3,12 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { test, type TestContext } from "node:test";
-import { fileURLToPath } from "node:url";
 import { cliSandbox } from "../../testkit/cli.js";
+import { compiledCli } from "../../testkit/compiled-cli.js";
 import { TEST_BACKEND_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
 const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
-const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
-const TSX = import.meta.resolve("tsx");
 const SKIP = spawnSync("script", ["--version"]).status === 0 ? false : "util-linux script is not installed";
 /** How long any one expected output may take to appear on a busy 2-core machine before the test fails. */
 const PATIENCE_MS = 120_000;
@@ -22,9 +20,7 @@ const PATIENCE_MS = 120_000;
 async function chatInTerminal(t: TestContext, args: string[], env: Record<string, string> = {}) {
   const s = await cliSandbox(t);
   await s.run(["models", "demo"]);
-  const command = [process.execPath, "--import", TSX, MAIN, "run", "inferno-demo", ...args]
-    .map((a) => `'${a}'`)
-    .join(" ");
+  const command = [process.execPath, compiledCli(), "run", "inferno-demo", ...args].map((a) => `'${a}'`).join(" ");
   const child = spawn("script", ["-qfec", command, "/dev/null"], {
     cwd: s.cwd,
     env: { ...s.env, ...LOCAL, ...env, TERM: "dumb" },

@@ -15,7 +15,7 @@ async function sandbox(t: TestContext) {
 
 test("defaults apply when no source sets anything", async (t) => {
   const s = await sandbox(t);
-  const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const { config, origins } = await s.resolve();
   assert.equal(config.cache.max_cached_models, 5);
   assert.equal(config.cache.eviction_policy, "reload-cost");
   assert.equal(config.models_dir, join(s.home, ".local", "share", "inferno", "models"));
@@ -28,7 +28,7 @@ test("the default models directory is per user: $XDG_DATA_HOME/inferno/models, e
   const s = await sandbox(t);
   const elsewhere = join(s.root, "elsewhere");
   await mkdir(elsewhere);
-  const fromHere = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const fromHere = await s.resolve();
   const fromThere = await resolveConfig({ env: s.env, home: s.home, cwd: elsewhere });
   assert.equal(fromHere.config.models_dir, join(s.home, ".local", "share", "inferno", "models"));
   assert.equal(fromThere.config.models_dir, fromHere.config.models_dir);
@@ -43,16 +43,12 @@ test("the default models directory is per user: $XDG_DATA_HOME/inferno/models, e
 test("the default cache directory follows $XDG_CACHE_HOME when it is set, and ~/.cache when it is empty", async (t) => {
   const s = await sandbox(t);
   const xdgCache = join(s.root, "xdg-cache");
-  const withXdg = await resolveConfig({ env: { ...s.env, XDG_CACHE_HOME: xdgCache }, home: s.home, cwd: s.cwd });
+  const withXdg = await s.resolve({ XDG_CACHE_HOME: xdgCache });
   assert.equal(withXdg.config.cache.cache_dir, join(xdgCache, "inferno"));
   assert.deepEqual(withXdg.origins.get("cache.cache_dir")?.kind, "default");
-  const empty = await resolveConfig({ env: { ...s.env, XDG_CACHE_HOME: "" }, home: s.home, cwd: s.cwd });
+  const empty = await s.resolve({ XDG_CACHE_HOME: "" });
   assert.equal(empty.config.cache.cache_dir, join(s.home, ".cache", "inferno"));
-  const configured = await resolveConfig({
-    env: { ...s.env, XDG_CACHE_HOME: xdgCache, INFERNO_CACHE__CACHE_DIR: join(s.root, "mine") },
-    home: s.home,
-    cwd: s.cwd,
-  });
+  const configured = await s.resolve({ XDG_CACHE_HOME: xdgCache, INFERNO_CACHE__CACHE_DIR: join(s.root, "mine") });
   assert.equal(configured.config.cache.cache_dir, join(s.root, "mine"), "a configured cache_dir wins over the default");
   // The CLI sees the same default: `config get` prints it.
   const shown = await s.run(["config", "get", "cache.cache_dir"], { XDG_CACHE_HOME: xdgCache });
@@ -66,11 +62,8 @@ test("each layer overrides the one below it, and remembers its origin", async (t
   await writeFile(s.userFile, "[cache]\nmax_cached_models = 2\nmodel_ttl_seconds = 20\nrestore_window_hours = 5\n");
   await writeFile(s.localFile, "[cache]\nmax_cached_models = 3\nmodel_ttl_seconds = 30\n[server]\nport = 9000\n");
   await writeFile(explicit, '[cache]\nmax_cached_models = 4\n[server]\nport = 9001\nhost = "0.0.0.0"\n');
-  const env = { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "6", INFERNO_SERVER__PORT: "9002" };
-  const { config, origins } = await resolveConfig({
-    env,
-    home: s.home,
-    cwd: s.cwd,
+  const env = { INFERNO_CACHE__MAX_CACHED_MODELS: "6", INFERNO_SERVER__PORT: "9002" };
+  const { config, origins } = await s.resolve(env, {
     configFile: explicit,
     flags: [{ key: "server.port", value: 9003, flag: "--port" }],
   });
@@ -90,14 +83,12 @@ test("each layer overrides the one below it, and remembers its origin", async (t
 
 test("nested environment variables reach section keys; top-level ones need no section", async (t) => {
   const s = await sandbox(t);
-  const env = {
-    ...s.env,
+  const { config } = await s.resolve({
     INFERNO_MODELS_DIR: "./m",
     INFERNO_CACHE__ALWAYS_WARM: "a.gguf,b.gguf",
     INFERNO_CACHE__PERSIST_CACHE: "false",
     INFERNO_BACKEND__GPU: "false",
-  };
-  const { config } = await resolveConfig({ env, home: s.home, cwd: s.cwd });
+  });
   assert.equal(config.models_dir, join(s.cwd, "m"));
   assert.deepEqual(config.cache.always_warm, ["a.gguf", "b.gguf"]);
   assert.equal(config.cache.persist_cache, false);
@@ -107,12 +98,12 @@ test("nested environment variables reach section keys; top-level ones need no se
 test("~ and $VAR expand in paths; relative paths resolve against the file that sets them", async (t) => {
   const s = await sandbox(t);
   await writeFile(s.userFile, 'models_dir = "~/llms"\n[cache]\ncache_dir = "$STATE_ROOT/inferno"\n');
-  const { config } = await resolveConfig({ env: { ...s.env, STATE_ROOT: "/var/tmp/x" }, home: s.home, cwd: s.cwd });
+  const { config } = await s.resolve({ STATE_ROOT: "/var/tmp/x" });
   assert.equal(config.models_dir, join(s.home, "llms"));
   assert.equal(config.cache.cache_dir, "/var/tmp/x/inferno");
 
   await writeFile(s.localFile, 'models_dir = "weights"\n');
-  const local = await resolveConfig({ env: { ...s.env, STATE_ROOT: "/x" }, home: s.home, cwd: s.cwd });
+  const local = await s.resolve({ STATE_ROOT: "/x" });
   assert.equal(local.config.models_dir, join(s.cwd, "weights"));
 });
 
@@ -144,7 +135,7 @@ test("invalid values name the source, the key, the expectation and what was foun
   ];
   for (const [content, patterns] of cases) {
     await writeFile(s.localFile, content);
-    const message = await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd }));
+    const message = await invalidMessage(s.resolve());
     assert.match(message, new RegExp(s.localFile.replaceAll("/", "\\/")), content);
     for (const pattern of patterns) assert.match(message, pattern, `${content} → ${message}`);
   }
@@ -154,71 +145,58 @@ test("unknown keys are errors with a did-you-mean suggestion", async (t) => {
   const s = await sandbox(t);
   await writeFile(s.localFile, "[cache]\nmax_cached_model = 3\n");
   assert.match(
-    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
+    await invalidMessage(s.resolve()),
     /cache\.max_cached_model: unknown key; did you mean cache\.max_cached_models\?/,
   );
   await writeFile(s.localFile, "[cahce]\nmax_cached_models = 3\n");
-  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /did you mean cache\?/);
+  assert.match(await invalidMessage(s.resolve()), /did you mean cache\?/);
 });
 
 test("bad environment variables and broken files are errors, never a fall-back to defaults", async (t) => {
   const s = await sandbox(t);
   assert.match(
-    await invalidMessage(
-      resolveConfig({ env: { ...s.env, INFERNO_CACHE__MAX_CACHED_MODELS: "lots" }, home: s.home, cwd: s.cwd }),
-    ),
+    await invalidMessage(s.resolve({ INFERNO_CACHE__MAX_CACHED_MODELS: "lots" })),
     /environment variable INFERNO_CACHE__MAX_CACHED_MODELS: cache\.max_cached_models: expected a whole number, found "lots"/,
   );
   assert.match(
-    await invalidMessage(resolveConfig({ env: { ...s.env, INFERNO_CACHE__TTL: "5" }, home: s.home, cwd: s.cwd })),
+    await invalidMessage(s.resolve({ INFERNO_CACHE__TTL: "5" })),
     /INFERNO_CACHE__TTL: cache\.ttl: not a configuration key/,
   );
   await writeFile(s.localFile, "[cache\nmax_cached_models = 3\n");
-  assert.match(
-    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
-    /not valid TOML at line 1/,
-  );
+  assert.match(await invalidMessage(s.resolve()), /not valid TOML at line 1/);
   await writeFile(s.localFile, "");
   assert.match(
-    await invalidMessage(
-      resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: join(s.root, "missing.toml") }),
-    ),
+    await invalidMessage(s.resolve({}, { configFile: join(s.root, "missing.toml") })),
     /missing\.toml: file not found/,
   );
-  assert.match(
-    await invalidMessage(resolveConfig({ env: { ...s.env }, home: s.home, cwd: s.cwd, configFile: s.home })),
-    /is a directory/,
-  );
+  assert.match(await invalidMessage(s.resolve({}, { configFile: s.home })), /is a directory/);
   await writeFile(s.localFile, 'models_dir = "$NOPE/models"\n');
-  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /\$NOPE is not set/);
+  assert.match(await invalidMessage(s.resolve()), /\$NOPE is not set/);
 });
 
 test('per-model overrides are read from [cache.models."name"] tables', async (t) => {
   const s = await sandbox(t);
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl_seconds = 600\npinned = true\n');
-  const { config, origins } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const { config, origins } = await s.resolve();
   assert.deepEqual(config.cache.models["my_model.gguf"], { ttl_seconds: 600, pinned: true });
   assert.equal(origins.get('cache.models."my_model.gguf".pinned')?.kind, "local");
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nttl = 600\n');
-  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /unknown key/);
+  assert.match(await invalidMessage(s.resolve()), /unknown key/);
   // The fleet's copies of a model: a range, checked whole.
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmin_copies = 2\nmax_copies = 3\n');
-  const copies = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const copies = await s.resolve();
   assert.deepEqual(copies.config.cache.models["my_model.gguf"], { min_copies: 2, max_copies: 3 });
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmin_copies = 3\nmax_copies = 2\n');
-  assert.match(
-    await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })),
-    /max_copies must not be below min_copies/,
-  );
+  assert.match(await invalidMessage(s.resolve()), /max_copies must not be below min_copies/);
   await writeFile(s.localFile, '[cache.models."my_model.gguf"]\nmax_copies = 0\n');
-  assert.match(await invalidMessage(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd })), /max_copies/);
+  assert.match(await invalidMessage(s.resolve()), /max_copies/);
 });
 
 test("models_dirs: models_dir is the first entry; left unset, the list's first entry takes its place", async (t) => {
   const s = await sandbox(t);
   const at = (...p: string[]) => join(s.cwd, ...p);
   const load = (text: string, env: Record<string, string> = {}) =>
-    writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
+    writeFile(s.localFile, text).then(() => s.resolve(env));
 
   const neither = await load("");
   const perUser = join(s.home, ".local", "share", "inferno", "models");
@@ -238,12 +216,10 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
   assert.deepEqual(listOnly.origins.get("models_dir"), { kind: "local", source: s.localFile });
 
   await writeFile(s.localFile, "");
-  const flagWins = await resolveConfig({
-    env: { ...s.env, INFERNO_MODELS_DIRS: "x,y" },
-    home: s.home,
-    cwd: s.cwd,
-    flags: [{ key: "models_dir", value: "first", flag: "--models-dir" }],
-  });
+  const flagWins = await s.resolve(
+    { INFERNO_MODELS_DIRS: "x,y" },
+    { flags: [{ key: "models_dir", value: "first", flag: "--models-dir" }] },
+  );
   assert.deepEqual(flagWins.config.models_dirs, [at("first"), at("x"), at("y")]);
 
   await assert.rejects(load('models_dirs = "a"\n'), /models_dirs: expected a list of strings .*found "a" \(a string\)/);
@@ -253,7 +229,7 @@ test("models_dirs: models_dir is the first entry; left unset, the list's first e
 test("model_stores: a list of known stores, each once; default all three (read when present)", async (t) => {
   const s = await sandbox(t);
   const load = (text: string, env: Record<string, string> = {}) =>
-    writeFile(s.localFile, text).then(() => resolveConfig({ env: { ...s.env, ...env }, home: s.home, cwd: s.cwd }));
+    writeFile(s.localFile, text).then(() => s.resolve(env));
   assert.deepEqual((await load("")).config.model_stores, ["ollama", "lmstudio", "huggingface"]);
   assert.deepEqual((await load("model_stores = []\n")).config.model_stores, []);
   assert.deepEqual((await load('model_stores = ["ollama", "huggingface"]\n')).config.model_stores, [

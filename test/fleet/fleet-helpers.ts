@@ -1,10 +1,11 @@
-/** Shared pieces of the fleet tests: engines as nodes in one process, node records, usage deltas. */
+/** Shared pieces of the fleet tests: engines as nodes in one process, node records, usage deltas, a steady stream. */
 import type { TestContext } from "node:test";
 import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { FleetEngine, type FleetEngineOptions } from "../../src/fleet/engine.js";
 import type { PlacementCandidate } from "../../src/fleet/placement.js";
 import type { NodeRecord } from "../../src/fleet/types.js";
+import { complete } from "../../testkit/fleet.js";
 
 /** A connected engine for node `nodeId`, closed when the test ends. */
 export async function engineFor(
@@ -83,5 +84,54 @@ export function placementNode(id: string, overrides: Partial<PlacementCandidate>
     lruTime: null,
     serves: { size: 100, bytes: 2 ** 30 },
     ...overrides,
+  };
+}
+
+/** A steady stream of requests through a fleet (what a rolling restart must not fail). */
+export interface SteadyStream {
+  /** Every failed request: node, model, status or error. */
+  readonly failures: string[];
+  /** Requests sent so far. */
+  readonly sent: number;
+  /** Ends the stream once each client's request in flight is answered. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Three clients sending greedy 2-token completions for `models` in turn, each through the next node of `rotation` (a
+ * load balancer's view: take a node out before its SIGTERM, put it back once ready), until `stop()`.
+ */
+export function steadyStream(
+  rotation: ReadonlySet<{ id: string; url: string }>,
+  models: readonly string[],
+): SteadyStream {
+  const failures: string[] = [];
+  let sent = 0;
+  let stopped = false;
+  const client = async (offset: number) => {
+    for (let i = offset; !stopped; i += 3) {
+      const live = [...rotation];
+      const node = live[i % live.length]!;
+      const model = models[i % models.length]!;
+      sent++;
+      try {
+        const response = await complete(node, model);
+        const text = await response.text();
+        if (response.status !== 200) failures.push(`${node.id} ${model}: ${response.status} ${text.slice(0, 200)}`);
+      } catch (error) {
+        failures.push(`${node.id} ${model}: ${(error as Error).message}`);
+      }
+    }
+  };
+  const clients = [0, 1, 2].map(client);
+  return {
+    failures,
+    get sent() {
+      return sent;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(clients);
+    },
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Running a fleet, with real `inferno serve` nodes on loopback and a real `redis-server`: a fleet restart warms the
  * models used before across the nodes (each loaded once, each node ready only once its part is in), a rolling restart
- * under a steady stream of requests fails none of them, `GET /v1/fleet` shows the nodes, copies and the plan, and a
- * leader SIGKILLed right after it wrote its plan is replaced within one lease and the plan finishes once.
+ * under a steady stream of requests fails none of them, and `GET /v1/fleet` shows the nodes, copies and the plan. (A
+ * leader SIGKILLed right after it wrote its plan: leader-kill.test.ts.)
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
@@ -12,6 +12,7 @@ import { runCli } from "../../testkit/cli.js";
 import { spawnInferno, type InfernoProcess } from "../../testkit/process.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { testSetup, waitFor, type TestSetup } from "../../testkit/server.js";
+import { steadyStream } from "./fleet-helpers.js";
 
 const API_KEY = "client-key";
 const AUTH = { authorization: `Bearer ${API_KEY}` };
@@ -230,25 +231,10 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
 
     // A load balancer's view: the nodes in rotation. A node leaves it before its SIGTERM, returns once ready.
     const rotation = new Set(nodes);
-    const failures: string[] = [];
-    let sent = 0;
-    let stop = false;
-    const worker = async (offset: number) => {
-      for (let i = offset; !stop; i += 3) {
-        const live = [...rotation];
-        const node = live[i % live.length]!;
-        const model = `${SIX[i % SIX.length]}.gguf`;
-        sent++;
-        try {
-          const response = await complete(node, model);
-          const text = await response.text();
-          if (response.status !== 200) failures.push(`${node.id} ${model}: ${response.status} ${text.slice(0, 200)}`);
-        } catch (error) {
-          failures.push(`${node.id} ${model}: ${(error as Error).message}`);
-        }
-      }
-    };
-    const workers = [0, 1, 2].map(worker);
+    const stream = steadyStream(
+      rotation,
+      SIX.map((m) => `${m}.gguf`),
+    );
 
     for (let i = 0; i < nodes.length; i++) {
       const old = nodes[i]!;
@@ -264,8 +250,8 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
       rotation.add(fresh);
     }
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    stop = true;
-    await Promise.all(workers);
+    await stream.stop();
+    const { failures, sent } = stream;
     assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
     assert.ok(sent > 100, `a steady stream: ${sent} requests`);
     t.diagnostic(`rolling restart of 3 nodes: ${sent} requests, ${failures.length} failed`);

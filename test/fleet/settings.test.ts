@@ -3,14 +3,13 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { resolveConfig } from "../../src/config/index.js";
 import { ConfigInvalid } from "../../src/errors/index.js";
 import { fleetSettings, redactRedisUrl } from "../../src/fleet/settings.js";
 import { cliSandbox } from "../../testkit/cli.js";
 
 test("no redis_url: a single node, no fleet settings", async (t) => {
   const s = await cliSandbox(t);
-  const { config } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd });
+  const { config } = await s.resolve();
   assert.equal(config.fleet.redis_url, "");
   assert.equal(config.fleet.heartbeat_seconds, 5);
   assert.equal(config.fleet.node_timeout_seconds, 15);
@@ -19,13 +18,11 @@ test("no redis_url: a single node, no fleet settings", async (t) => {
 
 test("INFERNO_FLEET__REDIS_URL joins a fleet; node id, advertise URL and secret default from the server", async (t) => {
   const s = await cliSandbox(t);
-  const env = {
-    ...s.env,
+  const { config, origins } = await s.resolve({
     INFERNO_FLEET__REDIS_URL: "rediss://app:pa55@redis.lan:6380/2",
     INFERNO_SERVER__HOST: "10.0.0.5",
     INFERNO_SERVER__API_KEY: "k",
-  };
-  const { config, origins } = await resolveConfig({ env, home: s.home, cwd: s.cwd });
+  });
   assert.deepEqual(origins.get("fleet.redis_url"), { kind: "env", source: "INFERNO_FLEET__REDIS_URL" });
   const { copies, ...settings } = fleetSettings(config)!;
   assert.deepEqual(copies("any.gguf"), { minCopies: 0, maxCopies: 4, scaleUpRpm: 60 });
@@ -49,7 +46,7 @@ test("a fleet node bound to a wildcard address must name its advertise_url", asy
   const s = await cliSandbox(t);
   const file = join(s.root, "fleet.toml");
   await writeFile(file, '[fleet]\nredis_url = "redis://127.0.0.1:6379"\n[server]\nhost = "0.0.0.0"\nport = 8081\n');
-  await assert.rejects(resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: file }), (error: unknown) => {
+  await assert.rejects(s.resolve({}, { configFile: file }), (error: unknown) => {
     assert.ok(error instanceof ConfigInvalid);
     assert.match(error.message, /fleet\.advertise_url: must be set when server\.host is the wildcard 0\.0\.0\.0/);
     assert.match(error.message, /fleet\.advertise_url = "http:\/\/10\.0\.0\.5:8081"/);
@@ -59,13 +56,13 @@ test("a fleet node bound to a wildcard address must name its advertise_url", asy
     file,
     '[fleet]\nredis_url = "redis://127.0.0.1:6379"\nadvertise_url = "http://10.0.0.7:8081/"\nsecret = "s"\n[server]\nhost = "::"\n',
   );
-  const { config } = await resolveConfig({ env: s.env, home: s.home, cwd: s.cwd, configFile: file });
+  const { config } = await s.resolve({}, { configFile: file });
   const settings = fleetSettings(config);
   assert.equal(settings?.advertiseUrl, "http://10.0.0.7:8081");
   assert.equal(settings?.nodeId, "10.0.0.7:8081");
   assert.equal(settings?.secret, "s");
   // Without a fleet, a wildcard bind is fine as before.
-  const alone = await resolveConfig({ env: { ...s.env, INFERNO_SERVER__HOST: "0.0.0.0" }, home: s.home, cwd: s.cwd });
+  const alone = await s.resolve({ INFERNO_SERVER__HOST: "0.0.0.0" });
   assert.equal(fleetSettings(alone.config), null);
 });
 
@@ -81,7 +78,7 @@ test("bad fleet values are refused with the key named", async (t) => {
     [{ INFERNO_FLEET__ADVERTISE_URL: "10.0.0.5:8080" }, /fleet\.advertise_url: .*expected http:\/\/host:port/],
   ];
   for (const [vars, message] of cases) {
-    await assert.rejects(resolveConfig({ env: { ...s.env, ...vars }, home: s.home, cwd: s.cwd }), message);
+    await assert.rejects(s.resolve(vars), message);
   }
 });
 

@@ -9,6 +9,7 @@ import { persistedLogOf } from "../../src/cache/persistence/merge.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import { cacheSchema } from "../../src/config/schema.js";
 import { NoRequestLog } from "../../src/errors/index.js";
+import { adviseOn } from "../../src/runtime/advice.js";
 import {
   fleetAdvice,
   type FleetAdviceInput,
@@ -109,6 +110,17 @@ describe("advise for a fleet", () => {
 
   it("a fleet with no merged log is refused with NoRequestLog", () => {
     assert.throws(() => fleetAdvice({ ...input({}), state: null }), NoRequestLog);
+  });
+
+  it("a fleet node whose own log is empty still answers the fleet's part; with neither log, NoRequestLog", async () => {
+    const fleet = input({ max_cached_models: 1, max_memory_mb: 8192 });
+    const config = cacheSchema.parse({ eviction_policy: "lru", max_cached_models: 1, max_memory_mb: 8192 });
+    const report = await adviseOn({ state: null, config, fleet });
+    assert.deepEqual([report.rows, report.recommendation, report.log.requests], [[], null, 0]);
+    assert.match(report.notes[0] ?? "", /^this node: /);
+    assert.equal(report.current.max_cached_models, 1);
+    assert.equal(report.fleet?.nodes_needed, 4, "the same answer as the fleet's replay alone");
+    await assert.rejects(adviseOn({ state: null, config, fleet: { ...fleet, state: null } }), NoRequestLog);
   });
 
   it("node counts: every one up to 8, then a spread, the current among them, at most 64", () => {

@@ -24,6 +24,20 @@ const GREEDY = { temperature: 0 };
 const LONG = "word ".repeat(400);
 const LIMITS = { max_messages: 64, max_prompts: 2, max_embedding_inputs: 3 };
 
+/** A greedy chat of one user message with the tiny model, with whichever token limit the request names. */
+function greedyChat(
+  client: OpenAI,
+  content: string,
+  limit: { max_tokens?: number; max_completion_tokens?: number } = {},
+): Promise<OpenAI.ChatCompletion> {
+  return client.chat.completions.create({
+    model: "tiny.gguf",
+    messages: [{ role: "user", content }],
+    ...limit,
+    ...GREEDY,
+  });
+}
+
 let s: TestServer;
 let openai: OpenAI;
 let ollama: Ollama;
@@ -79,12 +93,7 @@ describe("generated tokens are bounded", () => {
     assert.ok(completion.usage && completion.usage.prompt_tokens + completion.usage.completion_tokens <= CONTEXT);
     assert.ok(completion.usage.completion_tokens > CONTEXT / 2, String(completion.usage.completion_tokens));
 
-    const chat = await openai.chat.completions.create({
-      model: "tiny.gguf",
-      messages: [{ role: "user", content: "Tell me a story" }],
-      max_completion_tokens: 1e9,
-      ...GREEDY,
-    });
+    const chat = await greedyChat(openai, "Tell me a story", { max_completion_tokens: 1e9 });
     assert.equal(chat.choices[0]?.finish_reason, "length");
     assert.ok(chat.usage && chat.usage.prompt_tokens + chat.usage.completion_tokens <= CONTEXT);
 
@@ -105,19 +114,10 @@ describe("generated tokens are bounded", () => {
     );
     t.after(() => capped.close(0));
     const client = new OpenAI({ baseURL: `${capped.url}/v1`, apiKey: "x", maxRetries: 0 });
-    const chat = await client.chat.completions.create({
-      model: "tiny.gguf",
-      messages: [{ role: "user", content: "Hi" }],
-      max_tokens: 1e9,
-      ...GREEDY,
-    });
+    const chat = await greedyChat(client, "Hi", { max_tokens: 1e9 });
     assert.equal(chat.choices[0]?.finish_reason, "length");
     assert.ok([5, 6].includes(chat.usage?.completion_tokens ?? 0), String(chat.usage?.completion_tokens));
-    const unasked = await client.chat.completions.create({
-      model: "tiny.gguf",
-      messages: [{ role: "user", content: "Hi" }],
-      ...GREEDY,
-    });
+    const unasked = await greedyChat(client, "Hi");
     assert.ok([5, 6].includes(unasked.usage?.completion_tokens ?? 0), String(unasked.usage?.completion_tokens));
     const response = await client.responses.create({
       model: "tiny.gguf",

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { BackendConfig } from "../../config/schema.js";
 import { ModelCrashed } from "../../errors/index.js";
 import type { ModelFormat } from "../../models/types.js";
-import { HeldEvents } from "../common.js";
+import { HeldEvents, withoutTsx } from "../common.js";
 import type { PromptStoreEvent } from "../types.js";
 import {
   encodeFrame,
@@ -58,21 +58,10 @@ const MIB = 1024 * 1024;
  */
 function hostExecArgv(entry: string): string[] {
   const typescript = entry.endsWith(".ts");
-  const args: string[] = [];
-  const parent = process.execArgv;
-  for (let i = 0; i < parent.length; i++) {
-    const arg = parent[i] as string;
-    if (/^--(inspect|debug|test)/.test(arg)) continue;
-    const loader = /^--(import|require|loader|experimental-loader)$/.test(arg);
-    const value = loader ? (parent[i + 1] ?? "") : arg;
-    if (!typescript && /^--(import|require|loader|experimental-loader)/.test(arg) && value.includes("tsx")) {
-      if (loader) i++;
-      continue;
-    }
-    args.push(arg);
-  }
-  if (typescript && !args.some((arg) => arg.includes("tsx"))) args.push("--import", import.meta.resolve("tsx"));
-  return args;
+  const inherited = process.execArgv.filter((flag) => !/^--(inspect|debug|test)/.test(flag));
+  if (!typescript) return withoutTsx(inherited);
+  if (!inherited.some((flag) => flag.includes("tsx"))) inherited.push("--import", import.meta.resolve("tsx"));
+  return inherited;
 }
 
 /** Hosts still running: killed when this process exits by any path that runs exit handlers. */

@@ -23,7 +23,7 @@ import {
   type ToHost,
   toWireError,
 } from "./protocol.js";
-import { Coalesced } from "./coalesced.js";
+import { Coalesced, PROGRESS_INTERVAL_MS, STREAM_INTERVAL_MS } from "./coalesced.js";
 import { warmUp } from "./warm-up.js";
 
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
@@ -128,10 +128,12 @@ class RequestStream {
     this.text = new Coalesced(
       (held, next) => held + next,
       (text) => send({ type: "text", id, text }),
+      STREAM_INTERVAL_MS,
     );
     this.progress = new Coalesced(
       (_, next) => next,
       (fraction) => send({ type: "progress", id, fraction }),
+      PROGRESS_INTERVAL_MS,
     );
   }
 

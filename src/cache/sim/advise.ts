@@ -288,6 +288,34 @@ export function replayOf(
 }
 
 /** Replays the state's request log under other settings; throws `NoRequestLog` when there is nothing to replay. */
+/**
+ * The report of a node whose own log holds too little to replay, in a fleet whose merged log may still answer
+ * (runtime/advice.ts): the current settings, no rows, `reason` as its note.
+ */
+export function adviceWithoutLog(options: Omit<AdviseOptions, "solver">, reason: string): AdviceReport {
+  const { config } = options;
+  return {
+    log: {
+      requests: 0,
+      models: 0,
+      first: null,
+      last: null,
+      span_seconds: 0,
+      observed: { hits: 0, misses: 0, coalesced: 0, hit_rate: 0, load_seconds: 0 },
+    },
+    current: {
+      eviction_policy: config.eviction_policy as SimPolicy,
+      max_cached_models: config.max_cached_models,
+      max_memory_mb: Math.floor(memoryLimitBytes(config, options.systemMemoryBytes) / MIB),
+    },
+    rows: [],
+    optimum: null,
+    recommendation: null,
+    models: [],
+    notes: [reason],
+  };
+}
+
 export function advise(state: CacheState | null, options: AdviseOptions): AdviceReport {
   const { config, solver } = options;
   const limitBytes = memoryLimitBytes(config, options.systemMemoryBytes);

@@ -202,7 +202,13 @@ function settingOf(row: AdviceRow, report: AdviceReport): string {
 /** The advice as a table: each setting's hit rate and load time over the log, the current one marked, then the one change advised. */
 function printAdvice(ctx: CliContext, report: AdviceReport): void {
   const { log } = report;
-  const current = report.rows.find((r) => r.current) as AdviceRow;
+  const current = report.rows.find((r) => r.current);
+  if (!current) {
+    // A fleet node that served too little itself: only the fleet's part answers.
+    for (const note of report.notes) ctx.out.print(`note: ${note}`);
+    if (report.fleet) printFleetAdvice(ctx, report.fleet);
+    return;
+  }
   const perDay = (r: AdviceRow) => ((current.load_seconds - r.load_seconds) * 86_400) / log.span_seconds;
   ctx.out.print(
     `request log: ${log.requests} requests for ${log.models} model(s) over ${duration(log.span_seconds)} (${log.first} to ${log.last}); ` +
