@@ -15,8 +15,8 @@
  *   its own (no Redis): total loads and load time
  *   of the fleet over those of the lone nodes (target ≤ 0.4× the loads). Every node of a lone-node setup sees every
  *   model, so each loads most of them again and again; the fleet holds six of the twelve once. The note gives what
- *   one LRU cache of six slots would load on the same trace: the fleet evicts its oldest model fleet-wide, so it is
- *   about that (on this trace an LRU of six slots makes about half the loads of three of two, not 0.4×).
+ *   one LRU cache of six slots would load on the same trace, for scale: about half the loads of three of two, so the
+ *   fleet reaches 0.4× only by weighing models better than LRU does (the fleet's usage and load rate, docs/fleet.md).
  *
  * Spawned processes and llama.cpp on one thread each share the machine with the client: absolute times are noisy.
  */

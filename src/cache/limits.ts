@@ -21,10 +21,11 @@ import {
   asSpareCopy,
   chooseVictims,
   type EvictionCandidate,
+  fleetLoadTimes,
   nextInflation,
   settledLoadTimes,
 } from "./policy/eviction.js";
-import { decayedValue } from "./policy/frequency.js";
+import { countOfRate, type DecayedCount, decayedValue, fleetFrequency } from "./policy/frequency.js";
 import type { Clock, EvictionReason } from "./types.js";
 import type { UsageBook } from "./usage.js";
 import { matchSaved } from "../models/name-index.js";
@@ -49,6 +50,22 @@ export interface Shortfall {
   bytes: Bytes;
 }
 
+/** How a fleet node's eviction differs from a single node's. */
+export interface FleetEviction {
+  /**
+   * Whether this node's copy of a model (by name) is spare: another node holds it too and the copies rule does not
+   * need this one, so it goes first (`asSpareCopy`).
+   */
+  isSpare(name: string): boolean;
+  /** The fleet's typical load time per byte (`fleetLoadTimes`), or null while unknown. */
+  loadRate(): number | null;
+  /**
+   * The other nodes' usage of a model (uses per hour, decayed, as their records last showed it) and the copies the
+   * fleet holds of it: its frequency here is `fleetFrequency`.
+   */
+  usageElsewhere(name: string): { perHour: number; copies: number };
+}
+
 /** A model to evict, and why. */
 export interface Victim {
   key: string;
@@ -58,11 +75,8 @@ export interface Victim {
 export class Limits {
   /** GDSF's inflation: the value of the last victim, added to every later use (eviction.ts). */
   inflation = 0;
-  /**
-   * Whether this node's copy of a model (by name) is spare: in a fleet, another node holds it too and the copies rule
-   * does not need this one, so it goes first (`asSpareCopy`). Set by the fleet; null on a single node.
-   */
-  isSpare: ((name: string) => boolean) | null = null;
+  /** Set by the fleet; null on a single node. */
+  fleet: FleetEviction | null = null;
   private readonly capacityWaiters = new Set<() => void>();
 
   constructor(private readonly o: LimitsOptions) {}
@@ -150,7 +164,7 @@ export class Limits {
   }
 
   private evictionCandidates(except: EntryFacts | null): EvictionCandidate[] {
-    const { view, book, time, config } = this.o;
+    const { view, book, time } = this.o;
     const now = time.now();
     const candidates = view
       .admitted()
@@ -175,12 +189,21 @@ export class Limits {
                 ? e.state.loadMs
                 : null,
           ...(usage ? { loads: usage.loads } : {}),
-          frequency: decayedValue(usage?.frequency ?? null, now, config.usage_half_life_hours),
+          frequency: this.frequency(e.descriptor.name, usage?.frequency ?? null, now),
           inflation: usage?.inflation ?? 0,
         };
-        return this.isSpare?.(e.descriptor.name) ? asSpareCopy(candidate) : candidate;
+        return this.fleet?.isSpare(e.descriptor.name) ? asSpareCopy(candidate) : candidate;
       });
-    return settledLoadTimes(candidates);
+    return this.fleet ? fleetLoadTimes(candidates, this.fleet.loadRate()) : settledLoadTimes(candidates);
+  }
+
+  /** A model's frequency as eviction weighs it: its decayed count here, in a fleet with the other nodes' usage. */
+  private frequency(name: string, count: DecayedCount | null, now: number): number {
+    const halfLife = this.o.config.usage_half_life_hours;
+    const local = decayedValue(count, now, halfLife);
+    if (!this.fleet) return local;
+    const { perHour, copies } = this.fleet.usageElsewhere(name);
+    return fleetFrequency(local, countOfRate(perHour, halfLife), copies);
   }
 
   /**

@@ -35,7 +35,7 @@ import {
   type ReadyEntry,
 } from "./entry-table.js";
 import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
-import { MemoryLedger } from "./limits.js";
+import { type FleetEviction, MemoryLedger } from "./limits.js";
 import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
 import { Pins } from "./limits.js";
 import { Saver } from "./saver.js";
@@ -331,11 +331,11 @@ export class ModelCache implements AsyncDisposable {
   }
 
   /**
-   * In a fleet: which of this node's models are spare copies (another node holds them and the copies rule does not
-   * need this one). Eviction takes them first. null: none (a single node).
+   * In a fleet, eviction weighs this node's models as a fleet node does (`FleetEviction`): spare copies first, load
+   * times as `fleetLoadTimes` settles them. null: a single node.
    */
-  setSpareCopies(isSpare: ((name: string) => boolean) | null): void {
-    this.table.limits.isSpare = isSpare;
+  setFleet(fleet: FleetEviction | null): void {
+    this.table.limits.fleet = fleet;
   }
 
   /** Preload without counting a request (admin `load` route, `keep_alive`): loads if needed, sets keep-alive. */

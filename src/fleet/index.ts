@@ -26,7 +26,15 @@ export {
   type PlacementCandidate,
   type PlacementRequest,
 } from "./placement.js";
-export { evictionLadder, type NodeFacts, nodeRecordOf, RequestRate } from "./record.js";
+export {
+  evictionLadder,
+  fleetLoadRate,
+  LoadRates,
+  type NodeFacts,
+  nodeRecordOf,
+  publishedUsage,
+  RequestRate,
+} from "./record.js";
 export { fleetSettings, redactRedisUrl, type FleetSettings } from "./settings.js";
 export type * from "./types.js";
 export { FleetUsageStore } from "./usage-store.js";

@@ -8,9 +8,11 @@ import {
   type EvictionCandidate,
   type EvictionPolicy,
   evictionOrder,
+  weightedMedian,
 } from "../cache/policy/eviction.js";
 import type { CacheStats } from "../cache/types.js";
-import type { NodeRecord } from "./types.js";
+import { GIB } from "../units.js";
+import type { LoadRate, NodeRecord } from "./types.js";
 
 /** A node's record but for the figures its cache's statistics give (`nodeRecordOf` adds those). */
 export type NodeFacts = Omit<
@@ -83,4 +85,51 @@ export function evictionLadder(
     bytes: c.memoryBytes,
     loss: c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS),
   }));
+}
+
+/** How many of a node's most recent loads its published load rate is the median of. */
+export const LOAD_RATE_WINDOW = 64;
+
+/**
+ * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`): the `load_rate` it
+ * publishes, from which every node takes the fleet's typical load time (`fleetLoadRate`).
+ */
+export class LoadRates {
+  private readonly rates: number[] = [];
+
+  /** Counts a load of `bytes` that took `ms` (loads of unknown size are left out). */
+  add(ms: number, bytes: number): void {
+    if (!(bytes > 0) || !(ms >= 0)) return;
+    this.rates.push(ms / bytes);
+    if (this.rates.length > LOAD_RATE_WINDOW) this.rates.shift();
+  }
+
+  /** The median and the count, for the record; undefined before the first load. */
+  published(): LoadRate | undefined {
+    const median = weightedMedian(this.rates.map((value) => ({ value, weight: 1 })));
+    return median === null ? undefined : { ms_per_gib: median * GIB, loads: this.rates.length };
+  }
+}
+
+/**
+ * The fleet's typical load time per byte: the median of the nodes' published load rates, each weighted by its loads
+ * (about the median of all their recent loads); null while no node has loaded anything.
+ */
+export function fleetLoadRate(rates: ReadonlyArray<LoadRate | undefined>): number | null {
+  const median = weightedMedian(rates.flatMap((r) => (r ? [{ value: r.ms_per_gib, weight: r.loads }] : [])));
+  return median === null ? null : median / GIB;
+}
+
+/** The most a node publishes of its usage: its most used models (a fleet of 2,000 models keeps records small). */
+export const USAGE_PUBLISHED = 100;
+
+/** A node's `usage` for its record: its most used models' uses per hour (3 significant digits), none unused. */
+export function publishedUsage(
+  models: ReadonlyArray<{ name: string; frequency_per_hour: number }>,
+): Record<string, number> {
+  const used = models.filter((m) => m.frequency_per_hour > 0);
+  used.sort((a, b) => b.frequency_per_hour - a.frequency_per_hour);
+  return Object.fromEntries(
+    used.slice(0, USAGE_PUBLISHED).map((m) => [m.name, Number(m.frequency_per_hour.toPrecision(3))]),
+  );
 }

@@ -15,6 +15,7 @@ import {
   chooseVictims,
   type EvictionCandidate,
   type EvictionPolicy,
+  fleetLoadTimes,
   nextInflation,
 } from "../cache/policy/eviction.js";
 import {
@@ -32,7 +33,8 @@ import {
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
-import { evictionLadder } from "./record.js";
+import { decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
+import { evictionLadder, fleetLoadRate, LoadRates } from "./record.js";
 
 export interface FleetSimSettings {
   nodes: number;
@@ -87,6 +89,8 @@ interface SimNode {
   busy: Map<string, number[]>;
   /** The minute of its last usage change not merged yet (-1: none). */
   dirtySince: number;
+  /** Its recent loads (its record's `load_rate`). */
+  loadRates: LoadRates;
 }
 
 interface FleetModel extends ModelUse {
@@ -110,6 +114,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     usage: new Map(),
     busy: new Map(),
     dirtySince: -1,
+    loadRates: new LoadRates(),
   }));
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const models = new Map<string, FleetModel>(
@@ -244,14 +249,35 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     node.busy.set(key, ends);
   };
 
-  /** `node`'s resident models as its policy sees them, spare copies (added to `spares`) through `asSpareCopy`. */
+  /** The fleet's typical load time per byte from every node's recent loads (`load_rate`), kept until the next load. */
+  let rate: { value: number | null } | null = null;
+  const fleetRate = (): number | null =>
+    (rate ??= { value: fleetLoadRate(nodes.map((n) => n.loadRates.published())) }).value;
+
+  /**
+   * `node`'s resident models as its policy sees them: each with the fleet's usage (`fleetFrequency`, the other nodes'
+   * as their records show it), spare copies (added to `spares`) through `asSpareCopy`, load times as a fleet node
+   * weighs them (`fleetLoadTimes`, against every node's recent loads).
+   */
   const evictableOn = (node: SimNode, now: number, spares = new Set<string>()): EvictionCandidate[] =>
-    [...node.resident].map((key) => {
-      const candidate = evictionCandidate((models.get(key) as FleetModel).model, usageOf(node, key), now, limits);
-      if (!isSpare(node, models.get(key) as FleetModel, now)) return candidate;
-      spares.add(key);
-      return asSpareCopy(candidate);
-    });
+    fleetLoadTimes(
+      [...node.resident].map((key) => {
+        const usage = usageOf(node, key);
+        const fm = models.get(key) as FleetModel;
+        const local = decayedValue(usage.frequency, now, limits.usageHalfLifeHours);
+        let elsewhere = 0;
+        for (const other of nodes) {
+          const theirs = other === node ? undefined : other.usage.get(key);
+          if (theirs) elsewhere += decayedValue(theirs.frequency, now, limits.usageHalfLifeHours);
+        }
+        const frequency = fleetFrequency(local, elsewhere, fm.copies.size);
+        const candidate = { ...evictionCandidate(fm.model, usage, now, limits, frequency), loads: usage.loads };
+        if (!isSpare(node, fm, now)) return candidate;
+        spares.add(key);
+        return asSpareCopy(candidate);
+      }),
+      fleetRate(),
+    );
 
   /** Makes room on `node` for `fm` by its policy (spare copies first) and loads it there. */
   const load = (node: SimNode, fm: FleetModel, now: number) => {
@@ -280,6 +306,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       node.inflation = nextInflation(node.inflation, victims);
     }
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
+    node.loadRates.add(cost, model.memoryBytes);
+    rate = null;
     if (warm) result.warmLoads++;
     node.resident.add(model.key);
     slotted = null;

@@ -44,6 +44,19 @@ export interface NodeRecord {
   evictable?: Array<{ bytes: Bytes; loss: number }>;
   /** Models it unloaded in the last few minutes: their files are likely still in its page cache. */
   warm?: string[];
+  /**
+   * Its usage of the models it used most, by name: uses per hour, decayed (`frequency_per_hour`), at most
+   * `USAGE_PUBLISHED` of them. Other nodes add it to their own when they weigh a model (`fleetFrequency`).
+   */
+  usage?: Record<string, number>;
+  /** Its recent loads (`LoadRates`): their median time per GiB of memory, and how many there were. */
+  load_rate?: LoadRate;
+}
+
+/** A node's recent loads: their median time per GiB of the memory loaded, and how many loads that median is over. */
+export interface LoadRate {
+  ms_per_gib: number;
+  loads: number;
 }
 
 /** One model's traffic on the node that holds it. */

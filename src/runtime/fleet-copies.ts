@@ -9,7 +9,8 @@
  * request's path (the request is forwarded to a copy meanwhile).
  */
 import type { ModelCache } from "../cache/model-cache.js";
-import { asSpareCopy, type EvictionCandidate, settledLoadTimes } from "../cache/policy/eviction.js";
+import { asSpareCopy, type EvictionCandidate, fleetLoadTimes } from "../cache/policy/eviction.js";
+import { fleetFrequency } from "../cache/policy/frequency.js";
 import { setLongTimeout, type LongTimer } from "../cache/clock.js";
 import { messageOf } from "../errors/index.js";
 import {
@@ -26,6 +27,10 @@ import {
 } from "../fleet/copies.js";
 import {
   evictionLadder,
+  fleetLoadRate,
+  LoadRates,
+  publishedUsage,
+  type LoadRate,
   type FleetMember,
   type FleetSettings,
   type Holder,
@@ -41,6 +46,8 @@ export class FleetCopies {
   private readonly unloaded = new Map<string, number>();
   /** Models a copy is being added for here (one decision at a time per model). */
   private readonly adding = new Set<string>();
+  /** This node's recent loads (its record's `load_rate`). */
+  private readonly loadRates = new LoadRates();
   private timer: LongTimer | null = null;
   private closed = false;
 
@@ -61,8 +68,13 @@ export class FleetCopies {
       this.cache.on("miss", count),
       this.cache.on("coalesced", count),
       this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
+      this.cache.on("load", ({ durationMs, memoryBytes }) => this.loadRates.add(durationMs, memoryBytes)),
     ];
-    this.cache.setSpareCopies((name) => this.isSpare(name));
+    this.cache.setFleet({
+      isSpare: (name) => this.isSpare(name),
+      loadRate: () => this.fleetLoadRate(),
+      usageElsewhere: (name) => this.usageElsewhere(name),
+    });
     const tick = (): void => {
       if (this.closed) return;
       this.timer = setLongTimeout(() => {
@@ -76,7 +88,7 @@ export class FleetCopies {
     return () => {
       this.closed = true;
       this.timer?.clear();
-      this.cache.setSpareCopies(null);
+      this.cache.setFleet(null);
       for (const off of offs) off();
     };
   }
@@ -117,7 +129,8 @@ export class FleetCopies {
 
   /**
    * This node's idle models in the order its policy evicts them (spare copies first, at no loss), for its record:
-   * placement reads what making room here would cost. Loss: requests per hour (decayed) × average load time.
+   * placement reads what making room here would cost. Loss: requests per hour (decayed, the fleet's: `fleetFrequency`)
+   * × load time (`fleetLoadTimes`), as its eviction weighs them.
    */
   ladder(): Array<{ bytes: number; loss: number }> {
     const stats = this.cache.stats();
@@ -136,15 +149,56 @@ export class FleetCopies {
           memoryBytes: m.memory_bytes,
           loadMs: m.avg_load_ms,
           loads: m.loads,
-          frequency: m.frequency_per_hour,
+          frequency: this.fleetFrequency(m.name, m.frequency_per_hour),
           inflation: 0,
         };
         return this.isSpare(m.name) ? asSpareCopy(candidate) : candidate;
       });
-    return evictionLadder(settledLoadTimes(candidates), this.settings.evictionPolicy, {
+    return evictionLadder(fleetLoadTimes(candidates, this.fleetLoadRate()), this.settings.evictionPolicy, {
       maxModels: stats.max_cached_models,
       maxMemoryBytes: stats.memory_limit_bytes,
     });
+  }
+
+  /** This node's usage of the models it used most, for its record. */
+  usage(): Record<string, number> {
+    return publishedUsage(this.cache.stats().models);
+  }
+
+  /**
+   * The other live nodes' usage of `name` (uses per hour, from their records: no Redis call) and the copies the fleet
+   * holds of it.
+   */
+  private usageElsewhere(name: string): { perHour: number; copies: number } {
+    let perHour = 0;
+    for (const node of this.member.mirror.liveNodes()) {
+      const usage = node.id === this.member.nodeId ? undefined : node.record?.usage;
+      if (usage && Object.hasOwn(usage, name)) perHour += usage[name] ?? 0;
+    }
+    return { perHour, copies: this.member.holders(name).length };
+  }
+
+  /** `name`'s uses per hour as this node weighs it: `fleetFrequency` of its own `perHour` and the fleet's. */
+  private fleetFrequency(name: string, perHour: number): number {
+    const elsewhere = this.usageElsewhere(name);
+    return fleetFrequency(perHour, elsewhere.perHour, elsewhere.copies);
+  }
+
+  /** This node's recent loads, for its record. */
+  loadRate(): LoadRate | undefined {
+    return this.loadRates.published();
+  }
+
+  /** The fleet's typical load time per byte, from the live nodes' records and this node's loads (no Redis call). */
+  private fleetLoadRate(): number | null {
+    const self = this.member.nodeId;
+    return fleetLoadRate([
+      this.loadRate(),
+      ...this.member.mirror
+        .liveNodes()
+        .filter((n) => n.id !== self)
+        .map((n) => n.record?.load_rate),
+    ]);
   }
 
   /** How many of this node's copies are spare now, for its record. */

@@ -193,6 +193,8 @@ export class FleetNode implements FleetPort {
             spare_copies: this.copies.spareCount(),
             evictable: this.copies.ladder(),
             warm: this.copies.warm(),
+            usage: this.copies.usage(),
+            load_rate: this.copies.loadRate(),
           }
         : {}),
     });

@@ -1,9 +1,10 @@
 /** Scenario tests of the cache's promises, on the fake backend and a manual clock (issue 4, points 1–8). */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeBackend } from "../../src/backends/fake.js";
+import { FakeBackend, type FakeModelBehaviour } from "../../src/backends/fake.js";
 import type { TextModel } from "../../src/backends/types.js";
 import { ManualClock } from "../../src/cache/clock.js";
+import type { FleetEviction } from "../../src/cache/limits.js";
 import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
 import type { CacheEvents, Lease } from "../../src/cache/types.js";
 import { backendSchema } from "../../src/config/schema.js";
@@ -286,12 +287,54 @@ describe("limits", () => {
       await clock.advance(1000);
     }
     // LRU would evict a.gguf; b.gguf is held elsewhere in the fleet and not needed here.
-    cache.setSpareCopies((name) => name === "b.gguf");
+    cache.setFleet({
+      isSpare: (name) => name === "b.gguf",
+      loadRate: () => null,
+      usageElsewhere: () => ({ perHour: 0, copies: 1 }),
+    });
     await clock.run(cache.getModel("c.gguf"));
     assert.deepEqual(loadedNames(cache), ["a.gguf", "c.gguf"]);
-    cache.setSpareCopies(null);
+    cache.setFleet(null);
     await clock.run(cache.getModel("b.gguf"));
     assert.deepEqual(loadedNames(cache), ["b.gguf", "c.gguf"], "without spares, the policy's choice again");
+  });
+
+  it("in a fleet, eviction weighs the other nodes' usage and the fleet's load rate", async () => {
+    const fleet = (o: Partial<FleetEviction> = {}): FleetEviction => ({
+      isSpare: () => false,
+      loadRate: () => null,
+      usageElsewhere: () => ({ perHour: 0, copies: 1 }),
+      ...o,
+    });
+    const memory = { memoryBytes: 30 * MIB };
+    const twoThenC = async (behaviours: Record<string, FakeModelBehaviour>, uses: Record<string, number>) => {
+      const { cache, clock } = await harness({ behaviours, cache: { max_cached_models: 2 } });
+      for (const [name, count] of Object.entries(uses)) {
+        for (let i = 0; i < count; i++) await clock.run(cache.getModel(name));
+        await clock.advance(1000);
+      }
+      return { cache, clock };
+    };
+    const even = { "a.gguf": { ...memory, loadMs: 100 }, "b.gguf": { ...memory, loadMs: 100 } };
+
+    // b.gguf moved here (one use) from a node where it was used much: a.gguf, used 5 times here only, goes.
+    const moved = await twoThenC(even, { "a.gguf": 5, "b.gguf": 1 });
+    moved.cache.setFleet(fleet({ usageElsewhere: (name) => ({ perHour: name === "b.gguf" ? 5 : 0, copies: 1 }) }));
+    await moved.clock.run(moved.cache.getModel("c.gguf"));
+    assert.deepEqual(loadedNames(moved.cache), ["b.gguf", "c.gguf"]);
+    const local = await twoThenC(even, { "a.gguf": 5, "b.gguf": 1 });
+    await local.clock.run(local.cache.getModel("c.gguf"));
+    assert.deepEqual(loadedNames(local.cache), ["a.gguf", "c.gguf"], "on a single node, the local counts");
+
+    // a.gguf's one load took 50× the fleet's rate (a busy moment): capped, it goes before b.gguf, used more.
+    const slow = { "a.gguf": { ...memory, loadMs: 5000 }, "b.gguf": { ...memory, loadMs: 100 } };
+    const capped = await twoThenC(slow, { "a.gguf": 2, "b.gguf": 3 });
+    capped.cache.setFleet(fleet({ loadRate: () => 100 / (30 * MIB) }));
+    await capped.clock.run(capped.cache.getModel("c.gguf"));
+    assert.deepEqual(loadedNames(capped.cache), ["b.gguf", "c.gguf"]);
+    const measuredOnly = await twoThenC(slow, { "a.gguf": 2, "b.gguf": 3 });
+    await measuredOnly.clock.run(measuredOnly.cache.getModel("c.gguf"));
+    assert.deepEqual(loadedNames(measuredOnly.cache), ["a.gguf", "c.gguf"], "on a single node, as measured");
   });
 
   it("reserves the estimate before loading: concurrent loads never overcommit memory", async () => {

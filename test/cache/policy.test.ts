@@ -5,9 +5,12 @@ import {
   addUse,
   cacheShare,
   chooseVictims,
+  countOfRate,
   decayedValue,
   type EvictionCandidate,
   evictionOrder,
+  fleetFrequency,
+  fleetLoadTimes,
   gdsfPriority,
   leastLossCover,
   nextInflation,
@@ -17,6 +20,7 @@ import {
   settledLoadTimes,
   takeVictims,
   unmeasured,
+  weightedMedian,
   type WarmupCandidate,
   type WarmupHistory,
   type WarmupInputs,
@@ -467,8 +471,9 @@ describe("warm-up plan from saved statistics (the live cache's and the CLI's fil
   });
 });
 
-describe("settled load times: a model loaded once counts at most what the node's reloads take per byte", () => {
-  const model = (key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate => ({
+/** A candidate with a measured load time (`loads` of them), of 100 MiB unless given. */
+function model(key: string, loadMs: number | null, loads?: number, memoryBytes = 100 * MIB): EvictionCandidate {
+  return {
     key,
     lastUsedAt: 0,
     memoryBytes,
@@ -476,7 +481,10 @@ describe("settled load times: a model loaded once counts at most what the node's
     ...(loads === undefined ? {} : { loads }),
     frequency: 1,
     inflation: 0,
-  });
+  };
+}
+
+describe("settled load times: a model loaded once counts at most what the node's reloads take per byte", () => {
   const cases: Array<{ name: string; candidates: EvictionCandidate[]; want: Array<number | null> }> = [
     {
       name: "a slow first load beside a reloaded model of the same size: the reloads' time",
@@ -534,6 +542,123 @@ describe("settled load times: a model loaded once counts at most what the node's
     const settled = chooseVictims(settledLoadTimes(candidates), { count: 1, bytes: 0 }, "reload-cost", limits);
     assert.deepEqual(
       settled.victims.map((v) => v.key),
+      ["tail"],
+    );
+  });
+});
+
+describe("fleet load times: the fleet's typical load time per byte, scaled to each model's size", () => {
+  /** 20 ms per 100 MiB. */
+  const rate = 20 / (100 * MIB);
+  const cases: Array<{
+    name: string;
+    candidates: EvictionCandidate[];
+    rate: number | null;
+    want: Array<number | null>;
+  }> = [
+    {
+      name: "slow loads on a node whose every load was slow: the fleet's rate",
+      candidates: [model("a", 450, 1), model("b", 290, 1)],
+      rate,
+      want: [20, 20],
+    },
+    {
+      name: "a model measured fast weighs as much as any other of its size",
+      candidates: [model("quick", 9, 5), model("slow", 250, 2)],
+      rate,
+      want: [20, 20],
+    },
+    { name: "scaled to the model's size", candidates: [model("big", 450, 3, 300 * MIB)], rate, want: [60] },
+    {
+      name: "rate unknown yet: settled only",
+      candidates: [model("cold", 250, 1), model("hot", 30, 6)],
+      rate: null,
+      want: [30, 30],
+    },
+    { name: "never measured stays unknown", candidates: [model("new", null, 0)], rate, want: [null] },
+    { name: "no size: as measured", candidates: [model("sizeless", 70, 2, 0)], rate, want: [70] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(
+        fleetLoadTimes(c.candidates, c.rate).map((m) => m.loadMs),
+        c.want,
+      );
+    });
+  }
+
+  const medians: Array<[string, Array<{ value: number; weight: number }>, number | null]> = [
+    ["nothing", [], null],
+    ["no weight", [{ value: 5, weight: 0 }], null],
+    ["one value", [{ value: 5, weight: 3 }], 5],
+    [
+      "the value that holds half the weight",
+      [
+        { value: 30, weight: 2 },
+        { value: 10, weight: 126 },
+        { value: 40, weight: 2 },
+      ],
+      10,
+    ],
+    [
+      "an even split: the lower",
+      [
+        { value: 1, weight: 1 },
+        { value: 2, weight: 1 },
+      ],
+      1,
+    ],
+    [
+      "odd count",
+      [
+        { value: 3, weight: 1 },
+        { value: 1, weight: 1 },
+        { value: 2, weight: 1 },
+      ],
+      2,
+    ],
+  ];
+  for (const [name, values, want] of medians) {
+    it(`weighted median: ${name}`, () => assert.equal(weightedMedian(values), want));
+  }
+});
+
+describe("fleet frequency: the fleet's usage shared over the copies, or this node's own when higher", () => {
+  const table: Array<[string, number, number, number, number]> = [
+    // [case, local, elsewhere, copies, expected]
+    ["a single node (nothing elsewhere, one copy): the local count", 7, 0, 1, 7],
+    ["a hot model new here: its uses on the node that held it count", 1, 40, 1, 41],
+    ["two copies share the fleet's usage", 10, 30, 2, 20],
+    ["a copy that serves more than its share keeps its own count", 30, 6, 3, 30],
+    ["not counted as a copy yet (a load just ended): taken as one", 2, 10, 0, 12],
+  ];
+  for (const [name, local, elsewhere, copies, expected] of table) {
+    it(name, () => assert.equal(fleetFrequency(local, elsewhere, copies), expected));
+  }
+
+  it("a published rate becomes the count that settles at it", () => {
+    let count = null;
+    for (let h = 0; h < 24 * 30; h++) count = addUse(count, h * HOUR, 24);
+    const now = 24 * 30 * HOUR;
+    const settled = decayedValue(count, now, 24);
+    assert.ok(Math.abs(countOfRate(perHour(count, now, 24), 24) - settled) < 1e-9);
+  });
+
+  it("reload-cost keeps the hot model that moved here and evicts the one used only here, rarely", () => {
+    const limits = { maxModels: 2, maxMemoryBytes: 0 };
+    const moved = { key: "moved", lastUsedAt: 0, memoryBytes: 100 * MIB, loadMs: 20, frequency: 1, inflation: 0 };
+    const tail = { ...moved, key: "tail", frequency: 5 };
+    const local = chooseVictims([moved, tail], { count: 1, bytes: 0 }, "reload-cost", limits);
+    assert.deepEqual(
+      local.victims.map((v) => v.key),
+      ["moved"],
+    );
+    const fleet = [
+      { ...moved, frequency: fleetFrequency(1, 40, 1) },
+      { ...tail, frequency: fleetFrequency(5, 0, 1) },
+    ];
+    assert.deepEqual(
+      chooseVictims(fleet, { count: 1, bytes: 0 }, "reload-cost", limits).victims.map((v) => v.key),
       ["tail"],
     );
   });

@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelStats } from "../../src/cache/types.js";
-import { nodeRecordOf, RequestRate } from "../../src/fleet/record.js";
+import {
+  fleetLoadRate,
+  LOAD_RATE_WINDOW,
+  LoadRates,
+  nodeRecordOf,
+  publishedUsage,
+  RequestRate,
+  USAGE_PUBLISHED,
+} from "../../src/fleet/record.js";
+import { GIB } from "../../src/units.js";
 
 function model(name: string, loaded: boolean, lastUsed: string | null): ModelStats {
   return {
@@ -78,4 +87,45 @@ test("requests per minute count the last 60 seconds only", () => {
   assert.equal(rate.perMinute(t0 + 10 * 60_000), 0, "after a silence, nothing");
   rate.count(t0 + 10 * 60_000);
   assert.equal(rate.perMinute(t0 + 10 * 60_000 + 500), 1);
+});
+
+test("a node's load rate: the median of its recent loads per GiB, over the last LOAD_RATE_WINDOW", () => {
+  const rates = new LoadRates();
+  assert.equal(rates.published(), undefined, "nothing loaded yet");
+  rates.add(20, GIB);
+  rates.add(600, 2 * GIB);
+  rates.add(10, GIB / 2);
+  rates.add(50, 0);
+  assert.deepEqual(rates.published(), { ms_per_gib: 20, loads: 3 }, "a load of unknown size is left out");
+  for (let i = 0; i < LOAD_RATE_WINDOW; i++) rates.add(5, GIB);
+  assert.deepEqual(rates.published(), { ms_per_gib: 5, loads: LOAD_RATE_WINDOW });
+});
+
+test("the fleet's load rate: the nodes' rates weighted by their loads", () => {
+  const table: Array<[string, Parameters<typeof fleetLoadRate>[0], number | null]> = [
+    ["no node loaded anything", [undefined, undefined], null],
+    ["one node", [{ ms_per_gib: 20, loads: 4 }], 20 / GIB],
+    [
+      "two nodes whose few loads were slow do not outweigh the one that loaded much",
+      [
+        { ms_per_gib: 18, loads: 64 },
+        { ms_per_gib: 370, loads: 2 },
+        { ms_per_gib: 400, loads: 2 },
+      ],
+      18 / GIB,
+    ],
+  ];
+  for (const [name, rates, want] of table) assert.equal(fleetLoadRate(rates), want, name);
+});
+
+test("a node publishes its most used models' usage, rounded, none unused", () => {
+  const used = (name: string, frequency_per_hour: number) => ({ name, frequency_per_hour });
+  assert.deepEqual(publishedUsage([used("a", 1.23456), used("b", 0), used("c", 0.0288539)]), {
+    a: 1.23,
+    c: 0.0289,
+  });
+  const many = Array.from({ length: USAGE_PUBLISHED + 5 }, (_, i) => used(`m${i}`, i + 1));
+  const published = publishedUsage(many);
+  assert.equal(Object.keys(published).length, USAGE_PUBLISHED);
+  assert.ok(!("m0" in published) && `m${USAGE_PUBLISHED + 4}` in published, "the least used are left out");
 });

@@ -42,3 +42,22 @@ export function addUsesInPlace(count: DecayedCount, now: EpochMilliseconds, uses
 export function perHour(count: DecayedCount | null, now: EpochMilliseconds, halfLifeHours: number): number {
   return (decayedValue(count, now, halfLifeHours) * Math.LN2) / halfLifeHours;
 }
+
+/** A rate in uses per hour as the decayed count that settles at it (`perHour`'s inverse). */
+export function countOfRate(usesPerHour: number, halfLifeHours: number): number {
+  return (usesPerHour * halfLifeHours) / Math.LN2;
+}
+
+/**
+ * The frequency a fleet node weighs a model it holds by: the fleet's usage of it (this node's `local` and the other
+ * nodes' `elsewhere`, in one unit) shared over its `copies`, or this node's own when higher (a copy that serves more
+ * than its share). A model's requests go to its copies wherever they came in, so its uses on the nodes that held it
+ * before tell as much of its future here as the uses this copy served: a hot model that moved starts with one use on
+ * its new node, and by its own count would be the first to go there (the bench's Zipf replay on real nodes: the 3rd
+ * most used model, whose uses were split over two nodes, went again and again from the one holding it while the 8th,
+ * all of whose uses were on its node, kept its slot). On a single node `elsewhere` is 0 and `copies` 1: the local
+ * count.
+ */
+export function fleetFrequency(local: number, elsewhere: number, copies: number): number {
+  return Math.max(local, (local + elsewhere) / Math.max(1, copies));
+}
