@@ -193,6 +193,9 @@ describe("running a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 
     assert.match(table.stdout, /^n1 +alive /m);
     const settled = `${view.plan.total} of ${view.plan.total} settled`;
     assert.match(table.stdout, new RegExp(`^warm-up plan ${view.plan.id} by n\\d at .*: ${settled}$`, "m"));
+    // A fleet start moves nothing: no item names a node it comes from (share-back.test.ts shows a move's).
+    for (const item of view.plan.items)
+      assert.match(table.stdout, new RegExp(`^  ${item.model} → ${item.node}: loaded$`, "m"));
     const json = await cli(["fleet", "status", "--server", nodes[2]!.url, "--json"]);
     assert.equal((JSON.parse(json.stdout) as FleetView).plan?.id, view.plan.id);
 
