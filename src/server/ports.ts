@@ -130,7 +130,14 @@ export interface FleetView {
     leader: string;
     epoch: number;
     created_at: string;
-    items: Array<{ model: string; node: string; bytes: number; state: "pending" | "loading" | "loaded" | "failed" }>;
+    items: Array<{
+      model: string;
+      node: string;
+      bytes: number;
+      /** A share-back move: the node whose copy this one relieves (it keeps its copy, the spare once this is in). */
+      from?: string;
+      state: "pending" | "loading" | "loaded" | "failed";
+    }>;
     settled: number;
     total: number;
     skipped: Array<{ model: string; reason: string }>;

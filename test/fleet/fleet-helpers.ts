@@ -1,4 +1,5 @@
 /** Shared pieces of the fleet tests: engines as nodes in one process, node records, usage deltas, a steady stream. */
+import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import type { PersistedModel, StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
@@ -6,6 +7,7 @@ import { FleetEngine, type FleetEngineOptions } from "../../src/fleet/engine.js"
 import type { PlacementCandidate } from "../../src/fleet/placement.js";
 import type { NodeRecord } from "../../src/fleet/types.js";
 import { complete } from "../../testkit/fleet.js";
+import { waitFor } from "../../testkit/server.js";
 
 /** A connected engine for node `nodeId`, closed when the test ends. */
 export async function engineFor(
@@ -18,6 +20,48 @@ export async function engineFor(
   t.after(() => engine.close());
   await engine.connect();
   return engine;
+}
+
+/** A node that holds the fleet's warm-up leader lease until the real nodes are in (`leaseStandIn`). */
+export interface LeaseStandIn {
+  /** Its engine (node `stand-in`): to merge the fleet's usage before the nodes start, say. */
+  engine: FleetEngine;
+  /** Waits until every node of `ids` is live in Redis (a record, a running lease), then leaves: the lease is free. */
+  release(ids: readonly string[]): Promise<void>;
+}
+
+/**
+ * A stand-in node (no models) that takes the leader lease of fleet `name` and holds it until `release`, so that the
+ * first plan is over all the nodes a test starts. Real nodes started together here come up seconds apart (each
+ * compiles its TypeScript on 2 shared cores), more than the tests' settle window of two 0.5 s heartbeats, and a
+ * leader would plan over the first ones alone, then once more per later node (a join); a real fleet started by systemd
+ * comes up well within its settle window (two 5 s heartbeats by default). Take it before the nodes start, or after
+ * they all stopped (a node that stops hands the lease on).
+ */
+export async function leaseStandIn(t: TestContext, redisUrl: string, name: string): Promise<LeaseStandIn> {
+  const engine = await engineFor(t, redisUrl, "stand-in", { name });
+  const lease = 60_000;
+  await engine.heartbeat("stand-in", nodeRecord("stand-in"), lease);
+  // A node that stopped without leaving holds the lease until it runs out.
+  const leadBy = Date.now() + 30_000;
+  await waitFor(async () => {
+    const holder = (await engine.lead(lease)).node;
+    if (Date.now() > leadBy) throw new Error(`the stand-in could not take the leader lease from ${holder}`);
+    return holder === "stand-in";
+  }, 100);
+  return {
+    engine,
+    async release(ids) {
+      const deadline = Date.now() + 60_000;
+      await waitFor(async () => {
+        const { now, nodes } = await engine.snapshot();
+        const live = nodes.filter((n) => n.lease >= now && n.record !== null).map((n) => n.id);
+        if (Date.now() > deadline) throw new Error(`not all of ${ids.join(", ")} in the fleet: ${live.join(", ")}`);
+        return ids.every((id) => live.includes(id));
+      }, 100);
+      assert.equal(await engine.leave("stand-in"), true, "the stand-in leaves, the lease with it");
+    },
+  };
 }
 
 export function nodeRecord(id: string, overrides: Partial<NodeRecord> = {}): NodeRecord {

@@ -18,7 +18,7 @@ import {
 } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
-import { engineFor, nodeRecord, usageDelta } from "./fleet-helpers.js";
+import { leaseStandIn, usageDelta } from "./fleet-helpers.js";
 
 const MODELS = Object.fromEntries(["m1", "m2", "m3"].map((m, i) => [`${m}.gguf`, { seed: i + 1 }]));
 /** Two slots a node: a warm-up plan gives each node one model (half its free slots). */
@@ -57,17 +57,15 @@ it(
   async (t) => {
     const redis = await startRedis(t);
     // The fleet's usage holds three models. Until the three nodes are all in the fleet, a stand-in holds the leader
-    // lease, so that the first plan is over all three (nodes that came up more than a settle apart would get one plan
-    // each, and a node the killed plan did not name would be planned for as a join).
-    const standIn = await engineFor(t, redis.url, "stand-in", { name: FLEET_NAME });
-    await standIn.heartbeat("stand-in", nodeRecord("stand-in"), 60_000);
-    assert.equal((await standIn.lead(60_000)).node, "stand-in");
+    // lease, so that the first plan is over all three (a node the killed plan did not name would be planned for as a
+    // join).
+    const standIn = await leaseStandIn(t, redis.url, FLEET_NAME);
     for (const [i, model] of Object.keys(MODELS).entries()) {
-      await standIn.mergeUsage(`use-${model}`, usageDelta(model, 30 - 10 * i, Date.now()));
+      await standIn.engine.mergeUsage(`use-${model}`, usageDelta(model, 30 - 10 * i, Date.now()));
     }
     const { nodes } = await startFleet(t, redis.url, [MODELS, MODELS, MODELS], OPTIONS);
     await settleFleet(nodes);
-    assert.equal(await standIn.leave("stand-in"), true);
+    await standIn.release(nodes.map((n) => n.id));
 
     // A node leads and plans the three models over the three nodes; it is killed the moment it wrote the plan.
     const { node: leader, match } = await waitForLog(nodes, /fleet: warm-up plan (\d+):\d+: (.*?)"/);

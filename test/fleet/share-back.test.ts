@@ -3,13 +3,14 @@
  * six models, two each, under a steady stream of requests; one is drained (SIGTERM: its two models move to the other
  * two, which are then full) and started again. The warm-up plan made when it returns moves models to it from the full
  * nodes (items naming the node they come `from`), it loads them before `/ready` says 200, the nodes they came from keep
- * their copies as spares, and no request of the stream fails.
+ * their copies as spares (`inferno fleet status` shows where each move comes from), and no request of the stream fails.
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
 import type { FleetView } from "../../src/server/ports.js";
 import { FLEET_API_KEY, FLEET_NAME, type FleetTestNode, settleFleet, startFleetNode } from "../../testkit/fleet.js";
+import { cliSandbox } from "../../testkit/cli.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { waitFor } from "../../testkit/server.js";
 import { engineFor, steadyStream } from "./fleet-helpers.js";
@@ -18,7 +19,7 @@ const SIX = ["m1", "m2", "m3", "m4", "m5", "m6"].map((m) => `${m}.gguf`);
 const MODELS = Object.fromEntries(SIX.map((m, i) => [m, { seed: i + 1 }]));
 const AUTH = { authorization: `Bearer ${FLEET_API_KEY}` };
 /** A plan item as `/v1/fleet` shows it; a move names the node it comes `from`. */
-type PlanItem = NonNullable<FleetView["plan"]>["items"][number] & { from?: string };
+type PlanItem = NonNullable<FleetView["plan"]>["items"][number];
 
 async function post(node: FleetTestNode, path: string): Promise<void> {
   const response = await fetch(`${node.url}${path}`, {
@@ -86,6 +87,19 @@ it(
     }
     // About its share, not all at once: at most half its 3 slots (rounded up), 6 models ÷ 3 nodes.
     assert.ok(moves.length <= 2, `${moves.length} moves`);
+    // `inferno fleet status` shows where each move comes from.
+    const status = await (
+      await cliSandbox(t)
+    ).run(["fleet", "status", "--server", back.url], {
+      INFERNO_SERVER__API_KEY: FLEET_API_KEY,
+    });
+    assert.equal(status.code, 0, status.stderr);
+    for (const move of moves) {
+      assert.ok(
+        status.stdout.split("\n").includes(`  ${move.model} → s1 (from ${move.from}): loaded`),
+        `${move.model}'s move in the plan table:\n${status.stdout}`,
+      );
+    }
 
     // The nodes the models came from keep their copies, now the spares (their records count them).
     const observer = await engineFor(t, redis.url, "observer", { name: FLEET_NAME });

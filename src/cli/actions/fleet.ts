@@ -55,7 +55,10 @@ export function formatFleet(view: FleetView): string {
     lines.push(
       `warm-up plan ${plan.id} by ${plan.leader} at ${clock(plan.created_at)}: ${plan.settled} of ${plan.total} settled`,
     );
-    for (const item of plan.items) lines.push(`  ${item.model} → ${item.node}: ${item.state}`);
+    for (const item of plan.items) {
+      const from = item.from === undefined ? "" : ` (from ${item.from})`;
+      lines.push(`  ${item.model} → ${item.node}${from}: ${item.state}`);
+    }
     for (const s of plan.skipped) lines.push(`  ${s.model}: skipped (${s.reason})`);
   }
   return lines.join("\n");
