@@ -93,6 +93,9 @@ await writeGenerated(["bench-table"]);
 console.log(
   `\n${targeted - missed} of ${targeted} targets met${noisy > 0 ? ` (${noisy} noisy: A/A control outside 0.95–1.05× or a load average above the cores)` : ""}; wrote ${RESULTS_FILE.slice(process.cwd().length + 1) || RESULTS_FILE} and docs/benchmarks.md's table`,
 );
+for (const { section, error } of run.failed ?? [])
+  console.error(`bench: ${section} failed and has no figures: ${error}`);
+if (run.failed) process.exitCode = 1;
 console.log(
   `bench: ${quick ? "quick" : "full"} run of ${run.sections.length} section(s), variant order seed ${run.seed} (\`--seed ${run.seed}\` replays it), took ${run.seconds} s in total (load average ${run.loadavg.before}→${run.loadavg.after})`,
 );

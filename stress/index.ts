@@ -101,7 +101,7 @@ console.log(
 const titles = Object.fromEntries(SCENARIOS.map((s) => [s.name, s.title]));
 const sections = SCENARIOS.map((s) => ({ name: s.name, run: () => runChild(s.name) }));
 const results: Record<string, StressOutcome> = {};
-await runSections("stress", sections, selection, (name, child, run) => {
+const summary = await runSections("stress", sections, selection, (name, child, run) => {
   const outcome: StressOutcome = {
     ...child,
     seconds: run.seconds,
@@ -122,7 +122,8 @@ await runSections("stress", sections, selection, (name, child, run) => {
 
 const failed = Object.entries(results)
   .filter(([, r]) => r.violations.length > 0)
-  .map(([n]) => n);
+  .map(([n]) => n)
+  .concat((summary.failed ?? []).map((f) => f.section));
 if (!bounded) {
   // Full-size figures join those of earlier runs (a scenario run alone replaces only its own), then the docs' table
   // (imported here, not above: a scenario's child process needs none of it).

@@ -61,6 +61,25 @@ it("runSections runs the selected sections in order, each with its run, and sums
   assert.equal(summary.quick, true);
 });
 
+it("runSections: a section that throws is named in the summary with its error, and the sections after it still run", async () => {
+  const ran: string[] = [];
+  const sections = NAMES.map((name) => ({
+    name,
+    run: async () => {
+      if (name === "loads") throw new Error("dist/ is missing");
+      return name;
+    },
+  }));
+  const summary = await runSections("test", sections, { quick: true, only: undefined, seed: 1 }, (name) => {
+    ran.push(name);
+  });
+  assert.deepEqual(ran, ["cache", "server"]);
+  assert.deepEqual(summary.sections, ["cache", "server"]);
+  assert.deepEqual(summary.failed, [{ section: "loads", error: "dist/ is missing" }]);
+  const clean = await runSections("test", sections.slice(0, 1), { quick: true, only: undefined, seed: 1 }, () => {});
+  assert.equal(clean.failed, undefined);
+});
+
 it("keepOthers keeps the sections that did not run, replaces those that did (even with nothing new)", () => {
   const previous = { cache: 1, loads: 2, server: 3 };
   assert.deepEqual(keepOthers(previous, { loads: 20 }), { cache: 1, server: 3, loads: 20 });

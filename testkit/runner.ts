@@ -107,6 +107,8 @@ export interface RunSummary {
   quick: boolean;
   seed: number;
   sections: string[];
+  /** Sections that threw, with the message: the others still ran (absent when none did). */
+  failed?: Array<{ section: string; error: string }>;
   seconds: number;
   loadavg: { before: number; after: number };
 }
@@ -128,6 +130,7 @@ export async function runSections<R>(
   const date = new Date().toISOString();
   const before = loadAverage();
   const ran: string[] = [];
+  const failed: NonNullable<RunSummary["failed"]> = [];
   for (const section of sections) {
     if (selection.only !== undefined && !selection.only.includes(section.name)) continue;
     const sectionDate = new Date().toISOString();
@@ -136,7 +139,16 @@ export async function runSections<R>(
     process.stderr.write(
       `${tool}: ${section.name}${selection.quick ? " (quick)" : ""}, seed ${selection.seed}, load average ${sectionBefore} ... `,
     );
-    const result = await section.run({ quick: selection.quick, seed: selection.seed });
+    let result: R;
+    try {
+      result = await section.run({ quick: selection.quick, seed: selection.seed });
+    } catch (error) {
+      // One section that cannot run (a missing build, a tool not installed) costs its own figures, not the others'.
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`failed after ${secondsSince(sectionStarted)} s: ${message}\n`);
+      failed.push({ section: section.name, error: message });
+      continue;
+    }
     const seconds = secondsSince(sectionStarted);
     process.stderr.write(`${seconds} s\n`);
     ran.push(section.name);
@@ -153,6 +165,7 @@ export async function runSections<R>(
     quick: selection.quick,
     seed: selection.seed,
     sections: ran,
+    ...(failed.length > 0 ? { failed } : {}),
     seconds: secondsSince(started),
     loadavg: { before, after: loadAverage() },
   };
