@@ -27,17 +27,28 @@ after(async () => {
 
 const prompt = [{ role: "user" as const, content: "Tell me a story" }];
 
-test("ten requests at temperature 1 without a seed: ten distinct answers", async () => {
+/**
+ * Answers drawn with fresh seeds differ: every answer that says something is unlike the others, and at least `least`
+ * say something. The random model may end at its first token (about one answer in five here), so two empty answers
+ * are two seeds that both drew the end token, not one seed twice; a shared seed gave every request the same answer.
+ */
+function assertDistinct(answers: readonly string[], least: number): void {
+  const spoken = answers.filter((a) => a !== "");
+  assert.ok(spoken.length >= least, `at least ${least} non-empty answers: ${JSON.stringify(answers)}`);
+  assert.equal(new Set(spoken).size, spoken.length, JSON.stringify(answers));
+}
+
+test("ten requests at temperature 1 without a seed: no two answers alike (but answers that ended at once)", async () => {
   const answers: string[] = [];
   for (let i = 0; i < 10; i++) answers.push((await model.chat(prompt, { temperature: 1, maxTokens: 12 })).text);
-  assert.equal(new Set(answers).size, 10, JSON.stringify(answers));
+  assertDistinct(answers, 3);
 });
 
-test("five parallel requests without a seed: five distinct answers", async () => {
+test("eight parallel requests without a seed: no two answers alike (but answers that ended at once)", async () => {
   const answers = await Promise.all(
-    Array.from({ length: 5 }, async () => (await model.chat(prompt, { temperature: 1, maxTokens: 12 })).text),
+    Array.from({ length: 8 }, async () => (await model.chat(prompt, { temperature: 1, maxTokens: 12 })).text),
   );
-  assert.equal(new Set(answers).size, 5, JSON.stringify(answers));
+  assertDistinct(answers, 2);
 });
 
 test("the same seed twice: identical answers, for chat and completion, at high temperature", async () => {
