@@ -153,3 +153,14 @@ export class FileLlamas {
     if (this.state) await rm(this.state.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Answers drawn with fresh seeds differ: every answer that says something is unlike the others, and at least `least`
+ * say something. The random model may end at its first token (about one answer in five here), so two empty answers
+ * are two seeds that both drew the end token, not one seed twice; a shared seed gave every request the same answer.
+ */
+export function assertDistinct(answers: readonly string[], least: number): void {
+  const spoken = answers.filter((a) => a !== "");
+  assert.ok(spoken.length >= least, `at least ${least} non-empty answers: ${JSON.stringify(answers)}`);
+  assert.equal(new Set(spoken).size, spoken.length, JSON.stringify(answers));
+}

@@ -8,7 +8,7 @@ import { createBackends } from "../../src/backends/index.js";
 import type { TextModel } from "../../src/backends/types.js";
 import { ModelManager } from "../../src/models/manager.js";
 import { fileContext } from "../../testkit/server.js";
-import { TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
+import { assertDistinct, TEST_BACKEND, tinyModelsDir } from "../../testkit/models.js";
 
 const backends = createBackends(TEST_BACKEND);
 const files = fileContext();
@@ -26,17 +26,6 @@ after(async () => {
 });
 
 const prompt = [{ role: "user" as const, content: "Tell me a story" }];
-
-/**
- * Answers drawn with fresh seeds differ: every answer that says something is unlike the others, and at least `least`
- * say something. The random model may end at its first token (about one answer in five here), so two empty answers
- * are two seeds that both drew the end token, not one seed twice; a shared seed gave every request the same answer.
- */
-function assertDistinct(answers: readonly string[], least: number): void {
-  const spoken = answers.filter((a) => a !== "");
-  assert.ok(spoken.length >= least, `at least ${least} non-empty answers: ${JSON.stringify(answers)}`);
-  assert.equal(new Set(spoken).size, spoken.length, JSON.stringify(answers));
-}
 
 test("ten requests at temperature 1 without a seed: no two answers alike (but answers that ended at once)", async () => {
   const answers: string[] = [];

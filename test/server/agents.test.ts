@@ -10,6 +10,7 @@ import OpenAI from "openai";
 import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { LoadedModelInfo } from "../../src/cache/types.js";
+import { assertDistinct } from "../../testkit/models.js";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
 import { WEATHER_TOOL } from "../../testkit/tools.js";
@@ -185,10 +186,10 @@ describe("seeds", () => {
       ...(seed === undefined ? {} : { seed }),
     });
 
-  it("ten requests at temperature 1 without a seed, back to back: ten distinct answers", async () => {
+  it("ten requests at temperature 1 without a seed, back to back: no two answers alike (but answers that ended at once)", async () => {
     const answers: string[] = [];
     for (let i = 0; i < 10; i++) answers.push((await story()).choices[0]?.message.content ?? "");
-    assert.equal(new Set(answers).size, 10, JSON.stringify(answers));
+    assertDistinct(answers, 3);
   });
 
   it("the same seed twice: the same answer", async () => {
