@@ -4,11 +4,14 @@
  * - `silent…`: never answers a load (the load bound must kill it);
  * - `garbage…`: answers the load, then answers the first call with bytes that decode to no message;
  * - `dies…`: dies of SIGSEGV while loading.
- * Asked to dispose, it exits.
+ * Asked to dispose, it exits. With `INFERNO_TEST_HOST_START_SIGNAL` set, it ends itself by that signal as it starts,
+ * as a pending Ctrl-C does a host that got it between its fork and its own process group.
  */
 import { Socket } from "node:net";
 import { encodeFrame, type FromHost, FrameReader, HOST_FD, parseToHost } from "../src/backends/host/protocol.js";
 
+const startSignal = process.env.INFERNO_TEST_HOST_START_SIGNAL as NodeJS.Signals | undefined;
+if (startSignal) process.kill(process.pid, startSignal);
 const channel = new Socket({ fd: HOST_FD, readable: true, writable: true });
 const reader = new FrameReader();
 let model = "";

@@ -114,6 +114,10 @@ export class HostedBackend implements Backend {
     } catch (error) {
       // Disposed meanwhile (a Ctrl-C in the first seconds of `serve`): the host was ended on purpose, nothing failed.
       if (this.disposed) throw new Disposed("the backend was disposed while its runtime started");
+      // A host ignores SIGINT and runs in its own process group, so a SIGINT that ends one is a terminal's Ctrl-C that
+      // reached it in the moment between its fork and its own group (libuv blocks signals there, and the pending one
+      // ends the child at exec): the server is being stopped by the same Ctrl-C, and nothing failed.
+      if (host.exitSignal === "SIGINT") throw new Disposed("the model host was interrupted (Ctrl-C) while it started");
       host.kill(error instanceof Error ? error : new Error(String(error)));
       throw hostStartFailed(config.gpu, error);
     } finally {

@@ -10,7 +10,13 @@ import { HostedBackend } from "../../src/backends/hosted.js";
 import { processMemory } from "../../src/backends/host/memory.js";
 import { LlamaBackend } from "../../src/backends/llama.js";
 import type { TextModel } from "../../src/backends/types.js";
-import { ContextLengthExceeded, ModelCrashed, ModelLoadFailed, ModelLoadTimeout } from "../../src/errors/index.js";
+import {
+  ContextLengthExceeded,
+  Disposed,
+  ModelCrashed,
+  ModelLoadFailed,
+  ModelLoadTimeout,
+} from "../../src/errors/index.js";
 import { hostBundle } from "../../testkit/host-bundle.js";
 import { FileLlamas, TEST_BACKEND } from "../../testkit/models.js";
 import { alive, gone } from "../../testkit/process.js";
@@ -225,6 +231,23 @@ describe("hosts that break the protocol", () => {
     } finally {
       delete process.env.INFERNO_TEST_HOST_START_MS;
       await Promise.all([slow.dispose(), single.dispose()]);
+    }
+  });
+
+  test("a spare host ended by SIGINT as it starts (a Ctrl-C caught between fork and its own group) fails nothing: Disposed, not ModelLoadFailed", async () => {
+    process.env.INFERNO_TEST_HOST_START_SIGNAL = "SIGINT";
+    const interrupted = new HostedBackend("gguf", { entry: MISBEHAVING });
+    try {
+      await assert.rejects(interrupted.ready(config), (error: Error) => {
+        assert.ok(error instanceof Disposed, String(error));
+        assert.match(error.message, /interrupted \(Ctrl-C\) while it started/);
+        return true;
+      });
+      process.env.INFERNO_TEST_HOST_START_SIGNAL = "SIGTERM";
+      await assert.rejects(interrupted.ready(config), ModelLoadFailed, "any other signal is a failed start");
+    } finally {
+      delete process.env.INFERNO_TEST_HOST_START_SIGNAL;
+      await interrupted.dispose();
     }
   });
 

@@ -115,6 +115,8 @@ export class ModelHost {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private endReason: Error | null = null;
+  /** The signal that ended the process, once it has ended by one. */
+  exitSignal: NodeJS.Signals | null = null;
   /** Someone waits for `ready`. */
   private awaited = false;
   /** True once Inferno decided to end the host: its exit is then no crash. */
@@ -359,6 +361,7 @@ export class ModelHost {
   }
 
   private exitReason(code: number | null, signal: NodeJS.Signals | null): Error {
+    this.exitSignal = signal;
     return this.crash(signal ? `was ended by signal ${signal}` : `exited with code ${code}`);
   }
 
