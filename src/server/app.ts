@@ -26,8 +26,8 @@ import {
   type AppEnv,
   AppLifecycle,
   isWarmUpRequest,
-  nodeRequestHeaders,
   nodeResponse,
+  requestHeader,
   RESPONSE_ALREADY_SENT,
 } from "./context.js";
 import { errorResponse, mapError } from "./errors.js";
@@ -103,7 +103,7 @@ function requireApiKey(apiKey: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     // A peer's forward carries the fleet secret instead (checked by fleetPeerAuth), never the client's key.
     if (c.get("fleetHops") !== undefined) return next();
-    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+    const match = /^Bearer\s+(.+)$/i.exec(requestHeader(c, "authorization") ?? "");
     if (!match || !timingSafeEqual(sha256((match[1] as string).trim()), expected)) {
       throw new Unauthorized(
         match
@@ -155,12 +155,8 @@ function limitBody(maxBytes: Bytes): MiddlewareHandler<AppEnv> {
   };
   const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return (c, next) => {
-    // Under Node the headers as Node parsed them: asking the adapter builds a web Headers view first.
-    const headers = nodeRequestHeaders(c);
-    const length = headers ? headers["content-length"] : c.req.header("content-length");
-    const chunked = headers
-      ? headers["transfer-encoding"] !== undefined
-      : c.req.header("transfer-encoding") !== undefined;
+    const length = requestHeader(c, "content-length");
+    const chunked = requestHeader(c, "transfer-encoding") !== undefined;
     if (length !== undefined && !chunked) {
       return Number(length) > maxBytes ? tooLarge() : next();
     }
@@ -365,8 +361,7 @@ export function browserGuard(server: GuardConfig): MiddlewareHandler<AppEnv> {
     hostListed(name);
 
   return async (c, next) => {
-    const headers = nodeRequestHeaders(c);
-    const header = (name: string) => (headers ? (headers[name] as string | undefined) : c.req.header(name));
+    const header = (name: string) => requestHeader(c, name);
     const host = header("host");
     // HTTP/1.0 clients may send no Host; every browser sends one.
     if (host !== undefined && !hostAllowed(hostName(host))) {

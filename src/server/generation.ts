@@ -32,6 +32,7 @@ import {
   jsonResponse,
   nodeResponse,
   readJson,
+  requestHeader,
   RESPONSE_ALREADY_SENT,
   requestSignal,
 } from "./context.js";
@@ -190,7 +191,7 @@ async function runTurns(
  */
 function promptScope(c: AppContext, deps: AppDeps): string | undefined {
   if (!deps.runtime.config.cache.prompt_cache_per_key) return undefined;
-  const token = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  const token = /^Bearer\s+(.+)$/i.exec(requestHeader(c, "authorization") ?? "")?.[1] ?? "";
   return `key:${createHash("sha256").update(token).digest("hex").slice(0, 32)}`;
 }
 
