@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
 import { ModelCache } from "../../src/cache/model-cache.js";
-import type { EvictionCandidate } from "../../src/cache/policy/eviction.js";
+import type { EvictionCandidate, EvictionPolicy } from "../../src/cache/policy/eviction.js";
 import { offlineOptimum } from "../../src/cache/sim/optimum.js";
 import { peerOrder, safeCountLimit } from "../../src/cache/sim/peers.js";
 import { type SimPolicy, simulate } from "../../src/cache/sim/simulate.js";
@@ -21,12 +21,17 @@ import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const START = Date.UTC(2026, 0, 1);
 
-/** A random trace: `models` models of 100–900 MiB (load ms ∝ size, warm 3x faster), `count` requests `gapMs` apart on average. */
-function randomTrace(seed: number, models: number, count: number, gapMs: number): Trace {
+/**
+ * A random trace: `models` models of 100–900 MiB (load ms ∝ size, warm 3x faster; with `unevenLoads`, each model's
+ * load time per MiB drawn between 2.5 and 40 ms, as measured load times of small real models are), `count` requests
+ * `gapMs` apart on average.
+ */
+function randomTrace(seed: number, models: number, count: number, gapMs: number, unevenLoads = false): Trace {
   const rand = seededRandom(seed);
   const list = Array.from({ length: models }, (_, i) => {
     const mib = 100 * (1 + Math.floor(rand() * 9));
-    return { key: `m${i}`, memoryBytes: mib * MIB, loadMs: mib * 10, warmLoadMs: Math.round((mib * 10) / 3) };
+    const loadMs = unevenLoads ? Math.round(mib * 2.5 * 16 ** rand()) : mib * 10;
+    return { key: `m${i}`, memoryBytes: mib * MIB, loadMs, warmLoadMs: Math.round(loadMs / 3) };
   });
   let at = START;
   const requests = Array.from({ length: count }, () => {
@@ -184,14 +189,17 @@ describe("simulator", () => {
     });
   });
 
-  const cases = [
+  const cases: Array<{ policy: EvictionPolicy; ttlSeconds: number; unevenLoads?: boolean }> = [
     ...(["lru", "cost-aware", "reload-cost"] as const).map((policy) => ({ policy, ttlSeconds: 0 })),
     // With the idle TTL on (`inferno cache advise` replays it): models idle 150 s are unloaded between requests.
-    { policy: "reload-cost" as const, ttlSeconds: 150 },
+    { policy: "reload-cost", ttlSeconds: 150 },
+    // Load times not proportional to size: the cache settles a model loaded once to its reloaded models' time per byte
+    // (`settledLoadTimes`), and so must the simulator.
+    { policy: "reload-cost", ttlSeconds: 0, unevenLoads: true },
   ];
-  for (const { policy, ttlSeconds } of cases) {
-    it(`reproduces the real ModelCache's loads and load time exactly (${policy}${ttlSeconds ? `, idle TTL ${ttlSeconds} s` : ""}, fake backend, manual clock)`, async () => {
-      const trace = randomTrace(42, 6, 150, 60_000);
+  for (const { policy, ttlSeconds, unevenLoads = false } of cases) {
+    it(`reproduces the real ModelCache's loads and load time exactly (${policy}${ttlSeconds ? `, idle TTL ${ttlSeconds} s` : ""}${unevenLoads ? ", uneven load times" : ""}, fake backend, manual clock)`, async () => {
+      const trace = randomTrace(42, 6, 150, 60_000, unevenLoads);
       const settings: SimSettings = {
         maxModels: 3,
         maxMemoryBytes: 1500 * MIB,

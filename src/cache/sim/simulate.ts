@@ -1,7 +1,8 @@
 /**
  * Replays a trace through an eviction policy on a virtual clock: the same policy functions and the same bookkeeping
  * as `ModelCache` (use counted before room is made, victims chosen from the idle resident models, GDSF inflation raised
- * by each eviction, a model's load cost the average of its measured loads), without a backend or timers. Pure: no I/O,
+ * by each eviction, a model's load cost the average of its measured loads, settled by `settledLoadTimes` while it has
+ * been loaded once), without a backend or timers. Pure: no I/O,
  * no clock; a trace of thousands of requests replays in milliseconds.
  *
  * What it leaves out: requests are served one after another and each is over at once (no leases, no concurrent
@@ -13,6 +14,7 @@ import {
   type EvictionCandidate,
   type EvictionPolicy,
   nextInflation,
+  settledLoadTimes,
   takeVictims,
 } from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
@@ -86,6 +88,7 @@ export function evictionCandidate(
     lastUsedAt: usage.lastUsedAt,
     memoryBytes: model.memoryBytes,
     loadMs: usage.loads > 0 ? usage.loadMsTotal / usage.loads : null,
+    loads: usage.loads,
     frequency,
     inflation: usage.inflation,
   };
@@ -151,8 +154,8 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
       bytes: limits.maxMemoryBytes > 0 ? usedBytes + state.model.memoryBytes - limits.maxMemoryBytes : 0,
     };
     if (shortfall.count > 0 || shortfall.bytes > 0) {
-      const candidates = [...resident].map((s) =>
-        evictionCandidate(s.model, s, now, limits, options.knownFrequency?.get(s.model.key)),
+      const candidates = settledLoadTimes(
+        [...resident].map((s) => evictionCandidate(s.model, s, now, limits, options.knownFrequency?.get(s.model.key))),
       );
       const { victims, covers } = isPeer(policy)
         ? takeVictims(peerOrder(candidates, policy), shortfall, () => 0)
