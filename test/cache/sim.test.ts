@@ -11,7 +11,7 @@ import { ModelCache } from "../../src/cache/model-cache.js";
 import type { EvictionCandidate, EvictionPolicy } from "../../src/cache/policy/eviction.js";
 import { offlineOptimum } from "../../src/cache/sim/optimum.js";
 import { peerOrder, safeCountLimit } from "../../src/cache/sim/peers.js";
-import { type SimPolicy, simulate } from "../../src/cache/sim/simulate.js";
+import { type SimMiss, type SimPolicy, simulate } from "../../src/cache/sim/simulate.js";
 import type { SimSettings, Trace } from "../../src/cache/sim/types.js";
 import { backendSchema, cacheSchema } from "../../src/config/schema.js";
 import { seededRandom } from "../../src/models/gguf-writer.js";
@@ -173,10 +173,22 @@ describe("simulator", () => {
         { at: 9001, key: "b" }, // hit
       ],
     };
+    const misses: SimMiss[] = [];
     const result = simulate(
       trace,
       { maxModels: 1, maxMemoryBytes: 0, warmWindowMs: 5000, usageHalfLifeHours: 1 },
       "lru",
+      { onMiss: (miss) => misses.push(miss) },
+    );
+    // Each miss as it was decided: the request, its cost, and who made room (the first fitted without an eviction).
+    assert.deepEqual(
+      misses.map((m) => [m.index, m.key, m.cost, m.warm, m.candidates.map((c) => c.key), m.victims]),
+      [
+        [0, "a", 30, false, [], []],
+        [1, "b", 60, false, ["a"], ["a"]],
+        [2, "a", 10, true, ["b"], ["b"]],
+        [3, "b", 60, false, ["a"], ["a"]],
+      ],
     );
     assert.deepEqual(result, {
       requests: 5,

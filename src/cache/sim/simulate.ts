@@ -114,6 +114,22 @@ export interface SimOptions {
    * true popularity (e.g. its request count over the whole trace), to tell how much better estimates could gain.
    */
   knownFrequency?: ReadonlyMap<string, number>;
+  /** Called at every miss with what the policy saw and chose: a replay decision by decision (bench/eviction-replay.ts). */
+  onMiss?: (miss: SimMiss) => void;
+}
+
+/** One miss as the simulator served it. */
+export interface SimMiss {
+  /** The request's index in the trace. */
+  index: number;
+  key: string;
+  /** What its load cost (ms), and whether the file was still in the page cache. */
+  cost: number;
+  warm: boolean;
+  /** The idle resident models as the policy weighed them (empty when the model fitted without an eviction). */
+  candidates: EvictionCandidate[];
+  /** The models evicted to make room, in order. */
+  victims: string[];
 }
 
 /** Replays `trace` under `policy` and `settings`. Throws when a model can never fit the limits. */
@@ -153,8 +169,10 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
       count: resident.size + 1 - limits.maxModels,
       bytes: limits.maxMemoryBytes > 0 ? usedBytes + state.model.memoryBytes - limits.maxMemoryBytes : 0,
     };
+    let candidates: EvictionCandidate[] = [];
+    let victimKeys: string[] = [];
     if (shortfall.count > 0 || shortfall.bytes > 0) {
-      const candidates = settledLoadTimes(
+      candidates = settledLoadTimes(
         [...resident].map((s) => evictionCandidate(s.model, s, now, limits, options.knownFrequency?.get(s.model.key))),
       );
       const { victims, covers } = isPeer(policy)
@@ -170,8 +188,10 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
         result.evictions++;
       }
       inflation = nextInflation(inflation, victims);
+      victimKeys = victims.map((v) => v.key);
     }
     const { cost, warm } = countLoad(state, state.model, now, limits);
+    options.onMiss?.({ index: result.requests - 1, key, cost, warm, candidates, victims: victimKeys });
     if (warm) result.warmLoads++;
     state.resident = true;
     state.idleFrom = now + cost;
