@@ -20,18 +20,20 @@ import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
 import { type Figure, figure } from "./report.js";
 
 const TOKENS = 200;
-/** A collapsed configuration can run at 1 token/s: each measurement stops after this long and counts what it got. */
-let RUN_LIMIT_MS = 1000;
-/** Interleaved measurements per setting; the median is reported. */
-let ROUNDS = 5;
+/**
+ * A full run's sizes and a quick one's: `runLimitMs`, how long each measurement runs before it counts what it got (a
+ * collapsed configuration can run at 1 token/s); `rounds`, interleaved measurements per setting (the median is
+ * reported).
+ */
+const SIZES = { full: { runLimitMs: 1000, rounds: 5 }, quick: { runLimitMs: 500, rounds: 2 } };
 const PROMPT = "Once upon a time";
 
-async function tokensPerSecond(model: TextModel): Promise<number> {
+async function tokensPerSecond(model: TextModel, runLimitMs: number): Promise<number> {
   const start = performance.now();
   const { usage } = await model.complete(PROMPT, {
     maxTokens: TOKENS,
     temperature: 0,
-    signal: AbortSignal.timeout(RUN_LIMIT_MS),
+    signal: AbortSignal.timeout(runLimitMs),
   });
   return usage.completionTokens / ((performance.now() - start) / 1000);
 }
@@ -47,7 +49,7 @@ async function busyProcess(): Promise<ChildProcess> {
 export async function backendThreadsBench(
   options: { quick: boolean; seed?: number } = { quick: false },
 ): Promise<Figure[]> {
-  if (options.quick) [ROUNDS, RUN_LIMIT_MS] = [2, 500];
+  const { runLimitMs, rounds } = options.quick ? SIZES.quick : SIZES.full;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-"));
   const backend = new LlamaBackend();
   const figures: Figure[] = [];
@@ -58,7 +60,7 @@ export async function backendThreadsBench(
     const base = backendSchema.parse({ gpu: false, context_size: 512 });
     const cores = availableParallelism();
     const auto = threadCount(0, physicalCores());
-    const how = `${cores} logical / ${physicalCores()} physical cores; up to ${TOKENS} tokens or ${RUN_LIMIT_MS / 1000} s per run, q8_0`;
+    const how = `${cores} logical / ${physicalCores()} physical cores; up to ${TOKENS} tokens or ${runLimitMs / 1000} s per run, q8_0`;
     // Fixed counts 1 and every core; auto is measured as the count it resolves to (when that is one of the fixed
     // counts it is the same configuration, measured once: a second copy would only measure the shared machine's noise).
     const counts = [...new Set([1, cores, auto])].sort((a, b) => a - b);
@@ -82,13 +84,13 @@ export async function backendThreadsBench(
             );
           }
           const samples = new Map<string, number[]>(settings.map(([label]) => [label, []]));
-          for (const order of roundOrders(settings.length, ROUNDS, options.seed ?? freshSeed())) {
+          for (const order of roundOrders(settings.length, rounds, options.seed ?? freshSeed())) {
             // Shuffled, with a pause: a run right after a collapsed one is slowed by its aftermath, so no setting may
             // always follow the same one.
             for (const i of order) {
               const [label] = settings[i] as [string, number];
               await new Promise((resolve) => setTimeout(resolve, 200));
-              samples.get(label)?.push(await tokensPerSecond(models.get(label) as TextModel));
+              samples.get(label)?.push(await tokensPerSecond(models.get(label) as TextModel, runLimitMs));
             }
           }
           for (const model of models.values()) await model.dispose();

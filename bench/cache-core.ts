@@ -37,15 +37,24 @@ import { type Figure, figure } from "./report.js";
 
 /** A hit may cost at most this many awaited `async` `Map.get`s (issue 21; it was 3, with at least 1 M/s). */
 const HIT_TARGET = 10;
-/** Calls per round and shape; each round alternates the shapes in slices of `SLICE` calls. */
-let HITS = 100_000;
+/** Each round of the hit-rate measurement alternates the shapes in slices of this many calls. */
 const SLICE = 5_000;
-/** Rounds of the hit-rate measurement (the first, a warm-up, is left out) and samples per endpoint. */
-let ROUNDS = 9;
-let SAMPLES = 200;
 const ENTRIES = 10_000;
-/** Saves and restores timed per state size. */
-let SAVE_SAMPLES = 2;
+
+/** How much the measurements do: a full run, or a quick one (`--quick`). */
+interface Sizes {
+  /** Calls per round and shape. */
+  hits: number;
+  /** Rounds of the hit-rate measurement (the first, a warm-up, is left out). */
+  rounds: number;
+  /** Samples per endpoint. */
+  samples: number;
+  /** Saves and restores timed per state size. */
+  saveSamples: number;
+}
+
+const FULL: Sizes = { hits: 100_000, rounds: 9, samples: 200, saveSamples: 2 };
+const QUICK: Sizes = { hits: 50_000, rounds: 2, samples: 30, saveSamples: 1 };
 
 function cacheConfig(dir: string, persist = false) {
   return {
@@ -85,7 +94,7 @@ async function getModelLoop(cache: ModelCache, name: string, n: number): Promise
   return cpuMs() - started;
 }
 
-async function hitRates(label: string, source: ModelSource, name: string): Promise<Figure[]> {
+async function hitRates(label: string, source: ModelSource, name: string, sizes: Sizes): Promise<Figure[]> {
   const cache = await ModelCache.create(cacheConfig("/nonexistent"), backendSchema.parse({}), source, {
     backends: { gguf: new FakeBackend() },
   });
@@ -96,10 +105,10 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
   const base: number[] = [];
   const lease: number[] = [];
   const get: number[] = [];
-  const perSecond = (ms: number) => HITS / (ms / 1000);
-  for (let round = 0; round < ROUNDS; round++) {
+  const perSecond = (ms: number) => sizes.hits / (ms / 1000);
+  for (let round = 0; round < sizes.rounds; round++) {
     const ms = { base: 0, lease: 0, get: 0 };
-    for (let done = 0; done < HITS; done += SLICE) {
+    for (let done = 0; done < sizes.hits; done += SLICE) {
       ms.base += await baselineLoop(baseline, SLICE);
       ms.lease += await acquireLoop(cache, name, SLICE);
       ms.get += await getModelLoop(cache, name, SLICE);
@@ -161,7 +170,7 @@ async function hitRates(label: string, source: ModelSource, name: string): Promi
  * The request log's cost on the hit path (issue 13): the same hits on two caches, one logging (`request_log_size` at
  * its default) and one not (0), in interleaved rounds. The figure is the cost of a logged hit over an unlogged one.
  */
-async function requestLogCost(): Promise<Figure[]> {
+async function requestLogCost(sizes: Sizes): Promise<Figure[]> {
   const logSize = cacheSchema.parse({}).request_log_size;
   const make = (size: number) =>
     ModelCache.create(
@@ -182,19 +191,19 @@ async function requestLogCost(): Promise<Figure[]> {
   const writes: number[] = [];
   const writeRate = async () => {
     const started = performance.now();
-    for (let i = 0; i < HITS; i++) ring.record("/models/bench.gguf", i, "hit");
-    return HITS / ((performance.now() - started) / 1000);
+    for (let i = 0; i < sizes.hits; i++) ring.record("/models/bench.gguf", i, "hit");
+    return sizes.hits / ((performance.now() - started) / 1000);
   };
   // Hits per second of CPU time. A hit enters the ring when it is timed (its use ended, or statistics read it): the
   // statistics read that times them is inside the measurement, on both caches alike.
   const rate = async (cache: ModelCache) => {
     const started = cpuMs();
-    await getModelLoop(cache, "bench.gguf", HITS);
+    await getModelLoop(cache, "bench.gguf", sizes.hits);
     cache.stats();
-    return HITS / ((cpuMs() - started) / 1000);
+    return sizes.hits / ((cpuMs() - started) / 1000);
   };
   // A small difference on a shared machine: three times the rounds, the order alternating.
-  for (let round = 0; round < ROUNDS * 3; round++) {
+  for (let round = 0; round < sizes.rounds * 3; round++) {
     if (round % 2 === 1) on.push(await rate(logged));
     off.push(await rate(unlogged));
     if (round % 2 === 0) on.push(await rate(logged));
@@ -289,7 +298,7 @@ async function blocking<T>(fn: () => Promise<T>): Promise<Blocked<T>> {
   return { value, maxBlockMs: Math.max(maxGap, histogram.max / 1e6), ms };
 }
 
-async function statsEndpoints(dir: string): Promise<Figure[]> {
+async function statsEndpoints(dir: string, sizes: Sizes): Promise<Figure[]> {
   const now = Date.now();
   const state = bigState(now);
   const source = new FakeModelSource(state.models.map((m) => ({ name: m.name, size: m.fingerprint.size })));
@@ -317,7 +326,7 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
     logger: silent,
     advise: () => adviseOn({ state: cache.snapshot(), config: config.cache }),
   });
-  const time = async (path: string, count = SAMPLES) => {
+  const time = async (path: string, count = sizes.samples) => {
     const samples: number[] = [];
     for (let i = 0; i < count; i++) {
       const started = performance.now();
@@ -328,7 +337,7 @@ async function statsEndpoints(dir: string): Promise<Figure[]> {
     return samples;
   };
   // The full statistics are only the comparison (and take ~100 ms each): a few samples do.
-  const stats = await time("/v1/cache/stats", Math.min(SAMPLES, 10));
+  const stats = await time("/v1/cache/stats", Math.min(sizes.samples, 10));
   const metrics = await time("/metrics");
   const health = await time("/health");
   app.dispose();
@@ -359,7 +368,7 @@ const INSTANT_TIMERS = {
 };
 
 /** Save and restore of `entries` changed entries; the event-loop targets are set at 10,000 entries (issue 13, 1.5). */
-async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
+async function saveRestore(dir: string, sizes: Sizes, entries = ENTRIES): Promise<Figure[]> {
   const now = Date.now();
   const state = bigState(now, entries);
   const raw = encodeState(state).length;
@@ -383,7 +392,7 @@ async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
   // The first save and restore run cold; a running server saves periodically, so the later ones (full run only) warm.
   const saves: Array<Blocked<Awaited<ReturnType<ModelCache["saveCache"]>>>> = [];
   const restores: Array<Blocked<Awaited<ReturnType<FileStateStore["load"]>>>> = [];
-  for (let sample = 0; sample < SAVE_SAMPLES; sample++) {
+  for (let sample = 0; sample < sizes.saveSamples; sample++) {
     for (const model of state.models) await cache.getModel(model.name).catch(() => {});
     saves.push(await blocking(() => cache.saveCache()));
     restores.push(await blocking(() => new FileStateStore(dir, { codec: worker }).load()));
@@ -425,7 +434,7 @@ async function saveRestore(dir: string, entries = ENTRIES): Promise<Figure[]> {
 }
 
 export async function cacheCoreBench(options: { quick: boolean } = { quick: false }): Promise<Figure[]> {
-  if (options.quick) [HITS, ROUNDS, SAMPLES, SAVE_SAMPLES] = [50_000, 2, 30, 1];
+  const sizes = options.quick ? QUICK : FULL;
   const dir = await mkdtemp(join(tmpdir(), "inferno-bench-cache-"));
   try {
     const only = process.env.BENCH_ONLY;
@@ -439,17 +448,18 @@ export async function cacheCoreBench(options: { quick: boolean } = { quick: fals
         for (let i = 0; i < files - 1; i++)
           closeSync(openSync(join(models, `m${String(i).padStart(5, "0")}.gguf`), "w"));
         const label = `real ModelManager, ${files} model file${files === 1 ? "" : "s"}`;
-        hits.push(...(await hitRates(label, new ModelManager(models), "bench.gguf")));
+        hits.push(...(await hitRates(label, new ModelManager(models), "bench.gguf", sizes)));
       }
-      hits.push(...(await hitRates("in-memory model source", new FakeModelSource(["bench.gguf"]), "bench.gguf")));
+      const memory = new FakeModelSource(["bench.gguf"]);
+      hits.push(...(await hitRates("in-memory model source", memory, "bench.gguf", sizes)));
     }
     const lines = [
       ...hits,
-      ...(only === "save" ? [] : await requestLogCost()),
-      ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"))),
-      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-10"), 10)),
-      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-1000"), 1000)),
-      ...(only === "hits" ? [] : await saveRestore(join(dir, "state"))),
+      ...(only === "save" ? [] : await requestLogCost(sizes)),
+      ...(only === "hits" || only === "save" ? [] : await statsEndpoints(join(dir, "stats"), sizes)),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-10"), sizes, 10)),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state-1000"), sizes, 1000)),
+      ...(only === "hits" ? [] : await saveRestore(join(dir, "state"), sizes)),
     ];
     return lines;
   } finally {

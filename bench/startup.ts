@@ -17,11 +17,12 @@ import { fileURLToPath } from "node:url";
 import { freshSeed, median, ratios, roundOrders } from "../testkit/stats.js";
 import { type Figure, figure, withControl } from "./report.js";
 
-let ROUNDS = 9;
+/** Rounds of a full run and of a quick one. */
+const ROUNDS = { full: 9, quick: 5 };
 const BIN = fileURLToPath(new URL("../bin/inferno.js", import.meta.url));
 
 export async function startupBench(options: { quick: boolean; seed?: number } = { quick: false }): Promise<Figure[]> {
-  if (options.quick) ROUNDS = 5;
+  const rounds = options.quick ? ROUNDS.quick : ROUNDS.full;
   if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) {
     throw new Error("dist/ is missing: run `npm run build` first (npm ci does it)");
   }
@@ -38,7 +39,7 @@ export async function startupBench(options: { quick: boolean; seed?: number } = 
       ["inferno run --help", [BIN, "run", "--help"]],
     ];
     const samples = new Map<string, number[]>(commands.map(([label]) => [label, []]));
-    for (const order of roundOrders(commands.length, ROUNDS, options.seed ?? freshSeed())) {
+    for (const order of roundOrders(commands.length, rounds, options.seed ?? freshSeed())) {
       for (const [label, args] of order.map((i) => commands[i] as [string, string[]])) {
         const start = performance.now();
         const result = spawnSync(process.execPath, args, { cwd: home, env, encoding: "utf8" });

@@ -1,10 +1,12 @@
 /** Builds a ModelCache on the fake backend, an in-memory model source and a manual clock, for scenario tests. */
 import { FakeBackend, type FakeModelBehaviour } from "../src/backends/fake.js";
+import type { BackendRegistry } from "../src/backends/types.js";
 import { ManualClock } from "../src/cache/clock.js";
 import { type CacheLogger, ModelCache } from "../src/cache/model-cache.js";
 import { decodeState, encodeState } from "../src/cache/persistence/codec.js";
 import { mergeDelta } from "../src/cache/persistence/merge.js";
 import type { CacheState, RestoreResult, StateDelta, StateStore } from "../src/cache/persistence/types.js";
+import type { CacheMetrics } from "../src/cache/events.js";
 import type { CacheEvents } from "../src/cache/types.js";
 import { backendSchema, type CacheConfig, cacheSchema } from "../src/config/schema.js";
 import { FakeModelSource, type FakeModelSpec } from "./fake-models.js";
@@ -75,6 +77,10 @@ export interface HarnessOptions {
   busyWaitMs?: number;
   clock?: ManualClock;
   source?: FakeModelSource;
+  /** Backends for other formats beside the fake GGUF one (an ONNX fake, say). */
+  backends?: Omit<BackendRegistry, "gguf">;
+  metrics?: CacheMetrics;
+  storeTimeoutMs?: number;
 }
 
 export interface Harness {
@@ -100,11 +106,13 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   });
   const logger = new RecordingLogger();
   const cache = await ModelCache.create(cacheConfig(options.cache), backendSchema.parse({}), source, {
-    backends: { gguf: backend },
+    backends: { gguf: backend, ...options.backends },
     clock,
     logger,
     store: options.store ?? null,
     busyWaitMs: options.busyWaitMs ?? 10_000,
+    metrics: options.metrics,
+    storeTimeoutMs: options.storeTimeoutMs,
   });
   const events: Harness["events"] = [];
   cache.onAny(({ type, ...payload }) => {

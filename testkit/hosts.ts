@@ -53,8 +53,14 @@ export async function hostsOf(pid: number): Promise<number[]> {
   return hosts;
 }
 
+/** The models the server's cache holds (loading and ready), as `GET /v1/cache/models` lists them. */
 export async function loaded(s: TestServer): Promise<LoadedModelInfo[]> {
   return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
+}
+
+/** The model `name` among them; undefined while it is not loaded. */
+export async function loadedModel(s: TestServer, name: string): Promise<LoadedModelInfo | undefined> {
+  return (await loaded(s)).find((m) => m.name === name);
 }
 
 export async function stats(s: TestServer): Promise<CacheStats> {

@@ -5,19 +5,8 @@
 import type { LoadedModel } from "../backends/types.js";
 import type { Bytes, EpochMilliseconds, ModelDescriptor } from "../models/types.js";
 
-/** Why a model left the cache. Statistics count removals per reason. */
-export type EvictionReason =
-  | "capacity_count"
-  | "capacity_memory"
-  | "ttl"
-  | "manual"
-  | "file_changed"
-  | "clear"
-  | "shutdown"
-  /** The model's runtime died by itself (its model host crashed or was killed). */
-  | "crashed";
-
-export const EVICTION_REASONS: readonly EvictionReason[] = [
+/** Every reason a model leaves the cache, in the order statistics list them (SPEC.md's). */
+export const EVICTION_REASONS = [
   "capacity_count",
   "capacity_memory",
   "ttl",
@@ -25,8 +14,12 @@ export const EVICTION_REASONS: readonly EvictionReason[] = [
   "file_changed",
   "clear",
   "shutdown",
+  /** The model's runtime died by itself (its model host crashed or was killed). */
   "crashed",
-];
+] as const;
+
+/** Why a model left the cache. Statistics count removals per reason. */
+export type EvictionReason = (typeof EVICTION_REASONS)[number];
 
 /** A count of zero for every eviction reason. */
 export function emptyEvictions(): Record<EvictionReason, number> {

@@ -81,6 +81,28 @@ const DELTA_CHUNK = 250;
 
 const ZERO_BASE: UsageBase = { requests: 0, hits: 0, misses: 0, loads: 0, loadMsTotal: 0, frequency: null };
 
+/** A model's usage with nothing recorded yet and nothing to save; `restore` fills in what a save held. */
+function freshUsage(model: Pick<Usage, "key" | "name" | "format" | "fingerprint">): Usage {
+  return {
+    key: model.key,
+    name: model.name,
+    format: model.format,
+    fingerprint: model.fingerprint,
+    ...ZERO_BASE,
+    lastUsedAt: null,
+    loadMsSamples: [],
+    memoryBytes: null,
+    gguf: null,
+    inflation: 0,
+    fileChanged: false,
+    missingSince: null,
+    base: { ...ZERO_BASE },
+    dirty: false,
+    changes: 0,
+    removed: false,
+  };
+}
+
 function baseOf(u: Pick<Usage, keyof UsageBase>): UsageBase {
   // The frequency is a copy: the live one changes in place on every use.
   const frequency = u.frequency ? { ...u.frequency } : null;
@@ -177,24 +199,7 @@ export class UsageBook {
   private ensure(descriptor: ModelDescriptor): Usage {
     let usage = this.models.get(descriptor.key);
     if (!usage) {
-      usage = {
-        key: descriptor.key,
-        name: descriptor.name,
-        format: descriptor.format,
-        fingerprint: descriptor.fingerprint,
-        ...ZERO_BASE,
-        lastUsedAt: null,
-        loadMsSamples: [],
-        memoryBytes: null,
-        gguf: null,
-        inflation: 0,
-        fileChanged: false,
-        missingSince: null,
-        base: { ...ZERO_BASE },
-        dirty: false,
-        changes: 0,
-        removed: false,
-      };
+      usage = freshUsage(descriptor);
       this.models.set(descriptor.key, usage);
     }
     return usage;
@@ -337,10 +342,7 @@ export class UsageBook {
     for (const saved of state.models) {
       const u = saved.usage;
       const usage: Usage = {
-        key: saved.key,
-        name: saved.name,
-        format: saved.format,
-        fingerprint: saved.fingerprint,
+        ...freshUsage(saved),
         requests: u.requests,
         hits: u.hits,
         misses: u.misses,
@@ -351,13 +353,7 @@ export class UsageBook {
         loadMsSamples: [...u.load_ms_samples],
         memoryBytes: saved.metadata.memory_bytes,
         gguf: saved.metadata.gguf ?? null,
-        inflation: 0,
-        fileChanged: false,
         missingSince: saved.missing_since ?? null,
-        base: { ...ZERO_BASE },
-        dirty: false,
-        changes: 0,
-        removed: false,
       };
       usage.base = baseOf(usage);
       this.models.set(saved.key, usage);

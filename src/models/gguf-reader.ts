@@ -35,19 +35,35 @@ export const enum GgufValueType {
   FLOAT64 = 12,
 }
 
-/** Byte width of each fixed-size metadata value type (strings and arrays have none). */
-export const GGUF_SCALAR_SIZES: Readonly<Record<number, number>> = {
-  [GgufValueType.UINT8]: 1,
-  [GgufValueType.INT8]: 1,
-  [GgufValueType.UINT16]: 2,
-  [GgufValueType.INT16]: 2,
-  [GgufValueType.UINT32]: 4,
-  [GgufValueType.INT32]: 4,
-  [GgufValueType.FLOAT32]: 4,
-  [GgufValueType.BOOL]: 1,
-  [GgufValueType.UINT64]: 8,
-  [GgufValueType.INT64]: 8,
-  [GgufValueType.FLOAT64]: 8,
+/** A fixed-size metadata value type: its byte width, and how it is read from and written as little-endian bytes. */
+export interface GgufScalar {
+  size: number;
+  read(bytes: Buffer): number | bigint | boolean;
+  /** Writes `value` at `at` (a bool as 1 or 0; a 64-bit integer from a safe integer). */
+  write(bytes: Buffer, value: number, at: number): void;
+}
+
+/** Each fixed-size metadata value type, read by the header reader and written by the tiny-model writer. */
+export const GGUF_SCALARS: Readonly<Partial<Record<number, GgufScalar>>> = {
+  [GgufValueType.UINT8]: { size: 1, read: (b) => b.readUInt8(0), write: (b, v, at) => b.writeUInt8(v, at) },
+  [GgufValueType.INT8]: { size: 1, read: (b) => b.readInt8(0), write: (b, v, at) => b.writeInt8(v, at) },
+  [GgufValueType.UINT16]: { size: 2, read: (b) => b.readUInt16LE(0), write: (b, v, at) => b.writeUInt16LE(v, at) },
+  [GgufValueType.INT16]: { size: 2, read: (b) => b.readInt16LE(0), write: (b, v, at) => b.writeInt16LE(v, at) },
+  [GgufValueType.UINT32]: { size: 4, read: (b) => b.readUInt32LE(0), write: (b, v, at) => b.writeUInt32LE(v, at) },
+  [GgufValueType.INT32]: { size: 4, read: (b) => b.readInt32LE(0), write: (b, v, at) => b.writeInt32LE(v, at) },
+  [GgufValueType.FLOAT32]: { size: 4, read: (b) => b.readFloatLE(0), write: (b, v, at) => b.writeFloatLE(v, at) },
+  [GgufValueType.BOOL]: { size: 1, read: (b) => b.readUInt8(0) !== 0, write: (b, v, at) => b.writeUInt8(v, at) },
+  [GgufValueType.UINT64]: {
+    size: 8,
+    read: (b) => b.readBigUInt64LE(0),
+    write: (b, v, at) => b.writeBigUInt64LE(BigInt(v), at),
+  },
+  [GgufValueType.INT64]: {
+    size: 8,
+    read: (b) => b.readBigInt64LE(0),
+    write: (b, v, at) => b.writeBigInt64LE(BigInt(v), at),
+  },
+  [GgufValueType.FLOAT64]: { size: 8, read: (b) => b.readDoubleLE(0), write: (b, v, at) => b.writeDoubleLE(v, at) },
 };
 
 export interface GgmlTypeInfo {
@@ -323,32 +339,8 @@ async function readString(cursor: FileCursor, what: string): Promise<string> {
   return (await cursor.bytes(length)).toString("utf8");
 }
 
-async function readScalar(cursor: FileCursor, type: number): Promise<number | bigint | boolean> {
-  const b = await cursor.bytes(GGUF_SCALAR_SIZES[type] as number);
-  switch (type) {
-    case GgufValueType.UINT8:
-      return b.readUInt8(0);
-    case GgufValueType.INT8:
-      return b.readInt8(0);
-    case GgufValueType.UINT16:
-      return b.readUInt16LE(0);
-    case GgufValueType.INT16:
-      return b.readInt16LE(0);
-    case GgufValueType.UINT32:
-      return b.readUInt32LE(0);
-    case GgufValueType.INT32:
-      return b.readInt32LE(0);
-    case GgufValueType.FLOAT32:
-      return b.readFloatLE(0);
-    case GgufValueType.BOOL:
-      return b.readUInt8(0) !== 0;
-    case GgufValueType.UINT64:
-      return b.readBigUInt64LE(0);
-    case GgufValueType.INT64:
-      return b.readBigInt64LE(0);
-    default:
-      return b.readDoubleLE(0);
-  }
+async function readScalar(cursor: FileCursor, scalar: GgufScalar): Promise<number | bigint | boolean> {
+  return scalar.read(await cursor.bytes(scalar.size));
 }
 
 async function skipArray(cursor: FileCursor, key: string): Promise<GgufHeaderValue> {
@@ -360,9 +352,9 @@ async function skipArray(cursor: FileCursor, key: string): Promise<GgufHeaderVal
   } else if (elementType === GgufValueType.ARRAY) {
     for (let i = 0; i < length; i++) await skipArray(cursor, key);
   } else {
-    const size = GGUF_SCALAR_SIZES[elementType];
-    if (size === undefined) throw new TypeError(`array ${key} has unknown element type ${elementType}`);
-    cursor.skip(size * length);
+    const scalar = GGUF_SCALARS[elementType];
+    if (scalar === undefined) throw new TypeError(`array ${key} has unknown element type ${elementType}`);
+    cursor.skip(scalar.size * length);
   }
   return { arrayOf: elementType, length };
 }
@@ -371,8 +363,9 @@ async function readValue(cursor: FileCursor, key: string): Promise<GgufHeaderVal
   const type = await cursor.u32();
   if (type === GgufValueType.STRING) return readString(cursor, key);
   if (type === GgufValueType.ARRAY) return skipArray(cursor, key);
-  if (GGUF_SCALAR_SIZES[type] === undefined) throw new TypeError(`metadata key ${key} has unknown value type ${type}`);
-  return readScalar(cursor, type);
+  const scalar = GGUF_SCALARS[type];
+  if (scalar === undefined) throw new TypeError(`metadata key ${key} has unknown value type ${type}`);
+  return readScalar(cursor, scalar);
 }
 
 async function readTensorInfo(cursor: FileCursor): Promise<GgufTensorInfo> {

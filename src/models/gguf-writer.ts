@@ -11,6 +11,8 @@ import {
   GGML_TYPE_IDS,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
+  GGUF_SCALARS,
+  type GgufScalar,
   GgufValueType,
   tensorByteSize,
 } from "./gguf-reader.js";
@@ -61,29 +63,18 @@ class ByteSink {
     return at;
   }
 
-  u8(v: number): void {
-    const at = this.reserve(1);
-    this.buffer.writeUInt8(v, at);
-  }
-  u16(v: number): void {
-    const at = this.reserve(2);
-    this.buffer.writeUInt16LE(v, at);
+  /** Appends a fixed-size value of GGUF type `type` (see `GGUF_SCALARS`). */
+  scalar(type: GgufValueType, value: number): void {
+    const { size, write } = GGUF_SCALARS[type] as GgufScalar;
+    // Reserve first: it may replace the buffer with a larger one.
+    const at = this.reserve(size);
+    write(this.buffer, value, at);
   }
   u32(v: number): void {
-    const at = this.reserve(4);
-    this.buffer.writeUInt32LE(v, at);
-  }
-  i32(v: number): void {
-    const at = this.reserve(4);
-    this.buffer.writeInt32LE(v, at);
+    this.scalar(GgufValueType.UINT32, v);
   }
   u64(v: number): void {
-    const at = this.reserve(8);
-    this.buffer.writeBigUInt64LE(BigInt(v), at);
-  }
-  f32(v: number): void {
-    const at = this.reserve(4);
-    this.buffer.writeFloatLE(v, at);
+    this.scalar(GgufValueType.UINT64, v);
   }
   bytes(b: Uint8Array): void {
     const at = this.reserve(b.length);
@@ -103,52 +94,36 @@ class ByteSink {
   }
 }
 
-const ARRAY_ELEMENT: Record<"string[]" | "f32[]" | "i32[]", GgufValueType> = {
-  "string[]": GgufValueType.STRING,
-  "f32[]": GgufValueType.FLOAT32,
-  "i32[]": GgufValueType.INT32,
+/** A metadata value type the writer takes, not an array: an array's elements have the type its name starts with. */
+type ItemType = Exclude<GgufValue["type"], `${string}[]`>;
+
+/** The GGUF type of each. */
+const VALUE_TYPE: Record<ItemType, GgufValueType> = {
+  u16: GgufValueType.UINT16,
+  u32: GgufValueType.UINT32,
+  i32: GgufValueType.INT32,
+  f32: GgufValueType.FLOAT32,
+  bool: GgufValueType.BOOL,
+  string: GgufValueType.STRING,
 };
 
+function writeItem(sink: ByteSink, type: ItemType, value: number | boolean | string): void {
+  // A bool is written as 1 or 0.
+  if (type === "string") sink.string(value as string);
+  else sink.scalar(VALUE_TYPE[type], Number(value));
+}
+
 function writeValue(sink: ByteSink, v: GgufValue): void {
-  switch (v.type) {
-    case "u16":
-      sink.u32(GgufValueType.UINT16);
-      sink.u16(v.value);
-      return;
-    case "u32":
-      sink.u32(GgufValueType.UINT32);
-      sink.u32(v.value);
-      return;
-    case "i32":
-      sink.u32(GgufValueType.INT32);
-      sink.i32(v.value);
-      return;
-    case "f32":
-      sink.u32(GgufValueType.FLOAT32);
-      sink.f32(v.value);
-      return;
-    case "bool":
-      sink.u32(GgufValueType.BOOL);
-      sink.u8(v.value ? 1 : 0);
-      return;
-    case "string":
-      sink.u32(GgufValueType.STRING);
-      sink.string(v.value);
-      return;
-    case "string[]":
-    case "f32[]":
-    case "i32[]": {
-      sink.u32(GgufValueType.ARRAY);
-      sink.u32(ARRAY_ELEMENT[v.type]);
-      sink.u64(v.value.length);
-      for (const item of v.value) {
-        if (v.type === "string[]") sink.string(item as string);
-        else if (v.type === "f32[]") sink.f32(item as number);
-        else sink.i32(item as number);
-      }
-      return;
-    }
+  if (v.type === "string[]" || v.type === "f32[]" || v.type === "i32[]") {
+    const element = v.type.slice(0, -2) as ItemType;
+    sink.u32(GgufValueType.ARRAY);
+    sink.u32(VALUE_TYPE[element]);
+    sink.u64(v.value.length);
+    for (const item of v.value) writeItem(sink, element, item);
+    return;
   }
+  sink.u32(VALUE_TYPE[v.type]);
+  writeItem(sink, v.type, v.value);
 }
 
 /** IEEE 754 half precision bits of a float (round to nearest even), for f16 weights and q8_0 scales. */

@@ -1,10 +1,10 @@
 /** The cache administration routes of SPEC.md: statistics, loaded models, save, clear, warm-up, load and unload. */
 import { Hono } from "hono";
 import { BadRequest } from "../errors/index.js";
-import { type AppDeps, type AppEnv, readJson } from "./context.js";
+import { type AppDeps, type AppEnv, readBody } from "./context.js";
 import { parseLastEventId } from "./events.js";
 import { requestKeepAlive } from "./keep-alive.js";
-import { clearRequestSchema, loadRequestSchema, parseBody, warmupRequestSchema } from "./schemas.js";
+import { clearRequestSchema, loadRequestSchema, warmupRequestSchema } from "./schemas.js";
 
 /** `?force=true` (also `1`, or the bare `?force`); anything else but `false`/`0` is refused by name. */
 function parseForce(value: string | undefined): boolean {
@@ -66,13 +66,13 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   });
 
   routes.post("/v1/cache/clear", async (c) => {
-    const body = parseBody(clearRequestSchema, await readJson(c));
+    const body = await readBody(c, clearRequestSchema);
     const unloaded = await cache.clear(body);
     return c.json({ unloaded });
   });
 
   routes.post("/v1/cache/warmup", async (c) => {
-    const body = parseBody(warmupRequestSchema, await readJson(c));
+    const body = await readBody(c, warmupRequestSchema);
     const result = await cache.warmup(body);
     // Each model that failed carries its error's message: told as any error sent to a client is (no server path).
     return c.json({
@@ -82,7 +82,7 @@ export function cacheAdminRoutes(deps: AppDeps): Hono<AppEnv> {
   });
 
   routes.post("/v1/cache/models/:name{.+}/load", async (c) => {
-    const body = parseBody(loadRequestSchema, await readJson(c));
+    const body = await readBody(c, loadRequestSchema);
     const keepAlive = requestKeepAlive(body.keep_alive, deps.runtime.config.server);
     return c.json(await cache.load(c.req.param("name"), { keepAlive, signal: c.req.raw.signal }));
   });

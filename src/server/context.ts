@@ -6,12 +6,14 @@ import { type IncomingHttpHeaders, ServerResponse } from "node:http";
 // @hono/node-server's marker for a response the handler writes to the Node response itself.
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
+import type { z } from "zod";
 import { Aborted, BadRequest, isInfernoError, messageOf } from "../errors/index.js";
 import type { ServerRuntime } from "./ports.js";
 import type { EventHub } from "./events.js";
 import type { PathRedactor } from "./exposure.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { AdmissionQueue } from "./queue.js";
+import { parseBody } from "./schemas.js";
 
 export { RESPONSE_ALREADY_SENT };
 
@@ -71,6 +73,11 @@ export async function readJson(c: AppContext): Promise<unknown> {
   } catch (error) {
     throw new BadRequest(`request body is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** The request's JSON body as `schema` parses it: a 400 naming the first field that does not fit (see `parseBody`). */
+export async function readBody<S extends z.ZodType>(c: AppContext, schema: S): Promise<z.output<S>> {
+  return parseBody(schema, await readJson(c));
 }
 
 /** The request headers as Node parsed them under @hono/node-server (`c.env.incoming`); undefined under `app.fetch`. */

@@ -259,3 +259,5 @@ export function embeddingsRequestSchema(backend: BackendConfig) {
 
 export type GenerateRequest = z.output<ReturnType<typeof generateRequestSchema>>;
 export type ChatRequest = z.output<ReturnType<typeof chatRequestSchema>>;
+export type EmbedRequest = z.output<ReturnType<typeof embedRequestSchema>>;
+export type EmbeddingsRequest = z.output<ReturnType<typeof embeddingsRequestSchema>>;

@@ -25,8 +25,8 @@ import { BadRequest, NotImplemented } from "../errors/index.js";
 import { differing, type LoadSettings, parseVariant, withLoadSettings } from "../models/load-settings.js";
 import { LATEST_TAG, variantOf } from "../models/manager.js";
 import type { GgufMetadata, ModelDescriptor } from "../models/types.js";
-import { checkListLength, parseBody, type RequestLimits, type SamplingFields, truncateTo } from "./schemas.js";
-import { type AppContext, type AppDeps, type AppEnv, readJson } from "./context.js";
+import { checkListLength, type RequestLimits, type SamplingFields, truncateTo } from "./schemas.js";
+import { type AppContext, type AppDeps, type AppEnv, readBody } from "./context.js";
 import {
   type Done,
   type Finished,
@@ -43,7 +43,9 @@ import { type KeepAlive, requestKeepAlive } from "./keep-alive.js";
 import {
   type ChatRequest,
   chatRequestSchema,
+  type EmbeddingsRequest,
   embeddingsRequestSchema,
+  type EmbedRequest,
   embedRequestSchema,
   type GenerateRequest,
   generateRequestSchema,
@@ -196,7 +198,7 @@ async function runningModels(c: AppContext, deps: AppDeps): Promise<Response> {
 }
 
 async function show(c: AppContext, deps: AppDeps): Promise<Response> {
-  const body = parseBody(showRequestSchema, await readJson(c));
+  const body = await readBody(c, showRequestSchema);
   const requested = body.model ?? body.name;
   if (requested === undefined) throw new BadRequest("model: expected a model name", { details: { param: "model" } });
   const descriptor = await resolveModel(deps, requested);
@@ -394,12 +396,7 @@ function ollamaGeneration(
   };
 }
 
-async function generateRoute(
-  c: AppContext,
-  deps: AppDeps,
-  schema: ReturnType<typeof generateRequestSchema>,
-): Promise<Response> {
-  const body: GenerateRequest = parseBody(schema, await readJson(c));
+async function generateRoute(c: AppContext, deps: AppDeps, body: GenerateRequest): Promise<Response> {
   checkFormat(body.format, "format");
   const descriptor = requestedVariant(deps, await resolveModel(deps, body.model), body.options);
   if (body.prompt === undefined || body.prompt === "") return emptyGeneration(c, deps, body, descriptor, responseField);
@@ -464,12 +461,7 @@ function chatOptions(body: ChatRequest): Omit<ChatOptions, keyof GenerationOptio
   return { ...(tools.length > 0 ? { tools } : {}), ...(toolChoice ? { toolChoice } : {}) };
 }
 
-async function chatRoute(
-  c: AppContext,
-  deps: AppDeps,
-  schema: ReturnType<typeof chatRequestSchema>,
-): Promise<Response> {
-  const body: ChatRequest = parseBody(schema, await readJson(c));
+async function chatRoute(c: AppContext, deps: AppDeps, body: ChatRequest): Promise<Response> {
   checkListLength(body.messages, deps.runtime.config.server.max_messages, "messages", "max_messages");
   const history = chatHistory(body.messages ?? []);
   const tools = chatOptions(body);
@@ -512,8 +504,7 @@ async function embedWith(
   return { result, timing };
 }
 
-async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof embedRequestSchema>): Promise<Response> {
-  const body = parseBody(schema, await readJson(c));
+async function embed(c: AppContext, deps: AppDeps, body: EmbedRequest): Promise<Response> {
   checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
   const inputs =
     body.input === undefined
@@ -536,12 +527,7 @@ async function embed(c: AppContext, deps: AppDeps, schema: ReturnType<typeof emb
 }
 
 /** The older single-input route: raw (not normalized) vectors, as Ollama returns them there. */
-async function embeddings(
-  c: AppContext,
-  deps: AppDeps,
-  schema: ReturnType<typeof embeddingsRequestSchema>,
-): Promise<Response> {
-  const body = parseBody(schema, await readJson(c));
+async function embeddings(c: AppContext, deps: AppDeps, body: EmbeddingsRequest): Promise<Response> {
   const inputs = body.prompt === undefined || body.prompt === "" ? [] : [body.prompt];
   const done = await embedWith(c, deps, body, inputs, "prompt");
   return c.json({ embedding: done?.result.embeddings[0] ?? [] });
@@ -574,10 +560,10 @@ export function ollamaRoutes(deps: AppDeps): Hono<AppEnv> {
   routes.get("/api/tags", (c) => tags(c, deps));
   routes.get("/api/ps", (c) => runningModels(c, deps));
   routes.post("/api/show", (c) => show(c, deps));
-  routes.post("/api/generate", (c) => generateRoute(c, deps, schemas.generate));
-  routes.post("/api/chat", (c) => chatRoute(c, deps, schemas.chat));
-  routes.post("/api/embed", (c) => embed(c, deps, schemas.embed));
-  routes.post("/api/embeddings", (c) => embeddings(c, deps, schemas.embeddings));
+  routes.post("/api/generate", async (c) => generateRoute(c, deps, await readBody(c, schemas.generate)));
+  routes.post("/api/chat", async (c) => chatRoute(c, deps, await readBody(c, schemas.chat)));
+  routes.post("/api/embed", async (c) => embed(c, deps, await readBody(c, schemas.embed)));
+  routes.post("/api/embeddings", async (c) => embeddings(c, deps, await readBody(c, schemas.embeddings)));
 
   routes.post("/api/pull", () => notImplemented(deps, "pull (download)"));
   routes.post("/api/push", () => notImplemented(deps, "push (upload)"));

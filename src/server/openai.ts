@@ -25,9 +25,10 @@ import {
   completionRequestSchema,
   embeddingRequestSchema,
   parseBody,
+  type SamplingFields,
 } from "./schemas.js";
 import type { FleetModel } from "./ports.js";
-import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readJson } from "./context.js";
+import { type AppContext, type AppDeps, type AppEnv, jsonResponse, readBody } from "./context.js";
 import {
   type Dialect,
   dialectRoute,
@@ -37,8 +38,10 @@ import {
   type GenerationRequest,
   type Reply,
   SSE_FRAMING,
+  type Turn,
   withTextModel,
 } from "./generation.js";
+import type { KeepAlive } from "./keep-alive.js";
 
 /** OpenAI's legacy completions endpoint stops after 16 tokens unless told otherwise; clients expect that. */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -143,26 +146,44 @@ function openaiToolCalls(calls: readonly ToolCall[]) {
   }));
 }
 
+/** What every OpenAI-style body (chat and text completions, Responses) says the same way. */
+type OpenAIBody = SamplingFields & { model: string; keep_alive?: KeepAlive | undefined; stream?: boolean | null };
+
+/**
+ * The request an OpenAI-style body asks for: streamed only when it says `stream: true`, its sampling fields as the
+ * options with `maxTokens` (see `generationOptions`), then the dialect's own options (`extra`: tools, format,
+ * truncation).
+ */
+export function openaiGeneration(
+  deps: AppDeps,
+  body: OpenAIBody,
+  task: string,
+  turns: Turn[],
+  maxTokens: number | null | undefined,
+  extra: GenerationRequest["options"] = {},
+): GenerationRequest {
+  const { server, cache } = deps.runtime.config;
+  return {
+    model: body.model,
+    keepAlive: body.keep_alive,
+    task,
+    stream: body.stream === true,
+    turns,
+    options: { ...generationOptions(body, maxTokens, server, cache.prompt_cache), ...extra },
+  };
+}
+
 /** Parses a chat completion request: checked whole (tools, schemas, tool messages) before any model is used. */
 const chatCompletion: Dialect = (input, deps) => {
   const body = parseBody(chatRequestSchema, input);
-  const { server, cache } = deps.runtime.config;
+  const { server } = deps.runtime.config;
   checkListLength(body.messages, server.max_messages, "messages", "max_messages");
   const messages = chatMessages(body);
   const chat = chatOptions(body);
   checkChat(messages, chat);
-  const request: GenerationRequest = {
-    model: body.model,
-    keepAlive: body.keep_alive,
-    task: "chat completions",
-    stream: body.stream === true,
-    turns: [{ messages, promptParam: "messages" }],
-    options: {
-      ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens, server, cache.prompt_cache),
-      ...chat,
-    },
-  };
-  return { request, reply: chatReply(body) };
+  const turns = [{ messages, promptParam: "messages" }];
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  return { request: openaiGeneration(deps, body, "chat completions", turns, maxTokens, chat), reply: chatReply(body) };
 };
 
 /** A chat completion as OpenAI sends it: `chat.completion`, or `chat.completion.chunk` events. */
@@ -236,22 +257,19 @@ function includeUsage(body: Pick<ChatRequest, "stream_options">): boolean {
 /** Parses a text completion request: one turn per prompt, generated in order (the model runs them one by one anyway). */
 const textCompletion: Dialect = (input, deps) => {
   const body = parseBody(completionRequestSchema, input);
-  const { server, cache } = deps.runtime.config;
+  const { server } = deps.runtime.config;
   checkListLength(body.prompt, server.max_prompts, "prompt", "max_prompts");
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
-  const request: GenerationRequest = {
-    model: body.model,
-    keepAlive: body.keep_alive,
-    task: "text completions",
-    stream: body.stream === true,
-    // A list's prompts are named by index in a context_length_exceeded error.
-    turns: prompts.map((prompt, index) => ({
-      prompt,
-      promptParam: prompts.length > 1 ? `prompt[${index}]` : "prompt",
-    })),
-    options: generationOptions(body, body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS, server, cache.prompt_cache),
+  // A list's prompts are named by index in a context_length_exceeded error.
+  const turns = prompts.map((prompt, index) => ({
+    prompt,
+    promptParam: prompts.length > 1 ? `prompt[${index}]` : "prompt",
+  }));
+  const maxTokens = body.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS;
+  return {
+    request: openaiGeneration(deps, body, "text completions", turns, maxTokens),
+    reply: completionReply(body, prompts),
   };
-  return { request, reply: completionReply(body, prompts) };
 };
 
 /** Text completions as OpenAI sends them: `text_completion`, whole or as events. */
@@ -302,7 +320,7 @@ function base64Vector(vector: number[]): string {
 }
 
 async function embeddings(c: AppContext, deps: AppDeps): Promise<Response> {
-  const body = parseBody(embeddingRequestSchema, await readJson(c));
+  const body = await readBody(c, embeddingRequestSchema);
   checkListLength(body.input, deps.runtime.config.server.max_embedding_inputs, "input", "max_embedding_inputs");
   const inputs = typeof body.input === "string" ? [body.input] : body.input;
   const options: EmbedOptions = { inputParam: "input" };

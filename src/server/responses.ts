@@ -12,16 +12,8 @@ import { checkChat, type FieldNames } from "../backends/common.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import type { AppDeps, AppEnv } from "./context.js";
 import { checkListLength, parseBody, truncateTo } from "./schemas.js";
-import {
-  type Dialect,
-  dialectRoute,
-  type Finished,
-  generationOptions,
-  type GenerationRequest,
-  type Reply,
-  SSE_FRAMING,
-} from "./generation.js";
-import { newId, textOf, toolDefinition, unixSeconds } from "./openai.js";
+import { type Dialect, dialectRoute, type Finished, type Reply, SSE_FRAMING } from "./generation.js";
+import { newId, openaiGeneration, textOf, toolDefinition, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 
 /** The conversation, and how its messages map back to `input[i]` for error messages. */
@@ -170,24 +162,17 @@ function outputItems(messageId: string, result: GenerationResult) {
 /** Parses a Responses request: the conversation and tools checked before any model is used. */
 const createResponse: Dialect = (input, deps) => {
   const body = parseBody(responsesRequestSchema, input);
-  const { server, cache } = deps.runtime.config;
+  const { server } = deps.runtime.config;
   checkListLength(body.input, server.max_messages, "input", "max_messages");
   const { messages, fields } = conversation(body);
   const chat = responseChatOptions(body);
   checkChat(messages, chat, fields);
-  const request: GenerationRequest = {
-    model: body.model,
-    keepAlive: body.keep_alive,
-    task: "responses",
-    stream: body.stream === true,
-    turns: [{ messages, promptParam: "input" }],
-    options: {
-      ...generationOptions(body, body.max_output_tokens, server, cache.prompt_cache),
-      ...truncateTo(body.truncation === "auto"),
-      ...chat,
-    },
+  const turns = [{ messages, promptParam: "input" }];
+  const extra = { ...truncateTo(body.truncation === "auto"), ...chat };
+  return {
+    request: openaiGeneration(deps, body, "responses", turns, body.max_output_tokens, extra),
+    reply: responseReply(body),
   };
-  return { request, reply: responseReply(body) };
 };
 
 /** The response object, or the Responses event sequence (see the top of this file). */

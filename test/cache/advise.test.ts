@@ -37,20 +37,23 @@ function model(key: string, loads: number, loadMsTotal: number, memoryBytes: num
   };
 }
 
+/** A request log of misses for `keys` in order, one every `stepMs` from T0, with the load times `loadMs` measured. */
+function missLog(keys: readonly string[], stepMs: number, loadMs: Record<string, number> = {}) {
+  return persistedLogOf(
+    keys.map((key, i) => ({ key, at: T0 + i * stepMs, outcome: "miss" as const, loadMs: loadMs[key] ?? null })),
+  );
+}
+
 /**
  * Three models of 1 GiB: `a` loads in 6 s, `b` and `c` in 1 s (their measured averages). Requests a b c a b c a, one a
  * minute (a span of 360 s), each a miss as the cache saw it with max_cached_models = 2 under lru.
  */
 function handMadeState(): CacheState {
-  const order = ["a", "b", "c", "a", "b", "c", "a"];
-  const loadMs: Record<string, number> = { a: 6000, b: 1000, c: 1000 };
   return {
     saved_at: T0,
     counters: emptyCounters(),
     models: [model("a", 3, 18_000, GIB), model("b", 2, 2000, GIB), model("c", 2, 2000, GIB)],
-    request_log: persistedLogOf(
-      order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: loadMs[key] as number })),
-    ),
+    request_log: missLog(["a", "b", "c", "a", "b", "c", "a"], 60_000, { a: 6000, b: 1000, c: 1000 }),
   };
 }
 
@@ -140,10 +143,7 @@ describe("cache advise", () => {
     // a b c a with two places: lru evicts a for c and reloads it (6+1+1+6 = 14 s); cost-aware evicts b and hits a
     // (8 s), as three places would (8 s): the same saving, and the policy is the smaller change.
     const state = handMadeState();
-    const order = ["a", "b", "c", "a"];
-    state.request_log = persistedLogOf(
-      order.map((key, i) => ({ key, at: T0 + i * 60_000, outcome: "miss", loadMs: null })),
-    );
+    state.request_log = missLog(["a", "b", "c", "a"], 60_000);
     const report = advise(state, { config, solver: await highsSolver() });
     assert.equal(report.rows.find((r) => r.max_cached_models === 3)?.load_seconds, 8);
     assert.deepEqual(report.recommendation, {
@@ -159,9 +159,7 @@ describe("cache advise", () => {
   it("sizes and load times not measured fall back to the file size and the default load time, and are noted", async () => {
     const state = handMadeState();
     state.models = [model("a", 0, 0, null), ...state.models.slice(1)];
-    state.request_log = persistedLogOf(
-      ["a", "b"].map((key, i) => ({ key, at: T0 + i * 1000, outcome: "miss", loadMs: null })),
-    );
+    state.request_log = missLog(["a", "b"], 1000);
     const report = advise(state, { config, solver: await highsSolver() });
     const a = report.models.find((m) => m.key === "a");
     assert.deepEqual(
@@ -182,7 +180,7 @@ describe("cache advise", () => {
       code: "request_log_empty",
       message: /the request log is off \(cache\.request_log_size = 0\)/,
     });
-    const one = { ...handMadeState(), request_log: persistedLogOf([{ key: "a", at: T0, outcome: "miss", loadMs: 5 }]) };
+    const one = { ...handMadeState(), request_log: missLog(["a"], 0, { a: 5 }) };
     assert.throws(
       () => advise(one, { config, solver }),
       (error: Error & { code?: string; details?: { reason?: string } }) => {
@@ -196,13 +194,9 @@ describe("cache advise", () => {
   it("a log longer than the optimum's limit gets every row, no optimum, and a note saying why", async () => {
     const state = handMadeState();
     const n = MAX_OPTIMUM_REQUESTS + 1;
-    state.request_log = persistedLogOf(
-      Array.from({ length: n }, (_, i) => ({
-        key: i % 2 ? "a" : "b",
-        at: T0 + i * 1000,
-        outcome: "miss" as const,
-        loadMs: null,
-      })),
+    state.request_log = missLog(
+      Array.from({ length: n }, (_, i) => (i % 2 ? "a" : "b")),
+      1000,
     );
     const report = advise(state, { config, solver: { solve: () => assert.fail("the solver is not asked") } });
     assert.equal(report.optimum, null);

@@ -6,21 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeBackend } from "../../src/backends/fake.js";
 import { ManualClock } from "../../src/cache/clock.js";
-import { FINGERPRINT_CHECK_INTERVAL_MS, ModelCache } from "../../src/cache/model-cache.js";
+import { FINGERPRINT_CHECK_INTERVAL_MS } from "../../src/cache/model-cache.js";
 import { combineFrequencies, mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { StateDelta } from "../../src/cache/persistence/types.js";
 import { emptyCounters } from "../../src/cache/state-view.js";
 import type { CacheEvents } from "../../src/cache/types.js";
-import { backendSchema, configSchema } from "../../src/config/schema.js";
-import {
-  B_GROWS_ON_LOAD,
-  cacheConfig,
-  harness,
-  loadedNames,
-  MemoryStateStore,
-  MIB,
-  RecordingLogger,
-} from "../../testkit/cache-harness.js";
+import { configSchema } from "../../src/config/schema.js";
+import { B_GROWS_ON_LOAD, harness, loadedNames, MemoryStateStore, MIB } from "../../testkit/cache-harness.js";
 import { FakeModelSource } from "../../testkit/fake-models.js";
 
 const DAY = 24 * 3600_000;
@@ -245,12 +237,12 @@ describe("limits that hold", () => {
 
   it("a request that needs a text model is refused before anything is loaded or evicted", async () => {
     const clock = new ManualClock();
-    const gguf = new FakeBackend({ timers: clock });
     const onnx = new FakeBackend({ timers: clock, format: "onnx" });
-    const source = new FakeModelSource(["a.gguf", "ocr.onnx"]);
-    const cache = await ModelCache.create(cacheConfig({ max_cached_models: 1 }), backendSchema.parse({}), source, {
-      backends: { gguf, onnx },
+    const { cache } = await harness({
       clock,
+      models: ["a.gguf", "ocr.onnx"],
+      cache: { max_cached_models: 1 },
+      backends: { onnx },
     });
     await clock.run(cache.getModel("a.gguf"));
     await assert.rejects(
@@ -353,20 +345,18 @@ describe("the cheap hit", () => {
 
 describe("honest counts and events", () => {
   it("load time excludes the runtime's one-time start-up (Backend.ready)", async () => {
-    const clock = new ManualClock();
-    const backend = new FakeBackend({ timers: clock, defaults: { loadMs: 300 } });
+    const loads: number[] = [];
+    const { cache, clock, backend } = await harness({
+      models: ["a.gguf"],
+      defaults: { loadMs: 300 },
+      metrics: { load: (e) => loads.push(e.durationMs) },
+    });
     let started = false;
     Object.assign(backend, {
       ready: () =>
         started
           ? Promise.resolve()
           : new Promise<void>((resolve) => clock.setTimeout(() => ((started = true), resolve()), 2000)),
-    });
-    const loads: number[] = [];
-    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
-      backends: { gguf: backend },
-      clock,
-      metrics: { load: (e) => loads.push(e.durationMs) },
     });
     await clock.run(cache.getModel("a.gguf"));
     assert.deepEqual(loads, [300]);
@@ -394,17 +384,10 @@ describe("honest counts and events", () => {
   });
 
   it("an unwritable store is reported at start: one warning, last_save.error set, the cache works in memory", async () => {
-    const clock = new ManualClock();
-    const logger = new RecordingLogger();
     const store = Object.assign(new MemoryStateStore(), {
       probe: async () => new Error("cannot save the cache state in /ro: permission denied"),
     });
-    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
-      backends: { gguf: new FakeBackend({ timers: clock }) },
-      clock,
-      logger,
-      store,
-    });
+    const { cache, clock, logger } = await harness({ models: ["a.gguf"], store });
     assert.equal(logger.warnings.length, 1);
     assert.equal(cache.stats().last_save.ok, false);
     assert.match(cache.stats().last_save.error ?? "", /permission denied/);
@@ -414,16 +397,8 @@ describe("honest counts and events", () => {
   });
 
   it("a state read that never finishes cannot stop a start: one warning, an empty cache that works", async () => {
-    const clock = new ManualClock();
-    const logger = new RecordingLogger();
     const store = { path: "memory:hung", load: () => new Promise<never>(() => {}), save: async () => ({ bytes: 0 }) };
-    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
-      backends: { gguf: new FakeBackend({ timers: clock }) },
-      clock,
-      logger,
-      store,
-      storeTimeoutMs: 50,
-    });
+    const { cache, clock, logger } = await harness({ models: ["a.gguf"], store, storeTimeoutMs: 50 });
     assert.equal(logger.warnings.length, 1);
     assert.match(logger.warnings[0] ?? "", /did not finish within 0\.05 s; the cache starts empty/);
     await clock.run(cache.getModel("a.gguf"));
@@ -432,18 +407,12 @@ describe("honest counts and events", () => {
   });
 
   it("a store that hangs cannot hang a save or shutdown: each call is bounded", async () => {
-    const clock = new ManualClock();
     const store = {
       path: "memory:hung",
       load: async () => ({ state: null, warning: null }),
       save: () => new Promise<never>(() => {}),
     };
-    const cache = await ModelCache.create(cacheConfig(), backendSchema.parse({}), new FakeModelSource(["a.gguf"]), {
-      backends: { gguf: new FakeBackend({ timers: clock }) },
-      clock,
-      store,
-      storeTimeoutMs: 50,
-    });
+    const { cache } = await harness({ models: ["a.gguf"], store, storeTimeoutMs: 50 });
     await cache.close();
     assert.equal(cache.stats().last_save.ok, false);
     assert.match(cache.stats().last_save.error ?? "", /did not finish within 0\.05 s/);

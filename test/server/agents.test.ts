@@ -9,8 +9,8 @@ import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { assertDistinct } from "../../testkit/models.js";
+import { loaded } from "../../testkit/hosts.js";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
 import { WEATHER_TOOL } from "../../testkit/tools.js";
@@ -49,7 +49,7 @@ function assertValidWeatherArgs(text: string): void {
 }
 
 async function loadedNames(): Promise<string[]> {
-  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
+  return (await loaded(s)).map((m) => m.name);
 }
 
 describe("tools on chat completions", () => {

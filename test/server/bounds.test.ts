@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
-import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
+import { loaded } from "../../testkit/hosts.js";
 import { fileContext, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
 import { tempDir } from "../../testkit/tmp.js";
 
@@ -406,15 +406,14 @@ describe("least exposure: error bodies name no server path", () => {
 
 describe("a deleted model file", () => {
   it("unloads the model once its requests end, not at its TTL", async () => {
-    const loaded = async () =>
-      (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
+    const loadedNames = async () => (await loaded(s)).map((m) => m.name);
     await openai.completions.create({ model: "doomed.gguf", prompt: "Hi", max_tokens: 1 });
-    assert.ok((await loaded()).includes("doomed.gguf"));
+    assert.ok((await loadedNames()).includes("doomed.gguf"));
     await rm(join(s.modelsDir, "doomed.gguf"));
     const before = (await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions
       .file_changed;
     // The file check runs at most every few seconds; the TTL is an hour.
-    await waitFor(async () => !(await loaded()).includes("doomed.gguf"), 100);
+    await waitFor(async () => !(await loadedNames()).includes("doomed.gguf"), 100);
     assert.equal(
       (await s.getJson<{ evictions: { file_changed: number } }>("/v1/cache/stats")).body.evictions.file_changed,
       before + 1,

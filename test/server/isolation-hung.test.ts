@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { it, type TestContext } from "node:test";
 import { APIError } from "openai";
-import { HOSTED, loaded, running, stats } from "../../testkit/hosts.js";
+import { HOSTED, loaded, loadedModel, running, stats } from "../../testkit/hosts.js";
 import { startTestServer, waitFor } from "../../testkit/server.js";
 
 const BOUND_S = 2;
@@ -15,7 +15,7 @@ const SLACK_MS = 6000;
 const config = { cache: { enable_warmup: false }, backend: { ...HOSTED, host_timeout_seconds: BOUND_S } };
 
 async function hostPid(s: Awaited<ReturnType<typeof startTestServer>>, name: string): Promise<number> {
-  const model = (await loaded(s)).find((m) => m.name === name);
+  const model = await loadedModel(s, name);
   assert.ok(model?.pid, `${name} runs in a host`);
   return model.pid;
 }

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Ollama } from "ollama";
-import type { LoadedModelInfo } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
+import { loaded, loadedModel } from "../../testkit/hosts.js";
 import { fileContext, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
 import { docSnippet, snippetLogs } from "../../testkit/snippets.js";
 import { WEATHER_TOOL } from "../../testkit/tools.js";
@@ -34,10 +34,6 @@ after(() => fileScope.cleanUp());
 
 /** Greedy sampling: the random model then runs to num_predict on these prompts, and repeated runs agree. */
 const GREEDY = { temperature: 0 };
-
-async function loaded(): Promise<LoadedModelInfo[]> {
-  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
-}
 
 /** What the `ollama` client throws for an error reply: a ResponseError carrying Ollama's `error` text and the status. */
 function responseError(status: number, message: RegExp) {
@@ -118,10 +114,7 @@ describe("Ollama API: models", () => {
     );
     await assert.rejects(ollama.embed({ model: "add", input: "x" }), responseError(400, /ONNX tensor model/));
     await assert.rejects(ollama.generate({ model: "add", prompt: "" }), responseError(400, /ONNX tensor model/));
-    assert.equal(
-      (await loaded()).find((m) => m.name === "add.onnx"),
-      undefined,
-    );
+    assert.equal(await loadedModel(s, "add.onnx"), undefined);
     const raw = await post("/api/chat", { model: "nosuch", messages: [] });
     assert.equal(raw.status, 404);
     assert.deepEqual(Object.keys((await raw.json()) as object), ["error"]);
@@ -251,7 +244,7 @@ describe("Ollama API: generation", () => {
     await assert.rejects(ollama.generate({ ...base, prompt }), responseError(400, /context/));
     const wide = await ollama.generate({ ...base, prompt, options: { ...base.options, num_ctx: 2 * CONTEXT } });
     assert.ok(wide.prompt_eval_count > CONTEXT, String(wide.prompt_eval_count));
-    const entries = (await loaded()).filter((m) => m.key.endsWith(`tiny.gguf#ctx=${2 * CONTEXT}`));
+    const entries = (await loaded(s)).filter((m) => m.key.endsWith(`tiny.gguf#ctx=${2 * CONTEXT}`));
     assert.equal(entries.length, 1, "one cache entry for the variant");
     // Ollama's /api/ps carries context_length (the client's type leaves it out).
     const running = (await ollama.ps()).models.find(
@@ -260,9 +253,9 @@ describe("Ollama API: generation", () => {
     assert.equal(running?.name, "tiny:latest");
     // The same size again is a hit on that entry; the configured size is the plain file's entry.
     await ollama.generate({ ...base, prompt: "Hi", options: { ...base.options, num_ctx: 2 * CONTEXT } });
-    assert.equal((await loaded()).filter((m) => m.key.endsWith(`#ctx=${2 * CONTEXT}`)).length, 1);
+    assert.equal((await loaded(s)).filter((m) => m.key.endsWith(`#ctx=${2 * CONTEXT}`)).length, 1);
     await ollama.generate({ ...base, prompt: "Hi", options: { ...base.options, num_ctx: CONTEXT } });
-    assert.ok((await loaded()).some((m) => m.key.endsWith("tiny.gguf")));
+    assert.ok((await loaded(s)).some((m) => m.key.endsWith("tiny.gguf")));
 
     await assert.rejects(
       ollama.generate({ ...base, prompt: "Hi", options: { num_ctx: 1_000_000 } }),
@@ -273,7 +266,7 @@ describe("Ollama API: generation", () => {
     );
     // keep_alive 0 with the same num_ctx unloads that variant.
     await ollama.generate({ model: "tiny", prompt: "", keep_alive: 0, options: { num_ctx: 2 * CONTEXT } });
-    await waitFor(async () => !(await loaded()).some((m) => m.key.endsWith(`#ctx=${2 * CONTEXT}`)));
+    await waitFor(async () => !(await loaded(s)).some((m) => m.key.endsWith(`#ctx=${2 * CONTEXT}`)));
   });
 
   it("repeat_penalty and repeat_last_n reach the sampler; num_thread and num_gpu load a variant; unknown options are ignored", async () => {
@@ -288,10 +281,10 @@ describe("Ollama API: generation", () => {
 
     // The test server loads with one thread: num_thread 1 is the configured model, 2 a variant.
     await ollama.generate({ ...base, options: { ...GREEDY, num_predict: 4, num_thread: 1 } });
-    assert.ok(!(await loaded()).some((m) => m.key.includes("#threads=")));
+    assert.ok(!(await loaded(s)).some((m) => m.key.includes("#threads=")));
     const threaded = await ollama.generate({ ...base, options: { ...GREEDY, num_predict: 4, num_thread: 2 } });
     assert.equal(threaded.done, true);
-    assert.ok((await loaded()).some((m) => m.key.endsWith("tiny.gguf#threads=2")));
+    assert.ok((await loaded(s)).some((m) => m.key.endsWith("tiny.gguf#threads=2")));
     await ollama.generate({ model: "tiny", prompt: "", keep_alive: 0, options: { num_thread: 2 } });
 
     const unknown = await ollama.generate({
@@ -489,10 +482,7 @@ describe("Ollama API: sampling, structured output and tools", () => {
       chat({ tools: [WEATHER_TOOL], format: answer }),
       responseError(400, /^format: cannot be combined with tools/),
     );
-    assert.equal(
-      (await loaded()).find((m) => m.name === "spare.gguf"),
-      undefined,
-    );
+    assert.equal(await loadedModel(s, "spare.gguf"), undefined);
     const stats = await s.getJson<{ models: Array<{ name: string; loads: number }> }>("/v1/cache/stats");
     assert.ok(!stats.body.models.some((m) => m.name === "spare.gguf" && m.loads > 0));
   });
@@ -548,7 +538,7 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
       expires >= before + 600_000 && expires <= Date.now() + 600_000,
       `expires_at ${String(running.expires_at)}`,
     );
-    assert.equal((await loaded()).find((m) => m.name === "other/second.gguf")?.state, "ready");
+    assert.equal((await loadedModel(s, "other/second.gguf"))?.state, "ready");
 
     const unload = await ollama.generate({ model: "second:latest", prompt: "", keep_alive: 0 });
     assert.equal(unload.done_reason, "unload");
@@ -556,10 +546,7 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
       (await ollama.ps()).models.find((m) => m.name === "second:latest"),
       undefined,
     );
-    assert.equal(
-      (await loaded()).find((m) => m.name === "other/second.gguf"),
-      undefined,
-    );
+    assert.equal(await loadedModel(s, "other/second.gguf"), undefined);
   });
 
   it("an empty chat does the same; keep_alive 0 on a real request unloads after it", async () => {
@@ -593,11 +580,11 @@ describe("Ollama API: loading and unloading with keep_alive", () => {
     let leasedMidway: number | undefined;
     let count = 0;
     for await (const part of stream) {
-      if (count++ === 1) leasedMidway = (await loaded()).find((m) => m.name === "tiny.gguf")?.leases;
+      if (count++ === 1) leasedMidway = (await loadedModel(s, "tiny.gguf"))?.leases;
       if (part.done) break;
     }
     assert.equal(leasedMidway, 1);
-    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    await waitFor(async () => (await loadedModel(s, "tiny.gguf"))?.leases === 0);
   });
 });
 
@@ -614,12 +601,12 @@ describe("Ollama API: disconnects", () => {
       for await (const part of stream) {
         seen.push(part);
         if (seen.length === 2) {
-          assert.equal((await loaded()).find((m) => m.name === "tiny.gguf")?.leases, 1);
+          assert.equal((await loadedModel(s, "tiny.gguf"))?.leases, 1);
           stream.abort();
         }
       }
     }, /abort/i);
-    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    await waitFor(async () => (await loadedModel(s, "tiny.gguf"))?.leases === 0);
     assert.ok(seen.every((p) => !p.done));
   });
 });
@@ -649,7 +636,7 @@ describe("Ollama API: a stream cut short by shutdown", () => {
       },
     );
     assert.deepEqual(await closing, { drained: false, aborted: 1 });
-    await waitFor(async () => ((await loaded()).find((m) => m.name === "tiny.gguf")?.leases ?? 0) === 0);
+    await waitFor(async () => ((await loadedModel(s, "tiny.gguf"))?.leases ?? 0) === 0);
   });
 });
 

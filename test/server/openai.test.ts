@@ -7,7 +7,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import type { CacheStats, LoadedModelInfo } from "../../src/cache/types.js";
+import type { CacheStats } from "../../src/cache/types.js";
 import { startServer } from "../../src/runtime/index.js";
 import {
   fileContext,
@@ -17,6 +17,7 @@ import {
   type TestServer,
   waitFor,
 } from "../../testkit/server.js";
+import { loaded, loadedModel } from "../../testkit/hosts.js";
 
 let s: TestServer;
 
@@ -58,10 +59,6 @@ after(() => fileScope.cleanUp());
  * generates the whole `max_tokens` for these prompts.
  */
 const UNTIL_LENGTH = { temperature: 0 };
-
-async function loaded(): Promise<LoadedModelInfo[]> {
-  return (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data;
-}
 
 describe("OpenAI-compatible routes", () => {
   it("lists every discoverable model by its shortest unambiguous name (no extension), its file and whether it is loaded", async () => {
@@ -249,10 +246,7 @@ describe("/metrics", () => {
     assert.ok(stats.memory_limit_bytes > 0, "max_memory_mb = 0 means half the system's RAM");
     assert.equal(metricSample(metrics, "inferno_cache_memory_limit_bytes"), stats.memory_limit_bytes);
     assert.equal(metricSample(metrics, "inferno_cache_models_loaded"), stats.models_loaded);
-    assert.equal(
-      (await loaded()).find((m) => m.name === "broken.gguf"),
-      undefined,
-    );
+    assert.equal(await loadedModel(s, "broken.gguf"), undefined);
   });
 
   it("has request latency samples for every route used, labelled by method and route pattern", async () => {
@@ -337,11 +331,7 @@ describe("errors in OpenAI's format", () => {
       "model_capability_missing",
       /add\.onnx is an ONNX tensor model and cannot do chat completions/,
     );
-    assert.equal(
-      (await loaded()).find((m) => m.name === "add.onnx"),
-      undefined,
-      "the refused request loaded nothing",
-    );
+    assert.equal(await loadedModel(s, "add.onnx"), undefined, "the refused request loaded nothing");
   });
 
   it("unknown route → 404 in the same format", async () => {
@@ -397,10 +387,10 @@ describe("leases, disconnects and the queue", () => {
     });
     const reader = response.body!.getReader();
     await reader.read(); // the first event: the generation is under way
-    const during = (await loaded()).find((m) => m.name === "tiny.gguf");
+    const during = await loadedModel(s, "tiny.gguf");
     assert.equal(during?.leases, 1);
     controller.abort();
-    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    await waitFor(async () => (await loadedModel(s, "tiny.gguf"))?.leases === 0);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     assert.match(metrics, /^inferno_generations_aborted_total 1$/m);
   });
@@ -415,10 +405,10 @@ describe("leases, disconnects and the queue", () => {
       body: JSON.stringify({ model: "tiny.gguf", prompt: "Once upon a time", max_tokens: 4000, ...UNTIL_LENGTH }),
       signal: controller.signal,
     }).catch((error: unknown) => error);
-    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 1);
+    await waitFor(async () => (await loadedModel(s, "tiny.gguf"))?.leases === 1);
     controller.abort();
     assert.equal(((await request) as Error).name, "AbortError");
-    await waitFor(async () => (await loaded()).find((m) => m.name === "tiny.gguf")?.leases === 0);
+    await waitFor(async () => (await loadedModel(s, "tiny.gguf"))?.leases === 0);
     await waitFor(async () => count(await (await fetch(`${s.url}/metrics`)).text()) === count(before) + 1);
   });
 
@@ -463,22 +453,19 @@ describe("cache administration and keep_alive", () => {
     const before = Date.now();
     const { status, body } = await post(`/v1/cache/models/${name}/load`, { keep_alive: "10m" });
     assert.equal(status, 200, JSON.stringify(body));
-    const info = (await loaded()).find((m) => m.name === "other/second.gguf");
+    const info = await loadedModel(s, "other/second.gguf");
     assert.equal(info?.state, "ready");
     const expires = Date.parse(info?.expires_at ?? "");
     assert.ok(expires >= before + 600_000 && expires <= Date.now() + 600_000, `expires_at ${info?.expires_at}`);
 
     const removed = await s.getJson<{ unloaded: boolean }>(`/v1/cache/models/${name}`, { method: "DELETE" });
     assert.deepEqual(removed.body, { name: "other/second.gguf", unloaded: true });
-    assert.equal(
-      (await loaded()).find((m) => m.name === "other/second.gguf"),
-      undefined,
-    );
+    assert.equal(await loadedModel(s, "other/second.gguf"), undefined);
 
     await s
       .openai()
       .completions.create({ model: "other/second.gguf", prompt: "Hi", max_tokens: 2, keep_alive: 0 } as never);
-    await waitFor(async () => (await loaded()).every((m) => m.name !== "other/second.gguf"));
+    await waitFor(async () => (await loaded(s)).every((m) => m.name !== "other/second.gguf"));
   });
 
   it("stats, save, warmup and clear", async () => {
@@ -508,7 +495,7 @@ describe("cache administration and keep_alive", () => {
 
     const cleared = await s.getJson<{ unloaded: string[] }>("/v1/cache/clear", { method: "POST" });
     assert.deepEqual(cleared.body.unloaded.sort(), ["other/second.gguf", "tiny.gguf"]);
-    assert.deepEqual(await loaded(), []);
+    assert.deepEqual(await loaded(s), []);
   });
 
   it("keep_alive is clamped to the server's keep_alive_min/max_seconds in what /v1/cache/models reports", async (t) => {
@@ -526,7 +513,7 @@ describe("cache administration and keep_alive", () => {
     const client = new OpenAI({ baseURL: `${bounded.url}/v1`, apiKey: "not-needed", maxRetries: 0 });
     /** Asserts the model's idle deadline lies `seconds` after a moment between `since` and now. */
     const assertExpiresIn = async (name: string, seconds: number, since: number) => {
-      const expiresAt = (await loaded()).find((m) => m.name === name)?.expires_at;
+      const expiresAt = (await loadedModel(s, name))?.expires_at;
       const expires = Date.parse(expiresAt ?? "");
       assert.ok(
         expires >= since + seconds * 1000 && expires <= Date.now() + seconds * 1000,
@@ -592,6 +579,6 @@ describe("graceful shutdown", () => {
     await reader.read();
     const report = await server.close(0);
     assert.deepEqual(report, { drained: false, aborted: 1 });
-    assert.equal((await loaded()).find((m) => m.name === "tiny.gguf")?.leases ?? 0, 0);
+    assert.equal((await loadedModel(s, "tiny.gguf"))?.leases ?? 0, 0);
   });
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import type { LoadedModelInfo } from "../../src/cache/types.js";
+import { loaded } from "../../testkit/hosts.js";
 import { metricSample, scrapeMetrics, startTestServer } from "../../testkit/server.js";
 
 it("pins need force on DELETE; capability is checked before acquiring; counts reach /metrics", async (t) => {
@@ -13,9 +13,8 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
     config: { cache: { always_warm: ["tiny"], max_cached_models: 1 } },
   });
   await s.server.app.warmedUp;
-  const loaded = async () =>
-    (await s.getJson<{ data: LoadedModelInfo[] }>("/v1/cache/models")).body.data.map((m) => m.name);
-  assert.deepEqual(await loaded(), ["llama/tiny.gguf"]);
+  const loadedNames = async () => (await loaded(s)).map((m) => m.name);
+  assert.deepEqual(await loadedNames(), ["llama/tiny.gguf"]);
 
   const refused = await s.getJson<{ error: { code: string; message: string } }>("/v1/chat/completions", {
     method: "POST",
@@ -25,7 +24,7 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
   assert.equal(refused.status, 400);
   assert.equal(refused.body.error.code, "model_capability_missing");
   assert.match(refused.body.error.message, /add\.onnx is an ONNX tensor model and cannot do chat completions/);
-  assert.deepEqual(await loaded(), ["llama/tiny.gguf"], "nothing was loaded or evicted");
+  assert.deepEqual(await loadedNames(), ["llama/tiny.gguf"], "nothing was loaded or evicted");
   assert.equal(s.runtime.cache.stats().loads, 1);
 
   const unknown = await s.getJson<{ error: { code: string } }>("/v1/completions", {
@@ -44,10 +43,10 @@ it("pins need force on DELETE; capability is checked before acquiring; counts re
   const pinned = await s.getJson<{ error: { code: string } }>(`/v1/cache/models/${name}`, { method: "DELETE" });
   assert.equal(pinned.status, 409);
   assert.equal(pinned.body.error.code, "model_pinned");
-  assert.deepEqual(await loaded(), ["llama/tiny.gguf"]);
+  assert.deepEqual(await loadedNames(), ["llama/tiny.gguf"]);
   const forced = await s.getJson<{ unloaded: boolean }>(`/v1/cache/models/${name}?force=true`, { method: "DELETE" });
   assert.deepEqual(forced.body, { name: "tiny", unloaded: true });
-  assert.deepEqual(await loaded(), []);
+  assert.deepEqual(await loadedNames(), []);
   const bad = await s.getJson<{ error: { code: string } }>(`/v1/cache/models/${name}?force=maybe`, {
     method: "DELETE",
   });
