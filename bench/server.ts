@@ -18,6 +18,7 @@
  * with the event loops serving HTTP, and the ratios would measure thread scheduling rather than what the server adds.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, type IncomingMessage, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -165,6 +166,26 @@ export function benchConfig(dir: string, options: { persist?: boolean } = {}) {
   });
 }
 
+const QUIET_CPU_MS = 50;
+const QUIET_BOUND_MS = 60_000;
+
+/**
+ * Waits until the servers' processes (their model hosts included) spend under `QUIET_CPU_MS` of CPU in a second, or
+ * `QUIET_BOUND_MS` has passed: the first request's load takes the spare model host, and the one that replaces it starts
+ * (a process, llama.cpp, its warm-up: 1–2 s of CPU) while the first timed rounds would run — counted in the CPU per
+ * request of whichever hosted variants ran then (a scratch run counted ~10 ms per hosted request where ~6 ms was the
+ * steady figure), and taking a core from every variant.
+ */
+async function untilQuiet(servers: ServeProcess[]): Promise<void> {
+  const cpu = () => servers.flatMap((server) => server.pids()).reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const started = performance.now();
+  while (performance.now() - started < QUIET_BOUND_MS) {
+    const before = cpu();
+    await sleep(1000);
+    if (cpu() - before < QUIET_CPU_MS) return;
+  }
+}
+
 /** One variant: what it runs, and the pids whose CPU time its requests spend (besides this process's). */
 interface Variant {
   name: string;
@@ -233,9 +254,11 @@ export async function serverOverheadBench(options: { quick: boolean; seed?: numb
       ...routes("in process", inProcess),
       ...routes("hosts", hosted),
     ];
-    // Warm every path (the first requests load the model and compile the servers' code), then fix each variant's pids:
-    // scanning /proc for a server's model hosts per request would cost the client more than the request.
+    // Warm every path (the first requests load the model and compile the servers' code), let the spare host that
+    // replaces the one the load took finish starting, then fix each variant's pids: scanning /proc for a server's model
+    // hosts per request would cost the client more than the request.
     for (let i = 0; i < 3; i++) for (const variant of variants) await variant.run();
+    await untilQuiet([inProcess, hosted]);
     const pids = variants.map((variant) => variant.cpuPids());
     const cpuTotals = variants.map(() => 0);
     const timed = variants.map((variant, i) => async () => {
