@@ -13,9 +13,7 @@ import { gdsfPriority, reloadCostValue } from "../src/cache/policy/eviction.js";
 import { type SimMiss, type SimPolicy, simulate } from "../src/cache/sim/simulate.js";
 import type { SimRequest, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { cacheSchema } from "../src/config/schema.js";
-import { seededRandom } from "../src/models/gguf-writer.js";
-import { serverTrace } from "./eviction.js";
-import { zipfSampler } from "./eviction-traces.js";
+import { serverLikeTrace, serverTrace } from "./eviction.js";
 
 const { values } = parseArgs({
   options: {
@@ -70,26 +68,10 @@ for (const i of indices) {
   console.log(`  ${mb ? describe(b, mb, recorded, i) : `${b}: hit`}`);
 }
 
-/** A trace drawn as bench/record-trace.ts draws its sessions, over the recorded trace's models. */
-function redraw(seed: number): Trace {
-  const rand = seededRandom(seed);
-  const order = [...recorded.models].sort(() => rand() - 0.5);
-  const sample = zipfSampler(order.length, 1.0, rand);
-  const requests: SimRequest[] = [];
-  const start = (recorded.requests[0] as SimRequest).at;
-  while (requests.length < recorded.requests.length) {
-    const key = (order[sample()] as Trace["models"][number]).key;
-    const burst = 1 + Math.floor(rand() * 6);
-    for (let i = 0; i < burst && requests.length < recorded.requests.length; i++)
-      requests.push({ at: start + 40 * requests.length, key });
-  }
-  return { models: recorded.models, requests };
-}
-
 const draws = Number(values.family);
 if (draws > 0) {
   const ratios = Array.from({ length: draws }, (_, i) => {
-    const trace = redraw(1000 + i);
+    const trace = serverLikeTrace(recorded, 1000 + i);
     return simulate(trace, settings, a).loadMsTotal / simulate(trace, settings, b).loadMsTotal;
   }).sort((x, y) => x - y);
   const at = (q: number) => (ratios[Math.floor(q * (ratios.length - 1))] as number).toFixed(3);

@@ -82,11 +82,26 @@ export interface TraceFigures {
   bestRule: string;
 }
 
+/** The default against the best other rule over traces drawn as the recorded server trace was (no target). */
+export interface ServerFamilyFigures {
+  draws: number;
+  /** The default's load time over the lowest other rule's, per drawn trace: geometric mean, median, 90th percentile. */
+  geomean: number;
+  median: number;
+  p90: number;
+  /** Drawn traces on which the default spent no more than every other rule. */
+  lowest: number;
+  /** Drawn traces whose ratio is above the recorded trace's. */
+  aboveRecorded: number;
+}
+
 export interface EvictionReport {
   defaultPolicy: string;
   settings: SimSettings;
   targets: typeof TARGETS;
   traces: TraceFigures[];
+  /** Results written before the family was measured have none. */
+  serverFamily?: ServerFamilyFigures;
   /** Worst default/bound, default/LRU and default/reference over the Zipf traces (large ones, LP bound). */
   worstZipf: { defaultVsBound: number; defaultVsLru: number; defaultVsReference: number };
 }
@@ -172,6 +187,46 @@ export async function serverTrace(): Promise<NamedTrace> {
   };
 }
 
+/**
+ * A trace drawn as bench/record-trace.ts drew the recorded one's requests, over its models and their measured load
+ * times: the popularity order shuffled per draw, Zipf 1.0 sessions of 1–6 requests, as many requests. One recording
+ * is one draw of this family; the family tells a policy's cause from the luck of that draw (bench/NOTES.md, issue 25).
+ */
+export function serverLikeTrace(recorded: Trace, seed: number): Trace {
+  const rand = seededRandom(seed);
+  const order = [...recorded.models].sort(() => rand() - 0.5);
+  const sample = zipfSampler(order.length, 1.0, rand);
+  const requests: SimRequest[] = [];
+  const start = (recorded.requests[0] as SimRequest).at;
+  while (requests.length < recorded.requests.length) {
+    const key = (order[sample()] as SimModel).key;
+    const burst = 1 + Math.floor(rand() * 6);
+    for (let i = 0; i < burst && requests.length < recorded.requests.length; i++)
+      requests.push({ at: start + 40 * requests.length, key });
+  }
+  return { models: recorded.models, requests };
+}
+
+/** The default's load time over the best other rule's on `draws` traces drawn like the recorded server trace. */
+function serverFamily(recorded: NamedTrace, settings: SimSettings, draws: number, recordedRatio: number) {
+  const ratios = Array.from({ length: draws }, (_, i) => {
+    const trace = serverLikeTrace(recorded, 1000 + i);
+    const [own, ...others] = [DEFAULT_POLICY, ...POLICIES.filter((p) => p !== DEFAULT_POLICY)].map(
+      (policy) => simulate(trace, settings, policy).loadMsTotal,
+    );
+    return (own as number) / Math.min(...others);
+  }).sort((x, y) => x - y);
+  const at = (q: number) => ratios[Math.floor(q * (ratios.length - 1))] as number;
+  return {
+    draws,
+    geomean: Math.exp(ratios.reduce((sum, r) => sum + Math.log(r), 0) / ratios.length),
+    median: at(0.5),
+    p90: at(0.9),
+    lowest: ratios.filter((r) => r <= 1).length,
+    aboveRecorded: ratios.filter((r) => r > recordedRatio).length,
+  } satisfies ServerFamilyFigures;
+}
+
 /** Small traces whose exact optimum (the integer program) solves in about a second. */
 function smallTraces(count: number): NamedTrace[] {
   return Array.from({ length: count }, (_, i) =>
@@ -183,10 +238,11 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
   const solver = await highsSolver();
   const base: SimSettings = { ...SETTINGS, usageHalfLifeHours: cacheSchema.parse({}).usage_half_life_hours };
   const requests = options.quick ? 600 : 3000;
+  const server = await serverTrace();
   const traces = [
     ...syntheticTraces(requests),
     await recordInfernoTrace(options.quick ? 400 : 1500),
-    await serverTrace(),
+    server,
     ...smallTraces(options.quick ? 1 : 3),
   ];
   const figures: TraceFigures[] = [];
@@ -235,11 +291,13 @@ export async function evictionBench(options: { quick: boolean }): Promise<Evicti
     });
   }
   const zipf = figures.filter((f) => f.zipf);
+  const recordedRatio = (figures.find((f) => f.trace === server.name) as TraceFigures).defaultVsBestRule;
   return {
     defaultPolicy: DEFAULT_POLICY,
     settings: base,
     targets: TARGETS,
     traces: figures,
+    serverFamily: serverFamily(server, { ...base, ...server.settings }, options.quick ? 50 : 200, recordedRatio),
     worstZipf: {
       defaultVsBound: Math.max(...zipf.map((f) => (f.policies[DEFAULT_POLICY] as PolicyFigures).vsOptimum)),
       defaultVsLru: Math.max(...zipf.map((f) => f.defaultVsLru)),
@@ -313,6 +371,20 @@ export function evictionFigures(report: EvictionReport): Figure[] {
         }),
       );
     }
+  }
+  const family = report.serverFamily;
+  if (family) {
+    figures.push(
+      figure({
+        section: "eviction",
+        item: "1.8",
+        name: `${report.defaultPolicy} on ${family.draws} traces drawn like the recorded server trace (geometric mean)`,
+        unit: "×",
+        samples: family.geomean,
+        baseline: "the best other rule per trace",
+        note: `the recording is one draw of this family (its nine models and load times, popularity order shuffled, sessions of 1–6): median ${family.median.toFixed(3)}×, p90 ${family.p90.toFixed(3)}×; the default lowest on ${family.lowest} of ${family.draws}, above the recording's ratio on ${family.aboveRecorded}`,
+      }),
+    );
   }
   return figures;
 }
