@@ -481,8 +481,7 @@ export class FleetNode implements FleetPort {
     this.draining = true;
     this.warmup.drain();
     await this.warmup.stop();
-    // The beat that may be running carries the record from before: the next one publishes `draining`.
-    await this.member.beat();
+    // Published before the models move (a beat running now carries the record from before: this one follows it).
     await this.member.beat();
     return drainModels({
       member: this.member,
