@@ -243,10 +243,12 @@ function webHeaders(upstream: IncomingMessage): Headers {
 const AGENTS = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
 /** Where a request to a peer goes: its advertised URL taken apart once, the path appended per request. */
-interface PeerTarget {
+export interface PeerTarget {
   https: boolean;
   hostname: string;
   port: string;
+  /** `user:password` from the URL, as Node's own URL handling passes it on (Basic authentication); null without. */
+  auth: string | null;
   path: string;
 }
 
@@ -255,6 +257,7 @@ interface Peer {
   https: boolean;
   hostname: string;
   port: string;
+  auth: string | null;
   /** The URL's own path, in front of each request's (empty for `http://host:port`). */
   prefix: string;
 }
@@ -265,7 +268,7 @@ const PEERS = new Map<string, Peer>();
 const PEERS_KEPT = 1000;
 
 /** `base` (a peer's advertise URL) with `path` appended, as `new URL(base + path)` would take it apart. */
-function peerTarget(base: string, path: string): PeerTarget {
+export function peerTarget(base: string, path: string): PeerTarget {
   let peer = PEERS.get(base);
   if (!peer) {
     const url = new URL(base);
@@ -274,12 +277,17 @@ function peerTarget(base: string, path: string): PeerTarget {
       // An IPv6 literal without its brackets, as Node's own URL handling passes it on.
       hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
       port: url.port,
+      auth:
+        url.username === "" && url.password === ""
+          ? null
+          : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
       prefix: url.pathname === "/" && !base.endsWith("/") ? "" : url.pathname,
     };
     if (PEERS.size >= PEERS_KEPT) PEERS.clear();
     PEERS.set(base, peer);
   }
-  return { https: peer.https, hostname: peer.hostname, port: peer.port, path: `${peer.prefix}${path}` };
+  const { prefix, ...target } = peer;
+  return { ...target, path: `${prefix}${path}` };
 }
 
 /**
@@ -300,6 +308,7 @@ function post(
         hostname: target.hostname,
         port: target.port,
         path: target.path,
+        ...(target.auth === null ? {} : { auth: target.auth }),
         method: "POST",
         headers,
         agent: target.https ? AGENTS.https : AGENTS.http,
