@@ -27,6 +27,7 @@ export {
   type PlacementRequest,
 } from "./placement.js";
 export {
+  busyLadder,
   evictionLadder,
   fleetLoadRate,
   LoadRates,

@@ -31,6 +31,8 @@ export class FleetMirror {
   feedId = "0-0";
   /** Redis time minus local time (ms). */
   private offsetMs = 0;
+  /** Counts every change (a snapshot, a feed entry, the leases), so a reader can tell that nothing changed since. */
+  private changes = 0;
 
   constructor(
     /** Local wall-clock time (ms). */
@@ -38,6 +40,11 @@ export class FleetMirror {
     /** The lease a node gets when the feed shows its record before a heartbeat reported its lease. */
     private readonly defaultLeaseMs = 15_000,
   ) {}
+
+  /** A number that changes whenever the mirror does (what a result worked out from it can be kept by). */
+  get version(): number {
+    return this.changes;
+  }
 
   /** Whether a snapshot was loaded. */
   get loaded(): boolean {
@@ -57,6 +64,7 @@ export class FleetMirror {
   /** Replaces everything with `snapshot`. */
   load(snapshot: FleetSnapshot, localAt = this.now()): void {
     this.syncTime(snapshot.now, localAt);
+    this.changes++;
     this.nodeStates.clear();
     this.copies.clear();
     this.failures.clear();
@@ -75,6 +83,7 @@ export class FleetMirror {
     if (event.seq !== this.seq + 1) return "gap";
     this.seq = event.seq;
     this.feedId = event.id;
+    this.changes++;
     switch (event.kind) {
       case "copy":
         if (event.copy) this.setCopy(event.model, event.node, event.copy);
@@ -96,6 +105,7 @@ export class FleetMirror {
 
   /** Every node's lease as a heartbeat read it; a node missing from the list is gone. */
   updateLeases(leases: ReadonlyArray<{ id: string; lease: RedisMilliseconds }>): void {
+    this.changes++;
     const seen = new Set<string>();
     for (const { id, lease } of leases) {
       seen.add(id);

@@ -80,11 +80,44 @@ export function evictionLadder(
   candidates: readonly EvictionCandidate[],
   policy: EvictionPolicy,
   limits: CacheLimits,
-): Array<{ bytes: number; loss: number }> {
-  return evictionOrder(candidates, policy, limits).map((c) => ({
-    bytes: c.memoryBytes,
-    loss: c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS),
-  }));
+): LadderStep[] {
+  return evictionOrder(candidates, policy, limits).map(ladderStep);
+}
+
+/** One step of a node's eviction ladder: a model's memory and the reload time evicting it is expected to cost. */
+export interface LadderStep {
+  bytes: number;
+  loss: number;
+}
+
+function ladderStep(c: EvictionCandidate): LadderStep {
+  return { bytes: c.memoryBytes, loss: c.frequency * (c.loadMs ?? DEFAULT_LOAD_MS) };
+}
+
+/**
+ * The ladder (`evictionLadder`) of a node some of whose models are `busy` (a request in flight): they cannot go now,
+ * so the ladder leaves them out. `leftOut` names those it would have put before an idle model: while they are busy
+ * the ladder makes room there look dearer than it is once their requests end (a model loaded for a request serves it
+ * right after the load), so the node publishes its ladder again then.
+ */
+export function busyLadder(
+  candidates: readonly EvictionCandidate[],
+  policy: EvictionPolicy,
+  limits: CacheLimits,
+  busy: ReadonlySet<string>,
+): { ladder: LadderStep[]; leftOut: string[] } {
+  const ordered = evictionOrder(candidates, policy, limits);
+  let lastIdle = -1;
+  ordered.forEach((c, i) => {
+    if (!busy.has(c.key)) lastIdle = i;
+  });
+  return {
+    ladder: ordered.filter((c) => !busy.has(c.key)).map(ladderStep),
+    leftOut: ordered
+      .slice(0, Math.max(0, lastIdle))
+      .filter((c) => busy.has(c.key))
+      .map((c) => c.key),
+  };
 }
 
 /** How many of a node's most recent loads its published load rate is the median of. */

@@ -289,7 +289,8 @@ export class FleetNode implements FleetPort {
     const others = holders.filter((h) => h.node !== self);
     if (hops === 0)
       this.copies?.consider(name, others, this.served[name] ? { size: this.served[name].size } : undefined);
-    const elsewhere = this.copies?.pick(name, others) ?? others[0];
+    // One copy elsewhere is where it goes (no queues to weigh).
+    const elsewhere = others.length > 1 ? (this.copies?.pick(name, others) ?? others[0]) : others[0];
     // A forwarded request asks Redis (the claim) rather than the mirror, which may not show yet that the sender let
     // its claim go here: the mirror could send it straight back.
     if (elsewhere && hops === 0) {
@@ -480,8 +481,7 @@ export class FleetNode implements FleetPort {
     this.draining = true;
     this.warmup.drain();
     await this.warmup.stop();
-    // The beat that may be running carries the record from before: the next one publishes `draining`.
-    await this.member.beat();
+    // Published before the models move (a beat running now carries the record from before: this one follows it).
     await this.member.beat();
     return drainModels({
       member: this.member,

@@ -152,12 +152,13 @@ export function jsonResponse(c: AppContext, body: unknown): Response {
 /**
  * Aborts when the client goes away or the server's shutdown grace period ends. Served by Node (`c.env.outgoing`), one
  * controller per request does it: aborted when the response closes before it was sent in full (what the adapter's own
- * request signal means) or by the lifecycle; neither the adapter's signal nor a combined one is built.
+ * request signal means) or by the lifecycle; neither the adapter's signal nor a combined one is built. `controller`: the
+ * caller's own, which it may also abort for reasons of its own (a forward's holder that stops heartbeating); under
+ * `app.fetch` the returned signal is then a combined one, not the controller's.
  */
-export function requestSignal(c: AppContext, lifecycle: AppLifecycle): AbortSignal {
+export function requestSignal(c: AppContext, lifecycle: AppLifecycle, controller = new AbortController()): AbortSignal {
   const outgoing = nodeResponse(c);
-  if (outgoing === undefined) return AbortSignal.any([c.req.raw.signal, lifecycle.signal]);
-  const controller = new AbortController();
+  if (outgoing === undefined) return AbortSignal.any([c.req.raw.signal, lifecycle.signal, controller.signal]);
   const unwatch = lifecycle.watch(controller);
   outgoing.once("close", () => {
     unwatch();

@@ -73,6 +73,7 @@ export function fleetPeerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
 
 /** Forwards a model request to the node that holds (or is to load) its model; serves it here otherwise. */
 export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  const watch = new HolderWatch((node) => deps.runtime.fleet?.alive(node) ?? true);
   return async (c, next) => {
     const fleet = deps.runtime.fleet;
     if (!fleet || c.req.method !== "POST" || !MODEL_ROUTES.has(c.req.path)) return next();
@@ -84,7 +85,7 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
     for (;;) {
       const route = await fleet.route(model, hops, failed);
       if (route.kind === "local") return next();
-      const forwarded = await forward(c, deps, route, hops + 1, fleet);
+      const forwarded = await forward(c, deps, route, hops + 1, fleet, watch);
       if (forwarded) return forwarded;
       // The peer failed before its first byte: the next copy, or a load.
       failed.add(route.node);
@@ -92,8 +93,40 @@ export function fleetRouting(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** How often a forward waiting for its first byte checks that the holder still heartbeats. */
+/** How often the forwards waiting for their first byte check that their holders still heartbeat. */
 const HOLDER_CHECK_MS = 250;
+
+/**
+ * The forwards waiting for their holder's first byte, checked together: one timer for all of them (a timer per forward
+ * was a measurable part of its CPU), which stops at a check that finds none waiting.
+ */
+class HolderWatch {
+  private readonly waiting = new Map<AbortController, string>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly alive: (node: string) => boolean) {}
+
+  /** Aborts `stop` with `HolderGone` once `node` stops heartbeating, until the returned function is called. */
+  add(stop: AbortController, node: string): () => void {
+    this.waiting.set(stop, node);
+    if (this.timer === null) {
+      this.timer = setInterval(() => this.check(), HOLDER_CHECK_MS);
+      this.timer.unref();
+    }
+    return () => void this.waiting.delete(stop);
+  }
+
+  private check(): void {
+    if (this.waiting.size === 0) {
+      clearInterval(this.timer ?? undefined);
+      this.timer = null;
+      return;
+    }
+    for (const [stop, node] of this.waiting) {
+      if (!this.alive(node)) stop.abort(new HolderGone(`${node} stopped heartbeating before its first byte`));
+    }
+  }
+}
 
 /** Whether a peer's 503 body is its `shutting_down` refusal (any other 503 passes through as it is). */
 function refusedForShutdown(body: Buffer): boolean {
@@ -118,35 +151,33 @@ async function forward(
   route: { node: string; url: string },
   hops: number,
   fleet: FleetPort,
+  watch: HolderWatch,
 ): Promise<Response | null> {
   const { url: base, node } = route;
-  const secret = fleet.secret;
-  const headers: Record<string, string> = {
+  const body = await c.req.text();
+  const headers: OutgoingHttpHeaders = {
     "content-type": requestHeader(c, "content-type") ?? "application/json",
+    "content-length": Buffer.byteLength(body),
     [FLEET_HOP_HEADER]: String(hops),
   };
-  if (secret !== "") headers[FLEET_SECRET_HEADER] = secret;
+  if (fleet.secret !== "") headers[FLEET_SECRET_HEADER] = fleet.secret;
   const accept = requestHeader(c, "accept");
   if (accept !== undefined) headers.accept = accept;
-  const signal = requestSignal(c, deps.lifecycle);
-  // One signal for the forward: the client's (gone, or the shutdown's grace over) and the holder's heartbeat watch.
+  // One controller for the forward: the client gone (or the shutdown's grace over), and the holder's heartbeat watch.
   const stop = new AbortController();
-  const clientGone = () => stop.abort(signal.reason);
-  if (signal.aborted) clientGone();
-  else signal.addEventListener("abort", clientGone, { once: true });
-  const watch = setInterval(() => {
-    if (!fleet.alive(node)) stop.abort(new HolderGone(`${node} stopped heartbeating before its first byte`));
-  }, HOLDER_CHECK_MS);
+  const signal = requestSignal(c, deps.lifecycle, stop);
+  const unwatch = watch.add(stop, node);
   let upstream: IncomingMessage;
   try {
-    upstream = await post(new URL(`${base}${requestPath(c)}`), headers, await c.req.text(), stop.signal);
+    upstream = await post(peerTarget(base, requestPath(c)), headers, body, signal);
   } catch (error) {
-    if (signal.aborted) throw error;
-    const reason = stop.signal.reason instanceof HolderGone ? stop.signal.reason : (error as Error);
+    const holderGone = signal.reason instanceof HolderGone;
+    if (signal.aborted && !holderGone) throw error;
+    const reason = holderGone ? (signal.reason as HolderGone) : (error as Error);
     deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${reason.message}`);
     return null;
   } finally {
-    clearInterval(watch);
+    unwatch();
   }
   const status = upstream.statusCode ?? 502;
   if (status === 503) {
@@ -211,26 +242,76 @@ function webHeaders(upstream: IncomingMessage): Headers {
  */
 const AGENTS = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
+/** Where a request to a peer goes: its advertised URL taken apart once, the path appended per request. */
+export interface PeerTarget {
+  https: boolean;
+  hostname: string;
+  port: string;
+  /** `user:password` from the URL, as Node's own URL handling passes it on (Basic authentication); null without. */
+  auth: string | null;
+  path: string;
+}
+
+/** A peer's advertised URL taken apart: what every request to it shares. */
+interface Peer {
+  https: boolean;
+  hostname: string;
+  port: string;
+  auth: string | null;
+  /** The URL's own path, in front of each request's (empty for `http://host:port`). */
+  prefix: string;
+}
+
+/** Peers' advertised URLs, parsed (a URL parse per forward was a measurable part of its CPU). */
+const PEERS = new Map<string, Peer>();
+/** More distinct peer URLs than this (a fleet of changing addresses) and the parsed ones are dropped and parsed again. */
+const PEERS_KEPT = 1000;
+
+/** `base` (a peer's advertise URL) with `path` appended, as `new URL(base + path)` would take it apart. */
+export function peerTarget(base: string, path: string): PeerTarget {
+  let peer = PEERS.get(base);
+  if (!peer) {
+    const url = new URL(base);
+    peer = {
+      https: url.protocol === "https:",
+      // An IPv6 literal without its brackets, as Node's own URL handling passes it on.
+      hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
+      port: url.port,
+      auth:
+        url.username === "" && url.password === ""
+          ? null
+          : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
+      prefix: url.pathname === "/" && !base.endsWith("/") ? "" : url.pathname,
+    };
+    if (PEERS.size >= PEERS_KEPT) PEERS.clear();
+    PEERS.set(base, peer);
+  }
+  const { prefix, ...target } = peer;
+  return { ...target, path: `${prefix}${path}` };
+}
+
 /**
  * POSTs `body` and resolves with the answer once its status and headers arrived (its body still streaming). `signal`
  * aborting destroys the request, before or after the answer started, which closes the connection: the peer sees its
  * client leave.
  */
 function post(
-  url: URL,
-  headers: Record<string, string>,
+  target: PeerTarget,
+  headers: OutgoingHttpHeaders,
   body: string,
   signal: AbortSignal,
   retry = true,
 ): Promise<IncomingMessage> {
-  const https = url.protocol === "https:";
   return new Promise((resolve, reject) => {
-    const request = (https ? httpsRequest : httpRequest)(
-      url,
+    const request = (target.https ? httpsRequest : httpRequest)(
       {
+        hostname: target.hostname,
+        port: target.port,
+        path: target.path,
+        ...(target.auth === null ? {} : { auth: target.auth }),
         method: "POST",
-        headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
-        agent: https ? AGENTS.https : AGENTS.http,
+        headers,
+        agent: target.https ? AGENTS.https : AGENTS.http,
       },
       resolve,
     );
@@ -243,7 +324,7 @@ function post(
       // The peer closed an idle kept-alive connection just as it was reused (Node's documented race): nothing reached
       // the peer, so the request goes once more on a fresh connection rather than counting as the peer's failure.
       if (retry && request.reusedSocket && error.code === "ECONNRESET" && !signal.aborted) {
-        post(url, headers, body, signal, false).then(resolve, reject);
+        post(target, headers, body, signal, false).then(resolve, reject);
       } else reject(error);
     });
     request.end(body);

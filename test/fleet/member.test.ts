@@ -117,6 +117,24 @@ test(
   },
 );
 
+test(
+  "a beat asked for while one runs follows it: the fleet gets the record from after the change",
+  { skip },
+  async (t) => {
+    const redis = await startRedis(t);
+    // Heartbeats a minute apart: only the beats asked for publish the record here.
+    const record: Partial<NodeRecord> = { model_count: 1 };
+    const a = await startNode(t, redis.url, "a", { record, heartbeatMs: 60_000 });
+    const b = await startNode(t, redis.url, "b", { heartbeatMs: 60_000 });
+    await waitFor("b to see a's record", () => b.member.mirror.node("a")?.record?.model_count === 1);
+    const running = a.member.beat();
+    // A load ends while that beat is on its way (its record says 1 model), and asks for a beat of its own.
+    record.model_count = 2;
+    await Promise.all([running, a.member.beat()]);
+    await waitFor("b to see a's record after the load", () => b.member.mirror.node("a")?.record?.model_count === 2);
+  },
+);
+
 test("a node that stops heartbeating drops out of every mirror, and its copies with it", { skip }, async (t) => {
   const { a, b } = await twoNodes(t);
   for (const model of ["one", "two"]) {

@@ -121,3 +121,26 @@ test("a mirror that never loaded a snapshot applies nothing", () => {
   assert.equal(mirror.apply(copy(1, "m", "a", ready(T))), "stale");
   assert.deepEqual(mirror.holders("m"), []);
 });
+
+test("version: changes with every snapshot, applied entry and lease list; not with a stale entry, a gap or a read", () => {
+  const { mirror } = mirrorAt();
+  const seen = [mirror.version];
+  const changed = (what: string) => {
+    assert.notEqual(mirror.version, seen.at(-1), what);
+    seen.push(mirror.version);
+  };
+  const unchanged = (what: string) => assert.equal(mirror.version, seen.at(-1), what);
+  mirror.apply(copy(10, "m", "b", ready(T)));
+  unchanged("a stale entry");
+  mirror.apply(copy(12, "m", "b", ready(T)));
+  unchanged("a gap");
+  mirror.holders("m");
+  mirror.liveNodes();
+  unchanged("reads");
+  mirror.apply(copy(11, "m", "b", ready(T)));
+  changed("an applied entry");
+  mirror.updateLeases([{ id: "a", lease: T + 30_000 }]);
+  changed("a lease list");
+  mirror.load(snapshot());
+  changed("a snapshot, even one with the sequence number seen before");
+});

@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelStats } from "../../src/cache/types.js";
+import type { EvictionCandidate } from "../../src/cache/policy/eviction.js";
 import {
+  busyLadder,
+  evictionLadder,
   fleetLoadRate,
   LOAD_RATE_WINDOW,
   LoadRates,
@@ -128,4 +131,45 @@ test("a node publishes its most used models' usage, rounded, none unused", () =>
   const published = publishedUsage(many);
   assert.equal(Object.keys(published).length, USAGE_PUBLISHED);
   assert.ok(!("m0" in published) && `m${USAGE_PUBLISHED + 4}` in published, "the least used are left out");
+});
+
+test("a busy model is left out of the ladder; those it would have put before an idle one are named", () => {
+  // Same size and load time: reload-cost ranks by uses, fewest first.
+  const candidate = (key: string, frequency: number): EvictionCandidate => ({
+    key,
+    lastUsedAt: 0,
+    memoryBytes: GIB,
+    loadMs: 20,
+    frequency,
+    inflation: 0,
+  });
+  const models = [candidate("hot", 90), candidate("warm", 20), candidate("cold", 5)];
+  const limits = { maxModels: 3, maxMemoryBytes: 0 };
+  const ladder = (busy: string[]) => busyLadder(models, "reload-cost", limits, new Set(busy));
+  const all = evictionLadder(models, "reload-cost", limits);
+  assert.deepEqual(
+    all.map((s) => s.loss),
+    [100, 400, 1800],
+  );
+  const cases: Array<[busy: string[], losses: number[], leftOut: string[]]> = [
+    [[], [100, 400, 1800], []],
+    // The model just loaded, serving its request: room here costs 400 now, 100 once it ends.
+    [["cold"], [400, 1800], ["cold"]],
+    [["cold", "warm"], [1800], ["cold", "warm"]],
+    // A busy model that would go last anyway changes nothing placement reads.
+    [["hot"], [100, 400], []],
+    [["hot", "warm"], [100], []],
+    [["cold", "hot"], [400], ["cold"]],
+    // Nothing idle: nothing to name (and nothing to place by).
+    [["cold", "warm", "hot"], [], []],
+  ];
+  for (const [busy, losses, leftOut] of cases) {
+    const result = ladder(busy);
+    assert.deepEqual(
+      result.ladder.map((s) => s.loss),
+      losses,
+      `busy ${busy.join(",")}`,
+    );
+    assert.deepEqual(result.leftOut, leftOut, `busy ${busy.join(",")}`);
+  }
 });
