@@ -12,8 +12,8 @@
  *   what requests cost: the target is 0.
  * - **A Zipf trace** (12 models, s = 1, 3 nodes × 2 model slots, requests round-robin over the nodes, one at a time)
  *   replayed against a fleet of three fresh nodes (heartbeats every second) and against the same three nodes each on
- *   its own (no Redis): total loads and load time
- *   of the fleet over those of the lone nodes (target ≤ 0.4× the loads). Every node of a lone-node setup sees every
+ *   its own (no Redis), three times (once with --quick): total loads and load time of the fleet over those of the lone
+ *   nodes, summed over the replays (target ≤ 0.4× the loads). Every node of a lone-node setup sees every
  *   model, so each loads most of them again and again; the fleet holds six of the twelve once. The note gives what
  *   one LRU cache of six slots would load on the same trace, for scale: about half the loads of three of two, so the
  *   fleet reaches 0.4× only by weighing models better than LRU does (the fleet's usage and load rate, docs/fleet.md).
@@ -104,7 +104,17 @@ function lruLoads(trace: readonly number[], slots: number): number {
   return loads;
 }
 
-async function replay(fleet: FleetTest, trace: readonly number[]): Promise<{ loads: number; loadMs: number }> {
+interface Replayed {
+  loads: number;
+  loadMs: number;
+}
+
+/** Stops every node of `fleet` (SIGTERM, as a user would) so the next replay runs on a machine without them. */
+async function stopAll(fleet: FleetTest): Promise<void> {
+  await Promise.all(fleet.nodes.map((node) => node.process.stop()));
+}
+
+async function replay(fleet: FleetTest, trace: readonly number[]): Promise<Replayed> {
   for (const [i, model] of trace.entries()) {
     const response = await complete(fleet.nodes[i % fleet.nodes.length]!, modelName(model), { maxTokens: 1 });
     if (response.status !== 200) throw new Error(`${modelName(model)}: ${response.status} ${await response.text()}`);
@@ -200,6 +210,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
   // The figure over the bare hop is a difference of two ~5 ms requests per round: on a shared machine it needs many.
   const rounds = options.quick ? 30 : 300;
   const traceLength = options.quick ? 120 : 360;
+  const replays = options.quick ? 1 : 3;
   const { context, cleanUp } = fileContext();
   try {
     const redis = await startRedis(context);
@@ -226,20 +237,34 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
       .filter(([, calls]) => calls > 0);
     const hitCalls = perCommand.reduce((a, [, calls]) => a + calls, 0);
 
-    // The Zipf trace: a fleet of three fresh nodes (a fleet of its own on the same Redis), then three lone nodes.
+    // The Zipf trace: a fleet of three fresh nodes (a fleet of its own on the same Redis), then three lone nodes;
+    // `replays` times, each pair stopped before the next starts. One replay's loads swing with its timing (the lone
+    // nodes' by ±6 % between runs), so the figure is the loads summed over the replays.
     const trace = zipfTrace(traceLength);
-    const zipfFleet = await startFleet(context, redis.url, perNode, {
-      ...BEATING,
-      env: { ...BEATING.env, INFERNO_FLEET__NAME: "zipf" },
-    });
-    await joined(zipfFleet);
-    const fleetStarted = Date.now();
-    const { loads: fleetLoads, loadMs: fleetLoadMs } = await replay(zipfFleet, trace);
-    const fleetWall = Date.now() - fleetStarted;
-    const alone = await startFleet(context, "", perNode, QUIET);
-    const aloneStarted = Date.now();
-    const lone = await replay(alone, trace);
-    const aloneWall = Date.now() - aloneStarted;
+    const runs: Array<{ fleet: Replayed; lone: Replayed; fleetWall: number; aloneWall: number }> = [];
+    for (let i = 0; i < replays; i++) {
+      const zipfFleet = await startFleet(context, redis.url, perNode, {
+        ...BEATING,
+        env: { ...BEATING.env, INFERNO_FLEET__NAME: `zipf-${i}` },
+      });
+      await joined(zipfFleet);
+      const fleetStarted = Date.now();
+      const fleetRun = await replay(zipfFleet, trace);
+      const fleetWall = Date.now() - fleetStarted;
+      await stopAll(zipfFleet);
+      const alone = await startFleet(context, "", perNode, QUIET);
+      const aloneStarted = Date.now();
+      const lone = await replay(alone, trace);
+      const aloneWall = Date.now() - aloneStarted;
+      await stopAll(alone);
+      runs.push({ fleet: fleetRun, lone, fleetWall, aloneWall });
+    }
+    const sum = (pick: (run: (typeof runs)[number]) => number) => runs.reduce((a, run) => a + pick(run), 0);
+    const fleetLoads = sum((r) => r.fleet.loads);
+    const fleetLoadMs = sum((r) => r.fleet.loadMs);
+    const lone = { loads: sum((r) => r.lone.loads), loadMs: sum((r) => r.lone.loadMs) };
+    const [fleetWall, aloneWall] = [sum((r) => r.fleetWall), sum((r) => r.aloneWall)];
+    const perReplay = runs.map((r) => `${r.fleet.loads}/${r.lone.loads}`).join(", ");
 
     const distinct = new Set(trace).size;
     return withControl("fleet", forwarded.control, LOCAL, [
@@ -262,7 +287,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
         unit: "×",
         baseline: "3 lone nodes behind round-robin",
         target: { max: 0.4 },
-        note: `${fleetLoads} vs ${lone.loads} loads (one LRU cache of ${3 * SLOTS} slots: ${lruLoads(trace, 3 * SLOTS)}); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
+        note: `${fleetLoads} vs ${lone.loads} loads over ${replays} replay(s) (fleet/lone each: ${perReplay}; one LRU cache of ${3 * SLOTS} slots: ${lruLoads(trace, 3 * SLOTS)} a replay); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
       }),
       figure({
         section: "fleet",
