@@ -88,20 +88,52 @@ function zipfTrace(length: number): number[] {
   return Array.from({ length }, () => draw());
 }
 
-/** Loads a single LRU cache of `slots` models makes on `trace`: what a fleet evicting its globally oldest model would. */
-function lruLoads(trace: readonly number[], slots: number): number {
+/**
+ * Loads one cache of `slots` models makes on `trace` when `victim` picks what a miss evicts (from the resident models,
+ * at request `at`): the scale the Zipf figure is read against.
+ */
+function cacheLoads(
+  trace: readonly number[],
+  slots: number,
+  victim: (resident: number[], at: number) => number,
+): number {
   const resident: number[] = [];
   let loads = 0;
-  for (const model of trace) {
-    const at = resident.indexOf(model);
-    if (at >= 0) resident.splice(at, 1);
-    else {
-      loads++;
-      if (resident.length >= slots) resident.shift();
-    }
+  for (const [at, model] of trace.entries()) {
+    if (resident.includes(model)) continue;
+    loads++;
+    if (resident.length >= slots) resident.splice(resident.indexOf(victim(resident, at)), 1);
     resident.push(model);
   }
   return loads;
+}
+
+/** The resident model `score` ranks lowest (the first of equals). */
+function lowest(resident: number[], score: (model: number) => number): number {
+  return resident.reduce((a, b) => (score(b) < score(a) ? b : a));
+}
+
+/**
+ * One cache of `slots` on `trace` under four rules: LRU (what a fleet evicting its globally oldest model would load),
+ * LFU on the counts so far (the online rule a fleet's shared usage approximates), the known-rate rule (each model's
+ * count over the whole trace told in advance: on a stationary trace no online rule knows more) and Belady's offline
+ * optimum (the model asked for farthest ahead).
+ */
+function referenceLoads(trace: readonly number[], slots: number) {
+  const total = new Map<number, number>();
+  for (const model of trace) total.set(model, (total.get(model) ?? 0) + 1);
+  const lastUse = (at: number) => (model: number) => trace.lastIndexOf(model, at);
+  const soFar = (at: number) => (model: number) => trace.slice(0, at + 1).filter((m) => m === model).length;
+  const nextUse = (at: number) => (model: number) => {
+    const next = trace.indexOf(model, at + 1);
+    return next < 0 ? -Infinity : -next;
+  };
+  return {
+    lru: cacheLoads(trace, slots, (resident, at) => lowest(resident, lastUse(at))),
+    lfu: cacheLoads(trace, slots, (resident, at) => lowest(resident, soFar(at))),
+    knownRate: cacheLoads(trace, slots, (resident) => lowest(resident, (model) => total.get(model) ?? 0)),
+    offline: cacheLoads(trace, slots, (resident, at) => lowest(resident, nextUse(at))),
+  };
 }
 
 interface Replayed {
@@ -267,6 +299,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
     const perReplay = runs.map((r) => `${r.fleet.loads}/${r.lone.loads}`).join(", ");
 
     const distinct = new Set(trace).size;
+    const scale = referenceLoads(trace, 3 * SLOTS);
     return withControl("fleet", forwarded.control, LOCAL, [
       ...forwarded.figures,
       figure({
@@ -287,7 +320,7 @@ export async function fleetBench(options: { quick: boolean; seed: number }): Pro
         unit: "×",
         baseline: "3 lone nodes behind round-robin",
         target: { max: 0.4 },
-        note: `${fleetLoads} vs ${lone.loads} loads over ${replays} replay(s) (fleet/lone each: ${perReplay}; one LRU cache of ${3 * SLOTS} slots: ${lruLoads(trace, 3 * SLOTS)} a replay); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
+        note: `${fleetLoads} vs ${lone.loads} loads over ${replays} replay(s) (fleet/lone each: ${perReplay}; one cache of ${3 * SLOTS} slots a replay: LRU ${scale.lru}, LFU on the counts so far ${scale.lfu}, the rates known in advance ${scale.knownRate}, offline optimum ${scale.offline}); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
       }),
       figure({
         section: "fleet",
