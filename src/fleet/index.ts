@@ -29,6 +29,7 @@ export {
 export {
   evictionLadder,
   fleetLoadRate,
+  fleetWarmSaving,
   LoadRates,
   type NodeFacts,
   nodeRecordOf,

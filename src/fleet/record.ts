@@ -91,24 +91,39 @@ export function evictionLadder(
 export const LOAD_RATE_WINDOW = 64;
 
 /**
- * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`): the `load_rate` it
- * publishes, from which every node takes the fleet's typical load time (`fleetLoadRate`).
+ * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`), each marked warm when
+ * the model's file was still in the page cache: the `load_rate` it publishes, from which every node takes the fleet's
+ * typical load time (`fleetLoadRate`) and what a warm file saves (`fleetWarmSaving`).
  */
 export class LoadRates {
-  private readonly rates: number[] = [];
+  private readonly loads: Array<{ rate: number; warm: boolean }> = [];
 
-  /** Counts a load of `bytes` that took `ms` (loads of unknown size are left out). */
-  add(ms: number, bytes: number): void {
+  /** Counts a load of `bytes` that took `ms`, `warm` when its file was in the page cache (loads of unknown size are left out). */
+  add(ms: number, bytes: number, warm = false): void {
     if (!(bytes > 0) || !(ms >= 0)) return;
-    this.rates.push(ms / bytes);
-    if (this.rates.length > LOAD_RATE_WINDOW) this.rates.shift();
+    this.loads.push({ rate: ms / bytes, warm });
+    if (this.loads.length > LOAD_RATE_WINDOW) this.loads.shift();
   }
 
-  /** The median and the count, for the record; undefined before the first load. */
+  /** The median and the count, of all the loads and of the warm and cold ones apart, for the record; undefined before the first load. */
   published(): LoadRate | undefined {
-    const median = weightedMedian(this.rates.map((value) => ({ value, weight: 1 })));
-    return median === null ? undefined : { ms_per_gib: median * GIB, loads: this.rates.length };
+    const all = medianPerGib(this.loads);
+    if (!all) return undefined;
+    const warm = medianPerGib(this.loads.filter((l) => l.warm));
+    const cold = medianPerGib(this.loads.filter((l) => !l.warm));
+    return { ...all, ...(warm && cold ? { warm, cold } : {}) };
   }
+}
+
+function medianPerGib(loads: ReadonlyArray<{ rate: number }>): { ms_per_gib: number; loads: number } | undefined {
+  const median = weightedMedian(loads.map((l) => ({ value: l.rate, weight: 1 })));
+  return median === null ? undefined : { ms_per_gib: median * GIB, loads: loads.length };
+}
+
+/** The weighted median of per-GiB rates over the nodes, each weighted by its loads, per byte; null when none. */
+function fleetMedian(rates: ReadonlyArray<{ ms_per_gib: number; loads: number } | undefined>): number | null {
+  const median = weightedMedian(rates.flatMap((r) => (r ? [{ value: r.ms_per_gib, weight: r.loads }] : [])));
+  return median === null ? null : median / GIB;
 }
 
 /**
@@ -116,8 +131,19 @@ export class LoadRates {
  * (about the median of all their recent loads); null while no node has loaded anything.
  */
 export function fleetLoadRate(rates: ReadonlyArray<LoadRate | undefined>): number | null {
-  const median = weightedMedian(rates.flatMap((r) => (r ? [{ value: r.ms_per_gib, weight: r.loads }] : [])));
-  return median === null ? null : median / GIB;
+  return fleetMedian(rates);
+}
+
+/**
+ * What a warm file saves per byte of a load, as measured by the fleet: the nodes' cold loads' median less their warm
+ * loads' (each weighted by its loads, from the nodes that had both), never below 0; null while no node measured both.
+ * On the bench machine, whose small models' files never leave the page cache, it is about 0; where a cold load reads
+ * the disk, most of a load.
+ */
+export function fleetWarmSaving(rates: ReadonlyArray<LoadRate | undefined>): number | null {
+  const cold = fleetMedian(rates.map((r) => r?.cold));
+  const warm = fleetMedian(rates.map((r) => r?.warm));
+  return cold === null || warm === null ? null : Math.max(0, cold - warm);
 }
 
 /** The most a node publishes of its usage: its most used models (a fleet of 2,000 models keeps records small). */

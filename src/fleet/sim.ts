@@ -33,8 +33,8 @@ import {
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
-import { decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
-import { evictionLadder, fleetLoadRate, LoadRates } from "./record.js";
+import { countAsRate, decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
+import { evictionLadder, fleetLoadRate, fleetWarmSaving, LoadRates } from "./record.js";
 
 export interface FleetSimSettings {
   nodes: number;
@@ -167,7 +167,17 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       if (at !== null && (lru === null || at < lru)) lru = at;
     }
     const spareKeys = new Set<string>();
-    const ladder = full ? evictionLadder(evictableOn(n, now, spareKeys), settings.policy, limits) : undefined;
+    // Published as a live node does: frequencies in uses per hour, so losses are reload time per hour.
+    const ladder = full
+      ? evictionLadder(
+          evictableOn(n, now, spareKeys).map((c) => ({
+            ...c,
+            frequency: countAsRate(c.frequency, limits.usageHalfLifeHours),
+          })),
+          settings.policy,
+          limits,
+        )
+      : undefined;
     const warm = isWarm(n.usage.get(model.key)?.unloadedAt ?? null, now, limits.warmWindowMs);
     return {
       id: n.id,
@@ -253,6 +263,10 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   let rate: { value: number | null } | null = null;
   const fleetRate = (): number | null =>
     (rate ??= { value: fleetLoadRate(nodes.map((n) => n.loadRates.published())) }).value;
+  /** What a warm file saves per byte, as the nodes measured it (`fleetWarmSaving`), kept until the next load. */
+  let saving: { value: number | null } | null = null;
+  const warmSavingMsPerByte = (): number | null =>
+    (saving ??= { value: fleetWarmSaving(nodes.map((n) => n.loadRates.published())) }).value;
 
   /**
    * `node`'s resident models as its policy sees them: each with the fleet's usage (`fleetFrequency`, the other nodes'
@@ -306,8 +320,9 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       node.inflation = nextInflation(node.inflation, victims);
     }
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
-    node.loadRates.add(cost, model.memoryBytes);
+    node.loadRates.add(cost, model.memoryBytes, warm);
     rate = null;
+    saving = null;
     if (warm) result.warmLoads++;
     node.resident.add(model.key);
     slotted = null;
@@ -351,6 +366,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
         const placed = placeModel(candidates(fm.model, now), {
           receivedBy: entry.id,
           exclude: new Set(fm.copies.keys()),
+          now,
+          warmSavingMsPerByte: warmSavingMsPerByte(),
         });
         if (placed.node !== null) {
           load(byId.get(placed.node) as SimNode, fm, now);
@@ -362,7 +379,11 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     result.misses++;
     count("claim", now);
     feed(now);
-    const placed = placeModel(candidates(fm.model, now), { receivedBy: entry.id });
+    const placed = placeModel(candidates(fm.model, now), {
+      receivedBy: entry.id,
+      now,
+      warmSavingMsPerByte: warmSavingMsPerByte(),
+    });
     if (placed.node === null) throw new Error(`${key} fits no node (${placed.reason})`);
     const node = byId.get(placed.node) as SimNode;
     if (node !== entry) result.forwards++;

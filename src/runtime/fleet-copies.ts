@@ -68,7 +68,9 @@ export class FleetCopies {
       this.cache.on("miss", count),
       this.cache.on("coalesced", count),
       this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
-      this.cache.on("load", ({ durationMs, memoryBytes }) => this.loadRates.add(durationMs, memoryBytes)),
+      this.cache.on("load", ({ name, durationMs, memoryBytes }) =>
+        this.loadRates.add(durationMs, memoryBytes, this.wasWarm(name, Date.now() - durationMs)),
+      ),
     ];
     this.cache.setFleet({
       isSpare: (name) => this.isSpare(name),
@@ -118,6 +120,12 @@ export class FleetCopies {
   private ownTraffic(name: string, now: number, queue: number): ModelTraffic {
     const served = this.served.get(name);
     return { rpm: this.rpm(name, now), queue, since: served?.streak?.since ?? now, last: served?.streak?.last ?? 0 };
+  }
+
+  /** Whether `name`'s file was likely still in this node's page cache when a load of it began `at`. */
+  private wasWarm(name: string, at: number): boolean {
+    const unloaded = this.unloaded.get(name);
+    return unloaded !== undefined && at - unloaded <= WARM_WINDOW_MS;
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */
