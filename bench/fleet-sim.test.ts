@@ -83,3 +83,19 @@ test("fast requests one at a time over a full fleet: no copy for rate alone, abo
   assert.ok(fleet.loads <= pooled, `fleet ${fleet.loads} loads, one cache of 6 slots ${pooled}`);
   assert.ok(fleet.loads < 0.45 * alone, `fleet ${fleet.loads} loads, lone nodes ${alone}`);
 });
+
+test("a reload goes where the model's file is warm once the fleet has measured what that saves", () => {
+  // 2 nodes × 1 slot; a cold load takes 3 s, a warm one 1 s. A and B (used twice) fill the nodes; C takes A's node (the
+  // least used model), and A comes back there, to its warm file (the least loss too): the fleet has measured a warm
+  // load. D takes B's node and is used four times; when B comes back, its node (D, used more than A) loses more reload
+  // time per hour than A's, but far less over 10 minutes than the 2 s B's warm file saves: B goes back to its file.
+  const models = ["A", "B", "C", "D"].map((key) => ({ key, memoryBytes: GiB, loadMs: 3000, warmLoadMs: 1000 }));
+  const t0 = Date.UTC(2026, 0, 1);
+  const keys = ["A", "B", "B", "C", "A", "D", "D", "D", "D", "B"];
+  const requests = keys.map((key, i) => ({ at: t0 + i * 1000, key }));
+  const one: SimSettings = { ...node, maxModels: 1 };
+  const fleet = simulateFleet({ models, requests }, settings({ nodes: 2, node: one }));
+  assert.equal(fleet.loads, 6);
+  assert.equal(fleet.warmLoads, 2, "A and B reloaded warm");
+  assert.equal(fleet.loadMsTotal, 4 * 3000 + 2 * 1000);
+});
