@@ -37,6 +37,16 @@ test("a fleet of one node loads exactly as the single-node simulator", () => {
   }
 });
 
+test("told the true rates, a fleet of one node loads as the single-node simulator told them", () => {
+  const even = { ...trace, models: trace.models.map((m) => ({ ...m, warmLoadMs: m.loadMs })) };
+  const phases = trace.phases ?? [];
+  assert.equal(phases.length, 1);
+  const fleet = simulateFleet(even, settings({ knownRates: phases }));
+  const alone = simulate(even, node, "reload-cost", { knownFrequency: phases });
+  assert.deepEqual([fleet.loads, fleet.loadMsTotal], [alone.loads, alone.loadMsTotal]);
+  assert.notEqual(fleet.loads, simulateFleet(even, settings()).loads, "the rates change the choices");
+});
+
 test("four nodes as one cache load less than four on their own behind round-robin", () => {
   const fleet = simulateFleet(trace, settings({ nodes: 4 }));
   let alone = 0;

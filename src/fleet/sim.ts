@@ -9,7 +9,14 @@
  * behind them, as in the single-node simulator (src/cache/sim/simulate.ts). Pure: no I/O, no clock.
  */
 import { countLoad, countRequest, evictionCandidate, isWarm, newUsage, type SimUsage } from "../cache/sim/simulate.js";
-import type { SimModel, SimResult, SimSettings, Trace } from "../cache/sim/types.js";
+import {
+  phaseAt,
+  type RatePhase,
+  type SimModel,
+  type SimResult,
+  type SimSettings,
+  type Trace,
+} from "../cache/sim/types.js";
 import {
   asSpareCopy,
   chooseVictims,
@@ -33,7 +40,7 @@ import {
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
-import { countAsRate, decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
+import { countAsRate, countOfRate, decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
 import { evictionLadder, fleetLoadRate, fleetWarmSaving, LoadRates } from "./record.js";
 
 export interface FleetSimSettings {
@@ -55,6 +62,11 @@ export interface FleetSimSettings {
   loadLeaseMs: number;
   /** How long a node's feed read blocks when nothing comes (ms). */
   feedBlockMs: number;
+  /**
+   * A reference run, not a fleet: every node weighs a model by its true rate in the phase in force (shared over its
+   * copies) instead of the usage the nodes counted — how much better rate estimates could gain the fleet.
+   */
+  knownRates?: readonly RatePhase[];
 }
 
 /** Redis operations of a replay: every script, feed read and usage merge the nodes would send. */
@@ -268,6 +280,21 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   const warmSavingMsPerByte = (): number | null =>
     (saving ??= { value: fleetWarmSaving(nodes.map((n) => n.loadRates.published())) }).value;
 
+  const known = settings.knownRates;
+  /** A model's true rate at `now` as a decayed count (the unit eviction weighs), shared over its `copies`. */
+  const knownFrequency = (phases: readonly RatePhase[], key: string, now: number, copies: number): number =>
+    countOfRate(phaseAt(phases, now)?.perHour.get(key) ?? 0, limits.usageHalfLifeHours) / Math.max(1, copies);
+  /** The fleet's usage of a model `node` holds, as a fleet node weighs it (`fleetFrequency`). */
+  const fleetUsage = (node: SimNode, key: string, fm: FleetModel, now: number): number => {
+    const local = decayedValue(usageOf(node, key).frequency, now, limits.usageHalfLifeHours);
+    let elsewhere = 0;
+    for (const other of nodes) {
+      const theirs = other === node ? undefined : other.usage.get(key);
+      if (theirs) elsewhere += decayedValue(theirs.frequency, now, limits.usageHalfLifeHours);
+    }
+    return fleetFrequency(local, elsewhere, fm.copies.size);
+  };
+
   /**
    * `node`'s resident models as its policy sees them: each with the fleet's usage (`fleetFrequency`, the other nodes'
    * as their records show it), spare copies (added to `spares`) through `asSpareCopy`, load times as a fleet node
@@ -278,13 +305,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       [...node.resident].map((key) => {
         const usage = usageOf(node, key);
         const fm = models.get(key) as FleetModel;
-        const local = decayedValue(usage.frequency, now, limits.usageHalfLifeHours);
-        let elsewhere = 0;
-        for (const other of nodes) {
-          const theirs = other === node ? undefined : other.usage.get(key);
-          if (theirs) elsewhere += decayedValue(theirs.frequency, now, limits.usageHalfLifeHours);
-        }
-        const frequency = fleetFrequency(local, elsewhere, fm.copies.size);
+        const frequency = known ? knownFrequency(known, key, now, fm.copies.size) : fleetUsage(node, key, fm, now);
         const candidate = { ...evictionCandidate(fm.model, usage, now, limits, frequency), loads: usage.loads };
         if (!isSpare(node, fm, now)) return candidate;
         spares.add(key);
