@@ -95,17 +95,20 @@ test("fast requests one at a time over a full fleet: no copy for rate alone, abo
 });
 
 test("a reload goes where the model's file is warm once the fleet has measured what that saves", () => {
-  // 2 nodes × 1 slot; a cold load takes 3 s, a warm one 1 s. A and B (used twice) fill the nodes; C takes A's node (the
-  // least used model), and A comes back there, to its warm file (the least loss too): the fleet has measured a warm
-  // load. D takes B's node and is used four times; when B comes back, its node (D, used more than A) loses more reload
-  // time per hour than A's, but far less over 10 minutes than the 2 s B's warm file saves: B goes back to its file.
-  const models = ["A", "B", "C", "D"].map((key) => ({ key, memoryBytes: GiB, loadMs: 3000, warmLoadMs: 1000 }));
+  // 2 nodes × 1 slot; a cold load takes 3 s, a warm one 1 s. A (used three times) on n0, B on n1; C takes B's place,
+  // B comes back to its warm file there (the least loss too). 11 minutes later C comes back to n1, cold: n1 has now
+  // measured a warm and a cold reload. C is used five more times; when B comes back, n1 (C, used more than n0's A)
+  // loses more reload time per hour, but far less over 10 minutes than the 2 s B's warm file saves: B goes to n1.
+  const models = ["A", "B", "C"].map((key) => ({ key, memoryBytes: GiB, loadMs: 3000, warmLoadMs: 1000 }));
   const t0 = Date.UTC(2026, 0, 1);
-  const keys = ["A", "B", "B", "C", "A", "D", "D", "D", "D", "B"];
-  const requests = keys.map((key, i) => ({ at: t0 + i * 1000, key }));
+  const later = t0 + 5000 + 11 * 60_000;
+  const requests = [
+    ...["A", "B", "A", "A", "C", "B"].map((key, i) => ({ at: t0 + i * 1000, key })),
+    ...["C", "C", "C", "C", "C", "C", "B"].map((key, i) => ({ at: later + i * 1000, key })),
+  ];
   const one: SimSettings = { ...node, maxModels: 1 };
   const fleet = simulateFleet({ models, requests }, settings({ nodes: 2, node: one }));
   assert.equal(fleet.loads, 6);
-  assert.equal(fleet.warmLoads, 2, "A and B reloaded warm");
+  assert.equal(fleet.warmLoads, 2, "B reloaded warm twice");
   assert.equal(fleet.loadMsTotal, 4 * 3000 + 2 * 1000);
 });

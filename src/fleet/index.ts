@@ -31,6 +31,7 @@ export {
   fleetLoadRate,
   fleetWarmSaving,
   LoadRates,
+  type LoadTier,
   type NodeFacts,
   nodeRecordOf,
   publishedUsage,

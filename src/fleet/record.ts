@@ -91,27 +91,37 @@ export function evictionLadder(
 export const LOAD_RATE_WINDOW = 64;
 
 /**
- * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`), each marked warm when
- * the model's file was still in the page cache: the `load_rate` it publishes, from which every node takes the fleet's
- * typical load time (`fleetLoadRate`) and what a warm file saves (`fleetWarmSaving`).
+ * Which page-cache tier a load found: `warm`, its file unloaded on this node minutes before; `cold`, a reload whose file
+ * had left the page cache; `first`, the node's first load of the model, which also pays set-up a reload does not (on
+ * the bench machine a first load takes up to ten times a reload), so it is left out of the warm file's price.
+ */
+export type LoadTier = "warm" | "cold" | "first";
+
+/**
+ * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`), each with its tier:
+ * the `load_rate` it publishes, from which every node takes the fleet's typical load time (`fleetLoadRate`) and what a
+ * warm file saves (`fleetWarmSaving`).
  */
 export class LoadRates {
-  private readonly loads: Array<{ rate: number; warm: boolean }> = [];
+  private readonly loads: Array<{ rate: number; tier: LoadTier }> = [];
 
-  /** Counts a load of `bytes` that took `ms`, `warm` when its file was in the page cache (loads of unknown size are left out). */
-  add(ms: number, bytes: number, warm = false): void {
+  /** Counts a load of `bytes` that took `ms` (loads of unknown size are left out). */
+  add(ms: number, bytes: number, tier: LoadTier = "first"): void {
     if (!(bytes > 0) || !(ms >= 0)) return;
-    this.loads.push({ rate: ms / bytes, warm });
+    this.loads.push({ rate: ms / bytes, tier });
     if (this.loads.length > LOAD_RATE_WINDOW) this.loads.shift();
   }
 
-  /** The median and the count, of all the loads and of the warm and cold ones apart, for the record; undefined before the first load. */
+  /**
+   * The median and the count of all the loads, and of the warm and the cold reloads apart (each once there is one),
+   * for the record; undefined before the first load.
+   */
   published(): LoadRate | undefined {
     const all = medianPerGib(this.loads);
     if (!all) return undefined;
-    const warm = medianPerGib(this.loads.filter((l) => l.warm));
-    const cold = medianPerGib(this.loads.filter((l) => !l.warm));
-    return { ...all, ...(warm && cold ? { warm, cold } : {}) };
+    const warm = medianPerGib(this.loads.filter((l) => l.tier === "warm"));
+    const cold = medianPerGib(this.loads.filter((l) => l.tier === "cold"));
+    return { ...all, ...(warm ? { warm } : {}), ...(cold ? { cold } : {}) };
   }
 }
 
@@ -135,10 +145,10 @@ export function fleetLoadRate(rates: ReadonlyArray<LoadRate | undefined>): numbe
 }
 
 /**
- * What a warm file saves per byte of a load, as measured by the fleet: the nodes' cold loads' median less their warm
- * loads' (each weighted by its loads, from the nodes that had both), never below 0; null while no node measured both.
- * On the bench machine, whose small models' files never leave the page cache, it is about 0; where a cold load reads
- * the disk, most of a load.
+ * What a warm file saves per byte of a load, as measured by the fleet: the nodes' cold reloads' median less their warm
+ * ones' (each weighted by its loads), never below 0; null until the fleet has measured both.
+ * Where reloads come within minutes (the bench's small replays) there are no cold reloads and it stays null; where a
+ * cold reload reads the disk, most of a load.
  */
 export function fleetWarmSaving(rates: ReadonlyArray<LoadRate | undefined>): number | null {
   const cold = fleetMedian(rates.map((r) => r?.cold));

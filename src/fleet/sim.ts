@@ -340,8 +340,9 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       }
       node.inflation = nextInflation(node.inflation, victims);
     }
+    const first = usageOf(node, model.key).loads === 0;
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
-    node.loadRates.add(cost, model.memoryBytes, warm);
+    node.loadRates.add(cost, model.memoryBytes, warm ? "warm" : first ? "first" : "cold");
     rate = null;
     saving = null;
     if (warm) result.warmLoads++;

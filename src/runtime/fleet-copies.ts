@@ -31,6 +31,7 @@ import {
   LoadRates,
   publishedUsage,
   type LoadRate,
+  type LoadTier,
   type FleetMember,
   type FleetSettings,
   type Holder,
@@ -48,6 +49,8 @@ export class FleetCopies {
   private readonly adding = new Set<string>();
   /** This node's recent loads (its record's `load_rate`). */
   private readonly loadRates = new LoadRates();
+  /** Models this node has loaded (a later load is a reload). */
+  private readonly loadedBefore = new Set<string>();
   private timer: LongTimer | null = null;
   private closed = false;
 
@@ -69,7 +72,7 @@ export class FleetCopies {
       this.cache.on("coalesced", count),
       this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
       this.cache.on("load", ({ name, durationMs, memoryBytes }) =>
-        this.loadRates.add(durationMs, memoryBytes, this.wasWarm(name, Date.now() - durationMs)),
+        this.loadRates.add(durationMs, memoryBytes, this.tierOf(name, Date.now() - durationMs)),
       ),
     ];
     this.cache.setFleet({
@@ -122,10 +125,13 @@ export class FleetCopies {
     return { rpm: this.rpm(name, now), queue, since: served?.streak?.since ?? now, last: served?.streak?.last ?? 0 };
   }
 
-  /** Whether `name`'s file was likely still in this node's page cache when a load of it began `at`. */
-  private wasWarm(name: string, at: number): boolean {
+  /** Which page-cache tier a load of `name` that began `at` found (`LoadTier`); marks `name` loaded here. */
+  private tierOf(name: string, at: number): LoadTier {
     const unloaded = this.unloaded.get(name);
-    return unloaded !== undefined && at - unloaded <= WARM_WINDOW_MS;
+    if (unloaded !== undefined && at - unloaded <= WARM_WINDOW_MS) return "warm";
+    if (this.loadedBefore.has(name)) return "cold";
+    this.loadedBefore.add(name);
+    return "first";
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */

@@ -102,15 +102,21 @@ test("a node's load rate: the median of its recent loads per GiB, over the last 
   assert.deepEqual(rates.published(), { ms_per_gib: 5, loads: LOAD_RATE_WINDOW });
 });
 
-test("a node's load rate apart for warm and cold loads, once it has both", () => {
+test("a node's load rate apart for warm and cold reloads; first loads in neither", () => {
   const rates = new LoadRates();
-  rates.add(900, GIB);
-  rates.add(1100, GIB);
-  assert.deepEqual(rates.published(), { ms_per_gib: 900, loads: 2 }, "no warm load yet");
-  rates.add(300, GIB, true);
+  rates.add(2500, GIB);
+  assert.deepEqual(rates.published(), { ms_per_gib: 2500, loads: 1 }, "a first load only");
+  rates.add(900, GIB, "cold");
+  rates.add(1100, GIB, "cold");
+  assert.deepEqual(
+    rates.published(),
+    { ms_per_gib: 1100, loads: 3, cold: { ms_per_gib: 900, loads: 2 } },
+    "no warm load yet",
+  );
+  rates.add(300, GIB, "warm");
   assert.deepEqual(rates.published(), {
     ms_per_gib: 900,
-    loads: 3,
+    loads: 4,
     warm: { ms_per_gib: 300, loads: 1 },
     cold: { ms_per_gib: 900, loads: 2 },
   });
@@ -124,7 +130,15 @@ test("what a warm file saves: the nodes' cold median less their warm one, never 
     warm: { ms_per_gib: warm, loads },
   });
   const table: Array<[string, Parameters<typeof fleetWarmSaving>[0], number | null]> = [
-    ["no node measured both", [{ ms_per_gib: 20, loads: 4 }, undefined], null],
+    ["no node measured both", [{ ms_per_gib: 20, loads: 4, cold: { ms_per_gib: 20, loads: 2 } }, undefined], null],
+    [
+      "warm on one node, cold on another",
+      [
+        { ms_per_gib: 900, loads: 2, cold: { ms_per_gib: 900, loads: 2 } },
+        { ms_per_gib: 300, loads: 2, warm: { ms_per_gib: 300, loads: 2 } },
+      ],
+      600 / GIB,
+    ],
     ["one node", [rate(900, 300)], 600 / GIB],
     ["files that never leave the page cache save nothing", [rate(20, 22)], 0],
     ["weighted by the loads", [rate(900, 300, 60), rate(100, 90, 2)], 600 / GIB],
