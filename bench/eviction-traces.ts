@@ -6,7 +6,7 @@
  * process (mean `meanGapS`); which model a request wants is drawn from a Zipf distribution over a popularity order
  * unrelated to size.
  */
-import type { SimModel, SimRequest, SimSettings, Trace } from "../src/cache/sim/types.js";
+import type { RatePhase, SimModel, SimRequest, SimSettings, Trace } from "../src/cache/sim/types.js";
 import { seededRandom } from "../src/models/gguf-writer.js";
 import { GIB } from "../src/units.js";
 
@@ -35,6 +35,8 @@ export interface NamedTrace extends Trace {
   shifting?: boolean;
   /** Limits it was recorded under, replacing `SETTINGS`'s. */
   settings?: Omit<SimSettings, "usageHalfLifeHours">;
+  /** The rates its generator drew from, phase by phase (synthetic Zipf traces without scans): the known-rate reference. */
+  phases?: RatePhase[];
 }
 
 export function makeModels(count: number, rand: () => number): SimModel[] {
@@ -97,6 +99,10 @@ interface TraceFrame {
   /** The key at a Zipf(s)-drawn rank of the order `orders[index]`. */
   pick: (index: number) => string;
   meanGapMs: number;
+  /** The requests' true rates so far: a new phase whenever the order or the mean gap a request is drawn with changes. */
+  phases: Array<RatePhase & { order: SimModel[]; meanMs: number }>;
+  /** Each rank's Zipf(s) probability. */
+  probabilities: number[];
 }
 
 /**
@@ -116,15 +122,35 @@ function synthetic(
   const orders = Array.from({ length: orderCount }, () => shuffled(models, rand));
   const sample = zipfSampler(models.length, shape.zipf, rand);
   const pick = (index: number) => ((orders[index] as SimModel[])[sample()] as SimModel).key;
-  const frame: TraceFrame = { rand, models, orders, pick, meanGapMs: (shape.meanGapS ?? 60) * 1000 };
+  const weights = models.map((_, i) => 1 / (i + 1) ** shape.zipf);
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const frame: TraceFrame = {
+    rand,
+    models,
+    orders,
+    pick,
+    meanGapMs: (shape.meanGapS ?? 60) * 1000,
+    phases: [],
+    probabilities: weights.map((w) => w / sum),
+  };
   const requests: SimRequest[] = [];
   let at = START;
   for (let i = 0; requests.length < shape.requests; i++) at = step(frame, i, at, requests);
-  return { name, zipf, models, requests };
+  const phases = frame.phases.map(({ from, perHour }) => ({ from, perHour }));
+  return { name, zipf, models, requests, phases };
+}
+
+/** Starts a phase at `at` when the request about to be drawn uses another order or mean gap than the last one. */
+function notePhase(frame: TraceFrame, at: number, order: SimModel[], meanMs: number): void {
+  const last = frame.phases.at(-1);
+  if (last && last.order === order && last.meanMs === meanMs) return;
+  const perHour = new Map(order.map((m, rank) => [m.key, ((frame.probabilities[rank] as number) * 3600_000) / meanMs]));
+  frame.phases.push({ from: at, perHour, order, meanMs });
 }
 
 /** One request after an exponential gap of mean `meanMs`, to the Zipf(s)-drawn model of order `index`. */
 function nextRequest(frame: TraceFrame, at: number, requests: SimRequest[], index = 0, meanMs = frame.meanGapMs) {
+  notePhase(frame, at, frame.orders[index] as SimModel[], meanMs);
   const next = at + exponential(meanMs, frame.rand);
   requests.push({ at: next, key: frame.pick(index) });
   return next;
@@ -164,7 +190,8 @@ export function dailyTrace(name: string, shape: Shape): NamedTrace {
 
 /** Zipf(s) traffic, and every `scanEvery` requests a job that asks every model once in turn (an evaluation sweep). */
 export function scanTrace(name: string, shape: Shape & { scanEvery: number }): NamedTrace {
-  return shifting(
+  // The scans are no Zipf draw: the trace has no rates to know.
+  const { phases: _phases, ...trace } = shifting(
     synthetic(name, false, shape, 1, (frame, _i, start, requests) => {
       let at = nextRequest(frame, start, requests);
       if (requests.length % shape.scanEvery === 0) {
@@ -176,6 +203,7 @@ export function scanTrace(name: string, shape: Shape & { scanEvery: number }): N
       return at;
     }),
   );
+  return trace;
 }
 
 /** The synthetic traces of the benchmark; `requests` per trace (the quick run uses fewer). */

@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { DEFAULT_POLICY, POLICIES, recordInfernoTrace, serverTrace } from "./eviction.js";
 import { offlineSchedule, replayOffline } from "./eviction-offline.js";
-import { SETTINGS, syntheticTraces, zipfTrace } from "./eviction-traces.js";
+import { dailyTrace, scanTrace, SETTINGS, shiftTrace, syntheticTraces, zipfTrace } from "./eviction-traces.js";
 import { offlineOptimum } from "../src/cache/sim/optimum.js";
 import { simulate } from "../src/cache/sim/simulate.js";
+import { phaseAt, type RatePhase } from "../src/cache/sim/types.js";
 import { cacheSchema } from "../src/config/schema.js";
 import { highsSolver } from "../src/runtime/lp-solver.js";
 
@@ -49,4 +50,33 @@ it("an offline schedule on a small trace costs at least the exact optimum and at
   const schedule = offlineSchedule(trace, settings).loadMsTotal;
   assert.ok(schedule >= exact - 1e-6, `${schedule} below the exact optimum ${exact}`);
   assert.ok(schedule <= simulate(trace, settings, "lru").loadMsTotal * 1.05);
+});
+
+it("a synthetic trace's true rates, phase by phase: one order per phase, summing to the request rate", () => {
+  const shape = { models: 40, requests: 4000, zipf: 0.9, meanGapS: 60 };
+  const zipf = zipfTrace("zipf", { ...shape, seed: 1 });
+  const shift = shiftTrace("shift", { ...shape, seed: 2, shifts: 3 });
+  const daily = dailyTrace("daily", { ...shape, seed: 3 });
+  const scan = scanTrace("scan", { ...shape, seed: 4, scanEvery: 500 });
+  assert.equal(zipf.phases?.length, 1);
+  assert.equal(shift.phases?.length, 4, "the first order and three shifts");
+  assert.equal(scan.phases, undefined, "scans are no Zipf draw: no rates to know");
+  const total = (p: RatePhase) => [...p.perHour.values()].reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(total(zipf.phases?.[0] as RatePhase) - 60) < 1e-9, "a request a minute");
+  // Working hours at twice the rate, the rest of the day at half: phases alternate at 8 h and 18 h.
+  const phases = daily.phases ?? [];
+  assert.ok(phases.length >= 4);
+  for (const [i, p] of phases.entries()) {
+    const hour = new Date(p.from).getUTCHours();
+    const want = hour >= 8 && hour < 18 ? 120 : 30;
+    assert.ok(Math.abs(total(p) - want) < 1e-9, `phase ${i} from ${new Date(p.from).toISOString()}: ${total(p)}/h`);
+    if (i > 0) assert.notEqual(total(p), total(phases[i - 1] as RatePhase));
+  }
+  // Known rates switch at each phase: the simulator weighs the phase in force (phaseAt).
+  const first = phases[0] as RatePhase;
+  assert.equal(phaseAt(phases, first.from - 1), first);
+  assert.equal(phaseAt(phases, (phases[1] as RatePhase).from), phases[1]);
+  const settings = { ...SETTINGS, usageHalfLifeHours: 24 };
+  const known = simulate(daily, settings, "reload-cost", { knownFrequency: phases });
+  assert.equal(known.hits + known.misses, daily.requests.length);
 });

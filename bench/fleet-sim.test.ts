@@ -37,6 +37,16 @@ test("a fleet of one node loads exactly as the single-node simulator", () => {
   }
 });
 
+test("told the true rates, a fleet of one node loads as the single-node simulator told them", () => {
+  const even = { ...trace, models: trace.models.map((m) => ({ ...m, warmLoadMs: m.loadMs })) };
+  const phases = trace.phases ?? [];
+  assert.equal(phases.length, 1);
+  const fleet = simulateFleet(even, settings({ knownRates: phases }));
+  const alone = simulate(even, node, "reload-cost", { knownFrequency: phases });
+  assert.deepEqual([fleet.loads, fleet.loadMsTotal], [alone.loads, alone.loadMsTotal]);
+  assert.notEqual(fleet.loads, simulateFleet(even, settings()).loads, "the rates change the choices");
+});
+
 test("four nodes as one cache load less than four on their own behind round-robin", () => {
   const fleet = simulateFleet(trace, settings({ nodes: 4 }));
   let alone = 0;
@@ -82,4 +92,23 @@ test("fast requests one at a time over a full fleet: no copy for rate alone, abo
   const pooled = simulate({ models, requests }, { ...two, maxModels: 6 }, "reload-cost").loads;
   assert.ok(fleet.loads <= pooled, `fleet ${fleet.loads} loads, one cache of 6 slots ${pooled}`);
   assert.ok(fleet.loads < 0.45 * alone, `fleet ${fleet.loads} loads, lone nodes ${alone}`);
+});
+
+test("a reload goes where the model's file is warm once the fleet has measured what that saves", () => {
+  // 2 nodes × 1 slot; a cold load takes 3 s, a warm one 1 s. A (used three times) on n0, B on n1; C takes B's place,
+  // B comes back to its warm file there (the least loss too). 11 minutes later C comes back to n1, cold: n1 has now
+  // measured a warm and a cold reload. C is used five more times; when B comes back, n1 (C, used more than n0's A)
+  // loses more reload time per hour, but far less over 10 minutes than the 2 s B's warm file saves: B goes to n1.
+  const models = ["A", "B", "C"].map((key) => ({ key, memoryBytes: GiB, loadMs: 3000, warmLoadMs: 1000 }));
+  const t0 = Date.UTC(2026, 0, 1);
+  const later = t0 + 5000 + 11 * 60_000;
+  const requests = [
+    ...["A", "B", "A", "A", "C", "B"].map((key, i) => ({ at: t0 + i * 1000, key })),
+    ...["C", "C", "C", "C", "C", "C", "B"].map((key, i) => ({ at: later + i * 1000, key })),
+  ];
+  const one: SimSettings = { ...node, maxModels: 1 };
+  const fleet = simulateFleet({ models, requests }, settings({ nodes: 2, node: one }));
+  assert.equal(fleet.loads, 6);
+  assert.equal(fleet.warmLoads, 2, "B reloaded warm twice");
+  assert.equal(fleet.loadMsTotal, 4 * 3000 + 2 * 1000);
 });

@@ -15,6 +15,7 @@ import { replacingDelta } from "../cache/persistence/merge.js";
 import type { CacheState, StateDelta } from "../cache/persistence/types.js";
 import { FleetLoadRefused, FleetUnavailable, messageOf } from "../errors/index.js";
 import { FleetEngine, type ClaimResult } from "./engine.js";
+import { fleetWarmSaving } from "./record.js";
 import { FleetMirror } from "./mirror.js";
 import {
   candidatesFor,
@@ -455,6 +456,7 @@ export class FleetMember {
     return placeModel(this.candidates(model), {
       receivedBy: this.nodeId,
       now: Date.now(),
+      warmSavingMsPerByte: fleetWarmSaving(this.mirror.liveNodes().map((n) => n.record?.load_rate)),
       ...(file ? { file } : {}),
       exclude: excluded,
     });

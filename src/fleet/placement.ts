@@ -8,10 +8,13 @@
  * 3. Between nodes with room, one where the model's file is warm (unloaded there minutes ago: a faster load from the
  *    page cache).
  * 4. Between full nodes, one holding a spare copy (copies.ts: the fleet holds that model elsewhere, so evicting it
- *    loses nothing), then the least expected reload time lost making room (the nodes' eviction ladders), then a warm
- *    file (it saves part of one load, less than the whole load of a model evicted for it: ranked first, it cost the
- *    fleet simulator's Zipf replay of the bench 105 loads against 91), then the one whose least recently used model is
- *    oldest (it evicts the fleet's coldest model).
+ *    loses nothing), then the least expected cost: the reload time making room loses over `LOSS_HORIZON_MS` (the
+ *    nodes' eviction ladders, in reload time per hour), less what the load saves where the file is warm once the fleet
+ *    has measured that saving (`warmSavingMsPerByte`); then a warm file, then the one whose least recently used model
+ *    is oldest (it evicts the fleet's coldest model). Without the saving, a warm file ranked after any loss: at 64
+ *    nodes most reloads of a model another node had just unloaded went to some other node, cold (the fleet
+ *    simulator's Zipf trace: 470 of 3,550 loads, 7 % of its load time); ranked before any loss whatever it saves, it
+ *    cost the bench's small Zipf replay, whose files never leave the page cache, 105 loads against 91.
  * 5. Fewest models, then most free memory.
  * 6. Among near-equals of the best (same rank on 2–5, free memory within 10 %, LRU times within a minute — or, given
  *    `now`, within a tenth of the older model's idle time, at least a second), the node that received the request, so
@@ -55,7 +58,21 @@ export interface PlacementRequest {
   exclude?: ReadonlySet<string>;
   /** Wall-clock now (ms): LRU times are then near-equal relative to their age (rule 5). */
   now?: EpochMilliseconds;
+  /**
+   * What a warm file saves per byte of the load, as the fleet measured it (`fleetWarmSaving`), or null while unknown:
+   * with it, a full node where the model's file is warm counts that saving against the reload time making room loses.
+   * Absent: a warm file only breaks ties between full nodes.
+   */
+  warmSavingMsPerByte?: number | null;
 }
+
+/**
+ * What a full node's room costs is weighed over this long: its ladder's loss is reload time per hour, a warm file's
+ * saving is milliseconds now. About how long a victim would have stayed otherwise: a full node's cheapest models go at
+ * its next loads, minutes apart in a busy fleet (64 nodes: one load per node every 3 min in the fleet simulation,
+ * whose figures were the same for 2 to 10 minutes).
+ */
+export const LOSS_HORIZON_MS = 10 * 60_000;
 
 export type Placement =
   | { node: string }
@@ -86,8 +103,18 @@ interface Ranked {
   node: PlacementCandidate;
   room: boolean;
   free: Bytes;
-  /** What making room costs a full node (its ladder); undefined without a ladder, Infinity when it cannot. */
+  /**
+   * What loading here costs a full node: its ladder's loss (over `LOSS_HORIZON_MS` less a warm file's saving, when the
+   * load rate is known); undefined without a ladder, Infinity when it cannot make the room.
+   */
   loss: number | undefined;
+}
+
+/** A full node's cost of the load: the loss making room, over the horizon less a warm file's saving when priced. */
+function fullCost(node: PlacementCandidate, bytes: Bytes, saving: number | null | undefined): number | undefined {
+  const loss = roomLoss(node, bytes);
+  if (loss === undefined || saving === null || saving === undefined) return loss;
+  return (loss * LOSS_HORIZON_MS) / 3600_000 - (node.warm ? saving * bytes : 0);
 }
 
 /** The expected reload time lost making room for `bytes` on a full node: its ladder taken in order until it covers. */
@@ -111,8 +138,8 @@ function compare(a: Ranked, b: Ranked): number {
   const warm = (a.node.warm ?? false) !== (b.node.warm ?? false) ? (a.node.warm ? -1 : 1) : 0;
   if (a.room && warm !== 0) return warm;
   if (!a.room) {
-    // Full: a spare copy goes at no loss; else the least expected reload time lost; a warm file saves less than a
-    // whole load of the model it would evict, so it comes after.
+    // Full: a spare copy goes at no loss; else the least expected cost (the loss making room, less a priced warm
+    // file's saving); then a warm file.
     const spareA = (a.node.spareCopies ?? 0) > 0;
     const spareB = (b.node.spareCopies ?? 0) > 0;
     if (spareA !== spareB) return spareA ? -1 : 1;
@@ -160,7 +187,7 @@ export function placeModel(nodes: readonly PlacementCandidate[], request: Placem
       const free = Math.max(0, node.memoryCapacity - node.memoryUsed);
       const bytes = (node.serves as ServedModel).bytes;
       const room = free >= bytes && node.modelCount < node.modelCapacity;
-      return { node, room, free, loss: room ? 0 : roomLoss(node, bytes) };
+      return { node, room, free, loss: room ? 0 : fullCost(node, bytes, request.warmSavingMsPerByte) };
     })
     .sort(compare);
   const best = ranked[0];

@@ -124,24 +124,49 @@ export function busyLadder(
 export const LOAD_RATE_WINDOW = 64;
 
 /**
- * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`): the `load_rate` it
- * publishes, from which every node takes the fleet's typical load time (`fleetLoadRate`).
+ * Which page-cache tier a load found: `warm`, its file unloaded on this node minutes before; `cold`, a reload whose file
+ * had left the page cache; `first`, the node's first load of the model, which also pays set-up a reload does not (on
+ * the bench machine a first load takes up to ten times a reload), so it is left out of the warm file's price.
+ */
+export type LoadTier = "warm" | "cold" | "first";
+
+/**
+ * A node's most recent loads as time per byte of the memory loaded (the last `LOAD_RATE_WINDOW`), each with its tier:
+ * the `load_rate` it publishes, from which every node takes the fleet's typical load time (`fleetLoadRate`) and what a
+ * warm file saves (`fleetWarmSaving`).
  */
 export class LoadRates {
-  private readonly rates: number[] = [];
+  private readonly loads: Array<{ rate: number; tier: LoadTier }> = [];
 
   /** Counts a load of `bytes` that took `ms` (loads of unknown size are left out). */
-  add(ms: number, bytes: number): void {
+  add(ms: number, bytes: number, tier: LoadTier = "first"): void {
     if (!(bytes > 0) || !(ms >= 0)) return;
-    this.rates.push(ms / bytes);
-    if (this.rates.length > LOAD_RATE_WINDOW) this.rates.shift();
+    this.loads.push({ rate: ms / bytes, tier });
+    if (this.loads.length > LOAD_RATE_WINDOW) this.loads.shift();
   }
 
-  /** The median and the count, for the record; undefined before the first load. */
+  /**
+   * The median and the count of all the loads, and of the warm and the cold reloads apart (each once there is one),
+   * for the record; undefined before the first load.
+   */
   published(): LoadRate | undefined {
-    const median = weightedMedian(this.rates.map((value) => ({ value, weight: 1 })));
-    return median === null ? undefined : { ms_per_gib: median * GIB, loads: this.rates.length };
+    const all = medianPerGib(this.loads);
+    if (!all) return undefined;
+    const warm = medianPerGib(this.loads.filter((l) => l.tier === "warm"));
+    const cold = medianPerGib(this.loads.filter((l) => l.tier === "cold"));
+    return { ...all, ...(warm ? { warm } : {}), ...(cold ? { cold } : {}) };
   }
+}
+
+function medianPerGib(loads: ReadonlyArray<{ rate: number }>): { ms_per_gib: number; loads: number } | undefined {
+  const median = weightedMedian(loads.map((l) => ({ value: l.rate, weight: 1 })));
+  return median === null ? undefined : { ms_per_gib: median * GIB, loads: loads.length };
+}
+
+/** The weighted median of per-GiB rates over the nodes, each weighted by its loads, per byte; null when none. */
+function fleetMedian(rates: ReadonlyArray<{ ms_per_gib: number; loads: number } | undefined>): number | null {
+  const median = weightedMedian(rates.flatMap((r) => (r ? [{ value: r.ms_per_gib, weight: r.loads }] : [])));
+  return median === null ? null : median / GIB;
 }
 
 /**
@@ -149,8 +174,19 @@ export class LoadRates {
  * (about the median of all their recent loads); null while no node has loaded anything.
  */
 export function fleetLoadRate(rates: ReadonlyArray<LoadRate | undefined>): number | null {
-  const median = weightedMedian(rates.flatMap((r) => (r ? [{ value: r.ms_per_gib, weight: r.loads }] : [])));
-  return median === null ? null : median / GIB;
+  return fleetMedian(rates);
+}
+
+/**
+ * What a warm file saves per byte of a load, as measured by the fleet: the nodes' cold reloads' median less their warm
+ * ones' (each weighted by its loads), never below 0; null until the fleet has measured both.
+ * Where reloads come within minutes (the bench's small replays) there are no cold reloads and it stays null; where a
+ * cold reload reads the disk, most of a load.
+ */
+export function fleetWarmSaving(rates: ReadonlyArray<LoadRate | undefined>): number | null {
+  const cold = fleetMedian(rates.map((r) => r?.cold));
+  const warm = fleetMedian(rates.map((r) => r?.warm));
+  return cold === null || warm === null ? null : Math.max(0, cold - warm);
 }
 
 /** The most a node publishes of its usage: its most used models (a fleet of 2,000 models keeps records small). */

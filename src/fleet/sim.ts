@@ -9,7 +9,14 @@
  * behind them, as in the single-node simulator (src/cache/sim/simulate.ts). Pure: no I/O, no clock.
  */
 import { countLoad, countRequest, evictionCandidate, isWarm, newUsage, type SimUsage } from "../cache/sim/simulate.js";
-import type { SimModel, SimResult, SimSettings, Trace } from "../cache/sim/types.js";
+import {
+  phaseAt,
+  type RatePhase,
+  type SimModel,
+  type SimResult,
+  type SimSettings,
+  type Trace,
+} from "../cache/sim/types.js";
 import {
   asSpareCopy,
   chooseVictims,
@@ -33,8 +40,8 @@ import {
   wantedCopies,
 } from "./copies.js";
 import { type PlacementCandidate, placeModel } from "./placement.js";
-import { decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
-import { evictionLadder, fleetLoadRate, LoadRates } from "./record.js";
+import { countAsRate, countOfRate, decayedValue, fleetFrequency } from "../cache/policy/frequency.js";
+import { evictionLadder, fleetLoadRate, fleetWarmSaving, LoadRates } from "./record.js";
 
 export interface FleetSimSettings {
   nodes: number;
@@ -55,6 +62,11 @@ export interface FleetSimSettings {
   loadLeaseMs: number;
   /** How long a node's feed read blocks when nothing comes (ms). */
   feedBlockMs: number;
+  /**
+   * A reference run, not a fleet: every node weighs a model by its true rate in the phase in force (shared over its
+   * copies) instead of the usage the nodes counted — how much better rate estimates could gain the fleet.
+   */
+  knownRates?: readonly RatePhase[];
 }
 
 /** Redis operations of a replay: every script, feed read and usage merge the nodes would send. */
@@ -167,7 +179,17 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       if (at !== null && (lru === null || at < lru)) lru = at;
     }
     const spareKeys = new Set<string>();
-    const ladder = full ? evictionLadder(evictableOn(n, now, spareKeys), settings.policy, limits) : undefined;
+    // Published as a live node does: frequencies in uses per hour, so losses are reload time per hour.
+    const ladder = full
+      ? evictionLadder(
+          evictableOn(n, now, spareKeys).map((c) => ({
+            ...c,
+            frequency: countAsRate(c.frequency, limits.usageHalfLifeHours),
+          })),
+          settings.policy,
+          limits,
+        )
+      : undefined;
     const warm = isWarm(n.usage.get(model.key)?.unloadedAt ?? null, now, limits.warmWindowMs);
     return {
       id: n.id,
@@ -253,6 +275,25 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
   let rate: { value: number | null } | null = null;
   const fleetRate = (): number | null =>
     (rate ??= { value: fleetLoadRate(nodes.map((n) => n.loadRates.published())) }).value;
+  /** What a warm file saves per byte, as the nodes measured it (`fleetWarmSaving`), kept until the next load. */
+  let saving: { value: number | null } | null = null;
+  const warmSavingMsPerByte = (): number | null =>
+    (saving ??= { value: fleetWarmSaving(nodes.map((n) => n.loadRates.published())) }).value;
+
+  const known = settings.knownRates;
+  /** A model's true rate at `now` as a decayed count (the unit eviction weighs), shared over its `copies`. */
+  const knownFrequency = (phases: readonly RatePhase[], key: string, now: number, copies: number): number =>
+    countOfRate(phaseAt(phases, now)?.perHour.get(key) ?? 0, limits.usageHalfLifeHours) / Math.max(1, copies);
+  /** The fleet's usage of a model `node` holds, as a fleet node weighs it (`fleetFrequency`). */
+  const fleetUsage = (node: SimNode, key: string, fm: FleetModel, now: number): number => {
+    const local = decayedValue(usageOf(node, key).frequency, now, limits.usageHalfLifeHours);
+    let elsewhere = 0;
+    for (const other of nodes) {
+      const theirs = other === node ? undefined : other.usage.get(key);
+      if (theirs) elsewhere += decayedValue(theirs.frequency, now, limits.usageHalfLifeHours);
+    }
+    return fleetFrequency(local, elsewhere, fm.copies.size);
+  };
 
   /**
    * `node`'s resident models as its policy sees them: each with the fleet's usage (`fleetFrequency`, the other nodes'
@@ -264,13 +305,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       [...node.resident].map((key) => {
         const usage = usageOf(node, key);
         const fm = models.get(key) as FleetModel;
-        const local = decayedValue(usage.frequency, now, limits.usageHalfLifeHours);
-        let elsewhere = 0;
-        for (const other of nodes) {
-          const theirs = other === node ? undefined : other.usage.get(key);
-          if (theirs) elsewhere += decayedValue(theirs.frequency, now, limits.usageHalfLifeHours);
-        }
-        const frequency = fleetFrequency(local, elsewhere, fm.copies.size);
+        const frequency = known ? knownFrequency(known, key, now, fm.copies.size) : fleetUsage(node, key, fm, now);
         const candidate = { ...evictionCandidate(fm.model, usage, now, limits, frequency), loads: usage.loads };
         if (!isSpare(node, fm, now)) return candidate;
         spares.add(key);
@@ -305,9 +340,11 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
       }
       node.inflation = nextInflation(node.inflation, victims);
     }
+    const first = usageOf(node, model.key).loads === 0;
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
-    node.loadRates.add(cost, model.memoryBytes);
+    node.loadRates.add(cost, model.memoryBytes, warm ? "warm" : first ? "first" : "cold");
     rate = null;
+    saving = null;
     if (warm) result.warmLoads++;
     node.resident.add(model.key);
     slotted = null;
@@ -351,6 +388,8 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
         const placed = placeModel(candidates(fm.model, now), {
           receivedBy: entry.id,
           exclude: new Set(fm.copies.keys()),
+          now,
+          warmSavingMsPerByte: warmSavingMsPerByte(),
         });
         if (placed.node !== null) {
           load(byId.get(placed.node) as SimNode, fm, now);
@@ -362,7 +401,11 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     result.misses++;
     count("claim", now);
     feed(now);
-    const placed = placeModel(candidates(fm.model, now), { receivedBy: entry.id });
+    const placed = placeModel(candidates(fm.model, now), {
+      receivedBy: entry.id,
+      now,
+      warmSavingMsPerByte: warmSavingMsPerByte(),
+    });
     if (placed.node === null) throw new Error(`${key} fits no node (${placed.reason})`);
     const node = byId.get(placed.node) as SimNode;
     if (node !== entry) result.forwards++;

@@ -57,6 +57,13 @@ export interface NodeRecord {
 export interface LoadRate {
   ms_per_gib: number;
   loads: number;
+  /**
+   * The same of those loads that found the model's file warm in the page cache (unloaded here minutes before), and of
+   * the reloads that found it cold (first loads are in neither); each absent while there was none: from them every
+   * node prices a warm file (`fleetWarmSaving`).
+   */
+  warm?: { ms_per_gib: number; loads: number };
+  cold?: { ms_per_gib: number; loads: number };
 }
 
 /** One model's traffic on the node that holds it. */

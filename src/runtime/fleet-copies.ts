@@ -31,6 +31,7 @@ import {
   LoadRates,
   publishedUsage,
   type LoadRate,
+  type LoadTier,
   type FleetMember,
   type FleetSettings,
   type Holder,
@@ -61,6 +62,8 @@ export class FleetCopies {
   private readonly loadRates = new LoadRates();
   /** The rule's last answer at a request, per model, and what it was worked out from (`wantedAtRequest`). */
   private readonly atRequest = new Map<string, { version: number; at: number; copies: number; wanted: number }>();
+  /** Models this node has loaded (a later load is a reload). */
+  private readonly loadedBefore = new Set<string>();
   private timer: LongTimer | null = null;
   private closed = false;
   /** Busy models the last ladder left out ahead of an idle one (`busyLadder`), and the check for their end. */
@@ -86,7 +89,9 @@ export class FleetCopies {
       this.cache.on("miss", count),
       this.cache.on("coalesced", count),
       this.cache.on("evict", ({ name }) => this.unloaded.set(name, Date.now())),
-      this.cache.on("load", ({ durationMs, memoryBytes }) => this.loadRates.add(durationMs, memoryBytes)),
+      this.cache.on("load", ({ name, durationMs, memoryBytes }) =>
+        this.loadRates.add(durationMs, memoryBytes, this.tierOf(name, Date.now() - durationMs)),
+      ),
     ];
     this.cache.setFleet({
       isSpare: (name) => this.isSpare(name),
@@ -137,6 +142,15 @@ export class FleetCopies {
   private ownTraffic(name: string, now: number, queue: number): ModelTraffic {
     const served = this.served.get(name);
     return { rpm: this.rpm(name, now), queue, since: served?.streak?.since ?? now, last: served?.streak?.last ?? 0 };
+  }
+
+  /** Which page-cache tier a load of `name` that began `at` found (`LoadTier`); marks `name` loaded here. */
+  private tierOf(name: string, at: number): LoadTier {
+    const unloaded = this.unloaded.get(name);
+    if (unloaded !== undefined && at - unloaded <= WARM_WINDOW_MS) return "warm";
+    if (this.loadedBefore.has(name)) return "cold";
+    this.loadedBefore.add(name);
+    return "first";
   }
 
   /** The models whose files are likely still in this node's page cache, for its record. */

@@ -1,11 +1,13 @@
 /**
  * The copies rule with real `inferno serve` nodes on loopback and a real `redis-server`: a model requested steadily
  * above `fleet.scale_up_rpm` gets a second copy on another node; once its traffic stops and the fleet fills, that
- * extra copy is the first to go; and `min_copies = 2` holds after a holder is SIGKILLed.
+ * extra copy is the first to go; `min_copies = 2` holds after a holder is SIGKILLed; and a node publishes its warm and
+ * cold loads apart (what placement prices a warm file by).
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import type { FleetEngine } from "../../src/fleet/engine.js";
+import type { LoadRate } from "../../src/fleet/types.js";
 import { complete as request, type FleetTestNode as Node, ok, startFleetNode } from "../../testkit/fleet.js";
 import { REDIS_SKIP, startRedis } from "../../testkit/redis.js";
 import { type TestConfig, waitFor } from "../../testkit/server.js";
@@ -71,6 +73,22 @@ describe("copies by usage in a fleet of inferno serve nodes", { skip: REDIS_SKIP
     assert.deepEqual(await loaded(second), ["b.gguf", "d.gguf"], "the spare copy of a went, not b");
     assert.deepEqual(await loaded(first), ["a.gguf", "c.gguf"], "the first copy of a stays");
     assert.equal((await first.stats()).evictions.capacity_count, 0);
+  });
+
+  it("a node publishes its warm loads (the file unloaded there minutes before) apart", async (t) => {
+    const redis = await startRedis(t);
+    const node = await startNode(t, redis.url, { max_cached_models: 1 });
+    const engine = await engineFor(t, redis.url, "reader", { name: "t" });
+    // a and b loaded for the first time; a again after b took its slot: its file was unloaded here a moment ago.
+    for (const model of ["a.gguf", "b.gguf", "a.gguf"]) await complete(node, model);
+    // The record of the next heartbeats (every 5 s by default) carries the third load.
+    let rate: LoadRate | undefined;
+    for (let tries = 0; tries < 100 && rate?.loads !== 3; tries++) {
+      if (tries > 0) await sleep(100);
+      rate = (await engine.snapshot()).nodes.find((n) => n.id === node.id)?.record?.load_rate;
+    }
+    // The first loads of a and b count in neither tier (a first load pays set-up a reload does not).
+    assert.deepEqual([rate?.loads, rate?.warm?.loads, rate?.cold], [3, 1, undefined]);
   });
 
   it("min_copies = 2 holds after a holder is SIGKILLed", async (t) => {

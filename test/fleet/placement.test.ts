@@ -67,6 +67,34 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
     want: "b",
   },
   {
+    name: "all full, the warm saving measured: a warm file outweighs a loss of less over the next 10 minutes",
+    // a: 900 ms/h of reloads over 10 min = 150 ms, less the 600 ms a warm 1 GiB load saves; b: 5 ms.
+    nodes: [
+      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
+      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
+    ],
+    request: { receivedBy: "b", warmSavingMsPerByte: 600 / GiB },
+    want: "a",
+  },
+  {
+    name: "all full, the warm saving measured: not against a loss of more over the next 10 minutes",
+    nodes: [
+      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 9000 }] }),
+      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
+    ],
+    request: { receivedBy: "a", warmSavingMsPerByte: 600 / GiB },
+    want: "b",
+  },
+  {
+    name: "all full, a warm file measured to save nothing (files never leave the page cache): the least loss",
+    nodes: [
+      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
+      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
+    ],
+    request: { receivedBy: "a", warmSavingMsPerByte: 0 },
+    want: "b",
+  },
+  {
     name: "all full, equal loss: the warm file",
     nodes: [
       full("a", T - 60 * MINUTE, { evictable: [{ bytes: GiB, loss: 30 }] }),

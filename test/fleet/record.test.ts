@@ -7,6 +7,7 @@ import {
   busyLadder,
   evictionLadder,
   fleetLoadRate,
+  fleetWarmSaving,
   LOAD_RATE_WINDOW,
   LoadRates,
   nodeRecordOf,
@@ -102,6 +103,50 @@ test("a node's load rate: the median of its recent loads per GiB, over the last 
   assert.deepEqual(rates.published(), { ms_per_gib: 20, loads: 3 }, "a load of unknown size is left out");
   for (let i = 0; i < LOAD_RATE_WINDOW; i++) rates.add(5, GIB);
   assert.deepEqual(rates.published(), { ms_per_gib: 5, loads: LOAD_RATE_WINDOW });
+});
+
+test("a node's load rate apart for warm and cold reloads; first loads in neither", () => {
+  const rates = new LoadRates();
+  rates.add(2500, GIB);
+  assert.deepEqual(rates.published(), { ms_per_gib: 2500, loads: 1 }, "a first load only");
+  rates.add(900, GIB, "cold");
+  rates.add(1100, GIB, "cold");
+  assert.deepEqual(
+    rates.published(),
+    { ms_per_gib: 1100, loads: 3, cold: { ms_per_gib: 900, loads: 2 } },
+    "no warm load yet",
+  );
+  rates.add(300, GIB, "warm");
+  assert.deepEqual(rates.published(), {
+    ms_per_gib: 900,
+    loads: 4,
+    warm: { ms_per_gib: 300, loads: 1 },
+    cold: { ms_per_gib: 900, loads: 2 },
+  });
+});
+
+test("what a warm file saves: the nodes' cold median less their warm one, never below 0", () => {
+  const rate = (cold: number, warm: number, loads = 4) => ({
+    ms_per_gib: cold,
+    loads,
+    cold: { ms_per_gib: cold, loads },
+    warm: { ms_per_gib: warm, loads },
+  });
+  const table: Array<[string, Parameters<typeof fleetWarmSaving>[0], number | null]> = [
+    ["no node measured both", [{ ms_per_gib: 20, loads: 4, cold: { ms_per_gib: 20, loads: 2 } }, undefined], null],
+    [
+      "warm on one node, cold on another",
+      [
+        { ms_per_gib: 900, loads: 2, cold: { ms_per_gib: 900, loads: 2 } },
+        { ms_per_gib: 300, loads: 2, warm: { ms_per_gib: 300, loads: 2 } },
+      ],
+      600 / GIB,
+    ],
+    ["one node", [rate(900, 300)], 600 / GIB],
+    ["files that never leave the page cache save nothing", [rate(20, 22)], 0],
+    ["weighted by the loads", [rate(900, 300, 60), rate(100, 90, 2)], 600 / GIB],
+  ];
+  for (const [name, rates, want] of table) assert.equal(fleetWarmSaving(rates), want, name);
 });
 
 test("the fleet's load rate: the nodes' rates weighted by their loads", () => {

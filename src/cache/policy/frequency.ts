@@ -40,7 +40,12 @@ export function addUsesInPlace(count: DecayedCount, now: EpochMilliseconds, uses
 
 /** The decayed count as a rate in uses per hour. */
 export function perHour(count: DecayedCount | null, now: EpochMilliseconds, halfLifeHours: number): number {
-  return (decayedValue(count, now, halfLifeHours) * Math.LN2) / halfLifeHours;
+  return countAsRate(decayedValue(count, now, halfLifeHours), halfLifeHours);
+}
+
+/** A decayed count's value as the rate it settles at, in uses per hour (`countOfRate`'s inverse). */
+export function countAsRate(value: number, halfLifeHours: number): number {
+  return (value * Math.LN2) / halfLifeHours;
 }
 
 /** A rate in uses per hour as the decayed count that settles at it (`perHour`'s inverse). */

@@ -19,7 +19,7 @@ import {
 } from "../policy/eviction.js";
 import { addUse, type DecayedCount, decayedValue } from "../policy/frequency.js";
 import { PEER_POLICIES, type PeerPolicy, peerOrder, safeCountLimit } from "./peers.js";
-import type { SimModel, SimResult, SimSettings, Trace } from "./types.js";
+import { phaseAt, type RatePhase, type SimModel, type SimResult, type SimSettings, type Trace } from "./types.js";
 
 /** Our policies (`cache.eviction_policy`) and the other runners' rules. */
 export type SimPolicy = EvictionPolicy | PeerPolicy;
@@ -111,9 +111,10 @@ export function countLoad(
 export interface SimOptions {
   /**
    * Each model's frequency as the policy sees it, instead of its decayed count: a reference run that knows each model's
-   * true popularity (e.g. its request count over the whole trace), to tell how much better estimates could gain.
+   * true popularity (its request count over the whole trace, or its true rate in each phase of a trace whose popularity
+   * changes: `RatePhase`s, switched at each phase's start), to tell how much better estimates could gain.
    */
-  knownFrequency?: ReadonlyMap<string, number>;
+  knownFrequency?: ReadonlyMap<string, number> | readonly RatePhase[];
   /** Called at every miss with what the policy saw and chose: a replay decision by decision (bench/eviction-replay.ts). */
   onMiss?: (miss: SimMiss) => void;
 }
@@ -130,6 +131,11 @@ export interface SimMiss {
   candidates: EvictionCandidate[];
   /** The models evicted to make room, in order. */
   victims: string[];
+}
+
+/** The known frequencies in force at `now` (a phase list: its phase then), or undefined. */
+function knownAt(known: SimOptions["knownFrequency"], now: number): ReadonlyMap<string, number> | undefined {
+  return known === undefined || known instanceof Map ? known : phaseAt(known as readonly RatePhase[], now)?.perHour;
 }
 
 /** Replays `trace` under `policy` and `settings`. Throws when a model can never fit the limits. */
@@ -172,8 +178,11 @@ export function simulate(trace: Trace, settings: SimSettings, policy: SimPolicy,
     let candidates: EvictionCandidate[] = [];
     let victimKeys: string[] = [];
     if (shortfall.count > 0 || shortfall.bytes > 0) {
+      const known = knownAt(options.knownFrequency, now);
       candidates = settledLoadTimes(
-        [...resident].map((s) => evictionCandidate(s.model, s, now, limits, options.knownFrequency?.get(s.model.key))),
+        [...resident].map((s) =>
+          evictionCandidate(s.model, s, now, limits, known ? (known.get(s.model.key) ?? 0) : undefined),
+        ),
       );
       const { victims, covers } = isPeer(policy)
         ? takeVictims(peerOrder(candidates, policy), shortfall, () => 0)

@@ -62,3 +62,25 @@ export interface SimResult {
   loadMsTotal: number;
   evictions: number;
 }
+
+/**
+ * A trace's true request rates from `from` on, until the next phase's `from`: what a known-rate reference is told (the
+ * rates a generator draws from, switched when its popularity changes). Recorded traces have none.
+ */
+export interface RatePhase {
+  from: EpochMilliseconds;
+  /** Expected requests per hour of each model. */
+  perHour: ReadonlyMap<string, number>;
+}
+
+/** The phase in force at `now` (the last one from at or before it; the first before any), or undefined when none. */
+export function phaseAt(phases: readonly RatePhase[], now: EpochMilliseconds): RatePhase | undefined {
+  let lo = 0;
+  let hi = phases.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((phases[mid] as RatePhase).from <= now) lo = mid + 1;
+    else hi = mid;
+  }
+  return phases[Math.max(0, lo - 1)];
+}
