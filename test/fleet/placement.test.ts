@@ -17,6 +17,12 @@ const node = placementNode;
 const full = (id: string, lruTime: number, overrides: Partial<PlacementCandidate> = {}) =>
   node(id, { modelCount: 2, memoryUsed: 2 * GiB, lruTime, ...overrides });
 
+/** Two full nodes: `a` holds the model's file in its page cache and loses `loss` making room, `b` loses 30. */
+const warmBeside = (loss: number) => [
+  full("a", T, { warm: true, evictable: [{ bytes: GiB, loss }] }),
+  full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
+];
+
 const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partial<PlacementRequest>; want: string }> = [
   {
     name: "the receiving node when all are equal (no extra hop)",
@@ -59,38 +65,26 @@ const cases: Array<{ name: string; nodes: PlacementCandidate[]; request?: Partia
   },
   {
     name: "all full: a warm file does not outweigh the reload time lost making room",
-    nodes: [
-      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
-      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
-    ],
+    nodes: warmBeside(900),
     request: { receivedBy: "a" },
     want: "b",
   },
   {
     name: "all full, the warm saving measured: a warm file outweighs a loss of less over the next 10 minutes",
     // a: 900 ms/h of reloads over 10 min = 150 ms, less the 600 ms a warm 1 GiB load saves; b: 5 ms.
-    nodes: [
-      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
-      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
-    ],
+    nodes: warmBeside(900),
     request: { receivedBy: "b", warmSavingMsPerByte: 600 / GiB },
     want: "a",
   },
   {
     name: "all full, the warm saving measured: not against a loss of more over the next 10 minutes",
-    nodes: [
-      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 9000 }] }),
-      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
-    ],
+    nodes: warmBeside(9000),
     request: { receivedBy: "a", warmSavingMsPerByte: 600 / GiB },
     want: "b",
   },
   {
     name: "all full, a warm file measured to save nothing (files never leave the page cache): the least loss",
-    nodes: [
-      full("a", T, { warm: true, evictable: [{ bytes: GiB, loss: 900 }] }),
-      full("b", T, { evictable: [{ bytes: GiB, loss: 30 }] }),
-    ],
+    nodes: warmBeside(900),
     request: { receivedBy: "a", warmSavingMsPerByte: 0 },
     want: "b",
   },
