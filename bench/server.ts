@@ -215,9 +215,14 @@ export async function serverOverheadBench(options: { quick: boolean; seed?: numb
     open.push(hosted);
 
     // The direct calls are timed in the baseline process; its CPU time comes with each answer.
+    // Each direct completion is also timed from here: the round trip less the call's own time is the bare process
+    // hop, a wake-up of each process and a small message each way after the generation, with no Inferno code.
     let directCpu = 0;
+    const bareHops: number[] = [];
     const directCall = (op: "complete" | "chat") => async () => {
+      const started = performance.now();
       const reply = await direct.call<Generation>(op, { prompt: PROMPT, maxTokens: MAX_TOKENS });
+      if (op === "complete") bareHops.push(performance.now() - started - reply.ms);
       directCpu = reply.cpuMs;
       return reply.ms;
     };
@@ -259,6 +264,7 @@ export async function serverOverheadBench(options: { quick: boolean; seed?: numb
     // hosts per request would cost the client more than the request.
     for (let i = 0; i < 3; i++) for (const variant of variants) await variant.run();
     await untilQuiet([inProcess, hosted]);
+    bareHops.length = 0;
     const pids = variants.map((variant) => variant.cpuPids());
     const cpuTotals = variants.map(() => 0);
     const timed = variants.map((variant, i) => async () => {
@@ -344,6 +350,17 @@ export async function serverOverheadBench(options: { quick: boolean; seed?: numb
           }
         }
     }
+    figures.push(
+      figure({
+        section: "server",
+        item: "1.6",
+        name: "bare process hop: node-llama-cpp in its own process, called over IPC p50",
+        samples: bareHops,
+        unit: "ms",
+        baseline: "the same call timed in its process",
+        note: `the floor under the host hop: from the bench process, less the call's own time (${bareHops.length} calls); Node's IPC channel, no Inferno code on either side`,
+      }),
+    );
     const control = ratios(ms("direct complete() (again)"), ms("direct complete()"));
     return withControl("server", control, "direct complete()", figures);
   } finally {
