@@ -306,7 +306,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
         const usage = usageOf(node, key);
         const fm = models.get(key) as FleetModel;
         const frequency = known ? knownFrequency(known, key, now, fm.copies.size) : fleetUsage(node, key, fm, now);
-        const candidate = { ...evictionCandidate(fm.model, usage, now, limits, frequency), loads: usage.loads };
+        const candidate = evictionCandidate(fm.model, usage, now, limits, frequency);
         if (!isSpare(node, fm, now)) return candidate;
         spares.add(key);
         return asSpareCopy(candidate);
