@@ -271,14 +271,18 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     node.busy.set(key, ends);
   };
 
-  /** The fleet's typical load time per byte from every node's recent loads (`load_rate`), kept until the next load. */
-  let rate: { value: number | null } | null = null;
-  const fleetRate = (): number | null =>
-    (rate ??= { value: fleetLoadRate(nodes.map((n) => n.loadRates.published())) }).value;
-  /** What a warm file saves per byte, as the nodes measured it (`fleetWarmSaving`), kept until the next load. */
-  let saving: { value: number | null } | null = null;
-  const warmSavingMsPerByte = (): number | null =>
-    (saving ??= { value: fleetWarmSaving(nodes.map((n) => n.loadRates.published())) }).value;
+  /**
+   * From every node's recent loads (`load_rate`): the fleet's typical load time per byte (`fleetLoadRate`) and what a
+   * warm file saves per byte (`fleetWarmSaving`), worked out once and kept until the next load.
+   */
+  let loadFigures: { rate: number | null; saving: number | null } | null = null;
+  const fleetLoads = (): { rate: number | null; saving: number | null } => {
+    if (loadFigures === null) {
+      const published = nodes.map((n) => n.loadRates.published());
+      loadFigures = { rate: fleetLoadRate(published), saving: fleetWarmSaving(published) };
+    }
+    return loadFigures;
+  };
 
   const known = settings.knownRates;
   /** A model's true rate at `now` as a decayed count (the unit eviction weighs), shared over its `copies`. */
@@ -311,7 +315,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
         spares.add(key);
         return asSpareCopy(candidate);
       }),
-      fleetRate(),
+      fleetLoads().rate,
     );
 
   /** Makes room on `node` for `fm` by its policy (spare copies first) and loads it there. */
@@ -343,8 +347,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     const first = usageOf(node, model.key).loads === 0;
     const { cost, warm } = countLoad(usageOf(node, model.key), model, now, limits);
     node.loadRates.add(cost, model.memoryBytes, warm ? "warm" : first ? "first" : "cold");
-    rate = null;
-    saving = null;
+    loadFigures = null;
     if (warm) result.warmLoads++;
     node.resident.add(model.key);
     slotted = null;
@@ -389,7 +392,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
           receivedBy: entry.id,
           exclude: new Set(fm.copies.keys()),
           now,
-          warmSavingMsPerByte: warmSavingMsPerByte(),
+          warmSavingMsPerByte: fleetLoads().saving,
         });
         if (placed.node !== null) {
           load(byId.get(placed.node) as SimNode, fm, now);
@@ -404,7 +407,7 @@ export function simulateFleet(trace: Trace, settings: FleetSimSettings): FleetSi
     const placed = placeModel(candidates(fm.model, now), {
       receivedBy: entry.id,
       now,
-      warmSavingMsPerByte: warmSavingMsPerByte(),
+      warmSavingMsPerByte: fleetLoads().saving,
     });
     if (placed.node === null) throw new Error(`${key} fits no node (${placed.reason})`);
     const node = byId.get(placed.node) as SimNode;

@@ -344,7 +344,6 @@ export class FleetCopies {
   consider(name: string, holders: readonly Holder[], file?: { size: number }): void {
     if (this.adding.has(name) || holders.length === 0) return;
     const loading = holders.filter((h) => h.copy.state === "loading").length;
-    if (loading > 0) return;
     const wanted = this.wantedAtRequest(name, holders);
     if (!addCopy(holders.length, loading, wanted)) return;
     this.add(name, wanted, holders, file);

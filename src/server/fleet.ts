@@ -253,11 +253,7 @@ export interface PeerTarget {
 }
 
 /** A peer's advertised URL taken apart: what every request to it shares. */
-interface Peer {
-  https: boolean;
-  hostname: string;
-  port: string;
-  auth: string | null;
+interface Peer extends Omit<PeerTarget, "path"> {
   /** The URL's own path, in front of each request's (empty for `http://host:port`). */
   prefix: string;
 }
