@@ -44,6 +44,11 @@ test("jsonExact: plain data is; whatever JSON would drop, change or refuse is no
     ["an Error", new Error("x"), false],
     ["a cycle", cyclic, false],
     ["a function", () => 1, false],
+    // Large messages go v8-serialized, the faster format for them.
+    ["a text of 1,000 characters", "x".repeat(1000), true],
+    ["a text of 2,000 characters", "x".repeat(2000), false],
+    ["an array of 16 numbers", Array.from({ length: 16 }, (_, i) => i), true],
+    ["an array of 17 numbers", Array.from({ length: 17 }, (_, i) => i), false],
   ];
   for (const [what, value, exact] of table) assert.equal(jsonExact(value), exact, what);
 });
@@ -55,7 +60,7 @@ function roundTrip(messages: Array<ToHost | FromHost>): { values: unknown[]; fir
   return { values, firstBytes: frames.map((frame) => frame[4] as number) };
 }
 
-test("a generation's call, text and result go as JSON; other values v8-serialized; each decodes as v8's own round trip", () => {
+test("a generation's call, text and result go as JSON; other or large values v8-serialized; each decodes as v8's own round trip", () => {
   const call: ToHost = {
     type: "call",
     id: 7,
@@ -84,11 +89,13 @@ test("a generation's call, text and result go as JSON; other values v8-serialize
     value: { logits: new Float32Array([0.5, -1]), ids: new BigInt64Array([1n, 2n]), count: 3n, when: new Date(5) },
   };
   const looped: FromHost = { type: "result", id: 9, value: cyclic };
-  const messages = [call, result, text, unusual, undefinedField, tensors, looped];
+  // Plain but large: a prompt's tokens.
+  const tokens: FromHost = { type: "result", id: 11, value: Array.from({ length: 1000 }, (_, i) => i) };
+  const messages = [call, result, text, unusual, undefinedField, tensors, looped, tokens];
   const { values, firstBytes } = roundTrip(messages);
   assert.deepEqual(
     firstBytes.map((byte) => (byte === 0x7b ? "json" : byte === 0xff ? "v8" : byte)),
-    ["json", "json", "json", "json", "v8", "v8", "v8"],
+    ["json", "json", "json", "json", "v8", "v8", "v8", "v8"],
   );
   for (const [index, message] of messages.entries()) {
     assert.deepStrictEqual(values[index], deserialize(serialize(message)), `message ${index}`);

@@ -69,45 +69,63 @@ export class ProtocolError extends Error {}
 /**
  * How a frame's body says its format: v8's format begins with its version tag (0xff), a message as JSON with "{".
  *
- * JSON where it is exact, because both take 1–4 µs in a loop but each side encodes or decodes a message on the hop's
- * path with its code out of the caches (right after waking up, or after the model's call), and there JSON is the
- * cheaper: the four encodings and decodings of a non-streamed chat took 0.11–0.14 ms against 0.17–0.20 with v8's
- * format alone (medians of 1,500 requests, two runs each, interleaved, load average 2–3; bench/NOTES.md).
+ * Small messages go as JSON where it is exact: both formats take 1–4 µs in a loop, but each side encodes or decodes a
+ * message on the hop's path with its code out of the caches (right after waking up, or after the model's call), and
+ * there JSON is the cheaper: the four encodings and decodings of a non-streamed chat took 0.11–0.14 ms against
+ * 0.17–0.20 with v8's format alone (medians of 1,500 requests, two runs each, interleaved, load average 2–3;
+ * bench/NOTES.md). Large ones stay v8's, which is the faster there (see `JSON_MAX_SIZE`).
  */
 const JSON_START = 0x7b;
 
-/** How deep `jsonExact` looks before it leaves a value to v8's format (which also takes cycles). */
-const JSON_DEPTH = 64;
+/**
+ * The largest message that goes as JSON, in characters of its strings and keys plus one per value; the most elements
+ * an array of it may have. In a loop a text of ~1,000 characters encodes as fast in either format, one of 16,000 2.6×
+ * slower as JSON; 16 numbers 5× faster as JSON, 256 2× slower; a hundred thousand tokens 9× slower. The bounds also
+ * bound `jsonExact`'s own walk (and end it on a cycle).
+ */
+const JSON_MAX_SIZE = 1024;
+const JSON_MAX_ITEMS = 16;
 
 /**
- * Whether JSON gives `value` back as v8's format would: strings, booleans, null, finite numbers but -0, arrays of
- * nothing but their elements (no holes, no other properties) and objects whose prototype is Object's (or none) made of
- * such values. Not undefined (JSON drops the field, and a spread over defaults tells a field set to undefined from one
- * absent), NaN or ±Infinity (null), -0 (0), bigints, typed arrays, dates, class instances: v8's format keeps them.
+ * Whether `value` is small (`JSON_MAX_SIZE`) and JSON gives it back as v8's format would: strings, booleans, null,
+ * finite numbers but -0, arrays of nothing but their elements (no holes, no other properties) and objects whose
+ * prototype is Object's (or none) made of such values. Not undefined (JSON drops the field, and a spread over defaults
+ * tells a field set to undefined from one absent), NaN or ±Infinity (null), -0 (0), bigints, typed arrays, dates,
+ * class instances: v8's format keeps them.
  */
-export function jsonExact(value: unknown, depth = 0): boolean {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
+export function jsonExact(value: unknown): boolean {
+  let room = JSON_MAX_SIZE;
+  const exact = (item: unknown): boolean => {
+    if (--room < 0) return false;
+    switch (typeof item) {
+      case "string":
+        room -= item.length;
+        return room >= 0;
+      case "boolean":
+        return true;
+      case "number":
+        return Number.isFinite(item) && !Object.is(item, -0);
+      case "object":
+        break;
+      default:
+        return false;
+    }
+    if (item === null) return true;
+    if (Array.isArray(item)) {
+      // The length first: `Object.keys` makes a string of every index.
+      if (item.length > JSON_MAX_ITEMS || Object.keys(item).length !== item.length) return false;
+      for (const element of item) if (!exact(element)) return false;
       return true;
-    case "number":
-      return Number.isFinite(value) && !Object.is(value, -0);
-    case "object":
-      break;
-    default:
-      return false;
-  }
-  if (value === null) return true;
-  if (depth === JSON_DEPTH) return false;
-  if (Array.isArray(value)) {
-    if (Object.keys(value).length !== value.length) return false;
-    for (const item of value) if (!jsonExact(item, depth + 1)) return false;
+    }
+    const prototype: unknown = Object.getPrototypeOf(item);
+    if (prototype !== Object.prototype && prototype !== null) return false;
+    for (const key in item) {
+      room -= key.length;
+      if (!exact((item as Record<string, unknown>)[key])) return false;
+    }
     return true;
-  }
-  const prototype: unknown = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) return false;
-  for (const key in value) if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
-  return true;
+  };
+  return exact(value);
 }
 
 export function encodeFrame(message: ToHost | FromHost): Buffer {
