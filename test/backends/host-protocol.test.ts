@@ -73,7 +73,7 @@ test("a generation's call, text and result go as JSON; other or large values v8-
     id: 7,
     value: { text: " the end", finishReason: "length", usage: { promptTokens: 12, completionTokens: 8 } },
   };
-  const text: FromHost = { type: "text", id: 7, text: "piece ✓" };
+  const text: FromHost = { type: "text", id: 7, text: "piece ✓ \ud83d" };
   // Plain data however it was made: an own "__proto__" key (parsed from a request's JSON), no prototype.
   const unusual: FromHost = {
     type: "result",

@@ -71,9 +71,9 @@ export class ProtocolError extends Error {}
  *
  * Small messages go as JSON where it is exact: both formats take 1–4 µs in a loop, but each side encodes or decodes a
  * message on the hop's path with its code out of the caches (right after waking up, or after the model's call), and
- * there JSON is the cheaper: the four encodings and decodings of a non-streamed chat took 0.11–0.14 ms against
- * 0.17–0.20 with v8's format alone (medians of 1,500 requests, two runs each, interleaved, load average 2–3;
- * bench/NOTES.md). Large ones stay v8's, which is the faster there (see `JSON_MAX_SIZE`).
+ * there JSON is the cheaper: the four encodings and decodings of a non-streamed chat took 0.130 ms against 0.152 with
+ * v8's format alone, of a completion 0.118 against 0.139 (medians of 3,000 requests to the same servers, the format
+ * alternating by request id; bench/NOTES.md). Large ones stay v8's, the faster there (see `JSON_MAX_SIZE`).
  */
 const JSON_START = 0x7b;
 
