@@ -29,7 +29,7 @@ channel.on("data", (chunk: Buffer) => {
       if (!model.startsWith("silent")) send({ type: "loaded", id: message.id, kind: "text", memoryBytes: 1 });
     }
     if (message.type === "call" && model.startsWith("garbage")) {
-      // A frame of 12 bytes holding no v8-serialized value.
+      // A frame of 12 bytes holding a message in neither format (JSON, v8's).
       channel.write(Buffer.concat([Buffer.from([0, 0, 0, 12]), Buffer.from("not a value!")]));
     }
   }
