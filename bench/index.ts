@@ -25,7 +25,11 @@ import { SECTION_ORDER } from "./readme.js";
 import { serverOverheadBench } from "./server.js";
 import { startupBench } from "./startup.js";
 
-type Section = RunnerSection<{ figures: Figure[]; details?: unknown }>;
+/**
+ * What a section gives back: its figures, a report kept as its details, and the load average over its timed part when
+ * that is narrower than the whole section (the runner's window otherwise).
+ */
+type Section = RunnerSection<{ figures: Figure[]; details?: unknown; loadavg?: { before: number; after: number } }>;
 
 /** A section whose bench returns a report: the figures drawn from it, and the report kept as the section's details. */
 function reported<R>(
@@ -54,7 +58,7 @@ const SECTIONS: Section[] = [
   { name: "threads", run: async (o) => ({ figures: await backendThreadsBench(o) }) },
   reported("eviction", evictionBench, evictionFigures),
   { name: "prompt", run: async (o) => ({ figures: await promptCacheBench(o) }) },
-  { name: "fleet", run: async (o) => ({ figures: await fleetBench(o) }) },
+  { name: "fleet", run: (o) => fleetBench(o) },
   reported("fleet-sim", fleetSimBench, fleetSimFigures),
 ];
 const NAMES = SECTIONS.map((s) => s.name);
@@ -66,7 +70,8 @@ const { quick } = selection;
 const fresh: Results = { machine: machine(), sections: {}, figures: [], details: {} };
 const run = await runSections("bench", SECTIONS, selection, async (name, result, sectionRun) => {
   const { details } = result;
-  const busy = result.figures.some((f) => f.controlled) && tooBusy(sectionRun.loadavg, fresh.machine.cores);
+  const busy =
+    result.figures.some((f) => f.controlled) && tooBusy(result.loadavg ?? sectionRun.loadavg, fresh.machine.cores);
   if (busy)
     console.error(`bench: ${name} ran with a load average above ${fresh.machine.cores}: its timed targets are noisy`);
   const figures = busy ? markNoisy(result.figures) : result.figures;
