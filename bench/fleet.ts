@@ -115,14 +115,27 @@ function lowest(resident: number[], score: (model: number) => number): number {
 }
 
 /**
- * One cache of `slots` on `trace` under four rules: LRU (what a fleet evicting its globally oldest model would load),
+ * The same rules on three lone caches of `slots` each, each seeing every third request of `trace` (the round-robin of
+ * the replay), summed; the known-rate rule is told the whole trace's counts. Against `referenceLoads` of the pooled
+ * slots, the ratio a fleet would reach under the same rule as its lone nodes.
+ */
+function loneReferenceLoads(trace: readonly number[], slots: number) {
+  const shares = [0, 1, 2].map((node) => trace.filter((_, i) => i % 3 === node));
+  const each = shares.map((share) => referenceLoads(share, slots, trace));
+  const sum = (rule: keyof (typeof each)[number]) => each.reduce((a, loads) => a + loads[rule], 0);
+  return { lru: sum("lru"), lfu: sum("lfu"), knownRate: sum("knownRate"), offline: sum("offline") };
+}
+
+/**
+ * One cache of `slots` on `trace` (with `rates`, the counts the known-rate rule is told: the trace's own by default)
+ * under four rules: LRU (what a fleet evicting its globally oldest model would load),
  * LFU on the counts so far (the online rule a fleet's shared usage approximates), the known-rate rule (each model's
  * count over the whole trace told in advance: on a stationary trace no online rule knows more) and Belady's offline
  * optimum (the model asked for farthest ahead).
  */
-function referenceLoads(trace: readonly number[], slots: number) {
+function referenceLoads(trace: readonly number[], slots: number, rates: readonly number[] = trace) {
   const total = new Map<number, number>();
-  for (const model of trace) total.set(model, (total.get(model) ?? 0) + 1);
+  for (const model of rates) total.set(model, (total.get(model) ?? 0) + 1);
   const lastUse = (at: number) => (model: number) => trace.lastIndexOf(model, at);
   const soFar = (at: number) => (model: number) => trace.slice(0, at + 1).filter((m) => m === model).length;
   const nextUse = (at: number) => (model: number) => {
@@ -312,6 +325,8 @@ export async function fleetBench(options: {
 
     const distinct = new Set(trace).size;
     const scale = referenceLoads(trace, 3 * SLOTS);
+    const loneScale = loneReferenceLoads(trace, SLOTS);
+    const sameRule = (rule: keyof typeof scale) => `${scale[rule]}/${loneScale[rule]}`;
     const counts = [
       figure({
         section: "fleet",
@@ -331,7 +346,7 @@ export async function fleetBench(options: {
         unit: "×",
         baseline: "3 lone nodes behind round-robin",
         target: { max: 0.4 },
-        note: `${fleetLoads} vs ${lone.loads} loads over ${replays} replay(s) (fleet/lone each: ${perReplay}; one cache of ${3 * SLOTS} slots a replay: LRU ${scale.lru}, LFU on the counts so far ${scale.lfu}, the rates known in advance ${scale.knownRate}, offline optimum ${scale.offline}); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
+        note: `${fleetLoads} vs ${lone.loads} loads over ${replays} replay(s) (fleet/lone each: ${perReplay}; one cache of ${3 * SLOTS} slots a replay: LRU ${scale.lru}, LFU on the counts so far ${scale.lfu}, the rates known in advance ${scale.knownRate}, offline optimum ${scale.offline}; fleet/lone nodes under the same rule, a replay: LRU ${sameRule("lru")}, LFU ${sameRule("lfu")}, rates known ${sameRule("knownRate")}, offline ${sameRule("offline")}); ${trace.length} requests over ${distinct} of ${TRACE_MODELS} models (Zipf s=1), 3 nodes × ${SLOTS} slots`,
       }),
       figure({
         section: "fleet",
