@@ -262,8 +262,9 @@ export async function fleetBench(options: {
   quick: boolean;
   seed: number;
 }): Promise<{ figures: Figure[]; loadavg: { before: number; after: number } }> {
-  // The figure over the bare hop is a difference of two ~5 ms requests per round: on a shared machine it needs many.
-  const rounds = options.quick ? 30 : 300;
+  // The figure over the bare hop is a difference of two ~5 ms requests per round, spread ±0.6 ms (p25–p75): 300 rounds
+  // left its median at 0.46 and 0.55 ms in two quiet runs of the same code; 900 narrow that by √3.
+  const rounds = options.quick ? 30 : 900;
   const traceLength = options.quick ? 120 : 360;
   const replays = options.quick ? 1 : 3;
   const startedAt = loadAverage();
