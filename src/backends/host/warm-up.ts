@@ -1,10 +1,10 @@
 /**
- * A spare host's warm-up: loads a throwaway tiny model a few times, and warms it (`TextModel.warm`: a few short
- * completions and chats), before the host reports ready. The first loads in a fresh process cost about twice the CPU
- * of later ones — V8 compiles node-llama-cpp's loading code and llama.cpp sets up its CPU buffers on first use
- * (measured on the generated medium q8_0 model: 150–330 ms of CPU for the first two loads, 70–140 ms after) —, and so
- * do the first generations (the completion and chat code compiled); a spare host exists so that a cold load, and the
- * first request to the model it loads, pay nothing a process that loaded before would not.
+ * A spare host's warm-up: loads a throwaway tiny model, and warms it (`TextModel.warm`: a few short completions and
+ * chats), before the host reports ready. The first loads in a fresh process cost about twice the CPU of later ones — V8
+ * compiles node-llama-cpp's loading code and llama.cpp sets up its CPU buffers on first use (measured on the generated
+ * medium q8_0 model: 150–330 ms of CPU for the first two loads, 70–140 ms after) —, and so do the first generations
+ * (the completion and chat code compiled); a spare host exists so that a cold load, and the first request to the model
+ * it loads, pay nothing a process that loaded before would not.
  */
 import { rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -16,19 +16,12 @@ import { writeTinyLlamaGguf } from "../../models/gguf-writer.js";
 import type { LlamaBackend } from "../llama.js";
 import { processRunning } from "../common.js";
 
-/**
- * Loads of the warm-up, and how many of the first also generate: V8 optimises a function after a few calls, not one.
- * Two loads left the first real load ~5 ms slower than later ones on the generated medium q8_0 model (19–28 ms, 18 ms
- * after; node-llama-cpp's loading code not yet optimised), five bring it to theirs (18–20 ms); the three more cost
- * ~45 ms of the spare's start-up (bench/NOTES.md, 2026-12-06).
- */
-const WARM_UP_LOADS = 5;
-const WARM_UP_GENERATIONS = 2;
+/** Loads (each with its warm generations) compiled by the warm-up: V8 optimises a function after a few calls, not one. */
+const WARM_UP_LOADS = 2;
 
 /**
- * Loads and unloads a generated nano llama `WARM_UP_LOADS` times with `gpu`, warming the first `WARM_UP_GENERATIONS`.
- * Best effort: a host that cannot write a temporary file is only slower on its first load, so a failure here is
- * ignored.
+ * Loads, warms and unloads a generated nano llama `WARM_UP_LOADS` times with `gpu`. Best effort: a host that cannot write a
+ * temporary file is only slower on its first load, so a failure here is ignored.
  */
 export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Promise<void> {
   let dir: string | undefined;
@@ -60,7 +53,7 @@ export async function warmUp(llama: LlamaBackend, gpu: BackendConfig["gpu"]): Pr
     for (let i = 0; i < WARM_UP_LOADS; i++) {
       const model = await llama.load(descriptor, { backend: config });
       try {
-        if (i < WARM_UP_GENERATIONS) await model.warm?.();
+        await model.warm?.();
       } finally {
         await model.dispose();
       }
