@@ -52,16 +52,29 @@ const MIB = 1024 * 1024;
 
 /**
  * Node flags for a host: the parent's own (e.g. `--max-old-space-size`), without those that cannot apply twice (an
- * inspector port, the test runner's). tsx (`--import tsx` when running from source) goes only to a TypeScript entry —
- * which gets it also when the parent was started some other way —, never to a compiled one: it costs a host ~35 MiB
- * and its start-up.
+ * inspector port, the test runner's) and without a parent's code given on the command line (`node -e`/`-p`, with its
+ * `--input-type`): a host given it would run that code instead of its entry — one that starts Inferno starts a host
+ * of its own, and so on. tsx (`--import tsx` when running from source) goes only to a TypeScript entry — which gets it
+ * also when the parent was started some other way —, never to a compiled one: it costs a host ~35 MiB and its
+ * start-up.
  */
 function hostExecArgv(entry: string): string[] {
   const typescript = entry.endsWith(".ts");
-  const inherited = process.execArgv.filter((flag) => !/^--(inspect|debug|test)/.test(flag));
+  const inherited = withoutEval(process.execArgv).filter((flag) => !/^--(inspect|debug|test)/.test(flag));
   if (!typescript) return withoutTsx(inherited);
   if (!inherited.some((flag) => flag.includes("tsx"))) inherited.push("--import", import.meta.resolve("tsx"));
   return inherited;
+}
+
+/** Node flags without code given on the command line: `-e`/`--eval`/`-p`/`--print` with their code, `--input-type`. */
+export function withoutEval(flags: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    const flag = flags[i] as string;
+    if (/^(-e|--eval|-p|--print|-pe|--input-type)$/.test(flag)) i++;
+    else if (!/^(--eval|--print|--input-type)=/.test(flag)) kept.push(flag);
+  }
+  return kept;
 }
 
 /** Hosts still running: killed when this process exits by any path that runs exit handlers. */
