@@ -127,11 +127,10 @@ function loneReferenceLoads(trace: readonly number[], slots: number) {
 }
 
 /**
- * One cache of `slots` on `trace` (with `rates`, the counts the known-rate rule is told: the trace's own by default)
- * under four rules: LRU (what a fleet evicting its globally oldest model would load),
+ * One cache of `slots` on `trace` under four rules: LRU (what a fleet evicting its globally oldest model would load),
  * LFU on the counts so far (the online rule a fleet's shared usage approximates), the known-rate rule (each model's
- * count over the whole trace told in advance: on a stationary trace no online rule knows more) and Belady's offline
- * optimum (the model asked for farthest ahead).
+ * count in `rates`, the trace itself by default, told in advance: on a stationary trace no online rule knows more) and
+ * Belady's offline optimum (the model asked for farthest ahead).
  */
 function referenceLoads(trace: readonly number[], slots: number, rates: readonly number[] = trace) {
   const total = new Map<number, number>();
