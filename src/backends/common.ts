@@ -390,12 +390,20 @@ const PRELOAD_FLAG = /^--(import|require|loader|experimental-loader)(=|$)/;
  * `--loader` alike): what a child running JavaScript needs of a parent run from the TypeScript source.
  */
 export function withoutTsx(flags: readonly string[]): string[] {
+  return withoutFlags(flags, PRELOAD_FLAG, (value) => value.includes("tsx"));
+}
+
+/**
+ * Node flags without each flag `named` matches (a flag whose value comes after `=` or in the next argument) whose value
+ * `drops` says goes, that value with it.
+ */
+export function withoutFlags(flags: readonly string[], named: RegExp, drops: (value: string) => boolean): string[] {
   const kept: string[] = [];
   for (let i = 0; i < flags.length; i++) {
     const flag = flags[i] as string;
-    const separate = PRELOAD_FLAG.test(flag) && !flag.includes("=");
-    const value = separate ? (flags[i + 1] ?? "") : flag;
-    if (PRELOAD_FLAG.test(flag) && value.includes("tsx")) {
+    const separate = named.test(flag) && !flag.includes("=");
+    const value = separate ? (flags[i + 1] ?? "") : flag.slice(flag.indexOf("=") + 1);
+    if (named.test(flag) && drops(value)) {
       if (separate) i++;
       continue;
     }

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { BackendConfig } from "../../config/schema.js";
 import { ModelCrashed } from "../../errors/index.js";
 import type { ModelFormat } from "../../models/types.js";
-import { HeldEvents, withoutTsx } from "../common.js";
+import { HeldEvents, withoutFlags, withoutTsx } from "../common.js";
 import type { PromptStoreEvent } from "../types.js";
 import {
   encodeFrame,
@@ -66,15 +66,12 @@ function hostExecArgv(entry: string): string[] {
   return inherited;
 }
 
+/** A flag that gives code on the command line (or its type), its value in the next argument or after `=`. */
+const EVAL_FLAG = /^(-e|--eval|-p|--print|-pe|--input-type)(=|$)/;
+
 /** Node flags without code given on the command line: `-e`/`--eval`/`-p`/`--print` with their code, `--input-type`. */
 export function withoutEval(flags: readonly string[]): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < flags.length; i++) {
-    const flag = flags[i] as string;
-    if (/^(-e|--eval|-p|--print|-pe|--input-type)$/.test(flag)) i++;
-    else if (!/^(--eval|--print|--input-type)=/.test(flag)) kept.push(flag);
-  }
-  return kept;
+  return withoutFlags(flags, EVAL_FLAG, () => true);
 }
 
 /** Hosts still running: killed when this process exits by any path that runs exit handlers. */
