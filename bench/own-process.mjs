@@ -22,9 +22,16 @@
  * - `{ op: "proxy", target }`: the bare hop — a minimal `node:http` reverse proxy on loopback that pipes each request
  *   (method, path, headers, body) to `target` over a keep-alive connection and pipes the answer back (status, headers,
  *   body); no model needed, answered with its `url`;
+ * - `{ op: "relay", target }`: the process hop alone — a TCP relay that passes bytes both ways without reading them (no
+ *   HTTP: it could not tell which model a request names); answered with its `url`;
+ * - `{ op: "route", target }`: the least an HTTP-aware forward does — written on `node:net`, no HTTP library: reads a
+ *   request's head and its Content-Length body, parses the body's JSON for its `model` (what a router must read),
+ *   writes the request's bytes to a kept connection and passes the answer's bytes back once its Content-Length is in
+ *   (no chunked answers, no errors handled: a floor, not a proxy); answered with its `url`;
  * - `{ op: "cpu" }`: only the pid and CPU time.
  */
 import { Agent, createServer, request as httpRequest } from "node:http";
+import { connect, createServer as createTcpServer } from "node:net";
 import { performance } from "node:perf_hooks";
 import { getLlama, LlamaChat, LlamaCompletion, LlamaLogLevel, resolveChatWrapper } from "node-llama-cpp";
 
@@ -160,6 +167,87 @@ function proxy(target) {
   );
 }
 
+/** Listens on loopback with a `node:net` server; resolves with its URL. */
+function listenTcp(server) {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${server.address().port}`)),
+  );
+}
+
+/** The process hop alone: bytes passed both ways on a connection of their own to `target`, never read. */
+function relay(target) {
+  const { hostname, port } = new URL(target);
+  const server = createTcpServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+  });
+  return listenTcp(server);
+}
+
+const HEAD_END = Buffer.from("\r\n\r\n");
+
+/** Where an HTTP message's head ends in `bytes`, and its Content-Length; null until the head is in. */
+function messageHead(bytes) {
+  const end = bytes.indexOf(HEAD_END);
+  if (end < 0) return null;
+  const match = /\r\ncontent-length: *(\d+)/i.exec(bytes.subarray(0, end).toString("latin1"));
+  return { bodyAt: end + 4, length: match ? Number(match[1]) : 0 };
+}
+
+/**
+ * Reads whole HTTP messages from `socket` (head and Content-Length body), one at a time: calls `onMessage(bytes,
+ * bodyAt)` for each.
+ */
+function messages(socket, onMessage) {
+  let pending = Buffer.alloc(0);
+  socket.on("data", (chunk) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    for (;;) {
+      const head = messageHead(pending);
+      if (head === null || pending.length < head.bodyAt + head.length) return;
+      const message = pending.subarray(0, head.bodyAt + head.length);
+      pending = pending.subarray(message.length);
+      onMessage(message, head.bodyAt);
+    }
+  });
+}
+
+/**
+ * The least an HTTP-aware forward does: each request read whole, its body's model read, its bytes written to a kept
+ * connection to `target`, the answer's bytes passed back once whole. One request at a time per client connection.
+ */
+function route(target) {
+  const { hostname, port } = new URL(target);
+  const idle = [];
+  const server = createTcpServer((client) => {
+    client.setNoDelay(true);
+    messages(client, (request, bodyAt) => {
+      const { model } = JSON.parse(request.subarray(bodyAt).toString("utf8"));
+      if (typeof model !== "string") throw new Error("no model in the request");
+      let upstream = idle.pop();
+      if (upstream === undefined) {
+        upstream = connect(Number(port), hostname);
+        upstream.setNoDelay(true);
+        messages(upstream, (answer) => upstream.answer(answer));
+      }
+      upstream.answer = (answer) => {
+        idle.push(upstream);
+        client.write(answer);
+      };
+      upstream.write(request);
+    });
+  });
+  return listenTcp(server);
+}
+
 const operations = {
   async start({ threads }) {
     llama = await getLlama({
@@ -201,6 +289,12 @@ const operations = {
   },
   async proxy({ target }) {
     return { url: await proxy(target) };
+  },
+  async relay({ target }) {
+    return { url: await relay(target) };
+  },
+  async route({ target }) {
+    return { url: await route(target) };
   },
   async cpu() {
     return {};

@@ -13,7 +13,7 @@ import { descendants, processCpuMs } from "../testkit/process.js";
 import { type Generation, ownProcess } from "./own-process.js";
 import { postJson } from "./server.js";
 import { Agent } from "node:http";
-import { figure, tooBusy, withControl } from "./report.js";
+import { figure, formatFigureValue, tooBusy, withControl } from "./report.js";
 
 it("the baselines run in processes of their own: the pids differ from the bench's and from each other", async (t) => {
   const path = join(await tempDir(t), "nano.gguf");
@@ -46,6 +46,17 @@ it("the baselines run in processes of their own: the pids differ from the bench'
   assert.ok(![process.pid, generation.pid, floorPid].includes(proxyPid));
   const proxied = JSON.parse(await postJson(agent, `${proxyUrl}/`, { prompt: "Once upon a time", max_tokens: 4 }));
   assert.deepEqual(proxied, answer, "greedy: the same text through the hop");
+  // The floors beside it: a TCP relay, and the least HTTP-aware forward (which reads the body's model), several
+  // requests each over kept connections.
+  const floors = await ownProcess(1);
+  t.after(() => floors.close());
+  for (const op of ["relay", "route"]) {
+    const { url: hopUrl } = await floors.call<{ url: string }>(op, { target: url });
+    for (let i = 0; i < 3; i++) {
+      const request = { model: "nano", prompt: "Once upon a time", max_tokens: 4 };
+      assert.deepEqual(JSON.parse(await postJson(agent, `${hopUrl}/`, request)), answer, `${op}, request ${i + 1}`);
+    }
+  }
 
   const together = await direct.call<{ tokens: number }>("concurrent", {
     prompt: "Once upon a time",
@@ -89,4 +100,16 @@ it("the bench shuffles its variant order every round, and an A/A control outside
       [null, true],
     ],
   );
+});
+
+it("a figure that misses or meets its target by less than the rounding prints with the decimals that show it", () => {
+  const show = (value: number, target: { max?: number; min?: number } | null, unit = "×") =>
+    formatFigureValue({ value, unit, target });
+  assert.equal(show(275 / 685, { max: 0.4 }), "0.401×", "a miss by 0.0015 is not printed as the bound");
+  assert.equal(show(0.3996, { max: 0.4 }), "0.3996×");
+  assert.equal(show(0.4, { max: 0.4 }), "0.40×", "on the bound: as usual");
+  assert.equal(show(0.41, { max: 0.4 }), "0.41×", "apart at the usual rounding: as usual");
+  assert.equal(show(1.0002, { min: 0.95, max: 1 }), "1.0002×");
+  assert.equal(show(0.4013, null), "0.40×", "no target: as usual");
+  assert.equal(show(0.5049, { max: 0.5 }, "ms"), "0.505 ms");
 });

@@ -5,7 +5,7 @@
  * every `npm run bench`, and `npm run docs:check` fails when the page does not match the file).
  */
 import { evictionTable, type EvictionReport } from "./eviction.js";
-import { AA_BAND, formatTarget, formatValue, renderTable, type Results } from "./report.js";
+import { AA_BAND, formatFigureValue, formatTarget, renderTable, type Results } from "./report.js";
 
 function markdownRows(rows: string[][]): string {
   const [header = [], ...body] = rows;
@@ -29,7 +29,7 @@ export function renderBlock(results: Results, sections: readonly string[]): stri
     missed.length === 0
       ? "Every target met."
       : `Targets missed (${missed.length} of ${results.figures.filter((f) => f.met !== null).length}): ${missed
-          .map((f) => `${f.name} ${formatValue(f.value, f.unit)} (target ${formatTarget(f.target, f.unit)})`)
+          .map((f) => `${f.name} ${formatFigureValue(f)} (target ${formatTarget(f.target, f.unit)})`)
           .join("; ")}.`,
     ...(noisy === 0
       ? []

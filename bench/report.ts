@@ -136,6 +136,24 @@ export function formatValue(value: number, unit: string): string {
   return unit === "×" ? `${formatNumber(value)}×` : `${formatNumber(value)} ${unit}`;
 }
 
+/**
+ * A figure's value as `formatValue` prints it, with more decimals (up to 4) where it would print the same as a bound of
+ * its target it is not equal to: 0.4015× against ≤ 0.40× reads 0.402×, not a "0.40×" marked missed.
+ */
+export function formatFigureValue(f: Pick<Figure, "value" | "unit" | "target">): string {
+  const { value, unit, target } = f;
+  const bounds = [target?.min, target?.max].filter((b): b is number => b !== undefined && b !== value);
+  let text = formatNumber(value);
+  const shown = text.includes(".") ? text.length - text.indexOf(".") - 1 : 0;
+  if (Number.isFinite(value) && !text.includes("e") && bounds.some((b) => b.toFixed(shown) === text)) {
+    for (let digits = shown + 1; digits <= 4; digits++) {
+      text = value.toFixed(digits);
+      if (bounds.every((b) => b.toFixed(digits) !== text)) break;
+    }
+  }
+  return unit === "×" ? `${text}×` : `${text} ${unit}`;
+}
+
 export function formatTarget(target: Target | null, unit: string): string {
   if (target === null) return "";
   const v = (x: number) => formatValue(x, unit);
@@ -158,7 +176,7 @@ function row(f: Figure): string[] {
   return [
     f.item ?? "",
     f.name,
-    formatValue(f.value, f.unit),
+    formatFigureValue(f),
     f.baseline ?? "",
     formatTarget(f.target, f.unit),
     f.noisy ? "noisy" : f.met === null ? "" : f.met ? "met" : "MISSED",
