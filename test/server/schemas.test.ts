@@ -116,7 +116,7 @@ describe("request bodies: a 400 names the field", () => {
       embeddingRequestSchema,
       { model: "m", input: "x", dimensions: 8 },
       "dimensions",
-      /choosing dimensions is/,
+      /^dimensions: choosing dimensions is not supported \(embeddings have the model's own size\)$/,
     ],
     ["load keep_alive", loadRequestSchema, { keep_alive: true }, "keep_alive", /Invalid input/],
   ];
