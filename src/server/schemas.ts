@@ -62,7 +62,7 @@ export const withoutEffect = {
   store: z
     .boolean()
     .refine((value) => value === false, {
-      message: "store: true is not supported: Inferno is stateless and keeps no responses",
+      message: "true is not supported: Inferno is stateless and keeps no responses",
     })
     .nullish(),
   prompt_cache_key: shortName().nullish(),
