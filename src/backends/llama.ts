@@ -835,10 +835,15 @@ export class LlamaBackend implements Backend {
     try {
       return await sharedLlama(config.gpu);
     } catch (error) {
-      throw new ModelLoadFailed(
-        `llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`,
-        { cause: error },
-      );
+      // node-llama-cpp names no reason when none of its prebuilt binaries for this GPU type loads (no driver or runtime).
+      const reason =
+        (error as Error).constructor.name === "NoBinaryFoundError"
+          ? `no llama.cpp build for ${String(config.gpu)} runs on this machine (its driver or runtime is missing); ` +
+            `use gpu = "auto" to take what runs, or false for the CPU`
+          : (error as Error).message;
+      throw new ModelLoadFailed(`llama.cpp could not start (gpu = ${String(config.gpu)}): ${reason}`, {
+        cause: error,
+      });
     }
   }
 
