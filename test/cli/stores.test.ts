@@ -43,7 +43,7 @@ test("the stores present are read by default; models list --stores shows each; m
     all.stderr,
     new RegExp(`ollama: 2 model\\(s\\) in ${ollama} \\(not enabled: add "ollama" to model_stores\\)`),
   );
-  assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub not found/);
+  assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub, which does not exist \(not enabled/);
 
   await writeFile(s.localFile, 'model_stores = ["ollama"]\n');
   const enabled = JSON.parse((await s.run(["--json", "models", "list"], env)).stdout) as Array<{
