@@ -4,10 +4,10 @@ import { truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
-const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
+const LOCAL = TEST_LOCAL_ENV;
 
 test("a truncated model in run gives the one sentence models validate gives, not llama.cpp's log", async (t) => {
   const s = await cliSandbox(t);

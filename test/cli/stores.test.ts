@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV as FAST } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV as FAST } from "../../testkit/models.js";
 import { ollamaModel } from "../../testkit/stores.js";
 
 test("the stores present are read by default; models list --stores shows each; model_stores narrows them", async (t) => {
