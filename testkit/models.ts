@@ -53,6 +53,12 @@ export const TEST_BACKEND_ENV: Record<string, string> = {
   INFERNO_BACKEND__ISOLATION: "in-process",
 };
 
+/**
+ * TEST_BACKEND_ENV with `[server] port` where nothing answers, for CLI tests of `inferno run`: it runs in the test's
+ * process even while a developer's own `inferno serve` (`npm start`) listens on the default port.
+ */
+export const TEST_LOCAL_ENV: Record<string, string> = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
+
 export interface TinyModelsOptions {
   /** GGUF files to write, by path relative to the directory. Default: `{ "tiny.gguf": {} }` (nano, f32, seed 1). */
   gguf?: Record<string, TinyLlamaOptions>;

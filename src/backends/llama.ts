@@ -788,8 +788,9 @@ function sharedLlama(gpu: GpuSetting): Promise<Llama> {
 }
 
 /**
- * What a saved sequence state is bound to: the model file's version, the context settings that shape the state, and
- * the llama.cpp release. A state of any other binding is never loaded (see prompt-store.ts).
+ * What a saved sequence state is bound to: the model file's version, the context settings that shape the state (the
+ * sequence count among them), and the llama.cpp release. A state of any other binding is never loaded (see
+ * prompt-store.ts).
  */
 function promptBinding(
   llama: Llama,
@@ -803,6 +804,9 @@ function promptBinding(
     context: {
       contextSize: context.contextSize,
       batchSize: context.batchSize,
+      // llama.cpp refuses a state saved with another sequence count ("n_stream mismatch"), and `inferno run` loads
+      // one where `inferno serve` loads several.
+      sequences: context.totalSequences,
       flashAttention: String(context.flashAttention),
       kvCacheKeyType: String(context.kvCacheKeyType),
       kvCacheValueType: String(context.kvCacheValueType),
@@ -831,10 +835,15 @@ export class LlamaBackend implements Backend {
     try {
       return await sharedLlama(config.gpu);
     } catch (error) {
-      throw new ModelLoadFailed(
-        `llama.cpp could not start (gpu = ${String(config.gpu)}): ${(error as Error).message}`,
-        { cause: error },
-      );
+      // node-llama-cpp names no reason when none of its prebuilt binaries for this GPU type loads (no driver or runtime).
+      const reason =
+        (error as Error).constructor.name === "NoBinaryFoundError"
+          ? `no llama.cpp build for ${String(config.gpu)} runs on this machine (its driver or runtime is missing); ` +
+            `use gpu = "auto" to take what runs, or false for the CPU`
+          : (error as Error).message;
+      throw new ModelLoadFailed(`llama.cpp could not start (gpu = ${String(config.gpu)}): ${reason}`, {
+        cause: error,
+      });
     }
   }
 

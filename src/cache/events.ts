@@ -78,6 +78,22 @@ export type CacheMetrics = { [E in keyof CacheEvents]?: (payload: CacheEvents[E]
 
 type AnyListener = (event: CacheEvent) => void;
 
+const isCacheEvent = (name: string): name is keyof CacheEvents =>
+  (CACHE_EVENT_NAMES as readonly string[]).includes(name);
+
+/**
+ * Refuses a subscription that would never fire (JavaScript callers have no type check): an unknown event name, naming
+ * the known ones, or a listener that is not a function.
+ */
+export function checkListener(event: string, listener: unknown, refuse: (message: string) => Error): void {
+  if (!isCacheEvent(event)) {
+    throw refuse(`there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
+  }
+  if (typeof listener !== "function") {
+    throw refuse(`${event} must be a function (the listener); found ${typeof listener}`);
+  }
+}
+
 /** Subscribers by event type, plus listeners of every event. A listener that throws is reported to `onListenerError`. */
 export class CacheEventSource {
   private readonly listeners = new Map<keyof CacheEvents, Set<(payload: never) => void>>();
@@ -124,12 +140,8 @@ export class CacheEventSource {
    */
   subscribeAll(metrics: CacheMetrics, refuse: (message: string) => Error): void {
     for (const [event, listener] of Object.entries(metrics)) {
-      if (!(CACHE_EVENT_NAMES as readonly string[]).includes(event)) {
-        throw refuse(`there is no cache event "${event}"; expected one of ${CACHE_EVENT_NAMES.join(", ")}`);
-      }
-      if (listener === undefined) continue;
-      if (typeof listener !== "function")
-        throw refuse(`${event} must be a function (the listener); found ${typeof listener}`);
+      if (listener === undefined && isCacheEvent(event)) continue;
+      checkListener(event, listener, refuse);
       this.on(event as keyof CacheEvents, listener as (payload: unknown) => void);
     }
   }

@@ -34,7 +34,7 @@ import {
   modelOf,
   type ReadyEntry,
 } from "./entry-table.js";
-import { CacheEventSource, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
+import { CacheEventSource, checkListener, type CacheEvent, type CacheEvents, type CacheMetrics } from "./events.js";
 import { type FleetEviction, MemoryLedger } from "./limits.js";
 import type { CacheState, PersistedGgufFacts, StateStore } from "./persistence/types.js";
 import { Pins } from "./limits.js";
@@ -736,8 +736,9 @@ export class ModelCache implements AsyncDisposable {
     return this.close();
   }
 
-  /** Subscribes to an event; returns the unsubscribe function. */
+  /** Subscribes to an event; returns the unsubscribe function. An unknown event name is a `BadRequest`. */
   on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): () => void {
+    checkListener(event, listener, (message) => new BadRequest(`on: ${message}`));
     return this.events.on(event, listener);
   }
 

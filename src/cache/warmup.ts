@@ -46,6 +46,24 @@ export async function planWarmupFrom(
   return warmupPlan({ ...inputs, estimates }, strategy, limits);
 }
 
+/**
+ * The models a warm-up may load, by key: every model the source lists, and the variants with saved statistics (a
+ * preset, or a request's `num_ctx`: the file's key with a `#…` suffix), which no listing holds. A variant is resolved
+ * by its saved name (`tiny#ctx=4096` names itself) and kept when that still leads to the same key.
+ */
+export async function warmupCandidates(
+  models: Pick<ModelSource, "list" | "resolve">,
+  saved: Iterable<{ key: string; name: string }>,
+): Promise<Map<string, ModelDescriptor>> {
+  const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
+  for (const { key, name } of saved) {
+    if (descriptors.has(key) || !key.includes("#")) continue;
+    const variant = await models.resolve(name).catch(() => null);
+    if (variant?.key === key) descriptors.set(key, variant);
+  }
+  return descriptors;
+}
+
 /** What the warm-up does to the cache: load a model, and wait for the backends to settle. */
 export interface WarmupHost {
   /**
@@ -159,9 +177,9 @@ export class Warmer {
   private async rank(strategy: WarmupStrategy): Promise<{ plan: ModelDescriptor[]; skipped: WarmupResult["skipped"] }> {
     const { models, book, config } = this.o;
     const { pins } = this.o.entries;
-    const descriptors = new Map((await models.list()).map((d) => [d.key, d]));
-    const now = this.o.time.now();
     const usages = [...book.values()];
+    const descriptors = await warmupCandidates(models, usages);
+    const now = this.o.time.now();
     const room = this.o.memoryLimit > 0 ? this.o.memoryLimit : Infinity;
     const ranked = await planWarmupFrom(
       {

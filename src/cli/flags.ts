@@ -65,6 +65,10 @@ export const COMMAND_FLAGS = {
 } as const satisfies Record<string, readonly ConfigFlagName[]>;
 
 /** The flag's entry in `CONFIG_FLAGS`. */
+/** What a MODEL argument takes (`run`, `models info`): every name the one resolver does (docs/models.md, Names). */
+export const MODEL_ARGUMENT_HELP =
+  "model name: a file name or stem, a path in the models directory, a store tag (`phi3:mini`), a preset or an alias";
+
 export function configFlag(name: ConfigFlagName): ConfigFlag {
   return CONFIG_FLAGS.find((f) => f.flag === name) as ConfigFlag;
 }

@@ -352,7 +352,7 @@ export const serverSchema = z
       .string()
       .default("")
       .describe(
-        "When set, every `/v1` route needs `Authorization: Bearer <key>`. The CLI uses it to reach the server.",
+        "When set, every `/v1` and `/api` route needs `Authorization: Bearer <key>` (`/health`, `/ready`, `/metrics` and the status page itself stay open). The CLI uses it to reach the server.",
       ),
     allowed_hosts: z
       .array(z.string().min(1).max(253))

@@ -21,14 +21,25 @@ function commentLines(text: string): string[] {
   return [...lines, line];
 }
 
-function keyBlock(info: KeyInfo, defaultCacheDir: string): string[] {
+/**
+ * A key's block: its meaning, then the line to uncomment with its default — the value found here for a path whose
+ * default depends on the machine, `…` for a key with none (its meaning says what applies).
+ */
+function keyBlock(info: KeyInfo, paths: StarterPaths): string[] {
   const name = info.path[info.path.length - 1] as string;
-  const value = info.key === "cache.cache_dir" ? defaultCacheDir : info.defaultValue;
-  return [...commentLines(info.description), `# ${formatKey([name])} = ${tomlValue(value)}`, ""];
+  const value = paths[info.key as keyof StarterPaths] ?? info.defaultValue;
+  const shown = value === undefined ? "…" : tomlValue(value);
+  return [...commentLines(info.description), `# ${formatKey([name])} = ${shown}`, ""];
 }
 
-/** The starter file's text. `defaultCacheDir` is shown as `cache.cache_dir`'s value, which has no fixed default. */
-export function starterConfig(defaultCacheDir: string): string {
+/** The defaults that depend on the machine and the user, shown as the values of their keys. */
+export interface StarterPaths {
+  models_dir: string;
+  "cache.cache_dir": string;
+}
+
+/** The starter file's text. */
+export function starterConfig(paths: StarterPaths): string {
   const lines = [
     "# Inferno configuration. Every setting below shows its default; uncomment a line to change it,",
     "# or use `inferno config set KEY VALUE`. Reference: docs/configuration.md.",
@@ -45,7 +56,7 @@ export function starterConfig(defaultCacheDir: string): string {
   }
   for (const [section, keys] of sections) {
     if (section !== "") lines.push(...commentLines(sectionDescription(section)), `[${section}]`, "");
-    for (const info of keys) lines.push(...keyBlock(info, defaultCacheDir));
+    for (const info of keys) lines.push(...keyBlock(info, paths));
     if (section === "cache") lines.push(...recordExample(recordKeys.filter((k) => k.path[0] === "cache")));
   }
   lines.push(...presetExample(recordKeys.filter((k) => k.path[0] === "models")));

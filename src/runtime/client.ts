@@ -36,11 +36,17 @@ const CALL_TIMEOUT_MS = 10 * 60 * 1000;
 export function serverUrl(server: Pick<ServerConfig, "host" | "port">, override?: string): string {
   if (override) {
     const url = override.includes("://") ? override : `http://${override}`;
+    const refused = () =>
+      new UsageError(`--server expects a URL like http://127.0.0.1:8080, found ${JSON.stringify(override)}`);
+    let parsed: URL;
     try {
-      return new URL(url).toString().replace(/\/$/, "");
+      parsed = new URL(url);
     } catch {
-      throw new UsageError(`--server expects a URL like http://127.0.0.1:8080, found ${JSON.stringify(override)}`);
+      throw refused();
     }
+    // Another scheme (ftp://, a typo such as htp://) would only ever be "no server running there".
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw refused();
+    return parsed.toString().replace(/\/$/, "");
   }
   const host = dialHost(server.host);
   const literal = host.includes(":") ? `[${host}]` : host;

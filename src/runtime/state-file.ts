@@ -12,7 +12,7 @@ import { Pins } from "../cache/limits.js";
 import type { CacheState, PersistedModel } from "../cache/persistence/types.js";
 import { warmupLimits } from "../cache/policy/warmup.js";
 import { emptyCounters, memoryLimitBytes, statsFromState, warmupHistoryOf } from "../cache/state-view.js";
-import { planWarmupFrom } from "../cache/warmup.js";
+import { planWarmupFrom, warmupCandidates } from "../cache/warmup.js";
 import type { CacheStats, WarmupStrategy } from "../cache/types.js";
 import type { InfernoConfig } from "../config/schema.js";
 import { ModelAmbiguous, ModelNotFound, ModelPinned } from "../errors/index.js";
@@ -198,9 +198,9 @@ export class StateFile {
       return { strategy: "given", plan, skipped };
     }
     const strategy = options.strategy ?? this.config.cache.warmup_strategy;
-    const descriptors = await manager.list().catch(() => [] as ModelDescriptor[]);
-    const byKey = new Map(descriptors.map((d) => [d.key, d]));
     const saved = state?.models ?? [];
+    const byKey = await warmupCandidates(manager, saved).catch(() => new Map<string, ModelDescriptor>());
+    const descriptors = [...byKey.values()];
     const pins = await this.pins(state);
     const now = this.now();
     const limit = memoryLimitBytes(this.config.cache, this.systemMemoryBytes);

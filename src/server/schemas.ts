@@ -62,7 +62,7 @@ export const withoutEffect = {
   store: z
     .boolean()
     .refine((value) => value === false, {
-      message: "store: true is not supported: Inferno is stateless and keeps no responses",
+      message: "true is not supported: Inferno is stateless and keeps no responses",
     })
     .nullish(),
   prompt_cache_key: shortName().nullish(),
@@ -287,7 +287,7 @@ export const embeddingRequestSchema = z.object({
   model: modelName(),
   input: z.union([z.string(), z.array(z.string()).min(1)]),
   encoding_format: z.enum(["float", "base64"]).optional(),
-  dimensions: unsupported("choosing dimensions is (embeddings have the model's own size)"),
+  dimensions: refusedBecause("choosing dimensions is not supported (embeddings have the model's own size)"),
   keep_alive: keepAlive.optional(),
   truncate_prompt_tokens: truncatePromptTokens,
 });

@@ -63,8 +63,13 @@ const prompts = (cache: string) => join(cache, "prompts");
 const files = async (cache: string, ext: string) => (await readdir(prompts(cache))).filter((f) => f.endsWith(ext));
 
 /** Saves one prefix of model `name` (used twice, so it is worth something) and returns the fresh answer to `next(2)`. */
-async function saveOne(backend: Backend, name: string, cache: string): Promise<string> {
-  const { model, events } = await load(backend, name, cache);
+async function saveOne(
+  backend: Backend,
+  name: string,
+  cache: string,
+  options: Partial<LoadOptions> = {},
+): Promise<string> {
+  const { model, events } = await load(backend, name, cache, options);
   const fresh = await model.complete(next(2), { ...greedy, cachePrompt: false });
   await model.complete(next(1), greedy);
   await model.dispose();
@@ -143,6 +148,26 @@ describe("prompt store, in process", () => {
     assert.ok(quarantined.some((f) => f.includes(".state.")) && quarantined.some((f) => f.includes(".json.")));
   });
 
+  test("a state saved with another sequence count is refused by its sidecar, before llama.cpp reads it", async () => {
+    // `inferno run` loads one sequence, `inferno serve` several: llama.cpp cannot load a state across that change
+    // ("n_stream mismatch" on stderr), so the binding names the count and the scan refuses the state at load.
+    const cache = cacheDir();
+    const { model: one } = await load(llama, "a", cache, { backend: { ...config, parallel: 1 } });
+    await one.complete(next(1), greedy);
+    await one.dispose();
+    assert.equal((await files(cache, ".state")).length, 1);
+    const { model, events } = await load(llama, "a", cache, { backend: { ...config, parallel: 2 } });
+    try {
+      assert.deepEqual(
+        events.map((e) => [e.action, e.reason]),
+        [["quarantined", "made for another model file or context setting"]],
+      );
+      assert.equal((await model.complete(next(2), greedy)).usage.cachedPromptTokens, 0);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   test("a state of another model put in its place is refused and quarantined", async () => {
     const cache = cacheDir();
     await saveOne(llama, "a", cache);
@@ -196,11 +221,12 @@ describe("prompt store, in process", () => {
 
   test("the budget holds: the least valuable prefix goes first", async () => {
     const cache = cacheDir();
-    await saveOne(llama, "a", cache);
+    const oneSequence = { backend: { ...config, parallel: 1 } };
+    await saveOne(llama, "a", cache, oneSequence);
     const one = (await stat(join(prompts(cache), (await files(cache, ".state"))[0] as string))).size;
     // Room for one state: saving a second, more valuable prefix evicts the first.
     const budgetMb = (one * 1.9) / (1024 * 1024);
-    const { model, events } = await load(llama, "a", cache, { budgetMb, backend: { ...config, parallel: 1 } });
+    const { model, events } = await load(llama, "a", cache, { budgetMb, ...oneSequence });
     const other = SYSTEM.split(" ").reverse().join(" ");
     for (let i = 0; i < 4; i++) await model.complete(`${other} ${i}`, greedy);
     await model.dispose();

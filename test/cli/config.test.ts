@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { parse as parseToml } from "smol-toml";
 import { packageVersion } from "../../src/cli/program.js";
 import { cliSandbox } from "../../testkit/cli.js";
 
@@ -287,6 +288,13 @@ test("config init writes a commented starter that validates, and never overwrite
   assert.match(starter, /^# max_cached_models = 5$/m);
   assert.match(starter, /^# \[cache\.models\."my_model\.gguf"\]$/m);
   assert.ok(starter.includes(`# cache_dir = "${join(s.home, ".cache", "inferno")}"`));
+  assert.ok(starter.includes(`# models_dir = "${s.modelsDir}"`));
+  // Every line to uncomment is TOML as it stands, or `…` for a key without a default (never `key = ` and nothing).
+  for (const line of starter.split("\n").filter((l) => /^# [\w."]+ = /.test(l))) {
+    const assignment = line.slice(2);
+    if (assignment.endsWith(" = …")) continue;
+    assert.doesNotThrow(() => parseToml(assignment), line);
+  }
 
   const validate = await s.run(["config", "validate"]);
   assert.equal(validate.code, 0, validate.stderr);

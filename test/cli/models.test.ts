@@ -7,10 +7,10 @@ import { test } from "node:test";
 import { main } from "../../src/cli/main.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV } from "../../testkit/models.js";
 import { tinyAddOnnx } from "../../testkit/onnx.js";
 
-const FAST = TEST_BACKEND_ENV;
+const FAST = TEST_LOCAL_ENV;
 
 test("models demo, then run it: the README's first commands", async (t) => {
   const s = await cliSandbox(t);
@@ -164,7 +164,7 @@ test("run shows a progress line while loading only when stderr is a terminal, an
     {
       stdout: sink(false),
       stderr: sink(true),
-      env: { ...s.env, ...TEST_BACKEND_ENV },
+      env: { ...s.env, ...TEST_LOCAL_ENV },
       cwd: s.cwd,
     },
   );

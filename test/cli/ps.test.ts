@@ -79,6 +79,10 @@ describe("serverUrl", () => {
     it(`${host}:${port}${flag ? ` --server ${flag}` : ""} → ${expected}`, () =>
       assert.equal(serverUrl({ host, port }, flag), expected));
   }
-  it("refuses a --server that is not a URL", () =>
-    assert.throws(() => serverUrl({ host: "h", port: 1 }, "http://"), /--server expects a URL/));
+  it("refuses a --server that is not an http(s) URL", () => {
+    for (const flag of ["http://", "ftp://box:21", "htp://127.0.0.1:8080"]) {
+      assert.throws(() => serverUrl({ host: "h", port: 1 }, flag), /^UsageError: --server expects a URL/, flag);
+    }
+    assert.equal(serverUrl({ host: "h", port: 1 }, "https://box"), "https://box");
+  });
 });

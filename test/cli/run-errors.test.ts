@@ -4,10 +4,10 @@ import { truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
-const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
+const LOCAL = TEST_LOCAL_ENV;
 
 test("a truncated model in run gives the one sentence models validate gives, not llama.cpp's log", async (t) => {
   const s = await cliSandbox(t);
@@ -40,4 +40,15 @@ test("Ollama's verbs get a one-line pointer to the Inferno command (exit 2)", as
   }
   const help = await s.run(["--help"]);
   assert.doesNotMatch(help.stdout, /^\s+pull\b/m, "hidden from --help");
+});
+
+test("--gpu cuda where no CUDA build runs says so in one line and how to choose another (exit 1)", async (t) => {
+  const s = await cliSandbox(t);
+  await s.run(["models", "demo"]);
+  const run = await s.run(["run", "inferno-demo", "Hello", "--gpu", "cuda", "--max-tokens", "2"], LOCAL);
+  if (run.code === 0) return t.skip("this machine runs llama.cpp's CUDA build");
+  assert.equal(run.code, 1, run.stderr);
+  assert.deepEqual(run.stderr.trim().split("\n"), [
+    'error: llama.cpp could not start (gpu = cuda): no llama.cpp build for cuda runs on this machine (its driver or runtime is missing); use gpu = "auto" to take what runs, or false for the CPU',
+  ]);
 });

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV } from "../../testkit/models.js";
 
-const FAST = TEST_BACKEND_ENV;
+const FAST = TEST_LOCAL_ENV;
 
 test("run --stream writes the text in pieces as they come; without it the text is written once", async (t) => {
   const s = await cliSandbox(t);

@@ -88,6 +88,35 @@ test("run's chat through a server: a history longer than the server's context lo
     assert.ok(prompt + completion <= context, `${prompt} + ${completion} of ${context}`);
 });
 
+test("run given a load flag (--models-dir, --context-size…) loads in this process even with a server running, and says so", async (t) => {
+  const s = await startTestServer(t, { models: { gguf: { "a.gguf": { seed: 1 } } } });
+  const env = { ...s.env, INFERNO_SERVER__PORT: String(s.server.port), INFERNO_BACKEND__THREADS: "1" };
+  // `models demo DIR` prints a hint naming --models-dir: it works as printed while the server (without that model) runs.
+  const demo = await runCliIn(s.cwd, env, ["models", "demo", "elsewhere"]);
+  const dir = /try: inferno run --models-dir "([^"]+)" inferno-demo "Once upon a time"/.exec(demo.stderr)?.[1];
+  assert.ok(dir, demo.stderr);
+  const hinted = await runCliIn(s.cwd, env, [
+    "run",
+    "--models-dir",
+    dir,
+    "inferno-demo",
+    "Once upon a time",
+    ...GREEDY,
+  ]);
+  assert.equal(hinted.code, 0, hinted.stderr);
+  assert.match(
+    hinted.stderr,
+    new RegExp(`^--models-dir given: loading the model in this process, not on the running server at ${s.url}`),
+  );
+  assert.ok(hinted.stdout.trim().length > 0);
+  const stats = (await s.getJson<CacheStats>("/v1/cache/stats")).body;
+  assert.equal(stats.misses + stats.hits, 0, "the server was not asked");
+
+  const both = await runCliIn(s.cwd, env, ["run", "a", "Hello", "--server", s.url, "--context-size", "256"]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /^error: --context-size set how a model loads in this process, and --server asks/);
+});
+
 async function runCliIn(
   cwd: string,
   env: Record<string, string>,

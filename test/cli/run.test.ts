@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { cliSandbox, type CliResult, runCli } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV } from "../../testkit/models.js";
 
 /** One thread, CPU only, and a port where no server answers: `run` loads in-process unless a test says otherwise. */
-const LOCAL = { ...TEST_BACKEND_ENV, INFERNO_SERVER__PORT: "1" };
+const LOCAL = TEST_LOCAL_ENV;
 const GREEDY = ["--max-tokens", "6", "--temperature", "0"];
 
 /** `inferno …args` in-process with `lines` as piped stdin (not a terminal). */

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { DEMO_MODEL_FILE } from "../../src/models/index.js";
 import { cliSandbox } from "../../testkit/cli.js";
-import { TEST_BACKEND_ENV as FAST } from "../../testkit/models.js";
+import { TEST_LOCAL_ENV as FAST } from "../../testkit/models.js";
 import { ollamaModel } from "../../testkit/stores.js";
 
 test("the stores present are read by default; models list --stores shows each; model_stores narrows them", async (t) => {
@@ -43,7 +43,7 @@ test("the stores present are read by default; models list --stores shows each; m
     all.stderr,
     new RegExp(`ollama: 2 model\\(s\\) in ${ollama} \\(not enabled: add "ollama" to model_stores\\)`),
   );
-  assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub not found/);
+  assert.match(all.stderr, /huggingface: 0 model\(s\) in .*huggingface\/hub, which does not exist \(not enabled/);
 
   await writeFile(s.localFile, 'model_stores = ["ollama"]\n');
   const enabled = JSON.parse((await s.run(["--json", "models", "list"], env)).stdout) as Array<{

@@ -105,6 +105,30 @@ it("ModelCache.new(…, { metrics }) refuses an event name that does not exist, 
   );
 });
 
+it("cache.on refuses an event name that does not exist (a JavaScript caller's typo), naming the ones that do", async () => {
+  const cache = await ModelCache.new(
+    cacheConfig({ persist_cache: false }),
+    backendSchema.parse({}),
+    new FakeModelSource([]),
+    {
+      backends: {},
+      store: null,
+    },
+  );
+  const on = cache.on.bind(cache) as (event: string, listener: unknown) => () => void;
+  assert.throws(
+    () => on("loaded", () => {}),
+    (e: { code: string; message: string }) => {
+      assert.equal(e.code, "bad_request");
+      assert.match(e.message, /^on: there is no cache event "loaded"; expected one of restore, pinned, .*, save$/);
+      return true;
+    },
+  );
+  assert.throws(() => on("load", "not a function"), /load must be a function \(the listener\); found string/);
+  assert.equal(typeof on("load", () => {}), "function");
+  await cache.close();
+});
+
 it("ModelCache.new(cache, backend, manager, listeners): the seed's call shape — a listener object as the 4th argument — fires", async () => {
   const source = new FakeModelSource(["a.gguf"]);
   const seen: string[] = [];

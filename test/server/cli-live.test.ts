@@ -41,6 +41,11 @@ it("cache stats/ps/evict/warmup/save/clear use the running server; after it stop
   assert.equal(ps.code, 0, ps.stderr);
   const [header, row, ...rest] = ps.stdout.trim().split("\n");
   assert.match(header ?? "", /^NAME\s+SIZE\s+MEMORY\s+PARALLEL\s+PID\s+UNTIL$/);
+  // Each spelling's --help names the columns ps prints.
+  for (const command of [["ps"], ["cache", "ps"]]) {
+    const help = (await runCli([...command, "--help"], where)).stdout.replace(/\s+/g, " ");
+    assert.ok(help.includes(`(${(header ?? "").split(/\s+/).join(", ")})`), help);
+  }
   assert.match(row ?? "", /^a\.gguf\s+\d[\d.]* [KM]iB\s+\d[\d.]* [KM]iB\s+\d+\s+(\d+|-)\s+in 59 minutes$/);
   assert.deepEqual(rest, []);
   assert.deepEqual(

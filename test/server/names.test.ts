@@ -68,6 +68,13 @@ test("every door resolves every spelling to the same model; lists name each mode
     assert.equal(v1.body.file, name, `/v1 ${typed}`);
     assert.deepEqual(await show(typed), await show(name), `/api ${typed}`);
   }
+  // The commands' help says which spellings the table above resolves.
+  for (const command of [["run"], ["models", "info"]]) {
+    const help = (await runCli([...command, "--help"], { env: cliEnv, cwd: s.cwd })).stdout.replace(/\s+/g, " ");
+    for (const kind of ["file name or stem", "path in the models directory", "store tag", "preset", "alias"]) {
+      assert.ok(help.includes(kind), `${command.join(" ")} --help names ${kind}: ${help}`);
+    }
+  }
 
   const ids = (await s.getJson<{ data: Array<{ id: string; file: string }> }>("/v1/models")).body.data;
   assert.deepEqual(

@@ -9,6 +9,7 @@ import {
   createConfigFile,
   currentEnvironment,
   defaultCacheDir,
+  defaultModelsDir,
   type Environment,
   findKey,
   formatKey,
@@ -223,7 +224,11 @@ export async function showCommand(
 
 export async function initCommand(ctx: CliContext, options: TargetOptions): Promise<void> {
   const file = targetFile(ctx, options);
-  const created = await createConfigFile(file, starterConfig(defaultCacheDir(environmentOf(ctx))));
+  const environment = environmentOf(ctx);
+  const created = await createConfigFile(
+    file,
+    starterConfig({ models_dir: defaultModelsDir(environment), "cache.cache_dir": defaultCacheDir(environment) }),
+  );
   if (!created) {
     throw new UsageError(
       `${file} already exists; not overwriting it (edit it, or use \`${ctx.command("config set KEY VALUE")}\`)`,

@@ -118,7 +118,7 @@ async function reportStores(ctx: CliContext, manager: ModelManager, config: Infe
         (s) => s.isDirectory(),
         () => false,
       );
-      places.push(exists ? root : `${root} not found`);
+      places.push(exists ? root : `${root}, which does not exist`);
     }
     const count = rows.filter((r) => r.store === store).length;
     const enabled = config.model_stores.includes(store) ? "enabled" : `not enabled: add "${store}" to model_stores`;

@@ -11,7 +11,7 @@ import { physicalCores, threadCount } from "../../backends/common.js";
 import { createBackends } from "../../backends/index.js";
 import type { GenerationOptions, GenerationResult, TextModel } from "../../backends/types.js";
 import type { Lease } from "../../cache/types.js";
-import type { InfernoConfig } from "../../config/index.js";
+import type { FlagValue, InfernoConfig } from "../../config/index.js";
 import { isInfernoError, Unauthorized, UsageError } from "../../errors/index.js";
 import { observeLoads } from "../../runtime/progress.js";
 import { createRuntime } from "../../runtime/runtime.js";
@@ -222,10 +222,37 @@ function serverGenerator(
   };
 }
 
-async function openGenerator(ctx: CliContext, config: InfernoConfig, name: string, local: boolean): Promise<Generator> {
+/**
+ * The flags given that set how the model loads (`--models-dir`, the backend flags): with them `run` loads the model in
+ * this process even when a server answers, which would use its own models and settings and ignore them (`models demo
+ * DIR`'s hint names `--models-dir`). With `--server` given too, the two contradict each other: a usage error.
+ */
+function loadFlagsOf(ctx: CliContext, flagValues: FlagValue[]): string[] {
+  const flags = flagValues.filter((v) => v.key !== "server.api_key").map((v) => v.flag);
+  if (flags.length > 0 && ctx.globals.server !== undefined) {
+    throw new UsageError(
+      `${flags.join(" and ")} set how a model loads in this process, and --server asks a running server, which loads ` +
+        "with its own settings: give one or the other",
+    );
+  }
+  return flags;
+}
+
+async function openGenerator(
+  ctx: CliContext,
+  config: InfernoConfig,
+  name: string,
+  local: boolean,
+  loadFlags: string[],
+): Promise<Generator> {
   if (!local) {
     const { server, url } = await findServer(ctx, config);
-    if (server) {
+    if (server && loadFlags.length > 0) {
+      ctx.out.info(
+        `${loadFlags.join(" and ")} given: loading the model in this process, not on the running server at ${url} ` +
+          "(it loads with its own settings)",
+      );
+    } else if (server) {
       ctx.out.info(`using the running server at ${url} (--local loads the model in this process instead)`);
       return serverGenerator(ctx, server, name);
     }
@@ -518,9 +545,10 @@ export async function runCommand(
   if (seed !== undefined) sampling.seed = seed;
   if (options.raw && options.system !== undefined)
     throw new UsageError("--system is for chat; --raw completes the prompt as written");
-  const config = await ctx.loadConfig(configFlagValues(options, FLAGS));
+  const flagValues = configFlagValues(options, FLAGS);
+  const config = await ctx.loadConfig(flagValues);
   const stream = !ctx.out.json && (options.stream ?? ctx.out.isTTY);
-  const generator = await openGenerator(ctx, config, name, options.local === true);
+  const generator = await openGenerator(ctx, config, name, options.local === true, loadFlagsOf(ctx, flagValues));
   try {
     if (prompt === undefined) {
       if (ctx.out.json) throw new UsageError("--json needs a PROMPT (the chat prints plain text)");

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { DEMO_MODEL_NAME } from "../../models/demo.js";
 import type { CliContext } from "../context.js";
-import { addConfigFlags, COMMAND_FLAGS, keyReference } from "../flags.js";
+import { addConfigFlags, COMMAND_FLAGS, keyReference, MODEL_ARGUMENT_HELP } from "../flags.js";
 
 const FLAGS = COMMAND_FLAGS.models;
 const STORES = (keyReference("model_stores").choices ?? []).join(", ");
@@ -30,7 +30,7 @@ export function registerModels(program: Command, ctx: CliContext): void {
     models
       .command("info")
       .description("show a model's header metadata and its memory estimate")
-      .argument("<name>", "model name: a path in the models directory, a file name or a file stem"),
+      .argument("<name>", MODEL_ARGUMENT_HELP),
     FLAGS,
   ).action(async (name: string, options: Record<string, unknown>) => (await actions()).infoCommand(ctx, name, options));
 

@@ -6,7 +6,9 @@ import type { CliContext } from "../context.js";
 export function addPsCommand(parent: Command, ctx: CliContext, sameAs: string): void {
   parent
     .command("ps")
-    .description(`list the models a running server holds (NAME, SIZE, MEMORY, PID, UNTIL); same as \`${sameAs}\``)
+    .description(
+      `list the models a running server holds (NAME, SIZE, MEMORY, PARALLEL, PID, UNTIL); same as \`${sameAs}\``,
+    )
     .action(async () => (await import("../actions/ps.js")).runPs(ctx));
 }
 

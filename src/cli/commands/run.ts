@@ -3,7 +3,7 @@ import { Option, type Command } from "commander";
 import { DEFAULT_TEMPERATURE } from "../../backends/types.js";
 import type { RunOptions } from "../actions/run.js";
 import type { CliContext } from "../context.js";
-import { addConfigFlags, COMMAND_FLAGS } from "../flags.js";
+import { addConfigFlags, COMMAND_FLAGS, MODEL_ARGUMENT_HELP } from "../flags.js";
 
 /** Tokens generated per answer when `--max-tokens` is not given. */
 export const DEFAULT_RUN_MAX_TOKENS = 128;
@@ -13,7 +13,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     program
       .command("run")
       .description("chat with a GGUF model: answer PROMPT, or chat turn by turn without one (like `ollama run`)")
-      .argument("[model]", "model name: a path in the models directory, a file name or a file stem")
+      .argument("[model]", MODEL_ARGUMENT_HELP)
       .argument(
         "[prompt...]",
         "what to say (several words are joined with spaces, as `ollama run` does); without it, a chat reads one turn per line (/? lists its commands, /bye or Ctrl-D leaves)",
