@@ -321,10 +321,12 @@ export class FleetNode implements FleetPort {
     const claim = await this.member.claim(name, 1, placed?.node ?? self);
     if (claim.kind === "local") return { kind: "local" };
     if (claim.kind === "held") {
-      const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node));
-      if (!holder || !canForward || claim.holders.some((h) => h.node === self)) return { kind: "local" };
-      const url = this.urlOf(holder.node);
-      return url ? { kind: "forward", node: holder.node, url } : { kind: "local" };
+      if (!canForward || claim.holders.some((h) => h.node === self)) return { kind: "local" };
+      // Every holder failed this request before its first byte (killed, hung: their leases still run): a load where
+      // placement puts it among the others, which may not be here (this node may not have the file).
+      const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node)) ?? placed;
+      const url = holder && holder.node !== self ? this.urlOf(holder.node) : null;
+      return url && holder ? { kind: "forward", node: holder.node, url } : { kind: "local" };
     }
     if (claim.node === self) {
       // No node can load it (no file, too large): the claim goes, and the request is answered here (a 404 for a model

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
+import type { TinyLlamaOptions } from "../../src/models/gguf-writer.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
 import {
   complete,
@@ -183,6 +184,23 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await settleFleet([second, third]);
     await ok(complete(third, "a.gguf"));
     assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
+  });
+});
+
+describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("a node without the file sends its request to the node with it at once, not a 404", async (t) => {
+    const redis = await startRedis(t);
+    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+    const nodes = await Promise.all([0, 1, 0].map((i) => startFleetNode(t, redis.url, folders[i]!)));
+    const [first, second, third] = nodes as [FleetTestNode, FleetTestNode, FleetTestNode];
+    await settleFleet(nodes);
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await first.kill();
+    // The dead holder's lease still runs: the forward fails before any byte, and the model loads on the third node.
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 0);
+    assert.equal((await third.stats()).loads, 1);
   });
 });
 
