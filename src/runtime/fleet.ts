@@ -6,7 +6,7 @@
  */
 import type { ModelCache } from "../cache/model-cache.js";
 import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
-import { FleetUnavailable, messageOf } from "../errors/index.js";
+import { FleetUnavailable, messageOf, ModelNotFound } from "../errors/index.js";
 import {
   FleetEngine,
   FleetLeader,
@@ -17,7 +17,8 @@ import {
   type FleetSettings,
   type ServedModel,
 } from "../fleet/index.js";
-import type { ModelManager } from "../models/manager.js";
+import { LATEST_TAG, type ModelManager } from "../models/manager.js";
+import { NameIndex } from "../models/name-index.js";
 import type { FleetReadiness, FleetView } from "../server/ports.js";
 import { type DrainResult, drainModels } from "./fleet-drain.js";
 import { fleetView } from "./fleet-view.js";
@@ -75,10 +76,14 @@ export interface FleetNodeOptions {
 const EVENTS_FLUSH_MS = 250;
 /** At most this many events wait on the node (a Redis outage drops the oldest). */
 const EVENTS_BUFFER = 1000;
+/** More distinct names than this resolved to other nodes' models, and they are resolved afresh. */
+const FLEET_NAMES_KEPT = 1000;
 
 export class FleetNode implements FleetPort {
   readonly secret: string;
   private served: Record<string, ServedModel> = {};
+  /** Names requested here that only other nodes' files answer to, and the fleet's name of each (`fleetNamed`). */
+  private readonly fleetNames = new Map<string, string>();
   /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
   private readonly rate = new RequestRate();
   private readonly stopLoading = new Map<string, () => void>();
@@ -396,7 +401,7 @@ export class FleetNode implements FleetPort {
   }
 
   models(): FleetModel[] {
-    const models = new Map<string, FleetModel>();
+    const models = new Map<string, Omit<FleetModel, "id">>();
     for (const node of this.member.mirror.liveNodes()) {
       for (const [name, served] of Object.entries(node.record?.serves ?? {})) {
         if (models.has(name)) continue;
@@ -404,7 +409,31 @@ export class FleetNode implements FleetPort {
         models.set(name, { name, size_bytes: served.size, loaded });
       }
     }
-    return [...models.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Each by the shortest name that means it in the fleet (`tiny` for `tiny.gguf`), as a node lists its own models.
+    const ids = new NameIndex([...models.keys()].map((name) => ({ name, key: name }))).shortestNames();
+    return [...models.values()]
+      .map((m) => ({ id: ids.get(m.name) ?? m.name, ...m }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * The model of the fleet `requested` names when no file here has it, by the names a node's own files answer to (the
+   * file name, its stem, `NAME:latest`), matched against the names the live nodes publish; undefined when none or
+   * more than one.
+   */
+  private fleetNamed(requested: string): string | undefined {
+    const remembered = this.fleetNames.get(requested);
+    const serves = (name: string) => this.member.mirror.liveNodes().some((n) => n.record?.serves[name] !== undefined);
+    if (remembered !== undefined && serves(remembered)) return remembered;
+    const names = new Set(this.member.mirror.liveNodes().flatMap((n) => Object.keys(n.record?.serves ?? {})));
+    const index = new NameIndex([...names].map((name) => ({ name, key: name })));
+    let hits = index.match(requested);
+    if (hits.length === 0 && requested.endsWith(LATEST_TAG)) hits = index.match(requested.slice(0, -LATEST_TAG.length));
+    const name = hits.length === 1 ? hits[0]?.name : undefined;
+    if (name === undefined) return undefined;
+    if (this.fleetNames.size >= FLEET_NAMES_KEPT) this.fleetNames.clear();
+    this.fleetNames.set(requested, name);
+    return name;
   }
 
   alive(node: string): boolean {
@@ -423,10 +452,13 @@ export class FleetNode implements FleetPort {
   private async canonicalName(requested: string): Promise<string> {
     const known = this.options.models.lookup(requested);
     if (known) return known.name;
+    // A name only other nodes' files answer to, met before: no folder check (a miss here rescans the folders).
+    const elsewhere = this.fleetNames.has(requested) ? this.fleetNamed(requested) : undefined;
+    if (elsewhere !== undefined) return elsewhere;
     try {
       return (await this.options.models.resolve(requested)).name;
-    } catch {
-      return requested;
+    } catch (error) {
+      return (error instanceof ModelNotFound ? this.fleetNamed(requested) : undefined) ?? requested;
     }
   }
 

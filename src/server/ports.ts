@@ -211,6 +211,8 @@ export interface FleetStats {
 
 /** A model some node of the fleet can serve. */
 export interface FleetModel {
+  /** The shortest name that means it in the fleet (its file stem when no other model shares it). */
+  id: string;
   name: string;
   size_bytes: number;
   loaded: boolean;
