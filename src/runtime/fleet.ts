@@ -82,6 +82,8 @@ const FLEET_NAMES_KEPT = 1000;
 export class FleetNode implements FleetPort {
   readonly secret: string;
   private served: Record<string, ServedModel> = {};
+  /** Peers a forward failed on before its first byte, with their lease then: skipped until it changes (`skipping`). */
+  private readonly unreachablePeers = new Map<string, number>();
   /** Names requested here that only other nodes' files answer to, and the fleet's name of each (`fleetNamed`). */
   private readonly fleetNames = new Map<string, string>();
   /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
@@ -278,8 +280,9 @@ export class FleetNode implements FleetPort {
     return false;
   }
 
-  async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
+  async route(requested: string, hops: number, failed: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
     if (this.member.status !== "joined") return { kind: "local" };
+    const exclude = this.skipping(failed);
     const name = await this.canonicalName(requested);
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
@@ -438,6 +441,28 @@ export class FleetNode implements FleetPort {
 
   alive(node: string): boolean {
     return this.member.mirror.liveNodes().some((n) => n.id === node);
+  }
+
+  unreachable(node: string): boolean {
+    const first = !this.unreachablePeers.has(node);
+    this.unreachablePeers.set(node, this.member.mirror.node(node)?.lease ?? 0);
+    return first;
+  }
+
+  /**
+   * `failed` (the peers this request failed on) and the peers a forward failed on before (`unreachable`) whose lease
+   * has not been renewed since: a killed node's lease runs on for `node_timeout_seconds`, and each request sent there
+   * meanwhile would pay a failed connection and a warning.
+   */
+  private skipping(failed: ReadonlySet<string>): ReadonlySet<string> {
+    if (this.unreachablePeers.size === 0) return failed;
+    const skipped = new Set(failed);
+    for (const [node, lease] of this.unreachablePeers) {
+      const state = this.member.mirror.node(node);
+      if (state && state.lease === lease && this.alive(node)) skipped.add(node);
+      else this.unreachablePeers.delete(node);
+    }
+    return skipped;
   }
 
   private urlOf(node: string): string | null {

@@ -168,6 +168,11 @@ export interface FleetPort {
   route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
   /** Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. */
   alive(node: string): boolean;
+  /**
+   * A forward to `node` failed before its first byte (it could not be reached, or stopped heartbeating): every request
+   * skips it until it heartbeats again or its lease ends. True when it was not skipped yet (the caller warns once).
+   */
+  unreachable(node: string): boolean;
   /** The fleet's figures for `/v1/cache/stats` (reads the merged usage from Redis, bounded by the call limit). */
   stats(): Promise<FleetStats>;
   /** The models live nodes publish (name, file size, whether a ready copy exists), from the mirror: no Redis call. */

@@ -201,6 +201,12 @@ describe("a holder killed while another node has the file", { skip: REDIS_SKIP, 
     await ok(complete(second, "a.gguf"));
     assert.equal((await second.stats()).loads, 0);
     assert.equal((await third.stats()).loads, 1);
+    // Until its lease ends, the next requests skip it: one failed forward, one warning, not one per request.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let i = 0; i < 5; i++) await ok(complete(second, "a.gguf"));
+    const warned = second.log().match(new RegExp(`forwarding to ${first.url} failed`, "g")) ?? [];
+    assert.equal(warned.length, 1, second.log());
+    assert.equal((await third.stats()).loads, 1);
   });
 });
 
