@@ -21,7 +21,7 @@ import { LATEST_TAG, type ModelManager } from "../models/manager.js";
 import { NameIndex } from "../models/name-index.js";
 import type { FleetReadiness, FleetView } from "../server/ports.js";
 import { type DrainResult, drainModels } from "./fleet-drain.js";
-import { fleetView } from "./fleet-view.js";
+import { fleetView, usageByName } from "./fleet-view.js";
 import { NodeWarmup } from "./fleet-warmup.js";
 import { FleetCopies } from "./fleet-copies.js";
 import type { InfernoLogger } from "./logger.js";
@@ -396,9 +396,14 @@ export class FleetNode implements FleetPort {
         hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
         loads: usage.counters.loads,
         load_failures: usage.counters.load_failures,
-        models: usage.models
-          .map(({ name, usage: u }) => ({ name, requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads }))
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+        // By name: one model served from different folders has an entry per node's path.
+        models: [...usageByName(usage)].map(([name, { requests, hits, misses, loads }]) => ({
+          name,
+          requests,
+          hits,
+          misses,
+          loads,
+        })),
       },
     };
   }
