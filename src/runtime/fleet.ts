@@ -281,7 +281,7 @@ export class FleetNode implements FleetPort {
   }
 
   async route(requested: string, hops: number, failed: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
-    if (this.member.status !== "joined") return { kind: "local" };
+    if (this.member.status !== "joined") return this.routeAlone(requested, hops, failed);
     const exclude = this.skipping(failed);
     const name = await this.canonicalName(requested);
     const self = this.member.nodeId;
@@ -314,6 +314,25 @@ export class FleetNode implements FleetPort {
     }
     const route = await deciding;
     return route.kind === "forward" && (!canForward || exclude.has(route.node)) ? { kind: "local" } : route;
+  }
+
+  /**
+   * Redis away (or not reached yet): a model with a file here is served here, as on a single node. One only other nodes
+   * have goes, once, to the node the mirror last showed holding it ready, else to one whose file it is: peers usually
+   * outlive a Redis outage, and with different model folders this node alone would answer 404. A peer that cannot be
+   * reached is skipped; with none left the request is answered here.
+   */
+  private async routeAlone(requested: string, hops: number, failed: ReadonlySet<string>): Promise<FleetRoute> {
+    if (hops > 0 || this.member.status === "closed") return { kind: "local" };
+    const name = await this.canonicalName(requested);
+    if (this.served[name] !== undefined) return { kind: "local" };
+    const { mirror } = this.member;
+    const peers = mirror
+      .knownNodes()
+      .filter((n) => n.id !== this.nodeId && !failed.has(n.id) && !this.unreachablePeers.has(n.id) && n.record);
+    const holding = peers.find((n) => mirror.copiesOn(n.id).some((c) => c.model === name && c.copy.state === "ready"));
+    const target = holding ?? peers.find((n) => n.record?.serves[name] !== undefined);
+    return target?.record ? { kind: "forward", node: target.id, url: target.record.url } : { kind: "local" };
   }
 
   /**
@@ -430,10 +449,11 @@ export class FleetNode implements FleetPort {
    * more than one.
    */
   private fleetNamed(requested: string): string | undefined {
+    // While Redis is away, the nodes as the mirror last showed them (their leases run out unrenewed).
+    const nodes = this.member.status === "joined" ? this.member.mirror.liveNodes() : this.member.mirror.knownNodes();
     const remembered = this.fleetNames.get(requested);
-    const serves = (name: string) => this.member.mirror.liveNodes().some((n) => n.record?.serves[name] !== undefined);
-    if (remembered !== undefined && serves(remembered)) return remembered;
-    const names = new Set(this.member.mirror.liveNodes().flatMap((n) => Object.keys(n.record?.serves ?? {})));
+    if (remembered !== undefined && nodes.some((n) => n.record?.serves[remembered] !== undefined)) return remembered;
+    const names = new Set(nodes.flatMap((n) => Object.keys(n.record?.serves ?? {})));
     const index = new NameIndex([...names].map((name) => ({ name, key: name })));
     let hits = index.match(requested);
     if (hits.length === 0 && requested.endsWith(LATEST_TAG)) hits = index.match(requested.slice(0, -LATEST_TAG.length));
@@ -450,21 +470,22 @@ export class FleetNode implements FleetPort {
 
   unreachable(node: string): boolean {
     const first = !this.unreachablePeers.has(node);
-    this.unreachablePeers.set(node, this.member.mirror.node(node)?.lease ?? 0);
+    this.unreachablePeers.set(node, this.member.mirror.redisNow());
     return first;
   }
 
   /**
-   * `failed` (the peers this request failed on) and the peers a forward failed on before (`unreachable`) whose lease
-   * has not been renewed since: a killed node's lease runs on for `node_timeout_seconds`, and each request sent there
-   * meanwhile would pay a failed connection and a warning.
+   * `failed` (the peers this request failed on) and the peers a forward failed on before (`unreachable`) that have not
+   * heartbeated since: a killed node's lease runs on for `node_timeout_seconds`, and each request sent there meanwhile
+   * would pay a failed connection and a warning. A peer is back once the mirror shows a lease it was granted after the
+   * failure (a lease runs `node_timeout_seconds` from its heartbeat), or its record published since; gone, forgotten.
    */
   private skipping(failed: ReadonlySet<string>): ReadonlySet<string> {
     if (this.unreachablePeers.size === 0) return failed;
     const skipped = new Set(failed);
-    for (const [node, lease] of this.unreachablePeers) {
+    for (const [node, failedAt] of this.unreachablePeers) {
       const state = this.member.mirror.node(node);
-      if (state && state.lease === lease && this.alive(node)) skipped.add(node);
+      if (state && state.lease - this.options.settings.nodeTimeoutMs <= failedAt) skipped.add(node);
       else this.unreachablePeers.delete(node);
     }
     return skipped;

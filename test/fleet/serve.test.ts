@@ -187,6 +187,25 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
   });
 });
 
+describe("Redis gone under nodes with different model folders", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("a model only another node has is still served through this one, held there or not", async (t) => {
+    const redis = await startRedis(t);
+    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await settleFleet([first, second]);
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await redis.kill();
+    await waitFor(async () => (await first.health()).fleet === "degraded", 100);
+    await waitFor(async () => (await second.health()).fleet === "degraded", 100);
+    // Held by the first node (the mirror as Redis last showed it), and not loaded anywhere yet (the second has its file).
+    await ok(complete(second, "a"));
+    await ok(complete(first, "b.gguf"));
+    assert.deepEqual(await loadsOf([first, second]), [1, 1]);
+  });
+});
+
 describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("a node without the file sends its request to the node with it at once, not a 404", async (t) => {
     const redis = await startRedis(t);
