@@ -465,6 +465,8 @@ export class FleetNode implements FleetPort {
   }
 
   alive(node: string): boolean {
+    // With Redis away no lease is renewed: the mirror's have all run out after a while, and say nothing of the nodes.
+    if (this.member.status !== "joined") return true;
     return this.member.mirror.liveNodes().some((n) => n.id === node);
   }
 

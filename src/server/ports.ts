@@ -166,7 +166,10 @@ export interface FleetPort {
    * `exclude`: peers that failed this request before their first byte.
    */
   route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
-  /** Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. */
+  /**
+   * Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. While
+   * Redis is away, true (no lease is renewed then).
+   */
   alive(node: string): boolean;
   /**
    * A forward to `node` failed before its first byte (it could not be reached, or stopped heartbeating): every request

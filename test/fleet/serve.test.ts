@@ -203,6 +203,14 @@ describe("Redis gone under nodes with different model folders", { skip: REDIS_SK
     await ok(complete(second, "a"));
     await ok(complete(first, "b.gguf"));
     assert.deepEqual(await loadsOf([first, second]), [1, 1]);
+    // Once the leases the mirror last read have run out, a forward that waits (here for a holder paused a second) is
+    // not given up for them: with Redis away no lease is renewed, so none tells a dead node from a live one.
+    await new Promise((resolve) => setTimeout(resolve, (FLEET_NODE_TIMEOUT_SECONDS + 0.5) * 1000));
+    first.process.child.kill("SIGSTOP");
+    const resumed = new Promise((resolve) => setTimeout(resolve, 1000)).then(() => first.process.child.kill("SIGCONT"));
+    await ok(complete(second, "a.gguf"));
+    await resumed;
+    assert.deepEqual(await loadsOf([first, second]), [1, 1]);
   });
 });
 
