@@ -6,7 +6,7 @@
  */
 import type { ModelCache } from "../cache/model-cache.js";
 import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
-import { FleetUnavailable, messageOf, ModelNotFound } from "../errors/index.js";
+import { FleetModelAway, FleetUnavailable, messageOf, ModelNotFound } from "../errors/index.js";
 import {
   FleetEngine,
   FleetLeader,
@@ -76,6 +76,8 @@ export interface FleetNodeOptions {
 const EVENTS_FLUSH_MS = 250;
 /** At most this many events wait on the node (a Redis outage drops the oldest). */
 const EVENTS_BUFFER = 1000;
+/** How long after a live node last served a model of other nodes a request for it is answered 503, not 404. */
+const AWAY_MS = 60_000;
 /** More distinct names than this resolved to other nodes' models, and they are resolved afresh. */
 const FLEET_NAMES_KEPT = 1000;
 
@@ -84,8 +86,11 @@ export class FleetNode implements FleetPort {
   private served: Record<string, ServedModel> = {};
   /** Peers a forward failed on before its first byte, with their lease then: skipped until it changes (`skipping`). */
   private readonly unreachablePeers = new Map<string, number>();
-  /** Names requested here that only other nodes' files answer to, and the fleet's name of each (`fleetNamed`). */
-  private readonly fleetNames = new Map<string, string>();
+  /**
+   * Names requested here that only other nodes' files answer to: the fleet's name of each (`fleetNamed`), and when a
+   * live node last served it (Redis time).
+   */
+  private readonly fleetNames = new Map<string, { name: string; seen: number }>();
   /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
   private readonly rate = new RequestRate();
   private readonly stopLoading = new Map<string, () => void>();
@@ -451,8 +456,12 @@ export class FleetNode implements FleetPort {
   private fleetNamed(requested: string): string | undefined {
     // While Redis is away, the nodes as the mirror last showed them (their leases run out unrenewed).
     const nodes = this.member.status === "joined" ? this.member.mirror.liveNodes() : this.member.mirror.knownNodes();
+    const now = this.member.mirror.redisNow();
     const remembered = this.fleetNames.get(requested);
-    if (remembered !== undefined && nodes.some((n) => n.record?.serves[remembered] !== undefined)) return remembered;
+    if (remembered !== undefined && nodes.some((n) => n.record?.serves[remembered.name] !== undefined)) {
+      remembered.seen = now;
+      return remembered.name;
+    }
     const names = new Set(nodes.flatMap((n) => Object.keys(n.record?.serves ?? {})));
     const index = new NameIndex([...names].map((name) => ({ name, key: name })));
     let hits = index.match(requested);
@@ -460,8 +469,22 @@ export class FleetNode implements FleetPort {
     const name = hits.length === 1 ? hits[0]?.name : undefined;
     if (name === undefined) return undefined;
     if (this.fleetNames.size >= FLEET_NAMES_KEPT) this.fleetNames.clear();
-    this.fleetNames.set(requested, name);
+    this.fleetNames.set(requested, { name, seen: now });
     return name;
+  }
+
+  /**
+   * A name a live node served moments ago and none serves now (its only node restarting, or lost until another with
+   * the file loads it): a 503 the client retries, not a 404 that says the model does not exist.
+   */
+  private away(requested: string): FleetModelAway | null {
+    const remembered = this.fleetNames.get(requested);
+    if (!remembered || this.member.mirror.redisNow() - remembered.seen > AWAY_MS) return null;
+    const retryAfter = Math.max(1, Math.ceil(this.options.settings.heartbeatMs / 1000));
+    return new FleetModelAway(
+      `model "${requested}" is served by no node of the fleet now: the node(s) with its file left moments ago (a restart?); retry in ${retryAfter} s`,
+      { details: { model: requested, retry_after_seconds: retryAfter } },
+    );
   }
 
   alive(node: string): boolean {
@@ -511,7 +534,12 @@ export class FleetNode implements FleetPort {
     try {
       return (await this.options.models.resolve(requested)).name;
     } catch (error) {
-      return (error instanceof ModelNotFound ? this.fleetNamed(requested) : undefined) ?? requested;
+      if (!(error instanceof ModelNotFound)) return requested;
+      const name = this.fleetNamed(requested);
+      if (name !== undefined) return name;
+      const away = this.away(requested);
+      if (away) throw away;
+      return requested;
     }
   }
 

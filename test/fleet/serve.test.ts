@@ -214,6 +214,25 @@ describe("Redis gone under nodes with different model folders", { skip: REDIS_SK
   });
 });
 
+describe("the only node with a model's file restarting", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("answers 503 with Retry-After through the others meanwhile, not a 404", async (t) => {
+    const redis = await startRedis(t);
+    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await settleFleet(nodes);
+    await ok(complete(second, "a"));
+    await first.process.stop();
+    await waitFor(async () => (await second.get<{ data: Array<{ id: string }> }>("/v1/models")).data.length === 1, 50);
+    const away = await complete(second, "a");
+    assert.equal(away.status, 503, await away.clone().text());
+    assert.equal(((await away.json()) as { error: { code: string } }).error.code, "fleet_model_away");
+    assert.ok(Number(away.headers.get("retry-after")) >= 1);
+    // A name no node ever served is still a 404.
+    assert.equal((await complete(second, "nowhere")).status, 404);
+  });
+});
+
 describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("a node without the file sends its request to the node with it at once, not a 404", async (t) => {
     const redis = await startRedis(t);
