@@ -286,7 +286,16 @@ export class FleetNode implements FleetPort {
   }
 
   async route(requested: string, hops: number, failed: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
-    if (this.member.status !== "joined") return this.routeAlone(requested, hops, failed);
+    const joined = this.member.status === "joined";
+    const route = await (joined ? this.routeJoined(requested, hops, failed) : this.routeAlone(requested, hops, failed));
+    if (route.kind === "forward" || failed.size === 0) return route;
+    // Its holder failed this request before any byte and no other node can load it: as for a holder that left.
+    const away = this.served[await this.canonicalName(requested)] === undefined ? this.away(requested) : null;
+    if (away) throw away;
+    return route;
+  }
+
+  private async routeJoined(requested: string, hops: number, failed: ReadonlySet<string>): Promise<FleetRoute> {
     const exclude = this.skipping(failed);
     const name = await this.canonicalName(requested);
     const self = this.member.nodeId;

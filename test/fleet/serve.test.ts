@@ -231,6 +231,19 @@ describe("the only node with a model's file restarting", { skip: REDIS_SKIP, tim
     // A name no node ever served is still a 404.
     assert.equal((await complete(second, "nowhere")).status, 404);
   });
+
+  it("and when it was killed (its record still there, the forward refused)", async (t) => {
+    const redis = await startRedis(t);
+    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await settleFleet(nodes);
+    await ok(complete(second, "a"));
+    await first.kill();
+    const away = await complete(second, "a");
+    assert.equal(away.status, 503, await away.clone().text());
+    assert.ok(Number(away.headers.get("retry-after")) >= 1);
+  });
 });
 
 describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
