@@ -32,6 +32,15 @@ async function twoNodesFirstHolding(t: TestContext) {
   return { redis, first, second };
 }
 
+/** Nodes over two model folders, one with `a.gguf` (0), one with `b.gguf` (1), as `layout` lists them; settled. */
+async function splitFolders(t: TestContext, layout: number[] = [0, 1]) {
+  const redis = await startRedis(t);
+  const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+  const nodes = await Promise.all(layout.map((i) => startFleetNode(t, redis.url, folders[i]!)));
+  await settleFleet(nodes);
+  return { redis, nodes };
+}
+
 const loadsOf = async (nodes: FleetTestNode[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
 
 describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
@@ -189,11 +198,8 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
 
 describe("Redis gone under nodes with different model folders", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("a model only another node has is still served through this one, held there or not", async (t) => {
-    const redis = await startRedis(t);
-    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
-    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const { redis, nodes } = await splitFolders(t);
     const [first, second] = nodes as [FleetTestNode, FleetTestNode];
-    await settleFleet([first, second]);
     await ok(complete(first, "a.gguf"));
     await new Promise((resolve) => setTimeout(resolve, 300));
     await redis.kill();
@@ -216,11 +222,8 @@ describe("Redis gone under nodes with different model folders", { skip: REDIS_SK
 
 describe("the only node with a model's file restarting", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("answers 503 with Retry-After through the others meanwhile, not a 404", async (t) => {
-    const redis = await startRedis(t);
-    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
-    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const { nodes } = await splitFolders(t);
     const [first, second] = nodes as [FleetTestNode, FleetTestNode];
-    await settleFleet(nodes);
     await ok(complete(second, "a"));
     await first.process.stop();
     await waitFor(async () => (await second.get<{ data: Array<{ id: string }> }>("/v1/models")).data.length === 1, 50);
@@ -233,11 +236,8 @@ describe("the only node with a model's file restarting", { skip: REDIS_SKIP, tim
   });
 
   it("and when it was killed (its record still there, the forward refused)", async (t) => {
-    const redis = await startRedis(t);
-    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
-    const nodes = await Promise.all(folders.map((models) => startFleetNode(t, redis.url, models)));
+    const { nodes } = await splitFolders(t);
     const [first, second] = nodes as [FleetTestNode, FleetTestNode];
-    await settleFleet(nodes);
     await ok(complete(second, "a"));
     await first.kill();
     const away = await complete(second, "a");
@@ -248,11 +248,8 @@ describe("the only node with a model's file restarting", { skip: REDIS_SKIP, tim
 
 describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
   it("a node without the file sends its request to the node with it at once, not a 404", async (t) => {
-    const redis = await startRedis(t);
-    const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
-    const nodes = await Promise.all([0, 1, 0].map((i) => startFleetNode(t, redis.url, folders[i]!)));
+    const { nodes } = await splitFolders(t, [0, 1, 0]);
     const [first, second, third] = nodes as [FleetTestNode, FleetTestNode, FleetTestNode];
-    await settleFleet(nodes);
     await ok(complete(first, "a.gguf"));
     await new Promise((resolve) => setTimeout(resolve, 300));
     await first.kill();
