@@ -206,6 +206,12 @@ export class FleetUnavailable extends coded("fleet_unavailable", { status: 503 }
  */
 export class FleetLoadRefused extends coded("fleet_load_refused", { status: 503 }) {}
 
+/**
+ * No live node of the fleet serves the model now, and one did moments ago (its node restarting, or lost): retry.
+ * `details.retry_after_seconds`.
+ */
+export class FleetModelAway extends coded("fleet_model_away", { status: 503 }) {}
+
 /** The process exit code for any thrown value: 2 for usage/config errors, 1 otherwise. */
 export function exitCodeOf(error: unknown): ExitCode {
   return error instanceof InfernoError ? error.exitCode : 1;

@@ -394,20 +394,20 @@ export class FleetEngine {
 
   /**
    * Adds one delta to the fleet's usage ("merge my delta", persistence/merge.ts), exactly once per `id`: a compare-and-
-   * set on the stored version, retried when another node merged in between; `dup` when that id was merged before
-   * (a retry after a call that timed out but did reach Redis). `keepId`: the id is never forgotten (trimmed).
+   * set on the stored version, retried when another node merged in between (a null delta records the id alone); `dup`
+   * when that id was merged before (a retry after a call that timed out but did reach Redis). `keepId`: the id is never forgotten (trimmed).
    * `epoch`: merge only into that Redis dataset; `epoch` when Redis restarted empty since (nothing written).
    */
   async mergeUsage(
     id: string,
-    delta: StateDelta,
+    delta: StateDelta | null,
     options: { keepId?: boolean; epoch?: string } = {},
   ): Promise<"ok" | "dup" | "epoch"> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const [raw, version, applied] = (await this.run("fleetUsageRead", id)) as [string | null, number, number];
       if (Number(applied) === 1) return "dup";
       const current = raw === null ? null : (JSON.parse(raw) as CacheState);
-      const merged = JSON.stringify(mergeDelta(current, delta));
+      const merged = delta === null ? "" : JSON.stringify(mergeDelta(current, delta));
       const keep = options.keepId ? "1" : "0";
       const reply = String(
         await this.run(

@@ -229,10 +229,10 @@ export class FleetMember {
     const included = this.pending.length;
     const local = this.options.localUsage ? await this.options.localUsage() : undefined;
     if (local !== undefined) {
-      if (local) {
-        const base = { ...replacingDelta(local), reset_all: false };
-        await this.engine.mergeUsage(`base:${this.nodeId}:${epoch}`, base, { keepId: true, epoch });
-      }
+      // With no statistics yet (a first start) the base's id is recorded all the same: a restarted process, whose
+      // state file then holds every delta this one merged, must find its base merged and not add them again.
+      const base = local ? { ...replacingDelta(local), reset_all: false } : null;
+      await this.engine.mergeUsage(`base:${this.nodeId}:${epoch}`, base, { keepId: true, epoch });
       this.pending.splice(0, included);
     }
     this.epoch = epoch;

@@ -157,6 +157,11 @@ export class FleetMirror {
     );
   }
 
+  /** Every node the mirror knows, its lease run out or not (what it last showed while Redis is away). */
+  knownNodes(): FleetNodeState[] {
+    return [...this.nodeStates.values()];
+  }
+
   /** The nodes whose lease runs. */
   liveNodes(): FleetNodeState[] {
     const now = this.redisNow();

@@ -282,7 +282,7 @@ return {state, version, applied}
  * Write the merged usage: a compare-and-set on the version, idempotent by delta id. ARGV: prefix, delta id, expected
  * version, new state JSON, ids kept, `keep` ('1': the id is never trimmed: a node's base contribution to an epoch,
  * which a restarted node must find again however many deltas came since), the epoch the caller's statistics belong
- * to ('' = any). Returns `'dup'` (that delta was merged already: nothing written), `'epoch'` (Redis restarted empty
+ * to ('' = any). An empty state JSON records the id alone (a base with nothing in it). Returns `'dup'` (that delta was merged already: nothing written), `'epoch'` (Redis restarted empty
  * since the caller last looked: its pending deltas are in the base it must contribute first), `'conflict'` (another
  * node merged in between: read again and retry) or `'ok'`.
  */
@@ -291,9 +291,11 @@ local id, expected, state, keep, epoch = ARGV[2], tonumber(ARGV[3]), ARGV[4], to
 local applied = P .. 'usage:applied'
 if redis.call('ZSCORE', applied, id) then return 'dup' end
 if epoch ~= '' and redis.call('GET', P .. 'epoch') ~= epoch then return 'epoch' end
-local version = tonumber(redis.call('HGET', P .. 'usage', 'version') or '0')
-if version ~= expected then return 'conflict' end
-redis.call('HSET', P .. 'usage', 'state', state, 'version', version + 1)
+if state ~= '' then
+  local version = tonumber(redis.call('HGET', P .. 'usage', 'version') or '0')
+  if version ~= expected then return 'conflict' end
+  redis.call('HSET', P .. 'usage', 'state', state, 'version', version + 1)
+end
 local score = now_ms()
 if ARGV[6] == '1' then score = '+inf' end
 redis.call('ZADD', applied, score, id)

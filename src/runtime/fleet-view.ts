@@ -18,18 +18,39 @@ export interface FleetViewInputs {
   usage: CacheState | null;
 }
 
-export function fleetView(inputs: FleetViewInputs): FleetView {
-  const { snapshot, plan: planView } = inputs;
-  const now = snapshot.now;
-  const usage = new Map<string, { requests: number; last: number | null }>();
-  for (const m of inputs.usage?.models ?? []) {
-    const seen = usage.get(m.name) ?? { requests: 0, last: null };
+/** One model's figures in the fleet's merged usage. */
+export interface FleetModelUsage {
+  requests: number;
+  hits: number;
+  misses: number;
+  loads: number;
+  last: number | null;
+}
+
+/**
+ * The fleet's merged usage by model name, sorted by name. The statistics are keyed by each node's path of the file, so
+ * one model served from different folders (`/srv/a/m.gguf`, `/data/m.gguf`) has an entry per path: summed here.
+ */
+export function usageByName(state: CacheState | null): Map<string, FleetModelUsage> {
+  const usage = new Map<string, FleetModelUsage>();
+  for (const m of state?.models ?? []) {
+    const seen = usage.get(m.name) ?? { requests: 0, hits: 0, misses: 0, loads: 0, last: null };
     const last = m.usage.last_used_at;
     usage.set(m.name, {
       requests: seen.requests + m.usage.requests,
+      hits: seen.hits + m.usage.hits,
+      misses: seen.misses + m.usage.misses,
+      loads: seen.loads + m.usage.loads,
       last: last === null ? seen.last : Math.max(last, seen.last ?? last),
     });
   }
+  return new Map([...usage].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+export function fleetView(inputs: FleetViewInputs): FleetView {
+  const { snapshot, plan: planView } = inputs;
+  const now = snapshot.now;
+  const usage = usageByName(inputs.usage);
   const copies = new Map<string, Array<{ node: string; state: "ready" | "loading" }>>();
   for (const c of snapshot.copies) {
     const list = copies.get(c.model) ?? [];

@@ -6,7 +6,7 @@
  */
 import type { ModelCache } from "../cache/model-cache.js";
 import type { RestoreResult, SaveResult, StateDelta, StateStore } from "../cache/persistence/types.js";
-import { FleetUnavailable, messageOf } from "../errors/index.js";
+import { FleetModelAway, FleetUnavailable, messageOf, ModelNotFound } from "../errors/index.js";
 import {
   FleetEngine,
   FleetLeader,
@@ -17,10 +17,11 @@ import {
   type FleetSettings,
   type ServedModel,
 } from "../fleet/index.js";
-import type { ModelManager } from "../models/manager.js";
+import { LATEST_TAG, type ModelManager } from "../models/manager.js";
+import { NameIndex } from "../models/name-index.js";
 import type { FleetReadiness, FleetView } from "../server/ports.js";
 import { type DrainResult, drainModels } from "./fleet-drain.js";
-import { fleetView } from "./fleet-view.js";
+import { fleetView, usageByName } from "./fleet-view.js";
 import { NodeWarmup } from "./fleet-warmup.js";
 import { FleetCopies } from "./fleet-copies.js";
 import type { InfernoLogger } from "./logger.js";
@@ -75,10 +76,21 @@ export interface FleetNodeOptions {
 const EVENTS_FLUSH_MS = 250;
 /** At most this many events wait on the node (a Redis outage drops the oldest). */
 const EVENTS_BUFFER = 1000;
+/** How long after a live node last served a model of other nodes a request for it is answered 503, not 404. */
+const AWAY_MS = 60_000;
+/** More distinct names than this resolved to other nodes' models, and they are resolved afresh. */
+const FLEET_NAMES_KEPT = 1000;
 
 export class FleetNode implements FleetPort {
   readonly secret: string;
   private served: Record<string, ServedModel> = {};
+  /** Peers a forward failed on before its first byte, with their lease then: skipped until it changes (`skipping`). */
+  private readonly unreachablePeers = new Map<string, number>();
+  /**
+   * Names requested here that only other nodes' files answer to: the fleet's name of each (`fleetNamed`), and when a
+   * live node last served it (Redis time).
+   */
+  private readonly fleetNames = new Map<string, { name: string; seen: number }>();
   /** Requests this node's cache took (hits, misses, joins of a load in flight): the published `rpm`. */
   private readonly rate = new RequestRate();
   private readonly stopLoading = new Map<string, () => void>();
@@ -273,8 +285,18 @@ export class FleetNode implements FleetPort {
     return false;
   }
 
-  async route(requested: string, hops: number, exclude: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
-    if (this.member.status !== "joined") return { kind: "local" };
+  async route(requested: string, hops: number, failed: ReadonlySet<string> = new Set()): Promise<FleetRoute> {
+    const joined = this.member.status === "joined";
+    const route = await (joined ? this.routeJoined(requested, hops, failed) : this.routeAlone(requested, hops, failed));
+    if (route.kind === "forward" || failed.size === 0) return route;
+    // Its holder failed this request before any byte and no other node can load it: as for a holder that left.
+    const away = this.served[await this.canonicalName(requested)] === undefined ? this.away(requested) : null;
+    if (away) throw away;
+    return route;
+  }
+
+  private async routeJoined(requested: string, hops: number, failed: ReadonlySet<string>): Promise<FleetRoute> {
+    const exclude = this.skipping(failed);
     const name = await this.canonicalName(requested);
     const self = this.member.nodeId;
     const canForward = hops < MAX_FLEET_HOPS;
@@ -309,6 +331,25 @@ export class FleetNode implements FleetPort {
   }
 
   /**
+   * Redis away (or not reached yet): a model with a file here is served here, as on a single node. One only other nodes
+   * have goes, once, to the node the mirror last showed holding it ready, else to one whose file it is: peers usually
+   * outlive a Redis outage, and with different model folders this node alone would answer 404. A peer that cannot be
+   * reached is skipped; with none left the request is answered here.
+   */
+  private async routeAlone(requested: string, hops: number, failed: ReadonlySet<string>): Promise<FleetRoute> {
+    if (hops > 0 || this.member.status === "closed") return { kind: "local" };
+    const name = await this.canonicalName(requested);
+    if (this.served[name] !== undefined) return { kind: "local" };
+    const { mirror } = this.member;
+    const peers = mirror
+      .knownNodes()
+      .filter((n) => n.id !== this.nodeId && !failed.has(n.id) && !this.unreachablePeers.has(n.id) && n.record);
+    const holding = peers.find((n) => mirror.copiesOn(n.id).some((c) => c.model === name && c.copy.state === "ready"));
+    const target = holding ?? peers.find((n) => n.record?.serves[name] !== undefined);
+    return target?.record ? { kind: "forward", node: target.id, url: target.record.url } : { kind: "local" };
+  }
+
+  /**
    * A miss: placement, then the claim (the cross-node single flight) for the placed node, in one script, so that any
    * claim's answer names the node that loads. (A claim this node made for itself and gave to the placed node afterwards
    * left a moment when another node's claim found this node as the loader: that node forwarded here, and, joining this
@@ -321,10 +362,12 @@ export class FleetNode implements FleetPort {
     const claim = await this.member.claim(name, 1, placed?.node ?? self);
     if (claim.kind === "local") return { kind: "local" };
     if (claim.kind === "held") {
-      const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node));
-      if (!holder || !canForward || claim.holders.some((h) => h.node === self)) return { kind: "local" };
-      const url = this.urlOf(holder.node);
-      return url ? { kind: "forward", node: holder.node, url } : { kind: "local" };
+      if (!canForward || claim.holders.some((h) => h.node === self)) return { kind: "local" };
+      // Every holder failed this request before its first byte (killed, hung: their leases still run): a load where
+      // placement puts it among the others, which may not be here (this node may not have the file).
+      const holder = claim.holders.find((h) => h.node !== self && !exclude.has(h.node)) ?? placed;
+      const url = holder && holder.node !== self ? this.urlOf(holder.node) : null;
+      return url && holder ? { kind: "forward", node: holder.node, url } : { kind: "local" };
     }
     if (claim.node === self) {
       // No node can load it (no file, too large): the claim goes, and the request is answered here (a 404 for a model
@@ -386,15 +429,20 @@ export class FleetNode implements FleetPort {
         hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
         loads: usage.counters.loads,
         load_failures: usage.counters.load_failures,
-        models: usage.models
-          .map(({ name, usage: u }) => ({ name, requests: u.requests, hits: u.hits, misses: u.misses, loads: u.loads }))
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+        // By name: one model served from different folders has an entry per node's path.
+        models: [...usageByName(usage)].map(([name, { requests, hits, misses, loads }]) => ({
+          name,
+          requests,
+          hits,
+          misses,
+          loads,
+        })),
       },
     };
   }
 
   models(): FleetModel[] {
-    const models = new Map<string, FleetModel>();
+    const models = new Map<string, Omit<FleetModel, "id">>();
     for (const node of this.member.mirror.liveNodes()) {
       for (const [name, served] of Object.entries(node.record?.serves ?? {})) {
         if (models.has(name)) continue;
@@ -402,11 +450,79 @@ export class FleetNode implements FleetPort {
         models.set(name, { name, size_bytes: served.size, loaded });
       }
     }
-    return [...models.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Each by the shortest name that means it in the fleet (`tiny` for `tiny.gguf`), as a node lists its own models.
+    const ids = new NameIndex([...models.keys()].map((name) => ({ name, key: name }))).shortestNames();
+    return [...models.values()]
+      .map((m) => ({ id: ids.get(m.name) ?? m.name, ...m }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * The model of the fleet `requested` names when no file here has it, by the names a node's own files answer to (the
+   * file name, its stem, `NAME:latest`), matched against the names the live nodes publish; undefined when none or
+   * more than one.
+   */
+  private fleetNamed(requested: string): string | undefined {
+    // While Redis is away, the nodes as the mirror last showed them (their leases run out unrenewed).
+    const nodes = this.member.status === "joined" ? this.member.mirror.liveNodes() : this.member.mirror.knownNodes();
+    const now = this.member.mirror.redisNow();
+    const remembered = this.fleetNames.get(requested);
+    if (remembered !== undefined && nodes.some((n) => n.record?.serves[remembered.name] !== undefined)) {
+      remembered.seen = now;
+      return remembered.name;
+    }
+    const names = new Set(nodes.flatMap((n) => Object.keys(n.record?.serves ?? {})));
+    const index = new NameIndex([...names].map((name) => ({ name, key: name })));
+    let hits = index.match(requested);
+    if (hits.length === 0 && requested.endsWith(LATEST_TAG)) hits = index.match(requested.slice(0, -LATEST_TAG.length));
+    const name = hits.length === 1 ? hits[0]?.name : undefined;
+    if (name === undefined) return undefined;
+    if (this.fleetNames.size >= FLEET_NAMES_KEPT) this.fleetNames.clear();
+    this.fleetNames.set(requested, { name, seen: now });
+    return name;
+  }
+
+  /**
+   * A name a live node served moments ago and none serves now (its only node restarting, or lost until another with
+   * the file loads it): a 503 the client retries, not a 404 that says the model does not exist.
+   */
+  private away(requested: string): FleetModelAway | null {
+    const remembered = this.fleetNames.get(requested);
+    if (!remembered || this.member.mirror.redisNow() - remembered.seen > AWAY_MS) return null;
+    const retryAfter = Math.max(1, Math.ceil(this.options.settings.heartbeatMs / 1000));
+    return new FleetModelAway(
+      `model "${requested}" is served by no node of the fleet now: the node(s) with its file left moments ago (a restart?); retry in ${retryAfter} s`,
+      { details: { model: requested, retry_after_seconds: retryAfter } },
+    );
   }
 
   alive(node: string): boolean {
+    // With Redis away no lease is renewed: the mirror's have all run out after a while, and say nothing of the nodes.
+    if (this.member.status !== "joined") return true;
     return this.member.mirror.liveNodes().some((n) => n.id === node);
+  }
+
+  unreachable(node: string): boolean {
+    const first = !this.unreachablePeers.has(node);
+    this.unreachablePeers.set(node, this.member.mirror.redisNow());
+    return first;
+  }
+
+  /**
+   * `failed` (the peers this request failed on) and the peers a forward failed on before (`unreachable`) that have not
+   * heartbeated since: a killed node's lease runs on for `node_timeout_seconds`, and each request sent there meanwhile
+   * would pay a failed connection and a warning. A peer is back once the mirror shows a lease it was granted after the
+   * failure (a lease runs `node_timeout_seconds` from its heartbeat), or its record published since; gone, forgotten.
+   */
+  private skipping(failed: ReadonlySet<string>): ReadonlySet<string> {
+    if (this.unreachablePeers.size === 0) return failed;
+    const skipped = new Set(failed);
+    for (const [node, failedAt] of this.unreachablePeers) {
+      const state = this.member.mirror.node(node);
+      if (state && state.lease - this.options.settings.nodeTimeoutMs <= failedAt) skipped.add(node);
+      else this.unreachablePeers.delete(node);
+    }
+    return skipped;
   }
 
   private urlOf(node: string): string | null {
@@ -421,9 +537,17 @@ export class FleetNode implements FleetPort {
   private async canonicalName(requested: string): Promise<string> {
     const known = this.options.models.lookup(requested);
     if (known) return known.name;
+    // A name only other nodes' files answer to, met before: no folder check (a miss here rescans the folders).
+    const elsewhere = this.fleetNames.has(requested) ? this.fleetNamed(requested) : undefined;
+    if (elsewhere !== undefined) return elsewhere;
     try {
       return (await this.options.models.resolve(requested)).name;
-    } catch {
+    } catch (error) {
+      if (!(error instanceof ModelNotFound)) return requested;
+      const name = this.fleetNamed(requested);
+      if (name !== undefined) return name;
+      const away = this.away(requested);
+      if (away) throw away;
       return requested;
     }
   }

@@ -174,7 +174,13 @@ async function forward(
     const holderGone = signal.reason instanceof HolderGone;
     if (signal.aborted && !holderGone) throw error;
     const reason = holderGone ? (signal.reason as HolderGone) : (error as Error);
-    deps.runtime.logger.warn({ peer: base }, `fleet: forwarding to ${base} failed: ${reason.message}`);
+    // Once per peer until it heartbeats again: the requests meanwhile skip it (a killed node's lease runs on).
+    if (fleet.unreachable(node)) {
+      deps.runtime.logger.warn(
+        { peer: base },
+        `fleet: forwarding to ${base} failed: ${reason.message}; skipping it until it heartbeats again`,
+      );
+    }
     return null;
   } finally {
     unwatch();

@@ -352,7 +352,8 @@ function modelObject(model: ModelDescriptor, names: Map<string, string>, loadedK
 
 /** A model only other nodes of the fleet have (by the name they publish). */
 function fleetModelObject(m: FleetModel) {
-  return { id: m.name, file: m.name, object: "model", created: 0, owned_by: "inferno", ...m, fleet: true };
+  const { id, ...rest } = m;
+  return { id, file: m.name, object: "model", created: 0, owned_by: "inferno", ...rest, fleet: true };
 }
 
 function loadedKeys(deps: AppDeps): Set<string> {
@@ -381,7 +382,8 @@ export function openaiRoutes(deps: AppDeps): Hono<AppEnv> {
       const model = await deps.runtime.models.resolve(name);
       return c.json(modelObject(model, await deps.runtime.models.shortNames(), loadedKeys(deps)));
     } catch (error) {
-      const elsewhere = error instanceof ModelNotFound && deps.runtime.fleet?.models().find((m) => m.name === name);
+      const elsewhere =
+        error instanceof ModelNotFound && deps.runtime.fleet?.models().find((m) => m.name === name || m.id === name);
       if (elsewhere) return c.json(fleetModelObject(elsewhere));
       throw error;
     }

@@ -166,8 +166,16 @@ export interface FleetPort {
    * `exclude`: peers that failed this request before their first byte.
    */
   route(model: string, hops: number, exclude?: ReadonlySet<string>): Promise<FleetRoute>;
-  /** Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. */
+  /**
+   * Whether `node`'s lease runs, as the mirror sees it (no Redis call): a holder that stops heartbeating is not. While
+   * Redis is away, true (no lease is renewed then).
+   */
   alive(node: string): boolean;
+  /**
+   * A forward to `node` failed before its first byte (it could not be reached, or stopped heartbeating): every request
+   * skips it until it heartbeats again or its lease ends. True when it was not skipped yet (the caller warns once).
+   */
+  unreachable(node: string): boolean;
   /** The fleet's figures for `/v1/cache/stats` (reads the merged usage from Redis, bounded by the call limit). */
   stats(): Promise<FleetStats>;
   /** The models live nodes publish (name, file size, whether a ready copy exists), from the mirror: no Redis call. */
@@ -211,6 +219,8 @@ export interface FleetStats {
 
 /** A model some node of the fleet can serve. */
 export interface FleetModel {
+  /** The shortest name that means it in the fleet (its file stem when no other model shares it). */
+  id: string;
   name: string;
   size_bytes: number;
   loaded: boolean;

@@ -26,6 +26,8 @@ import { engineFor } from "./fleet-helpers.js";
 const SHARED = ["m0.gguf", "m1.gguf", "m2.gguf", "m3.gguf", "m4.gguf"];
 /** Only the third node has this file. */
 const SOLO = "solo.gguf";
+/** The name every node lists it by, and the one its node's files answer to. */
+const SOLO_ID = "solo";
 const COLD = "cold.gguf";
 const MODELS = [SOLO, ...SHARED];
 
@@ -42,15 +44,19 @@ describe("a fleet of three nodes with two slots each", { skip: REDIS_SKIP, timeo
     const { nodes } = fleet;
     await fleet.settle();
 
-    // Every node lists every model some node can serve.
+    // Every node lists every model some node can serve, by the name the node with its file lists it by.
     const listed = await nodes[0]!.get<{ data: Array<{ id: string }> }>("/v1/models");
     assert.ok(
-      listed.data.some((m) => m.id === SOLO),
-      `the first node lists ${SOLO}: ${listed.data.map((m) => m.id)}`,
+      listed.data.some((m) => m.id === SOLO_ID),
+      `the first node lists ${SOLO_ID}: ${listed.data.map((m) => m.id)}`,
     );
+    const own = await nodes[2]!.get<{ data: Array<{ id: string }> }>("/v1/models");
+    assert.ok(own.data.some((m) => m.id === SOLO_ID));
 
-    const one = await nodes[0]!.get<{ id: string; fleet?: boolean }>(`/v1/models/${SOLO}`);
-    assert.deepEqual([one.id, one.fleet], [SOLO, true]);
+    for (const name of [SOLO, SOLO_ID]) {
+      const one = await nodes[0]!.get<{ id: string; file: string; fleet?: boolean }>(`/v1/models/${name}`);
+      assert.deepEqual([one.id, one.file, one.fleet], [SOLO_ID, SOLO, true]);
+    }
 
     // 600 requests round-robin over the nodes, each model through each node. The first round (one cold request per
     // model) goes one at a time: placed all at once, each node would take the two models it received first, and the
@@ -121,6 +127,10 @@ describe("a fleet of three nodes with two slots each", { skip: REDIS_SKIP, timeo
       new RegExp(`fleet \\(redis://127\\.0\\.0\\.1:${redis.port}\\): ok, this node ${nodes[1]!.id}, 3 live node`),
     );
     for (const node of nodes) assert.match(cli.stdout, new RegExp(`^${node.id} +2/2 +0 +0 `, "m"));
+
+    // A model only another node has answers to the names its own node's files answer to, through every node.
+    for (const name of [SOLO_ID, `${SOLO_ID}:latest`]) for (const node of nodes) await ok(complete(node, name));
+    assert.deepEqual(await fleet.loadsOf(SOLO), [0, 0, 1]);
 
     // 30 concurrent cold requests over the three (full) nodes: one load in the fleet.
     await Promise.all(Array.from({ length: 30 }, (_, i) => ok(complete(nodes[i % 3]!, COLD))));

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
+import type { TinyLlamaOptions } from "../../src/models/gguf-writer.js";
 import { FLEET_HOP_HEADER, FLEET_SECRET_HEADER } from "../../src/server/fleet.js";
 import {
   complete,
@@ -29,6 +30,15 @@ async function twoNodesFirstHolding(t: TestContext) {
   await ok(complete(first, "a.gguf"));
   await new Promise((resolve) => setTimeout(resolve, 300));
   return { redis, first, second };
+}
+
+/** Nodes over two model folders, one with `a.gguf` (0), one with `b.gguf` (1), as `layout` lists them; settled. */
+async function splitFolders(t: TestContext, layout: number[] = [0, 1]) {
+  const redis = await startRedis(t);
+  const folders: Array<Record<string, TinyLlamaOptions>> = [{ "a.gguf": { seed: 1 } }, { "b.gguf": { seed: 2 } }];
+  const nodes = await Promise.all(layout.map((i) => startFleetNode(t, redis.url, folders[i]!)));
+  await settleFleet(nodes);
+  return { redis, nodes };
 }
 
 const loadsOf = async (nodes: FleetTestNode[]) => Promise.all(nodes.map(async (n) => (await n.stats()).loads));
@@ -183,6 +193,76 @@ describe("a fleet of inferno serve nodes", { skip: REDIS_SKIP, timeout: 120_000 
     await settleFleet([second, third]);
     await ok(complete(third, "a.gguf"));
     assert.equal((await third.stats()).loads, 0, "forwarded to the surviving copy");
+  });
+});
+
+describe("Redis gone under nodes with different model folders", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("a model only another node has is still served through this one, held there or not", async (t) => {
+    const { redis, nodes } = await splitFolders(t);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await redis.kill();
+    await waitFor(async () => (await first.health()).fleet === "degraded", 100);
+    await waitFor(async () => (await second.health()).fleet === "degraded", 100);
+    // Held by the first node (the mirror as Redis last showed it), and not loaded anywhere yet (the second has its file).
+    await ok(complete(second, "a"));
+    await ok(complete(first, "b.gguf"));
+    assert.deepEqual(await loadsOf([first, second]), [1, 1]);
+    // Once the leases the mirror last read have run out, a forward that waits (here for a holder paused a second) is
+    // not given up for them: with Redis away no lease is renewed, so none tells a dead node from a live one.
+    await new Promise((resolve) => setTimeout(resolve, (FLEET_NODE_TIMEOUT_SECONDS + 0.5) * 1000));
+    first.process.child.kill("SIGSTOP");
+    const resumed = new Promise((resolve) => setTimeout(resolve, 1000)).then(() => first.process.child.kill("SIGCONT"));
+    await ok(complete(second, "a.gguf"));
+    await resumed;
+    assert.deepEqual(await loadsOf([first, second]), [1, 1]);
+  });
+});
+
+describe("the only node with a model's file restarting", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("answers 503 with Retry-After through the others meanwhile, not a 404", async (t) => {
+    const { nodes } = await splitFolders(t);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await ok(complete(second, "a"));
+    await first.process.stop();
+    await waitFor(async () => (await second.get<{ data: Array<{ id: string }> }>("/v1/models")).data.length === 1, 50);
+    const away = await complete(second, "a");
+    assert.equal(away.status, 503, await away.clone().text());
+    assert.equal(((await away.json()) as { error: { code: string } }).error.code, "fleet_model_away");
+    assert.ok(Number(away.headers.get("retry-after")) >= 1);
+    // A name no node ever served is still a 404.
+    assert.equal((await complete(second, "nowhere")).status, 404);
+  });
+
+  it("and when it was killed (its record still there, the forward refused)", async (t) => {
+    const { nodes } = await splitFolders(t);
+    const [first, second] = nodes as [FleetTestNode, FleetTestNode];
+    await ok(complete(second, "a"));
+    await first.kill();
+    const away = await complete(second, "a");
+    assert.equal(away.status, 503, await away.clone().text());
+    assert.ok(Number(away.headers.get("retry-after")) >= 1);
+  });
+});
+
+describe("a holder killed while another node has the file", { skip: REDIS_SKIP, timeout: 120_000 }, () => {
+  it("a node without the file sends its request to the node with it at once, not a 404", async (t) => {
+    const { nodes } = await splitFolders(t, [0, 1, 0]);
+    const [first, second, third] = nodes as [FleetTestNode, FleetTestNode, FleetTestNode];
+    await ok(complete(first, "a.gguf"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await first.kill();
+    // The dead holder's lease still runs: the forward fails before any byte, and the model loads on the third node.
+    await ok(complete(second, "a.gguf"));
+    assert.equal((await second.stats()).loads, 0);
+    assert.equal((await third.stats()).loads, 1);
+    // Until its lease ends, the next requests skip it: one failed forward, one warning, not one per request.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let i = 0; i < 5; i++) await ok(complete(second, "a.gguf"));
+    const warned = second.log().match(new RegExp(`forwarding to ${first.url} failed`, "g")) ?? [];
+    assert.equal(warned.length, 1, second.log());
+    assert.equal((await third.stats()).loads, 1);
   });
 });
 

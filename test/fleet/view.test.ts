@@ -4,9 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { mergeDelta } from "../../src/cache/persistence/merge.js";
 import type { CacheState } from "../../src/cache/persistence/types.js";
 import type { FleetSnapshot, PlanView } from "../../src/fleet/index.js";
-import { fleetView } from "../../src/runtime/fleet-view.js";
+import { fleetView, usageByName } from "../../src/runtime/fleet-view.js";
 import { startTestServer } from "../../testkit/server.js";
 import { nodeRecord, usageDelta } from "./fleet-helpers.js";
 
@@ -71,6 +72,21 @@ it("shows live and dead nodes, each model's copies and fleet usage, and the plan
   assert.equal(view.plan?.settled, 1);
   assert.equal(view.plan?.total, 2);
   assert.deepEqual(view.plan?.skipped, plan.plan!.skipped);
+});
+
+it("counts one model served from two nodes' different folders once, its figures summed", () => {
+  const entry = (key: string, requests: number, at: number) => ({
+    ...usageDelta("m1.gguf", requests, at).models[0]!,
+    key,
+  });
+  const state = {
+    ...mergeDelta(null, usageDelta("m2.gguf", 1)),
+    models: [entry("/srv/a/m1.gguf", 4, NOW - 60_000), entry("/data/m1.gguf", 3, NOW - 1000)],
+  };
+  assert.deepEqual(
+    [...usageByName(state)],
+    [["m1.gguf", { requests: 7, hits: 7, misses: 0, loads: 0, last: NOW - 1000 }]],
+  );
 });
 
 it("GET /v1/fleet takes the API key like the other admin routes, and is 404 on a single node", async (t) => {
