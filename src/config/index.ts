@@ -6,3 +6,4 @@ export * from "./values.js";
 export * from "./edit.js";
 export * from "./starter.js";
 export * from "./render.js";
+export * from "./secrets.js";

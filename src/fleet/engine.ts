@@ -14,7 +14,7 @@ import { fleetKeys, type FleetKeys } from "./keys.js";
 import { SCRIPTS } from "./scripts.js";
 import type { FleetPlan, FleetPlanItemState } from "./warmup.js";
 import type { Copy, FeedEvent, FleetSnapshot, Holder, LoadFailure, NodeRecord, RedisMilliseconds } from "./types.js";
-import { redactRedisUrl } from "./settings.js";
+import { redactRedisUrl } from "../config/secrets.js";
 
 export interface FleetEngineOptions {
   redisUrl: string;

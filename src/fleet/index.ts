@@ -38,7 +38,8 @@ export {
   publishedUsage,
   RequestRate,
 } from "./record.js";
-export { fleetSettings, redactRedisUrl, type FleetSettings } from "./settings.js";
+export { redactRedisUrl } from "../config/secrets.js";
+export { fleetSettings, type FleetSettings } from "./settings.js";
 export type * from "./types.js";
 export { FleetUsageStore } from "./usage-store.js";
 export { DRAIN_IDLE_MS, drainOrder, type DrainingModel, type DrainPlan } from "./drain.js";

@@ -3,6 +3,7 @@
  * empty: a single node, exactly as without a fleet.
  */
 import type { InfernoConfig } from "../config/schema.js";
+import { redactRedisUrl } from "../config/secrets.js";
 import { copiesRule, type CopiesRule } from "./copies.js";
 
 export interface FleetSettings {
@@ -26,14 +27,6 @@ export interface FleetSettings {
   kept: string[];
   /** `cache.eviction_policy`: the order of the eviction ladder the node publishes for placement. */
   evictionPolicy: InfernoConfig["cache"]["eviction_policy"];
-}
-
-/** `url` with its password (and a lone user, which may be a token) replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => {
-    const colon = auth.indexOf(":");
-    return `${scheme}${colon >= 0 ? `${auth.slice(0, colon)}:***` : "***"}@`;
-  });
 }
 
 function hostForUrl(host: string): string {

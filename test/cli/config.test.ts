@@ -238,6 +238,36 @@ test("config show prints the effective configuration as TOML that reads back, or
   assert.deepEqual(JSON.parse(JSON.stringify(parse(toml.stdout))), json);
 });
 
+test("config show and config get of a section print secrets masked; config get of the key prints it", async (t) => {
+  const s = await cliSandbox(t);
+  await writeFile(
+    s.localFile,
+    '[server]\napi_key = "sk-local-1"\n[fleet]\nredis_url = "redis://inferno:pw-2@127.0.0.1:6390/0"\nsecret = "fleet-3"\n',
+  );
+  const secrets = /sk-local-1|pw-2|fleet-3/;
+  for (const args of [
+    ["config", "show"],
+    ["config", "show", "--json"],
+    ["config", "show", "--origin"],
+    ["config", "get", "fleet"],
+    ["config", "get", "server", "--json"],
+  ]) {
+    const result = await s.run(args);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stdout, secrets, args.join(" "));
+  }
+  const shown = (await s.run(["config", "show"])).stdout;
+  assert.match(shown, /^api_key = "\*\*\*"$/m);
+  assert.match(shown, /^secret = "\*\*\*"$/m);
+  assert.match(shown, /^redis_url = "redis:\/\/inferno:\*\*\*@127\.0\.0\.1:6390\/0"$/m);
+  // Unset secrets stay as they are (an empty key is not a secret to hide).
+  const bare = await cliSandbox(t);
+  assert.match((await bare.run(["config", "show"])).stdout, /^api_key = ""$/m);
+  // One key named alone: as it is, for scripts.
+  assert.equal((await s.run(["config", "get", "server.api_key"])).stdout, "sk-local-1\n");
+  assert.equal((await s.run(["config", "get", "fleet.redis_url"])).stdout, "redis://inferno:pw-2@127.0.0.1:6390/0\n");
+});
+
 test("config get prints values, sections, JSON, and rejects unknown keys", async (t) => {
   const s = await cliSandbox(t);
   assert.equal((await s.run(["config", "get", "server.port"])).stdout, "8080\n");

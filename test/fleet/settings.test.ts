@@ -4,7 +4,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ConfigInvalid } from "../../src/errors/index.js";
-import { fleetSettings, redactRedisUrl } from "../../src/fleet/settings.js";
+import { redactRedisUrl } from "../../src/config/secrets.js";
+import { fleetSettings } from "../../src/fleet/settings.js";
 import { cliSandbox } from "../../testkit/cli.js";
 
 test("no redis_url: a single node, no fleet settings", async (t) => {

@@ -22,6 +22,7 @@ import {
   parseKey,
   parseValue,
   readConfigText,
+  redactConfig,
   renderToml,
   type ResolvedConfig,
   setInToml,
@@ -149,9 +150,11 @@ function noteOverride(ctx: CliContext, resolved: ResolvedConfig, key: string, fi
 export async function getCommand(ctx: CliContext, keyText: string, options: Record<string, unknown>): Promise<void> {
   const path = parseKeyArgument(keyText);
   const { config } = await ctx.resolveConfig(configFlagValues(options, ALL_FLAGS));
-  const value = getIn(config, path);
+  let value = getIn(config, path);
   const known = findKey(path) !== undefined || value !== undefined || isRecordEntry(path);
   if (!known) throw unknownKey(path, ctx);
+  // A whole section prints its secrets masked, as `config show` does; a key named alone prints as it is.
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) value = getIn(redactConfig(config), path);
   if (ctx.out.json) {
     ctx.out.printJson(value ?? null);
   } else if (value === undefined) {
@@ -208,7 +211,10 @@ export async function showCommand(
   ctx: CliContext,
   options: { origin?: boolean } & Record<string, unknown>,
 ): Promise<void> {
-  const { config, origins } = await ctx.resolveConfig(configFlagValues(options, ALL_FLAGS));
+  const resolved = await ctx.resolveConfig(configFlagValues(options, ALL_FLAGS));
+  // Secrets masked (`server.api_key`, `fleet.secret`, the Redis password): `config get <key>` prints one as it is.
+  const config = redactConfig(resolved.config);
+  const { origins } = resolved;
   if (ctx.out.json) {
     ctx.out.printJson(options.origin ? { config, origins: Object.fromEntries(origins) } : config);
     return;
