@@ -64,7 +64,6 @@ function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields
     toolCall: (m, c, field) => `${itemPath(callOrigin.get(m)?.[c] ?? origin[m])}${field ? ".arguments" : ""}`,
     tool: (index, field) => `tools[${index}].${field}`,
     toolChoice: "tool_choice",
-    format: "text.format",
     formatSchema: "text.format.schema",
   };
   return { messages, fields };

@@ -8,7 +8,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { AIMessage, HumanMessage, SystemMessage, type ToolMessage } from "@langchain/core/messages";
 import { tool as langchainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
-import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
+import { generateObject, generateText, Output, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 
@@ -108,6 +108,37 @@ describe("Vercel AI SDK", () => {
       assert.equal(call?.toolName, "weather");
       assert.ok(["Paris", "Rome"].includes(executed[0] ?? ""));
       assert.deepEqual(result.steps[0]?.toolResults[0]?.output, { city: executed[0], temperature: 21 });
+    }
+  });
+  it("generateText with tools and Output.object: each step calls the tool or answers in the schema (chat and responses)", async () => {
+    const openai = provider();
+    for (const model of [openai.chat("tiny"), openai("tiny")]) {
+      const executed: string[] = [];
+      const result = await generateText({
+        model,
+        prompt: "What is the weather in Paris?",
+        tools: {
+          weather: tool({
+            inputSchema: City,
+            execute: async ({ city }) => {
+              executed.push(city);
+              return { city, temperature: 21 };
+            },
+          }),
+        },
+        output: Output.object({ schema: Verdict }),
+        stopWhen: stepCountIs(3),
+        temperature: 0,
+        maxOutputTokens: 120,
+        providerOptions: { openai: { store: false } },
+      });
+      // Every step was answered (no 400 for tools beside a format); each call had valid input and was executed.
+      const calls = result.steps.flatMap((step) => step.toolCalls);
+      assert.equal(executed.length, calls.length);
+      for (const city of executed) assert.ok(["Paris", "Rome"].includes(city));
+      const last = result.steps.at(-1);
+      if (last?.finishReason === "stop") assert.deepEqual(Verdict.parse(result.output), result.output);
+      else assert.equal(last?.finishReason, "tool-calls", "greedy: the last step calls again (or answered)");
     }
   });
 });
