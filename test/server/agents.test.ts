@@ -353,7 +353,7 @@ describe("POST /v1/responses", () => {
     assert.ok(["yes", "no"].includes(response.output_parsed?.answer ?? ""));
   });
 
-  it("store: true, previous_response_id and item references are 400s (stateless)", async () => {
+  it("store: true, previous_response_id and references to items this server never sent are 400s", async () => {
     for (const extra of [{ store: true }, { previous_response_id: "resp_1" }]) {
       await assert.rejects(client.responses.create({ model: "tiny", input: "hi", ...extra }), (error: unknown) => {
         assert.ok(error instanceof OpenAI.BadRequestError, String(error));
@@ -364,7 +364,9 @@ describe("POST /v1/responses", () => {
     await assert.rejects(
       client.responses.create({ model: "tiny", input: [{ type: "item_reference", id: "msg_1" }] }),
       (error: unknown) =>
-        error instanceof OpenAI.BadRequestError && error.param === "input[0].id" && /stateless/.test(error.message),
+        error instanceof OpenAI.BadRequestError &&
+        error.param === "input[0].id" &&
+        /no output item "msg_1" .* stores no responses/.test(error.message),
     );
   });
 });

@@ -8,7 +8,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { AIMessage, HumanMessage, SystemMessage, type ToolMessage } from "@langchain/core/messages";
 import { tool as langchainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
-import { generateObject, generateText, Output, stepCountIs, streamText, tool } from "ai";
+import { generateObject, generateText, type ModelMessage, Output, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 
@@ -110,6 +110,28 @@ describe("Vercel AI SDK", () => {
       assert.deepEqual(result.steps[0]?.toolResults[0]?.output, { city: executed[0], temperature: 21 });
     }
   });
+  it("a multi-turn chat on the default provider: earlier answers come back as item references, streamed or not", async () => {
+    const openai = provider();
+    const messages: ModelMessage[] = [{ role: "user", content: "Once upon a time" }];
+    for (const turn of [0, 1, 2]) {
+      const options = { model: openai("tiny"), messages, temperature: 0, maxOutputTokens: 6 };
+      let reply: ModelMessage[];
+      if (turn === 1) {
+        const stream = streamText(options);
+        await stream.consumeStream();
+        reply = (await stream.response).messages;
+      } else {
+        reply = (await generateText(options)).response.messages;
+      }
+      // The AI SDK keeps each answer's item id and, with its default store: true, sends the id instead of the text.
+      const itemId = (reply[0]?.content as Array<{ providerOptions?: { openai?: { itemId?: string } } }>)[0]
+        ?.providerOptions?.openai?.itemId;
+      assert.ok(itemId, JSON.stringify(reply));
+      messages.push(...reply, { role: "user", content: "And then?" });
+    }
+    assert.equal(messages.length, 7);
+  });
+
   it("generateText with tools and Output.object: each step calls the tool or answers in the schema (chat and responses)", async () => {
     const openai = provider();
     for (const model of [openai.chat("tiny"), openai("tiny")]) {
