@@ -143,7 +143,7 @@ export const responsesRequestSchema = z.strictObject({
   reasoning: refusedBecause(
     "reasoning is not supported: the models Inferno runs have no reasoning budget to set; leave it out",
   ),
-  top_logprobs: unsupported("log probabilities are"),
+  top_logprobs: unsupported("log probabilities are", 0),
   // OpenAI's own switch: "auto" drops the oldest input items (not instructions, not the last item) to fit the context;
   // "disabled" (the default) refuses an input the context cannot hold with a 400.
   truncation: z.enum(["auto", "disabled"]).nullish(),
