@@ -48,6 +48,26 @@ function assertValidWeatherArgs(text: string): void {
   assert.equal(typeof args.celsius, "boolean");
 }
 
+/** A streamed chat completion put together: its text, its calls (deltas joined by index) and its finish reason. */
+async function collected(stream: AsyncIterable<OpenAI.Chat.ChatCompletionChunk>) {
+  let content = "";
+  const calls: Array<{ id?: string; name?: string; arguments: string }> = [];
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    const choice = chunk.choices[0];
+    if (!choice) continue;
+    content += choice.delta.content ?? "";
+    for (const delta of choice.delta.tool_calls ?? []) {
+      const call = (calls[delta.index] ??= { arguments: "" });
+      if (delta.id) call.id = delta.id;
+      if (delta.function?.name) call.name = delta.function.name;
+      call.arguments += delta.function?.arguments ?? "";
+    }
+    finish = choice.finish_reason ?? finish;
+  }
+  return { content, calls, finish };
+}
+
 async function loadedNames(): Promise<string[]> {
   return (await loaded(s)).map((m) => m.name);
 }
@@ -84,21 +104,7 @@ describe("tools on chat completions", () => {
       max_tokens: 200,
       stream: true,
     });
-    let content = "";
-    const calls: Array<{ id?: string; name?: string; arguments: string }> = [];
-    let finish: string | null = null;
-    for await (const chunk of stream) {
-      const choice = chunk.choices[0];
-      if (!choice) continue;
-      content += choice.delta.content ?? "";
-      for (const delta of choice.delta.tool_calls ?? []) {
-        const call = (calls[delta.index] ??= { arguments: "" });
-        if (delta.id) call.id = delta.id;
-        if (delta.function?.name) call.name = delta.function.name;
-        call.arguments += delta.function?.arguments ?? "";
-      }
-      finish = choice.finish_reason ?? finish;
-    }
+    const { content, calls, finish } = await collected(stream);
     assert.equal(content, "");
     assert.equal(finish, "tool_calls");
     assert.equal(calls.length, 1);
@@ -182,20 +188,7 @@ describe("tools the model may call beside a response_format (the AI SDK's tools 
       seen[kind] = (seen[kind] ?? 0) + 1;
       // Streamed, the same seed gives the same reply: the answer as text deltas, a call as one tool_calls delta.
       const stream = await client.chat.completions.create({ ...request, stream: true });
-      let content = "";
-      const streamed: Array<{ name?: string; arguments: string }> = [];
-      let finish: string | null = null;
-      for await (const chunk of stream) {
-        const delta = chunk.choices[0];
-        if (!delta) continue;
-        content += delta.delta.content ?? "";
-        for (const call of delta.delta.tool_calls ?? []) {
-          const into = (streamed[call.index] ??= { arguments: "" });
-          if (call.function?.name) into.name = call.function.name;
-          into.arguments += call.function?.arguments ?? "";
-        }
-        finish = delta.finish_reason ?? finish;
-      }
+      const { content, calls: streamed, finish } = await collected(stream);
       assert.equal(outcome(finish, content, streamed), kind, `seed ${seed}`);
       if (kind === "answer") assert.equal(content, choice.message.content);
     }

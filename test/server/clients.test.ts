@@ -31,6 +31,18 @@ const Person = z.object({
   at: z.string().datetime(),
 });
 
+/** An AI SDK tool that answers a city's weather and records each city it was called with into `executed`. */
+function weatherTool(executed: string[]) {
+  return tool({
+    description: "The weather in a city",
+    inputSchema: City,
+    execute: async ({ city }) => {
+      executed.push(city);
+      return { city, temperature: 21 };
+    },
+  });
+}
+
 describe("Vercel AI SDK", () => {
   const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: "not-needed" });
 
@@ -86,16 +98,7 @@ describe("Vercel AI SDK", () => {
       const result = await generateText({
         model,
         prompt: "What is the weather in Paris?",
-        tools: {
-          weather: tool({
-            description: "The weather in a city",
-            inputSchema: City,
-            execute: async ({ city }) => {
-              executed.push(city);
-              return { city, temperature: 21 };
-            },
-          }),
-        },
+        tools: { weather: weatherTool(executed) },
         toolChoice: "required",
         stopWhen: stepCountIs(2),
         temperature: 0,
@@ -139,20 +142,11 @@ describe("Vercel AI SDK", () => {
       const result = await generateText({
         model,
         prompt: "What is the weather in Paris?",
-        tools: {
-          weather: tool({
-            inputSchema: City,
-            execute: async ({ city }) => {
-              executed.push(city);
-              return { city, temperature: 21 };
-            },
-          }),
-        },
+        tools: { weather: weatherTool(executed) },
         output: Output.object({ schema: Verdict }),
         stopWhen: stepCountIs(3),
         temperature: 0,
         maxOutputTokens: 120,
-        providerOptions: { openai: { store: false } },
       });
       // Every step was answered (no 400 for tools beside a format); each call had valid input and was executed.
       const calls = result.steps.flatMap((step) => step.toolCalls);
