@@ -93,7 +93,7 @@ const CLIENTS: ReadonlyArray<{ pkg: string; what: string; tests: string }> = [
   },
   {
     pkg: "ai",
-    what: "with `@ai-sdk/openai`: generateText/streamText, generateObject with everyday zod, a multi-step tool loop",
+    what: "with `@ai-sdk/openai`: generateText/streamText, generateObject with everyday zod, a multi-step tool loop, tools beside Output.object",
     tests: "test/server/clients.test.ts",
   },
   {

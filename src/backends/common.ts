@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import { Aborted, BadRequest, ContextLengthExceeded, Disposed } from "../errors/index.js";
 import type { Bytes, ModelDescriptor } from "../models/types.js";
 import { checkSchema } from "./json-schema.js";
-import type { ChatMessage, ChatOptions, GenerationOptions, ToolCall, ToolDefinition } from "./types.js";
+import type { ChatMessage, ChatOptions, GenerationOptions, OutputFormat, ToolCall, ToolDefinition } from "./types.js";
 
 /** Throws `Aborted` when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
@@ -217,8 +217,7 @@ export interface FieldNames {
   /** A field of a tool definition (`function.name`, `function.parameters`). */
   tool(index: number, field: "name" | "parameters"): string;
   toolChoice: string;
-  /** The structured-output format field and the path of its schema. */
-  format: string;
+  /** The path of the structured-output format's schema. */
   formatSchema: string;
 }
 
@@ -230,7 +229,6 @@ export const CHAT_FIELDS: FieldNames = {
   toolCall: (m, c, field) => `messages[${m}].tool_calls[${c}]${suffix(field)}`,
   tool: (index, field) => `tools[${index}].function.${field}`,
   toolChoice: "tool_choice",
-  format: "response_format",
   formatSchema: "response_format.json_schema.schema",
 };
 
@@ -327,14 +325,21 @@ export function pairToolResults(messages: readonly ChatMessage[], fields: FieldN
   return paired;
 }
 
-/** Whether a generation may call tools, and how: `none` (plain text), `auto`, or `forced` (a grammar writes one call). */
-export type ToolMode = { mode: "none" } | { mode: "auto" } | { mode: "forced"; tools: ToolDefinition[] };
+/**
+ * Whether a generation may call tools, and how: `none` (plain text), `auto`, `forced` (a grammar writes one call), or
+ * `either` (`auto` with a structured-output format: a grammar writes one call or the answer in the format).
+ */
+export type ToolMode =
+  | { mode: "none" }
+  | { mode: "auto" }
+  | { mode: "forced"; tools: ToolDefinition[] }
+  | { mode: "either"; tools: ToolDefinition[]; format: OutputFormat };
 
 export function toolMode(options: ChatOptions): ToolMode {
   const tools = options.tools ?? [];
   const choice = options.toolChoice ?? "auto";
   if (tools.length === 0 || choice === "none") return { mode: "none" };
-  if (choice === "auto") return { mode: "auto" };
+  if (choice === "auto") return options.format ? { mode: "either", tools, format: options.format } : { mode: "auto" };
   if (choice === "required") return { mode: "forced", tools };
   return { mode: "forced", tools: tools.filter((t) => t.name === choice.name) };
 }
@@ -346,8 +351,7 @@ export function checkFormat(format: GenerationOptions["format"], param: string):
 
 /**
  * Everything about a chat request that can be wrong without a model: tool names and parameter schemas, a
- * `tool_choice` naming no tool, a schema that cannot compile, tools that may be called together with a grammar-bound
- * format, and tool messages that answer nothing. Throws BadRequest naming the field.
+ * `tool_choice` naming no tool, a schema that cannot compile, and tool messages that answer nothing. Throws BadRequest naming the field.
  */
 export function checkChat(
   messages: readonly ChatMessage[],
@@ -373,12 +377,6 @@ export function checkChat(
   }
   if (choice === "required" && tools.length === 0) refuse(fields.toolChoice, '"required" needs at least one tool');
   checkFormat(options.format, fields.formatSchema);
-  if (options.format && toolMode(options).mode === "auto") {
-    refuse(
-      fields.format,
-      'cannot be combined with tools the model may call (tool choice "auto"): use "none", "required" or a named function',
-    );
-  }
   pairToolResults(messages, fields);
 }
 

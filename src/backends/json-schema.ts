@@ -888,17 +888,29 @@ export function schemaGrammar(schema: unknown, path: string): string {
 
 /**
  * The grammar of one call among tools: `{"name":"NAME","arguments":ARGUMENTS}`, the arguments by the tool's
- * parameters (each a schema of its own, with its own references).
+ * parameters (each a schema of its own, with its own references). With `answer`, the alternative to a call is an answer
+ * `{"answer":ANSWER}`: any JSON object (`true`) or JSON valid against the schema, whose path names it in errors.
  */
-export function callGrammar(tools: ReadonlyArray<{ name: string; parameters: unknown; index: number }>): string {
+export function callGrammar(
+  tools: ReadonlyArray<{ name: string; parameters: unknown; index: number }>,
+  answer?: { schema: unknown; path: string },
+): string {
   const rules = new Map<string, string>();
   const branches = tools.map((tool) => {
     const builder = new GrammarBuilder(tool.parameters as Schema, rules, `t${tool.index}-`);
     const args = builder.visit(tool.parameters, `tools[${tool.index}].function.parameters`);
     return `${literal(`{"name":${asciiJson(tool.name)},"arguments":`)} ${args} "}"`;
   });
+  if (answer) {
+    const builder = new GrammarBuilder(answer.schema as Schema | true, rules, "answer-");
+    const value = answer.schema === true ? builder.use("object") : builder.visit(answer.schema, answer.path);
+    branches.push(`${literal(`{"${ANSWER_KEY}":`)} ${value} "}"`);
+  }
   return new GrammarBuilder(true, rules).grammar(alt(branches));
 }
+
+/** The key of the answer beside calls in `callGrammar`'s answers. */
+export const ANSWER_KEY = "answer";
 
 /** Checks that a schema is in the enforced subset (BadRequest naming the keyword otherwise). */
 export function checkSchema(schema: unknown, path: string): void {

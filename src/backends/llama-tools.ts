@@ -12,6 +12,8 @@
  * - `required` or a named function (forced): the functions are documented in the system prompt in Inferno's generic
  *   format, and a grammar makes the model write exactly one call as compact `{"name":"…","arguments":{…}}` — well formed
  *   and valid even from a random-weight model, or cut at the token limit and then no call (and no text) at all.
+ * - `auto` with a structured-output format (`either`, e.g. the AI SDK's `generateText` with tools and `Output.object`):
+ *   the same generic format, and a grammar makes the model write one call or its answer as `{"answer":…}` in the format.
  */
 import { randomInt, randomUUID } from "node:crypto";
 import type {
@@ -26,7 +28,14 @@ import type {
 } from "node-llama-cpp";
 import { type PairedMessage, pairToolResults, parseArguments, toolParameters } from "./common.js";
 import { BadRequest, OutputInvalid } from "../errors/index.js";
-import { callGrammar, functionParamsSchema, jsonObjectGrammar, schemaGrammar, schemaValidator } from "./json-schema.js";
+import {
+  ANSWER_KEY,
+  callGrammar,
+  functionParamsSchema,
+  jsonObjectGrammar,
+  schemaGrammar,
+  schemaValidator,
+} from "./json-schema.js";
 import type { ChatMessage, GenerationOptions, OutputFormat, ToolCall, ToolDefinition } from "./types.js";
 
 export function newToolCallId(): string {
@@ -109,17 +118,32 @@ function invalid(reason: string, text: string): never {
   throw new OutputInvalid(`the model's answer does not validate: ${reason}`, { details: { reason, text } });
 }
 
-/** The system-prompt text documenting the generic forced-call format and the functions. */
-export function forcedCallInstructions(tools: readonly ToolDefinition[]): string {
-  const lines = tools.map((tool, index) => {
+function functionLines(tools: readonly ToolDefinition[]): string[] {
+  return tools.map((tool, index) => {
     const description = tool.description ? `: ${tool.description}` : "";
     return `- ${tool.name}${description}\n  arguments (JSON Schema): ${JSON.stringify(toolParameters(tool, index))}`;
   });
+}
+
+/** The system-prompt text documenting the generic forced-call format and the functions. */
+export function forcedCallInstructions(tools: readonly ToolDefinition[]): string {
   return [
     "You call a function now. Answer with one JSON object and nothing else:",
     '{"name":"<function name>","arguments":{<the arguments>}}',
     "Functions:",
-    ...lines,
+    ...functionLines(tools),
+  ].join("\n");
+}
+
+/** The system-prompt text of `either`: one call in the generic forced-call format, or the answer in the format. */
+export function eitherInstructions(tools: readonly ToolDefinition[], format: OutputFormat): string {
+  const answer = format.type === "json" ? "a JSON object" : `JSON valid against ${JSON.stringify(format.schema)}`;
+  return [
+    "Answer with one JSON object and nothing else: either a function call,",
+    '{"name":"<function name>","arguments":{<the arguments>}}',
+    `or, when you need no function, your answer as {"${ANSWER_KEY}":<your answer>}, where your answer is ${answer}.`,
+    "Functions:",
+    ...functionLines(tools),
   ].join("\n");
 }
 
@@ -146,6 +170,38 @@ export function forcedCallGrammar(llama: Llama, tools: readonly ToolDefinition[]
     llama,
     callGrammar(tools.map((tool, index) => ({ name: tool.name, parameters: toolParameters(tool, index), index }))),
   );
+}
+
+/** The grammar of `either`: one call among the tools, or `{"answer":…}` holding the answer in the format. */
+export function eitherGrammar(
+  llama: Llama,
+  tools: readonly ToolDefinition[],
+  format: OutputFormat,
+): Promise<LlamaGrammar> {
+  const calls = tools.map((tool, index) => ({ name: tool.name, parameters: toolParameters(tool, index), index }));
+  return grammar(
+    llama,
+    callGrammar(calls, { schema: format.type === "json" ? true : format.schema, path: "format.schema" }),
+  );
+}
+
+/**
+ * What an `either` generation wrote: a call, or the answer's text (the JSON inside `{"answer":…}`, as the grammar wrote
+ * it). A generation cut short gives no call, and the answer written so far when it had begun one.
+ */
+export function parseEither(
+  text: string,
+  finished: boolean,
+  tools: readonly ToolDefinition[],
+  format: OutputFormat,
+): { text: string; toolCalls?: ToolCall[] } {
+  const opening = `{"${ANSWER_KEY}":`;
+  const answer = text.startsWith(opening);
+  if (!finished) return { text: answer ? text.slice(opening.length) : "" };
+  if (!answer) return { text: "", toolCalls: [parseForcedCall(text, tools)] };
+  const inner = text.slice(opening.length, -1);
+  checkFormatAnswer(format, inner);
+  return { text: inner };
 }
 
 /**

@@ -39,9 +39,12 @@ import {
   chatFunctions,
   chatHistory,
   checkFormatAnswer,
+  eitherGrammar,
+  eitherInstructions,
   forcedCallGrammar,
   forcedCallInstructions,
   formatGrammar,
+  parseEither,
   parseForcedCall,
   samplerSettings,
   samplingSeed,
@@ -398,9 +401,16 @@ class LlamaTextModel implements TextModel {
         ? [{ role: "system", content: system }, ...requestedMessages]
         : requestedMessages;
     const tools = toolMode(options);
-    const instructions = tools.mode === "forced" ? forcedCallInstructions(tools.tools) : undefined;
+    const instructions =
+      tools.mode === "forced"
+        ? forcedCallInstructions(tools.tools)
+        : tools.mode === "either"
+          ? eitherInstructions(tools.tools, tools.format)
+          : undefined;
     const functions = tools.mode === "auto" ? chatFunctions(options.tools ?? []) : undefined;
-    const generation: GenerationOptions = tools.mode === "forced" ? { ...options, onText: undefined } : options;
+    // A call's JSON is never streamed as text; `either`'s answer is sent once it is known to be no call.
+    const generation: GenerationOptions =
+      tools.mode === "forced" || tools.mode === "either" ? { ...options, onText: undefined } : options;
     // The prompt as the model's chat template renders it (with the functions documented, when offered), refused or cut
     // to fit the context before a sequence is taken: its tokens choose the sequence (see SequencePool).
     const fitted = () => {
@@ -440,9 +450,11 @@ class LlamaTextModel implements TextModel {
         const grammar =
           tools.mode === "forced"
             ? await forcedCallGrammar(this.model.llama, tools.tools)
-            : options.format
-              ? await formatGrammar(this.model.llama, options.format)
-              : undefined;
+            : tools.mode === "either"
+              ? await eitherGrammar(this.model.llama, tools.tools, tools.format)
+              : options.format
+                ? await formatGrammar(this.model.llama, options.format)
+                : undefined;
         const { response, metadata } = await chat.generateResponse(history, {
           ...underGrammar(settings, grammar !== undefined),
           ...(grammar ? { grammar } : {}),
@@ -452,6 +464,11 @@ class LlamaTextModel implements TextModel {
           // A call cut short is no call, and never the assistant's text.
           if (!done) return { text: "", stopReason: metadata.stopReason };
           return { text: "", stopReason: metadata.stopReason, toolCalls: [parseForcedCall(response, tools.tools)] };
+        }
+        if (tools.mode === "either") {
+          const written = parseEither(response, done, tools.tools, tools.format);
+          if (written.text) options.onText?.(written.text);
+          return { ...written, stopReason: metadata.stopReason };
         }
         if (options.format && done) checkFormatAnswer(options.format, response);
         return { text: response, stopReason: metadata.stopReason };

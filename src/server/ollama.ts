@@ -420,7 +420,7 @@ async function generateRoute(c: AppContext, deps: AppDeps, body: GenerateRequest
 }
 
 /** Error paths in /api/chat's spelling: OpenAI's for messages, tools and tool_choice; the schema is `format` itself. */
-const OLLAMA_CHAT_FIELDS: FieldNames = { ...CHAT_FIELDS, format: "format", formatSchema: "format" };
+const OLLAMA_CHAT_FIELDS: FieldNames = { ...CHAT_FIELDS, formatSchema: "format" };
 
 /** Ollama's chat messages as the backend's: tool calls with ids (made up where the client sent none), tool results. */
 function chatHistory(messages: NonNullable<ChatRequest["messages"]>): ChatMessage[] {

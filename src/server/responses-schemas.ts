@@ -1,6 +1,7 @@
 /**
- * The body of `POST /v1/responses` (OpenAI's Responses API), stateless: everything the request needs is in it. Fields
- * that need stored state (`previous_response_id`, `conversation`, `item_reference` items, `store: true`) are refused
+ * The body of `POST /v1/responses` (OpenAI's Responses API), stateless: everything the request needs is in it, but for
+ * `item_reference` items, resolved from the server's recent output items. Fields that need stored state
+ * (`previous_response_id`, `conversation`, `store: true`) are refused
  * with 400, as is every field that would change the output and that Inferno cannot honour.
  */
 import { z } from "zod";
@@ -79,13 +80,8 @@ const functionCallOutputItem = z.strictObject({
   ...replayed,
 });
 
-const itemReference = z.strictObject({
-  type: z.literal("item_reference"),
-  id: shortName().refine(() => false, {
-    message:
-      "item references are not supported: Inferno is stateless; send the items themselves (with the AI SDK, set providerOptions.openai.store = false)",
-  }),
-});
+/** An output item of a recent response, by its id (the AI SDK's default Responses provider sends them). */
+const itemReference = z.strictObject({ type: z.literal("item_reference"), id: shortName().min(1) });
 
 /** An input item; a message may leave out its `type`, as OpenAI allows. */
 const inputItem = z.preprocess(
@@ -147,7 +143,7 @@ export const responsesRequestSchema = z.strictObject({
   reasoning: refusedBecause(
     "reasoning is not supported: the models Inferno runs have no reasoning budget to set; leave it out",
   ),
-  top_logprobs: unsupported("log probabilities are"),
+  top_logprobs: unsupported("log probabilities are", 0),
   // OpenAI's own switch: "auto" drops the oldest input items (not instructions, not the last item) to fit the context;
   // "disabled" (the default) refuses an input the context cannot hold with a 400.
   truncation: z.enum(["auto", "disabled"]).nullish(),

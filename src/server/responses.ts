@@ -9,6 +9,7 @@
  */
 import { Hono } from "hono";
 import { checkChat, type FieldNames } from "../backends/common.js";
+import { BadRequest } from "../errors/index.js";
 import type { ChatMessage, ChatOptions, GenerationResult, OutputFormat, ToolCall } from "../backends/types.js";
 import type { AppDeps, AppEnv } from "./context.js";
 import { checkListLength, parseBody, truncateTo } from "./schemas.js";
@@ -16,8 +17,46 @@ import { type Dialect, dialectRoute, type Finished, type Reply, SSE_FRAMING } fr
 import { newId, openaiGeneration, textOf, toolDefinition, unixSeconds } from "./openai.js";
 import { type ResponsesInputItem, type ResponsesRequest, responsesRequestSchema } from "./responses-schemas.js";
 
+/** An input item as it is replayed: an `item_reference` stands for the output item it names. */
+type ReplayedItem = Exclude<ResponsesInputItem, { type: "item_reference" }>;
+
+/**
+ * The output items of the server's most recent responses, by id, so `item_reference` input items resolve: the AI SDK's
+ * default Responses provider (`store` defaults to true in it) sends the assistant's earlier messages as references to
+ * their ids. The oldest are forgotten first; nothing else is stored.
+ */
+export class RecentItems {
+  private readonly items = new Map<string, ReplayedItem>();
+
+  constructor(
+    /** Output items kept at most. */
+    readonly capacity: number,
+  ) {}
+
+  remember(output: ReadonlyArray<{ id: string } & ReplayedItem>): void {
+    for (const { id, ...item } of output) {
+      this.items.delete(id);
+      this.items.set(id, item as ReplayedItem);
+      if (this.items.size > this.capacity) this.items.delete(this.items.keys().next().value as string);
+    }
+  }
+
+  /** The item a reference at `input[index]` names, or BadRequest naming the field. */
+  resolve(id: string, index: number): ReplayedItem {
+    const item = this.items.get(id);
+    if (item) return item;
+    throw new BadRequest(
+      `input[${index}].id: no output item ${JSON.stringify(id)} among the last ${this.capacity} this server sent (Inferno stores no responses; send the items themselves, with the AI SDK by setting providerOptions.openai.store = false)`,
+      { details: { param: `input[${index}].id` } },
+    );
+  }
+}
+
+/** Output items kept for `item_reference` (a few hundred conversations' worth; each item holds one answer's text). */
+const RECENT_ITEMS = 4096;
+
 /** The conversation, and how its messages map back to `input[i]` for error messages. */
-function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields: FieldNames } {
+function conversation(body: ResponsesRequest, recent: RecentItems): { messages: ChatMessage[]; fields: FieldNames } {
   const messages: ChatMessage[] = [];
   const origin: number[] = [];
   const callOrigin = new Map<number, number[]>();
@@ -25,8 +64,10 @@ function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields
     messages.push({ role: "system", content: body.instructions });
     origin.push(-1);
   }
-  const items: ResponsesInputItem[] =
-    typeof body.input === "string" ? [{ type: "message", role: "user", content: body.input }] : body.input;
+  const items: ReplayedItem[] =
+    typeof body.input === "string"
+      ? [{ type: "message", role: "user", content: body.input }]
+      : body.input.map((item, index) => (item.type === "item_reference" ? recent.resolve(item.id, index) : item));
   for (const [index, item] of items.entries()) {
     if (item.type === "message") {
       const content = textOf(item.content);
@@ -64,7 +105,6 @@ function conversation(body: ResponsesRequest): { messages: ChatMessage[]; fields
     toolCall: (m, c, field) => `${itemPath(callOrigin.get(m)?.[c] ?? origin[m])}${field ? ".arguments" : ""}`,
     tool: (index, field) => `tools[${index}].${field}`,
     toolChoice: "tool_choice",
-    format: "text.format",
     formatSchema: "text.format.schema",
   };
   return { messages, fields };
@@ -93,18 +133,25 @@ type Status = "in_progress" | "completed" | "incomplete";
 
 function messageItem(id: string, text: string, status: Status) {
   return {
-    type: "message",
+    type: "message" as const,
     id,
     status,
-    role: "assistant",
+    role: "assistant" as const,
     content: status === "in_progress" ? [] : [textPart(text)],
   };
 }
 
-const textPart = (text: string) => ({ type: "output_text", text, annotations: [], logprobs: [] });
+const textPart = (text: string) => ({ type: "output_text" as const, text, annotations: [], logprobs: [] });
 
 function functionCallItem(call: ToolCall, status: Status, args = call.arguments) {
-  return { type: "function_call", id: `fc_${call.id}`, call_id: call.id, name: call.name, arguments: args, status };
+  return {
+    type: "function_call" as const,
+    id: `fc_${call.id}`,
+    call_id: call.id,
+    name: call.name,
+    arguments: args,
+    status,
+  };
 }
 
 function usageOf(result: GenerationResult) {
@@ -160,23 +207,25 @@ function outputItems(messageId: string, result: GenerationResult) {
 }
 
 /** Parses a Responses request: the conversation and tools checked before any model is used. */
-const createResponse: Dialect = (input, deps) => {
-  const body = parseBody(responsesRequestSchema, input);
-  const { server } = deps.runtime.config;
-  checkListLength(body.input, server.max_messages, "input", "max_messages");
-  const { messages, fields } = conversation(body);
-  const chat = responseChatOptions(body);
-  checkChat(messages, chat, fields);
-  const turns = [{ messages, promptParam: "input" }];
-  const extra = { ...truncateTo(body.truncation === "auto"), ...chat };
-  return {
-    request: openaiGeneration(deps, body, "responses", turns, body.max_output_tokens, extra),
-    reply: responseReply(body),
+const createResponse =
+  (recent: RecentItems): Dialect =>
+  (input, deps) => {
+    const body = parseBody(responsesRequestSchema, input);
+    const { server } = deps.runtime.config;
+    checkListLength(body.input, server.max_messages, "input", "max_messages");
+    const { messages, fields } = conversation(body, recent);
+    const chat = responseChatOptions(body);
+    checkChat(messages, chat, fields);
+    const turns = [{ messages, promptParam: "input" }];
+    const extra = { ...truncateTo(body.truncation === "auto"), ...chat };
+    return {
+      request: openaiGeneration(deps, body, "responses", turns, body.max_output_tokens, extra),
+      reply: responseReply(body, recent),
+    };
   };
-};
 
-/** The response object, or the Responses event sequence (see the top of this file). */
-function responseReply(body: ResponsesRequest): Reply {
+/** The response object, or the Responses event sequence (see the top of this file); its output items remembered. */
+function responseReply(body: ResponsesRequest, recent: RecentItems): Reply {
   const meta = { id: newId("resp"), createdAt: unixSeconds() };
   const messageId = newId("msg");
   const statusOf = (result: Finished): Status => (result.finishReason === "length" ? "incomplete" : "completed");
@@ -237,19 +286,22 @@ function responseReply(body: ResponsesRequest): Reply {
         send("response.output_item.done", { output_index: outputIndex, item: functionCallItem(call, "completed") });
       }
       const output = outputItems(messageId, result);
+      recent.remember(output);
       send(status === "completed" ? "response.completed" : "response.incomplete", {
         response: responseObject(meta, body, { status, output, result }),
       });
     },
     body({ results }) {
       const result = results[0] as Finished;
-      return responseObject(meta, body, { status: statusOf(result), output: outputItems(messageId, result), result });
+      const output = outputItems(messageId, result);
+      recent.remember(output);
+      return responseObject(meta, body, { status: statusOf(result), output, result });
     },
   };
 }
 
 export function responsesRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
-  routes.post("/v1/responses", dialectRoute(deps, createResponse));
+  routes.post("/v1/responses", dialectRoute(deps, createResponse(new RecentItems(RECENT_ITEMS))));
   return routes;
 }

@@ -26,19 +26,16 @@ export const keepAlive = z.union([shortName(), z.number()]).transform((value, ct
   }
 });
 
-/** A field Inferno cannot honour: absent, null or false is fine, anything else is refused by name. */
-export const unsupported = (what: string) =>
+/** A field Inferno cannot honour, refused with `message` as the whole sentence: absent, null, false or one of `asked`
+ * (values that ask for nothing Inferno lacks, such as `top_logprobs: 0`) is fine. */
+export const refusedBecause = (message: string, ...asked: unknown[]) =>
   z
     .unknown()
-    .refine((value) => value === undefined || value === null || value === false, { message: `${what} not supported` })
+    .refine((value) => value === undefined || value === null || value === false || asked.includes(value), { message })
     .optional();
 
-/** A field Inferno cannot honour, refused with `message` as the whole sentence (absent, null or false is fine). */
-export const refusedBecause = (message: string) =>
-  z
-    .unknown()
-    .refine((value) => value === undefined || value === null || value === false, { message })
-    .optional();
+/** A field Inferno cannot honour: absent, null, false or one of `asked` is fine, anything else is refused by name. */
+export const unsupported = (what: string, ...asked: unknown[]) => refusedBecause(`${what} not supported`, ...asked);
 
 const onlyOne = z
   .number()
@@ -254,15 +251,17 @@ export const chatRequestSchema = z.strictObject({
   tool_choice: toolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   response_format: responseFormat.nullish(),
-  top_logprobs: unsupported("log probabilities are"),
+  top_logprobs: unsupported("log probabilities are", 0),
   audio: unsupported("audio output is"),
   modalities: z
     .array(shortName())
     .max(4)
     .refine((m) => m.every((x) => x === "text"), { message: 'only the "text" modality is supported' })
     .nullish(),
+  // "none" asks for no reasoning, which is what these models do.
   reasoning_effort: refusedBecause(
-    "reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out",
+    'reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out (or "none")',
+    "none",
   ),
   verbosity: unsupported("verbosity is"),
   web_search_options: unsupported("web search is"),

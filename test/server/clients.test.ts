@@ -8,7 +8,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { AIMessage, HumanMessage, SystemMessage, type ToolMessage } from "@langchain/core/messages";
 import { tool as langchainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
-import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
+import { generateObject, generateText, type ModelMessage, Output, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 import { fileContext, startTestServer, type TestServer } from "../../testkit/server.js";
 
@@ -30,6 +30,18 @@ const Person = z.object({
   id: z.string().uuid(),
   at: z.string().datetime(),
 });
+
+/** An AI SDK tool that answers a city's weather and records each city it was called with into `executed`. */
+function weatherTool(executed: string[]) {
+  return tool({
+    description: "The weather in a city",
+    inputSchema: City,
+    execute: async ({ city }) => {
+      executed.push(city);
+      return { city, temperature: 21 };
+    },
+  });
+}
 
 describe("Vercel AI SDK", () => {
   const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: "not-needed" });
@@ -86,16 +98,7 @@ describe("Vercel AI SDK", () => {
       const result = await generateText({
         model,
         prompt: "What is the weather in Paris?",
-        tools: {
-          weather: tool({
-            description: "The weather in a city",
-            inputSchema: City,
-            execute: async ({ city }) => {
-              executed.push(city);
-              return { city, temperature: 21 };
-            },
-          }),
-        },
+        tools: { weather: weatherTool(executed) },
         toolChoice: "required",
         stopWhen: stepCountIs(2),
         temperature: 0,
@@ -108,6 +111,50 @@ describe("Vercel AI SDK", () => {
       assert.equal(call?.toolName, "weather");
       assert.ok(["Paris", "Rome"].includes(executed[0] ?? ""));
       assert.deepEqual(result.steps[0]?.toolResults[0]?.output, { city: executed[0], temperature: 21 });
+    }
+  });
+  it("a multi-turn chat on the default provider: earlier answers come back as item references, streamed or not", async () => {
+    const openai = provider();
+    const messages: ModelMessage[] = [{ role: "user", content: "Once upon a time" }];
+    for (const turn of [0, 1, 2]) {
+      const options = { model: openai("tiny"), messages, temperature: 0, maxOutputTokens: 6 };
+      let reply: ModelMessage[];
+      if (turn === 1) {
+        const stream = streamText(options);
+        await stream.consumeStream();
+        reply = (await stream.response).messages;
+      } else {
+        reply = (await generateText(options)).response.messages;
+      }
+      // The AI SDK keeps each answer's item id and, with its default store: true, sends the id instead of the text.
+      const itemId = (reply[0]?.content as Array<{ providerOptions?: { openai?: { itemId?: string } } }>)[0]
+        ?.providerOptions?.openai?.itemId;
+      assert.ok(itemId, JSON.stringify(reply));
+      messages.push(...reply, { role: "user", content: "And then?" });
+    }
+    assert.equal(messages.length, 7);
+  });
+
+  it("generateText with tools and Output.object: each step calls the tool or answers in the schema (chat and responses)", async () => {
+    const openai = provider();
+    for (const model of [openai.chat("tiny"), openai("tiny")]) {
+      const executed: string[] = [];
+      const result = await generateText({
+        model,
+        prompt: "What is the weather in Paris?",
+        tools: { weather: weatherTool(executed) },
+        output: Output.object({ schema: Verdict }),
+        stopWhen: stepCountIs(3),
+        temperature: 0,
+        maxOutputTokens: 120,
+      });
+      // Every step was answered (no 400 for tools beside a format); each call had valid input and was executed.
+      const calls = result.steps.flatMap((step) => step.toolCalls);
+      assert.equal(executed.length, calls.length);
+      for (const city of executed) assert.ok(["Paris", "Rome"].includes(city));
+      const last = result.steps.at(-1);
+      if (last?.finishReason === "stop") assert.deepEqual(Verdict.parse(result.output), result.output);
+      else assert.equal(last?.finishReason, "tool-calls", "greedy: the last step calls again (or answered)");
     }
   });
 });

@@ -478,10 +478,6 @@ describe("Ollama API: sampling, structured output and tools", () => {
       }),
       responseError(400, /^messages\[1\]: a tool result must follow the assistant message/),
     );
-    await assert.rejects(
-      chat({ tools: [WEATHER_TOOL], format: answer }),
-      responseError(400, /^format: cannot be combined with tools/),
-    );
     assert.equal(await loadedModel(s, "spare.gguf"), undefined);
     const stats = await s.getJson<{ models: Array<{ name: string; loads: number }> }>("/v1/cache/stats");
     assert.ok(!stats.body.models.some((m) => m.name === "spare.gguf" && m.loads > 0));

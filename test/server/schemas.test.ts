@@ -76,7 +76,7 @@ describe("request bodies: a 400 names the field", () => {
       chatRequestSchema,
       { ...chat, reasoning_effort: "low" },
       "reasoning_effort",
-      /^reasoning_effort: reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out$/,
+      /^reasoning_effort: reasoning_effort is not supported: the models Inferno runs have no reasoning budget to set; leave it out \(or "none"\)$/,
     ],
     ["temperature out of range", chatRequestSchema, { ...chat, temperature: 3 }, "temperature", /2/],
     ["n > 1", chatRequestSchema, { ...chat, n: 2 }, "n", /only n = 1 is supported/],
@@ -150,6 +150,9 @@ describe("request bodies: a 400 names the field", () => {
       stream: true,
       stream_options: { include_usage: true },
       logprobs: false,
+      // Values that ask for nothing these models lack: no alternatives, no reasoning.
+      top_logprobs: 0,
+      reasoning_effort: "none",
       n: 1,
       user: "someone",
       keep_alive: "5m",
