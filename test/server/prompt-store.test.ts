@@ -73,6 +73,8 @@ test("unload, reload, restart: the saved prefix is restored (by the request, the
   await waitFor(async () => (await second.getJson<{ warmup: string }>("/health")).body.warmup !== "running");
   const warmed = (await second.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
   assert.ok((warmed?.prefixes_restored ?? 0) >= 1, JSON.stringify(warmed));
+  // The server's own warm-up requests (sent before /ready) are no one's generations.
+  assert.equal(warmed?.generations, 0, JSON.stringify(warmed));
   const after = await chat(second, "Night 2: what did you see?");
   assert.ok(after.cached > 40, `${after.cached} cached`);
   assert.equal(after.text, fresh.text);
