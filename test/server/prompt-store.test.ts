@@ -38,7 +38,8 @@ async function chat(s: TestServer, question: string, key?: string): Promise<{ te
 }
 
 test("unload, reload, restart: the saved prefix is restored (by the request, then by the warm-up)", async (t) => {
-  const first = await startTestServer(t);
+  // One sequence (a small machine's auto `parallel`): the warm-up requests must not take it from the restored prefix.
+  const first = await startTestServer(t, { config: { backend: { parallel: 1 } } });
   const events: Array<CacheEvents["prefix"]> = [];
   first.runtime.cache.on("prefix", (e) => events.push(e));
   const fresh = await chat(first, "Night 2: what did you see?");
@@ -78,6 +79,9 @@ test("unload, reload, restart: the saved prefix is restored (by the request, the
   const after = await chat(second, "Night 2: what did you see?");
   assert.ok(after.cached > 40, `${after.cached} cached`);
   assert.equal(after.text, fresh.text);
+  // From the sequence the warm-up restored it into: the warm-up requests did not push it out to be read again.
+  const used = (await second.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.equal(used?.prefixes_restored, warmed?.prefixes_restored, JSON.stringify(used));
 });
 
 test("prompt_cache_per_key: a prefix evaluated for one API key is never reused for another", async (t) => {
