@@ -575,6 +575,13 @@ export class ModelCache implements AsyncDisposable {
     const { action, tokens, bytes, diskBytes } = event;
     const { name, key } = descriptor;
     this.events.emit("prefix", { name, key, action, tokens, bytes, diskBytes, reason: event.reason ?? null });
+    // The one line an operator gets for a file refused (the request evaluated its prompt as usual).
+    if (action === "quarantined") {
+      this.logger?.warn("a saved prompt prefix was refused and moved to prompts/quarantine/", {
+        model: name,
+        reason: event.reason ?? null,
+      });
+    }
   }
 
   /** The cheap numbers (O(1)): what `/health` and `/metrics` read, without building per-model statistics. */
