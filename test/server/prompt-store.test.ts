@@ -11,6 +11,7 @@ import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import type { CacheEvents } from "../../src/cache/events.js";
 import type { CacheStats } from "../../src/cache/types.js";
+import { writeTinyLlamaGguf } from "../../src/models/gguf-writer.js";
 import { createLogger } from "../../src/runtime/index.js";
 import { runCli } from "../../testkit/cli.js";
 import { metricSample, scrapeMetrics, startTestServer, type TestServer, waitFor } from "../../testkit/server.js";
@@ -105,7 +106,7 @@ test("prompt_cache_per_key: a prefix evaluated for one API key is never reused f
   assert.ok((await chat(s, question, "key-a")).cached > 0);
 });
 
-test("a corrupt or truncated saved prefix is refused with one log line, and the answer is the one without it", async (t) => {
+test("a corrupt, truncated or swapped-model saved prefix is refused with one log line, and the answer is the one without it", async (t) => {
   const first = await startTestServer(t, { config: { backend: { parallel: 1 } } });
   const fresh = await chat(first, "Night 4: what did you see?");
   await first.stop();
@@ -143,4 +144,23 @@ test("a corrupt or truncated saved prefix is refused with one log line, and the 
   const scanned = lines.filter((l) => /prompt prefix/.test(String(l.msg)));
   assert.equal(scanned.length, 1, JSON.stringify(lines));
   assert.match(String(scanned[0]?.reason), /bytes/);
+  await third.runtime.cache.evict("tiny");
+  await chat(third, "Night 5: what did you see?");
+  await third.stop();
+
+  // Another model file under the same name: each of its saved prefixes is refused, in one line.
+  assert.ok((await readdir(prompts)).filter((f) => f.endsWith(".state")).length >= 2);
+  await writeTinyLlamaGguf(join(first.modelsDir, "tiny.gguf"), { seed: 2 });
+  lines.length = 0;
+  const fourth = await startTestServer(t, { setup: first, logger: createLogger({ destination: log, pretty: false }) });
+  await waitFor(async () => (await fourth.getJson<{ warmup: string }>("/health")).body.warmup !== "running");
+  const swapped = await chat(fourth, "Night 4: what did you see?");
+  assert.ok(swapped.cached < 10, `${swapped.cached} cached`);
+  const repeated = await chat(fourth, "Night 4: what did you see?");
+  assert.ok(repeated.cached > 40 && repeated.text === swapped.text, JSON.stringify([swapped, repeated]));
+  const swaps = lines.filter((l) => /prompt prefix/.test(String(l.msg)));
+  assert.equal(swaps.length, 1, JSON.stringify(lines));
+  assert.match(String(swaps[0]?.reason), /another model file/);
+  const stats = (await fourth.getJson<CacheStats>("/v1/cache/stats")).body.prompt_cache;
+  assert.ok((stats?.prefixes_quarantined ?? 0) >= 2, JSON.stringify(stats));
 });
