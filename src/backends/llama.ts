@@ -518,7 +518,12 @@ class LlamaTextModel implements TextModel {
   }
 
   /** Loads a saved prefix into a sequence (see PromptStore.restore); a refused one leaves the sequence empty. */
-  private async restore(pooled: PooledSequence, prefix: SavedPrefix, counted: boolean): Promise<boolean> {
+  private async restore(
+    pooled: PooledSequence,
+    prefix: SavedPrefix,
+    counted: boolean,
+    reported = true,
+  ): Promise<boolean> {
     const { sequence } = pooled;
     const reuses = prefix.record.reuses;
     const restored = await (this.store as PromptStore).restore(
@@ -528,6 +533,7 @@ class LlamaTextModel implements TextModel {
         return sequence.contextTokens;
       },
       counted,
+      reported,
     );
     if (restored) {
       pooled.scope = prefix.record.scope;
@@ -549,7 +555,8 @@ class LlamaTextModel implements TextModel {
     try {
       if (pooled.sequence.nextTokenIndex > 0) await pooled.sequence.clearHistory();
       emptied(pooled);
-      if (await this.restore(pooled, prefix, false)) pooled.warm = prefix;
+      // Not reported again: the figures count prefixes brought back from disk, and this one already was.
+      if (await this.restore(pooled, prefix, false, false)) pooled.warm = prefix;
     } catch {
       // The sequence is as a failed restore leaves it (empty): the next request evaluates its prompt.
     }

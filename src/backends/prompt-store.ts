@@ -285,13 +285,15 @@ export class PromptStore {
   /**
    * Loads a saved prefix into a sequence with `load` (node-llama-cpp's `loadStateFromFile`, which returns the tokens
    * it loaded) after checking the file against its sidecar; counts the reuse unless `counted` is false (the warm-up's,
-   * which no request asked for). false (the prefix quarantined, or gone)
-   * when it cannot be used: the caller then has an empty sequence and evaluates the prompt.
+   * which no request asked for), and reports it unless `reported` is false (the same prefix put back, see
+   * `LlamaTextModel.restoreWarm`). false (the prefix quarantined, or gone) when it cannot be used: the caller then has
+   * an empty sequence and evaluates the prompt.
    */
   async restore(
     prefix: SavedPrefix,
     load: (path: string) => Promise<readonly number[]>,
     counted = true,
+    reported = true,
   ): Promise<boolean> {
     const { name, record } = prefix;
     const state = this.path(name, "state");
@@ -324,12 +326,14 @@ export class PromptStore {
       record.reuses++;
       await writeFileAtomic(this.path(name, "json"), JSON.stringify(record), { mode: 0o600 }).catch(() => undefined);
     }
-    this.emit({
-      action: "restored",
-      tokens: record.tokens.length,
-      bytes: record.state_bytes,
-      diskBytes: this.diskBytes,
-    });
+    if (reported) {
+      this.emit({
+        action: "restored",
+        tokens: record.tokens.length,
+        bytes: record.state_bytes,
+        diskBytes: this.diskBytes,
+      });
+    }
     return true;
   }
 
