@@ -20,6 +20,7 @@ import { loadConfig } from "../src/config/index.js";
 import type { InfernoConfig } from "../src/config/schema.js";
 import {
   createRuntime,
+  type InfernoLogger,
   type Runtime,
   type RunningServer,
   startServer,
@@ -112,6 +113,8 @@ export interface TestServerOptions extends TestSetupOptions {
   hostEntry?: "bundled" | "source";
   /** Serve the models, configuration and cache directory of an earlier server (a restart) instead of new ones. */
   setup?: TestSetup;
+  /** The runtime's logger (default: none), to read what the server logs. */
+  logger?: InfernoLogger;
 }
 
 export async function startTestServer(t: TestContext, options: TestServerOptions = {}): Promise<TestServer> {
@@ -121,6 +124,7 @@ export async function startTestServer(t: TestContext, options: TestServerOptions
   const runtime = await createRuntime(setup.config, {
     environment: { env: setup.env, home: setup.cwd },
     ...(backends ? { backends } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const server = await startServer(runtime, { port: 0, ...options.server });
   let stopped: Promise<void> | null = null;

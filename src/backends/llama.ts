@@ -93,6 +93,8 @@ interface PooledSequence {
   reuses: number;
   /** The saved prefix it was restored from, if its content still starts with it. */
   origin: string | undefined;
+  /** The saved prefix the warm-up restored into it, until a request uses the sequence (see `generate`). */
+  warm: SavedPrefix | undefined;
 }
 
 /**
@@ -115,7 +117,14 @@ class SequencePool {
   private clock = 0;
 
   constructor(sequences: LlamaContextSequence[]) {
-    this.free = sequences.map((sequence) => ({ sequence, used: 0, scope: "", reuses: 0, origin: undefined }));
+    this.free = sequences.map((sequence) => ({
+      sequence,
+      used: 0,
+      scope: "",
+      reuses: 0,
+      origin: undefined,
+      warm: undefined,
+    }));
     this.all = [...this.free];
   }
 
@@ -192,6 +201,7 @@ class SequencePool {
 function emptied(entry: PooledSequence): void {
   entry.reuses = 0;
   entry.origin = undefined;
+  entry.warm = undefined;
 }
 
 /**
@@ -502,7 +512,7 @@ class LlamaTextModel implements TextModel {
       const pooled = await this.pool.acquire(tokens as Token[], scope, signal);
       if (!pooled) return;
       try {
-        if (pooled.sequence.nextTokenIndex === 0) await this.restore(pooled, prefix, false);
+        if (pooled.sequence.nextTokenIndex === 0 && (await this.restore(pooled, prefix, false))) pooled.warm = prefix;
       } finally {
         await this.pool.release(pooled, false);
       }
@@ -525,7 +535,12 @@ class LlamaTextModel implements TextModel {
   }
 
   /** Loads a saved prefix into a sequence (see PromptStore.restore); a refused one leaves the sequence empty. */
-  private async restore(pooled: PooledSequence, prefix: SavedPrefix, counted: boolean): Promise<void> {
+  private async restore(
+    pooled: PooledSequence,
+    prefix: SavedPrefix,
+    counted: boolean,
+    reported = true,
+  ): Promise<boolean> {
     const { sequence } = pooled;
     const reuses = prefix.record.reuses;
     const restored = await (this.store as PromptStore).restore(
@@ -535,6 +550,7 @@ class LlamaTextModel implements TextModel {
         return sequence.contextTokens;
       },
       counted,
+      reported,
     );
     if (restored) {
       pooled.scope = prefix.record.scope;
@@ -543,6 +559,23 @@ class LlamaTextModel implements TextModel {
     } else {
       if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
       emptied(pooled);
+    }
+    return restored;
+  }
+
+  /**
+   * Puts back the prefix the warm-up restored into a sequence that a request asking for no reuse (`cachePrompt:
+   * false`, as the server's own warm-up requests do) took before any request used it: with one sequence, those would
+   * otherwise leave the first request of the day to read it from disk again. Best effort.
+   */
+  private async restoreWarm(pooled: PooledSequence, prefix: SavedPrefix): Promise<void> {
+    try {
+      if (pooled.sequence.nextTokenIndex > 0) await pooled.sequence.clearHistory();
+      emptied(pooled);
+      // Not reported again: the figures count prefixes brought back from disk, and this one already was.
+      if (await this.restore(pooled, prefix, false, false)) pooled.warm = prefix;
+    } catch {
+      // The sequence is as a failed restore leaves it (empty): the next request evaluates its prompt.
     }
   }
 
@@ -619,6 +652,8 @@ class LlamaTextModel implements TextModel {
       const pooled = await this.pool.acquire(reuse ? prompt.tokens : [], scope, signal);
       if (!pooled) return emptyAbort();
       const { sequence } = pooled;
+      const warm = pooled.warm;
+      pooled.warm = undefined;
       let cachedPromptTokens = 0;
       const progress = { text: "", completionTokens: 0 };
       const usage = () => ({
@@ -663,6 +698,7 @@ class LlamaTextModel implements TextModel {
         if (signal.aborted) return { text: progress.text, finishReason: "abort", usage: usage() };
         throw error;
       } finally {
+        if (!reuse && warm && !failed && !this.lifetime.signal.aborted) await this.restoreWarm(pooled, warm);
         await this.pool.release(pooled, failed);
       }
     });

@@ -131,11 +131,17 @@ function isRecord(value: unknown): value is PrefixRecord {
   );
 }
 
+const sorted = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
+
 /** The binding as one comparable string (keys in a fixed order). */
 function bindingText(binding: PromptBinding): string {
-  const sorted = (o: Record<string, unknown>) =>
-    Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
   return JSON.stringify([sorted(binding.model), sorted(binding.context), binding.runtime]);
+}
+
+/** The model file version and llama.cpp release of a binding, without the context settings. */
+function fileText(binding: PromptBinding): string {
+  return JSON.stringify([sorted(binding.model), binding.runtime]);
 }
 
 /** Bytes of every saved state under `<cacheDir>/prompts/` (0 when there is none): the figure before any model loads. */
@@ -243,7 +249,10 @@ export class PromptStore {
     this.prefixes = found.sort((a, b) => prefixValue(byLength(b.record)) - prefixValue(byLength(a.record)));
   }
 
-  /** A sidecar as found: the prefix, a reason to quarantine it, or null when it names no state (then removed). */
+  /**
+   * A sidecar as found: the prefix, a reason to quarantine it, or null when it is not this load's (another context
+   * setting's) or names no state (then removed).
+   */
   private async check(name: string): Promise<SavedPrefix | string | null> {
     const marker = await fs.readFile(this.path(name, "restoring"), "utf8").catch(() => null);
     if (marker !== null && marker !== MARKER) {
@@ -258,7 +267,12 @@ export class PromptStore {
       return "its sidecar does not parse";
     }
     if (!isRecord(record)) return "its sidecar is not an Inferno prompt state of this version";
-    if (bindingText(record.binding) !== this.bindingKey) return "made for another model file or context setting";
+    if (bindingText(record.binding) !== this.bindingKey) {
+      // The same file under other context settings (`inferno run`'s one sequence, a request's own `num_ctx`): that
+      // load's to restore, left in place (the budget bounds it). Another file version or llama.cpp: nothing will.
+      if (typeof record.binding?.model === "object" && fileText(record.binding) === fileText(this.binding)) return null;
+      return "made for another model file or llama.cpp release";
+    }
     const size = (await fs.stat(this.path(name, "state")).catch(() => null))?.size;
     if (size === undefined) {
       await fs.rm(this.path(name, "json"), { force: true });
@@ -271,13 +285,15 @@ export class PromptStore {
   /**
    * Loads a saved prefix into a sequence with `load` (node-llama-cpp's `loadStateFromFile`, which returns the tokens
    * it loaded) after checking the file against its sidecar; counts the reuse unless `counted` is false (the warm-up's,
-   * which no request asked for). false (the prefix quarantined, or gone)
-   * when it cannot be used: the caller then has an empty sequence and evaluates the prompt.
+   * which no request asked for), and reports it unless `reported` is false (the same prefix put back, see
+   * `LlamaTextModel.restoreWarm`). false (the prefix quarantined, or gone) when it cannot be used: the caller then has
+   * an empty sequence and evaluates the prompt.
    */
   async restore(
     prefix: SavedPrefix,
     load: (path: string) => Promise<readonly number[]>,
     counted = true,
+    reported = true,
   ): Promise<boolean> {
     const { name, record } = prefix;
     const state = this.path(name, "state");
@@ -310,12 +326,14 @@ export class PromptStore {
       record.reuses++;
       await writeFileAtomic(this.path(name, "json"), JSON.stringify(record), { mode: 0o600 }).catch(() => undefined);
     }
-    this.emit({
-      action: "restored",
-      tokens: record.tokens.length,
-      bytes: record.state_bytes,
-      diskBytes: this.diskBytes,
-    });
+    if (reported) {
+      this.emit({
+        action: "restored",
+        tokens: record.tokens.length,
+        bytes: record.state_bytes,
+        diskBytes: this.diskBytes,
+      });
+    }
     return true;
   }
 

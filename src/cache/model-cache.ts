@@ -108,6 +108,8 @@ function promptStoreOf(config: CacheConfig): PromptStoreSettings | undefined {
   return { cacheDir: config.cache_dir, budgetBytes: config.prompt_cache_mb * MIB };
 }
 const DEFAULT_BUSY_WAIT_MS = 30_000;
+/** Refused prompt prefixes of one model, for one reason, are logged at most once in this long. */
+const QUARANTINE_LOG_QUIET_MS = 60_000;
 
 interface ObtainOptions {
   /** Count this as a request (hit/miss/coalesced, last use, frequency). */
@@ -165,6 +167,8 @@ export class ModelCache implements AsyncDisposable {
   private readonly promptStore: PromptStoreSettings | undefined;
   /** A model's prompt store reported its figures: `disk_bytes` is its own from then on. */
   private promptStoreReported = false;
+  /** When a refused prefix was last logged, by model and reason: a scan that refuses many files logs one line. */
+  private readonly quarantineLogged = new Map<string, number>();
   /** The entries: their one writer. */
   private readonly table: EntryTable;
   private readonly saver: Saver;
@@ -575,6 +579,19 @@ export class ModelCache implements AsyncDisposable {
     const { action, tokens, bytes, diskBytes } = event;
     const { name, key } = descriptor;
     this.events.emit("prefix", { name, key, action, tokens, bytes, diskBytes, reason: event.reason ?? null });
+    // The one line an operator gets for files refused (the request evaluated its prompt as usual): a scan that
+    // refuses all of a swapped model's files at once says so once.
+    if (action === "quarantined") {
+      const said = `${key}\u0000${event.reason ?? ""}`;
+      const now = this.time.monotonic();
+      if (now - (this.quarantineLogged.get(said) ?? -Infinity) >= QUARANTINE_LOG_QUIET_MS) {
+        this.quarantineLogged.set(said, now);
+        this.logger?.warn("a saved prompt prefix was refused and moved to prompts/quarantine/", {
+          model: name,
+          reason: event.reason ?? null,
+        });
+      }
+    }
   }
 
   /** The cheap numbers (O(1)): what `/health` and `/metrics` read, without building per-model statistics. */

@@ -148,7 +148,7 @@ export function generationOptions(
  * passed off as complete. Its prompt is counted for the prompt cache's statistics either way.
  */
 function completedReason(result: GenerationResult, session: ModelSession, deps: AppDeps): Finished {
-  deps.runtime.cache.recordPrompt(result.usage);
+  if (!session.warmUp) deps.runtime.cache.recordPrompt(result.usage);
   if (result.finishReason !== "abort") return result as Finished;
   deps.metrics.generationAborted();
   throw new Aborted("generation aborted: the request was cancelled or the server is shutting down", {
@@ -243,6 +243,8 @@ export interface ModelSession {
   readonly lease: Lease;
   /** Aborts when the client disconnects or shutdown gives up waiting. */
   readonly signal: AbortSignal;
+  /** The server's own warm-up request: counted nowhere, not even in the prompt cache's figures. */
+  readonly warmUp: boolean;
   /** Releases the lease and the queue slot (idempotent). */
   end(): void;
 }
@@ -262,8 +264,9 @@ export async function openSession(
   const signal = requestSignal(c, deps.lifecycle);
   const slot = await deps.queue.enter(signal);
   let lease: Lease;
+  const warmUp = isWarmUpRequest(c, deps);
   try {
-    lease = isWarmUpRequest(c, deps)
+    lease = warmUp
       ? await warmUpLease(deps, modelName, task)
       : await deps.runtime.cache.acquire(modelName, {
           // Most requests name none: no clamping to do.
@@ -280,6 +283,7 @@ export async function openSession(
   return {
     lease,
     signal,
+    warmUp,
     end() {
       if (ended) return;
       ended = true;

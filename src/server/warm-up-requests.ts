@@ -39,7 +39,7 @@ export async function warmUpModel(
 }
 
 function requests(model: string): Array<{ path: string; body: object }> {
-  const common = { model, max_tokens: WARM_UP_TOKENS, temperature: 0 };
+  const common = { model, max_tokens: WARM_UP_TOKENS, temperature: 0, cache_prompt: false };
   const messages = [{ role: "user", content: "Hello" }];
   return [
     { path: "/v1/completions", body: { ...common, prompt: "Hello" } },
