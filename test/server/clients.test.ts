@@ -103,7 +103,7 @@ describe("Vercel AI SDK", () => {
         stopWhen: stepCountIs(2),
         temperature: 0,
         maxOutputTokens: 100,
-        // Stateless server: the Responses provider must send the items themselves, not references to stored ones.
+        // The items themselves, not references to earlier answers (those have their own test below).
         providerOptions: { openai: { store: false } },
       });
       assert.equal(result.steps.length, 2, "two requests: the call, then the next turn with its result");
