@@ -23,6 +23,7 @@ import {
   CacheBusy,
   Disposed,
   InfernoError,
+  ModelInvalid,
   ModelLoadCooldown,
   ModelLoadFailed,
   ModelTooLarge,
@@ -597,7 +598,9 @@ export class EntryTable implements EntryView {
     if (error instanceof ModelTooLarge || error instanceof CacheBusy || error instanceof Disposed) return error;
     this.o.book.recordLoadFailure(key);
     const cooldownMs = this.o.config.load_failure_cooldown_seconds * 1000;
-    if (cooldownMs > 0) {
+    // A ModelInvalid is the verdict on this file version's header, given before any load and cheap to give again: each
+    // request gets it, rather than a cooldown's "failed to load recently" that hides why.
+    if (cooldownMs > 0 && !(error instanceof ModelInvalid)) {
       const until = this.o.time.monotonic() + cooldownMs;
       this.cooldowns.set(key, { until, fingerprint: entry.descriptor.fingerprint });
     }

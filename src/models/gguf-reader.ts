@@ -343,12 +343,25 @@ async function readScalar(cursor: FileCursor, scalar: GgufScalar): Promise<numbe
   return scalar.read(await cursor.bytes(scalar.size));
 }
 
-async function skipArray(cursor: FileCursor, key: string): Promise<GgufHeaderValue> {
+/**
+ * A short string of a string array, handed to a reader that wants it (the vocabulary's `<0x00>`..`<0xFF>`, six bytes
+ * each); longer strings are skipped unread.
+ */
+interface ShortStrings {
+  maxBytes: number;
+  visit(piece: Buffer): void;
+}
+
+async function skipArray(cursor: FileCursor, key: string, strings?: ShortStrings): Promise<GgufHeaderValue> {
   const elementType = await cursor.u32();
   const length = await cursor.u64();
   if (length > MAX_COUNT * 100) throw new RangeError(`array ${key} claims ${length} elements`);
   if (elementType === GgufValueType.STRING) {
-    for (let i = 0; i < length; i++) cursor.skip(await cursor.u64());
+    for (let i = 0; i < length; i++) {
+      const bytes = await cursor.u64();
+      if (strings && bytes <= strings.maxBytes) strings.visit(await cursor.bytes(bytes));
+      else cursor.skip(bytes);
+    }
   } else if (elementType === GgufValueType.ARRAY) {
     for (let i = 0; i < length; i++) await skipArray(cursor, key);
   } else {
@@ -359,10 +372,10 @@ async function skipArray(cursor: FileCursor, key: string): Promise<GgufHeaderVal
   return { arrayOf: elementType, length };
 }
 
-async function readValue(cursor: FileCursor, key: string): Promise<GgufHeaderValue> {
+async function readValue(cursor: FileCursor, key: string, strings?: ShortStrings): Promise<GgufHeaderValue> {
   const type = await cursor.u32();
   if (type === GgufValueType.STRING) return readString(cursor, key);
-  if (type === GgufValueType.ARRAY) return skipArray(cursor, key);
+  if (type === GgufValueType.ARRAY) return skipArray(cursor, key, strings);
   const scalar = GGUF_SCALARS[type];
   if (scalar === undefined) throw new TypeError(`metadata key ${key} has unknown value type ${type}`);
   return readScalar(cursor, scalar);
@@ -403,6 +416,30 @@ export function readGgufHeader(path: string): Promise<GgufHeader> {
   );
 }
 
+const TOKENS_KEY = "tokenizer.ggml.tokens";
+/** How llama.cpp spells a SentencePiece byte token: `byte_to_token` looks up `<0x%02X>` by text, not by token type. */
+const BYTE_TOKEN = /^<0x[0-9A-F]{2}>$/;
+
+/**
+ * Refuses a SentencePiece vocabulary (`tokenizer.ggml.model` "llama") without a single byte token. llama.cpp's SPM
+ * tokenizer spells a character no piece covers as byte tokens (`resegment` → `byte_to_token`), and when `<0xXX>` is
+ * missing it falls back to `token_to_id.at` of the raw byte, whose `std::out_of_range` aborts the whole process —
+ * on a chat template's `<` as much as on a user's emoji. Other tokenizers are not affected: BPE ("gpt2") vocabularies
+ * are byte-level and skip a byte they lack, and UGM ("t5") maps unknown characters to its unknown token. A vocabulary
+ * with only some byte tokens is let through: it aborts only on the bytes it lacks, which no real model was seen to do.
+ */
+function checkByteFallback(path: string, metadata: ReadonlyMap<string, GgufHeaderValue>, byteTokens: number): void {
+  const tokens = metadata.get(TOKENS_KEY);
+  if (metadata.get("tokenizer.ggml.model") !== "llama" || typeof tokens !== "object" || byteTokens > 0) return;
+  throw invalid(
+    path,
+    'its SentencePiece ("llama") vocabulary has no byte tokens (<0x00>..<0xFF>), so llama.cpp aborts the whole ' +
+      'process on any character outside the vocabulary (a chat template\'s "<" is enough); convert the model ' +
+      "again with its tokenizer's byte fallback, or use another build of it",
+    { reason: "no_byte_tokens", tokenizer: "llama", vocabularySize: tokens.length },
+  );
+}
+
 async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {
   if (cursor.size < 4) throw invalid(path, `truncated: only ${cursor.size} bytes`);
   const magic = await cursor.bytes(4);
@@ -424,10 +461,18 @@ async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {
     throw invalid(path, `corrupt header: ${tensorCount} tensors and ${kvCount} metadata entries`);
   }
   const metadata = new Map<string, GgufHeaderValue>();
+  let byteTokens = 0;
+  const countByteTokens: ShortStrings = {
+    maxBytes: 6,
+    visit: (piece) => {
+      if (BYTE_TOKEN.test(piece.toString("latin1"))) byteTokens++;
+    },
+  };
   for (let i = 0; i < kvCount; i++) {
     const key = await readString(cursor, "metadata key");
-    metadata.set(key, await readValue(cursor, key));
+    metadata.set(key, await readValue(cursor, key, key === TOKENS_KEY ? countByteTokens : undefined));
   }
+  checkByteFallback(path, metadata, byteTokens);
   const tensors: GgufTensorInfo[] = [];
   for (let i = 0; i < tensorCount; i++) tensors.push(await readTensorInfo(cursor));
   const alignmentValue = metadata.get("general.alignment");

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import { parallelCount } from "../../src/models/load-settings.js";
 import { backendSchema } from "../../src/config/schema.js";
 import { ModelAmbiguous, ModelInvalid, ModelNotFound, ModelOutsideModelsDir } from "../../src/errors/index.js";
-import { tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { encodeGguf, type GgufValue, tinyLlamaGguf } from "../../src/models/gguf-writer.js";
+import { readGgufHeader } from "../../src/models/gguf-reader.js";
 import { estimateGgufMemory, ModelManager, ONNX_MEMORY_FACTOR } from "../../src/models/manager.js";
 import { MODEL_HOST_OVERHEAD_BYTES } from "../../src/models/overhead.js";
 import { shortestNames } from "../../src/models/name-index.js";
@@ -210,6 +211,7 @@ async function badFiles(dir: string): Promise<Record<string, RegExp>> {
   await writeFile(join(dir, "data-cut.gguf"), good.subarray(0, good.length - 100));
   await writeFile(join(dir, "header-cut.gguf"), good.subarray(0, 300));
   await mkdir(join(dir, "folder.gguf"));
+  await writeFile(join(dir, "no-bytes.gguf"), tinyLlamaGguf({ vocabulary: { byteFallback: false } }));
   await writeFile(join(dir, "empty.onnx"), "");
   await writeFile(join(dir, "garbage.onnx"), Buffer.from("this is not protobuf at all \xff\xff\xff", "latin1"));
   const onnx = tinyAddOnnx();
@@ -223,6 +225,8 @@ async function badFiles(dir: string): Promise<Record<string, RegExp>> {
       /truncated: tensor output\.weight|truncated: tensor blk\.\d+\.\w+\.weight ends at byte \d+ but the file has \d+ bytes/,
     "header-cut.gguf": /truncated: the header ends at byte 300/,
     "folder.gguf": /is a directory, not a model file/,
+    "no-bytes.gguf":
+      /vocabulary has no byte tokens \(<0x00>\.\.<0xFF>\), so llama\.cpp aborts .* convert the model again/,
     "empty.onnx": /the file is empty/,
     "garbage.onnx": /not a valid ONNX model/,
     "cut.onnx": /truncated|not a protobuf/,
@@ -247,6 +251,30 @@ test("every kind of bad file is reported by validate with a ModelInvalid naming 
     assert.ok(result.error.message.includes(join(dir, name)), `${name}: message names the file`);
   }
   await assert.rejects(manager.info("magic"), ModelInvalid);
+});
+
+test("only a SentencePiece vocabulary with no byte token is refused: llama.cpp's byte_to_token aborts on it alone", async (t) => {
+  const { dir } = await tinyModelsDir(t, { gguf: {} });
+  const header = async (model: string, tokens: string[]) => {
+    const path = join(dir, `${model}-${tokens.length}.gguf`);
+    const metadata = new Map<string, GgufValue>([
+      ["tokenizer.ggml.model", { type: "string", value: model }],
+      ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
+    ]);
+    await writeFile(path, encodeGguf(metadata, []));
+    return readGgufHeader(path);
+  };
+  const words = ["<unk>", "<s>", "</s>", "▁hello", "<0x0>", "<0X0A>", "<0x0AB>"];
+  await assert.rejects(header("llama", words), (e: unknown) => {
+    assert.ok(e instanceof ModelInvalid);
+    assert.equal(e.details?.reason, "no_byte_tokens");
+    return true;
+  });
+  // Byte tokens as llama.cpp spells them, even a single one; BPE ("gpt2") and UGM ("t5") vocabularies need none.
+  await header("llama", [...words, "<0x0A>"]);
+  await header("llama", ["<0xFF>", ...words.slice(0, 3)]);
+  await header("gpt2", words.slice(0, 4));
+  await header("t5", ["<unk>", "▁a"]);
 });
 
 /**
