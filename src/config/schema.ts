@@ -228,7 +228,9 @@ export const cacheSchema = z
       ),
     load_failure_cooldown_seconds: seconds()
       .default(30)
-      .describe("After a failed load, further loads of that model are refused for this many seconds."),
+      .describe(
+        "After a failed load, further loads of that model are refused for this many seconds (not after a file refused as invalid before its load: each request gets that cause).",
+      ),
     missing_retention_days: z
       .number()
       .nonnegative()
