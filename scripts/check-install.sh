@@ -43,4 +43,23 @@ env -i PATH="$PATH" HOME="$tmp/home" node bin/inferno.js models demo >/dev/null 
 answer=$(env -i PATH="$PATH" HOME="$tmp/home" INFERNO_SERVER__PORT=1 node bin/inferno.js run inferno-demo "Hello" --max-tokens 8 --threads 1 --local 2>"$tmp/run.log") ||
   { cat "$tmp/run.log" >&2; fail "inferno run inferno-demo failed"; }
 [ -n "$answer" ] || fail "inferno run inferno-demo printed no answer"
-echo "check-install: npm ci in a fresh clone with an empty HOME took ${seconds}s; no native build ran; inferno --version = $version; npx inferno-ai and the demo model answer"
+# A project that installs the packed clone as a dependency (docs/library.md): the tarball installs from the registry
+# alone, its `inferno` bin runs, the library example runs as written from ESM, CommonJS can require the package, and
+# TypeScript (strict, node16 resolution, no skipLibCheck) accepts the example against the published declarations.
+started=$(date +%s)
+tarball="$(npm pack --ignore-scripts --silent --pack-destination "$tmp")"
+mkdir "$tmp/user"
+cd "$tmp/user"
+user() { env -i PATH="$PATH" HOME="$tmp/home" ONNXRUNTIME_NODE_INSTALL=skip "$@"; }
+printf '{ "name": "user", "version": "1.0.0", "private": true, "type": "module" }\n' >package.json
+user npm install --no-audit --no-fund "$tmp/$tarball" typescript@~5.9 @types/node@20 >"$tmp/npm-user.log" 2>&1 ||
+  { tail -40 "$tmp/npm-user.log" >&2; fail "npm install of the packed tarball failed in a new project (log above)"; }
+[ "$(user npx --no-install inferno --version)" = "$expected" ] || fail "the installed package's inferno bin failed"
+awk '/^```ts$/ { n++; next } /^```$/ { if (n == 1) exit } n == 1' "$repo/docs/library.md" >example.ts
+cp example.ts example.mjs
+user node example.mjs >"$tmp/example.log" 2>&1 || { cat "$tmp/example.log" >&2; fail "docs/library.md's example failed"; }
+printf 'const { ModelCache } = require("inferno-ai");\nif (typeof ModelCache.new !== "function") process.exit(1);\n' >require.cjs
+user node require.cjs || fail "require(\"inferno-ai\") failed from CommonJS"
+printf '{ "compilerOptions": { "module": "node16", "target": "es2022", "strict": true, "noEmit": true }, "files": ["example.ts"] }\n' >tsconfig.json
+user npx --no-install tsc -p . >&2 || fail "TypeScript refused docs/library.md's example against the published declarations"
+echo "check-install: npm ci in a fresh clone with an empty HOME took ${seconds}s; no native build ran; inferno --version = $version; npx inferno-ai and the demo model answer; the packed tarball installed into a new project, its bin, the library example (ESM, TypeScript) and require() work ($(($(date +%s) - started))s)"

@@ -48,8 +48,19 @@ export const DEFAULT_FS_TIMEOUT_MS = 10_000;
 /** An open file, as far as the store uses it: what the shared atomic write needs. */
 export type StoreFileHandle = AtomicFileHandle;
 
+/**
+ * The options the store passes to proper-lockfile's `lock`. Spelt out here rather than taken from
+ * `@types/proper-lockfile` (a devDependency): the published declarations must not need it.
+ */
+export interface LockOptions {
+  realpath: boolean;
+  stale: number;
+  retries: number;
+  onCompromised: (error: Error) => void;
+}
+
 /** proper-lockfile's `lock`: resolves with the release function. */
-export type LockFunction = (file: string, options: lockfile.LockOptions) => Promise<() => Promise<void>>;
+export type LockFunction = (file: string, options: LockOptions) => Promise<() => Promise<void>>;
 
 /**
  * Every file-system call the store makes: node:fs/promises and proper-lockfile by default. Tests inject calls that fail
