@@ -23,6 +23,11 @@ it("GET / serves the page and HEAD / still answers Ollama clients", async (t) =>
   const head = await fetch(`${s.url}/`, { method: "HEAD" });
   assert.equal(head.status, 200);
   assert.equal((await fetch(`${s.url}/status.js`)).status, 200);
+  // The browser holds the page to its own script, routes and style: nothing from elsewhere, no frame around it.
+  const policy = page.headers.get("content-security-policy") ?? "";
+  for (const rule of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+    assert.ok(policy.includes(rule), `${rule} in ${policy}`);
+  }
 });
 
 it("the page shows a model appear when a request loads it and disappear when it is evicted", { skip }, async (t) => {
@@ -35,6 +40,19 @@ it("the page shows a model appear when a request loads it and disappear when it 
   const { page, errors } = await openPage(t, `${s.url}/`);
   await page.getByText("Live: following the cache's events.").waitFor();
   await page.getByText("No model is loaded.").waitFor();
+  // The style block is the one the policy's hash allows: the page is styled, not refused.
+  assert.equal(await page.evaluate("getComputedStyle(document.body).fontSize"), "15px");
+  // Nothing in the console on a plain visit (a browser's /favicon.ico request found nothing, once).
+  assert.deepEqual(errors, []);
+  // A fetch elsewhere (what an injected script would try) is refused by the policy, and the console shows it.
+  const elsewhere = await page.evaluate(() =>
+    fetch("http://192.0.2.1/").then(
+      () => "sent",
+      () => "refused",
+    ),
+  );
+  assert.equal(elsewhere, "refused");
+  assert.match(errors.splice(0).join("\n"), /Content Security Policy/);
   // A single node: no fleet section.
   assert.equal(await page.locator("#fleet").isHidden(), true);
 
