@@ -62,6 +62,8 @@ it("the page shows a model appear when a request loads it and disappear when it 
   assert.match(await row.innerText(), /a\.gguf\s+ready\s+0\s+64\.0 MiB \(6\.3% of the limit\)/);
   await page.getByText(/\d\d:\d\d:\d\d loaded a\.gguf \d+ ms/).waitFor();
   await page.getByText(/^0 hits, 1 misses/).waitFor();
+  // One load, one "loading" line: the progress the runtime reports (up to 1) is not a second load.
+  assert.equal(await page.locator("#feed li", { hasText: "loading a.gguf" }).count(), 1);
 
   // A hostile name is text, never markup.
   await s.cache.load(HOSTILE);

@@ -293,7 +293,8 @@ function feed(event: PageEvent): void {
 }
 
 function onEvent(event: PageEvent): void {
-  if (event.type === "loading" && event.progress !== undefined && event.progress > 0 && event.progress < 1) {
+  // A load's start is the feed's line (its end is `loaded`); the progress between, 1 included, only moves the table.
+  if (event.type === "loading" && event.progress !== undefined && event.progress > 0) {
     refreshModels();
     return;
   }
