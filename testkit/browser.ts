@@ -45,7 +45,11 @@ export async function openPage(
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(`console: ${m.text()}`);
   });
-  page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`));
+  page.on("requestfailed", (r) => {
+    const why = r.failure()?.errorText ?? "";
+    // A reload cancels the open event stream (ERR_ABORTED): the browser's doing, not a failure the page meets.
+    if (why !== "net::ERR_ABORTED") errors.push(`request failed: ${r.url()} ${why}`);
+  });
   await page.goto(url);
   return { page, errors };
 }

@@ -102,10 +102,14 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-export function statusPageRoutes(_deps: AppDeps): Hono<AppEnv> {
+export function statusPageRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
+  // With api_key the page asks for the key before its first read instead of learning it from two 401s (each a
+  // console error): the page itself is open, and a 401 tells anyone as much.
+  const page =
+    deps.runtime.config.server.api_key === "" ? PAGE : PAGE.replace("<body>", '<body data-api-key="required">');
   routes.get("/", (c) =>
-    c.html(PAGE, 200, { "Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY }),
+    c.html(page, 200, { "Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY }),
   );
   routes.get("/status.js", (c) =>
     c.body(STATUS_SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" }),

@@ -22,8 +22,6 @@ it("a fleet node's page shows the nodes and where each model is, live", { skip, 
   await page.getByLabel("This server needs its API key:").fill(FLEET_API_KEY);
   await page.keyboard.press("Enter");
   await page.getByText("Live: following the cache's events.").waitFor();
-  // The first reads without a key are refused (that is how the page learns to ask): those 401s, and nothing else.
-  for (const error of errors.splice(0)) assert.match(error, /status of 401 \(Unauthorized\)/);
 
   // Both nodes, this one marked, alive with their slots; no model anywhere yet.
   const summary = page.locator("#fleet-summary");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { BROWSER_SKIP as skip, launchBrowser as launch, openPage } from "../../testkit/browser.js";
+import { BROWSER_SKIP as skip, openPage } from "../../testkit/browser.js";
 import { startFakeServer } from "../../testkit/fake-server.js";
 import { tempDir } from "../../testkit/tmp.js";
 
@@ -81,11 +81,8 @@ it("the page shows a model appear when a request loads it and disappear when it 
 
 it("with api_key the page asks for the key once, keeps it for the tab, and follows the events", { skip }, async (t) => {
   const s = await startFakeServer(t, { config: { server: { api_key: "page-key" } } });
-  const browser = await launch();
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(10_000);
-  await page.goto(`${s.url}/`);
+  // The page knows a key is needed before it reads anything: no 401 in the console.
+  const { page, errors } = await openPage(t, `${s.url}/`);
   await page.getByText("This server needs its API key.").waitFor();
   await page.getByLabel("This server needs its API key:").fill("page-key");
   await page.keyboard.press("Enter");
@@ -95,4 +92,5 @@ it("with api_key the page asks for the key once, keeps it for the tab, and follo
   await page.reload();
   await page.getByText("Live: following the cache's events.").waitFor();
   assert.equal(await page.locator("#key-form").isHidden(), true);
+  assert.deepEqual(errors, []);
 });

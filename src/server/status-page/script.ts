@@ -404,6 +404,10 @@ async function follow(): Promise<void> {
 }
 
 function start(): void {
+  if (document.body.dataset.apiKey === "required" && !sessionStorage.getItem(KEY)) {
+    askKey("This server needs its API key.");
+    return;
+  }
   text($("connection"), "Connecting…");
   Promise.all([
     getJson<CacheStats & { fleet?: FleetStats }>("/v1/cache/stats"),
