@@ -27,8 +27,9 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /**
- * A fresh page in a browser closed when the test ends, at `url`: `errors` collects the page's uncaught errors (a test
- * ends by asserting it is empty).
+ * A fresh page in a browser closed when the test ends, at `url`: `errors` collects what a user would find in the
+ * browser's console — uncaught errors, console errors (a failed fetch, a 404 for an icon, a content-security-policy
+ * violation all log one) and requests that failed outright (a test ends by asserting it is empty).
  */
 export async function openPage(
   t: TestContext,
@@ -41,6 +42,14 @@ export async function openPage(
   page.setDefaultTimeout(timeoutMs);
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  page.on("requestfailed", (r) => {
+    const why = r.failure()?.errorText ?? "";
+    // A reload cancels the open event stream (ERR_ABORTED): the browser's doing, not a failure the page meets.
+    if (why !== "net::ERR_ABORTED") errors.push(`request failed: ${r.url()} ${why}`);
+  });
   await page.goto(url);
   return { page, errors };
 }

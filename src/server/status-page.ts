@@ -9,17 +9,12 @@
  * which cannot send headers), so the key never goes in a URL. Model names are written with textContent only.
  * `HEAD /` stays Ollama's (see ollama.ts): the page is the GET.
  */
+import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import type { AppDeps, AppEnv } from "./context.js";
 import { STATUS_SCRIPT } from "./status-page/script.generated.js";
 
-const PAGE = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Inferno status</title>
-<style>
+const STYLE = `
   body { font: 15px/1.4 system-ui, sans-serif; margin: 1rem auto; max-width: 70rem; padding: 0 1rem; color: #111; background: #fff; }
   h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; } h3 { font-size: 1rem; }
   table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ccc; }
@@ -31,7 +26,16 @@ const PAGE = `<!doctype html>
   dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; } dt { font-weight: 600; }
   :focus { outline: 3px solid #0645ad; outline-offset: 2px; }
   @media (prefers-color-scheme: dark) { body { background: #111; color: #eee; } th, td { border-color: #444; } .bar { border-color: #ccc; } .bar > span, .chart > span { background: #bbb; } }
-</style>
+`;
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Inferno status</title>
+<link rel="icon" href="data:,">
+<style>${STYLE}</style>
 </head>
 <body>
 <h1>Inferno status</h1>
@@ -81,9 +85,32 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-export function statusPageRoutes(_deps: AppDeps): Hono<AppEnv> {
+/**
+ * What the page may do, enforced by the browser: its one script and its own routes, its one style block (by hash), no
+ * frames around it and no form posting anywhere, so even a model name that got past textContent could load nothing
+ * and send nothing elsewhere. The icon is an empty `data:` one, so a browser asks for no `/favicon.ico` (a 404 in the
+ * console of every visit).
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "connect-src 'self'",
+  `style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'`,
+  "img-src data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+export function statusPageRoutes(deps: AppDeps): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
-  routes.get("/", (c) => c.html(PAGE, 200, { "Cache-Control": "no-cache" }));
+  // With api_key the page asks for the key before its first read instead of learning it from two 401s (each a
+  // console error): the page itself is open, and a 401 tells anyone as much.
+  const page =
+    deps.runtime.config.server.api_key === "" ? PAGE : PAGE.replace("<body>", '<body data-api-key="required">');
+  routes.get("/", (c) =>
+    c.html(page, 200, { "Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY }),
+  );
   routes.get("/status.js", (c) =>
     c.body(STATUS_SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" }),
   );

@@ -293,7 +293,8 @@ function feed(event: PageEvent): void {
 }
 
 function onEvent(event: PageEvent): void {
-  if (event.type === "loading" && event.progress !== undefined && event.progress > 0 && event.progress < 1) {
+  // A load's start is the feed's line (its end is `loaded`); the progress between, 1 included, only moves the table.
+  if (event.type === "loading" && event.progress !== undefined && event.progress > 0) {
     refreshModels();
     return;
   }
@@ -403,6 +404,10 @@ async function follow(): Promise<void> {
 }
 
 function start(): void {
+  if (document.body.dataset.apiKey === "required" && !sessionStorage.getItem(KEY)) {
+    askKey("This server needs its API key.");
+    return;
+  }
   text($("connection"), "Connecting…");
   Promise.all([
     getJson<CacheStats & { fleet?: FleetStats }>("/v1/cache/stats"),
