@@ -344,11 +344,11 @@ async function readScalar(cursor: FileCursor, scalar: GgufScalar): Promise<numbe
 }
 
 /**
- * A short string of a string array, handed to a reader that wants it (the vocabulary's `<0x00>`..`<0xFF>`, six bytes
- * each); longer strings are skipped unread.
+ * The strings of one length in a string array, handed to a reader that wants them (the vocabulary's `<0x00>`..`<0xFF>`,
+ * six bytes each); strings of any other length are skipped unread.
  */
 interface ShortStrings {
-  maxBytes: number;
+  bytes: number;
   visit(piece: Buffer): void;
 }
 
@@ -359,7 +359,7 @@ async function skipArray(cursor: FileCursor, key: string, strings?: ShortStrings
   if (elementType === GgufValueType.STRING) {
     for (let i = 0; i < length; i++) {
       const bytes = await cursor.u64();
-      if (strings && bytes <= strings.maxBytes) strings.visit(await cursor.bytes(bytes));
+      if (strings && bytes === strings.bytes) strings.visit(await cursor.bytes(bytes));
       else cursor.skip(bytes);
     }
   } else if (elementType === GgufValueType.ARRAY) {
@@ -463,7 +463,7 @@ async function parse(path: string, cursor: FileCursor): Promise<GgufHeader> {
   const metadata = new Map<string, GgufHeaderValue>();
   let byteTokens = 0;
   const countByteTokens: ShortStrings = {
-    maxBytes: 6,
+    bytes: 6,
     visit: (piece) => {
       if (BYTE_TOKEN.test(piece.toString("latin1"))) byteTokens++;
     },
